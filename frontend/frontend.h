@@ -1,0 +1,34 @@
+/* frontend/frontend.h — .lathe source to an elaborated Module; the public header of frontend/.
+ *
+ * Pipeline inside: lex.c (tokens) → parse.c (AST, ast.h) → elaborate.c (fn inlining, shape
+ * unification, params with hierarchical names, -D overrides) → Module with its model graph
+ * and train steps. Errors go to the Diag with file:line:col.
+ */
+#ifndef LATHE_FRONTEND_FRONTEND_H
+#define LATHE_FRONTEND_FRONTEND_H
+
+#include "ir/ir.h"
+
+typedef struct Define {
+  const char *name; /* a `const` of the model file */
+  int64_t value;
+} Define;
+
+typedef struct FrontendOptions {
+  const char *lib_dir;    /* where `import nn` finds nn.lathe; NULL = LATHE_LIB_DIR */
+  const Define *defines;  /* -D NAME=VALUE overrides */
+  int n_defines;
+  DType float_dtype;      /* DT_F32, or DT_F64 to compile every f32 in the model as f64 */
+  const char *model_name; /* which `model` to elaborate when a file has several; NULL = last */
+} FrontendOptions;
+
+void frontend_options_init(FrontendOptions *o); /* lib_dir NULL, f32, no defines */
+
+/* Parse and elaborate. The source is registered with d for caret lines. Returns NULL (with
+ * every error reported) on failure. */
+Module *frontend_compile(const char *path, const char *text, const FrontendOptions *o, Diag *d);
+
+/* Parse only (lathe check reports parse and elaboration errors; this is the parse half). */
+bool frontend_parse_only(const char *path, const char *text, Diag *d);
+
+#endif

@@ -1,0 +1,72 @@
+/* lathe/model_info.h — the descriptor every generated model exports as `<model>_info`.
+ *
+ * The generated header carries a verbatim copy of these definitions (guarded by
+ * LATHE_MODEL_INFO_DEFINED) so standalone output needs no lathe header. Host code (the
+ * loader, `lathe run`) reads the descriptor to learn names, dtypes, shapes, offsets and entry
+ * points of a model it knows only at run time.
+ */
+#ifndef LATHE_MODEL_INFO_DEFINED
+#define LATHE_MODEL_INFO_DEFINED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LATHE_MODEL_INFO_VERSION 1
+
+/* dtype codes: same order as the IR's DType */
+enum { LATHE_F32 = 0, LATHE_F64 = 1, LATHE_I32 = 2, LATHE_I64 = 3, LATHE_U8 = 4 };
+
+/* role of an entry-point argument */
+enum {
+  LATHE_ARG_PARAMS = 0,    /* pointer to <model>_params (const for inference) */
+  LATHE_ARG_STATE = 1,     /* pointer to <model>_state */
+  LATHE_ARG_INPUT = 2,     /* const tensor */
+  LATHE_ARG_OUTPUT = 3,    /* tensor written by the call */
+  LATHE_ARG_WORKSPACE = 4  /* void *, at least workspace_bytes, 64-byte aligned */
+};
+
+/* kind of entry point */
+enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2 };
+
+typedef struct lathe_tensor_info {
+  const char *name;     /* "h1.w" for params, the input/output name otherwise */
+  int dtype;            /* LATHE_F32, ... */
+  int rank;
+  const int64_t *shape; /* rank dims */
+  size_t offset;        /* byte offset inside the params/state struct (0 for arguments) */
+  size_t bytes;
+} lathe_tensor_info;
+
+typedef struct lathe_arg_info {
+  int role;                       /* LATHE_ARG_* */
+  const lathe_tensor_info *tensor; /* for INPUT/OUTPUT; NULL otherwise */
+} lathe_arg_info;
+
+typedef struct lathe_entry_info {
+  const char *name;      /* "forward", "train", "train_disc" */
+  const char *symbol;    /* "mlp_forward" */
+  int kind;              /* LATHE_ENTRY_* */
+  int returns_loss;      /* 1: returns the loss as the element type of the model (float) */
+  int n_args;
+  const lathe_arg_info *args;
+  size_t workspace_bytes;
+  /* calls the entry point with args[i] pointing at argument i (params, state, tensors,
+   * workspace, in the order of `args`); the loss, if any, is stored to *ret (double) */
+  void (*call)(void *const *args, double *ret);
+} lathe_entry_info;
+
+typedef struct lathe_model_info {
+  int version; /* LATHE_MODEL_INFO_VERSION */
+  const char *name;
+  const char *source; /* the .lathe file it was compiled from */
+  size_t params_bytes, state_bytes, workspace_bytes;
+  int n_params;
+  const lathe_tensor_info *params;
+  int n_states;
+  const lathe_tensor_info *states;
+  int n_entries;
+  const lathe_entry_info *entries;
+  void (*init)(void *params, void *state, uint64_t seed);
+} lathe_model_info;
+
+#endif

@@ -1,0 +1,288 @@
+/* ir/ir.h — the graph IR: modules, graphs, nodes, shapes, dtypes; the public header of ir/.
+ *
+ * A Module is one elaborated .lathe model: its input, param and state declarations, the
+ * model graph, the train steps, and the entry-point graphs derived from them (forward,
+ * train, train_<step>). A Graph is an array of fixed-size Nodes addressed by 32-bit ids.
+ *
+ * Invariants (checked by ir_verify):
+ *   - every input of node i has an id < i, so id order is a topological order;
+ *   - node->shape/dtype are what the op's infer hook computes from its inputs and attrs;
+ *   - source nodes (INPUT/PARAM/STATE) index into the owning Module's tables.
+ */
+#ifndef LATHE_IR_IR_H
+#define LATHE_IR_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "diag.h"
+
+#define IR_MAX_RANK 8
+#define IR_MAX_INPUTS 4
+#define IR_NONE UINT32_MAX /* "no node" */
+
+typedef uint32_t NodeId;
+
+/* ---- dtypes and shapes ------------------------------------------------------------------ */
+
+typedef enum DType { DT_F32, DT_F64, DT_I32, DT_I64, DT_U8, DT_COUNT } DType;
+
+typedef struct Shape {
+  int32_t rank;             /* 0 = scalar */
+  int64_t dim[IR_MAX_RANK]; /* dims [0, rank) are >= 1; the rest are 0 */
+} Shape;
+
+const char *dtype_name(DType t);     /* "f32", "f64", "i32", "i64", "u8" */
+size_t dtype_size(DType t);          /* bytes per element */
+const char *dtype_c_name(DType t);   /* "float", "double", "int32_t", ... */
+bool dtype_is_float(DType t);
+bool dtype_from_name(const char *name, DType *out);
+
+int64_t shape_numel(const Shape *s);
+bool shape_equal(const Shape *a, const Shape *b);
+Shape shape_make(int rank, const int64_t *dims);
+/* "[64, 784]"; buf of at least 200 bytes; returns buf */
+char *shape_str(const Shape *s, char *buf, size_t size);
+/* NumPy broadcasting of a and b into out; false if incompatible */
+bool shape_broadcast(const Shape *a, const Shape *b, Shape *out);
+
+/* A dense C-order tensor. Who allocates it frees it (tensor_free for tensor_alloc'd ones). */
+typedef struct Tensor {
+  DType dtype;
+  Shape shape;
+  void *data; /* shape_numel * dtype_size bytes */
+} Tensor;
+
+bool tensor_alloc(Tensor *t, DType dtype, const Shape *shape); /* zero-filled */
+void tensor_free(Tensor *t);
+double tensor_get(const Tensor *t, int64_t i); /* element i (C order) as double */
+void tensor_set(Tensor *t, int64_t i, double v);
+
+/* ---- ops ---------------------------------------------------------------------------------- */
+
+typedef enum OpKind {
+#define OP(e, text, arity, fusion, infer, eval, vjp, lower) OP_##e,
+#include "ops.def"
+#undef OP
+  OP_COUNT
+} OpKind;
+
+/* Fusion classes, ordered so that merging two groups takes the max (TVM's OpPatternKind). */
+typedef enum FusionClass {
+  FUSE_ELEMWISE,  /* out[i] = f(in[i]...) with broadcasting */
+  FUSE_INJECTIVE, /* each output element reads one input element (reshape, transpose) */
+  FUSE_REDUCE,    /* reductions, softmax */
+  FUSE_OUT_EWISE, /* matmul/conv: elementwise epilogues may fuse into the output */
+  FUSE_OPAQUE,    /* never fused */
+  FUSE_COUNT
+} FusionClass;
+
+typedef struct OpInfo {
+  const char *name;   /* text name */
+  int arity;          /* -1 = variadic */
+  FusionClass fusion;
+} OpInfo;
+
+extern const OpInfo ir_ops[OP_COUNT];
+bool op_from_name(const char *name, OpKind *out);
+
+/* Per-op attributes: each variant names the ops that make it valid. */
+typedef union NodeAttr {
+  struct {
+    int32_t index; /* INPUT: Module.inputs; PARAM: Module.params; STATE: Module.states */
+  } source;
+  struct {
+    double value;       /* CONST: every element equals value, unless data != NULL */
+    const double *data; /* CONST: numel values in C order (graph arena), or NULL */
+    DType dtype;        /* CONST: result dtype */
+    Shape shape;        /* CONST: result shape */
+  } constant;
+  struct {
+    Shape shape; /* RESHAPE (same numel), BROADCAST (NumPy-broadcast target) */
+  } reshape;
+  struct {
+    DType dtype; /* CAST: result dtype */
+  } cast;
+  struct {
+    uint32_t axes; /* SUM, MEAN, MAX: bit i set = reduce axis i */
+    bool keepdims; /* keep reduced axes as size 1 */
+  } reduce;
+  struct {
+    int32_t axis; /* SOFTMAX, LOG_SOFTMAX: normalized axis, 0 <= axis < rank */
+  } softmax;
+  struct {
+    int8_t perm[IR_MAX_RANK]; /* TRANSPOSE: out.dim[i] = in.dim[perm[i]] */
+  } transpose;
+  struct {
+    bool trans_a, trans_b; /* MATMUL: use the operand transposed in its last two dims */
+  } matmul;
+  struct {
+    int64_t depth; /* ONE_HOT: classes; input is integer indices, out adds a last axis */
+    DType dtype;   /* ONE_HOT: result (float) dtype */
+  } one_hot;
+} NodeAttr;
+
+typedef struct Node {
+  OpKind op;
+  DType dtype;
+  uint8_t n_in;
+  NodeId in[IR_MAX_INPUTS];
+  Shape shape;
+  NodeAttr attr;
+  SrcLoc loc;       /* where the node came from in the model source */
+  const char *name; /* binding name (graph arena) or NULL; used for comments and dumps */
+  int64_t offset;   /* workspace byte offset after memory planning; -1 = not planned */
+} Node;
+
+/* ---- graphs ------------------------------------------------------------------------------- */
+
+typedef enum OutputKind {
+  OUT_VALUE,        /* a model `output`: returned to the caller */
+  OUT_LOSS,         /* scalar loss of a train step: returned by the train entry point */
+  OUT_PARAM_UPDATE, /* new value of params[target], written back after the step */
+  OUT_STATE_UPDATE, /* new value of states[target], written back after the step */
+  OUT_GRAD,         /* gradient of the loss w.r.t. params[target] (lathe grad) */
+  OUT_KIND_COUNT
+} OutputKind;
+
+typedef struct GraphOutput {
+  const char *name; /* output name (graph arena) */
+  NodeId node;
+  OutputKind kind;
+  int32_t target; /* param/state index for updates and grads; -1 otherwise */
+} GraphOutput;
+
+typedef struct Module Module;
+
+typedef struct Graph {
+  Module *module;       /* owner of the input/param/state tables */
+  const char *name;     /* entry-point name: "model", "forward", "train", "train_disc" */
+  Arena arena;          /* names, constant data */
+  Node *nodes;          /* malloc'd, grows; ids are indices */
+  uint32_t n_nodes, cap_nodes;
+  GraphOutput *outputs; /* malloc'd */
+  int n_outputs, cap_outputs;
+  int64_t workspace_bytes; /* planned arena size; -1 before memory planning */
+} Graph;
+
+Graph *graph_new(Module *m, const char *name);
+void graph_free(Graph *g);
+Graph *graph_clone(const Graph *g, const char *name);
+static inline Node *graph_node(const Graph *g, NodeId id) { return &g->nodes[id]; }
+
+/* Appends a node, runs the op's infer hook, and returns its id; on a shape/dtype error,
+ * reports to d (naming the op, the shapes, and loc) and returns IR_NONE. attr may be NULL. */
+NodeId graph_add(Graph *g, OpKind op, const NodeId *in, int n_in, const NodeAttr *attr,
+                 SrcLoc loc, Diag *d);
+NodeId graph_add_unary(Graph *g, OpKind op, NodeId a, SrcLoc loc, Diag *d);
+NodeId graph_add_binary(Graph *g, OpKind op, NodeId a, NodeId b, SrcLoc loc, Diag *d);
+NodeId graph_add_scalar(Graph *g, DType dtype, double value, SrcLoc loc); /* rank-0 CONST */
+NodeId graph_add_source(Graph *g, OpKind op, int32_t index, SrcLoc loc); /* INPUT/PARAM/STATE */
+void graph_add_output(Graph *g, const char *name, NodeId node, OutputKind kind, int32_t target);
+
+/* ---- modules ------------------------------------------------------------------------------ */
+
+typedef enum InitKind {
+  INIT_ZEROS,
+  INIT_ONES,
+  INIT_CONSTANT,       /* a = value */
+  INIT_UNIFORM,        /* U[a, b) */
+  INIT_NORMAL,         /* N(mean a, std b) */
+  INIT_GLOROT_UNIFORM, /* U[-l, l), l = sqrt(6 / (fan_in + fan_out)) */
+  INIT_GLOROT_NORMAL,  /* N(0, sqrt(2 / (fan_in + fan_out))) */
+  INIT_HE_UNIFORM,     /* U[-l, l), l = sqrt(6 / fan_in) */
+  INIT_HE_NORMAL,      /* N(0, sqrt(2 / fan_in)) */
+  INIT_COUNT
+} InitKind;
+
+typedef struct InitSpec {
+  InitKind kind;
+  double a, b; /* see InitKind */
+} InitSpec;
+
+const char *init_name(InitKind k);
+bool init_from_name(const char *name, InitKind *out);
+
+typedef struct TensorDecl {
+  const char *name; /* hierarchical: "h1.w"; module arena */
+  DType dtype;
+  Shape shape;
+  InitSpec init; /* params and states */
+  SrcLoc loc;
+} TensorDecl;
+
+typedef struct OptimArg {
+  const char *name; /* "lr", "beta1", ... */
+  double value;
+  SrcLoc loc;
+} OptimArg;
+
+typedef struct TrainStep {
+  const char *name;         /* step name, or NULL for a single-step train block */
+  const char *loss;         /* binding minimized */
+  NodeId loss_node;         /* in Module.model */
+  const char **param_globs; /* "disc.*"; n_globs == 0 means all params */
+  int n_globs;
+  const char *optimizer; /* "sgd", "adam", ... */
+  OptimArg *optim_args;
+  int n_optim_args;
+  SrcLoc loc;
+} TrainStep;
+
+struct Module {
+  Arena arena;
+  const char *name;        /* model name, a C identifier */
+  const char *source_file; /* path of the .lathe file */
+  TensorDecl *inputs;      /* malloc'd */
+  int n_inputs, cap_inputs;
+  TensorDecl *params;
+  int n_params, cap_params;
+  TensorDecl *states;
+  int n_states, cap_states;
+  Graph *model;      /* the elaborated model: outputs OUT_VALUE (outputs) and OUT_LOSS */
+  TrainStep *steps;  /* from the train block; malloc'd */
+  int n_steps, cap_steps;
+  Graph **entries;   /* derived entry points, in emission order; malloc'd */
+  int n_entries, cap_entries;
+};
+
+Module *module_new(const char *name);
+void module_free(Module *m); /* frees graphs too */
+int32_t module_add_input(Module *m, const char *name, DType t, const Shape *s, SrcLoc loc);
+int32_t module_add_param(Module *m, const char *name, DType t, const Shape *s, InitSpec init,
+                         SrcLoc loc);
+int32_t module_add_state(Module *m, const char *name, DType t, const Shape *s, InitSpec init,
+                         SrcLoc loc);
+int32_t module_find_param(const Module *m, const char *name); /* -1 if absent */
+void module_add_entry(Module *m, Graph *g);
+TrainStep *module_add_step(Module *m);
+
+/* ---- analyses and tools ------------------------------------------------------------------- */
+
+bool ir_verify(const Graph *g, Diag *d);
+
+/* Reference evaluator (ir/eval.c): plain loops in f64, each node's result rounded to its
+ * dtype. inputs/params/states are indexed like the Module tables (entries the graph does
+ * not use may have data == NULL). On success, outs[i] holds graph output i (allocated here;
+ * the caller tensor_free's them). values, if non-NULL, receives every node's value (n_nodes
+ * tensors, allocated here, freed with ir_eval_values_free). */
+bool ir_eval(const Graph *g, const Tensor *inputs, const Tensor *params, const Tensor *states,
+             Tensor *outs, Tensor **values, Diag *d);
+void ir_eval_values_free(const Graph *g, Tensor *values);
+
+/* Initializers (ir/init.c): deterministic given (seed, decl->name), identical on every
+ * machine, and identical to the generated <model>_init (codegen emits the same algorithm). */
+void ir_init_tensor(const TensorDecl *decl, uint64_t seed, Tensor *out);
+/* fan_in/fan_out convention: rank 1 [n]: n, n; rank 2 [in, out]: dim0, dim1;
+ * rank >= 3 [out, in, k...] (conv, PyTorch order): in*prod(k), out*prod(k) */
+void ir_init_fans(const Shape *s, double *fan_in, double *fan_out);
+
+/* Text form (ir/print.c, ir/parse.c): ir_parse(ir_print(g)) reproduces g. The printer returns
+ * a malloc'd string. The reader creates a Module holding the graph. */
+char *ir_print(const Graph *g);
+char *ir_print_dot(const Graph *g);
+Module *ir_parse(const char *text, const char *filename, Diag *d);
+
+#endif

@@ -1,0 +1,58 @@
+/* runtime/runtime.h — host-side runtime: tensor files, datasets, the model loader, the
+ * training driver; the public header of runtime/.
+ *
+ * Every reader validates its input and reports a clear message naming the file (never a
+ * crash); every writer writes a temp file in the target directory and renames it.
+ */
+#ifndef LATHE_RUNTIME_RUNTIME_H
+#define LATHE_RUNTIME_RUNTIME_H
+
+#include "ir/ir.h"
+#include "lathe/model_info.h"
+
+/* ---- files (file.c) ---- */
+bool rt_read_file(const char *path, char **data, size_t *len, Diag *d); /* malloc'd, NUL-term */
+bool rt_write_file_atomic(const char *path, const void *data, size_t len, Diag *d);
+
+/* ---- .npy (npy.c): f32, f64, i32, i64, u8; C order, little endian ---- */
+bool rt_npy_read(const char *path, Tensor *out, Diag *d);
+bool rt_npy_write(const char *path, const Tensor *t, Diag *d);
+
+/* ---- named tensor sets and safetensors (safetensors.c) ---- */
+typedef struct RtNamed {
+  char *name; /* malloc'd */
+  Tensor t;   /* tensor_alloc'd */
+} RtNamed;
+
+typedef struct RtTensorSet {
+  RtNamed *items;
+  int n, cap;
+} RtTensorSet;
+
+void rt_set_init(RtTensorSet *s);
+void rt_set_fini(RtTensorSet *s);
+Tensor *rt_set_add(RtTensorSet *s, const char *name, DType t, const Shape *shape); /* zeroed */
+const Tensor *rt_set_find(const RtTensorSet *s, const char *name);
+bool rt_safetensors_read(const char *path, RtTensorSet *out, Diag *d);
+bool rt_safetensors_write(const char *path, const RtTensorSet *s, Diag *d);
+
+/* ---- IDX datasets (idx.c): plain or .gz ---- */
+bool rt_idx_read(const char *path, Tensor *out, Diag *d); /* u8 tensor with the IDX dims */
+
+/* ---- loader (loader.c): build generated C into a shared object and load it ---- */
+typedef struct RtModel {
+  void *handle;                  /* dlopen handle */
+  const lathe_model_info *info;  /* the <model>_info descriptor */
+  char *dir;                     /* temp build directory we own (removed on close), or NULL */
+} RtModel;
+
+/* cc -O2 -shared -fPIC c_path -o so_path -lm; compiler output goes to d on failure */
+bool rt_build_shared(const char *c_path, const char *so_path, const char *extra_flags, Diag *d);
+bool rt_model_open(RtModel *m, const char *so_path, const char *model_name, Diag *d);
+/* write c/h texts into a fresh temp dir, build, open; the dir is removed by rt_model_close */
+bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text,
+                          const char *h_text, Diag *d);
+void rt_model_close(RtModel *m);
+const lathe_entry_info *rt_model_entry(const RtModel *m, const char *name);
+
+#endif
