@@ -51,8 +51,8 @@ void diag_report(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-#define diag_error(d, loc, ...) diag_report((d), DIAG_ERROR, (loc), __VA_ARGS__)
-#define diag_note(d, loc, ...) diag_report((d), DIAG_NOTE, (loc), __VA_ARGS__)
+#define diag_error(d, ...) diag_report((d), DIAG_ERROR, __VA_ARGS__) /* (d, loc, fmt, ...) */
+#define diag_note(d, ...) diag_report((d), DIAG_NOTE, __VA_ARGS__)
 /* true once the error limit is reached: parsers stop recovering */
 bool diag_full(const Diag *d);
 /* write rendered messages (and a "N errors" summary line if any were cut) to f, then clear */

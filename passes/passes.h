@@ -20,6 +20,9 @@ typedef struct PassCtx {
   bool time_passes;       /* accumulate per-pass times into `timings` */
   double timings[32];     /* seconds per pass, in passes.def order */
   Arena scratch;          /* per-pass scratch memory, reset between passes */
+  bool want_grad;         /* also derive a "grad" entry (gradients of steps[0]'s loss) */
+  bool want_train;        /* derive train entries from the train block (default true) */
+  bool want_eval;         /* derive "evaluate": the outputs and steps[0]'s loss, no update */
 } PassCtx;
 
 void pass_ctx_init(PassCtx *c, Diag *d);

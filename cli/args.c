@@ -1,0 +1,140 @@
+/* cli/args.c — command-line option matching shared by every command.
+ *
+ * Options may come in any order around the positional FILE; each command loops over
+ * cli_option/cli_flag/cli_compile_option and treats anything else as positional or an error.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_args_init(CliArgs *a, const char *cmd, int argc, char **argv) {
+  memset(a, 0, sizeof *a);
+  a->argc = argc;
+  a->argv = argv;
+  a->i = 1; /* argv[0] is the command name */
+  a->cmd = cmd;
+}
+
+bool cli_args_done(const CliArgs *a) { return a->i >= a->argc || a->failed; }
+
+int cli_usage_error(const CliArgs *a, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "lathe %s: ", a->cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\nTry 'lathe %s --help'.\n", a->cmd);
+  va_end(ap);
+  return EXIT_USAGE;
+}
+
+bool cli_flag(CliArgs *a, const char *long_name, const char *short_name) {
+  const char *arg = a->argv[a->i];
+  if ((long_name && strcmp(arg, long_name) == 0) || (short_name && strcmp(arg, short_name) == 0)) {
+    a->i++;
+    return true;
+  }
+  return false;
+}
+
+/* --name value | --name=value | -Xvalue | -X value */
+bool cli_option(CliArgs *a, const char *long_name, const char *short_name) {
+  const char *arg = a->argv[a->i];
+  const char *names[2] = {long_name, short_name};
+  for (int k = 0; k < 2; k++) {
+    const char *n = names[k];
+    if (!n) continue;
+    size_t len = strlen(n);
+    if (strncmp(arg, n, len) != 0) continue;
+    if (arg[len] == '=' && k == 0) {
+      a->value = arg + len + 1;
+    } else if (arg[len] == '\0') {
+      if (a->i + 1 >= a->argc) {
+        cli_usage_error(a, "option '%s' needs a value", n);
+        a->failed = true;
+        a->i = a->argc;
+        return false;
+      }
+      a->value = a->argv[++a->i];
+    } else if (k == 1 && strlen(n) == 2) {
+      a->value = arg + len; /* -DNAME=1, -O2 */
+    } else {
+      continue;
+    }
+    a->i++;
+    return true;
+  }
+  return false;
+}
+
+bool cli_parse_u64(const char *s, uint64_t *out) {
+  if (!s || !*s || *s == '-') return false;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end) return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_define(CliArgs *a, CliCompile *c, const char *text) {
+  const char *eq = strchr(text, '=');
+  char *end = NULL;
+  long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
+  if (!eq || eq == text || !end || *end || end == eq + 1) {
+    cli_usage_error(a, "expected -D NAME=INTEGER, got '%s'", text);
+    a->failed = true;
+    return true;
+  }
+  if (c->n_defines == CLI_MAX_DEFINES) {
+    cli_usage_error(a, "too many -D options (at most %d)", CLI_MAX_DEFINES);
+    a->failed = true;
+    return true;
+  }
+  /* the name is kept as a pointer into argv; cut it at '=' in place */
+  ((char *)eq)[0] = '\0';
+  c->defines[c->n_defines++] = (Define){text, (int64_t)v};
+  return true;
+}
+
+bool cli_compile_option(CliArgs *a, CliCompile *c) {
+  const char *arg = a->argv[a->i];
+  if (cli_option(a, NULL, "-D")) return parse_define(a, c, a->value);
+  if (strncmp(arg, "-O", 2) == 0 && arg[2] >= '0' && arg[2] <= '3' && arg[3] == '\0') {
+    c->opt_level = arg[2] - '0';
+    a->i++;
+    return true;
+  }
+  if (cli_option(a, "--dtype", NULL)) {
+    if (strcmp(a->value, "f32") == 0) c->dtype = DT_F32;
+    else if (strcmp(a->value, "f64") == 0) c->dtype = DT_F64;
+    else {
+      cli_usage_error(a, "--dtype expects f32 or f64, got '%s'", a->value);
+      a->failed = true;
+    }
+    return true;
+  }
+  if (cli_option(a, "--lib", NULL)) {
+    c->lib_dir = a->value;
+    return true;
+  }
+  if (cli_flag(a, "--line-directives", NULL)) {
+    c->line_directives = true;
+    return true;
+  }
+  if (cli_flag(a, "--time-passes", NULL)) {
+    c->time_passes = true;
+    return true;
+  }
+  if (cli_option(a, "--dump-after", NULL)) {
+    c->dump_after = a->value;
+    return true;
+  }
+  if (cli_option(a, "--disable", NULL)) {
+    if (c->n_disabled < CLI_MAX_DISABLED) c->disabled[c->n_disabled++] = a->value;
+    return true;
+  }
+  return false;
+}

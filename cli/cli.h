@@ -1,0 +1,138 @@
+/* cli/cli.h — private to cli/: argument parsing, the shared compile driver, the commands.
+ *
+ * Exit status everywhere: 0 success, 1 user error (bad model, bad input file), 2 usage.
+ */
+#ifndef LATHE_CLI_CLI_H
+#define LATHE_CLI_CLI_H
+
+#include "codegen/codegen.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/runtime.h"
+
+enum { EXIT_OK = 0, EXIT_USER = 1, EXIT_USAGE = 2 };
+
+#define CLI_MAX_DEFINES 64
+#define CLI_MAX_INPUTS 64
+#define CLI_MAX_DISABLED 32
+
+/* Options shared by every command that compiles a model. */
+typedef struct CliCompile {
+  const char *file;
+  Define defines[CLI_MAX_DEFINES];
+  int n_defines;
+  DType dtype;            /* --dtype f32|f64 */
+  const char *lib_dir;    /* --lib DIR */
+  int opt_level;          /* -O0..-O3 */
+  bool line_directives;   /* --line-directives */
+  const char *disabled[CLI_MAX_DISABLED];
+  int n_disabled;
+  const char *dump_after; /* --dump-after PASS */
+  bool time_passes;       /* --time-passes */
+  bool want_grad, want_train, want_eval;
+} CliCompile;
+
+/* A tiny getopt_long-like cursor: handles `--name value`, `--name=value`, `-Dx=1`, `-D x=1`. */
+typedef struct CliArgs {
+  int argc;
+  char **argv;
+  int i;             /* next argument */
+  const char *cmd;   /* command name, for messages */
+  const char *value; /* value of the last matched option */
+  bool failed;       /* a usage error was printed */
+} CliArgs;
+
+void cli_args_init(CliArgs *a, const char *cmd, int argc, char **argv);
+bool cli_args_done(const CliArgs *a);
+/* matches a flag without value */
+bool cli_flag(CliArgs *a, const char *long_name, const char *short_name);
+/* matches an option with a value, stored in a->value */
+bool cli_option(CliArgs *a, const char *long_name, const char *short_name);
+/* matches a compile option (-D, -O, --dtype, --lib, ...) into c */
+bool cli_compile_option(CliArgs *a, CliCompile *c);
+int cli_usage_error(const CliArgs *a, const char *fmt, ...);
+bool cli_parse_u64(const char *s, uint64_t *out);
+
+void cli_compile_init(CliCompile *c);
+/* Reads, parses, elaborates and runs the pass pipeline; prints diagnostics to stderr.
+ * Returns NULL on error (diagnostics already printed). */
+Module *cli_build_module(const CliCompile *c);
+/* Emits C for m; prints diagnostics on error. */
+bool cli_emit(const Module *m, const CliCompile *c, char **c_text, char **h_text);
+/* Compiles m to a temporary shared object and loads it. */
+bool cli_load(const Module *m, const CliCompile *c, RtModel *out);
+
+/* Params and state of a loaded model, with weights from a checkpoint or from <model>_init. */
+typedef struct CliWeights {
+  void *params, *state; /* aligned, info->params_bytes / state_bytes */
+} CliWeights;
+bool cli_weights_init(CliWeights *w, const lathe_model_info *info, const char *ckpt,
+                      uint64_t seed, Diag *d);
+void cli_weights_fini(CliWeights *w);
+bool cli_weights_save(const CliWeights *w, const lathe_model_info *info, const char *path,
+                      bool with_state, Diag *d);
+void *cli_aligned_alloc(size_t bytes); /* 64-byte aligned, zeroed; free() it */
+
+/* ---- calling entry points with named .npy inputs (call.c) ---- */
+#define CLI_MAX_ARGS 256
+
+typedef struct CliInputs {
+  const char *names[CLI_MAX_INPUTS]; /* --input NAME=FILE pairs */
+  const char *files[CLI_MAX_INPUTS];
+  int n;
+} CliInputs;
+
+bool cli_input_option(CliArgs *a, CliInputs *in); /* matches -i/--input NAME=FILE.npy */
+Shape cli_info_shape(const lathe_tensor_info *t);
+bool cli_load_input(const CliInputs *in, const lathe_tensor_info *t, Tensor *out, Diag *d);
+/* Loads inputs, allocates outputs (tensors[k] for argument k; CLI_MAX_ARGS entries), calls e.
+ * On success the caller reads the outputs and releases them with cli_call_free. */
+bool cli_call_entry(const lathe_entry_info *e, CliWeights *w, const CliInputs *in,
+                    Tensor *tensors, double *ret, Diag *d);
+void cli_call_free(const lathe_entry_info *e, Tensor *tensors);
+
+/* ---- training presentation (progress.c, plot.c) ---- */
+typedef struct CliProgress {
+  int epoch, epochs;
+  int64_t total, done; /* samples */
+  double loss, acc;    /* running values shown */
+  bool tty;            /* redraw in place */
+  double t0, last_draw;
+  int last_decile;
+} CliProgress;
+
+void cli_progress_start(CliProgress *p, int epoch, int epochs, int64_t total);
+void cli_progress_update(CliProgress *p, int64_t done, double loss, double acc);
+void cli_progress_finish(CliProgress *p);
+double cli_progress_seconds(const CliProgress *p);
+bool cli_plot_write(const char *path, const char *title, const double *train_loss,
+                    const double *test_loss, const double *test_acc, int n, Diag *d);
+
+/* ---- feeding datasets to entry points (trainer.c) ---- */
+typedef struct CliBatch {
+  int x_arg, y_arg; /* entry argument receiving samples / labels */
+  int out_arg;      /* first [N, C] output (class scores), or -1 */
+  int64_t batch;    /* N */
+  bool f64;         /* samples converted to double */
+  void *x, *y, *ws; /* batch buffers and the workspace */
+} CliBatch;
+
+bool cli_bind(CliBatch *b, const lathe_entry_info *e, const RtDataset *ds, Diag *d);
+void cli_batch_fini(CliBatch *b);
+void cli_gather(CliBatch *b, const RtDataset *ds, const int64_t *index, int64_t count);
+double cli_call_batch(const lathe_entry_info *e, CliBatch *b, CliWeights *w, void **outs);
+int64_t cli_count_correct(const CliBatch *b, const lathe_tensor_info *scores, const void *data,
+                          int64_t count);
+/* mean loss and accuracy of the "evaluate" entry over every sample of ds */
+bool cli_evaluate(const lathe_entry_info *e, CliWeights *w, const RtDataset *ds, double *loss,
+                  double *acc, Diag *d);
+
+int cmd_check(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+#endif

@@ -1,0 +1,120 @@
+/* cli/cmd_grad.c — `lathe grad FILE --weights CKPT --input ... --out DIR`: the gradient of
+ * the train block's loss w.r.t. every param, computed by the compiled "grad" entry point
+ * (the backward pass lathe derived), written as DIR/grads.safetensors with the params' keys.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *help =
+    "usage: lathe grad [OPTIONS] FILE --input NAME=FILE.npy ... --out DIR\n"
+    "\n"
+    "Compile FILE with its backward pass, run it on the inputs, print the loss of the\n"
+    "(first) train step, and write DIR/grads.safetensors: d loss / d param for every param,\n"
+    "under the same keys as the weights.\n"
+    "\n"
+    "options:\n"
+    "  -i, --input NAME=FILE.npy  a model input (repeat for each)\n"
+    "  -o, --out DIR              output directory (created if missing)\n"
+    "  -w, --weights CKPT         params from a safetensors checkpoint\n"
+    "  --seed N                   seed of <model>_init when there is no --weights (default 0)\n"
+    "  -D NAME=VALUE              override a `const` of the model\n"
+    "  --dtype f32|f64            compile every f32 as f64 (for gradient checks)\n"
+    "  -h, --help                 this help\n";
+
+typedef struct GradOptions {
+  CliCompile c;
+  CliInputs in;
+  const char *out_dir, *weights;
+  uint64_t seed;
+} GradOptions;
+
+static int parse_args(GradOptions *o, int argc, char **argv) {
+  CliArgs a;
+  cli_args_init(&a, "grad", argc, argv);
+  while (!cli_args_done(&a)) {
+    if (cli_flag(&a, "--help", "-h")) {
+      fputs(help, stdout);
+      return -1;
+    }
+    if (cli_input_option(&a, &o->in)) continue;
+    if (cli_option(&a, "--out", "-o")) {
+      o->out_dir = a.value;
+    } else if (cli_option(&a, "--weights", "-w")) {
+      o->weights = a.value;
+    } else if (cli_option(&a, "--seed", NULL)) {
+      if (!cli_parse_u64(a.value, &o->seed))
+        return cli_usage_error(&a, "--seed expects a non-negative integer, got '%s'", a.value);
+    } else if (!cli_compile_option(&a, &o->c)) {
+      const char *arg = a.argv[a.i++];
+      if (arg[0] == '-') return cli_usage_error(&a, "unknown option '%s'", arg);
+      if (o->c.file)
+        return cli_usage_error(&a, "expected one FILE, got '%s' and '%s'", o->c.file, arg);
+      o->c.file = arg;
+    }
+  }
+  if (a.failed) return EXIT_USAGE;
+  if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
+  if (!o->out_dir) return cli_usage_error(&a, "expected --out DIR");
+  return EXIT_OK;
+}
+
+static bool write_grads(const GradOptions *o, const lathe_entry_info *e, const Tensor *tensors,
+                        Diag *d) {
+  if (mkdir(o->out_dir, 0777) != 0 && errno != EEXIST) {
+    diag_error(d, (SrcLoc){0}, "cannot create directory '%s': %s", o->out_dir, strerror(errno));
+    return false;
+  }
+  RtTensorSet set;
+  rt_set_init(&set);
+  for (int k = 0; k < e->n_args; k++) {
+    if (e->args[k].role != LATHE_ARG_OUTPUT) continue;
+    Tensor *t = rt_set_add(&set, e->args[k].tensor->name, tensors[k].dtype, &tensors[k].shape);
+    if (t) memcpy(t->data, tensors[k].data, e->args[k].tensor->bytes);
+  }
+  char path[4096];
+  snprintf(path, sizeof path, "%s/grads.safetensors", o->out_dir);
+  bool ok = rt_safetensors_write(path, &set, d);
+  if (ok) fprintf(stderr, "wrote %s (%d tensors)\n", path, set.n);
+  rt_set_fini(&set);
+  return ok;
+}
+
+int cmd_grad(int argc, char **argv) {
+  GradOptions o;
+  memset(&o, 0, sizeof o);
+  cli_compile_init(&o.c);
+  o.c.want_train = false;
+  o.c.want_grad = true;
+  int rc = parse_args(&o, argc, argv);
+  if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
+  Module *m = cli_build_module(&o.c);
+  if (!m) return EXIT_USER;
+  bool has_steps = m->n_steps > 0;
+  RtModel model = {0};
+  bool ok = has_steps && cli_load(m, &o.c, &model);
+  if (!has_steps) fprintf(stderr, "%s: error: the model has no train block, so no loss to "
+                                  "differentiate\n", o.c.file);
+  module_free(m);
+  if (!ok) return EXIT_USER;
+  Diag d;
+  diag_init(&d);
+  const lathe_entry_info *e = rt_model_entry(&model, "grad");
+  CliWeights w = {0};
+  Tensor tensors[CLI_MAX_ARGS];
+  double loss = 0;
+  ok = e && cli_weights_init(&w, model.info, o.weights, o.seed, &d) &&
+       cli_call_entry(e, &w, &o.in, tensors, &loss, &d);
+  if (ok) {
+    printf("loss %.9g\n", loss);
+    ok = write_grads(&o, e, tensors, &d);
+    cli_call_free(e, tensors);
+  }
+  cli_weights_fini(&w);
+  rt_model_close(&model);
+  diag_flush(&d, stderr);
+  diag_fini(&d);
+  return ok ? EXIT_OK : EXIT_USER;
+}

@@ -1,0 +1,223 @@
+/* cli/cmd_run.c — `lathe run FILE --input NAME=FILE.npy ...`: compile, build into a temporary
+ * shared object, load it, run the forward entry point, write or summarize the outputs.
+ *
+ * Inputs are matched to the entry's arguments by name and checked for dtype and shape before
+ * the call; outputs are written atomically as DIR/<output>.npy.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *help =
+    "usage: lathe run [OPTIONS] FILE --input NAME=FILE.npy ... [--out DIR]\n"
+    "\n"
+    "Compile FILE, build it with the system C compiler into a temporary shared object,\n"
+    "run its forward entry point on the inputs, and write each output as DIR/<output>.npy\n"
+    "(without --out, print a summary of each output).\n"
+    "\n"
+    "options:\n"
+    "  -i, --input NAME=FILE.npy  a model input (repeat for each)\n"
+    "  -o, --out DIR              write outputs here (created if missing)\n"
+    "  -w, --weights CKPT         params from a safetensors checkpoint\n"
+    "  --seed N                   seed of <model>_init when there is no --weights (default 0)\n"
+    "  --reference                run the IR reference evaluator instead of compiled code\n"
+    "  -D NAME=VALUE              override a `const` of the model\n"
+    "  --dtype f32|f64            compile every f32 as f64\n"
+    "  -O0 .. -O3                 optimization level (default -O2)\n"
+    "  -h, --help                 this help\n";
+
+typedef struct RunOptions {
+  CliCompile c;
+  CliInputs in;
+  const char *out_dir, *weights;
+  uint64_t seed;
+  bool reference; /* --reference: evaluate the IR instead of running generated code */
+} RunOptions;
+
+static int parse_args(RunOptions *o, int argc, char **argv) {
+  CliArgs a;
+  cli_args_init(&a, "run", argc, argv);
+  while (!cli_args_done(&a)) {
+    if (cli_flag(&a, "--help", "-h")) {
+      fputs(help, stdout);
+      return -1;
+    }
+    if (cli_input_option(&a, &o->in)) {
+      continue;
+    } else if (cli_option(&a, "--out", "-o")) {
+      o->out_dir = a.value;
+    } else if (cli_option(&a, "--weights", "-w")) {
+      o->weights = a.value;
+    } else if (cli_flag(&a, "--reference", NULL)) {
+      o->reference = true;
+    } else if (cli_option(&a, "--seed", NULL)) {
+      if (!cli_parse_u64(a.value, &o->seed))
+        return cli_usage_error(&a, "--seed expects a non-negative integer, got '%s'", a.value);
+    } else if (!cli_compile_option(&a, &o->c)) {
+      const char *arg = a.argv[a.i++];
+      if (arg[0] == '-') return cli_usage_error(&a, "unknown option '%s'", arg);
+      if (o->c.file)
+        return cli_usage_error(&a, "expected one FILE, got '%s' and '%s'", o->c.file, arg);
+      o->c.file = arg;
+    }
+  }
+  if (a.failed) return EXIT_USAGE;
+  if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
+  return EXIT_OK;
+}
+
+static void summarize(const char *name, const Tensor *t) {
+  char s[200];
+  int64_t n = shape_numel(&t->shape);
+  double lo = INFINITY, hi = -INFINITY, sum = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double v = tensor_get(t, i);
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    sum += v;
+  }
+  printf("%s: %s%s  min %.6g  max %.6g  mean %.6g\n  [", name, dtype_name(t->dtype),
+         shape_str(&t->shape, s, sizeof s), lo, hi, n ? sum / (double)n : 0.0);
+  for (int64_t i = 0; i < n && i < 8; i++) printf("%s%.6g", i ? ", " : "", tensor_get(t, i));
+  printf("%s]\n", n > 8 ? ", ..." : "");
+}
+
+static bool write_output(const RunOptions *o, const char *name, const Tensor *t, Diag *d) {
+  if (!o->out_dir) {
+    summarize(name, t);
+    return true;
+  }
+  if (mkdir(o->out_dir, 0777) != 0 && errno != EEXIST) {
+    diag_error(d, (SrcLoc){0}, "cannot create directory '%s': %s", o->out_dir, strerror(errno));
+    return false;
+  }
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s.npy", o->out_dir, name);
+  if (!rt_npy_write(path, t, d)) return false;
+  fprintf(stderr, "wrote %s\n", path);
+  return true;
+}
+
+/* Calls the forward entry and writes or prints each output. */
+static bool run_forward(const RunOptions *o, const lathe_entry_info *e, CliWeights *w, Diag *d) {
+  Tensor tensors[CLI_MAX_ARGS];
+  double ret = 0;
+  bool ok = cli_call_entry(e, w, &o->in, tensors, &ret, d);
+  for (int k = 0; ok && k < e->n_args; k++)
+    if (e->args[k].role == LATHE_ARG_OUTPUT)
+      ok = write_output(o, e->args[k].tensor->name, &tensors[k], d);
+  cli_call_free(e, tensors);
+  return ok;
+}
+
+/* Params for the reference evaluator: from the checkpoint, else the host initializers (the
+ * same algorithm as the generated <model>_init). */
+static bool reference_params(const RunOptions *o, const Module *m, Tensor *params, Diag *d) {
+  RtTensorSet set;
+  rt_set_init(&set);
+  bool ok = !o->weights || rt_safetensors_read(o->weights, &set, d);
+  for (int i = 0; ok && i < m->n_params; i++) {
+    const TensorDecl *p = &m->params[i];
+    if (!o->weights) {
+      ir_init_tensor(p, o->seed, &params[i]);
+      continue;
+    }
+    const Tensor *t = rt_set_find(&set, p->name);
+    char a[200], b[200];
+    if (!t) {
+      diag_error(d, (SrcLoc){0}, "%s: no tensor '%s'", o->weights, p->name);
+      ok = false;
+    } else if (t->dtype != p->dtype || !shape_equal(&t->shape, &p->shape)) {
+      diag_error(d, (SrcLoc){0}, "%s: tensor '%s' is %s%s, but the model expects %s%s",
+                 o->weights, p->name, dtype_name(t->dtype), shape_str(&t->shape, a, sizeof a),
+                 dtype_name(p->dtype), shape_str(&p->shape, b, sizeof b));
+      ok = false;
+    } else {
+      ok = tensor_alloc(&params[i], t->dtype, &t->shape);
+      if (ok) memcpy(params[i].data, t->data, (size_t)shape_numel(&t->shape) * dtype_size(t->dtype));
+    }
+  }
+  rt_set_fini(&set);
+  return ok;
+}
+
+/* `lathe run --reference`: the forward graph through ir_eval. */
+static bool run_reference(const RunOptions *o, Module *m, Diag *d) {
+  Graph *g = NULL;
+  for (int i = 0; i < m->n_entries; i++)
+    if (strcmp(m->entries[i]->name, "forward") == 0) g = m->entries[i];
+  if (!g) {
+    diag_error(d, (SrcLoc){0}, "%s: the model has no forward entry point (no `output`)", o->c.file);
+    return false;
+  }
+  Tensor *inputs = calloc((size_t)m->n_inputs + 1, sizeof *inputs);
+  Tensor *params = calloc((size_t)m->n_params + 1, sizeof *params);
+  Tensor *states = calloc((size_t)m->n_states + 1, sizeof *states);
+  Tensor *outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);
+  bool ok = inputs && params && states && outs && reference_params(o, m, params, d);
+  for (int i = 0; ok && i < o->in.n; i++) {
+    int k = 0;
+    while (k < m->n_inputs && strcmp(m->inputs[k].name, o->in.names[i]) != 0) k++;
+    if (k == m->n_inputs) {
+      diag_error(d, (SrcLoc){0}, "the model has no input '%s'", o->in.names[i]);
+      ok = false;
+      break;
+    }
+    lathe_tensor_info ti = {m->inputs[k].name, (int)m->inputs[k].dtype, m->inputs[k].shape.rank,
+                            m->inputs[k].shape.dim, 0, 0};
+    ok = cli_load_input(&o->in, &ti, &inputs[k], d);
+  }
+  for (int i = 0; ok && i < m->n_states; i++) ir_init_tensor(&m->states[i], o->seed, &states[i]);
+  ok = ok && ir_eval(g, inputs, params, states, outs, NULL, d);
+  for (int i = 0; ok && i < g->n_outputs; i++)
+    ok = write_output(o, g->outputs[i].name, &outs[i], d);
+  for (int i = 0; outs && i < g->n_outputs; i++) tensor_free(&outs[i]);
+  for (int i = 0; inputs && i < m->n_inputs; i++) tensor_free(&inputs[i]);
+  for (int i = 0; params && i < m->n_params; i++) tensor_free(&params[i]);
+  for (int i = 0; states && i < m->n_states; i++) tensor_free(&states[i]);
+  free(inputs), free(params), free(states), free(outs);
+  return ok;
+}
+
+int cmd_run(int argc, char **argv) {
+  RunOptions o;
+  memset(&o, 0, sizeof o);
+  cli_compile_init(&o.c);
+  o.c.want_train = false;
+  int rc = parse_args(&o, argc, argv);
+  if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
+  Module *m = cli_build_module(&o.c);
+  if (!m) return EXIT_USER;
+  if (o.reference) {
+    Diag d;
+    diag_init(&d);
+    bool ok = run_reference(&o, m, &d);
+    diag_flush(&d, stderr);
+    diag_fini(&d);
+    module_free(m);
+    return ok ? EXIT_OK : EXIT_USER;
+  }
+  RtModel model = {0};
+  bool ok = cli_load(m, &o.c, &model);
+  module_free(m);
+  if (!ok) return EXIT_USER;
+  Diag d;
+  diag_init(&d);
+  const lathe_entry_info *e = rt_model_entry(&model, "forward");
+  CliWeights w = {0};
+  if (!e) {
+    diag_error(&d, (SrcLoc){0}, "%s: the model has no forward entry point (no `output`)", o.c.file);
+    ok = false;
+  }
+  ok = ok && cli_weights_init(&w, model.info, o.weights, o.seed, &d);
+  ok = ok && run_forward(&o, e, &w, &d);
+  cli_weights_fini(&w);
+  rt_model_close(&model);
+  diag_flush(&d, stderr);
+  diag_fini(&d);
+  return ok ? EXIT_OK : EXIT_USER;
+}

@@ -1,0 +1,147 @@
+/* passes/pipeline.c — the pass manager: derives entry graphs and runs passes.def on each.
+ *
+ * A Module arrives with its elaborated model graph. The entry points are clones of it,
+ * trimmed to what each needs: "forward" keeps the OUT_VALUE outputs; each train step keeps
+ * its OUT_LOSS ("train" for a single-step block, "train_<step>" otherwise); "grad" (on
+ * request) keeps steps[0]'s loss and gets OUT_GRAD outputs from autodiff; "evaluate" (on
+ * request) keeps the outputs and steps[0]'s loss, for test-set evaluation. Then every pass of
+ * passes.def runs on every entry, in order, with verification between passes when asked.
+ */
+#include "passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef bool (*PassFn)(Graph *, PassCtx *);
+
+static const struct {
+  const char *name;
+  int min_level;
+  const char *description;
+  PassFn fn;
+} pass_table[] = {
+#define PASS(name, level, desc) {#name, level, desc, pass_##name},
+#include "passes.def"
+#undef PASS
+};
+
+enum { PASS_TABLE_COUNT = sizeof pass_table / sizeof pass_table[0] };
+_Static_assert(PASS_TABLE_COUNT <= 32, "PassCtx.timings holds 32 passes");
+
+int passes_count(void) { return PASS_TABLE_COUNT; }
+const char *passes_name(int i) { return pass_table[i].name; }
+const char *passes_description(int i) { return pass_table[i].description; }
+
+void pass_ctx_init(PassCtx *c, Diag *d) {
+  memset(c, 0, sizeof *c);
+  c->diag = d;
+  c->opt_level = 2;
+  c->want_train = true;
+#ifndef NDEBUG
+  c->verify = true;
+#endif
+  arena_init(&c->scratch);
+}
+
+void pass_ctx_fini(PassCtx *c) {
+  free(c->dump);
+  arena_fini(&c->scratch);
+}
+
+static bool pass_disabled(const PassCtx *c, const char *name) {
+  for (int i = 0; i < c->n_disabled; i++)
+    if (strcmp(c->disabled[i], name) == 0) return true;
+  return false;
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Appends the IR of g after pass `name` to c->dump. */
+static void capture_dump(PassCtx *c, const Graph *g, const char *name) {
+  char *text = ir_print(g);
+  if (!text) return;
+  size_t old = c->dump ? strlen(c->dump) : 0;
+  size_t add = strlen(text) + strlen(name) + strlen(g->name) + 64;
+  char *grown = realloc(c->dump, old + add);
+  if (grown) {
+    c->dump = grown;
+    snprintf(c->dump + old, add, "; after %s, entry %s\n%s", name, g->name, text);
+  }
+  free(text);
+}
+
+static bool run_pipeline(Graph *g, PassCtx *c) {
+  for (int i = 0; i < PASS_TABLE_COUNT; i++) {
+    if (c->opt_level < pass_table[i].min_level || pass_disabled(c, pass_table[i].name)) continue;
+    double t0 = c->time_passes ? now_seconds() : 0;
+    bool ok = pass_table[i].fn(g, c);
+    if (c->time_passes) c->timings[i] += now_seconds() - t0;
+    if (!ok) return false;
+    if (c->verify && !ir_verify(g, c->diag)) {
+      diag_error(c->diag, (SrcLoc){0}, "internal error: IR invalid after pass '%s' on '%s'",
+                 pass_table[i].name, g->name);
+      return false;
+    }
+    if (c->dump_after && strcmp(c->dump_after, pass_table[i].name) == 0)
+      capture_dump(c, g, pass_table[i].name);
+  }
+  return true;
+}
+
+/* Clones the model graph as `name`, keeping the OUT_VALUE outputs if `values` and the
+ * OUT_LOSS output computed by `loss` (IR_NONE: none). Returns NULL when nothing is left. */
+static Graph *derive_entry(Module *m, const char *name, bool values, NodeId loss) {
+  Graph *g = graph_clone(m->model, name);
+  int kept = 0;
+  for (int i = 0; i < g->n_outputs; i++) {
+    GraphOutput o = g->outputs[i];
+    bool keep = (o.kind == OUT_VALUE && values) || (o.kind == OUT_LOSS && o.node == loss);
+    if (keep) g->outputs[kept++] = o;
+  }
+  g->n_outputs = kept;
+  if (kept == 0) {
+    graph_free(g);
+    return NULL;
+  }
+  return g;
+}
+
+static bool add_entry(Module *m, Graph *g, PassCtx *c) {
+  module_add_entry(m, g); /* the module owns it from here, even on failure */
+  return run_pipeline(g, c);
+}
+
+bool passes_run_module(Module *m, PassCtx *c) {
+  Graph *fwd = derive_entry(m, "forward", true, IR_NONE);
+  if (fwd && !add_entry(m, fwd, c)) return false;
+  for (int i = 0; c->want_train && i < m->n_steps; i++) {
+    const TrainStep *s = &m->steps[i];
+    char name[256];
+    if (s->name)
+      snprintf(name, sizeof name, "train_%s", s->name);
+    else
+      snprintf(name, sizeof name, "train");
+    Graph *g = derive_entry(m, name, false, s->loss_node);
+    if (g && !add_entry(m, g, c)) return false;
+  }
+  if (c->want_grad && m->n_steps > 0) {
+    Graph *g = derive_entry(m, "grad", false, m->steps[0].loss_node);
+    if (g && !add_entry(m, g, c)) return false;
+  }
+  if (c->want_eval && m->n_steps > 0) {
+    Graph *g = derive_entry(m, "evaluate", true, m->steps[0].loss_node);
+    if (g && !add_entry(m, g, c)) return false;
+  }
+  if (m->n_entries == 0) {
+    diag_error(c->diag, (SrcLoc){m->source_file, 1, 1},
+               "model '%s' computes nothing: expected an `output` binding or a train block",
+               m->name);
+    return false;
+  }
+  return true;
+}

@@ -1,0 +1,267 @@
+/* passes/vjp.c — the vector-Jacobian product of every op, built from other IR ops.
+ *
+ * The rule table is generated from the `vjp` column of ir/ops.def. A rule receives the
+ * forward node id and its output cotangent gy (same shape/dtype as the node) and hands one
+ * contribution per differentiable input to ad_accumulate, which sums broadcast axes back to
+ * the input's shape and adds fan-out. Rules may reuse the forward values (the node itself,
+ * its inputs): they stay live into the backward pass. Inputs that are not active get no
+ * contribution, so e.g. pow's log(a) term is only built when the exponent is trained.
+ * Rules copy the forward Node first: graph_add may move the node array.
+ */
+#include <string.h>
+
+#include "autodiff_internal.h"
+
+typedef bool (*VjpFn)(AdCtx *a, const Node *n, NodeId id, NodeId gy);
+
+static bool vjp_none(AdCtx *a, const Node *n, NodeId id, NodeId gy) { return false; }
+static bool vjp_zero(AdCtx *a, const Node *n, NodeId id, NodeId gy) { return true; }
+
+static bool wants(const AdCtx *a, NodeId input) { return input < a->n_fwd && a->active[input]; }
+
+static NodeId one(AdCtx *a, const Node *n) { return ad_scalar(a, n->dtype, 1.0); }
+
+/* ---- elementwise binary ------------------------------------------------------------------- */
+
+static bool vjp_add(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], gy);
+  ad_accumulate(a, n->in[1], gy);
+  return true;
+}
+
+static bool vjp_sub(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], gy);
+  if (wants(a, n->in[1])) ad_accumulate(a, n->in[1], ad_unary(a, OP_NEG, gy));
+  return true;
+}
+
+static bool vjp_mul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  if (wants(a, n->in[0])) ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, n->in[1]));
+  if (wants(a, n->in[1])) ad_accumulate(a, n->in[1], ad_binary(a, OP_MUL, gy, n->in[0]));
+  return true;
+}
+
+/* y = a / b: da = gy / b, db = -gy * y / b */
+static bool vjp_div(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  if (wants(a, n->in[0])) ad_accumulate(a, n->in[0], ad_binary(a, OP_DIV, gy, n->in[1]));
+  if (wants(a, n->in[1])) {
+    NodeId t = ad_binary(a, OP_DIV, ad_binary(a, OP_MUL, gy, id), n->in[1]);
+    ad_accumulate(a, n->in[1], ad_unary(a, OP_NEG, t));
+  }
+  return true;
+}
+
+/* maximum/minimum route gy to the selected input; a tie goes to the first operand */
+static bool route(AdCtx *a, const Node *n, NodeId gy, OpKind first_wins) {
+  NodeId mask = ad_binary(a, first_wins, n->in[0], n->in[1]);
+  if (wants(a, n->in[0])) ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, mask));
+  if (wants(a, n->in[1])) {
+    NodeId rest = ad_binary(a, OP_SUB, one(a, n), mask);
+    ad_accumulate(a, n->in[1], ad_binary(a, OP_MUL, gy, rest));
+  }
+  return true;
+}
+
+static bool vjp_maximum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  return route(a, n, gy, OP_GE);
+}
+
+static bool vjp_minimum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  return route(a, n, gy, OP_LE);
+}
+
+/* y = a^b: da = gy * b * a^(b-1), db = gy * y * log(a) */
+static bool vjp_pow(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId x = n->in[0], e = n->in[1];
+  if (wants(a, x)) {
+    NodeId d = ad_binary(a, OP_POW, x, ad_binary(a, OP_SUB, e, one(a, n)));
+    ad_accumulate(a, x, ad_binary(a, OP_MUL, gy, ad_binary(a, OP_MUL, e, d)));
+  }
+  if (wants(a, e)) {
+    NodeId d = ad_binary(a, OP_MUL, id, ad_unary(a, OP_LOG, x));
+    ad_accumulate(a, e, ad_binary(a, OP_MUL, gy, d));
+  }
+  return true;
+}
+
+/* ---- elementwise unary -------------------------------------------------------------------- */
+
+static bool vjp_neg(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], ad_unary(a, OP_NEG, gy));
+  return true;
+}
+
+static bool vjp_exp(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, id));
+  return true;
+}
+
+static bool vjp_log(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], ad_binary(a, OP_DIV, gy, n->in[0]));
+  return true;
+}
+
+/* y = sqrt(x): dx = gy / (2 y) */
+static bool vjp_sqrt(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId twice = ad_binary(a, OP_MUL, ad_scalar(a, n->dtype, 2.0), id);
+  ad_accumulate(a, n->in[0], ad_binary(a, OP_DIV, gy, twice));
+  return true;
+}
+
+static bool vjp_abs(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, ad_unary(a, OP_SIGN, n->in[0])));
+  return true;
+}
+
+static bool vjp_relu(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId mask = ad_binary(a, OP_GT, n->in[0], ad_scalar(a, n->dtype, 0.0));
+  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, mask));
+  return true;
+}
+
+/* y = sigmoid(x): dx = gy * y * (1 - y) */
+static bool vjp_sigmoid(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId d = ad_binary(a, OP_MUL, id, ad_binary(a, OP_SUB, one(a, n), id));
+  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, d));
+  return true;
+}
+
+/* y = tanh(x): dx = gy * (1 - y^2) */
+static bool vjp_tanh(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId d = ad_binary(a, OP_SUB, one(a, n), ad_binary(a, OP_MUL, id, id));
+  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, d));
+  return true;
+}
+
+/* float→float casts pass gy back in the input's dtype (ad_accumulate casts) */
+static bool vjp_cast(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], gy);
+  return true;
+}
+
+/* ---- structure ---------------------------------------------------------------------------- */
+
+/* C = op(A) @ op(B), op = transpose of the last two dims when trans_*:
+ *   dA = dC @ op(B)^T  (or its transpose when trans_a),  dB = op(A)^T @ dC  (likewise),
+ * written with the trans flags instead of explicit transposes. A broadcast batch dim is
+ * summed back by ad_accumulate. */
+static bool vjp_matmul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId x = n->in[0], y = n->in[1];
+  bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
+  if (graph_node(a->g, x)->shape.rank < 2 || graph_node(a->g, y)->shape.rank < 2) {
+    diag_error(a->diag, n->loc, "cannot differentiate 'matmul' with a rank-1 operand "
+               "(reshape it to a matrix)");
+    return false;
+  }
+  if (wants(a, x)) {
+    NodeId d = ta ? ad_matmul(a, y, gy, tb, true) : ad_matmul(a, gy, y, false, !tb);
+    ad_accumulate(a, x, d);
+  }
+  if (wants(a, y)) {
+    NodeId d = tb ? ad_matmul(a, gy, x, true, ta) : ad_matmul(a, x, gy, !ta, false);
+    ad_accumulate(a, y, d);
+  }
+  return true;
+}
+
+/* y = softmax(x): dx = y * (gy - sum(gy * y, axis)) */
+static bool vjp_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  uint32_t axis = 1u << n->attr.softmax.axis;
+  NodeId dot = ad_reduce(a, OP_SUM, ad_binary(a, OP_MUL, gy, id), axis, true);
+  NodeId d = ad_binary(a, OP_MUL, id, ad_binary(a, OP_SUB, gy, dot));
+  ad_accumulate(a, n->in[0], d);
+  return true;
+}
+
+/* y = log_softmax(x): dx = gy - exp(y) * sum(gy, axis) */
+static bool vjp_log_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  uint32_t axis = 1u << n->attr.softmax.axis;
+  NodeId total = ad_reduce(a, OP_SUM, gy, axis, true);
+  NodeId d = ad_binary(a, OP_SUB, gy, ad_binary(a, OP_MUL, ad_unary(a, OP_EXP, id), total));
+  ad_accumulate(a, n->in[0], d);
+  return true;
+}
+
+/* The input's shape with the reduced axes kept as 1. */
+static Shape kept_shape(const Shape *in, uint32_t axes) {
+  Shape s = *in;
+  for (int i = 0; i < s.rank; i++)
+    if (axes & (1u << i)) s.dim[i] = 1;
+  return s;
+}
+
+/* gy of a reduction, spread back over the input's shape */
+static NodeId spread(AdCtx *a, const Node *n, NodeId gy, Shape *in_shape) {
+  *in_shape = graph_node(a->g, n->in[0])->shape;
+  Shape kept = kept_shape(in_shape, n->attr.reduce.axes);
+  return ad_broadcast(a, ad_reshape(a, gy, &kept), in_shape);
+}
+
+static bool vjp_sum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  Shape s;
+  ad_accumulate(a, n->in[0], spread(a, n, gy, &s));
+  return true;
+}
+
+static bool vjp_mean(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  Shape s;
+  NodeId g = spread(a, n, gy, &s);
+  double count = (double)shape_numel(&s) / (double)shape_numel(&n->shape);
+  ad_accumulate(a, n->in[0], ad_binary(a, OP_DIV, g, ad_scalar(a, n->dtype, count)));
+  return true;
+}
+
+/* max: gy to the positions equal to the max, split evenly among ties (like torch.amax) */
+static bool vjp_max(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  Shape s;
+  NodeId g = spread(a, n, gy, &s);
+  Shape kept = kept_shape(&s, n->attr.reduce.axes);
+  NodeId y = ad_broadcast(a, ad_reshape(a, id, &kept), &s);
+  NodeId mask = ad_binary(a, OP_EQ, n->in[0], y);
+  NodeId ties = ad_reduce(a, OP_SUM, mask, n->attr.reduce.axes, true);
+  NodeId share = ad_binary(a, OP_DIV, mask, ties);
+  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, g, share));
+  return true;
+}
+
+static bool vjp_reshape(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  Shape s = graph_node(a->g, n->in[0])->shape;
+  ad_accumulate(a, n->in[0], ad_reshape(a, gy, &s));
+  return true;
+}
+
+static bool vjp_transpose(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  int8_t inverse[IR_MAX_RANK];
+  memset(inverse, 0, sizeof inverse);
+  for (int i = 0; i < n->shape.rank; i++) inverse[n->attr.transpose.perm[i]] = (int8_t)i;
+  ad_accumulate(a, n->in[0], ad_transpose(a, gy, inverse));
+  return true;
+}
+
+/* broadcast_to: ad_accumulate sums the broadcast axes back */
+static bool vjp_broadcast_to(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], gy);
+  return true;
+}
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+static const VjpFn vjp_table[] = {
+#define OP(e, text, arity, fusion, infer, eval, vjp, lower) vjp,
+#include "ir/ops.def"
+#undef OP
+};
+_Static_assert(sizeof vjp_table / sizeof vjp_table[0] == OP_COUNT,
+               "vjp_table must have one rule per op of ir/ops.def");
+
+VjpKind vjp_kind(OpKind op) {
+  if (vjp_table[op] == vjp_none) return VJP_NONE;
+  if (vjp_table[op] == vjp_zero) return VJP_ZERO;
+  return VJP_RULE;
+}
+
+bool vjp_apply(AdCtx *a, NodeId id, NodeId gy) {
+  Node n = *graph_node(a->g, id); /* a copy: the rule grows the node array */
+  if (vjp_kind(n.op) != VJP_RULE) return vjp_kind(n.op) == VJP_ZERO;
+  return vjp_table[n.op](a, &n, id, gy) && !a->failed;
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# scripts/run-example.sh LATHE — what `make run` shows: compile the MLP example to C, then
+# build and run it on a batch of Fashion-MNIST-shaped input.
+set -euo pipefail
+LATHE=$1
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$ROOT/out
+mkdir -p "$OUT"
+echo "== lathe compile examples/mlp.lathe -o out/mlp"
+"$LATHE" compile "$ROOT/examples/mlp.lathe" -o "$OUT/mlp"
+echo "== lathe run examples/mlp.lathe (PyTorch fixture weights and inputs)"
+"$LATHE" run "$ROOT/examples/mlp.lathe" --weights "$ROOT/tests/fixtures/mlp/weights.safetensors" \
+  --input x="$ROOT/tests/fixtures/mlp/x.npy"
