@@ -11,7 +11,7 @@
 #include "ir/ir.h"
 
 typedef struct CgOptions {
-  bool line_directives; /* emit #line so debuggers step through the .lathe file */
+  bool line_directives;    /* emit #line so debuggers step through the .lathe file */
   const char *header_name; /* the #include in the .c; NULL = "<model>.h" */
 } CgOptions;
 

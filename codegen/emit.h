@@ -33,12 +33,12 @@ void cg_buf_vprintf(CgBuf *b, const char *fmt, va_list ap);
 char *cg_buf_take(CgBuf *b);
 
 typedef struct CgEmitter {
-  CgBuf decl;     /* declarations of the current function */
-  CgBuf body;     /* statements */
-  int indent;     /* depth of body lines, in 2-space steps */
-  char **names;   /* names in use, a stack (scopes pop back to a mark) */
+  CgBuf decl;   /* declarations of the current function */
+  CgBuf body;   /* statements */
+  int indent;   /* depth of body lines, in 2-space steps */
+  char **names; /* names in use, a stack (scopes pop back to a mark) */
   int n_names, cap_names;
-  int *scopes;    /* n_names at each cg_scope_push */
+  int *scopes; /* n_names at each cg_scope_push */
   int n_scopes, cap_scopes;
   bool oom;
 } CgEmitter;

@@ -10,9 +10,9 @@
  * whatever the tab width. A report without a location is just `error: message`.
  *
  * Invariants: buf is NUL-terminated whenever len > 0; n_errors counts every error, rendered
- * or not. Once n_errors exceeds max_errors nothing more is rendered (notes and warnings that
- * follow belong to suppressed errors) and the line "too many errors; stopping" is appended
- * exactly once, when the first error over the limit arrives.
+ * or not. When the error count reaches max_errors the line "error: too many errors;
+ * stopping" is appended (once: stages stop reporting at diag_full), and anything reported
+ * after that is counted but not rendered.
  */
 #include "diag.h"
 
@@ -134,11 +134,7 @@ void diag_report(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, ...) {
   int max = d->max_errors > 0 ? d->max_errors : DIAG_DEFAULT_MAX_ERRORS;
   if (level == DIAG_ERROR) d->n_errors++;
   if (level == DIAG_WARNING) d->n_warnings++;
-  if (d->n_errors > max) {
-    if (level == DIAG_ERROR && d->n_errors == max + 1)
-      diag_appendf(d, "too many errors; stopping\n");
-    return;
-  }
+  if (d->n_errors > max || (d->n_errors == max && level != DIAG_ERROR)) return;
   const char *level_name = (unsigned)level < DIAG_LEVEL_COUNT ? names[level] : "error";
   if (loc.file && loc.line > 0)
     diag_appendf(d, "%s:%u:%u: %s: ", loc.file, loc.line, loc.col, level_name);
@@ -152,6 +148,8 @@ void diag_report(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, ...) {
   va_end(ap);
   diag_append(d, "\n", 1);
   if (loc.file && loc.line > 0) diag_append_caret(d, loc);
+  if (level == DIAG_ERROR && d->n_errors == max)
+    diag_appendf(d, "error: too many errors; stopping\n");
 }
 
 bool diag_full(const Diag *d) {

@@ -186,6 +186,8 @@ static const InferFn infer_table[OP_COUNT] = {
 #undef OP
 };
 
+bool ir_infer_node(Graph *g, Node *n, Diag *d) { return infer_table[n->op](g, n, d); }
+
 bool op_from_name(const char *name, OpKind *out) {
   for (int op = 0; op < OP_COUNT; op++) {
     if (strcmp(name, ir_ops[op].name) == 0) {

@@ -248,6 +248,8 @@ struct Module {
   int n_entries, cap_entries;
 };
 
+/* module_new leaves model NULL: the creator sets m->model = graph_new(m, "model").
+ * TrainStep.param_globs/optim_args and their strings are allocated from m->arena. */
 Module *module_new(const char *name);
 void module_free(Module *m); /* frees graphs too */
 int32_t module_add_input(Module *m, const char *name, DType t, const Shape *s, SrcLoc loc);

@@ -17,10 +17,7 @@
 #undef OP
 
 /* report an error if there is a sink (graph_add_source/scalar pass none) */
-#define IR_ERROR(d, loc, ...)                                                                  \
-  do {                                                                                         \
-    if (d) diag_error((d), (loc), __VA_ARGS__);                                                \
-  } while (0)
+#define IR_ERROR(d, loc, ...) ((d) ? diag_error((d), (loc), __VA_ARGS__) : (void)0)
 
 /* multi-index helpers over C-order shapes */
 void ir_strides(const Shape *s, int64_t *strides); /* element strides, C order */
@@ -28,5 +25,13 @@ void ir_strides(const Shape *s, int64_t *strides); /* element strides, C order *
 void ir_broadcast_strides(const Shape *in, int out_rank, int64_t *strides);
 /* shortest "%.*g" text that reads back as exactly v; buf of at least 32 bytes */
 char *ir_format_double(double v, char *buf, size_t size);
+
+/* runs the op's infer hook on n (ir.c); used by graph_add and ir_verify */
+bool ir_infer_node(Graph *g, Node *n, Diag *d);
+/* names the text form prints without quotes: [A-Za-z_][A-Za-z0-9_.*]* (print.c) */
+bool ir_name_is_bare(const char *s);
+bool ir_name_char(int c, bool first);
+bool ir_path_char(int c); /* name characters plus / - + : bare file paths */
+extern const char *const ir_output_kind_names[OUT_KIND_COUNT]; /* "value", "loss", ... */
 
 #endif

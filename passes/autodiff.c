@@ -201,6 +201,11 @@ static void mark_active(const Graph *g, NodeId loss, const bool *dep, bool *acti
   }
 }
 
+static bool same_loc(SrcLoc a, SrcLoc b) {
+  bool same_file = a.file == b.file || (a.file && b.file && strcmp(a.file, b.file) == 0);
+  return same_file && a.line == b.line && a.col == b.col;
+}
+
 /* Reports every active op without a VJP rule, once per (op, loc). False if any. */
 static bool check_rules(const Graph *g, NodeId loss, const bool *active, Diag *d) {
   int errors = 0;
@@ -210,8 +215,7 @@ static bool check_rules(const Graph *g, NodeId loss, const bool *active, Diag *d
     bool seen = false;
     for (NodeId j = 0; j < i && !seen; j++) {
       const Node *o = graph_node(g, j);
-      seen = active[j] && o->op == nd->op && o->loc.line == nd->loc.line &&
-             o->loc.col == nd->loc.col && o->loc.file == nd->loc.file;
+      seen = active[j] && o->op == nd->op && same_loc(o->loc, nd->loc);
     }
     if (seen) continue;
     diag_error(d, nd->loc, "cannot differentiate '%s': the op has no gradient rule, and the "

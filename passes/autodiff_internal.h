@@ -42,6 +42,9 @@ typedef enum VjpKind {
 } VjpKind;
 
 VjpKind vjp_kind(OpKind op);
+/* For the tests of the missing-rule diagnostic only (every float op of ops.def has a rule
+ * today): make vjp_kind report VJP_NONE for op until called again with removed = false. */
+void vjp_test_remove_rule(OpKind op, bool removed);
 /* Adds the cotangent contributions of node `id` (output cotangent gy) to a->grad of its
  * active inputs (through ad_accumulate). Returns false on error. */
 bool vjp_apply(AdCtx *a, NodeId id, NodeId gy);

@@ -17,11 +17,13 @@
 /* Marks live[i] for every node some output depends on. Walks ids downwards: a node's
  * inputs have smaller ids, so one backward sweep sees every consumer before its inputs. */
 static void mark_live(const Graph *g, bool *live) {
-  for (int i = 0; i < g->n_outputs; i++) live[g->outputs[i].node] = true;
+  for (int i = 0; i < g->n_outputs; i++)
+    live[g->outputs[i].node] = true;
   for (uint32_t id = g->n_nodes; id-- > 0;) {
     if (!live[id]) continue;
     const Node *n = &g->nodes[id];
-    for (int k = 0; k < n->n_in; k++) live[n->in[k]] = true;
+    for (int k = 0; k < n->n_in; k++)
+      live[n->in[k]] = true;
   }
 }
 
@@ -32,8 +34,7 @@ bool pass_dce(Graph *g, PassCtx *c) {
   if (!live || !remap) {
     free(live);
     free(remap);
-    diag_error(c->diag, (SrcLoc){0}, "out of memory in dead code elimination of '%s'",
-               g->name);
+    diag_error(c->diag, (SrcLoc){0}, "out of memory in dead code elimination of '%s'", g->name);
     return false;
   }
   for (int i = 0; i < g->n_outputs; i++) {
@@ -52,15 +53,18 @@ bool pass_dce(Graph *g, PassCtx *c) {
     remap[id] = IR_NONE;
     if (!live[id]) continue;
     Node n = g->nodes[id];
-    for (int k = 0; k < n.n_in; k++) n.in[k] = remap[n.in[k]];
+    for (int k = 0; k < n.n_in; k++)
+      n.in[k] = remap[n.in[k]];
     remap[id] = kept;
     g->nodes[kept++] = n;
   }
   bool moved = kept != g->n_nodes;
   g->n_nodes = kept;
-  for (int i = 0; i < g->n_outputs; i++) g->outputs[i].node = remap[g->outputs[i].node];
+  for (int i = 0; i < g->n_outputs; i++)
+    g->outputs[i].node = remap[g->outputs[i].node];
   if (moved) {
-    for (uint32_t id = 0; id < g->n_nodes; id++) g->nodes[id].offset = -1;
+    for (uint32_t id = 0; id < g->n_nodes; id++)
+      g->nodes[id].offset = -1;
     g->workspace_bytes = -1;
   }
   free(live);

@@ -53,14 +53,17 @@ static bool is_direct_output(const Graph *g, NodeId id) {
   return false;
 }
 
-static int64_t align_up(int64_t n) { return (n + MEMPLAN_ALIGN - 1) / MEMPLAN_ALIGN * MEMPLAN_ALIGN; }
+static int64_t align_up(int64_t n) {
+  return (n + MEMPLAN_ALIGN - 1) / MEMPLAN_ALIGN * MEMPLAN_ALIGN;
+}
 
 /* Best fit: the smallest free block that holds `size`; else grow the arena (extending a free
  * block that ends at the top, if any). */
 static int64_t planner_alloc(Planner *p, int64_t size) {
   int best = -1;
   for (int i = 0; i < p->n_free; i++)
-    if (p->free_list[i].size >= size && (best < 0 || p->free_list[i].size < p->free_list[best].size))
+    if (p->free_list[i].size >= size &&
+        (best < 0 || p->free_list[i].size < p->free_list[best].size))
       best = i;
   if (best >= 0) {
     Block *b = &p->free_list[best];
@@ -91,7 +94,8 @@ static int64_t planner_alloc(Planner *p, int64_t size) {
  * has room for one block per node, so it never needs to grow. */
 static void planner_free(Planner *p, int64_t offset, int64_t size) {
   int i = 0;
-  while (i < p->n_free && p->free_list[i].offset < offset) i++;
+  while (i < p->n_free && p->free_list[i].offset < offset)
+    i++;
   memmove(&p->free_list[i + 1], &p->free_list[i], (size_t)(p->n_free - i) * sizeof(Block));
   p->free_list[i] = (Block){offset, size};
   p->n_free++;
@@ -115,16 +119,19 @@ static void compute_liveness(const Graph *g, NodeId *root, uint32_t *last) {
     const Node *n = &g->nodes[id];
     root[id] = n->op == OP_RESHAPE ? root[n->in[0]] : id;
     last[id] = id;
-    for (int k = 0; k < n->n_in; k++) last[root[n->in[k]]] = id;
+    for (int k = 0; k < n->n_in; k++)
+      last[root[n->in[k]]] = id;
   }
-  for (int i = 0; i < g->n_outputs; i++) last[root[g->outputs[i].node]] = g->n_nodes;
+  for (int i = 0; i < g->n_outputs; i++)
+    last[root[g->outputs[i].node]] = g->n_nodes;
 }
 
 /* The allocation sweep; `dying` threads roots by their last use (head[u] .. next[r]). */
-static void plan(Graph *g, const NodeId *root, const uint32_t *last, uint32_t *head,
-                 uint32_t *next, Planner *p) {
+static void plan(Graph *g, const NodeId *root, const uint32_t *last, uint32_t *head, uint32_t *next,
+                 Planner *p) {
   uint32_t n = g->n_nodes;
-  for (uint32_t i = 0; i <= n; i++) head[i] = IR_NONE;
+  for (uint32_t i = 0; i <= n; i++)
+    head[i] = IR_NONE;
   for (uint32_t id = 0; id < n; id++) {
     Node *node = &g->nodes[id];
     node->offset = -1;
@@ -138,8 +145,8 @@ static void plan(Graph *g, const NodeId *root, const uint32_t *last, uint32_t *h
     }
     for (uint32_t r = head[id]; r != IR_NONE; r = next[r]) {
       const Node *dead = &g->nodes[r];
-      planner_free(p, dead->offset, align_up(shape_numel(&dead->shape) *
-                                             (int64_t)dtype_size(dead->dtype)));
+      planner_free(p, dead->offset,
+                   align_up(shape_numel(&dead->shape) * (int64_t)dtype_size(dead->dtype)));
     }
   }
 }
@@ -157,8 +164,7 @@ bool pass_memplan(Graph *g, PassCtx *c) {
     plan(g, root, last, head, next, &p);
     g->workspace_bytes = p.top;
   } else {
-    diag_error(c->diag, (SrcLoc){0}, "out of memory while planning the workspace of '%s'",
-               g->name);
+    diag_error(c->diag, (SrcLoc){0}, "out of memory while planning the workspace of '%s'", g->name);
   }
   free(root);
   free(last);

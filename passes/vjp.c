@@ -254,8 +254,17 @@ static const VjpFn vjp_table[] = {
 _Static_assert(sizeof vjp_table / sizeof vjp_table[0] == OP_COUNT,
                "vjp_table must have one rule per op of ir/ops.def");
 
+/* ops whose rule tests pretend is missing (bit = OpKind); see vjp_test_remove_rule */
+static uint64_t removed_rules;
+_Static_assert(OP_COUNT <= 64, "removed_rules holds one bit per op");
+
+void vjp_test_remove_rule(OpKind op, bool removed) {
+  uint64_t bit = (uint64_t)1 << op;
+  removed_rules = removed ? removed_rules | bit : removed_rules & ~bit;
+}
+
 VjpKind vjp_kind(OpKind op) {
-  if (vjp_table[op] == vjp_none) return VJP_NONE;
+  if (vjp_table[op] == vjp_none || (removed_rules >> op & 1)) return VJP_NONE;
   if (vjp_table[op] == vjp_zero) return VJP_ZERO;
   return VJP_RULE;
 }

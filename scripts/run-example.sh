@@ -11,3 +11,7 @@ echo "== lathe compile examples/mlp.lathe -o out/mlp"
 echo "== lathe run examples/mlp.lathe (PyTorch fixture weights and inputs)"
 "$LATHE" run "$ROOT/examples/mlp.lathe" --weights "$ROOT/tests/fixtures/mlp/weights.safetensors" \
   --input x="$ROOT/tests/fixtures/mlp/x.npy"
+echo "== lathe train examples/mlp.lathe --data fashion-mnist --epochs 1"
+"$LATHE" train "$ROOT/examples/mlp.lathe" --data fashion-mnist --epochs 1 \
+  --checkpoint "$OUT/mlp.safetensors" --plot "$OUT/mlp-curves.svg"
+echo "checkpoint: out/mlp.safetensors   curves: out/mlp-curves.svg   C: out/mlp/mlp.c"

@@ -1,0 +1,55 @@
+/* codegen/backend.h — what c_backend.c and c_api.c share (private to codegen/).
+ *
+ * An EntryPlan is the C-level shape of one entry-point function: its symbol, kind, return
+ * type and argument list. It is computed once per entry graph and then used for the header
+ * prototype, the definition, the descriptor's args array and the `call` wrapper, so the four
+ * can never disagree.
+ */
+#ifndef LATHE_CODEGEN_BACKEND_H
+#define LATHE_CODEGEN_BACKEND_H
+
+#include "lower.h"
+
+typedef struct ArgPlan {
+  int role;          /* LATHE_ARG_* of lathe/model_info.h */
+  const char *cname; /* C parameter name */
+  const char *info;  /* descriptor name: the input/output name */
+  DType dtype;       /* INPUT/OUTPUT */
+  Shape shape;
+  bool is_const; /* const-qualified pointer */
+} ArgPlan;
+
+typedef struct EntryPlan {
+  const Graph *g;
+  const char *symbol; /* "mlp_forward" */
+  const char *upper;  /* "MLP_FORWARD" */
+  int kind;           /* LATHE_ENTRY_* */
+  NodeId loss;        /* OUT_LOSS node, or IR_NONE */
+  ArgPlan *args;      /* arena */
+  int n_args;
+  int *output_arg; /* per graph output: its ArgPlan index, or -1 */
+} EntryPlan;
+
+typedef struct Backend {
+  const Module *m;
+  const CgOptions *opt;
+  Diag *diag;
+  Arena arena;
+  const char *model;        /* m->name */
+  const char *upper;        /* MODEL */
+  const char *c_file;       /* "<model>.c" (for #line) */
+  const char **param_field; /* C field names, per param */
+  const char **state_field;
+  EntryPlan *entries; /* per m->entries */
+  CgBuf globals;      /* static constant tables */
+  CgBuf funcs;        /* entry-point definitions */
+} Backend;
+
+/* c_api.c: the header, the init function and the descriptor */
+const char *cg_return_type(const Backend *b, const EntryPlan *ep);
+const char *cg_signature(const Backend *b, const EntryPlan *ep);
+char *cg_header_text(Backend *b);
+void cg_emit_init(Backend *b, CgBuf *out);
+void cg_emit_descriptor(Backend *b, CgBuf *out);
+
+#endif

@@ -1,0 +1,461 @@
+/* codegen/c_api.c — the model's C interface: <model>.h, <model>_init and <model>_info.
+ *
+ * The header holds a verbatim copy of lathe/model_info.h (so standalone output needs no lathe
+ * header), the params/state structs (one field per tensor, dots become underscores), the
+ * workspace sizes, and one prototype per entry point (signatures from backend.h's plans).
+ * <model>_init implements exactly the initializers of ir/init.c: keep the two in step (a unit
+ * test compares them bit for bit). Fans, bounds and name hashes are computed here and emitted
+ * as %.17g literals, so the generated code does the same double operations as ir/init.c.
+ * The descriptor lists params and states with offsetof offsets, and per entry the arguments
+ * and a `call` wrapper taking an array of pointers.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "backend.h"
+#include "lathe/model_info.h"
+
+/* include/lathe/model_info.h from #ifndef to #endif (tests/unit/test_codegen_api.c checks it) */
+static const char model_info_text[] =
+    "#ifndef LATHE_MODEL_INFO_DEFINED\n"
+    "#define LATHE_MODEL_INFO_DEFINED\n"
+    "\n"
+    "#include <stddef.h>\n"
+    "#include <stdint.h>\n"
+    "\n"
+    "#define LATHE_MODEL_INFO_VERSION 1\n"
+    "\n"
+    "/* dtype codes: same order as the IR's DType */\n"
+    "enum { LATHE_F32 = 0, LATHE_F64 = 1, LATHE_I32 = 2, LATHE_I64 = 3, LATHE_U8 = 4 };\n"
+    "\n"
+    "/* role of an entry-point argument */\n"
+    "enum {\n"
+    "  LATHE_ARG_PARAMS = 0,    /* pointer to <model>_params (const for inference) */\n"
+    "  LATHE_ARG_STATE = 1,     /* pointer to <model>_state */\n"
+    "  LATHE_ARG_INPUT = 2,     /* const tensor */\n"
+    "  LATHE_ARG_OUTPUT = 3,    /* tensor written by the call */\n"
+    "  LATHE_ARG_WORKSPACE = 4  /* void *, at least workspace_bytes, 64-byte aligned */\n"
+    "};\n"
+    "\n"
+    "/* kind of entry point */\n"
+    "enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2 };\n"
+    "\n"
+    "typedef struct lathe_tensor_info {\n"
+    "  const char *name;     /* \"h1.w\" for params, the input/output name otherwise */\n"
+    "  int dtype;            /* LATHE_F32, ... */\n"
+    "  int rank;\n"
+    "  const int64_t *shape; /* rank dims */\n"
+    "  size_t offset;        /* byte offset inside the params/state struct (0 for arguments) */\n"
+    "  size_t bytes;\n"
+    "} lathe_tensor_info;\n"
+    "\n"
+    "typedef struct lathe_arg_info {\n"
+    "  int role;                       /* LATHE_ARG_* */\n"
+    "  const lathe_tensor_info *tensor; /* for INPUT/OUTPUT; NULL otherwise */\n"
+    "} lathe_arg_info;\n"
+    "\n"
+    "typedef struct lathe_entry_info {\n"
+    "  const char *name;      /* \"forward\", \"train\", \"train_disc\" */\n"
+    "  const char *symbol;    /* \"mlp_forward\" */\n"
+    "  int kind;              /* LATHE_ENTRY_* */\n"
+    "  int returns_loss;      /* 1: returns the loss as the element type of the model (float) */\n"
+    "  int n_args;\n"
+    "  const lathe_arg_info *args;\n"
+    "  size_t workspace_bytes;\n"
+    "  /* calls the entry point with args[i] pointing at argument i (params, state, tensors,\n"
+    "   * workspace, in the order of `args`); the loss, if any, is stored to *ret (double) */\n"
+    "  void (*call)(void *const *args, double *ret);\n"
+    "} lathe_entry_info;\n"
+    "\n"
+    "typedef struct lathe_model_info {\n"
+    "  int version; /* LATHE_MODEL_INFO_VERSION */\n"
+    "  const char *name;\n"
+    "  const char *source; /* the .lathe file it was compiled from */\n"
+    "  size_t params_bytes, state_bytes, workspace_bytes;\n"
+    "  int n_params;\n"
+    "  const lathe_tensor_info *params;\n"
+    "  int n_states;\n"
+    "  const lathe_tensor_info *states;\n"
+    "  int n_entries;\n"
+    "  const lathe_entry_info *entries;\n"
+    "  void (*init)(void *params, void *state, uint64_t seed);\n"
+    "} lathe_model_info;\n"
+    "\n"
+    "#endif\n";
+
+const char *cg_return_type(const Backend *b, const EntryPlan *ep) {
+  (void)b;
+  return ep->loss == IR_NONE ? "void" : dtype_c_name(graph_node(ep->g, ep->loss)->dtype);
+}
+
+static const char *arg_decl(const Backend *b, Arena *a, const ArgPlan *arg) {
+  const char *cq = arg->is_const ? "const " : "";
+  switch (arg->role) {
+  case LATHE_ARG_PARAMS:
+    return arena_printf(a, "%s%s_params *%s", cq, b->model, arg->cname);
+  case LATHE_ARG_STATE:
+    return arena_printf(a, "%s%s_state *%s", cq, b->model, arg->cname);
+  case LATHE_ARG_WORKSPACE:
+    return arena_printf(a, "void *%s", arg->cname);
+  default:
+    return arena_printf(a, "%s%s %s[%s]", cq, dtype_c_name(arg->dtype), arg->cname,
+                        cg_dims(a, &arg->shape));
+  }
+}
+
+/* "float mlp_train(mlp_params *p, ...)", wrapped before 100 columns */
+const char *cg_signature(const Backend *b, const EntryPlan *ep) {
+  Arena *a = (Arena *)&b->arena;
+  char *text = arena_printf(a, "%s %s(", cg_return_type(b, ep), ep->symbol);
+  size_t line_start = 0;
+  for (int i = 0; i < ep->n_args; i++) {
+    const char *decl = arg_decl(b, a, &ep->args[i]);
+    const char *sep = i + 1 < ep->n_args ? "," : ")";
+    if (i > 0 && strlen(text) - line_start + strlen(decl) + 2 > 96) {
+      line_start = strlen(text) + 1;
+      text = arena_printf(a, "%s\n    %s%s", text, decl, sep);
+    } else {
+      text = arena_printf(a, "%s%s%s%s", text, i > 0 ? " " : "", decl, sep);
+    }
+  }
+  return text;
+}
+
+/* ---- the header -------------------------------------------------------------------------------
+ */
+
+static void tensor_fields(Backend *b, CgBuf *h, const TensorDecl *decls, int n,
+                          const char **fields) {
+  char shape[200];
+  for (int i = 0; i < n; i++)
+    cg_buf_printf(h, "  %s %s[%s]; /* %s: %s%s */\n", dtype_c_name(decls[i].dtype), fields[i],
+                  cg_dims(&b->arena, &decls[i].shape), cg_comment_safe(&b->arena, decls[i].name),
+                  dtype_name(decls[i].dtype), shape_str(&decls[i].shape, shape, sizeof shape));
+}
+
+static void header_types(Backend *b, CgBuf *h) {
+  const Module *m = b->m;
+  cg_buf_printf(h, "/* trainable parameters, in the order of %s */\n",
+                cg_comment_safe(&b->arena, m->source_file ? m->source_file : "the model"));
+  cg_buf_printf(h, "typedef struct %s_params {\n", b->model);
+  tensor_fields(b, h, m->params, m->n_params, b->param_field);
+  if (m->n_params == 0) cg_buf_puts(h, "  uint8_t unused_; /* the model has no parameters */\n");
+  cg_buf_printf(h, "} %s_params;\n\n", b->model);
+  cg_buf_puts(h, "/* training state: optimizer moments and the number of steps taken */\n");
+  cg_buf_printf(h, "typedef struct %s_state {\n", b->model);
+  tensor_fields(b, h, m->states, m->n_states, b->state_field);
+  cg_buf_puts(h, "  uint64_t step; /* train steps taken */\n");
+  cg_buf_printf(h, "} %s_state;\n\n", b->model);
+}
+
+static void header_sizes(Backend *b, CgBuf *h) {
+  int64_t max = 0;
+  for (int i = 0; i < b->m->n_entries; i++)
+    if (b->m->entries[i]->workspace_bytes > max) max = b->m->entries[i]->workspace_bytes;
+  cg_buf_puts(h, "/* workspace bytes (pass a 64-byte aligned buffer); the first is the max */\n");
+  cg_buf_printf(h, "enum { %s_WORKSPACE_BYTES = %lld };\n", b->upper, (long long)max);
+  for (int i = 0; i < b->m->n_entries; i++)
+    cg_buf_printf(h, "enum { %s_WORKSPACE_BYTES = %lld };\n", b->entries[i].upper,
+                  (long long)b->m->entries[i]->workspace_bytes);
+  cg_buf_puts(h, "\n");
+}
+
+static const char *entry_doc(int kind) {
+  switch (kind) {
+  case LATHE_ENTRY_TRAIN:
+    return "one training step: updates p and s in place, returns the loss";
+  case LATHE_ENTRY_GRAD:
+    return "gradients of the loss, one output array per parameter";
+  default:
+    return "inference: writes the outputs";
+  }
+}
+
+char *cg_header_text(Backend *b) {
+  CgBuf h;
+  cg_buf_init(&h);
+  const char *src = b->m->source_file ? b->m->source_file : "<builtin>";
+  cg_buf_printf(&h, "/* %s.h — generated by lathe from %s; do not edit. */\n", b->model,
+                cg_comment_safe(&b->arena, src));
+  cg_buf_printf(&h, "#ifndef LATHE_GENERATED_%s_H\n#define LATHE_GENERATED_%s_H\n\n", b->upper,
+                b->upper);
+  cg_buf_puts(&h, "#include <stddef.h>\n#include <stdint.h>\n\n");
+  cg_buf_puts(&h, model_info_text);
+  cg_buf_puts(&h, "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+  header_types(b, &h);
+  header_sizes(b, &h);
+  cg_buf_puts(&h, "/* deterministic initialization (same values as `lathe` itself) */\n");
+  cg_buf_printf(&h, "void %s_init(%s_params *p, %s_state *s, uint64_t seed);\n\n", b->model,
+                b->model, b->model);
+  for (int i = 0; i < b->m->n_entries; i++)
+    cg_buf_printf(&h, "/* %s */\n%s;\n\n", entry_doc(b->entries[i].kind),
+                  cg_signature(b, &b->entries[i]));
+  cg_buf_printf(&h, "extern const lathe_model_info %s_info;\n\n", b->model);
+  cg_buf_puts(&h, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
+  return h.oom ? (cg_buf_fini(&h), NULL) : cg_buf_take(&h);
+}
+
+/* ---- init -------------------------------------------------------------------------------------
+ */
+
+static uint64_t fnv1a64(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    h ^= *p;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+/* How decl is filled: a constant, U[lo, hi) (lo + width * u), or N(mean=lo, std=width). */
+typedef struct InitPlan {
+  enum { FILL_CONSTANT, FILL_UNIFORM, FILL_NORMAL } fill;
+  double lo, width;
+  double fan_in, fan_out;
+} InitPlan;
+
+/* The same formulas, in the same double operations, as ir_init_tensor. */
+static InitPlan init_plan(const TensorDecl *decl) {
+  InitPlan p = {FILL_CONSTANT, 0, 0, 0, 0};
+  double a = decl->init.a, b = decl->init.b, l;
+  ir_init_fans(&decl->shape, &p.fan_in, &p.fan_out);
+  switch (decl->init.kind) {
+  case INIT_ONES:
+    p.lo = 1.0;
+    break;
+  case INIT_CONSTANT:
+    p.lo = a;
+    break;
+  case INIT_UNIFORM:
+    p = (InitPlan){FILL_UNIFORM, a, b - a, p.fan_in, p.fan_out};
+    break;
+  case INIT_NORMAL:
+    p = (InitPlan){FILL_NORMAL, a, b, p.fan_in, p.fan_out};
+    break;
+  case INIT_GLOROT_UNIFORM:
+    l = sqrt(6.0 / (p.fan_in + p.fan_out));
+    p = (InitPlan){FILL_UNIFORM, -l, l - -l, p.fan_in, p.fan_out};
+    break;
+  case INIT_GLOROT_NORMAL:
+    p = (InitPlan){FILL_NORMAL, 0.0, sqrt(2.0 / (p.fan_in + p.fan_out)), p.fan_in, p.fan_out};
+    break;
+  case INIT_HE_UNIFORM:
+    l = sqrt(6.0 / p.fan_in);
+    p = (InitPlan){FILL_UNIFORM, -l, l - -l, p.fan_in, p.fan_out};
+    break;
+  case INIT_HE_NORMAL:
+    p = (InitPlan){FILL_NORMAL, 0.0, sqrt(2.0 / p.fan_in), p.fan_in, p.fan_out};
+    break;
+  default:
+    break; /* zeros */
+  }
+  return p;
+}
+
+static const char *const init_helpers[] = {
+    "static uint64_t lathe_splitmix64(uint64_t x) {\n"
+    "  x += 0x9E3779B97F4A7C15ull;\n"
+    "  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;\n"
+    "  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;\n"
+    "  return x ^ (x >> 31);\n"
+    "}\n\n"
+    "/* element i of the uniform [0, 1) stream `key` */\n"
+    "static double lathe_uniform01(uint64_t key, int64_t i) {\n"
+    "  return (double)(lathe_splitmix64(key + (uint64_t)i) >> 11) * (1.0 / 9007199254740992.0);\n"
+    "}\n\n",
+    "/* element i of the standard normal stream `key` (Box-Muller on pairs) */\n"
+    "static double lathe_normal01(uint64_t key, int64_t i) {\n"
+    "  const int64_t j = i & ~(int64_t)1;\n"
+    "  const double r = sqrt(-2.0 * log(1.0 - lathe_uniform01(key, j)));\n"
+    "  const double t = 6.283185307179586 * lathe_uniform01(key, j + 1);\n"
+    "  return (i & 1) ? r * sin(t) : r * cos(t);\n"
+    "}\n\n",
+};
+
+static void init_one(Backend *b, CgBuf *c, const TensorDecl *decl, const char *lvalue) {
+  Arena *a = &b->arena;
+  InitPlan ip = init_plan(decl);
+  char shape[200];
+  int64_t count = shape_numel(&decl->shape);
+  const char *t = dtype_c_name(decl->dtype);
+  cg_buf_printf(c, "  /* %s: %s%s = %s (fan_in %.17g, fan_out %.17g) */\n",
+                cg_comment_safe(a, decl->name), dtype_name(decl->dtype),
+                shape_str(&decl->shape, shape, sizeof shape), init_name(decl->init.kind), ip.fan_in,
+                ip.fan_out);
+  if (ip.fill == FILL_CONSTANT) {
+    cg_buf_printf(c, "  for (int64_t i = 0; i < %lld; i++) %s[i] = %s;\n", (long long)count, lvalue,
+                  cg_literal(a, decl->dtype, (double)(ip.lo)));
+    return;
+  }
+  cg_buf_printf(c, "  key = lathe_splitmix64(seed ^ 0x%016llxull);\n",
+                (unsigned long long)fnv1a64(decl->name));
+  cg_buf_printf(c, "  for (int64_t i = 0; i < %lld; i++)\n", (long long)count);
+  cg_buf_printf(c, "    %s[i] = (%s)(%s + %s * %s(key, i));\n", lvalue, t,
+                cg_literal(a, DT_F64, ip.lo), cg_literal(a, DT_F64, ip.width),
+                ip.fill == FILL_UNIFORM ? "lathe_uniform01" : "lathe_normal01");
+}
+
+void cg_emit_init(Backend *b, CgBuf *c) {
+  const Module *m = b->m;
+  bool random = false, normal = false;
+  for (int k = 0; k < 2; k++) {
+    const TensorDecl *decls = k ? m->states : m->params;
+    for (int i = 0; i < (k ? m->n_states : m->n_params); i++) {
+      InitPlan ip = init_plan(&decls[i]);
+      random |= ip.fill != FILL_CONSTANT;
+      normal |= ip.fill == FILL_NORMAL;
+    }
+  }
+  if (random) cg_buf_puts(c, init_helpers[0]);
+  if (normal) cg_buf_puts(c, init_helpers[1]);
+  cg_buf_puts(c,
+              "/* the initializers of the model file, deterministic in (seed, tensor name) */\n");
+  cg_buf_printf(c, "void %s_init(%s_params *p, %s_state *s, uint64_t seed) {\n", b->model, b->model,
+                b->model);
+  if (random)
+    cg_buf_puts(c, "  uint64_t key;\n");
+  else
+    cg_buf_puts(c, "  (void)seed;\n");
+  if (m->n_params == 0) cg_buf_puts(c, "  p->unused_ = 0;\n");
+  for (int i = 0; i < m->n_params; i++)
+    init_one(b, c, &m->params[i], arena_printf(&b->arena, "p->%s", b->param_field[i]));
+  for (int i = 0; i < m->n_states; i++)
+    init_one(b, c, &m->states[i], arena_printf(&b->arena, "s->%s", b->state_field[i]));
+  cg_buf_puts(c, "  s->step = 0;\n}\n\n");
+}
+
+/* ---- the descriptor ------------------------------------------------------------------------- */
+
+static const char *const dtype_codes[DT_COUNT] = {"LATHE_F32", "LATHE_F64", "LATHE_I32",
+                                                  "LATHE_I64", "LATHE_U8"};
+
+/* `static const int64_t <model>_shape_N[] = {...};`, or "NULL" for a scalar */
+static const char *shape_array(Backend *b, CgBuf *c, const Shape *s, int *counter) {
+  if (s->rank == 0) return "NULL";
+  const char *name = arena_printf(&b->arena, "%s_shape_%d", b->model, (*counter)++);
+  cg_buf_printf(c, "static const int64_t %s[] = {", name);
+  for (int i = 0; i < s->rank; i++)
+    cg_buf_printf(c, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
+  cg_buf_puts(c, "};\n");
+  return name;
+}
+
+/* one lathe_tensor_info initializer; `owner` is the struct type for offsetof, or NULL */
+static const char *tensor_info(Backend *b, const char *name, DType t, const Shape *s,
+                               const char *shape_name, const char *owner, const char *field) {
+  Arena *a = &b->arena;
+  const char *offset = owner ? arena_printf(a, "offsetof(%s, %s)", owner, field) : "0";
+  return arena_printf(a, "  {\"%s\", %s, %d, %s, %s, sizeof(%s) * %s},\n", cg_string_safe(a, name),
+                      dtype_codes[t], s->rank, shape_name, offset, dtype_c_name(t), cg_dims(a, s));
+}
+
+/* params or states table; returns its name or "NULL" */
+static const char *decl_table(Backend *b, CgBuf *c, const TensorDecl *decls, int n,
+                              const char **fields, const char *what, int *counter) {
+  if (n == 0) return "NULL";
+  const char **shapes = arena_alloc(&b->arena, (size_t)n * sizeof *shapes);
+  for (int i = 0; i < n; i++)
+    shapes[i] = shape_array(b, c, &decls[i].shape, counter);
+  const char *name = arena_printf(&b->arena, "%s_%s_info", b->model, what);
+  const char *owner = arena_printf(&b->arena, "%s_%s", b->model, what);
+  cg_buf_printf(c, "static const lathe_tensor_info %s[] = {\n", name);
+  for (int i = 0; i < n; i++)
+    cg_buf_puts(c, tensor_info(b, decls[i].name, decls[i].dtype, &decls[i].shape, shapes[i], owner,
+                               fields[i]));
+  cg_buf_puts(c, "};\n\n");
+  return name;
+}
+
+static const char *const role_codes[] = {"LATHE_ARG_PARAMS", "LATHE_ARG_STATE", "LATHE_ARG_INPUT",
+                                         "LATHE_ARG_OUTPUT", "LATHE_ARG_WORKSPACE"};
+
+/* `static void <symbol>__call(void *const *a, double *ret)`: casts and forwards */
+static void call_wrapper(Backend *b, CgBuf *c, const EntryPlan *ep) {
+  Arena *a = &b->arena;
+  cg_buf_printf(c, "static void %s__call(void *const *a, double *ret) {\n", ep->symbol);
+  const char *call = arena_printf(a, "%s(", ep->symbol);
+  for (int i = 0; i < ep->n_args; i++) {
+    const ArgPlan *arg = &ep->args[i];
+    const char *cq = arg->is_const ? "const " : "", *type;
+    if (arg->role == LATHE_ARG_PARAMS)
+      type = arena_printf(a, "%s_params", b->model);
+    else if (arg->role == LATHE_ARG_STATE)
+      type = arena_printf(a, "%s_state", b->model);
+    else if (arg->role == LATHE_ARG_WORKSPACE)
+      type = "void";
+    else
+      type = dtype_c_name(arg->dtype);
+    call = arena_printf(a, "%s%s(%s%s *)a[%d]", call, i == 0 ? "" : i % 3 ? ", " : ",\n      ", cq,
+                        type, i);
+  }
+  if (ep->loss == IR_NONE) {
+    cg_buf_printf(c, "  (void)ret;\n  %s);\n}\n\n", call);
+  } else {
+    cg_buf_printf(c, "  const double loss = (double)%s);\n", call);
+    cg_buf_puts(c, "  if (ret) *ret = loss;\n}\n\n");
+  }
+}
+
+static void entry_tables(Backend *b, CgBuf *c, const EntryPlan *ep, int *counter) {
+  const char **shapes = arena_alloc(&b->arena, (size_t)(ep->n_args + 1) * sizeof *shapes);
+  int n_tensors = 0;
+  for (int i = 0; i < ep->n_args; i++) {
+    int role = ep->args[i].role;
+    if (role == LATHE_ARG_INPUT || role == LATHE_ARG_OUTPUT)
+      shapes[i] = shape_array(b, c, &ep->args[i].shape, counter), n_tensors++;
+  }
+  if (n_tensors > 0) {
+    cg_buf_printf(c, "static const lathe_tensor_info %s_tensors[] = {\n", ep->symbol);
+    for (int i = 0; i < ep->n_args; i++) {
+      const ArgPlan *arg = &ep->args[i];
+      if (arg->role == LATHE_ARG_INPUT || arg->role == LATHE_ARG_OUTPUT)
+        cg_buf_puts(c, tensor_info(b, arg->info, arg->dtype, &arg->shape, shapes[i], NULL, NULL));
+    }
+    cg_buf_puts(c, "};\n");
+  }
+  cg_buf_printf(c, "static const lathe_arg_info %s_args[] = {\n", ep->symbol);
+  for (int i = 0, t = 0; i < ep->n_args; i++) {
+    int role = ep->args[i].role;
+    bool tensor = role == LATHE_ARG_INPUT || role == LATHE_ARG_OUTPUT;
+    const char *ref = tensor ? arena_printf(&b->arena, "&%s_tensors[%d]", ep->symbol, t++) : "NULL";
+    cg_buf_printf(c, "  {%s, %s},\n", role_codes[role], ref);
+  }
+  cg_buf_puts(c, "};\n");
+  call_wrapper(b, c, ep);
+}
+
+static const char *const entry_codes[] = {"LATHE_ENTRY_FORWARD", "LATHE_ENTRY_TRAIN",
+                                          "LATHE_ENTRY_GRAD"};
+
+void cg_emit_descriptor(Backend *b, CgBuf *c) {
+  const Module *m = b->m;
+  int counter = 0;
+  cg_buf_puts(c,
+              "/* ---- the descriptor: names, dtypes, shapes, offsets, entry points ---- */\n\n");
+  const char *params = decl_table(b, c, m->params, m->n_params, b->param_field, "params", &counter);
+  const char *states = decl_table(b, c, m->states, m->n_states, b->state_field, "state", &counter);
+  for (int i = 0; i < m->n_entries; i++)
+    entry_tables(b, c, &b->entries[i], &counter);
+  const char *entries = "NULL";
+  if (m->n_entries > 0) {
+    entries = arena_printf(&b->arena, "%s_entries", b->model);
+    cg_buf_printf(c, "static const lathe_entry_info %s[] = {\n", entries);
+    for (int i = 0; i < m->n_entries; i++) {
+      const EntryPlan *ep = &b->entries[i];
+      cg_buf_printf(c, "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s_WORKSPACE_BYTES, %s__call},\n",
+                    cg_string_safe(&b->arena, ep->g->name), ep->symbol, entry_codes[ep->kind],
+                    ep->loss != IR_NONE, ep->n_args, ep->symbol, ep->upper, ep->symbol);
+    }
+    cg_buf_puts(c, "};\n\n");
+  }
+  cg_buf_printf(c, "static void %s_init__call(void *p, void *s, uint64_t seed) {\n", b->model);
+  cg_buf_printf(c, "  %s_init((%s_params *)p, (%s_state *)s, seed);\n}\n\n", b->model, b->model,
+                b->model);
+  cg_buf_printf(c, "const lathe_model_info %s_info = {\n", b->model);
+  cg_buf_printf(c, "  LATHE_MODEL_INFO_VERSION, \"%s\", \"%s\",\n", b->model,
+                cg_string_safe(&b->arena, m->source_file ? m->source_file : ""));
+  cg_buf_printf(c, "  sizeof(%s_params), sizeof(%s_state), %s_WORKSPACE_BYTES,\n", b->model,
+                b->model, b->upper);
+  cg_buf_printf(c, "  %d, %s, %d, %s, %d, %s, %s_init__call};\n", m->n_params, params, m->n_states,
+                states, m->n_entries, entries, b->model);
+}

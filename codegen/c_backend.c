@@ -1,0 +1,440 @@
+/* codegen/c_backend.c — the C backend: cg_emit_c assembles <model>.c and <model>.h.
+ *
+ * For every entry graph (already through DCE and memory planning) it plans the C signature
+ * (backend.h), gives each node its storage — caller arrays for inputs, `p->field` / `s->field`
+ * for params and state, the caller's output array for values written in place (see
+ * passes/memplan.c for which), a typed pointer into the workspace for everything else — and
+ * lowers the nodes in order (lower.c). After the kernels it copies outputs that were not
+ * written in place, saves the loss, and only then writes parameter/state updates back, so no
+ * update overwrites a value another kernel still reads. c_api.c adds the header, the init
+ * function and the descriptor.
+ *
+ * Generated code is C99, warning-free at -Wall -Wextra, allocation-free and needs only libm.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "lathe/model_info.h"
+
+void cg_options_init(CgOptions *o) {
+  o->line_directives = false;
+  o->header_name = NULL;
+}
+
+/* Names a generated function must not take for its own: C keywords, and the library names
+ * and macros the kernels use. Arguments that collide get a suffix (cg_fresh). */
+static const char *const reserved_words[] = {
+    "auto",     "break",      "case",     "char",     "const",     "continue",  "default",
+    "do",       "double",     "else",     "enum",     "extern",    "float",     "for",
+    "goto",     "if",         "inline",   "int",      "long",      "register",  "restrict",
+    "return",   "short",      "signed",   "sizeof",   "static",    "struct",    "switch",
+    "typedef",  "union",      "unsigned", "void",     "volatile",  "while",     "_Bool",
+    "_Complex", "_Imaginary", "exp",      "expf",     "log",       "logf",      "sqrt",
+    "sqrtf",    "fabs",       "fabsf",    "pow",      "powf",      "tanh",      "tanhf",
+    "sin",      "cos",        "NAN",      "HUGE_VAL", "HUGE_VALF", "INT32_MIN", "INT64_MIN",
+    "int8_t",   "int32_t",    "int64_t",  "uint8_t",  "uint32_t",  "uint64_t",  "size_t",
+    "offsetof", "NULL",       "main",     "bool",     "true",      "false",     "errno",
+};
+
+static bool is_reserved(const char *name) {
+  for (size_t i = 0; i < sizeof reserved_words / sizeof reserved_words[0]; i++)
+    if (strcmp(reserved_words[i], name) == 0) return true;
+  return false;
+}
+
+/* "h1.w" -> "h1_w"; a leading digit gets "_"; reserved words get a trailing "_" */
+static const char *c_ident(Arena *a, const char *name) {
+  if (!name || !*name) name = "unnamed";
+  char *out = arena_printf(a, "%s%s", isdigit((unsigned char)name[0]) ? "_" : "", name);
+  for (char *p = out; *p; p++)
+    if (!isalnum((unsigned char)*p) && *p != '_') *p = '_';
+  return is_reserved(out) ? arena_printf(a, "%s_", out) : out;
+}
+
+static const char *upper_of(Arena *a, const char *s) {
+  char *out = arena_strdup(a, s);
+  for (char *p = out; *p; p++)
+    *p = (char)toupper((unsigned char)*p);
+  return out;
+}
+
+/* C field names of params or states; distinct names that map to one field are an error */
+static const char **field_names(Backend *b, const TensorDecl *decls, int n, const char *what) {
+  const char **names = arena_alloc(&b->arena, (size_t)(n + 1) * sizeof *names);
+  for (int i = 0; i < n; i++) {
+    names[i] = c_ident(&b->arena, decls[i].name);
+    if (strcmp(names[i], "step") == 0 && decls == b->m->states) names[i] = "step_";
+    for (int j = 0; j < i; j++) {
+      if (strcmp(names[i], names[j]) != 0) continue;
+      diag_error(b->diag, decls[i].loc, "%s '%s' and '%s' both become the C field '%s'", what,
+                 decls[j].name, decls[i].name, names[i]);
+      return NULL;
+    }
+  }
+  return names;
+}
+
+/* ---- planning an entry's signature ---------------------------------------------------- */
+
+static int entry_kind(const char *name) {
+  if (strncmp(name, "train", 5) == 0) return LATHE_ENTRY_TRAIN;
+  if (strcmp(name, "grad") == 0) return LATHE_ENTRY_GRAD;
+  return LATHE_ENTRY_FORWARD;
+}
+
+static bool graph_has(const Graph *g, OpKind op) {
+  for (uint32_t i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == op) return true;
+  return false;
+}
+
+static bool has_output(const Graph *g, OutputKind kind) {
+  for (int i = 0; i < g->n_outputs; i++)
+    if (g->outputs[i].kind == kind) return true;
+  return false;
+}
+
+static ArgPlan *add_arg(EntryPlan *ep, int role) {
+  ArgPlan *a = &ep->args[ep->n_args++];
+  memset(a, 0, sizeof *a);
+  a->role = role;
+  return a;
+}
+
+/* a fresh name in e, copied to the backend's arena (plans outlive the emitter) */
+static const char *arg_name(Backend *b, CgEmitter *e, const char *base) {
+  return arena_strdup(&b->arena, cg_fresh(e, base));
+}
+
+/* Arguments: params, state (train/grad entries, or when the graph reads or updates state),
+ * the module inputs the graph reads (module order), the value/grad outputs (graph order), the
+ * workspace. Names are claimed in e so kernels never shadow them. */
+static void plan_args(Backend *b, EntryPlan *ep, CgEmitter *e) {
+  const Graph *g = ep->g;
+  const Module *m = b->m;
+  ep->args = arena_alloc(&b->arena, (size_t)(m->n_inputs + g->n_outputs + 3) * sizeof *ep->args);
+  ep->output_arg = arena_alloc(&b->arena, (size_t)(g->n_outputs + 1) * sizeof *ep->output_arg);
+  ArgPlan *a = add_arg(ep, LATHE_ARG_PARAMS);
+  a->cname = arg_name(b, e, "p");
+  a->is_const = !has_output(g, OUT_PARAM_UPDATE);
+  bool train = ep->kind == LATHE_ENTRY_TRAIN, updates = has_output(g, OUT_STATE_UPDATE);
+  if (train || ep->kind == LATHE_ENTRY_GRAD || updates || graph_has(g, OP_STATE)) {
+    a = add_arg(ep, LATHE_ARG_STATE);
+    a->cname = arg_name(b, e, "s");
+    a->is_const = !train && !updates;
+  }
+  for (int i = 0; i < m->n_inputs; i++) {
+    bool used = false;
+    for (uint32_t id = 0; id < g->n_nodes && !used; id++)
+      used = g->nodes[id].op == OP_INPUT && g->nodes[id].attr.source.index == i;
+    if (!used) continue;
+    a = add_arg(ep, LATHE_ARG_INPUT);
+    *a = (ArgPlan){LATHE_ARG_INPUT,    arg_name(b, e, c_ident(&b->arena, m->inputs[i].name)),
+                   m->inputs[i].name,  m->inputs[i].dtype,
+                   m->inputs[i].shape, true};
+  }
+  for (int i = 0; i < g->n_outputs; i++) {
+    const GraphOutput *o = &g->outputs[i];
+    ep->output_arg[i] = -1;
+    if (o->kind == OUT_LOSS && ep->loss == IR_NONE) ep->loss = o->node;
+    if (o->kind != OUT_VALUE && o->kind != OUT_GRAD) continue;
+    const Node *n = graph_node(g, o->node);
+    ep->output_arg[i] = ep->n_args;
+    a = add_arg(ep, LATHE_ARG_OUTPUT);
+    *a = (ArgPlan){LATHE_ARG_OUTPUT,
+                   arg_name(b, e, c_ident(&b->arena, o->name)),
+                   o->name ? o->name : "out",
+                   n->dtype,
+                   n->shape,
+                   false};
+  }
+  a = add_arg(ep, LATHE_ARG_WORKSPACE);
+  a->cname = arg_name(b, e, "ws");
+}
+
+static int arg_of_input(const EntryPlan *ep, const Module *m, int32_t index) {
+  for (int i = 0; i < ep->n_args; i++)
+    if (ep->args[i].role == LATHE_ARG_INPUT && ep->args[i].info == m->inputs[index].name) return i;
+  return -1;
+}
+
+/* ---- storage of every node ----------------------------------------------------------------- */
+
+static bool is_computed(OpKind op) {
+  return op != OP_INPUT && op != OP_PARAM && op != OP_STATE && op != OP_CONST && op != OP_RESHAPE;
+}
+
+/* The output argument a computed node without a workspace buffer is written to, or -1. */
+static int direct_output_arg(const EntryPlan *ep, NodeId id) {
+  for (int i = 0; i < ep->g->n_outputs; i++)
+    if (ep->g->outputs[i].node == id && ep->output_arg[i] >= 0) return ep->output_arg[i];
+  return -1;
+}
+
+static bool assign_storage(Backend *b, const EntryPlan *ep, CgFunc *f) {
+  const Graph *g = ep->g;
+  for (NodeId id = 0; id < g->n_nodes; id++) {
+    const Node *n = graph_node(g, id);
+    CgValue *v = &f->val[id];
+    int32_t index = n->attr.source.index;
+    if (n->op == OP_INPUT) {
+      int arg = index >= 0 && index < b->m->n_inputs ? arg_of_input(ep, b->m, index) : -1;
+      if (arg < 0) return diag_error(b->diag, n->loc, "internal error: bad input %%%u", id), false;
+      *v = (CgValue){ep->args[arg].cname, false, false};
+    } else if (n->op == OP_PARAM || n->op == OP_STATE) {
+      bool param = n->op == OP_PARAM;
+      if (index < 0 || index >= (param ? b->m->n_params : b->m->n_states))
+        return diag_error(b->diag, n->loc, "internal error: bad source %%%u", id), false;
+      const char *field = param ? b->param_field[index] : b->state_field[index];
+      *v = (CgValue){arena_printf(f->arena, "%s->%s", param ? "p" : "s", field), false, false};
+    } else if (is_computed(n->op) && n->offset >= 0) {
+      const char *name = cg_fresh(f->e, arena_printf(f->arena, "t%u", id));
+      const char *t = dtype_c_name(n->dtype);
+      cg_decl(f->e, "%s *%s = (%s *)((char *)ws + %lld);", t, name, t, (long long)n->offset);
+      *v = (CgValue){name, false, true};
+    } else if (is_computed(n->op)) {
+      int arg = direct_output_arg(ep, id);
+      if (arg >= 0) *v = (CgValue){ep->args[arg].cname, false, true};
+    }
+  }
+  return true;
+}
+
+/* ---- the epilogue: outputs, loss, updates ----------------------------------------------- */
+
+static void copy_loop(CgFunc *f, const char *dst, NodeId src, int64_t count) {
+  const CgValue *v = &f->val[src];
+  cg_scope_push(f->e);
+  const char *i = count == 1 ? "0" : cg_fresh(f->e, "i");
+  if (count != 1) cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", i, i, (long long)count, i);
+  cg_line(f->e, "%s[%s] = %s%s%s%s;", dst, i, v->expr, v->literal ? "" : "[", v->literal ? "" : i,
+          v->literal ? "" : "]");
+  if (count != 1) cg_close(f->e);
+  cg_scope_pop(f->e);
+}
+
+static NodeId storage_root(const Graph *g, NodeId id) {
+  while (g->nodes[id].op == OP_RESHAPE)
+    id = g->nodes[id].in[0];
+  return id;
+}
+
+/* Writes update output o into its param/state. Values read straight from another param or
+ * state could be overwritten by an earlier write-back, so only the identity is allowed. */
+static bool write_back(Backend *b, CgFunc *f, const GraphOutput *o) {
+  bool param = o->kind == OUT_PARAM_UPDATE;
+  const TensorDecl *decls = param ? b->m->params : b->m->states;
+  int n_decls = param ? b->m->n_params : b->m->n_states;
+  const Node *n = graph_node(f->g, o->node);
+  if (o->target < 0 || o->target >= n_decls ||
+      shape_numel(&n->shape) != shape_numel(&decls[o->target].shape) ||
+      n->dtype != decls[o->target].dtype) {
+    diag_error(b->diag, n->loc, "internal error: update '%s' does not match its target",
+               o->name ? o->name : "?");
+    return false;
+  }
+  const Node *root = graph_node(f->g, storage_root(f->g, o->node));
+  if (root->op == OP_PARAM || root->op == OP_STATE) {
+    if (root->op == (param ? OP_PARAM : OP_STATE) && root->attr.source.index == o->target)
+      return true; /* the value is already there */
+    diag_error(b->diag, n->loc, "cannot generate C: update of '%s' is another parameter's value",
+               decls[o->target].name);
+    return false;
+  }
+  const char *field = param ? b->param_field[o->target] : b->state_field[o->target];
+  cg_line(f->e, "/* update %s */", cg_comment_safe(f->arena, decls[o->target].name));
+  copy_loop(f, arena_printf(f->arena, "%s->%s", param ? "p" : "s", field), o->node,
+            shape_numel(&n->shape));
+  return true;
+}
+
+static bool emit_epilogue(Backend *b, const EntryPlan *ep, CgFunc *f) {
+  const Graph *g = ep->g;
+  for (int i = 0; i < g->n_outputs; i++) {
+    int arg = ep->output_arg[i];
+    NodeId node = g->outputs[i].node;
+    if (arg < 0 || (!f->val[node].literal && strcmp(f->val[node].expr, ep->args[arg].cname) == 0))
+      continue;
+    cg_line(f->e, "/* output %s */", cg_comment_safe(f->arena, ep->args[arg].info));
+    copy_loop(f, ep->args[arg].cname, node, shape_numel(&ep->args[arg].shape));
+  }
+  const char *loss = NULL;
+  if (ep->loss != IR_NONE) {
+    loss = cg_fresh(f->e, "loss");
+    const CgValue *v = &f->val[ep->loss];
+    cg_line(f->e, "const %s %s = %s%s;", cg_return_type(b, ep), loss, v->expr,
+            v->literal ? "" : "[0]");
+  }
+  for (int i = 0; i < g->n_outputs; i++) {
+    OutputKind k = g->outputs[i].kind;
+    if ((k == OUT_PARAM_UPDATE || k == OUT_STATE_UPDATE) && !write_back(b, f, &g->outputs[i]))
+      return false;
+  }
+  if (ep->kind == LATHE_ENTRY_TRAIN) cg_line(f->e, "s->step += 1;");
+  if (loss) cg_line(f->e, "return %s;", loss);
+  return true;
+}
+
+/* ---- one entry function ---------------------------------------------------------------------- */
+
+static bool mentions(const char *text, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = text ? strstr(text, name) : NULL; p; p = strstr(p + 1, name)) {
+    bool before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+    bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
+    if (!before && !after) return true;
+  }
+  return false;
+}
+
+static void assemble_function(Backend *b, const EntryPlan *ep, CgEmitter *e) {
+  const Graph *g = ep->g;
+  cg_buf_printf(&b->funcs, "/* entry point \"%s\": %u nodes, %lld workspace bytes */\n",
+                cg_comment_safe(&b->arena, g->name), g->n_nodes, (long long)g->workspace_bytes);
+  cg_buf_printf(&b->funcs, "%s {\n", cg_signature(b, ep));
+  if (e->decl.data) cg_buf_puts(&b->funcs, e->decl.data);
+  for (int i = 0; i < ep->n_args; i++) {
+    const char *name = ep->args[i].cname;
+    if (!mentions(e->decl.data, name) && !mentions(e->body.data, name))
+      cg_buf_printf(&b->funcs, "  (void)%s;\n", name);
+  }
+  if (e->body.data) cg_buf_puts(&b->funcs, e->body.data);
+  cg_buf_puts(&b->funcs, "}\n\n");
+}
+
+static bool emit_entry(Backend *b, const Graph *g, EntryPlan *ep) {
+  memset(ep, 0, sizeof *ep);
+  ep->g = g;
+  ep->loss = IR_NONE;
+  ep->kind = entry_kind(g->name);
+  ep->symbol = arena_printf(&b->arena, "%s_%s", b->model, c_ident(&b->arena, g->name));
+  ep->upper = upper_of(&b->arena, ep->symbol);
+  if (g->workspace_bytes < 0) {
+    diag_error(b->diag, (SrcLoc){0}, "internal error: entry '%s' was not memory-planned", g->name);
+    return false;
+  }
+  if (g->workspace_bytes > INT32_MAX) { /* the size is an enum constant in the header */
+    diag_error(b->diag, (SrcLoc){0}, "entry '%s' needs %lld workspace bytes; at most %d supported",
+               g->name, (long long)g->workspace_bytes, INT32_MAX);
+    return false;
+  }
+  CgEmitter e;
+  cg_emitter_init(&e, 1);
+  for (size_t i = 0; i < sizeof reserved_words / sizeof reserved_words[0]; i++)
+    cg_fresh(&e, reserved_words[i]);
+  plan_args(b, ep, &e);
+  CgFunc f = {&e, b->m, g, b->opt, &b->globals, ep->symbol, NULL, &b->arena, b->diag};
+  f.val = arena_alloc(&b->arena, (g->n_nodes + 1) * sizeof *f.val);
+  bool ok = assign_storage(b, ep, &f);
+  for (NodeId id = 0; ok && id < g->n_nodes; id++)
+    ok = cg_lower_node(&f, id);
+  ok = ok && emit_epilogue(b, ep, &f);
+  if (ok && !cg_emitter_ok(&e)) {
+    diag_error(b->diag, (SrcLoc){0}, "out of memory while generating C for '%s'", g->name);
+    ok = false;
+  }
+  if (ok) assemble_function(b, ep, &e);
+  cg_emitter_fini(&e);
+  return ok;
+}
+
+/* ---- assembly ----------------------------------------------------------------------------------
+ */
+
+/* Replaces every CG_LINE_RESYNC line by `#line N "<file>"`, N being the next line's number,
+ * so diagnostics after a kernel point back into the generated file. */
+static char *resync_lines(const char *text, const char *c_file) {
+  CgBuf out;
+  cg_buf_init(&out);
+  size_t marker = strlen(CG_LINE_RESYNC);
+  long line = 1;
+  for (const char *p = text; *p;) {
+    const char *eol = strchr(p, '\n');
+    size_t len = eol ? (size_t)(eol - p) : strlen(p);
+    if (len == marker && strncmp(p, CG_LINE_RESYNC, marker) == 0) {
+      cg_buf_printf(&out, "#line %ld \"%s\"\n", line + 1, c_file);
+    } else {
+      cg_buf_printf(&out, "%.*s\n", (int)len, p);
+    }
+    line++;
+    p += len + (eol ? 1 : 0);
+  }
+  return cg_buf_take(&out);
+}
+
+static char *source_text(Backend *b) {
+  CgBuf c;
+  cg_buf_init(&c);
+  const char *src = b->m->source_file ? b->m->source_file : "<builtin>";
+  const char *header =
+      b->opt->header_name ? b->opt->header_name : arena_printf(&b->arena, "%s.h", b->model);
+  cg_buf_printf(&c, "/* %s — generated by lathe from %s; do not edit.\n", b->c_file,
+                cg_comment_safe(&b->arena, src));
+  cg_buf_puts(&c, " * Standalone C99: no allocation, needs only libm (-lm). */\n");
+  cg_buf_printf(&c, "#include \"%s\"\n\n", cg_string_safe(&b->arena, header));
+  cg_buf_puts(&c, "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n\n");
+  if (b->globals.data) cg_buf_puts(&c, b->globals.data);
+  if (b->funcs.data) cg_buf_puts(&c, b->funcs.data);
+  cg_emit_init(b, &c);
+  cg_emit_descriptor(b, &c);
+  if (c.oom) {
+    cg_buf_fini(&c);
+    return NULL;
+  }
+  char *text = cg_buf_take(&c);
+  char *fixed = text && b->opt->line_directives ? resync_lines(text, b->c_file) : NULL;
+  if (fixed) {
+    free(text);
+    return fixed;
+  }
+  return text;
+}
+
+static bool backend_prepare(Backend *b) {
+  b->model = b->m->name;
+  for (const char *p = b->model; p && *p; p++)
+    if (!isalnum((unsigned char)*p) && *p != '_') b->model = NULL;
+  if (!b->model || !*b->model || isdigit((unsigned char)b->model[0])) {
+    diag_error(b->diag, (SrcLoc){b->m->source_file, 1, 1}, "model name '%s' is not a C identifier",
+               b->m->name ? b->m->name : "");
+    return false;
+  }
+  b->upper = upper_of(&b->arena, b->model);
+  b->c_file = arena_printf(&b->arena, "%s.c", b->model);
+  b->param_field = field_names(b, b->m->params, b->m->n_params, "parameters");
+  b->state_field = field_names(b, b->m->states, b->m->n_states, "states");
+  b->entries = arena_alloc(&b->arena, (size_t)(b->m->n_entries + 1) * sizeof *b->entries);
+  return b->param_field && b->state_field;
+}
+
+bool cg_emit_c(const Module *m, const CgOptions *o, char **c_text, char **h_text, Diag *d) {
+  *c_text = *h_text = NULL;
+  CgOptions defaults;
+  cg_options_init(&defaults);
+  Backend b = {.m = m, .opt = o ? o : &defaults, .diag = d};
+  arena_init(&b.arena);
+  cg_buf_init(&b.globals);
+  cg_buf_init(&b.funcs);
+  bool ok = backend_prepare(&b);
+  for (int i = 0; ok && i < m->n_entries; i++)
+    ok = emit_entry(&b, m->entries[i], &b.entries[i]);
+  if (ok) {
+    *c_text = source_text(&b);
+    *h_text = cg_header_text(&b);
+    if (!*c_text || !*h_text) {
+      diag_error(d, (SrcLoc){0}, "out of memory while generating C for '%s'", m->name);
+      ok = false;
+    }
+  }
+  if (!ok) {
+    free(*c_text);
+    free(*h_text);
+    *c_text = *h_text = NULL;
+  }
+  cg_buf_fini(&b.globals);
+  cg_buf_fini(&b.funcs);
+  arena_fini(&b.arena);
+  return ok;
+}

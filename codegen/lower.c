@@ -1,0 +1,633 @@
+/* codegen/lower.c — one lowering per op: each IR node becomes a C loop nest.
+ *
+ * The table of lowerings is generated from the `lower` column of ir/ops.def. Every kernel is
+ * specialized to its static shapes: loop bounds and strides are literals, loops of extent 1
+ * are dropped, and indices are written as sums of `var * stride`. Float math uses the float
+ * functions of <math.h> for f32 (expf) and the double ones for f64; integer tensors compute
+ * through double and convert back. Each kernel gets its own name scope, so loop variables
+ * (i0, i1, k, acc) are reused from kernel to kernel.
+ *
+ * Invariant: when cg_lower_node(f, id) runs, f->val[x] is set for every input x of id, and
+ * f->val[id] is set (writable) unless id is a source, CONST or RESHAPE.
+ */
+#include "lower.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- text helpers ------------------------------------------------------------------------ */
+
+const char *cg_literal(Arena *a, DType t, double v) {
+  if (t == DT_F32 || t == DT_F64) {
+    const char *inf = t == DT_F32 ? "HUGE_VALF" : "HUGE_VAL";
+    if (isnan(v)) return "NAN";
+    if (isinf(v)) return v > 0 ? inf : arena_printf(a, "(-%s)", inf);
+    char num[64];
+    snprintf(num, sizeof num, t == DT_F32 ? "%.9g" : "%.17g", t == DT_F32 ? (float)v : v);
+    bool has_point = strpbrk(num, ".e") != NULL;
+    const char *suffix = t == DT_F32 ? "f" : "";
+    const char *fmt = v < 0 ? "(%s%s%s)" : "%s%s%s";
+    return arena_printf(a, fmt, num, has_point ? "" : ".0", suffix);
+  }
+  long long n = (long long)v;
+  return arena_printf(a, n < 0 ? "(%lld)" : "%lld", n);
+}
+
+const char *cg_dims(Arena *a, const Shape *s) {
+  if (s->rank == 0) return "1";
+  char *text = arena_printf(a, "%lld", (long long)s->dim[0]);
+  for (int i = 1; i < s->rank; i++)
+    text = arena_printf(a, "%s * %lld", text, (long long)s->dim[i]);
+  return text;
+}
+
+const char *cg_comment_safe(Arena *a, const char *s) {
+  char *out = arena_strdup(a, s ? s : "");
+  for (char *p = out; *p; p++) {
+    if (p[0] == '*' && p[1] == '/') p[1] = '|';
+    if (p[0] == '/' && p[1] == '*') p[1] = '|';
+    if (*p == '\n' || *p == '\r') *p = ' ';
+  }
+  return out;
+}
+
+const char *cg_string_safe(Arena *a, const char *s) {
+  if (!s) s = "";
+  char *out = arena_alloc(a, strlen(s) * 4 + 1);
+  char *w = out;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') {
+      *w++ = '\\';
+      *w++ = (char)*p;
+    } else if (*p < 0x20 || *p >= 0x7f) {
+      w += sprintf(w, "\\%03o", *p);
+    } else {
+      *w++ = (char)*p;
+    }
+  }
+  *w = '\0';
+  return out;
+}
+
+static void strides_of(const Shape *s, int64_t *st) {
+  int64_t acc = 1;
+  for (int d = s->rank - 1; d >= 0; d--) {
+    st[d] = acc;
+    acc *= s->dim[d];
+  }
+}
+
+/* sum of var[i] * stride[i], skipping NULL vars (extent-1 loops) and zero strides */
+static const char *index_expr(Arena *a, int n, const char *const *vars, const int64_t *stride) {
+  const char *text = NULL;
+  for (int i = 0; i < n; i++) {
+    if (!vars[i] || stride[i] == 0) continue;
+    const char *term =
+        stride[i] == 1 ? vars[i] : arena_printf(a, "%s * %lld", vars[i], (long long)stride[i]);
+    text = text ? arena_printf(a, "%s + %s", text, term) : term;
+  }
+  return text ? text : "0";
+}
+
+/* element `index` of node id: `buf[index]`, or the literal */
+static const char *at(CgFunc *f, NodeId id, const char *index) {
+  const CgValue *v = &f->val[id];
+  if (v->literal) return v->expr;
+  return arena_printf(f->arena, "%s[%s]", v->expr, index);
+}
+
+static const char *ctype(DType t) {
+  return dtype_c_name(t);
+}
+
+/* Opens `for (int64_t VAR = 0; VAR < extent; VAR++) {` unless extent is 1; returns the loop
+ * variable (a fresh name from `base`) or NULL when no loop was opened. */
+static const char *loop_open(CgFunc *f, const char *base, int64_t extent) {
+  if (extent == 1) return NULL;
+  cg_scope_push(f->e); /* the variable, and names declared in the body, end with the loop */
+  const char *v = cg_fresh(f->e, base);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", v, v, (long long)extent, v);
+  return v;
+}
+
+static void loop_close(CgFunc *f, const char *var) {
+  if (!var) return;
+  cg_close(f->e);
+  cg_scope_pop(f->e);
+}
+
+/* one loop per dim of s (vars[d] NULL for extent-1 dims) */
+static void nest_open(CgFunc *f, const Shape *s, const char **vars) {
+  for (int d = 0; d < s->rank; d++) {
+    char base[16];
+    snprintf(base, sizeof base, "i%d", d);
+    vars[d] = loop_open(f, base, s->dim[d]);
+  }
+}
+
+static void nest_close(CgFunc *f, const Shape *s, const char **vars) {
+  for (int d = s->rank - 1; d >= 0; d--)
+    loop_close(f, vars[d]);
+}
+
+static bool unsupported(CgFunc *f, NodeId id, const char *what) {
+  const Node *n = graph_node(f->g, id);
+  diag_error(f->diag, n->loc, "cannot generate C for %s %%%u (%s): %s", ir_ops[n->op].name, id,
+             dtype_name(n->dtype), what);
+  return false;
+}
+
+/* ---- elementwise ----------------------------------------------------------------------- */
+
+/* f32 -> "expf", f64 -> "exp"; integers go through double */
+static const char *math_call(CgFunc *f, DType t, const char *fn, const char *x) {
+  if (t == DT_F32) return arena_printf(f->arena, "%sf(%s)", fn, x);
+  if (t == DT_F64) return arena_printf(f->arena, "%s(%s)", fn, x);
+  return arena_printf(f->arena, "(%s)%s((double)%s)", ctype(t), fn, x);
+}
+
+static const char *math_call2(CgFunc *f, DType t, const char *fn, const char *x, const char *y) {
+  if (t == DT_F32) return arena_printf(f->arena, "%sf(%s, %s)", fn, x, y);
+  if (t == DT_F64) return arena_printf(f->arena, "%s(%s, %s)", fn, x, y);
+  return arena_printf(f->arena, "(%s)%s((double)%s, (double)%s)", ctype(t), fn, x, y);
+}
+
+/* " || x != x" for float types (a NaN test), "" for integers */
+static const char *is_nan(CgFunc *f, DType t, const char *x) {
+  return dtype_is_float(t) ? arena_printf(f->arena, " || %s != %s", x, x) : "";
+}
+
+static const char *compare(CgFunc *f, DType t, const char *x, const char *cmp, const char *y) {
+  return arena_printf(f->arena, "(%s %s %s ? %s : %s)", x, cmp, y, cg_literal(f->arena, t, 1),
+                      cg_literal(f->arena, t, 0));
+}
+
+/* The expression for one element of node n (dtype t) from operand elements x, y. This is a
+ * long switch over the elementwise ops, one line each. */
+static const char *ew_expr(CgFunc *f, const Node *n, const char *x, const char *y) {
+  Arena *a = f->arena;
+  DType t = n->dtype;
+  const char *zero = cg_literal(a, t, 0), *one = cg_literal(a, t, 1);
+  bool fl = dtype_is_float(t);
+  switch (n->op) {
+  case OP_ADD:
+    return arena_printf(a, "%s + %s", x, y);
+  case OP_SUB:
+    return arena_printf(a, "%s - %s", x, y);
+  case OP_MUL:
+    return arena_printf(a, "%s * %s", x, y);
+  case OP_DIV:
+    if (fl) return arena_printf(a, "%s / %s", x, y);
+    return arena_printf(a, "(%s)((double)%s / (double)%s)", ctype(t), x, y);
+  /* NaN propagates (like torch.maximum): a NaN x is kept by `x != x`, a NaN y by the else */
+  case OP_MAXIMUM:
+    return arena_printf(a, "(%s > %s%s ? %s : %s)", x, y, is_nan(f, t, x), x, y);
+  case OP_MINIMUM:
+    return arena_printf(a, "(%s < %s%s ? %s : %s)", x, y, is_nan(f, t, x), x, y);
+  case OP_POW:
+    return math_call2(f, t, "pow", x, y);
+  case OP_LT:
+    return compare(f, t, x, "<", y);
+  case OP_LE:
+    return compare(f, t, x, "<=", y);
+  case OP_GT:
+    return compare(f, t, x, ">", y);
+  case OP_GE:
+    return compare(f, t, x, ">=", y);
+  case OP_EQ:
+    return compare(f, t, x, "==", y);
+  case OP_NE:
+    return compare(f, t, x, "!=", y);
+  case OP_NEG:
+    return arena_printf(a, "-%s", x);
+  case OP_EXP:
+    return math_call(f, t, "exp", x);
+  case OP_LOG:
+    return math_call(f, t, "log", x);
+  case OP_SQRT:
+    return math_call(f, t, "sqrt", x);
+  case OP_ABS:
+    return fl ? math_call(f, t, "fabs", x) : arena_printf(a, "(%s < 0 ? -%s : %s)", x, x, x);
+  case OP_SIGN:
+    return arena_printf(a, "(%s > %s ? %s : %s < %s ? -%s : %s)", x, zero, one, x, zero, one, x);
+  case OP_RELU:
+    return arena_printf(a, "(%s > %s ? %s : %s)", x, zero, x, zero);
+  case OP_SIGMOID: { /* exp never overflows: exp(-x) for x >= 0, exp(x) otherwise */
+    const char *en = math_call(f, t, "exp", arena_printf(a, "-%s", x));
+    const char *ep = math_call(f, t, "exp", x);
+    return arena_printf(a, "(%s >= %s ? %s / (%s + %s) : %s / (%s + %s))", x, zero, one, one, en,
+                        ep, one, ep);
+  }
+  case OP_TANH:
+    return math_call(f, t, "tanh", x);
+  case OP_STOP_GRAD:
+  case OP_BROADCAST:
+    return x;
+  case OP_CAST:
+    return arena_printf(a, "(%s)%s", ctype(t), x);
+  default:
+    return NULL;
+  }
+}
+
+/* Inputs whose element i is element i of the output (same shape), or a single element. */
+static bool ew_flat(CgFunc *f, const Node *n) {
+  for (int k = 0; k < n->n_in; k++) {
+    const Node *in = graph_node(f->g, n->in[k]);
+    if (!f->val[n->in[k]].literal && !shape_equal(&in->shape, &n->shape) &&
+        shape_numel(&in->shape) != 1)
+      return false;
+  }
+  return true;
+}
+
+/* index of input `in` (NumPy-broadcast to out) for the output loop variables */
+static const char *broadcast_index(CgFunc *f, const Shape *in, const Shape *out,
+                                   const char **vars) {
+  int64_t st[IR_MAX_RANK], bst[IR_MAX_RANK];
+  strides_of(in, st);
+  int lead = out->rank - in->rank;
+  for (int d = 0; d < out->rank; d++) {
+    int di = d - lead;
+    bst[d] = (di < 0 || in->dim[di] == 1) ? 0 : st[di];
+  }
+  return index_expr(f->arena, out->rank, vars, bst);
+}
+
+static bool lower_elemwise(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const char *x[2] = {NULL, NULL};
+  const char *out = f->val[id].expr;
+  if (ew_flat(f, n)) {
+    const char *i = loop_open(f, "i", shape_numel(&n->shape));
+    const char *idx = i ? i : "0";
+    for (int k = 0; k < n->n_in; k++)
+      x[k] = at(f, n->in[k], shape_numel(&graph_node(f->g, n->in[k])->shape) == 1 ? "0" : idx);
+    const char *e = ew_expr(f, n, x[0], x[1]);
+    if (!e) return unsupported(f, id, "no elementwise lowering");
+    cg_line(f->e, "%s[%s] = %s;", out, idx, e);
+    loop_close(f, i);
+    return true;
+  }
+  const char *vars[IR_MAX_RANK];
+  int64_t st[IR_MAX_RANK];
+  strides_of(&n->shape, st);
+  nest_open(f, &n->shape, vars);
+  for (int k = 0; k < n->n_in; k++)
+    x[k] = at(f, n->in[k], broadcast_index(f, &graph_node(f->g, n->in[k])->shape, &n->shape, vars));
+  const char *e = ew_expr(f, n, x[0], x[1]);
+  if (!e) return unsupported(f, id, "no elementwise lowering");
+  cg_line(f->e, "%s[%s] = %s;", out, index_expr(f->arena, n->shape.rank, vars, st), e);
+  nest_close(f, &n->shape, vars);
+  return true;
+}
+
+static bool lower_broadcast_to(CgFunc *f, NodeId id) {
+  return lower_elemwise(f, id);
+}
+
+/* ---- sources, constants, views ------------------------------------------------------------ */
+
+static bool lower_source(CgFunc *f, NodeId id) {
+  if (!f->val[id].expr) return unsupported(f, id, "source without storage");
+  return true;
+}
+
+/* A splat constant becomes a literal; a data constant a static table at file scope. */
+static bool lower_const(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const double *data = n->attr.constant.data;
+  int64_t count = shape_numel(&n->shape);
+  if (!data || count == 1) {
+    f->val[id] = (CgValue){cg_literal(f->arena, n->dtype, data ? data[0] : n->attr.constant.value),
+                           true, false};
+    return true;
+  }
+  const char *name = arena_printf(f->arena, "%s_c%u", f->symbol, id);
+  char shape[200];
+  cg_buf_printf(f->globals, "/* %%%u = const : %s%s */\n", id, dtype_name(n->dtype),
+                shape_str(&n->shape, shape, sizeof shape));
+  cg_buf_printf(f->globals, "static const %s %s[%lld] = {", ctype(n->dtype), name,
+                (long long)count);
+  for (int64_t i = 0; i < count; i++) {
+    cg_buf_puts(f->globals, i % 8 == 0 ? "\n  " : " ");
+    cg_buf_printf(f->globals, "%s%s", cg_literal(f->arena, n->dtype, data[i]),
+                  i + 1 < count ? "," : "");
+  }
+  cg_buf_puts(f->globals, "\n};\n\n");
+  f->val[id] = (CgValue){name, false, false};
+  return true;
+}
+
+/* RESHAPE never moves data: C order is preserved, so it names its input's bytes. */
+static bool lower_reshape(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  f->val[id] = f->val[n->in[0]];
+  f->val[id].writable = false;
+  return true;
+}
+
+static bool lower_transpose(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Node *in = graph_node(f->g, n->in[0]);
+  int64_t ist[IR_MAX_RANK], ost[IR_MAX_RANK], pst[IR_MAX_RANK];
+  strides_of(&in->shape, ist);
+  strides_of(&n->shape, ost);
+  for (int d = 0; d < n->shape.rank; d++)
+    pst[d] = ist[n->attr.transpose.perm[d]];
+  const char *vars[IR_MAX_RANK];
+  nest_open(f, &n->shape, vars);
+  cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, index_expr(f->arena, n->shape.rank, vars, ost),
+          at(f, n->in[0], index_expr(f->arena, n->shape.rank, vars, pst)));
+  nest_close(f, &n->shape, vars);
+  return true;
+}
+
+static bool lower_one_hot(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  int64_t depth = n->attr.one_hot.depth;
+  int64_t count = shape_numel(&graph_node(f->g, n->in[0])->shape);
+  const char *out = f->val[id].expr;
+  const char *i = loop_open(f, "i", count);
+  const char *c = cg_fresh(f->e, "c");
+  cg_line(f->e, "const int64_t %s = (int64_t)%s;", c, at(f, n->in[0], i ? i : "0"));
+  const char *j = loop_open(f, "j", depth);
+  const char *vars[2] = {i, j};
+  const int64_t st[2] = {depth, 1};
+  cg_line(f->e, "%s[%s] = %s == %s ? %s : %s;", out, index_expr(f->arena, 2, vars, st), j ? j : "0",
+          c, cg_literal(f->arena, n->dtype, 1), cg_literal(f->arena, n->dtype, 0));
+  loop_close(f, j);
+  loop_close(f, i);
+  return true;
+}
+
+/* ---- matmul ------------------------------------------------------------------------------ */
+
+typedef struct MatDims {
+  int64_t m, k, n;
+  int nb;                     /* batch dims of the output */
+  int64_t a_bst[IR_MAX_RANK]; /* per output batch dim: stride in a (0 = broadcast) */
+  int64_t b_bst[IR_MAX_RANK];
+  int64_t c_bst[IR_MAX_RANK];
+} MatDims;
+
+/* batch strides of operand s (matrix dims excluded, `mat` elements per matrix) */
+static void batch_strides(const Shape *s, int mat_rank, int nb, int64_t mat, int64_t *bst) {
+  int sb = s->rank - mat_rank; /* batch dims of s, right-aligned to the output's */
+  int64_t acc = mat;
+  for (int d = nb - 1; d >= 0; d--) {
+    int ds = d - (nb - sb);
+    bst[d] = (ds < 0 || s->dim[ds] == 1) ? 0 : acc;
+    if (ds >= 0) acc *= s->dim[ds];
+  }
+}
+
+static void mat_dims(const Node *n, const Shape *a, const Shape *b, MatDims *md) {
+  bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
+  int ar = a->rank, br = b->rank;
+  md->m = ar == 1 ? 1 : (ta ? a->dim[ar - 1] : a->dim[ar - 2]);
+  md->k = ar == 1 ? a->dim[0] : (ta ? a->dim[ar - 2] : a->dim[ar - 1]);
+  md->n = br == 1 ? 1 : (tb ? b->dim[br - 2] : b->dim[br - 1]);
+  md->nb = n->shape.rank - (ar == 1 ? 0 : 1) - (br == 1 ? 0 : 1);
+  batch_strides(a, ar == 1 ? 1 : 2, md->nb, md->m * md->k, md->a_bst);
+  batch_strides(b, br == 1 ? 1 : 2, md->nb, md->k * md->n, md->b_bst);
+  int64_t acc = md->m * md->n;
+  for (int d = md->nb - 1; d >= 0; d--) {
+    md->c_bst[d] = acc;
+    acc *= n->shape.dim[d];
+  }
+}
+
+/* "base + i * s1 + j * s2" with NULL vars skipped */
+static const char *mat_index(CgFunc *f, const char *base, const char *v1, int64_t s1,
+                             const char *v2, int64_t s2) {
+  const char *vars[3] = {v1, v2, NULL};
+  const int64_t st[3] = {s1, s2, 0};
+  const char *ij = index_expr(f->arena, 2, vars, st);
+  if (strcmp(base, "0") == 0) return ij;
+  if (strcmp(ij, "0") == 0) return base;
+  return arena_printf(f->arena, "%s + %s", base, ij);
+}
+
+/* C[i, j] (+)= A[i, k] * B[k, j]: i-k-j order (unit-stride inner loop over B and C rows), or
+ * i-j-k with an accumulator when B is transposed (then B's rows are contiguous in k). */
+static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab, const char *bb,
+                        const char *cb) {
+  const Node *n = graph_node(f->g, id);
+  bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
+  const char *zero = cg_literal(f->arena, n->dtype, 0), *out = f->val[id].expr;
+  const char *i = loop_open(f, "i", md->m);
+  const char *av, *bv;
+  if (tb) {
+    const char *j = loop_open(f, "j", md->n);
+    const char *acc = cg_fresh(f->e, "acc");
+    cg_line(f->e, "%s %s = %s;", ctype(n->dtype), acc, zero);
+    const char *k = loop_open(f, "k", md->k);
+    av = at(f, n->in[0], ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
+    bv = at(f, n->in[1], mat_index(f, bb, j, md->k, k, 1));
+    cg_line(f->e, "%s += %s * %s;", acc, av, bv);
+    loop_close(f, k);
+    cg_line(f->e, "%s[%s] = %s;", out, mat_index(f, cb, i, md->n, j, 1), acc);
+    loop_close(f, j);
+  } else {
+    const char *j = loop_open(f, "j", md->n);
+    cg_line(f->e, "%s[%s] = %s;", out, mat_index(f, cb, i, md->n, j, 1), zero);
+    loop_close(f, j);
+    const char *k = loop_open(f, "k", md->k);
+    const char *a_ik = cg_fresh(f->e, "a_ik");
+    av = at(f, n->in[0], ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
+    cg_line(f->e, "const %s %s = %s;", ctype(n->dtype), a_ik, av);
+    j = loop_open(f, "j", md->n);
+    bv = at(f, n->in[1], mat_index(f, bb, k, md->n, j, 1));
+    cg_line(f->e, "%s[%s] += %s * %s;", out, mat_index(f, cb, i, md->n, j, 1), a_ik, bv);
+    loop_close(f, j);
+    loop_close(f, k);
+  }
+  loop_close(f, i);
+}
+
+static bool lower_matmul(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *a = &graph_node(f->g, n->in[0])->shape, *b = &graph_node(f->g, n->in[1])->shape;
+  if (a->rank < 1 || b->rank < 1 || n->shape.rank > IR_MAX_RANK)
+    return unsupported(f, id, "matmul needs operands of rank >= 1");
+  MatDims md;
+  mat_dims(n, a, b, &md);
+  if (md.nb < 0) return unsupported(f, id, "inconsistent matmul shapes");
+  const char *vars[IR_MAX_RANK];
+  for (int d = 0; d < md.nb; d++) {
+    char base[16];
+    snprintf(base, sizeof base, "b%d", d);
+    vars[d] = loop_open(f, base, n->shape.dim[d]);
+  }
+  const char *ab = index_expr(f->arena, md.nb, vars, md.a_bst);
+  const char *bb = index_expr(f->arena, md.nb, vars, md.b_bst);
+  const char *cb = index_expr(f->arena, md.nb, vars, md.c_bst);
+  matmul_body(f, id, &md, ab, bb, cb);
+  for (int d = md.nb - 1; d >= 0; d--)
+    loop_close(f, vars[d]);
+  return true;
+}
+
+/* ---- softmax and reductions ---------------------------------------------------------------- */
+
+/* Stable softmax / log-softmax along one axis: subtract the max, exponentiate, normalize. */
+static bool lower_softmax(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  int axis = n->attr.softmax.axis;
+  if (axis < 0 || axis >= n->shape.rank) return unsupported(f, id, "softmax axis out of range");
+  if (!dtype_is_float(n->dtype)) return unsupported(f, id, "softmax of an integer tensor");
+  int64_t outer = 1, inner = 1, len = n->shape.dim[axis];
+  for (int d = 0; d < axis; d++)
+    outer *= n->shape.dim[d];
+  for (int d = axis + 1; d < n->shape.rank; d++)
+    inner *= n->shape.dim[d];
+  DType t = n->dtype;
+  const char *o = loop_open(f, "i", outer), *q = loop_open(f, "i", inner);
+  const char *mx = cg_fresh(f->e, "max"), *sum = cg_fresh(f->e, "sum");
+  const char *vars[3] = {o, NULL, q};
+  const int64_t st[3] = {len * inner, inner, 1};
+  cg_line(f->e, "%s %s = %s;", ctype(t), mx, at(f, n->in[0], index_expr(f->arena, 3, vars, st)));
+  const char *j = loop_open(f, "j", len);
+  vars[1] = j;
+  const char *idx = index_expr(f->arena, 3, vars, st);
+  const char *x = at(f, n->in[0], idx), *out = f->val[id].expr;
+  cg_line(f->e, "if (%s > %s) %s = %s;", x, mx, mx, x);
+  loop_close(f, j);
+  cg_line(f->e, "%s %s = %s;", ctype(t), sum, cg_literal(f->arena, t, 0));
+  j = loop_open(f, "j", len);
+  vars[1] = j;
+  idx = index_expr(f->arena, 3, vars, st);
+  x = at(f, n->in[0], idx);
+  const char *ex = math_call(f, t, "exp", arena_printf(f->arena, "%s - %s", x, mx));
+  if (n->op == OP_SOFTMAX) {
+    cg_line(f->e, "%s[%s] = %s;", out, idx, ex);
+    cg_line(f->e, "%s += %s[%s];", sum, out, idx);
+  } else {
+    cg_line(f->e, "%s += %s;", sum, ex);
+  }
+  loop_close(f, j);
+  if (n->op == OP_LOG_SOFTMAX) cg_line(f->e, "%s = %s;", sum, math_call(f, t, "log", sum));
+  j = loop_open(f, "j", len);
+  vars[1] = j;
+  idx = index_expr(f->arena, 3, vars, st);
+  if (n->op == OP_SOFTMAX)
+    cg_line(f->e, "%s[%s] /= %s;", out, idx, sum);
+  else
+    cg_line(f->e, "%s[%s] = %s - %s - %s;", out, idx, at(f, n->in[0], idx), mx, sum);
+  loop_close(f, j);
+  loop_close(f, q);
+  loop_close(f, o);
+  return true;
+}
+
+static const char *lowest(CgFunc *f, DType t) {
+  switch (t) {
+  case DT_F32:
+    return "-HUGE_VALF";
+  case DT_F64:
+    return "-HUGE_VAL";
+  case DT_I32:
+    return "INT32_MIN";
+  case DT_I64:
+    return "INT64_MIN";
+  default:
+    return cg_literal(f->arena, t, 0);
+  }
+}
+
+/* out[kept dims] = identity; then one nest over the input accumulating; MEAN divides. */
+static bool lower_reduce(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *in = &graph_node(f->g, n->in[0])->shape;
+  uint32_t axes = n->attr.reduce.axes;
+  int64_t ist[IR_MAX_RANK], ost[IR_MAX_RANK], count = 1, acc = 1;
+  strides_of(in, ist);
+  for (int d = in->rank - 1; d >= 0; d--) { /* output strides of kept input dims */
+    bool reduced = (axes >> d) & 1u;
+    ost[d] = reduced ? 0 : acc;
+    if (reduced)
+      count *= in->dim[d];
+    else
+      acc *= in->dim[d];
+  }
+  const char *out = f->val[id].expr;
+  DType t = n->dtype;
+  const char *init = n->op == OP_MAX ? lowest(f, t) : cg_literal(f->arena, t, 0);
+  const char *i = loop_open(f, "i", shape_numel(&n->shape));
+  cg_line(f->e, "%s[%s] = %s;", out, i ? i : "0", init);
+  loop_close(f, i);
+  const char *vars[IR_MAX_RANK];
+  nest_open(f, in, vars);
+  const char *x = at(f, n->in[0], index_expr(f->arena, in->rank, vars, ist));
+  const char *o = arena_printf(f->arena, "%s[%s]", out, index_expr(f->arena, in->rank, vars, ost));
+  if (n->op == OP_MAX)
+    cg_line(f->e, "if (%s > %s%s) %s = %s;", x, o, is_nan(f, t, x), o, x);
+  else
+    cg_line(f->e, "%s += %s;", o, x);
+  nest_close(f, in, vars);
+  if (n->op == OP_MEAN && count != 1) {
+    i = loop_open(f, "i", shape_numel(&n->shape));
+    cg_line(f->e, "%s[%s] /= %s;", out, i ? i : "0", cg_literal(f->arena, t, (double)count));
+    loop_close(f, i);
+  }
+  return true;
+}
+
+/* ---- the table and the driver -------------------------------------------------------------- */
+
+typedef bool (*LowerFn)(CgFunc *, NodeId);
+
+static const LowerFn lower_table[] = {
+#define OP(e, text, arity, fusion, infer, eval, vjp, lower) lower,
+#include "ir/ops.def"
+#undef OP
+};
+_Static_assert(sizeof lower_table / sizeof lower_table[0] == OP_COUNT,
+               "one lowering per op of ir/ops.def");
+
+/* "%12 = matmul %3, %7 : f32[64, 256]" */
+static const char *node_text(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  char shape[200];
+  char *text = arena_printf(f->arena, "%%%u = %s", id, ir_ops[n->op].name);
+  for (int k = 0; k < n->n_in; k++)
+    text = arena_printf(f->arena, "%s%s %%%u", text, k ? "," : "", n->in[k]);
+  return arena_printf(f->arena, "%s : %s%s", text, dtype_name(n->dtype),
+                      shape_str(&n->shape, shape, sizeof shape));
+}
+
+static void kernel_comment(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const char *text = node_text(f, id);
+  if (n->name) text = arena_printf(f->arena, "%s  -- %s", text, n->name);
+  if (n->loc.file)
+    text = arena_printf(f->arena, "%s  (%s:%u:%u)", text, n->loc.file, n->loc.line, n->loc.col);
+  cg_line(f->e, "/* %s */", cg_comment_safe(f->arena, text));
+}
+
+bool cg_lower_node(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  if (n->op >= OP_COUNT) return unsupported(f, id, "unknown op");
+  bool computes = n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_STATE &&
+                  n->op != OP_CONST && n->op != OP_RESHAPE;
+  if (computes && (!f->val[id].expr || !f->val[id].writable))
+    return unsupported(f, id, "no buffer planned (run memory planning first)");
+  if (!computes) {
+    if (!lower_table[n->op](f, id)) return false;
+    if (n->op == OP_RESHAPE && !f->val[id].literal) {
+      kernel_comment(f, id);
+      cg_line(f->e, "/* (no code: a view of %s) */", f->val[id].expr);
+    }
+    return true;
+  }
+  kernel_comment(f, id);
+  bool line = f->opt->line_directives && n->loc.file && n->loc.line > 0;
+  if (line) cg_raw(f->e, "#line %u \"%s\"", n->loc.line, cg_string_safe(f->arena, n->loc.file));
+  cg_scope_push(f->e);
+  bool ok = lower_table[n->op](f, id);
+  cg_scope_pop(f->e);
+  if (line) cg_raw(f->e, "%s", CG_LINE_RESYNC);
+  return ok;
+}

@@ -1,0 +1,48 @@
+/* codegen/lower.h — lowering one IR node to a C loop nest (private to codegen/).
+ *
+ * c_backend.c prepares a CgFunc for each entry graph: the storage of every node that needs
+ * some (caller arrays, params/state fields, workspace pointers, output arguments), then calls
+ * cg_lower_node in node order. Lowering fills in the values of CONST and RESHAPE nodes (a
+ * literal, a static table, or an alias of the input) and emits each kernel, preceded by a
+ * comment naming the node, its binding and source location.
+ */
+#ifndef LATHE_CODEGEN_LOWER_H
+#define LATHE_CODEGEN_LOWER_H
+
+#include "codegen.h"
+#include "emit.h"
+
+/* The C-level value of a node: an array expression, or a scalar literal that every element
+ * equals (splat constants). */
+typedef struct CgValue {
+  const char *expr; /* NULL until assigned */
+  bool literal;
+  bool writable; /* a buffer the kernel may write (workspace or output argument) */
+} CgValue;
+
+/* a line that c_backend.c replaces with `#line N "<file>.c"` (N = the following line) */
+#define CG_LINE_RESYNC "#line @LATHE_RESYNC@"
+
+typedef struct CgFunc {
+  CgEmitter *e; /* the function being written */
+  const Module *m;
+  const Graph *g;
+  const CgOptions *opt;
+  CgBuf *globals;     /* file-scope static constant tables */
+  const char *symbol; /* entry symbol ("mlp_forward"): prefix of its table names */
+  CgValue *val;       /* per node */
+  Arena *arena;       /* strings that live as long as the function */
+  Diag *diag;
+} CgFunc;
+
+bool cg_lower_node(CgFunc *f, NodeId id);
+
+/* a C literal of type t for v (NAN / HUGE_VAL for non-finite floats), in f's arena */
+const char *cg_literal(Arena *a, DType t, double v);
+/* "64 * 784" (or "1" for a scalar): the element count of an array declarator */
+const char *cg_dims(Arena *a, const Shape *s);
+/* text safe inside a C comment / a C string literal */
+const char *cg_comment_safe(Arena *a, const char *s);
+const char *cg_string_safe(Arena *a, const char *s);
+
+#endif

@@ -1,0 +1,191 @@
+/* frontend/ast.h — tokens and the syntax tree of a .lathe file; private to frontend/.
+ *
+ * lex.c turns source text into a Token array, parse.c turns tokens into a Program (a list of
+ * top-level Decls), elaborate*.c turns a Program into a Module. Every AST node lives in the
+ * Program's arena; strings are NUL-terminated arena copies. Locations point at the token
+ * that names the construct: the operator of a binary expression, the callee of a call, the
+ * keyword of a statement.
+ */
+#ifndef LATHE_FRONTEND_AST_H
+#define LATHE_FRONTEND_AST_H
+
+#include "frontend/frontend.h"
+
+/* ---- tokens (lex.c) ------------------------------------------------------------------------ */
+
+typedef enum TokenKind {
+  TK_EOF,
+  TK_NEWLINE, /* end of a statement; never emitted inside ( ) or [ ] */
+  TK_IDENT,
+  TK_INT,
+  TK_FLOAT,
+  /* keywords */
+  TK_CONST,
+  TK_IMPORT,
+  TK_FN,
+  TK_PARAM,
+  TK_MODEL,
+  TK_OUTPUT,
+  TK_RETURN,
+  TK_TRAIN,
+  TK_AS,
+  TK_TRUE,
+  TK_FALSE,
+  /* punctuation */
+  TK_LPAREN,
+  TK_RPAREN,
+  TK_LBRACKET,
+  TK_RBRACKET,
+  TK_LBRACE,
+  TK_RBRACE,
+  TK_COMMA,
+  TK_COLON,
+  TK_SEMI,
+  TK_DOT,
+  TK_ELLIPSIS,
+  TK_ARROW,
+  TK_ASSIGN,
+  TK_PLUS,
+  TK_MINUS,
+  TK_STAR,
+  TK_SLASH,
+  TK_AT,
+  TK_LT,
+  TK_LE,
+  TK_GT,
+  TK_GE,
+  TK_EQ,
+  TK_NE,
+  TK_COUNT
+} TokenKind;
+
+typedef struct Token {
+  TokenKind kind;
+  SrcLoc loc;
+  const char *text; /* the token's bytes (arena copy); "" for EOF and NEWLINE */
+  int len;          /* length of the token in the source */
+  int64_t ival;     /* TK_INT */
+  double fval;      /* TK_FLOAT */
+  bool nl_before;   /* a line break separates this token from the previous one */
+} Token;
+
+/* How a token kind is spelled in messages: "')'", "identifier", "end of file". */
+const char *lex_kind_name(TokenKind k);
+/* Tokenizes text; the array ends with TK_EOF. Errors (stray characters, bad numbers) go to d;
+ * the offending bytes are skipped. Tokens and their texts live in arena. */
+Token *lex_tokenize(Arena *arena, const char *file, const char *text, int *n_tokens, Diag *d);
+
+/* ---- expressions --------------------------------------------------------------------------- */
+
+typedef enum ExprKind {
+  EX_INT,      /* ival */
+  EX_FLOAT,    /* fval */
+  EX_BOOL,     /* ival 0 or 1 */
+  EX_NAME,     /* name */
+  EX_ELLIPSIS, /* `...` in a shape */
+  EX_UNARY,    /* op (TK_MINUS) lhs */
+  EX_BINARY,   /* lhs op rhs; op is the operator token kind */
+  EX_CALL,     /* name(args), arg_names[i] non-NULL for keyword arguments; as_name */
+  EX_INDEX,    /* lhs[args], args are expressions or EX_SLICE */
+  EX_SLICE,    /* lhs:rhs inside an index, either may be NULL */
+  EX_LIST,     /* [args] */
+  EX_TUPLE,    /* (a, b, ...) */
+  EX_COUNT
+} ExprKind;
+
+typedef struct Expr Expr;
+struct Expr {
+  ExprKind kind;
+  SrcLoc loc;
+  const char *name;
+  int64_t ival;
+  double fval;
+  TokenKind op;
+  Expr *lhs, *rhs;
+  Expr **args;
+  const char **arg_names; /* EX_CALL: keyword of each argument or NULL */
+  SrcLoc *arg_locs;       /* EX_CALL: location of each keyword (or of the argument) */
+  int n_args;
+  const char *as_name; /* EX_CALL: `as NAME` instance, or NULL */
+  SrcLoc as_loc;
+};
+
+/* A tensor type `f32[N, 784]` or the compile-time integer type `int`. */
+typedef struct TypeExpr {
+  bool is_int;       /* `int` */
+  const char *dtype; /* "f32", "i32", ... (unchecked spelling) */
+  SrcLoc loc;
+  Expr **dims; /* EX_ELLIPSIS allowed first */
+  int n_dims;
+} TypeExpr;
+
+/* ---- statements and declarations ---------------------------------------------------------- */
+
+typedef enum StmtKind {
+  ST_BIND,   /* names = value */
+  ST_OUTPUT, /* output names[0] = value; value NULL for `output name` */
+  ST_PARAM,  /* param names[0]: type = init */
+  ST_RETURN, /* return value */
+  ST_COUNT
+} StmtKind;
+
+typedef struct Stmt {
+  StmtKind kind;
+  SrcLoc loc;
+  const char **names;
+  SrcLoc *name_locs;
+  int n_names;
+  Expr *value; /* ST_PARAM: the initializer (a name or a call) */
+  TypeExpr *type;
+} Stmt;
+
+typedef struct Arg {
+  const char *name;
+  SrcLoc loc;
+  TypeExpr *type;
+} Arg;
+
+typedef struct StepAst {
+  const char *name; /* NULL for a single-step train block */
+  SrcLoc loc;
+  const char *loss;
+  SrcLoc loss_loc; /* the `minimize` keyword */
+  const char **globs;
+  SrcLoc *glob_locs;
+  int n_globs;
+  Expr *optimizer; /* an EX_CALL or EX_NAME; NULL if missing */
+} StepAst;
+
+typedef enum DeclKind { DECL_CONST, DECL_IMPORT, DECL_FN, DECL_MODEL, DECL_TRAIN, DECL_COUNT }
+DeclKind;
+
+typedef struct Decl {
+  DeclKind kind;
+  SrcLoc loc; /* the keyword */
+  const char *name;
+  SrcLoc name_loc;
+  Expr *value;   /* DECL_CONST */
+  Arg *args;     /* DECL_FN, DECL_MODEL */
+  int n_args;
+  TypeExpr *ret; /* DECL_FN */
+  Stmt **body;   /* DECL_FN, DECL_MODEL */
+  int n_body;
+  StepAst *steps; /* DECL_TRAIN */
+  int n_steps;
+} Decl;
+
+typedef struct Program {
+  Arena arena;
+  Decl **decls;
+  int n_decls, cap_decls;
+} Program;
+
+void program_init(Program *p);
+void program_fini(Program *p);
+/* Parses one file's tokens and appends its decls to p; returns false if errors were reported. */
+bool parse_program(Program *p, const char *file, const char *text, Diag *d);
+
+/* Elaborates p (all files, imports already appended) into a Module; NULL on errors. */
+Module *elab_program(const Program *p, const char *main_file, const FrontendOptions *o, Diag *d);
+
+#endif

@@ -1,0 +1,489 @@
+/* frontend/elab_call.c — inlining `fn` calls: argument binding, shape unification, params.
+ *
+ * A call is elaborated by evaluating its arguments in the caller, binding `int` arguments,
+ * then unifying each tensor argument's static shape with its declared type: a dimension
+ * that is a bare name not yet bound (a shape variable) is bound to the actual size; any
+ * other dimension is evaluated and compared; a leading `...` stands for the same leading
+ * dims in every argument and the return type. The body is then elaborated in a fresh scope
+ * (which sees consts, not the caller's bindings), and the result checked against the return
+ * type.
+ *
+ * Naming rule for layer instances (a "layer" is a fn that declares params, directly or via
+ * the fns it calls), applied per statement in evaluation order (arguments before the call):
+ *   - `f(x) as NAME` is instance PREFIX.NAME; a later `as NAME` reuses its params;
+ *   - otherwise, in a binding `b = ...`, the first layer call is instance PREFIX.b, and a
+ *     later call of fn F is PREFIX.b.F<k>, k = the number of earlier calls of F there;
+ *   - in a `return`, the call of fn F is PREFIX.F<k>.
+ * PREFIX is the enclosing instance ("" in the model), so params read `enc.attn.q.w`.
+ */
+#include "frontend/elab.h"
+
+#include <string.h>
+
+static const char *join(Elab *E, const char *prefix, const char *name) {
+  if (!prefix || !*prefix) return arena_strdup(&E->scratch, name);
+  return arena_printf(&E->scratch, "%s.%s", prefix, name);
+}
+
+/* ---- layers and instance names ------------------------------------------------------------ */
+
+static bool expr_calls_layer(Elab *E, const Expr *e, int depth);
+
+static bool fn_is_layer_rec(Elab *E, const Decl *fn, int depth) {
+  if (depth > 64) return false; /* recursion is reported when the call is elaborated */
+  for (int i = 0; i < fn->n_body; i++) {
+    const Stmt *st = fn->body[i];
+    if (st->kind == ST_PARAM) return true;
+    if (st->value && expr_calls_layer(E, st->value, depth)) return true;
+  }
+  return false;
+}
+
+static bool expr_calls_layer(Elab *E, const Expr *e, int depth) {
+  if (!e) return false;
+  if (e->kind == EX_CALL) {
+    const Decl *fn = elab_find_decl(E, DECL_FN, e->name);
+    if (fn && fn_is_layer_rec(E, fn, depth + 1)) return true;
+  }
+  if (expr_calls_layer(E, e->lhs, depth) || expr_calls_layer(E, e->rhs, depth)) return true;
+  for (int i = 0; i < e->n_args; i++)
+    if (expr_calls_layer(E, e->args[i], depth)) return true;
+  return false;
+}
+
+bool elab_fn_is_layer(Elab *E, const Decl *fn) { return fn_is_layer_rec(E, fn, 0); }
+
+static Instance *find_instance(Elab *E, const char *name) {
+  for (Instance *i = E->instances; i; i = i->next)
+    if (strcmp(i->name, name) == 0) return i;
+  return NULL;
+}
+
+/* The instance name of a layer call by the naming rule above. */
+static const char *derive_instance(Elab *E, Scope *s, const Decl *fn) {
+  Naming *n = &s->naming;
+  int k = 0;
+  while (k < n->n_fns && strcmp(n->fn_names[k], fn->name) != 0) k++;
+  if (k == n->n_fns) {
+    const char **names = arena_alloc(&E->scratch, (size_t)(k + 1) * sizeof *names);
+    int *counts = arena_alloc(&E->scratch, (size_t)(k + 1) * sizeof *counts);
+    if (k) memcpy(names, n->fn_names, (size_t)k * sizeof *names);
+    if (k) memcpy(counts, n->fn_counts, (size_t)k * sizeof *counts);
+    names[k] = fn->name;
+    n->fn_names = names, n->fn_counts = counts, n->n_fns = k + 1;
+  }
+  int index = n->fn_counts[k]++;
+  const char *local;
+  if (n->base && n->n_calls == 0)
+    local = n->base;
+  else if (n->base)
+    local = arena_printf(&E->scratch, "%s.%s%d", n->base, fn->name, index);
+  else
+    local = arena_printf(&E->scratch, "%s%d", fn->name, index);
+  n->n_calls++;
+  return join(E, s->prefix, local);
+}
+
+/* Picks the instance of a layer call; *shared says its params already exist. */
+static const char *call_instance(Elab *E, Scope *s, const Expr *call, const Decl *fn,
+                                 bool *shared) {
+  *shared = false;
+  const char *name = call->as_name ? join(E, s->prefix, call->as_name)
+                                   : derive_instance(E, s, fn);
+  Instance *old = find_instance(E, name);
+  if (old && !call->as_name) {
+    diag_error(E->d, call->loc, "layer instance '%s' already exists (made by '%s' at %u:%u); "
+               "write 'as NAME' to share its params or bind to another name", name,
+               old->fn->name, old->loc.line, old->loc.col);
+    return NULL;
+  }
+  if (old && old->fn != fn) {
+    diag_error(E->d, call->as_loc, "'as %s' shares the params of instance '%s', made by '%s' "
+               "at %u:%u, but this call is to '%s'", call->as_name, name, old->fn->name,
+               old->loc.line, old->loc.col, fn->name);
+    return NULL;
+  }
+  if (old) {
+    *shared = true;
+    return name;
+  }
+  Instance *i = arena_alloc(&E->scratch, sizeof *i);
+  *i = (Instance){name, fn, call->loc, E->instances};
+  E->instances = i;
+  return name;
+}
+
+/* ---- shape unification -------------------------------------------------------------------- */
+
+static bool is_shape_var(Elab *E, Scope *fs, const Expr *d);
+
+/* true if d is an int expression whose names are all bound (so evaluating cannot fail) */
+static bool dim_known(Elab *E, Scope *fs, const Expr *d) {
+  switch (d->kind) {
+  case EX_INT: return true;
+  case EX_NAME: return !is_shape_var(E, fs, d);
+  case EX_UNARY: return dim_known(E, fs, d->lhs);
+  case EX_BINARY:
+    return d->op != TK_SLASH && d->op != TK_AT && dim_known(E, fs, d->lhs) &&
+           dim_known(E, fs, d->rhs);
+  default: return false;
+  }
+}
+
+/* A dim as source-like text: "I", "4*hidden", "?" */
+static const char *dim_text(Elab *E, const Expr *d) {
+  static const char *ops[TK_COUNT] = {[TK_PLUS] = " + ", [TK_MINUS] = " - ", [TK_STAR] = "*"};
+  if (d->kind == EX_NAME) return d->name;
+  if (d->kind == EX_INT) return arena_printf(&E->scratch, "%lld", (long long)d->ival);
+  if (d->kind == EX_BINARY && ops[d->op])
+    return arena_printf(&E->scratch, "%s%s%s", dim_text(E, d->lhs), ops[d->op],
+                        dim_text(E, d->rhs));
+  return "?";
+}
+
+/* The declared type with what is known substituted: "f32[..., 784]". */
+static const char *type_str(Elab *E, Scope *fs, const TypeExpr *t) {
+  if (t->is_int) return "int";
+  DType dt;
+  const char *dname = t->dtype;
+  if (dtype_from_name(t->dtype, &dt)) {
+    if (dt == DT_F32) dt = elab_float_dtype(E);
+    dname = dtype_name(dt);
+  }
+  char *out = arena_printf(&E->scratch, "%s[", dname);
+  for (int i = 0; i < t->n_dims; i++) {
+    const Expr *d = t->dims[i];
+    const char *ds = d->kind == EX_ELLIPSIS ? "..." : dim_text(E, d);
+    if (d->kind != EX_ELLIPSIS && dim_known(E, fs, d)) {
+      Value v = elab_expr(E, fs, d);
+      if (v.kind == VAL_INT) ds = arena_printf(&E->scratch, "%lld", (long long)v.i);
+    }
+    out = arena_printf(&E->scratch, "%s%s%s", out, i ? ", " : "", ds);
+  }
+  return arena_printf(&E->scratch, "%s]", out);
+}
+
+static bool is_shape_var(Elab *E, Scope *fs, const Expr *d) {
+  if (d->kind != EX_NAME || elab_lookup(fs, d->name)) return false;
+  for (Binding *c = E->consts; c; c = c->next)
+    if (strcmp(c->name, d->name) == 0) return false;
+  return true;
+}
+
+/* Unifies the declared dims of t with the actual shape; binds shape variables in fs. */
+static bool unify_dims(Elab *E, Scope *fs, const TypeExpr *t, const Shape *s) {
+  int first = 0, n_fixed = t->n_dims;
+  if (t->n_dims > 0 && t->dims[0]->kind == EX_ELLIPSIS) {
+    first = 1, n_fixed--;
+    if (s->rank < n_fixed) return false;
+    Shape lead = shape_make(s->rank - n_fixed, s->dim);
+    if (fs->has_ellipsis && !shape_equal(&lead, &fs->ellipsis)) return false;
+    fs->has_ellipsis = true, fs->ellipsis = lead;
+  } else if (s->rank != n_fixed) {
+    return false;
+  }
+  int offset = s->rank - n_fixed;
+  for (int i = first; i < t->n_dims; i++) {
+    const Expr *d = t->dims[i];
+    int64_t actual = s->dim[offset + i - first], want;
+    if (is_shape_var(E, fs, d)) {
+      elab_bind(E, fs, d->name, (Value){.kind = VAL_INT, .i = actual}, d->loc);
+      continue;
+    }
+    Value v = elab_expr(E, fs, d);
+    if (!elab_int(E, v, d->loc, "a dimension", &want)) return false;
+    if (want != actual) return false;
+  }
+  return true;
+}
+
+static bool check_ellipsis_first(Elab *E, const TypeExpr *t) {
+  for (int i = 1; i < t->n_dims; i++) {
+    if (t->dims[i]->kind == EX_ELLIPSIS) {
+      diag_error(E->d, t->dims[i]->loc, "'...' may only be the first dimension of a type");
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Binds argument k of fn (already evaluated) into the fn scope. */
+static bool bind_arg(Elab *E, Scope *fs, const Expr *call, const Arg *arg, Value v,
+                     SrcLoc loc) {
+  const Decl *fn = fs->fn;
+  if (v.kind == VAL_NONE) return false;
+  if (arg->type->is_int) {
+    int64_t i;
+    if (!elab_int(E, v, loc, arena_printf(&E->scratch, "argument '%s' of '%s'", arg->name,
+                                          fn->name), &i))
+      return false;
+    elab_bind(E, fs, arg->name, (Value){.kind = VAL_INT, .i = i}, arg->loc);
+    return true;
+  }
+  DType want;
+  if (!check_ellipsis_first(E, arg->type) || !elab_dtype(E, arg->type->dtype, arg->type->loc,
+                                                         &want))
+    return false;
+  if (v.kind == VAL_INT || v.kind == VAL_FLOAT)
+    v = elab_tensor_value(elab_scalar_node(E, v, want, loc));
+  if (v.kind != VAL_TENSOR) {
+    diag_error(E->d, loc, "argument '%s' of '%s' must be a tensor %s, got %s", arg->name,
+               fn->name, type_str(E, fs, arg->type), elab_value_str(E, v));
+    return false;
+  }
+  const Node *n = graph_node(E->g, v.node);
+  if (n->dtype != want || !unify_dims(E, fs, arg->type, &n->shape)) {
+    diag_error(E->d, loc, "in call to '%s': argument '%s' must be %s, got %s", fn->name,
+               arg->name, type_str(E, fs, arg->type), elab_value_str(E, v));
+    diag_note(E->d, elab_loc(E, arg->loc), "'%s' is declared here as %s", arg->name,
+              type_str(E, &(Scope){0}, arg->type));
+    return false;
+  }
+  elab_bind(E, fs, arg->name, v, arg->loc);
+  (void)call;
+  return true;
+}
+
+/* int arguments first, so that tensor types may mention them */
+static bool bind_args(Elab *E, Scope *caller, Scope *fs, const Expr *call) {
+  const Decl *fn = fs->fn;
+  const char **names = arena_alloc(&E->scratch, (size_t)(fn->n_args + 1) * sizeof *names);
+  const Expr **args = arena_alloc(&E->scratch, (size_t)(fn->n_args + 1) * sizeof *args);
+  Value *vals = arena_alloc(&E->scratch, (size_t)(fn->n_args + 1) * sizeof *vals);
+  for (int i = 0; i < fn->n_args; i++) names[i] = fn->args[i].name;
+  if (!elab_match_args(E, call, names, fn->n_args, args)) return false;
+  bool ok = true;
+  for (int i = 0; i < fn->n_args; i++) {
+    if (!args[i]) {
+      diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", names[i], fn->name);
+      return false;
+    }
+    vals[i] = elab_expr(E, caller, args[i]);
+    ok &= vals[i].kind != VAL_NONE;
+  }
+  for (int pass = 0; ok && pass < 2; pass++)
+    for (int i = 0; ok && i < fn->n_args; i++)
+      if (fn->args[i].type->is_int == (pass == 0))
+        ok = bind_arg(E, fs, call, &fn->args[i], vals[i], args[i]->loc);
+  return ok;
+}
+
+static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
+  const Decl *fn = fs->fn;
+  const TypeExpr *t = fn->ret;
+  if (ret.kind == VAL_NONE) return false;
+  if (t->is_int) {
+    int64_t i;
+    return elab_int(E, ret, call->loc, arena_printf(&E->scratch, "the result of '%s'",
+                                                    fn->name), &i);
+  }
+  DType want;
+  if (!check_ellipsis_first(E, t) || !elab_dtype(E, t->dtype, t->loc, &want)) return false;
+  for (int i = 0; i < t->n_dims; i++) {
+    if (is_shape_var(E, fs, t->dims[i])) {
+      diag_error(E->d, t->dims[i]->loc, "the return type of '%s' uses '%s', which no argument "
+                 "binds", fn->name, t->dims[i]->name);
+      return false;
+    }
+  }
+  Scope probe = *fs; /* unify a copy so that the return type cannot bind anything */
+  bool ok = ret.kind == VAL_TENSOR && graph_node(E->g, ret.node)->dtype == want &&
+            unify_dims(E, &probe, t, &graph_node(E->g, ret.node)->shape);
+  if (!ok) {
+    diag_error(E->d, call->loc, "'%s' returns %s, but its declared return type is %s",
+               fn->name, elab_value_str(E, ret), type_str(E, fs, t));
+    diag_note(E->d, elab_loc(E, t->loc), "return type declared here");
+  }
+  return ok;
+}
+
+Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
+  for (int i = 0; i < E->depth; i++) {
+    if (E->stack[i] == fn) {
+      diag_error(E->d, call->loc, "'%s' calls itself; fns are inlined, so recursion is not "
+                 "allowed", fn->name);
+      return (Value){0};
+    }
+  }
+  if (E->depth == (int)(sizeof E->stack / sizeof E->stack[0])) {
+    diag_error(E->d, call->loc, "fn calls nested too deeply");
+    return (Value){0};
+  }
+  Scope fs = {.fn = fn, .prefix = ""};
+  bool layer = elab_fn_is_layer(E, fn);
+  bool shared = false;
+  if (!layer && call->as_name) {
+    diag_error(E->d, call->as_loc, "'as %s' needs a call to a fn with params; '%s' has none",
+               call->as_name, fn->name);
+    return (Value){0};
+  }
+  if (!bind_args(E, s, &fs, call)) return (Value){0};
+  if (layer) fs.prefix = call_instance(E, s, call, fn, &shared);
+  if (!fs.prefix) return (Value){0};
+  (void)shared; /* params look themselves up by name; sharing is checked per param */
+  E->stack[E->depth++] = fn;
+  Value ret = {0};
+  bool ok = true, returned = false;
+  for (int i = 0; i < fn->n_body && !returned; i++) {
+    ok &= elab_stmt(E, &fs, fn->body[i], &ret);
+    returned = fn->body[i]->kind == ST_RETURN;
+    if (diag_full(E->d)) break;
+  }
+  E->depth--;
+  if (!returned && ok && !diag_full(E->d)) {
+    diag_error(E->d, fn->name_loc, "fn '%s' has no 'return'", fn->name);
+    return (Value){0};
+  }
+  if (!ok || !check_return(E, &fs, call, ret)) return (Value){0};
+  return ret;
+}
+
+/* ---- statements --------------------------------------------------------------------------- */
+
+static bool elab_init(Elab *E, Scope *s, const Expr *e, InitSpec *out) {
+  static const char *const inits[] = {"zeros", "ones", "constant", "uniform", "normal",
+                                      "glorot_uniform", "glorot_normal", "he_uniform",
+                                      "he_normal"};
+  int n_inits = (int)(sizeof inits / sizeof inits[0]);
+  memset(out, 0, sizeof *out);
+  if ((e->kind != EX_NAME && e->kind != EX_CALL) || !init_from_name(e->name, &out->kind)) {
+    const char *hint = e->name ? elab_suggest(e->name, inits, n_inits) : NULL;
+    diag_error(E->d, e->loc, "unknown initializer%s%s%s; expected zeros, ones, constant(v), "
+               "uniform(lo, hi), normal(mean, std), glorot_uniform, glorot_normal, he_uniform "
+               "or he_normal%s%s%s", e->name ? " '" : "", e->name ? e->name : "",
+               e->name ? "'" : "", hint ? "; did you mean '" : "", hint ? hint : "",
+               hint ? "'?" : "");
+    return false;
+  }
+  int want = out->kind == INIT_CONSTANT ? 1
+             : out->kind == INIT_UNIFORM || out->kind == INIT_NORMAL ? 2 : 0;
+  int got = e->kind == EX_CALL ? e->n_args : 0;
+  if (got != want) {
+    diag_error(E->d, e->loc, "initializer '%s' takes %d argument%s, got %d", e->name, want,
+               want == 1 ? "" : "s", got);
+    return false;
+  }
+  double *slots[2] = {&out->a, &out->b};
+  for (int i = 0; i < got; i++) {
+    Value v = elab_expr(E, s, e->args[i]);
+    if (v.kind == VAL_NONE) return false;
+    if (v.kind != VAL_INT && v.kind != VAL_FLOAT) {
+      diag_error(E->d, e->args[i]->loc, "initializer arguments must be numbers, got %s",
+                 elab_value_str(E, v));
+      return false;
+    }
+    *slots[i] = v.kind == VAL_FLOAT ? v.f : (double)v.i;
+  }
+  return true;
+}
+
+static bool elab_param(Elab *E, Scope *s, const Stmt *st) {
+  if (!s->fn) {
+    diag_error(E->d, st->loc, "'param' is only allowed inside a fn; call a layer fn such as "
+               "dense() from the model");
+    return false;
+  }
+  DType t;
+  Shape shape;
+  InitSpec init;
+  if (!elab_type(E, s, st->type, &t, &shape) || !elab_init(E, s, st->value, &init)) return false;
+  const char *name = join(E, s->prefix, st->names[0]);
+  int32_t idx = module_find_param(E->m, name);
+  if (idx >= 0) {
+    const TensorDecl *p = &E->m->params[idx];
+    if (p->dtype != t || !shape_equal(&p->shape, &shape)) {
+      char a[200], b[200];
+      diag_error(E->d, st->loc, "shared parameter '%s' is %s%s, but this call needs %s%s",
+                 name, dtype_name(p->dtype), shape_str(&p->shape, a, sizeof a), dtype_name(t),
+                 shape_str(&shape, b, sizeof b));
+      return false;
+    }
+  } else {
+    idx = module_add_param(E->m, name, t, &shape, init, elab_loc(E, st->loc));
+    if (idx >= E->cap_param_nodes) {
+      int cap = E->cap_param_nodes ? 2 * E->cap_param_nodes : 16;
+      NodeId *p = arena_alloc(&E->scratch, (size_t)cap * sizeof *p);
+      if (E->cap_param_nodes) memcpy(p, E->param_nodes, (size_t)idx * sizeof *p);
+      E->param_nodes = p, E->cap_param_nodes = cap;
+    }
+    E->param_nodes[idx] = graph_add_source(E->g, OP_PARAM, idx, elab_loc(E, st->loc));
+    graph_node(E->g, E->param_nodes[idx])->name = E->m->params[idx].name;
+  }
+  elab_bind(E, s, st->names[0], elab_tensor_value(E->param_nodes[idx]), st->name_locs[0]);
+  return true;
+}
+
+/* Names the node of a binding (unless it already has a name: `a = b` keeps b's). */
+static void name_node(Elab *E, Scope *s, const char *name, Value v) {
+  if (v.kind != VAL_TENSOR) return;
+  Node *n = graph_node(E->g, v.node);
+  if (n->name || n->op == OP_CONST) return;
+  n->name = arena_strdup(&E->g->arena, s->fn && *s->prefix ? arena_printf(&E->scratch,
+                         "%s.%s", s->prefix, name) : name);
+}
+
+static bool check_new_name(Elab *E, Scope *s, const char *name, SrcLoc loc) {
+  Binding *b = elab_lookup(s, name);
+  if (!b) return true;
+  diag_error(E->d, loc, "'%s' is already defined at %u:%u", name, b->loc.line, b->loc.col);
+  return false;
+}
+
+static bool elab_stmt_inner(Elab *E, Scope *s, const Stmt *st, Value *ret);
+
+/* On failure, names the statement would have bound are bound to VAL_NONE, so that later
+ * uses stay silent instead of reporting "unknown name". */
+bool elab_stmt(Elab *E, Scope *s, const Stmt *st, Value *ret) {
+  if (elab_stmt_inner(E, s, st, ret)) return true;
+  bool binds = st->kind == ST_BIND || st->kind == ST_PARAM || (st->kind == ST_OUTPUT && st->value);
+  for (int k = 0; binds && k < st->n_names; k++)
+    if (!elab_lookup(s, st->names[k]))
+      elab_bind(E, s, st->names[k], (Value){0}, st->name_locs[k]);
+  return false;
+}
+
+static bool elab_stmt_inner(Elab *E, Scope *s, const Stmt *st, Value *ret) {
+  memset(&s->naming, 0, sizeof s->naming);
+  if (st->kind == ST_PARAM)
+    return check_new_name(E, s, st->names[0], st->name_locs[0]) && elab_param(E, s, st);
+  if (st->kind == ST_RETURN) {
+    if (!s->fn) {
+      diag_error(E->d, st->loc, "'return' is only allowed in a fn; a model uses 'output'");
+      return false;
+    }
+    *ret = elab_expr(E, s, st->value);
+    return ret->kind != VAL_NONE;
+  }
+  if (st->kind == ST_OUTPUT && s->fn) {
+    diag_error(E->d, st->loc, "'output' is only allowed in a model; a fn uses 'return'");
+    return false;
+  }
+  bool is_alias = st->kind == ST_OUTPUT && !st->value;
+  for (int i = 0; i < st->n_names && !is_alias; i++)
+    if (!check_new_name(E, s, st->names[i], st->name_locs[i])) return false;
+  Value v;
+  if (is_alias) { /* `output a` of an existing binding */
+    Expr e = {.kind = EX_NAME, .loc = st->name_locs[0], .name = st->names[0]};
+    v = elab_expr(E, s, &e);
+  } else {
+    s->naming.base = st->names[0];
+    v = elab_expr(E, s, st->value);
+  }
+  if (st->n_names > 1 && v.kind != VAL_NONE) {
+    diag_error(E->d, st->loc, "cannot destructure %s into %d names: no builtin returns a "
+               "tuple yet (not supported yet)", elab_value_str(E, v), st->n_names);
+    v = (Value){0};
+  }
+  if (st->kind == ST_OUTPUT && v.kind != VAL_NONE && v.kind != VAL_TENSOR) {
+    diag_error(E->d, st->loc, "output '%s' must be a tensor, got %s", st->names[0],
+               elab_value_str(E, v));
+    v = (Value){0};
+  }
+  for (int i = 0; i < st->n_names; i++) {
+    if (!is_alias) elab_bind(E, s, st->names[i], v, st->name_locs[i]);
+    name_node(E, s, st->names[i], v);
+  }
+  if (st->kind == ST_OUTPUT && v.kind == VAL_TENSOR)
+    graph_add_output(E->g, st->names[0], v.node, OUT_VALUE, -1);
+  return v.kind != VAL_NONE;
+}

@@ -1,0 +1,453 @@
+/* frontend/elaborate.c — a parsed Program to a Module: consts, -D overrides, the model's
+ * inputs and bindings, outputs, and the train block.
+ *
+ * Order: collect fns and consts (checking duplicates), apply -D overrides, pick the model
+ * (FrontendOptions.model_name or the last one), declare its inputs, elaborate its body
+ * statement by statement (calls are inlined by elab_call.c), then turn the matching train
+ * block into TrainSteps with a loss output per loss. Errors never stop at the first one:
+ * a failed binding is bound to VAL_NONE, which silences follow-up errors that depend on it.
+ *
+ * Invariants: every string and location stored in the Module points into the Module's arena
+ * (elab_loc copies file names there), so the Module outlives the Program and the Diag.
+ */
+#include "frontend/elab.h"
+
+#include <string.h>
+
+/* ---- small shared helpers ----------------------------------------------------------------- */
+
+SrcLoc elab_loc(Elab *E, SrcLoc loc) {
+  if (!loc.file) return loc;
+  for (int i = 0; i < E->n_files; i++) {
+    if (E->files[i] == loc.file) {
+      loc.file = E->file_copies[i];
+      return loc;
+    }
+  }
+  const char *copy = arena_strdup(&E->m->arena, loc.file);
+  if (E->n_files < (int)(sizeof E->files / sizeof E->files[0])) {
+    E->files[E->n_files] = loc.file;
+    E->file_copies[E->n_files++] = copy;
+  }
+  loc.file = copy;
+  return loc;
+}
+
+Binding *elab_lookup(const Scope *s, const char *name) {
+  for (Binding *b = s->head; b; b = b->next)
+    if (strcmp(b->name, name) == 0) return b;
+  return NULL;
+}
+
+void elab_bind(Elab *E, Scope *s, const char *name, Value v, SrcLoc loc) {
+  Binding *b = arena_alloc(&E->scratch, sizeof *b);
+  *b = (Binding){name, v, loc, s->head};
+  s->head = b;
+}
+
+const Decl *elab_find_decl(const Elab *E, DeclKind kind, const char *name) {
+  for (int i = 0; i < E->prog->n_decls; i++) {
+    const Decl *d = E->prog->decls[i];
+    if (d->kind == kind && strcmp(d->name, name) == 0) return d;
+  }
+  return NULL;
+}
+
+bool elab_int(Elab *E, Value v, SrcLoc loc, const char *what, int64_t *out) {
+  if (v.kind == VAL_NONE) return false;
+  if (v.kind == VAL_INT) {
+    *out = v.i;
+    return true;
+  }
+  diag_error(E->d, loc, "%s must be a compile-time int, got %s", what, elab_value_str(E, v));
+  return false;
+}
+
+DType elab_float_dtype(const Elab *E) { return E->o->float_dtype == DT_F64 ? DT_F64 : DT_F32; }
+
+const char *elab_value_str(Elab *E, Value v) {
+  char buf[200];
+  switch (v.kind) {
+  case VAL_TENSOR: {
+    const Node *n = graph_node(E->g, v.node);
+    return arena_printf(&E->scratch, "%s%s", dtype_name(n->dtype),
+                        shape_str(&n->shape, buf, sizeof buf));
+  }
+  case VAL_INT: return arena_printf(&E->scratch, "the int %lld", (long long)v.i);
+  case VAL_FLOAT: return arena_printf(&E->scratch, "the number %g", v.f);
+  case VAL_BOOL: return v.i ? "true" : "false";
+  case VAL_DTYPE: return arena_printf(&E->scratch, "the dtype %s", dtype_name((DType)v.i));
+  case VAL_LIST: return "a list";
+  default: return "an invalid value";
+  }
+}
+
+const char *elab_suggest(const char *name, const char *const *candidates, int n) {
+  const char *best = NULL;
+  int best_d = 0;
+  int limit = (int)strlen(name) / 3 + 1; /* allow ~1 typo per 3 characters */
+  for (int i = 0; i < n; i++) {
+    if (!candidates[i] || strcmp(candidates[i], name) == 0) continue;
+    int d = diag_edit_distance(name, candidates[i]);
+    if (d <= limit && (!best || d < best_d)) best = candidates[i], best_d = d;
+  }
+  return best;
+}
+
+bool elab_dtype(Elab *E, const char *name, SrcLoc loc, DType *out) {
+  static const char *const names[] = {"f32", "f64", "i32", "i64", "u8"};
+  if (!dtype_from_name(name, out)) {
+    const char *hint = elab_suggest(name, names, 5);
+    diag_error(E->d, loc, "unknown dtype '%s'%s%s%s; expected f32, f64, i32, i64 or u8", name,
+               hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+    return false;
+  }
+  if (*out == DT_F32) *out = elab_float_dtype(E);
+  return true;
+}
+
+bool elab_type(Elab *E, Scope *s, const TypeExpr *t, DType *dtype, Shape *shape) {
+  if (t->is_int) {
+    diag_error(E->d, t->loc, "expected a tensor type such as f32[N, 784], got 'int'");
+    return false;
+  }
+  if (!elab_dtype(E, t->dtype, t->loc, dtype)) return false;
+  if (t->n_dims > IR_MAX_RANK) {
+    diag_error(E->d, t->loc, "rank %d exceeds the maximum of %d", t->n_dims, IR_MAX_RANK);
+    return false;
+  }
+  int64_t dims[IR_MAX_RANK];
+  for (int i = 0; i < t->n_dims; i++) {
+    const Expr *d = t->dims[i];
+    if (d->kind == EX_ELLIPSIS) {
+      diag_error(E->d, d->loc, "'...' is only allowed in the argument types of a fn");
+      return false;
+    }
+    if (!elab_int(E, elab_expr(E, s, d), d->loc, "a dimension", &dims[i])) return false;
+    if (dims[i] < 1) {
+      diag_error(E->d, d->loc, "dimensions must be positive, got %lld", (long long)dims[i]);
+      return false;
+    }
+  }
+  *shape = shape_make(t->n_dims, dims);
+  return true;
+}
+
+/* ---- consts, fns, -D ---------------------------------------------------------------------- */
+
+static const char *decl_what(DeclKind k) {
+  return k == DECL_CONST ? "const" : k == DECL_FN ? "fn" : k == DECL_MODEL ? "model" : "train";
+}
+
+/* Duplicate fns, models, consts and train blocks (the same import twice is fine). */
+static bool check_duplicates(Elab *E) {
+  bool ok = true;
+  for (int i = 0; i < E->prog->n_decls; i++) {
+    const Decl *a = E->prog->decls[i];
+    if (a->kind == DECL_IMPORT) continue;
+    for (int j = 0; j < i; j++) {
+      const Decl *b = E->prog->decls[j];
+      bool clash = b->kind == a->kind && strcmp(a->name, b->name) == 0;
+      if (!clash) continue;
+      diag_error(E->d, a->name_loc, "%s '%s' is already defined at %s:%u:%u",
+                 decl_what(a->kind), a->name, b->name_loc.file, b->name_loc.line,
+                 b->name_loc.col);
+      ok = false;
+      break;
+    }
+    if (a->kind == DECL_FN && elab_is_builtin(a->name)) {
+      diag_error(E->d, a->name_loc, "fn '%s' has the name of a builtin", a->name);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+static const Define *find_define(const Elab *E, const char *name) {
+  for (int i = 0; i < E->o->n_defines; i++)
+    if (strcmp(E->o->defines[i].name, name) == 0) return &E->o->defines[i];
+  return NULL;
+}
+
+static bool elab_consts(Elab *E) {
+  bool ok = true;
+  Scope empty = {.prefix = ""};
+  for (int i = 0; i < E->prog->n_decls; i++) {
+    const Decl *c = E->prog->decls[i];
+    if (c->kind != DECL_CONST) continue;
+    Value v = elab_expr(E, &empty, c->value);
+    const Define *def = find_define(E, c->name);
+    if (def) v = (Value){.kind = VAL_INT, .i = def->value};
+    if (v.kind != VAL_INT && v.kind != VAL_FLOAT && v.kind != VAL_NONE) {
+      diag_error(E->d, c->value->loc, "const '%s' must be a number, got %s", c->name,
+                 elab_value_str(E, v));
+      v = (Value){0};
+    }
+    ok &= v.kind != VAL_NONE;
+    Binding *b = arena_alloc(&E->scratch, sizeof *b);
+    *b = (Binding){c->name, v, c->name_loc, E->consts};
+    E->consts = b;
+  }
+  return ok;
+}
+
+static bool check_defines(Elab *E) {
+  bool ok = true;
+  int n = 0;
+  const char **names = arena_alloc(&E->scratch, (size_t)(E->prog->n_decls + 1) * sizeof *names);
+  for (int i = 0; i < E->prog->n_decls; i++)
+    if (E->prog->decls[i]->kind == DECL_CONST) names[n++] = E->prog->decls[i]->name;
+  for (int i = 0; i < E->o->n_defines; i++) {
+    const char *name = E->o->defines[i].name;
+    if (elab_find_decl(E, DECL_CONST, name)) continue;
+    const char *hint = elab_suggest(name, names, n);
+    diag_error(E->d, (SrcLoc){0}, "-D %s=%lld: the model has no const '%s'%s%s%s", name,
+               (long long)E->o->defines[i].value, name, hint ? "; did you mean '" : "",
+               hint ? hint : "", hint ? "'?" : "");
+    ok = false;
+  }
+  return ok;
+}
+
+/* ---- the model ---------------------------------------------------------------------------- */
+
+static const Decl *pick_model(Elab *E, const char *main_file) {
+  const Decl *model = NULL;
+  int n = 0;
+  const char **names = arena_alloc(&E->scratch, (size_t)(E->prog->n_decls + 1) * sizeof *names);
+  for (int i = 0; i < E->prog->n_decls; i++) {
+    const Decl *d = E->prog->decls[i];
+    if (d->kind != DECL_MODEL) continue;
+    names[n++] = d->name;
+    if (!E->o->model_name || strcmp(d->name, E->o->model_name) == 0) model = d;
+  }
+  if (model) return model;
+  if (E->o->model_name) {
+    const char *hint = elab_suggest(E->o->model_name, names, n);
+    diag_error(E->d, (SrcLoc){0}, "%s has no model '%s'%s%s%s", main_file, E->o->model_name,
+               hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+  } else {
+    diag_error(E->d, (SrcLoc){main_file, 0, 0}, "no 'model' declaration in this file");
+  }
+  return NULL;
+}
+
+static bool elab_inputs(Elab *E, Scope *s, const Decl *model) {
+  bool ok = true;
+  for (int i = 0; i < model->n_args; i++) {
+    const Arg *a = &model->args[i];
+    DType t;
+    Shape shape;
+    if (elab_lookup(s, a->name)) {
+      diag_error(E->d, a->loc, "duplicate input '%s'", a->name);
+      ok = false;
+      continue;
+    }
+    if (!elab_type(E, s, a->type, &t, &shape)) {
+      ok = false;
+      elab_bind(E, s, a->name, (Value){0}, a->loc);
+      continue;
+    }
+    int32_t idx = module_add_input(E->m, a->name, t, &shape, elab_loc(E, a->loc));
+    NodeId id = graph_add_source(E->g, OP_INPUT, idx, elab_loc(E, a->loc));
+    graph_node(E->g, id)->name = E->m->inputs[idx].name;
+    elab_bind(E, s, a->name, elab_tensor_value(id), a->loc);
+  }
+  return ok;
+}
+
+static bool elab_model_body(Elab *E, Scope *s, const Decl *model) {
+  bool ok = true;
+  for (int i = 0; i < model->n_body && !diag_full(E->d); i++) {
+    const Stmt *st = model->body[i];
+    Value ignored;
+    ok &= elab_stmt(E, s, st, &ignored);
+  }
+  return ok;
+}
+
+/* ---- the train block ---------------------------------------------------------------------- */
+
+/* `*` matches any run of characters (dots included); everything else matches itself. */
+static bool glob_match(const char *g, const char *s) {
+  if (*g == '\0') return *s == '\0';
+  if (*g == '*') return glob_match(g + 1, s) || (*s && glob_match(g, s + 1));
+  return *s == *g && glob_match(g + 1, s + 1);
+}
+
+static bool elab_loss(Elab *E, Scope *s, const StepAst *sa, TrainStep *ts, SrcLoc tloc) {
+  if (!sa->loss) {
+    diag_error(E->d, sa->name ? sa->loc : tloc, "%s needs 'minimize LOSS'",
+               sa->name ? "a train step" : "a train block");
+    return false;
+  }
+  Binding *b = elab_lookup(s, sa->loss);
+  if (!b) {
+    const char **names = arena_alloc(&E->scratch, 64 * sizeof *names);
+    int n = 0;
+    for (Binding *c = s->head; c && n < 64; c = c->next) names[n++] = c->name;
+    const char *hint = elab_suggest(sa->loss, names, n);
+    diag_error(E->d, sa->loss_loc, "the model has no binding '%s' to minimize%s%s%s", sa->loss,
+               hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+    return false;
+  }
+  if (b->value.kind == VAL_NONE) return false;
+  const Node *n = b->value.kind == VAL_TENSOR ? graph_node(E->g, b->value.node) : NULL;
+  if (!n || n->shape.rank != 0 || !dtype_is_float(n->dtype)) {
+    diag_error(E->d, sa->loss_loc, "the loss '%s' must be a float scalar (f32[]), but it is %s",
+               sa->loss, elab_value_str(E, b->value));
+    return false;
+  }
+  ts->loss = arena_strdup(&E->m->arena, sa->loss);
+  ts->loss_node = b->value.node;
+  for (int i = 0; i < E->g->n_outputs; i++)
+    if (E->g->outputs[i].kind == OUT_LOSS && E->g->outputs[i].node == ts->loss_node) return true;
+  graph_add_output(E->g, sa->loss, ts->loss_node, OUT_LOSS, -1);
+  return true;
+}
+
+/* Suggests an instance pattern "h1.*" (or a param name) close to a glob that matched nothing. */
+static const char *suggest_glob(Elab *E, const char *glob) {
+  int n = E->m->n_params;
+  const char **names = arena_alloc(&E->scratch, (size_t)(2 * n + 1) * sizeof(char *));
+  for (int p = 0; p < n; p++) {
+    const char *name = E->m->params[p].name, *dot = strrchr(name, '.');
+    names[2 * p] = name;
+    names[2 * p + 1] = dot ? arena_printf(&E->scratch, "%.*s.*", (int)(dot - name), name) : NULL;
+  }
+  return elab_suggest(glob, names, 2 * n);
+}
+
+static bool elab_globs(Elab *E, const StepAst *sa, TrainStep *ts) {
+  bool ok = true;
+  ts->param_globs = arena_alloc(&E->m->arena, (size_t)(sa->n_globs + 1) * sizeof(char *));
+  for (int i = 0; i < sa->n_globs; i++) {
+    bool hit = false;
+    for (int p = 0; p < E->m->n_params && !hit; p++) hit = glob_match(sa->globs[i],
+                                                                       E->m->params[p].name);
+    if (!hit) {
+      const char *hint = suggest_glob(E, sa->globs[i]);
+      diag_error(E->d, sa->glob_locs[i], "'params %s' matches no parameter of the model%s%s%s",
+                 sa->globs[i], hint ? "; did you mean '" : "", hint ? hint : "",
+                 hint ? "'?" : "");
+      ok = false;
+    }
+    ts->param_globs[ts->n_globs++] = arena_strdup(&E->m->arena, sa->globs[i]);
+  }
+  return ok;
+}
+
+static bool elab_optimizer(Elab *E, const StepAst *sa, TrainStep *ts, SrcLoc tloc) {
+  static const char *const names[] = {"sgd", "momentum", "nesterov", "adam", "adamw",
+                                      "rmsprop", "adagrad"};
+  const Expr *o = sa->optimizer;
+  if (!o) {
+    diag_error(E->d, sa->name ? sa->loc : tloc, "missing 'optimizer', e.g. 'optimizer "
+               "adam(lr = 1e-3)'");
+    return false;
+  }
+  bool known = false;
+  for (int i = 0; i < 7 && o->name; i++) known |= strcmp(o->name, names[i]) == 0;
+  if (!known || (o->kind != EX_NAME && o->kind != EX_CALL)) {
+    const char *hint = o->name ? elab_suggest(o->name, names, 7) : NULL;
+    diag_error(E->d, o->loc, "unknown optimizer%s%s%s; expected sgd, momentum, nesterov, adam, "
+               "adamw, rmsprop or adagrad%s%s%s", o->name ? " '" : "", o->name ? o->name : "",
+               o->name ? "'" : "", hint ? "; did you mean '" : "", hint ? hint : "",
+               hint ? "'?" : "");
+    return false;
+  }
+  ts->optimizer = arena_strdup(&E->m->arena, o->name);
+  int n = o->kind == EX_CALL ? o->n_args : 0;
+  ts->optim_args = arena_alloc(&E->m->arena, (size_t)(n + 1) * sizeof *ts->optim_args);
+  Scope empty = {.prefix = ""};
+  bool ok = true;
+  for (int i = 0; i < n; i++) {
+    if (!o->arg_names[i]) {
+      diag_error(E->d, o->arg_locs[i], "optimizer arguments are named, as in 'adam(lr = 1e-3)'");
+      ok = false;
+      continue;
+    }
+    Value v = elab_expr(E, &empty, o->args[i]);
+    if (v.kind != VAL_INT && v.kind != VAL_FLOAT) {
+      if (v.kind != VAL_NONE)
+        diag_error(E->d, o->args[i]->loc, "optimizer argument '%s' must be a number, got %s",
+                   o->arg_names[i], elab_value_str(E, v));
+      ok = false;
+      continue;
+    }
+    ts->optim_args[ts->n_optim_args++] = (OptimArg){arena_strdup(&E->m->arena, o->arg_names[i]),
+                                                    v.kind == VAL_FLOAT ? v.f : (double)v.i,
+                                                    elab_loc(E, o->arg_locs[i])};
+  }
+  return ok;
+}
+
+static bool elab_train(Elab *E, Scope *s, const Decl *model) {
+  bool ok = true, found = false;
+  for (int i = 0; i < E->prog->n_decls; i++) {
+    const Decl *t = E->prog->decls[i];
+    if (t->kind != DECL_TRAIN) continue;
+    if (strcmp(t->name, model->name) != 0) {
+      if (!elab_find_decl(E, DECL_MODEL, t->name)) {
+        diag_error(E->d, t->name_loc, "train block '%s' names no model; the model is '%s'",
+                   t->name, model->name);
+        ok = false;
+      }
+      continue;
+    }
+    found = true;
+    for (int k = 0; k < t->n_steps; k++) {
+      const StepAst *sa = &t->steps[k];
+      for (int j = 0; j < k && sa->name; j++) {
+        if (strcmp(t->steps[j].name, sa->name) == 0) {
+          diag_error(E->d, sa->loc, "step '%s' is already defined at %u:%u", sa->name,
+                     t->steps[j].loc.line, t->steps[j].loc.col);
+          ok = false;
+        }
+      }
+      TrainStep *ts = module_add_step(E->m);
+      ts->name = sa->name ? arena_strdup(&E->m->arena, sa->name) : NULL;
+      ts->loc = elab_loc(E, sa->loc);
+      ok &= elab_loss(E, s, sa, ts, t->loc);
+      ok &= elab_globs(E, sa, ts);
+      ok &= elab_optimizer(E, sa, ts, t->loc);
+    }
+  }
+  (void)found;
+  return ok;
+}
+
+/* ---- entry -------------------------------------------------------------------------------- */
+
+static bool elab_module(Elab *E, const char *main_file) {
+  if (!check_duplicates(E) | !check_defines(E)) return false;
+  if (!elab_consts(E)) return false;
+  const Decl *model = pick_model(E, main_file);
+  if (!model) return false;
+  E->m = module_new(model->name);
+  E->m->source_file = arena_strdup(&E->m->arena, main_file);
+  E->g = E->m->model = graph_new(E->m, "model");
+  Scope s = {.prefix = ""};
+  bool ok = elab_inputs(E, &s, model);
+  ok &= elab_model_body(E, &s, model);
+  if (!diag_full(E->d)) ok &= elab_train(E, &s, model);
+  return ok;
+}
+
+Module *elab_program(const Program *p, const char *main_file, const FrontendOptions *o,
+                     Diag *d) {
+  Elab E;
+  memset(&E, 0, sizeof E);
+  E.prog = p;
+  E.o = o;
+  E.d = d;
+  arena_init(&E.scratch);
+  int before = d->n_errors;
+  bool ok = elab_module(&E, main_file);
+  arena_fini(&E.scratch);
+  if (!ok || d->n_errors > before) {
+    module_free(E.m);
+    return NULL;
+  }
+  return E.m;
+}

@@ -1,0 +1,101 @@
+/* frontend/frontend.c — the frontend's entry points: parse a file, load its imports, elaborate.
+ *
+ * `import NAME` loads LIB_DIR/NAME.lathe (FrontendOptions.lib_dir, else the build-time
+ * LATHE_LIB_DIR). Imports are transitive and each library is loaded once; its decls are
+ * appended to the same Program, so fns from every file share one namespace. Each loaded
+ * text is registered with the Diag so its errors get caret lines too.
+ */
+#include "frontend/ast.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef LATHE_LIB_DIR
+#define LATHE_LIB_DIR "lib"
+#endif
+
+void frontend_options_init(FrontendOptions *o) {
+  memset(o, 0, sizeof *o);
+  o->float_dtype = DT_F32;
+}
+
+/* Reads a whole file into a malloc'd NUL-terminated buffer; NULL if unreadable. */
+static char *frontend_read(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    size_t n = fread(buf + len, 1, cap - len - 1, f);
+    len += n;
+    if (n == 0) break;
+    if (len + 1 == cap) {
+      char *b = realloc(buf, cap * 2);
+      if (!b) free(buf);
+      buf = b;
+      cap *= 2;
+    }
+  }
+  bool failed = ferror(f);
+  fclose(f);
+  if (!buf || failed) {
+    free(buf);
+    return NULL;
+  }
+  buf[len] = '\0';
+  return buf;
+}
+
+static bool already_imported(const Program *p, int upto, const char *name) {
+  for (int i = 0; i < upto; i++)
+    if (p->decls[i]->kind == DECL_IMPORT && strcmp(p->decls[i]->name, name) == 0) return true;
+  return false;
+}
+
+/* Loads every import, including those of imported files (the decl list grows as we go). */
+static bool frontend_load_imports(Program *p, const char *lib_dir, Diag *d) {
+  bool ok = true;
+  for (int i = 0; i < p->n_decls && !diag_full(d); i++) {
+    const Decl *imp = p->decls[i];
+    if (imp->kind != DECL_IMPORT || already_imported(p, i, imp->name)) continue;
+    const char *path = arena_printf(&p->arena, "%s/%s.lathe", lib_dir, imp->name);
+    char *text = frontend_read(path);
+    if (!text) {
+      diag_error(d, imp->name_loc, "cannot import '%s': no file %s", imp->name, path);
+      ok = false;
+      continue;
+    }
+    diag_add_source(d, path, text);
+    ok &= parse_program(p, path, text, d);
+    free(text);
+  }
+  return ok;
+}
+
+Module *frontend_compile(const char *path, const char *text, const FrontendOptions *o, Diag *d) {
+  FrontendOptions defaults;
+  if (!o) {
+    frontend_options_init(&defaults);
+    o = &defaults;
+  }
+  Program p;
+  program_init(&p);
+  const char *file = arena_strdup(&p.arena, path ? path : "<input>");
+  diag_add_source(d, file, text);
+  bool ok = parse_program(&p, file, text, d);
+  ok &= frontend_load_imports(&p, o->lib_dir ? o->lib_dir : LATHE_LIB_DIR, d);
+  Module *m = ok ? elab_program(&p, file, o, d) : NULL;
+  program_fini(&p);
+  return m;
+}
+
+bool frontend_parse_only(const char *path, const char *text, Diag *d) {
+  Program p;
+  program_init(&p);
+  const char *file = arena_strdup(&p.arena, path ? path : "<input>");
+  diag_add_source(d, file, text);
+  bool ok = parse_program(&p, file, text, d);
+  program_fini(&p);
+  return ok;
+}

@@ -1,0 +1,708 @@
+/* frontend/parse.c — recursive-descent parser: Tokens to the AST of ast.h.
+ *
+ * One function per grammar rule, with the rule (EBNF, as in docs/language.md) in the comment
+ * above it. Statements end at a line break or `;`. Contextual words (`int`, `step`,
+ * `minimize`, `params`, `optimizer`) are identifiers everywhere else.
+ *
+ * Error recovery: an error longjmps to the innermost recovery point (a statement of a block,
+ * an item of a train block, or a top-level declaration), which skips to the next statement
+ * and goes on, so one run reports every independent error. Once the Diag is full, parsing
+ * stops. All AST memory comes from the Program arena, so abandoning a half-built statement
+ * leaks nothing.
+ */
+#include "frontend/ast.h"
+
+#include <setjmp.h>
+#include <string.h>
+
+enum { PARSE_MAX_DEPTH = 256 };
+
+typedef struct Parser {
+  Program *prog;
+  Arena *arena;
+  Token *toks;
+  int pos, n;
+  Diag *d;
+  jmp_buf *recover; /* innermost recovery point */
+  int depth;        /* expression nesting, bounded so hostile input cannot blow the stack */
+  int nest;         /* open ( and [: line breaks inside them are skipped */
+  bool errors;
+} Parser;
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+/* Grows an arena array so that index n fits; returns the (possibly moved) array. The
+ * capacity is implicit (4, 8, 16, ...), so no counter can go stale across a longjmp. */
+static void *parse_grow(Arena *a, void *items, int n, size_t elem) {
+  if (n > 0 && (n < 4 || (n & (n - 1)) != 0)) return items;
+  size_t cap = n < 4 ? 4 : 2 * (size_t)n;
+  void *p = arena_alloc(a, cap * elem);
+  if (n) memcpy(p, items, (size_t)n * elem);
+  return p;
+}
+
+static Token *peek(Parser *p) {
+  while (p->nest > 0 && p->toks[p->pos].kind == TK_NEWLINE) p->pos++;
+  return &p->toks[p->pos];
+}
+static Token *peek_at(Parser *p, int k) {
+  int i = (int)(peek(p) - p->toks) + k;
+  return &p->toks[i < p->n ? i : p->n - 1];
+}
+static bool at(Parser *p, TokenKind k) { return peek(p)->kind == k; }
+static bool at_word(Parser *p, const char *word) {
+  return at(p, TK_IDENT) && strcmp(peek(p)->text, word) == 0;
+}
+
+static Token *next(Parser *p) {
+  Token *t = peek(p);
+  if (t->kind != TK_EOF) p->pos++;
+  if (t->kind == TK_LPAREN || t->kind == TK_LBRACKET) p->nest++;
+  if ((t->kind == TK_RPAREN || t->kind == TK_RBRACKET) && p->nest > 0) p->nest--;
+  return t;
+}
+
+static bool accept(Parser *p, TokenKind k) {
+  if (!at(p, k)) return false;
+  next(p);
+  return true;
+}
+
+/* Where an "expected ..." error goes: just after the previous token when a line break
+ * intervenes (the user forgot something at the end of that line), else at the token. */
+static SrcLoc parse_error_loc(Parser *p) {
+  Token *t = peek(p);
+  if ((t->nl_before && p->nest > 0) || t->kind == TK_NEWLINE || t->kind == TK_EOF) {
+    int i = p->pos - 1;
+    while (i >= 0 && p->toks[i].kind == TK_NEWLINE) i--;
+    if (i >= 0) {
+      SrcLoc l = p->toks[i].loc;
+      l.col += (uint32_t)p->toks[i].len;
+      return l;
+    }
+  }
+  return t->loc;
+}
+
+/* "'foo'", "')'", "end of line" (also for a token on the next line inside parentheses) */
+static const char *describe(Parser *p, const Token *t) {
+  if (t->nl_before && p->nest > 0 && t->kind != TK_EOF) return "end of line";
+  if (t->kind == TK_IDENT || t->kind == TK_INT || t->kind == TK_FLOAT)
+    return arena_printf(p->arena, "'%s'", t->text);
+  return lex_kind_name(t->kind);
+}
+
+static _Noreturn void parse_fail(Parser *p) { longjmp(*p->recover, 1); }
+
+static _Noreturn void error_expected(Parser *p, const char *what) {
+  diag_error(p->d, parse_error_loc(p), "expected %s, got %s", what, describe(p, peek(p)));
+  parse_fail(p);
+}
+
+static Token *expect(Parser *p, TokenKind k, const char *context) {
+  if (at(p, k)) return next(p);
+  const char *what = lex_kind_name(k);
+  if (context) what = arena_printf(p->arena, "%s %s", what, context);
+  error_expected(p, what);
+}
+
+static Token *expect_ident(Parser *p, const char *what) {
+  if (at(p, TK_IDENT)) return next(p);
+  error_expected(p, what);
+}
+
+/* `expected ')' to close '(' at 3:7` */
+static void expect_close(Parser *p, TokenKind close, const Token *open) {
+  if (accept(p, close)) return;
+  diag_error(p->d, parse_error_loc(p), "expected %s to close %s at %u:%u, got %s",
+             lex_kind_name(close), lex_kind_name(open->kind), open->loc.line, open->loc.col,
+             describe(p, peek(p)));
+  parse_fail(p);
+}
+
+static void skip_separators(Parser *p) {
+  while (at(p, TK_NEWLINE) || at(p, TK_SEMI)) next(p);
+}
+
+/* Statement end: a line break, `;`, or the `}` closing the block (not consumed). */
+static void expect_stmt_end(Parser *p) {
+  if (at(p, TK_NEWLINE) || at(p, TK_SEMI)) {
+    next(p);
+    return;
+  }
+  if (at(p, TK_RBRACE) || at(p, TK_EOF)) return;
+  error_expected(p, "end of statement");
+}
+
+/* Recovery: skip to just after the end of the statement that began at token `start`, or
+ * to a `}` of the enclosing block (not consumed), balancing nested braces. */
+static void sync_stmt(Parser *p, int start) {
+  int depth = 0;
+  p->nest = 0;
+  /* a missing ')' was noticed on the next line: that line is the next statement */
+  if (p->pos > start && p->toks[p->pos - 1].kind == TK_NEWLINE) return;
+  while (!at(p, TK_EOF)) {
+    if (depth == 0 && (at(p, TK_NEWLINE) || at(p, TK_SEMI))) {
+      next(p);
+      return;
+    }
+    if (depth == 0 && at(p, TK_RBRACE)) return;
+    if (at(p, TK_LBRACE)) depth++;
+    if (at(p, TK_RBRACE)) depth--;
+    next(p);
+  }
+}
+
+static bool is_decl_start(const Token *t) {
+  return t->kind == TK_CONST || t->kind == TK_IMPORT || t->kind == TK_FN ||
+         t->kind == TK_MODEL || t->kind == TK_TRAIN;
+}
+
+/* Recovery at top level: skip to the next declaration keyword that starts a line. */
+static void sync_decl(Parser *p) {
+  p->nest = 0;
+  if (!at(p, TK_EOF)) next(p);
+  while (!at(p, TK_EOF) && !(is_decl_start(peek(p)) && peek(p)->nl_before)) next(p);
+}
+
+static Expr *new_expr(Parser *p, ExprKind kind, SrcLoc loc) {
+  Expr *e = arena_alloc(p->arena, sizeof *e);
+  e->kind = kind;
+  e->loc = loc;
+  return e;
+}
+
+/* ---- expressions -------------------------------------------------------------------------- */
+
+static Expr *parse_expr(Parser *p);
+
+/* call_args = [ call_arg { "," call_arg } [","] ]
+ * call_arg  = [ IDENT "=" ] expr */
+static void parse_call_args(Parser *p, Expr *call, const Token *open) {
+  while (!at(p, TK_RPAREN)) {
+    const char *kw = NULL;
+    SrcLoc loc = peek(p)->loc;
+    if (at(p, TK_IDENT) && peek_at(p, 1)->kind == TK_ASSIGN) {
+      kw = next(p)->text;
+      next(p);
+    }
+    Expr *arg = parse_expr(p);
+    call->args = parse_grow(p->arena, call->args, call->n_args, sizeof(Expr *));
+    call->arg_names =
+        parse_grow(p->arena, call->arg_names, call->n_args, sizeof(const char *));
+    call->arg_locs = parse_grow(p->arena, call->arg_locs, call->n_args, sizeof(SrcLoc));
+    call->args[call->n_args] = arg;
+    call->arg_names[call->n_args] = kw;
+    call->arg_locs[call->n_args] = loc;
+    call->n_args++;
+    if (!accept(p, TK_COMMA)) break;
+  }
+  expect_close(p, TK_RPAREN, open);
+}
+
+/* elements = [ element { "," element } [","] ]  — for lists, tuples and index lists;
+ * with_slices allows `[expr] ":" [expr]` elements (inside an index). */
+static void parse_elements(Parser *p, Expr *e, TokenKind close, const Token *open,
+                           bool with_slices) {
+  while (!at(p, close)) {
+    Expr *item = NULL;
+    SrcLoc loc = peek(p)->loc;
+    if (with_slices && at(p, TK_COLON)) {
+      item = NULL;
+    } else {
+      item = parse_expr(p);
+    }
+    if (with_slices && at(p, TK_COLON)) {
+      Expr *s = new_expr(p, EX_SLICE, loc);
+      next(p);
+      s->lhs = item;
+      if (!at(p, TK_COMMA) && !at(p, close)) s->rhs = parse_expr(p);
+      item = s;
+    }
+    e->args = parse_grow(p->arena, e->args, e->n_args, sizeof(Expr *));
+    e->args[e->n_args++] = item;
+    if (!accept(p, TK_COMMA)) break;
+  }
+  expect_close(p, close, open);
+}
+
+/* primary = INT | FLOAT | "true" | "false"
+ *         | IDENT [ "(" call_args ")" [ "as" IDENT ] ]
+ *         | "(" expr ")" | "(" expr "," [ elements ] ")"
+ *         | "[" elements "]" */
+static Expr *parse_primary(Parser *p) {
+  Token *t = peek(p);
+  switch (t->kind) {
+  case TK_INT:
+  case TK_FLOAT: {
+    next(p);
+    Expr *e = new_expr(p, t->kind == TK_INT ? EX_INT : EX_FLOAT, t->loc);
+    e->ival = t->ival;
+    e->fval = t->kind == TK_INT ? (double)t->ival : t->fval;
+    return e;
+  }
+  case TK_TRUE:
+  case TK_FALSE: {
+    next(p);
+    Expr *e = new_expr(p, EX_BOOL, t->loc);
+    e->ival = t->kind == TK_TRUE;
+    return e;
+  }
+  case TK_IDENT: {
+    next(p);
+    if (!at(p, TK_LPAREN)) {
+      Expr *e = new_expr(p, EX_NAME, t->loc);
+      e->name = t->text;
+      return e;
+    }
+    Token *open = next(p);
+    Expr *e = new_expr(p, EX_CALL, t->loc);
+    e->name = t->text;
+    parse_call_args(p, e, open);
+    if (accept(p, TK_AS)) {
+      Token *n = expect_ident(p, "an instance name after 'as'");
+      e->as_name = n->text;
+      e->as_loc = n->loc;
+    }
+    return e;
+  }
+  case TK_LPAREN: {
+    Token *open = next(p);
+    Expr *first = parse_expr(p);
+    if (!at(p, TK_COMMA)) {
+      expect_close(p, TK_RPAREN, open);
+      return first;
+    }
+    next(p);
+    Expr *e = new_expr(p, EX_TUPLE, open->loc);
+    Expr *rest = new_expr(p, EX_TUPLE, open->loc);
+    parse_elements(p, rest, TK_RPAREN, open, false);
+    e->args = arena_alloc(p->arena, (size_t)(rest->n_args + 1) * sizeof(Expr *));
+    e->args[0] = first;
+    if (rest->n_args) memcpy(e->args + 1, rest->args, (size_t)rest->n_args * sizeof(Expr *));
+    e->n_args = rest->n_args + 1;
+    return e;
+  }
+  case TK_LBRACKET: {
+    Token *open = next(p);
+    Expr *e = new_expr(p, EX_LIST, open->loc);
+    parse_elements(p, e, TK_RBRACKET, open, false);
+    return e;
+  }
+  default:
+    error_expected(p, "an expression");
+  }
+}
+
+/* postfix = primary { "[" elements "]" } */
+static Expr *parse_postfix(Parser *p) {
+  Expr *e = parse_primary(p);
+  while (at(p, TK_LBRACKET) && !peek(p)->nl_before) {
+    Token *open = next(p);
+    Expr *ix = new_expr(p, EX_INDEX, open->loc);
+    ix->lhs = e;
+    parse_elements(p, ix, TK_RBRACKET, open, true);
+    e = ix;
+  }
+  if (at(p, TK_AS))
+    diag_error(p->d, peek(p)->loc, "'as NAME' must follow a call, as in 'f(x) as NAME'");
+  if (at(p, TK_AS)) parse_fail(p);
+  return e;
+}
+
+/* unary = "-" unary | postfix */
+static Expr *parse_unary(Parser *p) {
+  if (at(p, TK_MINUS)) {
+    Token *t = next(p);
+    if (++p->depth > PARSE_MAX_DEPTH) {
+      diag_error(p->d, t->loc, "expression nested too deeply (more than %d levels)",
+                 PARSE_MAX_DEPTH);
+      parse_fail(p);
+    }
+    Expr *e = new_expr(p, EX_UNARY, t->loc);
+    e->op = TK_MINUS;
+    e->lhs = parse_unary(p);
+    p->depth--;
+    return e;
+  }
+  return parse_postfix(p);
+}
+
+static Expr *new_binary(Parser *p, Token *op, Expr *lhs, Expr *rhs) {
+  Expr *e = new_expr(p, EX_BINARY, op->loc);
+  e->op = op->kind;
+  e->lhs = lhs;
+  e->rhs = rhs;
+  return e;
+}
+
+/* multiplicative = unary { ( "*" | "/" | "@" ) unary } */
+static Expr *parse_multiplicative(Parser *p) {
+  Expr *e = parse_unary(p);
+  while (at(p, TK_STAR) || at(p, TK_SLASH) || at(p, TK_AT)) {
+    Token *op = next(p);
+    e = new_binary(p, op, e, parse_unary(p));
+  }
+  return e;
+}
+
+/* additive = multiplicative { ( "+" | "-" ) multiplicative } */
+static Expr *parse_additive(Parser *p) {
+  Expr *e = parse_multiplicative(p);
+  while (at(p, TK_PLUS) || at(p, TK_MINUS)) {
+    Token *op = next(p);
+    e = new_binary(p, op, e, parse_multiplicative(p));
+  }
+  return e;
+}
+
+static bool is_comparison(TokenKind k) {
+  return k == TK_LT || k == TK_LE || k == TK_GT || k == TK_GE || k == TK_EQ || k == TK_NE;
+}
+
+/* expr = additive [ ( "<" | "<=" | ">" | ">=" | "==" | "!=" ) additive ] */
+static Expr *parse_expr(Parser *p) {
+  if (++p->depth > PARSE_MAX_DEPTH) {
+    diag_error(p->d, peek(p)->loc, "expression nested too deeply (more than %d levels)",
+               PARSE_MAX_DEPTH);
+    parse_fail(p);
+  }
+  Expr *e = parse_additive(p);
+  if (is_comparison(peek(p)->kind)) {
+    Token *op = next(p);
+    e = new_binary(p, op, e, parse_additive(p));
+    if (is_comparison(peek(p)->kind)) {
+      diag_error(p->d, peek(p)->loc, "comparisons do not chain; add parentheses");
+      parse_fail(p);
+    }
+  }
+  return e;
+}
+
+/* ---- types -------------------------------------------------------------------------------- */
+
+/* type = "int" | IDENT "[" [ dim { "," dim } ] "]"
+ * dim  = "..." | expr */
+static TypeExpr *parse_type(Parser *p) {
+  Token *t = expect_ident(p, "a type such as 'f32[N, 784]' or 'int'");
+  TypeExpr *ty = arena_alloc(p->arena, sizeof *ty);
+  ty->loc = t->loc;
+  if (strcmp(t->text, "int") == 0) {
+    ty->is_int = true;
+    return ty;
+  }
+  ty->dtype = t->text;
+  if (!at(p, TK_LBRACKET)) error_expected(p, "'[' and the dimensions of the tensor type");
+  Token *open = next(p);
+  while (!at(p, TK_RBRACKET)) {
+    Expr *dim;
+    if (at(p, TK_ELLIPSIS))
+      dim = new_expr(p, EX_ELLIPSIS, next(p)->loc);
+    else
+      dim = parse_expr(p);
+    ty->dims = parse_grow(p->arena, ty->dims, ty->n_dims, sizeof(Expr *));
+    ty->dims[ty->n_dims++] = dim;
+    if (!accept(p, TK_COMMA)) break;
+  }
+  expect_close(p, TK_RBRACKET, open);
+  return ty;
+}
+
+/* ---- statements --------------------------------------------------------------------------- */
+
+static Stmt *new_stmt(Parser *p, StmtKind kind, SrcLoc loc) {
+  Stmt *s = arena_alloc(p->arena, sizeof *s);
+  s->kind = kind;
+  s->loc = loc;
+  return s;
+}
+
+static void stmt_add_name(Parser *p, Stmt *s, const Token *t) {
+  s->names = parse_grow(p->arena, s->names, s->n_names, sizeof(const char *));
+  s->name_locs = parse_grow(p->arena, s->name_locs, s->n_names, sizeof(SrcLoc));
+  s->names[s->n_names] = t->text;
+  s->name_locs[s->n_names++] = t->loc;
+}
+
+/* param_stmt = "param" IDENT ":" type "=" expr */
+static Stmt *parse_param_stmt(Parser *p) {
+  Stmt *s = new_stmt(p, ST_PARAM, next(p)->loc);
+  stmt_add_name(p, s, expect_ident(p, "a parameter name after 'param'"));
+  expect(p, TK_COLON, "and the parameter's type");
+  s->type = parse_type(p);
+  expect(p, TK_ASSIGN, "and an initializer such as 'zeros' or 'normal(0, 0.02)'");
+  s->value = parse_expr(p);
+  return s;
+}
+
+/* output_stmt = "output" IDENT [ "=" expr ] */
+static Stmt *parse_output_stmt(Parser *p) {
+  Stmt *s = new_stmt(p, ST_OUTPUT, next(p)->loc);
+  stmt_add_name(p, s, expect_ident(p, "an output name after 'output'"));
+  if (accept(p, TK_ASSIGN)) s->value = parse_expr(p);
+  return s;
+}
+
+/* bind_stmt = IDENT { "," IDENT } "=" expr */
+static Stmt *parse_bind_stmt(Parser *p) {
+  Stmt *s = new_stmt(p, ST_BIND, peek(p)->loc);
+  stmt_add_name(p, s, expect_ident(p, "a statement"));
+  while (accept(p, TK_COMMA)) stmt_add_name(p, s, expect_ident(p, "a name"));
+  expect(p, TK_ASSIGN, s->n_names > 1 ? "after the names" : "after the binding name");
+  s->value = parse_expr(p);
+  return s;
+}
+
+/* stmt = param_stmt | output_stmt | "return" expr | bind_stmt */
+static Stmt *parse_stmt(Parser *p) {
+  Stmt *s;
+  if (at(p, TK_PARAM)) {
+    s = parse_param_stmt(p);
+  } else if (at(p, TK_OUTPUT)) {
+    s = parse_output_stmt(p);
+  } else if (at(p, TK_RETURN)) {
+    s = new_stmt(p, ST_RETURN, next(p)->loc);
+    s->value = parse_expr(p);
+  } else {
+    s = parse_bind_stmt(p);
+  }
+  expect_stmt_end(p);
+  return s;
+}
+
+/* block = "{" { stmt | NEWLINE | ";" } "}"
+ * Each statement is a recovery point. */
+static void parse_block(Parser *p, Decl *decl) {
+  Token *open = expect(p, TK_LBRACE, "to open the body");
+  jmp_buf jb, *outer = p->recover;
+  for (;;) {
+    skip_separators(p);
+    if (at(p, TK_RBRACE) || at(p, TK_EOF)) break;
+    p->recover = &jb;
+    p->depth = 0;
+    int start = p->pos;
+    if (setjmp(jb) == 0) {
+      Stmt *s = parse_stmt(p);
+      decl->body = parse_grow(p->arena, decl->body, decl->n_body, sizeof(Stmt *));
+      decl->body[decl->n_body++] = s;
+    } else {
+      p->errors = true;
+      if (diag_full(p->d)) break;
+      sync_stmt(p, start);
+    }
+  }
+  p->recover = outer;
+  if (diag_full(p->d)) parse_fail(p);
+  expect_close(p, TK_RBRACE, open);
+}
+
+/* ---- declarations ------------------------------------------------------------------------- */
+
+/* args = "(" [ IDENT ":" type { "," IDENT ":" type } ] ")" */
+static void parse_args(Parser *p, Decl *decl) {
+  Token *open = expect(p, TK_LPAREN, "to open the argument list");
+  while (!at(p, TK_RPAREN)) {
+    Token *name = expect_ident(p, "an argument name");
+    expect(p, TK_COLON, "and the argument's type");
+    decl->args = parse_grow(p->arena, decl->args, decl->n_args, sizeof(Arg));
+    decl->args[decl->n_args++] = (Arg){name->text, name->loc, parse_type(p)};
+    if (!accept(p, TK_COMMA)) break;
+  }
+  expect_close(p, TK_RPAREN, open);
+}
+
+/* glob = ( IDENT | "*" ) { "." ( IDENT | "*" ) } */
+static const char *parse_glob(Parser *p) {
+  size_t cap = 64, len = 0;
+  char *buf = arena_alloc(p->arena, cap);
+  do {
+    Token *t = peek(p);
+    if (t->kind != TK_IDENT && t->kind != TK_STAR) error_expected(p, "a parameter pattern");
+    next(p);
+    size_t n = strlen(t->text);
+    if (len + n + 2 > cap) {
+      char *nb = arena_alloc(p->arena, 2 * (len + n + 2));
+      memcpy(nb, buf, len);
+      buf = nb;
+      cap = 2 * (len + n + 2);
+    }
+    if (len) buf[len++] = '.';
+    memcpy(buf + len, t->text, n);
+    len += n;
+    buf[len] = '\0';
+  } while (accept(p, TK_DOT));
+  return buf;
+}
+
+/* step_item = "minimize" IDENT | "params" glob { [","] glob } | "optimizer" expr */
+static void parse_step_item(Parser *p, StepAst *s) {
+  Token *kw = peek(p);
+  if (at_word(p, "minimize")) {
+    next(p);
+    if (s->loss) diag_error(p->d, kw->loc, "a step minimizes one loss; 'minimize' given twice");
+    s->loss = expect_ident(p, "the name of the loss binding after 'minimize'")->text;
+    s->loss_loc = kw->loc;
+  } else if (at_word(p, "params")) {
+    next(p);
+    do {
+      SrcLoc loc = peek(p)->loc;
+      const char *g = parse_glob(p);
+      s->globs = parse_grow(p->arena, s->globs, s->n_globs, sizeof(const char *));
+      s->glob_locs = parse_grow(p->arena, s->glob_locs, s->n_globs, sizeof(SrcLoc));
+      s->globs[s->n_globs] = g;
+      s->glob_locs[s->n_globs++] = loc;
+      if (!accept(p, TK_COMMA)) break;
+      while (at(p, TK_NEWLINE)) next(p);
+    } while (true);
+  } else if (at_word(p, "optimizer")) {
+    next(p);
+    if (s->optimizer) diag_error(p->d, kw->loc, "'optimizer' given twice in one step");
+    s->optimizer = parse_expr(p);
+  } else {
+    error_expected(p, "'minimize', 'params', 'optimizer' or 'step'");
+  }
+}
+
+/* Skips to the next step item keyword, a line break, or the closing brace. */
+static void sync_step(Parser *p) {
+  p->nest = 0;
+  while (!at(p, TK_EOF) && !at(p, TK_RBRACE) && !at(p, TK_NEWLINE) && !at(p, TK_SEMI)) {
+    next(p);
+    if (at_word(p, "minimize") || at_word(p, "params") || at_word(p, "optimizer")) return;
+  }
+}
+
+/* step_body = "{" { step_item | NEWLINE | ";" } "}"  (the "{" already consumed) */
+static void parse_step_body(Parser *p, StepAst *s, const Token *open) {
+  jmp_buf jb, *outer = p->recover;
+  for (;;) {
+    skip_separators(p);
+    if (at(p, TK_RBRACE) || at(p, TK_EOF) || at_word(p, "step")) break;
+    p->recover = &jb;
+    p->depth = 0;
+    if (setjmp(jb) == 0) {
+      parse_step_item(p, s);
+    } else {
+      p->errors = true;
+      if (diag_full(p->d)) break;
+      sync_step(p);
+    }
+  }
+  p->recover = outer;
+  if (diag_full(p->d)) parse_fail(p);
+  if (open) expect_close(p, TK_RBRACE, open);
+}
+
+/* train_decl = "train" IDENT "{" ( { step_item } | { "step" IDENT step_body } ) "}" */
+static void parse_train(Parser *p, Decl *decl) {
+  Token *open = expect(p, TK_LBRACE, "to open the train block");
+  skip_separators(p);
+  if (!at_word(p, "step")) {
+    decl->steps = arena_alloc(p->arena, sizeof(StepAst));
+    decl->n_steps = 1;
+    decl->steps[0].loc = decl->loc;
+    parse_step_body(p, &decl->steps[0], NULL);
+    if (at_word(p, "step"))
+      diag_error(p->d, peek(p)->loc, "a train block has either steps or one set of "
+                                     "'minimize'/'params'/'optimizer', not both");
+    if (at_word(p, "step")) parse_fail(p);
+    expect_close(p, TK_RBRACE, open);
+    return;
+  }
+  while (at_word(p, "step")) {
+    Token *kw = next(p);
+    Token *name = expect_ident(p, "a step name after 'step'");
+    Token *sopen = expect(p, TK_LBRACE, "to open the step");
+    decl->steps = parse_grow(p->arena, decl->steps, decl->n_steps, sizeof(StepAst));
+    StepAst *s = &decl->steps[decl->n_steps++];
+    memset(s, 0, sizeof *s);
+    s->name = name->text;
+    s->loc = kw->loc;
+    parse_step_body(p, s, sopen);
+    skip_separators(p);
+  }
+  expect_close(p, TK_RBRACE, open);
+}
+
+/* decl = "const" IDENT "=" expr
+ *      | "import" IDENT
+ *      | "fn" IDENT args "->" type block
+ *      | "model" IDENT args block
+ *      | "train" IDENT train_body */
+static Decl *parse_decl(Parser *p) {
+  Token *kw = peek(p);
+  if (!is_decl_start(kw)) error_expected(p, "'const', 'import', 'fn', 'model' or 'train'");
+  next(p);
+  Decl *decl = arena_alloc(p->arena, sizeof *decl);
+  decl->loc = kw->loc;
+  Token *name = expect_ident(p, arena_printf(p->arena, "a name after %s",
+                                             lex_kind_name(kw->kind)));
+  decl->name = name->text;
+  decl->name_loc = name->loc;
+  switch (kw->kind) {
+  case TK_CONST:
+    decl->kind = DECL_CONST;
+    expect(p, TK_ASSIGN, "after the const name");
+    decl->value = parse_expr(p);
+    break;
+  case TK_IMPORT: decl->kind = DECL_IMPORT; break;
+  case TK_FN:
+    decl->kind = DECL_FN;
+    parse_args(p, decl);
+    expect(p, TK_ARROW, "and the return type");
+    decl->ret = parse_type(p);
+    parse_block(p, decl);
+    break;
+  case TK_MODEL:
+    decl->kind = DECL_MODEL;
+    parse_args(p, decl);
+    parse_block(p, decl);
+    break;
+  default:
+    decl->kind = DECL_TRAIN;
+    parse_train(p, decl);
+    break;
+  }
+  expect_stmt_end(p);
+  return decl;
+}
+
+/* program = { decl | NEWLINE | ";" } EOF */
+static void parse_decls(Parser *p) {
+  jmp_buf jb, *outer = p->recover;
+  for (;;) {
+    skip_separators(p);
+    if (at(p, TK_EOF)) break;
+    p->recover = &jb;
+    p->depth = 0;
+    if (setjmp(jb) == 0) {
+      Decl *decl = parse_decl(p);
+      Program *g = p->prog;
+      g->decls = parse_grow(&g->arena, g->decls, g->n_decls, sizeof(Decl *));
+      g->decls[g->n_decls++] = decl;
+    } else {
+      p->errors = true;
+      if (diag_full(p->d)) break;
+      sync_decl(p);
+    }
+  }
+  p->recover = outer;
+}
+
+void program_init(Program *p) {
+  memset(p, 0, sizeof *p);
+  arena_init(&p->arena);
+}
+
+void program_fini(Program *p) {
+  arena_fini(&p->arena);
+  memset(p, 0, sizeof *p);
+}
+
+bool parse_program(Program *prog, const char *file, const char *text, Diag *d) {
+  int before = d->n_errors;
+  Parser p = {.prog = prog, .arena = &prog->arena, .d = d};
+  p.toks = lex_tokenize(&prog->arena, file, text, &p.n, d);
+  if (!diag_full(d)) parse_decls(&p);
+  return d->n_errors == before && !p.errors;
+}
