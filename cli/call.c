@@ -69,6 +69,11 @@ static bool check_input_names(const CliInputs *in, const lathe_entry_info *e, Di
 
 bool cli_call_entry(const lathe_entry_info *e, CliWeights *w, const CliInputs *in,
                     Tensor *tensors, double *ret, Diag *d) {
+  return cli_call_entry_with(e, w, in, tensors, ret, NULL, NULL, d);
+}
+
+bool cli_call_entry_with(const lathe_entry_info *e, CliWeights *w, const CliInputs *in,
+                         Tensor *tensors, double *ret, CliInvoke invoke, void *ctx, Diag *d) {
   void *args[CLI_MAX_ARGS] = {0};
   memset(tensors, 0, sizeof(Tensor) * CLI_MAX_ARGS);
   if (e->n_args > CLI_MAX_ARGS) {
@@ -93,7 +98,8 @@ bool cli_call_entry(const lathe_entry_info *e, CliWeights *w, const CliInputs *i
     }
     if (arg->tensor) args[k] = tensors[k].data;
   }
-  if (ok) e->call(args, ret);
+  if (ok && invoke) ok = invoke(ctx, e, args, ret, d);
+  else if (ok) e->call(args, ret);
   free(ws);
   if (!ok) cli_call_free(e, tensors);
   return ok;

@@ -90,6 +90,11 @@ bool cli_load_input(const CliInputs *in, const lathe_tensor_info *t, Tensor *out
 bool cli_call_entry(const lathe_entry_info *e, CliWeights *w, const CliInputs *in,
                     Tensor *tensors, double *ret, Diag *d);
 void cli_call_free(const lathe_entry_info *e, Tensor *tensors);
+/* cli_call_entry, with the call made by invoke(ctx, ...) (e.g. libffi) instead of e->call */
+typedef bool (*CliInvoke)(void *ctx, const lathe_entry_info *e, void *const *args, double *ret,
+                          Diag *d);
+bool cli_call_entry_with(const lathe_entry_info *e, CliWeights *w, const CliInputs *in,
+                         Tensor *tensors, double *ret, CliInvoke invoke, void *ctx, Diag *d);
 
 /* ---- training presentation (progress.c, plot.c) ---- */
 typedef struct CliProgress {
@@ -134,5 +139,7 @@ int cmd_run(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+int cmd_repl(int argc, char **argv);
 
 #endif

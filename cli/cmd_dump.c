@@ -14,6 +14,8 @@ static const char *help =
     "  --format text|dot   IR text (default) or Graphviz dot\n"
     "  --after PASS        print the entry graphs after PASS (see below)\n"
     "  --entry NAME        only this entry point (forward, train, ...)\n"
+    "  --kernels           after the whole pipeline: each kernel, its IR nodes, source lines\n"
+    "  --memplan           after the whole pipeline: the workspace plan of each entry\n"
     "  -D NAME=VALUE       override a `const` of the model\n"
     "  --dtype f32|f64     compile every f32 as f64\n"
     "  -O0 .. -O3          optimization level (default -O2)\n"
@@ -27,6 +29,47 @@ static void print_help(void) {
     printf("  %-10s %s\n", passes_name(p), passes_description(p));
 }
 
+/* `--kernels`: kernel k, then one line per IR node it computes, with its source line. */
+static void print_kernels(const Graph *g) {
+  int32_t *kernel_of = malloc((g->n_nodes + 1) * sizeof *kernel_of);
+  int32_t n = kernel_of ? graph_fill_kernels(g, kernel_of) : -1;
+  printf("; entry %s: %d kernels\n", g->name, n);
+  for (int32_t k = 0; k < n; k++) {
+    bool head = false;
+    for (uint32_t id = 0; id < g->n_nodes; id++) {
+      const Node *nd = &g->nodes[id];
+      if (kernel_of[id] != k) continue;
+      if (!head) printf("kernel %d%s:\n", k, nd->group >= 0 ? " (fused)" : "");
+      head = true;
+      char shape[200];
+      printf("  %%%u = %s : %s%s", id, ir_ops[nd->op].name, dtype_name(nd->dtype),
+             shape_str(&nd->shape, shape, sizeof shape));
+      if (nd->name) printf("  -- %s", nd->name);
+      if (nd->loc.file) printf("  (%s:%u:%u)", nd->loc.file, nd->loc.line, nd->loc.col);
+      putchar('\n');
+    }
+  }
+  free(kernel_of);
+}
+
+/* `--memplan`: buffer, bytes, offset, first and last kernel; arena vs the sum of buffers. */
+static void print_memplan(const Graph *g) {
+  PlanBuffer *b = malloc((g->n_nodes + 1) * sizeof *b);
+  int64_t total = 0;
+  int n = b ? graph_fill_buffers(g, b, &total) : -1;
+  printf("; entry %s: workspace plan\n", g->name);
+  printf("%-10s %-16s %10s %10s %6s %6s\n", "buffer", "name", "bytes", "offset", "first", "last");
+  for (int i = 0; i < n; i++) {
+    const Node *nd = &g->nodes[b[i].node];
+    printf("%%%-9u %-16s %10lld %10lld %6d %6d\n", b[i].node, nd->name ? nd->name : "-",
+           (long long)b[i].bytes, (long long)b[i].offset, b[i].first, b[i].last);
+  }
+  printf("arena %lld bytes; sum of %d buffers %lld bytes (%.1f%%)\n",
+         (long long)g->workspace_bytes, n, (long long)total,
+         total > 0 ? 100.0 * (double)g->workspace_bytes / (double)total : 0.0);
+  free(b);
+}
+
 static void print_graph(const Graph *g, bool dot) {
   char *text = dot ? ir_print_dot(g) : ir_print(g);
   if (text) fputs(text, stdout);
@@ -38,6 +81,7 @@ int cmd_dump(int argc, char **argv) {
   CliCompile c;
   bool dot = false;
   const char *after = NULL, *entry = NULL;
+  enum { VIEW_IR, VIEW_KERNELS, VIEW_MEMPLAN } view = VIEW_IR;
   cli_args_init(&a, "dump", argc, argv);
   cli_compile_init(&c);
   while (!cli_args_done(&a)) {
@@ -55,6 +99,14 @@ int cmd_dump(int argc, char **argv) {
       after = a.value;
       continue;
     }
+    if (cli_flag(&a, "--kernels", NULL)) {
+      view = VIEW_KERNELS;
+      continue;
+    }
+    if (cli_flag(&a, "--memplan", NULL)) {
+      view = VIEW_MEMPLAN;
+      continue;
+    }
     if (cli_option(&a, "--entry", NULL)) {
       entry = a.value;
       continue;
@@ -67,7 +119,9 @@ int cmd_dump(int argc, char **argv) {
   }
   if (a.failed) return EXIT_USAGE;
   if (!c.file) return cli_usage_error(&a, "expected a model FILE");
-  if (after) {
+  if (view != VIEW_IR && after)
+    return cli_usage_error(&a, "--kernels and --memplan show the whole pipeline: drop --after");
+  if (view == VIEW_IR && after) {
     bool known = false;
     for (int p = 0; p < passes_count(); p++) known |= strcmp(passes_name(p), after) == 0;
     if (!known) return cli_usage_error(&a, "--after: unknown pass '%s'", after);
@@ -77,19 +131,24 @@ int cmd_dump(int argc, char **argv) {
       if (past && c.n_disabled < CLI_MAX_DISABLED) c.disabled[c.n_disabled++] = passes_name(p);
       past |= strcmp(passes_name(p), after) == 0;
     }
-  } else {
+  } else if (view == VIEW_IR) { /* the elaborated model: no pass at all */
     for (int p = 0; p < passes_count() && c.n_disabled < CLI_MAX_DISABLED; p++)
       c.disabled[c.n_disabled++] = passes_name(p);
   }
   Module *m = cli_build_module(&c);
   if (!m) return EXIT_USER;
-  if (!after) {
+  if (!after && view == VIEW_IR) {
     print_graph(m->model, dot);
   } else {
     int shown = 0;
     for (int i = 0; i < m->n_entries; i++) {
       if (entry && strcmp(entry, m->entries[i]->name) != 0) continue;
-      print_graph(m->entries[i], dot);
+      if (view == VIEW_KERNELS)
+        print_kernels(m->entries[i]);
+      else if (view == VIEW_MEMPLAN)
+        print_memplan(m->entries[i]);
+      else
+        print_graph(m->entries[i], dot);
       shown++;
     }
     if (entry && !shown) {

@@ -1,10 +1,12 @@
-/* cli/cmd_run.c — `lathe run FILE --input NAME=FILE.npy ...`: compile, build into a temporary
- * shared object, load it, run the forward entry point, write or summarize the outputs.
+/* cli/cmd_run.c — `lathe run FILE --input NAME=FILE.npy ...`: compile, JIT (or build into a
+ * temporary shared object), run the forward entry point, write or summarize the outputs.
+ * FILE may also be a shared object from `lathe build`: its entry is called through libffi.
  *
  * Inputs are matched to the entry's arguments by name and checked for dtype and shape before
  * the call; outputs are written atomically as DIR/<output>.npy.
  */
 #include "cli.h"
+#include "runtime/model_load.h"
 
 #include <errno.h>
 #include <math.h>
@@ -15,9 +17,9 @@
 static const char *help =
     "usage: lathe run [OPTIONS] FILE --input NAME=FILE.npy ... [--out DIR]\n"
     "\n"
-    "Compile FILE, build it with the system C compiler into a temporary shared object,\n"
-    "run its forward entry point on the inputs, and write each output as DIR/<output>.npy\n"
-    "(without --out, print a summary of each output).\n"
+    "Compile FILE (a .lathe model, JIT-compiled in-process or built with the system C\n"
+    "compiler), or load FILE.so built by `lathe build`, run its forward entry point on the\n"
+    "inputs, and write each output as DIR/<output>.npy (without --out, print a summary).\n"
     "\n"
     "options:\n"
     "  -i, --input NAME=FILE.npy  a model input (repeat for each)\n"
@@ -25,6 +27,8 @@ static const char *help =
     "  -w, --weights CKPT         params from a safetensors checkpoint\n"
     "  --seed N                   seed of <model>_init when there is no --weights (default 0)\n"
     "  --reference                run the IR reference evaluator instead of compiled code\n"
+    "  --backend jit|cc           LLVM/Clang JIT in-process, or cc + dlopen (default: jit\n"
+    "                             when this lathe has LLVM, else cc)\n"
     "  -D NAME=VALUE              override a `const` of the model\n"
     "  --dtype f32|f64            compile every f32 as f64\n"
     "  -O0 .. -O3                 optimization level (default -O2)\n"
@@ -36,6 +40,7 @@ typedef struct RunOptions {
   const char *out_dir, *weights;
   uint64_t seed;
   bool reference; /* --reference: evaluate the IR instead of running generated code */
+  RtBackend backend;
 } RunOptions;
 
 static int parse_args(RunOptions *o, int argc, char **argv) {
@@ -52,6 +57,9 @@ static int parse_args(RunOptions *o, int argc, char **argv) {
       o->out_dir = a.value;
     } else if (cli_option(&a, "--weights", "-w")) {
       o->weights = a.value;
+    } else if (cli_option(&a, "--backend", NULL)) {
+      if (!rt_backend_from_name(a.value, &o->backend))
+        return cli_usage_error(&a, "--backend expects jit, cc or auto, got '%s'", a.value);
     } else if (cli_flag(&a, "--reference", NULL)) {
       o->reference = true;
     } else if (cli_option(&a, "--seed", NULL)) {
@@ -102,11 +110,17 @@ static bool write_output(const RunOptions *o, const char *name, const Tensor *t,
   return true;
 }
 
+static bool invoke_loaded(void *ctx, const lathe_entry_info *e, void *const *args, double *ret,
+                          Diag *d) {
+  return rt_loaded_call(ctx, e, args, ret, d);
+}
+
 /* Calls the forward entry and writes or prints each output. */
-static bool run_forward(const RunOptions *o, const lathe_entry_info *e, CliWeights *w, Diag *d) {
+static bool run_forward(const RunOptions *o, RtLoaded *l, const lathe_entry_info *e,
+                        CliWeights *w, Diag *d) {
   Tensor tensors[CLI_MAX_ARGS];
   double ret = 0;
-  bool ok = cli_call_entry(e, w, &o->in, tensors, &ret, d);
+  bool ok = cli_call_entry_with(e, w, &o->in, tensors, &ret, invoke_loaded, l, d);
   for (int k = 0; ok && k < e->n_args; k++)
     if (e->args[k].role == LATHE_ARG_OUTPUT)
       ok = write_output(o, e->args[k].tensor->name, &tensors[k], d);
@@ -183,6 +197,48 @@ static bool run_reference(const RunOptions *o, Module *m, Diag *d) {
   return ok;
 }
 
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The model of o->c.file: a .so opened by path, or a .lathe compiled with o->backend. */
+static bool load_model(const RunOptions *o, RtLoaded *l) {
+  Diag d;
+  diag_init(&d);
+  bool ok;
+  if (ends_with(o->c.file, ".so")) {
+    ok = rt_loaded_open_so(l, o->c.file, &d);
+  } else {
+    Module *m = cli_build_module(&o->c);
+    char *c_text = NULL, *h_text = NULL;
+    ok = m && cli_emit(m, &o->c, &c_text, &h_text);
+    ok = ok && rt_loaded_open_source(l, o->backend, m->name, c_text, h_text, &d);
+    if (ok && l->fell_back)
+      fprintf(stderr, "lathe: note: this lathe was built without LLVM (LATHE_JIT=OFF); "
+                      "using cc + dlopen\n");
+    free(c_text);
+    free(h_text);
+    if (m) module_free(m);
+  }
+  diag_flush(&d, stderr);
+  diag_fini(&d);
+  return ok;
+}
+
+/* `lathe run --reference`: compile, then ir_eval the forward graph. */
+static int run_reference_cmd(const RunOptions *o) {
+  Module *m = cli_build_module(&o->c);
+  if (!m) return EXIT_USER;
+  Diag d;
+  diag_init(&d);
+  bool ok = run_reference(o, m, &d);
+  diag_flush(&d, stderr);
+  diag_fini(&d);
+  module_free(m);
+  return ok ? EXIT_OK : EXIT_USER;
+}
+
 int cmd_run(int argc, char **argv) {
   RunOptions o;
   memset(&o, 0, sizeof o);
@@ -190,33 +246,26 @@ int cmd_run(int argc, char **argv) {
   o.c.want_train = false;
   int rc = parse_args(&o, argc, argv);
   if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
-  Module *m = cli_build_module(&o.c);
-  if (!m) return EXIT_USER;
-  if (o.reference) {
-    Diag d;
-    diag_init(&d);
-    bool ok = run_reference(&o, m, &d);
-    diag_flush(&d, stderr);
-    diag_fini(&d);
-    module_free(m);
-    return ok ? EXIT_OK : EXIT_USER;
+  if (o.reference && ends_with(o.c.file, ".so")) {
+    fprintf(stderr, "lathe run: --reference needs the .lathe model, not a shared object\n");
+    return EXIT_USAGE;
   }
-  RtModel model = {0};
-  bool ok = cli_load(m, &o.c, &model);
-  module_free(m);
-  if (!ok) return EXIT_USER;
+  if (o.reference) return run_reference_cmd(&o);
+  RtLoaded model;
+  if (!load_model(&o, &model)) return EXIT_USER;
   Diag d;
   diag_init(&d);
-  const lathe_entry_info *e = rt_model_entry(&model, "forward");
+  const lathe_entry_info *e = rt_loaded_entry(&model, "forward");
   CliWeights w = {0};
+  bool ok = true;
   if (!e) {
     diag_error(&d, (SrcLoc){0}, "%s: the model has no forward entry point (no `output`)", o.c.file);
     ok = false;
   }
   ok = ok && cli_weights_init(&w, model.info, o.weights, o.seed, &d);
-  ok = ok && run_forward(&o, e, &w, &d);
+  ok = ok && run_forward(&o, &model, e, &w, &d);
   cli_weights_fini(&w);
-  rt_model_close(&model);
+  rt_loaded_close(&model);
   diag_flush(&d, stderr);
   diag_fini(&d);
   return ok ? EXIT_OK : EXIT_USER;

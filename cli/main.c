@@ -20,6 +20,7 @@ static const Command commands[] = {
     {"grad", cmd_grad, "gradients of the loss w.r.t. every param, as safetensors"},
     {"train", cmd_train, "train a model on a dataset; checkpoints, progress, plot"},
     {"eval", cmd_eval, "test loss and accuracy of trained weights"},
+    {"build", cmd_build, "compile a model to a self-describing shared object (or .o)"},
 };
 
 static void print_help(FILE *f) {

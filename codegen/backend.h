@@ -51,5 +51,7 @@ const char *cg_signature(const Backend *b, const EntryPlan *ep);
 char *cg_header_text(Backend *b);
 void cg_emit_init(Backend *b, CgBuf *out);
 void cg_emit_descriptor(Backend *b, CgBuf *out);
+/* c_plan.c: the workspace plan of one entry as a header comment table plus a static assert */
+void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h);
 
 #endif

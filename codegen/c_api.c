@@ -184,6 +184,8 @@ char *cg_header_text(Backend *b) {
   cg_buf_puts(&h, "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
   header_types(b, &h);
   header_sizes(b, &h);
+  for (int i = 0; i < b->m->n_entries; i++)
+    cg_plan_comment(b, &b->entries[i], &h);
   cg_buf_puts(&h, "/* deterministic initialization (same values as `lathe` itself) */\n");
   cg_buf_printf(&h, "void %s_init(%s_params *p, %s_state *s, uint64_t seed);\n\n", b->model,
                 b->model, b->model);
@@ -385,8 +387,11 @@ static void call_wrapper(Backend *b, CgBuf *c, const EntryPlan *ep) {
       type = "void";
     else
       type = dtype_c_name(arg->dtype);
-    call = arena_printf(a, "%s%s(%s%s *)a[%d]", call, i == 0 ? "" : i % 3 ? ", " : ",\n      ", cq,
-                        type, i);
+    call = arena_printf(a, "%s%s(%s%s *)a[%d]", call,
+                        i == 0  ? ""
+                        : i % 3 ? ", "
+                                : ",\n      ",
+                        cq, type, i);
   }
   if (ep->loss == IR_NONE) {
     cg_buf_printf(c, "  (void)ret;\n  %s);\n}\n\n", call);
@@ -442,7 +447,8 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
     cg_buf_printf(c, "static const lathe_entry_info %s[] = {\n", entries);
     for (int i = 0; i < m->n_entries; i++) {
       const EntryPlan *ep = &b->entries[i];
-      cg_buf_printf(c, "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s_WORKSPACE_BYTES, %s__call},\n",
+      cg_buf_printf(c,
+                    "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s_WORKSPACE_BYTES, %s__call},\n",
                     cg_string_safe(&b->arena, ep->g->name), ep->symbol, entry_codes[ep->kind],
                     ep->loss != IR_NONE, ep->n_args, ep->symbol, ep->upper, ep->symbol);
     }

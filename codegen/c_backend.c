@@ -108,6 +108,27 @@ static const char *arg_name(Backend *b, CgEmitter *e, const char *base) {
   return arena_strdup(&b->arena, cg_fresh(e, base));
 }
 
+/* One output argument per OUT_VALUE / OUT_GRAD output, in graph order; also finds the loss. */
+static void plan_outputs(Backend *b, EntryPlan *ep, CgEmitter *e) {
+  const Graph *g = ep->g;
+  for (int i = 0; i < g->n_outputs; i++) {
+    const GraphOutput *o = &g->outputs[i];
+    ep->output_arg[i] = -1;
+    if (o->kind == OUT_LOSS && ep->loss == IR_NONE) ep->loss = o->node;
+    if (o->kind != OUT_VALUE && o->kind != OUT_GRAD) continue;
+    const Node *n = graph_node(g, o->node);
+    const char *base = c_ident(&b->arena, o->name);
+    if (o->kind == OUT_GRAD && strncmp(base, "grad", 4) != 0) /* not to be read as the param */
+      base = arena_printf(&b->arena, "grad_%s", base);
+    ep->output_arg[i] = ep->n_args;
+    ArgPlan *a = add_arg(ep, LATHE_ARG_OUTPUT);
+    a->cname = arg_name(b, e, base);
+    a->info = o->name ? o->name : "out";
+    a->dtype = n->dtype;
+    a->shape = n->shape;
+  }
+}
+
 /* Arguments: params, state (train/grad entries, or when the graph reads or updates state),
  * the module inputs the graph reads (module order), the value/grad outputs (graph order), the
  * workspace. Names are claimed in e so kernels never shadow them. */
@@ -118,6 +139,7 @@ static void plan_args(Backend *b, EntryPlan *ep, CgEmitter *e) {
   ep->output_arg = arena_alloc(&b->arena, (size_t)(g->n_outputs + 1) * sizeof *ep->output_arg);
   ArgPlan *a = add_arg(ep, LATHE_ARG_PARAMS);
   a->cname = arg_name(b, e, "p");
+  const char *ws = arg_name(b, e, "ws"); /* before the inputs: kernels address `ws` */
   a->is_const = !has_output(g, OUT_PARAM_UPDATE);
   bool train = ep->kind == LATHE_ENTRY_TRAIN, updates = has_output(g, OUT_STATE_UPDATE);
   if (train || ep->kind == LATHE_ENTRY_GRAD || updates || graph_has(g, OP_STATE)) {
@@ -131,27 +153,15 @@ static void plan_args(Backend *b, EntryPlan *ep, CgEmitter *e) {
       used = g->nodes[id].op == OP_INPUT && g->nodes[id].attr.source.index == i;
     if (!used) continue;
     a = add_arg(ep, LATHE_ARG_INPUT);
-    *a = (ArgPlan){LATHE_ARG_INPUT,    arg_name(b, e, c_ident(&b->arena, m->inputs[i].name)),
-                   m->inputs[i].name,  m->inputs[i].dtype,
-                   m->inputs[i].shape, true};
+    a->cname = arg_name(b, e, c_ident(&b->arena, m->inputs[i].name));
+    a->info = m->inputs[i].name;
+    a->dtype = m->inputs[i].dtype;
+    a->shape = m->inputs[i].shape;
+    a->is_const = true;
   }
-  for (int i = 0; i < g->n_outputs; i++) {
-    const GraphOutput *o = &g->outputs[i];
-    ep->output_arg[i] = -1;
-    if (o->kind == OUT_LOSS && ep->loss == IR_NONE) ep->loss = o->node;
-    if (o->kind != OUT_VALUE && o->kind != OUT_GRAD) continue;
-    const Node *n = graph_node(g, o->node);
-    ep->output_arg[i] = ep->n_args;
-    a = add_arg(ep, LATHE_ARG_OUTPUT);
-    *a = (ArgPlan){LATHE_ARG_OUTPUT,
-                   arg_name(b, e, c_ident(&b->arena, o->name)),
-                   o->name ? o->name : "out",
-                   n->dtype,
-                   n->shape,
-                   false};
-  }
+  plan_outputs(b, ep, e);
   a = add_arg(ep, LATHE_ARG_WORKSPACE);
-  a->cname = arg_name(b, e, "ws");
+  a->cname = ws;
 }
 
 static int arg_of_input(const EntryPlan *ep, const Module *m, int32_t index) {
@@ -171,6 +181,21 @@ static int direct_output_arg(const EntryPlan *ep, NodeId id) {
   for (int i = 0; i < ep->g->n_outputs; i++)
     if (ep->g->outputs[i].node == id && ep->output_arg[i] >= 0) return ep->output_arg[i];
   return -1;
+}
+
+/* A computed update without a buffer is written straight into its param/state field
+ * (passes/memplan.c decided every other reader of the old value runs before). */
+static void update_storage(Backend *b, CgFunc *f, NodeId id) {
+  const Graph *g = f->g;
+  for (int i = 0; i < g->n_outputs; i++) {
+    const GraphOutput *o = &g->outputs[i];
+    if (o->node != id || (o->kind != OUT_PARAM_UPDATE && o->kind != OUT_STATE_UPDATE)) continue;
+    bool param = o->kind == OUT_PARAM_UPDATE;
+    if (o->target < 0 || o->target >= (param ? b->m->n_params : b->m->n_states)) return;
+    const char *field = param ? b->param_field[o->target] : b->state_field[o->target];
+    f->val[id] = (CgValue){arena_printf(f->arena, "%s->%s", param ? "p" : "s", field), false, true};
+    return;
+  }
 }
 
 static bool assign_storage(Backend *b, const EntryPlan *ep, CgFunc *f) {
@@ -197,6 +222,7 @@ static bool assign_storage(Backend *b, const EntryPlan *ep, CgFunc *f) {
     } else if (is_computed(n->op)) {
       int arg = direct_output_arg(ep, id);
       if (arg >= 0) *v = (CgValue){ep->args[arg].cname, false, true};
+      else update_storage(b, f, id);
     }
   }
   return true;
@@ -244,9 +270,11 @@ static bool write_back(Backend *b, CgFunc *f, const GraphOutput *o) {
     return false;
   }
   const char *field = param ? b->param_field[o->target] : b->state_field[o->target];
+  const char *dst = arena_printf(f->arena, "%s->%s", param ? "p" : "s", field);
+  if (f->val[o->node].expr && strcmp(f->val[o->node].expr, dst) == 0)
+    return true; /* updated in place by its kernel */
   cg_line(f->e, "/* update %s */", cg_comment_safe(f->arena, decls[o->target].name));
-  copy_loop(f, arena_printf(f->arena, "%s->%s", param ? "p" : "s", field), o->node,
-            shape_numel(&n->shape));
+  copy_loop(f, dst, o->node, shape_numel(&n->shape));
   return true;
 }
 
@@ -304,6 +332,30 @@ static void assemble_function(Backend *b, const EntryPlan *ep, CgEmitter *e) {
   cg_buf_puts(&b->funcs, "}\n\n");
 }
 
+/* Lowers every kernel in schedule order: an ungrouped node where it stands, a fusion group
+ * (passes/fuse.c) at its last member, which fusion keeps after all its producers and before
+ * all consumers of its stored members. */
+static bool lower_kernels(Backend *b, CgFunc *f) {
+  const Graph *g = f->g;
+  NodeId *members = arena_alloc(&b->arena, (g->n_nodes + 1) * sizeof *members);
+  for (NodeId id = 0; id < g->n_nodes; id++) {
+    int32_t grp = g->nodes[id].group;
+    if (grp < 0 || (uint32_t)grp >= g->n_nodes) {
+      if (!cg_lower_node(f, id)) return false;
+      continue;
+    }
+    bool last = true;
+    for (NodeId k = id + 1; k < g->n_nodes && last; k++)
+      last = g->nodes[k].group != grp;
+    if (!last) continue;
+    int n = 0;
+    for (NodeId k = (NodeId)grp; k <= id; k++)
+      if (g->nodes[k].group == grp) members[n++] = k;
+    if (!cg_lower_group(f, members, n)) return false;
+  }
+  return true;
+}
+
 static bool emit_entry(Backend *b, const Graph *g, EntryPlan *ep) {
   memset(ep, 0, sizeof *ep);
   ep->g = g;
@@ -327,9 +379,7 @@ static bool emit_entry(Backend *b, const Graph *g, EntryPlan *ep) {
   plan_args(b, ep, &e);
   CgFunc f = {&e, b->m, g, b->opt, &b->globals, ep->symbol, NULL, &b->arena, b->diag};
   f.val = arena_alloc(&b->arena, (g->n_nodes + 1) * sizeof *f.val);
-  bool ok = assign_storage(b, ep, &f);
-  for (NodeId id = 0; ok && id < g->n_nodes; id++)
-    ok = cg_lower_node(&f, id);
+  bool ok = assign_storage(b, ep, &f) && lower_kernels(b, &f);
   ok = ok && emit_epilogue(b, ep, &f);
   if (ok && !cg_emitter_ok(&e)) {
     diag_error(b->diag, (SrcLoc){0}, "out of memory while generating C for '%s'", g->name);

@@ -163,6 +163,29 @@ static const char *compare(CgFunc *f, DType t, const char *x, const char *cmp, c
                       cg_literal(f->arena, t, 0));
 }
 
+/* Float to integer conversions truncate, saturate and map NaN to 0, like the evaluator (a bare
+ * C cast of NaN or an out-of-range value is undefined); everything else is a C cast. */
+static const char *cast_expr(CgFunc *f, DType from, DType to, const char *x) {
+  const char *lo, *hi;
+  switch (to) {
+  case DT_I32:
+    lo = "-2147483648.0", hi = "2147483647.0";
+    break;
+  case DT_I64:
+    lo = "-9223372036854775808.0", hi = "9223372036854774784.0";
+    break;
+  case DT_U8:
+    lo = "0.0", hi = "255.0";
+    break;
+  default:
+    return arena_printf(f->arena, "(%s)%s", ctype(to), x);
+  }
+  if (!dtype_is_float(from)) return arena_printf(f->arena, "(%s)%s", ctype(to), x);
+  const char *t = ctype(to);
+  return arena_printf(f->arena, "(%s != %s ? 0 : %s <= %s ? (%s)%s : %s >= %s ? (%s)%s : (%s)%s)",
+                      x, x, x, lo, t, lo, x, hi, t, hi, t, x);
+}
+
 /* The expression for one element of node n (dtype t) from operand elements x, y. This is a
  * long switch over the elementwise ops, one line each. */
 static const char *ew_expr(CgFunc *f, const Node *n, const char *x, const char *y) {
@@ -225,7 +248,7 @@ static const char *ew_expr(CgFunc *f, const Node *n, const char *x, const char *
   case OP_BROADCAST:
     return x;
   case OP_CAST:
-    return arena_printf(a, "(%s)%s", ctype(t), x);
+    return cast_expr(f, graph_node(f->g, n->in[0])->dtype, t, x);
   default:
     return NULL;
   }
@@ -473,6 +496,46 @@ static bool lower_matmul(CgFunc *f, NodeId id) {
 /* ---- softmax and reductions ---------------------------------------------------------------- */
 
 /* Stable softmax / log-softmax along one axis: subtract the max, exponentiate, normalize. */
+/* Opens the loop over the softmax axis (vars[1]) and returns its variable; *idx is the
+ * element index inside it. */
+static const char *axis_loop(CgFunc *f, const char **vars, const int64_t *st, int64_t len,
+                             const char **idx) {
+  vars[1] = loop_open(f, "j", len);
+  *idx = index_expr(f->arena, 3, vars, st);
+  return vars[1];
+}
+
+/* One row along the axis, vars = {outer, axis, inner}: max, sum of exp(x - max), normalize. */
+static void softmax_row(CgFunc *f, NodeId id, const char **vars, const int64_t *st, int64_t len) {
+  const Node *n = graph_node(f->g, id);
+  DType t = n->dtype;
+  const char *mx = cg_fresh(f->e, "max"), *sum = cg_fresh(f->e, "sum"), *out = f->val[id].expr;
+  const char *idx;
+  vars[1] = NULL;
+  cg_line(f->e, "%s %s = %s;", ctype(t), mx, at(f, n->in[0], index_expr(f->arena, 3, vars, st)));
+  const char *j = axis_loop(f, vars, st, len, &idx);
+  cg_line(f->e, "if (%s > %s) %s = %s;", at(f, n->in[0], idx), mx, mx, at(f, n->in[0], idx));
+  loop_close(f, j);
+  cg_line(f->e, "%s %s = %s;", ctype(t), sum, cg_literal(f->arena, t, 0));
+  j = axis_loop(f, vars, st, len, &idx);
+  const char *ex =
+      math_call(f, t, "exp", arena_printf(f->arena, "%s - %s", at(f, n->in[0], idx), mx));
+  if (n->op == OP_SOFTMAX) {
+    cg_line(f->e, "%s[%s] = %s;", out, idx, ex);
+    cg_line(f->e, "%s += %s[%s];", sum, out, idx);
+  } else {
+    cg_line(f->e, "%s += %s;", sum, ex);
+  }
+  loop_close(f, j);
+  if (n->op == OP_LOG_SOFTMAX) cg_line(f->e, "%s = %s;", sum, math_call(f, t, "log", sum));
+  j = axis_loop(f, vars, st, len, &idx);
+  if (n->op == OP_SOFTMAX)
+    cg_line(f->e, "%s[%s] /= %s;", out, idx, sum);
+  else
+    cg_line(f->e, "%s[%s] = %s - %s - %s;", out, idx, at(f, n->in[0], idx), mx, sum);
+  loop_close(f, j);
+}
+
 static bool lower_softmax(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   int axis = n->attr.softmax.axis;
@@ -483,40 +546,10 @@ static bool lower_softmax(CgFunc *f, NodeId id) {
     outer *= n->shape.dim[d];
   for (int d = axis + 1; d < n->shape.rank; d++)
     inner *= n->shape.dim[d];
-  DType t = n->dtype;
   const char *o = loop_open(f, "i", outer), *q = loop_open(f, "i", inner);
-  const char *mx = cg_fresh(f->e, "max"), *sum = cg_fresh(f->e, "sum");
   const char *vars[3] = {o, NULL, q};
   const int64_t st[3] = {len * inner, inner, 1};
-  cg_line(f->e, "%s %s = %s;", ctype(t), mx, at(f, n->in[0], index_expr(f->arena, 3, vars, st)));
-  const char *j = loop_open(f, "j", len);
-  vars[1] = j;
-  const char *idx = index_expr(f->arena, 3, vars, st);
-  const char *x = at(f, n->in[0], idx), *out = f->val[id].expr;
-  cg_line(f->e, "if (%s > %s) %s = %s;", x, mx, mx, x);
-  loop_close(f, j);
-  cg_line(f->e, "%s %s = %s;", ctype(t), sum, cg_literal(f->arena, t, 0));
-  j = loop_open(f, "j", len);
-  vars[1] = j;
-  idx = index_expr(f->arena, 3, vars, st);
-  x = at(f, n->in[0], idx);
-  const char *ex = math_call(f, t, "exp", arena_printf(f->arena, "%s - %s", x, mx));
-  if (n->op == OP_SOFTMAX) {
-    cg_line(f->e, "%s[%s] = %s;", out, idx, ex);
-    cg_line(f->e, "%s += %s[%s];", sum, out, idx);
-  } else {
-    cg_line(f->e, "%s += %s;", sum, ex);
-  }
-  loop_close(f, j);
-  if (n->op == OP_LOG_SOFTMAX) cg_line(f->e, "%s = %s;", sum, math_call(f, t, "log", sum));
-  j = loop_open(f, "j", len);
-  vars[1] = j;
-  idx = index_expr(f->arena, 3, vars, st);
-  if (n->op == OP_SOFTMAX)
-    cg_line(f->e, "%s[%s] /= %s;", out, idx, sum);
-  else
-    cg_line(f->e, "%s[%s] = %s - %s - %s;", out, idx, at(f, n->in[0], idx), mx, sum);
-  loop_close(f, j);
+  softmax_row(f, id, vars, st, len);
   loop_close(f, q);
   loop_close(f, o);
   return true;
@@ -627,6 +660,188 @@ bool cg_lower_node(CgFunc *f, NodeId id) {
   if (line) cg_raw(f->e, "#line %u \"%s\"", n->loc.line, cg_string_safe(f->arena, n->loc.file));
   cg_scope_push(f->e);
   bool ok = lower_table[n->op](f, id);
+  cg_scope_pop(f->e);
+  if (line) cg_raw(f->e, "%s", CG_LINE_RESYNC);
+  return ok;
+}
+
+/* ---- fused groups (passes/fuse.c) ----------------------------------------------------------
+ *
+ * A group is lowered as one loop nest over its common shape S. Every member's element is a
+ * local `const` (v<id>) computed from the members before it and from external inputs read at
+ * their broadcast index; only stored members (those with storage: read by another kernel, or
+ * an output) are written, all after the element's loads, so an output may share the buffer of
+ * a same-shaped input (memplan's in-place rule). A matmul group computes each output element
+ * (or row) of the matmul and applies the elementwise epilogue to it before storing. */
+
+typedef struct Fused {
+  const NodeId *mem; /* members, in id order */
+  int nm;
+  const char **reg; /* per member: its local, once emitted */
+  const Shape *shape;
+  NodeId mm;        /* the matmul member, or IR_NONE */
+  const char *skip; /* buffer already holding the matmul's value (no store), or NULL */
+} Fused;
+
+static int member_index(const Fused *u, NodeId id) {
+  for (int k = 0; k < u->nm; k++)
+    if (u->mem[k] == id) return k;
+  return -1;
+}
+
+/* element of x (a member's local, or an external input) at the current element */
+static const char *operand(CgFunc *f, const Fused *u, NodeId x, const char **vars,
+                           const char *idx, bool flat) {
+  int k = member_index(u, x);
+  if (k >= 0) return u->reg[k];
+  const Shape *s = &graph_node(f->g, x)->shape;
+  if (flat) return at(f, x, shape_equal(s, u->shape) ? idx : "0");
+  return at(f, x, broadcast_index(f, s, u->shape, vars));
+}
+
+/* The members' locals for one element (the matmul's value is `mm_value`), then the stores. */
+static bool emit_members(CgFunc *f, Fused *u, const char **vars, const char *idx, bool flat,
+                         const char *mm_value) {
+  for (int k = 0; k < u->nm; k++) {
+    const Node *n = graph_node(f->g, u->mem[k]);
+    const char *x[2] = {NULL, NULL};
+    for (int j = 0; j < n->n_in && j < 2; j++)
+      x[j] = operand(f, u, n->in[j], vars, idx, flat);
+    const char *e = u->mem[k] == u->mm ? mm_value : ew_expr(f, n, x[0], x[1]);
+    if (!e) return unsupported(f, u->mem[k], "no elementwise lowering");
+    u->reg[k] = cg_fresh(f->e, arena_printf(f->arena, "v%u", u->mem[k]));
+    cg_line(f->e, "const %s %s = %s;", ctype(n->dtype), u->reg[k], e);
+  }
+  for (int k = 0; k < u->nm; k++) {
+    const CgValue *v = &f->val[u->mem[k]];
+    if (v->expr && !v->literal && v->expr != u->skip)
+      cg_line(f->e, "%s[%s] = %s;", v->expr, idx, u->reg[k]);
+  }
+  return true;
+}
+
+static bool lower_ew_group(CgFunc *f, Fused *u) {
+  bool flat = true;
+  for (int k = 0; k < u->nm; k++) {
+    const Node *n = graph_node(f->g, u->mem[k]);
+    for (int j = 0; j < n->n_in; j++) {
+      const Node *in = graph_node(f->g, n->in[j]);
+      if (member_index(u, n->in[j]) < 0 && !f->val[n->in[j]].literal &&
+          !shape_equal(&in->shape, u->shape) && shape_numel(&in->shape) != 1)
+        flat = false;
+    }
+  }
+  if (flat) {
+    const char *i = loop_open(f, "i", shape_numel(u->shape));
+    bool ok = emit_members(f, u, NULL, i ? i : "0", true, NULL);
+    loop_close(f, i);
+    return ok;
+  }
+  const char *vars[IR_MAX_RANK];
+  int64_t st[IR_MAX_RANK];
+  strides_of(u->shape, st);
+  nest_open(f, u->shape, vars);
+  bool ok = emit_members(f, u, vars, index_expr(f->arena, u->shape->rank, vars, st), false, NULL);
+  nest_close(f, u->shape, vars);
+  return ok;
+}
+
+enum { CG_ROW_BYTES = 16384 }; /* largest matmul row accumulated in a local array */
+
+/* Where the i-k-j order accumulates row i: the matmul's own buffer when it is stored (then
+ * indexed by the element), else a local row array (indexed by j). Never another member's
+ * buffer: that may be an input updated in place, which the epilogue still reads. */
+static const char *mm_row(CgFunc *f, const Fused *u, const MatDims *md, bool *local) {
+  const Node *n = graph_node(f->g, u->mm);
+  *local = false;
+  if (f->val[u->mm].expr) return f->val[u->mm].expr;
+  if (md->n * (int64_t)dtype_size(n->dtype) > CG_ROW_BYTES) return NULL;
+  const char *row = cg_fresh(f->e, "row");
+  cg_line(f->e, "%s %s[%lld];", ctype(n->dtype), row, (long long)md->n);
+  *local = true;
+  return row;
+}
+
+/* C = A B with 2-D operands, the epilogue applied per element (B transposed: i-j-k with an
+ * accumulator) or per finished row (i-k-j accumulating into a stored row, then the epilogue
+ * over it; the row is overwritten only after each element is read). */
+static bool lower_mm_group(CgFunc *f, Fused *u) {
+  const Node *n = graph_node(f->g, u->mm);
+  MatDims md;
+  mat_dims(n, &graph_node(f->g, n->in[0])->shape, &graph_node(f->g, n->in[1])->shape, &md);
+  bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b, local = false;
+  const char *zero = cg_literal(f->arena, n->dtype, 0), *vars[2];
+  vars[0] = loop_open(f, "i", md.m);
+  const char *i = vars[0], *buf = tb ? NULL : mm_row(f, u, &md, &local);
+  if (!buf) {
+    vars[1] = loop_open(f, "j", md.n);
+    const char *acc = cg_fresh(f->e, "acc");
+    cg_line(f->e, "%s %s = %s;", ctype(n->dtype), acc, zero);
+    const char *k = loop_open(f, "k", md.k);
+    cg_line(f->e, "%s += %s * %s;", acc,
+            at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)),
+            at(f, n->in[1], mat_index(f, "0", vars[1], md.k, k, 1)));
+    loop_close(f, k);
+    u->skip = NULL;
+    if (!emit_members(f, u, vars, mat_index(f, "0", i, md.n, vars[1], 1), false, acc)) return false;
+    loop_close(f, vars[1]);
+  } else {
+    const char *j = loop_open(f, "j", md.n);
+    const char *row_i = local ? "0" : (i ? arena_printf(f->arena, "%s * %lld", i, (long long)md.n) : "0");
+    cg_line(f->e, "%s[%s] = %s;", buf, mat_index(f, row_i, j, 1, NULL, 0), zero);
+    loop_close(f, j);
+    const char *k = loop_open(f, "k", md.k);
+    const char *a_ik = cg_fresh(f->e, "a_ik");
+    cg_line(f->e, "const %s %s = %s;", ctype(n->dtype), a_ik,
+            at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)));
+    j = loop_open(f, "j", md.n);
+    cg_line(f->e, "%s[%s] += %s * %s;", buf, mat_index(f, row_i, j, 1, NULL, 0), a_ik,
+            at(f, n->in[1], mat_index(f, "0", k, md.n, j, 1)));
+    loop_close(f, j);
+    loop_close(f, k);
+    vars[1] = loop_open(f, "j", md.n);
+    const char *idx = mat_index(f, "0", i, md.n, vars[1], 1);
+    u->skip = f->val[u->mm].expr;
+    const char *mm_value = arena_printf(f->arena, "%s[%s]", buf, mat_index(f, row_i, vars[1], 1, NULL, 0));
+    if (!emit_members(f, u, vars, idx, false, mm_value)) return false;
+    loop_close(f, vars[1]);
+  }
+  loop_close(f, i);
+  return true;
+}
+
+/* The comment above a fused kernel: every IR node and source line it came from. */
+static void group_comment(CgFunc *f, const Fused *u) {
+  cg_line(f->e, "/* fused kernel: %d nodes%s", u->nm, u->mm != IR_NONE ? ", matmul + epilogue" : "");
+  for (int k = 0; k < u->nm; k++) {
+    const Node *n = graph_node(f->g, u->mem[k]);
+    const char *text = node_text(f, u->mem[k]);
+    if (n->name) text = arena_printf(f->arena, "%s  -- %s", text, n->name);
+    if (n->loc.file)
+      text = arena_printf(f->arena, "%s  (%s:%u:%u)", text, n->loc.file, n->loc.line, n->loc.col);
+    bool stored = f->val[u->mem[k]].expr != NULL;
+    cg_line(f->e, " *   %s%s", cg_comment_safe(f->arena, text), stored ? "" : "  [register]");
+  }
+  cg_line(f->e, " */");
+}
+
+bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
+  Fused u = {members, n_members, NULL, &graph_node(f->g, members[0])->shape, IR_NONE, NULL};
+  u.reg = arena_alloc(f->arena, (size_t)n_members * sizeof *u.reg);
+  for (int k = 0; k < n_members; k++) {
+    const Node *n = graph_node(f->g, members[k]);
+    if (n->op == OP_MATMUL) u.mm = members[k];
+    if (!shape_equal(&n->shape, u.shape) && n->op != OP_MATMUL)
+      return unsupported(f, members[k], "fused group members of different shapes");
+  }
+  if (u.mm != IR_NONE) u.shape = &graph_node(f->g, u.mm)->shape;
+  group_comment(f, &u);
+  const Node *first = graph_node(f->g, members[n_members - 1]);
+  bool line = f->opt->line_directives && first->loc.file && first->loc.line > 0;
+  if (line)
+    cg_raw(f->e, "#line %u \"%s\"", first->loc.line, cg_string_safe(f->arena, first->loc.file));
+  cg_scope_push(f->e);
+  bool ok = u.mm != IR_NONE ? lower_mm_group(f, &u) : lower_ew_group(f, &u);
   cg_scope_pop(f->e);
   if (line) cg_raw(f->e, "%s", CG_LINE_RESYNC);
   return ok;

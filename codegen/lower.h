@@ -36,6 +36,10 @@ typedef struct CgFunc {
 } CgFunc;
 
 bool cg_lower_node(CgFunc *f, NodeId id);
+/* One kernel for a fusion group (Node.group, passes/fuse.c): members in id order, all of one
+ * shape (or a 2-D matmul and its epilogue of its output shape). Members with storage in f->val
+ * are stored; the others live in registers. */
+bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members);
 
 /* a C literal of type t for v (NAN / HUGE_VAL for non-finite floats), in f's arena */
 const char *cg_literal(Arena *a, DType t, double v);

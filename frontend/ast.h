@@ -156,16 +156,22 @@ typedef struct StepAst {
   Expr *optimizer; /* an EX_CALL or EX_NAME; NULL if missing */
 } StepAst;
 
-typedef enum DeclKind { DECL_CONST, DECL_IMPORT, DECL_FN, DECL_MODEL, DECL_TRAIN, DECL_COUNT }
-DeclKind;
+typedef enum DeclKind {
+  DECL_CONST,
+  DECL_IMPORT,
+  DECL_FN,
+  DECL_MODEL,
+  DECL_TRAIN,
+  DECL_COUNT
+} DeclKind;
 
 typedef struct Decl {
   DeclKind kind;
   SrcLoc loc; /* the keyword */
   const char *name;
   SrcLoc name_loc;
-  Expr *value;   /* DECL_CONST */
-  Arg *args;     /* DECL_FN, DECL_MODEL */
+  Expr *value; /* DECL_CONST */
+  Arg *args;   /* DECL_FN, DECL_MODEL */
   int n_args;
   TypeExpr *ret; /* DECL_FN */
   Stmt **body;   /* DECL_FN, DECL_MODEL */
@@ -177,7 +183,7 @@ typedef struct Decl {
 typedef struct Program {
   Arena arena;
   Decl **decls;
-  int n_decls, cap_decls;
+  int n_decls; /* capacity is implicit (see parse_grow) */
 } Program;
 
 void program_init(Program *p);
@@ -185,7 +191,9 @@ void program_fini(Program *p);
 /* Parses one file's tokens and appends its decls to p; returns false if errors were reported. */
 bool parse_program(Program *p, const char *file, const char *text, Diag *d);
 
-/* Elaborates p (all files, imports already appended) into a Module; NULL on errors. */
+/* Elaborates p (all files, imports already appended) into a Module; NULL on errors.
+ * main_file is the same pointer that was passed to parse_program for the main file: without
+ * FrontendOptions.model_name, the last model declared in that file is compiled. */
 Module *elab_program(const Program *p, const char *main_file, const FrontendOptions *o, Diag *d);
 
 #endif

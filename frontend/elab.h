@@ -43,8 +43,8 @@ struct Binding {
 
 /* Per-statement state of the naming rule for layer instances (see elab_call.c). */
 typedef struct Naming {
-  const char *base; /* binding name of the statement, or NULL (return) */
-  int n_calls;      /* layer calls made so far in this statement */
+  const char *base;      /* binding name of the statement, or NULL (return) */
+  int n_calls;           /* layer calls made so far in this statement */
   const char **fn_names; /* per-fn call counters */
   int *fn_counts;
   int n_fns;
@@ -52,11 +52,12 @@ typedef struct Naming {
 
 typedef struct Scope {
   Binding *head;
-  const char *prefix;  /* instance prefix of params declared here: "" in the model */
-  const Decl *fn;      /* the fn being inlined, NULL in the model */
-  bool has_ellipsis;   /* `...` bound by unification */
-  Shape ellipsis;      /* the leading dims it stands for */
-  Naming naming;       /* of the statement being elaborated */
+  const char *prefix; /* instance prefix of params declared here: "" in the model */
+  const Decl *fn;     /* the fn being inlined, NULL in the model */
+  bool shared;        /* this layer instance existed before (`as` sharing): reuse params */
+  bool has_ellipsis;  /* `...` bound by unification */
+  Shape ellipsis;     /* the leading dims it stands for */
+  Naming naming;      /* of the statement being elaborated */
 } Scope;
 
 typedef struct Instance Instance;
@@ -71,9 +72,9 @@ typedef struct Elab {
   const Program *prog;
   const FrontendOptions *o;
   Diag *d;
-  Arena scratch;  /* elaboration temporaries */
+  Arena scratch; /* elaboration temporaries */
   Module *m;
-  Graph *g;       /* m->model */
+  Graph *g; /* m->model */
   Binding *consts;
   Instance *instances;
   NodeId *param_nodes; /* PARAM node of each module param */

@@ -51,7 +51,9 @@ static bool expr_calls_layer(Elab *E, const Expr *e, int depth) {
   return false;
 }
 
-bool elab_fn_is_layer(Elab *E, const Decl *fn) { return fn_is_layer_rec(E, fn, 0); }
+bool elab_fn_is_layer(Elab *E, const Decl *fn) {
+  return fn_is_layer_rec(E, fn, 0);
+}
 
 static Instance *find_instance(Elab *E, const char *name) {
   for (Instance *i = E->instances; i; i = i->next)
@@ -63,7 +65,8 @@ static Instance *find_instance(Elab *E, const char *name) {
 static const char *derive_instance(Elab *E, Scope *s, const Decl *fn) {
   Naming *n = &s->naming;
   int k = 0;
-  while (k < n->n_fns && strcmp(n->fn_names[k], fn->name) != 0) k++;
+  while (k < n->n_fns && strcmp(n->fn_names[k], fn->name) != 0)
+    k++;
   if (k == n->n_fns) {
     const char **names = arena_alloc(&E->scratch, (size_t)(k + 1) * sizeof *names);
     int *counts = arena_alloc(&E->scratch, (size_t)(k + 1) * sizeof *counts);
@@ -88,19 +91,21 @@ static const char *derive_instance(Elab *E, Scope *s, const Decl *fn) {
 static const char *call_instance(Elab *E, Scope *s, const Expr *call, const Decl *fn,
                                  bool *shared) {
   *shared = false;
-  const char *name = call->as_name ? join(E, s->prefix, call->as_name)
-                                   : derive_instance(E, s, fn);
+  const char *name = call->as_name ? join(E, s->prefix, call->as_name) : derive_instance(E, s, fn);
   Instance *old = find_instance(E, name);
-  if (old && !call->as_name) {
-    diag_error(E->d, call->loc, "layer instance '%s' already exists (made by '%s' at %u:%u); "
-               "write 'as NAME' to share its params or bind to another name", name,
-               old->fn->name, old->loc.line, old->loc.col);
+  if (old && !call->as_name && !s->shared) {
+    diag_error(E->d, call->loc,
+               "layer instance '%s' already exists (made by '%s' at %u:%u); "
+               "write 'as NAME' to share its params or bind to another name",
+               name, old->fn->name, old->loc.line, old->loc.col);
     return NULL;
   }
   if (old && old->fn != fn) {
-    diag_error(E->d, call->as_loc, "'as %s' shares the params of instance '%s', made by '%s' "
-               "at %u:%u, but this call is to '%s'", call->as_name, name, old->fn->name,
-               old->loc.line, old->loc.col, fn->name);
+    diag_error(E->d, call->as_name ? call->as_loc : call->loc,
+               "'as %s' shares the params of instance '%s', made by '%s' "
+               "at %u:%u, but this call is to '%s'",
+               call->as_name ? call->as_name : name, name, old->fn->name, old->loc.line,
+               old->loc.col, fn->name);
     return NULL;
   }
   if (old) {
@@ -120,13 +125,17 @@ static bool is_shape_var(Elab *E, Scope *fs, const Expr *d);
 /* true if d is an int expression whose names are all bound (so evaluating cannot fail) */
 static bool dim_known(Elab *E, Scope *fs, const Expr *d) {
   switch (d->kind) {
-  case EX_INT: return true;
-  case EX_NAME: return !is_shape_var(E, fs, d);
-  case EX_UNARY: return dim_known(E, fs, d->lhs);
+  case EX_INT:
+    return true;
+  case EX_NAME:
+    return !is_shape_var(E, fs, d);
+  case EX_UNARY:
+    return dim_known(E, fs, d->lhs);
   case EX_BINARY:
     return d->op != TK_SLASH && d->op != TK_AT && dim_known(E, fs, d->lhs) &&
            dim_known(E, fs, d->rhs);
-  default: return false;
+  default:
+    return false;
   }
 }
 
@@ -208,33 +217,32 @@ static bool check_ellipsis_first(Elab *E, const TypeExpr *t) {
 }
 
 /* Binds argument k of fn (already evaluated) into the fn scope. */
-static bool bind_arg(Elab *E, Scope *fs, const Expr *call, const Arg *arg, Value v,
-                     SrcLoc loc) {
+static bool bind_arg(Elab *E, Scope *fs, const Expr *call, const Arg *arg, Value v, SrcLoc loc) {
   const Decl *fn = fs->fn;
   if (v.kind == VAL_NONE) return false;
   if (arg->type->is_int) {
     int64_t i;
-    if (!elab_int(E, v, loc, arena_printf(&E->scratch, "argument '%s' of '%s'", arg->name,
-                                          fn->name), &i))
+    if (!elab_int(E, v, loc,
+                  arena_printf(&E->scratch, "argument '%s' of '%s'", arg->name, fn->name), &i))
       return false;
     elab_bind(E, fs, arg->name, (Value){.kind = VAL_INT, .i = i}, arg->loc);
     return true;
   }
   DType want;
-  if (!check_ellipsis_first(E, arg->type) || !elab_dtype(E, arg->type->dtype, arg->type->loc,
-                                                         &want))
+  if (!check_ellipsis_first(E, arg->type) ||
+      !elab_dtype(E, arg->type->dtype, arg->type->loc, &want))
     return false;
   if (v.kind == VAL_INT || v.kind == VAL_FLOAT)
     v = elab_tensor_value(elab_scalar_node(E, v, want, loc));
   if (v.kind != VAL_TENSOR) {
-    diag_error(E->d, loc, "argument '%s' of '%s' must be a tensor %s, got %s", arg->name,
-               fn->name, type_str(E, fs, arg->type), elab_value_str(E, v));
+    diag_error(E->d, loc, "argument '%s' of '%s' must be a tensor %s, got %s", arg->name, fn->name,
+               type_str(E, fs, arg->type), elab_value_str(E, v));
     return false;
   }
   const Node *n = graph_node(E->g, v.node);
   if (n->dtype != want || !unify_dims(E, fs, arg->type, &n->shape)) {
-    diag_error(E->d, loc, "in call to '%s': argument '%s' must be %s, got %s", fn->name,
-               arg->name, type_str(E, fs, arg->type), elab_value_str(E, v));
+    diag_error(E->d, loc, "in call to '%s': argument '%s' must be %s, got %s", fn->name, arg->name,
+               type_str(E, fs, arg->type), elab_value_str(E, v));
     diag_note(E->d, elab_loc(E, arg->loc), "'%s' is declared here as %s", arg->name,
               type_str(E, &(Scope){0}, arg->type));
     return false;
@@ -250,7 +258,8 @@ static bool bind_args(Elab *E, Scope *caller, Scope *fs, const Expr *call) {
   const char **names = arena_alloc(&E->scratch, (size_t)(fn->n_args + 1) * sizeof *names);
   const Expr **args = arena_alloc(&E->scratch, (size_t)(fn->n_args + 1) * sizeof *args);
   Value *vals = arena_alloc(&E->scratch, (size_t)(fn->n_args + 1) * sizeof *vals);
-  for (int i = 0; i < fn->n_args; i++) names[i] = fn->args[i].name;
+  for (int i = 0; i < fn->n_args; i++)
+    names[i] = fn->args[i].name;
   if (!elab_match_args(E, call, names, fn->n_args, args)) return false;
   bool ok = true;
   for (int i = 0; i < fn->n_args; i++) {
@@ -274,15 +283,17 @@ static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
   if (ret.kind == VAL_NONE) return false;
   if (t->is_int) {
     int64_t i;
-    return elab_int(E, ret, call->loc, arena_printf(&E->scratch, "the result of '%s'",
-                                                    fn->name), &i);
+    return elab_int(E, ret, call->loc, arena_printf(&E->scratch, "the result of '%s'", fn->name),
+                    &i);
   }
   DType want;
   if (!check_ellipsis_first(E, t) || !elab_dtype(E, t->dtype, t->loc, &want)) return false;
   for (int i = 0; i < t->n_dims; i++) {
     if (is_shape_var(E, fs, t->dims[i])) {
-      diag_error(E->d, t->dims[i]->loc, "the return type of '%s' uses '%s', which no argument "
-                 "binds", fn->name, t->dims[i]->name);
+      diag_error(E->d, t->dims[i]->loc,
+                 "the return type of '%s' uses '%s', which no argument "
+                 "binds",
+                 fn->name, t->dims[i]->name);
       return false;
     }
   }
@@ -290,8 +301,8 @@ static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
   bool ok = ret.kind == VAL_TENSOR && graph_node(E->g, ret.node)->dtype == want &&
             unify_dims(E, &probe, t, &graph_node(E->g, ret.node)->shape);
   if (!ok) {
-    diag_error(E->d, call->loc, "'%s' returns %s, but its declared return type is %s",
-               fn->name, elab_value_str(E, ret), type_str(E, fs, t));
+    diag_error(E->d, call->loc, "'%s' returns %s, but its declared return type is %s", fn->name,
+               elab_value_str(E, ret), type_str(E, fs, t));
     diag_note(E->d, elab_loc(E, t->loc), "return type declared here");
   }
   return ok;
@@ -300,8 +311,10 @@ static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
 Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
   for (int i = 0; i < E->depth; i++) {
     if (E->stack[i] == fn) {
-      diag_error(E->d, call->loc, "'%s' calls itself; fns are inlined, so recursion is not "
-                 "allowed", fn->name);
+      diag_error(E->d, call->loc,
+                 "'%s' calls itself; fns are inlined, so recursion is not "
+                 "allowed",
+                 fn->name);
       return (Value){0};
     }
   }
@@ -320,13 +333,17 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
   if (!bind_args(E, s, &fs, call)) return (Value){0};
   if (layer) fs.prefix = call_instance(E, s, call, fn, &shared);
   if (!fs.prefix) return (Value){0};
-  (void)shared; /* params look themselves up by name; sharing is checked per param */
+  fs.shared = shared;
   E->stack[E->depth++] = fn;
   Value ret = {0};
   bool ok = true, returned = false;
   for (int i = 0; i < fn->n_body && !returned; i++) {
     ok &= elab_stmt(E, &fs, fn->body[i], &ret);
     returned = fn->body[i]->kind == ST_RETURN;
+    if (returned && i + 1 < fn->n_body) {
+      diag_error(E->d, fn->body[i + 1]->loc, "statement after 'return' in '%s'", fn->name);
+      ok = false;
+    }
     if (diag_full(E->d)) break;
   }
   E->depth--;
@@ -341,22 +358,24 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
 /* ---- statements --------------------------------------------------------------------------- */
 
 static bool elab_init(Elab *E, Scope *s, const Expr *e, InitSpec *out) {
-  static const char *const inits[] = {"zeros", "ones", "constant", "uniform", "normal",
-                                      "glorot_uniform", "glorot_normal", "he_uniform",
-                                      "he_normal"};
+  static const char *const inits[] = {"zeros",         "ones",       "constant",
+                                      "uniform",       "normal",     "glorot_uniform",
+                                      "glorot_normal", "he_uniform", "he_normal"};
   int n_inits = (int)(sizeof inits / sizeof inits[0]);
   memset(out, 0, sizeof *out);
   if ((e->kind != EX_NAME && e->kind != EX_CALL) || !init_from_name(e->name, &out->kind)) {
     const char *hint = e->name ? elab_suggest(e->name, inits, n_inits) : NULL;
-    diag_error(E->d, e->loc, "unknown initializer%s%s%s; expected zeros, ones, constant(v), "
+    diag_error(E->d, e->loc,
+               "unknown initializer%s%s%s; expected zeros, ones, constant(v), "
                "uniform(lo, hi), normal(mean, std), glorot_uniform, glorot_normal, he_uniform "
-               "or he_normal%s%s%s", e->name ? " '" : "", e->name ? e->name : "",
-               e->name ? "'" : "", hint ? "; did you mean '" : "", hint ? hint : "",
-               hint ? "'?" : "");
+               "or he_normal%s%s%s",
+               e->name ? " '" : "", e->name ? e->name : "", e->name ? "'" : "",
+               hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
     return false;
   }
-  int want = out->kind == INIT_CONSTANT ? 1
-             : out->kind == INIT_UNIFORM || out->kind == INIT_NORMAL ? 2 : 0;
+  int want = out->kind == INIT_CONSTANT                              ? 1
+             : out->kind == INIT_UNIFORM || out->kind == INIT_NORMAL ? 2
+                                                                     : 0;
   int got = e->kind == EX_CALL ? e->n_args : 0;
   if (got != want) {
     diag_error(E->d, e->loc, "initializer '%s' takes %d argument%s, got %d", e->name, want,
@@ -379,7 +398,8 @@ static bool elab_init(Elab *E, Scope *s, const Expr *e, InitSpec *out) {
 
 static bool elab_param(Elab *E, Scope *s, const Stmt *st) {
   if (!s->fn) {
-    diag_error(E->d, st->loc, "'param' is only allowed inside a fn; call a layer fn such as "
+    diag_error(E->d, st->loc,
+               "'param' is only allowed inside a fn; call a layer fn such as "
                "dense() from the model");
     return false;
   }
@@ -389,12 +409,18 @@ static bool elab_param(Elab *E, Scope *s, const Stmt *st) {
   if (!elab_type(E, s, st->type, &t, &shape) || !elab_init(E, s, st->value, &init)) return false;
   const char *name = join(E, s->prefix, st->names[0]);
   int32_t idx = module_find_param(E->m, name);
+  if (idx >= 0 && !s->shared) {
+    SrcLoc at = E->m->params[idx].loc;
+    diag_error(E->d, st->loc, "parameter '%s' is already declared (at %s:%u:%u)", name,
+               at.file ? at.file : "?", at.line, at.col);
+    return false;
+  }
   if (idx >= 0) {
     const TensorDecl *p = &E->m->params[idx];
     if (p->dtype != t || !shape_equal(&p->shape, &shape)) {
       char a[200], b[200];
-      diag_error(E->d, st->loc, "shared parameter '%s' is %s%s, but this call needs %s%s",
-                 name, dtype_name(p->dtype), shape_str(&p->shape, a, sizeof a), dtype_name(t),
+      diag_error(E->d, st->loc, "shared parameter '%s' is %s%s, but this call needs %s%s", name,
+                 dtype_name(p->dtype), shape_str(&p->shape, a, sizeof a), dtype_name(t),
                  shape_str(&shape, b, sizeof b));
       return false;
     }
@@ -418,8 +444,9 @@ static void name_node(Elab *E, Scope *s, const char *name, Value v) {
   if (v.kind != VAL_TENSOR) return;
   Node *n = graph_node(E->g, v.node);
   if (n->name || n->op == OP_CONST) return;
-  n->name = arena_strdup(&E->g->arena, s->fn && *s->prefix ? arena_printf(&E->scratch,
-                         "%s.%s", s->prefix, name) : name);
+  n->name = arena_strdup(&E->g->arena, s->fn && *s->prefix
+                                           ? arena_printf(&E->scratch, "%s.%s", s->prefix, name)
+                                           : name);
 }
 
 static bool check_new_name(Elab *E, Scope *s, const char *name, SrcLoc loc) {
@@ -437,8 +464,7 @@ bool elab_stmt(Elab *E, Scope *s, const Stmt *st, Value *ret) {
   if (elab_stmt_inner(E, s, st, ret)) return true;
   bool binds = st->kind == ST_BIND || st->kind == ST_PARAM || (st->kind == ST_OUTPUT && st->value);
   for (int k = 0; binds && k < st->n_names; k++)
-    if (!elab_lookup(s, st->names[k]))
-      elab_bind(E, s, st->names[k], (Value){0}, st->name_locs[k]);
+    if (!elab_lookup(s, st->names[k])) elab_bind(E, s, st->names[k], (Value){0}, st->name_locs[k]);
   return false;
 }
 
@@ -470,8 +496,10 @@ static bool elab_stmt_inner(Elab *E, Scope *s, const Stmt *st, Value *ret) {
     v = elab_expr(E, s, st->value);
   }
   if (st->n_names > 1 && v.kind != VAL_NONE) {
-    diag_error(E->d, st->loc, "cannot destructure %s into %d names: no builtin returns a "
-               "tuple yet (not supported yet)", elab_value_str(E, v), st->n_names);
+    diag_error(E->d, st->loc,
+               "cannot destructure %s into %d names: no builtin returns a "
+               "tuple yet (not supported yet)",
+               elab_value_str(E, v), st->n_names);
     v = (Value){0};
   }
   if (st->kind == ST_OUTPUT && v.kind != VAL_NONE && v.kind != VAL_TENSOR) {

@@ -11,15 +11,15 @@
 #include <string.h>
 
 typedef enum BuiltinKind {
-  BI_UNARY,    /* x → op(x) */
-  BI_BINARY,   /* x, y → op(x, y) */
-  BI_SOFTMAX,  /* x, axis = -1 */
-  BI_REDUCE,   /* x, axis = all, keepdims = false */
-  BI_RESHAPE,  /* x, shape */
-  BI_FLATTEN,  /* x */
-  BI_TRANSPOSE,/* x, perm = swap last two */
-  BI_CAST,     /* x, dtype */
-  BI_ONE_HOT,  /* label, depth */
+  BI_UNARY,     /* x → op(x) */
+  BI_BINARY,    /* x, y → op(x, y) */
+  BI_SOFTMAX,   /* x, axis = -1 */
+  BI_REDUCE,    /* x, axis = all, keepdims = false */
+  BI_RESHAPE,   /* x, shape */
+  BI_FLATTEN,   /* x */
+  BI_TRANSPOSE, /* x, perm = swap last two */
+  BI_CAST,      /* x, dtype */
+  BI_ONE_HOT,   /* label, depth */
 } BuiltinKind;
 
 typedef struct Builtin {
@@ -59,7 +59,8 @@ enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
 static const char *builtin_names[N_BUILTINS + 1];
 
 const char *const *elab_builtin_names(void) {
-  for (int i = 0; i < N_BUILTINS; i++) builtin_names[i] = builtins[i].name;
+  for (int i = 0; i < N_BUILTINS; i++)
+    builtin_names[i] = builtins[i].name;
   builtin_names[N_BUILTINS] = NULL;
   return builtin_names;
 }
@@ -70,7 +71,9 @@ static const Builtin *find_builtin(const char *name) {
   return NULL;
 }
 
-bool elab_is_builtin(const char *name) { return find_builtin(name) != NULL; }
+bool elab_is_builtin(const char *name) {
+  return find_builtin(name) != NULL;
+}
 
 Value elab_tensor_value(NodeId id) {
   Value v = {0};
@@ -85,7 +88,9 @@ NodeId elab_scalar_node(Elab *E, Value v, DType dtype, SrcLoc loc) {
   return graph_add_scalar(E->g, dtype, x, elab_loc(E, loc));
 }
 
-static const Node *node_of(const Elab *E, Value v) { return graph_node(E->g, v.node); }
+static const Node *node_of(const Elab *E, Value v) {
+  return graph_node(E->g, v.node);
+}
 
 /* ---- argument matching -------------------------------------------------------------------- */
 
@@ -95,11 +100,11 @@ static int param_index(const char *const *names, int n, const char *kw) {
   return -1;
 }
 
-bool elab_match_args(Elab *E, const Expr *call, const char *const *names, int n,
-                     const Expr **out) {
+bool elab_match_args(Elab *E, const Expr *call, const char *const *names, int n, const Expr **out) {
   bool ok = true;
   int pos = 0;
-  for (int i = 0; i < n; i++) out[i] = NULL;
+  for (int i = 0; i < n; i++)
+    out[i] = NULL;
   for (int a = 0; a < call->n_args; a++) {
     const char *kw = call->arg_names[a];
     int k = pos;
@@ -113,8 +118,10 @@ bool elab_match_args(Elab *E, const Expr *call, const char *const *names, int n,
         continue;
       }
     } else if (pos >= n) {
-      diag_error(E->d, call->arg_locs[a], "too many arguments to '%s': expected at most %d, "
-                 "got %d", call->name, n, call->n_args);
+      diag_error(E->d, call->arg_locs[a],
+                 "too many arguments to '%s': expected at most %d, "
+                 "got %d",
+                 call->name, n, call->n_args);
       return false;
     } else {
       pos++;
@@ -132,8 +139,7 @@ bool elab_match_args(Elab *E, const Expr *call, const char *const *names, int n,
 static bool require_args(Elab *E, const Expr *call, const Builtin *b, const Expr **args) {
   for (int i = 0; i < b->n_required; i++) {
     if (!args[i]) {
-      diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", b->params[i],
-                 b->name);
+      diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", b->params[i], b->name);
       return false;
     }
   }
@@ -144,51 +150,81 @@ static bool require_args(Elab *E, const Expr *call, const Builtin *b, const Expr
 
 static OpKind binary_op(TokenKind k) {
   switch (k) {
-  case TK_PLUS: return OP_ADD;
-  case TK_MINUS: return OP_SUB;
-  case TK_STAR: return OP_MUL;
-  case TK_SLASH: return OP_DIV;
-  case TK_AT: return OP_MATMUL;
-  case TK_LT: return OP_LT;
-  case TK_LE: return OP_LE;
-  case TK_GT: return OP_GT;
-  case TK_GE: return OP_GE;
-  case TK_EQ: return OP_EQ;
-  default: return OP_NE;
+  case TK_PLUS:
+    return OP_ADD;
+  case TK_MINUS:
+    return OP_SUB;
+  case TK_STAR:
+    return OP_MUL;
+  case TK_SLASH:
+    return OP_DIV;
+  case TK_AT:
+    return OP_MATMUL;
+  case TK_LT:
+    return OP_LT;
+  case TK_LE:
+    return OP_LE;
+  case TK_GT:
+    return OP_GT;
+  case TK_GE:
+    return OP_GE;
+  case TK_EQ:
+    return OP_EQ;
+  default:
+    return OP_NE;
   }
 }
 
 static bool is_number(Value v) {
   return v.kind == VAL_INT || v.kind == VAL_FLOAT || v.kind == VAL_BOOL;
 }
-static double num(Value v) { return v.kind == VAL_FLOAT ? v.f : (double)v.i; }
+static double num(Value v) {
+  return v.kind == VAL_FLOAT ? v.f : (double)v.i;
+}
 
 /* Both operands compile-time numbers: fold. Ints stay ints (exact division only). */
 static Value fold_binary(Elab *E, TokenKind op, Value a, Value b, SrcLoc loc) {
   Value r = {0};
   bool ints = a.kind != VAL_FLOAT && b.kind != VAL_FLOAT;
   double x = num(a), y = num(b);
+  bool overflow = false;
   r.kind = ints ? VAL_INT : VAL_FLOAT;
   switch (op) {
-  case TK_PLUS: r.i = a.i + b.i, r.f = x + y; break;
-  case TK_MINUS: r.i = a.i - b.i, r.f = x - y; break;
-  case TK_STAR: r.i = a.i * b.i, r.f = x * y; break;
+  case TK_PLUS:
+    overflow = __builtin_add_overflow(a.i, b.i, &r.i), r.f = x + y;
+    break;
+  case TK_MINUS:
+    overflow = __builtin_sub_overflow(a.i, b.i, &r.i), r.f = x - y;
+    break;
+  case TK_STAR:
+    overflow = __builtin_mul_overflow(a.i, b.i, &r.i), r.f = x * y;
+    break;
   case TK_SLASH:
     if (ints && b.i == 0) {
       diag_error(E->d, loc, "division by zero in a compile-time expression");
       return (Value){0};
     }
-    if (ints && b.i != -1 && a.i % b.i == 0) r.i = a.i / b.i;
-    else r.kind = VAL_FLOAT, r.f = x / y;
+    if (ints && b.i != -1 && a.i % b.i == 0)
+      r.i = a.i / b.i;
+    else
+      r.kind = VAL_FLOAT, r.f = x / y;
     break;
   case TK_AT:
-    diag_error(E->d, loc, "'@' needs tensors on both sides, got %s and %s",
-               elab_value_str(E, a), elab_value_str(E, b));
+    diag_error(E->d, loc, "'@' needs tensors on both sides, got %s and %s", elab_value_str(E, a),
+               elab_value_str(E, b));
     return (Value){0};
   default:
     r.kind = VAL_BOOL;
-    r.i = op == TK_LT ? x < y : op == TK_LE ? x <= y : op == TK_GT ? x > y
-        : op == TK_GE ? x >= y : op == TK_EQ ? x == y : x != y;
+    r.i = op == TK_LT   ? x < y
+          : op == TK_LE ? x <= y
+          : op == TK_GT ? x > y
+          : op == TK_GE ? x >= y
+          : op == TK_EQ ? x == y
+                        : x != y;
+  }
+  if (ints && overflow) {
+    diag_error(E->d, loc, "integer overflow in a compile-time expression");
+    return (Value){0};
   }
   return r;
 }
@@ -213,8 +249,9 @@ static NodeId as_node(Elab *E, Value v, DType dtype, SrcLoc loc, bool *ok) {
 /* Tensor (op) tensor-or-number; numbers take the tensor's dtype. */
 static Value elab_binary_op(Elab *E, OpKind op, Value a, Value b, SrcLoc loc) {
   if (a.kind == VAL_NONE || b.kind == VAL_NONE) return (Value){0};
-  DType t = a.kind == VAL_TENSOR ? node_of(E, a)->dtype
-            : b.kind == VAL_TENSOR ? node_of(E, b)->dtype : elab_float_dtype(E);
+  DType t = a.kind == VAL_TENSOR   ? node_of(E, a)->dtype
+            : b.kind == VAL_TENSOR ? node_of(E, b)->dtype
+                                   : elab_float_dtype(E);
   bool ok = true;
   NodeId x = as_node(E, a, t, loc, &ok);
   NodeId y = ok ? as_node(E, b, t, loc, &ok) : IR_NONE;
@@ -233,11 +270,20 @@ static Value elab_binary(Elab *E, Scope *s, const Expr *e) {
 static Value elab_unary(Elab *E, Scope *s, const Expr *e) {
   Value a = elab_expr(E, s, e->lhs);
   switch (a.kind) {
-  case VAL_INT: a.i = -a.i; return a;
-  case VAL_FLOAT: a.f = -a.f; return a;
+  case VAL_INT:
+    if (a.i == INT64_MIN) {
+      diag_error(E->d, e->loc, "integer overflow in a compile-time expression");
+      return (Value){0};
+    }
+    a.i = -a.i;
+    return a;
+  case VAL_FLOAT:
+    a.f = -a.f;
+    return a;
   case VAL_TENSOR:
     return elab_tensor_value(graph_add_unary(E->g, OP_NEG, a.node, elab_loc(E, e->loc), E->d));
-  case VAL_NONE: return a;
+  case VAL_NONE:
+    return a;
   default:
     diag_error(E->d, e->loc, "cannot negate %s", elab_value_str(E, a));
     return (Value){0};
@@ -303,30 +349,26 @@ static Value bi_reduce(Elab *E, Scope *s, const Expr *call, const Builtin *b, co
     Value k = elab_expr(E, s, a[2]);
     if (k.kind == VAL_NONE) return k;
     if (k.kind != VAL_BOOL) {
-      diag_error(E->d, a[2]->loc, "'keepdims' must be true or false, got %s",
-                 elab_value_str(E, k));
+      diag_error(E->d, a[2]->loc, "'keepdims' must be true or false, got %s", elab_value_str(E, k));
       return (Value){0};
     }
     attr.reduce.keepdims = k.i != 0;
   }
-  return elab_tensor_value(
-      graph_add(E->g, b->op, &x.node, 1, &attr, elab_loc(E, call->loc), E->d));
+  return elab_tensor_value(graph_add(E->g, b->op, &x.node, 1, &attr, elab_loc(E, call->loc), E->d));
 }
 
 static Value bi_softmax(Elab *E, Scope *s, const Expr *call, const Builtin *b, const Expr **a) {
   Value x;
   if (!tensor_arg(E, s, a[0], b->name, &x)) return (Value){0};
   int64_t axis = -1;
-  if (a[1] && !elab_int(E, elab_expr(E, s, a[1]), a[1]->loc, "'axis'", &axis))
-    return (Value){0};
+  if (a[1] && !elab_int(E, elab_expr(E, s, a[1]), a[1]->loc, "'axis'", &axis)) return (Value){0};
   NodeAttr attr;
   memset(&attr, 0, sizeof attr);
   int ax;
   SrcLoc loc = a[1] ? a[1]->loc : call->loc;
   if (!axis_arg(E, axis, node_of(E, x)->shape.rank, loc, b->name, &ax)) return (Value){0};
   attr.softmax.axis = ax;
-  return elab_tensor_value(
-      graph_add(E->g, b->op, &x.node, 1, &attr, elab_loc(E, call->loc), E->d));
+  return elab_tensor_value(graph_add(E->g, b->op, &x.node, 1, &attr, elab_loc(E, call->loc), E->d));
 }
 
 static Value reshape_to(Elab *E, Value x, const int64_t *dims, int rank, SrcLoc loc) {
@@ -343,28 +385,32 @@ static Value bi_reshape(Elab *E, Scope *s, const Expr *call, const Expr **a) {
   if (l.kind == VAL_NONE) return l;
   const Node *n = node_of(E, x);
   if (l.n_items > IR_MAX_RANK) {
-    diag_error(E->d, a[1]->loc, "reshape: rank %d exceeds the maximum %d", l.n_items,
-               IR_MAX_RANK);
+    diag_error(E->d, a[1]->loc, "reshape: rank %d exceeds the maximum %d", l.n_items, IR_MAX_RANK);
     return (Value){0};
   }
   int64_t known = 1, dims[IR_MAX_RANK];
   int infer = -1;
   for (int i = 0; i < l.n_items; i++) {
     dims[i] = l.items[i];
-    if (dims[i] == -1 && infer < 0) infer = i;
+    if (dims[i] == -1 && infer < 0)
+      infer = i;
     else if (dims[i] <= 0 || known > INT64_MAX / dims[i]) {
-      diag_error(E->d, a[1]->loc, "reshape: dimension %d is %lld; expected a positive size "
-                 "(or one -1)", i, (long long)dims[i]);
+      diag_error(E->d, a[1]->loc,
+                 "reshape: dimension %d is %lld; expected a positive size "
+                 "(or one -1)",
+                 i, (long long)dims[i]);
       return (Value){0};
-    } else known *= dims[i];
+    } else
+      known *= dims[i];
   }
   int64_t numel = shape_numel(&n->shape);
   if (infer >= 0) {
     if (numel % known != 0) {
       char buf[200];
-      diag_error(E->d, a[1]->loc, "reshape: cannot infer the -1 dimension: %lld elements of "
-                 "%s are not a multiple of %lld", (long long)numel,
-                 shape_str(&n->shape, buf, sizeof buf), (long long)known);
+      diag_error(E->d, a[1]->loc,
+                 "reshape: cannot infer the -1 dimension: %lld elements of "
+                 "%s are not a multiple of %lld",
+                 (long long)numel, shape_str(&n->shape, buf, sizeof buf), (long long)known);
       return (Value){0};
     }
     dims[infer] = numel / known;
@@ -390,11 +436,11 @@ static Value bi_transpose(Elab *E, Scope *s, const Expr *call, const Expr **a) {
   int rank = node_of(E, x)->shape.rank;
   NodeAttr attr;
   memset(&attr, 0, sizeof attr);
-  for (int i = 0; i < rank; i++) attr.transpose.perm[i] = (int8_t)i;
+  for (int i = 0; i < rank; i++)
+    attr.transpose.perm[i] = (int8_t)i;
   if (!a[1]) {
     if (rank < 2) {
-      diag_error(E->d, call->loc, "transpose: expected a tensor of rank >= 2, got rank %d",
-                 rank);
+      diag_error(E->d, call->loc, "transpose: expected a tensor of rank >= 2, got rank %d", rank);
       return (Value){0};
     }
     attr.transpose.perm[rank - 2] = (int8_t)(rank - 1);
@@ -442,8 +488,7 @@ static Value bi_one_hot(Elab *E, Scope *s, const Expr *call, const Expr **a) {
   if (!elab_int(E, elab_expr(E, s, a[1]), a[1]->loc, "'depth' of one_hot", &depth))
     return (Value){0};
   if (depth < 1) {
-    diag_error(E->d, a[1]->loc, "one_hot: 'depth' must be positive, got %lld",
-               (long long)depth);
+    diag_error(E->d, a[1]->loc, "one_hot: 'depth' must be positive, got %lld", (long long)depth);
     return (Value){0};
   }
   NodeAttr attr;
@@ -457,9 +502,9 @@ static Value bi_one_hot(Elab *E, Scope *s, const Expr *call, const Expr **a) {
 static Value elab_builtin(Elab *E, Scope *s, const Expr *call, const Builtin *b) {
   const Expr *a[3];
   int n = 0;
-  while (n < 3 && b->params[n]) n++;
-  if (!elab_match_args(E, call, b->params, n, a) || !require_args(E, call, b, a))
-    return (Value){0};
+  while (n < 3 && b->params[n])
+    n++;
+  if (!elab_match_args(E, call, b->params, n, a) || !require_args(E, call, b, a)) return (Value){0};
   Value x, y;
   switch (b->kind) {
   case BI_UNARY:
@@ -474,13 +519,20 @@ static Value elab_builtin(Elab *E, Scope *s, const Expr *call, const Builtin *b)
       return (Value){0};
     }
     return elab_binary_op(E, b->op, x, y, call->loc);
-  case BI_SOFTMAX: return bi_softmax(E, s, call, b, a);
-  case BI_REDUCE: return bi_reduce(E, s, call, b, a);
-  case BI_RESHAPE: return bi_reshape(E, s, call, a);
-  case BI_FLATTEN: return bi_flatten(E, s, call, a);
-  case BI_TRANSPOSE: return bi_transpose(E, s, call, a);
-  case BI_CAST: return bi_cast(E, s, call, a);
-  default: return bi_one_hot(E, s, call, a);
+  case BI_SOFTMAX:
+    return bi_softmax(E, s, call, b, a);
+  case BI_REDUCE:
+    return bi_reduce(E, s, call, b, a);
+  case BI_RESHAPE:
+    return bi_reshape(E, s, call, a);
+  case BI_FLATTEN:
+    return bi_flatten(E, s, call, a);
+  case BI_TRANSPOSE:
+    return bi_transpose(E, s, call, a);
+  case BI_CAST:
+    return bi_cast(E, s, call, a);
+  default:
+    return bi_one_hot(E, s, call, a);
   }
 }
 
@@ -528,7 +580,8 @@ static void unknown_function(Elab *E, const Expr *e) {
       arena_alloc(&E->scratch, (size_t)(E->prog->n_decls + N_BUILTINS) * sizeof *cands);
   for (int i = 0; i < E->prog->n_decls; i++)
     if (E->prog->decls[i]->kind == DECL_FN) cands[n++] = E->prog->decls[i]->name;
-  for (int i = 0; i < N_BUILTINS; i++) cands[n++] = builtins[i].name;
+  for (int i = 0; i < N_BUILTINS; i++)
+    cands[n++] = builtins[i].name;
   const char *hint = elab_suggest(e->name, cands, n);
   if (hint)
     diag_error(E->d, e->loc, "unknown function '%s'; did you mean '%s'?", e->name, hint);
@@ -556,8 +609,7 @@ static Value elab_list(Elab *E, Scope *s, const Expr *e) {
   Value l = {.kind = VAL_LIST, .n_items = e->n_args};
   l.items = arena_alloc(&E->scratch, (size_t)(e->n_args + 1) * sizeof(int64_t));
   for (int i = 0; i < e->n_args; i++) {
-    if (!elab_int(E, elab_expr(E, s, e->args[i]), e->args[i]->loc, "a list element",
-                  &l.items[i]))
+    if (!elab_int(E, elab_expr(E, s, e->args[i]), e->args[i]->loc, "a list element", &l.items[i]))
       return (Value){0};
   }
   return l;
@@ -570,7 +622,8 @@ static Value elab_index(Elab *E, Scope *s, const Expr *e) {
   for (int i = 0; i < e->n_args; i++) {
     const Expr *a = e->args[i];
     if (a->kind != EX_SLICE || a->lhs || a->rhs) {
-      diag_error(E->d, a->loc, "indexing and slicing are not supported yet (the IR has no "
+      diag_error(E->d, a->loc,
+                 "indexing and slicing are not supported yet (the IR has no "
                  "slice op); only ':' is accepted");
       return (Value){0};
     }
@@ -589,19 +642,27 @@ static Value elab_index(Elab *E, Scope *s, const Expr *e) {
 
 Value elab_expr(Elab *E, Scope *s, const Expr *e) {
   switch (e->kind) {
-  case EX_INT: return (Value){.kind = VAL_INT, .i = e->ival};
-  case EX_FLOAT: return (Value){.kind = VAL_FLOAT, .f = e->fval};
-  case EX_BOOL: return (Value){.kind = VAL_BOOL, .i = e->ival};
-  case EX_NAME: return elab_name(E, s, e);
-  case EX_UNARY: return elab_unary(E, s, e);
-  case EX_BINARY: return elab_binary(E, s, e);
-  case EX_CALL: return elab_call(E, s, e);
-  case EX_INDEX: return elab_index(E, s, e);
+  case EX_INT:
+    return (Value){.kind = VAL_INT, .i = e->ival};
+  case EX_FLOAT:
+    return (Value){.kind = VAL_FLOAT, .f = e->fval};
+  case EX_BOOL:
+    return (Value){.kind = VAL_BOOL, .i = e->ival};
+  case EX_NAME:
+    return elab_name(E, s, e);
+  case EX_UNARY:
+    return elab_unary(E, s, e);
+  case EX_BINARY:
+    return elab_binary(E, s, e);
+  case EX_CALL:
+    return elab_call(E, s, e);
+  case EX_INDEX:
+    return elab_index(E, s, e);
   case EX_LIST:
-  case EX_TUPLE: return elab_list(E, s, e);
+  case EX_TUPLE:
+    return elab_list(E, s, e);
   default:
-    diag_error(E->d, e->loc, "'%s' is not allowed here",
-               e->kind == EX_ELLIPSIS ? "..." : "':'");
+    diag_error(E->d, e->loc, "'%s' is not allowed here", e->kind == EX_ELLIPSIS ? "..." : "':'");
     return (Value){0};
   }
 }

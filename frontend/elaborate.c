@@ -14,6 +14,9 @@
 
 #include <string.h>
 
+enum { ELAB_SHIFT_MAX_NUMEL = 48 };
+#define ELAB_MAX_NUMEL ((int64_t)1 << ELAB_SHIFT_MAX_NUMEL)
+
 /* ---- small shared helpers ----------------------------------------------------------------- */
 
 SrcLoc elab_loc(Elab *E, SrcLoc loc) {
@@ -63,7 +66,9 @@ bool elab_int(Elab *E, Value v, SrcLoc loc, const char *what, int64_t *out) {
   return false;
 }
 
-DType elab_float_dtype(const Elab *E) { return E->o->float_dtype == DT_F64 ? DT_F64 : DT_F32; }
+DType elab_float_dtype(const Elab *E) {
+  return E->o->float_dtype == DT_F64 ? DT_F64 : DT_F32;
+}
 
 const char *elab_value_str(Elab *E, Value v) {
   char buf[200];
@@ -73,12 +78,18 @@ const char *elab_value_str(Elab *E, Value v) {
     return arena_printf(&E->scratch, "%s%s", dtype_name(n->dtype),
                         shape_str(&n->shape, buf, sizeof buf));
   }
-  case VAL_INT: return arena_printf(&E->scratch, "the int %lld", (long long)v.i);
-  case VAL_FLOAT: return arena_printf(&E->scratch, "the number %g", v.f);
-  case VAL_BOOL: return v.i ? "true" : "false";
-  case VAL_DTYPE: return arena_printf(&E->scratch, "the dtype %s", dtype_name((DType)v.i));
-  case VAL_LIST: return "a list";
-  default: return "an invalid value";
+  case VAL_INT:
+    return arena_printf(&E->scratch, "the int %lld", (long long)v.i);
+  case VAL_FLOAT:
+    return arena_printf(&E->scratch, "the number %g", v.f);
+  case VAL_BOOL:
+    return v.i ? "true" : "false";
+  case VAL_DTYPE:
+    return arena_printf(&E->scratch, "the dtype %s", dtype_name((DType)v.i));
+  case VAL_LIST:
+    return "a list";
+  default:
+    return "an invalid value";
   }
 }
 
@@ -89,7 +100,8 @@ const char *elab_suggest(const char *name, const char *const *candidates, int n)
   for (int i = 0; i < n; i++) {
     if (!candidates[i] || strcmp(candidates[i], name) == 0) continue;
     int d = diag_edit_distance(name, candidates[i]);
-    if (d <= limit && (!best || d < best_d)) best = candidates[i], best_d = d;
+    bool close = d <= limit && d < (int)strlen(candidates[i]); /* not a whole rewrite */
+    if (close && (!best || d < best_d)) best = candidates[i], best_d = d;
   }
   return best;
 }
@@ -130,6 +142,13 @@ bool elab_type(Elab *E, Scope *s, const TypeExpr *t, DType *dtype, Shape *shape)
     }
   }
   *shape = shape_make(t->n_dims, dims);
+  int64_t numel = 1;
+  for (int i = 0; i < t->n_dims; i++) {
+    if (__builtin_mul_overflow(numel, dims[i], &numel) || numel > ELAB_MAX_NUMEL) {
+      diag_error(E->d, t->loc, "tensor type has too many elements (more than 2^48)");
+      return false;
+    }
+  }
   return true;
 }
 
@@ -149,9 +168,8 @@ static bool check_duplicates(Elab *E) {
       const Decl *b = E->prog->decls[j];
       bool clash = b->kind == a->kind && strcmp(a->name, b->name) == 0;
       if (!clash) continue;
-      diag_error(E->d, a->name_loc, "%s '%s' is already defined at %s:%u:%u",
-                 decl_what(a->kind), a->name, b->name_loc.file, b->name_loc.line,
-                 b->name_loc.col);
+      diag_error(E->d, a->name_loc, "%s '%s' is already defined at %s:%u:%u", decl_what(a->kind),
+                 a->name, b->name_loc.file, b->name_loc.line, b->name_loc.col);
       ok = false;
       break;
     }
@@ -219,7 +237,8 @@ static const Decl *pick_model(Elab *E, const char *main_file) {
     const Decl *d = E->prog->decls[i];
     if (d->kind != DECL_MODEL) continue;
     names[n++] = d->name;
-    if (!E->o->model_name || strcmp(d->name, E->o->model_name) == 0) model = d;
+    bool in_main = d->name_loc.file == main_file; /* imported files do not compete */
+    if (E->o->model_name ? strcmp(d->name, E->o->model_name) == 0 : in_main) model = d;
   }
   if (model) return model;
   if (E->o->model_name) {
@@ -285,7 +304,8 @@ static bool elab_loss(Elab *E, Scope *s, const StepAst *sa, TrainStep *ts, SrcLo
   if (!b) {
     const char **names = arena_alloc(&E->scratch, 64 * sizeof *names);
     int n = 0;
-    for (Binding *c = s->head; c && n < 64; c = c->next) names[n++] = c->name;
+    for (Binding *c = s->head; c && n < 64; c = c->next)
+      names[n++] = c->name;
     const char *hint = elab_suggest(sa->loss, names, n);
     diag_error(E->d, sa->loss_loc, "the model has no binding '%s' to minimize%s%s%s", sa->loss,
                hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
@@ -323,13 +343,12 @@ static bool elab_globs(Elab *E, const StepAst *sa, TrainStep *ts) {
   ts->param_globs = arena_alloc(&E->m->arena, (size_t)(sa->n_globs + 1) * sizeof(char *));
   for (int i = 0; i < sa->n_globs; i++) {
     bool hit = false;
-    for (int p = 0; p < E->m->n_params && !hit; p++) hit = glob_match(sa->globs[i],
-                                                                       E->m->params[p].name);
+    for (int p = 0; p < E->m->n_params && !hit; p++)
+      hit = glob_match(sa->globs[i], E->m->params[p].name);
     if (!hit) {
       const char *hint = suggest_glob(E, sa->globs[i]);
       diag_error(E->d, sa->glob_locs[i], "'params %s' matches no parameter of the model%s%s%s",
-                 sa->globs[i], hint ? "; did you mean '" : "", hint ? hint : "",
-                 hint ? "'?" : "");
+                 sa->globs[i], hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
       ok = false;
     }
     ts->param_globs[ts->n_globs++] = arena_strdup(&E->m->arena, sa->globs[i]);
@@ -337,49 +356,64 @@ static bool elab_globs(Elab *E, const StepAst *sa, TrainStep *ts) {
   return ok;
 }
 
-static bool elab_optimizer(Elab *E, const StepAst *sa, TrainStep *ts, SrcLoc tloc) {
-  static const char *const names[] = {"sgd", "momentum", "nesterov", "adam", "adamw",
-                                      "rmsprop", "adagrad"};
-  const Expr *o = sa->optimizer;
-  if (!o) {
-    diag_error(E->d, sa->name ? sa->loc : tloc, "missing 'optimizer', e.g. 'optimizer "
-               "adam(lr = 1e-3)'");
-    return false;
-  }
-  bool known = false;
-  for (int i = 0; i < 7 && o->name; i++) known |= strcmp(o->name, names[i]) == 0;
-  if (!known || (o->kind != EX_NAME && o->kind != EX_CALL)) {
-    const char *hint = o->name ? elab_suggest(o->name, names, 7) : NULL;
-    diag_error(E->d, o->loc, "unknown optimizer%s%s%s; expected sgd, momentum, nesterov, adam, "
-               "adamw, rmsprop or adagrad%s%s%s", o->name ? " '" : "", o->name ? o->name : "",
-               o->name ? "'" : "", hint ? "; did you mean '" : "", hint ? hint : "",
-               hint ? "'?" : "");
-    return false;
-  }
-  ts->optimizer = arena_strdup(&E->m->arena, o->name);
-  int n = o->kind == EX_CALL ? o->n_args : 0;
-  ts->optim_args = arena_alloc(&E->m->arena, (size_t)(n + 1) * sizeof *ts->optim_args);
+/* `adam(lr = 1e-3, beta1 = 0.9)`: named compile-time numbers; their meaning is the
+ * optimizer's business (passes/optim.c). */
+static bool elab_optim_args(Elab *E, const Expr *o, TrainStep *ts) {
+  ts->optim_args = arena_alloc(&E->m->arena, (size_t)(o->n_args + 1) * sizeof *ts->optim_args);
   Scope empty = {.prefix = ""};
   bool ok = true;
-  for (int i = 0; i < n; i++) {
-    if (!o->arg_names[i]) {
+  for (int i = 0; i < o->n_args; i++) {
+    const char *name = o->arg_names[i];
+    if (!name) {
       diag_error(E->d, o->arg_locs[i], "optimizer arguments are named, as in 'adam(lr = 1e-3)'");
       ok = false;
       continue;
     }
+    for (int j = 0; j < i; j++) {
+      if (o->arg_names[j] && strcmp(o->arg_names[j], name) == 0) {
+        diag_error(E->d, o->arg_locs[i], "optimizer argument '%s' given twice", name);
+        ok = false;
+      }
+    }
     Value v = elab_expr(E, &empty, o->args[i]);
     if (v.kind != VAL_INT && v.kind != VAL_FLOAT) {
       if (v.kind != VAL_NONE)
-        diag_error(E->d, o->args[i]->loc, "optimizer argument '%s' must be a number, got %s",
-                   o->arg_names[i], elab_value_str(E, v));
+        diag_error(E->d, o->args[i]->loc, "optimizer argument '%s' must be a number, got %s", name,
+                   elab_value_str(E, v));
       ok = false;
       continue;
     }
-    ts->optim_args[ts->n_optim_args++] = (OptimArg){arena_strdup(&E->m->arena, o->arg_names[i]),
-                                                    v.kind == VAL_FLOAT ? v.f : (double)v.i,
-                                                    elab_loc(E, o->arg_locs[i])};
+    ts->optim_args[ts->n_optim_args++] =
+        (OptimArg){arena_strdup(&E->m->arena, name), v.kind == VAL_FLOAT ? v.f : (double)v.i,
+                   elab_loc(E, o->arg_locs[i])};
   }
   return ok;
+}
+
+static bool elab_optimizer(Elab *E, const StepAst *sa, TrainStep *ts, SrcLoc tloc) {
+  static const char *const names[] = {"sgd",   "momentum", "nesterov", "adam",
+                                      "adamw", "rmsprop",  "adagrad"};
+  const Expr *o = sa->optimizer;
+  if (!o) {
+    diag_error(E->d, sa->name ? sa->loc : tloc,
+               "missing 'optimizer', e.g. 'optimizer "
+               "adam(lr = 1e-3)'");
+    return false;
+  }
+  bool known = false;
+  for (int i = 0; i < 7 && o->name; i++)
+    known |= strcmp(o->name, names[i]) == 0;
+  if (!known || (o->kind != EX_NAME && o->kind != EX_CALL)) {
+    const char *hint = o->name ? elab_suggest(o->name, names, 7) : NULL;
+    diag_error(E->d, o->loc,
+               "unknown optimizer%s%s%s; expected sgd, momentum, nesterov, adam, "
+               "adamw, rmsprop or adagrad%s%s%s",
+               o->name ? " '" : "", o->name ? o->name : "", o->name ? "'" : "",
+               hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+    return false;
+  }
+  ts->optimizer = arena_strdup(&E->m->arena, o->name);
+  return o->kind != EX_CALL || elab_optim_args(E, o, ts);
 }
 
 static bool elab_train(Elab *E, Scope *s, const Decl *model) {
@@ -389,8 +423,8 @@ static bool elab_train(Elab *E, Scope *s, const Decl *model) {
     if (t->kind != DECL_TRAIN) continue;
     if (strcmp(t->name, model->name) != 0) {
       if (!elab_find_decl(E, DECL_MODEL, t->name)) {
-        diag_error(E->d, t->name_loc, "train block '%s' names no model; the model is '%s'",
-                   t->name, model->name);
+        diag_error(E->d, t->name_loc, "train block '%s' names no model; the model is '%s'", t->name,
+                   model->name);
         ok = false;
       }
       continue;
@@ -420,7 +454,9 @@ static bool elab_train(Elab *E, Scope *s, const Decl *model) {
 /* ---- entry -------------------------------------------------------------------------------- */
 
 static bool elab_module(Elab *E, const char *main_file) {
-  if (!check_duplicates(E) | !check_defines(E)) return false;
+  bool unique = check_duplicates(E);
+  bool defines_ok = check_defines(E); /* report both kinds before giving up */
+  if (!unique || !defines_ok) return false;
   if (!elab_consts(E)) return false;
   const Decl *model = pick_model(E, main_file);
   if (!model) return false;
@@ -434,8 +470,7 @@ static bool elab_module(Elab *E, const char *main_file) {
   return ok;
 }
 
-Module *elab_program(const Program *p, const char *main_file, const FrontendOptions *o,
-                     Diag *d) {
+Module *elab_program(const Program *p, const char *main_file, const FrontendOptions *o, Diag *d) {
   Elab E;
   memset(&E, 0, sizeof E);
   E.prog = p;

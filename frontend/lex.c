@@ -29,20 +29,26 @@ typedef struct Lexer {
 } Lexer;
 
 static const char *const kind_names[TK_COUNT] = {
-    [TK_EOF] = "end of file",  [TK_NEWLINE] = "end of line", [TK_IDENT] = "identifier",
-    [TK_INT] = "integer",      [TK_FLOAT] = "number",        [TK_CONST] = "'const'",
-    [TK_IMPORT] = "'import'",  [TK_FN] = "'fn'",             [TK_PARAM] = "'param'",
-    [TK_MODEL] = "'model'",    [TK_OUTPUT] = "'output'",     [TK_RETURN] = "'return'",
-    [TK_TRAIN] = "'train'",    [TK_AS] = "'as'",             [TK_TRUE] = "'true'",
-    [TK_FALSE] = "'false'",    [TK_LPAREN] = "'('",          [TK_RPAREN] = "')'",
-    [TK_LBRACKET] = "'['",     [TK_RBRACKET] = "']'",        [TK_LBRACE] = "'{'",
-    [TK_RBRACE] = "'}'",       [TK_COMMA] = "','",           [TK_COLON] = "':'",
-    [TK_SEMI] = "';'",         [TK_DOT] = "'.'",             [TK_ELLIPSIS] = "'...'",
-    [TK_ARROW] = "'->'",       [TK_ASSIGN] = "'='",          [TK_PLUS] = "'+'",
-    [TK_MINUS] = "'-'",        [TK_STAR] = "'*'",            [TK_SLASH] = "'/'",
-    [TK_AT] = "'@'",           [TK_LT] = "'<'",              [TK_LE] = "'<='",
-    [TK_GT] = "'>'",           [TK_GE] = "'>='",             [TK_EQ] = "'=='",
-    [TK_NE] = "'!='",
+    [TK_EOF] = "end of file",  [TK_NEWLINE] = "end of line",
+    [TK_IDENT] = "identifier", [TK_INT] = "integer",
+    [TK_FLOAT] = "number",     [TK_CONST] = "'const'",
+    [TK_IMPORT] = "'import'",  [TK_FN] = "'fn'",
+    [TK_PARAM] = "'param'",    [TK_MODEL] = "'model'",
+    [TK_OUTPUT] = "'output'",  [TK_RETURN] = "'return'",
+    [TK_TRAIN] = "'train'",    [TK_AS] = "'as'",
+    [TK_TRUE] = "'true'",      [TK_FALSE] = "'false'",
+    [TK_LPAREN] = "'('",       [TK_RPAREN] = "')'",
+    [TK_LBRACKET] = "'['",     [TK_RBRACKET] = "']'",
+    [TK_LBRACE] = "'{'",       [TK_RBRACE] = "'}'",
+    [TK_COMMA] = "','",        [TK_COLON] = "':'",
+    [TK_SEMI] = "';'",         [TK_DOT] = "'.'",
+    [TK_ELLIPSIS] = "'...'",   [TK_ARROW] = "'->'",
+    [TK_ASSIGN] = "'='",       [TK_PLUS] = "'+'",
+    [TK_MINUS] = "'-'",        [TK_STAR] = "'*'",
+    [TK_SLASH] = "'/'",        [TK_AT] = "'@'",
+    [TK_LT] = "'<'",           [TK_LE] = "'<='",
+    [TK_GT] = "'>'",           [TK_GE] = "'>='",
+    [TK_EQ] = "'=='",          [TK_NE] = "'!='",
 };
 
 const char *lex_kind_name(TokenKind k) {
@@ -63,12 +69,12 @@ static const struct {
   const char *text;
   TokenKind kind;
 } puncts[] = {
-    {"...", TK_ELLIPSIS}, {"->", TK_ARROW}, {"<=", TK_LE},       {">=", TK_GE},
-    {"==", TK_EQ},        {"!=", TK_NE},    {"(", TK_LPAREN},    {")", TK_RPAREN},
-    {"[", TK_LBRACKET},   {"]", TK_RBRACKET}, {"{", TK_LBRACE},  {"}", TK_RBRACE},
-    {",", TK_COMMA},      {":", TK_COLON},  {";", TK_SEMI},      {".", TK_DOT},
-    {"=", TK_ASSIGN},     {"+", TK_PLUS},   {"-", TK_MINUS},     {"*", TK_STAR},
-    {"/", TK_SLASH},      {"@", TK_AT},     {"<", TK_LT},        {">", TK_GT},
+    {"...", TK_ELLIPSIS}, {"->", TK_ARROW},   {"<=", TK_LE},    {">=", TK_GE},
+    {"==", TK_EQ},        {"!=", TK_NE},      {"(", TK_LPAREN}, {")", TK_RPAREN},
+    {"[", TK_LBRACKET},   {"]", TK_RBRACKET}, {"{", TK_LBRACE}, {"}", TK_RBRACE},
+    {",", TK_COMMA},      {":", TK_COLON},    {";", TK_SEMI},   {".", TK_DOT},
+    {"=", TK_ASSIGN},     {"+", TK_PLUS},     {"-", TK_MINUS},  {"*", TK_STAR},
+    {"/", TK_SLASH},      {"@", TK_AT},       {"<", TK_LT},     {">", TK_GT},
 };
 
 static SrcLoc lex_loc(const Lexer *l, const char *at) {
@@ -98,17 +104,20 @@ static Token *lex_push(Lexer *l, TokenKind kind, const char *start, size_t len) 
 static void lex_number(Lexer *l) {
   const char *s = l->p, *q = s;
   bool is_float = false;
-  while (isdigit((unsigned char)*q)) q++;
+  while (isdigit((unsigned char)*q))
+    q++;
   if (*q == '.' && isdigit((unsigned char)q[1])) {
     is_float = true;
-    for (q++; isdigit((unsigned char)*q);) q++;
+    for (q++; isdigit((unsigned char)*q);)
+      q++;
   }
   if (*q == 'e' || *q == 'E') {
     const char *e = q + 1;
     if (*e == '+' || *e == '-') e++;
     if (isdigit((unsigned char)*e)) {
       is_float = true;
-      for (q = e; isdigit((unsigned char)*q);) q++;
+      for (q = e; isdigit((unsigned char)*q);)
+        q++;
     }
   }
   Token *t = lex_push(l, is_float ? TK_FLOAT : TK_INT, s, (size_t)(q - s));
@@ -124,14 +133,16 @@ static void lex_number(Lexer *l) {
   if (isalpha((unsigned char)*q) || *q == '_') {
     SrcLoc at = lex_loc(l, q);
     diag_error(l->d, at, "unexpected '%c' after the number '%s'", *q, t->text);
-    while (isalnum((unsigned char)*q) || *q == '_') q++;
+    while (isalnum((unsigned char)*q) || *q == '_')
+      q++;
   }
   l->p = q;
 }
 
 static void lex_ident(Lexer *l) {
   const char *s = l->p, *q = s;
-  while (isalnum((unsigned char)*q) || *q == '_') q++;
+  while (isalnum((unsigned char)*q) || *q == '_')
+    q++;
   size_t n = (size_t)(q - s);
   TokenKind kind = TK_IDENT;
   for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
@@ -164,10 +175,10 @@ static void lex_skip_space(Lexer *l) {
     if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
       l->p++;
     } else if (c == '#') {
-      while (*l->p && *l->p != '\n') l->p++;
+      while (*l->p && *l->p != '\n')
+        l->p++;
     } else if (c == '\n') {
-      if (l->n > 0 && l->toks[l->n - 1].kind != TK_NEWLINE)
-        lex_push(l, TK_NEWLINE, l->p, 0);
+      if (l->n > 0 && l->toks[l->n - 1].kind != TK_NEWLINE) lex_push(l, TK_NEWLINE, l->p, 0);
       l->pending_nl = true;
       l->p++;
       l->line++;
@@ -179,8 +190,8 @@ static void lex_skip_space(Lexer *l) {
 }
 
 Token *lex_tokenize(Arena *arena, const char *file, const char *text, int *n_tokens, Diag *d) {
-  Lexer l = {.arena = arena, .file = file, .text = text, .p = text, .line_start = text,
-             .line = 1, .d = d};
+  Lexer l = {
+      .arena = arena, .file = file, .text = text, .p = text, .line_start = text, .line = 1, .d = d};
   for (;;) {
     lex_skip_space(&l);
     if (!*l.p) break;

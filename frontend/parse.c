@@ -42,14 +42,17 @@ static void *parse_grow(Arena *a, void *items, int n, size_t elem) {
 }
 
 static Token *peek(Parser *p) {
-  while (p->nest > 0 && p->toks[p->pos].kind == TK_NEWLINE) p->pos++;
+  while (p->nest > 0 && p->toks[p->pos].kind == TK_NEWLINE)
+    p->pos++;
   return &p->toks[p->pos];
 }
 static Token *peek_at(Parser *p, int k) {
   int i = (int)(peek(p) - p->toks) + k;
   return &p->toks[i < p->n ? i : p->n - 1];
 }
-static bool at(Parser *p, TokenKind k) { return peek(p)->kind == k; }
+static bool at(Parser *p, TokenKind k) {
+  return peek(p)->kind == k;
+}
 static bool at_word(Parser *p, const char *word) {
   return at(p, TK_IDENT) && strcmp(peek(p)->text, word) == 0;
 }
@@ -74,7 +77,8 @@ static SrcLoc parse_error_loc(Parser *p) {
   Token *t = peek(p);
   if ((t->nl_before && p->nest > 0) || t->kind == TK_NEWLINE || t->kind == TK_EOF) {
     int i = p->pos - 1;
-    while (i >= 0 && p->toks[i].kind == TK_NEWLINE) i--;
+    while (i >= 0 && p->toks[i].kind == TK_NEWLINE)
+      i--;
     if (i >= 0) {
       SrcLoc l = p->toks[i].loc;
       l.col += (uint32_t)p->toks[i].len;
@@ -92,7 +96,9 @@ static const char *describe(Parser *p, const Token *t) {
   return lex_kind_name(t->kind);
 }
 
-static _Noreturn void parse_fail(Parser *p) { longjmp(*p->recover, 1); }
+static _Noreturn void parse_fail(Parser *p) {
+  longjmp(*p->recover, 1);
+}
 
 static _Noreturn void error_expected(Parser *p, const char *what) {
   diag_error(p->d, parse_error_loc(p), "expected %s, got %s", what, describe(p, peek(p)));
@@ -121,7 +127,8 @@ static void expect_close(Parser *p, TokenKind close, const Token *open) {
 }
 
 static void skip_separators(Parser *p) {
-  while (at(p, TK_NEWLINE) || at(p, TK_SEMI)) next(p);
+  while (at(p, TK_NEWLINE) || at(p, TK_SEMI))
+    next(p);
 }
 
 /* Statement end: a line break, `;`, or the `}` closing the block (not consumed). */
@@ -154,15 +161,16 @@ static void sync_stmt(Parser *p, int start) {
 }
 
 static bool is_decl_start(const Token *t) {
-  return t->kind == TK_CONST || t->kind == TK_IMPORT || t->kind == TK_FN ||
-         t->kind == TK_MODEL || t->kind == TK_TRAIN;
+  return t->kind == TK_CONST || t->kind == TK_IMPORT || t->kind == TK_FN || t->kind == TK_MODEL ||
+         t->kind == TK_TRAIN;
 }
 
 /* Recovery at top level: skip to the next declaration keyword that starts a line. */
 static void sync_decl(Parser *p) {
   p->nest = 0;
   if (!at(p, TK_EOF)) next(p);
-  while (!at(p, TK_EOF) && !(is_decl_start(peek(p)) && peek(p)->nl_before)) next(p);
+  while (!at(p, TK_EOF) && !(is_decl_start(peek(p)) && peek(p)->nl_before))
+    next(p);
 }
 
 static Expr *new_expr(Parser *p, ExprKind kind, SrcLoc loc) {
@@ -188,8 +196,7 @@ static void parse_call_args(Parser *p, Expr *call, const Token *open) {
     }
     Expr *arg = parse_expr(p);
     call->args = parse_grow(p->arena, call->args, call->n_args, sizeof(Expr *));
-    call->arg_names =
-        parse_grow(p->arena, call->arg_names, call->n_args, sizeof(const char *));
+    call->arg_names = parse_grow(p->arena, call->arg_names, call->n_args, sizeof(const char *));
     call->arg_locs = parse_grow(p->arena, call->arg_locs, call->n_args, sizeof(SrcLoc));
     call->args[call->n_args] = arg;
     call->arg_names[call->n_args] = kw;
@@ -224,6 +231,25 @@ static void parse_elements(Parser *p, Expr *e, TokenKind close, const Token *ope
     if (!accept(p, TK_COMMA)) break;
   }
   expect_close(p, close, open);
+}
+
+/* paren = "(" expr ")" | "(" expr "," [ elements ] ")" */
+static Expr *parse_paren(Parser *p) {
+  Token *open = next(p);
+  Expr *first = parse_expr(p);
+  if (!at(p, TK_COMMA)) {
+    expect_close(p, TK_RPAREN, open);
+    return first;
+  }
+  next(p);
+  Expr *rest = new_expr(p, EX_TUPLE, open->loc);
+  parse_elements(p, rest, TK_RPAREN, open, false);
+  Expr *e = new_expr(p, EX_TUPLE, open->loc);
+  e->args = arena_alloc(p->arena, (size_t)(rest->n_args + 1) * sizeof(Expr *));
+  e->args[0] = first;
+  if (rest->n_args) memcpy(e->args + 1, rest->args, (size_t)rest->n_args * sizeof(Expr *));
+  e->n_args = rest->n_args + 1;
+  return e;
 }
 
 /* primary = INT | FLOAT | "true" | "false"
@@ -266,23 +292,8 @@ static Expr *parse_primary(Parser *p) {
     }
     return e;
   }
-  case TK_LPAREN: {
-    Token *open = next(p);
-    Expr *first = parse_expr(p);
-    if (!at(p, TK_COMMA)) {
-      expect_close(p, TK_RPAREN, open);
-      return first;
-    }
-    next(p);
-    Expr *e = new_expr(p, EX_TUPLE, open->loc);
-    Expr *rest = new_expr(p, EX_TUPLE, open->loc);
-    parse_elements(p, rest, TK_RPAREN, open, false);
-    e->args = arena_alloc(p->arena, (size_t)(rest->n_args + 1) * sizeof(Expr *));
-    e->args[0] = first;
-    if (rest->n_args) memcpy(e->args + 1, rest->args, (size_t)rest->n_args * sizeof(Expr *));
-    e->n_args = rest->n_args + 1;
-    return e;
-  }
+  case TK_LPAREN:
+    return parse_paren(p);
   case TK_LBRACKET: {
     Token *open = next(p);
     Expr *e = new_expr(p, EX_LIST, open->loc);
@@ -447,7 +458,8 @@ static Stmt *parse_output_stmt(Parser *p) {
 static Stmt *parse_bind_stmt(Parser *p) {
   Stmt *s = new_stmt(p, ST_BIND, peek(p)->loc);
   stmt_add_name(p, s, expect_ident(p, "a statement"));
-  while (accept(p, TK_COMMA)) stmt_add_name(p, s, expect_ident(p, "a name"));
+  while (accept(p, TK_COMMA))
+    stmt_add_name(p, s, expect_ident(p, "a name"));
   expect(p, TK_ASSIGN, s->n_names > 1 ? "after the names" : "after the binding name");
   s->value = parse_expr(p);
   return s;
@@ -552,7 +564,8 @@ static void parse_step_item(Parser *p, StepAst *s) {
       s->globs[s->n_globs] = g;
       s->glob_locs[s->n_globs++] = loc;
       if (!accept(p, TK_COMMA)) break;
-      while (at(p, TK_NEWLINE)) next(p);
+      while (at(p, TK_NEWLINE))
+        next(p);
     } while (true);
   } else if (at_word(p, "optimizer")) {
     next(p);
@@ -603,8 +616,9 @@ static void parse_train(Parser *p, Decl *decl) {
     decl->steps[0].loc = decl->loc;
     parse_step_body(p, &decl->steps[0], NULL);
     if (at_word(p, "step"))
-      diag_error(p->d, peek(p)->loc, "a train block has either steps or one set of "
-                                     "'minimize'/'params'/'optimizer', not both");
+      diag_error(p->d, peek(p)->loc,
+                 "a train block has either steps or one set of "
+                 "'minimize'/'params'/'optimizer', not both");
     if (at_word(p, "step")) parse_fail(p);
     expect_close(p, TK_RBRACE, open);
     return;
@@ -635,8 +649,7 @@ static Decl *parse_decl(Parser *p) {
   next(p);
   Decl *decl = arena_alloc(p->arena, sizeof *decl);
   decl->loc = kw->loc;
-  Token *name = expect_ident(p, arena_printf(p->arena, "a name after %s",
-                                             lex_kind_name(kw->kind)));
+  Token *name = expect_ident(p, arena_printf(p->arena, "a name after %s", lex_kind_name(kw->kind)));
   decl->name = name->text;
   decl->name_loc = name->loc;
   switch (kw->kind) {
@@ -645,7 +658,9 @@ static Decl *parse_decl(Parser *p) {
     expect(p, TK_ASSIGN, "after the const name");
     decl->value = parse_expr(p);
     break;
-  case TK_IMPORT: decl->kind = DECL_IMPORT; break;
+  case TK_IMPORT:
+    decl->kind = DECL_IMPORT;
+    break;
   case TK_FN:
     decl->kind = DECL_FN;
     parse_args(p, decl);

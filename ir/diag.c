@@ -22,7 +22,9 @@
 
 enum { DIAG_DEFAULT_MAX_ERRORS = 20 };
 
-void diag_init(Diag *d) { memset(d, 0, sizeof *d); }
+void diag_init(Diag *d) {
+  memset(d, 0, sizeof *d);
+}
 
 void diag_fini(Diag *d) {
   free(d->buf);
@@ -66,7 +68,8 @@ void diag_add_source(Diag *d, const char *name, const char *text) {
 static void diag_append(Diag *d, const char *s, size_t n) {
   if (d->len + n + 1 > d->cap) {
     size_t cap = d->cap ? d->cap : 256;
-    while (d->len + n + 1 > cap) cap *= 2;
+    while (d->len + n + 1 > cap)
+      cap *= 2;
     char *b = realloc(d->buf, cap);
     if (!b) abort();
     d->buf = b;
@@ -125,7 +128,8 @@ static void diag_append_caret(Diag *d, SrcLoc loc) {
   diag_append(d, "\n  ", 3);
   size_t col = loc.col > 0 ? loc.col - 1 : 0;
   if (col > n) col = n;
-  for (size_t i = 0; i < col; i++) diag_append(d, p[i] == '\t' ? "\t" : " ", 1);
+  for (size_t i = 0; i < col; i++)
+    diag_append(d, p[i] == '\t' ? "\t" : " ", 1);
   diag_append(d, "^\n", 2);
 }
 
@@ -163,13 +167,16 @@ void diag_flush(Diag *d, FILE *f) {
   if (d->buf) d->buf[0] = '\0';
 }
 
-const char *diag_text(const Diag *d) { return d->len > 0 ? d->buf : ""; }
+const char *diag_text(const Diag *d) {
+  return d->len > 0 ? d->buf : "";
+}
 
 int diag_edit_distance(const char *a, const char *b) {
   size_t n = strlen(a), m = strlen(b);
   int *row = malloc((m + 1) * sizeof *row);
   if (!row) abort();
-  for (size_t j = 0; j <= m; j++) row[j] = (int)j;
+  for (size_t j = 0; j <= m; j++)
+    row[j] = (int)j;
   for (size_t i = 1; i <= n; i++) {
     int diag = row[0]; /* row[i-1][j-1] */
     row[0] = (int)i;

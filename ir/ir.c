@@ -307,6 +307,7 @@ NodeId graph_add(Graph *g, OpKind op, const NodeId *in, int n_in, const NodeAttr
   if (attr) n->attr = *attr;
   n->loc = loc;
   n->offset = -1;
+  n->group = -1;
   if (!infer_table[op](g, n, d)) return IR_NONE; /* the slot is simply not committed */
   return g->n_nodes++;
 }

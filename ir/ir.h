@@ -134,6 +134,7 @@ typedef struct Node {
   SrcLoc loc;       /* where the node came from in the model source */
   const char *name; /* binding name (graph arena) or NULL; used for comments and dumps */
   int64_t offset;   /* workspace byte offset after memory planning; -1 = not planned */
+  int32_t group;    /* kernel id after fusion (passes/fuse.c); -1 = own kernel */
 } Node;
 
 /* ---- graphs ------------------------------------------------------------------------------- */

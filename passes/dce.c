@@ -4,7 +4,8 @@
  * Does:     removes every node from which no graph output is reachable, then compacts the
  *           node array so ids stay dense; surviving nodes keep their relative order, so id
  *           order is still a topological order. Inputs and outputs are renumbered.
- * Invalidates: node ids (anything holding a NodeId into g), and the memory plan
+ * Invalidates: node ids (anything holding a NodeId into g; fusion group ids are renumbered
+ *           with them), and the memory plan
  *           (node->offset is reset to -1 and g->workspace_bytes to -1 when nodes move).
  * Sources that nothing uses (an INPUT no output depends on) are removed too, so an entry
  * point's signature lists only what it reads.
@@ -27,6 +28,16 @@ static void mark_live(const Graph *g, bool *live) {
   }
 }
 
+static bool outputs_valid(const Graph *g, PassCtx *c) {
+  for (int i = 0; i < g->n_outputs; i++) {
+    if (g->outputs[i].node < g->n_nodes) continue;
+    diag_error(c->diag, (SrcLoc){0}, "internal error: output '%s' of '%s' names node %u",
+               g->outputs[i].name ? g->outputs[i].name : "?", g->name, g->outputs[i].node);
+    return false;
+  }
+  return true;
+}
+
 bool pass_dce(Graph *g, PassCtx *c) {
   if (g->n_nodes == 0) return true;
   bool *live = calloc(g->n_nodes, sizeof *live);
@@ -37,14 +48,10 @@ bool pass_dce(Graph *g, PassCtx *c) {
     diag_error(c->diag, (SrcLoc){0}, "out of memory in dead code elimination of '%s'", g->name);
     return false;
   }
-  for (int i = 0; i < g->n_outputs; i++) {
-    if (g->outputs[i].node >= g->n_nodes) {
-      diag_error(c->diag, (SrcLoc){0}, "internal error: output '%s' of '%s' names node %u",
-                 g->outputs[i].name ? g->outputs[i].name : "?", g->name, g->outputs[i].node);
-      free(live);
-      free(remap);
-      return false;
-    }
+  if (!outputs_valid(g, c)) {
+    free(live);
+    free(remap);
+    return false;
   }
   mark_live(g, live);
   /* compact in place: the destination index never exceeds the source index */
@@ -63,8 +70,12 @@ bool pass_dce(Graph *g, PassCtx *c) {
   for (int i = 0; i < g->n_outputs; i++)
     g->outputs[i].node = remap[g->outputs[i].node];
   if (moved) {
-    for (uint32_t id = 0; id < g->n_nodes; id++)
-      g->nodes[id].offset = -1;
+    for (uint32_t id = 0; id < g->n_nodes; id++) {
+      Node *n = &g->nodes[id];
+      n->offset = -1;
+      /* group ids are node ids: follow the seed, or dissolve a group that lost it */
+      if (n->group >= 0) n->group = remap[n->group] == IR_NONE ? -1 : (int32_t)remap[n->group];
+    }
     g->workspace_bytes = -1;
   }
   free(live);

@@ -1,26 +1,37 @@
 /* passes/memplan.c — workspace memory planning: pass_memplan.
  *
- * Requires: a verified graph after DCE, in final kernel order (node order is execution order:
- *           codegen emits one kernel per node, in id order).
- * Does:     gives every intermediate that needs a buffer a byte offset (node->offset) in one
- *           workspace arena and sets g->workspace_bytes to the arena's peak size. Offsets and
- *           sizes are multiples of 64 bytes (the caller passes a 64-byte aligned workspace).
- * Invalidates: nothing; any pass that adds, removes or reorders nodes invalidates the plan.
+ * Requires: a verified graph after DCE (and after fusion, if it runs): the kernel schedule of
+ *           passes/kernels.c is final.
+ * Does:     gives every value that crosses a kernel boundary a byte offset (node->offset) in
+ *           one workspace arena and sets g->workspace_bytes to the arena's peak size. Offsets
+ *           and sizes are multiples of 64 bytes (the caller passes a 64-byte aligned
+ *           workspace).
+ * Invalidates: nothing; any pass that adds, removes, reorders or regroups nodes invalidates it.
  *
  * Which nodes get a buffer (codegen relies on exactly these rules):
  *   - INPUT/PARAM/STATE live in the caller's arrays and CONST nodes are literals or static
  *     tables in the generated file: no buffer, offset -1.
  *   - RESHAPE aliases its input (same bytes in C order): it shares the buffer of its storage
  *     root (the first non-RESHAPE node up the chain) and gets the root's offset (or -1).
+ *   - A member of a fused group that is not stored (graph_fill_stored: read only inside its
+ *     kernel, not an output) lives in a register: no buffer, offset -1.
  *   - A computed node (not one of the above) that is the value of an OUT_VALUE or OUT_GRAD
  *     output is written directly into the caller's output array: no buffer, offset -1.
  *     (If several such outputs share the node, codegen copies it from the first one.)
- *   - Everything else, including loss values and parameter/state updates (which codegen copies
- *     into params/state only after every kernel ran), gets a buffer.
- * Liveness is over node order: a buffer is live from its defining node to the last node that
- * reads it or any RESHAPE alias of it; outputs stay live to the end. A node's buffer is
- * allocated before the buffers of its dead inputs are released, so a kernel never writes
- * over an input it is still reading. Free space is reused best-fit, coalescing neighbours.
+ *   - A parameter/state update that is the node of exactly one output and whose kernel runs
+ *     after every other kernel reading the old value (and, if it reads it too, reads it
+ *     elementwise at the update's shape) is written straight into the param/state: no
+ *     buffer, offset -1 (codegen: update_storage in c_backend.c).
+ *   - Everything else, including loss values and the other parameter/state updates (which
+ *     codegen copies into params/state only after every kernel ran), gets a buffer.
+ * Liveness is over the kernel schedule: a buffer is live from the kernel that writes it to the
+ * last kernel that reads it or any RESHAPE alias of it; outputs stay live to the end. A
+ * kernel's buffers are allocated before the buffers of its dying inputs are released, so a
+ * kernel never writes over an input it is still reading — except in place: an elementwise
+ * output (codegen stores an element after all loads of that element) may take the buffer of a
+ * same-sized input that dies in its kernel, when every read of that input in the kernel is by
+ * an elementwise member at the output's shape (so not by a matmul's operands). Free space is
+ * reused best-fit, coalescing neighbours.
  */
 #include "passes.h"
 
@@ -39,13 +50,9 @@ typedef struct Planner {
   int64_t top; /* high-water mark: the arena size so far */
 } Planner;
 
-static bool is_source_or_const(OpKind op) {
-  return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST;
-}
-
 static bool is_direct_output(const Graph *g, NodeId id) {
   OpKind op = g->nodes[id].op;
-  if (is_source_or_const(op) || op == OP_RESHAPE) return false;
+  if (graph_op_is_view(op)) return false;
   for (int i = 0; i < g->n_outputs; i++) {
     const GraphOutput *o = &g->outputs[i];
     if (o->node == id && (o->kind == OUT_VALUE || o->kind == OUT_GRAD)) return true;
@@ -112,64 +119,207 @@ static void planner_free(Planner *p, int64_t offset, int64_t size) {
   }
 }
 
-/* root[i]: the node whose bytes i uses; last[r]: the last node reading root r (n_nodes when
- * r feeds an output). */
-static void compute_liveness(const Graph *g, NodeId *root, uint32_t *last) {
-  for (uint32_t id = 0; id < g->n_nodes; id++) {
-    const Node *n = &g->nodes[id];
-    root[id] = n->op == OP_RESHAPE ? root[n->in[0]] : id;
-    last[id] = id;
-    for (int k = 0; k < n->n_in; k++)
-      last[root[n->in[k]]] = id;
-  }
-  for (int i = 0; i < g->n_outputs; i++)
-    last[root[g->outputs[i].node]] = g->n_nodes;
+/* The schedule and liveness of one graph; arrays have n_nodes + 1 entries. */
+typedef struct Plan {
+  Graph *g;
+  int32_t *kernel_of; /* graph_fill_kernels */
+  int32_t n_kernels;
+  bool *needs;        /* the node gets a workspace buffer of its own */
+  bool *donated;      /* the root's buffer was handed to an in-place output */
+  NodeId *root;       /* storage root (RESHAPE chains followed) */
+  int32_t *last;      /* per root: last reading kernel (n_kernels: live to the end) */
+  uint32_t *kmember;  /* members of kernel k: kmember[kstart[k] .. kstart[k + 1]) */
+  uint32_t *kstart;
+  uint32_t *dying;    /* roots dying in kernel k: dying[dstart[k] .. dstart[k + 1]) */
+  uint32_t *dstart;
+} Plan;
+
+static int64_t node_bytes(const Node *n) {
+  return align_up(shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype));
 }
 
-/* The allocation sweep; `dying` threads roots by their last use (head[u] .. next[r]). */
-static void plan(Graph *g, const NodeId *root, const uint32_t *last, uint32_t *head, uint32_t *next,
-                 Planner *p) {
-  uint32_t n = g->n_nodes;
-  for (uint32_t i = 0; i <= n; i++)
-    head[i] = IR_NONE;
-  for (uint32_t id = 0; id < n; id++) {
-    Node *node = &g->nodes[id];
-    node->offset = -1;
-    if (root[id] != id) {
-      node->offset = g->nodes[root[id]].offset;
-    } else if (!is_source_or_const(node->op) && !is_direct_output(g, id)) {
-      int64_t size = align_up(shape_numel(&node->shape) * (int64_t)dtype_size(node->dtype));
-      node->offset = planner_alloc(p, size);
-      next[id] = head[last[id]];
-      head[last[id]] = id;
-    }
-    for (uint32_t r = head[id]; r != IR_NONE; r = next[r]) {
-      const Node *dead = &g->nodes[r];
-      planner_free(p, dead->offset,
-                   align_up(shape_numel(&dead->shape) * (int64_t)dtype_size(dead->dtype)));
+static bool is_elementwise(OpKind op) {
+  return op == OP_BROADCAST || (ir_ops[op].fusion == FUSE_ELEMWISE && op != OP_CONST);
+}
+
+static void compute_liveness(Plan *p) {
+  const Graph *g = p->g;
+  bool *stored = p->donated; /* borrowed; cleared below */
+  graph_fill_stored(g, stored);
+  for (uint32_t id = 0; id < g->n_nodes; id++) {
+    const Node *n = &g->nodes[id];
+    p->root[id] = n->op == OP_RESHAPE ? p->root[n->in[0]] : id;
+    p->last[id] = p->kernel_of[id];
+    p->needs[id] = !graph_op_is_view(n->op) && stored[id] && !is_direct_output(g, id);
+    for (int k = 0; k < n->n_in; k++) {
+      NodeId r = p->root[n->in[k]];
+      if (p->kernel_of[id] > p->last[r]) p->last[r] = p->kernel_of[id];
     }
   }
+  for (int i = 0; i < g->n_outputs; i++)
+    p->last[p->root[g->outputs[i].node]] = p->n_kernels;
+  for (uint32_t id = 0; id < g->n_nodes; id++)
+    stored[id] = false;
+}
+
+/* Buckets ids by key (counting sort): out[start[k] .. start[k + 1]) in id order. */
+static void bucket(const Plan *p, const int32_t *key, bool (*take)(const Plan *, uint32_t),
+                   uint32_t *out, uint32_t *start) {
+  int32_t nk = p->n_kernels;
+  for (int32_t k = 0; k <= nk + 1; k++)
+    start[k] = 0;
+  for (uint32_t id = 0; id < p->g->n_nodes; id++)
+    if (take(p, id) && key[id] >= 0 && key[id] < nk) start[key[id] + 1]++;
+  for (int32_t k = 0; k < nk; k++)
+    start[k + 1] += start[k];
+  uint32_t *fill = start + nk + 1; /* scratch cursor: start has n_kernels + 2 + n slots */
+  for (int32_t k = 0; k < nk; k++)
+    fill[k] = start[k];
+  for (uint32_t id = 0; id < p->g->n_nodes; id++)
+    if (take(p, id) && key[id] >= 0 && key[id] < nk) out[fill[key[id]]++] = id;
+}
+
+static bool take_member(const Plan *p, uint32_t id) { return p->kernel_of[id] >= 0; }
+static bool take_root(const Plan *p, uint32_t id) { return p->needs[id]; }
+
+/* Whether kernel k reads the storage r (root r, or when r is IR_NONE any source (op, index))
+ * only through elementwise members at shape s: element i only to compute element i. (In a
+ * matmul kernel that means the epilogue, never the matmul's operands.) */
+static bool reads_at_shape(const Plan *p, int32_t k, NodeId r, OpKind op, int32_t index,
+                           const Shape *s) {
+  for (uint32_t i = p->kstart[k]; i < p->kstart[k + 1]; i++) {
+    const Node *m = &p->g->nodes[p->kmember[i]];
+    for (int j = 0; j < m->n_in; j++) {
+      NodeId x = p->root[m->in[j]];
+      const Node *xn = &p->g->nodes[x];
+      bool hit = r != IR_NONE ? x == r : xn->op == op && xn->attr.source.index == index;
+      if (hit && (!is_elementwise(m->op) || !shape_equal(&p->g->nodes[m->in[j]].shape, s)))
+        return false;
+    }
+  }
+  return true;
+}
+
+/* whether every read kernel k makes of the param/state source (op, index) is by an
+ * elementwise kernel at shape s, and no later kernel reads it */
+static bool source_dies_in(const Plan *p, int32_t k, OpKind op, int32_t index, const Shape *s) {
+  const Graph *g = p->g;
+  bool read_here = false;
+  for (uint32_t id = 0; id < g->n_nodes; id++) {
+    const Node *n = &g->nodes[id];
+    for (int j = 0; j < n->n_in; j++) {
+      const Node *src = &g->nodes[p->root[n->in[j]]];
+      if (src->op != op || src->attr.source.index != index) continue;
+      if (p->kernel_of[id] > k) return false;
+      read_here |= p->kernel_of[id] == k;
+    }
+  }
+  for (int i = 0; i < g->n_outputs; i++) { /* outputs are copied after every kernel */
+    const Node *src = &g->nodes[p->root[g->outputs[i].node]];
+    if (src->op == op && src->attr.source.index == index) return false;
+  }
+  return !read_here || reads_at_shape(p, k, IR_NONE, op, index, s);
+}
+
+/* An update output computed by a kernel after every other reader of its target is written
+ * straight into the caller's param/state (codegen then skips the write-back): the node of
+ * exactly one output, of kind OUT_PARAM_UPDATE or OUT_STATE_UPDATE. */
+static bool update_in_place(const Plan *p, NodeId id) {
+  const Graph *g = p->g;
+  const GraphOutput *upd = NULL;
+  for (int i = 0; i < g->n_outputs; i++) {
+    if (g->outputs[i].node != id) continue;
+    if (upd) return false;
+    upd = &g->outputs[i];
+  }
+  if (!upd || !is_elementwise(g->nodes[id].op) || p->kernel_of[id] < 0) return false;
+  if (upd->kind != OUT_PARAM_UPDATE && upd->kind != OUT_STATE_UPDATE) return false;
+  OpKind op = upd->kind == OUT_PARAM_UPDATE ? OP_PARAM : OP_STATE;
+  return source_dies_in(p, p->kernel_of[id], op, upd->target, &g->nodes[id].shape);
+}
+
+/* A buffer output `id` of kernel k may take over in place, or IR_NONE. */
+static NodeId inplace_donor(const Plan *p, int32_t k, NodeId id) {
+  const Node *out = &p->g->nodes[id];
+  if (!is_elementwise(out->op)) return IR_NONE; /* a matmul accumulates: never in place */
+  for (uint32_t i = p->kstart[k]; i < p->kstart[k + 1]; i++) {
+    const Node *m = &p->g->nodes[p->kmember[i]];
+    for (int j = 0; j < m->n_in; j++) {
+      NodeId r = p->root[m->in[j]];
+      const Node *rn = &p->g->nodes[r];
+      if (p->kernel_of[r] == k || !p->needs[r] || p->donated[r] || p->last[r] != k) continue;
+      if (node_bytes(rn) != node_bytes(out)) continue;
+      if (reads_at_shape(p, k, r, OP_COUNT, -1, &out->shape)) return r;
+    }
+  }
+  return IR_NONE;
+}
+
+/* The allocation sweep over kernels. */
+static void plan_kernels(Plan *p, Planner *pl) {
+  Graph *g = p->g;
+  for (uint32_t id = 0; id < g->n_nodes; id++)
+    g->nodes[id].offset = -1;
+  for (int32_t k = 0; k < p->n_kernels; k++) {
+    for (uint32_t i = p->kstart[k]; i < p->kstart[k + 1]; i++) {
+      NodeId id = p->kmember[i];
+      if (!p->needs[id]) continue;
+      if (update_in_place(p, id)) { /* written into its param/state by codegen */
+        p->needs[id] = false;
+        continue;
+      }
+      NodeId donor = inplace_donor(p, k, id);
+      if (donor != IR_NONE) {
+        p->donated[donor] = true;
+        g->nodes[id].offset = g->nodes[donor].offset;
+      } else {
+        g->nodes[id].offset = planner_alloc(pl, node_bytes(&g->nodes[id]));
+      }
+    }
+    for (uint32_t i = p->dstart[k]; i < p->dstart[k + 1]; i++) {
+      const Node *dead = &g->nodes[p->dying[i]];
+      if (!p->donated[p->dying[i]]) planner_free(pl, dead->offset, node_bytes(dead));
+    }
+  }
+  for (uint32_t id = 0; id < g->n_nodes; id++)
+    if (g->nodes[id].op == OP_RESHAPE) g->nodes[id].offset = g->nodes[p->root[id]].offset;
 }
 
 bool pass_memplan(Graph *g, PassCtx *c) {
-  uint32_t n = g->n_nodes;
-  NodeId *root = malloc((n + 1) * sizeof *root);
-  uint32_t *last = malloc((n + 1) * sizeof *last);
-  uint32_t *head = malloc((n + 1) * sizeof *head);
-  uint32_t *next = malloc((n + 1) * sizeof *next);
-  Planner p = {malloc((n + 1) * sizeof(Block)), 0, 0};
-  bool ok = root && last && head && next && p.free_list;
+  uint32_t n = g->n_nodes + 1;
+  Plan p = {.g = g};
+  p.kernel_of = malloc(n * sizeof *p.kernel_of);
+  p.needs = calloc(n, sizeof *p.needs);
+  p.donated = calloc(n, sizeof *p.donated);
+  p.root = malloc(n * sizeof *p.root);
+  p.last = malloc(n * sizeof *p.last);
+  p.kmember = malloc(n * sizeof *p.kmember);
+  p.kstart = malloc(2 * (n + 2) * sizeof *p.kstart);
+  p.dying = malloc(n * sizeof *p.dying);
+  p.dstart = malloc(2 * (n + 2) * sizeof *p.dstart);
+  Planner pl = {malloc(n * sizeof(Block)), 0, 0};
+  bool ok = p.kernel_of && p.needs && p.donated && p.root && p.last && p.kmember && p.kstart &&
+            p.dying && p.dstart && pl.free_list;
+  if (ok) p.n_kernels = graph_fill_kernels(g, p.kernel_of);
+  ok = ok && p.n_kernels >= 0;
   if (ok) {
-    compute_liveness(g, root, last);
-    plan(g, root, last, head, next, &p);
-    g->workspace_bytes = p.top;
+    compute_liveness(&p);
+    bucket(&p, p.kernel_of, take_member, p.kmember, p.kstart);
+    bucket(&p, p.last, take_root, p.dying, p.dstart);
+    plan_kernels(&p, &pl);
+    g->workspace_bytes = pl.top;
   } else {
     diag_error(c->diag, (SrcLoc){0}, "out of memory while planning the workspace of '%s'", g->name);
   }
-  free(root);
-  free(last);
-  free(head);
-  free(next);
-  free(p.free_list);
+  free(p.kernel_of);
+  free(p.needs);
+  free(p.donated);
+  free(p.root);
+  free(p.last);
+  free(p.kmember);
+  free(p.kstart);
+  free(p.dying);
+  free(p.dstart);
+  free(pl.free_list);
   return ok;
 }

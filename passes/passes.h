@@ -35,6 +35,32 @@ void pass_ctx_fini(PassCtx *c);
 /* Derive the entry graphs of m from m->model (forward; one train graph per TrainStep) and
  * run the pipeline on each. Returns false with diagnostics on error. */
 bool passes_run_module(Module *m, PassCtx *c);
+/* ---- the kernel schedule (passes/kernels.c): analyses shared by memplan, codegen users and
+ * `lathe dump`. A kernel is a fusion group (Node.group >= 0, see passes/fuse.c) or one
+ * ungrouped computing node; it runs at the position of its last member, so kernels execute in
+ * the order of their last members' ids. Sources, constants and reshapes need no code. ---- */
+
+/* true for the ops that produce no kernel: INPUT, PARAM, STATE, CONST, RESHAPE */
+bool graph_op_is_view(OpKind op);
+/* kernel_of[id] = index, in execution order, of the kernel computing node id, or -1 when the
+ * node needs no code. Returns the number of kernels. kernel_of has n_nodes entries. */
+int32_t graph_fill_kernels(const Graph *g, int32_t *kernel_of);
+/* stored[id] = whether node id's value is materialized: it is a graph output, or read by a
+ * node of another kernel. A fused member that is not stored lives in a register only. */
+void graph_fill_stored(const Graph *g, bool *stored);
+
+typedef struct PlanBuffer {
+  NodeId node;     /* the node whose value the buffer holds (its storage root) */
+  int64_t bytes;   /* size, rounded up to the plan's 64-byte alignment */
+  int64_t offset;  /* byte offset in the workspace (node->offset) */
+  int32_t first;   /* kernel that writes it */
+  int32_t last;    /* last kernel that reads it; n_kernels when it is live to the end */
+} PlanBuffer;
+/* After memplan: one entry per workspace buffer (out has room for n_nodes), in the order they
+ * are defined; returns the count. *total_bytes (if non-NULL) receives the sum of their sizes
+ * — what the entry would need without any reuse. */
+int graph_fill_buffers(const Graph *g, PlanBuffer *out, int64_t *total_bytes);
+
 /* names and descriptions, for --help and --disable checking */
 int passes_count(void);
 const char *passes_name(int i);

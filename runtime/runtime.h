@@ -7,6 +7,8 @@
 #ifndef LATHE_RUNTIME_RUNTIME_H
 #define LATHE_RUNTIME_RUNTIME_H
 
+#include <stdio.h>
+
 #include "ir/ir.h"
 #include "lathe/model_info.h"
 
@@ -31,7 +33,8 @@ typedef struct RtTensorSet {
 
 void rt_set_init(RtTensorSet *s);
 void rt_set_fini(RtTensorSet *s);
-Tensor *rt_set_add(RtTensorSet *s, const char *name, DType t, const Shape *shape); /* zeroed */
+/* a zeroed tensor named name (replacing any tensor of that name); NULL on out of memory */
+Tensor *rt_set_add(RtTensorSet *s, const char *name, DType t, const Shape *shape);
 const Tensor *rt_set_find(const RtTensorSet *s, const char *name);
 bool rt_safetensors_read(const char *path, RtTensorSet *out, Diag *d);
 bool rt_safetensors_write(const char *path, const RtTensorSet *s, Diag *d);
@@ -68,5 +71,29 @@ typedef struct RtDataset {
 /* spec: "fashion-mnist" or "fashion-mnist=DIR"; train_split false = the test split */
 bool rt_dataset_load(RtDataset *ds, const char *spec, bool train_split, Diag *d);
 void rt_dataset_fini(RtDataset *ds);
+
+/* ---- training progress bar (progress.c) ---- */
+typedef struct RtProgress {
+  FILE *out;           /* where the bar is drawn (stderr in the CLI); NULL = silent */
+  bool tty;            /* out is a terminal: redraw in place with '\r' */
+  int epoch, epochs;   /* 1-based epoch of total */
+  int64_t total, done; /* samples in the epoch / done so far */
+  double loss, acc;    /* latest values; acc < 0 = not shown, else a fraction in [0, 1] */
+  double t0;           /* rt_progress_now() at start */
+  double last_draw;    /* time of the last redraw; -1 = never */
+  int last_tenth;      /* not a tty: tenths of the epoch already printed */
+} RtProgress;
+
+double rt_progress_now(void); /* monotonic seconds */
+void rt_progress_start(RtProgress *p, FILE *out, int epoch, int epochs, int64_t total);
+void rt_progress_update(RtProgress *p, int64_t done, double loss, double acc);
+void rt_progress_finish(RtProgress *p); /* final line of the epoch, newline-terminated */
+/* "epoch 1/3 [=====>    ] 512/60000 loss 0.4312 acc 85.1% 12345 samples/s ETA 0:12" */
+void rt_progress_format(const RtProgress *p, double elapsed, char *buf, size_t size);
+
+/* ---- SVG plot of the training curves (plot.c) ---- */
+/* n epochs; any series may be NULL; test_acc is a fraction in [0, 1]; written atomically */
+bool rt_plot_write(const char *path, const char *title, const double *train_loss,
+                   const double *test_loss, const double *test_acc, int n, Diag *d);
 
 #endif

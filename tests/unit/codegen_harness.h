@@ -62,7 +62,8 @@ static inline void cgh_print_file(const char *path) {
   if (!f) return;
   char buf[4096];
   size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stderr);
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    fwrite(buf, 1, n, stderr);
   fclose(f);
 }
 
@@ -77,8 +78,8 @@ typedef struct CghBuild {
 static inline int cgh_compile(CghBuild *b, const char *cc, const char *flags, const char *out) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd,
-           "%s -std=c99 -Wall -Wextra -Werror %s -o %s/%s %s/%s.c -lm > %s/cc.log 2>&1", cc,
-           flags, b->dir, out, b->dir, b->model, b->dir);
+           "%s -std=c99 -Wall -Wextra -Werror %s -o %s/%s %s/%s.c > %s/cc.log 2>&1", cc, flags,
+           b->dir, out, b->dir, b->model, b->dir);
   int rc = system(cmd);
   if (rc != 0) {
     char path[256];
@@ -109,7 +110,7 @@ static inline void cgh_setup(CghBuild *b, const char *model, const char *c_text,
 static inline void cgh_build(CghBuild *b, const char *cc) {
   char so[160], path[320], sym[128];
   snprintf(so, sizeof so, "%s-%s.so", b->model, cc);
-  ck_assert_msg(cgh_compile(b, cc, "-O1 -shared -fPIC", so) == 0, "%s rejected the C", cc);
+  ck_assert_msg(cgh_compile(b, cc, "-O1 -shared -fPIC -lm", so) == 0, "%s rejected the C", cc);
   snprintf(path, sizeof path, "%s/%s", b->dir, so);
   b->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   ck_assert_msg(b->handle != NULL, "dlopen: %s", dlerror());
@@ -177,8 +178,8 @@ static inline void *cgh_pack(size_t bytes, const lathe_tensor_info *infos, int n
   unsigned char *blob = calloc(1, bytes + 64);
   ck_assert(blob != NULL);
   for (int i = 0; i < n; i++) {
-    ck_assert_int_eq((long long)infos[i].bytes,
-                     (long long)(shape_numel(&tensors[i].shape) * (int64_t)dtype_size(tensors[i].dtype)));
+    ck_assert_int_eq((long long)infos[i].bytes, (long long)(shape_numel(&tensors[i].shape) *
+                                                            (int64_t)dtype_size(tensors[i].dtype)));
     memcpy(blob + infos[i].offset, tensors[i].data, infos[i].bytes);
   }
   return blob;
@@ -186,8 +187,8 @@ static inline void *cgh_pack(size_t bytes, const lathe_tensor_info *infos, int n
 
 /* Runs entry `index` of m through the loaded model and compares with ir_eval. */
 static inline void cgh_check_entry(const CghBuild *b, const Module *m, int index,
-                                   const Tensor *inputs, const Tensor *params,
-                                   const Tensor *states, double rtol) {
+                                   const Tensor *inputs, const Tensor *params, const Tensor *states,
+                                   double rtol) {
   const Graph *g = m->entries[index];
   Diag d;
   diag_init(&d);
@@ -207,7 +208,8 @@ static inline void cgh_check_entry(const CghBuild *b, const Module *m, int index
     if (a->role == LATHE_ARG_STATE) args[i] = s;
     if (a->role == LATHE_ARG_WORKSPACE) args[i] = ws;
     if (a->role == LATHE_ARG_INPUT) {
-      while (n_in < m->n_inputs && strcmp(m->inputs[n_in].name, a->tensor->name) != 0) n_in++;
+      while (n_in < m->n_inputs && strcmp(m->inputs[n_in].name, a->tensor->name) != 0)
+        n_in++;
       ck_assert_msg(n_in < m->n_inputs, "input %s", a->tensor->name);
       args[i] = inputs[n_in].data;
     }
@@ -219,7 +221,8 @@ static inline void cgh_check_entry(const CghBuild *b, const Module *m, int index
     const GraphOutput *go = &g->outputs[o];
     const Tensor *ref = &outs[o];
     if (go->kind == OUT_VALUE || go->kind == OUT_GRAD) {
-      while (e->args[i].role != LATHE_ARG_OUTPUT) i++;
+      while (e->args[i].role != LATHE_ARG_OUTPUT)
+        i++;
       ck_assert_str_eq(e->args[i].tensor->name, go->name);
       cgh_expect_close(go->name, ref->dtype, out_bufs[i], ref, rtol);
       i++;
@@ -236,8 +239,10 @@ static inline void cgh_check_entry(const CghBuild *b, const Module *m, int index
     }
   }
   (void)n_out;
-  for (int o = 0; o < g->n_outputs; o++) tensor_free(&outs[o]);
-  for (int i = 0; i < e->n_args; i++) free(out_bufs[i]);
+  for (int o = 0; o < g->n_outputs; o++)
+    tensor_free(&outs[o]);
+  for (int i = 0; i < e->n_args; i++)
+    free(out_bufs[i]);
   free(outs);
   free(out_bufs);
   free(args);
@@ -257,7 +262,8 @@ static inline void cgh_check_module(Module *m, const Tensor *inputs, const Tenso
   cgh_setup(&b, m->name, c_text, h_text);
   for (int k = 0; k < CGH_N_COMPILERS; k++) {
     cgh_build(&b, cgh_compilers[k]);
-    for (int i = 0; i < m->n_entries; i++) cgh_check_entry(&b, m, i, inputs, params, states, rtol);
+    for (int i = 0; i < m->n_entries; i++)
+      cgh_check_entry(&b, m, i, inputs, params, states, rtol);
     cgh_unload(&b);
   }
   cgh_cleanup(&b);

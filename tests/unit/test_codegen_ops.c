@@ -14,7 +14,8 @@ static Shape shp(int rank, ...) {
   int64_t dims[IR_MAX_RANK] = {0};
   va_list ap;
   va_start(ap, rank);
-  for (int i = 0; i < rank; i++) dims[i] = va_arg(ap, int);
+  for (int i = 0; i < rank; i++)
+    dims[i] = va_arg(ap, int);
   va_end(ap);
   return shape_make(rank, dims);
 }
@@ -83,9 +84,8 @@ static void fx_check(Fixture *fx, double rtol) {
   diag_fini(&fx->d);
 }
 
-static const OpKind binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAXIMUM, OP_MINIMUM,
-                                    OP_POW, OP_LT,  OP_LE,  OP_GT,  OP_GE,      OP_EQ,
-                                    OP_NE};
+static const OpKind binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAXIMUM, OP_MINIMUM, OP_POW,
+                                    OP_LT,  OP_LE,  OP_GT,  OP_GE,  OP_EQ,      OP_NE};
 
 static void binary_case(DType t, double rtol) {
   Fixture fx;
@@ -101,20 +101,24 @@ static void binary_case(DType t, double rtol) {
     fx_out(&fx, name, fx_add(&fx, binary_ops[i], z, z, NULL)); /* fast path, equal shapes */
   }
   NodeId two = graph_add_scalar(fx.g, t, 2.0, LOC);
-  fx_out(&fx, "scaled", fx_add(&fx, OP_MUL, z, two, NULL));   /* literal operand */
-  fx_out(&fx, "rscaled", fx_add(&fx, OP_SUB, two, y, NULL));  /* literal on the left */
+  fx_out(&fx, "scaled", fx_add(&fx, OP_MUL, z, two, NULL));  /* literal operand */
+  fx_out(&fx, "rscaled", fx_add(&fx, OP_SUB, two, y, NULL)); /* literal on the left */
   fx_out(&fx, "eq_mixed", fx_add(&fx, OP_EQ, x, x, NULL));
   fx_check(&fx, rtol);
 }
 
-START_TEST(test_binary_f32) { binary_case(DT_F32, 1e-5); }
+START_TEST(test_binary_f32) {
+  binary_case(DT_F32, 1e-5);
+}
 END_TEST
 
-START_TEST(test_binary_f64) { binary_case(DT_F64, 1e-12); }
+START_TEST(test_binary_f64) {
+  binary_case(DT_F64, 1e-12);
+}
 END_TEST
 
-static const OpKind unary_ops[] = {OP_NEG,  OP_EXP,     OP_LOG,  OP_SQRT,     OP_ABS, OP_SIGN,
-                                   OP_RELU, OP_SIGMOID, OP_TANH, OP_STOP_GRAD};
+static const OpKind unary_ops[] = {OP_NEG,  OP_EXP,  OP_LOG,     OP_SQRT, OP_ABS,
+                                   OP_SIGN, OP_RELU, OP_SIGMOID, OP_TANH, OP_STOP_GRAD};
 
 static void unary_case(DType t, double rtol) {
   Fixture fx;
@@ -130,13 +134,23 @@ static void unary_case(DType t, double rtol) {
   fx_out(&fx, "cast_float", fx_add(&fx, OP_CAST, x, IR_NONE, &cast));
   NodeAttr to_int = {.cast = {DT_I32}};
   fx_out(&fx, "cast_int", fx_add(&fx, OP_CAST, x, IR_NONE, &to_int));
+  NodeAttr to_u8 = {.cast = {DT_U8}}; /* saturates below 0 like the evaluator */
+  NodeId big = fx_add(&fx, OP_EXP, fx_add(&fx, OP_MUL, x, x, NULL), IR_NONE, NULL);
+  fx_out(&fx, "cast_u8", fx_add(&fx, OP_CAST, x, IR_NONE, &to_u8));
+  fx_out(&fx, "cast_u8_big", fx_add(&fx, OP_CAST, big, IR_NONE, &to_u8)); /* up to e^9 */
+  NodeAttr to_i64 = {.cast = {DT_I64}};
+  fx_out(&fx, "cast_i64", fx_add(&fx, OP_CAST, big, IR_NONE, &to_i64));
   fx_check(&fx, rtol);
 }
 
-START_TEST(test_unary_f32) { unary_case(DT_F32, 1e-5); }
+START_TEST(test_unary_f32) {
+  unary_case(DT_F32, 1e-5);
+}
 END_TEST
 
-START_TEST(test_unary_f64) { unary_case(DT_F64, 1e-12); }
+START_TEST(test_unary_f64) {
+  unary_case(DT_F64, 1e-12);
+}
 END_TEST
 
 static NodeId matmul(Fixture *fx, NodeId a, NodeId b, bool ta, bool tb) {
@@ -163,10 +177,14 @@ static void matmul_case(DType t, double rtol) {
   fx_check(&fx, rtol);
 }
 
-START_TEST(test_matmul_f32) { matmul_case(DT_F32, 1e-5); }
+START_TEST(test_matmul_f32) {
+  matmul_case(DT_F32, 1e-5);
+}
 END_TEST
 
-START_TEST(test_matmul_f64) { matmul_case(DT_F64, 1e-12); }
+START_TEST(test_matmul_f64) {
+  matmul_case(DT_F64, 1e-12);
+}
 END_TEST
 
 static NodeId softmax(Fixture *fx, OpKind op, NodeId x, int axis) {
@@ -187,10 +205,14 @@ static void softmax_case(DType t, double rtol) {
   fx_check(&fx, rtol);
 }
 
-START_TEST(test_softmax_f32) { softmax_case(DT_F32, 1e-5); }
+START_TEST(test_softmax_f32) {
+  softmax_case(DT_F32, 1e-5);
+}
 END_TEST
 
-START_TEST(test_softmax_f64) { softmax_case(DT_F64, 1e-12); }
+START_TEST(test_softmax_f64) {
+  softmax_case(DT_F64, 1e-12);
+}
 END_TEST
 
 static NodeId reduce(Fixture *fx, OpKind op, NodeId x, uint32_t axes, bool keep) {
@@ -213,10 +235,14 @@ static void reduce_case(DType t, double rtol) {
   fx_check(&fx, rtol);
 }
 
-START_TEST(test_reduce_f32) { reduce_case(DT_F32, 1e-5); }
+START_TEST(test_reduce_f32) {
+  reduce_case(DT_F32, 1e-5);
+}
 END_TEST
 
-START_TEST(test_reduce_f64) { reduce_case(DT_F64, 1e-12); }
+START_TEST(test_reduce_f64) {
+  reduce_case(DT_F64, 1e-12);
+}
 END_TEST
 
 START_TEST(test_structure) {
@@ -240,7 +266,8 @@ START_TEST(test_structure) {
   fx_out(&fx, "one_hot", fx_add(&fx, OP_ONE_HOT, labels, IR_NONE, &oh));
   NodeAttr k = {.constant = {0, NULL, DT_F32, shp(2, 3, 4)}};
   double *data = arena_alloc(&fx.g->arena, 12 * sizeof *data);
-  for (int i = 0; i < 12; i++) data[i] = 0.25 * i - 1;
+  for (int i = 0; i < 12; i++)
+    data[i] = 0.25 * i - 1;
   k.constant.data = data;
   NodeId table = graph_add(fx.g, OP_CONST, NULL, 0, &k, LOC, &fx.d);
   ck_assert(table != IR_NONE);
@@ -313,6 +340,44 @@ START_TEST(test_train_and_grad_entries) {
 }
 END_TEST
 
+/* A forward entry that reads state (running statistics) gets a const state argument; a named
+ * train step gets its own symbol and workspace constant; f64 throughout. */
+START_TEST(test_state_reader_and_named_step) {
+  Fixture fx;
+  fx_init(&fx, "bn", "forward");
+  NodeId x = fx_input(&fx, "x", DT_F64, shp(2, 5, 4), -1, 1);
+  NodeId mean = fx_state(&fx, "bn.mean", DT_F64, shp(1, 4));
+  NodeId scale = fx_param(&fx, "bn.scale", DT_F64, shp(1, 4));
+  NodeId y = fx_add(&fx, OP_MUL, fx_add(&fx, OP_SUB, x, mean, NULL), scale, NULL);
+  fx_out(&fx, "y", y);
+  Graph *fwd = fx.g;
+  fx.g = graph_new(fx.m, "train_disc");
+  module_add_entry(fx.m, fx.g);
+  x = graph_add_source(fx.g, OP_INPUT, 0, LOC);
+  mean = graph_add_source(fx.g, OP_STATE, 0, LOC);
+  scale = graph_add_source(fx.g, OP_PARAM, 0, LOC);
+  NodeAttr cols = {.reduce = {1u, false}};
+  NodeId batch_mean = fx_add(&fx, OP_MEAN, x, IR_NONE, &cols);
+  NodeId centered = fx_add(&fx, OP_SUB, x, batch_mean, NULL);
+  NodeId loss = reduce(&fx, OP_MEAN, fx_add(&fx, OP_MUL, centered, scale, NULL), 3u, false);
+  NodeId half = graph_add_scalar(fx.g, DT_F64, 0.5, LOC);
+  NodeId new_mean = fx_add(&fx, OP_ADD, fx_add(&fx, OP_MUL, mean, half, NULL),
+                           fx_add(&fx, OP_MUL, batch_mean, half, NULL), NULL);
+  graph_add_output(fx.g, "loss", loss, OUT_LOSS, -1);
+  graph_add_output(fx.g, "bn.mean", new_mean, OUT_STATE_UPDATE, 0);
+  fx.g = fwd;
+  cgh_plan(fx.m);
+  char *c_text, *h_text;
+  cgh_emit(fx.m, false, &c_text, &h_text);
+  ck_assert(strstr(h_text, "void bn_forward(const bn_params *p, const bn_state *s,") != NULL);
+  ck_assert(strstr(h_text, "double bn_train_disc(const bn_params *p, bn_state *s,") != NULL);
+  ck_assert(strstr(h_text, "enum { BN_TRAIN_DISC_WORKSPACE_BYTES = ") != NULL);
+  free(c_text);
+  free(h_text);
+  fx_check(&fx, 1e-12);
+}
+END_TEST
+
 static Suite *codegen_ops_suite(void) {
   Suite *s = suite_create("codegen_ops");
   TCase *tc = tcase_create("ops");
@@ -330,8 +395,11 @@ static Suite *codegen_ops_suite(void) {
   tcase_add_test(tc, test_structure);
   tcase_add_test(tc, test_mlp_chain);
   tcase_add_test(tc, test_train_and_grad_entries);
+  tcase_add_test(tc, test_state_reader_and_named_step);
   suite_add_tcase(s, tc);
   return s;
 }
 
-int main(void) { return test_run_suite(codegen_ops_suite()); }
+int main(void) {
+  return test_run_suite(codegen_ops_suite());
+}

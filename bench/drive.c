@@ -1,0 +1,203 @@
+/* bench/drive.c — times one entry point of a model compiled by `lathe compile`.
+ *
+ * Built together with the generated code: cc -O3 -march=native -I DIR
+ *   -DMODEL_HEADER='"mm.h"' -DMODEL_INFO=mm_info bench/drive.c DIR/mm.c -lm
+ * It needs nothing from lathe itself: it reads the generated descriptor (<model>_info from
+ * <model>.h) for the sizes of the params and state structs, the workspace and every argument,
+ * allocates them 64-byte aligned, runs <model>_init, fills the inputs (f32 uniform in [0, 1),
+ * integers uniform in [0, --int-range)), and calls the entry through the descriptor's `call`
+ * wrapper, which forwards to <model>_<entry> with the arguments in the generated order.
+ *
+ * Timing: one warm-up call, a calibration that doubles the number of calls until a batch
+ * lasts --min-time / 4 (more warm-up), then reps timed runs of enough calls to last
+ * --min-time each; prints the median seconds per call. Train entries
+ * update params and state in place on every call, as a training loop would.
+ *
+ * --check-matmul verifies a forward entry `c = a @ b` (inputs [M, K] and [K, N], output
+ * [M, N]) on 256 sampled elements against a double-precision dot product, so a wrong kernel
+ * is reported instead of timed. Exit status 1 on a failed check or bad entry, 2 on usage.
+ *
+ * Output (stdout): `seconds <median> calls <n> reps <r>` and, for entries returning a loss,
+ * `loss <last loss>`.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include MODEL_HEADER
+
+enum { MAX_ARGS = 64, MAX_REPS = 64 };
+
+typedef struct Options {
+  const char *entry;
+  int reps;
+  double min_time;
+  int int_range;
+  int check_matmul;
+} Options;
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+  *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+  return *s;
+}
+
+static void *alloc64(size_t bytes) {
+  void *p = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+  if (!p) {
+    fprintf(stderr, "drive: out of memory (%zu bytes)\n", bytes);
+    exit(1);
+  }
+  memset(p, 0, bytes + 64);
+  return p;
+}
+
+static int64_t elements(const lathe_tensor_info *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->rank; i++) n *= t->shape[i];
+  return n;
+}
+
+static void fill_input(void *data, const lathe_tensor_info *t, int int_range, uint64_t *rng) {
+  int64_t n = elements(t);
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t r = rng_next(rng);
+    switch (t->dtype) {
+    case LATHE_F32: ((float *)data)[i] = (float)(r >> 40) / (float)(1 << 24); break;
+    case LATHE_F64: ((double *)data)[i] = (double)(r >> 11) / 9007199254740992.0; break;
+    case LATHE_I32: ((int32_t *)data)[i] = (int32_t)(r % (uint64_t)int_range); break;
+    case LATHE_I64: ((int64_t *)data)[i] = (int64_t)(r % (uint64_t)int_range); break;
+    default: ((uint8_t *)data)[i] = (uint8_t)(r % (uint64_t)int_range); break;
+    }
+  }
+}
+
+static const lathe_entry_info *find_entry(const lathe_model_info *m, const char *name) {
+  for (int i = 0; i < m->n_entries; i++)
+    if (strcmp(m->entries[i].name, name) == 0) return &m->entries[i];
+  fprintf(stderr, "drive: model '%s' has no entry '%s'; it has:", m->name, name);
+  for (int i = 0; i < m->n_entries; i++) fprintf(stderr, " %s", m->entries[i].name);
+  fputc('\n', stderr);
+  return NULL;
+}
+
+/* Points args[i] at storage for argument i of e. */
+static void bind_args(const lathe_model_info *m, const lathe_entry_info *e, const Options *o,
+                      void **args) {
+  void *params = alloc64(m->params_bytes), *state = alloc64(m->state_bytes);
+  m->init(params, state, 0);
+  uint64_t rng = 0x2545F4914F6CDD1Dull;
+  for (int i = 0; i < e->n_args; i++) {
+    const lathe_arg_info *a = &e->args[i];
+    switch (a->role) {
+    case LATHE_ARG_PARAMS: args[i] = params; break;
+    case LATHE_ARG_STATE: args[i] = state; break;
+    case LATHE_ARG_WORKSPACE: args[i] = alloc64(e->workspace_bytes); break;
+    default:
+      args[i] = alloc64(a->tensor->bytes);
+      if (a->role == LATHE_ARG_INPUT) fill_input(args[i], a->tensor, o->int_range, &rng);
+    }
+  }
+}
+
+/* 256 sampled elements of c = a @ b against double-precision dot products. */
+static int check_matmul(const lathe_entry_info *e, void *const *args) {
+  const lathe_tensor_info *t[3];
+  void *d[3];
+  int n = 0;
+  for (int i = 0; i < e->n_args; i++)
+    if ((e->args[i].role == LATHE_ARG_INPUT || e->args[i].role == LATHE_ARG_OUTPUT) && n < 3)
+      t[n] = e->args[i].tensor, d[n++] = args[i];
+  if (n != 3 || t[0]->dtype != LATHE_F32 || t[0]->rank != 2 || t[1]->rank != 2 ||
+      t[2]->rank != 2 || t[0]->shape[1] != t[1]->shape[0] || t[2]->shape[0] != t[0]->shape[0] ||
+      t[2]->shape[1] != t[1]->shape[1]) {
+    fprintf(stderr, "drive: --check-matmul needs inputs [M,K], [K,N] and output [M,N]\n");
+    return 0;
+  }
+  int64_t M = t[0]->shape[0], K = t[0]->shape[1], N = t[1]->shape[1];
+  const float *a = d[0], *b = d[1], *c = d[2];
+  uint64_t rng = 12345;
+  for (int s = 0; s < 256; s++) {
+    int64_t i = (int64_t)(rng_next(&rng) % (uint64_t)M);
+    int64_t j = (int64_t)(rng_next(&rng) % (uint64_t)N);
+    double want = 0;
+    for (int64_t k = 0; k < K; k++) want += (double)a[i * K + k] * (double)b[k * N + j];
+    if (!(fabs(c[i * N + j] - want) <= 1e-4 * want + 1e-4)) {
+      fprintf(stderr, "drive: matmul check failed at c[%lld][%lld]: got %.9g, want %.9g\n",
+              (long long)i, (long long)j, (double)c[i * N + j], want);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Doubles the number of calls (all warm-up) until a batch lasts min_time / 4; returns the
+ * number of calls that lasts about min_time. */
+static long calibrate(const lathe_entry_info *e, void *const *args, double *loss,
+                      double min_time) {
+  for (long calls = 1;; calls *= 2) {
+    double t0 = now_seconds();
+    for (long i = 0; i < calls; i++) e->call(args, loss);
+    double elapsed = now_seconds() - t0;
+    if (elapsed >= min_time / 4 || calls >= (1L << 40)) {
+      long n = (long)((double)calls * min_time / (elapsed > 1e-9 ? elapsed : 1e-9));
+      return n > 0 ? n : 1;
+    }
+  }
+}
+
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static int parse_options(Options *o, int argc, char **argv) {
+  *o = (Options){NULL, 5, 0.2, 10, 0};
+  for (int i = 1; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(argv[i], "--check-matmul") == 0) o->check_matmul = 1;
+    else if (strcmp(argv[i], "--reps") == 0 && v) o->reps = atoi(v), i++;
+    else if (strcmp(argv[i], "--min-time") == 0 && v) o->min_time = atof(v), i++;
+    else if (strcmp(argv[i], "--int-range") == 0 && v) o->int_range = atoi(v), i++;
+    else if (argv[i][0] != '-' && !o->entry) o->entry = argv[i];
+    else return 0;
+  }
+  return o->entry && o->reps >= 1 && o->reps <= MAX_REPS && o->min_time > 0 && o->int_range >= 1;
+}
+
+int main(int argc, char **argv) {
+  Options o;
+  if (!parse_options(&o, argc, argv)) {
+    fprintf(stderr, "usage: drive ENTRY [--reps 1..64] [--min-time SECONDS] "
+                    "[--int-range K] [--check-matmul]\n");
+    return 2;
+  }
+  const lathe_model_info *m = &MODEL_INFO;
+  const lathe_entry_info *e = find_entry(m, o.entry);
+  if (!e || e->n_args > MAX_ARGS) return 1;
+  void *args[MAX_ARGS];
+  bind_args(m, e, &o, args);
+  double loss = 0;
+  e->call(args, &loss); /* first warm-up call: page faults, cold caches */
+  if (o.check_matmul && !check_matmul(e, args)) return 1;
+  long calls = calibrate(e, args, &loss, o.min_time);
+  double per_call[MAX_REPS];
+  for (int r = 0; r < o.reps; r++) {
+    double t0 = now_seconds();
+    for (long i = 0; i < calls; i++) e->call(args, &loss);
+    per_call[r] = (now_seconds() - t0) / (double)calls;
+  }
+  qsort(per_call, (size_t)o.reps, sizeof per_call[0], compare_doubles);
+  printf("seconds %.9g calls %ld reps %d\n", per_call[o.reps / 2], calls, o.reps);
+  if (e->returns_loss) printf("loss %.6g\n", loss);
+  return 0;
+}

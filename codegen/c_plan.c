@@ -1,0 +1,106 @@
+/* codegen/c_plan.c — the memory plan as documentation and checks in the generated header.
+ *
+ * For every entry: a comment table of its workspace buffers (C name, bytes, offset, live
+ * range in kernels, binding and source line) and a C99-compatible static assertion (a
+ * negative-size array typedef at file scope, warning-free under -Wall -Wextra) that every
+ * buffer ends inside <ENTRY>_WORKSPACE_BYTES. Kernels are numbered as codegen emits them: an
+ * ungrouped computing node where it stands, a fusion group at its last member (the schedule
+ * of passes/kernels.c, recomputed here because codegen does not link the passes).
+ */
+#include "backend.h"
+
+#include <stdlib.h>
+
+static bool is_view(OpKind op) {
+  return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST ||
+         op == OP_RESHAPE;
+}
+
+/* kernel index of every node (-1: no code); returns the kernel count */
+static int32_t number_kernels(const Graph *g, int32_t *kernel_of, uint32_t *last_member) {
+  uint32_t n = g->n_nodes;
+  for (uint32_t id = 0; id < n; id++)
+    last_member[id] = IR_NONE;
+  for (uint32_t id = 0; id < n; id++)
+    if (g->nodes[id].group >= 0 && (uint32_t)g->nodes[id].group < n)
+      last_member[g->nodes[id].group] = id;
+  int32_t count = 0;
+  for (uint32_t id = 0; id < n; id++) {
+    const Node *nd = &g->nodes[id];
+    kernel_of[id] = -1;
+    if (is_view(nd->op)) continue;
+    if (nd->group < 0 || (uint32_t)nd->group >= n) kernel_of[id] = count++;
+    else if (last_member[nd->group] == id) kernel_of[nd->group] = count++;
+  }
+  for (uint32_t id = 0; id < n; id++) {
+    const Node *nd = &g->nodes[id];
+    if (!is_view(nd->op) && nd->group >= 0 && (uint32_t)nd->group < n)
+      kernel_of[id] = kernel_of[nd->group];
+  }
+  return count;
+}
+
+static NodeId root_of(const Graph *g, NodeId id) {
+  while (g->nodes[id].op == OP_RESHAPE)
+    id = g->nodes[id].in[0];
+  return id;
+}
+
+/* last[id]: the last kernel reading buffer id (n_kernels: read after the kernels) */
+static void last_reads(const Graph *g, const int32_t *kernel_of, int32_t n_kernels,
+                       int32_t *last) {
+  for (uint32_t id = 0; id < g->n_nodes; id++)
+    last[id] = kernel_of[id];
+  for (uint32_t id = 0; id < g->n_nodes; id++)
+    for (int k = 0; k < g->nodes[id].n_in; k++) {
+      NodeId r = root_of(g, g->nodes[id].in[k]);
+      if (kernel_of[id] > last[r]) last[r] = kernel_of[id];
+    }
+  for (int i = 0; i < g->n_outputs; i++)
+    last[root_of(g, g->outputs[i].node)] = n_kernels;
+}
+
+static void plan_rows(Backend *b, const Graph *g, const int32_t *kernel_of, const int32_t *last,
+                      int32_t n_kernels, CgBuf *h, int64_t *end) {
+  for (uint32_t id = 0; id < g->n_nodes; id++) {
+    const Node *n = &g->nodes[id];
+    if (is_view(n->op) || n->offset < 0) continue;
+    int64_t bytes = shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype);
+    if (n->offset + bytes > *end) *end = n->offset + bytes;
+    const char *name = n->name ? arena_printf(&b->arena, "t%u (%s)", id, n->name)
+                               : arena_printf(&b->arena, "t%u", id);
+    const char *range = last[id] >= n_kernels ? arena_printf(&b->arena, "%d..end", kernel_of[id])
+                                              : arena_printf(&b->arena, "%d..%d", kernel_of[id],
+                                                             last[id]);
+    const char *where = n->loc.file ? arena_printf(&b->arena, "%s:%u", n->loc.file, n->loc.line)
+                                    : "-";
+    cg_buf_printf(h, " *   %-24s %10lld %10lld  %-10s %s\n",
+                  cg_comment_safe(&b->arena, name), (long long)bytes, (long long)n->offset, range,
+                  cg_comment_safe(&b->arena, where));
+  }
+}
+
+void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h) {
+  const Graph *g = ep->g;
+  uint32_t n = g->n_nodes + 1;
+  int32_t *kernel_of = malloc(n * sizeof *kernel_of), *last = malloc(n * sizeof *last);
+  uint32_t *members = malloc(n * sizeof *members);
+  if (!kernel_of || !last || !members) {
+    h->oom = true;
+  } else {
+    int32_t n_kernels = number_kernels(g, kernel_of, members);
+    last_reads(g, kernel_of, n_kernels, last);
+    cg_buf_printf(h, "/* workspace plan of %s: %d kernels, %lld bytes\n", ep->symbol, n_kernels,
+                  (long long)g->workspace_bytes);
+    cg_buf_printf(h, " *   %-24s %10s %10s  %-10s %s\n", "buffer", "bytes", "offset", "kernels",
+                  "source");
+    int64_t end = 0;
+    plan_rows(b, g, kernel_of, last, n_kernels, h, &end);
+    cg_buf_puts(h, " */\n");
+    cg_buf_printf(h, "typedef char %s_plan_fits_[(%lld <= %s_WORKSPACE_BYTES) ? 1 : -1];\n\n",
+                  ep->upper, (long long)end, ep->upper);
+  }
+  free(kernel_of);
+  free(last);
+  free(members);
+}

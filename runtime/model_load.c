@@ -1,0 +1,113 @@
+/* runtime/model_load.c — loading a model through the JIT or cc + dlopen, and opening the
+ * self-describing shared objects of `lathe build`. See runtime/model_load.h.
+ *
+ * Invariant: an RtLoaded is all zero (closed) or has info != NULL and exactly one owner of
+ * the code (so.handle or jit).
+ */
+#include "runtime/model_load.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+#include "runtime/ffi.h"
+
+static const char *const backend_names[RT_BACKEND_COUNT] = {"auto", "cc", "jit"};
+
+bool rt_backend_from_name(const char *name, RtBackend *out) {
+  for (int b = 0; b < RT_BACKEND_COUNT; b++)
+    if (strcmp(name, backend_names[b]) == 0) {
+      *out = (RtBackend)b;
+      return true;
+    }
+  return false;
+}
+
+const char *rt_backend_name(RtBackend b) {
+  return b >= 0 && b < RT_BACKEND_COUNT ? backend_names[b] : "?";
+}
+
+bool rt_loaded_open_source(RtLoaded *l, RtBackend b, const char *model, const char *c_text,
+                           const char *h_text, Diag *d) {
+  memset(l, 0, sizeof *l);
+  if (b == RT_BACKEND_AUTO) b = jit_available() ? RT_BACKEND_JIT : RT_BACKEND_CC;
+  if (b == RT_BACKEND_JIT && !jit_available()) {
+    l->fell_back = true;
+    b = RT_BACKEND_CC;
+  }
+  l->backend = b;
+  if (b == RT_BACKEND_CC) {
+    if (!rt_model_open_source(&l->so, model, c_text, h_text, d)) return false;
+    l->info = l->so.info;
+    return true;
+  }
+  char h_name[256];
+  snprintf(h_name, sizeof h_name, "%s.h", model);
+  l->jit = jit_compile(c_text, h_name, h_text, model, d);
+  if (!l->jit) return false;
+  l->info = jit_info(l->jit);
+  return true;
+}
+
+/* "dir/libmlp.so" -> "mlp" */
+static void name_from_path(const char *path, char *out, size_t size) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  if (strncmp(base, "lib", 3) == 0) base += 3;
+  size_t n = strcspn(base, ".");
+  if (n >= size) n = size - 1;
+  memcpy(out, base, n);
+  out[n] = '\0';
+}
+
+/* the model name stored in the .so by `lathe build` (its `lathe_model` function), if any */
+static bool name_from_symbol(const char *so_path, char *out, size_t size) {
+  void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+  if (!h) return false;
+  const lathe_model_info *(*get)(void);
+  void *sym = dlsym(h, "lathe_model");
+  memcpy(&get, &sym, sizeof get); /* ISO C has no cast from object to function pointer */
+  const lathe_model_info *info = sym ? get() : NULL;
+  bool ok = info && info->name && strlen(info->name) < size;
+  if (ok) snprintf(out, size, "%s", info->name);
+  dlclose(h);
+  return ok;
+}
+
+bool rt_loaded_open_so(RtLoaded *l, const char *so_path, Diag *d) {
+  memset(l, 0, sizeof *l);
+  char name[256], path[4096];
+  /* a path without '/' would make dlopen search the library path instead */
+  snprintf(path, sizeof path, "%s%s", strchr(so_path, '/') ? "" : "./", so_path);
+  if (!name_from_symbol(path, name, sizeof name)) name_from_path(so_path, name, sizeof name);
+  if (!rt_model_open(&l->so, so_path, name, d)) return false;
+  l->info = l->so.info;
+  l->backend = RT_BACKEND_CC;
+  l->ffi = true;
+  return true;
+}
+
+void rt_loaded_close(RtLoaded *l) {
+  if (l->jit) jit_free(l->jit);
+  if (l->so.handle) rt_model_close(&l->so);
+  memset(l, 0, sizeof *l);
+}
+
+const lathe_entry_info *rt_loaded_entry(const RtLoaded *l, const char *name) {
+  for (int i = 0; l->info && i < l->info->n_entries; i++)
+    if (l->info->entries[i].name && strcmp(l->info->entries[i].name, name) == 0)
+      return &l->info->entries[i];
+  return NULL;
+}
+
+bool rt_loaded_call(const RtLoaded *l, const lathe_entry_info *e, void *const *args,
+                    double *ret, Diag *d) {
+  if (!l->ffi) {
+    double r = 0;
+    e->call(args, &r);
+    if (ret) *ret = r;
+    return true;
+  }
+  dlerror();
+  void *fn = dlsym(l->so.handle, e->symbol);
+  return rt_ffi_call(l->info, e, fn, args, ret, d);
+}
