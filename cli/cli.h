@@ -96,23 +96,6 @@ typedef bool (*CliInvoke)(void *ctx, const lathe_entry_info *e, void *const *arg
 bool cli_call_entry_with(const lathe_entry_info *e, CliWeights *w, const CliInputs *in,
                          Tensor *tensors, double *ret, CliInvoke invoke, void *ctx, Diag *d);
 
-/* ---- training presentation (progress.c, plot.c) ---- */
-typedef struct CliProgress {
-  int epoch, epochs;
-  int64_t total, done; /* samples */
-  double loss, acc;    /* running values shown */
-  bool tty;            /* redraw in place */
-  double t0, last_draw;
-  int last_decile;
-} CliProgress;
-
-void cli_progress_start(CliProgress *p, int epoch, int epochs, int64_t total);
-void cli_progress_update(CliProgress *p, int64_t done, double loss, double acc);
-void cli_progress_finish(CliProgress *p);
-double cli_progress_seconds(const CliProgress *p);
-bool cli_plot_write(const char *path, const char *title, const double *train_loss,
-                    const double *test_loss, const double *test_acc, int n, Diag *d);
-
 /* ---- feeding datasets to entry points (trainer.c) ---- */
 typedef struct CliBatch {
   int x_arg, y_arg; /* entry argument receiving samples / labels */

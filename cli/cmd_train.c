@@ -184,8 +184,8 @@ static bool run_epoch(Run *r, Diag *d) {
   int64_t *order = NULL, steps = 0;
   bool ok = cli_bind(&b, r->train, &r->train_ds, d) && sampler_init(&sp, r, &b, d) &&
             (steps = epoch_order(r, b.batch, &order, d)) > 0;
-  CliProgress p;
-  if (ok) cli_progress_start(&p, (int)r->epoch + 1, (int)r->o->epochs, steps * b.batch);
+  RtProgress p;
+  if (ok) rt_progress_start(&p, stderr, (int)r->epoch + 1, (int)r->o->epochs, steps * b.batch);
   double loss_sum = 0, ema = 0;
   for (int64_t s = 0; ok && s < steps; s++) {
     cli_gather(&b, &r->train_ds, order + s * b.batch, b.batch);
@@ -193,12 +193,12 @@ static bool run_epoch(Run *r, Diag *d) {
     double loss = cli_call_batch(r->train, &b, &r->w, NULL);
     loss_sum += loss;
     ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
-    cli_progress_update(&p, (s + 1) * b.batch, ema,
+    rt_progress_update(&p, (s + 1) * b.batch, ema,
                         sp.seen ? (double)sp.correct / (double)sp.seen : 0);
   }
   if (ok) {
     p.loss = loss_sum / (double)steps;
-    cli_progress_finish(&p);
+    rt_progress_finish(&p);
     r->train_loss[r->n_hist] = loss_sum / (double)steps;
   }
   free(order);
@@ -220,7 +220,7 @@ static bool train_loop(Run *r, Diag *d) {
             r->train_loss[r->n_hist], tl, 100 * ta);
     r->n_hist++;
     if (r->o->checkpoint && !save_checkpoint(r, d)) return false;
-    if (r->o->plot && !cli_plot_write(r->o->plot, r->model.info->name, r->train_loss,
+    if (r->o->plot && !rt_plot_write(r->o->plot, r->model.info->name, r->train_loss,
                                       r->test_loss, r->test_acc, r->n_hist, d))
       return false;
   }

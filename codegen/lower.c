@@ -778,22 +778,25 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
     const char *acc = cg_fresh(f->e, "acc");
     cg_line(f->e, "%s %s = %s;", ctype(n->dtype), acc, zero);
     const char *k = loop_open(f, "k", md.k);
-    cg_line(f->e, "%s += %s * %s;", acc,
-            at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)),
-            at(f, n->in[1], mat_index(f, "0", vars[1], md.k, k, 1)));
+    cg_line(
+        f->e, "%s += %s * %s;", acc,
+        at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)),
+        at(f, n->in[1], mat_index(f, "0", vars[1], md.k, k, 1)));
     loop_close(f, k);
     u->skip = NULL;
     if (!emit_members(f, u, vars, mat_index(f, "0", i, md.n, vars[1], 1), false, acc)) return false;
     loop_close(f, vars[1]);
   } else {
     const char *j = loop_open(f, "j", md.n);
-    const char *row_i = local ? "0" : (i ? arena_printf(f->arena, "%s * %lld", i, (long long)md.n) : "0");
+    const char *row_i =
+        local ? "0" : (i ? arena_printf(f->arena, "%s * %lld", i, (long long)md.n) : "0");
     cg_line(f->e, "%s[%s] = %s;", buf, mat_index(f, row_i, j, 1, NULL, 0), zero);
     loop_close(f, j);
     const char *k = loop_open(f, "k", md.k);
     const char *a_ik = cg_fresh(f->e, "a_ik");
-    cg_line(f->e, "const %s %s = %s;", ctype(n->dtype), a_ik,
-            at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)));
+    cg_line(
+        f->e, "const %s %s = %s;", ctype(n->dtype), a_ik,
+        at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)));
     j = loop_open(f, "j", md.n);
     cg_line(f->e, "%s[%s] += %s * %s;", buf, mat_index(f, row_i, j, 1, NULL, 0), a_ik,
             at(f, n->in[1], mat_index(f, "0", k, md.n, j, 1)));
@@ -802,7 +805,8 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
     vars[1] = loop_open(f, "j", md.n);
     const char *idx = mat_index(f, "0", i, md.n, vars[1], 1);
     u->skip = f->val[u->mm].expr;
-    const char *mm_value = arena_printf(f->arena, "%s[%s]", buf, mat_index(f, row_i, vars[1], 1, NULL, 0));
+    const char *mm_value =
+        arena_printf(f->arena, "%s[%s]", buf, mat_index(f, row_i, vars[1], 1, NULL, 0));
     if (!emit_members(f, u, vars, idx, false, mm_value)) return false;
     loop_close(f, vars[1]);
   }
@@ -812,7 +816,8 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
 
 /* The comment above a fused kernel: every IR node and source line it came from. */
 static void group_comment(CgFunc *f, const Fused *u) {
-  cg_line(f->e, "/* fused kernel: %d nodes%s", u->nm, u->mm != IR_NONE ? ", matmul + epilogue" : "");
+  cg_line(f->e, "/* fused kernel: %d nodes%s", u->nm,
+          u->mm != IR_NONE ? ", matmul + epilogue" : "");
   for (int k = 0; k < u->nm; k++) {
     const Node *n = graph_node(f->g, u->mem[k]);
     const char *text = node_text(f, u->mem[k]);

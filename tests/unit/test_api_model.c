@@ -15,9 +15,12 @@
 #include "tests/unit/testutil.h"
 
 static const char *tiny =
+    "fn lin(x: f32[B, I], units: int) -> f32[B, units] {\n"
+    "  param w: f32[I, units] = glorot_uniform\n"
+    "  return x @ w\n"
+    "}\n"
     "model tiny(x: f32[4, 3], t: f32[4, 2]) {\n"
-    "  param w: f32[3, 2] = glorot_uniform\n"
-    "  output y = x @ w\n"
+    "  output y = lin(x, 2)\n"
     "  loss = mean((y - t) * (y - t))\n"
     "}\n"
     "train tiny {\n"
@@ -89,7 +92,7 @@ START_TEST(call_checks_tensors) {
   ck_assert_str_eq(lathe_error(m), "");
   /* y = x @ w, checked against the params the model holds */
   const lathe_tensor_info *wi = NULL;
-  const float *w = lathe_tensor_data(m, "w", &wi);
+  const float *w = lathe_tensor_data(m, "y.w", &wi);
   ck_assert_ptr_nonnull(w);
   ck_assert_int_eq(wi->rank, 2);
   for (int i = 0; i < 4; i++)
@@ -118,11 +121,11 @@ START_TEST(train_and_checkpoint) {
   close(fd);
   ck_assert_msg(lathe_save(m, path, 1) == 0, "%s", lathe_error(m));
   float saved[6];
-  memcpy(saved, lathe_tensor_data(m, "w", NULL), sizeof saved);
+  memcpy(saved, lathe_tensor_data(m, "y.w", NULL), sizeof saved);
   lathe_init(m, 99);
-  ck_assert(memcmp(saved, lathe_tensor_data(m, "w", NULL), sizeof saved) != 0);
+  ck_assert(memcmp(saved, lathe_tensor_data(m, "y.w", NULL), sizeof saved) != 0);
   ck_assert_msg(lathe_load(m, path) == 0, "%s", lathe_error(m));
-  ck_assert(memcmp(saved, lathe_tensor_data(m, "w", NULL), sizeof saved) == 0);
+  ck_assert(memcmp(saved, lathe_tensor_data(m, "y.w", NULL), sizeof saved) == 0);
   unlink(path);
   ck_assert_int_eq(lathe_load(m, path), -1);
   ck_assert_msg(strstr(lathe_error(m), path) != NULL, "%s", lathe_error(m));

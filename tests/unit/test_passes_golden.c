@@ -36,7 +36,8 @@ static char *golden_actual(Graph *g, bool groups) {
     if (g->nodes[s].group != (int32_t)s) continue;
     len += (size_t)snprintf(out + len, cap - len, "; group %u:", s);
     for (uint32_t id = s; id < g->n_nodes; id++)
-      if (g->nodes[id].group == (int32_t)s) len += (size_t)snprintf(out + len, cap - len, " %%%u", id);
+      if (g->nodes[id].group == (int32_t)s)
+        len += (size_t)snprintf(out + len, cap - len, " %%%u", id);
     len += (size_t)snprintf(out + len, cap - len, "\n");
   }
   return out;

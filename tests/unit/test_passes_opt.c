@@ -87,7 +87,8 @@ static void check_same_values(const Graph *ref, const Graph *opt, const Data *t)
   Diag d;
   diag_init(&d);
   ck_assert_int_eq(ref->n_outputs, opt->n_outputs);
-  Tensor *a = calloc((size_t)ref->n_outputs, sizeof *a), *b = calloc((size_t)ref->n_outputs, sizeof *b);
+  Tensor *a = calloc((size_t)ref->n_outputs, sizeof *a),
+         *b = calloc((size_t)ref->n_outputs, sizeof *b);
   ck_assert_msg(ir_eval(ref, t->inputs, t->params, t->states, a, NULL, &d), "%s", diag_text(&d));
   ck_assert_msg(ir_eval(opt, t->inputs, t->params, t->states, b, NULL, &d), "%s", diag_text(&d));
   for (int o = 0; o < ref->n_outputs; o++) {

@@ -1,0 +1,60 @@
+/* cli/repl.h — private to the REPL (cmd_repl.c, repl_session.c, repl_print.c).
+ *
+ * A session is source text, not compiled state: definitions (import/const/fn), params (and
+ * frozen data tensors), and bindings, in entry order. Each evaluation builds a synthetic model
+ * around them (repl_model_text) and compiles it through the public API (lathe/lathe.h), JIT
+ * by default. Param values live in the session by name and are copied into every new model,
+ * and back after training, so they persist across evaluations.
+ */
+#ifndef LATHE_CLI_REPL_H
+#define LATHE_CLI_REPL_H
+
+#include <stdio.h>
+
+#include "lathe/lathe.h"
+#include "runtime/runtime.h"
+
+typedef struct ReplText {
+  char *s; /* malloc'd, NUL-terminated */
+  size_t len, cap;
+} ReplText;
+
+void repl_text_add(ReplText *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void repl_text_free(ReplText *t);
+
+typedef struct ReplVar {
+  char *name; /* the user's name: a param/data tensor or a binding */
+  char *text; /* param/data: "TYPE = INIT"; binding: the expression */
+  int kind;   /* REPL_PARAM, REPL_DATA, REPL_BINDING */
+} ReplVar;
+
+enum { REPL_PARAM, REPL_DATA, REPL_BINDING };
+
+typedef struct ReplSession {
+  ReplText defs;        /* import / const / fn, verbatim */
+  ReplVar *vars;        /* params, data and bindings, in entry order */
+  int n_vars, cap_vars;
+  RtTensorSet values;   /* param/data values by model param name ("w.value") */
+  RtTensorSet states;   /* optimizer state of the last :train, by name */
+  int backend;          /* LATHE_BACKEND_* */
+  FILE *out;            /* where values and messages go */
+  int depth;            /* :load nesting */
+} ReplSession;
+
+void repl_session_init(ReplSession *s, FILE *out);
+void repl_session_fini(ReplSession *s);
+
+/* One complete input (a line, or a multi-line fn). Errors are printed and the session is
+ * left as it was. Returns false when the user asked to quit. */
+bool repl_eval(ReplSession *s, const char *input);
+/* braces/parens still open in text (a multi-line input continues while > 0) */
+int repl_open_depth(const char *text);
+
+/* NumPy-like printing of a tensor: dtype, shape, values abbreviated with "..." */
+void repl_print_tensor(FILE *f, const char *name, const Tensor *t);
+
+#endif
