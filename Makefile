@@ -25,12 +25,15 @@ test: deps
 	@cmake --build $(TESTBUILD) -j $(JOBS)
 	@cd $(TESTBUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-# Longer fuzzing run of the frontend (see docs/fuzzing.md).
+# Longer fuzzing run of the frontend and the file readers (see docs/fuzzing.md).
 fuzz: deps
-	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLATHE_FUZZ=ON >/dev/null
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLATHE_FUZZ=ON \
+	  -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 	@mkdir -p build-fuzz/corpus && cp -n examples/*.lathe tests/diagnostics/*.lathe build-fuzz/corpus/ 2>/dev/null || true
-	@build-fuzz/fuzz_frontend -max_total_time=$${FUZZ_SECONDS:-600} build-fuzz/corpus
+	@build-fuzz/fuzz_frontend -max_len=4096 -max_total_time=$${FUZZ_SECONDS:-600} build-fuzz/corpus
+	@mkdir -p build-fuzz/corpus-readers && cp -n tests/fixtures/mlp/*.npy build-fuzz/corpus-readers/
+	@build-fuzz/fuzz_readers -max_len=65536 -max_total_time=$${FUZZ_SECONDS:-600} build-fuzz/corpus-readers
 
 bench: build
 	@bash scripts/install-deps.sh --bench

@@ -21,6 +21,7 @@ static const Command commands[] = {
     {"train", cmd_train, "train a model on a dataset; checkpoints, progress, plot"},
     {"eval", cmd_eval, "test loss and accuracy of trained weights"},
     {"build", cmd_build, "compile a model to a self-describing shared object (or .o)"},
+    {"repl", cmd_repl, "interactive session: define, evaluate (JIT), inspect, train"},
 };
 
 static void print_help(FILE *f) {

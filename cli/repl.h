@@ -54,7 +54,21 @@ bool repl_eval(ReplSession *s, const char *input);
 /* braces/parens still open in text (a multi-line input continues while > 0) */
 int repl_open_depth(const char *text);
 
-/* NumPy-like printing of a tensor: dtype, shape, values abbreviated with "..." */
+/* evaluation (repl_session.c); each prints its result or its errors to s->out */
+bool repl_show(ReplSession *s, const char *expr);
+bool repl_define_var(ReplSession *s, const char *name, const char *text, int kind);
+bool repl_define_text(ReplSession *s, const char *text); /* import / const / fn */
+void repl_reset(ReplSession *s);
+bool repl_print_ir(ReplSession *s, const char *expr, bool c_source);
+bool repl_time(ReplSession *s, const char *expr);
+bool repl_grad(ReplSession *s, const char *loss, const char *param);
+bool repl_train(ReplSession *s, const char *loss, long steps, const char *optimizer);
+bool repl_save(ReplSession *s, const char *path);
+bool repl_restore(ReplSession *s, const char *path);
+bool repl_set(ReplSession *s, const char *name, const char *path);
+
+/* NumPy-like printing of a tensor: "name: " (if name), dtype, shape, then the values,
+ * abbreviated with "..." */
 void repl_print_tensor(FILE *f, const char *name, const Tensor *t);
 
 #endif

@@ -81,7 +81,8 @@ static void print_axis(FILE *out, const Fmt *f, int axis, int64_t base, int inde
 
 void repl_print_tensor(FILE *out, const char *name, const Tensor *t) {
   char shape[200];
-  fprintf(out, "%s: %s%s\n", name, dtype_name(t->dtype), shape_str(&t->shape, shape, sizeof shape));
+  fprintf(out, "%s%s%s%s\n", name ? name : "", name ? ": " : "", dtype_name(t->dtype),
+          shape_str(&t->shape, shape, sizeof shape));
   Fmt f = {t, shape_numel(&t->shape) > SUMMARIZE_OVER, false, 1};
   measure(&f);
   if (t->shape.rank == 0) {

@@ -1,0 +1,482 @@
+/* cli/repl_session.c — REPL session state and evaluation: the synthetic model around each
+ * input, compiling it (lathe/lathe.h, JIT by default), and moving param values between the
+ * session and each compiled model.
+ *
+ * The synthetic model for an expression E, after the definitions:
+ *
+ *   fn __repl_w() -> f32[3, 2] {        # one per `param`/`data`: the value is a param
+ *     param value: f32[3, 2] = glorot_uniform
+ *     return value
+ *   }
+ *   model repl() {
+ *     w = __repl_w()                     # params, data and bindings, in entry order
+ *     h = x @ w
+ *     output _ = E
+ *     __loss = LOSS                      # only for :train / :grad, with a train block
+ *   }
+ *
+ * Invariant: a failed input changes nothing (definitions are validated before they are kept);
+ * values are keyed by the model's param names ("w.value").
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "frontend/frontend.h"
+#include "repl.h"
+
+void repl_text_add(ReplText *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (t->len + (size_t)n + 1 > t->cap) {
+    size_t cap = (t->len + (size_t)n + 1) * 2;
+    char *s = realloc(t->s, cap);
+    if (!s) return;
+    t->s = s, t->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
+  va_end(ap);
+  t->len += (size_t)n;
+}
+
+void repl_text_free(ReplText *t) {
+  free(t->s);
+  memset(t, 0, sizeof *t);
+}
+
+void repl_session_init(ReplSession *s, FILE *out) {
+  memset(s, 0, sizeof *s);
+  s->out = out;
+  rt_set_init(&s->values);
+  rt_set_init(&s->states);
+  repl_text_add(&s->defs, "%s", "");
+}
+
+static void free_vars(ReplSession *s) {
+  for (int i = 0; i < s->n_vars; i++) free(s->vars[i].name), free(s->vars[i].text);
+  free(s->vars);
+  s->vars = NULL;
+  s->n_vars = s->cap_vars = 0;
+}
+
+void repl_session_fini(ReplSession *s) {
+  free_vars(s);
+  repl_text_free(&s->defs);
+  rt_set_fini(&s->values);
+  rt_set_fini(&s->states);
+}
+
+int repl_open_depth(const char *text) {
+  int depth = 0;
+  for (const char *p = text; *p; p++) {
+    if (*p == '#')
+      while (p[1] && p[1] != '\n') p++;
+    else if (*p == '{' || *p == '(' || *p == '[') depth++;
+    else if (*p == '}' || *p == ')' || *p == ']') depth--;
+  }
+  return depth;
+}
+
+/* ---- the synthetic model ---------------------------------------------------------------- */
+
+typedef struct ReplTrain {
+  const char *loss;      /* expression minimized, or NULL */
+  const char *params;    /* "w.value, b.value"; NULL = every `param` */
+  const char *optimizer; /* "sgd(lr = 0.1)" */
+} ReplTrain;
+
+/* the `params` list of the train block: every `param` (not `data`) */
+static void param_globs(const ReplSession *s, ReplText *t) {
+  for (int i = 0; i < s->n_vars; i++)
+    if (s->vars[i].kind == REPL_PARAM)
+      repl_text_add(t, "%s%s.value", t->len ? ", " : "", s->vars[i].name);
+}
+
+/* Source text of the synthetic model; `extra` is one more var not yet in the session. */
+static void model_text(const ReplSession *s, const ReplVar *extra, const char *expr,
+                       const ReplTrain *tr, ReplText *t) {
+  repl_text_add(t, "%s", s->defs.s);
+  for (int i = 0; i <= s->n_vars; i++) {
+    const ReplVar *v = i < s->n_vars ? &s->vars[i] : extra;
+    if (!v || v->kind == REPL_BINDING) continue;
+    const char *eq = strstr(v->text, " = ");
+    repl_text_add(t, "fn __repl_%s() -> %.*s {\n  param value: %s\n  return value\n}\n", v->name,
+                  (int)(eq - v->text), v->text, v->text);
+  }
+  repl_text_add(t, "model repl() {\n");
+  for (int i = 0; i <= s->n_vars; i++) {
+    const ReplVar *v = i < s->n_vars ? &s->vars[i] : extra;
+    if (!v) continue;
+    if (v->kind == REPL_BINDING) repl_text_add(t, "  %s = %s\n", v->name, v->text);
+    else repl_text_add(t, "  %s = __repl_%s()\n", v->name, v->name);
+  }
+  if (expr) repl_text_add(t, "  output _ = %s\n", expr);
+  if (tr && tr->loss) repl_text_add(t, "  __loss = %s\n", tr->loss);
+  repl_text_add(t, "}\n");
+  if (tr && tr->loss) {
+    ReplText globs = {0};
+    if (tr->params) repl_text_add(&globs, "%s", tr->params);
+    else param_globs(s, &globs);
+    repl_text_add(t, "train repl {\n  minimize __loss\n%s%s%s  optimizer %s\n}\n",
+                  globs.len ? "  params " : "", globs.len ? globs.s : "", globs.len ? "\n" : "",
+                  tr->optimizer);
+    repl_text_free(&globs);
+  }
+}
+
+/* ---- values between the session and a model --------------------------------------------- */
+
+static void sync_in(ReplSession *s, lathe_model *m) {
+  const lathe_model_info *info = lathe_info(m);
+  for (int i = 0; i < info->n_params + info->n_states; i++) {
+    bool is_param = i < info->n_params;
+    const lathe_tensor_info *ti = is_param ? &info->params[i] : &info->states[i - info->n_params];
+    RtTensorSet *set = is_param ? &s->values : &s->states;
+    void *data = lathe_tensor_data(m, ti->name, NULL);
+    const Tensor *have = rt_set_find(set, ti->name);
+    Shape want = shape_make(ti->rank, ti->shape);
+    if (have && (int)have->dtype == ti->dtype && shape_equal(&have->shape, &want)) {
+      memcpy(data, have->data, ti->bytes);
+    } else if (is_param) { /* new (or re-declared) param: keep its fresh init */
+      Tensor *t = rt_set_add(set, ti->name, (DType)ti->dtype, &want);
+      if (t) memcpy(t->data, data, ti->bytes);
+    }
+  }
+}
+
+static void sync_out(ReplSession *s, lathe_model *m) {
+  const lathe_model_info *info = lathe_info(m);
+  for (int i = 0; i < info->n_params + info->n_states; i++) {
+    bool is_param = i < info->n_params;
+    const lathe_tensor_info *ti = is_param ? &info->params[i] : &info->states[i - info->n_params];
+    Shape shape = shape_make(ti->rank, ti->shape);
+    Tensor *t = rt_set_add(is_param ? &s->values : &s->states, ti->name, (DType)ti->dtype, &shape);
+    if (t) memcpy(t->data, lathe_tensor_data(m, ti->name, NULL), ti->bytes);
+  }
+}
+
+/* ---- compiling and running -------------------------------------------------------------- */
+
+/* Compiles expr (and the train block of tr) with the session's values loaded. */
+static lathe_model *compile(ReplSession *s, const char *expr, const ReplTrain *tr, bool grad) {
+  ReplText src = {0};
+  model_text(s, NULL, expr, tr, &src);
+  lathe_options o;
+  lathe_options_init(&o);
+  o.backend = s->backend;
+  o.want_grad = grad;
+  o.want_train = tr && tr->loss;
+  char *err = NULL;
+  lathe_model *m = lathe_compile_string("<repl>", src.s, &o, &err);
+  repl_text_free(&src);
+  if (!m) {
+    fprintf(s->out, "%s", err ? err : "error: out of memory\n");
+    lathe_string_free(err);
+    return NULL;
+  }
+  sync_in(s, m);
+  return m;
+}
+
+/* Runs forward and returns output `_` in out (tensor_alloc'd). */
+static bool run_forward(ReplSession *s, lathe_model *m, Tensor *out) {
+  const lathe_entry_info *e = NULL;
+  const lathe_model_info *info = lathe_info(m);
+  for (int i = 0; i < info->n_entries; i++)
+    if (strcmp(info->entries[i].name, "forward") == 0) e = &info->entries[i];
+  const lathe_tensor_info *ti = NULL;
+  for (int k = 0; e && k < e->n_args; k++)
+    if (e->args[k].role == LATHE_ARG_OUTPUT) ti = e->args[k].tensor;
+  Shape shape = ti ? shape_make(ti->rank, ti->shape) : (Shape){0};
+  if (!ti || !tensor_alloc(out, (DType)ti->dtype, &shape)) {
+    fprintf(s->out, "error: the expression has no value to print\n");
+    return false;
+  }
+  lathe_tensor o = {"_", ti->dtype, ti->rank, ti->shape, out->data};
+  if (lathe_call(m, "forward", NULL, 0, &o, 1, NULL) != 0) {
+    fprintf(s->out, "%s", lathe_error(m));
+    tensor_free(out);
+    return false;
+  }
+  return true;
+}
+
+bool repl_show(ReplSession *s, const char *expr) {
+  lathe_model *m = compile(s, expr, NULL, false);
+  Tensor t = {0};
+  bool ok = m && run_forward(s, m, &t);
+  if (ok) repl_print_tensor(s->out, NULL, &t);
+  tensor_free(&t);
+  lathe_free(m);
+  return ok;
+}
+
+/* Elaborates the session plus v (without running it): rejects a bad definition early. */
+static bool validate(ReplSession *s, const ReplVar *v, const char *defs) {
+  ReplText src = {0};
+  ReplSession view = *s;
+  view.defs.s = (char *)defs;
+  model_text(&view, v, v ? v->name : NULL, NULL, &src);
+  Diag d;
+  diag_init(&d);
+  bool ok;
+  if (v) {
+    FrontendOptions fo;
+    frontend_options_init(&fo);
+    Module *m = frontend_compile("<repl>", src.s, &fo, &d);
+    ok = m != NULL;
+    if (m) module_free(m);
+  } else {
+    ok = frontend_parse_only("<repl>", src.s, &d);
+  }
+  if (!ok) fprintf(s->out, "%s", diag_text(&d));
+  diag_fini(&d);
+  repl_text_free(&src);
+  return ok;
+}
+
+static bool valid_name(ReplSession *s, const char *name) {
+  bool ok = (isalpha((unsigned char)name[0]) || name[0] == '_') && strncmp(name, "__", 2) != 0 &&
+            strcmp(name, "_") != 0;
+  for (const char *p = name; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_';
+  if (!ok) fprintf(s->out, "error: '%s' is not a name the REPL can bind (no '_' or '__' names)\n", name);
+  return ok;
+}
+
+/* Adds (or redefines) a var after validating it. */
+bool repl_define_var(ReplSession *s, const char *name, const char *text, int kind) {
+  if (!valid_name(s, name)) return false;
+  int at = -1;
+  for (int i = 0; i < s->n_vars; i++)
+    if (strcmp(s->vars[i].name, name) == 0) at = i;
+  ReplVar v = {(char *)name, (char *)text, kind};
+  ReplSession view = *s;
+  if (at >= 0) { /* redefinition: validate without the old one, then replace it at the end */
+    ReplVar *copy = malloc(sizeof *copy * (size_t)(s->n_vars + 1));
+    if (!copy) return false;
+    int n = 0;
+    for (int i = 0; i < s->n_vars; i++)
+      if (i != at) copy[n++] = s->vars[i];
+    view.vars = copy, view.n_vars = n;
+    bool ok = validate(&view, &v, s->defs.s);
+    if (ok) {
+      free(s->vars[at].name), free(s->vars[at].text);
+      memcpy(s->vars, copy, sizeof *copy * (size_t)n);
+      s->n_vars = n;
+    }
+    free(copy);
+    if (!ok) return false;
+  } else if (!validate(s, &v, s->defs.s)) {
+    return false;
+  }
+  if (s->n_vars == s->cap_vars) {
+    int cap = s->cap_vars ? 2 * s->cap_vars : 16;
+    ReplVar *vars = realloc(s->vars, sizeof *vars * (size_t)cap);
+    if (!vars) return false;
+    s->vars = vars, s->cap_vars = cap;
+  }
+  s->vars[s->n_vars++] = (ReplVar){strdup(name), strdup(text), kind};
+  return true;
+}
+
+bool repl_define_text(ReplSession *s, const char *text) {
+  ReplText defs = {0};
+  repl_text_add(&defs, "%s%s\n", s->defs.s, text);
+  bool ok = validate(s, NULL, defs.s);
+  if (ok) {
+    repl_text_free(&s->defs);
+    s->defs = defs;
+  } else {
+    repl_text_free(&defs);
+  }
+  return ok;
+}
+
+void repl_reset(ReplSession *s) {
+  FILE *out = s->out;
+  int backend = s->backend, depth = s->depth;
+  repl_session_fini(s);
+  repl_session_init(s, out);
+  s->backend = backend, s->depth = depth;
+}
+
+/* ---- commands that compile ---------------------------------------------------------------- */
+
+bool repl_print_ir(ReplSession *s, const char *expr, bool c_source) {
+  lathe_model *m = compile(s, expr, NULL, false);
+  if (!m) return false;
+  char *text = c_source ? lathe_c_source(m) : lathe_ir_text(m, "forward");
+  fprintf(s->out, "%s", text ? text : lathe_error(m));
+  lathe_string_free(text);
+  lathe_free(m);
+  return true;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* :time EXPR — compile time, then the median of repeated runs (>= 5 runs, ~0.3 s) */
+bool repl_time(ReplSession *s, const char *expr) {
+  double t0 = now_seconds();
+  lathe_model *m = compile(s, expr, NULL, false);
+  double compiled = now_seconds() - t0;
+  if (!m) return false;
+  enum { MAX_RUNS = 1000 };
+  static double runs[MAX_RUNS];
+  int n = 0;
+  Tensor t = {0};
+  bool ok = true;
+  for (double start = now_seconds(); ok && n < MAX_RUNS && (n < 5 || now_seconds() - start < 0.3);
+       n++) {
+    double a = now_seconds();
+    ok = run_forward(s, m, &t);
+    runs[n] = now_seconds() - a;
+    tensor_free(&t);
+  }
+  if (ok) {
+    qsort(runs, (size_t)n, sizeof runs[0], cmp_double);
+    fprintf(s->out, "compile %.1f ms (%s); run: median %.3f ms of %d (min %.3f ms)\n",
+            compiled * 1e3, lathe_backend(m), runs[n / 2] * 1e3, n, runs[0] * 1e3);
+  }
+  lathe_free(m);
+  return ok;
+}
+
+/* :grad LOSS wrt PARAM — the gradient from the compiled backward pass */
+bool repl_grad(ReplSession *s, const char *loss, const char *param) {
+  char glob[300];
+  snprintf(glob, sizeof glob, "%s.value", param);
+  bool known = false;
+  for (int i = 0; i < s->n_vars; i++)
+    known |= s->vars[i].kind != REPL_BINDING && strcmp(s->vars[i].name, param) == 0;
+  if (!known) {
+    fprintf(s->out, "error: '%s' is not a param of the session (declare it with `param`)\n", param);
+    return false;
+  }
+  ReplTrain tr = {loss, glob, "sgd(lr = 0.0)"};
+  lathe_model *m = compile(s, NULL, &tr, true);
+  if (!m) return false;
+  const lathe_tensor_info *ti = NULL;
+  lathe_tensor_data(m, glob, &ti);
+  Shape shape = shape_make(ti->rank, ti->shape);
+  Tensor g = {0};
+  double value = 0;
+  bool ok = tensor_alloc(&g, (DType)ti->dtype, &shape);
+  lathe_tensor out = {glob, ti->dtype, ti->rank, ti->shape, g.data};
+  if (ok && lathe_call(m, "grad", NULL, 0, &out, 1, &value) != 0) {
+    fprintf(s->out, "%s", lathe_error(m));
+    ok = false;
+  }
+  if (ok) {
+    fprintf(s->out, "loss = %.6g\n", value);
+    char name[320];
+    snprintf(name, sizeof name, "d(%s)/d(%s)", loss, param);
+    repl_print_tensor(s->out, name, &g);
+  }
+  tensor_free(&g);
+  lathe_free(m);
+  return ok;
+}
+
+/* :train LOSS STEPS [OPTIMIZER] — runs the generated train step; params persist */
+bool repl_train(ReplSession *s, const char *loss, long steps, const char *optimizer) {
+  ReplTrain tr = {loss, NULL, optimizer && *optimizer ? optimizer : "sgd(lr = 0.1)"};
+  ReplText globs = {0};
+  param_globs(s, &globs);
+  bool any = globs.len > 0;
+  repl_text_free(&globs);
+  if (!any) {
+    fprintf(s->out, "error: nothing to train: declare a `param` first\n");
+    return false;
+  }
+  lathe_model *m = compile(s, NULL, &tr, false);
+  if (!m) return false;
+  double loss_value = 0, t0 = now_seconds();
+  bool ok = true;
+  for (long i = 0; ok && i < steps; i++) {
+    ok = lathe_call(m, "train", NULL, 0, NULL, 0, &loss_value) == 0;
+    if (!ok) fprintf(s->out, "%s", lathe_error(m));
+    else if (i == 0 || i + 1 == steps || (steps > 10 && (i + 1) % (steps / 5) == 0))
+      fprintf(s->out, "step %ld: %s = %.6g\n", i + 1, loss, loss_value);
+  }
+  if (ok) {
+    sync_out(s, m);
+    fprintf(s->out, "trained %ld steps with %s in %.1f ms\n", steps, tr.optimizer,
+            (now_seconds() - t0) * 1e3);
+  }
+  lathe_free(m);
+  return ok;
+}
+
+/* ---- checkpoints: user names ("w"), not model names ("w.value") -------------------------- */
+
+bool repl_save(ReplSession *s, const char *path) {
+  RtTensorSet set;
+  rt_set_init(&set);
+  for (int i = 0; i < s->values.n; i++) {
+    const RtNamed *v = &s->values.items[i];
+    char name[300];
+    snprintf(name, sizeof name, "%.*s", (int)(strlen(v->name) - strlen(".value")), v->name);
+    Tensor *t = rt_set_add(&set, name, v->t.dtype, &v->t.shape);
+    if (t) memcpy(t->data, v->t.data, (size_t)shape_numel(&v->t.shape) * dtype_size(v->t.dtype));
+  }
+  Diag d;
+  diag_init(&d);
+  bool ok = rt_safetensors_write(path, &set, &d);
+  if (ok) fprintf(s->out, "saved %d tensors to %s\n", set.n, path);
+  else fprintf(s->out, "%s", diag_text(&d));
+  diag_fini(&d);
+  rt_set_fini(&set);
+  return ok;
+}
+
+bool repl_restore(ReplSession *s, const char *path) {
+  RtTensorSet set;
+  rt_set_init(&set);
+  Diag d;
+  diag_init(&d);
+  bool ok = rt_safetensors_read(path, &set, &d);
+  if (!ok) fprintf(s->out, "%s", diag_text(&d));
+  for (int i = 0; ok && i < set.n; i++) {
+    char name[300];
+    snprintf(name, sizeof name, "%s.value", set.items[i].name);
+    const Tensor *src = &set.items[i].t;
+    Tensor *t = rt_set_add(&s->values, name, src->dtype, &src->shape);
+    if (t) memcpy(t->data, src->data, (size_t)shape_numel(&src->shape) * dtype_size(src->dtype));
+  }
+  if (ok) fprintf(s->out, "restored %d tensors from %s\n", set.n, path);
+  diag_fini(&d);
+  rt_set_fini(&set);
+  return ok;
+}
+
+/* :set NAME FILE.npy — the value of a param or data tensor */
+bool repl_set(ReplSession *s, const char *name, const char *path) {
+  Diag d;
+  diag_init(&d);
+  Tensor t = {0};
+  char key[300];
+  snprintf(key, sizeof key, "%s.value", name);
+  bool ok = rt_npy_read(path, &t, &d);
+  if (!ok) fprintf(s->out, "%s", diag_text(&d));
+  Tensor *slot = ok ? rt_set_add(&s->values, key, t.dtype, &t.shape) : NULL;
+  if (slot) memcpy(slot->data, t.data, (size_t)shape_numel(&t.shape) * dtype_size(t.dtype));
+  if (ok) fprintf(s->out, "%s <- %s (used where its type matches)\n", name, path);
+  tensor_free(&t);
+  diag_fini(&d);
+  return ok;
+}
