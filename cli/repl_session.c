@@ -91,13 +91,6 @@ typedef struct ReplTrain {
   const char *optimizer; /* "sgd(lr = 0.1)" */
 } ReplTrain;
 
-/* the `params` list of the train block: every `param` (not `data`) */
-static void param_globs(const ReplSession *s, ReplText *t) {
-  for (int i = 0; i < s->n_vars; i++)
-    if (s->vars[i].kind == REPL_PARAM)
-      repl_text_add(t, "%s%s.value", t->len ? ", " : "", s->vars[i].name);
-}
-
 /* Source text of the synthetic model; `extra` is one more var not yet in the session. */
 static void model_text(const ReplSession *s, const ReplVar *extra, const char *expr,
                        const ReplTrain *tr, ReplText *t) {
@@ -119,15 +112,9 @@ static void model_text(const ReplSession *s, const ReplVar *extra, const char *e
   if (expr) repl_text_add(t, "  output _ = %s\n", expr);
   if (tr && tr->loss) repl_text_add(t, "  __loss = %s\n", tr->loss);
   repl_text_add(t, "}\n");
-  if (tr && tr->loss) {
-    ReplText globs = {0};
-    if (tr->params) repl_text_add(&globs, "%s", tr->params);
-    else param_globs(s, &globs);
-    repl_text_add(t, "train repl {\n  minimize __loss\n%s%s%s  optimizer %s\n}\n",
-                  globs.len ? "  params " : "", globs.len ? globs.s : "", globs.len ? "\n" : "",
-                  tr->optimizer);
-    repl_text_free(&globs);
-  }
+  if (tr && tr->loss)
+    repl_text_add(t, "train repl {\n  minimize __loss\n  params %s\n  optimizer %s\n}\n",
+                  tr->params, tr->optimizer);
 }
 
 /* ---- values between the session and a model --------------------------------------------- */
@@ -159,6 +146,67 @@ static void sync_out(ReplSession *s, lathe_model *m) {
     Tensor *t = rt_set_add(is_param ? &s->values : &s->states, ti->name, (DType)ti->dtype, &shape);
     if (t) memcpy(t->data, lathe_tensor_data(m, ti->name, NULL), ti->bytes);
   }
+}
+
+/* The session with `output _ = expr`, elaborated only (for param names); NULL after
+ * printing the errors. */
+static Module *elaborate(ReplSession *s, const char *expr) {
+  ReplText src = {0};
+  model_text(s, NULL, expr, NULL, &src);
+  Diag d;
+  diag_init(&d);
+  FrontendOptions fo;
+  frontend_options_init(&fo);
+  Module *m = frontend_compile("<repl>", src.s, &fo, &d);
+  if (!m) fprintf(s->out, "%s", diag_text(&d));
+  diag_fini(&d);
+  repl_text_free(&src);
+  return m;
+}
+
+static bool is_data(const ReplSession *s, const char *param) {
+  for (int i = 0; i < s->n_vars; i++) {
+    size_t n = strlen(s->vars[i].name);
+    if (s->vars[i].kind == REPL_DATA && strncmp(param, s->vars[i].name, n) == 0 &&
+        strcmp(param + n, ".value") == 0)
+      return true;
+  }
+  return false;
+}
+
+/* ", "-separated trainable params of the model computing expr: all but `data` */
+static bool trainable(ReplSession *s, const char *expr, ReplText *globs) {
+  Module *m = elaborate(s, expr);
+  for (int i = 0; m && i < m->n_params; i++)
+    if (!is_data(s, m->params[i].name))
+      repl_text_add(globs, "%s%s", globs->len ? ", " : "", m->params[i].name);
+  if (m && !globs->len) fprintf(s->out, "error: nothing to train: '%s' depends on no param\n", expr);
+  if (m) module_free(m);
+  return globs->len > 0;
+}
+
+/* the model's name of a param the user calls `name`: "w" → "w.value", "h.w" → "h.w" */
+static bool resolve_param(ReplSession *s, const char *expr, const char *name, char *out,
+                          size_t size) {
+  Module *m = elaborate(s, expr);
+  char value[300];
+  snprintf(value, sizeof value, "%s.value", name);
+  bool found = false;
+  for (int i = 0; m && i < m->n_params && !found; i++)
+    if (strcmp(m->params[i].name, value) == 0 || strcmp(m->params[i].name, name) == 0)
+      found = true, snprintf(out, size, "%s", m->params[i].name);
+  if (m && !found) {
+    fprintf(s->out, "error: '%s' has no param '%s'; its params:", expr, name);
+    for (int i = 0; i < m->n_params; i++) {
+      const char *p = m->params[i].name;
+      size_t n = strlen(p);
+      bool value_suffix = n > 6 && strcmp(p + n - 6, ".value") == 0;
+      fprintf(s->out, " %.*s", (int)(value_suffix ? n - 6 : n), p);
+    }
+    fprintf(s->out, "\n");
+  }
+  if (m) module_free(m);
+  return found;
 }
 
 /* ---- compiling and running -------------------------------------------------------------- */
@@ -359,14 +407,7 @@ bool repl_time(ReplSession *s, const char *expr) {
 /* :grad LOSS wrt PARAM — the gradient from the compiled backward pass */
 bool repl_grad(ReplSession *s, const char *loss, const char *param) {
   char glob[300];
-  snprintf(glob, sizeof glob, "%s.value", param);
-  bool known = false;
-  for (int i = 0; i < s->n_vars; i++)
-    known |= s->vars[i].kind != REPL_BINDING && strcmp(s->vars[i].name, param) == 0;
-  if (!known) {
-    fprintf(s->out, "error: '%s' is not a param of the session (declare it with `param`)\n", param);
-    return false;
-  }
+  if (!resolve_param(s, loss, param, glob, sizeof glob)) return false;
   ReplTrain tr = {loss, glob, "sgd(lr = 0.0)"};
   lathe_model *m = compile(s, NULL, &tr, true);
   if (!m) return false;
@@ -394,17 +435,17 @@ bool repl_grad(ReplSession *s, const char *loss, const char *param) {
 
 /* :train LOSS STEPS [OPTIMIZER] — runs the generated train step; params persist */
 bool repl_train(ReplSession *s, const char *loss, long steps, const char *optimizer) {
-  ReplTrain tr = {loss, NULL, optimizer && *optimizer ? optimizer : "sgd(lr = 0.1)"};
   ReplText globs = {0};
-  param_globs(s, &globs);
-  bool any = globs.len > 0;
-  repl_text_free(&globs);
-  if (!any) {
-    fprintf(s->out, "error: nothing to train: declare a `param` first\n");
+  if (!trainable(s, loss, &globs)) {
+    repl_text_free(&globs);
     return false;
   }
+  ReplTrain tr = {loss, globs.s, optimizer && *optimizer ? optimizer : "sgd(lr = 0.1)"};
   lathe_model *m = compile(s, NULL, &tr, false);
-  if (!m) return false;
+  if (!m) {
+    repl_text_free(&globs);
+    return false;
+  }
   double loss_value = 0, t0 = now_seconds();
   bool ok = true;
   for (long i = 0; ok && i < steps; i++) {
@@ -419,6 +460,7 @@ bool repl_train(ReplSession *s, const char *loss, long steps, const char *optimi
             (now_seconds() - t0) * 1e3);
   }
   lathe_free(m);
+  repl_text_free(&globs);
   return ok;
 }
 

@@ -640,6 +640,42 @@ static void kernel_comment(CgFunc *f, NodeId id) {
   cg_line(f->e, "/* %s */", cg_comment_safe(f->arena, text));
 }
 
+/* A kernel whose outer loop has extent 1 (elided) declares its locals (row, acc, max) at the
+ * function's top level, where the next such kernel would redeclare them. After lowering, if
+ * any line at the kernel's base indentation is not a loop, a comment or a closing brace,
+ * the kernel's text from `start` is wrapped in a block and indented one step. */
+static void kernel_scope(CgFunc *f, size_t start) {
+  CgBuf *b = &f->e->body;
+  if (!b->data || b->len <= start) return;
+  int base = 2 * f->e->indent;
+  bool wrap = false;
+  for (const char *l = b->data + start; *l && !wrap; l = strchr(l, '\n') + 1) {
+    int sp = 0;
+    while (l[sp] == ' ') sp++;
+    const char *t = l + sp;
+    wrap = sp == base && strncmp(t, "for (", 5) && *t != '}' && strncmp(t, "/*", 2) &&
+           *t != '#';
+    if (!strchr(l, '\n')) break;
+  }
+  if (!wrap) return;
+  CgBuf out;
+  cg_buf_init(&out);
+  cg_buf_printf(&out, "%*s{\n", base, "");
+  for (const char *l = b->data + start; *l;) {
+    const char *nl = strchr(l, '\n');
+    size_t n = nl ? (size_t)(nl - l + 1) : strlen(l);
+    if (*l != '#' && n > 1) cg_buf_puts(&out, "  ");
+    cg_buf_printf(&out, "%.*s", (int)n, l);
+    l += n;
+  }
+  cg_buf_printf(&out, "%*s}\n", base, "");
+  b->len = start;
+  b->data[start] = '\0';
+  if (out.data) cg_buf_puts(b, out.data);
+  b->oom |= out.oom;
+  cg_buf_fini(&out);
+}
+
 bool cg_lower_node(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   if (n->op >= OP_COUNT) return unsupported(f, id, "unknown op");
@@ -658,9 +694,11 @@ bool cg_lower_node(CgFunc *f, NodeId id) {
   kernel_comment(f, id);
   bool line = f->opt->line_directives && n->loc.file && n->loc.line > 0;
   if (line) cg_raw(f->e, "#line %u \"%s\"", n->loc.line, cg_string_safe(f->arena, n->loc.file));
+  size_t start = f->e->body.len;
   cg_scope_push(f->e);
   bool ok = lower_table[n->op](f, id);
   cg_scope_pop(f->e);
+  kernel_scope(f, start);
   if (line) cg_raw(f->e, "%s", CG_LINE_RESYNC);
   return ok;
 }
@@ -845,9 +883,11 @@ bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
   bool line = f->opt->line_directives && first->loc.file && first->loc.line > 0;
   if (line)
     cg_raw(f->e, "#line %u \"%s\"", first->loc.line, cg_string_safe(f->arena, first->loc.file));
+  size_t start = f->e->body.len;
   cg_scope_push(f->e);
   bool ok = u.mm != IR_NONE ? lower_mm_group(f, &u) : lower_ew_group(f, &u);
   cg_scope_pop(f->e);
+  kernel_scope(f, start);
   if (line) cg_raw(f->e, "%s", CG_LINE_RESYNC);
   return ok;
 }

@@ -11,8 +11,9 @@ trap 'rm -rf "$TMP"' EXIT
 
 "$LATHE" compile "$ROOT/examples/mlp.lathe" -o "$TMP/c"
 "$LATHE" compile --line-directives "$ROOT/examples/mlp.lathe" -o "$TMP/cl"
+"$LATHE" compile -D N=1 "$ROOT/examples/mlp.lathe" -o "$TMP/c1"   # batch 1: extent-1 loops
 for cc in gcc clang; do
-  for dir in c cl; do
+  for dir in c cl c1; do
     $cc -std=c99 -Wall -Wextra -Werror -O1 -c "$TMP/$dir/mlp.c" -o "$TMP/$dir/mlp-$cc.o"
   done
   echo "ok: generated C builds with $cc -std=c99 -Wall -Wextra -Werror"
@@ -24,6 +25,13 @@ done
   --input x="$FIX/x.npy" --out "$TMP/ref"
 /usr/bin/python3 "$ROOT/tests/compare_npy.py" "$TMP/out/probs.npy" "$FIX/probs.npy" 1e-5
 /usr/bin/python3 "$ROOT/tests/compare_npy.py" "$TMP/out/probs.npy" "$TMP/ref/probs.npy" 1e-5
+
+# batch 1 through -D N=1: the first sample's probabilities equal the batch-64 run's first row
+/usr/bin/python3 -c "import numpy as np; np.save('$TMP/x1.npy', np.load('$FIX/x.npy')[:1])"
+"$LATHE" run -D N=1 "$ROOT/examples/mlp.lathe" --weights "$FIX/weights.safetensors" \
+  --input x="$TMP/x1.npy" --out "$TMP/out1"
+/usr/bin/python3 -c "import numpy as np; np.save('$TMP/p1.npy', np.load('$FIX/probs.npy')[:1])"
+/usr/bin/python3 "$ROOT/tests/compare_npy.py" "$TMP/out1/probs.npy" "$TMP/p1.npy" 1e-5
 
 # A standalone program linking the generated C: init, forward, finite outputs.
 cat > "$TMP/main.c" <<'C'

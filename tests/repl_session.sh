@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# `lathe repl` driven by piped scripts: errors print a diagnostic and the session continues;
+# params persist across evaluations and through :save/:restore; :load runs a file; :ir and :c
+# print the compiled forms; :set loads data from .npy; :time reports a median; a redefinition
+# replaces the old value; an unfinished input at end of file is reported.
+set -euo pipefail
+LATHE=$(realpath "$1")
+ROOT=$2
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP"
+
+check() { # pattern — must occur in out.txt
+  grep -q -- "$1" out.txt || { echo "FAIL: no '$1' in the output:"; cat out.txt; exit 1; }
+  echo "ok: $1"
+}
+
+cat > lib.lathe <<'L'
+# a library of fns, loaded with :load
+fn scaled(v: f32[..., D], k: int) -> f32[..., D] {
+  return v * 2.0
+}
+L
+/usr/bin/python3 -c "
+import numpy as np
+np.save('x.npy', np.arange(6, dtype=np.float32).reshape(2, 3))"
+
+"$LATHE" repl > out.txt <<'S'
+param w: f32[3, 2] = ones
+data x: f32[2, 3]
+:set x x.npy
+x @ w
+nosuch(x)
+1 +
+y = x @ w
+y
+y = x @ w * 10.0
+y
+:load lib.lathe
+scaled(y, 3)
+:grad sum(x @ w) wrt w
+l = sum((x @ w) * (x @ w))
+:train l 3 sgd(lr = 0.001)
+:save ckpt.safetensors
+:ir y
+:c y
+:time y
+:reset
+:vars
+param w: f32[3, 2] = zeros
+x2: f32[2]
+:restore ckpt.safetensors
+w
+:bogus
+model m() { }
+sum(w
+S
+check '\[\[ 3.0000  3.0000\]'            # x @ w with x = arange(6) from x.npy
+check "unknown function 'nosuch'"
+check 'expected an expression'
+check '\[\[ 30.0000  30.0000\]'          # the redefinition of y
+check '\[\[ 60.0000  60.0000\]'          # scaled(y) from the :load'ed file
+check 'd(sum(x @ w))/d(w): f32\[3, 2\]'
+check '\[\[3.0000 3.0000\]'               # its value: column sums of x
+check 'step 3: l = '
+check 'saved 2 tensors to ckpt.safetensors'
+check 'matmul'                            # :ir
+check 'void repl_forward'                 # :c
+check 'run: median'
+check 'session cleared'
+check '(nothing defined)'
+check 'restored 2 tensors from ckpt.safetensors'
+check "unknown command ':bogus'"
+check 'blocks are for files'
+check "expected ')'"
+# after :restore, w holds the trained values (not the zeros of its new declaration)
+/usr/bin/python3 - <<'PY'
+import re, sys
+text = open('out.txt').read()
+w = text.split('restored 2 tensors')[1]
+vals = [float(v) for v in re.findall(r'-?\d+\.\d+', w.split('error')[0])]
+if len(vals) != 6 or all(v == 0 for v in vals) or any(v >= 1 for v in vals):
+    sys.exit(f"FAIL: w after :restore: {vals}")
+print(f"ok: trained w restored: {vals}")
+PY
+
+# the file argument is loaded first; the exit status is 0 at end of input
+printf 'param b: f32[2] = ones\n' > start.lathe
+echo 'b + 1.0' | "$LATHE" repl start.lathe > out.txt
+check '\[2.0000 2.0000\]'
