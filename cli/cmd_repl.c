@@ -75,7 +75,8 @@ static bool load_file(ReplSession *s, const char *path);
 static void eval_tensor_decl(ReplSession *s, char *rest, int kind) {
   char *colon = strchr(rest, ':');
   if (!colon) {
-    fprintf(s->out, "error: expected `%s NAME: TYPE = INIT`\n", kind == REPL_PARAM ? "param" : "data");
+    fprintf(s->out, "error: expected `%s NAME: TYPE = INIT`\n",
+            kind == REPL_PARAM ? "param" : "data");
     return;
   }
   *colon = '\0';

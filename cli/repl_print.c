@@ -22,7 +22,8 @@ typedef struct Fmt {
 
 static void format_value(const Fmt *f, double v, char *buf, size_t size) {
   if (!dtype_is_float(f->t->dtype)) snprintf(buf, size, "%lld", (long long)v);
-  else if (isnan(v) || isinf(v)) snprintf(buf, size, "%s", isnan(v) ? "nan" : v < 0 ? "-inf" : "inf");
+  else if (isnan(v) || isinf(v))
+    snprintf(buf, size, "%s", isnan(v) ? "nan" : v < 0 ? "-inf" : "inf");
   else snprintf(buf, size, f->sci ? "%.4e" : "%.4f", v);
 }
 

@@ -180,7 +180,8 @@ static bool trainable(ReplSession *s, const char *expr, ReplText *globs) {
   for (int i = 0; m && i < m->n_params; i++)
     if (!is_data(s, m->params[i].name))
       repl_text_add(globs, "%s%s", globs->len ? ", " : "", m->params[i].name);
-  if (m && !globs->len) fprintf(s->out, "error: nothing to train: '%s' depends on no param\n", expr);
+  if (m && !globs->len)
+    fprintf(s->out, "error: nothing to train: '%s' depends on no param\n", expr);
   if (m) module_free(m);
   return globs->len > 0;
 }
@@ -293,7 +294,9 @@ static bool valid_name(ReplSession *s, const char *name) {
   bool ok = (isalpha((unsigned char)name[0]) || name[0] == '_') && strncmp(name, "__", 2) != 0 &&
             strcmp(name, "_") != 0;
   for (const char *p = name; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_';
-  if (!ok) fprintf(s->out, "error: '%s' is not a name the REPL can bind (no '_' or '__' names)\n", name);
+  if (!ok)
+    fprintf(s->out, "error: '%s' is not a name the REPL can bind (no '_' or '__' names)\n",
+            name);
   return ok;
 }
 

@@ -12,6 +12,9 @@ pkgs=(
   zlib1g-dev                               # gzip datasets (IDX .gz)
   libcjson-dev                             # safetensors headers
   libffi-dev                               # calling entry points known only at run time
+  llvm-19-dev libclang-19-dev libclang-cpp19-dev clang-19  # in-process JIT (codegen/jit.cpp)
+  libomp-19-dev                            # OpenMP under clang-19 and the JIT
+  libedit-dev                              # REPL line editing and history
   python3 python3-numpy python3-torch      # fixtures (tests/fixtures/*.py) and reference checks
   dataset-fashion-mnist                    # training data (/usr/share/datasets/fashion-mnist)
 )

@@ -1,0 +1,133 @@
+/* bench/compile_latency.c — compile latency of the in-process JIT (median of repeated runs):
+ *
+ *   1. the MLP train step (examples/mlp.lathe with its train block: forward + train entries)
+ *   2. the MLP forward only
+ *   3. a one-line REPL expression (the synthetic model the REPL builds for `relu(x @ w) * 2.0`)
+ *
+ * For each: "jit" = jit_compile of the emitted C (Clang -O3 to LLVM IR, ORC LLJIT link, symbol
+ * lookup), and "total" = the whole path from source text (frontend, passes, C emitter, JIT)
+ * through the public API. The first compile of the process (LLVM initialization) is reported
+ * separately as "cold". Usage: compile_latency ROOT [RUNS]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/codegen.h"
+#include "codegen/jit.h"
+#include "frontend/frontend.h"
+#include "lathe/lathe.h"
+#include "passes/passes.h"
+#include "runtime/runtime.h"
+
+static const char *repl_text =
+    "fn __repl_w() -> f32[16, 16] {\n  param value: f32[16, 16] = glorot_uniform\n"
+    "  return value\n}\n"
+    "fn __repl_x() -> f32[4, 16] {\n  param value: f32[4, 16] = uniform(-1, 1)\n"
+    "  return value\n}\n"
+    "model repl() {\n  w = __repl_w()\n  x = __repl_x()\n  output _ = relu(x @ w) * 2.0\n}\n";
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* source → C text (frontend, passes, emitter), as the CLI does */
+static bool emit(const char *name, const char *text, bool train, char **c, char **h,
+                 char **model) {
+  Diag d;
+  diag_init(&d);
+  FrontendOptions fo;
+  frontend_options_init(&fo);
+  Module *m = frontend_compile(name, text, &fo, &d);
+  PassCtx pc;
+  pass_ctx_init(&pc, &d);
+  pc.want_train = train;
+  CgOptions co;
+  cg_options_init(&co);
+  bool ok = m && passes_run_module(m, &pc) && cg_emit_c(m, &co, c, h, &d);
+  if (ok) *model = strdup(m->name);
+  pass_ctx_fini(&pc);
+  if (!ok) fprintf(stderr, "%s", diag_text(&d));
+  if (m) module_free(m);
+  diag_fini(&d);
+  return ok;
+}
+
+/* median ms of `runs` jit_compile calls, and of `runs` whole compiles through the API */
+static bool measure(const char *label, const char *name, const char *text, bool train, int runs) {
+  char *c = NULL, *h = NULL, *model = NULL, hname[256];
+  if (!emit(name, text, train, &c, &h, &model)) return false;
+  snprintf(hname, sizeof hname, "%s.h", model);
+  double *jit = malloc(sizeof *jit * (size_t)runs), *total = malloc(sizeof *total * (size_t)runs);
+  bool ok = jit && total;
+  lathe_options o;
+  lathe_options_init(&o);
+  o.backend = LATHE_BACKEND_JIT;
+  o.want_train = train;
+  for (int i = 0; ok && i < runs; i++) { /* interleaved, so that load changes hit both */
+    Diag d;
+    diag_init(&d);
+    double t0 = now_ms();
+    JitModel *j = jit_compile(c, hname, h, model, &d);
+    jit[i] = now_ms() - t0;
+    if (!j) fprintf(stderr, "%s", diag_text(&d)), ok = false;
+    jit_free(j);
+    diag_fini(&d);
+    char *err = NULL;
+    t0 = now_ms();
+    lathe_model *m = ok ? lathe_compile_string(name, text, &o, &err) : NULL;
+    total[i] = now_ms() - t0;
+    if (ok && !m) fprintf(stderr, "%s", err), ok = false;
+    lathe_string_free(err);
+    lathe_free(m);
+  }
+  if (ok)
+    printf("%-28s C %6zu bytes   jit median %7.1f ms   total median %7.1f ms   (%d runs)\n", label,
+           strlen(c), median(jit, runs), median(total, runs), runs);
+  free(jit), free(total), free(c), free(h), free(model);
+  return ok;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s ROOT [RUNS]\n", argv[0]);
+    return 2;
+  }
+  if (!jit_available()) {
+    fprintf(stderr, "compile_latency: this lathe was built without LLVM (LATHE_JIT=OFF)\n");
+    return 1;
+  }
+  int runs = argc > 2 ? atoi(argv[2]) : 11;
+  if (runs < 1) runs = 1;
+  char path[4096], *mlp = NULL;
+  size_t len;
+  snprintf(path, sizeof path, "%s/examples/mlp.lathe", argv[1]);
+  Diag d;
+  diag_init(&d);
+  if (!rt_read_file(path, &mlp, &len, &d)) {
+    fprintf(stderr, "%s", diag_text(&d));
+    return 1;
+  }
+  diag_fini(&d);
+  double t0 = now_ms();
+  bool ok = measure("cold (first, REPL line)", "<repl>", repl_text, false, 1);
+  printf("  (cold includes LLVM initialization: %.1f ms for jit + total)\n", now_ms() - t0);
+  ok = ok && measure("MLP train step", path, mlp, true, runs);
+  ok = ok && measure("MLP forward", path, mlp, false, runs);
+  ok = ok && measure("one-line REPL expression", "<repl>", repl_text, false, runs);
+  free(mlp);
+  return ok ? 0 : 1;
+}
