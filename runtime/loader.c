@@ -1,6 +1,6 @@
 /* runtime/loader.c — build generated C into a shared object and load its descriptor.
  *
- * rt_build_shared runs `${CC:-cc} -std=c99 -O2 -shared -fPIC <extra flags> -o SO C -lm`
+ * rt_build_shared runs `${CC:-cc} -std=c99 -O3 -shared -fPIC <extra flags> -o SO C -lm`
  * with posix_spawnp (no shell: $CC and the extra flags are split on blanks, never
  * interpreted), captures the compiler's stdout and stderr through a pipe, and on failure puts
  * that output into the Diag. rt_model_open dlopens with RTLD_NOW | RTLD_LOCAL (so unresolved
@@ -65,7 +65,7 @@ static bool args_build(ArgList *a, const char *c_path, const char *so_path, cons
   memset(a, 0, sizeof *a);
   const char *cc = getenv("CC");
   if (!cc || !*cc) cc = "cc";
-  static char std[] = "-std=c99", opt[] = "-O2", shared[] = "-shared", pic[] = "-fPIC",
+  static char std[] = "-std=c99", opt[] = "-O3", shared[] = "-shared", pic[] = "-fPIC",
               out[] = "-o", libm[] = "-lm";
   bool ok = args_split(a, 0, cc) && a->n > 0 && args_push(a, std) && args_push(a, opt) &&
             args_push(a, shared) && args_push(a, pic);
@@ -271,7 +271,9 @@ bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text
     snprintf(so_path, len, "%s/%s.so", dir, model_name);
     ok = rt_write_file_atomic(h_path, h_text, strlen(h_text), d) &&
          rt_write_file_atomic(c_path, c_text, strlen(c_text), d) &&
-         rt_build_shared(c_path, so_path, NULL, d) && rt_model_open(m, so_path, model_name, d);
+         /* built for and run on this machine: tune for its CPU */
+         rt_build_shared(c_path, so_path, "-march=native", d) &&
+         rt_model_open(m, so_path, model_name, d);
   }
   free(c_path);
   free(h_path);

@@ -49,7 +49,7 @@ typedef struct RtModel {
   char *dir;                     /* temp build directory we own (removed on close), or NULL */
 } RtModel;
 
-/* cc -O2 -shared -fPIC c_path -o so_path -lm; compiler output goes to d on failure */
+/* cc -std=c99 -O3 -shared -fPIC c_path -o so_path -lm; compiler output goes to d on failure */
 bool rt_build_shared(const char *c_path, const char *so_path, const char *extra_flags, Diag *d);
 bool rt_model_open(RtModel *m, const char *so_path, const char *model_name, Diag *d);
 /* write c/h texts into a fresh temp dir, build, open; the dir is removed by rt_model_close */
