@@ -356,6 +356,19 @@ static bool elab_globs(Elab *E, const StepAst *sa, TrainStep *ts) {
   return ok;
 }
 
+/* `schedule = constant|step|cosine` names the learning-rate schedule; passes/optim.c takes
+ * it as the number 0|1|2. Returns VAL_NONE (reporting nothing) for anything else. */
+static Value schedule_arg(Elab *E, const char *name, const Expr *e) {
+  static const char *const kinds[] = {"constant", "step", "cosine"};
+  if (strcmp(name, "schedule") != 0 || e->kind != EX_NAME) return (Value){0};
+  for (int k = 0; k < 3; k++)
+    if (strcmp(e->name, kinds[k]) == 0) return (Value){.kind = VAL_INT, .i = k};
+  const char *hint = elab_suggest(e->name, kinds, 3);
+  diag_error(E->d, e->loc, "unknown schedule '%s'; expected constant, step or cosine%s%s%s",
+             e->name, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+  return (Value){0};
+}
+
 /* `adam(lr = 1e-3, beta1 = 0.9)`: named compile-time numbers; their meaning is the
  * optimizer's business (passes/optim.c). */
 static bool elab_optim_args(Elab *E, const Expr *o, TrainStep *ts) {
@@ -364,6 +377,7 @@ static bool elab_optim_args(Elab *E, const Expr *o, TrainStep *ts) {
   bool ok = true;
   for (int i = 0; i < o->n_args; i++) {
     const char *name = o->arg_names[i];
+    int errors = E->d->n_errors;
     if (!name) {
       diag_error(E->d, o->arg_locs[i], "optimizer arguments are named, as in 'adam(lr = 1e-3)'");
       ok = false;
@@ -375,7 +389,8 @@ static bool elab_optim_args(Elab *E, const Expr *o, TrainStep *ts) {
         ok = false;
       }
     }
-    Value v = elab_expr(E, &empty, o->args[i]);
+    Value v = schedule_arg(E, name, o->args[i]);
+    if (v.kind == VAL_NONE && E->d->n_errors == errors) v = elab_expr(E, &empty, o->args[i]);
     if (v.kind != VAL_INT && v.kind != VAL_FLOAT) {
       if (v.kind != VAL_NONE)
         diag_error(E->d, o->args[i]->loc, "optimizer argument '%s' must be a number, got %s", name,
