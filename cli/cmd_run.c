@@ -90,7 +90,8 @@ static void summarize(const char *name, const Tensor *t) {
   }
   printf("%s: %s%s  min %.6g  max %.6g  mean %.6g\n  [", name, dtype_name(t->dtype),
          shape_str(&t->shape, s, sizeof s), lo, hi, n ? sum / (double)n : 0.0);
-  for (int64_t i = 0; i < n && i < 8; i++) printf("%s%.6g", i ? ", " : "", tensor_get(t, i));
+  for (int64_t i = 0; i < n && i < 8; i++)
+    printf("%s%.6g", i ? ", " : "", tensor_get(t, i));
   printf("%s]\n", n > 8 ? ", ..." : "");
 }
 
@@ -116,8 +117,8 @@ static bool invoke_loaded(void *ctx, const lathe_entry_info *e, void *const *arg
 }
 
 /* Calls the forward entry and writes or prints each output. */
-static bool run_forward(const RunOptions *o, RtLoaded *l, const lathe_entry_info *e,
-                        CliWeights *w, Diag *d) {
+static bool run_forward(const RunOptions *o, RtLoaded *l, const lathe_entry_info *e, CliWeights *w,
+                        Diag *d) {
   Tensor tensors[CLI_MAX_ARGS];
   double ret = 0;
   bool ok = cli_call_entry_with(e, w, &o->in, tensors, &ret, invoke_loaded, l, d);
@@ -146,13 +147,14 @@ static bool reference_params(const RunOptions *o, const Module *m, Tensor *param
       diag_error(d, (SrcLoc){0}, "%s: no tensor '%s'", o->weights, p->name);
       ok = false;
     } else if (t->dtype != p->dtype || !shape_equal(&t->shape, &p->shape)) {
-      diag_error(d, (SrcLoc){0}, "%s: tensor '%s' is %s%s, but the model expects %s%s",
-                 o->weights, p->name, dtype_name(t->dtype), shape_str(&t->shape, a, sizeof a),
+      diag_error(d, (SrcLoc){0}, "%s: tensor '%s' is %s%s, but the model expects %s%s", o->weights,
+                 p->name, dtype_name(t->dtype), shape_str(&t->shape, a, sizeof a),
                  dtype_name(p->dtype), shape_str(&p->shape, b, sizeof b));
       ok = false;
     } else {
       ok = tensor_alloc(&params[i], t->dtype, &t->shape);
-      if (ok) memcpy(params[i].data, t->data, (size_t)shape_numel(&t->shape) * dtype_size(t->dtype));
+      if (ok)
+        memcpy(params[i].data, t->data, (size_t)shape_numel(&t->shape) * dtype_size(t->dtype));
     }
   }
   rt_set_fini(&set);
@@ -175,24 +177,34 @@ static bool run_reference(const RunOptions *o, Module *m, Diag *d) {
   bool ok = inputs && params && states && outs && reference_params(o, m, params, d);
   for (int i = 0; ok && i < o->in.n; i++) {
     int k = 0;
-    while (k < m->n_inputs && strcmp(m->inputs[k].name, o->in.names[i]) != 0) k++;
+    while (k < m->n_inputs && strcmp(m->inputs[k].name, o->in.names[i]) != 0)
+      k++;
     if (k == m->n_inputs) {
       diag_error(d, (SrcLoc){0}, "the model has no input '%s'", o->in.names[i]);
       ok = false;
       break;
     }
-    lathe_tensor_info ti = {m->inputs[k].name, (int)m->inputs[k].dtype, m->inputs[k].shape.rank,
-                            m->inputs[k].shape.dim, 0, 0};
+    lathe_tensor_info ti = {m->inputs[k].name,
+                            (int)m->inputs[k].dtype,
+                            m->inputs[k].shape.rank,
+                            m->inputs[k].shape.dim,
+                            0,
+                            0};
     ok = cli_load_input(&o->in, &ti, &inputs[k], d);
   }
-  for (int i = 0; ok && i < m->n_states; i++) ir_init_tensor(&m->states[i], o->seed, &states[i]);
+  for (int i = 0; ok && i < m->n_states; i++)
+    ir_init_tensor(&m->states[i], o->seed, &states[i]);
   ok = ok && ir_eval(g, inputs, params, states, outs, NULL, d);
   for (int i = 0; ok && i < g->n_outputs; i++)
     ok = write_output(o, g->outputs[i].name, &outs[i], d);
-  for (int i = 0; outs && i < g->n_outputs; i++) tensor_free(&outs[i]);
-  for (int i = 0; inputs && i < m->n_inputs; i++) tensor_free(&inputs[i]);
-  for (int i = 0; params && i < m->n_params; i++) tensor_free(&params[i]);
-  for (int i = 0; states && i < m->n_states; i++) tensor_free(&states[i]);
+  for (int i = 0; outs && i < g->n_outputs; i++)
+    tensor_free(&outs[i]);
+  for (int i = 0; inputs && i < m->n_inputs; i++)
+    tensor_free(&inputs[i]);
+  for (int i = 0; params && i < m->n_params; i++)
+    tensor_free(&params[i]);
+  for (int i = 0; states && i < m->n_states; i++)
+    tensor_free(&states[i]);
   free(inputs), free(params), free(states), free(outs);
   return ok;
 }

@@ -44,13 +44,20 @@ static int parse_args(TrainOptions *o, int argc, char **argv) {
       fputs(help, stdout);
       return -1;
     }
-    if (cli_option(&a, "--data", NULL)) o->data = a.value;
-    else if (cli_option(&a, "--checkpoint", NULL)) o->checkpoint = a.value;
-    else if (cli_option(&a, "--resume", NULL)) o->resume = a.value;
-    else if (cli_option(&a, "--plot", NULL)) o->plot = a.value;
-    else if (cli_option(&a, "--epochs", NULL)) num = &o->epochs;
-    else if (cli_option(&a, "--seed", NULL)) num = &o->seed;
-    else if (cli_option(&a, "--limit", NULL)) num = &o->limit;
+    if (cli_option(&a, "--data", NULL))
+      o->data = a.value;
+    else if (cli_option(&a, "--checkpoint", NULL))
+      o->checkpoint = a.value;
+    else if (cli_option(&a, "--resume", NULL))
+      o->resume = a.value;
+    else if (cli_option(&a, "--plot", NULL))
+      o->plot = a.value;
+    else if (cli_option(&a, "--epochs", NULL))
+      num = &o->epochs;
+    else if (cli_option(&a, "--seed", NULL))
+      num = &o->seed;
+    else if (cli_option(&a, "--limit", NULL))
+      num = &o->limit;
     else if (!cli_compile_option(&a, &o->c)) {
       const char *arg = a.argv[a.i++];
       if (arg[0] == '-') return cli_usage_error(&a, "unknown option '%s'", arg);
@@ -64,7 +71,8 @@ static int parse_args(TrainOptions *o, int argc, char **argv) {
   if (a.failed) return EXIT_USAGE;
   if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
   if (!o->data) return cli_usage_error(&a, "expected --data fashion-mnist[=DIR]");
-  if (o->epochs == 0 || o->epochs > 100000) return cli_usage_error(&a, "--epochs must be 1..100000");
+  if (o->epochs == 0 || o->epochs > 100000)
+    return cli_usage_error(&a, "--epochs must be 1..100000");
   return EXIT_OK;
 }
 
@@ -77,7 +85,8 @@ static uint64_t mix(uint64_t x) {
 
 static void shuffle(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch) {
   uint64_t state = mix(seed ^ mix(epoch + 1));
-  for (int64_t i = 0; i < n; i++) order[i] = i;
+  for (int64_t i = 0; i < n; i++)
+    order[i] = i;
   for (int64_t i = n - 1; i > 0; i--) {
     state = mix(state);
     int64_t j = (int64_t)(state % (uint64_t)(i + 1));
@@ -132,8 +141,8 @@ static bool read_epoch(const char *ckpt, uint64_t *epoch, Diag *d) {
 enum { SAMPLE_EVERY = 16 };
 
 typedef struct Sampler {
-  CliBatch b;                /* bound to the evaluate entry, sharing the train batch buffers */
-  void *outs[CLI_MAX_ARGS];  /* its outputs */
+  CliBatch b;               /* bound to the evaluate entry, sharing the train batch buffers */
+  void *outs[CLI_MAX_ARGS]; /* its outputs */
   int64_t seen, correct;
 } Sampler;
 
@@ -152,7 +161,8 @@ static bool sampler_init(Sampler *sp, Run *r, CliBatch *train, Diag *d) {
 static void sampler_fini(Sampler *sp) {
   sp->b.x = sp->b.y = NULL; /* owned by the train batch */
   cli_batch_fini(&sp->b);
-  for (int k = 0; k < CLI_MAX_ARGS; k++) free(sp->outs[k]);
+  for (int k = 0; k < CLI_MAX_ARGS; k++)
+    free(sp->outs[k]);
 }
 
 static void sample(Sampler *sp, Run *r) {
@@ -167,8 +177,8 @@ static int64_t epoch_order(Run *r, int64_t batch, int64_t **order, Diag *d) {
   int64_t n = r->train_ds.n;
   if (r->o->limit && (int64_t)r->o->limit < n) n = (int64_t)r->o->limit;
   if (n / batch == 0) {
-    diag_error(d, (SrcLoc){0}, "%lld training samples make no full batch of %lld",
-               (long long)n, (long long)batch);
+    diag_error(d, (SrcLoc){0}, "%lld training samples make no full batch of %lld", (long long)n,
+               (long long)batch);
     return 0;
   }
   *order = malloc((size_t)n * sizeof **order);
@@ -194,7 +204,7 @@ static bool run_epoch(Run *r, Diag *d) {
     loss_sum += loss;
     ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
     rt_progress_update(&p, (s + 1) * b.batch, ema,
-                        sp.seen ? (double)sp.correct / (double)sp.seen : 0);
+                       sp.seen ? (double)sp.correct / (double)sp.seen : 0);
   }
   if (ok) {
     p.loss = loss_sum / (double)steps;
@@ -220,8 +230,8 @@ static bool train_loop(Run *r, Diag *d) {
             r->train_loss[r->n_hist], tl, 100 * ta);
     r->n_hist++;
     if (r->o->checkpoint && !save_checkpoint(r, d)) return false;
-    if (r->o->plot && !rt_plot_write(r->o->plot, r->model.info->name, r->train_loss,
-                                      r->test_loss, r->test_acc, r->n_hist, d))
+    if (r->o->plot && !rt_plot_write(r->o->plot, r->model.info->name, r->train_loss, r->test_loss,
+                                     r->test_acc, r->n_hist, d))
       return false;
   }
   printf("test accuracy %.2f%%  test loss %.4f\n", 100 * r->test_acc[r->n_hist - 1],
@@ -233,8 +243,10 @@ static bool setup(Run *r, Diag *d) {
   r->train = rt_model_entry(&r->model, "train");
   r->eval = rt_model_entry(&r->model, "evaluate");
   if (!r->train || !r->eval) {
-    diag_error(d, (SrcLoc){0}, "%s: `lathe train` needs a single-step train block and an "
-               "`output` (the class scores)", r->o->c.file);
+    diag_error(d, (SrcLoc){0},
+               "%s: `lathe train` needs a single-step train block and an "
+               "`output` (the class scores)",
+               r->o->c.file);
     return false;
   }
   if (!rt_dataset_load(&r->train_ds, r->o->data, true, d) ||

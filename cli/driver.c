@@ -18,12 +18,14 @@ void cli_compile_init(CliCompile *c) {
 static bool check_disabled(const CliCompile *c, Diag *d) {
   for (int i = 0; i < c->n_disabled; i++) {
     bool known = false;
-    for (int p = 0; p < passes_count(); p++) known |= strcmp(passes_name(p), c->disabled[i]) == 0;
+    for (int p = 0; p < passes_count(); p++)
+      known |= strcmp(passes_name(p), c->disabled[i]) == 0;
     if (!known) diag_error(d, (SrcLoc){0}, "--disable: unknown pass '%s'", c->disabled[i]);
   }
   if (c->dump_after) {
     bool known = false;
-    for (int p = 0; p < passes_count(); p++) known |= strcmp(passes_name(p), c->dump_after) == 0;
+    for (int p = 0; p < passes_count(); p++)
+      known |= strcmp(passes_name(p), c->dump_after) == 0;
     if (!known) diag_error(d, (SrcLoc){0}, "--dump-after: unknown pass '%s'", c->dump_after);
   }
   return d->n_errors == 0;
@@ -113,7 +115,8 @@ static bool load_one(const lathe_tensor_info *ti, const Tensor *t, char *base, c
                      Diag *d) {
   Shape want = {0};
   want.rank = ti->rank;
-  for (int k = 0; k < ti->rank; k++) want.dim[k] = ti->shape[k];
+  for (int k = 0; k < ti->rank; k++)
+    want.dim[k] = ti->shape[k];
   if ((int)t->dtype != ti->dtype || !shape_equal(&t->shape, &want)) {
     char a[200], b[200];
     diag_error(d, (SrcLoc){0}, "%s: tensor '%s' is %s%s, but the model expects %s%s", ckpt,
@@ -149,13 +152,12 @@ static bool load_checkpoint(CliWeights *w, const lathe_model_info *info, const c
   return ok;
 }
 
-bool cli_weights_init(CliWeights *w, const lathe_model_info *info, const char *ckpt,
-                      uint64_t seed, Diag *d) {
+bool cli_weights_init(CliWeights *w, const lathe_model_info *info, const char *ckpt, uint64_t seed,
+                      Diag *d) {
   w->params = cli_aligned_alloc(info->params_bytes);
   w->state = cli_aligned_alloc(info->state_bytes);
   if (!w->params || !w->state) {
-    diag_error(d, (SrcLoc){0}, "out of memory allocating %zu bytes of params",
-               info->params_bytes);
+    diag_error(d, (SrcLoc){0}, "out of memory allocating %zu bytes of params", info->params_bytes);
     return false;
   }
   info->init(w->params, w->state, seed);
@@ -172,7 +174,8 @@ static void add_tensors(RtTensorSet *set, const lathe_tensor_info *ts, int n, co
   for (int i = 0; i < n; i++) {
     Shape s = {0};
     s.rank = ts[i].rank;
-    for (int k = 0; k < s.rank; k++) s.dim[k] = ts[i].shape[k];
+    for (int k = 0; k < s.rank; k++)
+      s.dim[k] = ts[i].shape[k];
     Tensor *t = rt_set_add(set, ts[i].name, (DType)ts[i].dtype, &s);
     if (t) memcpy(t->data, base + ts[i].offset, ts[i].bytes);
   }

@@ -11,7 +11,8 @@
 
 static int64_t per_sample(const lathe_tensor_info *t) {
   int64_t n = 1;
-  for (int k = 1; k < t->rank; k++) n *= t->shape[k];
+  for (int k = 1; k < t->rank; k++)
+    n *= t->shape[k];
   return n;
 }
 
@@ -32,7 +33,8 @@ static bool find_args(CliBatch *b, const lathe_entry_info *e, Diag *d) {
     }
   }
   if (n_float != 1 || n_int != 1) {
-    diag_error(d, (SrcLoc){0}, "entry '%s' takes %d float and %d integer inputs; a dataset feeds "
+    diag_error(d, (SrcLoc){0},
+               "entry '%s' takes %d float and %d integer inputs; a dataset feeds "
                "exactly one float input (samples) and one i32[N] input (labels)",
                e->name, n_float, n_int);
     return false;
@@ -53,7 +55,8 @@ bool cli_bind(CliBatch *b, const lathe_entry_info *e, const RtDataset *ds, Diag 
   const lathe_tensor_info *x = e->args[b->x_arg].tensor, *y = e->args[b->y_arg].tensor;
   b->batch = x->rank ? x->shape[0] : 1;
   if (per_sample(x) != ds->sample_numel || x->rank < 2 || y->shape[0] != b->batch) {
-    diag_error(d, (SrcLoc){0}, "model input '%s' takes %lld values per sample (batch %lld), but "
+    diag_error(d, (SrcLoc){0},
+               "model input '%s' takes %lld values per sample (batch %lld), but "
                "the dataset's samples are %lldx%lld = %lld values; labels '%s' must be i32[%lld]",
                x->name, (long long)per_sample(x), (long long)b->batch, (long long)ds->rows,
                (long long)ds->cols, (long long)ds->sample_numel, y->name, (long long)b->batch);
@@ -82,7 +85,8 @@ void cli_gather(CliBatch *b, const RtDataset *ds, const int64_t *index, int64_t 
     int64_t s = index[i < count ? i : i % count]; /* a short last batch repeats samples */
     if (b->f64) {
       double *x = (double *)b->x + i * per;
-      for (int64_t j = 0; j < per; j++) x[j] = src[s * per + j];
+      for (int64_t j = 0; j < per; j++)
+        x[j] = src[s * per + j];
     } else {
       memcpy((float *)b->x + i * per, src + s * per, (size_t)per * sizeof(float));
     }
@@ -95,11 +99,21 @@ double cli_call_batch(const lathe_entry_info *e, CliBatch *b, CliWeights *w, voi
   void *args[CLI_MAX_ARGS] = {0};
   for (int k = 0; k < e->n_args && k < CLI_MAX_ARGS; k++) {
     switch (e->args[k].role) {
-    case LATHE_ARG_PARAMS: args[k] = w->params; break;
-    case LATHE_ARG_STATE: args[k] = w->state; break;
-    case LATHE_ARG_WORKSPACE: args[k] = b->ws; break;
-    case LATHE_ARG_INPUT: args[k] = k == b->x_arg ? b->x : b->y; break;
-    default: args[k] = outs ? outs[k] : NULL; break;
+    case LATHE_ARG_PARAMS:
+      args[k] = w->params;
+      break;
+    case LATHE_ARG_STATE:
+      args[k] = w->state;
+      break;
+    case LATHE_ARG_WORKSPACE:
+      args[k] = b->ws;
+      break;
+    case LATHE_ARG_INPUT:
+      args[k] = k == b->x_arg ? b->x : b->y;
+      break;
+    default:
+      args[k] = outs ? outs[k] : NULL;
+      break;
     }
   }
   double ret = 0;
@@ -142,15 +156,18 @@ bool cli_evaluate(const lathe_entry_info *e, CliWeights *w, const RtDataset *ds,
   int64_t correct = 0;
   for (int64_t start = 0; ok && index && start < ds->n; start += b.batch) {
     int64_t count = ds->n - start < b.batch ? ds->n - start : b.batch;
-    for (int64_t i = 0; i < count; i++) index[i] = start + i;
+    for (int64_t i = 0; i < count; i++)
+      index[i] = start + i;
     cli_gather(&b, ds, index, count);
     /* the loss is a batch mean; a short last batch is weighted by its real samples */
     loss_sum += cli_call_batch(e, &b, w, outs) * (double)count;
-    if (b.out_arg >= 0) correct += cli_count_correct(&b, e->args[b.out_arg].tensor, outs[b.out_arg], count);
+    if (b.out_arg >= 0)
+      correct += cli_count_correct(&b, e->args[b.out_arg].tensor, outs[b.out_arg], count);
   }
   *loss = loss_sum / (double)ds->n;
   *acc = b.out_arg >= 0 ? (double)correct / (double)ds->n : 0;
-  for (int k = 0; k < CLI_MAX_ARGS; k++) free(outs[k]);
+  for (int k = 0; k < CLI_MAX_ARGS; k++)
+    free(outs[k]);
   free(index);
   cli_batch_fini(&b);
   return ok && index;
