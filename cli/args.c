@@ -128,6 +128,14 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
     c->time_passes = true;
     return true;
   }
+  if (cli_option(a, "--target", NULL)) {
+    if (!cg_target_parse(a->value, &c->target)) {
+      cli_usage_error(a, "--target expects native, generic, x86-64-v3, x86-64-v4 or aarch64, "
+                         "got '%s'", a->value);
+      a->failed = true;
+    }
+    return true;
+  }
   if (cli_option(a, "--dump-after", NULL)) {
     c->dump_after = a->value;
     return true;

@@ -30,6 +30,7 @@ typedef struct CliCompile {
   const char *dump_after; /* --dump-after PASS */
   bool time_passes;       /* --time-passes */
   bool want_grad, want_train, want_eval;
+  CgTarget target; /* --target (matmul kernels); 0 = CG_TARGET_NATIVE */
 } CliCompile;
 
 /* A tiny getopt_long-like cursor: handles `--name value`, `--name=value`, `-Dx=1`, `-D x=1`. */

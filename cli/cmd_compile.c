@@ -22,6 +22,8 @@ static const char *help =
     "  --dtype f32|f64      compile every f32 as f64\n"
     "  -O0 .. -O3           optimization level (default -O2)\n"
     "  --line-directives    emit #line so debuggers step through the .lathe file\n"
+    "  --target T           matmul kernels for native (default), generic (portable C99),\n"
+    "                       x86-64-v3, x86-64-v4 or aarch64\n"
     "  --dump-after PASS    print the IR after PASS\n"
     "  --disable PASS       do not run PASS\n"
     "  --time-passes        print the time spent in each pass\n"

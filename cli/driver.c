@@ -84,6 +84,7 @@ bool cli_emit(const Module *m, const CliCompile *c, char **c_text, char **h_text
   CgOptions o;
   cg_options_init(&o);
   o.line_directives = c->line_directives;
+  o.target = c->target;
   bool ok = cg_emit_c(m, &o, c_text, h_text, &d);
   diag_flush(&d, stderr);
   diag_fini(&d);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "gemm.h"
 #include "lathe/model_info.h"
 
 /* include/lathe/model_info.h from #ifndef to #endif (tests/unit/test_codegen_api.c checks it) */
@@ -151,12 +152,13 @@ static void header_types(Backend *b, CgBuf *h) {
 static void header_sizes(Backend *b, CgBuf *h) {
   int64_t max = 0;
   for (int i = 0; i < b->m->n_entries; i++)
-    if (b->m->entries[i]->workspace_bytes > max) max = b->m->entries[i]->workspace_bytes;
+    if (cg_workspace_bytes(b->m->entries[i], b->opt) > max)
+      max = cg_workspace_bytes(b->m->entries[i], b->opt);
   cg_buf_puts(h, "/* workspace bytes (pass a 64-byte aligned buffer); the first is the max */\n");
   cg_buf_printf(h, "enum { %s_WORKSPACE_BYTES = %lld };\n", b->upper, (long long)max);
   for (int i = 0; i < b->m->n_entries; i++)
     cg_buf_printf(h, "enum { %s_WORKSPACE_BYTES = %lld };\n", b->entries[i].upper,
-                  (long long)b->m->entries[i]->workspace_bytes);
+                  (long long)cg_workspace_bytes(b->m->entries[i], b->opt));
   cg_buf_puts(h, "\n");
 }
 
@@ -248,6 +250,9 @@ static InitPlan init_plan(const TensorDecl *decl) {
   case INIT_HE_NORMAL:
     p = (InitPlan){FILL_NORMAL, 0.0, sqrt(2.0 / p.fan_in), p.fan_in, p.fan_out};
     break;
+  case INIT_ORTHOGONAL: /* then lathe_orthogonal_<dtype> (init_one) */
+    p = (InitPlan){FILL_NORMAL, 0.0, 1.0, p.fan_in, p.fan_out};
+    break;
   default:
     break; /* zeros */
   }
@@ -274,6 +279,39 @@ static const char *const init_helpers[] = {
     "}\n\n",
 };
 
+/* ir/init.c's fill_orthogonal for C type t (float or double): the same operations in the
+ * same order; separate statements and (GCC) fp-contract=off keep FMAs out */
+static void emit_orthogonal(CgBuf *c, const char *t) {
+  cg_buf_printf(c,
+      "#if defined(__GNUC__) && !defined(__clang__)\n"
+      "__attribute__((optimize(\"fp-contract=off\")))\n"
+      "#endif\n"
+      "static void lathe_orthogonal_%s(%s *m, int64_t vecs, int64_t len, int64_t vs,\n"
+      "                                int64_t es) {\n"
+      "  for (int64_t i = 0; i < vecs; i++) {\n"
+      "    for (int64_t j = 0; j < i; j++) {\n"
+      "      double d = 0.0;\n"
+      "      for (int64_t k = 0; k < len; k++) {\n"
+      "        const double p = (double)m[i * vs + k * es] * (double)m[j * vs + k * es];\n"
+      "        d += p;\n"
+      "      }\n"
+      "      for (int64_t k = 0; k < len; k++) {\n"
+      "        const double p = d * (double)m[j * vs + k * es];\n"
+      "        m[i * vs + k * es] = (%s)((double)m[i * vs + k * es] - p);\n"
+      "      }\n"
+      "    }\n"
+      "    double s = 0.0;\n"
+      "    for (int64_t k = 0; k < len; k++) {\n"
+      "      const double p = (double)m[i * vs + k * es] * (double)m[i * vs + k * es];\n"
+      "      s += p;\n"
+      "    }\n"
+      "    const double norm = sqrt(s);\n"
+      "    for (int64_t k = 0; k < len; k++)\n"
+      "      m[i * vs + k * es] = (%s)((double)m[i * vs + k * es] / norm);\n"
+      "  }\n"
+      "}\n\n", t, t, t, t);
+}
+
 static void init_one(Backend *b, CgBuf *c, const TensorDecl *decl, const char *lvalue) {
   Arena *a = &b->arena;
   InitPlan ip = init_plan(decl);
@@ -295,6 +333,14 @@ static void init_one(Backend *b, CgBuf *c, const TensorDecl *decl, const char *l
   cg_buf_printf(c, "    %s[i] = (%s)(%s + %s * %s(key, i));\n", lvalue, t,
                 cg_literal(a, DT_F64, ip.lo), cg_literal(a, DT_F64, ip.width),
                 ip.fill == FILL_UNIFORM ? "lathe_uniform01" : "lathe_normal01");
+  if (decl->init.kind != INIT_ORTHOGONAL || !dtype_is_float(decl->dtype)) return;
+  int64_t rows = decl->shape.rank ? decl->shape.dim[0] : 1, cols = count / rows;
+  if (rows <= cols)
+    cg_buf_printf(c, "  lathe_orthogonal_%s(%s, %lld, %lld, %lld, 1);\n", t, lvalue,
+                  (long long)rows, (long long)cols, (long long)cols);
+  else
+    cg_buf_printf(c, "  lathe_orthogonal_%s(%s, %lld, %lld, 1, %lld);\n", t, lvalue,
+                  (long long)cols, (long long)rows, (long long)cols);
 }
 
 void cg_emit_init(Backend *b, CgBuf *c) {
@@ -310,6 +356,16 @@ void cg_emit_init(Backend *b, CgBuf *c) {
   }
   if (random) cg_buf_puts(c, init_helpers[0]);
   if (normal) cg_buf_puts(c, init_helpers[1]);
+  for (int t = 0; t < 2; t++) { /* lathe_orthogonal_float / _double, when used */
+    bool used = false;
+    for (int i = 0; i < m->n_params; i++)
+      used |= m->params[i].init.kind == INIT_ORTHOGONAL &&
+              m->params[i].dtype == (t ? DT_F64 : DT_F32);
+    for (int i = 0; i < m->n_states; i++)
+      used |= m->states[i].init.kind == INIT_ORTHOGONAL &&
+              m->states[i].dtype == (t ? DT_F64 : DT_F32);
+    if (used) emit_orthogonal(c, t ? "double" : "float");
+  }
   cg_buf_puts(c,
               "/* the initializers of the model file, deterministic in (seed, tensor name) */\n");
   cg_buf_printf(c, "void %s_init(%s_params *p, %s_state *s, uint64_t seed) {\n", b->model, b->model,

@@ -16,11 +16,13 @@
 #include <string.h>
 
 #include "backend.h"
+#include "gemm.h"
 #include "lathe/model_info.h"
 
 void cg_options_init(CgOptions *o) {
   o->line_directives = false;
   o->header_name = NULL;
+  o->target = CG_TARGET_NATIVE;
 }
 
 /* Names a generated function must not take for its own: C keywords, and the library names
@@ -36,6 +38,7 @@ static const char *const reserved_words[] = {
     "sin",      "cos",        "NAN",      "HUGE_VAL", "HUGE_VALF", "INT32_MIN", "INT64_MIN",
     "int8_t",   "int32_t",    "int64_t",  "uint8_t",  "uint32_t",  "uint64_t",  "size_t",
     "offsetof", "NULL",       "main",     "bool",     "true",      "false",     "errno",
+    "erf",      "erff",
 };
 
 static bool is_reserved(const char *name) {
@@ -320,7 +323,8 @@ static bool mentions(const char *text, const char *name) {
 static void assemble_function(Backend *b, const EntryPlan *ep, CgEmitter *e) {
   const Graph *g = ep->g;
   cg_buf_printf(&b->funcs, "/* entry point \"%s\": %u nodes, %lld workspace bytes */\n",
-                cg_comment_safe(&b->arena, g->name), g->n_nodes, (long long)g->workspace_bytes);
+                cg_comment_safe(&b->arena, g->name), g->n_nodes,
+                (long long)cg_workspace_bytes(g, b->opt));
   cg_buf_printf(&b->funcs, "%s {\n", cg_signature(b, ep));
   if (e->decl.data) cg_buf_puts(&b->funcs, e->decl.data);
   for (int i = 0; i < ep->n_args; i++) {
@@ -367,9 +371,9 @@ static bool emit_entry(Backend *b, const Graph *g, EntryPlan *ep) {
     diag_error(b->diag, (SrcLoc){0}, "internal error: entry '%s' was not memory-planned", g->name);
     return false;
   }
-  if (g->workspace_bytes > INT32_MAX) { /* the size is an enum constant in the header */
+  if (cg_workspace_bytes(g, b->opt) > INT32_MAX) { /* an enum constant in the header */
     diag_error(b->diag, (SrcLoc){0}, "entry '%s' needs %lld workspace bytes; at most %d supported",
-               g->name, (long long)g->workspace_bytes, INT32_MAX);
+               g->name, (long long)cg_workspace_bytes(g, b->opt), INT32_MAX);
     return false;
   }
   CgEmitter e;

@@ -8,6 +8,7 @@
  * of passes/kernels.c, recomputed here because codegen does not link the passes).
  */
 #include "backend.h"
+#include "gemm.h"
 
 #include <stdlib.h>
 
@@ -96,6 +97,13 @@ void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h) {
                   "source");
     int64_t end = 0;
     plan_rows(b, g, kernel_of, last, n_kernels, h, &end);
+    int64_t total = cg_workspace_bytes(g, b->opt);
+    if (total > g->workspace_bytes) { /* codegen/gemm.c: packing buffers above the plan */
+      int64_t at = (g->workspace_bytes + 63) / 64 * 64;
+      cg_buf_printf(h, " *   %-24s %10lld %10lld  %-10s %s\n", "(matmul packing)",
+                    (long long)(total - at), (long long)at, "matmuls", "codegen/gemm.c");
+      end = total;
+    }
     cg_buf_puts(h, " */\n");
     cg_buf_printf(h, "typedef char %s_plan_fits_[(%lld <= %s_WORKSPACE_BYTES) ? 1 : -1];\n\n",
                   ep->upper, (long long)end, ep->upper);

@@ -1,7 +1,8 @@
 /* codegen/codegen.h — lowering entry graphs to C; the public header of codegen/.
  *
  * emit.c is the indentation-aware printf-style emitter (separate declaration and body
- * streams, fresh names); lower.c lowers each node (later: each fused group) to a loop nest;
+ * streams, fresh names); lower.c lowers each node (later: each fused group) to a loop nest,
+ * gemm.c 2-D f32 matmuls to a packed, register-blocked GEMM tuned for CgOptions.target;
  * c_backend.c assembles <model>.c and <model>.h: params/state structs, the workspace size,
  * <model>_init, one function per entry graph, and the <model>_info descriptor.
  */
@@ -10,12 +11,26 @@
 
 #include "ir/ir.h"
 
+/* What the generated matmul kernels are tuned for (codegen/gemm.c): the micro-tile and vector
+ * width. NATIVE = the machine lathe runs on; GENERIC = portable C99 without extensions. */
+typedef enum CgTarget {
+  CG_TARGET_NATIVE,
+  CG_TARGET_GENERIC,
+  CG_TARGET_X86_64_V3, /* AVX2 + FMA: 6x16 tile of 8-float vectors */
+  CG_TARGET_X86_64_V4, /* AVX-512: 8x32 tile of 16-float vectors */
+  CG_TARGET_AARCH64,   /* NEON: 8x12 tile of 4-float vectors */
+  CG_TARGET_COUNT
+} CgTarget;
+
 typedef struct CgOptions {
   bool line_directives;    /* emit #line so debuggers step through the .lathe file */
   const char *header_name; /* the #include in the .c; NULL = "<model>.h" */
+  CgTarget target;         /* matmul kernels; cg_options_init: CG_TARGET_NATIVE */
 } CgOptions;
 
 void cg_options_init(CgOptions *o);
+/* "native", "generic", "x86-64-v3", "x86-64-v4", "aarch64" -> *t; false if unknown */
+bool cg_target_parse(const char *name, CgTarget *t);
 
 /* Emit the C translation unit and header for every entry graph of m (memory planning must
  * have run). *c_text and *h_text are malloc'd. */

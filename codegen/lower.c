@@ -12,6 +12,11 @@
  */
 #include "lower.h"
 
+#include "gemm.h"
+#include "lower_scan.h"
+#include "lower_struct.h"
+#include "lower_conv.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -244,6 +249,8 @@ static const char *ew_expr(CgFunc *f, const Node *n, const char *x, const char *
   }
   case OP_TANH:
     return math_call(f, t, "tanh", x);
+  case OP_ERF:
+    return math_call(f, t, "erf", x);
   case OP_STOP_GRAD:
   case OP_BROADCAST:
     return x;
@@ -470,6 +477,14 @@ static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab,
   loop_close(f, i);
 }
 
+/* the store of a finished element of an unfused matmul (codegen/gemm.c) */
+static bool store_plain(CgFunc *f, void *ctx, const char **ij, const char *idx,
+                        const char *value) {
+  (void)ij;
+  cg_line(f->e, "%s[%s] = %s;", f->val[*(const NodeId *)ctx].expr, idx, value);
+  return true;
+}
+
 static bool lower_matmul(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Shape *a = &graph_node(f->g, n->in[0])->shape, *b = &graph_node(f->g, n->in[1])->shape;
@@ -478,6 +493,10 @@ static bool lower_matmul(CgFunc *f, NodeId id) {
   MatDims md;
   mat_dims(n, a, b, &md);
   if (md.nb < 0) return unsupported(f, id, "inconsistent matmul shapes");
+  if (cg_gemm_applies(f->g, id)) {
+    CgGemmStore st = {store_plain, &id, f->val[id].expr}; /* its output holds partial sums */
+    return cg_gemm_lower(f, id, &st);
+  }
   const char *vars[IR_MAX_RANK];
   for (int d = 0; d < md.nb; d++) {
     char base[16];
@@ -803,7 +822,20 @@ static const char *mm_row(CgFunc *f, const Fused *u, const MatDims *md, bool *lo
 /* C = A B with 2-D operands, the epilogue applied per element (B transposed: i-j-k with an
  * accumulator) or per finished row (i-k-j accumulating into a stored row, then the epilogue
  * over it; the row is overwritten only after each element is read). */
+/* the store of a finished matmul element with its epilogue (codegen/gemm.c) */
+static bool store_group(CgFunc *f, void *ctx, const char **ij, const char *idx,
+                        const char *value) {
+  Fused *u = ctx;
+  u->skip = NULL;
+  return emit_members(f, u, ij, idx, false, value);
+}
+
 static bool lower_mm_group(CgFunc *f, Fused *u) {
+  if (cg_gemm_applies(f->g, u->mm)) {
+    const CgValue *v = &f->val[u->mm];
+    CgGemmStore st = {store_group, u, v->expr && v->writable ? v->expr : NULL};
+    return cg_gemm_lower(f, u->mm, &st);
+  }
   const Node *n = graph_node(f->g, u->mm);
   MatDims md;
   mat_dims(n, &graph_node(f->g, n->in[0])->shape, &graph_node(f->g, n->in[1])->shape, &md);

@@ -90,6 +90,8 @@ typedef enum ExprKind {
   EX_SLICE,    /* lhs:rhs inside an index, either may be NULL */
   EX_LIST,     /* [args] */
   EX_TUPLE,    /* (a, b, ...) */
+  EX_SCAN,     /* scan name in lhs..rhs [reversed: ival 1] with (arg_names[i] = args[i])
+                  { body; yield yield } */
   EX_COUNT
 } ExprKind;
 
@@ -108,6 +110,10 @@ struct Expr {
   int n_args;
   const char *as_name; /* EX_CALL: `as NAME` instance, or NULL */
   SrcLoc as_loc;
+  struct Stmt **body;  /* EX_SCAN: the step's statements */
+  int n_body;
+  Expr *yield;         /* EX_SCAN: the per-step output, or NULL (the result is then the
+                          final value of the first carry) */
 };
 
 /* A tensor type `f32[N, 784]` or the compile-time integer type `int`. */
@@ -143,6 +149,7 @@ typedef struct Arg {
   const char *name;
   SrcLoc loc;
   TypeExpr *type;
+  Expr *def; /* `name: int = expr`: the default when a call omits it, or NULL */
 } Arg;
 
 typedef struct StepAst {

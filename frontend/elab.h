@@ -21,6 +21,7 @@ typedef enum ValKind {
   VAL_BOOL,   /* i (0/1) */
   VAL_DTYPE,  /* i (a DType) */
   VAL_LIST,   /* items[n_items] (compile-time ints) */
+  VAL_TUPLE,  /* items[n_items] are NodeIds of tensors (split); destructured by `a, b = ...` */
   VAL_COUNT
 } ValKind;
 
@@ -84,6 +85,12 @@ typedef struct Elab {
   const char *files[16]; /* AST file name → module-arena copy (pairs) */
   const char *file_copies[16];
   int n_files;
+  int scan_depth; /* > 0 while elaborating a scan body (E->g is the body): no params */
+  /* overloaded fn calls (elab_struct.c): arguments elaborated once while choosing the fn,
+   * then returned by elab_expr from here when bind_args elaborates them again (a stack) */
+  const Expr *arg_cache_expr[32];
+  Value arg_cache_val[32];
+  int n_arg_cache;
 } Elab;
 
 /* elaborate.c */
@@ -112,6 +119,31 @@ bool elab_match_args(Elab *E, const Expr *call, const char *const *names, int n,
 bool elab_is_builtin(const char *name);
 /* every builtin name, NULL-terminated */
 const char *const *elab_builtin_names(void);
+
+/* elab_struct.c: the issue-4 builtins (where, concat, split, pad, gelu, ...) and indexing */
+bool elab_struct_is_builtin(const char *name);
+const char *elab_struct_builtin_name(int i); /* NULL past the last */
+Value elab_struct_call(Elab *E, Scope *s, const Expr *call);
+Value elab_struct_index(Elab *E, Scope *s, const Expr *e);
+/* The fn a call names. Several fns may share a name when their argument dtypes differ
+ * (overloading): the first whose tensor arguments' dtypes match is chosen, its arguments
+ * cached (Elab.arg_cache_*) until *n_cached entries are popped by elab_struct_uncache. */
+const Decl *elab_struct_resolve_fn(Elab *E, Scope *s, const Expr *call, int *n_cached);
+void elab_struct_uncache(Elab *E, int n_cached);
+/* two fns of one name may coexist: same arity, some argument's dtype differs */
+bool elab_struct_overloads(const Decl *a, const Decl *b);
+/* the cached value of e, if any (elab_expr consults it first) */
+bool elab_struct_cached(const Elab *E, const Expr *e, Value *out);
+/* a unary builtin (sqrt, exp, ...) of a compile-time number: a float number */
+Value elab_struct_fold_unary(Elab *E, OpKind op, Value x, SrcLoc loc);
+
+/* elab_conv.c: the conv/pool builtins (conv2d, conv_transpose2d, max_pool2d, avg_pool2d,
+ * global_avg_pool, batch_norm) */
+bool elab_conv_is_builtin(const char *name);
+Value elab_conv_call(Elab *E, Scope *s, const Expr *call);
+
+/* elab_scan.c: `scan t in 0..T with (h = init, ...) { ...; yield y }` (a SCAN node) */
+Value elab_scan(Elab *E, Scope *s, const Expr *e);
 
 /* elab_call.c */
 Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn);

@@ -263,6 +263,12 @@ static bool bind_args(Elab *E, Scope *caller, Scope *fs, const Expr *call) {
   if (!elab_match_args(E, call, names, fn->n_args, args)) return false;
   bool ok = true;
   for (int i = 0; i < fn->n_args; i++) {
+    if (!args[i] && fn->args[i].def) { /* a default is evaluated in the fn's scope */
+      args[i] = fn->args[i].def;
+      vals[i] = elab_expr(E, fs, args[i]);
+      ok &= vals[i].kind != VAL_NONE;
+      continue;
+    }
     if (!args[i]) {
       diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", names[i], fn->name);
       return false;
@@ -360,15 +366,16 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
 static bool elab_init(Elab *E, Scope *s, const Expr *e, InitSpec *out) {
   static const char *const inits[] = {"zeros",         "ones",       "constant",
                                       "uniform",       "normal",     "glorot_uniform",
-                                      "glorot_normal", "he_uniform", "he_normal"};
+                                      "glorot_normal", "he_uniform", "he_normal",
+                                      "orthogonal"};
   int n_inits = (int)(sizeof inits / sizeof inits[0]);
   memset(out, 0, sizeof *out);
   if ((e->kind != EX_NAME && e->kind != EX_CALL) || !init_from_name(e->name, &out->kind)) {
     const char *hint = e->name ? elab_suggest(e->name, inits, n_inits) : NULL;
     diag_error(E->d, e->loc,
                "unknown initializer%s%s%s; expected zeros, ones, constant(v), "
-               "uniform(lo, hi), normal(mean, std), glorot_uniform, glorot_normal, he_uniform "
-               "or he_normal%s%s%s",
+               "uniform(lo, hi), normal(mean, std), glorot_uniform, glorot_normal, he_uniform, "
+               "he_normal or orthogonal%s%s%s",
                e->name ? " '" : "", e->name ? e->name : "", e->name ? "'" : "",
                hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
     return false;
@@ -408,6 +415,11 @@ static bool elab_param(Elab *E, Scope *s, const Stmt *st) {
   InitSpec init;
   if (!elab_type(E, s, st->type, &t, &shape) || !elab_init(E, s, st->value, &init)) return false;
   const char *name = join(E, s->prefix, st->names[0]);
+  if (E->scan_depth > 0) {
+    diag_error(E->d, st->loc, "parameter '%s' is declared inside a scan body; declare it "
+               "before the scan and use it inside", name);
+    return false;
+  }
   int32_t idx = module_find_param(E->m, name);
   if (idx >= 0 && !s->shared) {
     SrcLoc at = E->m->params[idx].loc;
@@ -495,11 +507,20 @@ static bool elab_stmt_inner(Elab *E, Scope *s, const Stmt *st, Value *ret) {
     s->naming.base = st->names[0];
     v = elab_expr(E, s, st->value);
   }
+  if (st->kind == ST_BIND && st->n_names > 1 && v.kind == VAL_TUPLE &&
+      v.n_items == st->n_names) {
+    for (int i = 0; i < st->n_names; i++) { /* a, b = split(x, 2) */
+      Value part = elab_tensor_value((NodeId)v.items[i]);
+      elab_bind(E, s, st->names[i], part, st->name_locs[i]);
+      name_node(E, s, st->names[i], part);
+    }
+    return true;
+  }
   if (st->n_names > 1 && v.kind != VAL_NONE) {
     diag_error(E->d, st->loc,
-               "cannot destructure %s into %d names: no builtin returns a "
-               "tuple yet (not supported yet)",
-               elab_value_str(E, v), st->n_names);
+               "cannot destructure %s into %d names: expected a tuple of %d tensors "
+               "(as returned by split)",
+               elab_value_str(E, v), st->n_names, st->n_names);
     v = (Value){0};
   }
   if (st->kind == ST_OUTPUT && v.kind != VAL_NONE && v.kind != VAL_TENSOR) {

@@ -72,7 +72,7 @@ static const Builtin *find_builtin(const char *name) {
 }
 
 bool elab_is_builtin(const char *name) {
-  return find_builtin(name) != NULL;
+  return find_builtin(name) != NULL || elab_struct_is_builtin(name) || elab_conv_is_builtin(name);
 }
 
 Value elab_tensor_value(NodeId id) {
@@ -508,7 +508,14 @@ static Value elab_builtin(Elab *E, Scope *s, const Expr *call, const Builtin *b)
   Value x, y;
   switch (b->kind) {
   case BI_UNARY:
-    if (!tensor_arg(E, s, a[0], b->name, &x)) return (Value){0};
+    x = elab_expr(E, s, a[0]);
+    if (is_number(x)) return elab_struct_fold_unary(E, b->op, x, a[0]->loc); /* sqrt(D / h) */
+    if (x.kind != VAL_TENSOR) {
+      if (x.kind != VAL_NONE)
+        diag_error(E->d, a[0]->loc, "'%s' expects a tensor, got %s", b->name,
+                   elab_value_str(E, x));
+      return (Value){0};
+    }
     return elab_tensor_value(graph_add_unary(E->g, b->op, x.node, elab_loc(E, call->loc), E->d));
   case BI_BINARY:
     x = elab_expr(E, s, a[0]);
@@ -590,10 +597,17 @@ static void unknown_function(Elab *E, const Expr *e) {
 }
 
 static Value elab_call(Elab *E, Scope *s, const Expr *e) {
-  const Decl *fn = elab_find_decl(E, DECL_FN, e->name);
-  if (fn) return elab_fn_call(E, s, e, fn);
+  int n_cached = 0;
+  const Decl *fn = elab_struct_resolve_fn(E, s, e, &n_cached); /* overloads by dtype */
+  if (fn) {
+    Value v = elab_fn_call(E, s, e, fn);
+    elab_struct_uncache(E, n_cached);
+    return v;
+  }
   const Builtin *b = find_builtin(e->name);
-  if (!b) {
+  if (!b && elab_conv_is_builtin(e->name) && !e->as_name) return elab_conv_call(E, s, e);
+  if (!b && elab_struct_is_builtin(e->name) && !e->as_name) return elab_struct_call(E, s, e);
+  if (!b && !elab_struct_is_builtin(e->name)) {
     unknown_function(E, e);
     return (Value){0};
   }
@@ -615,32 +629,14 @@ static Value elab_list(Elab *E, Scope *s, const Expr *e) {
   return l;
 }
 
-/* x[:, :] is x; anything else needs a slice/gather op the IR does not have yet. */
+/* x[1:5:2, 0], x[ids]: elab_struct.c */
 static Value elab_index(Elab *E, Scope *s, const Expr *e) {
-  Value x = elab_expr(E, s, e->lhs);
-  if (x.kind == VAL_NONE) return x;
-  for (int i = 0; i < e->n_args; i++) {
-    const Expr *a = e->args[i];
-    if (a->kind != EX_SLICE || a->lhs || a->rhs) {
-      diag_error(E->d, a->loc,
-                 "indexing and slicing are not supported yet (the IR has no "
-                 "slice op); only ':' is accepted");
-      return (Value){0};
-    }
-  }
-  if (x.kind != VAL_TENSOR) {
-    diag_error(E->d, e->loc, "cannot index %s", elab_value_str(E, x));
-    return (Value){0};
-  }
-  if (e->n_args > graph_node(E->g, x.node)->shape.rank) {
-    diag_error(E->d, e->loc, "too many indices for a tensor of rank %d",
-               graph_node(E->g, x.node)->shape.rank);
-    return (Value){0};
-  }
-  return x;
+  return elab_struct_index(E, s, e);
 }
 
 Value elab_expr(Elab *E, Scope *s, const Expr *e) {
+  Value cached;
+  if (E->n_arg_cache && elab_struct_cached(E, e, &cached)) return cached;
   switch (e->kind) {
   case EX_INT:
     return (Value){.kind = VAL_INT, .i = e->ival};
@@ -661,6 +657,8 @@ Value elab_expr(Elab *E, Scope *s, const Expr *e) {
   case EX_LIST:
   case EX_TUPLE:
     return elab_list(E, s, e);
+  case EX_SCAN:
+    return elab_scan(E, s, e);
   default:
     diag_error(E->d, e->loc, "'%s' is not allowed here", e->kind == EX_ELLIPSIS ? "..." : "':'");
     return (Value){0};

@@ -88,6 +88,8 @@ const char *elab_value_str(Elab *E, Value v) {
     return arena_printf(&E->scratch, "the dtype %s", dtype_name((DType)v.i));
   case VAL_LIST:
     return "a list";
+  case VAL_TUPLE:
+    return arena_printf(&E->scratch, "a tuple of %d tensors", v.n_items);
   default:
     return "an invalid value";
   }
@@ -166,7 +168,8 @@ static bool check_duplicates(Elab *E) {
     if (a->kind == DECL_IMPORT) continue;
     for (int j = 0; j < i; j++) {
       const Decl *b = E->prog->decls[j];
-      bool clash = b->kind == a->kind && strcmp(a->name, b->name) == 0;
+      bool clash = b->kind == a->kind && strcmp(a->name, b->name) == 0 &&
+                   !(a->kind == DECL_FN && elab_struct_overloads(a, b));
       if (!clash) continue;
       diag_error(E->d, a->name_loc, "%s '%s' is already defined at %s:%u:%u", decl_what(a->kind),
                  a->name, b->name_loc.file, b->name_loc.line, b->name_loc.col);

@@ -223,7 +223,12 @@ static void parse_elements(Parser *p, Expr *e, TokenKind close, const Token *ope
       Expr *s = new_expr(p, EX_SLICE, loc);
       next(p);
       s->lhs = item;
-      if (!at(p, TK_COMMA) && !at(p, close)) s->rhs = parse_expr(p);
+      if (!at(p, TK_COMMA) && !at(p, close) && !at(p, TK_COLON)) s->rhs = parse_expr(p);
+      if (accept(p, TK_COLON) && !at(p, TK_COMMA) && !at(p, close)) { /* start:end:step */
+        s->args = arena_alloc(p->arena, sizeof(Expr *));
+        s->args[0] = parse_expr(p);
+        s->n_args = 1;
+      }
       item = s;
     }
     e->args = parse_grow(p->arena, e->args, e->n_args, sizeof(Expr *));
@@ -252,6 +257,67 @@ static Expr *parse_paren(Parser *p) {
   return e;
 }
 
+static Stmt *parse_stmt(Parser *p);
+static Expr *parse_additive(Parser *p);
+
+static bool scan_at_word(const Parser *p, int ahead, const char *word) {
+  const Token *t = &p->toks[p->pos + ahead < p->n ? p->pos + ahead : p->n - 1];
+  return t->kind == TK_IDENT && strcmp(t->text, word) == 0;
+}
+
+/* scan_block = "{" { stmt | NEWLINE | ";" } [ "yield" expr ] { NEWLINE | ";" } "}" */
+static void parse_scan_block(Parser *p, Expr *e) {
+  int nest = p->nest;
+  p->nest = 0; /* statements end at line breaks even inside ( ) */
+  Token *open = expect(p, TK_LBRACE, "to open the scan body");
+  for (;;) {
+    skip_separators(p);
+    if (at(p, TK_RBRACE) || at(p, TK_EOF)) break;
+    if (scan_at_word(p, 0, "yield") && p->toks[p->pos + 1].kind != TK_ASSIGN &&
+        p->toks[p->pos + 1].kind != TK_COMMA) {
+      next(p);
+      e->yield = parse_expr(p);
+      skip_separators(p);
+      break;
+    }
+    Stmt *st = parse_stmt(p);
+    e->body = parse_grow(p->arena, e->body, e->n_body, sizeof(Stmt *));
+    e->body[e->n_body++] = st;
+  }
+  expect_close(p, TK_RBRACE, open);
+  p->nest = nest;
+}
+
+/* scan = "scan" IDENT "in" expr ".." expr [ "reversed" ] "with" "(" IDENT "=" expr
+ *        { "," IDENT "=" expr } ")" scan_block */
+static Expr *parse_scan(Parser *p, const Token *kw) {
+  Expr *e = new_expr(p, EX_SCAN, kw->loc);
+  e->name = expect_ident(p, "a step variable after 'scan'")->text;
+  next(p); /* "in" */
+  e->lhs = parse_additive(p);
+  expect(p, TK_DOT, "in the range 'start..end'");
+  expect(p, TK_DOT, "in the range 'start..end'");
+  e->rhs = parse_additive(p);
+  if (scan_at_word(p, 0, "reversed")) e->ival = 1, next(p); /* steps T-1 down to 0 */
+  if (!scan_at_word(p, 0, "with")) error_expected(p, "'with (name = initial value, ...)'");
+  next(p);
+  Token *open = expect(p, TK_LPAREN, "after 'with'");
+  while (!at(p, TK_RPAREN)) {
+    Token *name = expect_ident(p, "a carried value's name");
+    expect(p, TK_ASSIGN, "and its initial value");
+    e->args = parse_grow(p->arena, e->args, e->n_args, sizeof(Expr *));
+    e->arg_names = parse_grow(p->arena, e->arg_names, e->n_args, sizeof(char *));
+    e->arg_locs = parse_grow(p->arena, e->arg_locs, e->n_args, sizeof(SrcLoc));
+    e->arg_names[e->n_args] = name->text;
+    e->arg_locs[e->n_args] = name->loc;
+    e->args[e->n_args++] = parse_expr(p);
+    if (!accept(p, TK_COMMA)) break;
+  }
+  expect_close(p, TK_RPAREN, open);
+  parse_scan_block(p, e);
+  return e;
+}
+
 /* primary = INT | FLOAT | "true" | "false"
  *         | IDENT [ "(" call_args ")" [ "as" IDENT ] ]
  *         | "(" expr ")" | "(" expr "," [ elements ] ")"
@@ -276,6 +342,8 @@ static Expr *parse_primary(Parser *p) {
   }
   case TK_IDENT: {
     next(p);
+    if (strcmp(t->text, "scan") == 0 && at(p, TK_IDENT) && scan_at_word(p, 1, "in"))
+      return parse_scan(p, t);
     if (!at(p, TK_LPAREN)) {
       Expr *e = new_expr(p, EX_NAME, t->loc);
       e->name = t->text;
@@ -510,14 +578,15 @@ static void parse_block(Parser *p, Decl *decl) {
 
 /* ---- declarations ------------------------------------------------------------------------- */
 
-/* args = "(" [ IDENT ":" type { "," IDENT ":" type } ] ")" */
+/* args = "(" [ IDENT ":" type [ "=" expr ] { "," ... } ] ")" */
 static void parse_args(Parser *p, Decl *decl) {
   Token *open = expect(p, TK_LPAREN, "to open the argument list");
   while (!at(p, TK_RPAREN)) {
     Token *name = expect_ident(p, "an argument name");
     expect(p, TK_COLON, "and the argument's type");
     decl->args = parse_grow(p->arena, decl->args, decl->n_args, sizeof(Arg));
-    decl->args[decl->n_args++] = (Arg){name->text, name->loc, parse_type(p)};
+    decl->args[decl->n_args++] = (Arg){name->text, name->loc, parse_type(p), NULL};
+    if (accept(p, TK_ASSIGN)) decl->args[decl->n_args - 1].def = parse_expr(p);
     if (!accept(p, TK_COMMA)) break;
   }
   expect_close(p, TK_RPAREN, open);

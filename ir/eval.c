@@ -101,6 +101,7 @@ static double unary_apply(OpKind op, double x) {
   case OP_RELU: return x > 0 ? x : 0.0;
   case OP_SIGMOID: return sigmoid(x);
   case OP_TANH: return tanh(x);
+  case OP_ERF: return erf(x);
   case OP_STOP_GRAD: return x;
   case OP_CAST: return x; /* tensor_set rounds (float) or truncates (integer) */
   default: break;
@@ -278,6 +279,14 @@ static bool eval_node(const Graph *g, uint32_t id, Tensor *vals, const Tensor *i
   if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) {
     in[0] = source_tensor(g, n, inputs, params, states, d);
     if (!in[0]) return false;
+  }
+  if (n->op == OP_SCAN_ARG) { /* a scan body: eval_scan passes its args as `inputs` */
+    in[0] = inputs ? &inputs[n->attr.scan_arg.index] : NULL;
+    if (!in[0] || !in[0]->data || !shape_equal(&in[0]->shape, &n->shape)) {
+      IR_ERROR(d, n->loc, "eval: scan_arg %d has no value of its type",
+               (int)n->attr.scan_arg.index);
+      return false;
+    }
   }
   for (int k = 0; k < n->n_in; k++) {
     if (n->in[k] >= id) {

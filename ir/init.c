@@ -10,6 +10,12 @@
  *                           r = sqrt(-2 log(1 - u(j))), t = 2 pi u(j+1),
  *                           z = i odd ? r sin t : r cos t
  * Values are computed in double and stored with tensor_set, which rounds to the dtype.
+ *   orthogonal: normal(0, 1), then modified Gram-Schmidt on the rows of the [dim0,
+ *                           numel/dim0] matrix if rows <= cols, else on its columns: for each
+ *                           vector i, for j < i: d = sum_k v_i[k] v_j[k]; v_i[k] -= d v_j[k];
+ *                           then v_i[k] /= sqrt(sum_k v_i[k]^2) — every sum in k order, every
+ *                           product a separate statement (no FMA contraction), every store
+ *                           rounded to the dtype.
  */
 #include <math.h>
 
@@ -56,6 +62,44 @@ static void fill_constant(Tensor *out, double v) {
   for (int64_t i = 0; i < count; i++) tensor_set(out, i, v);
 }
 
+/* element k of vector v of the orthogonalized matrix (see the header comment) */
+typedef struct Ortho {
+  int64_t vecs, len, vs, es;
+} Ortho;
+
+static double oget(const Tensor *t, const Ortho *o, int64_t v, int64_t k) {
+  return tensor_get(t, v * o->vs + k * o->es);
+}
+
+static void fill_orthogonal(Tensor *out, uint64_t key) {
+  fill_normal(out, key, 0.0, 1.0);
+  if (!dtype_is_float(out->dtype)) return; /* integers: the normal draw, truncated */
+  int64_t n = shape_numel(&out->shape), rows = out->shape.rank ? out->shape.dim[0] : 1;
+  int64_t cols = n / rows;
+  Ortho o = rows <= cols ? (Ortho){rows, cols, cols, 1} : (Ortho){cols, rows, 1, cols};
+  for (int64_t i = 0; i < o.vecs; i++) {
+    for (int64_t j = 0; j < i; j++) {
+      double d = 0.0;
+      for (int64_t k = 0; k < o.len; k++) {
+        double p = oget(out, &o, i, k) * oget(out, &o, j, k);
+        d += p;
+      }
+      for (int64_t k = 0; k < o.len; k++) {
+        double p = d * oget(out, &o, j, k);
+        tensor_set(out, i * o.vs + k * o.es, oget(out, &o, i, k) - p);
+      }
+    }
+    double s = 0.0;
+    for (int64_t k = 0; k < o.len; k++) {
+      double p = oget(out, &o, i, k) * oget(out, &o, i, k);
+      s += p;
+    }
+    double norm = sqrt(s);
+    for (int64_t k = 0; k < o.len; k++)
+      tensor_set(out, i * o.vs + k * o.es, oget(out, &o, i, k) / norm);
+  }
+}
+
 void ir_init_fans(const Shape *s, double *fan_in, double *fan_out) {
   if (s->rank == 0) {
     *fan_in = *fan_out = 1;
@@ -96,6 +140,7 @@ void ir_init_tensor(const TensorDecl *decl, uint64_t seed, Tensor *out) {
     break;
   }
   case INIT_HE_NORMAL: fill_normal(out, key, 0.0, sqrt(2.0 / fan_in)); break;
+  case INIT_ORTHOGONAL: fill_orthogonal(out, key); break;
   case INIT_COUNT: IR_ASSERT(!"bad init kind"); break;
   }
 }

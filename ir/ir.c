@@ -208,6 +208,7 @@ static const char *const init_names[INIT_COUNT] = {
     [INIT_GLOROT_NORMAL] = "glorot_normal",
     [INIT_HE_UNIFORM] = "he_uniform",
     [INIT_HE_NORMAL] = "he_normal",
+    [INIT_ORTHOGONAL] = "orthogonal",
 };
 
 const char *init_name(InitKind k) { return (unsigned)k < INIT_COUNT ? init_names[k] : "?"; }
@@ -236,6 +237,8 @@ Graph *graph_new(Module *m, const char *name) {
 
 void graph_free(Graph *g) {
   if (!g) return;
+  for (int i = 0; i < g->n_subgraphs; i++) graph_free(g->subgraphs[i]);
+  free(g->subgraphs);
   free(g->nodes);
   free(g->outputs);
   arena_fini(&g->arena);
@@ -271,6 +274,8 @@ Graph *graph_clone(const Graph *g, const char *name) {
     graph_add_output(c, o->name, o->node, o->kind, o->target);
   }
   c->workspace_bytes = g->workspace_bytes;
+  for (int i = 0; i < g->n_subgraphs; i++)
+    graph_add_subgraph(c, graph_clone(g->subgraphs[i], NULL));
   return c;
 }
 
@@ -352,6 +357,16 @@ void graph_add_output(Graph *g, const char *name, NodeId node, OutputKind kind, 
   o->node = node;
   o->kind = kind;
   o->target = target;
+}
+
+int32_t graph_add_subgraph(Graph *g, Graph *body) {
+  if (g->n_subgraphs == g->cap_subgraphs) {
+    g->cap_subgraphs = g->cap_subgraphs ? 2 * g->cap_subgraphs : 4;
+    g->subgraphs = realloc(g->subgraphs, (size_t)g->cap_subgraphs * sizeof *g->subgraphs);
+    IR_ASSERT(g->subgraphs != NULL);
+  }
+  g->subgraphs[g->n_subgraphs] = body;
+  return g->n_subgraphs++;
 }
 
 /* ---- modules ----------------------------------------------------------------------------- */

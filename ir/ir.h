@@ -20,7 +20,7 @@
 #include "diag.h"
 
 #define IR_MAX_RANK 8
-#define IR_MAX_INPUTS 4
+#define IR_MAX_INPUTS 16 /* SCAN takes carries, sequences and captures as inputs */
 #define IR_NONE UINT32_MAX /* "no node" */
 
 typedef uint32_t NodeId;
@@ -122,6 +122,58 @@ typedef union NodeAttr {
     int64_t depth; /* ONE_HOT: classes; input is integer indices, out adds a last axis */
     DType dtype;   /* ONE_HOT: result (float) dtype */
   } one_hot;
+  /* recurrence (docs/ir.md "scan"): SCAN runs subgraph `body` `length` times */
+  struct {
+    int32_t body;    /* SCAN: index into Graph.subgraphs of the step body */
+    int64_t length;  /* SCAN: trip count T (>= 1) */
+    int16_t n_carry; /* SCAN: inputs [0, n_carry) are the initial carries */
+    int16_t n_seq;   /* SCAN: the next n_seq inputs are sliced along axis each step; the
+                        rest are captured (passed whole every step) */
+    int8_t axis;     /* SCAN: sequence axis of sliced inputs and of stacked outputs */
+    bool reverse;    /* SCAN: step t runs over index T-1-t */
+  } scan;
+  struct {
+    int32_t index; /* SCAN_ARG: input index of the enclosing SCAN */
+    DType dtype;   /* SCAN_ARG: per-step dtype */
+    Shape shape;   /* SCAN_ARG: per-step shape (sliced inputs lose the sequence axis) */
+  } scan_arg;
+  struct {
+    int64_t offset; /* UNPACK: first element taken from the rank-1 input */
+    Shape shape;    /* UNPACK: result shape (numel elements from offset) */
+  } unpack;
+  /* strided windows (issue 4): element k of axis i of the small tensor is element
+   * begin[i] + k * step[i] of the large one */
+  struct {
+    int32_t begin[IR_MAX_RANK]; /* SLICE, UNSLICE: first index per axis (>= 0) */
+    int32_t step[IR_MAX_RANK];  /* SLICE, UNSLICE: stride per axis (>= 1) */
+    int32_t dim[IR_MAX_RANK];   /* SLICE: the result (small) dims; UNSLICE: the result (large)
+                                   dims, zero outside the window (pad, slice adjoint) */
+  } slice;
+  struct {
+    int64_t rows; /* SCATTER_ADD: rows of the result [rows, ...]; GATHER: 0 (unused) */
+  } gather;
+  struct {
+    uint32_t stream; /* RANDOM, DROPOUT: generator stream, distinct per node of a model */
+    int32_t dist;    /* RANDOM: 0 = uniform [0, 1), 1 = standard normal */
+    double p;        /* DROPOUT: drop probability, 0 <= p < 1 (kept values scaled 1/(1-p)) */
+    DType dtype;     /* RANDOM: result dtype (floating point) */
+    Shape shape;     /* RANDOM: result shape */
+  } random;
+  /* convolution and pooling (issue 4, ir/conv.c). The conv relation between an input grid
+   * X [N, C, H, W], an output grid Y [N, O, Ho, Wo] and weights [O, C/groups, kh, kw] is
+   * Y[n, o, p] += X[n, c, p*stride - pad_lo + k*dilation] * w[o, c % (C/groups), k]. */
+  struct IrConvAttr {
+    int32_t stride[2];   /* CONV*, MAX_POOL2D*: per spatial axis (h, w), >= 1 */
+    int32_t dilation[2]; /* CONV*, MAX_POOL2D*: >= 1 */
+    int32_t pad[4];      /* CONV*, MAX_POOL2D*: top, left, bottom, right (of the X grid) */
+    int32_t out_pad[2];  /* CONV_TRANSPOSE2D: extra rows/cols at the end, < max(stride, dil) */
+    int32_t kernel[2];   /* CONV2D_GRAD_WEIGHT, MAX_POOL2D*: window (kh, kw); CONV2D,
+                            CONV_TRANSPOSE2D: 0 (taken from the weights) */
+    int32_t groups;      /* CONV*: >= 1, divides both channel counts; MAX_POOL2D*: 1 */
+  } conv;
+  struct {
+    bool train; /* TRAIN_SELECT: true = the first input (training), false = the second */
+  } mode;
 } NodeAttr;
 
 typedef struct Node {
@@ -166,6 +218,8 @@ typedef struct Graph {
   GraphOutput *outputs; /* malloc'd */
   int n_outputs, cap_outputs;
   int64_t workspace_bytes; /* planned arena size; -1 before memory planning */
+  struct Graph **subgraphs; /* SCAN bodies owned by this graph (freed and cloned with it) */
+  int n_subgraphs, cap_subgraphs;
 } Graph;
 
 Graph *graph_new(Module *m, const char *name);
@@ -182,6 +236,8 @@ NodeId graph_add_binary(Graph *g, OpKind op, NodeId a, NodeId b, SrcLoc loc, Dia
 NodeId graph_add_scalar(Graph *g, DType dtype, double value, SrcLoc loc); /* rank-0 CONST */
 NodeId graph_add_source(Graph *g, OpKind op, int32_t index, SrcLoc loc); /* INPUT/PARAM/STATE */
 void graph_add_output(Graph *g, const char *name, NodeId node, OutputKind kind, int32_t target);
+/* takes ownership of body (a graph_new'd graph of the same module); returns its index */
+int32_t graph_add_subgraph(Graph *g, Graph *body);
 
 /* ---- modules ------------------------------------------------------------------------------ */
 
@@ -195,6 +251,8 @@ typedef enum InitKind {
   INIT_GLOROT_NORMAL,  /* N(0, sqrt(2 / (fan_in + fan_out))) */
   INIT_HE_UNIFORM,     /* U[-l, l), l = sqrt(6 / fan_in) */
   INIT_HE_NORMAL,      /* N(0, sqrt(2 / fan_in)) */
+  INIT_ORTHOGONAL,     /* N(0, 1), then Gram-Schmidt: orthonormal rows (or columns) of the
+                          [dim0, numel/dim0] matrix, like torch.nn.init.orthogonal_ (ir/init.c) */
   INIT_COUNT
 } InitKind;
 

@@ -373,9 +373,18 @@ static bool parse_step(Parser *p) {
 typedef struct Attrs {
   int64_t axes[IR_MAX_RANK + 1], perm[IR_MAX_RANK + 1];
   int n_axes, n_perm;
+  int64_t begin[IR_MAX_RANK + 1], step[IR_MAX_RANK + 1]; /* slice, unslice */
+  int n_begin, n_step;
+  int64_t stream, dist; /* random, dropout */
+  double p;
   int64_t axis, depth;
   bool keepdims, trans_a, trans_b;
   bool has_axes, has_perm, has_axis, has_depth;
+  int64_t body, length, carries, seqs, offset; /* scan, unpack */
+  bool reverse, has_body, has_length, has_offset;
+  int64_t conv[6][4]; /* conv/pool: stride, dilation, pad, out_pad, kernel, groups */
+  int n_conv[6];
+  bool train; /* train_select */
 } Attrs;
 
 static bool parse_int_list(Parser *p, int64_t *v, int *n, int max) {
@@ -392,6 +401,59 @@ static bool parse_bool(Parser *p, bool *out) {
   if (accept_word(p, "true")) *out = true;
   else if (accept_word(p, "false")) *out = false;
   else return PARSE_ERROR(p, "expected true or false");
+  return true;
+}
+
+/* scan: body=N, length=N, carries=N, seqs=N, axis=N, reverse; unpack: offset=N */
+static bool parse_scan_attr(Parser *p, OpKind op, Attrs *at) {
+  static const char *const keys[] = {"body", "length", "carries", "seqs", "axis", "offset"};
+  int64_t *dst[] = {&at->body, &at->length, &at->carries, &at->seqs, &at->axis, &at->offset};
+  bool *has[] = {&at->has_body, &at->has_length, NULL, NULL, &at->has_axis, &at->has_offset};
+  if (op == OP_SCAN && accept_word(p, "reverse")) return at->reverse = true;
+  for (int k = 0; k < 6; k++) {
+    if ((op == OP_UNPACK) != (k == 5) || !accept_word(p, keys[k])) continue;
+    if (has[k]) *has[k] = true;
+    return expect(p, '=', "after the attribute name") && parse_int(p, dst[k], keys[k]);
+  }
+  return PARSE_ERROR(p, "unknown attribute for '%s'", ir_ops[op].name);
+}
+
+static bool is_conv_op(OpKind op) {
+  return op == OP_CONV2D || op == OP_CONV_TRANSPOSE2D || op == OP_CONV2D_GRAD_WEIGHT ||
+         op == OP_MAX_POOL2D || op == OP_MAX_POOL2D_GRAD;
+}
+
+/* conv/pool: stride=[h,w], dilation=[h,w], pad=[t,l,b,r], out_pad=[h,w], kernel=[h,w],
+ * groups=[g]; every key is required (the printer writes them all) */
+static bool parse_conv_attr(Parser *p, OpKind op, Attrs *at) {
+  static const char *const keys[] = {"stride", "dilation", "pad", "out_pad", "kernel", "groups"};
+  for (int k = 0; k < 6; k++) {
+    if (!accept_word(p, keys[k])) continue;
+    at->n_conv[k] = 0;
+    return expect(p, '=', "after the attribute name") &&
+           parse_int_list(p, at->conv[k], &at->n_conv[k], k == 2 ? 4 : k == 5 ? 1 : 2);
+  }
+  return PARSE_ERROR(p, "unknown attribute for '%s'", ir_ops[op].name);
+}
+
+static bool build_conv_attr(Parser *p, OpKind op, const Attrs *at, NodeAttr *out) {
+  static const int want[6] = {2, 2, 4, 2, 2, 1};
+  for (int k = 0; k < 6; k++) {
+    if (at->n_conv[k] != want[k])
+      return PARSE_ERROR(p, "'%s' needs {stride=[h,w], dilation=[h,w], pad=[t,l,b,r], "
+                         "out_pad=[h,w], kernel=[h,w], groups=[g]}", ir_ops[op].name);
+    for (int i = 0; i < want[k]; i++)
+      if (at->conv[k][i] < 0 || at->conv[k][i] > INT32_MAX)
+        return PARSE_ERROR(p, "'%s': attribute out of range", ir_ops[op].name);
+  }
+  for (int i = 0; i < 2; i++) {
+    out->conv.stride[i] = (int32_t)at->conv[0][i];
+    out->conv.dilation[i] = (int32_t)at->conv[1][i];
+    out->conv.out_pad[i] = (int32_t)at->conv[3][i];
+    out->conv.kernel[i] = (int32_t)at->conv[4][i];
+  }
+  for (int i = 0; i < 4; i++) out->conv.pad[i] = (int32_t)at->conv[2][i];
+  out->conv.groups = (int32_t)at->conv[5][0];
   return true;
 }
 
@@ -420,6 +482,21 @@ static bool parse_attr(Parser *p, OpKind op, Attrs *at) {
     at->has_depth = true;
     return expect(p, '=', "after 'depth'") && parse_int(p, &at->depth, "a depth");
   }
+  if (op == OP_SCAN || op == OP_UNPACK) return parse_scan_attr(p, op, at);
+  if (is_conv_op(op)) return parse_conv_attr(p, op, at);
+  if (op == OP_TRAIN_SELECT && accept_word(p, "train")) return at->train = true;
+  if ((op == OP_RANDOM || op == OP_DROPOUT) && accept_word(p, "stream"))
+    return expect(p, '=', "after 'stream'") && parse_int(p, &at->stream, "a stream");
+  if (op == OP_RANDOM && accept_word(p, "dist"))
+    return expect(p, '=', "after 'dist'") && parse_int(p, &at->dist, "a distribution");
+  if (op == OP_DROPOUT && accept_word(p, "p"))
+    return expect(p, '=', "after 'p'") && parse_double(p, &at->p, "a probability");
+  if ((op == OP_SLICE || op == OP_UNSLICE) && accept_word(p, "begin"))
+    return expect(p, '=', "after 'begin'") &&
+           parse_int_list(p, at->begin, &at->n_begin, IR_MAX_RANK);
+  if ((op == OP_SLICE || op == OP_UNSLICE) && accept_word(p, "step"))
+    return expect(p, '=', "after 'step'") &&
+           parse_int_list(p, at->step, &at->n_step, IR_MAX_RANK);
   return PARSE_ERROR(p, "unknown attribute for '%s'", ir_ops[op].name);
 }
 
@@ -453,11 +530,60 @@ static bool build_attr(Parser *p, OpKind op, const Attrs *at, DType t, const Sha
     for (int i = at->n_perm; i < IR_MAX_RANK; i++) out->transpose.perm[i] = -1;
     break;
   case OP_MATMUL: out->matmul.trans_a = at->trans_a; out->matmul.trans_b = at->trans_b; break;
+  case OP_SCAN_ARG: out->scan_arg.dtype = t; out->scan_arg.shape = *s; break;
+  case OP_UNPACK:
+    if (!at->has_offset) return PARSE_ERROR(p, "'unpack' needs {offset=N}");
+    out->unpack.offset = at->offset;
+    out->unpack.shape = *s;
+    break;
+  case OP_SCAN:
+    if (!at->has_body || !at->has_length || !at->has_axis)
+      return PARSE_ERROR(p, "'scan' needs {body=N, length=N, axis=N}");
+    if (at->body < 0 || at->body > INT32_MAX || at->carries < 0 || at->carries > IR_MAX_INPUTS ||
+        at->seqs < 0 || at->seqs > IR_MAX_INPUTS || at->axis < 0 || at->axis >= IR_MAX_RANK)
+      return PARSE_ERROR(p, "scan attribute out of range");
+    out->scan.body = (int32_t)at->body;
+    out->scan.length = at->length;
+    out->scan.n_carry = (int16_t)at->carries;
+    out->scan.n_seq = (int16_t)at->seqs;
+    out->scan.axis = (int8_t)at->axis;
+    out->scan.reverse = at->reverse;
+    break;
   case OP_ONE_HOT:
     if (!at->has_depth) return PARSE_ERROR(p, "'one_hot' needs {depth=N}");
     out->one_hot.depth = at->depth;
     out->one_hot.dtype = t;
     break;
+  case OP_SLICE: case OP_UNSLICE:
+    if (at->n_begin != s->rank || at->n_step != s->rank)
+      return PARSE_ERROR(p, "'%s' needs {begin=[...], step=[...]} with %d entries each", name,
+                         (int)s->rank);
+    for (int i = 0; i < s->rank; i++) {
+      if (at->begin[i] < 0 || at->begin[i] > INT32_MAX || at->step[i] < 1 ||
+          at->step[i] > INT32_MAX || s->dim[i] > INT32_MAX)
+        return PARSE_ERROR(p, "'%s': begin/step/dim out of range on axis %d", name, i);
+      out->slice.begin[i] = (int32_t)at->begin[i];
+      out->slice.step[i] = (int32_t)at->step[i];
+      out->slice.dim[i] = (int32_t)s->dim[i];
+    }
+    break;
+  case OP_RANDOM: case OP_DROPOUT:
+    if (at->stream < 0 || at->stream > UINT32_MAX || at->dist < 0 || at->dist > 1)
+      return PARSE_ERROR(p, "'%s': stream or dist out of range", name);
+    out->random.stream = (uint32_t)at->stream;
+    out->random.dist = (int32_t)at->dist;
+    out->random.p = at->p;
+    out->random.dtype = t;
+    out->random.shape = *s;
+    break;
+  case OP_SCATTER_ADD:
+    if (s->rank < 1) return PARSE_ERROR(p, "'scatter_add' has a result of rank >= 1");
+    out->gather.rows = s->dim[0];
+    break;
+  case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_GRAD_WEIGHT: case OP_MAX_POOL2D:
+  case OP_MAX_POOL2D_GRAD:
+    return build_conv_attr(p, op, at, out);
+  case OP_TRAIN_SELECT: out->mode.train = at->train; break;
   default: break;
   }
   return true;
@@ -490,11 +616,12 @@ static bool parse_const_value(Parser *p, NodeAttr *attr, int64_t *count) {
 /* operands := source-index | const-value | node-ref {',' node-ref} */
 static bool parse_operands(Parser *p, OpKind op, NodeId *in, int *n_in, NodeAttr *attr,
                            int64_t *count) {
-  if (op == OP_INPUT || op == OP_PARAM || op == OP_STATE) {
+  if (op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_SCAN_ARG) {
     int64_t idx;
     if (!parse_int(p, &idx, "a declaration index")) return false;
     if (idx < 0 || idx > INT32_MAX) return PARSE_ERROR(p, "index out of range");
-    attr->source.index = (int32_t)idx;
+    if (op == OP_SCAN_ARG) attr->scan_arg.index = (int32_t)idx;
+    else attr->source.index = (int32_t)idx;
     return true;
   }
   if (op == OP_CONST) return parse_const_value(p, attr, count);
@@ -600,7 +727,24 @@ static bool parse_output(Parser *p) {
   return expect_eol(p);
 }
 
-/* graph := 'graph' name ['workspace' '=' integer] '{' EOL {node | output} '}' */
+static bool parse_graph_lines(Parser *p);
+
+/* body := 'body' integer '{' EOL {node | output | body} '}': the next subgraph of the graph */
+static bool parse_body(Parser *p) {
+  Graph *parent = p->g;
+  int64_t idx;
+  if (!parse_int(p, &idx, "a body index")) return false;
+  if (idx != parent->n_subgraphs)
+    return PARSE_ERROR(p, "expected body %d next", parent->n_subgraphs);
+  if (!expect(p, '{', "to open the body") || !expect_eol(p)) return false;
+  p->g = graph_new(p->m, "body");
+  graph_add_subgraph(parent, p->g);
+  bool ok = parse_graph_lines(p);
+  p->g = parent;
+  return ok;
+}
+
+/* graph := 'graph' name ['workspace' '=' integer] '{' EOL {node | output | body} '}' */
 static bool parse_graph(Parser *p) {
   Arena scratch;
   arena_init(&scratch);
@@ -613,12 +757,17 @@ static bool parse_graph(Parser *p) {
        !parse_int(p, &p->g->workspace_bytes, "a workspace size")))
     return false;
   if (!expect(p, '{', "to open the graph") || !expect_eol(p)) return false;
+  return parse_graph_lines(p);
+}
+
+static bool parse_graph_lines(Parser *p) {
   for (;;) {
     skip_blank_lines(p);
     if (accept(p, '}')) return expect_eol(p);
     if (!peek(p)) return PARSE_ERROR(p, "expected '}' to close the graph");
     bool ok = peek(p) == '%' ? parse_node(p)
               : accept_word(p, "output") ? parse_output(p)
+              : accept_word(p, "body")   ? parse_body(p)
                                          : PARSE_ERROR(p, "expected a node, 'output' or '}'");
     if (!ok) return false;
   }

@@ -216,6 +216,8 @@ static void put_int_list(Buf *b, int n, const int64_t *v) {
 static void put_operands(Buf *b, const Node *n) {
   if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) {
     buf_printf(b, " %d", (int)n->attr.source.index);
+  } else if (n->op == OP_SCAN_ARG) {
+    buf_printf(b, " %d", (int)n->attr.scan_arg.index);
   } else if (n->op == OP_CONST) {
     buf_put(b, " ", 1);
     if (!n->attr.constant.data) {
@@ -264,6 +266,48 @@ static void put_attrs(Buf *b, const Node *n) {
   case OP_ONE_HOT:
     buf_printf(b, " {depth=%lld}", (long long)n->attr.one_hot.depth);
     break;
+  case OP_RANDOM:
+    buf_printf(b, " {stream=%u, dist=%d}", (unsigned)n->attr.random.stream,
+               (int)n->attr.random.dist);
+    break;
+  case OP_DROPOUT:
+    buf_printf(b, " {stream=%u, p=", (unsigned)n->attr.random.stream);
+    buf_double(b, n->attr.random.p);
+    buf_put(b, "}", 1);
+    break;
+  case OP_SLICE: case OP_UNSLICE: { /* dim is the printed result type */
+    int64_t begin[IR_MAX_RANK], step[IR_MAX_RANK];
+    for (int i = 0; i < n->shape.rank; i++)
+      begin[i] = n->attr.slice.begin[i], step[i] = n->attr.slice.step[i];
+    buf_printf(b, " {begin=");
+    put_int_list(b, n->shape.rank, begin);
+    buf_printf(b, ", step=");
+    put_int_list(b, n->shape.rank, step);
+    buf_put(b, "}", 1);
+    break;
+  }
+  case OP_SCAN:
+    buf_printf(b, " {body=%d, length=%lld, carries=%d, seqs=%d, axis=%d%s}",
+               (int)n->attr.scan.body, (long long)n->attr.scan.length, (int)n->attr.scan.n_carry,
+               (int)n->attr.scan.n_seq, (int)n->attr.scan.axis,
+               n->attr.scan.reverse ? ", reverse" : "");
+    break;
+  case OP_UNPACK:
+    buf_printf(b, " {offset=%lld}", (long long)n->attr.unpack.offset);
+    break;
+  case OP_TRAIN_SELECT:
+    if (n->attr.mode.train) buf_printf(b, " {train}");
+    break;
+  case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_GRAD_WEIGHT: case OP_MAX_POOL2D:
+  case OP_MAX_POOL2D_GRAD: {
+    const struct IrConvAttr *a = &n->attr.conv;
+    buf_printf(b, " {stride=[%d, %d], dilation=[%d, %d], pad=[%d, %d, %d, %d], out_pad=[%d, %d]"
+               ", kernel=[%d, %d], groups=[%d]}", (int)a->stride[0], (int)a->stride[1],
+               (int)a->dilation[0], (int)a->dilation[1], (int)a->pad[0], (int)a->pad[1],
+               (int)a->pad[2], (int)a->pad[3], (int)a->out_pad[0], (int)a->out_pad[1],
+               (int)a->kernel[0], (int)a->kernel[1], (int)a->groups);
+    break;
+  }
   default:
     break;
   }
@@ -293,21 +337,35 @@ static void put_node(Buf *b, const Graph *g, uint32_t id) {
   buf_put(b, "\n", 1);
 }
 
-static void put_graph(Buf *b, const Graph *g) {
-  buf_printf(b, "graph ");
-  put_name(b, g->name);
-  if (g->workspace_bytes >= 0) buf_printf(b, " workspace=%lld", (long long)g->workspace_bytes);
-  buf_printf(b, " {\n");
-  for (uint32_t id = 0; id < g->n_nodes; id++) put_node(b, g, id);
+/* the subgraphs (scan bodies, each before the nodes), nodes and outputs of g; bodies are
+ * indented two more columns per level */
+static void put_graph_lines(Buf *b, const Graph *g, int depth) {
+  for (int i = 0; i < g->n_subgraphs; i++) {
+    buf_printf(b, "%*sbody %d {\n", 2 * depth + 2, "", i);
+    put_graph_lines(b, g->subgraphs[i], depth + 1);
+    buf_printf(b, "%*s}\n", 2 * depth + 2, "");
+  }
+  for (uint32_t id = 0; id < g->n_nodes; id++) {
+    buf_printf(b, "%*s", 2 * depth, "");
+    put_node(b, g, id);
+  }
   for (int i = 0; i < g->n_outputs; i++) {
     const GraphOutput *o = &g->outputs[i];
-    buf_printf(b, "  output ");
+    buf_printf(b, "%*s  output ", 2 * depth, "");
     put_name(b, o->name);
     buf_printf(b, " = %%%u %s", (unsigned)o->node,
                (unsigned)o->kind < OUT_KIND_COUNT ? ir_output_kind_names[o->kind] : "?");
     if (o->target != -1) buf_printf(b, " %d", (int)o->target);
     buf_put(b, "\n", 1);
   }
+}
+
+static void put_graph(Buf *b, const Graph *g) {
+  buf_printf(b, "graph ");
+  put_name(b, g->name);
+  if (g->workspace_bytes >= 0) buf_printf(b, " workspace=%lld", (long long)g->workspace_bytes);
+  buf_printf(b, " {\n");
+  put_graph_lines(b, g, 0);
   buf_printf(b, "}\n");
 }
 

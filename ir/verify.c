@@ -106,5 +106,7 @@ bool ir_verify(const Graph *g, Diag *d) {
     if (!verify_node(g, id, d)) ok = false;
   for (int i = 0; i < g->n_outputs; i++)
     if (!verify_output(g, i, d)) ok = false;
+  for (int i = 0; i < g->n_subgraphs; i++) /* scan bodies (their contract: infer_scan) */
+    if (!ir_verify(g->subgraphs[i], d)) ok = false;
   return ok;
 }

@@ -52,6 +52,23 @@ static bool attr_equal(const Node *a, const Node *b) {
     return x->matmul.trans_a == y->matmul.trans_a && x->matmul.trans_b == y->matmul.trans_b;
   case OP_ONE_HOT:
     return x->one_hot.depth == y->one_hot.depth && x->one_hot.dtype == y->one_hot.dtype;
+  case OP_SLICE: /* the window; dim is the result (SLICE) or compared through the shape */
+  case OP_UNSLICE:
+    return memcmp(&x->slice, &y->slice, sizeof x->slice) == 0;
+  case OP_SCATTER_ADD:
+    return x->gather.rows == y->gather.rows;
+  case OP_RANDOM: /* shape and dtype are compared by node_equal */
+  case OP_DROPOUT:
+    return x->random.stream == y->random.stream && x->random.dist == y->random.dist &&
+           x->random.p == y->random.p;
+  case OP_SCAN: /* a scan is its body: equal only if it is the same body */
+    return x->scan.body == y->scan.body && x->scan.length == y->scan.length &&
+           x->scan.n_carry == y->scan.n_carry && x->scan.n_seq == y->scan.n_seq &&
+           x->scan.axis == y->scan.axis && x->scan.reverse == y->scan.reverse;
+  case OP_SCAN_ARG:
+    return x->scan_arg.index == y->scan_arg.index;
+  case OP_UNPACK:
+    return x->unpack.offset == y->unpack.offset;
   default:
     return true; /* elementwise ops carry no attributes */
   }

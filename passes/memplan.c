@@ -34,6 +34,7 @@
  * reused best-fit, coalescing neighbours.
  */
 #include "passes.h"
+#include "vjp_scan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,7 @@ bool pass_memplan(Graph *g, PassCtx *c) {
     bucket(&p, p.last, take_root, p.dying, p.dstart);
     plan_kernels(&p, &pl);
     g->workspace_bytes = pl.top;
+    ok = memplan_scan_bodies(g, c); /* scan bodies: past the top (memplan_scan.c) */
   } else {
     diag_error(c->diag, (SrcLoc){0}, "out of memory while planning the workspace of '%s'", g->name);
   }

@@ -8,6 +8,7 @@
  * passes.def runs on every entry, in order, with verification between passes when asked.
  */
 #include "passes.h"
+#include "mode.h" /* train vs inference entries: TRAIN_SELECT, running-stat updates */
 
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,8 @@ static Graph *derive_entry(Module *m, const char *name, bool values, NodeId loss
   int kept = 0;
   for (int i = 0; i < g->n_outputs; i++) {
     GraphOutput o = g->outputs[i];
-    bool keep = (o.kind == OUT_VALUE && values) || (o.kind == OUT_LOSS && o.node == loss);
+    bool keep = (o.kind == OUT_VALUE && values) || (o.kind == OUT_LOSS && o.node == loss) ||
+                (o.kind == OUT_STATE_UPDATE && strncmp(name, "train", 5) == 0);
     if (keep) g->outputs[kept++] = o;
   }
   g->n_outputs = kept;
@@ -113,7 +115,7 @@ static Graph *derive_entry(Module *m, const char *name, bool values, NodeId loss
 
 static bool add_entry(Module *m, Graph *g, PassCtx *c) {
   module_add_entry(m, g); /* the module owns it from here, even on failure */
-  return run_pipeline(g, c);
+  return passes_resolve_mode(g, passes_is_training_entry(g->name), c) && run_pipeline(g, c);
 }
 
 bool passes_run_module(Module *m, PassCtx *c) {

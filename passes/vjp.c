@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "autodiff_internal.h"
+#include "vjp_struct.h"
+#include "vjp_scan.h"
+#include "vjp_conv.h"
 
 typedef bool (*VjpFn)(AdCtx *a, const Node *n, NodeId id, NodeId gy);
 

@@ -1,0 +1,346 @@
+/* codegen/lower_conv.c — C loop nests for CONV2D, CONV_TRANSPOSE2D, CONV2D_GRAD_WEIGHT,
+ * MAX_POOL2D and MAX_POOL2D_GRAD (NCHW; semantics of ir/conv.c).
+ *
+ * The conv kernels loop over one weight tap (kh, kw) at a time and sweep the output rows
+ * that tap reaches: the valid range of output rows/cols for a tap is computed once per tap
+ * (no bounds test in the interior), and the innermost loop runs over contiguous output
+ * columns, so with stride 1 it is a vectorizable axpy. The weight gradient accumulates each
+ * tap's products in a row of partial sums (vectorizable too) and reduces it once at the end.
+ * A stride-1 unpadded conv_transpose2d (conv2d's input gradient in a plain CNN) takes a
+ * faster path: each (b, o) plane is widened to row stride W in a local buffer (zeros in the
+ * extra columns), so every tap is one long contiguous axpy of P = (Ho-1)*W + Wo elements into
+ * the output plane. (The same trick for conv2d and conv2d_grad_weight measured slower than
+ * the row-wise loops above on the examples/cnn.lathe train step, so they do not use it.)
+ * Pooling windows are small, so pooling tests bounds per element. All kernels zero their
+ * output first where they accumulate; these ops are FUSE_OPAQUE, so the output never shares
+ * an input's buffer. Variables come from cg_fresh in the kernel's scope.
+ */
+#include "lower_conv.h"
+
+#include <math.h>
+
+typedef struct ConvDims {
+  int64_t n, c, h, w;    /* X grid */
+  int64_t o, ho, wo;     /* Y grid */
+  int64_t cg, og;        /* channels per group: X side, Y side */
+  int64_t kh, kw;        /* window */
+  const struct IrConvAttr *a;
+} ConvDims;
+
+static ConvDims conv_dims(const Shape *xs, const Shape *ys, const Shape *ws,
+                          const struct IrConvAttr *a) {
+  ConvDims d = {xs->dim[0], xs->dim[1], xs->dim[2], xs->dim[3], ys->dim[1], ys->dim[2],
+                ys->dim[3], xs->dim[1] / a->groups, ys->dim[1] / a->groups, ws->dim[2],
+                ws->dim[3], a};
+  return d;
+}
+
+static const char *fresh(CgFunc *f, const char *base) { return cg_fresh(f->e, base); }
+
+/* element `index` of node id: `buf[index]`, or the literal of a splat constant */
+static const char *elem(CgFunc *f, NodeId id, const char *index) {
+  const CgValue *v = &f->val[id];
+  if (v->literal) return v->expr;
+  return arena_printf(f->arena, "%s[%s]", v->expr, index);
+}
+
+static const char *loop(CgFunc *f, const char *base, const char *lo, int64_t hi) {
+  const char *v = fresh(f, base);
+  cg_open(f->e, "for (int64_t %s = %s; %s < %lld; %s++)", v, lo, v, (long long)hi, v);
+  return v;
+}
+
+static void zero(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const char *i = loop(f, "i", "0", shape_numel(&n->shape));
+  cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i, cg_literal(f->arena, n->dtype, 0));
+  cg_close(f->e);
+}
+
+/* Declares off (the X offset of output index 0 for tap k), lo and hi (the output indices
+ * whose input index lies in [0, len)) for axis ax; returns {off, lo, hi} names. */
+static void tap_range(CgFunc *f, const ConvDims *d, int ax, const char *k, const char **names,
+                      int64_t len, int64_t out_len) {
+  int64_t s = d->a->stride[ax];
+  const char *off = fresh(f, ax ? "woff" : "hoff"), *lo = fresh(f, ax ? "wlo" : "hlo");
+  const char *hi = fresh(f, ax ? "whi" : "hhi");
+  cg_line(f->e, "const int64_t %s = %s * %d - %d;", off, k, (int)d->a->dilation[ax],
+          (int)d->a->pad[ax]);
+  cg_line(f->e, "const int64_t %s = %s >= 0 ? 0 : (%lld - %s) / %lld;", lo, off,
+          (long long)(s - 1), off, (long long)s);
+  cg_line(f->e, "int64_t %s = %lld - %s < 0 ? 0 : (%lld - %s) / %lld + 1;", hi,
+          (long long)(len - 1), off, (long long)(len - 1), off, (long long)s);
+  cg_line(f->e, "if (%s > %lld) %s = %lld;", hi, (long long)out_len, hi, (long long)out_len);
+  names[0] = off, names[1] = lo, names[2] = hi;
+}
+
+/* for (v = lo; v < hi; v++) with runtime bounds */
+static const char *range_loop(CgFunc *f, const char *base, const char *lo, const char *hi) {
+  const char *v = fresh(f, base);
+  cg_open(f->e, "for (int64_t %s = %s; %s < %s; %s++)", v, lo, v, hi, v);
+  return v;
+}
+
+/* the weight element [o, ci, kh, kw] */
+static const char *w_index(CgFunc *f, const ConvDims *d, const char *o, const char *ci,
+                           const char *kh, const char *kw) {
+  return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", o,
+                      (long long)d->cg, ci, (long long)d->kh, kh, (long long)d->kw, kw);
+}
+
+/* X row start: ((b*C + c)*H + oh*sh + hoff)*W + woff; Y row start: ((b*O + o)*Ho + oh)*Wo */
+static const char *x_row(CgFunc *f, const ConvDims *d, const char *b, const char *c,
+                         const char *oh, const char *const *hr, const char *const *wr) {
+  return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s * %d + %s) * %lld + %s", b,
+                      (long long)d->c, c, (long long)d->h, oh, (int)d->a->stride[0], hr[0],
+                      (long long)d->w, wr[0]);
+}
+
+static const char *y_row(CgFunc *f, const ConvDims *d, const char *b, const char *o,
+                         const char *oh) {
+  return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld", b, (long long)d->o, o,
+                      (long long)d->ho, oh, (long long)d->wo);
+}
+
+/* opens the kh, kw tap loops with their ranges; hr/wr receive {off, lo, hi} */
+static void taps_open(CgFunc *f, const ConvDims *d, const char **kh, const char **kw,
+                      const char **hr, const char **wr) {
+  *kh = loop(f, "kh", "0", d->kh);
+  tap_range(f, d, 0, *kh, hr, d->h, d->ho);
+  *kw = loop(f, "kw", "0", d->kw);
+  tap_range(f, d, 1, *kw, wr, d->w, d->wo);
+}
+
+/* ---- the stride-1, unpadded fast path ---------------------------------------------------- */
+
+enum { FAST_MAX_RUN = 8192 }; /* elements of the local plane buffer */
+
+static int64_t flat_run(const ConvDims *d) { return (d->ho - 1) * d->w + d->wo; }
+
+static bool fast_ok(const ConvDims *d) {
+  const struct IrConvAttr *a = d->a;
+  return a->stride[0] == 1 && a->stride[1] == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] &&
+         !a->pad[3] && !a->out_pad[0] && !a->out_pad[1] && d->wo + (d->kw - 1) *
+         a->dilation[1] == d->w && flat_run(d) <= FAST_MAX_RUN;
+}
+
+/* X offset of tap (kh, kw) of plane (b, c): ((b*C + c)*H + kh*dh)*W + kw*dw */
+static const char *tap_offset(CgFunc *f, const ConvDims *d, const char *b, const char *c,
+                              const char *kh, const char *kw) {
+  return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s * %d) * %lld + %s * %d", b,
+                      (long long)d->c, c, (long long)d->h, kh, (int)d->a->dilation[0],
+                      (long long)d->w, kw, (int)d->a->dilation[1]);
+}
+
+/* declares buf[P] holding plane (b, o) of the Y-grid operand yid widened to row stride W */
+static const char *widen_plane(CgFunc *f, const ConvDims *d, const char *t, NodeId yid,
+                               const char *b, const char *o) {
+  const char *buf = fresh(f, "gp"), *p = fresh(f, "p"), *lit0 = "0";
+  int64_t run = flat_run(d);
+  cg_line(f->e, "%s %s[%lld];", t, buf, (long long)run);
+  cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s[%s] = %s;", p, p, (long long)run, p,
+          buf, p, lit0);
+  const char *oh = loop(f, "oh", "0", d->ho), *ow = loop(f, "ow", "0", d->wo);
+  const char *src = arena_printf(f->arena, "%s + %s", y_row(f, d, b, o, oh), ow);
+  cg_line(f->e, "%s[%s * %lld + %s] = %s;", buf, oh, (long long)d->w, ow, elem(f, yid, src));
+  cg_close(f->e);
+  cg_close(f->e);
+  return buf;
+}
+
+/* opens ci, kh, kw loops of o's group; returns c (the X-grid channel) */
+static const char *group_taps(CgFunc *f, const ConvDims *d, const char *o, const char **ci,
+                              const char **kh, const char **kw) {
+  *ci = loop(f, "ci", "0", d->cg);
+  const char *c = fresh(f, "c");
+  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", c, o, (long long)d->og,
+          (long long)d->cg, *ci);
+  *kh = loop(f, "kh", "0", d->kh);
+  *kw = loop(f, "kw", "0", d->kw);
+  return c;
+}
+
+static void conv_transpose2d_fast(CgFunc *f, NodeId id, const ConvDims *d) {
+  const Node *n = graph_node(f->g, id);
+  const char *t = dtype_c_name(n->dtype), *ci, *kh, *kw;
+  zero(f, id);
+  const char *b = loop(f, "b", "0", d->n), *o = loop(f, "o", "0", d->o);
+  const char *gp = widen_plane(f, d, t, n->in[0], b, o);
+  const char *c = group_taps(f, d, o, &ci, &kh, &kw);
+  const char *wv = fresh(f, "wv"), *xo = fresh(f, "xo");
+  cg_line(f->e, "const %s %s = %s;", t, wv, elem(f, n->in[1], w_index(f, d, o, ci, kh, kw)));
+  cg_line(f->e, "const int64_t %s = %s;", xo, tap_offset(f, d, b, c, kh, kw));
+  const char *p = loop(f, "p", "0", flat_run(d));
+  cg_line(f->e, "%s[%s + %s] += %s * %s[%s];", f->val[id].expr, xo, p, wv, gp, p);
+  for (int i = 0; i < 6; i++) cg_close(f->e); /* p, kw, kh, ci, o, b */
+}
+
+/* ---- the general path ------------------------------------------------------------------- */
+
+/* Y = conv2d(X, W): per (b, o, ci, tap), y[row][ow] += w * x[row'][ow * sw] */
+bool lower_conv2d(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Node *x = graph_node(f->g, n->in[0]), *w = graph_node(f->g, n->in[1]);
+  ConvDims d = conv_dims(&x->shape, &n->shape, &w->shape, &n->attr.conv);
+  const char *t = dtype_c_name(n->dtype), *Y = f->val[id].expr, *hr[3], *wr[3], *kh, *kw;
+  zero(f, id);
+  const char *b = loop(f, "b", "0", d.n), *o = loop(f, "o", "0", d.o);
+  const char *ci = loop(f, "ci", "0", d.cg);
+  const char *c = fresh(f, "c");
+  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", c, o, (long long)d.og,
+          (long long)d.cg, ci);
+  taps_open(f, &d, &kh, &kw, hr, wr);
+  const char *wv = fresh(f, "wv");
+  cg_line(f->e, "const %s %s = %s;", t, wv, elem(f, n->in[1], w_index(f, &d, o, ci, kh, kw)));
+  const char *oh = range_loop(f, "oh", hr[1], hr[2]);
+  const char *yp = fresh(f, "yr"), *xp = fresh(f, "xr");
+  cg_line(f->e, "const int64_t %s = %s;", yp, y_row(f, &d, b, o, oh));
+  cg_line(f->e, "const int64_t %s = %s;", xp, x_row(f, &d, b, c, oh, hr, wr));
+  const char *ow = range_loop(f, "ow", wr[1], wr[2]);
+  const char *xi = arena_printf(f->arena, "%s + %s * %d", xp, ow, (int)d.a->stride[1]);
+  cg_line(f->e, "%s[%s + %s] += %s * %s;", Y, yp, ow, wv, elem(f, n->in[0], xi));
+  for (int i = 0; i < 7; i++) cg_close(f->e); /* ow, oh, kw, kh and three outer */
+  return true;
+}
+
+/* X = conv_transpose2d(Y, W): per (b, c, o in c's group, tap), x[row'][ow*sw] += w * y[row][ow] */
+bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Node *y = graph_node(f->g, n->in[0]), *w = graph_node(f->g, n->in[1]);
+  ConvDims d = conv_dims(&n->shape, &y->shape, &w->shape, &n->attr.conv);
+  if (fast_ok(&d)) {
+    conv_transpose2d_fast(f, id, &d);
+    return true;
+  }
+  const char *t = dtype_c_name(n->dtype), *X = f->val[id].expr, *hr[3], *wr[3], *kh, *kw;
+  zero(f, id);
+  const char *b = loop(f, "b", "0", d.n), *c = loop(f, "c", "0", d.c);
+  const char *oi = loop(f, "oi", "0", d.og);
+  const char *o = fresh(f, "o"), *ci = "0"; /* ci only indexes non-literal weights */
+  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", o, c, (long long)d.cg,
+          (long long)d.og, oi);
+  if (!f->val[n->in[1]].literal) {
+    ci = fresh(f, "ci");
+    cg_line(f->e, "const int64_t %s = %s %% %lld;", ci, c, (long long)d.cg);
+  }
+  taps_open(f, &d, &kh, &kw, hr, wr);
+  const char *wv = fresh(f, "wv");
+  cg_line(f->e, "const %s %s = %s;", t, wv, elem(f, n->in[1], w_index(f, &d, o, ci, kh, kw)));
+  const char *oh = range_loop(f, "oh", hr[1], hr[2]);
+  const char *yp = fresh(f, "yr"), *xp = fresh(f, "xr");
+  cg_line(f->e, "const int64_t %s = %s;", yp, y_row(f, &d, b, o, oh));
+  cg_line(f->e, "const int64_t %s = %s;", xp, x_row(f, &d, b, c, oh, hr, wr));
+  const char *ow = range_loop(f, "ow", wr[1], wr[2]);
+  const char *yi = arena_printf(f->arena, "%s + %s", yp, ow);
+  cg_line(f->e, "%s[%s + %s * %d] += %s * %s;", X, xp, ow, (int)d.a->stride[1], wv,
+          elem(f, n->in[0], yi));
+  for (int i = 0; i < 7; i++) cg_close(f->e); /* ow, oh, kw, kh and three outer */
+  return true;
+}
+
+/* W = conv2d_grad_weight(X, Y): per (o, ci, tap), part[ow] += y[row][ow] * x[row'][ow*sw]
+ * over (b, oh), then w = sum(part) */
+bool lower_conv2d_grad_weight(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Node *x = graph_node(f->g, n->in[0]), *y = graph_node(f->g, n->in[1]);
+  ConvDims d = conv_dims(&x->shape, &y->shape, &n->shape, &n->attr.conv);
+  const char *t = dtype_c_name(n->dtype), *W = f->val[id].expr, *hr[3], *wr[3], *kh, *kw;
+  const char *zero_lit = cg_literal(f->arena, n->dtype, 0);
+  const char *o = loop(f, "o", "0", d.o), *ci = loop(f, "ci", "0", d.cg);
+  const char *c = fresh(f, "c");
+  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", c, o, (long long)d.og,
+          (long long)d.cg, ci);
+  taps_open(f, &d, &kh, &kw, hr, wr);
+  const char *part = fresh(f, "part"), *j = fresh(f, "j"), *acc = fresh(f, "acc");
+  cg_line(f->e, "%s %s[%lld];", t, part, (long long)d.wo);
+  cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s[%s] = %s;", j, j, (long long)d.wo, j,
+          part, j, zero_lit);
+  const char *b = loop(f, "b", "0", d.n);
+  const char *oh = range_loop(f, "oh", hr[1], hr[2]);
+  const char *yp = fresh(f, "yr"), *xp = fresh(f, "xr");
+  cg_line(f->e, "const int64_t %s = %s;", yp, y_row(f, &d, b, o, oh));
+  cg_line(f->e, "const int64_t %s = %s;", xp, x_row(f, &d, b, c, oh, hr, wr));
+  const char *ow = range_loop(f, "ow", wr[1], wr[2]);
+  const char *xi = arena_printf(f->arena, "%s + %s * %d", xp, ow, (int)d.a->stride[1]);
+  const char *yi = arena_printf(f->arena, "%s + %s", yp, ow);
+  cg_line(f->e, "%s[%s] += %s * %s;", part, ow, elem(f, n->in[1], yi), elem(f, n->in[0], xi));
+  for (int i = 0; i < 3; i++) cg_close(f->e);
+  cg_line(f->e, "%s %s = %s;", t, acc, zero_lit);
+  cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s += %s[%s];", j, j, (long long)d.wo, j,
+          acc, part, j);
+  cg_line(f->e, "%s[%s] = %s;", W, w_index(f, &d, o, ci, kh, kw), acc);
+  for (int i = 0; i < 4; i++) cg_close(f->e);
+  return true;
+}
+
+/* Declares `best` (index into x of the window's first maximum, -1 if none) for window
+ * (b, c, oh, ow) of pool node n reading x. */
+static const char *pool_argmax(CgFunc *f, const Node *n, const Shape *xs, NodeId x,
+                               const char *const *v) {
+  const struct IrConvAttr *a = &n->attr.conv;
+  const char *t = dtype_c_name(n->dtype), *best = fresh(f, "best"), *bv = fresh(f, "bv");
+  cg_line(f->e, "int64_t %s = -1;", best);
+  cg_line(f->e, "%s %s = %s;", t, bv, cg_literal(f->arena, n->dtype, 0));
+  const char *q[2];
+  for (int ax = 0; ax < 2; ax++) {
+    const char *k = loop(f, ax ? "kw" : "kh", "0", a->kernel[ax]);
+    q[ax] = fresh(f, ax ? "qw" : "qh");
+    cg_line(f->e, "const int64_t %s = %s * %d - %d + %s * %d;", q[ax], v[2 + ax],
+            (int)a->stride[ax], (int)a->pad[ax], k, (int)a->dilation[ax]);
+    cg_line(f->e, "if (%s < 0 || %s >= %lld) continue;", q[ax], q[ax],
+            (long long)xs->dim[2 + ax]);
+  }
+  const char *i = fresh(f, "xi"), *xv = fresh(f, "xv");
+  cg_line(f->e, "const int64_t %s = ((%s * %lld + %s) * %lld + %s) * %lld + %s;", i, v[0],
+          (long long)xs->dim[1], v[1], (long long)xs->dim[2], q[0], (long long)xs->dim[3], q[1]);
+  cg_line(f->e, "const %s %s = %s;", t, xv, elem(f, x, i));
+  cg_line(f->e, "if (%s < 0 || %s > %s || (%s != %s && %s == %s)) { %s = %s; %s = %s; }", best,
+          xv, bv, xv, xv, bv, bv, best, i, bv, xv);
+  cg_close(f->e);
+  cg_close(f->e);
+  return best;
+}
+
+/* loops over the pooled grid ps; v receives b, c, oh, ow; returns the flat pooled index */
+static const char *pool_loops(CgFunc *f, const Shape *ps, const char **v) {
+  static const char *const base[4] = {"b", "c", "oh", "ow"};
+  for (int i = 0; i < 4; i++) v[i] = loop(f, base[i], "0", ps->dim[i]);
+  return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", v[0],
+                      (long long)ps->dim[1], v[1], (long long)ps->dim[2], v[2],
+                      (long long)ps->dim[3], v[3]);
+}
+
+bool lower_max_pool2d(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *xs = &graph_node(f->g, n->in[0])->shape;
+  const char *v[4];
+  const char *o = pool_loops(f, &n->shape, v);
+  const char *best = pool_argmax(f, n, xs, n->in[0], v);
+  const char *ninf = cg_literal(f->arena, n->dtype, -INFINITY);
+  cg_line(f->e, "%s[%s] = %s < 0 ? %s : %s;", f->val[id].expr, o, best, ninf,
+          elem(f, n->in[0], best));
+  for (int i = 0; i < 4; i++) cg_close(f->e);
+  return true;
+}
+
+bool lower_max_pool2d_grad(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *ps = &graph_node(f->g, n->in[1])->shape;
+  const char *v[4];
+  zero(f, id);
+  const char *o = pool_loops(f, ps, v);
+  const char *best = pool_argmax(f, n, &n->shape, n->in[0], v);
+  cg_line(f->e, "if (%s >= 0) %s[%s] += %s;", best, f->val[id].expr, best, elem(f, n->in[1], o));
+  for (int i = 0; i < 4; i++) cg_close(f->e);
+  return true;
+}
+
+/* train_select is normally resolved by passes/mode.c; a remaining one copies its choice */
+bool lower_train_select(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  NodeId src = n->in[n->attr.mode.train ? 0 : 1];
+  const char *i = loop(f, "i", "0", shape_numel(&n->shape));
+  cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i, elem(f, src, i));
+  cg_close(f->e);
+  return true;
+}
