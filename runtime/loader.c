@@ -271,8 +271,9 @@ bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text
     snprintf(so_path, len, "%s/%s.so", dir, model_name);
     ok = rt_write_file_atomic(h_path, h_text, strlen(h_text), d) &&
          rt_write_file_atomic(c_path, c_text, strlen(c_text), d) &&
-         /* built for and run on this machine: tune for its CPU */
-         rt_build_shared(c_path, so_path, "-march=native", d) &&
+         /* built for and run on this machine: tune for its CPU; the generated code never reads
+          * errno, and without it sqrtf vectorizes (the Adam update) */
+         rt_build_shared(c_path, so_path, "-march=native -fno-math-errno", d) &&
          rt_model_open(m, so_path, model_name, d);
   }
   free(c_path);
