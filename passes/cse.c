@@ -70,7 +70,9 @@ static bool attr_equal(const Node *a, const Node *b) {
   case OP_UNPACK:
     return x->unpack.offset == y->unpack.offset;
   default:
-    return true; /* elementwise ops carry no attributes */
+    /* elementwise ops carry no attributes; any other op not listed above is compared
+     * bytewise, which can only miss a merge (padding), never merge different nodes */
+    return ir_ops[a->op].fusion == FUSE_ELEMWISE || memcmp(x, y, sizeof *x) == 0;
   }
 }
 
