@@ -112,12 +112,13 @@ int main(int argc, char **argv) {
   }
   int runs = argc > 2 ? atoi(argv[2]) : 11;
   if (runs < 1) runs = 1;
-  char path[4096], *mlp = NULL;
+  char path[4096], cnn_path[4096], *mlp = NULL, *cnn = NULL;
   size_t len;
   snprintf(path, sizeof path, "%s/examples/mlp.lathe", argv[1]);
+  snprintf(cnn_path, sizeof cnn_path, "%s/examples/cnn.lathe", argv[1]);
   Diag d;
   diag_init(&d);
-  if (!rt_read_file(path, &mlp, &len, &d)) {
+  if (!rt_read_file(path, &mlp, &len, &d) || !rt_read_file(cnn_path, &cnn, &len, &d)) {
     fprintf(stderr, "%s", diag_text(&d));
     return 1;
   }
@@ -127,7 +128,9 @@ int main(int argc, char **argv) {
   printf("  (cold includes LLVM initialization: %.1f ms for jit + total)\n", now_ms() - t0);
   ok = ok && measure("MLP train step", path, mlp, true, runs);
   ok = ok && measure("MLP forward", path, mlp, false, runs);
+  ok = ok && measure("CNN train step", cnn_path, cnn, true, runs);
   ok = ok && measure("one-line REPL expression", "<repl>", repl_text, false, runs);
   free(mlp);
+  free(cnn);
   return ok ? 0 : 1;
 }

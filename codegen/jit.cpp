@@ -64,6 +64,8 @@ static std::unique_ptr<llvm::Module> jit_compile_module(const char *c_text, cons
   llvm::raw_string_ostream os(errors);
   clang::CompilerInstance ci;
   ci.createDiagnostics(new clang::TextDiagnosticPrinter(os, new clang::DiagnosticOptions()));
+  /* "N warnings generated." goes to the verbose stream, stderr by default: keep it quiet */
+  ci.setVerboseOutputStream(std::make_unique<llvm::raw_null_ostream>());
   std::string c_name = std::string("/lathe-jit/") + model + ".c";
   std::vector<std::string> args = jit_cc1_args(c_name);
   std::vector<const char *> argv;

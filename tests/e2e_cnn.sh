@@ -39,3 +39,14 @@ err = abs(got - want) / abs(want)
 print(f"loss {got:.7g} vs PyTorch {want:.7g}: relative error {err:.2g}")
 sys.exit(0 if err <= 1e-4 else 1)
 PY
+
+# the three ways to run the model agree to 1e-6: a shared object from `lathe build` (called
+# through libffi), the in-process JIT, and cc + dlopen
+"$LATHE" build -D N=16 "$MODEL" -o "$TMP/libcnn.so"
+"$LATHE" run "$TMP/libcnn.so" --weights "$FIX/weights.safetensors" --input x="$FIX/x.npy" \
+  --out "$TMP/so"
+for backend in jit cc; do
+  "$LATHE" run -D N=16 --backend $backend "$MODEL" --weights "$FIX/weights.safetensors" \
+    --input x="$FIX/x.npy" --out "$TMP/$backend"
+  /usr/bin/python3 "$ROOT/tests/compare_npy.py" "$TMP/$backend/probs.npy" "$TMP/so/probs.npy" 1e-6
+done

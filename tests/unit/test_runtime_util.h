@@ -63,7 +63,7 @@ static inline void rtt_rmdir(char *dir) {
 
 /* dir/name into a static rotating buffer (valid for the next 7 calls) */
 static inline const char *rtt_path(const char *dir, const char *name) {
-  static char bufs[8][4352];
+  static char bufs[8][8704]; /* a PATH_MAX dir, a name, slack */
   static int k;
   char *b = bufs[k++ & 7];
   snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
