@@ -179,7 +179,7 @@ run_mlp() {
     record "$row" lathe_error "not built: see MLP inference, batch 64"
   fi
   torch_peer "$row" train 64
-  # the same train step built the way `lathe train` builds it (runtime/loader.c: cc -O2)
+  # the same train step built with portable flags (cc -O2, no -march): what a product build might use
   local dir="$WORK/mlp64-O2"
   mkdir -p "$dir"
   if [[ -f "$WORK/mlp64/mlp.c" ]] &&

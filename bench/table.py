@@ -3,7 +3,7 @@
 Input: a TSV file of `row <TAB> field <TAB> value` lines, rows in the order they were run.
 Fields: lathe_seconds / peer_seconds (median seconds per call, or wall seconds for the epoch),
 lathe_error / peer_error (why a measurement is missing), peer_name, flops (per call),
-lathe_o2_seconds (the train step built with cc -O2, as `lathe train` builds it);
+lathe_o2_seconds (the train step built with portable flags, cc -O2 without -march);
 row "peak": gflops_start / gflops_end and detail_start / detail_end (the FMA peak measured
 at both ends of the run; the table uses the higher); the epoch row: lathe_accuracy /
 peer_accuracy (percent), lathe_compile_seconds, peer_loop_seconds; row "run" (not a table
@@ -96,8 +96,8 @@ def notes(rows, peak):
             out.append(f"{name}: {peer_name} runs at {gflops:.2f} GFLOP/s{share}")
         o2 = number(row, "lathe_o2_seconds")
         if o2:
-            out.append(f"{name}: the same lathe code built with cc -O2 (as `lathe train` "
-                       f"builds it) takes {duration(o2)}")
+            out.append(f"{name}: the same lathe code built with portable flags, cc -O2 (no -march), "
+                       f"takes {duration(o2)}")
         if "lathe_accuracy" in row or "peer_accuracy" in row:
             lathe = row.get("lathe_accuracy") or "n/a"
             peer = row.get("peer_accuracy") or "n/a"
