@@ -102,7 +102,9 @@ typedef struct CliBatch {
   int x_arg, y_arg; /* entry argument receiving samples / labels */
   int out_arg;      /* first [N, C] output (class scores), or -1 */
   int64_t batch;    /* N */
+  int64_t y_per;    /* labels per sample (1 for i32[N], T for i32[N, T]); 0 = no labels */
   bool f64;         /* samples converted to double */
+  bool ids;         /* samples are i32 token ids */
   void *x, *y, *ws; /* batch buffers and the workspace */
 } CliBatch;
 
@@ -115,6 +117,15 @@ int64_t cli_count_correct(const CliBatch *b, const lathe_tensor_info *scores, co
 /* mean loss and accuracy of the "evaluate" entry over every sample of ds */
 bool cli_evaluate(const lathe_entry_info *e, CliWeights *w, const RtDataset *ds, double *loss,
                   double *acc, Diag *d);
+
+/* `--samples DIR`: DIR/epoch<epoch>.png of e's image output on ds's first batch
+ * (train_samples.c) */
+bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const RtDataset *ds,
+                       const char *dir, uint64_t epoch, Diag *d);
+bool cli_samples_check(const lathe_entry_info *e, const RtDataset *ds, Diag *d); /* early */
+/* generated sequence tasks (seqdata.c): spec "reverse|sort[=LEN,VOCAB]" */
+bool cli_seq_task(const char *spec);
+bool cli_seq_dataset(RtDataset *ds, const char *spec, bool train_split, uint64_t seed, Diag *d);
 
 int cmd_check(int argc, char **argv);
 int cmd_compile(int argc, char **argv);

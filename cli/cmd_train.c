@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const char *help =
-    "usage: lathe train [OPTIONS] FILE --data fashion-mnist[=DIR]\n"
+    "usage: lathe train [OPTIONS] FILE --data fashion-mnist[=DIR]|reverse|sort\n"
     "\n"
     "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size, run\n"
     "the compiled train step, evaluate on the test split after each epoch.\n"
@@ -19,19 +19,24 @@ static const char *help =
     "options:\n"
     "  --data fashion-mnist[=DIR]  IDX files (plain or .gz); default DIR\n"
     "                              /usr/share/datasets/fashion-mnist\n"
+    "  --data reverse|sort[=LEN,VOCAB]  generated token sequences (default 16,16): input\n"
+    "                              i32[N, LEN] ids, labels i32[N, LEN] = ids reversed/sorted;\n"
+    "                              accuracy is per token (argmax of an [N, LEN, V] output)\n"
     "  --epochs N                  epochs to train to (default 1)\n"
     "  --seed N                    init and shuffle seed (default 0)\n"
     "  --limit N                   use only the first N training samples\n"
     "  --checkpoint CKPT           write params + optimizer state after every epoch\n"
     "  --resume CKPT               continue from a checkpoint written by --checkpoint\n"
     "  --plot FILE.svg             plot loss and accuracy per epoch\n"
+    "  --samples DIR               write DIR/epoch<k>.png: the model's image output on the\n"
+    "                              first test batch (VAE reconstructions, GAN samples)\n"
     "  -D NAME=VALUE               override a `const` of the model (e.g. -D N=128)\n"
     "  --dtype f32|f64             compile every f32 as f64\n"
     "  -h, --help                  this help\n";
 
 typedef struct TrainOptions {
   CliCompile c;
-  const char *data, *checkpoint, *resume, *plot;
+  const char *data, *checkpoint, *resume, *plot, *samples;
   uint64_t epochs, seed, limit;
 } TrainOptions;
 
@@ -52,6 +57,8 @@ static int parse_args(TrainOptions *o, int argc, char **argv) {
       o->resume = a.value;
     else if (cli_option(&a, "--plot", NULL))
       o->plot = a.value;
+    else if (cli_option(&a, "--samples", NULL))
+      o->samples = a.value;
     else if (cli_option(&a, "--epochs", NULL))
       num = &o->epochs;
     else if (cli_option(&a, "--seed", NULL))
@@ -70,7 +77,7 @@ static int parse_args(TrainOptions *o, int argc, char **argv) {
   }
   if (a.failed) return EXIT_USAGE;
   if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
-  if (!o->data) return cli_usage_error(&a, "expected --data fashion-mnist[=DIR]");
+  if (!o->data) return cli_usage_error(&a, "expected --data fashion-mnist[=DIR] or reverse|sort");
   if (o->epochs == 0 || o->epochs > 100000)
     return cli_usage_error(&a, "--epochs must be 1..100000");
   return EXIT_OK;
@@ -96,10 +103,16 @@ static void shuffle(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch) {
   }
 }
 
+enum { MAX_STEPS = 8 };
+
 typedef struct Run {
   TrainOptions *o;
   RtModel model;
-  const lathe_entry_info *train, *eval;
+  const lathe_entry_info *steps[MAX_STEPS]; /* "train" or each "train_<step>", in order */
+  int n_steps;
+  const lathe_entry_info *eval;             /* NULL: no evaluate entry (no `output`) */
+  bool has_acc;                             /* scores and labels bound: accuracy reported */
+  double step_loss[MAX_STEPS];              /* last epoch's mean loss of each step */
   CliWeights w;
   RtDataset train_ds, test_ds;
   double train_loss[1024], test_loss[1024], test_acc[1024]; /* per epoch, for the plot */
@@ -137,20 +150,21 @@ static bool read_epoch(const char *ckpt, uint64_t *epoch, Diag *d) {
 }
 
 /* The train step returns only the loss; training accuracy is sampled every SAMPLE_EVERY
- * steps by running the evaluate entry on the batch about to be trained on. */
+ * steps by running the evaluate entry on the batch about to be trained on. A train block of
+ * several `step`s runs each step's entry on every batch, in order, and reports each loss. */
 enum { SAMPLE_EVERY = 16 };
 
 typedef struct Sampler {
-  CliBatch b;               /* bound to the evaluate entry, sharing the train batch buffers */
+  CliBatch b;               /* bound to the evaluate entry; out_arg -1 = not sampling */
   void *outs[CLI_MAX_ARGS]; /* its outputs */
   int64_t seen, correct;
 } Sampler;
 
-static bool sampler_init(Sampler *sp, Run *r, CliBatch *train, Diag *d) {
+static bool sampler_init(Sampler *sp, Run *r, Diag *d) {
   memset(sp, 0, sizeof *sp);
+  sp->b.out_arg = -1;
+  if (!r->eval) return true;
   if (!cli_bind(&sp->b, r->eval, &r->train_ds, d)) return false;
-  free(sp->b.x), free(sp->b.y);
-  sp->b.x = train->x, sp->b.y = train->y;
   for (int k = 0; k < r->eval->n_args; k++)
     if (r->eval->args[k].role == LATHE_ARG_OUTPUT &&
         !(sp->outs[k] = cli_aligned_alloc(r->eval->args[k].tensor->bytes)))
@@ -159,24 +173,25 @@ static bool sampler_init(Sampler *sp, Run *r, CliBatch *train, Diag *d) {
 }
 
 static void sampler_fini(Sampler *sp) {
-  sp->b.x = sp->b.y = NULL; /* owned by the train batch */
   cli_batch_fini(&sp->b);
   for (int k = 0; k < CLI_MAX_ARGS; k++)
     free(sp->outs[k]);
 }
 
-static void sample(Sampler *sp, Run *r) {
-  if (sp->b.out_arg < 0) return;
+/* runs the evaluate entry on the samples index[0, batch) about to be trained on */
+static void sample(Sampler *sp, Run *r, const int64_t *index, int64_t count) {
+  if (sp->b.out_arg < 0 || sp->b.batch > count) return;
+  cli_gather(&sp->b, &r->train_ds, index, sp->b.batch);
   cli_call_batch(r->eval, &sp->b, &r->w, sp->outs);
   sp->correct += cli_count_correct(&sp->b, r->eval->args[sp->b.out_arg].tensor,
                                    sp->outs[sp->b.out_arg], sp->b.batch);
-  sp->seen += sp->b.batch;
+  sp->seen += sp->b.batch * sp->b.y_per;
 }
 
 static int64_t epoch_order(Run *r, int64_t batch, int64_t **order, Diag *d) {
   int64_t n = r->train_ds.n;
   if (r->o->limit && (int64_t)r->o->limit < n) n = (int64_t)r->o->limit;
-  if (n / batch == 0) {
+  if (batch <= 0 || n / batch == 0) {
     diag_error(d, (SrcLoc){0}, "%lld training samples make no full batch of %lld", (long long)n,
                (long long)batch);
     return 0;
@@ -187,71 +202,155 @@ static int64_t epoch_order(Run *r, int64_t batch, int64_t **order, Diag *d) {
   return n / batch;
 }
 
+typedef struct Steps {
+  CliBatch b[MAX_STEPS];
+  double sum[MAX_STEPS];
+} Steps;
+
+/* binds every step; the batch size is the first one taking samples */
+static int64_t bind_steps(Steps *st, Run *r, Diag *d) {
+  int64_t batch = 0;
+  for (int k = 0; k < r->n_steps; k++) {
+    if (!cli_bind(&st->b[k], r->steps[k], &r->train_ds, d)) return 0;
+    if (st->b[k].batch && batch && st->b[k].batch != batch) {
+      diag_error(d, (SrcLoc){0}, "train steps '%s' and '%s' have different batch sizes",
+                 r->steps[0]->name, r->steps[k]->name);
+      return 0;
+    }
+    if (!batch) batch = st->b[k].batch;
+  }
+  if (!batch) diag_error(d, (SrcLoc){0}, "no train step takes the dataset's samples");
+  return batch;
+}
+
+static double train_batch(Steps *st, Run *r, const int64_t *index, int64_t batch) {
+  double first = 0;
+  for (int k = 0; k < r->n_steps; k++) {
+    if (st->b[k].batch) cli_gather(&st->b[k], &r->train_ds, index, batch);
+    double loss = cli_call_batch(r->steps[k], &st->b[k], &r->w, NULL);
+    st->sum[k] += loss;
+    if (k == 0) first = loss;
+  }
+  return first;
+}
+
 static bool run_epoch(Run *r, Diag *d) {
-  CliBatch b;
+  Steps st;
+  memset(&st, 0, sizeof st);
   Sampler sp;
-  memset(&sp, 0, sizeof sp);
-  int64_t *order = NULL, steps = 0;
-  bool ok = cli_bind(&b, r->train, &r->train_ds, d) && sampler_init(&sp, r, &b, d) &&
-            (steps = epoch_order(r, b.batch, &order, d)) > 0;
+  int64_t *order = NULL, steps = 0, batch = bind_steps(&st, r, d);
+  bool ok = batch > 0 && sampler_init(&sp, r, d) &&
+            (steps = epoch_order(r, batch, &order, d)) > 0;
   RtProgress p;
-  if (ok) rt_progress_start(&p, stderr, (int)r->epoch + 1, (int)r->o->epochs, steps * b.batch);
-  double loss_sum = 0, ema = 0;
+  if (ok) rt_progress_start(&p, stderr, (int)r->epoch + 1, (int)r->o->epochs, steps * batch);
+  double ema = 0;
   for (int64_t s = 0; ok && s < steps; s++) {
-    cli_gather(&b, &r->train_ds, order + s * b.batch, b.batch);
-    if (s % SAMPLE_EVERY == 0) sample(&sp, r);
-    double loss = cli_call_batch(r->train, &b, &r->w, NULL);
-    loss_sum += loss;
+    if (s % SAMPLE_EVERY == 0) sample(&sp, r, order + s * batch, batch);
+    double loss = train_batch(&st, r, order + s * batch, batch);
     ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
-    rt_progress_update(&p, (s + 1) * b.batch, ema,
-                       sp.seen ? (double)sp.correct / (double)sp.seen : 0);
+    rt_progress_update(&p, (s + 1) * batch, ema,
+                       sp.b.out_arg < 0 ? -1 : sp.seen ? (double)sp.correct / (double)sp.seen : 0);
   }
   if (ok) {
-    p.loss = loss_sum / (double)steps;
+    p.loss = st.sum[0] / (double)steps;
     rt_progress_finish(&p);
-    r->train_loss[r->n_hist] = loss_sum / (double)steps;
+    for (int k = 0; k < r->n_steps; k++)
+      r->step_loss[k] = st.sum[k] / (double)steps;
+    r->train_loss[r->n_hist] = r->step_loss[0];
   }
   free(order);
-  sampler_fini(&sp);
-  cli_batch_fini(&b);
+  if (batch > 0) sampler_fini(&sp);
+  for (int k = 0; k < r->n_steps; k++)
+    cli_batch_fini(&st.b[k]);
   return ok;
+}
+
+static void print_epoch(Run *r, double tl, double ta) {
+  fprintf(stderr, "epoch %llu/%llu: train loss", (unsigned long long)r->epoch,
+          (unsigned long long)r->o->epochs);
+  for (int k = 0; k < r->n_steps; k++) {
+    const char *name = r->steps[k]->name;
+    if (r->n_steps > 1) fprintf(stderr, " %s", name + (strncmp(name, "train_", 6) ? 0 : 6));
+    fprintf(stderr, " %.4f", r->step_loss[k]);
+  }
+  if (r->eval) fprintf(stderr, "  test loss %.4f", tl);
+  if (r->has_acc) fprintf(stderr, "  test accuracy %.2f%%", 100 * ta);
+  fputc('\n', stderr);
+}
+
+static bool end_epoch(Run *r, Diag *d) {
+  double tl = 0, ta = 0;
+  if (r->eval && !cli_evaluate(r->eval, &r->w, &r->test_ds, &tl, &ta, d)) return false;
+  r->test_loss[r->n_hist] = tl;
+  r->test_acc[r->n_hist] = ta;
+  r->epoch++;
+  print_epoch(r, tl, ta);
+  r->n_hist++;
+  if (r->o->checkpoint && !save_checkpoint(r, d)) return false;
+  if (r->o->samples &&
+      !cli_write_samples(r->eval, &r->w, &r->test_ds, r->o->samples, r->epoch, d))
+    return false;
+  return !r->o->plot ||
+         rt_plot_write(r->o->plot, r->model.info->name, r->train_loss,
+                       r->eval ? r->test_loss : NULL,
+                       r->has_acc ? r->test_acc : NULL, r->n_hist, d);
 }
 
 static bool train_loop(Run *r, Diag *d) {
   while (r->epoch < r->o->epochs && r->n_hist < 1024) {
-    if (!run_epoch(r, d)) return false;
-    double tl = 0, ta = 0;
-    if (!cli_evaluate(r->eval, &r->w, &r->test_ds, &tl, &ta, d)) return false;
-    r->test_loss[r->n_hist] = tl;
-    r->test_acc[r->n_hist] = ta;
-    r->epoch++;
-    fprintf(stderr, "epoch %llu/%llu: train loss %.4f  test loss %.4f  test accuracy %.2f%%\n",
-            (unsigned long long)r->epoch, (unsigned long long)r->o->epochs,
-            r->train_loss[r->n_hist], tl, 100 * ta);
-    r->n_hist++;
-    if (r->o->checkpoint && !save_checkpoint(r, d)) return false;
-    if (r->o->plot && !rt_plot_write(r->o->plot, r->model.info->name, r->train_loss, r->test_loss,
-                                     r->test_acc, r->n_hist, d))
-      return false;
+    if (!run_epoch(r, d) || !end_epoch(r, d)) return false;
   }
-  printf("test accuracy %.2f%%  test loss %.4f\n", 100 * r->test_acc[r->n_hist - 1],
-         r->test_loss[r->n_hist - 1]);
+  int h = r->n_hist - 1;
+  if (r->has_acc)
+    printf("test accuracy %.2f%%  test loss %.4f\n", 100 * r->test_acc[h], r->test_loss[h]);
+  else if (r->eval)
+    printf("test loss %.4f\n", r->test_loss[h]);
+  else
+    printf("train loss %.4f\n", r->train_loss[h]);
   return true;
 }
 
-static bool setup(Run *r, Diag *d) {
-  r->train = rt_model_entry(&r->model, "train");
+/* "train" (one step) or every "train_<step>" entry, in the model's order */
+static bool find_steps(Run *r, Diag *d) {
+  const lathe_model_info *info = r->model.info;
+  for (int k = 0; k < info->n_entries && r->n_steps < MAX_STEPS; k++) {
+    const char *name = info->entries[k].name;
+    if (strcmp(name, "train") == 0 || strncmp(name, "train_", 6) == 0)
+      r->steps[r->n_steps++] = &info->entries[k];
+  }
   r->eval = rt_model_entry(&r->model, "evaluate");
-  if (!r->train || !r->eval) {
-    diag_error(d, (SrcLoc){0},
-               "%s: `lathe train` needs a single-step train block and an "
-               "`output` (the class scores)",
-               r->o->c.file);
+  if (!r->n_steps) {
+    diag_error(d, (SrcLoc){0}, "%s: `lathe train` needs a train block", r->o->c.file);
     return false;
   }
-  if (!rt_dataset_load(&r->train_ds, r->o->data, true, d) ||
-      !rt_dataset_load(&r->test_ds, r->o->data, false, d))
+  if (r->o->samples && !r->eval) {
+    diag_error(d, (SrcLoc){0}, "%s: --samples needs an `output` (the images)", r->o->c.file);
     return false;
+  }
+  return true;
+}
+
+static bool load_data(Run *r, Diag *d) {
+  if (cli_seq_task(r->o->data))
+    return cli_seq_dataset(&r->train_ds, r->o->data, true, r->o->seed, d) &&
+           cli_seq_dataset(&r->test_ds, r->o->data, false, r->o->seed, d);
+  return rt_dataset_load(&r->train_ds, r->o->data, true, d) &&
+         rt_dataset_load(&r->test_ds, r->o->data, false, d);
+}
+
+/* whether the evaluate entry binds scores to labels (accuracy is reported) */
+static bool probe_accuracy(Run *r, Diag *d) {
+  if (!r->eval) return true;
+  CliBatch b;
+  bool ok = cli_bind(&b, r->eval, &r->test_ds, d);
+  r->has_acc = ok && b.out_arg >= 0;
+  cli_batch_fini(&b);
+  return ok;
+}
+
+static bool setup(Run *r, Diag *d) {
+  if (!find_steps(r, d) || !load_data(r, d) || !probe_accuracy(r, d)) return false;
+  if (r->o->samples && !cli_samples_check(r->eval, &r->test_ds, d)) return false;
   if (!cli_weights_init(&r->w, r->model.info, r->o->resume, r->o->seed, d)) return false;
   if (r->o->resume && !read_epoch(r->o->resume, &r->epoch, d)) return false;
   if (r->o->resume)

@@ -96,4 +96,10 @@ void rt_progress_format(const RtProgress *p, double elapsed, char *buf, size_t s
 bool rt_plot_write(const char *path, const char *title, const double *train_loss,
                    const double *test_loss, const double *test_acc, int n, Diag *d);
 
+/* ---- image grids (image_grid.c) ---- */
+/* n gray images of h x w floats (C order) as one PNG, cols per row; values in [lo, hi] map
+ * to black..white (clamped) */
+bool rt_image_grid_png(const char *path, const float *pix, int64_t n, int64_t h, int64_t w,
+                       int64_t cols, float lo, float hi, Diag *d);
+
 #endif

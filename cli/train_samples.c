@@ -1,0 +1,96 @@
+/* cli/train_samples.c — `lathe train --samples DIR`: after each epoch, runs the evaluate
+ * entry on the first test batch and writes DIR/epoch<k>.png, a grid of the first image-shaped
+ * output (per-sample size rows*cols of the dataset) — reconstructions of a VAE, samples of a
+ * GAN. When the samples input has the same size, rows of inputs alternate with rows of
+ * outputs. Outputs with negative values (tanh) are drawn from [-1, 1], others from [0, 1].
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { GRID_COLS = 8, GRID_MAX = 32 };
+
+static int64_t per_sample(const lathe_tensor_info *t) {
+  int64_t n = 1;
+  for (int k = 1; k < t->rank; k++)
+    n *= t->shape[k];
+  return n;
+}
+
+static double elem(const void *data, bool f64, int64_t i) {
+  return f64 ? ((const double *)data)[i] : ((const float *)data)[i];
+}
+
+static int find_image_output(const lathe_entry_info *e, int64_t px) {
+  for (int k = 0; k < e->n_args; k++) {
+    const lathe_tensor_info *t = e->args[k].tensor;
+    if (e->args[k].role == LATHE_ARG_OUTPUT && t->rank >= 2 &&
+        (t->dtype == LATHE_F32 || t->dtype == LATHE_F64) && per_sample(t) == px)
+      return k;
+  }
+  return -1;
+}
+
+/* copies image i of data (px values) into dst scaled to [0, 1] from [lo, lo + 1 or 2] */
+static void put_tile(float *dst, const void *data, bool f64, int64_t i, int64_t px, bool tanh) {
+  for (int64_t j = 0; j < px; j++) {
+    double v = elem(data, f64, i * px + j);
+    dst[j] = (float)(tanh ? (v + 1) / 2 : v);
+  }
+}
+
+static bool draw(const char *path, const CliBatch *b, const lathe_tensor_info *t,
+                 const void *out, const RtDataset *ds, Diag *d) {
+  int64_t px = ds->rows * ds->cols, n = b->batch < GRID_MAX ? b->batch : GRID_MAX;
+  bool f64 = t->dtype == LATHE_F64, tanh = false, pairs = !b->ids;
+  for (int64_t j = 0; j < n * px; j++)
+    tanh = tanh || elem(out, f64, j) < -1e-3;
+  float *tiles = malloc((size_t)(2 * n * px) * sizeof *tiles);
+  if (!tiles) return false;
+  int64_t k = 0;
+  for (int64_t r = 0; r < n; r += GRID_COLS) {
+    for (int64_t i = r; pairs && i < r + GRID_COLS && i < n; i++)
+      put_tile(tiles + px * k++, b->x, b->f64, i, px, false);
+    for (int64_t i = r; i < r + GRID_COLS && i < n; i++)
+      put_tile(tiles + px * k++, out, f64, i, px, tanh);
+  }
+  bool ok = rt_image_grid_png(path, tiles, k, ds->rows, ds->cols, GRID_COLS, 0.0f, 1.0f, d);
+  free(tiles);
+  return ok;
+}
+
+bool cli_samples_check(const lathe_entry_info *e, const RtDataset *ds, Diag *d) {
+  if (find_image_output(e, ds->rows * ds->cols) >= 0) return true;
+  diag_error(d, (SrcLoc){0}, "--samples: entry '%s' has no output of %lldx%lld images", e->name,
+             (long long)ds->rows, (long long)ds->cols);
+  return false;
+}
+
+bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const RtDataset *ds,
+                       const char *dir, uint64_t epoch, Diag *d) {
+  int arg = find_image_output(e, ds->rows * ds->cols);
+  if (arg < 0) return cli_samples_check(e, ds, d);
+  CliBatch b;
+  void *outs[CLI_MAX_ARGS] = {0};
+  bool ok = cli_bind(&b, e, ds, d);
+  for (int k = 0; ok && k < e->n_args; k++)
+    if (e->args[k].role == LATHE_ARG_OUTPUT)
+      ok = (outs[k] = cli_aligned_alloc(e->args[k].tensor->bytes)) != NULL;
+  int64_t *index = ok ? malloc((size_t)b.batch * sizeof *index) : NULL;
+  if (index) {
+    for (int64_t i = 0; i < b.batch; i++)
+      index[i] = i % ds->n;
+    cli_gather(&b, ds, index, b.batch);
+    cli_call_batch(e, &b, w, outs);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/epoch%llu.png", dir, (unsigned long long)epoch);
+    ok = draw(path, &b, e->args[arg].tensor, outs[arg], ds, d);
+  }
+  ok = ok && index;
+  free(index);
+  for (int k = 0; k < CLI_MAX_ARGS; k++)
+    free(outs[k]);
+  cli_batch_fini(&b);
+  return ok;
+}
