@@ -75,7 +75,7 @@ const char *cg_string_safe(Arena *a, const char *s) {
   return out;
 }
 
-static void strides_of(const Shape *s, int64_t *st) {
+void cg_strides_of(const Shape *s, int64_t *st) {
   int64_t acc = 1;
   for (int d = s->rank - 1; d >= 0; d--) {
     st[d] = acc;
@@ -108,7 +108,7 @@ static const char *ctype(DType t) {
 
 /* Opens `for (int64_t VAR = 0; VAR < extent; VAR++) {` unless extent is 1; returns the loop
  * variable (a fresh name from `base`) or NULL when no loop was opened. */
-static const char *loop_open(CgFunc *f, const char *base, int64_t extent) {
+const char *cg_loop_open(CgFunc *f, const char *base, int64_t extent) {
   if (extent == 1) return NULL;
   cg_scope_push(f->e); /* the variable, and names declared in the body, end with the loop */
   const char *v = cg_fresh(f->e, base);
@@ -116,24 +116,24 @@ static const char *loop_open(CgFunc *f, const char *base, int64_t extent) {
   return v;
 }
 
-static void loop_close(CgFunc *f, const char *var) {
+void cg_loop_close(CgFunc *f, const char *var) {
   if (!var) return;
   cg_close(f->e);
   cg_scope_pop(f->e);
 }
 
 /* one loop per dim of s (vars[d] NULL for extent-1 dims) */
-static void nest_open(CgFunc *f, const Shape *s, const char **vars) {
+void cg_nest_open(CgFunc *f, const Shape *s, const char **vars) {
   for (int d = 0; d < s->rank; d++) {
     char base[16];
     snprintf(base, sizeof base, "i%d", d);
-    vars[d] = loop_open(f, base, s->dim[d]);
+    vars[d] = cg_loop_open(f, base, s->dim[d]);
   }
 }
 
-static void nest_close(CgFunc *f, const Shape *s, const char **vars) {
+void cg_nest_close(CgFunc *f, const Shape *s, const char **vars) {
   for (int d = s->rank - 1; d >= 0; d--)
-    loop_close(f, vars[d]);
+    cg_loop_close(f, vars[d]);
 }
 
 static bool unsupported(CgFunc *f, NodeId id, const char *what) {
@@ -276,7 +276,7 @@ static bool ew_flat(CgFunc *f, const Node *n) {
 static const char *broadcast_index(CgFunc *f, const Shape *in, const Shape *out,
                                    const char **vars) {
   int64_t st[IR_MAX_RANK], bst[IR_MAX_RANK];
-  strides_of(in, st);
+  cg_strides_of(in, st);
   int lead = out->rank - in->rank;
   for (int d = 0; d < out->rank; d++) {
     int di = d - lead;
@@ -290,26 +290,26 @@ static bool lower_elemwise(CgFunc *f, NodeId id) {
   const char *x[2] = {NULL, NULL};
   const char *out = f->val[id].expr;
   if (ew_flat(f, n)) {
-    const char *i = loop_open(f, "i", shape_numel(&n->shape));
+    const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
     const char *idx = i ? i : "0";
     for (int k = 0; k < n->n_in; k++)
       x[k] = at(f, n->in[k], shape_numel(&graph_node(f->g, n->in[k])->shape) == 1 ? "0" : idx);
     const char *e = ew_expr(f, n, x[0], x[1]);
     if (!e) return unsupported(f, id, "no elementwise lowering");
     cg_line(f->e, "%s[%s] = %s;", out, idx, e);
-    loop_close(f, i);
+    cg_loop_close(f, i);
     return true;
   }
   const char *vars[IR_MAX_RANK];
   int64_t st[IR_MAX_RANK];
-  strides_of(&n->shape, st);
-  nest_open(f, &n->shape, vars);
+  cg_strides_of(&n->shape, st);
+  cg_nest_open(f, &n->shape, vars);
   for (int k = 0; k < n->n_in; k++)
     x[k] = at(f, n->in[k], broadcast_index(f, &graph_node(f->g, n->in[k])->shape, &n->shape, vars));
   const char *e = ew_expr(f, n, x[0], x[1]);
   if (!e) return unsupported(f, id, "no elementwise lowering");
   cg_line(f->e, "%s[%s] = %s;", out, index_expr(f->arena, n->shape.rank, vars, st), e);
-  nest_close(f, &n->shape, vars);
+  cg_nest_close(f, &n->shape, vars);
   return true;
 }
 
@@ -362,15 +362,15 @@ static bool lower_transpose(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Node *in = graph_node(f->g, n->in[0]);
   int64_t ist[IR_MAX_RANK], ost[IR_MAX_RANK], pst[IR_MAX_RANK];
-  strides_of(&in->shape, ist);
-  strides_of(&n->shape, ost);
+  cg_strides_of(&in->shape, ist);
+  cg_strides_of(&n->shape, ost);
   for (int d = 0; d < n->shape.rank; d++)
     pst[d] = ist[n->attr.transpose.perm[d]];
   const char *vars[IR_MAX_RANK];
-  nest_open(f, &n->shape, vars);
+  cg_nest_open(f, &n->shape, vars);
   cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, index_expr(f->arena, n->shape.rank, vars, ost),
           at(f, n->in[0], index_expr(f->arena, n->shape.rank, vars, pst)));
-  nest_close(f, &n->shape, vars);
+  cg_nest_close(f, &n->shape, vars);
   return true;
 }
 
@@ -379,16 +379,16 @@ static bool lower_one_hot(CgFunc *f, NodeId id) {
   int64_t depth = n->attr.one_hot.depth;
   int64_t count = shape_numel(&graph_node(f->g, n->in[0])->shape);
   const char *out = f->val[id].expr;
-  const char *i = loop_open(f, "i", count);
+  const char *i = cg_loop_open(f, "i", count);
   const char *c = cg_fresh(f->e, "c");
   cg_line(f->e, "const int64_t %s = (int64_t)%s;", c, at(f, n->in[0], i ? i : "0"));
-  const char *j = loop_open(f, "j", depth);
+  const char *j = cg_loop_open(f, "j", depth);
   const char *vars[2] = {i, j};
   const int64_t st[2] = {depth, 1};
   cg_line(f->e, "%s[%s] = %s == %s ? %s : %s;", out, index_expr(f->arena, 2, vars, st), j ? j : "0",
           c, cg_literal(f->arena, n->dtype, 1), cg_literal(f->arena, n->dtype, 0));
-  loop_close(f, j);
-  loop_close(f, i);
+  cg_loop_close(f, j);
+  cg_loop_close(f, i);
   return true;
 }
 
@@ -447,34 +447,34 @@ static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab,
   const Node *n = graph_node(f->g, id);
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
   const char *zero = cg_literal(f->arena, n->dtype, 0), *out = f->val[id].expr;
-  const char *i = loop_open(f, "i", md->m);
+  const char *i = cg_loop_open(f, "i", md->m);
   const char *av, *bv;
   if (tb) {
-    const char *j = loop_open(f, "j", md->n);
+    const char *j = cg_loop_open(f, "j", md->n);
     const char *acc = cg_fresh(f->e, "acc");
     cg_line(f->e, "%s %s = %s;", ctype(n->dtype), acc, zero);
-    const char *k = loop_open(f, "k", md->k);
+    const char *k = cg_loop_open(f, "k", md->k);
     av = at(f, n->in[0], ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
     bv = at(f, n->in[1], mat_index(f, bb, j, md->k, k, 1));
     cg_line(f->e, "%s += %s * %s;", acc, av, bv);
-    loop_close(f, k);
+    cg_loop_close(f, k);
     cg_line(f->e, "%s[%s] = %s;", out, mat_index(f, cb, i, md->n, j, 1), acc);
-    loop_close(f, j);
+    cg_loop_close(f, j);
   } else {
-    const char *j = loop_open(f, "j", md->n);
+    const char *j = cg_loop_open(f, "j", md->n);
     cg_line(f->e, "%s[%s] = %s;", out, mat_index(f, cb, i, md->n, j, 1), zero);
-    loop_close(f, j);
-    const char *k = loop_open(f, "k", md->k);
+    cg_loop_close(f, j);
+    const char *k = cg_loop_open(f, "k", md->k);
     const char *a_ik = cg_fresh(f->e, "a_ik");
     av = at(f, n->in[0], ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
     cg_line(f->e, "const %s %s = %s;", ctype(n->dtype), a_ik, av);
-    j = loop_open(f, "j", md->n);
+    j = cg_loop_open(f, "j", md->n);
     bv = at(f, n->in[1], mat_index(f, bb, k, md->n, j, 1));
     cg_line(f->e, "%s[%s] += %s * %s;", out, mat_index(f, cb, i, md->n, j, 1), a_ik, bv);
-    loop_close(f, j);
-    loop_close(f, k);
+    cg_loop_close(f, j);
+    cg_loop_close(f, k);
   }
-  loop_close(f, i);
+  cg_loop_close(f, i);
 }
 
 /* the store of a finished element of an unfused matmul (codegen/gemm.c) */
@@ -501,14 +501,14 @@ static bool lower_matmul(CgFunc *f, NodeId id) {
   for (int d = 0; d < md.nb; d++) {
     char base[16];
     snprintf(base, sizeof base, "b%d", d);
-    vars[d] = loop_open(f, base, n->shape.dim[d]);
+    vars[d] = cg_loop_open(f, base, n->shape.dim[d]);
   }
   const char *ab = index_expr(f->arena, md.nb, vars, md.a_bst);
   const char *bb = index_expr(f->arena, md.nb, vars, md.b_bst);
   const char *cb = index_expr(f->arena, md.nb, vars, md.c_bst);
   matmul_body(f, id, &md, ab, bb, cb);
   for (int d = md.nb - 1; d >= 0; d--)
-    loop_close(f, vars[d]);
+    cg_loop_close(f, vars[d]);
   return true;
 }
 
@@ -519,7 +519,7 @@ static bool lower_matmul(CgFunc *f, NodeId id) {
  * element index inside it. */
 static const char *axis_loop(CgFunc *f, const char **vars, const int64_t *st, int64_t len,
                              const char **idx) {
-  vars[1] = loop_open(f, "j", len);
+  vars[1] = cg_loop_open(f, "j", len);
   *idx = index_expr(f->arena, 3, vars, st);
   return vars[1];
 }
@@ -534,7 +534,7 @@ static void softmax_row(CgFunc *f, NodeId id, const char **vars, const int64_t *
   cg_line(f->e, "%s %s = %s;", ctype(t), mx, at(f, n->in[0], index_expr(f->arena, 3, vars, st)));
   const char *j = axis_loop(f, vars, st, len, &idx);
   cg_line(f->e, "if (%s > %s) %s = %s;", at(f, n->in[0], idx), mx, mx, at(f, n->in[0], idx));
-  loop_close(f, j);
+  cg_loop_close(f, j);
   cg_line(f->e, "%s %s = %s;", ctype(t), sum, cg_literal(f->arena, t, 0));
   j = axis_loop(f, vars, st, len, &idx);
   const char *ex =
@@ -545,14 +545,14 @@ static void softmax_row(CgFunc *f, NodeId id, const char **vars, const int64_t *
   } else {
     cg_line(f->e, "%s += %s;", sum, ex);
   }
-  loop_close(f, j);
+  cg_loop_close(f, j);
   if (n->op == OP_LOG_SOFTMAX) cg_line(f->e, "%s = %s;", sum, math_call(f, t, "log", sum));
   j = axis_loop(f, vars, st, len, &idx);
   if (n->op == OP_SOFTMAX)
     cg_line(f->e, "%s[%s] /= %s;", out, idx, sum);
   else
     cg_line(f->e, "%s[%s] = %s - %s - %s;", out, idx, at(f, n->in[0], idx), mx, sum);
-  loop_close(f, j);
+  cg_loop_close(f, j);
 }
 
 static bool lower_softmax(CgFunc *f, NodeId id) {
@@ -565,12 +565,12 @@ static bool lower_softmax(CgFunc *f, NodeId id) {
     outer *= n->shape.dim[d];
   for (int d = axis + 1; d < n->shape.rank; d++)
     inner *= n->shape.dim[d];
-  const char *o = loop_open(f, "i", outer), *q = loop_open(f, "i", inner);
+  const char *o = cg_loop_open(f, "i", outer), *q = cg_loop_open(f, "i", inner);
   const char *vars[3] = {o, NULL, q};
   const int64_t st[3] = {len * inner, inner, 1};
   softmax_row(f, id, vars, st, len);
-  loop_close(f, q);
-  loop_close(f, o);
+  cg_loop_close(f, q);
+  cg_loop_close(f, o);
   return true;
 }
 
@@ -595,7 +595,7 @@ static bool lower_reduce(CgFunc *f, NodeId id) {
   const Shape *in = &graph_node(f->g, n->in[0])->shape;
   uint32_t axes = n->attr.reduce.axes;
   int64_t ist[IR_MAX_RANK], ost[IR_MAX_RANK], count = 1, acc = 1;
-  strides_of(in, ist);
+  cg_strides_of(in, ist);
   for (int d = in->rank - 1; d >= 0; d--) { /* output strides of kept input dims */
     bool reduced = (axes >> d) & 1u;
     ost[d] = reduced ? 0 : acc;
@@ -607,22 +607,22 @@ static bool lower_reduce(CgFunc *f, NodeId id) {
   const char *out = f->val[id].expr;
   DType t = n->dtype;
   const char *init = n->op == OP_MAX ? lowest(f, t) : cg_literal(f->arena, t, 0);
-  const char *i = loop_open(f, "i", shape_numel(&n->shape));
+  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
   cg_line(f->e, "%s[%s] = %s;", out, i ? i : "0", init);
-  loop_close(f, i);
+  cg_loop_close(f, i);
   const char *vars[IR_MAX_RANK];
-  nest_open(f, in, vars);
+  cg_nest_open(f, in, vars);
   const char *x = at(f, n->in[0], index_expr(f->arena, in->rank, vars, ist));
   const char *o = arena_printf(f->arena, "%s[%s]", out, index_expr(f->arena, in->rank, vars, ost));
   if (n->op == OP_MAX)
     cg_line(f->e, "if (%s > %s%s) %s = %s;", x, o, is_nan(f, t, x), o, x);
   else
     cg_line(f->e, "%s += %s;", o, x);
-  nest_close(f, in, vars);
+  cg_nest_close(f, in, vars);
   if (n->op == OP_MEAN && count != 1) {
-    i = loop_open(f, "i", shape_numel(&n->shape));
+    i = cg_loop_open(f, "i", shape_numel(&n->shape));
     cg_line(f->e, "%s[%s] /= %s;", out, i ? i : "0", cg_literal(f->arena, t, (double)count));
-    loop_close(f, i);
+    cg_loop_close(f, i);
   }
   return true;
 }
@@ -789,17 +789,17 @@ static bool lower_ew_group(CgFunc *f, Fused *u) {
     }
   }
   if (flat) {
-    const char *i = loop_open(f, "i", shape_numel(u->shape));
+    const char *i = cg_loop_open(f, "i", shape_numel(u->shape));
     bool ok = emit_members(f, u, NULL, i ? i : "0", true, NULL);
-    loop_close(f, i);
+    cg_loop_close(f, i);
     return ok;
   }
   const char *vars[IR_MAX_RANK];
   int64_t st[IR_MAX_RANK];
-  strides_of(u->shape, st);
-  nest_open(f, u->shape, vars);
+  cg_strides_of(u->shape, st);
+  cg_nest_open(f, u->shape, vars);
   bool ok = emit_members(f, u, vars, index_expr(f->arena, u->shape->rank, vars, st), false, NULL);
-  nest_close(f, u->shape, vars);
+  cg_nest_close(f, u->shape, vars);
   return ok;
 }
 
@@ -841,46 +841,46 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
   mat_dims(n, &graph_node(f->g, n->in[0])->shape, &graph_node(f->g, n->in[1])->shape, &md);
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b, local = false;
   const char *zero = cg_literal(f->arena, n->dtype, 0), *vars[2];
-  vars[0] = loop_open(f, "i", md.m);
+  vars[0] = cg_loop_open(f, "i", md.m);
   const char *i = vars[0], *buf = tb ? NULL : mm_row(f, u, &md, &local);
   if (!buf) {
-    vars[1] = loop_open(f, "j", md.n);
+    vars[1] = cg_loop_open(f, "j", md.n);
     const char *acc = cg_fresh(f->e, "acc");
     cg_line(f->e, "%s %s = %s;", ctype(n->dtype), acc, zero);
-    const char *k = loop_open(f, "k", md.k);
+    const char *k = cg_loop_open(f, "k", md.k);
     cg_line(
         f->e, "%s += %s * %s;", acc,
         at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)),
         at(f, n->in[1], mat_index(f, "0", vars[1], md.k, k, 1)));
-    loop_close(f, k);
+    cg_loop_close(f, k);
     u->skip = NULL;
     if (!emit_members(f, u, vars, mat_index(f, "0", i, md.n, vars[1], 1), false, acc)) return false;
-    loop_close(f, vars[1]);
+    cg_loop_close(f, vars[1]);
   } else {
-    const char *j = loop_open(f, "j", md.n);
+    const char *j = cg_loop_open(f, "j", md.n);
     const char *row_i =
         local ? "0" : (i ? arena_printf(f->arena, "%s * %lld", i, (long long)md.n) : "0");
     cg_line(f->e, "%s[%s] = %s;", buf, mat_index(f, row_i, j, 1, NULL, 0), zero);
-    loop_close(f, j);
-    const char *k = loop_open(f, "k", md.k);
+    cg_loop_close(f, j);
+    const char *k = cg_loop_open(f, "k", md.k);
     const char *a_ik = cg_fresh(f->e, "a_ik");
     cg_line(
         f->e, "const %s %s = %s;", ctype(n->dtype), a_ik,
         at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)));
-    j = loop_open(f, "j", md.n);
+    j = cg_loop_open(f, "j", md.n);
     cg_line(f->e, "%s[%s] += %s * %s;", buf, mat_index(f, row_i, j, 1, NULL, 0), a_ik,
             at(f, n->in[1], mat_index(f, "0", k, md.n, j, 1)));
-    loop_close(f, j);
-    loop_close(f, k);
-    vars[1] = loop_open(f, "j", md.n);
+    cg_loop_close(f, j);
+    cg_loop_close(f, k);
+    vars[1] = cg_loop_open(f, "j", md.n);
     const char *idx = mat_index(f, "0", i, md.n, vars[1], 1);
     u->skip = f->val[u->mm].expr;
     const char *mm_value =
         arena_printf(f->arena, "%s[%s]", buf, mat_index(f, row_i, vars[1], 1, NULL, 0));
     if (!emit_members(f, u, vars, idx, false, mm_value)) return false;
-    loop_close(f, vars[1]);
+    cg_loop_close(f, vars[1]);
   }
-  loop_close(f, i);
+  cg_loop_close(f, i);
   return true;
 }
 

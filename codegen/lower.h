@@ -49,4 +49,12 @@ const char *cg_dims(Arena *a, const Shape *s);
 const char *cg_comment_safe(Arena *a, const char *s);
 const char *cg_string_safe(Arena *a, const char *s);
 
+/* Loop-nest helpers shared by the lowerings (lower.c). A loop of extent 1 is not emitted:
+ * cg_loop_open returns NULL for it, and index expressions skip NULL variables. */
+void cg_strides_of(const Shape *s, int64_t *st); /* C-order strides of s */
+const char *cg_loop_open(CgFunc *f, const char *base, int64_t extent);
+void cg_loop_close(CgFunc *f, const char *var);
+void cg_nest_open(CgFunc *f, const Shape *s, const char **vars); /* one loop per dim */
+void cg_nest_close(CgFunc *f, const Shape *s, const char **vars);
+
 #endif

@@ -15,14 +15,6 @@
 
 #include "ir/rng.h"
 
-static void strides_of(const Shape *s, int64_t *st) {
-  int64_t acc = 1;
-  for (int d = s->rank - 1; d >= 0; d--) {
-    st[d] = acc;
-    acc *= s->dim[d];
-  }
-}
-
 /* base + sum of vars[i] * stride[i], skipping NULL vars and zero strides */
 static const char *index_sum(Arena *a, int64_t base, int n, const char *const *vars,
                              const int64_t *stride) {
@@ -42,45 +34,19 @@ static const char *elem(CgFunc *f, NodeId id, const char *index) {
   return arena_printf(f->arena, "%s[%s]", v->expr, index);
 }
 
-static const char *loop_open(CgFunc *f, const char *base, int64_t extent) {
-  if (extent == 1) return NULL;
-  cg_scope_push(f->e);
-  const char *v = cg_fresh(f->e, base);
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", v, v, (long long)extent, v);
-  return v;
-}
-
-static void loop_close(CgFunc *f, const char *var) {
-  if (!var) return;
-  cg_close(f->e);
-  cg_scope_pop(f->e);
-}
-
-static void nest_open(CgFunc *f, const Shape *s, const char **vars) {
-  for (int d = 0; d < s->rank; d++) {
-    char base[16];
-    snprintf(base, sizeof base, "i%d", d);
-    vars[d] = loop_open(f, base, s->dim[d]);
-  }
-}
-
-static void nest_close(CgFunc *f, const Shape *s, const char **vars) {
-  for (int d = s->rank - 1; d >= 0; d--) loop_close(f, vars[d]);
-}
-
 /* out[0 .. count) = 0 */
 static void zero_fill(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
-  const char *i = loop_open(f, "i", shape_numel(&n->shape));
+  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
   cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i ? i : "0",
           cg_literal(f->arena, n->dtype, 0));
-  loop_close(f, i);
+  cg_loop_close(f, i);
 }
 
 /* strides of `in` broadcast to `out` (0 along broadcast axes) */
 static void bcast_strides(const Shape *in, const Shape *out, int64_t *bst) {
   int64_t st[IR_MAX_RANK];
-  strides_of(in, st);
+  cg_strides_of(in, st);
   int lead = out->rank - in->rank;
   for (int d = 0; d < out->rank; d++) {
     int di = d - lead;
@@ -92,8 +58,8 @@ bool lower_where(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const char *vars[IR_MAX_RANK], *x[3];
   int64_t ost[IR_MAX_RANK], bst[IR_MAX_RANK];
-  strides_of(&n->shape, ost);
-  nest_open(f, &n->shape, vars);
+  cg_strides_of(&n->shape, ost);
+  cg_nest_open(f, &n->shape, vars);
   for (int k = 0; k < 3; k++) {
     bcast_strides(&graph_node(f->g, n->in[k])->shape, &n->shape, bst);
     x[k] = elem(f, n->in[k], index_sum(f->arena, 0, n->shape.rank, vars, bst));
@@ -102,7 +68,7 @@ bool lower_where(CgFunc *f, NodeId id) {
   cg_line(f->e, "%s[%s] = %s != %s ? %s : %s;", f->val[id].expr,
           index_sum(f->arena, 0, n->shape.rank, vars, ost), x[0],
           cg_literal(f->arena, ct, 0), x[1], x[2]);
-  nest_close(f, &n->shape, vars);
+  cg_nest_close(f, &n->shape, vars);
   return true;
 }
 
@@ -111,18 +77,18 @@ static void window_copy(CgFunc *f, NodeId id, const Shape *small, const Shape *l
                         NodeId src, const char *dst, bool to_large) {
   const Node *n = graph_node(f->g, id);
   int64_t sst[IR_MAX_RANK], lst[IR_MAX_RANK], wst[IR_MAX_RANK], base = 0;
-  strides_of(small, sst);
-  strides_of(large, lst);
+  cg_strides_of(small, sst);
+  cg_strides_of(large, lst);
   for (int d = 0; d < small->rank; d++) {
     wst[d] = lst[d] * n->attr.slice.step[d];
     base += lst[d] * n->attr.slice.begin[d];
   }
   const char *vars[IR_MAX_RANK];
-  nest_open(f, small, vars);
+  cg_nest_open(f, small, vars);
   const char *si = index_sum(f->arena, 0, small->rank, vars, sst);
   const char *li = index_sum(f->arena, base, small->rank, vars, wst);
   cg_line(f->e, "%s[%s] = %s;", dst, to_large ? li : si, elem(f, src, to_large ? si : li));
-  nest_close(f, small, vars);
+  cg_nest_close(f, small, vars);
 }
 
 bool lower_slice(CgFunc *f, NodeId id) {
@@ -142,7 +108,7 @@ bool lower_unslice(CgFunc *f, NodeId id) {
 
 /* for each index i: `r` = ids[i] as int64_t (floats never reach here: infer rejects them) */
 static const char *open_rows(CgFunc *f, NodeId ids, const char **i) {
-  *i = loop_open(f, "i", shape_numel(&graph_node(f->g, ids)->shape));
+  *i = cg_loop_open(f, "i", shape_numel(&graph_node(f->g, ids)->shape));
   const char *r = cg_fresh(f->e, "r");
   cg_line(f->e, "const int64_t %s = (int64_t)%s;", r, elem(f, ids, *i ? *i : "0"));
   return r;
@@ -153,15 +119,15 @@ bool lower_gather(CgFunc *f, NodeId id) {
   const Shape *ts = &graph_node(f->g, n->in[0])->shape;
   int64_t rows = ts->dim[0], width = shape_numel(ts) / rows;
   const char *i, *r = open_rows(f, n->in[1], &i);
-  const char *j = loop_open(f, "j", width);
+  const char *j = cg_loop_open(f, "j", width);
   const char *vars[2] = {i, j}, *rvars[2] = {r, j};
   const int64_t st[2] = {width, 1};
   cg_line(f->e, "%s[%s] = %s >= 0 && %s < %lld ? %s : %s;", f->val[id].expr,
           index_sum(f->arena, 0, 2, vars, st), r, r, (long long)rows,
           elem(f, n->in[0], index_sum(f->arena, 0, 2, rvars, st)),
           cg_literal(f->arena, n->dtype, 0));
-  loop_close(f, j);
-  loop_close(f, i);
+  cg_loop_close(f, j);
+  cg_loop_close(f, i);
   return true;
 }
 
@@ -171,14 +137,14 @@ bool lower_scatter_add(CgFunc *f, NodeId id) {
   zero_fill(f, id);
   const char *i, *r = open_rows(f, n->in[1], &i);
   cg_open(f->e, "if (%s >= 0 && %s < %lld)", r, r, (long long)rows);
-  const char *j = loop_open(f, "j", width);
+  const char *j = cg_loop_open(f, "j", width);
   const char *vars[2] = {i, j}, *rvars[2] = {r, j};
   const int64_t st[2] = {width, 1};
   cg_line(f->e, "%s[%s] += %s;", f->val[id].expr, index_sum(f->arena, 0, 2, rvars, st),
           elem(f, n->in[0], index_sum(f->arena, 0, 2, vars, st)));
-  loop_close(f, j);
+  cg_loop_close(f, j);
   cg_close(f->e);
-  loop_close(f, i);
+  cg_loop_close(f, i);
   return true;
 }
 
@@ -202,12 +168,12 @@ bool lower_random(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const char *seed, *step;
   rng_keys(f, n, 0, &seed, &step);
-  const char *i = loop_open(f, "i", shape_numel(&n->shape));
+  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
   const char *idx = i ? i : "0";
   cg_line(f->e, "%s[%s] = (%s)lathe_rng_%s(%s, %s, %uu, (uint64_t)%s);", f->val[id].expr, idx,
           dtype_c_name(n->dtype), n->attr.random.dist ? "normal" : "uniform", seed, step,
           (unsigned)n->attr.random.stream, idx);
-  loop_close(f, i);
+  cg_loop_close(f, i);
   return true;
 }
 
@@ -216,7 +182,7 @@ bool lower_dropout(CgFunc *f, NodeId id) {
   const char *seed, *step;
   rng_keys(f, n, 1, &seed, &step);
   double p = n->attr.random.p;
-  const char *i = loop_open(f, "i", shape_numel(&n->shape));
+  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
   const char *idx = i ? i : "0";
   cg_line(f->e,
           "%s[%s] = lathe_rng_uniform(%s, %s, %uu, (uint64_t)%s) >= %s ? (%s)((double)%s * %s) "
@@ -224,6 +190,6 @@ bool lower_dropout(CgFunc *f, NodeId id) {
           f->val[id].expr, idx, seed, step, (unsigned)n->attr.random.stream, idx,
           cg_literal(f->arena, DT_F64, p), dtype_c_name(n->dtype), elem(f, n->in[0], idx),
           cg_literal(f->arena, DT_F64, 1.0 / (1.0 - p)), cg_literal(f->arena, n->dtype, 0));
-  loop_close(f, i);
+  cg_loop_close(f, i);
   return true;
 }
