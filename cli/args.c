@@ -146,3 +146,11 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
   }
   return false;
 }
+
+int cli_positional(CliArgs *a, const char **file) {
+  const char *arg = a->argv[a->i++];
+  if (arg[0] == '-') return cli_usage_error(a, "unknown option '%s'", arg);
+  if (*file) return cli_usage_error(a, "expected one FILE, got '%s' and '%s'", *file, arg);
+  *file = arg;
+  return EXIT_OK;
+}

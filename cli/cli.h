@@ -52,6 +52,9 @@ bool cli_option(CliArgs *a, const char *long_name, const char *short_name);
 /* matches a compile option (-D, -O, --dtype, --lib, ...) into c */
 bool cli_compile_option(CliArgs *a, CliCompile *c);
 int cli_usage_error(const CliArgs *a, const char *fmt, ...);
+/* consumes the next argument as the one positional FILE; EXIT_USAGE (reported) for an
+ * unknown option or a second FILE */
+int cli_positional(CliArgs *a, const char **file);
 bool cli_parse_u64(const char *s, uint64_t *out);
 
 void cli_compile_init(CliCompile *c);

@@ -65,10 +65,7 @@ int cmd_compile(int argc, char **argv) {
       continue;
     }
     if (cli_compile_option(&a, &c)) continue;
-    const char *arg = a.argv[a.i++];
-    if (arg[0] == '-') return cli_usage_error(&a, "unknown option '%s'", arg);
-    if (c.file) return cli_usage_error(&a, "expected one FILE, got '%s' and '%s'", c.file, arg);
-    c.file = arg;
+    if (cli_positional(&a, &c.file) != EXIT_OK) return EXIT_USAGE;
   }
   if (a.failed) return EXIT_USAGE;
   if (!c.file) return cli_usage_error(&a, "expected a model FILE");

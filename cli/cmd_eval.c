@@ -32,10 +32,7 @@ int cmd_eval(int argc, char **argv) {
     if (cli_option(&a, "--weights", "-w")) weights = a.value;
     else if (cli_option(&a, "--data", NULL)) data = a.value;
     else if (!cli_compile_option(&a, &c)) {
-      const char *arg = a.argv[a.i++];
-      if (arg[0] == '-') return cli_usage_error(&a, "unknown option '%s'", arg);
-      if (c.file) return cli_usage_error(&a, "expected one FILE, got '%s' and '%s'", c.file, arg);
-      c.file = arg;
+      if (cli_positional(&a, &c.file) != EXIT_OK) return EXIT_USAGE;
     }
   }
   if (a.failed) return EXIT_USAGE;

@@ -48,11 +48,7 @@ static int parse_args(GradOptions *o, int argc, char **argv) {
       if (!cli_parse_u64(a.value, &o->seed))
         return cli_usage_error(&a, "--seed expects a non-negative integer, got '%s'", a.value);
     } else if (!cli_compile_option(&a, &o->c)) {
-      const char *arg = a.argv[a.i++];
-      if (arg[0] == '-') return cli_usage_error(&a, "unknown option '%s'", arg);
-      if (o->c.file)
-        return cli_usage_error(&a, "expected one FILE, got '%s' and '%s'", o->c.file, arg);
-      o->c.file = arg;
+      if (cli_positional(&a, &o->c.file) != EXIT_OK) return EXIT_USAGE;
     }
   }
   if (a.failed) return EXIT_USAGE;

@@ -269,10 +269,7 @@ int cmd_repl(int argc, char **argv) {
       if (!rt_backend_from_name(a.value, &backend))
         return cli_usage_error(&a, "--backend expects jit, cc or auto, got '%s'", a.value);
     } else {
-      const char *arg = a.argv[a.i++];
-      if (arg[0] == '-') return cli_usage_error(&a, "unknown option '%s'", arg);
-      if (file) return cli_usage_error(&a, "expected one FILE, got '%s' and '%s'", file, arg);
-      file = arg;
+      if (cli_positional(&a, &file) != EXIT_OK) return EXIT_USAGE;
     }
   }
   if (a.failed) return EXIT_USAGE;

@@ -66,11 +66,7 @@ static int parse_args(TrainOptions *o, int argc, char **argv) {
     else if (cli_option(&a, "--limit", NULL))
       num = &o->limit;
     else if (!cli_compile_option(&a, &o->c)) {
-      const char *arg = a.argv[a.i++];
-      if (arg[0] == '-') return cli_usage_error(&a, "unknown option '%s'", arg);
-      if (o->c.file)
-        return cli_usage_error(&a, "expected one FILE, got '%s' and '%s'", o->c.file, arg);
-      o->c.file = arg;
+      if (cli_positional(&a, &o->c.file) != EXIT_OK) return EXIT_USAGE;
     }
     if (num && !cli_parse_u64(a.value, num))
       return cli_usage_error(&a, "expected a non-negative integer, got '%s'", a.value);
