@@ -6,7 +6,8 @@
  *
  * For each: "jit" = jit_compile of the emitted C (Clang -O3 to LLVM IR, ORC LLJIT link, symbol
  * lookup), and "total" = the whole path from source text (frontend, passes, C emitter, JIT)
- * through the public API. The first compile of the process (LLVM initialization) is reported
+ * through the public API; "cpu" = the thread CPU time of jit_compile (a busy machine inflates
+ * wall time far more than it). The first compile of the process (LLVM initialization) is reported
  * separately as "cold". Usage: compile_latency ROOT [RUNS]
  */
 #include <stdio.h>
@@ -28,11 +29,15 @@ static const char *repl_text =
     "  return value\n}\n"
     "model repl() {\n  w = __repl_w()\n  x = __repl_x()\n  output _ = relu(x @ w) * 2.0\n}\n";
 
-static double now_ms(void) {
+static double clock_ms(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
+
+static double now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+/* CPU time of this thread (the JIT compiles on it): less sensitive to a busy machine */
+static double cpu_ms(void) { return clock_ms(CLOCK_THREAD_CPUTIME_ID); }
 
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -72,7 +77,8 @@ static bool measure(const char *label, const char *name, const char *text, bool 
   if (!emit(name, text, train, &c, &h, &model)) return false;
   snprintf(hname, sizeof hname, "%s.h", model);
   double *jit = malloc(sizeof *jit * (size_t)runs), *total = malloc(sizeof *total * (size_t)runs);
-  bool ok = jit && total;
+  double *cpu = malloc(sizeof *cpu * (size_t)runs);
+  bool ok = jit && total && cpu;
   lathe_options o;
   lathe_options_init(&o);
   o.backend = LATHE_BACKEND_JIT;
@@ -80,9 +86,10 @@ static bool measure(const char *label, const char *name, const char *text, bool 
   for (int i = 0; ok && i < runs; i++) { /* interleaved, so that load changes hit both */
     Diag d;
     diag_init(&d);
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     JitModel *j = jit_compile(c, hname, h, model, &d);
     jit[i] = now_ms() - t0;
+    cpu[i] = cpu_ms() - c0;
     if (!j) fprintf(stderr, "%s", diag_text(&d)), ok = false;
     jit_free(j);
     diag_fini(&d);
@@ -95,9 +102,10 @@ static bool measure(const char *label, const char *name, const char *text, bool 
     lathe_free(m);
   }
   if (ok)
-    printf("%-28s C %6zu bytes   jit median %7.1f ms   total median %7.1f ms   (%d runs)\n", label,
-           strlen(c), median(jit, runs), median(total, runs), runs);
-  free(jit), free(total), free(c), free(h), free(model);
+    printf("%-26s C %6zu bytes   jit median %7.1f ms (cpu %7.1f)   total median %7.1f ms"
+           "   (%d runs)\n",
+           label, strlen(c), median(jit, runs), median(cpu, runs), median(total, runs), runs);
+  free(jit), free(cpu), free(total), free(c), free(h), free(model);
   return ok;
 }
 

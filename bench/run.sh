@@ -4,14 +4,20 @@
 #   2. sgemm n^3: lathe's generated matmul vs OpenBLAS cblas_sgemm (bench/sgemm_openblas.c)
 #   3. examples/mlp.lathe: inference at batch 1 and 64, one Adam train step at batch 64,
 #      lathe's generated C (bench/drive.c) vs PyTorch (bench/torch_mlp.py)
-#   4. one Fashion-MNIST epoch: `lathe train` vs the same loop in PyTorch, with test accuracy
+#   4. examples/cnn.lathe (inference at batch 1 and 64, Adam train step at 64),
+#      bench/models/lstm.lathe and bench/models/transformer_block.lathe (Adam train steps),
+#      lathe's generated C vs PyTorch (bench/torch_models.py)
+#   5. the CNN train step on 2 threads vs 1 (when `lathe compile` has --threads)
+#   6. one Fashion-MNIST epoch of the MLP and of the CNN: `lathe train` vs the same loop in
+#      PyTorch, with test accuracy
 # and prints a markdown table (bench/table.py). Measurement only: no timing is ever asserted;
 # a step that fails is shown as n/a with the reason, and the run goes on.
 #
 # usage: bench/run.sh PATH/TO/lathe
 # environment: BENCH_REPS (timed runs per measurement, default 5), BENCH_MIN_TIME (seconds
 #   per timed run, default 0.2), BENCH_SIZES (sgemm sizes, default "64 256 512 1024"),
-#   BENCH_EPOCH=0 (skip the Fashion-MNIST epoch), CC (default cc), PYTHON (default
+#   BENCH_EPOCH=0 (skip the Fashion-MNIST epochs), BENCH_ROWS (the groups to run, default
+#   "sgemm mlp cnn lstm transformer threads epoch"), CC (default cc), PYTHON (default
 #   /usr/bin/python3), FASHION_MNIST (default /usr/share/datasets/fashion-mnist).
 set -uo pipefail
 
@@ -28,7 +34,9 @@ REPS=${BENCH_REPS:-5}
 MIN_TIME=${BENCH_MIN_TIME:-0.2}
 SIZES=${BENCH_SIZES:-"64 256 512 1024"}
 DATA=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-CFLAGS=(-std=c11 -O3 -march=native)
+# the flags `lathe train` builds models with (runtime/loader.c), for lathe's code and the C peers
+CFLAGS=(-std=c11 -O3 -march=native -fno-math-errno)
+ROWS=${BENCH_ROWS:-"sgemm mlp cnn lstm transformer threads epoch"}
 
 # one thread everywhere
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -154,9 +162,7 @@ torch_peer() { # usage: torch_peer ROW MODE BATCH
 }
 
 run_mlp() {
-  local torch_name="PyTorch"
-  torch_name="PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
-  local n
+  local torch_name=$TORCH_NAME n
   for n in 1 64; do
     local dir="$WORK/mlp$n" row="MLP inference, batch $n"
     log "$row"
@@ -188,36 +194,174 @@ run_mlp() {
      "$dir/drive" train --reps "$REPS" --min-time "$MIN_TIME" >"$dir.out" 2>>"$dir.log"; then
     record "$row" lathe_o2_seconds "$(field seconds "$dir.out")"
   fi
+  # and with errno-setting math (no -fno-math-errno): sqrtf in the Adam update stays scalar
+  dir="$WORK/mlp64-errno"
+  mkdir -p "$dir"
+  if [[ -f "$WORK/mlp64/mlp.c" ]] &&
+     "$CC" -std=c11 -O3 -march=native -I"$WORK/mlp64" -DMODEL_HEADER='"mlp.h"' \
+       -DMODEL_INFO=mlp_info "$BENCH/drive.c" "$WORK/mlp64/mlp.c" -o "$dir/drive" -lm \
+       >"$dir.log" 2>&1 &&
+     "$dir/drive" train --reps "$REPS" --min-time "$MIN_TIME" >"$dir.out" 2>>"$dir.log"; then
+    record "$row" lathe_errno_seconds "$(field seconds "$dir.out")"
+  fi
 }
 
-# ---- 4. one Fashion-MNIST epoch ---------------------------------------------------------------
+# ---- 4. CNN, LSTM, Transformer per call ------------------------------------------------------
+# matmul/conv multiply-adds per sample of examples/cnn.lathe: conv1 32x26x26x(1x3x3), conv2
+# 64x11x11x(32x3x3), dense 1600x128 and 128x10
+CNN_CONV1_MACS=194688
+CNN_MACS=$((CNN_CONV1_MACS + 2230272 + 204800 + 1280))
+# the train step: forward + weight gradients (2x forward) + input gradients of every layer but
+# conv1 (its input is the data)
+CNN_TRAIN_MACS=$((3 * CNN_MACS - CNN_CONV1_MACS))
+# bench/models/lstm.lathe per sample: T = 32 steps of x @ wx (64x512) and h @ wh (128x512),
+# then 128x10; train: 3x forward less the input gradient of x @ wx
+LSTM_X_MACS=$((32 * 64 * 512))
+LSTM_MACS=$((LSTM_X_MACS + 32 * 128 * 512 + 1280))
+LSTM_TRAIN_MACS=$((3 * LSTM_MACS - LSTM_X_MACS))
+# bench/models/transformer_block.lathe per token (T = 64, D = 128): 4 projections DxD, scores
+# and context (2 x T x D), feed-forward 2 x D x 512; train: 3x forward less the input
+# gradients of the query/key/value projections (their input is the data)
+TF_QKV_MACS=$((3 * 128 * 128))
+TF_MACS=$((TF_QKV_MACS + 128 * 128 + 2 * 64 * 128 + 2 * 128 * 512))
+TF_TRAIN_MACS=$((3 * TF_MACS - TF_QKV_MACS))
+
+torch_model_peer() { # usage: torch_model_peer ROW MODEL MODE [torch_models.py options]
+  local row=$1 out
+  out="$WORK/torch-$(printf '%s' "$1" | tr -c 'A-Za-z0-9' '_')"
+  shift
+  if "$PYTHON" "$BENCH/torch_models.py" "$@" --reps "$REPS" --min-time "$MIN_TIME" \
+       >"$out.out" 2>"$out.log"; then
+    record "$row" peer_seconds "$(field seconds "$out.out")"
+  else
+    record "$row" peer_error "$(why "$out.log" $?)"
+  fi
+}
+
+# One row: lathe's ENTRY of model NAME built from FILE into DIR (unless DIR/drive exists) vs
+# torch_models.py. usage: model_row ROW FLOPS NAME FILE DIR ENTRY "DEFINES" TORCH_ARGS...
+model_row() {
+  local row=$1 flops=$2 name=$3 file=$4 dir=$5 entry=$6 defines=$7
+  shift 7
+  log "$row"
+  record "$row" flops "$flops"
+  record "$row" peer_name "$TORCH_NAME"
+  # shellcheck disable=SC2086
+  if [[ -x "$dir/drive" ]] || build_lathe_driver "$name" "$file" "$dir" $defines; then
+    run_driver "$row" "$dir" "$entry" --int-range 10
+  else
+    record "$row" lathe_error "$(why "$dir.log" $?)"
+  fi
+  torch_model_peer "$row" "$@"
+}
+
+run_cnn() {
+  local cnn="$ROOT/examples/cnn.lathe" n
+  for n in 1 64; do
+    model_row "CNN inference, batch $n" $((2 * n * CNN_MACS)) cnn "$cnn" "$WORK/cnn$n" forward \
+      "-D N=$n" cnn infer --batch "$n"
+  done
+  model_row "CNN train step (Adam), batch 64" $((2 * 64 * CNN_TRAIN_MACS)) cnn "$cnn" \
+    "$WORK/cnn64" train "-D N=64" cnn train --batch 64
+}
+
+run_lstm() {
+  model_row "LSTM train step (Adam), T 32, batch 32, 64-128-10" $((2 * 32 * LSTM_TRAIN_MACS)) \
+    lstm_bench "$BENCH/models/lstm.lathe" "$WORK/lstm" train "" lstm train --batch 32
+}
+
+run_transformer() {
+  model_row "Transformer encoder block train step (Adam), d 128, 4 heads, ff 512, T 64, batch 8" \
+    $((2 * 8 * 64 * TF_TRAIN_MACS)) transformer_block "$BENCH/models/transformer_block.lathe" \
+    "$WORK/tf" train "" transformer train --batch 8
+}
+
+# ---- 5. threads: the CNN batch-64 train step on 2 threads vs 1 --------------------------------
+# Only when `lathe compile` has a --threads option; the generated C is then built with
+# -fopenmp -pthread and run with OMP_NUM_THREADS=2. The peer column is lathe's own 1-thread
+# build (the ratio is the speed-up); the notes give PyTorch on 2 threads.
+run_threads() {
+  local row="CNN train step (Adam), batch 64, lathe 2 threads vs 1" dir="$WORK/cnn64-t2"
+  log "$row"
+  record "$row" flops $((2 * 64 * CNN_TRAIN_MACS))
+  record "$row" peer_name "lathe, 1 thread"
+  if ! "$LATHE" compile --help 2>&1 | grep -q -e '--threads'; then
+    record "$row" lathe_error "no --threads yet"
+    record "$row" peer_error "no --threads yet"
+    return
+  fi
+  if ! "$LATHE" compile "$ROOT/examples/cnn.lathe" -o "$dir" -D N=64 --threads 2 >"$dir.log" 2>&1
+  then
+    record "$row" lathe_error "$(why "$dir.log" $?)"
+  elif ! grep -q 'pragma omp' "$dir/cnn.c"; then
+    record "$row" lathe_error "lathe compile --threads 2 wrote no OpenMP pragma for this model"
+  elif "$CC" "${CFLAGS[@]}" -fopenmp -pthread -I"$dir" -DMODEL_HEADER='"cnn.h"' \
+       -DMODEL_INFO=cnn_info "$BENCH/drive.c" "$dir/cnn.c" -o "$dir/drive" -lm >>"$dir.log" 2>&1
+  then
+    OMP_NUM_THREADS=2 run_driver "$row" "$dir" train --int-range 10
+  else
+    record "$row" lathe_error "$(why "$dir.log" $?)"
+  fi
+  # the 1-thread build of the CNN rows (built here when those rows did not run)
+  if [[ ! -x "$WORK/cnn64/drive" ]] &&
+     ! build_lathe_driver cnn "$ROOT/examples/cnn.lathe" "$WORK/cnn64" -D N=64; then
+    record "$row" peer_error "$(why "$WORK/cnn64.log" $?)"
+  elif "$WORK/cnn64/drive" train --reps "$REPS" --min-time "$MIN_TIME" >"$dir-t1.out" \
+         2>"$dir-t1.log"; then
+    record "$row" peer_seconds "$(field seconds "$dir-t1.out")"
+  else
+    record "$row" peer_error "$(why "$dir-t1.log" $?)"
+  fi
+  local out="$WORK/torch-cnn-train-t2"
+  if OMP_NUM_THREADS=2 "$PYTHON" "$BENCH/torch_models.py" cnn train --threads 2 --reps "$REPS" \
+       --min-time "$MIN_TIME" >"$out.out" 2>"$out.log"; then
+    record "$row" torch_threads_seconds "$(field seconds "$out.out")"
+  fi
+}
+
+# ---- 6. one Fashion-MNIST epoch ---------------------------------------------------------------
+# Runs COMMAND and records the CPU time (user + sys) it used as FIELD of ROW: on a busy machine
+# the wall time grows with the other processes, the CPU time much less. Returns its status.
+# usage: cpu_timed ROW FIELD COMMAND...   (redirections apply to COMMAND)
+cpu_timed() {
+  local row=$1 key=$2 status=0 TIMEFORMAT='%3U %3S' times
+  shift 2
+  { times=$({ time "$@" 1>&3 2>&4; } 2>&1); } 3>&1 4>&2 || status=$?
+  [[ $status == 0 ]] && record "$row" "$key" "$(awk '{ print $1 + $2 }' <<<"$times")"
+  return "$status"
+}
+
+# usage: run_epoch ROW MODEL_FILE MODEL_NAME PEER_COMMAND...
 run_epoch() {
-  local row="Fashion-MNIST epoch (MLP, batch 64, Adam)" t0
+  local row=$1 file=$2 name=$3 t0 tag
+  shift 3
+  tag=$name
   log "$row (this takes a while)"
-  record "$row" peer_name "PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)')"
+  record "$row" peer_name "$TORCH_NAME"
   t0=$(now)
-  if "$LATHE" train "$ROOT/examples/mlp.lathe" --data "fashion-mnist=$DATA" --epochs 1 \
-       >"$WORK/epoch-lathe.out" 2>"$WORK/epoch-lathe.log"; then
+  if cpu_timed "$row" lathe_cpu_seconds "$LATHE" train "$file" --data "fashion-mnist=$DATA" \
+       --epochs 1 >"$WORK/epoch-$tag-lathe.out" 2>"$WORK/epoch-$tag-lathe.log"; then
     record "$row" lathe_seconds "$(since "$t0")"
     record "$row" lathe_accuracy \
-      "$(grep -o 'test accuracy [0-9.]*' "$WORK/epoch-lathe.out" | awk '{print $3}')"
+      "$(grep -o 'test accuracy [0-9.]*' "$WORK/epoch-$tag-lathe.out" | awk '{print $3}')"
   else
-    record "$row" lathe_error "$(why "$WORK/epoch-lathe.log" $?)"
+    record "$row" lathe_error "$(why "$WORK/epoch-$tag-lathe.log" $?)"
   fi
   # what part of lathe's wall time is compiling the model (lathe compile + the loader's cc)
   t0=$(now)
-  if "$LATHE" compile "$ROOT/examples/mlp.lathe" -o "$WORK/epoch-c" >/dev/null 2>&1 &&
-     "$CC" -std=c99 -O2 -shared -fPIC "$WORK/epoch-c/mlp.c" -o "$WORK/epoch-c/mlp.so" -lm 2>/dev/null; then
+  if "$LATHE" compile "$file" -o "$WORK/epoch-$tag-c" >/dev/null 2>&1 &&
+     "$CC" -std=c99 -O2 -shared -fPIC "$WORK/epoch-$tag-c/$name.c" \
+       -o "$WORK/epoch-$tag-c/$name.so" -lm 2>/dev/null; then
     record "$row" lathe_compile_seconds "$(since "$t0")"
   fi
   t0=$(now)
-  if "$PYTHON" "$BENCH/torch_mlp.py" epoch --data "$DATA" >"$WORK/epoch-torch.out" \
-       2>"$WORK/epoch-torch.log"; then
+  if cpu_timed "$row" peer_cpu_seconds "$PYTHON" "$@" --data "$DATA" \
+       >"$WORK/epoch-$tag-torch.out" 2>"$WORK/epoch-$tag-torch.log"; then
     record "$row" peer_seconds "$(since "$t0")"
-    record "$row" peer_accuracy "$(field test_accuracy "$WORK/epoch-torch.out")"
-    record "$row" peer_loop_seconds "$(field epoch_seconds "$WORK/epoch-torch.out")"
+    record "$row" peer_accuracy "$(field test_accuracy "$WORK/epoch-$tag-torch.out")"
+    record "$row" peer_loop_seconds "$(field epoch_seconds "$WORK/epoch-$tag-torch.out")"
   else
-    record "$row" peer_error "$(why "$WORK/epoch-torch.log" $?)"
+    record "$row" peer_error "$(why "$WORK/epoch-$tag-torch.log" $?)"
   fi
 }
 
@@ -228,9 +372,20 @@ echo "# lathe benchmark — $(date -u '+%Y-%m-%d %H:%M UTC') — ${machine:-unkn
 echo
 record run loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 run_peak start
-run_sgemm
-run_mlp
-if [[ ${BENCH_EPOCH:-1} != 0 ]]; then run_epoch; fi
+TORCH_NAME="PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
+want() { [[ " $ROWS " == *" $1 "* ]]; }
+want sgemm && run_sgemm
+want mlp && run_mlp
+want cnn && run_cnn
+want lstm && run_lstm
+want transformer && run_transformer
+want threads && run_threads
+if want epoch && [[ ${BENCH_EPOCH:-1} != 0 ]]; then
+  run_epoch "Fashion-MNIST epoch (MLP, batch 64, Adam)" "$ROOT/examples/mlp.lathe" mlp \
+    "$BENCH/torch_mlp.py" epoch
+  run_epoch "Fashion-MNIST epoch (CNN, batch 64, Adam)" "$ROOT/examples/cnn.lathe" cnn \
+    "$BENCH/torch_models.py" cnn epoch
+fi
 run_peak end
 record run loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 "$PYTHON" "$BENCH/table.py" "$RESULTS"

@@ -3,15 +3,18 @@
 Input: a TSV file of `row <TAB> field <TAB> value` lines, rows in the order they were run.
 Fields: lathe_seconds / peer_seconds (median seconds per call, or wall seconds for the epoch),
 lathe_error / peer_error (why a measurement is missing), peer_name, flops (per call),
-lathe_o2_seconds (the train step built with portable flags, cc -O2 without -march);
+lathe_o2_seconds (the train step built with portable flags, cc -O2 without -march),
+lathe_errno_seconds (built without -fno-math-errno);
 row "peak": gflops_start / gflops_end and detail_start / detail_end (the FMA peak measured
 at both ends of the run; the table uses the higher); the epoch row: lathe_accuracy /
-peer_accuracy (percent), lathe_compile_seconds, peer_loop_seconds; row "run" (not a table
+peer_accuracy (percent), lathe_compile_seconds, peer_loop_seconds, lathe_cpu_seconds /
+peer_cpu_seconds (user + sys time of the whole command); the threads row:
+torch_threads_seconds (PyTorch on 2 threads); row "run" (not a table
 row): loadavg_start / loadavg_end.
 
 The speed ratio is peer time / lathe time: above 1 lathe is faster, below 1 it is slower.
-GFLOP/s count the matmul flops only (2 per multiply-add); % of FMA peak compares them with
-the measured single-core peak of the first row. Nothing here judges a number: it only prints.
+GFLOP/s count the matmul and convolution flops only (2 per multiply-add); % of FMA peak
+compares them with the measured single-core peak of the first row. Nothing here judges a number: it only prints.
 """
 
 import sys
@@ -98,6 +101,10 @@ def notes(rows, peak):
         if o2:
             out.append(f"{name}: the same lathe code built with portable flags, cc -O2 (no -march), "
                        f"takes {duration(o2)}")
+        errno = number(row, "lathe_errno_seconds")
+        if errno:
+            out.append(f"{name}: the same lathe code built without -fno-math-errno "
+                       f"(cc -O3 -march=native) takes {duration(errno)}")
         if "lathe_accuracy" in row or "peer_accuracy" in row:
             lathe = row.get("lathe_accuracy") or "n/a"
             peer = row.get("peer_accuracy") or "n/a"
@@ -109,6 +116,14 @@ def notes(rows, peak):
                        f"(lathe compile + cc -O2 -shared: {compile_seconds:.2f} s)"
                        f", loading the data and the test evaluation; so does the peer's "
                        f"(Python start-up, torch import, data, test)")
+        lathe_cpu, peer_cpu = number(row, "lathe_cpu_seconds"), number(row, "peer_cpu_seconds")
+        if lathe_cpu or peer_cpu:
+            out.append(f"{name}: CPU time (user + sys, less sensitive to other load than the "
+                       f"wall time): lathe {duration(lathe_cpu) if lathe_cpu else 'n/a'}, "
+                       f"peer {duration(peer_cpu) if peer_cpu else 'n/a'}")
+        threads = number(row, "torch_threads_seconds")
+        if threads:
+            out.append(f"{name}: PyTorch on 2 threads takes {duration(threads)}")
         if "peer_loop_seconds" in row:
             out.append(f"{name}: the PyTorch training loop alone took "
                        f"{float(row['peer_loop_seconds']):.2f} s")
@@ -131,7 +146,8 @@ def main():
     print()
     print("Times are medians per call after warm-up (the epoch row: one wall-clock run of the")
     print("whole command). Speed ratio = peer time / lathe time (> 1: lathe faster). GFLOP/s")
-    print("count matmul flops only. Single thread everywhere. Measurements, never assertions.")
+    print("count matmul and convolution flops only. Single thread everywhere but the threads")
+    print("row. Measurements, never assertions.")
     for line in notes(rows, peak):
         print("- " + line)
 

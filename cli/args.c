@@ -102,6 +102,14 @@ static bool parse_define(CliArgs *a, CliCompile *c, const char *text) {
 bool cli_compile_option(CliArgs *a, CliCompile *c) {
   const char *arg = a->argv[a->i];
   if (cli_option(a, NULL, "-D")) return parse_define(a, c, a->value);
+  if (cli_option(a, "--loss", NULL)) {
+    c->onnx_loss = a->value;
+    return true;
+  }
+  if (cli_option(a, "--optimizer", NULL)) {
+    c->onnx_optimizer = a->value;
+    return true;
+  }
   if (strncmp(arg, "-O", 2) == 0 && arg[2] >= '0' && arg[2] <= '3' && arg[3] == '\0') {
     c->opt_level = arg[2] - '0';
     a->i++;
@@ -133,6 +141,16 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
       cli_usage_error(a, "--target expects native, generic, x86-64-v3, x86-64-v4 or aarch64, "
                          "got '%s'", a->value);
       a->failed = true;
+    }
+    return true;
+  }
+  if (cli_option(a, "--threads", NULL)) {
+    uint64_t n;
+    if (!cli_parse_u64(a->value, &n) || n < 1 || n > 1024) {
+      cli_usage_error(a, "--threads expects a count from 1 to 1024, got '%s'", a->value);
+      a->failed = true;
+    } else {
+      c->threads = (int)n;
     }
     return true;
   }

@@ -31,6 +31,10 @@ typedef struct CliCompile {
   bool time_passes;       /* --time-passes */
   bool want_grad, want_train, want_eval;
   CgTarget target; /* --target (matmul kernels); 0 = CG_TARGET_NATIVE */
+  int threads;     /* --threads N (OpenMP in large kernels); 1 = none */
+  const char *grad_step; /* lathe grad --step NAME */
+  const char *onnx_loss;      /* --loss: for a .onnx FILE, the loss of the train block */
+  const char *onnx_optimizer; /* --optimizer: its optimizer (default adam) */
 } CliCompile;
 
 /* A tiny getopt_long-like cursor: handles `--name value`, `--name=value`, `-Dx=1`, `-D x=1`. */
@@ -139,5 +143,13 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_repl(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+
+/* ---- ONNX models given directly to compile/build/run/train (cmd_import.c) ---- */
+bool cli_is_onnx(const char *file);
+/* imports c->file to .lathe text (malloc'd) and its weights to a temporary safetensors file
+ * that cli_weights_init then uses when no checkpoint is given */
+bool cli_onnx_source(const CliCompile *c, char **text, size_t *len, Diag *d);
+const char *cli_onnx_weights(void); /* that file, or NULL */
 
 #endif

@@ -89,7 +89,8 @@ static bool compile_sources(const BuildOptions *o, const char *model, const char
   }
   snprintf(c_path, sizeof c_path, "%s/%s.c", dir, model);
   snprintf(h_path, sizeof h_path, "%s/%s.h", dir, model);
-  snprintf(flags, sizeof flags, "%s %s", o->object ? "-c" : "", o->cflags ? o->cflags : "");
+  snprintf(flags, sizeof flags, "%s %s %s", o->object ? "-c" : "",
+           rt_source_threaded(c_text) ? "-fopenmp" : "", o->cflags ? o->cflags : "");
   bool ok = rt_write_file_atomic(h_path, h_text, strlen(h_text), d) &&
             rt_write_file_atomic(c_path, c_text, strlen(c_text), d) &&
             rt_build_shared(c_path, tmp_out, flags, d);

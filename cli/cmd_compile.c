@@ -24,6 +24,8 @@ static const char *help =
     "  --line-directives    emit #line so debuggers step through the .lathe file\n"
     "  --target T           matmul kernels for native (default), generic (portable C99),\n"
     "                       x86-64-v3, x86-64-v4 or aarch64\n"
+    "  --threads N          large kernels run on N OpenMP threads when the C is built\n"
+    "                       with -fopenmp (default 1: no pragmas)\n"
     "  --dump-after PASS    print the IR after PASS\n"
     "  --disable PASS       do not run PASS\n"
     "  --time-passes        print the time spent in each pass\n"

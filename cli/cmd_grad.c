@@ -12,13 +12,15 @@ static const char *help =
     "usage: lathe grad [OPTIONS] FILE --input NAME=FILE.npy ... --out DIR\n"
     "\n"
     "Compile FILE with its backward pass, run it on the inputs, print the loss of the\n"
-    "(first) train step, and write DIR/grads.safetensors: d loss / d param for every param,\n"
-    "under the same keys as the weights.\n"
+    "(first, or --step) train step, and write DIR/grads.safetensors: d loss / d param for\n"
+    "every param, under the same keys as the weights.\n"
     "\n"
     "options:\n"
     "  -i, --input NAME=FILE.npy  a model input (repeat for each)\n"
     "  -o, --out DIR              output directory (created if missing)\n"
     "  -w, --weights CKPT         params from a safetensors checkpoint\n"
+    "  --step NAME                the train step whose loss to differentiate (a train block\n"
+    "                             with several steps, e.g. a GAN's `step gen`)\n"
     "  --seed N                   seed of <model>_init when there is no --weights (default 0)\n"
     "  -D NAME=VALUE              override a `const` of the model\n"
     "  --dtype f32|f64            compile every f32 as f64 (for gradient checks)\n"
@@ -44,6 +46,8 @@ static int parse_args(GradOptions *o, int argc, char **argv) {
       o->out_dir = a.value;
     } else if (cli_option(&a, "--weights", "-w")) {
       o->weights = a.value;
+    } else if (cli_option(&a, "--step", NULL)) {
+      o->c.grad_step = a.value;
     } else if (cli_option(&a, "--seed", NULL)) {
       if (!cli_parse_u64(a.value, &o->seed))
         return cli_usage_error(&a, "--seed expects a non-negative integer, got '%s'", a.value);

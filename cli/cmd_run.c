@@ -125,19 +125,21 @@ static bool run_forward(const RunOptions *o, RtLoaded *l, const lathe_entry_info
   return ok;
 }
 
-/* Params for the reference evaluator: from the checkpoint, else the host initializers (the
- * same algorithm as the generated <model>_init). */
-static bool reference_params(const RunOptions *o, const Module *m, Tensor *params, Diag *d) {
+/* Params (required) and states (optional: RNG counters, running statistics) for the
+ * reference evaluator, as the compiled run loads them: from the checkpoint, else the host
+ * initializers (the same algorithm as the generated <model>_init). */
+static bool reference_tensors(const RunOptions *o, const TensorDecl *decls, int n, bool required,
+                              Tensor *out, Diag *d) {
   RtTensorSet set;
   rt_set_init(&set);
   bool ok = !o->weights || rt_safetensors_read(o->weights, &set, d);
-  for (int i = 0; ok && i < m->n_params; i++) {
-    const TensorDecl *p = &m->params[i];
-    if (!o->weights) {
-      ir_init_tensor(p, o->seed, &params[i]);
+  for (int i = 0; ok && i < n; i++) {
+    const TensorDecl *p = &decls[i];
+    const Tensor *t = o->weights ? rt_set_find(&set, p->name) : NULL;
+    if (!t && (!o->weights || !required)) {
+      ir_init_tensor(p, o->seed, &out[i]);
       continue;
     }
-    const Tensor *t = rt_set_find(&set, p->name);
     char a[200], b[200];
     if (!t) {
       diag_error(d, (SrcLoc){0}, "%s: no tensor '%s'", o->weights, p->name);
@@ -148,9 +150,9 @@ static bool reference_params(const RunOptions *o, const Module *m, Tensor *param
                  dtype_name(p->dtype), shape_str(&p->shape, b, sizeof b));
       ok = false;
     } else {
-      ok = tensor_alloc(&params[i], t->dtype, &t->shape);
+      ok = tensor_alloc(&out[i], t->dtype, &t->shape);
       if (ok)
-        memcpy(params[i].data, t->data, (size_t)shape_numel(&t->shape) * dtype_size(t->dtype));
+        memcpy(out[i].data, t->data, (size_t)shape_numel(&t->shape) * dtype_size(t->dtype));
     }
   }
   rt_set_fini(&set);
@@ -170,7 +172,9 @@ static bool run_reference(const RunOptions *o, Module *m, Diag *d) {
   Tensor *params = calloc((size_t)m->n_params + 1, sizeof *params);
   Tensor *states = calloc((size_t)m->n_states + 1, sizeof *states);
   Tensor *outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);
-  bool ok = inputs && params && states && outs && reference_params(o, m, params, d);
+  bool ok = inputs && params && states && outs &&
+            reference_tensors(o, m->params, m->n_params, true, params, d) &&
+            reference_tensors(o, m->states, m->n_states, false, states, d);
   for (int i = 0; ok && i < o->in.n; i++) {
     int k = 0;
     while (k < m->n_inputs && strcmp(m->inputs[k].name, o->in.names[i]) != 0)
@@ -188,8 +192,6 @@ static bool run_reference(const RunOptions *o, Module *m, Diag *d) {
                             0};
     ok = cli_load_input(&o->in, &ti, &inputs[k], d);
   }
-  for (int i = 0; ok && i < m->n_states; i++)
-    ir_init_tensor(&m->states[i], o->seed, &states[i]);
   ok = ok && ir_eval(g, inputs, params, states, outs, NULL, d);
   for (int i = 0; ok && i < g->n_outputs; i++)
     ok = write_output(o, g->outputs[i].name, &outs[i], d);

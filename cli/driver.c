@@ -13,6 +13,7 @@ void cli_compile_init(CliCompile *c) {
   c->dtype = DT_F32;
   c->opt_level = 2;
   c->want_train = true;
+  c->threads = 1;
 }
 
 static bool check_disabled(const CliCompile *c, Diag *d) {
@@ -43,7 +44,13 @@ Module *cli_build_module(const CliCompile *c) {
   char *text = NULL;
   size_t len = 0;
   Module *m = NULL;
-  if (check_disabled(c, &d) && rt_read_file(c->file, &text, &len, &d)) {
+  if ((c->onnx_loss || c->onnx_optimizer) && !cli_is_onnx(c->file))
+    diag_error(&d, (SrcLoc){0}, "--loss and --optimizer apply to .onnx models (a .lathe model "
+               "has its own train block)");
+  bool read = check_disabled(c, &d) && (cli_is_onnx(c->file)
+                                            ? cli_onnx_source(c, &text, &len, &d)
+                                            : rt_read_file(c->file, &text, &len, &d));
+  if (read) {
     FrontendOptions fo;
     frontend_options_init(&fo);
     fo.lib_dir = c->lib_dir;
@@ -63,6 +70,7 @@ Module *cli_build_module(const CliCompile *c) {
     pc.want_grad = c->want_grad;
     pc.want_train = c->want_train;
     pc.want_eval = c->want_eval;
+    pc.grad_step = c->grad_step;
     if (!passes_run_module(m, &pc)) {
       module_free(m);
       m = NULL;
@@ -85,6 +93,7 @@ bool cli_emit(const Module *m, const CliCompile *c, char **c_text, char **h_text
   cg_options_init(&o);
   o.line_directives = c->line_directives;
   o.target = c->target;
+  o.threads = c->threads;
   bool ok = cg_emit_c(m, &o, c_text, h_text, &d);
   diag_flush(&d, stderr);
   diag_fini(&d);
@@ -162,6 +171,7 @@ bool cli_weights_init(CliWeights *w, const lathe_model_info *info, const char *c
     return false;
   }
   info->init(w->params, w->state, seed);
+  if (!ckpt) ckpt = cli_onnx_weights(); /* an imported .onnx: its initializers */
   return ckpt ? load_checkpoint(w, info, ckpt, d) : true;
 }
 

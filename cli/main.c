@@ -22,6 +22,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "test loss and accuracy of trained weights"},
     {"build", cmd_build, "compile a model to a self-describing shared object (or .o)"},
     {"repl", cmd_repl, "interactive session: define, evaluate (JIT), inspect, train"},
+    {"import", cmd_import, "convert an ONNX model to a .lathe model and its weights"},
 };
 
 static void print_help(FILE *f) {

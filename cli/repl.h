@@ -26,6 +26,26 @@ void repl_text_add(ReplText *t, const char *fmt, ...)
     ;
 void repl_text_free(ReplText *t);
 
+/* Where user text sits in the synthetic model, so diagnostics show the input (repl_diag.c). */
+typedef struct ReplMapLine {
+  int line;          /* 1-based line of the synthetic model */
+  int col_shift;     /* bytes before the user's text on that line */
+  char label[80];    /* "<input>" or "<name>" */
+  const char *text;  /* the user's text (outlives the map) */
+} ReplMapLine;
+
+enum { REPL_MAP_MAX = 256 };
+typedef struct ReplMap {
+  ReplMapLine lines[REPL_MAP_MAX];
+  int n;
+} ReplMap;
+
+/* records that the next line appended to t holds `text` after col_shift bytes */
+void repl_map_add(ReplMap *map, const ReplText *t, int col_shift, const char *label,
+                  const char *text);
+/* prints rendered diagnostics of the synthetic model, rewritten onto the mapped inputs */
+void repl_print_diags(FILE *out, const ReplMap *map, const char *text);
+
 typedef struct ReplVar {
   char *name; /* the user's name: a param/data tensor or a binding */
   char *text; /* param/data: "TYPE = INIT"; binding: the expression */

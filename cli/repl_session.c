@@ -91,30 +91,53 @@ typedef struct ReplTrain {
   const char *optimizer; /* "sgd(lr = 0.1)" */
 } ReplTrain;
 
-/* Source text of the synthetic model; `extra` is one more var not yet in the session. */
+/* "<input>" for the var being entered, "<name>" for one entered before */
+static const char *var_label(const ReplVar *v, const ReplVar *extra, char *buf, size_t size) {
+  if (v == extra) return "<input>";
+  snprintf(buf, size, "<%s>", v->name);
+  return buf;
+}
+
+/* Source text of the synthetic model; `extra` is one more var not yet in the session. Lines
+ * holding user text are recorded in map (may be NULL) for repl_print_diags. */
 static void model_text(const ReplSession *s, const ReplVar *extra, const char *expr,
-                       const ReplTrain *tr, ReplText *t) {
+                       const ReplTrain *tr, ReplText *t, ReplMap *map) {
+  char label[80];
   repl_text_add(t, "%s", s->defs.s);
   for (int i = 0; i <= s->n_vars; i++) {
     const ReplVar *v = i < s->n_vars ? &s->vars[i] : extra;
     if (!v || v->kind == REPL_BINDING) continue;
     const char *eq = strstr(v->text, " = ");
-    repl_text_add(t, "fn __repl_%s() -> %.*s {\n  param value: %s\n  return value\n}\n", v->name,
-                  (int)(eq - v->text), v->text, v->text);
+    const char *l = var_label(v, extra, label, sizeof label);
+    repl_map_add(map, t, (int)strlen(v->name) + 16, l, v->text);
+    repl_text_add(t, "fn __repl_%s() -> %.*s {\n", v->name, (int)(eq - v->text), v->text);
+    repl_map_add(map, t, 15, l, v->text);
+    repl_text_add(t, "  param value: %s\n  return value\n}\n", v->text);
   }
   repl_text_add(t, "model repl() {\n");
   for (int i = 0; i <= s->n_vars; i++) {
     const ReplVar *v = i < s->n_vars ? &s->vars[i] : extra;
     if (!v) continue;
-    if (v->kind == REPL_BINDING) repl_text_add(t, "  %s = %s\n", v->name, v->text);
-    else repl_text_add(t, "  %s = __repl_%s()\n", v->name, v->name);
+    if (v->kind == REPL_BINDING) {
+      repl_map_add(map, t, (int)strlen(v->name) + 5, var_label(v, extra, label, sizeof label),
+                   v->text);
+      repl_text_add(t, "  %s = %s\n", v->name, v->text);
+    } else {
+      repl_text_add(t, "  %s = __repl_%s()\n", v->name, v->name);
+    }
   }
+  if (expr && !(extra && expr == extra->name)) repl_map_add(map, t, 13, "<input>", expr);
   if (expr) repl_text_add(t, "  output _ = %s\n", expr);
-  if (tr && tr->loss) repl_text_add(t, "  __loss = %s\n", tr->loss);
+  if (tr && tr->loss) {
+    repl_map_add(map, t, 11, "<input>", tr->loss);
+    repl_text_add(t, "  __loss = %s\n", tr->loss);
+  }
   repl_text_add(t, "}\n");
-  if (tr && tr->loss)
-    repl_text_add(t, "train repl {\n  minimize __loss\n  params %s\n  optimizer %s\n}\n",
-                  tr->params, tr->optimizer);
+  if (tr && tr->loss) {
+    repl_text_add(t, "train repl {\n  minimize __loss\n  params %s\n", tr->params);
+    repl_map_add(map, t, 12, "<input>", tr->optimizer);
+    repl_text_add(t, "  optimizer %s\n}\n", tr->optimizer);
+  }
 }
 
 /* ---- values between the session and a model --------------------------------------------- */
@@ -152,13 +175,14 @@ static void sync_out(ReplSession *s, lathe_model *m) {
  * printing the errors. */
 static Module *elaborate(ReplSession *s, const char *expr) {
   ReplText src = {0};
-  model_text(s, NULL, expr, NULL, &src);
+  ReplMap map = {.n = 0};
+  model_text(s, NULL, expr, NULL, &src, &map);
   Diag d;
   diag_init(&d);
   FrontendOptions fo;
   frontend_options_init(&fo);
   Module *m = frontend_compile("<repl>", src.s, &fo, &d);
-  if (!m) fprintf(s->out, "%s", diag_text(&d));
+  if (!m) repl_print_diags(s->out, &map, diag_text(&d));
   diag_fini(&d);
   repl_text_free(&src);
   return m;
@@ -215,7 +239,8 @@ static bool resolve_param(ReplSession *s, const char *expr, const char *name, ch
 /* Compiles expr (and the train block of tr) with the session's values loaded. */
 static lathe_model *compile(ReplSession *s, const char *expr, const ReplTrain *tr, bool grad) {
   ReplText src = {0};
-  model_text(s, NULL, expr, tr, &src);
+  ReplMap map = {.n = 0};
+  model_text(s, NULL, expr, tr, &src, &map);
   lathe_options o;
   lathe_options_init(&o);
   o.backend = s->backend;
@@ -225,7 +250,7 @@ static lathe_model *compile(ReplSession *s, const char *expr, const ReplTrain *t
   lathe_model *m = lathe_compile_string("<repl>", src.s, &o, &err);
   repl_text_free(&src);
   if (!m) {
-    fprintf(s->out, "%s", err ? err : "error: out of memory\n");
+    repl_print_diags(s->out, &map, err ? err : "error: out of memory\n");
     lathe_string_free(err);
     return NULL;
   }
@@ -271,7 +296,8 @@ static bool validate(ReplSession *s, const ReplVar *v, const char *defs) {
   ReplText src = {0};
   ReplSession view = *s;
   view.defs.s = (char *)defs;
-  model_text(&view, v, v ? v->name : NULL, NULL, &src);
+  ReplMap map = {.n = 0};
+  model_text(&view, v, v ? v->name : NULL, NULL, &src, &map);
   Diag d;
   diag_init(&d);
   bool ok;
@@ -284,7 +310,7 @@ static bool validate(ReplSession *s, const ReplVar *v, const char *defs) {
   } else {
     ok = frontend_parse_only("<repl>", src.s, &d);
   }
-  if (!ok) fprintf(s->out, "%s", diag_text(&d));
+  if (!ok) repl_print_diags(s->out, &map, diag_text(&d));
   diag_fini(&d);
   repl_text_free(&src);
   return ok;

@@ -2,10 +2,14 @@
  * entry on the first test batch and writes DIR/epoch<k>.png, a grid of the first image-shaped
  * output (per-sample size rows*cols of the dataset) — reconstructions of a VAE, samples of a
  * GAN. When the samples input has the same size, rows of inputs alternate with rows of
- * outputs. Outputs with negative values (tanh) are drawn from [-1, 1], others from [0, 1].
+ * outputs. Every further image-shaped output k gets its own grid, DIR/epoch<k>_<output>.png,
+ * without input rows (a VAE's samples decoded from the prior). Outputs with negative values
+ * (tanh) are drawn from [-1, 1], others from [0, 1].
  */
 #include "cli.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,8 +26,9 @@ static double elem(const void *data, bool f64, int64_t i) {
   return f64 ? ((const double *)data)[i] : ((const float *)data)[i];
 }
 
-static int find_image_output(const lathe_entry_info *e, int64_t px) {
-  for (int k = 0; k < e->n_args; k++) {
+/* the first image-shaped output argument at index >= from, or -1 */
+static int find_image_output(const lathe_entry_info *e, int64_t px, int from) {
+  for (int k = from; k < e->n_args; k++) {
     const lathe_tensor_info *t = e->args[k].tensor;
     if (e->args[k].role == LATHE_ARG_OUTPUT && t->rank >= 2 &&
         (t->dtype == LATHE_F32 || t->dtype == LATHE_F64) && per_sample(t) == px)
@@ -40,10 +45,10 @@ static void put_tile(float *dst, const void *data, bool f64, int64_t i, int64_t 
   }
 }
 
-static bool draw(const char *path, const CliBatch *b, const lathe_tensor_info *t,
-                 const void *out, const RtDataset *ds, Diag *d) {
+static bool draw(const char *path, const CliBatch *b, const lathe_tensor_info *t, const void *out,
+                 bool with_inputs, const RtDataset *ds, Diag *d) {
   int64_t px = ds->rows * ds->cols, n = b->batch < GRID_MAX ? b->batch : GRID_MAX;
-  bool f64 = t->dtype == LATHE_F64, tanh = false, pairs = !b->ids;
+  bool f64 = t->dtype == LATHE_F64, tanh = false, pairs = with_inputs && !b->ids;
   for (int64_t j = 0; j < n * px; j++)
     tanh = tanh || elem(out, f64, j) < -1e-3;
   float *tiles = malloc((size_t)(2 * n * px) * sizeof *tiles);
@@ -60,8 +65,23 @@ static bool draw(const char *path, const CliBatch *b, const lathe_tensor_info *t
   return ok;
 }
 
+/* DIR/epoch<k>.png, or DIR/epoch<k>_<output>.png with the output name's characters other than
+ * letters, digits, '-' and '.' replaced by '_' */
+static void grid_path(char *path, size_t size, const char *dir, uint64_t epoch,
+                      const char *output) {
+  char name[256] = "";
+  if (output) {
+    size_t n = 0;
+    name[n++] = '_';
+    for (const char *c = output; *c && n < sizeof name - 1; c++)
+      name[n++] = isalnum((unsigned char)*c) || *c == '-' || *c == '.' ? *c : '_';
+    name[n] = '\0';
+  }
+  snprintf(path, size, "%s/epoch%llu%s.png", dir, (unsigned long long)epoch, name);
+}
+
 bool cli_samples_check(const lathe_entry_info *e, const RtDataset *ds, Diag *d) {
-  if (find_image_output(e, ds->rows * ds->cols) >= 0) return true;
+  if (find_image_output(e, ds->rows * ds->cols, 0) >= 0) return true;
   diag_error(d, (SrcLoc){0}, "--samples: entry '%s' has no output of %lldx%lld images", e->name,
              (long long)ds->rows, (long long)ds->cols);
   return false;
@@ -69,8 +89,8 @@ bool cli_samples_check(const lathe_entry_info *e, const RtDataset *ds, Diag *d) 
 
 bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const RtDataset *ds,
                        const char *dir, uint64_t epoch, Diag *d) {
-  int arg = find_image_output(e, ds->rows * ds->cols);
-  if (arg < 0) return cli_samples_check(e, ds, d);
+  int first = find_image_output(e, ds->rows * ds->cols, 0);
+  if (first < 0) return cli_samples_check(e, ds, d);
   CliBatch b;
   void *outs[CLI_MAX_ARGS] = {0};
   bool ok = cli_bind(&b, e, ds, d);
@@ -84,8 +104,10 @@ bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const RtDataset
     cli_gather(&b, ds, index, b.batch);
     cli_call_batch(e, &b, w, outs);
     char path[4096];
-    snprintf(path, sizeof path, "%s/epoch%llu.png", dir, (unsigned long long)epoch);
-    ok = draw(path, &b, e->args[arg].tensor, outs[arg], ds, d);
+    for (int k = first; ok && k >= 0; k = find_image_output(e, ds->rows * ds->cols, k + 1)) {
+      grid_path(path, sizeof path, dir, epoch, k == first ? NULL : e->args[k].tensor->name);
+      ok = draw(path, &b, e->args[k].tensor, outs[k], k == first, ds, d);
+    }
   }
   ok = ok && index;
   free(index);

@@ -26,6 +26,9 @@ typedef struct CgOptions {
   bool line_directives;    /* emit #line so debuggers step through the .lathe file */
   const char *header_name; /* the #include in the .c; NULL = "<model>.h" */
   CgTarget target;         /* matmul kernels; cg_options_init: CG_TARGET_NATIVE */
+  int threads;             /* OpenMP threads for the large kernels (--threads); 1 = no pragmas.
+                            * The pragmas are inert without -fopenmp, so the output still
+                            * builds and runs single-threaded anywhere. */
 } CgOptions;
 
 void cg_options_init(CgOptions *o);

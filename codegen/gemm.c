@@ -1,29 +1,38 @@
 /* codegen/gemm.c — the packed, register-blocked f32 GEMM behind 2-D matmuls.
  *
  * C = op(A) op(B) (op = identity or transpose, read in place through strides: no transpose is
- * materialized) is emitted as a BLIS-style loop nest specialized to the shape:
+ * materialized) runs in one BLIS-style routine, lathe_gemm, written once per generated file
+ * (into CgFunc.globals, on first use) with its packing routines and the micro-kernel:
  *
- *   for jc in N by NC:  pack op(B)[.., jc..] into NR-wide slivers (k-major, zero-padded)
- *   for pc in K by KC:  for ic in M by MC:  pack op(A)[ic.., pc..] into MR-tall slivers
- *     for jr in NC by NR:  for ir in MC by MR:
- *       tile = A sliver x B sliver            (micro-kernel, MR x NR accumulators)
- *       write back the valid mr x nr part of the tile: partial sums while K blocks remain,
- *       else the finished element through the caller's store (the fused epilogue).
+ *   for jc in N by NC:  for pc in K by KC:  pack op(B)[pc.., jc..] into NR-wide slivers
+ *     for ic in M by MC:  pack op(A)[ic.., pc..] into MR-tall slivers (k-major, zero-padded)
+ *       for jr in NC by NR:  for ir in MC by MR:
+ *         tile = A sliver x B sliver            (micro-kernel, MR x NR accumulators)
+ *         C[valid mr x nr part] = tile (first K block) or += tile (later ones)
  *
- * Zero padding makes every micro-kernel call a full MR x NR tile, so ragged edges cost only
- * the wasted lanes, never a slow path. The micro-kernel and the packing routines are static
- * functions written once per generated file (into CgFunc.globals, on first use); the vector
- * kernel uses GCC/Clang vector extensions inside `#if defined(__GNUC__)`, with a scalar C99
- * kernel of the same tile in `#else` (and alone for the generic target).
+ * Each call site passes the shape and the blocking as arguments (a call, not a loop nest:
+ * compile time, above all the JIT's, grows with the code per site), and a fused group then
+ * applies its elementwise epilogue in one pass over the finished product. The shared
+ * routines are marked noinline for the same reason. Zero padding makes every micro-kernel
+ * call a full MR x NR tile, so ragged edges cost only the wasted lanes. The B operand is a
+ * lathe_gemm_b: a plain strided matrix here, an implicit im2col matrix for the convolutions
+ * (codegen/conv_gemm.c), which reuse this routine. The vector kernel uses GCC/Clang vector
+ * extensions inside `#if defined(__GNUC__)`, with a scalar C99 kernel of the same tile in
+ * `#else` (and alone for the generic target). With --threads N > 1, lathe_gemm shares the
+ * B slivers of each large enough block (M x N x K block >= 2^18) among N OpenMP threads,
+ * each with its own tile on the stack; without -fopenmp the pragma is not even seen.
  *
- * Invariants: the scratch (tile, packed A, packed B, and an M x N partial-sum buffer when K
- * needs several blocks and the caller has no buffer of its own) sits at the 64-byte aligned
- * offset Graph.workspace_bytes of the workspace; cg_workspace_bytes counts it, and every
- * workspace size codegen publishes must come from there. Kernels run one at a time, so all
- * matmuls share one scratch region and the generated code stays re-entrant.
+ * Invariants: the scratch (tile, packed A, packed B, and the M x N product of a fused group
+ * when its matmul has no buffer of its own) sits at the 64-byte aligned offset
+ * cg_scratch_base (Graph.workspace_bytes rounded up) of the workspace; cg_workspace_bytes
+ * counts it, and every workspace size codegen publishes must come from there. Kernels run
+ * one at a time, so all GEMMs and convolutions share one scratch region and the generated code
+ * stays re-entrant.
  */
 #include "gemm.h"
+#include "lower_conv.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* The tile and blocking of one target. */
@@ -71,124 +80,280 @@ CgTarget cg_target_resolve(const CgOptions *o) {
 #endif
 }
 
-/* ---- shape and scratch ----------------------------------------------------------------------- */
-
-typedef struct GemmShape {
-  int64_t m, k, n;
-  int64_t a_rs, a_cs; /* op(A)[i][p] = a[i * a_rs + p * a_cs] */
-  int64_t b_rs, b_cs; /* op(B)[p][j] = b[p * b_rs + j * b_cs] */
-  int64_t kc, n_kb;   /* K block and the number of K blocks */
-  int64_t nc;         /* N panel: packed B holds k x nc; nc = n unless N needs panels */
-  int64_t off_tile, off_a, off_b, off_acc, bytes; /* scratch layout, from its start */
-} GemmShape;
+/* ---- the plan and the scratch ---------------------------------------------------------------- */
 
 static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-enum { GEMM_NC = 1024 }; /* widest N panel of packed B (bounds the scratch: K x NC floats) */
+enum { GEMM_NC = 1024 }; /* widest N panel of packed B (bounds the scratch: KC x NC floats) */
+
+void cg_gemm_plan(const CgOptions *o, int64_t m, int64_t k, int64_t n, CgGemmPlan *p) {
+  const GemmTile *t = &gemm_tiles[cg_target_resolve(o)];
+  p->m = m, p->k = k, p->n = n;
+  int64_t n_kb = (k + t->kc_max - 1) / t->kc_max;
+  if (n_kb < 1) n_kb = 1;
+  p->kc = (k + n_kb - 1) / n_kb; /* balanced K blocks */
+  if (p->kc < 1) p->kc = 1;
+  p->mc = m < t->mc ? m : t->mc;
+  if (p->mc < 1) p->mc = 1;
+  int64_t nc_max = GEMM_NC / t->nr * t->nr;
+  p->nc = n < nc_max ? n : nc_max;
+  if (p->nc < 1) p->nc = 1;
+  /* as lathe_gemm lays it out: tile, packed A block, packed B panel */
+  p->bytes = round64((int64_t)t->mr * t->nr * 4) + round64(round_up(p->mc, t->mr) * p->kc * 4) +
+             round64(round_up(p->nc, t->nr) * p->kc * 4);
+}
+
+int64_t cg_scratch_base(const Graph *g) { return round64(g->workspace_bytes); }
+
+/* A[P..., M, K] @ B[K, N] (B shared by every batch, A not transposed) is the 2-D GEMM
+ * [P * ... * M, K] @ [K, N] on the same contiguous arrays: a dense layer on a sequence. */
+static bool rows_of_batch(const Graph *g, const Node *n) {
+  const Shape *a = &graph_node(g, n->in[0])->shape;
+  if (n->attr.matmul.trans_a || a->rank != n->shape.rank ||
+      graph_node(g, n->in[1])->shape.rank != 2)
+    return false;
+  for (int d = 0; d < a->rank - 1; d++)
+    if (a->dim[d] != n->shape.dim[d]) return false;
+  return true;
+}
+
+/* A[P..., M, K] @ B[P..., K, N] with the same batch dims P (attention's scores and mixes):
+ * one 2-D GEMM per batch, when nothing is fused into it */
+static bool per_batch(const Graph *g, const Node *n) {
+  const Shape *a = &graph_node(g, n->in[0])->shape, *b = &graph_node(g, n->in[1])->shape;
+  if (n->group >= 0 || a->rank != n->shape.rank || b->rank != n->shape.rank) return false;
+  for (int d = 0; d < n->shape.rank - 2; d++)
+    if (a->dim[d] != n->shape.dim[d] || b->dim[d] != n->shape.dim[d]) return false;
+  return true;
+}
 
 bool cg_gemm_applies(const Graph *g, NodeId mm) {
   const Node *n = graph_node(g, mm);
-  if (n->op != OP_MATMUL || n->dtype != DT_F32 || n->shape.rank != 2) return false;
+  if (n->op != OP_MATMUL || n->dtype != DT_F32 || n->shape.rank < 2) return false;
+  if (n->shape.rank > 2 && !rows_of_batch(g, n) && !per_batch(g, n)) return false;
   for (int j = 0; j < 2; j++) {
     const Node *in = graph_node(g, n->in[j]);
-    if (in->shape.rank != 2 || in->dtype != DT_F32 || in->op == OP_CONST) return false;
+    if (in->shape.rank < 2 || in->dtype != DT_F32 || in->op == OP_CONST) return false;
   }
-  return n->shape.dim[0] >= 2 && n->shape.dim[1] >= 1;
+  int64_t cols = n->shape.dim[n->shape.rank - 1];
+  int64_t rows = n->shape.rank > 2 && !rows_of_batch(g, n) ? n->shape.dim[n->shape.rank - 2]
+                                                            : shape_numel(&n->shape) / cols;
+  return cols >= 1 && rows >= 2;
 }
 
-/* need_acc: reserve an M x N partial-sum buffer when K takes several blocks */
-static void gemm_shape(const Graph *g, NodeId mm, const GemmTile *t, bool need_acc,
-                       GemmShape *s) {
+typedef struct GemmShape {
+  int64_t a_rs, a_cs; /* op(A)[i][p] = a[i * a_rs + p * a_cs] */
+  int64_t b_rs, b_cs; /* op(B)[p][j] = b[p * b_rs + j * b_cs] */
+  CgGemmPlan plan;
+  int64_t off_acc, bytes; /* the product of a fused group, when it has no buffer of its own */
+  int64_t batch;          /* per_batch: the number of GEMMs; else 1 */
+  int64_t a_bs, b_bs;     /* per_batch: floats between the batches of A and of B */
+} GemmShape;
+
+static void gemm_shape(const Graph *g, NodeId mm, const CgOptions *o, GemmShape *s) {
   const Node *n = graph_node(g, mm);
   const Shape *a = &graph_node(g, n->in[0])->shape;
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
-  s->m = n->shape.dim[0];
-  s->n = n->shape.dim[1];
-  s->k = ta ? a->dim[0] : a->dim[1];
-  s->a_rs = ta ? 1 : s->k;
-  s->a_cs = ta ? s->m : 1;
-  s->b_rs = tb ? 1 : s->n;
-  s->b_cs = tb ? s->k : 1;
-  s->n_kb = (s->k + t->kc_max - 1) / t->kc_max;
-  if (s->n_kb < 1) s->n_kb = 1;
-  s->kc = (s->k + s->n_kb - 1) / s->n_kb;
-  if (s->kc < 1) s->kc = 1;
-  int64_t nc_max = GEMM_NC / t->nr * t->nr;
-  s->nc = s->n < nc_max ? s->n : nc_max;
-  int64_t n_pad = (s->nc + t->nr - 1) / t->nr * t->nr;
-  int64_t mc = s->m < t->mc ? (s->m + t->mr - 1) / t->mr * t->mr : t->mc;
-  s->off_tile = 0;
-  s->off_a = round64((int64_t)t->mr * t->nr * 4);
-  s->off_b = s->off_a + round64(mc * s->kc * 4);
-  s->off_acc = s->off_b + round64(s->k * n_pad * 4);
-  s->bytes = s->off_acc + (need_acc && s->n_kb > 1 ? round64(s->m * s->n * 4) : 0);
+  /* rank > 2: rows_of_batch (M counts the rows of every batch) or per_batch */
+  int r = n->shape.rank;
+  int64_t nn = n->shape.dim[r - 1], m = shape_numel(&n->shape) / nn;
+  int64_t k = ta ? a->dim[a->rank - 2] : a->dim[a->rank - 1];
+  s->batch = 1;
+  if (r > 2 && !rows_of_batch(g, n)) {
+    m = n->shape.dim[r - 2];
+    s->batch = shape_numel(&n->shape) / (m * nn);
+  }
+  s->a_bs = m * k;
+  s->b_bs = k * nn;
+  s->a_rs = ta ? 1 : k;
+  s->a_cs = ta ? m : 1;
+  s->b_rs = tb ? 1 : nn;
+  s->b_cs = tb ? k : 1;
+  cg_gemm_plan(o, m, k, nn, &s->plan);
+  s->off_acc = s->plan.bytes;
+  s->bytes = s->off_acc + (n->group >= 0 ? round64(m * nn * 4) : 0);
 }
 
-/* the largest packing scratch of g's GEMMs, scan bodies included (they run inside g) */
-static int64_t gemm_scratch(const Graph *g, const GemmTile *t) {
+/* the largest scratch of g's GEMMs and convolutions, scan bodies included (they run inside g) */
+static int64_t kernel_scratch(const Graph *g, const CgOptions *o) {
   int64_t scratch = 0;
   for (NodeId id = 0; id < g->n_nodes; id++) {
-    if (!cg_gemm_applies(g, id)) continue;
-    GemmShape s;
-    gemm_shape(g, id, t, g->nodes[id].group >= 0, &s);
-    if (s.bytes > scratch) scratch = s.bytes;
+    int64_t bytes = cg_conv_scratch(g, id, o);
+    if (cg_gemm_applies(g, id)) {
+      GemmShape s;
+      gemm_shape(g, id, o, &s);
+      bytes = s.bytes;
+    }
+    if (bytes > scratch) scratch = bytes;
   }
   for (int i = 0; i < g->n_subgraphs; i++) {
-    int64_t sub = gemm_scratch(g->subgraphs[i], t);
+    int64_t sub = kernel_scratch(g->subgraphs[i], o);
     if (sub > scratch) scratch = sub;
   }
   return scratch;
 }
 
 int64_t cg_workspace_bytes(const Graph *g, const CgOptions *o) {
-  const GemmTile *t = &gemm_tiles[cg_target_resolve(o)];
-  int64_t scratch = gemm_scratch(g, t);
-  return scratch ? round64(g->workspace_bytes) + scratch : g->workspace_bytes;
+  int64_t scratch = kernel_scratch(g, o);
+  return scratch ? cg_scratch_base(g) + scratch : g->workspace_bytes;
 }
 
 /* ---- the file-scope routines ----------------------------------------------------------------- */
 
-static void emit_pack(CgBuf *o, const GemmTile *t) {
-  cg_buf_printf(
-      o,
-      "/* op(B) (k_n x n, op(B)[p][j] = b[p * rs + j * cs]) as %d-wide slivers, k-major,\n"
-      " * zero-padded to a whole sliver */\n"
-      "static void lathe_gemm_pack_b(const float *b, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t k_n,\n"
-      "                              ptrdiff_t n, float *dst) {\n"
-      "  for (ptrdiff_t j0 = 0; j0 < n; j0 += %d) {\n"
-      "    const ptrdiff_t w = n - j0 < %d ? n - j0 : %d;\n"
-      "    for (ptrdiff_t p = 0; p < k_n; p++) {\n"
-      "      const float *src = b + p * rs + j0 * cs;\n"
-      "      ptrdiff_t j = 0;\n"
-      "      if (cs == 1 && w == %d) {\n"
-      "        for (; j < %d; j++) dst[j] = src[j];\n"
-      "      } else {\n"
-      "        for (; j < w; j++) dst[j] = src[j * cs];\n"
-      "        for (; j < %d; j++) dst[j] = 0.0f;\n"
-      "      }\n"
-      "      dst += %d;\n"
-      "    }\n"
-      "  }\n"
-      "}\n\n",
-      t->nr, t->nr, t->nr, t->nr, t->nr, t->nr, t->nr, t->nr);
-  cg_buf_printf(
-      o,
-      "/* op(A) (mc x kc, op(A)[i][p] = a[i * rs + p * cs]) as %d-tall slivers, k-major,\n"
-      " * zero-padded to a whole sliver */\n"
-      "static void lathe_gemm_pack_a(const float *a, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mc,\n"
-      "                              ptrdiff_t kc, float *dst) {\n"
-      "  for (ptrdiff_t i0 = 0; i0 < mc; i0 += %d) {\n"
-      "    const ptrdiff_t h = mc - i0 < %d ? mc - i0 : %d;\n"
-      "    for (ptrdiff_t p = 0; p < kc; p++) {\n"
-      "      ptrdiff_t i = 0;\n"
-      "      for (; i < h; i++) dst[i] = a[(i0 + i) * rs + p * cs];\n"
-      "      for (; i < %d; i++) dst[i] = 0.0f;\n"
-      "      dst += %d;\n"
-      "    }\n"
-      "  }\n"
-      "}\n\n",
-      t->mr, t->mr, t->mr, t->mr, t->mr, t->mr);
+/* Appends tmpl to o with @MR@, @NR@ and @TILE@ (the tile's floats, rounded to 64 bytes)
+ * replaced by the target's numbers. */
+/* The per-tile lines of lathe_gemm: where the tile lives, and what comes before the loop
+ * over the B slivers. One thread: one tile in the scratch. Several (--threads): the slivers
+ * are shared out by OpenMP when the block is large enough, each with a tile of its own on
+ * the stack (a vector array on GNU C, so the vector kernel's stores are aligned). */
+static void tile_lines(const GemmTile *t, int threads, char *par, char *decl, size_t cap) {
+  if (threads <= 1) {
+    snprintf(par, cap, "%s", "");
+    snprintf(decl, cap, "%s", "          float *const tile = ws;\n");
+    return;
+  }
+  snprintf(par, cap,
+           "        const int lathe_par = mc * nc * kc >= %d; /* else one thread */\n"
+           "        (void)lathe_par;\n"
+           "        LATHE_GEMM_OMP\n",
+           1 << 18);
+  if (t->vec > 0)
+    snprintf(decl, cap,
+             "#if defined(__GNUC__)\n"
+             "          lathe_vf tl[%d];\n"
+             "#else\n"
+             "          float tl[%d];\n"
+             "#endif\n"
+             "          float *const tile = (float *)tl;\n",
+             t->mr * t->nr / t->vec, t->mr * t->nr);
+  else
+    snprintf(decl, cap, "          float tl[%d], *const tile = tl;\n", t->mr * t->nr);
 }
+
+/* Appends tmpl to o with @MR@, @NR@, @TILE@ (the tile's floats, rounded to 64 bytes) and the
+ * lines @PAR@, @TILEDECL@ (tile_lines) replaced. */
+static void emit_template(CgBuf *o, const char *tmpl, const GemmTile *t, int threads) {
+  static const char *const keys[5] = {"@MR@", "@NR@", "@TILE@", "@PAR@", "@TILEDECL@"};
+  char vals[5][256];
+  snprintf(vals[0], sizeof vals[0], "%d", t->mr);
+  snprintf(vals[1], sizeof vals[1], "%d", t->nr);
+  snprintf(vals[2], sizeof vals[2], "%d", (int)(round64((int64_t)t->mr * t->nr * 4) / 4));
+  tile_lines(t, threads, vals[3], vals[4], sizeof vals[3]);
+  for (const char *p = tmpl; *p;) {
+    const char *at = strchr(p, '@');
+    int key = -1;
+    for (int i = 0; at && i < 5 && key < 0; i++)
+      if (strncmp(at, keys[i], strlen(keys[i])) == 0) key = i;
+    if (key < 0) {
+      size_t len = at ? (size_t)(at - p) + 1 : strlen(p);
+      cg_buf_printf(o, "%.*s", (int)len, p);
+      p += len;
+      continue;
+    }
+    cg_buf_printf(o, "%.*s%s", (int)(at - p), p, vals[key]);
+    p = at + strlen(keys[key]);
+  }
+}
+
+void cg_gemm_template(CgFunc *f, const char *tmpl) {
+  emit_template(f->globals, tmpl, &gemm_tiles[cg_target_resolve(f->opt)], 1);
+}
+
+static const char pack_text[] =
+    "/* The B operand of lathe_gemm: `pack` writes rows [p0, p0 + kc) x columns [j0, j0 + nc)\n"
+    " * of it as @NR@-wide slivers, k-major, zero-padded to a whole sliver. Plain matrices:\n"
+    " * B[p][j] = p[p * rs + j * cs]; convolutions (codegen/conv_gemm.c) read an implicit\n"
+    " * im2col matrix straight from an NCHW image described by g[]. */\n"
+    "typedef struct lathe_gemm_b lathe_gemm_b;\n"
+    "struct lathe_gemm_b {\n"
+    "  void (*pack)(const lathe_gemm_b *b, ptrdiff_t p0, ptrdiff_t kc, ptrdiff_t j0,\n"
+    "               ptrdiff_t nc, float *dst);\n"
+    "  const float *p;\n"
+    "  ptrdiff_t rs, cs;\n"
+    "  ptrdiff_t g[16];\n"
+    "};\n\n"
+    "/* A (mc x kc, A[i][p] = a[i * rs + p * cs]) as @MR@-tall slivers, k-major, zero-padded */\n"
+    "LATHE_GEMM_SHARED void lathe_gemm_pack_a(const float *a, ptrdiff_t rs, ptrdiff_t cs,\n"
+    "                                         ptrdiff_t mc, ptrdiff_t kc, float *dst) {\n"
+    "  for (ptrdiff_t i0 = 0; i0 < mc; i0 += @MR@) {\n"
+    "    const ptrdiff_t h = mc - i0 < @MR@ ? mc - i0 : @MR@;\n"
+    "    for (ptrdiff_t p = 0; p < kc; p++, dst += @MR@) {\n"
+    "      ptrdiff_t i = 0;\n"
+    "      LATHE_NOVEC for (; i < h; i++) dst[i] = a[(i0 + i) * rs + p * cs];\n"
+    "      LATHE_NOVEC for (; i < @MR@; i++) dst[i] = 0.0f;\n"
+    "    }\n"
+    "  }\n"
+    "}\n\n";
+
+static const char strided_text[] =
+    "LATHE_GEMM_SHARED void lathe_gemm_pack_strided(const lathe_gemm_b *b, ptrdiff_t p0,\n"
+    "                                               ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nc,\n"
+    "                                               float *dst) {\n"
+    "  const ptrdiff_t rs = b->rs, cs = b->cs;\n"
+    "  for (ptrdiff_t j = 0; j < nc; j += @NR@) {\n"
+    "    const ptrdiff_t w = nc - j < @NR@ ? nc - j : @NR@;\n"
+    "    const float *src = b->p + p0 * rs + (j0 + j) * cs;\n"
+    "    for (ptrdiff_t p = 0; p < kc; p++, src += rs, dst += @NR@) {\n"
+    "      ptrdiff_t x = 0;\n"
+    "      if (cs == 1 && w == @NR@) {\n"
+    "        memcpy(dst, src, @NR@ * sizeof(float));\n"
+    "      } else {\n"
+    "        LATHE_NOVEC for (; x < w; x++) dst[x] = src[x * cs];\n"
+    "        LATHE_NOVEC for (; x < @NR@; x++) dst[x] = 0.0f;\n"
+    "      }\n"
+    "    }\n"
+    "  }\n"
+    "}\n\n";
+
+static const char driver_text[] =
+    "/* c (mr x nr, row stride ldc) += the tile */\n"
+    "LATHE_GEMM_SHARED void lathe_gemm_add(ptrdiff_t mr, ptrdiff_t nr, const float *restrict t,\n"
+    "                                      float *restrict c, ptrdiff_t ldc) {\n"
+    "  for (ptrdiff_t i = 0; i < mr; i++)\n"
+    "    for (ptrdiff_t j = 0; j < nr; j++) c[i * ldc + j] += t[i * @NR@ + j];\n"
+    "}\n\n"
+    "/* C (m x n, row stride ldc) = A B, or C += A B when acc, A[i][p] = a[i * a_rs + p * a_cs].\n"
+    " * BLIS loop order: N panels of nc_max, K blocks of kc_max (B block packed), M blocks of\n"
+    " * mc_max (A block packed), then @MR@ x @NR@ tiles. ws: 64-byte aligned scratch holding\n"
+    " * the tile, the packed A block and the packed B panel (codegen/gemm.c sizes it). */\n"
+    "LATHE_GEMM_SHARED void lathe_gemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,\n"
+    "                                  ptrdiff_t a_rs, ptrdiff_t a_cs, const lathe_gemm_b *b,\n"
+    "                                  float *c, ptrdiff_t ldc, int acc, ptrdiff_t kc_max,\n"
+    "                                  ptrdiff_t mc_max, ptrdiff_t nc_max, float *ws) {\n"
+    "  float *const pa = ws + @TILE@;\n"
+    "  float *const pb = pa + ((mc_max + @MR@ - 1) / @MR@ * @MR@ * kc_max + 15) / 16 * 16;\n"
+    "  if (k <= 0 && !acc)\n"
+    "    for (ptrdiff_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));\n"
+    "  for (ptrdiff_t jc = 0; jc < n; jc += nc_max) {\n"
+    "    const ptrdiff_t nc = n - jc < nc_max ? n - jc : nc_max;\n"
+    "    for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {\n"
+    "      const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;\n"
+    "      const int add = acc || pc > 0;\n"
+    "      b->pack(b, pc, kc, jc, nc, pb);\n"
+    "      for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {\n"
+    "        const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;\n"
+    "        lathe_gemm_pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pa);\n"
+    "@PAR@"
+    "        for (ptrdiff_t jr = 0; jr < nc; jr += @NR@) {\n"
+    "@TILEDECL@"
+    "          const ptrdiff_t nr = nc - jr < @NR@ ? nc - jr : @NR@;\n"
+    "          for (ptrdiff_t ir = 0; ir < mc; ir += @MR@) {\n"
+    "            const ptrdiff_t mr = mc - ir < @MR@ ? mc - ir : @MR@;\n"
+    "            float *const cp = c + (ic + ir) * ldc + jc + jr;\n"
+    "            lathe_gemm_kernel(kc, pa + ir * kc, pb + jr * kc, tile);\n"
+    "            if (add) {\n"
+    "              lathe_gemm_add(mr, nr, tile, cp, ldc);\n"
+    "            } else {\n"
+    "              for (ptrdiff_t i = 0; i < mr; i++)\n"
+    "                memcpy(cp + i * ldc, tile + i * @NR@, (size_t)nr * sizeof(float));\n"
+    "            }\n"
+    "          }\n"
+    "        }\n"
+    "      }\n"
+    "    }\n"
+    "  }\n"
+    "}\n\n";
 
 static const char kernel_doc[] =
     "/* tile (%d x %d, row-major) = A sliver (%d x kc) * B sliver (kc x %d), both packed */\n";
@@ -196,8 +361,9 @@ static const char kernel_doc[] =
 static void emit_scalar_kernel(CgBuf *o, const GemmTile *t) {
   cg_buf_printf(o, kernel_doc, t->mr, t->nr, t->mr, t->nr);
   cg_buf_printf(o,
-                "static void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
-                "                              const float *restrict b, float *restrict t) {\n"
+                "LATHE_GEMM_SHARED void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
+                "                                         const float *restrict b,\n"
+                "                                         float *restrict t) {\n"
                 "  for (int x = 0; x < %d; x++) t[x] = 0.0f;\n"
                 "  for (ptrdiff_t p = 0; p < kc; p++) {\n"
                 "    for (int i = 0; i < %d; i++) {\n"
@@ -219,18 +385,18 @@ static void emit_kernel_attributes(CgBuf *o, const GemmTile *t) {
   if (t->isa) {
     cg_buf_printf(o,
                   "#if defined(__x86_64__) && defined(__clang__)\n"
-                  "#define LATHE_GEMM_FN static __attribute__((target(\"%s\")))\n"
+                  "#define LATHE_GEMM_FN static __attribute__((target(\"%s\"), noinline))\n"
                   "#elif defined(__x86_64__)\n"
-                  "#define LATHE_GEMM_FN static __attribute__((target(\"%s\"), %s))\n"
+                  "#define LATHE_GEMM_FN static __attribute__((target(\"%s\"), noinline, %s))\n"
                   "#elif defined(__clang__)\n",
                   t->isa, t->isa, contract);
   } else {
     cg_buf_puts(o, "#if defined(__clang__)\n");
   }
   cg_buf_printf(o,
-                "#define LATHE_GEMM_FN static\n"
+                "#define LATHE_GEMM_FN static __attribute__((noinline))\n"
                 "#else\n"
-                "#define LATHE_GEMM_FN static __attribute__((%s))\n"
+                "#define LATHE_GEMM_FN static __attribute__((noinline, %s))\n"
                 "#endif\n",
                 contract);
 }
@@ -266,16 +432,46 @@ static void emit_vector_kernel(CgBuf *o, const GemmTile *t) {
   cg_buf_puts(o, "}\n");
 }
 
+/* Every GEMM of the file calls these few routines; inlining them into each call site would
+ * multiply the code the compiler (the JIT above all) optimizes by the number of matmuls, for
+ * no measurable speed: each call does O(kc) or more work. (The generic target stays free of
+ * extensions, so there they are plain static functions.) */
+static const char shared_doc[] =
+    "/* shared by every GEMM of this file: kept out of line (compile time) */\n"
+    "#if defined(__GNUC__)\n"
+    "#define LATHE_GEMM_SHARED static __attribute__((noinline))\n"
+    "#else\n"
+    "#define LATHE_GEMM_SHARED static\n"
+    "#endif\n\n";
+
+/* Every target: <string.h> (memcpy), and LATHE_NOVEC, which keeps Clang's vectorizer off the
+ * short gather and zero-fill loops of the packing routines (compile time, no speed lost). */
+static const char common_doc[] =
+    "#include <string.h>\n"
+    "#if defined(__clang__)\n"
+    "#define LATHE_NOVEC _Pragma(\"clang loop vectorize(disable)\")\n"
+    "#else\n"
+    "#define LATHE_NOVEC\n"
+    "#endif\n";
+
 static const char prelude_mark[] = "/* ---- GEMM routines (codegen/gemm.c)";
 
-/* The packing routines and the micro-kernel, once per file. */
-static void emit_prelude(CgFunc *f, CgTarget target) {
+bool cg_gemm_once(CgFunc *f, const char *mark) {
+  if (f->globals->data && strstr(f->globals->data, mark)) return false;
+  cg_buf_printf(f->globals, "/* %s */\n", mark);
+  return true;
+}
+
+void cg_gemm_prelude(CgFunc *f) {
   CgBuf *o = f->globals;
   if (o->data && strstr(o->data, prelude_mark)) return;
+  CgTarget target = cg_target_resolve(f->opt);
   const GemmTile *t = &gemm_tiles[target];
   cg_buf_printf(o, "%s for %s: %d x %d micro-tile ---- */\n\n", prelude_mark,
                 target_names[target], t->mr, t->nr);
-  emit_pack(o, t);
+  cg_buf_puts(o, common_doc);
+  cg_buf_puts(o, t->vec > 0 ? shared_doc : "#define LATHE_GEMM_SHARED static\n\n");
+  emit_template(o, pack_text, t, 1);
   if (t->vec > 0) {
     cg_buf_puts(o, "#if defined(__GNUC__)\n");
     emit_vector_kernel(o, t);
@@ -284,134 +480,70 @@ static void emit_prelude(CgFunc *f, CgTarget target) {
   emit_scalar_kernel(o, t);
   if (t->vec > 0) cg_buf_puts(o, "#endif\n");
   cg_buf_puts(o, "\n");
+  if (f->opt->threads > 1)
+    cg_buf_printf(o,
+                  "#ifdef _OPENMP\n#define LATHE_GEMM_OMP _Pragma(\"omp parallel for "
+                  "num_threads(%d) schedule(static) if(lathe_par)\")\n#else\n"
+                  "#define LATHE_GEMM_OMP\n#endif\n",
+                  f->opt->threads);
+  emit_template(o, driver_text, t, f->opt->threads);
 }
 
-/* ---- the loop nest --------------------------------------------------------------------------- */
+/* ---- the call sites -------------------------------------------------------------------------- */
 
-/* `for (int64_t v = 0; v < bound; v += step) {` with v fresh; returns v */
-static const char *block_open(CgFunc *f, const char *base, const char *bound, int64_t step) {
+void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
+                  const char *b, const char *c, int64_t ldc, const char *acc, int64_t at) {
+  cg_line(f->e,
+          "lathe_gemm(%lld, %lld, %lld, %s, %lld, %lld, &%s, %s, %lld, %s, %lld, %lld, %lld, "
+          "(float *)((char *)ws + %lld));",
+          (long long)p->m, (long long)p->n, (long long)p->k, a, (long long)a_rs,
+          (long long)a_cs, b, c, (long long)ldc, acc, (long long)p->kc, (long long)p->mc,
+          (long long)p->nc, (long long)(cg_scratch_base(f->g) + at));
+}
+
+/* for (int64_t v = 0; v < extent; v++) {, always emitted (extent may be 1) */
+static const char *plain_loop(CgFunc *f, const char *base, int64_t extent) {
   cg_scope_push(f->e);
   const char *v = cg_fresh(f->e, base);
-  if (step == 1)
-    cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", v, v, bound, v);
-  else
-    cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s += %lld)", v, v, bound, v, (long long)step);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", v, v, (long long)extent, v);
   return v;
 }
 
-static void block_close(CgFunc *f) {
+static void plain_close(CgFunc *f) {
   cg_close(f->e);
   cg_scope_pop(f->e);
 }
 
-/* `const int64_t len = bound - v < step ? bound - v : step;` */
-static const char *block_len(CgFunc *f, const char *base, const char *v, const char *bound,
-                             int64_t step) {
-  const char *len = cg_fresh(f->e, base);
-  cg_line(f->e, "const int64_t %s = %s - %s < %lld ? %s - %s : %lld;", len, bound, v,
-          (long long)step, bound, v, (long long)step);
-  return len;
-}
-
-typedef struct GemmNames {
-  const char *tile, *pa, *pb, *acc; /* scratch pointers */
-  const char *pc, *kc;              /* current K block */
-} GemmNames;
-
-/* Opens the loops over the valid mr x nr part of the tile; ij[] = the element's row and
- * column, *idx its row-major index in C, *tv its tile element. */
-static void tile_open(CgFunc *f, const GemmShape *s, const GemmTile *t, const GemmNames *nm,
-                      const char *const *pos, const char **ij, const char **idx,
-                      const char **tv) {
-  const char *ii = block_open(f, "ii", pos[2], 1);
-  const char *jj = block_open(f, "jj", pos[3], 1);
-  ij[0] = cg_fresh(f->e, "i");
-  ij[1] = cg_fresh(f->e, "j");
-  cg_line(f->e, "const int64_t %s = %s + %s, %s = %s + %s;", ij[0], pos[0], ii, ij[1], pos[1],
-          jj);
-  *idx = arena_printf(f->arena, "%s * %lld + %s", ij[0], (long long)s->n, ij[1]);
-  *tv = arena_printf(f->arena, "%s[%s * %d + %s]", nm->tile, ii, t->nr, jj);
-}
-
-static void tile_close(CgFunc *f) {
-  block_close(f);
-  block_close(f);
-}
-
-/* The valid mr x nr part of the tile: partial sums while K blocks remain (first block:
- * stored, later ones: added), else the finished elements through the caller's store. Each
- * phase is its own branch-free loop nest, so the compiler can vectorize it. */
-static bool write_back(CgFunc *f, const GemmShape *s, const GemmTile *t, const GemmNames *nm,
-                       const char *const *pos, const CgGemmStore *store) {
-  const char *ij[2], *idx, *tv;
-  if (s->n_kb > 1) {
-    cg_open(f->e, "if (%s + %s < %lld)", nm->pc, nm->kc, (long long)s->k);
-    tile_open(f, s, t, nm, pos, ij, &idx, &tv);
-    const char *part = cg_fresh(f->e, "part");
-    cg_line(f->e, "const float %s = %s;", part, tv);
-    cg_line(f->e, "%s[%s] = %s == 0 ? %s : %s[%s] + %s;", nm->acc, idx, nm->pc, part, nm->acc,
-            idx, part);
-    tile_close(f);
-    cg_line(f->e, "continue;");
-    cg_close(f->e);
-  }
-  tile_open(f, s, t, nm, pos, ij, &idx, &tv);
+/* the fused epilogue: one pass over the finished product prod (M x N, row-major) */
+static bool epilogue(CgFunc *f, const GemmShape *s, const char *prod, const CgGemmStore *store) {
+  const char *ij[2];
+  ij[0] = plain_loop(f, "i", s->plan.m);
+  ij[1] = plain_loop(f, "j", s->plan.n);
+  const char *idx = arena_printf(f->arena, "%s * %lld + %s", ij[0], (long long)s->plan.n, ij[1]);
   const char *v = cg_fresh(f->e, "v");
-  if (s->n_kb > 1)
-    cg_line(f->e, "const float %s = %s + %s[%s];", v, tv, nm->acc, idx);
-  else
-    cg_line(f->e, "const float %s = %s;", v, tv);
+  cg_line(f->e, "const float %s = %s[%s];", v, prod, idx);
   bool ok = store->emit(f, store->ctx, ij, idx, v);
-  tile_close(f);
+  plain_close(f);
+  plain_close(f);
   return ok;
 }
 
-/* for jr, ir: the micro-kernel and the write-back; ic, mc: the current M block; jc, nc: the
- * current N panel (jc NULL: a single panel of all N columns) */
-static bool emit_tiles(CgFunc *f, const GemmShape *s, const GemmTile *t, const GemmNames *nm,
-                       const char *const *blk, const CgGemmStore *store) {
-  const char *ic = blk[0], *mc = blk[1], *jc = blk[2];
-  const char *n = jc ? blk[3] : arena_printf(f->arena, "%lld", (long long)s->n);
-  const char *jr = block_open(f, "jr", n, t->nr);
-  const char *nr = block_len(f, "nr", jr, n, t->nr);
-  const char *ir = block_open(f, "ir", mc, t->mr);
-  const char *mr = block_len(f, "mr", ir, mc, t->mr);
-  cg_line(f->e, "lathe_gemm_kernel(%s, %s + %s * %s, %s + %s * %lld + %s * %d, %s);", nm->kc,
-          nm->pa, ir, nm->kc, nm->pb, jr, (long long)s->k, nm->pc, t->nr, nm->tile);
-  const char *row = arena_printf(f->arena, "%s + %s", ic, ir);
-  const char *col = jc ? arena_printf(f->arena, "%s + %s", jc, jr) : jr;
-  const char *const pos[4] = {row, col, mr, nr};
-  bool ok = write_back(f, s, t, nm, pos, store);
-  block_close(f);
-  block_close(f);
-  return ok;
-}
-
-static const char *scratch_ptr(CgFunc *f, const char *base, int64_t offset) {
-  const char *v = cg_fresh(f->e, base);
-  cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", v, (long long)offset);
-  return v;
-}
-
-/* Packs op(B): all of it, or (N wider than a panel) opens the loop over N panels, sets
- * blk[2], blk[3] to its variable and width, and packs the current panel. */
-static void pack_b(CgFunc *f, const GemmShape *s, const char *b, const char *pb,
-                   const char **blk) {
-  const char *width = arena_printf(f->arena, "%lld", (long long)s->n);
-  if (s->nc < s->n) {
-    blk[2] = block_open(f, "jc", width, s->nc);
-    blk[3] = width = block_len(f, "nc", blk[2], width, s->nc);
-    b = arena_printf(f->arena, "%s + %s * %lld", b, blk[2], (long long)s->b_cs);
-  }
-  cg_line(f->e, "lathe_gemm_pack_b(%s, %lld, %lld, %lld, %s, %s);", b, (long long)s->b_rs,
-          (long long)s->b_cs, (long long)s->k, width, pb);
-}
-
-static void gemm_comment(CgFunc *f, const GemmShape *s, CgTarget target, const GemmTile *t) {
+/* per_batch: a loop over the batches, one GEMM each, straight into the matmul's buffer */
+static bool gemm_per_batch(CgFunc *f, NodeId mm, const GemmShape *s) {
+  const Node *node = graph_node(f->g, mm);
+  const char *bt = plain_loop(f, "batch", s->batch);
+  const char *gb = cg_fresh(f->e, "gemm_b");
   cg_line(f->e,
-          "/* GEMM %lld x %lld x %lld (M x K x N), %s: %d x %d tiles, K in %lld blocks of %lld */",
-          (long long)s->m, (long long)s->k, (long long)s->n, target_names[target], t->mr, t->nr,
-          (long long)s->n_kb, (long long)s->kc);
+          "const lathe_gemm_b %s = {lathe_gemm_pack_strided, %s + %s * %lld, %lld, %lld, {0}};",
+          gb, f->val[node->in[1]].expr, bt, (long long)s->b_bs, (long long)s->b_rs,
+          (long long)s->b_cs);
+  const char *a = arena_printf(f->arena, "%s + %s * %lld", f->val[node->in[0]].expr, bt,
+                               (long long)s->a_bs);
+  const char *c = arena_printf(f->arena, "%s + %s * %lld", f->val[mm].expr, bt,
+                               (long long)(s->plan.m * s->plan.n));
+  cg_gemm_call(f, &s->plan, a, s->a_rs, s->a_cs, gb, c, s->plan.n, "0", 0);
+  plain_close(f);
+  return true;
 }
 
 bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
@@ -419,33 +551,29 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
   const GemmTile *t = &gemm_tiles[target];
   const Node *node = graph_node(f->g, mm);
   GemmShape s;
-  gemm_shape(f->g, mm, t, node->group >= 0, &s); /* as cg_workspace_bytes reserved it */
-  if (!store->partial && s.n_kb > 1 && node->group < 0) {
-    diag_error(f->diag, node->loc, "internal error: matmul %u has no partial-sum buffer", mm);
+  gemm_shape(f->g, mm, f->opt, &s); /* as cg_workspace_bytes reserved it */
+  if (!store->partial && node->group < 0) {
+    diag_error(f->diag, node->loc, "internal error: matmul %u has no output buffer", mm);
     return false;
   }
-  emit_prelude(f, target);
-  gemm_comment(f, &s, target, t);
-  int64_t base = round64(f->g->workspace_bytes);
-  GemmNames nm = {scratch_ptr(f, "gemm_tile", base + s.off_tile),
-                  scratch_ptr(f, "gemm_a", base + s.off_a),
-                  scratch_ptr(f, "gemm_b", base + s.off_b), store->partial, NULL, NULL};
-  if (!nm.acc && s.n_kb > 1) nm.acc = scratch_ptr(f, "gemm_acc", base + s.off_acc);
-  const char *a = f->val[node->in[0]].expr, *blk[4] = {NULL, NULL, NULL, NULL};
-  pack_b(f, &s, f->val[node->in[1]].expr, nm.pb, blk);
-  const char *k = arena_printf(f->arena, "%lld", (long long)s.k);
-  nm.pc = block_open(f, "pc", k, s.kc);
-  nm.kc = block_len(f, "kc", nm.pc, k, s.kc);
-  const char *m = arena_printf(f->arena, "%lld", (long long)s.m);
-  int64_t mc_max = s.m < t->mc ? s.m : t->mc;
-  const char *ic = blk[0] = block_open(f, "ic", m, mc_max);
-  const char *mc = blk[1] = block_len(f, "mc", ic, m, mc_max);
-  cg_line(f->e, "lathe_gemm_pack_a(%s + %s * %lld + %s * %lld, %lld, %lld, %s, %s, %s);", a, ic,
-          (long long)s.a_rs, nm.pc, (long long)s.a_cs, (long long)s.a_rs, (long long)s.a_cs, mc,
-          nm.kc, nm.pa);
-  bool ok = emit_tiles(f, &s, t, &nm, blk, store);
-  block_close(f);
-  block_close(f);
-  if (blk[2]) block_close(f);
-  return ok;
+  cg_gemm_prelude(f);
+  if (cg_gemm_once(f, "lathe_gemm_pack_strided (codegen/gemm.c)"))
+    emit_template(f->globals, strided_text, t, 1);
+  cg_line(f->e, "/* GEMM %lld x %lld x %lld (M x K x N), %s: %d x %d tiles, K blocks of %lld */",
+          (long long)s.plan.m, (long long)s.plan.k, (long long)s.plan.n, target_names[target],
+          t->mr, t->nr, (long long)s.plan.kc);
+  if (s.batch > 1) return gemm_per_batch(f, mm, &s);
+  const char *gb = cg_fresh(f->e, "gemm_b");
+  cg_line(f->e, "const lathe_gemm_b %s = {lathe_gemm_pack_strided, %s, %lld, %lld, {0}};", gb,
+          f->val[node->in[1]].expr, (long long)s.b_rs, (long long)s.b_cs);
+  /* unfused: straight into the matmul's buffer; fused: into its buffer or a scratch one, then
+   * the epilogue (never into another member's buffer: an input updated in place may be it) */
+  const char *prod = store->partial;
+  if (!prod) {
+    prod = cg_fresh(f->e, "gemm_c");
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", prod,
+            (long long)(cg_scratch_base(f->g) + s.off_acc));
+  }
+  cg_gemm_call(f, &s.plan, f->val[node->in[0]].expr, s.a_rs, s.a_cs, gb, prod, s.plan.n, "0", 0);
+  return node->group < 0 || epilogue(f, &s, prod, store);
 }

@@ -1,8 +1,9 @@
 /* codegen/gemm.h — the packed, register-blocked f32 GEMM (private to codegen/).
  *
  * lower.c hands a 2-D f32 matmul (alone, or with its fused elementwise epilogue) to
- * cg_gemm_lower, which emits a cache-blocked loop nest around a micro-kernel chosen by
- * CgOptions.target; the elementwise part of the store is the caller's (CgGemmStore). The
+ * cg_gemm_lower, which emits a call of the file's shared cache-blocked GEMM routine (its
+ * micro-kernel chosen by CgOptions.target); the elementwise part of the store is the
+ * caller's (CgGemmStore). The convolutions (conv_gemm.c) call the same routine. The
  * packing buffers live in a scratch region at the top of the entry's workspace, so every
  * workspace size codegen publishes is cg_workspace_bytes, not Graph.workspace_bytes.
  */
@@ -16,15 +17,38 @@
 typedef struct CgGemmStore {
   bool (*emit)(CgFunc *f, void *ctx, const char **ij, const char *idx, const char *value);
   void *ctx;
-  const char *partial; /* an M x N buffer that may hold partial sums (the matmul's own), or
-                        * NULL (fused groups only): a scratch buffer is used when K needs
-                        * several blocks */
+  const char *partial; /* the matmul's own M x N buffer, or NULL (fused groups only): the
+                        * product then goes to a scratch buffer before the epilogue */
 } CgGemmStore;
+
+/* The blocking of one lathe_gemm call (C = A B, A: m x k, B: k x n) and the scratch bytes it
+ * needs from its offset in the scratch region. */
+typedef struct CgGemmPlan {
+  int64_t m, k, n;
+  int64_t kc, mc, nc; /* K block, M block, N panel */
+  int64_t bytes;
+} CgGemmPlan;
+
+void cg_gemm_plan(const CgOptions *o, int64_t m, int64_t k, int64_t n, CgGemmPlan *p);
+/* the byte offset of the scratch region in g's workspace (above the memory plan) */
+int64_t cg_scratch_base(const Graph *g);
+/* writes lathe_gemm and the routines it uses into f->globals, once per file */
+void cg_gemm_prelude(CgFunc *f);
+/* true the first time mark is asked for in f's file (then written there as a comment):
+ * file-scope routines are written once, and only when used (no unused static function) */
+bool cg_gemm_once(CgFunc *f, const char *mark);
+/* appends C text to f->globals with @MR@, @NR@ (the micro-tile) and @TILE@ replaced */
+void cg_gemm_template(CgFunc *f, const char *tmpl);
+/* emits `lathe_gemm(...)`: c (row stride ldc) = a b, or += when the C expression acc is true;
+ * a[i][p] = a[i * a_rs + p * a_cs]; b names a lathe_gemm_b in scope; the call's scratch starts
+ * at byte `at` of the scratch region */
+void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
+                  const char *b, const char *c, int64_t ldc, const char *acc, int64_t at);
 
 /* whether cg_gemm_lower handles matmul node `mm` of g (2-D, f32, M >= 2, array operands) */
 bool cg_gemm_applies(const Graph *g, NodeId mm);
 bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store);
-/* the workspace an entry needs: the memory plan plus the GEMM packing scratch */
+/* the workspace an entry needs: the memory plan plus the GEMM and convolution scratch */
 int64_t cg_workspace_bytes(const Graph *g, const CgOptions *o);
 /* the resolved target of o (never CG_TARGET_NATIVE) */
 CgTarget cg_target_resolve(const CgOptions *o);

@@ -136,6 +136,10 @@ void cg_nest_close(CgFunc *f, const Shape *s, const char **vars) {
     cg_loop_close(f, vars[d]);
 }
 
+void cg_omp_for(CgFunc *f, int64_t flops) {
+  if (f->opt->threads > 1 && flops >= CG_OMP_MIN_FLOPS) cg_line(f->e, "LATHE_OMP_FOR");
+}
+
 static bool unsupported(CgFunc *f, NodeId id, const char *what) {
   const Node *n = graph_node(f->g, id);
   diag_error(f->diag, n->loc, "cannot generate C for %s %%%u (%s): %s", ir_ops[n->op].name, id,
@@ -145,8 +149,11 @@ static bool unsupported(CgFunc *f, NodeId id, const char *what) {
 
 /* ---- elementwise ----------------------------------------------------------------------- */
 
-/* f32 -> "expf", f64 -> "exp"; integers go through double */
+/* f32 -> "expf", f64 -> "exp"; integers go through double. f32 exp and tanh use the
+ * vectorizable lathe_expf / lathe_tanhf of the generated prelude (c_backend.c), not libm. */
 static const char *math_call(CgFunc *f, DType t, const char *fn, const char *x) {
+  if (t == DT_F32 && (strcmp(fn, "exp") == 0 || strcmp(fn, "tanh") == 0))
+    return arena_printf(f->arena, "lathe_%sf(%s)", fn, x);
   if (t == DT_F32) return arena_printf(f->arena, "%sf(%s)", fn, x);
   if (t == DT_F64) return arena_printf(f->arena, "%s(%s)", fn, x);
   return arena_printf(f->arena, "(%s)%s((double)%s)", ctype(t), fn, x);
@@ -241,12 +248,14 @@ static const char *ew_expr(CgFunc *f, const Node *n, const char *x, const char *
     return arena_printf(a, "(%s > %s ? %s : %s < %s ? -%s : %s)", x, zero, one, x, zero, one, x);
   case OP_RELU:
     return arena_printf(a, "(%s > %s ? %s : %s)", x, zero, x, zero);
-  case OP_SIGMOID: { /* exp never overflows: exp(-x) for x >= 0, exp(x) otherwise */
-    const char *en = math_call(f, t, "exp", arena_printf(a, "-%s", x));
-    const char *ep = math_call(f, t, "exp", x);
-    return arena_printf(a, "(%s >= %s ? %s / (%s + %s) : %s / (%s + %s))", x, zero, one, one, en,
-                        ep, one, ep);
-  }
+  case OP_SIGMOID: /* one exp, which never overflows: e = exp(-|x|) */
+    if (t == DT_F32) return arena_printf(a, "lathe_sigmoidf(%s)", x);
+    {
+      const char *en = math_call(f, t, "exp", arena_printf(a, "-%s", x));
+      const char *ep = math_call(f, t, "exp", x);
+      return arena_printf(a, "(%s >= %s ? %s / (%s + %s) : %s / (%s + %s))", x, zero, one, one,
+                          en, ep, one, ep);
+    }
   case OP_TANH:
     return math_call(f, t, "tanh", x);
   case OP_ERF:
@@ -627,6 +636,25 @@ static bool lower_reduce(CgFunc *f, NodeId id) {
   return true;
 }
 
+/* ---- helpers shared with the row-wise group lowering (lower_rows.c, declared in lower.h) ---- */
+
+const char *cg_at(CgFunc *f, NodeId id, const char *index) { return at(f, id, index); }
+const char *cg_index_expr(Arena *a, int n, const char *const *vars, const int64_t *stride) {
+  return index_expr(a, n, vars, stride);
+}
+const char *cg_broadcast_index(CgFunc *f, const Shape *in, const Shape *out, const char **vars) {
+  return broadcast_index(f, in, out, vars);
+}
+const char *cg_ew_expr(CgFunc *f, const Node *n, const char *x, const char *y) {
+  return ew_expr(f, n, x, y);
+}
+const char *cg_math_call(CgFunc *f, DType t, const char *fn, const char *x) {
+  return math_call(f, t, fn, x);
+}
+const char *cg_is_nan(CgFunc *f, DType t, const char *x) { return is_nan(f, t, x); }
+const char *cg_lowest(CgFunc *f, DType t) { return lowest(f, t); }
+bool cg_unsupported(CgFunc *f, NodeId id, const char *what) { return unsupported(f, id, what); }
+
 /* ---- the table and the driver -------------------------------------------------------------- */
 
 typedef bool (*LowerFn)(CgFunc *, NodeId);
@@ -903,7 +931,8 @@ static void group_comment(CgFunc *f, const Fused *u) {
 bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
   Fused u = {members, n_members, NULL, &graph_node(f->g, members[0])->shape, IR_NONE, NULL};
   u.reg = arena_alloc(f->arena, (size_t)n_members * sizeof *u.reg);
-  for (int k = 0; k < n_members; k++) {
+  bool rows = cg_rows_group(f->g, members, n_members);
+  for (int k = 0; k < n_members && !rows; k++) {
     const Node *n = graph_node(f->g, members[k]);
     if (n->op == OP_MATMUL) u.mm = members[k];
     if (!shape_equal(&n->shape, u.shape) && n->op != OP_MATMUL)
@@ -917,7 +946,9 @@ bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
     cg_raw(f->e, "#line %u \"%s\"", first->loc.line, cg_string_safe(f->arena, first->loc.file));
   size_t start = f->e->body.len;
   cg_scope_push(f->e);
-  bool ok = u.mm != IR_NONE ? lower_mm_group(f, &u) : lower_ew_group(f, &u);
+  bool ok = rows                ? cg_lower_rows(f, members, n_members)
+            : u.mm != IR_NONE ? lower_mm_group(f, &u)
+                              : lower_ew_group(f, &u);
   cg_scope_pop(f->e);
   kernel_scope(f, start);
   if (line) cg_raw(f->e, "%s", CG_LINE_RESYNC);

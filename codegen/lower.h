@@ -56,5 +56,26 @@ const char *cg_loop_open(CgFunc *f, const char *base, int64_t extent);
 void cg_loop_close(CgFunc *f, const char *var);
 void cg_nest_open(CgFunc *f, const Shape *s, const char **vars); /* one loop per dim */
 void cg_nest_close(CgFunc *f, const Shape *s, const char **vars);
+/* `#pragma omp parallel for num_threads(N)` before the next loop when the options ask for
+ * threads and the kernel does at least CG_OMP_MIN_FLOPS of work (waking threads costs
+ * microseconds); the loop's iterations must be independent */
+#define CG_OMP_MIN_FLOPS ((int64_t)1 << 20)
+void cg_omp_for(CgFunc *f, int64_t flops);
+
+/* Helpers of lower.c shared with the row-wise group lowering (lower_rows.c): an element of a
+ * node, index expressions, one element of an elementwise op, math calls, NaN tests, the lowest
+ * value of a type, an "unsupported" diagnostic. */
+const char *cg_at(CgFunc *f, NodeId id, const char *index);
+const char *cg_index_expr(Arena *a, int n, const char *const *vars, const int64_t *stride);
+const char *cg_broadcast_index(CgFunc *f, const Shape *in, const Shape *out, const char **vars);
+const char *cg_ew_expr(CgFunc *f, const Node *n, const char *x, const char *y);
+const char *cg_math_call(CgFunc *f, DType t, const char *fn, const char *x);
+const char *cg_is_nan(CgFunc *f, DType t, const char *x);
+const char *cg_lowest(CgFunc *f, DType t);
+bool cg_unsupported(CgFunc *f, NodeId id, const char *what);
+/* Row-wise groups (passes/fuse.c): a group with a softmax, a reduction or a one-hot member is
+ * lowered by codegen/lower_rows.c as one loop over rows, a few passes along each row. */
+bool cg_rows_group(const Graph *g, const NodeId *members, int n_members);
+bool cg_lower_rows(CgFunc *f, const NodeId *members, int n_members);
 
 #endif

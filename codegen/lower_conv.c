@@ -11,6 +11,8 @@
  * extra columns), so every tap is one long contiguous axpy of P = (Ho-1)*W + Wo elements into
  * the output plane. (The same trick for conv2d and conv2d_grad_weight measured slower than
  * the row-wise loops above on the examples/cnn.lathe train step, so they do not use it.)
+ * These loops are the general path: f32 convolutions of array operands take the implicit
+ * GEMM of conv_gemm.c instead (the loops stay for f64 and splat-constant operands).
  * Pooling windows are small, so pooling tests bounds per element. All kernels zero their
  * output first where they accumulate; these ops are FUSE_OPAQUE, so the output never shares
  * an input's buffer. Variables come from cg_fresh in the kernel's scope.
@@ -179,6 +181,7 @@ static void conv_transpose2d_fast(CgFunc *f, NodeId id, const ConvDims *d) {
 
 /* Y = conv2d(X, W): per (b, o, ci, tap), y[row][ow] += w * x[row'][ow * sw] */
 bool lower_conv2d(CgFunc *f, NodeId id) {
+  if (cg_conv_gemm_applies(f->g, id)) return cg_conv_gemm_lower(f, id);
   const Node *n = graph_node(f->g, id);
   const Node *x = graph_node(f->g, n->in[0]), *w = graph_node(f->g, n->in[1]);
   ConvDims d = conv_dims(&x->shape, &n->shape, &w->shape, &n->attr.conv);
@@ -205,6 +208,7 @@ bool lower_conv2d(CgFunc *f, NodeId id) {
 
 /* X = conv_transpose2d(Y, W): per (b, c, o in c's group, tap), x[row'][ow*sw] += w * y[row][ow] */
 bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
+  if (cg_conv_gemm_applies(f->g, id)) return cg_conv_gemm_lower(f, id);
   const Node *n = graph_node(f->g, id);
   const Node *y = graph_node(f->g, n->in[0]), *w = graph_node(f->g, n->in[1]);
   ConvDims d = conv_dims(&n->shape, &y->shape, &w->shape, &n->attr.conv);
@@ -241,6 +245,7 @@ bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
 /* W = conv2d_grad_weight(X, Y): per (o, ci, tap), part[ow] += y[row][ow] * x[row'][ow*sw]
  * over (b, oh), then w = sum(part) */
 bool lower_conv2d_grad_weight(CgFunc *f, NodeId id) {
+  if (cg_conv_gemm_applies(f->g, id)) return cg_conv_gemm_lower(f, id);
   const Node *n = graph_node(f->g, id);
   const Node *x = graph_node(f->g, n->in[0]), *y = graph_node(f->g, n->in[1]);
   ConvDims d = conv_dims(&x->shape, &y->shape, &n->shape, &n->attr.conv);

@@ -13,4 +13,10 @@ bool lower_max_pool2d(CgFunc *f, NodeId id);
 bool lower_max_pool2d_grad(CgFunc *f, NodeId id);
 bool lower_train_select(CgFunc *f, NodeId id);
 
+/* The f32 convolutions on the shared GEMM routine (conv_gemm.c): whether node id of g takes
+ * that path, its lowering, and the scratch bytes it needs (0 when it does not apply). */
+bool cg_conv_gemm_applies(const Graph *g, NodeId id);
+bool cg_conv_gemm_lower(CgFunc *f, NodeId id);
+int64_t cg_conv_scratch(const Graph *g, NodeId id, const CgOptions *o);
+
 #endif

@@ -64,10 +64,16 @@ bool lower_where(CgFunc *f, NodeId id) {
     bcast_strides(&graph_node(f->g, n->in[k])->shape, &n->shape, bst);
     x[k] = elem(f, n->in[k], index_sum(f->arena, 0, n->shape.rank, vars, bst));
   }
+  /* Both branches are loaded into locals before the select: with the loads inside `?:`,
+   * gcc 12 -O3 if-converts them into masked loads and miscompiles the nested loop
+   * (tests/grad_leaky_conv.sh); every index is in bounds, so loading both is safe. */
   DType ct = graph_node(f->g, n->in[0])->dtype;
+  const char *name[3] = {cg_fresh(f->e, "cond"), cg_fresh(f->e, "pick"), cg_fresh(f->e, "other")};
+  for (int k = 0; k < 3; k++)
+    cg_line(f->e, "const %s %s = %s;", dtype_c_name(k ? n->dtype : ct), name[k], x[k]);
   cg_line(f->e, "%s[%s] = %s != %s ? %s : %s;", f->val[id].expr,
-          index_sum(f->arena, 0, n->shape.rank, vars, ost), x[0],
-          cg_literal(f->arena, ct, 0), x[1], x[2]);
+          index_sum(f->arena, 0, n->shape.rank, vars, ost), name[0], cg_literal(f->arena, ct, 0),
+          name[1], name[2]);
   cg_nest_close(f, &n->shape, vars);
   return true;
 }

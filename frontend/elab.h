@@ -96,6 +96,10 @@ typedef struct Elab {
 /* elaborate.c */
 SrcLoc elab_loc(Elab *E, SrcLoc loc); /* the same location with a module-owned file name */
 Binding *elab_lookup(const Scope *s, const char *name);
+/* The const `name` as seen from s: consts are visible in the model and train blocks and in the
+ * fns of the file that declares them, not in the fns of other files (a library's signature
+ * `f32[N, C]` keeps N a shape variable even when the model declares `const N`). */
+Binding *elab_const(const Elab *E, const Scope *s, const char *name);
 void elab_bind(Elab *E, Scope *s, const char *name, Value v, SrcLoc loc);
 const Decl *elab_find_decl(const Elab *E, DeclKind kind, const char *name);
 bool elab_int(Elab *E, Value v, SrcLoc loc, const char *what, int64_t *out);

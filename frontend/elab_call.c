@@ -5,8 +5,8 @@
  * that is a bare name not yet bound (a shape variable) is bound to the actual size; any
  * other dimension is evaluated and compared; a leading `...` stands for the same leading
  * dims in every argument and the return type. The body is then elaborated in a fresh scope
- * (which sees consts, not the caller's bindings), and the result checked against the return
- * type.
+ * (which sees the consts of the fn's own file, not the caller's bindings), and the result
+ * checked against the return type.
  *
  * Naming rule for layer instances (a "layer" is a fn that declares params, directly or via
  * the fns it calls), applied per statement in evaluation order (arguments before the call):
@@ -173,10 +173,7 @@ static const char *type_str(Elab *E, Scope *fs, const TypeExpr *t) {
 }
 
 static bool is_shape_var(Elab *E, Scope *fs, const Expr *d) {
-  if (d->kind != EX_NAME || elab_lookup(fs, d->name)) return false;
-  for (Binding *c = E->consts; c; c = c->next)
-    if (strcmp(c->name, d->name) == 0) return false;
-  return true;
+  return d->kind == EX_NAME && !elab_lookup(fs, d->name) && !elab_const(E, fs, d->name);
 }
 
 /* Unifies the declared dims of t with the actual shape; binds shape variables in fs. */

@@ -434,6 +434,7 @@ static Value bi_transpose(Elab *E, Scope *s, const Expr *call, const Expr **a) {
   Value x;
   if (!tensor_arg(E, s, a[0], "transpose", &x)) return (Value){0};
   int rank = node_of(E, x)->shape.rank;
+  if (rank > IR_MAX_RANK) rank = IR_MAX_RANK; /* never: shapes are checked; tells gcc the bound */
   NodeAttr attr;
   memset(&attr, 0, sizeof attr);
   for (int i = 0; i < rank; i++)
@@ -552,6 +553,7 @@ static void unknown_name(Elab *E, Scope *s, const Expr *e) {
   const char **cands = arena_alloc(&E->scratch, (size_t)cap * sizeof *cands);
   for (int pass = 0; pass < 2; pass++) {
     for (Binding *b = pass ? E->consts : s->head; b; b = b->next) {
+      if (pass && elab_const(E, s, b->name) != b) continue; /* not visible here */
       if (n == cap) {
         const char **c = arena_alloc(&E->scratch, (size_t)cap * 2 * sizeof *c);
         memcpy(c, cands, (size_t)n * sizeof *c);
@@ -569,9 +571,7 @@ static void unknown_name(Elab *E, Scope *s, const Expr *e) {
 
 static Value elab_name(Elab *E, Scope *s, const Expr *e) {
   Binding *b = elab_lookup(s, e->name);
-  if (!b)
-    for (Binding *c = E->consts; c && !b; c = c->next)
-      if (strcmp(c->name, e->name) == 0) b = c;
+  if (!b) b = elab_const(E, s, e->name);
   if (b) return b->value;
   DType t;
   for (size_t i = 0; i < sizeof dtype_words / sizeof *dtype_words; i++)

@@ -42,6 +42,14 @@ Binding *elab_lookup(const Scope *s, const char *name) {
   return NULL;
 }
 
+Binding *elab_const(const Elab *E, const Scope *s, const char *name) {
+  const char *file = s->fn ? s->fn->loc.file : NULL;
+  for (Binding *c = E->consts; c; c = c->next)
+    if (strcmp(c->name, name) == 0 && (!file || !c->loc.file || strcmp(c->loc.file, file) == 0))
+      return c;
+  return NULL;
+}
+
 void elab_bind(Elab *E, Scope *s, const char *name, Value v, SrcLoc loc) {
   Binding *b = arena_alloc(&E->scratch, sizeof *b);
   *b = (Binding){name, v, loc, s->head};

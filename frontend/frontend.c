@@ -1,9 +1,10 @@
 /* frontend/frontend.c — the frontend's entry points: parse a file, load its imports, elaborate.
  *
- * `import NAME` loads LIB_DIR/NAME.lathe (FrontendOptions.lib_dir, else the build-time
- * LATHE_LIB_DIR). Imports are transitive and each library is loaded once; its decls are
- * appended to the same Program, so fns from every file share one namespace. Each loaded
- * text is registered with the Diag so its errors get caret lines too.
+ * `import NAME` loads LIB_DIR/NAME.lathe from the first of: FrontendOptions.lib_dir (--lib),
+ * $LATHE_LIB, the source tree's lib/ (LATHE_LIB_DIR), the installed share/lathe/lib
+ * (LATHE_LIB_INSTALL_DIR) that has the file. Imports are transitive and each library is
+ * loaded once; its decls are appended to the same Program, so fns from every file share one
+ * namespace. Each loaded text is registered with the Diag so its errors get caret lines too.
  */
 #include "frontend/ast.h"
 
@@ -13,6 +14,9 @@
 
 #ifndef LATHE_LIB_DIR
 #define LATHE_LIB_DIR "lib"
+#endif
+#ifndef LATHE_LIB_INSTALL_DIR
+#define LATHE_LIB_INSTALL_DIR LATHE_LIB_DIR
 #endif
 
 void frontend_options_init(FrontendOptions *o) {
@@ -53,14 +57,32 @@ static bool already_imported(const Program *p, int upto, const char *name) {
   return false;
 }
 
+/* Reads NAME.lathe from the first directory of the search path that has it; *path is where
+ * (or, when none has it, the list of places looked in). */
+static char *read_library(Program *p, const char *lib_dir, const char *name, const char **path) {
+  const char *env = getenv("LATHE_LIB");
+  const char *dirs[] = {lib_dir, env && *env ? env : NULL, LATHE_LIB_DIR, LATHE_LIB_INSTALL_DIR};
+  const char *tried = "";
+  for (size_t k = 0; k < sizeof dirs / sizeof dirs[0]; k++) {
+    if (!dirs[k]) continue;
+    *path = arena_printf(&p->arena, "%s/%s.lathe", dirs[k], name);
+    char *text = frontend_read(*path);
+    if (text) return text;
+    tried = arena_printf(&p->arena, "%s%s%s", tried, *tried ? ", " : "", *path);
+    if (lib_dir) break; /* an explicit --lib is the only place looked in */
+  }
+  *path = tried;
+  return NULL;
+}
+
 /* Loads every import, including those of imported files (the decl list grows as we go). */
 static bool frontend_load_imports(Program *p, const char *lib_dir, Diag *d) {
   bool ok = true;
   for (int i = 0; i < p->n_decls && !diag_full(d); i++) {
     const Decl *imp = p->decls[i];
     if (imp->kind != DECL_IMPORT || already_imported(p, i, imp->name)) continue;
-    const char *path = arena_printf(&p->arena, "%s/%s.lathe", lib_dir, imp->name);
-    char *text = frontend_read(path);
+    const char *path = NULL;
+    char *text = read_library(p, lib_dir, imp->name, &path);
     if (!text) {
       diag_error(d, imp->name_loc, "cannot import '%s': no file %s", imp->name, path);
       ok = false;
@@ -84,7 +106,7 @@ Module *frontend_compile(const char *path, const char *text, const FrontendOptio
   const char *file = arena_strdup(&p.arena, path ? path : "<input>");
   diag_add_source(d, file, text);
   bool ok = parse_program(&p, file, text, d);
-  ok &= frontend_load_imports(&p, o->lib_dir ? o->lib_dir : LATHE_LIB_DIR, d);
+  ok &= frontend_load_imports(&p, o->lib_dir, d);
   Module *m = ok ? elab_program(&p, file, o, d) : NULL;
   program_fini(&p);
   return m;

@@ -1,7 +1,8 @@
 /* passes/autodiff.c — reverse-mode differentiation at compile time (pass_autodiff).
  *
  * Runs on the train entries ("train" → steps[0], "train_<step>" → that step) and on "grad"
- * (steps[0], gradients only); other graphs are left untouched. The entry arrives as a clone
+ * (the step whose loss it kept: steps[0] unless `lathe grad --step`; gradients only); other
+ * graphs are left untouched. The entry arrives as a clone
  * of the model graph whose only output is the step's loss (OUT_LOSS, a rank-0 float).
  *
  *   1. select the params of the step (param_globs, fnmatch; none = all params);
@@ -136,7 +137,14 @@ static const TrainStep *entry_step(const Graph *g, bool *is_entry, bool *grad_on
   const Module *m = g->module;
   *is_entry = false;
   *grad_only = strcmp(g->name, "grad") == 0;
-  if (*grad_only || strcmp(g->name, "train") == 0) {
+  if (*grad_only) { /* the step whose loss the entry kept (pipeline.c: --step) */
+    *is_entry = true;
+    for (int i = 0; i < g->n_outputs; i++)
+      for (int k = 0; g->outputs[i].kind == OUT_LOSS && k < m->n_steps; k++)
+        if (m->steps[k].loss_node == g->outputs[i].node) return &m->steps[k];
+    return m->n_steps > 0 ? &m->steps[0] : NULL;
+  }
+  if (strcmp(g->name, "train") == 0) {
     *is_entry = true;
     return m->n_steps > 0 ? &m->steps[0] : NULL;
   }

@@ -23,6 +23,8 @@ typedef struct PassCtx {
   bool want_grad;         /* also derive a "grad" entry (gradients of steps[0]'s loss) */
   bool want_train;        /* derive train entries from the train block (default true) */
   bool want_eval;         /* derive "evaluate": the outputs and steps[0]'s loss, no update */
+  const char *grad_step;  /* the named train step whose loss "grad" differentiates; NULL =
+                           * the first */
 } PassCtx;
 
 void pass_ctx_init(PassCtx *c, Diag *d);

@@ -118,6 +118,21 @@ static bool add_entry(Module *m, Graph *g, PassCtx *c) {
   return passes_resolve_mode(g, passes_is_training_entry(g->name), c) && run_pipeline(g, c);
 }
 
+/* The step named c->grad_step (the first when NULL); NULL after a diagnostic naming the steps */
+static const TrainStep *grad_step(const Module *m, const PassCtx *c) {
+  if (!c->grad_step) return &m->steps[0];
+  char names[512] = "";
+  for (int i = 0; i < m->n_steps; i++) {
+    const char *name = m->steps[i].name ? m->steps[i].name : "(unnamed)";
+    if (m->steps[i].name && strcmp(name, c->grad_step) == 0) return &m->steps[i];
+    size_t n = strlen(names);
+    snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", name);
+  }
+  diag_error(c->diag, m->steps[0].loc, "no train step named '%s'; the train block has: %s",
+             c->grad_step, names);
+  return NULL;
+}
+
 bool passes_run_module(Module *m, PassCtx *c) {
   Graph *fwd = derive_entry(m, "forward", true, IR_NONE);
   if (fwd && !add_entry(m, fwd, c)) return false;
@@ -132,8 +147,9 @@ bool passes_run_module(Module *m, PassCtx *c) {
     if (g && !add_entry(m, g, c)) return false;
   }
   if (c->want_grad && m->n_steps > 0) {
-    Graph *g = derive_entry(m, "grad", false, m->steps[0].loss_node);
-    if (g && !add_entry(m, g, c)) return false;
+    const TrainStep *s = grad_step(m, c);
+    Graph *g = s ? derive_entry(m, "grad", false, s->loss_node) : NULL;
+    if (!s || (g && !add_entry(m, g, c))) return false;
   }
   if (c->want_eval && m->n_steps > 0) {
     Graph *g = derive_entry(m, "evaluate", true, m->steps[0].loss_node);

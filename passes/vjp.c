@@ -144,24 +144,45 @@ static bool vjp_cast(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 
 /* ---- structure ---------------------------------------------------------------------------- */
 
+/* [P..., M, K] -> [P * ... * M, K]: the batch dims of a matmul operand folded into its rows */
+static NodeId rows_2d(AdCtx *a, NodeId x) {
+  const Shape s = graph_node(a->g, x)->shape;
+  Shape r = {0};
+  r.rank = 2;
+  r.dim[1] = s.dim[s.rank - 1];
+  r.dim[0] = r.dim[1] ? shape_numel(&s) / r.dim[1] : 0;
+  return ad_reshape(a, x, &r);
+}
+
 /* C = op(A) @ op(B), op = transpose of the last two dims when trans_*:
  *   dA = dC @ op(B)^T  (or its transpose when trans_a),  dB = op(A)^T @ dC  (likewise),
  * written with the trans flags instead of explicit transposes. A broadcast batch dim is
- * summed back by ad_accumulate. */
+ * summed back by ad_accumulate — except for the common A[P..., M, K] @ B[K, N] (a dense layer
+ * on a sequence): its gradients are single 2-D GEMMs over all P * M rows, not P small
+ * matmuls and a sum over P. */
 static bool vjp_matmul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId x = n->in[0], y = n->in[1];
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
-  if (graph_node(a->g, x)->shape.rank < 2 || graph_node(a->g, y)->shape.rank < 2) {
+  const Shape xshape = graph_node(a->g, x)->shape, *xs = &xshape; /* the node array grows */
+  if (xs->rank < 2 || graph_node(a->g, y)->shape.rank < 2) {
     diag_error(a->diag, n->loc, "cannot differentiate 'matmul' with a rank-1 operand "
                "(reshape it to a matrix)");
     return false;
   }
+  bool rows = !ta && xs->rank > 2 && graph_node(a->g, y)->shape.rank == 2;
   if (wants(a, x)) {
-    NodeId d = ta ? ad_matmul(a, y, gy, tb, true) : ad_matmul(a, gy, y, false, !tb);
+    NodeId d = ta     ? ad_matmul(a, y, gy, tb, true)
+               : rows ? ad_reshape(a, ad_matmul(a, rows_2d(a, gy), y, false, !tb), xs)
+                      : ad_matmul(a, gy, y, false, !tb);
     ad_accumulate(a, x, d);
   }
   if (wants(a, y)) {
-    NodeId d = tb ? ad_matmul(a, gy, x, true, ta) : ad_matmul(a, x, gy, !ta, false);
+    NodeId d;
+    if (rows)
+      d = tb ? ad_matmul(a, rows_2d(a, gy), rows_2d(a, x), true, false)
+             : ad_matmul(a, rows_2d(a, x), rows_2d(a, gy), true, false);
+    else
+      d = tb ? ad_matmul(a, gy, x, true, ta) : ad_matmul(a, x, gy, !ta, false);
     ad_accumulate(a, y, d);
   }
   return true;
@@ -257,17 +278,13 @@ static const VjpFn vjp_table[] = {
 _Static_assert(sizeof vjp_table / sizeof vjp_table[0] == OP_COUNT,
                "vjp_table must have one rule per op of ir/ops.def");
 
-/* ops whose rule tests pretend is missing (bit = OpKind); see vjp_test_remove_rule */
-static uint64_t removed_rules;
-_Static_assert(OP_COUNT <= 64, "removed_rules holds one bit per op");
+/* ops whose rule tests pretend is missing; see vjp_test_remove_rule */
+static bool removed_rules[OP_COUNT];
 
-void vjp_test_remove_rule(OpKind op, bool removed) {
-  uint64_t bit = (uint64_t)1 << op;
-  removed_rules = removed ? removed_rules | bit : removed_rules & ~bit;
-}
+void vjp_test_remove_rule(OpKind op, bool removed) { removed_rules[op] = removed; }
 
 VjpKind vjp_kind(OpKind op) {
-  if (vjp_table[op] == vjp_none || (removed_rules >> op & 1)) return VJP_NONE;
+  if (vjp_table[op] == vjp_none || removed_rules[op]) return VJP_NONE;
   if (vjp_table[op] == vjp_zero) return VJP_ZERO;
   return VJP_RULE;
 }

@@ -252,6 +252,10 @@ static char *make_temp_dir(Diag *d) {
   return dir;
 }
 
+bool rt_source_threaded(const char *c_text) {
+  return strstr(c_text, "#define LATHE_OMP_FOR _Pragma") != NULL;
+}
+
 bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text,
                           const char *h_text, Diag *d) {
   memset(m, 0, sizeof *m);
@@ -273,7 +277,10 @@ bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text
          rt_write_file_atomic(c_path, c_text, strlen(c_text), d) &&
          /* built for and run on this machine: tune for its CPU; the generated code never reads
           * errno, and without it sqrtf vectorizes (the Adam update) */
-         rt_build_shared(c_path, so_path, "-march=native -fno-math-errno", d) &&
+         rt_build_shared(c_path, so_path,
+                         rt_source_threaded(c_text) ? "-march=native -fno-math-errno -fopenmp"
+                                                    : "-march=native -fno-math-errno",
+                         d) &&
          rt_model_open(m, so_path, model_name, d);
   }
   free(c_path);

@@ -29,7 +29,9 @@ const char *rt_backend_name(RtBackend b) {
 bool rt_loaded_open_source(RtLoaded *l, RtBackend b, const char *model, const char *c_text,
                            const char *h_text, Diag *d) {
   memset(l, 0, sizeof *l);
-  if (b == RT_BACKEND_AUTO) b = jit_available() ? RT_BACKEND_JIT : RT_BACKEND_CC;
+  /* threaded code needs an OpenMP runtime, which the JIT does not link: cc -fopenmp builds it */
+  if (b == RT_BACKEND_AUTO)
+    b = jit_available() && !rt_source_threaded(c_text) ? RT_BACKEND_JIT : RT_BACKEND_CC;
   if (b == RT_BACKEND_JIT && !jit_available()) {
     l->fell_back = true;
     b = RT_BACKEND_CC;

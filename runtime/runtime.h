@@ -56,6 +56,8 @@ bool rt_model_open(RtModel *m, const char *so_path, const char *model_name, Diag
 bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text,
                           const char *h_text, Diag *d);
 void rt_model_close(RtModel *m);
+/* whether generated C asks for OpenMP threads (codegen --threads > 1): build it with -fopenmp */
+bool rt_source_threaded(const char *c_text);
 const lathe_entry_info *rt_model_entry(const RtModel *m, const char *name);
 
 

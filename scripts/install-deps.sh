@@ -12,6 +12,8 @@ pkgs=(
   zlib1g-dev                               # gzip datasets (IDX .gz)
   libcjson-dev                             # safetensors headers
   libffi-dev                               # calling entry points known only at run time
+  libprotobuf-c-dev protobuf-c-compiler    # ONNX import (import/): protobuf-c + protoc-c
+  libonnx-dev libonnx-testdata             # onnx.proto and the ONNX backend node tests
   llvm-19-dev libclang-19-dev libclang-cpp19-dev clang-19  # in-process JIT (codegen/jit.cpp)
   libomp-19-dev                            # OpenMP under clang-19 and the JIT
   libedit-dev                              # REPL line editing and history

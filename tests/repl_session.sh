@@ -56,8 +56,10 @@ model m() { }
 sum(w
 S
 check '\[\[ 3.0000  3.0000\]'            # x @ w with x = arange(6) from x.npy
-check "unknown function 'nosuch'"
-check 'expected an expression'
+check "<input>:1:1: error: unknown function 'nosuch'"
+check '<input>:1:4: error: expected an expression'   # the column in `1 +`, not in the
+check '^  1 +$'                                       # synthetic `output _ = 1 +`
+if grep -q '^ *output _ = .* +$' out.txt; then echo "FAIL: a diagnostic shows the synthetic model"; exit 1; fi
 check '\[\[ 30.0000  30.0000\]'          # the redefinition of y
 check '\[\[ 60.0000  60.0000\]'          # scaled(y) from the :load'ed file
 check 'd(sum(x @ w))/d(w): f32\[3, 2\]'

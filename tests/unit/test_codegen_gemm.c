@@ -212,6 +212,42 @@ START_TEST(test_backward_shapes) {
 }
 END_TEST
 
+static NodeId input_nd(Case *c, const char *name, int rank, const int64_t *dims) {
+  Shape s = shape_make(rank, dims);
+  int32_t i = module_add_input(c->m, name, DT_F32, &s, LOC);
+  ck_assert(tensor_alloc(&c->inputs[i], DT_F32, &s));
+  cgh_fill(&c->inputs[i], (uint64_t)i + 7, -1, 1);
+  return graph_add_source(c->g, OP_INPUT, i, LOC);
+}
+
+/* A[3, 5, 7] @ B[7, 6] (and @ Bᵀ): one GEMM over the 15 rows of all batches */
+START_TEST(test_rows_of_batch) {
+  Case c;
+  case_init(&c);
+  int64_t ad[] = {3, 5, 7}, bd[] = {7, 6}, btd[] = {6, 7};
+  NodeId a = input_nd(&c, "a", 3, ad), b = input_nd(&c, "b", 2, bd);
+  NodeId bt = input_nd(&c, "bt", 2, btd);
+  graph_add_output(c.g, "nn", matmul(&c, a, b, false, false), OUT_VALUE, -1);
+  graph_add_output(c.g, "nt", matmul(&c, a, bt, false, true), OUT_VALUE, -1);
+  check(&c, true, 1e-5);
+}
+END_TEST
+
+/* A[2, 3, 5, 7] @ B[2, 3, 7, 6] in every transpose variant: one GEMM per batch */
+START_TEST(test_per_batch) {
+  Case c;
+  case_init(&c);
+  int64_t ad[] = {2, 3, 5, 7}, atd[] = {2, 3, 7, 5}, bd[] = {2, 3, 7, 6}, btd[] = {2, 3, 6, 7};
+  NodeId a = input_nd(&c, "a", 4, ad), at = input_nd(&c, "at", 4, atd);
+  NodeId b = input_nd(&c, "b", 4, bd), bt = input_nd(&c, "bt", 4, btd);
+  graph_add_output(c.g, "nn", matmul(&c, a, b, false, false), OUT_VALUE, -1);
+  graph_add_output(c.g, "tn", matmul(&c, at, b, true, false), OUT_VALUE, -1);
+  graph_add_output(c.g, "nt", matmul(&c, a, bt, false, true), OUT_VALUE, -1);
+  graph_add_output(c.g, "tt", matmul(&c, at, bt, true, true), OUT_VALUE, -1);
+  check(&c, true, 1e-5);
+}
+END_TEST
+
 /* --target parses every name and rejects others */
 START_TEST(test_target_names) {
   const char *names[] = {"native", "generic", "x86-64-v3", "x86-64-v4", "aarch64"};
@@ -243,6 +279,8 @@ static Suite *codegen_gemm_suite(void) {
   tcase_add_test(tc, test_epilogue_k_blocks);
   tcase_add_test(tc, test_epilogue_n_panels);
   tcase_add_test(tc, test_backward_shapes);
+  tcase_add_test(tc, test_rows_of_batch);
+  tcase_add_test(tc, test_per_batch);
   suite_add_tcase(s, tc);
   return s;
 }

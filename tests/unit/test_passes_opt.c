@@ -151,7 +151,9 @@ static void check_schedule(const Graph *g) {
     if (n->group >= 0) {
       const Node *seed = &g->nodes[n->group];
       ck_assert_int_eq(seed->group, n->group);
-      ck_assert(n->op == OP_MATMUL || elementwise(n->op));
+      bool row_op = n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX || n->op == OP_SUM ||
+                    n->op == OP_MEAN || n->op == OP_MAX || n->op == OP_ONE_HOT; /* row groups */
+      ck_assert(n->op == OP_MATMUL || elementwise(n->op) || row_op);
     }
   }
   free(k);

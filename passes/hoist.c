@@ -1,0 +1,471 @@
+/* passes/hoist.c — the recurrence input-projection hoist: pass_hoist (issue #6).
+ *
+ * Requires: a verified graph; runs after autodiff (so it sees the backward scans too) and
+ * before the cleanups (cse merges the projections the forward and backward scans share).
+ * Does, in every SCAN body:
+ *   - projection: a MATMUL x_t @ W (no trans_a) whose left operand is the step slice of a
+ *     sequence input X and whose right operand is a captured rank-2 W becomes one GEMM over
+ *     all steps before the scan, P = reshape(reshape(X, [rows, K]) @ W), scanned as a new
+ *     sequence input; the body's MATMUL turns into that input's SCAN_ARG. Needs the scan axis
+ *     not to be X's last axis (K must stay the contiguous last dimension).
+ *   - weight-gradient accumulation: a new carry acc' = acc + x_t^T @ dG_t (acc its own
+ *     SCAN_ARG, x_t a sequence slice, all rank 2) becomes acc' = acc; dG_t is stacked as a new
+ *     per-step output (appended, so existing UNPACK offsets stay valid) and every UNPACK of
+ *     the final acc is replaced by acc + X2^T @ dG2 (rows of X and of the stacked dG flattened
+ *     alike: one GEMM after the scan). Needs every consumer of the scan to be an UNPACK that
+ *     takes either exactly that carry or something disjoint from it.
+ *   - sequence gradients: a per-step output dG_t @ W (W captured) leaves the body; its UNPACKs
+ *     become reshape(dG2 @ W) after the scan over the stacked dG (later pieces move down).
+ * The first two apply only where the cost model (pays_off) expects a gain.
+ * Then dead body nodes are removed (pass_dce on the body) and sequence/captured inputs no
+ * SCAN_ARG reads any more are dropped (SCAN_ARG indices renumbered). New parent nodes are
+ * appended and the graph is re-sorted topologically (stable: nodes already in order keep
+ * their relative order). The result computes the same values up to float summation order.
+ * Invalidates: node ids of the parent and of changed bodies, memory plan, fusion groups.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/scan.h"
+#include "passes.h"
+
+typedef struct Hoist {
+  Graph *g;
+  PassCtx *c;
+  NodeId id;    /* the scan being rewritten */
+  Graph *body;
+  bool failed;
+} Hoist;
+
+static NodeId hz_add(Hoist *h, OpKind op, const NodeId *in, int n, const NodeAttr *at) {
+  if (h->failed) return IR_NONE;
+  SrcLoc loc = graph_node(h->g, h->id)->loc;
+  NodeId r = graph_add(h->g, op, in, n, at, loc, h->c->diag);
+  if (r == IR_NONE) h->failed = true;
+  return r;
+}
+
+static NodeId hz_reshape(Hoist *h, NodeId x, const Shape *s) {
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.reshape.shape = *s;
+  return hz_add(h, OP_RESHAPE, &x, 1, &at);
+}
+
+/* x as a matrix [numel / last, last] */
+static NodeId hz_rows(Hoist *h, NodeId x) {
+  const Shape *s = &graph_node(h->g, x)->shape;
+  int64_t d[2] = {s->dim[s->rank - 1], 0};
+  d[1] = d[0];
+  d[0] = shape_numel(s) / d[1];
+  Shape m = shape_make(2, d);
+  return hz_reshape(h, x, &m);
+}
+
+static NodeId hz_matmul(Hoist *h, NodeId a, NodeId b, bool ta, bool tb) {
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.matmul.trans_a = ta;
+  at.matmul.trans_b = tb;
+  NodeId in[2] = {a, b};
+  return hz_add(h, OP_MATMUL, in, 2, &at);
+}
+
+/* the scan input kind (0 carry, 1 sequence, 2 captured) of body node b, or -1 */
+static int hz_kind(const Hoist *h, NodeId b) {
+  const Node *bn = graph_node(h->body, b);
+  if (bn->op != OP_SCAN_ARG) return -1;
+  return scan_input_kind(graph_node(h->g, h->id), bn->attr.scan_arg.index);
+}
+
+/* the parent node feeding body SCAN_ARG b */
+static NodeId hz_source(const Hoist *h, NodeId b) {
+  return graph_node(h->g, h->id)->in[graph_node(h->body, b)->attr.scan_arg.index];
+}
+
+/* The cost model. The generated GEMM is about as fast per flop on one step's [rows, K] as on
+ * all steps' [T * rows, K]; what hoisting saves is the per-step packing of the [K, N] weight
+ * (and, in backward scans, the recomputed projection cse shares with the forward scan), what
+ * it costs is a per-step copy of a [rows, N] slice of the stacked result. So hoisting x_t
+ * [rows, K] pays when K >= rows. Measured single-threaded on LSTM train steps (H = 128):
+ * K = 28, rows = 64: 4% slower hoisting everything, unchanged with this rule; K = 64,
+ * rows = 32: 4% faster; K = 256, rows = 32: 14% faster. */
+static bool pays_off(const Shape *x) {
+  int64_t k = x->dim[x->rank - 1];
+  return k >= shape_numel(x) / k;
+}
+
+/* ---- projection --------------------------------------------------------------------------- */
+
+static bool proj_matches(const Hoist *h, const Node *m) {
+  const Node *scan = graph_node(h->g, h->id);
+  if (m->op != OP_MATMUL || m->attr.matmul.trans_a || scan->n_in >= IR_MAX_INPUTS) return false;
+  if (hz_kind(h, m->in[0]) != 1 || hz_kind(h, m->in[1]) != 2) return false;
+  const Node *x = graph_node(h->body, m->in[0]), *w = graph_node(h->body, m->in[1]);
+  return w->shape.rank == 2 && x->shape.rank == m->shape.rank &&
+         scan->attr.scan.axis < x->shape.rank && dtype_is_float(m->dtype) &&
+         pays_off(&x->shape);
+}
+
+/* inserts p as the last sequence input; captured SCAN_ARGs move up by one */
+static int add_sequence(Hoist *h, NodeId p) {
+  Node *n = graph_node(h->g, h->id);
+  int at = n->attr.scan.n_carry + n->attr.scan.n_seq;
+  memmove(&n->in[at + 1], &n->in[at], (size_t)(n->n_in - at) * sizeof n->in[0]);
+  n->in[at] = p;
+  n->n_in++;
+  n->attr.scan.n_seq++;
+  for (NodeId b = 0; b < h->body->n_nodes; b++) {
+    Node *bn = graph_node(h->body, b);
+    if (bn->op == OP_SCAN_ARG && bn->attr.scan_arg.index >= at) bn->attr.scan_arg.index++;
+  }
+  return at;
+}
+
+/* body node m (a matching MATMUL) becomes the SCAN_ARG of the hoisted projection */
+static bool hoist_projection(Hoist *h, NodeId m) {
+  Node mn = *graph_node(h->body, m);
+  NodeId x = hz_source(h, mn.in[0]), w = hz_source(h, mn.in[1]);
+  int axis = graph_node(h->g, h->id)->attr.scan.axis;
+  int64_t T = graph_node(h->g, h->id)->attr.scan.length;
+  NodeId p = hz_matmul(h, hz_rows(h, x), w, false, mn.attr.matmul.trans_b);
+  Shape full = scan_stack_shape(&mn.shape, axis, T);
+  p = hz_reshape(h, p, &full);
+  if (h->failed) return false;
+  int index = add_sequence(h, p);
+  Node *bn = graph_node(h->body, m);
+  memset(&bn->attr, 0, sizeof bn->attr);
+  bn->op = OP_SCAN_ARG;
+  bn->n_in = 0;
+  bn->attr.scan_arg.index = index;
+  bn->attr.scan_arg.dtype = mn.dtype;
+  bn->attr.scan_arg.shape = mn.shape;
+  return true;
+}
+
+/* ---- weight-gradient accumulation --------------------------------------------------------- */
+
+/* true when carry k's running value is read only by body node `by` (and no output) */
+static bool carry_private(const Hoist *h, int k, NodeId by) {
+  const Graph *b = h->body;
+  for (int j = 0; j < b->n_outputs; j++) {
+    const Node *o = graph_node(b, b->outputs[j].node);
+    if (o->op == OP_SCAN_ARG && o->attr.scan_arg.index == k) return false;
+  }
+  for (NodeId j = 0; j < b->n_nodes; j++) {
+    const Node *n = graph_node(b, j);
+    for (int i = 0; j != by && i < n->n_in; i++) {
+      const Node *x = graph_node(b, n->in[i]);
+      if (x->op == OP_SCAN_ARG && x->attr.scan_arg.index == k) return false;
+    }
+  }
+  return true;
+}
+
+/* the x_t^T @ dG_t term of new carry k (acc + term), or IR_NONE; *acc_out = acc */
+static NodeId accum_term(const Hoist *h, int k, NodeId *acc_out) {
+  const Node *o = graph_node(h->body, h->body->outputs[k].node);
+  if (o->op != OP_ADD || o->shape.rank != 2 ||
+      !carry_private(h, k, h->body->outputs[k].node))
+    return IR_NONE;
+  for (int side = 0; side < 2; side++) {
+    NodeId acc = o->in[side], t = o->in[1 - side];
+    const Node *a = graph_node(h->body, acc), *mm = graph_node(h->body, t);
+    if (a->op != OP_SCAN_ARG || a->attr.scan_arg.index != k) continue;
+    if (mm->op != OP_MATMUL || !mm->attr.matmul.trans_a || mm->attr.matmul.trans_b) continue;
+    const Node *x = graph_node(h->body, mm->in[0]), *dg = graph_node(h->body, mm->in[1]);
+    int axis = graph_node(h->g, h->id)->attr.scan.axis;
+    if (hz_kind(h, mm->in[0]) != 1 || x->shape.rank != 2 || dg->shape.rank != 2 || axis > 1 ||
+        !pays_off(&x->shape))
+      continue;
+    *acc_out = acc;
+    if (shape_equal(&a->shape, &o->shape) && shape_equal(&mm->shape, &o->shape)) return t;
+  }
+  return IR_NONE;
+}
+
+/* every consumer of the scan is an UNPACK taking exactly [off, off + count) or nothing of
+ * it; the exact ones are stored in *uses (room for g->n_nodes) */
+static bool accum_consumers(const Hoist *h, int64_t off, int64_t count, NodeId *uses, int *nu) {
+  const Graph *g = h->g;
+  for (int i = 0; i < g->n_outputs; i++)
+    if (g->outputs[i].node == h->id) return false;
+  *nu = 0;
+  for (NodeId j = h->id + 1; j < g->n_nodes; j++) {
+    const Node *u = graph_node(g, j);
+    bool reads = false;
+    for (int k = 0; k < u->n_in; k++) reads |= u->in[k] == h->id;
+    if (!reads) continue;
+    if (u->op != OP_UNPACK) return false;
+    int64_t lo = u->attr.unpack.offset, n = shape_numel(&u->shape);
+    if (lo == off && n == count) uses[(*nu)++] = j;
+    else if (lo < off + count && off < lo + n) return false;
+  }
+  return true;
+}
+
+/* replaces every use of `from` (by nodes other than `except`, and by outputs) with `to` */
+static void replace_uses(Graph *g, NodeId from, NodeId to, NodeId except) {
+  for (NodeId j = 0; j < g->n_nodes; j++) {
+    Node *n = graph_node(g, j);
+    for (int k = 0; j != except && k < n->n_in; k++)
+      if (n->in[k] == from) n->in[k] = to;
+  }
+  for (int i = 0; i < g->n_outputs; i++)
+    if (g->outputs[i].node == from) g->outputs[i].node = to;
+}
+
+/* the per-step output stacking body node dg, appended when there is none yet */
+static int accum_stacked(Hoist *h, NodeId dg) {
+  int nc = graph_node(h->g, h->id)->attr.scan.n_carry;
+  for (int k = nc; k < h->body->n_outputs; k++)
+    if (h->body->outputs[k].node == dg) return k;
+  graph_add_output(h->body, "dstep", dg, OUT_VALUE, -1);
+  Node *n = graph_node(h->g, h->id);
+  int64_t off;
+  Shape last = scan_piece(h->g, n, h->body->n_outputs - 1, &off);
+  n->shape.dim[0] = off + shape_numel(&last);
+  return h->body->n_outputs - 1;
+}
+
+/* the parent side: dG stacked out of the scan, one GEMM, added to each unpack of the carry */
+static bool accum_parent(Hoist *h, NodeId x, NodeId dg, const NodeId *uses, int nu) {
+  int64_t off;
+  Shape last = scan_piece(h->g, graph_node(h->g, h->id), accum_stacked(h, dg), &off);
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.unpack.offset = off;
+  at.unpack.shape = last;
+  NodeId d = hz_add(h, OP_UNPACK, &h->id, 1, &at);
+  NodeId grad = hz_matmul(h, hz_rows(h, x), d == IR_NONE ? IR_NONE : hz_rows(h, d), true, false);
+  for (int i = 0; i < nu && !h->failed; i++) {
+    NodeId in[2] = {uses[i], grad};
+    NodeId sum = hz_add(h, OP_ADD, in, 2, NULL);
+    if (sum != IR_NONE) replace_uses(h->g, uses[i], sum, sum);
+  }
+  return !h->failed;
+}
+
+static bool hoist_accum(Hoist *h, int k, NodeId *uses) {
+  NodeId acc = IR_NONE, term = accum_term(h, k, &acc);
+  if (term == IR_NONE) return false;
+  int64_t off;
+  const Node *n = graph_node(h->g, h->id);
+  Shape piece = scan_piece(h->g, n, k, &off);
+  int nu = 0;
+  if (!accum_consumers(h, off, shape_numel(&piece), uses, &nu)) return false;
+  const Node *mm = graph_node(h->body, term);
+  NodeId xarg = mm->in[0], dg = mm->in[1];
+  h->body->outputs[k].node = acc;
+  return accum_parent(h, hz_source(h, xarg), dg, uses, nu);
+}
+
+/* ---- sequence gradients ------------------------------------------------------------------- */
+
+/* per-step output k is dG_t @ W (W captured, rank 2; dG_t not captured), no other output */
+static bool dseq_matches(const Hoist *h, int k) {
+  const Node *scan = graph_node(h->g, h->id);
+  NodeId o = h->body->outputs[k].node;
+  const Node *m = graph_node(h->body, o);
+  if (k < scan->attr.scan.n_carry || m->op != OP_MATMUL || m->attr.matmul.trans_a) return false;
+  if (hz_kind(h, m->in[1]) != 2 || hz_kind(h, m->in[0]) == 2) return false;
+  for (int j = 0; j < h->body->n_outputs; j++)
+    if (j != k && h->body->outputs[j].node == o) return false;
+  const Node *dg = graph_node(h->body, m->in[0]), *w = graph_node(h->body, m->in[1]);
+  return w->shape.rank == 2 && dg->shape.rank == m->shape.rank &&
+         scan->attr.scan.axis < dg->shape.rank && dtype_is_float(m->dtype);
+}
+
+/* removes per-step output k (count elements at off): later pieces move down */
+static void drop_output(Hoist *h, int k, int64_t off, int64_t count) {
+  memmove(&h->body->outputs[k], &h->body->outputs[k + 1],
+          (size_t)(h->body->n_outputs - k - 1) * sizeof h->body->outputs[0]);
+  h->body->n_outputs--;
+  for (NodeId j = h->id + 1; j < h->g->n_nodes; j++) {
+    Node *u = graph_node(h->g, j);
+    if (u->op == OP_UNPACK && u->in[0] == h->id && u->attr.unpack.offset >= off + count)
+      u->attr.unpack.offset -= count;
+  }
+  Node *n = graph_node(h->g, h->id);
+  int64_t last_off;
+  Shape last = scan_piece(h->g, n, h->body->n_outputs - 1, &last_off);
+  n->shape.dim[0] = last_off + shape_numel(&last);
+}
+
+/* per-step output k = dG_t @ W becomes one GEMM after the scan over the stacked dG */
+static bool hoist_dseq(Hoist *h, int k, NodeId *uses) {
+  if (!dseq_matches(h, k)) return false;
+  int64_t off;
+  Shape piece = scan_piece(h->g, graph_node(h->g, h->id), k, &off);
+  int nu = 0;
+  if (!accum_consumers(h, off, shape_numel(&piece), uses, &nu)) return false;
+  Node m = *graph_node(h->body, h->body->outputs[k].node);
+  NodeId w = hz_source(h, m.in[1]);
+  int j = accum_stacked(h, m.in[0]);
+  drop_output(h, k, off, shape_numel(&piece));
+  j -= j > k;
+  int64_t doff;
+  Shape ds = scan_piece(h->g, graph_node(h->g, h->id), j, &doff);
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.unpack.offset = doff;
+  at.unpack.shape = ds;
+  NodeId d = hz_add(h, OP_UNPACK, &h->id, 1, &at);
+  NodeId r = hz_matmul(h, d == IR_NONE ? IR_NONE : hz_rows(h, d), w, false,
+                       m.attr.matmul.trans_b);
+  for (int i = 0; i < nu && !h->failed; i++) {
+    NodeId ru = hz_reshape(h, r, &graph_node(h->g, uses[i])->shape);
+    if (ru != IR_NONE) replace_uses(h->g, uses[i], ru, IR_NONE);
+  }
+  return !h->failed;
+}
+
+/* ---- cleanup ------------------------------------------------------------------------------ */
+
+/* drops sequence and captured inputs that no SCAN_ARG reads; renumbers the SCAN_ARGs */
+static void prune_inputs(Hoist *h) {
+  Node *n = graph_node(h->g, h->id);
+  bool used[IR_MAX_INPUTS] = {false};
+  int map[IR_MAX_INPUTS], kept = 0, seqs = 0, nc = n->attr.scan.n_carry;
+  for (NodeId b = 0; b < h->body->n_nodes; b++) {
+    const Node *bn = graph_node(h->body, b);
+    if (bn->op == OP_SCAN_ARG) used[bn->attr.scan_arg.index] = true;
+  }
+  for (int i = 0; i < n->n_in; i++) {
+    map[i] = -1;
+    if (i >= nc && !used[i]) continue;
+    seqs += scan_input_kind(n, i) == 1;
+    map[i] = kept;
+    n->in[kept++] = n->in[i];
+  }
+  n->n_in = (uint8_t)kept;
+  n->attr.scan.n_seq = (int16_t)seqs;
+  for (NodeId b = 0; b < h->body->n_nodes; b++) {
+    Node *bn = graph_node(h->body, b);
+    if (bn->op == OP_SCAN_ARG) bn->attr.scan_arg.index = map[bn->attr.scan_arg.index];
+  }
+}
+
+/* gives scan h->id a body of its own when another scan shares it */
+static bool own_body(Hoist *h) {
+  int32_t b = graph_node(h->g, h->id)->attr.scan.body;
+  int users = 0;
+  for (NodeId j = 0; j < h->g->n_nodes; j++) {
+    const Node *n = graph_node(h->g, j);
+    users += n->op == OP_SCAN && n->attr.scan.body == b;
+  }
+  if (users > 1) {
+    Graph *copy = graph_clone(h->body, h->body->name);
+    if (!copy) return false;
+    graph_node(h->g, h->id)->attr.scan.body = graph_add_subgraph(h->g, copy);
+  }
+  h->body = scan_body(h->g, graph_node(h->g, h->id));
+  return h->body != NULL;
+}
+
+static bool has_candidate(Hoist *h) {
+  for (NodeId b = 0; b < h->body->n_nodes; b++)
+    if (proj_matches(h, graph_node(h->body, b))) return true;
+  NodeId acc;
+  for (int k = 0; k < graph_node(h->g, h->id)->attr.scan.n_carry; k++)
+    if (accum_term(h, k, &acc) != IR_NONE) return true;
+  for (int k = 0; k < h->body->n_outputs; k++)
+    if (dseq_matches(h, k)) return true;
+  return false;
+}
+
+/* rewrites one scan; *changed is set when anything moved */
+static bool hoist_scan(Hoist *h, NodeId *uses, bool *changed) {
+  h->body = scan_body(h->g, graph_node(h->g, h->id));
+  if (!h->body || !has_candidate(h)) return true;
+  if (!own_body(h)) return false;
+  bool any = false;
+  for (NodeId b = 0; b < h->body->n_nodes && !h->failed; b++)
+    if (proj_matches(h, graph_node(h->body, b))) any |= hoist_projection(h, b);
+  for (int k = 0; k < graph_node(h->g, h->id)->attr.scan.n_carry && !h->failed; k++)
+    any |= hoist_accum(h, k, uses);
+  int nc = graph_node(h->g, h->id)->attr.scan.n_carry;
+  for (int k = h->body->n_outputs - 1; k >= nc && !h->failed; k--)
+    any |= hoist_dseq(h, k, uses);
+  if (h->failed) return false;
+  if (!any) return true;
+  *changed = true;
+  if (!pass_dce(h->body, h->c)) return false;
+  prune_inputs(h);
+  return true;
+}
+
+/* ---- topological re-sort ------------------------------------------------------------------ */
+
+/* pos[id] = new index: a depth-first post-order visiting roots and inputs in id order, so a
+ * graph already in order maps to itself. False on a cycle (an internal error). */
+static bool sort_order(const Graph *g, NodeId *pos, NodeId *stack, uint8_t *cursor) {
+  uint32_t next = 0;
+  for (NodeId r = 0; r < g->n_nodes; r++) {
+    if (pos[r] != IR_NONE) continue;
+    uint32_t sp = 0;
+    stack[sp++] = r;
+    cursor[r] = 1;
+    while (sp > 0) {
+      NodeId top = stack[sp - 1];
+      const Node *n = graph_node(g, top);
+      if (cursor[top] - 1 < n->n_in) {
+        NodeId in = n->in[cursor[top]++ - 1];
+        if (pos[in] != IR_NONE) continue;
+        if (cursor[in] != 0) return false;
+        cursor[in] = 1;
+        stack[sp++] = in;
+      } else {
+        pos[top] = next++;
+        sp--;
+      }
+    }
+  }
+  return true;
+}
+
+static bool resort(Graph *g, PassCtx *c) {
+  uint32_t n = g->n_nodes;
+  NodeId *pos = malloc(sizeof *pos * (n + 1)), *stack = malloc(sizeof *stack * (n + 1));
+  uint8_t *cursor = calloc(n + 1, 1);
+  Node *nodes = malloc(sizeof *nodes * (n + 1));
+  bool ok = pos && stack && cursor && nodes;
+  for (uint32_t i = 0; ok && i < n; i++) pos[i] = IR_NONE;
+  ok = ok && sort_order(g, pos, stack, cursor);
+  for (uint32_t i = 0; ok && i < n; i++) {
+    Node nd = g->nodes[i];
+    for (int k = 0; k < nd.n_in; k++) nd.in[k] = pos[nd.in[k]];
+    if (nd.group >= 0) nd.group = (int32_t)pos[nd.group];
+    nd.offset = -1;
+    nodes[pos[i]] = nd;
+  }
+  if (ok) {
+    memcpy(g->nodes, nodes, sizeof *nodes * n);
+    for (int i = 0; i < g->n_outputs; i++) g->outputs[i].node = pos[g->outputs[i].node];
+    g->workspace_bytes = -1;
+  } else {
+    diag_error(c->diag, (SrcLoc){0}, "internal error: hoist could not re-sort '%s'", g->name);
+  }
+  free(pos);
+  free(stack);
+  free(cursor);
+  free(nodes);
+  return ok;
+}
+
+bool pass_hoist(Graph *g, PassCtx *c) {
+  NodeId *uses = malloc(sizeof *uses * (g->n_nodes + 1));
+  if (!uses) {
+    diag_error(c->diag, (SrcLoc){0}, "out of memory in hoist of '%s'", g->name);
+    return false;
+  }
+  bool changed = false, ok = true;
+  uint32_t n = g->n_nodes; /* nodes added below are never scans */
+  for (NodeId id = 0; id < n && ok; id++) {
+    if (graph_node(g, id)->op != OP_SCAN) continue;
+    Hoist h = {g, c, id, NULL, false};
+    ok = hoist_scan(&h, uses, &changed);
+  }
+  free(uses);
+  return ok && (!changed || resort(g, c));
+}
