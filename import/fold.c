@@ -120,7 +120,7 @@ static bool fold_binary(Imp *im, BinOp op, ImpVal *a, ImpVal *b, Tensor *out) {
     unravel(i, &s, idx);
     int64_t ia = bcast_index(idx, &s, &a->shape), ib = bcast_index(idx, &s, &b->shape);
     if (ints && !cmp) {
-      int64_t r;
+      int64_t r = 0;
       if (!bin_i(im, op, imp_get_i64(&a->konst, ia), imp_get_i64(&b->konst, ib), &r)) {
         tensor_free(out);
         return false;
