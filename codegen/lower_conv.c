@@ -278,29 +278,53 @@ bool lower_conv2d_grad_weight(CgFunc *f, NodeId id) {
   return true;
 }
 
+/* whether every window of pool node n (pooled grid ps) lies inside x: no padding reached */
+static bool pool_inside(const Node *n, const Shape *ps, const Shape *xs) {
+  const struct IrConvAttr *a = &n->attr.conv;
+  for (int ax = 0; ax < 2; ax++) {
+    int64_t last = (ps->dim[2 + ax] - 1) * a->stride[ax] - a->pad[ax] +
+                   (int64_t)(a->kernel[ax] - 1) * a->dilation[ax];
+    if (ps->dim[2 + ax] > 0 && (a->pad[ax] > 0 || last >= xs->dim[2 + ax])) return false;
+  }
+  return true;
+}
+
 /* Declares `best` (index into x of the window's first maximum, -1 if none) for window
- * (b, c, oh, ow) of pool node n reading x. */
+ * (b, c, oh, ow) of pool node n reading x. When every window is inside x (`inside`), the
+ * bounds tests go and the search starts at the window's first element, so best >= 0. */
 static const char *pool_argmax(CgFunc *f, const Node *n, const Shape *xs, NodeId x,
-                               const char *const *v) {
+                               const char *const *v, bool inside) {
   const struct IrConvAttr *a = &n->attr.conv;
   const char *t = dtype_c_name(n->dtype), *best = fresh(f, "best"), *bv = fresh(f, "bv");
-  cg_line(f->e, "int64_t %s = -1;", best);
-  cg_line(f->e, "%s %s = %s;", t, bv, cg_literal(f->arena, n->dtype, 0));
+  if (inside) {
+    cg_line(f->e, "int64_t %s = ((%s * %lld + %s) * %lld + %s * %d) * %lld + %s * %d;", best,
+            v[0], (long long)xs->dim[1], v[1], (long long)xs->dim[2], v[2], (int)a->stride[0],
+            (long long)xs->dim[3], v[3], (int)a->stride[1]);
+    cg_line(f->e, "%s %s = %s;", t, bv, elem(f, x, best));
+  } else {
+    cg_line(f->e, "int64_t %s = -1;", best);
+    cg_line(f->e, "%s %s = %s;", t, bv, cg_literal(f->arena, n->dtype, 0));
+  }
   const char *q[2];
   for (int ax = 0; ax < 2; ax++) {
     const char *k = loop(f, ax ? "kw" : "kh", "0", a->kernel[ax]);
     q[ax] = fresh(f, ax ? "qw" : "qh");
     cg_line(f->e, "const int64_t %s = %s * %d - %d + %s * %d;", q[ax], v[2 + ax],
             (int)a->stride[ax], (int)a->pad[ax], k, (int)a->dilation[ax]);
-    cg_line(f->e, "if (%s < 0 || %s >= %lld) continue;", q[ax], q[ax],
-            (long long)xs->dim[2 + ax]);
+    if (!inside)
+      cg_line(f->e, "if (%s < 0 || %s >= %lld) continue;", q[ax], q[ax],
+              (long long)xs->dim[2 + ax]);
   }
   const char *i = fresh(f, "xi"), *xv = fresh(f, "xv");
   cg_line(f->e, "const int64_t %s = ((%s * %lld + %s) * %lld + %s) * %lld + %s;", i, v[0],
           (long long)xs->dim[1], v[1], (long long)xs->dim[2], q[0], (long long)xs->dim[3], q[1]);
   cg_line(f->e, "const %s %s = %s;", t, xv, elem(f, x, i));
-  cg_line(f->e, "if (%s < 0 || %s > %s || (%s != %s && %s == %s)) { %s = %s; %s = %s; }", best,
-          xv, bv, xv, xv, bv, bv, best, i, bv, xv);
+  if (inside)
+    cg_line(f->e, "if (%s > %s || (%s != %s && %s == %s)) { %s = %s; %s = %s; }", xv, bv, xv,
+            xv, bv, bv, best, i, bv, xv);
+  else
+    cg_line(f->e, "if (%s < 0 || %s > %s || (%s != %s && %s == %s)) { %s = %s; %s = %s; }",
+            best, xv, bv, xv, xv, bv, bv, best, i, bv, xv);
   cg_close(f->e);
   cg_close(f->e);
   return best;
@@ -320,10 +344,14 @@ bool lower_max_pool2d(CgFunc *f, NodeId id) {
   const Shape *xs = &graph_node(f->g, n->in[0])->shape;
   const char *v[4];
   const char *o = pool_loops(f, &n->shape, v);
-  const char *best = pool_argmax(f, n, xs, n->in[0], v);
+  bool inside = pool_inside(n, &n->shape, xs);
+  const char *best = pool_argmax(f, n, xs, n->in[0], v, inside);
   const char *ninf = cg_literal(f->arena, n->dtype, -INFINITY);
-  cg_line(f->e, "%s[%s] = %s < 0 ? %s : %s;", f->val[id].expr, o, best, ninf,
-          elem(f, n->in[0], best));
+  if (inside)
+    cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, o, elem(f, n->in[0], best));
+  else
+    cg_line(f->e, "%s[%s] = %s < 0 ? %s : %s;", f->val[id].expr, o, best, ninf,
+            elem(f, n->in[0], best));
   for (int i = 0; i < 4; i++) cg_close(f->e);
   return true;
 }
@@ -334,8 +362,13 @@ bool lower_max_pool2d_grad(CgFunc *f, NodeId id) {
   const char *v[4];
   zero(f, id);
   const char *o = pool_loops(f, ps, v);
-  const char *best = pool_argmax(f, n, &n->shape, n->in[0], v);
-  cg_line(f->e, "if (%s >= 0) %s[%s] += %s;", best, f->val[id].expr, best, elem(f, n->in[1], o));
+  bool inside = pool_inside(n, ps, &n->shape);
+  const char *best = pool_argmax(f, n, &n->shape, n->in[0], v, inside);
+  if (inside)
+    cg_line(f->e, "%s[%s] += %s;", f->val[id].expr, best, elem(f, n->in[1], o));
+  else
+    cg_line(f->e, "if (%s >= 0) %s[%s] += %s;", best, f->val[id].expr, best,
+            elem(f, n->in[1], o));
   for (int i = 0; i < 4; i++) cg_close(f->e);
   return true;
 }
