@@ -293,7 +293,7 @@ run_threads() {
   if ! "$LATHE" compile "$ROOT/examples/cnn.lathe" -o "$dir" -D N=64 --threads 2 >"$dir.log" 2>&1
   then
     record "$row" lathe_error "$(why "$dir.log" $?)"
-  elif ! grep -q 'pragma omp' "$dir/cnn.c"; then
+  elif ! grep -q 'Pragma("omp' "$dir/cnn.c"; then
     record "$row" lathe_error "lathe compile --threads 2 wrote no OpenMP pragma for this model"
   elif "$CC" "${CFLAGS[@]}" -fopenmp -pthread -I"$dir" -DMODEL_HEADER='"cnn.h"' \
        -DMODEL_INFO=cnn_info "$BENCH/drive.c" "$dir/cnn.c" -o "$dir/drive" -lm >>"$dir.log" 2>&1

@@ -67,6 +67,18 @@ static ConvGemm conv_gemm(const Graph *g, const Node *n) {
 
 static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
 
+/* The threads that share out the images of conv node n: --threads for a forward or
+ * transposed convolution with several images and enough work, else 1. (The weight gradient
+ * sums over the images; its GEMMs use the threads inside lathe_gemm instead.) */
+static int conv_threads(const Node *n, const ConvGemm *d, const CgOptions *o) {
+  if (o->threads <= 1 || n->op == OP_CONV2D_GRAD_WEIGHT || d->n < 2) return 1;
+  if (2 * d->n * d->groups * d->m * d->k * d->nn < CG_OMP_MIN_FLOPS) return 1;
+  return d->n < o->threads ? (int)d->n : o->threads;
+}
+
+/* one thread's packing scratch (each thread of conv_threads has its own, one after another) */
+static int64_t thread_scratch(const CgGemmPlan *p) { return round64(p->bytes); }
+
 int64_t cg_conv_scratch(const Graph *g, NodeId id, const CgOptions *o) {
   if (!cg_conv_gemm_applies(g, id)) return 0;
   const Node *n = graph_node(g, id);
@@ -74,7 +86,7 @@ int64_t cg_conv_scratch(const Graph *g, NodeId id, const CgOptions *o) {
   CgGemmPlan p;
   cg_gemm_plan(o, d.m, d.k, d.nn, &p);
   int64_t wt = n->op == OP_CONV_TRANSPOSE2D ? round64(d.o * d.cg * d.kh * d.kw * 4) : 0;
-  return p.bytes + wt;
+  return conv_threads(n, &d, o) * thread_scratch(&p) + wt;
 }
 
 /* ---- the file-scope pack routines ------------------------------------------------------------ */
@@ -248,24 +260,37 @@ bool cg_conv_gemm_lower(CgFunc *f, NodeId id) {
   cg_line(f->e, "/* implicit GEMM %lld x %lld x %lld (M x K x N) per image and group */",
           (long long)d.m, (long long)d.k, (long long)d.nn);
   const char *wt = NULL;
+  int threads = conv_threads(n, &d, f->opt);
   if (n->op == OP_CONV_TRANSPOSE2D) {
     wt = cg_fresh(f->e, "conv_wt");
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wt,
-            (long long)(cg_scratch_base(f->g) + p.bytes));
+            (long long)(cg_scratch_base(f->g) + threads * thread_scratch(&p)));
     cg_line(f->e, "lathe_conv_weight_t(%s, %lld, %lld, %lld, %lld, %s);", in1,
             (long long)d.groups, (long long)d.og, (long long)d.cg, (long long)kk, wt);
   }
-  const char *b = loop_open(f, "b", d.n), *g = loop_open(f, "g", d.groups), *src;
+  const char *b, *g, *src;
+  const char *at = arena_printf(f->arena, "%lld", (long long)cg_scratch_base(f->g));
+  if (threads > 1) { /* the images shared out among the threads, each with its own scratch */
+    cg_line(f->e, "LATHE_OMP_FOR");
+    const char *th = loop_open(f, "thread", threads);
+    b = cg_fresh(f->e, "b");
+    cg_open(f->e, "for (int64_t %s = %s * %lld / %d; %s < (%s + 1) * %lld / %d; %s++)", b, th,
+            (long long)d.n, threads, b, th, (long long)d.n, threads, b);
+    at = arena_printf(f->arena, "%s + %s * %lld", at, th, (long long)thread_scratch(&p));
+  } else {
+    b = loop_open(f, "b", d.n);
+  }
+  g = loop_open(f, "g", d.groups);
   if (n->op == OP_CONV2D) {
     src = b_operand(f, &d, "lathe_conv_pack_im2col", ptr(f, in0, b, d.c * hw, g, d.cg * hw),
                     d.cg);
-    cg_gemm_call(f, &p, ptr(f, in1, "0", 0, g, d.og * d.cg * kk), d.k, 1, src,
-                 ptr(f, out, b, d.o * pix, g, d.og * pix), pix, "0", 0);
+    cg_gemm_call_at(f, &p, ptr(f, in1, "0", 0, g, d.og * d.cg * kk), d.k, 1, src,
+                    ptr(f, out, b, d.o * pix, g, d.og * pix), pix, "0", at);
   } else if (n->op == OP_CONV_TRANSPOSE2D) {
     src = b_operand(f, &d, "lathe_conv_pack_gather", ptr(f, in0, b, d.o * pix, g, d.og * pix),
                     d.og);
-    cg_gemm_call(f, &p, ptr(f, wt, "0", 0, g, d.cg * d.og * kk), d.k, 1, src,
-                 ptr(f, out, b, d.c * hw, g, d.cg * hw), hw, "0", 0);
+    cg_gemm_call_at(f, &p, ptr(f, wt, "0", 0, g, d.cg * d.og * kk), d.k, 1, src,
+                    ptr(f, out, b, d.c * hw, g, d.cg * hw), hw, "0", at);
   } else {
     src = b_operand(f, &d, "lathe_conv_pack_im2col_t", ptr(f, in0, b, d.c * hw, g, d.cg * hw),
                     d.cg);
@@ -275,5 +300,6 @@ bool cg_conv_gemm_lower(CgFunc *f, NodeId id) {
   }
   cg_close(f->e);
   cg_close(f->e);
+  if (threads > 1) cg_close(f->e);
   return true;
 }

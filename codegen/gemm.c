@@ -491,14 +491,21 @@ void cg_gemm_prelude(CgFunc *f) {
 
 /* ---- the call sites -------------------------------------------------------------------------- */
 
-void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
-                  const char *b, const char *c, int64_t ldc, const char *acc, int64_t at) {
+void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
+                     const char *b, const char *c, int64_t ldc, const char *acc,
+                     const char *at) {
   cg_line(f->e,
           "lathe_gemm(%lld, %lld, %lld, %s, %lld, %lld, &%s, %s, %lld, %s, %lld, %lld, %lld, "
-          "(float *)((char *)ws + %lld));",
+          "(float *)((char *)ws + %s));",
           (long long)p->m, (long long)p->n, (long long)p->k, a, (long long)a_rs,
           (long long)a_cs, b, c, (long long)ldc, acc, (long long)p->kc, (long long)p->mc,
-          (long long)p->nc, (long long)(cg_scratch_base(f->g) + at));
+          (long long)p->nc, at);
+}
+
+void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
+                  const char *b, const char *c, int64_t ldc, const char *acc, int64_t at) {
+  cg_gemm_call_at(f, p, a, a_rs, a_cs, b, c, ldc, acc,
+                  arena_printf(f->arena, "%lld", (long long)(cg_scratch_base(f->g) + at)));
 }
 
 /* for (int64_t v = 0; v < extent; v++) {, always emitted (extent may be 1) */

@@ -44,6 +44,10 @@ void cg_gemm_template(CgFunc *f, const char *tmpl);
  * at byte `at` of the scratch region */
 void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
                   const char *b, const char *c, int64_t ldc, const char *acc, int64_t at);
+/* the same with the scratch offset a C expression (per-thread scratch) */
+void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
+                     const char *b, const char *c, int64_t ldc, const char *acc,
+                     const char *at);
 
 /* whether cg_gemm_lower handles matmul node `mm` of g (2-D, f32, M >= 2, array operands) */
 bool cg_gemm_applies(const Graph *g, NodeId mm);

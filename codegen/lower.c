@@ -137,6 +137,7 @@ void cg_nest_close(CgFunc *f, const Shape *s, const char **vars) {
 }
 
 void cg_omp_for(CgFunc *f, int64_t flops) {
+  /* the work threshold also guarantees a loop follows (an extent-1 loop is not emitted) */
   if (f->opt->threads > 1 && flops >= CG_OMP_MIN_FLOPS) cg_line(f->e, "LATHE_OMP_FOR");
 }
 
@@ -299,6 +300,7 @@ static bool lower_elemwise(CgFunc *f, NodeId id) {
   const char *x[2] = {NULL, NULL};
   const char *out = f->val[id].expr;
   if (ew_flat(f, n)) {
+    cg_omp_for(f, shape_numel(&n->shape) * CG_OMP_ELEMENT_COST);
     const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
     const char *idx = i ? i : "0";
     for (int k = 0; k < n->n_in; k++)
@@ -817,6 +819,7 @@ static bool lower_ew_group(CgFunc *f, Fused *u) {
     }
   }
   if (flat) {
+    cg_omp_for(f, shape_numel(u->shape) * CG_OMP_ELEMENT_COST);
     const char *i = cg_loop_open(f, "i", shape_numel(u->shape));
     bool ok = emit_members(f, u, NULL, i ? i : "0", true, NULL);
     cg_loop_close(f, i);

@@ -60,6 +60,9 @@ void cg_nest_close(CgFunc *f, const Shape *s, const char **vars);
  * threads and the kernel does at least CG_OMP_MIN_FLOPS of work (waking threads costs
  * microseconds); the loop's iterations must be independent */
 #define CG_OMP_MIN_FLOPS ((int64_t)1 << 20)
+/* an elementwise or pooling element counted as this many flops: they are memory-bound, and
+ * a loop of 64K elements already outlasts waking a thread */
+#define CG_OMP_ELEMENT_COST 16
 void cg_omp_for(CgFunc *f, int64_t flops);
 
 /* Helpers of lower.c shared with the row-wise group lowering (lower_rows.c): an element of a

@@ -330,9 +330,12 @@ static const char *pool_argmax(CgFunc *f, const Node *n, const Shape *xs, NodeId
   return best;
 }
 
-/* loops over the pooled grid ps; v receives b, c, oh, ow; returns the flat pooled index */
+/* loops over the pooled grid ps; v receives b, c, oh, ow; returns the flat pooled index. The
+ * images are independent (a gradient window only adds into its own image): with --threads
+ * they are shared out. */
 static const char *pool_loops(CgFunc *f, const Shape *ps, const char **v) {
   static const char *const base[4] = {"b", "c", "oh", "ow"};
+  if (ps->dim[0] > 1) cg_omp_for(f, shape_numel(ps) * 4 * CG_OMP_ELEMENT_COST);
   for (int i = 0; i < 4; i++) v[i] = loop(f, base[i], "0", ps->dim[i]);
   return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", v[0],
                       (long long)ps->dim[1], v[1], (long long)ps->dim[2], v[2],

@@ -202,6 +202,9 @@ bool rt_model_open(RtModel *m, const char *so_path, const char *model_name, Diag
     rt_error(d, "cannot load '%s': %s", so_path, dlerror());
     return false;
   }
+  /* A model built with -fopenmp (--threads) pulls in libgomp, whose idle threads outlive the
+   * calls: unloading libgomp with the model would pull their code from under them. Pin it. */
+  if (dlsym(h, "GOMP_parallel")) dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
   char sym[300];
   snprintf(sym, sizeof sym, "%s_info", model_name);
   dlerror();

@@ -50,3 +50,26 @@ for backend in jit cc; do
     --input x="$FIX/x.npy" --out "$TMP/$backend"
   /usr/bin/python3 "$ROOT/tests/compare_npy.py" "$TMP/$backend/probs.npy" "$TMP/so/probs.npy" 1e-6
 done
+
+# --threads 2: the same C with OpenMP pragmas (conv images, pooling, large elementwise loops,
+# GEMM slivers), built with -fopenmp by the loader; the results stay those of PyTorch. At
+# batch 64 so the elementwise kernels pass the size at which they are shared out.
+"$LATHE" compile --threads 2 "$MODEL" -o "$TMP/t"
+grep -q 'LATHE_OMP_FOR$' "$TMP/t/cnn.c" || { echo "FAIL: --threads 2 wrote no LATHE_OMP_FOR"; exit 1; }
+for cc in gcc clang; do
+  $cc -std=c99 -Wall -Wextra -Werror -O1 -c "$TMP/t/cnn.c" -o "$TMP/t/cnn-$cc.o"
+done
+gcc -std=c99 -Wall -Wextra -Werror -O1 -fopenmp -c "$TMP/t/cnn.c" -o "$TMP/t/cnn-omp.o"
+echo "ok: --threads 2 C builds with and without -fopenmp, warning-free"
+"$LATHE" grad --threads 2 -D N=16 "$MODEL" --weights "$FIX/weights.safetensors" \
+  --input x="$FIX/x.npy" --input label="$FIX/label.npy" --out "$TMP/grad2" >/dev/null
+/usr/bin/python3 "$ROOT/tests/compare_safetensors.py" "$TMP/grad2/grads.safetensors" \
+  "$FIX/grads.safetensors" 1e-4
+/usr/bin/python3 -c "
+import numpy as np
+np.save('$TMP/x64.npy', np.tile(np.load('$FIX/x.npy'), (4, 1, 1, 1)))"
+"$LATHE" run "$MODEL" --weights "$FIX/weights.safetensors" --input x="$TMP/x64.npy" \
+  --out "$TMP/o1" >/dev/null
+"$LATHE" run --threads 2 "$MODEL" --weights "$FIX/weights.safetensors" \
+  --input x="$TMP/x64.npy" --out "$TMP/o2" >/dev/null
+/usr/bin/python3 "$ROOT/tests/compare_npy.py" "$TMP/o2/probs.npy" "$TMP/o1/probs.npy" 1e-5
