@@ -338,10 +338,17 @@ static Value bi_pad(Elab *E, Scope *s, const Expr *c, const Expr **a) {
     begin[d] = lo, step[d] = 1, out.dim[d] += lo + hi;
   }
   SrcLoc lc = c->loc;
-  if (value == 0) return tv(window(E, OP_UNSLICE, x, &out, begin, step, lc));
-  NodeId v = scalar(E, x, value, lc);
-  NodeId placed = window(E, OP_UNSLICE, bin(E, OP_SUB, x, v, lc), &out, begin, step, lc);
-  return tv(bin(E, OP_ADD, placed, v, lc));
+  NodeId placed = window(E, OP_UNSLICE, x, &out, begin, step, lc);
+  if (value == 0) return tv(placed);
+  /* where(inside, placed, value): exact for any value (no (x - v) + v rounding); the mask
+   * is a constant that fold computes */
+  NodeAttr ba;
+  memset(&ba, 0, sizeof ba);
+  ba.reshape.shape = xs;
+  NodeId one = scalar(E, x, 1, lc);
+  NodeId inside = window(E, OP_UNSLICE, add(E, OP_BROADCAST, &one, 1, &ba, lc), &out, begin,
+                         step, lc);
+  return tv(where3(E, inside, placed, scalar(E, x, value, lc), lc));
 }
 
 static Value bi_embedding(Elab *E, Scope *s, const Expr *c, const Expr **a) {

@@ -279,6 +279,39 @@ START_TEST(test_transformer_model) {
 }
 END_TEST
 
+/* pad with a large fill value keeps x exactly (it once computed (x - v) + v, which rounds x
+ * away next to v = -1e9), in the evaluator and in the generated C */
+START_TEST(test_pad_value_exact) {
+  Diag d;
+  diag_init(&d);
+  const char *src = "model p(x: f32[2, 3]) {\n"
+                    "  output y = pad(x, [1, 0, 0, 2], value = -1e9)\n}\n";
+  Module *m = frontend_compile("pad.lathe", src, NULL, &d);
+  ck_assert_msg(m != NULL, "%s", diag_text(&d));
+  PassCtx c;
+  pass_ctx_init(&c, &d);
+  ck_assert_msg(passes_run_module(m, &c), "%s", diag_text(&d));
+  Tensor in[1], out[1];
+  memset(out, 0, sizeof out);
+  ck_assert(tensor_alloc(&in[0], DT_F32, &m->inputs[0].shape));
+  const float xs[6] = {1.5f, -2.0f, 3.0f, 4.0f, 5e-3f, -6.0f};
+  memcpy(in[0].data, xs, sizeof xs);
+  ck_assert_msg(ir_eval(m->entries[0], in, NULL, NULL, out, NULL, &d), "%s", diag_text(&d));
+  const float *y = out[0].data; /* [3, 5]: row 0 and columns 3, 4 are the fill */
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 5; j++) {
+      float want = i == 0 || j >= 3 ? -1e9f : xs[(i - 1) * 3 + j];
+      ck_assert_msg(y[i * 5 + j] == want, "y[%d, %d] = %g, want %g", i, j, y[i * 5 + j], want);
+    }
+  cgh_check_module(m, in, NULL, NULL, 0);
+  tensor_free(&in[0]);
+  tensor_free(&out[0]);
+  pass_ctx_fini(&c);
+  module_free(m);
+  diag_fini(&d);
+}
+END_TEST
+
 static Suite *codegen_struct_suite(void) {
   Suite *s = suite_create("codegen_struct");
   TCase *tc = tcase_create("struct");
@@ -287,6 +320,7 @@ static Suite *codegen_struct_suite(void) {
   tcase_add_test(tc, test_struct_f64);
   tcase_add_test(tc, test_struct_text_roundtrip);
   tcase_add_test(tc, test_transformer_model);
+  tcase_add_test(tc, test_pad_value_exact);
   tcase_add_test(tc, test_random_f32);
   tcase_add_test(tc, test_dropout_only);
   tcase_add_test(tc, test_random_f64);
