@@ -17,6 +17,7 @@ pkgs=(
   llvm-19-dev libclang-19-dev libclang-cpp19-dev clang-19  # in-process JIT (codegen/jit.cpp)
   libomp-19-dev                            # OpenMP under clang-19 and the JIT
   libedit-dev                              # REPL line editing and history
+  tmux                                     # the REPL driven on a real terminal (tests)
   python3 python3-numpy python3-torch      # fixtures (tests/fixtures/*.py) and reference checks
   dataset-fashion-mnist                    # training data (/usr/share/datasets/fashion-mnist)
 )
