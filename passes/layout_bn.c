@@ -14,6 +14,7 @@
  * New nodes are appended and the graph re-sorted topologically (stable).
  */
 #include "layout.h"
+#include "rewrite.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -174,5 +175,5 @@ bool layout_fold_bn(Graph *g, PassCtx *c, bool *changed) {
   free(f.dep);
   free(is_output);
   if (!ok) diag_error(c->diag, (SrcLoc){0}, "out of memory in layout of '%s'", g->name);
-  return ok && (!*changed || layout_resort(g, c));
+  return ok && (!*changed || rw_resort(g, c, "layout"));
 }

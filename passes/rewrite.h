@@ -53,4 +53,9 @@ static inline bool rw_is_splat(const Graph *g, NodeId id, double v) {
   return true;
 }
 
+/* Re-sorts g into topological id order (a stable depth-first post-order: a graph already in
+ * order keeps its ids) after `pass` appended nodes that earlier ones read; groups and outputs
+ * follow, the memory plan is invalidated. False (reported) on a cycle or out of memory. */
+bool rw_resort(Graph *g, PassCtx *c, const char *pass);
+
 #endif

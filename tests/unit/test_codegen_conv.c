@@ -9,61 +9,7 @@
  * fast path (literal weights too), the others the general one. rtol 1e-5 for f32, 1e-12 for
  * f64.
  */
-#include "codegen_harness.h"
-
-static const SrcLoc LOC = {"conv.lathe", 2, 1};
-
-typedef struct Fixture {
-  Module *m;
-  Graph *g;
-  Diag d;
-  Tensor inputs[12];
-  Tensor params[8];
-  int n_in, n_par;
-} Fixture;
-
-static Shape s4(int64_t a, int64_t b, int64_t c, int64_t d) {
-  return shape_make(4, (int64_t[]){a, b, c, d});
-}
-
-static NodeId input(Fixture *fx, const char *name, DType t, Shape s) {
-  int32_t i = module_add_input(fx->m, name, t, &s, LOC);
-  ck_assert(tensor_alloc(&fx->inputs[i], t, &s));
-  cgh_fill(&fx->inputs[i], (uint64_t)i + 11, -1, 1);
-  return graph_add_source(fx->g, OP_INPUT, i, LOC);
-}
-
-static NodeId param(Fixture *fx, const char *name, DType t, Shape s) {
-  int32_t i = module_add_param(fx->m, name, t, &s, (InitSpec){INIT_UNIFORM, -1, 1}, LOC);
-  ck_assert(tensor_alloc(&fx->params[i], t, &s));
-  cgh_fill(&fx->params[i], (uint64_t)i + 101, -1, 1);
-  return graph_add_source(fx->g, OP_PARAM, i, LOC);
-}
-
-typedef struct Attr {
-  int stride[2], pad[4], dil[2], out_pad[2], kernel[2], groups;
-} Attr;
-
-static NodeId add(Fixture *fx, OpKind op, NodeId a, NodeId b, Attr k) {
-  NodeAttr at;
-  memset(&at, 0, sizeof at);
-  for (int i = 0; i < 2; i++) {
-    at.conv.stride[i] = k.stride[i] ? k.stride[i] : 1;
-    at.conv.dilation[i] = k.dil[i] ? k.dil[i] : 1;
-    at.conv.out_pad[i] = k.out_pad[i];
-    at.conv.kernel[i] = k.kernel[i];
-  }
-  for (int i = 0; i < 4; i++) at.conv.pad[i] = k.pad[i];
-  at.conv.groups = k.groups ? k.groups : 1;
-  NodeId in[2] = {a, b};
-  NodeId id = graph_add(fx->g, op, in, b == IR_NONE ? 1 : 2, &at, LOC, &fx->d);
-  ck_assert_msg(id != IR_NONE, "%s: %s", ir_ops[op].name, diag_text(&fx->d));
-  return id;
-}
-
-static void out(Fixture *fx, const char *name, NodeId id) {
-  graph_add_output(fx->g, name, id, OUT_VALUE, -1);
-}
+#include "conv_fixture.h"
 
 static NodeId splat(Fixture *fx, DType t, Shape s, double v, const double *data) {
   NodeAttr at;
