@@ -386,13 +386,13 @@ static void put_dot_text(Buf *b, const char *s) {
   }
 }
 
-static void put_dot_node(Buf *b, const Graph *g, uint32_t id) {
+static void put_dot_node(Buf *b, const Graph *g, uint32_t id, const char *indent) {
   const Node *n = &g->nodes[id];
   char type[240], shape[200];
   snprintf(type, sizeof type, "%s%s", dtype_name(n->dtype),
            shape_str(&n->shape, shape, sizeof shape));
   const char *label = n->name ? n->name : source_name(g, n);
-  buf_printf(b, "  n%u [label=\"%%%u %s", (unsigned)id, (unsigned)id, ir_ops[n->op].name);
+  buf_printf(b, "%sn%u [label=\"%%%u %s", indent, (unsigned)id, (unsigned)id, ir_ops[n->op].name);
   if (label) {
     buf_put(b, " ", 1);
     put_dot_text(b, label);
@@ -401,8 +401,33 @@ static void put_dot_node(Buf *b, const Graph *g, uint32_t id) {
              n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE
                  ? ", shape=ellipse"
                  : "");
-  for (int k = 0; k < n->n_in; k++)
-    buf_printf(b, "  n%u -> n%u;\n", (unsigned)n->in[k], (unsigned)id);
+}
+
+/* The fusion groups (Node.group, set by passes/fuse.c) are drawn as clusters, one box per
+ * generated kernel, labelled with its first and last member and its size (`lathe dump
+ * --kernels` lists the same groups); ungrouped nodes stand alone. */
+static void put_dot_clusters(Buf *b, const Graph *g) {
+  for (uint32_t id = 0; id < g->n_nodes; id++) {
+    int32_t grp = g->nodes[id].group;
+    if (grp < 0) {
+      put_dot_node(b, g, id, "  ");
+      continue;
+    }
+    bool first = true; /* the group's first node in id order opens its cluster */
+    for (uint32_t j = 0; j < id && first; j++) first = g->nodes[j].group != grp;
+    if (!first) continue;
+    int members = 0;
+    uint32_t last = id;
+    for (uint32_t j = id; j < g->n_nodes; j++)
+      if (g->nodes[j].group == grp) members++, last = j;
+    buf_printf(b,
+               "  subgraph cluster_k%d {\n    label=\"fused kernel %%%u..%%%u: %d nodes\";\n"
+               "    style=\"rounded,filled\"; fillcolor=\"#eef4ff\"; color=\"#4a78c2\";\n",
+               (int)grp, (unsigned)id, (unsigned)last, members);
+    for (uint32_t j = id; j < g->n_nodes; j++)
+      if (g->nodes[j].group == grp) put_dot_node(b, g, j, "    ");
+    buf_printf(b, "  }\n");
+  }
 }
 
 char *ir_print_dot(const Graph *g) {
@@ -410,7 +435,10 @@ char *ir_print_dot(const Graph *g) {
   buf_printf(&b, "digraph \"");
   put_dot_text(&b, g->name);
   buf_printf(&b, "\" {\n  node [shape=box, fontname=\"monospace\"];\n");
-  for (uint32_t id = 0; id < g->n_nodes; id++) put_dot_node(&b, g, id);
+  put_dot_clusters(&b, g);
+  for (uint32_t id = 0; id < g->n_nodes; id++)
+    for (int k = 0; k < g->nodes[id].n_in; k++)
+      buf_printf(&b, "  n%u -> n%u;\n", (unsigned)g->nodes[id].in[k], (unsigned)id);
   for (int i = 0; i < g->n_outputs; i++) {
     const GraphOutput *o = &g->outputs[i];
     buf_printf(&b, "  out%d [label=\"", i);

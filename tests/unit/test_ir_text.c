@@ -306,6 +306,20 @@ START_TEST(test_dot) {
   ck_assert_ptr_nonnull(strstr(dot, "n4 -> n5;"));
   ck_assert_ptr_nonnull(strstr(dot, "probs (value)"));
   ck_assert_ptr_nonnull(strstr(dot, "%4 matmul"));
+  ck_assert_ptr_null(strstr(dot, "subgraph")); /* no fusion groups yet */
+  free(dot);
+  /* a fusion group (as passes/fuse.c marks one) is drawn as one cluster holding its members */
+  m->model->nodes[4].group = 4;
+  m->model->nodes[5].group = 4;
+  dot = ir_print_dot(m->model);
+  const char *cl = strstr(dot, "subgraph cluster_k4 {");
+  ck_assert_ptr_nonnull(cl);
+  ck_assert_ptr_nonnull(strstr(cl, "fused kernel %4..%5: 2 nodes"));
+  const char *end = strstr(cl, "\n  }\n");
+  const char *n4 = strstr(dot, "  n4 [label"), *n5 = strstr(dot, "  n5 [label");
+  ck_assert(end && n4 > cl && n4 < end && n5 > cl && n5 < end);
+  ck_assert_ptr_nonnull(strstr(end, "n4 -> n5;")); /* edges after the clusters */
+  ck_assert_ptr_null(strstr(end + 1, "subgraph"));
   free(dot);
   module_free(m);
 }
