@@ -382,7 +382,7 @@ static bool emit_entry(Backend *b, const Graph *g, EntryPlan *ep) {
   for (size_t i = 0; i < sizeof reserved_words / sizeof reserved_words[0]; i++)
     cg_fresh(&e, reserved_words[i]);
   plan_args(b, ep, &e);
-  CgFunc f = {&e, b->m, g, b->opt, &b->globals, ep->symbol, NULL, &b->arena, b->diag};
+  CgFunc f = {&e, b->m, g, b->opt, &b->globals, ep->symbol, NULL, &b->arena, b->diag, NULL, 0};
   f.val = arena_alloc(&b->arena, (g->n_nodes + 1) * sizeof *f.val);
   bool ok = assign_storage(b, ep, &f) && lower_kernels(b, &f);
   ok = ok && emit_epilogue(b, ep, &f);

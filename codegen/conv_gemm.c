@@ -80,6 +80,7 @@ static int conv_threads(const Node *n, const ConvGemm *d, const CgOptions *o) {
 static int64_t thread_scratch(const CgGemmPlan *p) { return round64(p->bytes); }
 
 int64_t cg_conv_scratch(const Graph *g, NodeId id, const CgOptions *o) {
+  if (cg_conv_direct_applies(g, id, o)) return cg_conv_direct_scratch(g, id, o);
   if (!cg_conv_gemm_applies(g, id)) return 0;
   const Node *n = graph_node(g, id);
   ConvGemm d = conv_gemm(g, n);

@@ -17,19 +17,30 @@
  * call a full MR x NR tile, so ragged edges cost only the wasted lanes. The B operand is a
  * lathe_gemm_b: a plain strided matrix here, an implicit im2col matrix for the convolutions
  * (codegen/conv_gemm.c), which reuse this routine. The vector kernel uses GCC/Clang vector
- * extensions inside `#if defined(__GNUC__)`, with a scalar C99 kernel of the same tile in
+ * extensions inside `#ifdef LATHE_VECTOR` (GCC or Clang, unless built with
+ * -DLATHE_NO_VECTOR_EXTENSIONS), with a scalar C99 kernel of the same tile in
  * `#else` (and alone for the generic target). With --threads N > 1, lathe_gemm shares the
  * B slivers of each large enough block (M x N x K block >= 2^18) among N OpenMP threads,
  * each with its own tile on the stack; without -fopenmp the pragma is not even seen.
+ *
+ * Pre-packed operands: a scan body's GEMM whose operand is a captured input (a weight, the
+ * same at every step) would re-pack it at every step. cg_gemm_prepack (called by
+ * codegen/lower_scan.c before the loop) packs the whole operand once, panel after panel in
+ * the layout lathe_gemm reads (lathe_gemm_prepack_a/_b), and the body's call reads it in
+ * place: a lathe_gemm_b with pack NULL for B, a_rs = a_cs = 0 for A.
  *
  * Invariants: the scratch (tile, packed A, packed B, and the M x N product of a fused group
  * when its matmul has no buffer of its own) sits at the 64-byte aligned offset
  * cg_scratch_base (Graph.workspace_bytes rounded up) of the workspace; cg_workspace_bytes
  * counts it, and every workspace size codegen publishes must come from there. Kernels run
  * one at a time, so all GEMMs and convolutions share one scratch region and the generated code
- * stays re-entrant.
+ * stays re-entrant. The pre-packed operands of a scan live while its loop runs, so they sit
+ * above that region (at cg_scratch_base + the kernel scratch rounded up to 64 bytes, packed
+ * after packed, a nested scan's above its parent's); cg_workspace_bytes adds the most any
+ * scan needs (scan_packs), and pack_bytes decides both what is packed and what is counted.
  */
 #include "gemm.h"
+#include "ir/scan.h"
 #include "lower_conv.h"
 
 #include <stdio.h>
@@ -79,6 +90,8 @@ CgTarget cg_target_resolve(const CgOptions *o) {
   return CG_TARGET_GENERIC;
 #endif
 }
+
+int cg_gemm_vec(const CgOptions *o) { return gemm_tiles[cg_target_resolve(o)].vec; }
 
 /* ---- the plan and the scratch ---------------------------------------------------------------- */
 
@@ -194,9 +207,55 @@ static int64_t kernel_scratch(const Graph *g, const CgOptions *o) {
   return scratch;
 }
 
+/* ---- pre-packed operands of scan bodies ------------------------------------------------------ */
+
+/* The tile of o's target (the pre-packed layouts depend on it). */
+static const GemmTile *tile_of(const CgOptions *o) { return &gemm_tiles[cg_target_resolve(o)]; }
+
+/* The bytes of operand j (0: A, 1: B) of body matmul mm pre-packed, or 0 when it is not
+ * pre-packed: it must be a captured input of scan (the same at every step) of a 2-D GEMM
+ * (not one per batch). Then the whole operand is packed once before the loop, in the layout
+ * lathe_gemm reads (lathe_gemm_prepack_a/_b): round_up(rows, MR or NR) x K floats. */
+static int64_t pack_bytes(const Node *scan, const Graph *body, NodeId mm, int j,
+                          const CgOptions *o) {
+  if (!cg_gemm_applies(body, mm)) return 0;
+  const Node *in = graph_node(body, graph_node(body, mm)->in[j]);
+  if (in->op != OP_SCAN_ARG || scan_input_kind(scan, in->attr.scan_arg.index) != 2) return 0;
+  GemmShape s;
+  gemm_shape(body, mm, o, &s);
+  if (s.batch != 1) return 0;
+  const GemmTile *t = tile_of(o);
+  return round64(j ? round_up(s.plan.n, t->nr) * s.plan.k * 4
+                   : round_up(s.plan.m, t->mr) * s.plan.k * 4);
+}
+
+static int64_t scan_packs(const Graph *g, const CgOptions *o);
+
+/* the pre-packed bytes scan node `scan` of g needs while its loop runs (its body's nested
+ * scans pack theirs above them) */
+static int64_t scan_pack_bytes(const Graph *g, NodeId scan, const CgOptions *o) {
+  const Node *n = graph_node(g, scan);
+  const Graph *body = n->op == OP_SCAN ? scan_body(g, n) : NULL;
+  if (!body) return 0;
+  int64_t bytes = 0;
+  for (NodeId b = 0; b < body->n_nodes; b++)
+    for (int j = 0; j < 2; j++) bytes += pack_bytes(n, body, b, j, o);
+  return bytes + scan_packs(body, o);
+}
+
+/* the most pre-packed bytes of g's scans (they run one at a time) */
+static int64_t scan_packs(const Graph *g, const CgOptions *o) {
+  int64_t most = 0;
+  for (NodeId id = 0; id < g->n_nodes; id++) {
+    int64_t bytes = scan_pack_bytes(g, id, o);
+    if (bytes > most) most = bytes;
+  }
+  return most;
+}
+
 int64_t cg_workspace_bytes(const Graph *g, const CgOptions *o) {
   int64_t scratch = kernel_scratch(g, o);
-  return scratch ? cg_scratch_base(g) + scratch : g->workspace_bytes;
+  return scratch ? cg_scratch_base(g) + round64(scratch) + scan_packs(g, o) : g->workspace_bytes;
 }
 
 /* ---- the file-scope routines ----------------------------------------------------------------- */
@@ -220,7 +279,7 @@ static void tile_lines(const GemmTile *t, int threads, char *par, char *decl, si
            1 << 18);
   if (t->vec > 0)
     snprintf(decl, cap,
-             "#if defined(__GNUC__)\n"
+             "#ifdef LATHE_VECTOR\n"
              "          lathe_vf tl[%d];\n"
              "#else\n"
              "          float tl[%d];\n"
@@ -264,7 +323,8 @@ static const char pack_text[] =
     "/* The B operand of lathe_gemm: `pack` writes rows [p0, p0 + kc) x columns [j0, j0 + nc)\n"
     " * of it as @NR@-wide slivers, k-major, zero-padded to a whole sliver. Plain matrices:\n"
     " * B[p][j] = p[p * rs + j * cs]; convolutions (codegen/conv_gemm.c) read an implicit\n"
-    " * im2col matrix straight from an NCHW image described by g[]. */\n"
+    " * im2col matrix straight from an NCHW image described by g[]. pack NULL: p holds the\n"
+    " * whole operand already packed (lathe_gemm_prepack_b). */\n"
     "typedef struct lathe_gemm_b lathe_gemm_b;\n"
     "struct lathe_gemm_b {\n"
     "  void (*pack)(const lathe_gemm_b *b, ptrdiff_t p0, ptrdiff_t kc, ptrdiff_t j0,\n"
@@ -316,7 +376,9 @@ static const char driver_text[] =
     "/* C (m x n, row stride ldc) = A B, or C += A B when acc, A[i][p] = a[i * a_rs + p * a_cs].\n"
     " * BLIS loop order: N panels of nc_max, K blocks of kc_max (B block packed), M blocks of\n"
     " * mc_max (A block packed), then @MR@ x @NR@ tiles. ws: 64-byte aligned scratch holding\n"
-    " * the tile, the packed A block and the packed B panel (codegen/gemm.c sizes it). */\n"
+    " * the tile, the packed A block and the packed B panel (codegen/gemm.c sizes it).\n"
+    " * Pre-packed operands (lathe_gemm_prepack_a/_b, same k, kc_max, mc_max, nc_max) are read\n"
+    " * in place: A when a_rs = a_cs = 0, B when b->pack is NULL (b->p holds the panels). */\n"
     "LATHE_GEMM_SHARED void lathe_gemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,\n"
     "                                  ptrdiff_t a_rs, ptrdiff_t a_cs, const lathe_gemm_b *b,\n"
     "                                  float *c, ptrdiff_t ldc, int acc, ptrdiff_t kc_max,\n"
@@ -330,10 +392,14 @@ static const char driver_text[] =
     "    for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {\n"
     "      const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;\n"
     "      const int add = acc || pc > 0;\n"
-    "      b->pack(b, pc, kc, jc, nc, pb);\n"
+    "      const float *bp = pb;\n"
+    "      if (b->pack) b->pack(b, pc, kc, jc, nc, pb);\n"
+    "      else bp = b->p + jc * k + pc * ((nc + @NR@ - 1) / @NR@ * @NR@); /* pre-packed */\n"
     "      for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {\n"
     "        const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;\n"
-    "        lathe_gemm_pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pa);\n"
+    "        const float *ap = pa;\n"
+    "        if (a_rs == 0 && a_cs == 0) ap = a + ic * k + pc * ((mc + @MR@ - 1) / @MR@ * @MR@);\n"
+    "        else lathe_gemm_pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pa);\n"
     "@PAR@"
     "        for (ptrdiff_t jr = 0; jr < nc; jr += @NR@) {\n"
     "@TILEDECL@"
@@ -341,7 +407,7 @@ static const char driver_text[] =
     "          for (ptrdiff_t ir = 0; ir < mc; ir += @MR@) {\n"
     "            const ptrdiff_t mr = mc - ir < @MR@ ? mc - ir : @MR@;\n"
     "            float *const cp = c + (ic + ir) * ldc + jc + jr;\n"
-    "            lathe_gemm_kernel(kc, pa + ir * kc, pb + jr * kc, tile);\n"
+    "            lathe_gemm_kernel(kc, ap + ir * kc, bp + jr * kc, tile);\n"
     "            if (add) {\n"
     "              lathe_gemm_add(mr, nr, tile, cp, ldc);\n"
     "            } else {\n"
@@ -403,9 +469,6 @@ static void emit_kernel_attributes(CgBuf *o, const GemmTile *t) {
 
 static void emit_vector_kernel(CgBuf *o, const GemmTile *t) {
   int nv = t->nr / t->vec;
-  cg_buf_printf(o, "typedef float lathe_vf __attribute__((vector_size(%d), may_alias));\n",
-                t->vec * 4);
-  emit_kernel_attributes(o, t);
   cg_buf_printf(o, kernel_doc, t->mr, t->nr, t->mr, t->nr);
   cg_buf_puts(o, "LATHE_GEMM_FN void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
                  "                                     const float *restrict b, float *restrict t) "
@@ -462,18 +525,39 @@ bool cg_gemm_once(CgFunc *f, const char *mark) {
   return true;
 }
 
+static const char vector_mark[] = "/* ---- vector types and function attributes (codegen/gemm.c)";
+
+void cg_vector_prelude(CgFunc *f) {
+  CgBuf *o = f->globals;
+  if (o->data && strstr(o->data, vector_mark)) return;
+  const GemmTile *t = &gemm_tiles[cg_target_resolve(f->opt)];
+  cg_buf_printf(o, "%s ---- */\n", vector_mark);
+  cg_buf_puts(o, common_doc);
+  cg_buf_puts(o, t->vec > 0 ? shared_doc : "#define LATHE_GEMM_SHARED static\n\n");
+  if (t->vec > 0) {
+    cg_buf_printf(o,
+                  "/* the micro-kernels use GCC/Clang vector extensions; their scalar C99 twins\n"
+                  " * run elsewhere, or when built with -DLATHE_NO_VECTOR_EXTENSIONS */\n"
+                  "#if defined(__GNUC__) && !defined(LATHE_NO_VECTOR_EXTENSIONS)\n"
+                  "#define LATHE_VECTOR 1\n"
+                  "typedef float lathe_vf __attribute__((vector_size(%d), may_alias));\n",
+                  t->vec * 4);
+    emit_kernel_attributes(o, t);
+    cg_buf_puts(o, "#endif\n\n");
+  }
+}
+
 void cg_gemm_prelude(CgFunc *f) {
   CgBuf *o = f->globals;
   if (o->data && strstr(o->data, prelude_mark)) return;
+  cg_vector_prelude(f);
   CgTarget target = cg_target_resolve(f->opt);
   const GemmTile *t = &gemm_tiles[target];
   cg_buf_printf(o, "%s for %s: %d x %d micro-tile ---- */\n\n", prelude_mark,
                 target_names[target], t->mr, t->nr);
-  cg_buf_puts(o, common_doc);
-  cg_buf_puts(o, t->vec > 0 ? shared_doc : "#define LATHE_GEMM_SHARED static\n\n");
   emit_template(o, pack_text, t, 1);
   if (t->vec > 0) {
-    cg_buf_puts(o, "#if defined(__GNUC__)\n");
+    cg_buf_puts(o, "#ifdef LATHE_VECTOR\n");
     emit_vector_kernel(o, t);
     cg_buf_puts(o, "#else\n");
   }
@@ -553,6 +637,91 @@ static bool gemm_per_batch(CgFunc *f, NodeId mm, const GemmShape *s) {
   return true;
 }
 
+static const char prepack_b_text[] =
+    "/* The whole op(B) (k x n) packed once, as lathe_gemm reads it with the same kc_max and\n"
+    " * nc_max: the block of N panel jc and K block pc at dst + jc * k + pc * (its width rounded\n"
+    " * up to @NR@), round_up(n, @NR@) * k floats in all; lathe_gemm then reads it in place. */\n"
+    "LATHE_GEMM_SHARED void lathe_gemm_prepack_b(const lathe_gemm_b *b, ptrdiff_t k, ptrdiff_t n,\n"
+    "                                            ptrdiff_t kc_max, ptrdiff_t nc_max,\n"
+    "                                            float *dst) {\n"
+    "  for (ptrdiff_t jc = 0; jc < n; jc += nc_max) {\n"
+    "    const ptrdiff_t nc = n - jc < nc_max ? n - jc : nc_max;\n"
+    "    for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {\n"
+    "      const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;\n"
+    "      b->pack(b, pc, kc, jc, nc, dst + jc * k + pc * ((nc + @NR@ - 1) / @NR@ * @NR@));\n"
+    "    }\n"
+    "  }\n"
+    "}\n\n";
+
+static const char prepack_a_text[] =
+    "/* The whole A (m x k, A[i][p] = a[i * rs + p * cs]) packed once, as lathe_gemm reads it\n"
+    " * with the same kc_max and mc_max: the block of M block ic and K block pc at dst + ic * k\n"
+    " * + pc * (its height rounded up to @MR@), round_up(m, @MR@) * k floats in all. */\n"
+    "LATHE_GEMM_SHARED void lathe_gemm_prepack_a(const float *a, ptrdiff_t rs, ptrdiff_t cs,\n"
+    "                                            ptrdiff_t m, ptrdiff_t k, ptrdiff_t kc_max,\n"
+    "                                            ptrdiff_t mc_max, float *dst) {\n"
+    "  for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {\n"
+    "    const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;\n"
+    "    for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {\n"
+    "      const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;\n"
+    "      lathe_gemm_pack_a(a + ic * rs + pc * cs, rs, cs, mc, kc,\n"
+    "                        dst + ic * k + pc * ((mc + @MR@ - 1) / @MR@ * @MR@));\n"
+    "    }\n"
+    "  }\n"
+    "}\n\n";
+
+void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb) {
+  const Node *n = graph_node(f->g, scan);
+  const Graph *body = fb->g;
+  const GemmTile *t = tile_of(f->opt);
+  int64_t at = f->gemm_pack_at;
+  if (at == 0) at = cg_scratch_base(f->g) + round64(kernel_scratch(f->g, f->opt));
+  fb->gemm_packed = NULL;
+  for (NodeId mm = 0; mm < body->n_nodes; mm++)
+    for (int j = 0; j < 2; j++) {
+      int64_t bytes = pack_bytes(n, body, mm, j, f->opt);
+      if (!bytes) continue;
+      if (!fb->gemm_packed) {
+        size_t size = 2 * (size_t)body->n_nodes * sizeof *fb->gemm_packed;
+        fb->gemm_packed = arena_alloc(f->arena, size);
+        memset(fb->gemm_packed, 0, size);
+      }
+      const Node *node = graph_node(body, mm);
+      GemmShape s;
+      gemm_shape(body, mm, f->opt, &s);
+      cg_gemm_prelude(f);
+      if (cg_gemm_once(f, "lathe_gemm_pack_strided (codegen/gemm.c)"))
+        emit_template(f->globals, strided_text, t, 1);
+      if (cg_gemm_once(f, j ? "lathe_gemm_prepack_b (codegen/gemm.c)"
+                            : "lathe_gemm_prepack_a (codegen/gemm.c)"))
+        emit_template(f->globals, j ? prepack_b_text : prepack_a_text, t, 1);
+      const char *name = cg_fresh(f->e, arena_printf(f->arena, "s%u_pack%u_%c", scan, mm,
+                                                      j ? 'b' : 'a'));
+      cg_decl(f->e, "float *%s = (float *)((char *)ws + %lld);", name, (long long)at);
+      const char *src = fb->val[node->in[j]].expr;
+      cg_line(f->e, "/* the %s operand of GEMM %%%u (%lld x %lld x %lld) of the body, the same at "
+                    "every step: packed once */",
+              j ? "B" : "A", mm, (long long)s.plan.m, (long long)s.plan.k, (long long)s.plan.n);
+      if (j) {
+        cg_line(f->e, "{");
+        cg_indent(f->e);
+        cg_line(f->e, "const lathe_gemm_b gemm_b = {lathe_gemm_pack_strided, %s, %lld, %lld, {0}};",
+                src, (long long)s.b_rs, (long long)s.b_cs);
+        cg_line(f->e, "lathe_gemm_prepack_b(&gemm_b, %lld, %lld, %lld, %lld, %s);",
+                (long long)s.plan.k, (long long)s.plan.n, (long long)s.plan.kc,
+                (long long)s.plan.nc, name);
+        cg_close(f->e);
+      } else {
+        cg_line(f->e, "lathe_gemm_prepack_a(%s, %lld, %lld, %lld, %lld, %lld, %lld, %s);", src,
+                (long long)s.a_rs, (long long)s.a_cs, (long long)s.plan.m, (long long)s.plan.k,
+                (long long)s.plan.kc, (long long)s.plan.mc, name);
+      }
+      fb->gemm_packed[2 * mm + j] = name;
+      at += bytes;
+    }
+  fb->gemm_pack_at = at;
+}
+
 bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
   CgTarget target = cg_target_resolve(f->opt);
   const GemmTile *t = &gemm_tiles[target];
@@ -571,8 +740,14 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
           t->mr, t->nr, (long long)s.plan.kc);
   if (s.batch > 1) return gemm_per_batch(f, mm, &s);
   const char *gb = cg_fresh(f->e, "gemm_b");
-  cg_line(f->e, "const lathe_gemm_b %s = {lathe_gemm_pack_strided, %s, %lld, %lld, {0}};", gb,
-          f->val[node->in[1]].expr, (long long)s.b_rs, (long long)s.b_cs);
+  const char *packed_a = f->gemm_packed ? f->gemm_packed[2 * mm] : NULL;
+  const char *packed_b = f->gemm_packed ? f->gemm_packed[2 * mm + 1] : NULL;
+  if (packed_b)
+    cg_line(f->e, "const lathe_gemm_b %s = {NULL, %s, 0, 0, {0}}; /* pre-packed */", gb,
+            packed_b);
+  else
+    cg_line(f->e, "const lathe_gemm_b %s = {lathe_gemm_pack_strided, %s, %lld, %lld, {0}};", gb,
+            f->val[node->in[1]].expr, (long long)s.b_rs, (long long)s.b_cs);
   /* unfused: straight into the matmul's buffer; fused: into its buffer or a scratch one, then
    * the epilogue (never into another member's buffer: an input updated in place may be it) */
   const char *prod = store->partial;
@@ -581,6 +756,10 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", prod,
             (long long)(cg_scratch_base(f->g) + s.off_acc));
   }
-  cg_gemm_call(f, &s.plan, f->val[node->in[0]].expr, s.a_rs, s.a_cs, gb, prod, s.plan.n, "0", 0);
+  if (packed_a) /* a_rs = a_cs = 0: A pre-packed */
+    cg_gemm_call(f, &s.plan, packed_a, 0, 0, gb, prod, s.plan.n, "0", 0);
+  else
+    cg_gemm_call(f, &s.plan, f->val[node->in[0]].expr, s.a_rs, s.a_cs, gb, prod, s.plan.n, "0",
+                 0);
   return node->group < 0 || epilogue(f, &s, prod, store);
 }

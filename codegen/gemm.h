@@ -32,6 +32,10 @@ typedef struct CgGemmPlan {
 void cg_gemm_plan(const CgOptions *o, int64_t m, int64_t k, int64_t n, CgGemmPlan *p);
 /* the byte offset of the scratch region in g's workspace (above the memory plan) */
 int64_t cg_scratch_base(const Graph *g);
+/* writes <string.h>, LATHE_NOVEC, LATHE_GEMM_SHARED and, for a vector target under
+ * __GNUC__, the vector type lathe_vf and the micro-kernel attributes LATHE_GEMM_FN into
+ * f->globals, once per file (the GEMM and the direct convolutions use them) */
+void cg_vector_prelude(CgFunc *f);
 /* writes lathe_gemm and the routines it uses into f->globals, once per file */
 void cg_gemm_prelude(CgFunc *f);
 /* true the first time mark is asked for in f's file (then written there as a comment):
@@ -52,8 +56,16 @@ void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs
 /* whether cg_gemm_lower handles matmul node `mm` of g (2-D, f32, M >= 2, array operands) */
 bool cg_gemm_applies(const Graph *g, NodeId mm);
 bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store);
-/* the workspace an entry needs: the memory plan plus the GEMM and convolution scratch */
+/* Before the loop of scan node `scan` of f->g (fb: its body's function, storage assigned):
+ * packs each operand of a body GEMM that is a captured input (the same at every step) once,
+ * in the layout lathe_gemm reads in place, and records it in fb->gemm_packed. The packs sit
+ * above the kernel scratch (cg_workspace_bytes counts them). */
+void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb);
+/* the workspace an entry needs: the memory plan, the GEMM and convolution scratch, and the
+ * operands its scans pre-pack */
 int64_t cg_workspace_bytes(const Graph *g, const CgOptions *o);
+/* floats per vector of o's target; 0 on the generic target (scalar kernels only) */
+int cg_gemm_vec(const CgOptions *o);
 /* the resolved target of o (never CG_TARGET_NATIVE) */
 CgTarget cg_target_resolve(const CgOptions *o);
 

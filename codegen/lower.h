@@ -33,6 +33,10 @@ typedef struct CgFunc {
   CgValue *val;       /* per node */
   Arena *arena;       /* strings that live as long as the function */
   Diag *diag;
+  /* a scan body's matmul operands packed before its loop (codegen/gemm.c, cg_gemm_prepack):
+   * [2 * node + operand] is the packed data's C expression or NULL; NULL outside bodies */
+  const char **gemm_packed;
+  int64_t gemm_pack_at; /* workspace offset of the next pre-packed operand; 0: not yet set */
 } CgFunc;
 
 bool cg_lower_node(CgFunc *f, NodeId id);

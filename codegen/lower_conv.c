@@ -181,6 +181,7 @@ static void conv_transpose2d_fast(CgFunc *f, NodeId id, const ConvDims *d) {
 
 /* Y = conv2d(X, W): per (b, o, ci, tap), y[row][ow] += w * x[row'][ow * sw] */
 bool lower_conv2d(CgFunc *f, NodeId id) {
+  if (cg_conv_direct_applies(f->g, id, f->opt)) return cg_conv_direct_lower(f, id);
   if (cg_conv_gemm_applies(f->g, id)) return cg_conv_gemm_lower(f, id);
   const Node *n = graph_node(f->g, id);
   const Node *x = graph_node(f->g, n->in[0]), *w = graph_node(f->g, n->in[1]);
@@ -208,6 +209,7 @@ bool lower_conv2d(CgFunc *f, NodeId id) {
 
 /* X = conv_transpose2d(Y, W): per (b, c, o in c's group, tap), x[row'][ow*sw] += w * y[row][ow] */
 bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
+  if (cg_conv_direct_applies(f->g, id, f->opt)) return cg_conv_direct_lower(f, id);
   if (cg_conv_gemm_applies(f->g, id)) return cg_conv_gemm_lower(f, id);
   const Node *n = graph_node(f->g, id);
   const Node *y = graph_node(f->g, n->in[0]), *w = graph_node(f->g, n->in[1]);
@@ -245,6 +247,7 @@ bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
 /* W = conv2d_grad_weight(X, Y): per (o, ci, tap), part[ow] += y[row][ow] * x[row'][ow*sw]
  * over (b, oh), then w = sum(part) */
 bool lower_conv2d_grad_weight(CgFunc *f, NodeId id) {
+  if (cg_conv_direct_applies(f->g, id, f->opt)) return cg_conv_direct_lower(f, id);
   if (cg_conv_gemm_applies(f->g, id)) return cg_conv_gemm_lower(f, id);
   const Node *n = graph_node(f->g, id);
   const Node *x = graph_node(f->g, n->in[0]), *y = graph_node(f->g, n->in[1]);
@@ -342,9 +345,120 @@ static const char *pool_loops(CgFunc *f, const Shape *ps, const char **v) {
                       (long long)ps->dim[3], v[3]);
 }
 
+/* ---- the tiled fast path: windows that tile the image ----------------------------------- */
+
+enum { TILE_MAX_TAPS = 16 }; /* window elements, unrolled */
+
+/* whether pool node n's windows over x (grid xs, pooled grid ps) tile it: stride = kernel,
+ * dilation 1, no padding, at most TILE_MAX_TAPS elements, x a buffer. Then every element of
+ * x is in at most one window (the last rows / columns may be in none). */
+static bool pool_tiles(CgFunc *f, const Node *n, NodeId x, const Shape *ps, const Shape *xs) {
+  const struct IrConvAttr *a = &n->attr.conv;
+  for (int ax = 0; ax < 2; ax++)
+    if (a->stride[ax] != a->kernel[ax] || a->dilation[ax] != 1 || a->pad[ax] || a->pad[ax + 2])
+      return false;
+  return (int64_t)a->kernel[0] * a->kernel[1] <= TILE_MAX_TAPS && !f->val[x].literal &&
+         pool_inside(n, ps, xs) && shape_numel(ps) > 0;
+}
+
+/* Opens the loops over the planes p (b, c) and pooled rows oh, with the pooled columns ow
+ * innermost, and declares the window's maximum `m` (and with `arg`, `k`: the index in the
+ * window, row-major, of its first maximum, in x's type) for window (p, oh, ow) of x,
+ * branch-free so the ow loop vectorizes: m stays when it is NaN or v <= m, else v replaces
+ * it (the first NaN wins, ties keep the first maximum, as in pool_argmax). GCC 12 vectorizes
+ * exactly this form of the select (not `(m == m) & !(v <= m)`, nor an int k). *xr receives the name of the window row start
+ * offset into x, *ow the column. The caller closes 3 loops. */
+static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs,
+                            const Shape *ps, bool arg, const char **xr, const char **ow,
+                            const char **p, const char **oh, const char **k) {
+  const struct IrConvAttr *a = &n->attr.conv;
+  const char *t = dtype_c_name(n->dtype), *X = f->val[x].expr;
+  int64_t kh = a->kernel[0], kw = a->kernel[1], w = xs->dim[3];
+  if (ps->dim[0] * ps->dim[1] > 1) cg_omp_for(f, shape_numel(ps) * 4 * CG_OMP_ELEMENT_COST);
+  *p = loop(f, "p", "0", ps->dim[0] * ps->dim[1]);
+  *oh = loop(f, "oh", "0", ps->dim[2]);
+  *xr = fresh(f, "xr");
+  cg_line(f->e, "const int64_t %s = (%s * %lld + %s * %lld) * %lld;", *xr, *p,
+          (long long)xs->dim[2], *oh, (long long)kh, (long long)w);
+  *ow = loop(f, "ow", "0", ps->dim[3]);
+  const char *m = fresh(f, "m");
+  cg_line(f->e, "%s %s = %s[%s + %s * %lld];", t, m, X, *xr, *ow, (long long)kw);
+  *k = NULL;
+  if (arg) {
+    *k = fresh(f, "k");
+    cg_line(f->e, "%s %s = 0;", t, *k); /* x's type: GCC vectorizes one element type */
+  }
+  for (int64_t j = 1; j < kh * kw; j++) {
+    const char *v = fresh(f, "v");
+    const char *load = arena_printf(f->arena, "%s[%s + %s * %lld + %lld]", X, *xr, *ow,
+                                    (long long)kw, (long long)(j / kw * w + j % kw));
+    const char *keep = arena_printf(f->arena, "(%s != %s || %s <= %s)", m, m, v, m);
+    const char *karg = arg ? arena_printf(f->arena, " %s = %s ? %s : %lld;", *k, keep, *k,
+                                          (long long)j)
+                           : "";
+    cg_line(f->e, "{ const %s %s = %s;%s %s = %s ? %s : %s; }", t, v, load, karg, m, keep, m, v);
+  }
+  return m;
+}
+
+/* y[p][oh][ow] = the maximum of its window, when the windows tile x (pool_tiles) */
+static void lower_max_pool2d_tiled(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *xs = &graph_node(f->g, n->in[0])->shape, *ps = &n->shape;
+  const char *xr, *ow, *p, *oh, *k;
+  cg_line(f->e, "/* the %dx%d windows tile the image: each window's maximum, branch-free */",
+          (int)n->attr.conv.kernel[0], (int)n->attr.conv.kernel[1]);
+  const char *m = tile_max(f, n, n->in[0], xs, ps, false, &xr, &ow, &p, &oh, &k);
+  cg_line(f->e, "%s[(%s * %lld + %s) * %lld + %s] = %s;", f->val[id].expr, p,
+          (long long)ps->dim[2], oh, (long long)ps->dim[3], ow, m);
+  for (int i = 0; i < 3; i++) cg_close(f->e);
+}
+
+/* dx = the pooled gradient g at each window's first maximum, zero elsewhere, when the
+ * windows tile x (pool_tiles): every element of dx is written once (no zeroing pass, no
+ * accumulation); the rows and columns past the last window get zeros. */
+static void lower_max_pool2d_grad_tiled(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *xs = &n->shape, *ps = &graph_node(f->g, n->in[1])->shape;
+  const char *t = dtype_c_name(n->dtype), *DX = f->val[id].expr, *xr, *ow, *p, *oh, *k;
+  const char *zero_lit = cg_literal(f->arena, n->dtype, 0);
+  int64_t kh = n->attr.conv.kernel[0], kw = n->attr.conv.kernel[1], h = xs->dim[2],
+          w = xs->dim[3];
+  cg_line(f->e, "/* the %dx%d windows tile the image: the gradient goes to each window's first "
+          "maximum, every element written once */", (int)kh, (int)kw);
+  tile_max(f, n, n->in[0], xs, ps, true, &xr, &ow, &p, &oh, &k);
+  const char *gv = fresh(f, "g");
+  cg_line(f->e, "const %s %s = %s;", t, gv,
+          elem(f, n->in[1], arena_printf(f->arena, "(%s * %lld + %s) * %lld + %s", p,
+                                         (long long)ps->dim[2], oh, (long long)ps->dim[3], ow)));
+  for (int64_t j = 0; j < kh * kw; j++)
+    cg_line(f->e, "%s[%s + %s * %lld + %lld] = %s == %lld ? %s : %s;", DX, xr, ow, (long long)kw,
+            (long long)(j / kw * w + j % kw), k, (long long)j, gv, zero_lit);
+  cg_close(f->e); /* ow */
+  if (w > ps->dim[3] * kw) { /* the columns past the last window */
+    const char *r = loop(f, "r", "0", kh);
+    const char *j = loop(f, "j", arena_printf(f->arena, "%lld", (long long)(ps->dim[3] * kw)), w);
+    cg_line(f->e, "%s[%s + %s * %lld + %s] = %s;", DX, xr, r, (long long)w, j, zero_lit);
+    cg_close(f->e);
+    cg_close(f->e);
+  }
+  cg_close(f->e); /* oh */
+  if (h > ps->dim[2] * kh) { /* the rows past the last window */
+    const char *j = loop(f, "j", arena_printf(f->arena, "%lld", (long long)(ps->dim[2] * kh * w)),
+                         h * w);
+    cg_line(f->e, "%s[%s * %lld + %s] = %s;", DX, p, (long long)(h * w), j, zero_lit);
+    cg_close(f->e);
+  }
+  cg_close(f->e); /* p */
+}
+
 bool lower_max_pool2d(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Shape *xs = &graph_node(f->g, n->in[0])->shape;
+  if (pool_tiles(f, n, n->in[0], &n->shape, xs)) {
+    lower_max_pool2d_tiled(f, id);
+    return true;
+  }
   const char *v[4];
   const char *o = pool_loops(f, &n->shape, v);
   bool inside = pool_inside(n, &n->shape, xs);
@@ -362,6 +476,10 @@ bool lower_max_pool2d(CgFunc *f, NodeId id) {
 bool lower_max_pool2d_grad(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Shape *ps = &graph_node(f->g, n->in[1])->shape;
+  if (pool_tiles(f, n, n->in[0], ps, &n->shape)) {
+    lower_max_pool2d_grad_tiled(f, id);
+    return true;
+  }
   const char *v[4];
   zero(f, id);
   const char *o = pool_loops(f, ps, v);

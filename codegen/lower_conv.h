@@ -19,4 +19,11 @@ bool cg_conv_gemm_applies(const Graph *g, NodeId id);
 bool cg_conv_gemm_lower(CgFunc *f, NodeId id);
 int64_t cg_conv_scratch(const Graph *g, NodeId id, const CgOptions *o);
 
+/* The convolutions in the blocked NCHWc layout (passes/layout.c), as direct convolutions
+ * (conv_direct.c): whether node id takes that path (a vector target), its lowering, and the
+ * scratch bytes it needs (0 when it does not apply). */
+bool cg_conv_direct_applies(const Graph *g, NodeId id, const CgOptions *o);
+bool cg_conv_direct_lower(CgFunc *f, NodeId id);
+int64_t cg_conv_direct_scratch(const Graph *g, NodeId id, const CgOptions *o);
+
 #endif

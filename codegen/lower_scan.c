@@ -4,7 +4,9 @@
  * code does not depend on the sequence length (only the loop bound does). Body nodes live at
  * the absolute workspace offsets passes/memplan_scan.c gave them; captured arguments read the
  * scan's inputs in place. Per scan:
- *   before the loop: each carry's initial value is copied into its SCAN_ARG buffer;
+ *   before the loop: each carry's initial value is copied into its SCAN_ARG buffer, and
+ *                    the body GEMMs' captured operands (weights) are packed once
+ *                    (cg_gemm_prepack, codegen/gemm.c);
  *   each step t:     sequence slices are gathered into their SCAN_ARG buffers, the body's
  *                    kernels run in node order (cg_lower_node on the body), per-step outputs
  *                    are scattered into the packed result at index t, and the new carries are
@@ -15,6 +17,7 @@
  */
 #include <string.h>
 
+#include "gemm.h"
 #include "ir/scan.h"
 #include "lower_scan.h"
 
@@ -145,6 +148,7 @@ bool lower_scan(CgFunc *f, NodeId id) {
   fb.val = arena_alloc(f->arena, (body->n_nodes + 1) * sizeof *fb.val);
   memset(fb.val, 0, (body->n_nodes + 1) * sizeof *fb.val);
   if (!body_storage(f, n, id, &fb)) return false;
+  cg_gemm_prepack(f, id, &fb);
   carry_copies(f, n, id, &fb, false);
   long long last = (long long)(n->attr.scan.length - 1);
   cg_scope_push(f->e);

@@ -28,7 +28,11 @@ static int64_t sweep_len(int64_t in, int64_t k, int64_t s, int64_t d, int64_t lo
 
 static bool check_attrs(const Node *n, bool pool, Diag *d) {
   const struct IrConvAttr *a = &n->attr.conv;
-  bool ok = a->groups >= 1;
+  bool ok = a->groups >= 1 &&
+            (a->layout == IR_CONV_NCHW ||
+             (a->layout == IR_CONV_NCHWC &&
+              (n->op == OP_CONV2D || n->op == OP_CONV_TRANSPOSE2D ||
+               n->op == OP_CONV2D_GRAD_WEIGHT)));
   for (int i = 0; i < 2; i++) {
     ok = ok && a->stride[i] >= 1 && a->dilation[i] >= 1 && a->out_pad[i] >= 0;
     ok = ok && a->pad[i] >= 0 && a->pad[i + 2] >= 0;
@@ -36,8 +40,10 @@ static bool check_attrs(const Node *n, bool pool, Diag *d) {
                    2 * a->pad[i + 2] <= a->kernel[i];
   }
   if (!ok)
-    IR_ERROR(d, n->loc, "%s: invalid attributes (stride, dilation, groups and kernel must be "
-             ">= 1, padding >= 0%s)", op_name(n), pool ? " and at most half the kernel" : "");
+    IR_ERROR(d, n->loc,
+             "%s: invalid attributes (stride, dilation, groups and kernel must be >= 1, "
+             "padding >= 0%s; only a convolution's layout may be nchwc)",
+             op_name(n), pool ? " and at most half the kernel" : "");
   return ok;
 }
 
@@ -90,6 +96,20 @@ bool infer_conv2d(Graph *g, Node *n, Diag *d) {
   if (!conv_spatial(n, &x->shape, k, out))
     return shape_error(n, x, w, "the (dilated) kernel is larger than the padded input", d);
   return set_out(n, x->dtype, x->shape.dim[0], w->shape.dim[0], out[0], out[1]);
+}
+
+bool ir_conv_transpose_as_conv(const Node *n, const int64_t *k, struct IrConvAttr *out) {
+  const struct IrConvAttr *a = &n->attr.conv;
+  struct IrConvAttr c = *a;
+  for (int i = 0; i < 2; i++) {
+    int64_t span = (int64_t)a->dilation[i] * (k[i] - 1);
+    int64_t lo = span - a->pad[i], hi = span - a->pad[i + 2] + a->out_pad[i];
+    if (a->stride[i] != 1 || lo < 0 || hi < 0 || lo > INT32_MAX || hi > INT32_MAX) return false;
+    c.pad[i] = (int32_t)lo, c.pad[i + 2] = (int32_t)hi;
+    c.out_pad[i] = 0;
+  }
+  if (out) *out = c;
+  return true;
 }
 
 bool infer_conv_transpose2d(Graph *g, Node *n, Diag *d) {

@@ -89,6 +89,15 @@ extern const OpInfo ir_ops[OP_COUNT];
 bool op_from_name(const char *name, OpKind *out);
 
 /* Per-op attributes: each variant names the ops that make it valid. */
+/* How a CONV2D, a stride-1 CONV_TRANSPOSE2D or a CONV2D_GRAD_WEIGHT computes
+ * (IrConvAttr.layout; operands and results are NCHW either way):
+ * IR_CONV_NCHW: an implicit GEMM over the NCHW image (codegen/conv_gemm.c);
+ * IR_CONV_NCHWC: a direct convolution with the output channels blocked by the vector width
+ * (NCHWc): weights repacked [O/c][C*KH*KW][c], each image computed into a blocked tile and
+ * unblocked into NCHW while it is in cache; the weight gradient blocks dY the same way and
+ * sums [O/c][C*KH*KW][c] (codegen/conv_direct.c). */
+typedef enum IrConvLayout { IR_CONV_NCHW = 0, IR_CONV_NCHWC = 1 } IrConvLayout;
+
 typedef union NodeAttr {
   struct {
     int32_t index; /* INPUT: Module.inputs; PARAM: Module.params; STATE: Module.states */
@@ -170,6 +179,8 @@ typedef union NodeAttr {
     int32_t kernel[2];   /* CONV2D_GRAD_WEIGHT, MAX_POOL2D*: window (kh, kw); CONV2D,
                             CONV_TRANSPOSE2D: 0 (taken from the weights) */
     int32_t groups;      /* CONV*: >= 1, divides both channel counts; MAX_POOL2D*: 1 */
+    int32_t layout;      /* CONV*: the layout the kernel computes in, chosen by
+                            passes/layout.c (IrConvLayout); pooling: IR_CONV_NCHW */
   } conv;
   struct {
     bool train; /* TRAIN_SELECT: true = the first input (training), false = the second */
@@ -188,6 +199,13 @@ typedef struct Node {
   int64_t offset;   /* workspace byte offset after memory planning; -1 = not planned */
   int32_t group;    /* kernel id after fusion (passes/fuse.c); -1 = own kernel */
 } Node;
+
+/* A CONV_TRANSPOSE2D n with stride 1 (kernel window k = {kh, kw}) is the CONV2D of its input
+ * with the weights flipped (and their channel axes swapped), stride 1, the same dilation and
+ * padding lo = dil * (k - 1) - pad_lo, hi = dil * (k - 1) - pad_hi + out_pad. True when that
+ * padding is >= 0 (then *out, if not NULL, holds those attributes); false for other strides
+ * (ir/conv.c). */
+bool ir_conv_transpose_as_conv(const Node *n, const int64_t *k, struct IrConvAttr *out);
 
 /* ---- graphs ------------------------------------------------------------------------------- */
 

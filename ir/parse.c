@@ -385,6 +385,7 @@ typedef struct Attrs {
   int64_t conv[6][4]; /* conv/pool: stride, dilation, pad, out_pad, kernel, groups */
   int n_conv[6];
   bool train; /* train_select */
+  bool nchwc; /* conv2d: IR_CONV_NCHWC */
 } Attrs;
 
 static bool parse_int_list(Parser *p, int64_t *v, int *n, int max) {
@@ -424,9 +425,11 @@ static bool is_conv_op(OpKind op) {
 }
 
 /* conv/pool: stride=[h,w], dilation=[h,w], pad=[t,l,b,r], out_pad=[h,w], kernel=[h,w],
- * groups=[g]; every key is required (the printer writes them all) */
+ * groups=[g]; every key is required (the printer writes them all); nchwc (optional, the
+ * layout; ir/conv.c rejects it where it does not apply) */
 static bool parse_conv_attr(Parser *p, OpKind op, Attrs *at) {
   static const char *const keys[] = {"stride", "dilation", "pad", "out_pad", "kernel", "groups"};
+  if (accept_word(p, "nchwc")) return at->nchwc = true;
   for (int k = 0; k < 6; k++) {
     if (!accept_word(p, keys[k])) continue;
     at->n_conv[k] = 0;
@@ -454,6 +457,7 @@ static bool build_conv_attr(Parser *p, OpKind op, const Attrs *at, NodeAttr *out
   }
   for (int i = 0; i < 4; i++) out->conv.pad[i] = (int32_t)at->conv[2][i];
   out->conv.groups = (int32_t)at->conv[5][0];
+  out->conv.layout = at->nchwc ? IR_CONV_NCHWC : IR_CONV_NCHW;
   return true;
 }
 

@@ -302,10 +302,11 @@ static void put_attrs(Buf *b, const Node *n) {
   case OP_MAX_POOL2D_GRAD: {
     const struct IrConvAttr *a = &n->attr.conv;
     buf_printf(b, " {stride=[%d, %d], dilation=[%d, %d], pad=[%d, %d, %d, %d], out_pad=[%d, %d]"
-               ", kernel=[%d, %d], groups=[%d]}", (int)a->stride[0], (int)a->stride[1],
+               ", kernel=[%d, %d], groups=[%d]", (int)a->stride[0], (int)a->stride[1],
                (int)a->dilation[0], (int)a->dilation[1], (int)a->pad[0], (int)a->pad[1],
                (int)a->pad[2], (int)a->pad[3], (int)a->out_pad[0], (int)a->out_pad[1],
                (int)a->kernel[0], (int)a->kernel[1], (int)a->groups);
+    buf_printf(b, "%s}", a->layout == IR_CONV_NCHWC ? ", nchwc" : "");
     break;
   }
   default:

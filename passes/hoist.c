@@ -2,7 +2,15 @@
  *
  * Requires: a verified graph; runs after autodiff (so it sees the backward scans too) and
  * before the cleanups (cse merges the projections the forward and backward scans share).
- * Does, in every SCAN body:
+ * Does, first, for every SCAN that reads an earlier scan's per-step outputs (a backward scan
+ * and its forward scan):
+ *   - forward reuse: the values of the backward body that recompute, from the saved carries
+ *     and the same sequence and captured inputs, forward body values computed from a GEMM (the
+ *     recurrent h_{t-1} @ U and what follows from it), and that the backward computation
+ *     reads (the gate activations), are stacked out of the forward scan as new per-step
+ *     outputs (appended) and read by the backward body as new sequence inputs: the recurrent
+ *     GEMM and the activations run once, not twice (section "forward values").
+ * Then, in every SCAN body:
  *   - projection: a MATMUL x_t @ W (no trans_a) whose left operand is the step slice of a
  *     sequence input X and whose right operand is a captured rank-2 W becomes one GEMM over
  *     all steps before the scan, P = reshape(reshape(X, [rows, K]) @ W), scanned as a new
@@ -16,7 +24,8 @@
  *     takes either exactly that carry or something disjoint from it.
  *   - sequence gradients: a per-step output dG_t @ W (W captured) leaves the body; its UNPACKs
  *     become reshape(dG2 @ W) after the scan over the stacked dG (later pieces move down).
- * The first two apply only where the cost model (pays_off) expects a gain.
+ * Projection and weight-gradient accumulation apply only where the cost model (pays_off)
+ * expects a gain.
  * Then dead body nodes are removed (pass_dce on the body) and sequence/captured inputs no
  * SCAN_ARG reads any more are dropped (SCAN_ARG indices renumbered). New parent nodes are
  * appended and the graph is re-sorted topologically (stable: nodes already in order keep
@@ -90,7 +99,9 @@ static NodeId hz_source(const Hoist *h, NodeId b) {
  * it costs is a per-step copy of a [rows, N] slice of the stacked result. So hoisting x_t
  * [rows, K] pays when K >= rows. Measured single-threaded on LSTM train steps (H = 128):
  * K = 28, rows = 64: 4% slower hoisting everything, unchanged with this rule; K = 64,
- * rows = 32: 4% faster; K = 256, rows = 32: 14% faster. */
+ * rows = 32: 4% faster; K = 256, rows = 32: 14% faster. (Measured before codegen packed a
+ * scan body's captured weights once per scan, codegen/gemm.c cg_gemm_prepack: the per-step
+ * packing is gone either way now, so the saving left is the shared projection.) */
 static bool pays_off(const Shape *x) {
   int64_t k = x->dim[x->rank - 1];
   return k >= shape_numel(x) / k;
@@ -321,6 +332,214 @@ static bool hoist_dseq(Hoist *h, int k, NodeId *uses) {
   return !h->failed;
 }
 
+/* ---- forward values a backward scan recomputes -------------------------------------------- */
+
+/* The backward scan of a recurrence recomputes the forward cell from the forward scan's
+ * saved carries and the same sequence and captured inputs. Where that recomputation holds a
+ * GEMM (the recurrent h_{t-1} @ W, which the projection rule cannot hoist out of the forward
+ * scan: h is a carry there), the forward body's own values at the cut (rv_cut) are stacked
+ * out of the forward scan (more per-step outputs) and read by the backward body as sequence
+ * inputs, so the recurrent GEMM runs once instead of twice. Body nodes are matched
+ * structurally (rv_map). */
+
+static void prune_inputs(Hoist *h);
+static bool own_body(Hoist *h);
+
+typedef struct Reuse {
+  Hoist *h;        /* the backward scan */
+  NodeId f;        /* the forward scan (earlier in the parent) */
+  const Graph *fb; /* its body */
+  NodeId *map;     /* per backward body node: the equal forward body node, or IR_NONE */
+} Reuse;
+
+/* forward body's first SCAN_ARG of input i, or IR_NONE */
+static NodeId rv_arg(const Graph *body, int i) {
+  for (NodeId b = 0; b < body->n_nodes; b++) {
+    const Node *bn = graph_node(body, b);
+    if (bn->op == OP_SCAN_ARG && bn->attr.scan_arg.index == i) return b;
+  }
+  return IR_NONE;
+}
+
+/* the forward body node backward body SCAN_ARG bn equals at every step, or IR_NONE: a slice
+ * of a per-step output of the forward scan, or the same sequence or captured parent input */
+static NodeId rv_arg_map(const Reuse *r, const Node *bn) {
+  const Node *bs = graph_node(r->h->g, r->h->id), *fs = graph_node(r->h->g, r->f);
+  int i = bn->attr.scan_arg.index, kind = scan_input_kind(bs, i);
+  NodeId src = bs->in[i];
+  const Node *u = graph_node(r->h->g, src);
+  if (kind == 1 && u->op == OP_UNPACK && u->in[0] == r->f) {
+    for (int k = fs->attr.scan.n_carry; k < r->fb->n_outputs; k++) {
+      int64_t off;
+      Shape piece = scan_piece(r->h->g, fs, k, &off);
+      if (off == u->attr.unpack.offset && shape_equal(&piece, &u->shape))
+        return r->fb->outputs[k].node;
+    }
+    return IR_NONE;
+  }
+  if (kind == 0) return IR_NONE;
+  for (int j = fs->attr.scan.n_carry; j < fs->n_in; j++)
+    if (fs->in[j] == src && scan_input_kind(fs, j) == kind) return rv_arg(r->fb, j);
+  return IR_NONE;
+}
+
+/* whether forward node a and backward node b compute the same (inputs already mapped) */
+static bool rv_equal(const Reuse *r, const Node *a, const Node *b) {
+  if (a->op != b->op || a->dtype != b->dtype || a->n_in != b->n_in ||
+      !shape_equal(&a->shape, &b->shape))
+    return false;
+  for (int k = 0; k < b->n_in; k++)
+    if (r->map[b->in[k]] != a->in[k]) return false;
+  switch (b->op) {
+  case OP_MATMUL:
+    return a->attr.matmul.trans_a == b->attr.matmul.trans_a &&
+           a->attr.matmul.trans_b == b->attr.matmul.trans_b;
+  case OP_SLICE:
+    return memcmp(&a->attr.slice, &b->attr.slice, sizeof a->attr.slice) == 0;
+  case OP_CONST: /* splats only */
+    return !a->attr.constant.data && !b->attr.constant.data &&
+           memcmp(&a->attr.constant.value, &b->attr.constant.value,
+                  sizeof a->attr.constant.value) == 0;
+  default:
+    return ir_ops[b->op].fusion == FUSE_ELEMWISE;
+  }
+}
+
+/* fills r->map for the backward body, in node order */
+static void rv_map(Reuse *r) {
+  const Graph *body = r->h->body;
+  for (NodeId b = 0; b < body->n_nodes; b++) {
+    const Node *bn = graph_node(body, b);
+    r->map[b] = IR_NONE;
+    if (bn->op == OP_SCAN_ARG) {
+      r->map[b] = rv_arg_map(r, bn);
+      continue;
+    }
+    bool inputs = true;
+    for (int k = 0; k < bn->n_in; k++) inputs &= r->map[bn->in[k]] != IR_NONE;
+    for (NodeId a = 0; inputs && a < r->fb->n_nodes && r->map[b] == IR_NONE; a++)
+      if (rv_equal(r, graph_node(r->fb, a), bn)) r->map[b] = a;
+  }
+}
+
+/* backward body node b is computed (in the forward body too) from a GEMM of the cell */
+static bool rv_bearing(const Reuse *r, NodeId b) {
+  const Node *n = graph_node(r->h->body, b);
+  if (r->map[b] == IR_NONE || n->op == OP_SCAN_ARG) return false;
+  if (n->op == OP_MATMUL) return true;
+  for (int k = 0; k < n->n_in; k++)
+    if (rv_bearing(r, n->in[k])) return true;
+  return false;
+}
+
+/* The cut: a bearing node that an output or a node of the backward body's own (not mapped)
+ * reads. For an LSTM, the four gate activations: stacking them costs a copy per step each
+ * way, and saves the recurrent GEMM and the activations' recomputation (10% faster on
+ * bench/models/lstm.lathe than stacking the pre-activations, which still recomputes them). */
+static bool rv_cut(const Reuse *r, NodeId b) {
+  const Graph *body = r->h->body;
+  if (!rv_bearing(r, b)) return false;
+  for (int j = 0; j < body->n_outputs; j++)
+    if (body->outputs[j].node == b) return true;
+  for (NodeId u = b + 1; u < body->n_nodes; u++) {
+    const Node *un = graph_node(body, u);
+    for (int k = 0; k < un->n_in; k++)
+      if (un->in[k] == b && r->map[u] == IR_NONE) return true;
+  }
+  return false;
+}
+
+/* every reader of scan f is an UNPACK (so a piece can be appended), and f's shape and steps
+ * match the backward scan's */
+static bool rv_scans_match(const Hoist *h, NodeId f) {
+  const Node *fs = graph_node(h->g, f), *bs = graph_node(h->g, h->id);
+  if (fs->op != OP_SCAN || fs->attr.scan.axis != bs->attr.scan.axis ||
+      fs->attr.scan.length != bs->attr.scan.length || fs->shape.rank != 1)
+    return false;
+  for (int i = 0; i < h->g->n_outputs; i++)
+    if (h->g->outputs[i].node == f) return false;
+  for (NodeId j = f + 1; j < h->g->n_nodes; j++) {
+    const Node *u = graph_node(h->g, j);
+    for (int k = 0; k < u->n_in; k++)
+      if (u->in[k] == f && u->op != OP_UNPACK) return false;
+  }
+  return true;
+}
+
+/* backward body node b becomes a sequence input: forward body node a stacked out of scan f */
+static bool rv_reuse(Hoist *h, NodeId f, NodeId a, NodeId b) {
+  Hoist fh = {h->g, h->c, f, scan_body(h->g, graph_node(h->g, f)), false};
+  if (!fh.body) return false;
+  int k = accum_stacked(&fh, a);
+  int64_t off;
+  Shape piece = scan_piece(h->g, graph_node(h->g, f), k, &off);
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.unpack.offset = off;
+  at.unpack.shape = piece;
+  NodeId u = hz_add(h, OP_UNPACK, &f, 1, &at);
+  if (h->failed) return false;
+  Node bn = *graph_node(h->body, b);
+  int index = add_sequence(h, u);
+  Node *n = graph_node(h->body, b);
+  memset(&n->attr, 0, sizeof n->attr);
+  n->op = OP_SCAN_ARG;
+  n->n_in = 0;
+  n->attr.scan_arg.index = index;
+  n->attr.scan_arg.dtype = bn.dtype;
+  n->attr.scan_arg.shape = bn.shape;
+  return true;
+}
+
+/* reuses, in backward scan h->id, the GEMM-bearing values of the body of an earlier scan f
+ * (map: room for the backward body's nodes); *changed when anything moved */
+static bool reuse_from(Hoist *h, NodeId f, NodeId *map, bool *changed) {
+  Graph *fbody = scan_body(h->g, graph_node(h->g, f));
+  if (!fbody || fbody == h->body) return true;
+  Reuse r = {h, f, fbody, map};
+  rv_map(&r);
+  bool any = false;
+  for (NodeId b = 0; b < h->body->n_nodes && !any; b++)
+    any = rv_cut(&r, b) && graph_node(fbody, r.map[b])->dtype == graph_node(h->g, f)->dtype;
+  if (!any) return true;
+  Hoist fh = {h->g, h->c, f, fbody, false};
+  if (!own_body(h) || !own_body(&fh)) return false;
+  r.fb = fh.body;
+  rv_map(&r); /* the same bodies, perhaps copies now */
+  for (NodeId b = 0; b < h->body->n_nodes && !h->failed; b++) {
+    if (!rv_cut(&r, b) || graph_node(h->g, h->id)->n_in >= IR_MAX_INPUTS ||
+        graph_node(fh.body, r.map[b])->dtype != graph_node(h->g, f)->dtype)
+      continue;
+    if (!rv_reuse(h, f, r.map[b], b)) return false;
+    r.map[b] = IR_NONE; /* now a SCAN_ARG of the backward scan */
+  }
+  if (h->failed) return false;
+  *changed = true;
+  if (!pass_dce(h->body, h->c)) return false;
+  prune_inputs(h);
+  return true;
+}
+
+/* reuse_from for backward scan h->id and every earlier scan */
+static bool reuse_scan(Hoist *h, bool *changed) {
+  h->body = scan_body(h->g, graph_node(h->g, h->id));
+  if (!h->body) return true;
+  NodeId *map = NULL;
+  bool ok = true;
+  for (NodeId f = 0; f < h->id && ok; f++) {
+    if (!rv_scans_match(h, f)) continue;
+    free(map);
+    map = malloc(sizeof *map * (h->body->n_nodes + 1));
+    if (!map) {
+      diag_error(h->c->diag, (SrcLoc){0}, "out of memory in hoist of '%s'", h->g->name);
+      return false;
+    }
+    ok = reuse_from(h, f, map, changed);
+  }
+  free(map);
+  return ok;
+}
+
 /* ---- cleanup ------------------------------------------------------------------------------ */
 
 /* drops sequence and captured inputs that no SCAN_ARG reads; renumbers the SCAN_ARGs */
@@ -404,6 +623,11 @@ bool pass_hoist(Graph *g, PassCtx *c) {
   }
   bool changed = false, ok = true;
   uint32_t n = g->n_nodes; /* nodes added below are never scans */
+  for (NodeId id = 0; id < n && ok; id++) { /* first, before the projections leave bodies */
+    if (graph_node(g, id)->op != OP_SCAN) continue;
+    Hoist h = {g, c, id, NULL, false};
+    ok = reuse_scan(&h, &changed);
+  }
   for (NodeId id = 0; id < n && ok; id++) {
     if (graph_node(g, id)->op != OP_SCAN) continue;
     Hoist h = {g, c, id, NULL, false};

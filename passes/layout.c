@@ -13,7 +13,9 @@
  *           (Transposes of transposes are composed by simplify; the backward pass of a matmul is
  *           already written with the flags by autodiff.)
  *           Batch norm in inference entries folds into the preceding convolution's weights
- *           (layout_bn.c). Then dce removes what became dead.
+ *           (layout_bn.c). Each f32 convolution then gets its layout: the blocked NCHWc
+ *           direct kernel or the NCHW implicit GEMM (choose_conv_layout). Then dce removes
+ *           what became dead.
  * Invalidates: node ids when dce removes nodes; the memory plan.
  */
 #include "layout.h"
@@ -92,6 +94,41 @@ static bool fold_operands(Graph *g, NodeId id, const uint32_t *other) {
   return changed;
 }
 
+/* The layout of each f32 convolution: IR_CONV_NCHWC (a direct convolution, output channels
+ * blocked by the vector width, codegen/conv_direct.c) when its working set stays in cache,
+ * else the NCHW implicit GEMM. The direct kernel reads each input row straight from the image
+ * (no im2col packing) and keeps a row block of output pixels x two channel vectors in
+ * registers; it wins where packing and ragged GEMM edges dominate: few channels, small
+ * images. Limits (bytes, for the widest vector, 16 floats): the input rows one output row
+ * reads (C * KH * W), and the packed weights of a pair of channel vectors (C * KH * KW * 32).
+ * One group only, at least 8 output channels and 4 output columns. A transposed convolution
+ * of stride 1 (the input gradient of a convolution) qualifies as the convolution it is; the
+ * weight gradient of a convolution that qualifies does too (the same blocked kernel, with the
+ * sums over pixels in registers). */
+enum { DIRECT_ROWS_MAX = 512 << 10, DIRECT_WEIGHTS_MAX = 512 << 10 };
+
+static bool choose_conv_layout(Graph *g, NodeId id) {
+  Node *n = &g->nodes[id];
+  const Node *x = &g->nodes[n->in[0]], *w = &g->nodes[n->in[1]];
+  bool gw = n->op == OP_CONV2D_GRAD_WEIGHT;
+  if ((n->op != OP_CONV2D && n->op != OP_CONV_TRANSPOSE2D && !gw) ||
+      n->attr.conv.layout != IR_CONV_NCHW || n->dtype != DT_F32 || x->op == OP_CONST ||
+      w->op == OP_CONST || n->attr.conv.groups != 1)
+    return false;
+  if (gw) w = n; /* the weight gradient: (X, dY) -> dW */
+  int64_t kh = w->shape.dim[2], kw = w->shape.dim[3];
+  struct IrConvAttr a = n->attr.conv; /* a transposed convolution: as the convolution it is */
+  if (n->op == OP_CONV_TRANSPOSE2D && !ir_conv_transpose_as_conv(n, w->shape.dim + 2, &a))
+    return false;
+  int64_t c = x->shape.dim[1], wp = x->shape.dim[3] + a.pad[1] + a.pad[3];
+  const Shape *ys = gw ? &g->nodes[n->in[1]].shape : &n->shape; /* the output grid */
+  if (ys->dim[1] < 8 || ys->dim[3] < 4 || c * kh * wp * 4 > DIRECT_ROWS_MAX ||
+      c * kh * kw * 32 * 4 > DIRECT_WEIGHTS_MAX)
+    return false;
+  n->attr.conv.layout = IR_CONV_NCHWC;
+  return true;
+}
+
 bool pass_layout(Graph *g, PassCtx *c) {
   uint32_t *other = calloc(g->n_nodes + 1, sizeof *other);
   if (!other) {
@@ -104,6 +141,8 @@ bool pass_layout(Graph *g, PassCtx *c) {
     if (g->nodes[id].op == OP_MATMUL) changed |= fold_operands(g, id, other);
   free(other);
   if (!layout_fold_bn(g, c, &changed)) return false;
+  for (NodeId id = 0; id < g->n_nodes; id++) /* after folding: the convs that remain */
+    changed |= choose_conv_layout(g, id);
   if (!changed) return true;
   g->workspace_bytes = -1;
   return pass_dce(g, c);

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 
 #include "codegen/gemm.h"
+#include "ir/scan.h"
 #include "codegen_harness.h"
 
 static const SrcLoc LOC = {"gemm.lathe", 1, 1};
@@ -248,6 +249,95 @@ START_TEST(test_per_batch) {
 }
 END_TEST
 
+/* A scan whose body GEMMs read captured weights on either side (h [150, 5] carry, x_t [1100, 5]
+ * a slice along axis 0; W [150, 1100], V, V2 [150, 150], U [5, 1100], U2 [1100, 5]):
+ *   h' = tanh(W @ x_t + V @ h + V2^T @ h),  y_t = h' @ U,  z_t = h' @ U2^T
+ * M and K in several blocks for the A operands, N in two panels for the B operands: each
+ * weight is packed once before the loop (lathe_gemm_prepack_a/_b) and read in place. */
+static NodeId body_arg(Graph *b, int index, int64_t r, int64_t k) {
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.scan_arg.index = index;
+  at.scan_arg.dtype = DT_F32;
+  at.scan_arg.shape = shape_make(2, (int64_t[]){r, k});
+  return graph_add(b, OP_SCAN_ARG, NULL, 0, &at, LOC, NULL);
+}
+
+static NodeId body_op(Graph *b, OpKind op, NodeId x, NodeId y, bool ta, bool tb) {
+  NodeAttr at = {.matmul = {ta, tb}};
+  NodeId in[2] = {x, y};
+  NodeId id = graph_add(b, op, in, y == IR_NONE ? 1 : 2, op == OP_MATMUL ? &at : NULL, LOC, NULL);
+  ck_assert(id != IR_NONE);
+  return id;
+}
+
+START_TEST(test_scan_prepacked) {
+  enum { T = 3, H = 150, X = 1100, B = 5 };
+  Case c;
+  case_init(&c);
+  Shape xs = shape_make(3, (int64_t[]){T, X, B});
+  int32_t xi = module_add_input(c.m, "xs", DT_F32, &xs, LOC);
+  ck_assert(tensor_alloc(&c.inputs[xi], DT_F32, &xs));
+  cgh_fill(&c.inputs[xi], 3, -1, 1);
+  NodeId x = graph_add_source(c.g, OP_INPUT, xi, LOC);
+  NodeId h0 = input(&c, "h0", H, B);
+  NodeId w = param(&c, "w", 2, H, X), v = param(&c, "v", 2, H, H), v2 = param(&c, "v2", 2, H, H);
+  NodeId u = param(&c, "u", 2, B, X), u2 = param(&c, "u2", 2, X, B);
+  for (int i = 0; i < 5; i++) /* small weights: tanh stays off its flat ends */
+    for (int64_t e = 0; e < shape_numel(&c.params[i].shape); e++)
+      ((float *)c.params[i].data)[e] *= 0.05f;
+  Graph *b = graph_new(c.m, "body");
+  NodeId h = body_arg(b, 0, H, B), xt = body_arg(b, 1, X, B);
+  NodeId bw = body_arg(b, 2, H, X), bv = body_arg(b, 3, H, H), bv2 = body_arg(b, 4, H, H);
+  NodeId bu = body_arg(b, 5, B, X), bu2 = body_arg(b, 6, X, B);
+  NodeId pre = body_op(b, OP_ADD, body_op(b, OP_MATMUL, bw, xt, false, false),
+                       body_op(b, OP_MATMUL, bv, h, false, false), false, false);
+  pre = body_op(b, OP_ADD, pre, body_op(b, OP_MATMUL, bv2, h, true, false), false, false);
+  NodeId h2 = body_op(b, OP_TANH, pre, IR_NONE, false, false);
+  graph_add_output(b, "h", h2, OUT_VALUE, -1);
+  graph_add_output(b, "y", body_op(b, OP_MATMUL, h2, bu, false, false), OUT_VALUE, -1);
+  graph_add_output(b, "z", body_op(b, OP_MATMUL, h2, bu2, false, true), OUT_VALUE, -1);
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.scan.body = graph_add_subgraph(c.g, b);
+  at.scan.length = T;
+  at.scan.n_carry = 1;
+  at.scan.n_seq = 1;
+  NodeId in[7] = {h0, x, w, v, v2, u, u2};
+  NodeId scan = graph_add(c.g, OP_SCAN, in, 7, &at, LOC, &c.d);
+  ck_assert_msg(scan != IR_NONE, "%s", diag_text(&c.d));
+  const char *names[3] = {"hT", "ys", "zs"};
+  for (int k = 0; k < 3; k++) {
+    int64_t off;
+    Shape piece = scan_piece(c.g, graph_node(c.g, scan), k, &off);
+    NodeAttr ua;
+    memset(&ua, 0, sizeof ua);
+    ua.unpack.offset = off;
+    ua.unpack.shape = piece;
+    graph_add_output(c.g, names[k], add(&c, OP_UNPACK, scan, IR_NONE, &ua), OUT_VALUE, -1);
+  }
+  /* the C: five packs before the loop, none in it, the body's GEMMs reading them */
+  plan(c.m);
+  CgOptions o;
+  cg_options_init(&o);
+  char *c_text, *h_text;
+  ck_assert_msg(cg_emit_c(c.m, &o, &c_text, &h_text, &c.d), "%s", diag_text(&c.d));
+  const char *loop = strstr(c_text, "for (int64_t step");
+  ck_assert(loop != NULL);
+  int before = 0, after = 0;
+  for (const char *p = strstr(c_text, "  lathe_gemm_prepack_"); p;
+       p = strstr(p + 1, "  lathe_gemm_prepack_"))
+    *(p < loop ? &before : &after) += 1;
+  ck_assert_int_eq(before, 5);
+  ck_assert_int_eq(after, 0);
+  ck_assert_ptr_nonnull(strstr(loop, "{NULL, "));          /* B read in place */
+  ck_assert_ptr_nonnull(strstr(loop, ", 0, 0, &gemm_b")); /* A read in place */
+  free(c_text);
+  free(h_text);
+  check(&c, true, 1e-4); /* every target, both compilers, against ir_eval */
+}
+END_TEST
+
 /* --target parses every name and rejects others */
 START_TEST(test_target_names) {
   const char *names[] = {"native", "generic", "x86-64-v3", "x86-64-v4", "aarch64"};
@@ -281,6 +371,7 @@ static Suite *codegen_gemm_suite(void) {
   tcase_add_test(tc, test_backward_shapes);
   tcase_add_test(tc, test_rows_of_batch);
   tcase_add_test(tc, test_per_batch);
+  tcase_add_test(tc, test_scan_prepacked);
   suite_add_tcase(s, tc);
   return s;
 }

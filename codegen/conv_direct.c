@@ -1,0 +1,534 @@
+/* codegen/conv_direct.c — the f32 convolutions the layout pass put in the blocked NCHWc layout
+ * (IrConvAttr.layout = IR_CONV_NCHWC, passes/layout.c): a direct convolution, no im2col.
+ *
+ * With V floats per vector, K = C*KH*KW taps and the output channels in OB = ceil(O/V)
+ * vectors, per call and then per image:
+ *   weights  wp[ob][k][l] = w[ob*V + l][k]     (zero past O), packed once per call
+ *   offsets  koff[k] = c*HP*WP + kh*DH*WP + kw*DW  for k = (c, kh, kw): where tap k of the
+ *            output pixel (0, 0) reads the (padded) image
+ *   image    x, or a zero-bordered copy xpad [C][HP][WP] when the convolution pads
+ *   tile     for each output row oh, pair of channel vectors and block of PB pixels of the row:
+ *              acc[b][i] (a vector of V output channels) += x[koff[k] + i*SW] * wp[ob+b][k]
+ *            over every k, the PB x 2 accumulators in registers (the micro-kernel,
+ *            lathe_dconv_k<PB>s<SW>), stored to the blocked tile tmp[ob][q][l]
+ *   unblock  y[o][q] = tmp[o/V][q][o%V] while the image is in cache
+ * The inner loop is one vector load per channel vector and one scalar broadcast per pixel
+ * for 2*PB fused multiply-adds; the input rows one output row reads and the packed weights
+ * stay in L1/L2 (layout.c's limits). The micro-kernels are written once per (PB, SW) used,
+ * with GCC/Clang vector extensions (`#ifdef LATHE_VECTOR`, codegen/gemm.c's vector prelude)
+ * and a scalar C99 twin under `#else`; the per-image driver
+ * and the packing routines once per file. The target's vector width and register count set V
+ * and PB (cg_conv_direct_applies is false on the generic target: the implicit GEMM of
+ * conv_gemm.c runs there). With --threads N the images are shared out, each thread with its
+ * own tile and padded copy.
+ * Invariant: the scratch a call uses (packed weights, offsets, then per thread the tile and
+ * the padded copy) is what cg_conv_direct_scratch reports, from cg_scratch_base.
+ */
+#include <string.h>
+
+#include "gemm.h"
+#include "lower_conv.h"
+
+typedef struct Direct {
+  int64_t n, c, h, w, o, ho, wo, kh, kw, sh, sw, dh, dw, pt, pl, hp, wp;
+  int64_t k, vec, ob, pix;
+  bool pad;
+  int64_t pb, pb_last; /* pixels per row block; the last block of a row (weight gradient:
+                          kernel rows per group of taps; the last group) */
+  int threads;
+} Direct;
+
+/* accumulator registers of the target: 32 vector registers (AVX-512, NEON), else 16 (AVX2) */
+static int vector_registers(const CgOptions *o) {
+  CgTarget t = cg_target_resolve(o);
+  return t == CG_TARGET_X86_64_V3 ? 16 : 32;
+}
+
+bool cg_conv_direct_applies(const Graph *g, NodeId id, const CgOptions *o) {
+  const Node *n = graph_node(g, id);
+  bool tr = n->op == OP_CONV_TRANSPOSE2D, gw = n->op == OP_CONV2D_GRAD_WEIGHT;
+  if ((n->op != OP_CONV2D && !tr && !gw) || n->attr.conv.layout != IR_CONV_NCHWC ||
+      n->dtype != DT_F32 || n->attr.conv.groups != 1 || n->shape.rank != 4 ||
+      cg_gemm_vec(o) <= 0)
+    return false;
+  if (tr && !ir_conv_transpose_as_conv(n, graph_node(g, n->in[1])->shape.dim + 2, NULL))
+    return false;
+  if (gw && n->shape.dim[3] > (vector_registers(o) - 3) / 2) return false; /* a kernel row */
+  for (int i = 0; i < 2; i++) {
+    const Node *in = graph_node(g, n->in[i]);
+    if (in->dtype != DT_F32 || in->shape.rank != 4 || in->op == OP_CONST) return false;
+  }
+  return true;
+}
+
+static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
+  const Node *n = graph_node(g, id);
+  /* the image read (a conv2d's X, a transposed convolution's Y) and the image written */
+  const Shape *xs = &graph_node(g, n->in[0])->shape, *ws = &graph_node(g, n->in[1])->shape;
+  struct IrConvAttr a = n->attr.conv;
+  if (n->op == OP_CONV_TRANSPOSE2D) ir_conv_transpose_as_conv(n, ws->dim + 2, &a);
+  /* the weight gradient: X, dY (in[1]) and dW [O, C, KH, KW] */
+  const Shape *ys = n->op == OP_CONV2D_GRAD_WEIGHT ? ws : &n->shape;
+  if (n->op == OP_CONV2D_GRAD_WEIGHT) ws = &n->shape;
+  Direct d = {0};
+  d.n = xs->dim[0], d.c = xs->dim[1], d.h = xs->dim[2], d.w = xs->dim[3];
+  d.o = ys->dim[1], d.ho = ys->dim[2], d.wo = ys->dim[3];
+  d.kh = ws->dim[2], d.kw = ws->dim[3];
+  d.sh = a.stride[0], d.sw = a.stride[1], d.dh = a.dilation[0], d.dw = a.dilation[1];
+  d.pt = a.pad[0], d.pl = a.pad[1];
+  d.pad = a.pad[0] || a.pad[1] || a.pad[2] || a.pad[3];
+  d.hp = d.h + a.pad[0] + a.pad[2], d.wp = d.w + a.pad[1] + a.pad[3];
+  d.k = d.c * d.kh * d.kw;
+  d.vec = cg_gemm_vec(o);
+  d.ob = (d.o + d.vec - 1) / d.vec;
+  d.pix = d.ho * d.wo;
+  /* 2 * PB accumulators + 2 weight vectors + a broadcast fit the registers; the row is cut
+   * into equal blocks */
+  int64_t pb_max = (vector_registers(o) - 3) / 2;
+  int64_t blocks = (d.wo + pb_max - 1) / pb_max;
+  d.pb = (d.wo + blocks - 1) / blocks;
+  d.pb_last = d.wo - (blocks - 1) * d.pb;
+  if (n->op == OP_CONV2D_GRAD_WEIGHT) { /* taps: groups of whole kernel rows, rb rows each */
+    int64_t rows = pb_max / d.kw;
+    d.pb = rows < d.kh ? rows : d.kh;
+    d.pb_last = d.kh - (d.kh - 1) / d.pb * d.pb;
+  }
+  d.threads = 1;
+  if (o->threads > 1 && d.n > 1 && 2 * d.n * d.o * d.k * d.pix >= CG_OMP_MIN_FLOPS)
+    d.threads = d.n < o->threads ? (int)d.n : o->threads;
+  return d;
+}
+
+static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
+
+/* bytes: packed weights, then offsets, then one (tile, padded copy) per thread */
+static int64_t weights_bytes(const Direct *d) { return round64(d->ob * d->vec * d->k * 4); }
+static int64_t offsets_bytes(const Direct *d) { return round64(d->k * 8); }
+static int64_t tile_bytes(const Direct *d) { return round64(d->ob * d->vec * d->pix * 4); }
+static int64_t thread_bytes(const Direct *d) {
+  return tile_bytes(d) + (d->pad ? round64(d->c * d->hp * d->wp * 4) : 0);
+}
+
+/* the weight gradient, per thread: the blocked sums [OB][K][V], the blocked dY [OB][P][V],
+ * the padded copy */
+static int64_t grad_thread_bytes(const Direct *d) {
+  return weights_bytes(d) + thread_bytes(d);
+}
+
+int64_t cg_conv_direct_scratch(const Graph *g, NodeId id, const CgOptions *o) {
+  if (!cg_conv_direct_applies(g, id, o)) return 0;
+  Direct d = direct(g, id, o);
+  if (graph_node(g, id)->op == OP_CONV2D_GRAD_WEIGHT) return d.threads * grad_thread_bytes(&d);
+  return weights_bytes(&d) + offsets_bytes(&d) + d.threads * thread_bytes(&d);
+}
+
+/* ---- the file-scope routines ----------------------------------------------------------------- */
+
+static const char driver_mark[] = "lathe_dconv_image (codegen/conv_direct.c)";
+
+static const char driver_text[] =
+    "/* the micro-kernel of a direct convolution (codegen/conv_direct.c): for the nb (1 or 2)\n"
+    " * vectors b of output channels and the pixels i of a row block, out[b * obs + i * V + l]\n"
+    " * = sum over k < kn of x[koff[k] + i * SW] * w[b * wbs + k * V + l] */\n"
+    "typedef void (*lathe_dconv_fn)(const float *restrict x, const ptrdiff_t *restrict koff,\n"
+    "                               ptrdiff_t kn, const float *restrict w, ptrdiff_t wbs,\n"
+    "                               int nb, float *restrict out, ptrdiff_t obs);\n\n"
+    "/* wp[ob][k][l] = w[ob * @V@ + l][k], zero for the channels past o */\n"
+    "LATHE_GEMM_SHARED void lathe_dconv_pack_w(const float *w, ptrdiff_t o, ptrdiff_t k,\n"
+    "                                          float *wp) {\n"
+    "  for (ptrdiff_t ob = 0; ob < (o + @V@ - 1) / @V@; ob++)\n"
+    "    for (ptrdiff_t p = 0; p < k; p++)\n"
+    "      for (ptrdiff_t l = 0; l < @V@; l++)\n"
+    "        wp[(ob * k + p) * @V@ + l] = ob * @V@ + l < o ? w[(ob * @V@ + l) * k + p] : 0.0f;\n"
+    "}\n\n"
+    "/* the transposed convolution's weights w [o][c][kk] as a convolution's, flipped:\n"
+    " * wp[cb][(p * kk + t)][l] = w[p][cb * @V@ + l][kk - 1 - t], zero for the channels past c */\n"
+    "LATHE_GEMM_SHARED void lathe_dconv_pack_wt(const float *w, ptrdiff_t o, ptrdiff_t c,\n"
+    "                                           ptrdiff_t kk, float *wp) {\n"
+    "  for (ptrdiff_t cb = 0; cb < (c + @V@ - 1) / @V@; cb++)\n"
+    "    for (ptrdiff_t p = 0; p < o; p++)\n"
+    "      for (ptrdiff_t t = 0; t < kk; t++)\n"
+    "        for (ptrdiff_t l = 0; l < @V@; l++)\n"
+    "          *wp++ = cb * @V@ + l < c ? w[(p * c + cb * @V@ + l) * kk + kk - 1 - t] : 0.0f;\n"
+    "}\n\n";
+
+static const char image_text[] =
+    "/* The geometry g[] of one direct convolution: */\n"
+    "enum {\n"
+    "  LATHE_DC_C, LATHE_DC_H, LATHE_DC_W, LATHE_DC_O, LATHE_DC_HO, LATHE_DC_WO, LATHE_DC_KH,\n"
+    "  LATHE_DC_KW, LATHE_DC_SH, LATHE_DC_SW, LATHE_DC_DH, LATHE_DC_DW, LATHE_DC_PT,\n"
+    "  LATHE_DC_PL, LATHE_DC_HP, LATHE_DC_WP, LATHE_DC_PB, LATHE_DC_PAD\n"
+    "};\n\n"
+    "/* koff[(c * KH + kh) * KW + kw]: where tap (c, kh, kw) of output pixel (0, 0) reads */\n"
+    "LATHE_GEMM_SHARED void lathe_dconv_offsets(const ptrdiff_t *g, ptrdiff_t *koff) {\n"
+    "  for (ptrdiff_t c = 0; c < g[LATHE_DC_C]; c++)\n"
+    "    for (ptrdiff_t kh = 0; kh < g[LATHE_DC_KH]; kh++)\n"
+    "      for (ptrdiff_t kw = 0; kw < g[LATHE_DC_KW]; kw++)\n"
+    "        *koff++ = (c * g[LATHE_DC_HP] + kh * g[LATHE_DC_DH]) * g[LATHE_DC_WP] +\n"
+    "                  kw * g[LATHE_DC_DW];\n"
+    "}\n\n"
+    "/* the image x [C][H][W] as the convolution reads it: with its zero border in xpad\n"
+    " * [C][HP][WP] when g[LATHE_DC_PAD], else x itself */\n"
+    "LATHE_GEMM_SHARED const float *lathe_dconv_border(const float *x, const ptrdiff_t *g,\n"
+    "                                                  float *xpad) {\n"
+    "  const ptrdiff_t C = g[LATHE_DC_C], H = g[LATHE_DC_H], W = g[LATHE_DC_W];\n"
+    "  const ptrdiff_t HP = g[LATHE_DC_HP], WP = g[LATHE_DC_WP];\n"
+    "  if (!g[LATHE_DC_PAD]) return x;\n"
+    "  memset(xpad, 0, (size_t)(C * HP * WP) * sizeof(float));\n"
+    "  for (ptrdiff_t c = 0; c < C; c++)\n"
+    "    for (ptrdiff_t h = 0; h < H; h++)\n"
+    "      memcpy(xpad + (c * HP + h + g[LATHE_DC_PT]) * WP + g[LATHE_DC_PL],\n"
+    "             x + (c * H + h) * W, (size_t)W * sizeof(float));\n"
+    "  return xpad;\n"
+    "}\n\n"
+    "/* y [O][HO][WO] = the convolution of one image x [C][H][W]; wp and koff as packed above;\n"
+    " * tmp: the blocked tile [OB][HO * WO][@V@]; xpad: [C][HP][WP] when g[LATHE_DC_PAD] */\n"
+    "LATHE_GEMM_SHARED void lathe_dconv_image(const float *x, const ptrdiff_t *g,\n"
+    "                                         const float *wp, const ptrdiff_t *koff,\n"
+    "                                         lathe_dconv_fn k_main, lathe_dconv_fn k_last,\n"
+    "                                         float *y, float *tmp, float *xpad) {\n"
+    "  const ptrdiff_t C = g[LATHE_DC_C], O = g[LATHE_DC_O], HO = g[LATHE_DC_HO];\n"
+    "  const ptrdiff_t WO = g[LATHE_DC_WO], WP = g[LATHE_DC_WP], PB = g[LATHE_DC_PB];\n"
+    "  const ptrdiff_t K = C * g[LATHE_DC_KH] * g[LATHE_DC_KW], P = HO * WO;\n"
+    "  const ptrdiff_t OB = (O + @V@ - 1) / @V@, SH = g[LATHE_DC_SH], SW = g[LATHE_DC_SW];\n"
+    "  const float *src = lathe_dconv_border(x, g, xpad);\n"
+    "  for (ptrdiff_t oh = 0; oh < HO; oh++)\n"
+    "    for (ptrdiff_t ob = 0; ob < OB; ob += 2)\n"
+    "      for (ptrdiff_t ow = 0; ow < WO; ow += PB)\n"
+    "        (ow + PB < WO ? k_main : k_last)(src + oh * SH * WP + ow * SW, koff, K,\n"
+    "                                         wp + ob * K * @V@, K * @V@, OB - ob < 2 ? 1 : 2,\n"
+    "                                         tmp + (ob * P + oh * WO + ow) * @V@, P * @V@);\n"
+    "  for (ptrdiff_t ob = 0; ob < OB; ob++) { /* unblock: NCHWc -> NCHW, reading in order */\n"
+    "    const ptrdiff_t lanes = O - ob * @V@ < @V@ ? O - ob * @V@ : @V@;\n"
+    "    float *const yb = y + ob * @V@ * P;\n"
+    "    for (ptrdiff_t q = 0; q < P; q++)\n"
+    "      for (ptrdiff_t l = 0; l < lanes; l++) yb[l * P + q] = tmp[(ob * P + q) * @V@ + l];\n"
+    "  }\n"
+    "}\n\n";
+
+static const char grad_mark[] = "lathe_dconv_wimage (codegen/conv_direct.c)";
+
+static const char grad_text[] =
+    "/* the micro-kernel of a direct weight gradient (codegen/conv_direct.c): for the nb (1 or\n"
+    " * 2) vectors b of output channels and the taps i of a group of kernel rows,\n"
+    " * acc[b * astride + i * V + l] += the sum over the ho x wo output pixels (oh, ow) of\n"
+    " * x[oh * rs + ow * SW + offset of tap i] * dy[b * pstride + (oh * wo + ow) * V + l] */\n"
+    "typedef void (*lathe_dconv_wfn)(const float *restrict x, const float *restrict dy,\n"
+    "                                ptrdiff_t pstride, int nb, ptrdiff_t ho, ptrdiff_t wo,\n"
+    "                                ptrdiff_t rs, float *restrict acc, ptrdiff_t astride);\n\n"
+    "/* one image's share of a direct weight gradient: x [C][H][W], dy [O][HO][WO]; acc: the\n"
+    " * blocked sums [OB][C * KH * KW][@V@], dyb: dy blocked [OB][HO * WO][@V@], xpad as for\n"
+    " * lathe_dconv_border; g[LATHE_DC_PB]: kernel rows per group of taps */\n"
+    "LATHE_GEMM_SHARED void lathe_dconv_wimage(const float *x, const float *dy,\n"
+    "                                          const ptrdiff_t *g, lathe_dconv_wfn k_main,\n"
+    "                                          lathe_dconv_wfn k_last, float *acc, float *dyb,\n"
+    "                                          float *xpad) {\n"
+    "  const ptrdiff_t C = g[LATHE_DC_C], O = g[LATHE_DC_O], HO = g[LATHE_DC_HO];\n"
+    "  const ptrdiff_t WO = g[LATHE_DC_WO], KH = g[LATHE_DC_KH], KW = g[LATHE_DC_KW];\n"
+    "  const ptrdiff_t HP = g[LATHE_DC_HP], WP = g[LATHE_DC_WP], RB = g[LATHE_DC_PB];\n"
+    "  const ptrdiff_t K = C * KH * KW, P = HO * WO, OB = (O + @V@ - 1) / @V@;\n"
+    "  const float *src = lathe_dconv_border(x, g, xpad);\n"
+    "  for (ptrdiff_t ob = 0; ob < OB; ob++) { /* block: NCHW -> NCHWc */\n"
+    "    const ptrdiff_t lanes = O - ob * @V@ < @V@ ? O - ob * @V@ : @V@;\n"
+    "    const float *yb = dy + ob * @V@ * P;\n"
+    "    float *d = dyb + ob * P * @V@;\n"
+    "    for (ptrdiff_t q = 0; q < P; q++, d += @V@) {\n"
+    "      ptrdiff_t l = 0;\n"
+    "      for (; l < lanes; l++) d[l] = yb[l * P + q];\n"
+    "      for (; l < @V@; l++) d[l] = 0.0f;\n"
+    "    }\n"
+    "  }\n"
+    "  for (ptrdiff_t c = 0; c < C; c++)\n"
+    "    for (ptrdiff_t kh = 0; kh < KH; kh += RB)\n"
+    "      for (ptrdiff_t ob = 0; ob < OB; ob += 2)\n"
+    "        (kh + RB <= KH ? k_main : k_last)(\n"
+    "            src + (c * HP + kh * g[LATHE_DC_DH]) * WP, dyb + ob * P * @V@, P * @V@,\n"
+    "            OB - ob < 2 ? 1 : 2, HO, WO, g[LATHE_DC_SH] * WP,\n"
+    "            acc + (ob * K + (c * KH + kh) * KW) * @V@, K * @V@);\n"
+    "}\n\n"
+    "/* dw [o][k] = the sum over the threads t of their blocked sums acc + t * stride */\n"
+    "LATHE_GEMM_SHARED void lathe_dconv_wfinish(float *dw, ptrdiff_t o, ptrdiff_t k,\n"
+    "                                           const float *acc, int threads,\n"
+    "                                           ptrdiff_t stride) {\n"
+    "  for (ptrdiff_t i = 0; i < o; i++)\n"
+    "    for (ptrdiff_t p = 0; p < k; p++) {\n"
+    "      float s = 0.0f;\n"
+    "      for (int t = 0; t < threads; t++)\n"
+    "        s += acc[t * stride + ((i / @V@) * k + p) * @V@ + i % @V@];\n"
+    "      dw[i * k + p] = s;\n"
+    "    }\n"
+    "}\n\n";
+
+/* the weight-gradient micro-kernel for groups of `rows` kernel rows of kw taps (rows rowoff
+ * floats apart in the image, taps dw apart), output columns sw apart, once per file */
+static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t rowoff,
+                                    int64_t dw, int64_t sw) {
+  const char *name = arena_printf(f->arena, "lathe_dconv_w%lldx%lld_%lld_%lld_%lld",
+                                  (long long)rows, (long long)kw, (long long)rowoff,
+                                  (long long)dw, (long long)sw);
+  const char *mark = arena_printf(f->arena, "%s (codegen/conv_direct.c)", name);
+  if (!cg_gemm_once(f, mark)) return name;
+  CgBuf *o = f->globals;
+  int64_t v = cg_gemm_vec(f->opt), taps = rows * kw;
+  const char *params = "(const float *restrict x, const float *restrict dy,\n"
+                       "    ptrdiff_t pstride, int nb, ptrdiff_t ho, ptrdiff_t wo, ptrdiff_t rs,\n"
+                       "    float *restrict acc, ptrdiff_t astride)";
+  cg_buf_printf(o, "#ifdef LATHE_VECTOR\nLATHE_GEMM_FN void %s%s {\n", name, params);
+  for (int b = 0; b < 2; b++) {
+    cg_buf_puts(o, "  lathe_vf");
+    for (int64_t i = 0; i < taps; i++)
+      cg_buf_printf(o, "%s %c%lld = {0}", i ? "," : "", 'a' + b, (long long)i);
+    cg_buf_puts(o, ";\n");
+  }
+  cg_buf_printf(o,
+                "  for (ptrdiff_t oh = 0; oh < ho; oh++) {\n"
+                "    const float *xr = x + oh * rs, *dr = dy + oh * wo * %lld;\n",
+                (long long)v);
+  for (int nb = 2; nb >= 1; nb--) { /* two channel vectors, or the last one alone */
+    cg_buf_printf(o, "    %s {\n", nb == 2 ? "if (nb == 2)" : "else");
+    cg_buf_printf(o,
+                  "      for (ptrdiff_t ow = 0; ow < wo; ow++) {\n"
+                  "        const float *xp = xr + ow * %lld;\n"
+                  "        const lathe_vf d0 = *(const lathe_vf *)(dr + ow * %lld);\n",
+                  (long long)sw, (long long)v);
+    if (nb == 2)
+      cg_buf_printf(o,
+                    "        const lathe_vf d1 = *(const lathe_vf *)(dr + pstride + ow * %lld);\n",
+                    (long long)v);
+    for (int64_t i = 0; i < taps; i++) {
+      cg_buf_printf(o, "        { const float s = xp[%lld]; a%lld += s * d0;",
+                    (long long)(i / kw * rowoff + i % kw * dw), (long long)i);
+      if (nb == 2) cg_buf_printf(o, " b%lld += s * d1;", (long long)i);
+      cg_buf_puts(o, " }\n");
+    }
+    cg_buf_puts(o, "      }\n    }\n");
+  }
+  cg_buf_puts(o, "  }\n");
+  for (int64_t i = 0; i < taps; i++)
+    cg_buf_printf(o, "  *(lathe_vf *)(acc + %lld) += a%lld;\n", (long long)(i * v),
+                  (long long)i);
+  cg_buf_puts(o, "  if (nb == 2) {\n");
+  for (int64_t i = 0; i < taps; i++)
+    cg_buf_printf(o, "    *(lathe_vf *)(acc + astride + %lld) += b%lld;\n", (long long)(i * v),
+                  (long long)i);
+  cg_buf_puts(o, "  }\n}\n#else\n");
+  /* the scalar twin: the same sums in plain C99 */
+  cg_buf_printf(o,
+                "LATHE_GEMM_SHARED void %s%s {\n"
+                "  for (int b = 0; b < nb; b++)\n"
+                "    for (ptrdiff_t i = 0; i < %lld; i++)\n"
+                "      for (ptrdiff_t l = 0; l < %lld; l++) {\n"
+                "        const ptrdiff_t off = i / %lld * %lld + i %% %lld * %lld;\n"
+                "        float s = 0.0f;\n"
+                "        for (ptrdiff_t oh = 0; oh < ho; oh++)\n"
+                "          for (ptrdiff_t ow = 0; ow < wo; ow++)\n"
+                "            s += x[oh * rs + ow * %lld + off] *\n"
+                "                 dy[b * pstride + (oh * wo + ow) * %lld + l];\n"
+                "        acc[b * astride + i * %lld + l] += s;\n"
+                "      }\n"
+                "}\n#endif\n\n",
+                name, params, (long long)taps, (long long)v, (long long)kw, (long long)rowoff,
+                (long long)kw, (long long)dw, (long long)sw, (long long)v, (long long)v);
+  return name;
+}
+
+/* the micro-kernel for row blocks of pb pixels at column stride sw, once per file */
+static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw) {
+  const char *name = arena_printf(f->arena, "lathe_dconv_k%llds%lld", (long long)pb,
+                                  (long long)sw);
+  const char *mark = arena_printf(f->arena, "%s (codegen/conv_direct.c)", name);
+  if (!cg_gemm_once(f, mark)) return name;
+  CgBuf *o = f->globals;
+  int64_t v = cg_gemm_vec(f->opt);
+  const char *params = "(const float *restrict x, const ptrdiff_t *restrict koff,\n"
+                       "    ptrdiff_t kn, const float *restrict w, ptrdiff_t wbs, int nb,\n"
+                       "    float *restrict out, ptrdiff_t obs)";
+  cg_buf_printf(o, "#ifdef LATHE_VECTOR\nLATHE_GEMM_FN void %s%s {\n", name, params);
+  for (int b = 0; b < 2; b++) {
+    cg_buf_puts(o, "  lathe_vf");
+    for (int64_t i = 0; i < pb; i++)
+      cg_buf_printf(o, "%s %c%lld = {0}", i ? "," : "", 'a' + b, (long long)i);
+    cg_buf_puts(o, ";\n");
+  }
+  for (int nb = 2; nb >= 1; nb--) { /* two channel vectors, or the last one alone */
+    cg_buf_printf(o, "  %s {\n", nb == 2 ? "if (nb == 2)" : "else");
+    cg_buf_puts(o, "    for (ptrdiff_t k = 0; k < kn; k++) {\n"
+                   "      const float *xk = x + koff[k];\n");
+    cg_buf_printf(o, "      const lathe_vf w0 = *(const lathe_vf *)(w + k * %lld);\n",
+                  (long long)v);
+    if (nb == 2)
+      cg_buf_printf(o, "      const lathe_vf w1 = *(const lathe_vf *)(w + wbs + k * %lld);\n",
+                    (long long)v);
+    for (int64_t i = 0; i < pb; i++) {
+      cg_buf_printf(o, "      { const float s = xk[%lld]; a%lld += s * w0;", (long long)(i * sw),
+                    (long long)i);
+      if (nb == 2) cg_buf_printf(o, " b%lld += s * w1;", (long long)i);
+      cg_buf_puts(o, " }\n");
+    }
+    cg_buf_puts(o, "    }\n  }\n");
+  }
+  for (int64_t i = 0; i < pb; i++)
+    cg_buf_printf(o, "  *(lathe_vf *)(out + %lld) = a%lld;\n", (long long)(i * v), (long long)i);
+  cg_buf_puts(o, "  if (nb == 2) {\n");
+  for (int64_t i = 0; i < pb; i++)
+    cg_buf_printf(o, "    *(lathe_vf *)(out + obs + %lld) = b%lld;\n", (long long)(i * v),
+                  (long long)i);
+  cg_buf_puts(o, "  }\n}\n#else\n");
+  /* the scalar twin: the same sums in plain C99 */
+  cg_buf_printf(o,
+                "LATHE_GEMM_SHARED void %s%s {\n"
+                "  for (int b = 0; b < nb; b++)\n"
+                "    for (ptrdiff_t i = 0; i < %lld; i++)\n"
+                "      for (ptrdiff_t l = 0; l < %lld; l++) {\n"
+                "        float acc = 0.0f;\n"
+                "        for (ptrdiff_t k = 0; k < kn; k++)\n"
+                "          acc += x[koff[k] + i * %lld] * w[b * wbs + k * %lld + l];\n"
+                "        out[b * obs + i * %lld + l] = acc;\n"
+                "      }\n"
+                "}\n#endif\n\n",
+                name, params, (long long)pb, (long long)v, (long long)sw, (long long)v,
+                (long long)v);
+  return name;
+}
+
+/* text with @V@ replaced by the vector width */
+static void emit_text(CgFunc *f, const char *t) {
+  char v[32];
+  snprintf(v, sizeof v, "%lld", (long long)cg_gemm_vec(f->opt));
+  for (const char *at; (at = strstr(t, "@V@")); t = at + 3)
+    cg_buf_printf(f->globals, "%.*s%s", (int)(at - t), t, v);
+  cg_buf_puts(f->globals, t);
+}
+
+static void emit_driver(CgFunc *f, bool grad) {
+  cg_vector_prelude(f); /* lathe_vf, LATHE_GEMM_FN, LATHE_GEMM_SHARED, <string.h> */
+  if (cg_gemm_once(f, driver_mark)) emit_text(f, driver_text), emit_text(f, image_text);
+  if (grad && cg_gemm_once(f, grad_mark)) emit_text(f, grad_text);
+}
+
+/* ---- the call site --------------------------------------------------------------------------- */
+
+/* the geometry table of d, g[LATHE_DC_PB] = pb */
+static const char *geometry(CgFunc *f, const Direct *d) {
+  const char *geo = cg_fresh(f->e, "dconv_g");
+  cg_line(f->e,
+          "static const ptrdiff_t %s[] = {%lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, "
+          "%lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d};",
+          geo, (long long)d->c, (long long)d->h, (long long)d->w, (long long)d->o,
+          (long long)d->ho, (long long)d->wo, (long long)d->kh, (long long)d->kw,
+          (long long)d->sh, (long long)d->sw, (long long)d->dh, (long long)d->dw,
+          (long long)d->pt, (long long)d->pl, (long long)d->hp, (long long)d->wp,
+          (long long)d->pb, d->pad ? 1 : 0);
+  return geo;
+}
+
+/* `LATHE_OMP_FOR for (thread ...) {` when d has threads (returns the thread variable), else
+ * NULL and nothing */
+static const char *threads_open(CgFunc *f, const Direct *d) {
+  if (d->threads <= 1) return NULL;
+  const char *th = cg_fresh(f->e, "thread");
+  cg_line(f->e, "LATHE_OMP_FOR");
+  cg_open(f->e, "for (int64_t %s = 0; %s < %d; %s++)", th, th, d->threads, th);
+  return th;
+}
+
+/* the loop over thread th's share of the images (every image when th is NULL) */
+static const char *images_open(CgFunc *f, const Direct *d, const char *th) {
+  const char *b = cg_fresh(f->e, "b");
+  if (th)
+    cg_open(f->e, "for (int64_t %s = %s * %lld / %d; %s < (%s + 1) * %lld / %d; %s++)", b, th,
+            (long long)d->n, d->threads, b, th, (long long)d->n, d->threads, b);
+  else
+    cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", b, b, (long long)d->n, b);
+  return b;
+}
+
+/* dW = conv2d_grad_weight(X, dY): each thread sums its images into its blocked sums, which
+ * lathe_dconv_wfinish adds up and unblocks */
+static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
+  const Node *n = graph_node(f->g, id);
+  emit_driver(f, true);
+  const char *k_main = emit_grad_kernel(f, d->pb, d->kw, d->dh * d->wp, d->dw, d->sw);
+  const char *k_last = emit_grad_kernel(f, d->pb_last, d->kw, d->dh * d->wp, d->dw, d->sw);
+  const char *x = f->val[n->in[0]].expr, *dy = f->val[n->in[1]].expr, *dw = f->val[id].expr;
+  int64_t base = cg_scratch_base(f->g), per = grad_thread_bytes(d);
+  cg_line(f->e,
+          "/* direct weight gradient, NCHWc: %lld output channels in %lld vectors of %lld, the "
+          "%lld taps in groups of %lld kernel rows, summed over %lld x %lld pixels */",
+          (long long)d->o, (long long)d->ob, (long long)d->vec, (long long)d->k,
+          (long long)d->pb, (long long)d->ho, (long long)d->wo);
+  cg_line(f->e, "{");
+  cg_indent(f->e);
+  const char *geo = geometry(f, d), *th = threads_open(f, d);
+  const char *acc = cg_fresh(f->e, "dconv_acc");
+  if (th)
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld + %s * %lld);", acc,
+            (long long)base, th, (long long)per);
+  else
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", acc, (long long)base);
+  cg_line(f->e, "memset(%s, 0, %lld);", acc, (long long)weights_bytes(d));
+  const char *b = images_open(f, d, th);
+  const char *pad = d->pad ? arena_printf(f->arena, "(float *)((char *)%s + %lld)", acc,
+                                          (long long)(weights_bytes(d) + tile_bytes(d)))
+                           : "NULL";
+  cg_line(f->e,
+          "lathe_dconv_wimage(%s + %s * %lld, %s + %s * %lld, %s, %s, %s, %s, (float *)((char "
+          "*)%s + %lld), %s);",
+          x, b, (long long)(d->c * d->h * d->w), dy, b, (long long)(d->o * d->pix), geo, k_main,
+          k_last, acc, acc, (long long)weights_bytes(d), pad);
+  cg_close(f->e);
+  if (th) cg_close(f->e);
+  cg_line(f->e, "lathe_dconv_wfinish(%s, %lld, %lld, (const float *)((char *)ws + %lld), %d, %lld);",
+          dw, (long long)d->o, (long long)d->k, (long long)base, d->threads,
+          (long long)(per / 4));
+  cg_close(f->e);
+  return true;
+}
+
+bool cg_conv_direct_lower(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  Direct d = direct(f->g, id, f->opt);
+  if (n->op == OP_CONV2D_GRAD_WEIGHT) return lower_grad(f, id, &d);
+  emit_driver(f, false);
+  const char *k_main = emit_kernel(f, d.pb, d.sw);
+  const char *k_last = emit_kernel(f, d.pb_last, d.sw);
+  const char *x = f->val[n->in[0]].expr, *w = f->val[n->in[1]].expr, *y = f->val[id].expr;
+  int64_t base = cg_scratch_base(f->g);
+  cg_line(f->e,
+          "/* direct convolution, NCHWc%s: %lld output channels in %lld vectors of %lld, rows of "
+          "%lld pixels in blocks of %lld, %lld taps per pixel */",
+          n->op == OP_CONV2D ? "" : " (the transposed convolution as a convolution of its "
+                                    "zero-bordered input with the flipped weights)",
+          (long long)d.o, (long long)d.ob, (long long)d.vec, (long long)d.wo, (long long)d.pb,
+          (long long)d.k);
+  cg_line(f->e, "{");
+  cg_indent(f->e);
+  const char *geo = geometry(f, &d), *wp = cg_fresh(f->e, "dconv_w");
+  const char *koff = cg_fresh(f->e, "dconv_k");
+  cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
+  cg_line(f->e, "ptrdiff_t *const %s = (ptrdiff_t *)((char *)ws + %lld);", koff,
+          (long long)(base + weights_bytes(&d)));
+  if (n->op == OP_CONV2D)
+    cg_line(f->e, "lathe_dconv_pack_w(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.k,
+            wp);
+  else
+    cg_line(f->e, "lathe_dconv_pack_wt(%s, %lld, %lld, %lld, %s);", w, (long long)d.c,
+            (long long)d.o, (long long)(d.kh * d.kw), wp);
+  cg_line(f->e, "lathe_dconv_offsets(%s, %s);", geo, koff);
+  int64_t per = base + weights_bytes(&d) + offsets_bytes(&d);
+  const char *th = threads_open(f, &d), *b = images_open(f, &d, th);
+  const char *at = th ? arena_printf(f->arena, " + %s * %lld", th,
+                                                (long long)thread_bytes(&d))
+                                  : "";
+  const char *tile = arena_printf(f->arena, "(float *)((char *)ws + %lld%s)", (long long)per, at);
+  const char *pad = d.pad ? arena_printf(f->arena, "(float *)((char *)ws + %lld%s)",
+                                         (long long)(per + tile_bytes(&d)), at)
+                          : "NULL";
+  cg_line(f->e, "lathe_dconv_image(%s + %s * %lld, %s, %s, %s, %s, %s, %s + %s * %lld, %s, %s);",
+          x, b, (long long)(d.c * d.h * d.w), geo, wp, koff, k_main, k_last, y, b,
+          (long long)(d.o * d.pix), tile, pad);
+  cg_close(f->e);
+  if (th) cg_close(f->e);
+  cg_close(f->e);
+  return true;
+}

@@ -1,0 +1,146 @@
+/* tests/unit/test_codegen_conv_direct.c — the direct NCHWc convolutions (codegen/conv_direct.c)
+ * that passes/layout.c chooses, against ir_eval: output channels that fill no vector, one
+ * vector, and an odd number of vectors (the single-vector micro-kernel path); rows cut into
+ * several blocks of pixels with a shorter last one; padding (the zero-bordered copy), stride
+ * and dilation; several images; transposed convolutions of stride 1 (flipped weights, uneven
+ * zero borders); weight gradients (groups of kernel rows, a partial vector, padding, stride
+ * and dilation). Each for the native target (AVX-512 here), for x86-64-v3
+ * (8-float vectors, 16 registers: other block sizes) and with --threads 2 (built with
+ * -fopenmp too), compiled by gcc and clang at -Werror, and once more with
+ * -DLATHE_NO_VECTOR_EXTENSIONS, which builds the scalar C99 twins of the micro-kernels. The generic target keeps the
+ * implicit GEMM. rtol 1e-4: sums of up to ~600 f32 products.
+ */
+#include "conv_fixture.h"
+
+static void direct_outputs(Fixture *fx) {
+  DType t = DT_F32;
+  /* 20 output channels: a vector and a partial one (16 lanes) or three of 8; 31 columns:
+   * rows of two or more blocks */
+  NodeId x = input(fx, "x", t, s4(3, 5, 9, 33));
+  NodeId w = param(fx, "w", t, s4(20, 5, 3, 3));
+  out(fx, "ragged", add(fx, OP_CONV2D, x, w, (Attr){0}));
+  /* 8 channels (under one 16-float vector), padded, strided, dilated */
+  NodeId xs = input(fx, "xs", t, s4(2, 3, 17, 21));
+  NodeId ws = param(fx, "ws", t, s4(8, 3, 3, 2));
+  out(fx, "strided",
+      add(fx, OP_CONV2D, xs, ws, (Attr){.stride = {2, 2}, .pad = {1, 2, 0, 1}, .dil = {2, 1}}));
+  /* 48 channels: three vectors of 16, the last one alone; 5 x 5 kernel, "same" padding */
+  NodeId xb = input(fx, "xb", t, s4(2, 7, 12, 12));
+  NodeId wb = param(fx, "wb", t, s4(48, 7, 5, 5));
+  out(fx, "same", add(fx, OP_CONV2D, xb, wb, (Attr){.pad = {2, 2, 2, 2}}));
+  /* transposed, stride 1: the input gradient of "ragged" (zero border of 2 on every side),
+   * and of a padded, dilated convolution with output padding (uneven borders) */
+  NodeId gy = input(fx, "gy", t, s4(3, 20, 7, 31));
+  out(fx, "ragged_dx", add(fx, OP_CONV_TRANSPOSE2D, gy, w, (Attr){0}));
+  NodeId gz = input(fx, "gz", t, s4(2, 8, 6, 9));
+  out(fx, "dilated_dx", add(fx, OP_CONV_TRANSPOSE2D, gz, ws,
+                            (Attr){.pad = {1, 0, 2, 1}, .dil = {2, 2}, .out_pad = {1, 0}}));
+  /* weight gradients: of "ragged" (20 channels, two groups of tap rows on 16 registers), and
+   * of the padded, strided, dilated one (8 channels, a partial vector) */
+  out(fx, "ragged_dw", add(fx, OP_CONV2D_GRAD_WEIGHT, x, gy, (Attr){.kernel = {3, 3}}));
+  NodeId gs = input(fx, "gs", t, s4(2, 8, 7, 12));
+  out(fx, "strided_dw", add(fx, OP_CONV2D_GRAD_WEIGHT, xs, gs,
+                            (Attr){.stride = {2, 2}, .pad = {1, 2, 0, 1}, .dil = {2, 1},
+                                   .kernel = {3, 2}}));
+  for (NodeId id = 0; id < fx->g->n_nodes; id++)
+    if (fx->g->nodes[id].op != OP_INPUT && fx->g->nodes[id].op != OP_PARAM)
+      fx->g->nodes[id].attr.conv.layout = IR_CONV_NCHWC;
+}
+
+static void build_and_check(CghBuild *b, Module *m, const Tensor *inputs, const Tensor *params,
+                            const char *cc, const char *flags) {
+  char so[160], path[320], sym[128];
+  snprintf(so, sizeof so, "%s-%s.so", b->model, cc);
+  ck_assert_msg(cgh_compile(b, cc, flags, so) == 0, "%s %s rejected the C", cc, flags);
+  snprintf(path, sizeof path, "%s/%s", b->dir, so);
+  b->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  ck_assert_msg(b->handle != NULL, "dlopen: %s", dlerror());
+  snprintf(sym, sizeof sym, "%s_info", b->model);
+  b->info = (const lathe_model_info *)dlsym(b->handle, sym);
+  ck_assert_msg(b->info != NULL, "no symbol %s", sym);
+  cgh_check_entry(b, m, 0, inputs, params, NULL, 1e-4);
+  cgh_unload(b);
+}
+
+static void check_target(Module *m, const Tensor *inputs, const Tensor *params, CgTarget t,
+                         int threads) {
+  Diag d;
+  diag_init(&d);
+  CgOptions o;
+  cg_options_init(&o);
+  o.target = t;
+  o.threads = threads;
+  char *c_text, *h_text;
+  ck_assert_msg(cg_emit_c(m, &o, &c_text, &h_text, &d), "cg_emit_c: %s", diag_text(&d));
+  bool direct = strstr(c_text, "lathe_dconv_image(") != NULL;
+  ck_assert_msg(direct == (t != CG_TARGET_GENERIC), "direct convolution %s",
+                direct ? "on the generic target" : "missing");
+  ck_assert(!direct || strstr(c_text, "lathe_dconv_pack_wt(") != NULL); /* the transposed */
+  ck_assert(!direct || strstr(c_text, "lathe_dconv_wimage(") != NULL);  /* weight gradients */
+  ck_assert(t != CG_TARGET_GENERIC || strstr(c_text, "__attribute__") == NULL);
+  ck_assert((strstr(c_text, "LATHE_OMP_FOR") != NULL) == (threads > 1));
+  CghBuild b;
+  cgh_setup(&b, m->name, c_text, h_text);
+  for (int k = 0; k < CGH_N_COMPILERS; k++)
+    build_and_check(&b, m, inputs, params, cgh_compilers[k], "-O1 -shared -fPIC -lm");
+  if (direct && threads == 1) /* the scalar twins, as a compiler without vector extensions */
+    build_and_check(&b, m, inputs, params, "gcc", "-O1 -DLATHE_NO_VECTOR_EXTENSIONS -shared -fPIC -lm");
+  if (threads > 1) {
+    ck_assert_msg(dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL) != NULL, "%s", dlerror());
+    build_and_check(&b, m, inputs, params, "gcc", "-O1 -shared -fPIC -fopenmp -lm");
+  }
+  cgh_cleanup(&b);
+  free(c_text);
+  free(h_text);
+  diag_fini(&d);
+}
+
+static void run(CgTarget target, int threads) {
+  Fixture fx;
+  memset(&fx, 0, sizeof fx);
+  fx.m = module_new("convdirect");
+  fx.m->source_file = "conv.lathe";
+  fx.g = graph_new(fx.m, "forward");
+  module_add_entry(fx.m, fx.g);
+  diag_init(&fx.d);
+  direct_outputs(&fx);
+  cgh_plan(fx.m);
+  check_target(fx.m, fx.inputs, fx.params, target, threads);
+  for (int i = 0; i < 12; i++) tensor_free(&fx.inputs[i]);
+  for (int i = 0; i < 8; i++) tensor_free(&fx.params[i]);
+  module_free(fx.m);
+  diag_fini(&fx.d);
+}
+
+START_TEST(test_native) { run(CG_TARGET_NATIVE, 1); }
+END_TEST
+
+START_TEST(test_avx2) {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    ck_abort_msg("this machine cannot run x86-64-v3 code; the test needs AVX2 and FMA");
+  run(CG_TARGET_X86_64_V3, 1);
+}
+END_TEST
+
+START_TEST(test_generic) { run(CG_TARGET_GENERIC, 1); }
+END_TEST
+
+START_TEST(test_threads) { run(CG_TARGET_NATIVE, 2); }
+END_TEST
+
+static Suite *conv_direct_suite(void) {
+  Suite *s = suite_create("codegen_conv_direct");
+  TCase *tc = tcase_create("direct");
+  tcase_set_timeout(tc, 240);
+  tcase_add_test(tc, test_native);
+#if defined(__x86_64__)
+  tcase_add_test(tc, test_avx2);
+#endif
+  tcase_add_test(tc, test_generic);
+  tcase_add_test(tc, test_threads);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return test_run_suite(conv_direct_suite()); }
