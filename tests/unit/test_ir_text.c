@@ -225,6 +225,32 @@ static void expect_parse_error(const char *text, const char *want) {
   diag_fini(&d);
 }
 
+/* a convolution's layout (passes/layout.c) round-trips; a pooling op cannot have one */
+START_TEST(test_conv_layout) {
+  const char *text =
+      "module c\ninput x: f32[1, 2, 6, 6]\nparam w: f32[8, 2, 3, 3] = he_uniform\n"
+      "graph model {\n  %0 = input 0 : f32[1, 2, 6, 6]\n  %1 = param 0 : f32[8, 2, 3, 3]\n"
+      "  %2 = conv2d %0, %1 {stride=[1, 1], dilation=[1, 1], pad=[0, 0, 0, 0], "
+      "out_pad=[0, 0], kernel=[0, 0], groups=[1], nchwc} : f32[1, 8, 4, 4]\n"
+      "  output y = %2 value\n}\n";
+  Diag d;
+  diag_init(&d);
+  Module *m = ir_parse(text, "c.ir", &d);
+  ck_assert_msg(m != NULL, "%s", diag_text(&d));
+  ck_assert_int_eq(graph_node(m->model, 2)->attr.conv.layout, IR_CONV_NCHWC);
+  char *printed = ir_print(m->model);
+  ck_assert_ptr_nonnull(strstr(printed, "groups=[1], nchwc}"));
+  free(printed);
+  module_free(m);
+  diag_fini(&d);
+  expect_parse_error("module c\ninput x: f32[1, 2, 6, 6]\ngraph g {\n"
+                     "  %0 = input 0 : f32[1, 2, 6, 6]\n  %1 = max_pool2d %0 {stride=[2, 2], "
+                     "dilation=[1, 1], pad=[0, 0, 0, 0], out_pad=[0, 0], kernel=[2, 2], "
+                     "groups=[1], nchwc} : f32[1, 2, 3, 3]\n}\n",
+                     "only a convolution's layout may be nchwc");
+}
+END_TEST
+
 START_TEST(test_malformed) {
   const char *head = "module t\ninput x: f32[2, 3]\ngraph g {\n  %0 = input 0 : f32[2, 3]\n";
   char buf[512];
@@ -332,6 +358,7 @@ static Suite *ir_text_suite(void) {
   tcase_add_test(tc, test_round_trip_misc);
   tcase_add_test(tc, test_parse_preserves_fields);
   tcase_add_test(tc, test_hand_written);
+  tcase_add_test(tc, test_conv_layout);
   tcase_add_test(tc, test_malformed);
   tcase_add_test(tc, test_error_location);
   tcase_add_test(tc, test_verify_catches);
