@@ -35,6 +35,7 @@ typedef struct CliCompile {
   const char *grad_step; /* lathe grad --step NAME */
   const char *onnx_loss;      /* --loss: for a .onnx FILE, the loss of the train block */
   const char *onnx_optimizer; /* --optimizer: its optimizer (default adam) */
+  const char *bake;           /* compile --weights W --bake: W built into the C (cli/bake.c) */
 } CliCompile;
 
 /* A tiny getopt_long-like cursor: handles `--name value`, `--name=value`, `-Dx=1`, `-D x=1`. */
@@ -65,6 +66,9 @@ void cli_compile_init(CliCompile *c);
 /* Reads, parses, elaborates and runs the pass pipeline; prints diagnostics to stderr.
  * Returns NULL on error (diagnostics already printed). */
 Module *cli_build_module(const CliCompile *c);
+/* Turns every PARAM and STATE of m's model into a CONST of its tensor in the safetensors file
+ * path; m is left without params, states and train block (cli/bake.c). */
+bool cli_bake_weights(Module *m, const char *path, Diag *d);
 /* Emits C for m; prints diagnostics on error. */
 bool cli_emit(const Module *m, const CliCompile *c, char **c_text, char **h_text);
 /* Compiles m to a temporary shared object and loads it. */

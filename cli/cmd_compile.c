@@ -1,4 +1,5 @@
 /* cli/cmd_compile.c — `lathe compile FILE -o DIR`: writes DIR/<model>.c and DIR/<model>.h.
+ * With --weights W --bake, W's weights are built into the C (cli/bake.c).
  *
  * Both files are written atomically (temp + rename); on any error neither is left behind.
  */
@@ -26,6 +27,9 @@ static const char *help =
     "                       x86-64-v3, x86-64-v4 or aarch64\n"
     "  --threads N          large kernels run on N OpenMP threads when the C is built\n"
     "                       with -fopenmp (default 1: no pragmas)\n"
+    "  -w, --weights W      with --bake: a safetensors checkpoint (lathe train --checkpoint)\n"
+    "  --bake               build W's weights into the C, in the matmuls' packed layout:\n"
+    "                       only the inference entry, which then takes no weights\n"
     "  --dump-after PASS    print the IR after PASS\n"
     "  --disable PASS       do not run PASS\n"
     "  --time-passes        print the time spent in each pass\n"
@@ -54,7 +58,8 @@ static bool write_outputs(const char *dir, const char *name, const char *c_text,
 int cmd_compile(int argc, char **argv) {
   CliArgs a;
   CliCompile c;
-  const char *out = ".";
+  const char *out = ".", *weights = NULL;
+  bool bake = false;
   cli_args_init(&a, "compile", argc, argv);
   cli_compile_init(&c);
   while (!cli_args_done(&a)) {
@@ -66,11 +71,25 @@ int cmd_compile(int argc, char **argv) {
       out = a.value;
       continue;
     }
+    if (cli_option(&a, "--weights", "-w")) {
+      weights = a.value;
+      continue;
+    }
+    if (cli_flag(&a, "--bake", NULL)) {
+      bake = true;
+      continue;
+    }
     if (cli_compile_option(&a, &c)) continue;
     if (cli_positional(&a, &c.file) != EXIT_OK) return EXIT_USAGE;
   }
   if (a.failed) return EXIT_USAGE;
   if (!c.file) return cli_usage_error(&a, "expected a model FILE");
+  if (bake != (weights != NULL))
+    return cli_usage_error(&a, bake ? "--bake needs --weights W" : "--weights needs --bake");
+  if (bake) { /* inference only: no train, grad or evaluate entries */
+    c.bake = weights;
+    c.want_train = c.want_grad = c.want_eval = false;
+  }
   Module *m = cli_build_module(&c);
   if (!m) return EXIT_USER;
   char *c_text = NULL, *h_text = NULL;

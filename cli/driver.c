@@ -59,6 +59,10 @@ Module *cli_build_module(const CliCompile *c) {
     fo.float_dtype = c->dtype;
     m = frontend_compile(c->file, text, &fo, &d);
   }
+  if (m && c->bake && !cli_bake_weights(m, c->bake, &d)) {
+    module_free(m);
+    m = NULL;
+  }
   if (m) {
     PassCtx pc;
     pass_ctx_init(&pc, &d);

@@ -11,7 +11,10 @@
  *              acc[b][i] (a vector of V output channels) += x[koff[k] + i*SW] * wp[ob+b][k]
  *            over every k, the PB x 2 accumulators in registers (the micro-kernel,
  *            lathe_dconv_k<PB>s<SW>), stored to the blocked tile tmp[ob][q][l]
- *   unblock  y[o][q] = tmp[o/V][q][o%V] while the image is in cache
+ *   unblock  y[o][q] = tmp[o/V][q][o%V] while the image is in cache (through a small
+ *            local block, so both sides stay in L1); a conv2d heading a fused group
+ *            (passes/fuse.c) applies its epilogue here instead, one output row of a channel
+ *            vector at a time (cg_conv_direct_lower_fused)
  * The inner loop is one vector load per channel vector and one scalar broadcast per pixel
  * for 2*PB fused multiply-adds; the input rows one output row reads and the packed weights
  * stay in L1/L2 (layout.c's limits). The micro-kernels are written once per (PB, SW) used,
@@ -101,6 +104,8 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
 
 static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
 
+enum { EPI_FLOATS = 4096 }; /* the local block of a fused epilogue (16 KB on the stack) */
+
 /* bytes: packed weights, then offsets, then one (tile, padded copy) per thread */
 static int64_t weights_bytes(const Direct *d) { return round64(d->ob * d->vec * d->k * 4); }
 static int64_t offsets_bytes(const Direct *d) { return round64(d->k * 8); }
@@ -124,7 +129,7 @@ int64_t cg_conv_direct_scratch(const Graph *g, NodeId id, const CgOptions *o) {
 
 /* ---- the file-scope routines ----------------------------------------------------------------- */
 
-static const char driver_mark[] = "lathe_dconv_image (codegen/conv_direct.c)";
+static const char driver_mark[] = "lathe_dconv_tile (codegen/conv_direct.c)";
 
 static const char driver_text[] =
     "/* the micro-kernel of a direct convolution (codegen/conv_direct.c): for the nb (1 or 2)\n"
@@ -181,12 +186,12 @@ static const char image_text[] =
     "             x + (c * H + h) * W, (size_t)W * sizeof(float));\n"
     "  return xpad;\n"
     "}\n\n"
-    "/* y [O][HO][WO] = the convolution of one image x [C][H][W]; wp and koff as packed above;\n"
-    " * tmp: the blocked tile [OB][HO * WO][@V@]; xpad: [C][HP][WP] when g[LATHE_DC_PAD] */\n"
-    "LATHE_GEMM_SHARED void lathe_dconv_image(const float *x, const ptrdiff_t *g,\n"
-    "                                         const float *wp, const ptrdiff_t *koff,\n"
-    "                                         lathe_dconv_fn k_main, lathe_dconv_fn k_last,\n"
-    "                                         float *y, float *tmp, float *xpad) {\n"
+    "/* the convolution of one image x [C][H][W] into the blocked tile tmp [OB][HO * WO][@V@];\n"
+    " * wp and koff as packed above; xpad: [C][HP][WP] when g[LATHE_DC_PAD] */\n"
+    "LATHE_GEMM_SHARED void lathe_dconv_tile(const float *x, const ptrdiff_t *g,\n"
+    "                                        const float *wp, const ptrdiff_t *koff,\n"
+    "                                        lathe_dconv_fn k_main, lathe_dconv_fn k_last,\n"
+    "                                        float *tmp, float *xpad) {\n"
     "  const ptrdiff_t C = g[LATHE_DC_C], O = g[LATHE_DC_O], HO = g[LATHE_DC_HO];\n"
     "  const ptrdiff_t WO = g[LATHE_DC_WO], WP = g[LATHE_DC_WP], PB = g[LATHE_DC_PB];\n"
     "  const ptrdiff_t K = C * g[LATHE_DC_KH] * g[LATHE_DC_KW], P = HO * WO;\n"
@@ -198,11 +203,31 @@ static const char image_text[] =
     "        (ow + PB < WO ? k_main : k_last)(src + oh * SH * WP + ow * SW, koff, K,\n"
     "                                         wp + ob * K * @V@, K * @V@, OB - ob < 2 ? 1 : 2,\n"
     "                                         tmp + (ob * P + oh * WO + ow) * @V@, P * @V@);\n"
-    "  for (ptrdiff_t ob = 0; ob < OB; ob++) { /* unblock: NCHWc -> NCHW, reading in order */\n"
+    "}\n\n";
+
+static const char unblock_mark[] = "lathe_dconv_image (codegen/conv_direct.c)";
+
+static const char unblock_text[] =
+    "/* y [O][HO][WO] = the convolution of one image x [C][H][W]: lathe_dconv_tile, then the\n"
+    " * tile unblocked into y */\n"
+    "LATHE_GEMM_SHARED void lathe_dconv_image(const float *x, const ptrdiff_t *g,\n"
+    "                                         const float *wp, const ptrdiff_t *koff,\n"
+    "                                         lathe_dconv_fn k_main, lathe_dconv_fn k_last,\n"
+    "                                         float *y, float *tmp, float *xpad) {\n"
+    "  const ptrdiff_t O = g[LATHE_DC_O], P = g[LATHE_DC_HO] * g[LATHE_DC_WO];\n"
+    "  const ptrdiff_t OB = (O + @V@ - 1) / @V@;\n"
+    "  lathe_dconv_tile(x, g, wp, koff, k_main, k_last, tmp, xpad);\n"
+    "  float r[@V@ * 32]; /* unblock: NCHWc -> NCHW, 32 pixels at a time through r */\n"
+    "  for (ptrdiff_t ob = 0; ob < OB; ob++) {\n"
     "    const ptrdiff_t lanes = O - ob * @V@ < @V@ ? O - ob * @V@ : @V@;\n"
     "    float *const yb = y + ob * @V@ * P;\n"
-    "    for (ptrdiff_t q = 0; q < P; q++)\n"
-    "      for (ptrdiff_t l = 0; l < lanes; l++) yb[l * P + q] = tmp[(ob * P + q) * @V@ + l];\n"
+    "    for (ptrdiff_t q0 = 0; q0 < P; q0 += 32) {\n"
+    "      const ptrdiff_t n = P - q0 < 32 ? P - q0 : 32;\n"
+    "      for (ptrdiff_t i = 0; i < n; i++)\n"
+    "        for (ptrdiff_t l = 0; l < @V@; l++) r[l * 32 + i] = tmp[(ob * P + q0 + i) * @V@ + l];\n"
+    "      for (ptrdiff_t l = 0; l < lanes; l++)\n"
+    "        for (ptrdiff_t i = 0; i < n; i++) yb[l * P + q0 + i] = r[l * 32 + i];\n"
+    "    }\n"
     "  }\n"
     "}\n\n";
 
@@ -228,14 +253,17 @@ static const char grad_text[] =
     "  const ptrdiff_t HP = g[LATHE_DC_HP], WP = g[LATHE_DC_WP], RB = g[LATHE_DC_PB];\n"
     "  const ptrdiff_t K = C * KH * KW, P = HO * WO, OB = (O + @V@ - 1) / @V@;\n"
     "  const float *src = lathe_dconv_border(x, g, xpad);\n"
-    "  for (ptrdiff_t ob = 0; ob < OB; ob++) { /* block: NCHW -> NCHWc */\n"
+    "  float r[@V@ * 32]; /* block: NCHW -> NCHWc, 32 pixels at a time through r */\n"
+    "  for (ptrdiff_t ob = 0; ob < OB; ob++) {\n"
     "    const ptrdiff_t lanes = O - ob * @V@ < @V@ ? O - ob * @V@ : @V@;\n"
     "    const float *yb = dy + ob * @V@ * P;\n"
     "    float *d = dyb + ob * P * @V@;\n"
-    "    for (ptrdiff_t q = 0; q < P; q++, d += @V@) {\n"
-    "      ptrdiff_t l = 0;\n"
-    "      for (; l < lanes; l++) d[l] = yb[l * P + q];\n"
-    "      for (; l < @V@; l++) d[l] = 0.0f;\n"
+    "    for (ptrdiff_t q0 = 0; q0 < P; q0 += 32) {\n"
+    "      const ptrdiff_t n = P - q0 < 32 ? P - q0 : 32;\n"
+    "      for (ptrdiff_t l = 0; l < @V@; l++)\n"
+    "        for (ptrdiff_t i = 0; i < n; i++) r[l * 32 + i] = l < lanes ? yb[l * P + q0 + i] : 0.0f;\n"
+    "      for (ptrdiff_t i = 0; i < n; i++)\n"
+    "        for (ptrdiff_t l = 0; l < @V@; l++) d[(q0 + i) * @V@ + l] = r[l * 32 + i];\n"
     "    }\n"
     "  }\n"
     "  for (ptrdiff_t c = 0; c < C; c++)\n"
@@ -400,9 +428,12 @@ static void emit_text(CgFunc *f, const char *t) {
   cg_buf_puts(f->globals, t);
 }
 
-static void emit_driver(CgFunc *f, bool grad) {
+/* the file-scope routines: the packing and lathe_dconv_tile; with `unblock`
+ * lathe_dconv_image (a convolution without epilogue), with `grad` the weight gradient's */
+static void emit_driver(CgFunc *f, bool grad, bool unblock) {
   cg_vector_prelude(f); /* lathe_vf, LATHE_GEMM_FN, LATHE_GEMM_SHARED, <string.h> */
   if (cg_gemm_once(f, driver_mark)) emit_text(f, driver_text), emit_text(f, image_text);
+  if (unblock && cg_gemm_once(f, unblock_mark)) emit_text(f, unblock_text);
   if (grad && cg_gemm_once(f, grad_mark)) emit_text(f, grad_text);
 }
 
@@ -447,7 +478,7 @@ static const char *images_open(CgFunc *f, const Direct *d, const char *th) {
  * lathe_dconv_wfinish adds up and unblocks */
 static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
   const Node *n = graph_node(f->g, id);
-  emit_driver(f, true);
+  emit_driver(f, true, false);
   const char *k_main = emit_grad_kernel(f, d->pb, d->kw, d->dh * d->wp, d->dw, d->sw);
   const char *k_last = emit_grad_kernel(f, d->pb_last, d->kw, d->dh * d->wp, d->dw, d->sw);
   const char *x = f->val[n->in[0]].expr, *dy = f->val[n->in[1]].expr, *dw = f->val[id].expr;
@@ -485,11 +516,13 @@ static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
   return true;
 }
 
-bool cg_conv_direct_lower(CgFunc *f, NodeId id) {
+bool cg_conv_direct_lower(CgFunc *f, NodeId id) { return cg_conv_direct_lower_fused(f, id, NULL); }
+
+bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
   const Node *n = graph_node(f->g, id);
   Direct d = direct(f->g, id, f->opt);
   if (n->op == OP_CONV2D_GRAD_WEIGHT) return lower_grad(f, id, &d);
-  emit_driver(f, false);
+  emit_driver(f, false, store == NULL);
   const char *k_main = emit_kernel(f, d.pb, d.sw);
   const char *k_last = emit_kernel(f, d.pb_last, d.sw);
   const char *x = f->val[n->in[0]].expr, *w = f->val[n->in[1]].expr, *y = f->val[id].expr;
@@ -524,9 +557,52 @@ bool cg_conv_direct_lower(CgFunc *f, NodeId id) {
   const char *pad = d.pad ? arena_printf(f->arena, "(float *)((char *)ws + %lld%s)",
                                          (long long)(per + tile_bytes(&d)), at)
                           : "NULL";
-  cg_line(f->e, "lathe_dconv_image(%s + %s * %lld, %s, %s, %s, %s, %s, %s + %s * %lld, %s, %s);",
-          x, b, (long long)(d.c * d.h * d.w), geo, wp, koff, k_main, k_last, y, b,
-          (long long)(d.o * d.pix), tile, pad);
+  if (!store) {
+    cg_line(f->e,
+            "lathe_dconv_image(%s + %s * %lld, %s, %s, %s, %s, %s, %s + %s * %lld, %s, %s);", x, b,
+            (long long)(d.c * d.h * d.w), geo, wp, koff, k_main, k_last, y, b,
+            (long long)(d.o * d.pix), tile, pad);
+  } else { /* the epilogue, per element of the image's tile while it is in cache */
+    cg_line(f->e, "lathe_dconv_tile(%s + %s * %lld, %s, %s, %s, %s, %s, %s, %s);", x, b,
+            (long long)(d.c * d.h * d.w), geo, wp, koff, k_main, k_last, tile, pad);
+    /* per channel vector ob and output row oh: the row's V x WO block of the tile (at most
+     * EPI_FLOATS: wider rows go in chunks of columns) transposed into a local array (reads
+     * along the vectors), then the epilogue along each channel's row (contiguous loads and
+     * stores, a constant trip count when the row is one chunk) */
+    const char *tp = cg_fresh(f->e, "dconv_t"), *ob = cg_fresh(f->e, "ob");
+    const char *oh = cg_fresh(f->e, "oh"), *l = cg_fresh(f->e, "l"), *o = cg_fresh(f->e, "o");
+    const char *ow = cg_fresh(f->e, "ow"), *row = cg_fresh(f->e, "dconv_r");
+    const char *lanes = cg_fresh(f->e, "lanes");
+    long long vec = (long long)d.vec, wo = (long long)d.wo;
+    long long cw = wo * vec <= EPI_FLOATS ? wo : EPI_FLOATS / vec; /* columns per chunk */
+    cg_line(f->e, "const float *const %s = %s;", tp, tile);
+    cg_line(f->e, "float %s[%lld];", row, vec * cw);
+    cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", ob, ob, (long long)d.ob, ob);
+    cg_line(f->e, "const int64_t %s = %lld - %s * %lld < %lld ? %lld - %s * %lld : %lld;", lanes,
+            (long long)d.o, ob, vec, vec, (long long)d.o, ob, vec, vec);
+    cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", oh, oh, (long long)d.ho, oh);
+    const char *w0 = "0", *n = arena_printf(f->arena, "%lld", wo), *col = ow;
+    if (cw < wo) {
+      w0 = cg_fresh(f->e, "w0"), n = cg_fresh(f->e, "n");
+      cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s += %lld)", w0, w0, wo, w0, cw);
+      cg_line(f->e, "const int64_t %s = %lld - %s < %lld ? %lld - %s : %lld;", n, wo, w0, cw, wo,
+              w0, cw);
+      col = arena_printf(f->arena, "(%s + %s)", w0, ow);
+    }
+    const char *v[4] = {b, o, oh, col};
+    cg_line(f->e, "for (int64_t %s = 0; %s < %s; %s++)", ow, ow, n, ow);
+    cg_line(f->e, "  for (int64_t %s = 0; %s < %lld; %s++)", l, l, vec, l);
+    cg_line(f->e, "    %s[%s * %lld + %s] = %s[(%s * %lld + %s * %lld + %s) * %lld + %s];", row, l,
+            cw, ow, tp, ob, (long long)d.pix, oh, wo, col, vec, l);
+    cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", l, l, lanes, l);
+    cg_line(f->e, "const int64_t %s = %s * %lld + %s;", o, ob, vec, l);
+    cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", ow, ow, n, ow);
+    const char *idx = arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", b,
+                                   (long long)d.o, o, (long long)d.ho, oh, wo, col);
+    const char *value = arena_printf(f->arena, "%s[%s * %lld + %s]", row, l, cw, ow);
+    if (!store->emit(f, store->ctx, v, idx, value)) return false;
+    for (int i = 0; i < (cw < wo ? 5 : 4); i++) cg_close(f->e);
+  }
   cg_close(f->e);
   if (th) cg_close(f->e);
   cg_close(f->e);

@@ -80,6 +80,14 @@ static int conv_threads(const Node *n, const ConvGemm *d, const CgOptions *o) {
 static int64_t thread_scratch(const CgGemmPlan *p) { return round64(p->bytes); }
 
 int64_t cg_conv_scratch(const Graph *g, NodeId id, const CgOptions *o) {
+  const Node *n = graph_node(g, id);
+  int64_t plain = cg_conv_plain_scratch(g, id, o);
+  if (n->op == OP_CONV2D && n->group >= 0 && !cg_conv_direct_applies(g, id, o))
+    plain += (shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype) + 63) / 64 * 64;
+  return plain; /* a fused conv off the direct path: its staging buffer after the scratch */
+}
+
+int64_t cg_conv_plain_scratch(const Graph *g, NodeId id, const CgOptions *o) {
   if (cg_conv_direct_applies(g, id, o)) return cg_conv_direct_scratch(g, id, o);
   if (!cg_conv_gemm_applies(g, id)) return 0;
   const Node *n = graph_node(g, id);

@@ -27,7 +27,10 @@
  * same at every step) would re-pack it at every step. cg_gemm_prepack (called by
  * codegen/lower_scan.c before the loop) packs the whole operand once, panel after panel in
  * the layout lathe_gemm reads (lathe_gemm_prepack_a/_b), and the body's call reads it in
- * place: a lathe_gemm_b with pack NULL for B, a_rs = a_cs = 0 for A.
+ * place: a lathe_gemm_b with pack NULL for B, a_rs = a_cs = 0 for A. A data constant
+ * operand (weights baked in by `lathe compile --bake`) is packed into the same layout at
+ * compile time (emit_const_packed): a static table, 64-byte aligned for the vector kernel,
+ * and its plain table is not written when only GEMMs read it (cg_gemm_packs_const).
  *
  * Invariants: the scratch (tile, packed A, packed B, and the M x N product of a fused group
  * when its matmul has no buffer of its own) sits at the 64-byte aligned offset
@@ -147,7 +150,12 @@ bool cg_gemm_applies(const Graph *g, NodeId mm) {
   if (n->shape.rank > 2 && !rows_of_batch(g, n) && !per_batch(g, n)) return false;
   for (int j = 0; j < 2; j++) {
     const Node *in = graph_node(g, n->in[j]);
-    if (in->shape.rank < 2 || in->dtype != DT_F32 || in->op == OP_CONST) return false;
+    if (in->shape.rank < 2 || in->dtype != DT_F32) return false;
+    /* a data constant (a baked weight) is packed at compile time (const_packed); splats and
+     * per-batch operands stay with the loop nests */
+    if (in->op == OP_CONST && (!in->attr.constant.data || shape_numel(&in->shape) <= 1 ||
+                               (n->shape.rank > 2 && !rows_of_batch(g, n))))
+      return false;
   }
   int64_t cols = n->shape.dim[n->shape.rank - 1];
   int64_t rows = n->shape.rank > 2 && !rows_of_batch(g, n) ? n->shape.dim[n->shape.rank - 2]
@@ -637,6 +645,76 @@ static bool gemm_per_batch(CgFunc *f, NodeId mm, const GemmShape *s) {
   return true;
 }
 
+/* ---- constant operands packed at compile time ------------------------------------------------ */
+
+/* whether operand j of GEMM mm is a data constant: then its panels are a static table */
+static bool const_packed(const Graph *g, NodeId mm, int j) {
+  const Node *in = graph_node(g, graph_node(g, mm)->in[j]);
+  return in->op == OP_CONST && in->attr.constant.data && cg_gemm_applies(g, mm);
+}
+
+bool cg_gemm_packs_const(const Graph *g, NodeId c) {
+  const Node *cn = graph_node(g, c);
+  if (cn->op != OP_CONST || !cn->attr.constant.data) return false;
+  for (int i = 0; i < g->n_outputs; i++)
+    if (g->outputs[i].node == c) return false;
+  bool used = false;
+  for (NodeId u = c + 1; u < g->n_nodes; u++) {
+    const Node *un = graph_node(g, u);
+    for (int k = 0; k < un->n_in; k++) {
+      if (un->in[k] != c) continue;
+      if (un->op != OP_MATMUL || !const_packed(g, u, k)) return false;
+      used = true;
+    }
+  }
+  return used;
+}
+
+/* The static table of operand j (a data constant) of GEMM mm, packed as lathe_gemm reads a
+ * pre-packed operand (lathe_gemm_prepack_a/_b): the same layout, computed here. */
+static const char *emit_const_packed(CgFunc *f, NodeId mm, int j, const GemmShape *s) {
+  const GemmTile *t = tile_of(f->opt);
+  const Node *cn = graph_node(f->g, graph_node(f->g, mm)->in[j]);
+  const double *data = cn->attr.constant.data;
+  const CgGemmPlan *p = &s->plan;
+  int64_t rows = j ? p->n : p->m, blk = j ? p->nc : p->mc, w = j ? t->nr : t->mr;
+  int64_t rs = j ? s->b_cs : s->a_rs, cs = j ? s->b_rs : s->a_cs; /* along rows, along K */
+  int64_t size = round_up(rows, w) * p->k;
+  const char *name = arena_printf(f->arena, "%s_c%u_mm%u_%c", f->symbol,
+                                  graph_node(f->g, mm)->in[j], mm, j ? 'b' : 'a');
+  if (t->vec > 0 && cg_gemm_once(f, "LATHE_GEMM_ALIGN (codegen/gemm.c)"))
+    cg_buf_puts(f->globals, "#if defined(__GNUC__) /* the vector kernel's aligned loads */\n"
+                            "#define LATHE_GEMM_ALIGN __attribute__((aligned(64)))\n"
+                            "#else\n#define LATHE_GEMM_ALIGN\n#endif\n\n");
+  char shape[200];
+  cg_buf_printf(f->globals,
+                "/* %%%u = const : f32%s, the %s operand of GEMM %%%u packed at compile time (%s "
+                "layout, %lld-wide slivers, K blocks of %lld) */\n",
+                graph_node(f->g, mm)->in[j], shape_str(&cn->shape, shape, sizeof shape),
+                j ? "B" : "A", mm, target_names[cg_target_resolve(f->opt)], (long long)w,
+                (long long)p->kc);
+  cg_buf_printf(f->globals, "static const float %s[%lld]%s = {", name, (long long)size,
+                t->vec > 0 ? " LATHE_GEMM_ALIGN" : ""); /* generic: no vector kernel */
+  int64_t at = 0;
+  for (int64_t r0 = 0; r0 < rows; r0 += blk) { /* N panel (B) or M block (A) */
+    int64_t nb = rows - r0 < blk ? rows - r0 : blk;
+    for (int64_t pc = 0; pc < p->k; pc += p->kc) {
+      int64_t kc = p->k - pc < p->kc ? p->k - pc : p->kc;
+      for (int64_t s0 = 0; s0 < nb; s0 += w) /* sliver */
+        for (int64_t q = 0; q < kc; q++)
+          for (int64_t x = 0; x < w; x++, at++) {
+            int64_t r = r0 + s0 + x;
+            double v = s0 + x < nb ? data[r * rs + (pc + q) * cs] : 0.0;
+            cg_buf_puts(f->globals, at % 8 == 0 ? "\n  " : " ");
+            cg_buf_printf(f->globals, "%s%s", cg_literal(f->arena, DT_F32, v),
+                          at + 1 < size ? "," : "");
+          }
+    }
+  }
+  cg_buf_puts(f->globals, "\n};\n\n");
+  return name;
+}
+
 static const char prepack_b_text[] =
     "/* The whole op(B) (k x n) packed once, as lathe_gemm reads it with the same kc_max and\n"
     " * nc_max: the block of N panel jc and K block pc at dst + jc * k + pc * (its width rounded\n"
@@ -733,15 +811,17 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
     return false;
   }
   cg_gemm_prelude(f);
-  if (cg_gemm_once(f, "lathe_gemm_pack_strided (codegen/gemm.c)"))
-    emit_template(f->globals, strided_text, t, 1);
+  const char *packed_b = f->gemm_packed ? f->gemm_packed[2 * mm + 1] : NULL;
+  if (!packed_b && const_packed(f->g, mm, 1)) packed_b = emit_const_packed(f, mm, 1, &s);
+  if (!packed_b && cg_gemm_once(f, "lathe_gemm_pack_strided (codegen/gemm.c)"))
+    emit_template(f->globals, strided_text, t, 1); /* written only when used */
   cg_line(f->e, "/* GEMM %lld x %lld x %lld (M x K x N), %s: %d x %d tiles, K blocks of %lld */",
           (long long)s.plan.m, (long long)s.plan.k, (long long)s.plan.n, target_names[target],
           t->mr, t->nr, (long long)s.plan.kc);
   if (s.batch > 1) return gemm_per_batch(f, mm, &s);
   const char *gb = cg_fresh(f->e, "gemm_b");
   const char *packed_a = f->gemm_packed ? f->gemm_packed[2 * mm] : NULL;
-  const char *packed_b = f->gemm_packed ? f->gemm_packed[2 * mm + 1] : NULL;
+  if (!packed_a && const_packed(f->g, mm, 0)) packed_a = emit_const_packed(f, mm, 0, &s);
   if (packed_b)
     cg_line(f->e, "const lathe_gemm_b %s = {NULL, %s, 0, 0, {0}}; /* pre-packed */", gb,
             packed_b);

@@ -6,6 +6,9 @@
  * caller's (CgGemmStore). The convolutions (conv_gemm.c) call the same routine. The
  * packing buffers live in a scratch region at the top of the entry's workspace, so every
  * workspace size codegen publishes is cg_workspace_bytes, not Graph.workspace_bytes.
+ * Operands that never change are packed once: a scan body's captured weights before the
+ * loop (cg_gemm_prepack, into the workspace above the scratch), data constants (baked
+ * weights) at compile time into static tables (cg_gemm_packs_const).
  */
 #ifndef LATHE_CODEGEN_GEMM_H
 #define LATHE_CODEGEN_GEMM_H
@@ -53,6 +56,9 @@ void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs
                      const char *b, const char *c, int64_t ldc, const char *acc,
                      const char *at);
 
+/* whether every use of data constant c of g is an operand cg_gemm_lower packs into a static
+ * table of its own at compile time (then lower_const writes no table for c) */
+bool cg_gemm_packs_const(const Graph *g, NodeId c);
 /* whether cg_gemm_lower handles matmul node `mm` of g (2-D, f32, M >= 2, array operands) */
 bool cg_gemm_applies(const Graph *g, NodeId mm);
 bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store);

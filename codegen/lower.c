@@ -345,6 +345,10 @@ static bool lower_const(CgFunc *f, NodeId id) {
                            true, false};
     return true;
   }
+  if (cg_gemm_packs_const(f->g, id)) { /* only GEMMs read it, from tables of their own */
+    f->val[id] = (CgValue){"(packed)", false, false};
+    return true;
+  }
   const char *name = arena_printf(f->arena, "%s_c%u", f->symbol, id);
   char shape[200];
   cg_buf_printf(f->globals, "/* %%%u = const : %s%s */\n", id, dtype_name(n->dtype),
@@ -600,7 +604,47 @@ static const char *lowest(CgFunc *f, DType t) {
   }
 }
 
-/* out[kept dims] = identity; then one nest over the input accumulating; MEAN divides. */
+/* A float sum whose trailing input dims (a contiguous run of `inner` >= REDUCE_ROW_MIN
+ * elements) are all reduced: per row, REDUCE_LANES partial sums that the compiler keeps in
+ * one vector (each lane is its own sequential sum, so no reassociation is asked for), then
+ * added up and into the output. A plain `out[k] += x[...]` chain instead runs at one add per
+ * floating-point latency and stays scalar without -ffast-math. Emits nothing and returns
+ * false when the shape does not qualify. */
+enum { REDUCE_LANES = 16, REDUCE_ROW_MIN = 64 };
+
+static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t *ost) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *in = &graph_node(f->g, n->in[0])->shape;
+  uint32_t axes = n->attr.reduce.axes;
+  int split = in->rank;
+  int64_t inner = 1;
+  while (split > 0 && ((axes >> (split - 1)) & 1u)) inner *= in->dim[--split];
+  if (inner < REDUCE_ROW_MIN) return false;
+  const char *t = dtype_c_name(n->dtype), *zero = cg_literal(f->arena, n->dtype, 0);
+  const char *vars[IR_MAX_RANK] = {0};
+  for (int d = 0; d < split; d++) vars[d] = cg_loop_open(f, "i", in->dim[d]);
+  const char *row = index_expr(f->arena, split, vars, ist);
+  const char *part = cg_fresh(f->e, "part"), *j = cg_fresh(f->e, "j"), *l = cg_fresh(f->e, "l");
+  const char *sum = cg_fresh(f->e, "sum");
+  cg_line(f->e, "%s %s[%d] = {%s};", t, part, REDUCE_LANES, zero);
+  cg_line(f->e, "int64_t %s = 0;", j);
+  cg_open(f->e, "for (; %s + %d <= %lld; %s += %d)", j, REDUCE_LANES, (long long)inner, j,
+          REDUCE_LANES);
+  cg_line(f->e, "for (int %s = 0; %s < %d; %s++) %s[%s] += %s;", l, l, REDUCE_LANES, l, part, l,
+          at(f, n->in[0], arena_printf(f->arena, "%s + %s + %s", row, j, l)));
+  cg_close(f->e);
+  cg_line(f->e, "%s %s = %s;", t, sum, zero);
+  cg_line(f->e, "for (int %s = 0; %s < %d; %s++) %s += %s[%s];", l, l, REDUCE_LANES, l, sum,
+          part, l);
+  cg_line(f->e, "for (; %s < %lld; %s++) %s += %s;", j, (long long)inner, j, sum,
+          at(f, n->in[0], arena_printf(f->arena, "%s + %s", row, j)));
+  cg_line(f->e, "%s[%s] += %s;", f->val[id].expr, index_expr(f->arena, split, vars, ost), sum);
+  for (int d = split - 1; d >= 0; d--) cg_loop_close(f, vars[d]);
+  return true;
+}
+
+/* out[kept dims] = identity; then one nest over the input accumulating (float sums of
+ * contiguous rows: reduce_rows); MEAN divides. */
 static bool lower_reduce(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Shape *in = &graph_node(f->g, n->in[0])->shape;
@@ -621,15 +665,18 @@ static bool lower_reduce(CgFunc *f, NodeId id) {
   const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
   cg_line(f->e, "%s[%s] = %s;", out, i ? i : "0", init);
   cg_loop_close(f, i);
-  const char *vars[IR_MAX_RANK];
-  cg_nest_open(f, in, vars);
-  const char *x = at(f, n->in[0], index_expr(f->arena, in->rank, vars, ist));
-  const char *o = arena_printf(f->arena, "%s[%s]", out, index_expr(f->arena, in->rank, vars, ost));
-  if (n->op == OP_MAX)
-    cg_line(f->e, "if (%s > %s%s) %s = %s;", x, o, is_nan(f, t, x), o, x);
-  else
-    cg_line(f->e, "%s += %s;", o, x);
-  cg_nest_close(f, in, vars);
+  if (n->op == OP_MAX || !dtype_is_float(t) || !reduce_rows(f, id, ist, ost)) {
+    const char *vars[IR_MAX_RANK];
+    cg_nest_open(f, in, vars);
+    const char *x = at(f, n->in[0], index_expr(f->arena, in->rank, vars, ist));
+    const char *o =
+        arena_printf(f->arena, "%s[%s]", out, index_expr(f->arena, in->rank, vars, ost));
+    if (n->op == OP_MAX)
+      cg_line(f->e, "if (%s > %s%s) %s = %s;", x, o, is_nan(f, t, x), o, x);
+    else
+      cg_line(f->e, "%s += %s;", o, x);
+    cg_nest_close(f, in, vars);
+  }
   if (n->op == OP_MEAN && count != 1) {
     i = cg_loop_open(f, "i", shape_numel(&n->shape));
     cg_line(f->e, "%s[%s] /= %s;", out, i ? i : "0", cg_literal(f->arena, t, (double)count));
@@ -759,7 +806,8 @@ bool cg_lower_node(CgFunc *f, NodeId id) {
  * their broadcast index; only stored members (those with storage: read by another kernel, or
  * an output) are written, all after the element's loads, so an output may share the buffer of
  * a same-shaped input (memplan's in-place rule). A matmul group computes each output element
- * (or row) of the matmul and applies the elementwise epilogue to it before storing. */
+ * (or row) of the matmul and applies the elementwise epilogue to it before storing; a conv2d
+ * group does the same per element of each image (cg_conv_lower_fused, lower_conv.c). */
 
 typedef struct Fused {
   const NodeId *mem; /* members, in id order */
@@ -862,6 +910,11 @@ static bool store_group(CgFunc *f, void *ctx, const char **ij, const char *idx,
 }
 
 static bool lower_mm_group(CgFunc *f, Fused *u) {
+  if (graph_node(f->g, u->mm)->op == OP_CONV2D) { /* a convolution and its epilogue */
+    const CgValue *v = &f->val[u->mm];
+    CgGemmStore st = {store_group, u, v->expr && v->writable ? v->expr : NULL};
+    return cg_conv_lower_fused(f, u->mm, &st);
+  }
   if (cg_gemm_applies(f->g, u->mm)) {
     const CgValue *v = &f->val[u->mm];
     CgGemmStore st = {store_group, u, v->expr && v->writable ? v->expr : NULL};
@@ -918,7 +971,9 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
 /* The comment above a fused kernel: every IR node and source line it came from. */
 static void group_comment(CgFunc *f, const Fused *u) {
   cg_line(f->e, "/* fused kernel: %d nodes%s", u->nm,
-          u->mm != IR_NONE ? ", matmul + epilogue" : "");
+          u->mm == IR_NONE                                 ? ""
+          : graph_node(f->g, u->mm)->op == OP_CONV2D ? ", convolution + epilogue"
+                                                           : ", matmul + epilogue");
   for (int k = 0; k < u->nm; k++) {
     const Node *n = graph_node(f->g, u->mem[k]);
     const char *text = node_text(f, u->mem[k]);
@@ -937,7 +992,7 @@ bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
   bool rows = cg_rows_group(f->g, members, n_members);
   for (int k = 0; k < n_members && !rows; k++) {
     const Node *n = graph_node(f->g, members[k]);
-    if (n->op == OP_MATMUL) u.mm = members[k];
+    if (n->op == OP_MATMUL || n->op == OP_CONV2D) u.mm = members[k]; /* the head */
     if (!shape_equal(&n->shape, u.shape) && n->op != OP_MATMUL)
       return unsupported(f, members[k], "fused group members of different shapes");
   }

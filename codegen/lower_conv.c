@@ -13,13 +13,21 @@
  * the row-wise loops above on the examples/cnn.lathe train step, so they do not use it.)
  * These loops are the general path: f32 convolutions of array operands take the implicit
  * GEMM of conv_gemm.c instead (the loops stay for f64 and splat-constant operands).
- * Pooling windows are small, so pooling tests bounds per element. All kernels zero their
- * output first where they accumulate; these ops are FUSE_OPAQUE, so the output never shares
- * an input's buffer. Variables come from cg_fresh in the kernel's scope.
+ * A conv2d that heads a fused group (passes/fuse.c: NCHWc layout, an elementwise epilogue)
+ * goes to cg_conv_lower_fused: the direct convolution applies the epilogue per image, the
+ * other paths compute into a staging buffer and run the epilogue over it.
+ * Pooling windows are small, so pooling tests bounds per element; when the windows tile the
+ * image (stride = kernel, no padding or dilation, the usual 2x2 pool) a branch-free path
+ * vectorizes over the pooled columns instead (the forward maximum, and the gradient written
+ * once per element with no zeroing pass), with the same first-maximum and NaN rules. All
+ * kernels zero their output first where they accumulate; these ops are FUSE_OPAQUE, so the
+ * output never shares an input's buffer. Variables come from cg_fresh in the kernel's scope.
  */
 #include "lower_conv.h"
 
 #include <math.h>
+
+#include "gemm.h"
 
 typedef struct ConvDims {
   int64_t n, c, h, w;    /* X grid */
@@ -244,6 +252,36 @@ bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
   return true;
 }
 
+bool cg_conv_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
+  if (cg_conv_direct_applies(f->g, id, f->opt)) return cg_conv_direct_lower_fused(f, id, store);
+  const Node *n = graph_node(f->g, id);
+  const char *t = dtype_c_name(n->dtype), *stage = store->partial;
+  cg_line(f->e, "/* the convolution into a staging buffer, then the epilogue */");
+  if (!stage) { /* the scratch after the convolution's own (cg_conv_scratch) */
+    stage = fresh(f, "stage");
+    cg_line(f->e, "%s *const %s = (%s *)((char *)ws + %lld);", t, stage, t,
+            (long long)(cg_scratch_base(f->g) + cg_conv_plain_scratch(f->g, id, f->opt)));
+  }
+  CgValue saved = f->val[id];
+  f->val[id].expr = stage, f->val[id].literal = false, f->val[id].writable = true;
+  cg_line(f->e, "{");
+  cg_indent(f->e);
+  bool ok = cg_conv_gemm_applies(f->g, id) ? cg_conv_gemm_lower(f, id) : lower_conv2d(f, id);
+  cg_close(f->e);
+  f->val[id] = saved;
+  if (!ok) return false;
+  const char *vars[IR_MAX_RANK];
+  int64_t st[IR_MAX_RANK];
+  cg_strides_of(&n->shape, st);
+  cg_nest_open(f, &n->shape, vars);
+  const char *idx = "0";
+  for (int i = 0; i < n->shape.rank; i++)
+    if (vars[i]) idx = arena_printf(f->arena, "%s + %s * %lld", idx, vars[i], (long long)st[i]);
+  ok = store->emit(f, store->ctx, vars, idx, arena_printf(f->arena, "%s[%s]", stage, idx));
+  cg_nest_close(f, &n->shape, vars);
+  return ok;
+}
+
 /* W = conv2d_grad_weight(X, Y): per (o, ci, tap), part[ow] += y[row][ow] * x[row'][ow*sw]
  * over (b, oh), then w = sum(part) */
 bool lower_conv2d_grad_weight(CgFunc *f, NodeId id) {
@@ -352,30 +390,37 @@ enum { TILE_MAX_TAPS = 16 }; /* window elements, unrolled */
 /* whether pool node n's windows over x (grid xs, pooled grid ps) tile it: stride = kernel,
  * dilation 1, no padding, at most TILE_MAX_TAPS elements, x a buffer. Then every element of
  * x is in at most one window (the last rows / columns may be in none). */
-static bool pool_tiles(CgFunc *f, const Node *n, NodeId x, const Shape *ps, const Shape *xs) {
+static bool pool_tiles_attrs(const Node *n, const Shape *ps, const Shape *xs) {
   const struct IrConvAttr *a = &n->attr.conv;
   for (int ax = 0; ax < 2; ax++)
     if (a->stride[ax] != a->kernel[ax] || a->dilation[ax] != 1 || a->pad[ax] || a->pad[ax + 2])
       return false;
-  return (int64_t)a->kernel[0] * a->kernel[1] <= TILE_MAX_TAPS && !f->val[x].literal &&
-         pool_inside(n, ps, xs) && shape_numel(ps) > 0;
+  return (int64_t)a->kernel[0] * a->kernel[1] <= TILE_MAX_TAPS && pool_inside(n, ps, xs) &&
+         shape_numel(ps) > 0;
 }
 
-/* Opens the loops over the planes p (b, c) and pooled rows oh, with the pooled columns ow
- * innermost, and declares the window's maximum `m` (and with `arg`, `k`: the index in the
+static bool pool_tiles(CgFunc *f, const Node *n, NodeId x, const Shape *ps, const Shape *xs) {
+  return !f->val[x].literal && pool_tiles_attrs(n, ps, xs);
+}
+
+/* Opens the loops over the images b, channels c (bc receives both; *p the plane b * C + c)
+ * and pooled rows oh, with the pooled columns ow innermost, and declares the window's maximum `m` (and with `arg`, `k`: the index in the
  * window, row-major, of its first maximum, in x's type) for window (p, oh, ow) of x,
  * branch-free so the ow loop vectorizes: m stays when it is NaN or v <= m, else v replaces
  * it (the first NaN wins, ties keep the first maximum, as in pool_argmax). GCC 12 vectorizes
  * exactly this form of the select (not `(m == m) & !(v <= m)`, nor an int k). *xr receives the name of the window row start
- * offset into x, *ow the column. The caller closes 3 loops. */
+ * offset into x, *ow the column. The caller closes 4 loops. */
 static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs,
                             const Shape *ps, bool arg, const char **xr, const char **ow,
-                            const char **p, const char **oh, const char **k) {
+                            const char **p, const char **oh, const char **k,
+                            const char **bc) {
   const struct IrConvAttr *a = &n->attr.conv;
   const char *t = dtype_c_name(n->dtype), *X = f->val[x].expr;
   int64_t kh = a->kernel[0], kw = a->kernel[1], w = xs->dim[3];
-  if (ps->dim[0] * ps->dim[1] > 1) cg_omp_for(f, shape_numel(ps) * 4 * CG_OMP_ELEMENT_COST);
-  *p = loop(f, "p", "0", ps->dim[0] * ps->dim[1]);
+  if (ps->dim[0] > 1) cg_omp_for(f, shape_numel(ps) * 4 * CG_OMP_ELEMENT_COST);
+  bc[0] = loop(f, "b", "0", ps->dim[0]);
+  bc[1] = loop(f, "c", "0", ps->dim[1]);
+  *p = arena_printf(f->arena, "(%s * %lld + %s)", bc[0], (long long)ps->dim[1], bc[1]);
   *oh = loop(f, "oh", "0", ps->dim[2]);
   *xr = fresh(f, "xr");
   cg_line(f->e, "const int64_t %s = (%s * %lld + %s * %lld) * %lld;", *xr, *p,
@@ -405,28 +450,29 @@ static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs,
 static void lower_max_pool2d_tiled(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Shape *xs = &graph_node(f->g, n->in[0])->shape, *ps = &n->shape;
-  const char *xr, *ow, *p, *oh, *k;
+  const char *xr, *ow, *p, *oh, *k, *bc[2];
   cg_line(f->e, "/* the %dx%d windows tile the image: each window's maximum, branch-free */",
           (int)n->attr.conv.kernel[0], (int)n->attr.conv.kernel[1]);
-  const char *m = tile_max(f, n, n->in[0], xs, ps, false, &xr, &ow, &p, &oh, &k);
+  const char *m = tile_max(f, n, n->in[0], xs, ps, false, &xr, &ow, &p, &oh, &k, bc);
   cg_line(f->e, "%s[(%s * %lld + %s) * %lld + %s] = %s;", f->val[id].expr, p,
           (long long)ps->dim[2], oh, (long long)ps->dim[3], ow, m);
-  for (int i = 0; i < 3; i++) cg_close(f->e);
+  for (int i = 0; i < 4; i++) cg_close(f->e);
 }
 
 /* dx = the pooled gradient g at each window's first maximum, zero elsewhere, when the
  * windows tile x (pool_tiles): every element of dx is written once (no zeroing pass, no
- * accumulation); the rows and columns past the last window get zeros. */
+ * accumulation); the rows and columns past the last window get zeros. (Fusing relu's mask
+ * `dx * (y > 0)` into this loop stops GCC 12 from vectorizing it: measured slower.) */
 static void lower_max_pool2d_grad_tiled(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Shape *xs = &n->shape, *ps = &graph_node(f->g, n->in[1])->shape;
-  const char *t = dtype_c_name(n->dtype), *DX = f->val[id].expr, *xr, *ow, *p, *oh, *k;
+  const char *t = dtype_c_name(n->dtype), *DX = f->val[id].expr, *xr, *ow, *p, *oh, *k, *bc[2];
   const char *zero_lit = cg_literal(f->arena, n->dtype, 0);
   int64_t kh = n->attr.conv.kernel[0], kw = n->attr.conv.kernel[1], h = xs->dim[2],
           w = xs->dim[3];
   cg_line(f->e, "/* the %dx%d windows tile the image: the gradient goes to each window's first "
           "maximum, every element written once */", (int)kh, (int)kw);
-  tile_max(f, n, n->in[0], xs, ps, true, &xr, &ow, &p, &oh, &k);
+  tile_max(f, n, n->in[0], xs, ps, true, &xr, &ow, &p, &oh, &k, bc);
   const char *gv = fresh(f, "g");
   cg_line(f->e, "const %s %s = %s;", t, gv,
           elem(f, n->in[1], arena_printf(f->arena, "(%s * %lld + %s) * %lld + %s", p,
@@ -449,7 +495,8 @@ static void lower_max_pool2d_grad_tiled(CgFunc *f, NodeId id) {
     cg_line(f->e, "%s[%s * %lld + %s] = %s;", DX, p, (long long)(h * w), j, zero_lit);
     cg_close(f->e);
   }
-  cg_close(f->e); /* p */
+  cg_close(f->e); /* c */
+  cg_close(f->e); /* b */
 }
 
 bool lower_max_pool2d(CgFunc *f, NodeId id) {

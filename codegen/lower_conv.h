@@ -18,12 +18,24 @@ bool lower_train_select(CgFunc *f, NodeId id);
 bool cg_conv_gemm_applies(const Graph *g, NodeId id);
 bool cg_conv_gemm_lower(CgFunc *f, NodeId id);
 int64_t cg_conv_scratch(const Graph *g, NodeId id, const CgOptions *o);
+/* the same without the staging buffer of a fused conv (cg_conv_lower_fused) */
+int64_t cg_conv_plain_scratch(const Graph *g, NodeId id, const CgOptions *o);
 
 /* The convolutions in the blocked NCHWc layout (passes/layout.c), as direct convolutions
  * (conv_direct.c): whether node id takes that path (a vector target), its lowering, and the
  * scratch bytes it needs (0 when it does not apply). */
 bool cg_conv_direct_applies(const Graph *g, NodeId id, const CgOptions *o);
 bool cg_conv_direct_lower(CgFunc *f, NodeId id);
+/* ... with an epilogue: store (codegen/gemm.h) emits each finished element y[b, o, oh, ow]
+ * and the fused members computed from it, per image while its tile is in cache */
+struct CgGemmStore;
+bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const struct CgGemmStore *store);
+
+/* A CONV2D heading a fused group (passes/fuse.c: a conv2d in the NCHWc layout and its
+ * elementwise epilogue): the direct convolution with the epilogue per image when it applies,
+ * else the convolution into a staging buffer (store->partial, or scratch: cg_conv_scratch
+ * counts it for a fused conv) and the epilogue in a loop over it (lower_conv.c). */
+bool cg_conv_lower_fused(CgFunc *f, NodeId id, const struct CgGemmStore *store);
 int64_t cg_conv_direct_scratch(const Graph *g, NodeId id, const CgOptions *o);
 
 #endif

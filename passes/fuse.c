@@ -13,7 +13,9 @@
  *             - a MATMUL with 2-D operands seeds a group, and elementwise nodes of its output
  *               shape and dtype join it as an epilogue (bias, activation, residual), applied
  *               to each output tile before it is stored. At most one matmul per group; no
- *               square root or division in an epilogue (light_epilogue).
+ *               square root or division in an epilogue (light_epilogue). A CONV2D in the
+ *               NCHWc layout (passes/layout.c) seeds a group the same way (has_mm: "a matmul
+ *               or convolution"), its epilogue applied per image (codegen/conv_direct.c).
  *             - row-wise groups: a softmax or log-softmax along the last axis,
  *               a sum/mean/max over the last axis, or a one-hot of a rank >= 2 "row shape" S
  *               seeds (or turns an elementwise group of its shape into) a row group. Members
@@ -23,7 +25,7 @@
  *               its axes, elementwise ops on scalars). A full member reads row values only in
  *               their keepdims form. Softmax, layer norm, cross-entropy and their backward
  *               chains become one kernel with a per-row loop (codegen/lower_rows.c).
- *           Transposes, convolutions, other reductions stay kernels of their own.
+ *           Transposes, other convolutions, other reductions stay kernels of their own.
  * Legality: a node may join group G only if no member of G has so far been read by a node
  *           outside G. A kernel runs at its last member, so this keeps every consumer of a
  *           group after the group and every producer before it (no cycles between kernels);
@@ -41,7 +43,7 @@ typedef struct Fuser {
   Graph *g;
   int32_t *group;  /* per node: its group id, or -1 */
   bool *ext_used;  /* per group id: a member was read by a node outside the group */
-  bool *has_mm;    /* per group id: the group contains a matmul */
+  bool *has_mm;    /* per group id: the group contains a matmul (or a conv2d) */
   DType *dtype;    /* per group id: the members' dtype, DT_COUNT when mixed */
   uint32_t *size;  /* per group id: member count */
   bool *row;       /* per group id: a row-wise group, of full shape rshape[id] */
@@ -67,6 +69,14 @@ static bool scalar_only(const Node *n) {
 static bool matmul_seeds(const Graph *g, const Node *n) {
   return n->op == OP_MATMUL && dtype_is_float(n->dtype) && n->shape.rank == 2 &&
          g->nodes[n->in[0]].shape.rank == 2 && g->nodes[n->in[1]].shape.rank == 2;
+}
+
+/* A conv2d the layout pass put in the blocked NCHWc layout (a direct convolution, which
+ * applies the epilogue to each image's tile while it is in cache, codegen/conv_direct.c)
+ * seeds a group like a matmul. */
+static bool conv_seeds(const Node *n) {
+  return n->op == OP_CONV2D && n->dtype == DT_F32 && n->shape.rank == 4 &&
+         n->attr.conv.layout == IR_CONV_NCHWC;
 }
 
 static RowClass row_class(const Shape *s, const Shape *full) {
@@ -289,7 +299,7 @@ static void fuse_run(Fuser *f) {
     f->group[id] = -1;
     if (is_elementwise(n->op)) {
       place_elementwise(f, id);
-    } else if (matmul_seeds(g, n)) {
+    } else if (matmul_seeds(g, n) || conv_seeds(n)) {
       f->group[id] = (int32_t)id;
       f->has_mm[id] = true;
       f->dtype[id] = n->dtype;

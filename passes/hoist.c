@@ -22,6 +22,9 @@
  *     the final acc is replaced by acc + X2^T @ dG2 (rows of X and of the stacked dG flattened
  *     alike: one GEMM after the scan). Needs every consumer of the scan to be an UNPACK that
  *     takes either exactly that carry or something disjoint from it.
+ *   - bias-gradient accumulation: a new carry acc' = acc + sum(dG_t, axis 0) whose dG_t the
+ *     previous rule already stacks becomes acc' = acc, and every UNPACK of the final acc is
+ *     replaced by acc + the column sums of the stacked dG (rows of all steps flattened).
  *   - sequence gradients: a per-step output dG_t @ W (W captured) leaves the body; its UNPACKs
  *     become reshape(dG2 @ W) after the scan over the stacked dG (later pieces move down).
  * Projection and weight-gradient accumulation apply only where the cost model (pays_off)
@@ -270,6 +273,65 @@ static bool hoist_accum(Hoist *h, int k, NodeId *uses) {
   NodeId xarg = mm->in[0], dg = mm->in[1];
   h->body->outputs[k].node = acc;
   return accum_parent(h, hz_source(h, xarg), dg, uses, nu);
+}
+
+/* ---- bias-gradient accumulation ----------------------------------------------------------- */
+
+/* The dG_t of a new carry k = acc + reshape?(sum(dG_t, axis 0)) (a bias gradient: acc its own
+ * SCAN_ARG, dG_t rank 2 and already a per-step output, stacked for a weight gradient), or
+ * IR_NONE; *acc_out = acc. The sum over all steps' rows after the scan replaces it. */
+static NodeId bias_term(const Hoist *h, int k, NodeId *acc_out) {
+  const Node *o = graph_node(h->body, h->body->outputs[k].node);
+  int axis = graph_node(h->g, h->id)->attr.scan.axis;
+  if (o->op != OP_ADD || axis > 1 || !carry_private(h, k, h->body->outputs[k].node))
+    return IR_NONE;
+  for (int side = 0; side < 2; side++) {
+    NodeId acc = o->in[side], t = o->in[1 - side];
+    const Node *a = graph_node(h->body, acc), *sum = graph_node(h->body, t);
+    if (a->op != OP_SCAN_ARG || a->attr.scan_arg.index != k) continue;
+    if (sum->op == OP_RESHAPE) sum = graph_node(h->body, sum->in[0]);
+    if (sum->op != OP_SUM || sum->attr.reduce.axes != 1u) continue;
+    NodeId dg = sum->in[0];
+    if (graph_node(h->body, dg)->shape.rank != 2 || !shape_equal(&a->shape, &o->shape) ||
+        shape_numel(&o->shape) != graph_node(h->body, dg)->shape.dim[1])
+      continue;
+    for (int j = graph_node(h->g, h->id)->attr.scan.n_carry; j < h->body->n_outputs; j++)
+      if (h->body->outputs[j].node == dg) {
+        *acc_out = acc;
+        return dg;
+      }
+  }
+  return IR_NONE;
+}
+
+/* carry k = acc + sum(dG_t, axis 0) becomes acc' = acc; every UNPACK of the final acc gets
+ * the sum of the stacked dG over all rows of all steps added after the scan */
+static bool hoist_bias(Hoist *h, int k, NodeId *uses) {
+  NodeId acc = IR_NONE, dg = bias_term(h, k, &acc);
+  if (dg == IR_NONE) return false;
+  int64_t off;
+  Shape piece = scan_piece(h->g, graph_node(h->g, h->id), k, &off);
+  int nu = 0;
+  if (!accum_consumers(h, off, shape_numel(&piece), uses, &nu)) return false;
+  h->body->outputs[k].node = acc;
+  int64_t doff;
+  Shape ds = scan_piece(h->g, graph_node(h->g, h->id), accum_stacked(h, dg), &doff);
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.unpack.offset = doff;
+  at.unpack.shape = ds;
+  NodeId d = hz_add(h, OP_UNPACK, &h->id, 1, &at);
+  memset(&at, 0, sizeof at);
+  at.reduce.axes = 1u;
+  NodeId rows = d == IR_NONE ? IR_NONE : hz_rows(h, d);
+  NodeId sum = hz_add(h, OP_SUM, &rows, 1, &at);
+  for (int i = 0; i < nu && !h->failed; i++) {
+    NodeId grad = hz_reshape(h, sum, &graph_node(h->g, uses[i])->shape);
+    NodeId in[2] = {uses[i], grad};
+    NodeId total = hz_add(h, OP_ADD, in, 2, NULL);
+    if (total != IR_NONE) replace_uses(h->g, uses[i], total, total);
+  }
+  return !h->failed;
 }
 
 /* ---- sequence gradients ------------------------------------------------------------------- */
@@ -588,7 +650,7 @@ static bool has_candidate(Hoist *h) {
     if (proj_matches(h, graph_node(h->body, b))) return true;
   NodeId acc;
   for (int k = 0; k < graph_node(h->g, h->id)->attr.scan.n_carry; k++)
-    if (accum_term(h, k, &acc) != IR_NONE) return true;
+    if (accum_term(h, k, &acc) != IR_NONE || bias_term(h, k, &acc) != IR_NONE) return true;
   for (int k = 0; k < h->body->n_outputs; k++)
     if (dseq_matches(h, k)) return true;
   return false;
@@ -604,6 +666,8 @@ static bool hoist_scan(Hoist *h, NodeId *uses, bool *changed) {
     if (proj_matches(h, graph_node(h->body, b))) any |= hoist_projection(h, b);
   for (int k = 0; k < graph_node(h->g, h->id)->attr.scan.n_carry && !h->failed; k++)
     any |= hoist_accum(h, k, uses);
+  for (int k = 0; k < graph_node(h->g, h->id)->attr.scan.n_carry && !h->failed; k++)
+    any |= hoist_bias(h, k, uses); /* after: it needs dG stacked */
   int nc = graph_node(h->g, h->id)->attr.scan.n_carry;
   for (int k = h->body->n_outputs - 1; k >= nc && !h->failed; k--)
     any |= hoist_dseq(h, k, uses);

@@ -78,6 +78,24 @@ static void pool_outputs(Fixture *fx, DType t) {
   out(fx, "pool2_grad", add(fx, OP_MAX_POOL2D_GRAD, x, p2, a2));
   out(fx, "pool3_grad", add(fx, OP_MAX_POOL2D_GRAD, x, g3, a3)); /* overlapping windows */
   out(fx, "pool_dil_grad", add(fx, OP_MAX_POOL2D_GRAD, x, pd, ad));
+  /* windows that tile the image (lower_conv.c's branch-free path), a row and a column past
+   * the last window, ties and NaNs: the first maximum / the first NaN wins */
+  NodeId tx = input(fx, "tx", t, s4(2, 2, 5, 7));
+  Tensor *tt = &fx->inputs[graph_node(fx->g, tx)->attr.source.index];
+  static const int64_t nans[] = {1, 7, 8, 15, 23, 29, 30, 37};
+  for (size_t i = 0; i < sizeof nans / sizeof *nans; i++) tensor_set(tt, nans[i], NAN);
+  tensor_set(tt, 70, 0.5), tensor_set(tt, 71, 0.5), tensor_set(tt, 77, 0.5); /* a tie */
+  tensor_set(tt, 78, 0.25);
+  tensor_set(tt, 72, 0.0), tensor_set(tt, 73, 0.0), tensor_set(tt, 79, 0.0); /* relu-like */
+  tensor_set(tt, 80, 0.0);
+  Attr at = {.stride = {2, 2}, .kernel = {2, 2}};
+  Attr at3 = {.stride = {2, 3}, .kernel = {2, 3}};
+  NodeId tp = add(fx, OP_MAX_POOL2D, tx, IR_NONE, at);
+  NodeId tp3 = add(fx, OP_MAX_POOL2D, tx, IR_NONE, at3);
+  out(fx, "tile2", tp);
+  out(fx, "tile2x3", tp3);
+  out(fx, "tile2_grad", add(fx, OP_MAX_POOL2D_GRAD, tx, tp, at));
+  out(fx, "tile2x3_grad", add(fx, OP_MAX_POOL2D_GRAD, tx, tp3, at3));
 }
 
 /* train_select left in a graph (pipeline.c normally resolves it) copies its choice */

@@ -4,13 +4,25 @@
  * several blocks of pixels with a shorter last one; padding (the zero-bordered copy), stride
  * and dilation; several images; transposed convolutions of stride 1 (flipped weights, uneven
  * zero borders); weight gradients (groups of kernel rows, a partial vector, padding, stride
- * and dilation). Each for the native target (AVX-512 here), for x86-64-v3
+ * and dilation); a bias + relu epilogue and a residual one, fused into the convolution
+ * (per image on the direct path, through a staging buffer on the generic target), and a
+ * relu epilogue on rows wider than its local block (chunks of columns). Each for the native target (AVX-512 here), for x86-64-v3
  * (8-float vectors, 16 registers: other block sizes) and with --threads 2 (built with
  * -fopenmp too), compiled by gcc and clang at -Werror, and once more with
  * -DLATHE_NO_VECTOR_EXTENSIONS, which builds the scalar C99 twins of the micro-kernels. The generic target keeps the
  * implicit GEMM. rtol 1e-4: sums of up to ~600 f32 products.
  */
 #include "conv_fixture.h"
+
+/* an elementwise node */
+static NodeId ew(Fixture *fx, OpKind op, NodeId a, NodeId b) {
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  NodeId in[2] = {a, b};
+  NodeId id = graph_add(fx->g, op, in, b == IR_NONE ? 1 : 2, &at, LOC, &fx->d);
+  ck_assert_msg(id != IR_NONE, "%s: %s", ir_ops[op].name, diag_text(&fx->d));
+  return id;
+}
 
 static void direct_outputs(Fixture *fx) {
   DType t = DT_F32;
@@ -45,6 +57,28 @@ static void direct_outputs(Fixture *fx) {
   for (NodeId id = 0; id < fx->g->n_nodes; id++)
     if (fx->g->nodes[id].op != OP_INPUT && fx->g->nodes[id].op != OP_PARAM)
       fx->g->nodes[id].attr.conv.layout = IR_CONV_NCHWC;
+  /* epilogues (passes/fuse.c): relu(conv + bias), the conv read only inside its kernel; and
+   * conv + residual with the conv an output too (stored), 20 channels: a partial vector */
+  NodeId bias = param(fx, "bias", t, shape_make(3, (int64_t[]){20, 1, 1}));
+  NodeId c1 = add(fx, OP_CONV2D, x, w, (Attr){0});
+  NodeId c2 = add(fx, OP_CONV2D, x, w, (Attr){0});
+  fx->g->nodes[c1].attr.conv.layout = fx->g->nodes[c2].attr.conv.layout = IR_CONV_NCHWC;
+  out(fx, "bias_relu", ew(fx, OP_RELU, ew(fx, OP_ADD, c1, bias), IR_NONE));
+  out(fx, "conv_stored", c2);
+  out(fx, "residual", ew(fx, OP_ADD, c2, input(fx, "res", t, s4(3, 20, 7, 31))));
+  /* rows of 298 columns: wider than one block of the epilogue with 16-float vectors */
+  NodeId xw = input(fx, "xw", t, s4(1, 2, 4, 300));
+  NodeId c3 = add(fx, OP_CONV2D, xw, param(fx, "ww", t, s4(20, 2, 3, 3)), (Attr){0});
+  fx->g->nodes[c3].attr.conv.layout = IR_CONV_NCHWC;
+  out(fx, "wide_relu", ew(fx, OP_RELU, c3, IR_NONE));
+  Diag d;
+  diag_init(&d);
+  PassCtx c;
+  pass_ctx_init(&c, &d);
+  ck_assert_msg(pass_fuse(fx->g, &c), "fuse: %s", diag_text(&d));
+  ck_assert(fx->g->nodes[c1].group == (int32_t)c1 && fx->g->nodes[c2].group == (int32_t)c2);
+  pass_ctx_fini(&c);
+  diag_fini(&d);
 }
 
 static void build_and_check(CghBuild *b, Module *m, const Tensor *inputs, const Tensor *params,
@@ -77,6 +111,11 @@ static void check_target(Module *m, const Tensor *inputs, const Tensor *params, 
                 direct ? "on the generic target" : "missing");
   ck_assert(!direct || strstr(c_text, "lathe_dconv_pack_wt(") != NULL); /* the transposed */
   ck_assert(!direct || strstr(c_text, "lathe_dconv_wimage(") != NULL);  /* weight gradients */
+  ck_assert(!direct || strstr(c_text, "lathe_dconv_tile(x + ") != NULL); /* with epilogues */
+  ck_assert(direct || strstr(c_text, "into a staging buffer") != NULL);
+  const char *fused = strstr(c_text, "fused kernel: 3 nodes, convolution + epilogue");
+  ck_assert_msg(fused && strstr(c_text, "fused kernel: 2 nodes, convolution + epilogue"),
+                "the conv epilogues are not fused");
   ck_assert(t != CG_TARGET_GENERIC || strstr(c_text, "__attribute__") == NULL);
   ck_assert((strstr(c_text, "LATHE_OMP_FOR") != NULL) == (threads > 1));
   CghBuild b;

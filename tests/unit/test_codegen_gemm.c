@@ -338,6 +338,60 @@ START_TEST(test_scan_prepacked) {
 }
 END_TEST
 
+/* a data constant (a baked weight) r x k of values in [-1, 1) */
+static NodeId const_matrix(Case *c, int64_t r, int64_t k, uint64_t seed) {
+  double *data = arena_alloc(&c->g->arena, sizeof(double) * (size_t)(r * k));
+  for (int64_t i = 0; i < r * k; i++) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    data[i] = (double)(seed >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+  }
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.constant.dtype = DT_F32;
+  at.constant.shape = shape_make(2, (int64_t[]){r, k});
+  at.constant.data = data;
+  NodeId id = graph_add(c->g, OP_CONST, NULL, 0, &at, LOC, &c->d);
+  ck_assert_msg(id != IR_NONE, "%s", diag_text(&c->d));
+  return id;
+}
+
+/* Constant weights on either side, transposed or not, are packed into static tables at
+ * compile time in the layout lathe_gemm reads in place (K in several blocks, ragged M and N,
+ * N in two panels); a constant also read by an elementwise op keeps its plain table too. */
+START_TEST(test_const_prepacked) {
+  Case c;
+  case_init(&c);
+  NodeId x = input(&c, "x", 9, 1100), y = input(&c, "y", 1100, 5), z = input(&c, "z", 3, 5);
+  NodeId w = const_matrix(&c, 1100, 40, 1), wt = const_matrix(&c, 40, 1100, 2);
+  NodeId a = const_matrix(&c, 20, 1100, 3), at = const_matrix(&c, 1100, 20, 4);
+  NodeId wide = const_matrix(&c, 5, 1100, 5);
+  graph_add_output(c.g, "xw", matmul(&c, x, w, false, false), OUT_VALUE, -1);
+  graph_add_output(c.g, "xwt", matmul(&c, x, wt, false, true), OUT_VALUE, -1);
+  graph_add_output(c.g, "ay", matmul(&c, a, y, false, false), OUT_VALUE, -1);
+  graph_add_output(c.g, "aty", matmul(&c, at, y, true, false), OUT_VALUE, -1);
+  graph_add_output(c.g, "zw", matmul(&c, z, wide, false, false), OUT_VALUE, -1);
+  graph_add_output(c.g, "neg_w", add(&c, OP_NEG, w, IR_NONE, NULL), OUT_VALUE, -1);
+  plan(c.m);
+  CgOptions o;
+  cg_options_init(&o);
+  char *c_text, *h_text;
+  ck_assert_msg(cg_emit_c(c.m, &o, &c_text, &h_text, &c.d), "%s", diag_text(&c.d));
+  int tables = 0;
+  for (const char *p = strstr(c_text, "packed at compile time"); p;
+       p = strstr(p + 1, "packed at compile time"))
+    tables++;
+  ck_assert_int_eq(tables, 5);
+  int arrays = 0; /* the five packed tables and w's plain one, for neg */
+  for (const char *p = strstr(c_text, "static const float "); p;
+       p = strstr(p + 1, "static const float "))
+    arrays++;
+  ck_assert_int_eq(arrays, 6);
+  free(c_text);
+  free(h_text);
+  check(&c, true, 1e-4);
+}
+END_TEST
+
 /* --target parses every name and rejects others */
 START_TEST(test_target_names) {
   const char *names[] = {"native", "generic", "x86-64-v3", "x86-64-v4", "aarch64"};
@@ -372,6 +426,7 @@ static Suite *codegen_gemm_suite(void) {
   tcase_add_test(tc, test_rows_of_batch);
   tcase_add_test(tc, test_per_batch);
   tcase_add_test(tc, test_scan_prepacked);
+  tcase_add_test(tc, test_const_prepacked);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -232,6 +232,13 @@ static void reduce_case(DType t, double rtol) {
   fx_out(&fx, "max_2_keep", reduce(&fx, OP_MAX, x, 4u, true));
   fx_out(&fx, "sum_all", reduce(&fx, OP_SUM, x, 7u, false));
   fx_out(&fx, "sum_none", reduce(&fx, OP_SUM, x, 0u, false));
+  /* trailing reduced rows of >= 64 elements take the lane-by-lane partial sums (lower.c
+   * reduce_rows): 7 * 11 = 77 per row (a remainder past the 16-lane blocks), a bias gradient's
+   * axes (0, 2, 3), a mean over the last two, everything */
+  NodeId r = fx_input(&fx, "r", t, shp(4, 2, 3, 7, 11), -2, 2);
+  fx_out(&fx, "rows_023_keep", reduce(&fx, OP_SUM, r, 1u | 4u | 8u, true));
+  fx_out(&fx, "rows_mean_23", reduce(&fx, OP_MEAN, r, 4u | 8u, false));
+  fx_out(&fx, "rows_all", reduce(&fx, OP_SUM, r, 15u, false));
   fx_check(&fx, rtol);
 }
 

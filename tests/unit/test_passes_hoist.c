@@ -6,7 +6,8 @@
  *   - every entry (forward, train, grad, evaluate) gives the same outputs, loss, gradients and
  *     parameter/state updates under the reference evaluator (the rewrite only reorders sums);
  *   - with the hoist, no scan body keeps a projection x_t @ W of a sequence slice by a captured
- *     weight, nor a weight-gradient sum acc + x_t^T @ dG, and no backward scan recomputes the
+ *     weight, nor a weight-gradient sum acc + x_t^T @ dG or bias-gradient sum acc +
+ *     sum(dG_t, axis 0), and no backward scan recomputes the
  *     recurrent h_{t-1} @ U of its forward scan; without it, there are some (so the
  *     structural checks can fail);
  *   - the generated C of the hoisted module matches the evaluator (gcc and clang).
@@ -207,6 +208,25 @@ static int count_recomputed(const Graph *g) {
   return count;
 }
 
+/* carry updates acc + sum(dG_t, axis 0) (bias gradients) over all scans of g */
+static int count_bias_sums(const Graph *g) {
+  int count = 0;
+  for (NodeId id = 0; id < g->n_nodes; id++) {
+    const Node *n = graph_node(g, id);
+    if (n->op != OP_SCAN) continue;
+    const Graph *body = scan_body(g, n);
+    for (int k = 0; k < n->attr.scan.n_carry; k++) {
+      const Node *o = graph_node(body, body->outputs[k].node);
+      for (int s = 0; o->op == OP_ADD && s < 2; s++) {
+        const Node *t = graph_node(body, o->in[s]);
+        if (t->op == OP_RESHAPE) t = graph_node(body, t->in[0]);
+        count += t->op == OP_SUM && t->attr.reduce.axes == 1u;
+      }
+    }
+  }
+  return count;
+}
+
 START_TEST(test_same_values) {
   Module *on = build(true, DT_F64), *off = build(false, DT_F64);
   ck_assert_int_eq(on->n_entries, off->n_entries);
@@ -245,6 +265,9 @@ START_TEST(test_structure) {
   int re0 = count_recomputed(entry(off, "train")), re = count_recomputed(entry(on, "train"));
   ck_assert_int_ge(re0, 5);
   ck_assert_int_eq(re, 0);
+  /* the bias gradients: summed over the stacked dG after the scans */
+  ck_assert_int_ge(count_bias_sums(entry(off, "train")), 4);
+  ck_assert_int_eq(count_bias_sums(entry(on, "train")), 0);
   module_free(on);
   module_free(off);
 }

@@ -1,0 +1,60 @@
+/* cli/bake.c — `lathe compile FILE --weights W --bake`: the weights built into the C.
+ *
+ * Before the passes, every PARAM and STATE node of the elaborated model becomes a CONST
+ * holding its tensor from the safetensors file W (same name, same shape; f32 or f64 values).
+ * The module then has no params, no states and no train block, so only the inference entry
+ * is derived, its C takes no weights, and codegen writes the weights as static tables: a
+ * matmul's constant operand straight in the GEMM's packed panel layout (codegen/gemm.c,
+ * cg_gemm_packs_const), so nothing is packed at run time either. Constant folding sees the
+ * weights too (a transposed or reshaped weight is folded once, at compile time).
+ */
+#include "cli.h"
+
+#include <string.h>
+
+static const TensorDecl *decl_of(const Module *m, const Node *n) {
+  int i = n->attr.source.index;
+  return n->op == OP_PARAM ? (i < m->n_params ? &m->params[i] : NULL)
+                           : (i < m->n_states ? &m->states[i] : NULL);
+}
+
+bool cli_bake_weights(Module *m, const char *path, Diag *d) {
+  RtTensorSet w;
+  rt_set_init(&w);
+  bool ok = rt_safetensors_read(path, &w, d);
+  Graph *g = m->model;
+  for (NodeId id = 0; ok && g && id < g->n_nodes; id++) {
+    Node *n = graph_node(g, id);
+    if (n->op != OP_PARAM && n->op != OP_STATE) continue;
+    const TensorDecl *decl = decl_of(m, n);
+    const Tensor *t = decl ? rt_set_find(&w, decl->name) : NULL;
+    char want[200], got[200];
+    if (!t) {
+      diag_error(d, n->loc, "--bake: %s has no tensor '%s'", path, decl ? decl->name : "?");
+      ok = false;
+    } else if (!shape_equal(&t->shape, &n->shape) || !dtype_is_float(t->dtype)) {
+      diag_error(d, n->loc, "--bake: '%s' is %s%s in %s, the model wants %s%s", decl->name,
+                 dtype_name(t->dtype), shape_str(&t->shape, got, sizeof got), path,
+                 dtype_name(n->dtype), shape_str(&n->shape, want, sizeof want));
+      ok = false;
+    } else {
+      int64_t count = shape_numel(&n->shape);
+      double *data = arena_alloc(&g->arena, sizeof *data * (size_t)(count > 0 ? count : 1));
+      for (int64_t i = 0; i < count; i++) data[i] = tensor_get(t, i);
+      DType dtype = n->dtype;
+      Shape shape = n->shape;
+      memset(&n->attr, 0, sizeof n->attr);
+      n->op = OP_CONST;
+      n->attr.constant.dtype = dtype;
+      n->attr.constant.shape = shape;
+      n->attr.constant.data = data;
+    }
+  }
+  rt_set_fini(&w);
+  if (ok) { /* nothing reads them any more: an inference-only module without weights */
+    m->n_params = 0;
+    m->n_states = 0;
+    m->n_steps = 0;
+  }
+  return ok;
+}
