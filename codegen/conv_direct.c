@@ -145,7 +145,11 @@ static const char driver_text[] =
     "    for (ptrdiff_t p = 0; p < k; p++)\n"
     "      for (ptrdiff_t l = 0; l < @V@; l++)\n"
     "        wp[(ob * k + p) * @V@ + l] = ob * @V@ + l < o ? w[(ob * @V@ + l) * k + p] : 0.0f;\n"
-    "}\n\n"
+    "}\n\n";
+
+static const char transposed_mark[] = "lathe_dconv_pack_wt (codegen/conv_direct.c)";
+
+static const char transposed_text[] =
     "/* the transposed convolution's weights w [o][c][kk] as a convolution's, flipped:\n"
     " * wp[cb][(p * kk + t)][l] = w[p][cb * @V@ + l][kk - 1 - t], zero for the channels past c */\n"
     "LATHE_GEMM_SHARED void lathe_dconv_pack_wt(const float *w, ptrdiff_t o, ptrdiff_t c,\n"
@@ -428,11 +432,13 @@ static void emit_text(CgFunc *f, const char *t) {
   cg_buf_puts(f->globals, t);
 }
 
-/* the file-scope routines: the packing and lathe_dconv_tile; with `unblock`
- * lathe_dconv_image (a convolution without epilogue), with `grad` the weight gradient's */
-static void emit_driver(CgFunc *f, bool grad, bool unblock) {
+/* the file-scope routines, each only when used: the packing and lathe_dconv_tile; with
+ * `transposed` lathe_dconv_pack_wt, with `unblock` lathe_dconv_image (a convolution without
+ * epilogue), with `grad` the weight gradient's */
+static void emit_driver(CgFunc *f, bool grad, bool unblock, bool transposed) {
   cg_vector_prelude(f); /* lathe_vf, LATHE_GEMM_FN, LATHE_GEMM_SHARED, <string.h> */
   if (cg_gemm_once(f, driver_mark)) emit_text(f, driver_text), emit_text(f, image_text);
+  if (transposed && cg_gemm_once(f, transposed_mark)) emit_text(f, transposed_text);
   if (unblock && cg_gemm_once(f, unblock_mark)) emit_text(f, unblock_text);
   if (grad && cg_gemm_once(f, grad_mark)) emit_text(f, grad_text);
 }
@@ -478,7 +484,7 @@ static const char *images_open(CgFunc *f, const Direct *d, const char *th) {
  * lathe_dconv_wfinish adds up and unblocks */
 static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
   const Node *n = graph_node(f->g, id);
-  emit_driver(f, true, false);
+  emit_driver(f, true, false, false);
   const char *k_main = emit_grad_kernel(f, d->pb, d->kw, d->dh * d->wp, d->dw, d->sw);
   const char *k_last = emit_grad_kernel(f, d->pb_last, d->kw, d->dh * d->wp, d->dw, d->sw);
   const char *x = f->val[n->in[0]].expr, *dy = f->val[n->in[1]].expr, *dw = f->val[id].expr;
@@ -522,7 +528,7 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   const Node *n = graph_node(f->g, id);
   Direct d = direct(f->g, id, f->opt);
   if (n->op == OP_CONV2D_GRAD_WEIGHT) return lower_grad(f, id, &d);
-  emit_driver(f, false, store == NULL);
+  emit_driver(f, false, store == NULL, n->op == OP_CONV_TRANSPOSE2D);
   const char *k_main = emit_kernel(f, d.pb, d.sw);
   const char *k_last = emit_kernel(f, d.pb_last, d.sw);
   const char *x = f->val[n->in[0]].expr, *w = f->val[n->in[1]].expr, *y = f->val[id].expr;

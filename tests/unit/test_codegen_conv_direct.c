@@ -168,6 +168,28 @@ END_TEST
 START_TEST(test_threads) { run(CG_TARGET_NATIVE, 2); }
 END_TEST
 
+/* a forward convolution alone (inference): only the routines it uses are written (no
+ * lathe_dconv_pack_wt, no unused static function under -Werror) */
+START_TEST(test_forward_only) {
+  Fixture fx;
+  memset(&fx, 0, sizeof fx);
+  fx.m = module_new("convfwd");
+  fx.m->source_file = "conv.lathe";
+  fx.g = graph_new(fx.m, "forward");
+  module_add_entry(fx.m, fx.g);
+  diag_init(&fx.d);
+  NodeId c = add(&fx, OP_CONV2D, input(&fx, "x", DT_F32, s4(2, 3, 8, 9)),
+                 param(&fx, "w", DT_F32, s4(16, 3, 3, 3)), (Attr){0});
+  fx.g->nodes[c].attr.conv.layout = IR_CONV_NCHWC;
+  out(&fx, "y", c);
+  cgh_check_module(fx.m, fx.inputs, fx.params, NULL, 1e-4);
+  tensor_free(&fx.inputs[0]);
+  tensor_free(&fx.params[0]);
+  module_free(fx.m);
+  diag_fini(&fx.d);
+}
+END_TEST
+
 static Suite *conv_direct_suite(void) {
   Suite *s = suite_create("codegen_conv_direct");
   TCase *tc = tcase_create("direct");
@@ -178,6 +200,7 @@ static Suite *conv_direct_suite(void) {
 #endif
   tcase_add_test(tc, test_generic);
   tcase_add_test(tc, test_threads);
+  tcase_add_test(tc, test_forward_only);
   suite_add_tcase(s, tc);
   return s;
 }
