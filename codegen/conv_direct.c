@@ -3,7 +3,8 @@
  *
  * With V floats per vector, K = C*KH*KW taps and the output channels in OB = ceil(O/V)
  * vectors, per call and then per image:
- *   weights  wp[ob][k][l] = w[ob*V + l][k]     (zero past O), packed once per call
+ *   weights  wp[ob][k][l] = w[ob*V + l][k]     (zero past O), packed once per call, or at
+ *            compile time into a static table when they are baked in (lathe compile --bake)
  *   offsets  koff[k] = c*HP*WP + kh*DH*WP + kw*DW  for k = (c, kh, kw): where tap k of the
  *            output pixel (0, 0) reads the (padded) image
  *   image    x, or a zero-bordered copy xpad [C][HP][WP] when the convolution pads
@@ -59,9 +60,44 @@ bool cg_conv_direct_applies(const Graph *g, NodeId id, const CgOptions *o) {
   if (gw && n->shape.dim[3] > (vector_registers(o) - 3) / 2) return false; /* a kernel row */
   for (int i = 0; i < 2; i++) {
     const Node *in = graph_node(g, n->in[i]);
-    if (in->dtype != DT_F32 || in->shape.rank != 4 || in->op == OP_CONST) return false;
+    if (in->dtype != DT_F32 || in->shape.rank != 4) return false;
+    if (in->op == OP_CONST && !(i == 1 && n->op == OP_CONV2D && in->attr.constant.data))
+      return false; /* baked weights (lathe compile --bake) are packed at compile time */
   }
   return true;
+}
+
+bool cg_conv_direct_packs_const(const Graph *g, NodeId conv, int k, const CgOptions *o) {
+  return k == 1 && graph_node(g, conv)->op == OP_CONV2D && cg_conv_direct_applies(g, conv, o) &&
+         graph_node(g, graph_node(g, conv)->in[1])->op == OP_CONST;
+}
+
+/* The baked weights (a data constant) of direct convolution d, blocked at compile time as
+ * lathe_dconv_pack_w lays them out: a static table, 64-byte aligned. Returns its name. */
+static const char *emit_const_weights(CgFunc *f, NodeId conv, const Direct *d) {
+  NodeId c = graph_node(f->g, conv)->in[1];
+  const double *data = graph_node(f->g, c)->attr.constant.data;
+  const char *name = arena_printf(f->arena, "%s_c%u_conv%u_nchwc", f->symbol, c, conv);
+  int64_t size = d->ob * d->k * d->vec;
+  cg_gemm_align_macro(f);
+  cg_buf_printf(f->globals,
+                "/* %%%u = const : the weights of convolution %%%u blocked at compile time "
+                "([%lld][%lld][%lld]: output channel vectors, taps, lanes) */\n"
+                "static const float %s[%lld] LATHE_GEMM_ALIGN = {",
+                c, conv, (long long)d->ob, (long long)d->k, (long long)d->vec, name,
+                (long long)size);
+  int64_t at = 0;
+  for (int64_t ob = 0; ob < d->ob; ob++)
+    for (int64_t p = 0; p < d->k; p++)
+      for (int64_t l = 0; l < d->vec; l++, at++) {
+        int64_t o = ob * d->vec + l;
+        double v = o < d->o ? data[o * d->k + p] : 0.0;
+        cg_buf_puts(f->globals, at % 8 == 0 ? "\n  " : " ");
+        cg_buf_printf(f->globals, "%s%s", cg_literal(f->arena, DT_F32, v),
+                      at + 1 < size ? "," : "");
+      }
+  cg_buf_puts(f->globals, "\n};\n\n");
+  return name;
 }
 
 static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
@@ -137,7 +173,11 @@ static const char driver_text[] =
     " * = sum over k < kn of x[koff[k] + i * SW] * w[b * wbs + k * V + l] */\n"
     "typedef void (*lathe_dconv_fn)(const float *restrict x, const ptrdiff_t *restrict koff,\n"
     "                               ptrdiff_t kn, const float *restrict w, ptrdiff_t wbs,\n"
-    "                               int nb, float *restrict out, ptrdiff_t obs);\n\n"
+    "                               int nb, float *restrict out, ptrdiff_t obs);\n\n";
+
+static const char pack_mark[] = "lathe_dconv_pack_w (codegen/conv_direct.c)";
+
+static const char pack_text[] =
     "/* wp[ob][k][l] = w[ob * @V@ + l][k], zero for the channels past o */\n"
     "LATHE_GEMM_SHARED void lathe_dconv_pack_w(const float *w, ptrdiff_t o, ptrdiff_t k,\n"
     "                                          float *wp) {\n"
@@ -544,15 +584,21 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   cg_indent(f->e);
   const char *geo = geometry(f, &d), *wp = cg_fresh(f->e, "dconv_w");
   const char *koff = cg_fresh(f->e, "dconv_k");
-  cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
   cg_line(f->e, "ptrdiff_t *const %s = (ptrdiff_t *)((char *)ws + %lld);", koff,
           (long long)(base + weights_bytes(&d)));
-  if (n->op == OP_CONV2D)
+  bool baked = graph_node(f->g, n->in[1])->op == OP_CONST;
+  if (baked) {
+    wp = emit_const_weights(f, id, &d);
+  } else if (n->op == OP_CONV2D) {
+    if (cg_gemm_once(f, pack_mark)) emit_text(f, pack_text);
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
     cg_line(f->e, "lathe_dconv_pack_w(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.k,
             wp);
-  else
+  } else {
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
     cg_line(f->e, "lathe_dconv_pack_wt(%s, %lld, %lld, %lld, %s);", w, (long long)d.c,
             (long long)d.o, (long long)(d.kh * d.kw), wp);
+  }
   cg_line(f->e, "lathe_dconv_offsets(%s, %s);", geo, koff);
   int64_t per = base + weights_bytes(&d) + offsets_bytes(&d);
   const char *th = threads_open(f, &d), *b = images_open(f, &d, th);

@@ -653,7 +653,7 @@ static bool const_packed(const Graph *g, NodeId mm, int j) {
   return in->op == OP_CONST && in->attr.constant.data && cg_gemm_applies(g, mm);
 }
 
-bool cg_gemm_packs_const(const Graph *g, NodeId c) {
+bool cg_gemm_packs_const(const Graph *g, NodeId c, const CgOptions *o) {
   const Node *cn = graph_node(g, c);
   if (cn->op != OP_CONST || !cn->attr.constant.data) return false;
   for (int i = 0; i < g->n_outputs; i++)
@@ -663,7 +663,9 @@ bool cg_gemm_packs_const(const Graph *g, NodeId c) {
     const Node *un = graph_node(g, u);
     for (int k = 0; k < un->n_in; k++) {
       if (un->in[k] != c) continue;
-      if (un->op != OP_MATMUL || !const_packed(g, u, k)) return false;
+      bool packed = un->op == OP_MATMUL ? const_packed(g, u, k)
+                                        : cg_conv_direct_packs_const(g, u, k, o);
+      if (!packed) return false;
       used = true;
     }
   }
@@ -672,6 +674,13 @@ bool cg_gemm_packs_const(const Graph *g, NodeId c) {
 
 /* The static table of operand j (a data constant) of GEMM mm, packed as lathe_gemm reads a
  * pre-packed operand (lathe_gemm_prepack_a/_b): the same layout, computed here. */
+void cg_gemm_align_macro(CgFunc *f) {
+  if (cg_gemm_once(f, "LATHE_GEMM_ALIGN (codegen/gemm.c)"))
+    cg_buf_puts(f->globals, "#if defined(__GNUC__) /* the vector kernel's aligned loads */\n"
+                            "#define LATHE_GEMM_ALIGN __attribute__((aligned(64)))\n"
+                            "#else\n#define LATHE_GEMM_ALIGN\n#endif\n\n");
+}
+
 static const char *emit_const_packed(CgFunc *f, NodeId mm, int j, const GemmShape *s) {
   const GemmTile *t = tile_of(f->opt);
   const Node *cn = graph_node(f->g, graph_node(f->g, mm)->in[j]);
@@ -682,10 +691,7 @@ static const char *emit_const_packed(CgFunc *f, NodeId mm, int j, const GemmShap
   int64_t size = round_up(rows, w) * p->k;
   const char *name = arena_printf(f->arena, "%s_c%u_mm%u_%c", f->symbol,
                                   graph_node(f->g, mm)->in[j], mm, j ? 'b' : 'a');
-  if (t->vec > 0 && cg_gemm_once(f, "LATHE_GEMM_ALIGN (codegen/gemm.c)"))
-    cg_buf_puts(f->globals, "#if defined(__GNUC__) /* the vector kernel's aligned loads */\n"
-                            "#define LATHE_GEMM_ALIGN __attribute__((aligned(64)))\n"
-                            "#else\n#define LATHE_GEMM_ALIGN\n#endif\n\n");
+  if (t->vec > 0) cg_gemm_align_macro(f);
   char shape[200];
   cg_buf_printf(f->globals,
                 "/* %%%u = const : f32%s, the %s operand of GEMM %%%u packed at compile time (%s "

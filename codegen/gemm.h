@@ -56,9 +56,12 @@ void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs
                      const char *b, const char *c, int64_t ldc, const char *acc,
                      const char *at);
 
-/* whether every use of data constant c of g is an operand cg_gemm_lower packs into a static
- * table of its own at compile time (then lower_const writes no table for c) */
-bool cg_gemm_packs_const(const Graph *g, NodeId c);
+/* whether every use of data constant c of g is an operand cg_gemm_lower (or a direct
+ * convolution, conv_direct.c) packs into a static table of its own at compile time (then
+ * lower_const writes no table for c) */
+bool cg_gemm_packs_const(const Graph *g, NodeId c, const CgOptions *o);
+/* defines LATHE_GEMM_ALIGN (64-byte alignment of packed constant tables), once per file */
+void cg_gemm_align_macro(CgFunc *f);
 /* whether cg_gemm_lower handles matmul node `mm` of g (2-D, f32, M >= 2, array operands) */
 bool cg_gemm_applies(const Graph *g, NodeId mm);
 bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store);

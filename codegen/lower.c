@@ -345,7 +345,7 @@ static bool lower_const(CgFunc *f, NodeId id) {
                            true, false};
     return true;
   }
-  if (cg_gemm_packs_const(f->g, id)) { /* only GEMMs read it, from tables of their own */
+  if (cg_gemm_packs_const(f->g, id, f->opt)) { /* only GEMMs read it, from tables of their own */
     f->val[id] = (CgValue){"(packed)", false, false};
     return true;
   }

@@ -37,5 +37,8 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const struct CgGemmStore *
  * counts it for a fused conv) and the epilogue in a loop over it (lower_conv.c). */
 bool cg_conv_lower_fused(CgFunc *f, NodeId id, const struct CgGemmStore *store);
 int64_t cg_conv_direct_scratch(const Graph *g, NodeId id, const CgOptions *o);
+/* whether input k of node conv is a constant (baked weights) that conv_direct.c blocks into
+ * a table of its own at compile time (so the plain table is not needed for it) */
+bool cg_conv_direct_packs_const(const Graph *g, NodeId conv, int k, const CgOptions *o);
 
 #endif

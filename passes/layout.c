@@ -101,7 +101,8 @@ static bool fold_operands(Graph *g, NodeId id, const uint32_t *other) {
  * registers; it wins where packing and ragged GEMM edges dominate: few channels, small
  * images. Limits (bytes, for the widest vector, 16 floats): the input rows one output row
  * reads (C * KH * W), and the packed weights of a pair of channel vectors (C * KH * KW * 32).
- * One group only, at least 8 output channels and 4 output columns. A transposed convolution
+ * One group only, at least 8 output channels and 4 output columns. Baked (constant) weights
+ * of a forward convolution qualify: the kernel then reads them blocked at compile time. A transposed convolution
  * of stride 1 (the input gradient of a convolution) qualifies as the convolution it is; the
  * weight gradient of a convolution that qualifies does too (the same blocked kernel, with the
  * sums over pixels in registers). */
@@ -113,7 +114,8 @@ static bool choose_conv_layout(Graph *g, NodeId id) {
   bool gw = n->op == OP_CONV2D_GRAD_WEIGHT;
   if ((n->op != OP_CONV2D && n->op != OP_CONV_TRANSPOSE2D && !gw) ||
       n->attr.conv.layout != IR_CONV_NCHW || n->dtype != DT_F32 || x->op == OP_CONST ||
-      w->op == OP_CONST || n->attr.conv.groups != 1)
+      (w->op == OP_CONST && (n->op != OP_CONV2D || !w->attr.constant.data)) ||
+      n->attr.conv.groups != 1)
     return false;
   if (gw) w = n; /* the weight gradient: (X, dY) -> dW */
   int64_t kh = w->shape.dim[2], kw = w->shape.dim[3];

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `lathe compile --weights W --bake` (cli/bake.c): the weights built into the generated C,
 # the matmuls' weight operands as static tables already in the GEMM's packed layout.
-#   - examples/mlp.lathe and examples/lstm.lathe (a scan), baked with their fixtures' weights,
+#   - examples/mlp.lathe, examples/lstm.lathe (a scan) and examples/cnn.lathe, baked with their
+#     fixtures' weights,
 #     for the native target and --target generic: the C builds with gcc and clang
 #     -std=c99 -Wall -Wextra -Wpedantic -Werror, its forward entry (loaded by `lathe run`
 #     as a .so, no --weights) gives the outputs of the unbaked model run with the weights;
 #   - the MLP's three dense weights are packed at compile time: no packing routine for B is
-#     left in the C, and the header declares no params;
+#     left in the C, and the header declares no params; the CNN's two conv weights are
+#     blocked for the direct kernels at compile time;
 #   - --bake without --weights, and a checkpoint missing a param, are errors.
 set -euo pipefail
 LATHE=$1
@@ -39,6 +41,16 @@ FIX=$ROOT/tests/fixtures
 check_baked mlp "$ROOT/examples/mlp.lathe" "$FIX/mlp/weights.safetensors" "$FIX/mlp/x.npy" probs
 check_baked lstm "$ROOT/examples/lstm.lathe" "$FIX/lstm/last_weights.safetensors" \
   "$FIX/lstm/x.npy" probs -D N=8 -D T=6 -D H=16
+check_baked cnn "$ROOT/examples/cnn.lathe" "$FIX/cnn/weights.safetensors" "$FIX/cnn/x.npy" \
+  probs -D N=16
+
+C=$TMP/cnn-native/cnn.c
+tables=$(grep -c "blocked at compile time" "$C")
+[[ $tables -eq 2 ]] || { echo "FAIL: $tables conv weights blocked at compile time, want 2"; exit 1; }
+if grep -q "^ *lathe_dconv_pack_w(" "$C"; then
+  echo "FAIL: a conv weight is still blocked at run time"; exit 1
+fi
+echo "ok: the CNN's 2 conv weights are blocked at compile time (direct NCHWc kernels)"
 
 C=$TMP/mlp-native/mlp.c
 tables=$(grep -c "packed at compile time" "$C")
