@@ -20,13 +20,22 @@
  * for 2*PB fused multiply-adds; the input rows one output row reads and the packed weights
  * stay in L1/L2 (layout.c's limits). The micro-kernels are written once per (PB, SW) used,
  * with GCC/Clang vector extensions (`#ifdef LATHE_VECTOR`, codegen/gemm.c's vector prelude)
- * and a scalar C99 twin under `#else`; the per-image driver
- * and the packing routines once per file. The target's vector width and register count set V
+ * and a scalar C99 twin under `#else`; the per-image drivers and the packing routines once
+ * per file, each only when used. The target's vector width and register count set V
  * and PB (cg_conv_direct_applies is false on the generic target: the implicit GEMM of
  * conv_gemm.c runs there). With --threads N the images are shared out, each thread with its
  * own tile and padded copy.
+ * A stride-1 transposed convolution (an input gradient) runs as the convolution it is: its
+ * input with a zero border, the weights flipped and their channel axes swapped
+ * (lathe_dconv_pack_wt, ir_conv_transpose_as_conv). The weight gradient blocks dY per image
+ * the same way, dyb[ob][q][l], and keeps the sums over pixels in registers: for each channel
+ * and group of kernel rows, acc[b][tap] (a vector of V output channels) += x[tap offset +
+ * pixel] * dyb[ob+b][pixel] (lathe_dconv_w<rows>x<KW>_..., the offsets compile-time
+ * constants), added into per-thread blocked sums that lathe_dconv_wfinish adds up and
+ * unblocks.
  * Invariant: the scratch a call uses (packed weights, offsets, then per thread the tile and
- * the padded copy) is what cg_conv_direct_scratch reports, from cg_scratch_base.
+ * the padded copy; for the weight gradient per thread the sums, blocked dY and padded copy)
+ * is what cg_conv_direct_scratch reports, from cg_scratch_base.
  */
 #include <string.h>
 
@@ -331,13 +340,18 @@ static const char grad_text[] =
     "    }\n"
     "}\n\n";
 
+/* The vector micro-kernels have a path for a pair of channel vectors and one for a last
+ * single vector; `pairs` (an even number of channel vectors: every call passes nb = 2) leaves
+ * the second out and names the kernel ..._pairs (half the code for the JIT to compile). */
+static const char *pairs_suffix(bool pairs) { return pairs ? "_pairs" : ""; }
+
 /* the weight-gradient micro-kernel for groups of `rows` kernel rows of kw taps (rows rowoff
  * floats apart in the image, taps dw apart), output columns sw apart, once per file */
 static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t rowoff,
-                                    int64_t dw, int64_t sw) {
-  const char *name = arena_printf(f->arena, "lathe_dconv_w%lldx%lld_%lld_%lld_%lld",
+                                    int64_t dw, int64_t sw, bool pairs) {
+  const char *name = arena_printf(f->arena, "lathe_dconv_w%lldx%lld_%lld_%lld_%lld%s",
                                   (long long)rows, (long long)kw, (long long)rowoff,
-                                  (long long)dw, (long long)sw);
+                                  (long long)dw, (long long)sw, pairs_suffix(pairs));
   const char *mark = arena_printf(f->arena, "%s (codegen/conv_direct.c)", name);
   if (!cg_gemm_once(f, mark)) return name;
   CgBuf *o = f->globals;
@@ -356,8 +370,9 @@ static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t
                 "  for (ptrdiff_t oh = 0; oh < ho; oh++) {\n"
                 "    const float *xr = x + oh * rs, *dr = dy + oh * wo * %lld;\n",
                 (long long)v);
-  for (int nb = 2; nb >= 1; nb--) { /* two channel vectors, or the last one alone */
-    cg_buf_printf(o, "    %s {\n", nb == 2 ? "if (nb == 2)" : "else");
+  if (pairs) cg_buf_puts(o, "  (void)nb; /* always 2 */\n");
+  for (int nb = 2; nb >= (pairs ? 2 : 1); nb--) { /* two channel vectors, or the last alone */
+    cg_buf_printf(o, "    %s{\n", pairs ? "" : nb == 2 ? "if (nb == 2) " : "else ");
     cg_buf_printf(o,
                   "      for (ptrdiff_t ow = 0; ow < wo; ow++) {\n"
                   "        const float *xp = xr + ow * %lld;\n"
@@ -379,7 +394,7 @@ static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t
   for (int64_t i = 0; i < taps; i++)
     cg_buf_printf(o, "  *(lathe_vf *)(acc + %lld) += a%lld;\n", (long long)(i * v),
                   (long long)i);
-  cg_buf_puts(o, "  if (nb == 2) {\n");
+  cg_buf_puts(o, pairs ? "  {\n" : "  if (nb == 2) {\n");
   for (int64_t i = 0; i < taps; i++)
     cg_buf_printf(o, "    *(lathe_vf *)(acc + astride + %lld) += b%lld;\n", (long long)(i * v),
                   (long long)i);
@@ -405,9 +420,9 @@ static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t
 }
 
 /* the micro-kernel for row blocks of pb pixels at column stride sw, once per file */
-static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw) {
-  const char *name = arena_printf(f->arena, "lathe_dconv_k%llds%lld", (long long)pb,
-                                  (long long)sw);
+static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw, bool pairs) {
+  const char *name = arena_printf(f->arena, "lathe_dconv_k%llds%lld%s", (long long)pb,
+                                  (long long)sw, pairs_suffix(pairs));
   const char *mark = arena_printf(f->arena, "%s (codegen/conv_direct.c)", name);
   if (!cg_gemm_once(f, mark)) return name;
   CgBuf *o = f->globals;
@@ -422,8 +437,9 @@ static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw) {
       cg_buf_printf(o, "%s %c%lld = {0}", i ? "," : "", 'a' + b, (long long)i);
     cg_buf_puts(o, ";\n");
   }
-  for (int nb = 2; nb >= 1; nb--) { /* two channel vectors, or the last one alone */
-    cg_buf_printf(o, "  %s {\n", nb == 2 ? "if (nb == 2)" : "else");
+  if (pairs) cg_buf_puts(o, "  (void)nb; /* always 2 */\n");
+  for (int nb = 2; nb >= (pairs ? 2 : 1); nb--) { /* two channel vectors, or the last alone */
+    cg_buf_printf(o, "  %s{\n", pairs ? "" : nb == 2 ? "if (nb == 2) " : "else ");
     cg_buf_puts(o, "    for (ptrdiff_t k = 0; k < kn; k++) {\n"
                    "      const float *xk = x + koff[k];\n");
     cg_buf_printf(o, "      const lathe_vf w0 = *(const lathe_vf *)(w + k * %lld);\n",
@@ -441,7 +457,7 @@ static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw) {
   }
   for (int64_t i = 0; i < pb; i++)
     cg_buf_printf(o, "  *(lathe_vf *)(out + %lld) = a%lld;\n", (long long)(i * v), (long long)i);
-  cg_buf_puts(o, "  if (nb == 2) {\n");
+  cg_buf_puts(o, pairs ? "  {\n" : "  if (nb == 2) {\n");
   for (int64_t i = 0; i < pb; i++)
     cg_buf_printf(o, "    *(lathe_vf *)(out + obs + %lld) = b%lld;\n", (long long)(i * v),
                   (long long)i);
@@ -525,8 +541,10 @@ static const char *images_open(CgFunc *f, const Direct *d, const char *th) {
 static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
   const Node *n = graph_node(f->g, id);
   emit_driver(f, true, false, false);
-  const char *k_main = emit_grad_kernel(f, d->pb, d->kw, d->dh * d->wp, d->dw, d->sw);
-  const char *k_last = emit_grad_kernel(f, d->pb_last, d->kw, d->dh * d->wp, d->dw, d->sw);
+  bool pairs = d->ob % 2 == 0;
+  const char *k_main = emit_grad_kernel(f, d->pb, d->kw, d->dh * d->wp, d->dw, d->sw, pairs);
+  const char *k_last =
+      emit_grad_kernel(f, d->pb_last, d->kw, d->dh * d->wp, d->dw, d->sw, pairs);
   const char *x = f->val[n->in[0]].expr, *dy = f->val[n->in[1]].expr, *dw = f->val[id].expr;
   int64_t base = cg_scratch_base(f->g), per = grad_thread_bytes(d);
   cg_line(f->e,
@@ -569,8 +587,8 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   Direct d = direct(f->g, id, f->opt);
   if (n->op == OP_CONV2D_GRAD_WEIGHT) return lower_grad(f, id, &d);
   emit_driver(f, false, store == NULL, n->op == OP_CONV_TRANSPOSE2D);
-  const char *k_main = emit_kernel(f, d.pb, d.sw);
-  const char *k_last = emit_kernel(f, d.pb_last, d.sw);
+  const char *k_main = emit_kernel(f, d.pb, d.sw, d.ob % 2 == 0);
+  const char *k_last = emit_kernel(f, d.pb_last, d.sw, d.ob % 2 == 0);
   const char *x = f->val[n->in[0]].expr, *w = f->val[n->in[1]].expr, *y = f->val[id].expr;
   int64_t base = cg_scratch_base(f->g);
   cg_line(f->e,

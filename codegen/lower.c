@@ -626,18 +626,18 @@ static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t 
   const char *row = index_expr(f->arena, split, vars, ist);
   const char *part = cg_fresh(f->e, "part"), *j = cg_fresh(f->e, "j"), *l = cg_fresh(f->e, "l");
   const char *sum = cg_fresh(f->e, "sum");
+  long long full = (long long)(inner / REDUCE_LANES * REDUCE_LANES);
   cg_line(f->e, "%s %s[%d] = {%s};", t, part, REDUCE_LANES, zero);
-  cg_line(f->e, "int64_t %s = 0;", j);
-  cg_open(f->e, "for (; %s + %d <= %lld; %s += %d)", j, REDUCE_LANES, (long long)inner, j,
-          REDUCE_LANES);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s += %d)", j, j, full, j, REDUCE_LANES);
   cg_line(f->e, "for (int %s = 0; %s < %d; %s++) %s[%s] += %s;", l, l, REDUCE_LANES, l, part, l,
           at(f, n->in[0], arena_printf(f->arena, "%s + %s + %s", row, j, l)));
   cg_close(f->e);
   cg_line(f->e, "%s %s = %s;", t, sum, zero);
   cg_line(f->e, "for (int %s = 0; %s < %d; %s++) %s += %s[%s];", l, l, REDUCE_LANES, l, sum,
           part, l);
-  cg_line(f->e, "for (; %s < %lld; %s++) %s += %s;", j, (long long)inner, j, sum,
-          at(f, n->in[0], arena_printf(f->arena, "%s + %s", row, j)));
+  if (full < inner) /* the last elements of the row, past the whole lane blocks */
+    cg_line(f->e, "for (int64_t %s = %lld; %s < %lld; %s++) %s += %s;", j, full, j,
+            (long long)inner, j, sum, at(f, n->in[0], arena_printf(f->arena, "%s + %s", row, j)));
   cg_line(f->e, "%s[%s] += %s;", f->val[id].expr, index_expr(f->arena, split, vars, ost), sum);
   for (int d = split - 1; d >= 0; d--) cg_loop_close(f, vars[d]);
   return true;

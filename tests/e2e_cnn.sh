@@ -13,11 +13,15 @@ trap 'rm -rf "$TMP"' EXIT
 
 "$LATHE" compile "$MODEL" -o "$TMP/c"
 "$LATHE" compile -D N=1 "$MODEL" -o "$TMP/c1"   # batch 1: extent-1 loops
+"$LATHE" compile -O0 "$MODEL" -o "$TMP/c0"       # unfused: every reduction its own loop
 for cc in gcc clang; do
-  for dir in c c1; do
-    $cc -std=c99 -Wall -Wextra -Werror -O1 -c "$TMP/$dir/cnn.c" -o "$TMP/$dir/cnn-$cc.o"
+  for dir in c c1 c0; do
+    for opt in -O1 "-O3 -march=native -fno-math-errno"; do # -O3: the loop-bound warnings
+      # shellcheck disable=SC2086
+      $cc -std=c99 -Wall -Wextra -Werror $opt -c "$TMP/$dir/cnn.c" -o "$TMP/$dir/cnn-$cc.o"
+    done
   done
-  echo "ok: generated C builds with $cc -std=c99 -Wall -Wextra -Werror"
+  echo "ok: generated C builds with $cc -std=c99 -Wall -Wextra -Werror at -O1 and -O3"
 done
 
 "$LATHE" run -D N=16 "$MODEL" --weights "$FIX/weights.safetensors" --input x="$FIX/x.npy" \
