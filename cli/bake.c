@@ -5,7 +5,8 @@
  * The module then has no params, no states and no train block, so only the inference entry
  * is derived, its C takes no weights, and codegen writes the weights as static tables: a
  * matmul's constant operand straight in the GEMM's packed panel layout (codegen/gemm.c,
- * cg_gemm_packs_const), so nothing is packed at run time either. Constant folding sees the
+ * cg_gemm_packs_const), a direct convolution's weights blocked as its kernel reads them
+ * (codegen/conv_direct.c), so nothing is packed at run time either. Constant folding sees the
  * weights too (a transposed or reshaped weight is folded once, at compile time).
  */
 #include "cli.h"
