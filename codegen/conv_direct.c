@@ -340,6 +340,31 @@ static const char grad_text[] =
     "    }\n"
     "}\n\n";
 
+/* `lathe_vf a0 = {0}, ...;` and the same for b: the accumulators of n pixels or taps for
+ * the two channel vectors */
+static void emit_accumulators(CgBuf *o, int64_t n) {
+  for (int b = 0; b < 2; b++) {
+    cg_buf_puts(o, "  lathe_vf");
+    for (int64_t i = 0; i < n; i++)
+      cg_buf_printf(o, "%s %c%lld = {0}", i ? "," : "", 'a' + b, (long long)i);
+    cg_buf_puts(o, ";\n");
+  }
+}
+
+/* dst[i * V] `op` a_i, and dst[stride + i * V] `op` b_i for the second channel vector (when
+ * nb == 2, always with pairs), for i < n; then the end of the vector kernel */
+static void emit_stores(CgBuf *o, int64_t n, int64_t v, const char *dst, const char *stride,
+                        const char *op, bool pairs) {
+  for (int64_t i = 0; i < n; i++)
+    cg_buf_printf(o, "  *(lathe_vf *)(%s + %lld) %s a%lld;\n", dst, (long long)(i * v), op,
+                  (long long)i);
+  cg_buf_puts(o, pairs ? "  {\n" : "  if (nb == 2) {\n");
+  for (int64_t i = 0; i < n; i++)
+    cg_buf_printf(o, "    *(lathe_vf *)(%s + %s + %lld) %s b%lld;\n", dst, stride,
+                  (long long)(i * v), op, (long long)i);
+  cg_buf_puts(o, "  }\n}\n#else\n");
+}
+
 /* The vector micro-kernels have a path for a pair of channel vectors and one for a last
  * single vector; `pairs` (an even number of channel vectors: every call passes nb = 2) leaves
  * the second out and names the kernel ..._pairs (half the code for the JIT to compile). */
@@ -360,12 +385,7 @@ static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t
                        "    ptrdiff_t pstride, int nb, ptrdiff_t ho, ptrdiff_t wo, ptrdiff_t rs,\n"
                        "    float *restrict acc, ptrdiff_t astride)";
   cg_buf_printf(o, "#ifdef LATHE_VECTOR\nLATHE_GEMM_FN void %s%s {\n", name, params);
-  for (int b = 0; b < 2; b++) {
-    cg_buf_puts(o, "  lathe_vf");
-    for (int64_t i = 0; i < taps; i++)
-      cg_buf_printf(o, "%s %c%lld = {0}", i ? "," : "", 'a' + b, (long long)i);
-    cg_buf_puts(o, ";\n");
-  }
+  emit_accumulators(o, taps);
   cg_buf_printf(o,
                 "  for (ptrdiff_t oh = 0; oh < ho; oh++) {\n"
                 "    const float *xr = x + oh * rs, *dr = dy + oh * wo * %lld;\n",
@@ -391,14 +411,7 @@ static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t
     cg_buf_puts(o, "      }\n    }\n");
   }
   cg_buf_puts(o, "  }\n");
-  for (int64_t i = 0; i < taps; i++)
-    cg_buf_printf(o, "  *(lathe_vf *)(acc + %lld) += a%lld;\n", (long long)(i * v),
-                  (long long)i);
-  cg_buf_puts(o, pairs ? "  {\n" : "  if (nb == 2) {\n");
-  for (int64_t i = 0; i < taps; i++)
-    cg_buf_printf(o, "    *(lathe_vf *)(acc + astride + %lld) += b%lld;\n", (long long)(i * v),
-                  (long long)i);
-  cg_buf_puts(o, "  }\n}\n#else\n");
+  emit_stores(o, taps, v, "acc", "astride", "+=", pairs);
   /* the scalar twin: the same sums in plain C99 */
   cg_buf_printf(o,
                 "LATHE_GEMM_SHARED void %s%s {\n"
@@ -431,12 +444,7 @@ static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw, bool pairs) {
                        "    ptrdiff_t kn, const float *restrict w, ptrdiff_t wbs, int nb,\n"
                        "    float *restrict out, ptrdiff_t obs)";
   cg_buf_printf(o, "#ifdef LATHE_VECTOR\nLATHE_GEMM_FN void %s%s {\n", name, params);
-  for (int b = 0; b < 2; b++) {
-    cg_buf_puts(o, "  lathe_vf");
-    for (int64_t i = 0; i < pb; i++)
-      cg_buf_printf(o, "%s %c%lld = {0}", i ? "," : "", 'a' + b, (long long)i);
-    cg_buf_puts(o, ";\n");
-  }
+  emit_accumulators(o, pb);
   if (pairs) cg_buf_puts(o, "  (void)nb; /* always 2 */\n");
   for (int nb = 2; nb >= (pairs ? 2 : 1); nb--) { /* two channel vectors, or the last alone */
     cg_buf_printf(o, "  %s{\n", pairs ? "" : nb == 2 ? "if (nb == 2) " : "else ");
@@ -455,13 +463,7 @@ static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw, bool pairs) {
     }
     cg_buf_puts(o, "    }\n  }\n");
   }
-  for (int64_t i = 0; i < pb; i++)
-    cg_buf_printf(o, "  *(lathe_vf *)(out + %lld) = a%lld;\n", (long long)(i * v), (long long)i);
-  cg_buf_puts(o, pairs ? "  {\n" : "  if (nb == 2) {\n");
-  for (int64_t i = 0; i < pb; i++)
-    cg_buf_printf(o, "    *(lathe_vf *)(out + obs + %lld) = b%lld;\n", (long long)(i * v),
-                  (long long)i);
-  cg_buf_puts(o, "  }\n}\n#else\n");
+  emit_stores(o, pb, v, "out", "obs", "=", pairs);
   /* the scalar twin: the same sums in plain C99 */
   cg_buf_printf(o,
                 "LATHE_GEMM_SHARED void %s%s {\n"

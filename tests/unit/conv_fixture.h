@@ -1,7 +1,8 @@
 /* tests/unit/conv_fixture.h — a graph under construction for the convolution codegen tests
  * (test_codegen_conv.c, test_codegen_conv_gemm.c): inputs and params filled with
  * deterministic values in [-1, 1], conv/pool nodes from a compact attribute struct whose
- * zero fields mean the defaults (stride 1, dilation 1, groups 1). */
+ * zero fields mean the defaults (stride 1, dilation 1, groups 1); its lifecycle (fx_open,
+ * fx_close) and the build-load-compare step of a generated file (fx_build_and_check). */
 #ifndef LATHE_TESTS_CONV_FIXTURE_H
 #define LATHE_TESTS_CONV_FIXTURE_H
 
@@ -59,6 +60,40 @@ static inline NodeId add(Fixture *fx, OpKind op, NodeId a, NodeId b, Attr k) {
 
 static inline void out(Fixture *fx, const char *name, NodeId id) {
   graph_add_output(fx->g, name, id, OUT_VALUE, -1);
+}
+
+/* a module `name` with one entry, forward, to add nodes to; fx_close frees it all */
+static inline void fx_open(Fixture *fx, const char *name) {
+  memset(fx, 0, sizeof *fx);
+  fx->m = module_new(name);
+  fx->m->source_file = "conv.lathe";
+  fx->g = graph_new(fx->m, "forward");
+  module_add_entry(fx->m, fx->g);
+  diag_init(&fx->d);
+}
+
+static inline void fx_close(Fixture *fx) {
+  for (int i = 0; i < 12; i++) tensor_free(&fx->inputs[i]);
+  for (int i = 0; i < 8; i++) tensor_free(&fx->params[i]);
+  module_free(fx->m);
+  diag_fini(&fx->d);
+}
+
+/* builds b's C with cc and flags into a shared object, loads it, compares its forward entry
+ * with ir_eval (rtol 1e-4: sums of hundreds of f32 products), unloads it */
+static inline void fx_build_and_check(CghBuild *b, Module *m, const Tensor *inputs,
+                                      const Tensor *params, const char *cc, const char *flags) {
+  char so[160], path[320], sym[128];
+  snprintf(so, sizeof so, "%s-%s.so", b->model, cc);
+  ck_assert_msg(cgh_compile(b, cc, flags, so) == 0, "%s %s rejected the C", cc, flags);
+  snprintf(path, sizeof path, "%s/%s", b->dir, so);
+  b->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  ck_assert_msg(b->handle != NULL, "dlopen: %s", dlerror());
+  snprintf(sym, sizeof sym, "%s_info", b->model);
+  b->info = (const lathe_model_info *)dlsym(b->handle, sym);
+  ck_assert_msg(b->info != NULL, "no symbol %s", sym);
+  cgh_check_entry(b, m, 0, inputs, params, NULL, 1e-4);
+  cgh_unload(b);
 }
 
 #endif

@@ -81,21 +81,6 @@ static void direct_outputs(Fixture *fx) {
   diag_fini(&d);
 }
 
-static void build_and_check(CghBuild *b, Module *m, const Tensor *inputs, const Tensor *params,
-                            const char *cc, const char *flags) {
-  char so[160], path[320], sym[128];
-  snprintf(so, sizeof so, "%s-%s.so", b->model, cc);
-  ck_assert_msg(cgh_compile(b, cc, flags, so) == 0, "%s %s rejected the C", cc, flags);
-  snprintf(path, sizeof path, "%s/%s", b->dir, so);
-  b->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  ck_assert_msg(b->handle != NULL, "dlopen: %s", dlerror());
-  snprintf(sym, sizeof sym, "%s_info", b->model);
-  b->info = (const lathe_model_info *)dlsym(b->handle, sym);
-  ck_assert_msg(b->info != NULL, "no symbol %s", sym);
-  cgh_check_entry(b, m, 0, inputs, params, NULL, 1e-4);
-  cgh_unload(b);
-}
-
 static void check_target(Module *m, const Tensor *inputs, const Tensor *params, CgTarget t,
                          int threads) {
   Diag d;
@@ -121,12 +106,13 @@ static void check_target(Module *m, const Tensor *inputs, const Tensor *params, 
   CghBuild b;
   cgh_setup(&b, m->name, c_text, h_text);
   for (int k = 0; k < CGH_N_COMPILERS; k++)
-    build_and_check(&b, m, inputs, params, cgh_compilers[k], "-O1 -shared -fPIC -lm");
+    fx_build_and_check(&b, m, inputs, params, cgh_compilers[k], "-O1 -shared -fPIC -lm");
   if (direct && threads == 1) /* the scalar twins, as a compiler without vector extensions */
-    build_and_check(&b, m, inputs, params, "gcc", "-O1 -DLATHE_NO_VECTOR_EXTENSIONS -shared -fPIC -lm");
+    fx_build_and_check(&b, m, inputs, params, "gcc",
+                       "-O1 -DLATHE_NO_VECTOR_EXTENSIONS -shared -fPIC -lm");
   if (threads > 1) {
     ck_assert_msg(dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL) != NULL, "%s", dlerror());
-    build_and_check(&b, m, inputs, params, "gcc", "-O1 -shared -fPIC -fopenmp -lm");
+    fx_build_and_check(&b, m, inputs, params, "gcc", "-O1 -shared -fPIC -fopenmp -lm");
   }
   cgh_cleanup(&b);
   free(c_text);
@@ -136,19 +122,11 @@ static void check_target(Module *m, const Tensor *inputs, const Tensor *params, 
 
 static void run(CgTarget target, int threads) {
   Fixture fx;
-  memset(&fx, 0, sizeof fx);
-  fx.m = module_new("convdirect");
-  fx.m->source_file = "conv.lathe";
-  fx.g = graph_new(fx.m, "forward");
-  module_add_entry(fx.m, fx.g);
-  diag_init(&fx.d);
+  fx_open(&fx, "convdirect");
   direct_outputs(&fx);
   cgh_plan(fx.m);
   check_target(fx.m, fx.inputs, fx.params, target, threads);
-  for (int i = 0; i < 12; i++) tensor_free(&fx.inputs[i]);
-  for (int i = 0; i < 8; i++) tensor_free(&fx.params[i]);
-  module_free(fx.m);
-  diag_fini(&fx.d);
+  fx_close(&fx);
 }
 
 START_TEST(test_native) { run(CG_TARGET_NATIVE, 1); }
