@@ -84,5 +84,7 @@ bool cg_unsupported(CgFunc *f, NodeId id, const char *what);
  * lowered by codegen/lower_rows.c as one loop over rows, a few passes along each row. */
 bool cg_rows_group(const Graph *g, const NodeId *members, int n_members);
 bool cg_lower_rows(CgFunc *f, const NodeId *members, int n_members);
+/* SUM, MEAN and MAX of one node (codegen/lower_reduce.c), named in ir/ops.def */
+bool lower_reduce(CgFunc *f, NodeId id);
 
 #endif

@@ -1,0 +1,90 @@
+/* codegen/lower_reduce.c — the reductions SUM, MEAN and MAX over any set of axes (the
+ * lower column of ir/ops.def; row-wise groups reduce in codegen/lower_rows.c instead).
+ *
+ * The output is set to the identity (0, or the lowest value for MAX), then one loop nest over
+ * the input accumulates into it; MEAN divides at the end. A float sum whose reduced axes
+ * include a long contiguous run at the end takes reduce_rows: lane-wise partial sums that
+ * vectorize without -ffast-math.
+ */
+#include "lower.h"
+
+/* A float sum whose trailing input dims (a contiguous run of `inner` >= REDUCE_ROW_MIN
+ * elements) are all reduced: per row, REDUCE_LANES partial sums that the compiler keeps in
+ * one vector (each lane is its own sequential sum, so no reassociation is asked for), then
+ * added up and into the output. A plain `out[k] += x[...]` chain instead runs at one add per
+ * floating-point latency and stays scalar without -ffast-math. Emits nothing and returns
+ * false when the shape does not qualify. */
+enum { REDUCE_LANES = 16, REDUCE_ROW_MIN = 64 };
+
+static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t *ost) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *in = &graph_node(f->g, n->in[0])->shape;
+  uint32_t axes = n->attr.reduce.axes;
+  int split = in->rank;
+  int64_t inner = 1;
+  while (split > 0 && ((axes >> (split - 1)) & 1u)) inner *= in->dim[--split];
+  if (inner < REDUCE_ROW_MIN) return false;
+  const char *t = dtype_c_name(n->dtype), *zero = cg_literal(f->arena, n->dtype, 0);
+  const char *vars[IR_MAX_RANK] = {0};
+  for (int d = 0; d < split; d++) vars[d] = cg_loop_open(f, "i", in->dim[d]);
+  const char *row = cg_index_expr(f->arena, split, vars, ist);
+  const char *part = cg_fresh(f->e, "part"), *j = cg_fresh(f->e, "j"), *l = cg_fresh(f->e, "l");
+  const char *sum = cg_fresh(f->e, "sum");
+  long long full = (long long)(inner / REDUCE_LANES * REDUCE_LANES);
+  cg_line(f->e, "%s %s[%d] = {%s};", t, part, REDUCE_LANES, zero);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s += %d)", j, j, full, j, REDUCE_LANES);
+  cg_line(f->e, "for (int %s = 0; %s < %d; %s++) %s[%s] += %s;", l, l, REDUCE_LANES, l, part, l,
+          cg_at(f, n->in[0], arena_printf(f->arena, "%s + %s + %s", row, j, l)));
+  cg_close(f->e);
+  cg_line(f->e, "%s %s = %s;", t, sum, zero);
+  cg_line(f->e, "for (int %s = 0; %s < %d; %s++) %s += %s[%s];", l, l, REDUCE_LANES, l, sum,
+          part, l);
+  if (full < inner) /* the last elements of the row, past the whole lane blocks */
+    cg_line(f->e, "for (int64_t %s = %lld; %s < %lld; %s++) %s += %s;", j, full, j,
+            (long long)inner, j, sum, cg_at(f, n->in[0], arena_printf(f->arena, "%s + %s", row, j)));
+  cg_line(f->e, "%s[%s] += %s;", f->val[id].expr, cg_index_expr(f->arena, split, vars, ost), sum);
+  for (int d = split - 1; d >= 0; d--) cg_loop_close(f, vars[d]);
+  return true;
+}
+
+/* out[kept dims] = identity; then one nest over the input accumulating (float sums of
+ * contiguous rows: reduce_rows); MEAN divides. */
+bool lower_reduce(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *in = &graph_node(f->g, n->in[0])->shape;
+  uint32_t axes = n->attr.reduce.axes;
+  int64_t ist[IR_MAX_RANK], ost[IR_MAX_RANK], count = 1, acc = 1;
+  cg_strides_of(in, ist);
+  for (int d = in->rank - 1; d >= 0; d--) { /* output strides of kept input dims */
+    bool reduced = (axes >> d) & 1u;
+    ost[d] = reduced ? 0 : acc;
+    if (reduced)
+      count *= in->dim[d];
+    else
+      acc *= in->dim[d];
+  }
+  const char *out = f->val[id].expr;
+  DType t = n->dtype;
+  const char *init = n->op == OP_MAX ? cg_lowest(f, t) : cg_literal(f->arena, t, 0);
+  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
+  cg_line(f->e, "%s[%s] = %s;", out, i ? i : "0", init);
+  cg_loop_close(f, i);
+  if (n->op == OP_MAX || !dtype_is_float(t) || !reduce_rows(f, id, ist, ost)) {
+    const char *vars[IR_MAX_RANK];
+    cg_nest_open(f, in, vars);
+    const char *x = cg_at(f, n->in[0], cg_index_expr(f->arena, in->rank, vars, ist));
+    const char *o =
+        arena_printf(f->arena, "%s[%s]", out, cg_index_expr(f->arena, in->rank, vars, ost));
+    if (n->op == OP_MAX)
+      cg_line(f->e, "if (%s > %s%s) %s = %s;", x, o, cg_is_nan(f, t, x), o, x);
+    else
+      cg_line(f->e, "%s += %s;", o, x);
+    cg_nest_close(f, in, vars);
+  }
+  if (n->op == OP_MEAN && count != 1) {
+    i = cg_loop_open(f, "i", shape_numel(&n->shape));
+    cg_line(f->e, "%s[%s] /= %s;", out, i ? i : "0", cg_literal(f->arena, t, (double)count));
+    cg_loop_close(f, i);
+  }
+  return true;
+}
