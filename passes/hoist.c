@@ -137,6 +137,22 @@ static int add_sequence(Hoist *h, NodeId p) {
   return at;
 }
 
+/* body node m becomes the SCAN_ARG of a new sequence input seq (outer node): its step's
+ * slice, of m's dtype and shape */
+static void to_scan_arg(Hoist *h, NodeId m, NodeId seq) {
+  Node *bn = graph_node(h->body, m);
+  DType dtype = bn->dtype;
+  Shape shape = bn->shape;
+  int index = add_sequence(h, seq);
+  bn = graph_node(h->body, m); /* add_sequence may grow the body's node array */
+  memset(&bn->attr, 0, sizeof bn->attr);
+  bn->op = OP_SCAN_ARG;
+  bn->n_in = 0;
+  bn->attr.scan_arg.index = index;
+  bn->attr.scan_arg.dtype = dtype;
+  bn->attr.scan_arg.shape = shape;
+}
+
 /* body node m (a matching MATMUL) becomes the SCAN_ARG of the hoisted projection */
 static bool hoist_projection(Hoist *h, NodeId m) {
   Node mn = *graph_node(h->body, m);
@@ -147,14 +163,7 @@ static bool hoist_projection(Hoist *h, NodeId m) {
   Shape full = scan_stack_shape(&mn.shape, axis, T);
   p = hz_reshape(h, p, &full);
   if (h->failed) return false;
-  int index = add_sequence(h, p);
-  Node *bn = graph_node(h->body, m);
-  memset(&bn->attr, 0, sizeof bn->attr);
-  bn->op = OP_SCAN_ARG;
-  bn->n_in = 0;
-  bn->attr.scan_arg.index = index;
-  bn->attr.scan_arg.dtype = mn.dtype;
-  bn->attr.scan_arg.shape = mn.shape;
+  to_scan_arg(h, m, p);
   return true;
 }
 
@@ -541,15 +550,7 @@ static bool rv_reuse(Hoist *h, NodeId f, NodeId a, NodeId b) {
   at.unpack.shape = piece;
   NodeId u = hz_add(h, OP_UNPACK, &f, 1, &at);
   if (h->failed) return false;
-  Node bn = *graph_node(h->body, b);
-  int index = add_sequence(h, u);
-  Node *n = graph_node(h->body, b);
-  memset(&n->attr, 0, sizeof n->attr);
-  n->op = OP_SCAN_ARG;
-  n->n_in = 0;
-  n->attr.scan_arg.index = index;
-  n->attr.scan_arg.dtype = bn.dtype;
-  n->attr.scan_arg.shape = bn.shape;
+  to_scan_arg(h, b, u);
   return true;
 }
 
