@@ -584,6 +584,87 @@ static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
 
 bool cg_conv_direct_lower(CgFunc *f, NodeId id) { return cg_conv_direct_lower_fused(f, id, NULL); }
 
+/* The epilogue of a group ending in a KH x KW max-pool (store->pool, passes/fuse.c) on image
+ * b's tile tp, in the blocked layout: per channel vector ob, pooled row ph and pooled column
+ * pw, along the V lanes (one vector when O fills them): the epilogue of each of the window's
+ * elements (unrolled) and their maximum (the first NaN wins and ties keep the first, as in
+ * the max_pool2d kernels) into a local block r[pw][l]; then r transposed into the pooled
+ * output's rows (the transposition GCC vectorizes). Only the pooled values are transposed:
+ * a quarter of the tile for 2x2 windows. Wide rows go in chunks of pooled columns (r within
+ * EPI_FLOATS). With store->pool_rest, the elements no window covers (the last rows and
+ * columns when the windows do not tile the whole image) then get their epilogue alone. */
+static bool pooled_epilogue(CgFunc *f, const Direct *d, const CgGemmStore *store,
+                            const char *b, const char *tp) {
+  const Node *pn = graph_node(f->g, store->pool);
+  long long pkh = pn->attr.conv.kernel[0], pkw = pn->attr.conv.kernel[1];
+  long long ph_n = pn->shape.dim[2], pw_n = pn->shape.dim[3], vec = d->vec, wo = d->wo;
+  long long cw = EPI_FLOATS / vec; /* pooled columns per chunk */
+  if (cw > pw_n) cw = pw_n;
+  const char *P = f->val[store->pool].expr, *ob = cg_fresh(f->e, "ob"), *l = cg_fresh(f->e, "l");
+  const char *ph = cg_fresh(f->e, "ph"), *pw = cg_fresh(f->e, "pw");
+  const char *r = cg_fresh(f->e, "dconv_r"), *m = cg_fresh(f->e, "m");
+  const char *lanes = arena_printf(f->arena, "%lld", vec);
+  const char *o = arena_printf(f->arena, "(%s * %lld + %s)", ob, vec, l); /* the channel */
+  cg_line(f->e, "float %s[%lld];", r, cw * vec);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", ob, ob, (long long)d->ob, ob);
+  if (d->o % vec) { /* a partial last vector */
+    lanes = cg_fresh(f->e, "lanes");
+    cg_line(f->e, "const int64_t %s = %lld - %s * %lld < %lld ? %lld - %s * %lld : %lld;", lanes,
+            (long long)d->o, ob, vec, vec, (long long)d->o, ob, vec, vec);
+  }
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", ph, ph, ph_n, ph);
+  const char *n = arena_printf(f->arena, "%lld", pw_n), *col = pw;
+  if (cw < pw_n) {
+    const char *p0 = cg_fresh(f->e, "p0");
+    col = arena_printf(f->arena, "(%s + %s)", p0, pw);
+    n = cg_fresh(f->e, "n");
+    cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s += %lld)", p0, p0, pw_n, p0, cw);
+    cg_line(f->e, "const int64_t %s = %lld - %s < %lld ? %lld - %s : %lld;", n, pw_n, p0, cw,
+            pw_n, p0, cw);
+  }
+  cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", pw, pw, n, pw);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", l, l, lanes, l);
+  for (long long y = 0; y < pkh; y++)
+    for (long long x = 0; x < pkw; x++) {
+      const char *oh = arena_printf(f->arena, "(%s * %lld + %lld)", ph, pkh, y);
+      const char *ow = arena_printf(f->arena, "(%s * %lld + %lld)", col, pkw, x);
+      const char *v[4] = {b, o, oh, ow};
+      const char *idx = arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", b,
+                                     (long long)d->o, o, (long long)d->ho, oh, wo, ow);
+      const char *value = arena_printf(f->arena, "%s[(%s * %lld + %s * %lld + %s) * %lld + %s]",
+                                       tp, ob, (long long)d->pix, oh, wo, ow, vec, l);
+      if (!store->emit(f, store->ctx, v, idx, value)) return false;
+      const char *px = store->pooled(store->ctx);
+      if (y == 0 && x == 0) cg_line(f->e, "float %s = %s;", m, px);
+      else cg_line(f->e, "%s = (%s != %s || %s <= %s) ? %s : %s;", m, m, m, px, m, m, px);
+    }
+  cg_line(f->e, "%s[%s * %lld + %s] = %s;", r, pw, vec, l, m);
+  cg_close(f->e);
+  cg_close(f->e);
+  cg_line(f->e, "for (int64_t %s = 0; %s < %s; %s++)", l, l, lanes, l);
+  cg_line(f->e, "  for (int64_t %s = 0; %s < %s; %s++)", pw, pw, n, pw);
+  cg_line(f->e, "    %s[((%s * %lld + %s * %lld + %s) * %lld + %s) * %lld + %s] = %s[%s * %lld + %s];",
+          P, b, (long long)d->o, ob, vec, l, ph_n, ph, pw_n, col, r, pw, vec, l);
+  for (int i = 0; i < (cw < pw_n ? 3 : 2); i++) cg_close(f->e);
+  if (!store->pool_rest || (ph_n * pkh == d->ho && pw_n * pkw == wo)) return true;
+  /* the elements no window covers, straight from the blocked tile */
+  const char *oh = cg_fresh(f->e, "oh"), *ow = cg_fresh(f->e, "ow");
+  o = cg_fresh(f->e, "o");
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", o, o, (long long)d->o, o);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", oh, oh, (long long)d->ho, oh);
+  cg_open(f->e, "for (int64_t %s = %s < %lld ? %lld : 0; %s < %lld; %s++)", ow, oh,
+          ph_n * pkh, pw_n * pkw, ow, wo, ow);
+  const char *v[4] = {b, o, oh, ow};
+  const char *idx = arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", b,
+                                 (long long)d->o, o, (long long)d->ho, oh, wo, ow);
+  const char *value = arena_printf(f->arena, "%s[(%s / %lld * %lld + %s * %lld + %s) * %lld + %s %% %lld]",
+                                   tp, o, vec, (long long)d->pix, oh, wo, ow, vec, o, vec);
+  if (!store->emit(f, store->ctx, v, idx, value)) return false;
+  cg_line(f->e, "(void)%s; /* in no window */", store->pooled(store->ctx));
+  for (int i = 0; i < 3; i++) cg_close(f->e);
+  return true;
+}
+
 bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
   const Node *n = graph_node(f->g, id);
   Direct d = direct(f->g, id, f->opt);
@@ -641,6 +722,15 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
      * EPI_FLOATS: wider rows go in chunks of columns) transposed into a local array (reads
      * along the vectors), then the epilogue along each channel's row (contiguous loads and
      * stores, a constant trip count when the row is one chunk) */
+    if (store->pool != IR_NONE) {
+      const char *tp = cg_fresh(f->e, "dconv_t");
+      cg_line(f->e, "const float *const %s = %s;", tp, tile);
+      if (!pooled_epilogue(f, &d, store, b, tp)) return false;
+      cg_close(f->e);
+      if (th) cg_close(f->e);
+      cg_close(f->e);
+      return true;
+    }
     const char *tp = cg_fresh(f->e, "dconv_t"), *ob = cg_fresh(f->e, "ob");
     const char *oh = cg_fresh(f->e, "oh"), *l = cg_fresh(f->e, "l"), *o = cg_fresh(f->e, "o");
     const char *ow = cg_fresh(f->e, "ow"), *row = cg_fresh(f->e, "dconv_r");

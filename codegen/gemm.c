@@ -96,6 +96,11 @@ CgTarget cg_target_resolve(const CgOptions *o) {
 
 int cg_gemm_vec(const CgOptions *o) { return gemm_tiles[cg_target_resolve(o)].vec; }
 
+void cg_gemm_tile(const CgOptions *o, int *vec, int *mr, int *nr) {
+  const GemmTile *t = &gemm_tiles[cg_target_resolve(o)];
+  *vec = t->vec, *mr = t->mr, *nr = t->nr;
+}
+
 /* ---- the plan and the scratch ---------------------------------------------------------------- */
 
 static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
@@ -163,12 +168,15 @@ bool cg_gemm_applies(const Graph *g, NodeId mm) {
   return cols >= 1 && rows >= 2;
 }
 
+static bool const_packed(const Graph *g, NodeId mm, int j);
+
 typedef struct GemmShape {
   int64_t a_rs, a_cs; /* op(A)[i][p] = a[i * a_rs + p * a_cs] */
   int64_t b_rs, b_cs; /* op(B)[p][j] = b[p * b_rs + j * b_cs] */
   CgGemmPlan plan;
   int64_t off_acc, bytes; /* the product of a fused group, when it has no buffer of its own */
   int64_t batch;          /* per_batch: the number of GEMMs; else 1 */
+  bool direct;            /* read in place by lathe_gemm_direct (gemm_direct.c), no packing */
   int64_t a_bs, b_bs;     /* per_batch: floats between the batches of A and of B */
 } GemmShape;
 
@@ -192,6 +200,11 @@ static void gemm_shape(const Graph *g, NodeId mm, const CgOptions *o, GemmShape 
   s->b_rs = tb ? 1 : nn;
   s->b_cs = tb ? k : 1;
   cg_gemm_plan(o, m, k, nn, &s->plan);
+  /* B row-major and no operand packed at compile time: unpacked unless a large cube (a scan
+   * body's captured operands are then not pre-packed either: pack_bytes) */
+  s->direct = s->b_cs == 1 && !const_packed(g, mm, 0) && !const_packed(g, mm, 1) &&
+              cg_gemm_direct_suits(m, k, nn);
+  if (s->direct) s->plan.bytes = cg_gemm_direct_bytes(o, k);
   s->off_acc = s->plan.bytes;
   s->bytes = s->off_acc + (n->group >= 0 ? round64(m * nn * 4) : 0);
 }
@@ -231,7 +244,7 @@ static int64_t pack_bytes(const Node *scan, const Graph *body, NodeId mm, int j,
   if (in->op != OP_SCAN_ARG || scan_input_kind(scan, in->attr.scan_arg.index) != 2) return 0;
   GemmShape s;
   gemm_shape(body, mm, o, &s);
-  if (s.batch != 1) return 0;
+  if (s.batch != 1 || s.direct) return 0; /* lathe_gemm_direct reads it in place */
   const GemmTile *t = tile_of(o);
   return round64(j ? round_up(s.plan.n, t->nr) * s.plan.k * 4
                    : round_up(s.plan.m, t->mr) * s.plan.k * 4);
@@ -806,6 +819,40 @@ void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb) {
   fb->gemm_pack_at = at;
 }
 
+/* Where the product goes: unfused, straight into the matmul's buffer; fused, into its buffer
+ * or a scratch one, then the epilogue (never into another member's buffer: an input updated
+ * in place may be it). */
+static const char *product(CgFunc *f, const GemmShape *s, const CgGemmStore *store) {
+  if (store->partial) return store->partial;
+  const char *prod = cg_fresh(f->e, "gemm_c");
+  cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", prod,
+          (long long)(cg_scratch_base(f->g) + s->off_acc));
+  return prod;
+}
+
+/* s->direct: lathe_gemm_direct reads both operands in place (gemm_direct.c) */
+static bool gemm_direct(CgFunc *f, NodeId mm, const GemmShape *s, const CgGemmStore *store) {
+  const Node *node = graph_node(f->g, mm);
+  const char *a = f->val[node->in[0]].expr, *b = f->val[node->in[1]].expr;
+  const char *c, *bt = NULL;
+  cg_line(f->e, "/* GEMM %lld x %lld x %lld (M x K x N), %s: %d x %d tiles, unpacked */",
+          (long long)s->plan.m, (long long)s->plan.k, (long long)s->plan.n,
+          target_names[cg_target_resolve(f->opt)], tile_of(f->opt)->mr, tile_of(f->opt)->nr);
+  if (s->batch > 1) { /* per_batch: never fused */
+    bt = plain_loop(f, "batch", s->batch);
+    a = arena_printf(f->arena, "%s + %s * %lld", a, bt, (long long)s->a_bs);
+    b = arena_printf(f->arena, "%s + %s * %lld", b, bt, (long long)s->b_bs);
+    c = arena_printf(f->arena, "%s + %s * %lld", f->val[mm].expr, bt,
+                     (long long)(s->plan.m * s->plan.n));
+  } else {
+    c = product(f, s, store);
+  }
+  cg_gemm_direct_call(f, s->plan.m, s->plan.n, s->plan.k, a, s->a_rs, s->a_cs, b, s->b_rs, c,
+                      s->plan.n, 0);
+  if (bt) plain_close(f);
+  return bt || node->group < 0 || epilogue(f, s, c, store);
+}
+
 bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
   CgTarget target = cg_target_resolve(f->opt);
   const GemmTile *t = &gemm_tiles[target];
@@ -816,6 +863,7 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
     diag_error(f->diag, node->loc, "internal error: matmul %u has no output buffer", mm);
     return false;
   }
+  if (s.direct) return gemm_direct(f, mm, &s, store);
   cg_gemm_prelude(f);
   const char *packed_b = f->gemm_packed ? f->gemm_packed[2 * mm + 1] : NULL;
   if (!packed_b && const_packed(f->g, mm, 1)) packed_b = emit_const_packed(f, mm, 1, &s);
@@ -834,14 +882,7 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
   else
     cg_line(f->e, "const lathe_gemm_b %s = {lathe_gemm_pack_strided, %s, %lld, %lld, {0}};", gb,
             f->val[node->in[1]].expr, (long long)s.b_rs, (long long)s.b_cs);
-  /* unfused: straight into the matmul's buffer; fused: into its buffer or a scratch one, then
-   * the epilogue (never into another member's buffer: an input updated in place may be it) */
-  const char *prod = store->partial;
-  if (!prod) {
-    prod = cg_fresh(f->e, "gemm_c");
-    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", prod,
-            (long long)(cg_scratch_base(f->g) + s.off_acc));
-  }
+  const char *prod = product(f, &s, store);
   if (packed_a) /* a_rs = a_cs = 0: A pre-packed */
     cg_gemm_call(f, &s.plan, packed_a, 0, 0, gb, prod, s.plan.n, "0", 0);
   else

@@ -22,6 +22,13 @@ typedef struct CgGemmStore {
   void *ctx;
   const char *partial; /* the matmul's own M x N buffer, or NULL (fused groups only): the
                         * product then goes to a scratch buffer before the epilogue */
+  /* A convolution group ending in a max-pool (passes/fuse.c), else IR_NONE: emit computes
+   * and stores the other members, and the convolution's lowering pools the value that
+   * pooled(ctx) names after each emit into the pool's output. pool_rest: a member is
+   * stored, so the elements no window covers still need their emit. */
+  NodeId pool;
+  const char *(*pooled)(void *ctx);
+  bool pool_rest;
 } CgGemmStore;
 
 /* The blocking of one lathe_gemm call (C = A B, A: m x k, B: k x n) and the scratch bytes it
@@ -77,5 +84,19 @@ int64_t cg_workspace_bytes(const Graph *g, const CgOptions *o);
 int cg_gemm_vec(const CgOptions *o);
 /* the resolved target of o (never CG_TARGET_NATIVE) */
 CgTarget cg_target_resolve(const CgOptions *o);
+/* the micro-tile of o's target: floats per vector (0: scalar), rows of A, columns of B */
+void cg_gemm_tile(const CgOptions *o, int *vec, int *mr, int *nr);
+
+/* ---- the GEMM that packs nothing (gemm_direct.c) ---- */
+/* whether an m x k x n product with a row-major B runs faster unpacked (all but large cubes) */
+bool cg_gemm_direct_suits(int64_t m, int64_t k, int64_t n);
+/* the scratch bytes of one lathe_gemm_direct call with inner dimension k */
+int64_t cg_gemm_direct_bytes(const CgOptions *o, int64_t k);
+/* emits `lathe_gemm_direct(...)` (and the routines, once per file): c (row stride ldc) = a b,
+ * a[i][p] = a[i * a_rs + p * a_cs], b[p][j] = b[p * ldb + j]; scratch at byte `at` of the
+ * scratch region */
+void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char *a, int64_t a_rs,
+                         int64_t a_cs, const char *b, int64_t ldb, const char *c, int64_t ldc,
+                         int64_t at);
 
 #endif

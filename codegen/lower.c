@@ -509,7 +509,8 @@ static bool lower_matmul(CgFunc *f, NodeId id) {
   mat_dims(n, a, b, &md);
   if (md.nb < 0) return unsupported(f, id, "inconsistent matmul shapes");
   if (cg_gemm_applies(f->g, id)) {
-    CgGemmStore st = {store_plain, &id, f->val[id].expr}; /* its output holds partial sums */
+    CgGemmStore st = {store_plain, &id, f->val[id].expr, IR_NONE, NULL, false}; /* its output
+                                                                          holds partial sums */
     return cg_gemm_lower(f, id, &st);
   }
   const char *vars[IR_MAX_RANK];
@@ -735,6 +736,9 @@ typedef struct Fused {
   const Shape *shape;
   NodeId mm;        /* the matmul member, or IR_NONE */
   const char *skip; /* buffer already holding the matmul's value (no store), or NULL */
+  NodeId pool;      /* a max-pool ending a convolution group (pooled by its lowering), or
+                       IR_NONE */
+  const Graph *g;
 } Fused;
 
 static int member_index(const Fused *u, NodeId id) {
@@ -759,6 +763,7 @@ static bool emit_members(CgFunc *f, Fused *u, const char **vars, const char *idx
   for (int k = 0; k < u->nm; k++) {
     const Node *n = graph_node(f->g, u->mem[k]);
     const char *x[2] = {NULL, NULL};
+    if (u->mem[k] == u->pool) continue;
     for (int j = 0; j < n->n_in && j < 2; j++)
       x[j] = operand(f, u, n->in[j], vars, idx, flat);
     const char *e = u->mem[k] == u->mm ? mm_value : ew_expr(f, n, x[0], x[1]);
@@ -768,7 +773,7 @@ static bool emit_members(CgFunc *f, Fused *u, const char **vars, const char *idx
   }
   for (int k = 0; k < u->nm; k++) {
     const CgValue *v = &f->val[u->mem[k]];
-    if (v->expr && !v->literal && v->expr != u->skip)
+    if (u->mem[k] != u->pool && v->expr && !v->literal && v->expr != u->skip)
       cg_line(f->e, "%s[%s] = %s;", v->expr, idx, u->reg[k]);
   }
   return true;
@@ -828,15 +833,25 @@ static bool store_group(CgFunc *f, void *ctx, const char **ij, const char *idx,
   return emit_members(f, u, ij, idx, false, value);
 }
 
+/* the local of the pool's input after store_group (a group ending in a max-pool) */
+static const char *pooled_value(void *ctx) {
+  Fused *u = ctx;
+  return u->reg[member_index(u, graph_node(u->g, u->pool)->in[0])];
+}
+
 static bool lower_mm_group(CgFunc *f, Fused *u) {
   if (graph_node(f->g, u->mm)->op == OP_CONV2D) { /* a convolution and its epilogue */
     const CgValue *v = &f->val[u->mm];
-    CgGemmStore st = {store_group, u, v->expr && v->writable ? v->expr : NULL};
+    CgGemmStore st = {store_group, u, v->expr && v->writable ? v->expr : NULL, u->pool,
+                      pooled_value, false};
+    for (int k = 0; k < u->nm; k++) /* a member stored besides the pool */
+      st.pool_rest |= u->mem[k] != u->pool && f->val[u->mem[k]].expr && !f->val[u->mem[k]].literal;
     return cg_conv_lower_fused(f, u->mm, &st);
   }
   if (cg_gemm_applies(f->g, u->mm)) {
     const CgValue *v = &f->val[u->mm];
-    CgGemmStore st = {store_group, u, v->expr && v->writable ? v->expr : NULL};
+    CgGemmStore st = {store_group, u, v->expr && v->writable ? v->expr : NULL, IR_NONE, NULL,
+                      false};
     return cg_gemm_lower(f, u->mm, &st);
   }
   const Node *n = graph_node(f->g, u->mm);
@@ -891,6 +906,7 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
 static void group_comment(CgFunc *f, const Fused *u) {
   cg_line(f->e, "/* fused kernel: %d nodes%s", u->nm,
           u->mm == IR_NONE                                 ? ""
+          : u->pool != IR_NONE                       ? ", convolution + epilogue + max-pool"
           : graph_node(f->g, u->mm)->op == OP_CONV2D ? ", convolution + epilogue"
                                                            : ", matmul + epilogue");
   for (int k = 0; k < u->nm; k++) {
@@ -906,13 +922,15 @@ static void group_comment(CgFunc *f, const Fused *u) {
 }
 
 bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
-  Fused u = {members, n_members, NULL, &graph_node(f->g, members[0])->shape, IR_NONE, NULL};
+  Fused u = {members, n_members, NULL, &graph_node(f->g, members[0])->shape, IR_NONE, NULL,
+             IR_NONE, f->g};
   u.reg = arena_alloc(f->arena, (size_t)n_members * sizeof *u.reg);
   bool rows = cg_rows_group(f->g, members, n_members);
   for (int k = 0; k < n_members && !rows; k++) {
     const Node *n = graph_node(f->g, members[k]);
     if (n->op == OP_MATMUL || n->op == OP_CONV2D) u.mm = members[k]; /* the head */
-    if (!shape_equal(&n->shape, u.shape) && n->op != OP_MATMUL)
+    if (n->op == OP_MAX_POOL2D) u.pool = members[k]; /* the tail (passes/fuse.c) */
+    if (!shape_equal(&n->shape, u.shape) && n->op != OP_MATMUL && n->op != OP_MAX_POOL2D)
       return unsupported(f, members[k], "fused group members of different shapes");
   }
   if (u.mm != IR_NONE) u.shape = &graph_node(f->g, u.mm)->shape;

@@ -252,6 +252,27 @@ bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
   return true;
 }
 
+/* A group ending in a max-pool, element (b, c, oh, ow) = v[] in row-major order (null: 0)
+ * of the staging path: its value into its window's maximum, the first element of a window
+ * starting it (the same first-NaN and first-maximum rules as the max_pool2d kernels). */
+static void pool_element(CgFunc *f, const CgGemmStore *store, const char **v) {
+  const Node *pn = graph_node(f->g, store->pool);
+  const Shape *ps = &pn->shape;
+  const char *ix[4], *P = f->val[store->pool].expr, *x = store->pooled(store->ctx);
+  for (int i = 0; i < 4; i++) ix[i] = v[i] ? v[i] : "0";
+  long long kh = pn->attr.conv.kernel[0], kw = pn->attr.conv.kernel[1];
+  cg_open(f->e, "if (%s < %lld && %s < %lld)", ix[2], kh * ps->dim[2], ix[3], kw * ps->dim[3]);
+  const char *pi = fresh(f, "pi");
+  cg_line(f->e, "const int64_t %s = ((%s * %lld + %s) * %lld + %s / %lld) * %lld + %s / %lld;", pi,
+          ix[0], (long long)ps->dim[1], ix[1], (long long)ps->dim[2], ix[2], kh,
+          (long long)ps->dim[3], ix[3], kw);
+  cg_line(f->e, "if (%s %% %lld == 0 && %s %% %lld == 0) %s[%s] = %s;", ix[2], kh, ix[3], kw, P,
+          pi, x);
+  cg_line(f->e, "else if (!(%s[%s] != %s[%s] || %s <= %s[%s])) %s[%s] = %s;", P, pi, P, pi, x, P,
+          pi, P, pi, x);
+  cg_close(f->e);
+}
+
 bool cg_conv_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
   if (cg_conv_direct_applies(f->g, id, f->opt)) return cg_conv_direct_lower_fused(f, id, store);
   const Node *n = graph_node(f->g, id);
@@ -278,6 +299,7 @@ bool cg_conv_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
   for (int i = 0; i < n->shape.rank; i++)
     if (vars[i]) idx = arena_printf(f->arena, "%s + %s * %lld", idx, vars[i], (long long)st[i]);
   ok = store->emit(f, store->ctx, vars, idx, arena_printf(f->arena, "%s[%s]", stage, idx));
+  if (ok && store->pool != IR_NONE) pool_element(f, store, vars);
   cg_nest_close(f, &n->shape, vars);
   return ok;
 }

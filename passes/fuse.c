@@ -25,6 +25,11 @@
  *               its axes, elementwise ops on scalars). A full member reads row values only in
  *               their keepdims form. Softmax, layer norm, cross-entropy and their backward
  *               chains become one kernel with a per-row loop (codegen/lower_rows.c).
+ *             - a MAX_POOL2D whose windows tile its input (stride = kernel, no padding or
+ *               dilation) ends the NCHWc conv2d group computing its input, when nothing else
+ *               reads that input: the pooling runs on each image's tile while it is in cache
+ *               and the full-size activation is never stored (inference; in training the
+ *               backward pass reads it, so the pool stays a kernel of its own).
  *           Transposes, other convolutions, other reductions stay kernels of their own.
  * Legality: a node may join group G only if no member of G has so far been read by a node
  *           outside G. A kernel runs at its last member, so this keeps every consumer of a
@@ -49,6 +54,9 @@ typedef struct Fuser {
   bool *row;       /* per group id: a row-wise group, of full shape rshape[id] */
   Shape *rshape;
   bool *heavy;     /* per group id: has a member a matmul epilogue does not take */
+  bool *conv;      /* per group id: headed by a conv2d */
+  bool *pooled;    /* per group id: ends with a max-pool (nothing joins after it) */
+  uint32_t *uses;  /* per node: reads by other nodes and outputs */
 } Fuser;
 
 /* A node's shape relative to a row group's full shape S. */
@@ -115,7 +123,7 @@ static bool light_epilogue(OpKind op) { return op != OP_SQRT && op != OP_DIV; }
 
 /* whether node n may join (elementwise) group grp */
 static bool can_join(const Fuser *f, const Node *n, int32_t grp) {
-  if (grp < 0 || f->ext_used[grp] || f->row[grp]) return false;
+  if (grp < 0 || f->ext_used[grp] || f->row[grp] || f->pooled[grp]) return false;
   if (!shape_equal(&f->g->nodes[grp].shape, &n->shape)) return false;
   return !f->has_mm[grp] || (f->dtype[grp] == n->dtype && light_epilogue(n->op));
 }
@@ -128,6 +136,7 @@ static void merge_into(Fuser *f, int32_t to, int32_t from, uint32_t upto) {
   if (f->dtype[to] != f->dtype[from]) f->dtype[to] = DT_COUNT;
   f->size[to] += f->size[from];
   f->heavy[to] |= f->heavy[from];
+  f->conv[to] |= f->conv[from];
   if (f->row[from] && !f->row[to]) {
     f->row[to] = true;
     f->rshape[to] = f->rshape[from];
@@ -219,6 +228,27 @@ static void place_elementwise(Fuser *f, NodeId id) {
   add_member(f, id, target);
 }
 
+/* A max-pool whose windows tile its input joins the conv2d group computing that input, when
+ * nothing else reads it (see the top of the file); returns false when it does not. */
+static bool place_pool(Fuser *f, NodeId id) {
+  const Node *n = &f->g->nodes[id];
+  if (n->op != OP_MAX_POOL2D) return false;
+  NodeId x = n->in[0];
+  int32_t grp = f->group[x];
+  if (n->dtype != DT_F32 || grp < 0 || !f->conv[grp] ||
+      f->ext_used[grp] || f->pooled[grp] || f->dtype[grp] != DT_F32 || f->uses[x] != 1 ||
+      !shape_equal(&f->g->nodes[x].shape, &f->g->nodes[grp].shape))
+    return false;
+  const struct IrConvAttr *a = &n->attr.conv;
+  for (int ax = 0; ax < 2; ax++)
+    if (a->stride[ax] != a->kernel[ax] || a->dilation[ax] != 1 || a->pad[ax] || a->pad[ax + 2])
+      return false;
+  if ((int64_t)a->kernel[0] * a->kernel[1] > 16 || shape_numel(&n->shape) == 0) return false;
+  add_member(f, id, grp);
+  f->pooled[grp] = true;
+  return true;
+}
+
 /* The full shape of the row group node n seeds or joins, or NULL when n is no row op:
  * softmax along the last axis, a reduction over the last axis, a one-hot (rank >= 2). */
 static const Shape *row_seed_shape(const Graph *g, const Node *n) {
@@ -294,6 +324,9 @@ static void mask_from_relu(Graph *g) {
 static void fuse_run(Fuser *f) {
   Graph *g = f->g;
   mask_from_relu(g);
+  for (NodeId id = 0; id < g->n_nodes; id++)
+    for (int k = 0; k < g->nodes[id].n_in; k++) f->uses[g->nodes[id].in[k]]++;
+  for (int i = 0; i < g->n_outputs; i++) f->uses[g->outputs[i].node]++;
   for (NodeId id = 0; id < g->n_nodes; id++) {
     const Node *n = &g->nodes[id];
     f->group[id] = -1;
@@ -302,9 +335,10 @@ static void fuse_run(Fuser *f) {
     } else if (matmul_seeds(g, n) || conv_seeds(n)) {
       f->group[id] = (int32_t)id;
       f->has_mm[id] = true;
+      f->conv[id] = n->op == OP_CONV2D;
       f->dtype[id] = n->dtype;
       f->size[id] = 1;
-    } else {
+    } else if (!place_pool(f, id)) {
       place_row_op(f, id);
     }
     for (int k = 0; k < n->n_in; k++) {
@@ -328,8 +362,12 @@ bool pass_fuse(Graph *g, PassCtx *c) {
              calloc(n, sizeof(uint32_t)),
              calloc(n, sizeof(bool)),
              calloc(n, sizeof(Shape)),
-             calloc(n, sizeof(bool))};
-  bool ok = f.group && f.ext_used && f.has_mm && f.dtype && f.size && f.row && f.rshape && f.heavy;
+             calloc(n, sizeof(bool)),
+             calloc(n, sizeof(bool)),
+             calloc(n, sizeof(bool)),
+             calloc(n, sizeof(uint32_t))};
+  bool ok = f.group && f.ext_used && f.has_mm && f.dtype && f.size && f.row && f.rshape &&
+            f.heavy && f.conv && f.pooled && f.uses;
   if (ok)
     fuse_run(&f);
   else
@@ -342,6 +380,9 @@ bool pass_fuse(Graph *g, PassCtx *c) {
   free(f.row);
   free(f.rshape);
   free(f.heavy);
+  free(f.conv);
+  free(f.pooled);
+  free(f.uses);
   g->workspace_bytes = -1;
   return ok;
 }

@@ -6,7 +6,9 @@
  * zero borders); weight gradients (groups of kernel rows, a partial vector, padding, stride
  * and dilation); a bias + relu epilogue and a residual one, fused into the convolution
  * (per image on the direct path, through a staging buffer on the generic target), and a
- * relu epilogue on rows wider than its local block (chunks of columns). Each for the native target (AVX-512 here), for x86-64-v3
+ * relu epilogue on rows wider than its local block (chunks of columns); max-pools fused after
+ * the epilogue (windows that leave rows and columns uncovered, a stored member, chunks of
+ * pooled columns). Each for the native target (AVX-512 here), for x86-64-v3
  * (8-float vectors, 16 registers: other block sizes) and with --threads 2 (built with
  * -fopenmp too), compiled by gcc and clang at -Werror, and once more with
  * -DLATHE_NO_VECTOR_EXTENSIONS, which builds the scalar C99 twins of the micro-kernels. The generic target keeps the
@@ -67,16 +69,35 @@ static void direct_outputs(Fixture *fx) {
   out(fx, "conv_stored", c2);
   out(fx, "residual", ew(fx, OP_ADD, c2, input(fx, "res", t, s4(3, 20, 7, 31))));
   /* rows of 298 columns: wider than one block of the epilogue with 16-float vectors */
-  NodeId xw = input(fx, "xw", t, s4(1, 2, 4, 300));
-  NodeId c3 = add(fx, OP_CONV2D, xw, param(fx, "ww", t, s4(20, 2, 3, 3)), (Attr){0});
+  NodeId xw = input(fx, "xw", t, s4(1, 2, 4, 300)), ww = param(fx, "ww", t, s4(20, 2, 3, 3));
+  NodeId c3 = add(fx, OP_CONV2D, xw, ww, (Attr){0});
   fx->g->nodes[c3].attr.conv.layout = IR_CONV_NCHWC;
   out(fx, "wide_relu", ew(fx, OP_RELU, c3, IR_NONE));
+  /* max-pools ending the group (passes/fuse.c): 2x2 on 7 x 31 (a row and a column no window
+   * covers); 3x3 after a member that is stored (an output: the uncovered elements still get
+   * their epilogue); 2x2 on rows of 298 columns (chunks of pooled columns) */
+  NodeId c4 = add(fx, OP_CONV2D, x, w, (Attr){0}), c5 = add(fx, OP_CONV2D, x, w, (Attr){0});
+  NodeId c6 = add(fx, OP_CONV2D, xw, ww, (Attr){0});
+  fx->g->nodes[c4].attr.conv.layout = fx->g->nodes[c5].attr.conv.layout = IR_CONV_NCHWC;
+  fx->g->nodes[c6].attr.conv.layout = IR_CONV_NCHWC;
+  Attr pool2 = {.stride = {2, 2}, .kernel = {2, 2}}, pool3 = {.stride = {3, 3}, .kernel = {3, 3}};
+  NodeId p4 = add(fx, OP_MAX_POOL2D, ew(fx, OP_RELU, ew(fx, OP_ADD, c4, bias), IR_NONE),
+                  IR_NONE, pool2);
+  out(fx, "pooled", p4);
+  NodeId a5 = ew(fx, OP_ADD, c5, bias);
+  out(fx, "pre_pool", a5);
+  NodeId p5 = add(fx, OP_MAX_POOL2D, ew(fx, OP_RELU, a5, IR_NONE), IR_NONE, pool3);
+  out(fx, "pooled_rest", p5);
+  NodeId p6 = add(fx, OP_MAX_POOL2D, ew(fx, OP_RELU, c6, IR_NONE), IR_NONE, pool2);
+  out(fx, "wide_pooled", p6);
   Diag d;
   diag_init(&d);
   PassCtx c;
   pass_ctx_init(&c, &d);
   ck_assert_msg(pass_fuse(fx->g, &c), "fuse: %s", diag_text(&d));
   ck_assert(fx->g->nodes[c1].group == (int32_t)c1 && fx->g->nodes[c2].group == (int32_t)c2);
+  ck_assert(fx->g->nodes[p4].group == (int32_t)c4 && fx->g->nodes[p5].group == (int32_t)c5 &&
+            fx->g->nodes[p6].group == (int32_t)c6);
   pass_ctx_fini(&c);
   diag_fini(&d);
 }
@@ -101,6 +122,8 @@ static void check_target(Module *m, const Tensor *inputs, const Tensor *params, 
   const char *fused = strstr(c_text, "fused kernel: 3 nodes, convolution + epilogue");
   ck_assert_msg(fused && strstr(c_text, "fused kernel: 2 nodes, convolution + epilogue"),
                 "the conv epilogues are not fused");
+  ck_assert(strstr(c_text, "fused kernel: 4 nodes, convolution + epilogue + max-pool"));
+  ck_assert(strstr(c_text, "fused kernel: 3 nodes, convolution + epilogue + max-pool"));
   ck_assert(t != CG_TARGET_GENERIC || strstr(c_text, "__attribute__") == NULL);
   ck_assert((strstr(c_text, "LATHE_OMP_FOR") != NULL) == (threads > 1));
   CghBuild b;

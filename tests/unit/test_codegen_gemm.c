@@ -89,13 +89,16 @@ static bool target_runs(CgTarget t) {
 #endif
 }
 
-/* scalar: built with -DLATHE_NO_VECTOR_EXTENSIONS (the scalar C99 twins of the kernels) */
-static void build_and_check(Case *c, CghBuild *b, const char *cc, double rtol, bool scalar) {
-  const char *flags = scalar ? "-O1 -DLATHE_NO_VECTOR_EXTENSIONS -shared -fPIC -lm"
-                             : "-O1 -shared -fPIC -lm";
+/* scalar: built with -DLATHE_NO_VECTOR_EXTENSIONS (the scalar C99 twins of the kernels);
+ * flags: the compiler flags, NULL for the default ones */
+static void build_and_check(Case *c, CghBuild *b, const char *cc, double rtol, bool scalar,
+                            const char *flags) {
+  if (!flags) {
+    flags = scalar ? "-O1 -DLATHE_NO_VECTOR_EXTENSIONS -shared -fPIC -lm" : "-O1 -shared -fPIC -lm";
 #if defined(__SANITIZE_ADDRESS__)
-  if (strcmp(cc, "gcc") == 0 && !scalar) flags = "-O1 -shared -fPIC -fsanitize=address -lm";
+    if (strcmp(cc, "gcc") == 0 && !scalar) flags = "-O1 -shared -fPIC -fsanitize=address -lm";
 #endif
+  }
   char so[160], path[320];
   snprintf(so, sizeof so, "%s-%s.so", b->model, cc);
   ck_assert_msg(cgh_compile(b, cc, flags, so) == 0, "%s rejected the C", cc);
@@ -111,24 +114,33 @@ static void build_and_check(Case *c, CghBuild *b, const char *cc, double rtol, b
 /* emit for every target, build with both compilers, compare; then free the case. M = 1
  * (a vector-matrix product) keeps the simple loop nest: packing B would cost more than it.
  * The tolerance is 1e-5, and 1e-4 for sums over hundreds of terms, which f32 rounds
- * differently in the blocked order than ir_eval does. */
-static void check(Case *c, bool want_gemm, double rtol) {
+ * differently in the blocked order than ir_eval does. With threads > 1, also the C of
+ * --threads N on the native target, built with -fopenmp. */
+static void check_threads(Case *c, bool want_gemm, double rtol, int threads) {
   plan(c->m);
-  for (int t = 0; t < CG_TARGET_COUNT; t++) {
-    if (!target_runs((CgTarget)t)) continue;
+  for (int t = 0; t < CG_TARGET_COUNT + (threads > 1); t++) {
+    bool omp = t == CG_TARGET_COUNT;
+    if (!omp && !target_runs((CgTarget)t)) continue;
     CgOptions o;
     cg_options_init(&o);
-    o.target = (CgTarget)t;
+    o.target = omp ? CG_TARGET_NATIVE : (CgTarget)t;
+    o.threads = omp ? threads : 1;
     char *c_text, *h_text;
     ck_assert_msg(cg_emit_c(c->m, &o, &c_text, &h_text, &c->d), "%s", diag_text(&c->d));
-    ck_assert_msg((strstr(c_text, "lathe_gemm_kernel(") != NULL) == want_gemm, "GEMM path: %d",
-                  want_gemm);
+    bool gemm = strstr(c_text, "lathe_gemm_kernel(") || strstr(c_text, "lathe_gemm_direct_kernel(");
+    ck_assert_msg(gemm == want_gemm, "GEMM path: %d", want_gemm);
     ck_assert(t != CG_TARGET_GENERIC || strstr(c_text, "__attribute__") == NULL);
     CghBuild b;
     cgh_setup(&b, "gm", c_text, h_text);
-    for (int k = 0; k < CGH_N_COMPILERS; k++)
-      build_and_check(c, &b, cgh_compilers[k], rtol, false);
-    if (want_gemm && t != CG_TARGET_GENERIC) build_and_check(c, &b, "clang", rtol, true);
+    if (omp) {
+      ck_assert(strstr(c_text, "omp parallel for") != NULL);
+      ck_assert_msg(dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL) != NULL, "%s", dlerror());
+      build_and_check(c, &b, "gcc", rtol, false, "-O1 -fopenmp -shared -fPIC -lm");
+    } else {
+      for (int k = 0; k < CGH_N_COMPILERS; k++)
+        build_and_check(c, &b, cgh_compilers[k], rtol, false, NULL);
+      if (want_gemm && t != CG_TARGET_GENERIC) build_and_check(c, &b, "clang", rtol, true, NULL);
+    }
     cgh_cleanup(&b);
     free(c_text);
     free(h_text);
@@ -140,6 +152,8 @@ static void check(Case *c, bool want_gemm, double rtol) {
   diag_fini(&c->d);
   module_free(c->m);
 }
+
+static void check(Case *c, bool want_gemm, double rtol) { check_threads(c, want_gemm, rtol, 1); }
 
 /* one output per transpose variant of op(A)[m x k] op(B)[k x n] */
 static void variants_case(int64_t m, int64_t k, int64_t n) {
@@ -177,7 +191,7 @@ END_TEST
 
 /* relu(x @ w + bias) with the matmul in registers (K in several blocks: the scratch partial
  * sums), a second layer through a transposed weight, a residual, and a stored matmul. */
-static void epilogue_case(int64_t m, int64_t k, int64_t n, double rtol) {
+static void epilogue_case(int64_t m, int64_t k, int64_t n, double rtol, int threads) {
   Case c;
   case_init(&c);
   NodeId x = input(&c, "x", m, k), r = input(&c, "r", m, n);
@@ -190,17 +204,22 @@ static void epilogue_case(int64_t m, int64_t k, int64_t n, double rtol) {
   graph_add_output(c.g, "y", add(&c, OP_TANH, y, IR_NONE, NULL), OUT_VALUE, -1);
   graph_add_output(c.g, "z", z, OUT_VALUE, -1);
   graph_add_output(c.g, "zs", add(&c, OP_MUL, z, r, NULL), OUT_VALUE, -1);
-  check(&c, true, rtol);
+  check_threads(&c, true, rtol, threads);
 }
 
-START_TEST(test_epilogue_small) { epilogue_case(7, 13, 5, 1e-5); }
+START_TEST(test_epilogue_small) { epilogue_case(7, 13, 5, 1e-5, 1); }
 END_TEST
 
-START_TEST(test_epilogue_k_blocks) { epilogue_case(33, 1100, 37, 1e-4); }
+START_TEST(test_epilogue_k_blocks) { epilogue_case(33, 1100, 37, 1e-4, 1); }
 END_TEST
 
 /* y chains two 1030-term sums that cancel to O(1): f32 rounding alone reaches ~1e-4 */
-START_TEST(test_epilogue_n_panels) { epilogue_case(9, 1030, 1030, 1e-3); }
+START_TEST(test_epilogue_n_panels) { epilogue_case(9, 1030, 1030, 1e-3, 1); }
+END_TEST
+
+/* --threads 2: the row blocks of the unpacked GEMM (x @ w) and the B slivers of the packed
+ * one (h @ w2ᵀ) shared out by OpenMP, every call large enough to run in parallel */
+START_TEST(test_threads) { epilogue_case(40, 300, 100, 1e-4, 2); }
 END_TEST
 
 /* dW = Xᵀ dY and dX = dY Wᵀ, the shapes of a backward pass, with an SGD-like epilogue */
@@ -252,11 +271,13 @@ START_TEST(test_per_batch) {
 }
 END_TEST
 
-/* A scan whose body GEMMs read captured weights on either side (h [150, 5] carry, x_t [1100, 5]
+/* A scan whose body GEMMs read captured weights on either side (h [150, 5] carry, x_t [5, 1100]
  * a slice along axis 0; W [150, 1100], V, V2 [150, 150], U [5, 1100], U2 [1100, 5]):
- *   h' = tanh(W @ x_t + V @ h + V2^T @ h),  y_t = h' @ U,  z_t = h' @ U2^T
- * M and K in several blocks for the A operands, N in two panels for the B operands: each
- * weight is packed once before the loop (lathe_gemm_prepack_a/_b) and read in place. */
+ *   h' = tanh(W @ x_t^T + V @ h + V2^T @ h),  y_t = h' @ U,  z_t = h' @ U2^T
+ * The GEMMs with a transposed B run packed, M and K in several blocks for W, N in two panels
+ * for U2: those captured weights are packed once before the loop (lathe_gemm_prepack_a/_b)
+ * and read in place. The others run unpacked (lathe_gemm_direct) and read V, V2 and U where
+ * they are: nothing to pack. */
 static NodeId body_arg(Graph *b, int index, int64_t r, int64_t k) {
   NodeAttr at;
   memset(&at, 0, sizeof at);
@@ -278,7 +299,7 @@ START_TEST(test_scan_prepacked) {
   enum { T = 3, H = 150, X = 1100, B = 5 };
   Case c;
   case_init(&c);
-  Shape xs = shape_make(3, (int64_t[]){T, X, B});
+  Shape xs = shape_make(3, (int64_t[]){T, B, X});
   int32_t xi = module_add_input(c.m, "xs", DT_F32, &xs, LOC);
   ck_assert(tensor_alloc(&c.inputs[xi], DT_F32, &xs));
   cgh_fill(&c.inputs[xi], 3, -1, 1);
@@ -290,10 +311,10 @@ START_TEST(test_scan_prepacked) {
     for (int64_t e = 0; e < shape_numel(&c.params[i].shape); e++)
       ((float *)c.params[i].data)[e] *= 0.05f;
   Graph *b = graph_new(c.m, "body");
-  NodeId h = body_arg(b, 0, H, B), xt = body_arg(b, 1, X, B);
+  NodeId h = body_arg(b, 0, H, B), xt = body_arg(b, 1, B, X);
   NodeId bw = body_arg(b, 2, H, X), bv = body_arg(b, 3, H, H), bv2 = body_arg(b, 4, H, H);
   NodeId bu = body_arg(b, 5, B, X), bu2 = body_arg(b, 6, X, B);
-  NodeId pre = body_op(b, OP_ADD, body_op(b, OP_MATMUL, bw, xt, false, false),
+  NodeId pre = body_op(b, OP_ADD, body_op(b, OP_MATMUL, bw, xt, false, true),
                        body_op(b, OP_MATMUL, bv, h, false, false), false, false);
   pre = body_op(b, OP_ADD, pre, body_op(b, OP_MATMUL, bv2, h, true, false), false, false);
   NodeId h2 = body_op(b, OP_TANH, pre, IR_NONE, false, false);
@@ -319,7 +340,8 @@ START_TEST(test_scan_prepacked) {
     ua.unpack.shape = piece;
     graph_add_output(c.g, names[k], add(&c, OP_UNPACK, scan, IR_NONE, &ua), OUT_VALUE, -1);
   }
-  /* the C: five packs before the loop, none in it, the body's GEMMs reading them */
+  /* the C: two packs before the loop, none in it, the body's GEMMs reading them; three
+   * unpacked GEMMs reading the weights in place */
   plan(c.m);
   CgOptions o;
   cg_options_init(&o);
@@ -331,8 +353,13 @@ START_TEST(test_scan_prepacked) {
   for (const char *p = strstr(c_text, "  lathe_gemm_prepack_"); p;
        p = strstr(p + 1, "  lathe_gemm_prepack_"))
     *(p < loop ? &before : &after) += 1;
-  ck_assert_int_eq(before, 5);
+  ck_assert_int_eq(before, 2);
   ck_assert_int_eq(after, 0);
+  int direct = 0;
+  for (const char *p = strstr(loop, "  lathe_gemm_direct("); p;
+       p = strstr(p + 1, "  lathe_gemm_direct("))
+    direct++;
+  ck_assert_int_eq(direct, 3);
   ck_assert_ptr_nonnull(strstr(loop, "{NULL, "));          /* B read in place */
   ck_assert_ptr_nonnull(strstr(loop, ", 0, 0, &gemm_b")); /* A read in place */
   free(c_text);
@@ -425,6 +452,7 @@ static Suite *codegen_gemm_suite(void) {
   tcase_add_test(tc, test_epilogue_small);
   tcase_add_test(tc, test_epilogue_k_blocks);
   tcase_add_test(tc, test_epilogue_n_panels);
+  tcase_add_test(tc, test_threads);
   tcase_add_test(tc, test_backward_shapes);
   tcase_add_test(tc, test_rows_of_batch);
   tcase_add_test(tc, test_per_batch);
