@@ -47,7 +47,10 @@ typedef struct Direct {
   int64_t k, vec, ob, pix;
   bool pad;
   int64_t pb, pb_last; /* pixels per row block; the last block of a row (weight gradient:
-                          kernel rows per group of taps; the last group) */
+                          kernel rows per group of taps; the last group; Winograd: tiles
+                          per block, the last block) */
+  bool wino;           /* by Winograd's F(2x2, 3x3) (conv_winograd.c) */
+  int64_t tiles;       /* Winograd: 2x2 output tiles per image */
   int threads;
 } Direct;
 
@@ -136,6 +139,13 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
   int64_t blocks = (d.wo + pb_max - 1) / pb_max;
   d.pb = (d.wo + blocks - 1) / blocks;
   d.pb_last = d.wo - (blocks - 1) * d.pb;
+  if (cg_conv_winograd_suits(g, id)) { /* the micro-kernel's pixels are then the tiles */
+    d.wino = true;
+    d.tiles = cg_conv_winograd_tiles(d.ho, d.wo);
+    blocks = (d.tiles + pb_max - 1) / pb_max;
+    d.pb = (d.tiles + blocks - 1) / blocks;
+    d.pb_last = d.tiles - (blocks - 1) * d.pb;
+  }
   if (n->op == OP_CONV2D_GRAD_WEIGHT) { /* taps: groups of whole kernel rows, rb rows each */
     int64_t rows = pb_max / d.kw;
     d.pb = rows < d.kh ? rows : d.kh;
@@ -152,9 +162,14 @@ static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
 enum { EPI_FLOATS = 4096 }; /* the local block of a fused epilogue (16 KB on the stack) */
 
 /* bytes: packed weights, then offsets, then one (tile, padded copy) per thread */
-static int64_t weights_bytes(const Direct *d) { return round64(d->ob * d->vec * d->k * 4); }
+static int64_t weights_bytes(const Direct *d) {
+  return round64(d->ob * d->vec * (d->wino ? 16 * d->c : d->k) * 4);
+}
 static int64_t offsets_bytes(const Direct *d) { return round64(d->k * 8); }
-static int64_t tile_bytes(const Direct *d) { return round64(d->ob * d->vec * d->pix * 4); }
+static int64_t tile_bytes(const Direct *d) {
+  return round64(d->ob * d->vec * d->pix * 4) +
+         (d->wino ? cg_conv_winograd_bytes(d->c, d->ob * d->vec, d->tiles) : 0);
+}
 static int64_t thread_bytes(const Direct *d) {
   return tile_bytes(d) + (d->pad ? round64(d->c * d->hp * d->wp * 4) : 0);
 }
@@ -256,20 +271,25 @@ static const char image_text[] =
     "        (ow + PB < WO ? k_main : k_last)(src + oh * SH * WP + ow * SW, koff, K,\n"
     "                                         wp + ob * K * @V@, K * @V@, OB - ob < 2 ? 1 : 2,\n"
     "                                         tmp + (ob * P + oh * WO + ow) * @V@, P * @V@);\n"
-    "}\n\n";
+    "}\n\n"
+    "/* lathe_dconv_tile, or another way to the same tile (lathe_wino_tile) */\n"
+    "typedef void (*lathe_dconv_tile_fn)(const float *x, const ptrdiff_t *g, const float *wp,\n"
+    "                                    const ptrdiff_t *koff, lathe_dconv_fn k_main,\n"
+    "                                    lathe_dconv_fn k_last, float *tmp, float *xpad);\n\n";
 
 static const char unblock_mark[] = "lathe_dconv_image (codegen/conv_direct.c)";
 
 static const char unblock_text[] =
-    "/* y [O][HO][WO] = the convolution of one image x [C][H][W]: lathe_dconv_tile, then the\n"
-    " * tile unblocked into y */\n"
-    "LATHE_GEMM_SHARED void lathe_dconv_image(const float *x, const ptrdiff_t *g,\n"
-    "                                         const float *wp, const ptrdiff_t *koff,\n"
-    "                                         lathe_dconv_fn k_main, lathe_dconv_fn k_last,\n"
-    "                                         float *y, float *tmp, float *xpad) {\n"
+    "/* y [O][HO][WO] = the convolution of one image x [C][H][W]: its tile (lathe_dconv_tile or\n"
+    " * lathe_wino_tile), then the tile unblocked into y */\n"
+    "LATHE_GEMM_SHARED void lathe_dconv_image(lathe_dconv_tile_fn tile, const float *x,\n"
+    "                                         const ptrdiff_t *g, const float *wp,\n"
+    "                                         const ptrdiff_t *koff, lathe_dconv_fn k_main,\n"
+    "                                         lathe_dconv_fn k_last, float *y, float *tmp,\n"
+    "                                         float *xpad) {\n"
     "  const ptrdiff_t O = g[LATHE_DC_O], P = g[LATHE_DC_HO] * g[LATHE_DC_WO];\n"
     "  const ptrdiff_t OB = (O + @V@ - 1) / @V@;\n"
-    "  lathe_dconv_tile(x, g, wp, koff, k_main, k_last, tmp, xpad);\n"
+    "  tile(x, g, wp, koff, k_main, k_last, tmp, xpad);\n"
     "  float r[@V@ * 32]; /* unblock: NCHWc -> NCHW, 32 pixels at a time through r */\n"
     "  for (ptrdiff_t ob = 0; ob < OB; ob++) {\n"
     "    const ptrdiff_t lanes = O - ob * @V@ < @V@ ? O - ob * @V@ : @V@;\n"
@@ -482,7 +502,7 @@ static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw, bool pairs) {
 }
 
 /* text with @V@ replaced by the vector width */
-static void emit_text(CgFunc *f, const char *t) {
+void cg_conv_emit_text(CgFunc *f, const char *t) {
   char v[32];
   snprintf(v, sizeof v, "%lld", (long long)cg_gemm_vec(f->opt));
   for (const char *at; (at = strstr(t, "@V@")); t = at + 3)
@@ -495,10 +515,10 @@ static void emit_text(CgFunc *f, const char *t) {
  * epilogue), with `grad` the weight gradient's */
 static void emit_driver(CgFunc *f, bool grad, bool unblock, bool transposed) {
   cg_vector_prelude(f); /* lathe_vf, LATHE_GEMM_FN, LATHE_GEMM_SHARED, <string.h> */
-  if (cg_gemm_once(f, driver_mark)) emit_text(f, driver_text), emit_text(f, image_text);
-  if (transposed && cg_gemm_once(f, transposed_mark)) emit_text(f, transposed_text);
-  if (unblock && cg_gemm_once(f, unblock_mark)) emit_text(f, unblock_text);
-  if (grad && cg_gemm_once(f, grad_mark)) emit_text(f, grad_text);
+  if (cg_gemm_once(f, driver_mark)) cg_conv_emit_text(f, driver_text), cg_conv_emit_text(f, image_text);
+  if (transposed && cg_gemm_once(f, transposed_mark)) cg_conv_emit_text(f, transposed_text);
+  if (unblock && cg_gemm_once(f, unblock_mark)) cg_conv_emit_text(f, unblock_text);
+  if (grad && cg_gemm_once(f, grad_mark)) cg_conv_emit_text(f, grad_text);
 }
 
 /* ---- the call site --------------------------------------------------------------------------- */
@@ -670,17 +690,26 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   Direct d = direct(f->g, id, f->opt);
   if (n->op == OP_CONV2D_GRAD_WEIGHT) return lower_grad(f, id, &d);
   emit_driver(f, false, store == NULL, n->op == OP_CONV_TRANSPOSE2D);
+  if (d.wino) cg_conv_winograd_emit(f);
   const char *k_main = emit_kernel(f, d.pb, d.sw, d.ob % 2 == 0);
   const char *k_last = emit_kernel(f, d.pb_last, d.sw, d.ob % 2 == 0);
   const char *x = f->val[n->in[0]].expr, *w = f->val[n->in[1]].expr, *y = f->val[id].expr;
   int64_t base = cg_scratch_base(f->g);
-  cg_line(f->e,
-          "/* direct convolution, NCHWc%s: %lld output channels in %lld vectors of %lld, rows of "
-          "%lld pixels in blocks of %lld, %lld taps per pixel */",
-          n->op == OP_CONV2D ? "" : " (the transposed convolution as a convolution of its "
-                                    "zero-bordered input with the flipped weights)",
-          (long long)d.o, (long long)d.ob, (long long)d.vec, (long long)d.wo, (long long)d.pb,
-          (long long)d.k);
+  if (d.wino)
+    cg_line(f->e,
+            "/* convolution by Winograd's F(2x2, 3x3), NCHWc: %lld output channels in %lld "
+            "vectors of %lld, %lld tiles of 2x2 pixels per image in blocks of %lld, %lld input "
+            "channels */",
+            (long long)d.o, (long long)d.ob, (long long)d.vec, (long long)d.tiles,
+            (long long)d.pb, (long long)d.c);
+  else
+    cg_line(f->e,
+            "/* direct convolution, NCHWc%s: %lld output channels in %lld vectors of %lld, rows "
+            "of %lld pixels in blocks of %lld, %lld taps per pixel */",
+            n->op == OP_CONV2D ? "" : " (the transposed convolution as a convolution of its "
+                                      "zero-bordered input with the flipped weights)",
+            (long long)d.o, (long long)d.ob, (long long)d.vec, (long long)d.wo, (long long)d.pb,
+            (long long)d.k);
   cg_line(f->e, "{");
   cg_indent(f->e);
   const char *geo = geometry(f, &d), *wp = cg_fresh(f->e, "dconv_w");
@@ -690,8 +719,12 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   bool baked = graph_node(f->g, n->in[1])->op == OP_CONST;
   if (baked) {
     wp = emit_const_weights(f, id, &d);
+  } else if (d.wino) {
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
+    cg_line(f->e, "lathe_wino_pack_u(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.c,
+            wp);
   } else if (n->op == OP_CONV2D) {
-    if (cg_gemm_once(f, pack_mark)) emit_text(f, pack_text);
+    if (cg_gemm_once(f, pack_mark)) cg_conv_emit_text(f, pack_text);
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
     cg_line(f->e, "lathe_dconv_pack_w(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.k,
             wp);
@@ -700,7 +733,8 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
     cg_line(f->e, "lathe_dconv_pack_wt(%s, %lld, %lld, %lld, %s);", w, (long long)d.c,
             (long long)d.o, (long long)(d.kh * d.kw), wp);
   }
-  cg_line(f->e, "lathe_dconv_offsets(%s, %s);", geo, koff);
+  cg_line(f->e, "%s(%s, %s);", d.wino ? "lathe_wino_offsets" : "lathe_dconv_offsets", geo, koff);
+  const char *tile_fn = d.wino ? "lathe_wino_tile" : "lathe_dconv_tile";
   int64_t per = base + weights_bytes(&d) + offsets_bytes(&d);
   const char *th = threads_open(f, &d), *b = images_open(f, &d, th);
   const char *at = th ? arena_printf(f->arena, " + %s * %lld", th,
@@ -712,11 +746,11 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
                           : "NULL";
   if (!store) {
     cg_line(f->e,
-            "lathe_dconv_image(%s + %s * %lld, %s, %s, %s, %s, %s, %s + %s * %lld, %s, %s);", x, b,
-            (long long)(d.c * d.h * d.w), geo, wp, koff, k_main, k_last, y, b,
+            "lathe_dconv_image(%s, %s + %s * %lld, %s, %s, %s, %s, %s, %s + %s * %lld, %s, %s);",
+            tile_fn, x, b, (long long)(d.c * d.h * d.w), geo, wp, koff, k_main, k_last, y, b,
             (long long)(d.o * d.pix), tile, pad);
   } else { /* the epilogue, per element of the image's tile while it is in cache */
-    cg_line(f->e, "lathe_dconv_tile(%s + %s * %lld, %s, %s, %s, %s, %s, %s, %s);", x, b,
+    cg_line(f->e, "%s(%s + %s * %lld, %s, %s, %s, %s, %s, %s, %s);", tile_fn, x, b,
             (long long)(d.c * d.h * d.w), geo, wp, koff, k_main, k_last, tile, pad);
     /* per channel vector ob and output row oh: the row's V x WO block of the tile (at most
      * EPI_FLOATS: wider rows go in chunks of columns) transposed into a local array (reads

@@ -40,5 +40,17 @@ int64_t cg_conv_direct_scratch(const Graph *g, NodeId id, const CgOptions *o);
 /* whether input k of node conv is a constant (baked weights) that conv_direct.c blocks into
  * a table of its own at compile time (so the plain table is not needed for it) */
 bool cg_conv_direct_packs_const(const Graph *g, NodeId conv, int k, const CgOptions *o);
+/* appends C text to f->globals with @V@ replaced by the target's floats per vector */
+void cg_conv_emit_text(CgFunc *f, const char *text);
+
+/* Winograd's F(2x2, 3x3) inside the direct path (conv_winograd.c): whether conv node id
+ * suits it (a forward 3x3 stride-1 convolution, >= 16 channels in and out, weights not
+ * baked), the tiles of an HO x WO output, the per-thread scratch after the tile (c input
+ * channels, o_blocked output channels rounded up to whole vectors), and the routines
+ * (lathe_wino_pack_u, lathe_wino_offsets, lathe_wino_tile), written once per file. */
+bool cg_conv_winograd_suits(const Graph *g, NodeId id);
+int64_t cg_conv_winograd_tiles(int64_t ho, int64_t wo);
+int64_t cg_conv_winograd_bytes(int64_t c, int64_t o_blocked, int64_t tiles);
+void cg_conv_winograd_emit(CgFunc *f);
 
 #endif

@@ -8,7 +8,8 @@
  * (per image on the direct path, through a staging buffer on the generic target), and a
  * relu epilogue on rows wider than its local block (chunks of columns); max-pools fused after
  * the epilogue (windows that leave rows and columns uncovered, a stored member, chunks of
- * pooled columns). Each for the native target (AVX-512 here), for x86-64-v3
+ * pooled columns); 3x3 convolutions by Winograd's F(2x2, 3x3), alone (padded, a partial
+ * vector, odd rows) and fused with a pool. Each for the native target (AVX-512 here), for x86-64-v3
  * (8-float vectors, 16 registers: other block sizes) and with --threads 2 (built with
  * -fopenmp too), compiled by gcc and clang at -Werror, and once more with
  * -DLATHE_NO_VECTOR_EXTENSIONS, which builds the scalar C99 twins of the micro-kernels. The generic target keeps the
@@ -90,6 +91,17 @@ static void direct_outputs(Fixture *fx) {
   out(fx, "pooled_rest", p5);
   NodeId p6 = add(fx, OP_MAX_POOL2D, ew(fx, OP_RELU, c6, IR_NONE), IR_NONE, pool2);
   out(fx, "wide_pooled", p6);
+  /* Winograd's F(2x2, 3x3) (conv_winograd.c, 3x3 stride 1, >= 16 channels): "same" padding
+   * with 20 output channels (a partial vector; 9 rows, an odd number: half a row of tiles)
+   * unfused, and 32 channels (7 x 8 output) with relu and a 2x2 pool fused */
+  NodeId xq = input(fx, "xq", t, s4(2, 16, 9, 10));
+  NodeId wq = param(fx, "wq", t, s4(20, 16, 3, 3)), wq2 = param(fx, "wq2", t, s4(32, 16, 3, 3));
+  NodeId c7 = add(fx, OP_CONV2D, xq, wq, (Attr){.pad = {1, 1, 1, 1}});
+  NodeId c8 = add(fx, OP_CONV2D, xq, wq2, (Attr){0});
+  fx->g->nodes[c7].attr.conv.layout = fx->g->nodes[c8].attr.conv.layout = IR_CONV_NCHWC;
+  out(fx, "wino_same", c7);
+  out(fx, "wino_pooled",
+      add(fx, OP_MAX_POOL2D, ew(fx, OP_RELU, c8, IR_NONE), IR_NONE, pool2));
   Diag d;
   diag_init(&d);
   PassCtx c;
@@ -124,6 +136,8 @@ static void check_target(Module *m, const Tensor *inputs, const Tensor *params, 
                 "the conv epilogues are not fused");
   ck_assert(strstr(c_text, "fused kernel: 4 nodes, convolution + epilogue + max-pool"));
   ck_assert(strstr(c_text, "fused kernel: 3 nodes, convolution + epilogue + max-pool"));
+  ck_assert(!direct || strstr(c_text, "lathe_dconv_image(lathe_wino_tile, xq + "));
+  ck_assert(!direct || strstr(c_text, "lathe_wino_tile(xq + "));
   ck_assert(t != CG_TARGET_GENERIC || strstr(c_text, "__attribute__") == NULL);
   ck_assert((strstr(c_text, "LATHE_OMP_FOR") != NULL) == (threads > 1));
   CghBuild b;
