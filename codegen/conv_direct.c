@@ -50,6 +50,7 @@ typedef struct Direct {
                           kernel rows per group of taps; the last group; Winograd: tiles
                           per block, the last block) */
   bool wino;           /* by Winograd's F(2x2, 3x3) (conv_winograd.c) */
+  int64_t xpad;        /* bytes of the zero-bordered copy of the image (0: none) */
   int64_t tiles;       /* Winograd: 2x2 output tiles per image */
   int threads;
 } Direct;
@@ -112,6 +113,8 @@ static const char *emit_const_weights(CgFunc *f, NodeId conv, const Direct *d) {
   return name;
 }
 
+static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
+
 static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
   const Node *n = graph_node(g, id);
   /* the image read (a conv2d's X, a transposed convolution's Y) and the image written */
@@ -146,6 +149,9 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
     d.pb = (d.tiles + blocks - 1) / blocks;
     d.pb_last = d.tiles - (blocks - 1) * d.pb;
   }
+  d.xpad = d.wino   ? cg_conv_winograd_xpad(d.c, d.ho, d.wo, d.pad)
+           : d.pad ? round64(d.c * d.hp * d.wp * 4)
+                   : 0;
   if (n->op == OP_CONV2D_GRAD_WEIGHT) { /* taps: groups of whole kernel rows, rb rows each */
     int64_t rows = pb_max / d.kw;
     d.pb = rows < d.kh ? rows : d.kh;
@@ -157,7 +163,6 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
   return d;
 }
 
-static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
 
 enum { EPI_FLOATS = 4096 }; /* the local block of a fused epilogue (16 KB on the stack) */
 
@@ -171,7 +176,7 @@ static int64_t tile_bytes(const Direct *d) {
          (d->wino ? cg_conv_winograd_bytes(d->c, d->ob * d->vec, d->tiles) : 0);
 }
 static int64_t thread_bytes(const Direct *d) {
-  return tile_bytes(d) + (d->pad ? round64(d->c * d->hp * d->wp * 4) : 0);
+  return tile_bytes(d) + d->xpad;
 }
 
 /* the weight gradient, per thread: the blocked sums [OB][K][V], the blocked dY [OB][P][V],
@@ -741,7 +746,7 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
                                                 (long long)thread_bytes(&d))
                                   : "";
   const char *tile = arena_printf(f->arena, "(float *)((char *)ws + %lld%s)", (long long)per, at);
-  const char *pad = d.pad ? arena_printf(f->arena, "(float *)((char *)ws + %lld%s)",
+  const char *pad = d.xpad ? arena_printf(f->arena, "(float *)((char *)ws + %lld%s)",
                                          (long long)(per + tile_bytes(&d)), at)
                           : "NULL";
   if (!store) {

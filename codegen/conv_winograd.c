@@ -7,9 +7,9 @@
  * direct convolution does 36, at the cost of the three small transforms. Per call and then
  * per image:
  *   weights   u[xi][ob][c][l] = (G g G^T)[xi] for g = w[ob*V + l][c]   (lathe_wino_pack_u)
- *   input     v[xi][c][t] = (B^T d B)[xi] for tile t's patch of channel c: per channel and
- *             row of tiles, the column transform of the four input rows (along the row), then
- *             the row transform of each tile (lathe_wino_tile)
+ *   input     v[xi][c][t] = (B^T d B)[xi] for tile t's patch of channel c, read with no
+ *             bounds test: from the image, or from a zero-bordered copy when the convolution
+ *             pads or an output size is odd (lathe_wino_tile)
  *   products  m[xi][ob][t][l] = sum over c of v[xi][c][t] * u[xi][ob][c][l]: for each of the
  *             16 xi a small GEMM, run by the direct convolution's own micro-kernel (the tiles
  *             as its "pixels", koff[c] = c * T, K = C: lathe_wino_offsets)
@@ -23,7 +23,9 @@
  * dilation 1 and at least 16 input and output channels (cg_conv_winograd_suits); padding goes
  * through the direct path's zero-bordered copy.
  * Invariant: the per-thread scratch is the tile, then v, then m (each rounded to 64 bytes),
- * as cg_conv_winograd_bytes counts and lathe_wino_tile computes.
+ * then the zero-bordered copy, as cg_conv_winograd_bytes and cg_conv_winograd_xpad count and
+ * lathe_wino_tile computes. The input transform has no arrays of variable extent and no
+ * bounds tests: an earlier form with both took the JIT's optimizer twice as long.
  */
 #include "gemm.h"
 #include "lower_conv.h"
@@ -44,6 +46,14 @@ int64_t cg_conv_winograd_tiles(int64_t ho, int64_t wo) { return ((ho + 1) / 2) *
 
 int64_t cg_conv_winograd_bytes(int64_t c, int64_t o_blocked, int64_t tiles) {
   return 4 * (round16(16 * c * tiles) + round16(16 * o_blocked * tiles));
+}
+
+/* The input transform reads the 2 * TY + 2 rows and 2 * TX + 2 columns the tiles cover with
+ * no bounds test: a padded convolution, or an odd output size (whose last tiles reach a row or
+ * column past the image), reads a zero-bordered copy of that size instead (lathe_wino_tile). */
+int64_t cg_conv_winograd_xpad(int64_t c, int64_t ho, int64_t wo, bool pad) {
+  if (!pad && ho % 2 == 0 && wo % 2 == 0) return 0;
+  return (c * (ho + ho % 2 + 2) * (wo + wo % 2 + 2) * 4 + 63) / 64 * 64;
 }
 
 static const char mark[] = "lathe_wino_tile (codegen/conv_winograd.c)";
@@ -111,38 +121,46 @@ static const char tile_text[] =
     "                                       const ptrdiff_t *koff, lathe_dconv_fn k_main,\n"
     "                                       lathe_dconv_fn k_last, float *tmp, float *xpad) {\n"
     "  const ptrdiff_t C = g[LATHE_DC_C], O = g[LATHE_DC_O], HO = g[LATHE_DC_HO];\n"
-    "  const ptrdiff_t WO = g[LATHE_DC_WO], HP = g[LATHE_DC_HP], WP = g[LATHE_DC_WP];\n"
-    "  const ptrdiff_t OB = (O + @V@ - 1) / @V@;\n"
+    "  const ptrdiff_t WO = g[LATHE_DC_WO], OB = (O + @V@ - 1) / @V@;\n"
     "  const ptrdiff_t TY = (HO + 1) / 2, TX = (WO + 1) / 2, T = TY * TX;\n"
     "  float *const v = tmp + (OB * @V@ * HO * WO + 15) / 16 * 16;\n"
     "  float *const m = v + (16 * C * T + 15) / 16 * 16;\n"
-    "  const float *src = lathe_dconv_border(x, g, xpad);\n"
-    "  /* v: per channel and row of tiles, 16 tiles at a time, the four input rows' column\n"
-    "   * transform (B^T d, along the row), then each tile's row transform (. B) */\n"
+    "  /* the image, or with xpad its zero-bordered copy [C][HQ][WQ]: rows and columns to the\n"
+    "   * last tile's (cg_conv_winograd_xpad) */\n"
+    "  const ptrdiff_t H = g[LATHE_DC_H], W = g[LATHE_DC_W];\n"
+    "  const ptrdiff_t HQ = xpad ? 2 * TY + 2 : H, WQ = xpad ? 2 * TX + 2 : W;\n"
+    "  const float *src = x;\n"
+    "  if (xpad) {\n"
+    "    memset(xpad, 0, (size_t)(C * HQ * WQ) * sizeof(float));\n"
+    "    for (ptrdiff_t c = 0; c < C; c++)\n"
+    "      for (ptrdiff_t h = 0; h < H; h++)\n"
+    "        memcpy(xpad + (c * HQ + h + g[LATHE_DC_PT]) * WQ + g[LATHE_DC_PL],\n"
+    "               x + (c * H + h) * W, (size_t)W * sizeof(float));\n"
+    "    src = xpad;\n"
+    "  }\n"
+    "  /* v = B^T d B per tile, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]: the columns of\n"
+    "   * the patch d (rows r0..r3, along the tiles of a row), then its rows */\n"
     "  for (ptrdiff_t c = 0; c < C; c++)\n"
-    "    for (ptrdiff_t ty = 0; ty < TY; ty++)\n"
-    "      for (ptrdiff_t tx0 = 0; tx0 < TX; tx0 += 16) {\n"
-    "        const ptrdiff_t nt = TX - tx0 < 16 ? TX - tx0 : 16;\n"
-    "        float d[4][34], b[4][34];\n"
-    "        for (int i = 0; i < 4; i++)\n"
-    "          for (ptrdiff_t j = 0; j < 2 * nt + 2; j++) {\n"
-    "            const ptrdiff_t h = 2 * ty + i, w = 2 * tx0 + j;\n"
-    "            d[i][j] = h < HP && w < WP ? src[(c * HP + h) * WP + w] : 0.0f;\n"
-    "          }\n"
-    "        for (ptrdiff_t j = 0; j < 2 * nt + 2; j++) {\n"
-    "          b[0][j] = d[0][j] - d[2][j], b[1][j] = d[1][j] + d[2][j];\n"
-    "          b[2][j] = d[2][j] - d[1][j], b[3][j] = d[1][j] - d[3][j];\n"
+    "    for (ptrdiff_t ty = 0; ty < TY; ty++) {\n"
+    "      const float *const r0 = src + (c * HQ + 2 * ty) * WQ, *const r1 = r0 + WQ;\n"
+    "      const float *const r2 = r1 + WQ, *const r3 = r2 + WQ;\n"
+    "      float *const vt = v + c * T + ty * TX;\n"
+    "      for (ptrdiff_t t = 0; t < TX; t++) {\n"
+    "        float b[4][4];\n"
+    "        for (int j = 0; j < 4; j++) {\n"
+    "          const float d0 = r0[2 * t + j], d1 = r1[2 * t + j];\n"
+    "          const float d2 = r2[2 * t + j], d3 = r3[2 * t + j];\n"
+    "          b[0][j] = d0 - d2, b[1][j] = d1 + d2, b[2][j] = d2 - d1, b[3][j] = d1 - d3;\n"
     "        }\n"
     "        for (int i = 0; i < 4; i++) {\n"
-    "          float *const vi = v + ((ptrdiff_t)i * 4 * C + c) * T + ty * TX + tx0;\n"
-    "          for (ptrdiff_t t = 0; t < nt; t++) {\n"
-    "            vi[t] = b[i][2 * t] - b[i][2 * t + 2];\n"
-    "            vi[C * T + t] = b[i][2 * t + 1] + b[i][2 * t + 2];\n"
-    "            vi[2 * C * T + t] = b[i][2 * t + 2] - b[i][2 * t + 1];\n"
-    "            vi[3 * C * T + t] = b[i][2 * t + 1] - b[i][2 * t + 3];\n"
-    "          }\n"
+    "          float *const vi = vt + (ptrdiff_t)i * 4 * C * T;\n"
+    "          vi[t] = b[i][0] - b[i][2];\n"
+    "          vi[C * T + t] = b[i][1] + b[i][2];\n"
+    "          vi[2 * C * T + t] = b[i][2] - b[i][1];\n"
+    "          vi[3 * C * T + t] = b[i][1] - b[i][3];\n"
     "        }\n"
     "      }\n"
+    "    }\n"
     "  lathe_wino_products(g, u, koff, k_main, k_last, v, m);\n"
     "  /* the tile: A^T m A per tile, A^T = [1 1 1 0; 0 1 -1 -1], along the lanes; the\n"
     "   * pixels past HO x WO (odd sizes) are not stored */\n"

@@ -138,7 +138,7 @@ static const char driver_text[] =
     "      float tile[@MR@ * @NR@];\n"
     "      lathe_gemm_direct_kernel(k, ai, a_rs, a_cs, mr, ws, @NR@, tile, @NR@, 0);\n"
     "      for (ptrdiff_t r = 0; r < mr; r++)\n"
-    "        for (ptrdiff_t j = nf; j < n; j++)\n"
+    "        LATHE_NOVEC for (ptrdiff_t j = nf; j < n; j++)\n"
     "          ci[r * ldc + j] = (acc ? ci[r * ldc + j] : 0.0f) + tile[r * @NR@ + j - nf];\n"
     "    }\n"
     "  }\n"

@@ -51,6 +51,8 @@ void cg_conv_emit_text(CgFunc *f, const char *text);
 bool cg_conv_winograd_suits(const Graph *g, NodeId id);
 int64_t cg_conv_winograd_tiles(int64_t ho, int64_t wo);
 int64_t cg_conv_winograd_bytes(int64_t c, int64_t o_blocked, int64_t tiles);
+/* the bytes of the zero-bordered copy of a c-channel image (0: read in place) */
+int64_t cg_conv_winograd_xpad(int64_t c, int64_t ho, int64_t wo, bool pad);
 void cg_conv_winograd_emit(CgFunc *f);
 
 #endif
