@@ -19,9 +19,10 @@
  * The transforms' constants are 0, +-1 and 1/2: the result differs from the direct sum by a
  * few f32 roundings (tests/unit/test_codegen_conv_direct.c holds it to rtol 1e-4).
  * Measured on the CNN example's second convolution (32 -> 64 channels, 13 x 13 -> 11 x 11):
- * 38 us per image direct, 28 us here. Used for forward conv2d with a 3x3 kernel, stride and
- * dilation 1 and at least 16 input and output channels (cg_conv_winograd_suits); padding goes
- * through the direct path's zero-bordered copy.
+ * 38 us per image direct, 28 us here, plus 17 us per call to transform the weights (which
+ * change at every train step, so they are transformed per call). Used for forward conv2d with
+ * a 3x3 kernel, stride and dilation 1, at least 16 input and output channels and at least 4
+ * images, where the weight transform pays for itself (cg_conv_winograd_suits).
  * Invariant: the per-thread scratch is the tile, then v, then m (each rounded to 64 bytes),
  * then the zero-bordered copy, as cg_conv_winograd_bytes and cg_conv_winograd_xpad count and
  * lathe_wino_tile computes. The input transform has no arrays of variable extent and no
@@ -37,7 +38,7 @@ bool cg_conv_winograd_suits(const Graph *g, NodeId id) {
   const struct IrConvAttr *a = &n->attr.conv;
   return graph_node(g, n->in[1])->op != OP_CONST && w->dim[2] == 3 && w->dim[3] == 3 &&
          a->stride[0] == 1 && a->stride[1] == 1 && a->dilation[0] == 1 && a->dilation[1] == 1 &&
-         w->dim[0] >= 16 && w->dim[1] >= 16;
+         w->dim[0] >= 16 && w->dim[1] >= 16 && graph_node(g, n->in[0])->shape.dim[0] >= 4;
 }
 
 static int64_t round16(int64_t floats) { return (floats + 15) / 16 * 16; }
@@ -63,28 +64,32 @@ static const char pack_text[] =
     " * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: Winograd's F(2x2, 3x3) */\n"
     "LATHE_GEMM_SHARED void lathe_wino_pack_u(const float *w, ptrdiff_t o, ptrdiff_t c,\n"
     "                                         float *u) {\n"
-    "  const ptrdiff_t OB = (o + @V@ - 1) / @V@;\n"
+    "  const ptrdiff_t OB = (o + @V@ - 1) / @V@, xs = OB * c * @V@; /* floats per xi */\n"
     "  for (ptrdiff_t ob = 0; ob < OB; ob++)\n"
-    "    for (ptrdiff_t ci = 0; ci < c; ci++)\n"
+    "    for (ptrdiff_t ci = 0; ci < c; ci++) {\n"
+    "      /* the 16 values of the @V@ filters in a local block, then one row per xi: the xi\n"
+    "       * planes of u are a power of two apart, so single stores would evict each other */\n"
+    "      float r[16][@V@];\n"
     "      for (ptrdiff_t l = 0; l < @V@; l++) {\n"
     "        const ptrdiff_t oc = ob * @V@ + l;\n"
+    "        const float *const g = w + (oc * c + ci) * 9;\n"
     "        float t[4][3];\n"
-    "        for (int j = 0; j < 3; j++) {\n"
-    "          const float g0 = oc < o ? w[(oc * c + ci) * 9 + j] : 0.0f;\n"
-    "          const float g1 = oc < o ? w[(oc * c + ci) * 9 + 3 + j] : 0.0f;\n"
-    "          const float g2 = oc < o ? w[(oc * c + ci) * 9 + 6 + j] : 0.0f;\n"
+    "        for (int j = 0; j < 3; j++) { /* G g, column j */\n"
+    "          const float g0 = oc < o ? g[j] : 0.0f, g1 = oc < o ? g[3 + j] : 0.0f;\n"
+    "          const float g2 = oc < o ? g[6 + j] : 0.0f;\n"
     "          t[0][j] = g0, t[1][j] = 0.5f * (g0 + g1 + g2);\n"
     "          t[2][j] = 0.5f * (g0 - g1 + g2), t[3][j] = g2;\n"
     "        }\n"
-    "        for (int i = 0; i < 4; i++) {\n"
-    "          float *const ui = u + (((ptrdiff_t)i * 4 * OB + ob) * c + ci) * @V@ + l;\n"
-    "          const ptrdiff_t xs = OB * c * @V@; /* floats from one xi to the next */\n"
-    "          ui[0] = t[i][0];\n"
-    "          ui[xs] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);\n"
-    "          ui[2 * xs] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);\n"
-    "          ui[3 * xs] = t[i][2];\n"
+    "        for (int i = 0; i < 4; i++) { /* (G g) G^T, row i */\n"
+    "          r[4 * i][l] = t[i][0];\n"
+    "          r[4 * i + 1][l] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);\n"
+    "          r[4 * i + 2][l] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);\n"
+    "          r[4 * i + 3][l] = t[i][2];\n"
     "        }\n"
     "      }\n"
+    "      for (int xi = 0; xi < 16; xi++)\n"
+    "        memcpy(u + xi * xs + (ob * c + ci) * @V@, r[xi], sizeof r[xi]);\n"
+    "    }\n"
     "}\n\n"
     "/* koff[c] = c * T: the micro-kernel's taps are the input channels of v[xi] */\n"
     "LATHE_GEMM_SHARED void lathe_wino_offsets(const ptrdiff_t *g, ptrdiff_t *koff) {\n"

@@ -23,6 +23,13 @@
  * B slivers of each large enough block (M x N x K block >= 2^18) among N OpenMP threads,
  * each with its own tile on the stack; without -fopenmp the pragma is not even seen.
  *
+ * Most GEMMs do not come here: when B is row-major and the product is not a large cube,
+ * codegen/gemm_direct.c reads both operands in place (no packing), which is faster for the
+ * 64-row products of a batch and for everything up to 512 in some dimension (GemmShape.direct,
+ * decided per call site). This routine keeps the transposed B of the backward pass
+ * (dX = dY W^T), the large cubes, the implicit im2col matrices of the convolutions and the
+ * operands packed ahead of time.
+ *
  * Pre-packed operands: a scan body's GEMM whose operand is a captured input (a weight, the
  * same at every step) would re-pack it at every step. cg_gemm_prepack (called by
  * codegen/lower_scan.c before the loop) packs the whole operand once, panel after panel in

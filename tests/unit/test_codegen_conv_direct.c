@@ -94,7 +94,7 @@ static void direct_outputs(Fixture *fx) {
   /* Winograd's F(2x2, 3x3) (conv_winograd.c, 3x3 stride 1, >= 16 channels): "same" padding
    * with 20 output channels (a partial vector; 9 rows, an odd number: half a row of tiles)
    * unfused, and 32 channels (7 x 8 output) with relu and a 2x2 pool fused */
-  NodeId xq = input(fx, "xq", t, s4(2, 16, 9, 10));
+  NodeId xq = input(fx, "xq", t, s4(4, 16, 9, 10)); /* >= 4 images: Winograd */
   NodeId wq = param(fx, "wq", t, s4(20, 16, 3, 3)), wq2 = param(fx, "wq2", t, s4(32, 16, 3, 3));
   NodeId c7 = add(fx, OP_CONV2D, xq, wq, (Attr){.pad = {1, 1, 1, 1}});
   NodeId c8 = add(fx, OP_CONV2D, xq, wq2, (Attr){0});
