@@ -149,7 +149,7 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
     d.pb = (d.tiles + blocks - 1) / blocks;
     d.pb_last = d.tiles - (blocks - 1) * d.pb;
   }
-  d.xpad = d.wino   ? cg_conv_winograd_xpad(d.c, d.ho, d.wo, d.pad)
+  d.xpad = d.wino  ? cg_conv_winograd_xpad(d.c, d.ho, d.wo, d.pad)
            : d.pad ? round64(d.c * d.hp * d.wp * 4)
                    : 0;
   if (n->op == OP_CONV2D_GRAD_WEIGHT) { /* taps: groups of whole kernel rows, rb rows each */
@@ -162,7 +162,6 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
     d.threads = d.n < o->threads ? (int)d.n : o->threads;
   return d;
 }
-
 
 enum { EPI_FLOATS = 4096 }; /* the local block of a fused epilogue (16 KB on the stack) */
 
@@ -520,7 +519,8 @@ void cg_conv_emit_text(CgFunc *f, const char *t) {
  * epilogue), with `grad` the weight gradient's */
 static void emit_driver(CgFunc *f, bool grad, bool unblock, bool transposed) {
   cg_vector_prelude(f); /* lathe_vf, LATHE_GEMM_FN, LATHE_GEMM_SHARED, <string.h> */
-  if (cg_gemm_once(f, driver_mark)) cg_conv_emit_text(f, driver_text), cg_conv_emit_text(f, image_text);
+  if (cg_gemm_once(f, driver_mark))
+    cg_conv_emit_text(f, driver_text), cg_conv_emit_text(f, image_text);
   if (transposed && cg_gemm_once(f, transposed_mark)) cg_conv_emit_text(f, transposed_text);
   if (unblock && cg_gemm_once(f, unblock_mark)) cg_conv_emit_text(f, unblock_text);
   if (grad && cg_gemm_once(f, grad_mark)) cg_conv_emit_text(f, grad_text);
@@ -618,8 +618,8 @@ bool cg_conv_direct_lower(CgFunc *f, NodeId id) { return cg_conv_direct_lower_fu
  * a quarter of the tile for 2x2 windows. Wide rows go in chunks of pooled columns (r within
  * EPI_FLOATS). With store->pool_rest, the elements no window covers (the last rows and
  * columns when the windows do not tile the whole image) then get their epilogue alone. */
-static bool pooled_epilogue(CgFunc *f, const Direct *d, const CgGemmStore *store,
-                            const char *b, const char *tp) {
+static bool pooled_epilogue(CgFunc *f, const Direct *d, const CgGemmStore *store, const char *b,
+                            const char *tp) {
   const Node *pn = graph_node(f->g, store->pool);
   long long pkh = pn->attr.conv.kernel[0], pkw = pn->attr.conv.kernel[1];
   long long ph_n = pn->shape.dim[2], pw_n = pn->shape.dim[3], vec = d->vec, wo = d->wo;
@@ -644,8 +644,8 @@ static bool pooled_epilogue(CgFunc *f, const Direct *d, const CgGemmStore *store
     col = arena_printf(f->arena, "(%s + %s)", p0, pw);
     n = cg_fresh(f->e, "n");
     cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s += %lld)", p0, p0, pw_n, p0, cw);
-    cg_line(f->e, "const int64_t %s = %lld - %s < %lld ? %lld - %s : %lld;", n, pw_n, p0, cw,
-            pw_n, p0, cw);
+    cg_line(f->e, "const int64_t %s = %lld - %s < %lld ? %lld - %s : %lld;", n, pw_n, p0, cw, pw_n,
+            p0, cw);
   }
   cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", pw, pw, n, pw);
   cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", l, l, lanes, l);
@@ -656,37 +656,43 @@ static bool pooled_epilogue(CgFunc *f, const Direct *d, const CgGemmStore *store
       const char *v[4] = {b, o, oh, ow};
       const char *idx = arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", b,
                                      (long long)d->o, o, (long long)d->ho, oh, wo, ow);
-      const char *value = arena_printf(f->arena, "%s[(%s * %lld + %s * %lld + %s) * %lld + %s]",
-                                       tp, ob, (long long)d->pix, oh, wo, ow, vec, l);
+      const char *value = arena_printf(f->arena, "%s[(%s * %lld + %s * %lld + %s) * %lld + %s]", tp,
+                                       ob, (long long)d->pix, oh, wo, ow, vec, l);
       if (!store->emit(f, store->ctx, v, idx, value)) return false;
       const char *px = store->pooled(store->ctx);
-      if (y == 0 && x == 0) cg_line(f->e, "float %s = %s;", m, px);
-      else cg_line(f->e, "%s = (%s != %s || %s <= %s) ? %s : %s;", m, m, m, px, m, m, px);
+      if (y == 0 && x == 0)
+        cg_line(f->e, "float %s = %s;", m, px);
+      else
+        cg_line(f->e, "%s = (%s != %s || %s <= %s) ? %s : %s;", m, m, m, px, m, m, px);
     }
   cg_line(f->e, "%s[%s * %lld + %s] = %s;", r, pw, vec, l, m);
   cg_close(f->e);
   cg_close(f->e);
   cg_line(f->e, "for (int64_t %s = 0; %s < %s; %s++)", l, l, lanes, l);
   cg_line(f->e, "  for (int64_t %s = 0; %s < %s; %s++)", pw, pw, n, pw);
-  cg_line(f->e, "    %s[((%s * %lld + %s * %lld + %s) * %lld + %s) * %lld + %s] = %s[%s * %lld + %s];",
-          P, b, (long long)d->o, ob, vec, l, ph_n, ph, pw_n, col, r, pw, vec, l);
-  for (int i = 0; i < (cw < pw_n ? 3 : 2); i++) cg_close(f->e);
+  cg_line(f->e,
+          "    %s[((%s * %lld + %s * %lld + %s) * %lld + %s) * %lld + %s] = %s[%s * %lld + %s];", P,
+          b, (long long)d->o, ob, vec, l, ph_n, ph, pw_n, col, r, pw, vec, l);
+  for (int i = 0; i < (cw < pw_n ? 3 : 2); i++)
+    cg_close(f->e);
   if (!store->pool_rest || (ph_n * pkh == d->ho && pw_n * pkw == wo)) return true;
   /* the elements no window covers, straight from the blocked tile */
   const char *oh = cg_fresh(f->e, "oh"), *ow = cg_fresh(f->e, "ow");
   o = cg_fresh(f->e, "o");
   cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", o, o, (long long)d->o, o);
   cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", oh, oh, (long long)d->ho, oh);
-  cg_open(f->e, "for (int64_t %s = %s < %lld ? %lld : 0; %s < %lld; %s++)", ow, oh,
-          ph_n * pkh, pw_n * pkw, ow, wo, ow);
+  cg_open(f->e, "for (int64_t %s = %s < %lld ? %lld : 0; %s < %lld; %s++)", ow, oh, ph_n * pkh,
+          pw_n * pkw, ow, wo, ow);
   const char *v[4] = {b, o, oh, ow};
   const char *idx = arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", b,
                                  (long long)d->o, o, (long long)d->ho, oh, wo, ow);
-  const char *value = arena_printf(f->arena, "%s[(%s / %lld * %lld + %s * %lld + %s) * %lld + %s %% %lld]",
-                                   tp, o, vec, (long long)d->pix, oh, wo, ow, vec, o, vec);
+  const char *value =
+      arena_printf(f->arena, "%s[(%s / %lld * %lld + %s * %lld + %s) * %lld + %s %% %lld]", tp, o,
+                   vec, (long long)d->pix, oh, wo, ow, vec, o, vec);
   if (!store->emit(f, store->ctx, v, idx, value)) return false;
   cg_line(f->e, "(void)%s; /* in no window */", store->pooled(store->ctx));
-  for (int i = 0; i < 3; i++) cg_close(f->e);
+  for (int i = 0; i < 3; i++)
+    cg_close(f->e);
   return true;
 }
 
@@ -705,14 +711,15 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
             "/* convolution by Winograd's F(2x2, 3x3), NCHWc: %lld output channels in %lld "
             "vectors of %lld, %lld tiles of 2x2 pixels per image in blocks of %lld, %lld input "
             "channels */",
-            (long long)d.o, (long long)d.ob, (long long)d.vec, (long long)d.tiles,
-            (long long)d.pb, (long long)d.c);
+            (long long)d.o, (long long)d.ob, (long long)d.vec, (long long)d.tiles, (long long)d.pb,
+            (long long)d.c);
   else
     cg_line(f->e,
             "/* direct convolution, NCHWc%s: %lld output channels in %lld vectors of %lld, rows "
             "of %lld pixels in blocks of %lld, %lld taps per pixel */",
-            n->op == OP_CONV2D ? "" : " (the transposed convolution as a convolution of its "
-                                      "zero-bordered input with the flipped weights)",
+            n->op == OP_CONV2D ? ""
+                               : " (the transposed convolution as a convolution of its "
+                                 "zero-bordered input with the flipped weights)",
             (long long)d.o, (long long)d.ob, (long long)d.vec, (long long)d.wo, (long long)d.pb,
             (long long)d.k);
   cg_line(f->e, "{");
@@ -726,8 +733,7 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
     wp = emit_const_weights(f, id, &d);
   } else if (d.wino) {
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
-    cg_line(f->e, "lathe_wino_pack_u(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.c,
-            wp);
+    cg_line(f->e, "lathe_wino_pack_u(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.c, wp);
   } else if (n->op == OP_CONV2D) {
     if (cg_gemm_once(f, pack_mark)) cg_conv_emit_text(f, pack_text);
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
@@ -747,8 +753,8 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
                                   : "";
   const char *tile = arena_printf(f->arena, "(float *)((char *)ws + %lld%s)", (long long)per, at);
   const char *pad = d.xpad ? arena_printf(f->arena, "(float *)((char *)ws + %lld%s)",
-                                         (long long)(per + tile_bytes(&d)), at)
-                          : "NULL";
+                                          (long long)(per + tile_bytes(&d)), at)
+                           : "NULL";
   if (!store) {
     cg_line(f->e,
             "lathe_dconv_image(%s, %s + %s * %lld, %s, %s, %s, %s, %s, %s + %s * %lld, %s, %s);",

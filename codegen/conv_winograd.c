@@ -41,9 +41,13 @@ bool cg_conv_winograd_suits(const Graph *g, NodeId id) {
          w->dim[0] >= 16 && w->dim[1] >= 16 && graph_node(g, n->in[0])->shape.dim[0] >= 4;
 }
 
-static int64_t round16(int64_t floats) { return (floats + 15) / 16 * 16; }
+static int64_t round16(int64_t floats) {
+  return (floats + 15) / 16 * 16;
+}
 
-int64_t cg_conv_winograd_tiles(int64_t ho, int64_t wo) { return ((ho + 1) / 2) * ((wo + 1) / 2); }
+int64_t cg_conv_winograd_tiles(int64_t ho, int64_t wo) {
+  return ((ho + 1) / 2) * ((wo + 1) / 2);
+}
 
 int64_t cg_conv_winograd_bytes(int64_t c, int64_t o_blocked, int64_t tiles) {
   return 4 * (round16(16 * c * tiles) + round16(16 * o_blocked * tiles));

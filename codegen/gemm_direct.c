@@ -49,19 +49,22 @@ static const char kernel_doc[] =
 static void emit_vector_kernel(CgBuf *o, int vec, int mr, int nr) {
   int nv = nr / vec;
   cg_buf_printf(o, kernel_doc, mr, nr, mr, nr);
-  cg_buf_puts(o,
-              "LATHE_GEMM_FN void lathe_gemm_direct_kernel(ptrdiff_t kc, const float *restrict a,\n"
-              "                                            ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mr,\n"
-              "                                            const float *restrict b, ptrdiff_t ldb,\n"
-              "                                            float *restrict c, ptrdiff_t ldc, int acc) "
-              "{\n");
+  cg_buf_puts(
+      o, "LATHE_GEMM_FN void lathe_gemm_direct_kernel(ptrdiff_t kc, const float *restrict a,\n"
+         "                                            ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mr,\n"
+         "                                            const float *restrict b, ptrdiff_t ldb,\n"
+         "                                            float *restrict c, ptrdiff_t ldc, int acc) "
+         "{\n");
   for (int i = 0; i < mr; i++) {
-    if (i == 0) cg_buf_puts(o, "  const float *a0 = a;\n");
-    else cg_buf_printf(o, "  const float *a%d = a + (%d < mr ? %d : mr - 1) * rs;\n", i, i, i);
+    if (i == 0)
+      cg_buf_puts(o, "  const float *a0 = a;\n");
+    else
+      cg_buf_printf(o, "  const float *a%d = a + (%d < mr ? %d : mr - 1) * rs;\n", i, i, i);
   }
   for (int i = 0; i < mr; i++) {
     cg_buf_puts(o, "  lathe_vf");
-    for (int v = 0; v < nv; v++) cg_buf_printf(o, "%s c%d_%d = {0}", v ? "," : "", i, v);
+    for (int v = 0; v < nv; v++)
+      cg_buf_printf(o, "%s c%d_%d = {0}", v ? "," : "", i, v);
     cg_buf_puts(o, ";\n");
   }
   cg_buf_puts(o, "  for (ptrdiff_t p = 0; p < kc; p++) {\n");
@@ -69,11 +72,13 @@ static void emit_vector_kernel(CgBuf *o, int vec, int mr, int nr) {
     cg_buf_printf(o, "    const lathe_vf b%d = *(const lathe_vfu *)(b + %d);\n", v, v * vec);
   for (int i = 0; i < mr; i++) {
     cg_buf_printf(o, "    const float x%d = *a%d;\n   ", i, i);
-    for (int v = 0; v < nv; v++) cg_buf_printf(o, " c%d_%d += x%d * b%d;", i, v, i, v);
+    for (int v = 0; v < nv; v++)
+      cg_buf_printf(o, " c%d_%d += x%d * b%d;", i, v, i, v);
     cg_buf_puts(o, "\n");
   }
   cg_buf_puts(o, "   ");
-  for (int i = 0; i < mr; i++) cg_buf_printf(o, " a%d += cs;", i);
+  for (int i = 0; i < mr; i++)
+    cg_buf_printf(o, " a%d += cs;", i);
   cg_buf_puts(o, "\n    b += ldb;\n  }\n");
   for (int i = 0; i < mr; i++) {
     if (i) cg_buf_printf(o, "  if (mr <= %d) return;\n  c += ldc;\n", i);
@@ -90,26 +95,27 @@ static void emit_vector_kernel(CgBuf *o, int vec, int mr, int nr) {
 
 static void emit_scalar_kernel(CgBuf *o, int mr, int nr) {
   cg_buf_printf(o, kernel_doc, mr, nr, mr, nr);
-  cg_buf_printf(o,
-                "LATHE_GEMM_SHARED void lathe_gemm_direct_kernel(ptrdiff_t kc, const float *restrict a,\n"
-                "                                                ptrdiff_t rs, ptrdiff_t cs,\n"
-                "                                                ptrdiff_t mr,\n"
-                "                                                const float *restrict b,\n"
-                "                                                ptrdiff_t ldb, float *restrict c,\n"
-                "                                                ptrdiff_t ldc, int acc) {\n"
-                "  float t[%d];\n"
-                "  for (int x = 0; x < %d; x++) t[x] = 0.0f;\n"
-                "  for (ptrdiff_t p = 0; p < kc; p++) {\n"
-                "    for (ptrdiff_t i = 0; i < mr; i++) {\n"
-                "      const float ai = a[i * rs + p * cs];\n"
-                "      for (int j = 0; j < %d; j++) t[i * %d + j] += ai * b[p * ldb + j];\n"
-                "    }\n"
-                "  }\n"
-                "  for (ptrdiff_t i = 0; i < mr; i++)\n"
-                "    for (int j = 0; j < %d; j++)\n"
-                "      c[i * ldc + j] = acc ? c[i * ldc + j] + t[i * %d + j] : t[i * %d + j];\n"
-                "}\n",
-                mr * nr, mr * nr, nr, nr, nr, nr, nr);
+  cg_buf_printf(
+      o,
+      "LATHE_GEMM_SHARED void lathe_gemm_direct_kernel(ptrdiff_t kc, const float *restrict a,\n"
+      "                                                ptrdiff_t rs, ptrdiff_t cs,\n"
+      "                                                ptrdiff_t mr,\n"
+      "                                                const float *restrict b,\n"
+      "                                                ptrdiff_t ldb, float *restrict c,\n"
+      "                                                ptrdiff_t ldc, int acc) {\n"
+      "  float t[%d];\n"
+      "  for (int x = 0; x < %d; x++) t[x] = 0.0f;\n"
+      "  for (ptrdiff_t p = 0; p < kc; p++) {\n"
+      "    for (ptrdiff_t i = 0; i < mr; i++) {\n"
+      "      const float ai = a[i * rs + p * cs];\n"
+      "      for (int j = 0; j < %d; j++) t[i * %d + j] += ai * b[p * ldb + j];\n"
+      "    }\n"
+      "  }\n"
+      "  for (ptrdiff_t i = 0; i < mr; i++)\n"
+      "    for (int j = 0; j < %d; j++)\n"
+      "      c[i * ldc + j] = acc ? c[i * ldc + j] + t[i * %d + j] : t[i * %d + j];\n"
+      "}\n",
+      mr * nr, mr * nr, nr, nr, nr, nr, nr);
 }
 
 static const char driver_text[] =
@@ -160,10 +166,14 @@ static void emit_driver(CgBuf *out, const CgOptions *o, int mr, int nr) {
       break;
     }
     cg_buf_printf(out, "%.*s", (int)(at - t), t);
-    if (strncmp(at, "@MR@", 4) == 0) cg_buf_printf(out, "%d", mr), t = at + 4;
-    else if (strncmp(at, "@NR@", 4) == 0) cg_buf_printf(out, "%d", nr), t = at + 4;
-    else if (strncmp(at, "@PAR@", 5) == 0) cg_buf_puts(out, par), t = at + 5;
-    else cg_buf_puts(out, "@"), t = at + 1;
+    if (strncmp(at, "@MR@", 4) == 0)
+      cg_buf_printf(out, "%d", mr), t = at + 4;
+    else if (strncmp(at, "@NR@", 4) == 0)
+      cg_buf_printf(out, "%d", nr), t = at + 4;
+    else if (strncmp(at, "@PAR@", 5) == 0)
+      cg_buf_puts(out, par), t = at + 5;
+    else
+      cg_buf_puts(out, "@"), t = at + 1;
   }
 }
 
@@ -174,11 +184,12 @@ static void emit_routines(CgFunc *f) {
   cg_gemm_tile(f->opt, &vec, &mr, &nr);
   CgBuf *o = f->globals;
   if (vec > 0) {
-    cg_buf_printf(o,
-                  "#ifdef LATHE_VECTOR\n"
-                  "/* a vector read or written at any float boundary (rows of B and C in place) */\n"
-                  "typedef float lathe_vfu __attribute__((vector_size(%d), aligned(4), may_alias));\n",
-                  vec * 4);
+    cg_buf_printf(
+        o,
+        "#ifdef LATHE_VECTOR\n"
+        "/* a vector read or written at any float boundary (rows of B and C in place) */\n"
+        "typedef float lathe_vfu __attribute__((vector_size(%d), aligned(4), may_alias));\n",
+        vec * 4);
     emit_vector_kernel(o, vec, mr, nr);
     cg_buf_puts(o, "#else\n");
   }
@@ -192,8 +203,9 @@ void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char 
                          int64_t a_cs, const char *b, int64_t ldb, const char *c, int64_t ldc,
                          int64_t at) {
   emit_routines(f);
-  cg_line(f->e, "lathe_gemm_direct(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %s, %lld, 0, "
-                "(float *)((char *)ws + %lld));",
+  cg_line(f->e,
+          "lathe_gemm_direct(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %s, %lld, 0, "
+          "(float *)((char *)ws + %lld));",
           (long long)m, (long long)n, (long long)k, a, (long long)a_rs, (long long)a_cs, b,
           (long long)ldb, c, (long long)ldc, (long long)(cg_scratch_base(f->g) + at));
 }

@@ -509,8 +509,8 @@ static bool lower_matmul(CgFunc *f, NodeId id) {
   mat_dims(n, a, b, &md);
   if (md.nb < 0) return unsupported(f, id, "inconsistent matmul shapes");
   if (cg_gemm_applies(f->g, id)) {
-    CgGemmStore st = {store_plain, &id, f->val[id].expr, IR_NONE, NULL, false}; /* its output
-                                                                          holds partial sums */
+    /* its output holds partial sums */
+    CgGemmStore st = {.emit = store_plain, .ctx = &id, .partial = f->val[id].expr, .pool = IR_NONE};
     return cg_gemm_lower(f, id, &st);
   }
   const char *vars[IR_MAX_RANK];
@@ -842,16 +842,23 @@ static const char *pooled_value(void *ctx) {
 static bool lower_mm_group(CgFunc *f, Fused *u) {
   if (graph_node(f->g, u->mm)->op == OP_CONV2D) { /* a convolution and its epilogue */
     const CgValue *v = &f->val[u->mm];
-    CgGemmStore st = {store_group, u, v->expr && v->writable ? v->expr : NULL, u->pool,
-                      pooled_value, false};
-    for (int k = 0; k < u->nm; k++) /* a member stored besides the pool */
-      st.pool_rest |= u->mem[k] != u->pool && f->val[u->mem[k]].expr && !f->val[u->mem[k]].literal;
+    CgGemmStore st = {.emit = store_group,
+                      .ctx = u,
+                      .partial = v->expr && v->writable ? v->expr : NULL,
+                      .pool = u->pool,
+                      .pooled = pooled_value};
+    for (int k = 0; k < u->nm; k++) { /* a member stored besides the pool */
+      const CgValue *m = &f->val[u->mem[k]];
+      st.pool_rest |= u->mem[k] != u->pool && m->expr && !m->literal;
+    }
     return cg_conv_lower_fused(f, u->mm, &st);
   }
   if (cg_gemm_applies(f->g, u->mm)) {
     const CgValue *v = &f->val[u->mm];
-    CgGemmStore st = {store_group, u, v->expr && v->writable ? v->expr : NULL, IR_NONE, NULL,
-                      false};
+    CgGemmStore st = {.emit = store_group,
+                      .ctx = u,
+                      .partial = v->expr && v->writable ? v->expr : NULL,
+                      .pool = IR_NONE};
     return cg_gemm_lower(f, u->mm, &st);
   }
   const Node *n = graph_node(f->g, u->mm);
@@ -905,10 +912,10 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
 /* The comment above a fused kernel: every IR node and source line it came from. */
 static void group_comment(CgFunc *f, const Fused *u) {
   cg_line(f->e, "/* fused kernel: %d nodes%s", u->nm,
-          u->mm == IR_NONE                                 ? ""
+          u->mm == IR_NONE                           ? ""
           : u->pool != IR_NONE                       ? ", convolution + epilogue + max-pool"
           : graph_node(f->g, u->mm)->op == OP_CONV2D ? ", convolution + epilogue"
-                                                           : ", matmul + epilogue");
+                                                     : ", matmul + epilogue");
   for (int k = 0; k < u->nm; k++) {
     const Node *n = graph_node(f->g, u->mem[k]);
     const char *text = node_text(f, u->mem[k]);
@@ -922,14 +929,18 @@ static void group_comment(CgFunc *f, const Fused *u) {
 }
 
 bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
-  Fused u = {members, n_members, NULL, &graph_node(f->g, members[0])->shape, IR_NONE, NULL,
-             IR_NONE, f->g};
+  Fused u = {.mem = members,
+             .nm = n_members,
+             .shape = &graph_node(f->g, members[0])->shape,
+             .mm = IR_NONE,
+             .pool = IR_NONE,
+             .g = f->g};
   u.reg = arena_alloc(f->arena, (size_t)n_members * sizeof *u.reg);
   bool rows = cg_rows_group(f->g, members, n_members);
   for (int k = 0; k < n_members && !rows; k++) {
     const Node *n = graph_node(f->g, members[k]);
     if (n->op == OP_MATMUL || n->op == OP_CONV2D) u.mm = members[k]; /* the head */
-    if (n->op == OP_MAX_POOL2D) u.pool = members[k]; /* the tail (passes/fuse.c) */
+    if (n->op == OP_MAX_POOL2D) u.pool = members[k];                 /* the tail (passes/fuse.c) */
     if (!shape_equal(&n->shape, u.shape) && n->op != OP_MATMUL && n->op != OP_MAX_POOL2D)
       return unsupported(f, members[k], "fused group members of different shapes");
   }

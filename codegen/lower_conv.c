@@ -259,15 +259,16 @@ static void pool_element(CgFunc *f, const CgGemmStore *store, const char **v) {
   const Node *pn = graph_node(f->g, store->pool);
   const Shape *ps = &pn->shape;
   const char *ix[4], *P = f->val[store->pool].expr, *x = store->pooled(store->ctx);
-  for (int i = 0; i < 4; i++) ix[i] = v[i] ? v[i] : "0";
+  for (int i = 0; i < 4; i++)
+    ix[i] = v[i] ? v[i] : "0";
   long long kh = pn->attr.conv.kernel[0], kw = pn->attr.conv.kernel[1];
   cg_open(f->e, "if (%s < %lld && %s < %lld)", ix[2], kh * ps->dim[2], ix[3], kw * ps->dim[3]);
   const char *pi = fresh(f, "pi");
   cg_line(f->e, "const int64_t %s = ((%s * %lld + %s) * %lld + %s / %lld) * %lld + %s / %lld;", pi,
           ix[0], (long long)ps->dim[1], ix[1], (long long)ps->dim[2], ix[2], kh,
           (long long)ps->dim[3], ix[3], kw);
-  cg_line(f->e, "if (%s %% %lld == 0 && %s %% %lld == 0) %s[%s] = %s;", ix[2], kh, ix[3], kw, P,
-          pi, x);
+  cg_line(f->e, "if (%s %% %lld == 0 && %s %% %lld == 0) %s[%s] = %s;", ix[2], kh, ix[3], kw, P, pi,
+          x);
   cg_line(f->e, "else if (!(%s[%s] != %s[%s] || %s <= %s[%s])) %s[%s] = %s;", P, pi, P, pi, x, P,
           pi, P, pi, x);
   cg_close(f->e);

@@ -45,8 +45,8 @@ void cg_conv_emit_text(CgFunc *f, const char *text);
 
 /* Winograd's F(2x2, 3x3) inside the direct path (conv_winograd.c): whether conv node id
  * suits it (a forward 3x3 stride-1 convolution, >= 16 channels in and out, >= 4 images,
- * weights not baked), the tiles of an HO x WO output, the per-thread scratch after the tile (c input
- * channels, o_blocked output channels rounded up to whole vectors), and the routines
+ * weights not baked), the tiles of an HO x WO output, the per-thread scratch after the tile (c
+ * input channels, o_blocked output channels rounded up to whole vectors), and the routines
  * (lathe_wino_pack_u, lathe_wino_offsets, lathe_wino_tile), written once per file. */
 bool cg_conv_winograd_suits(const Graph *g, NodeId id);
 int64_t cg_conv_winograd_tiles(int64_t ho, int64_t wo);

@@ -235,8 +235,8 @@ static bool place_pool(Fuser *f, NodeId id) {
   if (n->op != OP_MAX_POOL2D) return false;
   NodeId x = n->in[0];
   int32_t grp = f->group[x];
-  if (n->dtype != DT_F32 || grp < 0 || !f->conv[grp] ||
-      f->ext_used[grp] || f->pooled[grp] || f->dtype[grp] != DT_F32 || f->uses[x] != 1 ||
+  if (n->dtype != DT_F32 || grp < 0 || !f->conv[grp] || f->ext_used[grp] || f->pooled[grp] ||
+      f->dtype[grp] != DT_F32 || f->uses[x] != 1 ||
       !shape_equal(&f->g->nodes[x].shape, &f->g->nodes[grp].shape))
     return false;
   const struct IrConvAttr *a = &n->attr.conv;
@@ -325,8 +325,10 @@ static void fuse_run(Fuser *f) {
   Graph *g = f->g;
   mask_from_relu(g);
   for (NodeId id = 0; id < g->n_nodes; id++)
-    for (int k = 0; k < g->nodes[id].n_in; k++) f->uses[g->nodes[id].in[k]]++;
-  for (int i = 0; i < g->n_outputs; i++) f->uses[g->outputs[i].node]++;
+    for (int k = 0; k < g->nodes[id].n_in; k++)
+      f->uses[g->nodes[id].in[k]]++;
+  for (int i = 0; i < g->n_outputs; i++)
+    f->uses[g->outputs[i].node]++;
   for (NodeId id = 0; id < g->n_nodes; id++) {
     const Node *n = &g->nodes[id];
     f->group[id] = -1;

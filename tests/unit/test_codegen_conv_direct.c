@@ -12,8 +12,8 @@
  * vector, odd rows) and fused with a pool. Each for the native target (AVX-512 here), for x86-64-v3
  * (8-float vectors, 16 registers: other block sizes) and with --threads 2 (built with
  * -fopenmp too), compiled by gcc and clang at -Werror, and once more with
- * -DLATHE_NO_VECTOR_EXTENSIONS, which builds the scalar C99 twins of the micro-kernels. The generic target keeps the
- * implicit GEMM. rtol 1e-4: sums of up to ~600 f32 products.
+ * -DLATHE_NO_VECTOR_EXTENSIONS, which builds the scalar C99 twins of the micro-kernels. The generic
+ * target keeps the implicit GEMM. rtol 1e-4: sums of up to ~600 f32 products.
  */
 #include "conv_fixture.h"
 
@@ -82,8 +82,8 @@ static void direct_outputs(Fixture *fx) {
   fx->g->nodes[c4].attr.conv.layout = fx->g->nodes[c5].attr.conv.layout = IR_CONV_NCHWC;
   fx->g->nodes[c6].attr.conv.layout = IR_CONV_NCHWC;
   Attr pool2 = {.stride = {2, 2}, .kernel = {2, 2}}, pool3 = {.stride = {3, 3}, .kernel = {3, 3}};
-  NodeId p4 = add(fx, OP_MAX_POOL2D, ew(fx, OP_RELU, ew(fx, OP_ADD, c4, bias), IR_NONE),
-                  IR_NONE, pool2);
+  NodeId p4 =
+      add(fx, OP_MAX_POOL2D, ew(fx, OP_RELU, ew(fx, OP_ADD, c4, bias), IR_NONE), IR_NONE, pool2);
   out(fx, "pooled", p4);
   NodeId a5 = ew(fx, OP_ADD, c5, bias);
   out(fx, "pre_pool", a5);
@@ -100,8 +100,7 @@ static void direct_outputs(Fixture *fx) {
   NodeId c8 = add(fx, OP_CONV2D, xq, wq2, (Attr){0});
   fx->g->nodes[c7].attr.conv.layout = fx->g->nodes[c8].attr.conv.layout = IR_CONV_NCHWC;
   out(fx, "wino_same", c7);
-  out(fx, "wino_pooled",
-      add(fx, OP_MAX_POOL2D, ew(fx, OP_RELU, c8, IR_NONE), IR_NONE, pool2));
+  out(fx, "wino_pooled", add(fx, OP_MAX_POOL2D, ew(fx, OP_RELU, c8, IR_NONE), IR_NONE, pool2));
   Diag d;
   diag_init(&d);
   PassCtx c;

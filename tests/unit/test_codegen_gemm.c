@@ -153,7 +153,9 @@ static void check_threads(Case *c, bool want_gemm, double rtol, int threads) {
   module_free(c->m);
 }
 
-static void check(Case *c, bool want_gemm, double rtol) { check_threads(c, want_gemm, rtol, 1); }
+static void check(Case *c, bool want_gemm, double rtol) {
+  check_threads(c, want_gemm, rtol, 1);
+}
 
 /* one output per transpose variant of op(A)[m x k] op(B)[k x n] */
 static void variants_case(int64_t m, int64_t k, int64_t n) {
@@ -207,19 +209,27 @@ static void epilogue_case(int64_t m, int64_t k, int64_t n, double rtol, int thre
   check_threads(&c, true, rtol, threads);
 }
 
-START_TEST(test_epilogue_small) { epilogue_case(7, 13, 5, 1e-5, 1); }
+START_TEST(test_epilogue_small) {
+  epilogue_case(7, 13, 5, 1e-5, 1);
+}
 END_TEST
 
-START_TEST(test_epilogue_k_blocks) { epilogue_case(33, 1100, 37, 1e-4, 1); }
+START_TEST(test_epilogue_k_blocks) {
+  epilogue_case(33, 1100, 37, 1e-4, 1);
+}
 END_TEST
 
 /* y chains two 1030-term sums that cancel to O(1): f32 rounding alone reaches ~1e-4 */
-START_TEST(test_epilogue_n_panels) { epilogue_case(9, 1030, 1030, 1e-3, 1); }
+START_TEST(test_epilogue_n_panels) {
+  epilogue_case(9, 1030, 1030, 1e-3, 1);
+}
 END_TEST
 
 /* --threads 2: the row blocks of the unpacked GEMM (x @ w) and the B slivers of the packed
  * one (h @ w2ᵀ) shared out by OpenMP, every call large enough to run in parallel */
-START_TEST(test_threads) { epilogue_case(40, 300, 100, 1e-4, 2); }
+START_TEST(test_threads) {
+  epilogue_case(40, 300, 100, 1e-4, 2);
+}
 END_TEST
 
 /* dW = Xᵀ dY and dX = dY Wᵀ, the shapes of a backward pass, with an SGD-like epilogue */
