@@ -26,8 +26,6 @@
  * Invariant: the call's scratch (the padded edge sliver, k x NR floats) is
  * cg_gemm_direct_bytes, at the offset the caller gives in the scratch region.
  */
-#include <stdio.h>
-#include <string.h>
 
 #include "gemm.h"
 
@@ -118,7 +116,7 @@ static void emit_scalar_kernel(CgBuf *o, int mr, int nr) {
       mr * nr, mr * nr, nr, nr, nr, nr, nr);
 }
 
-static const char driver_text[] =
+static const char driver_text[] = /* up to the loop over the row blocks */
     "/* C (m x n, row stride ldc) = A B, or C += A B when acc, with A[i][p] = a[i * a_rs + p *\n"
     " * a_cs] and B[p][j] = b[p * ldb + j] read in place: no packing (codegen/gemm_direct.c).\n"
     " * ws: the last @NR@ columns of B, zero-padded, when n is not a multiple of @NR@. */\n"
@@ -131,8 +129,10 @@ static const char driver_text[] =
     "    LATHE_NOVEC for (ptrdiff_t x = 0; x < k * @NR@; x++) {\n"
     "      const ptrdiff_t p = x / @NR@, j = x % @NR@;\n"
     "      ws[x] = j < n - nf ? b[p * ldb + nf + j] : 0.0f;\n"
-    "    }\n"
-    "@PAR@"
+    "    }\n";
+
+/* the row blocks, after the OpenMP line of --threads N */
+static const char loop_text[] =
     "  for (ptrdiff_t i = 0; i < m; i += @MR@) {\n"
     "    const ptrdiff_t mr = m - i < @MR@ ? m - i : @MR@;\n"
     "    const float *ai = a + i * a_rs;\n"
@@ -150,31 +150,17 @@ static const char driver_text[] =
     "  }\n"
     "}\n\n";
 
-/* driver_text with the tile and the OpenMP line of o */
-static void emit_driver(CgBuf *out, const CgOptions *o, int mr, int nr) {
-  char par[256] = "";
-  if (o->threads > 1)
-    snprintf(par, sizeof par,
-             "#ifdef _OPENMP\n"
-             "#pragma omp parallel for num_threads(%d) schedule(static) if(m * n * k >= %lld)\n"
-             "#endif\n",
-             o->threads, (long long)(CG_OMP_MIN_FLOPS / 2));
-  for (const char *t = driver_text; *t;) {
-    const char *at = strchr(t, '@');
-    if (!at) {
-      cg_buf_puts(out, t);
-      break;
-    }
-    cg_buf_printf(out, "%.*s", (int)(at - t), t);
-    if (strncmp(at, "@MR@", 4) == 0)
-      cg_buf_printf(out, "%d", mr), t = at + 4;
-    else if (strncmp(at, "@NR@", 4) == 0)
-      cg_buf_printf(out, "%d", nr), t = at + 4;
-    else if (strncmp(at, "@PAR@", 5) == 0)
-      cg_buf_puts(out, par), t = at + 5;
-    else
-      cg_buf_puts(out, "@"), t = at + 1;
-  }
+/* driver_text, the OpenMP line of --threads N, loop_text */
+static void emit_driver(CgFunc *f) {
+  cg_gemm_template(f, driver_text);
+  if (f->opt->threads > 1)
+    cg_buf_printf(
+        f->globals,
+        "#ifdef _OPENMP\n"
+        "#pragma omp parallel for num_threads(%d) schedule(static) if(m * n * k >= %lld)\n"
+        "#endif\n",
+        f->opt->threads, (long long)(CG_OMP_MIN_FLOPS / 2));
+  cg_gemm_template(f, loop_text);
 }
 
 static void emit_routines(CgFunc *f) {
@@ -196,7 +182,7 @@ static void emit_routines(CgFunc *f) {
   emit_scalar_kernel(o, mr, nr);
   if (vec > 0) cg_buf_puts(o, "#endif\n");
   cg_buf_puts(o, "\n");
-  emit_driver(o, f->opt, mr, nr);
+  emit_driver(f);
 }
 
 void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char *a, int64_t a_rs,
