@@ -495,27 +495,38 @@ static void emit_kernel_attributes(CgBuf *o, const GemmTile *t) {
                 contract);
 }
 
-static void emit_vector_kernel(CgBuf *o, const GemmTile *t) {
-  int nv = t->nr / t->vec;
-  cg_buf_printf(o, kernel_doc, t->mr, t->nr, t->mr, t->nr);
-  cg_buf_puts(o, "LATHE_GEMM_FN void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
-                 "                                     const float *restrict b, float *restrict t) "
-                 "{\n");
-  for (int i = 0; i < t->mr; i++) {
+void cg_gemm_emit_tile_step(CgBuf *o, int mr, int nr, int vec, const char *bload,
+                            const char *aload) {
+  int nv = nr / vec;
+  for (int i = 0; i < mr; i++) {
     cg_buf_puts(o, "  lathe_vf");
     for (int v = 0; v < nv; v++)
       cg_buf_printf(o, "%s c%d_%d = {0}", v ? "," : "", i, v);
     cg_buf_puts(o, ";\n");
   }
   cg_buf_puts(o, "  for (ptrdiff_t p = 0; p < kc; p++) {\n");
-  for (int v = 0; v < nv; v++)
-    cg_buf_printf(o, "    const lathe_vf b%d = *(const lathe_vf *)(b + %d);\n", v, v * t->vec);
-  for (int i = 0; i < t->mr; i++) {
-    cg_buf_printf(o, "    const float a%d = a[%d];\n   ", i, i);
+  for (int v = 0; v < nv; v++) {
+    cg_buf_printf(o, "    const lathe_vf b%d = ", v);
+    cg_buf_printf(o, bload, v * vec);
+    cg_buf_puts(o, ";\n");
+  }
+  for (int i = 0; i < mr; i++) {
+    cg_buf_printf(o, "    const float x%d = ", i);
+    cg_buf_printf(o, aload, i);
+    cg_buf_puts(o, ";\n   ");
     for (int v = 0; v < nv; v++)
-      cg_buf_printf(o, " c%d_%d += a%d * b%d;", i, v, i, v);
+      cg_buf_printf(o, " c%d_%d += x%d * b%d;", i, v, i, v);
     cg_buf_puts(o, "\n");
   }
+}
+
+static void emit_vector_kernel(CgBuf *o, const GemmTile *t) {
+  int nv = t->nr / t->vec;
+  cg_buf_printf(o, kernel_doc, t->mr, t->nr, t->mr, t->nr);
+  cg_buf_puts(o, "LATHE_GEMM_FN void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
+                 "                                     const float *restrict b, float *restrict t) "
+                 "{\n");
+  cg_gemm_emit_tile_step(o, t->mr, t->nr, t->vec, "*(const lathe_vf *)(b + %d)", "a[%d]");
   cg_buf_printf(o, "    a += %d;\n    b += %d;\n  }\n", t->mr, t->nr);
   for (int i = 0; i < t->mr; i++)
     for (int v = 0; v < nv; v++)

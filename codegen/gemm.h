@@ -86,6 +86,12 @@ int cg_gemm_vec(const CgOptions *o);
 CgTarget cg_target_resolve(const CgOptions *o);
 /* the micro-tile of o's target: floats per vector (0: scalar), rows of A, columns of B */
 void cg_gemm_tile(const CgOptions *o, int *vec, int *mr, int *nr);
+/* The body of a vector micro-kernel up to its k loop's pointer steps: the mr x nr / vec
+ * accumulators c<i>_<v>, then, in `for (ptrdiff_t p = 0; p < kc; p++) {` (left open), the
+ * B vectors b<v> (bload: a printf format of the float offset) and per row the A element
+ * x<i> (aload: a format of the row) and its multiply-adds. */
+void cg_gemm_emit_tile_step(CgBuf *o, int mr, int nr, int vec, const char *bload,
+                            const char *aload);
 
 /* ---- the GEMM that packs nothing (gemm_direct.c) ---- */
 /* whether an m x k x n product with a row-major B runs faster unpacked (all but large cubes) */

@@ -59,21 +59,7 @@ static void emit_vector_kernel(CgBuf *o, int vec, int mr, int nr) {
     else
       cg_buf_printf(o, "  const float *a%d = a + (%d < mr ? %d : mr - 1) * rs;\n", i, i, i);
   }
-  for (int i = 0; i < mr; i++) {
-    cg_buf_puts(o, "  lathe_vf");
-    for (int v = 0; v < nv; v++)
-      cg_buf_printf(o, "%s c%d_%d = {0}", v ? "," : "", i, v);
-    cg_buf_puts(o, ";\n");
-  }
-  cg_buf_puts(o, "  for (ptrdiff_t p = 0; p < kc; p++) {\n");
-  for (int v = 0; v < nv; v++)
-    cg_buf_printf(o, "    const lathe_vf b%d = *(const lathe_vfu *)(b + %d);\n", v, v * vec);
-  for (int i = 0; i < mr; i++) {
-    cg_buf_printf(o, "    const float x%d = *a%d;\n   ", i, i);
-    for (int v = 0; v < nv; v++)
-      cg_buf_printf(o, " c%d_%d += x%d * b%d;", i, v, i, v);
-    cg_buf_puts(o, "\n");
-  }
+  cg_gemm_emit_tile_step(o, mr, nr, vec, "*(const lathe_vfu *)(b + %d)", "*a%d");
   cg_buf_puts(o, "   ");
   for (int i = 0; i < mr; i++)
     cg_buf_printf(o, " a%d += cs;", i);

@@ -252,15 +252,20 @@ static int accum_stacked(Hoist *h, NodeId dg) {
   return h->body->n_outputs - 1;
 }
 
-/* the parent side: dG stacked out of the scan, one GEMM, added to each unpack of the carry */
-static bool accum_parent(Hoist *h, NodeId x, NodeId dg, const NodeId *uses, int nu) {
+/* dG stacked out of the scan (accum_stacked), unpacked on the parent side */
+static NodeId stacked_unpack(Hoist *h, NodeId dg) {
   int64_t off;
-  Shape last = scan_piece(h->g, graph_node(h->g, h->id), accum_stacked(h, dg), &off);
+  Shape piece = scan_piece(h->g, graph_node(h->g, h->id), accum_stacked(h, dg), &off);
   NodeAttr at;
   memset(&at, 0, sizeof at);
   at.unpack.offset = off;
-  at.unpack.shape = last;
-  NodeId d = hz_add(h, OP_UNPACK, &h->id, 1, &at);
+  at.unpack.shape = piece;
+  return hz_add(h, OP_UNPACK, &h->id, 1, &at);
+}
+
+/* the parent side: dG stacked out of the scan, one GEMM, added to each unpack of the carry */
+static bool accum_parent(Hoist *h, NodeId x, NodeId dg, const NodeId *uses, int nu) {
+  NodeId d = stacked_unpack(h, dg);
   NodeId grad = hz_matmul(h, hz_rows(h, x), d == IR_NONE ? IR_NONE : hz_rows(h, d), true, false);
   for (int i = 0; i < nu && !h->failed; i++) {
     NodeId in[2] = {uses[i], grad};
@@ -323,13 +328,8 @@ static bool hoist_bias(Hoist *h, int k, NodeId *uses) {
   int nu = 0;
   if (!accum_consumers(h, off, shape_numel(&piece), uses, &nu)) return false;
   h->body->outputs[k].node = acc;
-  int64_t doff;
-  Shape ds = scan_piece(h->g, graph_node(h->g, h->id), accum_stacked(h, dg), &doff);
+  NodeId d = stacked_unpack(h, dg);
   NodeAttr at;
-  memset(&at, 0, sizeof at);
-  at.unpack.offset = doff;
-  at.unpack.shape = ds;
-  NodeId d = hz_add(h, OP_UNPACK, &h->id, 1, &at);
   memset(&at, 0, sizeof at);
   at.reduce.axes = 1u;
   NodeId rows = d == IR_NONE ? IR_NONE : hz_rows(h, d);

@@ -106,11 +106,11 @@ static inline void cgh_setup(CghBuild *b, const char *model, const char *c_text,
   cgh_write(path, h_text);
 }
 
-/* compile with cc into a shared object and dlopen it */
-static inline void cgh_build(CghBuild *b, const char *cc) {
+/* compile with cc and flags into a shared object and dlopen it */
+static inline void cgh_build_with(CghBuild *b, const char *cc, const char *flags) {
   char so[160], path[320], sym[128];
   snprintf(so, sizeof so, "%s-%s.so", b->model, cc);
-  ck_assert_msg(cgh_compile(b, cc, "-O1 -shared -fPIC -lm", so) == 0, "%s rejected the C", cc);
+  ck_assert_msg(cgh_compile(b, cc, flags, so) == 0, "%s %s rejected the C", cc, flags);
   snprintf(path, sizeof path, "%s/%s", b->dir, so);
   b->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   ck_assert_msg(b->handle != NULL, "dlopen: %s", dlerror());
@@ -118,6 +118,11 @@ static inline void cgh_build(CghBuild *b, const char *cc) {
   b->info = (const lathe_model_info *)dlsym(b->handle, sym);
   ck_assert_msg(b->info != NULL, "no symbol %s", sym);
   ck_assert_int_eq(b->info->version, LATHE_MODEL_INFO_VERSION);
+}
+
+/* compile with cc (-O1) into a shared object and dlopen it */
+static inline void cgh_build(CghBuild *b, const char *cc) {
+  cgh_build_with(b, cc, "-O1 -shared -fPIC -lm");
 }
 
 static inline void cgh_unload(CghBuild *b) {

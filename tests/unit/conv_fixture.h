@@ -83,17 +83,29 @@ static inline void fx_close(Fixture *fx) {
  * with ir_eval (rtol 1e-4: sums of hundreds of f32 products), unloads it */
 static inline void fx_build_and_check(CghBuild *b, Module *m, const Tensor *inputs,
                                       const Tensor *params, const char *cc, const char *flags) {
-  char so[160], path[320], sym[128];
-  snprintf(so, sizeof so, "%s-%s.so", b->model, cc);
-  ck_assert_msg(cgh_compile(b, cc, flags, so) == 0, "%s %s rejected the C", cc, flags);
-  snprintf(path, sizeof path, "%s/%s", b->dir, so);
-  b->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  ck_assert_msg(b->handle != NULL, "dlopen: %s", dlerror());
-  snprintf(sym, sizeof sym, "%s_info", b->model);
-  b->info = (const lathe_model_info *)dlsym(b->handle, sym);
-  ck_assert_msg(b->info != NULL, "no symbol %s", sym);
+  cgh_build_with(b, cc, flags);
   cgh_check_entry(b, m, 0, inputs, params, NULL, 1e-4);
   cgh_unload(b);
+}
+
+/* the generated C of m checked with every compiler; with `scalar` also its scalar twins
+ * (-DLATHE_NO_VECTOR_EXTENSIONS), with threads > 1 also built with -fopenmp */
+static inline void fx_check_builds(Module *m, const Tensor *inputs, const Tensor *params,
+                                   const char *c_text, const char *h_text, bool scalar,
+                                   int threads) {
+  CghBuild b;
+  cgh_setup(&b, m->name, c_text, h_text);
+  for (int k = 0; k < CGH_N_COMPILERS; k++)
+    fx_build_and_check(&b, m, inputs, params, cgh_compilers[k], "-O1 -shared -fPIC -lm");
+  if (scalar)
+    fx_build_and_check(&b, m, inputs, params, "gcc",
+                       "-O1 -DLATHE_NO_VECTOR_EXTENSIONS -shared -fPIC -lm");
+  if (threads > 1) {
+    /* libgomp's idle threads outlive the model: keep it loaded after the model's dlclose */
+    ck_assert_msg(dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL) != NULL, "%s", dlerror());
+    fx_build_and_check(&b, m, inputs, params, "gcc", "-O1 -shared -fPIC -fopenmp -lm");
+  }
+  cgh_cleanup(&b);
 }
 
 #endif

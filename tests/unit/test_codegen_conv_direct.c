@@ -139,18 +139,8 @@ static void check_target(Module *m, const Tensor *inputs, const Tensor *params, 
   ck_assert(!direct || strstr(c_text, "lathe_wino_tile(xq + "));
   ck_assert(t != CG_TARGET_GENERIC || strstr(c_text, "__attribute__") == NULL);
   ck_assert((strstr(c_text, "LATHE_OMP_FOR") != NULL) == (threads > 1));
-  CghBuild b;
-  cgh_setup(&b, m->name, c_text, h_text);
-  for (int k = 0; k < CGH_N_COMPILERS; k++)
-    fx_build_and_check(&b, m, inputs, params, cgh_compilers[k], "-O1 -shared -fPIC -lm");
-  if (direct && threads == 1) /* the scalar twins, as a compiler without vector extensions */
-    fx_build_and_check(&b, m, inputs, params, "gcc",
-                       "-O1 -DLATHE_NO_VECTOR_EXTENSIONS -shared -fPIC -lm");
-  if (threads > 1) {
-    ck_assert_msg(dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL) != NULL, "%s", dlerror());
-    fx_build_and_check(&b, m, inputs, params, "gcc", "-O1 -shared -fPIC -fopenmp -lm");
-  }
-  cgh_cleanup(&b);
+  /* the scalar twins too, as a compiler without vector extensions builds them */
+  fx_check_builds(m, inputs, params, c_text, h_text, direct && threads == 1, threads);
   free(c_text);
   free(h_text);
   diag_fini(&d);

@@ -59,17 +59,8 @@ static void check_target(Module *m, const Tensor *inputs, const Tensor *params, 
   ck_assert(strstr(c_text, "lathe_conv_pack_im2col_t(") != NULL);
   ck_assert(strstr(c_text, "lathe_conv_pack_gather(") != NULL);
   ck_assert(t != CG_TARGET_GENERIC || strstr(c_text, "__attribute__") == NULL);
-  CghBuild b;
-  cgh_setup(&b, m->name, c_text, h_text);
   ck_assert((strstr(c_text, "LATHE_GEMM_OMP\n") != NULL) == (threads > 1));
-  for (int k = 0; k < CGH_N_COMPILERS; k++)
-    fx_build_and_check(&b, m, inputs, params, cgh_compilers[k], "-O1 -shared -fPIC -lm");
-  if (threads > 1) {
-    /* libgomp's idle threads outlive the model: keep it loaded after the model's dlclose */
-    ck_assert_msg(dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL) != NULL, "%s", dlerror());
-    fx_build_and_check(&b, m, inputs, params, "gcc", "-O1 -shared -fPIC -fopenmp -lm");
-  }
-  cgh_cleanup(&b);
+  fx_check_builds(m, inputs, params, c_text, h_text, false, threads);
   free(c_text);
   free(h_text);
   diag_fini(&d);

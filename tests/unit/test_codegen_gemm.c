@@ -99,14 +99,7 @@ static void build_and_check(Case *c, CghBuild *b, const char *cc, double rtol, b
     if (strcmp(cc, "gcc") == 0 && !scalar) flags = "-O1 -shared -fPIC -fsanitize=address -lm";
 #endif
   }
-  char so[160], path[320];
-  snprintf(so, sizeof so, "%s-%s.so", b->model, cc);
-  ck_assert_msg(cgh_compile(b, cc, flags, so) == 0, "%s rejected the C", cc);
-  snprintf(path, sizeof path, "%s/%s", b->dir, so);
-  b->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  ck_assert_msg(b->handle != NULL, "dlopen: %s", dlerror());
-  b->info = (const lathe_model_info *)dlsym(b->handle, "gm_info");
-  ck_assert(b->info != NULL);
+  cgh_build_with(b, cc, flags);
   cgh_check_entry(b, c->m, 0, c->inputs, c->params, c->states, rtol);
   cgh_unload(b);
 }
