@@ -207,11 +207,13 @@ static void gemm_shape(const Graph *g, NodeId mm, const CgOptions *o, GemmShape 
   s->b_rs = tb ? 1 : nn;
   s->b_cs = tb ? k : 1;
   cg_gemm_plan(o, m, k, nn, &s->plan);
-  /* B row-major and no operand packed at compile time: unpacked unless a large cube (a scan
-   * body's captured operands are then not pre-packed either: pack_bytes) */
-  s->direct = s->b_cs == 1 && !const_packed(g, mm, 0) && !const_packed(g, mm, 1) &&
-              cg_gemm_direct_suits(m, k, nn);
-  if (s->direct) s->plan.bytes = cg_gemm_direct_bytes(o, k);
+  /* no operand packed at compile time: unpacked unless a large cube (a scan body's captured
+   * operands are then not pre-packed either: pack_bytes). A transposed B is made row-major
+   * per call, unless a scan captures it: packed once before the loop, it costs nothing per
+   * step. */
+  s->direct = (s->b_cs == 1 || graph_node(g, n->in[1])->op != OP_SCAN_ARG) &&
+              !const_packed(g, mm, 0) && !const_packed(g, mm, 1) && cg_gemm_direct_suits(m, k, nn);
+  if (s->direct) s->plan.bytes = cg_gemm_direct_bytes(o, k, nn, s->b_cs != 1);
   s->off_acc = s->plan.bytes;
   s->bytes = s->off_acc + (n->group >= 0 ? round64(m * nn * 4) : 0);
 }
@@ -865,8 +867,8 @@ static bool gemm_direct(CgFunc *f, NodeId mm, const GemmShape *s, const CgGemmSt
   } else {
     c = product(f, s, store);
   }
-  cg_gemm_direct_call(f, s->plan.m, s->plan.n, s->plan.k, a, s->a_rs, s->a_cs, b, s->b_rs, c,
-                      s->plan.n, 0);
+  cg_gemm_direct_call(f, s->plan.m, s->plan.n, s->plan.k, a, s->a_rs, s->a_cs, b, s->b_rs, s->b_cs,
+                      c, s->plan.n, 0);
   if (bt) plain_close(f);
   return bt || node->group < 0 || epilogue(f, s, c, store);
 }

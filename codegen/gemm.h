@@ -94,15 +94,16 @@ void cg_gemm_emit_tile_step(CgBuf *o, int mr, int nr, int vec, const char *bload
                             const char *aload);
 
 /* ---- the GEMM that packs nothing (gemm_direct.c) ---- */
-/* whether an m x k x n product with a row-major B runs faster unpacked (all but large cubes) */
+/* whether an m x k x n product runs faster unpacked (all but large cubes) */
 bool cg_gemm_direct_suits(int64_t m, int64_t k, int64_t n);
-/* the scratch bytes of one lathe_gemm_direct call with inner dimension k */
-int64_t cg_gemm_direct_bytes(const CgOptions *o, int64_t k);
+/* the scratch bytes of one lathe_gemm_direct call: the edge sliver, and B made row-major
+ * first when it is not (trans_b) */
+int64_t cg_gemm_direct_bytes(const CgOptions *o, int64_t k, int64_t n, bool trans_b);
 /* emits `lathe_gemm_direct(...)` (and the routines, once per file): c (row stride ldc) = a b,
- * a[i][p] = a[i * a_rs + p * a_cs], b[p][j] = b[p * ldb + j]; scratch at byte `at` of the
- * scratch region */
+ * a[i][p] = a[i * a_rs + p * a_cs], b[p][j] = b[p * b_rs + j * b_cs] (copied row-major first
+ * when b_cs != 1); scratch at byte `at` of the scratch region */
 void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char *a, int64_t a_rs,
-                         int64_t a_cs, const char *b, int64_t ldb, const char *c, int64_t ldc,
-                         int64_t at);
+                         int64_t a_cs, const char *b, int64_t b_rs, int64_t b_cs, const char *c,
+                         int64_t ldc, int64_t at);
 
 #endif

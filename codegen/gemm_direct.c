@@ -33,10 +33,15 @@ bool cg_gemm_direct_suits(int64_t m, int64_t k, int64_t n) {
   return !(m >= 512 && k >= 512 && n >= 512);
 }
 
-int64_t cg_gemm_direct_bytes(const CgOptions *o, int64_t k) {
+/* the edge sliver (k x NR floats), after B made row-major when it is transposed */
+static int64_t transposed_bytes(int64_t k, int64_t n, bool trans_b) {
+  return trans_b ? (k * n * 4 + 63) / 64 * 64 : 0;
+}
+
+int64_t cg_gemm_direct_bytes(const CgOptions *o, int64_t k, int64_t n, bool trans_b) {
   int vec, mr, nr;
   cg_gemm_tile(o, &vec, &mr, &nr);
-  return (k * nr * 4 + 63) / 64 * 64;
+  return transposed_bytes(k, n, trans_b) + (k * nr * 4 + 63) / 64 * 64;
 }
 
 static const char kernel_doc[] =
@@ -105,40 +110,80 @@ static void emit_scalar_kernel(CgBuf *o, int mr, int nr) {
 static const char driver_text[] = /* up to the loop over the row blocks */
     "/* C (m x n, row stride ldc) = A B, or C += A B when acc, with A[i][p] = a[i * a_rs + p *\n"
     " * a_cs] and B[p][j] = b[p * ldb + j] read in place: no packing (codegen/gemm_direct.c).\n"
+    " * B is walked in blocks of kc x nc (at most 64K floats, 256 KB) that stay in L2 while\n"
+    " * every row block of A passes over them; a K block after the first adds to C.\n"
     " * ws: the last @NR@ columns of B, zero-padded, when n is not a multiple of @NR@. */\n"
     "LATHE_GEMM_SHARED void lathe_gemm_direct(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,\n"
     "                                         const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs,\n"
     "                                         const float *b, ptrdiff_t ldb, float *c,\n"
     "                                         ptrdiff_t ldc, int acc, float *ws) {\n"
     "  const ptrdiff_t nf = n / @NR@ * @NR@; /* the columns in whole slivers */\n"
-    "  if (nf < n) /* (flat loops with a fixed inner trip: a fraction of the compile time) */\n"
-    "    LATHE_NOVEC for (ptrdiff_t x = 0; x < k * @NR@; x++) {\n"
-    "      const ptrdiff_t p = x / @NR@, j = x % @NR@;\n"
-    "      ws[x] = j < n - nf ? b[p * ldb + nf + j] : 0.0f;\n"
-    "    }\n";
+    "  ptrdiff_t nc = nf, kc = k;\n"
+    "  if (nf * k > 65536) { /* about 256 columns, whole slivers; K blocks of equal size */\n"
+    "    nc = nf < 256 / @NR@ * @NR@ ? nf : 256 / @NR@ * @NR@;\n"
+    "    const ptrdiff_t kb = (k + 65536 / nc - 1) / (65536 / nc);\n"
+    "    kc = (k + kb - 1) / kb;\n"
+    "  }\n"
+    "  for (ptrdiff_t jc = 0; jc < nf; jc += nc) {\n"
+    "    const ptrdiff_t jn = nf - jc < nc ? nf : jc + nc;\n"
+    "    for (ptrdiff_t pc = 0; pc < k; pc += kc) {\n"
+    "      const ptrdiff_t kn = k - pc < kc ? k - pc : kc;\n"
+    "      const int add = acc || pc > 0;\n";
 
-/* the row blocks, after the OpenMP line of --threads N */
+/* the row blocks of one B block, after the OpenMP line of --threads N; then the column edge */
 static const char loop_text[] =
+    "      for (ptrdiff_t i = 0; i < m; i += @MR@) {\n"
+    "        const ptrdiff_t mr = m - i < @MR@ ? m - i : @MR@;\n"
+    "        const float *ai = a + i * a_rs + pc * a_cs;\n"
+    "        for (ptrdiff_t j = jc; j < jn; j += @NR@)\n"
+    "          lathe_gemm_direct_kernel(kn, ai, a_rs, a_cs, mr, b + pc * ldb + j, ldb,\n"
+    "                                   c + i * ldc + j, ldc, add);\n"
+    "      }\n"
+    "    }\n"
+    "  }\n"
+    "  if (nf == n) return;\n"
+    "  /* (flat loops with a fixed inner trip: a fraction of the compile time) */\n"
+    "  LATHE_NOVEC for (ptrdiff_t x = 0; x < k * @NR@; x++) {\n"
+    "    const ptrdiff_t p = x / @NR@, j = x % @NR@;\n"
+    "    ws[x] = j < n - nf ? b[p * ldb + nf + j] : 0.0f;\n"
+    "  }\n";
+
+/* the column edge's row blocks, after the OpenMP line */
+static const char edge_text[] =
     "  for (ptrdiff_t i = 0; i < m; i += @MR@) {\n"
     "    const ptrdiff_t mr = m - i < @MR@ ? m - i : @MR@;\n"
-    "    const float *ai = a + i * a_rs;\n"
     "    float *ci = c + i * ldc;\n"
-    "    for (ptrdiff_t j = 0; j < nf; j += @NR@)\n"
-    "      lathe_gemm_direct_kernel(k, ai, a_rs, a_cs, mr, b + j, ldb, ci + j, ldc, acc);\n"
-    "    if (nf < n) {\n"
-    "      float tile[@MR@ * @NR@];\n"
-    "      lathe_gemm_direct_kernel(k, ai, a_rs, a_cs, mr, ws, @NR@, tile, @NR@, 0);\n"
-    "      for (ptrdiff_t r = 0; r < mr; r++)\n"
-    "        LATHE_NOVEC for (ptrdiff_t j = 0; j < @NR@; j++)\n"
-    "          if (nf + j < n)\n"
-    "            ci[r * ldc + nf + j] = (acc ? ci[r * ldc + nf + j] : 0.0f) + tile[r * @NR@ + j];\n"
+    "    float tile[@MR@ * @NR@];\n"
+    "    lathe_gemm_direct_kernel(k, a + i * a_rs, a_rs, a_cs, mr, ws, @NR@, tile, @NR@, 0);\n"
+    "    for (ptrdiff_t r = 0; r < mr; r++)\n"
+    "      LATHE_NOVEC for (ptrdiff_t j = 0; j < @NR@; j++)\n"
+    "        if (nf + j < n)\n"
+    "          ci[r * ldc + nf + j] = (acc ? ci[r * ldc + nf + j] : 0.0f) + tile[r * @NR@ + j];\n"
+    "  }\n"
+    "}\n\n";
+
+/* B (k x n, B[p][j] = b[p * rs + j * cs]) copied row-major, for a B that is stored
+ * transposed (dX = dY Wᵀ, attention's Q Kᵀ): k n floats, a small fraction of the k m n
+ * multiply-adds, where packing would copy it and A as well */
+static const char transpose_text[] =
+    "/* dst (k x n, row-major) = B, B[p][j] = b[p * rs + j * cs] (codegen/gemm_direct.c): a\n"
+    " * transposed B made row-major for lathe_gemm_direct, in blocks of 16 x 16 so that the reads\n"
+    " * and the writes each stay within 16 cache lines */\n"
+    "LATHE_GEMM_SHARED void lathe_gemm_transpose(ptrdiff_t k, ptrdiff_t n, const float *b,\n"
+    "                                            ptrdiff_t rs, ptrdiff_t cs, float *restrict dst) "
+    "{\n"
+    "  for (ptrdiff_t j0 = 0; j0 < n; j0 += 16) {\n"
+    "    const ptrdiff_t j1 = n - j0 < 16 ? n : j0 + 16;\n"
+    "    for (ptrdiff_t p0 = 0; p0 < k; p0 += 16) {\n"
+    "      const ptrdiff_t p1 = k - p0 < 16 ? k : p0 + 16;\n"
+    "      for (ptrdiff_t j = j0; j < j1; j++)\n"
+    "        LATHE_NOVEC for (ptrdiff_t p = p0; p < p1; p++) dst[p * n + j] = b[p * rs + j * cs];\n"
     "    }\n"
     "  }\n"
     "}\n\n";
 
-/* driver_text, the OpenMP line of --threads N, loop_text */
-static void emit_driver(CgFunc *f) {
-  cg_gemm_template(f, driver_text);
+/* the row-block loops shared out by OpenMP with --threads N */
+static void emit_omp(CgFunc *f) {
   if (f->opt->threads > 1)
     cg_buf_printf(
         f->globals,
@@ -146,7 +191,15 @@ static void emit_driver(CgFunc *f) {
         "#pragma omp parallel for num_threads(%d) schedule(static) if(m * n * k >= %lld)\n"
         "#endif\n",
         f->opt->threads, (long long)(CG_OMP_MIN_FLOPS / 2));
+}
+
+/* driver_text, loop_text, edge_text, each loop over row blocks after the OpenMP line */
+static void emit_driver(CgFunc *f) {
+  cg_gemm_template(f, driver_text);
+  emit_omp(f);
   cg_gemm_template(f, loop_text);
+  emit_omp(f);
+  cg_gemm_template(f, edge_text);
 }
 
 static void emit_routines(CgFunc *f) {
@@ -172,9 +225,20 @@ static void emit_routines(CgFunc *f) {
 }
 
 void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char *a, int64_t a_rs,
-                         int64_t a_cs, const char *b, int64_t ldb, const char *c, int64_t ldc,
-                         int64_t at) {
+                         int64_t a_cs, const char *b, int64_t b_rs, int64_t b_cs, const char *c,
+                         int64_t ldc, int64_t at) {
   emit_routines(f);
+  int64_t ldb = b_rs;
+  if (b_cs != 1) { /* made row-major first, at the start of the call's scratch */
+    if (cg_gemm_once(f, "lathe_gemm_transpose (codegen/gemm_direct.c)"))
+      cg_buf_puts(f->globals, transpose_text);
+    const char *bt = cg_fresh(f->e, "gemm_bt");
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", bt,
+            (long long)(cg_scratch_base(f->g) + at));
+    cg_line(f->e, "lathe_gemm_transpose(%lld, %lld, %s, %lld, %lld, %s);", (long long)k,
+            (long long)n, b, (long long)b_rs, (long long)b_cs, bt);
+    b = bt, ldb = n, at += transposed_bytes(k, n, true);
+  }
   cg_line(f->e,
           "lathe_gemm_direct(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %s, %lld, 0, "
           "(float *)((char *)ws + %lld));",

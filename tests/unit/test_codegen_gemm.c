@@ -184,6 +184,13 @@ END_TEST
 START_TEST(test_n_panels) { variants_case(3, 5, 1100); } /* N in several packed panels */
 END_TEST
 
+/* lathe_gemm_direct's B blocks (256 columns x 150 rows, then 32 columns), a column edge of
+ * 12 and a row edge of 3; the transposed B made row-major first */
+START_TEST(test_direct_blocks) {
+  variants_case(19, 300, 300);
+}
+END_TEST
+
 /* relu(x @ w + bias) with the matmul in registers (K in several blocks: the scratch partial
  * sums), a second layer through a transposed weight, a residual, and a stored matmul. */
 static void epilogue_case(int64_t m, int64_t k, int64_t n, double rtol, int threads) {
@@ -452,6 +459,7 @@ static Suite *codegen_gemm_suite(void) {
   tcase_add_test(tc, test_k_blocks);
   tcase_add_test(tc, test_m_blocks);
   tcase_add_test(tc, test_n_panels);
+  tcase_add_test(tc, test_direct_blocks);
   tcase_add_test(tc, test_epilogue_small);
   tcase_add_test(tc, test_epilogue_k_blocks);
   tcase_add_test(tc, test_epilogue_n_panels);
