@@ -4,7 +4,10 @@
  * The output is set to the identity (0, or the lowest value for MAX), then one loop nest over
  * the input accumulates into it; MEAN divides at the end. A float sum whose reduced axes
  * include a long contiguous run at the end takes reduce_rows: lane-wise partial sums that
- * vectorize without -ffast-math.
+ * vectorize without -ffast-math. With --threads N, a large one shares its outermost loop out:
+ * when that dim is kept, each thread writes its own outputs; when it is reduced (a bias
+ * gradient's sum over the batch), each thread sums into its own partial outputs, added up in
+ * thread order after (deterministic for a given N).
  */
 #include "lower.h"
 
@@ -14,7 +17,19 @@
  * added up and into the output. A plain `out[k] += x[...]` chain instead runs at one add per
  * floating-point latency and stays scalar without -ffast-math. Emits nothing and returns
  * false when the shape does not qualify. */
-enum { REDUCE_LANES = 16, REDUCE_ROW_MIN = 64 };
+enum { REDUCE_LANES = 16, REDUCE_ROW_MIN = 64, REDUCE_PARTIALS_MAX = 4096 };
+
+/* How reduce_rows shares its outermost loop (over in->dim[0]) out with --threads. */
+typedef enum { RED_SERIAL, RED_KEPT, RED_PARTIAL } RedThreads;
+
+static RedThreads red_threads(const CgFunc *f, const Node *n, const Shape *in, int split) {
+  int th = f->opt->threads;
+  if (th <= 1 || split < 1 || in->dim[0] < th ||
+      shape_numel(in) * CG_OMP_ELEMENT_COST < CG_OMP_MIN_FLOPS)
+    return RED_SERIAL;
+  if (!(n->attr.reduce.axes & 1u)) return RED_KEPT;
+  return shape_numel(&n->shape) * th <= REDUCE_PARTIALS_MAX ? RED_PARTIAL : RED_SERIAL;
+}
 
 static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t *ost) {
   const Node *n = graph_node(f->g, id);
@@ -26,7 +41,28 @@ static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t 
   if (inner < REDUCE_ROW_MIN) return false;
   const char *t = dtype_c_name(n->dtype), *zero = cg_literal(f->arena, n->dtype, 0);
   const char *vars[IR_MAX_RANK] = {0};
-  for (int d = 0; d < split; d++) vars[d] = cg_loop_open(f, "i", in->dim[d]);
+  RedThreads par = red_threads(f, n, in, split);
+  int th = f->opt->threads;
+  int64_t outs = shape_numel(&n->shape);
+  const char *dst = f->val[id].expr, *thread = NULL, *tp = NULL;
+  if (par == RED_PARTIAL) { /* per thread partial outputs */
+    tp = cg_fresh(f->e, "tpart");
+    cg_line(f->e, "{ /* each thread's partial sums, added up in thread order after */");
+    cg_indent(f->e);
+    cg_line(f->e, "%s %s[%d][%lld] = {{%s}};", t, tp, th, (long long)outs, zero);
+    cg_line(f->e, "LATHE_OMP_FOR");
+    thread = cg_loop_open(f, "thread", th);
+    vars[0] = cg_fresh(f->e, "i");
+    cg_scope_push(f->e);
+    cg_open(f->e, "for (int64_t %s = %s * %lld / %d; %s < (%s + 1) * %lld / %d; %s++)", vars[0],
+            thread, (long long)in->dim[0], th, vars[0], thread, (long long)in->dim[0], th, vars[0]);
+    dst = arena_printf(f->arena, "%s[%s]", tp, thread);
+  } else if (split > 0) {
+    if (par == RED_KEPT) cg_line(f->e, "LATHE_OMP_FOR");
+    vars[0] = cg_loop_open(f, "i", in->dim[0]);
+  }
+  for (int d = 1; d < split; d++)
+    vars[d] = cg_loop_open(f, "i", in->dim[d]);
   const char *row = cg_index_expr(f->arena, split, vars, ist);
   const char *part = cg_fresh(f->e, "part"), *j = cg_fresh(f->e, "j"), *l = cg_fresh(f->e, "l");
   const char *sum = cg_fresh(f->e, "sum");
@@ -42,8 +78,16 @@ static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t 
   if (full < inner) /* the last elements of the row, past the whole lane blocks */
     cg_line(f->e, "for (int64_t %s = %lld; %s < %lld; %s++) %s += %s;", j, full, j,
             (long long)inner, j, sum, cg_at(f, n->in[0], arena_printf(f->arena, "%s + %s", row, j)));
-  cg_line(f->e, "%s[%s] += %s;", f->val[id].expr, cg_index_expr(f->arena, split, vars, ost), sum);
+  cg_line(f->e, "%s[%s] += %s;", dst, cg_index_expr(f->arena, split, vars, ost), sum);
   for (int d = split - 1; d >= 0; d--) cg_loop_close(f, vars[d]);
+  if (par == RED_PARTIAL) {
+    cg_loop_close(f, thread);
+    const char *tv = cg_loop_open(f, "thread", th), *k = cg_fresh(f->e, "k");
+    cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s[%s] += %s[%s][%s];", k, k,
+            (long long)outs, k, f->val[id].expr, k, tp, tv, k);
+    cg_loop_close(f, tv);
+    cg_close(f->e);
+  }
   return true;
 }
 

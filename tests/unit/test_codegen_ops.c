@@ -252,6 +252,38 @@ START_TEST(test_reduce_f64) {
 }
 END_TEST
 
+/* --threads 2: a sum over a large tensor shares its outermost loop out, with per-thread partial
+ * sums when that dim is reduced (a bias gradient's axes 0, 2, 3) and straight into the output
+ * when it is kept; a sum over everything stays serial. Built with -fopenmp, against ir_eval. */
+START_TEST(test_reduce_threads) {
+  Fixture fx;
+  fx_init(&fx, "redt", "forward");
+  NodeId x = fx_input(&fx, "x", DT_F32, shp(4, 9, 16, 20, 23), -2, 2);
+  fx_out(&fx, "bias_grad", reduce(&fx, OP_SUM, x, 1u | 4u | 8u, true));
+  fx_out(&fx, "per_image", reduce(&fx, OP_SUM, x, 4u | 8u, false));
+  fx_out(&fx, "all", reduce(&fx, OP_SUM, x, 15u, false));
+  cgh_plan(fx.m);
+  CgOptions o;
+  cg_options_init(&o);
+  o.threads = 2;
+  char *c_text, *h_text;
+  ck_assert_msg(cg_emit_c(fx.m, &o, &c_text, &h_text, &fx.d), "%s", diag_text(&fx.d));
+  ck_assert_msg(strstr(c_text, "float tpart[2][16]") != NULL, "per-thread partial sums");
+  const char *first = strstr(c_text, "LATHE_OMP_FOR\n");
+  ck_assert(first && strstr(first + 1, "LATHE_OMP_FOR\n") != NULL); /* two parallel loops */
+  ck_assert_msg(dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL) != NULL, "%s", dlerror());
+  CghBuild b;
+  cgh_setup(&b, "redt", c_text, h_text);
+  cgh_build_with(&b, "gcc", "-O1 -fopenmp -shared -fPIC -lm");
+  cgh_check_entry(&b, fx.m, 0, fx.inputs, fx.params, fx.states, 1e-5);
+  cgh_unload(&b);
+  cgh_cleanup(&b);
+  free(c_text);
+  free(h_text);
+  fx_check(&fx, 1e-5); /* and the serial C, with both compilers */
+}
+END_TEST
+
 START_TEST(test_structure) {
   Fixture fx;
   fx_init(&fx, "st", "forward");
@@ -399,6 +431,7 @@ static Suite *codegen_ops_suite(void) {
   tcase_add_test(tc, test_softmax_f64);
   tcase_add_test(tc, test_reduce_f32);
   tcase_add_test(tc, test_reduce_f64);
+  tcase_add_test(tc, test_reduce_threads);
   tcase_add_test(tc, test_structure);
   tcase_add_test(tc, test_mlp_chain);
   tcase_add_test(tc, test_train_and_grad_entries);
