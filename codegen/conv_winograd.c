@@ -22,7 +22,10 @@
  * 38 us per image direct, 28 us here, plus 17 us per call to transform the weights (which
  * change at every train step, so they are transformed per call). Used for forward conv2d with
  * a 3x3 kernel, stride and dilation 1, at least 16 input and output channels and at least 4
- * images, where the weight transform pays for itself (cg_conv_winograd_suits).
+ * images, where the weight transform pays for itself (cg_conv_winograd_suits). Not for the
+ * stride-1 input gradient (a transposed convolution run as a convolution): measured on the
+ * CNN example's (64 -> 32 channels, 7 x 7 tiles an image), the input transform of rows of 7
+ * tiles stays scalar and costs what the products save.
  * Invariant: the per-thread scratch is the tile, then v, then m (each rounded to 64 bytes),
  * then the zero-bordered copy, as cg_conv_winograd_bytes and cg_conv_winograd_xpad count and
  * lathe_wino_tile computes. The input transform has no arrays of variable extent and no
@@ -146,29 +149,35 @@ static const char tile_text[] =
     "    src = lathe_dconv_border(x, gq, xpad);\n"
     "  }\n"
     "  /* v = B^T d B per tile, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]: the columns of\n"
-    "   * the patch d (rows r0..r3, along the tiles of a row), then its rows */\n"
+    "   * the 4-row band of a row of tiles into e (contiguous: vectorized), then the rows of\n"
+    "   * each tile's patch from e; 32 tiles (66 columns) at a time */\n"
     "  for (ptrdiff_t c = 0; c < C; c++)\n"
-    "    for (ptrdiff_t ty = 0; ty < TY; ty++) {\n"
-    "      const float *const r0 = src + (c * HQ + 2 * ty) * WQ, *const r1 = r0 + WQ;\n"
-    "      const float *const r2 = r1 + WQ, *const r3 = r2 + WQ;\n"
-    "      float *const vt = v + c * T + ty * TX;\n"
-    "      for (ptrdiff_t t = 0; t < TX; t++) {\n"
-    "        float b[4][4];\n"
-    "        for (int j = 0; j < 4; j++) {\n"
-    "          const float d0 = r0[2 * t + j], d1 = r1[2 * t + j];\n"
-    "          const float d2 = r2[2 * t + j], d3 = r3[2 * t + j];\n"
-    "          b[0][j] = d0 - d2, b[1][j] = d1 + d2, b[2][j] = d2 - d1, b[3][j] = d1 - d3;\n"
+    "    for (ptrdiff_t ty = 0; ty < TY; ty++)\n"
+    "      for (ptrdiff_t t0 = 0; t0 < TX; t0 += 32) {\n"
+    "        const ptrdiff_t tn = TX - t0 < 32 ? TX - t0 : 32;\n"
+    "        const float *const r0 = src + (c * HQ + 2 * ty) * WQ + 2 * t0;\n"
+    "        const float *const r1 = r0 + WQ, *const r2 = r1 + WQ, *const r3 = r2 + WQ;\n"
+    "        float e[4][66];\n"
+    "        for (ptrdiff_t x = 0; x < 2 * tn + 2; x++) {\n"
+    "          e[0][x] = r0[x] - r2[x], e[1][x] = r1[x] + r2[x];\n"
+    "          e[2][x] = r2[x] - r1[x], e[3][x] = r1[x] - r3[x];\n"
     "        }\n"
     "        for (int i = 0; i < 4; i++) {\n"
-    "          float *const vi = vt + (ptrdiff_t)i * 4 * C * T;\n"
-    "          vi[t] = b[i][0] - b[i][2];\n"
-    "          vi[C * T + t] = b[i][1] + b[i][2];\n"
-    "          vi[2 * C * T + t] = b[i][2] - b[i][1];\n"
-    "          vi[3 * C * T + t] = b[i][1] - b[i][3];\n"
+    "          float *const vi = v + (ptrdiff_t)i * 4 * C * T + c * T + ty * TX + t0;\n"
+    "          for (ptrdiff_t t = 0; t < tn; t++) {\n"
+    "            vi[t] = e[i][2 * t] - e[i][2 * t + 2];\n"
+    "            vi[C * T + t] = e[i][2 * t + 1] + e[i][2 * t + 2];\n"
+    "            vi[2 * C * T + t] = e[i][2 * t + 2] - e[i][2 * t + 1];\n"
+    "            vi[3 * C * T + t] = e[i][2 * t + 1] - e[i][2 * t + 3];\n"
+    "          }\n"
     "        }\n"
     "      }\n"
-    "    }\n"
-    "  lathe_wino_products(g, u, koff, k_main, k_last, v, m);\n"
+    "  lathe_wino_products(g, u, koff, k_main, k_last, v, m);\n";
+
+/* the rest of lathe_wino_tile, after the products (a second string: C99 compilers need only
+ * take 4095 characters in one) */
+static const char tile_out_text[] =
+
     "  /* the tile: A^T m A per tile, A^T = [1 1 1 0; 0 1 -1 -1], along the lanes; the\n"
     "   * pixels past HO x WO (odd sizes) are not stored */\n"
     "  const ptrdiff_t S = OB * @V@ * T; /* floats from one xi to the next */\n"
@@ -177,7 +186,8 @@ static const char tile_text[] =
     "      const ptrdiff_t ty = t / TX, tx = t % TX;\n"
     "      const float *const mp = m + (ob * T + t) * @V@;\n"
     "      float *const y = tmp + (ob * HO * WO + 2 * ty * WO + 2 * tx) * @V@;\n"
-    "      const int r2 = 2 * ty + 1 < HO, c2 = 2 * tx + 1 < WO;\n"
+    "      /* the 2x2 pixels into q, a loop the compiler vectorizes, then stored */\n"
+    "      float q[4][@V@];\n"
     "      for (ptrdiff_t l = 0; l < @V@; l++) {\n"
     "        const float a0 = mp[l] + mp[4 * S + l] + mp[8 * S + l];\n"
     "        const float a1 = mp[S + l] + mp[5 * S + l] + mp[9 * S + l];\n"
@@ -187,10 +197,14 @@ static const char tile_text[] =
     "        const float b1 = mp[5 * S + l] - mp[9 * S + l] - mp[13 * S + l];\n"
     "        const float b2 = mp[6 * S + l] - mp[10 * S + l] - mp[14 * S + l];\n"
     "        const float b3 = mp[7 * S + l] - mp[11 * S + l] - mp[15 * S + l];\n"
-    "        y[l] = a0 + a1 + a2;\n"
-    "        if (c2) y[@V@ + l] = a1 - a2 - a3;\n"
-    "        if (r2) y[WO * @V@ + l] = b0 + b1 + b2;\n"
-    "        if (r2 && c2) y[(WO + 1) * @V@ + l] = b1 - b2 - b3;\n"
+    "        q[0][l] = a0 + a1 + a2, q[1][l] = a1 - a2 - a3;\n"
+    "        q[2][l] = b0 + b1 + b2, q[3][l] = b1 - b2 - b3;\n"
+    "      }\n"
+    "      memcpy(y, q[0], sizeof q[0]);\n"
+    "      if (2 * tx + 1 < WO) memcpy(y + @V@, q[1], sizeof q[1]);\n"
+    "      if (2 * ty + 1 < HO) {\n"
+    "        memcpy(y + WO * @V@, q[2], sizeof q[2]);\n"
+    "        if (2 * tx + 1 < WO) memcpy(y + (WO + 1) * @V@, q[3], sizeof q[3]);\n"
     "      }\n"
     "    }\n"
     "}\n\n";
@@ -200,4 +214,5 @@ void cg_conv_winograd_emit(CgFunc *f) {
   cg_conv_emit_text(f, pack_text);
   cg_conv_emit_text(f, products_text);
   cg_conv_emit_text(f, tile_text);
+  cg_conv_emit_text(f, tile_out_text);
 }
