@@ -166,8 +166,8 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
 enum { EPI_FLOATS = 4096 }; /* the local block of a fused epilogue (16 KB on the stack) */
 
 /* bytes: packed weights, then offsets, then one (tile, padded copy) per thread */
-static int64_t weights_bytes(const Direct *d) {
-  return round64(d->ob * d->vec * (d->wino ? 16 * d->c : d->k) * 4);
+static int64_t weights_bytes(const Direct *d) { /* Winograd's: u, then wt of lathe_wino_pack_u */
+  return round64(d->ob * d->vec * (d->wino ? 16 * d->c + 9 * d->c : d->k) * 4);
 }
 static int64_t offsets_bytes(const Direct *d) { return round64(d->k * 8); }
 static int64_t tile_bytes(const Direct *d) {
@@ -206,14 +206,23 @@ static const char driver_text[] =
 static const char pack_mark[] = "lathe_dconv_pack_w (codegen/conv_direct.c)";
 
 static const char pack_text[] =
-    "/* wp[ob][k][l] = w[ob * @V@ + l][k], zero for the channels past o */\n"
+    "/* wp[ob][k][l] = w[ob * @V@ + l][k], zero for the channels past o: whole blocks of @V@\n"
+    " * channels by lathe_gemm_transpose (in registers), a partial last one element by element */\n"
     "LATHE_GEMM_SHARED void lathe_dconv_pack_w(const float *w, ptrdiff_t o, ptrdiff_t k,\n"
     "                                          float *wp) {\n"
-    "  for (ptrdiff_t ob = 0; ob < (o + @V@ - 1) / @V@; ob++)\n"
+    "  for (ptrdiff_t ob = 0; ob < o / @V@; ob++)\n"
+    "    lathe_gemm_transpose(k, @V@, w + ob * @V@ * k, 1, k, wp + ob * k * @V@);\n"
+    "  for (ptrdiff_t ob = o / @V@; ob < (o + @V@ - 1) / @V@; ob++)\n"
     "    for (ptrdiff_t p = 0; p < k; p++)\n"
     "      for (ptrdiff_t l = 0; l < @V@; l++)\n"
     "        wp[(ob * k + p) * @V@ + l] = ob * @V@ + l < o ? w[(ob * @V@ + l) * k + p] : 0.0f;\n"
     "}\n\n";
+
+/* lathe_dconv_pack_w and the transpose it calls, once per file */
+static void emit_pack_w(CgFunc *f) {
+  cg_gemm_transpose_emit(f);
+  if (cg_gemm_once(f, pack_mark)) cg_conv_emit_text(f, pack_text);
+}
 
 static const char transposed_mark[] = "lathe_dconv_pack_wt (codegen/conv_direct.c)";
 
@@ -701,7 +710,10 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   Direct d = direct(f->g, id, f->opt);
   if (n->op == OP_CONV2D_GRAD_WEIGHT) return lower_grad(f, id, &d);
   emit_driver(f, false, store == NULL, n->op == OP_CONV_TRANSPOSE2D);
-  if (d.wino) cg_conv_winograd_emit(f);
+  if (d.wino) {
+    emit_pack_w(f);
+    cg_conv_winograd_emit(f);
+  }
   const char *k_main = emit_kernel(f, d.pb, d.sw, d.ob % 2 == 0);
   const char *k_last = emit_kernel(f, d.pb_last, d.sw, d.ob % 2 == 0);
   const char *x = f->val[n->in[0]].expr, *w = f->val[n->in[1]].expr, *y = f->val[id].expr;
@@ -733,9 +745,10 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
     wp = emit_const_weights(f, id, &d);
   } else if (d.wino) {
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
-    cg_line(f->e, "lathe_wino_pack_u(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.c, wp);
+    cg_line(f->e, "lathe_wino_pack_u(%s, %lld, %lld, %s, %s + %lld);", w, (long long)d.o,
+            (long long)d.c, wp, wp, (long long)(d.ob * d.vec * 16 * d.c));
   } else if (n->op == OP_CONV2D) {
-    if (cg_gemm_once(f, pack_mark)) cg_conv_emit_text(f, pack_text);
+    emit_pack_w(f);
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
     cg_line(f->e, "lathe_dconv_pack_w(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.k,
             wp);

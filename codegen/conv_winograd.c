@@ -19,17 +19,17 @@
  * The transforms' constants are 0, +-1 and 1/2: the result differs from the direct sum by a
  * few f32 roundings (tests/unit/test_codegen_conv_direct.c holds it to rtol 1e-4).
  * Measured on the CNN example's second convolution (32 -> 64 channels, 13 x 13 -> 11 x 11):
- * 38 us per image direct, 28 us here, plus 17 us per call to transform the weights (which
- * change at every train step, so they are transformed per call). Used for forward conv2d with
- * a 3x3 kernel, stride and dilation 1, at least 16 input and output channels and at least 4
- * images, where the weight transform pays for itself (cg_conv_winograd_suits). Not for the
- * stride-1 input gradient (a transposed convolution run as a convolution): measured on the
- * CNN example's (64 -> 32 channels, 7 x 7 tiles an image), the input transform of rows of 7
- * tiles stays scalar and costs what the products save.
- * Invariant: the per-thread scratch is the tile, then v, then m (each rounded to 64 bytes),
- * then the zero-bordered copy, as cg_conv_winograd_bytes and cg_conv_winograd_xpad count and
- * lathe_wino_tile computes. The input transform has no arrays of variable extent and no
- * bounds tests: an earlier form with both took the JIT's optimizer twice as long.
+ * 38 us per image direct, 28 us here, plus the weight transform per call (the weights change
+ * at every train step): 17 us element by element, 3 us blocked first by lathe_dconv_pack_w. Used
+ * for forward conv2d with a 3x3 kernel, stride and dilation 1, at least 16 input and output
+ * channels and at least 4 images, where the weight transform pays for itself
+ * (cg_conv_winograd_suits). Not for the stride-1 input gradient (a transposed convolution run as a
+ * convolution): measured on the CNN example's (64 -> 32 channels, 7 x 7 tiles an image), the input
+ * transform of rows of 7 tiles stays scalar and costs what the products save. Invariant: the
+ * per-thread scratch is the tile, then v, then m (each rounded to 64 bytes), then the zero-bordered
+ * copy, as cg_conv_winograd_bytes and cg_conv_winograd_xpad count and lathe_wino_tile computes. The
+ * input transform has no arrays of variable extent and no bounds tests: an earlier form with both
+ * took the JIT's optimizer twice as long.
  */
 #include "gemm.h"
 #include "lower_conv.h"
@@ -68,22 +68,25 @@ static const char mark[] = "lathe_wino_tile (codegen/conv_winograd.c)";
 
 static const char pack_text[] =
     "/* u[xi][ob][c][l] = (G g G^T)[xi] for the 3x3 filter g = w[ob * @V@ + l][c] (zero past o),\n"
-    " * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: Winograd's F(2x2, 3x3) */\n"
+    " * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: Winograd's F(2x2, 3x3). The weights are\n"
+    " * first blocked into wt[ob][c * 9][@V@] by lathe_dconv_pack_w (a transpose in registers),\n"
+    " * so the transform runs along the lanes, @V@ filters at a time. */\n"
     "LATHE_GEMM_SHARED void lathe_wino_pack_u(const float *w, ptrdiff_t o, ptrdiff_t c,\n"
-    "                                         float *u) {\n"
+    "                                         float *u, float *wt) {\n"
     "  const ptrdiff_t OB = (o + @V@ - 1) / @V@, xs = OB * c * @V@; /* floats per xi */\n"
+    "  lathe_dconv_pack_w(w, o, c * 9, wt);\n"
     "  for (ptrdiff_t ob = 0; ob < OB; ob++)\n"
     "    for (ptrdiff_t ci = 0; ci < c; ci++) {\n"
     "      /* the 16 values of the @V@ filters in a local block, then one row per xi: the xi\n"
     "       * planes of u are a power of two apart, so single stores would evict each other */\n"
+    "      const float *const g = wt + (ob * c + ci) * 9 * @V@; /* tap x of lane l: g[x * @V@ + l] "
+    "*/\n"
     "      float r[16][@V@];\n"
     "      for (ptrdiff_t l = 0; l < @V@; l++) {\n"
-    "        const ptrdiff_t oc = ob * @V@ + l;\n"
-    "        const float *const g = w + (oc * c + ci) * 9;\n"
     "        float t[4][3];\n"
     "        for (int j = 0; j < 3; j++) { /* G g, column j */\n"
-    "          const float g0 = oc < o ? g[j] : 0.0f, g1 = oc < o ? g[3 + j] : 0.0f;\n"
-    "          const float g2 = oc < o ? g[6 + j] : 0.0f;\n"
+    "          const float g0 = g[j * @V@ + l], g1 = g[(3 + j) * @V@ + l];\n"
+    "          const float g2 = g[(6 + j) * @V@ + l];\n"
     "          t[0][j] = g0, t[1][j] = 0.5f * (g0 + g1 + g2);\n"
     "          t[2][j] = 0.5f * (g0 - g1 + g2), t[3][j] = g2;\n"
     "        }\n"
