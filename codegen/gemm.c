@@ -209,8 +209,10 @@ static void gemm_shape(const Graph *g, NodeId mm, const CgOptions *o, GemmShape 
   cg_gemm_plan(o, m, k, nn, &s->plan);
   /* no operand packed at compile time: unpacked unless a large cube (a scan body's captured
    * operands are then not pre-packed either: pack_bytes). A transposed B is made row-major
-   * per call, unless a scan captures it: packed once before the loop, it costs nothing per
-   * step. */
+   * per call, unless it is a scan body's argument: a captured one (the only kind a body
+   * transposes in practice, a recurrence's weights) is packed once before the loop
+   * (pack_bytes), which costs nothing per step; gemm_shape has no scan at hand to tell the
+   * captured ones from the per-step slices, which stay packed too. */
   s->direct = (s->b_cs == 1 || graph_node(g, n->in[1])->op != OP_SCAN_ARG) &&
               !const_packed(g, mm, 0) && !const_packed(g, mm, 1) && cg_gemm_direct_suits(m, k, nn);
   if (s->direct) s->plan.bytes = cg_gemm_direct_bytes(o, k, nn, s->b_cs != 1);

@@ -41,7 +41,8 @@ bool cg_gemm_direct_suits(int64_t m, int64_t k, int64_t n) {
   return !(m >= 512 && k >= 512 && n >= 512);
 }
 
-/* the edge sliver (k x NR floats), after B made row-major when it is transposed */
+/* the scratch of B made row-major (k x n floats) when it is stored transposed; the edge
+ * sliver follows it */
 static int64_t transposed_bytes(int64_t k, int64_t n, bool trans_b) {
   return trans_b ? (k * n * 4 + 63) / 64 * 64 : 0;
 }
