@@ -5,38 +5,16 @@
 #ifndef LATHE_CLI_CLI_H
 #define LATHE_CLI_CLI_H
 
-#include "codegen/codegen.h"
-#include "frontend/frontend.h"
-#include "passes/passes.h"
-#include "runtime/runtime.h"
+#include "driver/driver.h"
 
 enum { EXIT_OK = 0, EXIT_USER = 1, EXIT_USAGE = 2 };
 
-#define CLI_MAX_DEFINES 64
+#define CLI_MAX_DEFINES DRIVER_MAX_DEFINES
 #define CLI_MAX_INPUTS 64
-#define CLI_MAX_DISABLED 32
+#define CLI_MAX_DISABLED DRIVER_MAX_DISABLED
 
-/* Options shared by every command that compiles a model. */
-typedef struct CliCompile {
-  const char *file;
-  Define defines[CLI_MAX_DEFINES];
-  int n_defines;
-  DType dtype;            /* --dtype f32|f64 */
-  const char *lib_dir;    /* --lib DIR */
-  int opt_level;          /* -O0..-O3 */
-  bool line_directives;   /* --line-directives */
-  const char *disabled[CLI_MAX_DISABLED];
-  int n_disabled;
-  const char *dump_after; /* --dump-after PASS */
-  bool time_passes;       /* --time-passes */
-  bool want_grad, want_train, want_eval;
-  CgTarget target; /* --target (matmul kernels); 0 = CG_TARGET_NATIVE */
-  int threads;     /* --threads N (OpenMP in large kernels); 1 = none */
-  const char *grad_step; /* lathe grad --step NAME */
-  const char *onnx_loss;      /* --loss: for a .onnx FILE, the loss of the train block */
-  const char *onnx_optimizer; /* --optimizer: its optimizer (default adam) */
-  const char *bake;           /* compile --weights W --bake: W built into the C (cli/bake.c) */
-} CliCompile;
+/* Options shared by every command that compiles a model: the driver's (driver/driver.h). */
+typedef DriverOptions CliCompile;
 
 /* A tiny getopt_long-like cursor: handles `--name value`, `--name=value`, `-Dx=1`, `-D x=1`. */
 typedef struct CliArgs {
@@ -63,12 +41,10 @@ int cli_positional(CliArgs *a, const char **file);
 bool cli_parse_u64(const char *s, uint64_t *out);
 
 void cli_compile_init(CliCompile *c);
-/* Reads, parses, elaborates and runs the pass pipeline; prints diagnostics to stderr.
- * Returns NULL on error (diagnostics already printed). */
+/* driver_build with the diagnostics, the --dump-after text and the pass timings printed.
+ * Returns NULL on error (diagnostics already printed). An imported .onnx file's weights are
+ * kept for cli_weights_init. */
 Module *cli_build_module(const CliCompile *c);
-/* Turns every PARAM and STATE of m's model into a CONST of its tensor in the safetensors file
- * path; m is left without params, states and train block (cli/bake.c). */
-bool cli_bake_weights(Module *m, const char *path, Diag *d);
 /* Emits C for m; prints diagnostics on error. */
 bool cli_emit(const Module *m, const CliCompile *c, char **c_text, char **h_text);
 /* Compiles m to a temporary shared object and loads it. */
@@ -78,6 +54,7 @@ bool cli_load(const Module *m, const CliCompile *c, RtModel *out);
 typedef struct CliWeights {
   void *params, *state; /* aligned, info->params_bytes / state_bytes */
 } CliWeights;
+/* ckpt NULL: an imported .onnx file's initializers if cli_build_module imported one */
 bool cli_weights_init(CliWeights *w, const lathe_model_info *info, const char *ckpt,
                       uint64_t seed, Diag *d);
 void cli_weights_fini(CliWeights *w);
@@ -148,12 +125,5 @@ int cmd_eval(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_repl(int argc, char **argv);
 int cmd_import(int argc, char **argv);
-
-/* ---- ONNX models given directly to compile/build/run/train (cmd_import.c) ---- */
-bool cli_is_onnx(const char *file);
-/* imports c->file to .lathe text (malloc'd) and its weights to a temporary safetensors file
- * that cli_weights_init then uses when no checkpoint is given */
-bool cli_onnx_source(const CliCompile *c, char **text, size_t *len, Diag *d);
-const char *cli_onnx_weights(void); /* that file, or NULL */
 
 #endif

@@ -1,5 +1,5 @@
 /* cli/cmd_compile.c — `lathe compile FILE -o DIR`: writes DIR/<model>.c and DIR/<model>.h.
- * With --weights W --bake, W's weights are built into the C (cli/bake.c).
+ * With --weights W --bake, W's weights are built into the C (driver/bake.c).
  *
  * Both files are written atomically (temp + rename); on any error neither is left behind.
  */

@@ -1,7 +1,6 @@
 /* cli/cmd_import.c — `lathe import MODEL.onnx [-o MODEL.lathe] [--weights-out CKPT]`: an ONNX
- * model to readable .lathe source plus a safetensors file of its initializers; and the hook
- * that lets compile/build/run/train take a .onnx FILE directly (imported in memory, weights
- * in a temporary file removed at exit).
+ * model to readable .lathe source plus a safetensors file of its initializers. (compile,
+ * build, run and train take a .onnx FILE directly through the driver: driver/driver.c.)
  *
  * Both outputs are written atomically (temp file + rename): no partial outputs.
  */
@@ -10,7 +9,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char *help =
     "usage: lathe import [OPTIONS] MODEL.onnx\n"
@@ -28,11 +26,6 @@ static const char *help =
     "  --name NAME                 the model's name (default: from the file name)\n"
     "  -h, --help                  this help\n";
 
-bool cli_is_onnx(const char *file) {
-  size_t n = file ? strlen(file) : 0;
-  return n >= 5 && strcmp(file + n - 5, ".onnx") == 0;
-}
-
 static bool import_file(const CliCompile *c, const char *name, ImportResult *r, Diag *d) {
   char *data = NULL;
   size_t len = 0;
@@ -46,43 +39,6 @@ static bool import_file(const CliCompile *c, const char *name, ImportResult *r, 
   o.model_name = name;
   bool ok = onnx_import(c->file, (const uint8_t *)data, len, &o, r, d);
   free(data);
-  return ok;
-}
-
-static char onnx_weights_path[4096];
-
-static void remove_onnx_weights(void) {
-  if (onnx_weights_path[0]) unlink(onnx_weights_path);
-}
-
-const char *cli_onnx_weights(void) {
-  return onnx_weights_path[0] ? onnx_weights_path : NULL;
-}
-
-bool cli_onnx_source(const CliCompile *c, char **text, size_t *len, Diag *d) {
-  ImportResult r;
-  if (!import_file(c, NULL, &r, d)) return false;
-  if (!onnx_weights_path[0]) {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(onnx_weights_path, sizeof onnx_weights_path, "%s/lathe-onnx-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    int fd = mkstemp(onnx_weights_path);
-    if (fd < 0) {
-      diag_error(d, (SrcLoc){0}, "cannot create a temporary weights file");
-      onnx_weights_path[0] = 0;
-      import_result_fini(&r);
-      return false;
-    }
-    close(fd);
-    atexit(remove_onnx_weights);
-  }
-  bool ok = rt_safetensors_write(onnx_weights_path, &r.weights, d);
-  if (ok) {
-    *text = r.text;
-    *len = strlen(r.text);
-    r.text = NULL;
-  }
-  import_result_fini(&r);
   return ok;
 }
 

@@ -12,7 +12,7 @@
 
 #include "cli.h"
 #include "repl.h"
-#include "runtime/model_load.h"
+#include "driver/load.h"
 
 #ifdef LATHE_HAVE_LIBEDIT
 #include <editline/readline.h>
@@ -133,8 +133,8 @@ static bool eval_command(ReplSession *s, char *line) {
     char *name = next_word(&rest);
     repl_set(s, name, trim(rest));
   } else if (!strcmp(cmd, "backend")) {
-    RtBackend b;
-    if (rt_backend_from_name(rest, &b)) s->backend = (int)b;
+    DriverBackend b;
+    if (driver_backend_from_name(rest, &b)) s->backend = (int)b;
     else fprintf(s->out, "error: expected `:backend jit` or `:backend cc`\n");
   } else {
     fprintf(s->out, "error: unknown command ':%s' (:help lists them)\n", cmd);
@@ -255,7 +255,7 @@ int cmd_repl(int argc, char **argv) {
   CliArgs a;
   cli_args_init(&a, "repl", argc, argv);
   const char *file = NULL;
-  RtBackend backend = RT_BACKEND_AUTO;
+  DriverBackend backend = DRIVER_BACKEND_AUTO;
   bool echo = false;
   while (!cli_args_done(&a)) {
     if (cli_flag(&a, "--help", "-h")) {
@@ -266,7 +266,7 @@ int cmd_repl(int argc, char **argv) {
     if (cli_flag(&a, "--echo", NULL)) {
       echo = true;
     } else if (cli_option(&a, "--backend", NULL)) {
-      if (!rt_backend_from_name(a.value, &backend))
+      if (!driver_backend_from_name(a.value, &backend))
         return cli_usage_error(&a, "--backend expects jit, cc or auto, got '%s'", a.value);
     } else {
       if (cli_positional(&a, &file) != EXIT_OK) return EXIT_USAGE;

@@ -6,7 +6,7 @@
  * the call; outputs are written atomically as DIR/<output>.npy.
  */
 #include "cli.h"
-#include "runtime/model_load.h"
+#include "driver/load.h"
 
 #include <errno.h>
 #include <math.h>
@@ -40,7 +40,7 @@ typedef struct RunOptions {
   const char *out_dir, *weights;
   uint64_t seed;
   bool reference; /* --reference: evaluate the IR instead of running generated code */
-  RtBackend backend;
+  DriverBackend backend;
 } RunOptions;
 
 static int parse_args(RunOptions *o, int argc, char **argv) {
@@ -58,7 +58,7 @@ static int parse_args(RunOptions *o, int argc, char **argv) {
     } else if (cli_option(&a, "--weights", "-w")) {
       o->weights = a.value;
     } else if (cli_option(&a, "--backend", NULL)) {
-      if (!rt_backend_from_name(a.value, &o->backend))
+      if (!driver_backend_from_name(a.value, &o->backend))
         return cli_usage_error(&a, "--backend expects jit, cc or auto, got '%s'", a.value);
     } else if (cli_flag(&a, "--reference", NULL)) {
       o->reference = true;
@@ -109,12 +109,12 @@ static bool write_output(const RunOptions *o, const char *name, const Tensor *t,
 
 static bool invoke_loaded(void *ctx, const lathe_entry_info *e, void *const *args, double *ret,
                           Diag *d) {
-  return rt_loaded_call(ctx, e, args, ret, d);
+  return driver_loaded_call(ctx, e, args, ret, d);
 }
 
 /* Calls the forward entry and writes or prints each output. */
-static bool run_forward(const RunOptions *o, RtLoaded *l, const lathe_entry_info *e, CliWeights *w,
-                        Diag *d) {
+static bool run_forward(const RunOptions *o, DriverLoaded *l, const lathe_entry_info *e,
+                        CliWeights *w, Diag *d) {
   Tensor tensors[CLI_MAX_ARGS];
   double ret = 0;
   bool ok = cli_call_entry_with(e, w, &o->in, tensors, &ret, invoke_loaded, l, d);
@@ -213,17 +213,17 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 /* The model of o->c.file: a .so opened by path, or a .lathe compiled with o->backend. */
-static bool load_model(const RunOptions *o, RtLoaded *l) {
+static bool load_model(const RunOptions *o, DriverLoaded *l) {
   Diag d;
   diag_init(&d);
   bool ok;
   if (ends_with(o->c.file, ".so")) {
-    ok = rt_loaded_open_so(l, o->c.file, &d);
+    ok = driver_loaded_open_so(l, o->c.file, &d);
   } else {
     Module *m = cli_build_module(&o->c);
     char *c_text = NULL, *h_text = NULL;
     ok = m && cli_emit(m, &o->c, &c_text, &h_text);
-    ok = ok && rt_loaded_open_source(l, o->backend, m->name, c_text, h_text, &d);
+    ok = ok && driver_loaded_open_source(l, o->backend, m->name, c_text, h_text, &d);
     if (ok && l->fell_back)
       fprintf(stderr, "lathe: note: this lathe was built without LLVM (LATHE_JIT=OFF); "
                       "using cc + dlopen\n");
@@ -261,11 +261,11 @@ int cmd_run(int argc, char **argv) {
     return EXIT_USAGE;
   }
   if (o.reference) return run_reference_cmd(&o);
-  RtLoaded model;
+  DriverLoaded model;
   if (!load_model(&o, &model)) return EXIT_USER;
   Diag d;
   diag_init(&d);
-  const lathe_entry_info *e = rt_loaded_entry(&model, "forward");
+  const lathe_entry_info *e = driver_loaded_entry(&model, "forward");
   CliWeights w = {0};
   bool ok = true;
   if (!e) {
@@ -275,7 +275,7 @@ int cmd_run(int argc, char **argv) {
   ok = ok && cli_weights_init(&w, model.info, o.weights, o.seed, &d);
   ok = ok && run_forward(&o, &model, e, &w, &d);
   cli_weights_fini(&w);
-  rt_loaded_close(&model);
+  driver_loaded_close(&model);
   diag_flush(&d, stderr);
   diag_fini(&d);
   return ok ? EXIT_OK : EXIT_USER;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `lathe compile --weights W --bake` (cli/bake.c): the weights built into the generated C,
+# `lathe compile --weights W --bake` (driver/bake.c): the weights built into the generated C,
 # the matmuls' weight operands as static tables already in the GEMM's packed layout.
 #   - examples/mlp.lathe, examples/lstm.lathe (a scan) and examples/cnn.lathe, baked with their
 #     fixtures' weights,

@@ -1,5 +1,6 @@
-/* runtime/api.c — the public embedding API (include/lathe/lathe.h): the whole pipeline
- * (frontend → passes → C → JIT or cc) behind a handful of calls, and tensors passed by name.
+/* driver/api.c — the public embedding API (include/lathe/lathe.h): the compile driver
+ * (driver/driver.h: .lathe or .onnx → passes → C → JIT or cc) behind a handful of calls, and
+ * tensors passed by name.
  *
  * Invariants: a lathe_model always has its code loaded, its params/state/workspace allocated
  * (64-byte aligned) and its Diag `err` holding only the messages of the last failed call.
@@ -10,20 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/codegen.h"
-#include "frontend/frontend.h"
-#include "passes/passes.h"
-#include "runtime/model_load.h"
+#include "driver/driver.h"
+#include "driver/load.h"
 
-enum { API_MAX_DEFINES = 64, API_MAX_ARGS = 256 };
+enum { API_MAX_ARGS = 256 };
 
 struct lathe_model {
-  Module *module;               /* after the pass pipeline: for lathe_ir_text */
-  RtLoaded loaded;              /* the code and its descriptor */
-  char *c_text;                 /* the generated C */
-  char *path, *source;          /* copies: diagnostics may point at them */
-  void *params, *state, *ws;    /* ws: the largest workspace of any entry */
-  Diag err;                     /* diagnostics of the last failed call */
+  Module *module;                             /* after the pass pipeline: for lathe_ir_text */
+  DriverLoaded loaded;                        /* the code and its descriptor */
+  char *c_text;                               /* the generated C */
+  char *path;                                 /* a copy: diagnostics may point at it */
+  char define_names[DRIVER_MAX_DEFINES][128]; /* the NAMEs of the NAME=VALUE defines */
+  void *params, *state, *ws;                  /* ws: the largest workspace of any entry */
+  Diag err;                                   /* diagnostics of the last failed call */
 };
 
 void lathe_options_init(lathe_options *o) {
@@ -59,66 +59,72 @@ static int api_fail(lathe_model *m, const char *fmt, const char *a, const char *
   return -1;
 }
 
-/* "NAME=VALUE" strings to Defines; names point into the option strings */
-static bool parse_defines(const lathe_options *o, Define *out, char names[][128], Diag *d) {
-  if (o->n_defines > API_MAX_DEFINES) {
+/* "NAME=VALUE" strings to Defines; names are copied into the model (they must outlive it) */
+static bool parse_defines(const lathe_options *o, DriverOptions *dro, lathe_model *m) {
+  Diag *d = &m->err;
+  if (o->n_defines > DRIVER_MAX_DEFINES) {
     diag_error(d, (SrcLoc){0}, "too many defines (%d, at most %d)", o->n_defines,
-               API_MAX_DEFINES);
+               DRIVER_MAX_DEFINES);
     return false;
   }
   for (int i = 0; i < o->n_defines; i++) {
     const char *s = o->defines[i], *eq = strchr(s, '=');
     char *end = NULL;
     long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
-    if (!eq || eq == s || (size_t)(eq - s) >= 128 || !eq[1] || *end) {
+    if (!eq || eq == s || (size_t)(eq - s) >= sizeof m->define_names[i] || !eq[1] || *end) {
       diag_error(d, (SrcLoc){0}, "define '%s': expected NAME=INTEGER", s);
       return false;
     }
-    memcpy(names[i], s, (size_t)(eq - s));
-    names[i][eq - s] = '\0';
-    out[i] = (Define){names[i], (int64_t)v};
+    memcpy(m->define_names[i], s, (size_t)(eq - s));
+    m->define_names[i][eq - s] = '\0';
+    dro->defines[i] = (Define){m->define_names[i], (int64_t)v};
   }
+  dro->n_defines = o->n_defines;
   return true;
 }
 
-/* Frontend and passes into m->module. */
-static bool api_build_module(lathe_model *m, const lathe_options *o) {
-  Define defines[API_MAX_DEFINES];
-  char names[API_MAX_DEFINES][128];
+/* The public options as the driver's. */
+static bool api_driver_options(lathe_model *m, const lathe_options *o, DriverOptions *dro) {
+  driver_options_init(dro);
   if (o->dtype != LATHE_F32 && o->dtype != LATHE_F64) {
     diag_error(&m->err, (SrcLoc){0}, "dtype must be LATHE_F32 or LATHE_F64, got %d", o->dtype);
     return false;
   }
-  if (!parse_defines(o, defines, names, &m->err)) return false;
-  FrontendOptions fo;
-  frontend_options_init(&fo);
-  fo.lib_dir = o->lib_dir;
-  fo.defines = defines;
-  fo.n_defines = o->n_defines;
-  fo.float_dtype = o->dtype == LATHE_F64 ? DT_F64 : DT_F32;
-  fo.model_name = o->model_name;
-  m->module = frontend_compile(m->path, m->source, &fo, &m->err);
-  if (!m->module) return false;
-  PassCtx pc;
-  pass_ctx_init(&pc, &m->err);
-  pc.opt_level = o->opt_level;
-  pc.want_grad = o->want_grad != 0;
-  pc.want_train = o->want_train != 0;
-  bool ok = passes_run_module(m->module, &pc);
-  pass_ctx_fini(&pc);
+  dro->file = m->path;
+  dro->lib_dir = o->lib_dir;
+  dro->dtype = o->dtype == LATHE_F64 ? DT_F64 : DT_F32;
+  dro->model_name = o->model_name;
+  dro->opt_level = o->opt_level;
+  dro->want_grad = o->want_grad != 0;
+  dro->want_train = o->want_train != 0;
+  return parse_defines(o, dro, m);
+}
+
+/* Frontend and passes into m->module (source: the text of m->path, or NULL to read it). */
+static bool api_build_module(lathe_model *m, const lathe_options *o, const char *source,
+                             RtTensorSet *weights) {
+  DriverOptions dro;
+  if (!api_driver_options(m, o, &dro)) return false;
+  DriverResult r;
+  bool ok = driver_build(&dro, source, &r, &m->err);
+  m->module = r.module;
+  r.module = NULL;
+  *weights = r.weights; /* an ONNX file's initializers, loaded after init */
+  rt_set_init(&r.weights);
+  driver_result_fini(&r);
   return ok;
 }
 
-/* C, load, buffers, init. */
-static bool api_load(lathe_model *m, const lathe_options *o) {
-  CgOptions co;
-  cg_options_init(&co);
+/* C, load, buffers, init, then the given weights (an imported ONNX file's). */
+static bool api_load(lathe_model *m, const lathe_options *o, const RtTensorSet *weights) {
+  DriverOptions dro;
+  driver_options_init(&dro);
   char *h_text = NULL;
-  if (!cg_emit_c(m->module, &co, &m->c_text, &h_text, &m->err)) return false;
-  RtBackend b = o->backend == LATHE_BACKEND_CC    ? RT_BACKEND_CC
-                : o->backend == LATHE_BACKEND_JIT ? RT_BACKEND_JIT
-                                                  : RT_BACKEND_AUTO;
-  bool ok = rt_loaded_open_source(&m->loaded, b, m->module->name, m->c_text, h_text, &m->err);
+  if (!driver_emit(m->module, &dro, &m->c_text, &h_text, &m->err)) return false;
+  DriverBackend b = o->backend == LATHE_BACKEND_CC    ? DRIVER_BACKEND_CC
+                    : o->backend == LATHE_BACKEND_JIT ? DRIVER_BACKEND_JIT
+                                                      : DRIVER_BACKEND_AUTO;
+  bool ok = driver_loaded_open_source(&m->loaded, b, m->module->name, m->c_text, h_text, &m->err);
   free(h_text);
   if (!ok) return false;
   const lathe_model_info *info = m->loaded.info;
@@ -133,56 +139,63 @@ static bool api_load(lathe_model *m, const lathe_options *o) {
     return false;
   }
   info->init(m->params, m->state, o->seed);
-  return true;
+  return weights->n == 0 ||
+         driver_weights_load(info, m->params, m->state, weights, m->path, &m->err);
 }
 
-lathe_model *lathe_compile_string(const char *name, const char *source, const lathe_options *o,
-                                  char **errors) {
+/* source NULL: read (or import) the file path */
+static lathe_model *api_compile(const char *path, const char *source, const lathe_options *o,
+                                char **errors) {
   lathe_options defaults;
   if (!o) lathe_options_init(&defaults), o = &defaults;
   if (errors) *errors = NULL;
   lathe_model *m = calloc(1, sizeof *m);
   if (!m) return NULL;
   diag_init(&m->err);
-  m->path = api_strdup(name ? name : "<string>");
-  m->source = api_strdup(source ? source : "");
-  bool ok = m->path && m->source && api_build_module(m, o) && api_load(m, o);
+  RtTensorSet weights;
+  rt_set_init(&weights);
+  m->path = api_strdup(path);
+  bool ok = m->path && api_build_module(m, o, source, &weights) && api_load(m, o, &weights);
+  rt_set_fini(&weights);
   if (ok) return m;
   if (errors) *errors = api_strdup(m->err.n_errors ? diag_text(&m->err) : "out of memory\n");
   lathe_free(m);
   return NULL;
 }
 
-lathe_model *lathe_compile_file(const char *path, const lathe_options *o, char **errors) {
-  Diag d;
-  diag_init(&d);
-  char *text = NULL;
-  size_t len = 0;
-  lathe_model *m = NULL;
-  if (rt_read_file(path, &text, &len, &d)) m = lathe_compile_string(path, text, o, errors);
-  else if (errors) *errors = api_strdup(diag_text(&d));
-  free(text);
-  diag_fini(&d);
-  return m;
+lathe_model *lathe_compile_string(const char *name, const char *source, const lathe_options *o,
+                                  char **errors) {
+  return api_compile(name ? name : "<string>", source ? source : "", o, errors);
 }
 
+lathe_model *lathe_compile_file(const char *path, const lathe_options *o, char **errors) {
+  return api_compile(path ? path : "", NULL, o, errors);
+}
 void lathe_free(lathe_model *m) {
   if (!m) return;
-  rt_loaded_close(&m->loaded);
+  driver_loaded_close(&m->loaded);
   if (m->module) module_free(m->module);
-  free(m->c_text), free(m->path), free(m->source);
+  free(m->c_text), free(m->path);
   free(m->params), free(m->state), free(m->ws);
   diag_fini(&m->err);
   free(m);
 }
 
-void lathe_string_free(char *s) { free(s); }
+void lathe_string_free(char *s) {
+  free(s);
+}
 
-const lathe_model_info *lathe_info(const lathe_model *m) { return m->loaded.info; }
+const lathe_model_info *lathe_info(const lathe_model *m) {
+  return m->loaded.info;
+}
 
-const char *lathe_backend(const lathe_model *m) { return rt_backend_name(m->loaded.backend); }
+const char *lathe_backend(const lathe_model *m) {
+  return driver_backend_name(m->loaded.backend);
+}
 
-const char *lathe_error(const lathe_model *m) { return diag_text(&m->err); }
+const char *lathe_error(const lathe_model *m) {
+  return diag_text(&m->err);
+}
 
 void lathe_init(lathe_model *m, uint64_t seed) {
   m->loaded.info->init(m->params, m->state, seed);
@@ -206,7 +219,8 @@ void *lathe_tensor_data(lathe_model *m, const char *name, const lathe_tensor_inf
 /* dtype and shape of a caller's tensor against the descriptor's */
 static bool api_check_tensor(lathe_model *m, const lathe_tensor *t, const lathe_tensor_info *ti) {
   bool same = t->dtype == ti->dtype && t->rank == ti->rank && t->data != NULL;
-  for (int k = 0; same && k < ti->rank; k++) same = t->shape && t->shape[k] == ti->shape[k];
+  for (int k = 0; same && k < ti->rank; k++)
+    same = t->shape && t->shape[k] == ti->shape[k];
   if (same) return true;
   char got[200] = "", want[200] = "";
   int n = 0;
@@ -215,12 +229,10 @@ static bool api_check_tensor(lathe_model *m, const lathe_tensor *t, const lathe_
                   (long long)ti->shape[k]);
   n = 0;
   for (int k = 0; t->shape && k < t->rank && k < IR_MAX_RANK && n < 180; k++)
-    n += snprintf(got + n, sizeof got - (size_t)n, "%s%lld", k ? ", " : "",
-                  (long long)t->shape[k]);
+    n += snprintf(got + n, sizeof got - (size_t)n, "%s%lld", k ? ", " : "", (long long)t->shape[k]);
   const char *gd = t->dtype >= 0 && t->dtype < DT_COUNT ? dtype_name((DType)t->dtype) : "?";
   diag_error(&m->err, (SrcLoc){0}, "tensor '%s' is %s[%s]%s, but the model expects %s[%s]",
-             ti->name, gd, got, t->data ? "" : " with no data", dtype_name((DType)ti->dtype),
-             want);
+             ti->name, gd, got, t->data ? "" : " with no data", dtype_name((DType)ti->dtype), want);
   return false;
 }
 
@@ -236,11 +248,12 @@ static bool api_check_names(lathe_model *m, const lathe_entry_info *e, const lat
   for (int i = 0; i < n; i++) {
     bool found = false;
     for (int k = 0; k < e->n_args && !found; k++)
-      found = e->args[k].role == role && ts[i].name &&
-              strcmp(e->args[k].tensor->name, ts[i].name) == 0;
+      found =
+          e->args[k].role == role && ts[i].name && strcmp(e->args[k].tensor->name, ts[i].name) == 0;
     if (!found)
-      api_fail(m, role == LATHE_ARG_INPUT ? "entry '%s' has no input '%s'"
-                                          : "entry '%s' has no output '%s'",
+      api_fail(m,
+               role == LATHE_ARG_INPUT ? "entry '%s' has no input '%s'"
+                                       : "entry '%s' has no output '%s'",
                e->name, ts[i].name ? ts[i].name : "(null)");
   }
   return m->err.n_errors == 0;
@@ -254,9 +267,15 @@ static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tens
     const lathe_arg_info *a = &e->args[k];
     const lathe_tensor *t = NULL;
     switch (a->role) {
-    case LATHE_ARG_PARAMS: args[k] = m->params; break;
-    case LATHE_ARG_STATE: args[k] = m->state; break;
-    case LATHE_ARG_WORKSPACE: args[k] = m->ws; break;
+    case LATHE_ARG_PARAMS:
+      args[k] = m->params;
+      break;
+    case LATHE_ARG_STATE:
+      args[k] = m->state;
+      break;
+    case LATHE_ARG_WORKSPACE:
+      args[k] = m->ws;
+      break;
     case LATHE_ARG_INPUT:
       t = api_find(in, n_in, a->tensor->name);
       if (!t) return api_fail(m, "entry '%s': missing input '%s'", e->name, a->tensor->name) == 0;
@@ -267,10 +286,11 @@ static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tens
       t = api_find(out, n_out, a->tensor->name);
       if (t && !api_check_tensor(m, t, a->tensor)) return false;
       args[k] = t ? t->data : (scratch[k] = api_alloc(a->tensor->bytes));
-      if (!args[k]) return api_fail(m, "entry '%s': out of memory for '%s'", e->name,
-                                    a->tensor->name) == 0;
+      if (!args[k])
+        return api_fail(m, "entry '%s': out of memory for '%s'", e->name, a->tensor->name) == 0;
       break;
-    default: return api_fail(m, "entry '%s': unknown argument role of '%s'", e->name, "") == 0;
+    default:
+      return api_fail(m, "entry '%s': unknown argument role of '%s'", e->name, "") == 0;
     }
   }
   return true;
@@ -279,10 +299,11 @@ static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tens
 int lathe_call(lathe_model *m, const char *entry, const lathe_tensor *inputs, int n_inputs,
                const lathe_tensor *outputs, int n_outputs, double *loss) {
   api_clear(&m->err);
-  const lathe_entry_info *e = rt_loaded_entry(&m->loaded, entry ? entry : "");
+  const lathe_entry_info *e = driver_loaded_entry(&m->loaded, entry ? entry : "");
   if (!e) {
-    diag_error(&m->err, (SrcLoc){0}, "model '%s' has no entry point '%s'; it has:",
-               m->loaded.info->name, entry ? entry : "(null)");
+    diag_error(&m->err, (SrcLoc){0},
+               "model '%s' has no entry point '%s'; it has:", m->loaded.info->name,
+               entry ? entry : "(null)");
     for (int i = 0; i < m->loaded.info->n_entries; i++)
       diag_note(&m->err, (SrcLoc){0}, "entry '%s'", m->loaded.info->entries[i].name);
     return -1;
@@ -294,67 +315,33 @@ int lathe_call(lathe_model *m, const char *entry, const lathe_tensor *inputs, in
             api_check_names(m, e, outputs, n_outputs, LATHE_ARG_OUTPUT) &&
             api_bind(m, e, inputs, n_inputs, outputs, n_outputs, args, scratch);
   double ret = 0;
-  ok = ok && rt_loaded_call(&m->loaded, e, args, &ret, &m->err);
+  ok = ok && driver_loaded_call(&m->loaded, e, args, &ret, &m->err);
   if (ok && loss) *loss = ret;
-  for (int k = 0; k < e->n_args; k++) free(scratch[k]);
+  for (int k = 0; k < e->n_args; k++)
+    free(scratch[k]);
   return ok ? 0 : -1;
-}
-
-/* Copies one checkpoint tensor into its slot after checking dtype and shape. */
-static bool api_load_one(lathe_model *m, const lathe_tensor_info *ti, const Tensor *t,
-                         char *base, const char *path) {
-  lathe_tensor view = {ti->name, (int)t->dtype, t->shape.rank, t->shape.dim, t->data};
-  if (!api_check_tensor(m, &view, ti)) {
-    diag_note(&m->err, (SrcLoc){0}, "in checkpoint '%s'", path);
-    return false;
-  }
-  memcpy(base + ti->offset, t->data, ti->bytes);
-  return true;
 }
 
 int lathe_load(lathe_model *m, const char *path) {
   api_clear(&m->err);
-  const lathe_model_info *info = m->loaded.info;
   RtTensorSet set;
   rt_set_init(&set);
-  bool ok = rt_safetensors_read(path, &set, &m->err);
-  for (int i = 0; ok && i < info->n_params; i++) {
-    const Tensor *t = rt_set_find(&set, info->params[i].name);
-    ok = t ? api_load_one(m, &info->params[i], t, m->params, path)
-           : api_fail(m, "%s: no tensor '%s'", path, info->params[i].name) == 0;
-  }
-  for (int i = 0; ok && i < info->n_states; i++) { /* optional: present → exact resume */
-    const Tensor *t = rt_set_find(&set, info->states[i].name);
-    if (t) ok = api_load_one(m, &info->states[i], t, m->state, path);
-  }
+  bool ok = rt_safetensors_read(path, &set, &m->err) &&
+            driver_weights_load(m->loaded.info, m->params, m->state, &set, path, &m->err);
   rt_set_fini(&set);
   return ok ? 0 : -1;
-}
-
-static bool api_add(RtTensorSet *set, const lathe_tensor_info *ts, int n, const char *base) {
-  for (int i = 0; i < n; i++) {
-    Shape s = shape_make(ts[i].rank, ts[i].shape);
-    Tensor *t = rt_set_add(set, ts[i].name, (DType)ts[i].dtype, &s);
-    if (!t) return false;
-    memcpy(t->data, base + ts[i].offset, ts[i].bytes);
-  }
-  return true;
 }
 
 int lathe_save(lathe_model *m, const char *path, int with_state) {
   api_clear(&m->err);
-  const lathe_model_info *info = m->loaded.info;
-  RtTensorSet set;
-  rt_set_init(&set);
-  bool ok = api_add(&set, info->params, info->n_params, m->params) &&
-            (!with_state || api_add(&set, info->states, info->n_states, m->state));
-  if (!ok) diag_error(&m->err, (SrcLoc){0}, "out of memory saving '%s'", path);
-  ok = ok && rt_safetensors_write(path, &set, &m->err);
-  rt_set_fini(&set);
-  return ok ? 0 : -1;
+  return driver_weights_save(m->loaded.info, m->params, m->state, with_state != 0, path, &m->err)
+             ? 0
+             : -1;
 }
 
-char *lathe_c_source(const lathe_model *m) { return api_strdup(m->c_text); }
+char *lathe_c_source(const lathe_model *m) {
+  return api_strdup(m->c_text);
+}
 
 char *lathe_ir_text(lathe_model *m, const char *entry) {
   api_clear(&m->err);

@@ -1,43 +1,43 @@
-/* runtime/model_load.c — loading a model through the JIT or cc + dlopen, and opening the
- * self-describing shared objects of `lathe build`. See runtime/model_load.h.
+/* driver/load.c — loading a model through the JIT or cc + dlopen, and opening the
+ * self-describing shared objects of `lathe build`. See driver/load.h.
  *
- * Invariant: an RtLoaded is all zero (closed) or has info != NULL and exactly one owner of
+ * Invariant: a DriverLoaded is all zero (closed) or has info != NULL and exactly one owner of
  * the code (so.handle or jit).
  */
-#include "runtime/model_load.h"
+#include "driver/load.h"
 
 #include <dlfcn.h>
 #include <string.h>
 
 #include "runtime/ffi.h"
 
-static const char *const backend_names[RT_BACKEND_COUNT] = {"auto", "cc", "jit"};
+static const char *const backend_names[DRIVER_BACKEND_COUNT] = {"auto", "cc", "jit"};
 
-bool rt_backend_from_name(const char *name, RtBackend *out) {
-  for (int b = 0; b < RT_BACKEND_COUNT; b++)
+bool driver_backend_from_name(const char *name, DriverBackend *out) {
+  for (int b = 0; b < DRIVER_BACKEND_COUNT; b++)
     if (strcmp(name, backend_names[b]) == 0) {
-      *out = (RtBackend)b;
+      *out = (DriverBackend)b;
       return true;
     }
   return false;
 }
 
-const char *rt_backend_name(RtBackend b) {
-  return b >= 0 && b < RT_BACKEND_COUNT ? backend_names[b] : "?";
+const char *driver_backend_name(DriverBackend b) {
+  return b >= 0 && b < DRIVER_BACKEND_COUNT ? backend_names[b] : "?";
 }
 
-bool rt_loaded_open_source(RtLoaded *l, RtBackend b, const char *model, const char *c_text,
-                           const char *h_text, Diag *d) {
+bool driver_loaded_open_source(DriverLoaded *l, DriverBackend b, const char *model,
+                               const char *c_text, const char *h_text, Diag *d) {
   memset(l, 0, sizeof *l);
   /* threaded code needs an OpenMP runtime, which the JIT does not link: cc -fopenmp builds it */
-  if (b == RT_BACKEND_AUTO)
-    b = jit_available() && !rt_source_threaded(c_text) ? RT_BACKEND_JIT : RT_BACKEND_CC;
-  if (b == RT_BACKEND_JIT && !jit_available()) {
+  if (b == DRIVER_BACKEND_AUTO)
+    b = jit_available() && !rt_source_threaded(c_text) ? DRIVER_BACKEND_JIT : DRIVER_BACKEND_CC;
+  if (b == DRIVER_BACKEND_JIT && !jit_available()) {
     l->fell_back = true;
-    b = RT_BACKEND_CC;
+    b = DRIVER_BACKEND_CC;
   }
   l->backend = b;
-  if (b == RT_BACKEND_CC) {
+  if (b == DRIVER_BACKEND_CC) {
     if (!rt_model_open_source(&l->so, model, c_text, h_text, d)) return false;
     l->info = l->so.info;
     return true;
@@ -75,7 +75,7 @@ static bool name_from_symbol(const char *so_path, char *out, size_t size) {
   return ok;
 }
 
-bool rt_loaded_open_so(RtLoaded *l, const char *so_path, Diag *d) {
+bool driver_loaded_open_so(DriverLoaded *l, const char *so_path, Diag *d) {
   memset(l, 0, sizeof *l);
   char name[256], path[4096];
   /* a path without '/' would make dlopen search the library path instead */
@@ -83,26 +83,26 @@ bool rt_loaded_open_so(RtLoaded *l, const char *so_path, Diag *d) {
   if (!name_from_symbol(path, name, sizeof name)) name_from_path(so_path, name, sizeof name);
   if (!rt_model_open(&l->so, so_path, name, d)) return false;
   l->info = l->so.info;
-  l->backend = RT_BACKEND_CC;
+  l->backend = DRIVER_BACKEND_CC;
   l->ffi = true;
   return true;
 }
 
-void rt_loaded_close(RtLoaded *l) {
+void driver_loaded_close(DriverLoaded *l) {
   if (l->jit) jit_free(l->jit);
   if (l->so.handle) rt_model_close(&l->so);
   memset(l, 0, sizeof *l);
 }
 
-const lathe_entry_info *rt_loaded_entry(const RtLoaded *l, const char *name) {
+const lathe_entry_info *driver_loaded_entry(const DriverLoaded *l, const char *name) {
   for (int i = 0; l->info && i < l->info->n_entries; i++)
     if (l->info->entries[i].name && strcmp(l->info->entries[i].name, name) == 0)
       return &l->info->entries[i];
   return NULL;
 }
 
-bool rt_loaded_call(const RtLoaded *l, const lathe_entry_info *e, void *const *args,
-                    double *ret, Diag *d) {
+bool driver_loaded_call(const DriverLoaded *l, const lathe_entry_info *e, void *const *args,
+                        double *ret, Diag *d) {
   if (!l->ffi) {
     double r = 0;
     e->call(args, &r);

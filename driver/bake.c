@@ -1,4 +1,4 @@
-/* cli/bake.c — `lathe compile FILE --weights W --bake`: the weights built into the C.
+/* driver/bake.c — `lathe compile FILE --weights W --bake`: the weights built into the C.
  *
  * Before the passes, every PARAM and STATE node of the elaborated model becomes a CONST
  * holding its tensor from the safetensors file W (same name, same shape; f32 or f64 values).
@@ -9,7 +9,7 @@
  * (codegen/conv_direct.c), so nothing is packed at run time either. Constant folding sees the
  * weights too (a transposed or reshaped weight is folded once, at compile time).
  */
-#include "cli.h"
+#include "driver/driver.h"
 
 #include <string.h>
 
@@ -19,7 +19,7 @@ static const TensorDecl *decl_of(const Module *m, const Node *n) {
                            : (i < m->n_states ? &m->states[i] : NULL);
 }
 
-bool cli_bake_weights(Module *m, const char *path, Diag *d) {
+bool driver_bake_weights(Module *m, const char *path, Diag *d) {
   RtTensorSet w;
   rt_set_init(&w);
   bool ok = rt_safetensors_read(path, &w, d);
@@ -41,7 +41,8 @@ bool cli_bake_weights(Module *m, const char *path, Diag *d) {
     } else {
       int64_t count = shape_numel(&n->shape);
       double *data = arena_alloc(&g->arena, sizeof *data * (size_t)(count > 0 ? count : 1));
-      for (int64_t i = 0; i < count; i++) data[i] = tensor_get(t, i);
+      for (int64_t i = 0; i < count; i++)
+        data[i] = tensor_get(t, i);
       DType dtype = n->dtype;
       Shape shape = n->shape;
       memset(&n->attr, 0, sizeof n->attr);
