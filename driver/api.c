@@ -11,26 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driver/api_model.h"
 #include "driver/driver.h"
-#include "driver/load.h"
 
 enum { API_MAX_ARGS = 256 };
-
-struct lathe_model {
-  Module *module;                             /* after the pass pipeline: for lathe_ir_text */
-  DriverLoaded loaded;                        /* the code and its descriptor */
-  char *c_text;                               /* the generated C */
-  char *path;                                 /* a copy: diagnostics may point at it */
-  char define_names[DRIVER_MAX_DEFINES][128]; /* the NAMEs of the NAME=VALUE defines */
-  void *params, *state, *ws;                  /* ws: the largest workspace of any entry */
-  Diag err;                                   /* diagnostics of the last failed call */
-};
 
 void lathe_options_init(lathe_options *o) {
   memset(o, 0, sizeof *o);
   o->dtype = LATHE_F32;
   o->opt_level = 2;
   o->want_train = 1;
+  o->threads = 1;
 }
 
 static char *api_strdup(const char *s) {
@@ -119,6 +110,7 @@ static bool api_build_module(lathe_model *m, const lathe_options *o, const char 
 static bool api_load(lathe_model *m, const lathe_options *o, const RtTensorSet *weights) {
   DriverOptions dro;
   driver_options_init(&dro);
+  dro.threads = o->threads > 1 ? o->threads : 1;
   char *h_text = NULL;
   if (!driver_emit(m->module, &dro, &m->c_text, &h_text, &m->err)) return false;
   DriverBackend b = o->backend == LATHE_BACKEND_CC    ? DRIVER_BACKEND_CC
@@ -339,14 +331,12 @@ int lathe_save(lathe_model *m, const char *path, int with_state) {
              : -1;
 }
 
-char *lathe_c_source(const lathe_model *m) {
-  return api_strdup(m->c_text);
-}
+char *lathe_c_source(const lathe_model *m) { return m->c_text ? api_strdup(m->c_text) : NULL; }
 
 char *lathe_ir_text(lathe_model *m, const char *entry) {
   api_clear(&m->err);
-  for (int i = 0; i < m->module->n_entries; i++)
+  for (int i = 0; m->module && i < m->module->n_entries; i++)
     if (strcmp(m->module->entries[i]->name, entry) == 0) return ir_print(m->module->entries[i]);
-  api_fail(m, "model '%s' has no entry point '%s'", m->module->name, entry);
+  api_fail(m, "model '%s' has no entry point '%s'", m->loaded.info->name, entry);
   return NULL;
 }

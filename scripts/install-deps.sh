@@ -19,6 +19,8 @@ pkgs=(
   libedit-dev                              # REPL line editing and history
   tmux                                     # the REPL driven on a real terminal (tests)
   python3 python3-numpy python3-torch      # fixtures (tests/fixtures/*.py) and reference checks
+  python3-pytest                           # the Python package's tests (python/tests)
+  python3-pip python3-setuptools           # `pip install --no-build-isolation ./python`, offline
   dataset-fashion-mnist                    # training data (/usr/share/datasets/fashion-mnist)
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -39,6 +39,8 @@ typedef struct lathe_options {
   int want_grad;          /* also derive a "grad" entry (d loss / d params) */
   int want_train;         /* derive train entries from the train block (default 1) */
   uint64_t seed;          /* seed of the params/state initializers (default 0) */
+  int threads;            /* OpenMP threads of the large kernels (default 1: none); more
+                           * than 1 builds the model with cc -fopenmp, whatever the backend */
 } lathe_options;
 
 /* A named tensor passed to lathe_call. shape has rank entries; data is C-order, of dtype. */
@@ -59,6 +61,10 @@ void lathe_options_init(lathe_options *o);
 lathe_model *lathe_compile_file(const char *path, const lathe_options *o, char **errors);
 lathe_model *lathe_compile_string(const char *name, const char *source, const lathe_options *o,
                                   char **errors);
+/* Open a shared object built by `lathe build` (libNAME.so): its descriptor, params and state
+ * initialized from seed, called through libffi. It has no C source or IR (lathe_c_source and
+ * lathe_ir_text return NULL). NULL on failure with the diagnostics in *errors as above. */
+lathe_model *lathe_open(const char *so_path, uint64_t seed, char **errors);
 void lathe_free(lathe_model *m);
 void lathe_string_free(char *s);
 
@@ -87,7 +93,8 @@ int lathe_load(lathe_model *m, const char *path);
 int lathe_save(lathe_model *m, const char *path, int with_state);
 
 /* The generated C, and the IR of an entry after the pass pipeline (malloc'd text; NULL with
- * lathe_error set if there is no such entry). Free with lathe_string_free. */
+ * lathe_error set if there is no such entry; both NULL for a model from lathe_open). Free
+ * with lathe_string_free. */
 char *lathe_c_source(const lathe_model *m);
 char *lathe_ir_text(lathe_model *m, const char *entry);
 
