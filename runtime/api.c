@@ -18,12 +18,12 @@
 enum { API_MAX_DEFINES = 64, API_MAX_ARGS = 256 };
 
 struct lathe_model {
-  Module *module;               /* after the pass pipeline: for lathe_ir_text */
-  RtLoaded loaded;              /* the code and its descriptor */
-  char *c_text;                 /* the generated C */
-  char *path, *source;          /* copies: diagnostics may point at them */
-  void *params, *state, *ws;    /* ws: the largest workspace of any entry */
-  Diag err;                     /* diagnostics of the last failed call */
+  Module *module;            /* after the pass pipeline: for lathe_ir_text */
+  RtLoaded loaded;           /* the code and its descriptor */
+  char *c_text;              /* the generated C */
+  char *path, *source;       /* copies: diagnostics may point at them */
+  void *params, *state, *ws; /* ws: the largest workspace of any entry */
+  Diag err;                  /* diagnostics of the last failed call */
 };
 
 void lathe_options_init(lathe_options *o) {
@@ -62,8 +62,7 @@ static int api_fail(lathe_model *m, const char *fmt, const char *a, const char *
 /* "NAME=VALUE" strings to Defines; names point into the option strings */
 static bool parse_defines(const lathe_options *o, Define *out, char names[][128], Diag *d) {
   if (o->n_defines > API_MAX_DEFINES) {
-    diag_error(d, (SrcLoc){0}, "too many defines (%d, at most %d)", o->n_defines,
-               API_MAX_DEFINES);
+    diag_error(d, (SrcLoc){0}, "too many defines (%d, at most %d)", o->n_defines, API_MAX_DEFINES);
     return false;
   }
   for (int i = 0; i < o->n_defines; i++) {
@@ -159,8 +158,10 @@ lathe_model *lathe_compile_file(const char *path, const lathe_options *o, char *
   char *text = NULL;
   size_t len = 0;
   lathe_model *m = NULL;
-  if (rt_read_file(path, &text, &len, &d)) m = lathe_compile_string(path, text, o, errors);
-  else if (errors) *errors = api_strdup(diag_text(&d));
+  if (rt_read_file(path, &text, &len, &d))
+    m = lathe_compile_string(path, text, o, errors);
+  else if (errors)
+    *errors = api_strdup(diag_text(&d));
   free(text);
   diag_fini(&d);
   return m;
@@ -176,13 +177,21 @@ void lathe_free(lathe_model *m) {
   free(m);
 }
 
-void lathe_string_free(char *s) { free(s); }
+void lathe_string_free(char *s) {
+  free(s);
+}
 
-const lathe_model_info *lathe_info(const lathe_model *m) { return m->loaded.info; }
+const lathe_model_info *lathe_info(const lathe_model *m) {
+  return m->loaded.info;
+}
 
-const char *lathe_backend(const lathe_model *m) { return rt_backend_name(m->loaded.backend); }
+const char *lathe_backend(const lathe_model *m) {
+  return rt_backend_name(m->loaded.backend);
+}
 
-const char *lathe_error(const lathe_model *m) { return diag_text(&m->err); }
+const char *lathe_error(const lathe_model *m) {
+  return diag_text(&m->err);
+}
 
 void lathe_init(lathe_model *m, uint64_t seed) {
   m->loaded.info->init(m->params, m->state, seed);
@@ -206,7 +215,8 @@ void *lathe_tensor_data(lathe_model *m, const char *name, const lathe_tensor_inf
 /* dtype and shape of a caller's tensor against the descriptor's */
 static bool api_check_tensor(lathe_model *m, const lathe_tensor *t, const lathe_tensor_info *ti) {
   bool same = t->dtype == ti->dtype && t->rank == ti->rank && t->data != NULL;
-  for (int k = 0; same && k < ti->rank; k++) same = t->shape && t->shape[k] == ti->shape[k];
+  for (int k = 0; same && k < ti->rank; k++)
+    same = t->shape && t->shape[k] == ti->shape[k];
   if (same) return true;
   char got[200] = "", want[200] = "";
   int n = 0;
@@ -215,12 +225,10 @@ static bool api_check_tensor(lathe_model *m, const lathe_tensor *t, const lathe_
                   (long long)ti->shape[k]);
   n = 0;
   for (int k = 0; t->shape && k < t->rank && k < IR_MAX_RANK && n < 180; k++)
-    n += snprintf(got + n, sizeof got - (size_t)n, "%s%lld", k ? ", " : "",
-                  (long long)t->shape[k]);
+    n += snprintf(got + n, sizeof got - (size_t)n, "%s%lld", k ? ", " : "", (long long)t->shape[k]);
   const char *gd = t->dtype >= 0 && t->dtype < DT_COUNT ? dtype_name((DType)t->dtype) : "?";
   diag_error(&m->err, (SrcLoc){0}, "tensor '%s' is %s[%s]%s, but the model expects %s[%s]",
-             ti->name, gd, got, t->data ? "" : " with no data", dtype_name((DType)ti->dtype),
-             want);
+             ti->name, gd, got, t->data ? "" : " with no data", dtype_name((DType)ti->dtype), want);
   return false;
 }
 
@@ -236,11 +244,12 @@ static bool api_check_names(lathe_model *m, const lathe_entry_info *e, const lat
   for (int i = 0; i < n; i++) {
     bool found = false;
     for (int k = 0; k < e->n_args && !found; k++)
-      found = e->args[k].role == role && ts[i].name &&
-              strcmp(e->args[k].tensor->name, ts[i].name) == 0;
+      found =
+          e->args[k].role == role && ts[i].name && strcmp(e->args[k].tensor->name, ts[i].name) == 0;
     if (!found)
-      api_fail(m, role == LATHE_ARG_INPUT ? "entry '%s' has no input '%s'"
-                                          : "entry '%s' has no output '%s'",
+      api_fail(m,
+               role == LATHE_ARG_INPUT ? "entry '%s' has no input '%s'"
+                                       : "entry '%s' has no output '%s'",
                e->name, ts[i].name ? ts[i].name : "(null)");
   }
   return m->err.n_errors == 0;
@@ -254,9 +263,15 @@ static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tens
     const lathe_arg_info *a = &e->args[k];
     const lathe_tensor *t = NULL;
     switch (a->role) {
-    case LATHE_ARG_PARAMS: args[k] = m->params; break;
-    case LATHE_ARG_STATE: args[k] = m->state; break;
-    case LATHE_ARG_WORKSPACE: args[k] = m->ws; break;
+    case LATHE_ARG_PARAMS:
+      args[k] = m->params;
+      break;
+    case LATHE_ARG_STATE:
+      args[k] = m->state;
+      break;
+    case LATHE_ARG_WORKSPACE:
+      args[k] = m->ws;
+      break;
     case LATHE_ARG_INPUT:
       t = api_find(in, n_in, a->tensor->name);
       if (!t) return api_fail(m, "entry '%s': missing input '%s'", e->name, a->tensor->name) == 0;
@@ -267,10 +282,11 @@ static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tens
       t = api_find(out, n_out, a->tensor->name);
       if (t && !api_check_tensor(m, t, a->tensor)) return false;
       args[k] = t ? t->data : (scratch[k] = api_alloc(a->tensor->bytes));
-      if (!args[k]) return api_fail(m, "entry '%s': out of memory for '%s'", e->name,
-                                    a->tensor->name) == 0;
+      if (!args[k])
+        return api_fail(m, "entry '%s': out of memory for '%s'", e->name, a->tensor->name) == 0;
       break;
-    default: return api_fail(m, "entry '%s': unknown argument role of '%s'", e->name, "") == 0;
+    default:
+      return api_fail(m, "entry '%s': unknown argument role of '%s'", e->name, "") == 0;
     }
   }
   return true;
@@ -281,8 +297,9 @@ int lathe_call(lathe_model *m, const char *entry, const lathe_tensor *inputs, in
   api_clear(&m->err);
   const lathe_entry_info *e = rt_loaded_entry(&m->loaded, entry ? entry : "");
   if (!e) {
-    diag_error(&m->err, (SrcLoc){0}, "model '%s' has no entry point '%s'; it has:",
-               m->loaded.info->name, entry ? entry : "(null)");
+    diag_error(&m->err, (SrcLoc){0},
+               "model '%s' has no entry point '%s'; it has:", m->loaded.info->name,
+               entry ? entry : "(null)");
     for (int i = 0; i < m->loaded.info->n_entries; i++)
       diag_note(&m->err, (SrcLoc){0}, "entry '%s'", m->loaded.info->entries[i].name);
     return -1;
@@ -296,13 +313,14 @@ int lathe_call(lathe_model *m, const char *entry, const lathe_tensor *inputs, in
   double ret = 0;
   ok = ok && rt_loaded_call(&m->loaded, e, args, &ret, &m->err);
   if (ok && loss) *loss = ret;
-  for (int k = 0; k < e->n_args; k++) free(scratch[k]);
+  for (int k = 0; k < e->n_args; k++)
+    free(scratch[k]);
   return ok ? 0 : -1;
 }
 
 /* Copies one checkpoint tensor into its slot after checking dtype and shape. */
-static bool api_load_one(lathe_model *m, const lathe_tensor_info *ti, const Tensor *t,
-                         char *base, const char *path) {
+static bool api_load_one(lathe_model *m, const lathe_tensor_info *ti, const Tensor *t, char *base,
+                         const char *path) {
   lathe_tensor view = {ti->name, (int)t->dtype, t->shape.rank, t->shape.dim, t->data};
   if (!api_check_tensor(m, &view, ti)) {
     diag_note(&m->err, (SrcLoc){0}, "in checkpoint '%s'", path);
@@ -354,7 +372,9 @@ int lathe_save(lathe_model *m, const char *path, int with_state) {
   return ok ? 0 : -1;
 }
 
-char *lathe_c_source(const lathe_model *m) { return api_strdup(m->c_text); }
+char *lathe_c_source(const lathe_model *m) {
+  return api_strdup(m->c_text);
+}
 
 char *lathe_ir_text(lathe_model *m, const char *entry) {
   api_clear(&m->err);

@@ -106,6 +106,8 @@ typedef struct RtFeed {
 
 bool rt_feed_bind(RtFeed *f, const lathe_entry_info *e, const lathe_dataset *ds, Diag *d);
 void rt_feed_fini(RtFeed *f);
+/* the array of ds that input argument arg of e binds to, or -1 (reported) */
+int rt_feed_source(const lathe_entry_info *e, int arg, const lathe_dataset *ds, Diag *d);
 /* fills the input buffers with samples index[0, count); a short batch repeats them */
 void rt_feed_gather(RtFeed *f, const lathe_dataset *ds, const int64_t *index, int64_t count);
 /* random horizontal flip / crop of the augmented input's [.., H, W] samples, from *rng */

@@ -22,7 +22,7 @@ typedef struct RtCollect {
 
 /* infers the task from e's inputs and outputs (forced: LATHE_TASK_AUTO or an explicit one) */
 bool rt_task_infer(RtTask *t, const lathe_entry_info *e, int forced, Diag *d);
-/* every class id of ds's target array in [0, classes) */
+/* every class id of ds's target array (bound as for f's entry) in [0, classes) */
 bool rt_task_check_labels(const RtTask *t, const RtFeed *f, const lathe_dataset *ds, Diag *d);
 bool rt_collect_init(RtCollect *c, const RtTask *t, int64_t n);
 void rt_collect_fini(RtCollect *c);

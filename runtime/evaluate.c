@@ -83,9 +83,11 @@ bool rt_task_infer(RtTask *t, const lathe_entry_info *e, int forced, Diag *d) {
 
 bool rt_task_check_labels(const RtTask *t, const RtFeed *f, const lathe_dataset *ds, Diag *d) {
   if (t->kind != LATHE_TASK_CLASSIFY && t->kind != LATHE_TASK_SEQUENCE) return true;
-  const RtArray *a = &ds->store->arrays[f->src[t->target_arg]];
+  int src = rt_feed_source(f->e, t->target_arg, ds, d);
+  if (src < 0) return false;
+  const RtArray *a = &ds->store->arrays[src];
   for (int64_t i = 0; i < ds->n; i++) {
-    const void *row = rt_data_at(ds, f->src[t->target_arg], i);
+    const void *row = rt_data_at(ds, src, i);
     for (int64_t j = 0; j < a->per; j++) {
       double v = a->dtype == DT_I32   ? ((const int32_t *)row)[j]
                  : a->dtype == DT_I64 ? (double)((const int64_t *)row)[j]

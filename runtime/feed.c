@@ -96,6 +96,11 @@ static bool assign(RtFeed *f, const lathe_dataset *ds, Diag *d) {
   return true;
 }
 
+int rt_feed_source(const lathe_entry_info *e, int arg, const lathe_dataset *ds, Diag *d) {
+  RtFeed f = {.e = e};
+  return e->n_args <= RT_MAX_ARGS && assign(&f, ds, d) ? f.src[arg] : -1;
+}
+
 bool rt_feed_bind(RtFeed *f, const lathe_entry_info *e, const lathe_dataset *ds, Diag *d) {
   memset(f, 0, sizeof *f);
   f->e = e;

@@ -101,8 +101,8 @@ const lathe_entry_info *rt_loaded_entry(const RtLoaded *l, const char *name) {
   return NULL;
 }
 
-bool rt_loaded_call(const RtLoaded *l, const lathe_entry_info *e, void *const *args,
-                    double *ret, Diag *d) {
+bool rt_loaded_call(const RtLoaded *l, const lathe_entry_info *e, void *const *args, double *ret,
+                    Diag *d) {
   if (!l->ffi) {
     double r = 0;
     e->call(args, &r);
