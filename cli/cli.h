@@ -6,6 +6,7 @@
 #define LATHE_CLI_CLI_H
 
 #include "driver/driver.h"
+#include "runtime/data.h"
 
 enum { EXIT_OK = 0, EXIT_USER = 1, EXIT_USAGE = 2 };
 
@@ -85,35 +86,19 @@ typedef bool (*CliInvoke)(void *ctx, const lathe_entry_info *e, void *const *arg
 bool cli_call_entry_with(const lathe_entry_info *e, CliWeights *w, const CliInputs *in,
                          Tensor *tensors, double *ret, CliInvoke invoke, void *ctx, Diag *d);
 
-/* ---- feeding datasets to entry points (trainer.c) ---- */
-typedef struct CliBatch {
-  int x_arg, y_arg; /* entry argument receiving samples / labels */
-  int out_arg;      /* first [N, C] output (class scores), or -1 */
-  int64_t batch;    /* N */
-  int64_t y_per;    /* labels per sample (1 for i32[N], T for i32[N, T]); 0 = no labels */
-  bool f64;         /* samples converted to double */
-  bool ids;         /* samples are i32 token ids */
-  void *x, *y, *ws; /* batch buffers and the workspace */
-} CliBatch;
-
-bool cli_bind(CliBatch *b, const lathe_entry_info *e, const RtDataset *ds, Diag *d);
-void cli_batch_fini(CliBatch *b);
-void cli_gather(CliBatch *b, const RtDataset *ds, const int64_t *index, int64_t count);
-double cli_call_batch(const lathe_entry_info *e, CliBatch *b, CliWeights *w, void **outs);
-int64_t cli_count_correct(const CliBatch *b, const lathe_tensor_info *scores, const void *data,
-                          int64_t count);
-/* mean loss and accuracy of the "evaluate" entry over every sample of ds */
-bool cli_evaluate(const lathe_entry_info *e, CliWeights *w, const RtDataset *ds, double *loss,
-                  double *acc, Diag *d);
-
 /* `--samples DIR`: DIR/epoch<epoch>.png of e's image output on ds's first batch
- * (train_samples.c) */
-bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const RtDataset *ds,
+ * (train_samples.c); ds must hold images (store image_h x image_w) */
+bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const lathe_dataset *ds,
                        const char *dir, uint64_t epoch, Diag *d);
-bool cli_samples_check(const lathe_entry_info *e, const RtDataset *ds, Diag *d); /* early */
-/* generated sequence tasks (seqdata.c): spec "reverse|sort[=LEN,VOCAB]" */
-bool cli_seq_task(const char *spec);
-bool cli_seq_dataset(RtDataset *ds, const char *spec, bool train_split, uint64_t seed, Diag *d);
+bool cli_samples_check(const lathe_entry_info *e, const lathe_dataset *ds, Diag *d); /* early */
+/* --data/--val/--test options shared by train, eval and predict (cmd_train.c) */
+bool cli_data_option(CliArgs *a, lathe_data_options *o);
+extern const char cli_data_help[];
+/* reports a lathe/train.h error message (malloc'd, "error: ..." text) in d and frees it */
+void cli_api_error(Diag *d, char *err);
+/* prints an evaluation: loss, metrics, and for classification the per-class table and the
+ * confusion matrix (cmd_eval.c); split names the data ("test") */
+void cli_print_evaluation(const lathe_evaluation *ev, const lathe_dataset *ds, const char *split);
 
 int cmd_check(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
@@ -122,6 +107,7 @@ int cmd_run(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_repl(int argc, char **argv);
 int cmd_import(int argc, char **argv);

@@ -1,66 +1,191 @@
-/* cli/cmd_eval.c — `lathe eval FILE --weights CKPT --data fashion-mnist`: test loss and
- * accuracy of trained weights, through the compiled "evaluate" entry point. */
+/* cli/cmd_eval.c — `lathe eval FILE --weights CKPT --data SPEC`: the loss and the task's
+ * metrics of trained weights (lathe_evaluate of the runtime): for classification the
+ * per-class precision/recall/F1 table, macro and weighted averages and the confusion matrix
+ * (scikit-learn's classification_report and confusion_matrix), for regression MSE, RMSE, MAE
+ * and R², for sequence tasks per-token accuracy.
+ */
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-static const char *help =
-    "usage: lathe eval [OPTIONS] FILE --weights CKPT --data fashion-mnist[=DIR]\n"
+static const char *help_head =
+    "usage: lathe eval [OPTIONS] FILE --weights CKPT --data SPEC\n"
     "\n"
-    "Print the loss and accuracy of FILE with the weights of CKPT on the test split.\n"
+    "Print the loss and metrics of FILE with the weights of CKPT on a dataset (the test split\n"
+    "of a named dataset).\n"
     "\n"
     "options:\n"
-    "  -w, --weights CKPT          safetensors checkpoint (e.g. from lathe train --checkpoint)\n"
-    "  --data fashion-mnist[=DIR]  dataset (default DIR /usr/share/datasets/fashion-mnist)\n"
+    "  -w, --weights CKPT          safetensors checkpoint (e.g. from lathe train --checkpoint)\n";
+
+static const char *help_tail =
+    "  --plot FILE.svg             classification: the confusion matrix as an SVG heat map\n"
+    "  --metrics-json FILE         every metric at full precision, as JSON\n"
     "  -D NAME=VALUE               override a `const` of the model\n"
     "  --dtype f32|f64             compile every f32 as f64\n"
     "  -h, --help                  this help\n";
 
-int cmd_eval(int argc, char **argv) {
-  CliArgs a;
+void cli_api_error(Diag *d, char *err) {
+  const char *msg = err ? err : "failed";
+  if (strncmp(msg, "error: ", 7) == 0) msg += 7;
+  size_t n = strlen(msg);
+  while (n && msg[n - 1] == '\n')
+    n--;
+  diag_error(d, (SrcLoc){0}, "%.*s", (int)n, msg);
+  free(err);
+}
+
+static const char **class_names(const lathe_dataset *ds, int n) {
+  if (!lathe_dataset_class_name(ds, 0)) return NULL;
+  const char **names = calloc((size_t)n, sizeof *names);
+  for (int c = 0; names && c < n; c++)
+    names[c] = lathe_dataset_class_name(ds, c);
+  return names;
+}
+
+void cli_print_evaluation(const lathe_evaluation *ev, const lathe_dataset *ds, const char *v) {
+  const lathe_metrics *m = &ev->m;
+  if (m->task == LATHE_TASK_CLASSIFY || m->task == LATHE_TASK_SEQUENCE) {
+    printf("%s loss %.4f  %s accuracy %.2f%%  (%lld samples)\n", v, m->loss, v, 100 * m->accuracy,
+           (long long)m->n);
+    if (m->task == LATHE_TASK_CLASSIFY) {
+      const char **names = class_names(ds, ev->report.n_classes);
+      char *text = lathe_classification_report(&ev->report, names);
+      if (text) printf("\n%s", text);
+      free(text);
+      free(names);
+    }
+  } else if (m->task == LATHE_TASK_MULTILABEL) {
+    printf("%s loss %.4f  exact-match accuracy %.2f%%  macro f1 %.4f  (%lld samples)\n", v, m->loss,
+           100 * m->accuracy, m->f1, (long long)m->n);
+    for (int j = 0; j < ev->n_labels; j++)
+      printf("  label %d f1 %.4f\n", j, ev->label_f1[j]);
+  } else if (m->task == LATHE_TASK_REGRESS) {
+    printf("%s loss %.4f  mse %.6g  rmse %.6g  mae %.6g  r2 %.6f  (%lld samples)\n", v, m->loss,
+           m->mse, m->rmse, m->mae, m->r2, (long long)m->n);
+  } else {
+    printf("%s loss %.4f  (%lld samples)\n", v, m->loss, (long long)m->n);
+  }
+}
+
+static bool write_json(const lathe_evaluation *ev, const char *path, Diag *d) {
+  const lathe_metrics *m = &ev->m;
+  const lathe_classification *c = &ev->report;
+  size_t size = 4096 + (size_t)c->n_classes * (200 + 24 * (size_t)c->n_classes), n = 0;
+  char *b = malloc(size);
+  if (!b) return false;
+  n += (size_t)snprintf(b, size,
+                        "{\"task\": \"%s\", \"n\": %lld, \"loss\": %.17g, "
+                        "\"accuracy\": %.17g, \"precision\": %.17g, \"recall\": %.17g, "
+                        "\"f1\": %.17g, \"mse\": %.17g, \"rmse\": %.17g, \"mae\": %.17g, "
+                        "\"r2\": %.17g",
+                        lathe_task_name(m->task), (long long)m->n, m->loss, m->accuracy,
+                        m->precision, m->recall, m->f1, m->mse, m->rmse, m->mae, m->r2);
+  if (c->n_classes) {
+    n += (size_t)snprintf(b + n, size - n, ", \"weighted\": [%.17g, %.17g, %.17g], \"classes\": [",
+                          c->weighted.precision, c->weighted.recall, c->weighted.f1);
+    for (int k = 0, first = 1; k < c->n_classes; k++)
+      if (c->present[k]) {
+        n += (size_t)snprintf(b + n, size - n, "%s[%d, %.17g, %.17g, %.17g, %lld]",
+                              first ? "" : ", ", k, c->classes[k].precision, c->classes[k].recall,
+                              c->classes[k].f1, (long long)c->classes[k].support);
+        first = 0;
+      }
+    n += (size_t)snprintf(b + n, size - n, "], \"confusion\": [");
+    for (int64_t i = 0; i < (int64_t)c->n_classes * c->n_classes; i++)
+      n += (size_t)snprintf(b + n, size - n, "%s%lld", i ? ", " : "", (long long)c->confusion[i]);
+    n += (size_t)snprintf(b + n, size - n, "]");
+  }
+  n += (size_t)snprintf(b + n, size - n, "}\n");
+  bool ok = n < size && rt_write_file_atomic(path, b, n, d);
+  free(b);
+  return ok;
+}
+
+typedef struct EvalOptions {
   CliCompile c;
-  const char *weights = NULL, *data = NULL;
+  lathe_data_options data;
+  const char *weights, *spec, *plot, *json, *task;
+} EvalOptions;
+
+static int parse_args(EvalOptions *o, int argc, char **argv) {
+  CliArgs a;
   cli_args_init(&a, "eval", argc, argv);
-  cli_compile_init(&c);
-  c.want_train = false;
-  c.want_eval = true;
   while (!cli_args_done(&a)) {
     if (cli_flag(&a, "--help", "-h")) {
-      fputs(help, stdout);
-      return EXIT_OK;
+      printf("%s%s%s", help_head, cli_data_help, help_tail);
+      return -1;
     }
-    if (cli_option(&a, "--weights", "-w")) weights = a.value;
-    else if (cli_option(&a, "--data", NULL)) data = a.value;
-    else if (!cli_compile_option(&a, &c)) {
-      if (cli_positional(&a, &c.file) != EXIT_OK) return EXIT_USAGE;
-    }
+    if (cli_option(&a, "--weights", "-w"))
+      o->weights = a.value;
+    else if (cli_option(&a, "--data", NULL))
+      o->spec = a.value;
+    else if (cli_option(&a, "--plot", NULL))
+      o->plot = a.value;
+    else if (cli_option(&a, "--metrics-json", NULL))
+      o->json = a.value;
+    else if (cli_option(&a, "--task", NULL))
+      o->task = a.value;
+    else if (!cli_data_option(&a, &o->data) && !cli_compile_option(&a, &o->c) &&
+             cli_positional(&a, &o->c.file) != EXIT_OK)
+      return EXIT_USAGE;
   }
   if (a.failed) return EXIT_USAGE;
-  if (!c.file) return cli_usage_error(&a, "expected a model FILE");
-  if (!weights) return cli_usage_error(&a, "expected --weights CKPT");
-  if (!data) return cli_usage_error(&a, "expected --data fashion-mnist[=DIR]");
-  Module *m = cli_build_module(&c);
+  if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
+  if (!o->weights) return cli_usage_error(&a, "expected --weights CKPT");
+  if (!o->spec) return cli_usage_error(&a, "expected --data SPEC (see --help)");
+  if (o->task && lathe_task_parse(o->task) < 0)
+    return cli_usage_error(&a,
+                           "--task %s: expected classification, sequence, multilabel, "
+                           "regression or none",
+                           o->task);
+  return EXIT_OK;
+}
+
+static bool evaluate(EvalOptions *o, RtModel *model, Diag *d) {
+  CliWeights w = {0};
+  lathe_evaluation ev = {0};
+  char *err = NULL;
+  o->data.test_split = 1;
+  lathe_dataset *ds = rt_data_open(o->spec, &o->data, d);
+  bool ok = ds && cli_weights_init(&w, model->info, o->weights, 0, d);
+  if (ok && lathe_evaluate(model->info, w.params, w.state, ds,
+                           o->task ? lathe_task_parse(o->task) : LATHE_TASK_AUTO, &ev, &err)) {
+    cli_api_error(d, err);
+    ok = false;
+  }
+  if (ok) cli_print_evaluation(&ev, ds, "test");
+  ok = ok && (!o->json || write_json(&ev, o->json, d));
+  if (ok && o->plot && ev.report.n_classes) {
+    const char **names = class_names(ds, ev.report.n_classes);
+    if (lathe_confusion_svg(&ev.report, names, o->plot, &err) != 0)
+      cli_api_error(d, err), ok = false;
+    free(names);
+  }
+  lathe_evaluation_free(&ev);
+  cli_weights_fini(&w);
+  lathe_dataset_free(ds);
+  return ok;
+}
+
+int cmd_eval(int argc, char **argv) {
+  EvalOptions o;
+  memset(&o, 0, sizeof o);
+  cli_compile_init(&o.c);
+  lathe_data_options_init(&o.data);
+  o.c.want_train = false;
+  o.c.want_eval = true;
+  int rc = parse_args(&o, argc, argv);
+  if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
+  Module *m = cli_build_module(&o.c);
   if (!m) return EXIT_USER;
   RtModel model = {0};
-  bool ok = cli_load(m, &c, &model);
+  bool ok = cli_load(m, &o.c, &model);
   module_free(m);
   if (!ok) return EXIT_USER;
   Diag d;
   diag_init(&d);
-  RtDataset ds = {0};
-  CliWeights w = {0};
-  double loss = 0, acc = 0;
-  const lathe_entry_info *e = rt_model_entry(&model, "evaluate");
-  if (!e)
-    diag_error(&d, (SrcLoc){0}, "%s: `lathe eval` needs a train block (its loss) and an `output`",
-               c.file);
-  ok = e && rt_dataset_load(&ds, data, false, &d) &&
-       cli_weights_init(&w, model.info, weights, 0, &d) &&
-       cli_evaluate(e, &w, &ds, &loss, &acc, &d);
-  if (ok) printf("test loss %.4f  test accuracy %.2f%%  (%lld samples)\n", loss, 100 * acc,
-                 (long long)ds.n);
-  cli_weights_fini(&w);
-  rt_dataset_fini(&ds);
+  ok = evaluate(&o, &model, &d);
   rt_model_close(&model);
   diag_flush(&d, stderr);
   diag_fini(&d);

@@ -1,137 +1,225 @@
-/* cli/cmd_train.c — `lathe train FILE --data fashion-mnist`: epochs of the compiled train
- * step over a shuffled dataset, test evaluation per epoch, checkpoints, resume, plot.
+/* cli/cmd_train.c — `lathe train FILE --data SPEC`: a thin caller of the runtime's training
+ * loop (lathe/train.h): opens the datasets and splits, loads weights or a checkpoint to resume,
+ * runs lathe_fit, and draws the plot and samples from its epoch callback.
  *
- * Reproducibility: epoch e's order is a Fisher-Yates shuffle seeded by (seed, e), and the
- * checkpoint holds params, optimizer state and the epoch count, so `--resume` continues
- * exactly where the checkpointed run would have.
+ * The named datasets (fashion-mnist, reverse, sort) validate on their test split unless told
+ * otherwise, and their epoch lines say "test", as before the runtime took the loop over.
  */
 #include "cli.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const char *help =
-    "usage: lathe train [OPTIONS] FILE --data fashion-mnist[=DIR]|reverse|sort\n"
+const char cli_data_help[] =
+    "  --data SPEC                 X.npy[,Y.npy...] | DIR of .npy | X.npz | X.csv | X.tsv |\n"
+    "                              X.safetensors | fashion-mnist[=DIR] | reverse|sort[=LEN,VOCAB]\n"
+    "                              arrays bind to model inputs by name (x.npy -> input x)\n"
+    "  --features COLS             CSV: feature columns, 'a,b,c' or '0:8' (default: all but the\n"
+    "                              target); they form the array x\n"
+    "  --target COL                CSV: the target column (default: the last); string values\n"
+    "                              are class names mapped to ids in sorted order\n"
+    "  --task T                    classification|sequence|multilabel|regression|none (default:\n"
+    "                              inferred from the evaluate entry's target and outputs)\n"
+    "  --loss L, --optimizer O     for a .onnx FILE: the loss and optimizer of its train block\n";
+
+static const char *help_head =
+    "usage: lathe train [OPTIONS] FILE --data SPEC\n"
     "\n"
-    "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size, run\n"
-    "the compiled train step, evaluate on the test split after each epoch.\n"
+    "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size (the last\n"
+    "partial batch of an epoch is dropped), run the compiled train step, and evaluate on the\n"
+    "validation set after each epoch.\n"
     "\n"
-    "options:\n"
-    "  --data fashion-mnist[=DIR]  IDX files (plain or .gz); default DIR\n"
-    "                              /usr/share/datasets/fashion-mnist\n"
-    "  --data reverse|sort[=LEN,VOCAB]  generated token sequences (default 16,16): input\n"
-    "                              i32[N, LEN] ids, labels i32[N, LEN] = ids reversed/sorted;\n"
-    "                              accuracy is per token (argmax of an [N, LEN, V] output)\n"
+    "options:\n";
+
+static const char *help_tail =
+    "  --val SPEC                  validation data (named datasets: their test split)\n"
+    "  --val-split F               hold out fraction F of --data (seeded, stratified by class)\n"
+    "  --test SPEC                 after training, print the full report on this data\n"
     "  --epochs N                  epochs to train to (default 1)\n"
-    "  --seed N                    init and shuffle seed (default 0)\n"
+    "  --seed N                    init, shuffle, split and augmentation seed (default 0)\n"
     "  --limit N                   use only the first N training samples\n"
+    "  --early-stop PATIENCE       stop when --monitor has not improved for PATIENCE epochs and\n"
+    "                              restore the best epoch's weights\n"
+    "  --monitor M                 val_loss (default), val_accuracy, val_f1, val_r2, val_mse,\n"
+    "                              val_mae, val_rmse, val_precision, val_recall, or loss\n"
+    "  --min-delta X               an improvement must exceed X (default 0)\n"
     "  --checkpoint CKPT           write params + optimizer state after every epoch\n"
+    "  --best CKPT                 write them whenever the monitored metric improves\n"
     "  --resume CKPT               continue from a checkpoint written by --checkpoint\n"
+    "  --log FILE.csv|FILE.jsonl   every epoch's metrics (rewritten atomically each epoch)\n"
+    "  --flip                      augment: random horizontal flip of [.., H, W] samples\n"
+    "  --crop-pad P                augment: random crop after zero padding by P pixels\n"
     "  --plot FILE.svg             plot loss and accuracy per epoch\n"
     "  --samples DIR               write DIR/epoch<k>.png: the model's image output on the\n"
-    "                              first test batch (VAE reconstructions, GAN samples)\n"
-    "  -D NAME=VALUE               override a `const` of the model (e.g. -D N=128)\n"
+    "                              first validation batch (VAE reconstructions, GAN samples)\n"
+    "  -D NAME=VALUE               override a `const` of the model (e.g. -D N=128, the batch)\n"
     "  --dtype f32|f64             compile every f32 as f64\n"
     "  -h, --help                  this help\n";
 
 typedef struct TrainOptions {
   CliCompile c;
-  const char *data, *checkpoint, *resume, *plot, *samples;
-  uint64_t epochs, seed, limit;
+  lathe_data_options data;
+  const char *spec, *val, *test, *checkpoint, *resume, *best, *plot, *samples, *log, *monitor;
+  const char *task;
+  double val_split, min_delta;
+  uint64_t epochs, seed, limit, early_stop, crop_pad;
+  bool flip;
 } TrainOptions;
+
+bool cli_data_option(CliArgs *a, lathe_data_options *o) {
+  if (cli_option(a, "--features", NULL))
+    o->features = a->value;
+  else if (cli_option(a, "--target", NULL))
+    o->target = a->value;
+  else
+    return false;
+  return true;
+}
+
+static bool parse_double(const char *s, double *out) {
+  char *end = NULL;
+  *out = strtod(s, &end);
+  return end != s && *end == '\0';
+}
+
+/* one option of train's own; false if it is not one */
+static bool train_option(CliArgs *a, TrainOptions *o, uint64_t **num, double **real) {
+  static const struct {
+    const char *name;
+    size_t offset;
+  } strs[] = {{"--data", offsetof(TrainOptions, spec)},
+              {"--val", offsetof(TrainOptions, val)},
+              {"--test", offsetof(TrainOptions, test)},
+              {"--checkpoint", offsetof(TrainOptions, checkpoint)},
+              {"--resume", offsetof(TrainOptions, resume)},
+              {"--best", offsetof(TrainOptions, best)},
+              {"--plot", offsetof(TrainOptions, plot)},
+              {"--samples", offsetof(TrainOptions, samples)},
+              {"--log", offsetof(TrainOptions, log)},
+              {"--monitor", offsetof(TrainOptions, monitor)},
+              {"--task", offsetof(TrainOptions, task)}};
+  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+    if (cli_option(a, strs[i].name, NULL)) {
+      *(const char **)((char *)o + strs[i].offset) = a->value;
+      return true;
+    }
+  if (cli_option(a, "--epochs", NULL))
+    *num = &o->epochs;
+  else if (cli_option(a, "--seed", NULL))
+    *num = &o->seed;
+  else if (cli_option(a, "--limit", NULL))
+    *num = &o->limit;
+  else if (cli_option(a, "--early-stop", NULL))
+    *num = &o->early_stop;
+  else if (cli_option(a, "--crop-pad", NULL))
+    *num = &o->crop_pad;
+  else if (cli_option(a, "--val-split", NULL))
+    *real = &o->val_split;
+  else if (cli_option(a, "--min-delta", NULL))
+    *real = &o->min_delta;
+  else if (cli_flag(a, "--flip", NULL))
+    o->flip = true;
+  else
+    return cli_data_option(a, &o->data);
+  return true;
+}
 
 static int parse_args(TrainOptions *o, int argc, char **argv) {
   CliArgs a;
   cli_args_init(&a, "train", argc, argv);
   while (!cli_args_done(&a)) {
     uint64_t *num = NULL;
+    double *real = NULL;
     if (cli_flag(&a, "--help", "-h")) {
-      fputs(help, stdout);
+      printf("%s%s%s", help_head, cli_data_help, help_tail);
       return -1;
     }
-    if (cli_option(&a, "--data", NULL))
-      o->data = a.value;
-    else if (cli_option(&a, "--checkpoint", NULL))
-      o->checkpoint = a.value;
-    else if (cli_option(&a, "--resume", NULL))
-      o->resume = a.value;
-    else if (cli_option(&a, "--plot", NULL))
-      o->plot = a.value;
-    else if (cli_option(&a, "--samples", NULL))
-      o->samples = a.value;
-    else if (cli_option(&a, "--epochs", NULL))
-      num = &o->epochs;
-    else if (cli_option(&a, "--seed", NULL))
-      num = &o->seed;
-    else if (cli_option(&a, "--limit", NULL))
-      num = &o->limit;
-    else if (!cli_compile_option(&a, &o->c)) {
-      if (cli_positional(&a, &o->c.file) != EXIT_OK) return EXIT_USAGE;
-    }
+    if (!train_option(&a, o, &num, &real) && !cli_compile_option(&a, &o->c) &&
+        cli_positional(&a, &o->c.file) != EXIT_OK)
+      return EXIT_USAGE;
     if (num && !cli_parse_u64(a.value, num))
       return cli_usage_error(&a, "expected a non-negative integer, got '%s'", a.value);
+    if (real && !parse_double(a.value, real))
+      return cli_usage_error(&a, "expected a number, got '%s'", a.value);
   }
   if (a.failed) return EXIT_USAGE;
   if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
-  if (!o->data) return cli_usage_error(&a, "expected --data fashion-mnist[=DIR] or reverse|sort");
+  if (!o->spec) return cli_usage_error(&a, "expected --data SPEC (see --help)");
   if (o->epochs == 0 || o->epochs > 100000)
     return cli_usage_error(&a, "--epochs must be 1..100000");
+  if (o->val && o->val_split > 0)
+    return cli_usage_error(&a, "--val and --val-split exclude each other");
+  if (o->val_split < 0 || o->val_split >= 1)
+    return cli_usage_error(&a, "--val-split must be in (0, 1)");
+  if (o->task && lathe_task_parse(o->task) < 0)
+    return cli_usage_error(&a,
+                           "--task %s: expected classification, sequence, multilabel, "
+                           "regression or none",
+                           o->task);
   return EXIT_OK;
 }
-
-static uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-static void shuffle(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch) {
-  uint64_t state = mix(seed ^ mix(epoch + 1));
-  for (int64_t i = 0; i < n; i++)
-    order[i] = i;
-  for (int64_t i = n - 1; i > 0; i--) {
-    state = mix(state);
-    int64_t j = (int64_t)(state % (uint64_t)(i + 1));
-    int64_t t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
-}
-
-enum { MAX_STEPS = 8 };
 
 typedef struct Run {
   TrainOptions *o;
   RtModel model;
-  const lathe_entry_info *steps[MAX_STEPS]; /* "train" or each "train_<step>", in order */
-  int n_steps;
-  const lathe_entry_info *eval;             /* NULL: no evaluate entry (no `output`) */
-  bool has_acc;                             /* scores and labels bound: accuracy reported */
-  double step_loss[MAX_STEPS];              /* last epoch's mean loss of each step */
   CliWeights w;
-  RtDataset train_ds, test_ds;
-  double train_loss[1024], test_loss[1024], test_acc[1024]; /* per epoch, for the plot */
+  lathe_dataset *all, *train, *val, *test;                /* train and val may be views of all */
+  double train_loss[1024], val_loss[1024], val_acc[1024]; /* per epoch, for the plot */
   int n_hist;
-  uint64_t epoch; /* epochs completed */
+  bool has_acc;
+  int start_epoch;
 } Run;
 
-static bool save_checkpoint(Run *r, Diag *d) {
-  RtTensorSet set;
-  rt_set_init(&set);
-  const lathe_model_info *info = r->model.info;
-  bool ok = cli_weights_save(&r->w, info, r->o->checkpoint, true, d); /* params + state */
-  if (!ok) return false;
-  ok = rt_safetensors_read(r->o->checkpoint, &set, d);
-  Shape scalar = {0};
-  Tensor *t = ok ? rt_set_add(&set, "lathe.epoch", DT_I64, &scalar) : NULL;
-  if (t) ((int64_t *)t->data)[0] = (int64_t)r->epoch;
-  ok = t && rt_safetensors_write(r->o->checkpoint, &set, d);
-  rt_set_fini(&set);
-  return ok;
+static bool named_dataset(const char *spec) {
+  return strncmp(spec, "fashion-mnist", 13) == 0 || rt_data_is_seq_task(spec);
 }
 
-static bool read_epoch(const char *ckpt, uint64_t *epoch, Diag *d) {
+static lathe_dataset *open_data(const char *spec, const lathe_data_options *base, bool test,
+                                uint64_t seed, Diag *d) {
+  lathe_data_options o = *base;
+  o.test_split = test;
+  o.seed = seed;
+  return rt_data_open(spec, &o, d);
+}
+
+/* the target array to stratify by: the evaluate entry's integer target, else none */
+static const char *stratify_name(Run *r) {
+  const lathe_entry_info *e = rt_model_entry(&r->model, "evaluate");
+  RtFeed f = {0};
+  const char *name = NULL;
+  Diag quiet;
+  diag_init(&quiet);
+  if (e && rt_feed_bind(&f, e, r->all, &quiet)) {
+    for (int k = 0, n_in = 0; k < e->n_args && !name; k++)
+      if (e->args[k].role == LATHE_ARG_INPUT && n_in++ > 0 &&
+          e->args[k].tensor->dtype != LATHE_F32 && e->args[k].tensor->dtype != LATHE_F64 &&
+          r->all->store->arrays[f.src[k]].per == 1)
+        name = r->all->store->arrays[f.src[k]].name;
+  }
+  rt_feed_fini(&f);
+  diag_fini(&quiet);
+  return name;
+}
+
+static bool load_data(Run *r, Diag *d) {
+  TrainOptions *o = r->o;
+  if (!(r->all = open_data(o->spec, &o->data, false, o->seed, d))) return false;
+  r->train = r->all;
+  if (o->val_split > 0) {
+    char *err = NULL;
+    if (lathe_dataset_split(r->all, o->val_split, o->seed, stratify_name(r), &r->train, &r->val,
+                            &err) != 0) {
+      cli_api_error(d, err);
+      return false;
+    }
+  } else if (o->val || named_dataset(o->spec)) {
+    r->val = open_data(o->val ? o->val : o->spec, &o->data, !o->val, o->seed, d);
+    if (!r->val) return false;
+  }
+  return !o->test || (r->test = open_data(o->test, &o->data, true, o->seed, d)) != NULL;
+}
+
+static bool read_epoch(const char *ckpt, int *epoch, Diag *d) {
   RtTensorSet set;
   rt_set_init(&set);
   bool ok = rt_safetensors_read(ckpt, &set, d);
@@ -140,230 +228,134 @@ static bool read_epoch(const char *ckpt, uint64_t *epoch, Diag *d) {
     diag_error(d, (SrcLoc){0}, "%s: not a training checkpoint (no i64 'lathe.epoch')", ckpt);
     ok = false;
   }
-  if (ok) *epoch = (uint64_t)((int64_t *)t->data)[0];
+  if (ok) *epoch = (int)((int64_t *)t->data)[0];
   rt_set_fini(&set);
   return ok;
 }
 
-/* The train step returns only the loss; training accuracy is sampled every SAMPLE_EVERY
- * steps by running the evaluate entry on the batch about to be trained on. A train block of
- * several `step`s runs each step's entry on every batch, in order, and reports each loss. */
-enum { SAMPLE_EVERY = 16 };
-
-typedef struct Sampler {
-  CliBatch b;               /* bound to the evaluate entry; out_arg -1 = not sampling */
-  void *outs[CLI_MAX_ARGS]; /* its outputs */
-  int64_t seen, correct;
-} Sampler;
-
-static bool sampler_init(Sampler *sp, Run *r, Diag *d) {
-  memset(sp, 0, sizeof *sp);
-  sp->b.out_arg = -1;
-  if (!r->eval) return true;
-  if (!cli_bind(&sp->b, r->eval, &r->train_ds, d)) return false;
-  for (int k = 0; k < r->eval->n_args; k++)
-    if (r->eval->args[k].role == LATHE_ARG_OUTPUT &&
-        !(sp->outs[k] = cli_aligned_alloc(r->eval->args[k].tensor->bytes)))
-      return false;
-  return true;
-}
-
-static void sampler_fini(Sampler *sp) {
-  cli_batch_fini(&sp->b);
-  for (int k = 0; k < CLI_MAX_ARGS; k++)
-    free(sp->outs[k]);
-}
-
-/* runs the evaluate entry on the samples index[0, batch) about to be trained on */
-static void sample(Sampler *sp, Run *r, const int64_t *index, int64_t count) {
-  if (sp->b.out_arg < 0 || sp->b.batch > count) return;
-  cli_gather(&sp->b, &r->train_ds, index, sp->b.batch);
-  cli_call_batch(r->eval, &sp->b, &r->w, sp->outs);
-  sp->correct += cli_count_correct(&sp->b, r->eval->args[sp->b.out_arg].tensor,
-                                   sp->outs[sp->b.out_arg], sp->b.batch);
-  sp->seen += sp->b.batch * sp->b.y_per;
-}
-
-static int64_t epoch_order(Run *r, int64_t batch, int64_t **order, Diag *d) {
-  int64_t n = r->train_ds.n;
-  if (r->o->limit && (int64_t)r->o->limit < n) n = (int64_t)r->o->limit;
-  if (batch <= 0 || n / batch == 0) {
-    diag_error(d, (SrcLoc){0}, "%lld training samples make no full batch of %lld", (long long)n,
-               (long long)batch);
-    return 0;
-  }
-  *order = malloc((size_t)n * sizeof **order);
-  if (!*order) return 0;
-  shuffle(*order, n, r->o->seed, r->epoch);
-  return n / batch;
-}
-
-typedef struct Steps {
-  CliBatch b[MAX_STEPS];
-  double sum[MAX_STEPS];
-} Steps;
-
-/* binds every step; the batch size is the first one taking samples */
-static int64_t bind_steps(Steps *st, Run *r, Diag *d) {
-  int64_t batch = 0;
-  for (int k = 0; k < r->n_steps; k++) {
-    if (!cli_bind(&st->b[k], r->steps[k], &r->train_ds, d)) return 0;
-    if (st->b[k].batch && batch && st->b[k].batch != batch) {
-      diag_error(d, (SrcLoc){0}, "train steps '%s' and '%s' have different batch sizes",
-                 r->steps[0]->name, r->steps[k]->name);
-      return 0;
-    }
-    if (!batch) batch = st->b[k].batch;
-  }
-  if (!batch) diag_error(d, (SrcLoc){0}, "no train step takes the dataset's samples");
-  return batch;
-}
-
-static double train_batch(Steps *st, Run *r, const int64_t *index, int64_t batch) {
-  double first = 0;
-  for (int k = 0; k < r->n_steps; k++) {
-    if (st->b[k].batch) cli_gather(&st->b[k], &r->train_ds, index, batch);
-    double loss = cli_call_batch(r->steps[k], &st->b[k], &r->w, NULL);
-    st->sum[k] += loss;
-    if (k == 0) first = loss;
-  }
-  return first;
-}
-
-static bool run_epoch(Run *r, Diag *d) {
-  Steps st;
-  memset(&st, 0, sizeof st);
-  Sampler sp;
-  int64_t *order = NULL, steps = 0, batch = bind_steps(&st, r, d);
-  bool ok = batch > 0 && sampler_init(&sp, r, d) &&
-            (steps = epoch_order(r, batch, &order, d)) > 0;
-  RtProgress p;
-  if (ok) rt_progress_start(&p, stderr, (int)r->epoch + 1, (int)r->o->epochs, steps * batch);
-  double ema = 0;
-  for (int64_t s = 0; ok && s < steps; s++) {
-    if (s % SAMPLE_EVERY == 0) sample(&sp, r, order + s * batch, batch);
-    double loss = train_batch(&st, r, order + s * batch, batch);
-    ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
-    rt_progress_update(&p, (s + 1) * batch, ema,
-                       sp.b.out_arg < 0 ? -1 : sp.seen ? (double)sp.correct / (double)sp.seen : 0);
-  }
-  if (ok) {
-    p.loss = st.sum[0] / (double)steps;
-    rt_progress_finish(&p);
-    for (int k = 0; k < r->n_steps; k++)
-      r->step_loss[k] = st.sum[k] / (double)steps;
-    r->train_loss[r->n_hist] = r->step_loss[0];
-  }
-  free(order);
-  if (batch > 0) sampler_fini(&sp);
-  for (int k = 0; k < r->n_steps; k++)
-    cli_batch_fini(&st.b[k]);
-  return ok;
-}
-
-static void print_epoch(Run *r, double tl, double ta) {
-  fprintf(stderr, "epoch %llu/%llu: train loss", (unsigned long long)r->epoch,
-          (unsigned long long)r->o->epochs);
-  for (int k = 0; k < r->n_steps; k++) {
-    const char *name = r->steps[k]->name;
-    if (r->n_steps > 1) fprintf(stderr, " %s", name + (strncmp(name, "train_", 6) ? 0 : 6));
-    fprintf(stderr, " %.4f", r->step_loss[k]);
-  }
-  if (r->eval) fprintf(stderr, "  test loss %.4f", tl);
-  if (r->has_acc) fprintf(stderr, "  test accuracy %.2f%%", 100 * ta);
-  fputc('\n', stderr);
-}
-
-static bool end_epoch(Run *r, Diag *d) {
-  double tl = 0, ta = 0;
-  if (r->eval && !cli_evaluate(r->eval, &r->w, &r->test_ds, &tl, &ta, d)) return false;
-  r->test_loss[r->n_hist] = tl;
-  r->test_acc[r->n_hist] = ta;
-  r->epoch++;
-  print_epoch(r, tl, ta);
-  r->n_hist++;
-  if (r->o->checkpoint && !save_checkpoint(r, d)) return false;
-  if (r->o->samples &&
-      !cli_write_samples(r->eval, &r->w, &r->test_ds, r->o->samples, r->epoch, d))
-    return false;
-  return !r->o->plot ||
-         rt_plot_write(r->o->plot, r->model.info->name, r->train_loss,
-                       r->eval ? r->test_loss : NULL,
-                       r->has_acc ? r->test_acc : NULL, r->n_hist, d);
-}
-
-static bool train_loop(Run *r, Diag *d) {
-  while (r->epoch < r->o->epochs && r->n_hist < 1024) {
-    if (!run_epoch(r, d) || !end_epoch(r, d)) return false;
-  }
-  int h = r->n_hist - 1;
-  if (r->has_acc)
-    printf("test accuracy %.2f%%  test loss %.4f\n", 100 * r->test_acc[h], r->test_loss[h]);
-  else if (r->eval)
-    printf("test loss %.4f\n", r->test_loss[h]);
-  else
-    printf("train loss %.4f\n", r->train_loss[h]);
-  return true;
-}
-
-/* "train" (one step) or every "train_<step>" entry, in the model's order */
-static bool find_steps(Run *r, Diag *d) {
-  const lathe_model_info *info = r->model.info;
-  for (int k = 0; k < info->n_entries && r->n_steps < MAX_STEPS; k++) {
-    const char *name = info->entries[k].name;
-    if (strcmp(name, "train") == 0 || strncmp(name, "train_", 6) == 0)
-      r->steps[r->n_steps++] = &info->entries[k];
-  }
-  r->eval = rt_model_entry(&r->model, "evaluate");
-  if (!r->n_steps) {
-    diag_error(d, (SrcLoc){0}, "%s: `lathe train` needs a train block", r->o->c.file);
-    return false;
-  }
-  if (r->o->samples && !r->eval) {
-    diag_error(d, (SrcLoc){0}, "%s: --samples needs an `output` (the images)", r->o->c.file);
-    return false;
-  }
-  return true;
-}
-
-static bool load_data(Run *r, Diag *d) {
-  if (cli_seq_task(r->o->data))
-    return cli_seq_dataset(&r->train_ds, r->o->data, true, r->o->seed, d) &&
-           cli_seq_dataset(&r->test_ds, r->o->data, false, r->o->seed, d);
-  return rt_dataset_load(&r->train_ds, r->o->data, true, d) &&
-         rt_dataset_load(&r->test_ds, r->o->data, false, d);
-}
-
-/* whether the evaluate entry binds scores to labels (accuracy is reported) */
-static bool probe_accuracy(Run *r, Diag *d) {
-  if (!r->eval) return true;
-  CliBatch b;
-  bool ok = cli_bind(&b, r->eval, &r->test_ds, d);
-  r->has_acc = ok && b.out_arg >= 0;
-  cli_batch_fini(&b);
-  return ok;
+static int on_epoch(void *ctx, const lathe_epoch_result *e, char **error) {
+  Run *r = ctx;
+  Diag d;
+  diag_init(&d);
+  int h = r->n_hist < 1024 ? r->n_hist++ : 1023;
+  r->train_loss[h] = e->train_loss;
+  r->val_loss[h] = e->val.loss;
+  r->val_acc[h] = e->val.accuracy;
+  r->has_acc =
+      e->has_val && (e->val.task == LATHE_TASK_CLASSIFY || e->val.task == LATHE_TASK_SEQUENCE);
+  const lathe_entry_info *ev = rt_model_entry(&r->model, "evaluate");
+  bool ok =
+      !r->o->samples || cli_write_samples(ev, &r->w, r->val, r->o->samples, (uint64_t)e->epoch, &d);
+  ok = ok && (!r->o->plot || rt_plot_write(r->o->plot, r->model.info->name, r->train_loss,
+                                           e->has_val ? r->val_loss : NULL,
+                                           r->has_acc ? r->val_acc : NULL, r->n_hist, &d));
+  int rc = ok ? 0 : rt_error_out(&d, error);
+  diag_fini(&d);
+  return rc;
 }
 
 static bool setup(Run *r, Diag *d) {
-  if (!find_steps(r, d) || !load_data(r, d) || !probe_accuracy(r, d)) return false;
-  if (r->o->samples && !cli_samples_check(r->eval, &r->test_ds, d)) return false;
+  if (!load_data(r, d)) return false;
+  const lathe_entry_info *ev = rt_model_entry(&r->model, "evaluate");
+  if (r->o->samples && (!ev || !r->val || !cli_samples_check(ev, r->val, d))) {
+    if (!ev || !r->val)
+      diag_error(d, (SrcLoc){0}, "--samples needs an `output` (the images) and validation data");
+    return false;
+  }
   if (!cli_weights_init(&r->w, r->model.info, r->o->resume, r->o->seed, d)) return false;
-  if (r->o->resume && !read_epoch(r->o->resume, &r->epoch, d)) return false;
+  if (r->o->resume && !read_epoch(r->o->resume, &r->start_epoch, d)) return false;
   if (r->o->resume)
-    fprintf(stderr, "resuming from %s after epoch %llu\n", r->o->resume,
-            (unsigned long long)r->epoch);
-  if (r->epoch >= r->o->epochs) {
-    diag_error(d, (SrcLoc){0}, "%s already has %llu epochs; ask for more with --epochs",
-               r->o->resume, (unsigned long long)r->epoch);
+    fprintf(stderr, "resuming from %s after epoch %d\n", r->o->resume, r->start_epoch);
+  if ((uint64_t)r->start_epoch >= r->o->epochs) {
+    diag_error(d, (SrcLoc){0}, "%s already has %d epochs; ask for more with --epochs", r->o->resume,
+               r->start_epoch);
     return false;
   }
   return true;
+}
+
+/* the mapping of string labels to ids, beside the checkpoint: CKPT.classes, one per line */
+static bool save_classes(Run *r, const char *ckpt, Diag *d) {
+  RtStore *s = r->all->store;
+  if (!ckpt || !s->n_classes) return true;
+  size_t len = 0, size = 1;
+  for (int i = 0; i < s->n_classes; i++)
+    size += strlen(s->classes[i]) + 1;
+  char *text = malloc(size), path[4096];
+  for (int i = 0; text && i < s->n_classes; i++)
+    len += (size_t)sprintf(text + len, "%s\n", s->classes[i]);
+  snprintf(path, sizeof path, "%s.classes", ckpt);
+  bool ok = text && rt_write_file_atomic(path, text, len, d);
+  free(text);
+  return ok;
+}
+
+static void fit_options(Run *r, lathe_fit_options *f) {
+  TrainOptions *o = r->o;
+  lathe_fit_options_init(f);
+  f->epochs = (int)o->epochs;
+  f->start_epoch = r->start_epoch;
+  f->seed = o->seed;
+  f->limit = (int64_t)o->limit;
+  f->task = o->task ? lathe_task_parse(o->task) : LATHE_TASK_AUTO;
+  f->early_stop = (int)o->early_stop;
+  if (o->monitor) f->monitor = o->monitor;
+  f->min_delta = o->min_delta;
+  f->checkpoint = o->checkpoint;
+  f->best_checkpoint = o->best;
+  f->log_path = o->log;
+  f->val_name = r->val && !o->val && !o->val_split ? "test" : "val";
+  f->augment_flip = o->flip;
+  f->augment_crop_pad = (int)o->crop_pad;
+  f->progress = stderr;
+  f->on_epoch = on_epoch;
+  f->ctx = r;
+}
+
+static void print_final(const Run *r, const lathe_fit_result *res, const char *v) {
+  const lathe_metrics *m = &res->last.val;
+  if (res->last.has_val && r->has_acc)
+    printf("%s accuracy %.2f%%  %s loss %.4f\n", v, 100 * m->accuracy, v, m->loss);
+  else if (res->last.has_val && m->task == LATHE_TASK_REGRESS)
+    printf("%s r2 %.4f  %s mse %.6g  %s loss %.4f\n", v, m->r2, v, m->mse, v, m->loss);
+  else if (res->last.has_val)
+    printf("%s loss %.4f\n", v, m->loss);
+  else
+    printf("train loss %.4f\n", res->last.train_loss);
+}
+
+/* --test: the full report of the trained weights */
+static bool report_test(Run *r, int task, Diag *d) {
+  lathe_evaluation ev;
+  char *err = NULL;
+  if (lathe_evaluate(r->model.info, r->w.params, r->w.state, r->test, task, &ev, &err) != 0) {
+    cli_api_error(d, err);
+    return false;
+  }
+  cli_print_evaluation(&ev, r->test, "test");
+  lathe_evaluation_free(&ev);
+  return true;
+}
+
+static bool train(Run *r, Diag *d) {
+  lathe_fit_options f;
+  lathe_fit_result res;
+  char *err = NULL;
+  fit_options(r, &f);
+  if (lathe_fit(r->model.info, r->w.params, r->w.state, r->train, r->val, &f, &res, &err) != 0) {
+    cli_api_error(d, err);
+    return false;
+  }
+  print_final(r, &res, f.val_name);
+  return save_classes(r, r->o->checkpoint, d) && save_classes(r, r->o->best, d) &&
+         (!r->test || report_test(r, f.task, d));
 }
 
 int cmd_train(int argc, char **argv) {
   TrainOptions o;
   memset(&o, 0, sizeof o);
   cli_compile_init(&o.c);
+  lathe_data_options_init(&o.data);
   o.c.want_eval = true;
   o.epochs = 1;
   int rc = parse_args(&o, argc, argv);
@@ -380,10 +372,10 @@ int cmd_train(int argc, char **argv) {
   r->o = &o;
   Diag d;
   diag_init(&d);
-  ok = setup(r, &d) && train_loop(r, &d);
+  ok = setup(r, &d) && train(r, &d);
   cli_weights_fini(&r->w);
-  rt_dataset_fini(&r->train_ds);
-  rt_dataset_fini(&r->test_ds);
+  if (r->train != r->all) lathe_dataset_free(r->train);
+  lathe_dataset_free(r->all), lathe_dataset_free(r->val), lathe_dataset_free(r->test);
   rt_model_close(&r->model);
   free(r);
   diag_flush(&d, stderr);

@@ -45,10 +45,21 @@ static void put_tile(float *dst, const void *data, bool f64, int64_t i, int64_t 
   }
 }
 
-static bool draw(const char *path, const CliBatch *b, const lathe_tensor_info *t, const void *out,
-                 bool with_inputs, const RtDataset *ds, Diag *d) {
-  int64_t px = ds->rows * ds->cols, n = b->batch < GRID_MAX ? b->batch : GRID_MAX;
-  bool f64 = t->dtype == LATHE_F64, tanh = false, pairs = with_inputs && !b->ids;
+/* the first input argument of f (the samples), or -1 */
+static int sample_arg(const RtFeed *f) {
+  for (int k = 0; k < f->e->n_args; k++)
+    if (f->e->args[k].role == LATHE_ARG_INPUT) return k;
+  return -1;
+}
+
+static bool draw(const char *path, const RtFeed *b, const lathe_tensor_info *t, const void *out,
+                 bool with_inputs, const lathe_dataset *ds, Diag *d) {
+  int64_t rows = ds->store->image_h, cols = ds->store->image_w;
+  int64_t px = rows * cols, n = b->batch < GRID_MAX ? b->batch : GRID_MAX;
+  int xa = sample_arg(b);
+  const lathe_tensor_info *xt = xa >= 0 ? b->e->args[xa].tensor : NULL;
+  bool f64 = t->dtype == LATHE_F64, tanh = false;
+  bool pairs = with_inputs && xt && (xt->dtype == LATHE_F32 || xt->dtype == LATHE_F64);
   for (int64_t j = 0; j < n * px; j++)
     tanh = tanh || elem(out, f64, j) < -1e-3;
   float *tiles = malloc((size_t)(2 * n * px) * sizeof *tiles);
@@ -56,11 +67,11 @@ static bool draw(const char *path, const CliBatch *b, const lathe_tensor_info *t
   int64_t k = 0;
   for (int64_t r = 0; r < n; r += GRID_COLS) {
     for (int64_t i = r; pairs && i < r + GRID_COLS && i < n; i++)
-      put_tile(tiles + px * k++, b->x, b->f64, i, px, false);
+      put_tile(tiles + px * k++, b->buf[xa], xt->dtype == LATHE_F64, i, px, false);
     for (int64_t i = r; i < r + GRID_COLS && i < n; i++)
       put_tile(tiles + px * k++, out, f64, i, px, tanh);
   }
-  bool ok = rt_image_grid_png(path, tiles, k, ds->rows, ds->cols, GRID_COLS, 0.0f, 1.0f, d);
+  bool ok = rt_image_grid_png(path, tiles, k, rows, cols, GRID_COLS, 0.0f, 1.0f, d);
   free(tiles);
   return ok;
 }
@@ -80,39 +91,36 @@ static void grid_path(char *path, size_t size, const char *dir, uint64_t epoch,
   snprintf(path, size, "%s/epoch%llu%s.png", dir, (unsigned long long)epoch, name);
 }
 
-bool cli_samples_check(const lathe_entry_info *e, const RtDataset *ds, Diag *d) {
-  if (find_image_output(e, ds->rows * ds->cols, 0) >= 0) return true;
-  diag_error(d, (SrcLoc){0}, "--samples: entry '%s' has no output of %lldx%lld images", e->name,
-             (long long)ds->rows, (long long)ds->cols);
+bool cli_samples_check(const lathe_entry_info *e, const lathe_dataset *ds, Diag *d) {
+  int64_t rows = ds->store->image_h, cols = ds->store->image_w;
+  if (rows && find_image_output(e, rows * cols, 0) >= 0) return true;
+  diag_error(d, (SrcLoc){0}, "--samples: %s",
+             rows ? "entry has no output of the dataset's image size"
+                  : "the dataset holds no images (fashion-mnist)");
   return false;
 }
 
-bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const RtDataset *ds,
+bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const lathe_dataset *ds,
                        const char *dir, uint64_t epoch, Diag *d) {
-  int first = find_image_output(e, ds->rows * ds->cols, 0);
+  int64_t px = ds->store->image_h * ds->store->image_w;
+  int first = px ? find_image_output(e, px, 0) : -1;
   if (first < 0) return cli_samples_check(e, ds, d);
-  CliBatch b;
-  void *outs[CLI_MAX_ARGS] = {0};
-  bool ok = cli_bind(&b, e, ds, d);
-  for (int k = 0; ok && k < e->n_args; k++)
-    if (e->args[k].role == LATHE_ARG_OUTPUT)
-      ok = (outs[k] = cli_aligned_alloc(e->args[k].tensor->bytes)) != NULL;
+  RtFeed b;
+  bool ok = rt_feed_bind(&b, e, ds, d) && b.batch > 0;
   int64_t *index = ok ? malloc((size_t)b.batch * sizeof *index) : NULL;
   if (index) {
     for (int64_t i = 0; i < b.batch; i++)
       index[i] = i % ds->n;
-    cli_gather(&b, ds, index, b.batch);
-    cli_call_batch(e, &b, w, outs);
+    rt_feed_gather(&b, ds, index, b.batch);
+    rt_feed_call(&b, w->params, w->state);
     char path[4096];
-    for (int k = first; ok && k >= 0; k = find_image_output(e, ds->rows * ds->cols, k + 1)) {
+    for (int k = first; ok && k >= 0; k = find_image_output(e, px, k + 1)) {
       grid_path(path, sizeof path, dir, epoch, k == first ? NULL : e->args[k].tensor->name);
-      ok = draw(path, &b, e->args[k].tensor, outs[k], k == first, ds, d);
+      ok = draw(path, &b, e->args[k].tensor, b.buf[k], k == first, ds, d);
     }
   }
   ok = ok && index;
   free(index);
-  for (int k = 0; k < CLI_MAX_ARGS; k++)
-    free(outs[k]);
-  cli_batch_fini(&b);
+  rt_feed_fini(&b);
   return ok;
 }

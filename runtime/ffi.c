@@ -54,7 +54,7 @@ bool rt_ffi_call(const lathe_model_info *info, const lathe_entry_info *e, void *
     types[k] = &ffi_type_pointer;
     values[k] = (void *)&args[k]; /* libffi wants the address of each argument value */
   }
-  ffi_type *rtype = rdt == LATHE_F32 ? &ffi_type_float
+  ffi_type *rtype = rdt == LATHE_F32   ? &ffi_type_float
                     : rdt == LATHE_F64 ? &ffi_type_double
                                        : &ffi_type_void;
   ffi_cif cif;
@@ -62,7 +62,11 @@ bool rt_ffi_call(const lathe_model_info *info, const lathe_entry_info *e, void *
   if (!ok) {
     diag_error(d, (SrcLoc){0}, "libffi cannot describe the signature of '%s'", e->symbol);
   } else {
-    union { float f; double g; ffi_arg pad; } r = {0};
+    union {
+      float f;
+      double g;
+      ffi_arg pad;
+    } r = {0};
     void (*f)(void);
     memcpy(&f, &fn, sizeof f); /* ISO C has no cast from object to function pointer */
     ffi_call(&cif, f, &r, values);

@@ -13,6 +13,7 @@
  * allocated from the shape until the file size has confirmed it. Writing always uses version
  * 1.0 (a rank-8 header is a few hundred bytes, far below its 64 KiB limit) and is atomic.
  */
+#include "data.h"
 #include "rt_internal.h"
 
 #include <ctype.h>
@@ -341,6 +342,74 @@ bool rt_npy_read(const char *path, Tensor *out, Diag *d) {
             read_body(f, path, &h, data_size, out, d);
   fclose(f);
   return ok;
+}
+
+/* ---- parsing a file image in memory (memory-mapped files, .npz members) --------------------- */
+
+static bool parse_memory_header(const char *name, const unsigned char *buf, size_t len,
+                                NpyHeader *h, size_t *start, Diag *d) {
+  if (len < 10 || memcmp(buf, npy_magic, 6) != 0) {
+    rt_error(d, "%s: not a .npy file (missing the \\x93NUMPY magic)", name);
+    return false;
+  }
+  int major = buf[6], minor = buf[7];
+  if ((major != 1 && major != 2 && major != 3) || minor != 0) {
+    rt_error(d, "%s: unsupported .npy format version %d.%d (expected 1.0, 2.0 or 3.0)", name, major,
+             minor);
+    return false;
+  }
+  size_t pre = major == 1 ? 10 : 12;
+  if (len < pre) {
+    rt_error(d, "%s: truncated .npy header", name);
+    return false;
+  }
+  uint32_t hlen = major == 1 ? read_le(buf + 8, 2) : read_le(buf + 8, 4);
+  if (hlen > NPY_MAX_HEADER || pre + hlen > len) {
+    rt_error(d, "%s: truncated or oversized .npy header (%u bytes declared, %zu available)", name,
+             hlen, len);
+    return false;
+  }
+  if (memchr(buf + pre, '\0', hlen)) {
+    rt_error(d, "%s: malformed .npy header: NUL byte in the header text", name);
+    return false;
+  }
+  char *text = malloc((size_t)hlen + 1);
+  if (!text) return false;
+  memcpy(text, buf + pre, hlen);
+  text[hlen] = '\0';
+  NpyParser ps = {text, name, d};
+  bool ok = parse_header(&ps, h);
+  free(text);
+  *start = pre + hlen;
+  return ok;
+}
+
+bool rt_npy_parse(const char *name, const unsigned char *buf, size_t len, DType *dtype,
+                  Shape *shape, size_t *data_offset, Diag *d) {
+  NpyHeader h;
+  size_t start = 0;
+  if (!parse_memory_header(name, buf, len, &h, &start, d)) return false;
+  if (!descr_dtype(name, h.descr, dtype, d)) return false;
+  if (h.fortran_order) {
+    rt_error(d,
+             "%s: Fortran-order arrays are not supported; save a C-order copy "
+             "(np.ascontiguousarray)",
+             name);
+    return false;
+  }
+  int64_t numel;
+  size_t bytes;
+  if (!rt_shape_bytes(name, &h.shape, dtype_size(*dtype), &numel, &bytes, d)) return false;
+  if (len - start != bytes) {
+    char sbuf[200];
+    rt_error(d, "%s: the shape %s of dtype %s needs %zu data bytes but there are %zu%s", name,
+             shape_str(&h.shape, sbuf, sizeof sbuf), dtype_name(*dtype), bytes, len - start,
+             len - start < bytes ? " (truncated)" : "");
+    return false;
+  }
+  *shape = h.shape;
+  *data_offset = start;
+  return true;
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */

@@ -61,19 +61,6 @@ bool rt_source_threaded(const char *c_text);
 const lathe_entry_info *rt_model_entry(const RtModel *m, const char *name);
 
 
-/* ---- datasets (dataset.c) ---- */
-typedef struct RtDataset {
-  Tensor images;        /* f32 [n, sample_numel], pixels scaled to [0, 1] */
-  Tensor labels;        /* i32 [n] */
-  int64_t n, sample_numel;
-  int64_t rows, cols;   /* image size */
-  int n_classes;
-} RtDataset;
-
-/* spec: "fashion-mnist" or "fashion-mnist=DIR"; train_split false = the test split */
-bool rt_dataset_load(RtDataset *ds, const char *spec, bool train_split, Diag *d);
-void rt_dataset_fini(RtDataset *ds);
-
 /* ---- training progress bar (progress.c) ---- */
 typedef struct RtProgress {
   FILE *out;           /* where the bar is drawn (stderr in the CLI); NULL = silent */

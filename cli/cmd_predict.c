@@ -1,0 +1,92 @@
+/* cli/cmd_predict.c — `lathe predict FILE --weights CKPT --data SPEC --out preds.npy|csv`:
+ * the forward pass over a whole dataset of any length (lathe_predict of the runtime). */
+#include "cli.h"
+
+#include <string.h>
+
+static const char *help_head =
+    "usage: lathe predict [OPTIONS] FILE --weights CKPT --data SPEC --out PREDS.npy|PREDS.csv\n"
+    "\n"
+    "Run FILE's forward pass with the weights of CKPT over every sample of a dataset, in\n"
+    "batches of the model's batch size, and write its first output for each sample: .npy as\n"
+    "it is ([n, ...]); .csv with class scores [n, C] as label,p0..p{C-1} (the argmax label,\n"
+    "by name when the CSV target had string labels), else one column per value.\n"
+    "\n"
+    "options:\n"
+    "  -w, --weights CKPT          safetensors checkpoint\n"
+    "  -o, --out FILE              where the predictions go (written atomically)\n";
+
+static const char *help_tail = "  -D NAME=VALUE               override a `const` of the model\n"
+                               "  --dtype f32|f64             compile every f32 as f64\n"
+                               "  -h, --help                  this help\n";
+
+typedef struct PredictOptions {
+  CliCompile c;
+  lathe_data_options data;
+  const char *weights, *spec, *out;
+} PredictOptions;
+
+static int parse_args(PredictOptions *o, int argc, char **argv) {
+  CliArgs a;
+  cli_args_init(&a, "predict", argc, argv);
+  while (!cli_args_done(&a)) {
+    if (cli_flag(&a, "--help", "-h")) {
+      printf("%s%s%s", help_head, cli_data_help, help_tail);
+      return -1;
+    }
+    if (cli_option(&a, "--weights", "-w"))
+      o->weights = a.value;
+    else if (cli_option(&a, "--data", NULL))
+      o->spec = a.value;
+    else if (cli_option(&a, "--out", "-o"))
+      o->out = a.value;
+    else if (!cli_data_option(&a, &o->data) && !cli_compile_option(&a, &o->c) &&
+             cli_positional(&a, &o->c.file) != EXIT_OK)
+      return EXIT_USAGE;
+  }
+  if (a.failed) return EXIT_USAGE;
+  if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
+  if (!o->weights) return cli_usage_error(&a, "expected --weights CKPT");
+  if (!o->spec) return cli_usage_error(&a, "expected --data SPEC (see --help)");
+  if (!o->out) return cli_usage_error(&a, "expected --out PREDS.npy|PREDS.csv");
+  return EXIT_OK;
+}
+
+static bool predict(PredictOptions *o, RtModel *model, Diag *d) {
+  CliWeights w = {0};
+  char *err = NULL;
+  o->data.test_split = 1;
+  lathe_dataset *ds = rt_data_open(o->spec, &o->data, d);
+  bool ok = ds && cli_weights_init(&w, model->info, o->weights, 0, d);
+  if (ok && lathe_predict(model->info, w.params, w.state, ds, o->out, &err) != 0) {
+    cli_api_error(d, err);
+    ok = false;
+  }
+  if (ok) fprintf(stderr, "wrote %lld predictions to %s\n", (long long)ds->n, o->out);
+  cli_weights_fini(&w);
+  lathe_dataset_free(ds);
+  return ok;
+}
+
+int cmd_predict(int argc, char **argv) {
+  PredictOptions o;
+  memset(&o, 0, sizeof o);
+  cli_compile_init(&o.c);
+  lathe_data_options_init(&o.data);
+  o.c.want_train = false;
+  int rc = parse_args(&o, argc, argv);
+  if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
+  Module *m = cli_build_module(&o.c);
+  if (!m) return EXIT_USER;
+  RtModel model = {0};
+  bool ok = cli_load(m, &o.c, &model);
+  module_free(m);
+  if (!ok) return EXIT_USER;
+  Diag d;
+  diag_init(&d);
+  ok = predict(&o, &model, &d);
+  rt_model_close(&model);
+  diag_flush(&d, stderr);
+  diag_fini(&d);
+  return ok ? EXIT_OK : EXIT_USER;
+}

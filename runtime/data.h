@@ -1,0 +1,122 @@
+/* runtime/data.h — the dataset behind lathe/train.h's lathe_dataset, and its readers; private to
+ * the runtime and the CLI.
+ *
+ * A dataset is a view (a list of rows, or all of them) of a shared, reference-counted store of
+ * named arrays. Every array of a store has the same number of samples; sample i of array a
+ * starts at data + i * row_bytes. Readers fill a store and report errors in a Diag naming the
+ * file (and row for CSV); they never leave a partial dataset behind.
+ */
+#ifndef LATHE_RUNTIME_DATA_H
+#define LATHE_RUNTIME_DATA_H
+
+#include "lathe/train.h"
+#include "rt_internal.h"
+
+typedef struct RtArray {
+  char *name; /* binds to the model input of this name */
+  char *file; /* where it came from, for messages */
+  DType dtype;
+  Shape sample;              /* per-sample shape (rank 0: a scalar per sample) */
+  int64_t per;               /* values per sample */
+  size_t row_bytes;          /* per * dtype size */
+  int64_t n;                 /* samples */
+  const unsigned char *data; /* n rows, C order: points into owned or map */
+  Tensor owned;              /* storage when read into memory */
+  void *map;                 /* storage when memory-mapped (a whole .npy file), or NULL */
+  size_t map_len;
+} RtArray;
+
+typedef struct RtStore {
+  RtArray *arrays;
+  int n_arrays, cap;
+  int refs;       /* views sharing it */
+  char **classes; /* names of class ids (CSV string labels), n_classes entries, or NULL */
+  int n_classes;
+  int64_t image_h, image_w; /* samples are h x w gray images (fashion-mnist), else 0 */
+} RtStore;
+
+struct lathe_dataset {
+  RtStore *store;
+  int64_t n;     /* samples in this view */
+  int64_t *rows; /* store row of sample i; NULL = the identity */
+  char *source;  /* the spec it was opened from, for messages */
+};
+
+/* ---- the store and views (data.c) ---- */
+lathe_dataset *rt_data_new(const char *source);
+/* adds an array (taking ownership of *a's storage, zeroed on return); its sample count must
+ * equal the others' (an error naming both files otherwise) */
+bool rt_data_add(lathe_dataset *ds, RtArray *a, Diag *d);
+void rt_array_fini(RtArray *a);
+/* array a as a lathe_array_info */
+lathe_array_info rt_array_info(const RtArray *a);
+int rt_data_find(const lathe_dataset *ds, const char *name); /* array index or -1 */
+static inline int64_t rt_data_row(const lathe_dataset *ds, int64_t i) {
+  return ds->rows ? ds->rows[i] : i;
+}
+static inline const void *rt_data_at(const lathe_dataset *ds, int a, int64_t i) {
+  const RtArray *ar = &ds->store->arrays[a];
+  return ar->data + (size_t)rt_data_row(ds, i) * ar->row_bytes;
+}
+/* a view of ds: rows[0..n) index ds's samples (copied) */
+lathe_dataset *rt_data_view(const lathe_dataset *ds, const int64_t *rows, int64_t n);
+/* opens spec (see lathe/train.h), checks that float arrays are finite and n > 0 */
+lathe_dataset *rt_data_open(const char *spec, const lathe_data_options *o, Diag *d);
+/* every float value finite: else an error naming the array's file, sample and position */
+bool rt_data_check_finite(const lathe_dataset *ds, Diag *d);
+
+/* ---- readers: each adds arrays to ds ---- */
+/* .npy (data_npy.c): memory-mapped; the array is named after the file's base name */
+bool rt_data_read_npy(lathe_dataset *ds, const char *path, Diag *d);
+bool rt_data_read_npy_dir(lathe_dataset *ds, const char *dir, Diag *d);
+bool rt_data_read_npz(lathe_dataset *ds, const char *path, Diag *d); /* via libzip */
+bool rt_data_read_safetensors(lathe_dataset *ds, const char *path, Diag *d);
+/* parses a .npy image in memory (name for messages): dtype, shape and the data's offset;
+ * checks that len is exactly header + data */
+bool rt_npy_parse(const char *name, const unsigned char *buf, size_t len, DType *dtype,
+                  Shape *shape, size_t *data_offset, Diag *d);
+/* CSV/TSV with a header row (data_csv.c); the delimiter is a tab for .tsv, else ',' */
+bool rt_data_read_csv(lathe_dataset *ds, const char *path, const lathe_data_options *o, Diag *d);
+/* parses CSV text already in memory (name for messages); what rt_data_read_csv does after
+ * reading the file, and what the fuzz target drives */
+bool rt_data_parse_csv(lathe_dataset *ds, const char *name, const char *text, size_t len,
+                       char delimiter, const lathe_data_options *o, Diag *d);
+/* fashion-mnist[=DIR] (dataset.c) and reverse|sort[=LEN,VOCAB] (data_seq.c) */
+bool rt_data_read_fashion_mnist(lathe_dataset *ds, const char *spec, bool test_split, Diag *d);
+bool rt_data_is_seq_task(const char *spec);
+bool rt_data_read_seq_task(lathe_dataset *ds, const char *spec, bool test_split, uint64_t seed,
+                           Diag *d);
+
+/* ---- feeding a dataset to an entry point (feed.c) ---- */
+enum { RT_MAX_ARGS = 256 };
+
+/* Binding rule: each input argument of the entry takes the array of its name; the inputs no
+ * array is named after take the remaining arrays in order. An input takes an array of the same
+ * values per sample (any per-sample shape of that size) and a dtype it can hold: a float input
+ * any numbers, an integer input integers (or floats that are all whole numbers). */
+typedef struct RtFeed {
+  const lathe_entry_info *e;
+  int64_t batch;          /* dim 0 of the inputs; 0 = the entry takes no samples */
+  int src[RT_MAX_ARGS];   /* dataset array feeding input argument k, or -1 */
+  void *buf[RT_MAX_ARGS]; /* buffer of every input and output argument (64-byte aligned) */
+  void *ws;               /* the workspace */
+  int augment_arg;        /* input that augmentation changes, or -1 */
+  int flip, crop_pad;     /* augmentation: horizontal flip, crop after padding */
+} RtFeed;
+
+bool rt_feed_bind(RtFeed *f, const lathe_entry_info *e, const lathe_dataset *ds, Diag *d);
+void rt_feed_fini(RtFeed *f);
+/* the array of ds that input argument arg of e binds to, or -1 (reported) */
+int rt_feed_source(const lathe_entry_info *e, int arg, const lathe_dataset *ds, Diag *d);
+/* fills the input buffers with samples index[0, count); a short batch repeats them */
+void rt_feed_gather(RtFeed *f, const lathe_dataset *ds, const int64_t *index, int64_t count);
+/* random horizontal flip / crop of the augmented input's [.., H, W] samples, from *rng */
+void rt_feed_augment(RtFeed *f, uint64_t *rng);
+double rt_feed_call(const RtFeed *f, void *params, void *state);
+void *rt_aligned_alloc(size_t bytes); /* 64-byte aligned and zeroed; free() it */
+uint64_t rt_mix64(uint64_t x);        /* splitmix64's finalizer */
+
+/* sets *error to a malloc'd copy of d's text (when error != NULL); returns -1 */
+int rt_error_out(const Diag *d, char **error);
+
+#endif

@@ -1,0 +1,381 @@
+/* runtime/fit.c — the training loop of lathe/train.h: epochs of shuffled batches through the
+ * train step(s), validation metrics after each epoch, early stopping with the best weights
+ * restored, per-epoch and best checkpoints, and an epoch log (CSV or JSON lines).
+ *
+ * Reproducibility: epoch e's order is a Fisher-Yates shuffle seeded by (seed, e) and
+ * augmentation draws from (seed, e) too, so a run resumed from a checkpoint after epoch e
+ * continues exactly as the uninterrupted one. Files (checkpoints, the log) are rewritten
+ * whole and atomically, so they only ever appear complete.
+ */
+#include "eval_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { FIT_MAX_STEPS = 8 };
+
+typedef struct Fit {
+  const lathe_model_info *info;
+  void *params, *state;
+  const lathe_dataset *train, *val;
+  const lathe_fit_options *o;
+  const lathe_entry_info *steps[FIT_MAX_STEPS];
+  const char *step_names[FIT_MAX_STEPS];
+  int n_steps;
+  RtFeed feeds[FIT_MAX_STEPS];
+  int64_t batch;
+  RtFeed eval; /* bound to val, when there is one */
+  RtTask task;
+  lathe_epoch_result *hist; /* one per epoch run */
+  double *step_loss;        /* FIT_MAX_STEPS per epoch */
+  int n_hist;
+  lathe_early_stop stop;
+  const char *monitor; /* without its "val_" prefix */
+  bool monitor_val;
+  void *best_params, *best_state;
+} Fit;
+
+void lathe_fit_options_init(lathe_fit_options *o) {
+  memset(o, 0, sizeof *o);
+  o->epochs = 1;
+  o->monitor = "val_loss";
+  o->restore_best = 1;
+  o->val_name = "val";
+}
+
+static void shuffle(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch) {
+  uint64_t state = rt_mix64(seed ^ rt_mix64(epoch + 1));
+  for (int64_t i = 0; i < n; i++)
+    order[i] = i;
+  for (int64_t i = n - 1; i > 0; i--) {
+    state = rt_mix64(state);
+    int64_t j = (int64_t)(state % (uint64_t)(i + 1)), t = order[i];
+    order[i] = order[j], order[j] = t;
+  }
+}
+
+/* "train" or every "train_<step>", each bound to the training set */
+static bool bind_steps(Fit *f, Diag *d) {
+  for (int k = 0; k < f->info->n_entries && f->n_steps < FIT_MAX_STEPS; k++) {
+    const lathe_entry_info *e = &f->info->entries[k];
+    if (strcmp(e->name, "train") != 0 && strncmp(e->name, "train_", 6) != 0) continue;
+    f->step_names[f->n_steps] = e->name;
+    f->steps[f->n_steps] = e;
+    RtFeed *feed = &f->feeds[f->n_steps++];
+    if (!rt_feed_bind(feed, e, f->train, d)) return false;
+    feed->flip = f->o->augment_flip, feed->crop_pad = f->o->augment_crop_pad;
+    if (feed->batch && f->batch && feed->batch != f->batch) {
+      rt_error(d, "train steps '%s' and '%s' have different batch sizes", f->steps[0]->name,
+               e->name);
+      return false;
+    }
+    if (!f->batch) f->batch = feed->batch;
+  }
+  if (!f->n_steps)
+    rt_error(d, "model '%s' has no train entry (no train block)", f->info->name);
+  else if (!f->batch)
+    rt_error(d, "no train step of '%s' takes the dataset's samples", f->info->name);
+  return f->n_steps && f->batch;
+}
+
+static bool bind_val(Fit *f, Diag *d) {
+  const lathe_entry_info *e = rt_entry(f->info, "evaluate");
+  if (!rt_task_infer(&f->task, e ? e : f->steps[0], e ? f->o->task : LATHE_TASK_NONE, d))
+    return false;
+  if (!f->val) return true;
+  if (!e) {
+    rt_error(d, "model '%s' has no evaluate entry to validate with (it needs an `output`)",
+             f->info->name);
+    return false;
+  }
+  if (!rt_feed_bind(&f->eval, e, f->val, d)) return false;
+  return rt_task_check_labels(&f->task, &f->eval, f->val, d) &&
+         rt_task_check_labels(&f->task, &f->eval, f->train, d);
+}
+
+static bool setup_monitor(Fit *f, Diag *d) {
+  const char *m = f->o->monitor ? f->o->monitor : "val_loss";
+  f->monitor_val = strncmp(m, "val_", 4) == 0;
+  f->monitor = m + (f->monitor_val ? 4 : 0);
+  lathe_metrics probe = {.task = f->task.kind};
+  double v;
+  int higher = 0;
+  bool known =
+      strcmp(f->monitor, "loss") == 0 || lathe_metrics_get(&probe, f->monitor, &v, &higher) == 0;
+  if (!known || (f->monitor_val && !f->val && (f->o->early_stop || f->o->best_checkpoint))) {
+    rt_error(d,
+             known ? "--monitor %s needs a validation set (--val or --val-split)"
+                   : "--monitor %s: not a metric of this %s model (expected loss, "
+                     "val_loss, or val_ with accuracy/f1/precision/recall or mse/rmse/mae/r2)",
+             m, lathe_task_name(f->task.kind));
+    return false;
+  }
+  lathe_early_stop_init(&f->stop, f->o->early_stop, f->o->min_delta, higher);
+  if (f->o->early_stop && f->o->restore_best) {
+    f->best_params = malloc(f->info->params_bytes ? f->info->params_bytes : 1);
+    f->best_state = malloc(f->info->state_bytes ? f->info->state_bytes : 1);
+    if (!f->best_params || !f->best_state) return false;
+  }
+  return true;
+}
+
+/* one epoch of training; r gets the losses and timings */
+static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
+  int64_t n = f->train->n;
+  if (f->o->limit > 0 && f->o->limit < n) n = f->o->limit;
+  int64_t steps = n / f->batch, *order = malloc((size_t)n * sizeof *order);
+  if (steps == 0) {
+    rt_error(d,
+             "%s: %lld training samples make no full batch of %lld (the model's batch "
+             "size)",
+             f->train->source, (long long)n, (long long)f->batch);
+    free(order);
+    return false;
+  }
+  if (!order) return false;
+  shuffle(order, n, f->o->seed, (uint64_t)epoch);
+  uint64_t rng = rt_mix64(f->o->seed ^ rt_mix64(0x61756775ull + (uint64_t)epoch));
+  RtProgress p;
+  rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, steps * f->batch);
+  double *sum = f->step_loss + (size_t)f->n_hist * FIT_MAX_STEPS, ema = 0, t0 = rt_progress_now();
+  for (int64_t s = 0; s < steps; s++) {
+    for (int k = 0; k < f->n_steps; k++) {
+      double g0 = rt_progress_now();
+      if (f->feeds[k].batch) {
+        rt_feed_gather(&f->feeds[k], f->train, order + s * f->batch, f->batch);
+        rt_feed_augment(&f->feeds[k], &rng);
+      }
+      r->data_seconds += rt_progress_now() - g0;
+      double loss = rt_feed_call(&f->feeds[k], f->params, f->state);
+      sum[k] += loss;
+      if (k == 0) ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
+    }
+    if (f->o->progress) rt_progress_update(&p, (s + 1) * f->batch, ema, -1);
+  }
+  r->seconds = rt_progress_now() - t0;
+  for (int k = 0; k < f->n_steps; k++)
+    sum[k] /= (double)steps;
+  r->train_loss = sum[0];
+  r->step_loss = sum;
+  r->steps = f->step_names;
+  r->n_steps = f->n_steps;
+  if (f->o->progress) p.loss = sum[0], rt_progress_finish(&p);
+  free(order);
+  return true;
+}
+
+static bool validate(Fit *f, lathe_epoch_result *r, Diag *d) {
+  if (!f->val) return true;
+  RtCollect c;
+  lathe_evaluation ev;
+  double loss = 0;
+  bool ok = rt_eval_pass(&f->eval, &f->task, f->params, f->state, f->val, &c, &loss, d) &&
+            rt_eval_metrics(&f->task, &c, loss, &ev, false, d);
+  rt_collect_fini(&c);
+  if (!ok) return false;
+  r->has_val = 1;
+  r->val = ev.m;
+  lathe_evaluation_free(&ev);
+  return true;
+}
+
+static void print_epoch(const Fit *f, const lathe_epoch_result *r) {
+  FILE *out = f->o->progress;
+  const char *v = f->o->val_name ? f->o->val_name : "val";
+  if (!out) return;
+  fprintf(out, "epoch %d/%d: train loss", r->epoch, f->o->epochs);
+  for (int k = 0; k < r->n_steps; k++) {
+    const char *name = r->steps[k];
+    if (r->n_steps > 1) fprintf(out, " %s", name + (strncmp(name, "train_", 6) ? 0 : 6));
+    fprintf(out, " %.4f", r->step_loss[k]);
+  }
+  if (r->has_val) {
+    const lathe_metrics *m = &r->val;
+    fprintf(out, "  %s loss %.4f", v, m->loss);
+    if (m->task == LATHE_TASK_CLASSIFY || m->task == LATHE_TASK_SEQUENCE)
+      fprintf(out, "  %s accuracy %.2f%%  %s f1 %.4f", v, 100 * m->accuracy, v, m->f1);
+    if (m->task == LATHE_TASK_MULTILABEL)
+      fprintf(out, "  %s accuracy %.2f%%  %s f1 %.4f", v, 100 * m->accuracy, v, m->f1);
+    if (m->task == LATHE_TASK_REGRESS)
+      fprintf(out, "  %s mse %.6g  rmse %.6g  mae %.6g  r2 %.4f", v, m->mse, m->rmse, m->mae,
+              m->r2);
+  }
+  fputc('\n', out);
+}
+
+/* ---- the epoch log ------------------------------------------------------------------------ */
+
+static const char *const log_cols[] = {"loss", "accuracy", "precision", "recall", "f1",
+                                       "mse",  "rmse",     "mae",       "r2"};
+enum { N_LOG_COLS = sizeof log_cols / sizeof log_cols[0] };
+
+static void log_row(char *buf, size_t size, size_t *len, const lathe_epoch_result *r, bool json) {
+  size_t n = *len;
+  n += (size_t)snprintf(buf + n, size - n,
+                        json ? "{\"epoch\": %d, \"train_loss\": %.17g" : "%d,%.17g", r->epoch,
+                        r->train_loss);
+  for (int c = 0; c < N_LOG_COLS; c++) {
+    double v = 0;
+    int hi = 0;
+    bool has = r->has_val && lathe_metrics_get(&r->val, log_cols[c], &v, &hi) == 0;
+    if (json && has)
+      n += (size_t)snprintf(buf + n, size - n, ", \"val_%s\": %.17g", log_cols[c], v);
+    if (!json)
+      n += (size_t)(has ? snprintf(buf + n, size - n, ",%.17g", v)
+                        : snprintf(buf + n, size - n, ","));
+  }
+  n += (size_t)snprintf(buf + n, size - n, json ? ", \"seconds\": %.6g}\n" : ",%.6g\n", r->seconds);
+  *len = n < size ? n : size - 1;
+}
+
+static bool write_log(const Fit *f, Diag *d) {
+  const char *path = f->o->log_path;
+  size_t plen = strlen(path), size = 1024 + (size_t)f->n_hist * 768, len = 0;
+  bool json = !(plen > 4 && strcmp(path + plen - 4, ".csv") == 0);
+  char *buf = malloc(size);
+  if (!buf) return false;
+  if (!json) {
+    len += (size_t)snprintf(buf, size, "epoch,train_loss");
+    for (int c = 0; c < N_LOG_COLS; c++)
+      len += (size_t)snprintf(buf + len, size - len, ",val_%s", log_cols[c]);
+    len += (size_t)snprintf(buf + len, size - len, ",seconds\n");
+  }
+  for (int i = 0; i < f->n_hist; i++)
+    log_row(buf, size, &len, &f->hist[i], json);
+  bool ok = rt_write_file_atomic(path, buf, len, d);
+  free(buf);
+  return ok;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+static bool add_tensors(RtTensorSet *set, const lathe_tensor_info *ts, int n, const void *base) {
+  for (int i = 0; i < n; i++) {
+    Shape s = {0};
+    s.rank = ts[i].rank;
+    for (int k = 0; k < s.rank; k++)
+      s.dim[k] = ts[i].shape[k];
+    Tensor *t = rt_set_add(set, ts[i].name, (DType)ts[i].dtype, &s);
+    if (!t) return false;
+    memcpy(t->data, (const char *)base + ts[i].offset, ts[i].bytes);
+  }
+  return true;
+}
+
+static bool save_weights(const lathe_model_info *info, const void *params, const void *state,
+                         bool with_state, int64_t epoch, const char *path, Diag *d) {
+  RtTensorSet set;
+  rt_set_init(&set);
+  bool ok = add_tensors(&set, info->params, info->n_params, params) &&
+            (!with_state || add_tensors(&set, info->states, info->n_states, state));
+  Shape scalar = {0};
+  Tensor *t = ok && epoch >= 0 ? rt_set_add(&set, "lathe.epoch", DT_I64, &scalar) : NULL;
+  if (t) ((int64_t *)t->data)[0] = epoch;
+  if (!ok || (epoch >= 0 && !t)) rt_error(d, "out of memory writing %s", path);
+  ok = ok && (epoch < 0 || t) && rt_safetensors_write(path, &set, d);
+  rt_set_fini(&set);
+  return ok;
+}
+
+int lathe_checkpoint_save(const lathe_model_info *info, const void *params, const void *state,
+                          int with_state, int64_t epoch, const char *path, char **error) {
+  Diag d;
+  diag_init(&d);
+  int rc =
+      save_weights(info, params, state, with_state, epoch, path, &d) ? 0 : rt_error_out(&d, error);
+  diag_fini(&d);
+  return rc;
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+/* early stopping and the best checkpoint after epoch r; *stop when patience ran out */
+static bool track_best(Fit *f, const lathe_epoch_result *r, bool *stop, Diag *d) {
+  double v = r->train_loss;
+  int hi = 0, halt = 0;
+  if (f->monitor_val && !r->has_val) return true;
+  if (f->monitor_val) lathe_metrics_get(&r->val, f->monitor, &v, &hi);
+  int better = lathe_early_stop_update(&f->stop, r->epoch, v, &halt);
+  if (better && f->best_params) {
+    memcpy(f->best_params, f->params, f->info->params_bytes);
+    memcpy(f->best_state, f->state, f->info->state_bytes);
+  }
+  if (better && f->o->best_checkpoint &&
+      !save_weights(f->info, f->params, f->state, true, r->epoch, f->o->best_checkpoint, d))
+    return false;
+  *stop = f->o->early_stop && halt;
+  return true;
+}
+
+static bool end_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
+  if (!validate(f, r, d)) return false;
+  print_epoch(f, r);
+  f->n_hist++;
+  if (f->o->log_path && !write_log(f, d)) return false;
+  if (f->o->checkpoint &&
+      !save_weights(f->info, f->params, f->state, true, r->epoch, f->o->checkpoint, d))
+    return false;
+  if (!track_best(f, r, stop, d)) return false;
+  char *err = NULL;
+  if (f->o->on_epoch && f->o->on_epoch(f->o->ctx, r, &err) != 0) {
+    rt_error(d, "%s", err ? err : "stopped by the epoch callback");
+    free(err);
+    return false;
+  }
+  return true;
+}
+
+static bool fit_loop(Fit *f, lathe_fit_result *res, Diag *d) {
+  int total = f->o->epochs - f->o->start_epoch;
+  f->hist = calloc((size_t)(total > 0 ? total : 1), sizeof *f->hist);
+  f->step_loss = calloc((size_t)(total > 0 ? total : 1) * FIT_MAX_STEPS, sizeof *f->step_loss);
+  if (!f->hist || !f->step_loss) return false;
+  bool stop = false;
+  for (int e = f->o->start_epoch; e < f->o->epochs && !stop; e++) {
+    lathe_epoch_result *r = &f->hist[f->n_hist];
+    r->epoch = e + 1;
+    if (!run_epoch(f, e, r, d) || !end_epoch(f, r, &stop, d)) return false;
+  }
+  if (stop && f->best_params) {
+    memcpy(f->params, f->best_params, f->info->params_bytes);
+    memcpy(f->state, f->best_state, f->info->state_bytes);
+    if (f->o->progress)
+      fprintf(f->o->progress, "early stop after epoch %d: restored the weights of epoch %d\n",
+              f->hist[f->n_hist - 1].epoch, f->stop.best_epoch);
+  }
+  if (res) {
+    res->epochs = f->n_hist ? f->hist[f->n_hist - 1].epoch : f->o->start_epoch;
+    res->best_epoch = f->stop.best_epoch;
+    res->stopped_early = stop;
+    if (f->n_hist) res->last = f->hist[f->n_hist - 1];
+    res->last.step_loss = NULL, res->last.steps = NULL; /* they die with the loop */
+  }
+  return true;
+}
+
+int lathe_fit(const lathe_model_info *info, void *params, void *state, const lathe_dataset *train,
+              const lathe_dataset *val, const lathe_fit_options *o, lathe_fit_result *result,
+              char **error) {
+  Diag d;
+  diag_init(&d);
+  Fit *f = calloc(1, sizeof *f);
+  lathe_fit_options defaults;
+  if (!o) lathe_fit_options_init(&defaults), o = &defaults;
+  if (result) memset(result, 0, sizeof *result);
+  bool ok = f != NULL;
+  if (ok) {
+    *f = (Fit){.info = info, .params = params, .state = state, .train = train, .val = val, .o = o};
+    ok = bind_steps(f, &d) && bind_val(f, &d) && setup_monitor(f, &d) && fit_loop(f, result, &d);
+  }
+  if (!ok && !d.n_errors) rt_error(&d, "out of memory training '%s'", info->name);
+  for (int k = 0; f && k < FIT_MAX_STEPS; k++)
+    rt_feed_fini(&f->feeds[k]);
+  if (f) {
+    rt_feed_fini(&f->eval);
+    free(f->hist), free(f->step_loss), free(f->best_params), free(f->best_state);
+  }
+  free(f);
+  int rc = ok ? 0 : rt_error_out(&d, error);
+  diag_fini(&d);
+  return rc;
+}
