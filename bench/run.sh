@@ -17,7 +17,8 @@
 # environment: BENCH_REPS (timed runs per measurement, default 5), BENCH_MIN_TIME (seconds
 #   per timed run, default 0.2), BENCH_SIZES (sgemm sizes, default "64 256 512 1024"),
 #   BENCH_EPOCH=0 (skip the Fashion-MNIST epochs), BENCH_ROWS (the groups to run, default
-#   "sgemm mlp cnn lstm transformer threads epoch"), CC (default cc), PYTHON (default
+#   "sgemm mlp cnn lstm transformer threads epoch"), BENCH_TARGET (lathe compile --target of
+#   the per-call rows, e.g. x86-64-v3; default lathe's: native), CC (default cc), PYTHON (default
 #   /usr/bin/python3), FASHION_MNIST (default /usr/share/datasets/fashion-mnist).
 set -uo pipefail
 
@@ -37,6 +38,9 @@ DATA=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 # the flags `lathe train` builds models with (runtime/loader.c), for lathe's code and the C peers
 CFLAGS=(-std=c11 -O3 -march=native -fno-math-errno)
 ROWS=${BENCH_ROWS:-"sgemm mlp cnn lstm transformer threads epoch"}
+# lathe compile --target for every per-call row (default: lathe's own default, native)
+TARGET_ARGS=()
+[[ -n ${BENCH_TARGET:-} ]] && TARGET_ARGS=(--target "$BENCH_TARGET")
 
 # one thread everywhere
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -67,8 +71,9 @@ now() { date +%s.%N; }
 since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
 
 # ---- 1. FMA peak ------------------------------------------------------------------------------
-# Measured at the start and at the end of the run (a busy machine lowers it); the higher of
-# the two is the peak of the table, both are in the notes.
+# Measured at the start and at the end of the run (a busy machine lowers it), for every vector
+# width this CPU runs; the table's "% of FMA peak" uses the width lathe's generated code uses
+# (code_lanes), the higher of the two measurements of it; the notes give every width.
 # usage: run_peak start|end
 run_peak() {
   log "FMA peak ($1 of the run)"
@@ -84,8 +89,23 @@ run_peak() {
     return
   fi
   record peak "gflops_$1" "$(field peak_gflops "$WORK/peak-$1.out")"
+  local lanes
+  for lanes in $(sed -n 's/^fma_f32x\([0-9]*\)_gflops .*/\1/p' "$WORK/peak-$1.out"); do
+    record peak "gflops_x${lanes}_$1" "$(field "fma_f32x${lanes}_gflops" "$WORK/peak-$1.out")"
+  done
   record peak "detail_$1" "$(grep '^fma_' "$WORK/peak-$1.out" | sed 's/_gflops / /' |
                              paste -sd, - | sed 's/,/, /g')"
+}
+
+# The vector width (floats) of the kernels lathe generates for this machine and BENCH_TARGET:
+# the vector_size of a small matmul's generated C; 0 for scalar code (the generic target).
+code_lanes() {
+  local dir="$WORK/lanes" bytes
+  mkdir -p "$dir"
+  printf '%s\n' 'model mm(a: f32[64, 64], b: f32[64, 64]) { output c = a @ b }' >"$dir/mm.lathe"
+  "$LATHE" compile "$dir/mm.lathe" -o "$dir/out" "${TARGET_ARGS[@]}" >"$dir.log" 2>&1 || return
+  bytes=$(grep -o 'vector_size([0-9]*' "$dir/out/mm.c" | head -n 1 | tr -dc 0-9)
+  echo $((${bytes:-0} / 4))
 }
 
 # ---- 2. sgemm ---------------------------------------------------------------------------------
@@ -94,7 +114,7 @@ run_peak() {
 build_lathe_driver() {
   local name=$1 file=$2 dir=$3
   shift 3
-  "$LATHE" compile "$file" -o "$dir" "$@" >"$dir.log" 2>&1 &&
+  "$LATHE" compile "$file" -o "$dir" "${TARGET_ARGS[@]}" "$@" >"$dir.log" 2>&1 &&
     "$CC" "${CFLAGS[@]}" -I"$dir" -DMODEL_HEADER="\"$name.h\"" -DMODEL_INFO="${name}_info" \
       "$BENCH/drive.c" "$dir/$name.c" -o "$dir/drive" -lm >>"$dir.log" 2>&1
 }
@@ -290,7 +310,8 @@ run_threads() {
     record "$row" peer_error "no --threads yet"
     return
   fi
-  if ! "$LATHE" compile "$ROOT/examples/cnn.lathe" -o "$dir" -D N=64 --threads 2 >"$dir.log" 2>&1
+  if ! "$LATHE" compile "$ROOT/examples/cnn.lathe" -o "$dir" -D N=64 --threads 2 \
+         "${TARGET_ARGS[@]}" >"$dir.log" 2>&1
   then
     record "$row" lathe_error "$(why "$dir.log" $?)"
   elif ! grep -q 'Pragma("omp' "$dir/cnn.c"; then
@@ -372,6 +393,7 @@ echo "# lathe benchmark — $(date -u '+%Y-%m-%d %H:%M UTC') — ${machine:-unkn
 echo
 record run loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 run_peak start
+record peak code_lanes "$(code_lanes)"
 TORCH_NAME="PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
 want() { [[ " $ROWS " == *" $1 "* ]]; }
 want sgemm && run_sgemm
