@@ -7,6 +7,8 @@
 #   4. examples/cnn.lathe (inference at batch 1 and 64, Adam train step at 64),
 #      bench/models/lstm.lathe and bench/models/transformer_block.lathe (Adam train steps),
 #      lathe's generated C vs PyTorch (bench/torch_models.py)
+#   4b. MLP and CNN inference at batch 1 and 64, lathe vs ONNX Runtime (npm onnxruntime-node,
+#      bench/ort_peer.js) on the same models exported to ONNX (bench/export_onnx.py)
 #   5. the CNN train step on 2 threads vs 1 (when `lathe compile` has --threads)
 #   6. one Fashion-MNIST epoch of the MLP and of the CNN: `lathe train` vs the same loop in
 #      PyTorch, with test accuracy
@@ -17,9 +19,10 @@
 # environment: BENCH_REPS (timed runs per measurement, default 5), BENCH_MIN_TIME (seconds
 #   per timed run, default 0.2), BENCH_SIZES (sgemm sizes, default "64 256 512 1024"),
 #   BENCH_EPOCH=0 (skip the Fashion-MNIST epochs), BENCH_ROWS (the groups to run, default
-#   "sgemm mlp cnn lstm transformer threads epoch"), BENCH_TARGET (lathe compile --target of
+#   "sgemm mlp cnn ort lstm transformer threads epoch"), BENCH_TARGET (lathe compile --target of
 #   the per-call rows, e.g. x86-64-v3; default lathe's: native), CC (default cc), PYTHON (default
-#   /usr/bin/python3), FASHION_MNIST (default /usr/share/datasets/fashion-mnist).
+#   /usr/bin/python3), FASHION_MNIST (default /usr/share/datasets/fashion-mnist),
+#   ORT_NODE_MODULES (where onnxruntime-node is, default bench/node/node_modules).
 set -uo pipefail
 
 if [[ $# -ne 1 || ! -x "$1" ]]; then
@@ -37,7 +40,7 @@ SIZES=${BENCH_SIZES:-"64 256 512 1024"}
 DATA=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 # the flags `lathe train` builds models with (runtime/loader.c), for lathe's code and the C peers
 CFLAGS=(-std=c11 -O3 -march=native -fno-math-errno)
-ROWS=${BENCH_ROWS:-"sgemm mlp cnn lstm transformer threads epoch"}
+ROWS=${BENCH_ROWS:-"sgemm mlp cnn ort lstm transformer threads epoch"}
 # lathe compile --target for every per-call row (default: lathe's own default, native)
 TARGET_ARGS=()
 [[ -n ${BENCH_TARGET:-} ]] && TARGET_ARGS=(--target "$BENCH_TARGET")
@@ -296,6 +299,50 @@ run_transformer() {
     "$WORK/tf" train "" transformer train --batch 8
 }
 
+# ---- 4b. ONNX Runtime: MLP and CNN inference at batch 1 and 64 -------------------------------
+# The same models exported from their PyTorch twins (bench/export_onnx.py, softmax output),
+# run by onnxruntime-node on one thread (bench/ort_peer.js); lathe's forward entry is timed
+# again right before, so each pair is measured side by side.
+ORT_MODULES=${ORT_NODE_MODULES:-$BENCH/node/node_modules}
+
+# usage: ort_row MODEL LABEL BATCH SHAPE FLOPS   (MODEL: mlp or cnn, from examples/MODEL.lathe)
+ort_row() {
+  local model=$1 n=$3 shape=$4 flops=$5
+  local row="$2 inference, batch $n, vs ONNX Runtime" dir="$WORK/$model$n"
+  local out="$WORK/ort-$model$n"
+  log "$row"
+  record "$row" flops "$flops"
+  record "$row" peer_name "$ORT_NAME"
+  if [[ -x "$dir/drive" ]] ||
+     build_lathe_driver "$model" "$ROOT/examples/$model.lathe" "$dir" -D N="$n"; then
+    run_driver "$row" "$dir" forward
+  else
+    record "$row" lathe_error "$(why "$dir.log" $?)"
+  fi
+  if [[ -z $ORT_NAME ]]; then
+    record "$row" peer_error "no onnxruntime-node in $ORT_MODULES: scripts/install-deps.sh --bench"
+  elif "$PYTHON" "$BENCH/export_onnx.py" "$model" --batch "$n" -o "$out.onnx" >"$out.log" 2>&1 &&
+       NODE_PATH="$ORT_MODULES" node "$BENCH/ort_peer.js" "$out.onnx" --shape "$shape" \
+         --reps "$REPS" --min-time "$MIN_TIME" >"$out.out" 2>>"$out.log"; then
+    record "$row" peer_seconds "$(field seconds "$out.out")"
+  else
+    record "$row" peer_error "$(why "$out.log" $?)"
+  fi
+}
+
+run_ort() {
+  local v n
+  v=$(NODE_PATH="$ORT_MODULES" node -p "require('onnxruntime-node/package.json').version" \
+        2>/dev/null)
+  ORT_NAME=${v:+"ONNX Runtime $v (onnxruntime-node, 1 thread)"}
+  for n in 1 64; do
+    ort_row mlp MLP "$n" "$n,784" $((2 * n * MLP_MACS))
+  done
+  for n in 1 64; do
+    ort_row cnn CNN "$n" "$n,1,28,28" $((2 * n * CNN_MACS))
+  done
+}
+
 # ---- 5. threads: the CNN batch-64 train step on 2 threads vs 1 --------------------------------
 # Only when `lathe compile` has a --threads option; the generated C is then built with
 # -fopenmp -pthread and run with OMP_NUM_THREADS=2. The peer column is lathe's own 1-thread
@@ -399,6 +446,7 @@ want() { [[ " $ROWS " == *" $1 "* ]]; }
 want sgemm && run_sgemm
 want mlp && run_mlp
 want cnn && run_cnn
+want ort && run_ort
 want lstm && run_lstm
 want transformer && run_transformer
 want threads && run_threads
