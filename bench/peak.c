@@ -44,10 +44,11 @@ static double now_seconds(void) {
  * of the accumulators. VEC is the vector type, SET1 broadcasts a float, FMA(x, y, z) = x * y + z,
  * STORE writes a vector to a float array. */
 #define PEAK_KERNEL(NAME, ATTR, VEC, LANES, CHAINS, SET1, FMA, STORE)                              \
-  ATTR static __attribute__((noinline)) double NAME(long iters, float seed) {                     \
+  ATTR static __attribute__((noinline)) double NAME(long iters, float seed) {                      \
     VEC acc[CHAINS];                                                                               \
     VEC m = SET1(0.999999f), a = SET1(1e-7f * seed);                                               \
-    for (int c = 0; c < (CHAINS); c++) acc[c] = SET1(seed + (float)c);                             \
+    for (int c = 0; c < (CHAINS); c++)                                                             \
+      acc[c] = SET1(seed + (float)c);                                                              \
     for (long i = 0; i < iters; i++) {                                                             \
       _Pragma("GCC unroll 32") for (int c = 0; c < (CHAINS); c++) acc[c] = FMA(acc[c], m, a);      \
     }                                                                                              \
@@ -55,7 +56,8 @@ static double now_seconds(void) {
     float lanes[LANES];                                                                            \
     for (int c = 0; c < (CHAINS); c++) {                                                           \
       STORE(lanes, acc[c]);                                                                        \
-      for (int l = 0; l < (LANES); l++) sum += lanes[l];                                           \
+      for (int l = 0; l < (LANES); l++)                                                            \
+        sum += lanes[l];                                                                           \
     }                                                                                              \
     return sum;                                                                                    \
   }
@@ -87,14 +89,22 @@ static void widths_detect(void) {
 }
 #else
 typedef float peak_v4 __attribute__((vector_size(16)));
-static peak_v4 peak_v4_set1(float x) { return (peak_v4){x, x, x, x}; }
-static peak_v4 peak_v4_fma(peak_v4 x, peak_v4 y, peak_v4 z) { return x * y + z; }
-static void peak_v4_store(float *p, peak_v4 v) { memcpy(p, &v, sizeof v); }
+static peak_v4 peak_v4_set1(float x) {
+  return (peak_v4){x, x, x, x};
+}
+static peak_v4 peak_v4_fma(peak_v4 x, peak_v4 y, peak_v4 z) {
+  return x * y + z;
+}
+static void peak_v4_store(float *p, peak_v4 v) {
+  memcpy(p, &v, sizeof v);
+}
 PEAK_KERNEL(fma_x4, , peak_v4, 4, 24, peak_v4_set1, peak_v4_fma, peak_v4_store)
 
 static PeakWidth widths[] = {{fma_x4, 4, 24, 0}};
 
-static void widths_detect(void) { widths[0].usable = 1; }
+static void widths_detect(void) {
+  widths[0].usable = 1;
+}
 #endif
 
 static int compare_doubles(const void *a, const void *b) {
@@ -127,8 +137,10 @@ int main(int argc, char **argv) {
   int reps = 5;
   double min_time = 0.2;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--reps") == 0) reps = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--min-time") == 0) min_time = atof(argv[i + 1]);
+    if (strcmp(argv[i], "--reps") == 0)
+      reps = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--min-time") == 0)
+      min_time = atof(argv[i + 1]);
   }
   if (argc % 2 == 0 || reps < 1 || reps > 64 || !(min_time > 0)) {
     fprintf(stderr, "usage: peak [--reps 1..64] [--min-time SECONDS]\n");
