@@ -2,13 +2,14 @@
  * one model compiled twice through the public API (lathe.h), once by the in-process JIT
  * (LATHE_BACKEND_JIT) and once by the cc backend (`cc -std=c99 -O3 -march=native
  * -fno-math-errno -shared -fPIC`, runtime/loader.c), then one entry of each timed, the two
- * alternated run by run so that a change of load hits both. Inputs are uniform in [0, 1),
+ * alternated run by run so that a change of load hits both, in thread CPU time (which other
+ * processes on the machine inflate much less than wall time). Inputs are uniform in [0, 1),
  * integer inputs uniform in [0, 10). Both models start from the same seed; a train entry keeps
  * training, which does not change its cost.
  *
  * Usage: jit_speed FILE ENTRY [-D NAME=VALUE]... [--reps R] [--min-time SECONDS]
- * Output: `jit_seconds <median> cc_seconds <median> jit_over_cc <ratio>` (ratio > 1: the JIT's
- * code is slower). Built by bench/jit_speed.sh. Measurement only: nothing is asserted.
+ * Output: `jit_seconds <median> cc_seconds <median> jit_over_cc <ratio>` (CPU seconds per call;
+ * ratio > 1: the JIT's code is slower). CC picks the cc backend's compiler (runtime/loader.c). Built by bench/jit_speed.sh. Measurement only: nothing is asserted.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -26,9 +27,10 @@ typedef struct Bench {
   int n_inputs;
 } Bench;
 
-static double now_seconds(void) {
+/* CPU time of this thread: a busy machine inflates it much less than wall time */
+static double cpu_seconds(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -73,12 +75,12 @@ static int fill_inputs(Bench *b, const lathe_entry_info *e) {
   return 0;
 }
 
-/* Seconds per call of `calls` calls of the entry, or -1 when a call fails. */
+/* CPU seconds per call of `calls` calls of the entry, or -1 when a call fails. */
 static double time_run(Bench *b, const char *entry, long calls) {
-  double t0 = now_seconds();
+  double t0 = cpu_seconds();
   for (long i = 0; i < calls; i++)
     if (lathe_call(b->model, entry, b->inputs, b->n_inputs, NULL, 0, NULL) != 0) return -1;
-  return (now_seconds() - t0) / (double)calls;
+  return (cpu_seconds() - t0) / (double)calls;
 }
 
 static int compile(Bench *b, const char *file, const char *entry, int backend,
@@ -102,7 +104,7 @@ static int compile(Bench *b, const char *file, const char *entry, int backend,
   return fill_inputs(b, e);
 }
 
-/* Calls per run so that one run of b lasts about min_time (doubles as the warm-up). */
+/* Calls per run so that one run of b takes about min_time (doubles as the warm-up). */
 static long calibrate(Bench *b, const char *entry, double min_time) {
   long calls = 1;
   for (;;) {

@@ -3,7 +3,7 @@
 # (bench/jit_speed.c): a 256^3 and a 512^3 matmul, the MLP's forward (batch 64) and train step,
 # the CNN's train step. BUILD_DIR (default: build) is configured RelWithDebInfo and liblathe
 # built in it if needed. Environment: BENCH_REPS (default 5), BENCH_MIN_TIME (default 0.2).
-# Prints one line per row; measurement only.
+# CC (default cc) is the compiler of the cc side. Prints one line per row; measurement only.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -25,8 +25,9 @@ printf 'const M = 256\nconst K = 256\nconst N = 256\n%s\n' \
   'model mm(a: f32[M, K], b: f32[K, N]) { output c = a @ b }' >"$WORK/mm.lathe"
 opts=(--reps "${BENCH_REPS:-5}" --min-time "${BENCH_MIN_TIME:-0.2}")
 export OMP_NUM_THREADS=1 LATHE_LIB_DIR="$ROOT/lib"
-echo "JIT code vs cc -O3 -march=native, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
-  sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+echo "JIT code vs ${CC:-cc} -O3 -march=native (CPU time per call), $cpu," \
+  "load $(cut -d' ' -f1-3 /proc/loadavg)"
 row() {
   local label=$1
   shift
