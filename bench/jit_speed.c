@@ -9,7 +9,8 @@
  *
  * Usage: jit_speed FILE ENTRY [-D NAME=VALUE]... [--reps R] [--min-time SECONDS]
  * Output: `jit_seconds <median> cc_seconds <median> jit_over_cc <ratio>` (CPU seconds per call;
- * ratio > 1: the JIT's code is slower). CC picks the cc backend's compiler (runtime/loader.c). Built by bench/jit_speed.sh. Measurement only: nothing is asserted.
+ * ratio > 1: the JIT's code is slower). CC picks the cc backend's compiler (runtime/loader.c).
+ * Built by bench/jit_speed.sh. Measurement only: nothing is asserted.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -104,6 +105,11 @@ static int compile(Bench *b, const char *file, const char *entry, int backend,
   return fill_inputs(b, e);
 }
 
+static void bench_free(Bench *b) {
+  for (int i = 0; i < b->n_inputs; i++) free(b->inputs[i].data);
+  lathe_free(b->model);
+}
+
 /* Calls per run so that one run of b takes about min_time (doubles as the warm-up). */
 static long calibrate(Bench *b, const char *entry, double min_time) {
   long calls = 1;
@@ -160,5 +166,6 @@ int main(int argc, char **argv) {
   qsort(cc_times, (size_t)reps, sizeof(double), compare_doubles);
   double j = jit_times[reps / 2], c = cc_times[reps / 2];
   printf("jit_seconds %.9f cc_seconds %.9f jit_over_cc %.3f\n", j, c, j / c);
+  bench_free(&jit), bench_free(&cc);
   return 0;
 }

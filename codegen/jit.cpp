@@ -10,7 +10,8 @@
  * Cache: the object is also stored on disk under a key that hashes everything that decides its
  * bytes — the C text and header, the model name, the cc1 arguments (which name the host CPU and
  * each of its features), the code-generation level, LLVM's version and lathe's cache version —
- * so a second compile of the same model on the same machine only reads and links the object.
+ * so a second compile of the same model on the same machine only reads and links the object
+ * (the system headers the C includes are not hashed: clear the cache after changing them).
  * The directory is $LATHE_CACHE_DIR, else $XDG_CACHE_HOME/lathe, else ~/.cache/lathe (its jit/
  * subdirectory); LATHE_NO_CACHE=1 turns the cache off. An entry is a header (magic, format,
  * key, object size, object hash) and the object; one whose header, size or hash does not match
@@ -370,10 +371,13 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
                errors.c_str());
     return nullptr;
   }
+  /* link a copy, and store the object only once it has linked */
+  JitModel *j =
+      jit_link(llvm::MemoryBuffer::getMemBufferCopy(obj->getBuffer(), "lathe-jit"), model_name, d);
+  if (!j) return nullptr;
   if (outcome != JIT_CACHE_OFF && !jit_cache_write(dir, path, key, *obj))
     outcome = JIT_CACHE_UNSTORED;
-  JitModel *j = jit_link(std::move(obj), model_name, d);
-  if (j) j->cache = outcome;
+  j->cache = outcome;
   return j;
 }
 
