@@ -16,8 +16,9 @@
  * subdirectory); LATHE_NO_CACHE=1 turns the cache off. An entry is a header (magic, format,
  * key, object size, object hash) and the object; one whose header, size or hash does not match
  * is ignored and replaced. Entries are written to a temporary file, fsync'ed and renamed into
- * place, so concurrent compiles and crashes never leave a partial entry under a valid name. The
- * cache is never pruned (`rm -rf ~/.cache/lathe/jit` is always safe).
+ * place, so concurrent compiles and crashes never leave a partial entry under a valid name. After
+ * each store the least recently used entries (a hit touches its entry) are removed while the
+ * directory exceeds LATHE_CACHE_MAX_MB (default 256); `rm -rf ~/.cache/lathe/jit` is always safe.
  *
  * Invariant: no exception or abort escapes to C; every failure becomes a Diag error. A cache
  * that cannot be read or written is not an error: the model is compiled as without it.
@@ -48,8 +49,11 @@ extern "C" {
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -306,6 +310,49 @@ static bool jit_cache_write(const std::string &dir, const std::string &path, con
   return ok;
 }
 
+/* The cache's budget in bytes: LATHE_CACHE_MAX_MB (a decimal number), default 256 MB. */
+static double jit_cache_budget() {
+  const char *env = getenv("LATHE_CACHE_MAX_MB");
+  char *end = nullptr;
+  double mb = env && *env ? strtod(env, &end) : 256;
+  if (env && *env && (*end != '\0' || !(mb >= 0))) mb = 256; /* not a number: the default */
+  return mb * 1024 * 1024;
+}
+
+/* After a store: while the entries exceed the budget, remove the least recently used (oldest
+ * modification time: a hit touches its entry), never `keep`, the entry just written; temporary
+ * files older than an hour (left by a crash) go too. Errors are ignored: pruning is best effort,
+ * and a concurrent compile may remove or replace files under us. */
+static void jit_cache_prune(const std::string &dir, const std::string &keep) {
+  namespace fs = std::filesystem;
+  struct Entry {
+    fs::file_time_type time;
+    uintmax_t size;
+    fs::path path;
+  };
+  std::vector<Entry> entries;
+  double total = 0;
+  std::error_code ec;
+  auto hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  for (const auto &f : fs::directory_iterator(dir, ec)) {
+    std::error_code e1, e2;
+    Entry e = {f.last_write_time(e1), f.file_size(e2), f.path()};
+    if (e1 || e2 || !f.is_regular_file(e1)) continue;
+    if (e.path.filename().string().find(".tmp.") != std::string::npos) {
+      if (e.time < hour_ago) fs::remove(e.path, e1);
+    } else if (e.path.extension() == ".o" && e.path.string() != keep) {
+      entries.push_back(e), total += (double)e.size;
+    } else if (e.path.string() == keep) {
+      total += (double)e.size;
+    }
+  }
+  double budget = jit_cache_budget();
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry &a, const Entry &b) { return a.time < b.time; });
+  for (size_t i = 0; i < entries.size() && total > budget; i++)
+    if (fs::remove(entries[i].path, ec)) total -= (double)entries[i].size;
+}
+
 /* ---- linking ---- */
 
 /* Link obj into a new LLJIT and look up `<model>_info`; NULL with an error in d. */
@@ -360,7 +407,10 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
     std::unique_ptr<llvm::MemoryBuffer> cached;
     CacheRead r = jit_cache_read(path, key, &cached);
     JitModel *j = r == CacheRead::OK ? jit_link_cached(std::move(cached), model_name) : nullptr;
-    if (j) return j->cache = JIT_CACHE_HIT, j;
+    if (j) {
+      utimensat(AT_FDCWD, path.c_str(), nullptr, 0); /* recently used: pruned last */
+      return j->cache = JIT_CACHE_HIT, j;
+    }
     outcome = r == CacheRead::MISSING ? JIT_CACHE_STORED : JIT_CACHE_REPLACED;
   }
   std::string errors;
@@ -377,6 +427,8 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
   if (!j) return nullptr;
   if (outcome != JIT_CACHE_OFF && !jit_cache_write(dir, path, key, *obj))
     outcome = JIT_CACHE_UNSTORED;
+  else if (outcome != JIT_CACHE_OFF)
+    jit_cache_prune(dir, path);
   j->cache = outcome;
   return j;
 }

@@ -1,7 +1,8 @@
 /* tests/unit/test_codegen_jit_cache.c — the JIT's on-disk object cache (codegen/jit.cpp):
  * a second compile of the same C loads the stored object (JIT_CACHE_HIT) and computes exactly
  * what the first did; other C is another entry; a corrupt, truncated, foreign or empty entry is
- * ignored, compiled over and replaced by a valid one; an unwritable cache directory and
+ * ignored, compiled over and replaced by a valid one; over its budget a store keeps the entry it
+ * wrote and drops others; an unwritable cache directory and
  * LATHE_NO_CACHE=1 compile as without a cache. Every case runs in its own temporary
  * LATHE_CACHE_DIR. In a build without LLVM the suite checks instead that jit_compile refuses
  * with the "built without LLVM" error.
@@ -124,6 +125,7 @@ static void setup(void) {
   ck_assert_ptr_nonnull(mkdtemp(cache_dir));
   setenv("LATHE_CACHE_DIR", cache_dir, 1);
   unsetenv("LATHE_NO_CACHE");
+  unsetenv("LATHE_CACHE_MAX_MB");
 }
 
 static void teardown(void) {
@@ -232,6 +234,25 @@ START_TEST(damaged_entries_are_replaced) {
 }
 END_TEST
 
+/* Over budget, a store removes the least recently used entries but never the one it wrote. */
+START_TEST(budget_keeps_the_newest) {
+  Emitted a = emit(8), b = emit(4);
+  jit_free(compile(&a, JIT_CACHE_STORED));
+  jit_free(compile(&b, JIT_CACHE_STORED));
+  ck_assert_int_eq(entries(NULL, 0, NULL), 2); /* the default budget holds both */
+  setenv("LATHE_CACHE_MAX_MB", "0.000001", 1); /* one byte: only the newest entry stays */
+  jit_free(compile(&a, JIT_CACHE_HIT));        /* a hit does not prune */
+  ck_assert_int_eq(entries(NULL, 0, NULL), 2);
+  Emitted c = emit(2);
+  jit_free(compile(&c, JIT_CACHE_STORED));
+  ck_assert_int_eq(entries(NULL, 0, NULL), 1);
+  jit_free(compile(&c, JIT_CACHE_HIT));
+  jit_free(compile(&a, JIT_CACHE_STORED)); /* pruned */
+  ck_assert_int_eq(entries(NULL, 0, NULL), 1);
+  free(a.c), free(a.h), free(b.c), free(b.h), free(c.c), free(c.h);
+}
+END_TEST
+
 START_TEST(unwritable_dir_still_compiles) {
   char file[128];
   snprintf(file, sizeof file, "%s/jit", cache_dir);
@@ -265,6 +286,7 @@ static Suite *jit_cache_suite(void) {
     tcase_add_test(tc, second_compile_hits);
     tcase_add_test(tc, other_c_is_another_entry);
     tcase_add_loop_test(tc, damaged_entries_are_replaced, 0, 7);
+    tcase_add_test(tc, budget_keeps_the_newest);
     tcase_add_test(tc, unwritable_dir_still_compiles);
   } else {
     tcase_add_test(tc, without_llvm_jit_refuses);
