@@ -2,18 +2,25 @@
  *
  *   1. the MLP train step (examples/mlp.lathe with its train block: forward + train entries)
  *   2. the MLP forward only
- *   3. a one-line REPL expression (the synthetic model the REPL builds for `relu(x @ w) * 2.0`)
+ *   3. the CNN train step (examples/cnn.lathe)
+ *   4. a one-line REPL expression (the synthetic model the REPL builds for `relu(x @ w) * 2.0`)
  *
- * For each: "jit" = jit_compile of the emitted C (Clang -O3 to LLVM IR, ORC LLJIT link, symbol
- * lookup), and "total" = the whole path from source text (frontend, passes, C emitter, JIT)
- * through the public API; "cpu" = the thread CPU time of jit_compile (a busy machine inflates
- * wall time far more than it). The first compile of the process (LLVM initialization) is reported
- * separately as "cold". Usage: compile_latency ROOT [RUNS]
+ * For each: "jit" = jit_compile of the emitted C with the object cache off (LATHE_NO_CACHE=1:
+ * Clang -O3 to LLVM IR, code generation, ORC LLJIT link, symbol lookup), "cached" = the same
+ * call when the object is in the cache (a fresh temporary LATHE_CACHE_DIR, filled by one compile
+ * first: hash the C, read and check the entry, link), and "total" = the whole path from source
+ * text (frontend, passes, C emitter, JIT) through the public API, without the cache and from it
+ * (the frontend, passes and emitter run either way); "cpu" = the thread CPU time of jit_compile
+ * (a busy machine inflates wall time far more than it). The first compile of the process (LLVM
+ * initialization) is reported separately as "cold".
+ * Usage: compile_latency ROOT [RUNS]
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "codegen/codegen.h"
 #include "codegen/jit.h"
@@ -35,9 +42,13 @@ static double clock_ms(clockid_t id) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
-static double now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+static double now_ms(void) {
+  return clock_ms(CLOCK_MONOTONIC);
+}
 /* CPU time of this thread (the JIT compiles on it): less sensitive to a busy machine */
-static double cpu_ms(void) { return clock_ms(CLOCK_THREAD_CPUTIME_ID); }
+static double cpu_ms(void) {
+  return clock_ms(CLOCK_THREAD_CPUTIME_ID);
+}
 
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -50,8 +61,7 @@ static double median(double *v, int n) {
 }
 
 /* source → C text (frontend, passes, emitter), as the CLI does */
-static bool emit(const char *name, const char *text, bool train, char **c, char **h,
-                 char **model) {
+static bool emit(const char *name, const char *text, bool train, char **c, char **h, char **model) {
   Diag d;
   diag_init(&d);
   FrontendOptions fo;
@@ -71,42 +81,89 @@ static bool emit(const char *name, const char *text, bool train, char **c, char 
   return ok;
 }
 
-/* median ms of `runs` jit_compile calls, and of `runs` whole compiles through the API */
-static bool measure(const char *label, const char *name, const char *text, bool train, int runs) {
-  char *c = NULL, *h = NULL, *model = NULL, hname[256];
-  if (!emit(name, text, train, &c, &h, &model)) return false;
-  snprintf(hname, sizeof hname, "%s.h", model);
-  double *jit = malloc(sizeof *jit * (size_t)runs), *total = malloc(sizeof *total * (size_t)runs);
-  double *cpu = malloc(sizeof *cpu * (size_t)runs);
-  bool ok = jit && total && cpu;
+typedef struct Timing {
+  double *wall, *cpu; /* per run, ms */
+} Timing;
+
+/* One jit_compile, timed into run i of t; its cache outcome must be `want` (JIT_CACHE_COUNT:
+ * any, for the compile that fills the cache, which an earlier measurement may have done). */
+static bool time_jit(const char *c, const char *hname, const char *h, const char *model,
+                     JitCacheOutcome want, Timing *t, int i) {
+  Diag d;
+  diag_init(&d);
+  double t0 = now_ms(), c0 = cpu_ms();
+  JitModel *j = jit_compile(c, hname, h, model, &d);
+  t->wall[i] = now_ms() - t0;
+  t->cpu[i] = cpu_ms() - c0;
+  bool ok = j != NULL;
+  if (!j)
+    fprintf(stderr, "%s", diag_text(&d));
+  else if (want != JIT_CACHE_COUNT && jit_cache_outcome(j) != want)
+    fprintf(stderr, "compile_latency: cache outcome %d, expected %d\n", jit_cache_outcome(j), want),
+        ok = false;
+  jit_free(j);
+  diag_fini(&d);
+  return ok;
+}
+
+/* One whole compile through the API, timed into total[i]. */
+static bool time_total(const char *name, const char *text, bool train, double *total, int i) {
   lathe_options o;
   lathe_options_init(&o);
   o.backend = LATHE_BACKEND_JIT;
   o.want_train = train;
-  for (int i = 0; ok && i < runs; i++) { /* interleaved, so that load changes hit both */
-    Diag d;
-    diag_init(&d);
-    double t0 = now_ms(), c0 = cpu_ms();
-    JitModel *j = jit_compile(c, hname, h, model, &d);
-    jit[i] = now_ms() - t0;
-    cpu[i] = cpu_ms() - c0;
-    if (!j) fprintf(stderr, "%s", diag_text(&d)), ok = false;
-    jit_free(j);
-    diag_fini(&d);
-    char *err = NULL;
-    t0 = now_ms();
-    lathe_model *m = ok ? lathe_compile_string(name, text, &o, &err) : NULL;
-    total[i] = now_ms() - t0;
-    if (ok && !m) fprintf(stderr, "%s", err), ok = false;
-    lathe_string_free(err);
-    lathe_free(m);
+  char *err = NULL;
+  double t0 = now_ms();
+  lathe_model *m = lathe_compile_string(name, text, &o, &err);
+  total[i] = now_ms() - t0;
+  if (!m) fprintf(stderr, "%s", err);
+  lathe_string_free(err);
+  lathe_free(m);
+  return m != NULL;
+}
+
+/* median ms of `runs` uncached and `runs` cached jit_compile calls, and of `runs` whole
+ * compiles through the API, interleaved so that load changes hit all three */
+static bool measure(const char *label, const char *name, const char *text, bool train, int runs,
+                    const char *cache_dir) {
+  char *c = NULL, *h = NULL, *model = NULL, hname[256];
+  if (!emit(name, text, train, &c, &h, &model)) return false;
+  snprintf(hname, sizeof hname, "%s.h", model);
+  size_t n = (size_t)runs;
+  double *all = malloc(sizeof(double) * 6 * n);
+  Timing jit = {all, all + n}, cached = {all + 2 * n, all + 3 * n};
+  double *total = all + 4 * n, *total_cached = all + 5 * n;
+  setenv("LATHE_CACHE_DIR", cache_dir, 1);
+  bool ok = all && time_jit(c, hname, h, model, JIT_CACHE_COUNT, &cached, 0);
+  for (int i = 0; ok && i < runs; i++) {
+    setenv("LATHE_NO_CACHE", "1", 1);
+    ok = time_jit(c, hname, h, model, JIT_CACHE_OFF, &jit, i) &&
+         time_total(name, text, train, total, i);
+    unsetenv("LATHE_NO_CACHE");
+    ok = ok && time_jit(c, hname, h, model, JIT_CACHE_HIT, &cached, i) &&
+         time_total(name, text, train, total_cached, i);
   }
   if (ok)
-    printf("%-26s C %6zu bytes   jit median %7.1f ms (cpu %7.1f)   total median %7.1f ms"
-           "   (%d runs)\n",
-           label, strlen(c), median(jit, runs), median(cpu, runs), median(total, runs), runs);
-  free(jit), free(cpu), free(total), free(c), free(h), free(model);
+    printf("%-26s C %6zu bytes   jit median %7.1f ms (cpu %7.1f)   cached %5.1f ms (cpu %5.1f)"
+           "   total median %7.1f ms, cached %6.1f ms   (%d runs)\n",
+           label, strlen(c), median(jit.wall, runs), median(jit.cpu, runs),
+           median(cached.wall, runs), median(cached.cpu, runs), median(total, runs),
+           median(total_cached, runs), runs);
+  free(all), free(c), free(h), free(model);
   return ok;
+}
+
+/* a fresh cache directory for this run: the first compile of each model stores its object */
+static bool make_cache_dir(char *dir, size_t size) {
+  snprintf(dir, size, "%s/lathe-compile-latency.XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  return mkdtemp(dir) != NULL;
+}
+
+static void remove_cache_dir(const char *dir) {
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "compile_latency: could not remove %s\n", dir);
 }
 
 int main(int argc, char **argv) {
@@ -131,13 +188,20 @@ int main(int argc, char **argv) {
     return 1;
   }
   diag_fini(&d);
+  char cache[4096];
+  if (!make_cache_dir(cache, sizeof cache)) {
+    fprintf(stderr, "compile_latency: cannot make a temporary cache directory\n");
+    return 1;
+  }
   double t0 = now_ms();
-  bool ok = measure("cold (first, REPL line)", "<repl>", repl_text, false, 1);
-  printf("  (cold includes LLVM initialization: %.1f ms for jit + total)\n", now_ms() - t0);
-  ok = ok && measure("MLP train step", path, mlp, true, runs);
-  ok = ok && measure("MLP forward", path, mlp, false, runs);
-  ok = ok && measure("CNN train step", cnn_path, cnn, true, runs);
-  ok = ok && measure("one-line REPL expression", "<repl>", repl_text, false, runs);
+  bool ok = measure("cold (first, REPL line)", "<repl>", repl_text, false, 1, cache);
+  printf("  (cold includes LLVM initialization: %.1f ms for jit + cached + total)\n",
+         now_ms() - t0);
+  ok = ok && measure("MLP train step", path, mlp, true, runs, cache);
+  ok = ok && measure("MLP forward", path, mlp, false, runs, cache);
+  ok = ok && measure("CNN train step", cnn_path, cnn, true, runs, cache);
+  ok = ok && measure("one-line REPL expression", "<repl>", repl_text, false, runs, cache);
+  remove_cache_dir(cache);
   free(mlp);
   free(cnn);
   return ok ? 0 : 1;

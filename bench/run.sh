@@ -7,6 +7,8 @@
 #   4. examples/cnn.lathe (inference at batch 1 and 64, Adam train step at 64),
 #      bench/models/lstm.lathe and bench/models/transformer_block.lathe (Adam train steps),
 #      lathe's generated C vs PyTorch (bench/torch_models.py)
+#   4b. MLP and CNN inference at batch 1 and 64, lathe vs ONNX Runtime (npm onnxruntime-node,
+#      bench/ort_peer.js) on the same models exported to ONNX (bench/export_onnx.py)
 #   5. the CNN train step on 2 threads vs 1 (when `lathe compile` has --threads)
 #   6. one Fashion-MNIST epoch of the MLP and of the CNN: `lathe train` vs the same loop in
 #      PyTorch, with test accuracy
@@ -17,8 +19,10 @@
 # environment: BENCH_REPS (timed runs per measurement, default 5), BENCH_MIN_TIME (seconds
 #   per timed run, default 0.2), BENCH_SIZES (sgemm sizes, default "64 256 512 1024"),
 #   BENCH_EPOCH=0 (skip the Fashion-MNIST epochs), BENCH_ROWS (the groups to run, default
-#   "sgemm mlp cnn lstm transformer threads epoch"), CC (default cc), PYTHON (default
-#   /usr/bin/python3), FASHION_MNIST (default /usr/share/datasets/fashion-mnist).
+#   "sgemm mlp cnn ort lstm transformer threads epoch"), BENCH_TARGET (lathe compile --target of
+#   the per-call rows, e.g. x86-64-v3; default lathe's: native), CC (default cc), PYTHON (default
+#   /usr/bin/python3), FASHION_MNIST (default /usr/share/datasets/fashion-mnist),
+#   ORT_NODE_MODULES (where onnxruntime-node is, default bench/node/node_modules).
 set -uo pipefail
 
 if [[ $# -ne 1 || ! -x "$1" ]]; then
@@ -36,7 +40,10 @@ SIZES=${BENCH_SIZES:-"64 256 512 1024"}
 DATA=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 # the flags `lathe train` builds models with (runtime/loader.c), for lathe's code and the C peers
 CFLAGS=(-std=c11 -O3 -march=native -fno-math-errno)
-ROWS=${BENCH_ROWS:-"sgemm mlp cnn lstm transformer threads epoch"}
+ROWS=${BENCH_ROWS:-"sgemm mlp cnn ort lstm transformer threads epoch"}
+# lathe compile --target for every per-call row (default: lathe's own default, native)
+TARGET_ARGS=()
+[[ -n ${BENCH_TARGET:-} ]] && TARGET_ARGS=(--target "$BENCH_TARGET")
 
 # one thread everywhere
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -67,8 +74,9 @@ now() { date +%s.%N; }
 since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
 
 # ---- 1. FMA peak ------------------------------------------------------------------------------
-# Measured at the start and at the end of the run (a busy machine lowers it); the higher of
-# the two is the peak of the table, both are in the notes.
+# Measured at the start and at the end of the run (a busy machine lowers it), for every vector
+# width this CPU runs; the table's "% of FMA peak" uses the width lathe's generated code uses
+# (code_lanes), the higher of the two measurements of it; the notes give every width.
 # usage: run_peak start|end
 run_peak() {
   log "FMA peak ($1 of the run)"
@@ -84,8 +92,23 @@ run_peak() {
     return
   fi
   record peak "gflops_$1" "$(field peak_gflops "$WORK/peak-$1.out")"
+  local lanes
+  for lanes in $(sed -n 's/^fma_f32x\([0-9]*\)_gflops .*/\1/p' "$WORK/peak-$1.out"); do
+    record peak "gflops_x${lanes}_$1" "$(field "fma_f32x${lanes}_gflops" "$WORK/peak-$1.out")"
+  done
   record peak "detail_$1" "$(grep '^fma_' "$WORK/peak-$1.out" | sed 's/_gflops / /' |
                              paste -sd, - | sed 's/,/, /g')"
+}
+
+# The vector width (floats) of the kernels lathe generates for this machine and BENCH_TARGET:
+# the vector_size of a small matmul's generated C; 0 for scalar code (the generic target).
+code_lanes() {
+  local dir="$WORK/lanes" bytes
+  mkdir -p "$dir"
+  printf '%s\n' 'model mm(a: f32[64, 64], b: f32[64, 64]) { output c = a @ b }' >"$dir/mm.lathe"
+  "$LATHE" compile "$dir/mm.lathe" -o "$dir/out" "${TARGET_ARGS[@]}" >"$dir.log" 2>&1 || return
+  bytes=$(grep -o 'vector_size([0-9]*' "$dir/out/mm.c" | head -n 1 | tr -dc 0-9)
+  echo $((${bytes:-0} / 4))
 }
 
 # ---- 2. sgemm ---------------------------------------------------------------------------------
@@ -94,7 +117,7 @@ run_peak() {
 build_lathe_driver() {
   local name=$1 file=$2 dir=$3
   shift 3
-  "$LATHE" compile "$file" -o "$dir" "$@" >"$dir.log" 2>&1 &&
+  "$LATHE" compile "$file" -o "$dir" "${TARGET_ARGS[@]}" "$@" >"$dir.log" 2>&1 &&
     "$CC" "${CFLAGS[@]}" -I"$dir" -DMODEL_HEADER="\"$name.h\"" -DMODEL_INFO="${name}_info" \
       "$BENCH/drive.c" "$dir/$name.c" -o "$dir/drive" -lm >>"$dir.log" 2>&1
 }
@@ -276,6 +299,50 @@ run_transformer() {
     "$WORK/tf" train "" transformer train --batch 8
 }
 
+# ---- 4b. ONNX Runtime: MLP and CNN inference at batch 1 and 64 -------------------------------
+# The same models exported from their PyTorch twins (bench/export_onnx.py, softmax output),
+# run by onnxruntime-node on one thread (bench/ort_peer.js); lathe's forward entry is timed
+# again right before, so each pair is measured side by side.
+ORT_MODULES=${ORT_NODE_MODULES:-$BENCH/node/node_modules}
+
+# usage: ort_row MODEL LABEL BATCH SHAPE FLOPS   (MODEL: mlp or cnn, from examples/MODEL.lathe)
+ort_row() {
+  local model=$1 n=$3 shape=$4 flops=$5
+  local row="$2 inference, batch $n, vs ONNX Runtime" dir="$WORK/$model$n"
+  local out="$WORK/ort-$model$n"
+  log "$row"
+  record "$row" flops "$flops"
+  record "$row" peer_name "$ORT_NAME"
+  if [[ -x "$dir/drive" ]] ||
+     build_lathe_driver "$model" "$ROOT/examples/$model.lathe" "$dir" -D N="$n"; then
+    run_driver "$row" "$dir" forward
+  else
+    record "$row" lathe_error "$(why "$dir.log" $?)"
+  fi
+  if [[ -z $ORT_NAME ]]; then
+    record "$row" peer_error "no onnxruntime-node in $ORT_MODULES: scripts/install-deps.sh --bench"
+  elif "$PYTHON" "$BENCH/export_onnx.py" "$model" --batch "$n" -o "$out.onnx" >"$out.log" 2>&1 &&
+       NODE_PATH="$ORT_MODULES" node "$BENCH/ort_peer.js" "$out.onnx" --shape "$shape" \
+         --reps "$REPS" --min-time "$MIN_TIME" >"$out.out" 2>>"$out.log"; then
+    record "$row" peer_seconds "$(field seconds "$out.out")"
+  else
+    record "$row" peer_error "$(why "$out.log" $?)"
+  fi
+}
+
+run_ort() {
+  local v n
+  v=$(NODE_PATH="$ORT_MODULES" node -p "require('onnxruntime-node/package.json').version" \
+        2>/dev/null)
+  ORT_NAME=${v:+"ONNX Runtime $v (onnxruntime-node, 1 thread)"}
+  for n in 1 64; do
+    ort_row mlp MLP "$n" "$n,784" $((2 * n * MLP_MACS))
+  done
+  for n in 1 64; do
+    ort_row cnn CNN "$n" "$n,1,28,28" $((2 * n * CNN_MACS))
+  done
+}
+
 # ---- 5. threads: the CNN batch-64 train step on 2 threads vs 1 --------------------------------
 # Only when `lathe compile` has a --threads option; the generated C is then built with
 # -fopenmp -pthread and run with OMP_NUM_THREADS=2. The peer column is lathe's own 1-thread
@@ -290,7 +357,8 @@ run_threads() {
     record "$row" peer_error "no --threads yet"
     return
   fi
-  if ! "$LATHE" compile "$ROOT/examples/cnn.lathe" -o "$dir" -D N=64 --threads 2 >"$dir.log" 2>&1
+  if ! "$LATHE" compile "$ROOT/examples/cnn.lathe" -o "$dir" -D N=64 --threads 2 \
+         "${TARGET_ARGS[@]}" >"$dir.log" 2>&1
   then
     record "$row" lathe_error "$(why "$dir.log" $?)"
   elif ! grep -q 'Pragma("omp' "$dir/cnn.c"; then
@@ -372,11 +440,13 @@ echo "# lathe benchmark — $(date -u '+%Y-%m-%d %H:%M UTC') — ${machine:-unkn
 echo
 record run loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 run_peak start
+record peak code_lanes "$(code_lanes)"
 TORCH_NAME="PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
 want() { [[ " $ROWS " == *" $1 "* ]]; }
 want sgemm && run_sgemm
 want mlp && run_mlp
 want cnn && run_cnn
+want ort && run_ort
 want lstm && run_lstm
 want transformer && run_transformer
 want threads && run_threads

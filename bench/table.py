@@ -5,8 +5,11 @@ Fields: lathe_seconds / peer_seconds (median seconds per call, or wall seconds f
 lathe_error / peer_error (why a measurement is missing), peer_name, flops (per call),
 lathe_o2_seconds (the train step built with portable flags, cc -O2 without -march),
 lathe_errno_seconds (built without -fno-math-errno);
-row "peak": gflops_start / gflops_end and detail_start / detail_end (the FMA peak measured
-at both ends of the run; the table uses the higher); the epoch row: lathe_accuracy /
+row "peak": gflops_start / gflops_end (the best vector width), gflops_x<lanes>_start /
+gflops_x<lanes>_end (each width), detail_start / detail_end (all widths, for the notes),
+code_lanes (the vector width of lathe's generated code: the table uses that width's peak, the
+higher of the run's two measurements, or the best width when code_lanes is 0 or missing);
+the epoch row: lathe_accuracy /
 peer_accuracy (percent), lathe_compile_seconds, peer_loop_seconds, lathe_cpu_seconds /
 peer_cpu_seconds (user + sys time of the whole command); the threads row:
 torch_threads_seconds (PyTorch on 2 threads); row "run" (not a table
@@ -58,16 +61,24 @@ def time_cell(row, side):
 
 
 def measured_peak(row):
-    """The higher of the two FMA peak measurements, or None."""
+    """The FMA peak "% of FMA peak" divides by, and what it is: the higher of the start and end
+    measurements at the vector width of lathe's generated code (code_lanes), or of the best
+    width when that width is unknown or scalar. Returns (GFLOP/s or None, description)."""
+    lanes = row.get("code_lanes", "")
+    if lanes.isdigit() and int(lanes) > 0:
+        values = [number(row, f"gflops_x{lanes}_{when}") for when in ("start", "end")]
+        values = [v for v in values if v]
+        if values:
+            return max(values), f"{int(lanes) * 32}-bit FMA ({lanes} floats, the generated code's)"
     values = [v for v in (number(row, "gflops_start"), number(row, "gflops_end")) if v]
-    return max(values) if values else None
+    return (max(values) if values else None), "best vector width"
 
 
 def format_row(name, row, peak):
     if name == "peak":
-        gflops = measured_peak(row)
+        gflops, what = measured_peak(row)
         peer = f"{gflops:.1f} GFLOP/s" if gflops else time_cell(row, "peer")
-        return ["single-core f32 FMA peak", "—", peer, "bench/peak.c (FMA chains, -march=native)",
+        return ["single-core f32 FMA peak", "—", peer, f"bench/peak.c, {what}",
                 "—", "—", "100" if gflops else "—"]
     lathe, peer = number(row, "lathe_seconds"), number(row, "peer_seconds")
     flops = number(row, "flops")
@@ -134,7 +145,7 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: table.py RESULTS.tsv")
     rows = read_rows(sys.argv[1])
-    peak = measured_peak(rows.get("peak", {}))
+    peak, _ = measured_peak(rows.get("peak", {}))
     header = ["benchmark", "lathe", "peer", "peer name", "lathe/peer speed ratio",
               "lathe GFLOP/s", "% of FMA peak"]
     print("| " + " | ".join(header) + " |")

@@ -1,11 +1,13 @@
 /* codegen/jit.h — in-process JIT of emitted C: Clang compiles the C text from memory to an
- * LLVM module at -O3 for the host CPU, LLVM ORC LLJIT links it into this process, and the
- * model's `<model>_info` descriptor is returned. C-callable; implemented in jit.cpp when
+ * LLVM module as `clang -O3 -march=native` would, LLVM makes an object of it for the host CPU,
+ * LLVM ORC LLJIT links it into this process, and the model's `<model>_info` descriptor is
+ * returned. Objects are cached on disk (~/.cache/lathe/jit, see jit.cpp), so compiling the same
+ * C again on the same machine only loads and links. C-callable; implemented in jit.cpp when
  * lathe is built with LLVM 19 (LATHE_JIT), otherwise by jit_none.c, which reports that the
  * JIT is unavailable so callers fall back to cc + dlopen (rt_model_open_source).
  *
- * No temp files, no subprocess. A JitModel owns the JIT'd code: every pointer reached from
- * jit_info() (names, shapes, entry functions) is valid until jit_free().
+ * No subprocess; the only files are the cache's. A JitModel owns the JIT'd code: every pointer
+ * reached from jit_info() (names, shapes, entry functions) is valid until jit_free().
  */
 #ifndef LATHE_CODEGEN_JIT_H
 #define LATHE_CODEGEN_JIT_H
@@ -21,14 +23,28 @@ extern "C" {
 
 typedef struct JitModel JitModel;
 
+/* What jit_compile did with the on-disk object cache. */
+typedef enum JitCacheOutcome {
+  JIT_CACHE_OFF,      /* no cache: LATHE_NO_CACHE is set, or no cache directory (no $HOME) */
+  JIT_CACHE_HIT,      /* a valid entry was loaded: nothing was compiled */
+  JIT_CACHE_STORED,   /* no entry: compiled, and the object stored */
+  JIT_CACHE_REPLACED, /* an unusable entry (corrupt, truncated, another key): compiled, replaced */
+  JIT_CACHE_UNSTORED, /* compiled, but the object could not be stored (read-only, disk full) */
+  JIT_CACHE_COUNT
+} JitCacheOutcome;
+
 /* true when this build has the LLVM/Clang JIT */
 bool jit_available(void);
 
 /* Compile c_text (which #includes "h_name", whose contents are h_text) and look up
- * `<model_name>_info`. Returns NULL with the compiler's messages in d on failure. */
+ * `<model_name>_info`. Returns NULL with the compiler's messages in d on failure. Cache
+ * directory: $LATHE_CACHE_DIR, else $XDG_CACHE_HOME/lathe, else ~/.cache/lathe (objects in its
+ * jit/ subdirectory); LATHE_NO_CACHE=1 turns the cache off, LATHE_CACHE_MAX_MB bounds it
+ * (default 256). A cache that cannot be used is never an error. */
 JitModel *jit_compile(const char *c_text, const char *h_name, const char *h_text,
                       const char *model_name, Diag *d);
 const lathe_model_info *jit_info(const JitModel *j);
+JitCacheOutcome jit_cache_outcome(const JitModel *j);
 /* address of a JIT'd symbol (e.g. an entry point's `symbol`), or NULL */
 void *jit_symbol(const JitModel *j, const char *name);
 void jit_free(JitModel *j);

@@ -12,21 +12,37 @@ struct JitModel {
   const lathe_model_info *info; /* never created in this build */
 };
 
-bool jit_available(void) { return false; }
+bool jit_available(void) {
+  return false;
+}
 
 JitModel *jit_compile(const char *c_text, const char *h_name, const char *h_text,
                       const char *model_name, Diag *d) {
+  (void)c_text, (void)h_name, (void)h_text;
   diag_error(d, (SrcLoc){0},
              "this lathe was built without LLVM 19 (LATHE_JIT=OFF): no JIT for '%s'; "
-             "use the cc backend", model_name);
+             "use the cc backend",
+             model_name);
   return NULL;
 }
 
-const lathe_model_info *jit_info(const JitModel *j) { return j->info; }
+const lathe_model_info *jit_info(const JitModel *j) {
+  return j->info;
+}
 
-void *jit_symbol(const JitModel *j, const char *name) { return NULL; }
+JitCacheOutcome jit_cache_outcome(const JitModel *j) {
+  (void)j;
+  return JIT_CACHE_OFF;
+}
 
-void jit_free(JitModel *j) { (void)j; }
+void *jit_symbol(const JitModel *j, const char *name) {
+  (void)j, (void)name;
+  return NULL;
+}
+
+void jit_free(JitModel *j) {
+  (void)j;
+}
 
 #else
 typedef int jit_none_empty; /* ISO C forbids an empty translation unit */

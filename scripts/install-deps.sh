@@ -2,7 +2,8 @@
 # scripts/install-deps.sh — install the Debian packages lathe's build, tests and benchmarks
 # need. Idempotent: installs only what is missing; uses sudo only when not root.
 #   scripts/install-deps.sh          build + test dependencies
-#   scripts/install-deps.sh --bench  also the benchmark peers (OpenBLAS)
+#   scripts/install-deps.sh --bench  also the benchmark peers: OpenBLAS, and ONNX Runtime
+#                                    (npm onnxruntime-node, into bench/node/, git-ignored)
 set -euo pipefail
 
 pkgs=(
@@ -23,9 +24,30 @@ pkgs=(
   python3-pip python3-setuptools           # `pip install --no-build-isolation ./python`, offline
   dataset-fashion-mnist                    # training data (/usr/share/datasets/fashion-mnist)
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(libopenblas-dev)
+BENCH=0
+[[ "${1:-}" == "--bench" ]] && BENCH=1
+if [[ $BENCH == 1 ]]; then
+  pkgs+=(libopenblas-dev)                  # the OpenBLAS sgemm peer (bench/sgemm_openblas.c)
+  pkgs+=(nodejs)                           # the ONNX Runtime peer runs under Node.js
+  command -v npm >/dev/null || pkgs+=(npm) # its installer (some nodejs builds bundle npm)
 fi
+
+# The ONNX Runtime peer (bench/ort_peer.js): onnxruntime-node from the npm registry, pinned,
+# into bench/node/ (run.sh puts it on NODE_PATH). Its CPU libraries ship in the package; the
+# install script's CUDA download (linux x64) is skipped.
+ORT_VERSION=1.20.1
+install_ort() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bench/node"
+  if grep -qs "\"version\": \"$ORT_VERSION\"" "$dir/node_modules/onnxruntime-node/package.json"
+  then
+    return
+  fi
+  echo "install-deps: npm install onnxruntime-node@$ORT_VERSION into $dir" >&2
+  mkdir -p "$dir"
+  ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm install --prefix "$dir" --no-save --no-audit \
+    --no-fund --loglevel=error "onnxruntime-node@$ORT_VERSION"
+}
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -33,10 +55,13 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
-
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-echo "install-deps: installing ${missing[*]}" >&2
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [[ ${#missing[@]} -gt 0 ]]; then
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"
+fi
+[[ $BENCH == 1 ]] && install_ort
+exit 0

@@ -1,0 +1,300 @@
+/* tests/unit/test_codegen_jit_cache.c — the JIT's on-disk object cache (codegen/jit.cpp):
+ * a second compile of the same C loads the stored object (JIT_CACHE_HIT) and computes exactly
+ * what the first did; other C is another entry; a corrupt, truncated, foreign or empty entry is
+ * ignored, compiled over and replaced by a valid one; over its budget a store keeps the entry it
+ * wrote and drops others; an unwritable cache directory and
+ * LATHE_NO_CACHE=1 compile as without a cache. Every case runs in its own temporary
+ * LATHE_CACHE_DIR. In a build without LLVM the suite checks instead that jit_compile refuses
+ * with the "built without LLVM" error.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codegen/codegen.h"
+#include "codegen/jit.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "tests/unit/testutil.h"
+
+static const char *model_text = "const N = 8\n"
+                                "fn lin(x: f32[B, I], units: int) -> f32[B, units] {\n"
+                                "  param w: f32[I, units] = glorot_uniform\n"
+                                "  param b: f32[units] = uniform(-1, 1)\n"
+                                "  return x @ w + b\n"
+                                "}\n"
+                                "model cachet(x: f32[N, 24]) {\n"
+                                "  output y = softmax(relu(lin(x, 16)))\n"
+                                "}\n";
+
+typedef struct Emitted {
+  char *c, *h;
+} Emitted;
+
+static char cache_dir[64];
+
+/* the C of cachet at batch n, as `lathe compile -D N=n` writes it */
+static Emitted emit(int n) {
+  const Define defines[] = {{"N", n}};
+  Diag d;
+  diag_init(&d);
+  FrontendOptions fo;
+  frontend_options_init(&fo);
+  fo.defines = defines, fo.n_defines = 1;
+  Module *m = frontend_compile("cachet.lathe", model_text, &fo, &d);
+  PassCtx pc;
+  pass_ctx_init(&pc, &d);
+  CgOptions co;
+  cg_options_init(&co);
+  Emitted e = {0};
+  bool ok = m && passes_run_module(m, &pc) && cg_emit_c(m, &co, &e.c, &e.h, &d);
+  ck_assert_msg(ok, "%s", diag_text(&d));
+  pass_ctx_fini(&pc);
+  module_free(m);
+  diag_fini(&d);
+  return e;
+}
+
+static JitModel *compile(const Emitted *e, JitCacheOutcome expected) {
+  Diag d;
+  diag_init(&d);
+  JitModel *j = jit_compile(e->c, "cachet.h", e->h, "cachet", &d);
+  ck_assert_msg(j != NULL, "%s", diag_text(&d));
+  diag_fini(&d);
+  ck_assert_int_eq(jit_cache_outcome(j), expected);
+  return j;
+}
+
+/* run forward on a fixed input; out gets n x 16 floats */
+static void run_forward(const JitModel *j, int n, float *out) {
+  const lathe_model_info *info = jit_info(j);
+  ck_assert_int_eq(info->n_entries, 1);
+  const lathe_entry_info *e = &info->entries[0];
+  void *params = calloc(1, info->params_bytes + 1), *state = calloc(1, info->state_bytes + 1);
+  void *ws = aligned_alloc(64, (e->workspace_bytes + 63) / 64 * 64 + 64);
+  float *x = malloc(sizeof(float) * (size_t)n * 24);
+  for (int i = 0; i < n * 24; i++)
+    x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+  info->init(params, state, 42);
+  void *args[8];
+  ck_assert_int_le(e->n_args, 8);
+  for (int a = 0; a < e->n_args; a++) {
+    int role = e->args[a].role;
+    args[a] = role == LATHE_ARG_PARAMS   ? params
+              : role == LATHE_ARG_STATE  ? state
+              : role == LATHE_ARG_INPUT  ? (void *)x
+              : role == LATHE_ARG_OUTPUT ? (void *)out
+                                         : ws;
+  }
+  double ret = 0;
+  e->call(args, &ret);
+  free(params), free(state), free(ws), free(x);
+}
+
+/* how many files cache_dir/jit holds; path gets the name of one that is not `except` */
+static int entries(char *path, size_t size, const char *except) {
+  char dir[128], name[sizeof dir + sizeof((struct dirent *)0)->d_name + 1];
+  snprintf(dir, sizeof dir, "%s/jit", cache_dir);
+  DIR *dp = opendir(dir);
+  if (!dp) return 0;
+  int count = 0;
+  for (struct dirent *de; (de = readdir(dp));) {
+    if (de->d_name[0] == '.') continue;
+    count++;
+    snprintf(name, sizeof name, "%s/%s", dir, de->d_name);
+    if (path && (!except || strcmp(name, except) != 0)) snprintf(path, size, "%s", name);
+  }
+  closedir(dp);
+  return count;
+}
+
+static void remove_tree(void) {
+  char path[256];
+  while (entries(path, sizeof path, NULL) > 0)
+    ck_assert_int_eq(unlink(path), 0);
+  snprintf(path, sizeof path, "%s/jit", cache_dir);
+  rmdir(path);
+  rmdir(cache_dir);
+}
+
+static void setup(void) {
+  snprintf(cache_dir, sizeof cache_dir, "/tmp/lathe-jit-cache-test.XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(cache_dir));
+  setenv("LATHE_CACHE_DIR", cache_dir, 1);
+  unsetenv("LATHE_NO_CACHE");
+  unsetenv("LATHE_CACHE_MAX_MB");
+}
+
+static void teardown(void) {
+  remove_tree();
+}
+
+static void write_file(const char *path, const void *data, size_t n) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+static char *read_whole(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, 0, SEEK_END);
+  *n = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *p = malloc(*n + 1);
+  ck_assert_uint_eq(fread(p, 1, *n, f), *n);
+  fclose(f);
+  return p;
+}
+
+START_TEST(second_compile_hits) {
+  Emitted e = emit(8);
+  float first[8 * 16], second[8 * 16], uncached[8 * 16];
+  JitModel *j = compile(&e, JIT_CACHE_STORED);
+  run_forward(j, 8, first);
+  jit_free(j);
+  ck_assert_int_eq(entries(NULL, 0, NULL), 1);
+  j = compile(&e, JIT_CACHE_HIT);
+  run_forward(j, 8, second);
+  jit_free(j);
+  ck_assert_int_eq(entries(NULL, 0, NULL), 1);
+  setenv("LATHE_NO_CACHE", "1", 1);
+  j = compile(&e, JIT_CACHE_OFF);
+  run_forward(j, 8, uncached);
+  jit_free(j);
+  ck_assert_mem_eq(first, second, sizeof first);
+  ck_assert_mem_eq(first, uncached, sizeof first);
+  float sum = 0;
+  for (int i = 0; i < 16; i++)
+    sum += first[i];
+  ck_assert_float_eq_tol(sum, 1.0f, 1e-5f); /* a softmax row: the code ran */
+  free(e.c), free(e.h);
+}
+END_TEST
+
+START_TEST(other_c_is_another_entry) {
+  Emitted a = emit(8), b = emit(4);
+  jit_free(compile(&a, JIT_CACHE_STORED));
+  jit_free(compile(&b, JIT_CACHE_STORED));
+  ck_assert_int_eq(entries(NULL, 0, NULL), 2);
+  jit_free(compile(&a, JIT_CACHE_HIT));
+  jit_free(compile(&b, JIT_CACHE_HIT));
+  free(a.c), free(a.h), free(b.c), free(b.h);
+}
+END_TEST
+
+/* the bytes of a valid entry of another model, stored beside `keep` */
+static char *other_entry(const char *keep, size_t *n) {
+  Emitted other = emit(4);
+  jit_free(compile(&other, JIT_CACHE_STORED));
+  free(other.c), free(other.h);
+  char path[256];
+  ck_assert_int_eq(entries(path, sizeof path, keep), 2);
+  return read_whole(path, n);
+}
+
+/* Damage the stored entry in one of several ways; the next compile must ignore it, give the
+ * same results, and leave a valid entry that the compile after hits. */
+static void damaged_entry_is_replaced(int how) {
+  Emitted e = emit(8);
+  float before[8 * 16], after[8 * 16];
+  char path[256];
+  JitModel *j = compile(&e, JIT_CACHE_STORED);
+  run_forward(j, 8, before);
+  jit_free(j);
+  ck_assert_int_eq(entries(path, sizeof path, NULL), 1);
+  size_t n;
+  char *bytes = read_whole(path, &n);
+  if (how == 0) bytes[n / 2] ^= 0x10; /* a flipped bit inside the object */
+  if (how == 6) bytes[n - 7] ^= 0x5a; /* near its end (ELF section headers) */
+  if (how == 1) n = 40;               /* truncated inside the header */
+  if (how == 2) n = n - 1;            /* truncated by one byte */
+  if (how == 3) memcpy(bytes, "NOTLATHE", 8);
+  if (how == 4) n = 0;
+  if (how == 5) { /* another model's valid entry under this name */
+    free(bytes);
+    bytes = other_entry(path, &n);
+  }
+  write_file(path, bytes, n);
+  free(bytes);
+  j = compile(&e, JIT_CACHE_REPLACED);
+  run_forward(j, 8, after);
+  jit_free(j);
+  ck_assert_mem_eq(before, after, sizeof before);
+  jit_free(compile(&e, JIT_CACHE_HIT));
+  free(e.c), free(e.h);
+}
+
+START_TEST(damaged_entries_are_replaced) {
+  damaged_entry_is_replaced(_i);
+}
+END_TEST
+
+/* Over budget, a store removes the least recently used entries but never the one it wrote. */
+START_TEST(budget_keeps_the_newest) {
+  Emitted a = emit(8), b = emit(4);
+  jit_free(compile(&a, JIT_CACHE_STORED));
+  jit_free(compile(&b, JIT_CACHE_STORED));
+  ck_assert_int_eq(entries(NULL, 0, NULL), 2); /* the default budget holds both */
+  setenv("LATHE_CACHE_MAX_MB", "0.000001", 1); /* one byte: only the newest entry stays */
+  jit_free(compile(&a, JIT_CACHE_HIT));        /* a hit does not prune */
+  ck_assert_int_eq(entries(NULL, 0, NULL), 2);
+  Emitted c = emit(2);
+  jit_free(compile(&c, JIT_CACHE_STORED));
+  ck_assert_int_eq(entries(NULL, 0, NULL), 1);
+  jit_free(compile(&c, JIT_CACHE_HIT));
+  jit_free(compile(&a, JIT_CACHE_STORED)); /* pruned */
+  ck_assert_int_eq(entries(NULL, 0, NULL), 1);
+  free(a.c), free(a.h), free(b.c), free(b.h), free(c.c), free(c.h);
+}
+END_TEST
+
+START_TEST(unwritable_dir_still_compiles) {
+  char file[128];
+  snprintf(file, sizeof file, "%s/jit", cache_dir);
+  write_file(file, "x", 1); /* jit/ is a file: the cache directory cannot be made */
+  Emitted e = emit(4);
+  jit_free(compile(&e, JIT_CACHE_UNSTORED));
+  jit_free(compile(&e, JIT_CACHE_UNSTORED));
+  ck_assert_int_eq(unlink(file), 0);
+  setenv("LATHE_NO_CACHE", "1", 1);
+  jit_free(compile(&e, JIT_CACHE_OFF));
+  ck_assert_int_eq(entries(NULL, 0, NULL), 0);
+  free(e.c), free(e.h);
+}
+END_TEST
+
+START_TEST(without_llvm_jit_refuses) {
+  Diag d;
+  diag_init(&d);
+  ck_assert_ptr_null(jit_compile("int x;", "t.h", "", "t", &d));
+  ck_assert_ptr_nonnull(strstr(diag_text(&d), "without LLVM"));
+  diag_fini(&d);
+}
+END_TEST
+
+static Suite *jit_cache_suite(void) {
+  Suite *s = suite_create("jit_cache");
+  TCase *tc = tcase_create("cache");
+  tcase_set_timeout(tc, 300);
+  if (jit_available()) {
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, second_compile_hits);
+    tcase_add_test(tc, other_c_is_another_entry);
+    tcase_add_loop_test(tc, damaged_entries_are_replaced, 0, 7);
+    tcase_add_test(tc, budget_keeps_the_newest);
+    tcase_add_test(tc, unwritable_dir_still_compiles);
+  } else {
+    tcase_add_test(tc, without_llvm_jit_refuses);
+  }
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return test_run_suite(jit_cache_suite());
+}
