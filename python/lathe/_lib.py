@@ -3,8 +3,9 @@ include/lathe/lathe.h and include/lathe/model_info.h mirrored for ctypes.
 
 The library is looked for in this order (the first that exists wins):
   1. the LATHE_LIBRARY environment variable (a path; an error if it does not exist);
-  2. the build tree this package sits in (``<source>/build*/liblathe.so``, newest first), so
-     ``PYTHONPATH=python`` works in a checkout;
+  2. the build tree this package sits in: ``<source>/build/liblathe.so``, else the newest
+     ``<source>/build*/liblathe.so``, so ``PYTHONPATH=python`` works in a checkout (a
+     sanitizer build needs its runtime preloaded: python/tests/run.sh shows how);
   3. ``pkg-config --variable=shared_library lathe`` (an installed lathe);
   4. the dynamic linker's search path (``ctypes.util.find_library("lathe")``) and the usual
      install directories.
@@ -146,8 +147,9 @@ _PROTOTYPES = {
 def _build_tree_candidates():
     here = os.path.dirname(os.path.abspath(__file__))
     source = os.path.dirname(os.path.dirname(here))  # <source>/python/lathe -> <source>
-    found = glob.glob(os.path.join(source, "build*", "liblathe.so"))
-    return sorted(found, key=os.path.getmtime, reverse=True)
+    main = os.path.join(source, "build", "liblathe.so")
+    others = glob.glob(os.path.join(source, "build?*", "liblathe.so"))
+    return [main] + sorted(others, key=os.path.getmtime, reverse=True)
 
 
 def _pkg_config_candidate():
