@@ -112,6 +112,13 @@ def test_bad_checkpoints_and_shared_objects(small, tmp):
         small.load_weights(tmp / "junk.safetensors")
     with pytest.raises(lathe.CompileError, match="cannot load"):
         lathe.load(tmp / "nosuch.so")
+    libz = [p for p in ("/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1",
+                        "/lib/aarch64-linux-gnu/libz.so.1") if os.path.exists(p)]
+    assert libz, "zlib1g (a lathe dependency) not found"
+    with pytest.raises(lathe.CompileError, match="no symbol 'z_info' \\(is it a lathe model"):
+        lathe.load(libz[0])
+    with pytest.raises(ValueError, match="expected the path of a shared object"):
+        lathe.load("")
 
 
 def test_torch_tensor_that_requires_grad():
