@@ -1,5 +1,6 @@
 """Installation: `cmake --install` puts liblathe.so beside liblathe.a, names it in lathe.pc
-and the CMake package, and it exports only the lathe_* API; `pip install ./python` works
+and the CMake package, and it exports only the lathe_* API; the Python package it installs
+finds that library; `pip install ./python` works
 offline (Debian's pip + setuptools, --no-build-isolation) and the installed package finds
 the installed library through pkg-config."""
 
@@ -37,6 +38,14 @@ def test_cmake_install_and_pip_install_offline(tmp):
     assert (libdir / "liblathe.a").is_file() and (libdir / "liblathe.so").exists()
     targets = (libdir / "cmake" / "lathe" / "latheTargets.cmake").read_text()
     assert "lathe::liblathe_shared" in targets and "lathe::liblathe" in targets
+    # the package cmake --install copied finds the library of its prefix by itself
+    pydirs = list((libdir).glob("python3*/dist-packages/lathe/__init__.py"))
+    assert len(pydirs) == 1, "cmake --install did not install the Python package"
+    bare = {k: v for k, v in os.environ.items()
+            if k not in ("LATHE_LIBRARY", "PYTHONPATH", "PKG_CONFIG_PATH")}
+    out = _run([sys.executable, "-c", "import lathe; print(lathe.library_path())"],
+               env=dict(bare, PYTHONPATH=str(pydirs[0].parent.parent)), cwd=tmp)
+    assert os.path.realpath(out.strip()) == os.path.realpath(libdir / "liblathe.so")
     env = dict(os.environ, PKG_CONFIG_PATH=str(libdir / "pkgconfig"))
     env.pop("LATHE_LIBRARY", None)
     env.pop("PYTHONPATH", None)
