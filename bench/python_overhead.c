@@ -41,8 +41,10 @@ int main(int argc, char **argv) {
     const lathe_tensor_info *t = e->args[k].tensor;
     if (!t) continue;
     lathe_tensor v = {t->name, t->dtype, t->rank, t->shape, calloc(1, t->bytes + 64)};
-    if (e->args[k].role == LATHE_ARG_INPUT) in[n_in++] = v;
-    else out[n_out++] = v;
+    if (e->args[k].role == LATHE_ARG_INPUT)
+      in[n_in++] = v;
+    else
+      out[n_out++] = v;
   }
   int reps = atoi(argv[2]);
   long long *ns = malloc(sizeof *ns * (size_t)(reps > 0 ? reps : 1));
@@ -54,8 +56,10 @@ int main(int argc, char **argv) {
   }
   qsort(ns, (size_t)reps, sizeof *ns, cmp_ll);
   printf("median_ns %lld\n", ns[reps / 2]);
-  for (int i = 0; i < n_in; i++) free(in[i].data);
-  for (int i = 0; i < n_out; i++) free(out[i].data);
+  for (int i = 0; i < n_in; i++)
+    free(in[i].data);
+  for (int i = 0; i < n_out; i++)
+    free(out[i].data);
   free(ns);
   lathe_free(m);
   return 0;

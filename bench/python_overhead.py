@@ -35,7 +35,8 @@ def c_median_ns(model, reps, backend):
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "python_overhead")
         cc = shutil.which("cc") or "gcc"
-        subprocess.run([cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(ROOT, "include"),
+        subprocess.run([cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I",
+                        os.path.join(ROOT, "include"),
                         os.path.join(ROOT, "bench", "python_overhead.c"), "-o", exe, libpath,
                         "-Wl,-rpath," + os.path.dirname(os.path.abspath(libpath))], check=True)
         out = subprocess.run([exe, model, str(reps), backend], check=True, capture_output=True,
