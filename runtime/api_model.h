@@ -21,10 +21,4 @@ struct lathe_model {
   Diag err;                  /* diagnostics of the last failed call */
 };
 
-/* Allocates m's params, state (64-byte aligned, zeroed) and the largest workspace of any
- * entry of its loaded descriptor, then runs the descriptor's init with seed. False with a
- * diagnostic in m->err when out of memory. (runtime/api_open.c; api.c's api_load does the
- * same inline and can call this once the files settle.) */
-bool api_model_buffers(lathe_model *m, uint64_t seed);
-
 #endif

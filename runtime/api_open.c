@@ -25,7 +25,8 @@ static char *open_strdup(const char *s) {
   return c;
 }
 
-bool api_model_buffers(lathe_model *m, uint64_t seed) {
+/* params, state and the largest workspace of any entry, then the initializers */
+static bool open_buffers(lathe_model *m, uint64_t seed) {
   const lathe_model_info *info = m->loaded.info;
   size_t ws = info->workspace_bytes;
   for (int i = 0; i < info->n_entries; i++)
@@ -53,7 +54,7 @@ lathe_model *lathe_open(const char *so_path, uint64_t seed, char **errors) {
     diag_error(&m->err, (SrcLoc){0}, "lathe_open: expected the path of a shared object");
     ok = false;
   }
-  ok = ok && rt_loaded_open_so(&m->loaded, m->path, &m->err) && api_model_buffers(m, seed);
+  ok = ok && rt_loaded_open_so(&m->loaded, m->path, &m->err) && open_buffers(m, seed);
   if (ok) return m;
   if (errors) *errors = open_strdup(m->err.n_errors ? diag_text(&m->err) : "out of memory\n");
   lathe_free(m);
