@@ -13,7 +13,7 @@ FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
   $(pkg-config --cflags libcjson)"
 clang $FLAGS "$ROOT"/tests/fuzz/fuzz_frontend.c "$ROOT"/frontend/*.c "$ROOT"/ir/*.c \
   -o "$TMP/fuzz_frontend" -lm
-clang $FLAGS "$ROOT"/tests/fuzz/fuzz_readers.c $(ls "$ROOT"/runtime/*.c | grep -v -e api.c -e ffi.c -e model_load.c) \
+clang $FLAGS "$ROOT"/tests/fuzz/fuzz_readers.c $(ls "$ROOT"/runtime/*.c | grep -v -e api.c -e api_open.c -e ffi.c -e model_load.c) \
   "$ROOT"/ir/*.c -o "$TMP/fuzz_readers" $(pkg-config --libs libcjson) -lz -ldl -lm
 mkdir -p "$TMP/corpus_frontend" "$TMP/corpus_readers"
 cp "$ROOT"/examples/*.lathe "$ROOT"/tests/diagnostics/*.lathe "$TMP/corpus_frontend/"

@@ -111,6 +111,8 @@ def load(path, *, seed=0):
     state initialized from seed (load_weights() reads a checkpoint); calls go through libffi.
     Raises CompileError when the file cannot be opened or is not a lathe model."""
     lib = _lib.lib()
+    if not os.fspath(path):
+        raise ValueError("lathe.load: expected the path of a shared object, got ''")
     path = os.path.abspath(os.fspath(path))
     err = ctypes.c_void_p()
     ptr = lib.lathe_open(os.fsencode(path), int(seed), ctypes.byref(err))

@@ -3,10 +3,12 @@ include/lathe/lathe.h and include/lathe/model_info.h mirrored for ctypes.
 
 The library is looked for in this order (the first that exists wins):
   1. the LATHE_LIBRARY environment variable (a path; an error if it does not exist);
-  2. the build tree this package sits in (``<source>/build*/liblathe.so``, newest first), so
-     ``PYTHONPATH=python`` works in a checkout;
-  3. ``pkg-config --variable=shared_library lathe`` (an installed lathe);
-  4. the dynamic linker's search path (``ctypes.util.find_library("lathe")``) and the usual
+  2. the build tree this package sits in: ``<source>/build/liblathe.so``, else the newest
+     ``<source>/build*/liblathe.so``, so ``PYTHONPATH=python`` works in a checkout (a
+     sanitizer build needs its runtime preloaded: python/tests/run.sh shows how);
+  3. the prefix `cmake --install` put this package in (<prefix>/lib/liblathe.so);
+  4. ``pkg-config --variable=shared_library lathe`` (an installed lathe);
+  5. the dynamic linker's search path (``ctypes.util.find_library("lathe")``) and the usual
      install directories.
 
 ctypes.CDLL releases the GIL around every foreign call, so other Python threads run while a
@@ -146,8 +148,16 @@ _PROTOTYPES = {
 def _build_tree_candidates():
     here = os.path.dirname(os.path.abspath(__file__))
     source = os.path.dirname(os.path.dirname(here))  # <source>/python/lathe -> <source>
-    found = glob.glob(os.path.join(source, "build*", "liblathe.so"))
-    return sorted(found, key=os.path.getmtime, reverse=True)
+    main = os.path.join(source, "build", "liblathe.so")
+    others = glob.glob(os.path.join(source, "build?*", "liblathe.so"))
+    return [main] + sorted(others, key=os.path.getmtime, reverse=True)
+
+
+def _prefix_candidate():
+    """<prefix>/lib/liblathe.so for a package that `cmake --install` put in
+    <prefix>/lib/python3.X/dist-packages/lathe."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(here))), "liblathe.so")]
 
 
 def _pkg_config_candidate():
@@ -180,7 +190,9 @@ def find_library():
                                "liblathe.so, e.g. build/liblathe.so)\n")
         return env
     tried = []
-    for path in _build_tree_candidates() + _pkg_config_candidate() + _system_candidates():
+    candidates = (_build_tree_candidates() + _prefix_candidate() + _pkg_config_candidate() +
+                  _system_candidates())
+    for path in candidates:
         tried.append(path)
         if os.path.sep not in path or os.path.isfile(path):
             return path

@@ -5,6 +5,7 @@ opened with lathe.load() equals `lathe run LIB.so` bit for bit."""
 import os
 
 import numpy as np
+import pytest
 
 import lathe
 from conftest import EXAMPLES, FIXTURES, run_cli
@@ -103,3 +104,15 @@ def test_built_shared_object_equals_compiled(mlp, mlp_batch, tmp):
         raise AssertionError("a loaded .so has no C source")
     except lathe.Error as e:
         assert "no C source" in str(e)
+
+
+def test_threads_and_ir(mlp_batch):
+    x, _ = mlp_batch
+    one = lathe.compile(os.path.join(EXAMPLES, "mlp.lathe"), backend="cc", seed=4)
+    two = lathe.compile(os.path.join(EXAMPLES, "mlp.lathe"), backend="cc", seed=4, threads=2)
+    assert "pragma omp" in two.c_source and "pragma omp" not in one.c_source
+    assert np.max(np.abs(two(x=x) - one(x=x))) <= 1e-6
+    text = one.ir("forward")
+    assert "matmul" in text or "gemm" in text.lower()
+    with pytest.raises(lathe.UnknownNameError, match="no entry point 'nope'"):
+        one.ir("nope")

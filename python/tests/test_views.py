@@ -5,6 +5,7 @@ model is closed."""
 import ctypes
 import gc
 import os
+import weakref
 
 import numpy as np
 
@@ -64,3 +65,21 @@ def test_a_view_outlives_the_closed_model():
     gc.collect()
     ctypes.memset(ctypes.create_string_buffer(1 << 20), 1, 1 << 20)  # churn the heap
     assert np.array_equal(w, want)
+
+
+def test_dropping_a_model_frees_it_at_once():
+    gc.disable()  # no reference cycle: freed by reference counting alone
+    try:
+        m = _fresh()
+        handle = weakref.ref(m._shared.handle)
+        del m
+        assert handle() is None
+        m = _fresh()
+        w = m.params["h1.w"]
+        handle = weakref.ref(m._shared.handle)
+        del m
+        assert handle() is not None  # the view keeps the memory
+        del w
+        assert handle() is None
+    finally:
+        gc.enable()
