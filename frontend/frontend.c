@@ -121,3 +121,17 @@ bool frontend_parse_only(const char *path, const char *text, Diag *d) {
   program_fini(&p);
   return ok;
 }
+
+bool frontend_check_text(const char *path, const char *text, size_t len, Diag *d) {
+  const char *nul = memchr(text, '\0', len);
+  if (!nul) return true;
+  uint32_t line = 1, col = 1;
+  for (const char *p = text; p < nul; p++) {
+    if (*p == '\n') line++, col = 1;
+    else col++;
+  }
+  diag_add_source(d, path, text); /* the text up to the NUL: the caret line */
+  diag_error(d, (SrcLoc){path, line, col},
+             "unexpected byte 0x00: expected lathe source text (is this a binary file?)");
+  return false;
+}

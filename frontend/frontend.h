@@ -28,6 +28,10 @@ void frontend_options_init(FrontendOptions *o); /* lib_dir NULL, f32, no defines
  * every error reported) on failure. */
 Module *frontend_compile(const char *path, const char *text, const FrontendOptions *o, Diag *d);
 
+/* Source text must be text: a NUL byte among its len bytes (a binary file) is an error at its
+ * line and column, since everything after it would silently be ignored. */
+bool frontend_check_text(const char *path, const char *text, size_t len, Diag *d);
+
 /* Parse only (lathe check reports parse and elaboration errors; this is the parse half). */
 bool frontend_parse_only(const char *path, const char *text, Diag *d);
 

@@ -112,7 +112,11 @@ static const char *diag_find_source(const Diag *d, const char *name) {
   return NULL;
 }
 
-/* The source line and a caret under loc.col; nothing if the line is unknown. */
+/* The source line and a caret under loc.col; nothing if the line is unknown. A line longer
+ * than DIAG_LINE_WINDOW columns (generated or hostile input) is shown around the caret only,
+ * with "..." where it was cut. */
+enum { DIAG_LINE_WINDOW = 160 };
+
 static void diag_append_caret(Diag *d, SrcLoc loc) {
   const char *text = diag_find_source(d, loc.file);
   if (!text || loc.line == 0) return;
@@ -123,12 +127,18 @@ static void diag_append_caret(Diag *d, SrcLoc loc) {
     p++;
   }
   size_t n = strcspn(p, "\r\n");
-  diag_append(d, "  ", 2);
-  diag_append(d, p, n);
-  diag_append(d, "\n  ", 3);
   size_t col = loc.col > 0 ? loc.col - 1 : 0;
   if (col > n) col = n;
-  for (size_t i = 0; i < col; i++)
+  size_t from = 0, to = n;
+  if (n > DIAG_LINE_WINDOW) {
+    from = col > DIAG_LINE_WINDOW / 2 ? col - DIAG_LINE_WINDOW / 2 : 0;
+    to = from + DIAG_LINE_WINDOW < n ? from + DIAG_LINE_WINDOW : n;
+  }
+  diag_append(d, from ? "  ..." : "  ", from ? 5 : 2);
+  diag_append(d, p + from, to - from);
+  diag_append(d, to < n ? "...\n  " : "\n  ", to < n ? 6 : 3);
+  if (from) diag_append(d, "   ", 3);
+  for (size_t i = from; i < col; i++)
     diag_append(d, p[i] == '\t' ? "\t" : " ", 1);
   diag_append(d, "^\n", 2);
 }
