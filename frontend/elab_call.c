@@ -369,6 +369,12 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
   if (layer) fs.prefix = call_instance(E, s, call, fn, &shared);
   if (!fs.prefix) return (Value){0};
   fs.shared = shared;
+  /* a fn of another file (the library) called from the user's: its errors belong at this call,
+   * with a note inside the fn (ir/diag.h: Diag.site) */
+  SrcLoc outer_site = E->d->site;
+  const char *outer_fn = E->d->site_fn;
+  if (!outer_site.file && call->loc.file && fn->loc.file && strcmp(call->loc.file, fn->loc.file))
+    E->d->site = elab_loc(E, call->loc), E->d->site_fn = fn->name;
   E->stack[E->depth++] = fn;
   Value ret = {0};
   bool ok = true, returned = false;
@@ -382,6 +388,7 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
     if (diag_full(E->d)) break;
   }
   E->depth--;
+  E->d->site = outer_site, E->d->site_fn = outer_fn;
   if (!returned && ok && !diag_full(E->d)) {
     diag_error(E->d, fn->name_loc, "fn '%s' has no 'return'", fn->name);
     return (Value){0};

@@ -15,7 +15,7 @@ typedef struct Define {
 } Define;
 
 typedef struct FrontendOptions {
-  const char *lib_dir;    /* where `import nn` finds nn.lathe; NULL = LATHE_LIB_DIR */
+  const char *lib_dir;    /* where `import nn` finds nn.lathe; NULL = $LATHE_LIB, built-in */
   const Define *defines;  /* -D NAME=VALUE overrides */
   int n_defines;
   DType float_dtype;      /* DT_F32, or DT_F64 to compile every f32 in the model as f64 */

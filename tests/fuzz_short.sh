@@ -11,7 +11,9 @@ command -v clang >/dev/null || { echo "clang is required (scripts/install-deps.s
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11
   -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DLATHE_LIB_DIR=\"$ROOT/lib\" -I$ROOT -I$ROOT/include
   $(pkg-config --cflags libcjson)"
-clang $FLAGS "$ROOT"/tests/fuzz/fuzz_frontend.c "$ROOT"/frontend/*.c "$ROOT"/ir/*.c \
+cmake -DOUT="$TMP/builtin_lib.c" -DFILES="$(ls "$ROOT"/lib/*.lathe | tr '\n' ';')" \
+  -P "$ROOT/scripts/embed_lib.cmake"
+clang $FLAGS "$ROOT"/tests/fuzz/fuzz_frontend.c "$ROOT"/frontend/*.c "$TMP/builtin_lib.c" "$ROOT"/ir/*.c \
   -o "$TMP/fuzz_frontend" -lm
 clang $FLAGS "$ROOT"/tests/fuzz/fuzz_readers.c $(ls "$ROOT"/runtime/*.c | grep -v -e api.c -e ffi.c -e model_load.c) \
   "$ROOT"/ir/*.c -o "$TMP/fuzz_readers" $(pkg-config --libs libcjson) -lz -ldl -lm
