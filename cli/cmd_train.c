@@ -116,16 +116,16 @@ typedef struct Run {
   uint64_t epoch; /* epochs completed */
 } Run;
 
+/* Params, state and the epoch count in one atomic write (temp file, fsync, rename): a kill or
+ * a full disk leaves the previous checkpoint whole. */
 static bool save_checkpoint(Run *r, Diag *d) {
   RtTensorSet set;
   rt_set_init(&set);
-  const lathe_model_info *info = r->model.info;
-  bool ok = cli_weights_save(&r->w, info, r->o->checkpoint, true, d); /* params + state */
-  if (!ok) return false;
-  ok = rt_safetensors_read(r->o->checkpoint, &set, d);
   Shape scalar = {0};
+  bool ok = driver_weights_set(r->model.info, r->w.params, r->w.state, true, &set);
   Tensor *t = ok ? rt_set_add(&set, "lathe.epoch", DT_I64, &scalar) : NULL;
   if (t) ((int64_t *)t->data)[0] = (int64_t)r->epoch;
+  else diag_error(d, (SrcLoc){0}, "out of memory saving '%s'", r->o->checkpoint);
   ok = t && rt_safetensors_write(r->o->checkpoint, &set, d);
   rt_set_fini(&set);
   return ok;
