@@ -14,7 +14,9 @@
 
 #include <string.h>
 
-enum { ELAB_SHIFT_MAX_NUMEL = 48 };
+/* 2^40 elements (4 TiB of f32) per tensor: far above any real model, low enough that a typo'd
+ * or hostile dim is an error here rather than a failed allocation at run time */
+enum { ELAB_SHIFT_MAX_NUMEL = 40 };
 #define ELAB_MAX_NUMEL ((int64_t)1 << ELAB_SHIFT_MAX_NUMEL)
 
 /* ---- small shared helpers ----------------------------------------------------------------- */
@@ -155,7 +157,8 @@ bool elab_type(Elab *E, Scope *s, const TypeExpr *t, DType *dtype, Shape *shape)
   int64_t numel = 1;
   for (int i = 0; i < t->n_dims; i++) {
     if (__builtin_mul_overflow(numel, dims[i], &numel) || numel > ELAB_MAX_NUMEL) {
-      diag_error(E->d, t->loc, "tensor type has too many elements (more than 2^48)");
+      diag_error(E->d, t->loc, "tensor type has too many elements (more than 2^%d)",
+                 ELAB_SHIFT_MAX_NUMEL);
       return false;
     }
   }
