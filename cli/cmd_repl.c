@@ -170,6 +170,11 @@ bool repl_eval(ReplSession *s, const char *input) {
     bool is_param = line[0] == 'p';
     eval_tensor_decl(s, line + strlen(is_param ? "param" : "data"),
                      is_param ? REPL_PARAM : REPL_DATA);
+  } else if (s->depth > 0 && starts_with_word(line, "model")) { /* from a file */
+    repl_load_model(s, line);
+  } else if (s->depth > 0 && starts_with_word(line, "train")) {
+    fprintf(s->out, "note: the file's train block is skipped; train with :train LOSS STEPS "
+                    "OPTIMIZER\n");
   } else if (starts_with_word(line, "model") || starts_with_word(line, "train")) {
     fprintf(s->out, "error: `model`/`train` blocks are for files; in the REPL, bind values "
                     "and use :train\n");

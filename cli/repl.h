@@ -79,6 +79,8 @@ bool repl_show(ReplSession *s, const char *expr);
 bool repl_define_var(ReplSession *s, const char *name, const char *text, int kind);
 bool repl_define_text(ReplSession *s, const char *text); /* import / const / fn */
 void repl_reset(ReplSession *s);
+/* a file's `model NAME(INPUTS) { BODY }` as data inputs and bindings (repl_model.c) */
+bool repl_load_model(ReplSession *s, const char *text);
 bool repl_print_ir(ReplSession *s, const char *expr, bool c_source);
 bool repl_time(ReplSession *s, const char *expr);
 bool repl_grad(ReplSession *s, const char *loss, const char *param);

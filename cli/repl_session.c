@@ -406,6 +406,15 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* "12.345 ms", "3.210 us", "85 ns": a small expression's run is not "0.000 ms" */
+static const char *duration_str(double seconds, char *buf, size_t size) {
+  if (seconds >= 1.0) snprintf(buf, size, "%.3f s", seconds);
+  else if (seconds >= 1e-3) snprintf(buf, size, "%.3f ms", seconds * 1e3);
+  else if (seconds >= 1e-6) snprintf(buf, size, "%.3f us", seconds * 1e6);
+  else snprintf(buf, size, "%.0f ns", seconds * 1e9);
+  return buf;
+}
+
 /* :time EXPR — compile time, then the median of repeated runs (>= 5 runs, ~0.3 s) */
 bool repl_time(ReplSession *s, const char *expr) {
   double t0 = now_seconds();
@@ -426,8 +435,10 @@ bool repl_time(ReplSession *s, const char *expr) {
   }
   if (ok) {
     qsort(runs, (size_t)n, sizeof runs[0], cmp_double);
-    fprintf(s->out, "compile %.1f ms (%s); run: median %.3f ms of %d (min %.3f ms)\n",
-            compiled * 1e3, lathe_backend(m), runs[n / 2] * 1e3, n, runs[0] * 1e3);
+    char median[32], min[32];
+    fprintf(s->out, "compile %.1f ms (%s); run: median %s of %d (min %s)\n", compiled * 1e3,
+            lathe_backend(m), duration_str(runs[n / 2], median, sizeof median), n,
+            duration_str(runs[0], min, sizeof min));
   }
   lathe_free(m);
   return ok;

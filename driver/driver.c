@@ -72,7 +72,11 @@ bool driver_read_source(const DriverOptions *o, char **text, RtTensorSet *weight
   }
   if (driver_is_onnx(o->file)) return import_onnx(o, text, weights, d);
   size_t len = 0;
-  return rt_read_file(o->file, text, &len, d);
+  if (!rt_read_file(o->file, text, &len, d)) return false;
+  if (frontend_check_text(o->file, *text, len, d)) return true;
+  free(*text);
+  *text = NULL;
+  return false;
 }
 
 /* every --disable and --dump-after name must be a pass */

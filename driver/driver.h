@@ -73,6 +73,10 @@ bool driver_emit(const Module *m, const DriverOptions *o, char **c_text, char **
 bool driver_weights_load(const lathe_model_info *info, void *params, void *state,
                          const RtTensorSet *set, const char *what, Diag *d);
 
+/* Adds copies of info's params (and states when with_state) to set; false on out of memory. */
+bool driver_weights_set(const lathe_model_info *info, const void *params, const void *state,
+                        bool with_state, RtTensorSet *set);
+
 /* A safetensors file of info's params (and states when with_state), written atomically. */
 bool driver_weights_save(const lathe_model_info *info, const void *params, const void *state,
                          bool with_state, const char *path, Diag *d);

@@ -69,12 +69,17 @@ static bool add_all(RtTensorSet *set, const lathe_tensor_info *ts, int n, const 
   return true;
 }
 
+bool driver_weights_set(const lathe_model_info *info, const void *params, const void *state,
+                        bool with_state, RtTensorSet *set) {
+  return add_all(set, info->params, info->n_params, params) &&
+         (!with_state || add_all(set, info->states, info->n_states, state));
+}
+
 bool driver_weights_save(const lathe_model_info *info, const void *params, const void *state,
                          bool with_state, const char *path, Diag *d) {
   RtTensorSet set;
   rt_set_init(&set);
-  bool ok = add_all(&set, info->params, info->n_params, params) &&
-            (!with_state || add_all(&set, info->states, info->n_states, state));
+  bool ok = driver_weights_set(info, params, state, with_state, &set);
   if (!ok) diag_error(d, (SrcLoc){0}, "out of memory saving '%s'", path);
   ok = ok && rt_safetensors_write(path, &set, d);
   rt_set_fini(&set);

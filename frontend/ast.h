@@ -116,6 +116,13 @@ struct Expr {
                           final value of the first carry) */
 };
 
+/* Called by ast_walk for every expression e of a tree, depth 1 at the root; false stops. */
+typedef bool (*AstVisit)(void *ctx, const Expr *e, int depth);
+/* Visits root and below it lhs, rhs and args (with bodies, also a scan's statements, their
+ * types and its yield) in some order, iteratively (ast_walk.c): its stack stays flat however
+ * deep the tree. Returns false when visit stopped it (or on out of memory). */
+bool ast_walk(const Expr *root, bool bodies, AstVisit visit, void *ctx);
+
 /* A tensor type `f32[N, 784]` or the compile-time integer type `int`. */
 typedef struct TypeExpr {
   bool is_int;       /* `int` */
@@ -190,7 +197,8 @@ typedef struct Decl {
 typedef struct Program {
   Arena arena;
   Decl **decls;
-  int n_decls; /* capacity is implicit (see parse_grow) */
+  int n_decls;   /* capacity is implicit (see parse_grow) */
+  SrcLoc main_end; /* the end of the first file parsed (the main one): its EOF token */
 } Program;
 
 void program_init(Program *p);

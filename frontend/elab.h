@@ -69,6 +69,11 @@ struct Instance {
   Instance *next;
 };
 
+enum {
+  ELAB_MAX_DEPTH = 2000,     /* nested elab_expr calls: bounds the stack (elab_expr.c) */
+  ELAB_MAX_INLINED = 100000  /* fn calls inlined into one model (elab_call.c) */
+};
+
 typedef struct Elab {
   const Program *prog;
   const FrontendOptions *o;
@@ -82,6 +87,9 @@ typedef struct Elab {
   int cap_param_nodes;
   const Decl *stack[64]; /* fns being inlined, for recursion checks */
   int depth;
+  int expr_depth;        /* elab_expr calls in progress, at most ELAB_MAX_DEPTH */
+  bool depth_reported;   /* the expr_depth error was given (once per model) */
+  int n_inlined;         /* fn calls inlined so far, at most ELAB_MAX_INLINED */
   const char *files[16]; /* AST file name → module-arena copy (pairs) */
   const char *file_copies[16];
   int n_files;

@@ -18,6 +18,7 @@
  */
 #include "frontend/elab.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *join(Elab *E, const char *prefix, const char *name) {
@@ -27,32 +28,56 @@ static const char *join(Elab *E, const char *prefix, const char *name) {
 
 /* ---- layers and instance names ------------------------------------------------------------ */
 
-static bool expr_calls_layer(Elab *E, const Expr *e, int depth);
+/* The search for a param behind a fn's calls: each fn is looked into once per search (a
+ * fn seen before had none, or the search would have stopped), so the time is linear in the
+ * program even when fns call fns twice; the trees are walked without recursion. */
+typedef struct LayerSearch {
+  Elab *E;
+  const Decl **seen; /* fns looked into (malloc'd) */
+  int n_seen, cap_seen;
+  int depth;  /* fns entered now */
+  bool found; /* a param */
+} LayerSearch;
 
-static bool fn_is_layer_rec(Elab *E, const Decl *fn, int depth) {
-  if (depth > 64) return false; /* recursion is reported when the call is elaborated */
-  for (int i = 0; i < fn->n_body; i++) {
-    const Stmt *st = fn->body[i];
-    if (st->kind == ST_PARAM) return true;
-    if (st->value && expr_calls_layer(E, st->value, depth)) return true;
+static bool fn_has_param(LayerSearch *ls, const Decl *fn);
+
+static bool visit_call(void *ctx, const Expr *e, int level) {
+  LayerSearch *ls = ctx;
+  const Decl *fn = e->kind == EX_CALL ? elab_find_decl(ls->E, DECL_FN, e->name) : NULL;
+  return !(fn && fn_has_param(ls, fn));
+}
+
+static bool seen_before(LayerSearch *ls, const Decl *fn) {
+  for (int i = 0; i < ls->n_seen; i++)
+    if (ls->seen[i] == fn) return true;
+  if (ls->n_seen == ls->cap_seen) {
+    int cap = ls->cap_seen ? 2 * ls->cap_seen : 16;
+    const Decl **seen = realloc(ls->seen, (size_t)cap * sizeof *seen);
+    if (!seen) return true; /* out of memory: look no further (the answer may be "no") */
+    ls->seen = seen, ls->cap_seen = cap;
   }
+  ls->seen[ls->n_seen++] = fn;
   return false;
 }
 
-static bool expr_calls_layer(Elab *E, const Expr *e, int depth) {
-  if (!e) return false;
-  if (e->kind == EX_CALL) {
-    const Decl *fn = elab_find_decl(E, DECL_FN, e->name);
-    if (fn && fn_is_layer_rec(E, fn, depth + 1)) return true;
+static bool fn_has_param(LayerSearch *ls, const Decl *fn) {
+  /* recursion is reported when the call is elaborated */
+  if (ls->found || ls->depth >= 64 || seen_before(ls, fn)) return ls->found;
+  ls->depth++;
+  for (int i = 0; i < fn->n_body && !ls->found; i++) {
+    const Stmt *st = fn->body[i];
+    ls->found = st->kind == ST_PARAM;
+    if (!ls->found && st->value) ast_walk(st->value, false, visit_call, ls);
   }
-  if (expr_calls_layer(E, e->lhs, depth) || expr_calls_layer(E, e->rhs, depth)) return true;
-  for (int i = 0; i < e->n_args; i++)
-    if (expr_calls_layer(E, e->args[i], depth)) return true;
-  return false;
+  ls->depth--;
+  return ls->found;
 }
 
 bool elab_fn_is_layer(Elab *E, const Decl *fn) {
-  return fn_is_layer_rec(E, fn, 0);
+  LayerSearch ls = {.E = E};
+  bool found = fn_has_param(&ls, fn);
+  free(ls.seen);
+  return found;
 }
 
 static Instance *find_instance(Elab *E, const char *name) {
@@ -322,7 +347,14 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
     }
   }
   if (E->depth == (int)(sizeof E->stack / sizeof E->stack[0])) {
-    diag_error(E->d, call->loc, "fn calls nested too deeply");
+    diag_error(E->d, call->loc, "fn calls nested too deeply (limit %d)",
+               (int)(sizeof E->stack / sizeof E->stack[0]));
+    return (Value){0};
+  }
+  if (++E->n_inlined > ELAB_MAX_INLINED) { /* fns calling fns twice grow exponentially */
+    if (E->n_inlined == ELAB_MAX_INLINED + 1)
+      diag_error(E->d, call->loc, "too many fn calls to inline (limit %d): the model would be "
+                 "too large", ELAB_MAX_INLINED);
     return (Value){0};
   }
   Scope fs = {.fn = fn, .prefix = ""};
@@ -337,6 +369,12 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
   if (layer) fs.prefix = call_instance(E, s, call, fn, &shared);
   if (!fs.prefix) return (Value){0};
   fs.shared = shared;
+  /* a fn of another file (the library) called from the user's: its errors belong at this call,
+   * with a note inside the fn (ir/diag.h: Diag.site) */
+  SrcLoc outer_site = E->d->site;
+  const char *outer_fn = E->d->site_fn;
+  if (!outer_site.file && call->loc.file && fn->loc.file && strcmp(call->loc.file, fn->loc.file))
+    E->d->site = elab_loc(E, call->loc), E->d->site_fn = fn->name;
   E->stack[E->depth++] = fn;
   Value ret = {0};
   bool ok = true, returned = false;
@@ -350,6 +388,7 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
     if (diag_full(E->d)) break;
   }
   E->depth--;
+  E->d->site = outer_site, E->d->site_fn = outer_fn;
   if (!returned && ok && !diag_full(E->d)) {
     diag_error(E->d, fn->name_loc, "fn '%s' has no 'return'", fn->name);
     return (Value){0};

@@ -634,7 +634,7 @@ static Value elab_index(Elab *E, Scope *s, const Expr *e) {
   return elab_struct_index(E, s, e);
 }
 
-Value elab_expr(Elab *E, Scope *s, const Expr *e) {
+static Value elab_expr_kind(Elab *E, Scope *s, const Expr *e) {
   Value cached;
   if (E->n_arg_cache && elab_struct_cached(E, e, &cached)) return cached;
   switch (e->kind) {
@@ -663,4 +663,23 @@ Value elab_expr(Elab *E, Scope *s, const Expr *e) {
     diag_error(E->d, e->loc, "'%s' is not allowed here", e->kind == EX_ELLIPSIS ? "..." : "':'");
     return (Value){0};
   }
+}
+
+/* The parser bounds each tree's height; this bounds their sum along a chain of inlined fn
+ * calls (each fn's body is elaborated inside the call's expression), so the stack stays
+ * bounded however the fns nest. */
+Value elab_expr(Elab *E, Scope *s, const Expr *e) {
+  if (E->expr_depth >= ELAB_MAX_DEPTH) {
+    if (!E->depth_reported)
+      diag_error(E->d, elab_loc(E, e->loc),
+                 "expression nested too deeply (limit %d levels, counting those of the fns it "
+                 "calls)",
+                 ELAB_MAX_DEPTH);
+    E->depth_reported = true;
+    return (Value){0};
+  }
+  E->expr_depth++;
+  Value v = elab_expr_kind(E, s, e);
+  E->expr_depth--;
+  return v;
 }

@@ -14,7 +14,9 @@
 
 #include <string.h>
 
-enum { ELAB_SHIFT_MAX_NUMEL = 48 };
+/* 2^40 elements (4 TiB of f32) per tensor: far above any real model, low enough that a typo'd
+ * or hostile dim is an error here rather than a failed allocation at run time */
+enum { ELAB_SHIFT_MAX_NUMEL = 40 };
 #define ELAB_MAX_NUMEL ((int64_t)1 << ELAB_SHIFT_MAX_NUMEL)
 
 /* ---- small shared helpers ----------------------------------------------------------------- */
@@ -155,7 +157,8 @@ bool elab_type(Elab *E, Scope *s, const TypeExpr *t, DType *dtype, Shape *shape)
   int64_t numel = 1;
   for (int i = 0; i < t->n_dims; i++) {
     if (__builtin_mul_overflow(numel, dims[i], &numel) || numel > ELAB_MAX_NUMEL) {
-      diag_error(E->d, t->loc, "tensor type has too many elements (more than 2^48)");
+      diag_error(E->d, t->loc, "tensor type has too many elements (more than 2^%d)",
+                 ELAB_SHIFT_MAX_NUMEL);
       return false;
     }
   }
@@ -256,8 +259,16 @@ static const Decl *pick_model(Elab *E, const char *main_file) {
     const char *hint = elab_suggest(E->o->model_name, names, n);
     diag_error(E->d, (SrcLoc){0}, "%s has no model '%s'%s%s%s", main_file, E->o->model_name,
                hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
-  } else {
-    diag_error(E->d, (SrcLoc){main_file, 0, 0}, "no 'model' declaration in this file");
+  } else { /* at the first declaration of the file, else at its end */
+    const Decl *first = NULL;
+    for (int i = 0; i < E->prog->n_decls && !first; i++)
+      if (E->prog->decls[i]->loc.file == main_file) first = E->prog->decls[i];
+    SrcLoc at = first ? first->loc : E->prog->main_end;
+    if (!at.file) at = (SrcLoc){main_file, 0, 0};
+    diag_error(E->d, at, first ? "no 'model' declaration in this file (this is its first "
+                                 "declaration; a model file needs 'model NAME(inputs) { ... }')"
+                               : "no 'model' declaration in this file: expected 'model NAME("
+                                 "inputs) { ... }', got end of file");
   }
   return NULL;
 }
@@ -298,11 +309,24 @@ static bool elab_model_body(Elab *E, Scope *s, const Decl *model) {
 
 /* ---- the train block ---------------------------------------------------------------------- */
 
-/* `*` matches any run of characters (dots included); everything else matches itself. */
+/* `*` matches any run of characters (dots included); everything else matches itself.
+ * Iterative, retrying only from the last `*` seen: linear stack, O(|g| * |s|) time for any
+ * pattern (backtracking over every `*` would be exponential). */
 static bool glob_match(const char *g, const char *s) {
-  if (*g == '\0') return *s == '\0';
-  if (*g == '*') return glob_match(g + 1, s) || (*s && glob_match(g, s + 1));
-  return *s == *g && glob_match(g + 1, s + 1);
+  const char *star = NULL, *resume = NULL;
+  while (*s) {
+    if (*g == '*') {
+      star = g++, resume = s;
+    } else if (*g == *s) {
+      g++, s++;
+    } else if (star) {
+      g = star + 1, s = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (*g == '*') g++;
+  return *g == '\0';
 }
 
 static bool elab_loss(Elab *E, Scope *s, const StepAst *sa, TrainStep *ts, SrcLoc tloc) {

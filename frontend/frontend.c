@@ -1,8 +1,10 @@
 /* frontend/frontend.c — the frontend's entry points: parse a file, load its imports, elaborate.
  *
- * `import NAME` loads LIB_DIR/NAME.lathe from the first of: FrontendOptions.lib_dir (--lib),
- * $LATHE_LIB, the source tree's lib/ (LATHE_LIB_DIR), the installed share/lathe/lib
- * (LATHE_LIB_INSTALL_DIR) that has the file. Imports are transitive and each library is
+ * `import NAME` loads NAME.lathe from FrontendOptions.lib_dir (--lib) alone when given, else
+ * from $LATHE_LIB when it has the file, else the copy of lib/NAME.lathe built into lathe
+ * (builtin_lib.h; messages call it "lib/NAME.lathe"): no path of the building machine is
+ * needed, so an installed lathe, and a program linking liblathe, work wherever they are put.
+ * Imports are transitive and each library is
  * loaded once; its decls are appended to the same Program, so fns from every file share one
  * namespace. Each loaded text is registered with the Diag so its errors get caret lines too.
  */
@@ -12,12 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef LATHE_LIB_DIR
-#define LATHE_LIB_DIR "lib"
-#endif
-#ifndef LATHE_LIB_INSTALL_DIR
-#define LATHE_LIB_INSTALL_DIR LATHE_LIB_DIR
-#endif
+#include "frontend/builtin_lib.h"
 
 void frontend_options_init(FrontendOptions *o) {
   memset(o, 0, sizeof *o);
@@ -57,22 +54,34 @@ static bool already_imported(const Program *p, int upto, const char *name) {
   return false;
 }
 
-/* Reads NAME.lathe from the first directory of the search path that has it; *path is where
- * (or, when none has it, the list of places looked in). */
+/* the built-in copy of lib/NAME.lathe (malloc'd), or NULL */
+static char *builtin_library(const char *name) {
+  for (int i = 0; i < frontend_n_builtin_libs; i++)
+    if (strcmp(frontend_builtin_libs[i].name, name) == 0) {
+      size_t n = strlen(frontend_builtin_libs[i].text) + 1;
+      char *text = malloc(n);
+      if (text) memcpy(text, frontend_builtin_libs[i].text, n);
+      return text;
+    }
+  return NULL;
+}
+
+/* Reads NAME.lathe from the search path (see the head comment); *path is where (or, when
+ * nothing has it, the list of places looked in). */
 static char *read_library(Program *p, const char *lib_dir, const char *name, const char **path) {
   const char *env = getenv("LATHE_LIB");
-  const char *dirs[] = {lib_dir, env && *env ? env : NULL, LATHE_LIB_DIR, LATHE_LIB_INSTALL_DIR};
+  const char *dir = lib_dir ? lib_dir : env && *env ? env : NULL;
   const char *tried = "";
-  for (size_t k = 0; k < sizeof dirs / sizeof dirs[0]; k++) {
-    if (!dirs[k]) continue;
-    *path = arena_printf(&p->arena, "%s/%s.lathe", dirs[k], name);
+  if (dir) {
+    *path = arena_printf(&p->arena, "%s/%s.lathe", dir, name);
     char *text = frontend_read(*path);
-    if (text) return text;
-    tried = arena_printf(&p->arena, "%s%s%s", tried, *tried ? ", " : "", *path);
-    if (lib_dir) break; /* an explicit --lib is the only place looked in */
+    if (text || lib_dir) return text; /* an explicit --lib is the only place looked in */
+    tried = arena_printf(&p->arena, "%s, ", *path);
   }
-  *path = tried;
-  return NULL;
+  *path = arena_printf(&p->arena, "lib/%s.lathe", name);
+  char *text = builtin_library(name);
+  if (!text) *path = arena_printf(&p->arena, "%s%s (built into lathe)", tried, *path);
+  return text;
 }
 
 /* Loads every import, including those of imported files (the decl list grows as we go). */
@@ -120,4 +129,18 @@ bool frontend_parse_only(const char *path, const char *text, Diag *d) {
   bool ok = parse_program(&p, file, text, d);
   program_fini(&p);
   return ok;
+}
+
+bool frontend_check_text(const char *path, const char *text, size_t len, Diag *d) {
+  const char *nul = memchr(text, '\0', len);
+  if (!nul) return true;
+  uint32_t line = 1, col = 1;
+  for (const char *p = text; p < nul; p++) {
+    if (*p == '\n') line++, col = 1;
+    else col++;
+  }
+  diag_add_source(d, path, text); /* the text up to the NUL: the caret line */
+  diag_error(d, (SrcLoc){path, line, col},
+             "unexpected byte 0x00: expected lathe source text (is this a binary file?)");
+  return false;
 }

@@ -15,7 +15,7 @@ typedef struct Define {
 } Define;
 
 typedef struct FrontendOptions {
-  const char *lib_dir;    /* where `import nn` finds nn.lathe; NULL = LATHE_LIB_DIR */
+  const char *lib_dir;    /* where `import nn` finds nn.lathe; NULL = $LATHE_LIB, built-in */
   const Define *defines;  /* -D NAME=VALUE overrides */
   int n_defines;
   DType float_dtype;      /* DT_F32, or DT_F64 to compile every f32 in the model as f64 */
@@ -27,6 +27,10 @@ void frontend_options_init(FrontendOptions *o); /* lib_dir NULL, f32, no defines
 /* Parse and elaborate. The source is registered with d for caret lines. Returns NULL (with
  * every error reported) on failure. */
 Module *frontend_compile(const char *path, const char *text, const FrontendOptions *o, Diag *d);
+
+/* Source text must be text: a NUL byte among its len bytes (a binary file) is an error at its
+ * line and column, since everything after it would silently be ignored. */
+bool frontend_check_text(const char *path, const char *text, size_t len, Diag *d);
 
 /* Parse only (lathe check reports parse and elaboration errors; this is the parse half). */
 bool frontend_parse_only(const char *path, const char *text, Diag *d);

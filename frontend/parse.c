@@ -15,7 +15,12 @@
 #include <setjmp.h>
 #include <string.h>
 
-enum { PARSE_MAX_DEPTH = 256 };
+/* Hostile input must not blow the stack. PARSE_MAX_DEPTH bounds the parser's own recursion
+ * (nested parentheses, calls, indexing, unary minus, scans); PARSE_MAX_HEIGHT bounds the
+ * height of each expression tree it builds, where every operator of a chain is one level
+ * (`a + a + a` leans left), so that every later walk of the tree (elaboration, diagnostics)
+ * is bounded too. Both are far above what a person writes. */
+enum { PARSE_MAX_DEPTH = 256, PARSE_MAX_HEIGHT = 1000 };
 
 typedef struct Parser {
   Program *prog;
@@ -24,7 +29,7 @@ typedef struct Parser {
   int pos, n;
   Diag *d;
   jmp_buf *recover; /* innermost recovery point */
-  int depth;        /* expression nesting, bounded so hostile input cannot blow the stack */
+  int depth;        /* expression nesting now, at most PARSE_MAX_DEPTH */
   int nest;         /* open ( and [: line breaks inside them are skipped */
   bool errors;
 } Parser;
@@ -98,6 +103,13 @@ static const char *describe(Parser *p, const Token *t) {
 
 static _Noreturn void parse_fail(Parser *p) {
   longjmp(*p->recover, 1);
+}
+
+/* One level deeper into nested expressions, at token t. */
+static void parse_descend(Parser *p, const Token *t) {
+  if (++p->depth <= PARSE_MAX_DEPTH) return;
+  diag_error(p->d, t->loc, "expression nested too deeply (limit %d levels)", PARSE_MAX_DEPTH);
+  parse_fail(p);
 }
 
 static _Noreturn void error_expected(Parser *p, const char *what) {
@@ -393,11 +405,7 @@ static Expr *parse_postfix(Parser *p) {
 static Expr *parse_unary(Parser *p) {
   if (at(p, TK_MINUS)) {
     Token *t = next(p);
-    if (++p->depth > PARSE_MAX_DEPTH) {
-      diag_error(p->d, t->loc, "expression nested too deeply (more than %d levels)",
-                 PARSE_MAX_DEPTH);
-      parse_fail(p);
-    }
+    parse_descend(p, t);
     Expr *e = new_expr(p, EX_UNARY, t->loc);
     e->op = TK_MINUS;
     e->lhs = parse_unary(p);
@@ -439,13 +447,26 @@ static bool is_comparison(TokenKind k) {
   return k == TK_LT || k == TK_LE || k == TK_GT || k == TK_GE || k == TK_EQ || k == TK_NE;
 }
 
+static bool deeper_than_limit(void *ctx, const Expr *e, int depth) {
+  if (depth <= PARSE_MAX_HEIGHT) return true;
+  *(const Expr **)ctx = e;
+  return false;
+}
+
+/* The height check of a whole expression tree (see PARSE_MAX_HEIGHT), without recursion. */
+static void check_height(Parser *p, const Expr *root) {
+  const Expr *deep = NULL;
+  if (ast_walk(root, true, deeper_than_limit, &deep)) return;
+  diag_error(p->d, deep ? deep->loc : root->loc,
+             "expression nested too deeply (limit %d levels, where each operator of a chain "
+             "is one level); split it into several bindings",
+             PARSE_MAX_HEIGHT);
+  parse_fail(p);
+}
+
 /* expr = additive [ ( "<" | "<=" | ">" | ">=" | "==" | "!=" ) additive ] */
 static Expr *parse_expr(Parser *p) {
-  if (++p->depth > PARSE_MAX_DEPTH) {
-    diag_error(p->d, peek(p)->loc, "expression nested too deeply (more than %d levels)",
-               PARSE_MAX_DEPTH);
-    parse_fail(p);
-  }
+  parse_descend(p, peek(p));
   Expr *e = parse_additive(p);
   if (is_comparison(peek(p)->kind)) {
     Token *op = next(p);
@@ -455,6 +476,7 @@ static Expr *parse_expr(Parser *p) {
       parse_fail(p);
     }
   }
+  if (--p->depth == 0) check_height(p, e); /* a whole expression: once per tree */
   return e;
 }
 
@@ -787,6 +809,7 @@ bool parse_program(Program *prog, const char *file, const char *text, Diag *d) {
   int before = d->n_errors;
   Parser p = {.prog = prog, .arena = &prog->arena, .d = d};
   p.toks = lex_tokenize(&prog->arena, file, text, &p.n, d);
+  if (!prog->main_end.file) prog->main_end = p.toks[p.n - 1].loc;
   if (!diag_full(d)) parse_decls(&p);
   return d->n_errors == before && !p.errors;
 }

@@ -112,7 +112,11 @@ static const char *diag_find_source(const Diag *d, const char *name) {
   return NULL;
 }
 
-/* The source line and a caret under loc.col; nothing if the line is unknown. */
+/* The source line and a caret under loc.col; nothing if the line is unknown. A line longer
+ * than DIAG_LINE_WINDOW columns (generated or hostile input) is shown around the caret only,
+ * with "..." where it was cut. */
+enum { DIAG_LINE_WINDOW = 160 };
+
 static void diag_append_caret(Diag *d, SrcLoc loc) {
   const char *text = diag_find_source(d, loc.file);
   if (!text || loc.line == 0) return;
@@ -123,22 +127,25 @@ static void diag_append_caret(Diag *d, SrcLoc loc) {
     p++;
   }
   size_t n = strcspn(p, "\r\n");
-  diag_append(d, "  ", 2);
-  diag_append(d, p, n);
-  diag_append(d, "\n  ", 3);
   size_t col = loc.col > 0 ? loc.col - 1 : 0;
   if (col > n) col = n;
-  for (size_t i = 0; i < col; i++)
+  size_t from = 0, to = n;
+  if (n > DIAG_LINE_WINDOW) {
+    from = col > DIAG_LINE_WINDOW / 2 ? col - DIAG_LINE_WINDOW / 2 : 0;
+    to = from + DIAG_LINE_WINDOW < n ? from + DIAG_LINE_WINDOW : n;
+  }
+  diag_append(d, from ? "  ..." : "  ", from ? 5 : 2);
+  diag_append(d, p + from, to - from);
+  diag_append(d, to < n ? "...\n  " : "\n  ", to < n ? 6 : 3);
+  if (from) diag_append(d, "   ", 3);
+  for (size_t i = from; i < col; i++)
     diag_append(d, p[i] == '\t' ? "\t" : " ", 1);
   diag_append(d, "^\n", 2);
 }
 
-void diag_report(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, ...) {
+/* "file:line:col: level: msg", the caret lines; the error count was done by the caller */
+static void diag_render(Diag *d, DiagLevel level, SrcLoc loc, const char *msg) {
   static const char *const names[DIAG_LEVEL_COUNT] = {"error", "warning", "note"};
-  int max = d->max_errors > 0 ? d->max_errors : DIAG_DEFAULT_MAX_ERRORS;
-  if (level == DIAG_ERROR) d->n_errors++;
-  if (level == DIAG_WARNING) d->n_warnings++;
-  if (d->n_errors > max || (d->n_errors == max && level != DIAG_ERROR)) return;
   const char *level_name = (unsigned)level < DIAG_LEVEL_COUNT ? names[level] : "error";
   if (loc.file && loc.line > 0)
     diag_appendf(d, "%s:%u:%u: %s: ", loc.file, loc.line, loc.col, level_name);
@@ -146,12 +153,35 @@ void diag_report(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, ...) {
     diag_appendf(d, "%s: %s: ", loc.file, level_name);
   else
     diag_appendf(d, "%s: ", level_name);
-  va_list ap;
-  va_start(ap, fmt);
-  diag_vappendf(d, fmt, ap);
-  va_end(ap);
-  diag_append(d, "\n", 1);
+  diag_appendf(d, "%s\n", msg);
   if (loc.file && loc.line > 0) diag_append_caret(d, loc);
+}
+
+void diag_report(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, ...) {
+  int max = d->max_errors > 0 ? d->max_errors : DIAG_DEFAULT_MAX_ERRORS;
+  if (level == DIAG_ERROR) d->n_errors++;
+  if (level == DIAG_WARNING) d->n_warnings++;
+  if (d->n_errors > max || (d->n_errors == max && level != DIAG_ERROR)) return;
+  va_list ap, ap2;
+  va_start(ap, fmt);
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  char *msg = malloc(n > 0 ? (size_t)n + 1 : 1);
+  if (!msg) abort();
+  msg[0] = '\0';
+  if (n > 0) vsnprintf(msg, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  bool elsewhere = d->site.file && loc.file && strcmp(d->site.file, loc.file) != 0;
+  if (level != DIAG_NOTE && elsewhere) { /* at the user's call, then where it arose */
+    diag_render(d, level, d->site, msg);
+    diag_appendf(d, "%s:%u:%u: note: inside '%s', which this call inlines\n", loc.file,
+                 loc.line, loc.col, d->site_fn ? d->site_fn : "?");
+    if (loc.line > 0) diag_append_caret(d, loc);
+  } else {
+    diag_render(d, level, loc, msg);
+  }
+  free(msg);
   if (level == DIAG_ERROR && d->n_errors == max)
     diag_appendf(d, "error: too many errors; stopping\n");
 }

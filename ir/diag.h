@@ -40,6 +40,11 @@ typedef struct Diag {
   int max_errors;      /* stop rendering after this many errors; 0 = default (20) */
   DiagSource *sources; /* registered source texts for caret lines */
   int n_sources, cap_sources;
+  /* While site.file is set (the frontend inlining a fn of another file, e.g. lib/nn.lathe,
+   * for a call in the user's file): errors and warnings located in another file than site's
+   * are reported at site, followed by a note at their own location inside site_fn. */
+  SrcLoc site;
+  const char *site_fn;
 } Diag;
 
 void diag_init(Diag *d);

@@ -22,7 +22,12 @@ typedef struct Parser {
   bool failed; /* an error was reported: stop at the first one */
   Module *m;
   Graph *g; /* the graph being read, once its header is seen */
+  int bodies; /* bodies open around the current line, at most IR_TEXT_MAX_BODIES */
 } Parser;
+
+/* Nested bodies recurse here and in every walk of a graph's subgraphs (print, verify, free):
+ * hostile text must not blow the stack. Scans do not nest in the language, so 16 is ample. */
+enum { IR_TEXT_MAX_BODIES = 16 };
 
 static SrcLoc here(const Parser *p) { return (SrcLoc){p->file, p->line, p->col}; }
 
@@ -737,13 +742,17 @@ static bool parse_graph_lines(Parser *p);
 static bool parse_body(Parser *p) {
   Graph *parent = p->g;
   int64_t idx;
+  if (p->bodies == IR_TEXT_MAX_BODIES)
+    return PARSE_ERROR(p, "bodies nested too deeply (limit %d)", IR_TEXT_MAX_BODIES);
   if (!parse_int(p, &idx, "a body index")) return false;
   if (idx != parent->n_subgraphs)
     return PARSE_ERROR(p, "expected body %d next", parent->n_subgraphs);
   if (!expect(p, '{', "to open the body") || !expect_eol(p)) return false;
   p->g = graph_new(p->m, "body");
   graph_add_subgraph(parent, p->g);
+  p->bodies++;
   bool ok = parse_graph_lines(p);
+  p->bodies--;
   p->g = parent;
   return ok;
 }

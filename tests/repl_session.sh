@@ -90,3 +90,19 @@ PY
 printf 'param b: f32[2] = ones\n' > start.lathe
 echo 'b + 1.0' | "$LATHE" repl start.lathe > out.txt
 check '\[2.0000 2.0000\]'
+
+# `lathe repl MODEL.lathe` loads the model: inputs as data, bindings (the train block is
+# skipped with one note, not two "blocks are for files" errors)
+"$LATHE" repl "$ROOT/examples/mlp.lathe" > out.txt <<'S'
+:vars
+probs
+:time sum(x)
+S
+check "model 'mlp': 2 inputs as data (zeros until :set), 5 bindings"
+check "note: the file's train block is skipped"
+check 'binding probs = softmax(logits)'
+check 'f32\[64, 10\]'
+if grep -q 'blocks are for files' out.txt; then echo "FAIL: model file refused"; exit 1; fi
+# :time of a small expression reads in us or ns, not "0.000 ms"
+check 'run: median [0-9.]* \(s\|ms\|us\|ns\) of'
+if grep -q 'median 0.000 ' out.txt; then echo "FAIL: a zero median"; cat out.txt; exit 1; fi

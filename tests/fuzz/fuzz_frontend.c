@@ -1,5 +1,6 @@
 /* tests/fuzz/fuzz_frontend.c — libFuzzer target: arbitrary bytes through the whole frontend
- * (lexer, parser, imports from lib/, elaboration) into a Module, which is then freed.
+ * (lexer, parser, imports of the built-in lib/, elaboration) into a Module, which is then
+ * freed.
  *
  * Properties checked by the sanitizers: no crash, no undefined behaviour, no leak, no
  * assertion reachable from input; every rejected input leaves at least one error in the Diag.
@@ -11,10 +12,6 @@
 
 #include "frontend/frontend.h"
 
-#ifndef LATHE_LIB_DIR
-#define LATHE_LIB_DIR "lib"
-#endif
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -24,7 +21,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   text[size] = '\0';
   FrontendOptions o;
   frontend_options_init(&o);
-  o.lib_dir = LATHE_LIB_DIR;
   o.float_dtype = size % 2 ? DT_F64 : DT_F32; /* cover --dtype f64 too */
   Diag d;
   diag_init(&d);
