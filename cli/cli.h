@@ -37,6 +37,8 @@ typedef struct CliCompile {
   const char *onnx_loss;      /* --loss: for a .onnx FILE, the loss of the train block */
   const char *onnx_optimizer; /* --optimizer: its optimizer (default adam) */
   const char *bake;           /* compile --weights W --bake: W built into the C (cli/bake.c) */
+  double lr;                  /* train --lr: every step's learning rate (cli/trainer.c); 0 = keep */
+  double lr_scale;            /* and a factor on it (reduce-lr-on-plateau); 0 = none */
 } CliCompile;
 
 /* A tiny getopt_long-like cursor: handles `--name value`, `--name=value`, `-Dx=1`, `-D x=1`. */
@@ -114,9 +116,15 @@ bool cli_call_entry_with(const lathe_entry_info *e, CliWeights *w, const CliInpu
 bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const lathe_dataset *ds,
                        const char *dir, uint64_t epoch, Diag *d);
 bool cli_samples_check(const lathe_entry_info *e, const lathe_dataset *ds, Diag *d); /* early */
+/* train --lr / --batch (trainer.c): the learning rate of every train step, set before the
+ * passes; the batch as a define of the const that is dim 0 of the first input */
+bool cli_set_lr(Module *m, const CliCompile *c, Diag *d);
+bool cli_batch_define(CliCompile *c, uint64_t batch, Diag *d);
 /* --data/--val/--test options shared by train, eval and predict (cmd_train.c) */
 bool cli_data_option(CliArgs *a, lathe_data_options *o);
 extern const char cli_data_help[];
+/* image folders are read at the size and channels of the model's first input [N, C, H, W] */
+void cli_image_options(const lathe_model_info *info, lathe_data_options *o);
 /* reports a lathe/train.h error message (malloc'd, "error: ..." text) in d and frees it */
 void cli_api_error(Diag *d, char *err);
 /* prints an evaluation: loss, metrics, and for classification the per-class table and the

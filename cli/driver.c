@@ -59,7 +59,8 @@ Module *cli_build_module(const CliCompile *c) {
     fo.float_dtype = c->dtype;
     m = frontend_compile(c->file, text, &fo, &d);
   }
-  if (m && c->bake && !cli_bake_weights(m, c->bake, &d)) {
+  if (m && ((c->bake && !cli_bake_weights(m, c->bake, &d)) ||
+            ((c->lr > 0 || c->lr_scale > 0) && !cli_set_lr(m, c, &d)))) {
     module_free(m);
     m = NULL;
   }

@@ -173,7 +173,9 @@ static bool open_one(lathe_dataset *ds, const char *src, const lathe_data_option
              src);
     return false;
   }
-  if (S_ISDIR(st.st_mode)) return rt_data_read_npy_dir(ds, src, d);
+  if (S_ISDIR(st.st_mode))
+    return rt_data_is_image_folder(src) ? rt_data_read_image_folder(ds, src, o, d)
+                                        : rt_data_read_npy_dir(ds, src, d);
   if (ends_with(src, ".npy")) return rt_data_read_npy(ds, src, d);
   if (ends_with(src, ".npz")) return rt_data_read_npz(ds, src, d);
   if (ends_with(src, ".csv") || ends_with(src, ".tsv") || ends_with(src, ".txt"))
@@ -192,8 +194,11 @@ lathe_dataset *rt_data_open(const char *spec, const lathe_data_options *o, Diag 
   lathe_dataset *ds = rt_data_new(spec);
   char *copy = dup_str(spec);
   bool ok = ds && copy;
-  for (char *save = NULL, *src = copy ? strtok_r(copy, ",", &save) : NULL; ok && src;
-       src = strtok_r(NULL, ",", &save))
+  /* a named dataset's own parameters have commas: it is one source */
+  bool named = rt_data_is_seq_task(spec) || strncmp(spec, "fashion-mnist", 13) == 0;
+  const char *sep = named ? "" : ",";
+  for (char *save = NULL, *src = copy ? strtok_r(copy, sep, &save) : NULL; ok && src;
+       src = strtok_r(NULL, sep, &save))
     ok = open_one(ds, src, o, d);
   free(copy);
   if (ok && ds->store->n_arrays == 0) {

@@ -47,8 +47,9 @@ static bool pair(RtTask *t, const lathe_entry_info *e, int kind) {
     for (int o = 0; o < e->n_args; o++) {
       if (e->args[o].role != LATHE_ARG_OUTPUT) continue;
       const lathe_tensor_info *s = e->args[o].tensor;
-      bool hit = kind == LATHE_TASK_CLASSIFY ? !float_info(y) && scores_for(s, y)
-                                             : !first && same_shape(s, y);
+      /* the first input holds the features, never the target */
+      bool hit = !first && (kind == LATHE_TASK_CLASSIFY ? !float_info(y) && scores_for(s, y)
+                                                        : same_shape(s, y));
       if (!hit) continue;
       t->target_arg = k, t->pred_arg = o, t->per = per_of(y);
       t->classes = kind == LATHE_TASK_CLASSIFY ? s->shape[s->rank - 1] : per_of(y);
