@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FIT_MAX_STEPS = 8 };
+enum { FIT_MAX_STEPS = 8, SAMPLE_EVERY = 16 };
 
 typedef struct Fit {
   const lathe_model_info *info;
@@ -24,7 +24,9 @@ typedef struct Fit {
   int n_steps;
   RtFeed feeds[FIT_MAX_STEPS];
   int64_t batch;
-  RtFeed eval; /* bound to val, when there is one */
+  RtFeed eval;    /* bound to val, when there is one */
+  RtFeed sampler; /* the evaluate entry on training batches (classification): the progress
+                   * bar's accuracy, sampled every SAMPLE_EVERY steps; batch 0 = off */
   RtTask task;
   lathe_epoch_result *hist; /* one per epoch run */
   double *step_loss;        /* FIT_MAX_STEPS per epoch */
@@ -86,6 +88,8 @@ static bool bind_val(Fit *f, Diag *d) {
   const lathe_entry_info *e = rt_entry(f->info, "evaluate");
   if (!rt_task_infer(&f->task, e ? e : f->steps[0], e ? f->o->task : LATHE_TASK_NONE, d))
     return false;
+  bool cls = f->task.kind == LATHE_TASK_CLASSIFY || f->task.kind == LATHE_TASK_SEQUENCE;
+  if (e && cls && !rt_feed_bind(&f->sampler, e, f->train, d)) return false;
   if (!f->val) return true;
   if (!e) {
     rt_error(d, "model '%s' has no evaluate entry to validate with (it needs an `output`)",
@@ -130,6 +134,19 @@ static bool setup_monitor(Fit *f, Diag *d) {
   return true;
 }
 
+/* the progress bar's training accuracy: the evaluate entry on the batch about to be trained */
+static void sample(Fit *f, const int64_t *index, int64_t acc[2]) {
+  if (!f->sampler.batch || !f->o->progress) return;
+  rt_feed_gather(&f->sampler, f->train, index, f->batch);
+  rt_feed_call(&f->sampler, f->params, f->state);
+  acc[0] += rt_count_correct(&f->task, &f->sampler, f->batch);
+  acc[1] += f->batch * f->task.per;
+}
+
+static double sampled(const int64_t acc[2]) {
+  return acc[1] ? (double)acc[0] / (double)acc[1] : -1;
+}
+
 /* one epoch of training; r gets the losses and timings */
 static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   int64_t n = f->train->n;
@@ -149,7 +166,9 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   RtProgress p;
   rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, steps * f->batch);
   double *sum = f->step_loss + (size_t)f->n_hist * FIT_MAX_STEPS, ema = 0, t0 = rt_progress_now();
+  int64_t acc[2] = {0, 0}; /* sampled targets right, seen */
   for (int64_t s = 0; s < steps; s++) {
+    if (s % SAMPLE_EVERY == 0) sample(f, order + s * f->batch, acc);
     for (int k = 0; k < f->n_steps; k++) {
       double g0 = rt_progress_now();
       if (f->feeds[k].batch) {
@@ -161,7 +180,7 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
       sum[k] += loss;
       if (k == 0) ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
     }
-    if (f->o->progress) rt_progress_update(&p, (s + 1) * f->batch, ema, -1);
+    if (f->o->progress) rt_progress_update(&p, (s + 1) * f->batch, ema, sampled(acc));
   }
   r->seconds = rt_progress_now() - t0;
   for (int k = 0; k < f->n_steps; k++)
@@ -306,6 +325,7 @@ static void unbind(Fit *f) {
   for (int k = 0; k < FIT_MAX_STEPS; k++)
     rt_feed_fini(&f->feeds[k]);
   rt_feed_fini(&f->eval);
+  rt_feed_fini(&f->sampler);
   f->n_steps = 0;
   f->batch = 0;
 }
