@@ -255,7 +255,8 @@ static bool load_data(Run *r, Diag *d) {
       return false;
     }
   } else if (o->val || named_dataset(o->spec)) {
-    r->val = open_data(o->val ? o->val : o->spec, &o->data, !o->val, o->seed, d);
+    const char *spec = o->val ? o->val : o->spec; /* a named dataset validates on its test split */
+    r->val = open_data(spec, &o->data, named_dataset(spec), o->seed, d);
     if (!r->val) return false;
   }
   return !o->test || (r->test = open_data(o->test, &o->data, true, o->seed, d)) != NULL;

@@ -119,3 +119,26 @@ expect_error "arrays of a dataset must have the same length" \
   "$LATHE" train "$M" --data "$TMP/short" "${common[@]}"
 expect_error "not found" "$LATHE" train "$M" --data "$TMP/nothing.npy" "${common[@]}"
 echo "ok: bad inputs rejected with clear errors, nothing written"
+
+# Fashion-MNIST exported to .npy (x [784] f32 per sample, label i32) trains exactly as the IDX
+# path: the same shuffles, the same batches, the same test figures
+/usr/bin/python3 - "$TMP/fm" <<'PY'
+import gzip, os, sys
+import numpy as np
+src, out = "/usr/share/datasets/fashion-mnist", sys.argv[1]
+os.makedirs(out)
+def idx(name):
+    p = f"{src}/{name}"
+    return gzip.open(p + ".gz").read() if os.path.exists(p + ".gz") else open(p, "rb").read()
+img = np.frombuffer(idx("train-images-idx3-ubyte"), np.uint8, offset=16)[: 1280 * 784]
+lab = np.frombuffer(idx("train-labels-idx1-ubyte"), np.uint8, offset=8)[:1280]
+np.save(f"{out}/x.npy", (img.reshape(-1, 784) / np.float32(255)).astype(np.float32))
+np.save(f"{out}/label.npy", lab.astype(np.int32))
+PY
+MLP=$ROOT/examples/mlp.lathe
+"$LATHE" train "$MLP" --data "$TMP/fm" --val fashion-mnist --epochs 1 --seed 2 2> /dev/null \
+  | sed 's/val /test /g' > "$TMP/fm_npy.txt"
+"$LATHE" train "$MLP" --data fashion-mnist --limit 1280 --epochs 1 --seed 2 2> /dev/null \
+  > "$TMP/fm_idx.txt"
+cmp "$TMP/fm_npy.txt" "$TMP/fm_idx.txt"
+echo "ok: Fashion-MNIST as .npy trains exactly as from IDX: $(cat "$TMP/fm_idx.txt")"
