@@ -350,6 +350,53 @@ lathe_dataset *lathe_dataset_open(const char *spec, const lathe_data_options *o,
   return ds;
 }
 
+/* one borrowed array; false (reported) for a bad dtype or shape */
+static bool wrap_one(lathe_dataset *ds, const lathe_array_info *in, const void *data, int64_t n,
+                     Diag *d) {
+  RtArray a = {.dtype = (DType)in->dtype, .n = n, .per = 1, .data = data};
+  if (in->dtype < 0 || in->dtype >= DT_COUNT || in->rank < 0 || in->rank >= IR_MAX_RANK ||
+      !in->name || !data || n <= 0) {
+    rt_error(d, "array %s: expected a name, a dtype, a per-sample rank 0..%d, data and n > 0",
+             in->name ? in->name : "(unnamed)", IR_MAX_RANK - 1);
+    return false;
+  }
+  a.sample.rank = in->rank;
+  for (int k = 0; k < in->rank; k++) {
+    if (in->shape[k] < 1) {
+      rt_error(d, "array %s: dimension %d is %lld", in->name, k, (long long)in->shape[k]);
+      return false;
+    }
+    a.sample.dim[k] = in->shape[k], a.per *= in->shape[k];
+  }
+  a.row_bytes = (size_t)a.per * dtype_size(a.dtype);
+  a.name = dup_str(in->name);
+  a.file = dup_str(in->name);
+  if (!a.name || !a.file) {
+    rt_array_fini(&a);
+    return false;
+  }
+  return rt_data_add(ds, &a, d);
+}
+
+lathe_dataset *lathe_dataset_wrap(const lathe_array_info *info, const void *const *data,
+                                  int n_arrays, int64_t n_samples, char **error) {
+  Diag d;
+  diag_init(&d);
+  lathe_dataset *ds = rt_data_new("(arrays in memory)");
+  bool ok = ds != NULL && n_arrays > 0;
+  if (ds && n_arrays <= 0) rt_error(&d, "a dataset needs at least one array");
+  for (int i = 0; ok && i < n_arrays; i++)
+    ok = wrap_one(ds, &info[i], data[i], n_samples, &d);
+  ok = ok && rt_data_check_finite(ds, &d);
+  if (!ok) {
+    lathe_dataset_free(ds);
+    ds = NULL;
+    rt_error_out(&d, error);
+  }
+  diag_fini(&d);
+  return ds;
+}
+
 int64_t lathe_dataset_len(const lathe_dataset *ds) {
   return ds->n;
 }

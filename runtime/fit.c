@@ -364,7 +364,7 @@ static bool track_best(Fit *f, const lathe_epoch_result *r, bool *stop, Diag *d)
   if (better) f->best_r = *r;
   if (better && f->best_params) {
     memcpy(f->best_params, f->params, f->info->params_bytes);
-    memcpy(f->best_state, f->state, f->info->state_bytes);
+    if (f->info->state_bytes) memcpy(f->best_state, f->state, f->info->state_bytes);
   }
   if (better && f->o->best_checkpoint &&
       !save_weights(f->info, f->params, f->state, true, r->epoch, f->o->best_checkpoint, d))
@@ -405,7 +405,7 @@ static bool fit_loop(Fit *f, lathe_fit_result *res, Diag *d) {
   }
   if (stop && f->best_params) {
     memcpy(f->params, f->best_params, f->info->params_bytes);
-    memcpy(f->state, f->best_state, f->info->state_bytes);
+    if (f->info->state_bytes) memcpy(f->state, f->best_state, f->info->state_bytes);
     if (f->o->progress)
       fprintf(f->o->progress, "early stop after epoch %d: restored the weights of epoch %d\n",
               f->hist[f->n_hist - 1].epoch, f->stop.best_epoch);

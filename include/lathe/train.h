@@ -63,6 +63,11 @@ typedef struct lathe_array_info {
 
 void lathe_data_options_init(lathe_data_options *o);
 lathe_dataset *lathe_dataset_open(const char *spec, const lathe_data_options *o, char **error);
+/* A dataset over arrays already in memory (borrowed: they must outlive the dataset): n_arrays
+ * arrays described by info (name, dtype, per-sample rank and shape), data[i] holding
+ * n_samples samples of array i in C order. Float arrays must be finite. */
+lathe_dataset *lathe_dataset_wrap(const lathe_array_info *info, const void *const *data,
+                                  int n_arrays, int64_t n_samples, char **error);
 void lathe_dataset_free(lathe_dataset *ds);
 int64_t lathe_dataset_len(const lathe_dataset *ds);
 int lathe_dataset_n_arrays(const lathe_dataset *ds);
