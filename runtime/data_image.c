@@ -172,7 +172,7 @@ static bool list_dir(const char *dir, bool dirs, Names *out, Diag *d) {
     if (dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && image) ok = names_add(out, e->d_name);
   }
   closedir(h);
-  if (ok) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_name);
+  if (ok && out->n) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_name);
   return ok;
 }
 
