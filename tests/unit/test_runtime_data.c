@@ -279,6 +279,17 @@ START_TEST(test_regression_metrics) {
 }
 END_TEST
 
+START_TEST(test_multilabel_metrics) {
+  const int32_t t[] = {1, 0, 1, 1, 0, 1}, p[] = {1, 0, 0, 1, 1, 1}; /* 3 rows of 2 labels */
+  double f1[2], macro = 0, micro = 0;
+  ck_assert_int_eq(lathe_multilabel_compute(t, p, 3, 2, f1, &macro, &micro, NULL), 0);
+  ck_assert_double_eq_tol(f1[0], 0.5, 1e-12); /* tp 1, predicted 2, true 2 */
+  ck_assert_double_eq_tol(f1[1], 1.0, 1e-12); /* tp 2, predicted 2, true 2 */
+  ck_assert_double_eq_tol(macro, 0.75, 1e-12);
+  ck_assert_double_eq_tol(micro, 0.75, 1e-12); /* tp 3 of 4 predicted, 4 true */
+}
+END_TEST
+
 /* a recorded validation-loss curve: best at epoch 3, patience 2 stops after epoch 5 */
 START_TEST(test_early_stop_on_recorded_curve) {
   const double loss[] = {0.9, 0.5, 0.41, 0.43, 0.42, 0.30};
@@ -313,6 +324,7 @@ static Suite *data_suite(void) {
   tcase_add_test(tc, test_split_stratified);
   tcase_add_test(tc, test_classification_metrics);
   tcase_add_test(tc, test_regression_metrics);
+  tcase_add_test(tc, test_multilabel_metrics);
   tcase_add_test(tc, test_early_stop_on_recorded_curve);
   suite_add_tcase(s, tc);
   return s;
