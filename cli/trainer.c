@@ -95,10 +95,14 @@ bool cli_batch_define(CliCompile *c, uint64_t batch, Diag *d) {
     name = const_named(text, m->inputs[0].shape.dim[0], c->file, d);
   module_free(m);
   free(text);
-  if (!name || c->n_defines == CLI_MAX_DEFINES) {
-    free(name); /* kept for the process otherwise: defines hold their names */
-    return false;
+  static char batch_const[256]; /* defines hold their names for the whole command */
+  bool ok = name && strlen(name) < sizeof batch_const && c->n_defines < CLI_MAX_DEFINES;
+  if (ok) {
+    strcpy(batch_const, name);
+    c->defines[c->n_defines++] = (Define){batch_const, (int64_t)batch};
+  } else if (name) {
+    diag_error(d, (SrcLoc){0}, "--batch: cannot add a define for const '%s'", name);
   }
-  c->defines[c->n_defines++] = (Define){name, (int64_t)batch};
-  return true;
+  free(name);
+  return ok;
 }
