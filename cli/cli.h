@@ -91,9 +91,14 @@ bool cli_call_entry_with(const lathe_entry_info *e, CliWeights *w, const CliInpu
 bool cli_write_samples(const lathe_entry_info *e, CliWeights *w, const lathe_dataset *ds,
                        const char *dir, uint64_t epoch, Diag *d);
 bool cli_samples_check(const lathe_entry_info *e, const lathe_dataset *ds, Diag *d); /* early */
+/* train --batch (trainer.c): the batch as a define of the const that is dim 0 of the first
+ * input (--lr is DriverOptions.lr, set by the driver before the passes) */
+bool cli_batch_define(CliCompile *c, uint64_t batch, Diag *d);
 /* --data/--val/--test options shared by train, eval and predict (cmd_train.c) */
 bool cli_data_option(CliArgs *a, lathe_data_options *o);
 extern const char cli_data_help[];
+/* image folders are read at the size and channels of the model's first input [N, C, H, W] */
+void cli_image_options(const lathe_model_info *info, lathe_data_options *o);
 /* reports a lathe/train.h error message (malloc'd, "error: ..." text) in d and frees it */
 void cli_api_error(Diag *d, char *err);
 /* prints an evaluation: loss, metrics, and for classification the per-class table and the

@@ -147,6 +147,7 @@ static bool evaluate(EvalOptions *o, RtModel *model, Diag *d) {
   lathe_evaluation ev = {0};
   char *err = NULL;
   o->data.test_split = 1;
+  cli_image_options(model->info, &o->data);
   lathe_dataset *ds = rt_data_open(o->spec, &o->data, d);
   bool ok = ds && cli_weights_init(&w, model->info, o->weights, 0, d);
   if (ok && lathe_evaluate(model->info, w.params, w.state, ds,

@@ -56,6 +56,7 @@ static bool predict(PredictOptions *o, RtModel *model, Diag *d) {
   CliWeights w = {0};
   char *err = NULL;
   o->data.test_split = 1;
+  cli_image_options(model->info, &o->data);
   lathe_dataset *ds = rt_data_open(o->spec, &o->data, d);
   bool ok = ds && cli_weights_init(&w, model->info, o->weights, 0, d);
   if (ok && lathe_predict(model->info, w.params, w.state, ds, o->out, &err) != 0) {

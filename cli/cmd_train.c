@@ -36,6 +36,9 @@ static const char *help_tail =
     "  --val-split F               hold out fraction F of --data (seeded, stratified by class)\n"
     "  --test SPEC                 after training, print the full report on this data\n"
     "  --epochs N                  epochs to train to (default 1)\n"
+    "  --lr X                      learning rate of every train step (overrides the train block)\n"
+    "  --batch B                   batch size (overrides the `const` that is the first input's\n"
+    "                              dim 0, as -D NAME=B would)\n"
     "  --seed N                    init, shuffle, split and augmentation seed (default 0)\n"
     "  --limit N                   use only the first N training samples\n"
     "  --early-stop PATIENCE       stop when --monitor has not improved for PATIENCE epochs and\n"
@@ -43,6 +46,9 @@ static const char *help_tail =
     "  --monitor M                 val_loss (default), val_accuracy, val_f1, val_r2, val_mse,\n"
     "                              val_mae, val_rmse, val_precision, val_recall, or loss\n"
     "  --min-delta X               an improvement must exceed X (default 0)\n"
+    "  --reduce-lr-on-plateau P    multiply the learning rate by --reduce-lr-factor (default\n"
+    "                              0.1) when --monitor has not improved for P epochs (the\n"
+    "                              step is recompiled with the new rate; weights carry over)\n"
     "  --checkpoint CKPT           write params + optimizer state after every epoch\n"
     "  --best CKPT                 write them whenever the monitored metric improves\n"
     "  --resume CKPT               continue from a checkpoint written by --checkpoint\n"
@@ -61,9 +67,9 @@ typedef struct TrainOptions {
   lathe_data_options data;
   const char *spec, *val, *test, *checkpoint, *resume, *best, *plot, *samples, *log, *monitor;
   const char *task;
-  double val_split, min_delta;
-  uint64_t epochs, seed, limit, early_stop, crop_pad;
-  bool flip;
+  double val_split, min_delta, reduce_factor;
+  uint64_t epochs, seed, limit, early_stop, crop_pad, batch, reduce_patience;
+  bool flip, batch_set;
 } TrainOptions;
 
 bool cli_data_option(CliArgs *a, lathe_data_options *o) {
@@ -74,6 +80,21 @@ bool cli_data_option(CliArgs *a, lathe_data_options *o) {
   else
     return false;
   return true;
+}
+
+void cli_image_options(const lathe_model_info *info, lathe_data_options *o) {
+  const lathe_entry_info *e = NULL;
+  for (int k = 0; k < info->n_entries && !e; k++)
+    if (strcmp(info->entries[k].name, "forward") == 0) e = &info->entries[k];
+  for (int k = 0; e && k < e->n_args; k++) {
+    const lathe_tensor_info *t = e->args[k].tensor;
+    if (e->args[k].role != LATHE_ARG_INPUT) continue;
+    if (t->rank == 4 && (t->shape[1] == 1 || t->shape[1] == 3))
+      o->image_channels = (int)t->shape[1], o->image_h = t->shape[2], o->image_w = t->shape[3];
+    else if (t->rank == 3)
+      o->image_channels = 1, o->image_h = t->shape[1], o->image_w = t->shape[2];
+    return; /* the first input only */
+  }
 }
 
 static bool parse_double(const char *s, double *out) {
@@ -103,21 +124,31 @@ static bool train_option(CliArgs *a, TrainOptions *o, uint64_t **num, double **r
       *(const char **)((char *)o + strs[i].offset) = a->value;
       return true;
     }
-  if (cli_option(a, "--epochs", NULL))
-    *num = &o->epochs;
-  else if (cli_option(a, "--seed", NULL))
-    *num = &o->seed;
-  else if (cli_option(a, "--limit", NULL))
-    *num = &o->limit;
-  else if (cli_option(a, "--early-stop", NULL))
-    *num = &o->early_stop;
-  else if (cli_option(a, "--crop-pad", NULL))
-    *num = &o->crop_pad;
-  else if (cli_option(a, "--val-split", NULL))
-    *real = &o->val_split;
-  else if (cli_option(a, "--min-delta", NULL))
-    *real = &o->min_delta;
-  else if (cli_flag(a, "--flip", NULL))
+  static const struct {
+    const char *name;
+    size_t offset;
+    bool real; /* a double, else a uint64_t */
+  } nums[] = {{"--epochs", offsetof(TrainOptions, epochs), false},
+              {"--seed", offsetof(TrainOptions, seed), false},
+              {"--limit", offsetof(TrainOptions, limit), false},
+              {"--early-stop", offsetof(TrainOptions, early_stop), false},
+              {"--crop-pad", offsetof(TrainOptions, crop_pad), false},
+              {"--batch", offsetof(TrainOptions, batch), false},
+              {"--reduce-lr-on-plateau", offsetof(TrainOptions, reduce_patience), false},
+              {"--val-split", offsetof(TrainOptions, val_split), true},
+              {"--min-delta", offsetof(TrainOptions, min_delta), true},
+              {"--reduce-lr-factor", offsetof(TrainOptions, reduce_factor), true},
+              {"--lr", offsetof(TrainOptions, c) + offsetof(CliCompile, lr), true}};
+  for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+    if (!cli_option(a, nums[i].name, NULL)) continue;
+    if (nums[i].real)
+      *real = (double *)((char *)o + nums[i].offset);
+    else
+      *num = (uint64_t *)((char *)o + nums[i].offset);
+    o->batch_set = o->batch_set || strcmp(nums[i].name, "--batch") == 0;
+    return true;
+  }
+  if (cli_flag(a, "--flip", NULL))
     o->flip = true;
   else
     return cli_data_option(a, &o->data);
@@ -156,13 +187,23 @@ static int parse_args(TrainOptions *o, int argc, char **argv) {
                            "--task %s: expected classification, sequence, multilabel, "
                            "regression or none",
                            o->task);
+  if (o->c.lr < 0 || (o->batch_set && o->batch == 0))
+    return cli_usage_error(&a, "--lr and --batch must be positive");
+  if (o->reduce_factor < 0 || o->reduce_factor >= 1)
+    return cli_usage_error(&a, "--reduce-lr-factor must be in (0, 1)");
+  if (o->reduce_patience) o->c.lr_scale = 1; /* checks now that the model has a rate to scale */
   return EXIT_OK;
 }
+
+enum { MAX_RETIRED = 32 };
 
 typedef struct Run {
   TrainOptions *o;
   RtModel model;
   CliWeights w;
+  RtModel retired[MAX_RETIRED]; /* models replaced by reduce-lr-on-plateau, closed at the end */
+  CliWeights retired_w[MAX_RETIRED];
+  int n_retired;
   lathe_dataset *all, *train, *val, *test;                /* train and val may be views of all */
   double train_loss[1024], val_loss[1024], val_acc[1024]; /* per epoch, for the plot */
   int n_hist;
@@ -203,6 +244,7 @@ static const char *stratify_name(Run *r) {
 
 static bool load_data(Run *r, Diag *d) {
   TrainOptions *o = r->o;
+  cli_image_options(r->model.info, &o->data);
   if (!(r->all = open_data(o->spec, &o->data, false, o->seed, d))) return false;
   r->train = r->all;
   if (o->val_split > 0) {
@@ -213,7 +255,8 @@ static bool load_data(Run *r, Diag *d) {
       return false;
     }
   } else if (o->val || named_dataset(o->spec)) {
-    r->val = open_data(o->val ? o->val : o->spec, &o->data, !o->val, o->seed, d);
+    const char *spec = o->val ? o->val : o->spec; /* a named dataset validates on its test split */
+    r->val = open_data(spec, &o->data, named_dataset(spec), o->seed, d);
     if (!r->val) return false;
   }
   return !o->test || (r->test = open_data(o->test, &o->data, true, o->seed, d)) != NULL;
@@ -252,6 +295,38 @@ static int on_epoch(void *ctx, const lathe_epoch_result *e, char **error) {
   int rc = ok ? 0 : rt_error_out(&d, error);
   diag_fini(&d);
   return rc;
+}
+
+/* reduce-lr-on-plateau: the model recompiled with its learning rate scaled, the weights
+ * (params and optimizer state) copied over */
+static int reduce_lr(void *ctx, double scale, const lathe_model_info **info, void **params,
+                     void **state, char **error) {
+  Run *r = ctx;
+  if (r->n_retired == MAX_RETIRED) {
+    *error = strdup("the learning rate was reduced too many times");
+    return -1;
+  }
+  r->o->c.lr_scale = scale;
+  Module *m = cli_build_module(&r->o->c);
+  RtModel nm = {0};
+  bool ok = m && cli_load(m, &r->o->c, &nm);
+  if (m) module_free(m);
+  CliWeights w = {0};
+  const lathe_model_info *ni = ok ? nm.info : NULL;
+  ok = ok && (w.params = cli_aligned_alloc(ni->params_bytes)) &&
+       (w.state = cli_aligned_alloc(ni->state_bytes));
+  if (!ok) {
+    cli_weights_fini(&w);
+    if (nm.handle) rt_model_close(&nm);
+    *error = strdup("could not recompile the model with the reduced learning rate");
+    return -1;
+  }
+  memcpy(w.params, *params, ni->params_bytes);
+  memcpy(w.state, *state, ni->state_bytes);
+  r->retired[r->n_retired] = r->model, r->retired_w[r->n_retired++] = r->w;
+  r->model = nm, r->w = w;
+  *info = ni, *params = w.params, *state = w.state;
+  return 0;
 }
 
 static bool setup(Run *r, Diag *d) {
@@ -305,6 +380,9 @@ static void fit_options(Run *r, lathe_fit_options *f) {
   f->best_checkpoint = o->best;
   f->log_path = o->log;
   f->val_name = r->val && !o->val && !o->val_split ? "test" : "val";
+  f->reduce_lr_patience = (int)o->reduce_patience;
+  if (o->reduce_factor > 0) f->reduce_lr_factor = o->reduce_factor;
+  f->reduce_lr = reduce_lr;
   f->augment_flip = o->flip;
   f->augment_crop_pad = (int)o->crop_pad;
   f->progress = stderr;
@@ -313,15 +391,18 @@ static void fit_options(Run *r, lathe_fit_options *f) {
 }
 
 static void print_final(const Run *r, const lathe_fit_result *res, const char *v) {
-  const lathe_metrics *m = &res->last.val;
-  if (res->last.has_val && r->has_acc)
+  bool restored = res->stopped_early && r->o->early_stop;
+  const lathe_epoch_result *e = restored ? &res->best : &res->last;
+  const lathe_metrics *m = &e->val;
+  if (restored) printf("best epoch %d: ", e->epoch);
+  if (e->has_val && r->has_acc)
     printf("%s accuracy %.2f%%  %s loss %.4f\n", v, 100 * m->accuracy, v, m->loss);
-  else if (res->last.has_val && m->task == LATHE_TASK_REGRESS)
+  else if (e->has_val && m->task == LATHE_TASK_REGRESS)
     printf("%s r2 %.4f  %s mse %.6g  %s loss %.4f\n", v, m->r2, v, m->mse, v, m->loss);
-  else if (res->last.has_val)
+  else if (e->has_val)
     printf("%s loss %.4f\n", v, m->loss);
   else
-    printf("train loss %.4f\n", res->last.train_loss);
+    printf("train loss %.4f\n", e->train_loss);
 }
 
 /* --test: the full report of the trained weights */
@@ -360,20 +441,28 @@ int cmd_train(int argc, char **argv) {
   o.epochs = 1;
   int rc = parse_args(&o, argc, argv);
   if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
-  Module *m = cli_build_module(&o.c);
-  if (!m) return EXIT_USER;
+  Diag d;
+  diag_init(&d);
+  bool batch_ok = !o.batch || cli_batch_define(&o.c, o.batch, &d);
+  diag_flush(&d, stderr);
+  Module *m = batch_ok ? cli_build_module(&o.c) : NULL;
+  if (!m) {
+    diag_fini(&d);
+    return EXIT_USER;
+  }
   Run *r = calloc(1, sizeof *r);
   bool ok = r && cli_load(m, &o.c, &r->model);
   module_free(m);
   if (!ok) {
     free(r);
+    diag_fini(&d);
     return EXIT_USER;
   }
   r->o = &o;
-  Diag d;
-  diag_init(&d);
   ok = setup(r, &d) && train(r, &d);
   cli_weights_fini(&r->w);
+  for (int i = 0; i < r->n_retired; i++)
+    cli_weights_fini(&r->retired_w[i]), rt_model_close(&r->retired[i]);
   if (r->train != r->all) lathe_dataset_free(r->train);
   lathe_dataset_free(r->all), lathe_dataset_free(r->val), lathe_dataset_free(r->test);
   rt_model_close(&r->model);

@@ -94,9 +94,8 @@ static void grid_path(char *path, size_t size, const char *dir, uint64_t epoch,
 bool cli_samples_check(const lathe_entry_info *e, const lathe_dataset *ds, Diag *d) {
   int64_t rows = ds->store->image_h, cols = ds->store->image_w;
   if (rows && find_image_output(e, rows * cols, 0) >= 0) return true;
-  diag_error(d, (SrcLoc){0}, "--samples: %s",
-             rows ? "entry has no output of the dataset's image size"
-                  : "the dataset holds no images (fashion-mnist)");
+  diag_error(d, (SrcLoc){0}, "--samples: entry '%s' has no output of %s", e->name,
+             rows ? "the dataset's image size" : "images (the dataset holds none)");
   return false;
 }
 

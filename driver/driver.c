@@ -115,6 +115,38 @@ static bool run_passes(const DriverOptions *o, DriverResult *r, Diag *d) {
   return ok;
 }
 
+/* train --lr / --reduce-lr-on-plateau: every step's optimizer learning rate in the Module's
+ * train block, set (o->lr) or scaled (o->lr_scale) before the passes derive the step */
+static bool set_lr(Module *m, const DriverOptions *c, Diag *d) {
+  if (m->n_steps == 0) {
+    diag_error(d, (SrcLoc){0}, "--lr: %s has no train block", m->source_file);
+    return false;
+  }
+  for (int s = 0; s < m->n_steps; s++) {
+    TrainStep *ts = &m->steps[s];
+    int k = 0;
+    while (k < ts->n_optim_args && strcmp(ts->optim_args[k].name, "lr") != 0)
+      k++;
+    if (k == ts->n_optim_args && c->lr <= 0) {
+      diag_error(d, ts->loc,
+                 "--reduce-lr-on-plateau needs the learning rate: give --lr or "
+                 "write it in the train block (optimizer adam(lr = 1e-3))");
+      return false;
+    }
+    if (k == ts->n_optim_args) { /* the optimizer's default lr: add an explicit one */
+      OptimArg *args = arena_alloc(&m->arena, (size_t)(k + 1) * sizeof *args);
+      if (!args) return false;
+      if (k) memcpy(args, ts->optim_args, (size_t)k * sizeof *args);
+      args[k] = (OptimArg){.name = "lr", .loc = ts->loc};
+      ts->optim_args = args;
+      ts->n_optim_args = k + 1;
+    }
+    if (c->lr > 0) ts->optim_args[k].value = c->lr;
+    if (c->lr_scale > 0) ts->optim_args[k].value *= c->lr_scale;
+  }
+  return true;
+}
+
 bool driver_build(const DriverOptions *o, const char *text, DriverResult *r, Diag *d) {
   memset(r, 0, sizeof *r);
   rt_set_init(&r->weights);
@@ -131,7 +163,8 @@ bool driver_build(const DriverOptions *o, const char *text, DriverResult *r, Dia
   r->module = frontend_compile(o->file ? o->file : "<string>", text ? text : owned, &fo, d);
   free(owned); /* frontend_compile keeps its own copy for diagnostics */
   bool ok =
-      r->module && (!o->bake || driver_bake_weights(r->module, o->bake, d)) && run_passes(o, r, d);
+      r->module && (!o->bake || driver_bake_weights(r->module, o->bake, d)) &&
+      ((o->lr <= 0 && o->lr_scale <= 0) || set_lr(r->module, o, d)) && run_passes(o, r, d);
   if (!ok && r->module) module_free(r->module), r->module = NULL;
   return ok;
 }

@@ -36,6 +36,8 @@ typedef struct DriverOptions {
   const char *onnx_loss;      /* for a .onnx file: the loss of the train block, or NULL */
   const char *onnx_optimizer; /* its optimizer (default adam) */
   const char *bake;           /* safetensors file built into the C as constants, or NULL */
+  double lr;                  /* every train step's learning rate; 0 = the model's */
+  double lr_scale;            /* a factor on it (reduce-lr-on-plateau); 0 = none */
 } DriverOptions;
 
 void driver_options_init(DriverOptions *o); /* f32, -O2, train entries, one thread */

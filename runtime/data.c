@@ -173,7 +173,9 @@ static bool open_one(lathe_dataset *ds, const char *src, const lathe_data_option
              src);
     return false;
   }
-  if (S_ISDIR(st.st_mode)) return rt_data_read_npy_dir(ds, src, d);
+  if (S_ISDIR(st.st_mode))
+    return rt_data_is_image_folder(src) ? rt_data_read_image_folder(ds, src, o, d)
+                                        : rt_data_read_npy_dir(ds, src, d);
   if (ends_with(src, ".npy")) return rt_data_read_npy(ds, src, d);
   if (ends_with(src, ".npz")) return rt_data_read_npz(ds, src, d);
   if (ends_with(src, ".csv") || ends_with(src, ".tsv") || ends_with(src, ".txt"))
@@ -192,8 +194,11 @@ lathe_dataset *rt_data_open(const char *spec, const lathe_data_options *o, Diag 
   lathe_dataset *ds = rt_data_new(spec);
   char *copy = dup_str(spec);
   bool ok = ds && copy;
-  for (char *save = NULL, *src = copy ? strtok_r(copy, ",", &save) : NULL; ok && src;
-       src = strtok_r(NULL, ",", &save))
+  /* a named dataset's own parameters have commas: it is one source */
+  bool named = rt_data_is_seq_task(spec) || strncmp(spec, "fashion-mnist", 13) == 0;
+  const char *sep = named ? "" : ",";
+  for (char *save = NULL, *src = copy ? strtok_r(copy, sep, &save) : NULL; ok && src;
+       src = strtok_r(NULL, sep, &save))
     ok = open_one(ds, src, o, d);
   free(copy);
   if (ok && ds->store->n_arrays == 0) {
@@ -341,6 +346,53 @@ lathe_dataset *lathe_dataset_open(const char *spec, const lathe_data_options *o,
   diag_init(&d);
   lathe_dataset *ds = rt_data_open(spec, o, &d);
   if (!ds) rt_error_out(&d, error);
+  diag_fini(&d);
+  return ds;
+}
+
+/* one borrowed array; false (reported) for a bad dtype or shape */
+static bool wrap_one(lathe_dataset *ds, const lathe_array_info *in, const void *data, int64_t n,
+                     Diag *d) {
+  RtArray a = {.dtype = (DType)in->dtype, .n = n, .per = 1, .data = data};
+  if (in->dtype < 0 || in->dtype >= DT_COUNT || in->rank < 0 || in->rank >= IR_MAX_RANK ||
+      !in->name || !data || n <= 0) {
+    rt_error(d, "array %s: expected a name, a dtype, a per-sample rank 0..%d, data and n > 0",
+             in->name ? in->name : "(unnamed)", IR_MAX_RANK - 1);
+    return false;
+  }
+  a.sample.rank = in->rank;
+  for (int k = 0; k < in->rank; k++) {
+    if (in->shape[k] < 1) {
+      rt_error(d, "array %s: dimension %d is %lld", in->name, k, (long long)in->shape[k]);
+      return false;
+    }
+    a.sample.dim[k] = in->shape[k], a.per *= in->shape[k];
+  }
+  a.row_bytes = (size_t)a.per * dtype_size(a.dtype);
+  a.name = dup_str(in->name);
+  a.file = dup_str(in->name);
+  if (!a.name || !a.file) {
+    rt_array_fini(&a);
+    return false;
+  }
+  return rt_data_add(ds, &a, d);
+}
+
+lathe_dataset *lathe_dataset_wrap(const lathe_array_info *info, const void *const *data,
+                                  int n_arrays, int64_t n_samples, char **error) {
+  Diag d;
+  diag_init(&d);
+  lathe_dataset *ds = rt_data_new("(arrays in memory)");
+  bool ok = ds != NULL && n_arrays > 0;
+  if (ds && n_arrays <= 0) rt_error(&d, "a dataset needs at least one array");
+  for (int i = 0; ok && i < n_arrays; i++)
+    ok = wrap_one(ds, &info[i], data[i], n_samples, &d);
+  ok = ok && rt_data_check_finite(ds, &d);
+  if (!ok) {
+    lathe_dataset_free(ds);
+    ds = NULL;
+    rt_error_out(&d, error);
+  }
   diag_fini(&d);
   return ds;
 }

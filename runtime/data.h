@@ -81,6 +81,10 @@ bool rt_data_read_csv(lathe_dataset *ds, const char *path, const lathe_data_opti
  * reading the file, and what the fuzz target drives */
 bool rt_data_parse_csv(lathe_dataset *ds, const char *name, const char *text, size_t len,
                        char delimiter, const lathe_data_options *o, Diag *d);
+/* DIR/<class>/NAME.png|jpg (data_image.c): "x" f32 [C, H, W] in [0, 1], "label" i32 */
+bool rt_data_is_image_folder(const char *dir); /* DIR has subdirectories */
+bool rt_data_read_image_folder(lathe_dataset *ds, const char *dir, const lathe_data_options *o,
+                               Diag *d);
 /* fashion-mnist[=DIR] (dataset.c) and reverse|sort[=LEN,VOCAB] (data_seq.c) */
 bool rt_data_read_fashion_mnist(lathe_dataset *ds, const char *spec, bool test_split, Diag *d);
 bool rt_data_is_seq_task(const char *spec);

@@ -29,6 +29,8 @@ void rt_collect_fini(RtCollect *c);
 /* one pass of f (bound to the evaluate entry) over ds: mean loss, and predictions in c */
 bool rt_eval_pass(RtFeed *f, const RtTask *t, void *params, void *state, const lathe_dataset *ds,
                   RtCollect *c, double *loss, Diag *d);
+/* targets of the first count samples of f's batch (classification) that argmax predicts */
+int64_t rt_count_correct(const RtTask *t, const RtFeed *f, int64_t count);
 /* the metrics of a pass; report (may be NULL) gets the full classification report */
 bool rt_eval_metrics(const RtTask *t, const RtCollect *c, double loss, lathe_evaluation *out,
                      bool full, Diag *d);

@@ -47,8 +47,9 @@ static bool pair(RtTask *t, const lathe_entry_info *e, int kind) {
     for (int o = 0; o < e->n_args; o++) {
       if (e->args[o].role != LATHE_ARG_OUTPUT) continue;
       const lathe_tensor_info *s = e->args[o].tensor;
-      bool hit = kind == LATHE_TASK_CLASSIFY ? !float_info(y) && scores_for(s, y)
-                                             : !first && same_shape(s, y);
+      /* the first input holds the features, never the target */
+      bool hit = !first && (kind == LATHE_TASK_CLASSIFY ? !float_info(y) && scores_for(s, y)
+                                                        : same_shape(s, y));
       if (!hit) continue;
       t->target_arg = k, t->pred_arg = o, t->per = per_of(y);
       t->classes = kind == LATHE_TASK_CLASSIFY ? s->shape[s->rank - 1] : per_of(y);
@@ -121,6 +122,17 @@ static double value_at(int dtype, const void *p, int64_t i) {
   }
 }
 
+/* the class of row i of scores [.., classes] (the first of equal maxima, as numpy's argmax) */
+static int64_t argmax(const lathe_tensor_info *s, const void *scores, int64_t i, int64_t classes) {
+  int64_t best = 0;
+  double bv = 0;
+  for (int64_t k = 0; k < classes; k++) {
+    double v = value_at(s->dtype, scores, i * classes + k);
+    if (k == 0 || v > bv) bv = v, best = k;
+  }
+  return best;
+}
+
 /* appends the count real samples of the batch in f to c */
 static void collect(RtCollect *c, const RtTask *t, const RtFeed *f, int64_t count) {
   const lathe_tensor_info *y = f->e->args[t->target_arg].tensor;
@@ -133,16 +145,20 @@ static void collect(RtCollect *c, const RtTask *t, const RtFeed *f, int64_t coun
       c->pred_v[base + i] = value_at(s->dtype, f->buf[t->pred_arg], i);
       continue;
     }
-    int64_t best = 0;
-    double bv = 0;
-    for (int64_t k = 0; k < t->classes; k++) {
-      double v = value_at(s->dtype, f->buf[t->pred_arg], i * t->classes + k);
-      if (k == 0 || v > bv) bv = v, best = k;
-    }
     c->true_id[base + i] = (int32_t)truth;
-    c->pred_id[base + i] = (int32_t)best;
+    c->pred_id[base + i] = (int32_t)argmax(s, f->buf[t->pred_arg], i, t->classes);
   }
   c->n += count;
+}
+
+int64_t rt_count_correct(const RtTask *t, const RtFeed *f, int64_t count) {
+  const lathe_tensor_info *y = f->e->args[t->target_arg].tensor;
+  const lathe_tensor_info *s = f->e->args[t->pred_arg].tensor;
+  int64_t correct = 0;
+  for (int64_t i = 0; i < count * t->per; i++)
+    correct += argmax(s, f->buf[t->pred_arg], i, t->classes) ==
+               (int64_t)value_at(y->dtype, f->buf[t->target_arg], i);
+  return correct;
 }
 
 bool rt_collect_init(RtCollect *c, const RtTask *t, int64_t n) {

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FIT_MAX_STEPS = 8 };
+enum { FIT_MAX_STEPS = 8, SAMPLE_EVERY = 16 };
 
 typedef struct Fit {
   const lathe_model_info *info;
@@ -24,12 +24,17 @@ typedef struct Fit {
   int n_steps;
   RtFeed feeds[FIT_MAX_STEPS];
   int64_t batch;
-  RtFeed eval; /* bound to val, when there is one */
+  RtFeed eval;    /* bound to val, when there is one */
+  RtFeed sampler; /* the evaluate entry on training batches (classification): the progress
+                   * bar's accuracy, sampled every SAMPLE_EVERY steps; batch 0 = off */
   RtTask task;
   lathe_epoch_result *hist; /* one per epoch run */
   double *step_loss;        /* FIT_MAX_STEPS per epoch */
   int n_hist;
   lathe_early_stop stop;
+  lathe_epoch_result best_r; /* the epoch of the monitored metric's best */
+  lathe_early_stop plateau;  /* reduce-lr-on-plateau's own patience on the same metric */
+  double lr_scale;
   const char *monitor; /* without its "val_" prefix */
   bool monitor_val;
   void *best_params, *best_state;
@@ -41,6 +46,7 @@ void lathe_fit_options_init(lathe_fit_options *o) {
   o->monitor = "val_loss";
   o->restore_best = 1;
   o->val_name = "val";
+  o->reduce_lr_factor = 0.1;
 }
 
 static void shuffle(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch) {
@@ -82,6 +88,8 @@ static bool bind_val(Fit *f, Diag *d) {
   const lathe_entry_info *e = rt_entry(f->info, "evaluate");
   if (!rt_task_infer(&f->task, e ? e : f->steps[0], e ? f->o->task : LATHE_TASK_NONE, d))
     return false;
+  bool cls = f->task.kind == LATHE_TASK_CLASSIFY || f->task.kind == LATHE_TASK_SEQUENCE;
+  if (e && cls && !rt_feed_bind(&f->sampler, e, f->train, d)) return false;
   if (!f->val) return true;
   if (!e) {
     rt_error(d, "model '%s' has no evaluate entry to validate with (it needs an `output`)",
@@ -111,12 +119,32 @@ static bool setup_monitor(Fit *f, Diag *d) {
     return false;
   }
   lathe_early_stop_init(&f->stop, f->o->early_stop, f->o->min_delta, higher);
+  lathe_early_stop_init(&f->plateau, f->o->reduce_lr_patience, f->o->min_delta, higher);
+  f->lr_scale = 1;
+  if (f->o->reduce_lr_patience &&
+      (!f->o->reduce_lr || !(f->o->reduce_lr_factor > 0 && f->o->reduce_lr_factor < 1))) {
+    rt_error(d, "reduce-lr-on-plateau needs a reduce_lr callback and a factor in (0, 1)");
+    return false;
+  }
   if (f->o->early_stop && f->o->restore_best) {
     f->best_params = malloc(f->info->params_bytes ? f->info->params_bytes : 1);
     f->best_state = malloc(f->info->state_bytes ? f->info->state_bytes : 1);
     if (!f->best_params || !f->best_state) return false;
   }
   return true;
+}
+
+/* the progress bar's training accuracy: the evaluate entry on the batch about to be trained */
+static void sample(Fit *f, const int64_t *index, int64_t acc[2]) {
+  if (!f->sampler.batch || !f->o->progress) return;
+  rt_feed_gather(&f->sampler, f->train, index, f->batch);
+  rt_feed_call(&f->sampler, f->params, f->state);
+  acc[0] += rt_count_correct(&f->task, &f->sampler, f->batch);
+  acc[1] += f->batch * f->task.per;
+}
+
+static double sampled(const int64_t acc[2]) {
+  return acc[1] ? (double)acc[0] / (double)acc[1] : -1;
 }
 
 /* one epoch of training; r gets the losses and timings */
@@ -138,7 +166,9 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   RtProgress p;
   rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, steps * f->batch);
   double *sum = f->step_loss + (size_t)f->n_hist * FIT_MAX_STEPS, ema = 0, t0 = rt_progress_now();
+  int64_t acc[2] = {0, 0}; /* sampled targets right, seen */
   for (int64_t s = 0; s < steps; s++) {
+    if (s % SAMPLE_EVERY == 0) sample(f, order + s * f->batch, acc);
     for (int k = 0; k < f->n_steps; k++) {
       double g0 = rt_progress_now();
       if (f->feeds[k].batch) {
@@ -150,7 +180,7 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
       sum[k] += loss;
       if (k == 0) ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
     }
-    if (f->o->progress) rt_progress_update(&p, (s + 1) * f->batch, ema, -1);
+    if (f->o->progress) rt_progress_update(&p, (s + 1) * f->batch, ema, sampled(acc));
   }
   r->seconds = rt_progress_now() - t0;
   for (int k = 0; k < f->n_steps; k++)
@@ -224,7 +254,9 @@ static void log_row(char *buf, size_t size, size_t *len, const lathe_epoch_resul
       n += (size_t)(has ? snprintf(buf + n, size - n, ",%.17g", v)
                         : snprintf(buf + n, size - n, ","));
   }
-  n += (size_t)snprintf(buf + n, size - n, json ? ", \"seconds\": %.6g}\n" : ",%.6g\n", r->seconds);
+  const char *tail = json ? ", \"lr_scale\": %.6g, \"seconds\": %.6g, \"data_seconds\": %.6g}\n"
+                          : ",%.6g,%.6g,%.6g\n";
+  n += (size_t)snprintf(buf + n, size - n, tail, r->lr_scale, r->seconds, r->data_seconds);
   *len = n < size ? n : size - 1;
 }
 
@@ -238,7 +270,7 @@ static bool write_log(const Fit *f, Diag *d) {
     len += (size_t)snprintf(buf, size, "epoch,train_loss");
     for (int c = 0; c < N_LOG_COLS; c++)
       len += (size_t)snprintf(buf + len, size - len, ",val_%s", log_cols[c]);
-    len += (size_t)snprintf(buf + len, size - len, ",seconds\n");
+    len += (size_t)snprintf(buf + len, size - len, ",lr_scale,seconds,data_seconds\n");
   }
   for (int i = 0; i < f->n_hist; i++)
     log_row(buf, size, &len, &f->hist[i], json);
@@ -289,16 +321,50 @@ int lathe_checkpoint_save(const lathe_model_info *info, const void *params, cons
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
+static void unbind(Fit *f) {
+  for (int k = 0; k < FIT_MAX_STEPS; k++)
+    rt_feed_fini(&f->feeds[k]);
+  rt_feed_fini(&f->eval);
+  rt_feed_fini(&f->sampler);
+  f->n_steps = 0;
+  f->batch = 0;
+}
+
+/* the model with the learning rate scaled down; the feeds are bound to its entries anew */
+static bool reduce_lr(Fit *f, Diag *d) {
+  double scale = f->lr_scale * f->o->reduce_lr_factor;
+  const lathe_model_info *info = f->info;
+  void *params = f->params, *state = f->state;
+  char *err = NULL;
+  if (f->o->reduce_lr(f->o->ctx, scale, &info, &params, &state, &err) != 0) {
+    rt_error(d, "reduce-lr-on-plateau: %s", err ? err : "the callback failed");
+    free(err);
+    return false;
+  }
+  if (info->params_bytes != f->info->params_bytes || info->state_bytes != f->info->state_bytes) {
+    rt_error(d, "reduce-lr-on-plateau: the new model's weights differ in size");
+    return false;
+  }
+  unbind(f);
+  f->info = info, f->params = params, f->state = state, f->lr_scale = scale;
+  f->plateau.wait = 0;
+  if (f->o->progress) fprintf(f->o->progress, "plateau: learning rate x%g of the model's\n", scale);
+  return bind_steps(f, d) && bind_val(f, d);
+}
+
 /* early stopping and the best checkpoint after epoch r; *stop when patience ran out */
 static bool track_best(Fit *f, const lathe_epoch_result *r, bool *stop, Diag *d) {
   double v = r->train_loss;
   int hi = 0, halt = 0;
   if (f->monitor_val && !r->has_val) return true;
   if (f->monitor_val) lathe_metrics_get(&r->val, f->monitor, &v, &hi);
-  int better = lathe_early_stop_update(&f->stop, r->epoch, v, &halt);
+  int better = lathe_early_stop_update(&f->stop, r->epoch, v, &halt), flat = 0;
+  if (f->o->reduce_lr_patience) lathe_early_stop_update(&f->plateau, r->epoch, v, &flat);
+  if (flat && r->epoch < f->o->epochs && !reduce_lr(f, d)) return false; /* not after the last */
+  if (better) f->best_r = *r;
   if (better && f->best_params) {
     memcpy(f->best_params, f->params, f->info->params_bytes);
-    memcpy(f->best_state, f->state, f->info->state_bytes);
+    if (f->info->state_bytes) memcpy(f->best_state, f->state, f->info->state_bytes);
   }
   if (better && f->o->best_checkpoint &&
       !save_weights(f->info, f->params, f->state, true, r->epoch, f->o->best_checkpoint, d))
@@ -334,11 +400,12 @@ static bool fit_loop(Fit *f, lathe_fit_result *res, Diag *d) {
   for (int e = f->o->start_epoch; e < f->o->epochs && !stop; e++) {
     lathe_epoch_result *r = &f->hist[f->n_hist];
     r->epoch = e + 1;
+    r->lr_scale = f->lr_scale;
     if (!run_epoch(f, e, r, d) || !end_epoch(f, r, &stop, d)) return false;
   }
   if (stop && f->best_params) {
     memcpy(f->params, f->best_params, f->info->params_bytes);
-    memcpy(f->state, f->best_state, f->info->state_bytes);
+    if (f->info->state_bytes) memcpy(f->state, f->best_state, f->info->state_bytes);
     if (f->o->progress)
       fprintf(f->o->progress, "early stop after epoch %d: restored the weights of epoch %d\n",
               f->hist[f->n_hist - 1].epoch, f->stop.best_epoch);
@@ -347,8 +414,11 @@ static bool fit_loop(Fit *f, lathe_fit_result *res, Diag *d) {
     res->epochs = f->n_hist ? f->hist[f->n_hist - 1].epoch : f->o->start_epoch;
     res->best_epoch = f->stop.best_epoch;
     res->stopped_early = stop;
+    res->info = f->info, res->params = f->params, res->state = f->state;
     if (f->n_hist) res->last = f->hist[f->n_hist - 1];
-    res->last.step_loss = NULL, res->last.steps = NULL; /* they die with the loop */
+    res->best = f->stop.best_epoch ? f->best_r : res->last;
+    res->last.step_loss = res->best.step_loss = NULL; /* they die with the loop */
+    res->last.steps = res->best.steps = NULL;
   }
   return true;
 }
@@ -368,10 +438,8 @@ int lathe_fit(const lathe_model_info *info, void *params, void *state, const lat
     ok = bind_steps(f, &d) && bind_val(f, &d) && setup_monitor(f, &d) && fit_loop(f, result, &d);
   }
   if (!ok && !d.n_errors) rt_error(&d, "out of memory training '%s'", info->name);
-  for (int k = 0; f && k < FIT_MAX_STEPS; k++)
-    rt_feed_fini(&f->feeds[k]);
   if (f) {
-    rt_feed_fini(&f->eval);
+    unbind(f);
     free(f->hist), free(f->step_loss), free(f->best_params), free(f->best_state);
   }
   free(f);

@@ -13,6 +13,9 @@ pkgs=(
   zlib1g-dev                               # gzip datasets (IDX .gz)
   libcjson-dev                             # safetensors headers
   libffi-dev                               # calling entry points known only at run time
+  libzip-dev                               # .npz datasets (runtime/data_npy.c)
+  libcsv-dev                               # CSV/TSV datasets (runtime/data_csv.c)
+  libpng-dev libjpeg-dev                   # image-folder datasets (runtime/data_image.c)
   libprotobuf-c-dev protobuf-c-compiler    # ONNX import (import/): protobuf-c + protoc-c
   libonnx-dev libonnx-testdata             # onnx.proto and the ONNX backend node tests
   llvm-19-dev libclang-19-dev libclang-cpp19-dev clang-19  # in-process JIT (codegen/jit.cpp)
@@ -22,6 +25,8 @@ pkgs=(
   python3 python3-numpy python3-torch      # fixtures (tests/fixtures/*.py) and reference checks
   python3-pytest                           # the Python package's tests (python/tests)
   python3-pip python3-setuptools           # `pip install --no-build-isolation ./python`, offline
+  python3-sklearn                          # metrics checked against scikit-learn (tests/data_*.sh)
+  python3-pil                              # PNG/JPEG fixtures of the image-folder test
   dataset-fashion-mnist                    # training data (/usr/share/datasets/fashion-mnist)
 )
 BENCH=0

@@ -55,6 +55,24 @@ grep -F "$(head -1 "$TMP/eval.txt")" "$TMP/out.txt" > /dev/null
 import re,sys; a=float(re.search(r'val accuracy ([\d.]+)%', open('$TMP/npz.txt').read()).group(1))
 assert a >= 90, a; print('ok: .npz val accuracy', a)"
 
+# --lr, --batch (the const N = 32 becomes 64) and reduce-lr-on-plateau (patience 1): the log's
+# lr_scale falls tenfold after each epoch that did not improve the validation loss
+"$LATHE" train "$M" --data "$TMP/cls" --val "$TMP/cls_test" --epochs 5 --seed 3 --lr 0.05 \
+  --batch 64 --reduce-lr-on-plateau 1 --log "$TMP/lr.csv" > /dev/null 2> "$TMP/lr.txt"
+grep -q "epoch 1/5 .*/1984 " "$TMP/lr.txt" # 31 whole batches of 64 (62 of 32 would be 2000)
+/usr/bin/python3 - "$TMP/lr.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+best, scale = None, 1.0
+for r in rows:
+    assert abs(float(r["lr_scale"]) - scale) < 1e-12, (r, scale)
+    v = float(r["val_loss"])
+    if best is None or v < best: best = v
+    else: scale *= 0.1
+print("ok: --lr/--batch, learning rate reduced on plateau as replayed:",
+      [r["lr_scale"] for r in rows])
+PY
+
 # predict: every test sample, .npy probabilities and .csv labels
 "$LATHE" predict "$M" -w "$TMP/best.safetensors" --data "$TMP/cls_test/x.npy" --out "$TMP/p.npy"
 "$LATHE" predict "$M" -w "$TMP/best.safetensors" --data "$TMP/cls_test/x.npy" --out "$TMP/p.csv"
@@ -101,3 +119,26 @@ expect_error "arrays of a dataset must have the same length" \
   "$LATHE" train "$M" --data "$TMP/short" "${common[@]}"
 expect_error "not found" "$LATHE" train "$M" --data "$TMP/nothing.npy" "${common[@]}"
 echo "ok: bad inputs rejected with clear errors, nothing written"
+
+# Fashion-MNIST exported to .npy (x [784] f32 per sample, label i32) trains exactly as the IDX
+# path: the same shuffles, the same batches, the same test figures
+/usr/bin/python3 - "$TMP/fm" <<'PY'
+import gzip, os, sys
+import numpy as np
+src, out = "/usr/share/datasets/fashion-mnist", sys.argv[1]
+os.makedirs(out)
+def idx(name):
+    p = f"{src}/{name}"
+    return gzip.open(p + ".gz").read() if os.path.exists(p + ".gz") else open(p, "rb").read()
+img = np.frombuffer(idx("train-images-idx3-ubyte"), np.uint8, offset=16)[: 1280 * 784]
+lab = np.frombuffer(idx("train-labels-idx1-ubyte"), np.uint8, offset=8)[:1280]
+np.save(f"{out}/x.npy", (img.reshape(-1, 784) / np.float32(255)).astype(np.float32))
+np.save(f"{out}/label.npy", lab.astype(np.int32))
+PY
+MLP=$ROOT/examples/mlp.lathe
+"$LATHE" train "$MLP" --data "$TMP/fm" --val fashion-mnist --epochs 1 --seed 2 2> /dev/null \
+  | sed 's/val /test /g' > "$TMP/fm_npy.txt"
+"$LATHE" train "$MLP" --data fashion-mnist --limit 1280 --epochs 1 --seed 2 2> /dev/null \
+  > "$TMP/fm_idx.txt"
+cmp "$TMP/fm_npy.txt" "$TMP/fm_idx.txt"
+echo "ok: Fashion-MNIST as .npy trains exactly as from IDX: $(cat "$TMP/fm_idx.txt")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A short libFuzzer run of every fuzz target (tests/fuzz/fuzz_*.c: the frontend, the IR text
-# reader, .npy, safetensors, IDX and the ONNX importer), with ASan + UBSan and every source
+# reader, .npy, safetensors, IDX, the ONNX importer, and the CSV and .npz dataset readers), with ASan + UBSan and every source
 # instrumented, each seeded with its corpus in tests/fuzz/corpus/<target>/. `make fuzz` runs
 # longer (docs/fuzzing.md). Fails on any crash, leak, sanitizer report or silent rejection.
 set -euo pipefail
@@ -35,7 +35,7 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 $CC $FLAGS -w -c "$ONNX_GEN/onnx/onnx.pb-c.c" -o "$TMP/obj/onnx_pb.o"
 ar rcs "$TMP/liblathe_fuzz.a" "$TMP"/obj/*.o
-LIBS="$(pkg-config --libs libcjson libprotobuf-c libffi libzip) -lcsv -lz -ldl -lm"
+LIBS="$(pkg-config --libs libcjson libprotobuf-c libffi libzip libpng) -lcsv -ljpeg -lz -ldl -lm"
 
 cd "$TMP"
 for src in "$ROOT"/tests/fuzz/fuzz_*.c; do

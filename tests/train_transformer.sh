@@ -40,4 +40,4 @@ set +e
 "$LATHE" train "$M" --data reverse=8,16 2> "$TMP/err.txt"; rc=$?
 set -e
 cat "$TMP/err.txt"
-[[ $rc -eq 1 ]] && grep -q "first input must take the samples" "$TMP/err.txt"
+[[ $rc -eq 1 ]] && grep -q "takes i32\[16\] per sample (16 values) but array 'x' has i32\[8\]" "$TMP/err.txt"

@@ -15,7 +15,8 @@
  * shape and dtype and is accessed at random. Arrays bind to an entry point's inputs by name
  * (`x.npy` → input `x`); inputs whose name no array has take the remaining arrays in order.
  * Sources: .npy files (memory-mapped) and directories of them, .npz, CSV/TSV with a header,
- * safetensors, `fashion-mnist[=DIR]` (IDX), `reverse|sort[=LEN,VOCAB]` (generated sequences);
+ * safetensors, image folders (DIR/<class>/NAME.png|jpg: arrays "x" and "label"),
+ * `fashion-mnist[=DIR]` (IDX), `reverse|sort[=LEN,VOCAB]` (generated sequences);
  * several sources joined with ',' form one dataset.
  *
  * The model side is the descriptor of a compiled model (lathe/model_info.h) and its params and
@@ -41,12 +42,14 @@ extern "C" {
 typedef struct lathe_dataset lathe_dataset;
 
 typedef struct lathe_data_options {
-  const char *features; /* CSV: feature columns, "a,b,c" by name or "0:8" by 0-based position
-                         * range (end exclusive); NULL = every column but the target */
-  const char *target;   /* CSV: the target column's name; NULL = the last column */
-  const char *x_name;   /* CSV: name of the features array (default "x") */
-  int test_split;       /* fashion-mnist and sequence tasks: 1 = their test split */
-  uint64_t seed;        /* sequence tasks: generator seed */
+  const char *features;     /* CSV: feature columns, "a,b,c" by name or "0:8" by 0-based position
+                             * range (end exclusive); NULL = every column but the target */
+  const char *target;       /* CSV: the target column's name; NULL = the last column */
+  const char *x_name;       /* CSV: name of the features array (default "x") */
+  int test_split;           /* fashion-mnist and sequence tasks: 1 = their test split */
+  uint64_t seed;            /* sequence tasks: generator seed */
+  int image_channels;       /* image folders: 1 (gray) or 3 (RGB, default) */
+  int64_t image_h, image_w; /* image folders: size to resize to; 0 = the first image's */
 } lathe_data_options;
 
 /* One array of a dataset: per-sample dtype and shape. */
@@ -60,6 +63,11 @@ typedef struct lathe_array_info {
 
 void lathe_data_options_init(lathe_data_options *o);
 lathe_dataset *lathe_dataset_open(const char *spec, const lathe_data_options *o, char **error);
+/* A dataset over arrays already in memory (borrowed: they must outlive the dataset): n_arrays
+ * arrays described by info (name, dtype, per-sample rank and shape), data[i] holding
+ * n_samples samples of array i in C order. Float arrays must be finite. */
+lathe_dataset *lathe_dataset_wrap(const lathe_array_info *info, const void *const *data,
+                                  int n_arrays, int64_t n_samples, char **error);
 void lathe_dataset_free(lathe_dataset *ds);
 int64_t lathe_dataset_len(const lathe_dataset *ds);
 int lathe_dataset_n_arrays(const lathe_dataset *ds);
@@ -193,6 +201,7 @@ typedef struct lathe_epoch_result {
   int n_steps;
   int has_val;
   lathe_metrics val;   /* on the validation set, when has_val */
+  double lr_scale;     /* learning rate relative to the model's (reduce-lr-on-plateau) */
   double seconds;      /* the epoch's training time */
   double data_seconds; /* of which gathering batches (the data pipeline) */
 } lathe_epoch_result;
@@ -212,9 +221,19 @@ typedef struct lathe_fit_options {
   const char *best_checkpoint; /* whenever the monitored metric improves */
   const char *log_path;        /* every epoch's figures: .csv, else JSON lines; atomic */
   const char *val_name;        /* label of validation figures in the epoch line (default "val") */
-  int augment_flip;            /* random horizontal flip of [.., H, W] float samples */
-  int augment_crop_pad;        /* random crop after zero padding by this many pixels */
-  FILE *progress;              /* progress bar and epoch lines; NULL = silent */
+  /* reduce-lr-on-plateau: after reduce_lr_patience epochs without improvement of the monitored
+   * metric, reduce_lr(ctx, scale, ...) is asked for the model with its learning rate scaled by
+   * scale (reduce_lr_factor, default 0.1, compounded; the rate is a compile-time constant of
+   * the generated step, so the caller recompiles and copies the weights across); it replaces
+   * *info, *params and *state (the old ones stay the caller's) and returns 0, or non-zero with
+   * a malloc'd message in *error */
+  int reduce_lr_patience; /* 0 = off */
+  double reduce_lr_factor;
+  int (*reduce_lr)(void *ctx, double scale, const lathe_model_info **info, void **params,
+                   void **state, char **error);
+  int augment_flip;     /* random horizontal flip of [.., H, W] float samples */
+  int augment_crop_pad; /* random crop after zero padding by this many pixels */
+  FILE *progress;       /* progress bar and epoch lines; NULL = silent */
   /* called after each epoch (e.g. to plot); a non-zero return stops with that error text
    * in *error (the callback's malloc'd message, or a generic one if it sets none) */
   int (*on_epoch)(void *ctx, const lathe_epoch_result *r, char **error);
@@ -226,6 +245,9 @@ typedef struct lathe_fit_result {
   int best_epoch; /* of the monitored metric; 0 without validation */
   int stopped_early;
   lathe_epoch_result last;
+  lathe_epoch_result best;      /* the best epoch's figures (last's without validation) */
+  const lathe_model_info *info; /* the model trained last (another after reduce_lr) */
+  void *params, *state;         /* its weights: the caller's buffers or reduce_lr's */
 } lathe_fit_result;
 
 void lathe_fit_options_init(lathe_fit_options *o);

@@ -5,8 +5,9 @@
  * deflated), CSV with quoting edge cases, string labels, column selection; and malformed
  * inputs — ragged rows, non-numeric and non-finite values, unknown columns, arrays of
  * different lengths, NaN in a .npy, a corrupt archive, an empty file — each a clear error
- * naming the file (and line for CSV). Metrics are checked against values worked out by hand
- * (tests/data_metrics.sh checks them against scikit-learn on a real model's predictions).
+ * naming the file (and line for CSV); image folders (PNG, JPEG, a truncated JPEG). Metrics are
+ * checked against values worked out by hand (tests/data_metrics.sh checks them against scikit-learn
+ * on a real model's predictions).
  */
 #include <check.h>
 #include <math.h>
@@ -15,6 +16,23 @@
 #include "runtime/data.h"
 #include "tests/unit/test_runtime_util.h"
 #include "tests/unit/testutil.h"
+
+/* removes dir and everything under it (rtt_rmdir is one level deep) */
+static void remove_tree(const char *dir) {
+  DIR *h = opendir(dir);
+  for (struct dirent *e; h && (e = readdir(h));) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    char path[4352];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+      remove_tree(path);
+    else
+      unlink(path);
+  }
+  if (h) closedir(h);
+  rmdir(dir);
+}
 
 static lathe_dataset *csv(const char *text, const char *features, const char *target, Diag *d) {
   lathe_dataset *ds = rt_data_new("t.csv");
@@ -135,7 +153,56 @@ START_TEST(test_npy_npz_and_errors) {
                    "missing file");
   rtt_expect_error(rt_data_open("data.parquet", NULL, &d) != NULL, &d, "not found", "type");
   diag_fini(&d);
-  rtt_rmdir(dir);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
+static const char *image_files = "import numpy as np, os, sys\n"
+                                 "from PIL import Image\n"
+                                 "d = sys.argv[1]\n"
+                                 "for c in ('b_cls', 'a_cls', 'bad'):\n"
+                                 "    os.makedirs(f'{d}/imgs/{c}', exist_ok=True)\n"
+                                 "a = np.zeros((6, 8, 3), np.uint8); a[:, :4] = 255\n"
+                                 "Image.fromarray(a).save(d + '/imgs/a_cls/1.png')\n"
+                                 "Image.fromarray(a).save(d + '/imgs/b_cls/2.jpg', quality=100)\n"
+                                 "Image.fromarray(a[:, :, 0]).save(d + '/imgs/b_cls/3.PNG')\n"
+                                 "os.rmdir(d + '/imgs/bad')\n"
+                                 "os.makedirs(d + '/cut/x')\n"
+                                 "j = open(d + '/imgs/b_cls/2.jpg', 'rb').read()\n"
+                                 "open(d + '/cut/x/c.jpg', 'wb').write(j[: len(j) // 2])\n"
+                                 "os.makedirs(d + '/empty/x')\n";
+
+/* an image folder: classes in sorted order, PNG (RGB and gray) and JPEG, resized */
+START_TEST(test_image_folder) {
+  char *dir = rtt_mkdtemp();
+  rtt_python(image_files, dir);
+  Diag d;
+  diag_init(&d);
+  lathe_data_options o;
+  lathe_data_options_init(&o);
+  o.image_channels = 3, o.image_h = 3, o.image_w = 4; /* half size */
+  lathe_dataset *ds = rt_data_open(rtt_path(dir, "imgs"), &o, &d);
+  ck_assert_msg(ds != NULL, "%s", diag_text(&d));
+  ck_assert_int_eq(ds->n, 3);
+  ck_assert_str_eq(lathe_dataset_class_name(ds, 0), "a_cls");
+  int x = rt_data_find(ds, "x"), y = rt_data_find(ds, "label");
+  ck_assert_int_eq(ds->store->arrays[x].per, 3 * 3 * 4);
+  const int32_t *labels = (const int32_t *)ds->store->arrays[y].data;
+  ck_assert(labels[0] == 0 && labels[1] == 1 && labels[2] == 1);
+  for (int64_t i = 0; i < 3; i++) { /* left half white, right half black, in every channel */
+    const float *px = rt_data_at(ds, x, i);
+    for (int c = 0; c < 3; c++)
+      ck_assert_msg(px[c * 12 + 0] > 0.95f && px[c * 12 + 3] < 0.05f, "image %lld", (long long)i);
+  }
+  lathe_dataset_free(ds);
+  rtt_expect_error(rt_data_open(rtt_path(dir, "cut"), &o, &d) != NULL, &d,
+                   "c.jpg: corrupt or truncated JPEG", "truncated jpeg");
+  rtt_expect_error(rt_data_open(rtt_path(dir, "empty"), &o, &d) != NULL, &d, "no .png or .jpg",
+                   "no images");
+  diag_fini(&d);
+  remove_tree(dir);
+  free(dir);
 }
 END_TEST
 
@@ -212,6 +279,17 @@ START_TEST(test_regression_metrics) {
 }
 END_TEST
 
+START_TEST(test_multilabel_metrics) {
+  const int32_t t[] = {1, 0, 1, 1, 0, 1}, p[] = {1, 0, 0, 1, 1, 1}; /* 3 rows of 2 labels */
+  double f1[2], macro = 0, micro = 0;
+  ck_assert_int_eq(lathe_multilabel_compute(t, p, 3, 2, f1, &macro, &micro, NULL), 0);
+  ck_assert_double_eq_tol(f1[0], 0.5, 1e-12); /* tp 1, predicted 2, true 2 */
+  ck_assert_double_eq_tol(f1[1], 1.0, 1e-12); /* tp 2, predicted 2, true 2 */
+  ck_assert_double_eq_tol(macro, 0.75, 1e-12);
+  ck_assert_double_eq_tol(micro, 0.75, 1e-12); /* tp 3 of 4 predicted, 4 true */
+}
+END_TEST
+
 /* a recorded validation-loss curve: best at epoch 3, patience 2 stops after epoch 5 */
 START_TEST(test_early_stop_on_recorded_curve) {
   const double loss[] = {0.9, 0.5, 0.41, 0.43, 0.42, 0.30};
@@ -242,9 +320,11 @@ static Suite *data_suite(void) {
   tcase_add_test(tc, test_csv_quoting_and_labels);
   tcase_add_test(tc, test_csv_errors);
   tcase_add_test(tc, test_npy_npz_and_errors);
+  tcase_add_test(tc, test_image_folder);
   tcase_add_test(tc, test_split_stratified);
   tcase_add_test(tc, test_classification_metrics);
   tcase_add_test(tc, test_regression_metrics);
+  tcase_add_test(tc, test_multilabel_metrics);
   tcase_add_test(tc, test_early_stop_on_recorded_curve);
   suite_add_tcase(s, tc);
   return s;
