@@ -40,7 +40,7 @@ static char *const_named(const char *text, int64_t v, const char *file, Diag *d)
 }
 
 bool cli_batch_define(CliCompile *c, uint64_t batch, Diag *d) {
-  if (cli_is_onnx(c->file)) {
+  if (driver_is_onnx(c->file)) {
     diag_error(d, (SrcLoc){0},
                "--batch applies to .lathe models (an imported ONNX model has "
                "the batch it was imported with)");
