@@ -310,9 +310,7 @@ static bool train_loop(Run *r, Diag *d) {
 static bool find_steps(Run *r, Diag *d) {
   const lathe_model_info *info = r->model.info;
   for (int k = 0; k < info->n_entries && r->n_steps < MAX_STEPS; k++) {
-    const char *name = info->entries[k].name;
-    if (strcmp(name, "train") == 0 || strncmp(name, "train_", 6) == 0)
-      r->steps[r->n_steps++] = &info->entries[k];
+    if (info->entries[k].kind == LATHE_ENTRY_TRAIN) r->steps[r->n_steps++] = &info->entries[k];
   }
   r->eval = rt_model_entry(&r->model, "evaluate");
   if (!r->n_steps) {
