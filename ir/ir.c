@@ -294,6 +294,7 @@ Graph *graph_new(Module *m, const char *name) {
   g->name = arena_strdup(&g->arena, name ? name : "model");
   graph_set_entry(g);
   g->workspace_bytes = -1;
+  g->n_kernels = -1;
   return g;
 }
 
@@ -338,6 +339,7 @@ Graph *graph_clone(const Graph *g, const char *name) {
     graph_add_output(c, o->name, o->node, o->kind, o->target);
   }
   c->workspace_bytes = g->workspace_bytes;
+  c->n_kernels = g->n_kernels;
   if (!name) {
     c->kind = g->kind;
     c->step = g->step;
@@ -383,6 +385,7 @@ NodeId graph_add(Graph *g, OpKind op, const NodeId *in, int n_in, const NodeAttr
   n->loc = loc;
   n->offset = -1;
   n->group = -1;
+  n->kernel = -1;
   if (!infer_table[op](g, n, d)) return IR_NONE; /* the slot is simply not committed */
   return g->n_nodes++;
 }

@@ -198,6 +198,8 @@ typedef struct Node {
   const char *name; /* binding name (graph arena) or NULL; used for comments and dumps */
   int64_t offset;   /* workspace byte offset after memory planning; -1 = not planned */
   int32_t group;    /* kernel id after fusion (passes/fuse.c); -1 = own kernel */
+  int32_t kernel;   /* position in the kernel schedule, stored by memory planning
+                       (passes/kernels.c); -1 = no code (a view), or not planned yet */
 } Node;
 
 /* A CONV_TRANSPOSE2D n with stride 1 (kernel window k = {kh, kw}) is the CONV2D of its input
@@ -254,6 +256,7 @@ typedef struct Graph {
   GraphOutput *outputs; /* malloc'd */
   int n_outputs, cap_outputs;
   int64_t workspace_bytes;  /* planned arena size; -1 before memory planning */
+  int32_t n_kernels;        /* kernels in the schedule (Node.kernel); -1 before planning */
   struct Graph **subgraphs; /* SCAN bodies owned by this graph (freed and cloned with it) */
   int n_subgraphs, cap_subgraphs;
 } Graph;

@@ -31,6 +31,14 @@ typedef enum VjpKind {
 } VjpKind;
 
 VjpKind vjp_kind(OpKind op);
+/* The rules, one per op: the vjp column of ir/ops.def, prototypes generated from it. Each adds
+ * the cotangent contributions of forward node n (id `id`, output cotangent gy) to its active
+ * inputs through ad_accumulate; false = no rule. vjp_none and vjp_zero and the elementwise
+ * and structural rules are in vjp.c, the others in vjp_struct.c, vjp_conv.c, vjp_scan.c. */
+#define OP(e, text, arity, fusion, infer, eval, vjp, lower)                                        \
+  bool vjp(AdCtx *a, const Node *n, NodeId id, NodeId gy);
+#include "ir/ops.def"
+#undef OP
 /* For the tests of the missing-rule diagnostic only (every float op of ops.def has a rule
  * today): make vjp_kind report VJP_NONE for op until called again with removed = false. */
 void vjp_test_remove_rule(OpKind op, bool removed);

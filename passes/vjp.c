@@ -11,16 +11,13 @@
 #include <string.h>
 
 #include "autodiff_internal.h"
-#include "vjp_conv.h"
-#include "vjp_scan.h"
-#include "vjp_struct.h"
 
 typedef bool (*VjpFn)(AdCtx *a, const Node *n, NodeId id, NodeId gy);
 
-static bool vjp_none(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_none(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   return false;
 }
-static bool vjp_zero(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_zero(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   return true;
 }
 
@@ -30,26 +27,26 @@ static NodeId one(AdCtx *a, const Node *n) {
 
 /* ---- elementwise binary ------------------------------------------------------------------- */
 
-static bool vjp_add(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_add(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], gy);
   ad_accumulate(a, n->in[1], gy);
   return true;
 }
 
-static bool vjp_sub(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_sub(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], gy);
   if (ad_wants(a, n->in[1])) ad_accumulate(a, n->in[1], build_unary(&a->b, OP_NEG, gy));
   return true;
 }
 
-static bool vjp_mul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_mul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   if (ad_wants(a, n->in[0])) ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, n->in[1]));
   if (ad_wants(a, n->in[1])) ad_accumulate(a, n->in[1], build_binary(&a->b, OP_MUL, gy, n->in[0]));
   return true;
 }
 
 /* y = a / b: da = gy / b, db = -gy * y / b */
-static bool vjp_div(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_div(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   if (ad_wants(a, n->in[0])) ad_accumulate(a, n->in[0], build_binary(&a->b, OP_DIV, gy, n->in[1]));
   if (ad_wants(a, n->in[1])) {
     NodeId t = build_binary(&a->b, OP_DIV, build_binary(&a->b, OP_MUL, gy, id), n->in[1]);
@@ -69,16 +66,16 @@ static bool route(AdCtx *a, const Node *n, NodeId gy, OpKind first_wins) {
   return true;
 }
 
-static bool vjp_maximum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_maximum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   return route(a, n, gy, OP_GE);
 }
 
-static bool vjp_minimum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_minimum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   return route(a, n, gy, OP_LE);
 }
 
 /* y = a^b: da = gy * b * a^(b-1), db = gy * y * log(a) */
-static bool vjp_pow(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_pow(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId x = n->in[0], e = n->in[1];
   if (ad_wants(a, x)) {
     NodeId d = build_binary(&a->b, OP_POW, x, build_binary(&a->b, OP_SUB, e, one(a, n)));
@@ -93,56 +90,56 @@ static bool vjp_pow(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 
 /* ---- elementwise unary -------------------------------------------------------------------- */
 
-static bool vjp_neg(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_neg(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], build_unary(&a->b, OP_NEG, gy));
   return true;
 }
 
-static bool vjp_exp(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_exp(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, id));
   return true;
 }
 
-static bool vjp_log(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_log(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], build_binary(&a->b, OP_DIV, gy, n->in[0]));
   return true;
 }
 
 /* y = sqrt(x): dx = gy / (2 y) */
-static bool vjp_sqrt(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_sqrt(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId twice = build_binary(&a->b, OP_MUL, build_scalar(&a->b, n->dtype, 2.0), id);
   ad_accumulate(a, n->in[0], build_binary(&a->b, OP_DIV, gy, twice));
   return true;
 }
 
-static bool vjp_abs(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_abs(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0],
                 build_binary(&a->b, OP_MUL, gy, build_unary(&a->b, OP_SIGN, n->in[0])));
   return true;
 }
 
-static bool vjp_relu(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_relu(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId mask = build_binary(&a->b, OP_GT, n->in[0], build_scalar(&a->b, n->dtype, 0.0));
   ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, mask));
   return true;
 }
 
 /* y = sigmoid(x): dx = gy * y * (1 - y) */
-static bool vjp_sigmoid(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_sigmoid(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId d = build_binary(&a->b, OP_MUL, id, build_binary(&a->b, OP_SUB, one(a, n), id));
   ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, d));
   return true;
 }
 
 /* y = tanh(x): dx = gy * (1 - y^2) */
-static bool vjp_tanh(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_tanh(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId d = build_binary(&a->b, OP_SUB, one(a, n), build_binary(&a->b, OP_MUL, id, id));
   ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, d));
   return true;
 }
 
 /* float→float casts pass gy back in the input's dtype (ad_accumulate casts) */
-static bool vjp_cast(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_cast(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], gy);
   return true;
 }
@@ -165,7 +162,7 @@ static NodeId rows_2d(AdCtx *a, NodeId x) {
  * summed back by ad_accumulate — except for the common A[P..., M, K] @ B[K, N] (a dense layer
  * on a sequence): its gradients are single 2-D GEMMs over all P * M rows, not P small
  * matmuls and a sum over P. */
-static bool vjp_matmul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_matmul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId x = n->in[0], y = n->in[1];
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
   const Shape xshape = graph_node(a->b.g, x)->shape, *xs = &xshape; /* the node array grows */
@@ -195,7 +192,7 @@ static bool vjp_matmul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 }
 
 /* y = softmax(x): dx = y * (gy - sum(gy * y, axis)) */
-static bool vjp_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   uint32_t axis = 1u << n->attr.softmax.axis;
   NodeId dot = build_reduce(&a->b, OP_SUM, build_binary(&a->b, OP_MUL, gy, id), axis, true);
   NodeId d = build_binary(&a->b, OP_MUL, id, build_binary(&a->b, OP_SUB, gy, dot));
@@ -204,7 +201,7 @@ static bool vjp_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 }
 
 /* y = log_softmax(x): dx = gy - exp(y) * sum(gy, axis) */
-static bool vjp_log_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_log_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   uint32_t axis = 1u << n->attr.softmax.axis;
   NodeId total = build_reduce(&a->b, OP_SUM, gy, axis, true);
   NodeId d = build_binary(&a->b, OP_SUB, gy,
@@ -228,13 +225,13 @@ static NodeId spread(AdCtx *a, const Node *n, NodeId gy, Shape *in_shape) {
   return build_broadcast(&a->b, build_reshape(&a->b, gy, &kept), in_shape);
 }
 
-static bool vjp_sum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_sum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   Shape s;
   ad_accumulate(a, n->in[0], spread(a, n, gy, &s));
   return true;
 }
 
-static bool vjp_mean(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_mean(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   Shape s;
   NodeId g = spread(a, n, gy, &s);
   double count = (double)shape_numel(&s) / (double)shape_numel(&n->shape);
@@ -243,7 +240,7 @@ static bool vjp_mean(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 }
 
 /* max: gy to the positions equal to the max, split evenly among ties (like torch.amax) */
-static bool vjp_max(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_max(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   Shape s;
   NodeId g = spread(a, n, gy, &s);
   Shape kept = kept_shape(&s, n->attr.reduce.axes);
@@ -255,13 +252,13 @@ static bool vjp_max(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   return true;
 }
 
-static bool vjp_reshape(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_reshape(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   Shape s = graph_node(a->b.g, n->in[0])->shape;
   ad_accumulate(a, n->in[0], build_reshape(&a->b, gy, &s));
   return true;
 }
 
-static bool vjp_transpose(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_transpose(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   int8_t inverse[IR_MAX_RANK];
   memset(inverse, 0, sizeof inverse);
   for (int i = 0; i < n->shape.rank; i++)
@@ -271,7 +268,7 @@ static bool vjp_transpose(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 }
 
 /* broadcast_to: ad_accumulate sums the broadcast axes back */
-static bool vjp_broadcast_to(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_broadcast_to(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], gy);
   return true;
 }

@@ -9,7 +9,7 @@
  * conv_transpose2d gets the output_padding that makes its result exactly X's size.
  * max_pool2d's gradient goes to each window's first maximum (max_pool2d_grad).
  */
-#include "vjp_conv.h"
+#include "autodiff_internal.h"
 
 /* conv_transpose2d(gy, w) sized back to the X grid `xs` (the kernel is w's last two dims) */
 static NodeId to_x_grid(AdCtx *a, const Node *n, NodeId gy, NodeId w, const Shape *xs) {

@@ -9,7 +9,7 @@
  */
 #include <string.h>
 
-#include "vjp_struct.h"
+#include "autodiff_internal.h"
 
 /* y = erf(x): dx = gy * 2/sqrt(pi) * exp(-x^2) */
 bool vjp_erf(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
