@@ -1,10 +1,12 @@
 # lathe — the two commands: `make run` and `make test`. Each installs what it needs first.
+# `make check` is the inner loop: a plain (non-sanitizer) build and the tests labelled fast.
 BUILD    ?= build
 TESTBUILD ?= build-test
+CHECKBUILD ?= build-check
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SHELL    := /bin/bash
 
-.PHONY: all deps build run test bench fuzz clean format
+.PHONY: all deps build run check test bench fuzz clean format
 
 all: build
 
@@ -19,7 +21,17 @@ build: deps
 run: build
 	@bash scripts/run-example.sh $(BUILD)/lathe
 
-# Strict build (-Werror) with AddressSanitizer + UBSan, then every test.
+# The quick loop while editing: a strict (-Werror) Debug build without sanitizers (ccache when
+# installed), then the tests labelled `fast` (under a minute on 2 cores after the build).
+# No dependency install: run `make deps` (or `make test`) once first.
+check:
+	@cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug -DLATHE_WERROR=ON \
+	  $$(command -v ccache >/dev/null && echo -DCMAKE_C_COMPILER_LAUNCHER=ccache \
+	     -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
+	@cmake --build $(CHECKBUILD) -j $(JOBS)
+	@cd $(CHECKBUILD) && ctest -L fast --output-on-failure -j $(JOBS)
+
+# Strict build (-Werror) with AddressSanitizer + UBSan, then every test (all labels).
 test: deps
 	@cmake -S . -B $(TESTBUILD) -DCMAKE_BUILD_TYPE=Debug -DLATHE_WERROR=ON \
 	  -DLATHE_ASAN=ON -DLATHE_UBSAN=ON >/dev/null
@@ -53,4 +65,4 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(TESTBUILD) build-fuzz
+	rm -rf $(BUILD) $(TESTBUILD) $(CHECKBUILD) build-fuzz

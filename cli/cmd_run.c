@@ -163,7 +163,7 @@ static bool reference_tensors(const RunOptions *o, const TensorDecl *decls, int 
 static bool run_reference(const RunOptions *o, Module *m, Diag *d) {
   Graph *g = NULL;
   for (int i = 0; i < m->n_entries; i++)
-    if (strcmp(m->entries[i]->name, "forward") == 0) g = m->entries[i];
+    if (m->entries[i]->kind == ENTRY_FORWARD) g = m->entries[i];
   if (!g) {
     diag_error(d, (SrcLoc){0}, "%s: the model has no forward entry point (no `output`)", o->c.file);
     return false;

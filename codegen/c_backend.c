@@ -82,9 +82,10 @@ static const char **field_names(Backend *b, const TensorDecl *decls, int n, cons
 
 /* ---- planning an entry's signature ---------------------------------------------------- */
 
-static int entry_kind(const char *name) {
-  if (strncmp(name, "train", 5) == 0) return LATHE_ENTRY_TRAIN;
-  if (strcmp(name, "grad") == 0) return LATHE_ENTRY_GRAD;
+/* the descriptor's kind of an entry (evaluate computes like forward, in inference mode) */
+static int entry_kind(const Graph *g) {
+  if (g->kind == ENTRY_TRAIN) return LATHE_ENTRY_TRAIN;
+  if (g->kind == ENTRY_GRAD) return LATHE_ENTRY_GRAD;
   return LATHE_ENTRY_FORWARD;
 }
 
@@ -365,7 +366,7 @@ static bool emit_entry(Backend *b, const Graph *g, EntryPlan *ep) {
   memset(ep, 0, sizeof *ep);
   ep->g = g;
   ep->loss = IR_NONE;
-  ep->kind = entry_kind(g->name);
+  ep->kind = entry_kind(g);
   ep->symbol = arena_printf(&b->arena, "%s_%s", b->model, c_ident(&b->arena, g->name));
   ep->upper = upper_of(&b->arena, ep->symbol);
   if (g->workspace_bytes < 0) {

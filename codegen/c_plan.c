@@ -4,8 +4,8 @@
  * range in kernels, binding and source line) and a C99-compatible static assertion (a
  * negative-size array typedef at file scope, warning-free under -Wall -Wextra) that every
  * buffer ends inside <ENTRY>_WORKSPACE_BYTES. Kernels are numbered as codegen emits them: an
- * ungrouped computing node where it stands, a fusion group at its last member (the schedule
- * of passes/kernels.c, recomputed here because codegen does not link the passes).
+ * ungrouped computing node where it stands, a fusion group at its last member: the schedule
+ * memory planning stored in the IR (Node.kernel, Graph.n_kernels; passes/kernels.c).
  */
 #include "backend.h"
 #include "gemm.h"
@@ -15,30 +15,6 @@
 static bool is_view(OpKind op) {
   return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST ||
          op == OP_RESHAPE;
-}
-
-/* kernel index of every node (-1: no code); returns the kernel count */
-static int32_t number_kernels(const Graph *g, int32_t *kernel_of, uint32_t *last_member) {
-  uint32_t n = g->n_nodes;
-  for (uint32_t id = 0; id < n; id++)
-    last_member[id] = IR_NONE;
-  for (uint32_t id = 0; id < n; id++)
-    if (g->nodes[id].group >= 0 && (uint32_t)g->nodes[id].group < n)
-      last_member[g->nodes[id].group] = id;
-  int32_t count = 0;
-  for (uint32_t id = 0; id < n; id++) {
-    const Node *nd = &g->nodes[id];
-    kernel_of[id] = -1;
-    if (is_view(nd->op)) continue;
-    if (nd->group < 0 || (uint32_t)nd->group >= n) kernel_of[id] = count++;
-    else if (last_member[nd->group] == id) kernel_of[nd->group] = count++;
-  }
-  for (uint32_t id = 0; id < n; id++) {
-    const Node *nd = &g->nodes[id];
-    if (!is_view(nd->op) && nd->group >= 0 && (uint32_t)nd->group < n)
-      kernel_of[id] = kernel_of[nd->group];
-  }
-  return count;
 }
 
 static NodeId root_of(const Graph *g, NodeId id) {
@@ -85,11 +61,12 @@ void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h) {
   const Graph *g = ep->g;
   uint32_t n = g->n_nodes + 1;
   int32_t *kernel_of = malloc(n * sizeof *kernel_of), *last = malloc(n * sizeof *last);
-  uint32_t *members = malloc(n * sizeof *members);
-  if (!kernel_of || !last || !members) {
+  if (!kernel_of || !last) {
     h->oom = true;
   } else {
-    int32_t n_kernels = number_kernels(g, kernel_of, members);
+    int32_t n_kernels = g->n_kernels;
+    for (uint32_t id = 0; id < g->n_nodes; id++)
+      kernel_of[id] = g->nodes[id].kernel;
     last_reads(g, kernel_of, n_kernels, last);
     cg_buf_printf(h, "/* workspace plan of %s: %d kernels, %lld bytes\n", ep->symbol, n_kernels,
                   (long long)g->workspace_bytes);
@@ -110,5 +87,4 @@ void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h) {
   }
   free(kernel_of);
   free(last);
-  free(members);
 }

@@ -12,6 +12,7 @@
 #define LATHE_FRONTEND_ELAB_H
 
 #include "frontend/ast.h"
+#include "ir/build.h"
 
 typedef enum ValKind {
   VAL_NONE,   /* error already reported */
@@ -103,6 +104,8 @@ typedef struct Elab {
 
 /* elaborate.c */
 SrcLoc elab_loc(Elab *E, SrcLoc loc); /* the same location with a module-owned file name */
+/* A graph builder (ir/build.h) on E->g whose nodes carry elab_loc(E, loc) */
+Builder elab_builder(Elab *E, SrcLoc loc);
 Binding *elab_lookup(const Scope *s, const char *name);
 /* The const `name` as seen from s: consts are visible in the model and train blocks and in the
  * fns of the file that declares them, not in the fns of other files (a library's signature

@@ -42,8 +42,10 @@ typedef struct ConvBuiltin {
 
 static const ConvBuiltin conv_builtins[] = {
     {"conv", CK_CONV, {"x", "w", "stride", "padding", "dilation", "groups"}, 2},
-    {"conv_transpose", CK_CONV_T,
-     {"x", "w", "stride", "padding", "output_padding", "groups", "dilation"}, 2},
+    {"conv_transpose",
+     CK_CONV_T,
+     {"x", "w", "stride", "padding", "output_padding", "groups", "dilation"},
+     2},
     {"max_pool2d", CK_MAX_POOL, {"x", "kernel", "stride", "padding", "dilation"}, 2},
     {"avg_pool2d", CK_AVG_POOL, {"x", "kernel", "stride", "padding"}, 2},
     {"global_avg_pool", CK_GLOBAL_AVG, {"x"}, 1},
@@ -57,7 +59,9 @@ static const ConvBuiltin *find(const char *name) {
   return NULL;
 }
 
-bool elab_conv_is_builtin(const char *name) { return find(name) != NULL; }
+bool elab_conv_is_builtin(const char *name) {
+  return find(name) != NULL;
+}
 
 /* An int or a list of ints (n_max entries at most) into out; an int fills `fill` entries. */
 static bool ints_arg(Elab *E, Scope *s, const Expr *e, const char *what, int fill, int n_max,
@@ -65,17 +69,19 @@ static bool ints_arg(Elab *E, Scope *s, const Expr *e, const char *what, int fil
   Value v = elab_expr(E, s, e);
   if (v.kind == VAL_NONE) return false;
   if (v.kind == VAL_INT) {
-    for (int i = 0; i < fill; i++) out[i] = v.i;
+    for (int i = 0; i < fill; i++)
+      out[i] = v.i;
     *n = fill;
     return true;
   }
   if (v.kind == VAL_LIST && v.n_items >= 1 && v.n_items <= n_max) {
-    for (int i = 0; i < v.n_items; i++) out[i] = v.items[i];
+    for (int i = 0; i < v.n_items; i++)
+      out[i] = v.items[i];
     *n = v.n_items;
     return true;
   }
-  diag_error(E->d, e->loc, "%s must be an int or a list of at most %d ints, got %s", what,
-             n_max, elab_value_str(E, v));
+  diag_error(E->d, e->loc, "%s must be an int or a list of at most %d ints, got %s", what, n_max,
+             elab_value_str(E, v));
   return false;
 }
 
@@ -95,8 +101,7 @@ static bool pair_arg(Elab *E, Scope *s, const Expr *e, const char *what, int64_t
   }
   for (int i = 0; i < 2; i++) {
     if (v[i] < lo || v[i] > 1 << 20) {
-      diag_error(E->d, e->loc, "%s must be >= %d, got %lld", what, lo,
-                 (long long)v[i]);
+      diag_error(E->d, e->loc, "%s must be >= %d, got %lld", what, lo, (long long)v[i]);
       return false;
     }
     out[i] = (int32_t)v[i];
@@ -164,15 +169,13 @@ static bool number_of(Elab *E, Scope *s, const Expr *arg, const char *what, doub
 
 static Value add_node(Elab *E, OpKind op, NodeId x, NodeId w, const NodeAttr *at, SrcLoc loc) {
   NodeId in[2] = {x, w};
-  return elab_tensor_value(graph_add(E->g, op, in, w == IR_NONE ? 1 : 2, at, elab_loc(E, loc),
-                                     E->d));
+  return elab_tensor_value(
+      graph_add(E->g, op, in, w == IR_NONE ? 1 : 2, at, elab_loc(E, loc), E->d));
 }
 
-static Value conv_call(Elab *E, Scope *s, const Expr *call, const ConvBuiltin *b,
-                       const Expr **a) {
+static Value conv_call(Elab *E, Scope *s, const Expr *call, const ConvBuiltin *b, const Expr **a) {
   NodeId x, w;
-  if (!tensor_of(E, s, a[0], b->name, &x) || !tensor_of(E, s, a[1], b->name, &w))
-    return (Value){0};
+  if (!tensor_of(E, s, a[0], b->name, &x) || !tensor_of(E, s, a[1], b->name, &w)) return (Value){0};
   NodeAttr at;
   memset(&at, 0, sizeof at);
   bool t = b->kind == CK_CONV_T;
@@ -259,19 +262,21 @@ static Value global_avg(Elab *E, const Expr *call, NodeId x) {
 typedef struct Bn {
   Elab *E;
   SrcLoc loc;
-  Shape kept; /* [1, C] or [1, C, 1, 1] */
-  Shape vec;  /* [C] */
+  Builder build; /* on E->g, with loc */
+  Shape kept;    /* [1, C] or [1, C, 1, 1] */
+  Shape vec;     /* [C] */
   DType t;
 } Bn;
 
+/* op(x, y), or op(x) for the unary ops (y == x) */
 static NodeId bn_op(Bn *b, OpKind op, NodeId x, NodeId y, const NodeAttr *at) {
-  if (x == IR_NONE || y == IR_NONE) return IR_NONE;
   NodeId in[2] = {x, y};
-  int n = op == OP_MEAN || op == OP_RESHAPE || op == OP_SQRT ? 1 : 2; /* unary: y == x */
-  return graph_add(b->E->g, op, in, n, at, b->loc, b->E->d);
+  return build_node(&b->build, op, in, ir_ops[op].arity == 1 ? 1 : 2, at);
 }
 
-static NodeId bn_num(Bn *b, double v) { return graph_add_scalar(b->E->g, b->t, v, b->loc); }
+static NodeId bn_num(Bn *b, double v) {
+  return build_scalar(&b->build, b->t, v);
+}
 
 static NodeId bn_reshape(Bn *b, NodeId x, const Shape *s) {
   NodeAttr at;
@@ -292,7 +297,8 @@ static NodeId bn_normalize(Bn *b, NodeId x, NodeId mean, NodeId var, double eps)
 static NodeId bn_state(Bn *b, Scope *s, const char *what, InitKind init, int32_t *index) {
   const char *base = s->prefix && *s->prefix ? s->prefix : s->naming.base;
   if (!base || s->shared || b->E->scan_depth > 0) {
-    diag_error(b->E->d, b->loc, "batch_norm must be bound to a name (or called in a layer), "
+    diag_error(b->E->d, b->loc,
+               "batch_norm must be bound to a name (or called in a layer), "
                "outside scan and without `as` sharing");
     return IR_NONE;
   }
@@ -326,7 +332,8 @@ static bool bn_check(Elab *E, const Expr *call, NodeId x, NodeId gamma, NodeId b
             shape_equal(&graph_node(E->g, gamma)->shape, &b->vec) &&
             shape_equal(&graph_node(E->g, beta)->shape, &b->vec) && count >= 2;
   if (!ok)
-    diag_error(E->d, call->loc, "batch_norm: expected x [N, C] or [N, C, H, W] (more than one "
+    diag_error(E->d, call->loc,
+               "batch_norm: expected x [N, C] or [N, C, H, W] (more than one "
                "value per channel) and gamma, beta [C]; got %s, %s and %s",
                shape_str(&xn->shape, sx, sizeof sx),
                shape_str(&graph_node(E->g, gamma)->shape, sg, sizeof sg),
@@ -346,6 +353,7 @@ static Value elab_batch_norm(Elab *E, Scope *s, const Expr *call, const Expr **a
       (a[4] && !number_of(E, s, a[4], "'eps'", &eps)))
     return (Value){0};
   Bn b = {.E = E, .loc = elab_loc(E, call->loc)};
+  b.build = build_init(E->g, E->d, b.loc);
   if (!bn_check(E, call, x, gamma, beta, &b)) return (Value){0};
   int rank = graph_node(E->g, x)->shape.rank;
   double n = (double)shape_numel(&graph_node(E->g, x)->shape) / (double)b.vec.dim[0];
@@ -373,7 +381,8 @@ Value elab_conv_call(Elab *E, Scope *s, const Expr *call) {
   const ConvBuiltin *b = find(call->name);
   const Expr *a[CV_MAX_ARGS];
   int n = 0;
-  while (n < CV_MAX_ARGS && b->params[n]) n++;
+  while (n < CV_MAX_ARGS && b->params[n])
+    n++;
   if (!elab_match_args(E, call, b->params, n, a)) return (Value){0};
   for (int i = 0; i < b->n_required; i++) {
     if (a[i]) continue;

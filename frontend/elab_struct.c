@@ -23,21 +23,8 @@ typedef struct StructBuiltin {
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static const Node *nd(const Elab *E, NodeId id) { return graph_node(E->g, id); }
-
-static NodeId add(Elab *E, OpKind op, const NodeId *in, int n, const NodeAttr *attr, SrcLoc loc) {
-  for (int i = 0; i < n; i++)
-    if (in[i] == IR_NONE) return IR_NONE;
-  return graph_add(E->g, op, in, n, attr, elab_loc(E, loc), E->d);
-}
-static NodeId un(Elab *E, OpKind op, NodeId x, SrcLoc loc) { return add(E, op, &x, 1, NULL, loc); }
-static NodeId bin(Elab *E, OpKind op, NodeId x, NodeId y, SrcLoc loc) {
-  NodeId in[2] = {x, y};
-  return add(E, op, in, 2, NULL, loc);
-}
-static NodeId scalar(Elab *E, NodeId like, double v, SrcLoc loc) {
-  if (like == IR_NONE) return IR_NONE;
-  return graph_add_scalar(E->g, nd(E, like)->dtype, v, elab_loc(E, loc));
+static const Node *nd(const Elab *E, NodeId id) {
+  return graph_node(E->g, id);
 }
 
 static bool tensor_of(Elab *E, Scope *s, const Expr *arg, const char *fn, NodeId *out) {
@@ -68,8 +55,7 @@ static bool number_of(Elab *E, Scope *s, const Expr *arg, const char *what, doub
 static NodeId operand(Elab *E, Scope *s, const Expr *arg, DType t, bool *ok) {
   Value v = elab_expr(E, s, arg);
   if (v.kind == VAL_TENSOR) return v.node;
-  if (v.kind == VAL_INT || v.kind == VAL_FLOAT)
-    return elab_scalar_node(E, v, t, arg->loc);
+  if (v.kind == VAL_INT || v.kind == VAL_FLOAT) return elab_scalar_node(E, v, t, arg->loc);
   if (v.kind != VAL_NONE)
     diag_error(E->d, arg->loc, "expected a tensor or a number, got %s", elab_value_str(E, v));
   *ok = false;
@@ -91,52 +77,62 @@ static bool axis_of(Elab *E, Scope *s, const Expr *arg, int rank, int64_t def, c
   return true;
 }
 
-static Value tv(NodeId id) { return elab_tensor_value(id); }
+static Value tv(NodeId id) {
+  return elab_tensor_value(id);
+}
 
 /* ---- activations ----------------------------------------------------------------------------- */
 
 static Value bi_erf(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId x;
   if (!tensor_of(E, s, a[0], "erf", &x)) return (Value){0};
-  return tv(un(E, OP_ERF, x, c->loc));
+  return tv(build_unary(&b, OP_ERF, x));
 }
 
 static Value bi_step(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId x;
   if (!tensor_of(E, s, a[0], "step", &x)) return (Value){0};
-  return tv(bin(E, OP_GT, x, scalar(E, x, 0, c->loc), c->loc)); /* gt has zero gradient */
+  return tv(build_binary(&b, OP_GT, x, build_scalar_like(&b, x, 0))); /* gt has zero gradient */
 }
 
 static NodeId where3(Elab *E, NodeId c, NodeId x, NodeId y, SrcLoc loc) {
+  Builder b = elab_builder(E, loc);
   NodeId in[3] = {c, x, y};
-  return add(E, OP_WHERE, in, 3, NULL, loc);
+  return build_node(&b, OP_WHERE, in, 3, NULL);
 }
 
 static Value bi_leaky_relu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId x;
   double alpha;
   if (!tensor_of(E, s, a[0], "leaky_relu", &x) ||
       !number_of(E, s, a[1], "'alpha' of leaky_relu", 0.01, &alpha))
     return (Value){0};
-  NodeId pos = bin(E, OP_GT, x, scalar(E, x, 0, c->loc), c->loc);
-  return tv(where3(E, pos, x, bin(E, OP_MUL, x, scalar(E, x, alpha, c->loc), c->loc), c->loc));
+  NodeId pos = build_binary(&b, OP_GT, x, build_scalar_like(&b, x, 0));
+  return tv(
+      where3(E, pos, x, build_binary(&b, OP_MUL, x, build_scalar_like(&b, x, alpha)), c->loc));
 }
 
 /* elu(x) = x for x > 0, alpha * (exp(x) - 1) otherwise; exp(min(x, 0)) never overflows */
 static Value bi_elu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId x;
   double alpha;
   if (!tensor_of(E, s, a[0], "elu", &x) || !number_of(E, s, a[1], "'alpha' of elu", 1.0, &alpha))
     return (Value){0};
   SrcLoc l = c->loc;
-  NodeId zero = scalar(E, x, 0, l);
-  NodeId e = un(E, OP_EXP, bin(E, OP_MINIMUM, x, zero, l), l);
-  NodeId neg = bin(E, OP_MUL, scalar(E, x, alpha, l), bin(E, OP_SUB, e, scalar(E, x, 1, l), l), l);
-  return tv(where3(E, bin(E, OP_GT, x, zero, l), x, neg, l));
+  NodeId zero = build_scalar_like(&b, x, 0);
+  NodeId e = build_unary(&b, OP_EXP, build_binary(&b, OP_MINIMUM, x, zero));
+  NodeId neg = build_binary(&b, OP_MUL, build_scalar_like(&b, x, alpha),
+                            build_binary(&b, OP_SUB, e, build_scalar_like(&b, x, 1)));
+  return tv(where3(E, build_binary(&b, OP_GT, x, zero), x, neg, l));
 }
 
 /* gelu(x) = x/2 (1 + erf(x / sqrt 2)); approximate: x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) */
 static Value bi_gelu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId x;
   if (!tensor_of(E, s, a[0], "gelu", &x)) return (Value){0};
   bool approx = false;
@@ -150,36 +146,41 @@ static Value bi_gelu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
     }
     approx = v.i != 0;
   }
-  SrcLoc l = c->loc;
   NodeId inner;
   if (approx) {
-    NodeId x3 = bin(E, OP_MUL, bin(E, OP_MUL, x, x, l), x, l);
-    NodeId u = bin(E, OP_ADD, x, bin(E, OP_MUL, scalar(E, x, 0.044715, l), x3, l), l);
-    inner = un(E, OP_TANH, bin(E, OP_MUL, scalar(E, x, 0.7978845608028654, l), u, l), l);
+    NodeId x3 = build_binary(&b, OP_MUL, build_binary(&b, OP_MUL, x, x), x);
+    NodeId u = build_binary(&b, OP_ADD, x,
+                            build_binary(&b, OP_MUL, build_scalar_like(&b, x, 0.044715), x3));
+    inner = build_unary(&b, OP_TANH,
+                        build_binary(&b, OP_MUL, build_scalar_like(&b, x, 0.7978845608028654), u));
   } else {
-    inner = un(E, OP_ERF, bin(E, OP_MUL, x, scalar(E, x, 0.7071067811865476, l), l), l);
+    inner = build_unary(&b, OP_ERF,
+                        build_binary(&b, OP_MUL, x, build_scalar_like(&b, x, 0.7071067811865476)));
   }
-  NodeId half_x = bin(E, OP_MUL, scalar(E, x, 0.5, l), x, l);
-  return tv(bin(E, OP_MUL, half_x, bin(E, OP_ADD, scalar(E, x, 1, l), inner, l), l));
+  NodeId half_x = build_binary(&b, OP_MUL, build_scalar_like(&b, x, 0.5), x);
+  return tv(build_binary(&b, OP_MUL, half_x,
+                         build_binary(&b, OP_ADD, build_scalar_like(&b, x, 1), inner)));
 }
 
 /* softplus(x) = max(x, 0) + log(1 + exp(-|x|)), stable for any x */
 static Value bi_softplus(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId x;
   if (!tensor_of(E, s, a[0], "softplus", &x)) return (Value){0};
-  SrcLoc l = c->loc;
-  NodeId e = un(E, OP_EXP, un(E, OP_NEG, un(E, OP_ABS, x, l), l), l);
-  NodeId lg = un(E, OP_LOG, bin(E, OP_ADD, scalar(E, x, 1, l), e, l), l);
-  return tv(bin(E, OP_ADD, bin(E, OP_MAXIMUM, x, scalar(E, x, 0, l), l), lg, l));
+  NodeId e = build_unary(&b, OP_EXP, build_unary(&b, OP_NEG, build_unary(&b, OP_ABS, x)));
+  NodeId lg = build_unary(&b, OP_LOG, build_binary(&b, OP_ADD, build_scalar_like(&b, x, 1), e));
+  return tv(
+      build_binary(&b, OP_ADD, build_binary(&b, OP_MAXIMUM, x, build_scalar_like(&b, x, 0)), lg));
 }
 
 static Value bi_clamp(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId x;
   if (!tensor_of(E, s, a[0], "clamp", &x)) return (Value){0};
   bool ok = true;
-  if (a[1]) x = bin(E, OP_MAXIMUM, x, operand(E, s, a[1], nd(E, x)->dtype, &ok), c->loc);
+  if (a[1]) x = build_binary(&b, OP_MAXIMUM, x, operand(E, s, a[1], nd(E, x)->dtype, &ok));
   if (ok && a[2] && x != IR_NONE)
-    x = bin(E, OP_MINIMUM, x, operand(E, s, a[2], nd(E, x)->dtype, &ok), c->loc);
+    x = build_binary(&b, OP_MINIMUM, x, operand(E, s, a[2], nd(E, x)->dtype, &ok));
   return ok ? tv(x) : (Value){0};
 }
 
@@ -211,7 +212,8 @@ static NodeId window(Elab *E, OpKind op, NodeId x, const Shape *result, const in
     attr.slice.step[i] = (int32_t)step[i];
     attr.slice.dim[i] = (int32_t)result->dim[i];
   }
-  return add(E, op, &x, 1, &attr, loc);
+  Builder b = elab_builder(E, loc);
+  return build_node(&b, op, &x, 1, &attr);
 }
 
 /* the tensors of a list/tuple argument */
@@ -231,6 +233,7 @@ static int tensor_list(Elab *E, Scope *s, const Expr *arg, const char *fn, NodeI
 
 /* concat: each piece placed into the result by unslice (zeros elsewhere), then summed */
 static Value bi_concat(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId xs[64];
   int n = tensor_list(E, s, a[0], "concat", xs, 64);
   if (n < 0) return (Value){0};
@@ -242,7 +245,8 @@ static Value bi_concat(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   for (int i = 1; i < n; i++) {
     const Node *x = nd(E, xs[i]);
     bool same = x->shape.rank == out.rank && x->dtype == first->dtype;
-    for (int d = 0; same && d < out.rank; d++) same = d == axis || x->shape.dim[d] == out.dim[d];
+    for (int d = 0; same && d < out.rank; d++)
+      same = d == axis || x->shape.dim[d] == out.dim[d];
     if (!same) {
       diag_error(E->d, a[0]->args[i]->loc, "concat: %s%s does not match %s%s outside axis %d",
                  dtype_name(x->dtype), shape_str(&x->shape, s1, sizeof s1),
@@ -252,38 +256,44 @@ static Value bi_concat(Elab *E, Scope *s, const Expr *c, const Expr **a) {
     out.dim[axis] += x->shape.dim[axis];
   }
   int64_t begin[IR_MAX_RANK] = {0}, step[IR_MAX_RANK];
-  for (int d = 0; d < IR_MAX_RANK; d++) step[d] = 1;
+  for (int d = 0; d < IR_MAX_RANK; d++)
+    step[d] = 1;
   NodeId sum = IR_NONE;
   for (int i = 0; i < n; i++) {
     NodeId piece = n == 1 ? xs[0] : window(E, OP_UNSLICE, xs[i], &out, begin, step, c->loc);
-    sum = i == 0 ? piece : bin(E, OP_ADD, sum, piece, c->loc);
+    sum = i == 0 ? piece : build_binary(&b, OP_ADD, sum, piece);
     begin[axis] += nd(E, xs[i])->shape.dim[axis];
   }
   return tv(sum);
 }
 
 /* the part sizes of split's `n` (a count of equal parts or a list of sizes); 0 on error */
-static int split_sizes(Elab *E, Scope *s, const Expr *arg, int64_t dim, int axis,
-                       int64_t *sizes) {
+static int split_sizes(Elab *E, Scope *s, const Expr *arg, int64_t dim, int axis, int64_t *sizes) {
   Value nv = elab_expr(E, s, arg);
   int64_t n = 0, total = 0;
   if (nv.kind == VAL_INT) {
     n = nv.i;
     if (n < 1 || n > 64 || dim % n != 0) {
-      diag_error(E->d, arg->loc, "split: cannot split %lld elements of axis %d into %lld "
-                 "equal parts (1 to 64)", (long long)dim, axis, (long long)n);
+      diag_error(E->d, arg->loc,
+                 "split: cannot split %lld elements of axis %d into %lld "
+                 "equal parts (1 to 64)",
+                 (long long)dim, axis, (long long)n);
       return 0;
     }
-    for (int i = 0; i < n; i++) sizes[i] = dim / n;
+    for (int i = 0; i < n; i++)
+      sizes[i] = dim / n;
     total = dim;
   } else if (nv.kind == VAL_LIST && nv.n_items >= 1 && nv.n_items <= 64) {
     n = nv.n_items;
-    for (int i = 0; i < n; i++) sizes[i] = nv.items[i], total += sizes[i] > 0 ? sizes[i] : -1;
+    for (int i = 0; i < n; i++)
+      sizes[i] = nv.items[i], total += sizes[i] > 0 ? sizes[i] : -1;
   }
   if (n == 0 || total != dim) {
     if (nv.kind != VAL_NONE)
-      diag_error(E->d, arg->loc, "split: expected a part count or part sizes adding up to "
-                 "%lld, got %s", (long long)dim, elab_value_str(E, nv));
+      diag_error(E->d, arg->loc,
+                 "split: expected a part count or part sizes adding up to "
+                 "%lld, got %s",
+                 (long long)dim, elab_value_str(E, nv));
     return 0;
   }
   return (int)n;
@@ -302,7 +312,8 @@ static Value bi_split(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Value t = {.kind = VAL_TUPLE, .n_items = (int)n};
   t.items = arena_alloc(&E->scratch, (size_t)n * sizeof *t.items);
   int64_t begin[IR_MAX_RANK] = {0}, step[IR_MAX_RANK];
-  for (int d = 0; d < IR_MAX_RANK; d++) step[d] = 1;
+  for (int d = 0; d < IR_MAX_RANK; d++)
+    step[d] = 1;
   for (int i = 0; i < n; i++) {
     Shape part = xs;
     part.dim[axis] = sizes[i];
@@ -316,6 +327,7 @@ static Value bi_split(Elab *E, Scope *s, const Expr *c, const Expr **a) {
 
 /* pad(x, pads, value = 0): pads = [before0, after0, before1, after1, ...] from the first axis */
 static Value bi_pad(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId x;
   double value;
   if (!tensor_of(E, s, a[0], "pad", &x) || !number_of(E, s, a[2], "'value' of pad", 0, &value))
@@ -324,8 +336,10 @@ static Value bi_pad(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Value l = elab_expr(E, s, a[1]);
   if (l.kind == VAL_NONE) return l;
   if (l.kind != VAL_LIST || l.n_items != 2 * xs.rank) {
-    diag_error(E->d, a[1]->loc, "pad: expected a list of %d ints [before, after] per axis, "
-               "got %s", 2 * xs.rank, elab_value_str(E, l));
+    diag_error(E->d, a[1]->loc,
+               "pad: expected a list of %d ints [before, after] per axis, "
+               "got %s",
+               2 * xs.rank, elab_value_str(E, l));
     return (Value){0};
   }
   int64_t begin[IR_MAX_RANK], step[IR_MAX_RANK];
@@ -345,18 +359,19 @@ static Value bi_pad(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   NodeAttr ba;
   memset(&ba, 0, sizeof ba);
   ba.reshape.shape = xs;
-  NodeId one = scalar(E, x, 1, lc);
-  NodeId inside = window(E, OP_UNSLICE, add(E, OP_BROADCAST, &one, 1, &ba, lc), &out, begin,
-                         step, lc);
-  return tv(where3(E, inside, placed, scalar(E, x, value, lc), lc));
+  NodeId one = build_scalar_like(&b, x, 1);
+  NodeId inside =
+      window(E, OP_UNSLICE, build_node(&b, OP_BROADCAST, &one, 1, &ba), &out, begin, step, lc);
+  return tv(where3(E, inside, placed, build_scalar_like(&b, x, value), lc));
 }
 
 static Value bi_embedding(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId ids, table;
   if (!tensor_of(E, s, a[0], "embedding", &ids) || !tensor_of(E, s, a[1], "embedding", &table))
     return (Value){0};
   NodeId in[2] = {table, ids};
-  return tv(add(E, OP_GATHER, in, 2, NULL, c->loc));
+  return tv(build_node(&b, OP_GATHER, in, 2, NULL));
 }
 
 /* a compile-time size argument in [1, 4096] */
@@ -369,13 +384,14 @@ static bool size_of(Elab *E, Scope *s, const Expr *arg, const char *what, int64_
 
 /* a [rows, cols] constant of the float dtype holding data */
 static Value table2(Elab *E, int64_t rows, int64_t cols, const double *data, SrcLoc loc) {
+  Builder b = elab_builder(E, loc);
   NodeAttr attr;
   memset(&attr, 0, sizeof attr);
   attr.constant.dtype = elab_float_dtype(E);
   int64_t dims[2] = {rows, cols};
   attr.constant.shape = shape_make(2, dims);
   attr.constant.data = data;
-  return tv(add(E, OP_CONST, NULL, 0, &attr, loc));
+  return tv(build_node(&b, OP_CONST, NULL, 0, &attr));
 }
 
 /* causal_mask(T): [T, T] additive mask, 0 where j <= i and -inf above the diagonal */
@@ -384,7 +400,8 @@ static Value bi_causal_mask(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   if (!size_of(E, s, a[0], "the size of causal_mask", &t)) return (Value){0};
   double *data = arena_alloc(&E->g->arena, (size_t)(t * t) * sizeof *data);
   for (int64_t i = 0; i < t; i++)
-    for (int64_t j = 0; j < t; j++) data[i * t + j] = j <= i ? 0.0 : -INFINITY;
+    for (int64_t j = 0; j < t; j++)
+      data[i * t + j] = j <= i ? 0.0 : -INFINITY;
   return table2(E, t, t, data, c->loc);
 }
 
@@ -406,11 +423,13 @@ static Value bi_sinusoidal(Elab *E, Scope *s, const Expr *c, const Expr **a) {
 
 /* fill(shape, value): a constant tensor of the float dtype */
 static Value bi_fill(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   Value l = elab_expr(E, s, a[0]);
   double v;
   if (l.kind == VAL_NONE || !number_of(E, s, a[1], "'value' of fill", 0, &v)) return (Value){0};
   bool ok = l.kind == VAL_LIST && l.n_items <= IR_MAX_RANK;
-  for (int i = 0; ok && i < l.n_items; i++) ok = l.items[i] >= 1;
+  for (int i = 0; ok && i < l.n_items; i++)
+    ok = l.items[i] >= 1;
   if (!ok) {
     diag_error(E->d, a[0]->loc, "fill: expected a shape [d0, d1, ...] of positive sizes, got %s",
                elab_value_str(E, l));
@@ -421,21 +440,32 @@ static Value bi_fill(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   attr.constant.dtype = elab_float_dtype(E);
   attr.constant.shape = shape_make(l.n_items, l.items);
   attr.constant.value = v;
-  return tv(add(E, OP_CONST, NULL, 0, &attr, c->loc));
+  return tv(build_node(&b, OP_CONST, NULL, 0, &attr));
 }
 
 Value elab_struct_fold_unary(Elab *E, OpKind op, Value x, SrcLoc loc) {
   double v = x.kind == VAL_FLOAT ? x.f : (double)x.i, r;
   switch (op) {
-  case OP_EXP: r = exp(v); break;
-  case OP_LOG: r = log(v); break;
-  case OP_SQRT: r = sqrt(v); break;
-  case OP_ABS: r = fabs(v); break;
-  case OP_TANH: r = tanh(v); break;
-  case OP_SIGMOID: r = 1.0 / (1.0 + exp(-v)); break;
+  case OP_EXP:
+    r = exp(v);
+    break;
+  case OP_LOG:
+    r = log(v);
+    break;
+  case OP_SQRT:
+    r = sqrt(v);
+    break;
+  case OP_ABS:
+    r = fabs(v);
+    break;
+  case OP_TANH:
+    r = tanh(v);
+    break;
+  case OP_SIGMOID:
+    r = 1.0 / (1.0 + exp(-v));
+    break;
   default:
-    diag_error(E->d, loc, "'%s' expects a tensor, got %s", ir_ops[op].name,
-               elab_value_str(E, x));
+    diag_error(E->d, loc, "'%s' expects a tensor, got %s", ir_ops[op].name, elab_value_str(E, x));
     return (Value){0};
   }
   if (!isfinite(r)) {
@@ -452,6 +482,7 @@ Value elab_struct_fold_unary(Elab *E, OpKind op, Value x, SrcLoc loc) {
  * random node gets its own stream: the number of random nodes before it. */
 
 static NodeId rng_state(Elab *E, const char *name, InitSpec init, SrcLoc loc) {
+  Builder b = elab_builder(E, loc);
   int32_t idx = -1;
   for (int i = 0; i < E->m->n_states && idx < 0; i++)
     if (strcmp(E->m->states[i].name, name) == 0) idx = i;
@@ -465,7 +496,7 @@ static NodeId rng_state(Elab *E, const char *name, InitSpec init, SrcLoc loc) {
   }
   NodeId id = graph_add_source(E->g, OP_STATE, idx, elab_loc(E, loc));
   if (strcmp(name, "rng.step") == 0) { /* the first use: step + 1 after each train call */
-    NodeId next = bin(E, OP_ADD, id, graph_add_scalar(E->g, DT_F64, 1, elab_loc(E, loc)), loc);
+    NodeId next = build_binary(&b, OP_ADD, id, graph_add_scalar(E->g, DT_F64, 1, elab_loc(E, loc)));
     graph_add_output(E->g, "rng.step", next, OUT_STATE_UPDATE, idx);
   }
   return id;
@@ -485,10 +516,12 @@ static void rng_inputs(Elab *E, SrcLoc loc, NodeId *seed, NodeId *step) {
 
 /* rand(shape) / randn(shape) */
 static Value bi_random(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   Value l = elab_expr(E, s, a[0]);
   if (l.kind == VAL_NONE) return l;
   bool ok = l.kind == VAL_LIST && l.n_items <= IR_MAX_RANK;
-  for (int i = 0; ok && i < l.n_items; i++) ok = l.items[i] >= 1;
+  for (int i = 0; ok && i < l.n_items; i++)
+    ok = l.items[i] >= 1;
   if (!ok) {
     diag_error(E->d, a[0]->loc, "%s: expected a shape [d0, d1, ...] of positive sizes, got %s",
                c->name, elab_value_str(E, l));
@@ -502,11 +535,12 @@ static Value bi_random(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   attr.random.shape = shape_make(l.n_items, l.items);
   NodeId in[2];
   rng_inputs(E, c->loc, &in[0], &in[1]);
-  return tv(add(E, OP_RANDOM, in, 2, &attr, c->loc));
+  return tv(build_node(&b, OP_RANDOM, in, 2, &attr));
 }
 
 /* dropout(x, p): active in training entries only (train_select resolves per entry) */
 static Value bi_dropout(Elab *E, Scope *s, const Expr *c, const Expr **a) {
+  Builder b = elab_builder(E, c->loc);
   NodeId x;
   double p;
   if (!tensor_of(E, s, a[0], "dropout", &x) || !number_of(E, s, a[1], "'p' of dropout", 0, &p))
@@ -521,8 +555,8 @@ static Value bi_dropout(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   attr.random.p = p;
   NodeId in[3] = {x, IR_NONE, IR_NONE};
   rng_inputs(E, c->loc, &in[1], &in[2]);
-  NodeId drop = add(E, OP_DROPOUT, in, 3, &attr, c->loc);
-  return tv(bin(E, OP_TRAIN_SELECT, drop, x, c->loc));
+  NodeId drop = build_node(&b, OP_DROPOUT, in, 3, &attr);
+  return tv(build_binary(&b, OP_TRAIN_SELECT, drop, x));
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
@@ -555,20 +589,24 @@ static const StructBuiltin *find(const char *name) {
   return NULL;
 }
 
-bool elab_struct_is_builtin(const char *name) { return find(name) != NULL; }
+bool elab_struct_is_builtin(const char *name) {
+  return find(name) != NULL;
+}
 
-const char *elab_struct_builtin_name(int i) { return i < N_STRUCT ? table[i].name : NULL; }
+const char *elab_struct_builtin_name(int i) {
+  return i < N_STRUCT ? table[i].name : NULL;
+}
 
 Value elab_struct_call(Elab *E, Scope *s, const Expr *call) {
   const StructBuiltin *b = find(call->name);
   const Expr *a[4];
   int n = 0;
-  while (n < 4 && b->params[n]) n++;
+  while (n < 4 && b->params[n])
+    n++;
   if (!elab_match_args(E, call, b->params, n, a)) return (Value){0};
   for (int i = 0; i < b->n_required; i++) {
     if (!a[i]) {
-      diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", b->params[i],
-                 b->name);
+      diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", b->params[i], b->name);
       return (Value){0};
     }
   }
@@ -614,8 +652,8 @@ static bool index_axis(Elab *E, Scope *s, const Expr *arg, int64_t dim, int64_t 
   int64_t i;
   if (!elab_int(E, elab_expr(E, s, arg), arg->loc, "an index", &i)) return false;
   if (i < -dim || i >= dim) {
-    diag_error(E->d, arg->loc, "index %lld is out of range for an axis of size %lld",
-               (long long)i, (long long)dim);
+    diag_error(E->d, arg->loc, "index %lld is out of range for an axis of size %lld", (long long)i,
+               (long long)dim);
     return false;
   }
   *begin = i < 0 ? i + dim : i, *step = 1, *count = 1, *drop = true;
@@ -623,6 +661,7 @@ static bool index_axis(Elab *E, Scope *s, const Expr *arg, int64_t dim, int64_t 
 }
 
 Value elab_struct_index(Elab *E, Scope *s, const Expr *e) {
+  Builder b = elab_builder(E, e->loc);
   Value x = elab_expr(E, s, e->lhs);
   if (x.kind == VAL_NONE) return x;
   if (x.kind != VAL_TENSOR) {
@@ -638,7 +677,7 @@ Value elab_struct_index(Elab *E, Scope *s, const Expr *e) {
     Value i = elab_expr(E, s, e->args[0]);
     if (i.kind == VAL_TENSOR) {
       NodeId in[2] = {x.node, i.node};
-      return tv(add(E, OP_GATHER, in, 2, NULL, e->loc));
+      return tv(build_node(&b, OP_GATHER, in, 2, NULL));
     }
   }
   int64_t begin[IR_MAX_RANK], step[IR_MAX_RANK];
@@ -658,10 +697,11 @@ Value elab_struct_index(Elab *E, Scope *s, const Expr *e) {
   NodeAttr attr;
   memset(&attr, 0, sizeof attr);
   attr.reshape.shape = kept;
-  return tv(add(E, OP_RESHAPE, &y, 1, &attr, e->loc));
+  return tv(build_node(&b, OP_RESHAPE, &y, 1, &attr));
 }
 
-/* ---- overloading by argument dtype ------------------------------------------------------------ */
+/* ---- overloading by argument dtype ------------------------------------------------------------
+ */
 
 bool elab_struct_overloads(const Decl *a, const Decl *b) {
   if (a->n_args != b->n_args) return false;
@@ -683,7 +723,9 @@ bool elab_struct_cached(const Elab *E, const Expr *e, Value *out) {
   return false;
 }
 
-void elab_struct_uncache(Elab *E, int n_cached) { E->n_arg_cache -= n_cached; }
+void elab_struct_uncache(Elab *E, int n_cached) {
+  E->n_arg_cache -= n_cached;
+}
 
 /* whether the elaborated arguments fit fn's declared argument kinds and dtypes */
 static bool fits(Elab *E, const Decl *fn, const Expr *const *args, const Value *vals) {
@@ -706,7 +748,8 @@ static bool fits(Elab *E, const Decl *fn, const Expr *const *args, const Value *
 static bool match_quietly(Elab *E, const Expr *call, const Decl *fn, const Expr **args) {
   const char *names[16];
   if (fn->n_args > 16) return false;
-  for (int i = 0; i < fn->n_args; i++) names[i] = fn->args[i].name;
+  for (int i = 0; i < fn->n_args; i++)
+    names[i] = fn->args[i].name;
   Diag quiet;
   diag_init(&quiet);
   Diag *saved = E->d;

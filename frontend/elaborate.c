@@ -38,6 +38,10 @@ SrcLoc elab_loc(Elab *E, SrcLoc loc) {
   return loc;
 }
 
+Builder elab_builder(Elab *E, SrcLoc loc) {
+  return build_init(E->g, E->d, elab_loc(E, loc));
+}
+
 Binding *elab_lookup(const Scope *s, const char *name) {
   for (Binding *b = s->head; b; b = b->next)
     if (strcmp(b->name, name) == 0) return b;

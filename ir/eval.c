@@ -13,19 +13,10 @@
 
 #include "ir_internal.h"
 
-/* offset into a tensor with the given strides of the element at C-order index idx of `shape` */
-static int64_t strided_offset(int64_t idx, const Shape *shape, const int64_t *strides) {
-  int64_t off = 0;
-  for (int i = shape->rank - 1; i >= 0; i--) {
-    off += (idx % shape->dim[i]) * strides[i];
-    idx /= shape->dim[i];
-  }
-  return off;
-}
-
 static void copy_elements(const Tensor *src, Tensor *out) {
   int64_t count = shape_numel(&out->shape);
-  for (int64_t i = 0; i < count; i++) tensor_set(out, i, tensor_get(src, i));
+  for (int64_t i = 0; i < count; i++)
+    tensor_set(out, i, tensor_get(src, i));
 }
 
 /* ---- sources ----------------------------------------------------------------------------- */
@@ -43,30 +34,49 @@ void eval_state(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) 
 void eval_const(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   int64_t count = shape_numel(&out->shape);
   const double *data = n->attr.constant.data;
-  for (int64_t i = 0; i < count; i++) tensor_set(out, i, data ? data[i] : n->attr.constant.value);
+  for (int64_t i = 0; i < count; i++)
+    tensor_set(out, i, data ? data[i] : n->attr.constant.value);
 }
 
 /* ---- elementwise ------------------------------------------------------------------------- */
 
-static double nan_max(double a, double b) { return isnan(a) || isnan(b) ? NAN : a > b ? a : b; }
-static double nan_min(double a, double b) { return isnan(a) || isnan(b) ? NAN : a < b ? a : b; }
+static double nan_max(double a, double b) {
+  return isnan(a) || isnan(b) ? NAN : a > b ? a : b;
+}
+static double nan_min(double a, double b) {
+  return isnan(a) || isnan(b) ? NAN : a < b ? a : b;
+}
 
 static double binary_apply(OpKind op, double a, double b) {
   switch (op) {
-  case OP_ADD: return a + b;
-  case OP_SUB: return a - b;
-  case OP_MUL: return a * b;
-  case OP_DIV: return a / b;
-  case OP_MAXIMUM: return nan_max(a, b);
-  case OP_MINIMUM: return nan_min(a, b);
-  case OP_POW: return pow(a, b);
-  case OP_LT: return a < b ? 1.0 : 0.0;
-  case OP_LE: return a <= b ? 1.0 : 0.0;
-  case OP_GT: return a > b ? 1.0 : 0.0;
-  case OP_GE: return a >= b ? 1.0 : 0.0;
-  case OP_EQ: return a == b ? 1.0 : 0.0;
-  case OP_NE: return a != b ? 1.0 : 0.0;
-  default: break;
+  case OP_ADD:
+    return a + b;
+  case OP_SUB:
+    return a - b;
+  case OP_MUL:
+    return a * b;
+  case OP_DIV:
+    return a / b;
+  case OP_MAXIMUM:
+    return nan_max(a, b);
+  case OP_MINIMUM:
+    return nan_min(a, b);
+  case OP_POW:
+    return pow(a, b);
+  case OP_LT:
+    return a < b ? 1.0 : 0.0;
+  case OP_LE:
+    return a <= b ? 1.0 : 0.0;
+  case OP_GT:
+    return a > b ? 1.0 : 0.0;
+  case OP_GE:
+    return a >= b ? 1.0 : 0.0;
+  case OP_EQ:
+    return a == b ? 1.0 : 0.0;
+  case OP_NE:
+    return a != b ? 1.0 : 0.0;
+  default:
+    break;
   }
   IR_ASSERT(!"eval_binary: not a binary op");
   return 0;
@@ -78,8 +88,8 @@ void eval_binary(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
   ir_broadcast_strides(&in[1]->shape, out->shape.rank, sb);
   int64_t count = shape_numel(&out->shape);
   for (int64_t i = 0; i < count; i++) {
-    double a = tensor_get(in[0], strided_offset(i, &out->shape, sa));
-    double b = tensor_get(in[1], strided_offset(i, &out->shape, sb));
+    double a = tensor_get(in[0], ir_strided_offset(i, &out->shape, sa));
+    double b = tensor_get(in[1], ir_strided_offset(i, &out->shape, sb));
     tensor_set(out, i, binary_apply(n->op, a, b));
   }
 }
@@ -92,19 +102,32 @@ static double sigmoid(double x) {
 
 static double unary_apply(OpKind op, double x) {
   switch (op) {
-  case OP_NEG: return -x;
-  case OP_EXP: return exp(x);
-  case OP_LOG: return log(x);
-  case OP_SQRT: return sqrt(x);
-  case OP_ABS: return fabs(x);
-  case OP_SIGN: return x > 0 ? 1.0 : x < 0 ? -1.0 : x; /* sign(±0) = ±0, sign(NaN) = NaN */
-  case OP_RELU: return x > 0 ? x : 0.0;
-  case OP_SIGMOID: return sigmoid(x);
-  case OP_TANH: return tanh(x);
-  case OP_ERF: return erf(x);
-  case OP_STOP_GRAD: return x;
-  case OP_CAST: return x; /* tensor_set rounds (float) or truncates (integer) */
-  default: break;
+  case OP_NEG:
+    return -x;
+  case OP_EXP:
+    return exp(x);
+  case OP_LOG:
+    return log(x);
+  case OP_SQRT:
+    return sqrt(x);
+  case OP_ABS:
+    return fabs(x);
+  case OP_SIGN:
+    return x > 0 ? 1.0 : x < 0 ? -1.0 : x; /* sign(±0) = ±0, sign(NaN) = NaN */
+  case OP_RELU:
+    return x > 0 ? x : 0.0;
+  case OP_SIGMOID:
+    return sigmoid(x);
+  case OP_TANH:
+    return tanh(x);
+  case OP_ERF:
+    return erf(x);
+  case OP_STOP_GRAD:
+    return x;
+  case OP_CAST:
+    return x; /* tensor_set rounds (float) or truncates (integer) */
+  default:
+    break;
   }
   IR_ASSERT(!"eval_unary: not a unary op");
   return 0;
@@ -112,7 +135,8 @@ static double unary_apply(OpKind op, double x) {
 
 void eval_unary(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   int64_t count = shape_numel(&out->shape);
-  for (int64_t i = 0; i < count; i++) tensor_set(out, i, unary_apply(n->op, tensor_get(in[0], i)));
+  for (int64_t i = 0; i < count; i++)
+    tensor_set(out, i, unary_apply(n->op, tensor_get(in[0], i)));
 }
 
 /* ---- structure --------------------------------------------------------------------------- */
@@ -123,7 +147,8 @@ static void matmul_batch_strides(const Shape *s, const Shape *out_batch, int64_t
   int64_t own[IR_MAX_RANK];
   ir_broadcast_strides(&batch, out_batch->rank, own);
   int64_t matrix = s->dim[s->rank - 2] * s->dim[s->rank - 1];
-  for (int i = 0; i < out_batch->rank; i++) strides[i] = own[i] * matrix;
+  for (int i = 0; i < out_batch->rank; i++)
+    strides[i] = own[i] * matrix;
 }
 
 void eval_matmul(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
@@ -138,7 +163,7 @@ void eval_matmul(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
   int64_t batches = shape_numel(&batch);
   for (int64_t p = 0; p < batches; p++) {
-    int64_t a0 = strided_offset(p, &batch, ab), b0 = strided_offset(p, &batch, bb);
+    int64_t a0 = ir_strided_offset(p, &batch, ab), b0 = ir_strided_offset(p, &batch, bb);
     for (int64_t i = 0; i < M; i++) {
       for (int64_t j = 0; j < N; j++) {
         double acc = 0;
@@ -158,14 +183,18 @@ void eval_softmax(const Graph *g, const Node *n, const Tensor *in[], Tensor *out
   const Shape *s = &out->shape;
   int axis = n->attr.softmax.axis;
   int64_t len = s->dim[axis], inner = 1, outer = 1;
-  for (int i = axis + 1; i < s->rank; i++) inner *= s->dim[i];
-  for (int i = 0; i < axis; i++) outer *= s->dim[i];
+  for (int i = axis + 1; i < s->rank; i++)
+    inner *= s->dim[i];
+  for (int i = 0; i < axis; i++)
+    outer *= s->dim[i];
   for (int64_t o = 0; o < outer; o++) {
     for (int64_t r = 0; r < inner; r++) {
       int64_t base = o * len * inner + r;
       double mx = -INFINITY, sum = 0;
-      for (int64_t k = 0; k < len; k++) mx = fmax(mx, tensor_get(in[0], base + k * inner));
-      for (int64_t k = 0; k < len; k++) sum += exp(tensor_get(in[0], base + k * inner) - mx);
+      for (int64_t k = 0; k < len; k++)
+        mx = fmax(mx, tensor_get(in[0], base + k * inner));
+      for (int64_t k = 0; k < len; k++)
+        sum += exp(tensor_get(in[0], base + k * inner) - mx);
       for (int64_t k = 0; k < len; k++) {
         double x = tensor_get(in[0], base + k * inner) - mx;
         tensor_set(out, base + k * inner, n->op == OP_SOFTMAX ? exp(x) / sum : x - log(sum));
@@ -192,9 +221,10 @@ void eval_reduce(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
   int64_t count_out = shape_numel(&out->shape), count_in = shape_numel(is);
   double *acc = malloc((size_t)(count_out ? count_out : 1) * sizeof *acc);
   IR_ASSERT(acc != NULL);
-  for (int64_t o = 0; o < count_out; o++) acc[o] = n->op == OP_MAX ? -INFINITY : 0.0;
+  for (int64_t o = 0; o < count_out; o++)
+    acc[o] = n->op == OP_MAX ? -INFINITY : 0.0;
   for (int64_t i = 0; i < count_in; i++) {
-    int64_t o = strided_offset(i, is, ostr);
+    int64_t o = ir_strided_offset(i, is, ostr);
     double x = tensor_get(in[0], i);
     acc[o] = n->op == OP_MAX ? nan_max(acc[o], x) : acc[o] + x;
   }
@@ -210,10 +240,11 @@ void eval_reshape(const Graph *g, const Node *n, const Tensor *in[], Tensor *out
 void eval_transpose(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   int64_t own[IR_MAX_RANK], str[IR_MAX_RANK];
   ir_strides(&in[0]->shape, own);
-  for (int i = 0; i < out->shape.rank; i++) str[i] = own[n->attr.transpose.perm[i]];
+  for (int i = 0; i < out->shape.rank; i++)
+    str[i] = own[n->attr.transpose.perm[i]];
   int64_t count = shape_numel(&out->shape);
   for (int64_t i = 0; i < count; i++)
-    tensor_set(out, i, tensor_get(in[0], strided_offset(i, &out->shape, str)));
+    tensor_set(out, i, tensor_get(in[0], ir_strided_offset(i, &out->shape, str)));
 }
 
 void eval_broadcast_to(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
@@ -221,7 +252,7 @@ void eval_broadcast_to(const Graph *g, const Node *n, const Tensor *in[], Tensor
   ir_broadcast_strides(&in[0]->shape, out->shape.rank, str);
   int64_t count = shape_numel(&out->shape);
   for (int64_t i = 0; i < count; i++)
-    tensor_set(out, i, tensor_get(in[0], strided_offset(i, &out->shape, str)));
+    tensor_set(out, i, tensor_get(in[0], ir_strided_offset(i, &out->shape, str)));
 }
 
 void eval_one_hot(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
@@ -259,8 +290,8 @@ static const Tensor *source_tensor(const Graph *g, const Node *n, const Tensor *
   char want[200], got[200];
   if (t->dtype != n->dtype || !shape_equal(&t->shape, &n->shape)) {
     IR_ERROR(d, n->loc, "eval: %s '%s' expects %s%s, got %s%s", kind, decl->name,
-             dtype_name(n->dtype), shape_str(&n->shape, want, sizeof want),
-             dtype_name(t->dtype), shape_str(&t->shape, got, sizeof got));
+             dtype_name(n->dtype), shape_str(&n->shape, want, sizeof want), dtype_name(t->dtype),
+             shape_str(&t->shape, got, sizeof got));
     return NULL;
   }
   return t;
@@ -268,7 +299,8 @@ static const Tensor *source_tensor(const Graph *g, const Node *n, const Tensor *
 
 void ir_eval_values_free(const Graph *g, Tensor *values) {
   if (!values) return;
-  for (uint32_t i = 0; i < g->n_nodes; i++) tensor_free(&values[i]);
+  for (uint32_t i = 0; i < g->n_nodes; i++)
+    tensor_free(&values[i]);
   free(values);
 }
 
@@ -290,8 +322,8 @@ static bool eval_node(const Graph *g, uint32_t id, Tensor *vals, const Tensor *i
   }
   for (int k = 0; k < n->n_in; k++) {
     if (n->in[k] >= id) {
-      IR_ERROR(d, n->loc, "eval: node %%%u uses %%%u, which is not defined before it",
-               (unsigned)id, (unsigned)n->in[k]);
+      IR_ERROR(d, n->loc, "eval: node %%%u uses %%%u, which is not defined before it", (unsigned)id,
+               (unsigned)n->in[k]);
       return false;
     }
     in[k] = &vals[n->in[k]];
@@ -313,8 +345,7 @@ bool ir_eval(const Graph *g, const Tensor *inputs, const Tensor *params, const T
     ok = eval_node(g, id, vals, inputs, params, states, d);
   for (int i = 0; ok && i < g->n_outputs; i++) {
     if (g->outputs[i].node >= g->n_nodes) {
-      IR_ERROR(d, (SrcLoc){0}, "eval: output '%s' refers to a missing node",
-               g->outputs[i].name);
+      IR_ERROR(d, (SrcLoc){0}, "eval: output '%s' refers to a missing node", g->outputs[i].name);
       ok = false;
     }
   }
@@ -323,11 +354,14 @@ bool ir_eval(const Graph *g, const Tensor *inputs, const Tensor *params, const T
     const Tensor *v = &vals[g->outputs[done].node];
     ok = tensor_alloc(&outs[done], v->dtype, &v->shape);
     size_t bytes = (size_t)shape_numel(&v->shape) * dtype_size(v->dtype);
-    if (ok) memcpy(outs[done].data, v->data, bytes);
-    else IR_ERROR(d, (SrcLoc){0}, "eval: out of memory");
+    if (ok)
+      memcpy(outs[done].data, v->data, bytes);
+    else
+      IR_ERROR(d, (SrcLoc){0}, "eval: out of memory");
   }
   if (!ok) {
-    for (int i = 0; i < done; i++) tensor_free(&outs[i]);
+    for (int i = 0; i < done; i++)
+      tensor_free(&outs[i]);
   }
   if (ok && values) {
     *values = vals;

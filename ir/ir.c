@@ -25,12 +25,18 @@ static const struct {
     [DT_U8] = {"u8", "uint8_t", 1, false},
 };
 
-const char *dtype_name(DType t) { return (unsigned)t < DT_COUNT ? dtype_table[t].name : "?"; }
-size_t dtype_size(DType t) { return (unsigned)t < DT_COUNT ? dtype_table[t].size : 0; }
+const char *dtype_name(DType t) {
+  return (unsigned)t < DT_COUNT ? dtype_table[t].name : "?";
+}
+size_t dtype_size(DType t) {
+  return (unsigned)t < DT_COUNT ? dtype_table[t].size : 0;
+}
 const char *dtype_c_name(DType t) {
   return (unsigned)t < DT_COUNT ? dtype_table[t].c_name : "?";
 }
-bool dtype_is_float(DType t) { return (unsigned)t < DT_COUNT && dtype_table[t].is_float; }
+bool dtype_is_float(DType t) {
+  return (unsigned)t < DT_COUNT && dtype_table[t].is_float;
+}
 
 bool dtype_from_name(const char *name, DType *out) {
   for (int t = 0; t < DT_COUNT; t++) {
@@ -46,7 +52,8 @@ bool dtype_from_name(const char *name, DType *out) {
 
 int64_t shape_numel(const Shape *s) {
   int64_t n = 1;
-  for (int i = 0; i < s->rank; i++) n *= s->dim[i];
+  for (int i = 0; i < s->rank; i++)
+    n *= s->dim[i];
   return n;
 }
 
@@ -62,7 +69,8 @@ Shape shape_make(int rank, const int64_t *dims) {
   memset(&s, 0, sizeof s);
   IR_ASSERT(rank >= 0 && rank <= IR_MAX_RANK);
   s.rank = rank;
-  for (int i = 0; i < rank; i++) s.dim[i] = dims[i];
+  for (int i = 0; i < rank; i++)
+    s.dim[i] = dims[i];
   return s;
 }
 
@@ -110,6 +118,15 @@ void ir_broadcast_strides(const Shape *in, int out_rank, int64_t *strides) {
   }
 }
 
+int64_t ir_strided_offset(int64_t idx, const Shape *shape, const int64_t *strides) {
+  int64_t off = 0;
+  for (int i = shape->rank - 1; i >= 0; i--) {
+    off += (idx % shape->dim[i]) * strides[i];
+    idx /= shape->dim[i];
+  }
+  return off;
+}
+
 char *ir_format_double(double v, char *buf, size_t size) {
   for (int prec = 1; prec <= 17; prec++) {
     snprintf(buf, size, "%.*g", prec, v);
@@ -135,12 +152,18 @@ void tensor_free(Tensor *t) {
 
 double tensor_get(const Tensor *t, int64_t i) {
   switch (t->dtype) {
-  case DT_F32: return ((const float *)t->data)[i];
-  case DT_F64: return ((const double *)t->data)[i];
-  case DT_I32: return ((const int32_t *)t->data)[i];
-  case DT_I64: return (double)((const int64_t *)t->data)[i];
-  case DT_U8: return ((const uint8_t *)t->data)[i];
-  case DT_COUNT: break;
+  case DT_F32:
+    return ((const float *)t->data)[i];
+  case DT_F64:
+    return ((const double *)t->data)[i];
+  case DT_I32:
+    return ((const int32_t *)t->data)[i];
+  case DT_I64:
+    return (double)((const int64_t *)t->data)[i];
+  case DT_U8:
+    return ((const uint8_t *)t->data)[i];
+  case DT_COUNT:
+    break;
   }
   IR_ASSERT(!"bad dtype");
   return 0;
@@ -156,17 +179,26 @@ static double to_integer(double v, double lo, double hi) {
 
 void tensor_set(Tensor *t, int64_t i, double v) {
   switch (t->dtype) {
-  case DT_F32: ((float *)t->data)[i] = (float)v; return;
-  case DT_F64: ((double *)t->data)[i] = v; return;
-  case DT_I32: ((int32_t *)t->data)[i] = (int32_t)to_integer(v, INT32_MIN, INT32_MAX); return;
+  case DT_F32:
+    ((float *)t->data)[i] = (float)v;
+    return;
+  case DT_F64:
+    ((double *)t->data)[i] = v;
+    return;
+  case DT_I32:
+    ((int32_t *)t->data)[i] = (int32_t)to_integer(v, INT32_MIN, INT32_MAX);
+    return;
   case DT_I64: {
     /* 2^63 is not representable as int64: clamp just below it */
     double x = to_integer(v, -9223372036854775808.0, 9223372036854774784.0);
     ((int64_t *)t->data)[i] = (int64_t)x;
     return;
   }
-  case DT_U8: ((uint8_t *)t->data)[i] = (uint8_t)to_integer(v, 0, 255); return;
-  case DT_COUNT: break;
+  case DT_U8:
+    ((uint8_t *)t->data)[i] = (uint8_t)to_integer(v, 0, 255);
+    return;
+  case DT_COUNT:
+    break;
   }
   IR_ASSERT(!"bad dtype");
 }
@@ -186,7 +218,9 @@ static const InferFn infer_table[OP_COUNT] = {
 #undef OP
 };
 
-bool ir_infer_node(Graph *g, Node *n, Diag *d) { return infer_table[n->op](g, n, d); }
+bool ir_infer_node(Graph *g, Node *n, Diag *d) {
+  return infer_table[n->op](g, n, d);
+}
 
 bool op_from_name(const char *name, OpKind *out) {
   for (int op = 0; op < OP_COUNT; op++) {
@@ -211,7 +245,9 @@ static const char *const init_names[INIT_COUNT] = {
     [INIT_ORTHOGONAL] = "orthogonal",
 };
 
-const char *init_name(InitKind k) { return (unsigned)k < INIT_COUNT ? init_names[k] : "?"; }
+const char *init_name(InitKind k) {
+  return (unsigned)k < INIT_COUNT ? init_names[k] : "?";
+}
 
 bool init_from_name(const char *name, InitKind *out) {
   for (int k = 0; k < INIT_COUNT; k++) {
@@ -225,19 +261,47 @@ bool init_from_name(const char *name, InitKind *out) {
 
 /* ---- graphs ------------------------------------------------------------------------------ */
 
+bool entry_kind_is_training(EntryKind k) {
+  return k == ENTRY_TRAIN || k == ENTRY_GRAD;
+}
+
+/* The entry-name convention (passes/pipeline.c names the entries; the IR text and the tests
+ * name them too): the only place that reads a kind from a name. */
+static void graph_set_entry(Graph *g) {
+  const char *name = g->name;
+  const Module *m = g->module;
+  g->kind = ENTRY_NONE;
+  g->step = -1;
+  if (strcmp(name, "forward") == 0) g->kind = ENTRY_FORWARD;
+  if (strcmp(name, "evaluate") == 0) g->kind = ENTRY_EVALUATE;
+  if (strcmp(name, "grad") == 0) g->kind = ENTRY_GRAD;
+  if (strcmp(name, "train") == 0) {
+    g->kind = ENTRY_TRAIN;
+    g->step = 0;
+  }
+  if (strncmp(name, "train_", 6) == 0) {
+    g->kind = ENTRY_TRAIN;
+    for (int i = 0; m && i < m->n_steps && g->step < 0; i++)
+      if (m->steps[i].name && strcmp(m->steps[i].name, name + 6) == 0) g->step = i;
+  }
+}
+
 Graph *graph_new(Module *m, const char *name) {
   Graph *g = calloc(1, sizeof *g);
   IR_ASSERT(g != NULL);
   g->module = m;
   arena_init(&g->arena);
   g->name = arena_strdup(&g->arena, name ? name : "model");
+  graph_set_entry(g);
   g->workspace_bytes = -1;
+  g->n_kernels = -1;
   return g;
 }
 
 void graph_free(Graph *g) {
   if (!g) return;
-  for (int i = 0; i < g->n_subgraphs; i++) graph_free(g->subgraphs[i]);
+  for (int i = 0; i < g->n_subgraphs; i++)
+    graph_free(g->subgraphs[i]);
   free(g->subgraphs);
   free(g->nodes);
   free(g->outputs);
@@ -248,7 +312,8 @@ void graph_free(Graph *g) {
 static void graph_reserve_nodes(Graph *g, uint32_t n) {
   if (n <= g->cap_nodes) return;
   uint32_t cap = g->cap_nodes ? g->cap_nodes : 16;
-  while (cap < n) cap *= 2;
+  while (cap < n)
+    cap *= 2;
   g->nodes = realloc(g->nodes, cap * sizeof *g->nodes);
   IR_ASSERT(g->nodes != NULL);
   g->cap_nodes = cap;
@@ -274,14 +339,19 @@ Graph *graph_clone(const Graph *g, const char *name) {
     graph_add_output(c, o->name, o->node, o->kind, o->target);
   }
   c->workspace_bytes = g->workspace_bytes;
+  c->n_kernels = g->n_kernels;
+  if (!name) {
+    c->kind = g->kind;
+    c->step = g->step;
+  }
   for (int i = 0; i < g->n_subgraphs; i++)
     graph_add_subgraph(c, graph_clone(g->subgraphs[i], NULL));
   return c;
 }
 
 /* checks what infer hooks rely on: arity and input ids */
-static bool graph_check_inputs(const Graph *g, OpKind op, const NodeId *in, int n_in,
-                               SrcLoc loc, Diag *d) {
+static bool graph_check_inputs(const Graph *g, OpKind op, const NodeId *in, int n_in, SrcLoc loc,
+                               Diag *d) {
   int arity = ir_ops[op].arity;
   if (n_in < 0 || n_in > IR_MAX_INPUTS || (arity >= 0 && n_in != arity)) {
     IR_ERROR(d, loc, "%s: expected %d input%s, got %d", ir_ops[op].name, arity,
@@ -290,16 +360,16 @@ static bool graph_check_inputs(const Graph *g, OpKind op, const NodeId *in, int 
   }
   for (int i = 0; i < n_in; i++) {
     if (in[i] >= g->n_nodes) {
-      IR_ERROR(d, loc, "%s: input %d refers to node %%%u, which does not exist", ir_ops[op].name,
-               i, (unsigned)in[i]);
+      IR_ERROR(d, loc, "%s: input %d refers to node %%%u, which does not exist", ir_ops[op].name, i,
+               (unsigned)in[i]);
       return false;
     }
   }
   return true;
 }
 
-NodeId graph_add(Graph *g, OpKind op, const NodeId *in, int n_in, const NodeAttr *attr,
-                 SrcLoc loc, Diag *d) {
+NodeId graph_add(Graph *g, OpKind op, const NodeId *in, int n_in, const NodeAttr *attr, SrcLoc loc,
+                 Diag *d) {
   IR_ASSERT((unsigned)op < OP_COUNT);
   if (!graph_check_inputs(g, op, in, n_in, loc, d)) return IR_NONE;
   graph_reserve_nodes(g, g->n_nodes + 1);
@@ -307,12 +377,15 @@ NodeId graph_add(Graph *g, OpKind op, const NodeId *in, int n_in, const NodeAttr
   memset(n, 0, sizeof *n);
   n->op = op;
   n->n_in = (uint8_t)n_in;
-  for (int i = 0; i < n_in; i++) n->in[i] = in[i];
-  for (int i = n_in; i < IR_MAX_INPUTS; i++) n->in[i] = IR_NONE;
+  for (int i = 0; i < n_in; i++)
+    n->in[i] = in[i];
+  for (int i = n_in; i < IR_MAX_INPUTS; i++)
+    n->in[i] = IR_NONE;
   if (attr) n->attr = *attr;
   n->loc = loc;
   n->offset = -1;
   n->group = -1;
+  n->kernel = -1;
   if (!infer_table[op](g, n, d)) return IR_NONE; /* the slot is simply not committed */
   return g->n_nodes++;
 }

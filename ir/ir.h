@@ -20,7 +20,7 @@
 #include "diag.h"
 
 #define IR_MAX_RANK 8
-#define IR_MAX_INPUTS 16 /* SCAN takes carries, sequences and captures as inputs */
+#define IR_MAX_INPUTS 16   /* SCAN takes carries, sequences and captures as inputs */
 #define IR_NONE UINT32_MAX /* "no node" */
 
 typedef uint32_t NodeId;
@@ -34,9 +34,9 @@ typedef struct Shape {
   int64_t dim[IR_MAX_RANK]; /* dims [0, rank) are >= 1; the rest are 0 */
 } Shape;
 
-const char *dtype_name(DType t);     /* "f32", "f64", "i32", "i64", "u8" */
-size_t dtype_size(DType t);          /* bytes per element */
-const char *dtype_c_name(DType t);   /* "float", "double", "int32_t", ... */
+const char *dtype_name(DType t);   /* "f32", "f64", "i32", "i64", "u8" */
+size_t dtype_size(DType t);        /* bytes per element */
+const char *dtype_c_name(DType t); /* "float", "double", "int32_t", ... */
 bool dtype_is_float(DType t);
 bool dtype_from_name(const char *name, DType *out);
 
@@ -80,8 +80,8 @@ typedef enum FusionClass {
 } FusionClass;
 
 typedef struct OpInfo {
-  const char *name;   /* text name */
-  int arity;          /* -1 = variadic */
+  const char *name; /* text name */
+  int arity;        /* -1 = variadic */
   FusionClass fusion;
 } OpInfo;
 
@@ -198,6 +198,8 @@ typedef struct Node {
   const char *name; /* binding name (graph arena) or NULL; used for comments and dumps */
   int64_t offset;   /* workspace byte offset after memory planning; -1 = not planned */
   int32_t group;    /* kernel id after fusion (passes/fuse.c); -1 = own kernel */
+  int32_t kernel;   /* position in the kernel schedule, stored by memory planning
+                       (passes/kernels.c); -1 = no code (a view), or not planned yet */
 } Node;
 
 /* A CONV_TRANSPOSE2D n with stride 1 (kernel window k = {kh, kw}) is the CONV2D of its input
@@ -227,32 +229,56 @@ typedef struct GraphOutput {
 
 typedef struct Module Module;
 
+/* What an entry point computes: a decision made once, where the entry is made (graph_new from
+ * the entry-name convention below; passes/pipeline.c also records the train step), and read
+ * by the passes, codegen and the CLI instead of the name. */
+typedef enum EntryKind {
+  ENTRY_NONE,     /* not an entry point: the model graph, a scan body, a test graph */
+  ENTRY_FORWARD,  /* "forward": the model's outputs, inference mode */
+  ENTRY_TRAIN,    /* "train", "train_<step>": one optimizer step of Graph.step */
+  ENTRY_GRAD,     /* "grad": the gradients of Graph.step's loss, training mode, no update */
+  ENTRY_EVALUATE, /* "evaluate": outputs and the first step's loss, inference mode */
+  ENTRY_KIND_COUNT
+} EntryKind;
+
+/* train and grad entries run in training mode (batch statistics, dropout on) */
+bool entry_kind_is_training(EntryKind k);
+
 typedef struct Graph {
-  Module *module;       /* owner of the input/param/state tables */
-  const char *name;     /* entry-point name: "model", "forward", "train", "train_disc" */
-  Arena arena;          /* names, constant data */
-  Node *nodes;          /* malloc'd, grows; ids are indices */
+  Module *module;   /* owner of the input/param/state tables */
+  const char *name; /* entry-point name: "model", "forward", "train", "train_disc" */
+  EntryKind kind;   /* what the entry computes (set by graph_new from name) */
+  int32_t step;     /* ENTRY_TRAIN, ENTRY_GRAD: index into Module.steps, -1 = unknown
+                       (a grad entry made by hand: autodiff takes the step of its loss) */
+  Arena arena;      /* names, constant data */
+  Node *nodes;      /* malloc'd, grows; ids are indices */
   uint32_t n_nodes, cap_nodes;
   GraphOutput *outputs; /* malloc'd */
   int n_outputs, cap_outputs;
-  int64_t workspace_bytes; /* planned arena size; -1 before memory planning */
+  int64_t workspace_bytes;  /* planned arena size; -1 before memory planning */
+  int32_t n_kernels;        /* kernels in the schedule (Node.kernel); -1 before planning */
   struct Graph **subgraphs; /* SCAN bodies owned by this graph (freed and cloned with it) */
   int n_subgraphs, cap_subgraphs;
 } Graph;
 
+/* name NULL = "model". The entry kind follows the name: "forward", "train" (step 0),
+ * "train_<step>" (that step of m, if m has it yet), "grad", "evaluate"; others ENTRY_NONE. */
 Graph *graph_new(Module *m, const char *name);
 void graph_free(Graph *g);
+/* name NULL keeps g's name, kind and step; a new name sets them as graph_new does */
 Graph *graph_clone(const Graph *g, const char *name);
-static inline Node *graph_node(const Graph *g, NodeId id) { return &g->nodes[id]; }
+static inline Node *graph_node(const Graph *g, NodeId id) {
+  return &g->nodes[id];
+}
 
 /* Appends a node, runs the op's infer hook, and returns its id; on a shape/dtype error,
  * reports to d (naming the op, the shapes, and loc) and returns IR_NONE. attr may be NULL. */
-NodeId graph_add(Graph *g, OpKind op, const NodeId *in, int n_in, const NodeAttr *attr,
-                 SrcLoc loc, Diag *d);
+NodeId graph_add(Graph *g, OpKind op, const NodeId *in, int n_in, const NodeAttr *attr, SrcLoc loc,
+                 Diag *d);
 NodeId graph_add_unary(Graph *g, OpKind op, NodeId a, SrcLoc loc, Diag *d);
 NodeId graph_add_binary(Graph *g, OpKind op, NodeId a, NodeId b, SrcLoc loc, Diag *d);
 NodeId graph_add_scalar(Graph *g, DType dtype, double value, SrcLoc loc); /* rank-0 CONST */
-NodeId graph_add_source(Graph *g, OpKind op, int32_t index, SrcLoc loc); /* INPUT/PARAM/STATE */
+NodeId graph_add_source(Graph *g, OpKind op, int32_t index, SrcLoc loc);  /* INPUT/PARAM/STATE */
 void graph_add_output(Graph *g, const char *name, NodeId node, OutputKind kind, int32_t target);
 /* takes ownership of body (a graph_new'd graph of the same module); returns its index */
 int32_t graph_add_subgraph(Graph *g, Graph *body);
@@ -318,10 +344,10 @@ struct Module {
   int n_params, cap_params;
   TensorDecl *states;
   int n_states, cap_states;
-  Graph *model;      /* the elaborated model: outputs OUT_VALUE (outputs) and OUT_LOSS */
-  TrainStep *steps;  /* from the train block; malloc'd */
+  Graph *model;     /* the elaborated model: outputs OUT_VALUE (outputs) and OUT_LOSS */
+  TrainStep *steps; /* from the train block; malloc'd */
   int n_steps, cap_steps;
-  Graph **entries;   /* derived entry points, in emission order; malloc'd */
+  Graph **entries; /* derived entry points, in emission order; malloc'd */
   int n_entries, cap_entries;
 };
 

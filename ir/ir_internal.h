@@ -10,8 +10,8 @@
 
 #include "ir.h"
 
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower)                                    \
-  bool infer(Graph *g, Node *n, Diag *d);                                                      \
+#define OP(e, text, arity, fusion, infer, eval, vjp, lower)                                        \
+  bool infer(Graph *g, Node *n, Diag *d);                                                          \
   void eval(const Graph *g, const Node *n, const Tensor *in[], Tensor *out);
 #include "ops.def"
 #undef OP
@@ -23,6 +23,8 @@
 void ir_strides(const Shape *s, int64_t *strides); /* element strides, C order */
 /* strides of `in` as seen from a broadcast result of rank out_rank (0 for broadcast axes) */
 void ir_broadcast_strides(const Shape *in, int out_rank, int64_t *strides);
+/* offset, in a tensor with those strides, of the element at C-order index idx of shape */
+int64_t ir_strided_offset(int64_t idx, const Shape *shape, const int64_t *strides);
 /* shortest "%.*g" text that reads back as exactly v; buf of at least 32 bytes */
 char *ir_format_double(double v, char *buf, size_t size);
 

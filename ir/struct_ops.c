@@ -20,7 +20,9 @@
 
 #define SHAPE_BUF 200
 
-static const Node *in_node(const Graph *g, const Node *n, int i) { return &g->nodes[n->in[i]]; }
+static const Node *in_node(const Graph *g, const Node *n, int i) {
+  return &g->nodes[n->in[i]];
+}
 
 /* ---- where ------------------------------------------------------------------------------- */
 
@@ -37,8 +39,8 @@ bool infer_where(Graph *g, Node *n, Diag *d) {
   }
   Shape ab, out;
   if (!shape_broadcast(&a->shape, &b->shape, &ab) || !shape_broadcast(&c->shape, &ab, &out)) {
-    IR_ERROR(d, n->loc, "where: shapes cannot be broadcast together: condition %s, %s and %s",
-             sc, sa, sb);
+    IR_ERROR(d, n->loc, "where: shapes cannot be broadcast together: condition %s, %s and %s", sc,
+             sa, sb);
     return false;
   }
   n->shape = out;
@@ -46,24 +48,15 @@ bool infer_where(Graph *g, Node *n, Diag *d) {
   return true;
 }
 
-/* offset into a tensor with the given strides of the element at C-order index idx of shape */
-static int64_t strided(int64_t idx, const Shape *shape, const int64_t *strides) {
-  int64_t off = 0;
-  for (int i = shape->rank - 1; i >= 0; i--) {
-    off += (idx % shape->dim[i]) * strides[i];
-    idx /= shape->dim[i];
-  }
-  return off;
-}
-
 void eval_where(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   int64_t st[3][IR_MAX_RANK];
-  for (int k = 0; k < 3; k++) ir_broadcast_strides(&in[k]->shape, out->shape.rank, st[k]);
+  for (int k = 0; k < 3; k++)
+    ir_broadcast_strides(&in[k]->shape, out->shape.rank, st[k]);
   int64_t count = shape_numel(&out->shape);
   for (int64_t i = 0; i < count; i++) {
-    double c = tensor_get(in[0], strided(i, &out->shape, st[0]));
+    double c = tensor_get(in[0], ir_strided_offset(i, &out->shape, st[0]));
     int k = c != 0 ? 1 : 2;
-    tensor_set(out, i, tensor_get(in[k], strided(i, &out->shape, st[k])));
+    tensor_set(out, i, tensor_get(in[k], ir_strided_offset(i, &out->shape, st[k])));
   }
 }
 
@@ -74,8 +67,7 @@ static bool check_window(Node *n, const Shape *small, const Shape *large, Diag *
   char ss[SHAPE_BUF], sl[SHAPE_BUF];
   for (int i = 0; i < small->rank; i++) {
     int64_t b = n->attr.slice.begin[i], st = n->attr.slice.step[i];
-    if (b < 0 || st < 1 || small->dim[i] < 1 ||
-        b + (small->dim[i] - 1) * st >= large->dim[i]) {
+    if (b < 0 || st < 1 || small->dim[i] < 1 || b + (small->dim[i] - 1) * st >= large->dim[i]) {
       IR_ERROR(d, n->loc,
                "%s: window begin %lld step %lld of %lld elements on axis %d does not fit: "
                "%s inside %s",
@@ -115,8 +107,8 @@ bool infer_slice(Graph *g, Node *n, Diag *d) {
 }
 
 /* copies every element of the window: src small → dst large (to_large) or back */
-static void window_walk(const Node *n, const Shape *small, const Shape *large,
-                        const Tensor *src, Tensor *dst, bool to_large) {
+static void window_walk(const Node *n, const Shape *small, const Shape *large, const Tensor *src,
+                        Tensor *dst, bool to_large) {
   int64_t lst[IR_MAX_RANK], wst[IR_MAX_RANK], base = 0;
   ir_strides(large, lst);
   for (int i = 0; i < small->rank; i++) {
@@ -125,9 +117,11 @@ static void window_walk(const Node *n, const Shape *small, const Shape *large,
   }
   int64_t count = shape_numel(small);
   for (int64_t k = 0; k < count; k++) {
-    int64_t off = base + strided(k, small, wst);
-    if (to_large) tensor_set(dst, off, tensor_get(src, k));
-    else tensor_set(dst, k, tensor_get(src, off));
+    int64_t off = base + ir_strided_offset(k, small, wst);
+    if (to_large)
+      tensor_set(dst, off, tensor_get(src, k));
+    else
+      tensor_set(dst, k, tensor_get(src, off));
   }
 }
 
@@ -147,8 +141,7 @@ static bool gather_shapes(Node *n, const Node *data, const Node *ids, Diag *d) {
   shape_str(&ids->shape, si, sizeof si);
   const char *name = ir_ops[n->op].name;
   if (dtype_is_float(ids->dtype)) {
-    IR_ERROR(d, n->loc, "%s: expected integer indices, got %s%s", name, dtype_name(ids->dtype),
-             si);
+    IR_ERROR(d, n->loc, "%s: expected integer indices, got %s%s", name, dtype_name(ids->dtype), si);
     return false;
   }
   if (n->op == OP_GATHER) {
@@ -157,17 +150,20 @@ static bool gather_shapes(Node *n, const Node *data, const Node *ids, Diag *d) {
       return false;
     }
     Shape out = ids->shape;
-    for (int i = 1; i < data->shape.rank; i++) out.dim[out.rank++] = data->shape.dim[i];
+    for (int i = 1; i < data->shape.rank; i++)
+      out.dim[out.rank++] = data->shape.dim[i];
     n->shape = out;
     return true;
   }
-  bool prefix = data->shape.rank >= ids->shape.rank &&
-                data->shape.rank - ids->shape.rank < IR_MAX_RANK;
+  bool prefix =
+      data->shape.rank >= ids->shape.rank && data->shape.rank - ids->shape.rank < IR_MAX_RANK;
   for (int i = 0; prefix && i < ids->shape.rank; i++)
     prefix = data->shape.dim[i] == ids->shape.dim[i];
   if (!prefix || n->attr.gather.rows < 1) {
-    IR_ERROR(d, n->loc, "scatter_add: indices %s must be a prefix of the source shape %s "
-             "(rows %lld >= 1)", si, sd, (long long)n->attr.gather.rows);
+    IR_ERROR(d, n->loc,
+             "scatter_add: indices %s must be a prefix of the source shape %s "
+             "(rows %lld >= 1)",
+             si, sd, (long long)n->attr.gather.rows);
     return false;
   }
   Shape out;
@@ -239,10 +235,10 @@ bool infer_random(Graph *g, Node *n, Diag *d) {
   }
   const Shape *s = &n->attr.random.shape;
   bool shape_ok = s->rank >= 0 && s->rank <= IR_MAX_RANK;
-  for (int i = 0; shape_ok && i < s->rank; i++) shape_ok = s->dim[i] >= 1;
+  for (int i = 0; shape_ok && i < s->rank; i++)
+    shape_ok = s->dim[i] >= 1;
   if (!shape_ok || (unsigned)n->attr.random.dtype >= DT_COUNT ||
-      !dtype_is_float(n->attr.random.dtype) || n->attr.random.dist < 0 ||
-      n->attr.random.dist > 1) {
+      !dtype_is_float(n->attr.random.dtype) || n->attr.random.dist < 0 || n->attr.random.dist > 1) {
     IR_ERROR(d, n->loc, "random: needs a valid shape, a float dtype and dist 0 or 1");
     return false;
   }
@@ -257,8 +253,9 @@ void eval_random(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
   uint64_t stream = n->attr.random.stream;
   int64_t count = shape_numel(&out->shape);
   for (int64_t i = 0; i < count; i++)
-    tensor_set(out, i, n->attr.random.dist ? lathe_rng_normal(seed, step, stream, (uint64_t)i)
-                                           : lathe_rng_uniform(seed, step, stream, (uint64_t)i));
+    tensor_set(out, i,
+               n->attr.random.dist ? lathe_rng_normal(seed, step, stream, (uint64_t)i)
+                                   : lathe_rng_uniform(seed, step, stream, (uint64_t)i));
 }
 
 void eval_dropout(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {

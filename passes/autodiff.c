@@ -1,8 +1,8 @@
 /* passes/autodiff.c — reverse-mode differentiation at compile time (pass_autodiff).
  *
- * Runs on the train entries ("train" → steps[0], "train_<step>" → that step) and on "grad"
- * (the step whose loss it kept: steps[0] unless `lathe grad --step`; gradients only); other
- * graphs are left untouched. The entry arrives as a clone
+ * Runs on the train entries (ENTRY_TRAIN: the optimizer step of Graph.step) and on the grad
+ * entry (ENTRY_GRAD: gradients only, of the step `lathe grad --step` chose, steps[0] by
+ * default); other graphs are left untouched. The entry arrives as a clone
  * of the model graph whose only output is the step's loss (OUT_LOSS, a rank-0 float).
  *
  *   1. select the params of the step (param_globs, fnmatch; none = all params);
@@ -22,137 +22,38 @@
 
 #include "autodiff_internal.h"
 
-/* ---- builders ------------------------------------------------------------------------------ */
+/* ---- accumulation --------------------------------------------------------------------------- */
 
-static NodeId ad_add(AdCtx *a, OpKind op, const NodeId *in, int n, const NodeAttr *attr) {
-  if (a->failed) return IR_NONE;
-  for (int i = 0; i < n; i++)
-    if (in[i] == IR_NONE) {
-      a->failed = true;
-      return IR_NONE;
-    }
-  NodeId id = graph_add(a->g, op, in, n, attr, a->loc, a->diag);
-  if (id == IR_NONE) a->failed = true;
-  return id;
-}
-
-NodeId ad_unary(AdCtx *a, OpKind op, NodeId x) { return ad_add(a, op, &x, 1, NULL); }
-
-NodeId ad_binary(AdCtx *a, OpKind op, NodeId x, NodeId y) {
-  NodeId in[2] = {x, y};
-  return ad_add(a, op, in, 2, NULL);
-}
-
-NodeId ad_fill(AdCtx *a, DType t, const Shape *s, double v) {
-  NodeAttr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.constant.value = v;
-  attr.constant.data = NULL;
-  attr.constant.dtype = t;
-  attr.constant.shape = *s;
-  return ad_add(a, OP_CONST, NULL, 0, &attr);
-}
-
-NodeId ad_scalar(AdCtx *a, DType t, double v) {
-  Shape s = shape_make(0, NULL);
-  return ad_fill(a, t, &s, v);
-}
-
-NodeId ad_reduce(AdCtx *a, OpKind op, NodeId x, uint32_t axes, bool keepdims) {
-  NodeAttr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.reduce.axes = axes;
-  attr.reduce.keepdims = keepdims;
-  return ad_add(a, op, &x, 1, &attr);
-}
-
-NodeId ad_reshape(AdCtx *a, NodeId x, const Shape *s) {
-  if (x != IR_NONE && shape_equal(&graph_node(a->g, x)->shape, s)) return x;
-  NodeAttr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.reshape.shape = *s;
-  return ad_add(a, OP_RESHAPE, &x, 1, &attr);
-}
-
-NodeId ad_broadcast(AdCtx *a, NodeId x, const Shape *s) {
-  if (x != IR_NONE && shape_equal(&graph_node(a->g, x)->shape, s)) return x;
-  NodeAttr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.reshape.shape = *s;
-  return ad_add(a, OP_BROADCAST, &x, 1, &attr);
-}
-
-NodeId ad_cast(AdCtx *a, NodeId x, DType t) {
-  if (x != IR_NONE && graph_node(a->g, x)->dtype == t) return x;
-  NodeAttr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.cast.dtype = t;
-  return ad_add(a, OP_CAST, &x, 1, &attr);
-}
-
-NodeId ad_transpose(AdCtx *a, NodeId x, const int8_t *perm) {
-  NodeAttr attr;
-  memset(&attr, 0, sizeof attr);
-  memcpy(attr.transpose.perm, perm, sizeof attr.transpose.perm);
-  return ad_add(a, OP_TRANSPOSE, &x, 1, &attr);
-}
-
-NodeId ad_matmul(AdCtx *a, NodeId x, NodeId y, bool trans_a, bool trans_b) {
-  NodeAttr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.matmul.trans_a = trans_a;
-  attr.matmul.trans_b = trans_b;
-  NodeId in[2] = {x, y};
-  return ad_add(a, OP_MATMUL, in, 2, &attr);
-}
-
-NodeId ad_unbroadcast(AdCtx *a, NodeId x, const Shape *s) {
-  if (x == IR_NONE) return IR_NONE;
-  Shape xs = graph_node(a->g, x)->shape;
-  if (shape_equal(&xs, s)) return x;
-  int lead = xs.rank - s->rank;
-  uint32_t axes = 0;
-  for (int i = 0; i < xs.rank; i++) {
-    int j = i - lead;
-    if (j < 0 || (s->dim[j] == 1 && xs.dim[i] != 1)) axes |= 1u << i;
-  }
-  NodeId r = axes ? ad_reduce(a, OP_SUM, x, axes, true) : x;
-  return ad_reshape(a, r, s);
+bool ad_wants(const AdCtx *a, NodeId input) {
+  return input < a->n_fwd && a->active[input];
 }
 
 void ad_accumulate(AdCtx *a, NodeId input, NodeId contribution) {
   if (input >= a->n_fwd || !a->active[input] || contribution == IR_NONE) return;
-  const Node *in = graph_node(a->g, input);
+  const Node *in = graph_node(a->b.g, input);
   Shape s = in->shape;
   DType t = in->dtype;
-  NodeId c = ad_cast(a, ad_unbroadcast(a, contribution, &s), t);
+  NodeId c = build_cast(&a->b, build_unbroadcast(&a->b, contribution, &s), t);
   if (c == IR_NONE) return;
-  a->grad[input] = a->grad[input] == IR_NONE ? c : ad_binary(a, OP_ADD, a->grad[input], c);
+  a->grad[input] = a->grad[input] == IR_NONE ? c : build_binary(&a->b, OP_ADD, a->grad[input], c);
 }
 
 /* ---- which step, which params ------------------------------------------------------------- */
 
-/* The step an entry differentiates: NULL with *is_entry false for non-train entries. */
+/* The step an entry differentiates (Graph.step): NULL with *is_entry false for entries that
+ * are neither train nor grad. A grad entry made without a step takes the step whose loss it
+ * kept, else the first. */
 static const TrainStep *entry_step(const Graph *g, bool *is_entry, bool *grad_only) {
   const Module *m = g->module;
-  *is_entry = false;
-  *grad_only = strcmp(g->name, "grad") == 0;
-  if (*grad_only) { /* the step whose loss the entry kept (pipeline.c: --step) */
-    *is_entry = true;
-    for (int i = 0; i < g->n_outputs; i++)
-      for (int k = 0; g->outputs[i].kind == OUT_LOSS && k < m->n_steps; k++)
-        if (m->steps[k].loss_node == g->outputs[i].node) return &m->steps[k];
-    return m->n_steps > 0 ? &m->steps[0] : NULL;
-  }
-  if (strcmp(g->name, "train") == 0) {
-    *is_entry = true;
-    return m->n_steps > 0 ? &m->steps[0] : NULL;
-  }
-  if (strncmp(g->name, "train_", 6) != 0) return NULL;
-  *is_entry = true;
-  for (int i = 0; i < m->n_steps; i++)
-    if (m->steps[i].name && strcmp(m->steps[i].name, g->name + 6) == 0) return &m->steps[i];
-  return NULL;
+  *is_entry = g->kind == ENTRY_TRAIN || g->kind == ENTRY_GRAD;
+  *grad_only = g->kind == ENTRY_GRAD;
+  if (!*is_entry) return NULL;
+  if (g->step >= 0) return g->step < m->n_steps ? &m->steps[g->step] : NULL;
+  if (!*grad_only) return NULL;
+  for (int i = 0; i < g->n_outputs; i++)
+    for (int k = 0; g->outputs[i].kind == OUT_LOSS && k < m->n_steps; k++)
+      if (m->steps[k].loss_node == g->outputs[i].node) return &m->steps[k];
+  return m->n_steps > 0 ? &m->steps[0] : NULL;
 }
 
 static bool param_selected(const TrainStep *s, const char *name) {
@@ -193,13 +94,15 @@ static void mark_dependent(const Graph *g, const TrainStep *s, uint32_t n, bool 
       continue;
     }
     if (vjp_kind(nd->op) == VJP_ZERO) continue;
-    for (int k = 0; k < nd->n_in; k++) dep[i] = dep[i] || dep[nd->in[k]];
+    for (int k = 0; k < nd->n_in; k++)
+      dep[i] = dep[i] || dep[nd->in[k]];
   }
 }
 
 /* active[i] = dep[i] and the loss depends on i through dependent nodes. */
 static void mark_active(const Graph *g, NodeId loss, const bool *dep, bool *active) {
-  for (NodeId i = 0; i <= loss; i++) active[i] = false;
+  for (NodeId i = 0; i <= loss; i++)
+    active[i] = false;
   active[loss] = dep[loss];
   for (NodeId i = loss + 1; i-- > 0;) {
     if (!active[i]) continue;
@@ -226,8 +129,10 @@ static bool check_rules(const Graph *g, NodeId loss, const bool *active, Diag *d
       seen = active[j] && o->op == nd->op && same_loc(o->loc, nd->loc);
     }
     if (seen) continue;
-    diag_error(d, nd->loc, "cannot differentiate '%s': the op has no gradient rule, and the "
-               "loss depends on a trained param through it", ir_ops[nd->op].name);
+    diag_error(d, nd->loc,
+               "cannot differentiate '%s': the op has no gradient rule, and the "
+               "loss depends on a trained param through it",
+               ir_ops[nd->op].name);
     errors++;
   }
   return errors == 0;
@@ -236,16 +141,16 @@ static bool check_rules(const Graph *g, NodeId loss, const bool *active, Diag *d
 /* ---- the sweep ---------------------------------------------------------------------------- */
 
 static bool sweep(AdCtx *a, NodeId loss) {
-  const Node *l = graph_node(a->g, loss);
-  a->loc = l->loc;
-  a->grad[loss] = ad_scalar(a, l->dtype, 1.0);
+  const Node *l = graph_node(a->b.g, loss);
+  a->b.loc = l->loc;
+  a->grad[loss] = build_scalar(&a->b, l->dtype, 1.0);
   for (NodeId i = loss + 1; i-- > 0;) {
-    const Node *nd = graph_node(a->g, i);
+    const Node *nd = graph_node(a->b.g, i);
     if (!a->active[i] || a->grad[i] == IR_NONE || nd->op == OP_PARAM) continue;
-    a->loc = nd->loc;
-    if (!vjp_apply(a, i, a->grad[i]) || a->failed) return false;
+    a->b.loc = nd->loc;
+    if (!vjp_apply(a, i, a->grad[i]) || a->b.failed) return false;
   }
-  return !a->failed;
+  return !a->b.failed;
 }
 
 /* Sum of the gradients of every PARAM node of param p (NONE if none reached p). */
@@ -253,25 +158,25 @@ static NodeId param_grad(AdCtx *a, int32_t p, NodeId *value) {
   NodeId sum = IR_NONE;
   *value = IR_NONE;
   for (NodeId i = 0; i < a->n_fwd; i++) {
-    const Node *nd = graph_node(a->g, i);
+    const Node *nd = graph_node(a->b.g, i);
     if (nd->op != OP_PARAM || nd->attr.source.index != p) continue;
     if (*value == IR_NONE) *value = i;
     if (a->grad[i] == IR_NONE) continue;
-    sum = sum == IR_NONE ? a->grad[i] : ad_binary(a, OP_ADD, sum, a->grad[i]);
+    sum = sum == IR_NONE ? a->grad[i] : build_binary(&a->b, OP_ADD, sum, a->grad[i]);
   }
   return sum;
 }
 
 static bool add_grad_outputs(AdCtx *a, const TrainStep *s) {
-  Module *m = a->g->module;
+  Module *m = a->b.g->module;
   for (int32_t p = 0; p < m->n_params; p++) {
     if (!param_selected(s, m->params[p].name)) continue;
     NodeId value;
-    a->loc = m->params[p].loc;
+    a->b.loc = m->params[p].loc;
     NodeId gr = param_grad(a, p, &value);
-    if (gr == IR_NONE) gr = ad_fill(a, m->params[p].dtype, &m->params[p].shape, 0.0);
-    if (a->failed) return false;
-    graph_add_output(a->g, m->params[p].name, gr, OUT_GRAD, p);
+    if (gr == IR_NONE) gr = build_fill(&a->b, m->params[p].dtype, &m->params[p].shape, 0.0);
+    if (a->b.failed) return false;
+    graph_add_output(a->b.g, m->params[p].name, gr, OUT_GRAD, p);
   }
   return true;
 }
@@ -279,19 +184,19 @@ static bool add_grad_outputs(AdCtx *a, const TrainStep *s) {
 /* Params the optimizer updates: selected ones that the loss reaches (like torch, a param
  * whose .grad stays None is skipped by the optimizer). */
 static bool append_optimizer(AdCtx *a, const TrainStep *s, PassCtx *c) {
-  Module *m = a->g->module;
+  Module *m = a->b.g->module;
   OptimParam *ps = arena_alloc(&c->scratch, sizeof *ps * (size_t)(m->n_params + 1));
   int n = 0;
   for (int32_t p = 0; p < m->n_params; p++) {
     if (!param_selected(s, m->params[p].name)) continue;
     NodeId value;
-    a->loc = m->params[p].loc;
+    a->b.loc = m->params[p].loc;
     NodeId gr = param_grad(a, p, &value);
     if (gr == IR_NONE) continue;
     ps[n++] = (OptimParam){p, value, gr};
   }
-  if (a->failed) return false;
-  return optim_append(a, s, a->g->name, ps, n);
+  if (a->b.failed) return false;
+  return optim_append(a, s, a->b.g->name, ps, n);
 }
 
 bool pass_autodiff(Graph *g, PassCtx *c) {
@@ -309,11 +214,12 @@ bool pass_autodiff(Graph *g, PassCtx *c) {
   bool *dep = arena_alloc(&c->scratch, n);
   bool *active = arena_alloc(&c->scratch, n);
   NodeId *grad = arena_alloc(&c->scratch, sizeof *grad * n);
-  for (uint32_t i = 0; i < n; i++) grad[i] = IR_NONE;
+  for (uint32_t i = 0; i < n; i++)
+    grad[i] = IR_NONE;
   mark_dependent(g, s, n, dep);
   mark_active(g, loss, dep, active);
   if (!check_rules(g, loss, active, c->diag)) return false;
-  AdCtx a = {g, c->diag, g->nodes[loss].loc, false, grad, active, n};
+  AdCtx a = {build_init(g, c->diag, g->nodes[loss].loc), grad, active, n};
   if (!sweep(&a, loss)) return false;
   return grad_only ? add_grad_outputs(&a, s) : append_optimizer(&a, s, c);
 }

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/build.h"
 #include "ir/scan.h"
 #include "passes.h"
 #include "rewrite.h"
@@ -45,24 +46,22 @@
 typedef struct Hoist {
   Graph *g;
   PassCtx *c;
-  NodeId id;    /* the scan being rewritten */
+  NodeId id; /* the scan being rewritten */
   Graph *body;
-  bool failed;
+  Builder b; /* appends to g, every node with the scan's loc */
 } Hoist;
 
-static NodeId hz_add(Hoist *h, OpKind op, const NodeId *in, int n, const NodeAttr *at) {
-  if (h->failed) return IR_NONE;
-  SrcLoc loc = graph_node(h->g, h->id)->loc;
-  NodeId r = graph_add(h->g, op, in, n, at, loc, h->c->diag);
-  if (r == IR_NONE) h->failed = true;
-  return r;
+static Hoist hoist_init(Graph *g, PassCtx *c, NodeId id, Graph *body) {
+  Hoist h = {g, c, id, body, build_init(g, c->diag, graph_node(g, id)->loc)};
+  return h;
 }
 
+/* a RESHAPE node even where x already has shape s (unlike build_reshape) */
 static NodeId hz_reshape(Hoist *h, NodeId x, const Shape *s) {
   NodeAttr at;
   memset(&at, 0, sizeof at);
   at.reshape.shape = *s;
-  return hz_add(h, OP_RESHAPE, &x, 1, &at);
+  return build_node(&h->b, OP_RESHAPE, &x, 1, &at);
 }
 
 /* x as a matrix [numel / last, last] */
@@ -73,15 +72,6 @@ static NodeId hz_rows(Hoist *h, NodeId x) {
   d[0] = shape_numel(s) / d[1];
   Shape m = shape_make(2, d);
   return hz_reshape(h, x, &m);
-}
-
-static NodeId hz_matmul(Hoist *h, NodeId a, NodeId b, bool ta, bool tb) {
-  NodeAttr at;
-  memset(&at, 0, sizeof at);
-  at.matmul.trans_a = ta;
-  at.matmul.trans_b = tb;
-  NodeId in[2] = {a, b};
-  return hz_add(h, OP_MATMUL, in, 2, &at);
 }
 
 /* the scan input kind (0 carry, 1 sequence, 2 captured) of body node b, or -1 */
@@ -118,8 +108,7 @@ static bool proj_matches(const Hoist *h, const Node *m) {
   if (hz_kind(h, m->in[0]) != 1 || hz_kind(h, m->in[1]) != 2) return false;
   const Node *x = graph_node(h->body, m->in[0]), *w = graph_node(h->body, m->in[1]);
   return w->shape.rank == 2 && x->shape.rank == m->shape.rank &&
-         scan->attr.scan.axis < x->shape.rank && dtype_is_float(m->dtype) &&
-         pays_off(&x->shape);
+         scan->attr.scan.axis < x->shape.rank && dtype_is_float(m->dtype) && pays_off(&x->shape);
 }
 
 /* inserts p as the last sequence input; captured SCAN_ARGs move up by one */
@@ -159,10 +148,10 @@ static bool hoist_projection(Hoist *h, NodeId m) {
   NodeId x = hz_source(h, mn.in[0]), w = hz_source(h, mn.in[1]);
   int axis = graph_node(h->g, h->id)->attr.scan.axis;
   int64_t T = graph_node(h->g, h->id)->attr.scan.length;
-  NodeId p = hz_matmul(h, hz_rows(h, x), w, false, mn.attr.matmul.trans_b);
+  NodeId p = build_matmul(&h->b, hz_rows(h, x), w, false, mn.attr.matmul.trans_b);
   Shape full = scan_stack_shape(&mn.shape, axis, T);
   p = hz_reshape(h, p, &full);
-  if (h->failed) return false;
+  if (h->b.failed) return false;
   to_scan_arg(h, m, p);
   return true;
 }
@@ -189,8 +178,7 @@ static bool carry_private(const Hoist *h, int k, NodeId by) {
 /* the x_t^T @ dG_t term of new carry k (acc + term), or IR_NONE; *acc_out = acc */
 static NodeId accum_term(const Hoist *h, int k, NodeId *acc_out) {
   const Node *o = graph_node(h->body, h->body->outputs[k].node);
-  if (o->op != OP_ADD || o->shape.rank != 2 ||
-      !carry_private(h, k, h->body->outputs[k].node))
+  if (o->op != OP_ADD || o->shape.rank != 2 || !carry_private(h, k, h->body->outputs[k].node))
     return IR_NONE;
   for (int side = 0; side < 2; side++) {
     NodeId acc = o->in[side], t = o->in[1 - side];
@@ -218,12 +206,15 @@ static bool accum_consumers(const Hoist *h, int64_t off, int64_t count, NodeId *
   for (NodeId j = h->id + 1; j < g->n_nodes; j++) {
     const Node *u = graph_node(g, j);
     bool reads = false;
-    for (int k = 0; k < u->n_in; k++) reads |= u->in[k] == h->id;
+    for (int k = 0; k < u->n_in; k++)
+      reads |= u->in[k] == h->id;
     if (!reads) continue;
     if (u->op != OP_UNPACK) return false;
     int64_t lo = u->attr.unpack.offset, n = shape_numel(&u->shape);
-    if (lo == off && n == count) uses[(*nu)++] = j;
-    else if (lo < off + count && off < lo + n) return false;
+    if (lo == off && n == count)
+      uses[(*nu)++] = j;
+    else if (lo < off + count && off < lo + n)
+      return false;
   }
   return true;
 }
@@ -260,19 +251,20 @@ static NodeId stacked_unpack(Hoist *h, NodeId dg) {
   memset(&at, 0, sizeof at);
   at.unpack.offset = off;
   at.unpack.shape = piece;
-  return hz_add(h, OP_UNPACK, &h->id, 1, &at);
+  return build_node(&h->b, OP_UNPACK, &h->id, 1, &at);
 }
 
 /* the parent side: dG stacked out of the scan, one GEMM, added to each unpack of the carry */
 static bool accum_parent(Hoist *h, NodeId x, NodeId dg, const NodeId *uses, int nu) {
   NodeId d = stacked_unpack(h, dg);
-  NodeId grad = hz_matmul(h, hz_rows(h, x), d == IR_NONE ? IR_NONE : hz_rows(h, d), true, false);
-  for (int i = 0; i < nu && !h->failed; i++) {
+  NodeId grad =
+      build_matmul(&h->b, hz_rows(h, x), d == IR_NONE ? IR_NONE : hz_rows(h, d), true, false);
+  for (int i = 0; i < nu && !h->b.failed; i++) {
     NodeId in[2] = {uses[i], grad};
-    NodeId sum = hz_add(h, OP_ADD, in, 2, NULL);
+    NodeId sum = build_node(&h->b, OP_ADD, in, 2, NULL);
     if (sum != IR_NONE) replace_uses(h->g, uses[i], sum, sum);
   }
-  return !h->failed;
+  return !h->b.failed;
 }
 
 static bool hoist_accum(Hoist *h, int k, NodeId *uses) {
@@ -297,8 +289,7 @@ static bool hoist_accum(Hoist *h, int k, NodeId *uses) {
 static NodeId bias_term(const Hoist *h, int k, NodeId *acc_out) {
   const Node *o = graph_node(h->body, h->body->outputs[k].node);
   int axis = graph_node(h->g, h->id)->attr.scan.axis;
-  if (o->op != OP_ADD || axis > 1 || !carry_private(h, k, h->body->outputs[k].node))
-    return IR_NONE;
+  if (o->op != OP_ADD || axis > 1 || !carry_private(h, k, h->body->outputs[k].node)) return IR_NONE;
   for (int side = 0; side < 2; side++) {
     NodeId acc = o->in[side], t = o->in[1 - side];
     const Node *a = graph_node(h->body, acc), *sum = graph_node(h->body, t);
@@ -333,14 +324,14 @@ static bool hoist_bias(Hoist *h, int k, NodeId *uses) {
   memset(&at, 0, sizeof at);
   at.reduce.axes = 1u;
   NodeId rows = d == IR_NONE ? IR_NONE : hz_rows(h, d);
-  NodeId sum = hz_add(h, OP_SUM, &rows, 1, &at);
-  for (int i = 0; i < nu && !h->failed; i++) {
+  NodeId sum = build_node(&h->b, OP_SUM, &rows, 1, &at);
+  for (int i = 0; i < nu && !h->b.failed; i++) {
     NodeId grad = hz_reshape(h, sum, &graph_node(h->g, uses[i])->shape);
     NodeId in[2] = {uses[i], grad};
-    NodeId total = hz_add(h, OP_ADD, in, 2, NULL);
+    NodeId total = build_node(&h->b, OP_ADD, in, 2, NULL);
     if (total != IR_NONE) replace_uses(h->g, uses[i], total, total);
   }
-  return !h->failed;
+  return !h->b.failed;
 }
 
 /* ---- sequence gradients ------------------------------------------------------------------- */
@@ -393,14 +384,14 @@ static bool hoist_dseq(Hoist *h, int k, NodeId *uses) {
   memset(&at, 0, sizeof at);
   at.unpack.offset = doff;
   at.unpack.shape = ds;
-  NodeId d = hz_add(h, OP_UNPACK, &h->id, 1, &at);
-  NodeId r = hz_matmul(h, d == IR_NONE ? IR_NONE : hz_rows(h, d), w, false,
-                       m.attr.matmul.trans_b);
-  for (int i = 0; i < nu && !h->failed; i++) {
+  NodeId d = build_node(&h->b, OP_UNPACK, &h->id, 1, &at);
+  NodeId r =
+      build_matmul(&h->b, d == IR_NONE ? IR_NONE : hz_rows(h, d), w, false, m.attr.matmul.trans_b);
+  for (int i = 0; i < nu && !h->b.failed; i++) {
     NodeId ru = hz_reshape(h, r, &graph_node(h->g, uses[i])->shape);
     if (ru != IR_NONE) replace_uses(h->g, uses[i], ru, IR_NONE);
   }
-  return !h->failed;
+  return !h->b.failed;
 }
 
 /* ---- forward values a backward scan recomputes -------------------------------------------- */
@@ -487,7 +478,8 @@ static void rv_map(Reuse *r) {
       continue;
     }
     bool inputs = true;
-    for (int k = 0; k < bn->n_in; k++) inputs &= r->map[bn->in[k]] != IR_NONE;
+    for (int k = 0; k < bn->n_in; k++)
+      inputs &= r->map[bn->in[k]] != IR_NONE;
     for (NodeId a = 0; inputs && a < r->fb->n_nodes && r->map[b] == IR_NONE; a++)
       if (rv_equal(r, graph_node(r->fb, a), bn)) r->map[b] = a;
   }
@@ -539,7 +531,7 @@ static bool rv_scans_match(const Hoist *h, NodeId f) {
 
 /* backward body node b becomes a sequence input: forward body node a stacked out of scan f */
 static bool rv_reuse(Hoist *h, NodeId f, NodeId a, NodeId b) {
-  Hoist fh = {h->g, h->c, f, scan_body(h->g, graph_node(h->g, f)), false};
+  Hoist fh = hoist_init(h->g, h->c, f, scan_body(h->g, graph_node(h->g, f)));
   if (!fh.body) return false;
   int k = accum_stacked(&fh, a);
   int64_t off;
@@ -548,8 +540,8 @@ static bool rv_reuse(Hoist *h, NodeId f, NodeId a, NodeId b) {
   memset(&at, 0, sizeof at);
   at.unpack.offset = off;
   at.unpack.shape = piece;
-  NodeId u = hz_add(h, OP_UNPACK, &f, 1, &at);
-  if (h->failed) return false;
+  NodeId u = build_node(&h->b, OP_UNPACK, &f, 1, &at);
+  if (h->b.failed) return false;
   to_scan_arg(h, b, u);
   return true;
 }
@@ -565,18 +557,18 @@ static bool reuse_from(Hoist *h, NodeId f, NodeId *map, bool *changed) {
   for (NodeId b = 0; b < h->body->n_nodes && !any; b++)
     any = rv_cut(&r, b) && graph_node(fbody, r.map[b])->dtype == graph_node(h->g, f)->dtype;
   if (!any) return true;
-  Hoist fh = {h->g, h->c, f, fbody, false};
+  Hoist fh = hoist_init(h->g, h->c, f, fbody);
   if (!own_body(h) || !own_body(&fh)) return false;
   r.fb = fh.body;
   rv_map(&r); /* the same bodies, perhaps copies now */
-  for (NodeId b = 0; b < h->body->n_nodes && !h->failed; b++) {
+  for (NodeId b = 0; b < h->body->n_nodes && !h->b.failed; b++) {
     if (!rv_cut(&r, b) || graph_node(h->g, h->id)->n_in >= IR_MAX_INPUTS ||
         graph_node(fh.body, r.map[b])->dtype != graph_node(h->g, f)->dtype)
       continue;
     if (!rv_reuse(h, f, r.map[b], b)) return false;
     r.map[b] = IR_NONE; /* now a SCAN_ARG of the backward scan */
   }
-  if (h->failed) return false;
+  if (h->b.failed) return false;
   *changed = true;
   if (!pass_dce(h->body, h->c)) return false;
   prune_inputs(h);
@@ -663,16 +655,16 @@ static bool hoist_scan(Hoist *h, NodeId *uses, bool *changed) {
   if (!h->body || !has_candidate(h)) return true;
   if (!own_body(h)) return false;
   bool any = false;
-  for (NodeId b = 0; b < h->body->n_nodes && !h->failed; b++)
+  for (NodeId b = 0; b < h->body->n_nodes && !h->b.failed; b++)
     if (proj_matches(h, graph_node(h->body, b))) any |= hoist_projection(h, b);
-  for (int k = 0; k < graph_node(h->g, h->id)->attr.scan.n_carry && !h->failed; k++)
+  for (int k = 0; k < graph_node(h->g, h->id)->attr.scan.n_carry && !h->b.failed; k++)
     any |= hoist_accum(h, k, uses);
-  for (int k = 0; k < graph_node(h->g, h->id)->attr.scan.n_carry && !h->failed; k++)
+  for (int k = 0; k < graph_node(h->g, h->id)->attr.scan.n_carry && !h->b.failed; k++)
     any |= hoist_bias(h, k, uses); /* after: it needs dG stacked */
   int nc = graph_node(h->g, h->id)->attr.scan.n_carry;
-  for (int k = h->body->n_outputs - 1; k >= nc && !h->failed; k--)
+  for (int k = h->body->n_outputs - 1; k >= nc && !h->b.failed; k--)
     any |= hoist_dseq(h, k, uses);
-  if (h->failed) return false;
+  if (h->b.failed) return false;
   if (!any) return true;
   *changed = true;
   if (!pass_dce(h->body, h->c)) return false;
@@ -687,15 +679,15 @@ bool pass_hoist(Graph *g, PassCtx *c) {
     return false;
   }
   bool changed = false, ok = true;
-  uint32_t n = g->n_nodes; /* nodes added below are never scans */
+  uint32_t n = g->n_nodes;                  /* nodes added below are never scans */
   for (NodeId id = 0; id < n && ok; id++) { /* first, before the projections leave bodies */
     if (graph_node(g, id)->op != OP_SCAN) continue;
-    Hoist h = {g, c, id, NULL, false};
+    Hoist h = hoist_init(g, c, id, NULL);
     ok = reuse_scan(&h, &changed);
   }
   for (NodeId id = 0; id < n && ok; id++) {
     if (graph_node(g, id)->op != OP_SCAN) continue;
-    Hoist h = {g, c, id, NULL, false};
+    Hoist h = hoist_init(g, c, id, NULL);
     ok = hoist_scan(&h, uses, &changed);
   }
   free(uses);

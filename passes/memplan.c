@@ -5,7 +5,8 @@
  * Does:     gives every value that crosses a kernel boundary a byte offset (node->offset) in
  *           one workspace arena and sets g->workspace_bytes to the arena's peak size. Offsets
  *           and sizes are multiples of 64 bytes (the caller passes a 64-byte aligned
- *           workspace).
+ *           workspace). Stores the kernel schedule it planned over (Node.kernel,
+ *           g->n_kernels) for codegen, which emits and numbers kernels in that order.
  * Invalidates: nothing; any pass that adds, removes, reorders or regroups nodes invalidates it.
  *
  * Which nodes get a buffer (codegen relies on exactly these rules):
@@ -125,13 +126,13 @@ typedef struct Plan {
   Graph *g;
   int32_t *kernel_of; /* graph_fill_kernels */
   int32_t n_kernels;
-  bool *needs;        /* the node gets a workspace buffer of its own */
-  bool *donated;      /* the root's buffer was handed to an in-place output */
-  NodeId *root;       /* storage root (RESHAPE chains followed) */
-  int32_t *last;      /* per root: last reading kernel (n_kernels: live to the end) */
-  uint32_t *kmember;  /* members of kernel k: kmember[kstart[k] .. kstart[k + 1]) */
+  bool *needs;       /* the node gets a workspace buffer of its own */
+  bool *donated;     /* the root's buffer was handed to an in-place output */
+  NodeId *root;      /* storage root (RESHAPE chains followed) */
+  int32_t *last;     /* per root: last reading kernel (n_kernels: live to the end) */
+  uint32_t *kmember; /* members of kernel k: kmember[kstart[k] .. kstart[k + 1]) */
   uint32_t *kstart;
-  uint32_t *dying;    /* roots dying in kernel k: dying[dstart[k] .. dstart[k + 1]) */
+  uint32_t *dying; /* roots dying in kernel k: dying[dstart[k] .. dstart[k + 1]) */
   uint32_t *dstart;
 } Plan;
 
@@ -180,8 +181,12 @@ static void bucket(const Plan *p, const int32_t *key, bool (*take)(const Plan *,
     if (take(p, id) && key[id] >= 0 && key[id] < nk) out[fill[key[id]]++] = id;
 }
 
-static bool take_member(const Plan *p, uint32_t id) { return p->kernel_of[id] >= 0; }
-static bool take_root(const Plan *p, uint32_t id) { return p->needs[id]; }
+static bool take_member(const Plan *p, uint32_t id) {
+  return p->kernel_of[id] >= 0;
+}
+static bool take_root(const Plan *p, uint32_t id) {
+  return p->needs[id];
+}
 
 /* Whether kernel k reads the storage r (root r, or when r is IR_NONE any source (op, index))
  * only through elementwise members at shape s: element i only to compute element i. (In a
@@ -309,6 +314,9 @@ bool pass_memplan(Graph *g, PassCtx *c) {
     bucket(&p, p.last, take_root, p.dying, p.dstart);
     plan_kernels(&p, &pl);
     g->workspace_bytes = pl.top;
+    for (uint32_t id = 0; id < g->n_nodes; id++) /* the schedule codegen follows */
+      g->nodes[id].kernel = p.kernel_of[id];
+    g->n_kernels = p.n_kernels;
     ok = memplan_scan_bodies(g, c); /* scan bodies: past the top (memplan_scan.c) */
   } else {
     diag_error(c->diag, (SrcLoc){0}, "out of memory while planning the workspace of '%s'", g->name);

@@ -3,20 +3,14 @@
  * The model graph holds TRAIN_SELECT(train_value, inference_value) nodes (batch norm: batch
  * statistics vs running statistics) and OUT_STATE_UPDATE outputs for the running statistics.
  * pipeline.c keeps those updates only in the train entries and, before the passes run, calls
- * passes_resolve_mode on every entry: train and grad entries take the first input (like a
- * PyTorch module in .train()), forward and evaluate the second (.eval()). Uses are rewired in
+ * passes_resolve_mode on every entry: train and grad entries (entry_kind_is_training) take
+ * the first input (like a PyTorch module in .train()), forward and evaluate the second
+ * (.eval()). Uses are rewired in
  * one sweep in id order (rewrite.h); the selects and the branch not taken become dead.
  */
 #include "mode.h"
 
-#include <string.h>
-
 #include "rewrite.h"
-
-bool passes_is_training_entry(const char *name) {
-  return strcmp(name, "grad") == 0 || strcmp(name, "train") == 0 ||
-         strncmp(name, "train_", 6) == 0;
-}
 
 bool passes_resolve_mode(Graph *g, bool train, PassCtx *c) {
   NodeId *repl = rw_identity(g, c, "mode");

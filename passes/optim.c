@@ -27,20 +27,39 @@
 #include "autodiff_internal.h"
 
 typedef enum ArgId {
-  A_LR, A_BETA1, A_BETA2, A_EPS, A_MOMENTUM, A_DAMPENING, A_NESTEROV, A_WEIGHT_DECAY,
-  A_ALPHA, A_CENTERED, A_LR_DECAY, A_INITIAL_ACC, A_CLIP_NORM, A_SCHEDULE, A_STEP_SIZE,
-  A_GAMMA, A_TOTAL_STEPS, A_MIN_LR, A_WARMUP_STEPS, A_COUNT
+  A_LR,
+  A_BETA1,
+  A_BETA2,
+  A_EPS,
+  A_MOMENTUM,
+  A_DAMPENING,
+  A_NESTEROV,
+  A_WEIGHT_DECAY,
+  A_ALPHA,
+  A_CENTERED,
+  A_LR_DECAY,
+  A_INITIAL_ACC,
+  A_CLIP_NORM,
+  A_SCHEDULE,
+  A_STEP_SIZE,
+  A_GAMMA,
+  A_TOTAL_STEPS,
+  A_MIN_LR,
+  A_WARMUP_STEPS,
+  A_COUNT
 } ArgId;
 
 static const char *const arg_names[A_COUNT] = {
-    "lr", "beta1", "beta2", "eps", "momentum", "dampening", "nesterov", "weight_decay",
-    "alpha", "centered", "lr_decay", "initial_accumulator_value", "clip_norm", "schedule",
-    "step_size", "gamma", "total_steps", "min_lr", "warmup_steps"};
+    "lr",          "beta1",     "beta2",       "eps",
+    "momentum",    "dampening", "nesterov",    "weight_decay",
+    "alpha",       "centered",  "lr_decay",    "initial_accumulator_value",
+    "clip_norm",   "schedule",  "step_size",   "gamma",
+    "total_steps", "min_lr",    "warmup_steps"};
 
 #define BIT(a) (1u << (a))
-#define COMMON_ARGS                                                                       \
-  (BIT(A_LR) | BIT(A_WEIGHT_DECAY) | BIT(A_CLIP_NORM) | BIT(A_SCHEDULE) |                  \
-   BIT(A_STEP_SIZE) | BIT(A_GAMMA) | BIT(A_TOTAL_STEPS) | BIT(A_MIN_LR) | BIT(A_WARMUP_STEPS))
+#define COMMON_ARGS                                                                                \
+  (BIT(A_LR) | BIT(A_WEIGHT_DECAY) | BIT(A_CLIP_NORM) | BIT(A_SCHEDULE) | BIT(A_STEP_SIZE) |       \
+   BIT(A_GAMMA) | BIT(A_TOTAL_STEPS) | BIT(A_MIN_LR) | BIT(A_WARMUP_STEPS))
 #define SGD_ARGS (COMMON_ARGS | BIT(A_MOMENTUM) | BIT(A_DAMPENING) | BIT(A_NESTEROV))
 #define ADAM_ARGS (COMMON_ARGS | BIT(A_BETA1) | BIT(A_BETA2) | BIT(A_EPS))
 
@@ -59,10 +78,10 @@ static const struct OptInfo {
     {"adam", OPT_ADAM, ADAM_ARGS, 1e-3, 0.0, 0, 0.0, 1e-8},
     {"adamw", OPT_ADAMW, ADAM_ARGS, 1e-3, 0.0, 0, 1e-2, 1e-8},
     {"rmsprop", OPT_RMSPROP,
-     COMMON_ARGS | BIT(A_ALPHA) | BIT(A_EPS) | BIT(A_MOMENTUM) | BIT(A_CENTERED), 1e-2, 0.0, 0,
-     0.0, 1e-8},
-    {"adagrad", OPT_ADAGRAD,
-     COMMON_ARGS | BIT(A_EPS) | BIT(A_LR_DECAY) | BIT(A_INITIAL_ACC), 1e-2, 0.0, 0, 0.0, 1e-10},
+     COMMON_ARGS | BIT(A_ALPHA) | BIT(A_EPS) | BIT(A_MOMENTUM) | BIT(A_CENTERED), 1e-2, 0.0, 0, 0.0,
+     1e-8},
+    {"adagrad", OPT_ADAGRAD, COMMON_ARGS | BIT(A_EPS) | BIT(A_LR_DECAY) | BIT(A_INITIAL_ACC), 1e-2,
+     0.0, 0, 0.0, 1e-10},
 };
 enum { OPT_TABLE_COUNT = sizeof opt_table / sizeof opt_table[0] };
 
@@ -72,7 +91,7 @@ typedef enum Schedule { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE, SCHED_COUNT } 
 typedef struct Opt {
   AdCtx *a;
   const struct OptInfo *info;
-  double v[A_COUNT];  /* argument values (defaults filled in) */
+  double v[A_COUNT]; /* argument values (defaults filled in) */
   bool given[A_COUNT];
   SrcLoc at[A_COUNT]; /* where each given argument was written */
   const char *prefix; /* state name prefix: "adam" or "disc.adam" */
@@ -86,17 +105,24 @@ typedef struct Opt {
 static const struct OptInfo *find_optimizer(const TrainStep *s, Diag *d) {
   for (int i = 0; i < OPT_TABLE_COUNT; i++)
     if (s->optimizer && strcmp(s->optimizer, opt_table[i].name) == 0) return &opt_table[i];
-  diag_error(d, s->loc, "unknown optimizer '%s': expected one of sgd, momentum, nesterov, "
-             "adam, adamw, rmsprop, adagrad", s->optimizer ? s->optimizer : "");
+  diag_error(d, s->loc,
+             "unknown optimizer '%s': expected one of sgd, momentum, nesterov, "
+             "adam, adamw, rmsprop, adagrad",
+             s->optimizer ? s->optimizer : "");
   return NULL;
 }
 
 static void set_defaults(Opt *o) {
   const struct OptInfo *f = o->info;
-  double defaults[A_COUNT] = {
-      [A_LR] = f->lr, [A_BETA1] = 0.9, [A_BETA2] = 0.999, [A_EPS] = f->eps,
-      [A_MOMENTUM] = f->momentum, [A_NESTEROV] = f->nesterov,
-      [A_WEIGHT_DECAY] = f->weight_decay, [A_ALPHA] = 0.99, [A_GAMMA] = 0.1};
+  double defaults[A_COUNT] = {[A_LR] = f->lr,
+                              [A_BETA1] = 0.9,
+                              [A_BETA2] = 0.999,
+                              [A_EPS] = f->eps,
+                              [A_MOMENTUM] = f->momentum,
+                              [A_NESTEROV] = f->nesterov,
+                              [A_WEIGHT_DECAY] = f->weight_decay,
+                              [A_ALPHA] = 0.99,
+                              [A_GAMMA] = 0.1};
   memcpy(o->v, defaults, sizeof o->v);
 }
 
@@ -134,7 +160,7 @@ static bool read_args(Opt *o, const TrainStep *s, Diag *d) {
 static bool check_range(Opt *o, ArgId id, double lo, double hi, bool hi_open, Diag *d) {
   double x = o->v[id];
   if (x >= lo && (hi_open ? x < hi : x <= hi)) return true;
-  SrcLoc loc = o->given[id] ? o->at[id] : o->a->loc;
+  SrcLoc loc = o->given[id] ? o->at[id] : o->a->b.loc;
   diag_error(d, loc, "invalid %s = %g for optimizer '%s': expected a value in [%g, %g%s",
              arg_names[id], x, o->info->name, lo, hi, hi_open ? ")" : "]");
   return false;
@@ -152,7 +178,7 @@ static bool check_args(Opt *o, Diag *d) {
   ok = check_range(o, A_SCHEDULE, 0, SCHED_COUNT - 1, false, d) && ok;
   ok = check_range(o, A_MIN_LR, 0, INFINITY, false, d) && ok;
   if (o->v[A_NESTEROV] != 0 && (o->v[A_MOMENTUM] <= 0 || o->v[A_DAMPENING] != 0)) {
-    diag_error(d, o->given[A_NESTEROV] ? o->at[A_NESTEROV] : o->a->loc,
+    diag_error(d, o->given[A_NESTEROV] ? o->at[A_NESTEROV] : o->a->b.loc,
                "nesterov momentum requires momentum > 0 and dampening = 0");
     ok = false;
   }
@@ -164,16 +190,16 @@ static bool check_args(Opt *o, Diag *d) {
 /* The STATE node of state `name` (created in the Module unless it exists), and its index. */
 static NodeId state_node(Opt *o, const char *name, DType t, const Shape *s, double init,
                          int32_t *index) {
-  Module *m = o->a->g->module;
+  Module *m = o->a->b.g->module;
   int32_t idx = -1;
   for (int32_t i = 0; i < m->n_states && idx < 0; i++)
     if (strcmp(m->states[i].name, name) == 0) idx = i;
   if (idx < 0) {
     InitSpec spec = {init == 0 ? INIT_ZEROS : INIT_CONSTANT, init, 0};
-    idx = module_add_state(m, name, t, s, spec, o->a->loc);
+    idx = module_add_state(m, name, t, s, spec, o->a->b.loc);
   }
   *index = idx;
-  return graph_add_source(o->a->g, OP_STATE, idx, o->a->loc);
+  return graph_add_source(o->a->b.g, OP_STATE, idx, o->a->b.loc);
 }
 
 /* A per-param slot: returns the current value; *update receives the output to write. */
@@ -184,7 +210,7 @@ typedef struct Slot {
 } Slot;
 
 static Slot slot(Opt *o, const OptimParam *p, const char *what, double init) {
-  Module *m = o->a->g->module;
+  Module *m = o->a->b.g->module;
   const TensorDecl *decl = &m->params[p->index];
   Slot s;
   s.name = arena_printf(&m->arena, "%s.%s.%s", o->prefix, decl->name, what);
@@ -193,32 +219,34 @@ static Slot slot(Opt *o, const OptimParam *p, const char *what, double init) {
 }
 
 static void write_slot(Opt *o, const Slot *s, NodeId value) {
-  if (value != IR_NONE) graph_add_output(o->a->g, s->name, value, OUT_STATE_UPDATE, s->index);
+  if (value != IR_NONE) graph_add_output(o->a->b.g, s->name, value, OUT_STATE_UPDATE, s->index);
 }
 
 /* ---- scalars: step counter, schedule, clipping -------------------------------------------- */
 
-static NodeId f64(Opt *o, double v) { return ad_scalar(o->a, DT_F64, v); }
+static NodeId f64(Opt *o, double v) {
+  return build_scalar(&o->a->b, DT_F64, v);
+}
 
 /* cos(theta) for theta in [0, pi], as IR: -sin(theta - pi/2) by its Taylor series in Horner
  * form up to x^23 (|x| <= pi/2: truncation error < 1e-18), so no COS op is needed. */
 static NodeId cos_0_pi(Opt *o, NodeId theta) {
   AdCtx *a = o->a;
-  NodeId x = ad_binary(a, OP_SUB, theta, f64(o, M_PI / 2));
-  NodeId x2 = ad_binary(a, OP_MUL, x, x);
+  NodeId x = build_binary(&a->b, OP_SUB, theta, f64(o, M_PI / 2));
+  NodeId x2 = build_binary(&a->b, OP_MUL, x, x);
   NodeId p = f64(o, 1.0);
   for (int k = 11; k >= 1; k--) {
-    NodeId term = ad_binary(a, OP_DIV, ad_binary(a, OP_MUL, x2, p),
-                            f64(o, (double)(2 * k) * (double)(2 * k + 1)));
-    p = ad_binary(a, OP_SUB, f64(o, 1.0), term);
+    NodeId term = build_binary(&a->b, OP_DIV, build_binary(&a->b, OP_MUL, x2, p),
+                               f64(o, (double)(2 * k) * (double)(2 * k + 1)));
+    p = build_binary(&a->b, OP_SUB, f64(o, 1.0), term);
   }
-  return ad_unary(a, OP_NEG, ad_binary(a, OP_MUL, x, p));
+  return build_unary(&a->b, OP_NEG, build_binary(&a->b, OP_MUL, x, p));
 }
 
 static bool need_positive(Opt *o, ArgId id, const char *why, Diag *d) {
   if (o->v[id] >= 1 && o->v[id] == floor(o->v[id])) return true;
-  diag_error(d, o->given[id] ? o->at[id] : o->a->loc,
-             "%s needs %s = a positive integer, got %g", why, arg_names[id], o->v[id]);
+  diag_error(d, o->given[id] ? o->at[id] : o->a->b.loc, "%s needs %s = a positive integer, got %g",
+             why, arg_names[id], o->v[id]);
   return false;
 }
 
@@ -227,30 +255,34 @@ static bool schedule_lr(Opt *o, Diag *d) {
   AdCtx *a = o->a;
   Schedule kind = (Schedule)o->v[A_SCHEDULE];
   if (!o->given[A_SCHEDULE])
-    kind = o->given[A_STEP_SIZE] ? SCHED_STEP
-           : o->given[A_TOTAL_STEPS] ? SCHED_COSINE : SCHED_CONSTANT;
-  NodeId e = ad_binary(a, OP_SUB, o->t, f64(o, 1.0));
+    kind = o->given[A_STEP_SIZE]     ? SCHED_STEP
+           : o->given[A_TOTAL_STEPS] ? SCHED_COSINE
+                                     : SCHED_CONSTANT;
+  NodeId e = build_binary(&a->b, OP_SUB, o->t, f64(o, 1.0));
   NodeId lr = f64(o, o->v[A_LR]);
   if (kind == SCHED_STEP) {
     if (!need_positive(o, A_STEP_SIZE, "the step schedule", d)) return false;
-    NodeId q = ad_binary(a, OP_DIV, e, f64(o, o->v[A_STEP_SIZE]));
-    NodeId fl = ad_cast(a, ad_cast(a, q, DT_I64), DT_F64); /* q >= 0: truncation = floor */
-    lr = ad_binary(a, OP_MUL, lr, ad_binary(a, OP_POW, f64(o, o->v[A_GAMMA]), fl));
+    NodeId q = build_binary(&a->b, OP_DIV, e, f64(o, o->v[A_STEP_SIZE]));
+    NodeId fl =
+        build_cast(&a->b, build_cast(&a->b, q, DT_I64), DT_F64); /* q >= 0: truncation = floor */
+    lr = build_binary(&a->b, OP_MUL, lr, build_binary(&a->b, OP_POW, f64(o, o->v[A_GAMMA]), fl));
   } else if (kind == SCHED_COSINE) {
     if (!need_positive(o, A_TOTAL_STEPS, "the cosine schedule", d)) return false;
     double total = o->v[A_TOTAL_STEPS], lo = o->v[A_MIN_LR];
-    NodeId ec = ad_binary(a, OP_MINIMUM, e, f64(o, total));
-    NodeId c = cos_0_pi(o, ad_binary(a, OP_MUL, ec, f64(o, M_PI / total)));
-    NodeId half = ad_binary(a, OP_MUL, ad_binary(a, OP_ADD, f64(o, 1.0), c), f64(o, 0.5));
-    lr = ad_binary(a, OP_ADD, f64(o, lo), ad_binary(a, OP_MUL, f64(o, o->v[A_LR] - lo), half));
+    NodeId ec = build_binary(&a->b, OP_MINIMUM, e, f64(o, total));
+    NodeId c = cos_0_pi(o, build_binary(&a->b, OP_MUL, ec, f64(o, M_PI / total)));
+    NodeId half =
+        build_binary(&a->b, OP_MUL, build_binary(&a->b, OP_ADD, f64(o, 1.0), c), f64(o, 0.5));
+    lr = build_binary(&a->b, OP_ADD, f64(o, lo),
+                      build_binary(&a->b, OP_MUL, f64(o, o->v[A_LR] - lo), half));
   }
   if (o->given[A_WARMUP_STEPS]) {
     if (!need_positive(o, A_WARMUP_STEPS, "warm-up", d)) return false;
-    NodeId ramp = ad_binary(a, OP_DIV, o->t, f64(o, o->v[A_WARMUP_STEPS]));
-    lr = ad_binary(a, OP_MUL, lr, ad_binary(a, OP_MINIMUM, f64(o, 1.0), ramp));
+    NodeId ramp = build_binary(&a->b, OP_DIV, o->t, f64(o, o->v[A_WARMUP_STEPS]));
+    lr = build_binary(&a->b, OP_MUL, lr, build_binary(&a->b, OP_MINIMUM, f64(o, 1.0), ramp));
   }
   o->lr = lr;
-  return !a->failed;
+  return !a->b.failed;
 }
 
 /* torch.nn.utils.clip_grad_norm_: coef = min(1, c / (||(||g_i||)|| + 1e-6)) */
@@ -258,14 +290,14 @@ static void clip_coefficient(Opt *o, const OptimParam *ps, int n) {
   AdCtx *a = o->a;
   NodeId total = f64(o, 0.0);
   for (int i = 0; i < n; i++) {
-    NodeId sq = ad_binary(a, OP_MUL, ps[i].grad, ps[i].grad);
-    uint32_t all = (1u << graph_node(a->g, ps[i].grad)->shape.rank) - 1;
-    NodeId s = all ? ad_reduce(a, OP_SUM, sq, all, false) : sq;
-    total = ad_binary(a, OP_ADD, total, ad_cast(a, s, DT_F64));
+    NodeId sq = build_binary(&a->b, OP_MUL, ps[i].grad, ps[i].grad);
+    uint32_t all = (1u << graph_node(a->b.g, ps[i].grad)->shape.rank) - 1;
+    NodeId s = all ? build_reduce(&a->b, OP_SUM, sq, all, false) : sq;
+    total = build_binary(&a->b, OP_ADD, total, build_cast(&a->b, s, DT_F64));
   }
-  NodeId norm = ad_binary(a, OP_ADD, ad_unary(a, OP_SQRT, total), f64(o, 1e-6));
-  NodeId coef = ad_binary(a, OP_DIV, f64(o, o->v[A_CLIP_NORM]), norm);
-  o->clip = ad_binary(a, OP_MINIMUM, coef, f64(o, 1.0));
+  NodeId norm = build_binary(&a->b, OP_ADD, build_unary(&a->b, OP_SQRT, total), f64(o, 1e-6));
+  NodeId coef = build_binary(&a->b, OP_DIV, f64(o, o->v[A_CLIP_NORM]), norm);
+  o->clip = build_binary(&a->b, OP_MINIMUM, coef, f64(o, 1.0));
 }
 
 /* ---- per-param updates -------------------------------------------------------------------- */
@@ -278,12 +310,24 @@ typedef struct Upd {
   NodeId p, g; /* current param value, gradient (clipped) */
 } Upd;
 
-static NodeId cst(Upd *u, double v) { return ad_scalar(u->a, u->t, v); }
-static NodeId mul(Upd *u, NodeId x, NodeId y) { return ad_binary(u->a, OP_MUL, x, y); }
-static NodeId add(Upd *u, NodeId x, NodeId y) { return ad_binary(u->a, OP_ADD, x, y); }
-static NodeId sub(Upd *u, NodeId x, NodeId y) { return ad_binary(u->a, OP_SUB, x, y); }
-static NodeId dvd(Upd *u, NodeId x, NodeId y) { return ad_binary(u->a, OP_DIV, x, y); }
-static NodeId scal(Upd *u, NodeId f64_scalar) { return ad_cast(u->a, f64_scalar, u->t); }
+static NodeId cst(Upd *u, double v) {
+  return build_scalar(&u->a->b, u->t, v);
+}
+static NodeId mul(Upd *u, NodeId x, NodeId y) {
+  return build_binary(&u->a->b, OP_MUL, x, y);
+}
+static NodeId add(Upd *u, NodeId x, NodeId y) {
+  return build_binary(&u->a->b, OP_ADD, x, y);
+}
+static NodeId sub(Upd *u, NodeId x, NodeId y) {
+  return build_binary(&u->a->b, OP_SUB, x, y);
+}
+static NodeId dvd(Upd *u, NodeId x, NodeId y) {
+  return build_binary(&u->a->b, OP_DIV, x, y);
+}
+static NodeId scal(Upd *u, NodeId f64_scalar) {
+  return build_cast(&u->a->b, f64_scalar, u->t);
+}
 
 /* g + weight_decay * p (the coupled L2 decay of every optimizer but AdamW) */
 static NodeId decayed(Upd *u) {
@@ -307,7 +351,7 @@ static NodeId update_sgd(Upd *u, const OptimParam *p) {
     NodeId fresh = damp != 0 ? mul(u, cst(u, 1 - damp), d) : d;
     NodeId next = add(u, mul(u, cst(u, mu), buf.value), fresh);
     if (damp != 0) { /* torch starts the buffer at d itself, undamped */
-      NodeId first = scal(u, ad_binary(u->a, OP_EQ, o->t, f64(o, 1.0)));
+      NodeId first = scal(u, build_binary(&u->a->b, OP_EQ, o->t, f64(o, 1.0)));
       NodeId later = sub(u, cst(u, 1.0), first);
       next = add(u, mul(u, first, d), mul(u, later, next));
     }
@@ -325,8 +369,8 @@ static NodeId update_adam(Upd *u, const OptimParam *p) {
   double b1 = o->v[A_BETA1], b2 = o->v[A_BETA2];
   NodeId param = u->p, g = u->g;
   if (o->info->kind == OPT_ADAMW) {
-    NodeId keep = ad_binary(a, OP_SUB, f64(o, 1.0),
-                            ad_binary(a, OP_MUL, o->lr, f64(o, o->v[A_WEIGHT_DECAY])));
+    NodeId keep = build_binary(&a->b, OP_SUB, f64(o, 1.0),
+                               build_binary(&a->b, OP_MUL, o->lr, f64(o, o->v[A_WEIGHT_DECAY])));
     param = mul(u, param, scal(u, keep));
   } else {
     g = decayed(u);
@@ -336,11 +380,14 @@ static NodeId update_adam(Upd *u, const OptimParam *p) {
   NodeId v1 = ema(u, b2, v.value, mul(u, g, g));
   write_slot(o, &m, m1);
   write_slot(o, &v, v1);
-  NodeId bc1 = ad_binary(a, OP_SUB, f64(o, 1.0), ad_binary(a, OP_POW, f64(o, b1), o->t));
-  NodeId bc2 = ad_binary(a, OP_SUB, f64(o, 1.0), ad_binary(a, OP_POW, f64(o, b2), o->t));
-  NodeId step_size = scal(u, ad_binary(a, OP_DIV, o->lr, bc1));
-  NodeId denom = add(u, dvd(u, ad_unary(a, OP_SQRT, v1), scal(u, ad_unary(a, OP_SQRT, bc2))),
-                     cst(u, o->v[A_EPS]));
+  NodeId bc1 =
+      build_binary(&a->b, OP_SUB, f64(o, 1.0), build_binary(&a->b, OP_POW, f64(o, b1), o->t));
+  NodeId bc2 =
+      build_binary(&a->b, OP_SUB, f64(o, 1.0), build_binary(&a->b, OP_POW, f64(o, b2), o->t));
+  NodeId step_size = scal(u, build_binary(&a->b, OP_DIV, o->lr, bc1));
+  NodeId denom =
+      add(u, dvd(u, build_unary(&a->b, OP_SQRT, v1), scal(u, build_unary(&a->b, OP_SQRT, bc2))),
+          cst(u, o->v[A_EPS]));
   return sub(u, param, mul(u, step_size, dvd(u, m1, denom)));
 }
 
@@ -360,7 +407,7 @@ static NodeId update_rmsprop(Upd *u, const OptimParam *p) {
     write_slot(o, &ga, ga1);
     var = sub(u, v1, mul(u, ga1, ga1));
   }
-  NodeId avg = add(u, ad_unary(u->a, OP_SQRT, var), cst(u, o->v[A_EPS]));
+  NodeId avg = add(u, build_unary(&u->a->b, OP_SQRT, var), cst(u, o->v[A_EPS]));
   NodeId d = dvd(u, g, avg);
   if (mu > 0) {
     Slot buf = slot(o, p, "buf", 0.0);
@@ -379,53 +426,60 @@ static NodeId update_adagrad(Upd *u, const OptimParam *p) {
   Slot s = slot(o, p, "sum", o->v[A_INITIAL_ACC]);
   NodeId s1 = add(u, s.value, mul(u, g, g));
   write_slot(o, &s, s1);
-  NodeId decay = ad_binary(a, OP_MUL, ad_binary(a, OP_SUB, o->t, f64(o, 1.0)),
-                           f64(o, o->v[A_LR_DECAY]));
-  NodeId clr = ad_binary(a, OP_DIV, o->lr, ad_binary(a, OP_ADD, f64(o, 1.0), decay));
-  NodeId std = add(u, ad_unary(a, OP_SQRT, s1), cst(u, o->v[A_EPS]));
+  NodeId decay = build_binary(&a->b, OP_MUL, build_binary(&a->b, OP_SUB, o->t, f64(o, 1.0)),
+                              f64(o, o->v[A_LR_DECAY]));
+  NodeId clr = build_binary(&a->b, OP_DIV, o->lr, build_binary(&a->b, OP_ADD, f64(o, 1.0), decay));
+  NodeId std = add(u, build_unary(&a->b, OP_SQRT, s1), cst(u, o->v[A_EPS]));
   return sub(u, u->p, mul(u, scal(u, clr), dvd(u, g, std)));
 }
 
 static void update_param(Opt *o, const OptimParam *p) {
   AdCtx *a = o->a;
-  const Node *pn = graph_node(a->g, p->value);
+  const Node *pn = graph_node(a->b.g, p->value);
   Upd u = {o, a, pn->dtype, p->value, p->grad};
   if (o->clip != IR_NONE) u.g = mul(&u, u.g, scal(&u, o->clip));
   NodeId next = IR_NONE;
   switch (o->info->kind) {
-  case OPT_SGD: next = update_sgd(&u, p); break;
+  case OPT_SGD:
+    next = update_sgd(&u, p);
+    break;
   case OPT_ADAM:
-  case OPT_ADAMW: next = update_adam(&u, p); break;
-  case OPT_RMSPROP: next = update_rmsprop(&u, p); break;
-  case OPT_ADAGRAD: next = update_adagrad(&u, p); break;
+  case OPT_ADAMW:
+    next = update_adam(&u, p);
+    break;
+  case OPT_RMSPROP:
+    next = update_rmsprop(&u, p);
+    break;
+  case OPT_ADAGRAD:
+    next = update_adagrad(&u, p);
+    break;
   }
   if (next != IR_NONE)
-    graph_add_output(a->g, a->g->module->params[p->index].name, next, OUT_PARAM_UPDATE,
+    graph_add_output(a->b.g, a->b.g->module->params[p->index].name, next, OUT_PARAM_UPDATE,
                      p->index);
 }
 
-bool optim_append(AdCtx *a, const TrainStep *step, const char *entry, const OptimParam *ps,
-                  int n) {
+bool optim_append(AdCtx *a, const TrainStep *step, const char *entry, const OptimParam *ps, int n) {
   Opt o;
   memset(&o, 0, sizeof o);
   o.a = a;
   o.clip = IR_NONE;
-  a->loc = step->loc;
-  if (!(o.info = find_optimizer(step, a->diag))) return false;
+  a->b.loc = step->loc;
+  if (!(o.info = find_optimizer(step, a->b.diag))) return false;
   set_defaults(&o);
-  if (!read_args(&o, step, a->diag) || !check_args(&o, a->diag)) return false;
-  Module *m = a->g->module;
-  o.prefix = step->name ? arena_printf(&m->arena, "%s.%s", step->name, o.info->name)
-                        : o.info->name;
+  if (!read_args(&o, step, a->b.diag) || !check_args(&o, a->b.diag)) return false;
+  Module *m = a->b.g->module;
+  o.prefix = step->name ? arena_printf(&m->arena, "%s.%s", step->name, o.info->name) : o.info->name;
   int32_t count_index;
   const char *count_name = arena_printf(&m->arena, "%s.step_count", entry);
   Shape scalar = shape_make(0, NULL);
   NodeId count = state_node(&o, count_name, DT_F64, &scalar, 0.0, &count_index);
-  o.t = ad_binary(a, OP_ADD, count, f64(&o, 1.0));
-  if (!schedule_lr(&o, a->diag)) return false;
+  o.t = build_binary(&a->b, OP_ADD, count, f64(&o, 1.0));
+  if (!schedule_lr(&o, a->b.diag)) return false;
   if (o.given[A_CLIP_NORM]) clip_coefficient(&o, ps, n);
-  for (int i = 0; i < n && !a->failed; i++) update_param(&o, &ps[i]);
-  if (a->failed) return false;
-  graph_add_output(a->g, count_name, o.t, OUT_STATE_UPDATE, count_index);
+  for (int i = 0; i < n && !a->b.failed; i++)
+    update_param(&o, &ps[i]);
+  if (a->b.failed) return false;
+  graph_add_output(a->b.g, count_name, o.t, OUT_STATE_UPDATE, count_index);
   return true;
 }

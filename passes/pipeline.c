@@ -7,8 +7,8 @@
  * request) keeps the outputs and steps[0]'s loss, for test-set evaluation. Then every pass of
  * passes.def runs on every entry, in order, with verification between passes when asked.
  */
-#include "passes.h"
 #include "mode.h" /* train vs inference entries: TRAIN_SELECT, running-stat updates */
+#include "passes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +30,15 @@ static const struct {
 enum { PASS_TABLE_COUNT = sizeof pass_table / sizeof pass_table[0] };
 _Static_assert(PASS_TABLE_COUNT <= 32, "PassCtx.timings holds 32 passes");
 
-int passes_count(void) { return PASS_TABLE_COUNT; }
-const char *passes_name(int i) { return pass_table[i].name; }
-const char *passes_description(int i) { return pass_table[i].description; }
+int passes_count(void) {
+  return PASS_TABLE_COUNT;
+}
+const char *passes_name(int i) {
+  return pass_table[i].name;
+}
+const char *passes_description(int i) {
+  return pass_table[i].description;
+}
 
 void pass_ctx_init(PassCtx *c, Diag *d) {
   memset(c, 0, sizeof *c);
@@ -94,15 +100,19 @@ static bool run_pipeline(Graph *g, PassCtx *c) {
   return true;
 }
 
-/* Clones the model graph as `name`, keeping the OUT_VALUE outputs if `values` and the
- * OUT_LOSS output computed by `loss` (IR_NONE: none). Returns NULL when nothing is left. */
-static Graph *derive_entry(Module *m, const char *name, bool values, NodeId loss) {
+/* Clones the model graph as entry `name` (its kind follows the name, ir.h) differentiating
+ * step `step` (-1: none), keeping the OUT_VALUE outputs if `values`, the OUT_LOSS output
+ * of the step's loss (of steps[0] for evaluate) and, in train entries, the state updates.
+ * Returns NULL when nothing is left. */
+static Graph *derive_entry(Module *m, const char *name, bool values, int step) {
   Graph *g = graph_clone(m->model, name);
+  if (g->kind == ENTRY_TRAIN || g->kind == ENTRY_GRAD) g->step = step;
+  NodeId loss = step >= 0 ? m->steps[step].loss_node : IR_NONE;
   int kept = 0;
   for (int i = 0; i < g->n_outputs; i++) {
     GraphOutput o = g->outputs[i];
     bool keep = (o.kind == OUT_VALUE && values) || (o.kind == OUT_LOSS && o.node == loss) ||
-                (o.kind == OUT_STATE_UPDATE && strncmp(name, "train", 5) == 0);
+                (o.kind == OUT_STATE_UPDATE && g->kind == ENTRY_TRAIN);
     if (keep) g->outputs[kept++] = o;
   }
   g->n_outputs = kept;
@@ -115,7 +125,7 @@ static Graph *derive_entry(Module *m, const char *name, bool values, NodeId loss
 
 static bool add_entry(Module *m, Graph *g, PassCtx *c) {
   module_add_entry(m, g); /* the module owns it from here, even on failure */
-  return passes_resolve_mode(g, passes_is_training_entry(g->name), c) && run_pipeline(g, c);
+  return passes_resolve_mode(g, entry_kind_is_training(g->kind), c) && run_pipeline(g, c);
 }
 
 /* The step named c->grad_step (the first when NULL); NULL after a diagnostic naming the steps */
@@ -134,7 +144,7 @@ static const TrainStep *grad_step(const Module *m, const PassCtx *c) {
 }
 
 bool passes_run_module(Module *m, PassCtx *c) {
-  Graph *fwd = derive_entry(m, "forward", true, IR_NONE);
+  Graph *fwd = derive_entry(m, "forward", true, -1);
   if (fwd && !add_entry(m, fwd, c)) return false;
   for (int i = 0; c->want_train && i < m->n_steps; i++) {
     const TrainStep *s = &m->steps[i];
@@ -143,16 +153,16 @@ bool passes_run_module(Module *m, PassCtx *c) {
       snprintf(name, sizeof name, "train_%s", s->name);
     else
       snprintf(name, sizeof name, "train");
-    Graph *g = derive_entry(m, name, false, s->loss_node);
+    Graph *g = derive_entry(m, name, false, i);
     if (g && !add_entry(m, g, c)) return false;
   }
   if (c->want_grad && m->n_steps > 0) {
     const TrainStep *s = grad_step(m, c);
-    Graph *g = s ? derive_entry(m, "grad", false, s->loss_node) : NULL;
+    Graph *g = s ? derive_entry(m, "grad", false, (int)(s - m->steps)) : NULL;
     if (!s || (g && !add_entry(m, g, c))) return false;
   }
   if (c->want_eval && m->n_steps > 0) {
-    Graph *g = derive_entry(m, "evaluate", true, m->steps[0].loss_node);
+    Graph *g = derive_entry(m, "evaluate", true, 0);
     if (g && !add_entry(m, g, c)) return false;
   }
   if (m->n_entries == 0) {

@@ -11,133 +11,135 @@
 #include <string.h>
 
 #include "autodiff_internal.h"
-#include "vjp_struct.h"
-#include "vjp_scan.h"
-#include "vjp_conv.h"
 
 typedef bool (*VjpFn)(AdCtx *a, const Node *n, NodeId id, NodeId gy);
 
-static bool vjp_none(AdCtx *a, const Node *n, NodeId id, NodeId gy) { return false; }
-static bool vjp_zero(AdCtx *a, const Node *n, NodeId id, NodeId gy) { return true; }
+bool vjp_none(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  return false;
+}
+bool vjp_zero(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  return true;
+}
 
-static bool wants(const AdCtx *a, NodeId input) { return input < a->n_fwd && a->active[input]; }
-
-static NodeId one(AdCtx *a, const Node *n) { return ad_scalar(a, n->dtype, 1.0); }
+static NodeId one(AdCtx *a, const Node *n) {
+  return build_scalar(&a->b, n->dtype, 1.0);
+}
 
 /* ---- elementwise binary ------------------------------------------------------------------- */
 
-static bool vjp_add(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_add(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], gy);
   ad_accumulate(a, n->in[1], gy);
   return true;
 }
 
-static bool vjp_sub(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_sub(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], gy);
-  if (wants(a, n->in[1])) ad_accumulate(a, n->in[1], ad_unary(a, OP_NEG, gy));
+  if (ad_wants(a, n->in[1])) ad_accumulate(a, n->in[1], build_unary(&a->b, OP_NEG, gy));
   return true;
 }
 
-static bool vjp_mul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  if (wants(a, n->in[0])) ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, n->in[1]));
-  if (wants(a, n->in[1])) ad_accumulate(a, n->in[1], ad_binary(a, OP_MUL, gy, n->in[0]));
+bool vjp_mul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  if (ad_wants(a, n->in[0])) ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, n->in[1]));
+  if (ad_wants(a, n->in[1])) ad_accumulate(a, n->in[1], build_binary(&a->b, OP_MUL, gy, n->in[0]));
   return true;
 }
 
 /* y = a / b: da = gy / b, db = -gy * y / b */
-static bool vjp_div(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  if (wants(a, n->in[0])) ad_accumulate(a, n->in[0], ad_binary(a, OP_DIV, gy, n->in[1]));
-  if (wants(a, n->in[1])) {
-    NodeId t = ad_binary(a, OP_DIV, ad_binary(a, OP_MUL, gy, id), n->in[1]);
-    ad_accumulate(a, n->in[1], ad_unary(a, OP_NEG, t));
+bool vjp_div(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  if (ad_wants(a, n->in[0])) ad_accumulate(a, n->in[0], build_binary(&a->b, OP_DIV, gy, n->in[1]));
+  if (ad_wants(a, n->in[1])) {
+    NodeId t = build_binary(&a->b, OP_DIV, build_binary(&a->b, OP_MUL, gy, id), n->in[1]);
+    ad_accumulate(a, n->in[1], build_unary(&a->b, OP_NEG, t));
   }
   return true;
 }
 
 /* maximum/minimum route gy to the selected input; a tie goes to the first operand */
 static bool route(AdCtx *a, const Node *n, NodeId gy, OpKind first_wins) {
-  NodeId mask = ad_binary(a, first_wins, n->in[0], n->in[1]);
-  if (wants(a, n->in[0])) ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, mask));
-  if (wants(a, n->in[1])) {
-    NodeId rest = ad_binary(a, OP_SUB, one(a, n), mask);
-    ad_accumulate(a, n->in[1], ad_binary(a, OP_MUL, gy, rest));
+  NodeId mask = build_binary(&a->b, first_wins, n->in[0], n->in[1]);
+  if (ad_wants(a, n->in[0])) ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, mask));
+  if (ad_wants(a, n->in[1])) {
+    NodeId rest = build_binary(&a->b, OP_SUB, one(a, n), mask);
+    ad_accumulate(a, n->in[1], build_binary(&a->b, OP_MUL, gy, rest));
   }
   return true;
 }
 
-static bool vjp_maximum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_maximum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   return route(a, n, gy, OP_GE);
 }
 
-static bool vjp_minimum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_minimum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   return route(a, n, gy, OP_LE);
 }
 
 /* y = a^b: da = gy * b * a^(b-1), db = gy * y * log(a) */
-static bool vjp_pow(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_pow(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId x = n->in[0], e = n->in[1];
-  if (wants(a, x)) {
-    NodeId d = ad_binary(a, OP_POW, x, ad_binary(a, OP_SUB, e, one(a, n)));
-    ad_accumulate(a, x, ad_binary(a, OP_MUL, gy, ad_binary(a, OP_MUL, e, d)));
+  if (ad_wants(a, x)) {
+    NodeId d = build_binary(&a->b, OP_POW, x, build_binary(&a->b, OP_SUB, e, one(a, n)));
+    ad_accumulate(a, x, build_binary(&a->b, OP_MUL, gy, build_binary(&a->b, OP_MUL, e, d)));
   }
-  if (wants(a, e)) {
-    NodeId d = ad_binary(a, OP_MUL, id, ad_unary(a, OP_LOG, x));
-    ad_accumulate(a, e, ad_binary(a, OP_MUL, gy, d));
+  if (ad_wants(a, e)) {
+    NodeId d = build_binary(&a->b, OP_MUL, id, build_unary(&a->b, OP_LOG, x));
+    ad_accumulate(a, e, build_binary(&a->b, OP_MUL, gy, d));
   }
   return true;
 }
 
 /* ---- elementwise unary -------------------------------------------------------------------- */
 
-static bool vjp_neg(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  ad_accumulate(a, n->in[0], ad_unary(a, OP_NEG, gy));
+bool vjp_neg(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], build_unary(&a->b, OP_NEG, gy));
   return true;
 }
 
-static bool vjp_exp(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, id));
+bool vjp_exp(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, id));
   return true;
 }
 
-static bool vjp_log(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  ad_accumulate(a, n->in[0], ad_binary(a, OP_DIV, gy, n->in[0]));
+bool vjp_log(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_DIV, gy, n->in[0]));
   return true;
 }
 
 /* y = sqrt(x): dx = gy / (2 y) */
-static bool vjp_sqrt(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  NodeId twice = ad_binary(a, OP_MUL, ad_scalar(a, n->dtype, 2.0), id);
-  ad_accumulate(a, n->in[0], ad_binary(a, OP_DIV, gy, twice));
+bool vjp_sqrt(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId twice = build_binary(&a->b, OP_MUL, build_scalar(&a->b, n->dtype, 2.0), id);
+  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_DIV, gy, twice));
   return true;
 }
 
-static bool vjp_abs(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, ad_unary(a, OP_SIGN, n->in[0])));
+bool vjp_abs(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  ad_accumulate(a, n->in[0],
+                build_binary(&a->b, OP_MUL, gy, build_unary(&a->b, OP_SIGN, n->in[0])));
   return true;
 }
 
-static bool vjp_relu(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  NodeId mask = ad_binary(a, OP_GT, n->in[0], ad_scalar(a, n->dtype, 0.0));
-  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, mask));
+bool vjp_relu(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId mask = build_binary(&a->b, OP_GT, n->in[0], build_scalar(&a->b, n->dtype, 0.0));
+  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, mask));
   return true;
 }
 
 /* y = sigmoid(x): dx = gy * y * (1 - y) */
-static bool vjp_sigmoid(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  NodeId d = ad_binary(a, OP_MUL, id, ad_binary(a, OP_SUB, one(a, n), id));
-  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, d));
+bool vjp_sigmoid(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId d = build_binary(&a->b, OP_MUL, id, build_binary(&a->b, OP_SUB, one(a, n), id));
+  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, d));
   return true;
 }
 
 /* y = tanh(x): dx = gy * (1 - y^2) */
-static bool vjp_tanh(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  NodeId d = ad_binary(a, OP_SUB, one(a, n), ad_binary(a, OP_MUL, id, id));
-  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, gy, d));
+bool vjp_tanh(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  NodeId d = build_binary(&a->b, OP_SUB, one(a, n), build_binary(&a->b, OP_MUL, id, id));
+  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, gy, d));
   return true;
 }
 
 /* float→float casts pass gy back in the input's dtype (ad_accumulate casts) */
-static bool vjp_cast(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_cast(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], gy);
   return true;
 }
@@ -146,12 +148,12 @@ static bool vjp_cast(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 
 /* [P..., M, K] -> [P * ... * M, K]: the batch dims of a matmul operand folded into its rows */
 static NodeId rows_2d(AdCtx *a, NodeId x) {
-  const Shape s = graph_node(a->g, x)->shape;
+  const Shape s = graph_node(a->b.g, x)->shape;
   Shape r = {0};
   r.rank = 2;
   r.dim[1] = s.dim[s.rank - 1];
   r.dim[0] = r.dim[1] ? shape_numel(&s) / r.dim[1] : 0;
-  return ad_reshape(a, x, &r);
+  return build_reshape(&a->b, x, &r);
 }
 
 /* C = op(A) @ op(B), op = transpose of the last two dims when trans_*:
@@ -160,48 +162,50 @@ static NodeId rows_2d(AdCtx *a, NodeId x) {
  * summed back by ad_accumulate — except for the common A[P..., M, K] @ B[K, N] (a dense layer
  * on a sequence): its gradients are single 2-D GEMMs over all P * M rows, not P small
  * matmuls and a sum over P. */
-static bool vjp_matmul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_matmul(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId x = n->in[0], y = n->in[1];
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
-  const Shape xshape = graph_node(a->g, x)->shape, *xs = &xshape; /* the node array grows */
-  if (xs->rank < 2 || graph_node(a->g, y)->shape.rank < 2) {
-    diag_error(a->diag, n->loc, "cannot differentiate 'matmul' with a rank-1 operand "
+  const Shape xshape = graph_node(a->b.g, x)->shape, *xs = &xshape; /* the node array grows */
+  if (xs->rank < 2 || graph_node(a->b.g, y)->shape.rank < 2) {
+    diag_error(a->b.diag, n->loc,
+               "cannot differentiate 'matmul' with a rank-1 operand "
                "(reshape it to a matrix)");
     return false;
   }
-  bool rows = !ta && xs->rank > 2 && graph_node(a->g, y)->shape.rank == 2;
-  if (wants(a, x)) {
-    NodeId d = ta     ? ad_matmul(a, y, gy, tb, true)
-               : rows ? ad_reshape(a, ad_matmul(a, rows_2d(a, gy), y, false, !tb), xs)
-                      : ad_matmul(a, gy, y, false, !tb);
+  bool rows = !ta && xs->rank > 2 && graph_node(a->b.g, y)->shape.rank == 2;
+  if (ad_wants(a, x)) {
+    NodeId d = ta     ? build_matmul(&a->b, y, gy, tb, true)
+               : rows ? build_reshape(&a->b, build_matmul(&a->b, rows_2d(a, gy), y, false, !tb), xs)
+                      : build_matmul(&a->b, gy, y, false, !tb);
     ad_accumulate(a, x, d);
   }
-  if (wants(a, y)) {
+  if (ad_wants(a, y)) {
     NodeId d;
     if (rows)
-      d = tb ? ad_matmul(a, rows_2d(a, gy), rows_2d(a, x), true, false)
-             : ad_matmul(a, rows_2d(a, x), rows_2d(a, gy), true, false);
+      d = tb ? build_matmul(&a->b, rows_2d(a, gy), rows_2d(a, x), true, false)
+             : build_matmul(&a->b, rows_2d(a, x), rows_2d(a, gy), true, false);
     else
-      d = tb ? ad_matmul(a, gy, x, true, ta) : ad_matmul(a, x, gy, !ta, false);
+      d = tb ? build_matmul(&a->b, gy, x, true, ta) : build_matmul(&a->b, x, gy, !ta, false);
     ad_accumulate(a, y, d);
   }
   return true;
 }
 
 /* y = softmax(x): dx = y * (gy - sum(gy * y, axis)) */
-static bool vjp_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   uint32_t axis = 1u << n->attr.softmax.axis;
-  NodeId dot = ad_reduce(a, OP_SUM, ad_binary(a, OP_MUL, gy, id), axis, true);
-  NodeId d = ad_binary(a, OP_MUL, id, ad_binary(a, OP_SUB, gy, dot));
+  NodeId dot = build_reduce(&a->b, OP_SUM, build_binary(&a->b, OP_MUL, gy, id), axis, true);
+  NodeId d = build_binary(&a->b, OP_MUL, id, build_binary(&a->b, OP_SUB, gy, dot));
   ad_accumulate(a, n->in[0], d);
   return true;
 }
 
 /* y = log_softmax(x): dx = gy - exp(y) * sum(gy, axis) */
-static bool vjp_log_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_log_softmax(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   uint32_t axis = 1u << n->attr.softmax.axis;
-  NodeId total = ad_reduce(a, OP_SUM, gy, axis, true);
-  NodeId d = ad_binary(a, OP_SUB, gy, ad_binary(a, OP_MUL, ad_unary(a, OP_EXP, id), total));
+  NodeId total = build_reduce(&a->b, OP_SUM, gy, axis, true);
+  NodeId d = build_binary(&a->b, OP_SUB, gy,
+                          build_binary(&a->b, OP_MUL, build_unary(&a->b, OP_EXP, id), total));
   ad_accumulate(a, n->in[0], d);
   return true;
 }
@@ -216,54 +220,55 @@ static Shape kept_shape(const Shape *in, uint32_t axes) {
 
 /* gy of a reduction, spread back over the input's shape */
 static NodeId spread(AdCtx *a, const Node *n, NodeId gy, Shape *in_shape) {
-  *in_shape = graph_node(a->g, n->in[0])->shape;
+  *in_shape = graph_node(a->b.g, n->in[0])->shape;
   Shape kept = kept_shape(in_shape, n->attr.reduce.axes);
-  return ad_broadcast(a, ad_reshape(a, gy, &kept), in_shape);
+  return build_broadcast(&a->b, build_reshape(&a->b, gy, &kept), in_shape);
 }
 
-static bool vjp_sum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_sum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   Shape s;
   ad_accumulate(a, n->in[0], spread(a, n, gy, &s));
   return true;
 }
 
-static bool vjp_mean(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_mean(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   Shape s;
   NodeId g = spread(a, n, gy, &s);
   double count = (double)shape_numel(&s) / (double)shape_numel(&n->shape);
-  ad_accumulate(a, n->in[0], ad_binary(a, OP_DIV, g, ad_scalar(a, n->dtype, count)));
+  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_DIV, g, build_scalar(&a->b, n->dtype, count)));
   return true;
 }
 
 /* max: gy to the positions equal to the max, split evenly among ties (like torch.amax) */
-static bool vjp_max(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_max(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   Shape s;
   NodeId g = spread(a, n, gy, &s);
   Shape kept = kept_shape(&s, n->attr.reduce.axes);
-  NodeId y = ad_broadcast(a, ad_reshape(a, id, &kept), &s);
-  NodeId mask = ad_binary(a, OP_EQ, n->in[0], y);
-  NodeId ties = ad_reduce(a, OP_SUM, mask, n->attr.reduce.axes, true);
-  NodeId share = ad_binary(a, OP_DIV, mask, ties);
-  ad_accumulate(a, n->in[0], ad_binary(a, OP_MUL, g, share));
+  NodeId y = build_broadcast(&a->b, build_reshape(&a->b, id, &kept), &s);
+  NodeId mask = build_binary(&a->b, OP_EQ, n->in[0], y);
+  NodeId ties = build_reduce(&a->b, OP_SUM, mask, n->attr.reduce.axes, true);
+  NodeId share = build_binary(&a->b, OP_DIV, mask, ties);
+  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_MUL, g, share));
   return true;
 }
 
-static bool vjp_reshape(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  Shape s = graph_node(a->g, n->in[0])->shape;
-  ad_accumulate(a, n->in[0], ad_reshape(a, gy, &s));
+bool vjp_reshape(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  Shape s = graph_node(a->b.g, n->in[0])->shape;
+  ad_accumulate(a, n->in[0], build_reshape(&a->b, gy, &s));
   return true;
 }
 
-static bool vjp_transpose(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_transpose(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   int8_t inverse[IR_MAX_RANK];
   memset(inverse, 0, sizeof inverse);
-  for (int i = 0; i < n->shape.rank; i++) inverse[n->attr.transpose.perm[i]] = (int8_t)i;
-  ad_accumulate(a, n->in[0], ad_transpose(a, gy, inverse));
+  for (int i = 0; i < n->shape.rank; i++)
+    inverse[n->attr.transpose.perm[i]] = (int8_t)i;
+  ad_accumulate(a, n->in[0], build_transpose(&a->b, gy, inverse));
   return true;
 }
 
 /* broadcast_to: ad_accumulate sums the broadcast axes back */
-static bool vjp_broadcast_to(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+bool vjp_broadcast_to(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   ad_accumulate(a, n->in[0], gy);
   return true;
 }
@@ -281,7 +286,9 @@ _Static_assert(sizeof vjp_table / sizeof vjp_table[0] == OP_COUNT,
 /* ops whose rule tests pretend is missing; see vjp_test_remove_rule */
 static bool removed_rules[OP_COUNT];
 
-void vjp_test_remove_rule(OpKind op, bool removed) { removed_rules[op] = removed; }
+void vjp_test_remove_rule(OpKind op, bool removed) {
+  removed_rules[op] = removed;
+}
 
 VjpKind vjp_kind(OpKind op) {
   if (vjp_table[op] == vjp_none || removed_rules[op]) return VJP_NONE;
@@ -290,7 +297,7 @@ VjpKind vjp_kind(OpKind op) {
 }
 
 bool vjp_apply(AdCtx *a, NodeId id, NodeId gy) {
-  Node n = *graph_node(a->g, id); /* a copy: the rule grows the node array */
+  Node n = *graph_node(a->b.g, id); /* a copy: the rule grows the node array */
   if (vjp_kind(n.op) != VJP_RULE) return vjp_kind(n.op) == VJP_ZERO;
-  return vjp_table[n.op](a, &n, id, gy) && !a->failed;
+  return vjp_table[n.op](a, &n, id, gy) && !a->b.failed;
 }

@@ -9,30 +9,20 @@
  * conv_transpose2d gets the output_padding that makes its result exactly X's size.
  * max_pool2d's gradient goes to each window's first maximum (max_pool2d_grad).
  */
-#include "vjp_conv.h"
-
-static bool wants(const AdCtx *a, NodeId input) { return input < a->n_fwd && a->active[input]; }
-
-static NodeId conv_node(AdCtx *a, OpKind op, NodeId x, NodeId y, const NodeAttr *attr) {
-  if (a->failed || x == IR_NONE || y == IR_NONE) return IR_NONE;
-  NodeId in[2] = {x, y};
-  NodeId id = graph_add(a->g, op, in, 2, attr, a->loc, a->diag);
-  if (id == IR_NONE) a->failed = true;
-  return id;
-}
+#include "autodiff_internal.h"
 
 /* conv_transpose2d(gy, w) sized back to the X grid `xs` (the kernel is w's last two dims) */
 static NodeId to_x_grid(AdCtx *a, const Node *n, NodeId gy, NodeId w, const Shape *xs) {
-  if (a->failed || gy == IR_NONE || w == IR_NONE) return IR_NONE;
+  if (a->b.failed || gy == IR_NONE || w == IR_NONE) return IR_NONE;
   NodeAttr at = n->attr;
-  const Shape *ys = &graph_node(a->g, gy)->shape, *ws = &graph_node(a->g, w)->shape;
+  const Shape *ys = &graph_node(a->b.g, gy)->shape, *ws = &graph_node(a->b.g, w)->shape;
   for (int i = 0; i < 2; i++) {
-    int64_t span = (ys->dim[2 + i] - 1) * at.conv.stride[i] - at.conv.pad[i] -
-                   at.conv.pad[i + 2] + at.conv.dilation[i] * (ws->dim[2 + i] - 1) + 1;
+    int64_t span = (ys->dim[2 + i] - 1) * at.conv.stride[i] - at.conv.pad[i] - at.conv.pad[i + 2] +
+                   at.conv.dilation[i] * (ws->dim[2 + i] - 1) + 1;
     at.conv.out_pad[i] = (int32_t)(xs->dim[2 + i] - span);
     at.conv.kernel[i] = 0;
   }
-  return conv_node(a, OP_CONV_TRANSPOSE2D, gy, w, &at);
+  return build_node(&a->b, OP_CONV_TRANSPOSE2D, (NodeId[]){gy, w}, 2, &at);
 }
 
 /* attrs for a conv2d / grad-weight node built from n's attrs */
@@ -47,43 +37,44 @@ static NodeAttr with_kernel(const Node *n, const Shape *ws, bool kernel) {
 
 bool vjp_conv2d(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId x = n->in[0], w = n->in[1];
-  Shape xs = graph_node(a->g, x)->shape, ws = graph_node(a->g, w)->shape;
-  if (wants(a, x)) ad_accumulate(a, x, to_x_grid(a, n, gy, w, &xs));
-  if (wants(a, w)) {
+  Shape xs = graph_node(a->b.g, x)->shape, ws = graph_node(a->b.g, w)->shape;
+  if (ad_wants(a, x)) ad_accumulate(a, x, to_x_grid(a, n, gy, w, &xs));
+  if (ad_wants(a, w)) {
     NodeAttr at = with_kernel(n, &ws, true);
-    ad_accumulate(a, w, conv_node(a, OP_CONV2D_GRAD_WEIGHT, x, gy, &at));
+    ad_accumulate(a, w, build_node(&a->b, OP_CONV2D_GRAD_WEIGHT, (NodeId[]){x, gy}, 2, &at));
   }
   return true;
 }
 
 bool vjp_conv_transpose2d(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId y = n->in[0], w = n->in[1];
-  Shape ws = graph_node(a->g, w)->shape;
-  if (wants(a, y)) {
+  Shape ws = graph_node(a->b.g, w)->shape;
+  if (ad_wants(a, y)) {
     NodeAttr at = with_kernel(n, &ws, false);
-    ad_accumulate(a, y, conv_node(a, OP_CONV2D, gy, w, &at));
+    ad_accumulate(a, y, build_node(&a->b, OP_CONV2D, (NodeId[]){gy, w}, 2, &at));
   }
-  if (wants(a, w)) {
+  if (ad_wants(a, w)) {
     NodeAttr at = with_kernel(n, &ws, true);
-    ad_accumulate(a, w, conv_node(a, OP_CONV2D_GRAD_WEIGHT, gy, y, &at));
+    ad_accumulate(a, w, build_node(&a->b, OP_CONV2D_GRAD_WEIGHT, (NodeId[]){gy, y}, 2, &at));
   }
   return true;
 }
 
 bool vjp_conv2d_grad_weight(AdCtx *a, const Node *n, NodeId id, NodeId gw) {
   NodeId x = n->in[0], y = n->in[1];
-  Shape xs = graph_node(a->g, x)->shape;
-  if (wants(a, x)) ad_accumulate(a, x, to_x_grid(a, n, y, gw, &xs));
-  if (wants(a, y)) {
+  Shape xs = graph_node(a->b.g, x)->shape;
+  if (ad_wants(a, x)) ad_accumulate(a, x, to_x_grid(a, n, y, gw, &xs));
+  if (ad_wants(a, y)) {
     NodeAttr at = with_kernel(n, &n->shape, false);
-    ad_accumulate(a, y, conv_node(a, OP_CONV2D, x, gw, &at));
+    ad_accumulate(a, y, build_node(&a->b, OP_CONV2D, (NodeId[]){x, gw}, 2, &at));
   }
   return true;
 }
 
 bool vjp_max_pool2d(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeAttr at = n->attr;
-  ad_accumulate(a, n->in[0], conv_node(a, OP_MAX_POOL2D_GRAD, n->in[0], gy, &at));
+  ad_accumulate(a, n->in[0],
+                build_node(&a->b, OP_MAX_POOL2D_GRAD, (NodeId[]){n->in[0], gy}, 2, &at));
   return true;
 }
 

@@ -17,45 +17,26 @@
 #include "ir/scan.h"
 #include "vjp_scan.h"
 
-static NodeId sc_add(AdCtx *a, OpKind op, const NodeId *in, int n, const NodeAttr *attr) {
-  if (a->failed) return IR_NONE;
-  for (int i = 0; i < n; i++)
-    if (in[i] == IR_NONE) return a->failed = true, IR_NONE;
-  NodeId id = graph_add(a->g, op, in, n, attr, a->loc, a->diag);
-  if (id == IR_NONE) a->failed = true;
-  return id;
-}
-
-static NodeId sc_unpack(AdCtx *a, NodeId x, int64_t off, const Shape *s) {
-  NodeAttr at;
-  memset(&at, 0, sizeof at);
-  at.unpack.offset = off;
-  at.unpack.shape = *s;
-  return sc_add(a, OP_UNPACK, &x, 1, &at);
-}
-
-static bool sc_wants(const AdCtx *a, NodeId x) { return x < a->n_fwd && a->active[x]; }
-
 /* ---- pack / unpack ------------------------------------------------------------------------ */
 
 bool vjp_unpack(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  int64_t total = graph_node(a->g, n->in[0])->shape.dim[0], off = n->attr.unpack.offset;
+  int64_t total = graph_node(a->b.g, n->in[0])->shape.dim[0], off = n->attr.unpack.offset;
   int64_t count = shape_numel(&n->shape), rest = total - off - count;
   Shape head = shape_make(1, &off), mid = shape_make(1, &count), tail = shape_make(1, &rest);
   NodeId parts[3];
   int np = 0;
-  if (off > 0) parts[np++] = ad_fill(a, n->dtype, &head, 0.0);
-  parts[np++] = ad_reshape(a, gy, &mid);
-  if (rest > 0) parts[np++] = ad_fill(a, n->dtype, &tail, 0.0);
-  ad_accumulate(a, n->in[0], sc_add(a, OP_PACK, parts, np, NULL));
+  if (off > 0) parts[np++] = build_fill(&a->b, n->dtype, &head, 0.0);
+  parts[np++] = build_reshape(&a->b, gy, &mid);
+  if (rest > 0) parts[np++] = build_fill(&a->b, n->dtype, &tail, 0.0);
+  ad_accumulate(a, n->in[0], build_node(&a->b, OP_PACK, parts, np, NULL));
   return true;
 }
 
 bool vjp_pack(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   int64_t off = 0;
   for (int k = 0; k < n->n_in; k++) {
-    Shape s = graph_node(a->g, n->in[k])->shape;
-    if (sc_wants(a, n->in[k])) ad_accumulate(a, n->in[k], sc_unpack(a, gy, off, &s));
+    Shape s = graph_node(a->b.g, n->in[k])->shape;
+    if (ad_wants(a, n->in[k])) ad_accumulate(a, n->in[k], build_unpack(&a->b, gy, off, &s));
     off += shape_numel(&s);
   }
   return true;
@@ -69,8 +50,8 @@ typedef struct ScanVjp {
   NodeId id;
   const Graph *fwd;
   int C, S, K, Y;
-  int KA, cap[IR_MAX_INPUTS];  /* active captured inputs (index among the captures) */
-  int SA, seq[IR_MAX_INPUTS];  /* active sequence inputs (index among the sequences) */
+  int KA, cap[IR_MAX_INPUTS];         /* active captured inputs (index among the captures) */
+  int SA, seq[IR_MAX_INPUTS];         /* active sequence inputs (index among the sequences) */
   int acc0, sav0, xs0, dy0, cap0, nb; /* backward input layout */
   Graph *bb;
   NodeId arg[IR_MAX_INPUTS]; /* SCAN_ARG of each backward input, in bb */
@@ -87,10 +68,10 @@ static NodeAttr arg_attr(int index, DType t, const Shape *s) {
 }
 
 static bool only_unpacked(const AdCtx *a, NodeId id) {
-  for (int i = 0; i < a->g->n_outputs; i++)
-    if (a->g->outputs[i].node == id) return false;
+  for (int i = 0; i < a->b.g->n_outputs; i++)
+    if (a->b.g->outputs[i].node == id) return false;
   for (NodeId j = id + 1; j < a->n_fwd; j++) {
-    const Node *c = graph_node(a->g, j);
+    const Node *c = graph_node(a->b.g, j);
     for (int k = 0; k < c->n_in; k++)
       if (c->in[k] == id && c->op != OP_UNPACK) return false;
   }
@@ -101,29 +82,31 @@ static bool only_unpacked(const AdCtx *a, NodeId id) {
 static bool sv_augment(ScanVjp *v) {
   AdCtx *a = v->a;
   Graph *aug = graph_clone(v->fwd, NULL);
-  for (int i = 0; i < v->C && !a->failed; i++) {
+  for (int i = 0; i < v->C && !a->b.failed; i++) {
     NodeId arg = IR_NONE;
     for (NodeId j = 0; j < aug->n_nodes && arg == IR_NONE; j++) {
       const Node *b = graph_node(aug, j);
       if (b->op == OP_SCAN_ARG && b->attr.scan_arg.index == i) arg = j;
     }
-    const Node *init = graph_node(a->g, v->n->in[i]);
+    const Node *init = graph_node(a->b.g, v->n->in[i]);
     NodeAttr at = arg_attr(i, init->dtype, &init->shape);
-    if (arg == IR_NONE) arg = graph_add(aug, OP_SCAN_ARG, NULL, 0, &at, v->n->loc, a->diag);
-    if (arg == IR_NONE) a->failed = true;
-    else graph_add_output(aug, "saved", arg, OUT_VALUE, -1);
+    if (arg == IR_NONE) arg = graph_add(aug, OP_SCAN_ARG, NULL, 0, &at, v->n->loc, a->b.diag);
+    if (arg == IR_NONE)
+      a->b.failed = true;
+    else
+      graph_add_output(aug, "saved", arg, OUT_VALUE, -1);
   }
   NodeAttr at = v->n->attr;
-  at.scan.body = graph_add_subgraph(a->g, aug);
-  if (a->failed) return false;
+  at.scan.body = graph_add_subgraph(a->b.g, aug);
+  if (a->b.failed) return false;
   if (!only_unpacked(a, v->id)) {
-    v->aug = sc_add(a, OP_SCAN, v->n->in, v->n->n_in, &at);
-    return !a->failed;
+    v->aug = build_node(&a->b, OP_SCAN, v->n->in, v->n->n_in, &at);
+    return !a->b.failed;
   }
-  Node *fn = graph_node(a->g, v->id); /* one forward loop: re-point it; the prefix is kept */
+  Node *fn = graph_node(a->b.g, v->id); /* one forward loop: re-point it; the prefix is kept */
   fn->attr = at;
   int64_t off;
-  Shape last = scan_piece(a->g, fn, aug->n_outputs - 1, &off);
+  Shape last = scan_piece(a->b.g, fn, aug->n_outputs - 1, &off);
   fn->shape.dim[0] = off + shape_numel(&last);
   v->aug = v->id;
   return true;
@@ -131,14 +114,20 @@ static bool sv_augment(ScanVjp *v) {
 
 /* the type of backward input j, per step */
 static void sv_arg_type(const ScanVjp *v, int j, DType *t, Shape *s) {
-  const Graph *g = v->a->g;
+  const Graph *g = v->a->b.g;
   NodeId src;
-  if (j < v->acc0) src = v->n->in[j];
-  else if (j < v->sav0) src = v->n->in[v->C + v->S + v->cap[j - v->acc0]];
-  else if (j < v->xs0) src = v->n->in[j - v->sav0];
-  else if (j < v->dy0) src = v->n->in[v->C + j - v->xs0];
-  else if (j < v->cap0) src = IR_NONE;
-  else src = v->n->in[v->C + v->S + j - v->cap0];
+  if (j < v->acc0)
+    src = v->n->in[j];
+  else if (j < v->sav0)
+    src = v->n->in[v->C + v->S + v->cap[j - v->acc0]];
+  else if (j < v->xs0)
+    src = v->n->in[j - v->sav0];
+  else if (j < v->dy0)
+    src = v->n->in[v->C + j - v->xs0];
+  else if (j < v->cap0)
+    src = IR_NONE;
+  else
+    src = v->n->in[v->C + v->S + j - v->cap0];
   if (src == IR_NONE) { /* a per-step output cotangent */
     const Node *o = graph_node(v->fwd, v->fwd->outputs[v->C + j - v->dy0].node);
     *t = o->dtype;
@@ -159,13 +148,13 @@ static bool sv_layout(ScanVjp *v) {
   v->Y = v->fwd->n_outputs - v->C;
   DType t = n->dtype;
   for (int k = 0; k < v->K; k++)
-    if (sc_wants(a, n->in[v->C + v->S + k])) v->cap[v->KA++] = k;
+    if (ad_wants(a, n->in[v->C + v->S + k])) v->cap[v->KA++] = k;
   for (int s = 0; s < v->S; s++)
-    if (sc_wants(a, n->in[v->C + s])) v->seq[v->SA++] = s;
+    if (ad_wants(a, n->in[v->C + s])) v->seq[v->SA++] = s;
   for (int i = 0; i < n->n_in; i++) {
-    if (!sc_wants(a, n->in[i]) || graph_node(a->g, n->in[i])->dtype == t) continue;
-    diag_error(a->diag, n->loc, "scan: cannot differentiate input %d of dtype %s in a %s scan",
-               i, dtype_name(graph_node(a->g, n->in[i])->dtype), dtype_name(t));
+    if (!ad_wants(a, n->in[i]) || graph_node(a->b.g, n->in[i])->dtype == t) continue;
+    diag_error(a->b.diag, n->loc, "scan: cannot differentiate input %d of dtype %s in a %s scan", i,
+               dtype_name(graph_node(a->b.g, n->in[i])->dtype), dtype_name(t));
     return false;
   }
   v->acc0 = v->C;
@@ -175,8 +164,10 @@ static bool sv_layout(ScanVjp *v) {
   v->cap0 = v->dy0 + v->Y;
   v->nb = v->cap0 + v->K;
   if (v->nb > IR_MAX_INPUTS) {
-    diag_error(a->diag, n->loc, "scan: its reverse scan would need %d inputs (at most %d); "
-               "capture fewer values", v->nb, IR_MAX_INPUTS);
+    diag_error(a->b.diag, n->loc,
+               "scan: its reverse scan would need %d inputs (at most %d); "
+               "capture fewer values",
+               v->nb, IR_MAX_INPUTS);
     return false;
   }
   return true;
@@ -189,19 +180,21 @@ static bool sv_copy_body(ScanVjp *v, NodeId *map) {
     Shape s;
     sv_arg_type(v, j, &t, &s);
     NodeAttr at = arg_attr(j, t, &s);
-    v->arg[j] = graph_add(v->bb, OP_SCAN_ARG, NULL, 0, &at, v->n->loc, v->a->diag);
+    v->arg[j] = graph_add(v->bb, OP_SCAN_ARG, NULL, 0, &at, v->n->loc, v->a->b.diag);
     if (v->arg[j] == IR_NONE) return false;
   }
   for (NodeId f = 0; f < v->fwd->n_nodes; f++) {
     const Node *fn = graph_node(v->fwd, f);
     if (fn->op == OP_SCAN_ARG) {
       int i = fn->attr.scan_arg.index, kind = scan_input_kind(v->n, i);
-      map[f] = v->arg[kind == 0 ? v->sav0 + i : kind == 1 ? v->xs0 + i - v->C
-                                                          : v->cap0 + i - v->C - v->S];
+      map[f] = v->arg[kind == 0   ? v->sav0 + i
+                      : kind == 1 ? v->xs0 + i - v->C
+                                  : v->cap0 + i - v->C - v->S];
       continue;
     }
     NodeId in[IR_MAX_INPUTS];
-    for (int k = 0; k < fn->n_in; k++) in[k] = map[fn->in[k]];
+    for (int k = 0; k < fn->n_in; k++)
+      in[k] = map[fn->in[k]];
     NodeAttr at = fn->attr;
     if (fn->op == OP_CONST && at.constant.data) {
       size_t bytes = (size_t)shape_numel(&fn->shape) * sizeof(double);
@@ -209,7 +202,7 @@ static bool sv_copy_body(ScanVjp *v, NodeId *map) {
       memcpy(copy, at.constant.data, bytes);
       at.constant.data = copy;
     }
-    map[f] = graph_add(v->bb, fn->op, in, fn->n_in, &at, fn->loc, v->a->diag);
+    map[f] = graph_add(v->bb, fn->op, in, fn->n_in, &at, fn->loc, v->a->b.diag);
     if (map[f] == IR_NONE) return false;
     graph_node(v->bb, map[f])->name = fn->name ? arena_strdup(&v->bb->arena, fn->name) : NULL;
   }
@@ -236,7 +229,8 @@ static bool sv_activity(ScanVjp *v, const NodeId *map, bool *dep, bool *active) 
     if (nd->op == OP_SCAN_ARG) dep[i] = sv_wrt(v, nd->attr.scan_arg.index);
     if (nd->op == OP_SCAN_ARG || !dtype_is_float(nd->dtype) || vjp_kind(nd->op) == VJP_ZERO)
       continue;
-    for (int k = 0; k < nd->n_in; k++) dep[i] = dep[i] || dep[nd->in[k]];
+    for (int k = 0; k < nd->n_in; k++)
+      dep[i] = dep[i] || dep[nd->in[k]];
   }
   for (int k = 0; k < v->fwd->n_outputs; k++) {
     NodeId s = map[v->fwd->outputs[k].node];
@@ -246,8 +240,10 @@ static bool sv_activity(ScanVjp *v, const NodeId *map, bool *dep, bool *active) 
     const Node *nd = graph_node(bb, i);
     if (!active[i]) continue;
     if (nd->op != OP_SCAN_ARG && vjp_kind(nd->op) == VJP_NONE) {
-      diag_error(v->a->diag, nd->loc, "cannot differentiate '%s' inside a scan: the op has no "
-                 "gradient rule", ir_ops[nd->op].name);
+      diag_error(v->a->b.diag, nd->loc,
+                 "cannot differentiate '%s' inside a scan: the op has no "
+                 "gradient rule",
+                 ir_ops[nd->op].name);
       return false;
     }
     for (int k = 0; k < nd->n_in; k++)
@@ -262,15 +258,15 @@ static bool sv_sweep(ScanVjp *v, AdCtx *b, const NodeId *map) {
     NodeId s = map[v->fwd->outputs[k].node];
     NodeId cot = v->arg[k < v->C ? k : v->dy0 + k - v->C];
     if (!b->active[s]) continue;
-    b->grad[s] = b->grad[s] == IR_NONE ? cot : ad_binary(b, OP_ADD, b->grad[s], cot);
+    b->grad[s] = b->grad[s] == IR_NONE ? cot : build_binary(&b->b, OP_ADD, b->grad[s], cot);
   }
   for (NodeId i = b->n_fwd; i-- > 0;) {
-    const Node *nd = graph_node(b->g, i);
+    const Node *nd = graph_node(b->b.g, i);
     if (!b->active[i] || b->grad[i] == IR_NONE || nd->op == OP_SCAN_ARG) continue;
-    b->loc = nd->loc;
-    if (!vjp_apply(b, i, b->grad[i]) || b->failed) return false;
+    b->b.loc = nd->loc;
+    if (!vjp_apply(b, i, b->grad[i]) || b->b.failed) return false;
   }
-  return !b->failed;
+  return !b->b.failed;
 }
 
 /* gradient of backward argument j, or zeros of its type */
@@ -278,36 +274,37 @@ static NodeId sv_grad(const ScanVjp *v, AdCtx *b, int j) {
   NodeId g = b->grad[v->arg[j]];
   if (g != IR_NONE) return g;
   const Node *x = graph_node(v->bb, v->arg[j]);
-  return ad_fill(b, x->dtype, &x->shape, 0.0);
+  return build_fill(&b->b, x->dtype, &x->shape, 0.0);
 }
 
 static bool sv_body_outputs(ScanVjp *v, AdCtx *b) {
-  b->loc = v->n->loc;
+  b->b.loc = v->n->loc;
   for (int k = 0; k < v->C; k++)
     graph_add_output(v->bb, "dcarry", sv_grad(v, b, v->sav0 + k), OUT_VALUE, -1);
   for (int k = 0; k < v->KA; k++) {
     NodeId acc = v->arg[v->acc0 + k], g = b->grad[v->arg[v->cap0 + v->cap[k]]];
-    NodeId sum = g == IR_NONE ? acc : ad_binary(b, OP_ADD, acc, g);
+    NodeId sum = g == IR_NONE ? acc : build_binary(&b->b, OP_ADD, acc, g);
     graph_add_output(v->bb, "dcapture", sum, OUT_VALUE, -1);
   }
   for (int s = 0; s < v->SA; s++)
     graph_add_output(v->bb, "dseq", sv_grad(v, b, v->xs0 + v->seq[s]), OUT_VALUE, -1);
   for (int i = 0; i < v->bb->n_outputs; i++)
-    if (v->bb->outputs[i].node == IR_NONE) b->failed = true;
-  return !b->failed;
+    if (v->bb->outputs[i].node == IR_NONE) b->b.failed = true;
+  return !b->b.failed;
 }
 
-/* builds and differentiates the backward body (owned by a->g once built) */
+/* builds and differentiates the backward body (owned by a->b.g once built) */
 static bool sv_backward_body(ScanVjp *v) {
-  v->bb = graph_new(v->a->g->module, "body");
+  v->bb = graph_new(v->a->b.g->module, "body");
   NodeId *map = malloc(sizeof *map * (v->fwd->n_nodes + 1));
   bool ok = map && sv_copy_body(v, map);
   uint32_t nf = v->bb->n_nodes;
   bool *dep = malloc(nf + 1), *active = malloc(nf + 1);
   NodeId *grad = malloc(sizeof *grad * (nf + 1));
   ok = ok && dep && active && grad && sv_activity(v, map, dep, active);
-  for (uint32_t i = 0; ok && i < nf; i++) grad[i] = IR_NONE;
-  AdCtx b = {v->bb, v->a->diag, v->n->loc, false, grad, active, nf};
+  for (uint32_t i = 0; ok && i < nf; i++)
+    grad[i] = IR_NONE;
+  AdCtx b = {build_init(v->bb, v->a->b.diag, v->n->loc), grad, active, nf};
   ok = ok && sv_sweep(v, &b, map) && sv_body_outputs(v, &b);
   free(map);
   free(dep);
@@ -315,15 +312,15 @@ static bool sv_backward_body(ScanVjp *v) {
   free(grad);
   if (!ok) {
     graph_free(v->bb);
-    v->a->failed = true;
+    v->a->b.failed = true;
     return false;
   }
-  graph_add_subgraph(v->a->g, v->bb);
+  graph_add_subgraph(v->a->b.g, v->bb);
   return true;
 }
 
 static Shape sv_piece(const ScanVjp *v, NodeId scan, int k, int64_t *off) {
-  return scan_piece(v->a->g, graph_node(v->a->g, scan), k, off);
+  return scan_piece(v->a->b.g, graph_node(v->a->b.g, scan), k, off);
 }
 
 /* the backward SCAN node */
@@ -334,24 +331,26 @@ static NodeId sv_backward_scan(ScanVjp *v, NodeId gy) {
   int64_t off;
   for (int j = 0; j < v->C + v->Y; j++) { /* cotangents of the final carries and outputs */
     Shape s = sv_piece(v, v->id, j, &off);
-    in[j < v->C ? j : v->dy0 + j - v->C] = sc_unpack(a, gy, off, &s);
+    in[j < v->C ? j : v->dy0 + j - v->C] = build_unpack(&a->b, gy, off, &s);
   }
   for (int k = 0; k < v->KA; k++) {
-    const Node *x = graph_node(a->g, n->in[v->C + v->S + v->cap[k]]);
-    in[v->acc0 + k] = ad_fill(a, x->dtype, &x->shape, 0.0);
+    const Node *x = graph_node(a->b.g, n->in[v->C + v->S + v->cap[k]]);
+    in[v->acc0 + k] = build_fill(&a->b, x->dtype, &x->shape, 0.0);
   }
   for (int i = 0; i < v->C; i++) {
     Shape s = sv_piece(v, v->aug, v->C + v->Y + i, &off);
-    in[v->sav0 + i] = sc_unpack(a, v->aug, off, &s);
+    in[v->sav0 + i] = build_unpack(&a->b, v->aug, off, &s);
   }
-  for (int s = 0; s < v->S; s++) in[v->xs0 + s] = n->in[v->C + s];
-  for (int k = 0; k < v->K; k++) in[v->cap0 + k] = n->in[v->C + v->S + k];
+  for (int s = 0; s < v->S; s++)
+    in[v->xs0 + s] = n->in[v->C + s];
+  for (int k = 0; k < v->K; k++)
+    in[v->cap0 + k] = n->in[v->C + v->S + k];
   NodeAttr at = n->attr;
-  at.scan.body = v->a->g->n_subgraphs - 1;
+  at.scan.body = v->a->b.g->n_subgraphs - 1;
   at.scan.n_carry = (int16_t)(v->C + v->KA);
   at.scan.n_seq = (int16_t)(v->C + v->S + v->Y);
   at.scan.reverse = !n->attr.scan.reverse;
-  return sc_add(a, OP_SCAN, in, v->nb, &at);
+  return build_node(&a->b, OP_SCAN, in, v->nb, &at);
 }
 
 bool vjp_scan(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
@@ -360,17 +359,17 @@ bool vjp_scan(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   v.a = a;
   v.n = n;
   v.id = id;
-  v.fwd = scan_body(a->g, n);
+  v.fwd = scan_body(a->b.g, n);
   if (!v.fwd || !sv_layout(&v) || !sv_augment(&v) || !sv_backward_body(&v)) return false;
-  v.fwd = scan_body(a->g, n); /* graph_add_subgraph may have moved the table, not the graph */
+  v.fwd = scan_body(a->b.g, n); /* graph_add_subgraph may have moved the table, not the graph */
   NodeId rb = sv_backward_scan(&v, gy);
   int64_t off;
-  for (int k = 0; k < v.C + v.KA + v.SA && !a->failed; k++) {
-    NodeId target = k < v.C ? n->in[k]
+  for (int k = 0; k < v.C + v.KA + v.SA && !a->b.failed; k++) {
+    NodeId target = k < v.C          ? n->in[k]
                     : k < v.C + v.KA ? n->in[v.C + v.S + v.cap[k - v.C]]
                                      : n->in[v.C + v.seq[k - v.C - v.KA]];
     Shape s = sv_piece(&v, rb, k, &off);
-    if (sc_wants(a, target)) ad_accumulate(a, target, sc_unpack(a, rb, off, &s));
+    if (ad_wants(a, target)) ad_accumulate(a, target, build_unpack(&a->b, rb, off, &s));
   }
-  return !a->failed;
+  return !a->b.failed;
 }

@@ -9,35 +9,26 @@
  */
 #include <string.h>
 
-#include "vjp_struct.h"
-
-static bool wants(const AdCtx *a, NodeId input) { return input < a->n_fwd && a->active[input]; }
-
-static NodeId add_node(AdCtx *a, OpKind op, const NodeId *in, int n, const NodeAttr *attr) {
-  if (a->failed) return IR_NONE;
-  for (int i = 0; i < n; i++)
-    if (in[i] == IR_NONE) return a->failed = true, IR_NONE;
-  NodeId id = graph_add(a->g, op, in, n, attr, a->loc, a->diag);
-  if (id == IR_NONE) a->failed = true;
-  return id;
-}
+#include "autodiff_internal.h"
 
 /* y = erf(x): dx = gy * 2/sqrt(pi) * exp(-x^2) */
 bool vjp_erf(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId x = n->in[0];
-  NodeId e = ad_unary(a, OP_EXP, ad_unary(a, OP_NEG, ad_binary(a, OP_MUL, x, x)));
-  NodeId d = ad_binary(a, OP_MUL, ad_scalar(a, n->dtype, 1.1283791670955126) /* 2/sqrt(pi) */, e);
-  ad_accumulate(a, x, ad_binary(a, OP_MUL, gy, d));
+  NodeId e =
+      build_unary(&a->b, OP_EXP, build_unary(&a->b, OP_NEG, build_binary(&a->b, OP_MUL, x, x)));
+  NodeId d = build_binary(&a->b, OP_MUL,
+                          build_scalar(&a->b, n->dtype, 1.1283791670955126) /* 2/sqrt(pi) */, e);
+  ad_accumulate(a, x, build_binary(&a->b, OP_MUL, gy, d));
   return true;
 }
 
 /* y = where(c, p, q): dp = where(c, gy, 0), dq = where(c, 0, gy) */
 bool vjp_where(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  NodeId zero = ad_scalar(a, n->dtype, 0.0);
+  NodeId zero = build_scalar(&a->b, n->dtype, 0.0);
   for (int k = 1; k <= 2; k++) {
-    if (!wants(a, n->in[k])) continue;
+    if (!ad_wants(a, n->in[k])) continue;
     NodeId in[3] = {n->in[0], k == 1 ? gy : zero, k == 1 ? zero : gy};
-    ad_accumulate(a, n->in[k], add_node(a, OP_WHERE, in, 3, NULL));
+    ad_accumulate(a, n->in[k], build_node(&a->b, OP_WHERE, in, 3, NULL));
   }
   return true;
 }
@@ -47,17 +38,17 @@ static NodeId window(AdCtx *a, OpKind op, const Node *n, NodeId x, const Shape *
   NodeAttr attr = n->attr;
   for (int i = 0; i < IR_MAX_RANK; i++)
     attr.slice.dim[i] = i < result->rank ? (int32_t)result->dim[i] : 0;
-  return add_node(a, op, &x, 1, &attr);
+  return build_node(&a->b, op, &x, 1, &attr);
 }
 
 bool vjp_slice(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  Shape s = graph_node(a->g, n->in[0])->shape;
+  Shape s = graph_node(a->b.g, n->in[0])->shape;
   ad_accumulate(a, n->in[0], window(a, OP_UNSLICE, n, gy, &s));
   return true;
 }
 
 bool vjp_unslice(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  Shape s = graph_node(a->g, n->in[0])->shape;
+  Shape s = graph_node(a->b.g, n->in[0])->shape;
   ad_accumulate(a, n->in[0], window(a, OP_SLICE, n, gy, &s));
   return true;
 }
@@ -66,21 +57,21 @@ bool vjp_unslice(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 bool vjp_gather(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeAttr attr;
   memset(&attr, 0, sizeof attr);
-  attr.gather.rows = graph_node(a->g, n->in[0])->shape.dim[0];
+  attr.gather.rows = graph_node(a->b.g, n->in[0])->shape.dim[0];
   NodeId in[2] = {gy, n->in[1]};
-  ad_accumulate(a, n->in[0], add_node(a, OP_SCATTER_ADD, in, 2, &attr));
+  ad_accumulate(a, n->in[0], build_node(&a->b, OP_SCATTER_ADD, in, 2, &attr));
   return true;
 }
 
 bool vjp_scatter_add(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId in[2] = {gy, n->in[1]};
-  ad_accumulate(a, n->in[0], add_node(a, OP_GATHER, in, 2, NULL));
+  ad_accumulate(a, n->in[0], build_node(&a->b, OP_GATHER, in, 2, NULL));
   return true;
 }
 
 /* y = dropout(x): dx = dropout(gy) with the same stream, seed and step: the same mask */
 bool vjp_dropout(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   NodeId in[3] = {gy, n->in[1], n->in[2]};
-  ad_accumulate(a, n->in[0], add_node(a, OP_DROPOUT, in, 3, &n->attr));
+  ad_accumulate(a, n->in[0], build_node(&a->b, OP_DROPOUT, in, 3, &n->attr));
   return true;
 }

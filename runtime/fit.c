@@ -60,11 +60,11 @@ static void shuffle(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch) {
   }
 }
 
-/* "train" or every "train_<step>", each bound to the training set */
+/* every train entry ("train" or each "train_<step>"), each bound to the training set */
 static bool bind_steps(Fit *f, Diag *d) {
   for (int k = 0; k < f->info->n_entries && f->n_steps < FIT_MAX_STEPS; k++) {
     const lathe_entry_info *e = &f->info->entries[k];
-    if (strcmp(e->name, "train") != 0 && strncmp(e->name, "train_", 6) != 0) continue;
+    if (e->kind != LATHE_ENTRY_TRAIN) continue;
     f->step_names[f->n_steps] = e->name;
     f->steps[f->n_steps] = e;
     RtFeed *feed = &f->feeds[f->n_steps++];
