@@ -47,6 +47,10 @@ bool rt_loaded_open_source(RtLoaded *l, RtBackend b, const char *model, const ch
   l->jit = jit_compile(c_text, h_name, h_text, model, d);
   if (!l->jit) return false;
   l->info = jit_info(l->jit);
+  if (!rt_model_check_cpu(l->info, "JIT", d)) { /* the JIT compiled the same C */
+    rt_loaded_close(l);
+    return false;
+  }
   return true;
 }
 
