@@ -441,6 +441,7 @@ void cg_vector_prelude(CgFunc *f) {
   const GemmTile *t = &gemm_tiles[cg_target_resolve(f->opt)];
   cg_buf_printf(o, "%s ---- */\n", vector_mark);
   cg_buf_puts(o, cg_kernel_gemm_novec);
+  cg_buf_puts(o, cg_kernel_gemm_dims);
   cg_buf_puts(o, t->vec > 0 ? cg_kernel_gemm_shared : "#define LATHE_GEMM_SHARED static\n\n");
   if (t->vec > 0) {
     cg_buf_printf(o,
@@ -485,11 +486,16 @@ void cg_gemm_prelude(CgFunc *f) {
 
 void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
                      const char *b, const char *c, int64_t ldc, const char *acc, const char *at) {
+  cg_line(f->e, "lathe_gemm(%s, &%s, %s, (float *)((char *)ws + %s),", a, b, c, at);
   cg_line(f->e,
-          "lathe_gemm(%lld, %lld, %lld, %s, %lld, %lld, &%s, %s, %lld, %s, %lld, %lld, %lld, "
-          "(float *)((char *)ws + %s));",
-          (long long)p->m, (long long)p->n, (long long)p->k, a, (long long)a_rs, (long long)a_cs, b,
-          c, (long long)ldc, acc, (long long)p->kc, (long long)p->mc, (long long)p->nc, at);
+          "           (lathe_gemm_dims){.m = %lld, .n = %lld, .k = %lld, .a_rs = %lld, "
+          ".a_cs = %lld, .ldc = %lld,",
+          (long long)p->m, (long long)p->n, (long long)p->k, (long long)a_rs, (long long)a_cs,
+          (long long)ldc);
+  cg_line(f->e,
+          "                             .acc = %s, .kc_max = %lld, .mc_max = %lld, "
+          ".nc_max = %lld});",
+          acc, (long long)p->kc, (long long)p->mc, (long long)p->nc);
 }
 
 void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,

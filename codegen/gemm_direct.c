@@ -254,9 +254,12 @@ void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char 
             (long long)n, b, (long long)b_rs, (long long)b_cs, bt);
     b = bt, ldb = n, at += transposed_bytes(k, n, true);
   }
+  cg_line(f->e, "lathe_gemm_direct(%s, %s, %s, (float *)((char *)ws + %lld),", a, b, c,
+          (long long)(cg_scratch_base(f->g) + at));
   cg_line(f->e,
-          "lathe_gemm_direct(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %s, %lld, 0, "
-          "(float *)((char *)ws + %lld));",
-          (long long)m, (long long)n, (long long)k, a, (long long)a_rs, (long long)a_cs, b,
-          (long long)ldb, c, (long long)ldc, (long long)(cg_scratch_base(f->g) + at));
+          "                  (lathe_gemm_dims){.m = %lld, .n = %lld, .k = %lld, "
+          ".a_rs = %lld, .a_cs = %lld,",
+          (long long)m, (long long)n, (long long)k, (long long)a_rs, (long long)a_cs);
+  cg_line(f->e, "                                    .ldb = %lld, .ldc = %lld, .acc = 0});",
+          (long long)ldb, (long long)ldc);
 }

@@ -17,6 +17,15 @@
 #else
 #define LATHE_NOVEC
 #endif
+/* @lathe-kernel dims */
+/* The integers of a lathe_gemm or lathe_gemm_direct call, named at the call site: C (m x n,
+ * row stride ldc) = A B, or C += A B when acc, A[i][p] = a[i * a_rs + p * a_cs], B's rows
+ * ldb floats apart (lathe_gemm_direct), blocks of kc_max x mc_max x nc_max (lathe_gemm). */
+typedef struct lathe_gemm_dims {
+  ptrdiff_t m, n, k, a_rs, a_cs, ldb, ldc, kc_max, mc_max, nc_max;
+  int acc;
+} lathe_gemm_dims;
+
 /* @lathe-kernel shared */
 /* shared by every GEMM of this file: kept out of line (compile time) */
 #if defined(__GNUC__)
@@ -87,10 +96,11 @@ LATHE_GEMM_SHARED void lathe_gemm_add(ptrdiff_t mr, ptrdiff_t nr, const float *r
  * the tile, the packed A block and the packed B panel (codegen/gemm.c sizes it).
  * Pre-packed operands (lathe_gemm_prepack_a/_b, same k, kc_max, mc_max, nc_max) are read
  * in place: A when a_rs = a_cs = 0, B when b->pack is NULL (b->p holds the panels). */
-LATHE_GEMM_SHARED void lathe_gemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,
-                                  ptrdiff_t a_rs, ptrdiff_t a_cs, const lathe_gemm_b *b,
-                                  float *c, ptrdiff_t ldc, int acc, ptrdiff_t kc_max,
-                                  ptrdiff_t mc_max, ptrdiff_t nc_max, float *ws) {
+LATHE_GEMM_SHARED void lathe_gemm(const float *a, const lathe_gemm_b *b, float *c, float *ws,
+                                  lathe_gemm_dims d) {
+  const ptrdiff_t m = d.m, n = d.n, k = d.k, a_rs = d.a_rs, a_cs = d.a_cs, ldc = d.ldc;
+  const ptrdiff_t kc_max = d.kc_max, mc_max = d.mc_max, nc_max = d.nc_max;
+  const int acc = d.acc;
   float *const pa = ws + LT_TILE;
   float *const pb = pa + ((mc_max + LT_MR - 1) / LT_MR * LT_MR * kc_max + 15) / 16 * 16;
   if (k <= 0 && !acc)

@@ -17,10 +17,11 @@
  * B is walked in blocks of kc x nc (at most 64K floats, 256 KB) that stay in L2 while
  * every row block of A passes over them; a K block after the first adds to C.
  * ws: the last LT_NR columns of B, zero-padded, when n is not a multiple of LT_NR. */
-LATHE_GEMM_SHARED void lathe_gemm_direct(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                         const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs,
-                                         const float *b, ptrdiff_t ldb, float *c,
-                                         ptrdiff_t ldc, int acc, float *ws) {
+LATHE_GEMM_SHARED void lathe_gemm_direct(const float *a, const float *b, float *c, float *ws,
+                                         lathe_gemm_dims d) {
+  const ptrdiff_t m = d.m, n = d.n, k = d.k, a_rs = d.a_rs, a_cs = d.a_cs, ldb = d.ldb;
+  const ptrdiff_t ldc = d.ldc;
+  const int acc = d.acc;
   const ptrdiff_t nf = n / LT_NR * LT_NR; /* the columns in whole slivers */
   ptrdiff_t nc = nf, kc = k;
   if (nf * k > 65536) { /* about 256 columns, whole slivers; K blocks of equal size */
