@@ -45,11 +45,15 @@ typedef struct Backend {
   CgBuf funcs;        /* entry-point definitions */
 } Backend;
 
+/* the model file as the output names it: its base name (cg_source_path) */
+const char *cg_model_file(Backend *b);
 /* c_api.c: the header, the init function and the descriptor */
 const char *cg_return_type(const Backend *b, const EntryPlan *ep);
 const char *cg_signature(const Backend *b, const EntryPlan *ep);
 char *cg_header_text(Backend *b);
 void cg_emit_init(Backend *b, CgBuf *out);
+/* <model>_cpu_supported(): whether this CPU has the instructions of the target's kernels */
+void cg_emit_cpu_check(Backend *b, CgBuf *out);
 void cg_emit_descriptor(Backend *b, CgBuf *out);
 /* c_plan.c: the workspace plan of one entry as a header comment table plus a static assert */
 void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h);

@@ -1,88 +1,22 @@
 /* codegen/c_api.c — the model's C interface: <model>.h, <model>_init and <model>_info.
  *
- * The header holds a verbatim copy of lathe/model_info.h (so standalone output needs no lathe
- * header), the params/state structs (one field per tensor, dots become underscores), the
- * workspace sizes, and one prototype per entry point (signatures from backend.h's plans).
- * <model>_init implements exactly the initializers of ir/init.c: keep the two in step (a unit
- * test compares them bit for bit). Fans, bounds and name hashes are computed here and emitted
- * as %.17g literals, so the generated code does the same double operations as ir/init.c.
- * The descriptor lists params and states with offsetof offsets, and per entry the arguments
- * and a `call` wrapper taking an array of pointers.
+ * The header holds a verbatim copy of lathe/model_info.h (embedded at build time as
+ * cg_text_model_info_h, so standalone output needs no lathe header), the params/state structs (one
+ * field per tensor, dots become underscores), the workspace sizes, and one prototype per entry
+ * point (signatures from backend.h's plans). <model>_init implements exactly the initializers of
+ * ir/init.c: keep the two in step (a unit test compares them bit for bit). Fans, bounds and name
+ * hashes are computed here and emitted as %.17g literals, so the generated code does the same
+ * double operations as ir/init.c. The descriptor lists params and states with offsetof offsets, and
+ * per entry the arguments and a `call` wrapper taking an array of pointers.
  */
 #include <math.h>
 #include <string.h>
 
 #include "backend.h"
 #include "gemm.h"
+#include "kernels_text.h"
 #include "lathe/model_info.h"
-
-/* include/lathe/model_info.h from #ifndef to #endif (tests/unit/test_codegen_api.c checks it) */
-static const char model_info_text[] =
-    "#ifndef LATHE_MODEL_INFO_DEFINED\n"
-    "#define LATHE_MODEL_INFO_DEFINED\n"
-    "\n"
-    "#include <stddef.h>\n"
-    "#include <stdint.h>\n"
-    "\n"
-    "#define LATHE_MODEL_INFO_VERSION 1\n"
-    "\n"
-    "/* dtype codes: same order as the IR's DType */\n"
-    "enum { LATHE_F32 = 0, LATHE_F64 = 1, LATHE_I32 = 2, LATHE_I64 = 3, LATHE_U8 = 4 };\n"
-    "\n"
-    "/* role of an entry-point argument */\n"
-    "enum {\n"
-    "  LATHE_ARG_PARAMS = 0,    /* pointer to <model>_params (const for inference) */\n"
-    "  LATHE_ARG_STATE = 1,     /* pointer to <model>_state */\n"
-    "  LATHE_ARG_INPUT = 2,     /* const tensor */\n"
-    "  LATHE_ARG_OUTPUT = 3,    /* tensor written by the call */\n"
-    "  LATHE_ARG_WORKSPACE = 4  /* void *, at least workspace_bytes, 64-byte aligned */\n"
-    "};\n"
-    "\n"
-    "/* kind of entry point */\n"
-    "enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2 };\n"
-    "\n"
-    "typedef struct lathe_tensor_info {\n"
-    "  const char *name;     /* \"h1.w\" for params, the input/output name otherwise */\n"
-    "  int dtype;            /* LATHE_F32, ... */\n"
-    "  int rank;\n"
-    "  const int64_t *shape; /* rank dims */\n"
-    "  size_t offset;        /* byte offset inside the params/state struct (0 for arguments) */\n"
-    "  size_t bytes;\n"
-    "} lathe_tensor_info;\n"
-    "\n"
-    "typedef struct lathe_arg_info {\n"
-    "  int role;                       /* LATHE_ARG_* */\n"
-    "  const lathe_tensor_info *tensor; /* for INPUT/OUTPUT; NULL otherwise */\n"
-    "} lathe_arg_info;\n"
-    "\n"
-    "typedef struct lathe_entry_info {\n"
-    "  const char *name;      /* \"forward\", \"train\", \"train_disc\" */\n"
-    "  const char *symbol;    /* \"mlp_forward\" */\n"
-    "  int kind;              /* LATHE_ENTRY_* */\n"
-    "  int returns_loss;      /* 1: returns the loss as the element type of the model (float) */\n"
-    "  int n_args;\n"
-    "  const lathe_arg_info *args;\n"
-    "  size_t workspace_bytes;\n"
-    "  /* calls the entry point with args[i] pointing at argument i (params, state, tensors,\n"
-    "   * workspace, in the order of `args`); the loss, if any, is stored to *ret (double) */\n"
-    "  void (*call)(void *const *args, double *ret);\n"
-    "} lathe_entry_info;\n"
-    "\n"
-    "typedef struct lathe_model_info {\n"
-    "  int version; /* LATHE_MODEL_INFO_VERSION */\n"
-    "  const char *name;\n"
-    "  const char *source; /* the .lathe file it was compiled from */\n"
-    "  size_t params_bytes, state_bytes, workspace_bytes;\n"
-    "  int n_params;\n"
-    "  const lathe_tensor_info *params;\n"
-    "  int n_states;\n"
-    "  const lathe_tensor_info *states;\n"
-    "  int n_entries;\n"
-    "  const lathe_entry_info *entries;\n"
-    "  void (*init)(void *params, void *state, uint64_t seed);\n"
-    "} lathe_model_info;\n"
-    "\n"
-    "#endif\n";
+#include "workspace.h"
 
 const char *cg_return_type(const Backend *b, const EntryPlan *ep) {
   (void)b;
@@ -137,7 +71,7 @@ static void tensor_fields(Backend *b, CgBuf *h, const TensorDecl *decls, int n,
 static void header_types(Backend *b, CgBuf *h) {
   const Module *m = b->m;
   cg_buf_printf(h, "/* trainable parameters, in the order of %s */\n",
-                cg_comment_safe(&b->arena, m->source_file ? m->source_file : "the model"));
+                cg_comment_safe(&b->arena, m->source_file ? cg_model_file(b) : "the model"));
   cg_buf_printf(h, "typedef struct %s_params {\n", b->model);
   tensor_fields(b, h, m->params, m->n_params, b->param_field);
   if (m->n_params == 0) cg_buf_puts(h, "  uint8_t unused_; /* the model has no parameters */\n");
@@ -176,13 +110,12 @@ static const char *entry_doc(int kind) {
 char *cg_header_text(Backend *b) {
   CgBuf h;
   cg_buf_init(&h);
-  const char *src = b->m->source_file ? b->m->source_file : "<builtin>";
+  const char *src = b->m->source_file ? cg_model_file(b) : "<builtin>";
   cg_buf_printf(&h, "/* %s.h — generated by lathe from %s; do not edit. */\n", b->model,
                 cg_comment_safe(&b->arena, src));
   cg_buf_printf(&h, "#ifndef LATHE_GENERATED_%s_H\n#define LATHE_GENERATED_%s_H\n\n", b->upper,
                 b->upper);
-  cg_buf_puts(&h, "#include <stddef.h>\n#include <stdint.h>\n\n");
-  cg_buf_puts(&h, model_info_text);
+  cg_buf_puts(&h, cg_text_model_info_h); /* includes <stddef.h> and <stdint.h> (or lathe's did) */
   cg_buf_puts(&h, "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
   header_types(b, &h);
   header_sizes(b, &h);
@@ -194,6 +127,11 @@ char *cg_header_text(Backend *b) {
   for (int i = 0; i < b->m->n_entries; i++)
     cg_buf_printf(&h, "/* %s */\n%s;\n\n", entry_doc(b->entries[i].kind),
                   cg_signature(b, &b->entries[i]));
+  cg_buf_printf(&h,
+                "/* 1 when this CPU has the instructions the kernels use (see %s.c's banner),\n"
+                " * else 0: then an entry point would stop on an illegal instruction */\n"
+                "int %s_cpu_supported(void);\n\n",
+                b->model, b->model);
   cg_buf_printf(&h, "extern const lathe_model_info %s_info;\n\n", b->model);
   cg_buf_puts(&h, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
   return h.oom ? (cg_buf_fini(&h), NULL) : cg_buf_take(&h);
@@ -282,7 +220,8 @@ static const char *const init_helpers[] = {
 /* ir/init.c's fill_orthogonal for C type t (float or double): the same operations in the
  * same order; separate statements and (GCC) fp-contract=off keep FMAs out */
 static void emit_orthogonal(CgBuf *c, const char *t) {
-  cg_buf_printf(c,
+  cg_buf_printf(
+      c,
       "#if defined(__GNUC__) && !defined(__clang__)\n"
       "__attribute__((optimize(\"fp-contract=off\")))\n"
       "#endif\n"
@@ -309,7 +248,8 @@ static void emit_orthogonal(CgBuf *c, const char *t) {
       "    for (int64_t k = 0; k < len; k++)\n"
       "      m[i * vs + k * es] = (%s)((double)m[i * vs + k * es] / norm);\n"
       "  }\n"
-      "}\n\n", t, t, t, t);
+      "}\n\n",
+      t, t, t, t);
 }
 
 static void init_one(Backend *b, CgBuf *c, const TensorDecl *decl, const char *lvalue) {
@@ -359,11 +299,11 @@ void cg_emit_init(Backend *b, CgBuf *c) {
   for (int t = 0; t < 2; t++) { /* lathe_orthogonal_float / _double, when used */
     bool used = false;
     for (int i = 0; i < m->n_params; i++)
-      used |= m->params[i].init.kind == INIT_ORTHOGONAL &&
-              m->params[i].dtype == (t ? DT_F64 : DT_F32);
+      used |=
+          m->params[i].init.kind == INIT_ORTHOGONAL && m->params[i].dtype == (t ? DT_F64 : DT_F32);
     for (int i = 0; i < m->n_states; i++)
-      used |= m->states[i].init.kind == INIT_ORTHOGONAL &&
-              m->states[i].dtype == (t ? DT_F64 : DT_F32);
+      used |=
+          m->states[i].init.kind == INIT_ORTHOGONAL && m->states[i].dtype == (t ? DT_F64 : DT_F32);
     if (used) emit_orthogonal(c, t ? "double" : "float");
   }
   cg_buf_puts(c,
@@ -488,6 +428,29 @@ static void entry_tables(Backend *b, CgBuf *c, const EntryPlan *ep, int *counter
 static const char *const entry_codes[] = {"LATHE_ENTRY_FORWARD", "LATHE_ENTRY_TRAIN",
                                           "LATHE_ENTRY_GRAD"};
 
+void cg_emit_cpu_check(Backend *b, CgBuf *c) {
+  CgTargetInfo t;
+  cg_target_info(b->opt, &t);
+  cg_buf_printf(c, "int %s_cpu_supported(void) {\n", b->model);
+  if (!t.features) {
+    cg_buf_printf(c, "  return 1; /* %s: nothing beyond what every such CPU has */\n}\n\n", t.name);
+    return;
+  }
+  /* the vector kernels (LATHE_VECTOR) or the whole file (-march) use the instructions */
+  cg_buf_printf(c,
+                "#if defined(__GNUC__) && defined(__x86_64__) && (defined(LATHE_VECTOR) || "
+                "defined(%s))\n  __builtin_cpu_init();\n  return ",
+                t.macro);
+  const char *feature = t.features;
+  while (*feature) {
+    size_t n = strcspn(feature, ",");
+    cg_buf_printf(c, "%s__builtin_cpu_supports(\"%.*s\")", feature == t.features ? "" : " && ",
+                  (int)n, feature);
+    feature += n + (feature[n] == ',');
+  }
+  cg_buf_puts(c, ";\n#else\n  return 1; /* the scalar twins run */\n#endif\n}\n\n");
+}
+
 void cg_emit_descriptor(Backend *b, CgBuf *c) {
   const Module *m = b->m;
   int counter = 0;
@@ -515,9 +478,12 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
                 b->model);
   cg_buf_printf(c, "const lathe_model_info %s_info = {\n", b->model);
   cg_buf_printf(c, "  LATHE_MODEL_INFO_VERSION, \"%s\", \"%s\",\n", b->model,
-                cg_string_safe(&b->arena, m->source_file ? m->source_file : ""));
+                cg_string_safe(&b->arena, m->source_file ? cg_model_file(b) : ""));
   cg_buf_printf(c, "  sizeof(%s_params), sizeof(%s_state), %s_WORKSPACE_BYTES,\n", b->model,
                 b->model, b->upper);
-  cg_buf_printf(c, "  %d, %s, %d, %s, %d, %s, %s_init__call};\n", m->n_params, params, m->n_states,
+  CgTargetInfo t;
+  cg_target_info(b->opt, &t);
+  cg_buf_printf(c, "  %d, %s, %d, %s, %d, %s, %s_init__call,\n", m->n_params, params, m->n_states,
                 states, m->n_entries, entries, b->model);
+  cg_buf_printf(c, "  %s_cpu_supported, \"%s\"};\n", b->model, t.name);
 }

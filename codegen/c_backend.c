@@ -17,7 +17,9 @@
 
 #include "backend.h"
 #include "gemm.h"
+#include "kernels_text.h"
 #include "lathe/model_info.h"
+#include "workspace.h"
 
 void cg_options_init(CgOptions *o) {
   o->line_directives = false;
@@ -226,8 +228,10 @@ static bool assign_storage(Backend *b, const EntryPlan *ep, CgFunc *f) {
       *v = (CgValue){name, false, true};
     } else if (is_computed(n->op)) {
       int arg = direct_output_arg(ep, id);
-      if (arg >= 0) *v = (CgValue){ep->args[arg].cname, false, true};
-      else update_storage(b, f, id);
+      if (arg >= 0)
+        *v = (CgValue){ep->args[arg].cname, false, true};
+      else
+        update_storage(b, f, id);
     }
   }
   return true;
@@ -422,66 +426,58 @@ static char *resync_lines(const char *text, const char *c_file) {
 
 /* The f32 math of the kernels that libm would keep scalar (lower.c's math_call), emitted when
  * the kernels use it (clang warns about unused static functions). tanh and sigmoid use exp. */
-static const char math_exp[] =
-    "/* f32 exp, tanh and sigmoid without libm calls, so loops over them vectorize (Cephes\n"
-    " * polynomials; relative error below 3e-7). exp(x) = 2^n * exp(r), n = round(x / ln 2),\n"
-    " * |r| <= ln(2) / 2; the rounding adds and subtracts 1.5 * 2^23. */\n"
-    "static inline float lathe_expf(float x) {\n"
-    "  float c = x > 88.7228394f ? 88.7228394f : x < -87.3365f ? -87.3365f : x;\n"
-    "  float n = (c * 1.44269504f + 12582912.0f) - 12582912.0f;\n"
-    "  float r = c - n * 0.693359375f + n * 2.12194440e-4f;\n"
-    "  float p = 1.9875691500e-4f;\n"
-    "  p = p * r + 1.3981999507e-3f;\n"
-    "  p = p * r + 8.3334519073e-3f;\n"
-    "  p = p * r + 4.1665795894e-2f;\n"
-    "  p = p * r + 1.6666665459e-1f;\n"
-    "  p = p * r + 5.0000001201e-1f;\n"
-    "  p = p * r * r + r + 1.0f;\n"
-    "  int32_t bits = ((int32_t)n + 126) * (1 << 23); /* 2^(n-1): n + 126 is in [0, 254] */\n"
-    "  float scale;\n"
-    "  memcpy(&scale, &bits, sizeof scale);\n"
-    "  float y = p * scale * 2.0f;\n"
-    "  return x != x ? x : x > 88.7228394f ? (float)HUGE_VAL : x < -87.3365f ? 0.0f : y;\n"
-    "}\n";
-static const char math_tanh[] =
-    "static inline float lathe_tanhf(float x) {\n"
-    "  float a = x < 0 ? -x : x, z = x * x;\n"
-    "  float p = -5.70498872745e-3f;\n"
-    "  p = p * z + 2.06390887954e-2f;\n"
-    "  p = p * z - 5.37397155531e-2f;\n"
-    "  p = p * z + 1.33314422036e-1f;\n"
-    "  p = p * z - 3.33332819422e-1f;\n"
-    "  float small = p * z * x + x; /* |x| < 0.625 */\n"
-    "  float big = 1.0f - 2.0f / (lathe_expf(2.0f * a) + 1.0f);\n"
-    "  return a < 0.625f ? small : x < 0 ? -big : big;\n"
-    "}\n";
-static const char math_sigmoid[] =
-    "static inline float lathe_sigmoidf(float x) {\n"
-    "  float e = lathe_expf(x < 0 ? x : -x);\n"
-    "  return x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);\n"
-    "}\n";
 
 static void emit_math(CgBuf *c, const char *funcs) {
   bool tanh_used = funcs && strstr(funcs, "lathe_tanhf(");
   bool sigmoid_used = funcs && strstr(funcs, "lathe_sigmoidf(");
   if (!tanh_used && !sigmoid_used && !(funcs && strstr(funcs, "lathe_expf("))) return;
-  cg_buf_puts(c, math_exp);
-  if (tanh_used) cg_buf_puts(c, math_tanh);
-  if (sigmoid_used) cg_buf_puts(c, math_sigmoid);
+  cg_buf_puts(c, cg_kernel_math_expf);
+  if (tanh_used) cg_buf_puts(c, cg_kernel_math_tanhf);
+  if (sigmoid_used) cg_buf_puts(c, cg_kernel_math_sigmoidf);
   cg_buf_puts(c, "\n");
+}
+
+const char *cg_model_file(Backend *b) {
+  return cg_source_path(&b->arena, b->m->source_file, b->m->source_file);
+}
+
+/* the banner's target and build lines: what the code needs and how to build it */
+static void banner_target(Backend *b, CgBuf *c) {
+  CgTargetInfo t;
+  cg_target_info(b->opt, &t);
+  cg_buf_printf(c, " * Target: %s%s.", t.name,
+                b->opt->target == CG_TARGET_NATIVE ? " (--target native on the compiling machine)"
+                                                   : "");
+  if (t.isa) {
+    cg_buf_printf(c,
+                  " The kernels use %s through GCC/Clang vector\n"
+                  " * extensions of %d floats (scalar C99 twins for other compilers)",
+                  t.isa, t.vec);
+    if (t.features)
+      cg_buf_printf(c, ";\n * %s_cpu_supported() tells whether this CPU has them", b->model);
+    cg_buf_puts(c, ".\n");
+  } else {
+    cg_buf_puts(c, " Portable C99 kernels, no vector extensions.\n");
+  }
+  cg_buf_printf(c, " * Build: cc -std=c99 %s%s -c %s\n", t.flags,
+                b->opt->threads > 1 ? " -fopenmp" : "", b->c_file);
+  if (b->opt->threads > 1)
+    cg_buf_printf(c, " *        (-fopenmp runs the large kernels on %d threads)\n",
+                  b->opt->threads);
 }
 
 static char *source_text(Backend *b) {
   CgBuf c;
   cg_buf_init(&c);
-  const char *src = b->m->source_file ? b->m->source_file : "<builtin>";
+  const char *src = b->m->source_file ? cg_model_file(b) : "<builtin>";
   const char *header =
       b->opt->header_name ? b->opt->header_name : arena_printf(&b->arena, "%s.h", b->model);
   cg_buf_printf(&c, "/* %s — generated by lathe from %s; do not edit.\n", b->c_file,
                 cg_comment_safe(&b->arena, src));
-  cg_buf_puts(&c, " * Standalone C99: no allocation, needs only libm (-lm). Fastest with\n"
-                  " * -O3 -march=<target> -fno-math-errno (without it, loops calling sqrtf stay\n"
-                  " * scalar); the code never reads errno. */\n");
+  banner_target(b, &c);
+  cg_buf_puts(&c,
+              " * Standalone C99: no allocation, needs only libm (-lm). Without -fno-math-errno,\n"
+              " * loops calling sqrtf stay scalar; the code never reads errno. */\n");
   cg_buf_printf(&c, "#include \"%s\"\n\n", cg_string_safe(&b->arena, header));
   cg_buf_puts(&c, "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
                   "#include <string.h>\n\n");
@@ -498,6 +494,7 @@ static char *source_text(Backend *b) {
   if (b->globals.data) cg_buf_puts(&c, b->globals.data);
   if (b->funcs.data) cg_buf_puts(&c, b->funcs.data);
   cg_emit_init(b, &c);
+  cg_emit_cpu_check(b, &c);
   cg_emit_descriptor(b, &c);
   if (c.oom) {
     cg_buf_fini(&c);

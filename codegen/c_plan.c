@@ -9,12 +9,12 @@
  */
 #include "backend.h"
 #include "gemm.h"
+#include "workspace.h"
 
 #include <stdlib.h>
 
 static bool is_view(OpKind op) {
-  return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST ||
-         op == OP_RESHAPE;
+  return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST || op == OP_RESHAPE;
 }
 
 static NodeId root_of(const Graph *g, NodeId id) {
@@ -24,8 +24,7 @@ static NodeId root_of(const Graph *g, NodeId id) {
 }
 
 /* last[id]: the last kernel reading buffer id (n_kernels: read after the kernels) */
-static void last_reads(const Graph *g, const int32_t *kernel_of, int32_t n_kernels,
-                       int32_t *last) {
+static void last_reads(const Graph *g, const int32_t *kernel_of, int32_t n_kernels, int32_t *last) {
   for (uint32_t id = 0; id < g->n_nodes; id++)
     last[id] = kernel_of[id];
   for (uint32_t id = 0; id < g->n_nodes; id++)
@@ -46,14 +45,16 @@ static void plan_rows(Backend *b, const Graph *g, const int32_t *kernel_of, cons
     if (n->offset + bytes > *end) *end = n->offset + bytes;
     const char *name = n->name ? arena_printf(&b->arena, "t%u (%s)", id, n->name)
                                : arena_printf(&b->arena, "t%u", id);
-    const char *range = last[id] >= n_kernels ? arena_printf(&b->arena, "%d..end", kernel_of[id])
-                                              : arena_printf(&b->arena, "%d..%d", kernel_of[id],
-                                                             last[id]);
-    const char *where = n->loc.file ? arena_printf(&b->arena, "%s:%u", n->loc.file, n->loc.line)
-                                    : "-";
-    cg_buf_printf(h, " *   %-24s %10lld %10lld  %-10s %s\n",
-                  cg_comment_safe(&b->arena, name), (long long)bytes, (long long)n->offset, range,
-                  cg_comment_safe(&b->arena, where));
+    const char *range = last[id] >= n_kernels
+                            ? arena_printf(&b->arena, "%d..end", kernel_of[id])
+                            : arena_printf(&b->arena, "%d..%d", kernel_of[id], last[id]);
+    const char *where =
+        n->loc.file
+            ? arena_printf(&b->arena, "%s:%u",
+                           cg_source_path(&b->arena, b->m->source_file, n->loc.file), n->loc.line)
+            : "-";
+    cg_buf_printf(h, " *   %-24s %10lld %10lld  %-10s %s\n", cg_comment_safe(&b->arena, name),
+                  (long long)bytes, (long long)n->offset, range, cg_comment_safe(&b->arena, where));
   }
 }
 
@@ -76,7 +77,7 @@ void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h) {
     plan_rows(b, g, kernel_of, last, n_kernels, h, &end);
     int64_t total = cg_workspace_bytes(g, b->opt);
     if (total > g->workspace_bytes) { /* codegen/gemm.c: packing buffers above the plan */
-      int64_t at = (g->workspace_bytes + 63) / 64 * 64;
+      int64_t at = cg_scratch_base(g);
       cg_buf_printf(h, " *   %-24s %10lld %10lld  %-10s %s\n", "(matmul packing)",
                     (long long)(total - at), (long long)at, "matmuls", "codegen/gemm.c");
       end = total;

@@ -22,7 +22,7 @@
  * with GCC/Clang vector extensions (`#ifdef LATHE_VECTOR`, codegen/gemm.c's vector prelude)
  * and a scalar C99 twin under `#else`; the per-image drivers and the packing routines once
  * per file, each only when used. The target's vector width and register count set V
- * and PB (cg_conv_direct_applies is false on the generic target: the implicit GEMM of
+ * and PB (cg_conv_algo runs these as GEMM on the generic target: the implicit GEMM of
  * conv_gemm.c runs there). With --threads N the images are shared out, each thread with its
  * own tile and padded copy.
  * A stride-1 transposed convolution (an input gradient) runs as the convolution it is: its
@@ -39,8 +39,9 @@
  */
 #include <string.h>
 
-#include "gemm.h"
-#include "lower_conv.h"
+#include "conv.h"
+#include "kernels_text.h"
+#include "passes/passes.h"
 
 typedef struct Direct {
   int64_t n, c, h, w, o, ho, wo, kh, kw, sh, sw, dh, dw, pt, pl, hp, wp;
@@ -61,27 +62,34 @@ static int vector_registers(const CgOptions *o) {
   return t == CG_TARGET_X86_64_V3 ? 16 : 32;
 }
 
-bool cg_conv_direct_applies(const Graph *g, NodeId id, const CgOptions *o) {
+/* DIRECT or WINOGRAD when the target has vector kernels and, for a weight gradient, registers
+ * for a kernel row's accumulators (2 per tap + 2 weight vectors + a broadcast) */
+static bool target_runs(const Graph *g, NodeId id, const CgOptions *o) {
   const Node *n = graph_node(g, id);
-  bool tr = n->op == OP_CONV_TRANSPOSE2D, gw = n->op == OP_CONV2D_GRAD_WEIGHT;
-  if ((n->op != OP_CONV2D && !tr && !gw) || n->attr.conv.layout != IR_CONV_NCHWC ||
-      n->dtype != DT_F32 || n->attr.conv.groups != 1 || n->shape.rank != 4 ||
-      cg_gemm_vec(o) <= 0)
-    return false;
-  if (tr && !ir_conv_transpose_as_conv(n, graph_node(g, n->in[1])->shape.dim + 2, NULL))
-    return false;
-  if (gw && n->shape.dim[3] > (vector_registers(o) - 3) / 2) return false; /* a kernel row */
-  for (int i = 0; i < 2; i++) {
-    const Node *in = graph_node(g, n->in[i]);
-    if (in->dtype != DT_F32 || in->shape.rank != 4) return false;
-    if (in->op == OP_CONST && !(i == 1 && n->op == OP_CONV2D && in->attr.constant.data))
-      return false; /* baked weights (lathe compile --bake) are packed at compile time */
-  }
-  return true;
+  if (cg_gemm_vec(o) <= 0) return false;
+  return n->op != OP_CONV2D_GRAD_WEIGHT || n->shape.dim[3] <= (vector_registers(o) - 3) / 2;
+}
+
+IrConvAlgo cg_conv_algo(const Graph *g, NodeId id, const CgOptions *o) {
+  const Node *n = graph_node(g, id);
+  if (n->op != OP_CONV2D && n->op != OP_CONV_TRANSPOSE2D && n->op != OP_CONV2D_GRAD_WEIGHT)
+    return IR_CONV_ALGO_UNSET;
+  IrConvAlgo a = (IrConvAlgo)n->attr.conv.algo;
+  if (a == IR_CONV_ALGO_UNSET) a = passes_conv_algo(g, id);
+  /* the operands of a DIRECT convolution suit the implicit GEMM, unless the weights are baked
+   * (a constant, which only the direct kernel packs): then plain loops */
+  if ((a == IR_CONV_ALGO_DIRECT || a == IR_CONV_ALGO_WINOGRAD) && !target_runs(g, id, o))
+    a = graph_node(g, n->in[1])->op == OP_CONST ? IR_CONV_ALGO_NAIVE : IR_CONV_ALGO_GEMM;
+  return a;
+}
+
+static bool blocked(const Graph *g, NodeId id, const CgOptions *o) {
+  IrConvAlgo a = cg_conv_algo(g, id, o);
+  return a == IR_CONV_ALGO_DIRECT || a == IR_CONV_ALGO_WINOGRAD;
 }
 
 bool cg_conv_direct_packs_const(const Graph *g, NodeId conv, int k, const CgOptions *o) {
-  return k == 1 && graph_node(g, conv)->op == OP_CONV2D && cg_conv_direct_applies(g, conv, o) &&
+  return k == 1 && graph_node(g, conv)->op == OP_CONV2D && blocked(g, conv, o) &&
          graph_node(g, graph_node(g, conv)->in[1])->op == OP_CONST;
 }
 
@@ -113,8 +121,6 @@ static const char *emit_const_weights(CgFunc *f, NodeId conv, const Direct *d) {
   return name;
 }
 
-static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
-
 static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
   const Node *n = graph_node(g, id);
   /* the image read (a conv2d's X, a transposed convolution's Y) and the image written */
@@ -142,7 +148,8 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
   int64_t blocks = (d.wo + pb_max - 1) / pb_max;
   d.pb = (d.wo + blocks - 1) / blocks;
   d.pb_last = d.wo - (blocks - 1) * d.pb;
-  if (cg_conv_winograd_suits(g, id)) { /* the micro-kernel's pixels are then the tiles */
+  if (cg_conv_algo(g, id, o) ==
+      IR_CONV_ALGO_WINOGRAD) { /* the micro-kernel's pixels are then the tiles */
     d.wino = true;
     d.tiles = cg_conv_winograd_tiles(d.ho, d.wo);
     blocks = (d.tiles + pb_max - 1) / pb_max;
@@ -150,7 +157,7 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
     d.pb_last = d.tiles - (blocks - 1) * d.pb;
   }
   d.xpad = d.wino  ? cg_conv_winograd_xpad(d.c, d.ho, d.wo, d.pad)
-           : d.pad ? round64(d.c * d.hp * d.wp * 4)
+           : d.pad ? ir_workspace_align(d.c * d.hp * d.wp * 4)
                    : 0;
   if (n->op == OP_CONV2D_GRAD_WEIGHT) { /* taps: groups of whole kernel rows, rb rows each */
     int64_t rows = pb_max / d.kw;
@@ -167,11 +174,13 @@ enum { EPI_FLOATS = 4096 }; /* the local block of a fused epilogue (16 KB on the
 
 /* bytes: packed weights, then offsets, then one (tile, padded copy) per thread */
 static int64_t weights_bytes(const Direct *d) { /* Winograd's: u, then wt of lathe_wino_pack_u */
-  return round64(d->ob * d->vec * (d->wino ? 16 * d->c + 9 * d->c : d->k) * 4);
+  return ir_workspace_align(d->ob * d->vec * (d->wino ? 16 * d->c + 9 * d->c : d->k) * 4);
 }
-static int64_t offsets_bytes(const Direct *d) { return round64(d->k * 8); }
+static int64_t offsets_bytes(const Direct *d) {
+  return ir_workspace_align(d->k * 8);
+}
 static int64_t tile_bytes(const Direct *d) {
-  return round64(d->ob * d->vec * d->pix * 4) +
+  return ir_workspace_align(d->ob * d->vec * d->pix * 4) +
          (d->wino ? cg_conv_winograd_bytes(d->c, d->ob * d->vec, d->tiles) : 0);
 }
 static int64_t thread_bytes(const Direct *d) {
@@ -185,7 +194,7 @@ static int64_t grad_thread_bytes(const Direct *d) {
 }
 
 int64_t cg_conv_direct_scratch(const Graph *g, NodeId id, const CgOptions *o) {
-  if (!cg_conv_direct_applies(g, id, o)) return 0;
+  if (!blocked(g, id, o)) return 0;
   Direct d = direct(g, id, o);
   if (graph_node(g, id)->op == OP_CONV2D_GRAD_WEIGHT) return d.threads * grad_thread_bytes(&d);
   return weights_bytes(&d) + offsets_bytes(&d) + d.threads * thread_bytes(&d);
@@ -195,183 +204,19 @@ int64_t cg_conv_direct_scratch(const Graph *g, NodeId id, const CgOptions *o) {
 
 static const char driver_mark[] = "lathe_dconv_tile (codegen/conv_direct.c)";
 
-static const char driver_text[] =
-    "/* the micro-kernel of a direct convolution (codegen/conv_direct.c): for the nb (1 or 2)\n"
-    " * vectors b of output channels and the pixels i of a row block, out[b * obs + i * V + l]\n"
-    " * = sum over k < kn of x[koff[k] + i * SW] * w[b * wbs + k * V + l] */\n"
-    "typedef void (*lathe_dconv_fn)(const float *restrict x, const ptrdiff_t *restrict koff,\n"
-    "                               ptrdiff_t kn, const float *restrict w, ptrdiff_t wbs,\n"
-    "                               int nb, float *restrict out, ptrdiff_t obs);\n\n";
-
 static const char pack_mark[] = "lathe_dconv_pack_w (codegen/conv_direct.c)";
-
-static const char pack_text[] =
-    "/* wp[ob][k][l] = w[ob * @V@ + l][k], zero for the channels past o: whole blocks of @V@\n"
-    " * channels by lathe_gemm_transpose (in registers), a partial last one element by element */\n"
-    "LATHE_GEMM_SHARED void lathe_dconv_pack_w(const float *w, ptrdiff_t o, ptrdiff_t k,\n"
-    "                                          float *wp) {\n"
-    "  for (ptrdiff_t ob = 0; ob < o / @V@; ob++)\n"
-    "    lathe_gemm_transpose(k, @V@, w + ob * @V@ * k, 1, k, wp + ob * k * @V@);\n"
-    "  for (ptrdiff_t ob = o / @V@; ob < (o + @V@ - 1) / @V@; ob++)\n"
-    "    for (ptrdiff_t p = 0; p < k; p++)\n"
-    "      for (ptrdiff_t l = 0; l < @V@; l++)\n"
-    "        wp[(ob * k + p) * @V@ + l] = ob * @V@ + l < o ? w[(ob * @V@ + l) * k + p] : 0.0f;\n"
-    "}\n\n";
 
 /* lathe_dconv_pack_w and the transpose it calls, once per file */
 static void emit_pack_w(CgFunc *f) {
   cg_gemm_transpose_emit(f);
-  if (cg_gemm_once(f, pack_mark)) cg_conv_emit_text(f, pack_text);
+  if (cg_gemm_once(f, pack_mark)) cg_kernel_emit(f, cg_kernel_conv_direct_pack_w);
 }
 
 static const char transposed_mark[] = "lathe_dconv_pack_wt (codegen/conv_direct.c)";
 
-static const char transposed_text[] =
-    "/* the transposed convolution's weights w [o][c][kk] as a convolution's, flipped:\n"
-    " * wp[cb][(p * kk + t)][l] = w[p][cb * @V@ + l][kk - 1 - t], zero for the channels past c */\n"
-    "LATHE_GEMM_SHARED void lathe_dconv_pack_wt(const float *w, ptrdiff_t o, ptrdiff_t c,\n"
-    "                                           ptrdiff_t kk, float *wp) {\n"
-    "  for (ptrdiff_t cb = 0; cb < (c + @V@ - 1) / @V@; cb++)\n"
-    "    for (ptrdiff_t p = 0; p < o; p++)\n"
-    "      for (ptrdiff_t t = 0; t < kk; t++)\n"
-    "        for (ptrdiff_t l = 0; l < @V@; l++)\n"
-    "          *wp++ = cb * @V@ + l < c ? w[(p * c + cb * @V@ + l) * kk + kk - 1 - t] : 0.0f;\n"
-    "}\n\n";
-
-static const char image_text[] =
-    "/* The geometry g[] of one direct convolution: */\n"
-    "enum {\n"
-    "  LATHE_DC_C, LATHE_DC_H, LATHE_DC_W, LATHE_DC_O, LATHE_DC_HO, LATHE_DC_WO, LATHE_DC_KH,\n"
-    "  LATHE_DC_KW, LATHE_DC_SH, LATHE_DC_SW, LATHE_DC_DH, LATHE_DC_DW, LATHE_DC_PT,\n"
-    "  LATHE_DC_PL, LATHE_DC_HP, LATHE_DC_WP, LATHE_DC_PB, LATHE_DC_PAD\n"
-    "};\n\n"
-    "/* koff[(c * KH + kh) * KW + kw]: where tap (c, kh, kw) of output pixel (0, 0) reads */\n"
-    "LATHE_GEMM_SHARED void lathe_dconv_offsets(const ptrdiff_t *g, ptrdiff_t *koff) {\n"
-    "  for (ptrdiff_t c = 0; c < g[LATHE_DC_C]; c++)\n"
-    "    for (ptrdiff_t kh = 0; kh < g[LATHE_DC_KH]; kh++)\n"
-    "      for (ptrdiff_t kw = 0; kw < g[LATHE_DC_KW]; kw++)\n"
-    "        *koff++ = (c * g[LATHE_DC_HP] + kh * g[LATHE_DC_DH]) * g[LATHE_DC_WP] +\n"
-    "                  kw * g[LATHE_DC_DW];\n"
-    "}\n\n"
-    "/* the image x [C][H][W] as the convolution reads it: with its zero border in xpad\n"
-    " * [C][HP][WP] when g[LATHE_DC_PAD], else x itself */\n"
-    "LATHE_GEMM_SHARED const float *lathe_dconv_border(const float *x, const ptrdiff_t *g,\n"
-    "                                                  float *xpad) {\n"
-    "  const ptrdiff_t C = g[LATHE_DC_C], H = g[LATHE_DC_H], W = g[LATHE_DC_W];\n"
-    "  const ptrdiff_t HP = g[LATHE_DC_HP], WP = g[LATHE_DC_WP];\n"
-    "  if (!g[LATHE_DC_PAD]) return x;\n"
-    "  memset(xpad, 0, (size_t)(C * HP * WP) * sizeof(float));\n"
-    "  for (ptrdiff_t c = 0; c < C; c++)\n"
-    "    for (ptrdiff_t h = 0; h < H; h++)\n"
-    "      memcpy(xpad + (c * HP + h + g[LATHE_DC_PT]) * WP + g[LATHE_DC_PL],\n"
-    "             x + (c * H + h) * W, (size_t)W * sizeof(float));\n"
-    "  return xpad;\n"
-    "}\n\n"
-    "/* the convolution of one image x [C][H][W] into the blocked tile tmp [OB][HO * WO][@V@];\n"
-    " * wp and koff as packed above; xpad: [C][HP][WP] when g[LATHE_DC_PAD] */\n"
-    "LATHE_GEMM_SHARED void lathe_dconv_tile(const float *x, const ptrdiff_t *g,\n"
-    "                                        const float *wp, const ptrdiff_t *koff,\n"
-    "                                        lathe_dconv_fn k_main, lathe_dconv_fn k_last,\n"
-    "                                        float *tmp, float *xpad) {\n"
-    "  const ptrdiff_t C = g[LATHE_DC_C], O = g[LATHE_DC_O], HO = g[LATHE_DC_HO];\n"
-    "  const ptrdiff_t WO = g[LATHE_DC_WO], WP = g[LATHE_DC_WP], PB = g[LATHE_DC_PB];\n"
-    "  const ptrdiff_t K = C * g[LATHE_DC_KH] * g[LATHE_DC_KW], P = HO * WO;\n"
-    "  const ptrdiff_t OB = (O + @V@ - 1) / @V@, SH = g[LATHE_DC_SH], SW = g[LATHE_DC_SW];\n"
-    "  const float *src = lathe_dconv_border(x, g, xpad);\n"
-    "  for (ptrdiff_t oh = 0; oh < HO; oh++)\n"
-    "    for (ptrdiff_t ob = 0; ob < OB; ob += 2)\n"
-    "      for (ptrdiff_t ow = 0; ow < WO; ow += PB)\n"
-    "        (ow + PB < WO ? k_main : k_last)(src + oh * SH * WP + ow * SW, koff, K,\n"
-    "                                         wp + ob * K * @V@, K * @V@, OB - ob < 2 ? 1 : 2,\n"
-    "                                         tmp + (ob * P + oh * WO + ow) * @V@, P * @V@);\n"
-    "}\n\n"
-    "/* lathe_dconv_tile, or another way to the same tile (lathe_wino_tile) */\n"
-    "typedef void (*lathe_dconv_tile_fn)(const float *x, const ptrdiff_t *g, const float *wp,\n"
-    "                                    const ptrdiff_t *koff, lathe_dconv_fn k_main,\n"
-    "                                    lathe_dconv_fn k_last, float *tmp, float *xpad);\n\n";
-
 static const char unblock_mark[] = "lathe_dconv_image (codegen/conv_direct.c)";
 
-static const char unblock_text[] =
-    "/* y [O][HO][WO] = the convolution of one image x [C][H][W]: its tile (lathe_dconv_tile or\n"
-    " * lathe_wino_tile), then the tile unblocked into y */\n"
-    "LATHE_GEMM_SHARED void lathe_dconv_image(lathe_dconv_tile_fn tile, const float *x,\n"
-    "                                         const ptrdiff_t *g, const float *wp,\n"
-    "                                         const ptrdiff_t *koff, lathe_dconv_fn k_main,\n"
-    "                                         lathe_dconv_fn k_last, float *y, float *tmp,\n"
-    "                                         float *xpad) {\n"
-    "  const ptrdiff_t O = g[LATHE_DC_O], P = g[LATHE_DC_HO] * g[LATHE_DC_WO];\n"
-    "  const ptrdiff_t OB = (O + @V@ - 1) / @V@;\n"
-    "  tile(x, g, wp, koff, k_main, k_last, tmp, xpad);\n"
-    "  float r[@V@ * 32]; /* unblock: NCHWc -> NCHW, 32 pixels at a time through r */\n"
-    "  for (ptrdiff_t ob = 0; ob < OB; ob++) {\n"
-    "    const ptrdiff_t lanes = O - ob * @V@ < @V@ ? O - ob * @V@ : @V@;\n"
-    "    float *const yb = y + ob * @V@ * P;\n"
-    "    for (ptrdiff_t q0 = 0; q0 < P; q0 += 32) {\n"
-    "      const ptrdiff_t n = P - q0 < 32 ? P - q0 : 32;\n"
-    "      for (ptrdiff_t i = 0; i < n; i++)\n"
-    "        for (ptrdiff_t l = 0; l < @V@; l++) r[l * 32 + i] = tmp[(ob * P + q0 + i) * @V@ + l];\n"
-    "      for (ptrdiff_t l = 0; l < lanes; l++)\n"
-    "        for (ptrdiff_t i = 0; i < n; i++) yb[l * P + q0 + i] = r[l * 32 + i];\n"
-    "    }\n"
-    "  }\n"
-    "}\n\n";
-
 static const char grad_mark[] = "lathe_dconv_wimage (codegen/conv_direct.c)";
-
-static const char grad_text[] =
-    "/* the micro-kernel of a direct weight gradient (codegen/conv_direct.c): for the nb (1 or\n"
-    " * 2) vectors b of output channels and the taps i of a group of kernel rows,\n"
-    " * acc[b * astride + i * V + l] += the sum over the ho x wo output pixels (oh, ow) of\n"
-    " * x[oh * rs + ow * SW + offset of tap i] * dy[b * pstride + (oh * wo + ow) * V + l] */\n"
-    "typedef void (*lathe_dconv_wfn)(const float *restrict x, const float *restrict dy,\n"
-    "                                ptrdiff_t pstride, int nb, ptrdiff_t ho, ptrdiff_t wo,\n"
-    "                                ptrdiff_t rs, float *restrict acc, ptrdiff_t astride);\n\n"
-    "/* one image's share of a direct weight gradient: x [C][H][W], dy [O][HO][WO]; acc: the\n"
-    " * blocked sums [OB][C * KH * KW][@V@], dyb: dy blocked [OB][HO * WO][@V@], xpad as for\n"
-    " * lathe_dconv_border; g[LATHE_DC_PB]: kernel rows per group of taps */\n"
-    "LATHE_GEMM_SHARED void lathe_dconv_wimage(const float *x, const float *dy,\n"
-    "                                          const ptrdiff_t *g, lathe_dconv_wfn k_main,\n"
-    "                                          lathe_dconv_wfn k_last, float *acc, float *dyb,\n"
-    "                                          float *xpad) {\n"
-    "  const ptrdiff_t C = g[LATHE_DC_C], O = g[LATHE_DC_O], HO = g[LATHE_DC_HO];\n"
-    "  const ptrdiff_t WO = g[LATHE_DC_WO], KH = g[LATHE_DC_KH], KW = g[LATHE_DC_KW];\n"
-    "  const ptrdiff_t HP = g[LATHE_DC_HP], WP = g[LATHE_DC_WP], RB = g[LATHE_DC_PB];\n"
-    "  const ptrdiff_t K = C * KH * KW, P = HO * WO, OB = (O + @V@ - 1) / @V@;\n"
-    "  const float *src = lathe_dconv_border(x, g, xpad);\n"
-    "  float r[@V@ * 32]; /* block: NCHW -> NCHWc, 32 pixels at a time through r */\n"
-    "  for (ptrdiff_t ob = 0; ob < OB; ob++) {\n"
-    "    const ptrdiff_t lanes = O - ob * @V@ < @V@ ? O - ob * @V@ : @V@;\n"
-    "    const float *yb = dy + ob * @V@ * P;\n"
-    "    float *d = dyb + ob * P * @V@;\n"
-    "    for (ptrdiff_t q0 = 0; q0 < P; q0 += 32) {\n"
-    "      const ptrdiff_t n = P - q0 < 32 ? P - q0 : 32;\n"
-    "      for (ptrdiff_t l = 0; l < @V@; l++)\n"
-    "        for (ptrdiff_t i = 0; i < n; i++) r[l * 32 + i] = l < lanes ? yb[l * P + q0 + i] : 0.0f;\n"
-    "      for (ptrdiff_t i = 0; i < n; i++)\n"
-    "        for (ptrdiff_t l = 0; l < @V@; l++) d[(q0 + i) * @V@ + l] = r[l * 32 + i];\n"
-    "    }\n"
-    "  }\n"
-    "  for (ptrdiff_t c = 0; c < C; c++)\n"
-    "    for (ptrdiff_t kh = 0; kh < KH; kh += RB)\n"
-    "      for (ptrdiff_t ob = 0; ob < OB; ob += 2)\n"
-    "        (kh + RB <= KH ? k_main : k_last)(\n"
-    "            src + (c * HP + kh * g[LATHE_DC_DH]) * WP, dyb + ob * P * @V@, P * @V@,\n"
-    "            OB - ob < 2 ? 1 : 2, HO, WO, g[LATHE_DC_SH] * WP,\n"
-    "            acc + (ob * K + (c * KH + kh) * KW) * @V@, K * @V@);\n"
-    "}\n\n"
-    "/* dw [o][k] = the sum over the threads t of their blocked sums acc + t * stride */\n"
-    "LATHE_GEMM_SHARED void lathe_dconv_wfinish(float *dw, ptrdiff_t o, ptrdiff_t k,\n"
-    "                                           const float *acc, int threads,\n"
-    "                                           ptrdiff_t stride) {\n"
-    "  for (ptrdiff_t i = 0; i < o; i++)\n"
-    "    for (ptrdiff_t p = 0; p < k; p++) {\n"
-    "      float s = 0.0f;\n"
-    "      for (int t = 0; t < threads; t++)\n"
-    "        s += acc[t * stride + ((i / @V@) * k + p) * @V@ + i % @V@];\n"
-    "      dw[i * k + p] = s;\n"
-    "    }\n"
-    "}\n\n";
 
 /* `lathe_vf a0 = {0}, ...;` and the same for b: the accumulators of n pixels or taps for
  * the two channel vectors */
@@ -401,15 +246,17 @@ static void emit_stores(CgBuf *o, int64_t n, int64_t v, const char *dst, const c
 /* The vector micro-kernels have a path for a pair of channel vectors and one for a last
  * single vector; `pairs` (an even number of channel vectors: every call passes nb = 2) leaves
  * the second out and names the kernel ..._pairs (half the code for the JIT to compile). */
-static const char *pairs_suffix(bool pairs) { return pairs ? "_pairs" : ""; }
+static const char *pairs_suffix(bool pairs) {
+  return pairs ? "_pairs" : "";
+}
 
 /* the weight-gradient micro-kernel for groups of `rows` kernel rows of kw taps (rows rowoff
  * floats apart in the image, taps dw apart), output columns sw apart, once per file */
-static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t rowoff,
-                                    int64_t dw, int64_t sw, bool pairs) {
+static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t rowoff, int64_t dw,
+                                    int64_t sw, bool pairs) {
   const char *name = arena_printf(f->arena, "lathe_dconv_w%lldx%lld_%lld_%lld_%lld%s",
-                                  (long long)rows, (long long)kw, (long long)rowoff,
-                                  (long long)dw, (long long)sw, pairs_suffix(pairs));
+                                  (long long)rows, (long long)kw, (long long)rowoff, (long long)dw,
+                                  (long long)sw, pairs_suffix(pairs));
   const char *mark = arena_printf(f->arena, "%s (codegen/conv_direct.c)", name);
   if (!cg_gemm_once(f, mark)) return name;
   CgBuf *o = f->globals;
@@ -417,6 +264,14 @@ static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t
   const char *params = "(const float *restrict x, const float *restrict dy,\n"
                        "    ptrdiff_t pstride, int nb, ptrdiff_t ho, ptrdiff_t wo, ptrdiff_t rs,\n"
                        "    float *restrict acc, ptrdiff_t astride)";
+  cg_buf_printf(
+      o,
+      "/* A direct convolution's weight gradient over %lld kernel row(s) of %lld taps:\n"
+      " * acc[b][t][l] += sum over pixels (oh, ow) of x[oh * rs + ow * %lld + t / %lld *\n"
+      " * %lld + t %% %lld * %lld] * dy[b][oh][ow][l], for %s channel vector(s) b of %lld\n"
+      " * lanes l; the sums stay in registers. Then its scalar C99 twin. */\n",
+      (long long)rows, (long long)kw, (long long)sw, (long long)kw, (long long)rowoff,
+      (long long)kw, (long long)dw, pairs ? "2" : "nb = 1 or 2", (long long)v);
   cg_buf_printf(o, "#ifdef LATHE_VECTOR\nLATHE_GEMM_FN void %s%s {\n", name, params);
   emit_accumulators(o, taps);
   cg_buf_printf(o,
@@ -476,6 +331,13 @@ static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw, bool pairs) {
   const char *params = "(const float *restrict x, const ptrdiff_t *restrict koff,\n"
                        "    ptrdiff_t kn, const float *restrict w, ptrdiff_t wbs, int nb,\n"
                        "    float *restrict out, ptrdiff_t obs)";
+  cg_buf_printf(
+      o,
+      "/* The direct convolution's micro-kernel for %lld output pixels at column stride\n"
+      " * %lld: out[b][i][l] = sum over taps k < kn of x[koff[k] + i * %lld] * w[b][k][l],\n"
+      " * for %s channel vector(s) b of %lld lanes l; the sums stay in registers.\n"
+      " * Then its scalar C99 twin. */\n",
+      (long long)pb, (long long)sw, (long long)sw, pairs ? "2" : "nb = 1 or 2", (long long)v);
   cg_buf_printf(o, "#ifdef LATHE_VECTOR\nLATHE_GEMM_FN void %s%s {\n", name, params);
   emit_accumulators(o, pb);
   if (pairs) cg_buf_puts(o, "  (void)nb; /* always 2 */\n");
@@ -515,39 +377,40 @@ static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw, bool pairs) {
 }
 
 /* text with @V@ replaced by the vector width */
-void cg_conv_emit_text(CgFunc *f, const char *t) {
-  char v[32];
-  snprintf(v, sizeof v, "%lld", (long long)cg_gemm_vec(f->opt));
-  for (const char *at; (at = strstr(t, "@V@")); t = at + 3)
-    cg_buf_printf(f->globals, "%.*s%s", (int)(at - t), t, v);
-  cg_buf_puts(f->globals, t);
-}
-
 /* the file-scope routines, each only when used: the packing and lathe_dconv_tile; with
  * `transposed` lathe_dconv_pack_wt, with `unblock` lathe_dconv_image (a convolution without
  * epilogue), with `grad` the weight gradient's */
 static void emit_driver(CgFunc *f, bool grad, bool unblock, bool transposed) {
   cg_vector_prelude(f); /* lathe_vf, LATHE_GEMM_FN, LATHE_GEMM_SHARED, <string.h> */
   if (cg_gemm_once(f, driver_mark))
-    cg_conv_emit_text(f, driver_text), cg_conv_emit_text(f, image_text);
-  if (transposed && cg_gemm_once(f, transposed_mark)) cg_conv_emit_text(f, transposed_text);
-  if (unblock && cg_gemm_once(f, unblock_mark)) cg_conv_emit_text(f, unblock_text);
-  if (grad && cg_gemm_once(f, grad_mark)) cg_conv_emit_text(f, grad_text);
+    cg_kernel_emit(f, cg_kernel_conv_direct_tile), cg_kernel_emit(f, cg_kernel_conv_direct_image);
+  if (transposed && cg_gemm_once(f, transposed_mark))
+    cg_kernel_emit(f, cg_kernel_conv_direct_pack_wt);
+  if (unblock && cg_gemm_once(f, unblock_mark)) cg_kernel_emit(f, cg_kernel_conv_direct_unblock);
+  if (grad && cg_gemm_once(f, grad_mark)) cg_kernel_emit(f, cg_kernel_conv_direct_grad);
 }
 
 /* ---- the call site --------------------------------------------------------------------------- */
 
-/* the geometry table of d, g[LATHE_DC_PB] = pb */
+/* the geometry table of d, g[LATHE_DC_PB] = pb, by designated initializers naming each entry
+ * (cg_kernel_conv_direct_image's LATHE_DC_* indices), four to a line */
 static const char *geometry(CgFunc *f, const Direct *d) {
+  static const char *const names[] = {"C",  "H",  "W",  "O",  "HO", "WO", "KH", "KW", "SH",
+                                      "SW", "DH", "DW", "PT", "PL", "HP", "WP", "PB", "PAD"};
+  const int64_t v[] = {d->c,  d->h,  d->w,  d->o,  d->ho, d->wo, d->kh, d->kw, d->sh,
+                       d->sw, d->dh, d->dw, d->pt, d->pl, d->hp, d->wp, d->pb, d->pad ? 1 : 0};
+  _Static_assert(sizeof names / sizeof names[0] == sizeof v / sizeof v[0], "one name per entry");
   const char *geo = cg_fresh(f->e, "dconv_g");
-  cg_line(f->e,
-          "static const ptrdiff_t %s[] = {%lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, "
-          "%lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d};",
-          geo, (long long)d->c, (long long)d->h, (long long)d->w, (long long)d->o,
-          (long long)d->ho, (long long)d->wo, (long long)d->kh, (long long)d->kw,
-          (long long)d->sh, (long long)d->sw, (long long)d->dh, (long long)d->dw,
-          (long long)d->pt, (long long)d->pl, (long long)d->hp, (long long)d->wp,
-          (long long)d->pb, d->pad ? 1 : 0);
+  cg_line(f->e, "static const ptrdiff_t %s[] = {", geo);
+  const char *row = NULL;
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    const char *item = arena_printf(f->arena, "[LATHE_DC_%s] = %lld", names[i], (long long)v[i]);
+    row = row ? arena_printf(f->arena, "%s, %s", row, item) : item;
+    if (i % 4 == 3 || i + 1 == sizeof v / sizeof v[0]) {
+      cg_line(f->e, "    %s%s", row, i + 1 == sizeof v / sizeof v[0] ? "};" : ",");
+      row = NULL;
+    }
+  }
   return geo;
 }
 
@@ -579,15 +442,14 @@ static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
   emit_driver(f, true, false, false);
   bool pairs = d->ob % 2 == 0;
   const char *k_main = emit_grad_kernel(f, d->pb, d->kw, d->dh * d->wp, d->dw, d->sw, pairs);
-  const char *k_last =
-      emit_grad_kernel(f, d->pb_last, d->kw, d->dh * d->wp, d->dw, d->sw, pairs);
+  const char *k_last = emit_grad_kernel(f, d->pb_last, d->kw, d->dh * d->wp, d->dw, d->sw, pairs);
   const char *x = f->val[n->in[0]].expr, *dy = f->val[n->in[1]].expr, *dw = f->val[id].expr;
   int64_t base = cg_scratch_base(f->g), per = grad_thread_bytes(d);
   cg_line(f->e,
           "/* direct weight gradient, NCHWc: %lld output channels in %lld vectors of %lld, the "
           "%lld taps in groups of %lld kernel rows, summed over %lld x %lld pixels */",
-          (long long)d->o, (long long)d->ob, (long long)d->vec, (long long)d->k,
-          (long long)d->pb, (long long)d->ho, (long long)d->wo);
+          (long long)d->o, (long long)d->ob, (long long)d->vec, (long long)d->k, (long long)d->pb,
+          (long long)d->ho, (long long)d->wo);
   cg_line(f->e, "{");
   cg_indent(f->e);
   const char *geo = geometry(f, d), *th = threads_open(f, d);
@@ -609,14 +471,16 @@ static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
           k_last, acc, acc, (long long)weights_bytes(d), pad);
   cg_close(f->e);
   if (th) cg_close(f->e);
-  cg_line(f->e, "lathe_dconv_wfinish(%s, %lld, %lld, (const float *)((char *)ws + %lld), %d, %lld);",
-          dw, (long long)d->o, (long long)d->k, (long long)base, d->threads,
-          (long long)(per / 4));
+  cg_line(f->e,
+          "lathe_dconv_wfinish(%s, %lld, %lld, (const float *)((char *)ws + %lld), %d, %lld);", dw,
+          (long long)d->o, (long long)d->k, (long long)base, d->threads, (long long)(per / 4));
   cg_close(f->e);
   return true;
 }
 
-bool cg_conv_direct_lower(CgFunc *f, NodeId id) { return cg_conv_direct_lower_fused(f, id, NULL); }
+bool cg_conv_direct_lower(CgFunc *f, NodeId id) {
+  return cg_conv_direct_lower_fused(f, id, NULL);
+}
 
 /* The epilogue of a group ending in a KH x KW max-pool (store->pool, passes/fuse.c) on image
  * b's tile tp, in the blocked layout: per channel vector ob, pooled row ph and pooled column
@@ -750,8 +614,7 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   } else if (n->op == OP_CONV2D) {
     emit_pack_w(f);
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
-    cg_line(f->e, "lathe_dconv_pack_w(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.k,
-            wp);
+    cg_line(f->e, "lathe_dconv_pack_w(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.k, wp);
   } else {
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
     cg_line(f->e, "lathe_dconv_pack_wt(%s, %lld, %lld, %lld, %s);", w, (long long)d.c,
@@ -761,9 +624,8 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   const char *tile_fn = d.wino ? "lathe_wino_tile" : "lathe_dconv_tile";
   int64_t per = base + weights_bytes(&d) + offsets_bytes(&d);
   const char *th = threads_open(f, &d), *b = images_open(f, &d, th);
-  const char *at = th ? arena_printf(f->arena, " + %s * %lld", th,
-                                                (long long)thread_bytes(&d))
-                                  : "";
+  const char *at =
+      th ? arena_printf(f->arena, " + %s * %lld", th, (long long)thread_bytes(&d)) : "";
   const char *tile = arena_printf(f->arena, "(float *)((char *)ws + %lld%s)", (long long)per, at);
   const char *pad = d.xpad ? arena_printf(f->arena, "(float *)((char *)ws + %lld%s)",
                                           (long long)(per + tile_bytes(&d)), at)
@@ -821,7 +683,8 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
                                    (long long)d.o, o, (long long)d.ho, oh, wo, col);
     const char *value = arena_printf(f->arena, "%s[%s * %lld + %s]", row, l, cw, ow);
     if (!store->emit(f, store->ctx, v, idx, value)) return false;
-    for (int i = 0; i < (cw < wo ? 5 : 4); i++) cg_close(f->e);
+    for (int i = 0; i < (cw < wo ? 5 : 4); i++)
+      cg_close(f->e);
   }
   cg_close(f->e);
   if (th) cg_close(f->e);

@@ -37,21 +37,22 @@
  * place: a lathe_gemm_b with pack NULL for B, a_rs = a_cs = 0 for A. A data constant
  * operand (weights baked in by `lathe compile --bake`) is packed into the same layout at
  * compile time (emit_const_packed): a static table, 64-byte aligned for the vector kernel,
- * and its plain table is not written when only GEMMs read it (cg_gemm_packs_const).
+ * and its plain table is not written when only GEMMs read it (lower.c, const_packed_only).
  *
  * Invariants: the scratch (tile, packed A, packed B, and the M x N product of a fused group
  * when its matmul has no buffer of its own) sits at the 64-byte aligned offset
- * cg_scratch_base (Graph.workspace_bytes rounded up) of the workspace; cg_workspace_bytes
- * counts it, and every workspace size codegen publishes must come from there. Kernels run
- * one at a time, so all GEMMs and convolutions share one scratch region and the generated code
- * stays re-entrant. The pre-packed operands of a scan live while its loop runs, so they sit
- * above that region (at cg_scratch_base + the kernel scratch rounded up to 64 bytes, packed
- * after packed, a nested scan's above its parent's); cg_workspace_bytes adds the most any
- * scan needs (scan_packs), and pack_bytes decides both what is packed and what is counted.
+ * cg_scratch_base (Graph.workspace_bytes rounded up) of the workspace; cg_gemm_scratch
+ * reports it per matmul, and cg_workspace_bytes (workspace.c) counts the largest: every
+ * workspace size codegen publishes comes from there. Kernels run one at a time, so all GEMMs
+ * and convolutions share one scratch region and the generated code stays re-entrant. The
+ * pre-packed operands of a scan live while its loop runs, so they sit above that region (at
+ * cg_scan_pack_base, packed after packed, a nested scan's above its parent's);
+ * cg_workspace_bytes adds the most any scan needs, and cg_gemm_pack_bytes decides both what
+ * is packed and what is counted.
  */
 #include "gemm.h"
 #include "ir/scan.h"
-#include "lower_conv.h"
+#include "kernels_text.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -101,7 +102,23 @@ CgTarget cg_target_resolve(const CgOptions *o) {
 #endif
 }
 
-int cg_gemm_vec(const CgOptions *o) { return gemm_tiles[cg_target_resolve(o)].vec; }
+static const CgTargetInfo target_info[CG_TARGET_COUNT] = {
+    [CG_TARGET_GENERIC] = {"generic", NULL, NULL, NULL, "-O3 -fno-math-errno", 0},
+    [CG_TARGET_X86_64_V3] = {"x86-64-v3", "AVX2 and FMA", "avx2,fma", "__AVX2__",
+                             "-O3 -march=x86-64-v3 -fno-math-errno", 8},
+    [CG_TARGET_X86_64_V4] = {"x86-64-v4", "AVX-512F and FMA", "avx512f,fma", "__AVX512F__",
+                             "-O3 -march=x86-64-v4 -fno-math-errno", 16},
+    /* Advanced SIMD is in every AArch64 CPU: nothing to test */
+    [CG_TARGET_AARCH64] = {"aarch64", "Advanced SIMD (NEON)", NULL, NULL, "-O3 -fno-math-errno", 4},
+};
+
+void cg_target_info(const CgOptions *o, CgTargetInfo *out) {
+  *out = target_info[cg_target_resolve(o)];
+}
+
+int cg_gemm_vec(const CgOptions *o) {
+  return gemm_tiles[cg_target_resolve(o)].vec;
+}
 
 void cg_gemm_tile(const CgOptions *o, int *vec, int *mr, int *nr) {
   const GemmTile *t = &gemm_tiles[cg_target_resolve(o)];
@@ -109,9 +126,6 @@ void cg_gemm_tile(const CgOptions *o, int *vec, int *mr, int *nr) {
 }
 
 /* ---- the plan and the scratch ---------------------------------------------------------------- */
-
-static int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
-static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 enum { GEMM_NC = 1024 }; /* widest N panel of packed B (bounds the scratch: KC x NC floats) */
 
@@ -128,11 +142,10 @@ void cg_gemm_plan(const CgOptions *o, int64_t m, int64_t k, int64_t n, CgGemmPla
   p->nc = n < nc_max ? n : nc_max;
   if (p->nc < 1) p->nc = 1;
   /* as lathe_gemm lays it out: tile, packed A block, packed B panel */
-  p->bytes = round64((int64_t)t->mr * t->nr * 4) + round64(round_up(p->mc, t->mr) * p->kc * 4) +
-             round64(round_up(p->nc, t->nr) * p->kc * 4);
+  p->bytes = ir_workspace_align((int64_t)t->mr * t->nr * 4) +
+             ir_workspace_align(ir_round_up(p->mc, t->mr) * p->kc * 4) +
+             ir_workspace_align(ir_round_up(p->nc, t->nr) * p->kc * 4);
 }
-
-int64_t cg_scratch_base(const Graph *g) { return round64(g->workspace_bytes); }
 
 /* A[P..., M, K] @ B[K, N] (B shared by every batch, A not transposed) is the 2-D GEMM
  * [P * ... * M, K] @ [K, N] on the same contiguous arrays: a dense layer on a sequence. */
@@ -171,7 +184,7 @@ bool cg_gemm_applies(const Graph *g, NodeId mm) {
   }
   int64_t cols = n->shape.dim[n->shape.rank - 1];
   int64_t rows = n->shape.rank > 2 && !rows_of_batch(g, n) ? n->shape.dim[n->shape.rank - 2]
-                                                            : shape_numel(&n->shape) / cols;
+                                                           : shape_numel(&n->shape) / cols;
   return cols >= 1 && rows >= 2;
 }
 
@@ -208,48 +221,38 @@ static void gemm_shape(const Graph *g, NodeId mm, const CgOptions *o, GemmShape 
   s->b_cs = tb ? k : 1;
   cg_gemm_plan(o, m, k, nn, &s->plan);
   /* no operand packed at compile time: unpacked unless a large cube (a scan body's captured
-   * operands are then not pre-packed either: pack_bytes). A transposed B is made row-major
+   * operands are then not pre-packed either: cg_gemm_pack_bytes). A transposed B is made row-major
    * per call, unless it is a scan body's argument: a captured one (the only kind a body
    * transposes in practice, a recurrence's weights) is packed once before the loop
-   * (pack_bytes), which costs nothing per step; gemm_shape has no scan at hand to tell the
+   * (cg_gemm_pack_bytes), which costs nothing per step; gemm_shape has no scan at hand to tell the
    * captured ones from the per-step slices, which stay packed too. */
   s->direct = (s->b_cs == 1 || graph_node(g, n->in[1])->op != OP_SCAN_ARG) &&
               !const_packed(g, mm, 0) && !const_packed(g, mm, 1) && cg_gemm_direct_suits(m, k, nn);
   if (s->direct) s->plan.bytes = cg_gemm_direct_bytes(o, k, nn, s->b_cs != 1);
   s->off_acc = s->plan.bytes;
-  s->bytes = s->off_acc + (n->group >= 0 ? round64(m * nn * 4) : 0);
+  s->bytes = s->off_acc + (n->group >= 0 ? ir_workspace_align(m * nn * 4) : 0);
 }
 
-/* the largest scratch of g's GEMMs and convolutions, scan bodies included (they run inside g) */
-static int64_t kernel_scratch(const Graph *g, const CgOptions *o) {
-  int64_t scratch = 0;
-  for (NodeId id = 0; id < g->n_nodes; id++) {
-    int64_t bytes = cg_conv_scratch(g, id, o);
-    if (cg_gemm_applies(g, id)) {
-      GemmShape s;
-      gemm_shape(g, id, o, &s);
-      bytes = s.bytes;
-    }
-    if (bytes > scratch) scratch = bytes;
-  }
-  for (int i = 0; i < g->n_subgraphs; i++) {
-    int64_t sub = kernel_scratch(g->subgraphs[i], o);
-    if (sub > scratch) scratch = sub;
-  }
-  return scratch;
+int64_t cg_gemm_scratch(const Graph *g, NodeId mm, const CgOptions *o) {
+  if (!cg_gemm_applies(g, mm)) return 0;
+  GemmShape s;
+  gemm_shape(g, mm, o, &s);
+  return s.bytes;
 }
 
 /* ---- pre-packed operands of scan bodies ------------------------------------------------------ */
 
 /* The tile of o's target (the pre-packed layouts depend on it). */
-static const GemmTile *tile_of(const CgOptions *o) { return &gemm_tiles[cg_target_resolve(o)]; }
+static const GemmTile *tile_of(const CgOptions *o) {
+  return &gemm_tiles[cg_target_resolve(o)];
+}
 
 /* The bytes of operand j (0: A, 1: B) of body matmul mm pre-packed, or 0 when it is not
  * pre-packed: it must be a captured input of scan (the same at every step) of a 2-D GEMM
  * (not one per batch). Then the whole operand is packed once before the loop, in the layout
- * lathe_gemm reads (lathe_gemm_prepack_a/_b): round_up(rows, MR or NR) x K floats. */
-static int64_t pack_bytes(const Node *scan, const Graph *body, NodeId mm, int j,
-                          const CgOptions *o) {
+ * lathe_gemm reads (lathe_gemm_prepack_a/_b): ir_round_up(rows, MR or NR) x K floats. */
+int64_t cg_gemm_pack_bytes(const Node *scan, const Graph *body, NodeId mm, int j,
+                           const CgOptions *o) {
   if (!cg_gemm_applies(body, mm)) return 0;
   const Node *in = graph_node(body, graph_node(body, mm)->in[j]);
   if (in->op != OP_SCAN_ARG || scan_input_kind(scan, in->attr.scan_arg.index) != 2) return 0;
@@ -257,37 +260,8 @@ static int64_t pack_bytes(const Node *scan, const Graph *body, NodeId mm, int j,
   gemm_shape(body, mm, o, &s);
   if (s.batch != 1 || s.direct) return 0; /* lathe_gemm_direct reads it in place */
   const GemmTile *t = tile_of(o);
-  return round64(j ? round_up(s.plan.n, t->nr) * s.plan.k * 4
-                   : round_up(s.plan.m, t->mr) * s.plan.k * 4);
-}
-
-static int64_t scan_packs(const Graph *g, const CgOptions *o);
-
-/* the pre-packed bytes scan node `scan` of g needs while its loop runs (its body's nested
- * scans pack theirs above them) */
-static int64_t scan_pack_bytes(const Graph *g, NodeId scan, const CgOptions *o) {
-  const Node *n = graph_node(g, scan);
-  const Graph *body = n->op == OP_SCAN ? scan_body(g, n) : NULL;
-  if (!body) return 0;
-  int64_t bytes = 0;
-  for (NodeId b = 0; b < body->n_nodes; b++)
-    for (int j = 0; j < 2; j++) bytes += pack_bytes(n, body, b, j, o);
-  return bytes + scan_packs(body, o);
-}
-
-/* the most pre-packed bytes of g's scans (they run one at a time) */
-static int64_t scan_packs(const Graph *g, const CgOptions *o) {
-  int64_t most = 0;
-  for (NodeId id = 0; id < g->n_nodes; id++) {
-    int64_t bytes = scan_pack_bytes(g, id, o);
-    if (bytes > most) most = bytes;
-  }
-  return most;
-}
-
-int64_t cg_workspace_bytes(const Graph *g, const CgOptions *o) {
-  int64_t scratch = kernel_scratch(g, o);
-  return scratch ? cg_scratch_base(g) + round64(scratch) + scan_packs(g, o) : g->workspace_bytes;
+  return ir_workspace_align(j ? ir_round_up(s.plan.n, t->nr) * s.plan.k * 4
+                              : ir_round_up(s.plan.m, t->mr) * s.plan.k * 4);
 }
 
 /* ---- the file-scope routines ----------------------------------------------------------------- */
@@ -322,136 +296,41 @@ static void tile_lines(const GemmTile *t, int threads, char *par, char *decl, si
     snprintf(decl, cap, "          float tl[%d], *const tile = tl;\n", t->mr * t->nr);
 }
 
-/* Appends tmpl to o with @MR@, @NR@, @TILE@ (the tile's floats, rounded to 64 bytes) and the
- * lines @PAR@, @TILEDECL@ (tile_lines) replaced. */
-static void emit_template(CgBuf *o, const char *tmpl, const GemmTile *t, int threads) {
-  static const char *const keys[5] = {"@MR@", "@NR@", "@TILE@", "@PAR@", "@TILEDECL@"};
-  char vals[5][256];
+/* The one template mechanism of the kernel library (codegen/kernels/): appends text to o
+ * with its LT_* identifiers replaced by t's numbers: LT_MR and LT_NR (the micro-tile), LT_TILE
+ * (the tile's floats, rounded to the workspace alignment), LT_V (floats per vector), and the
+ * line-valued LT_PAR and LT_TILEDECL (lathe_gemm's lines that --threads changes: tile_lines),
+ * which stand alone on a line that their lines replace. */
+static void kernel_text(CgBuf *o, const char *text, const GemmTile *t, int threads) {
+  static const char *const keys[6] = {"LT_MR", "LT_NR", "LT_TILE", "LT_PAR", "LT_TILEDECL", "LT_V"};
+  char vals[6][256];
   snprintf(vals[0], sizeof vals[0], "%d", t->mr);
   snprintf(vals[1], sizeof vals[1], "%d", t->nr);
-  snprintf(vals[2], sizeof vals[2], "%d", (int)(round64((int64_t)t->mr * t->nr * 4) / 4));
+  snprintf(vals[2], sizeof vals[2], "%d",
+           (int)(ir_workspace_align((int64_t)t->mr * t->nr * 4) / 4));
   tile_lines(t, threads, vals[3], vals[4], sizeof vals[3]);
-  for (const char *p = tmpl; *p;) {
-    const char *at = strchr(p, '@');
+  snprintf(vals[5], sizeof vals[5], "%d", t->vec);
+  for (const char *p = text; *p;) {
+    const char *at = strstr(p, "LT_");
+    size_t len = at ? strspn(at, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") : 0;
     int key = -1;
-    for (int i = 0; at && i < 5 && key < 0; i++)
-      if (strncmp(at, keys[i], strlen(keys[i])) == 0) key = i;
-    if (key < 0) {
-      size_t len = at ? (size_t)(at - p) + 1 : strlen(p);
-      cg_buf_printf(o, "%.*s", (int)len, p);
-      p += len;
+    for (int i = 0; at && i < 6 && key < 0; i++)
+      if (strlen(keys[i]) == len && strncmp(at, keys[i], len) == 0) key = i;
+    if (key < 0) { /* no template: up to and including the LT_ that was none */
+      size_t n = at ? (size_t)(at - p) + 3 : strlen(p);
+      cg_buf_printf(o, "%.*s", (int)n, p);
+      p += n;
       continue;
     }
     cg_buf_printf(o, "%.*s%s", (int)(at - p), p, vals[key]);
-    p = at + strlen(keys[key]);
+    p = at + len;
+    if ((key == 3 || key == 4) && *p == '\n') p++; /* the value carries its own lines */
   }
 }
 
-void cg_gemm_template(CgFunc *f, const char *tmpl) {
-  emit_template(f->globals, tmpl, &gemm_tiles[cg_target_resolve(f->opt)], 1);
+void cg_kernel_emit(CgFunc *f, const char *text) {
+  kernel_text(f->globals, text, &gemm_tiles[cg_target_resolve(f->opt)], f->opt->threads);
 }
-
-static const char pack_text[] =
-    "/* The B operand of lathe_gemm: `pack` writes rows [p0, p0 + kc) x columns [j0, j0 + nc)\n"
-    " * of it as @NR@-wide slivers, k-major, zero-padded to a whole sliver. Plain matrices:\n"
-    " * B[p][j] = p[p * rs + j * cs]; convolutions (codegen/conv_gemm.c) read an implicit\n"
-    " * im2col matrix straight from an NCHW image described by g[]. pack NULL: p holds the\n"
-    " * whole operand already packed (lathe_gemm_prepack_b). */\n"
-    "typedef struct lathe_gemm_b lathe_gemm_b;\n"
-    "struct lathe_gemm_b {\n"
-    "  void (*pack)(const lathe_gemm_b *b, ptrdiff_t p0, ptrdiff_t kc, ptrdiff_t j0,\n"
-    "               ptrdiff_t nc, float *dst);\n"
-    "  const float *p;\n"
-    "  ptrdiff_t rs, cs;\n"
-    "  ptrdiff_t g[16];\n"
-    "};\n\n"
-    "/* A (mc x kc, A[i][p] = a[i * rs + p * cs]) as @MR@-tall slivers, k-major, zero-padded */\n"
-    "LATHE_GEMM_SHARED void lathe_gemm_pack_a(const float *a, ptrdiff_t rs, ptrdiff_t cs,\n"
-    "                                         ptrdiff_t mc, ptrdiff_t kc, float *dst) {\n"
-    "  for (ptrdiff_t i0 = 0; i0 < mc; i0 += @MR@) {\n"
-    "    const ptrdiff_t h = mc - i0 < @MR@ ? mc - i0 : @MR@;\n"
-    "    for (ptrdiff_t p = 0; p < kc; p++, dst += @MR@) {\n"
-    "      ptrdiff_t i = 0;\n"
-    "      LATHE_NOVEC for (; i < h; i++) dst[i] = a[(i0 + i) * rs + p * cs];\n"
-    "      LATHE_NOVEC for (; i < @MR@; i++) dst[i] = 0.0f;\n"
-    "    }\n"
-    "  }\n"
-    "}\n\n";
-
-static const char strided_text[] =
-    "LATHE_GEMM_SHARED void lathe_gemm_pack_strided(const lathe_gemm_b *b, ptrdiff_t p0,\n"
-    "                                               ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nc,\n"
-    "                                               float *dst) {\n"
-    "  const ptrdiff_t rs = b->rs, cs = b->cs;\n"
-    "  for (ptrdiff_t j = 0; j < nc; j += @NR@) {\n"
-    "    const ptrdiff_t w = nc - j < @NR@ ? nc - j : @NR@;\n"
-    "    const float *src = b->p + p0 * rs + (j0 + j) * cs;\n"
-    "    for (ptrdiff_t p = 0; p < kc; p++, src += rs, dst += @NR@) {\n"
-    "      ptrdiff_t x = 0;\n"
-    "      if (cs == 1 && w == @NR@) {\n"
-    "        memcpy(dst, src, @NR@ * sizeof(float));\n"
-    "      } else {\n"
-    "        LATHE_NOVEC for (; x < w; x++) dst[x] = src[x * cs];\n"
-    "        LATHE_NOVEC for (; x < @NR@; x++) dst[x] = 0.0f;\n"
-    "      }\n"
-    "    }\n"
-    "  }\n"
-    "}\n\n";
-
-static const char driver_text[] =
-    "/* c (mr x nr, row stride ldc) += the tile */\n"
-    "LATHE_GEMM_SHARED void lathe_gemm_add(ptrdiff_t mr, ptrdiff_t nr, const float *restrict t,\n"
-    "                                      float *restrict c, ptrdiff_t ldc) {\n"
-    "  for (ptrdiff_t i = 0; i < mr; i++)\n"
-    "    for (ptrdiff_t j = 0; j < nr; j++) c[i * ldc + j] += t[i * @NR@ + j];\n"
-    "}\n\n"
-    "/* C (m x n, row stride ldc) = A B, or C += A B when acc, A[i][p] = a[i * a_rs + p * a_cs].\n"
-    " * BLIS loop order: N panels of nc_max, K blocks of kc_max (B block packed), M blocks of\n"
-    " * mc_max (A block packed), then @MR@ x @NR@ tiles. ws: 64-byte aligned scratch holding\n"
-    " * the tile, the packed A block and the packed B panel (codegen/gemm.c sizes it).\n"
-    " * Pre-packed operands (lathe_gemm_prepack_a/_b, same k, kc_max, mc_max, nc_max) are read\n"
-    " * in place: A when a_rs = a_cs = 0, B when b->pack is NULL (b->p holds the panels). */\n"
-    "LATHE_GEMM_SHARED void lathe_gemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,\n"
-    "                                  ptrdiff_t a_rs, ptrdiff_t a_cs, const lathe_gemm_b *b,\n"
-    "                                  float *c, ptrdiff_t ldc, int acc, ptrdiff_t kc_max,\n"
-    "                                  ptrdiff_t mc_max, ptrdiff_t nc_max, float *ws) {\n"
-    "  float *const pa = ws + @TILE@;\n"
-    "  float *const pb = pa + ((mc_max + @MR@ - 1) / @MR@ * @MR@ * kc_max + 15) / 16 * 16;\n"
-    "  if (k <= 0 && !acc)\n"
-    "    for (ptrdiff_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));\n"
-    "  for (ptrdiff_t jc = 0; jc < n; jc += nc_max) {\n"
-    "    const ptrdiff_t nc = n - jc < nc_max ? n - jc : nc_max;\n"
-    "    for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {\n"
-    "      const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;\n"
-    "      const int add = acc || pc > 0;\n"
-    "      const float *bp = pb;\n"
-    "      if (b->pack) b->pack(b, pc, kc, jc, nc, pb);\n"
-    "      else bp = b->p + jc * k + pc * ((nc + @NR@ - 1) / @NR@ * @NR@); /* pre-packed */\n"
-    "      for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {\n"
-    "        const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;\n"
-    "        const float *ap = pa;\n"
-    "        if (a_rs == 0 && a_cs == 0) ap = a + ic * k + pc * ((mc + @MR@ - 1) / @MR@ * @MR@);\n"
-    "        else lathe_gemm_pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pa);\n"
-    "@PAR@"
-    "        for (ptrdiff_t jr = 0; jr < nc; jr += @NR@) {\n"
-    "@TILEDECL@"
-    "          const ptrdiff_t nr = nc - jr < @NR@ ? nc - jr : @NR@;\n"
-    "          for (ptrdiff_t ir = 0; ir < mc; ir += @MR@) {\n"
-    "            const ptrdiff_t mr = mc - ir < @MR@ ? mc - ir : @MR@;\n"
-    "            float *const cp = c + (ic + ir) * ldc + jc + jr;\n"
-    "            lathe_gemm_kernel(kc, ap + ir * kc, bp + jr * kc, tile);\n"
-    "            if (add) {\n"
-    "              lathe_gemm_add(mr, nr, tile, cp, ldc);\n"
-    "            } else {\n"
-    "              for (ptrdiff_t i = 0; i < mr; i++)\n"
-    "                memcpy(cp + i * ldc, tile + i * @NR@, (size_t)nr * sizeof(float));\n"
-    "            }\n"
-    "          }\n"
-    "        }\n"
-    "      }\n"
-    "    }\n"
-    "  }\n"
-    "}\n\n";
 
 static const char kernel_doc[] =
     "/* tile (%d x %d, row-major) = A sliver (%d x kc) * B sliver (kc x %d), both packed */\n";
@@ -542,23 +421,9 @@ static void emit_vector_kernel(CgBuf *o, const GemmTile *t) {
  * multiply the code the compiler (the JIT above all) optimizes by the number of matmuls, for
  * no measurable speed: each call does O(kc) or more work. (The generic target stays free of
  * extensions, so there they are plain static functions.) */
-static const char shared_doc[] =
-    "/* shared by every GEMM of this file: kept out of line (compile time) */\n"
-    "#if defined(__GNUC__)\n"
-    "#define LATHE_GEMM_SHARED static __attribute__((noinline))\n"
-    "#else\n"
-    "#define LATHE_GEMM_SHARED static\n"
-    "#endif\n\n";
 
 /* Every target: <string.h> (memcpy), and LATHE_NOVEC, which keeps Clang's vectorizer off the
  * short gather and zero-fill loops of the packing routines (compile time, no speed lost). */
-static const char common_doc[] =
-    "#include <string.h>\n"
-    "#if defined(__clang__)\n"
-    "#define LATHE_NOVEC _Pragma(\"clang loop vectorize(disable)\")\n"
-    "#else\n"
-    "#define LATHE_NOVEC\n"
-    "#endif\n";
 
 static const char prelude_mark[] = "/* ---- GEMM routines (codegen/gemm.c)";
 
@@ -575,8 +440,9 @@ void cg_vector_prelude(CgFunc *f) {
   if (o->data && strstr(o->data, vector_mark)) return;
   const GemmTile *t = &gemm_tiles[cg_target_resolve(f->opt)];
   cg_buf_printf(o, "%s ---- */\n", vector_mark);
-  cg_buf_puts(o, common_doc);
-  cg_buf_puts(o, t->vec > 0 ? shared_doc : "#define LATHE_GEMM_SHARED static\n\n");
+  cg_buf_puts(o, cg_kernel_gemm_novec);
+  cg_buf_puts(o, cg_kernel_gemm_dims);
+  cg_buf_puts(o, t->vec > 0 ? cg_kernel_gemm_shared : "#define LATHE_GEMM_SHARED static\n\n");
   if (t->vec > 0) {
     cg_buf_printf(o,
                   "/* the micro-kernels use GCC/Clang vector extensions; their scalar C99 twins\n"
@@ -596,9 +462,9 @@ void cg_gemm_prelude(CgFunc *f) {
   cg_vector_prelude(f);
   CgTarget target = cg_target_resolve(f->opt);
   const GemmTile *t = &gemm_tiles[target];
-  cg_buf_printf(o, "%s for %s: %d x %d micro-tile ---- */\n\n", prelude_mark,
-                target_names[target], t->mr, t->nr);
-  emit_template(o, pack_text, t, 1);
+  cg_buf_printf(o, "%s for %s: %d x %d micro-tile ---- */\n\n", prelude_mark, target_names[target],
+                t->mr, t->nr);
+  kernel_text(o, cg_kernel_gemm_pack, t, 1);
   if (t->vec > 0) {
     cg_buf_puts(o, "#ifdef LATHE_VECTOR\n");
     emit_vector_kernel(o, t);
@@ -613,20 +479,23 @@ void cg_gemm_prelude(CgFunc *f) {
                   "num_threads(%d) schedule(static) if(lathe_par)\")\n#else\n"
                   "#define LATHE_GEMM_OMP\n#endif\n",
                   f->opt->threads);
-  emit_template(o, driver_text, t, f->opt->threads);
+  kernel_text(o, cg_kernel_gemm_driver, t, f->opt->threads);
 }
 
 /* ---- the call sites -------------------------------------------------------------------------- */
 
 void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
-                     const char *b, const char *c, int64_t ldc, const char *acc,
-                     const char *at) {
+                     const char *b, const char *c, int64_t ldc, const char *acc, const char *at) {
+  cg_line(f->e, "lathe_gemm(%s, &%s, %s, (float *)((char *)ws + %s),", a, b, c, at);
   cg_line(f->e,
-          "lathe_gemm(%lld, %lld, %lld, %s, %lld, %lld, &%s, %s, %lld, %s, %lld, %lld, %lld, "
-          "(float *)((char *)ws + %s));",
-          (long long)p->m, (long long)p->n, (long long)p->k, a, (long long)a_rs,
-          (long long)a_cs, b, c, (long long)ldc, acc, (long long)p->kc, (long long)p->mc,
-          (long long)p->nc, at);
+          "           (lathe_gemm_dims){.m = %lld, .n = %lld, .k = %lld, .a_rs = %lld, "
+          ".a_cs = %lld, .ldc = %lld,",
+          (long long)p->m, (long long)p->n, (long long)p->k, (long long)a_rs, (long long)a_cs,
+          (long long)ldc);
+  cg_line(f->e,
+          "                             .acc = %s, .kc_max = %lld, .mc_max = %lld, "
+          ".nc_max = %lld});",
+          acc, (long long)p->kc, (long long)p->mc, (long long)p->nc);
 }
 
 void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
@@ -668,11 +537,10 @@ static bool gemm_per_batch(CgFunc *f, NodeId mm, const GemmShape *s) {
   const char *bt = plain_loop(f, "batch", s->batch);
   const char *gb = cg_fresh(f->e, "gemm_b");
   cg_line(f->e,
-          "const lathe_gemm_b %s = {lathe_gemm_pack_strided, %s + %s * %lld, %lld, %lld, {0}};",
-          gb, f->val[node->in[1]].expr, bt, (long long)s->b_bs, (long long)s->b_rs,
-          (long long)s->b_cs);
-  const char *a = arena_printf(f->arena, "%s + %s * %lld", f->val[node->in[0]].expr, bt,
-                               (long long)s->a_bs);
+          "const lathe_gemm_b %s = {lathe_gemm_pack_strided, %s + %s * %lld, %lld, %lld, {0}};", gb,
+          f->val[node->in[1]].expr, bt, (long long)s->b_bs, (long long)s->b_rs, (long long)s->b_cs);
+  const char *a =
+      arena_printf(f->arena, "%s + %s * %lld", f->val[node->in[0]].expr, bt, (long long)s->a_bs);
   const char *c = arena_printf(f->arena, "%s + %s * %lld", f->val[mm].expr, bt,
                                (long long)(s->plan.m * s->plan.n));
   cg_gemm_call(f, &s->plan, a, s->a_rs, s->a_cs, gb, c, s->plan.n, "0", 0);
@@ -688,23 +556,8 @@ static bool const_packed(const Graph *g, NodeId mm, int j) {
   return in->op == OP_CONST && in->attr.constant.data && cg_gemm_applies(g, mm);
 }
 
-bool cg_gemm_packs_const(const Graph *g, NodeId c, const CgOptions *o) {
-  const Node *cn = graph_node(g, c);
-  if (cn->op != OP_CONST || !cn->attr.constant.data) return false;
-  for (int i = 0; i < g->n_outputs; i++)
-    if (g->outputs[i].node == c) return false;
-  bool used = false;
-  for (NodeId u = c + 1; u < g->n_nodes; u++) {
-    const Node *un = graph_node(g, u);
-    for (int k = 0; k < un->n_in; k++) {
-      if (un->in[k] != c) continue;
-      bool packed = un->op == OP_MATMUL ? const_packed(g, u, k)
-                                        : cg_conv_direct_packs_const(g, u, k, o);
-      if (!packed) return false;
-      used = true;
-    }
-  }
-  return used;
+bool cg_gemm_packs_operand(const Graph *g, NodeId mm, int j) {
+  return const_packed(g, mm, j);
 }
 
 /* The static table of operand j (a data constant) of GEMM mm, packed as lathe_gemm reads a
@@ -723,7 +576,7 @@ static const char *emit_const_packed(CgFunc *f, NodeId mm, int j, const GemmShap
   const CgGemmPlan *p = &s->plan;
   int64_t rows = j ? p->n : p->m, blk = j ? p->nc : p->mc, w = j ? t->nr : t->mr;
   int64_t rs = j ? s->b_cs : s->a_rs, cs = j ? s->b_rs : s->a_cs; /* along rows, along K */
-  int64_t size = round_up(rows, w) * p->k;
+  int64_t size = ir_round_up(rows, w) * p->k;
   const char *name = arena_printf(f->arena, "%s_c%u_mm%u_%c", f->symbol,
                                   graph_node(f->g, mm)->in[j], mm, j ? 'b' : 'a');
   if (t->vec > 0) cg_gemm_align_macro(f);
@@ -756,49 +609,13 @@ static const char *emit_const_packed(CgFunc *f, NodeId mm, int j, const GemmShap
   return name;
 }
 
-static const char prepack_b_text[] =
-    "/* The whole op(B) (k x n) packed once, as lathe_gemm reads it with the same kc_max and\n"
-    " * nc_max: the block of N panel jc and K block pc at dst + jc * k + pc * (its width rounded\n"
-    " * up to @NR@), round_up(n, @NR@) * k floats in all; lathe_gemm then reads it in place. */\n"
-    "LATHE_GEMM_SHARED void lathe_gemm_prepack_b(const lathe_gemm_b *b, ptrdiff_t k, ptrdiff_t n,\n"
-    "                                            ptrdiff_t kc_max, ptrdiff_t nc_max,\n"
-    "                                            float *dst) {\n"
-    "  for (ptrdiff_t jc = 0; jc < n; jc += nc_max) {\n"
-    "    const ptrdiff_t nc = n - jc < nc_max ? n - jc : nc_max;\n"
-    "    for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {\n"
-    "      const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;\n"
-    "      b->pack(b, pc, kc, jc, nc, dst + jc * k + pc * ((nc + @NR@ - 1) / @NR@ * @NR@));\n"
-    "    }\n"
-    "  }\n"
-    "}\n\n";
-
-static const char prepack_a_text[] =
-    "/* The whole A (m x k, A[i][p] = a[i * rs + p * cs]) packed once, as lathe_gemm reads it\n"
-    " * with the same kc_max and mc_max: the block of M block ic and K block pc at dst + ic * k\n"
-    " * + pc * (its height rounded up to @MR@), round_up(m, @MR@) * k floats in all. */\n"
-    "LATHE_GEMM_SHARED void lathe_gemm_prepack_a(const float *a, ptrdiff_t rs, ptrdiff_t cs,\n"
-    "                                            ptrdiff_t m, ptrdiff_t k, ptrdiff_t kc_max,\n"
-    "                                            ptrdiff_t mc_max, float *dst) {\n"
-    "  for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {\n"
-    "    const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;\n"
-    "    for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {\n"
-    "      const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;\n"
-    "      lathe_gemm_pack_a(a + ic * rs + pc * cs, rs, cs, mc, kc,\n"
-    "                        dst + ic * k + pc * ((mc + @MR@ - 1) / @MR@ * @MR@));\n"
-    "    }\n"
-    "  }\n"
-    "}\n\n";
-
-void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb) {
+void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb, int64_t at) {
   const Node *n = graph_node(f->g, scan);
   const Graph *body = fb->g;
-  const GemmTile *t = tile_of(f->opt);
-  int64_t at = f->gemm_pack_at;
-  if (at == 0) at = cg_scratch_base(f->g) + round64(kernel_scratch(f->g, f->opt));
   fb->gemm_packed = NULL;
   for (NodeId mm = 0; mm < body->n_nodes; mm++)
     for (int j = 0; j < 2; j++) {
-      int64_t bytes = pack_bytes(n, body, mm, j, f->opt);
+      int64_t bytes = cg_gemm_pack_bytes(n, body, mm, j, f->opt);
       if (!bytes) continue;
       if (!fb->gemm_packed) {
         size_t size = 2 * (size_t)body->n_nodes * sizeof *fb->gemm_packed;
@@ -810,16 +627,17 @@ void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb) {
       gemm_shape(body, mm, f->opt, &s);
       cg_gemm_prelude(f);
       if (cg_gemm_once(f, "lathe_gemm_pack_strided (codegen/gemm.c)"))
-        emit_template(f->globals, strided_text, t, 1);
+        cg_kernel_emit(f, cg_kernel_gemm_strided);
       if (cg_gemm_once(f, j ? "lathe_gemm_prepack_b (codegen/gemm.c)"
                             : "lathe_gemm_prepack_a (codegen/gemm.c)"))
-        emit_template(f->globals, j ? prepack_b_text : prepack_a_text, t, 1);
-      const char *name = cg_fresh(f->e, arena_printf(f->arena, "s%u_pack%u_%c", scan, mm,
-                                                      j ? 'b' : 'a'));
+        cg_kernel_emit(f, j ? cg_kernel_gemm_prepack_b : cg_kernel_gemm_prepack_a);
+      const char *name =
+          cg_fresh(f->e, arena_printf(f->arena, "s%u_pack%u_%c", scan, mm, j ? 'b' : 'a'));
       cg_decl(f->e, "float *%s = (float *)((char *)ws + %lld);", name, (long long)at);
       const char *src = fb->val[node->in[j]].expr;
-      cg_line(f->e, "/* the %s operand of GEMM %%%u (%lld x %lld x %lld) of the body, the same at "
-                    "every step: packed once */",
+      cg_line(f->e,
+              "/* the %s operand of GEMM %%%u (%lld x %lld x %lld) of the body, the same at "
+              "every step: packed once */",
               j ? "B" : "A", mm, (long long)s.plan.m, (long long)s.plan.k, (long long)s.plan.n);
       if (j) {
         cg_line(f->e, "{");
@@ -890,7 +708,7 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
   const char *packed_b = f->gemm_packed ? f->gemm_packed[2 * mm + 1] : NULL;
   if (!packed_b && const_packed(f->g, mm, 1)) packed_b = emit_const_packed(f, mm, 1, &s);
   if (!packed_b && cg_gemm_once(f, "lathe_gemm_pack_strided (codegen/gemm.c)"))
-    emit_template(f->globals, strided_text, t, 1); /* written only when used */
+    cg_kernel_emit(f, cg_kernel_gemm_strided); /* written only when used */
   cg_line(f->e, "/* GEMM %lld x %lld x %lld (M x K x N), %s: %d x %d tiles, K blocks of %lld */",
           (long long)s.plan.m, (long long)s.plan.k, (long long)s.plan.n, target_names[target],
           t->mr, t->nr, (long long)s.plan.kc);
@@ -899,8 +717,7 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
   const char *packed_a = f->gemm_packed ? f->gemm_packed[2 * mm] : NULL;
   if (!packed_a && const_packed(f->g, mm, 0)) packed_a = emit_const_packed(f, mm, 0, &s);
   if (packed_b)
-    cg_line(f->e, "const lathe_gemm_b %s = {NULL, %s, 0, 0, {0}}; /* pre-packed */", gb,
-            packed_b);
+    cg_line(f->e, "const lathe_gemm_b %s = {NULL, %s, 0, 0, {0}}; /* pre-packed */", gb, packed_b);
   else
     cg_line(f->e, "const lathe_gemm_b %s = {lathe_gemm_pack_strided, %s, %lld, %lld, {0}};", gb,
             f->val[node->in[1]].expr, (long long)s.b_rs, (long long)s.b_cs);
@@ -908,7 +725,6 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
   if (packed_a) /* a_rs = a_cs = 0: A pre-packed */
     cg_gemm_call(f, &s.plan, packed_a, 0, 0, gb, prod, s.plan.n, "0", 0);
   else
-    cg_gemm_call(f, &s.plan, f->val[node->in[0]].expr, s.a_rs, s.a_cs, gb, prod, s.plan.n, "0",
-                 0);
+    cg_gemm_call(f, &s.plan, f->val[node->in[0]].expr, s.a_rs, s.a_cs, gb, prod, s.plan.n, "0", 0);
   return node->group < 0 || epilogue(f, &s, prod, store);
 }

@@ -5,15 +5,16 @@
  * micro-kernel chosen by CgOptions.target); the elementwise part of the store is the
  * caller's (CgGemmStore). The convolutions (conv_gemm.c) call the same routine. The
  * packing buffers live in a scratch region at the top of the entry's workspace, so every
- * workspace size codegen publishes is cg_workspace_bytes, not Graph.workspace_bytes.
+ * workspace size codegen publishes is cg_workspace_bytes (workspace.h), not
+ * Graph.workspace_bytes.
  * Operands that never change are packed once: a scan body's captured weights before the
  * loop (cg_gemm_prepack, into the workspace above the scratch), data constants (baked
- * weights) at compile time into static tables (cg_gemm_packs_const).
+ * weights) at compile time into static tables (cg_gemm_packs_operand).
  */
 #ifndef LATHE_CODEGEN_GEMM_H
 #define LATHE_CODEGEN_GEMM_H
 
-#include "lower.h"
+#include "loops.h"
 
 /* Emits the store of one finished element C[i, j] = value (i, j, idx = "i * N + j" and value
  * are C expressions valid at that point) and anything computed from it. */
@@ -40,9 +41,7 @@ typedef struct CgGemmPlan {
 } CgGemmPlan;
 
 void cg_gemm_plan(const CgOptions *o, int64_t m, int64_t k, int64_t n, CgGemmPlan *p);
-/* the byte offset of the scratch region in g's workspace (above the memory plan) */
-int64_t cg_scratch_base(const Graph *g);
-/* writes <string.h>, LATHE_NOVEC, LATHE_GEMM_SHARED and, for a vector target under
+/* writes LATHE_NOVEC, LATHE_GEMM_SHARED and, for a vector target under
  * __GNUC__, the vector type lathe_vf and the micro-kernel attributes LATHE_GEMM_FN into
  * f->globals, once per file (the GEMM and the direct convolutions use them) */
 void cg_vector_prelude(CgFunc *f);
@@ -51,8 +50,10 @@ void cg_gemm_prelude(CgFunc *f);
 /* true the first time mark is asked for in f's file (then written there as a comment):
  * file-scope routines are written once, and only when used (no unused static function) */
 bool cg_gemm_once(CgFunc *f, const char *mark);
-/* appends C text to f->globals with @MR@, @NR@ (the micro-tile) and @TILE@ replaced */
-void cg_gemm_template(CgFunc *f, const char *tmpl);
+/* appends kernel library text (a cg_kernel_* string of kernels_text.h, embedded from
+ * codegen/kernels/ at build time) to f->globals with its LT_* identifiers replaced by the
+ * numbers of f's target and threads: the one template mechanism (gemm.c, kernel_text) */
+void cg_kernel_emit(CgFunc *f, const char *text);
 /* emits `lathe_gemm(...)`: c (row stride ldc) = a b, or += when the C expression acc is true;
  * a[i][p] = a[i * a_rs + p * a_cs]; b names a lathe_gemm_b in scope; the call's scratch starts
  * at byte `at` of the scratch region */
@@ -60,13 +61,11 @@ void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, i
                   const char *b, const char *c, int64_t ldc, const char *acc, int64_t at);
 /* the same with the scratch offset a C expression (per-thread scratch) */
 void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
-                     const char *b, const char *c, int64_t ldc, const char *acc,
-                     const char *at);
+                     const char *b, const char *c, int64_t ldc, const char *acc, const char *at);
 
-/* whether every use of data constant c of g is an operand cg_gemm_lower (or a direct
- * convolution, conv_direct.c) packs into a static table of its own at compile time (then
- * lower_const writes no table for c) */
-bool cg_gemm_packs_const(const Graph *g, NodeId c, const CgOptions *o);
+/* whether operand j of matmul mm of g is a data constant cg_gemm_lower packs into a static
+ * table of its own at compile time */
+bool cg_gemm_packs_operand(const Graph *g, NodeId mm, int j);
 /* defines LATHE_GEMM_ALIGN (64-byte alignment of packed constant tables), once per file */
 void cg_gemm_align_macro(CgFunc *f);
 /* whether cg_gemm_lower handles matmul node `mm` of g (2-D, f32, M >= 2, array operands) */
@@ -74,16 +73,31 @@ bool cg_gemm_applies(const Graph *g, NodeId mm);
 bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store);
 /* Before the loop of scan node `scan` of f->g (fb: its body's function, storage assigned):
  * packs each operand of a body GEMM that is a captured input (the same at every step) once,
- * in the layout lathe_gemm reads in place, and records it in fb->gemm_packed. The packs sit
- * above the kernel scratch (cg_workspace_bytes counts them). */
-void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb);
-/* the workspace an entry needs: the memory plan, the GEMM and convolution scratch, and the
- * operands its scans pre-pack */
-int64_t cg_workspace_bytes(const Graph *g, const CgOptions *o);
+ * in the layout lathe_gemm reads in place, from workspace byte `at` up (above the kernel
+ * scratch: cg_scan_pack_base), and records it in fb->gemm_packed. */
+void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb, int64_t at);
+/* the scratch bytes of matmul node mm of g (0 when cg_gemm_lower does not take it) */
+int64_t cg_gemm_scratch(const Graph *g, NodeId mm, const CgOptions *o);
+/* the bytes operand j (0: A, 1: B) of body matmul mm of scan node `scan` takes pre-packed
+ * (a captured input of a 2-D packed GEMM), else 0 */
+int64_t cg_gemm_pack_bytes(const Node *scan, const Graph *body, NodeId mm, int j,
+                           const CgOptions *o);
 /* floats per vector of o's target; 0 on the generic target (scalar kernels only) */
 int cg_gemm_vec(const CgOptions *o);
 /* the resolved target of o (never CG_TARGET_NATIVE) */
 CgTarget cg_target_resolve(const CgOptions *o);
+/* What the generated file says about its target (the banner, <model>_cpu_supported, the
+ * descriptor): its name, the instructions its kernels use beyond C99 and how to test the
+ * CPU for them, and the compiler flags that build it fastest. */
+typedef struct CgTargetInfo {
+  const char *name;     /* "x86-64-v3" (resolved: never "native") */
+  const char *isa;      /* "AVX2 and FMA"; NULL: portable C99 only */
+  const char *features; /* __builtin_cpu_supports names, "avx2,fma"; NULL: nothing to test */
+  const char *macro;    /* the compiler's macro when told to use them (__AVX2__), or NULL */
+  const char *flags;    /* "-O3 -march=x86-64-v3 -fno-math-errno" */
+  int vec;              /* floats per vector (0: scalar kernels only) */
+} CgTargetInfo;
+void cg_target_info(const CgOptions *o, CgTargetInfo *out);
 /* the micro-tile of o's target: floats per vector (0: scalar), rows of A, columns of B */
 void cg_gemm_tile(const CgOptions *o, int *vec, int *mr, int *nr);
 /* The body of a vector micro-kernel up to its k loop's pointer steps: the mr x nr / vec

@@ -36,6 +36,7 @@
  */
 
 #include "gemm.h"
+#include "kernels_text.h"
 
 bool cg_gemm_direct_suits(int64_t m, int64_t k, int64_t n) {
   return !(m >= 512 && k >= 512 && n >= 512);
@@ -44,13 +45,13 @@ bool cg_gemm_direct_suits(int64_t m, int64_t k, int64_t n) {
 /* the scratch of B made row-major (k x n floats) when it is stored transposed; the edge
  * sliver follows it */
 static int64_t transposed_bytes(int64_t k, int64_t n, bool trans_b) {
-  return trans_b ? (k * n * 4 + 63) / 64 * 64 : 0;
+  return trans_b ? ir_workspace_align(k * n * 4) : 0;
 }
 
 int64_t cg_gemm_direct_bytes(const CgOptions *o, int64_t k, int64_t n, bool trans_b) {
   int vec, mr, nr;
   cg_gemm_tile(o, &vec, &mr, &nr);
-  return transposed_bytes(k, n, trans_b) + (k * nr * 4 + 63) / 64 * 64;
+  return transposed_bytes(k, n, trans_b) + ir_workspace_align(k * nr * 4);
 }
 
 static const char kernel_doc[] =
@@ -116,60 +117,9 @@ static void emit_scalar_kernel(CgBuf *o, int mr, int nr) {
       mr * nr, mr * nr, nr, nr, nr, nr, nr);
 }
 
-static const char driver_text[] = /* up to the loop over the row blocks */
-    "/* C (m x n, row stride ldc) = A B, or C += A B when acc, with A[i][p] = a[i * a_rs + p *\n"
-    " * a_cs] and B[p][j] = b[p * ldb + j] read in place: no packing (codegen/gemm_direct.c).\n"
-    " * B is walked in blocks of kc x nc (at most 64K floats, 256 KB) that stay in L2 while\n"
-    " * every row block of A passes over them; a K block after the first adds to C.\n"
-    " * ws: the last @NR@ columns of B, zero-padded, when n is not a multiple of @NR@. */\n"
-    "LATHE_GEMM_SHARED void lathe_gemm_direct(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,\n"
-    "                                         const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs,\n"
-    "                                         const float *b, ptrdiff_t ldb, float *c,\n"
-    "                                         ptrdiff_t ldc, int acc, float *ws) {\n"
-    "  const ptrdiff_t nf = n / @NR@ * @NR@; /* the columns in whole slivers */\n"
-    "  ptrdiff_t nc = nf, kc = k;\n"
-    "  if (nf * k > 65536) { /* about 256 columns, whole slivers; K blocks of equal size */\n"
-    "    nc = nf < 256 / @NR@ * @NR@ ? nf : 256 / @NR@ * @NR@;\n"
-    "    const ptrdiff_t kb = (k + 65536 / nc - 1) / (65536 / nc);\n"
-    "    kc = (k + kb - 1) / kb;\n"
-    "  }\n"
-    "  for (ptrdiff_t jc = 0; jc < nf; jc += nc) {\n"
-    "    const ptrdiff_t jn = nf - jc < nc ? nf : jc + nc;\n"
-    "    for (ptrdiff_t pc = 0; pc < k; pc += kc) {\n"
-    "      const ptrdiff_t kn = k - pc < kc ? k - pc : kc;\n"
-    "      const int add = acc || pc > 0;\n";
-
 /* the row blocks of one B block, after the OpenMP line of --threads N; then the column edge */
-static const char loop_text[] =
-    "      for (ptrdiff_t i = 0; i < m; i += @MR@) {\n"
-    "        const ptrdiff_t mr = m - i < @MR@ ? m - i : @MR@;\n"
-    "        const float *ai = a + i * a_rs + pc * a_cs;\n"
-    "        for (ptrdiff_t j = jc; j < jn; j += @NR@)\n"
-    "          lathe_gemm_direct_kernel(kn, ai, a_rs, a_cs, mr, b + pc * ldb + j, ldb,\n"
-    "                                   c + i * ldc + j, ldc, add);\n"
-    "      }\n"
-    "    }\n"
-    "  }\n"
-    "  if (nf == n) return;\n"
-    "  /* (flat loops with a fixed inner trip: a fraction of the compile time) */\n"
-    "  LATHE_NOVEC for (ptrdiff_t x = 0; x < k * @NR@; x++) {\n"
-    "    const ptrdiff_t p = x / @NR@, j = x % @NR@;\n"
-    "    ws[x] = j < n - nf ? b[p * ldb + nf + j] : 0.0f;\n"
-    "  }\n";
 
 /* the column edge's row blocks, after the OpenMP line */
-static const char edge_text[] =
-    "  for (ptrdiff_t i = 0; i < m; i += @MR@) {\n"
-    "    const ptrdiff_t mr = m - i < @MR@ ? m - i : @MR@;\n"
-    "    float *ci = c + i * ldc;\n"
-    "    float tile[@MR@ * @NR@];\n"
-    "    lathe_gemm_direct_kernel(k, a + i * a_rs, a_rs, a_cs, mr, ws, @NR@, tile, @NR@, 0);\n"
-    "    for (ptrdiff_t r = 0; r < mr; r++)\n"
-    "      LATHE_NOVEC for (ptrdiff_t j = 0; j < @NR@; j++)\n"
-    "        if (nf + j < n)\n"
-    "          ci[r * ldc + nf + j] = (acc ? ci[r * ldc + nf + j] : 0.0f) + tile[r * @NR@ + j];\n"
-    "  }\n"
-    "}\n\n";
 
 /* lathe_vfu, once per file (the micro-kernel and the transpose use it) */
 static void emit_vfu(CgFunc *f, int vec) {
@@ -189,18 +139,6 @@ static void emit_vfu(CgFunc *f, int vec) {
  * h x h sub-blocks of row pairs h apart: about 3 times faster than element by element);
  * the rest, and every element on the generic target, goes by 16-column strips with whole
  * rows of dst written. */
-static const char transpose_doc[] =
-    "/* dst (k x n, row-major) = B, B[p][j] = b[p * rs + j * cs] (codegen/gemm_direct.c): a\n"
-    " * transposed B made row-major for lathe_gemm_direct. */\n";
-
-static const char transpose_rest[] =
-    "  /* the rest (16-column strips; dst's rows written whole) */\n"
-    "  for (ptrdiff_t j0 = 0; j0 < n; j0 += 16) {\n"
-    "    const ptrdiff_t j1 = n - j0 < 16 ? n : j0 + 16;\n"
-    "    for (ptrdiff_t p = j0 < jf ? pf : 0; p < k; p++)\n"
-    "      LATHE_NOVEC for (ptrdiff_t j = j0; j < j1; j++) dst[p * n + j] = b[p * rs + j * cs];\n"
-    "  }\n"
-    "}\n\n";
 
 void cg_gemm_transpose_emit(CgFunc *f) {
   cg_vector_prelude(f);
@@ -215,7 +153,7 @@ void cg_gemm_transpose_emit(CgFunc *f) {
                    "#define LATHE_SHUFFLE 1\n"
                    "#endif\n"
                    "#endif\n");
-  cg_buf_puts(o, transpose_doc);
+  cg_buf_puts(o, cg_kernel_gemm_direct_transpose_doc);
   cg_buf_puts(
       o, "LATHE_GEMM_SHARED void lathe_gemm_transpose(ptrdiff_t k, ptrdiff_t n, const float *b,\n"
          "                                            ptrdiff_t rs, ptrdiff_t cs,\n"
@@ -260,7 +198,7 @@ void cg_gemm_transpose_emit(CgFunc *f) {
         "#endif\n",
         vec);
   }
-  cg_buf_puts(o, transpose_rest);
+  cg_buf_puts(o, cg_kernel_gemm_direct_transpose_rest);
 }
 
 /* the row-block loops shared out by OpenMP with --threads N */
@@ -274,13 +212,14 @@ static void emit_omp(CgFunc *f) {
         f->opt->threads, (long long)(CG_OMP_MIN_FLOPS / 2));
 }
 
-/* driver_text, loop_text, edge_text, each loop over row blocks after the OpenMP line */
+/* cg_kernel_gemm_direct_driver, cg_kernel_gemm_direct_loop, cg_kernel_gemm_direct_edge, each loop
+ * over row blocks after the OpenMP line */
 static void emit_driver(CgFunc *f) {
-  cg_gemm_template(f, driver_text);
+  cg_kernel_emit(f, cg_kernel_gemm_direct_driver);
   emit_omp(f);
-  cg_gemm_template(f, loop_text);
+  cg_kernel_emit(f, cg_kernel_gemm_direct_loop);
   emit_omp(f);
-  cg_gemm_template(f, edge_text);
+  cg_kernel_emit(f, cg_kernel_gemm_direct_edge);
 }
 
 static void emit_routines(CgFunc *f) {
@@ -315,9 +254,12 @@ void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char 
             (long long)n, b, (long long)b_rs, (long long)b_cs, bt);
     b = bt, ldb = n, at += transposed_bytes(k, n, true);
   }
+  cg_line(f->e, "lathe_gemm_direct(%s, %s, %s, (float *)((char *)ws + %lld),", a, b, c,
+          (long long)(cg_scratch_base(f->g) + at));
   cg_line(f->e,
-          "lathe_gemm_direct(%lld, %lld, %lld, %s, %lld, %lld, %s, %lld, %s, %lld, 0, "
-          "(float *)((char *)ws + %lld));",
-          (long long)m, (long long)n, (long long)k, a, (long long)a_rs, (long long)a_cs, b,
-          (long long)ldb, c, (long long)ldc, (long long)(cg_scratch_base(f->g) + at));
+          "                  (lathe_gemm_dims){.m = %lld, .n = %lld, .k = %lld, "
+          ".a_rs = %lld, .a_cs = %lld,",
+          (long long)m, (long long)n, (long long)k, (long long)a_rs, (long long)a_cs);
+  cg_line(f->e, "                                    .ldb = %lld, .ldc = %lld, .acc = 0});",
+          (long long)ldb, (long long)ldc);
 }

@@ -12,264 +12,16 @@
  */
 #include "lower.h"
 
-#include "gemm.h"
+#include "conv.h"
+#include "lower_conv.h"
+#include "lower_reduce.h"
+#include "lower_rows.h"
 #include "lower_scan.h"
 #include "lower_struct.h"
-#include "lower_conv.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-/* ---- text helpers ------------------------------------------------------------------------ */
-
-const char *cg_literal(Arena *a, DType t, double v) {
-  if (t == DT_F32 || t == DT_F64) {
-    const char *inf = t == DT_F32 ? "HUGE_VALF" : "HUGE_VAL";
-    if (isnan(v)) return "NAN";
-    if (isinf(v)) return v > 0 ? inf : arena_printf(a, "(-%s)", inf);
-    char num[64];
-    snprintf(num, sizeof num, t == DT_F32 ? "%.9g" : "%.17g", t == DT_F32 ? (float)v : v);
-    bool has_point = strpbrk(num, ".e") != NULL;
-    const char *suffix = t == DT_F32 ? "f" : "";
-    const char *fmt = v < 0 ? "(%s%s%s)" : "%s%s%s";
-    return arena_printf(a, fmt, num, has_point ? "" : ".0", suffix);
-  }
-  long long n = (long long)v;
-  return arena_printf(a, n < 0 ? "(%lld)" : "%lld", n);
-}
-
-const char *cg_dims(Arena *a, const Shape *s) {
-  if (s->rank == 0) return "1";
-  char *text = arena_printf(a, "%lld", (long long)s->dim[0]);
-  for (int i = 1; i < s->rank; i++)
-    text = arena_printf(a, "%s * %lld", text, (long long)s->dim[i]);
-  return text;
-}
-
-const char *cg_comment_safe(Arena *a, const char *s) {
-  char *out = arena_strdup(a, s ? s : "");
-  for (char *p = out; *p; p++) {
-    if (p[0] == '*' && p[1] == '/') p[1] = '|';
-    if (p[0] == '/' && p[1] == '*') p[1] = '|';
-    if (*p == '\n' || *p == '\r') *p = ' ';
-  }
-  return out;
-}
-
-const char *cg_string_safe(Arena *a, const char *s) {
-  if (!s) s = "";
-  char *out = arena_alloc(a, strlen(s) * 4 + 1);
-  char *w = out;
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') {
-      *w++ = '\\';
-      *w++ = (char)*p;
-    } else if (*p < 0x20 || *p >= 0x7f) {
-      w += sprintf(w, "\\%03o", *p);
-    } else {
-      *w++ = (char)*p;
-    }
-  }
-  *w = '\0';
-  return out;
-}
-
-void cg_strides_of(const Shape *s, int64_t *st) {
-  int64_t acc = 1;
-  for (int d = s->rank - 1; d >= 0; d--) {
-    st[d] = acc;
-    acc *= s->dim[d];
-  }
-}
-
-/* sum of var[i] * stride[i], skipping NULL vars (extent-1 loops) and zero strides */
-static const char *index_expr(Arena *a, int n, const char *const *vars, const int64_t *stride) {
-  const char *text = NULL;
-  for (int i = 0; i < n; i++) {
-    if (!vars[i] || stride[i] == 0) continue;
-    const char *term =
-        stride[i] == 1 ? vars[i] : arena_printf(a, "%s * %lld", vars[i], (long long)stride[i]);
-    text = text ? arena_printf(a, "%s + %s", text, term) : term;
-  }
-  return text ? text : "0";
-}
-
-/* element `index` of node id: `buf[index]`, or the literal */
-static const char *at(CgFunc *f, NodeId id, const char *index) {
-  const CgValue *v = &f->val[id];
-  if (v->literal) return v->expr;
-  return arena_printf(f->arena, "%s[%s]", v->expr, index);
-}
-
-static const char *ctype(DType t) {
-  return dtype_c_name(t);
-}
-
-/* Opens `for (int64_t VAR = 0; VAR < extent; VAR++) {` unless extent is 1; returns the loop
- * variable (a fresh name from `base`) or NULL when no loop was opened. */
-const char *cg_loop_open(CgFunc *f, const char *base, int64_t extent) {
-  if (extent == 1) return NULL;
-  cg_scope_push(f->e); /* the variable, and names declared in the body, end with the loop */
-  const char *v = cg_fresh(f->e, base);
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", v, v, (long long)extent, v);
-  return v;
-}
-
-void cg_loop_close(CgFunc *f, const char *var) {
-  if (!var) return;
-  cg_close(f->e);
-  cg_scope_pop(f->e);
-}
-
-/* one loop per dim of s (vars[d] NULL for extent-1 dims) */
-void cg_nest_open(CgFunc *f, const Shape *s, const char **vars) {
-  for (int d = 0; d < s->rank; d++) {
-    char base[16];
-    snprintf(base, sizeof base, "i%d", d);
-    vars[d] = cg_loop_open(f, base, s->dim[d]);
-  }
-}
-
-void cg_nest_close(CgFunc *f, const Shape *s, const char **vars) {
-  for (int d = s->rank - 1; d >= 0; d--)
-    cg_loop_close(f, vars[d]);
-}
-
-void cg_omp_for(CgFunc *f, int64_t flops) {
-  /* the work threshold also guarantees a loop follows (an extent-1 loop is not emitted) */
-  if (f->opt->threads > 1 && flops >= CG_OMP_MIN_FLOPS) cg_line(f->e, "LATHE_OMP_FOR");
-}
-
-static bool unsupported(CgFunc *f, NodeId id, const char *what) {
-  const Node *n = graph_node(f->g, id);
-  diag_error(f->diag, n->loc, "cannot generate C for %s %%%u (%s): %s", ir_ops[n->op].name, id,
-             dtype_name(n->dtype), what);
-  return false;
-}
-
-/* ---- elementwise ----------------------------------------------------------------------- */
-
-/* f32 -> "expf", f64 -> "exp"; integers go through double. f32 exp and tanh use the
- * vectorizable lathe_expf / lathe_tanhf of the generated prelude (c_backend.c), not libm. */
-static const char *math_call(CgFunc *f, DType t, const char *fn, const char *x) {
-  if (t == DT_F32 && (strcmp(fn, "exp") == 0 || strcmp(fn, "tanh") == 0))
-    return arena_printf(f->arena, "lathe_%sf(%s)", fn, x);
-  if (t == DT_F32) return arena_printf(f->arena, "%sf(%s)", fn, x);
-  if (t == DT_F64) return arena_printf(f->arena, "%s(%s)", fn, x);
-  return arena_printf(f->arena, "(%s)%s((double)%s)", ctype(t), fn, x);
-}
-
-static const char *math_call2(CgFunc *f, DType t, const char *fn, const char *x, const char *y) {
-  if (t == DT_F32) return arena_printf(f->arena, "%sf(%s, %s)", fn, x, y);
-  if (t == DT_F64) return arena_printf(f->arena, "%s(%s, %s)", fn, x, y);
-  return arena_printf(f->arena, "(%s)%s((double)%s, (double)%s)", ctype(t), fn, x, y);
-}
-
-/* " || x != x" for float types (a NaN test), "" for integers */
-static const char *is_nan(CgFunc *f, DType t, const char *x) {
-  return dtype_is_float(t) ? arena_printf(f->arena, " || %s != %s", x, x) : "";
-}
-
-static const char *compare(CgFunc *f, DType t, const char *x, const char *cmp, const char *y) {
-  return arena_printf(f->arena, "(%s %s %s ? %s : %s)", x, cmp, y, cg_literal(f->arena, t, 1),
-                      cg_literal(f->arena, t, 0));
-}
-
-/* Float to integer conversions truncate, saturate and map NaN to 0, like the evaluator (a bare
- * C cast of NaN or an out-of-range value is undefined); everything else is a C cast. */
-static const char *cast_expr(CgFunc *f, DType from, DType to, const char *x) {
-  const char *lo, *hi;
-  switch (to) {
-  case DT_I32:
-    lo = "-2147483648.0", hi = "2147483647.0";
-    break;
-  case DT_I64:
-    lo = "-9223372036854775808.0", hi = "9223372036854774784.0";
-    break;
-  case DT_U8:
-    lo = "0.0", hi = "255.0";
-    break;
-  default:
-    return arena_printf(f->arena, "(%s)%s", ctype(to), x);
-  }
-  if (!dtype_is_float(from)) return arena_printf(f->arena, "(%s)%s", ctype(to), x);
-  const char *t = ctype(to);
-  return arena_printf(f->arena, "(%s != %s ? 0 : %s <= %s ? (%s)%s : %s >= %s ? (%s)%s : (%s)%s)",
-                      x, x, x, lo, t, lo, x, hi, t, hi, t, x);
-}
-
-/* The expression for one element of node n (dtype t) from operand elements x, y. This is a
- * long switch over the elementwise ops, one line each. */
-static const char *ew_expr(CgFunc *f, const Node *n, const char *x, const char *y) {
-  Arena *a = f->arena;
-  DType t = n->dtype;
-  const char *zero = cg_literal(a, t, 0), *one = cg_literal(a, t, 1);
-  bool fl = dtype_is_float(t);
-  switch (n->op) {
-  case OP_ADD:
-    return arena_printf(a, "%s + %s", x, y);
-  case OP_SUB:
-    return arena_printf(a, "%s - %s", x, y);
-  case OP_MUL:
-    return arena_printf(a, "%s * %s", x, y);
-  case OP_DIV:
-    if (fl) return arena_printf(a, "%s / %s", x, y);
-    return arena_printf(a, "(%s)((double)%s / (double)%s)", ctype(t), x, y);
-  /* NaN propagates (like torch.maximum): a NaN x is kept by `x != x`, a NaN y by the else */
-  case OP_MAXIMUM:
-    return arena_printf(a, "(%s > %s%s ? %s : %s)", x, y, is_nan(f, t, x), x, y);
-  case OP_MINIMUM:
-    return arena_printf(a, "(%s < %s%s ? %s : %s)", x, y, is_nan(f, t, x), x, y);
-  case OP_POW:
-    return math_call2(f, t, "pow", x, y);
-  case OP_LT:
-    return compare(f, t, x, "<", y);
-  case OP_LE:
-    return compare(f, t, x, "<=", y);
-  case OP_GT:
-    return compare(f, t, x, ">", y);
-  case OP_GE:
-    return compare(f, t, x, ">=", y);
-  case OP_EQ:
-    return compare(f, t, x, "==", y);
-  case OP_NE:
-    return compare(f, t, x, "!=", y);
-  case OP_NEG:
-    return arena_printf(a, "-%s", x);
-  case OP_EXP:
-    return math_call(f, t, "exp", x);
-  case OP_LOG:
-    return math_call(f, t, "log", x);
-  case OP_SQRT:
-    return math_call(f, t, "sqrt", x);
-  case OP_ABS:
-    return fl ? math_call(f, t, "fabs", x) : arena_printf(a, "(%s < 0 ? -%s : %s)", x, x, x);
-  case OP_SIGN:
-    return arena_printf(a, "(%s > %s ? %s : %s < %s ? -%s : %s)", x, zero, one, x, zero, one, x);
-  case OP_RELU:
-    return arena_printf(a, "(%s > %s ? %s : %s)", x, zero, x, zero);
-  case OP_SIGMOID: /* one exp, which never overflows: e = exp(-|x|) */
-    if (t == DT_F32) return arena_printf(a, "lathe_sigmoidf(%s)", x);
-    {
-      const char *en = math_call(f, t, "exp", arena_printf(a, "-%s", x));
-      const char *ep = math_call(f, t, "exp", x);
-      return arena_printf(a, "(%s >= %s ? %s / (%s + %s) : %s / (%s + %s))", x, zero, one, one,
-                          en, ep, one, ep);
-    }
-  case OP_TANH:
-    return math_call(f, t, "tanh", x);
-  case OP_ERF:
-    return math_call(f, t, "erf", x);
-  case OP_STOP_GRAD:
-  case OP_BROADCAST:
-    return x;
-  case OP_CAST:
-    return cast_expr(f, graph_node(f->g, n->in[0])->dtype, t, x);
-  default:
-    return NULL;
-  }
-}
 
 /* Inputs whose element i is element i of the output (same shape), or a single element. */
 static bool ew_flat(CgFunc *f, const Node *n) {
@@ -282,19 +34,6 @@ static bool ew_flat(CgFunc *f, const Node *n) {
   return true;
 }
 
-/* index of input `in` (NumPy-broadcast to out) for the output loop variables */
-static const char *broadcast_index(CgFunc *f, const Shape *in, const Shape *out,
-                                   const char **vars) {
-  int64_t st[IR_MAX_RANK], bst[IR_MAX_RANK];
-  cg_strides_of(in, st);
-  int lead = out->rank - in->rank;
-  for (int d = 0; d < out->rank; d++) {
-    int di = d - lead;
-    bst[d] = (di < 0 || in->dim[di] == 1) ? 0 : st[di];
-  }
-  return index_expr(f->arena, out->rank, vars, bst);
-}
-
 static bool lower_elemwise(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const char *x[2] = {NULL, NULL};
@@ -304,9 +43,9 @@ static bool lower_elemwise(CgFunc *f, NodeId id) {
     const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
     const char *idx = i ? i : "0";
     for (int k = 0; k < n->n_in; k++)
-      x[k] = at(f, n->in[k], shape_numel(&graph_node(f->g, n->in[k])->shape) == 1 ? "0" : idx);
-    const char *e = ew_expr(f, n, x[0], x[1]);
-    if (!e) return unsupported(f, id, "no elementwise lowering");
+      x[k] = cg_at(f, n->in[k], shape_numel(&graph_node(f->g, n->in[k])->shape) == 1 ? "0" : idx);
+    const char *e = cg_ew_expr(f, n, x[0], x[1]);
+    if (!e) return cg_unsupported(f, id, "no elementwise lowering");
     cg_line(f->e, "%s[%s] = %s;", out, idx, e);
     cg_loop_close(f, i);
     return true;
@@ -316,10 +55,11 @@ static bool lower_elemwise(CgFunc *f, NodeId id) {
   cg_strides_of(&n->shape, st);
   cg_nest_open(f, &n->shape, vars);
   for (int k = 0; k < n->n_in; k++)
-    x[k] = at(f, n->in[k], broadcast_index(f, &graph_node(f->g, n->in[k])->shape, &n->shape, vars));
-  const char *e = ew_expr(f, n, x[0], x[1]);
-  if (!e) return unsupported(f, id, "no elementwise lowering");
-  cg_line(f->e, "%s[%s] = %s;", out, index_expr(f->arena, n->shape.rank, vars, st), e);
+    x[k] = cg_at(f, n->in[k],
+                 cg_broadcast_index(f, &graph_node(f->g, n->in[k])->shape, &n->shape, vars));
+  const char *e = cg_ew_expr(f, n, x[0], x[1]);
+  if (!e) return cg_unsupported(f, id, "no elementwise lowering");
+  cg_line(f->e, "%s[%s] = %s;", out, cg_index_expr(f->arena, n->shape.rank, vars, st), e);
   cg_nest_close(f, &n->shape, vars);
   return true;
 }
@@ -331,11 +71,33 @@ static bool lower_broadcast_to(CgFunc *f, NodeId id) {
 /* ---- sources, constants, views ------------------------------------------------------------ */
 
 static bool lower_source(CgFunc *f, NodeId id) {
-  if (!f->val[id].expr) return unsupported(f, id, "source without storage");
+  if (!f->val[id].expr) return cg_unsupported(f, id, "source without storage");
   return true;
 }
 
 /* A splat constant becomes a literal; a data constant a static table at file scope. */
+/* whether every use of data constant c of g is an operand that a GEMM (gemm.c) or a direct
+ * convolution (conv_direct.c) packs into a static table of its own at compile time: then
+ * lower_const writes no plain table for c */
+static bool const_packed_only(const Graph *g, NodeId c, const CgOptions *o) {
+  const Node *cn = graph_node(g, c);
+  if (cn->op != OP_CONST || !cn->attr.constant.data) return false;
+  for (int i = 0; i < g->n_outputs; i++)
+    if (g->outputs[i].node == c) return false;
+  bool used = false;
+  for (NodeId u = c + 1; u < g->n_nodes; u++) {
+    const Node *un = graph_node(g, u);
+    for (int k = 0; k < un->n_in; k++) {
+      if (un->in[k] != c) continue;
+      bool packed = un->op == OP_MATMUL ? cg_gemm_packs_operand(g, u, k)
+                                        : cg_conv_direct_packs_const(g, u, k, o);
+      if (!packed) return false;
+      used = true;
+    }
+  }
+  return used;
+}
+
 static bool lower_const(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const double *data = n->attr.constant.data;
@@ -345,7 +107,7 @@ static bool lower_const(CgFunc *f, NodeId id) {
                            true, false};
     return true;
   }
-  if (cg_gemm_packs_const(f->g, id, f->opt)) { /* only GEMMs read it, from tables of their own */
+  if (const_packed_only(f->g, id, f->opt)) { /* only GEMMs read it, from tables of their own */
     f->val[id] = (CgValue){"(packed)", false, false};
     return true;
   }
@@ -353,7 +115,7 @@ static bool lower_const(CgFunc *f, NodeId id) {
   char shape[200];
   cg_buf_printf(f->globals, "/* %%%u = const : %s%s */\n", id, dtype_name(n->dtype),
                 shape_str(&n->shape, shape, sizeof shape));
-  cg_buf_printf(f->globals, "static const %s %s[%lld] = {", ctype(n->dtype), name,
+  cg_buf_printf(f->globals, "static const %s %s[%lld] = {", dtype_c_name(n->dtype), name,
                 (long long)count);
   for (int64_t i = 0; i < count; i++) {
     cg_buf_puts(f->globals, i % 8 == 0 ? "\n  " : " ");
@@ -383,8 +145,8 @@ static bool lower_transpose(CgFunc *f, NodeId id) {
     pst[d] = ist[n->attr.transpose.perm[d]];
   const char *vars[IR_MAX_RANK];
   cg_nest_open(f, &n->shape, vars);
-  cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, index_expr(f->arena, n->shape.rank, vars, ost),
-          at(f, n->in[0], index_expr(f->arena, n->shape.rank, vars, pst)));
+  cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, cg_index_expr(f->arena, n->shape.rank, vars, ost),
+          cg_at(f, n->in[0], cg_index_expr(f->arena, n->shape.rank, vars, pst)));
   cg_nest_close(f, &n->shape, vars);
   return true;
 }
@@ -396,12 +158,12 @@ static bool lower_one_hot(CgFunc *f, NodeId id) {
   const char *out = f->val[id].expr;
   const char *i = cg_loop_open(f, "i", count);
   const char *c = cg_fresh(f->e, "c");
-  cg_line(f->e, "const int64_t %s = (int64_t)%s;", c, at(f, n->in[0], i ? i : "0"));
+  cg_line(f->e, "const int64_t %s = (int64_t)%s;", c, cg_at(f, n->in[0], i ? i : "0"));
   const char *j = cg_loop_open(f, "j", depth);
   const char *vars[2] = {i, j};
   const int64_t st[2] = {depth, 1};
-  cg_line(f->e, "%s[%s] = %s == %s ? %s : %s;", out, index_expr(f->arena, 2, vars, st), j ? j : "0",
-          c, cg_literal(f->arena, n->dtype, 1), cg_literal(f->arena, n->dtype, 0));
+  cg_line(f->e, "%s[%s] = %s == %s ? %s : %s;", out, cg_index_expr(f->arena, 2, vars, st),
+          j ? j : "0", c, cg_literal(f->arena, n->dtype, 1), cg_literal(f->arena, n->dtype, 0));
   cg_loop_close(f, j);
   cg_loop_close(f, i);
   return true;
@@ -449,7 +211,7 @@ static const char *mat_index(CgFunc *f, const char *base, const char *v1, int64_
                              const char *v2, int64_t s2) {
   const char *vars[3] = {v1, v2, NULL};
   const int64_t st[3] = {s1, s2, 0};
-  const char *ij = index_expr(f->arena, 2, vars, st);
+  const char *ij = cg_index_expr(f->arena, 2, vars, st);
   if (strcmp(base, "0") == 0) return ij;
   if (strcmp(ij, "0") == 0) return base;
   return arena_printf(f->arena, "%s + %s", base, ij);
@@ -467,10 +229,11 @@ static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab,
   if (tb) {
     const char *j = cg_loop_open(f, "j", md->n);
     const char *acc = cg_fresh(f->e, "acc");
-    cg_line(f->e, "%s %s = %s;", ctype(n->dtype), acc, zero);
+    cg_line(f->e, "%s %s = %s;", dtype_c_name(n->dtype), acc, zero);
     const char *k = cg_loop_open(f, "k", md->k);
-    av = at(f, n->in[0], ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
-    bv = at(f, n->in[1], mat_index(f, bb, j, md->k, k, 1));
+    av = cg_at(f, n->in[0],
+               ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
+    bv = cg_at(f, n->in[1], mat_index(f, bb, j, md->k, k, 1));
     cg_line(f->e, "%s += %s * %s;", acc, av, bv);
     cg_loop_close(f, k);
     cg_line(f->e, "%s[%s] = %s;", out, mat_index(f, cb, i, md->n, j, 1), acc);
@@ -481,10 +244,11 @@ static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab,
     cg_loop_close(f, j);
     const char *k = cg_loop_open(f, "k", md->k);
     const char *a_ik = cg_fresh(f->e, "a_ik");
-    av = at(f, n->in[0], ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
-    cg_line(f->e, "const %s %s = %s;", ctype(n->dtype), a_ik, av);
+    av = cg_at(f, n->in[0],
+               ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
+    cg_line(f->e, "const %s %s = %s;", dtype_c_name(n->dtype), a_ik, av);
     j = cg_loop_open(f, "j", md->n);
-    bv = at(f, n->in[1], mat_index(f, bb, k, md->n, j, 1));
+    bv = cg_at(f, n->in[1], mat_index(f, bb, k, md->n, j, 1));
     cg_line(f->e, "%s[%s] += %s * %s;", out, mat_index(f, cb, i, md->n, j, 1), a_ik, bv);
     cg_loop_close(f, j);
     cg_loop_close(f, k);
@@ -493,8 +257,7 @@ static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab,
 }
 
 /* the store of a finished element of an unfused matmul (codegen/gemm.c) */
-static bool store_plain(CgFunc *f, void *ctx, const char **ij, const char *idx,
-                        const char *value) {
+static bool store_plain(CgFunc *f, void *ctx, const char **ij, const char *idx, const char *value) {
   (void)ij;
   cg_line(f->e, "%s[%s] = %s;", f->val[*(const NodeId *)ctx].expr, idx, value);
   return true;
@@ -504,10 +267,10 @@ static bool lower_matmul(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Shape *a = &graph_node(f->g, n->in[0])->shape, *b = &graph_node(f->g, n->in[1])->shape;
   if (a->rank < 1 || b->rank < 1 || n->shape.rank > IR_MAX_RANK)
-    return unsupported(f, id, "matmul needs operands of rank >= 1");
+    return cg_unsupported(f, id, "matmul needs operands of rank >= 1");
   MatDims md;
   mat_dims(n, a, b, &md);
-  if (md.nb < 0) return unsupported(f, id, "inconsistent matmul shapes");
+  if (md.nb < 0) return cg_unsupported(f, id, "inconsistent matmul shapes");
   if (cg_gemm_applies(f->g, id)) {
     /* its output holds partial sums */
     CgGemmStore st = {.emit = store_plain, .ctx = &id, .partial = f->val[id].expr, .pool = IR_NONE};
@@ -519,9 +282,9 @@ static bool lower_matmul(CgFunc *f, NodeId id) {
     snprintf(base, sizeof base, "b%d", d);
     vars[d] = cg_loop_open(f, base, n->shape.dim[d]);
   }
-  const char *ab = index_expr(f->arena, md.nb, vars, md.a_bst);
-  const char *bb = index_expr(f->arena, md.nb, vars, md.b_bst);
-  const char *cb = index_expr(f->arena, md.nb, vars, md.c_bst);
+  const char *ab = cg_index_expr(f->arena, md.nb, vars, md.a_bst);
+  const char *bb = cg_index_expr(f->arena, md.nb, vars, md.b_bst);
+  const char *cb = cg_index_expr(f->arena, md.nb, vars, md.c_bst);
   matmul_body(f, id, &md, ab, bb, cb);
   for (int d = md.nb - 1; d >= 0; d--)
     cg_loop_close(f, vars[d]);
@@ -536,7 +299,7 @@ static bool lower_matmul(CgFunc *f, NodeId id) {
 static const char *axis_loop(CgFunc *f, const char **vars, const int64_t *st, int64_t len,
                              const char **idx) {
   vars[1] = cg_loop_open(f, "j", len);
-  *idx = index_expr(f->arena, 3, vars, st);
+  *idx = cg_index_expr(f->arena, 3, vars, st);
   return vars[1];
 }
 
@@ -547,14 +310,15 @@ static void softmax_row(CgFunc *f, NodeId id, const char **vars, const int64_t *
   const char *mx = cg_fresh(f->e, "max"), *sum = cg_fresh(f->e, "sum"), *out = f->val[id].expr;
   const char *idx;
   vars[1] = NULL;
-  cg_line(f->e, "%s %s = %s;", ctype(t), mx, at(f, n->in[0], index_expr(f->arena, 3, vars, st)));
+  cg_line(f->e, "%s %s = %s;", dtype_c_name(t), mx,
+          cg_at(f, n->in[0], cg_index_expr(f->arena, 3, vars, st)));
   const char *j = axis_loop(f, vars, st, len, &idx);
-  cg_line(f->e, "if (%s > %s) %s = %s;", at(f, n->in[0], idx), mx, mx, at(f, n->in[0], idx));
+  cg_line(f->e, "if (%s > %s) %s = %s;", cg_at(f, n->in[0], idx), mx, mx, cg_at(f, n->in[0], idx));
   cg_loop_close(f, j);
-  cg_line(f->e, "%s %s = %s;", ctype(t), sum, cg_literal(f->arena, t, 0));
+  cg_line(f->e, "%s %s = %s;", dtype_c_name(t), sum, cg_literal(f->arena, t, 0));
   j = axis_loop(f, vars, st, len, &idx);
   const char *ex =
-      math_call(f, t, "exp", arena_printf(f->arena, "%s - %s", at(f, n->in[0], idx), mx));
+      cg_math_call(f, t, "exp", arena_printf(f->arena, "%s - %s", cg_at(f, n->in[0], idx), mx));
   if (n->op == OP_SOFTMAX) {
     cg_line(f->e, "%s[%s] = %s;", out, idx, ex);
     cg_line(f->e, "%s += %s[%s];", sum, out, idx);
@@ -562,20 +326,20 @@ static void softmax_row(CgFunc *f, NodeId id, const char **vars, const int64_t *
     cg_line(f->e, "%s += %s;", sum, ex);
   }
   cg_loop_close(f, j);
-  if (n->op == OP_LOG_SOFTMAX) cg_line(f->e, "%s = %s;", sum, math_call(f, t, "log", sum));
+  if (n->op == OP_LOG_SOFTMAX) cg_line(f->e, "%s = %s;", sum, cg_math_call(f, t, "log", sum));
   j = axis_loop(f, vars, st, len, &idx);
   if (n->op == OP_SOFTMAX)
     cg_line(f->e, "%s[%s] /= %s;", out, idx, sum);
   else
-    cg_line(f->e, "%s[%s] = %s - %s - %s;", out, idx, at(f, n->in[0], idx), mx, sum);
+    cg_line(f->e, "%s[%s] = %s - %s - %s;", out, idx, cg_at(f, n->in[0], idx), mx, sum);
   cg_loop_close(f, j);
 }
 
 static bool lower_softmax(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   int axis = n->attr.softmax.axis;
-  if (axis < 0 || axis >= n->shape.rank) return unsupported(f, id, "softmax axis out of range");
-  if (!dtype_is_float(n->dtype)) return unsupported(f, id, "softmax of an integer tensor");
+  if (axis < 0 || axis >= n->shape.rank) return cg_unsupported(f, id, "softmax axis out of range");
+  if (!dtype_is_float(n->dtype)) return cg_unsupported(f, id, "softmax of an integer tensor");
   int64_t outer = 1, inner = 1, len = n->shape.dim[axis];
   for (int d = 0; d < axis; d++)
     outer *= n->shape.dim[d];
@@ -590,40 +354,6 @@ static bool lower_softmax(CgFunc *f, NodeId id) {
   return true;
 }
 
-static const char *lowest(CgFunc *f, DType t) {
-  switch (t) {
-  case DT_F32:
-    return "-HUGE_VALF";
-  case DT_F64:
-    return "-HUGE_VAL";
-  case DT_I32:
-    return "INT32_MIN";
-  case DT_I64:
-    return "INT64_MIN";
-  default:
-    return cg_literal(f->arena, t, 0);
-  }
-}
-
-/* ---- helpers shared with the row-wise group lowering (lower_rows.c, declared in lower.h) ---- */
-
-const char *cg_at(CgFunc *f, NodeId id, const char *index) { return at(f, id, index); }
-const char *cg_index_expr(Arena *a, int n, const char *const *vars, const int64_t *stride) {
-  return index_expr(a, n, vars, stride);
-}
-const char *cg_broadcast_index(CgFunc *f, const Shape *in, const Shape *out, const char **vars) {
-  return broadcast_index(f, in, out, vars);
-}
-const char *cg_ew_expr(CgFunc *f, const Node *n, const char *x, const char *y) {
-  return ew_expr(f, n, x, y);
-}
-const char *cg_math_call(CgFunc *f, DType t, const char *fn, const char *x) {
-  return math_call(f, t, fn, x);
-}
-const char *cg_is_nan(CgFunc *f, DType t, const char *x) { return is_nan(f, t, x); }
-const char *cg_lowest(CgFunc *f, DType t) { return lowest(f, t); }
-bool cg_unsupported(CgFunc *f, NodeId id, const char *what) { return unsupported(f, id, what); }
-
 /* ---- the table and the driver -------------------------------------------------------------- */
 
 typedef bool (*LowerFn)(CgFunc *, NodeId);
@@ -635,6 +365,11 @@ static const LowerFn lower_table[] = {
 };
 _Static_assert(sizeof lower_table / sizeof lower_table[0] == OP_COUNT,
                "one lowering per op of ir/ops.def");
+
+/* a source file as the output names it: relative to the model file (cg_source_path) */
+static const char *source_of(CgFunc *f, const char *file) {
+  return cg_source_path(f->arena, f->m->source_file, file);
+}
 
 /* "%12 = matmul %3, %7 : f32[64, 256]" */
 static const char *node_text(CgFunc *f, NodeId id) {
@@ -652,7 +387,8 @@ static void kernel_comment(CgFunc *f, NodeId id) {
   const char *text = node_text(f, id);
   if (n->name) text = arena_printf(f->arena, "%s  -- %s", text, n->name);
   if (n->loc.file)
-    text = arena_printf(f->arena, "%s  (%s:%u:%u)", text, n->loc.file, n->loc.line, n->loc.col);
+    text = arena_printf(f->arena, "%s  (%s:%u:%u)", text, source_of(f, n->loc.file), n->loc.line,
+                        n->loc.col);
   cg_line(f->e, "/* %s */", cg_comment_safe(f->arena, text));
 }
 
@@ -667,10 +403,10 @@ static void kernel_scope(CgFunc *f, size_t start) {
   bool wrap = false;
   for (const char *l = b->data + start; *l && !wrap; l = strchr(l, '\n') + 1) {
     int sp = 0;
-    while (l[sp] == ' ') sp++;
+    while (l[sp] == ' ')
+      sp++;
     const char *t = l + sp;
-    wrap = sp == base && strncmp(t, "for (", 5) && *t != '}' && strncmp(t, "/*", 2) &&
-           *t != '#';
+    wrap = sp == base && strncmp(t, "for (", 5) && *t != '}' && strncmp(t, "/*", 2) && *t != '#';
     if (!strchr(l, '\n')) break;
   }
   if (!wrap) return;
@@ -694,11 +430,11 @@ static void kernel_scope(CgFunc *f, size_t start) {
 
 bool cg_lower_node(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
-  if (n->op >= OP_COUNT) return unsupported(f, id, "unknown op");
+  if (n->op >= OP_COUNT) return cg_unsupported(f, id, "unknown op");
   bool computes = n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_STATE &&
                   n->op != OP_CONST && n->op != OP_RESHAPE;
   if (computes && (!f->val[id].expr || !f->val[id].writable))
-    return unsupported(f, id, "no buffer planned (run memory planning first)");
+    return cg_unsupported(f, id, "no buffer planned (run memory planning first)");
   if (!computes) {
     if (!lower_table[n->op](f, id)) return false;
     if (n->op == OP_RESHAPE && !f->val[id].literal) {
@@ -709,7 +445,9 @@ bool cg_lower_node(CgFunc *f, NodeId id) {
   }
   kernel_comment(f, id);
   bool line = f->opt->line_directives && n->loc.file && n->loc.line > 0;
-  if (line) cg_raw(f->e, "#line %u \"%s\"", n->loc.line, cg_string_safe(f->arena, n->loc.file));
+  if (line)
+    cg_raw(f->e, "#line %u \"%s\"", n->loc.line,
+           cg_string_safe(f->arena, source_of(f, n->loc.file)));
   size_t start = f->e->body.len;
   cg_scope_push(f->e);
   bool ok = lower_table[n->op](f, id);
@@ -748,13 +486,13 @@ static int member_index(const Fused *u, NodeId id) {
 }
 
 /* element of x (a member's local, or an external input) at the current element */
-static const char *operand(CgFunc *f, const Fused *u, NodeId x, const char **vars,
-                           const char *idx, bool flat) {
+static const char *operand(CgFunc *f, const Fused *u, NodeId x, const char **vars, const char *idx,
+                           bool flat) {
   int k = member_index(u, x);
   if (k >= 0) return u->reg[k];
   const Shape *s = &graph_node(f->g, x)->shape;
-  if (flat) return at(f, x, shape_equal(s, u->shape) ? idx : "0");
-  return at(f, x, broadcast_index(f, s, u->shape, vars));
+  if (flat) return cg_at(f, x, shape_equal(s, u->shape) ? idx : "0");
+  return cg_at(f, x, cg_broadcast_index(f, s, u->shape, vars));
 }
 
 /* The members' locals for one element (the matmul's value is `mm_value`), then the stores. */
@@ -766,10 +504,10 @@ static bool emit_members(CgFunc *f, Fused *u, const char **vars, const char *idx
     if (u->mem[k] == u->pool) continue;
     for (int j = 0; j < n->n_in && j < 2; j++)
       x[j] = operand(f, u, n->in[j], vars, idx, flat);
-    const char *e = u->mem[k] == u->mm ? mm_value : ew_expr(f, n, x[0], x[1]);
-    if (!e) return unsupported(f, u->mem[k], "no elementwise lowering");
+    const char *e = u->mem[k] == u->mm ? mm_value : cg_ew_expr(f, n, x[0], x[1]);
+    if (!e) return cg_unsupported(f, u->mem[k], "no elementwise lowering");
     u->reg[k] = cg_fresh(f->e, arena_printf(f->arena, "v%u", u->mem[k]));
-    cg_line(f->e, "const %s %s = %s;", ctype(n->dtype), u->reg[k], e);
+    cg_line(f->e, "const %s %s = %s;", dtype_c_name(n->dtype), u->reg[k], e);
   }
   for (int k = 0; k < u->nm; k++) {
     const CgValue *v = &f->val[u->mem[k]];
@@ -801,7 +539,8 @@ static bool lower_ew_group(CgFunc *f, Fused *u) {
   int64_t st[IR_MAX_RANK];
   cg_strides_of(u->shape, st);
   cg_nest_open(f, u->shape, vars);
-  bool ok = emit_members(f, u, vars, index_expr(f->arena, u->shape->rank, vars, st), false, NULL);
+  bool ok =
+      emit_members(f, u, vars, cg_index_expr(f->arena, u->shape->rank, vars, st), false, NULL);
   cg_nest_close(f, u->shape, vars);
   return ok;
 }
@@ -817,7 +556,7 @@ static const char *mm_row(CgFunc *f, const Fused *u, const MatDims *md, bool *lo
   if (f->val[u->mm].expr) return f->val[u->mm].expr;
   if (md->n * (int64_t)dtype_size(n->dtype) > CG_ROW_BYTES) return NULL;
   const char *row = cg_fresh(f->e, "row");
-  cg_line(f->e, "%s %s[%lld];", ctype(n->dtype), row, (long long)md->n);
+  cg_line(f->e, "%s %s[%lld];", dtype_c_name(n->dtype), row, (long long)md->n);
   *local = true;
   return row;
 }
@@ -826,8 +565,7 @@ static const char *mm_row(CgFunc *f, const Fused *u, const MatDims *md, bool *lo
  * accumulator) or per finished row (i-k-j accumulating into a stored row, then the epilogue
  * over it; the row is overwritten only after each element is read). */
 /* the store of a finished matmul element with its epilogue (codegen/gemm.c) */
-static bool store_group(CgFunc *f, void *ctx, const char **ij, const char *idx,
-                        const char *value) {
+static bool store_group(CgFunc *f, void *ctx, const char **ij, const char *idx, const char *value) {
   Fused *u = ctx;
   u->skip = NULL;
   return emit_members(f, u, ij, idx, false, value);
@@ -871,12 +609,12 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
   if (!buf) {
     vars[1] = cg_loop_open(f, "j", md.n);
     const char *acc = cg_fresh(f->e, "acc");
-    cg_line(f->e, "%s %s = %s;", ctype(n->dtype), acc, zero);
+    cg_line(f->e, "%s %s = %s;", dtype_c_name(n->dtype), acc, zero);
     const char *k = cg_loop_open(f, "k", md.k);
-    cg_line(
-        f->e, "%s += %s * %s;", acc,
-        at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)),
-        at(f, n->in[1], mat_index(f, "0", vars[1], md.k, k, 1)));
+    cg_line(f->e, "%s += %s * %s;", acc,
+            cg_at(f, n->in[0],
+                  ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)),
+            cg_at(f, n->in[1], mat_index(f, "0", vars[1], md.k, k, 1)));
     cg_loop_close(f, k);
     u->skip = NULL;
     if (!emit_members(f, u, vars, mat_index(f, "0", i, md.n, vars[1], 1), false, acc)) return false;
@@ -889,12 +627,12 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
     cg_loop_close(f, j);
     const char *k = cg_loop_open(f, "k", md.k);
     const char *a_ik = cg_fresh(f->e, "a_ik");
-    cg_line(
-        f->e, "const %s %s = %s;", ctype(n->dtype), a_ik,
-        at(f, n->in[0], ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)));
+    cg_line(f->e, "const %s %s = %s;", dtype_c_name(n->dtype), a_ik,
+            cg_at(f, n->in[0],
+                  ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)));
     j = cg_loop_open(f, "j", md.n);
     cg_line(f->e, "%s[%s] += %s * %s;", buf, mat_index(f, row_i, j, 1, NULL, 0), a_ik,
-            at(f, n->in[1], mat_index(f, "0", k, md.n, j, 1)));
+            cg_at(f, n->in[1], mat_index(f, "0", k, md.n, j, 1)));
     cg_loop_close(f, j);
     cg_loop_close(f, k);
     vars[1] = cg_loop_open(f, "j", md.n);
@@ -921,7 +659,8 @@ static void group_comment(CgFunc *f, const Fused *u) {
     const char *text = node_text(f, u->mem[k]);
     if (n->name) text = arena_printf(f->arena, "%s  -- %s", text, n->name);
     if (n->loc.file)
-      text = arena_printf(f->arena, "%s  (%s:%u:%u)", text, n->loc.file, n->loc.line, n->loc.col);
+      text = arena_printf(f->arena, "%s  (%s:%u:%u)", text, source_of(f, n->loc.file), n->loc.line,
+                          n->loc.col);
     bool stored = f->val[u->mem[k]].expr != NULL;
     cg_line(f->e, " *   %s%s", cg_comment_safe(f->arena, text), stored ? "" : "  [register]");
   }
@@ -942,17 +681,18 @@ bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
     if (n->op == OP_MATMUL || n->op == OP_CONV2D) u.mm = members[k]; /* the head */
     if (n->op == OP_MAX_POOL2D) u.pool = members[k];                 /* the tail (passes/fuse.c) */
     if (!shape_equal(&n->shape, u.shape) && n->op != OP_MATMUL && n->op != OP_MAX_POOL2D)
-      return unsupported(f, members[k], "fused group members of different shapes");
+      return cg_unsupported(f, members[k], "fused group members of different shapes");
   }
   if (u.mm != IR_NONE) u.shape = &graph_node(f->g, u.mm)->shape;
   group_comment(f, &u);
   const Node *first = graph_node(f->g, members[n_members - 1]);
   bool line = f->opt->line_directives && first->loc.file && first->loc.line > 0;
   if (line)
-    cg_raw(f->e, "#line %u \"%s\"", first->loc.line, cg_string_safe(f->arena, first->loc.file));
+    cg_raw(f->e, "#line %u \"%s\"", first->loc.line,
+           cg_string_safe(f->arena, source_of(f, first->loc.file)));
   size_t start = f->e->body.len;
   cg_scope_push(f->e);
-  bool ok = rows                ? cg_lower_rows(f, members, n_members)
+  bool ok = rows              ? cg_lower_rows(f, members, n_members)
             : u.mm != IR_NONE ? lower_mm_group(f, &u)
                               : lower_ew_group(f, &u);
   cg_scope_pop(f->e);

@@ -11,8 +11,9 @@
  * extra columns), so every tap is one long contiguous axpy of P = (Ho-1)*W + Wo elements into
  * the output plane. (The same trick for conv2d and conv2d_grad_weight measured slower than
  * the row-wise loops above on the examples/cnn.lathe train step, so they do not use it.)
- * These loops are the general path: f32 convolutions of array operands take the implicit
- * GEMM of conv_gemm.c instead (the loops stay for f64 and splat-constant operands).
+ * These loops are the general path (IR_CONV_ALGO_NAIVE): f32 convolutions of array operands
+ * take the implicit GEMM of conv_gemm.c or the direct kernel of conv_direct.c instead, as
+ * passes/layout.c recorded (the loops stay for f64 and splat-constant operands).
  * A conv2d that heads a fused group (passes/fuse.c: NCHWc layout, an elementwise epilogue)
  * goes to cg_conv_lower_fused: the direct convolution applies the epilogue per image, the
  * other paths compute into a staging buffer and run the epilogue over it.
@@ -27,25 +28,37 @@
 
 #include <math.h>
 
-#include "gemm.h"
+#include "conv.h"
+#include "workspace.h"
 
 typedef struct ConvDims {
-  int64_t n, c, h, w;    /* X grid */
-  int64_t o, ho, wo;     /* Y grid */
-  int64_t cg, og;        /* channels per group: X side, Y side */
-  int64_t kh, kw;        /* window */
+  int64_t n, c, h, w; /* X grid */
+  int64_t o, ho, wo;  /* Y grid */
+  int64_t cg, og;     /* channels per group: X side, Y side */
+  int64_t kh, kw;     /* window */
   const struct IrConvAttr *a;
 } ConvDims;
 
 static ConvDims conv_dims(const Shape *xs, const Shape *ys, const Shape *ws,
                           const struct IrConvAttr *a) {
-  ConvDims d = {xs->dim[0], xs->dim[1], xs->dim[2], xs->dim[3], ys->dim[1], ys->dim[2],
-                ys->dim[3], xs->dim[1] / a->groups, ys->dim[1] / a->groups, ws->dim[2],
-                ws->dim[3], a};
+  ConvDims d = {xs->dim[0],
+                xs->dim[1],
+                xs->dim[2],
+                xs->dim[3],
+                ys->dim[1],
+                ys->dim[2],
+                ys->dim[3],
+                xs->dim[1] / a->groups,
+                ys->dim[1] / a->groups,
+                ws->dim[2],
+                ws->dim[3],
+                a};
   return d;
 }
 
-static const char *fresh(CgFunc *f, const char *base) { return cg_fresh(f->e, base); }
+static const char *fresh(CgFunc *f, const char *base) {
+  return cg_fresh(f->e, base);
+}
 
 /* element `index` of node id: `buf[index]`, or the literal of a splat constant */
 static const char *elem(CgFunc *f, NodeId id, const char *index) {
@@ -76,8 +89,8 @@ static void tap_range(CgFunc *f, const ConvDims *d, int ax, const char *k, const
   const char *hi = fresh(f, ax ? "whi" : "hhi");
   cg_line(f->e, "const int64_t %s = %s * %d - %d;", off, k, (int)d->a->dilation[ax],
           (int)d->a->pad[ax]);
-  cg_line(f->e, "const int64_t %s = %s >= 0 ? 0 : (%lld - %s) / %lld;", lo, off,
-          (long long)(s - 1), off, (long long)s);
+  cg_line(f->e, "const int64_t %s = %s >= 0 ? 0 : (%lld - %s) / %lld;", lo, off, (long long)(s - 1),
+          off, (long long)s);
   cg_line(f->e, "int64_t %s = %lld - %s < 0 ? 0 : (%lld - %s) / %lld + 1;", hi,
           (long long)(len - 1), off, (long long)(len - 1), off, (long long)s);
   cg_line(f->e, "if (%s > %lld) %s = %lld;", hi, (long long)out_len, hi, (long long)out_len);
@@ -94,13 +107,13 @@ static const char *range_loop(CgFunc *f, const char *base, const char *lo, const
 /* the weight element [o, ci, kh, kw] */
 static const char *w_index(CgFunc *f, const ConvDims *d, const char *o, const char *ci,
                            const char *kh, const char *kw) {
-  return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", o,
-                      (long long)d->cg, ci, (long long)d->kh, kh, (long long)d->kw, kw);
+  return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", o, (long long)d->cg,
+                      ci, (long long)d->kh, kh, (long long)d->kw, kw);
 }
 
 /* X row start: ((b*C + c)*H + oh*sh + hoff)*W + woff; Y row start: ((b*O + o)*Ho + oh)*Wo */
-static const char *x_row(CgFunc *f, const ConvDims *d, const char *b, const char *c,
-                         const char *oh, const char *const *hr, const char *const *wr) {
+static const char *x_row(CgFunc *f, const ConvDims *d, const char *b, const char *c, const char *oh,
+                         const char *const *hr, const char *const *wr) {
   return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s * %d + %s) * %lld + %s", b,
                       (long long)d->c, c, (long long)d->h, oh, (int)d->a->stride[0], hr[0],
                       (long long)d->w, wr[0]);
@@ -125,13 +138,15 @@ static void taps_open(CgFunc *f, const ConvDims *d, const char **kh, const char 
 
 enum { FAST_MAX_RUN = 8192 }; /* elements of the local plane buffer */
 
-static int64_t flat_run(const ConvDims *d) { return (d->ho - 1) * d->w + d->wo; }
+static int64_t flat_run(const ConvDims *d) {
+  return (d->ho - 1) * d->w + d->wo;
+}
 
 static bool fast_ok(const ConvDims *d) {
   const struct IrConvAttr *a = d->a;
   return a->stride[0] == 1 && a->stride[1] == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] &&
-         !a->pad[3] && !a->out_pad[0] && !a->out_pad[1] && d->wo + (d->kw - 1) *
-         a->dilation[1] == d->w && flat_run(d) <= FAST_MAX_RUN;
+         !a->pad[3] && !a->out_pad[0] && !a->out_pad[1] &&
+         d->wo + (d->kw - 1) * a->dilation[1] == d->w && flat_run(d) <= FAST_MAX_RUN;
 }
 
 /* X offset of tap (kh, kw) of plane (b, c): ((b*C + c)*H + kh*dh)*W + kw*dw */
@@ -148,8 +163,8 @@ static const char *widen_plane(CgFunc *f, const ConvDims *d, const char *t, Node
   const char *buf = fresh(f, "gp"), *p = fresh(f, "p"), *lit0 = "0";
   int64_t run = flat_run(d);
   cg_line(f->e, "%s %s[%lld];", t, buf, (long long)run);
-  cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s[%s] = %s;", p, p, (long long)run, p,
-          buf, p, lit0);
+  cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s[%s] = %s;", p, p, (long long)run, p, buf,
+          p, lit0);
   const char *oh = loop(f, "oh", "0", d->ho), *ow = loop(f, "ow", "0", d->wo);
   const char *src = arena_printf(f->arena, "%s + %s", y_row(f, d, b, o, oh), ow);
   cg_line(f->e, "%s[%s * %lld + %s] = %s;", buf, oh, (long long)d->w, ow, elem(f, yid, src));
@@ -182,15 +197,14 @@ static void conv_transpose2d_fast(CgFunc *f, NodeId id, const ConvDims *d) {
   cg_line(f->e, "const int64_t %s = %s;", xo, tap_offset(f, d, b, c, kh, kw));
   const char *p = loop(f, "p", "0", flat_run(d));
   cg_line(f->e, "%s[%s + %s] += %s * %s[%s];", f->val[id].expr, xo, p, wv, gp, p);
-  for (int i = 0; i < 6; i++) cg_close(f->e); /* p, kw, kh, ci, o, b */
+  for (int i = 0; i < 6; i++)
+    cg_close(f->e); /* p, kw, kh, ci, o, b */
 }
 
 /* ---- the general path ------------------------------------------------------------------- */
 
 /* Y = conv2d(X, W): per (b, o, ci, tap), y[row][ow] += w * x[row'][ow * sw] */
-bool lower_conv2d(CgFunc *f, NodeId id) {
-  if (cg_conv_direct_applies(f->g, id, f->opt)) return cg_conv_direct_lower(f, id);
-  if (cg_conv_gemm_applies(f->g, id)) return cg_conv_gemm_lower(f, id);
+static bool conv2d_loops(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Node *x = graph_node(f->g, n->in[0]), *w = graph_node(f->g, n->in[1]);
   ConvDims d = conv_dims(&x->shape, &n->shape, &w->shape, &n->attr.conv);
@@ -199,8 +213,8 @@ bool lower_conv2d(CgFunc *f, NodeId id) {
   const char *b = loop(f, "b", "0", d.n), *o = loop(f, "o", "0", d.o);
   const char *ci = loop(f, "ci", "0", d.cg);
   const char *c = fresh(f, "c");
-  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", c, o, (long long)d.og,
-          (long long)d.cg, ci);
+  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", c, o, (long long)d.og, (long long)d.cg,
+          ci);
   taps_open(f, &d, &kh, &kw, hr, wr);
   const char *wv = fresh(f, "wv");
   cg_line(f->e, "const %s %s = %s;", t, wv, elem(f, n->in[1], w_index(f, &d, o, ci, kh, kw)));
@@ -211,14 +225,13 @@ bool lower_conv2d(CgFunc *f, NodeId id) {
   const char *ow = range_loop(f, "ow", wr[1], wr[2]);
   const char *xi = arena_printf(f->arena, "%s + %s * %d", xp, ow, (int)d.a->stride[1]);
   cg_line(f->e, "%s[%s + %s] += %s * %s;", Y, yp, ow, wv, elem(f, n->in[0], xi));
-  for (int i = 0; i < 7; i++) cg_close(f->e); /* ow, oh, kw, kh and three outer */
+  for (int i = 0; i < 7; i++)
+    cg_close(f->e); /* ow, oh, kw, kh and three outer */
   return true;
 }
 
 /* X = conv_transpose2d(Y, W): per (b, c, o in c's group, tap), x[row'][ow*sw] += w * y[row][ow] */
-bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
-  if (cg_conv_direct_applies(f->g, id, f->opt)) return cg_conv_direct_lower(f, id);
-  if (cg_conv_gemm_applies(f->g, id)) return cg_conv_gemm_lower(f, id);
+static bool conv_transpose2d_loops(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Node *y = graph_node(f->g, n->in[0]), *w = graph_node(f->g, n->in[1]);
   ConvDims d = conv_dims(&n->shape, &y->shape, &w->shape, &n->attr.conv);
@@ -231,8 +244,8 @@ bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
   const char *b = loop(f, "b", "0", d.n), *c = loop(f, "c", "0", d.c);
   const char *oi = loop(f, "oi", "0", d.og);
   const char *o = fresh(f, "o"), *ci = "0"; /* ci only indexes non-literal weights */
-  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", o, c, (long long)d.cg,
-          (long long)d.og, oi);
+  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", o, c, (long long)d.cg, (long long)d.og,
+          oi);
   if (!f->val[n->in[1]].literal) {
     ci = fresh(f, "ci");
     cg_line(f->e, "const int64_t %s = %s %% %lld;", ci, c, (long long)d.cg);
@@ -248,7 +261,8 @@ bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
   const char *yi = arena_printf(f->arena, "%s + %s", yp, ow);
   cg_line(f->e, "%s[%s + %s * %d] += %s * %s;", X, xp, ow, (int)d.a->stride[1], wv,
           elem(f, n->in[0], yi));
-  for (int i = 0; i < 7; i++) cg_close(f->e); /* ow, oh, kw, kh and three outer */
+  for (int i = 0; i < 7; i++)
+    cg_close(f->e); /* ow, oh, kw, kh and three outer */
   return true;
 }
 
@@ -275,11 +289,13 @@ static void pool_element(CgFunc *f, const CgGemmStore *store, const char **v) {
 }
 
 bool cg_conv_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
-  if (cg_conv_direct_applies(f->g, id, f->opt)) return cg_conv_direct_lower_fused(f, id, store);
+  IrConvAlgo algo = cg_conv_algo(f->g, id, f->opt);
+  if (algo == IR_CONV_ALGO_DIRECT || algo == IR_CONV_ALGO_WINOGRAD)
+    return cg_conv_direct_lower_fused(f, id, store);
   const Node *n = graph_node(f->g, id);
   const char *t = dtype_c_name(n->dtype), *stage = store->partial;
   cg_line(f->e, "/* the convolution into a staging buffer, then the epilogue */");
-  if (!stage) { /* the scratch after the convolution's own (cg_conv_scratch) */
+  if (!stage) { /* the scratch after the convolution's own (cg_conv_scratch, workspace.c) */
     stage = fresh(f, "stage");
     cg_line(f->e, "%s *const %s = (%s *)((char *)ws + %lld);", t, stage, t,
             (long long)(cg_scratch_base(f->g) + cg_conv_plain_scratch(f->g, id, f->opt)));
@@ -288,7 +304,7 @@ bool cg_conv_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
   f->val[id].expr = stage, f->val[id].literal = false, f->val[id].writable = true;
   cg_line(f->e, "{");
   cg_indent(f->e);
-  bool ok = cg_conv_gemm_applies(f->g, id) ? cg_conv_gemm_lower(f, id) : lower_conv2d(f, id);
+  bool ok = algo == IR_CONV_ALGO_GEMM ? cg_conv_gemm_lower(f, id) : conv2d_loops(f, id);
   cg_close(f->e);
   f->val[id] = saved;
   if (!ok) return false;
@@ -307,9 +323,7 @@ bool cg_conv_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
 
 /* W = conv2d_grad_weight(X, Y): per (o, ci, tap), part[ow] += y[row][ow] * x[row'][ow*sw]
  * over (b, oh), then w = sum(part) */
-bool lower_conv2d_grad_weight(CgFunc *f, NodeId id) {
-  if (cg_conv_direct_applies(f->g, id, f->opt)) return cg_conv_direct_lower(f, id);
-  if (cg_conv_gemm_applies(f->g, id)) return cg_conv_gemm_lower(f, id);
+static bool conv2d_grad_weight_loops(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Node *x = graph_node(f->g, n->in[0]), *y = graph_node(f->g, n->in[1]);
   ConvDims d = conv_dims(&x->shape, &y->shape, &n->shape, &n->attr.conv);
@@ -317,8 +331,8 @@ bool lower_conv2d_grad_weight(CgFunc *f, NodeId id) {
   const char *zero_lit = cg_literal(f->arena, n->dtype, 0);
   const char *o = loop(f, "o", "0", d.o), *ci = loop(f, "ci", "0", d.cg);
   const char *c = fresh(f, "c");
-  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", c, o, (long long)d.og,
-          (long long)d.cg, ci);
+  cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", c, o, (long long)d.og, (long long)d.cg,
+          ci);
   taps_open(f, &d, &kh, &kw, hr, wr);
   const char *part = fresh(f, "part"), *j = fresh(f, "j"), *acc = fresh(f, "acc");
   cg_line(f->e, "%s %s[%lld];", t, part, (long long)d.wo);
@@ -333,12 +347,14 @@ bool lower_conv2d_grad_weight(CgFunc *f, NodeId id) {
   const char *xi = arena_printf(f->arena, "%s + %s * %d", xp, ow, (int)d.a->stride[1]);
   const char *yi = arena_printf(f->arena, "%s + %s", yp, ow);
   cg_line(f->e, "%s[%s] += %s * %s;", part, ow, elem(f, n->in[1], yi), elem(f, n->in[0], xi));
-  for (int i = 0; i < 3; i++) cg_close(f->e);
+  for (int i = 0; i < 3; i++)
+    cg_close(f->e);
   cg_line(f->e, "%s %s = %s;", t, acc, zero_lit);
   cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s += %s[%s];", j, j, (long long)d.wo, j,
           acc, part, j);
   cg_line(f->e, "%s[%s] = %s;", W, w_index(f, &d, o, ci, kh, kw), acc);
-  for (int i = 0; i < 4; i++) cg_close(f->e);
+  for (int i = 0; i < 4; i++)
+    cg_close(f->e);
   return true;
 }
 
@@ -361,8 +377,8 @@ static const char *pool_argmax(CgFunc *f, const Node *n, const Shape *xs, NodeId
   const struct IrConvAttr *a = &n->attr.conv;
   const char *t = dtype_c_name(n->dtype), *best = fresh(f, "best"), *bv = fresh(f, "bv");
   if (inside) {
-    cg_line(f->e, "int64_t %s = ((%s * %lld + %s) * %lld + %s * %d) * %lld + %s * %d;", best,
-            v[0], (long long)xs->dim[1], v[1], (long long)xs->dim[2], v[2], (int)a->stride[0],
+    cg_line(f->e, "int64_t %s = ((%s * %lld + %s) * %lld + %s * %d) * %lld + %s * %d;", best, v[0],
+            (long long)xs->dim[1], v[1], (long long)xs->dim[2], v[2], (int)a->stride[0],
             (long long)xs->dim[3], v[3], (int)a->stride[1]);
     cg_line(f->e, "%s %s = %s;", t, bv, elem(f, x, best));
   } else {
@@ -384,11 +400,11 @@ static const char *pool_argmax(CgFunc *f, const Node *n, const Shape *xs, NodeId
           (long long)xs->dim[1], v[1], (long long)xs->dim[2], q[0], (long long)xs->dim[3], q[1]);
   cg_line(f->e, "const %s %s = %s;", t, xv, elem(f, x, i));
   if (inside)
-    cg_line(f->e, "if (%s > %s || (%s != %s && %s == %s)) { %s = %s; %s = %s; }", xv, bv, xv,
-            xv, bv, bv, best, i, bv, xv);
+    cg_line(f->e, "if (%s > %s || (%s != %s && %s == %s)) { %s = %s; %s = %s; }", xv, bv, xv, xv,
+            bv, bv, best, i, bv, xv);
   else
-    cg_line(f->e, "if (%s < 0 || %s > %s || (%s != %s && %s == %s)) { %s = %s; %s = %s; }",
-            best, xv, bv, xv, xv, bv, bv, best, i, bv, xv);
+    cg_line(f->e, "if (%s < 0 || %s > %s || (%s != %s && %s == %s)) { %s = %s; %s = %s; }", best,
+            xv, bv, xv, xv, bv, bv, best, i, bv, xv);
   cg_close(f->e);
   cg_close(f->e);
   return best;
@@ -400,7 +416,8 @@ static const char *pool_argmax(CgFunc *f, const Node *n, const Shape *xs, NodeId
 static const char *pool_loops(CgFunc *f, const Shape *ps, const char **v) {
   static const char *const base[4] = {"b", "c", "oh", "ow"};
   if (ps->dim[0] > 1) cg_omp_for(f, shape_numel(ps) * 4 * CG_OMP_ELEMENT_COST);
-  for (int i = 0; i < 4; i++) v[i] = loop(f, base[i], "0", ps->dim[i]);
+  for (int i = 0; i < 4; i++)
+    v[i] = loop(f, base[i], "0", ps->dim[i]);
   return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", v[0],
                       (long long)ps->dim[1], v[1], (long long)ps->dim[2], v[2],
                       (long long)ps->dim[3], v[3]);
@@ -427,16 +444,16 @@ static bool pool_tiles(CgFunc *f, const Node *n, NodeId x, const Shape *ps, cons
 }
 
 /* Opens the loops over the images b, channels c (bc receives both; *p the plane b * C + c)
- * and pooled rows oh, with the pooled columns ow innermost, and declares the window's maximum `m` (and with `arg`, `k`: the index in the
- * window, row-major, of its first maximum, in x's type) for window (p, oh, ow) of x,
- * branch-free so the ow loop vectorizes: m stays when it is NaN or v <= m, else v replaces
- * it (the first NaN wins, ties keep the first maximum, as in pool_argmax). GCC 12 vectorizes
- * exactly this form of the select (not `(m == m) & !(v <= m)`, nor an int k). *xr receives the name of the window row start
- * offset into x, *ow the column. The caller closes 4 loops. */
-static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs,
-                            const Shape *ps, bool arg, const char **xr, const char **ow,
-                            const char **p, const char **oh, const char **k,
-                            const char **bc) {
+ * and pooled rows oh, with the pooled columns ow innermost, and declares the window's maximum `m`
+ * (and with `arg`, `k`: the index in the window, row-major, of its first maximum, in x's type) for
+ * window (p, oh, ow) of x, branch-free so the ow loop vectorizes: m stays when it is NaN or v <= m,
+ * else v replaces it (the first NaN wins, ties keep the first maximum, as in pool_argmax). GCC 12
+ * vectorizes exactly this form of the select (not `(m == m) & !(v <= m)`, nor an int k). *xr
+ * receives the name of the window row start offset into x, *ow the column. The caller closes 4
+ * loops. */
+static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs, const Shape *ps,
+                            bool arg, const char **xr, const char **ow, const char **p,
+                            const char **oh, const char **k, const char **bc) {
   const struct IrConvAttr *a = &n->attr.conv;
   const char *t = dtype_c_name(n->dtype), *X = f->val[x].expr;
   int64_t kh = a->kernel[0], kw = a->kernel[1], w = xs->dim[3];
@@ -461,9 +478,8 @@ static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs,
     const char *load = arena_printf(f->arena, "%s[%s + %s * %lld + %lld]", X, *xr, *ow,
                                     (long long)kw, (long long)(j / kw * w + j % kw));
     const char *keep = arena_printf(f->arena, "(%s != %s || %s <= %s)", m, m, v, m);
-    const char *karg = arg ? arena_printf(f->arena, " %s = %s ? %s : %lld;", *k, keep, *k,
-                                          (long long)j)
-                           : "";
+    const char *karg =
+        arg ? arena_printf(f->arena, " %s = %s ? %s : %lld;", *k, keep, *k, (long long)j) : "";
     cg_line(f->e, "{ const %s %s = %s;%s %s = %s ? %s : %s; }", t, v, load, karg, m, keep, m, v);
   }
   return m;
@@ -477,9 +493,10 @@ static void lower_max_pool2d_tiled(CgFunc *f, NodeId id) {
   cg_line(f->e, "/* the %dx%d windows tile the image: each window's maximum, branch-free */",
           (int)n->attr.conv.kernel[0], (int)n->attr.conv.kernel[1]);
   const char *m = tile_max(f, n, n->in[0], xs, ps, false, &xr, &ow, &p, &oh, &k, bc);
-  cg_line(f->e, "%s[(%s * %lld + %s) * %lld + %s] = %s;", f->val[id].expr, p,
-          (long long)ps->dim[2], oh, (long long)ps->dim[3], ow, m);
-  for (int i = 0; i < 4; i++) cg_close(f->e);
+  cg_line(f->e, "%s[(%s * %lld + %s) * %lld + %s] = %s;", f->val[id].expr, p, (long long)ps->dim[2],
+          oh, (long long)ps->dim[3], ow, m);
+  for (int i = 0; i < 4; i++)
+    cg_close(f->e);
 }
 
 /* dx = the pooled gradient g at each window's first maximum, zero elsewhere, when the
@@ -491,19 +508,21 @@ static void lower_max_pool2d_grad_tiled(CgFunc *f, NodeId id) {
   const Shape *xs = &n->shape, *ps = &graph_node(f->g, n->in[1])->shape;
   const char *t = dtype_c_name(n->dtype), *DX = f->val[id].expr, *xr, *ow, *p, *oh, *k, *bc[2];
   const char *zero_lit = cg_literal(f->arena, n->dtype, 0);
-  int64_t kh = n->attr.conv.kernel[0], kw = n->attr.conv.kernel[1], h = xs->dim[2],
-          w = xs->dim[3];
-  cg_line(f->e, "/* the %dx%d windows tile the image: the gradient goes to each window's first "
-          "maximum, every element written once */", (int)kh, (int)kw);
+  int64_t kh = n->attr.conv.kernel[0], kw = n->attr.conv.kernel[1], h = xs->dim[2], w = xs->dim[3];
+  cg_line(f->e,
+          "/* the %dx%d windows tile the image: the gradient goes to each window's first "
+          "maximum, every element written once */",
+          (int)kh, (int)kw);
   tile_max(f, n, n->in[0], xs, ps, true, &xr, &ow, &p, &oh, &k, bc);
   const char *gv = fresh(f, "g");
   cg_line(f->e, "const %s %s = %s;", t, gv,
-          elem(f, n->in[1], arena_printf(f->arena, "(%s * %lld + %s) * %lld + %s", p,
-                                         (long long)ps->dim[2], oh, (long long)ps->dim[3], ow)));
+          elem(f, n->in[1],
+               arena_printf(f->arena, "(%s * %lld + %s) * %lld + %s", p, (long long)ps->dim[2], oh,
+                            (long long)ps->dim[3], ow)));
   for (int64_t j = 0; j < kh * kw; j++)
     cg_line(f->e, "%s[%s + %s * %lld + %lld] = %s == %lld ? %s : %s;", DX, xr, ow, (long long)kw,
             (long long)(j / kw * w + j % kw), k, (long long)j, gv, zero_lit);
-  cg_close(f->e); /* ow */
+  cg_close(f->e);            /* ow */
   if (w > ps->dim[3] * kw) { /* the columns past the last window */
     const char *r = loop(f, "r", "0", kh);
     const char *j = loop(f, "j", arena_printf(f->arena, "%lld", (long long)(ps->dim[3] * kw)), w);
@@ -511,10 +530,10 @@ static void lower_max_pool2d_grad_tiled(CgFunc *f, NodeId id) {
     cg_close(f->e);
     cg_close(f->e);
   }
-  cg_close(f->e); /* oh */
+  cg_close(f->e);            /* oh */
   if (h > ps->dim[2] * kh) { /* the rows past the last window */
-    const char *j = loop(f, "j", arena_printf(f->arena, "%lld", (long long)(ps->dim[2] * kh * w)),
-                         h * w);
+    const char *j =
+        loop(f, "j", arena_printf(f->arena, "%lld", (long long)(ps->dim[2] * kh * w)), h * w);
     cg_line(f->e, "%s[%s * %lld + %s] = %s;", DX, p, (long long)(h * w), j, zero_lit);
     cg_close(f->e);
   }
@@ -539,7 +558,8 @@ bool lower_max_pool2d(CgFunc *f, NodeId id) {
   else
     cg_line(f->e, "%s[%s] = %s < 0 ? %s : %s;", f->val[id].expr, o, best, ninf,
             elem(f, n->in[0], best));
-  for (int i = 0; i < 4; i++) cg_close(f->e);
+  for (int i = 0; i < 4; i++)
+    cg_close(f->e);
   return true;
 }
 
@@ -558,9 +578,9 @@ bool lower_max_pool2d_grad(CgFunc *f, NodeId id) {
   if (inside)
     cg_line(f->e, "%s[%s] += %s;", f->val[id].expr, best, elem(f, n->in[1], o));
   else
-    cg_line(f->e, "if (%s >= 0) %s[%s] += %s;", best, f->val[id].expr, best,
-            elem(f, n->in[1], o));
-  for (int i = 0; i < 4; i++) cg_close(f->e);
+    cg_line(f->e, "if (%s >= 0) %s[%s] += %s;", best, f->val[id].expr, best, elem(f, n->in[1], o));
+  for (int i = 0; i < 4; i++)
+    cg_close(f->e);
   return true;
 }
 
@@ -572,4 +592,29 @@ bool lower_train_select(CgFunc *f, NodeId id) {
   cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i, elem(f, src, i));
   cg_close(f->e);
   return true;
+}
+
+/* ---- the op table's entries: the algorithm passes/layout.c recorded ----------------------- */
+
+/* the direct (or Winograd) kernel, the implicit GEMM, or the loops of this file (NAIVE) */
+static bool by_algo(CgFunc *f, NodeId id, bool (*loops)(CgFunc *, NodeId)) {
+  switch (cg_conv_algo(f->g, id, f->opt)) {
+  case IR_CONV_ALGO_DIRECT:
+  case IR_CONV_ALGO_WINOGRAD:
+    return cg_conv_direct_lower(f, id);
+  case IR_CONV_ALGO_GEMM:
+    return cg_conv_gemm_lower(f, id);
+  default:
+    return loops(f, id);
+  }
+}
+
+bool lower_conv2d(CgFunc *f, NodeId id) {
+  return by_algo(f, id, conv2d_loops);
+}
+bool lower_conv_transpose2d(CgFunc *f, NodeId id) {
+  return by_algo(f, id, conv_transpose2d_loops);
+}
+bool lower_conv2d_grad_weight(CgFunc *f, NodeId id) {
+  return by_algo(f, id, conv2d_grad_weight_loops);
 }

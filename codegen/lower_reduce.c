@@ -9,7 +9,7 @@
  * gradient's sum over the batch), each thread sums into its own partial outputs, added up in
  * thread order after (deterministic for a given N).
  */
-#include "lower.h"
+#include "lower_reduce.h"
 
 /* A float sum whose trailing input dims (a contiguous run of `inner` >= REDUCE_ROW_MIN
  * elements) are all reduced: per row, REDUCE_LANES partial sums that the compiler keeps in
@@ -37,7 +37,8 @@ static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t 
   uint32_t axes = n->attr.reduce.axes;
   int split = in->rank;
   int64_t inner = 1;
-  while (split > 0 && ((axes >> (split - 1)) & 1u)) inner *= in->dim[--split];
+  while (split > 0 && ((axes >> (split - 1)) & 1u))
+    inner *= in->dim[--split];
   if (inner < REDUCE_ROW_MIN) return false;
   const char *t = dtype_c_name(n->dtype), *zero = cg_literal(f->arena, n->dtype, 0);
   const char *vars[IR_MAX_RANK] = {0};
@@ -73,13 +74,15 @@ static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t 
           cg_at(f, n->in[0], arena_printf(f->arena, "%s + %s + %s", row, j, l)));
   cg_close(f->e);
   cg_line(f->e, "%s %s = %s;", t, sum, zero);
-  cg_line(f->e, "for (int %s = 0; %s < %d; %s++) %s += %s[%s];", l, l, REDUCE_LANES, l, sum,
-          part, l);
+  cg_line(f->e, "for (int %s = 0; %s < %d; %s++) %s += %s[%s];", l, l, REDUCE_LANES, l, sum, part,
+          l);
   if (full < inner) /* the last elements of the row, past the whole lane blocks */
     cg_line(f->e, "for (int64_t %s = %lld; %s < %lld; %s++) %s += %s;", j, full, j,
-            (long long)inner, j, sum, cg_at(f, n->in[0], arena_printf(f->arena, "%s + %s", row, j)));
+            (long long)inner, j, sum,
+            cg_at(f, n->in[0], arena_printf(f->arena, "%s + %s", row, j)));
   cg_line(f->e, "%s[%s] += %s;", dst, cg_index_expr(f->arena, split, vars, ost), sum);
-  for (int d = split - 1; d >= 0; d--) cg_loop_close(f, vars[d]);
+  for (int d = split - 1; d >= 0; d--)
+    cg_loop_close(f, vars[d]);
   if (par == RED_PARTIAL) {
     cg_loop_close(f, thread);
     const char *tv = cg_loop_open(f, "thread", th), *k = cg_fresh(f->e, "k");

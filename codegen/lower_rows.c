@@ -22,7 +22,7 @@
  * value is written after all loads of its element, and only in the last pass of its row, so
  * an in-place output (passes/memplan.c) never overwrites an element a later load reads.
  */
-#include "lower.h"
+#include "lower_rows.h"
 
 #include <string.h>
 
@@ -32,22 +32,26 @@ typedef struct Rows {
   CgFunc *f;
   const NodeId *mem;
   int nm;
-  Shape S;             /* the full shape */
-  int r;               /* its rank */
-  int64_t C;           /* row length */
-  RowKind *kind;       /* per member */
-  int *need;           /* per member: first pass its value is known (see above) */
-  int *pass;           /* reductions and softmax: the pass that accumulates (softmax: max) */
-  const char **reg;    /* per member: its local (full members: in the current pass) */
-  const char **acc;    /* reductions: accumulator; softmax: running max */
-  const char **acc2;   /* softmax: sum of exponentials, then log-sum-exp (log_softmax) */
-  bool *want;          /* per member: needed in the current pass */
+  Shape S;           /* the full shape */
+  int r;             /* its rank */
+  int64_t C;         /* row length */
+  RowKind *kind;     /* per member */
+  int *need;         /* per member: first pass its value is known (see above) */
+  int *pass;         /* reductions and softmax: the pass that accumulates (softmax: max) */
+  const char **reg;  /* per member: its local (full members: in the current pass) */
+  const char **acc;  /* reductions: accumulator; softmax: running max */
+  const char **acc2; /* softmax: sum of exponentials, then log-sum-exp (log_softmax) */
+  bool *want;        /* per member: needed in the current pass */
   const char *vars[IR_MAX_RANK]; /* outer row loops, then j */
   int n_passes;
 } Rows;
 
-static bool is_reduce(OpKind op) { return op == OP_SUM || op == OP_MEAN || op == OP_MAX; }
-static bool is_softmax(OpKind op) { return op == OP_SOFTMAX || op == OP_LOG_SOFTMAX; }
+static bool is_reduce(OpKind op) {
+  return op == OP_SUM || op == OP_MEAN || op == OP_MAX;
+}
+static bool is_softmax(OpKind op) {
+  return op == OP_SOFTMAX || op == OP_LOG_SOFTMAX;
+}
 
 static int member_of(const Rows *w, NodeId id) {
   for (int k = 0; k < w->nm; k++)
@@ -156,16 +160,16 @@ static const char *full_value(Rows *w, int k) {
   if (n->op == OP_ONE_HOT) {
     const char *j = w->vars[w->r - 1] ? w->vars[w->r - 1] : "0";
     const char *c = cg_at(f, n->in[0], row_index(w));
-    return arena_printf(f->arena, "((int64_t)%s == %s ? %s : %s)", c, j,
-                        cg_literal(f->arena, t, 1), cg_literal(f->arena, t, 0));
+    return arena_printf(f->arena, "((int64_t)%s == %s ? %s : %s)", c, j, cg_literal(f->arena, t, 1),
+                        cg_literal(f->arena, t, 0));
   }
   const char *x = operand(w, n->in[0], &n->shape, RK_FULL);
   if (n->op == OP_LOG_SOFTMAX)
     return arena_printf(f->arena, "(%s - %s - %s)", x, w->acc[k], w->acc2[k]);
   if (n->op == OP_SOFTMAX)
-    return arena_printf(
-        f->arena, "(%s / %s)",
-        cg_math_call(f, t, "exp", arena_printf(f->arena, "%s - %s", x, w->acc[k])), w->acc2[k]);
+    return arena_printf(f->arena, "(%s / %s)",
+                        cg_math_call(f, t, "exp", arena_printf(f->arena, "%s - %s", x, w->acc[k])),
+                        w->acc2[k]);
   const char *y = n->n_in > 1 ? operand(w, n->in[1], &n->shape, RK_FULL) : NULL;
   return cg_ew_expr(f, n, x, y);
 }
@@ -242,8 +246,8 @@ static bool emit_pass(Rows *w, const bool *stored, int L) {
     const char *e = full_value(w, k);
     if (!e) return cg_unsupported(f, w->mem[k], "no elementwise lowering");
     w->reg[k] = cg_fresh(f->e, arena_printf(f->arena, "v%u", w->mem[k]));
-    cg_line(f->e, "const %s %s = %s;", dtype_c_name(graph_node(f->g, w->mem[k])->dtype),
-            w->reg[k], e);
+    cg_line(f->e, "const %s %s = %s;", dtype_c_name(graph_node(f->g, w->mem[k])->dtype), w->reg[k],
+            e);
   }
   for (int k = 0; k < w->nm; k++) {
     const Node *n = graph_node(f->g, w->mem[k]);

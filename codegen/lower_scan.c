@@ -19,7 +19,9 @@
 
 #include "gemm.h"
 #include "ir/scan.h"
+#include "lower.h"
 #include "lower_scan.h"
+#include "workspace.h"
 
 static bool scan_unsupported(CgFunc *f, const Node *n, const char *what) {
   diag_error(f->diag, n->loc, "cannot generate C for %s: %s", ir_ops[n->op].name, what);
@@ -53,11 +55,13 @@ static void move_slice(CgFunc *f, const Shape *full, int axis, const char *t, co
   const char *o = cg_fresh(f->e, "o"), *r = cg_fresh(f->e, "r");
   cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", o, o, (long long)outer, o);
   cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", r, r, (long long)inner, r);
-  const char *at = arena_printf(f->arena, "%lld + (%s * %lld + %s) * %lld + %s", (long long)base,
-                                o, (long long)len, t, (long long)inner, r);
+  const char *at = arena_printf(f->arena, "%lld + (%s * %lld + %s) * %lld + %s", (long long)base, o,
+                                (long long)len, t, (long long)inner, r);
   const char *local = arena_printf(f->arena, "%s * %lld + %s", o, (long long)inner, r);
-  if (stack) cg_line(f->e, "%s[%s] = %s;", seq, at, elem(f, src, local));
-  else cg_line(f->e, "%s[%s] = %s;", step->expr, local, elem(f, src, at));
+  if (stack)
+    cg_line(f->e, "%s[%s] = %s;", seq, at, elem(f, src, local));
+  else
+    cg_line(f->e, "%s[%s] = %s;", step->expr, local, elem(f, src, at));
   cg_close(f->e);
   cg_close(f->e);
   cg_scope_pop(f->e);
@@ -131,8 +135,8 @@ static void carry_copies(CgFunc *f, const Node *n, NodeId id, CgFunc *fb, bool a
     NodeId a = arg_node(body, k), o = body->outputs[k].node;
     int64_t off;
     Shape piece = scan_piece(f->g, n, k, &off);
-    if (after) copy_span(f, f->val[id].expr, off, &fb->val[a != IR_NONE ? a : o], 0,
-                         shape_numel(&piece));
+    if (after)
+      copy_span(f, f->val[id].expr, off, &fb->val[a != IR_NONE ? a : o], 0, shape_numel(&piece));
     else if (a != IR_NONE)
       copy_span(f, fb->val[a].expr, 0, &f->val[n->in[k]], 0, shape_numel(&piece));
   }
@@ -148,14 +152,16 @@ bool lower_scan(CgFunc *f, NodeId id) {
   fb.val = arena_alloc(f->arena, (body->n_nodes + 1) * sizeof *fb.val);
   memset(fb.val, 0, (body->n_nodes + 1) * sizeof *fb.val);
   if (!body_storage(f, n, id, &fb)) return false;
-  cg_gemm_prepack(f, id, &fb);
+  cg_gemm_prepack(f, id, &fb, f->gemm_pack_at ? f->gemm_pack_at : cg_scan_pack_base(f->g, f->opt));
   carry_copies(f, n, id, &fb, false);
   long long last = (long long)(n->attr.scan.length - 1);
   cg_scope_push(f->e);
   const char *s = cg_fresh(f->e, "step"), *t = cg_fresh(f->e, "t");
   cg_open(f->e, "for (int64_t %s = 0; %s <= %lld; %s++)", s, s, last, s);
-  if (n->attr.scan.reverse) cg_line(f->e, "const int64_t %s = %lld - %s;", t, last, s);
-  else cg_line(f->e, "const int64_t %s = %s;", t, s);
+  if (n->attr.scan.reverse)
+    cg_line(f->e, "const int64_t %s = %lld - %s;", t, last, s);
+  else
+    cg_line(f->e, "const int64_t %s = %s;", t, s);
   bool ok = scan_step(f, n, id, &fb, t);
   cg_close(f->e);
   cg_scope_pop(f->e);

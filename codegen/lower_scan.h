@@ -3,7 +3,7 @@
 #ifndef LATHE_CODEGEN_LOWER_SCAN_H
 #define LATHE_CODEGEN_LOWER_SCAN_H
 
-#include "lower.h"
+#include "loops.h"
 
 bool lower_scan(CgFunc *f, NodeId id);
 bool lower_scan_arg(CgFunc *f, NodeId id);

@@ -38,8 +38,7 @@ static const char *elem(CgFunc *f, NodeId id, const char *index) {
 static void zero_fill(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
-  cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i ? i : "0",
-          cg_literal(f->arena, n->dtype, 0));
+  cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i ? i : "0", cg_literal(f->arena, n->dtype, 0));
   cg_loop_close(f, i);
 }
 
@@ -79,8 +78,8 @@ bool lower_where(CgFunc *f, NodeId id) {
 }
 
 /* one loop nest over the window (the small shape), copying small <-> large */
-static void window_copy(CgFunc *f, NodeId id, const Shape *small, const Shape *large,
-                        NodeId src, const char *dst, bool to_large) {
+static void window_copy(CgFunc *f, NodeId id, const Shape *small, const Shape *large, NodeId src,
+                        const char *dst, bool to_large) {
   const Node *n = graph_node(f->g, id);
   int64_t sst[IR_MAX_RANK], lst[IR_MAX_RANK], wst[IR_MAX_RANK], base = 0;
   cg_strides_of(small, sst);

@@ -4,7 +4,7 @@
 #ifndef LATHE_CODEGEN_LOWER_STRUCT_H
 #define LATHE_CODEGEN_LOWER_STRUCT_H
 
-#include "lower.h"
+#include "loops.h"
 
 bool lower_where(CgFunc *f, NodeId id);
 bool lower_slice(CgFunc *f, NodeId id);

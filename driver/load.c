@@ -47,6 +47,10 @@ bool driver_loaded_open_source(DriverLoaded *l, DriverBackend b, const char *mod
   l->jit = jit_compile(c_text, h_name, h_text, model, d);
   if (!l->jit) return false;
   l->info = jit_info(l->jit);
+  if (!rt_model_check_cpu(l->info, "JIT", d)) { /* the JIT compiled the same C */
+    driver_loaded_close(l);
+    return false;
+  }
   return true;
 }
 

@@ -12,6 +12,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ir_internal.h"
 
@@ -28,11 +29,14 @@ static int64_t sweep_len(int64_t in, int64_t k, int64_t s, int64_t d, int64_t lo
 
 static bool check_attrs(const Node *n, bool pool, Diag *d) {
   const struct IrConvAttr *a = &n->attr.conv;
+  bool blocked_algo = a->algo == IR_CONV_ALGO_DIRECT || a->algo == IR_CONV_ALGO_WINOGRAD;
   bool ok = a->groups >= 1 &&
             (a->layout == IR_CONV_NCHW ||
              (a->layout == IR_CONV_NCHWC &&
               (n->op == OP_CONV2D || n->op == OP_CONV_TRANSPOSE2D ||
                n->op == OP_CONV2D_GRAD_WEIGHT)));
+  ok = ok && a->algo >= IR_CONV_ALGO_UNSET && a->algo < IR_CONV_ALGO_COUNT &&
+       (!pool || a->algo == IR_CONV_ALGO_UNSET) && (!blocked_algo || a->layout == IR_CONV_NCHWC);
   for (int i = 0; i < 2; i++) {
     ok = ok && a->stride[i] >= 1 && a->dilation[i] >= 1 && a->out_pad[i] >= 0;
     ok = ok && a->pad[i] >= 0 && a->pad[i + 2] >= 0;
@@ -42,9 +46,23 @@ static bool check_attrs(const Node *n, bool pool, Diag *d) {
   if (!ok)
     IR_ERROR(d, n->loc,
              "%s: invalid attributes (stride, dilation, groups and kernel must be >= 1, "
-             "padding >= 0%s; only a convolution's layout may be nchwc)",
+             "padding >= 0%s; only a convolution's layout may be nchwc, only a convolution "
+             "has an algo, and algo=direct or winograd needs nchwc)",
              op_name(n), pool ? " and at most half the kernel" : "");
   return ok;
+}
+
+static const char *const algo_names[IR_CONV_ALGO_COUNT] = {NULL, "naive", "gemm", "direct",
+                                                            "winograd"};
+
+const char *ir_conv_algo_name(IrConvAlgo a) {
+  return a >= 0 && a < IR_CONV_ALGO_COUNT ? algo_names[a] : NULL;
+}
+
+bool ir_conv_algo_parse(const char *name, IrConvAlgo *out) {
+  for (int a = IR_CONV_ALGO_UNSET + 1; a < IR_CONV_ALGO_COUNT; a++)
+    if (strcmp(name, algo_names[a]) == 0) return *out = (IrConvAlgo)a, true;
+  return false;
 }
 
 static bool check_4d(const Node *n, const Node *x, const Node *w, Diag *d) {

@@ -97,6 +97,28 @@ bool op_from_name(const char *name, OpKind *out);
  * unblocked into NCHW while it is in cache; the weight gradient blocks dY the same way and
  * sums [O/c][C*KH*KW][c] (codegen/conv_direct.c). */
 typedef enum IrConvLayout { IR_CONV_NCHW = 0, IR_CONV_NCHWC = 1 } IrConvLayout;
+/* Which algorithm computes a CONV2D, CONV_TRANSPOSE2D or CONV2D_GRAD_WEIGHT
+ * (IrConvAttr.algo), recorded by passes/layout.c and obeyed by codegen/lower_conv.c:
+ * IR_CONV_ALGO_UNSET: not chosen (no layout pass ran: -O0, -O1, --disable=layout; codegen
+ *   then takes what the layout pass would record, passes_conv_algo);
+ * NAIVE: plain loops (any dtype, baked weights on the NCHW path, ...);
+ * GEMM: the implicit GEMM over the NCHW image (codegen/conv_gemm.c);
+ * DIRECT: the direct NCHWc convolution (codegen/conv_direct.c), layout IR_CONV_NCHWC;
+ * WINOGRAD: F(2x2, 3x3) inside the direct path (codegen/conv_winograd.c), IR_CONV_NCHWC.
+ * DIRECT and WINOGRAD need vector kernels: on a target without them (generic), or when a
+ * weight gradient's kernel row needs more registers than the target has, they run as GEMM
+ * (cg_conv_algo, the one place that knows the target). Printed as `algo=NAME`. */
+typedef enum IrConvAlgo {
+  IR_CONV_ALGO_UNSET = 0,
+  IR_CONV_ALGO_NAIVE,
+  IR_CONV_ALGO_GEMM,
+  IR_CONV_ALGO_DIRECT,
+  IR_CONV_ALGO_WINOGRAD,
+  IR_CONV_ALGO_COUNT
+} IrConvAlgo;
+/* "naive", "gemm", "direct", "winograd" (NULL for UNSET); ir_conv_algo_parse: false if none */
+const char *ir_conv_algo_name(IrConvAlgo a);
+bool ir_conv_algo_parse(const char *name, IrConvAlgo *out);
 
 typedef union NodeAttr {
   struct {
@@ -181,6 +203,8 @@ typedef union NodeAttr {
     int32_t groups;      /* CONV*: >= 1, divides both channel counts; MAX_POOL2D*: 1 */
     int32_t layout;      /* CONV*: the layout the kernel computes in, chosen by
                             passes/layout.c (IrConvLayout); pooling: IR_CONV_NCHW */
+    int32_t algo;        /* CONV*: the algorithm, recorded by passes/layout.c (IrConvAlgo);
+                            pooling: IR_CONV_ALGO_UNSET */
   } conv;
   struct {
     bool train; /* TRAIN_SELECT: true = the first input (training), false = the second */
@@ -269,6 +293,17 @@ void graph_free(Graph *g);
 Graph *graph_clone(const Graph *g, const char *name);
 static inline Node *graph_node(const Graph *g, NodeId id) {
   return &g->nodes[id];
+}
+
+/* The alignment of every region of an entry's workspace (the memory plan's buffers, the
+ * kernels' scratch, pre-packed operands, packed constant tables): one cache line, what the
+ * generated vector kernels' aligned loads assume. The caller's workspace must be as aligned. */
+#define LATHE_WORKSPACE_ALIGN 64
+/* x rounded up to a multiple of m (m > 0, x >= 0) */
+static inline int64_t ir_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+/* x rounded up to LATHE_WORKSPACE_ALIGN */
+static inline int64_t ir_workspace_align(int64_t x) {
+  return ir_round_up(x, LATHE_WORKSPACE_ALIGN);
 }
 
 /* Appends a node, runs the op's infer hook, and returns its id; on a shape/dtype error,

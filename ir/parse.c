@@ -391,6 +391,7 @@ typedef struct Attrs {
   int n_conv[6];
   bool train; /* train_select */
   bool nchwc; /* conv2d: IR_CONV_NCHWC */
+  int algo;   /* conv*: IrConvAlgo, IR_CONV_ALGO_UNSET when not given */
 } Attrs;
 
 static bool parse_int_list(Parser *p, int64_t *v, int *n, int max) {
@@ -429,12 +430,21 @@ static bool is_conv_op(OpKind op) {
          op == OP_MAX_POOL2D || op == OP_MAX_POOL2D_GRAD;
 }
 
+/* algo=naive|gemm|direct|winograd (the convolution algorithm, IrConvAlgo) */
+static bool parse_conv_algo(Parser *p, Attrs *at) {
+  if (!expect(p, '=', "after 'algo'")) return false;
+  for (int a = IR_CONV_ALGO_UNSET + 1; a < IR_CONV_ALGO_COUNT; a++)
+    if (accept_word(p, ir_conv_algo_name((IrConvAlgo)a))) return at->algo = a, true;
+  return PARSE_ERROR(p, "expected naive, gemm, direct or winograd after 'algo='");
+}
+
 /* conv/pool: stride=[h,w], dilation=[h,w], pad=[t,l,b,r], out_pad=[h,w], kernel=[h,w],
- * groups=[g]; every key is required (the printer writes them all); nchwc (optional, the
- * layout; ir/conv.c rejects it where it does not apply) */
+ * groups=[g]; every key is required (the printer writes them all); nchwc and algo=NAME
+ * (optional, the layout and the algorithm; ir/conv.c rejects them where they do not apply) */
 static bool parse_conv_attr(Parser *p, OpKind op, Attrs *at) {
   static const char *const keys[] = {"stride", "dilation", "pad", "out_pad", "kernel", "groups"};
   if (accept_word(p, "nchwc")) return at->nchwc = true;
+  if (accept_word(p, "algo")) return parse_conv_algo(p, at);
   for (int k = 0; k < 6; k++) {
     if (!accept_word(p, keys[k])) continue;
     at->n_conv[k] = 0;
@@ -463,6 +473,7 @@ static bool build_conv_attr(Parser *p, OpKind op, const Attrs *at, NodeAttr *out
   for (int i = 0; i < 4; i++) out->conv.pad[i] = (int32_t)at->conv[2][i];
   out->conv.groups = (int32_t)at->conv[5][0];
   out->conv.layout = at->nchwc ? IR_CONV_NCHWC : IR_CONV_NCHW;
+  out->conv.algo = at->algo;
   return true;
 }
 

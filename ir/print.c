@@ -306,7 +306,9 @@ static void put_attrs(Buf *b, const Node *n) {
                (int)a->dilation[0], (int)a->dilation[1], (int)a->pad[0], (int)a->pad[1],
                (int)a->pad[2], (int)a->pad[3], (int)a->out_pad[0], (int)a->out_pad[1],
                (int)a->kernel[0], (int)a->kernel[1], (int)a->groups);
-    buf_printf(b, "%s}", a->layout == IR_CONV_NCHWC ? ", nchwc" : "");
+    buf_printf(b, "%s", a->layout == IR_CONV_NCHWC ? ", nchwc" : "");
+    const char *algo = ir_conv_algo_name((IrConvAlgo)a->algo);
+    buf_printf(b, "%s%s}", algo ? ", algo=" : "", algo ? algo : "");
     break;
   }
   default:

@@ -14,8 +14,10 @@
  *           already written with the flags by autodiff.)
  *           Batch norm in inference entries folds into the preceding convolution's weights
  *           (layout_bn.c). Each f32 convolution then gets its layout: the blocked NCHWc
- *           direct kernel or the NCHW implicit GEMM (choose_conv_layout). Then dce removes
- *           what became dead.
+ *           direct kernel or the NCHW implicit GEMM (choose_conv_layout), and its algorithm
+ *           (IrConvAttr.algo, passes_conv_algo): naive loops, the implicit GEMM, the direct
+ *           NCHWc convolution or Winograd's F(2x2, 3x3) in the direct path; codegen obeys it.
+ *           Then dce removes what became dead.
  * Invalidates: node ids when dce removes nodes; the memory plan.
  */
 #include "layout.h"
@@ -102,10 +104,10 @@ static bool fold_operands(Graph *g, NodeId id, const uint32_t *other) {
  * images. Limits (bytes, for the widest vector, 16 floats): the input rows one output row
  * reads (C * KH * W), and the packed weights of a pair of channel vectors (C * KH * KW * 32).
  * One group only, at least 8 output channels and 4 output columns. Baked (constant) weights
- * of a forward convolution qualify: the kernel then reads them blocked at compile time. A transposed convolution
- * of stride 1 (the input gradient of a convolution) qualifies as the convolution it is; the
- * weight gradient of a convolution that qualifies does too (the same blocked kernel, with the
- * sums over pixels in registers). */
+ * of a forward convolution qualify: the kernel then reads them blocked at compile time. A
+ * transposed convolution of stride 1 (the input gradient of a convolution) qualifies as the
+ * convolution it is; the weight gradient of a convolution that qualifies does too (the same blocked
+ * kernel, with the sums over pixels in registers). */
 enum { DIRECT_ROWS_MAX = 512 << 10, DIRECT_WEIGHTS_MAX = 512 << 10 };
 
 static bool choose_conv_layout(Graph *g, NodeId id) {
@@ -131,6 +133,57 @@ static bool choose_conv_layout(Graph *g, NodeId id) {
   return true;
 }
 
+/* Whether the direct NCHWc kernel (codegen/conv_direct.c) takes conv node n of layout
+ * IR_CONV_NCHWC: single-group f32 rank-4 operands (a transposed convolution: of stride 1, as
+ * the convolution it is), the image not a constant, the weights a constant only when baked
+ * into a forward convolution (conv_direct.c blocks them at compile time). */
+static bool direct_takes(const Graph *g, const Node *n) {
+  bool tr = n->op == OP_CONV_TRANSPOSE2D;
+  if (n->attr.conv.layout != IR_CONV_NCHWC || n->dtype != DT_F32 || n->attr.conv.groups != 1 ||
+      n->shape.rank != 4)
+    return false;
+  if (tr && !ir_conv_transpose_as_conv(n, g->nodes[n->in[1]].shape.dim + 2, NULL)) return false;
+  for (int i = 0; i < 2; i++) {
+    const Node *in = &g->nodes[n->in[i]];
+    if (in->dtype != DT_F32 || in->shape.rank != 4) return false;
+    if (in->op == OP_CONST && !(i == 1 && n->op == OP_CONV2D && in->attr.constant.data))
+      return false;
+  }
+  return true;
+}
+
+/* Winograd's F(2x2, 3x3) (codegen/conv_winograd.c) in the direct path: a forward convolution
+ * with a 3x3 kernel, stride and dilation 1, at least 16 input and output channels and at
+ * least 4 images, where the per-call weight transform pays for itself (measured: at 1 image
+ * it does not, CNN b1 141 -> 67 us without it), weights not baked. Not the stride-1 input
+ * gradient: its input transform of rows of 7 tiles stays scalar and costs what it saves. */
+static bool winograd_suits(const Graph *g, const Node *n) {
+  const Shape *w = &g->nodes[n->in[1]].shape;
+  const struct IrConvAttr *a = &n->attr.conv;
+  return n->op == OP_CONV2D && a->groups == 1 && g->nodes[n->in[1]].op != OP_CONST &&
+         w->dim[2] == 3 && w->dim[3] == 3 && a->stride[0] == 1 && a->stride[1] == 1 &&
+         a->dilation[0] == 1 && a->dilation[1] == 1 && w->dim[0] >= 16 && w->dim[1] >= 16 &&
+         g->nodes[n->in[0]].shape.dim[0] >= 4;
+}
+
+/* The implicit GEMM (codegen/conv_gemm.c) takes f32 rank-4 operands that are not constants. */
+static bool gemm_takes(const Graph *g, const Node *n) {
+  if (n->dtype != DT_F32 || n->shape.rank != 4 || n->attr.conv.groups < 1) return false;
+  for (int i = 0; i < 2; i++) {
+    const Node *in = &g->nodes[n->in[i]];
+    if (in->dtype != DT_F32 || in->shape.rank != 4 || in->op == OP_CONST) return false;
+  }
+  return true;
+}
+
+IrConvAlgo passes_conv_algo(const Graph *g, NodeId id) {
+  const Node *n = &g->nodes[id];
+  if (n->op != OP_CONV2D && n->op != OP_CONV_TRANSPOSE2D && n->op != OP_CONV2D_GRAD_WEIGHT)
+    return IR_CONV_ALGO_UNSET;
+  if (direct_takes(g, n)) return winograd_suits(g, n) ? IR_CONV_ALGO_WINOGRAD : IR_CONV_ALGO_DIRECT;
+  return gemm_takes(g, n) ? IR_CONV_ALGO_GEMM : IR_CONV_ALGO_NAIVE;
+}
+
 bool pass_layout(Graph *g, PassCtx *c) {
   uint32_t *other = calloc(g->n_nodes + 1, sizeof *other);
   if (!other) {
@@ -145,6 +198,10 @@ bool pass_layout(Graph *g, PassCtx *c) {
   if (!layout_fold_bn(g, c, &changed)) return false;
   for (NodeId id = 0; id < g->n_nodes; id++) /* after folding: the convs that remain */
     changed |= choose_conv_layout(g, id);
+  for (NodeId id = 0; id < g->n_nodes; id++) { /* recorded for codegen; no rewrite */
+    IrConvAlgo algo = passes_conv_algo(g, id);
+    if (algo != IR_CONV_ALGO_UNSET) g->nodes[id].attr.conv.algo = algo;
+  }
   if (!changed) return true;
   g->workspace_bytes = -1;
   return pass_dce(g, c);

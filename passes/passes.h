@@ -63,6 +63,11 @@ typedef struct PlanBuffer {
  * — what the entry would need without any reuse. */
 int graph_fill_buffers(const Graph *g, PlanBuffer *out, int64_t *total_bytes);
 
+/* The algorithm of convolution node id of g (CONV2D, CONV_TRANSPOSE2D, CONV2D_GRAD_WEIGHT;
+ * UNSET for any other op), from its layout and shapes: what passes/layout.c records in
+ * IrConvAttr.algo, and what codegen takes when the layout pass did not run. */
+IrConvAlgo passes_conv_algo(const Graph *g, NodeId id);
+
 /* names and descriptions, for --help and --disable checking */
 int passes_count(void);
 const char *passes_name(int i);

@@ -5,7 +5,9 @@
  * interpreted), captures the compiler's stdout and stderr through a pipe, and on failure puts
  * that output into the Diag. rt_model_open dlopens with RTLD_NOW | RTLD_LOCAL (so unresolved
  * symbols fail here, and two models never clash) and checks the `<model>_info` descriptor's
- * version. rt_model_open_source owns a mkdtemp directory ($TMPDIR or /tmp) holding
+ * version and, through its cpu_supported(), that this CPU runs the code (rt_model_check_cpu:
+ * a clear error instead of an illegal instruction in the first call). rt_model_open_source
+ * owns a mkdtemp directory ($TMPDIR or /tmp) holding
  * <model>.c, <model>.h and <model>.so; rt_model_close removes it.
  *
  * Invariants: an RtModel is either all zero (closed) or has a live handle and info; model
@@ -165,6 +167,16 @@ static bool is_identifier(const char *s) {
   return true;
 }
 
+bool rt_model_check_cpu(const lathe_model_info *info, const char *where, Diag *d) {
+  if (!info->cpu_supported || info->cpu_supported()) return true;
+  rt_error(d,
+           "%s: model '%s' was compiled for %s, and this CPU lacks the instructions its kernels "
+           "use (an entry point would stop on an illegal instruction); compile it again with "
+           "--target native or --target generic",
+           where, info->name ? info->name : "?", info->target ? info->target : "another CPU");
+  return false;
+}
+
 static bool check_info(const lathe_model_info *info, const char *so_path, const char *sym,
                        Diag *d) {
   if (info->version != LATHE_MODEL_INFO_VERSION) {
@@ -174,6 +186,7 @@ static bool check_info(const lathe_model_info *info, const char *so_path, const 
              so_path, sym, info->version, LATHE_MODEL_INFO_VERSION);
     return false;
   }
+  if (!rt_model_check_cpu(info, so_path, d)) return false;
   if (info->n_entries < 0 || info->n_params < 0 || info->n_states < 0 ||
       (info->n_entries > 0 && !info->entries) || (info->n_params > 0 && !info->params) ||
       (info->n_states > 0 && !info->states)) {

@@ -56,6 +56,9 @@ bool rt_model_open(RtModel *m, const char *so_path, const char *model_name, Diag
 bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text,
                           const char *h_text, Diag *d);
 void rt_model_close(RtModel *m);
+/* false, with an error naming the model's target, when the descriptor's cpu_supported() says
+ * this CPU cannot run the code (where: the file or "JIT" for the message) */
+bool rt_model_check_cpu(const lathe_model_info *info, const char *where, Diag *d);
 /* whether generated C asks for OpenMP threads (codegen --threads > 1): build it with -fopenmp */
 bool rt_source_threaded(const char *c_text);
 const lathe_entry_info *rt_model_entry(const RtModel *m, const char *name);

@@ -22,7 +22,9 @@ pkgs=(
   libomp-19-dev                            # OpenMP under clang-19 and the JIT
   libedit-dev                              # REPL line editing and history
   tmux                                     # the REPL driven on a real terminal (tests)
-  python3 python3-numpy python3-torch      # fixtures (tests/fixtures/*.py) and reference checks
+  python3 python3-numpy python3-torch      # fixtures (tests/fixtures/*.py) and reference checks;
+                                           # python3 also builds (scripts/embed-kernels.py) and
+                                           # checks the layers (scripts/check-deps.py)
   python3-pytest                           # the Python package's tests (python/tests)
   python3-pip python3-setuptools           # `pip install --no-build-isolation ./python`, offline
   python3-sklearn                          # metrics checked against scikit-learn (tests/data_*.sh)

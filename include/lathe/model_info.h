@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LATHE_MODEL_INFO_VERSION 1
+#define LATHE_MODEL_INFO_VERSION 2
 
 /* dtype codes: same order as the IR's DType */
 enum { LATHE_F32 = 0, LATHE_F64 = 1, LATHE_I32 = 2, LATHE_I64 = 3, LATHE_U8 = 4 };
@@ -67,6 +67,10 @@ typedef struct lathe_model_info {
   int n_entries;
   const lathe_entry_info *entries;
   void (*init)(void *params, void *state, uint64_t seed);
+  /* 1 when the CPU running the code has the instructions its target's kernels use, else 0
+   * (calling an entry point would then stop on an illegal instruction): ask once, first */
+  int (*cpu_supported)(void);
+  const char *target; /* what the code was compiled for: "x86-64-v3", "generic", ... */
 } lathe_model_info;
 
 #endif

@@ -251,6 +251,47 @@ START_TEST(test_conv_layout) {
 }
 END_TEST
 
+/* a convolution's algorithm (passes/layout.c) round-trips for every IrConvAlgo; a name that
+ * is none, winograd without nchwc and a pooling op with one are errors */
+START_TEST(test_conv_algo) {
+  const char *conv =
+      "module c\ninput x: f32[4, 16, 6, 6]\nparam w: f32[16, 16, 3, 3] = he_uniform\n"
+      "graph model {\n  %%0 = input 0 : f32[4, 16, 6, 6]\n"
+      "  %%1 = param 0 : f32[16, 16, 3, 3]\n"
+      "  %%2 = conv2d %%0, %%1 {stride=[1, 1], dilation=[1, 1], pad=[0, 0, 0, 0], "
+      "out_pad=[0, 0], kernel=[0, 0], groups=[1]%s} : f32[4, 16, 4, 4]\n"
+      "  output y = %%2 value\n}\n";
+  for (int a = IR_CONV_ALGO_NAIVE; a < IR_CONV_ALGO_COUNT; a++) {
+    char attr[64], text[1024];
+    snprintf(attr, sizeof attr, "%s, algo=%s", a >= IR_CONV_ALGO_DIRECT ? ", nchwc" : "",
+             ir_conv_algo_name((IrConvAlgo)a));
+    snprintf(text, sizeof text, conv, attr);
+    Diag d;
+    diag_init(&d);
+    Module *m = ir_parse(text, "c.ir", &d);
+    ck_assert_msg(m != NULL, "%s", diag_text(&d));
+    ck_assert_int_eq(graph_node(m->model, 2)->attr.conv.algo, a);
+    char *printed = ir_print(m->model);
+    ck_assert_msg(strstr(printed, attr) != NULL, "want '%s' in:\n%s", attr, printed);
+    IrConvAlgo back;
+    ck_assert(ir_conv_algo_parse(ir_conv_algo_name((IrConvAlgo)a), &back) && back == (IrConvAlgo)a);
+    free(printed);
+    module_free(m);
+    diag_fini(&d);
+  }
+  char text[1024];
+  snprintf(text, sizeof text, conv, ", algo=fast");
+  expect_parse_error(text, "expected naive, gemm, direct or winograd after 'algo='");
+  snprintf(text, sizeof text, conv, ", algo=winograd");
+  expect_parse_error(text, "algo=direct or winograd needs nchwc");
+  expect_parse_error("module c\ninput x: f32[1, 2, 6, 6]\ngraph g {\n"
+                     "  %0 = input 0 : f32[1, 2, 6, 6]\n  %1 = max_pool2d %0 {stride=[2, 2], "
+                     "dilation=[1, 1], pad=[0, 0, 0, 0], out_pad=[0, 0], kernel=[2, 2], "
+                     "groups=[1], algo=naive} : f32[1, 2, 3, 3]\n}\n",
+                     "only a convolution has an algo");
+}
+END_TEST
+
 START_TEST(test_malformed) {
   const char *head = "module t\ninput x: f32[2, 3]\ngraph g {\n  %0 = input 0 : f32[2, 3]\n";
   char buf[512];
@@ -359,6 +400,7 @@ static Suite *ir_text_suite(void) {
   tcase_add_test(tc, test_parse_preserves_fields);
   tcase_add_test(tc, test_hand_written);
   tcase_add_test(tc, test_conv_layout);
+  tcase_add_test(tc, test_conv_algo);
   tcase_add_test(tc, test_malformed);
   tcase_add_test(tc, test_error_location);
   tcase_add_test(tc, test_verify_catches);

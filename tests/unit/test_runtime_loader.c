@@ -144,8 +144,36 @@ START_TEST(test_version_mismatch) {
   Diag d;
   diag_init(&d);
   char *h = tiny_h(LATHE_MODEL_INFO_VERSION + 98);
-  rtt_expect_error(rt_model_open_source(&m, "tiny", tiny_c, h, &d), &d, "version 99", "version");
+  char want[64];
+  snprintf(want, sizeof want, "version %d", LATHE_MODEL_INFO_VERSION + 98);
+  rtt_expect_error(rt_model_open_source(&m, "tiny", tiny_c, h, &d), &d, want, "version");
   ck_assert_ptr_null(m.dir);
+  free(h);
+  diag_fini(&d);
+}
+END_TEST
+
+/* a descriptor whose cpu_supported() says no (a CPU without the target's instructions): the
+ * loader refuses it, naming the target, and never calls an entry point */
+START_TEST(test_cpu_unsupported) {
+  const char *tail = "0, 2, entries, 0};\n";
+  const char *at = strstr(tiny_c, tail);
+  ck_assert_ptr_nonnull(at);
+  size_t n = strlen(tiny_c) + 256;
+  char *c = malloc(n);
+  ck_assert_ptr_nonnull(c);
+  snprintf(c, n,
+           "static int tiny_cpu_no(void) { return 0; }\n%.*s"
+           "0, 2, entries, 0, tiny_cpu_no, \"x86-64-v4\"};\n",
+           (int)(at - tiny_c), tiny_c);
+  char *h = tiny_h(LATHE_MODEL_INFO_VERSION);
+  RtModel m;
+  Diag d;
+  diag_init(&d);
+  rtt_expect_error(rt_model_open_source(&m, "tiny", c, h, &d), &d,
+                   "model 'tiny' was compiled for x86-64-v4, and this CPU lacks", "cpu check");
+  ck_assert_ptr_null(m.dir);
+  free(c);
   free(h);
   diag_fini(&d);
 }
@@ -181,6 +209,7 @@ static Suite *loader_suite(void) {
   tcase_add_test(tc, test_build_shared_with_flags);
   tcase_add_test(tc, test_syntax_error_reports_compiler_output);
   tcase_add_test(tc, test_version_mismatch);
+  tcase_add_test(tc, test_cpu_unsupported);
   tcase_add_test(tc, test_missing_compiler);
   suite_add_tcase(s, tc);
   return s;

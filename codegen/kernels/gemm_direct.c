@@ -1,0 +1,82 @@
+/* codegen/kernels/gemm_direct.c — kernel library text: the unpacked GEMM lathe_gemm_direct (its
+ * row-block loop and its column edge are sections of their own: the OpenMP line of --threads goes
+ * before each) and the end of lathe_gemm_transpose, after the part generated per vector width
+ * (codegen/gemm_direct.c emits them).
+ *
+ * Each `@lathe-kernel NAME` section is embedded into lathe at build time as the string
+ * cg_kernel_gemm_direct_NAME (scripts/embed-kernels.py) and copied into generated files with its
+ * LT_* identifiers replaced by the target's numbers (cg_kernel_emit, codegen/gemm.c); an LT_*
+ * alone on a line stands for whole lines. A `@lathe-check-only` region is not embedded: it stands
+ * in for code generated around the text, so that the build can compile the library as C (the
+ * lathe_kernels_check target: check.c includes every file in order) under -std=c99 -Wall -Wextra
+ * -Wpedantic -Werror. Nothing above the first section is embedded.
+ */
+/* @lathe-kernel driver */
+/* C (m x n, row stride ldc) = A B, or C += A B when acc, with A[i][p] = a[i * a_rs + p *
+ * a_cs] and B[p][j] = b[p * ldb + j] read in place: no packing (codegen/gemm_direct.c).
+ * B is walked in blocks of kc x nc (at most 64K floats, 256 KB) that stay in L2 while
+ * every row block of A passes over them; a K block after the first adds to C.
+ * ws: the last LT_NR columns of B, zero-padded, when n is not a multiple of LT_NR. */
+LATHE_GEMM_SHARED void lathe_gemm_direct(const float *a, const float *b, float *c, float *ws,
+                                         lathe_gemm_dims d) {
+  const ptrdiff_t m = d.m, n = d.n, k = d.k, a_rs = d.a_rs, a_cs = d.a_cs, ldb = d.ldb;
+  const ptrdiff_t ldc = d.ldc;
+  const int acc = d.acc;
+  const ptrdiff_t nf = n / LT_NR * LT_NR; /* the columns in whole slivers */
+  ptrdiff_t nc = nf, kc = k;
+  if (nf * k > 65536) { /* about 256 columns, whole slivers; K blocks of equal size */
+    nc = nf < 256 / LT_NR * LT_NR ? nf : 256 / LT_NR * LT_NR;
+    const ptrdiff_t kb = (k + 65536 / nc - 1) / (65536 / nc);
+    kc = (k + kb - 1) / kb;
+  }
+  for (ptrdiff_t jc = 0; jc < nf; jc += nc) {
+    const ptrdiff_t jn = nf - jc < nc ? nf : jc + nc;
+    for (ptrdiff_t pc = 0; pc < k; pc += kc) {
+      const ptrdiff_t kn = k - pc < kc ? k - pc : kc;
+      const int add = acc || pc > 0;
+/* @lathe-kernel loop */
+      for (ptrdiff_t i = 0; i < m; i += LT_MR) {
+        const ptrdiff_t mr = m - i < LT_MR ? m - i : LT_MR;
+        const float *ai = a + i * a_rs + pc * a_cs;
+        for (ptrdiff_t j = jc; j < jn; j += LT_NR)
+          lathe_gemm_direct_kernel(kn, ai, a_rs, a_cs, mr, b + pc * ldb + j, ldb,
+                                   c + i * ldc + j, ldc, add);
+      }
+    }
+  }
+  if (nf == n) return;
+  /* (flat loops with a fixed inner trip: a fraction of the compile time) */
+  LATHE_NOVEC for (ptrdiff_t x = 0; x < k * LT_NR; x++) {
+    const ptrdiff_t p = x / LT_NR, j = x % LT_NR;
+    ws[x] = j < n - nf ? b[p * ldb + nf + j] : 0.0f;
+  }
+/* @lathe-kernel edge */
+  for (ptrdiff_t i = 0; i < m; i += LT_MR) {
+    const ptrdiff_t mr = m - i < LT_MR ? m - i : LT_MR;
+    float *ci = c + i * ldc;
+    float tile[LT_MR * LT_NR];
+    lathe_gemm_direct_kernel(k, a + i * a_rs, a_rs, a_cs, mr, ws, LT_NR, tile, LT_NR, 0);
+    for (ptrdiff_t r = 0; r < mr; r++)
+      LATHE_NOVEC for (ptrdiff_t j = 0; j < LT_NR; j++)
+        if (nf + j < n)
+          ci[r * ldc + nf + j] = (acc ? ci[r * ldc + nf + j] : 0.0f) + tile[r * LT_NR + j];
+  }
+}
+
+/* @lathe-kernel transpose_doc */
+/* dst (k x n, row-major) = B, B[p][j] = b[p * rs + j * cs] (codegen/gemm_direct.c): a
+ * transposed B made row-major for lathe_gemm_direct. */
+/* @lathe-check-only */
+LATHE_GEMM_SHARED void lathe_gemm_transpose(ptrdiff_t k, ptrdiff_t n, const float *b,
+                                            ptrdiff_t rs, ptrdiff_t cs,
+                                            float *restrict dst) {
+  ptrdiff_t jf = 0, pf = 0; /* generated: the whole blocks of jf columns and pf rows */
+/* @lathe-kernel transpose_rest */
+  /* the rest (16-column strips; dst's rows written whole) */
+  for (ptrdiff_t j0 = 0; j0 < n; j0 += 16) {
+    const ptrdiff_t j1 = n - j0 < 16 ? n : j0 + 16;
+    for (ptrdiff_t p = j0 < jf ? pf : 0; p < k; p++)
+      LATHE_NOVEC for (ptrdiff_t j = j0; j < j1; j++) dst[p * n + j] = b[p * rs + j * cs];
+  }
+}
+
