@@ -198,9 +198,27 @@ static bool is_data(const ReplSession *s, const char *param) {
   return false;
 }
 
+/* A loss must be a scalar: said in the user's words here, before the train block is made
+ * (whose own error would name the synthetic `__loss` and a line of the generated model). */
+static bool scalar_loss(ReplSession *s, Module *m, const char *loss) {
+  Graph *g = m->model;
+  for (int i = 0; g && i < g->n_outputs; i++) {
+    const Node *n = graph_node(g, g->outputs[i].node);
+    if (strcmp(g->outputs[i].name, "_") != 0 || n->shape.rank == 0) continue;
+    char shape[200];
+    fprintf(s->out, "error: the loss '%s' must be a scalar, got %s%s; reduce it, e.g. "
+            "sum(%s) or mean(%s)\n", loss, dtype_name(n->dtype),
+            shape_str(&n->shape, shape, sizeof shape), loss, loss);
+    module_free(m);
+    return false;
+  }
+  return true;
+}
+
 /* ", "-separated trainable params of the model computing expr: all but `data` */
 static bool trainable(ReplSession *s, const char *expr, ReplText *globs) {
   Module *m = elaborate(s, expr);
+  if (m && !scalar_loss(s, m, expr)) return false;
   for (int i = 0; m && i < m->n_params; i++)
     if (!is_data(s, m->params[i].name))
       repl_text_add(globs, "%s%s", globs->len ? ", " : "", m->params[i].name);
@@ -214,6 +232,7 @@ static bool trainable(ReplSession *s, const char *expr, ReplText *globs) {
 static bool resolve_param(ReplSession *s, const char *expr, const char *name, char *out,
                           size_t size) {
   Module *m = elaborate(s, expr);
+  if (m && !scalar_loss(s, m, expr)) return false;
   char value[300];
   snprintf(value, sizeof value, "%s.value", name);
   bool found = false;
@@ -327,11 +346,29 @@ static bool valid_name(ReplSession *s, const char *name) {
 }
 
 /* Adds (or redefines) a var after validating it. */
+/* whether name occurs in text as a whole word */
+static bool mentions(const char *text, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = strstr(text, name); p; p = strstr(p + 1, name)) {
+    bool before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '.');
+    bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
+    if (!before && !after) return true;
+  }
+  return false;
+}
+
 bool repl_define_var(ReplSession *s, const char *name, const char *text, int kind) {
   if (!valid_name(s, name)) return false;
   int at = -1;
   for (int i = 0; i < s->n_vars; i++)
     if (strcmp(s->vars[i].name, name) == 0) at = i;
+  if (at >= 0 && kind == REPL_BINDING && s->vars[at].kind != REPL_BINDING && mentions(text, name)) {
+    /* the binding would replace the tensor its own expression reads */
+    fprintf(s->out, "error: '%s' is a %s tensor (%s); a binding of that name cannot use it: "
+            "bind '%s' to a new name\n", name, s->vars[at].kind == REPL_DATA ? "data" : "param",
+            s->vars[at].text, text);
+    return false;
+  }
   ReplVar v = {(char *)name, (char *)text, kind};
   ReplSession view = *s;
   if (at >= 0) { /* redefinition: validate without the old one, then replace it at the end */
@@ -526,6 +563,23 @@ bool repl_save(ReplSession *s, const char *path) {
   return ok;
 }
 
+/* whether a checkpoint tensor fits the var it names (a name not declared now is kept for a
+ * later declaration); a mismatch is reported */
+static bool restorable(ReplSession *s, const Module *m, const char *var, const char *key,
+                       const Tensor *t) {
+  for (int i = 0; m && i < m->n_params; i++) {
+    const TensorDecl *p = &m->params[i];
+    if (strcmp(p->name, key) != 0) continue;
+    if (p->dtype == t->dtype && shape_equal(&p->shape, &t->shape)) return true;
+    char a[200], b[200];
+    fprintf(s->out, "error: '%s' is %s%s in the checkpoint, but the session declares %s%s; "
+            "not restored\n", var, dtype_name(t->dtype), shape_str(&t->shape, a, sizeof a),
+            dtype_name(p->dtype), shape_str(&p->shape, b, sizeof b));
+    return false;
+  }
+  return true;
+}
+
 bool repl_restore(ReplSession *s, const char *path) {
   RtTensorSet set;
   rt_set_init(&set);
@@ -533,14 +587,25 @@ bool repl_restore(ReplSession *s, const char *path) {
   diag_init(&d);
   bool ok = rt_safetensors_read(path, &set, &d);
   if (!ok) fprintf(s->out, "%s", diag_text(&d));
+  /* the session's declarations, to refuse a tensor of another type than its var's */
+  Module *m = ok && s->n_vars ? elaborate(s, s->vars[0].name) : NULL;
+  int skipped = 0;
   for (int i = 0; ok && i < set.n; i++) {
     char name[300];
     snprintf(name, sizeof name, "%s.value", set.items[i].name);
     const Tensor *src = &set.items[i].t;
+    if (!restorable(s, m, set.items[i].name, name, src)) {
+      skipped++;
+      continue;
+    }
     Tensor *t = rt_set_add(&s->values, name, src->dtype, &src->shape);
     if (t) memcpy(t->data, src->data, (size_t)shape_numel(&src->shape) * dtype_size(src->dtype));
   }
+  if (m) module_free(m);
+  if (ok && skipped) ok = false;
   if (ok) fprintf(s->out, "restored %d tensors from %s\n", set.n, path);
+  else if (skipped)
+    fprintf(s->out, "restored %d of %d tensors from %s\n", set.n - skipped, set.n, path);
   diag_fini(&d);
   rt_set_fini(&set);
   return ok;

@@ -106,3 +106,26 @@ if grep -q 'blocks are for files' out.txt; then echo "FAIL: model file refused";
 # :time of a small expression reads in us or ns, not "0.000 ms"
 check 'run: median [0-9.]* \(s\|ms\|us\|ns\) of'
 if grep -q 'median 0.000 ' out.txt; then echo "FAIL: a zero median"; cat out.txt; exit 1; fi
+
+# a non-scalar :grad/:train target is named in the user's words (no __loss, no <repl>:L:C);
+# a binding cannot replace the data tensor its own expression reads; :restore refuses a
+# tensor whose type differs from the session's declaration and says so
+"$LATHE" repl > out.txt <<'S'
+param w: f32[3, 2] = ones
+data x: f32[2, 3]
+y = x @ w
+:grad y wrt w
+:train y 3
+x = x * 2.0
+S
+"$LATHE" repl >> out.txt <<'S'
+param w: f32[5, 2] = ones
+data x: f32[2, 3]
+:restore ckpt.safetensors
+S
+check "error: the loss 'y' must be a scalar, got f32\[2, 2\]; reduce it, e.g. sum(y)"
+if grep -q -e '__loss' -e '<repl>:' out.txt; then echo "FAIL: internal names:"; cat out.txt; exit 1; fi
+check "error: 'x' is a data tensor (f32\[2, 3\] = zeros); a binding of that name cannot use it"
+[ "$(grep -c 'error' out.txt)" -eq 4 ] || { echo "FAIL: not one error per mistake:"; cat out.txt; exit 1; }
+check "error: 'w' is f32\[3, 2\] in the checkpoint, but the session declares f32\[5, 2\]; not restored"
+check "restored 1 of 2 tensors from ckpt.safetensors"
