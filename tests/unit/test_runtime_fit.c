@@ -76,19 +76,15 @@ static const lathe_entry_info entries[] = {
     {"train", "lin_train", LATHE_ENTRY_TRAIN, 1, 3, train_args, 0, call_train},
     {"evaluate", "lin_evaluate", LATHE_ENTRY_FORWARD, 1, 4, eval_args, 0, call_evaluate},
 };
-static const lathe_model_info lin = {LATHE_MODEL_INFO_VERSION,
-                                     "lin",
-                                     "test",
-                                     sizeof(Params),
-                                     0,
-                                     0,
-                                     2,
-                                     params_t,
-                                     0,
-                                     NULL,
-                                     3,
-                                     entries,
-                                     init};
+static const lathe_model_info lin = {.version = LATHE_MODEL_INFO_VERSION,
+                                     .name = "lin",
+                                     .source = "test",
+                                     .params_bytes = sizeof(Params),
+                                     .n_params = 2,
+                                     .params = params_t,
+                                     .n_entries = 3,
+                                     .entries = entries,
+                                     .init = init};
 
 enum { N = 64 };
 static float data_x[N * 2], data_y[N];
