@@ -81,7 +81,7 @@ bool cli_call_entry_with(const lathe_entry_info *e, CliWeights *w, const CliInpu
                e->n_args, CLI_MAX_ARGS);
     return false;
   }
-  void *ws = cli_aligned_alloc(e->workspace_bytes);
+  void *ws = rt_aligned_alloc(e->workspace_bytes);
   bool ok = ws && check_input_names(in, e, d);
   for (int k = 0; ok && k < e->n_args; k++) {
     const lathe_arg_info *arg = &e->args[k];

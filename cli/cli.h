@@ -61,7 +61,6 @@ bool cli_weights_init(CliWeights *w, const lathe_model_info *info, const char *c
 void cli_weights_fini(CliWeights *w);
 bool cli_weights_save(const CliWeights *w, const lathe_model_info *info, const char *path,
                       bool with_state, Diag *d);
-void *cli_aligned_alloc(size_t bytes); /* 64-byte aligned, zeroed; free() it */
 
 /* ---- calling entry points with named .npy inputs (call.c) ---- */
 #define CLI_MAX_ARGS 256

@@ -313,8 +313,8 @@ static int reduce_lr(void *ctx, double scale, const lathe_model_info **info, voi
   if (m) module_free(m);
   CliWeights w = {0};
   const lathe_model_info *ni = ok ? nm.info : NULL;
-  ok = ok && (w.params = cli_aligned_alloc(ni->params_bytes)) &&
-       (w.state = cli_aligned_alloc(ni->state_bytes));
+  ok = ok && (w.params = rt_aligned_alloc(ni->params_bytes)) &&
+       (w.state = rt_aligned_alloc(ni->state_bytes));
   if (!ok) {
     cli_weights_fini(&w);
     if (nm.handle) rt_model_close(&nm);

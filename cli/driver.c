@@ -68,13 +68,6 @@ bool cli_load(const Module *m, const CliCompile *c, RtModel *out) {
   return ok;
 }
 
-void *cli_aligned_alloc(size_t bytes) {
-  size_t n = (bytes + 63) / 64 * 64;
-  void *p = aligned_alloc(64, n ? n : 64);
-  if (p) memset(p, 0, n ? n : 64);
-  return p;
-}
-
 static bool load_checkpoint(CliWeights *w, const lathe_model_info *info, const char *ckpt,
                             Diag *d) {
   RtTensorSet set;
@@ -87,8 +80,8 @@ static bool load_checkpoint(CliWeights *w, const lathe_model_info *info, const c
 
 bool cli_weights_init(CliWeights *w, const lathe_model_info *info, const char *ckpt, uint64_t seed,
                       Diag *d) {
-  w->params = cli_aligned_alloc(info->params_bytes);
-  w->state = cli_aligned_alloc(info->state_bytes);
+  w->params = rt_aligned_alloc(info->params_bytes);
+  w->state = rt_aligned_alloc(info->state_bytes);
   if (!w->params || !w->state) {
     diag_error(d, (SrcLoc){0}, "out of memory allocating %zu bytes of params", info->params_bytes);
     return false;

@@ -59,7 +59,7 @@ extern "C" {
 #include <vector>
 
 /* part of every key: bump it when this file changes how an object is made or stored */
-#define LATHE_JIT_CACHE_VERSION "lathe 0.1.0, jit cache format 1"
+#define LATHE_JIT_CACHE_VERSION "lathe 0.1.0, jit cache format 2"
 
 struct JitModel {
   std::unique_ptr<llvm::orc::LLJIT> jit;
@@ -353,6 +353,36 @@ static void jit_cache_prune(const std::string &dir, const std::string &keep) {
     if (fs::remove(entries[i].path, ec)) total -= (double)entries[i].size;
 }
 
+/* ---- the CPU model of <model>_cpu_supported() ---- */
+
+#if defined(__x86_64__)
+/* __builtin_cpu_init/__builtin_cpu_supports read libgcc's (or compiler-rt's, same layout)
+ * __cpu_model. lathe has it, but an executable does not export it to the JIT, and clang
+ * addresses it PC-relative (dso_local), which cannot reach the host's copy from JIT memory.
+ * So the JIT'd object gets its own copy (this text is compiled after the model's C), filled
+ * from the host's after linking (jit_fill_cpu_model). Only features[0] is read by the checks
+ * lathe emits (avx2, fma, avx512*); __cpu_features2 (later features) stays zero. */
+static const char jit_cpu_model_c[] =
+    "\n/* lathe JIT: the CPU model that __builtin_cpu_supports reads, filled in by the host */\n"
+    "struct { unsigned int vendor, type, subtype, features[1]; } __cpu_model;\n"
+    "unsigned int __cpu_features2[3];\n"
+    "int __cpu_indicator_init(void) { return 0; }\n";
+struct JitCpuModel {
+  unsigned int vendor, type, subtype, features[1];
+};
+extern "C" JitCpuModel __cpu_model; /* libgcc's struct __processor_model */
+
+static void jit_fill_cpu_model(llvm::orc::LLJIT &jit) {
+  auto addr = jit.lookup("__cpu_model");
+  if (!addr) return llvm::consumeError(addr.takeError());
+  __builtin_cpu_init();
+  memcpy(addr->toPtr<void *>(), &__cpu_model, sizeof __cpu_model);
+}
+#else
+static const char jit_cpu_model_c[] = "";
+static void jit_fill_cpu_model(llvm::orc::LLJIT &) {}
+#endif
+
 /* ---- linking ---- */
 
 /* Link obj into a new LLJIT and look up `<model>_info`; NULL with an error in d. */
@@ -370,6 +400,7 @@ static JitModel *jit_link(std::unique_ptr<llvm::MemoryBuffer> obj, const char *m
                llvm::toString(addr.takeError()).c_str());
     return nullptr;
   }
+  jit_fill_cpu_model(**jit);
   JitModel *j =
       new JitModel{std::move(*jit), addr->toPtr<const lathe_model_info *>(), JIT_CACHE_OFF};
   if (j->info->version != LATHE_MODEL_INFO_VERSION) {
@@ -414,8 +445,9 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
     outcome = r == CacheRead::MISSING ? JIT_CACHE_STORED : JIT_CACHE_REPLACED;
   }
   std::string errors;
+  std::string source = std::string(c_text) + jit_cpu_model_c;
   std::unique_ptr<llvm::MemoryBuffer> obj =
-      jit_compile_object(c_text, h_name, h_text, args, errors);
+      jit_compile_object(source.c_str(), h_name, h_text, args, errors);
   if (!obj) {
     diag_error(d, SrcLoc{}, "JIT: clang failed on the generated C of '%s':\n%s", model_name,
                errors.c_str());

@@ -24,18 +24,11 @@ void lathe_options_init(lathe_options *o) {
   o->threads = 1;
 }
 
-static char *api_strdup(const char *s) {
+char *api_strdup(const char *s) {
   size_t n = strlen(s) + 1;
   char *c = malloc(n);
   if (c) memcpy(c, s, n);
   return c;
-}
-
-static void *api_alloc(size_t bytes) {
-  size_t n = (bytes + 63) / 64 * 64;
-  void *p = aligned_alloc(64, n ? n : 64);
-  if (p) memset(p, 0, n ? n : 64);
-  return p;
 }
 
 /* forget the messages of earlier calls, keep the registered sources */
@@ -106,6 +99,22 @@ static bool api_build_module(lathe_model *m, const lathe_options *o, const char 
   return ok;
 }
 
+bool api_buffers(lathe_model *m, uint64_t seed) {
+  const lathe_model_info *info = m->loaded.info;
+  size_t ws = info->workspace_bytes;
+  for (int i = 0; i < info->n_entries; i++)
+    if (info->entries[i].workspace_bytes > ws) ws = info->entries[i].workspace_bytes;
+  m->params = rt_aligned_alloc(info->params_bytes);
+  m->state = rt_aligned_alloc(info->state_bytes);
+  m->ws = rt_aligned_alloc(ws);
+  if (!m->params || !m->state || !m->ws) {
+    diag_error(&m->err, (SrcLoc){0}, "out of memory allocating the buffers of '%s'", info->name);
+    return false;
+  }
+  info->init(m->params, m->state, seed);
+  return true;
+}
+
 /* C, load, buffers, init, then the given weights (an imported ONNX file's). */
 static bool api_load(lathe_model *m, const lathe_options *o, const RtTensorSet *weights) {
   DriverOptions dro;
@@ -120,19 +129,8 @@ static bool api_load(lathe_model *m, const lathe_options *o, const RtTensorSet *
   free(h_text);
   if (!ok) return false;
   const lathe_model_info *info = m->loaded.info;
-  size_t ws = info->workspace_bytes;
-  for (int i = 0; i < info->n_entries; i++)
-    if (info->entries[i].workspace_bytes > ws) ws = info->entries[i].workspace_bytes;
-  m->params = api_alloc(info->params_bytes);
-  m->state = api_alloc(info->state_bytes);
-  m->ws = api_alloc(ws);
-  if (!m->params || !m->state || !m->ws) {
-    diag_error(&m->err, (SrcLoc){0}, "out of memory allocating the buffers of '%s'", info->name);
-    return false;
-  }
-  info->init(m->params, m->state, o->seed);
-  return weights->n == 0 ||
-         driver_weights_load(info, m->params, m->state, weights, m->path, &m->err);
+  return api_buffers(m, o->seed) && (weights->n == 0 ||
+         driver_weights_load(info, m->params, m->state, weights, m->path, &m->err));
 }
 
 /* source NULL: read (or import) the file path */
@@ -277,7 +275,7 @@ static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tens
     case LATHE_ARG_OUTPUT:
       t = api_find(out, n_out, a->tensor->name);
       if (t && !api_check_tensor(m, t, a->tensor)) return false;
-      args[k] = t ? t->data : (scratch[k] = api_alloc(a->tensor->bytes));
+      args[k] = t ? t->data : (scratch[k] = rt_aligned_alloc(a->tensor->bytes));
       if (!args[k])
         return api_fail(m, "entry '%s': out of memory for '%s'", e->name, a->tensor->name) == 0;
       break;

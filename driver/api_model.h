@@ -23,4 +23,10 @@ struct lathe_model {
   Diag err;                                   /* diagnostics of the last failed call */
 };
 
+/* params, state and the largest workspace of any entry of m's loaded code, allocated and
+ * initialized from seed (driver/api.c); false with m->err set when out of memory */
+bool api_buffers(lathe_model *m, uint64_t seed);
+/* a malloc'd copy of s, or NULL (driver/api.c) */
+char *api_strdup(const char *s);
+
 #endif

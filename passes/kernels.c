@@ -11,7 +11,6 @@
 
 #include <stdlib.h>
 
-enum { PLAN_ALIGN = 64 };
 
 bool graph_op_is_view(OpKind op) {
   return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST ||
@@ -75,7 +74,7 @@ void graph_fill_stored(const Graph *g, bool *stored) {
 
 static int64_t plan_bytes(const Node *n) {
   int64_t b = shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype);
-  return (b + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN;
+  return ir_workspace_align(b);
 }
 
 /* The storage root of id: the first node up a RESHAPE chain. */

@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MEMPLAN_ALIGN = 64 };
 
 typedef struct Block {
   int64_t offset, size;
@@ -62,9 +61,7 @@ static bool is_direct_output(const Graph *g, NodeId id) {
   return false;
 }
 
-static int64_t align_up(int64_t n) {
-  return (n + MEMPLAN_ALIGN - 1) / MEMPLAN_ALIGN * MEMPLAN_ALIGN;
-}
+static int64_t align_up(int64_t n) { return ir_workspace_align(n); }
 
 /* Best fit: the smallest free block that holds `size`; else grow the arena (extending a free
  * block that ends at the top, if any). */

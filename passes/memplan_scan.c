@@ -17,9 +17,8 @@
 #include "ir/scan.h"
 #include "vjp_scan.h"
 
-enum { SCAN_ALIGN = 64 };
 
-static int64_t scan_align(int64_t n) { return (n + SCAN_ALIGN - 1) / SCAN_ALIGN * SCAN_ALIGN; }
+static int64_t scan_align(int64_t n) { return ir_workspace_align(n); }
 
 static int64_t plan_body(const Node *scan, Graph *body, int64_t base) {
   int64_t used = 0;

@@ -117,7 +117,6 @@ void rt_feed_gather(RtFeed *f, const lathe_dataset *ds, const int64_t *index, in
 /* random horizontal flip / crop of the augmented input's [.., H, W] samples, from *rng */
 void rt_feed_augment(RtFeed *f, uint64_t *rng);
 double rt_feed_call(const RtFeed *f, void *params, void *state);
-void *rt_aligned_alloc(size_t bytes); /* 64-byte aligned and zeroed; free() it */
 uint64_t rt_mix64(uint64_t x);        /* splitmix64's finalizer */
 
 /* sets *error to a malloc'd copy of d's text (when error != NULL); returns -1 */

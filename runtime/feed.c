@@ -12,9 +12,9 @@
 #include <string.h>
 
 void *rt_aligned_alloc(size_t bytes) {
-  size_t n = (bytes + 63) / 64 * 64;
-  void *p = aligned_alloc(64, n ? n : 64);
-  if (p) memset(p, 0, n ? n : 64);
+  size_t n = (size_t)ir_workspace_align((int64_t)(bytes ? bytes : 1));
+  void *p = aligned_alloc(LATHE_WORKSPACE_ALIGN, n);
+  if (p) memset(p, 0, n);
   return p;
 }
 

@@ -12,6 +12,10 @@
 #include "ir/ir.h"
 #include "lathe/model_info.h"
 
+/* the one host-side allocation of tensors and workspaces: LATHE_WORKSPACE_ALIGN-aligned (the
+ * generated code's rule), its size rounded up to it, zeroed; free() it (runtime/feed.c) */
+void *rt_aligned_alloc(size_t bytes);
+
 /* ---- files (file.c) ---- */
 bool rt_read_file(const char *path, char **data, size_t *len, Diag *d); /* malloc'd, NUL-term */
 bool rt_write_file_atomic(const char *path, const void *data, size_t len, Diag *d);

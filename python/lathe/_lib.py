@@ -24,7 +24,7 @@ import subprocess
 
 from .errors import LibraryError
 
-MODEL_INFO_VERSION = 1  # LATHE_MODEL_INFO_VERSION of the descriptor structs below
+MODEL_INFO_VERSION = 2  # LATHE_MODEL_INFO_VERSION of the descriptor structs below
 
 # dtype codes of model_info.h, and their NumPy names
 DTYPES = {0: "float32", 1: "float64", 2: "int32", 3: "int64", 4: "uint8"}
@@ -79,6 +79,8 @@ class ModelInfo(ctypes.Structure):
         ("n_entries", ctypes.c_int),
         ("entries", ctypes.POINTER(EntryInfo)),
         ("init", ctypes.c_void_p),
+        ("cpu_supported", ctypes.c_void_p),  # int (*)(void): checked by the C loader
+        ("target", ctypes.c_char_p),  # what the code was compiled for ("x86-64-v3", ...)
     ]
 
 
