@@ -4,7 +4,8 @@
  * instance built from f64 params) or a line in `exempt` saying why it cannot be built
  * standalone and which test covers it; an op that is neither fails the test, so a newly
  * added op must be covered here. For each case:
- *   1. the reference evaluator runs it (finite values of the inferred shape);
+ *   1. the reference evaluator runs it (finite values of the inferred shape), and the IR
+ *      text form round-trips it (print, parse, print: same text; same values evaluated);
  *   2. the generated C (gcc and clang, tests/unit/codegen_harness.h) equals the evaluator;
  *   3. the vjp column of ops.def says what the case expects (a rule, a zero derivative or
  *      none), so a hook replaced by vjp_none fails here; and every op with a rule or a zero
@@ -439,7 +440,40 @@ static void check_eval(OpKind op, const Graph *g, const Tensor *params, NodeId y
   tensor_free(&out);
 }
 
-/* forward entry y = op(params): the evaluator, then the generated C against it */
+static void eval_all(OpKind op, const Graph *g, const Tensor *params, Tensor *out) {
+  ck_assert_msg(ir_eval(g, NULL, params, NULL, out, NULL, D), "%s: eval: %s", ir_ops[op].name,
+                diag_text(D));
+}
+
+/* The IR text form keeps the op and its attributes: printing, parsing and printing again
+ * gives the same text, and the parsed graph evaluates to the same bits (an attribute that
+ * print or parse forgot comes back as its zero value and changes the result). */
+static void check_text(OpKind op, const Graph *g, const Tensor *params) {
+  char *t1 = ir_print(g);
+  Module *m2 = ir_parse(t1, "coverage.ir", D);
+  ck_assert_msg(m2 != NULL, "%s: parse: %s\n--- text ---\n%s", ir_ops[op].name, diag_text(D), t1);
+  char *t2 = ir_print(m2->model);
+  ck_assert_msg(strcmp(t1, t2) == 0, "%s: round trip differs:\n%s\n---\n%s", ir_ops[op].name, t1,
+                t2);
+  Tensor a, b;
+  eval_all(op, g, params, &a);
+  eval_all(op, m2->model, params, &b);
+  ck_assert(shape_equal(&a.shape, &b.shape) && a.dtype == b.dtype);
+  for (int64_t i = 0; i < shape_numel(&a.shape); i++) {
+    double x = tensor_get(&a, i), y = tensor_get(&b, i);
+    ck_assert_msg(memcmp(&x, &y, sizeof x) == 0,
+                  "%s: parsed text evaluates y[%lld] = %.17g, "
+                  "the graph %.17g\n%s",
+                  ir_ops[op].name, (long long)i, y, x, t1);
+  }
+  tensor_free(&a);
+  tensor_free(&b);
+  free(t1);
+  free(t2);
+  module_free(m2);
+}
+
+/* forward entry y = op(params): the evaluator, the text form, then the generated C */
 static void check_forward(OpKind op, const OpCase *k) {
   Tensor params[MAXP];
   char name[64];
@@ -450,6 +484,7 @@ static void check_forward(OpKind op, const OpCase *k) {
   graph_add_output(g, "y", y, OUT_VALUE, -1);
   ck_assert_msg(ir_verify(g, D), "%s: %s", ir_ops[op].name, diag_text(D));
   check_eval(op, g, params, y);
+  check_text(op, g, params);
   cgh_check_module(m, NULL, params, NULL, RTOL_CG);
   for (int i = 0; i < k->n; i++)
     tensor_free(&params[i]);
