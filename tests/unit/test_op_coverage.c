@@ -6,8 +6,9 @@
  * added op must be covered here. For each case:
  *   1. the reference evaluator runs it (finite values of the inferred shape), and the IR
  *      text form round-trips it (print, parse, print: same text; same values evaluated);
- *   2. the generated C (gcc and clang, tests/unit/codegen_harness.h) equals the evaluator;
- *   3. the vjp column of ops.def says what the case expects (a rule, a zero derivative or
+ *   2. CSE merges two equal instances (the attribute compare of passes/cse.c);
+ *   3. the generated C (gcc and clang, tests/unit/codegen_harness.h) equals the evaluator;
+ *   4. the vjp column of ops.def says what the case expects (a rule, a zero derivative or
  *      none), so a hook replaced by vjp_none fails here; and every op with a rule or a zero
  *      derivative is checked against central finite differences in f64, as in
  *      test_autodiff_gradcheck.c (loss = sum(op(params) * R), R fixed and random), unless
@@ -473,6 +474,25 @@ static void check_text(OpKind op, const Graph *g, const Tensor *params) {
   module_free(m2);
 }
 
+/* CSE compares the op's attributes: the same instance built twice is merged into one */
+static void check_cse(OpKind op, const OpCase *k) {
+  Tensor params[MAXP];
+  Module *m = make_module(k, "cov_cse", params);
+  Graph *g = graph_new(m, "forward");
+  graph_add_output(g, "y1", build_case(g, op, k), OUT_VALUE, -1);
+  graph_add_output(g, "y2", build_case(g, op, k), OUT_VALUE, -1);
+  PassCtx c;
+  pass_ctx_init(&c, D);
+  ck_assert_msg(pass_cse(g, &c), "%s: cse: %s", ir_ops[op].name, diag_text(D));
+  pass_ctx_fini(&c);
+  ck_assert_msg(g->outputs[0].node == g->outputs[1].node,
+                "%s: CSE did not merge two equal instances (%%%u, %%%u)", ir_ops[op].name,
+                (unsigned)g->outputs[0].node, (unsigned)g->outputs[1].node);
+  for (int i = 0; i < k->n; i++)
+    tensor_free(&params[i]);
+  module_free(m);
+}
+
 /* forward entry y = op(params): the evaluator, the text form, then the generated C */
 static void check_forward(OpKind op, const OpCase *k) {
   Tensor params[MAXP];
@@ -571,6 +591,7 @@ START_TEST(test_op) {
   ck_assert_msg(vjp_kind(op) == k->vjp, "%s: the vjp column of ir/ops.def gives %s, expected %s",
                 ir_ops[op].name, vjp_kind_name(vjp_kind(op)), vjp_kind_name(k->vjp));
   check_forward(op, k);
+  check_cse(op, k);
   if (k->vjp != VJP_NONE && !k->no_gradcheck) {
     ck_assert_msg(k->n > 0, "%s: a gradient check needs params", ir_ops[op].name);
     check_gradient(op, k);
