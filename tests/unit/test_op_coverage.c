@@ -490,6 +490,7 @@ static void check_cse(OpKind op, const OpCase *k) {
                 (unsigned)g->outputs[0].node, (unsigned)g->outputs[1].node);
   for (int i = 0; i < k->n; i++)
     tensor_free(&params[i]);
+  graph_free(g);
   module_free(m);
 }
 
@@ -500,11 +501,13 @@ static void check_forward(OpKind op, const OpCase *k) {
   snprintf(name, sizeof name, "cov_%s", ir_ops[op].name);
   Module *m = make_module(k, name, params);
   Graph *g = graph_new(m, "forward");
+  module_add_entry(m, g); /* the module owns it; cgh_check_module compiles its entries */
   NodeId y = build_case(g, op, k);
   graph_add_output(g, "y", y, OUT_VALUE, -1);
   ck_assert_msg(ir_verify(g, D), "%s: %s", ir_ops[op].name, diag_text(D));
   check_eval(op, g, params, y);
   check_text(op, g, params);
+  ck_assert_int_eq(m->n_entries, 1);
   cgh_check_module(m, NULL, params, NULL, RTOL_CG);
   for (int i = 0; i < k->n; i++)
     tensor_free(&params[i]);
@@ -568,6 +571,7 @@ static void check_gradient(OpKind op, const OpCase *k) {
     tensor_free(&outs[i]);
   for (int i = 0; i < k->n; i++)
     tensor_free(&params[i]);
+  graph_free(g);
   module_free(m);
 }
 
