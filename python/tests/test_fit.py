@@ -160,3 +160,14 @@ def test_fit_after_close_raises(data):
     m.close()
     with pytest.raises(lathe.ClosedError):
         m.fit(train)
+
+
+def test_progress_only_when_asked_or_on_a_terminal(data, capfd):
+    _, train, _ = data
+    m = lathe.compile(MODEL, seed=0)
+    m.fit(train, epochs=1)  # pytest's stderr is not a terminal: silent
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    m.fit(train, epochs=1, progress=True)
+    out, err = capfd.readouterr()
+    assert out == "" and "epoch 1" in err, err
