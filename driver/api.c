@@ -21,7 +21,6 @@ void lathe_options_init(lathe_options *o) {
   o->dtype = LATHE_F32;
   o->opt_level = 2;
   o->want_train = 1;
-  o->want_eval = 1;
   o->threads = 1;
 }
 

@@ -41,9 +41,10 @@ typedef struct lathe_options {
   uint64_t seed;          /* seed of the params/state initializers (default 0) */
   int threads;            /* OpenMP threads of the large kernels (default 1: none); more
                            * than 1 builds the model with cc -fopenmp, whatever the backend */
-  int want_eval;          /* derive "evaluate" (outputs + loss, no update) for a model with a
-                           * train block: what lathe_fit validates and lathe_evaluate runs
-                           * (default 1) */
+  int want_eval;          /* also derive "evaluate" (outputs and loss, no update; for a model
+                           * with a train block): what lathe_fit validates with and
+                           * lathe_evaluate runs (default 0: inference embedders that take the
+                           * first forward-kind entry see no new one) */
 } lathe_options;
 
 /* A named tensor passed to lathe_call. shape has rank entries; data is C-order, of dtype. */

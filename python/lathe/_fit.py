@@ -113,9 +113,9 @@ def fit(model, data, kw):
         info, params, state = model._lib.lathe_info(ptr), lib.lathe_params(ptr), \
             lib.lathe_state(ptr)
         ds, train, val = _open_fit_data(model, data, kw["val"], kw["val_split"], kw["seed"])
-        progress = _train.progress_file(kw["progress"])
+        progress = None
         try:
-            o.progress = progress
+            progress = o.progress = _train.progress_file(kw["progress"])
             rc = lib.lathe_fit(ctypes.cast(info, _P), params, state, train.ptr,
                                val.ptr if val else None, ctypes.byref(o), ctypes.byref(res),
                                ctypes.byref(err))
