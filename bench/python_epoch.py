@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """bench/python_epoch.py — one Fashion-MNIST training epoch of examples/mlp.lathe driven from
-Python (model.train_step over shuffled batches of 64, gathered with NumPy) against
-`lathe train` on the same data, as training samples per second. This is the loop model.fit
-will run once the runtime trainer has its C API; until then it bounds what fit can reach.
+Python against `lathe train` on the same data, as training samples per second: model.fit
+(the runtime trainer lathe train runs, on the NumPy arrays wrapped zero-copy and on the
+fashion-mnist spec) and a model.train_step loop over shuffled batches of 64 gathered with
+NumPy. The issue's bar: model.fit within 5% of lathe train.
 
   /usr/bin/python3 bench/python_epoch.py [--limit N] [--data DIR] [--backend cc|jit]
 
 Both build the model the same way (cc + dlopen, as `lathe train` does; --backend jit times
 the JIT's code instead), batch 64, and time training steps only (not the compile; `lathe
-train`'s figure is its progress line's samples/s). Run it on a quiet machine.
+train`'s figure is its progress line's samples/s, model.fit's the history's epoch
+seconds). Run it on a quiet machine.
 """
 
 import argparse
@@ -43,6 +45,15 @@ def python_epoch(model_file, x, y, batch, backend):
     return steps * batch / (time.perf_counter() - t0), loss
 
 
+def fit_epoch(model_file, data, batch, backend, limit):
+    """model.fit for one epoch: samples/s over the epoch's training time (its history)."""
+    m = lathe.compile(model_file, backend=backend)
+    h = m.fit(data, epochs=1, seed=0, limit=limit, progress=False)[0]
+    n = len(data["x"]) if isinstance(data, dict) else 60000  # the Fashion-MNIST train split
+    n = min(n, limit) if limit else n
+    return n // batch * batch / h["seconds"], h["loss"]
+
+
 def cli_epoch(model_file, data, limit):
     lathe_bin = os.environ.get("LATHE_BIN") or os.path.join(ROOT, "build", "lathe")
     cmd = [lathe_bin, "train", model_file, "--data", f"fashion-mnist={data}", "--epochs", "1"]
@@ -66,11 +77,16 @@ def main():
     x = (x / 255).astype(np.float32)
     model_file = os.path.join(ROOT, "examples", "mlp.lathe")
     py, loss = python_epoch(model_file, x, y, 64, a.backend)
+    fit_np, _ = fit_epoch(model_file, {"x": x, "label": y}, 64, a.backend, 0)
+    fit_spec, _ = fit_epoch(model_file, f"fashion-mnist={a.data}", 64, a.backend, a.limit)
     cli = cli_epoch(model_file, a.data, a.limit)
     print(f"mlp.lathe, one epoch of {len(x)} samples, batch 64")
     print(f"  lathe train             {cli:10.0f} samples/s")
-    print(f"  train_step loop ({a.backend:3}) {py:10.0f} samples/s   ({py / cli:.1%} of lathe train; "
-          f"last loss {loss:.4f})")
+    for label, v in (("fit, NumPy arrays", fit_np), ("fit, fashion-mnist", fit_spec)):
+        print(f"  {label + f' ({a.backend})':23} {v:10.0f} samples/s   ({v / cli:.1%} of lathe "
+              "train)")
+    print(f"  {f'train_step loop ({a.backend})':23} {py:10.0f} samples/s   ({py / cli:.1%} of "
+          f"lathe train; last loss {loss:.4f})")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ static bool api_driver_options(lathe_model *m, const lathe_options *o, DriverOpt
   dro->opt_level = o->opt_level;
   dro->want_grad = o->want_grad != 0;
   dro->want_train = o->want_train != 0;
+  dro->want_eval = o->want_eval != 0;
   return parse_defines(o, dro, m);
 }
 
@@ -181,6 +182,18 @@ const lathe_model_info *lathe_info(const lathe_model *m) {
 
 const char *lathe_backend(const lathe_model *m) {
   return driver_backend_name(m->loaded.backend);
+}
+
+/* The whole params and state buffers, laid out as lathe_info(m) says: what the runtime
+ * trainer of lathe/train.h (lathe_fit, lathe_evaluate, lathe_predict) takes beside the info.
+ * Accessors rather than lathe_model_fit/... wrappers, so train.h stays the one trainer API
+ * (the Python package calls it directly) and nothing of its options is mirrored here. */
+void *lathe_params(lathe_model *m) {
+  return m->params;
+}
+
+void *lathe_state(lathe_model *m) {
+  return m->state;
 }
 
 const char *lathe_error(const lathe_model *m) {
@@ -329,7 +342,9 @@ int lathe_save(lathe_model *m, const char *path, int with_state) {
              : -1;
 }
 
-char *lathe_c_source(const lathe_model *m) { return m->c_text ? api_strdup(m->c_text) : NULL; }
+char *lathe_c_source(const lathe_model *m) {
+  return m->c_text ? api_strdup(m->c_text) : NULL;
+}
 
 char *lathe_ir_text(lathe_model *m, const char *entry) {
   api_clear(&m->err);

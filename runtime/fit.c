@@ -89,7 +89,10 @@ static bool bind_val(Fit *f, Diag *d) {
   if (!rt_task_infer(&f->task, e ? e : f->steps[0], e ? f->o->task : LATHE_TASK_NONE, d))
     return false;
   bool cls = f->task.kind == LATHE_TASK_CLASSIFY || f->task.kind == LATHE_TASK_SEQUENCE;
-  if (e && cls && !rt_feed_bind(&f->sampler, e, f->train, d)) return false;
+  if (e && cls &&
+      !(rt_feed_bind(&f->sampler, e, f->train, d) &&
+        rt_task_check_labels(&f->task, &f->sampler, f->train, d)))
+    return false; /* out-of-range labels fail with or without a validation set */
   if (!f->val) return true;
   if (!e) {
     rt_error(d, "model '%s' has no evaluate entry to validate with (it needs an `output`)",
@@ -97,8 +100,7 @@ static bool bind_val(Fit *f, Diag *d) {
     return false;
   }
   if (!rt_feed_bind(&f->eval, e, f->val, d)) return false;
-  return rt_task_check_labels(&f->task, &f->eval, f->val, d) &&
-         rt_task_check_labels(&f->task, &f->eval, f->train, d);
+  return rt_task_check_labels(&f->task, &f->eval, f->val, d);
 }
 
 static bool setup_monitor(Fit *f, Diag *d) {

@@ -41,6 +41,10 @@ typedef struct lathe_options {
   uint64_t seed;          /* seed of the params/state initializers (default 0) */
   int threads;            /* OpenMP threads of the large kernels (default 1: none); more
                            * than 1 builds the model with cc -fopenmp, whatever the backend */
+  int want_eval;          /* also derive "evaluate" (outputs and loss, no update; for a model
+                           * with a train block): what lathe_fit validates with and
+                           * lathe_evaluate runs (default 0: inference embedders that take the
+                           * first forward-kind entry see no new one) */
 } lathe_options;
 
 /* A named tensor passed to lathe_call. shape has rank entries; data is C-order, of dtype. */
@@ -78,6 +82,13 @@ const char *lathe_error(const lathe_model *m);
 void lathe_init(lathe_model *m, uint64_t seed);
 /* The storage of a param or state tensor by name ("h1.w"); NULL if there is none. */
 void *lathe_tensor_data(lathe_model *m, const char *name, const lathe_tensor_info **info);
+
+/* The params and state buffers (info->params_bytes, info->state_bytes; 64-byte aligned) with
+ * each tensor at its info offset: pass them with lathe_info(m) to lathe_fit, lathe_evaluate
+ * and lathe_predict of lathe/train.h, which train and evaluate m in place. Never NULL
+ * (a model without state has a valid empty buffer). */
+void *lathe_params(lathe_model *m);
+void *lathe_state(lathe_model *m);
 
 /* Call an entry point ("forward", "train", "grad", ...). Every input of the entry must be in
  * inputs, matched by name with its dtype and shape checked. Outputs given in outputs (by name,

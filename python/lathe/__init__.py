@@ -14,8 +14,8 @@ import ctypes
 import os
 
 from . import _lib
-from .errors import (CallError, ClosedError, CompileError, DTypeError, Error, InputError,
-                     LibraryError, MissingInputError, ShapeError, UnknownNameError)
+from .errors import (CallError, ClosedError, CompileError, DataError, DTypeError, Error,
+                     InputError, LibraryError, MissingInputError, ShapeError, UnknownNameError)
 from .model import Entry, EntrySpec, Info, Model, TensorViews
 from .torch_names import lathe_to_torch, torch_to_lathe
 
@@ -23,8 +23,8 @@ __version__ = "0.1.0"
 __all__ = [
     "compile", "load", "library_path", "Model", "Entry", "EntrySpec", "Info", "TensorViews",
     "Error", "LibraryError", "CompileError", "InputError", "DTypeError", "ShapeError",
-    "MissingInputError", "UnknownNameError", "CallError", "ClosedError", "torch_to_lathe",
-    "lathe_to_torch",
+    "MissingInputError", "UnknownNameError", "CallError", "ClosedError", "DataError",
+    "torch_to_lathe", "lathe_to_torch",
 ]
 
 _DTYPES = {"f32": 0, "float32": 0, "f64": 1, "float64": 1}
@@ -68,6 +68,7 @@ def _options(defines, opt, threads, backend, dtype, grad, train, seed, model, li
         o.defines, o.n_defines = arr, len(items)
     o.opt_level, o.threads, o.backend = opt, threads, _lib.BACKENDS[backend]
     o.dtype, o.want_grad, o.want_train, o.seed = _DTYPES[dtype], int(grad), int(train), seed
+    o.want_eval = int(train)  # the evaluate entry of fit's validation and evaluate()
     if model is not None:
         o.model_name = model.encode()
     if lib_dir is not None:

@@ -112,6 +112,7 @@ class Options(ctypes.Structure):
         ("want_train", ctypes.c_int),
         ("seed", ctypes.c_uint64),
         ("threads", ctypes.c_int),
+        ("want_eval", ctypes.c_int),
     ]
 
 

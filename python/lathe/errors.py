@@ -56,3 +56,9 @@ class CallError(Error, RuntimeError):
 
 class ClosedError(Error, RuntimeError):
     """The model was closed; it can no longer be called."""
+
+
+class DataError(Error, ValueError):
+    """A dataset for fit/evaluate/predict is unusable: a file that does not open or parse, a
+    label out of range, arrays that do not fit the model (``diagnostics`` names the file, row
+    or array and what was expected)."""

@@ -342,6 +342,50 @@ class Model:
         """d loss / d param for every param (dict name -> array), params left unchanged."""
         return self._entry_of_kind("grad", "compile with grad=True")(**inputs)
 
+    # ---- training ----------------------------------------------------------------------
+
+    def fit(self, data, *, epochs=1, val=None, val_split=0.0, early_stop=0, monitor="val_loss",
+            min_delta=0.0, restore_best=True, checkpoint=None, best_checkpoint=None, log=None,
+            seed=0, limit=0, task=None, progress=None):
+        """Trains in place with the runtime trainer of `lathe train` (lathe_fit): data is a
+        dict of arrays (name -> samples along axis 0) bound to the train entry's inputs by
+        name, or a `lathe train --data` spec string; val likewise (or val_split, a seeded
+        stratified hold-out). Returns the history: one dict per epoch (epoch, loss, val_loss,
+        val_accuracy, ..., lr_scale, seconds). progress: None = a bar only on a terminal."""
+        from . import _fit
+
+        return _fit.fit(self, data, dict(epochs=epochs, val=val, val_split=val_split,
+                                         early_stop=early_stop, monitor=monitor,
+                                         min_delta=min_delta, restore_best=restore_best,
+                                         checkpoint=checkpoint, best_checkpoint=best_checkpoint,
+                                         log=log, seed=seed, limit=limit, task=task,
+                                         progress=progress))
+
+    def evaluate(self, data, task=None):
+        """The metrics of `lathe eval` (lathe_evaluate) on data (as for fit): a dict with
+        task, n, loss and the task's metrics; classification adds ``confusion`` (ndarray,
+        row = true class) and ``per_class``. task: "classification", "regression", ...
+        (default: inferred from the evaluate entry)."""
+        from . import _fit
+
+        return _fit.evaluate(self, data, task)
+
+    def predict(self, data, out=None):
+        """The forward entry's first output for every sample of data (lathe_predict, as
+        `lathe predict`): written to out (.npy or .csv) if given, else returned as an
+        ndarray [n, ...]."""
+        import os
+        import tempfile
+
+        from . import _fit
+
+        if out is not None:
+            return _fit.predict(self, data, out)
+        with tempfile.TemporaryDirectory(prefix="lathe-predict-") as d:
+            path = os.path.join(d, "out.npy")
+            _fit.predict(self, data, path)
+            return np.load(path)
+
     # ---- weights -----------------------------------------------------------------------
 
     def init(self, seed=0):
