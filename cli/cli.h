@@ -50,6 +50,10 @@ Module *cli_build_module(const CliCompile *c);
 bool cli_emit(const Module *m, const CliCompile *c, char **c_text, char **h_text);
 /* Compiles m to a temporary shared object and loads it. */
 bool cli_load(const Module *m, const CliCompile *c, RtModel *out);
+/* The whole of a command that runs a compiled model once: build c's module, load it, call
+ * run(ctx, model, d), close it and print the diagnostics; the command's exit status. */
+int cli_with_model(const CliCompile *c, bool (*run)(void *ctx, RtModel *model, Diag *d),
+                   void *ctx);
 
 /* Params and state of a loaded model, with weights from a checkpoint or from <model>_init. */
 typedef struct CliWeights {

@@ -69,6 +69,10 @@ static bool predict(PredictOptions *o, RtModel *model, Diag *d) {
   return ok;
 }
 
+static bool predict_run(void *ctx, RtModel *model, Diag *d) {
+  return predict(ctx, model, d);
+}
+
 int cmd_predict(int argc, char **argv) {
   PredictOptions o;
   memset(&o, 0, sizeof o);
@@ -77,17 +81,5 @@ int cmd_predict(int argc, char **argv) {
   o.c.want_train = false;
   int rc = parse_args(&o, argc, argv);
   if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
-  Module *m = cli_build_module(&o.c);
-  if (!m) return EXIT_USER;
-  RtModel model = {0};
-  bool ok = cli_load(m, &o.c, &model);
-  module_free(m);
-  if (!ok) return EXIT_USER;
-  Diag d;
-  diag_init(&d);
-  ok = predict(&o, &model, &d);
-  rt_model_close(&model);
-  diag_flush(&d, stderr);
-  diag_fini(&d);
-  return ok ? EXIT_OK : EXIT_USER;
+  return cli_with_model(&o.c, predict_run, &o);
 }

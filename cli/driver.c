@@ -55,6 +55,23 @@ bool cli_emit(const Module *m, const CliCompile *c, char **c_text, char **h_text
   return ok;
 }
 
+int cli_with_model(const CliCompile *c, bool (*run)(void *ctx, RtModel *model, Diag *d),
+                   void *ctx) {
+  Module *m = cli_build_module(c);
+  if (!m) return EXIT_USER;
+  RtModel model = {0};
+  bool ok = cli_load(m, c, &model);
+  module_free(m);
+  if (!ok) return EXIT_USER;
+  Diag d;
+  diag_init(&d);
+  ok = run(ctx, &model, &d);
+  rt_model_close(&model);
+  diag_flush(&d, stderr);
+  diag_fini(&d);
+  return ok ? EXIT_OK : EXIT_USER;
+}
+
 bool cli_load(const Module *m, const CliCompile *c, RtModel *out) {
   char *c_text = NULL, *h_text = NULL;
   if (!cli_emit(m, c, &c_text, &h_text)) return false;

@@ -2,7 +2,8 @@
 # python/tests/run.sh LIBLATHE.so LATHE ROOT — ctest's `python` test: pytest over python/tests
 # with the build's liblathe.so and CLI. Missing numpy or pytest is a failure (not a skip), and
 # so is pytest's exit status 5 (no tests collected). In a sanitizer build the sanitizer
-# runtimes are preloaded into python (leak checking off: the interpreter keeps its memory).
+# runtimes are preloaded into python (leak checking off: the interpreter keeps its memory; no
+# quarantine of freed blocks, so test_leak's RSS bound measures leaks, not ASan's holding).
 set -euo pipefail
 LIB=$(realpath "$1")
 LATHE=$(realpath "$2")
@@ -18,7 +19,7 @@ for rt in asan ubsan; do
   if ldd "$LIB" | grep -q "lib$rt"; then preload+=("$(gcc -print-file-name=lib$rt.so)"); fi
 done
 if [[ ${#preload[@]} -gt 0 ]]; then
-  export LD_PRELOAD="${preload[*]}" ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0
+  export LD_PRELOAD="${preload[*]}" ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:quarantine_size_mb=0
 fi
 set +e
 "$PY" -m pytest -q -p no:cacheprovider "$ROOT/python/tests"
