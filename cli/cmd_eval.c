@@ -142,7 +142,9 @@ static int parse_args(EvalOptions *o, int argc, char **argv) {
   return EXIT_OK;
 }
 
-static bool evaluate(EvalOptions *o, RtModel *model, Diag *d) {
+/* cli_with_model's run: ctx is the EvalOptions */
+static bool evaluate(void *ctx, RtModel *model, Diag *d) {
+  EvalOptions *o = ctx;
   CliWeights w = {0};
   lathe_evaluation ev = {0};
   char *err = NULL;
@@ -169,10 +171,6 @@ static bool evaluate(EvalOptions *o, RtModel *model, Diag *d) {
   return ok;
 }
 
-static bool evaluate_run(void *ctx, RtModel *model, Diag *d) {
-  return evaluate(ctx, model, d);
-}
-
 int cmd_eval(int argc, char **argv) {
   EvalOptions o;
   memset(&o, 0, sizeof o);
@@ -182,5 +180,5 @@ int cmd_eval(int argc, char **argv) {
   o.c.want_eval = true;
   int rc = parse_args(&o, argc, argv);
   if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
-  return cli_with_model(&o.c, evaluate_run, &o);
+  return cli_with_model(&o.c, evaluate, &o);
 }

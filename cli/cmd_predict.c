@@ -52,7 +52,9 @@ static int parse_args(PredictOptions *o, int argc, char **argv) {
   return EXIT_OK;
 }
 
-static bool predict(PredictOptions *o, RtModel *model, Diag *d) {
+/* cli_with_model's run: ctx is the PredictOptions */
+static bool predict(void *ctx, RtModel *model, Diag *d) {
+  PredictOptions *o = ctx;
   CliWeights w = {0};
   char *err = NULL;
   o->data.test_split = 1;
@@ -69,10 +71,6 @@ static bool predict(PredictOptions *o, RtModel *model, Diag *d) {
   return ok;
 }
 
-static bool predict_run(void *ctx, RtModel *model, Diag *d) {
-  return predict(ctx, model, d);
-}
-
 int cmd_predict(int argc, char **argv) {
   PredictOptions o;
   memset(&o, 0, sizeof o);
@@ -81,5 +79,5 @@ int cmd_predict(int argc, char **argv) {
   o.c.want_train = false;
   int rc = parse_args(&o, argc, argv);
   if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
-  return cli_with_model(&o.c, predict_run, &o);
+  return cli_with_model(&o.c, predict, &o);
 }
