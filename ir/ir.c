@@ -58,7 +58,7 @@ int64_t shape_numel(const Shape *s) {
 }
 
 bool shape_equal(const Shape *a, const Shape *b) {
-  if (a->rank != b->rank) return false;
+  if (a->rank != b->rank || a->dyn != b->dyn) return false;
   for (int i = 0; i < a->rank; i++)
     if (a->dim[i] != b->dim[i]) return false;
   return true;
@@ -79,8 +79,15 @@ char *shape_str(const Shape *s, char *buf, size_t size) {
   if (size == 0) return buf;
   buf[0] = '\0';
   n += (size_t)snprintf(buf + n, size - n, "[");
-  for (int i = 0; i < s->rank && n < size; i++)
-    n += (size_t)snprintf(buf + n, size - n, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
+  for (int i = 0; i < s->rank && n < size; i++) {
+    if (i == 0 && s->dyn == 1)
+      n += (size_t)snprintf(buf + n, size - n, "n<=%lld", (long long)s->dim[0]);
+    else if (i == 0 && s->dyn > 1)
+      n += (size_t)snprintf(buf + n, size - n, "%lldn<=%lld", (long long)s->dyn,
+                            (long long)s->dim[0]);
+    else
+      n += (size_t)snprintf(buf + n, size - n, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
+  }
   if (n < size) snprintf(buf + n, size - n, "]");
   return buf;
 }

@@ -29,9 +29,14 @@ typedef uint32_t NodeId;
 
 typedef enum DType { DT_F32, DT_F64, DT_I32, DT_I64, DT_U8, DT_COUNT } DType;
 
+/* A shape. One dimension of a module may be dynamic (docs/dynamic-batch.md): its extent n is
+ * chosen per call, 1 <= n <= Module.dyn_max. Only axis 0 of a shape can depend on it: when
+ * dyn = k >= 1, dim[0] is k * n at run time and holds its value at the bound (k * dyn_max),
+ * so every static rule sees the shape at the bound; strides never depend on n. */
 typedef struct Shape {
   int32_t rank;             /* 0 = scalar */
   int64_t dim[IR_MAX_RANK]; /* dims [0, rank) are >= 1; the rest are 0 */
+  int64_t dyn;              /* 0: static; k >= 1: dim[0] = k * n (rank >= 1) */
 } Shape;
 
 const char *dtype_name(DType t);   /* "f32", "f64", "i32", "i64", "u8" */
@@ -221,6 +226,8 @@ typedef struct Node {
   SrcLoc loc;       /* where the node came from in the model source */
   const char *name; /* binding name (graph arena) or NULL; used for comments and dumps */
   int64_t offset;   /* workspace byte offset after memory planning; -1 = not planned */
+  int64_t offset_n; /* its part proportional to the run-time batch: the buffer starts at byte
+                       offset_n * n + offset (0 for static modules and static buffers) */
   int32_t group;    /* kernel id after fusion (passes/fuse.c); -1 = own kernel */
   int32_t kernel;   /* position in the kernel schedule, stored by memory planning
                        (passes/kernels.c); -1 = no code (a view), or not planned yet */
@@ -280,6 +287,8 @@ typedef struct Graph {
   GraphOutput *outputs; /* malloc'd */
   int n_outputs, cap_outputs;
   int64_t workspace_bytes;  /* planned arena size; -1 before memory planning */
+  int64_t workspace_bytes_n; /* its part per unit of the run-time batch: the arena takes
+                                workspace_bytes_n * n + workspace_bytes bytes (0: static) */
   int32_t n_kernels;        /* kernels in the schedule (Node.kernel); -1 before planning */
   struct Graph **subgraphs; /* SCAN bodies owned by this graph (freed and cloned with it) */
   int n_subgraphs, cap_subgraphs;
@@ -372,6 +381,8 @@ typedef struct TrainStep {
 struct Module {
   Arena arena;
   const char *name;        /* model name, a C identifier */
+  int64_t dyn_max;         /* the bound of the dynamic dimension; 0: the module is static */
+  const char *dyn_name;    /* its name in the source ("N"), module arena; NULL when static */
   const char *source_file; /* path of the .lathe file */
   TensorDecl *inputs;      /* malloc'd */
   int n_inputs, cap_inputs;

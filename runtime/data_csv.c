@@ -259,7 +259,7 @@ static bool target_array(CsvReader *r, lathe_dataset *ds) {
     free(v);
     return false;
   }
-  Shape s = {1, {r->n_rows}};
+  Shape s = {.rank = 1, .dim = {r->n_rows}};
   RtArray a = {.name = dup_n(r->names[r->target], strlen(r->names[r->target])),
                .file = dup_n(r->file, strlen(r->file)),
                .dtype = numeric && !integral ? DT_F32 : DT_I32,
@@ -292,7 +292,7 @@ static bool feature_array(CsvReader *r, lathe_dataset *ds) {
                .per = r->n_features,
                .n = r->n_rows};
   a.row_bytes = (size_t)r->n_features * sizeof(float);
-  Shape s = {2, {r->n_rows, r->n_features}};
+  Shape s = {.rank = 2, .dim = {r->n_rows, r->n_features}};
   bool ok = a.name && a.file && tensor_alloc(&a.owned, DT_F32, &s);
   if (ok) memcpy(a.owned.data, r->x, (size_t)(r->n_rows * r->n_features) * sizeof(float));
   a.data = a.owned.data;

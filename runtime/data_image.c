@@ -238,7 +238,8 @@ static bool read_classes(Folder *f, const Names *classes, Diag *d) {
 }
 
 static bool add_arrays(lathe_dataset *ds, Folder *f, Diag *d) {
-  Shape sx = {4, {f->n, f->channels, f->h, f->w}}, sy = {1, {f->n}};
+  Shape sx = {.rank = 4, .dim = {f->n, f->channels, f->h, f->w}};
+  Shape sy = {.rank = 1, .dim = {f->n}};
   RtArray x = {.name = strdup("x"),
                .file = strdup(f->dir),
                .dtype = DT_F32,

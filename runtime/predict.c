@@ -62,7 +62,7 @@ static bool write_out(const lathe_dataset *ds, const Tensor *t, const char *path
 static bool run_all(RtFeed *f, int o, void *params, void *state, const lathe_dataset *ds,
                     Tensor *out) {
   const lathe_tensor_info *t = f->e->args[o].tensor;
-  Shape s = {t->rank, {0}};
+  Shape s = {.rank = t->rank};
   s.dim[0] = ds->n;
   for (int k = 1; k < t->rank; k++)
     s.dim[k] = t->shape[k];

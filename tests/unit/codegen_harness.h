@@ -155,7 +155,7 @@ static inline void cgh_fill(Tensor *t, uint64_t seed, double lo, double hi) {
 }
 
 static inline double cgh_get(DType t, const void *data, int64_t i) {
-  Tensor view = {t, {0, {0}}, (void *)data};
+  Tensor view = {.dtype = t, .data = (void *)data};
   return tensor_get(&view, i);
 }
 

@@ -264,10 +264,10 @@ START_TEST(test_text_round_trip) {
   NodeId x = graph_add_source(g, OP_PARAM, 0, L);
   Case k = {.name = "all", .stride = {2, 1}, .pad = {1, 0, 2, 1}, .dil = {1, 2}, .groups = 2};
   NodeAttr at = attr_of(&k);
-  NodeId w = const_tensor(g, &(Shape){4, {6, 2, 3, 2}});
+  NodeId w = const_tensor(g, &(Shape){.rank = 4, .dim = {6, 2, 3, 2}});
   NodeId y = op2(g, OP_CONV2D, x, w, &at);
   at.conv.out_pad[0] = 1;
-  NodeId xt = op2(g, OP_CONV_TRANSPOSE2D, y, const_tensor(g, &(Shape){4, {6, 2, 3, 2}}), &at);
+  NodeId xt = op2(g, OP_CONV_TRANSPOSE2D, y, const_tensor(g, &(Shape){.rank = 4, .dim = {6, 2, 3, 2}}), &at);
   at.conv.out_pad[0] = 0;
   at.conv.kernel[0] = 3, at.conv.kernel[1] = 2;
   NodeId gw = op2(g, OP_CONV2D_GRAD_WEIGHT, x, y, &at);

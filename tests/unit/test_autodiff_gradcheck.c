@@ -248,11 +248,11 @@ static NodeId masked(Graph *g, const NodeId *p) {
 }
 /* a two-layer perceptron with a softmax cross-entropy: the real-life chain */
 static NodeId mlp(Graph *g, const NodeId *p) {
-  NodeId x = const_tensor(g, &(Shape){2, {5, 3}});
+  NodeId x = const_tensor(g, &(Shape){.rank = 2, .dim = {5, 3}});
   NodeId h = U(g, OP_TANH, B(g, OP_ADD, matmul(g, x, p[0], false, false), p[1]));
   NodeId logits = matmul(g, h, p[2], false, false);
   NodeId ls = softmax(g, OP_LOG_SOFTMAX, logits, 1);
-  NodeId target = U(g, OP_SIGMOID, const_tensor(g, &(Shape){2, {5, 2}}));
+  NodeId target = U(g, OP_SIGMOID, const_tensor(g, &(Shape){.rank = 2, .dim = {5, 2}}));
   return U(g, OP_NEG, reduce(g, OP_MEAN, B(g, OP_MUL, ls, target), 3, false));
 }
 
@@ -385,7 +385,7 @@ START_TEST(test_missing_rule_off_path_is_fine) {
   Fixture f;
   fixture_init(&f, "grad");
   NodeId p = add_param(&f, "w", 1, (int64_t[]){3});
-  NodeId c = const_tensor(f.g, &(Shape){1, {3}});
+  NodeId c = const_tensor(f.g, &(Shape){.rank = 1, .dim = {3}});
   NodeId y = B(f.g, OP_MUL, p, U(f.g, OP_TANH, c)); /* tanh of a constant */
   graph_add_output(f.g, "loss", sum_all_axes(f.g, y), OUT_LOSS, -1);
   vjp_test_remove_rule(OP_TANH, true);
