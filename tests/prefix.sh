@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # --prefix NAME: one model compiled twice (-D N=1 --prefix mlp1, -D N=64 --prefix mlp64) links
 # into ONE C program, with gcc and with clang at -Wall -Wextra -Werror, and both forwards agree
-# on the same rows; every exported symbol carries its prefix (nm); without --prefix the same
-# link fails (the problem the option solves). A prefixed `lathe build` .so runs in `lathe run`
+# on the same rows; every exported symbol carries its prefix (nm; also for every example model
+# and a baked one); without --prefix the same link fails (the problem the option solves). A prefixed `lathe build` .so runs in `lathe run`
 # (found through lathe_model() and, without it, through the file name), prefixed objects of
 # `build --emit obj` link together, `lathe run --prefix` loads through the JIT and cc, and a
 # bad prefix is a usage error (exit 2) that writes nothing.
@@ -89,6 +89,18 @@ for cc in gcc clang; do
   ./main.$cc
   echo "ok: $cc links mlp1 and mlp64 into one program; both export only <prefix>_ names"
 done
+
+# every example model, and a baked one: nothing exported without the prefix
+for model in "$ROOT"/examples/*.lathe; do
+  name=$(basename "$model" .lathe)
+  "$LATHE" compile "$model" --prefix p_$name -o all 2>/dev/null
+  cc -std=c99 -O0 -c all/p_$name.c -o p_$name.o
+  check_exports p_$name.o p_$name
+done
+"$LATHE" compile "$MODEL" --weights "$FIX/weights.safetensors" --bake --prefix baked -o all
+cc -std=c99 -O0 -c all/baked.c -o baked.o
+check_exports baked.o baked
+echo "ok: every example model (and a baked mlp) exports only <prefix>_ names"
 
 # the same two builds without --prefix do not link: the test above would catch a lost prefix
 "$LATHE" compile "$MODEL" -D N=1 -o plain1
