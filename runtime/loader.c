@@ -274,8 +274,8 @@ bool rt_source_threaded(const char *c_text) {
   return strstr(c_text, "#define LATHE_OMP_FOR _Pragma") != NULL;
 }
 
-bool rt_model_open_source(RtModel *m, const char *prefix, const char *c_text,
-                          const char *h_text, Diag *d) {
+bool rt_model_open_source(RtModel *m, const char *prefix, const char *c_text, const char *h_text,
+                          Diag *d) {
   memset(m, 0, sizeof *m);
   if (!is_identifier(prefix) || strlen(prefix) > 200) {
     rt_error(d, "invalid symbol prefix '%s': expected a C identifier", prefix);

@@ -60,8 +60,8 @@ bool rt_build_shared(const char *c_path, const char *so_path, const char *extra_
 bool rt_model_open(RtModel *m, const char *so_path, const char *prefix, Diag *d);
 /* write c/h texts into a fresh temp dir (as <prefix>.c, .h), build, open; the dir is removed
  * by rt_model_close */
-bool rt_model_open_source(RtModel *m, const char *prefix, const char *c_text,
-                          const char *h_text, Diag *d);
+bool rt_model_open_source(RtModel *m, const char *prefix, const char *c_text, const char *h_text,
+                          Diag *d);
 void rt_model_close(RtModel *m);
 /* false, with an error naming the model's target, when the descriptor's cpu_supported() says
  * this CPU cannot run the code (where: the file or "JIT" for the message) */

@@ -2,8 +2,9 @@
 # --prefix NAME: one model compiled twice (-D N=1 --prefix mlp1, -D N=64 --prefix mlp64) links
 # into ONE C program, with gcc and with clang at -Wall -Wextra -Werror, and both forwards agree
 # on the same rows; every exported symbol carries its prefix (nm; also for every example model
-# and a baked one); without --prefix the same link fails (the problem the option solves). A prefixed `lathe build` .so runs in `lathe run`
-# (found through lathe_model() and, without it, through the file name), prefixed objects of
+# and a baked one); without --prefix the same link fails (the problem the option solves). A
+# prefixed `lathe build` .so runs in `lathe run` (found through lathe_model() and, without
+# it, through the file name), prefixed objects of
 # `build --emit obj` link together, `lathe run --prefix` loads through the JIT and cc, and a
 # bad prefix is a usage error (exit 2) that writes nothing.
 set -euo pipefail
