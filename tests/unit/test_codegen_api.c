@@ -351,8 +351,8 @@ START_TEST(test_prefix) {
     ck_assert_msg(cg_prefix_error(good[i]) == NULL, "%s: %s", good[i], cg_prefix_error(good[i]));
   longest[CG_PREFIX_MAX] = 'a';
   longest[CG_PREFIX_MAX + 1] = '\0';
-  const char *bad[] = {"", "9a", "a-b", "a.b", "a b", "_a", "__a", "_A", "int", "while", "bool",
-                       longest};
+  const char *bad[] = {"",    "9a", "a-b", "a.b",   "a b",  "_a",
+                       "__a", "_A", "int", "while", "bool", longest};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(cg_prefix_error(bad[i]) != NULL, "'%s' accepted", bad[i]);
 
@@ -386,8 +386,7 @@ START_TEST(test_prefix) {
   c_text = h_text = (char *)"x";
   ck_assert(!cg_emit_c(m, &o, &c_text, &h_text, &d));
   ck_assert(c_text == NULL && h_text == NULL);
-  ck_assert_msg(strstr(diag_text(&d), "invalid symbol prefix '_net'") != NULL, "%s",
-                diag_text(&d));
+  ck_assert_msg(strstr(diag_text(&d), "invalid symbol prefix '_net'") != NULL, "%s", diag_text(&d));
   diag_fini(&d);
   module_free(m);
 }
