@@ -359,7 +359,7 @@ static bool lower_softmax(CgFunc *f, NodeId id) {
 typedef bool (*LowerFn)(CgFunc *, NodeId);
 
 static const LowerFn lower_table[] = {
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower) lower,
+#define OP(e, text, arity, fusion, attr, infer, eval, vjp, lower) lower,
 #include "ir/ops.def"
 #undef OP
 };
