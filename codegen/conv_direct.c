@@ -471,9 +471,12 @@ static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
           k_last, acc, acc, (long long)weights_bytes(d), pad);
   cg_close(f->e);
   if (th) cg_close(f->e);
+  cg_line(f->e, "lathe_dconv_wfinish(%s,", dw);
   cg_line(f->e,
-          "lathe_dconv_wfinish(%s, %lld, %lld, (const float *)((char *)ws + %lld), %d, %lld);", dw,
-          (long long)d->o, (long long)d->k, (long long)base, d->threads, (long long)(per / 4));
+          "                    (lathe_dconv_wfinish_dims){.o = %lld, .k = %lld, .threads = %d, "
+          ".stride = %lld},",
+          (long long)d->o, (long long)d->k, d->threads, (long long)(per / 4));
+  cg_line(f->e, "                    (const float *)((char *)ws + %lld));", (long long)base);
   cg_close(f->e);
   return true;
 }
@@ -609,16 +612,21 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
     wp = emit_const_weights(f, id, &d);
   } else if (d.wino) {
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
-    cg_line(f->e, "lathe_wino_pack_u(%s, %lld, %lld, %s, %s + %lld);", w, (long long)d.o,
-            (long long)d.c, wp, wp, (long long)(d.ob * d.vec * 16 * d.c));
+    cg_line(f->e, "lathe_wino_pack_u(%s, (lathe_wino_pack_dims){.o = %lld, .c = %lld},", w,
+            (long long)d.o, (long long)d.c);
+    cg_line(f->e, "                  %s, %s + %lld);", wp, wp,
+            (long long)(d.ob * d.vec * 16 * d.c));
   } else if (n->op == OP_CONV2D) {
     emit_pack_w(f);
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
-    cg_line(f->e, "lathe_dconv_pack_w(%s, %lld, %lld, %s);", w, (long long)d.o, (long long)d.k, wp);
+    cg_line(f->e, "lathe_dconv_pack_w(%s, (lathe_dconv_pack_dims){.o = %lld, .k = %lld}, %s);", w,
+            (long long)d.o, (long long)d.k, wp);
   } else {
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
-    cg_line(f->e, "lathe_dconv_pack_wt(%s, %lld, %lld, %lld, %s);", w, (long long)d.c,
-            (long long)d.o, (long long)(d.kh * d.kw), wp);
+    cg_line(f->e,
+            "lathe_dconv_pack_wt(%s, (lathe_dconv_pack_wt_dims){.o = %lld, .c = %lld, .kk = %lld}, "
+            "%s);",
+            w, (long long)d.c, (long long)d.o, (long long)(d.kh * d.kw), wp);
   }
   cg_line(f->e, "%s(%s, %s);", d.wino ? "lathe_wino_offsets" : "lathe_dconv_offsets", geo, koff);
   const char *tile_fn = d.wino ? "lathe_wino_tile" : "lathe_dconv_tile";

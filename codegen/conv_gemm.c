@@ -165,8 +165,11 @@ bool cg_conv_gemm_lower(CgFunc *f, NodeId id) {
     wt = cg_fresh(f->e, "conv_wt");
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wt,
             (long long)(cg_scratch_base(f->g) + threads * thread_scratch(&p)));
-    cg_line(f->e, "lathe_conv_weight_t(%s, %lld, %lld, %lld, %lld, %s);", in1, (long long)d.groups,
-            (long long)d.og, (long long)d.cg, (long long)kk, wt);
+    cg_line(f->e, "lathe_conv_weight_t(%s,", in1);
+    cg_line(f->e,
+            "                    (lathe_conv_weight_dims){.groups = %lld, .og = %lld, .cg = %lld, "
+            ".kk = %lld}, %s);",
+            (long long)d.groups, (long long)d.og, (long long)d.cg, (long long)kk, wt);
   }
   const char *b, *g, *src;
   const char *at = arena_printf(f->arena, "%lld", (long long)cg_scratch_base(f->g));

@@ -113,8 +113,9 @@ bool cg_gemm_direct_suits(int64_t m, int64_t k, int64_t n);
 /* the scratch bytes of one lathe_gemm_direct call: the edge sliver, and B made row-major
  * first when it is not (trans_b) */
 int64_t cg_gemm_direct_bytes(const CgOptions *o, int64_t k, int64_t n, bool trans_b);
-/* emits lathe_gemm_transpose(k, n, b, rs, cs, dst), dst[p * n + j] = b[p * rs + j * cs] (16 x 16
- * blocks transposed in registers when rs == 1), once per file */
+/* emits lathe_gemm_transpose((lathe_transpose_dims){.k, .n, .rs, .cs}, b, dst),
+ * dst[p * n + j] = b[p * rs + j * cs] (16 x 16 blocks transposed in registers when rs == 1),
+ * once per file */
 void cg_gemm_transpose_emit(CgFunc *f);
 /* emits `lathe_gemm_direct(...)` (and the routines, once per file): c (row stride ldc) = a b,
  * a[i][p] = a[i * a_rs + p * a_cs], b[p][j] = b[p * b_rs + j * b_cs] (copied row-major first

@@ -155,9 +155,9 @@ void cg_gemm_transpose_emit(CgFunc *f) {
                    "#endif\n");
   cg_buf_puts(o, cg_kernel_gemm_direct_transpose_doc);
   cg_buf_puts(
-      o, "LATHE_GEMM_SHARED void lathe_gemm_transpose(ptrdiff_t k, ptrdiff_t n, const float *b,\n"
-         "                                            ptrdiff_t rs, ptrdiff_t cs,\n"
+      o, "LATHE_GEMM_SHARED void lathe_gemm_transpose(lathe_transpose_dims d, const float *b,\n"
          "                                            float *restrict dst) {\n"
+         "  const ptrdiff_t k = d.k, n = d.n, rs = d.rs, cs = d.cs;\n"
          "  ptrdiff_t jf = 0, pf = 0; /* the columns and rows of dst in whole blocks */\n");
   if (vec > 0) {
     cg_buf_printf(
@@ -250,8 +250,11 @@ void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char 
     const char *bt = cg_fresh(f->e, "gemm_bt");
     cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", bt,
             (long long)(cg_scratch_base(f->g) + at));
-    cg_line(f->e, "lathe_gemm_transpose(%lld, %lld, %s, %lld, %lld, %s);", (long long)k,
-            (long long)n, b, (long long)b_rs, (long long)b_cs, bt);
+    cg_line(f->e,
+            "lathe_gemm_transpose((lathe_transpose_dims){.k = %lld, .n = %lld, .rs = %lld, "
+            ".cs = %lld},",
+            (long long)k, (long long)n, (long long)b_rs, (long long)b_cs);
+    cg_line(f->e, "                     %s, %s);", b, bt);
     b = bt, ldb = n, at += transposed_bytes(k, n, true);
   }
   cg_line(f->e, "lathe_gemm_direct(%s, %s, %s, (float *)((char *)ws + %lld),", a, b, c,

@@ -14,10 +14,8 @@
 
 #include "conv.h"
 #include "lower_conv.h"
-#include "lower_reduce.h"
+#include "lower_hooks.h"
 #include "lower_rows.h"
-#include "lower_scan.h"
-#include "lower_struct.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -34,7 +32,7 @@ static bool ew_flat(CgFunc *f, const Node *n) {
   return true;
 }
 
-static bool lower_elemwise(CgFunc *f, NodeId id) {
+bool lower_elemwise(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const char *x[2] = {NULL, NULL};
   const char *out = f->val[id].expr;
@@ -64,13 +62,13 @@ static bool lower_elemwise(CgFunc *f, NodeId id) {
   return true;
 }
 
-static bool lower_broadcast_to(CgFunc *f, NodeId id) {
+bool lower_broadcast_to(CgFunc *f, NodeId id) {
   return lower_elemwise(f, id);
 }
 
 /* ---- sources, constants, views ------------------------------------------------------------ */
 
-static bool lower_source(CgFunc *f, NodeId id) {
+bool lower_source(CgFunc *f, NodeId id) {
   if (!f->val[id].expr) return cg_unsupported(f, id, "source without storage");
   return true;
 }
@@ -98,7 +96,7 @@ static bool const_packed_only(const Graph *g, NodeId c, const CgOptions *o) {
   return used;
 }
 
-static bool lower_const(CgFunc *f, NodeId id) {
+bool lower_const(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const double *data = n->attr.constant.data;
   int64_t count = shape_numel(&n->shape);
@@ -128,14 +126,14 @@ static bool lower_const(CgFunc *f, NodeId id) {
 }
 
 /* RESHAPE never moves data: C order is preserved, so it names its input's bytes. */
-static bool lower_reshape(CgFunc *f, NodeId id) {
+bool lower_reshape(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   f->val[id] = f->val[n->in[0]];
   f->val[id].writable = false;
   return true;
 }
 
-static bool lower_transpose(CgFunc *f, NodeId id) {
+bool lower_transpose(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Node *in = graph_node(f->g, n->in[0]);
   int64_t ist[IR_MAX_RANK], ost[IR_MAX_RANK], pst[IR_MAX_RANK];
@@ -151,7 +149,7 @@ static bool lower_transpose(CgFunc *f, NodeId id) {
   return true;
 }
 
-static bool lower_one_hot(CgFunc *f, NodeId id) {
+bool lower_one_hot(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   int64_t depth = n->attr.one_hot.depth;
   int64_t count = shape_numel(&graph_node(f->g, n->in[0])->shape);
@@ -263,7 +261,7 @@ static bool store_plain(CgFunc *f, void *ctx, const char **ij, const char *idx, 
   return true;
 }
 
-static bool lower_matmul(CgFunc *f, NodeId id) {
+bool lower_matmul(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Shape *a = &graph_node(f->g, n->in[0])->shape, *b = &graph_node(f->g, n->in[1])->shape;
   if (a->rank < 1 || b->rank < 1 || n->shape.rank > IR_MAX_RANK)
@@ -335,7 +333,7 @@ static void softmax_row(CgFunc *f, NodeId id, const char **vars, const int64_t *
   cg_loop_close(f, j);
 }
 
-static bool lower_softmax(CgFunc *f, NodeId id) {
+bool lower_softmax(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   int axis = n->attr.softmax.axis;
   if (axis < 0 || axis >= n->shape.rank) return cg_unsupported(f, id, "softmax axis out of range");
@@ -359,7 +357,7 @@ static bool lower_softmax(CgFunc *f, NodeId id) {
 typedef bool (*LowerFn)(CgFunc *, NodeId);
 
 static const LowerFn lower_table[] = {
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower) lower,
+#define OP(e, text, arity, fusion, attr, infer, eval, vjp, lower) lower,
 #include "ir/ops.def"
 #undef OP
 };

@@ -25,6 +25,7 @@
  * output never shares an input's buffer. Variables come from cg_fresh in the kernel's scope.
  */
 #include "lower_conv.h"
+#include "lower_hooks.h"
 
 #include <math.h>
 

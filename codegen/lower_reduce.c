@@ -9,7 +9,7 @@
  * gradient's sum over the batch), each thread sums into its own partial outputs, added up in
  * thread order after (deterministic for a given N).
  */
-#include "lower_reduce.h"
+#include "lower_hooks.h"
 
 /* A float sum whose trailing input dims (a contiguous run of `inner` >= REDUCE_ROW_MIN
  * elements) are all reduced: per row, REDUCE_LANES partial sums that the compiler keeps in

@@ -20,7 +20,7 @@
 #include "gemm.h"
 #include "ir/scan.h"
 #include "lower.h"
-#include "lower_scan.h"
+#include "lower_hooks.h"
 #include "workspace.h"
 
 static bool scan_unsupported(CgFunc *f, const Node *n, const char *what) {

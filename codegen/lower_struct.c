@@ -8,7 +8,7 @@
  * writing zeros there). These ops are FUSE_OPAQUE, so the output never shares an input's
  * buffer (memplan only donates to elementwise outputs).
  */
-#include "lower_struct.h"
+#include "lower_hooks.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -267,7 +267,7 @@ void eval_one_hot(const Graph *g, const Node *n, const Tensor *in[], Tensor *out
 
 typedef void (*EvalFn)(const Graph *, const Node *, const Tensor *[], Tensor *);
 static const EvalFn eval_table[OP_COUNT] = {
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower) [OP_##e] = eval,
+#define OP(e, text, arity, fusion, attr, infer, eval, vjp, lower) [OP_##e] = eval,
 #include "ops.def"
 #undef OP
 };

@@ -230,14 +230,15 @@ void tensor_set(Tensor *t, int64_t i, double v) {
 /* ---- ops --------------------------------------------------------------------------------- */
 
 const OpInfo ir_ops[OP_COUNT] = {
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower) [OP_##e] = {text, arity, fusion},
+#define OP(e, text, arity, fusion, attr, infer, eval, vjp, lower)                                  \
+  [OP_##e] = {text, arity, fusion, attr},
 #include "ops.def"
 #undef OP
 };
 
 typedef bool (*InferFn)(Graph *, Node *, Diag *);
 static const InferFn infer_table[OP_COUNT] = {
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower) [OP_##e] = infer,
+#define OP(e, text, arity, fusion, attr, infer, eval, vjp, lower) [OP_##e] = infer,
 #include "ops.def"
 #undef OP
 };

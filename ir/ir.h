@@ -68,7 +68,7 @@ void tensor_set(Tensor *t, int64_t i, double v);
 /* ---- ops ---------------------------------------------------------------------------------- */
 
 typedef enum OpKind {
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower) OP_##e,
+#define OP(e, text, arity, fusion, attr, infer, eval, vjp, lower) OP_##e,
 #include "ops.def"
 #undef OP
   OP_COUNT
@@ -84,10 +84,36 @@ typedef enum FusionClass {
   FUSE_COUNT
 } FusionClass;
 
+/* Which NodeAttr fields an op uses (the attr column of ops.def). ir/attr.c prints, reads,
+ * compares and hashes the attributes by kind; the fields are documented on NodeAttr below. */
+typedef enum IrAttrKind {
+  ATTR_NONE,     /* no attributes (elementwise ops, where, gather, pack) */
+  ATTR_SOURCE,   /* source.index: INPUT, PARAM, STATE */
+  ATTR_CONST,    /* constant: CONST */
+  ATTR_SHAPE,    /* reshape.shape (the result type): RESHAPE, BROADCAST */
+  ATTR_CAST,     /* cast.dtype (the result type): CAST */
+  ATTR_AXES,     /* reduce: SUM, MEAN, MAX */
+  ATTR_AXIS,     /* softmax.axis: SOFTMAX, LOG_SOFTMAX */
+  ATTR_PERM,     /* transpose.perm: TRANSPOSE */
+  ATTR_MATMUL,   /* matmul.trans_a, trans_b: MATMUL */
+  ATTR_ONE_HOT,  /* one_hot: ONE_HOT */
+  ATTR_SCAN,     /* scan: SCAN */
+  ATTR_SCAN_ARG, /* scan_arg: SCAN_ARG */
+  ATTR_UNPACK,   /* unpack: UNPACK */
+  ATTR_SLICE,    /* slice: SLICE, UNSLICE */
+  ATTR_ROWS,     /* gather.rows (the result type): SCATTER_ADD */
+  ATTR_RANDOM,   /* random.stream, dist, dtype, shape: RANDOM */
+  ATTR_DROPOUT,  /* random.stream, p: DROPOUT */
+  ATTR_CONV,     /* conv: CONV2D, CONV_TRANSPOSE2D, CONV2D_GRAD_WEIGHT, MAX_POOL2D* */
+  ATTR_MODE,     /* mode.train: TRAIN_SELECT */
+  ATTR_KIND_COUNT
+} IrAttrKind;
+
 typedef struct OpInfo {
   const char *name; /* text name */
   int arity;        /* -1 = variadic */
   FusionClass fusion;
+  IrAttrKind attr; /* the NodeAttr fields the op uses */
 } OpInfo;
 
 extern const OpInfo ir_ops[OP_COUNT];

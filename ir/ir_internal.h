@@ -10,7 +10,7 @@
 
 #include "ir.h"
 
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower)                                        \
+#define OP(e, text, arity, fusion, attr, infer, eval, vjp, lower)                                        \
   bool infer(Graph *g, Node *n, Diag *d);                                                          \
   void eval(const Graph *g, const Node *n, const Tensor *in[], Tensor *out);
 #include "ops.def"

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attr.h"
 #include "ir_internal.h"
 
 typedef struct Parser {
@@ -431,277 +432,96 @@ static bool parse_step(Parser *p) {
 
 /* ---- graph lines ------------------------------------------------------------------------- */
 
-/* attributes as written between braces; which keys an op accepts is checked by the op */
-typedef struct Attrs {
-  int64_t axes[IR_MAX_RANK + 1], perm[IR_MAX_RANK + 1];
-  int n_axes, n_perm;
-  int64_t begin[IR_MAX_RANK + 1], step[IR_MAX_RANK + 1]; /* slice, unslice */
-  int n_begin, n_step;
-  int64_t stream, dist; /* random, dropout */
-  double p;
-  int64_t axis, depth;
-  bool keepdims, trans_a, trans_b;
-  bool has_axes, has_perm, has_axis, has_depth;
-  int64_t body, length, carries, seqs, offset; /* scan, unpack */
-  bool reverse, has_body, has_length, has_offset;
-  int64_t conv[6][4]; /* conv/pool: stride, dilation, pad, out_pad, kernel, groups */
-  int n_conv[6];
-  bool train; /* train_select */
-  bool nchwc; /* conv2d: IR_CONV_NCHWC */
-  int algo;   /* conv*: IrConvAlgo, IR_CONV_ALGO_UNSET when not given */
-} Attrs;
-
-static bool parse_int_list(Parser *p, int64_t *v, int *n, int max) {
-  if (!expect(p, '[', "to open the list")) return false;
-  if (accept(p, ']')) return true;
-  do {
-    if (*n == max) return PARSE_ERROR(p, "list longer than %d", max);
-    if (!parse_int(p, &v[(*n)++], "a list element")) return false;
-  } while (accept(p, ','));
-  return expect(p, ']', "to close the list");
-}
-
-static bool parse_bool(Parser *p, bool *out) {
-  if (accept_word(p, "true")) *out = true;
-  else if (accept_word(p, "false")) *out = false;
-  else return PARSE_ERROR(p, "expected true or false");
-  return true;
-}
-
-/* scan: body=N, length=N, carries=N, seqs=N, axis=N, reverse; unpack: offset=N */
-static bool parse_scan_attr(Parser *p, OpKind op, Attrs *at) {
-  static const char *const keys[] = {"body", "length", "carries", "seqs", "axis", "offset"};
-  int64_t *dst[] = {&at->body, &at->length, &at->carries, &at->seqs, &at->axis, &at->offset};
-  bool *has[] = {&at->has_body, &at->has_length, NULL, NULL, &at->has_axis, &at->has_offset};
-  if (op == OP_SCAN && accept_word(p, "reverse")) return at->reverse = true;
-  for (int k = 0; k < 6; k++) {
-    if ((op == OP_UNPACK) != (k == 5) || !accept_word(p, keys[k])) continue;
-    if (has[k]) *has[k] = true;
-    return expect(p, '=', "after the attribute name") && parse_int(p, dst[k], keys[k]);
-  }
-  return PARSE_ERROR(p, "unknown attribute for '%s'", ir_ops[op].name);
-}
-
-static bool is_conv_op(OpKind op) {
-  return op == OP_CONV2D || op == OP_CONV_TRANSPOSE2D || op == OP_CONV2D_GRAD_WEIGHT ||
-         op == OP_MAX_POOL2D || op == OP_MAX_POOL2D_GRAD;
-}
-
-/* algo=naive|gemm|direct|winograd (the convolution algorithm, IrConvAlgo) */
-static bool parse_conv_algo(Parser *p, Attrs *at) {
-  if (!expect(p, '=', "after 'algo'")) return false;
-  for (int a = IR_CONV_ALGO_UNSET + 1; a < IR_CONV_ALGO_COUNT; a++)
-    if (accept_word(p, ir_conv_algo_name((IrConvAlgo)a))) return at->algo = a, true;
-  return PARSE_ERROR(p, "expected naive, gemm, direct or winograd after 'algo='");
-}
-
-/* conv/pool: stride=[h,w], dilation=[h,w], pad=[t,l,b,r], out_pad=[h,w], kernel=[h,w],
- * groups=[g]; every key is required (the printer writes them all); nchwc and algo=NAME
- * (optional, the layout and the algorithm; ir/conv.c rejects them where they do not apply) */
-static bool parse_conv_attr(Parser *p, OpKind op, Attrs *at) {
-  static const char *const keys[] = {"stride", "dilation", "pad", "out_pad", "kernel", "groups"};
-  if (accept_word(p, "nchwc")) return at->nchwc = true;
-  if (accept_word(p, "algo")) return parse_conv_algo(p, at);
-  for (int k = 0; k < 6; k++) {
-    if (!accept_word(p, keys[k])) continue;
-    at->n_conv[k] = 0;
-    return expect(p, '=', "after the attribute name") &&
-           parse_int_list(p, at->conv[k], &at->n_conv[k], k == 2 ? 4 : k == 5 ? 1 : 2);
-  }
-  return PARSE_ERROR(p, "unknown attribute for '%s'", ir_ops[op].name);
-}
-
-static bool build_conv_attr(Parser *p, OpKind op, const Attrs *at, NodeAttr *out) {
-  static const int want[6] = {2, 2, 4, 2, 2, 1};
-  for (int k = 0; k < 6; k++) {
-    if (at->n_conv[k] != want[k])
-      return PARSE_ERROR(p, "'%s' needs {stride=[h,w], dilation=[h,w], pad=[t,l,b,r], "
-                         "out_pad=[h,w], kernel=[h,w], groups=[g]}", ir_ops[op].name);
-    for (int i = 0; i < want[k]; i++)
-      if (at->conv[k][i] < 0 || at->conv[k][i] > INT32_MAX)
-        return PARSE_ERROR(p, "'%s': attribute out of range", ir_ops[op].name);
-  }
-  for (int i = 0; i < 2; i++) {
-    out->conv.stride[i] = (int32_t)at->conv[0][i];
-    out->conv.dilation[i] = (int32_t)at->conv[1][i];
-    out->conv.out_pad[i] = (int32_t)at->conv[3][i];
-    out->conv.kernel[i] = (int32_t)at->conv[4][i];
-  }
-  for (int i = 0; i < 4; i++) out->conv.pad[i] = (int32_t)at->conv[2][i];
-  out->conv.groups = (int32_t)at->conv[5][0];
-  out->conv.layout = at->nchwc ? IR_CONV_NCHWC : IR_CONV_NCHW;
-  out->conv.algo = at->algo;
-  return true;
-}
-
-/* attr := key ['=' value], keys valid for op only */
-static bool parse_attr(Parser *p, OpKind op, Attrs *at) {
-  bool reduce = op == OP_SUM || op == OP_MEAN || op == OP_MAX;
-  if (reduce && accept_word(p, "axes")) {
-    at->has_axes = true;
-    return expect(p, '=', "after 'axes'") &&
-           parse_int_list(p, at->axes, &at->n_axes, IR_MAX_RANK);
-  }
-  if (reduce && accept_word(p, "keepdims"))
-    return expect(p, '=', "after 'keepdims'") && parse_bool(p, &at->keepdims);
-  if ((op == OP_SOFTMAX || op == OP_LOG_SOFTMAX) && accept_word(p, "axis")) {
-    at->has_axis = true;
-    return expect(p, '=', "after 'axis'") && parse_int(p, &at->axis, "an axis");
-  }
-  if (op == OP_TRANSPOSE && accept_word(p, "perm")) {
-    at->has_perm = true;
-    return expect(p, '=', "after 'perm'") &&
-           parse_int_list(p, at->perm, &at->n_perm, IR_MAX_RANK);
-  }
-  if (op == OP_MATMUL && accept_word(p, "trans_a")) return at->trans_a = true;
-  if (op == OP_MATMUL && accept_word(p, "trans_b")) return at->trans_b = true;
-  if (op == OP_ONE_HOT && accept_word(p, "depth")) {
-    at->has_depth = true;
-    return expect(p, '=', "after 'depth'") && parse_int(p, &at->depth, "a depth");
-  }
-  if (op == OP_SCAN || op == OP_UNPACK) return parse_scan_attr(p, op, at);
-  if (is_conv_op(op)) return parse_conv_attr(p, op, at);
-  if (op == OP_TRAIN_SELECT && accept_word(p, "train")) return at->train = true;
-  if ((op == OP_RANDOM || op == OP_DROPOUT) && accept_word(p, "stream"))
-    return expect(p, '=', "after 'stream'") && parse_int(p, &at->stream, "a stream");
-  if (op == OP_RANDOM && accept_word(p, "dist"))
-    return expect(p, '=', "after 'dist'") && parse_int(p, &at->dist, "a distribution");
-  if (op == OP_DROPOUT && accept_word(p, "p"))
-    return expect(p, '=', "after 'p'") && parse_double(p, &at->p, "a probability");
-  if ((op == OP_SLICE || op == OP_UNSLICE) && accept_word(p, "begin"))
-    return expect(p, '=', "after 'begin'") &&
-           parse_int_list(p, at->begin, &at->n_begin, IR_MAX_RANK);
-  if ((op == OP_SLICE || op == OP_UNSLICE) && accept_word(p, "step"))
-    return expect(p, '=', "after 'step'") &&
-           parse_int_list(p, at->step, &at->n_step, IR_MAX_RANK);
-  return PARSE_ERROR(p, "unknown attribute for '%s'", ir_ops[op].name);
-}
-
-/* the node attribute from the written attributes and the printed type */
-static bool build_attr(Parser *p, OpKind op, const Attrs *at, DType t, const Shape *s,
-                       NodeAttr *out) {
-  const char *name = ir_ops[op].name;
-  switch (op) {
-  case OP_RESHAPE: case OP_BROADCAST: out->reshape.shape = *s; break;
-  case OP_CAST: out->cast.dtype = t; break;
-  case OP_CONST: out->constant.dtype = t; out->constant.shape = *s; break;
-  case OP_SUM: case OP_MEAN: case OP_MAX:
-    if (!at->has_axes) return PARSE_ERROR(p, "'%s' needs {axes=[...]}", name);
-    for (int i = 0; i < at->n_axes; i++) {
-      if (at->axes[i] < 0 || at->axes[i] >= IR_MAX_RANK)
-        return PARSE_ERROR(p, "axis %lld out of range", (long long)at->axes[i]);
-      out->reduce.axes |= 1u << at->axes[i];
-    }
-    out->reduce.keepdims = at->keepdims;
-    break;
-  case OP_SOFTMAX: case OP_LOG_SOFTMAX:
-    if (!at->has_axis) return PARSE_ERROR(p, "'%s' needs {axis=N}", name);
-    if (at->axis < 0 || at->axis >= IR_MAX_RANK) return PARSE_ERROR(p, "axis out of range");
-    out->softmax.axis = (int32_t)at->axis;
-    break;
-  case OP_TRANSPOSE:
-    if (!at->has_perm) return PARSE_ERROR(p, "'transpose' needs {perm=[...]}");
-    if (at->n_perm != s->rank)
-      return PARSE_ERROR(p, "perm has %d entries for rank %d", at->n_perm, (int)s->rank);
-    for (int i = 0; i < at->n_perm; i++) out->transpose.perm[i] = (int8_t)at->perm[i];
-    for (int i = at->n_perm; i < IR_MAX_RANK; i++) out->transpose.perm[i] = -1;
-    break;
-  case OP_MATMUL: out->matmul.trans_a = at->trans_a; out->matmul.trans_b = at->trans_b; break;
-  case OP_SCAN_ARG: out->scan_arg.dtype = t; out->scan_arg.shape = *s; break;
-  case OP_UNPACK:
-    if (!at->has_offset) return PARSE_ERROR(p, "'unpack' needs {offset=N}");
-    out->unpack.offset = at->offset;
-    out->unpack.shape = *s;
-    break;
-  case OP_SCAN:
-    if (!at->has_body || !at->has_length || !at->has_axis)
-      return PARSE_ERROR(p, "'scan' needs {body=N, length=N, axis=N}");
-    if (at->body < 0 || at->body > INT32_MAX || at->carries < 0 || at->carries > IR_MAX_INPUTS ||
-        at->seqs < 0 || at->seqs > IR_MAX_INPUTS || at->axis < 0 || at->axis >= IR_MAX_RANK)
-      return PARSE_ERROR(p, "scan attribute out of range");
-    out->scan.body = (int32_t)at->body;
-    out->scan.length = at->length;
-    out->scan.n_carry = (int16_t)at->carries;
-    out->scan.n_seq = (int16_t)at->seqs;
-    out->scan.axis = (int8_t)at->axis;
-    out->scan.reverse = at->reverse;
-    break;
-  case OP_ONE_HOT:
-    if (!at->has_depth) return PARSE_ERROR(p, "'one_hot' needs {depth=N}");
-    out->one_hot.depth = at->depth;
-    out->one_hot.dtype = t;
-    break;
-  case OP_SLICE: case OP_UNSLICE:
-    if (at->n_begin != s->rank || at->n_step != s->rank)
-      return PARSE_ERROR(p, "'%s' needs {begin=[...], step=[...]} with %d entries each", name,
-                         (int)s->rank);
-    for (int i = 0; i < s->rank; i++) {
-      if (at->begin[i] < 0 || at->begin[i] > INT32_MAX || at->step[i] < 1 ||
-          at->step[i] > INT32_MAX || s->dim[i] > INT32_MAX)
-        return PARSE_ERROR(p, "'%s': begin/step/dim out of range on axis %d", name, i);
-      out->slice.begin[i] = (int32_t)at->begin[i];
-      out->slice.step[i] = (int32_t)at->step[i];
-      out->slice.dim[i] = (int32_t)s->dim[i];
-    }
-    break;
-  case OP_RANDOM: case OP_DROPOUT:
-    if (at->stream < 0 || at->stream > UINT32_MAX || at->dist < 0 || at->dist > 1)
-      return PARSE_ERROR(p, "'%s': stream or dist out of range", name);
-    out->random.stream = (uint32_t)at->stream;
-    out->random.dist = (int32_t)at->dist;
-    out->random.p = at->p;
-    out->random.dtype = t;
-    out->random.shape = *s;
-    break;
-  case OP_SCATTER_ADD:
-    if (s->rank < 1) return PARSE_ERROR(p, "'scatter_add' has a result of rank >= 1");
-    out->gather.rows = s->dim[0];
-    break;
-  case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_GRAD_WEIGHT: case OP_MAX_POOL2D:
-  case OP_MAX_POOL2D_GRAD:
-    return build_conv_attr(p, op, at, out);
-  case OP_TRAIN_SELECT: out->mode.train = at->train; break;
-  default: break;
-  }
-  return true;
-}
-
-/* const-value := number | '[' number {',' number} ']' ; count checked against the type later */
-static bool parse_const_value(Parser *p, NodeAttr *attr, int64_t *count) {
+/* number := an integer | a decimal, exponent, inf or nan number as strtod reads it; whether it
+ * was written as an integer (then exactly, in v->i) is recorded for ir/attr.c */
+static bool parse_number(Parser *p, IrAttrValue *v, const char *what) {
   skip_ws(p);
-  if (peek(p) != '[') {
-    *count = -1;
-    return parse_double(p, &attr->constant.value, "a constant value");
-  }
-  advance(p);
-  size_t cap = 16, n = 0;
-  double *v = arena_alloc(&p->g->arena, cap * sizeof *v);
-  do {
-    if (n == cap) {
-      double *bigger = arena_alloc(&p->g->arena, 2 * cap * sizeof *v);
-      memcpy(bigger, v, cap * sizeof *v);
-      v = bigger;
-      cap *= 2;
-    }
-    if (!parse_double(p, &v[n++], "a constant element")) return false;
-  } while (accept(p, ','));
-  attr->constant.data = v;
-  *count = (int64_t)n;
-  return expect(p, ']', "to close the constant");
+  const char *s = p->text + p->pos;
+  SrcLoc at = here(p);
+  if (!parse_double(p, &v->d, what)) return false;
+  size_t len = (size_t)(p->text + p->pos - s), k = *s == '-';
+  while (k < len && s[k] >= '0' && s[k] <= '9')
+    k++;
+  v->kind = IR_ATTR_NUMBER;
+  v->loc = at;
+  v->is_int = k == len && len > (size_t)(*s == '-');
+  if (!v->is_int) return true;
+  errno = 0;
+  v->i = strtoll(s, NULL, 10);
+  if (!errno) return true;
+  p->failed = true;
+  IR_ERROR(p->d, at, "%s is out of range", what);
+  return false;
 }
 
-/* operands := source-index | const-value | node-ref {',' node-ref} */
-static bool parse_operands(Parser *p, OpKind op, NodeId *in, int *n_in, NodeAttr *attr,
-                           int64_t *count) {
-  if (op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_SCAN_ARG) {
-    int64_t idx;
-    if (!parse_int(p, &idx, "a declaration index")) return false;
-    if (idx < 0 || idx > INT32_MAX) return PARSE_ERROR(p, "index out of range");
-    if (op == OP_SCAN_ARG) attr->scan_arg.index = (int32_t)idx;
-    else attr->source.index = (int32_t)idx;
-    return true;
+/* list := '[' [number {',' number}] ']', its elements in the arena a */
+static bool parse_number_list(Parser *p, Arena *a, IrAttrValue *v) {
+  size_t cap = 16, n = 0;
+  double *nums = arena_alloc(a, cap * sizeof *nums);
+  int64_t *ints = arena_alloc(a, cap * sizeof *ints);
+  v->kind = IR_ATTR_LIST;
+  v->is_int = true;
+  if (!expect(p, '[', "to open the list")) return false;
+  if (!accept(p, ']')) {
+    do {
+      if (n == cap) {
+        double *more = arena_alloc(a, 2 * cap * sizeof *nums);
+        int64_t *more_ints = arena_alloc(a, 2 * cap * sizeof *ints);
+        memcpy(more, nums, cap * sizeof *nums);
+        memcpy(more_ints, ints, cap * sizeof *ints);
+        nums = more, ints = more_ints, cap *= 2;
+      }
+      IrAttrValue e;
+      memset(&e, 0, sizeof e);
+      if (!parse_number(p, &e, "a list element")) return false;
+      nums[n] = e.d, ints[n] = e.i, v->is_int = v->is_int && e.is_int, n++;
+    } while (accept(p, ','));
+    if (!expect(p, ']', "to close the list")) return false;
   }
-  if (op == OP_CONST) return parse_const_value(p, attr, count);
+  v->n = (int64_t)n, v->nums = nums, v->ints = ints;
+  return true;
+}
+
+/* value := list | number | name ; what it means is ir/attr.c's to say */
+static bool parse_value(Parser *p, Arena *a, IrAttrValue *v, const char *what) {
+  skip_ws(p);
+  memset(v, 0, sizeof *v);
+  v->loc = here(p);
+  int c = peek(p);
+  const char *s = p->text + p->pos;
+  if (c == '[') return parse_number_list(p, a, v);
+  if ((c && strchr("+-.0123456789", c)) || strncmp(s, "inf", 3) == 0 || strncmp(s, "nan", 3) == 0)
+    return parse_number(p, v, what);
+  if (c != '"' && !ir_name_char(c, true))
+    return PARSE_ERROR(p, "expected %s (a number, a name or a list)", what);
+  v->kind = IR_ATTR_WORD;
+  return (v->word = parse_name(p, a, what)) != NULL;
+}
+
+/* attrs := '{' attr {',' attr} '}' ; attr := name ['=' value] (the '{' already read); which
+ * keys an op takes and what their values mean is checked by ir_attr_read */
+static bool parse_attrs(Parser *p, Arena *a, IrAttrText *t) {
+  do {
+    if (t->n == IR_ATTR_MAX_ENTRIES)
+      return PARSE_ERROR(p, "more than %d attributes", IR_ATTR_MAX_ENTRIES);
+    IrAttrEntry *e = &t->entry[t->n++];
+    memset(e, 0, sizeof *e);
+    skip_ws(p);
+    e->value.loc = here(p);
+    e->value.kind = IR_ATTR_FLAG;
+    if (!(e->key = parse_name(p, a, "an attribute name"))) return false;
+    if (accept(p, '=') && !parse_value(p, a, &e->value, "an attribute value")) return false;
+  } while (accept(p, ','));
+  return expect(p, '}', "to close the attributes");
+}
+
+/* operands := [value] [node-ref {',' node-ref}]: the attribute operand (a source's index, a
+ * constant's values) of an op that has one (ir_attr_has_operand), else the inputs */
+static bool parse_operands(Parser *p, Arena *a, OpKind op, NodeId *in, int *n_in, IrAttrText *t) {
+  if (ir_attr_has_operand(op)) {
+    t->has_operand = true;
+    return parse_value(p, a, &t->operand, "the operand");
+  }
   skip_ws(p);
   if (peek(p) != '%') return true; /* no operands: graph_add reports the arity */
   do {
@@ -726,8 +546,9 @@ static bool finish_node(Parser *p, NodeId id, DType t, const Shape *s, SrcLoc at
   return parse_meta(p, &p->g->arena, &n->name, &n->loc, &n->offset, &n->offset_n) && expect_eol(p);
 }
 
-/* node := node-ref '=' op operands ['{' attr {',' attr} '}'] ':' type [meta] */
-static bool parse_node(Parser *p) {
+/* node := node-ref '=' op operands [attrs] ':' type [meta]; a, a scratch arena, holds the
+ * text of the operand and the attributes until they are read into the node */
+static bool parse_node_in(Parser *p, Arena *a) {
   NodeId id;
   if (!parse_ref(p, &id)) return false;
   if (id != p->g->n_nodes)
@@ -736,44 +557,43 @@ static bool parse_node(Parser *p) {
   if (!expect(p, '=', "after the node id")) return false;
   skip_ws(p);
   SrcLoc op_at = here(p);
-  Arena scratch;
-  arena_init(&scratch);
-  const char *opname = parse_name(p, &scratch, "an op name");
+  const char *opname = parse_name(p, a, "an op name");
   OpKind op = OP_COUNT;
-  bool known = opname && op_from_name(opname, &op);
-  if (opname && !known) {
+  if (!opname) return false;
+  if (!op_from_name(opname, &op)) {
     p->failed = true;
     IR_ERROR(p->d, op_at, "unknown op '%s'", opname);
+    return false;
   }
-  arena_fini(&scratch);
-  if (!known) return false;
   NodeId in[IR_MAX_INPUTS];
   int n_in = 0;
-  int64_t count = -1;
-  NodeAttr attr;
-  memset(&attr, 0, sizeof attr);
-  Attrs attrs;
-  memset(&attrs, 0, sizeof attrs);
-  if (!parse_operands(p, op, in, &n_in, &attr, &count)) return false;
-  if (accept(p, '{')) {
-    do {
-      if (!parse_attr(p, op, &attrs)) return false;
-    } while (accept(p, ','));
-    if (!expect(p, '}', "to close the attributes")) return false;
-  }
+  IrAttrText text;
+  memset(&text, 0, sizeof text);
+  if (!parse_operands(p, a, op, in, &n_in, &text)) return false;
+  if (accept(p, '{') && !parse_attrs(p, a, &text)) return false;
   DType t;
   Shape s;
   if (!expect(p, ':', "before the node's type") || !parse_type(p, &t, &s)) return false;
-  if (count >= 0 && count != shape_numel(&s))
-    return PARSE_ERROR(p, "constant has %lld elements but its type %s holds %lld",
-                       (long long)count, dtype_name(t), (long long)shape_numel(&s));
-  if (!build_attr(p, op, &attrs, t, &s, &attr)) return false;
+  IrAttrRead r = {op, t, &s, here(p), &p->g->arena, p->d};
+  NodeAttr attr;
+  if (!ir_attr_read(&r, &text, &attr)) {
+    p->failed = true;
+    return false;
+  }
   NodeId got = graph_add(p->g, op, in, n_in, &attr, op_at, p->d);
   if (got == IR_NONE) {
     p->failed = true;
     return false;
   }
   return finish_node(p, got, t, &s, op_at);
+}
+
+static bool parse_node(Parser *p) {
+  Arena scratch;
+  arena_init(&scratch);
+  bool ok = parse_node_in(p, &scratch);
+  arena_fini(&scratch);
+  return ok;
 }
 
 /* output := 'output' name '=' node-ref kind [target] */

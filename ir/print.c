@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attr.h"
 #include "ir_internal.h"
 
 const char *const ir_output_kind_names[OUT_KIND_COUNT] = {
@@ -215,114 +216,52 @@ static void put_module(Buf *b, const Module *m) {
   for (int i = 0; i < m->n_steps; i++) put_step(b, &m->steps[i]);
 }
 
-static void put_int_list(Buf *b, int n, const int64_t *v) {
-  buf_put(b, "[", 1);
-  for (int i = 0; i < n; i++) buf_printf(b, "%s%lld", i ? ", " : "", (long long)v[i]);
-  buf_put(b, "]", 1);
-}
-
-/* the op's operands and attributes: everything between the op name and the ':' */
-static void put_operands(Buf *b, const Node *n) {
-  if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE) {
-    buf_printf(b, " %d", (int)n->attr.source.index);
-  } else if (n->op == OP_SCAN_ARG) {
-    buf_printf(b, " %d", (int)n->attr.scan_arg.index);
-  } else if (n->op == OP_CONST) {
-    buf_put(b, " ", 1);
-    if (!n->attr.constant.data) {
-      buf_double(b, n->attr.constant.value);
-    } else {
-      buf_put(b, "[", 1);
-      for (int64_t i = 0; i < shape_numel(&n->shape); i++) {
-        if (i) buf_put(b, ", ", 2);
-        buf_double(b, n->attr.constant.data[i]);
-      }
-      buf_put(b, "]", 1);
+/* a number, a word or a list of numbers, as ir/attr.c wrote it */
+static void put_value(Buf *b, const IrAttrValue *v) {
+  switch (v->kind) {
+  case IR_ATTR_FLAG:
+    break;
+  case IR_ATTR_NUMBER:
+    if (v->is_int)
+      buf_printf(b, "%lld", (long long)v->i);
+    else
+      buf_double(b, v->d);
+    break;
+  case IR_ATTR_WORD:
+    buf_printf(b, "%s", v->word);
+    break;
+  case IR_ATTR_LIST:
+    buf_put(b, "[", 1);
+    for (int64_t i = 0; i < v->n; i++) {
+      if (i) buf_put(b, ", ", 2);
+      if (v->is_int)
+        buf_printf(b, "%lld", (long long)v->ints[i]);
+      else
+        buf_double(b, v->nums[i]);
     }
+    buf_put(b, "]", 1);
+    break;
   }
-  for (int k = 0; k < n->n_in; k++) buf_printf(b, "%s%%%u", k ? ", " : " ", (unsigned)n->in[k]);
 }
 
-/* the attributes the node's type does not already state, in braces */
-static void put_attrs(Buf *b, const Node *n) {
-  switch (n->op) {
-  case OP_SUM: case OP_MEAN: case OP_MAX: {
-    int64_t axes[32];
-    int count = 0;
-    for (int i = 0; i < 32; i++)
-      if (n->attr.reduce.axes & (1u << i)) axes[count++] = i;
-    buf_printf(b, " {axes=");
-    put_int_list(b, count, axes);
-    buf_printf(b, ", keepdims=%s}", n->attr.reduce.keepdims ? "true" : "false");
-    break;
+/* everything between the op name and the ':': the attribute operand (a source's index, a
+ * constant's values), the inputs, and the attributes the node's type does not already state
+ * in braces (ir/attr.c says which, by the op's attribute kind) */
+static void put_operands_and_attrs(Buf *b, const Node *n) {
+  IrAttrText t;
+  ir_attr_write(n, &t);
+  if (t.has_operand) {
+    buf_put(b, " ", 1);
+    put_value(b, &t.operand);
   }
-  case OP_SOFTMAX: case OP_LOG_SOFTMAX:
-    buf_printf(b, " {axis=%d}", (int)n->attr.softmax.axis);
-    break;
-  case OP_TRANSPOSE: {
-    int64_t perm[IR_MAX_RANK];
-    for (int i = 0; i < n->shape.rank; i++) perm[i] = n->attr.transpose.perm[i];
-    buf_printf(b, " {perm=");
-    put_int_list(b, n->shape.rank, perm);
-    buf_put(b, "}", 1);
-    break;
+  for (int k = 0; k < n->n_in; k++)
+    buf_printf(b, "%s%%%u", k ? ", " : " ", (unsigned)n->in[k]);
+  for (int i = 0; i < t.n; i++) {
+    buf_printf(b, "%s%s", i ? ", " : " {", t.entry[i].key);
+    if (t.entry[i].value.kind != IR_ATTR_FLAG) buf_put(b, "=", 1);
+    put_value(b, &t.entry[i].value);
   }
-  case OP_MATMUL:
-    if (n->attr.matmul.trans_a && n->attr.matmul.trans_b) buf_printf(b, " {trans_a, trans_b}");
-    else if (n->attr.matmul.trans_a) buf_printf(b, " {trans_a}");
-    else if (n->attr.matmul.trans_b) buf_printf(b, " {trans_b}");
-    break;
-  case OP_ONE_HOT:
-    buf_printf(b, " {depth=%lld}", (long long)n->attr.one_hot.depth);
-    break;
-  case OP_RANDOM:
-    buf_printf(b, " {stream=%u, dist=%d}", (unsigned)n->attr.random.stream,
-               (int)n->attr.random.dist);
-    break;
-  case OP_DROPOUT:
-    buf_printf(b, " {stream=%u, p=", (unsigned)n->attr.random.stream);
-    buf_double(b, n->attr.random.p);
-    buf_put(b, "}", 1);
-    break;
-  case OP_SLICE: case OP_UNSLICE: { /* dim is the printed result type */
-    int64_t begin[IR_MAX_RANK], step[IR_MAX_RANK];
-    for (int i = 0; i < n->shape.rank; i++)
-      begin[i] = n->attr.slice.begin[i], step[i] = n->attr.slice.step[i];
-    buf_printf(b, " {begin=");
-    put_int_list(b, n->shape.rank, begin);
-    buf_printf(b, ", step=");
-    put_int_list(b, n->shape.rank, step);
-    buf_put(b, "}", 1);
-    break;
-  }
-  case OP_SCAN:
-    buf_printf(b, " {body=%d, length=%lld, carries=%d, seqs=%d, axis=%d%s}",
-               (int)n->attr.scan.body, (long long)n->attr.scan.length, (int)n->attr.scan.n_carry,
-               (int)n->attr.scan.n_seq, (int)n->attr.scan.axis,
-               n->attr.scan.reverse ? ", reverse" : "");
-    break;
-  case OP_UNPACK:
-    buf_printf(b, " {offset=%lld}", (long long)n->attr.unpack.offset);
-    break;
-  case OP_TRAIN_SELECT:
-    if (n->attr.mode.train) buf_printf(b, " {train}");
-    break;
-  case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_GRAD_WEIGHT: case OP_MAX_POOL2D:
-  case OP_MAX_POOL2D_GRAD: {
-    const struct IrConvAttr *a = &n->attr.conv;
-    buf_printf(b, " {stride=[%d, %d], dilation=[%d, %d], pad=[%d, %d, %d, %d], out_pad=[%d, %d]"
-               ", kernel=[%d, %d], groups=[%d]", (int)a->stride[0], (int)a->stride[1],
-               (int)a->dilation[0], (int)a->dilation[1], (int)a->pad[0], (int)a->pad[1],
-               (int)a->pad[2], (int)a->pad[3], (int)a->out_pad[0], (int)a->out_pad[1],
-               (int)a->kernel[0], (int)a->kernel[1], (int)a->groups);
-    buf_printf(b, "%s", a->layout == IR_CONV_NCHWC ? ", nchwc" : "");
-    const char *algo = ir_conv_algo_name((IrConvAlgo)a->algo);
-    buf_printf(b, "%s%s}", algo ? ", algo=" : "", algo ? algo : "");
-    break;
-  }
-  default:
-    break;
-  }
+  if (t.n) buf_put(b, "}", 1);
 }
 
 /* the declaration a source node reads, for the trailing comment */
@@ -339,8 +278,7 @@ static const char *source_name(const Graph *g, const Node *n) {
 static void put_node(Buf *b, const Graph *g, uint32_t id) {
   const Node *n = &g->nodes[id];
   buf_printf(b, "  %%%u = %s", (unsigned)id, ir_ops[n->op].name);
-  put_operands(b, n);
-  put_attrs(b, n);
+  put_operands_and_attrs(b, n);
   buf_printf(b, " : ");
   put_type(b, n->dtype, &n->shape);
   put_meta(b, n->name, n->loc, n->offset, n->offset_n);

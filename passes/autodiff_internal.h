@@ -35,7 +35,7 @@ VjpKind vjp_kind(OpKind op);
  * the cotangent contributions of forward node n (id `id`, output cotangent gy) to its active
  * inputs through ad_accumulate; false = no rule. vjp_none and vjp_zero and the elementwise
  * and structural rules are in vjp.c, the others in vjp_struct.c, vjp_conv.c, vjp_scan.c. */
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower)                                        \
+#define OP(e, text, arity, fusion, attr, infer, eval, vjp, lower)                                        \
   bool vjp(AdCtx *a, const Node *n, NodeId id, NodeId gy);
 #include "ir/ops.def"
 #undef OP

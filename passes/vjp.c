@@ -294,7 +294,7 @@ bool vjp_broadcast_to(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 /* ---- the table ---------------------------------------------------------------------------- */
 
 static const VjpFn vjp_table[] = {
-#define OP(e, text, arity, fusion, infer, eval, vjp, lower) vjp,
+#define OP(e, text, arity, fusion, attr, infer, eval, vjp, lower) vjp,
 #include "ir/ops.def"
 #undef OP
 };

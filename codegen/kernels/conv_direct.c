@@ -12,12 +12,18 @@
  * -Wpedantic -Werror. Nothing above the first section is embedded.
  */
 /* @lathe-kernel pack_w */
+/* The integers of a lathe_dconv_pack_w call: o filters of k weights (C * KH * KW) each. */
+typedef struct lathe_dconv_pack_dims {
+  ptrdiff_t o, k;
+} lathe_dconv_pack_dims;
+
 /* wp[ob][k][l] = w[ob * LT_V + l][k], zero for the channels past o: whole blocks of LT_V
  * channels by lathe_gemm_transpose (in registers), a partial last one element by element */
-LATHE_GEMM_SHARED void lathe_dconv_pack_w(const float *w, ptrdiff_t o, ptrdiff_t k,
-                                          float *wp) {
+LATHE_GEMM_SHARED void lathe_dconv_pack_w(const float *w, lathe_dconv_pack_dims d, float *wp) {
+  const ptrdiff_t o = d.o, k = d.k;
   for (ptrdiff_t ob = 0; ob < o / LT_V; ob++)
-    lathe_gemm_transpose(k, LT_V, w + ob * LT_V * k, 1, k, wp + ob * k * LT_V);
+    lathe_gemm_transpose((lathe_transpose_dims){.k = k, .n = LT_V, .rs = 1, .cs = k},
+                         w + ob * LT_V * k, wp + ob * k * LT_V);
   for (ptrdiff_t ob = o / LT_V; ob < (o + LT_V - 1) / LT_V; ob++)
     for (ptrdiff_t p = 0; p < k; p++)
       for (ptrdiff_t l = 0; l < LT_V; l++)
@@ -25,10 +31,16 @@ LATHE_GEMM_SHARED void lathe_dconv_pack_w(const float *w, ptrdiff_t o, ptrdiff_t
 }
 
 /* @lathe-kernel pack_wt */
+/* The integers of a lathe_dconv_pack_wt call: weights w [o][c][kk]. */
+typedef struct lathe_dconv_pack_wt_dims {
+  ptrdiff_t o, c, kk;
+} lathe_dconv_pack_wt_dims;
+
 /* the transposed convolution's weights w [o][c][kk] as a convolution's, flipped:
  * wp[cb][(p * kk + t)][l] = w[p][cb * LT_V + l][kk - 1 - t], zero for the channels past c */
-LATHE_GEMM_SHARED void lathe_dconv_pack_wt(const float *w, ptrdiff_t o, ptrdiff_t c,
-                                           ptrdiff_t kk, float *wp) {
+LATHE_GEMM_SHARED void lathe_dconv_pack_wt(const float *w, lathe_dconv_pack_wt_dims d,
+                                           float *wp) {
+  const ptrdiff_t o = d.o, c = d.c, kk = d.kk;
   for (ptrdiff_t cb = 0; cb < (c + LT_V - 1) / LT_V; cb++)
     for (ptrdiff_t p = 0; p < o; p++)
       for (ptrdiff_t t = 0; t < kk; t++)
@@ -168,10 +180,18 @@ LATHE_GEMM_SHARED void lathe_dconv_wimage(const float *x, const float *dy,
             acc + (ob * K + (c * KH + kh) * KW) * LT_V, K * LT_V);
 }
 
+/* The integers of a lathe_dconv_wfinish call: dw [o][k], threads blocked sums stride floats
+ * apart. */
+typedef struct lathe_dconv_wfinish_dims {
+  ptrdiff_t o, k, stride;
+  int threads;
+} lathe_dconv_wfinish_dims;
+
 /* dw [o][k] = the sum over the threads t of their blocked sums acc + t * stride */
-LATHE_GEMM_SHARED void lathe_dconv_wfinish(float *dw, ptrdiff_t o, ptrdiff_t k,
-                                           const float *acc, int threads,
-                                           ptrdiff_t stride) {
+LATHE_GEMM_SHARED void lathe_dconv_wfinish(float *dw, lathe_dconv_wfinish_dims d,
+                                           const float *acc) {
+  const ptrdiff_t o = d.o, k = d.k, stride = d.stride;
+  const int threads = d.threads;
   for (ptrdiff_t i = 0; i < o; i++)
     for (ptrdiff_t p = 0; p < k; p++) {
       float s = 0.0f;

@@ -129,9 +129,14 @@ LATHE_GEMM_SHARED void lathe_conv_pack_gather(const lathe_gemm_b *b, ptrdiff_t p
 }
 
 /* @lathe-kernel weight_t */
+/* The integers of a lathe_conv_weight_t call: weights w [groups][og][cg][kk]. */
+typedef struct lathe_conv_weight_dims {
+  ptrdiff_t groups, og, cg, kk;
+} lathe_conv_weight_dims;
+
 /* wt[g][ci][o][t] = w[g][o][ci][t]: the weights of each group with O and C swapped */
-LATHE_GEMM_SHARED void lathe_conv_weight_t(const float *w, ptrdiff_t groups, ptrdiff_t og,
-                                           ptrdiff_t cg, ptrdiff_t kk, float *wt) {
+LATHE_GEMM_SHARED void lathe_conv_weight_t(const float *w, lathe_conv_weight_dims d, float *wt) {
+  const ptrdiff_t groups = d.groups, og = d.og, cg = d.cg, kk = d.kk;
   for (ptrdiff_t gi = 0; gi < groups; gi++)
     for (ptrdiff_t o = 0; o < og; o++)
       for (ptrdiff_t ci = 0; ci < cg; ci++)

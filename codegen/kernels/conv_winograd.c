@@ -11,14 +11,20 @@
  * -Wpedantic -Werror. Nothing above the first section is embedded.
  */
 /* @lathe-kernel pack_u */
+/* The integers of a lathe_wino_pack_u call: o 3x3 filters over c channels. */
+typedef struct lathe_wino_pack_dims {
+  ptrdiff_t o, c;
+} lathe_wino_pack_dims;
+
 /* u[xi][ob][c][l] = (G g G^T)[xi] for the 3x3 filter g = w[ob * LT_V + l][c] (zero past o),
  * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]: Winograd's F(2x2, 3x3). The weights are
  * first blocked into wt[ob][c * 9][LT_V] by lathe_dconv_pack_w (a transpose in registers),
  * so the transform runs along the lanes, LT_V filters at a time. */
-LATHE_GEMM_SHARED void lathe_wino_pack_u(const float *w, ptrdiff_t o, ptrdiff_t c,
-                                         float *u, float *wt) {
+LATHE_GEMM_SHARED void lathe_wino_pack_u(const float *w, lathe_wino_pack_dims d, float *u,
+                                         float *wt) {
+  const ptrdiff_t o = d.o, c = d.c;
   const ptrdiff_t OB = (o + LT_V - 1) / LT_V, xs = OB * c * LT_V; /* floats per xi */
-  lathe_dconv_pack_w(w, o, c * 9, wt);
+  lathe_dconv_pack_w(w, (lathe_dconv_pack_dims){.o = o, .k = c * 9}, wt);
   for (ptrdiff_t ob = 0; ob < OB; ob++)
     for (ptrdiff_t ci = 0; ci < c; ci++) {
       /* the 16 values of the LT_V filters in a local block, then one row per xi: the xi

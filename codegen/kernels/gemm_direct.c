@@ -64,12 +64,17 @@ LATHE_GEMM_SHARED void lathe_gemm_direct(const float *a, const float *b, float *
 }
 
 /* @lathe-kernel transpose_doc */
+/* The integers of a lathe_gemm_transpose call, named at the call site. */
+typedef struct lathe_transpose_dims {
+  ptrdiff_t k, n, rs, cs;
+} lathe_transpose_dims;
+
 /* dst (k x n, row-major) = B, B[p][j] = b[p * rs + j * cs] (codegen/gemm_direct.c): a
  * transposed B made row-major for lathe_gemm_direct. */
 /* @lathe-check-only */
-LATHE_GEMM_SHARED void lathe_gemm_transpose(ptrdiff_t k, ptrdiff_t n, const float *b,
-                                            ptrdiff_t rs, ptrdiff_t cs,
+LATHE_GEMM_SHARED void lathe_gemm_transpose(lathe_transpose_dims d, const float *b,
                                             float *restrict dst) {
+  const ptrdiff_t k = d.k, n = d.n, rs = d.rs, cs = d.cs;
   ptrdiff_t jf = 0, pf = 0; /* generated: the whole blocks of jf columns and pf rows */
 /* @lathe-kernel transpose_rest */
   /* the rest (16-column strips; dst's rows written whole) */

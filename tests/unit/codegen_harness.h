@@ -24,6 +24,20 @@
 
 static const char *const cgh_compilers[] = {"gcc", "clang"};
 enum { CGH_N_COMPILERS = 2 };
+/* how many of cgh_compilers cgh_check_module builds with (cgh_parse_args) */
+static int cgh_n_compilers = CGH_N_COMPILERS;
+
+/* For a test with a quick run (label fast: the generated C built by gcc only) and an exhaustive
+ * one (`--exhaustive`, its *_exhaustive twin in CMakeLists.txt, label slow: gcc and clang):
+ * reads main's arguments. False, with the usage printed, on anything else. */
+static inline bool cgh_parse_args(int argc, char **argv) {
+  if (argc > 2 || (argc == 2 && strcmp(argv[1], "--exhaustive") != 0)) {
+    fprintf(stderr, "usage: %s [--exhaustive]\n", argv[0]);
+    return false;
+  }
+  cgh_n_compilers = argc == 2 ? CGH_N_COMPILERS : 1;
+  return true;
+}
 
 /* dce + memplan on every entry; ck_assert on failure with the diagnostics */
 static inline void cgh_plan(Module *m) {
@@ -257,7 +271,8 @@ static inline void cgh_check_entry(const CghBuild *b, const Module *m, int index
   diag_fini(&d);
 }
 
-/* emit, then for gcc and clang: build, load, check every entry */
+/* emit, then for gcc and clang (gcc only in a quick run, cgh_parse_args): build, load, check
+ * every entry */
 static inline void cgh_check_module(Module *m, const Tensor *inputs, const Tensor *params,
                                     const Tensor *states, double rtol) {
   cgh_plan(m);
@@ -265,7 +280,7 @@ static inline void cgh_check_module(Module *m, const Tensor *inputs, const Tenso
   cgh_emit(m, false, &c_text, &h_text);
   CghBuild b;
   cgh_setup(&b, m->name, c_text, h_text);
-  for (int k = 0; k < CGH_N_COMPILERS; k++) {
+  for (int k = 0; k < cgh_n_compilers; k++) {
     cgh_build(&b, cgh_compilers[k]);
     for (int i = 0; i < m->n_entries; i++)
       cgh_check_entry(&b, m, i, inputs, params, states, rtol);

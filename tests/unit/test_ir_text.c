@@ -318,6 +318,21 @@ START_TEST(test_malformed) {
   expect_parse_error(buf, "unknown attribute");
   snprintf(buf, sizeof buf, "%s  %%1 = sum %%0 : f32[2]\n}\n", head);
   expect_parse_error(buf, "needs {axes=");
+  /* the attribute dictionary is read by kind (ir/attr.c): each key once, in its form */
+  snprintf(buf, sizeof buf, "%s  %%1 = sum %%0 {axes=[1], axes=[0]} : f32[2]\n}\n", head);
+  expect_parse_error(buf, "attribute 'axes' given twice");
+  snprintf(buf, sizeof buf, "%s  %%1 = sum %%0 {axes=[1.5]} : f32[2]\n}\n", head);
+  expect_parse_error(buf, "expected a list of integers after 'axes='");
+  snprintf(buf, sizeof buf, "%s  %%1 = sum %%0 {axes} : f32[2]\n}\n", head);
+  expect_parse_error(buf, "expected '=' after 'axes'");
+  snprintf(buf, sizeof buf, "%s  %%1 = sum %%0 {axes=[1], keepdims=maybe} : f32[2]\n}\n", head);
+  expect_parse_error(buf, "expected true or false after 'keepdims='");
+  snprintf(buf, sizeof buf, "%s  %%1 = matmul %%0, %%0 {trans_b=1} : f32[2, 2]\n}\n", head);
+  expect_parse_error(buf, "'trans_b' takes no value");
+  snprintf(buf, sizeof buf, "%s  %%1 = neg %%0 {nchwc} : f32[2, 3]\n}\n", head);
+  expect_parse_error(buf, "unknown attribute 'nchwc' for 'neg'");
+  snprintf(buf, sizeof buf, "%s  %%1 = input x : f32[2, 3]\n}\n", head);
+  expect_parse_error(buf, "expected a declaration index (an integer)");
   snprintf(buf, sizeof buf, "%s  %%1 = const [1, 2] : f32[3]\n}\n", head);
   expect_parse_error(buf, "constant has 2 elements");
   snprintf(buf, sizeof buf, "%s  output y = %%3 value\n}\n", head);

@@ -7,7 +7,9 @@
  *   1. the reference evaluator runs it (finite values of the inferred shape), and the IR
  *      text form round-trips it (print, parse, print: same text; same values evaluated);
  *   2. CSE merges two equal instances (the attribute compare of passes/cse.c);
- *   3. the generated C (gcc and clang, tests/unit/codegen_harness.h) equals the evaluator;
+ *   3. the generated C (tests/unit/codegen_harness.h) equals the evaluator: built by gcc in
+ *      the quick run (label fast), by gcc and clang with `--exhaustive`
+ *      (test_op_coverage_exhaustive, label slow);
  *   4. the vjp column of ops.def says what the case expects (a rule, a zero derivative or
  *      none), so a hook replaced by vjp_none fails here; and every op with a rule or a zero
  *      derivative is checked against central finite differences in f64, as in
@@ -624,6 +626,7 @@ static Suite *coverage_suite(void) {
   return s;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (!cgh_parse_args(argc, argv)) return 2;
   return test_run_suite(coverage_suite());
 }

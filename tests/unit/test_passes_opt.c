@@ -3,7 +3,8 @@
  * Differential: examples/mlp.lathe compiled at -O0 and -O3 (every entry: forward, train,
  * grad, evaluate) gives the same outputs, loss, gradients and parameter/state updates as the
  * reference evaluator on the -O0 graph, both as IR (ir_eval of the optimized graph) and as
- * generated C built by gcc and clang. Structural: the fusion schedule is a topological order,
+ * generated C built by gcc (and by clang with --exhaustive: test_passes_opt_exhaustive).
+ * Structural: the fusion schedule is a topological order,
  * the memory plan never overlaps two live buffers (except an elementwise kernel's in-place
  * output over the input dying in it) and fits the planned size; and the targets of the
  * optimizing passes hold: at -O3 the train step has at most half the kernels of -O0 and an
@@ -116,7 +117,7 @@ START_TEST(test_o0_o3_same_values) {
 }
 END_TEST
 
-/* generated C at -O<level> (gcc and clang) matches the evaluator on every entry */
+/* generated C at -O<level> (cgh_check_module's compilers) matches the evaluator on every entry */
 static void check_codegen(int level) {
   Module *m = build_mlp(level);
   Data t;
@@ -224,4 +225,7 @@ static Suite *passes_opt_suite(void) {
   return s;
 }
 
-int main(void) { return test_run_suite(passes_opt_suite()); }
+int main(int argc, char **argv) {
+  if (!cgh_parse_args(argc, argv)) return 2;
+  return test_run_suite(passes_opt_suite());
+}

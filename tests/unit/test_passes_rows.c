@@ -7,8 +7,9 @@
  * with their forward, grad, evaluate and train entries. For each:
  *   - at -O3 the loss chain is one kernel: the train entry has a fusion group holding the
  *     log-softmax, its per-row sum and the scalar loss, and fewer kernels than at -O0;
- *   - the generated C (gcc and clang, -Werror) of every entry equals the reference evaluator
- *     on the same graph (outputs, loss, gradients, parameter and state updates);
+ *   - the generated C (-Werror; gcc, and clang too with --exhaustive) of every entry equals
+ *     the reference evaluator on the same graph (outputs, loss, gradients, parameter and
+ *     state updates);
  *   - the reference evaluator gives the same outputs for the -O0 and the -O3 graphs (fusion
  *     and the cleanups keep the semantics), within rtol.
  * f32 with rtol 1e-4 and f64 with rtol 1e-10. Also issue 5's kernel and arena targets on the
@@ -244,4 +245,7 @@ static Suite *rows_suite(void) {
   return s;
 }
 
-int main(void) { return test_run_suite(rows_suite()); }
+int main(int argc, char **argv) {
+  if (!cgh_parse_args(argc, argv)) return 2;
+  return test_run_suite(rows_suite());
+}

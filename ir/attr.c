@@ -1,0 +1,718 @@
+/* ir/attr.c — node attributes by kind: write to text, read from text, compare, hash.
+ *
+ * One section per IrAttrKind holds the four things a kind must say about its NodeAttr fields,
+ * and one table (kinds[], one row per kind, checked by _Static_assert) holds the keys the kind
+ * reads and its functions. ir/print.c, ir/parse.c and passes/cse.c reach the attributes only
+ * through here, so a new kind is one section and one row, and a new op of an existing kind is
+ * only its attr column in ir/ops.def. The text forms are documented in docs/ir.md.
+ */
+#include "attr.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ir_internal.h"
+
+/* reading: the request, the text and the NodeAttr being filled */
+typedef struct Ctx {
+  const IrAttrRead *r;
+  const IrAttrText *t;
+  const char *op; /* the op's text name, for diagnostics */
+} Ctx;
+
+#define FAIL(c, loc, ...) (IR_ERROR((c)->r->d, (loc), __VA_ARGS__), false)
+
+/* ---- writing helpers ---------------------------------------------------------------------- */
+
+static IrAttrEntry *put(IrAttrText *t, const char *key, IrAttrValueKind kind) {
+  IR_ASSERT(t->n < IR_ATTR_MAX_ENTRIES);
+  IrAttrEntry *e = &t->entry[t->n++];
+  memset(e, 0, sizeof *e);
+  e->key = key;
+  e->value.kind = kind;
+  return e;
+}
+
+static void put_flag(IrAttrText *t, const char *key) {
+  put(t, key, IR_ATTR_FLAG);
+}
+
+static void put_int(IrAttrText *t, const char *key, int64_t v) {
+  IrAttrValue *x = &put(t, key, IR_ATTR_NUMBER)->value;
+  x->is_int = true;
+  x->i = v;
+}
+
+static void put_number(IrAttrText *t, const char *key, double v) {
+  put(t, key, IR_ATTR_NUMBER)->value.d = v;
+}
+
+static void put_word(IrAttrText *t, const char *key, const char *w) {
+  put(t, key, IR_ATTR_WORD)->value.word = w;
+}
+
+/* an integer list from n values of any integer type, through the pool */
+static int64_t *put_list(IrAttrText *t, const char *key, int n) {
+  IR_ASSERT(t->n_pool + n <= IR_ATTR_POOL);
+  IrAttrValue *x = &put(t, key, IR_ATTR_LIST)->value;
+  int64_t *v = t->pool + t->n_pool;
+  t->n_pool += n;
+  x->is_int = true;
+  x->n = n;
+  x->ints = v;
+  return v;
+}
+
+static void put_operand_int(IrAttrText *t, int64_t v) {
+  t->has_operand = true;
+  t->operand.kind = IR_ATTR_NUMBER;
+  t->operand.is_int = true;
+  t->operand.i = v;
+}
+
+/* ---- reading helpers ---------------------------------------------------------------------- */
+
+static const IrAttrValue *find(const Ctx *c, const char *key) {
+  for (int i = 0; i < c->t->n; i++)
+    if (strcmp(c->t->entry[i].key, key) == 0) return &c->t->entry[i].value;
+  return NULL;
+}
+
+static bool has_flag(const Ctx *c, const char *key) {
+  return find(c, key) != NULL;
+}
+
+/* key=integer in [lo, hi] into *out; absent: *out unchanged, and an error if required */
+static bool get_int(const Ctx *c, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+  const IrAttrValue *v = find(c, key);
+  if (!v) return true;
+  if (v->kind != IR_ATTR_NUMBER || !v->is_int)
+    return FAIL(c, v->loc, "expected an integer after '%s='", key);
+  if (v->i < lo || v->i > hi) return FAIL(c, v->loc, "'%s': %s out of range", c->op, key);
+  *out = v->i;
+  return true;
+}
+
+static bool get_number(const Ctx *c, const char *key, double *out) {
+  const IrAttrValue *v = find(c, key);
+  if (!v) return true;
+  if (v->kind != IR_ATTR_NUMBER) return FAIL(c, v->loc, "expected a number after '%s='", key);
+  *out = v->d;
+  return true;
+}
+
+/* key=[integers in [lo, hi]] into out[0, *n), at most max of them; absent: *n = -1 */
+static bool get_list(const Ctx *c, const char *key, int max, int64_t lo, int64_t hi, int64_t *out,
+                     int *n) {
+  const IrAttrValue *v = find(c, key);
+  *n = -1;
+  if (!v) return true;
+  if (v->kind != IR_ATTR_LIST || !v->is_int)
+    return FAIL(c, v->loc, "expected a list of integers after '%s='", key);
+  if (v->n > max) return FAIL(c, v->loc, "list longer than %d", max);
+  for (int64_t i = 0; i < v->n; i++) {
+    if (v->ints[i] < lo || v->ints[i] > hi)
+      return FAIL(c, v->loc, "'%s': %s out of range", c->op, key);
+    out[i] = v->ints[i];
+  }
+  *n = (int)v->n;
+  return true;
+}
+
+/* the operand as an integer in [0, INT32_MAX] */
+static bool get_operand_index(const Ctx *c, int32_t *out) {
+  const IrAttrValue *v = &c->t->operand;
+  SrcLoc at = c->t->has_operand ? v->loc : c->r->at;
+  if (!c->t->has_operand || v->kind != IR_ATTR_NUMBER || !v->is_int)
+    return FAIL(c, at, "expected a declaration index (an integer)");
+  if (v->i < 0 || v->i > INT32_MAX) return FAIL(c, at, "index out of range");
+  *out = (int32_t)v->i;
+  return true;
+}
+
+/* ---- ATTR_NONE ---------------------------------------------------------------------------- */
+
+static void write_none(const Node *n, IrAttrText *t) {
+  (void)n, (void)t;
+}
+static bool read_none(const Ctx *c, NodeAttr *out) {
+  return (void)c, (void)out, true;
+}
+static bool equal_none(const Node *a, const Node *b) {
+  return (void)a, (void)b, true;
+}
+static uint64_t hash_none(const Node *n) {
+  return (void)n, 0;
+}
+
+/* ---- ATTR_SOURCE: the declaration index, written as the operand --------------------------- */
+
+static void write_source(const Node *n, IrAttrText *t) {
+  put_operand_int(t, n->attr.source.index);
+}
+static bool read_source(const Ctx *c, NodeAttr *out) {
+  return get_operand_index(c, &out->source.index);
+}
+static bool equal_source(const Node *a, const Node *b) {
+  return a->attr.source.index == b->attr.source.index;
+}
+static uint64_t hash_source(const Node *n) {
+  return (uint32_t)n->attr.source.index;
+}
+
+/* ---- ATTR_SCAN_ARG: the scan input index as the operand; dtype and shape from the type ---- */
+
+static void write_scan_arg(const Node *n, IrAttrText *t) {
+  put_operand_int(t, n->attr.scan_arg.index);
+}
+static bool read_scan_arg(const Ctx *c, NodeAttr *out) {
+  out->scan_arg.dtype = c->r->dtype;
+  out->scan_arg.shape = *c->r->shape;
+  return get_operand_index(c, &out->scan_arg.index);
+}
+static bool equal_scan_arg(const Node *a, const Node *b) {
+  return a->attr.scan_arg.index == b->attr.scan_arg.index;
+}
+static uint64_t hash_scan_arg(const Node *n) {
+  return (uint32_t)n->attr.scan_arg.index;
+}
+
+/* ---- ATTR_CONST: the value, or every value in C order, as the operand --------------------- */
+
+static void write_const(const Node *n, IrAttrText *t) {
+  t->has_operand = true;
+  if (!n->attr.constant.data) {
+    t->operand.kind = IR_ATTR_NUMBER;
+    t->operand.d = n->attr.constant.value;
+    return;
+  }
+  t->operand.kind = IR_ATTR_LIST;
+  t->operand.n = shape_numel(&n->shape);
+  t->operand.nums = n->attr.constant.data;
+}
+
+static bool read_const(const Ctx *c, NodeAttr *out) {
+  const IrAttrValue *v = &c->t->operand;
+  out->constant.dtype = c->r->dtype;
+  out->constant.shape = *c->r->shape;
+  if (!c->t->has_operand || (v->kind != IR_ATTR_NUMBER && v->kind != IR_ATTR_LIST))
+    return FAIL(c, c->t->has_operand ? v->loc : c->r->at,
+                "expected a constant value (a number or a list of numbers)");
+  if (v->kind == IR_ATTR_NUMBER) {
+    out->constant.value = v->d;
+    return true;
+  }
+  int64_t numel = shape_numel(c->r->shape);
+  if (v->n != numel) {
+    char s[200];
+    return FAIL(c, c->r->at, "constant has %lld elements but its type %s%s holds %lld",
+                (long long)v->n, dtype_name(c->r->dtype), shape_str(c->r->shape, s, sizeof s),
+                (long long)numel);
+  }
+  double *data = arena_alloc(c->r->arena, (size_t)(v->n ? v->n : 1) * sizeof *data);
+  if (v->n) memcpy(data, v->nums, (size_t)v->n * sizeof *data);
+  out->constant.data = data;
+  return true;
+}
+
+/* element i of a constant (every element is value when data is NULL) */
+static double const_at(const Node *n, int64_t i) {
+  return n->attr.constant.data ? n->attr.constant.data[i] : n->attr.constant.value;
+}
+
+static bool equal_const(const Node *a, const Node *b) {
+  bool uniform = !a->attr.constant.data && !b->attr.constant.data;
+  int64_t count = uniform ? 1 : shape_numel(&a->shape);
+  for (int64_t i = 0; i < count; i++) {
+    double x = const_at(a, i), y = const_at(b, i);
+    if (memcmp(&x, &y, sizeof x) != 0) return false; /* bitwise: -0.0 != 0.0, NaN == NaN */
+  }
+  return true;
+}
+
+/* the first element's bits: equal constants hash equal whether stored uniform or as data */
+static uint64_t hash_const(const Node *n) {
+  double x = shape_numel(&n->shape) > 0 ? const_at(n, 0) : n->attr.constant.value;
+  uint64_t h;
+  memcpy(&h, &x, sizeof h);
+  return h;
+}
+
+/* ---- ATTR_SHAPE, ATTR_CAST, ATTR_ROWS: stated by the result type, never written ------------ */
+
+static bool read_shape(const Ctx *c, NodeAttr *out) {
+  out->reshape.shape = *c->r->shape;
+  return true;
+}
+static bool equal_shape(const Node *a, const Node *b) {
+  return shape_equal(&a->attr.reshape.shape, &b->attr.reshape.shape);
+}
+
+static bool read_cast(const Ctx *c, NodeAttr *out) {
+  out->cast.dtype = c->r->dtype;
+  return true;
+}
+static bool equal_cast(const Node *a, const Node *b) {
+  return a->attr.cast.dtype == b->attr.cast.dtype;
+}
+static uint64_t hash_cast(const Node *n) {
+  return (uint64_t)n->attr.cast.dtype;
+}
+
+static bool read_rows(const Ctx *c, NodeAttr *out) {
+  if (c->r->shape->rank < 1) return FAIL(c, c->r->at, "'%s' has a result of rank >= 1", c->op);
+  out->gather.rows = c->r->shape->dim[0];
+  return true;
+}
+static bool equal_rows(const Node *a, const Node *b) {
+  return a->attr.gather.rows == b->attr.gather.rows;
+}
+static uint64_t hash_rows(const Node *n) {
+  return (uint64_t)n->attr.gather.rows;
+}
+
+/* ---- ATTR_AXES: {axes=[...], keepdims=true|false} ------------------------------------------ */
+
+static void write_axes(const Node *n, IrAttrText *t) {
+  int count = 0;
+  for (int i = 0; i < 32; i++)
+    count += (n->attr.reduce.axes >> i) & 1u;
+  int64_t *axes = put_list(t, "axes", count);
+  for (int i = 0, k = 0; i < 32; i++)
+    if (n->attr.reduce.axes & (1u << i)) axes[k++] = i;
+  put_word(t, "keepdims", n->attr.reduce.keepdims ? "true" : "false");
+}
+
+static bool read_axes(const Ctx *c, NodeAttr *out) {
+  int64_t axes[IR_MAX_RANK];
+  int n;
+  if (!get_list(c, "axes", IR_MAX_RANK, 0, IR_MAX_RANK - 1, axes, &n)) return false;
+  if (n < 0) return FAIL(c, c->r->at, "'%s' needs {axes=[...]}", c->op);
+  for (int i = 0; i < n; i++)
+    out->reduce.axes |= 1u << axes[i];
+  const IrAttrValue *k = find(c, "keepdims");
+  if (!k) return true;
+  bool yes = k->kind == IR_ATTR_WORD && strcmp(k->word, "true") == 0;
+  if (!yes && !(k->kind == IR_ATTR_WORD && strcmp(k->word, "false") == 0))
+    return FAIL(c, k->loc, "expected true or false after 'keepdims='");
+  out->reduce.keepdims = yes;
+  return true;
+}
+
+static bool equal_axes(const Node *a, const Node *b) {
+  return a->attr.reduce.axes == b->attr.reduce.axes &&
+         a->attr.reduce.keepdims == b->attr.reduce.keepdims;
+}
+static uint64_t hash_axes(const Node *n) {
+  return n->attr.reduce.axes * 2u + n->attr.reduce.keepdims;
+}
+
+/* ---- ATTR_AXIS: {axis=N} -------------------------------------------------------------------- */
+
+static void write_axis(const Node *n, IrAttrText *t) {
+  put_int(t, "axis", n->attr.softmax.axis);
+}
+static bool read_axis(const Ctx *c, NodeAttr *out) {
+  int64_t axis = -1;
+  if (!get_int(c, "axis", 0, IR_MAX_RANK - 1, &axis)) return false;
+  if (axis < 0) return FAIL(c, c->r->at, "'%s' needs {axis=N}", c->op);
+  out->softmax.axis = (int32_t)axis;
+  return true;
+}
+static bool equal_axis(const Node *a, const Node *b) {
+  return a->attr.softmax.axis == b->attr.softmax.axis;
+}
+static uint64_t hash_axis(const Node *n) {
+  return (uint32_t)n->attr.softmax.axis;
+}
+
+/* ---- ATTR_PERM: {perm=[...]}, one entry per axis of the result ------------------------------ */
+
+static void write_perm(const Node *n, IrAttrText *t) {
+  int64_t *perm = put_list(t, "perm", n->shape.rank);
+  for (int i = 0; i < n->shape.rank; i++)
+    perm[i] = n->attr.transpose.perm[i];
+}
+static bool read_perm(const Ctx *c, NodeAttr *out) {
+  int64_t perm[IR_MAX_RANK];
+  int n;
+  if (!get_list(c, "perm", IR_MAX_RANK, INT8_MIN, INT8_MAX, perm, &n)) return false;
+  if (n < 0) return FAIL(c, c->r->at, "'%s' needs {perm=[...]}", c->op);
+  if (n != c->r->shape->rank)
+    return FAIL(c, c->r->at, "perm has %d entries for rank %d", n, (int)c->r->shape->rank);
+  for (int i = 0; i < IR_MAX_RANK; i++)
+    out->transpose.perm[i] = (int8_t)(i < n ? perm[i] : -1);
+  return true;
+}
+static bool equal_perm(const Node *a, const Node *b) {
+  return memcmp(a->attr.transpose.perm, b->attr.transpose.perm, (size_t)a->shape.rank) == 0;
+}
+static uint64_t hash_perm(const Node *n) {
+  uint64_t h = 0;
+  for (int i = 0; i < n->shape.rank; i++)
+    h = h * 8 + (uint8_t)n->attr.transpose.perm[i];
+  return h;
+}
+
+/* ---- ATTR_MATMUL: {trans_a, trans_b}, each flag only when set ------------------------------- */
+
+static void write_matmul(const Node *n, IrAttrText *t) {
+  if (n->attr.matmul.trans_a) put_flag(t, "trans_a");
+  if (n->attr.matmul.trans_b) put_flag(t, "trans_b");
+}
+static bool read_matmul(const Ctx *c, NodeAttr *out) {
+  out->matmul.trans_a = has_flag(c, "trans_a");
+  out->matmul.trans_b = has_flag(c, "trans_b");
+  return true;
+}
+static bool equal_matmul(const Node *a, const Node *b) {
+  return a->attr.matmul.trans_a == b->attr.matmul.trans_a &&
+         a->attr.matmul.trans_b == b->attr.matmul.trans_b;
+}
+static uint64_t hash_matmul(const Node *n) {
+  return n->attr.matmul.trans_a * 2u + n->attr.matmul.trans_b;
+}
+
+/* ---- ATTR_ONE_HOT: {depth=N}; the dtype is the result's ------------------------------------- */
+
+static void write_one_hot(const Node *n, IrAttrText *t) {
+  put_int(t, "depth", n->attr.one_hot.depth);
+}
+static bool read_one_hot(const Ctx *c, NodeAttr *out) {
+  if (!find(c, "depth")) return FAIL(c, c->r->at, "'%s' needs {depth=N}", c->op);
+  out->one_hot.dtype = c->r->dtype;
+  return get_int(c, "depth", INT64_MIN, INT64_MAX, &out->one_hot.depth);
+}
+static bool equal_one_hot(const Node *a, const Node *b) {
+  return a->attr.one_hot.depth == b->attr.one_hot.depth &&
+         a->attr.one_hot.dtype == b->attr.one_hot.dtype;
+}
+static uint64_t hash_one_hot(const Node *n) {
+  return (uint64_t)n->attr.one_hot.depth;
+}
+
+/* ---- ATTR_SCAN: {body=N, length=N, carries=N, seqs=N, axis=N[, reverse]} --------------------- */
+
+static void write_scan(const Node *n, IrAttrText *t) {
+  put_int(t, "body", n->attr.scan.body);
+  put_int(t, "length", n->attr.scan.length);
+  put_int(t, "carries", n->attr.scan.n_carry);
+  put_int(t, "seqs", n->attr.scan.n_seq);
+  put_int(t, "axis", n->attr.scan.axis);
+  if (n->attr.scan.reverse) put_flag(t, "reverse");
+}
+
+static bool read_scan(const Ctx *c, NodeAttr *out) {
+  if (!find(c, "body") || !find(c, "length") || !find(c, "axis"))
+    return FAIL(c, c->r->at, "'%s' needs {body=N, length=N, axis=N}", c->op);
+  int64_t body = 0, carries = 0, seqs = 0, axis = 0;
+  if (!get_int(c, "body", 0, INT32_MAX, &body) ||
+      !get_int(c, "length", INT64_MIN, INT64_MAX, &out->scan.length) ||
+      !get_int(c, "carries", 0, IR_MAX_INPUTS, &carries) ||
+      !get_int(c, "seqs", 0, IR_MAX_INPUTS, &seqs) ||
+      !get_int(c, "axis", 0, IR_MAX_RANK - 1, &axis))
+    return false;
+  out->scan.body = (int32_t)body;
+  out->scan.n_carry = (int16_t)carries;
+  out->scan.n_seq = (int16_t)seqs;
+  out->scan.axis = (int8_t)axis;
+  out->scan.reverse = has_flag(c, "reverse");
+  return true;
+}
+
+/* a scan is its body: equal only if it is the same body */
+static bool equal_scan(const Node *a, const Node *b) {
+  const NodeAttr *x = &a->attr, *y = &b->attr;
+  return x->scan.body == y->scan.body && x->scan.length == y->scan.length &&
+         x->scan.n_carry == y->scan.n_carry && x->scan.n_seq == y->scan.n_seq &&
+         x->scan.axis == y->scan.axis && x->scan.reverse == y->scan.reverse;
+}
+static uint64_t hash_scan(const Node *n) {
+  return (uint64_t)n->attr.scan.body * 31u + (uint64_t)n->attr.scan.length;
+}
+
+/* ---- ATTR_UNPACK: {offset=N}; the shape is the result's ------------------------------------- */
+
+static void write_unpack(const Node *n, IrAttrText *t) {
+  put_int(t, "offset", n->attr.unpack.offset);
+}
+static bool read_unpack(const Ctx *c, NodeAttr *out) {
+  if (!find(c, "offset")) return FAIL(c, c->r->at, "'%s' needs {offset=N}", c->op);
+  out->unpack.shape = *c->r->shape;
+  return get_int(c, "offset", INT64_MIN, INT64_MAX, &out->unpack.offset);
+}
+static bool equal_unpack(const Node *a, const Node *b) {
+  return a->attr.unpack.offset == b->attr.unpack.offset;
+}
+static uint64_t hash_unpack(const Node *n) {
+  return (uint64_t)n->attr.unpack.offset;
+}
+
+/* ---- ATTR_SLICE: {begin=[...], step=[...]}; dim is the result's (SLICE) or the large
+ * tensor's, which is UNSLICE's result -----------------------------------------------------------
+ */
+
+static void write_slice(const Node *n, IrAttrText *t) {
+  int64_t *begin = put_list(t, "begin", n->shape.rank);
+  for (int i = 0; i < n->shape.rank; i++)
+    begin[i] = n->attr.slice.begin[i];
+  int64_t *step = put_list(t, "step", n->shape.rank);
+  for (int i = 0; i < n->shape.rank; i++)
+    step[i] = n->attr.slice.step[i];
+}
+
+static bool read_slice(const Ctx *c, NodeAttr *out) {
+  const Shape *s = c->r->shape;
+  int64_t begin[IR_MAX_RANK], step[IR_MAX_RANK];
+  int nb, ns;
+  if (!get_list(c, "begin", IR_MAX_RANK, 0, INT32_MAX, begin, &nb) ||
+      !get_list(c, "step", IR_MAX_RANK, 1, INT32_MAX, step, &ns))
+    return false;
+  if (nb != s->rank || ns != s->rank)
+    return FAIL(c, c->r->at, "'%s' needs {begin=[...], step=[...]} with %d entries each", c->op,
+                (int)s->rank);
+  for (int i = 0; i < s->rank; i++) {
+    if (s->dim[i] > INT32_MAX) return FAIL(c, c->r->at, "'%s': dim out of range", c->op);
+    out->slice.begin[i] = (int32_t)begin[i];
+    out->slice.step[i] = (int32_t)step[i];
+    out->slice.dim[i] = (int32_t)s->dim[i];
+  }
+  return true;
+}
+
+/* the whole window: every builder zeroes the axes past the rank */
+static bool equal_slice(const Node *a, const Node *b) {
+  return memcmp(&a->attr.slice, &b->attr.slice, sizeof a->attr.slice) == 0;
+}
+static uint64_t hash_slice(const Node *n) {
+  uint64_t h = 0;
+  for (int i = 0; i < n->shape.rank; i++)
+    h = h * 31u + (uint32_t)n->attr.slice.begin[i] * 7u + (uint32_t)n->attr.slice.step[i];
+  return h;
+}
+
+/* ---- ATTR_RANDOM: {stream=N, dist=N}; ATTR_DROPOUT: {stream=N, p=X} ------------------------- */
+
+static void write_random(const Node *n, IrAttrText *t) {
+  put_int(t, "stream", n->attr.random.stream);
+  put_int(t, "dist", n->attr.random.dist);
+}
+static void write_dropout(const Node *n, IrAttrText *t) {
+  put_int(t, "stream", n->attr.random.stream);
+  put_number(t, "p", n->attr.random.p);
+}
+
+/* both kinds: the stream, the dist or p the kind writes (the other stays 0), dtype and shape
+ * from the result */
+static bool read_random(const Ctx *c, NodeAttr *out) {
+  int64_t stream = 0, dist = 0;
+  if (!get_int(c, "stream", 0, UINT32_MAX, &stream) || !get_int(c, "dist", 0, 1, &dist) ||
+      !get_number(c, "p", &out->random.p))
+    return false;
+  out->random.stream = (uint32_t)stream;
+  out->random.dist = (int32_t)dist;
+  out->random.dtype = c->r->dtype;
+  out->random.shape = *c->r->shape;
+  return true;
+}
+
+/* dtype and shape are the node's, compared by CSE itself */
+static bool equal_random(const Node *a, const Node *b) {
+  return a->attr.random.stream == b->attr.random.stream &&
+         a->attr.random.dist == b->attr.random.dist && a->attr.random.p == b->attr.random.p;
+}
+static uint64_t hash_random(const Node *n) {
+  return n->attr.random.stream;
+}
+
+/* ---- ATTR_CONV: {stride=[h, w], dilation=[h, w], pad=[t, l, b, r], out_pad=[h, w],
+ * kernel=[h, w], groups=[g][, nchwc][, algo=NAME]} ----------------------------------------- */
+
+static const char *const conv_keys[6] = {"stride",  "dilation", "pad",
+                                         "out_pad", "kernel",   "groups"};
+static const int conv_len[6] = {2, 2, 4, 2, 2, 1};
+
+/* the six lists of the conv attribute, in conv_keys order */
+static const int32_t *conv_field(const struct IrConvAttr *a, int k) {
+  const int32_t *f[6] = {a->stride, a->dilation, a->pad, a->out_pad, a->kernel, &a->groups};
+  return f[k];
+}
+
+static void write_conv(const Node *n, IrAttrText *t) {
+  const struct IrConvAttr *a = &n->attr.conv;
+  for (int k = 0; k < 6; k++) {
+    int64_t *v = put_list(t, conv_keys[k], conv_len[k]);
+    for (int i = 0; i < conv_len[k]; i++)
+      v[i] = conv_field(a, k)[i];
+  }
+  if (a->layout == IR_CONV_NCHWC) put_flag(t, "nchwc");
+  const char *algo = ir_conv_algo_name((IrConvAlgo)a->algo);
+  if (algo) put_word(t, "algo", algo);
+}
+
+/* algo=naive|gemm|direct|winograd (IrConvAlgo); absent: IR_CONV_ALGO_UNSET */
+static bool read_conv_algo(const Ctx *c, int32_t *algo) {
+  const IrAttrValue *v = find(c, "algo");
+  IrConvAlgo a = IR_CONV_ALGO_UNSET;
+  if (v && !(v->kind == IR_ATTR_WORD && ir_conv_algo_parse(v->word, &a)))
+    return FAIL(c, v->loc, "expected naive, gemm, direct or winograd after 'algo='");
+  *algo = (int32_t)a;
+  return true;
+}
+
+/* every list is required (the printer writes them all); ir/conv.c rejects nchwc and algo where
+ * they do not apply */
+static bool read_conv(const Ctx *c, NodeAttr *out) {
+  struct IrConvAttr *a = &out->conv;
+  int32_t *dst[6] = {a->stride, a->dilation, a->pad, a->out_pad, a->kernel, &a->groups};
+  for (int k = 0; k < 6; k++) {
+    int64_t v[4];
+    int n;
+    if (!get_list(c, conv_keys[k], 4, 0, INT32_MAX, v, &n)) return false;
+    if (n != conv_len[k])
+      return FAIL(c, c->r->at,
+                  "'%s' needs {stride=[h,w], dilation=[h,w], pad=[t,l,b,r], "
+                  "out_pad=[h,w], kernel=[h,w], groups=[g]}",
+                  c->op);
+    for (int i = 0; i < n; i++)
+      dst[k][i] = (int32_t)v[i];
+  }
+  a->layout = has_flag(c, "nchwc") ? IR_CONV_NCHWC : IR_CONV_NCHW;
+  return read_conv_algo(c, &a->algo);
+}
+
+static bool equal_conv(const Node *a, const Node *b) {
+  const struct IrConvAttr *x = &a->attr.conv, *y = &b->attr.conv;
+  for (int k = 0; k < 6; k++)
+    for (int i = 0; i < conv_len[k]; i++)
+      if (conv_field(x, k)[i] != conv_field(y, k)[i]) return false;
+  return x->layout == y->layout && x->algo == y->algo;
+}
+static uint64_t hash_conv(const Node *n) {
+  uint64_t h = 0;
+  for (int k = 0; k < 6; k++)
+    for (int i = 0; i < conv_len[k]; i++)
+      h = h * 31u + (uint32_t)conv_field(&n->attr.conv, k)[i];
+  return h;
+}
+
+/* ---- ATTR_MODE: {train} when the first input is taken --------------------------------------- */
+
+static void write_mode(const Node *n, IrAttrText *t) {
+  if (n->attr.mode.train) put_flag(t, "train");
+}
+static bool read_mode(const Ctx *c, NodeAttr *out) {
+  out->mode.train = has_flag(c, "train");
+  return true;
+}
+static bool equal_mode(const Node *a, const Node *b) {
+  return a->attr.mode.train == b->attr.mode.train;
+}
+static uint64_t hash_mode(const Node *n) {
+  return n->attr.mode.train;
+}
+
+/* ---- the table ------------------------------------------------------------------------------- */
+
+typedef struct KindOps {
+  const char *const *keys; /* the dictionary keys the kind reads, NULL-terminated */
+  const char *flags;       /* of those, the ones written alone, "|key|key|" */
+  bool operand;            /* an operand comes before the node's inputs */
+  void (*write)(const Node *n, IrAttrText *t);
+  bool (*read)(const Ctx *c, NodeAttr *out);
+  bool (*equal)(const Node *a, const Node *b);
+  uint64_t (*hash)(const Node *n);
+} KindOps;
+
+#define KEYS(...)                                                                                  \
+  (const char *const[]) {                                                                          \
+    __VA_ARGS__, NULL                                                                              \
+  }
+
+static const KindOps kinds[] = {
+    [ATTR_NONE] = {KEYS(NULL), "", false, write_none, read_none, equal_none, hash_none},
+    [ATTR_SOURCE] = {KEYS(NULL), "", true, write_source, read_source, equal_source, hash_source},
+    [ATTR_CONST] = {KEYS(NULL), "", true, write_const, read_const, equal_const, hash_const},
+    [ATTR_SHAPE] = {KEYS(NULL), "", false, write_none, read_shape, equal_shape, hash_none},
+    [ATTR_CAST] = {KEYS(NULL), "", false, write_none, read_cast, equal_cast, hash_cast},
+    [ATTR_AXES] = {KEYS("axes", "keepdims"), "", false, write_axes, read_axes, equal_axes,
+                   hash_axes},
+    [ATTR_AXIS] = {KEYS("axis"), "", false, write_axis, read_axis, equal_axis, hash_axis},
+    [ATTR_PERM] = {KEYS("perm"), "", false, write_perm, read_perm, equal_perm, hash_perm},
+    [ATTR_MATMUL] = {KEYS("trans_a", "trans_b"), "|trans_a|trans_b|", false, write_matmul,
+                     read_matmul, equal_matmul, hash_matmul},
+    [ATTR_ONE_HOT] = {KEYS("depth"), "", false, write_one_hot, read_one_hot, equal_one_hot,
+                      hash_one_hot},
+    [ATTR_SCAN] = {KEYS("body", "length", "carries", "seqs", "axis", "reverse"), "|reverse|", false,
+                   write_scan, read_scan, equal_scan, hash_scan},
+    [ATTR_SCAN_ARG] = {KEYS(NULL), "", true, write_scan_arg, read_scan_arg, equal_scan_arg,
+                       hash_scan_arg},
+    [ATTR_UNPACK] = {KEYS("offset"), "", false, write_unpack, read_unpack, equal_unpack,
+                     hash_unpack},
+    [ATTR_SLICE] = {KEYS("begin", "step"), "", false, write_slice, read_slice, equal_slice,
+                    hash_slice},
+    [ATTR_ROWS] = {KEYS(NULL), "", false, write_none, read_rows, equal_rows, hash_rows},
+    [ATTR_RANDOM] = {KEYS("stream", "dist"), "", false, write_random, read_random, equal_random,
+                     hash_random},
+    [ATTR_DROPOUT] = {KEYS("stream", "p"), "", false, write_dropout, read_random, equal_random,
+                      hash_random},
+    [ATTR_CONV] = {KEYS("stride", "dilation", "pad", "out_pad", "kernel", "groups", "nchwc",
+                        "algo"),
+                   "|nchwc|", false, write_conv, read_conv, equal_conv, hash_conv},
+    [ATTR_MODE] = {KEYS("train"), "|train|", false, write_mode, read_mode, equal_mode, hash_mode},
+};
+_Static_assert(sizeof kinds / sizeof kinds[0] == ATTR_KIND_COUNT,
+               "one row per attribute kind of ir.h");
+
+static const KindOps *ops_of(OpKind op) {
+  return &kinds[ir_ops[op].attr];
+}
+
+bool ir_attr_has_operand(OpKind op) {
+  return ops_of(op)->operand;
+}
+
+void ir_attr_write(const Node *n, IrAttrText *t) {
+  memset(t, 0, sizeof *t);
+  ops_of(n->op)->write(n, t);
+}
+
+/* every key is one of the kind's, given once, written alone exactly when it is a flag */
+static bool check_keys(const Ctx *c, const KindOps *k) {
+  for (int i = 0; i < c->t->n; i++) {
+    const IrAttrEntry *e = &c->t->entry[i];
+    int j = 0;
+    while (k->keys[j] && strcmp(k->keys[j], e->key) != 0)
+      j++;
+    if (!k->keys[j]) return FAIL(c, e->value.loc, "unknown attribute '%s' for '%s'", e->key, c->op);
+    for (int m = 0; m < i; m++)
+      if (strcmp(c->t->entry[m].key, e->key) == 0)
+        return FAIL(c, e->value.loc, "attribute '%s' given twice", e->key);
+    char bar[64];
+    snprintf(bar, sizeof bar, "|%s|", e->key);
+    bool flag = strstr(k->flags, bar) != NULL;
+    if (flag && e->value.kind != IR_ATTR_FLAG)
+      return FAIL(c, e->value.loc, "'%s' takes no value", e->key);
+    if (!flag && e->value.kind == IR_ATTR_FLAG)
+      return FAIL(c, e->value.loc, "expected '=' after '%s'", e->key);
+  }
+  return true;
+}
+
+bool ir_attr_read(const IrAttrRead *r, const IrAttrText *t, NodeAttr *out) {
+  const KindOps *k = ops_of(r->op);
+  Ctx c = {r, t, ir_ops[r->op].name};
+  memset(out, 0, sizeof *out);
+  if (t->has_operand && !k->operand)
+    return FAIL(&c, t->operand.loc, "'%s' takes no operand value", c.op);
+  return check_keys(&c, k) && k->read(&c, out);
+}
+
+bool ir_attr_equal(const Node *a, const Node *b) {
+  IR_ASSERT(a->op == b->op);
+  return ops_of(a->op)->equal(a, b);
+}
+
+uint64_t ir_attr_hash(const Node *n) {
+  return ops_of(n->op)->hash(n);
+}
