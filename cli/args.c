@@ -81,10 +81,10 @@ bool cli_parse_u64(const char *s, uint64_t *out) {
 
 static bool parse_define(CliArgs *a, CliCompile *c, const char *text) {
   const char *eq = strchr(text, '=');
-  char *end = NULL;
-  long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
-  if (!eq || eq == text || !end || *end || end == eq + 1) {
-    cli_usage_error(a, "expected -D NAME=INTEGER, got '%s'", text);
+  Define def = {0};
+  if (!eq || eq == text || !frontend_define_value(eq + 1, &def)) {
+    cli_usage_error(a, "expected -D NAME=INTEGER or NAME=dynamic(max=M) with M >= 1, got '%s'",
+                    text);
     a->failed = true;
     return true;
   }
@@ -95,7 +95,8 @@ static bool parse_define(CliArgs *a, CliCompile *c, const char *text) {
   }
   /* the name is kept as a pointer into argv; cut it at '=' in place */
   ((char *)eq)[0] = '\0';
-  c->defines[c->n_defines++] = (Define){text, (int64_t)v};
+  def.name = text;
+  c->defines[c->n_defines++] = def;
   return true;
 }
 

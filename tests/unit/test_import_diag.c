@@ -164,7 +164,7 @@ START_TEST(dynamic_dims_need_defines) {
   ck_assert_ptr_null(r.text);
   diag_fini(&d);
   diag_init(&d);
-  Define def = {"batch", 2};
+  Define def = {.name = "batch", .value = 2};
   ck_assert_msg(run_import(data, len, &def, 1, &r, &d), "%s", diag_text(&d));
   ck_assert_ptr_nonnull(strstr(r.text, "const batch = 2"));
   ck_assert_ptr_nonnull(strstr(r.text, "model m(x: f32[batch, 3])"));
@@ -188,7 +188,7 @@ START_TEST(shared_dynamic_dim_is_one_const) {
   Diag d;
   diag_init(&d);
   ImportResult r;
-  Define def = {"batch", 5};
+  Define def = {.name = "batch", .value = 5};
   ck_assert_msg(run_import(data, len, &def, 1, &r, &d), "%s", diag_text(&d));
   const char *first = strstr(r.text, "const batch = 5");
   ck_assert_ptr_nonnull(first);
