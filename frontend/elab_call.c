@@ -191,6 +191,10 @@ static const char *type_str(Elab *E, Scope *fs, const TypeExpr *t) {
     if (d->kind != EX_ELLIPSIS && dim_known(E, fs, d)) {
       Value v = elab_expr(E, fs, d);
       if (v.kind == VAL_INT) ds = arena_printf(&E->scratch, "%lld", (long long)v.i);
+      if (v.kind == VAL_DYN && v.dyn == 1) /* as shape_str prints it: n<=64, 28n<=1792 */
+        ds = arena_printf(&E->scratch, "n<=%lld", (long long)v.i);
+      else if (v.kind == VAL_DYN)
+        ds = arena_printf(&E->scratch, "%lldn<=%lld", (long long)v.dyn, (long long)v.i);
     }
     out = arena_printf(&E->scratch, "%s%s%s", out, i ? ", " : "", ds);
   }
