@@ -103,6 +103,16 @@ static bool parse_define(CliArgs *a, CliCompile *c, const char *text) {
 bool cli_compile_option(CliArgs *a, CliCompile *c) {
   const char *arg = a->argv[a->i];
   if (cli_option(a, NULL, "-D")) return parse_define(a, c, a->value);
+  if (cli_option(a, "--max-batch", NULL)) {
+    uint64_t v = 0;
+    if (!cli_parse_u64(a->value, &v) || v < 1 || v > INT32_MAX) {
+      cli_usage_error(a, "--max-batch expects an integer from 1 to %d, got '%s'", INT32_MAX,
+                      a->value);
+      a->failed = true;
+    }
+    c->onnx_max_batch = (int64_t)v;
+    return true;
+  }
   if (cli_option(a, "--loss", NULL)) {
     c->onnx_loss = a->value;
     return true;

@@ -20,6 +20,7 @@ static const char *help =
     "options:\n"
     "  -o, --out DIR        output directory (created if missing)\n"
     "  -D NAME=VALUE        override a `const` of the model\n"
+    "  --max-batch M        a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --dtype f32|f64      compile every f32 as f64\n"
     "  -O0 .. -O3           optimization level (default -O2)\n"
     "  --line-directives    emit #line so debuggers step through the .lathe file\n"
