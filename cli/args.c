@@ -2,6 +2,8 @@
  *
  * Options may come in any order around the positional FILE; each command loops over
  * cli_option/cli_flag/cli_compile_option and treats anything else as positional or an error.
+ * An option missing its value fails the cursor (reported once); every matcher after it in the
+ * same loop iteration then matches nothing instead of reading past argv.
  */
 #include "cli.h"
 
@@ -31,6 +33,7 @@ int cli_usage_error(const CliArgs *a, const char *fmt, ...) {
 }
 
 bool cli_flag(CliArgs *a, const char *long_name, const char *short_name) {
+  if (cli_args_done(a)) return false; /* an option before ran out of arguments */
   const char *arg = a->argv[a->i];
   if ((long_name && strcmp(arg, long_name) == 0) || (short_name && strcmp(arg, short_name) == 0)) {
     a->i++;
@@ -41,6 +44,7 @@ bool cli_flag(CliArgs *a, const char *long_name, const char *short_name) {
 
 /* --name value | --name=value | -Xvalue | -X value */
 bool cli_option(CliArgs *a, const char *long_name, const char *short_name) {
+  if (cli_args_done(a)) return false;
   const char *arg = a->argv[a->i];
   const char *names[2] = {long_name, short_name};
   for (int k = 0; k < 2; k++) {
@@ -101,6 +105,7 @@ static bool parse_define(CliArgs *a, CliCompile *c, const char *text) {
 }
 
 bool cli_compile_option(CliArgs *a, CliCompile *c) {
+  if (cli_args_done(a)) return false;
   const char *arg = a->argv[a->i];
   if (cli_option(a, NULL, "-D")) return parse_define(a, c, a->value);
   if (cli_option(a, "--max-batch", NULL)) {
@@ -165,6 +170,15 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
     }
     return true;
   }
+  if (cli_option(a, "--prefix", NULL)) {
+    const char *why = cg_prefix_error(a->value);
+    if (why) {
+      cli_usage_error(a, "invalid --prefix '%s': %s", a->value, why);
+      a->failed = true;
+    }
+    c->prefix = a->value;
+    return true;
+  }
   if (cli_option(a, "--dump-after", NULL)) {
     c->dump_after = a->value;
     return true;
@@ -177,6 +191,7 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
 }
 
 int cli_positional(CliArgs *a, const char **file) {
+  if (cli_args_done(a)) return EXIT_USAGE; /* reported by the option that failed */
   const char *arg = a->argv[a->i++];
   if (arg[0] == '-') return cli_usage_error(a, "unknown option '%s'", arg);
   if (*file) return cli_usage_error(a, "expected one FILE, got '%s' and '%s'", *file, arg);

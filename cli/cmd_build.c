@@ -3,9 +3,11 @@
  *
  * The generated C gets one extra function, `const lathe_model_info *lathe_model(void)`, so a
  * loader needs no model name: it dlsym's `lathe_model`, reads the descriptor, and calls the
- * entry points by their symbols (`lathe run libNAME.so` does so through libffi). The sources
- * are written to a temp directory; the compiler writes OUT.tmp next to OUT, renamed into place
- * on success, so a failed build leaves no partial output.
+ * entry points by their symbols (`lathe run libNAME.so` does so through libffi). It is weak
+ * under GCC and Clang, so relocatable objects of several models (built with different
+ * --prefix) still link into one program. The sources are written to a temp directory; the
+ * compiler writes OUT.tmp next to OUT, renamed into place on success, so a failed build
+ * leaves no partial output.
  */
 #include "cli.h"
 
@@ -23,12 +25,17 @@ static const char *help =
     "Run it with `lathe run libNAME.so --input NAME=FILE.npy`.\n"
     "\n"
     "options:\n"
-    "  -o, --out PATH       output file (default lib<model>.so, or <model>.o)\n"
+    "  -o, --out PATH       output file (default lib<model>.so, or <model>.o; <model>:\n"
+    "                       the --prefix when given)\n"
     "  --emit so|obj        shared object (default) or relocatable object file\n"
     "  --header PATH        also write the generated header there\n"
     "  --cflags FLAGS       extra C compiler flags, e.g. \"-O3 -march=native\"\n"
     "  -D NAME=VALUE        override a `const` of the model\n"
     "  --max-batch M        a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
+    "  --prefix NAME        NAME instead of the model's name in every exported symbol, type\n"
+    "                       and macro (NAME_forward, NAME_info, ...) and the default output\n"
+    "                       name: objects of two models, or of one built twice with\n"
+    "                       different -D, then link into one program\n"
     "  --dtype f32|f64      compile every f32 as f64\n"
     "  -O0 .. -O3           lathe optimization level (default -O2)\n"
     "  --lib DIR            where `import` finds library files\n"
@@ -67,19 +74,22 @@ static int parse_args(BuildOptions *o, int argc, char **argv) {
   return EXIT_OK;
 }
 
-/* c_text plus the `lathe_model` accessor (malloc'd) */
-static char *with_accessor(const char *c_text, const char *model) {
-  const char *fmt = "%s\n/* added by `lathe build`: the descriptor under a fixed name */\n"
+/* c_text plus the `lathe_model` accessor (malloc'd); prefix: of the descriptor <prefix>_info */
+static char *with_accessor(const char *c_text, const char *prefix) {
+  const char *fmt = "%s\n/* added by `lathe build`: the descriptor under a fixed name (weak: the\n"
+                    " * objects of several models link into one program, this one then\n"
+                    " * returning the first model's; call <prefix>_info there instead) */\n"
                     "const lathe_model_info *lathe_model(void);\n"
+                    "#if defined(__GNUC__)\n__attribute__((weak))\n#endif\n"
                     "const lathe_model_info *lathe_model(void) { return &%s_info; }\n";
-  size_t n = strlen(c_text) + strlen(fmt) + strlen(model) + 1;
+  size_t n = strlen(c_text) + strlen(fmt) + strlen(prefix) + 1;
   char *s = malloc(n);
-  if (s) snprintf(s, n, fmt, c_text, model);
+  if (s) snprintf(s, n, fmt, c_text, prefix);
   return s;
 }
 
 /* Writes the sources into a fresh temp dir and compiles them to tmp_out. */
-static bool compile_sources(const BuildOptions *o, const char *model, const char *c_text,
+static bool compile_sources(const BuildOptions *o, const char *prefix, const char *c_text,
                             const char *h_text, const char *tmp_out, Diag *d) {
   const char *tmp = getenv("TMPDIR");
   char dir[4096], c_path[4300], h_path[4300], flags[4096];
@@ -88,8 +98,8 @@ static bool compile_sources(const BuildOptions *o, const char *model, const char
     diag_error(d, (SrcLoc){0}, "cannot create a build directory: %s", strerror(errno));
     return false;
   }
-  snprintf(c_path, sizeof c_path, "%s/%s.c", dir, model);
-  snprintf(h_path, sizeof h_path, "%s/%s.h", dir, model);
+  snprintf(c_path, sizeof c_path, "%s/%s.c", dir, prefix);
+  snprintf(h_path, sizeof h_path, "%s/%s.h", dir, prefix);
   snprintf(flags, sizeof flags, "%s %s %s", o->object ? "-c" : "",
            rt_source_threaded(c_text) ? "-fopenmp" : "", o->cflags ? o->cflags : "");
   bool ok = rt_write_file_atomic(h_path, h_text, strlen(h_text), d) &&
@@ -101,12 +111,12 @@ static bool compile_sources(const BuildOptions *o, const char *model, const char
   return ok;
 }
 
-static bool build(const BuildOptions *o, const Module *m, const char *c_text,
-                  const char *h_text, const char *out, Diag *d) {
-  char *full = with_accessor(c_text, m->name);
+static bool build(const BuildOptions *o, const char *prefix, const char *c_text, const char *h_text,
+                  const char *out, Diag *d) {
+  char *full = with_accessor(c_text, prefix);
   char tmp_out[4200];
   snprintf(tmp_out, sizeof tmp_out, "%s.tmp%ld", out, (long)getpid());
-  bool ok = full && compile_sources(o, m->name, full, h_text, tmp_out, d);
+  bool ok = full && compile_sources(o, prefix, full, h_text, tmp_out, d);
   if (!full) diag_error(d, (SrcLoc){0}, "out of memory");
   if (ok && rename(tmp_out, out) != 0) {
     diag_error(d, (SrcLoc){0}, "cannot write '%s': %s", out, strerror(errno));
@@ -128,11 +138,12 @@ int cmd_build(int argc, char **argv) {
   if (!m) return EXIT_USER;
   char *c_text = NULL, *h_text = NULL, out[4096];
   bool ok = cli_emit(m, &o.c, &c_text, &h_text);
+  const char *prefix = driver_prefix(m, &o.c);
   if (o.out) snprintf(out, sizeof out, "%s", o.out);
-  else snprintf(out, sizeof out, o.object ? "%s.o" : "lib%s.so", m->name);
+  else snprintf(out, sizeof out, o.object ? "%s.o" : "lib%s.so", prefix);
   Diag d;
   diag_init(&d);
-  ok = ok && build(&o, m, c_text, h_text, out, &d);
+  ok = ok && build(&o, prefix, c_text, h_text, out, &d);
   if (ok) fprintf(stderr, "wrote %s\n", out);
   diag_flush(&d, stderr);
   diag_fini(&d);

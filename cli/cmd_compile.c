@@ -1,5 +1,6 @@
-/* cli/cmd_compile.c — `lathe compile FILE -o DIR`: writes DIR/<model>.c and DIR/<model>.h.
- * With --weights W --bake, W's weights are built into the C (driver/bake.c).
+/* cli/cmd_compile.c — `lathe compile FILE -o DIR`: writes DIR/<model>.c and DIR/<model>.h
+ * (DIR/<prefix>.c and .h with --prefix, which names their symbols too). With --weights W
+ * --bake, W's weights are built into the C (driver/bake.c).
  *
  * Both files are written atomically (temp + rename); on any error neither is left behind.
  */
@@ -21,6 +22,10 @@ static const char *help =
     "  -o, --out DIR        output directory (created if missing)\n"
     "  -D NAME=VALUE        override a `const` of the model\n"
     "  --max-batch M        a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
+    "  --prefix NAME        prefix of the files and of every exported symbol, type and macro\n"
+    "                       (NAME.c, NAME_forward, NAME_info, NAME_WORKSPACE_BYTES in\n"
+    "                       capitals) instead of the model's name: two models, or one built\n"
+    "                       twice with different -D, then link into one program\n"
     "  --dtype f32|f64      compile every f32 as f64\n"
     "  -O0 .. -O3           optimization level (default -O2)\n"
     "  --line-directives    emit #line so debuggers step through the .lathe file\n"
@@ -94,8 +99,9 @@ int cmd_compile(int argc, char **argv) {
   Module *m = cli_build_module(&c);
   if (!m) return EXIT_USER;
   char *c_text = NULL, *h_text = NULL;
-  bool ok = cli_emit(m, &c, &c_text, &h_text) && write_outputs(out, m->name, c_text, h_text);
-  if (ok) fprintf(stderr, "wrote %s/%s.c and %s/%s.h\n", out, m->name, out, m->name);
+  const char *name = driver_prefix(m, &c);
+  bool ok = cli_emit(m, &c, &c_text, &h_text) && write_outputs(out, name, c_text, h_text);
+  if (ok) fprintf(stderr, "wrote %s/%s.c and %s/%s.h\n", out, name, out, name);
   free(c_text);
   free(h_text);
   module_free(m);

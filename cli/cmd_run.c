@@ -224,7 +224,8 @@ static bool load_model(const RunOptions *o, DriverLoaded *l) {
     Module *m = cli_build_module(&o->c);
     char *c_text = NULL, *h_text = NULL;
     ok = m && cli_emit(m, &o->c, &c_text, &h_text);
-    ok = ok && driver_loaded_open_source(l, o->backend, m->name, c_text, h_text, &d);
+    const char *prefix = m ? driver_prefix(m, &o->c) : NULL;
+    ok = ok && driver_loaded_open_source(l, o->backend, prefix, c_text, h_text, &d);
     if (ok && l->fell_back)
       fprintf(stderr, "lathe: note: this lathe was built without LLVM (LATHE_JIT=OFF); "
                       "using cc + dlopen\n");

@@ -77,7 +77,7 @@ bool cli_load(const Module *m, const CliCompile *c, RtModel *out) {
   if (!cli_emit(m, c, &c_text, &h_text)) return false;
   Diag d;
   diag_init(&d);
-  bool ok = rt_model_open_source(out, m->name, c_text, h_text, &d);
+  bool ok = rt_model_open_source(out, driver_prefix(m, c), c_text, h_text, &d);
   diag_flush(&d, stderr);
   diag_fini(&d);
   free(c_text);

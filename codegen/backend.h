@@ -35,7 +35,8 @@ typedef struct Backend {
   const CgOptions *opt;
   Diag *diag;
   Arena arena;
-  const char *model;        /* m->name */
+  const char *model;        /* the symbol prefix: opt->prefix, else m->name (<model>_... in
+                             * codegen/'s comments means <prefix>_...) */
   const char *upper;        /* MODEL */
   const char *c_file;       /* "<model>.c" (for #line) */
   const char **param_field; /* C field names, per param */

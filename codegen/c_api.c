@@ -7,8 +7,12 @@
  * ir/init.c: keep the two in step (a unit test compares them bit for bit). Fans, bounds and name
  * hashes are computed here and emitted as %.17g literals, so the generated code does the same
  * double operations as ir/init.c. The descriptor lists params and states with offsetof offsets, and
- * per entry the arguments and a `call` wrapper taking an array of pointers.
+ * per entry the arguments and a `call` wrapper taking an array of pointers. Every exported name
+ * starts with the symbol prefix (b->model: --prefix, else the model's name; cg_prefix_error
+ * says which prefixes are valid); the descriptor's `name` is that prefix, so a loader finds
+ * `<name>_info` from it.
  */
+#include <ctype.h>
 #include <math.h>
 #include <string.h>
 
@@ -17,6 +21,42 @@
 #include "kernels_text.h"
 #include "lathe/model_info.h"
 #include "workspace.h"
+
+/* ---- the symbol prefix ------------------------------------------------------------------- */
+
+/* The keywords of C99, C11 and C23 without a leading underscore (those are refused as reserved
+ * anyway). The prefix never stands alone in the output, but a keyword as a model's symbol
+ * prefix is a mistake worth a message. */
+static const char *const c_keywords[] = {
+    "alignas",      "alignof",  "auto",          "bool",      "break",
+    "case",         "char",     "const",         "constexpr", "continue",
+    "default",      "do",       "double",        "else",      "enum",
+    "extern",       "false",    "float",         "for",       "goto",
+    "if",           "inline",   "int",           "long",      "nullptr",
+    "register",     "restrict", "return",        "short",     "signed",
+    "sizeof",       "static",   "static_assert", "struct",    "switch",
+    "thread_local", "true",     "typedef",       "typeof",    "typeof_unqual",
+    "union",        "unsigned", "void",          "volatile",  "while",
+};
+
+const char *cg_prefix_error(const char *name) {
+  if (!name || !*name) return "it is empty; expected a C identifier";
+  size_t n = strlen(name);
+  _Static_assert(CG_PREFIX_MAX == 100, "the message below says 100");
+  if (n > CG_PREFIX_MAX) return "it is longer than 100 characters";
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)name[i];
+    if (!(isalnum(ch) || ch == '_') || (i == 0 && isdigit(ch)))
+      return "it is not a C identifier (letters, digits and '_', not starting with a digit)";
+  }
+  if (name[0] == '_')
+    return "it starts with '_', which C reserves for the implementation at file scope";
+  for (size_t i = 0; i < sizeof c_keywords / sizeof c_keywords[0]; i++)
+    if (strcmp(name, c_keywords[i]) == 0) return "it is a C keyword";
+  return NULL;
+}
+
+/* ---- signatures -------------------------------------------------------------------------- */
 
 const char *cg_return_type(const Backend *b, const EntryPlan *ep) {
   (void)b;

@@ -26,6 +26,7 @@ void cg_options_init(CgOptions *o) {
   o->header_name = NULL;
   o->target = CG_TARGET_NATIVE;
   o->threads = 1;
+  o->prefix = NULL;
 }
 
 /* Names a generated function must not take for its own: C keywords, and the library names
@@ -509,15 +510,27 @@ static char *source_text(Backend *b) {
   return text;
 }
 
-static bool backend_prepare(Backend *b) {
-  b->model = b->m->name;
+/* b->model: the symbol prefix, else the model's name, which must be a C identifier */
+static bool backend_name(Backend *b) {
+  const char *prefix = b->opt->prefix, *why = prefix ? cg_prefix_error(prefix) : NULL;
+  if (why) {
+    diag_error(b->diag, (SrcLoc){0}, "invalid symbol prefix '%s': %s", prefix, why);
+    return false;
+  }
+  b->model = prefix ? prefix : b->m->name;
   for (const char *p = b->model; p && *p; p++)
     if (!isalnum((unsigned char)*p) && *p != '_') b->model = NULL;
   if (!b->model || !*b->model || isdigit((unsigned char)b->model[0])) {
-    diag_error(b->diag, (SrcLoc){b->m->source_file, 1, 1}, "model name '%s' is not a C identifier",
+    diag_error(b->diag, (SrcLoc){b->m->source_file, 1, 1},
+               "model name '%s' is not a C identifier; give the C symbols a prefix (--prefix NAME)",
                b->m->name ? b->m->name : "");
     return false;
   }
+  return true;
+}
+
+static bool backend_prepare(Backend *b) {
+  if (!backend_name(b)) return false;
   b->upper = upper_of(&b->arena, b->model);
   b->c_file = arena_printf(&b->arena, "%s.c", b->model);
   b->param_field = field_names(b, b->m->params, b->m->n_params, "parameters");

@@ -4,7 +4,9 @@
  * streams, fresh names); lower.c lowers each node (later: each fused group) to a loop nest,
  * gemm.c 2-D f32 matmuls to a packed, register-blocked GEMM tuned for CgOptions.target;
  * c_backend.c assembles <model>.c and <model>.h: params/state structs, the workspace size,
- * <model>_init, one function per entry graph, and the <model>_info descriptor.
+ * <model>_init, one function per entry graph, and the <model>_info descriptor. Every exported
+ * name starts with the symbol prefix (CgOptions.prefix, by default the model's name), so
+ * models compiled with different prefixes link into one program.
  */
 #ifndef LATHE_CODEGEN_CODEGEN_H
 #define LATHE_CODEGEN_CODEGEN_H
@@ -29,11 +31,21 @@ typedef struct CgOptions {
   int threads;             /* OpenMP threads for the large kernels (--threads); 1 = no pragmas.
                             * The pragmas are inert without -fopenmp, so the output still
                             * builds and runs single-threaded anywhere. */
+  const char *prefix;      /* --prefix: the name of every exported symbol, type and macro
+                            * (<prefix>_forward, <prefix>_params, <PREFIX>_WORKSPACE_BYTES,
+                            * <prefix>_info) and of the files; NULL = the model's name.
+                            * Must pass cg_prefix_error. */
 } CgOptions;
+
+enum { CG_PREFIX_MAX = 100 }; /* the longest --prefix, in characters */
 
 void cg_options_init(CgOptions *o);
 /* "native", "generic", "x86-64-v3", "x86-64-v4", "aarch64" -> *t; false if unknown */
 bool cg_target_parse(const char *name, CgTarget *t);
+/* NULL when name can prefix the exported symbols of generated C: a C identifier of at most
+ * CG_PREFIX_MAX characters, not a C keyword, not starting with '_' (reserved at file scope);
+ * else why not, as a clause ("it is a C keyword") for the caller's message */
+const char *cg_prefix_error(const char *name);
 
 /* Emit the C translation unit and header for every entry graph of m (memory planning must
  * have run). *c_text and *h_text are malloc'd. */

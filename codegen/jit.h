@@ -37,10 +37,11 @@ typedef enum JitCacheOutcome {
 bool jit_available(void);
 
 /* Compile c_text (which #includes "h_name", whose contents are h_text) and look up
- * `<model_name>_info`. Returns NULL with the compiler's messages in d on failure. Cache
- * directory: $LATHE_CACHE_DIR, else $XDG_CACHE_HOME/lathe, else ~/.cache/lathe (objects in its
- * jit/ subdirectory); LATHE_NO_CACHE=1 turns the cache off, LATHE_CACHE_MAX_MB bounds it
- * (default 256). A cache that cannot be used is never an error. */
+ * `<model_name>_info` (model_name: the symbol prefix the C was generated with). Returns NULL with
+ * the compiler's messages in d on failure. Cache directory: $LATHE_CACHE_DIR, else
+ * $XDG_CACHE_HOME/lathe, else ~/.cache/lathe (objects in its jit/ subdirectory); LATHE_NO_CACHE=1
+ * turns the cache off, LATHE_CACHE_MAX_MB bounds it (default 256). A cache that cannot be used is
+ * never an error. */
 JitModel *jit_compile(const char *c_text, const char *h_name, const char *h_text,
                       const char *model_name, Diag *d);
 const lathe_model_info *jit_info(const JitModel *j);

@@ -83,6 +83,7 @@ static bool api_driver_options(lathe_model *m, const lathe_options *o, DriverOpt
   dro->want_grad = o->want_grad != 0;
   dro->want_train = o->want_train != 0;
   dro->want_eval = o->want_eval != 0;
+  dro->prefix = o->prefix;
   return parse_defines(o, dro, m);
 }
 
@@ -122,12 +123,14 @@ static bool api_load(lathe_model *m, const lathe_options *o, const RtTensorSet *
   DriverOptions dro;
   driver_options_init(&dro);
   dro.threads = o->threads > 1 ? o->threads : 1;
+  dro.prefix = o->prefix;
   char *h_text = NULL;
   if (!driver_emit(m->module, &dro, &m->c_text, &h_text, &m->err)) return false;
   DriverBackend b = o->backend == LATHE_BACKEND_CC    ? DRIVER_BACKEND_CC
                     : o->backend == LATHE_BACKEND_JIT ? DRIVER_BACKEND_JIT
                                                       : DRIVER_BACKEND_AUTO;
-  bool ok = driver_loaded_open_source(&m->loaded, b, m->module->name, m->c_text, h_text, &m->err);
+  const char *prefix = driver_prefix(m->module, &dro);
+  bool ok = driver_loaded_open_source(&m->loaded, b, prefix, m->c_text, h_text, &m->err);
   free(h_text);
   if (!ok) return false;
   const lathe_model_info *info = m->loaded.info;

@@ -80,8 +80,11 @@ bool driver_read_source(const DriverOptions *o, char **text, RtTensorSet *weight
   return false;
 }
 
-/* every --disable and --dump-after name must be a pass */
-static bool check_pass_names(const DriverOptions *o, Diag *d) {
+/* every --disable and --dump-after name must be a pass; --prefix a valid one (checked before
+ * the passes run rather than after, in codegen) */
+static bool check_names(const DriverOptions *o, Diag *d) {
+  const char *why = o->prefix ? cg_prefix_error(o->prefix) : NULL;
+  if (why) diag_error(d, (SrcLoc){0}, "invalid symbol prefix '%s': %s", o->prefix, why);
   for (int i = 0; i <= o->n_disabled; i++) {
     const char *name = i < o->n_disabled ? o->disabled[i] : o->dump_after;
     if (!name) continue;
@@ -152,7 +155,7 @@ bool driver_build(const DriverOptions *o, const char *text, DriverResult *r, Dia
   memset(r, 0, sizeof *r);
   rt_set_init(&r->weights);
   char *owned = NULL;
-  if (!check_pass_names(o, d)) return false;
+  if (!check_names(o, d)) return false;
   if (!text && !driver_read_source(o, &owned, &r->weights, d)) return false;
   FrontendOptions fo;
   frontend_options_init(&fo);
@@ -170,11 +173,16 @@ bool driver_build(const DriverOptions *o, const char *text, DriverResult *r, Dia
   return ok;
 }
 
+const char *driver_prefix(const Module *m, const DriverOptions *o) {
+  return o->prefix ? o->prefix : m->name;
+}
+
 bool driver_emit(const Module *m, const DriverOptions *o, char **c_text, char **h_text, Diag *d) {
   CgOptions co;
   cg_options_init(&co);
   co.line_directives = o->line_directives;
   co.target = o->target;
   co.threads = o->threads;
+  co.prefix = o->prefix;
   return cg_emit_c(m, &co, c_text, h_text, d);
 }

@@ -39,6 +39,7 @@ typedef struct DriverOptions {
   const char *bake;           /* safetensors file built into the C as constants, or NULL */
   double lr;                  /* every train step's learning rate; 0 = the model's */
   double lr_scale;            /* a factor on it (reduce-lr-on-plateau); 0 = none */
+  const char *prefix;         /* --prefix: names the C symbols and files; NULL = the model's */
 } DriverOptions;
 
 void driver_options_init(DriverOptions *o); /* f32, -O2, train entries, one thread */
@@ -67,7 +68,11 @@ bool driver_build(const DriverOptions *o, const char *text, DriverResult *r, Dia
  * path; m is left without params, states and train block (driver/bake.c). */
 bool driver_bake_weights(Module *m, const char *path, Diag *d);
 
-/* C and header text (malloc'd) of m, with o's target, threads and line directives. */
+/* The prefix of every exported name of m's generated C (<prefix>_forward, <prefix>_info) and
+ * of its files: o->prefix, else the model's name. Loaders find `<prefix>_info` by it. */
+const char *driver_prefix(const Module *m, const DriverOptions *o);
+
+/* C and header text (malloc'd) of m, with o's target, threads, line directives and prefix. */
 bool driver_emit(const Module *m, const DriverOptions *o, char **c_text, char **h_text, Diag *d);
 
 /* Copies every param of info from set into params (all must be there) and every state that

@@ -26,7 +26,7 @@ const char *driver_backend_name(DriverBackend b) {
   return b >= 0 && b < DRIVER_BACKEND_COUNT ? backend_names[b] : "?";
 }
 
-bool driver_loaded_open_source(DriverLoaded *l, DriverBackend b, const char *model,
+bool driver_loaded_open_source(DriverLoaded *l, DriverBackend b, const char *prefix,
                                const char *c_text, const char *h_text, Diag *d) {
   memset(l, 0, sizeof *l);
   /* threaded code needs an OpenMP runtime, which the JIT does not link: cc -fopenmp builds it */
@@ -38,13 +38,13 @@ bool driver_loaded_open_source(DriverLoaded *l, DriverBackend b, const char *mod
   }
   l->backend = b;
   if (b == DRIVER_BACKEND_CC) {
-    if (!rt_model_open_source(&l->so, model, c_text, h_text, d)) return false;
+    if (!rt_model_open_source(&l->so, prefix, c_text, h_text, d)) return false;
     l->info = l->so.info;
     return true;
   }
   char h_name[256];
-  snprintf(h_name, sizeof h_name, "%s.h", model);
-  l->jit = jit_compile(c_text, h_name, h_text, model, d);
+  snprintf(h_name, sizeof h_name, "%s.h", prefix);
+  l->jit = jit_compile(c_text, h_name, h_text, prefix, d);
   if (!l->jit) return false;
   l->info = jit_info(l->jit);
   if (!rt_model_check_cpu(l->info, "JIT", d)) { /* the JIT compiled the same C */
@@ -65,7 +65,8 @@ static void name_from_path(const char *path, char *out, size_t size) {
   out[n] = '\0';
 }
 
-/* the model name stored in the .so by `lathe build` (its `lathe_model` function), if any */
+/* the symbol prefix stored in the .so by `lathe build` (the name of the descriptor its
+ * `lathe_model` function returns), if any */
 static bool name_from_symbol(const char *so_path, char *out, size_t size) {
   void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
   if (!h) return false;

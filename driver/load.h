@@ -28,11 +28,13 @@ typedef struct DriverLoaded {
 bool driver_backend_from_name(const char *name, DriverBackend *out); /* "cc", "jit", "auto" */
 const char *driver_backend_name(DriverBackend b);
 
-/* Builds c_text/h_text (header "<model>.h") with backend b and loads it. */
-bool driver_loaded_open_source(DriverLoaded *l, DriverBackend b, const char *model,
+/* Builds c_text/h_text (header "<prefix>.h") with backend b and loads it; prefix: the one
+ * the C was generated with (driver_prefix), which names its descriptor `<prefix>_info`. */
+bool driver_loaded_open_source(DriverLoaded *l, DriverBackend b, const char *prefix,
                                const char *c_text, const char *h_text, Diag *d);
-/* Opens a shared object built by `lathe build`: the model is found through the exported
- * `lathe_model` function, or else named by the file (libNAME.so or NAME.so). */
+/* Opens a shared object built by `lathe build`: its descriptor `<prefix>_info` is found through
+ * the exported `lathe_model` function (whose descriptor's name is the prefix), or else by the
+ * file name (libPREFIX.so or PREFIX.so). */
 bool driver_loaded_open_so(DriverLoaded *l, const char *so_path, Diag *d);
 void driver_loaded_close(DriverLoaded *l);
 const lathe_entry_info *driver_loaded_entry(const DriverLoaded *l, const char *name);

@@ -4,14 +4,15 @@
  * with posix_spawnp (no shell: $CC and the extra flags are split on blanks, never
  * interpreted), captures the compiler's stdout and stderr through a pipe, and on failure puts
  * that output into the Diag. rt_model_open dlopens with RTLD_NOW | RTLD_LOCAL (so unresolved
- * symbols fail here, and two models never clash) and checks the `<model>_info` descriptor's
+ * symbols fail here, and two models never clash) and checks the `<prefix>_info` descriptor's
  * version and, through its cpu_supported(), that this CPU runs the code (rt_model_check_cpu:
  * a clear error instead of an illegal instruction in the first call). rt_model_open_source
  * owns a mkdtemp directory ($TMPDIR or /tmp) holding
- * <model>.c, <model>.h and <model>.so; rt_model_close removes it.
+ * <prefix>.c, <prefix>.h and <prefix>.so; rt_model_close removes it. The prefix is the one of
+ * the generated C's symbols (--prefix, by default the model's name; lathe_model_info.name).
  *
- * Invariants: an RtModel is either all zero (closed) or has a live handle and info; model
- * names are C identifiers, so they are safe in file names and symbol names.
+ * Invariants: an RtModel is either all zero (closed) or has a live handle and info; symbol
+ * prefixes are C identifiers, so they are safe in file names and symbol names.
  */
 #include "rt_internal.h"
 
@@ -196,10 +197,10 @@ static bool check_info(const lathe_model_info *info, const char *so_path, const 
   return true;
 }
 
-bool rt_model_open(RtModel *m, const char *so_path, const char *model_name, Diag *d) {
+bool rt_model_open(RtModel *m, const char *so_path, const char *prefix, Diag *d) {
   memset(m, 0, sizeof *m);
-  if (!is_identifier(model_name)) {
-    rt_error(d, "invalid model name '%s': expected a C identifier", model_name);
+  if (!is_identifier(prefix)) {
+    rt_error(d, "invalid symbol prefix '%s': expected a C identifier", prefix);
     return false;
   }
   /* a path without '/' would make dlopen search the library path instead */
@@ -219,11 +220,12 @@ bool rt_model_open(RtModel *m, const char *so_path, const char *model_name, Diag
    * calls: unloading libgomp with the model would pull their code from under them. Pin it. */
   if (dlsym(h, "GOMP_parallel")) dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
   char sym[300];
-  snprintf(sym, sizeof sym, "%s_info", model_name);
+  snprintf(sym, sizeof sym, "%s_info", prefix);
   dlerror();
   const lathe_model_info *info = dlsym(h, sym);
   if (!info) {
-    rt_error(d, "%s: no symbol '%s' (is it a lathe model named '%s'?)", so_path, sym, model_name);
+    rt_error(d, "%s: no symbol '%s' (is it a lathe model with the symbol prefix '%s'?)", so_path,
+             sym, prefix);
   }
   if (!info || !check_info(info, so_path, sym, d)) {
     dlclose(h);
@@ -272,23 +274,23 @@ bool rt_source_threaded(const char *c_text) {
   return strstr(c_text, "#define LATHE_OMP_FOR _Pragma") != NULL;
 }
 
-bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text,
-                          const char *h_text, Diag *d) {
+bool rt_model_open_source(RtModel *m, const char *prefix, const char *c_text, const char *h_text,
+                          Diag *d) {
   memset(m, 0, sizeof *m);
-  if (!is_identifier(model_name) || strlen(model_name) > 200) {
-    rt_error(d, "invalid model name '%s': expected a C identifier", model_name);
+  if (!is_identifier(prefix) || strlen(prefix) > 200) {
+    rt_error(d, "invalid symbol prefix '%s': expected a C identifier", prefix);
     return false;
   }
   char *dir = make_temp_dir(d);
   if (!dir) return false;
-  size_t len = strlen(dir) + strlen(model_name) + 8;
+  size_t len = strlen(dir) + strlen(prefix) + 8;
   char *c_path = malloc(len), *h_path = malloc(len), *so_path = malloc(len);
   bool ok = c_path && h_path && so_path;
-  if (!ok) rt_error(d, "cannot build model '%s': out of memory", model_name);
+  if (!ok) rt_error(d, "cannot build model '%s': out of memory", prefix);
   if (ok) {
-    snprintf(c_path, len, "%s/%s.c", dir, model_name);
-    snprintf(h_path, len, "%s/%s.h", dir, model_name);
-    snprintf(so_path, len, "%s/%s.so", dir, model_name);
+    snprintf(c_path, len, "%s/%s.c", dir, prefix);
+    snprintf(h_path, len, "%s/%s.h", dir, prefix);
+    snprintf(so_path, len, "%s/%s.so", dir, prefix);
     ok = rt_write_file_atomic(h_path, h_text, strlen(h_text), d) &&
          rt_write_file_atomic(c_path, c_text, strlen(c_text), d) &&
          /* built for and run on this machine: tune for its CPU; the generated code never reads
@@ -297,7 +299,7 @@ bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text
                          rt_source_threaded(c_text) ? "-march=native -fno-math-errno -fopenmp"
                                                     : "-march=native -fno-math-errno",
                          d) &&
-         rt_model_open(m, so_path, model_name, d);
+         rt_model_open(m, so_path, prefix, d);
   }
   free(c_path);
   free(h_path);

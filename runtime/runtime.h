@@ -49,16 +49,19 @@ bool rt_idx_read(const char *path, Tensor *out, Diag *d); /* u8 tensor with the 
 /* ---- loader (loader.c): build generated C into a shared object and load it ---- */
 typedef struct RtModel {
   void *handle;                  /* dlopen handle */
-  const lathe_model_info *info;  /* the <model>_info descriptor */
+  const lathe_model_info *info;  /* the <prefix>_info descriptor */
   char *dir;                     /* temp build directory we own (removed on close), or NULL */
 } RtModel;
 
 /* cc -std=c99 -O3 -shared -fPIC c_path -o so_path -lm; compiler output goes to d on failure */
 bool rt_build_shared(const char *c_path, const char *so_path, const char *extra_flags, Diag *d);
-bool rt_model_open(RtModel *m, const char *so_path, const char *model_name, Diag *d);
-/* write c/h texts into a fresh temp dir, build, open; the dir is removed by rt_model_close */
-bool rt_model_open_source(RtModel *m, const char *model_name, const char *c_text,
-                          const char *h_text, Diag *d);
+/* dlopen so_path and check its descriptor `<prefix>_info` (prefix: of the generated C's
+ * symbols, the model's name unless it was compiled with --prefix) */
+bool rt_model_open(RtModel *m, const char *so_path, const char *prefix, Diag *d);
+/* write c/h texts into a fresh temp dir (as <prefix>.c, .h), build, open; the dir is removed
+ * by rt_model_close */
+bool rt_model_open_source(RtModel *m, const char *prefix, const char *c_text, const char *h_text,
+                          Diag *d);
 void rt_model_close(RtModel *m);
 /* false, with an error naming the model's target, when the descriptor's cpu_supported() says
  * this CPU cannot run the code (where: the file or "JIT" for the message) */

@@ -6,6 +6,11 @@
  * tensors from the descriptor, runs it with every sample set to a deterministic test pattern
  * (x[i] = (i % 17) / 16), and prints the scores of sample 0 and their argmax.
  * Build: cc main.c $(pkg-config --cflags --libs lathe)
+ *
+ * liblathe finds a model's code by itself. Linking the generated C into a product instead
+ * (lathe compile FILE -o DIR), give each model, or each batch size of one model, its own
+ * `--prefix NAME` (lathe_options.prefix here) so their symbols (NAME_forward, NAME_info, ...)
+ * cannot clash; see the README's "Several models in one program".
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -45,6 +45,10 @@ typedef struct lathe_options {
                            * with a train block): what lathe_fit validates with and
                            * lathe_evaluate runs (default 0: inference embedders that take the
                            * first forward-kind entry see no new one) */
+  const char *prefix;     /* names every exported symbol and type of the generated C
+                           * (lathe_c_source): <prefix>_forward, <prefix>_params,
+                           * <PREFIX>_WORKSPACE_BYTES, <prefix>_info; NULL (default) = the
+                           * model's name. A C identifier, no keyword, no leading '_' */
 } lathe_options;
 
 /* A named tensor passed to lathe_call. shape has rank entries; data is C-order, of dtype. */

@@ -56,8 +56,9 @@ typedef struct lathe_entry_info {
 } lathe_entry_info;
 
 typedef struct lathe_model_info {
-  int version; /* LATHE_MODEL_INFO_VERSION */
-  const char *name;
+  int version;        /* LATHE_MODEL_INFO_VERSION */
+  const char *name;   /* the symbol prefix: this is `<name>_info`, the entry points are
+                       * `<name>_forward`, ... (the model's name unless built with --prefix) */
   const char *source; /* the .lathe file it was compiled from */
   size_t params_bytes, state_bytes, workspace_bytes;
   int n_params;

@@ -44,7 +44,8 @@ def _is_path(x):
     return "\n" not in x and ("{" not in x or os.path.exists(x))
 
 
-def _options(defines, opt, threads, backend, dtype, grad, train, seed, model, lib_dir):
+def _options(defines, opt, threads, backend, dtype, grad, train, seed, model, lib_dir,
+             prefix=None):
     """A filled lathe_options (and the objects its pointers refer to)."""
     if backend not in _lib.BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(_lib.BACKENDS)}, got {backend!r}")
@@ -69,15 +70,24 @@ def _options(defines, opt, threads, backend, dtype, grad, train, seed, model, li
     o.opt_level, o.threads, o.backend = opt, threads, _lib.BACKENDS[backend]
     o.dtype, o.want_grad, o.want_train, o.seed = _DTYPES[dtype], int(grad), int(train), seed
     o.want_eval = int(train)  # the evaluate entry of fit's validation and evaluate()
+    # the strings stay in `keep`: o (a view of buf) dies here, and with it its own references
     if model is not None:
-        o.model_name = model.encode()
+        keep.append(model.encode())
+        o.model_name = keep[-1]
     if lib_dir is not None:
-        o.lib_dir = os.fsencode(os.fspath(lib_dir))
+        keep.append(os.fsencode(os.fspath(lib_dir)))
+        o.lib_dir = keep[-1]
+    if prefix is not None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix: expected a str, got {type(prefix).__name__}")
+        keep.append(prefix.encode())  # checked by lathe: a CompileError names the rule
+        o.prefix = keep[-1]
     return buf, keep
 
 
 def compile(path_or_source, *, defines=None, opt=2, threads=1, backend="jit", dtype="f32",
-            grad=False, train=True, seed=0, model=None, lib_dir=None, name="<string>"):
+            grad=False, train=True, seed=0, model=None, lib_dir=None, name="<string>",
+            prefix=None):
     """Compiles a .lathe file (a path) or lathe source text (a string with a newline or a
     brace) into a Model.
 
@@ -86,12 +96,14 @@ def compile(path_or_source, *, defines=None, opt=2, threads=1, backend="jit", dt
     this lathe has no JIT), "cc" (cc + dlopen) or "auto"; dtype: "f32" or "f64" (every f32
     compiled as f64); grad: also derive the "grad" entry; train: derive train entries;
     seed: of the params' initializers; model: which model of a file with several; lib_dir:
-    where `import nn` looks; name: the file name diagnostics give source text.
+    where `import nn` looks; name: the file name diagnostics give source text; prefix: the
+    name of every exported symbol of the generated C (`model.c_source`: <prefix>_forward,
+    <prefix>_info, ...) and `model.name`, instead of the model's name.
     Raises CompileError with lathe's diagnostics (file:line:col, the line, a caret).
     """
     lib = _lib.lib()
     buf, keep = _options(defines, opt, threads, backend, dtype, grad, train, seed, model,
-                         lib_dir)
+                         lib_dir, prefix)
     err = ctypes.c_void_p()
     if _is_path(path_or_source):
         path = os.fsencode(os.fspath(path_or_source))

@@ -113,6 +113,7 @@ class Options(ctypes.Structure):
         ("seed", ctypes.c_uint64),
         ("threads", ctypes.c_int),
         ("want_eval", ctypes.c_int),
+        ("prefix", ctypes.c_char_p),
     ]
 
 

@@ -51,6 +51,19 @@ def test_source_text_and_defines():
     assert "mlp_forward" in m.c_source
 
 
+def test_prefix_names_the_generated_c():
+    src = open(os.path.join(EXAMPLES, "mlp.lathe")).read()
+    plain = lathe.compile(src, defines={"N": 2}, name="mlp_text.lathe", seed=3, train=False)
+    m = lathe.compile(src, defines={"N": 2}, name="mlp_text.lathe", seed=3, train=False,
+                      prefix="mlp2")
+    assert m.name == "mlp2" and m.info.entries["forward"].kind == "forward"
+    assert "void mlp2_forward(" in m.c_source and "mlp_forward" not in m.c_source
+    x = np.linspace(-1, 1, 2 * 784, dtype=np.float32).reshape(2, 784)
+    assert np.array_equal(m(x=x), plain(x=x))
+    with pytest.raises(lathe.CompileError, match="invalid symbol prefix '2x'"):
+        lathe.compile(src, prefix="2x")
+
+
 def test_info_describes_the_model(mlp):
     info = mlp.info
     assert info.name == "mlp" and info.backend in ("jit", "cc")

@@ -1,7 +1,8 @@
 /* tests/unit/test_api_model.c — the embedding API (lathe/lathe.h): compile errors as text,
  * calls checked by name/dtype/shape, training through the generated train step, checkpoints,
  * and agreement of the JIT and cc backends. The JIT half also runs an entry through libffi
- * (runtime/ffi.h) and checks it against the descriptor's `call` wrapper.
+ * (runtime/ffi.h) and checks it against the descriptor's `call` wrapper. A symbol prefix
+ * (lathe_options.prefix) renames the generated C and still loads under both backends.
  */
 #include <math.h>
 #include <stdio.h>
@@ -156,6 +157,53 @@ START_TEST(backends_agree) {
 }
 END_TEST
 
+/* lathe_options.prefix names the generated C's symbols and the descriptor; the model it loads
+ * (found by `<prefix>_info`, JIT and cc alike) computes what the default-named one does */
+START_TEST(prefix_names_symbols) {
+  lathe_model *ref = compile_tiny(LATHE_BACKEND_AUTO);
+  float want[8];
+  lathe_tensor x = {"x", LATHE_F32, 2, x_shape, xs}, y = {"y", LATHE_F32, 2, t_shape, want};
+  ck_assert_int_eq(lathe_call(ref, "forward", &x, 1, &y, 1, NULL), 0);
+  ck_assert_str_eq(lathe_info(ref)->name, "tiny");
+  lathe_free(ref);
+  for (int backend = LATHE_BACKEND_CC; backend <= LATHE_BACKEND_JIT; backend++) {
+    if (backend == LATHE_BACKEND_JIT && !jit_available()) continue;
+    lathe_options o;
+    lathe_options_init(&o);
+    o.backend = backend;
+    o.seed = 7;
+    o.prefix = "tiny_b4";
+    char *err = NULL;
+    lathe_model *m = lathe_compile_string("tiny.lathe", tiny, &o, &err);
+    ck_assert_msg(m != NULL, "compile: %s", err ? err : "");
+    const lathe_model_info *info = lathe_info(m);
+    ck_assert_str_eq(info->name, "tiny_b4");
+    ck_assert_str_eq(info->entries[0].symbol, "tiny_b4_forward");
+    char *c = lathe_c_source(m);
+    ck_assert_ptr_nonnull(strstr(c, "const lathe_model_info tiny_b4_info = {"));
+    ck_assert_ptr_nonnull(strstr(c, "void tiny_b4_init(tiny_b4_params *p, tiny_b4_state *s"));
+    ck_assert_msg(!strstr(c, "tiny_forward") && !strstr(c, "tiny_params"), "unprefixed names");
+    lathe_string_free(c);
+    float got[8];
+    lathe_tensor out = {"y", LATHE_F32, 2, t_shape, got};
+    ck_assert_int_eq(lathe_call(m, "forward", &x, 1, &out, 1, NULL), 0);
+    for (int i = 0; i < 8; i++)
+      ck_assert_float_eq(got[i], want[i]);
+    lathe_free(m);
+  }
+  const char *bad[] = {"9lives", "double", "_Tiny", "a b"};
+  for (int i = 0; i < 4; i++) {
+    lathe_options o;
+    lathe_options_init(&o);
+    o.prefix = bad[i];
+    char *err = NULL;
+    ck_assert_ptr_null(lathe_compile_string("tiny.lathe", tiny, &o, &err));
+    ck_assert_msg(err && strstr(err, "invalid symbol prefix"), "%s: %s", bad[i], err ? err : "");
+    lathe_string_free(err);
+  }
+}
+END_TEST
+
 /* libffi call of the real symbol == the generated `call` wrapper */
 START_TEST(ffi_matches_wrapper) {
   if (!jit_available()) return;
@@ -201,6 +249,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, train_and_checkpoint);
   tcase_add_test(tc, backends_agree);
   tcase_add_test(tc, ffi_matches_wrapper);
+  tcase_add_test(tc, prefix_names_symbols);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -4,7 +4,8 @@
  * verbatim; pass_dce keeps order and remaps outputs; pass_memplan never overlaps two buffers
  * that are live at the same time (checked against an independent liveness computation) and
  * the planned code still matches ir_eval; #line output compiles and resyncs to the right
- * lines; awkward names are renamed; unplanned graphs are refused with a diagnostic.
+ * lines; awkward names are renamed; unplanned graphs are refused with a diagnostic; a symbol
+ * prefix renames every exported name, and an invalid one is refused.
  */
 #include "codegen_harness.h"
 
@@ -339,6 +340,58 @@ START_TEST(test_refuses_unplanned_graph) {
 }
 END_TEST
 
+/* which names cg_prefix_error accepts, and that CgOptions.prefix renames every exported name
+ * (no name of the model is left outside comments) or is refused with a diagnostic */
+START_TEST(test_prefix) {
+  char longest[CG_PREFIX_MAX + 2];
+  memset(longest, 'a', sizeof longest);
+  longest[CG_PREFIX_MAX] = '\0';
+  const char *good[] = {"a", "mlp64", "A_b9", "Int", longest};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+    ck_assert_msg(cg_prefix_error(good[i]) == NULL, "%s: %s", good[i], cg_prefix_error(good[i]));
+  longest[CG_PREFIX_MAX] = 'a';
+  longest[CG_PREFIX_MAX + 1] = '\0';
+  const char *bad[] = {"",    "9a", "a-b", "a.b",   "a b",  "_a",
+                       "__a", "_A", "int", "while", "bool", longest};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(cg_prefix_error(bad[i]) != NULL, "'%s' accepted", bad[i]);
+
+  Module *m = module_new("net");
+  Shape s = shp2(2, 3);
+  module_add_input(m, "x", DT_F32, &s, LOC);
+  Graph *g = graph_new(m, "forward");
+  module_add_entry(m, g);
+  Diag d;
+  diag_init(&d);
+  NodeId x = graph_add_source(g, OP_INPUT, 0, LOC);
+  graph_add_output(g, "y", graph_add_unary(g, OP_EXP, x, LOC, &d), OUT_VALUE, -1);
+  cgh_plan(m);
+  CgOptions o;
+  cg_options_init(&o);
+  o.prefix = "net_b1";
+  char *c_text, *h_text;
+  ck_assert_msg(cg_emit_c(m, &o, &c_text, &h_text, &d), "%s", diag_text(&d));
+  ck_assert_ptr_nonnull(strstr(h_text, "#define LATHE_GENERATED_NET_B1_H"));
+  ck_assert_ptr_nonnull(strstr(h_text, "enum { NET_B1_FORWARD_WORKSPACE_BYTES = "));
+  ck_assert_ptr_nonnull(strstr(h_text, "void net_b1_forward(const net_b1_params *p"));
+  ck_assert_ptr_nonnull(strstr(c_text, "#include \"net_b1.h\""));
+  ck_assert_ptr_nonnull(strstr(c_text, "const lathe_model_info net_b1_info = {"));
+  ck_assert_ptr_nonnull(strstr(c_text, "LATHE_MODEL_INFO_VERSION, \"net_b1\""));
+  ck_assert_msg(!strstr(c_text, "net_forward") && !strstr(h_text, "NET_WORKSPACE") &&
+                    !strstr(h_text, "net_params"),
+                "a name without the prefix is left");
+  free(c_text);
+  free(h_text);
+  o.prefix = "_net";
+  c_text = h_text = (char *)"x";
+  ck_assert(!cg_emit_c(m, &o, &c_text, &h_text, &d));
+  ck_assert(c_text == NULL && h_text == NULL);
+  ck_assert_msg(strstr(diag_text(&d), "invalid symbol prefix '_net'") != NULL, "%s", diag_text(&d));
+  diag_fini(&d);
+  module_free(m);
+}
+END_TEST
+
 static Suite *codegen_api_suite(void) {
   Suite *s = suite_create("codegen_api");
   TCase *tc = tcase_create("api");
@@ -350,6 +403,7 @@ static Suite *codegen_api_suite(void) {
   tcase_add_test(tc, test_line_directives);
   tcase_add_test(tc, test_awkward_names);
   tcase_add_test(tc, test_refuses_unplanned_graph);
+  tcase_add_test(tc, test_prefix);
   suite_add_tcase(s, tc);
   return s;
 }
