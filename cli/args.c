@@ -85,10 +85,10 @@ bool cli_parse_u64(const char *s, uint64_t *out) {
 
 static bool parse_define(CliArgs *a, CliCompile *c, const char *text) {
   const char *eq = strchr(text, '=');
-  char *end = NULL;
-  long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
-  if (!eq || eq == text || !end || *end || end == eq + 1) {
-    cli_usage_error(a, "expected -D NAME=INTEGER, got '%s'", text);
+  Define def = {0};
+  if (!eq || eq == text || !frontend_define_value(eq + 1, &def)) {
+    cli_usage_error(a, "expected -D NAME=INTEGER or NAME=dynamic(max=M) with M >= 1, got '%s'",
+                    text);
     a->failed = true;
     return true;
   }
@@ -99,7 +99,8 @@ static bool parse_define(CliArgs *a, CliCompile *c, const char *text) {
   }
   /* the name is kept as a pointer into argv; cut it at '=' in place */
   ((char *)eq)[0] = '\0';
-  c->defines[c->n_defines++] = (Define){text, (int64_t)v};
+  def.name = text;
+  c->defines[c->n_defines++] = def;
   return true;
 }
 
@@ -107,6 +108,16 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
   if (cli_args_done(a)) return false;
   const char *arg = a->argv[a->i];
   if (cli_option(a, NULL, "-D")) return parse_define(a, c, a->value);
+  if (cli_option(a, "--max-batch", NULL)) {
+    uint64_t v = 0;
+    if (!cli_parse_u64(a->value, &v) || v < 1 || v > INT32_MAX) {
+      cli_usage_error(a, "--max-batch expects an integer from 1 to %d, got '%s'", INT32_MAX,
+                      a->value);
+      a->failed = true;
+    }
+    c->onnx_max_batch = (int64_t)v;
+    return true;
+  }
   if (cli_option(a, "--loss", NULL)) {
     c->onnx_loss = a->value;
     return true;

@@ -31,6 +31,7 @@ static const char *help =
     "  --header PATH        also write the generated header there\n"
     "  --cflags FLAGS       extra C compiler flags, e.g. \"-O3 -march=native\"\n"
     "  -D NAME=VALUE        override a `const` of the model\n"
+    "  --max-batch M        a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --prefix NAME        NAME instead of the model's name in every exported symbol, type\n"
     "                       and macro (NAME_forward, NAME_info, ...) and the default output\n"
     "                       name: objects of two models, or of one built twice with\n"

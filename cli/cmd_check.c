@@ -11,6 +11,7 @@ static const char *help =
     "\n"
     "options:\n"
     "  -D NAME=VALUE     override a `const` of the model\n"
+    "  --max-batch M     a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --dtype f32|f64   compile every f32 as f64\n"
     "  --lib DIR         where `import` finds library files (default: lathe's lib/)\n"
     "  -h, --help        this help\n";

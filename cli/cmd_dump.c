@@ -17,6 +17,7 @@ static const char *help =
     "  --kernels           after the whole pipeline: each kernel, its IR nodes, source lines\n"
     "  --memplan           after the whole pipeline: the workspace plan of each entry\n"
     "  -D NAME=VALUE       override a `const` of the model\n"
+    "  --max-batch M       a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --dtype f32|f64     compile every f32 as f64\n"
     "  -O0 .. -O3          optimization level (default -O2)\n"
     "  -h, --help          this help\n"

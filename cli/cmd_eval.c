@@ -22,6 +22,7 @@ static const char *help_tail =
     "  --plot FILE.svg             classification: the confusion matrix as an SVG heat map\n"
     "  --metrics-json FILE         every metric at full precision, as JSON\n"
     "  -D NAME=VALUE               override a `const` of the model\n"
+    "  --max-batch M               a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --dtype f32|f64             compile every f32 as f64\n"
     "  -h, --help                  this help\n";
 

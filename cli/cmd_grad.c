@@ -23,6 +23,7 @@ static const char *help =
     "                             with several steps, e.g. a GAN's `step gen`)\n"
     "  --seed N                   seed of <model>_init when there is no --weights (default 0)\n"
     "  -D NAME=VALUE              override a `const` of the model\n"
+    "  --max-batch M              a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --dtype f32|f64            compile every f32 as f64 (for gradient checks)\n"
     "  -h, --help                 this help\n";
 

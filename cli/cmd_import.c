@@ -20,7 +20,9 @@ static const char *help =
     "options:\n"
     "  -o, --out FILE.lathe        the model (default: MODEL.lathe next to MODEL.onnx)\n"
     "  --weights-out CKPT          the weights (default: the model's name + .safetensors)\n"
-    "  -D NAME=VALUE               fix the dynamic dimension NAME (ONNX dim_param)\n"
+    "  -D NAME=VALUE               fix the dynamic dimension NAME (ONNX dim_param); a batch\n"
+    "                              NAME=dynamic(max=M) stays dynamic with the bound M\n"
+    "  --max-batch M               a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --loss cross_entropy|mse    add a label/target input, a loss and a train block\n"
     "  --optimizer EXPR            the train block's optimizer (default adam)\n"
     "  --name NAME                 the model's name (default: from the file name)\n"
@@ -37,6 +39,7 @@ static bool import_file(const CliCompile *c, const char *name, ImportResult *r, 
   o.loss = c->onnx_loss;
   o.optimizer = c->onnx_optimizer;
   o.model_name = name;
+  if (c->onnx_max_batch) o.max_batch = c->onnx_max_batch;
   bool ok = onnx_import(c->file, (const uint8_t *)data, len, &o, r, d);
   free(data);
   return ok;

@@ -17,6 +17,8 @@ static const char *help_head =
     "  -o, --out FILE              where the predictions go (written atomically)\n";
 
 static const char *help_tail = "  -D NAME=VALUE               override a `const` of the model\n"
+                               "  --max-batch M               a .onnx FILE's symbolic batch: "
+                               "dynamic, 1 to M (default 64)\n"
                                "  --dtype f32|f64             compile every f32 as f64\n"
                                "  -h, --help                  this help\n";
 

@@ -30,6 +30,7 @@ static const char *help =
     "  --backend jit|cc           LLVM/Clang JIT in-process, or cc + dlopen (default: jit\n"
     "                             when this lathe has LLVM, else cc)\n"
     "  -D NAME=VALUE              override a `const` of the model\n"
+    "  --max-batch M              a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --dtype f32|f64            compile every f32 as f64\n"
     "  -O0 .. -O3                 optimization level (default -O2)\n"
     "  -h, --help                 this help\n";

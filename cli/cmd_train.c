@@ -59,6 +59,7 @@ static const char *help_tail =
     "  --samples DIR               write DIR/epoch<k>.png: the model's image output on the\n"
     "                              first validation batch (VAE reconstructions, GAN samples)\n"
     "  -D NAME=VALUE               override a `const` of the model (e.g. -D N=128, the batch)\n"
+    "  --max-batch M               a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --dtype f32|f64             compile every f32 as f64\n"
     "  -h, --help                  this help\n";
 

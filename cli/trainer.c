@@ -66,7 +66,7 @@ bool cli_batch_define(CliCompile *c, uint64_t batch, Diag *d) {
   bool ok = name && strlen(name) < sizeof batch_const && c->n_defines < CLI_MAX_DEFINES;
   if (ok) {
     strcpy(batch_const, name);
-    c->defines[c->n_defines++] = (Define){batch_const, (int64_t)batch};
+    c->defines[c->n_defines++] = (Define){.name = batch_const, .value = (int64_t)batch};
   } else if (name) {
     diag_error(d, (SrcLoc){0}, "--batch: cannot add a define for const '%s'", name);
   }

@@ -53,15 +53,16 @@ static bool parse_defines(const lathe_options *o, DriverOptions *dro, lathe_mode
   }
   for (int i = 0; i < o->n_defines; i++) {
     const char *s = o->defines[i], *eq = strchr(s, '=');
-    char *end = NULL;
-    long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
-    if (!eq || eq == s || (size_t)(eq - s) >= sizeof m->define_names[i] || !eq[1] || *end) {
-      diag_error(d, (SrcLoc){0}, "define '%s': expected NAME=INTEGER", s);
+    Define def = {0};
+    if (!eq || eq == s || (size_t)(eq - s) >= sizeof m->define_names[i] ||
+        !frontend_define_value(eq + 1, &def)) {
+      diag_error(d, (SrcLoc){0}, "define '%s': expected NAME=INTEGER or NAME=dynamic(max=M)", s);
       return false;
     }
     memcpy(m->define_names[i], s, (size_t)(eq - s));
     m->define_names[i][eq - s] = '\0';
-    dro->defines[i] = (Define){m->define_names[i], (int64_t)v};
+    def.name = m->define_names[i];
+    dro->defines[i] = def;
   }
   dro->n_defines = o->n_defines;
   return true;

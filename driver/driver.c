@@ -44,6 +44,7 @@ static bool import_onnx(const DriverOptions *o, char **text, RtTensorSet *weight
   io.n_defines = o->n_defines;
   io.loss = o->onnx_loss;
   io.optimizer = o->onnx_optimizer;
+  if (o->onnx_max_batch) io.max_batch = o->onnx_max_batch;
   io.model_name = o->model_name;
   ImportResult r;
   bool ok = onnx_import(o->file, (const uint8_t *)data, len, &io, &r, d);

@@ -35,6 +35,7 @@ typedef struct DriverOptions {
   const char *grad_step;      /* the train step "grad" differentiates; NULL = the first */
   const char *onnx_loss;      /* for a .onnx file: the loss of the train block, or NULL */
   const char *onnx_optimizer; /* its optimizer (default adam) */
+  int64_t onnx_max_batch;     /* its symbolic batch's bound (--max-batch); 0 = the default, 64 */
   const char *bake;           /* safetensors file built into the C as constants, or NULL */
   double lr;                  /* every train step's learning rate; 0 = the model's */
   double lr_scale;            /* a factor on it (reduce-lr-on-plateau); 0 = none */

@@ -23,6 +23,8 @@ typedef enum ValKind {
   VAL_DTYPE,  /* i (a DType) */
   VAL_LIST,   /* items[n_items] (compile-time ints) */
   VAL_TUPLE,  /* items[n_items] are NodeIds of tensors (split); destructured by `a, b = ...` */
+  VAL_DYN,    /* dyn * N of the dynamic const N (docs/dynamic-batch.md); i = its value at the
+                 bound (dyn * Module.dyn_max); only valid as the first axis of a shape */
   VAL_COUNT
 } ValKind;
 
@@ -33,6 +35,8 @@ typedef struct Value {
   double f;
   int64_t *items;
   int n_items;
+  int64_t dyn; /* VAL_DYN: k of k * N; VAL_LIST: k when items[0] is k * N (it then holds
+                  k * dyn_max), else 0 */
 } Value;
 
 typedef struct Binding Binding;
@@ -100,6 +104,10 @@ typedef struct Elab {
   const Expr *arg_cache_expr[32];
   Value arg_cache_val[32];
   int n_arg_cache;
+  /* the dynamic const (at most one per module): its bound, name and declaration */
+  int64_t dyn_max; /* 0: none */
+  const char *dyn_name;
+  SrcLoc dyn_loc;
 } Elab;
 
 /* elaborate.c */
@@ -114,12 +122,23 @@ Binding *elab_const(const Elab *E, const Scope *s, const char *name);
 void elab_bind(Elab *E, Scope *s, const char *name, Value v, SrcLoc loc);
 const Decl *elab_find_decl(const Elab *E, DeclKind kind, const char *name);
 bool elab_int(Elab *E, Value v, SrcLoc loc, const char *what, int64_t *out);
+/* Reports that the dynamic dimension (a VAL_DYN, or a list holding one) cannot be used as
+ * `what` at loc; the message names it and states the rule. */
+void elab_dyn_misuse(Elab *E, SrcLoc loc, const char *what);
+/* One dimension of a type at `axis`: a positive int, or k * N when allow_dyn and axis is 0
+ * (*dyn = k, *dim = its value at the bound). */
+bool elab_dim(Elab *E, Scope *s, const Expr *d, int axis, bool allow_dyn, int64_t *dim,
+              int64_t *dyn);
+/* A list of ints that must not hold the dynamic dimension (axes, sizes, strides); e is the
+ * list's expression, for the location. */
+bool elab_static_list(Elab *E, Value v, const Expr *e, const char *what);
 DType elab_float_dtype(const Elab *E);
 const char *elab_value_str(Elab *E, Value v); /* "f32[64, 256]", "int 3", ... */
 /* Evaluates a tensor type's dtype name (f32 → f64 under --dtype f64) */
 bool elab_dtype(Elab *E, const char *name, SrcLoc loc, DType *out);
-/* A fully known tensor type (model inputs, params): every dim must evaluate. */
-bool elab_type(Elab *E, Scope *s, const TypeExpr *t, DType *dtype, Shape *shape);
+/* A fully known tensor type (model inputs, params): every dim must evaluate. allow_dyn lets
+ * the first axis be k * N (model inputs; a param is never dynamic). */
+bool elab_type(Elab *E, Scope *s, const TypeExpr *t, bool allow_dyn, DType *dtype, Shape *shape);
 /* "did you mean" among candidates (NULL if none is close); a NULL-terminated list */
 const char *elab_suggest(const char *name, const char *const *candidates, int n);
 

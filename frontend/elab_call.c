@@ -191,6 +191,10 @@ static const char *type_str(Elab *E, Scope *fs, const TypeExpr *t) {
     if (d->kind != EX_ELLIPSIS && dim_known(E, fs, d)) {
       Value v = elab_expr(E, fs, d);
       if (v.kind == VAL_INT) ds = arena_printf(&E->scratch, "%lld", (long long)v.i);
+      if (v.kind == VAL_DYN && v.dyn == 1) /* as shape_str prints it: n<=64, 28n<=1792 */
+        ds = arena_printf(&E->scratch, "n<=%lld", (long long)v.i);
+      else if (v.kind == VAL_DYN)
+        ds = arena_printf(&E->scratch, "%lldn<=%lld", (long long)v.dyn, (long long)v.i);
     }
     out = arena_printf(&E->scratch, "%s%s%s", out, i ? ", " : "", ds);
   }
@@ -201,13 +205,32 @@ static bool is_shape_var(Elab *E, Scope *fs, const Expr *d) {
   return d->kind == EX_NAME && !elab_lookup(fs, d->name) && !elab_const(E, fs, d->name);
 }
 
-/* Unifies the declared dims of t with the actual shape; binds shape variables in fs. */
+/* One declared dim d against the actual size (dyn: the actual is dyn * n, at the bound). A
+ * shape variable is bound to it, symbolic when dynamic (so `zeros(f32[B, H])` in a layer
+ * follows a dynamic batch); anything else must evaluate to the same int, or the same k * N. */
+static bool unify_dim(Elab *E, Scope *fs, const Expr *d, int64_t actual, int64_t dyn) {
+  if (is_shape_var(E, fs, d)) {
+    Value v = {.kind = dyn ? VAL_DYN : VAL_INT, .i = actual, .dyn = dyn};
+    elab_bind(E, fs, d->name, v, d->loc);
+    return true;
+  }
+  Value v = elab_expr(E, fs, d);
+  if (v.kind == VAL_DYN) return v.dyn == dyn && v.i == actual;
+  int64_t want;
+  if (!elab_int(E, v, d->loc, "a dimension", &want)) return false;
+  return dyn == 0 && want == actual;
+}
+
+/* Unifies the declared dims of t with the actual shape; binds shape variables in fs. Only
+ * axis 0 of s can be dynamic: it is in the leading `...` when that has an axis, else it is
+ * the first declared dim. */
 static bool unify_dims(Elab *E, Scope *fs, const TypeExpr *t, const Shape *s) {
   int first = 0, n_fixed = t->n_dims;
   if (t->n_dims > 0 && t->dims[0]->kind == EX_ELLIPSIS) {
     first = 1, n_fixed--;
     if (s->rank < n_fixed) return false;
     Shape lead = shape_make(s->rank - n_fixed, s->dim);
+    lead.dyn = lead.rank ? s->dyn : 0;
     if (fs->has_ellipsis && !shape_equal(&lead, &fs->ellipsis)) return false;
     fs->has_ellipsis = true, fs->ellipsis = lead;
   } else if (s->rank != n_fixed) {
@@ -215,15 +238,8 @@ static bool unify_dims(Elab *E, Scope *fs, const TypeExpr *t, const Shape *s) {
   }
   int offset = s->rank - n_fixed;
   for (int i = first; i < t->n_dims; i++) {
-    const Expr *d = t->dims[i];
-    int64_t actual = s->dim[offset + i - first], want;
-    if (is_shape_var(E, fs, d)) {
-      elab_bind(E, fs, d->name, (Value){.kind = VAL_INT, .i = actual}, d->loc);
-      continue;
-    }
-    Value v = elab_expr(E, fs, d);
-    if (!elab_int(E, v, d->loc, "a dimension", &want)) return false;
-    if (want != actual) return false;
+    int axis = offset + i - first;
+    if (!unify_dim(E, fs, t->dims[i], s->dim[axis], axis == 0 ? s->dyn : 0)) return false;
   }
   return true;
 }
@@ -449,7 +465,8 @@ static bool elab_param(Elab *E, Scope *s, const Stmt *st) {
   DType t;
   Shape shape;
   InitSpec init;
-  if (!elab_type(E, s, st->type, &t, &shape) || !elab_init(E, s, st->value, &init)) return false;
+  if (!elab_type(E, s, st->type, false, &t, &shape) || !elab_init(E, s, st->value, &init))
+    return false;
   const char *name = join(E, s->prefix, st->names[0]);
   if (E->scan_depth > 0) {
     diag_error(E->d, st->loc, "parameter '%s' is declared inside a scan body; declare it "

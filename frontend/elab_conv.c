@@ -74,6 +74,7 @@ static bool ints_arg(Elab *E, Scope *s, const Expr *e, const char *what, int fil
     *n = fill;
     return true;
   }
+  if (!elab_static_list(E, v, e, what)) return false;
   if (v.kind == VAL_LIST && v.n_items >= 1 && v.n_items <= n_max) {
     for (int i = 0; i < v.n_items; i++)
       out[i] = v.items[i];

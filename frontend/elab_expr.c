@@ -259,10 +259,30 @@ static Value elab_binary_op(Elab *E, OpKind op, Value a, Value b, SrcLoc loc) {
   return elab_tensor_value(graph_add_binary(E->g, op, x, y, elab_loc(E, loc), E->d));
 }
 
+/* The dynamic dimension in an operator: only k * N (or N * k) with an int k >= 1 stays
+ * symbolic; anything else (N + 1, N / 2, N < 3, N * N, x * N) is an error at the operator. */
+static Value dyn_binary(Elab *E, TokenKind op, Value a, Value b, SrcLoc loc) {
+  static const char *const names[TK_COUNT] = {
+      [TK_PLUS] = "+", [TK_MINUS] = "-", [TK_STAR] = "*", [TK_SLASH] = "/",
+      [TK_AT] = "@",   [TK_LT] = "<",    [TK_LE] = "<=",  [TK_GT] = ">",
+      [TK_GE] = ">=",  [TK_EQ] = "==",   [TK_NE] = "!="};
+  Value d = a.kind == VAL_DYN ? a : b, k = a.kind == VAL_DYN ? b : a;
+  Value r = {.kind = VAL_DYN};
+  if (op == TK_STAR && k.kind == VAL_INT && k.i >= 1 &&
+      !__builtin_mul_overflow(d.dyn, k.i, &r.dyn) && !__builtin_mul_overflow(d.i, k.i, &r.i))
+    return r;
+  const char *what = arena_printf(&E->scratch, "an operand of '%s'", names[op] ? names[op] : "?");
+  if (op == TK_STAR && k.kind == VAL_INT)
+    what = arena_printf(&E->scratch, "k * N with k = %lld (k must be an int >= 1)", (long long)k.i);
+  elab_dyn_misuse(E, loc, what);
+  return (Value){0};
+}
+
 static Value elab_binary(Elab *E, Scope *s, const Expr *e) {
   Value a = elab_expr(E, s, e->lhs);
   Value b = elab_expr(E, s, e->rhs);
   if (a.kind == VAL_NONE || b.kind == VAL_NONE) return (Value){0};
+  if (a.kind == VAL_DYN || b.kind == VAL_DYN) return dyn_binary(E, e->op, a, b, e->loc);
   if (is_number(a) && is_number(b)) return fold_binary(E, e->op, a, b, e->loc);
   return elab_binary_op(E, binary_op(e->op), a, b, e->loc);
 }
@@ -284,6 +304,9 @@ static Value elab_unary(Elab *E, Scope *s, const Expr *e) {
     return elab_tensor_value(graph_add_unary(E->g, OP_NEG, a.node, elab_loc(E, e->loc), E->d));
   case VAL_NONE:
     return a;
+  case VAL_DYN:
+    elab_dyn_misuse(E, e->loc, "the operand of unary '-'");
+    return (Value){0};
   default:
     diag_error(E->d, e->loc, "cannot negate %s", elab_value_str(E, a));
     return (Value){0};
@@ -312,10 +335,11 @@ static bool axis_arg(Elab *E, int64_t axis, int rank, SrcLoc loc, const char *fn
   return true;
 }
 
+/* an int or a list of ints; the dynamic dimension only as a shape's first entry (l.dyn) */
 static Value int_list(Elab *E, Scope *s, const Expr *e, const char *what) {
   Value v = elab_expr(E, s, e);
-  if (v.kind == VAL_INT) {
-    Value l = {.kind = VAL_LIST, .n_items = 1};
+  if (v.kind == VAL_INT || v.kind == VAL_DYN) {
+    Value l = {.kind = VAL_LIST, .n_items = 1, .dyn = v.kind == VAL_DYN ? v.dyn : 0};
     l.items = arena_alloc(&E->scratch, sizeof(int64_t));
     l.items[0] = v.i;
     return l;
@@ -337,7 +361,7 @@ static Value bi_reduce(Elab *E, Scope *s, const Expr *call, const Builtin *b, co
   attr.reduce.axes = n->shape.rank ? (uint32_t)((1u << n->shape.rank) - 1) : 0;
   if (a[1]) {
     Value axes = int_list(E, s, a[1], "'axis'");
-    if (axes.kind == VAL_NONE) return axes;
+    if (axes.kind == VAL_NONE || !elab_static_list(E, axes, a[1], "'axis'")) return (Value){0};
     attr.reduce.axes = 0;
     for (int i = 0; i < axes.n_items; i++) {
       int ax;
@@ -371,10 +395,12 @@ static Value bi_softmax(Elab *E, Scope *s, const Expr *call, const Builtin *b, c
   return elab_tensor_value(graph_add(E->g, b->op, &x.node, 1, &attr, elab_loc(E, call->loc), E->d));
 }
 
-static Value reshape_to(Elab *E, Value x, const int64_t *dims, int rank, SrcLoc loc) {
+/* dyn: the target's axis 0 is dyn * n (dims[0] at the bound) */
+static Value reshape_to(Elab *E, Value x, const int64_t *dims, int rank, int64_t dyn, SrcLoc loc) {
   NodeAttr attr;
   memset(&attr, 0, sizeof attr);
   attr.reshape.shape = shape_make(rank, dims);
+  attr.reshape.shape.dyn = rank ? dyn : 0;
   return elab_tensor_value(graph_add(E->g, OP_RESHAPE, &x.node, 1, &attr, elab_loc(E, loc), E->d));
 }
 
@@ -415,7 +441,11 @@ static Value bi_reshape(Elab *E, Scope *s, const Expr *call, const Expr **a) {
     }
     dims[infer] = numel / known;
   }
-  return reshape_to(E, x, dims, l.n_items, call->loc);
+  /* [-1, ...] of a dynamic x: axis 0 stays dynamic, k' = its size per unit of n */
+  int64_t dyn = l.dyn;
+  if (infer == 0 && n->shape.dyn && E->dyn_max && dims[0] % E->dyn_max == 0)
+    dyn = dims[0] / E->dyn_max;
+  return reshape_to(E, x, dims, l.n_items, dyn, call->loc);
 }
 
 static Value bi_flatten(Elab *E, Scope *s, const Expr *call, const Expr **a) {
@@ -427,7 +457,7 @@ static Value bi_flatten(Elab *E, Scope *s, const Expr *call, const Expr **a) {
     return (Value){0};
   }
   int64_t dims[2] = {n->shape.dim[0], shape_numel(&n->shape) / n->shape.dim[0]};
-  return reshape_to(E, x, dims, 2, call->loc);
+  return reshape_to(E, x, dims, 2, n->shape.dyn, call->loc);
 }
 
 static Value bi_transpose(Elab *E, Scope *s, const Expr *call, const Expr **a) {
@@ -448,7 +478,7 @@ static Value bi_transpose(Elab *E, Scope *s, const Expr *call, const Expr **a) {
     attr.transpose.perm[rank - 1] = (int8_t)(rank - 2);
   } else {
     Value l = int_list(E, s, a[1], "'perm'");
-    if (l.kind == VAL_NONE) return l;
+    if (l.kind == VAL_NONE || !elab_static_list(E, l, a[1], "'perm'")) return (Value){0};
     uint32_t seen = 0;
     bool ok = l.n_items == rank;
     for (int i = 0; ok && i < rank; i++) {
@@ -607,6 +637,12 @@ static Value elab_call(Elab *E, Scope *s, const Expr *e) {
   const Builtin *b = find_builtin(e->name);
   if (!b && elab_conv_is_builtin(e->name) && !e->as_name) return elab_conv_call(E, s, e);
   if (!b && elab_struct_is_builtin(e->name) && !e->as_name) return elab_struct_call(E, s, e);
+  if (!b && strcmp(e->name, "dynamic") == 0) {
+    diag_error(E->d, e->loc,
+               "dynamic(max = M) can only be the whole value of a top-level const, "
+               "as in 'const N = dynamic(max = 64)'");
+    return (Value){0};
+  }
   if (!b && !elab_struct_is_builtin(e->name)) {
     unknown_function(E, e);
     return (Value){0};
@@ -619,12 +655,21 @@ static Value elab_call(Elab *E, Scope *s, const Expr *e) {
   return elab_builtin(E, s, e, b);
 }
 
+/* [a, b, ...] of ints; the first may be k * N (a shape's first axis: l.dyn = k) */
 static Value elab_list(Elab *E, Scope *s, const Expr *e) {
   Value l = {.kind = VAL_LIST, .n_items = e->n_args};
   l.items = arena_alloc(&E->scratch, (size_t)(e->n_args + 1) * sizeof(int64_t));
   for (int i = 0; i < e->n_args; i++) {
-    if (!elab_int(E, elab_expr(E, s, e->args[i]), e->args[i]->loc, "a list element", &l.items[i]))
-      return (Value){0};
+    Value v = elab_expr(E, s, e->args[i]);
+    if (v.kind == VAL_DYN && i == 0) {
+      l.items[0] = v.i, l.dyn = v.dyn;
+      continue;
+    }
+    const char *what =
+        v.kind == VAL_DYN
+            ? arena_printf(&E->scratch, "entry %d of a list (axis %d of a shape)", i, i)
+            : "a list element";
+    if (!elab_int(E, v, e->args[i]->loc, what, &l.items[i])) return (Value){0};
   }
   return l;
 }

@@ -118,10 +118,11 @@ static NodeId carry_init(Elab *E, Scope *s, const Expr *x, const char *name) {
     at.constant.value = strcmp(x->name, "ones") == 0;
     if (!elab_dtype(E, ty->lhs->name, ty->lhs->loc, &at.constant.dtype)) return IR_NONE;
     at.constant.shape.rank = ty->n_args;
-    for (int i = 0; i < ty->n_args && i < IR_MAX_RANK; i++)
-      if (!elab_int(E, elab_expr(E, s, ty->args[i]), ty->args[i]->loc, "a dimension",
-                    &at.constant.shape.dim[i]))
-        return IR_NONE;
+    for (int i = 0; i < ty->n_args && i < IR_MAX_RANK; i++) { /* zeros(f32[B, H]): B may be N */
+      int64_t dyn = 0;
+      if (!elab_dim(E, s, ty->args[i], i, true, &at.constant.shape.dim[i], &dyn)) return IR_NONE;
+      if (i == 0) at.constant.shape.dyn = dyn;
+    }
     return graph_add(E->g, OP_CONST, NULL, 0, &at, elab_loc(E, x->loc), E->d);
   }
   Value v = elab_expr(E, s, x);

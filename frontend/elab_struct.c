@@ -81,6 +81,18 @@ static Value tv(NodeId id) {
   return elab_tensor_value(id);
 }
 
+/* x's dynamic axis 0 cannot be cut, padded or joined along: an error naming what did */
+static bool dyn_axis_ok(Elab *E, NodeId x, int axis, SrcLoc loc, const char *what) {
+  if (axis != 0 || !nd(E, x)->shape.dyn) return true;
+  char buf[200];
+  diag_error(E->d, loc,
+             "%s: axis 0 of %s is the dynamic dimension %s (<= %lld), which cannot be "
+             "cut, padded or joined along; only ':' keeps it whole",
+             what, shape_str(&nd(E, x)->shape, buf, sizeof buf), E->dyn_name,
+             (long long)E->dyn_max);
+  return false;
+}
+
 /* ---- activations ----------------------------------------------------------------------------- */
 
 static Value bi_erf(Elab *E, Scope *s, const Expr *c, const Expr **a) {
@@ -239,12 +251,14 @@ static Value bi_concat(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   if (n < 0) return (Value){0};
   const Node *first = nd(E, xs[0]);
   int axis;
-  if (!axis_of(E, s, a[1], first->shape.rank, 0, "concat", &axis)) return (Value){0};
+  if (!axis_of(E, s, a[1], first->shape.rank, 0, "concat", &axis) ||
+      (n > 1 && !dyn_axis_ok(E, xs[0], axis, c->loc, "concat")))
+    return (Value){0};
   Shape out = first->shape;
   char s0[200], s1[200];
   for (int i = 1; i < n; i++) {
     const Node *x = nd(E, xs[i]);
-    bool same = x->shape.rank == out.rank && x->dtype == first->dtype;
+    bool same = x->shape.rank == out.rank && x->dtype == first->dtype && x->shape.dyn == out.dyn;
     for (int d = 0; same && d < out.rank; d++)
       same = d == axis || x->shape.dim[d] == out.dim[d];
     if (!same) {
@@ -283,6 +297,8 @@ static int split_sizes(Elab *E, Scope *s, const Expr *arg, int64_t dim, int axis
     for (int i = 0; i < n; i++)
       sizes[i] = dim / n;
     total = dim;
+  } else if (!elab_static_list(E, nv, arg, "a part size of split")) {
+    return 0;
   } else if (nv.kind == VAL_LIST && nv.n_items >= 1 && nv.n_items <= 64) {
     n = nv.n_items;
     for (int i = 0; i < n; i++)
@@ -308,7 +324,7 @@ static Value bi_split(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   if (!axis_of(E, s, a[2], xs.rank, -1, "split", &axis)) return (Value){0};
   int64_t sizes[64];
   int n = split_sizes(E, s, a[1], xs.dim[axis], axis, sizes);
-  if (n == 0) return (Value){0};
+  if (n == 0 || (n > 1 && !dyn_axis_ok(E, x, axis, c->loc, "split"))) return (Value){0};
   Value t = {.kind = VAL_TUPLE, .n_items = (int)n};
   t.items = arena_alloc(&E->scratch, (size_t)n * sizeof *t.items);
   int64_t begin[IR_MAX_RANK] = {0}, step[IR_MAX_RANK];
@@ -334,7 +350,7 @@ static Value bi_pad(Elab *E, Scope *s, const Expr *c, const Expr **a) {
     return (Value){0};
   Shape xs = nd(E, x)->shape, out = xs;
   Value l = elab_expr(E, s, a[1]);
-  if (l.kind == VAL_NONE) return l;
+  if (l.kind == VAL_NONE || !elab_static_list(E, l, a[1], "a padding of pad")) return (Value){0};
   if (l.kind != VAL_LIST || l.n_items != 2 * xs.rank) {
     diag_error(E->d, a[1]->loc,
                "pad: expected a list of %d ints [before, after] per axis, "
@@ -350,6 +366,7 @@ static Value bi_pad(Elab *E, Scope *s, const Expr *c, const Expr **a) {
       return (Value){0};
     }
     begin[d] = lo, step[d] = 1, out.dim[d] += lo + hi;
+    if ((lo || hi) && !dyn_axis_ok(E, x, d, a[1]->loc, "pad")) return (Value){0};
   }
   SrcLoc lc = c->loc;
   NodeId placed = window(E, OP_UNSLICE, x, &out, begin, step, lc);
@@ -439,6 +456,7 @@ static Value bi_fill(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   memset(&attr, 0, sizeof attr);
   attr.constant.dtype = elab_float_dtype(E);
   attr.constant.shape = shape_make(l.n_items, l.items);
+  attr.constant.shape.dyn = l.dyn; /* fill([N, 1], 0.0): a splat as large as the batch */
   attr.constant.value = v;
   return tv(build_node(&b, OP_CONST, NULL, 0, &attr));
 }
@@ -533,6 +551,7 @@ static Value bi_random(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   attr.random.dist = strcmp(c->name, "randn") == 0;
   attr.random.dtype = elab_float_dtype(E);
   attr.random.shape = shape_make(l.n_items, l.items);
+  attr.random.shape.dyn = l.dyn;
   NodeId in[2];
   rng_inputs(E, c->loc, &in[0], &in[1]);
   return tv(build_node(&b, OP_RANDOM, in, 2, &attr));
@@ -689,9 +708,12 @@ Value elab_struct_index(Elab *E, Scope *s, const Expr *e) {
     if (d < e->n_args &&
         !index_axis(E, s, e->args[d], xs.dim[d], &begin[d], &step[d], &out.dim[d], &drop))
       return (Value){0};
+    if ((drop || out.dim[d] != xs.dim[d]) && !dyn_axis_ok(E, x.node, d, e->args[d]->loc, "index"))
+      return (Value){0};
     identity &= out.dim[d] == xs.dim[d];
     if (!drop) kept.dim[kept.rank++] = out.dim[d];
   }
+  kept.dyn = xs.dyn; /* axis 0 is kept whole when dynamic (dyn_axis_ok) */
   NodeId y = identity ? x.node : window(E, OP_SLICE, x.node, &out, begin, step, e->loc);
   if (y == IR_NONE || kept.rank == xs.rank) return tv(y);
   NodeAttr attr;

@@ -76,6 +76,10 @@ bool elab_int(Elab *E, Value v, SrcLoc loc, const char *what, int64_t *out) {
     *out = v.i;
     return true;
   }
+  if (v.kind == VAL_DYN || (v.kind == VAL_LIST && v.dyn)) {
+    elab_dyn_misuse(E, loc, what);
+    return false;
+  }
   diag_error(E->d, loc, "%s must be a compile-time int, got %s", what, elab_value_str(E, v));
   return false;
 }
@@ -104,6 +108,13 @@ const char *elab_value_str(Elab *E, Value v) {
     return "a list";
   case VAL_TUPLE:
     return arena_printf(&E->scratch, "a tuple of %d tensors", v.n_items);
+  case VAL_DYN:
+    return arena_printf(&E->scratch,
+                        "the dynamic dimension %s%s%s (<= %lld), which can only be the first "
+                        "axis of a shape (written %s or k * %s)",
+                        v.dyn > 1 ? arena_printf(&E->scratch, "%lld", (long long)v.dyn) : "",
+                        v.dyn > 1 ? " * " : "", E->dyn_name, (long long)v.i, E->dyn_name,
+                        E->dyn_name);
   default:
     return "an invalid value";
   }
@@ -134,7 +145,43 @@ bool elab_dtype(Elab *E, const char *name, SrcLoc loc, DType *out) {
   return true;
 }
 
-bool elab_type(Elab *E, Scope *s, const TypeExpr *t, DType *dtype, Shape *shape) {
+void elab_dyn_misuse(Elab *E, SrcLoc loc, const char *what) {
+  const char *n = E->dyn_name ? E->dyn_name : "N";
+  diag_error(E->d, loc,
+             "the dynamic dimension %s (<= %lld) can only be the first axis of a shape, written "
+             "%s or k * %s; here it is used as %s",
+             n, (long long)E->dyn_max, n, n, what);
+}
+
+bool elab_dim(Elab *E, Scope *s, const Expr *d, int axis, bool allow_dyn, int64_t *dim,
+              int64_t *dyn) {
+  Value v = elab_expr(E, s, d);
+  *dyn = 0;
+  if (v.kind == VAL_DYN && axis == 0 && allow_dyn) {
+    *dim = v.i, *dyn = v.dyn;
+    return true;
+  }
+  if (v.kind == VAL_DYN) {
+    elab_dyn_misuse(E, d->loc,
+                    axis ? arena_printf(&E->scratch, "axis %d of a shape", axis)
+                         : "the first axis of a param's type (params have a fixed shape)");
+    return false;
+  }
+  if (!elab_int(E, v, d->loc, "a dimension", dim)) return false;
+  if (*dim < 1) {
+    diag_error(E->d, d->loc, "dimensions must be positive, got %lld", (long long)*dim);
+    return false;
+  }
+  return true;
+}
+
+bool elab_static_list(Elab *E, Value v, const Expr *e, const char *what) {
+  if (v.kind != VAL_LIST || !v.dyn) return true;
+  elab_dyn_misuse(E, e->kind == EX_LIST && e->n_args ? e->args[0]->loc : e->loc, what);
+  return false;
+}
+
+bool elab_type(Elab *E, Scope *s, const TypeExpr *t, bool allow_dyn, DType *dtype, Shape *shape) {
   if (t->is_int) {
     diag_error(E->d, t->loc, "expected a tensor type such as f32[N, 784], got 'int'");
     return false;
@@ -144,20 +191,17 @@ bool elab_type(Elab *E, Scope *s, const TypeExpr *t, DType *dtype, Shape *shape)
     diag_error(E->d, t->loc, "rank %d exceeds the maximum of %d", t->n_dims, IR_MAX_RANK);
     return false;
   }
-  int64_t dims[IR_MAX_RANK];
+  int64_t dims[IR_MAX_RANK], dyn = 0, ignored;
   for (int i = 0; i < t->n_dims; i++) {
     const Expr *d = t->dims[i];
     if (d->kind == EX_ELLIPSIS) {
       diag_error(E->d, d->loc, "'...' is only allowed in the argument types of a fn");
       return false;
     }
-    if (!elab_int(E, elab_expr(E, s, d), d->loc, "a dimension", &dims[i])) return false;
-    if (dims[i] < 1) {
-      diag_error(E->d, d->loc, "dimensions must be positive, got %lld", (long long)dims[i]);
-      return false;
-    }
+    if (!elab_dim(E, s, d, i, allow_dyn, &dims[i], i ? &ignored : &dyn)) return false;
   }
   *shape = shape_make(t->n_dims, dims);
+  shape->dyn = dyn;
   int64_t numel = 1;
   for (int i = 0; i < t->n_dims; i++) {
     if (__builtin_mul_overflow(numel, dims[i], &numel) || numel > ELAB_MAX_NUMEL) {
@@ -205,16 +249,73 @@ static const Define *find_define(const Elab *E, const char *name) {
   return NULL;
 }
 
+/* dynamic(max = M) as the value of const c: the dynamic dimension at its bound, k = 1 */
+static Value dynamic_const(Elab *E, const Decl *c) {
+  static const char *const names[] = {"max"};
+  const Expr *arg[1];
+  Scope empty = {.prefix = ""};
+  int64_t max;
+  if (!elab_match_args(E, c->value, names, 1, arg)) return (Value){0};
+  if (!arg[0]) {
+    diag_error(E->d, c->value->loc,
+               "dynamic() needs its bound, as in 'const %s = dynamic(max "
+               "= 64)'",
+               c->name);
+    return (Value){0};
+  }
+  if (!elab_int(E, elab_expr(E, &empty, arg[0]), arg[0]->loc, "the bound of dynamic()", &max))
+    return (Value){0};
+  if (max < 1 || max > INT32_MAX) {
+    diag_error(E->d, arg[0]->loc,
+               "the bound of dynamic() must be an integer from 1 to %d, got "
+               "%lld",
+               INT32_MAX, (long long)max);
+    return (Value){0};
+  }
+  return (Value){.kind = VAL_DYN, .dyn = 1, .i = max};
+}
+
+/* Records c as the module's dynamic const; a second one is an error at its name. */
+static bool declare_dynamic(Elab *E, const Decl *c, const Define *def) {
+  if (E->dyn_max) {
+    diag_error(E->d, c->name_loc,
+               "const '%s' is a second dynamic dimension%s; a module has at most one, and '%s' "
+               "(declared at %s:%u:%u) is already dynamic",
+               c->name, def && def->dynamic ? " (by -D)" : "", E->dyn_name,
+               E->dyn_loc.file ? E->dyn_loc.file : "?", E->dyn_loc.line, E->dyn_loc.col);
+    return false;
+  }
+  return true;
+}
+
+/* The value of const c after its -D override, if any. */
+static Value const_value(Elab *E, const Decl *c, const Define *def) {
+  Scope empty = {.prefix = ""};
+  bool dyn_call =
+      c->value->kind == EX_CALL && strcmp(c->value->name, "dynamic") == 0 && !c->value->as_name;
+  Value v = dyn_call ? dynamic_const(E, c) : elab_expr(E, &empty, c->value);
+  if (!def) return v;
+  if (!def->dynamic) return (Value){.kind = VAL_INT, .i = def->value};
+  if (v.kind == VAL_INT || v.kind == VAL_DYN)
+    return (Value){.kind = VAL_DYN, .dyn = 1, .i = def->value};
+  if (v.kind != VAL_NONE)
+    diag_error(E->d, c->name_loc,
+               "-D %s=dynamic(max = %lld): const '%s' is %s; only an int "
+               "const can become the dynamic dimension",
+               c->name, (long long)def->value, c->name, elab_value_str(E, v));
+  return (Value){0};
+}
+
 static bool elab_consts(Elab *E) {
   bool ok = true;
-  Scope empty = {.prefix = ""};
   for (int i = 0; i < E->prog->n_decls; i++) {
     const Decl *c = E->prog->decls[i];
     if (c->kind != DECL_CONST) continue;
-    Value v = elab_expr(E, &empty, c->value);
     const Define *def = find_define(E, c->name);
-    if (def) v = (Value){.kind = VAL_INT, .i = def->value};
-    if (v.kind != VAL_INT && v.kind != VAL_FLOAT && v.kind != VAL_NONE) {
+    Value v = const_value(E, c, def);
+    if (v.kind == VAL_DYN && !declare_dynamic(E, c, def)) v = (Value){0};
+    if (v.kind == VAL_DYN) E->dyn_max = v.i, E->dyn_name = c->name, E->dyn_loc = c->name_loc;
+    if (v.kind != VAL_INT && v.kind != VAL_FLOAT && v.kind != VAL_DYN && v.kind != VAL_NONE) {
       diag_error(E->d, c->value->loc, "const '%s' must be a number, got %s", c->name,
                  elab_value_str(E, v));
       v = (Value){0};
@@ -288,7 +389,7 @@ static bool elab_inputs(Elab *E, Scope *s, const Decl *model) {
       ok = false;
       continue;
     }
-    if (!elab_type(E, s, a->type, &t, &shape)) {
+    if (!elab_type(E, s, a->type, true, &t, &shape)) {
       ok = false;
       elab_bind(E, s, a->name, (Value){0}, a->loc);
       continue;
@@ -296,6 +397,7 @@ static bool elab_inputs(Elab *E, Scope *s, const Decl *model) {
     int32_t idx = module_add_input(E->m, a->name, t, &shape, elab_loc(E, a->loc));
     NodeId id = graph_add_source(E->g, OP_INPUT, idx, elab_loc(E, a->loc));
     graph_node(E->g, id)->name = E->m->inputs[idx].name;
+    graph_node(E->g, id)->shape.dyn = shape.dyn; /* the declared type, dynamic axis included */
     elab_bind(E, s, a->name, elab_tensor_value(id), a->loc);
   }
   return ok;
@@ -517,6 +619,10 @@ static bool elab_module(Elab *E, const char *main_file) {
   E->m = module_new(model->name);
   E->m->source_file = arena_strdup(&E->m->arena, main_file);
   E->g = E->m->model = graph_new(E->m, "model");
+  if (E->dyn_max) {
+    E->m->dyn_max = E->dyn_max;
+    E->m->dyn_name = arena_strdup(&E->m->arena, E->dyn_name);
+  }
   Scope s = {.prefix = ""};
   bool ok = elab_inputs(E, &s, model);
   ok &= elab_model_body(E, &s, model);

@@ -10,6 +10,8 @@
  */
 #include "frontend/ast.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,44 @@
 void frontend_options_init(FrontendOptions *o) {
   memset(o, 0, sizeof *o);
   o->float_dtype = DT_F32;
+}
+
+/* skips spaces, then the word w; NULL if it is not there */
+static const char *define_word(const char *p, const char *w) {
+  while (isspace((unsigned char)*p))
+    p++;
+  size_t n = strlen(w);
+  return strncmp(p, w, n) == 0 ? p + n : NULL;
+}
+
+/* an integer (decimal, optional sign) then only spaces up to `end` */
+static bool define_int(const char *p, const char *end, int64_t *out) {
+  char *stop;
+  errno = 0;
+  long long v = strtoll(p, &stop, 10);
+  if (errno || stop == p || isspace((unsigned char)*p)) return false;
+  while (stop < end && isspace((unsigned char)*stop))
+    stop++;
+  *out = v;
+  return stop == end;
+}
+
+/* VALUE = INTEGER | "dynamic" "(" ["max" "="] INTEGER ")" */
+bool frontend_define_value(const char *text, Define *out) {
+  out->dynamic = false;
+  if (define_int(text, text + strlen(text), &out->value)) return true;
+  const char *p = define_word(text, "dynamic");
+  p = p ? define_word(p, "(") : NULL;
+  if (!p) return false;
+  const char *kw = define_word(p, "max");
+  if (kw && (kw = define_word(kw, "="))) p = kw;
+  const char *close = strchr(p, ')');
+  if (!close || *define_word(close + 1, "") != '\0') return false;
+  while (isspace((unsigned char)*p))
+    p++;
+  if (!define_int(p, close, &out->value) || out->value < 1 || out->value > INT32_MAX) return false;
+  out->dynamic = true;
+  return true;
 }
 
 /* Reads a whole file into a malloc'd NUL-terminated buffer; NULL if unreadable. */

@@ -11,8 +11,13 @@
 
 typedef struct Define {
   const char *name; /* a `const` of the model file */
-  int64_t value;
+  int64_t value;    /* the const's value, or the bound when dynamic */
+  bool dynamic;     /* -D N=dynamic(max = M): the const becomes the dynamic dimension */
 } Define;
+
+/* The VALUE of -D NAME=VALUE into out->value and out->dynamic: an integer, or
+ * `dynamic(max = M)` (spaces allowed, M >= 1). false if it is neither. */
+bool frontend_define_value(const char *text, Define *out);
 
 typedef struct FrontendOptions {
   const char *lib_dir;    /* where `import nn` finds nn.lathe; NULL = $LATHE_LIB, built-in */

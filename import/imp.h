@@ -41,6 +41,11 @@ typedef struct Imp {
   unsigned param_f64;   /* bit r: ... of f64 */
   const Onnx__NodeProto *node; /* the node being mapped */
   int n_problems;
+  /* the dynamic batch (a symbolic axis 0 of the graph inputs): a shape with dyn = k has
+   * axis 0 = k * batch, written with this const's name by imp_dims */
+  const char *dyn_ident; /* NULL: the model is static */
+  const char *dyn_param; /* its ONNX dim_param ("" when unnamed) */
+  int64_t dyn_max;
 } Imp;
 
 /* the largest tensor the importer creates or lets a node produce */
@@ -72,7 +77,9 @@ const char *imp_pad_expr(Imp *im, const char *x, const Shape *s, const char *pad
 /* output k as a constant (takes ownership of t) */
 ImpVal *imp_bind_const(Imp *im, int k, Tensor *t);
 const char *imp_printf(Imp *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *imp_dims(Imp *im, const Shape *s);      /* "[2, 3]" */
+const char *imp_dims(Imp *im, const Shape *s); /* "[2, 3]", "[batch, 3]" when dynamic */
+/* a reshape's result dyn from its input's: axis 0 must stay k * batch (false, reported) */
+bool imp_reshape_dyn(Imp *im, const Shape *in, Shape *out);
 const char *imp_ints(Imp *im, const int64_t *v, int n); /* "[1, 2]" */
 const char *imp_num(Imp *im, double v);              /* a literal, parenthesized if < 0 */
 

@@ -14,6 +14,7 @@
 
 void import_options_init(ImportOptions *o) {
   memset(o, 0, sizeof *o);
+  o->max_batch = IMPORT_DEFAULT_MAX_BATCH;
 }
 
 void import_result_fini(ImportResult *r) {
@@ -51,6 +52,40 @@ static const Tensor *find_const_input(const ImportOptions *o, const char *name) 
   return NULL;
 }
 
+/* A symbolic axis 0 of a graph input (named nm, "" when unnamed) not fixed by a define: the
+ * model's dynamic batch, declared once as `const batch = dynamic(max = M)`. Returns its name
+ * (NULL, reported, when the graph has two differently named batches). */
+static const char *dynamic_batch(Imp *im, const Onnx__ValueInfoProto *vi, const char *nm,
+                                 const Define *def, FILE *consts) {
+  if (im->dyn_ident) {
+    if (*nm && *im->dyn_param && strcmp(nm, im->dyn_param) != 0) {
+      imp_fail(im,
+               "graph input '%s': axis 0 is a second symbolic batch ('%s'; the first is "
+               "'%s'); a model has one dynamic dimension: fix one with -D %s=VALUE",
+               vi->name, nm, im->dyn_param, nm);
+      return NULL;
+    }
+    return im->dyn_ident;
+  }
+  im->dyn_max = def                    ? def->value
+                : im->o->max_batch > 0 ? im->o->max_batch
+                                       : IMPORT_DEFAULT_MAX_BATCH;
+  im->dyn_param = arena_strdup(&im->arena, nm);
+  im->dyn_ident = imp_ident(im, "", *nm ? nm : "batch");
+  fprintf(consts,
+          "const %s = dynamic(max = %lld)  # the batch: any size up to this bound at "
+          "run time (--max-batch); -D %s=N fixes it\n",
+          im->dyn_ident, (long long)im->dyn_max, *nm ? nm : im->dyn_ident);
+  return im->dyn_ident;
+}
+
+/* axis 0 given as dim_param, unnamed, or dim_value 0 / -1 (exporters' "any") */
+static bool symbolic_batch(const Onnx__TensorShapeProto__Dimension *dm) {
+  if (dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+    return dm->dim_value == 0 || dm->dim_value == -1;
+  return true;
+}
+
 /* "[batch, 784]" with dynamic dims by their const name; records the consts in `consts` */
 static bool input_type(Imp *im, const Onnx__ValueInfoProto *vi, DType *dt, Shape *s,
                        FILE *consts, const char **dims) {
@@ -76,6 +111,17 @@ static bool input_type(Imp *im, const Onnx__ValueInfoProto *vi, DType *dt, Shape
       const char *nm = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
                            ? dm->dim_param : "";
       const Define *def = nm && *nm ? find_define(im->o, nm) : NULL;
+      if (i == 0 && (!def || def->dynamic) && symbolic_batch(dm)) {
+        if (!(txt = dynamic_batch(im, vi, nm ? nm : "", def, consts))) return false;
+        s->dim[0] = im->dyn_max, s->dyn = 1;
+        k += snprintf(buf + k, sizeof buf - (size_t)k, "%s", txt);
+        continue;
+      }
+      if (def && def->dynamic)
+        return imp_fail(im,
+                        "graph input '%s': dimension %d ('%s') cannot be dynamic; only axis "
+                        "0 (the batch) can: fix it with -D %s=VALUE",
+                        vi->name, i, nm, nm);
       if (dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
         return imp_fail(im, "graph input '%s': dimension %d has size %lld (lathe has no empty "
                             "tensors)", vi->name, i, (long long)dm->dim_value);
@@ -280,7 +326,8 @@ static bool add_loss(Imp *im, const ImportResult *r, FILE *args, FILE *train) {
   if (strcmp(loss, "cross_entropy") == 0) {
     if (out->shape.rank != 2)
       return imp_fail(im, "--loss cross_entropy needs a [N, C] first output");
-    fprintf(args, "%slabel: i32[%lld]", r->n_inputs ? ", " : "", (long long)out->shape.dim[0]);
+    Shape ls = {.rank = 1, .dim = {out->shape.dim[0]}, .dyn = out->shape.dyn};
+    fprintf(args, "%slabel: i32%s", r->n_inputs ? ", " : "", imp_dims(im, &ls));
     fprintf(im->out, "  loss = cross_entropy(%s, label)\n", out->ident);
   } else if (strcmp(loss, "mse") == 0) {
     fprintf(args, "%starget: %s%s", r->n_inputs ? ", " : "", dtype_name(out->dtype),

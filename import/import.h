@@ -4,8 +4,12 @@
  * ONNX op and node name) and a set of weights (the initializers, keyed by the lathe param
  * names) that the normal frontend and runtime then compile and load.
  *
- * Static shapes: dynamic dimensions are fixed by defines (-D name=value); shape arithmetic
- * (Shape, Gather on shapes, Concat of shape vectors, Constant, ...) is evaluated here.
+ * A symbolic batch (dim_param, or dim_value 0/-1, on axis 0 of the graph inputs) becomes the
+ * model's dynamic dimension, `const batch = dynamic(max = M)` with M = ImportOptions.max_batch
+ * (--max-batch, default IMPORT_DEFAULT_MAX_BATCH); -D batch=N fixes it instead.
+ * Other shapes are static: other dynamic dimensions are fixed by defines (-D name=value);
+ * shape arithmetic (Shape, Gather on shapes, Concat of shape vectors, Constant, ...) is
+ * evaluated here, at the batch's bound.
  * Every node that cannot be imported is reported (node name, op, reason) before failing.
  * Library code: errors go to the Diag, nothing is printed.
  */
@@ -22,6 +26,8 @@
 typedef struct ImportOptions {
   const Define *defines; /* dynamic dims (dim_param) fixed by name; other names ignored */
   int n_defines;
+  int64_t max_batch;      /* the bound of a symbolic batch (axis 0 of the graph inputs) that no
+                             define fixes: it becomes the module's dynamic dimension */
   const char *model_name; /* name of the generated `model`; NULL = from the file name */
   const char *loss;       /* NULL, "cross_entropy" or "mse": adds a loss and a train block */
   const char *optimizer;  /* with loss: an optimizer expression, default "adam" */
@@ -32,7 +38,9 @@ typedef struct ImportOptions {
   int n_consts;
 } ImportOptions;
 
-void import_options_init(ImportOptions *o);
+enum { IMPORT_DEFAULT_MAX_BATCH = 64 }; /* --max-batch when not given */
+
+void import_options_init(ImportOptions *o); /* no defines, max_batch 64 */
 
 typedef struct ImportResult {
   char *text;          /* the .lathe source, malloc'd */

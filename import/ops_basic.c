@@ -160,7 +160,9 @@ static bool map_matmul(Imp *im, const Onnx__NodeProto *n) {
   if (sa.dim[sa.rank - 1] != sb.dim[sb.rank - 2]) return imp_fail(im, "inner dims differ");
   Shape ba = sa, bb = sb, s;
   ba.rank -= 2, bb.rank -= 2;
+  ba.dyn = ba.rank ? sa.dyn : 0, bb.dyn = bb.rank ? sb.dyn : 0; /* a batch among batch dims */
   if (!imp_broadcast(im, &ba, &bb, &s)) return false;
+  if (s.rank == 0) s.dyn = a->shape.rank == 2 ? a->shape.dyn : 0; /* the rows of A */
   s.dim[s.rank++] = sa.dim[sa.rank - 2];
   s.dim[s.rank++] = sb.dim[sb.rank - 1];
   Shape out = s;
@@ -183,6 +185,7 @@ static bool map_gemm(Imp *im, const Onnx__NodeProto *n) {
   s.rank = 2;
   s.dim[0] = a->shape.dim[ta ? 1 : 0];
   s.dim[1] = b->shape.dim[tb ? 0 : 1];
+  s.dyn = ta ? 0 : a->shape.dyn; /* a batch in the contraction gives a static result */
   if (a->shape.dim[ta ? 0 : 1] != b->shape.dim[tb ? 1 : 0]) return imp_fail(im, "K differs");
   const char *e = imp_printf(im, "%s%s%s @ %s%s%s", ta ? "transpose(" : "", ra, ta ? ")" : "",
                              tb ? "transpose(" : "", rb, tb ? ")" : "");

@@ -87,11 +87,21 @@ static bool reshape_to(Imp *im, const Onnx__NodeProto *n, const Shape *in, Shape
   return true;
 }
 
+static bool flatten_shape(Imp *im, const Onnx__NodeProto *n, const Shape *in, Shape *out);
+
+/* the result of Squeeze, Unsqueeze, Reshape or Flatten; a dynamic batch stays axis 0 (a
+ * target axis 0 of k times the bound is k * batch: the exporter's Shape -> Gather -> Concat
+ * chains carry the batch as its value at the bound) */
 bool imp_reshape_shape(Imp *im, const Onnx__NodeProto *n, const Shape *in, Shape *out) {
   const char *op = n->op_type;
-  if (strcmp(op, "Squeeze") == 0) return squeeze_shape(im, n, in, out);
-  if (strcmp(op, "Unsqueeze") == 0) return unsqueeze_shape(im, n, in, out);
-  if (strcmp(op, "Reshape") == 0) return reshape_to(im, n, in, out);
+  bool ok = strcmp(op, "Squeeze") == 0     ? squeeze_shape(im, n, in, out)
+            : strcmp(op, "Unsqueeze") == 0 ? unsqueeze_shape(im, n, in, out)
+            : strcmp(op, "Reshape") == 0   ? reshape_to(im, n, in, out)
+                                           : flatten_shape(im, n, in, out);
+  return ok && imp_reshape_dyn(im, in, out);
+}
+
+static bool flatten_shape(Imp *im, const Onnx__NodeProto *n, const Shape *in, Shape *out) {
   int a = (int)imp_attr_int(n, "axis", 1); /* Flatten */
   a = a < 0 ? a + in->rank : a;
   if (a < 0 || a > in->rank) return imp_fail(im, "axis %d out of range", a);

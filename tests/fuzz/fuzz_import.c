@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   diag_init(&d);
   ImportOptions o;
   import_options_init(&o);
-  Define def = {"batch", 2};
+  Define def = {.name = "batch", .value = 2};
   o.defines = &def, o.n_defines = 1;
   ImportResult r;
   bool ok = onnx_import("fuzz.onnx", data, size, &o, &r, &d);

@@ -38,7 +38,7 @@ static char cache_dir[64];
 
 /* the C of cachet at batch n, as `lathe compile -D N=n` writes it */
 static Emitted emit(int n) {
-  const Define defines[] = {{"N", n}};
+  const Define defines[] = {{.name = "N", .value = n}};
   Diag d;
   diag_init(&d);
   FrontendOptions fo;

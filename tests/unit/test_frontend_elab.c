@@ -96,7 +96,7 @@ START_TEST(test_mlp_defines_and_f64) {
   char *text = test_read_file("examples/mlp.lathe");
   FrontendOptions o;
   frontend_options_init(&o);
-  Define def = {"N", 1};
+  Define def = {.name = "N", .value = 1};
   o.defines = &def;
   o.n_defines = 1;
   o.float_dtype = DT_F64;
@@ -109,7 +109,7 @@ START_TEST(test_mlp_defines_and_f64) {
   assert_param(m, "h1.w", DT_F64, 2, 784, 256);
   module_free(m);
   diag_fini(&d);
-  Define bad = {"Q", 3};
+  Define bad = {.name = "Q", .value = 3};
   o.defines = &bad;
   m = compile_opts(text, &o, &d);
   ck_assert_ptr_null(m);

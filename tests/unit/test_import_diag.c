@@ -1,6 +1,7 @@
 /* tests/unit/test_import_diag.c — the ONNX importer on models built here with protobuf-c:
  * a small graph imports to the expected .lathe text and weights; every unsupported node is
- * listed at once with its name, op and reason; dynamic dims need -D; malformed, truncated
+ * listed at once with its name, op and reason; a symbolic batch is the dynamic dimension and
+ * other dynamic dims need -D; malformed, truncated
  * and empty inputs are rejected with a clear error, never a crash.
  */
 #include <stdlib.h>
@@ -152,23 +153,137 @@ START_TEST(imports_small_graph) {
 }
 END_TEST
 
-START_TEST(dynamic_dims_need_defines) {
+/* the imported text elaborates; its input x has the expected axis 0 */
+static void check_elaborates(const char *text, const Define *def, int64_t dim0, int64_t dyn) {
+  Diag d;
+  diag_init(&d);
+  FrontendOptions fo;
+  frontend_options_init(&fo);
+  fo.defines = def, fo.n_defines = def ? 1 : 0;
+  Module *m = frontend_compile("m.lathe", text, &fo, &d);
+  ck_assert_msg(m != NULL, "%s\n%s", diag_text(&d), text);
+  ck_assert_int_eq(m->inputs[0].shape.dim[0], dim0);
+  ck_assert_int_eq(m->inputs[0].shape.dyn, dyn);
+  ck_assert_int_eq(m->dyn_max, dyn ? dim0 : 0);
+  module_free(m);
+  diag_fini(&d);
+}
+
+/* a symbolic batch (axis 0) is the dynamic dimension, bounded by max_batch (default 64);
+ * -D batch=N still fixes it, -D batch=dynamic(max=M) changes the bound */
+START_TEST(dynamic_batch) {
   size_t len;
   uint8_t *data = mlp_model(&len, -1);
   Diag d;
   diag_init(&d);
   ImportResult r;
-  ck_assert(!run_import(data, len, NULL, 0, &r, &d));
-  ck_assert_ptr_nonnull(strstr(diag_text(&d), "dimension 0 is dynamic ('batch')"));
-  ck_assert_ptr_nonnull(strstr(diag_text(&d), "-D batch=VALUE"));
-  ck_assert_ptr_null(r.text);
-  diag_fini(&d);
-  diag_init(&d);
-  Define def = {"batch", 2};
+  ck_assert_msg(run_import(data, len, NULL, 0, &r, &d), "%s", diag_text(&d));
+  ck_assert_ptr_nonnull(strstr(r.text, "const batch = dynamic(max = 64)"));
+  ck_assert_ptr_nonnull(strstr(r.text, "model m(x: f32[batch, 3])"));
+  check_elaborates(r.text, NULL, 64, 1);
+  import_result_fini(&r);
+  ImportOptions o;
+  import_options_init(&o);
+  ck_assert_int_eq(o.max_batch, 64);
+  o.max_batch = 8;
+  ck_assert_msg(onnx_import("m.onnx", data, len, &o, &r, &d), "%s", diag_text(&d));
+  ck_assert_ptr_nonnull(strstr(r.text, "const batch = dynamic(max = 8)"));
+  check_elaborates(r.text, NULL, 8, 1);
+  import_result_fini(&r);
+  Define def = {.name = "batch", .value = 2};
   ck_assert_msg(run_import(data, len, &def, 1, &r, &d), "%s", diag_text(&d));
   ck_assert_ptr_nonnull(strstr(r.text, "const batch = 2"));
   ck_assert_ptr_nonnull(strstr(r.text, "model m(x: f32[batch, 3])"));
+  check_elaborates(r.text, &def, 2, 0);
   import_result_fini(&r);
+  Define bound = {.name = "batch", .value = 16, .dynamic = true};
+  ck_assert_msg(run_import(data, len, &bound, 1, &r, &d), "%s", diag_text(&d));
+  ck_assert_ptr_nonnull(strstr(r.text, "const batch = dynamic(max = 16)"));
+  check_elaborates(r.text, NULL, 16, 1);
+  import_result_fini(&r);
+  free(data);
+  data = mlp_model(&len, 0); /* dim_value 0 on axis 0: an unnamed batch */
+  ck_assert_msg(run_import(data, len, NULL, 0, &r, &d), "%s", diag_text(&d));
+  ck_assert_ptr_nonnull(strstr(r.text, "const batch = dynamic(max = 64)"));
+  ck_assert_ptr_nonnull(strstr(r.text, "model m(x: f32[batch, 3])"));
+  import_result_fini(&r);
+  ck_assert_int_eq(d.n_errors, 0);
+  diag_fini(&d);
+  free(data);
+}
+END_TEST
+
+/* x[batch, 2, 3] -> Flatten -> Gemm(w[6, 4], bias[4]) -> y */
+static uint8_t *flatten_model(size_t *len) {
+  static int64_t xd[3] = {-1, 2, 3}, yd[2] = {-1, 4}, wd[2] = {6, 4}, bd[1] = {4};
+  static float w[24], bias[4];
+  static char *fl_in[] = {"x"}, *fl_out[] = {"f"}, *g_in[] = {"f", "w", "bias"}, *g_out[] = {"y"};
+  Builder b;
+  builder_init(&b, 13);
+  add_input(&b, "x", 3, xd, "N");
+  add_output(&b, "y", 2, yd);
+  add_init(&b, "w", 2, wd, w, 24);
+  add_init(&b, "bias", 1, bd, bias, 4);
+  add_node(&b, "Flatten", "flat", fl_in, 1, fl_out);
+  add_node(&b, "Gemm", "fc", g_in, 3, g_out);
+  return pack(&b, len);
+}
+
+/* the batch flows through Flatten and Gemm as the dynamic axis 0 of their shapes */
+START_TEST(dynamic_batch_through_ops) {
+  size_t len;
+  uint8_t *data = flatten_model(&len);
+  Diag d;
+  diag_init(&d);
+  ImportResult r;
+  ck_assert_msg(run_import(data, len, NULL, 0, &r, &d), "%s", diag_text(&d));
+  ck_assert_ptr_nonnull(strstr(r.text, "const N = dynamic(max = 64)"));
+  ck_assert_ptr_nonnull(strstr(r.text, "model m(x: f32[N, 2, 3])"));
+  ck_assert_msg(strstr(r.text, "reshape(x, [N, 6])") != NULL, "%s", r.text);
+  check_elaborates(r.text, NULL, 64, 1);
+  import_result_fini(&r);
+  diag_fini(&d);
+  free(data);
+}
+END_TEST
+
+static uint8_t *two_input_model(size_t *len, int64_t *ad, char *ap, int64_t *bd, char *bp) {
+  static char *in[] = {"a", "b"}, *out[] = {"y"};
+  static int64_t yd[2] = {2, 3};
+  Builder b;
+  builder_init(&b, 14);
+  add_input(&b, "a", 2, ad, ap);
+  add_input(&b, "b", 2, bd, bp);
+  add_output(&b, "y", 2, yd);
+  add_node(&b, "Add", "add", in, 2, out);
+  return pack(&b, len);
+}
+
+/* only axis 0 can be dynamic, and only one batch: the rest still needs -D */
+START_TEST(other_dynamic_dims_need_defines) {
+  static int64_t lead[2] = {-1, 3}, second[2] = {2, -1};
+  size_t len;
+  uint8_t *data = two_input_model(&len, lead, "batch", second, "width");
+  Diag d;
+  diag_init(&d);
+  ImportResult r;
+  ck_assert(!run_import(data, len, NULL, 0, &r, &d));
+  ck_assert_ptr_nonnull(strstr(diag_text(&d), "graph input 'b': dimension 1 is dynamic ('width'); "
+                                              "fix it with -D width=VALUE"));
+  ck_assert_ptr_null(r.text);
+  diag_fini(&d);
+  diag_init(&d);
+  Define dyn_width = {.name = "width", .value = 4, .dynamic = true};
+  ck_assert(!run_import(data, len, &dyn_width, 1, &r, &d));
+  ck_assert_ptr_nonnull(strstr(diag_text(&d), "graph input 'b': dimension 1 ('width') cannot be "
+                                              "dynamic; only axis 0 (the batch) can"));
+  diag_fini(&d);
+  free(data);
+  diag_init(&d);
+  data = two_input_model(&len, lead, "batch", lead, "other");
+  ck_assert(!run_import(data, len, NULL, 0, &r, &d));
+  ck_assert_ptr_nonnull(strstr(diag_text(&d), "graph input 'b': axis 0 is a second symbolic "
+                                              "batch ('other'; the first is 'batch')"));
   diag_fini(&d);
   free(data);
 }
@@ -188,7 +303,7 @@ START_TEST(shared_dynamic_dim_is_one_const) {
   Diag d;
   diag_init(&d);
   ImportResult r;
-  Define def = {"batch", 5};
+  Define def = {.name = "batch", .value = 5};
   ck_assert_msg(run_import(data, len, &def, 1, &r, &d), "%s", diag_text(&d));
   const char *first = strstr(r.text, "const batch = 5");
   ck_assert_ptr_nonnull(first);
@@ -288,7 +403,9 @@ static Suite *import_diag_suite(void) {
   Suite *s = suite_create("import_diag");
   TCase *tc = tcase_create("import");
   tcase_add_test(tc, imports_small_graph);
-  tcase_add_test(tc, dynamic_dims_need_defines);
+  tcase_add_test(tc, dynamic_batch);
+  tcase_add_test(tc, other_dynamic_dims_need_defines);
+  tcase_add_test(tc, dynamic_batch_through_ops);
   tcase_add_test(tc, shared_dynamic_dim_is_one_const);
   tcase_add_test(tc, lists_every_unsupported_node);
   tcase_add_test(tc, rejects_malformed_and_truncated);

@@ -27,7 +27,7 @@ static Module *build_mlp(int level) {
   diag_init(&d);
   FrontendOptions fo;
   frontend_options_init(&fo);
-  Define def = {"N", BATCH};
+  Define def = {.name = "N", .value = BATCH};
   fo.defines = &def;
   fo.n_defines = 1;
   Module *m = frontend_compile("examples/mlp.lathe", text, &fo, &d);
