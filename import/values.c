@@ -129,7 +129,7 @@ const char *imp_dims(Imp *im, const Shape *s) {
 
 bool imp_reshape_dyn(Imp *im, const Shape *in, Shape *out) {
   out->dyn = 0;
-  if (!in->dyn) return true;
+  if (!in->dyn || !im->dyn_max) return true;
   if (out->rank && out->dim[0] % im->dyn_max == 0) {
     out->dyn = out->dim[0] / im->dyn_max;
     return true;
@@ -139,7 +139,7 @@ bool imp_reshape_dyn(Imp *im, const Shape *in, Shape *out) {
                   "cannot reshape %s (axis 0 is the dynamic batch '%s') to %s: axis 0 of the "
                   "result must stay a multiple of the batch (fix the batch with -D %s=N)",
                   shape_str(in, a, sizeof a), im->dyn_ident, shape_str(out, b, sizeof b),
-                  *im->dyn_param ? im->dyn_param : im->dyn_ident);
+                  im->dyn_param && *im->dyn_param ? im->dyn_param : im->dyn_ident);
 }
 
 const char *imp_ints(Imp *im, const int64_t *v, int n) {
@@ -315,14 +315,17 @@ bool imp_broadcast(Imp *im, const Shape *a, const Shape *b, Shape *out) {
     }
     out->dim[i] = da == 1 ? db : da;
   }
-  /* the dynamic batch must stay axis 0: the operand that has it has the result's rank */
-  /* and the other one's axis 0, when aligned with it, is 1 or the same k * batch */
+  /* the dynamic batch must stay axis 0: the operand that has it has the result's rank, and
+   * the other one's axis 0, when aligned with it, is 1 or the same k * batch */
   const Shape *dyn = a->dyn ? a : b->dyn ? b : NULL, *other = a->dyn ? b : a;
   bool other_ok = !dyn || other->dyn == dyn->dyn || other->rank < out->rank || other->dim[0] == 1;
   if (dyn && (dyn->rank != out->rank || !other_ok)) {
     char x[200], y[200];
-    return imp_fail(im, "shapes %s and %s: the dynamic batch would not stay axis 0 of the result",
-                    shape_str(a, x, sizeof x), shape_str(b, y, sizeof y));
+    const char *fix = im->dyn_param && *im->dyn_param ? im->dyn_param : im->dyn_ident;
+    return imp_fail(im,
+                    "shapes %s and %s do not broadcast with the dynamic batch '%s': it must "
+                    "stay axis 0 and meet 1 or itself there (fix it with -D %s=N)",
+                    shape_str(a, x, sizeof x), shape_str(b, y, sizeof y), im->dyn_ident, fix);
   }
   out->dyn = dyn ? dyn->dyn : 0;
   return true;

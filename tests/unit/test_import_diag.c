@@ -286,6 +286,15 @@ START_TEST(other_dynamic_dims_need_defines) {
                                               "batch ('other'; the first is 'batch')"));
   diag_fini(&d);
   free(data);
+  static int64_t bound[2] = {64, 3}; /* a static axis of the bound's size is not the batch */
+  diag_init(&d);
+  data = two_input_model(&len, lead, "batch", bound, NULL);
+  ck_assert(!run_import(data, len, NULL, 0, &r, &d));
+  ck_assert_msg(strstr(diag_text(&d), "node 'add' (Add): shapes [n<=64, 3] and [64, 3] do not "
+                                      "broadcast with the dynamic batch 'batch'") != NULL,
+                "%s", diag_text(&d));
+  diag_fini(&d);
+  free(data);
 }
 END_TEST
 
