@@ -71,7 +71,9 @@ void cli_print_evaluation(const lathe_evaluation *ev, const lathe_dataset *ds, c
 static bool write_json(const lathe_evaluation *ev, const char *path, Diag *d) {
   const lathe_metrics *m = &ev->m;
   const lathe_classification *c = &ev->report;
-  size_t size = 4096 + (size_t)c->n_classes * (200 + 24 * (size_t)c->n_classes), n = 0;
+  size_t size = 4096 + (size_t)c->n_classes * (200 + 24 * (size_t)c->n_classes) +
+                (size_t)ev->n_labels * 32,
+         n = 0;
   char *b = malloc(size);
   if (!b) return false;
   n += (size_t)snprintf(b, size,
@@ -94,6 +96,12 @@ static bool write_json(const lathe_evaluation *ev, const char *path, Diag *d) {
     n += (size_t)snprintf(b + n, size - n, "], \"confusion\": [");
     for (int64_t i = 0; i < (int64_t)c->n_classes * c->n_classes; i++)
       n += (size_t)snprintf(b + n, size - n, "%s%lld", i ? ", " : "", (long long)c->confusion[i]);
+    n += (size_t)snprintf(b + n, size - n, "]");
+  }
+  if (ev->n_labels) { /* multi-label: per-label F1 */
+    n += (size_t)snprintf(b + n, size - n, ", \"label_f1\": [");
+    for (int j = 0; j < ev->n_labels; j++)
+      n += (size_t)snprintf(b + n, size - n, "%s%.17g", j ? ", " : "", ev->label_f1[j]);
     n += (size_t)snprintf(b + n, size - n, "]");
   }
   n += (size_t)snprintf(b + n, size - n, "}\n");

@@ -397,6 +397,9 @@ static void print_final(const Run *r, const lathe_fit_result *res, const char *v
   if (restored) printf("best epoch %d: ", e->epoch);
   if (e->has_val && r->has_acc)
     printf("%s accuracy %.2f%%  %s loss %.4f\n", v, 100 * m->accuracy, v, m->loss);
+  else if (e->has_val && m->task == LATHE_TASK_MULTILABEL)
+    printf("%s exact-match accuracy %.2f%%  %s f1 %.4f  %s loss %.4f\n", v, 100 * m->accuracy, v,
+           m->f1, v, m->loss);
   else if (e->has_val && m->task == LATHE_TASK_REGRESS)
     printf("%s r2 %.4f  %s mse %.6g  %s loss %.4f\n", v, m->r2, v, m->mse, v, m->loss);
   else if (e->has_val)
