@@ -40,6 +40,9 @@ int cli_usage_error(const CliArgs *a, const char *fmt, ...);
  * unknown option or a second FILE */
 int cli_positional(CliArgs *a, const char **file);
 bool cli_parse_u64(const char *s, uint64_t *out);
+/* train and eval of a .onnx FILE need --loss (the imported graph has no loss); EXIT_USAGE
+ * (reported) without it */
+int cli_onnx_loss_check(const CliArgs *a, const CliCompile *c);
 
 void cli_compile_init(CliCompile *c);
 /* driver_build with the diagnostics, the --dump-after text and the pass timings printed.

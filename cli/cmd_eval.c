@@ -142,6 +142,7 @@ static int parse_args(EvalOptions *o, int argc, char **argv) {
   if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
   if (!o->weights) return cli_usage_error(&a, "expected --weights CKPT");
   if (!o->spec) return cli_usage_error(&a, "expected --data SPEC (see --help)");
+  if (cli_onnx_loss_check(&a, &o->c) != EXIT_OK) return EXIT_USAGE;
   if (o->task && lathe_task_parse(o->task) < 0)
     return cli_usage_error(&a,
                            "--task %s: expected classification, sequence, multilabel, "

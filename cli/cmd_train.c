@@ -176,6 +176,7 @@ static int parse_args(TrainOptions *o, int argc, char **argv) {
   if (a.failed) return EXIT_USAGE;
   if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
   if (!o->spec) return cli_usage_error(&a, "expected --data SPEC (see --help)");
+  if (cli_onnx_loss_check(&a, &o->c) != EXIT_OK) return EXIT_USAGE;
   if (o->epochs == 0 || o->epochs > 100000)
     return cli_usage_error(&a, "--epochs must be 1..100000");
   if (o->val && o->val_split > 0)
