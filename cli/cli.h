@@ -110,6 +110,9 @@ void cli_api_error(Diag *d, char *err);
 /* prints an evaluation: loss, metrics, and for classification the per-class table and the
  * confusion matrix (cmd_eval.c); split names the data ("test") */
 void cli_print_evaluation(const lathe_evaluation *ev, const lathe_dataset *ds, const char *split);
+/* CKPT.classes, when training wrote one beside the checkpoint: ds's string labels numbered
+ * and named as in training (cmd_eval.c; eval and predict) */
+bool cli_checkpoint_classes(lathe_dataset *ds, const char *ckpt, Diag *d);
 
 int cmd_check(int argc, char **argv);
 int cmd_compile(int argc, char **argv);

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *help_head =
     "usage: lathe eval [OPTIONS] FILE --weights CKPT --data SPEC\n"
@@ -33,6 +34,18 @@ void cli_api_error(Diag *d, char *err) {
     n--;
   diag_error(d, (SrcLoc){0}, "%.*s", (int)n, msg);
   free(err);
+}
+
+bool cli_checkpoint_classes(lathe_dataset *ds, const char *ckpt, Diag *d) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s.classes", ckpt);
+  if (access(path, F_OK) != 0) return true;
+  char **names;
+  int n;
+  if (!rt_classes_read(path, &names, &n, d)) return false;
+  bool ok = rt_data_use_classes(ds, names, n, path, d);
+  rt_classes_free(names, n);
+  return ok;
 }
 
 static const char **class_names(const lathe_dataset *ds, int n) {
@@ -160,7 +173,8 @@ static bool evaluate(void *ctx, RtModel *model, Diag *d) {
   o->data.test_split = 1;
   cli_image_options(model->info, &o->data);
   lathe_dataset *ds = rt_data_open(o->spec, &o->data, d);
-  bool ok = ds && cli_weights_init(&w, model->info, o->weights, 0, d);
+  bool ok = ds && cli_checkpoint_classes(ds, o->weights, d) &&
+            cli_weights_init(&w, model->info, o->weights, 0, d);
   if (ok && lathe_evaluate(model->info, w.params, w.state, ds,
                            o->task ? lathe_task_parse(o->task) : LATHE_TASK_AUTO, &ev, &err)) {
     cli_api_error(d, err);

@@ -243,6 +243,12 @@ static const char *stratify_name(Run *r) {
   return name;
 }
 
+/* --val and --test files number their string labels as the training file does */
+static bool training_classes(Run *r, lathe_dataset *ds, Diag *d) {
+  RtStore *s = r->all->store;
+  return !s->classes || rt_data_use_classes(ds, s->classes, s->n_classes, r->o->spec, d);
+}
+
 static bool load_data(Run *r, Diag *d) {
   TrainOptions *o = r->o;
   cli_image_options(r->model.info, &o->data);
@@ -258,9 +264,10 @@ static bool load_data(Run *r, Diag *d) {
   } else if (o->val || named_dataset(o->spec)) {
     const char *spec = o->val ? o->val : o->spec; /* a named dataset validates on its test split */
     r->val = open_data(spec, &o->data, named_dataset(spec), o->seed, d);
-    if (!r->val) return false;
+    if (!r->val || !training_classes(r, r->val, d)) return false;
   }
-  return !o->test || (r->test = open_data(o->test, &o->data, true, o->seed, d)) != NULL;
+  return !o->test || ((r->test = open_data(o->test, &o->data, true, o->seed, d)) != NULL &&
+                      training_classes(r, r->test, d));
 }
 
 static bool read_epoch(const char *ckpt, int *epoch, Diag *d) {

@@ -34,6 +34,7 @@ lathe_dataset *rt_data_new(const char *source) {
     return NULL;
   }
   s->refs = 1;
+  s->class_array = -1;
   ds->store = s;
   ds->source = src;
   return ds;
