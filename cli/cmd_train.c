@@ -16,8 +16,9 @@ const char cli_data_help[] =
     "                              arrays bind to model inputs by name (x.npy -> input x)\n"
     "  --features COLS             CSV: feature columns, 'a,b,c' or '0:8' (default: all but the\n"
     "                              target); they form the array x\n"
-    "  --target COL                CSV: the target column (default: the last); string values\n"
-    "                              are class names mapped to ids in sorted order\n"
+    "  --target COL                CSV: the target column (default: the last; '' for none);\n"
+    "                              string values are class names mapped to ids in sorted\n"
+    "                              order (saved as CKPT.classes, read by eval and predict)\n"
     "  --task T                    classification|sequence|multilabel|regression|none (default:\n"
     "                              inferred from the evaluate entry's target and outputs)\n"
     "  --loss L, --optimizer O     for a .onnx FILE: the loss and optimizer of its train block\n";
