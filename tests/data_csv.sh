@@ -60,7 +60,8 @@ cut -d, -f1-4 "$TMP/nocat.csv" > "$TMP/features.csv"
 grep -q "test accuracy 100.00%  (64 samples)" "$TMP/all.txt" || { cat "$TMP/all.txt"; exit 1; }
 grep -q "test accuracy 100.00%  (42 samples)" "$TMP/nocat.txt" || { cat "$TMP/nocat.txt"; exit 1; }
 "$LATHE" train "$TMP/animals.lathe" --data "$TMP/names.csv" --val "$TMP/nocat.csv" --epochs 30 \
-  2> /dev/null | grep -q "val accuracy 100.00%"
+  > "$TMP/val.txt" 2> /dev/null
+grep -q "val accuracy 100.00%" "$TMP/val.txt" || { cat "$TMP/val.txt"; exit 1; }
 "$LATHE" predict "$TMP/animals.lathe" -w "$TMP/a.safetensors" --data "$TMP/features.csv" \
   --out "$TMP/f.csv" 2> /dev/null
 [[ $(tail -n +2 "$TMP/f.csv" | cut -d, -f1 | sort | uniq -c | tr -s ' ') == " 21 dog

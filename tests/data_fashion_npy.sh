@@ -15,8 +15,8 @@ CNN=$ROOT/examples/cnn.lathe
 # the converter: a cut IDX file is an error naming it, and nothing is written
 mkdir "$TMP/cut"
 cp /usr/share/datasets/fashion-mnist/* "$TMP/cut/"
-gunzip -c /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz | head -c 5000 \
-  > "$TMP/cut/t10k-images-idx3-ubyte"
+gunzip -c /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz > "$TMP/whole"
+head -c 5000 "$TMP/whole" > "$TMP/cut/t10k-images-idx3-ubyte" # not in a pipe: pipefail, SIGPIPE
 rm "$TMP/cut/t10k-images-idx3-ubyte.gz"
 if /usr/bin/python3 "$ROOT/scripts/idx-to-npy.py" "$TMP/cutout" "$TMP/cut" 2> "$TMP/cut.err"; then
   echo "accepted a truncated IDX file"; exit 1

@@ -15,7 +15,8 @@ trap 'rm -rf "$TMP"' EXIT
 /usr/bin/python3 "$ROOT/tests/data/export_onnx.py" "$TMP" 2> /dev/null
 
 for cmd in train eval; do
-  "$LATHE" $cmd --help | grep -qE "^  --loss L, --optimizer O +for a .onnx FILE" \
+  "$LATHE" $cmd --help > "$TMP/help.txt"
+  grep -qE "^  --loss L, --optimizer O +for a .onnx FILE" "$TMP/help.txt" \
     || { echo "--loss/--optimizer missing from $cmd --help"; exit 1; }
 done
 
