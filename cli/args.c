@@ -198,3 +198,12 @@ int cli_positional(CliArgs *a, const char **file) {
   *file = arg;
   return EXIT_OK;
 }
+
+int cli_onnx_loss_check(const CliArgs *a, const CliCompile *c) {
+  if (!driver_is_onnx(c->file) || c->onnx_loss) return EXIT_OK;
+  return cli_usage_error(a,
+                         "%s is an ONNX model, which has no loss: give --loss cross_entropy "
+                         "(adds an i32 input 'label') or --loss mse (adds an input 'target' of "
+                         "the first output's shape)",
+                         c->file);
+}

@@ -40,6 +40,9 @@ int cli_usage_error(const CliArgs *a, const char *fmt, ...);
  * unknown option or a second FILE */
 int cli_positional(CliArgs *a, const char **file);
 bool cli_parse_u64(const char *s, uint64_t *out);
+/* train and eval of a .onnx FILE need --loss (the imported graph has no loss); EXIT_USAGE
+ * (reported) without it */
+int cli_onnx_loss_check(const CliArgs *a, const CliCompile *c);
 
 void cli_compile_init(CliCompile *c);
 /* driver_build with the diagnostics, the --dump-after text and the pass timings printed.
@@ -107,6 +110,9 @@ void cli_api_error(Diag *d, char *err);
 /* prints an evaluation: loss, metrics, and for classification the per-class table and the
  * confusion matrix (cmd_eval.c); split names the data ("test") */
 void cli_print_evaluation(const lathe_evaluation *ev, const lathe_dataset *ds, const char *split);
+/* CKPT.classes, when training wrote one beside the checkpoint: ds's string labels numbered
+ * and named as in training (cmd_eval.c; eval and predict) */
+bool cli_checkpoint_classes(lathe_dataset *ds, const char *ckpt, Diag *d);
 
 int cmd_check(int argc, char **argv);
 int cmd_compile(int argc, char **argv);

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *help_head =
     "usage: lathe eval [OPTIONS] FILE --weights CKPT --data SPEC\n"
@@ -34,6 +35,18 @@ void cli_api_error(Diag *d, char *err) {
     n--;
   diag_error(d, (SrcLoc){0}, "%.*s", (int)n, msg);
   free(err);
+}
+
+bool cli_checkpoint_classes(lathe_dataset *ds, const char *ckpt, Diag *d) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s.classes", ckpt);
+  if (access(path, F_OK) != 0) return true;
+  char **names;
+  int n;
+  if (!rt_classes_read(path, &names, &n, d)) return false;
+  bool ok = rt_data_use_classes(ds, names, n, path, d);
+  rt_classes_free(names, n);
+  return ok;
 }
 
 static const char **class_names(const lathe_dataset *ds, int n) {
@@ -72,7 +85,9 @@ void cli_print_evaluation(const lathe_evaluation *ev, const lathe_dataset *ds, c
 static bool write_json(const lathe_evaluation *ev, const char *path, Diag *d) {
   const lathe_metrics *m = &ev->m;
   const lathe_classification *c = &ev->report;
-  size_t size = 4096 + (size_t)c->n_classes * (200 + 24 * (size_t)c->n_classes), n = 0;
+  size_t size = 4096 + (size_t)c->n_classes * (200 + 24 * (size_t)c->n_classes) +
+                (size_t)ev->n_labels * 32,
+         n = 0;
   char *b = malloc(size);
   if (!b) return false;
   n += (size_t)snprintf(b, size,
@@ -95,6 +110,12 @@ static bool write_json(const lathe_evaluation *ev, const char *path, Diag *d) {
     n += (size_t)snprintf(b + n, size - n, "], \"confusion\": [");
     for (int64_t i = 0; i < (int64_t)c->n_classes * c->n_classes; i++)
       n += (size_t)snprintf(b + n, size - n, "%s%lld", i ? ", " : "", (long long)c->confusion[i]);
+    n += (size_t)snprintf(b + n, size - n, "]");
+  }
+  if (ev->n_labels) { /* multi-label: per-label F1 */
+    n += (size_t)snprintf(b + n, size - n, ", \"label_f1\": [");
+    for (int j = 0; j < ev->n_labels; j++)
+      n += (size_t)snprintf(b + n, size - n, "%s%.17g", j ? ", " : "", ev->label_f1[j]);
     n += (size_t)snprintf(b + n, size - n, "]");
   }
   n += (size_t)snprintf(b + n, size - n, "}\n");
@@ -135,6 +156,7 @@ static int parse_args(EvalOptions *o, int argc, char **argv) {
   if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
   if (!o->weights) return cli_usage_error(&a, "expected --weights CKPT");
   if (!o->spec) return cli_usage_error(&a, "expected --data SPEC (see --help)");
+  if (cli_onnx_loss_check(&a, &o->c) != EXIT_OK) return EXIT_USAGE;
   if (o->task && lathe_task_parse(o->task) < 0)
     return cli_usage_error(&a,
                            "--task %s: expected classification, sequence, multilabel, "
@@ -152,7 +174,8 @@ static bool evaluate(void *ctx, RtModel *model, Diag *d) {
   o->data.test_split = 1;
   cli_image_options(model->info, &o->data);
   lathe_dataset *ds = rt_data_open(o->spec, &o->data, d);
-  bool ok = ds && cli_weights_init(&w, model->info, o->weights, 0, d);
+  bool ok = ds && cli_checkpoint_classes(ds, o->weights, d) &&
+            cli_weights_init(&w, model->info, o->weights, 0, d);
   if (ok && lathe_evaluate(model->info, w.params, w.state, ds,
                            o->task ? lathe_task_parse(o->task) : LATHE_TASK_AUTO, &ev, &err)) {
     cli_api_error(d, err);

@@ -10,7 +10,8 @@ static const char *help_head =
     "Run FILE's forward pass with the weights of CKPT over every sample of a dataset, in\n"
     "batches of the model's batch size, and write its first output for each sample: .npy as\n"
     "it is ([n, ...]); .csv with class scores [n, C] as label,p0..p{C-1} (the argmax label,\n"
-    "by name when the CSV target had string labels), else one column per value.\n"
+    "by name when training had string labels: CKPT.classes), else one column per value.\n"
+    "A CSV whose columns are exactly the model's features needs no target column.\n"
     "\n"
     "options:\n"
     "  -w, --weights CKPT          safetensors checkpoint\n"
@@ -54,6 +55,34 @@ static int parse_args(PredictOptions *o, int argc, char **argv) {
   return EXIT_OK;
 }
 
+static bool single_csv(const char *spec) {
+  size_t n = strlen(spec);
+  bool ext = n > 4 && (strcmp(spec + n - 4, ".csv") == 0 || strcmp(spec + n - 4, ".tsv") == 0 ||
+                       strcmp(spec + n - 4, ".txt") == 0);
+  return !strchr(spec, ',') && (ext || strncmp(spec, "csv:", 4) == 0);
+}
+
+/* The dataset of --data. New data to predict often has no target column: when neither
+ * --target nor --features is given and the default (the last column is the target) leaves
+ * the forward entry's first input one value short, every column is a feature. */
+static lathe_dataset *open_data(PredictOptions *o, const RtModel *model, Diag *d) {
+  lathe_dataset *ds = rt_data_open(o->spec, &o->data, d);
+  const lathe_entry_info *e = rt_model_entry(model, "forward");
+  if (!ds || !e || o->data.target || o->data.features || !single_csv(o->spec)) return ds;
+  int x = rt_data_find(ds, o->data.x_name);
+  for (int k = 0; x >= 0 && k < e->n_args; k++) {
+    if (e->args[k].role != LATHE_ARG_INPUT) continue;
+    int64_t per = 1;
+    for (int j = 1; j < e->args[k].tensor->rank; j++)
+      per *= e->args[k].tensor->shape[j];
+    if (per != ds->store->arrays[x].per + 1) break;
+    lathe_dataset_free(ds);
+    o->data.target = ""; /* no target: every column is a feature */
+    return rt_data_open(o->spec, &o->data, d);
+  }
+  return ds;
+}
+
 /* cli_with_model's run: ctx is the PredictOptions */
 static bool predict(void *ctx, RtModel *model, Diag *d) {
   PredictOptions *o = ctx;
@@ -61,8 +90,9 @@ static bool predict(void *ctx, RtModel *model, Diag *d) {
   char *err = NULL;
   o->data.test_split = 1;
   cli_image_options(model->info, &o->data);
-  lathe_dataset *ds = rt_data_open(o->spec, &o->data, d);
-  bool ok = ds && cli_weights_init(&w, model->info, o->weights, 0, d);
+  lathe_dataset *ds = open_data(o, model, d);
+  bool ok = ds && cli_checkpoint_classes(ds, o->weights, d) &&
+            cli_weights_init(&w, model->info, o->weights, 0, d);
   if (ok && lathe_predict(model->info, w.params, w.state, ds, o->out, &err) != 0) {
     cli_api_error(d, err);
     ok = false;

@@ -16,8 +16,9 @@ const char cli_data_help[] =
     "                              arrays bind to model inputs by name (x.npy -> input x)\n"
     "  --features COLS             CSV: feature columns, 'a,b,c' or '0:8' (default: all but the\n"
     "                              target); they form the array x\n"
-    "  --target COL                CSV: the target column (default: the last); string values\n"
-    "                              are class names mapped to ids in sorted order\n"
+    "  --target COL                CSV: the target column (default: the last; '' for none);\n"
+    "                              string values are class names mapped to ids in sorted\n"
+    "                              order (saved as CKPT.classes, read by eval and predict)\n"
     "  --task T                    classification|sequence|multilabel|regression|none (default:\n"
     "                              inferred from the evaluate entry's target and outputs)\n"
     "  --loss L, --optimizer O     for a .onnx FILE: the loss and optimizer of its train block\n";
@@ -177,6 +178,7 @@ static int parse_args(TrainOptions *o, int argc, char **argv) {
   if (a.failed) return EXIT_USAGE;
   if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
   if (!o->spec) return cli_usage_error(&a, "expected --data SPEC (see --help)");
+  if (cli_onnx_loss_check(&a, &o->c) != EXIT_OK) return EXIT_USAGE;
   if (o->epochs == 0 || o->epochs > 100000)
     return cli_usage_error(&a, "--epochs must be 1..100000");
   if (o->val && o->val_split > 0)
@@ -243,6 +245,12 @@ static const char *stratify_name(Run *r) {
   return name;
 }
 
+/* --val and --test files number their string labels as the training file does */
+static bool training_classes(Run *r, lathe_dataset *ds, Diag *d) {
+  RtStore *s = r->all->store;
+  return !s->classes || rt_data_use_classes(ds, s->classes, s->n_classes, r->o->spec, d);
+}
+
 static bool load_data(Run *r, Diag *d) {
   TrainOptions *o = r->o;
   cli_image_options(r->model.info, &o->data);
@@ -258,9 +266,10 @@ static bool load_data(Run *r, Diag *d) {
   } else if (o->val || named_dataset(o->spec)) {
     const char *spec = o->val ? o->val : o->spec; /* a named dataset validates on its test split */
     r->val = open_data(spec, &o->data, named_dataset(spec), o->seed, d);
-    if (!r->val) return false;
+    if (!r->val || !training_classes(r, r->val, d)) return false;
   }
-  return !o->test || (r->test = open_data(o->test, &o->data, true, o->seed, d)) != NULL;
+  return !o->test || ((r->test = open_data(o->test, &o->data, true, o->seed, d)) != NULL &&
+                      training_classes(r, r->test, d));
 }
 
 static bool read_epoch(const char *ckpt, int *epoch, Diag *d) {
@@ -398,6 +407,9 @@ static void print_final(const Run *r, const lathe_fit_result *res, const char *v
   if (restored) printf("best epoch %d: ", e->epoch);
   if (e->has_val && r->has_acc)
     printf("%s accuracy %.2f%%  %s loss %.4f\n", v, 100 * m->accuracy, v, m->loss);
+  else if (e->has_val && m->task == LATHE_TASK_MULTILABEL)
+    printf("%s exact-match accuracy %.2f%%  %s f1 %.4f  %s loss %.4f\n", v, 100 * m->accuracy, v,
+           m->f1, v, m->loss);
   else if (e->has_val && m->task == LATHE_TASK_REGRESS)
     printf("%s r2 %.4f  %s mse %.6g  %s loss %.4f\n", v, m->r2, v, m->mse, v, m->loss);
   else if (e->has_val)

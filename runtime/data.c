@@ -34,6 +34,7 @@ lathe_dataset *rt_data_new(const char *source) {
     return NULL;
   }
   s->refs = 1;
+  s->class_array = -1;
   ds->store = s;
   ds->source = src;
   return ds;
@@ -244,6 +245,11 @@ static int64_t label_of(const lathe_dataset *ds, int a, int64_t i) {
     return *(const int64_t *)p;
   case DT_U8:
     return *(const uint8_t *)p;
+  case DT_F32: /* whole floats bound to an integer input (the feed checks they are whole) */
+  case DT_F64: {
+    double v = ds->store->arrays[a].dtype == DT_F32 ? *(const float *)p : *(const double *)p;
+    return v > -9e18 && v < 9e18 ? (int64_t)v : 0; /* the cast of a NaN is undefined */
+  }
   default:
     return 0;
   }
@@ -307,8 +313,7 @@ int lathe_dataset_split(const lathe_dataset *ds, double fraction, uint64_t seed,
     rt_error(&d, "the validation fraction must be between 0 and 1, got %g", fraction);
   else if (stratify && a < 0)
     rt_error(&d, "%s: no array '%s' to stratify the split by", ds->source, stratify);
-  else if (a >= 0 && (ds->store->arrays[a].per != 1 || ds->store->arrays[a].dtype == DT_F32 ||
-                      ds->store->arrays[a].dtype == DT_F64))
+  else if (a >= 0 && ds->store->arrays[a].per != 1)
     rt_error(&d, "%s: array '%s' is not one class id per sample, cannot stratify by it", ds->source,
              stratify);
   else if (ds->n < 2)

@@ -32,6 +32,7 @@ typedef struct RtStore {
   int refs;       /* views sharing it */
   char **classes; /* names of class ids (CSV string labels), n_classes entries, or NULL */
   int n_classes;
+  int class_array; /* with classes from a CSV's string target: the array of their ids, or -1 */
   int64_t image_h, image_w; /* samples are h x w gray images (fashion-mnist), else 0 */
 } RtStore;
 
@@ -75,6 +76,15 @@ bool rt_data_read_safetensors(lathe_dataset *ds, const char *path, Diag *d);
  * checks that len is exactly header + data */
 bool rt_npy_parse(const char *name, const unsigned char *buf, size_t len, DType *dtype,
                   Shape *shape, size_t *data_offset, Diag *d);
+/* Class names that carry over from the training file (data_csv.c): rt_classes_read reads
+ * CKPT.classes (one name per line); rt_data_use_classes re-numbers ds's string labels as
+ * positions in names (a label not among them is an error naming ds's file and from) and makes
+ * names ds's class names, so that a file with fewer classes, or none (prediction), has the
+ * ids and names of training. */
+bool rt_classes_read(const char *path, char ***names, int *n, Diag *d);
+void rt_classes_free(char **names, int n);
+bool rt_data_use_classes(lathe_dataset *ds, char *const *names, int n, const char *from,
+                         Diag *d);
 /* CSV/TSV with a header row (data_csv.c); the delimiter is a tab for .tsv, else ',' */
 bool rt_data_read_csv(lathe_dataset *ds, const char *path, const lathe_data_options *o, Diag *d);
 /* parses CSV text already in memory (name for messages); what rt_data_read_csv does after

@@ -274,6 +274,7 @@ static bool target_array(CsvReader *r, lathe_dataset *ds) {
       ((int32_t *)a.owned.data)[i] = (int32_t)v[i];
   }
   if (ok && !numeric) ok = categorical_target(r, ds, a.owned.data);
+  if (ok && !numeric) ds->store->class_array = ds->store->n_arrays; /* the index it is added at */
   free(v);
   a.data = a.owned.data;
   if (!ok) {
@@ -341,4 +342,82 @@ bool rt_data_read_csv(lathe_dataset *ds, const char *path, const lathe_data_opti
   bool ok = rt_data_parse_csv(ds, path, text, len, delim, o, d);
   free(text);
   return ok;
+}
+
+/* ---- class names across files ------------------------------------------------------------ */
+
+void rt_classes_free(char **names, int n) {
+  for (int k = 0; names && k < n; k++)
+    free(names[k]);
+  free(names);
+}
+
+bool rt_classes_read(const char *path, char ***names, int *n, Diag *d) {
+  char *text = NULL;
+  size_t len = 0;
+  *names = NULL, *n = 0;
+  if (!rt_read_file(path, &text, &len, d)) return false;
+  int lines = 0;
+  for (size_t i = 0; i < len; i++)
+    lines += text[i] == '\n' || (i + 1 == len && text[i] != '\n');
+  char **v = lines ? calloc((size_t)lines, sizeof *v) : NULL;
+  int k = 0;
+  for (size_t at = 0; v && at < len && k < lines; k++) {
+    size_t end = at;
+    while (end < len && text[end] != '\n')
+      end++;
+    if (!(v[k] = dup_n(text + at, end - at))) break;
+    at = end + 1;
+  }
+  free(text);
+  if (!lines) rt_error(d, "%s: no class names (expected one per line)", path);
+  if (!v || k < lines) {
+    if (lines) rt_error(d, "out of memory reading %s", path);
+    rt_classes_free(v, k);
+    return false;
+  }
+  *names = v, *n = lines;
+  return true;
+}
+
+/* local class k of s → its position in names; -1 (reported) for a class names does not have */
+static bool class_positions(const RtStore *s, char *const *names, int n, int *to, const char *from,
+                            Diag *d) {
+  for (int k = 0; k < s->n_classes; k++) {
+    to[k] = -1;
+    for (int j = 0; j < n && to[k] < 0; j++)
+      if (strcmp(s->classes[k], names[j]) == 0) to[k] = j;
+    if (to[k] >= 0) continue;
+    rt_error(d, "%s: class '%s' is not one of the %d classes of %s ('%s', ...)",
+             s->arrays[s->class_array].file, s->classes[k], n, from, names[0]);
+    return false;
+  }
+  return true;
+}
+
+bool rt_data_use_classes(lathe_dataset *ds, char *const *names, int n, const char *from, Diag *d) {
+  if (n < 1) return true;
+  RtStore *s = ds->store;
+  bool ids_of = s->classes && s->class_array >= 0; /* string labels to re-number */
+  char **copy = calloc((size_t)n, sizeof *copy);
+  int *to = ids_of ? malloc((size_t)s->n_classes * sizeof *to) : NULL;
+  bool ok = copy && (!ids_of || to);
+  for (int k = 0; ok && k < n; k++)
+    ok = (copy[k] = dup_n(names[k], strlen(names[k]))) != NULL;
+  if (!ok) rt_error(d, "out of memory mapping the classes of %s", ds->source);
+  ok = ok && (!ids_of || class_positions(s, names, n, to, from, d));
+  if (ok && ids_of) {
+    RtArray *a = &s->arrays[s->class_array];
+    int32_t *ids = a->owned.data; /* a CSV target: owned, i32 */
+    for (int64_t i = 0; i < a->n; i++)
+      ids[i] = to[ids[i]];
+  }
+  free(to);
+  if (!ok) {
+    rt_classes_free(copy, n);
+    return false;
+  }
+  rt_classes_free(s->classes, s->n_classes);
+  s->classes = copy, s->n_classes = n;
+  return true;
 }

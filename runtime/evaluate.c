@@ -82,25 +82,37 @@ bool rt_task_infer(RtTask *t, const lathe_entry_info *e, int forced, Diag *d) {
   return true;
 }
 
+static double array_value(const RtArray *a, const void *row, int64_t j) {
+  return a->dtype == DT_I32   ? ((const int32_t *)row)[j]
+         : a->dtype == DT_I64 ? (double)((const int64_t *)row)[j]
+         : a->dtype == DT_U8  ? ((const uint8_t *)row)[j]
+         : a->dtype == DT_F32 ? ((const float *)row)[j]
+                              : ((const double *)row)[j];
+}
+
+/* Class ids in [0, classes); multi-label targets 0 or 1 (a 0.7 would silently count as a yes) */
 bool rt_task_check_labels(const RtTask *t, const RtFeed *f, const lathe_dataset *ds, Diag *d) {
-  if (t->kind != LATHE_TASK_CLASSIFY && t->kind != LATHE_TASK_SEQUENCE) return true;
+  bool ids = t->kind == LATHE_TASK_CLASSIFY || t->kind == LATHE_TASK_SEQUENCE;
+  if (!ids && t->kind != LATHE_TASK_MULTILABEL) return true;
   int src = rt_feed_source(f->e, t->target_arg, ds, d);
   if (src < 0) return false;
   const RtArray *a = &ds->store->arrays[src];
   for (int64_t i = 0; i < ds->n; i++) {
     const void *row = rt_data_at(ds, src, i);
     for (int64_t j = 0; j < a->per; j++) {
-      double v = a->dtype == DT_I32   ? ((const int32_t *)row)[j]
-                 : a->dtype == DT_I64 ? (double)((const int64_t *)row)[j]
-                 : a->dtype == DT_U8  ? ((const uint8_t *)row)[j]
-                 : a->dtype == DT_F32 ? ((const float *)row)[j]
-                                      : ((const double *)row)[j];
-      if (v >= 0 && v < (double)t->classes) continue;
-      rt_error(d,
-               "%s: sample %lld of '%s' has label %g; expected a class id in [0, %lld) (output "
-               "'%s' of entry '%s' scores %lld classes)",
-               a->file, (long long)rt_data_row(ds, i), a->name, v, (long long)t->classes,
-               f->e->args[t->pred_arg].tensor->name, f->e->name, (long long)t->classes);
+      double v = array_value(a, row, j);
+      if (ids ? v >= 0 && v < (double)t->classes : v == 0 || v == 1) continue;
+      if (ids)
+        rt_error(d,
+                 "%s: sample %lld of '%s' has label %g; expected a class id in [0, %lld) "
+                 "(output '%s' of entry '%s' scores %lld classes)",
+                 a->file, (long long)rt_data_row(ds, i), a->name, v, (long long)t->classes,
+                 f->e->args[t->pred_arg].tensor->name, f->e->name, (long long)t->classes);
+      else
+        rt_error(d,
+                 "%s: sample %lld of '%s' has %g at label %lld; expected 0 or 1 (--task "
+                 "multilabel)",
+                 a->file, (long long)rt_data_row(ds, i), a->name, v, (long long)j);
       return false;
     }
   }

@@ -37,12 +37,17 @@ static char *info_sample_str(const lathe_tensor_info *t, char *buf, size_t size)
 }
 
 /* an integer input takes a float array only when every value is a whole number */
-static bool whole_numbers(const RtArray *a, const char *input, Diag *d) {
+static bool whole_numbers(const RtArray *a, const lathe_tensor_info *t, const char *entry,
+                          const char *want, const char *have, Diag *d) {
   for (int64_t i = 0; i < a->n * a->per; i++) {
     double v = a->dtype == DT_F32 ? ((const float *)a->data)[i] : ((const double *)a->data)[i];
     if (v == floor(v) && fabs(v) < 2147483647.0) continue;
-    rt_error(d, "%s: input '%s' takes integers but '%s' has %g at sample %lld", a->file, input,
-             a->name, v, (long long)(i / a->per));
+    rt_error(d,
+             "%s: input '%s' of entry '%s' takes %s%s per sample (integers) but array '%s' "
+             "has %s%s with %g at sample %lld; expected integers, or floats that are all whole "
+             "numbers",
+             a->file, t->name, entry, dtype_name((DType)t->dtype), want, a->name,
+             dtype_name(a->dtype), have, v, (long long)(i / a->per));
     return false;
   }
   return true;
@@ -61,7 +66,8 @@ static bool fits(const RtArray *a, const lathe_tensor_info *t, const char *entry
              a->name, dtype_name(a->dtype), have, (long long)a->per);
     return false;
   }
-  if (!is_float_dt((DType)t->dtype) && is_float_dt(a->dtype)) return whole_numbers(a, t->name, d);
+  if (!is_float_dt((DType)t->dtype) && is_float_dt(a->dtype))
+    return whole_numbers(a, t, entry, want, have, d);
   return true;
 }
 

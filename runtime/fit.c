@@ -84,15 +84,22 @@ static bool bind_steps(Fit *f, Diag *d) {
   return f->n_steps && f->batch;
 }
 
+/* Out-of-range labels fail with or without a validation set. Classification keeps the feed
+ * as the sampler of the progress line's running accuracy; multi-label only checks. */
+static bool check_train_labels(Fit *f, const lathe_entry_info *e, Diag *d) {
+  bool cls = f->task.kind == LATHE_TASK_CLASSIFY || f->task.kind == LATHE_TASK_SEQUENCE;
+  if (!e || (!cls && f->task.kind != LATHE_TASK_MULTILABEL)) return true;
+  RtFeed probe, *feed = cls ? &f->sampler : &probe;
+  bool ok = rt_feed_bind(feed, e, f->train, d) && rt_task_check_labels(&f->task, feed, f->train, d);
+  if (!cls) rt_feed_fini(&probe);
+  return ok;
+}
+
 static bool bind_val(Fit *f, Diag *d) {
   const lathe_entry_info *e = rt_entry(f->info, "evaluate");
   if (!rt_task_infer(&f->task, e ? e : f->steps[0], e ? f->o->task : LATHE_TASK_NONE, d))
     return false;
-  bool cls = f->task.kind == LATHE_TASK_CLASSIFY || f->task.kind == LATHE_TASK_SEQUENCE;
-  if (e && cls &&
-      !(rt_feed_bind(&f->sampler, e, f->train, d) &&
-        rt_task_check_labels(&f->task, &f->sampler, f->train, d)))
-    return false; /* out-of-range labels fail with or without a validation set */
+  if (!check_train_labels(f, e, d)) return false;
   if (!f->val) return true;
   if (!e) {
     rt_error(d, "model '%s' has no evaluate entry to validate with (it needs an `output`)",

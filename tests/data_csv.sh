@@ -47,6 +47,32 @@ printf 'cat\ndog\neel\n' | cmp - "$TMP/a.safetensors.classes"
 head -4 "$TMP/a.csv" | cut -d, -f1 | tr '\n' ' ' | grep -F "label cat dog eel" > /dev/null
 echo "ok: string labels mapped, saved beside the checkpoint and named by predict"
 
+# files with fewer classes (no cat), or no label column, keep training's ids and names: eval
+# and --val number dog/eel as 1/2 from CKPT.classes and the training file (a file-local
+# numbering would make them 0/1 and every prediction wrong); predict on features alone
+# (4 columns: the model's 4 features, no target) names its labels from CKPT.classes
+grep -v ",cat$" "$TMP/names.csv" > "$TMP/nocat.csv"
+cut -d, -f1-4 "$TMP/nocat.csv" > "$TMP/features.csv"
+"$LATHE" eval "$TMP/animals.lathe" -w "$TMP/a.safetensors" --data "$TMP/names.csv" \
+  > "$TMP/all.txt"
+"$LATHE" eval "$TMP/animals.lathe" -w "$TMP/a.safetensors" --data "$TMP/nocat.csv" \
+  > "$TMP/nocat.txt"
+grep -q "test accuracy 100.00%  (64 samples)" "$TMP/all.txt" || { cat "$TMP/all.txt"; exit 1; }
+grep -q "test accuracy 100.00%  (42 samples)" "$TMP/nocat.txt" || { cat "$TMP/nocat.txt"; exit 1; }
+"$LATHE" train "$TMP/animals.lathe" --data "$TMP/names.csv" --val "$TMP/nocat.csv" --epochs 30 \
+  > "$TMP/val.txt" 2> /dev/null
+grep -q "val accuracy 100.00%" "$TMP/val.txt" || { cat "$TMP/val.txt"; exit 1; }
+"$LATHE" predict "$TMP/animals.lathe" -w "$TMP/a.safetensors" --data "$TMP/features.csv" \
+  --out "$TMP/f.csv" 2> /dev/null
+[[ $(tail -n +2 "$TMP/f.csv" | cut -d, -f1 | sort | uniq -c | tr -s ' ') == " 21 dog
+ 21 eel" ]] || { head "$TMP/f.csv"; exit 1; }
+sed 's/,eel$/,fox/' "$TMP/nocat.csv" > "$TMP/fox.csv"
+if "$LATHE" eval "$TMP/animals.lathe" -w "$TMP/a.safetensors" --data "$TMP/fox.csv" \
+  > "$TMP/fox.txt" 2>&1; then echo "accepted an unknown class"; exit 1; fi
+grep -qF "fox.csv: class 'fox' is not one of the 3 classes of $TMP/a.safetensors.classes" \
+  "$TMP/fox.txt" || { cat "$TMP/fox.txt"; exit 1; }
+echo "ok: a subset of the classes, or none, keeps training's ids and names"
+
 expect_error() { # WANT, then the command
   local want=$1
   shift

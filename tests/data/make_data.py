@@ -7,6 +7,10 @@ OUT_DIR/cls.npz                the training arrays as one .npz archive (compress
 OUT_DIR/reg.csv, reg_test.csv  8 features f0..f7 and a target y = w.x + 0.5 + noise (sd 0.1);
                                reg.csv also has a string column 'note' (not a feature)
 OUT_DIR/names.csv              4 numeric features and a string label (cat/dog/eel) per row
+OUT_DIR/ml/{x,tags}.npy        1200 x 12 f32 features and 5 yes/no labels (f32 0/1) per row,
+OUT_DIR/ml_test/{x,tags}.npy   label j = [w_j.x + b_j + noise > 0]: from common (b 1.5) to
+                               rare (b -2.5); 400 test rows (an own seed: the arrays above
+                               stay as they were)
 """
 import os
 import sys
@@ -53,3 +57,13 @@ with open(f"{out}/names.csv", "w") as f:
     for i in range(64):
         k = i % 3
         f.write(",".join(str(k + 0.1 * j) for j in range(4)) + "," + ["cat", "dog", "eel"][k] + "\n")
+
+ml_rng = np.random.default_rng(4321)
+ml_w = ml_rng.normal(0, 1, size=(12, 5))
+ml_b = np.array([1.5, 0.5, 0.0, -1.0, -2.5])
+for name, n in (("ml", 1200), ("ml_test", 400)):
+    os.makedirs(f"{out}/{name}", exist_ok=True)
+    x = ml_rng.normal(0, 1, size=(n, 12))
+    tags = (x @ ml_w + ml_b + ml_rng.normal(0, 0.5, size=(n, 5)) > 0).astype(np.float32)
+    np.save(f"{out}/{name}/x.npy", x.astype(np.float32))
+    np.save(f"{out}/{name}/tags.npy", tags)

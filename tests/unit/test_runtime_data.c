@@ -103,6 +103,36 @@ START_TEST(test_csv_errors) {
 }
 END_TEST
 
+/* a file with a subset of training's classes keeps training's ids; an unknown class fails */
+START_TEST(test_csv_training_classes) {
+  Diag d;
+  diag_init(&d);
+  char *names[] = {"ant", "bee", "cat"};
+  lathe_dataset *ds = csv("a,kind\n1,cat\n2,bee\n3,cat\n", NULL, NULL, &d);
+  ck_assert_msg(ds != NULL, "%s", diag_text(&d));
+  int k = rt_data_find(ds, "kind");
+  const int32_t *ids = (const int32_t *)ds->store->arrays[k].data;
+  ck_assert(ids[0] == 1 && ids[1] == 0); /* file-local: bee = 0, cat = 1 */
+  ck_assert(rt_data_use_classes(ds, names, 3, "train.csv", &d));
+  ck_assert(ids[0] == 2 && ids[1] == 1 && ids[2] == 2); /* training's: bee = 1, cat = 2 */
+  ck_assert_str_eq(lathe_dataset_class_name(ds, 0), "ant");
+  ck_assert(rt_data_use_classes(ds, names, 3, "train.csv", &d)); /* idempotent */
+  ck_assert(ids[0] == 2 && ids[1] == 1);
+  lathe_dataset_free(ds);
+  ds = csv("a,kind\n1,cat\n2,dog\n", NULL, NULL, &d);
+  rtt_expect_error(rt_data_use_classes(ds, names, 3, "train.csv", &d), &d,
+                   "t.csv: class 'dog' is not one of the 3 classes of train.csv", "unknown class");
+  lathe_dataset_free(ds);
+  ds = csv("a,b\n1,2\n", NULL, "", &d); /* no target: the names only */
+  ck_assert_msg(ds != NULL, "%s", diag_text(&d));
+  ck_assert(rt_data_use_classes(ds, names, 3, "train.csv", &d));
+  ck_assert_str_eq(lathe_dataset_class_name(ds, 2), "cat");
+  ck_assert_int_eq(((const float *)rt_data_at(ds, rt_data_find(ds, "x"), 0))[1], 2);
+  lathe_dataset_free(ds);
+  diag_fini(&d);
+}
+END_TEST
+
 static const char *numpy_files =
     "import numpy as np, sys, zipfile\n"
     "d = sys.argv[1]\n"
@@ -319,6 +349,7 @@ static Suite *data_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_csv_quoting_and_labels);
   tcase_add_test(tc, test_csv_errors);
+  tcase_add_test(tc, test_csv_training_classes);
   tcase_add_test(tc, test_npy_npz_and_errors);
   tcase_add_test(tc, test_image_folder);
   tcase_add_test(tc, test_split_stratified);
