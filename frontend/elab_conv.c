@@ -314,13 +314,27 @@ static NodeId bn_state(Bn *b, Scope *s, const char *what, InitKind init, int32_t
 }
 
 /* running = (1 - momentum) * running + momentum * batch value, as an OUT_STATE_UPDATE */
-static void bn_update(Bn *b, NodeId run, NodeId batch, double momentum, double scale,
+/* run <- (1 - momentum) run + momentum * scale * batch; scale: a scalar node */
+static void bn_update(Bn *b, NodeId run, NodeId batch, double momentum, NodeId scale,
                       int32_t index) {
   NodeId keep = bn_op(b, OP_MUL, run, bn_num(b, 1 - momentum), NULL);
-  NodeId add = bn_op(b, OP_MUL, bn_reshape(b, batch, &b->vec), bn_num(b, momentum * scale), NULL);
+  NodeId add = bn_op(b, OP_MUL, bn_reshape(b, batch, &b->vec), scale, NULL);
   NodeId upd = bn_op(b, OP_ADD, keep, add, NULL);
   if (upd != IR_NONE)
     graph_add_output(b->E->g, b->E->m->states[index].name, upd, OUT_STATE_UPDATE, index);
+}
+
+/* momentum * m / (m - 1), m the values per channel (PyTorch's unbiased running variance).
+ * Over a dynamic batch m is known at run time only: the SUM of a splat 1 shaped like x with
+ * one channel, so a partial batch updates the statistics exactly (docs/dynamic-batch.md). */
+static NodeId bn_unbias(Bn *b, NodeId x, double momentum, double m) {
+  Shape s = graph_node(b->E->g, x)->shape;
+  if (!s.dyn) return bn_num(b, momentum * m / (m - 1));
+  s.dim[1] = 1;
+  NodeId ones = build_fill(&b->build, b->t, &s, 1.0);
+  NodeId count = build_reduce(&b->build, OP_SUM, ones, (1u << s.rank) - 1, false);
+  NodeId ratio = bn_op(b, OP_DIV, count, bn_op(b, OP_SUB, count, bn_num(b, 1), NULL), NULL);
+  return bn_op(b, OP_MUL, ratio, bn_num(b, momentum), NULL);
 }
 
 static bool bn_check(Elab *E, const Expr *call, NodeId x, NodeId gamma, NodeId beta, Bn *b) {
@@ -372,8 +386,8 @@ static Value elab_batch_norm(Elab *E, Scope *s, const Expr *call, const Expr **a
   NodeId train = bn_normalize(&b, x, mean, var, eps);
   NodeId infer = bn_normalize(&b, x, bn_reshape(&b, rm, &b.kept), bn_reshape(&b, rv, &b.kept), eps);
   NodeId xhat = bn_op(&b, OP_TRAIN_SELECT, train, infer, NULL);
-  bn_update(&b, rm, mean, mom, 1.0, im);
-  bn_update(&b, rv, var, mom, n / (n - 1), iv);
+  bn_update(&b, rm, mean, mom, bn_num(&b, mom), im);
+  bn_update(&b, rv, var, mom, bn_unbias(&b, x, mom, n), iv);
   NodeId y = bn_op(&b, OP_MUL, xhat, bn_reshape(&b, gamma, &b.kept), NULL);
   return elab_tensor_value(bn_op(&b, OP_ADD, y, bn_reshape(&b, beta, &b.kept), NULL));
 }

@@ -205,7 +205,7 @@ bool infer_matmul(Graph *g, Node *n, Diag *d) {
   if (out.rank + 2 > IR_MAX_RANK) return false; /* unreachable: ranks are <= IR_MAX_RANK */
   out.dim[out.rank++] = m;
   out.dim[out.rank++] = nn;
-  out.dyn = dyn;
+  if (dyn) out.dyn = dyn; /* rank-2 rows; batched operands carry it in out's batch dims */
   n->shape = out;
   n->dtype = a->dtype;
   return true;

@@ -153,6 +153,7 @@ static NodeId rows_2d(AdCtx *a, NodeId x) {
   r.rank = 2;
   r.dim[1] = s.dim[s.rank - 1];
   r.dim[0] = r.dim[1] ? shape_numel(&s) / r.dim[1] : 0;
+  if (s.dyn) r.dyn = r.dim[0] / (s.dim[0] / s.dyn); /* k*n rows become k*P*...*M*n rows */
   return build_reshape(&a->b, x, &r);
 }
 
