@@ -16,7 +16,9 @@ status 1, one line per violation saying which file includes what and what the ru
      is a .c file and the .h of the same name (codegen/gemm.c + codegen/gemm.h): a header
      stands for the functions its .c defines, so `lower.c includes gemm.h` and `gemm.c
      includes lower.h` is the cycle lower <-> gemm. A header with no .c of its own
-     (codegen/conv.h, passes/autodiff_internal.h) is a module with only its own includes.
+     (codegen/conv.h, passes/autodiff_internal.h) is a module with only its own includes,
+     except a hook header generated from ops.def (HOOK_HEADERS below): it stands for every
+     file that defines one of its hooks, as seen from the op table that calls them.
 
 The exceptions are listed below, each with its reason; an exception that no longer matches
 anything is reported too (so a fixed one is deleted, not left to hide a new problem).
