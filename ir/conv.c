@@ -82,9 +82,12 @@ static bool check_4d(const Node *n, const Node *x, const Node *w, Diag *d) {
   return true;
 }
 
-static bool set_out(Node *n, DType t, int64_t a, int64_t b, int64_t h, int64_t w) {
+/* the NCHW result; dyn: the dynamic batch of N (0: static) */
+static bool set_out(Node *n, DType t, int64_t a, int64_t b, int64_t h, int64_t w,
+                    int64_t dyn) {
   int64_t dims[4] = {a, b, h, w};
   n->shape = shape_make(4, dims);
+  n->shape.dyn = dyn;
   n->dtype = t;
   return true;
 }
@@ -113,7 +116,8 @@ bool infer_conv2d(Graph *g, Node *n, Diag *d) {
     return shape_error(n, x, w, "channels do not match the weights [O, C/groups, kh, kw]", d);
   if (!conv_spatial(n, &x->shape, k, out))
     return shape_error(n, x, w, "the (dilated) kernel is larger than the padded input", d);
-  return set_out(n, x->dtype, x->shape.dim[0], w->shape.dim[0], out[0], out[1]);
+  if (w->shape.dyn) return shape_error(n, x, w, "the weights cannot have a dynamic batch", d);
+  return set_out(n, x->dtype, x->shape.dim[0], w->shape.dim[0], out[0], out[1], x->shape.dyn);
 }
 
 bool ir_conv_transpose_as_conv(const Node *n, const int64_t *k, struct IrConvAttr *out) {
@@ -147,7 +151,9 @@ bool infer_conv_transpose2d(Graph *g, Node *n, Diag *d) {
              (int64_t)a->dilation[i] * (w->shape.dim[2 + i] - 1) + a->out_pad[i] + 1;
     if (out[i] < 1) return shape_error(n, x, w, "the output would be empty", d);
   }
-  return set_out(n, x->dtype, x->shape.dim[0], w->shape.dim[1] * gr, out[0], out[1]);
+  if (w->shape.dyn) return shape_error(n, x, w, "the weights cannot have a dynamic batch", d);
+  return set_out(n, x->dtype, x->shape.dim[0], w->shape.dim[1] * gr, out[0], out[1],
+                 x->shape.dyn);
 }
 
 bool infer_conv2d_grad_weight(Graph *g, Node *n, Diag *d) {
@@ -156,12 +162,12 @@ bool infer_conv2d_grad_weight(Graph *g, Node *n, Diag *d) {
   if (!check_attrs(n, false, d) || !check_4d(n, x, gy, d)) return false;
   int64_t gr = a->groups, out[2], k[2] = {a->kernel[0], a->kernel[1]};
   if (k[0] < 1 || k[1] < 1 || x->shape.dim[1] % gr || gy->shape.dim[1] % gr ||
-      x->shape.dim[0] != gy->shape.dim[0])
+      x->shape.dim[0] != gy->shape.dim[0] || x->shape.dyn != gy->shape.dyn)
     return shape_error(n, x, gy, "batch, channels or kernel do not match", d);
   if (!conv_spatial(n, &x->shape, k, out) || out[0] != gy->shape.dim[2] ||
       out[1] != gy->shape.dim[3])
     return shape_error(n, x, gy, "the gradient is not the size of the conv output", d);
-  return set_out(n, x->dtype, gy->shape.dim[1], x->shape.dim[1] / gr, k[0], k[1]);
+  return set_out(n, x->dtype, gy->shape.dim[1], x->shape.dim[1] / gr, k[0], k[1], 0);
 }
 
 static bool check_float4(const Node *n, const Node *x, Diag *d) {
@@ -182,7 +188,7 @@ bool infer_max_pool2d(Graph *g, Node *n, Diag *d) {
              shape_str(&x->shape, sa, sizeof sa));
     return false;
   }
-  return set_out(n, x->dtype, x->shape.dim[0], x->shape.dim[1], out[0], out[1]);
+  return set_out(n, x->dtype, x->shape.dim[0], x->shape.dim[1], out[0], out[1], x->shape.dyn);
 }
 
 bool infer_max_pool2d_grad(Graph *g, Node *n, Diag *d) {
@@ -191,6 +197,7 @@ bool infer_max_pool2d_grad(Graph *g, Node *n, Diag *d) {
     return false;
   int64_t out[2], k[2] = {n->attr.conv.kernel[0], n->attr.conv.kernel[1]};
   if (!conv_spatial(n, &x->shape, k, out) || x->shape.dim[0] != gy->shape.dim[0] ||
+      x->shape.dyn != gy->shape.dyn ||
       x->shape.dim[1] != gy->shape.dim[1] || out[0] != gy->shape.dim[2] ||
       out[1] != gy->shape.dim[3])
     return shape_error(n, x, gy, "the gradient is not the size of the pool output", d);

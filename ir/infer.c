@@ -16,13 +16,26 @@ static const Node *input(const Graph *g, const Node *n, int i) { return &g->node
 
 static bool shape_valid(const Shape *s) {
   if (s->rank < 0 || s->rank > IR_MAX_RANK) return false;
+  if (s->dyn < 0 || (s->dyn > 0 && (s->rank < 1 || s->dim[0] % s->dyn != 0))) return false;
   for (int i = 0; i < s->rank; i++)
     if (s->dim[i] < 1) return false;
   return true;
 }
 
 /* a Shape with the unused dims zeroed, so that shapes compare and print canonically */
-static Shape shape_clean(const Shape *s) { return shape_make(s->rank, s->dim); }
+static Shape shape_clean(const Shape *s) {
+  Shape r = shape_make(s->rank, s->dim);
+  r.dyn = s->dyn;
+  return r;
+}
+
+/* the error of an op that cannot take a dynamic batch the way it is used */
+static bool dyn_error(const Node *n, const Shape *s, const char *why, Diag *d) {
+  char ss[SHAPE_BUF];
+  IR_ERROR(d, n->loc, "%s: the dynamic batch of %s %s", op_name(n), shape_str(s, ss, sizeof ss),
+           why);
+  return false;
+}
 
 static bool check_shape_attr(const Node *n, const Shape *s, Diag *d) {
   if (shape_valid(s)) return true;
@@ -42,6 +55,8 @@ bool infer_source(Graph *g, Node *n, Diag *d) {
     if (!check_dtype(n, n->attr.constant.dtype, d)) return false;
     if (!check_shape_attr(n, &n->attr.constant.shape, d)) return false;
     n->attr.constant.shape = shape_clean(&n->attr.constant.shape);
+    if (n->attr.constant.shape.dyn && n->attr.constant.data)
+      return dyn_error(n, &n->attr.constant.shape, "needs a splat constant (one value)", d);
     n->dtype = n->attr.constant.dtype;
     n->shape = n->attr.constant.shape;
     return true;
@@ -61,6 +76,8 @@ bool infer_source(Graph *g, Node *n, Diag *d) {
   }
   n->dtype = tab[idx].dtype;
   n->shape = shape_clean(&tab[idx].shape);
+  if (n->shape.dyn && n->op != OP_INPUT)
+    return dyn_error(n, &n->shape, "is not allowed: parameters and states are static", d);
   return true;
 }
 
@@ -128,8 +145,32 @@ static void matrix_dims(const Shape *s, bool trans, int64_t *rows, int64_t *cols
   *cols = trans ? r : c;
 }
 
-/* batch dims of s (all but the last two) */
-static Shape batch_shape(const Shape *s) { return shape_make(s->rank - 2, s->dim); }
+/* batch dims of s (all but the last two), dynamic when axis 0 of s is among them */
+static Shape batch_shape(const Shape *s) {
+  Shape r = shape_make(s->rank - 2, s->dim);
+  if (s->rank > 2) r.dyn = s->dyn;
+  return r;
+}
+
+/* The dynamic batch through a matmul (rank-2 operands; batched ones carry it in their batch
+ * dims): the rows of A give dynamic rows, a dynamic contraction (A transposed and B not, both
+ * dynamic alike: X^T dY) a static result; as columns it would leave axis 0. */
+static bool matmul_dyn(const Node *n, const Node *a, const Node *b, int64_t *dyn, Diag *d) {
+  bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
+  const Shape *sa = &a->shape, *sb = &b->shape;
+  *dyn = 0;
+  if (sa->rank > 2 || sb->rank > 2) return true; /* batch dims: shape_broadcast decides */
+  if (sb->dyn && tb) return dyn_error(n, sb, "would become the result's columns", d);
+  if (!sa->dyn && !sb->dyn) return true;
+  if (sa->dyn && !ta) {
+    if (sb->dyn) return dyn_error(n, sb, "cannot be contracted with static rows", d);
+    *dyn = sa->dyn;
+    return true;
+  }
+  if (!sa->dyn || !sb->dyn || sa->dyn != sb->dyn)
+    return dyn_error(n, sa->dyn ? sa : sb, "must be contracted with the same dynamic axis", d);
+  return true;
+}
 
 bool infer_matmul(Graph *g, Node *n, Diag *d) {
   const Node *a = input(g, n, 0), *b = input(g, n, 1);
@@ -154,6 +195,8 @@ bool infer_matmul(Graph *g, Node *n, Diag *d) {
              (long long)ka, (long long)kb);
     return false;
   }
+  int64_t dyn = 0;
+  if (!matmul_dyn(n, a, b, &dyn, d)) return false;
   Shape ba = batch_shape(&a->shape), bb = batch_shape(&b->shape), out;
   if (!shape_broadcast(&ba, &bb, &out)) {
     IR_ERROR(d, n->loc, "matmul: batch dimensions cannot be broadcast: %s @ %s", sa, sb);
@@ -162,6 +205,7 @@ bool infer_matmul(Graph *g, Node *n, Diag *d) {
   if (out.rank + 2 > IR_MAX_RANK) return false; /* unreachable: ranks are <= IR_MAX_RANK */
   out.dim[out.rank++] = m;
   out.dim[out.rank++] = nn;
+  out.dyn = dyn;
   n->shape = out;
   n->dtype = a->dtype;
   return true;
@@ -186,6 +230,7 @@ bool infer_reduce(Graph *g, Node *n, Diag *d) {
       out.dim[out.rank++] = a->shape.dim[i];
     }
   }
+  if (!(axes & 1u)) out.dyn = a->shape.dyn; /* axis 0 kept: still dynamic */
   n->shape = out;
   n->dtype = a->dtype;
   return true;
@@ -200,6 +245,11 @@ bool infer_reshape(Graph *g, Node *n, Diag *d) {
     IR_ERROR(d, n->loc, "reshape: element counts differ: %s (%lld elements) to %s (%lld)",
              shape_str(&a->shape, sa, sizeof sa), (long long)shape_numel(&a->shape),
              shape_str(&target, sb, sizeof sb), (long long)shape_numel(&target));
+    return false;
+  }
+  if (!a->shape.dyn != !target.dyn) { /* elements per unit of n then match too */
+    IR_ERROR(d, n->loc, "reshape: %s to %s: a dynamic batch must stay in axis 0 (as k * n)",
+             shape_str(&a->shape, sa, sizeof sa), shape_str(&target, sb, sizeof sb));
     return false;
   }
   n->attr.reshape.shape = target;
@@ -224,6 +274,8 @@ bool infer_transpose(Graph *g, Node *n, Diag *d) {
     seen[p] = true;
     out.dim[i] = a->shape.dim[p];
   }
+  if (a->shape.dyn && n->attr.transpose.perm[0] != 0)
+    return dyn_error(n, &a->shape, "must stay axis 0", d);
   for (int i = rank; i < IR_MAX_RANK; i++) n->attr.transpose.perm[i] = 0;
   n->shape = out;
   n->dtype = a->dtype;

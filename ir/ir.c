@@ -92,10 +92,27 @@ char *shape_str(const Shape *s, char *buf, size_t size) {
   return buf;
 }
 
+/* A dynamic axis 0 broadcasts only onto axis 0 of the result (strides never depend on the
+ * batch), against a 1 or the same dynamic extent: the result's axis 0 is then dynamic. */
+static bool broadcast_dyn(const Shape *a, const Shape *b, Shape *r) {
+  const Shape *x[2] = {a, b};
+  for (int k = 0; k < 2; k++) {
+    const Shape *s = x[k], *o = x[1 - k];
+    if (!s->dyn) continue;
+    if (s->rank != r->rank) return false;
+    int io = o->rank - r->rank; /* axis 0 of the result in o: io < 0 means absent */
+    if (io >= 0 && o->dim[0] != 1 && (o->dyn != s->dyn || o->dim[0] != s->dim[0]))
+      return false;
+    r->dyn = s->dyn;
+  }
+  return true;
+}
+
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
   Shape r;
   memset(&r, 0, sizeof r);
   r.rank = a->rank > b->rank ? a->rank : b->rank;
+  if ((a->dyn || b->dyn) && !broadcast_dyn(a, b, &r)) return false;
   for (int i = 0; i < r.rank; i++) {
     /* align on the right: axis i of the result is axis i - (r.rank - x.rank) of x */
     int ia = i - (r.rank - a->rank), ib = i - (r.rank - b->rank);

@@ -300,6 +300,13 @@ Graph *graph_new(Module *m, const char *name);
 void graph_free(Graph *g);
 /* name NULL keeps g's name, kind and step; a new name sets them as graph_new does */
 Graph *graph_clone(const Graph *g, const char *name);
+/* The clone of g (an entry of a module with a dynamic batch, docs/dynamic-batch.md) at
+ * batch n, 1 <= n <= Module.dyn_max: every dynamic axis 0 fixed to k * n in the node shapes
+ * and shape attributes (ir/specialize.c). What ir_eval runs to give the reference value of
+ * the generated code at n. Its nodes no longer match the module's dynamic declarations, so
+ * it is for evaluation, not for ir_verify or the passes. NULL (and an error in d) when n is
+ * out of range. */
+Graph *graph_specialize(const Graph *g, int64_t n, Diag *d);
 static inline Node *graph_node(const Graph *g, NodeId id) {
   return &g->nodes[id];
 }

@@ -7,6 +7,7 @@
  * inferred one. The first error is reported at its line:col in the text and the parse stops;
  * nothing partial is returned.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,35 @@ static bool parse_ref(Parser *p, NodeId *out) {
   return true;
 }
 
+/* A dynamic first dim: [k] 'n' '<=' bound (docs/dynamic-batch.md), into s->dim[0] and
+ * s->dyn; anything else is left for the caller (s->dyn stays 0). */
+static bool parse_dyn_dim(Parser *p, Shape *s) {
+  skip_ws(p);
+  size_t save = p->pos;
+  uint32_t line = p->line, col = p->col;
+  int64_t k = 1, bound;
+  if (peek(p) != 'n') {
+    if (!isdigit(peek(p))) return true;
+    while (isdigit(peek(p))) advance(p);
+    if (peek(p) != 'n') {
+      p->pos = save, p->line = line, p->col = col;
+      return true;
+    }
+    k = strtoll(p->text + save, NULL, 10);
+  }
+  advance(p);
+  if (!expect(p, '<', "in a dynamic dimension 'n<=bound'") ||
+      !expect(p, '=', "in a dynamic dimension 'n<=bound'") ||
+      !parse_int(p, &bound, "the dynamic dimension's bound"))
+    return false;
+  if (k < 1 || bound < 1 || bound % k != 0)
+    return PARSE_ERROR(p, "a dynamic dimension needs k >= 1 and a bound that is a multiple of "
+                       "k, got %lldn<=%lld", (long long)k, (long long)bound);
+  s->dim[0] = bound;
+  s->dyn = k;
+  return true;
+}
+
 /* type := dtype '[' [dim {',' dim}] ']' */
 static bool parse_type(Parser *p, DType *t, Shape *s) {
   skip_ws(p);
@@ -231,6 +261,13 @@ static bool parse_type(Parser *p, DType *t, Shape *s) {
   do {
     if (s->rank == IR_MAX_RANK) return PARSE_ERROR(p, "rank exceeds %d", IR_MAX_RANK);
     int64_t dim;
+    if (s->rank == 0) {
+      if (!parse_dyn_dim(p, s)) return false;
+      if (s->dyn) {
+        s->rank++;
+        continue;
+      }
+    }
     if (!parse_int(p, &dim, "a dimension")) return false;
     if (dim < 1) return PARSE_ERROR(p, "dimensions must be >= 1, got %lld", (long long)dim);
     s->dim[s->rank++] = dim;
@@ -238,21 +275,28 @@ static bool parse_type(Parser *p, DType *t, Shape *s) {
   return expect(p, ']', "to close the shape");
 }
 
-static bool parse_offset_value(Parser *p, int64_t *offset) {
+/* offset := integer | integer 'n' '+' integer (a part per unit of the dynamic batch) */
+static bool parse_offset_value(Parser *p, int64_t *offset, int64_t *offset_n) {
   if (!offset) return PARSE_ERROR(p, "an offset is not allowed here");
   if (!expect(p, '=', "after 'offset'")) return false;
-  return parse_int(p, offset, "an offset");
+  if (!parse_int(p, offset, "an offset")) return false;
+  if (peek(p) != 'n') return true;
+  advance(p);
+  *offset_n = *offset;
+  return expect(p, '+', "after the offset's part per n") && parse_int(p, offset, "an offset");
 }
 
-/* meta := '#' [name] ['@' name ':' line ':' col] ['offset' '=' integer] */
-static bool parse_meta(Parser *p, Arena *a, const char **name, SrcLoc *loc, int64_t *offset) {
+/* meta := '#' [name] ['@' name ':' line ':' col] ['offset' '=' offset] */
+static bool parse_meta(Parser *p, Arena *a, const char **name, SrcLoc *loc, int64_t *offset,
+                       int64_t *offset_n) {
   if (!accept(p, '#')) return true;
   skip_ws(p);
   if (peek(p) != '@' && peek(p) != '\n' && peek(p)) {
     const char *word = parse_name(p, a, "a binding name, '@' or 'offset='");
     if (!word) return false;
     skip_ws(p);
-    if (strcmp(word, "offset") == 0 && peek(p) == '=') return parse_offset_value(p, offset);
+    if (strcmp(word, "offset") == 0 && peek(p) == '=')
+      return parse_offset_value(p, offset, offset_n);
     if (!name) return PARSE_ERROR(p, "a binding name is not allowed here");
     *name = word;
   }
@@ -266,7 +310,7 @@ static bool parse_meta(Parser *p, Arena *a, const char **name, SrcLoc *loc, int6
       return PARSE_ERROR(p, "line or column out of range");
     *loc = (SrcLoc){file, (uint32_t)line, (uint32_t)col};
   }
-  if (accept_word(p, "offset")) return parse_offset_value(p, offset);
+  if (accept_word(p, "offset")) return parse_offset_value(p, offset, offset_n);
   return true;
 }
 
@@ -299,6 +343,19 @@ static bool parse_init(Parser *p, InitSpec *init) {
   return expect(p, ')', "after the initializer arguments");
 }
 
+/* dynamic := 'dynamic' name 'max' '=' integer: the module's dynamic dimension */
+static bool parse_dynamic(Parser *p) {
+  const char *name = parse_name(p, &p->m->arena, "the dynamic dimension's name");
+  int64_t max;
+  if (!name || !expect_word(p, "max") || !expect(p, '=', "after 'max'") ||
+      !parse_int(p, &max, "the bound"))
+    return false;
+  if (max < 1) return PARSE_ERROR(p, "the bound must be >= 1, got %lld", (long long)max);
+  p->m->dyn_name = name;
+  p->m->dyn_max = max;
+  return expect_eol(p);
+}
+
 /* decl := ('input' | 'param' | 'state') name ':' type [init] [meta] */
 static bool parse_decl(Parser *p, OpKind kind) {
   const char *name = parse_name(p, &p->m->arena, "a declaration name");
@@ -310,7 +367,7 @@ static bool parse_decl(Parser *p, OpKind kind) {
     return false;
   skip_ws(p);
   if (kind == OP_INPUT && peek(p) == '=') return PARSE_ERROR(p, "inputs have no initializer");
-  if (!parse_init(p, &init) || !parse_meta(p, &p->m->arena, NULL, &loc, NULL)) return false;
+  if (!parse_init(p, &init) || !parse_meta(p, &p->m->arena, NULL, &loc, NULL, NULL)) return false;
   if (kind == OP_INPUT) module_add_input(p->m, name, t, &s, loc);
   else if (kind == OP_PARAM) module_add_param(p->m, name, t, &s, init, loc);
   else module_add_state(p->m, name, t, &s, init, loc);
@@ -368,7 +425,7 @@ static bool parse_step(Parser *p) {
   if (peek(p) == '%' && !parse_ref(p, &s->loss_node)) return false;
   if (accept_word(p, "params") && !parse_globs(p, s)) return false;
   if (accept_word(p, "optimizer") && !parse_optimizer(p, s)) return false;
-  if (!parse_meta(p, &p->m->arena, NULL, &s->loc, NULL)) return false;
+  if (!parse_meta(p, &p->m->arena, NULL, &s->loc, NULL, NULL)) return false;
   return expect_eol(p);
 }
 
@@ -666,7 +723,7 @@ static bool finish_node(Parser *p, NodeId id, DType t, const Shape *s, SrcLoc at
     return false;
   }
   n->loc = (SrcLoc){NULL, 0, 0}; /* graph_add had the text position, for its diagnostics */
-  return parse_meta(p, &p->g->arena, &n->name, &n->loc, &n->offset) && expect_eol(p);
+  return parse_meta(p, &p->g->arena, &n->name, &n->loc, &n->offset, &n->offset_n) && expect_eol(p);
 }
 
 /* node := node-ref '=' op operands ['{' attr {',' attr} '}'] ':' type [meta] */
@@ -809,6 +866,7 @@ static bool parse_text(Parser *p) {
     bool ok;
     if (accept_word(p, "source"))
       ok = (p->m->source_file = parse_path(p, &p->m->arena)) && expect_eol(p);
+    else if (accept_word(p, "dynamic")) ok = parse_dynamic(p);
     else if (accept_word(p, "input")) ok = parse_decl(p, OP_INPUT);
     else if (accept_word(p, "param")) ok = parse_decl(p, OP_PARAM);
     else if (accept_word(p, "state")) ok = parse_decl(p, OP_STATE);

@@ -114,8 +114,9 @@ static void put_type(Buf *b, DType t, const Shape *s) {
   buf_printf(b, "%s%s", dtype_name(t), shape_str(s, tmp, sizeof tmp));
 }
 
-/* "  # name @file:line:col offset=N", omitting absent parts (nothing at all if all absent) */
-static void put_meta(Buf *b, const char *name, SrcLoc loc, int64_t offset) {
+/* "  # name @file:line:col offset=N" (offset=An+B with a part per unit of the dynamic batch),
+ * omitting absent parts (nothing at all if all absent) */
+static void put_meta(Buf *b, const char *name, SrcLoc loc, int64_t offset, int64_t offset_n) {
   if (!name && !loc.file && offset < 0) return;
   buf_printf(b, "  #");
   if (name) {
@@ -127,7 +128,10 @@ static void put_meta(Buf *b, const char *name, SrcLoc loc, int64_t offset) {
     put_path(b, loc.file);
     buf_printf(b, ":%u:%u", (unsigned)loc.line, (unsigned)loc.col);
   }
-  if (offset >= 0) buf_printf(b, " offset=%lld", (long long)offset);
+  if (offset >= 0 && offset_n)
+    buf_printf(b, " offset=%lldn+%lld", (long long)offset_n, (long long)offset);
+  else if (offset >= 0)
+    buf_printf(b, " offset=%lld", (long long)offset);
 }
 
 static void put_init(Buf *b, InitSpec init) {
@@ -152,7 +156,7 @@ static void put_decls(Buf *b, const char *kind, const TensorDecl *tab, int n, bo
     buf_put(b, ": ", 2);
     put_type(b, tab[i].dtype, &tab[i].shape);
     if (init) put_init(b, tab[i].init);
-    put_meta(b, NULL, tab[i].loc, -1);
+    put_meta(b, NULL, tab[i].loc, -1, 0);
     buf_printf(b, "  ; %s %d\n", kind, i);
   }
 }
@@ -187,7 +191,7 @@ static void put_step(Buf *b, const TrainStep *s) {
     }
     buf_put(b, ")", 1);
   }
-  put_meta(b, NULL, s->loc, -1);
+  put_meta(b, NULL, s->loc, -1, 0);
   buf_put(b, "\n", 1);
 }
 
@@ -199,6 +203,11 @@ static void put_module(Buf *b, const Module *m) {
     buf_printf(b, "source ");
     put_path(b, m->source_file);
     buf_put(b, "\n", 1);
+  }
+  if (m->dyn_max > 0) {
+    buf_printf(b, "dynamic ");
+    put_name(b, m->dyn_name ? m->dyn_name : "n");
+    buf_printf(b, " max=%lld\n", (long long)m->dyn_max);
   }
   put_decls(b, "input", m->inputs, m->n_inputs, false);
   put_decls(b, "param", m->params, m->n_params, true);
@@ -334,7 +343,7 @@ static void put_node(Buf *b, const Graph *g, uint32_t id) {
   put_attrs(b, n);
   buf_printf(b, " : ");
   put_type(b, n->dtype, &n->shape);
-  put_meta(b, n->name, n->loc, n->offset);
+  put_meta(b, n->name, n->loc, n->offset, n->offset_n);
   const char *src = n->op == OP_CONST ? NULL : source_name(g, n);
   if (src) buf_printf(b, "  ; %s", src);
   buf_put(b, "\n", 1);

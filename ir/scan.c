@@ -157,8 +157,23 @@ static bool scan_check_outputs(const Graph *g, const Node *n, const Graph *body,
   return true;
 }
 
+/* A recurrence packs its carries and stacked outputs into one flat buffer, whose layout would
+ * depend on the batch: not with a dynamic batch yet (docs/dynamic-batch.md). */
+static bool scan_check_static(const Graph *g, const Node *n, Diag *d) {
+  for (int i = 0; i < n->n_in; i++) {
+    const Shape *s = &graph_node(g, n->in[i])->shape;
+    if (!s->dyn) continue;
+    char ss[SB];
+    IR_ERROR(d, n->loc, "%s: input %d is %s: a recurrence does not take a dynamic batch yet "
+             "(give the batch a fixed size with -D)", ir_ops[n->op].name, i,
+             shape_str(s, ss, sizeof ss));
+    return false;
+  }
+  return true;
+}
+
 bool infer_scan(Graph *g, Node *n, Diag *d) {
-  if (!scan_check_attrs(g, n, d)) return false;
+  if (!scan_check_static(g, n, d) || !scan_check_attrs(g, n, d)) return false;
   const Graph *body = scan_body(g, n);
   if (!scan_check_args(g, n, body, d) || !scan_check_outputs(g, n, body, d)) return false;
   int64_t total = 0;
@@ -193,6 +208,7 @@ bool infer_pack(Graph *g, Node *n, Diag *d) {
     IR_ERROR(d, n->loc, "pack: needs at least one input");
     return false;
   }
+  if (!scan_check_static(g, n, d)) return false;
   int64_t total = 0;
   DType t = graph_node(g, n->in[0])->dtype;
   for (int k = 0; k < n->n_in; k++) {

@@ -101,6 +101,15 @@ bool infer_slice(Graph *g, Node *n, Diag *d) {
   const Shape *small = is_slice ? &attr_shape : &x->shape;
   const Shape *large = is_slice ? &x->shape : &attr_shape;
   if (!check_window(n, small, large, d)) return false;
+  if (x->shape.dyn) { /* the window keeps all of a dynamic axis 0 */
+    if (n->attr.slice.begin[0] != 0 || n->attr.slice.step[0] != 1 ||
+        attr_shape.dim[0] != x->shape.dim[0]) {
+      IR_ERROR(d, n->loc, "%s: a window of %s must keep all of the dynamic axis 0",
+               ir_ops[n->op].name, shape_str(&x->shape, sx, sizeof sx));
+      return false;
+    }
+    attr_shape.dyn = x->shape.dyn;
+  }
   n->shape = attr_shape;
   n->dtype = x->dtype;
   return true;
@@ -149,6 +158,10 @@ static bool gather_shapes(Node *n, const Node *data, const Node *ids, Diag *d) {
       IR_ERROR(d, n->loc, "gather: cannot index table %s with indices %s", sd, si);
       return false;
     }
+    if (data->shape.dyn) {
+      IR_ERROR(d, n->loc, "gather: cannot index table %s: its rows are the dynamic batch", sd);
+      return false;
+    }
     Shape out = ids->shape;
     for (int i = 1; i < data->shape.rank; i++)
       out.dim[out.rank++] = data->shape.dim[i];
@@ -159,6 +172,8 @@ static bool gather_shapes(Node *n, const Node *data, const Node *ids, Diag *d) {
       data->shape.rank >= ids->shape.rank && data->shape.rank - ids->shape.rank < IR_MAX_RANK;
   for (int i = 0; prefix && i < ids->shape.rank; i++)
     prefix = data->shape.dim[i] == ids->shape.dim[i];
+  if (ids->shape.rank > 0) prefix = prefix && data->shape.dyn == ids->shape.dyn;
+  else prefix = prefix && !data->shape.dyn;
   if (!prefix || n->attr.gather.rows < 1) {
     IR_ERROR(d, n->loc,
              "scatter_add: indices %s must be a prefix of the source shape %s "
@@ -242,7 +257,9 @@ bool infer_random(Graph *g, Node *n, Diag *d) {
     IR_ERROR(d, n->loc, "random: needs a valid shape, a float dtype and dist 0 or 1");
     return false;
   }
+  int64_t dyn = s->rank > 0 ? s->dyn : 0;
   n->attr.random.shape = shape_make(s->rank, s->dim);
+  n->attr.random.shape.dyn = dyn;
   n->shape = n->attr.random.shape;
   n->dtype = n->attr.random.dtype;
   return true;

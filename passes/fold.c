@@ -18,14 +18,19 @@
 
 enum { FOLD_MAX_EVAL = 1 << 16, FOLD_MAX_TABLE = 4096 };
 
-static bool is_const(const Graph *g, NodeId id) { return g->nodes[id].op == OP_CONST; }
-
 static bool foldable(const Graph *g, const Node *n) {
   if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_CONST)
     return false;
   if (shape_numel(&n->shape) > FOLD_MAX_EVAL) return false;
-  for (int k = 0; k < n->n_in; k++)
-    if (!is_const(g, n->in[k])) return false;
+  for (int k = 0; k < n->n_in; k++) {
+    const Node *x = &g->nodes[n->in[k]];
+    if (x->op != OP_CONST) return false;
+    /* over a dynamic batch, only ops without a cross-element dependency fold: a reduction's
+     * value depends on the run-time extent */
+    if (x->shape.dyn && ir_ops[n->op].fusion != FUSE_ELEMWISE &&
+        ir_ops[n->op].fusion != FUSE_INJECTIVE)
+      return false;
+  }
   return true;
 }
 
@@ -61,7 +66,7 @@ static bool fold_replace(Graph *g, NodeId id, const Tensor *t) {
     double v = tensor_get(t, i);
     splat = v == first || (v != v && first != first);
   }
-  if (!splat && count > FOLD_MAX_TABLE) return false;
+  if (!splat && (count > FOLD_MAX_TABLE || n->shape.dyn)) return false;
   NodeAttr a;
   memset(&a, 0, sizeof a);
   a.constant.value = first;

@@ -215,7 +215,25 @@ static Shape kept_shape(const Shape *in, uint32_t axes) {
   Shape s = *in;
   for (int i = 0; i < s.rank; i++)
     if (axes & (1u << i)) s.dim[i] = 1;
+  if (axes & 1u) s.dyn = 0; /* a reduced dynamic batch is 1 */
   return s;
+}
+
+/* The number of elements a reduction of x over axes averages. Over a dynamic batch it is
+ * known only at run time: the SUM of a splat 1 shaped like the reduced axes (a batch-averaged
+ * loss then trains a partial batch exactly, docs/dynamic-batch.md). */
+static NodeId reduced_count(AdCtx *a, const Shape *x, uint32_t axes, DType t) {
+  Shape ones = shape_make(0, NULL);
+  double count = 1;
+  for (int i = 0; i < x->rank; i++) {
+    if (!(axes & (1u << i))) continue;
+    ones.dim[ones.rank++] = x->dim[i];
+    count *= (double)x->dim[i];
+  }
+  if (!(x->dyn && (axes & 1u))) return build_scalar(&a->b, t, count);
+  ones.dyn = x->dyn;
+  return build_reduce(&a->b, OP_SUM, build_fill(&a->b, t, &ones, 1.0), (1u << ones.rank) - 1,
+                      false);
 }
 
 /* gy of a reduction, spread back over the input's shape */
@@ -234,8 +252,8 @@ bool vjp_sum(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
 bool vjp_mean(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   Shape s;
   NodeId g = spread(a, n, gy, &s);
-  double count = (double)shape_numel(&s) / (double)shape_numel(&n->shape);
-  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_DIV, g, build_scalar(&a->b, n->dtype, count)));
+  NodeId count = reduced_count(a, &s, n->attr.reduce.axes, n->dtype);
+  ad_accumulate(a, n->in[0], build_binary(&a->b, OP_DIV, g, count));
   return true;
 }
 

@@ -1,0 +1,58 @@
+/* ir/specialize.c — a graph of a dynamic-batch module fixed at one batch: graph_specialize.
+ *
+ * The reference semantics of a dynamic graph at run-time batch n (docs/dynamic-batch.md) are
+ * those of the same graph with every dynamic axis 0 (Shape.dyn = k) replaced by the static
+ * extent k * n, in the node shapes and in every attribute that states a shape. The evaluator
+ * runs on that clone; tests compare generated code at n against it.
+ */
+#include "ir_internal.h"
+
+/* s at batch n: dim[0] = k * n for a dynamic shape */
+static void fix_shape(Shape *s, int64_t n) {
+  if (!s->dyn) return;
+  s->dim[0] = s->dyn * n;
+  s->dyn = 0;
+}
+
+static void fix_node(Node *x, const Shape *before, int64_t n) {
+  switch (x->op) {
+  case OP_CONST:
+    fix_shape(&x->attr.constant.shape, n);
+    break;
+  case OP_RESHAPE:
+  case OP_BROADCAST:
+    fix_shape(&x->attr.reshape.shape, n);
+    break;
+  case OP_RANDOM:
+    fix_shape(&x->attr.random.shape, n);
+    break;
+  case OP_SLICE:
+  case OP_UNSLICE:
+    /* the window keeps all of a dynamic axis 0 (infer_slice): its extent is the node's for a
+     * slice, the input's for an unslice; either way before->dim[0] at the bound */
+    if (before->dyn) x->attr.slice.dim[0] = (int32_t)(before->dyn * n);
+    break;
+  default:
+    break;
+  }
+  fix_shape(&x->shape, n);
+}
+
+Graph *graph_specialize(const Graph *g, int64_t n, Diag *d) {
+  const Module *m = g->module;
+  if (!m || m->dyn_max <= 0 || n < 1 || n > m->dyn_max) {
+    IR_ERROR(d, (SrcLoc){0}, "specialize: batch %lld is not in [1, %lld] of graph '%s'",
+             (long long)n, (long long)(m ? m->dyn_max : 0), g->name);
+    return NULL;
+  }
+  Graph *c = graph_clone(g, NULL);
+  for (uint32_t id = 0; id < c->n_nodes; id++) {
+    Node *x = &c->nodes[id];
+    const Node *o = &g->nodes[id]; /* the original: c's inputs are fixed already */
+    fix_node(x, x->op == OP_UNSLICE ? &g->nodes[o->in[0]].shape : &o->shape, n);
+  }
+  c->workspace_bytes = -1;
+  c->workspace_bytes_n = 0;
+  c->n_kernels = -1;
+  return c;
+}
