@@ -413,8 +413,8 @@ static const char *decl_table(Backend *b, CgBuf *c, const TensorDecl *decls, int
   return name;
 }
 
-static const char *const role_codes[] = {"LATHE_ARG_PARAMS", "LATHE_ARG_STATE",
-                                         "LATHE_ARG_INPUT",  "LATHE_ARG_OUTPUT",
+static const char *const role_codes[] = {"LATHE_ARG_PARAMS",    "LATHE_ARG_STATE",
+                                         "LATHE_ARG_INPUT",     "LATHE_ARG_OUTPUT",
                                          "LATHE_ARG_WORKSPACE", "LATHE_ARG_BATCH"};
 
 /* `static void <symbol>__call(void *const *a, double *ret)`: casts and forwards */
@@ -522,8 +522,7 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
     cg_buf_printf(c, "static const lathe_entry_info %s[] = {\n", entries);
     for (int i = 0; i < m->n_entries; i++) {
       const EntryPlan *ep = &b->entries[i];
-      cg_buf_printf(c,
-                    "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s, %s__call},\n",
+      cg_buf_printf(c, "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s, %s__call},\n",
                     cg_string_safe(&b->arena, ep->g->name), ep->symbol, entry_codes[ep->kind],
                     ep->loss != IR_NONE, ep->n_args, ep->symbol,
                     cg_workspace_macro(b, ep, cg_max_macro(b)), ep->symbol);

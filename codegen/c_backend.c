@@ -249,7 +249,8 @@ static void copy_loop(CgFunc *f, const char *dst, NodeId src, const Shape *s) {
   int64_t count = shape_numel(s);
   cg_scope_push(f->e);
   const char *i = count == 1 ? "0" : cg_fresh(f->e, "i");
-  if (count != 1) cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", i, i, cg_count(f, s, count), i);
+  if (count != 1)
+    cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", i, i, cg_count(f, s, count), i);
   cg_line(f->e, "%s[%s] = %s%s%s%s;", dst, i, v->expr, v->literal ? "" : "[", v->literal ? "" : i,
           v->literal ? "" : "]");
   if (count != 1) cg_close(f->e);

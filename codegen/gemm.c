@@ -510,8 +510,7 @@ void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs
 
 void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
                   const char *b, const char *c, int64_t ldc, const char *acc, int64_t at) {
-  cg_gemm_call_at(f, p, a, a_rs, a_cs, b, c, ldc, acc,
-                  cg_scratch_offset(f, at));
+  cg_gemm_call_at(f, p, a, a_rs, a_cs, b, c, ldc, acc, cg_scratch_offset(f, at));
 }
 
 /* for (int64_t v = 0; v < extent; v++) {, always emitted (extent may be 1); text, when not

@@ -121,9 +121,9 @@ void cg_gemm_transpose_emit(CgFunc *f);
 /* emits `lathe_gemm_direct(...)` (and the routines, once per file): c (row stride ldc) = a b,
  * a[i][p] = a[i * a_rs + p * a_cs], b[p][j] = b[p * b_rs + j * b_cs] (copied row-major first
  * when b_cs != 1); scratch at byte `at` of the scratch region */
-void cg_gemm_direct_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs,
-                         int64_t a_cs, const char *b, int64_t b_rs, int64_t b_cs, const char *c,
-                         int64_t ldc, int64_t at);
+void cg_gemm_direct_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
+                         const char *b, int64_t b_rs, int64_t b_cs, const char *c, int64_t ldc,
+                         int64_t at);
 /* p's m and k as C: the run-time expression, or the literal */
 const char *cg_gemm_m(CgFunc *f, const CgGemmPlan *p);
 const char *cg_gemm_k(CgFunc *f, const CgGemmPlan *p);

@@ -240,9 +240,9 @@ static void emit_routines(CgFunc *f) {
   emit_driver(f);
 }
 
-void cg_gemm_direct_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs,
-                         int64_t a_cs, const char *b, int64_t b_rs, int64_t b_cs, const char *c,
-                         int64_t ldc, int64_t at) {
+void cg_gemm_direct_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
+                         const char *b, int64_t b_rs, int64_t b_cs, const char *c, int64_t ldc,
+                         int64_t at) {
   int64_t n = p->n, k = p->k; /* a transposed B never has the run-time batch as k */
   emit_routines(f);
   int64_t ldb = b_rs;

@@ -169,9 +169,10 @@ bool cg_unsupported(CgFunc *f, NodeId id, const char *what) {
 
 bool cg_dyn_unsupported(CgFunc *f, NodeId id, const char *what) {
   const Node *n = graph_node(f->g, id);
-  diag_error(f->diag, n->loc, "cannot generate C for %s %%%u: %s does not support a dynamic batch "
-             "yet (compile with a fixed batch, -D %s=<n>)", ir_ops[n->op].name, id, what,
-             f->m->dyn_name ? f->m->dyn_name : "N");
+  diag_error(f->diag, n->loc,
+             "cannot generate C for %s %%%u: %s does not support a dynamic batch "
+             "yet (compile with a fixed batch, -D %s=<n>)",
+             ir_ops[n->op].name, id, what, f->m->dyn_name ? f->m->dyn_name : "N");
   return false;
 }
 

@@ -361,8 +361,8 @@ static bool lower_softmax(CgFunc *f, NodeId id) {
     inner *= n->shape.dim[d];
   if (axis == 0 && cg_is_dyn(f, &n->shape))
     return cg_dyn_unsupported(f, id, "a softmax over the batch axis");
-  const char *o = axis == 0 ? cg_loop_open(f, "i", outer)
-                            : cg_loop_open_count(f, "i", &n->shape, outer);
+  const char *o =
+      axis == 0 ? cg_loop_open(f, "i", outer) : cg_loop_open_count(f, "i", &n->shape, outer);
   const char *q = cg_loop_open(f, "i", inner);
   const char *vars[3] = {o, NULL, q};
   const int64_t st[3] = {len * inner, inner, 1};
@@ -449,7 +449,8 @@ static void kernel_scope(CgFunc *f, size_t start) {
 /* ---- the run-time batch ---------------------------------------------------------------------
  * The lowerings that take the run-time extent (docs/dynamic-batch.md): elementwise ops and
  * their fused groups, matmul (GEMM or loops) with its epilogue, softmax and log-softmax along
- * an axis other than the batch, one_hot. Every other op that touches a dynamic shape is
+ * an axis other than the batch, one_hot, and the reductions (a mean over the batch divides by
+ * the run-time count). Every other op that touches a dynamic shape is
  * refused at its source line, never lowered at the bound; so are convolutions and scans of a
  * module whose plan has a per-n part (their scratch offsets are still static). */
 
@@ -458,6 +459,9 @@ static bool dyn_lowered(const Node *n) {
   case OP_MATMUL:
   case OP_ONE_HOT:
   case OP_BROADCAST:
+  case OP_SUM:
+  case OP_MEAN:
+  case OP_MAX:
     return true;
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
@@ -469,7 +473,10 @@ static bool dyn_lowered(const Node *n) {
 
 static bool dyn_check(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
-  if (!f->m || f->m->dyn_max <= 0 || (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_CONST || n->op == OP_RESHAPE)) return true;
+  if (!f->m || f->m->dyn_max <= 0 ||
+      (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_CONST ||
+       n->op == OP_RESHAPE))
+    return true;
   bool touches = cg_is_dyn(f, &n->shape);
   for (int k = 0; k < n->n_in; k++)
     touches |= cg_is_dyn(f, &graph_node(f->g, n->in[k])->shape);
