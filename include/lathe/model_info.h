@@ -31,8 +31,8 @@ enum {
 enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2 };
 
 typedef struct lathe_tensor_info {
-  const char *name; /* "h1.w" for params, the input/output name otherwise */
-  int dtype;        /* LATHE_F32, ... */
+  const char *name;     /* "h1.w" for params, the input/output name otherwise */
+  int dtype;            /* LATHE_F32, ... */
   int rank;
   const int64_t *shape; /* rank dims */
   size_t offset;        /* byte offset inside the params/state struct (0 for arguments) */
@@ -40,15 +40,15 @@ typedef struct lathe_tensor_info {
 } lathe_tensor_info;
 
 typedef struct lathe_arg_info {
-  int role;                        /* LATHE_ARG_* */
+  int role;                       /* LATHE_ARG_* */
   const lathe_tensor_info *tensor; /* for INPUT/OUTPUT; NULL otherwise */
 } lathe_arg_info;
 
 typedef struct lathe_entry_info {
-  const char *name;   /* "forward", "train", "train_disc" */
-  const char *symbol; /* "mlp_forward" */
-  int kind;           /* LATHE_ENTRY_* */
-  int returns_loss;   /* 1: returns the loss as the element type of the model (float) */
+  const char *name;      /* "forward", "train", "train_disc" */
+  const char *symbol;    /* "mlp_forward" */
+  int kind;              /* LATHE_ENTRY_* */
+  int returns_loss;      /* 1: returns the loss as the element type of the model (float) */
   int n_args;
   const lathe_arg_info *args;
   size_t workspace_bytes;
