@@ -737,11 +737,8 @@ bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
              .g = f->g};
   u.reg = arena_alloc(f->arena, (size_t)n_members * sizeof *u.reg);
   bool rows = cg_rows_group(f->g, members, n_members);
-  for (int k = 0; k < n_members; k++) {
+  for (int k = 0; k < n_members; k++)
     if (!dyn_check(f, members[k])) return false;
-    if (rows && cg_is_dyn(f, &graph_node(f->g, members[k])->shape))
-      return cg_dyn_unsupported(f, members[k], "a fused row kernel");
-  }
   for (int k = 0; k < n_members && !rows; k++) {
     const Node *n = graph_node(f->g, members[k]);
     if (n->op == OP_MATMUL || n->op == OP_CONV2D) u.mm = members[k]; /* the head */

@@ -8,9 +8,9 @@
  * dynamic buffers in the per-n pool and the static ones above it.
  *
  * Generated C: an MLP module in the IR text (a batch-averaged loss, an Adam train step) through
- * the pipeline at -O1, built by gcc and clang, every entry called at n = 1, 7 and the bound
- * with a workspace of exactly the header's <ENTRY>_WORKSPACE_BYTES(n) bytes (malloc'd, so the
- * sanitizer build catches a byte past it), equals ir_eval of graph_specialize(entry, n):
+ * the pipeline at -O1 and -O3 (fused), built by gcc and clang, every entry called at n = 1, 7 and
+ * the bound with a workspace of exactly the header's <ENTRY>_WORKSPACE_BYTES(n) bytes (malloc'd, so
+ * the sanitizer build catches a byte past it), equals ir_eval of graph_specialize(entry, n):
  * outputs, loss and updated parameters and moments. n = 0 and n = bound + 1 write nothing.
  */
 #include "codegen_harness.h"
@@ -265,8 +265,9 @@ static void check_out_of_range(const CghBuild *b, int64_t n) {
   ck_assert(isnan(loss));
 }
 
+/* at -O1 (one kernel per node) and -O3 (fused: matmul epilogues, row kernels) */
 START_TEST(test_generated_at_n) {
-  Module *m = dmlp_module(1);
+  Module *m = dmlp_module(_i ? 3 : 1);
   ck_assert_int_eq(m->dyn_max, MAX);
   for (int i = 0; i < m->n_entries; i++)
     plan_check(m->entries[i]);
@@ -292,12 +293,47 @@ START_TEST(test_generated_at_n) {
 }
 END_TEST
 
+/* an op without a dynamic lowering yet is refused at its source line, not lowered at the bound */
+START_TEST(test_unsupported_is_an_error) {
+  static const char *POOL =
+      "module dpool\n"
+      "dynamic N max=4\n"
+      "input x: f32[n<=4, 2, 4, 4]\n"
+      "graph model {\n"
+      "  %0 = input 0 : f32[n<=4, 2, 4, 4]\n"
+      "  %1 = max_pool2d %0 {stride=[2, 2], dilation=[1, 1], pad=[0, 0, 0, 0], "
+      "out_pad=[0, 0], kernel=[2, 2], groups=[1]} : f32[n<=4, 2, 2, 2]\n"
+      "  output y = %1 value\n"
+      "}\n";
+  Diag d;
+  diag_init(&d);
+  Module *m = ir_parse(POOL, "dpool.ir", &d);
+  ck_assert_msg(m, "%s", diag_text(&d));
+  graph_node(m->model, 1)->loc = (SrcLoc){"dpool.lathe", 6, 7}; /* as the frontend sets it */
+  PassCtx c;
+  pass_ctx_init(&c, &d);
+  ck_assert_msg(passes_run_module(m, &c), "%s", diag_text(&d));
+  pass_ctx_fini(&c);
+  char *c_text = NULL, *h_text = NULL;
+  CgOptions o;
+  cg_options_init(&o);
+  ck_assert(!cg_emit_c(m, &o, &c_text, &h_text, &d));
+  ck_assert_ptr_null(c_text);
+  ck_assert_msg(strstr(diag_text(&d), "dpool.lathe:6:7") &&
+                    strstr(diag_text(&d), "max_pool2d does not support a dynamic batch yet"),
+                "%s", diag_text(&d));
+  module_free(m);
+  diag_fini(&d);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("codegen_dyn");
   TCase *tc = tcase_create("dyn");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_plan_two_pools);
-  tcase_add_test(tc, test_generated_at_n);
+  tcase_add_loop_test(tc, test_generated_at_n, 0, 2);
+  tcase_add_test(tc, test_unsupported_is_an_error);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);
