@@ -115,8 +115,8 @@ static void header_sizes_dyn(Backend *b, CgBuf *h) {
                 "that range\n * it writes nothing (an entry returning the loss returns NAN) */\n",
                 b->m->dyn_name ? b->m->dyn_name : "N", cg_max_macro(b));
   cg_buf_printf(h, "#define %s %lld\n", cg_max_macro(b), (long long)b->m->dyn_max);
-  cg_buf_puts(h, "/* workspace bytes at batch n (pass a 64-byte aligned buffer); the first is "
-                 "enough for every entry */\n");
+  cg_buf_puts(h, "/* workspace bytes at batch n (pass a 64-byte aligned buffer); the first "
+                 "is enough\n * for every entry */\n");
   cg_buf_printf(h, "#define %s_WORKSPACE_BYTES(n) ((size_t)%lld * (size_t)(n) + (size_t)%lld)\n",
                 b->upper, (long long)max_a, (long long)max_b);
   for (int i = 0; i < b->m->n_entries; i++) {

@@ -36,10 +36,11 @@ static void last_reads(const Graph *g, const int32_t *kernel_of, int32_t n_kerne
     last[root_of(g, g->outputs[i].node)] = n_kernels;
 }
 
-/* "A*n + B" (a dynamic module's affine sizes and offsets), "B" when A is 0 */
+/* "A*n + B" (a dynamic module's affine sizes and offsets), "A*n" when B is 0, "B" when A is */
 static const char *affine(Backend *b, int64_t per_n, int64_t fixed) {
   if (b->m->dyn_max <= 0) return arena_printf(&b->arena, "%lld", (long long)fixed);
   if (per_n == 0) return arena_printf(&b->arena, "%lld", (long long)fixed);
+  if (fixed == 0) return arena_printf(&b->arena, "%lld*n", (long long)per_n);
   return arena_printf(&b->arena, "%lld*n + %lld", (long long)per_n, (long long)fixed);
 }
 
@@ -93,7 +94,7 @@ void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h) {
       cg_buf_printf(h, " *   %-24s %10lld %10s  %-10s %s\n", "(matmul packing)",
                     (long long)(total - at), affine(b, g->workspace_bytes_n, at), "matmuls",
                     "codegen/gemm.c");
-      end[0] = total;
+      end[0] = total, end[1] = g->workspace_bytes_n; /* it sits above the per-n pool */
     }
     cg_buf_puts(h, " */\n");
     if (b->m->dyn_max <= 0) {
@@ -101,8 +102,8 @@ void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h) {
                     ep->upper, (long long)end[0], ep->upper);
     } else { /* both sides affine in n: at n = 1 and at the bound is every n between */
       cg_buf_printf(h,
-                    "typedef char %s_plan_fits_[(%lld <= %s_WORKSPACE_BYTES(1) && %lld <= "
-                    "%s_WORKSPACE_BYTES(%s)) ? 1 : -1];\n\n",
+                    "typedef char %s_plan_fits_[(%lld <= %s_WORKSPACE_BYTES(1) &&\n"
+                    "                            %lld <= %s_WORKSPACE_BYTES(%s)) ? 1 : -1];\n\n",
                     ep->upper, (long long)(end[1] + end[0]), ep->upper,
                     (long long)(end[1] * b->m->dyn_max + end[0]), ep->upper, cg_max_macro(b));
     }
