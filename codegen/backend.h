@@ -49,6 +49,11 @@ typedef struct Backend {
 /* the model file as the output names it: its base name (cg_source_path) */
 const char *cg_model_file(Backend *b);
 /* c_api.c: the header, the init function and the descriptor */
+/* "MLP_MAX_N": the macro of a dynamic module's bound (<MODEL>_MAX_<DYNNAME>) */
+const char *cg_max_macro(Backend *b);
+/* an entry's workspace bytes at the run-time batch `n` (C text) as the header states it:
+ * "MLP_FORWARD_WORKSPACE_BYTES" for a static module, "MLP_FORWARD_WORKSPACE_BYTES(n)" */
+const char *cg_workspace_macro(Backend *b, const EntryPlan *ep, const char *n);
 const char *cg_return_type(const Backend *b, const EntryPlan *ep);
 const char *cg_signature(const Backend *b, const EntryPlan *ep);
 char *cg_header_text(Backend *b);

@@ -72,7 +72,11 @@ static const char *arg_decl(const Backend *b, Arena *a, const ArgPlan *arg) {
     return arena_printf(a, "%s%s_state *%s", cq, b->model, arg->cname);
   case LATHE_ARG_WORKSPACE:
     return arena_printf(a, "void *%s", arg->cname);
+  case LATHE_ARG_BATCH:
+    return arena_printf(a, "int64_t %s", arg->cname);
   default:
+    if (arg->shape.dyn > 0) /* the run-time batch: n, 1 <= n <= the bound, leading rows */
+      return arena_printf(a, "%s%s *%s", cq, dtype_c_name(arg->dtype), arg->cname);
     return arena_printf(a, "%s%s %s[%s]", cq, dtype_c_name(arg->dtype), arg->cname,
                         cg_dims(a, &arg->shape));
   }
@@ -123,7 +127,52 @@ static void header_types(Backend *b, CgBuf *h) {
   cg_buf_printf(h, "} %s_state;\n\n", b->model);
 }
 
+const char *cg_max_macro(Backend *b) {
+  const char *dyn = b->m->dyn_name ? b->m->dyn_name : "N";
+  char *name = arena_printf(&b->arena, "%s_MAX_%s", b->upper, dyn);
+  for (char *p = name; *p; p++)
+    *p = (char)((*p >= 'a' && *p <= 'z') ? *p - 'a' + 'A' : *p);
+  return name;
+}
+
+const char *cg_workspace_macro(Backend *b, const EntryPlan *ep, const char *n) {
+  if (b->m->dyn_max <= 0) return arena_printf(&b->arena, "%s_WORKSPACE_BYTES", ep->upper);
+  return arena_printf(&b->arena, "%s_WORKSPACE_BYTES(%s)", ep->upper, n);
+}
+
+/* A dynamic module's sizes: the bound, and per entry the workspace A * n + B as a macro of n
+ * (A: the plan's per-n pool; B: its static pool, the kernels' scratch and pre-packed operands,
+ * all planned at the bound), and the model's, enough for every entry. */
+static void header_sizes_dyn(Backend *b, CgBuf *h) {
+  int64_t max_a = 0, max_b = 0;
+  for (int i = 0; i < b->m->n_entries; i++) {
+    const Graph *g = b->m->entries[i];
+    if (g->workspace_bytes_n > max_a) max_a = g->workspace_bytes_n;
+    if (cg_workspace_bytes(g, b->opt) > max_b) max_b = cg_workspace_bytes(g, b->opt);
+  }
+  cg_buf_printf(h,
+                "/* the run-time batch %s: every entry takes int64_t n, 1 <= n <= %s; out of "
+                "that range\n * it writes nothing (an entry returning the loss returns NAN) */\n",
+                b->m->dyn_name ? b->m->dyn_name : "N", cg_max_macro(b));
+  cg_buf_printf(h, "#define %s %lld\n", cg_max_macro(b), (long long)b->m->dyn_max);
+  cg_buf_puts(h, "/* workspace bytes at batch n (pass a 64-byte aligned buffer); the first "
+                 "is enough\n * for every entry */\n");
+  cg_buf_printf(h, "#define %s_WORKSPACE_BYTES(n) ((size_t)%lld * (size_t)(n) + (size_t)%lld)\n",
+                b->upper, (long long)max_a, (long long)max_b);
+  for (int i = 0; i < b->m->n_entries; i++) {
+    const Graph *g = b->m->entries[i];
+    cg_buf_printf(h, "#define %s_WORKSPACE_BYTES(n) ((size_t)%lld * (size_t)(n) + (size_t)%lld)\n",
+                  b->entries[i].upper, (long long)g->workspace_bytes_n,
+                  (long long)cg_workspace_bytes(g, b->opt));
+  }
+  cg_buf_puts(h, "\n");
+}
+
 static void header_sizes(Backend *b, CgBuf *h) {
+  if (b->m->dyn_max > 0) {
+    header_sizes_dyn(b, h);
+    return;
+  }
   int64_t max = 0;
   for (int i = 0; i < b->m->n_entries; i++)
     if (cg_workspace_bytes(b->m->entries[i], b->opt) > max)
@@ -404,8 +453,9 @@ static const char *decl_table(Backend *b, CgBuf *c, const TensorDecl *decls, int
   return name;
 }
 
-static const char *const role_codes[] = {"LATHE_ARG_PARAMS", "LATHE_ARG_STATE", "LATHE_ARG_INPUT",
-                                         "LATHE_ARG_OUTPUT", "LATHE_ARG_WORKSPACE"};
+static const char *const role_codes[] = {"LATHE_ARG_PARAMS",    "LATHE_ARG_STATE",
+                                         "LATHE_ARG_INPUT",     "LATHE_ARG_OUTPUT",
+                                         "LATHE_ARG_WORKSPACE", "LATHE_ARG_BATCH"};
 
 /* `static void <symbol>__call(void *const *a, double *ret)`: casts and forwards */
 static void call_wrapper(Backend *b, CgBuf *c, const EntryPlan *ep) {
@@ -421,8 +471,14 @@ static void call_wrapper(Backend *b, CgBuf *c, const EntryPlan *ep) {
       type = arena_printf(a, "%s_state", b->model);
     else if (arg->role == LATHE_ARG_WORKSPACE)
       type = "void";
+    else if (arg->role == LATHE_ARG_BATCH)
+      type = NULL;
     else
       type = dtype_c_name(arg->dtype);
+    if (!type) { /* the batch, by value */
+      call = arena_printf(a, "%s%s*(const int64_t *)a[%d]", call, i % 3 ? ", " : ",\n      ", i);
+      continue;
+    }
     call = arena_printf(a, "%s%s(%s%s *)a[%d]", call,
                         i == 0  ? ""
                         : i % 3 ? ", "
@@ -506,10 +562,10 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
     cg_buf_printf(c, "static const lathe_entry_info %s[] = {\n", entries);
     for (int i = 0; i < m->n_entries; i++) {
       const EntryPlan *ep = &b->entries[i];
-      cg_buf_printf(c,
-                    "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s_WORKSPACE_BYTES, %s__call},\n",
+      cg_buf_printf(c, "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s, %s__call},\n",
                     cg_string_safe(&b->arena, ep->g->name), ep->symbol, entry_codes[ep->kind],
-                    ep->loss != IR_NONE, ep->n_args, ep->symbol, ep->upper, ep->symbol);
+                    ep->loss != IR_NONE, ep->n_args, ep->symbol,
+                    cg_workspace_macro(b, ep, cg_max_macro(b)), ep->symbol);
     }
     cg_buf_puts(c, "};\n\n");
   }
@@ -519,8 +575,9 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
   cg_buf_printf(c, "const lathe_model_info %s_info = {\n", b->model);
   cg_buf_printf(c, "  LATHE_MODEL_INFO_VERSION, \"%s\", \"%s\",\n", b->model,
                 cg_string_safe(&b->arena, m->source_file ? cg_model_file(b) : ""));
-  cg_buf_printf(c, "  sizeof(%s_params), sizeof(%s_state), %s_WORKSPACE_BYTES,\n", b->model,
-                b->model, b->upper);
+  cg_buf_printf(c, "  sizeof(%s_params), sizeof(%s_state), %s_WORKSPACE_BYTES%s,\n", b->model,
+                b->model, b->upper,
+                m->dyn_max > 0 ? arena_printf(&b->arena, "(%s)", cg_max_macro(b)) : "");
   CgTargetInfo t;
   cg_target_info(b->opt, &t);
   cg_buf_printf(c, "  %d, %s, %d, %s, %d, %s, %s_init__call,\n", m->n_params, params, m->n_states,

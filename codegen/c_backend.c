@@ -143,7 +143,9 @@ static void plan_outputs(Backend *b, EntryPlan *ep, CgEmitter *e) {
 static void plan_args(Backend *b, EntryPlan *ep, CgEmitter *e) {
   const Graph *g = ep->g;
   const Module *m = b->m;
-  ep->args = arena_alloc(&b->arena, (size_t)(m->n_inputs + g->n_outputs + 3) * sizeof *ep->args);
+  ep->args = arena_alloc(&b->arena, (size_t)(m->n_inputs + g->n_outputs + 4) * sizeof *ep->args);
+  /* the kernels say `n` for the run-time batch (cg_count): claimed before any other name */
+  const char *batch = m->dyn_max > 0 ? arg_name(b, e, "n") : NULL;
   ep->output_arg = arena_alloc(&b->arena, (size_t)(g->n_outputs + 1) * sizeof *ep->output_arg);
   ArgPlan *a = add_arg(ep, LATHE_ARG_PARAMS);
   a->cname = arg_name(b, e, "p");
@@ -170,6 +172,7 @@ static void plan_args(Backend *b, EntryPlan *ep, CgEmitter *e) {
   plan_outputs(b, ep, e);
   a = add_arg(ep, LATHE_ARG_WORKSPACE);
   a->cname = ws;
+  if (batch) add_arg(ep, LATHE_ARG_BATCH)->cname = batch;
 }
 
 static int arg_of_input(const EntryPlan *ep, const Module *m, int32_t index) {
@@ -225,7 +228,8 @@ static bool assign_storage(Backend *b, const EntryPlan *ep, CgFunc *f) {
     } else if (is_computed(n->op) && n->offset >= 0) {
       const char *name = cg_fresh(f->e, arena_printf(f->arena, "t%u", id));
       const char *t = dtype_c_name(n->dtype);
-      cg_decl(f->e, "%s *%s = (%s *)((char *)ws + %lld);", t, name, t, (long long)n->offset);
+      cg_decl(f->e, "%s *%s = (%s *)((char *)ws + %s);", t, name, t,
+              cg_ws_offset(f, n->offset_n, n->offset));
       *v = (CgValue){name, false, true};
     } else if (is_computed(n->op)) {
       int arg = direct_output_arg(ep, id);
@@ -240,11 +244,14 @@ static bool assign_storage(Backend *b, const EntryPlan *ep, CgFunc *f) {
 
 /* ---- the epilogue: outputs, loss, updates ----------------------------------------------- */
 
-static void copy_loop(CgFunc *f, const char *dst, NodeId src, int64_t count) {
+/* dst[i] = src[i] for the elements of shape s (a dynamic s: its run-time count) */
+static void copy_loop(CgFunc *f, const char *dst, NodeId src, const Shape *s) {
   const CgValue *v = &f->val[src];
+  int64_t count = shape_numel(s);
   cg_scope_push(f->e);
   const char *i = count == 1 ? "0" : cg_fresh(f->e, "i");
-  if (count != 1) cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", i, i, (long long)count, i);
+  if (count != 1)
+    cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", i, i, cg_count(f, s, count), i);
   cg_line(f->e, "%s[%s] = %s%s%s%s;", dst, i, v->expr, v->literal ? "" : "[", v->literal ? "" : i,
           v->literal ? "" : "]");
   if (count != 1) cg_close(f->e);
@@ -284,7 +291,7 @@ static bool write_back(Backend *b, CgFunc *f, const GraphOutput *o) {
   if (f->val[o->node].expr && strcmp(f->val[o->node].expr, dst) == 0)
     return true; /* updated in place by its kernel */
   cg_line(f->e, "/* update %s */", cg_comment_safe(f->arena, decls[o->target].name));
-  copy_loop(f, dst, o->node, shape_numel(&n->shape));
+  copy_loop(f, dst, o->node, &n->shape);
   return true;
 }
 
@@ -296,7 +303,7 @@ static bool emit_epilogue(Backend *b, const EntryPlan *ep, CgFunc *f) {
     if (arg < 0 || (!f->val[node].literal && strcmp(f->val[node].expr, ep->args[arg].cname) == 0))
       continue;
     cg_line(f->e, "/* output %s */", cg_comment_safe(f->arena, ep->args[arg].info));
-    copy_loop(f, ep->args[arg].cname, node, shape_numel(&ep->args[arg].shape));
+    copy_loop(f, ep->args[arg].cname, node, &ep->args[arg].shape);
   }
   const char *loss = NULL;
   if (ep->loss != IR_NONE) {
@@ -333,6 +340,9 @@ static void assemble_function(Backend *b, const EntryPlan *ep, CgEmitter *e) {
                 cg_comment_safe(&b->arena, g->name), g->n_nodes,
                 (long long)cg_workspace_bytes(g, b->opt));
   cg_buf_printf(&b->funcs, "%s {\n", cg_signature(b, ep));
+  if (b->m->dyn_max > 0) /* the run-time batch out of range: nothing is written */
+    cg_buf_printf(&b->funcs, "  if (n < 1 || n > %s) return%s;\n", cg_max_macro(b),
+                  ep->loss == IR_NONE ? "" : " NAN");
   if (e->decl.data) cg_buf_puts(&b->funcs, e->decl.data);
   for (int i = 0; i < ep->n_args; i++) {
     const char *name = ep->args[i].cname;

@@ -132,6 +132,7 @@ enum { GEMM_NC = 1024 }; /* widest N panel of packed B (bounds the scratch: KC x
 void cg_gemm_plan(const CgOptions *o, int64_t m, int64_t k, int64_t n, CgGemmPlan *p) {
   const GemmTile *t = &gemm_tiles[cg_target_resolve(o)];
   p->m = m, p->k = k, p->n = n;
+  p->m_text = p->k_text = NULL;
   int64_t n_kb = (k + t->kc_max - 1) / t->kc_max;
   if (n_kb < 1) n_kb = 1;
   p->kc = (k + n_kb - 1) / n_kb; /* balanced K blocks */
@@ -196,6 +197,7 @@ typedef struct GemmShape {
   CgGemmPlan plan;
   int64_t off_acc, bytes; /* the product of a fused group, when it has no buffer of its own */
   int64_t batch;          /* per_batch: the number of GEMMs; else 1 */
+  const char *batch_text; /* batch as C when it depends on the run-time batch, else NULL */
   bool direct;            /* read in place by lathe_gemm_direct (gemm_direct.c), no packing */
   int64_t a_bs, b_bs;     /* per_batch: floats between the batches of A and of B */
 } GemmShape;
@@ -484,13 +486,21 @@ void cg_gemm_prelude(CgFunc *f) {
 
 /* ---- the call sites -------------------------------------------------------------------------- */
 
+const char *cg_gemm_m(CgFunc *f, const CgGemmPlan *p) {
+  return p->m_text ? p->m_text : arena_printf(f->arena, "%lld", (long long)p->m);
+}
+
+const char *cg_gemm_k(CgFunc *f, const CgGemmPlan *p) {
+  return p->k_text ? p->k_text : arena_printf(f->arena, "%lld", (long long)p->k);
+}
+
 void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
                      const char *b, const char *c, int64_t ldc, const char *acc, const char *at) {
   cg_line(f->e, "lathe_gemm(%s, &%s, %s, (float *)((char *)ws + %s),", a, b, c, at);
   cg_line(f->e,
-          "           (lathe_gemm_dims){.m = %lld, .n = %lld, .k = %lld, .a_rs = %lld, "
+          "           (lathe_gemm_dims){.m = %s, .n = %lld, .k = %s, .a_rs = %lld, "
           ".a_cs = %lld, .ldc = %lld,",
-          (long long)p->m, (long long)p->n, (long long)p->k, (long long)a_rs, (long long)a_cs,
+          cg_gemm_m(f, p), (long long)p->n, cg_gemm_k(f, p), (long long)a_rs, (long long)a_cs,
           (long long)ldc);
   cg_line(f->e,
           "                             .acc = %s, .kc_max = %lld, .mc_max = %lld, "
@@ -500,15 +510,16 @@ void cg_gemm_call_at(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs
 
 void cg_gemm_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
                   const char *b, const char *c, int64_t ldc, const char *acc, int64_t at) {
-  cg_gemm_call_at(f, p, a, a_rs, a_cs, b, c, ldc, acc,
-                  arena_printf(f->arena, "%lld", (long long)(cg_scratch_base(f->g) + at)));
+  cg_gemm_call_at(f, p, a, a_rs, a_cs, b, c, ldc, acc, cg_scratch_offset(f, at));
 }
 
-/* for (int64_t v = 0; v < extent; v++) {, always emitted (extent may be 1) */
-static const char *plain_loop(CgFunc *f, const char *base, int64_t extent) {
+/* for (int64_t v = 0; v < extent; v++) {, always emitted (extent may be 1); text, when not
+ * NULL, is the extent as C (the run-time batch) */
+static const char *plain_loop(CgFunc *f, const char *base, int64_t extent, const char *text) {
   cg_scope_push(f->e);
   const char *v = cg_fresh(f->e, base);
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", v, v, (long long)extent, v);
+  if (!text) text = arena_printf(f->arena, "%lld", (long long)extent);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", v, v, text, v);
   return v;
 }
 
@@ -520,8 +531,8 @@ static void plain_close(CgFunc *f) {
 /* the fused epilogue: one pass over the finished product prod (M x N, row-major) */
 static bool epilogue(CgFunc *f, const GemmShape *s, const char *prod, const CgGemmStore *store) {
   const char *ij[2];
-  ij[0] = plain_loop(f, "i", s->plan.m);
-  ij[1] = plain_loop(f, "j", s->plan.n);
+  ij[0] = plain_loop(f, "i", s->plan.m, s->plan.m_text);
+  ij[1] = plain_loop(f, "j", s->plan.n, NULL);
   const char *idx = arena_printf(f->arena, "%s * %lld + %s", ij[0], (long long)s->plan.n, ij[1]);
   const char *v = cg_fresh(f->e, "v");
   cg_line(f->e, "const float %s = %s[%s];", v, prod, idx);
@@ -534,7 +545,7 @@ static bool epilogue(CgFunc *f, const GemmShape *s, const char *prod, const CgGe
 /* per_batch: a loop over the batches, one GEMM each, straight into the matmul's buffer */
 static bool gemm_per_batch(CgFunc *f, NodeId mm, const GemmShape *s) {
   const Node *node = graph_node(f->g, mm);
-  const char *bt = plain_loop(f, "batch", s->batch);
+  const char *bt = plain_loop(f, "batch", s->batch, s->batch_text);
   const char *gb = cg_fresh(f->e, "gemm_b");
   cg_line(f->e,
           "const lathe_gemm_b %s = {lathe_gemm_pack_strided, %s + %s * %lld, %lld, %lld, {0}};", gb,
@@ -665,8 +676,8 @@ void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb, int64_t at) {
 static const char *product(CgFunc *f, const GemmShape *s, const CgGemmStore *store) {
   if (store->partial) return store->partial;
   const char *prod = cg_fresh(f->e, "gemm_c");
-  cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", prod,
-          (long long)(cg_scratch_base(f->g) + s->off_acc));
+  cg_line(f->e, "float *const %s = (float *)((char *)ws + %s);", prod,
+          cg_scratch_offset(f, s->off_acc));
   return prod;
 }
 
@@ -679,7 +690,7 @@ static bool gemm_direct(CgFunc *f, NodeId mm, const GemmShape *s, const CgGemmSt
           (long long)s->plan.m, (long long)s->plan.k, (long long)s->plan.n,
           target_names[cg_target_resolve(f->opt)], tile_of(f->opt)->mr, tile_of(f->opt)->nr);
   if (s->batch > 1) { /* per_batch: never fused */
-    bt = plain_loop(f, "batch", s->batch);
+    bt = plain_loop(f, "batch", s->batch, s->batch_text);
     a = arena_printf(f->arena, "%s + %s * %lld", a, bt, (long long)s->a_bs);
     b = arena_printf(f->arena, "%s + %s * %lld", b, bt, (long long)s->b_bs);
     c = arena_printf(f->arena, "%s + %s * %lld", f->val[mm].expr, bt,
@@ -687,10 +698,27 @@ static bool gemm_direct(CgFunc *f, NodeId mm, const GemmShape *s, const CgGemmSt
   } else {
     c = product(f, s, store);
   }
-  cg_gemm_direct_call(f, s->plan.m, s->plan.n, s->plan.k, a, s->a_rs, s->a_cs, b, s->b_rs, s->b_cs,
-                      c, s->plan.n, 0);
+  cg_gemm_direct_call(f, &s->plan, a, s->a_rs, s->a_cs, b, s->b_rs, s->b_cs, c, s->plan.n, 0);
   if (bt) plain_close(f);
   return bt || node->group < 0 || epilogue(f, s, c, store);
+}
+
+/* The extents that depend on the run-time batch (docs/dynamic-batch.md), as C; the blocking
+ * stays planned at the bound. A dynamic product has dynamic rows (m, or the batches of a
+ * per-batch product); a static product of a dynamic A (transposed: the weight gradient
+ * X^T dY) sums over the batch (k). */
+static void gemm_run_time(CgFunc *f, NodeId mm, GemmShape *s) {
+  const Node *n = graph_node(f->g, mm);
+  const Shape *a = &graph_node(f->g, n->in[0])->shape;
+  s->batch_text = NULL;
+  if (cg_is_dyn(f, &n->shape)) {
+    if (s->batch > 1)
+      s->batch_text = cg_count(f, &n->shape, s->batch);
+    else
+      s->plan.m_text = cg_count(f, &n->shape, s->plan.m);
+  } else if (cg_is_dyn(f, a)) {
+    s->plan.k_text = cg_count(f, a, s->plan.k);
+  }
 }
 
 bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
@@ -699,6 +727,7 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
   const Node *node = graph_node(f->g, mm);
   GemmShape s;
   gemm_shape(f->g, mm, f->opt, &s); /* as cg_workspace_bytes reserved it */
+  gemm_run_time(f, mm, &s);
   if (!store->partial && node->group < 0) {
     diag_error(f->diag, node->loc, "internal error: matmul %u has no output buffer", mm);
     return false;

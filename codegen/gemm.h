@@ -35,9 +35,11 @@ typedef struct CgGemmStore {
 /* The blocking of one lathe_gemm call (C = A B, A: m x k, B: k x n) and the scratch bytes it
  * needs from its offset in the scratch region. */
 typedef struct CgGemmPlan {
-  int64_t m, k, n;
-  int64_t kc, mc, nc; /* K block, M block, N panel */
+  int64_t m, k, n;    /* at the bound, in a module with a run-time batch */
+  int64_t kc, mc, nc; /* K block, M block, N panel (planned at the bound) */
   int64_t bytes;
+  const char *m_text, *k_text; /* m and k as C when they depend on the run-time batch ("n",
+                                  "28 * n"); NULL: the literal (cg_gemm_plan sets NULL) */
 } CgGemmPlan;
 
 void cg_gemm_plan(const CgOptions *o, int64_t m, int64_t k, int64_t n, CgGemmPlan *p);
@@ -120,8 +122,11 @@ void cg_gemm_transpose_emit(CgFunc *f);
 /* emits `lathe_gemm_direct(...)` (and the routines, once per file): c (row stride ldc) = a b,
  * a[i][p] = a[i * a_rs + p * a_cs], b[p][j] = b[p * b_rs + j * b_cs] (copied row-major first
  * when b_cs != 1); scratch at byte `at` of the scratch region */
-void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char *a, int64_t a_rs,
-                         int64_t a_cs, const char *b, int64_t b_rs, int64_t b_cs, const char *c,
-                         int64_t ldc, int64_t at);
+void cg_gemm_direct_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
+                         const char *b, int64_t b_rs, int64_t b_cs, const char *c, int64_t ldc,
+                         int64_t at);
+/* p's m and k as C: the run-time expression, or the literal */
+const char *cg_gemm_m(CgFunc *f, const CgGemmPlan *p);
+const char *cg_gemm_k(CgFunc *f, const CgGemmPlan *p);
 
 #endif

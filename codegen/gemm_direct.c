@@ -240,16 +240,16 @@ static void emit_routines(CgFunc *f) {
   emit_driver(f);
 }
 
-void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char *a, int64_t a_rs,
-                         int64_t a_cs, const char *b, int64_t b_rs, int64_t b_cs, const char *c,
-                         int64_t ldc, int64_t at) {
+void cg_gemm_direct_call(CgFunc *f, const CgGemmPlan *p, const char *a, int64_t a_rs, int64_t a_cs,
+                         const char *b, int64_t b_rs, int64_t b_cs, const char *c, int64_t ldc,
+                         int64_t at) {
+  int64_t n = p->n, k = p->k; /* a transposed B never has the run-time batch as k */
   emit_routines(f);
   int64_t ldb = b_rs;
   if (b_cs != 1) { /* made row-major first, at the start of the call's scratch */
     cg_gemm_transpose_emit(f);
     const char *bt = cg_fresh(f->e, "gemm_bt");
-    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", bt,
-            (long long)(cg_scratch_base(f->g) + at));
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %s);", bt, cg_scratch_offset(f, at));
     cg_line(f->e,
             "lathe_gemm_transpose((lathe_transpose_dims){.k = %lld, .n = %lld, .rs = %lld, "
             ".cs = %lld},",
@@ -257,12 +257,12 @@ void cg_gemm_direct_call(CgFunc *f, int64_t m, int64_t n, int64_t k, const char 
     cg_line(f->e, "                     %s, %s);", b, bt);
     b = bt, ldb = n, at += transposed_bytes(k, n, true);
   }
-  cg_line(f->e, "lathe_gemm_direct(%s, %s, %s, (float *)((char *)ws + %lld),", a, b, c,
-          (long long)(cg_scratch_base(f->g) + at));
+  cg_line(f->e, "lathe_gemm_direct(%s, %s, %s, (float *)((char *)ws + %s),", a, b, c,
+          cg_scratch_offset(f, at));
   cg_line(f->e,
-          "                  (lathe_gemm_dims){.m = %lld, .n = %lld, .k = %lld, "
+          "                  (lathe_gemm_dims){.m = %s, .n = %lld, .k = %s, "
           ".a_rs = %lld, .a_cs = %lld,",
-          (long long)m, (long long)n, (long long)k, (long long)a_rs, (long long)a_cs);
+          cg_gemm_m(f, p), (long long)n, cg_gemm_k(f, p), (long long)a_rs, (long long)a_cs);
   cg_line(f->e, "                                    .ldb = %lld, .ldc = %lld, .acc = 0});",
           (long long)ldb, (long long)ldc);
 }

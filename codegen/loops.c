@@ -109,13 +109,45 @@ void cg_loop_close(CgFunc *f, const char *var) {
   cg_scope_pop(f->e);
 }
 
-/* one loop per dim of s (vars[d] NULL for extent-1 dims) */
+/* one loop per dim of s (vars[d] NULL for extent-1 dims); axis 0 of a dynamic s runs to its
+ * run-time extent */
 void cg_nest_open(CgFunc *f, const Shape *s, const char **vars) {
   for (int d = 0; d < s->rank; d++) {
     char base[16];
     snprintf(base, sizeof base, "i%d", d);
-    vars[d] = cg_loop_open(f, base, s->dim[d]);
+    vars[d] = d == 0 ? cg_loop_open_count(f, base, s, s->dim[0]) : cg_loop_open(f, base, s->dim[d]);
   }
+}
+
+/* ---- the run-time batch ------------------------------------------------------------------ */
+
+bool cg_is_dyn(const CgFunc *f, const Shape *s) {
+  return s->dyn > 0 && s->rank > 0 && f->m && f->m->dyn_max > 0;
+}
+
+const char *cg_count(CgFunc *f, const Shape *s, int64_t count) {
+  if (!cg_is_dyn(f, s)) return arena_printf(f->arena, "%lld", (long long)count);
+  int64_t per = count / f->m->dyn_max;
+  return per == 1 ? "n" : arena_printf(f->arena, "%lld * n", (long long)per);
+}
+
+const char *cg_loop_open_count(CgFunc *f, const char *base, const Shape *s, int64_t count) {
+  if (!cg_is_dyn(f, s)) return cg_loop_open(f, base, count);
+  const char *extent = cg_count(f, s, count);
+  cg_scope_push(f->e);
+  const char *v = cg_fresh(f->e, base);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", v, v, extent, v);
+  return v;
+}
+
+const char *cg_ws_offset(CgFunc *f, int64_t offset_n, int64_t offset) {
+  if (offset_n == 0) return arena_printf(f->arena, "%lld", (long long)offset);
+  const char *per = arena_printf(f->arena, "%lld * n", (long long)offset_n);
+  return offset ? arena_printf(f->arena, "%s + %lld", per, (long long)offset) : per;
+}
+
+const char *cg_scratch_offset(CgFunc *f, int64_t at) {
+  return cg_ws_offset(f, f->g->workspace_bytes_n, cg_scratch_base(f->g) + at);
 }
 
 void cg_nest_close(CgFunc *f, const Shape *s, const char **vars) {
@@ -132,6 +164,15 @@ bool cg_unsupported(CgFunc *f, NodeId id, const char *what) {
   const Node *n = graph_node(f->g, id);
   diag_error(f->diag, n->loc, "cannot generate C for %s %%%u (%s): %s", ir_ops[n->op].name, id,
              dtype_name(n->dtype), what);
+  return false;
+}
+
+bool cg_dyn_unsupported(CgFunc *f, NodeId id, const char *what) {
+  const Node *n = graph_node(f->g, id);
+  diag_error(f->diag, n->loc,
+             "cannot generate C for %s %%%u: %s does not support a dynamic batch "
+             "yet (compile with a fixed batch, -D %s=<n>)",
+             ir_ops[n->op].name, id, what, f->m->dyn_name ? f->m->dyn_name : "N");
   return false;
 }
 

@@ -43,8 +43,25 @@ typedef struct CgFunc {
 } CgFunc;
 
 /* the byte offset of the kernels' scratch region in g's workspace: above the memory plan,
- * aligned to LATHE_WORKSPACE_ALIGN (ir/ir.h) */
+ * aligned to LATHE_WORKSPACE_ALIGN (ir/ir.h). In a module with a run-time batch the region
+ * starts at Graph.workspace_bytes_n * n plus this (cg_scratch_offset). */
 int64_t cg_scratch_base(const Graph *g);
+
+/* ---- the run-time batch (docs/dynamic-batch.md): the entry's `int64_t n` ----------------
+ * A quantity of a dynamic shape s (Shape.dyn) that is proportional to its axis 0 (an element
+ * count, a row count, dim[0] itself) is known at the bound; at run time it is that value over
+ * Module.dyn_max, times n. These are the only places generated C says `n`. */
+bool cg_is_dyn(const CgFunc *f, const Shape *s);
+/* count (proportional to axis 0 of s, at the bound) as C: "784 * n", "n", or the literal
+ * when s is static */
+const char *cg_count(CgFunc *f, const Shape *s, int64_t count);
+/* cg_loop_open over cg_count(f, s, count): a dynamic loop is always emitted */
+const char *cg_loop_open_count(CgFunc *f, const char *base, const Shape *s, int64_t count);
+/* the byte offset offset_n * n + offset as C ("1024", "512 * n + 1024", "512 * n") */
+const char *cg_ws_offset(CgFunc *f, int64_t offset_n, int64_t offset);
+/* the byte offset `at` of the kernels' scratch region as C (cg_scratch_base + at, plus the
+ * plan's per-n part) */
+const char *cg_scratch_offset(CgFunc *f, int64_t at);
 
 /* a C literal of type t for v (NAN / HUGE_VAL for non-finite floats), in f's arena */
 const char *cg_literal(Arena *a, DType t, double v);
@@ -86,4 +103,6 @@ const char *cg_math_call(CgFunc *f, DType t, const char *fn, const char *x);
 const char *cg_is_nan(CgFunc *f, DType t, const char *x);
 const char *cg_lowest(CgFunc *f, DType t);
 bool cg_unsupported(CgFunc *f, NodeId id, const char *what);
+/* "<what> does not support a dynamic batch yet", at node id's source line; returns false */
+bool cg_dyn_unsupported(CgFunc *f, NodeId id, const char *what);
 #endif

@@ -38,7 +38,7 @@ bool lower_elemwise(CgFunc *f, NodeId id) {
   const char *out = f->val[id].expr;
   if (ew_flat(f, n)) {
     cg_omp_for(f, shape_numel(&n->shape) * CG_OMP_ELEMENT_COST);
-    const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
+    const char *i = cg_loop_open_count(f, "i", &n->shape, shape_numel(&n->shape));
     const char *idx = i ? i : "0";
     for (int k = 0; k < n->n_in; k++)
       x[k] = cg_at(f, n->in[k], shape_numel(&graph_node(f->g, n->in[k])->shape) == 1 ? "0" : idx);
@@ -152,9 +152,9 @@ bool lower_transpose(CgFunc *f, NodeId id) {
 bool lower_one_hot(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   int64_t depth = n->attr.one_hot.depth;
-  int64_t count = shape_numel(&graph_node(f->g, n->in[0])->shape);
+  const Shape *is = &graph_node(f->g, n->in[0])->shape;
   const char *out = f->val[id].expr;
-  const char *i = cg_loop_open(f, "i", count);
+  const char *i = cg_loop_open_count(f, "i", is, shape_numel(is));
   const char *c = cg_fresh(f->e, "c");
   cg_line(f->e, "const int64_t %s = (int64_t)%s;", c, cg_at(f, n->in[0], i ? i : "0"));
   const char *j = cg_loop_open(f, "j", depth);
@@ -204,6 +204,19 @@ static void mat_dims(const Node *n, const Shape *a, const Shape *b, MatDims *md)
   }
 }
 
+/* The loops of a matmul's rows (i) and contraction (k): a dynamic product's rows run to the
+ * run-time batch; a static product of a dynamic A (the weight gradient X^T dY) sums over it. */
+static const char *mm_loop_i(CgFunc *f, const Node *n, const MatDims *md) {
+  if (md->nb == 0) return cg_loop_open_count(f, "i", &n->shape, md->m);
+  return cg_loop_open(f, "i", md->m);
+}
+
+static const char *mm_loop_k(CgFunc *f, const Graph *g, const Node *n, const MatDims *md) {
+  const Shape *a = &graph_node(g, n->in[0])->shape;
+  if (!cg_is_dyn(f, &n->shape) && cg_is_dyn(f, a)) return cg_loop_open_count(f, "k", a, md->k);
+  return cg_loop_open(f, "k", md->k);
+}
+
 /* "base + i * s1 + j * s2" with NULL vars skipped */
 static const char *mat_index(CgFunc *f, const char *base, const char *v1, int64_t s1,
                              const char *v2, int64_t s2) {
@@ -222,13 +235,13 @@ static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab,
   const Node *n = graph_node(f->g, id);
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
   const char *zero = cg_literal(f->arena, n->dtype, 0), *out = f->val[id].expr;
-  const char *i = cg_loop_open(f, "i", md->m);
+  const char *i = mm_loop_i(f, n, md);
   const char *av, *bv;
   if (tb) {
     const char *j = cg_loop_open(f, "j", md->n);
     const char *acc = cg_fresh(f->e, "acc");
     cg_line(f->e, "%s %s = %s;", dtype_c_name(n->dtype), acc, zero);
-    const char *k = cg_loop_open(f, "k", md->k);
+    const char *k = mm_loop_k(f, f->g, n, md);
     av = cg_at(f, n->in[0],
                ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
     bv = cg_at(f, n->in[1], mat_index(f, bb, j, md->k, k, 1));
@@ -240,7 +253,7 @@ static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab,
     const char *j = cg_loop_open(f, "j", md->n);
     cg_line(f->e, "%s[%s] = %s;", out, mat_index(f, cb, i, md->n, j, 1), zero);
     cg_loop_close(f, j);
-    const char *k = cg_loop_open(f, "k", md->k);
+    const char *k = mm_loop_k(f, f->g, n, md);
     const char *a_ik = cg_fresh(f->e, "a_ik");
     av = cg_at(f, n->in[0],
                ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
@@ -278,7 +291,8 @@ bool lower_matmul(CgFunc *f, NodeId id) {
   for (int d = 0; d < md.nb; d++) {
     char base[16];
     snprintf(base, sizeof base, "b%d", d);
-    vars[d] = cg_loop_open(f, base, n->shape.dim[d]);
+    vars[d] = d == 0 ? cg_loop_open_count(f, base, &n->shape, n->shape.dim[0])
+                     : cg_loop_open(f, base, n->shape.dim[d]);
   }
   const char *ab = cg_index_expr(f->arena, md.nb, vars, md.a_bst);
   const char *bb = cg_index_expr(f->arena, md.nb, vars, md.b_bst);
@@ -343,7 +357,11 @@ bool lower_softmax(CgFunc *f, NodeId id) {
     outer *= n->shape.dim[d];
   for (int d = axis + 1; d < n->shape.rank; d++)
     inner *= n->shape.dim[d];
-  const char *o = cg_loop_open(f, "i", outer), *q = cg_loop_open(f, "i", inner);
+  if (axis == 0 && cg_is_dyn(f, &n->shape))
+    return cg_dyn_unsupported(f, id, "a softmax over the batch axis");
+  const char *o =
+      axis == 0 ? cg_loop_open(f, "i", outer) : cg_loop_open_count(f, "i", &n->shape, outer);
+  const char *q = cg_loop_open(f, "i", inner);
   const char *vars[3] = {o, NULL, q};
   const int64_t st[3] = {len * inner, inner, 1};
   softmax_row(f, id, vars, st, len);
@@ -426,9 +444,52 @@ static void kernel_scope(CgFunc *f, size_t start) {
   cg_buf_fini(&out);
 }
 
+/* ---- the run-time batch ---------------------------------------------------------------------
+ * The lowerings that take the run-time extent (docs/dynamic-batch.md): elementwise ops and
+ * their fused groups, matmul (GEMM or loops) with its epilogue, softmax and log-softmax along
+ * an axis other than the batch, one_hot, and the reductions (a mean over the batch divides by
+ * the run-time count). Every other op that touches a dynamic shape is
+ * refused at its source line, never lowered at the bound; so are convolutions and scans of a
+ * module whose plan has a per-n part (their scratch offsets are still static). */
+
+static bool dyn_lowered(const Node *n) {
+  switch (n->op) {
+  case OP_MATMUL:
+  case OP_ONE_HOT:
+  case OP_BROADCAST:
+  case OP_SUM:
+  case OP_MEAN:
+  case OP_MAX:
+    return true;
+  case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX:
+    return n->attr.softmax.axis != 0;
+  default:
+    return ir_ops[n->op].fusion == FUSE_ELEMWISE;
+  }
+}
+
+static bool dyn_check(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  if (!f->m || f->m->dyn_max <= 0 ||
+      (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_CONST ||
+       n->op == OP_RESHAPE))
+    return true;
+  bool touches = cg_is_dyn(f, &n->shape);
+  for (int k = 0; k < n->n_in; k++)
+    touches |= cg_is_dyn(f, &graph_node(f->g, n->in[k])->shape);
+  bool raw_scratch = n->op == OP_SCAN || n->op == OP_CONV2D || n->op == OP_CONV_TRANSPOSE2D ||
+                     n->op == OP_CONV2D_GRAD_WEIGHT;
+  if (raw_scratch && f->g->workspace_bytes_n > 0)
+    return cg_dyn_unsupported(f, id, ir_ops[n->op].name);
+  if (touches && !dyn_lowered(n)) return cg_dyn_unsupported(f, id, ir_ops[n->op].name);
+  return true;
+}
+
 bool cg_lower_node(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   if (n->op >= OP_COUNT) return cg_unsupported(f, id, "unknown op");
+  if (!dyn_check(f, id)) return false;
   bool computes = n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_STATE &&
                   n->op != OP_CONST && n->op != OP_RESHAPE;
   if (computes && (!f->val[id].expr || !f->val[id].writable))
@@ -528,7 +589,7 @@ static bool lower_ew_group(CgFunc *f, Fused *u) {
   }
   if (flat) {
     cg_omp_for(f, shape_numel(u->shape) * CG_OMP_ELEMENT_COST);
-    const char *i = cg_loop_open(f, "i", shape_numel(u->shape));
+    const char *i = cg_loop_open_count(f, "i", u->shape, shape_numel(u->shape));
     bool ok = emit_members(f, u, NULL, i ? i : "0", true, NULL);
     cg_loop_close(f, i);
     return ok;
@@ -602,13 +663,13 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
   mat_dims(n, &graph_node(f->g, n->in[0])->shape, &graph_node(f->g, n->in[1])->shape, &md);
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b, local = false;
   const char *zero = cg_literal(f->arena, n->dtype, 0), *vars[2];
-  vars[0] = cg_loop_open(f, "i", md.m);
+  vars[0] = mm_loop_i(f, n, &md);
   const char *i = vars[0], *buf = tb ? NULL : mm_row(f, u, &md, &local);
   if (!buf) {
     vars[1] = cg_loop_open(f, "j", md.n);
     const char *acc = cg_fresh(f->e, "acc");
     cg_line(f->e, "%s %s = %s;", dtype_c_name(n->dtype), acc, zero);
-    const char *k = cg_loop_open(f, "k", md.k);
+    const char *k = mm_loop_k(f, f->g, n, &md);
     cg_line(f->e, "%s += %s * %s;", acc,
             cg_at(f, n->in[0],
                   ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)),
@@ -623,7 +684,7 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
         local ? "0" : (i ? arena_printf(f->arena, "%s * %lld", i, (long long)md.n) : "0");
     cg_line(f->e, "%s[%s] = %s;", buf, mat_index(f, row_i, j, 1, NULL, 0), zero);
     cg_loop_close(f, j);
-    const char *k = cg_loop_open(f, "k", md.k);
+    const char *k = mm_loop_k(f, f->g, n, &md);
     const char *a_ik = cg_fresh(f->e, "a_ik");
     cg_line(f->e, "const %s %s = %s;", dtype_c_name(n->dtype), a_ik,
             cg_at(f, n->in[0],
@@ -674,6 +735,8 @@ bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
              .g = f->g};
   u.reg = arena_alloc(f->arena, (size_t)n_members * sizeof *u.reg);
   bool rows = cg_rows_group(f->g, members, n_members);
+  for (int k = 0; k < n_members; k++)
+    if (!dyn_check(f, members[k])) return false;
   for (int k = 0; k < n_members && !rows; k++) {
     const Node *n = graph_node(f->g, members[k]);
     if (n->op == OP_MATMUL || n->op == OP_CONV2D) u.mm = members[k]; /* the head */

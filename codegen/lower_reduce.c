@@ -39,10 +39,12 @@ static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t 
   int64_t inner = 1;
   while (split > 0 && ((axes >> (split - 1)) & 1u))
     inner *= in->dim[--split];
-  if (inner < REDUCE_ROW_MIN) return false;
+  bool dyn = cg_is_dyn(f, in); /* the rows run over the batch, never along it */
+  if (inner < REDUCE_ROW_MIN || (dyn && split == 0)) return false;
   const char *t = dtype_c_name(n->dtype), *zero = cg_literal(f->arena, n->dtype, 0);
   const char *vars[IR_MAX_RANK] = {0};
   RedThreads par = red_threads(f, n, in, split);
+  if (dyn && par == RED_PARTIAL) par = RED_SERIAL; /* its thread split is over the bound */
   int th = f->opt->threads;
   int64_t outs = shape_numel(&n->shape);
   const char *dst = f->val[id].expr, *thread = NULL, *tp = NULL;
@@ -60,7 +62,7 @@ static bool reduce_rows(CgFunc *f, NodeId id, const int64_t *ist, const int64_t 
     dst = arena_printf(f->arena, "%s[%s]", tp, thread);
   } else if (split > 0) {
     if (par == RED_KEPT) cg_line(f->e, "LATHE_OMP_FOR");
-    vars[0] = cg_loop_open(f, "i", in->dim[0]);
+    vars[0] = cg_loop_open_count(f, "i", in, in->dim[0]);
   }
   for (int d = 1; d < split; d++)
     vars[d] = cg_loop_open(f, "i", in->dim[d]);
@@ -113,7 +115,7 @@ bool lower_reduce(CgFunc *f, NodeId id) {
   const char *out = f->val[id].expr;
   DType t = n->dtype;
   const char *init = n->op == OP_MAX ? cg_lowest(f, t) : cg_literal(f->arena, t, 0);
-  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
+  const char *i = cg_loop_open_count(f, "i", &n->shape, shape_numel(&n->shape));
   cg_line(f->e, "%s[%s] = %s;", out, i ? i : "0", init);
   cg_loop_close(f, i);
   if (n->op == OP_MAX || !dtype_is_float(t) || !reduce_rows(f, id, ist, ost)) {
@@ -128,9 +130,13 @@ bool lower_reduce(CgFunc *f, NodeId id) {
       cg_line(f->e, "%s += %s;", o, x);
     cg_nest_close(f, in, vars);
   }
-  if (n->op == OP_MEAN && count != 1) {
-    i = cg_loop_open(f, "i", shape_numel(&n->shape));
-    cg_line(f->e, "%s[%s] /= %s;", out, i ? i : "0", cg_literal(f->arena, t, (double)count));
+  bool batch = (axes & 1u) && cg_is_dyn(f, in); /* a mean over the run-time batch */
+  if (n->op == OP_MEAN && (count != 1 || batch)) {
+    const char *by =
+        batch ? arena_printf(f->arena, "(%s)(%s)", dtype_c_name(t), cg_count(f, in, count))
+              : cg_literal(f->arena, t, (double)count);
+    i = cg_loop_open_count(f, "i", &n->shape, shape_numel(&n->shape));
+    cg_line(f->e, "%s[%s] /= %s;", out, i ? i : "0", by);
     cg_loop_close(f, i);
   }
   return true;

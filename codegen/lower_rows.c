@@ -319,12 +319,16 @@ static void scalar_accumulators(Rows *w, bool step) {
 static bool emit_scalars(Rows *w, const bool *stored) {
   CgFunc *f = w->f;
   int64_t rows = shape_numel(&w->S) / (w->C ? w->C : 1);
+  bool dyn = cg_is_dyn(f, &w->S); /* the rows are the run-time batch's: a mean divides by them */
   for (int k = 0; k < w->nm; k++) {
     const Node *n = graph_node(f->g, w->mem[k]);
     if (w->kind[k] != RK_SCAL) continue;
     if (is_reduce(n->op)) {
       w->reg[k] = w->acc[k];
-      if (n->op == OP_MEAN && rows != 1)
+      if (n->op == OP_MEAN && dyn)
+        cg_line(f->e, "%s /= (%s)(%s);", w->acc[k], dtype_c_name(n->dtype),
+                cg_count(f, &w->S, rows));
+      else if (n->op == OP_MEAN && rows != 1)
         cg_line(f->e, "%s /= %s;", w->acc[k], cg_literal(f->arena, n->dtype, (double)rows));
       continue;
     }
@@ -344,8 +348,9 @@ static bool emit_scalars(Rows *w, const bool *stored) {
 static bool emit_rows(Rows *w, const bool *stored) {
   CgFunc *f = w->f;
   scalar_accumulators(w, false);
-  for (int d = 0; d < w->r - 1; d++)
-    w->vars[d] = cg_loop_open(f, "i", w->S.dim[d]);
+  for (int d = 0; d < w->r - 1; d++) /* the rows: axis 0 runs to the run-time batch */
+    w->vars[d] =
+        d == 0 ? cg_loop_open_count(f, "i", &w->S, w->S.dim[0]) : cg_loop_open(f, "i", w->S.dim[d]);
   w->vars[w->r - 1] = NULL;
   for (int L = 0; L < w->n_passes; L++) {
     if (!emit_row_values(w, L) || !emit_pass(w, stored, L)) return false;

@@ -11,10 +11,8 @@
 
 #include <stdlib.h>
 
-
 bool graph_op_is_view(OpKind op) {
-  return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST ||
-         op == OP_RESHAPE;
+  return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST || op == OP_RESHAPE;
 }
 
 int32_t graph_fill_kernels(const Graph *g, int32_t *kernel_of) {
@@ -72,9 +70,19 @@ void graph_fill_stored(const Graph *g, bool *stored) {
     stored[g->outputs[i].node] = true;
 }
 
-static int64_t plan_bytes(const Node *n) {
-  int64_t b = shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype);
-  return ir_workspace_align(b);
+/* n's buffer: bytes_n * n + bytes, as passes/memplan.c sizes it */
+static PlanBuffer plan_buffer(const Graph *g, NodeId id, int32_t kernel) {
+  const Node *n = &g->nodes[id];
+  int64_t elems = shape_numel(&n->shape), max = g->module ? g->module->dyn_max : 0;
+  bool dyn = n->shape.dyn > 0 && max > 0;
+  int64_t b = ir_workspace_align((dyn ? elems / max : elems) * (int64_t)dtype_size(n->dtype));
+  return (PlanBuffer){.node = id,
+                      .bytes = dyn ? 0 : b,
+                      .bytes_n = dyn ? b : 0,
+                      .offset = n->offset,
+                      .offset_n = n->offset_n,
+                      .first = kernel,
+                      .last = kernel};
 }
 
 /* The storage root of id: the first node up a RESHAPE chain. */
@@ -101,8 +109,9 @@ int graph_fill_buffers(const Graph *g, PlanBuffer *out, int64_t *total_bytes) {
     slot[id] = -1;
     if (graph_op_is_view(nd->op) || nd->offset < 0) continue;
     slot[id] = count;
-    out[count++] = (PlanBuffer){id, plan_bytes(nd), nd->offset, kernel_of[id], kernel_of[id]};
-    total += plan_bytes(nd);
+    out[count] = plan_buffer(g, id, kernel_of[id]);
+    total += out[count].bytes + out[count].bytes_n * (g->module ? g->module->dyn_max : 0);
+    count++;
   }
   for (uint32_t id = 0; id < n; id++) {
     const Node *nd = &g->nodes[id];

@@ -2,11 +2,19 @@
  *
  * Requires: a verified graph after DCE (and after fusion, if it runs): the kernel schedule of
  *           passes/kernels.c is final.
- * Does:     gives every value that crosses a kernel boundary a byte offset (node->offset) in
- *           one workspace arena and sets g->workspace_bytes to the arena's peak size. Offsets
- *           and sizes are multiples of 64 bytes (the caller passes a 64-byte aligned
- *           workspace). Stores the kernel schedule it planned over (Node.kernel,
- *           g->n_kernels) for codegen, which emits and numbers kernels in that order.
+ * Does:     gives every value that crosses a kernel boundary a byte offset in one workspace
+ *           arena and sets the arena's peak size. Offsets and sizes are multiples of 64 bytes
+ *           (the caller passes a 64-byte aligned workspace) for every run-time batch n.
+ *           A module with a run-time batch (docs/dynamic-batch.md) plans two pools with the
+ *           same rules: the buffers whose shape is dynamic (Shape.dyn) in bytes per unit of n,
+ *           each size rounded up to 64 bytes, from byte 0; the static buffers after them. A
+ *           buffer starts at byte node->offset_n * n + node->offset: a dynamic one at
+ *           (its per-n offset) * n + 0, a static one at A * n + (its offset), where A =
+ *           g->workspace_bytes_n is the first pool's peak; the arena is
+ *           g->workspace_bytes_n * n + g->workspace_bytes bytes. A static module has A = 0
+ *           and offset_n = 0 everywhere, so its plan is what one pool gives. Stores the
+ *           kernel schedule it planned over (Node.kernel, g->n_kernels) for codegen, which
+ *           emits and numbers kernels in that order.
  * Invalidates: nothing; any pass that adds, removes, reorders or regroups nodes invalidates it.
  *
  * Which nodes get a buffer (codegen relies on exactly these rules):
@@ -40,11 +48,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 typedef struct Block {
   int64_t offset, size;
 } Block;
 
+/* One pool of the plan: static bytes, or bytes per unit of the run-time batch. */
 typedef struct Planner {
   Block *free_list; /* sorted by offset, never adjacent (coalesced) */
   int n_free;
@@ -61,7 +69,9 @@ static bool is_direct_output(const Graph *g, NodeId id) {
   return false;
 }
 
-static int64_t align_up(int64_t n) { return ir_workspace_align(n); }
+static int64_t align_up(int64_t n) {
+  return ir_workspace_align(n);
+}
 
 /* Best fit: the smallest free block that holds `size`; else grow the arena (extending a free
  * block that ends at the top, if any). */
@@ -133,8 +143,17 @@ typedef struct Plan {
   uint32_t *dstart;
 } Plan;
 
-static int64_t node_bytes(const Node *n) {
-  return align_up(shape_numel(&n->shape) * (int64_t)dtype_size(n->dtype));
+/* the pool node n of g is planned in: 1 = per unit of the run-time batch, 0 = static */
+static int pool_of(const Graph *g, const Node *n) {
+  return n->shape.dyn > 0 && g->module && g->module->dyn_max > 0;
+}
+
+/* n's size in its pool: static bytes, or bytes per unit of n (its value at the bound divided
+ * by the bound, Module.dyn_max), each rounded up to the alignment */
+static int64_t node_bytes(const Graph *g, const Node *n) {
+  int64_t elems = shape_numel(&n->shape);
+  if (pool_of(g, n)) elems /= g->module->dyn_max;
+  return align_up(elems * (int64_t)dtype_size(n->dtype));
 }
 
 static bool is_elementwise(OpKind op) {
@@ -251,14 +270,16 @@ static NodeId inplace_donor(const Plan *p, int32_t k, NodeId id) {
       NodeId r = p->root[m->in[j]];
       const Node *rn = &p->g->nodes[r];
       if (p->kernel_of[r] == k || !p->needs[r] || p->donated[r] || p->last[r] != k) continue;
-      if (node_bytes(rn) != node_bytes(out)) continue;
+      if (pool_of(p->g, rn) != pool_of(p->g, out) || node_bytes(p->g, rn) != node_bytes(p->g, out))
+        continue;
       if (reads_at_shape(p, k, r, OP_COUNT, -1, &out->shape)) return r;
     }
   }
   return IR_NONE;
 }
 
-/* The allocation sweep over kernels. */
+/* The allocation sweep over kernels; pl[0] plans the static buffers, pl[1] the dynamic
+ * ones (pool_of). Offsets are pool-relative until place_pools. */
 static void plan_kernels(Plan *p, Planner *pl) {
   Graph *g = p->g;
   for (uint32_t id = 0; id < g->n_nodes; id++)
@@ -276,16 +297,37 @@ static void plan_kernels(Plan *p, Planner *pl) {
         p->donated[donor] = true;
         g->nodes[id].offset = g->nodes[donor].offset;
       } else {
-        g->nodes[id].offset = planner_alloc(pl, node_bytes(&g->nodes[id]));
+        const Node *n = &g->nodes[id];
+        g->nodes[id].offset = planner_alloc(&pl[pool_of(g, n)], node_bytes(g, n));
       }
     }
     for (uint32_t i = p->dstart[k]; i < p->dstart[k + 1]; i++) {
       const Node *dead = &g->nodes[p->dying[i]];
-      if (!p->donated[p->dying[i]]) planner_free(pl, dead->offset, node_bytes(dead));
+      if (!p->donated[p->dying[i]])
+        planner_free(&pl[pool_of(g, dead)], dead->offset, node_bytes(g, dead));
     }
   }
   for (uint32_t id = 0; id < g->n_nodes; id++)
     if (g->nodes[id].op == OP_RESHAPE) g->nodes[id].offset = g->nodes[p->root[id]].offset;
+}
+
+/* Turns pool-relative offsets into offset_n * n + offset: the dynamic pool from byte 0, the
+ * static one after its peak (a RESHAPE follows its root's pool). */
+static void place_pools(Plan *p, const Planner *pl) {
+  Graph *g = p->g;
+  g->workspace_bytes_n = pl[1].top;
+  g->workspace_bytes = pl[0].top;
+  for (uint32_t id = 0; id < g->n_nodes; id++) {
+    Node *n = &g->nodes[id];
+    n->offset_n = 0;
+    if (n->offset < 0) continue;
+    if (pool_of(g, &g->nodes[p->root[id]])) {
+      n->offset_n = n->offset;
+      n->offset = 0;
+    } else {
+      n->offset_n = pl[1].top;
+    }
+  }
 }
 
 bool pass_memplan(Graph *g, PassCtx *c) {
@@ -300,17 +342,17 @@ bool pass_memplan(Graph *g, PassCtx *c) {
   p.kstart = malloc(2 * (n + 2) * sizeof *p.kstart);
   p.dying = malloc(n * sizeof *p.dying);
   p.dstart = malloc(2 * (n + 2) * sizeof *p.dstart);
-  Planner pl = {malloc(n * sizeof(Block)), 0, 0};
+  Planner pl[2] = {{malloc(n * sizeof(Block)), 0, 0}, {malloc(n * sizeof(Block)), 0, 0}};
   bool ok = p.kernel_of && p.needs && p.donated && p.root && p.last && p.kmember && p.kstart &&
-            p.dying && p.dstart && pl.free_list;
+            p.dying && p.dstart && pl[0].free_list && pl[1].free_list;
   if (ok) p.n_kernels = graph_fill_kernels(g, p.kernel_of);
   ok = ok && p.n_kernels >= 0;
   if (ok) {
     compute_liveness(&p);
     bucket(&p, p.kernel_of, take_member, p.kmember, p.kstart);
     bucket(&p, p.last, take_root, p.dying, p.dstart);
-    plan_kernels(&p, &pl);
-    g->workspace_bytes = pl.top;
+    plan_kernels(&p, pl);
+    place_pools(&p, pl);
     for (uint32_t id = 0; id < g->n_nodes; id++) /* the schedule codegen follows */
       g->nodes[id].kernel = p.kernel_of[id];
     g->n_kernels = p.n_kernels;
@@ -327,6 +369,7 @@ bool pass_memplan(Graph *g, PassCtx *c) {
   free(p.kstart);
   free(p.dying);
   free(p.dstart);
-  free(pl.free_list);
+  free(pl[0].free_list);
+  free(pl[1].free_list);
   return ok;
 }

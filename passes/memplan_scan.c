@@ -8,7 +8,10 @@
  *     SCAN_ARG of the same index shares the first one's buffer;
  *   - captured SCAN_ARGs read the scan's input where it lives; CONST and RESHAPE need none
  *     (literal/table, alias); every other node gets one.
- * body->workspace_bytes is then set to the parent's whole workspace size: what follows it is
+ * In a module with a run-time batch the region starts above the parent's two pools, at
+ * g->workspace_bytes_n * n + (static top), and holds each body buffer at its size at the bound
+ * (Node.offset_n = g->workspace_bytes_n for every body buffer).
+ * body->workspace_bytes(_n) is then set to the parent's whole workspace size: what follows it is
  * scratch that kernels may use (codegen's GEMM packing, codegen/gemm.c), so kernels lowered
  * inside a body find their scratch past every planned buffer, as in the parent.
  */
@@ -17,14 +20,16 @@
 #include "ir/scan.h"
 #include "vjp_scan.h"
 
+static int64_t scan_align(int64_t n) {
+  return ir_workspace_align(n);
+}
 
-static int64_t scan_align(int64_t n) { return ir_workspace_align(n); }
-
-static int64_t plan_body(const Node *scan, Graph *body, int64_t base) {
+static int64_t plan_body(const Node *scan, Graph *body, int64_t base_n, int64_t base) {
   int64_t used = 0;
   for (NodeId id = 0; id < body->n_nodes; id++) {
     Node *b = graph_node(body, id);
     b->offset = -1;
+    b->offset_n = base_n;
     if (b->op == OP_CONST || b->op == OP_RESHAPE) continue;
     if (b->op == OP_SCAN_ARG) {
       if (scan_input_kind(scan, b->attr.scan_arg.index) == 2) continue;
@@ -52,7 +57,7 @@ bool memplan_scan_bodies(Graph *g, PassCtx *c) {
     const Node *n = graph_node(g, id);
     Graph *body = n->op == OP_SCAN ? scan_body(g, n) : NULL;
     if (!body) continue;
-    int64_t used = plan_body(n, body, base);
+    int64_t used = plan_body(n, body, g->workspace_bytes_n, base);
     most = used > most ? used : most;
     any = true;
   }
@@ -62,6 +67,7 @@ bool memplan_scan_bodies(Graph *g, PassCtx *c) {
     const Node *n = graph_node(g, id);
     Graph *body = n->op == OP_SCAN ? scan_body(g, n) : NULL;
     if (body) body->workspace_bytes = g->workspace_bytes;
+    if (body) body->workspace_bytes_n = g->workspace_bytes_n;
   }
   (void)c;
   return true;

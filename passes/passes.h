@@ -11,9 +11,9 @@
 
 typedef struct PassCtx {
   Diag *diag;
-  int opt_level;          /* 0..3 */
-  bool verify;            /* run ir_verify after every pass */
-  const char **disabled;  /* pass names not to run */
+  int opt_level;         /* 0..3 */
+  bool verify;           /* run ir_verify after every pass */
+  const char **disabled; /* pass names not to run */
   int n_disabled;
   const char *dump_after; /* pass name: print the IR after it into dump */
   char *dump;             /* malloc'd IR text captured by dump_after, or NULL */
@@ -51,16 +51,20 @@ int32_t graph_fill_kernels(const Graph *g, int32_t *kernel_of);
  * node of another kernel. A fused member that is not stored lives in a register only. */
 void graph_fill_stored(const Graph *g, bool *stored);
 
+/* A buffer of the plan; at run-time batch n it holds bytes_n * n + bytes bytes from byte
+ * offset_n * n + offset (bytes_n and offset_n are 0 in a static module). */
 typedef struct PlanBuffer {
-  NodeId node;     /* the node whose value the buffer holds (its storage root) */
-  int64_t bytes;   /* size, rounded up to the plan's 64-byte alignment */
-  int64_t offset;  /* byte offset in the workspace (node->offset) */
-  int32_t first;   /* kernel that writes it */
-  int32_t last;    /* last kernel that reads it; n_kernels when it is live to the end */
+  NodeId node;      /* the node whose value the buffer holds (its storage root) */
+  int64_t bytes;    /* size, rounded up to the plan's 64-byte alignment; 0 for a dynamic one */
+  int64_t bytes_n;  /* a dynamic buffer's size per unit of n, rounded up likewise; else 0 */
+  int64_t offset;   /* byte offset in the workspace (node->offset) */
+  int64_t offset_n; /* its part per unit of n (node->offset_n) */
+  int32_t first;    /* kernel that writes it */
+  int32_t last;     /* last kernel that reads it; n_kernels when it is live to the end */
 } PlanBuffer;
 /* After memplan: one entry per workspace buffer (out has room for n_nodes), in the order they
  * are defined; returns the count. *total_bytes (if non-NULL) receives the sum of their sizes
- * — what the entry would need without any reuse. */
+ * — what the entry would need without any reuse (at the bound, in a dynamic module). */
 int graph_fill_buffers(const Graph *g, PlanBuffer *out, int64_t *total_bytes);
 
 /* The algorithm of convolution node id of g (CONV2D, CONV_TRANSPOSE2D, CONV2D_GRAD_WEIGHT;

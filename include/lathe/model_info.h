@@ -22,7 +22,9 @@ enum {
   LATHE_ARG_STATE = 1,     /* pointer to <model>_state */
   LATHE_ARG_INPUT = 2,     /* const tensor */
   LATHE_ARG_OUTPUT = 3,    /* tensor written by the call */
-  LATHE_ARG_WORKSPACE = 4  /* void *, at least workspace_bytes, 64-byte aligned */
+  LATHE_ARG_WORKSPACE = 4, /* void *, at least workspace_bytes, 64-byte aligned */
+  LATHE_ARG_BATCH = 5      /* const int64_t *: the run-time batch n of a dynamic model, passed
+                              by value as the entry's last parameter (docs/dynamic-batch.md) */
 };
 
 /* kind of entry point */

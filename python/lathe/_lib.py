@@ -31,7 +31,7 @@ DTYPES = {0: "float32", 1: "float64", 2: "int32", 3: "int64", 4: "uint8"}
 DTYPE_CODES = {name: code for code, name in DTYPES.items()}
 DTYPE_NAMES = {0: "f32", 1: "f64", 2: "i32", 3: "i64", 4: "u8"}
 
-ARG_PARAMS, ARG_STATE, ARG_INPUT, ARG_OUTPUT, ARG_WORKSPACE = range(5)
+ARG_PARAMS, ARG_STATE, ARG_INPUT, ARG_OUTPUT, ARG_WORKSPACE, ARG_BATCH = range(6)
 ENTRY_KINDS = {0: "forward", 1: "train", 2: "grad"}
 BACKENDS = {"auto": 0, "cc": 1, "jit": 2}
 

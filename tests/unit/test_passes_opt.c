@@ -16,6 +16,7 @@
 
 #include "codegen_harness.h"
 #include "frontend/frontend.h"
+#include "plan_check.h"
 #include "testutil.h"
 
 enum { BATCH = 4 };
@@ -127,10 +128,14 @@ static void check_codegen(int level) {
   module_free(m);
 }
 
-START_TEST(test_codegen_o0) { check_codegen(0); }
+START_TEST(test_codegen_o0) {
+  check_codegen(0);
+}
 END_TEST
 
-START_TEST(test_codegen_o3) { check_codegen(3); }
+START_TEST(test_codegen_o3) {
+  check_codegen(3);
+}
 END_TEST
 
 static bool elementwise(OpKind op) {
@@ -160,33 +165,12 @@ static void check_schedule(const Graph *g) {
   free(k);
 }
 
-/* No two buffers share bytes while both are live; an in-place output may start in the kernel
- * its donor dies in, when it is elementwise. Every buffer fits in the workspace. */
-static void check_plan(const Graph *g) {
-  PlanBuffer *b = malloc((g->n_nodes + 1) * sizeof *b);
-  int n = graph_fill_buffers(g, b, NULL);
-  ck_assert_int_ge(n, 0);
-  for (int i = 0; i < n; i++) {
-    ck_assert_int_ge(b[i].offset, 0);
-    ck_assert_int_le(b[i].offset + b[i].bytes, g->workspace_bytes);
-    for (int j = 0; j < i; j++) {
-      bool bytes = b[i].offset < b[j].offset + b[j].bytes && b[j].offset < b[i].offset + b[i].bytes;
-      if (!bytes) continue;
-      bool inplace = b[j].last == b[i].first && elementwise(g->nodes[b[i].node].op);
-      bool apart = b[j].last < b[i].first || b[i].last < b[j].first;
-      ck_assert_msg(apart || inplace, "%s: %%%u [%d, %d] and %%%u [%d, %d] overlap", g->name,
-                    b[j].node, b[j].first, b[j].last, b[i].node, b[i].first, b[i].last);
-    }
-  }
-  free(b);
-}
-
 START_TEST(test_schedule_and_plan_valid) {
   for (int level = 0; level <= 3; level++) {
     Module *m = build_mlp(level);
     for (int i = 0; i < m->n_entries; i++) {
       check_schedule(m->entries[i]);
-      check_plan(m->entries[i]);
+      plan_check(m->entries[i]); /* plan_check.h */
     }
     module_free(m);
   }
