@@ -190,7 +190,8 @@ static bool run_reference(const RunOptions *o, Module *m, Diag *d) {
                             m->inputs[k].shape.rank,
                             m->inputs[k].shape.dim,
                             0,
-                            0};
+                            0,
+                            m->inputs[k].shape.dyn};
     ok = cli_load_input(&o->in, &ti, &inputs[k], d);
   }
   ok = ok && ir_eval(g, inputs, params, states, outs, NULL, d);

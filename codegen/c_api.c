@@ -432,8 +432,9 @@ static const char *tensor_info(Backend *b, const char *name, DType t, const Shap
                                const char *shape_name, const char *owner, const char *field) {
   Arena *a = &b->arena;
   const char *offset = owner ? arena_printf(a, "offsetof(%s, %s)", owner, field) : "0";
-  return arena_printf(a, "  {\"%s\", %s, %d, %s, %s, sizeof(%s) * %s},\n", cg_string_safe(a, name),
-                      dtype_codes[t], s->rank, shape_name, offset, dtype_c_name(t), cg_dims(a, s));
+  return arena_printf(a, "  {\"%s\", %s, %d, %s, %s, sizeof(%s) * %s, %lld},\n",
+                      cg_string_safe(a, name), dtype_codes[t], s->rank, shape_name, offset,
+                      dtype_c_name(t), cg_dims(a, s), (long long)s->dyn);
 }
 
 /* params or states table; returns its name or "NULL" */
@@ -562,10 +563,12 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
     cg_buf_printf(c, "static const lathe_entry_info %s[] = {\n", entries);
     for (int i = 0; i < m->n_entries; i++) {
       const EntryPlan *ep = &b->entries[i];
-      cg_buf_printf(c, "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s, %s__call},\n",
+      cg_buf_printf(c, "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s, %s__call,\n   %s, %s},\n",
                     cg_string_safe(&b->arena, ep->g->name), ep->symbol, entry_codes[ep->kind],
                     ep->loss != IR_NONE, ep->n_args, ep->symbol,
-                    cg_workspace_macro(b, ep, cg_max_macro(b)), ep->symbol);
+                    cg_workspace_macro(b, ep, cg_max_macro(b)), ep->symbol,
+                    cg_workspace_macro(b, ep, "0"),
+                    arena_printf(&b->arena, "%lld", (long long)ep->g->workspace_bytes_n));
     }
     cg_buf_puts(c, "};\n\n");
   }
@@ -582,5 +585,8 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
   cg_target_info(b->opt, &t);
   cg_buf_printf(c, "  %d, %s, %d, %s, %d, %s, %s_init__call,\n", m->n_params, params, m->n_states,
                 states, m->n_entries, entries, b->model);
-  cg_buf_printf(c, "  %s_cpu_supported, \"%s\"};\n", b->model, t.name);
+  cg_buf_printf(c, "  %s_cpu_supported, \"%s\", %lld, %s};\n", b->model, t.name,
+                (long long)m->dyn_max,
+                m->dyn_name ? arena_printf(&b->arena, "\"%s\"", cg_string_safe(&b->arena, m->dyn_name))
+                            : "NULL");
 }

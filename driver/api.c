@@ -224,16 +224,22 @@ void *lathe_tensor_data(lathe_model *m, const char *name, const lathe_tensor_inf
 }
 
 /* dtype and shape of a caller's tensor against the descriptor's */
-static bool api_check_tensor(lathe_model *m, const lathe_tensor *t, const lathe_tensor_info *ti) {
+/* t against argument ti at run-time batch `batch` (a dynamic axis 0 is ti->dyn * batch) */
+static bool api_check_tensor(lathe_model *m, const lathe_tensor *t, const lathe_tensor_info *ti,
+                             int64_t batch) {
   bool same = t->dtype == ti->dtype && t->rank == ti->rank && t->data != NULL;
   for (int k = 0; same && k < ti->rank; k++)
-    same = t->shape && t->shape[k] == ti->shape[k];
+    same = t->shape && t->shape[k] == (k == 0 && ti->dyn ? ti->dyn * batch : ti->shape[k]);
   if (same) return true;
   char got[200] = "", want[200] = "";
   int n = 0;
   for (int k = 0; k < ti->rank && n < 180; k++)
-    n += snprintf(want + n, sizeof want - (size_t)n, "%s%lld", k ? ", " : "",
-                  (long long)ti->shape[k]);
+    n += k == 0 && ti->dyn
+             ? snprintf(want + n, sizeof want - (size_t)n, "%lld (%lld n, n <= %lld)",
+                        (long long)(ti->dyn * batch), (long long)ti->dyn,
+                        (long long)(ti->shape[0] / ti->dyn))
+             : snprintf(want + n, sizeof want - (size_t)n, "%s%lld", k ? ", " : "",
+                        (long long)ti->shape[k]);
   n = 0;
   for (int k = 0; t->shape && k < t->rank && k < IR_MAX_RANK && n < 180; k++)
     n += snprintf(got + n, sizeof got - (size_t)n, "%s%lld", k ? ", " : "", (long long)t->shape[k]);
@@ -266,10 +272,37 @@ static bool api_check_names(lathe_model *m, const lathe_entry_info *e, const lat
   return m->err.n_errors == 0;
 }
 
+/* The run-time batch n of a call (docs/dynamic-batch.md): the leading extent of the first
+ * dynamic input over its k, within [1, bound]; 0 for a static entry. The other tensors are
+ * then checked against it. */
+static bool api_batch(lathe_model *m, const lathe_entry_info *e, const lathe_tensor *in, int n_in,
+                      int64_t *batch) {
+  *batch = 0;
+  for (int k = 0; k < e->n_args; k++) {
+    const lathe_tensor_info *ti = e->args[k].tensor;
+    if (e->args[k].role != LATHE_ARG_INPUT || !ti->dyn) continue;
+    const lathe_tensor *t = api_find(in, n_in, ti->name);
+    if (!t || t->rank < 1 || !t->shape) return true; /* api_bind reports it */
+    int64_t bound = ti->shape[0] / ti->dyn;
+    if (t->shape[0] % ti->dyn || t->shape[0] < ti->dyn || t->shape[0] > ti->shape[0]) {
+      diag_error(&m->err, (SrcLoc){0},
+                 "entry '%s': input '%s' has %lld rows; the model takes a multiple of %lld, "
+                 "at most %lld (the bound %lld of its run-time batch)",
+                 e->name, ti->name, (long long)t->shape[0], (long long)ti->dyn,
+                 (long long)ti->shape[0], (long long)bound);
+      return false;
+    }
+    *batch = t->shape[0] / ti->dyn;
+    return true;
+  }
+  return true;
+}
+
 /* Points args[k] at each argument's storage; outputs the caller did not ask for get scratch
- * buffers in scratch[k]. */
+ * buffers in scratch[k]. `batch` is the run-time batch (0: static), passed by address. */
 static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tensor *in, int n_in,
-                     const lathe_tensor *out, int n_out, void **args, void **scratch) {
+                     const lathe_tensor *out, int n_out, void **args, void **scratch,
+                     int64_t *batch) {
   for (int k = 0; k < e->n_args; k++) {
     const lathe_arg_info *a = &e->args[k];
     const lathe_tensor *t = NULL;
@@ -286,15 +319,18 @@ static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tens
     case LATHE_ARG_INPUT:
       t = api_find(in, n_in, a->tensor->name);
       if (!t) return api_fail(m, "entry '%s': missing input '%s'", e->name, a->tensor->name) == 0;
-      if (!api_check_tensor(m, t, a->tensor)) return false;
+      if (!api_check_tensor(m, t, a->tensor, *batch)) return false;
       args[k] = t->data;
       break;
     case LATHE_ARG_OUTPUT:
       t = api_find(out, n_out, a->tensor->name);
-      if (t && !api_check_tensor(m, t, a->tensor)) return false;
+      if (t && !api_check_tensor(m, t, a->tensor, *batch)) return false;
       args[k] = t ? t->data : (scratch[k] = rt_aligned_alloc(a->tensor->bytes));
       if (!args[k])
         return api_fail(m, "entry '%s': out of memory for '%s'", e->name, a->tensor->name) == 0;
+      break;
+    case LATHE_ARG_BATCH:
+      args[k] = batch;
       break;
     default:
       return api_fail(m, "entry '%s': unknown argument role of '%s'", e->name, "") == 0;
@@ -318,9 +354,11 @@ int lathe_call(lathe_model *m, const char *entry, const lathe_tensor *inputs, in
   if (e->n_args > API_MAX_ARGS)
     return api_fail(m, "entry '%s' has too many arguments%s", e->name, "");
   void *args[API_MAX_ARGS] = {0}, *scratch[API_MAX_ARGS] = {0};
+  int64_t batch = 0;
   bool ok = api_check_names(m, e, inputs, n_inputs, LATHE_ARG_INPUT) &&
             api_check_names(m, e, outputs, n_outputs, LATHE_ARG_OUTPUT) &&
-            api_bind(m, e, inputs, n_inputs, outputs, n_outputs, args, scratch);
+            api_batch(m, e, inputs, n_inputs, &batch) &&
+            api_bind(m, e, inputs, n_inputs, outputs, n_outputs, args, scratch, &batch);
   double ret = 0;
   ok = ok && driver_loaded_call(&m->loaded, e, args, &ret, &m->err);
   if (ok && loss) *loss = ret;

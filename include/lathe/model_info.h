@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LATHE_MODEL_INFO_VERSION 2
+#define LATHE_MODEL_INFO_VERSION 3
 
 /* dtype codes: same order as the IR's DType */
 enum { LATHE_F32 = 0, LATHE_F64 = 1, LATHE_I32 = 2, LATHE_I64 = 3, LATHE_U8 = 4 };
@@ -36,7 +36,9 @@ typedef struct lathe_tensor_info {
   int rank;
   const int64_t *shape; /* rank dims */
   size_t offset;        /* byte offset inside the params/state struct (0 for arguments) */
-  size_t bytes;
+  size_t bytes;         /* at the bound, for a dynamic tensor */
+  int64_t dyn;          /* 0: static; k >= 1: dim 0 is k * n for the run-time batch n, and
+                           shape[0] holds its value at the bound (docs/dynamic-batch.md) */
 } lathe_tensor_info;
 
 typedef struct lathe_arg_info {
@@ -55,6 +57,9 @@ typedef struct lathe_entry_info {
   /* calls the entry point with args[i] pointing at argument i (params, state, tensors,
    * workspace, in the order of `args`); the loss, if any, is stored to *ret (double) */
   void (*call)(void *const *args, double *ret);
+  /* the workspace at run-time batch n is workspace_per_n * n + workspace_base bytes
+   * (workspace_per_n is 0 for a static model; workspace_bytes is the size at the bound) */
+  size_t workspace_base, workspace_per_n;
 } lathe_entry_info;
 
 typedef struct lathe_model_info {
@@ -74,6 +79,10 @@ typedef struct lathe_model_info {
    * (calling an entry point would then stop on an illegal instruction): ask once, first */
   int (*cpu_supported)(void);
   const char *target; /* what the code was compiled for: "x86-64-v3", "generic", ... */
+  /* the run-time batch: entries take an argument of role LATHE_ARG_BATCH, 1 <= n <= dyn_max;
+   * 0 and NULL for a static model */
+  int64_t dyn_max;
+  const char *dyn_name; /* the dimension's name in the source ("N") */
 } lathe_model_info;
 
 #endif

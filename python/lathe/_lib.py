@@ -24,7 +24,7 @@ import subprocess
 
 from .errors import LibraryError
 
-MODEL_INFO_VERSION = 2  # LATHE_MODEL_INFO_VERSION of the descriptor structs below
+MODEL_INFO_VERSION = 3  # LATHE_MODEL_INFO_VERSION of the descriptor structs below
 
 # dtype codes of model_info.h, and their NumPy names
 DTYPES = {0: "float32", 1: "float64", 2: "int32", 3: "int64", 4: "uint8"}
@@ -44,6 +44,7 @@ class TensorInfo(ctypes.Structure):
         ("shape", ctypes.POINTER(ctypes.c_int64)),
         ("offset", ctypes.c_size_t),
         ("bytes", ctypes.c_size_t),
+        ("dyn", ctypes.c_int64),  # 0, or k: dim 0 is k * n for the run-time batch n
     ]
 
 
@@ -61,6 +62,8 @@ class EntryInfo(ctypes.Structure):
         ("args", ctypes.POINTER(ArgInfo)),
         ("workspace_bytes", ctypes.c_size_t),
         ("call", ctypes.c_void_p),
+        ("workspace_base", ctypes.c_size_t),
+        ("workspace_per_n", ctypes.c_size_t),
     ]
 
 
@@ -81,6 +84,8 @@ class ModelInfo(ctypes.Structure):
         ("init", ctypes.c_void_p),
         ("cpu_supported", ctypes.c_void_p),  # int (*)(void): checked by the C loader
         ("target", ctypes.c_char_p),  # what the code was compiled for ("x86-64-v3", ...)
+        ("dyn_max", ctypes.c_int64),  # the run-time batch's bound; 0: static
+        ("dyn_name", ctypes.c_char_p),
     ]
 
 

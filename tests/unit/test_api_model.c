@@ -107,6 +107,65 @@ START_TEST(call_checks_tensors) {
 }
 END_TEST
 
+/* a run-time batch (docs/dynamic-batch.md): tiny with `const N = dynamic(max = 4)` called at
+ * n = 3 and 1; the loss of a partial batch averages over its n rows; n out of range, or an
+ * output that does not match the inputs' n, is an error */
+START_TEST(dynamic_batch_calls) {
+  const char *src =
+      "const N = dynamic(max = 4)\n"
+      "fn lin(x: f32[B, I], units: int) -> f32[B, units] {\n"
+      "  param w: f32[I, units] = glorot_uniform\n"
+      "  return x @ w\n"
+      "}\n"
+      "model tiny(x: f32[N, 3], t: f32[N, 2]) {\n"
+      "  output y = lin(x, 2)\n"
+      "  loss = mean((y - t) * (y - t))\n"
+      "}\n"
+      "train tiny {\n  minimize loss\n  optimizer sgd(lr = 0.1)\n}\n";
+  lathe_options o;
+  lathe_options_init(&o);
+  o.seed = 7;
+  char *err = NULL;
+  lathe_model *m = lathe_compile_string("tiny.lathe", src, &o, &err);
+  ck_assert_msg(m != NULL, "compile: %s", err ? err : "");
+  for (int i = 0; i < 12; i++) xs[i] = (float)(i % 5) * 0.25f - 0.5f;
+  for (int i = 0; i < 8; i++) ts[i] = (float)(i % 3) * 0.5f;
+  const float *w = lathe_tensor_data(m, "y.w", NULL);
+  ck_assert_ptr_nonnull(w);
+  for (int64_t n = 1; n <= 3; n += 2) {
+    const int64_t xsh[] = {n, 3}, ysh[] = {n, 2};
+    lathe_tensor x = {"x", LATHE_F32, 2, xsh, xs}, y = {"y", LATHE_F32, 2, ysh, ys};
+    lathe_tensor t = {"t", LATHE_F32, 2, ysh, ts};
+    memset(ys, 0, sizeof ys);
+    ck_assert_msg(lathe_call(m, "forward", &x, 1, &y, 1, NULL) == 0, "%s", lathe_error(m));
+    double want_loss = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < 2; j++) {
+        float want = 0;
+        for (int k = 0; k < 3; k++) want += xs[i * 3 + k] * w[k * 2 + j];
+        ck_assert_float_eq_tol(ys[i * 2 + j], want, 1e-5f);
+        want_loss += ((double)want - ts[i * 2 + j]) * ((double)want - ts[i * 2 + j]);
+      }
+    ck_assert_float_eq(ys[n * 2], 0.0f); /* nothing written past n rows */
+    want_loss /= (double)(n * 2);
+    double loss = -1;
+    ck_assert_msg(lathe_call(m, "train", (lathe_tensor[]){x, t}, 2, NULL, 0, &loss) == 0, "%s",
+                  lathe_error(m));
+    ck_assert_msg(fabs(loss - want_loss) <= 1e-5 * (1 + want_loss), "n=%lld: loss %g, want %g",
+                  (long long)n, loss, want_loss);
+  }
+  const int64_t big[] = {5, 3}, three[] = {3, 3}, four[] = {4, 2};
+  float buf[15] = {0};
+  lathe_tensor x5 = {"x", LATHE_F32, 2, big, buf}, x3 = {"x", LATHE_F32, 2, three, xs};
+  lathe_tensor y4 = {"y", LATHE_F32, 2, four, ys};
+  ck_assert_int_eq(lathe_call(m, "forward", &x5, 1, NULL, 0, NULL), -1);
+  ck_assert_msg(strstr(lathe_error(m), "at most 4"), "%s", lathe_error(m));
+  ck_assert_int_eq(lathe_call(m, "forward", &x3, 1, &y4, 1, NULL), -1);
+  ck_assert_msg(strstr(lathe_error(m), "tensor 'y' is f32[4, 2]"), "%s", lathe_error(m));
+  lathe_free(m);
+}
+END_TEST
+
 START_TEST(train_and_checkpoint) {
   lathe_model *m = compile_tiny(LATHE_BACKEND_AUTO);
   lathe_tensor in[] = {{"x", LATHE_F32, 2, x_shape, xs}, {"t", LATHE_F32, 2, t_shape, ts}};
@@ -250,6 +309,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, backends_agree);
   tcase_add_test(tc, ffi_matches_wrapper);
   tcase_add_test(tc, prefix_names_symbols);
+  tcase_add_test(tc, dynamic_batch_calls);
   suite_add_tcase(s, tc);
   return s;
 }

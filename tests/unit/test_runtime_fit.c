@@ -58,11 +58,11 @@ static void init(void *params, void *state, uint64_t seed) {
 }
 
 static const int64_t xs[] = {B, 2}, ys[] = {B, 1}, ws[] = {2}, bs[] = {1};
-static const lathe_tensor_info x_t = {"x", LATHE_F32, 2, xs, 0, 32};
-static const lathe_tensor_info y_t = {"y", LATHE_F32, 2, ys, 0, 16};
-static const lathe_tensor_info pred_t = {"pred", LATHE_F32, 2, ys, 0, 16};
-static const lathe_tensor_info params_t[] = {{"w", LATHE_F32, 1, ws, 0, 8},
-                                             {"b", LATHE_F32, 1, bs, 8, 4}};
+static const lathe_tensor_info x_t = {"x", LATHE_F32, 2, xs, 0, 32, 0};
+static const lathe_tensor_info y_t = {"y", LATHE_F32, 2, ys, 0, 16, 0};
+static const lathe_tensor_info pred_t = {"pred", LATHE_F32, 2, ys, 0, 16, 0};
+static const lathe_tensor_info params_t[] = {{"w", LATHE_F32, 1, ws, 0, 8, 0},
+                                             {"b", LATHE_F32, 1, bs, 8, 4, 0}};
 static const lathe_arg_info train_args[] = {
     {LATHE_ARG_PARAMS, NULL}, {LATHE_ARG_INPUT, &x_t}, {LATHE_ARG_INPUT, &y_t}};
 static const lathe_arg_info eval_args[] = {{LATHE_ARG_PARAMS, NULL},
@@ -72,9 +72,9 @@ static const lathe_arg_info eval_args[] = {{LATHE_ARG_PARAMS, NULL},
 static const lathe_arg_info fwd_args[] = {
     {LATHE_ARG_PARAMS, NULL}, {LATHE_ARG_INPUT, &x_t}, {LATHE_ARG_OUTPUT, &pred_t}};
 static const lathe_entry_info entries[] = {
-    {"forward", "lin_forward", LATHE_ENTRY_FORWARD, 0, 3, fwd_args, 0, call_forward},
-    {"train", "lin_train", LATHE_ENTRY_TRAIN, 1, 3, train_args, 0, call_train},
-    {"evaluate", "lin_evaluate", LATHE_ENTRY_FORWARD, 1, 4, eval_args, 0, call_evaluate},
+    {"forward", "lin_forward", LATHE_ENTRY_FORWARD, 0, 3, fwd_args, 0, call_forward, 0, 0},
+    {"train", "lin_train", LATHE_ENTRY_TRAIN, 1, 3, train_args, 0, call_train, 0, 0},
+    {"evaluate", "lin_evaluate", LATHE_ENTRY_FORWARD, 1, 4, eval_args, 0, call_evaluate, 0, 0},
 };
 static const lathe_model_info lin = {.version = LATHE_MODEL_INFO_VERSION,
                                      .name = "lin",
