@@ -111,6 +111,9 @@ enum { RT_MAX_ARGS = 256 };
 typedef struct RtFeed {
   const lathe_entry_info *e;
   int64_t batch;          /* dim 0 of the inputs; 0 = the entry takes no samples */
+  int64_t n;              /* the run-time batch of the next call: rows gathered (a dynamic
+                             entry, docs/dynamic-batch.md), else batch */
+  bool dynamic;           /* the entry takes its batch at run time (LATHE_ARG_BATCH) */
   int src[RT_MAX_ARGS];   /* dataset array feeding input argument k, or -1 */
   void *buf[RT_MAX_ARGS]; /* buffer of every input and output argument (64-byte aligned) */
   void *ws;               /* the workspace */
@@ -122,7 +125,8 @@ bool rt_feed_bind(RtFeed *f, const lathe_entry_info *e, const lathe_dataset *ds,
 void rt_feed_fini(RtFeed *f);
 /* the array of ds that input argument arg of e binds to, or -1 (reported) */
 int rt_feed_source(const lathe_entry_info *e, int arg, const lathe_dataset *ds, Diag *d);
-/* fills the input buffers with samples index[0, count); a short batch repeats them */
+/* fills the input buffers with samples index[0, count); a short batch repeats them, or, for
+ * a dynamic entry, is called with n = count */
 void rt_feed_gather(RtFeed *f, const lathe_dataset *ds, const int64_t *index, int64_t count);
 /* random horizontal flip / crop of the augmented input's [.., H, W] samples, from *rng */
 void rt_feed_augment(RtFeed *f, uint64_t *rng);

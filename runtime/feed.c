@@ -125,9 +125,11 @@ bool rt_feed_bind(RtFeed *f, const lathe_entry_info *e, const lathe_dataset *ds,
         return false;
       }
       f->batch = t->shape[0];
+      f->n = f->batch;
       if (!fits(&ds->store->arrays[f->src[k]], t, e->name, d)) return false;
       if (f->augment_arg < 0 && is_float_dt((DType)t->dtype) && t->rank >= 3) f->augment_arg = k;
     }
+    if (e->args[k].role == LATHE_ARG_BATCH) f->dynamic = true;
     if ((e->args[k].role == LATHE_ARG_INPUT || e->args[k].role == LATHE_ARG_OUTPUT) &&
         !(f->buf[k] = rt_aligned_alloc(t->bytes)))
       return false;
@@ -183,12 +185,13 @@ static void store_value(int t, void *p, int64_t i, double v) {
 
 void rt_feed_gather(RtFeed *f, const lathe_dataset *ds, const int64_t *index, int64_t count) {
   const lathe_entry_info *e = f->e;
+  f->n = f->dynamic && count < f->batch ? count : f->batch;
   for (int k = 0; k < e->n_args; k++) {
     if (e->args[k].role != LATHE_ARG_INPUT) continue;
     const RtArray *a = &ds->store->arrays[f->src[k]];
     int dt = e->args[k].tensor->dtype;
     unsigned char *dst = f->buf[k];
-    for (int64_t i = 0; i < f->batch; i++) {
+    for (int64_t i = 0; i < f->n; i++) {
       const void *src = rt_data_at(ds, f->src[k], index[i < count ? i : i % count]);
       if ((int)a->dtype == dt) {
         memcpy(dst + (size_t)i * a->row_bytes, src, a->row_bytes);
@@ -246,6 +249,9 @@ double rt_feed_call(const RtFeed *f, void *params, void *state) {
       break;
     case LATHE_ARG_WORKSPACE:
       args[k] = f->ws;
+      break;
+    case LATHE_ARG_BATCH:
+      args[k] = (void *)&f->n;
       break;
     default:
       args[k] = f->buf[k];

@@ -160,7 +160,10 @@ static double sampled(const int64_t acc[2]) {
 static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   int64_t n = f->train->n;
   if (f->o->limit > 0 && f->o->limit < n) n = f->o->limit;
-  int64_t steps = n / f->batch, *order = malloc((size_t)n * sizeof *order);
+  /* a model with a run-time batch trains the last partial batch too */
+  bool dynamic = f->feeds[0].dynamic;
+  int64_t steps = dynamic ? (n + f->batch - 1) / f->batch : n / f->batch;
+  int64_t *order = malloc((size_t)n * sizeof *order);
   if (steps == 0) {
     rt_error(d,
              "%s: %lld training samples make no full batch of %lld (the model's batch "
@@ -173,15 +176,17 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   shuffle(order, n, f->o->seed, (uint64_t)epoch);
   uint64_t rng = rt_mix64(f->o->seed ^ rt_mix64(0x61756775ull + (uint64_t)epoch));
   RtProgress p;
-  rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, steps * f->batch);
+  int64_t seen = dynamic ? n : steps * f->batch;
+  rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, seen);
   double *sum = f->step_loss + (size_t)f->n_hist * FIT_MAX_STEPS, ema = 0, t0 = rt_progress_now();
   int64_t acc[2] = {0, 0}; /* sampled targets right, seen */
   for (int64_t s = 0; s < steps; s++) {
-    if (s % SAMPLE_EVERY == 0) sample(f, order + s * f->batch, acc);
+    int64_t rows = n - s * f->batch < f->batch ? n - s * f->batch : f->batch;
+    if (s % SAMPLE_EVERY == 0 && rows == f->batch) sample(f, order + s * f->batch, acc);
     for (int k = 0; k < f->n_steps; k++) {
       double g0 = rt_progress_now();
       if (f->feeds[k].batch) {
-        rt_feed_gather(&f->feeds[k], f->train, order + s * f->batch, f->batch);
+        rt_feed_gather(&f->feeds[k], f->train, order + s * f->batch, rows);
         rt_feed_augment(&f->feeds[k], &rng);
       }
       r->data_seconds += rt_progress_now() - g0;
@@ -189,7 +194,7 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
       sum[k] += loss;
       if (k == 0) ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
     }
-    if (f->o->progress) rt_progress_update(&p, (s + 1) * f->batch, ema, sampled(acc));
+    if (f->o->progress) rt_progress_update(&p, s * f->batch + rows, ema, sampled(acc));
   }
   r->seconds = rt_progress_now() - t0;
   for (int k = 0; k < f->n_steps; k++)
