@@ -28,6 +28,8 @@ static const char *help =
     "  --header PATH        also write the generated header there\n"
     "  --cflags FLAGS       extra C compiler flags, e.g. \"-O3 -march=native\"\n"
     "  -D NAME=VALUE        override a `const` of the model\n"
+    "  --split-step         also export <model>_grad and <model>_apply (the train step\n"
+    "                       split at the gradient exchange, docs/distributed.md)\n"
     "  --dtype f32|f64      compile every f32 as f64\n"
     "  -O0 .. -O3           lathe optimization level (default -O2)\n"
     "  --lib DIR            where `import` finds library files\n"

@@ -38,6 +38,7 @@ typedef struct DriverOptions {
   const char *bake;           /* safetensors file built into the C as constants, or NULL */
   double lr;                  /* every train step's learning rate; 0 = the model's */
   double lr_scale;            /* a factor on it (reduce-lr-on-plateau); 0 = none */
+  bool want_split;            /* --split-step: "grad" + "apply" entries (PassCtx.want_split) */
 } DriverOptions;
 
 void driver_options_init(DriverOptions *o); /* f32, -O2, train entries, one thread */

@@ -45,6 +45,11 @@ typedef struct lathe_options {
                            * with a train block): what lathe_fit validates with and
                            * lathe_evaluate runs (default 0: inference embedders that take the
                            * first forward-kind entry see no new one) */
+  int want_split;         /* also split the train step at the gradient exchange: "grad"
+                           * (gradients; updates the batch-norm running statistics) and
+                           * "apply" (the optimizer update from given gradients), so that
+                           * train == grad then apply; for data-parallel training
+                           * (docs/distributed.md). Default 0. */
 } lathe_options;
 
 /* A named tensor passed to lathe_call. shape has rank entries; data is C-order, of dtype. */

@@ -26,14 +26,16 @@ enum {
 };
 
 /* kind of entry point */
-enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2 };
+enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2, LATHE_ENTRY_APPLY = 3 };
 
 typedef struct lathe_tensor_info {
   const char *name;     /* "h1.w" for params, the input/output name otherwise */
   int dtype;            /* LATHE_F32, ... */
   int rank;
   const int64_t *shape; /* rank dims */
-  size_t offset;        /* byte offset inside the params/state struct (0 for arguments) */
+  size_t offset;        /* byte offset inside the params/state struct; for the gradient
+                         * arguments of a split step (the outputs of "grad", the inputs of
+                         * "apply") inside <model>_grads; 0 for other arguments */
   size_t bytes;
 } lathe_tensor_info;
 
@@ -71,6 +73,10 @@ typedef struct lathe_model_info {
    * (calling an entry point would then stop on an illegal instruction): ask once, first */
   int (*cpu_supported)(void);
   const char *target; /* what the code was compiled for: "x86-64-v3", "generic", ... */
+  /* a split train step (--split-step): the size of <model>_grads, the one contiguous region
+   * that "grad" writes and "apply" reads (its gradient arguments' offsets are inside it);
+   * 0 when the model has no "apply" entry */
+  size_t grads_bytes;
 } lathe_model_info;
 
 #endif
