@@ -30,13 +30,17 @@ build() {
     -DLATHE_MODEL_INFO=$2_info "$ROOT/examples/mpi/main.c" "gen_$1/$2.c" -lm -o "$1"
 }
 
-# same_params A B: relative difference max|a - b| / max|b| of two raw f32 params files
+# same_params A B: relative difference ||a - b|| / ||b|| (2-norm) of two raw f32 params files
+# (elementwise, Adam's division by sqrt(v) magnifies the rounding of near-zero gradients; see
+# tests/mpi_lathe_train.sh)
 same_params() {
   /usr/bin/python3 - "$1" "$2" <<'PY'
 import sys, numpy as np
 a, b = (np.fromfile(f, np.float32) for f in sys.argv[1:3])
-rel = float(np.abs(a - b).max() / np.abs(b).max()) if a.size == b.size else float("inf")
-print(f"  {a.size} params, relative difference {rel:.3g}")
+same = a.size == b.size
+rel = float(np.linalg.norm(a - b) / np.linalg.norm(b)) if same else float("inf")
+elem = float(np.abs(a - b).max() / np.abs(b).max()) if same else float("inf")
+print(f"  {a.size} params, relative difference {rel:.3g} (elementwise max {elem:.3g})")
 sys.exit(0 if rel <= 1e-5 else 1)
 PY
 }

@@ -26,7 +26,8 @@ enum {
 };
 
 /* kind of entry point */
-enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2, LATHE_ENTRY_APPLY = 3 };
+enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2,
+       LATHE_ENTRY_APPLY = 3 /* "apply": the optimizer update of a split step (--split-step) */ };
 
 typedef struct lathe_tensor_info {
   const char *name;     /* "h1.w" for params, the input/output name otherwise */
