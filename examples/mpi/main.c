@@ -18,7 +18,7 @@
  * rank at batch K N sees (tests/mpi_train.sh checks that).
  *
  *   mpirun -np 2 ./lathe_mpi_example [--steps S] [--seed X] [--classes C] [--out params.bin]
- *                                    [--check-train]
+ *                                    [--check-train] [--time]
  *
  * --out writes the final params (rank 0, raw <model>_params bytes); --check-train also runs
  * the fused train entry on a copy and requires train == grad, allreduce, apply bit for bit
@@ -45,6 +45,9 @@ typedef struct Run {
   void *params, *state, *grads, *ws; /* the model's memory; grads: info->grads_bytes */
   void **inputs;                     /* per argument of grad: this rank's shard, or NULL */
   float *loss_sum;
+  bool timed;                          /* --time */
+  double reduce_seconds, step_seconds; /* --time: in the allreduces, in whole steps */
+  double wait_seconds;                 /* --time: waiting for the slowest rank's grad */
 } Run;
 
 static void fail(const Run *r, const char *what) {
@@ -167,12 +170,19 @@ static void average_updated_state(const Run *r, const void *before) {
 
 static void train_step(Run *r, void **grad_args, void **apply_args, void *before) {
   memcpy(before, r->state, r->info->state_bytes);
-  double loss = 0;
+  double loss = 0, t0 = MPI_Wtime();
   r->grad->call(grad_args, &loss);
+  double t1 = MPI_Wtime();
+  if (r->timed) { /* so that the allreduce time is the transfer, not the wait for a rank */
+    MPI_Barrier(MPI_COMM_WORLD);
+    r->wait_seconds += MPI_Wtime() - t1, t1 = MPI_Wtime();
+  }
   /* the one collective of the step: every gradient, one contiguous f32 region */
   allreduce_mean(r->grads, (int64_t)(r->info->grads_bytes / sizeof(float)), r->ranks);
   average_updated_state(r, before);
+  double t2 = MPI_Wtime();
   r->apply->call(apply_args, NULL);
+  r->reduce_seconds += t2 - t1, r->step_seconds += MPI_Wtime() - t0;
   *r->loss_sum += (float)loss;
 }
 
@@ -182,10 +192,11 @@ typedef struct Options {
   const char *out;
   bool check_train;
   int classes;
+  bool time; /* print samples/s and the allreduce time per step (bench/mpi_scaling.sh) */
 } Options;
 
 static void parse_options(const Run *r, int argc, char **argv, Options *o) {
-  *o = (Options){20, 1, NULL, false, 10};
+  *o = (Options){20, 1, NULL, false, 10, false};
   for (int i = 1; i < argc; i++) {
     bool more = i + 1 < argc;
     if (strcmp(argv[i], "--steps") == 0 && more)
@@ -196,11 +207,13 @@ static void parse_options(const Run *r, int argc, char **argv, Options *o) {
       o->out = argv[++i];
     else if (strcmp(argv[i], "--classes") == 0 && more)
       o->classes = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--time") == 0)
+      o->time = true;
     else if (strcmp(argv[i], "--check-train") == 0)
       o->check_train = true;
     else
       fail(r, "usage: lathe_mpi_example [--steps S] [--seed X] [--classes C] [--out FILE] "
-              "[--check-train]");
+              "[--check-train] [--time]");
     if (o->steps < 1 || o->classes < 1) fail(r, "--steps and --classes expect positive numbers");
   }
   if (o->check_train && r->ranks != 1)
@@ -264,6 +277,18 @@ static int64_t batch_size(const Run *r) {
   return 1;
 }
 
+/* --time: the slowest rank's step and allreduce times (the data generation excluded) */
+static void report_time(const Run *r, int steps) {
+  double mine[3] = {r->step_seconds, r->reduce_seconds, r->wait_seconds}, worst[3];
+  MPI_Reduce(mine, worst, 3, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+  if (r->rank != 0) return;
+  int64_t batch = batch_size(r) * r->ranks;
+  printf("time: %d ranks, global batch %lld: %.1f samples/s, step %.3f ms, allreduce %.3f ms "
+         "of %zu bytes, wait %.3f ms\n",
+         r->ranks, (long long)batch, (double)batch * steps / worst[0], 1e3 * worst[0] / steps,
+         1e3 * worst[1] / steps, r->info->grads_bytes, 1e3 * worst[2] / steps);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   Run r = {0};
@@ -273,7 +298,7 @@ int main(int argc, char **argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &r.ranks);
   Options o;
   parse_options(&r, argc, argv, &o);
-  r.classes = o.classes;
+  r.classes = o.classes, r.timed = o.time;
   setup(&r);
   r.info->init(r.params, r.state, o.seed); /* the same seed on every rank */
   check_replicas(&r, "after init (different models or seeds?)");
@@ -298,6 +323,7 @@ int main(int argc, char **argv) {
            total / (float)(o.steps * r.ranks));
     if (o.out) write_params(&r, o.out);
   }
+  if (o.time) report_time(&r, o.steps);
   free(grad_args);
   free(apply_args);
   MPI_Finalize();
