@@ -28,6 +28,8 @@ static const char *help_head =
     "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size (the last\n"
     "partial batch of an epoch is dropped), run the compiled train step, and evaluate on the\n"
     "validation set after each epoch.\n"
+    "Under `mpirun -np K` it trains data-parallel on K ranks: global batch K x the batch,\n"
+    "gradients averaged every step, only rank 0 prints and writes (docs/distributed.md).\n"
     "\n"
     "options:\n";
 

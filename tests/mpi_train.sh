@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Data-parallel training on MPI (docs/distributed.md), 2 ranks on this machine over loopback:
 # a model compiled with --split-step, driven by examples/mpi/main.c (grad, one MPI_Allreduce,
-# apply). Checks, for the MLP (Adam), the CNN (Adam) and the CNN with batch norm (SGD):
+# apply). Checks, for the MLP (Adam), the CNN (Adam), the LSTM (Adam, a scan) and the CNN with
+# batch norm (SGD):
 #   - one rank: the fused train step == grad + allreduce + apply, bit for bit, every step;
 #   - two ranks: params and state identical on both ranks after every step (hash compare);
-#   - MLP and CNN: 2 ranks at batch B give the params of 1 rank at batch 2B after 20 steps
+#   - MLP, CNN, LSTM: 2 ranks at batch B give the params of 1 rank at batch 2B after 20 steps
 #     (relative difference <= 1e-5 in f32). Not with batch norm: each rank normalizes by its
 #     own batch's statistics, so 2 x B is not 1 x 2B (as in PyTorch DDP without SyncBatchNorm).
 # Open MPI missing is a failure, never a skip (scripts/install-deps.sh installs it).
@@ -66,6 +67,7 @@ check() {
 
 check mlp mlp "$ROOT/examples/mlp.lathe" 8 10 yes
 check cnn cnn "$ROOT/examples/cnn.lathe" 4 10 yes
+check lstm lstm_mnist "$ROOT/examples/lstm.lathe" 4 10 yes
 check cnnbn cnnbn "$ROOT/tests/fixtures/cnn_bn.lathe" 4 3 no
 
 # a model compiled without --split-step: a clear error, not a crash
