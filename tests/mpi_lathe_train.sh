@@ -17,8 +17,11 @@ command -v mpirun >/dev/null || {
 }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MPIRUN="mpirun --oversubscribe"
-# the sanitizer build: Open MPI's own allocations outlive MPI_Finalize (tests/lsan_mpi.supp)
+# the sanitizer build: Open MPI's own allocations outlive MPI_Finalize (tests/lsan_mpi.supp);
+# its plugins stay loaded and stacks are unwound fully so that the suppressions can match
 export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$ROOT/tests/lsan_mpi.supp"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP"
