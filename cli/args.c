@@ -148,6 +148,10 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
     c->line_directives = true;
     return true;
   }
+  if (cli_flag(a, "--split-step", NULL)) {
+    c->want_split = true;
+    return true;
+  }
   if (cli_flag(a, "--time-passes", NULL)) {
     c->time_passes = true;
     return true;

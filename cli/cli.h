@@ -114,6 +114,12 @@ void cli_print_evaluation(const lathe_evaluation *ev, const lathe_dataset *ds, c
  * and named as in training (cmd_eval.c; eval and predict) */
 bool cli_checkpoint_classes(lathe_dataset *ds, const char *ckpt, Diag *d);
 
+/* data-parallel training under mpirun (cli/dist_mpi.c): *active when an MPI launcher started
+ * this process, with dist the MPI transport; false (reported) when lathe has no MPI then */
+bool cli_dist_start(lathe_dist *dist, bool *active, Diag *d);
+/* MPI_Finalize, or on failure with several ranks MPI_Abort (the other ranks stop too) */
+void cli_dist_stop(const lathe_dist *dist, bool failed);
+
 int cmd_check(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_dump(int argc, char **argv);

@@ -36,6 +36,8 @@ static const char *help =
     "                       and macro (NAME_forward, NAME_info, ...) and the default output\n"
     "                       name: objects of two models, or of one built twice with\n"
     "                       different -D, then link into one program\n"
+    "  --split-step         also export <model>_grad and <model>_apply (the train step\n"
+    "                       split at the gradient exchange, docs/distributed.md)\n"
     "  --dtype f32|f64      compile every f32 as f64\n"
     "  -O0 .. -O3           lathe optimization level (default -O2)\n"
     "  --lib DIR            where `import` finds library files\n"

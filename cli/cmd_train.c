@@ -29,6 +29,8 @@ static const char *help_head =
     "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size (the last\n"
     "partial batch of an epoch is dropped), run the compiled train step, and evaluate on the\n"
     "validation set after each epoch.\n"
+    "Under `mpirun -np K` it trains data-parallel on K ranks: global batch K x the batch,\n"
+    "gradients averaged every step, only rank 0 prints and writes (docs/distributed.md).\n"
     "\n"
     "options:\n";
 
@@ -212,6 +214,8 @@ typedef struct Run {
   int n_hist;
   bool has_acc;
   int start_epoch;
+  const lathe_dist *dist; /* under mpirun (cli/dist_mpi.c), else NULL */
+  bool quiet;             /* a rank but 0: prints and writes nothing */
 } Run;
 
 static bool named_dataset(const char *spec) {
@@ -349,7 +353,7 @@ static bool setup(Run *r, Diag *d) {
   }
   if (!cli_weights_init(&r->w, r->model.info, r->o->resume, r->o->seed, d)) return false;
   if (r->o->resume && !read_epoch(r->o->resume, &r->start_epoch, d)) return false;
-  if (r->o->resume)
+  if (r->o->resume && !r->quiet)
     fprintf(stderr, "resuming from %s after epoch %d\n", r->o->resume, r->start_epoch);
   if ((uint64_t)r->start_epoch >= r->o->epochs) {
     diag_error(d, (SrcLoc){0}, "%s already has %d epochs; ask for more with --epochs", r->o->resume,
@@ -398,6 +402,7 @@ static void fit_options(Run *r, lathe_fit_options *f) {
   f->progress = stderr;
   f->on_epoch = on_epoch;
   f->ctx = r;
+  f->dist = r->dist; /* lathe_fit silences the ranks but 0 */
 }
 
 static void print_final(const Run *r, const lathe_fit_result *res, const char *v) {
@@ -440,22 +445,18 @@ static bool train(Run *r, Diag *d) {
     cli_api_error(d, err);
     return false;
   }
+  if (r->quiet) return true;
   print_final(r, &res, f.val_name);
   return save_classes(r, r->o->checkpoint, d) && save_classes(r, r->o->best, d) &&
          (!r->test || report_test(r, f.task, d));
 }
 
-int cmd_train(int argc, char **argv) {
-  TrainOptions o;
-  memset(&o, 0, sizeof o);
-  cli_compile_init(&o.c);
-  lathe_data_options_init(&o.data);
-  o.c.want_eval = true;
-  o.epochs = 1;
-  int rc = parse_args(&o, argc, argv);
-  if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
+/* the command after its options: build, load, train; dist: under mpirun, else NULL */
+static int train_command(TrainOptions *o_, const lathe_dist *dist) {
+  TrainOptions o = *o_;
   Diag d;
   diag_init(&d);
+  if (dist) o.c.want_split = true; /* data-parallel: the step split at the gradient exchange */
   bool batch_ok = !o.batch || cli_batch_define(&o.c, o.batch, &d);
   diag_flush(&d, stderr);
   Module *m = batch_ok ? cli_build_module(&o.c) : NULL;
@@ -472,6 +473,7 @@ int cmd_train(int argc, char **argv) {
     return EXIT_USER;
   }
   r->o = &o;
+  r->dist = dist, r->quiet = dist && dist->rank != 0;
   ok = setup(r, &d) && train(r, &d);
   cli_weights_fini(&r->w);
   for (int i = 0; i < r->n_retired; i++)
@@ -483,4 +485,26 @@ int cmd_train(int argc, char **argv) {
   diag_flush(&d, stderr);
   diag_fini(&d);
   return ok ? EXIT_OK : EXIT_USER;
+}
+
+int cmd_train(int argc, char **argv) {
+  TrainOptions o;
+  memset(&o, 0, sizeof o);
+  cli_compile_init(&o.c);
+  lathe_data_options_init(&o.data);
+  o.c.want_eval = true;
+  o.epochs = 1;
+  int rc = parse_args(&o, argc, argv);
+  if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
+  lathe_dist dist;
+  bool parallel = false;
+  Diag d;
+  diag_init(&d);
+  bool started = cli_dist_start(&dist, &parallel, &d);
+  diag_flush(&d, stderr);
+  diag_fini(&d);
+  if (!started) return EXIT_USER;
+  rc = train_command(&o, parallel ? &dist : NULL);
+  cli_dist_stop(&dist, rc != EXIT_OK);
+  return rc;
 }

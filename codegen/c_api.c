@@ -168,6 +168,60 @@ static void header_sizes_dyn(Backend *b, CgBuf *h) {
   cg_buf_puts(h, "\n");
 }
 
+/* ---- the gradients of a split train step ---------------------------------------------------- */
+
+/* The "grad" entry of a module that also has "apply" (--split-step), else NULL. */
+static const Graph *split_grad(const Module *m) {
+  const Graph *grad = NULL;
+  bool apply = false;
+  for (int i = 0; i < m->n_entries; i++) {
+    if (m->entries[i]->kind == ENTRY_GRAD) grad = m->entries[i];
+    apply = apply || m->entries[i]->kind == ENTRY_APPLY;
+  }
+  return apply ? grad : NULL;
+}
+
+/* <model>_grads: a field per OUT_GRAD output of "grad" (param order, the params' field names) */
+static void header_grads(Backend *b, CgBuf *h) {
+  const Graph *g = split_grad(b->m);
+  if (!g) return;
+  cg_buf_printf(h,
+                "/* the gradients of one train step, one contiguous region: %s_grad writes it,\n"
+                " * replicas sum it (one allreduce of %s_GRADS_COUNT elements) and divide by\n"
+                " * their number, %s_apply reads it; offsets in the descriptor */\n",
+                b->model, b->upper, b->model);
+  cg_buf_printf(h, "typedef struct %s_grads {\n", b->model);
+  int64_t count = 0;
+  char shape[200];
+  for (int i = 0; i < g->n_outputs; i++) {
+    if (g->outputs[i].kind != OUT_GRAD) continue;
+    const TensorDecl *p = &b->m->params[g->outputs[i].target];
+    cg_buf_printf(h, "  %s %s[%s]; /* d loss / d %s: %s%s */\n", dtype_c_name(p->dtype),
+                  b->param_field[g->outputs[i].target], cg_dims(&b->arena, &p->shape),
+                  cg_comment_safe(&b->arena, p->name), dtype_name(p->dtype),
+                  shape_str(&p->shape, shape, sizeof shape));
+    count += shape_numel(&p->shape);
+  }
+  cg_buf_printf(h, "} %s_grads;\n", b->model);
+  cg_buf_printf(h, "enum { %s_GRADS_COUNT = %lld }; /* elements of %s_grads */\n\n", b->upper,
+                (long long)count, b->model);
+}
+
+/* The param whose gradient argument `arg` of ep is (an output of a split step's "grad", an
+ * input "grad.<param>" of "apply"), or -1. */
+static int gradient_param(const Backend *b, const EntryPlan *ep, int arg) {
+  const ArgPlan *a = &ep->args[arg];
+  if (!split_grad(b->m)) return -1;
+  if (ep->kind == LATHE_ENTRY_GRAD && a->role == LATHE_ARG_OUTPUT)
+    for (int k = 0; k < ep->g->n_outputs; k++)
+      if (ep->output_arg[k] == arg && ep->g->outputs[k].kind == OUT_GRAD)
+        return ep->g->outputs[k].target;
+  if (ep->kind == LATHE_ENTRY_APPLY && a->role == LATHE_ARG_INPUT &&
+      strncmp(a->info, "grad.", 5) == 0)
+    return module_find_param(b->m, a->info + 5);
+  return -1;
+}
+
 static void header_sizes(Backend *b, CgBuf *h) {
   if (b->m->dyn_max > 0) {
     header_sizes_dyn(b, h);
@@ -190,7 +244,10 @@ static const char *entry_doc(int kind) {
   case LATHE_ENTRY_TRAIN:
     return "one training step: updates p and s in place, returns the loss";
   case LATHE_ENTRY_GRAD:
-    return "gradients of the loss, one output array per parameter";
+    return "gradients of the loss, one output array per parameter (of <model>_grads when the\n"
+           " * step is split; then also updates s's running statistics)";
+  case LATHE_ENTRY_APPLY:
+    return "the optimizer update of the train step from given gradients: train == grad, apply";
   default:
     return "inference: writes the outputs";
   }
@@ -207,6 +264,7 @@ char *cg_header_text(Backend *b) {
   cg_buf_puts(&h, cg_text_model_info_h); /* includes <stddef.h> and <stdint.h> (or lathe's did) */
   cg_buf_puts(&h, "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
   header_types(b, &h);
+  header_grads(b, &h);
   header_sizes(b, &h);
   for (int i = 0; i < b->m->n_entries; i++)
     cg_plan_comment(b, &b->entries[i], &h);
@@ -506,8 +564,11 @@ static void entry_tables(Backend *b, CgBuf *c, const EntryPlan *ep, int *counter
     cg_buf_printf(c, "static const lathe_tensor_info %s_tensors[] = {\n", ep->symbol);
     for (int i = 0; i < ep->n_args; i++) {
       const ArgPlan *arg = &ep->args[i];
+      int p = gradient_param(b, ep, i);
+      const char *owner = p >= 0 ? arena_printf(&b->arena, "%s_grads", b->model) : NULL;
       if (arg->role == LATHE_ARG_INPUT || arg->role == LATHE_ARG_OUTPUT)
-        cg_buf_puts(c, tensor_info(b, arg->info, arg->dtype, &arg->shape, shapes[i], NULL, NULL));
+        cg_buf_puts(c, tensor_info(b, arg->info, arg->dtype, &arg->shape, shapes[i], owner,
+                                   p >= 0 ? b->param_field[p] : NULL));
     }
     cg_buf_puts(c, "};\n");
   }
@@ -523,7 +584,7 @@ static void entry_tables(Backend *b, CgBuf *c, const EntryPlan *ep, int *counter
 }
 
 static const char *const entry_codes[] = {"LATHE_ENTRY_FORWARD", "LATHE_ENTRY_TRAIN",
-                                          "LATHE_ENTRY_GRAD"};
+                                          "LATHE_ENTRY_GRAD", "LATHE_ENTRY_APPLY"};
 
 void cg_emit_cpu_check(Backend *b, CgBuf *c) {
   CgTargetInfo t;
@@ -585,8 +646,12 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
   cg_target_info(b->opt, &t);
   cg_buf_printf(c, "  %d, %s, %d, %s, %d, %s, %s_init__call,\n", m->n_params, params, m->n_states,
                 states, m->n_entries, entries, b->model);
-  cg_buf_printf(c, "  %s_cpu_supported, \"%s\", %lld, %s};\n", b->model, t.name,
+  cg_buf_printf(c, "  %s_cpu_supported, \"%s\", %lld, %s,\n", b->model, t.name,
                 (long long)m->dyn_max,
                 m->dyn_name ? arena_printf(&b->arena, "\"%s\"", cg_string_safe(&b->arena, m->dyn_name))
                             : "NULL");
+  if (split_grad(m))
+    cg_buf_printf(c, "  sizeof(%s_grads)};\n", b->model);
+  else
+    cg_buf_puts(c, "  0};\n");
 }

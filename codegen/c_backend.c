@@ -89,6 +89,7 @@ static const char **field_names(Backend *b, const TensorDecl *decls, int n, cons
 static int entry_kind(const Graph *g) {
   if (g->kind == ENTRY_TRAIN) return LATHE_ENTRY_TRAIN;
   if (g->kind == ENTRY_GRAD) return LATHE_ENTRY_GRAD;
+  if (g->kind == ENTRY_APPLY) return LATHE_ENTRY_APPLY;
   return LATHE_ENTRY_FORWARD;
 }
 
@@ -317,7 +318,8 @@ static bool emit_epilogue(Backend *b, const EntryPlan *ep, CgFunc *f) {
     if ((k == OUT_PARAM_UPDATE || k == OUT_STATE_UPDATE) && !write_back(b, f, &g->outputs[i]))
       return false;
   }
-  if (ep->kind == LATHE_ENTRY_TRAIN) cg_line(f->e, "s->step += 1;");
+  if (ep->kind == LATHE_ENTRY_TRAIN || ep->kind == LATHE_ENTRY_APPLY)
+    cg_line(f->e, "s->step += 1;");
   if (loss) cg_line(f->e, "return %s;", loss);
   return true;
 }
@@ -327,7 +329,8 @@ static bool emit_epilogue(Backend *b, const EntryPlan *ep, CgFunc *f) {
 static bool mentions(const char *text, const char *name) {
   size_t n = strlen(name);
   for (const char *p = text ? strstr(text, name) : NULL; p; p = strstr(p + 1, name)) {
-    bool before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+    /* an apostrophe before: a comment's "window's", not a use */
+    bool before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '\'');
     bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
     if (!before && !after) return true;
   }

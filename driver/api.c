@@ -84,6 +84,7 @@ static bool api_driver_options(lathe_model *m, const lathe_options *o, DriverOpt
   dro->want_train = o->want_train != 0;
   dro->want_eval = o->want_eval != 0;
   dro->prefix = o->prefix;
+  dro->want_split = o->want_split != 0;
   return parse_defines(o, dro, m);
 }
 

@@ -110,6 +110,7 @@ static bool run_passes(const DriverOptions *o, DriverResult *r, Diag *d) {
   pc.want_train = o->want_train;
   pc.want_eval = o->want_eval;
   pc.grad_step = o->grad_step;
+  pc.want_split = o->want_split;
   bool ok = passes_run_module(r->module, &pc);
   _Static_assert(sizeof r->timings == sizeof pc.timings, "DriverResult.timings: PassCtx's");
   memcpy(r->timings, pc.timings, sizeof r->timings);

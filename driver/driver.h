@@ -40,6 +40,7 @@ typedef struct DriverOptions {
   double lr;                  /* every train step's learning rate; 0 = the model's */
   double lr_scale;            /* a factor on it (reduce-lr-on-plateau); 0 = none */
   const char *prefix;         /* --prefix: names the C symbols and files; NULL = the model's */
+  bool want_split;            /* --split-step: "grad" + "apply" entries (PassCtx.want_split) */
 } DriverOptions;
 
 void driver_options_init(DriverOptions *o); /* f32, -O2, train entries, one thread */

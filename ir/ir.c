@@ -300,6 +300,7 @@ static void graph_set_entry(Graph *g) {
   if (strcmp(name, "forward") == 0) g->kind = ENTRY_FORWARD;
   if (strcmp(name, "evaluate") == 0) g->kind = ENTRY_EVALUATE;
   if (strcmp(name, "grad") == 0) g->kind = ENTRY_GRAD;
+  if (strcmp(name, "apply") == 0) g->kind = ENTRY_APPLY;
   if (strcmp(name, "train") == 0) {
     g->kind = ENTRY_TRAIN;
     g->step = 0;

@@ -295,6 +295,7 @@ typedef enum EntryKind {
   ENTRY_TRAIN,    /* "train", "train_<step>": one optimizer step of Graph.step */
   ENTRY_GRAD,     /* "grad": the gradients of Graph.step's loss, training mode, no update */
   ENTRY_EVALUATE, /* "evaluate": outputs and the first step's loss, inference mode */
+  ENTRY_APPLY,    /* "apply": the optimizer update of Graph.step, the gradients as inputs */
   ENTRY_KIND_COUNT
 } EntryKind;
 
@@ -305,7 +306,7 @@ typedef struct Graph {
   Module *module;   /* owner of the input/param/state tables */
   const char *name; /* entry-point name: "model", "forward", "train", "train_disc" */
   EntryKind kind;   /* what the entry computes (set by graph_new from name) */
-  int32_t step;     /* ENTRY_TRAIN, ENTRY_GRAD: index into Module.steps, -1 = unknown
+  int32_t step;     /* ENTRY_TRAIN/GRAD/APPLY: index into Module.steps, -1 = unknown
                        (a grad entry made by hand: autodiff takes the step of its loss) */
   Arena arena;      /* names, constant data */
   Node *nodes;      /* malloc'd, grows; ids are indices */
@@ -321,7 +322,8 @@ typedef struct Graph {
 } Graph;
 
 /* name NULL = "model". The entry kind follows the name: "forward", "train" (step 0),
- * "train_<step>" (that step of m, if m has it yet), "grad", "evaluate"; others ENTRY_NONE. */
+ * "train_<step>" (that step of m, if m has it yet), "grad", "evaluate", "apply"; others
+ * ENTRY_NONE. */
 Graph *graph_new(Module *m, const char *name);
 void graph_free(Graph *g);
 /* name NULL keeps g's name, kind and step; a new name sets them as graph_new does */

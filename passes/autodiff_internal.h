@@ -60,4 +60,10 @@ typedef struct OptimParam {
  * train entry (for the step counter's state name). False with diagnostics on error. */
 bool optim_append(AdCtx *a, const TrainStep *step, const char *entry, const OptimParam *ps, int n);
 
+/* The "apply" entry of a split train step: the optimizer update of train entry `train` (after
+ * its pipeline ran) built by optim_append, as train builds it, over the same params (train's
+ * OUT_PARAM_UPDATE targets, in order) and the same optimizer state; param p's gradient is the
+ * module input "grad.<param p's name>" (added on first use). NULL with diagnostics on error. */
+Graph *optim_apply_entry(Module *m, const Graph *train, Diag *d);
+
 #endif

@@ -483,3 +483,40 @@ bool optim_append(AdCtx *a, const TrainStep *step, const char *entry, const Opti
   graph_add_output(a->b.g, count_name, o.t, OUT_STATE_UPDATE, count_index);
   return true;
 }
+
+/* ---- the apply entry ---------------------------------------------------------------------- */
+
+/* The module input "grad.<param>" that carries param p's gradient into "apply" (made on the
+ * first compile, found again on the next); -1 after a diagnostic if a model input took it. */
+static int32_t gradient_input(Module *m, int32_t p, Diag *d) {
+  const TensorDecl *param = &m->params[p];
+  const char *name = arena_printf(&m->arena, "grad.%s", param->name);
+  for (int32_t i = 0; i < m->n_inputs; i++) {
+    const TensorDecl *in = &m->inputs[i];
+    if (strcmp(in->name, name) != 0) continue;
+    if (in->dtype == param->dtype && shape_equal(&in->shape, &param->shape)) return i;
+    diag_error(d, in->loc, "input '%s' clashes with the gradient input of the apply entry", name);
+    return -1;
+  }
+  return module_add_input(m, name, param->dtype, &param->shape, param->loc);
+}
+
+Graph *optim_apply_entry(Module *m, const Graph *train, Diag *d) {
+  const TrainStep *step = &m->steps[train->step];
+  Graph *g = graph_new(m, "apply");
+  g->step = train->step;
+  AdCtx a = {build_init(g, d, step->loc), NULL, NULL, 0};
+  OptimParam *ps = arena_alloc(&g->arena, sizeof *ps * (size_t)(train->n_outputs + 1));
+  int n = 0;
+  for (int i = 0; i < train->n_outputs; i++) {
+    const GraphOutput *o = &train->outputs[i];
+    if (o->kind != OUT_PARAM_UPDATE) continue;
+    int32_t in = gradient_input(m, o->target, d);
+    if (in < 0) return graph_free(g), NULL;
+    SrcLoc loc = m->params[o->target].loc;
+    ps[n++] = (OptimParam){o->target, graph_add_source(g, OP_PARAM, o->target, loc),
+                           graph_add_source(g, OP_INPUT, in, loc)};
+  }
+  if (!optim_append(&a, step, train->name, ps, n)) return graph_free(g), NULL;
+  return g;
+}

@@ -25,6 +25,9 @@ typedef struct PassCtx {
   bool want_eval;         /* derive "evaluate": the outputs and steps[0]'s loss, no update */
   const char *grad_step;  /* the named train step whose loss "grad" differentiates; NULL =
                            * the first */
+  bool want_split;        /* split that step at the gradient exchange: "grad" (which then also
+                           * updates the batch-norm running statistics) and "apply" (the
+                           * optimizer update, gradients as inputs); needs want_train */
 } PassCtx;
 
 void pass_ctx_init(PassCtx *c, Diag *d);

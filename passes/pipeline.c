@@ -4,10 +4,15 @@
  * trimmed to what each needs: "forward" keeps the OUT_VALUE outputs; each train step keeps
  * its OUT_LOSS ("train" for a single-step block, "train_<step>" otherwise); "grad" (on
  * request) keeps steps[0]'s loss and gets OUT_GRAD outputs from autodiff; "evaluate" (on
- * request) keeps the outputs and steps[0]'s loss, for test-set evaluation. Then every pass of
- * passes.def runs on every entry, in order, with verification between passes when asked.
+ * request) keeps the outputs and steps[0]'s loss, for test-set evaluation. A split step
+ * (want_split, for data-parallel training) is "grad", which then also keeps the step's state
+ * updates (batch-norm running statistics), plus "apply": the optimizer update of the step's
+ * train entry built by the same builder (optim.c), so train == grad then apply, bit for bit.
+ * Then every pass of passes.def runs on every entry, in order, with verification between
+ * passes when asked.
  */
-#include "mode.h" /* train vs inference entries: TRAIN_SELECT, running-stat updates */
+#include "autodiff_internal.h" /* optim_apply_entry */
+#include "mode.h"              /* train vs inference entries: TRAIN_SELECT, running-stat updates */
 #include "passes.h"
 
 #include <stdlib.h>
@@ -102,9 +107,9 @@ static bool run_pipeline(Graph *g, PassCtx *c) {
 
 /* Clones the model graph as entry `name` (its kind follows the name, ir.h) differentiating
  * step `step` (-1: none), keeping the OUT_VALUE outputs if `values`, the OUT_LOSS output
- * of the step's loss (of steps[0] for evaluate) and, in train entries, the state updates.
- * Returns NULL when nothing is left. */
-static Graph *derive_entry(Module *m, const char *name, bool values, int step) {
+ * of the step's loss (of steps[0] for evaluate) and, in train entries (and a split step's
+ * grad entry when `updates`), the state updates. Returns NULL when nothing is left. */
+static Graph *derive_entry(Module *m, const char *name, bool values, int step, bool updates) {
   Graph *g = graph_clone(m->model, name);
   if (g->kind == ENTRY_TRAIN || g->kind == ENTRY_GRAD) g->step = step;
   NodeId loss = step >= 0 ? m->steps[step].loss_node : IR_NONE;
@@ -112,7 +117,7 @@ static Graph *derive_entry(Module *m, const char *name, bool values, int step) {
   for (int i = 0; i < g->n_outputs; i++) {
     GraphOutput o = g->outputs[i];
     bool keep = (o.kind == OUT_VALUE && values) || (o.kind == OUT_LOSS && o.node == loss) ||
-                (o.kind == OUT_STATE_UPDATE && g->kind == ENTRY_TRAIN);
+                (o.kind == OUT_STATE_UPDATE && (g->kind == ENTRY_TRAIN || updates));
     if (keep) g->outputs[kept++] = o;
   }
   g->n_outputs = kept;
@@ -143,8 +148,22 @@ static const TrainStep *grad_step(const Module *m, const PassCtx *c) {
   return NULL;
 }
 
+/* "apply" of step `step`, from its train entry (which ran its pipeline already) */
+static bool add_apply(Module *m, int step, PassCtx *c) {
+  const Graph *train = NULL;
+  for (int i = 0; i < m->n_entries && !train; i++)
+    if (m->entries[i]->kind == ENTRY_TRAIN && m->entries[i]->step == step) train = m->entries[i];
+  if (!train) {
+    diag_error(c->diag, m->steps[step].loc,
+               "a split train step needs its train entry: compile the train entries too");
+    return false;
+  }
+  Graph *g = optim_apply_entry(m, train, c->diag);
+  return g && add_entry(m, g, c);
+}
+
 bool passes_run_module(Module *m, PassCtx *c) {
-  Graph *fwd = derive_entry(m, "forward", true, -1);
+  Graph *fwd = derive_entry(m, "forward", true, -1, false);
   if (fwd && !add_entry(m, fwd, c)) return false;
   for (int i = 0; c->want_train && i < m->n_steps; i++) {
     const TrainStep *s = &m->steps[i];
@@ -153,16 +172,17 @@ bool passes_run_module(Module *m, PassCtx *c) {
       snprintf(name, sizeof name, "train_%s", s->name);
     else
       snprintf(name, sizeof name, "train");
-    Graph *g = derive_entry(m, name, false, i);
+    Graph *g = derive_entry(m, name, false, i, false);
     if (g && !add_entry(m, g, c)) return false;
   }
-  if (c->want_grad && m->n_steps > 0) {
+  if ((c->want_grad || c->want_split) && m->n_steps > 0) {
     const TrainStep *s = grad_step(m, c);
-    Graph *g = s ? derive_entry(m, "grad", false, (int)(s - m->steps)) : NULL;
+    Graph *g = s ? derive_entry(m, "grad", false, (int)(s - m->steps), c->want_split) : NULL;
     if (!s || (g && !add_entry(m, g, c))) return false;
+    if (c->want_split && !add_apply(m, (int)(s - m->steps), c)) return false;
   }
   if (c->want_eval && m->n_steps > 0) {
-    Graph *g = derive_entry(m, "evaluate", true, 0);
+    Graph *g = derive_entry(m, "evaluate", true, 0, false);
     if (g && !add_entry(m, g, c)) return false;
   }
   if (m->n_entries == 0) {

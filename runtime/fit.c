@@ -6,7 +6,12 @@
  * augmentation draws from (seed, e) too, so a run resumed from a checkpoint after epoch e
  * continues exactly as the uninterrupted one. Files (checkpoints, the log) are rewritten
  * whole and atomically, so they only ever appear complete.
+ *
+ * Data-parallel (o->dist, runtime/dist.c): the same loop on every rank over the model's split
+ * step, each rank taking its part of every global batch of size x batch samples of the same
+ * shuffled order; only rank 0 prints and writes files.
  */
+#include "dist.h"
 #include "eval_internal.h"
 
 #include <stdlib.h>
@@ -38,6 +43,7 @@ typedef struct Fit {
   const char *monitor; /* without its "val_" prefix */
   bool monitor_val;
   void *best_params, *best_state;
+  RtDist dist; /* o->dist: the split step (dist.grad bound to feeds[0]) */
 } Fit;
 
 void lathe_fit_options_init(lathe_fit_options *o) {
@@ -60,8 +66,29 @@ static void shuffle(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch) {
   }
 }
 
+/* data-parallel: the one train step's grad entry bound to the training set (feeds[0]) */
+static bool bind_dist(Fit *f, Diag *d) {
+  if (!rt_dist_bind(&f->dist, f->o->dist, f->info, d)) return false;
+  for (int k = 0; k < f->info->n_entries; k++)
+    if (f->info->entries[k].kind == LATHE_ENTRY_TRAIN)
+      f->steps[f->n_steps++] = &f->info->entries[k];
+  if (f->n_steps != 1) {
+    rt_error(d, "data-parallel training supports a train block of one step; '%s' has %d",
+             f->info->name, f->n_steps);
+    return false;
+  }
+  f->step_names[0] = f->steps[0]->name;
+  if (!rt_feed_bind(&f->feeds[0], f->dist.grad, f->train, d)) return false;
+  rt_dist_adopt(&f->dist, &f->feeds[0]);
+  f->feeds[0].flip = f->o->augment_flip, f->feeds[0].crop_pad = f->o->augment_crop_pad;
+  f->batch = f->feeds[0].batch;
+  if (!f->batch) rt_error(d, "the grad entry of '%s' takes no samples", f->info->name);
+  return f->batch != 0;
+}
+
 /* every train entry ("train" or each "train_<step>"), each bound to the training set */
 static bool bind_steps(Fit *f, Diag *d) {
+  if (f->o->dist) return bind_dist(f, d);
   for (int k = 0; k < f->info->n_entries && f->n_steps < FIT_MAX_STEPS; k++) {
     const lathe_entry_info *e = &f->info->entries[k];
     if (e->kind != LATHE_ENTRY_TRAIN) continue;
@@ -160,15 +187,22 @@ static double sampled(const int64_t acc[2]) {
 static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   int64_t n = f->train->n;
   if (f->o->limit > 0 && f->o->limit < n) n = f->o->limit;
-  /* a model with a run-time batch trains the last partial batch too */
-  bool dynamic = f->feeds[0].dynamic;
-  int64_t steps = dynamic ? (n + f->batch - 1) / f->batch : n / f->batch;
+  int ranks = f->o->dist ? f->o->dist->size : 1, rank = f->o->dist ? f->o->dist->rank : 0;
+  if (n < ranks) {
+    rt_error(d, "%s: %lld training samples for %d ranks: every rank needs samples",
+             f->train->source, (long long)n, ranks);
+    return false;
+  }
+  /* a model with a run-time batch trains the last partial batch too (on one rank) */
+  bool dynamic = f->feeds[0].dynamic && ranks == 1;
+  int64_t span = f->batch * ranks; /* the samples of one step over all ranks */
+  int64_t steps = dynamic ? (n + f->batch - 1) / f->batch : n / span;
   int64_t *order = malloc((size_t)n * sizeof *order);
   if (steps == 0) {
     rt_error(d,
              "%s: %lld training samples make no full batch of %lld (the model's batch "
-             "size)",
-             f->train->source, (long long)n, (long long)f->batch);
+             "size x %d ranks)",
+             f->train->source, (long long)n, (long long)(f->batch * ranks), ranks);
     free(order);
     return false;
   }
@@ -176,29 +210,40 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   shuffle(order, n, f->o->seed, (uint64_t)epoch);
   uint64_t rng = rt_mix64(f->o->seed ^ rt_mix64(0x61756775ull + (uint64_t)epoch));
   RtProgress p;
-  int64_t seen = dynamic ? n : steps * f->batch;
-  rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, seen);
+  rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, dynamic ? n : steps * span);
   double *sum = f->step_loss + (size_t)f->n_hist * FIT_MAX_STEPS, ema = 0, t0 = rt_progress_now();
   int64_t acc[2] = {0, 0}; /* sampled targets right, seen */
-  for (int64_t s = 0; s < steps; s++) {
-    int64_t rows = n - s * f->batch < f->batch ? n - s * f->batch : f->batch;
-    if (s % SAMPLE_EVERY == 0 && rows == f->batch) sample(f, order + s * f->batch, acc);
-    for (int k = 0; k < f->n_steps; k++) {
+  bool ok = true;
+  for (int64_t s = 0; s < steps && ok; s++) {
+    const int64_t *batch = order + (s * ranks + rank) * f->batch; /* this rank's part */
+    int64_t rows = n - s * span < f->batch ? n - s * span : f->batch;
+    if (s % SAMPLE_EVERY == 0 && rows == f->batch) sample(f, batch, acc);
+    for (int k = 0; k < f->n_steps && ok; k++) {
       double g0 = rt_progress_now();
       if (f->feeds[k].batch) {
-        rt_feed_gather(&f->feeds[k], f->train, order + s * f->batch, rows);
+        rt_feed_gather(&f->feeds[k], f->train, batch, rows);
         rt_feed_augment(&f->feeds[k], &rng);
       }
       r->data_seconds += rt_progress_now() - g0;
-      double loss = rt_feed_call(&f->feeds[k], f->params, f->state);
+      double loss = 0;
+      if (f->o->dist)
+        ok = rt_dist_step(&f->dist, &f->feeds[k], f->params, f->state, &loss, d);
+      else
+        loss = rt_feed_call(&f->feeds[k], f->params, f->state);
       sum[k] += loss;
       if (k == 0) ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
     }
-    if (f->o->progress) rt_progress_update(&p, s * f->batch + rows, ema, sampled(acc));
+    if (f->o->progress)
+      rt_progress_update(&p, dynamic ? s * f->batch + rows : (s + 1) * span, ema, sampled(acc));
   }
   r->seconds = rt_progress_now() - t0;
   for (int k = 0; k < f->n_steps; k++)
     sum[k] /= (double)steps;
+  if (ok && f->o->dist) ok = rt_dist_mean(&f->dist, sum, f->n_steps, d); /* over the ranks */
+  if (!ok) {
+    free(order);
+    return false;
+  }
   r->train_loss = sum[0];
   r->step_loss = sum;
   r->steps = f->step_names;
@@ -340,6 +385,7 @@ static void unbind(Fit *f) {
     rt_feed_fini(&f->feeds[k]);
   rt_feed_fini(&f->eval);
   rt_feed_fini(&f->sampler);
+  rt_dist_fini(&f->dist);
   f->n_steps = 0;
   f->batch = 0;
 }
@@ -388,6 +434,8 @@ static bool track_best(Fit *f, const lathe_epoch_result *r, bool *stop, Diag *d)
 }
 
 static bool end_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
+  if (f->o->dist && !rt_dist_check(&f->dist, f->params, f->state, "after an epoch", d))
+    return false;
   if (!validate(f, r, d)) return false;
   print_epoch(f, r);
   f->n_hist++;
@@ -445,11 +493,18 @@ int lathe_fit(const lathe_model_info *info, void *params, void *state, const lat
   Fit *f = calloc(1, sizeof *f);
   lathe_fit_options defaults;
   if (!o) lathe_fit_options_init(&defaults), o = &defaults;
+  if (o->dist && o->dist->rank != 0) { /* ranks but 0 train silently and write nothing */
+    defaults = *o, o = &defaults;
+    defaults.progress = NULL, defaults.on_epoch = NULL, defaults.log_path = NULL;
+    defaults.checkpoint = defaults.best_checkpoint = NULL;
+  }
   if (result) memset(result, 0, sizeof *result);
   bool ok = f != NULL;
   if (ok) {
     *f = (Fit){.info = info, .params = params, .state = state, .train = train, .val = val, .o = o};
-    ok = bind_steps(f, &d) && bind_val(f, &d) && setup_monitor(f, &d) && fit_loop(f, result, &d);
+    ok = bind_steps(f, &d) && bind_val(f, &d) && setup_monitor(f, &d) &&
+         (!o->dist || rt_dist_check(&f->dist, params, state, "at the start", &d)) &&
+         fit_loop(f, result, &d);
   }
   if (!ok && !d.n_errors) rt_error(&d, "out of memory training '%s'", info->name);
   if (f) {

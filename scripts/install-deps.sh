@@ -21,6 +21,8 @@ pkgs=(
   llvm-19-dev libclang-19-dev libclang-cpp19-dev clang-19  # in-process JIT (codegen/jit.cpp)
   libomp-19-dev                            # OpenMP under clang-19 and the JIT
   libedit-dev                              # REPL line editing and history
+  openmpi-bin libopenmpi-dev               # data-parallel training on MPI (examples/mpi,
+                                           # tests/mpi_train.sh; lathe builds without it)
   tmux                                     # the REPL driven on a real terminal (tests)
   python3 python3-numpy python3-torch      # fixtures (tests/fixtures/*.py) and reference checks;
                                            # python3 also builds (scripts/embed-kernels.py) and

@@ -32,7 +32,7 @@ run_expect() {
 "$LATHE" compile --target x86-64-v3 "$MODEL" -o "$TMP/v3" >/dev/null 2>>"$TMP/log"
 grep -q '^int mlp_cpu_supported(void);' "$TMP/v3/mlp.h"
 grep -q '__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")' "$TMP/v3/mlp.c"
-grep -q 'mlp_cpu_supported, "x86-64-v3"};' "$TMP/v3/mlp.c"
+grep -q 'mlp_cpu_supported, "x86-64-v3",' "$TMP/v3/mlp.c"
 cc -std=c99 -O1 -shared -fPIC '-D__builtin_cpu_supports(feature)=0' "$TMP/v3/mlp.c" \
   -o "$TMP/libmlp.so" -lm
 run_expect 1 "$TMP/libmlp.so" \

@@ -49,6 +49,11 @@ typedef struct lathe_options {
                            * (lathe_c_source): <prefix>_forward, <prefix>_params,
                            * <PREFIX>_WORKSPACE_BYTES, <prefix>_info; NULL (default) = the
                            * model's name. A C identifier, no keyword, no leading '_' */
+  int want_split;         /* also split the train step at the gradient exchange: "grad"
+                           * (gradients; updates the batch-norm running statistics) and
+                           * "apply" (the optimizer update from given gradients), so that
+                           * train == grad then apply; for data-parallel training
+                           * (docs/distributed.md). Default 0. */
 } lathe_options;
 
 /* A named tensor passed to lathe_call. shape has rank entries; data is C-order, of dtype. */

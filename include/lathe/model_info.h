@@ -28,14 +28,17 @@ enum {
 };
 
 /* kind of entry point */
-enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2 };
+enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2,
+       LATHE_ENTRY_APPLY = 3 /* "apply": the optimizer update of a split step (--split-step) */ };
 
 typedef struct lathe_tensor_info {
   const char *name;     /* "h1.w" for params, the input/output name otherwise */
   int dtype;            /* LATHE_F32, ... */
   int rank;
   const int64_t *shape; /* rank dims */
-  size_t offset;        /* byte offset inside the params/state struct (0 for arguments) */
+  size_t offset;        /* byte offset inside the params/state struct; for the gradient
+                         * arguments of a split step (the outputs of "grad", the inputs of
+                         * "apply") inside <model>_grads; 0 for other arguments */
   size_t bytes;         /* at the bound, for a dynamic tensor */
   int64_t dyn;          /* 0: static; k >= 1: dim 0 is k * n for the run-time batch n, and
                            shape[0] holds its value at the bound (docs/dynamic-batch.md) */
@@ -83,6 +86,10 @@ typedef struct lathe_model_info {
    * 0 and NULL for a static model */
   int64_t dyn_max;
   const char *dyn_name; /* the dimension's name in the source ("N") */
+  /* a split train step (--split-step): the size of <model>_grads, the one contiguous region
+   * that "grad" writes and "apply" reads (its gradient arguments' offsets are inside it);
+   * 0 when the model has no "apply" entry */
+  size_t grads_bytes;
 } lathe_model_info;
 
 #endif

@@ -206,6 +206,18 @@ typedef struct lathe_epoch_result {
   double data_seconds; /* of which gathering batches (the data pipeline) */
 } lathe_epoch_result;
 
+/* Data-parallel training (docs/distributed.md): `size` replicas of the model, one per process,
+ * each training on its shard of every global batch. The transport is the caller's (the CLI's
+ * is MPI, cli/dist_mpi.c), so the runtime stays free of it. Both reductions are in place over
+ * every rank and must give every rank the same bits; they return 0, or non-zero with a
+ * malloc'd message in *error (then the job ends). */
+typedef struct lathe_dist {
+  int rank, size; /* this process, and the number of replicas (>= 1) */
+  int (*sum_f32)(void *ctx, float *data, int64_t n, char **error);
+  int (*sum_f64)(void *ctx, double *data, int64_t n, char **error);
+  void *ctx;
+} lathe_dist;
+
 typedef struct lathe_fit_options {
   int epochs;          /* train until this many epochs are done (default 1) */
   int start_epoch;     /* epochs already done (a resumed checkpoint); shuffles continue */
@@ -238,6 +250,14 @@ typedef struct lathe_fit_options {
    * in *error (the callback's malloc'd message, or a generic one if it sets none) */
   int (*on_epoch)(void *ctx, const lathe_epoch_result *r, char **error);
   void *ctx;
+  /* data-parallel training, or NULL: the model needs a split train step ("grad" and
+   * "apply", lathe_options.want_split); epoch e's shuffled order is cut into global batches of
+   * size x the model's batch and rank r trains on the r-th part of each; the gradients are
+   * averaged over the ranks with one sum_f32 per step, batch-norm running statistics too;
+   * params and state are compared across ranks (a hash) at the start and after every epoch.
+   * Every rank validates (the same metrics); only rank 0 reports progress, writes checkpoints
+   * and the log and calls on_epoch. */
+  const lathe_dist *dist;
 } lathe_fit_options;
 
 typedef struct lathe_fit_result {

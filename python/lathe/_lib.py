@@ -86,6 +86,7 @@ class ModelInfo(ctypes.Structure):
         ("target", ctypes.c_char_p),  # what the code was compiled for ("x86-64-v3", ...)
         ("dyn_max", ctypes.c_int64),  # the run-time batch's bound; 0: static
         ("dyn_name", ctypes.c_char_p),
+        ("grads_bytes", ctypes.c_size_t),  # a split train step's <model>_grads; 0 otherwise
     ]
 
 
@@ -119,6 +120,7 @@ class Options(ctypes.Structure):
         ("threads", ctypes.c_int),
         ("want_eval", ctypes.c_int),
         ("prefix", ctypes.c_char_p),
+        ("want_split", ctypes.c_int),
     ]
 
 

@@ -1,0 +1,91 @@
+/* cli/dist_mpi.c — `mpirun -np K lathe train ...`: the MPI transport of data-parallel training
+ * (lathe_dist of lathe/train.h; the loop is the runtime's, docs/distributed.md).
+ *
+ * lathe runs data-parallel when started by an MPI launcher (its environment names the job:
+ * OMPI_COMM_WORLD_SIZE under Open MPI, PMI_SIZE / PMIX_RANK under MPICH and PMIx launchers).
+ * Built without MPI (CMake found none), such a start is a clear error instead. MPI's default
+ * error handler stays: a rank that dies ends the job with MPI's own message.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef LATHE_HAVE_MPI
+#include <limits.h>
+#include <mpi.h>
+#endif
+
+static bool under_launcher(void) {
+  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+#ifdef LATHE_HAVE_MPI
+
+static bool started;
+
+/* MPI_Allreduce counts are int: a longer region goes in pieces */
+static int sum(void *data, int64_t n, MPI_Datatype type, size_t size, char **error) {
+  for (int64_t done = 0; done < n;) {
+    int part = n - done > INT_MAX ? INT_MAX : (int)(n - done);
+    int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)data + (size_t)done * size, part, type, MPI_SUM,
+                           MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) {
+      char text[MPI_MAX_ERROR_STRING] = "";
+      int len = 0;
+      MPI_Error_string(rc, text, &len);
+      *error = strdup(text);
+      return -1;
+    }
+    done += part;
+  }
+  return 0;
+}
+
+static int sum_f32(void *ctx, float *data, int64_t n, char **error) {
+  (void)ctx;
+  return sum(data, n, MPI_FLOAT, sizeof *data, error);
+}
+
+static int sum_f64(void *ctx, double *data, int64_t n, char **error) {
+  (void)ctx;
+  return sum(data, n, MPI_DOUBLE, sizeof *data, error);
+}
+
+bool cli_dist_start(lathe_dist *dist, bool *active, Diag *d) {
+  (void)d;
+  memset(dist, 0, sizeof *dist);
+  *active = under_launcher();
+  if (!*active) return true;
+  MPI_Init(NULL, NULL);
+  started = true;
+  MPI_Comm_rank(MPI_COMM_WORLD, &dist->rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &dist->size);
+  dist->sum_f32 = sum_f32, dist->sum_f64 = sum_f64;
+  return true;
+}
+
+void cli_dist_stop(const lathe_dist *dist, bool failed) {
+  if (!started) return;
+  if (failed && dist->size > 1) MPI_Abort(MPI_COMM_WORLD, EXIT_USER); /* no rank waits forever */
+  MPI_Finalize();
+  started = false;
+}
+
+#else
+
+bool cli_dist_start(lathe_dist *dist, bool *active, Diag *d) {
+  memset(dist, 0, sizeof *dist);
+  *active = false;
+  if (!under_launcher()) return true;
+  diag_error(d, (SrcLoc){0},
+             "started by an MPI launcher, but this lathe was built without MPI: install "
+             "openmpi-bin and libopenmpi-dev (scripts/install-deps.sh) and rebuild");
+  return false;
+}
+
+void cli_dist_stop(const lathe_dist *dist, bool failed) {
+  (void)dist, (void)failed;
+}
+
+#endif

@@ -1,0 +1,189 @@
+/* runtime/dist.c — one data-parallel train step over a model's split step (docs/distributed.md).
+ *
+ * Every rank holds the same params and state. A global step: each rank runs "grad" on its
+ * shard of the global batch, writing every gradient into the one contiguous <model>_grads
+ * region; one sum over the ranks of that region (lathe_dist.sum_f32), scaled by 1/K, is the
+ * gradient of the global batch (the losses are batch means); the state tensors "grad" updated
+ * (batch-norm running statistics) are averaged the same way; then "apply" runs the optimizer
+ * update, the same on every rank. The sums give every rank the same bits, so the replicas stay
+ * bitwise identical; rt_dist_check verifies it with a hash.
+ * Invariant: r->grad and r->apply belong to r->info (rebound after reduce-lr-on-plateau).
+ */
+#include "dist.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool reduce_f32(const RtDist *r, float *data, int64_t n, Diag *d) {
+  char *err = NULL;
+  if (r->dist->sum_f32(r->dist->ctx, data, n, &err) == 0) return true;
+  rt_error(d, "data-parallel training: %s", err ? err : "the gradient reduction failed");
+  free(err);
+  return false;
+}
+
+static bool reduce_f64(const RtDist *r, double *v, int n, Diag *d) {
+  char *err = NULL;
+  if (r->dist->sum_f64(r->dist->ctx, v, n, &err) == 0) return true;
+  rt_error(d, "data-parallel training: %s", err ? err : "a reduction failed");
+  free(err);
+  return false;
+}
+
+bool rt_dist_mean(const RtDist *r, double *v, int n, Diag *d) {
+  if (!reduce_f64(r, v, n, d)) return false;
+  for (int i = 0; i < n; i++)
+    v[i] /= r->dist->size;
+  return true;
+}
+
+bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *info, Diag *d) {
+  memset(r, 0, sizeof *r);
+  r->dist = dist, r->info = info;
+  for (int i = 0; i < info->n_entries; i++) {
+    if (info->entries[i].kind == LATHE_ENTRY_GRAD) r->grad = &info->entries[i];
+    if (info->entries[i].kind == LATHE_ENTRY_APPLY) r->apply = &info->entries[i];
+  }
+  if (!r->grad || !r->apply || !info->grads_bytes) {
+    rt_error(d,
+             "data-parallel training needs the train step of '%s' split into grad and "
+             "apply (compile it with --split-step)",
+             info->name);
+    return false;
+  }
+  if (dist->size < 1 || dist->rank < 0 || dist->rank >= dist->size) {
+    rt_error(d, "data-parallel training: rank %d of %d ranks", dist->rank, dist->size);
+    return false;
+  }
+  r->grads = rt_aligned_alloc(info->grads_bytes);
+  r->apply_ws = rt_aligned_alloc(r->apply->workspace_bytes);
+  r->before = rt_aligned_alloc(info->state_bytes);
+  r->averaged = malloc((size_t)info->n_states + 1);
+  if (!r->grads || !r->apply_ws || !r->before || !r->averaged) return false;
+  memset(r->grads, 0, info->grads_bytes);
+  memset(r->averaged, -1, (size_t)info->n_states + 1);
+  return true;
+}
+
+void rt_dist_fini(RtDist *r) {
+  free(r->grads), free(r->apply_ws), free(r->before), free(r->averaged);
+  memset(r, 0, sizeof *r);
+}
+
+static bool is_gradient(const lathe_entry_info *e, int k) {
+  int role = e->args[k].role;
+  return (e->kind == LATHE_ENTRY_GRAD && role == LATHE_ARG_OUTPUT) ||
+         (e->kind == LATHE_ENTRY_APPLY && role == LATHE_ARG_INPUT);
+}
+
+void rt_dist_adopt(const RtDist *r, RtFeed *feed) {
+  for (int k = 0; k < r->grad->n_args; k++)
+    if (is_gradient(r->grad, k)) free(feed->buf[k]), feed->buf[k] = NULL;
+}
+
+/* calls e with the gradient arguments in r->grads, the others from feed (grad) */
+static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *feed, void *params,
+                   void *state) {
+  void *args[RT_MAX_ARGS] = {0};
+  for (int k = 0; k < e->n_args && k < RT_MAX_ARGS; k++) {
+    int role = e->args[k].role;
+    if (role == LATHE_ARG_PARAMS)
+      args[k] = params;
+    else if (role == LATHE_ARG_STATE)
+      args[k] = state;
+    else if (role == LATHE_ARG_WORKSPACE)
+      args[k] = feed ? feed->ws : r->apply_ws;
+    else if (is_gradient(e, k))
+      args[k] = (char *)r->grads + e->args[k].tensor->offset;
+    else
+      args[k] = feed->buf[k];
+  }
+  double ret = 0;
+  e->call(args, &ret);
+  return ret;
+}
+
+/* Which state tensors grad updates, decided on the first step (the same on every rank: the
+ * flags are summed), then averaged after every grad. */
+static bool average_state(RtDist *r, void *state, Diag *d) {
+  const lathe_model_info *info = r->info;
+  if (info->n_states > 0 && r->averaged[0] < 0) {
+    double *changed = calloc((size_t)info->n_states, sizeof *changed);
+    if (!changed) return false;
+    for (int i = 0; i < info->n_states; i++) {
+      const lathe_tensor_info *t = &info->states[i];
+      changed[i] = memcmp((char *)state + t->offset, (char *)r->before + t->offset, t->bytes) != 0;
+    }
+    bool ok = reduce_f64(r, changed, info->n_states, d);
+    for (int i = 0; ok && i < info->n_states; i++)
+      r->averaged[i] = changed[i] > 0;
+    free(changed);
+    if (!ok) return false;
+  }
+  for (int i = 0; i < info->n_states; i++) {
+    const lathe_tensor_info *t = &info->states[i];
+    if (!r->averaged[i]) continue;
+    if (t->dtype != LATHE_F32) {
+      rt_error(d, "data-parallel training: state '%s' updated by grad is not f32", t->name);
+      return false;
+    }
+    float *v = (float *)((char *)state + t->offset);
+    int64_t n = (int64_t)(t->bytes / sizeof *v);
+    if (!reduce_f32(r, v, n, d)) return false;
+    for (int64_t k = 0; k < n; k++)
+      v[k] *= 1.0f / (float)r->dist->size;
+  }
+  return true;
+}
+
+bool rt_dist_step(RtDist *r, const RtFeed *feed, void *params, void *state, double *loss, Diag *d) {
+  if (r->info->n_states > 0 && r->averaged[0] < 0) memcpy(r->before, state, r->info->state_bytes);
+  *loss = call(r, r->grad, feed, params, state);
+  float *g = r->grads;
+  int64_t n = (int64_t)(r->info->grads_bytes / sizeof *g);
+  if (!reduce_f32(r, g, n, d)) return false; /* the one collective of the step */
+  const float scale = 1.0f / (float)r->dist->size;
+  for (int64_t i = 0; i < n; i++)
+    g[i] *= scale;
+  if (!average_state(r, state, d)) return false;
+  call(r, r->apply, NULL, params, state);
+  return true;
+}
+
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 0x100000001b3u;
+  return h;
+}
+
+/* the model (names, shapes) and its weights, as one number */
+static uint64_t model_hash(const lathe_model_info *info, const void *params, const void *state) {
+  uint64_t h = fnv(0xcbf29ce484222325u, info->name, strlen(info->name));
+  for (int i = 0; i < info->n_params; i++) {
+    const lathe_tensor_info *t = &info->params[i];
+    h = fnv(h, t->name, strlen(t->name));
+    h = fnv(h, t->shape, (size_t)t->rank * sizeof *t->shape);
+  }
+  h = fnv(h, params, info->params_bytes);
+  return fnv(h, state, info->state_bytes);
+}
+
+bool rt_dist_check(const RtDist *r, const void *params, const void *state, const char *when,
+                   Diag *d) {
+  int k = r->dist->size;
+  double *all = calloc((size_t)(2 * k), sizeof *all); /* each rank's hash, in 32-bit halves */
+  if (!all) return false;
+  uint64_t h = model_hash(r->info, params, state);
+  all[2 * r->dist->rank] = (double)(h >> 32),
+          all[2 * r->dist->rank + 1] = (double)(h & 0xffffffffu);
+  bool ok = reduce_f64(r, all, 2 * k, d);
+  for (int i = 1; ok && i < k; i++) {
+    if (all[2 * i] == all[0] && all[2 * i + 1] == all[1]) continue;
+    rt_error(d, "data-parallel training: rank %d's model or weights differ from rank 0's %s", i,
+             when);
+    ok = false;
+  }
+  free(all);
+  return ok;
+}
