@@ -32,11 +32,36 @@ Shape cli_info_shape(const lathe_tensor_info *t) {
   return s;
 }
 
-bool cli_load_input(const CliInputs *in, const lathe_tensor_info *t, Tensor *out, Diag *d) {
+/* The run-time batch of a dynamic input t read from file: its rows over t->dyn, which must
+ * lie in [1, bound] and agree with *batch when an earlier input set it (docs/dynamic-batch.md) */
+static bool input_batch(const lathe_tensor_info *t, const char *file, const Tensor *x,
+                        int64_t *batch, Diag *d) {
+  int64_t rows = x->shape.rank >= 1 ? x->shape.dim[0] : 0, bound = t->shape[0] / t->dyn;
+  if (x->shape.rank != t->rank || rows % t->dyn || rows < t->dyn || rows > t->shape[0]) {
+    diag_error(d, (SrcLoc){0},
+               "input '%s' (%s) has %lld rows; the model takes a multiple of %lld, at most "
+               "%lld (its run-time batch is 1 to %lld)",
+               t->name, file, (long long)rows, (long long)t->dyn, (long long)t->shape[0],
+               (long long)bound);
+    return false;
+  }
+  if (*batch && rows / t->dyn != *batch) {
+    diag_error(d, (SrcLoc){0}, "input '%s' (%s) is a batch of %lld, the inputs before it of %lld",
+               t->name, file, (long long)(rows / t->dyn), (long long)*batch);
+    return false;
+  }
+  *batch = rows / t->dyn;
+  return true;
+}
+
+bool cli_load_input(const CliInputs *in, const lathe_tensor_info *t, Tensor *out, int64_t *batch,
+                    Diag *d) {
   for (int i = 0; i < in->n; i++) {
     if (strcmp(in->names[i], t->name) != 0) continue;
     if (!rt_npy_read(in->files[i], out, d)) return false;
+    if (t->dyn && !input_batch(t, in->files[i], out, batch, d)) return false;
     Shape want = cli_info_shape(t);
+    if (t->dyn) want.dim[0] = t->dyn * *batch;
     if (out->dtype != (DType)t->dtype || !shape_equal(&out->shape, &want)) {
       char a[200], b[200];
       diag_error(d, (SrcLoc){0}, "input '%s' (%s) is %s%s, but the model expects %s%s", t->name,
@@ -83,14 +108,17 @@ bool cli_call_entry_with(const lathe_entry_info *e, CliWeights *w, const CliInpu
   }
   void *ws = rt_aligned_alloc(e->workspace_bytes);
   bool ok = ws && check_input_names(in, e, d);
+  int64_t batch = 0; /* a dynamic entry's n, from its inputs (which come before its outputs) */
   for (int k = 0; ok && k < e->n_args; k++) {
     const lathe_arg_info *arg = &e->args[k];
     Shape s = arg->tensor ? cli_info_shape(arg->tensor) : (Shape){0};
+    if (arg->tensor && arg->tensor->dyn) s.dim[0] = arg->tensor->dyn * batch;
     switch (arg->role) {
     case LATHE_ARG_PARAMS: args[k] = w->params; break;
     case LATHE_ARG_STATE: args[k] = w->state; break;
     case LATHE_ARG_WORKSPACE: args[k] = ws; break;
-    case LATHE_ARG_INPUT: ok = cli_load_input(in, arg->tensor, &tensors[k], d); break;
+    case LATHE_ARG_BATCH: args[k] = &batch; break;
+    case LATHE_ARG_INPUT: ok = cli_load_input(in, arg->tensor, &tensors[k], &batch, d); break;
     case LATHE_ARG_OUTPUT: ok = tensor_alloc(&tensors[k], (DType)arg->tensor->dtype, &s); break;
     default:
       diag_error(d, (SrcLoc){0}, "entry '%s': unknown argument role %d", e->name, arg->role);

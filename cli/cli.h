@@ -80,7 +80,10 @@ typedef struct CliInputs {
 
 bool cli_input_option(CliArgs *a, CliInputs *in); /* matches -i/--input NAME=FILE.npy */
 Shape cli_info_shape(const lathe_tensor_info *t);
-bool cli_load_input(const CliInputs *in, const lathe_tensor_info *t, Tensor *out, Diag *d);
+/* reads the input of t from its --input file and checks its dtype and shape; a dynamic t
+ * takes any batch in its bound, which sets *batch (or must equal it when already set) */
+bool cli_load_input(const CliInputs *in, const lathe_tensor_info *t, Tensor *out, int64_t *batch,
+                    Diag *d);
 /* Loads inputs, allocates outputs (tensors[k] for argument k; CLI_MAX_ARGS entries), calls e.
  * On success the caller reads the outputs and releases them with cli_call_free. */
 bool cli_call_entry(const lathe_entry_info *e, CliWeights *w, const CliInputs *in,

@@ -176,6 +176,7 @@ static bool run_reference(const RunOptions *o, Module *m, Diag *d) {
   bool ok = inputs && params && states && outs &&
             reference_tensors(o, m->params, m->n_params, true, params, d) &&
             reference_tensors(o, m->states, m->n_states, false, states, d);
+  int64_t batch = 0; /* a run-time batch: the graph is evaluated fixed at the inputs' n */
   for (int i = 0; ok && i < o->in.n; i++) {
     int k = 0;
     while (k < m->n_inputs && strcmp(m->inputs[k].name, o->in.names[i]) != 0)
@@ -192,9 +193,12 @@ static bool run_reference(const RunOptions *o, Module *m, Diag *d) {
                             0,
                             0,
                             m->inputs[k].shape.dyn};
-    ok = cli_load_input(&o->in, &ti, &inputs[k], d);
+    ok = cli_load_input(&o->in, &ti, &inputs[k], &batch, d);
   }
-  ok = ok && ir_eval(g, inputs, params, states, outs, NULL, d);
+  Graph *fixed = ok && m->dyn_max > 0 ? graph_specialize(g, batch, d) : NULL;
+  if (m->dyn_max > 0) ok = ok && fixed;
+  ok = ok && ir_eval(fixed ? fixed : g, inputs, params, states, outs, NULL, d);
+  if (fixed) graph_free(fixed);
   for (int i = 0; ok && i < g->n_outputs; i++)
     ok = write_output(o, g->outputs[i].name, &outs[i], d);
   for (int i = 0; outs && i < g->n_outputs; i++)
