@@ -365,6 +365,7 @@ Graph *graph_clone(const Graph *g, const char *name) {
     graph_add_output(c, o->name, o->node, o->kind, o->target);
   }
   c->workspace_bytes = g->workspace_bytes;
+  c->workspace_bytes_n = g->workspace_bytes_n;
   c->n_kernels = g->n_kernels;
   if (!name) {
     c->kind = g->kind;

@@ -60,8 +60,10 @@ def _options(defines, opt, threads, backend, dtype, grad, train, seed, model, li
     keep = [buf]
     items = []
     for name, value in (defines or {}).items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"define {name!r}: expected an int value, got {value!r}")
+        # an int, or "dynamic(max=M)": a run-time batch up to M (docs/dynamic-batch.md)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise TypeError(f"define {name!r}: expected an int or 'dynamic(max=M)', "
+                            f"got {value!r}")
         items.append(f"{name}={value}".encode())
     if items:
         arr = (ctypes.c_char_p * len(items))(*items)

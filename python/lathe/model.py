@@ -20,7 +20,8 @@ import numpy as np
 
 from . import _lib
 from ._arrays import Spec, as_input, as_output
-from .errors import CallError, ClosedError, Error, MissingInputError, UnknownNameError
+from .errors import (CallError, ClosedError, Error, MissingInputError, ShapeError,
+                     UnknownNameError)
 
 
 class _Handle:
@@ -178,11 +179,19 @@ class Entry:
         self._out_specs = list(spec.outputs.values())
         self._in = (_lib.Tensor * max(1, len(self._in_specs)))()
         self._out = (_lib.Tensor * max(1, len(self._out_specs)))()
+        # a run-time batch (docs/dynamic-batch.md): name -> k of the tensors whose axis 0 is
+        # k * n, and the shape each call passes (its axis 0 set per call)
+        self._dyn, self._shapes = {}, {}
         for arr, specs in ((self._in, self._in_specs), (self._out, self._out_specs)):
             for i, s in enumerate(specs):
                 ti = spec._tensor_info[s.name]
+                shape = ti.shape
+                if ti.dyn:
+                    self._dyn[s.name] = ti.dyn
+                    shape = (ctypes.c_int64 * ti.rank)(*[ti.shape[k] for k in range(ti.rank)])
+                    self._shapes[s.name] = shape
                 arr[i].name, arr[i].dtype, arr[i].rank, arr[i].shape = (
-                    ti.name, ti.dtype, ti.rank, ti.shape)
+                    ti.name, ti.dtype, ti.rank, shape)
         self._loss = ctypes.c_double()
         # the arguments of lathe_call prepared once: only the data pointers change per call
         self._in_ref, self._out_ref = ctypes.byref(self._in), ctypes.byref(self._out)
@@ -200,10 +209,33 @@ class Entry:
             return outputs
         return next(iter(outputs.values()))
 
-    def _inputs(self, inputs):
+    def _batch(self, inputs):
+        """The run-time batch n of a call: the rows of the first dynamic input over its k
+        (1 <= n <= the bound), or None for a static entry."""
+        for s in self._in_specs:
+            k = self._dyn.get(s.name)
+            if not k or s.name not in inputs:
+                continue
+            rows = np.shape(inputs[s.name])[0] if np.ndim(inputs[s.name]) else 0
+            if rows < k or rows % k or rows > s.shape[0]:
+                raise ShapeError(f"input '{s.name}' of entry '{self.name}' has {rows} rows; "
+                                 f"the model takes a multiple of {k}, at most {s.shape[0]} "
+                                 f"(its run-time batch)\n")
+            return rows // k
+        return None
+
+    def _at(self, s, n):
+        """spec s at run-time batch n (itself when static)"""
+        k = self._dyn.get(s.name)
+        if not k or n is None:
+            return s
+        return Spec(s.name, s.code, (k * n,) + tuple(s.shape[1:]))
+
+    def _inputs(self, inputs, n=None):
         """Checked arrays in the order of the entry's inputs."""
         arrays = []
         for s in self._in_specs:
+            s = self._at(s, n)
             try:
                 obj = inputs[s.name]
             except KeyError:
@@ -220,9 +252,10 @@ class Entry:
                                                     name, self.spec.inputs))
         return arrays
 
-    def _outputs(self, out):
+    def _outputs(self, out, n=None):
         arrays = {}
         for s in self._out_specs:
+            s = self._at(s, n)
             given = out.get(s.name) if out else None
             arrays[s.name] = (np.empty(s.shape, s.dtype) if given is None else
                               as_output(given, s, f"output '{s.name}' of entry '{self.name}'"))
@@ -234,12 +267,15 @@ class Entry:
 
     def run(self, inputs, out=None):
         """(dict name -> output array, loss or None) of one call; see the class comment."""
-        ins = self._inputs(inputs)
-        outs = self._outputs(out)
+        n = self._batch(inputs) if self._dyn else None
+        ins = self._inputs(inputs, n)
+        outs = self._outputs(out, n)
         sh = self._shared
         with sh.lock:
             ptr = sh.ptr()
             cptr = sh.handle.cptr
+            for name, shape in self._shapes.items():  # the batch of this call (under the lock)
+                shape[0] = self._dyn[name] * n
             for t, a in zip(self._in, ins):
                 t.data = _address(a)
             for t, a in zip(self._out, outs.values()):

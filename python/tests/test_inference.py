@@ -64,6 +64,25 @@ def test_prefix_names_the_generated_c():
         lathe.compile(src, prefix="2x")
 
 
+def test_dynamic_batch_takes_any_rows_up_to_the_bound():
+    src = open(os.path.join(EXAMPLES, "mlp.lathe")).read()
+    dyn = lathe.compile(src, defines={"N": "dynamic(max=8)"}, name="mlp_dyn.lathe", seed=3)
+    x = np.linspace(-1, 1, 8 * 784, dtype=np.float32).reshape(8, 784)
+    for n in (1, 5, 8):
+        fixed = lathe.compile(src, defines={"N": n}, name="mlp_fix.lathe", seed=3)
+        dyn.init(3)  # the params before the previous n's train step
+        y = dyn(x=x[:n])
+        assert y.shape == (n, 10)
+        # the same math; a fixed batch of 1 takes another matmul kernel (rounding differs)
+        np.testing.assert_allclose(y, fixed(x=x[:n]), rtol=1e-5, atol=1e-7)
+        label = np.arange(n, dtype=np.int32) % 10
+        loss = dyn.train_step(x=x[:n], label=label)
+        assert abs(loss - fixed.train_step(x=x[:n], label=label)) <= 1e-5 * abs(loss)
+    with pytest.raises(lathe.ShapeError, match="has 9 rows; the model takes a multiple of 1, "
+                                               "at most 8"):
+        dyn(x=np.zeros((9, 784), np.float32))
+
+
 def test_info_describes_the_model(mlp):
     info = mlp.info
     assert info.name == "mlp" and info.backend in ("jit", "cc")
