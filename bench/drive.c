@@ -38,6 +38,7 @@ typedef struct Options {
   double min_time;
   int int_range;
   int check_matmul;
+  int64_t batch; /* --batch: the run-time batch n of a dynamic model (0: its bound) */
 } Options;
 
 static double now_seconds(void) {
@@ -102,6 +103,10 @@ static void bind_args(const lathe_model_info *m, const lathe_entry_info *e, cons
     case LATHE_ARG_PARAMS: args[i] = params; break;
     case LATHE_ARG_STATE: args[i] = state; break;
     case LATHE_ARG_WORKSPACE: args[i] = alloc64(e->workspace_bytes); break;
+    case LATHE_ARG_BATCH: /* a dynamic model: n rows of the buffers (planned at the bound) */
+      args[i] = alloc64(sizeof(int64_t));
+      *(int64_t *)args[i] = o->batch;
+      break;
     default:
       args[i] = alloc64(a->tensor->bytes);
       if (a->role == LATHE_ARG_INPUT) fill_input(args[i], a->tensor, o->int_range, &rng);
@@ -161,13 +166,14 @@ static int compare_doubles(const void *a, const void *b) {
 }
 
 static int parse_options(Options *o, int argc, char **argv) {
-  *o = (Options){NULL, 5, 0.2, 10, 0};
+  *o = (Options){NULL, 5, 0.2, 10, 0, 0};
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(argv[i], "--check-matmul") == 0) o->check_matmul = 1;
     else if (strcmp(argv[i], "--reps") == 0 && v) o->reps = atoi(v), i++;
     else if (strcmp(argv[i], "--min-time") == 0 && v) o->min_time = atof(v), i++;
     else if (strcmp(argv[i], "--int-range") == 0 && v) o->int_range = atoi(v), i++;
+    else if (strcmp(argv[i], "--batch") == 0 && v) o->batch = atoll(v), i++;
     else if (argv[i][0] != '-' && !o->entry) o->entry = argv[i];
     else return 0;
   }
@@ -178,10 +184,16 @@ int main(int argc, char **argv) {
   Options o;
   if (!parse_options(&o, argc, argv)) {
     fprintf(stderr, "usage: drive ENTRY [--reps 1..64] [--min-time SECONDS] "
-                    "[--int-range K] [--check-matmul]\n");
+                    "[--int-range K] [--check-matmul] [--batch N]\n");
     return 2;
   }
   const lathe_model_info *m = &MODEL_INFO;
+  if (!o.batch) o.batch = m->dyn_max;
+  if (o.batch < 0 || o.batch > m->dyn_max) {
+    fprintf(stderr, "drive: --batch %lld is not in [1, %lld] (the model's run-time batch)\n",
+            (long long)o.batch, (long long)m->dyn_max);
+    return 2;
+  }
   const lathe_entry_info *e = find_entry(m, o.entry);
   if (!e || e->n_args > MAX_ARGS) return 1;
   void *args[MAX_ARGS];

@@ -681,6 +681,34 @@ static const char *product(CgFunc *f, const GemmShape *s, const CgGemmStore *sto
   return prod;
 }
 
+/* A product whose rows are the run-time batch, when there are fewer of them than the micro-
+ * tile has (lathe_gemm_direct would run only its edge path): each row streams B once, i-k-j,
+ * what a fixed batch of one compiles to (lower.c). Opens `if (m < mr) {...} else {`; the
+ * caller emits the tiled call and closes the brace. */
+static void small_rows(CgFunc *f, const GemmShape *s, const char *a, const char *b,
+                       const char *c) {
+  int vec, mr, nr;
+  cg_gemm_tile(f->opt, &vec, &mr, &nr);
+  cg_line(f->e, "if (%s < %d) { /* fewer rows than a %d-row tile: each row streams B */",
+          s->plan.m_text, mr, mr);
+  cg_indent(f->e);
+  const char *i = cg_fresh(f->e, "i"), *k = cg_fresh(f->e, "k"), *j = cg_fresh(f->e, "j");
+  long long n = (long long)s->plan.n, kk = (long long)s->plan.k;
+  cg_line(f->e, "for (int64_t %s = 0; %s < %s; %s++) {", i, i, s->plan.m_text, i);
+  cg_line(f->e, "  float *const c_i = %s + %s * %lld;", c, i, n);
+  cg_line(f->e, "  for (int64_t %s = 0; %s < %lld; %s++) c_i[%s] = 0.0f;", j, j, n, j, j);
+  cg_line(f->e, "  for (int64_t %s = 0; %s < %lld; %s++) {", k, k, kk, k);
+  cg_line(f->e, "    const float a_ik = %s[%s * %lld + %s * %lld];", a, i, (long long)s->a_rs, k,
+          (long long)s->a_cs);
+  cg_line(f->e, "    for (int64_t %s = 0; %s < %lld; %s++) c_i[%s] += a_ik * %s[%s * %lld + %s];",
+          j, j, n, j, j, b, k, (long long)s->b_rs, j);
+  cg_line(f->e, "  }");
+  cg_line(f->e, "}");
+  cg_dedent(f->e);
+  cg_line(f->e, "} else {");
+  cg_indent(f->e);
+}
+
 /* s->direct: lathe_gemm_direct reads both operands in place (gemm_direct.c) */
 static bool gemm_direct(CgFunc *f, NodeId mm, const GemmShape *s, const CgGemmStore *store) {
   const Node *node = graph_node(f->g, mm);
@@ -698,7 +726,10 @@ static bool gemm_direct(CgFunc *f, NodeId mm, const GemmShape *s, const CgGemmSt
   } else {
     c = product(f, s, store);
   }
+  bool small = s->batch == 1 && s->plan.m_text && s->b_cs == 1; /* rows chosen at run time */
+  if (small) small_rows(f, s, a, b, c);
   cg_gemm_direct_call(f, &s->plan, a, s->a_rs, s->a_cs, b, s->b_rs, s->b_cs, c, s->plan.n, 0);
+  if (small) cg_close(f->e);
   if (bt) plain_close(f);
   return bt || node->group < 0 || epilogue(f, s, c, store);
 }
