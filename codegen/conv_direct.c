@@ -54,6 +54,7 @@ typedef struct Direct {
   int64_t xpad;        /* bytes of the zero-bordered copy of the image (0: none) */
   int64_t tiles;       /* Winograd: 2x2 output tiles per image */
   int threads;
+  const Shape *xs; /* the image read: its axis 0 is the batch (cg_count) */
 } Direct;
 
 /* accumulator registers of the target: 32 vector registers (AVX-512, NEON), else 16 (AVX2) */
@@ -131,6 +132,7 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
   const Shape *ys = n->op == OP_CONV2D_GRAD_WEIGHT ? ws : &n->shape;
   if (n->op == OP_CONV2D_GRAD_WEIGHT) ws = &n->shape;
   Direct d = {0};
+  d.xs = xs;
   d.n = xs->dim[0], d.c = xs->dim[1], d.h = xs->dim[2], d.w = xs->dim[3];
   d.o = ys->dim[1], d.ho = ys->dim[2], d.wo = ys->dim[3];
   d.kh = ws->dim[2], d.kw = ws->dim[3];
@@ -424,15 +426,22 @@ static const char *threads_open(CgFunc *f, const Direct *d) {
   return th;
 }
 
-/* the loop over thread th's share of the images (every image when th is NULL) */
+/* the loop over thread th's share of the images (every image when th is NULL); a dynamic
+ * batch runs to the run-time n */
 static const char *images_open(CgFunc *f, const Direct *d, const char *th) {
-  const char *b = cg_fresh(f->e, "b");
+  const char *b = cg_fresh(f->e, "b"), *images = cg_count(f, d->xs, d->n);
   if (th)
-    cg_open(f->e, "for (int64_t %s = %s * %lld / %d; %s < (%s + 1) * %lld / %d; %s++)", b, th,
-            (long long)d->n, d->threads, b, th, (long long)d->n, d->threads, b);
+    cg_open(f->e, "for (int64_t %s = %s * %s / %d; %s < (%s + 1) * %s / %d; %s++)", b, th, images,
+            d->threads, b, th, images, d->threads, b);
   else
-    cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", b, b, (long long)d->n, b);
+    cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", b, b, images, b);
   return b;
+}
+
+/* byte `at` of the workspace (at or above cg_scratch_base) as C: the kernels' scratch sits
+ * above the plan's per-n pool (cg_scratch_offset) */
+static const char *scratch_at(CgFunc *f, int64_t at) {
+  return cg_ws_offset(f, f->g->workspace_bytes_n, at);
 }
 
 /* dW = conv2d_grad_weight(X, dY): each thread sums its images into its blocked sums, which
@@ -455,10 +464,10 @@ static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
   const char *geo = geometry(f, d), *th = threads_open(f, d);
   const char *acc = cg_fresh(f->e, "dconv_acc");
   if (th)
-    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld + %s * %lld);", acc,
-            (long long)base, th, (long long)per);
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %s + %s * %lld);", acc,
+            scratch_at(f, base), th, (long long)per);
   else
-    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", acc, (long long)base);
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %s);", acc, scratch_at(f, base));
   cg_line(f->e, "memset(%s, 0, %lld);", acc, (long long)weights_bytes(d));
   const char *b = images_open(f, d, th);
   const char *pad = d->pad ? arena_printf(f->arena, "(float *)((char *)%s + %lld)", acc,
@@ -476,7 +485,7 @@ static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
           "                    (lathe_dconv_wfinish_dims){.o = %lld, .k = %lld, .threads = %d, "
           ".stride = %lld},",
           (long long)d->o, (long long)d->k, d->threads, (long long)(per / 4));
-  cg_line(f->e, "                    (const float *)((char *)ws + %lld));", (long long)base);
+  cg_line(f->e, "                    (const float *)((char *)ws + %s));", scratch_at(f, base));
   cg_close(f->e);
   return true;
 }
@@ -605,24 +614,24 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   cg_indent(f->e);
   const char *geo = geometry(f, &d), *wp = cg_fresh(f->e, "dconv_w");
   const char *koff = cg_fresh(f->e, "dconv_k");
-  cg_line(f->e, "ptrdiff_t *const %s = (ptrdiff_t *)((char *)ws + %lld);", koff,
-          (long long)(base + weights_bytes(&d)));
+  cg_line(f->e, "ptrdiff_t *const %s = (ptrdiff_t *)((char *)ws + %s);", koff,
+          scratch_at(f, base + weights_bytes(&d)));
   bool baked = graph_node(f->g, n->in[1])->op == OP_CONST;
   if (baked) {
     wp = emit_const_weights(f, id, &d);
   } else if (d.wino) {
-    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %s);", wp, scratch_at(f, base));
     cg_line(f->e, "lathe_wino_pack_u(%s, (lathe_wino_pack_dims){.o = %lld, .c = %lld},", w,
             (long long)d.o, (long long)d.c);
     cg_line(f->e, "                  %s, %s + %lld);", wp, wp,
             (long long)(d.ob * d.vec * 16 * d.c));
   } else if (n->op == OP_CONV2D) {
     emit_pack_w(f);
-    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %s);", wp, scratch_at(f, base));
     cg_line(f->e, "lathe_dconv_pack_w(%s, (lathe_dconv_pack_dims){.o = %lld, .k = %lld}, %s);", w,
             (long long)d.o, (long long)d.k, wp);
   } else {
-    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wp, (long long)base);
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %s);", wp, scratch_at(f, base));
     cg_line(f->e,
             "lathe_dconv_pack_wt(%s, (lathe_dconv_pack_wt_dims){.o = %lld, .c = %lld, .kk = %lld}, "
             "%s);",
@@ -634,9 +643,9 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
   const char *th = threads_open(f, &d), *b = images_open(f, &d, th);
   const char *at =
       th ? arena_printf(f->arena, " + %s * %lld", th, (long long)thread_bytes(&d)) : "";
-  const char *tile = arena_printf(f->arena, "(float *)((char *)ws + %lld%s)", (long long)per, at);
-  const char *pad = d.xpad ? arena_printf(f->arena, "(float *)((char *)ws + %lld%s)",
-                                          (long long)(per + tile_bytes(&d)), at)
+  const char *tile = arena_printf(f->arena, "(float *)((char *)ws + %s%s)", scratch_at(f, per), at);
+  const char *pad = d.xpad ? arena_printf(f->arena, "(float *)((char *)ws + %s%s)",
+                                          scratch_at(f, per + tile_bytes(&d)), at)
                            : "NULL";
   if (!store) {
     cg_line(f->e,

@@ -112,10 +112,21 @@ static void conv_prelude(CgFunc *f, OpKind op) {
 /* ---- the call sites -------------------------------------------------------------------------- */
 
 /* for (int64_t v = 0; v < extent; v++) {, always emitted (extent may be 1) */
-static const char *loop_open(CgFunc *f, const char *base, int64_t extent) {
+static const char *loop_open_expr(CgFunc *f, const char *base, const char *extent) {
   const char *v = cg_fresh(f->e, base);
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", v, v, (long long)extent, v);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", v, v, extent, v);
   return v;
+}
+
+static const char *loop_open(CgFunc *f, const char *base, int64_t extent) {
+  return loop_open_expr(f, base, arena_printf(f->arena, "%lld", (long long)extent));
+}
+
+/* the images of conv node n as C: d->n, or the run-time batch ("n") of a dynamic module */
+static const char *conv_images(CgFunc *f, const Node *n, const ConvGemm *d) {
+  const Shape *xs, *ys, *ws;
+  conv_shapes(f->g, n, &xs, &ys, &ws);
+  return cg_count(f, xs, d->n);
 }
 
 /* `const lathe_gemm_b name = {.pack = pack, .p = src, .g = {...}};`, the geometry by
@@ -163,8 +174,8 @@ bool cg_conv_gemm_lower(CgFunc *f, NodeId id) {
   int threads = conv_threads(n, &d, f->opt);
   if (n->op == OP_CONV_TRANSPOSE2D) {
     wt = cg_fresh(f->e, "conv_wt");
-    cg_line(f->e, "float *const %s = (float *)((char *)ws + %lld);", wt,
-            (long long)(cg_scratch_base(f->g) + threads * thread_scratch(&p)));
+    cg_line(f->e, "float *const %s = (float *)((char *)ws + %s);", wt,
+            cg_scratch_offset(f, threads * thread_scratch(&p)));
     cg_line(f->e, "lathe_conv_weight_t(%s,", in1);
     cg_line(f->e,
             "                    (lathe_conv_weight_dims){.groups = %lld, .og = %lld, .cg = %lld, "
@@ -172,16 +183,16 @@ bool cg_conv_gemm_lower(CgFunc *f, NodeId id) {
             (long long)d.groups, (long long)d.og, (long long)d.cg, (long long)kk, wt);
   }
   const char *b, *g, *src;
-  const char *at = arena_printf(f->arena, "%lld", (long long)cg_scratch_base(f->g));
+  const char *at = cg_scratch_offset(f, 0), *images = conv_images(f, n, &d);
   if (threads > 1) { /* the images shared out among the threads, each with its own scratch */
     cg_line(f->e, "LATHE_OMP_FOR");
     const char *th = loop_open(f, "thread", threads);
     b = cg_fresh(f->e, "b");
-    cg_open(f->e, "for (int64_t %s = %s * %lld / %d; %s < (%s + 1) * %lld / %d; %s++)", b, th,
-            (long long)d.n, threads, b, th, (long long)d.n, threads, b);
+    cg_open(f->e, "for (int64_t %s = %s * %s / %d; %s < (%s + 1) * %s / %d; %s++)", b, th, images,
+            threads, b, th, images, threads, b);
     at = arena_printf(f->arena, "%s + %s * %lld", at, th, (long long)thread_scratch(&p));
   } else {
-    b = loop_open(f, "b", d.n);
+    b = loop_open_expr(f, "b", images);
   }
   g = loop_open(f, "g", d.groups);
   if (n->op == OP_CONV2D) {

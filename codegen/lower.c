@@ -447,10 +447,12 @@ static void kernel_scope(CgFunc *f, size_t start) {
 /* ---- the run-time batch ---------------------------------------------------------------------
  * The lowerings that take the run-time extent (docs/dynamic-batch.md): elementwise ops and
  * their fused groups, matmul (GEMM or loops) with its epilogue, softmax and log-softmax along
- * an axis other than the batch, one_hot, and the reductions (a mean over the batch divides by
- * the run-time count). Every other op that touches a dynamic shape is
- * refused at its source line, never lowered at the bound; so are convolutions and scans of a
- * module whose plan has a per-n part (their scratch offsets are still static). */
+ * an axis other than the batch, one_hot, the reductions (a mean over the batch divides by
+ * the run-time count), and the convolutions (every algorithm, the weight gradient summing over
+ * the run-time batch) and max-pooling with its gradient (their scratch offsets affine in n).
+ * Every other op that touches a dynamic shape is refused at its source line, never lowered at
+ * the bound; so are scans of a module whose plan has a per-n part (their scratch offsets are
+ * still static). */
 
 static bool dyn_lowered(const Node *n) {
   switch (n->op) {
@@ -460,6 +462,11 @@ static bool dyn_lowered(const Node *n) {
   case OP_SUM:
   case OP_MEAN:
   case OP_MAX:
+  case OP_CONV2D:
+  case OP_CONV_TRANSPOSE2D:
+  case OP_CONV2D_GRAD_WEIGHT:
+  case OP_MAX_POOL2D:
+  case OP_MAX_POOL2D_GRAD:
     return true;
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
@@ -478,9 +485,7 @@ static bool dyn_check(CgFunc *f, NodeId id) {
   bool touches = cg_is_dyn(f, &n->shape);
   for (int k = 0; k < n->n_in; k++)
     touches |= cg_is_dyn(f, &graph_node(f->g, n->in[k])->shape);
-  bool raw_scratch = n->op == OP_SCAN || n->op == OP_CONV2D || n->op == OP_CONV_TRANSPOSE2D ||
-                     n->op == OP_CONV2D_GRAD_WEIGHT;
-  if (raw_scratch && f->g->workspace_bytes_n > 0)
+  if (n->op == OP_SCAN && f->g->workspace_bytes_n > 0)
     return cg_dyn_unsupported(f, id, ir_ops[n->op].name);
   if (touches && !dyn_lowered(n)) return cg_dyn_unsupported(f, id, ir_ops[n->op].name);
   return true;

@@ -38,6 +38,7 @@ typedef struct ConvDims {
   int64_t cg, og;     /* channels per group: X side, Y side */
   int64_t kh, kw;     /* window */
   const struct IrConvAttr *a;
+  const Shape *xs; /* X: its axis 0 is the batch (a run-time n when dynamic, cg_count) */
 } ConvDims;
 
 static ConvDims conv_dims(const Shape *xs, const Shape *ys, const Shape *ws,
@@ -53,7 +54,8 @@ static ConvDims conv_dims(const Shape *xs, const Shape *ys, const Shape *ws,
                 ys->dim[1] / a->groups,
                 ws->dim[2],
                 ws->dim[3],
-                a};
+                a,
+                xs};
   return d;
 }
 
@@ -74,9 +76,17 @@ static const char *loop(CgFunc *f, const char *base, const char *lo, int64_t hi)
   return v;
 }
 
+/* for (v = 0; v < count; v++) with count proportional to axis 0 of s (the images, the
+ * elements): the run-time extent when s is dynamic (cg_count) */
+static const char *loop_n(CgFunc *f, const char *base, const Shape *s, int64_t count) {
+  const char *v = fresh(f, base);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", v, v, cg_count(f, s, count), v);
+  return v;
+}
+
 static void zero(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
-  const char *i = loop(f, "i", "0", shape_numel(&n->shape));
+  const char *i = loop_n(f, "i", &n->shape, shape_numel(&n->shape));
   cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i, cg_literal(f->arena, n->dtype, 0));
   cg_close(f->e);
 }
@@ -190,7 +200,7 @@ static void conv_transpose2d_fast(CgFunc *f, NodeId id, const ConvDims *d) {
   const Node *n = graph_node(f->g, id);
   const char *t = dtype_c_name(n->dtype), *ci, *kh, *kw;
   zero(f, id);
-  const char *b = loop(f, "b", "0", d->n), *o = loop(f, "o", "0", d->o);
+  const char *b = loop_n(f, "b", d->xs, d->n), *o = loop(f, "o", "0", d->o);
   const char *gp = widen_plane(f, d, t, n->in[0], b, o);
   const char *c = group_taps(f, d, o, &ci, &kh, &kw);
   const char *wv = fresh(f, "wv"), *xo = fresh(f, "xo");
@@ -211,7 +221,7 @@ static bool conv2d_loops(CgFunc *f, NodeId id) {
   ConvDims d = conv_dims(&x->shape, &n->shape, &w->shape, &n->attr.conv);
   const char *t = dtype_c_name(n->dtype), *Y = f->val[id].expr, *hr[3], *wr[3], *kh, *kw;
   zero(f, id);
-  const char *b = loop(f, "b", "0", d.n), *o = loop(f, "o", "0", d.o);
+  const char *b = loop_n(f, "b", d.xs, d.n), *o = loop(f, "o", "0", d.o);
   const char *ci = loop(f, "ci", "0", d.cg);
   const char *c = fresh(f, "c");
   cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", c, o, (long long)d.og, (long long)d.cg,
@@ -242,7 +252,7 @@ static bool conv_transpose2d_loops(CgFunc *f, NodeId id) {
   }
   const char *t = dtype_c_name(n->dtype), *X = f->val[id].expr, *hr[3], *wr[3], *kh, *kw;
   zero(f, id);
-  const char *b = loop(f, "b", "0", d.n), *c = loop(f, "c", "0", d.c);
+  const char *b = loop_n(f, "b", d.xs, d.n), *c = loop(f, "c", "0", d.c);
   const char *oi = loop(f, "oi", "0", d.og);
   const char *o = fresh(f, "o"), *ci = "0"; /* ci only indexes non-literal weights */
   cg_line(f->e, "const int64_t %s = %s / %lld * %lld + %s;", o, c, (long long)d.cg, (long long)d.og,
@@ -298,8 +308,8 @@ bool cg_conv_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
   cg_line(f->e, "/* the convolution into a staging buffer, then the epilogue */");
   if (!stage) { /* the scratch after the convolution's own (cg_conv_scratch, workspace.c) */
     stage = fresh(f, "stage");
-    cg_line(f->e, "%s *const %s = (%s *)((char *)ws + %lld);", t, stage, t,
-            (long long)(cg_scratch_base(f->g) + cg_conv_plain_scratch(f->g, id, f->opt)));
+    cg_line(f->e, "%s *const %s = (%s *)((char *)ws + %s);", t, stage, t,
+            cg_scratch_offset(f, cg_conv_plain_scratch(f->g, id, f->opt)));
   }
   CgValue saved = f->val[id];
   f->val[id].expr = stage, f->val[id].literal = false, f->val[id].writable = true;
@@ -339,7 +349,7 @@ static bool conv2d_grad_weight_loops(CgFunc *f, NodeId id) {
   cg_line(f->e, "%s %s[%lld];", t, part, (long long)d.wo);
   cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s[%s] = %s;", j, j, (long long)d.wo, j,
           part, j, zero_lit);
-  const char *b = loop(f, "b", "0", d.n);
+  const char *b = loop_n(f, "b", d.xs, d.n);
   const char *oh = range_loop(f, "oh", hr[1], hr[2]);
   const char *yp = fresh(f, "yr"), *xp = fresh(f, "xr");
   cg_line(f->e, "const int64_t %s = %s;", yp, y_row(f, &d, b, o, oh));
@@ -417,7 +427,8 @@ static const char *pool_argmax(CgFunc *f, const Node *n, const Shape *xs, NodeId
 static const char *pool_loops(CgFunc *f, const Shape *ps, const char **v) {
   static const char *const base[4] = {"b", "c", "oh", "ow"};
   if (ps->dim[0] > 1) cg_omp_for(f, shape_numel(ps) * 4 * CG_OMP_ELEMENT_COST);
-  for (int i = 0; i < 4; i++)
+  v[0] = loop_n(f, base[0], ps, ps->dim[0]);
+  for (int i = 1; i < 4; i++)
     v[i] = loop(f, base[i], "0", ps->dim[i]);
   return arena_printf(f->arena, "((%s * %lld + %s) * %lld + %s) * %lld + %s", v[0],
                       (long long)ps->dim[1], v[1], (long long)ps->dim[2], v[2],
@@ -459,7 +470,7 @@ static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs,
   const char *t = dtype_c_name(n->dtype), *X = f->val[x].expr;
   int64_t kh = a->kernel[0], kw = a->kernel[1], w = xs->dim[3];
   if (ps->dim[0] > 1) cg_omp_for(f, shape_numel(ps) * 4 * CG_OMP_ELEMENT_COST);
-  bc[0] = loop(f, "b", "0", ps->dim[0]);
+  bc[0] = loop_n(f, "b", ps, ps->dim[0]);
   bc[1] = loop(f, "c", "0", ps->dim[1]);
   *p = arena_printf(f->arena, "(%s * %lld + %s)", bc[0], (long long)ps->dim[1], bc[1]);
   *oh = loop(f, "oh", "0", ps->dim[2]);
@@ -589,7 +600,7 @@ bool lower_max_pool2d_grad(CgFunc *f, NodeId id) {
 bool lower_train_select(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   NodeId src = n->in[n->attr.mode.train ? 0 : 1];
-  const char *i = loop(f, "i", "0", shape_numel(&n->shape));
+  const char *i = loop_n(f, "i", &n->shape, shape_numel(&n->shape));
   cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i, elem(f, src, i));
   cg_close(f->e);
   return true;

@@ -12,8 +12,12 @@
  * the bound with a workspace of exactly the header's <ENTRY>_WORKSPACE_BYTES(n) bytes (malloc'd, so
  * the sanitizer build catches a byte past it), equals ir_eval of graph_specialize(entry, n):
  * outputs, loss and updated parameters and moments. n = 0 and n = bound + 1 write nothing.
+ * The same for examples/cnn.lathe with -D N=dynamic(max=64) (convolutions, max-pooling and
+ * their gradients, an Adam train step) with every convolution algorithm: the one
+ * passes/layout.c chooses (direct / Winograd), the implicit GEMM and the plain loops.
  */
 #include "codegen_harness.h"
+#include "frontend/frontend.h"
 #include "plan_check.h"
 
 enum { MAX = 64, FEAT = 12, HID = 16, CLASSES = 5 };
@@ -177,13 +181,15 @@ static void fill_inputs(const Module *m, int64_t n, Tensor *in) {
 }
 
 /* entry `index` of the loaded model at n against ir_eval(graph_specialize(entry, n)) */
-static void check_at(const CghBuild *b, const Module *m, int index, int64_t n, const char *h) {
+static void check_at(const CghBuild *b, const Module *m, int index, int64_t n, const char *h,
+                     const char *model_upper) {
   const Graph *g = m->entries[index];
   Diag d;
   diag_init(&d);
   Graph *gs = graph_specialize(g, n, &d);
   ck_assert_msg(gs, "%s", diag_text(&d));
-  Tensor in[4], params[8], states[16], outs[16];
+  Tensor in[4], params[16], states[40], outs[64];
+  ck_assert(m->n_params <= 16 && m->n_states <= 40 && g->n_outputs <= 64);
   fill_inputs(m, n, in);
   for (int i = 0; i < m->n_params; i++)
     ir_init_tensor(&m->params[i], 9, &params[i]);
@@ -193,7 +199,7 @@ static void check_at(const CghBuild *b, const Module *m, int index, int64_t n, c
   const lathe_entry_info *e = cgh_entry(b->info, g->name);
   int64_t wa, wb;
   char upper[64];
-  snprintf(upper, sizeof upper, "DMLP_%s", g->name);
+  snprintf(upper, sizeof upper, "%s_%s", model_upper, g->name);
   for (char *p = upper; *p; p++)
     *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
   header_workspace(h, upper, &wa, &wb);
@@ -202,10 +208,10 @@ static void check_at(const CghBuild *b, const Module *m, int index, int64_t n, c
   ck_assert_int_eq((long long)e->workspace_bytes, wa * MAX + wb);
   void *p = cgh_pack(b->info->params_bytes, b->info->params, m->n_params, params);
   void *s = cgh_pack(b->info->state_bytes, b->info->states, m->n_states, states);
-  void *args[16] = {0}, *out_bufs[16] = {0};
+  void *args[64] = {0}, *out_bufs[64] = {0};
   void *ws = aligned_alloc(64, (size_t)ir_round_up(wa * n + wb, 64));
   int64_t batch = n;
-  ck_assert_int_le(e->n_args, 16);
+  ck_assert_int_le(e->n_args, 64);
   for (int i = 0; i < e->n_args; i++) {
     const lathe_arg_info *a = &e->args[i];
     if (a->role == LATHE_ARG_PARAMS) args[i] = p;
@@ -245,7 +251,7 @@ static void check_at(const CghBuild *b, const Module *m, int index, int64_t n, c
     tensor_free(&params[i]);
   for (int i = 0; i < m->n_states; i++)
     tensor_free(&states[i]);
-  for (int i = 0; i < 16; i++)
+  for (int i = 0; i < 64; i++)
     free(out_bufs[i]);
   free(ws);
   free(p);
@@ -286,7 +292,7 @@ START_TEST(test_generated_at_n) {
     cgh_build_with(&b, cgh_compilers[k], flags);
     for (int i = 0; i < m->n_entries; i++)
       for (int j = 0; j < 3; j++)
-        check_at(&b, m, i, ns[j], h_text);
+        check_at(&b, m, i, ns[j], h_text, "DMLP");
     check_out_of_range(&b, 0);
     check_out_of_range(&b, MAX + 1);
     cgh_unload(&b);
@@ -300,16 +306,14 @@ END_TEST
 
 /* an op without a dynamic lowering yet is refused at its source line, not lowered at the bound */
 START_TEST(test_unsupported_is_an_error) {
-  static const char *POOL =
-      "module dpool\n"
-      "dynamic N max=4\n"
-      "input x: f32[n<=4, 2, 4, 4]\n"
-      "graph model {\n"
-      "  %0 = input 0 : f32[n<=4, 2, 4, 4]\n"
-      "  %1 = max_pool2d %0 {stride=[2, 2], dilation=[1, 1], pad=[0, 0, 0, 0], "
-      "out_pad=[0, 0], kernel=[2, 2], groups=[1]} : f32[n<=4, 2, 2, 2]\n"
-      "  output y = %1 value\n"
-      "}\n";
+  static const char *POOL = "module dpool\n"
+                            "dynamic N max=4\n"
+                            "input x: f32[n<=4, 2, 3]\n"
+                            "graph model {\n"
+                            "  %0 = input 0 : f32[n<=4, 2, 3]\n"
+                            "  %1 = transpose %0 {perm=[0, 2, 1]} : f32[n<=4, 3, 2]\n"
+                            "  output y = %1 value\n"
+                            "}\n";
   Diag d;
   diag_init(&d);
   Module *m = ir_parse(POOL, "dpool.ir", &d);
@@ -325,10 +329,88 @@ START_TEST(test_unsupported_is_an_error) {
   ck_assert(!cg_emit_c(m, &o, &c_text, &h_text, &d));
   ck_assert_ptr_null(c_text);
   ck_assert_msg(strstr(diag_text(&d), "dpool.lathe:6:7") &&
-                    strstr(diag_text(&d), "max_pool2d does not support a dynamic batch yet"),
+                    strstr(diag_text(&d), "transpose does not support a dynamic batch yet"),
                 "%s", diag_text(&d));
   module_free(m);
   diag_fini(&d);
+}
+END_TEST
+
+/* examples/cnn.lathe with -D N=dynamic(max=64), through the frontend and the passes */
+static Module *cnn_module(void) {
+  char path[4096], lib[4096];
+  snprintf(path, sizeof path, "%s/examples/cnn.lathe", test_source_dir());
+  snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
+  FILE *fp = fopen(path, "rb");
+  ck_assert_msg(fp, "cannot open %s", path);
+  static char text[1 << 16];
+  size_t len = fread(text, 1, sizeof text - 1, fp);
+  fclose(fp);
+  text[len] = '\0';
+  const Define def = {"N", MAX, true};
+  FrontendOptions o;
+  frontend_options_init(&o);
+  o.lib_dir = lib;
+  o.defines = &def;
+  o.n_defines = 1;
+  Diag d;
+  diag_init(&d);
+  Module *m = frontend_compile(path, text, &o, &d);
+  ck_assert_msg(m, "%s", diag_text(&d));
+  ck_assert_int_eq(m->dyn_max, MAX);
+  PassCtx c;
+  pass_ctx_init(&c, &d);
+  c.verify = true;
+  c.want_eval = true;
+  ck_assert_msg(passes_run_module(m, &c), "%s", diag_text(&d));
+  pass_ctx_fini(&c);
+  diag_fini(&d);
+  return m;
+}
+
+/* every convolution of m takes algorithm algo (UNSET: the one passes/layout.c chose); returns
+ * how many there are */
+static int force_conv_algo(Module *m, IrConvAlgo algo) {
+  int convs = 0;
+  for (int e = 0; e < m->n_entries; e++)
+    for (NodeId id = 0; id < m->entries[e]->n_nodes; id++) {
+      Node *n = &m->entries[e]->nodes[id];
+      if (n->op != OP_CONV2D && n->op != OP_CONV_TRANSPOSE2D && n->op != OP_CONV2D_GRAD_WEIGHT)
+        continue;
+      convs++;
+      if (algo != IR_CONV_ALGO_UNSET) n->attr.conv.algo = algo;
+    }
+  return convs;
+}
+
+/* _i: 0 the chosen algorithms (gcc and clang), 1 the implicit GEMM, 2 the plain loops (gcc) */
+START_TEST(test_cnn_at_n) {
+  static const IrConvAlgo algos[] = {IR_CONV_ALGO_UNSET, IR_CONV_ALGO_GEMM, IR_CONV_ALGO_NAIVE};
+  Module *m = cnn_module();
+  ck_assert_int_ge(force_conv_algo(m, algos[_i]), 5); /* 2 forward, their input/weight grads */
+  for (int i = 0; i < m->n_entries; i++)
+    plan_check(m->entries[i]);
+  char *c_text, *h_text;
+  cgh_emit(m, false, &c_text, &h_text);
+  ck_assert_msg(strstr(h_text, "#define CNN_MAX_N 64"), "no bound in the header");
+  CghBuild b;
+  cgh_setup(&b, "cnn", c_text, h_text);
+  const int64_t ns[] = {1, 7, MAX};
+  for (int k = 0; k < (_i == 0 ? CGH_N_COMPILERS : 1); k++) {
+    const char *flags = "-O1 -shared -fPIC -lm";
+#if defined(__SANITIZE_ADDRESS__) /* the sanitizer build (make test): the generated code too */
+    if (strcmp(cgh_compilers[k], "gcc") == 0) flags = "-O1 -shared -fPIC -fsanitize=address -lm";
+#endif
+    cgh_build_with(&b, cgh_compilers[k], flags);
+    for (int i = 0; i < m->n_entries; i++)
+      for (int j = 0; j < 3; j++)
+        check_at(&b, m, i, ns[j], h_text, "CNN");
+    cgh_unload(&b);
+  }
+  cgh_cleanup(&b);
+  free(c_text);
+  free(h_text);
+  module_free(m);
 }
 END_TEST
 
@@ -338,6 +420,7 @@ int main(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_plan_two_pools);
   tcase_add_loop_test(tc, test_generated_at_n, 0, 2);
+  tcase_add_loop_test(tc, test_cnn_at_n, 0, 3);
   tcase_add_test(tc, test_unsupported_is_an_error);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
