@@ -695,12 +695,12 @@ static void small_rows(CgFunc *f, const GemmShape *s, const char *a, const char 
   const char *i = cg_fresh(f->e, "i"), *k = cg_fresh(f->e, "k"), *j = cg_fresh(f->e, "j");
   long long n = (long long)s->plan.n, kk = (long long)s->plan.k;
   cg_line(f->e, "for (int64_t %s = 0; %s < %s; %s++) {", i, i, s->plan.m_text, i);
-  cg_line(f->e, "  float *const c_i = %s + %s * %lld;", c, i, n);
+  cg_line(f->e, "  float *const c_i = (%s) + %s * %lld;", c, i, n);
   cg_line(f->e, "  for (int64_t %s = 0; %s < %lld; %s++) c_i[%s] = 0.0f;", j, j, n, j, j);
   cg_line(f->e, "  for (int64_t %s = 0; %s < %lld; %s++) {", k, k, kk, k);
-  cg_line(f->e, "    const float a_ik = %s[%s * %lld + %s * %lld];", a, i, (long long)s->a_rs, k,
+  cg_line(f->e, "    const float a_ik = (%s)[%s * %lld + %s * %lld];", a, i, (long long)s->a_rs, k,
           (long long)s->a_cs);
-  cg_line(f->e, "    for (int64_t %s = 0; %s < %lld; %s++) c_i[%s] += a_ik * %s[%s * %lld + %s];",
+  cg_line(f->e, "    for (int64_t %s = 0; %s < %lld; %s++) c_i[%s] += a_ik * (%s)[%s * %lld + %s];",
           j, j, n, j, j, b, k, (long long)s->b_rs, j);
   cg_line(f->e, "  }");
   cg_line(f->e, "}");
