@@ -404,15 +404,7 @@ static const char *geometry(CgFunc *f, const Direct *d) {
   _Static_assert(sizeof names / sizeof names[0] == sizeof v / sizeof v[0], "one name per entry");
   const char *geo = cg_fresh(f->e, "dconv_g");
   cg_line(f->e, "static const ptrdiff_t %s[] = {", geo);
-  const char *row = NULL;
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-    const char *item = arena_printf(f->arena, "[LATHE_DC_%s] = %lld", names[i], (long long)v[i]);
-    row = row ? arena_printf(f->arena, "%s, %s", row, item) : item;
-    if (i % 4 == 3 || i + 1 == sizeof v / sizeof v[0]) {
-      cg_line(f->e, "    %s%s", row, i + 1 == sizeof v / sizeof v[0] ? "};" : ",");
-      row = NULL;
-    }
-  }
+  cg_designated_rows(f, "LATHE_DC_", names, v, sizeof v / sizeof v[0], "};");
   return geo;
 }
 

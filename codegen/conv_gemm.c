@@ -142,15 +142,7 @@ static const char *b_operand(CgFunc *f, const ConvGemm *d, const char *pack, con
   _Static_assert(sizeof names / sizeof names[0] == sizeof v / sizeof v[0], "one name per entry");
   const char *name = cg_fresh(f->e, "conv_b");
   cg_line(f->e, "const lathe_gemm_b %s = {.pack = %s, .p = %s, .g = {", name, pack, src);
-  const char *row = NULL;
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-    const char *item = arena_printf(f->arena, "[LATHE_CV_%s] = %lld", names[i], (long long)v[i]);
-    row = row ? arena_printf(f->arena, "%s, %s", row, item) : item;
-    if (i % 4 == 3 || i + 1 == sizeof v / sizeof v[0]) {
-      cg_line(f->e, "    %s%s", row, i + 1 == sizeof v / sizeof v[0] ? "}};" : ",");
-      row = NULL;
-    }
-  }
+  cg_designated_rows(f, "LATHE_CV_", names, v, sizeof v / sizeof v[0], "}};");
   return name;
 }
 

@@ -48,6 +48,19 @@ const char *cg_comment_safe(Arena *a, const char *s) {
   return out;
 }
 
+void cg_designated_rows(CgFunc *f, const char *prefix, const char *const *names, const int64_t *v,
+                        size_t count, const char *close) {
+  const char *row = NULL;
+  for (size_t i = 0; i < count; i++) {
+    const char *item = arena_printf(f->arena, "[%s%s] = %lld", prefix, names[i], (long long)v[i]);
+    row = row ? arena_printf(f->arena, "%s, %s", row, item) : item;
+    if (i % 4 == 3 || i + 1 == count) {
+      cg_line(f->e, "    %s%s", row, i + 1 == count ? close : ",");
+      row = NULL;
+    }
+  }
+}
+
 const char *cg_string_safe(Arena *a, const char *s) {
   if (!s) s = "";
   char *out = arena_alloc(a, strlen(s) * 4 + 1);

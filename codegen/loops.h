@@ -76,6 +76,10 @@ const char *cg_source_path(Arena *a, const char *model, const char *file);
 /* text safe inside a C comment / a C string literal */
 const char *cg_comment_safe(Arena *a, const char *s);
 const char *cg_string_safe(Arena *a, const char *s);
+/* the body lines of a designated-initializer table, four `[<prefix><name>] = <value>` per line,
+ * the last line ending in `close` ("};"), the others in "," */
+void cg_designated_rows(CgFunc *f, const char *prefix, const char *const *names, const int64_t *v,
+                        size_t count, const char *close);
 
 /* Loop nests. A loop of extent 1 is not emitted:
  * cg_loop_open returns NULL for it, and index expressions skip NULL variables. */
