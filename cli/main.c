@@ -24,6 +24,7 @@ static const Command commands[] = {
     {"build", cmd_build, "compile a model to a self-describing shared object (or .o)"},
     {"repl", cmd_repl, "interactive session: define, evaluate (JIT), inspect, train"},
     {"import", cmd_import, "convert an ONNX model to a .lathe model and its weights"},
+    {"prune", cmd_prune, "zero a fraction of a trained model's weights (one-shot pruning)"},
 };
 
 static void print_help(FILE *f) {
