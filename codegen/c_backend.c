@@ -470,7 +470,7 @@ static void emit_math(CgBuf *c, const char *funcs) {
 }
 
 const char *cg_model_file(Backend *b) {
-  return cg_source_path(&b->arena, b->m->source_file, b->m->source_file);
+  return cg_source_path(&b->arena, b->m, b->m->source_file);
 }
 
 /* the banner's target and build lines: what the code needs and how to build it */

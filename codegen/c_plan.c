@@ -63,7 +63,7 @@ static void plan_rows(Backend *b, const Graph *g, const int32_t *kernel_of, cons
     const char *where =
         n->loc.file
             ? arena_printf(&b->arena, "%s:%u",
-                           cg_source_path(&b->arena, b->m->source_file, n->loc.file), n->loc.line)
+                           cg_source_path(&b->arena, b->m, n->loc.file), n->loc.line)
             : "-";
     cg_buf_printf(h, " *   %-24s %10s %10s  %-10s %s\n", cg_comment_safe(&b->arena, name),
                   affine(b, bytes_n, bytes), affine(b, n->offset_n, n->offset), range,

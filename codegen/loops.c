@@ -374,7 +374,10 @@ static int path_parts(Arena *a, const char *path, const char **part) {
   return n;
 }
 
-const char *cg_source_path(Arena *a, const char *model, const char *file) {
+const char *cg_source_path(Arena *a, const Module *m, const char *file) {
+  const char *model = m ? m->source_file : NULL;
+  if (file && m && m->lib_builtin && strncmp(file, "lib/", 4) == 0)
+    return file; /* the built-in library's name: no file on this machine */
   if (!file || !model || (!strchr(file, '/') && !strchr(model, '/') && file[0] != '<'))
     return file; /* both in the working directory: already relative to the model's */
   if (file[0] == '<') return file;

@@ -68,11 +68,12 @@ const char *cg_literal(Arena *a, DType t, double v);
 /* "64 * 784" (or "1" for a scalar): the element count of an array declarator */
 const char *cg_dims(Arena *a, const Shape *s);
 /* A source file named in the output (kernel comments, #line, the banner, the descriptor) as
- * a path relative to the directory of the model file `model` (Module.source_file): the model
- * itself by its base name, lib/nn.lathe as "../lib/nn.lathe" from examples/. The output then
- * names no directory of the compiling machine, and two checkouts give identical files.
- * Names that are not paths ("<builtin>") and NULL come back unchanged. */
-const char *cg_source_path(Arena *a, const char *model, const char *file);
+ * a path relative to the directory of m's model file (Module.source_file): the model itself
+ * by its base name, `--lib lib`'s nn.lathe as "../lib/nn.lathe" from examples/. The output
+ * then names no directory of the compiling machine, and two checkouts give identical files.
+ * Names that are not paths ("<repl>", the built-in library's "lib/nn.lathe" when
+ * m->lib_builtin) and NULL come back unchanged. */
+const char *cg_source_path(Arena *a, const Module *m, const char *file);
 /* text safe inside a C comment / a C string literal */
 const char *cg_comment_safe(Arena *a, const char *s);
 const char *cg_string_safe(Arena *a, const char *s);

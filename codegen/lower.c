@@ -384,7 +384,7 @@ _Static_assert(sizeof lower_table / sizeof lower_table[0] == OP_COUNT,
 
 /* a source file as the output names it: relative to the model file (cg_source_path) */
 static const char *source_of(CgFunc *f, const char *file) {
-  return cg_source_path(f->arena, f->m->source_file, file);
+  return cg_source_path(f->arena, f->m, file);
 }
 
 /* "%12 = matmul %3, %7 : f32[64, 256]" */

@@ -199,6 +199,7 @@ typedef struct Program {
   Decl **decls;
   int n_decls;   /* capacity is implicit (see parse_grow) */
   SrcLoc main_end; /* the end of the first file parsed (the main one): its EOF token */
+  bool lib_builtin; /* an import was served by the built-in lib/ (Module.lib_builtin) */
 } Program;
 
 void program_init(Program *p);

@@ -120,6 +120,7 @@ static char *read_library(Program *p, const char *lib_dir, const char *name, con
   }
   *path = arena_printf(&p->arena, "lib/%s.lathe", name);
   char *text = builtin_library(name);
+  p->lib_builtin |= text != NULL;
   if (!text) *path = arena_printf(&p->arena, "%s%s (built into lathe)", tried, *path);
   return text;
 }
@@ -157,6 +158,7 @@ Module *frontend_compile(const char *path, const char *text, const FrontendOptio
   bool ok = parse_program(&p, file, text, d);
   ok &= frontend_load_imports(&p, o->lib_dir, d);
   Module *m = ok ? elab_program(&p, file, o, d) : NULL;
+  if (m) m->lib_builtin = p.lib_builtin;
   program_fini(&p);
   return m;
 }

@@ -419,6 +419,8 @@ struct Module {
   int64_t dyn_max;         /* the bound of the dynamic dimension; 0: the module is static */
   const char *dyn_name;    /* its name in the source ("N"), module arena; NULL when static */
   const char *source_file; /* path of the .lathe file */
+  bool lib_builtin;        /* an `import` was served by the copy of lib/ built into lathe: the
+                            * SrcLoc files "lib/NAME.lathe" are its names, not paths */
   TensorDecl *inputs;      /* malloc'd */
   int n_inputs, cap_inputs;
   TensorDecl *params;

@@ -29,8 +29,21 @@ if ! diff -r "$TMP/out-a" "$TMP/out-b" >"$TMP/diff"; then
   head -40 "$TMP/diff"
   exit 1
 fi
+# the library built into lathe (no --lib, no LATHE_LIB) is named "lib/nn.lathe" whatever the
+# working directory, never as a path from it
+(cd "$TMP/a" && env -u LATHE_LIB "$LATHE" compile "$B/examples/cnn.lathe" -o "$TMP/builtin-a" \
+  >/dev/null 2>>"$TMP/log")
+(cd / && env -u LATHE_LIB "$LATHE" compile "$B/examples/cnn.lathe" -o "$TMP/builtin-root" \
+  >/dev/null 2>>"$TMP/log")
+if ! diff -r "$TMP/builtin-a" "$TMP/builtin-root" >"$TMP/diff"; then
+  echo "FAIL: the built-in library's name depends on the working directory"
+  head "$TMP/diff"
+  exit 1
+fi
+grep -q '(lib/nn.lathe:' "$TMP/builtin-a/cnn.c" ||
+  { echo "FAIL: the built-in library is not named lib/nn.lathe"; exit 1; }
 for dir in "$TMP" "$ROOT" "${HOME:-/root}"; do
-  if grep -rlF -- "$dir/" "$TMP/out-a" "$TMP/out-b"; then
+  if grep -rlF -- "$dir/" "$TMP/out-a" "$TMP/out-b" "$TMP"/builtin-*; then
     echo "FAIL: the generated files above name the machine's directory $dir"
     exit 1
   fi
