@@ -186,7 +186,7 @@ bool cg_gemm_applies(const Graph *g, NodeId mm) {
   int64_t cols = n->shape.dim[n->shape.rank - 1];
   int64_t rows = n->shape.rank > 2 && !rows_of_batch(g, n) ? n->shape.dim[n->shape.rank - 2]
                                                            : shape_numel(&n->shape) / cols;
-  return cols >= 1 && rows >= 2;
+  return cols >= 1 && (rows >= 2 || n->attr.matmul.sparse_b); /* sparse.c: any rows */
 }
 
 static bool const_packed(const Graph *g, NodeId mm, int j);
@@ -231,6 +231,7 @@ static void gemm_shape(const Graph *g, NodeId mm, const CgOptions *o, GemmShape 
   s->direct = (s->b_cs == 1 || graph_node(g, n->in[1])->op != OP_SCAN_ARG) &&
               !const_packed(g, mm, 0) && !const_packed(g, mm, 1) && cg_gemm_direct_suits(m, k, nn);
   if (s->direct) s->plan.bytes = cg_gemm_direct_bytes(o, k, nn, s->b_cs != 1);
+  if (n->attr.matmul.sparse_b) s->direct = false, s->plan.bytes = 0; /* packs nothing */
   s->off_acc = s->plan.bytes;
   s->bytes = s->off_acc + (n->group >= 0 ? ir_workspace_align(m * nn * 4) : 0);
 }
@@ -564,11 +565,14 @@ static bool gemm_per_batch(CgFunc *f, NodeId mm, const GemmShape *s) {
 /* whether operand j of GEMM mm is a data constant: then its panels are a static table */
 static bool const_packed(const Graph *g, NodeId mm, int j) {
   const Node *in = graph_node(g, graph_node(g, mm)->in[j]);
-  return in->op == OP_CONST && in->attr.constant.data && cg_gemm_applies(g, mm);
+  return in->op == OP_CONST && in->attr.constant.data && cg_gemm_applies(g, mm) &&
+         !(j == 1 && graph_node(g, mm)->attr.matmul.sparse_b);
 }
 
 bool cg_gemm_packs_operand(const Graph *g, NodeId mm, int j) {
-  return const_packed(g, mm, j);
+  /* a sparse B is read from its nonzero tables alone (sparse.c) */
+  return const_packed(g, mm, j) ||
+         (j == 1 && graph_node(g, mm)->attr.matmul.sparse_b && cg_gemm_applies(g, mm));
 }
 
 /* The static table of operand j (a data constant) of GEMM mm, packed as lathe_gemm reads a
@@ -685,8 +689,7 @@ static const char *product(CgFunc *f, const GemmShape *s, const CgGemmStore *sto
  * tile has (lathe_gemm_direct would run only its edge path): each row streams B once, i-k-j,
  * what a fixed batch of one compiles to (lower.c). Opens `if (m < mr) {...} else {`; the
  * caller emits the tiled call and closes the brace. */
-static void small_rows(CgFunc *f, const GemmShape *s, const char *a, const char *b,
-                       const char *c) {
+static void small_rows(CgFunc *f, const GemmShape *s, const char *a, const char *b, const char *c) {
   int vec, mr, nr;
   cg_gemm_tile(f->opt, &vec, &mr, &nr);
   cg_line(f->e, "if (%s < %d) { /* fewer rows than a %d-row tile: each row streams B */",
@@ -764,6 +767,11 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
     return false;
   }
   if (s.direct) return gemm_direct(f, mm, &s, store);
+  if (node->attr.matmul.sparse_b) { /* passes/sparsify.c: B over its nonzeros */
+    const char *prod = product(f, &s, store);
+    cg_sparse_product(f, mm, f->val[node->in[0]].expr, s.a_rs, s.a_cs, s.plan.m, prod);
+    return node->group < 0 || epilogue(f, &s, prod, store);
+  }
   cg_gemm_prelude(f);
   const char *packed_b = f->gemm_packed ? f->gemm_packed[2 * mm + 1] : NULL;
   if (!packed_b && const_packed(f->g, mm, 1)) packed_b = emit_const_packed(f, mm, 1, &s);

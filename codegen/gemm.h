@@ -109,6 +109,13 @@ void cg_gemm_tile(const CgOptions *o, int *vec, int *mr, int *nr);
 void cg_gemm_emit_tile_step(CgBuf *o, int mr, int nr, int vec, const char *bload,
                             const char *aload);
 
+/* ---- the sparse product (sparse.c) ---- */
+/* prod (M x N, row-major) = A @ B for a matmul mm with matmul.sparse_b (B a baked data
+ * constant [K, N], passes/sparsify.c): B's nonzeros go to static tables by output column,
+ * a[i][p] = a[i * a_rs + p * a_cs] */
+void cg_sparse_product(CgFunc *f, NodeId mm, const char *a, int64_t a_rs, int64_t a_cs,
+                       int64_t m, const char *prod);
+
 /* ---- the GEMM that packs nothing (gemm_direct.c) ---- */
 /* whether an m x k x n product runs faster unpacked (all but large cubes) */
 bool cg_gemm_direct_suits(int64_t m, int64_t k, int64_t n);

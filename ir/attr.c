@@ -359,18 +359,21 @@ static uint64_t hash_perm(const Node *n) {
 static void write_matmul(const Node *n, IrAttrText *t) {
   if (n->attr.matmul.trans_a) put_flag(t, "trans_a");
   if (n->attr.matmul.trans_b) put_flag(t, "trans_b");
+  if (n->attr.matmul.sparse_b) put_flag(t, "sparse_b");
 }
 static bool read_matmul(const Ctx *c, NodeAttr *out) {
   out->matmul.trans_a = has_flag(c, "trans_a");
   out->matmul.trans_b = has_flag(c, "trans_b");
+  out->matmul.sparse_b = has_flag(c, "sparse_b");
   return true;
 }
 static bool equal_matmul(const Node *a, const Node *b) {
   return a->attr.matmul.trans_a == b->attr.matmul.trans_a &&
-         a->attr.matmul.trans_b == b->attr.matmul.trans_b;
+         a->attr.matmul.trans_b == b->attr.matmul.trans_b &&
+         a->attr.matmul.sparse_b == b->attr.matmul.sparse_b;
 }
 static uint64_t hash_matmul(const Node *n) {
-  return n->attr.matmul.trans_a * 2u + n->attr.matmul.trans_b;
+  return n->attr.matmul.trans_a * 4u + n->attr.matmul.trans_b * 2u + n->attr.matmul.sparse_b;
 }
 
 /* ---- ATTR_ONE_HOT: {depth=N}; the dtype is the result's ------------------------------------- */
@@ -639,7 +642,7 @@ static const KindOps kinds[] = {
                    hash_axes},
     [ATTR_AXIS] = {KEYS("axis"), "", false, write_axis, read_axis, equal_axis, hash_axis},
     [ATTR_PERM] = {KEYS("perm"), "", false, write_perm, read_perm, equal_perm, hash_perm},
-    [ATTR_MATMUL] = {KEYS("trans_a", "trans_b"), "|trans_a|trans_b|", false, write_matmul,
+    [ATTR_MATMUL] = {KEYS("trans_a", "trans_b", "sparse_b"), "|trans_a|trans_b|sparse_b|", false, write_matmul,
                      read_matmul, equal_matmul, hash_matmul},
     [ATTR_ONE_HOT] = {KEYS("depth"), "", false, write_one_hot, read_one_hot, equal_one_hot,
                       hash_one_hot},

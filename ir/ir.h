@@ -179,6 +179,8 @@ typedef union NodeAttr {
   } transpose;
   struct {
     bool trans_a, trans_b; /* MATMUL: use the operand transposed in its last two dims */
+    bool sparse_b;         /* B is a baked constant that is mostly zero: the kernel runs over
+                            * its nonzeros (passes/sparsify.c decides, codegen/sparse.c) */
   } matmul;
   struct {
     int64_t depth; /* ONE_HOT: classes; input is integer indices, out adds a last axis */
