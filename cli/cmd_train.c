@@ -26,9 +26,10 @@ const char cli_data_help[] =
 static const char *help_head =
     "usage: lathe train [OPTIONS] FILE --data SPEC\n"
     "\n"
-    "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size (the last\n"
-    "partial batch of an epoch is dropped), run the compiled train step, and evaluate on the\n"
-    "validation set after each epoch.\n"
+    "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size, run the\n"
+    "compiled train step, and evaluate on the validation set after each epoch. The last partial\n"
+    "batch of an epoch is dropped, unless the batch is a run-time one (-D 'N=dynamic(max=64)'):\n"
+    "then it trains too (a last batch of 1 is evened with the one before it).\n"
     "Under `mpirun -np K` it trains data-parallel on K ranks: global batch K x the batch,\n"
     "gradients averaged every step, only rank 0 prints and writes (docs/distributed.md).\n"
     "\n"
