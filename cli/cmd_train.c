@@ -217,6 +217,7 @@ typedef struct Run {
   int start_epoch;
   const lathe_dist *dist; /* under mpirun (cli/dist_mpi.c), else NULL */
   bool quiet;             /* a rank but 0: prints and writes nothing */
+  int64_t min_batch;      /* Module.train_min_n: a batch norm needs steps of 2 samples or more */
 } Run;
 
 static bool named_dataset(const char *spec) {
@@ -442,6 +443,15 @@ static bool train(Run *r, Diag *d) {
   lathe_fit_result res;
   char *err = NULL;
   fit_options(r, &f);
+  int64_t n = lathe_dataset_len(r->train);
+  if (f.limit > 0 && f.limit < n) n = f.limit;
+  if (n < r->min_batch) { /* lathe_fit evens a last batch of 1, but one sample is all there is */
+    diag_error(d, (SrcLoc){0},
+               "%lld training sample: a batch of 1 cannot train this model (a batch norm with "
+               "one value per channel per sample needs %lld; docs/dynamic-batch.md)",
+               (long long)n, (long long)r->min_batch);
+    return false;
+  }
   if (lathe_fit(r->model.info, r->w.params, r->w.state, r->train, r->val, &f, &res, &err) != 0) {
     cli_api_error(d, err);
     return false;
@@ -467,6 +477,7 @@ static int train_command(TrainOptions *o_, const lathe_dist *dist) {
   }
   Run *r = calloc(1, sizeof *r);
   bool ok = r && cli_load(m, &o.c, &r->model);
+  if (r) r->min_batch = m->train_min_n;
   module_free(m);
   if (!ok) {
     free(r);
