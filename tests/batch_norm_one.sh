@@ -28,7 +28,8 @@ PY
 
 "$LATHE" train "$MODEL" -D "$DYN" --data data --epochs 2 --checkpoint ck.safetensors \
   > train.txt 2>&1 || { cat train.txt; exit 1; }
-grep -q "65/65" train.txt || { echo "FAIL: the epoch did not cover 65 samples:"; cat train.txt; exit 1; }
+grep -q "65/65" train.txt ||
+  { echo "FAIL: the epoch did not cover 65 samples:"; cat train.txt; exit 1; }
 ROOT=$ROOT /usr/bin/python3 - <<'PY'
 import os, sys
 import numpy as np

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `lathe dump --memplan` of a model with a run-time batch (docs/dynamic-batch.md): every
 # buffer's size and offset as A*n + B, equal to the plan table of the generated header (the
-# same buffers at the same offsets; sizes as planned, rounded up to 64 bytes), and each entry's <MODEL>_<ENTRY>_WORKSPACE_BYTES(n) = A*n + B
-# equal to the header's #define, the model-wide one too. examples/cnn.lathe's train step has
+# same buffers at the same offsets; sizes as planned, rounded up to 64 bytes), and each
+# entry's <MODEL>_<ENTRY>_WORKSPACE_BYTES(n) = A*n + B equal to the header's #define, the
+# model-wide one too. examples/cnn.lathe's train step has
 # both pools: per-sample buffers at A*n and static ones at A*n + B. A static model's plan
 # keeps plain numbers.
 set -euo pipefail

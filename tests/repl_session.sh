@@ -168,7 +168,8 @@ S
 check 'f32\[64, 10\]'                                  # zeros at the bound before :set
 check 'x <- x5.npy (a run-time batch of 5)'
 check 'f32\[5, 10\]'
-check "error: x70.npy is f32\[70, 784\], but 'x' is f32\[n<=64, 784\]: n rows for a run-time batch n from 1 to 64"
+check "error: x70.npy is f32\[70, 784\], but 'x' is f32\[n<=64, 784\]: n rows for a \
+run-time batch n from 1 to 64"
 check 'f32\[1, 10\]'
 check "error: data 'b' has a run-time batch (f32\[N, 3\]): it starts as zeros, not 'ones'"
 check "entry 'train': a batch of 1 cannot train this model: batch norm 'z'"

@@ -149,9 +149,10 @@ def test_a_batch_of_one_cannot_train_a_batch_norm():
     x, t = np.linspace(-1, 1, 36, dtype=np.float32).reshape(9, 4), np.ones((9, 3), np.float32)
     before = m.state_dict()
     for call in (m.train_step, m.grad):
-        with pytest.raises(lathe.CallError, match=r"a batch of 1 cannot train this model: batch "
-                                                  r"norm 'h\.batchnorm1d0' .*Expected more than 1 value per "
-                                                  r"channel when training"):
+        with pytest.raises(lathe.CallError,
+                           match=r"a batch of 1 cannot train this model: batch norm "
+                                 r"'h\.batchnorm1d0' .*Expected more than 1 value per "
+                                 r"channel when training"):
             call(x=x[:1], t=t[:1])
     after = m.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)
