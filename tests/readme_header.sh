@@ -11,7 +11,8 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP"
 # from the source tree, as the README runs it (the plan's source paths are relative)
-(cd "$ROOT" && "$LATHE" compile examples/mlp.lathe -D 'N=dynamic(max=64)' -o "$TMP/gen" 2> /dev/null)
+(cd "$ROOT" &&
+  "$LATHE" compile examples/mlp.lathe -D 'N=dynamic(max=64)' -o "$TMP/gen" 2> /dev/null)
 /usr/bin/python3 - "$ROOT/README.md" gen/mlp.h <<'PY'
 import re, sys
 readme, header = open(sys.argv[1]).read(), open(sys.argv[2]).read().splitlines()
