@@ -1,6 +1,7 @@
 /* cli/dump.c — `lathe dump FILE`: the IR of the model or of an entry point after a pass. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,9 @@ static const char *help =
     "  --after PASS        print the entry graphs after PASS (see below)\n"
     "  --entry NAME        only this entry point (forward, train, ...)\n"
     "  --kernels           after the whole pipeline: each kernel, its IR nodes, source lines\n"
-    "  --memplan           after the whole pipeline: the workspace plan of each entry\n"
+    "  --memplan           after the whole pipeline: the workspace plan of each entry (with a\n"
+    "                      run-time batch: sizes and offsets A*n + B, and each entry's\n"
+    "                      <MODEL>_<ENTRY>_WORKSPACE_BYTES(n) of the generated header)\n"
     "  -D NAME=VALUE       override a `const` of the model\n"
     "  --max-batch M       a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --dtype f32|f64     compile every f32 as f64\n"
@@ -53,22 +56,83 @@ static void print_kernels(const Graph *g) {
   free(kernel_of);
 }
 
-/* `--memplan`: buffer, bytes, offset, first and last kernel; arena vs the sum of buffers. */
-static void print_memplan(const Graph *g) {
+/* "A*n + B" of a dynamic module's affine sizes and offsets ("A*n" when B is 0, "B" when A is),
+ * as the generated header's plan table writes them; a static module's plain B */
+static const char *affine(int64_t per_n, int64_t fixed, char *buf, size_t size) {
+  if (per_n == 0)
+    snprintf(buf, size, "%lld", (long long)fixed);
+  else if (fixed == 0)
+    snprintf(buf, size, "%lld*n", (long long)per_n);
+  else
+    snprintf(buf, size, "%lld*n + %lld", (long long)per_n, (long long)fixed);
+  return buf;
+}
+
+/* `--memplan`: buffer, bytes, offset, first and last kernel; arena vs the sum of buffers. In
+ * a module with a run-time batch (docs/dynamic-batch.md) sizes and offsets are A*n + B. */
+static void print_memplan(const Module *m, const Graph *g) {
   PlanBuffer *b = malloc((g->n_nodes + 1) * sizeof *b);
   int64_t total = 0;
   int n = b ? graph_fill_buffers(g, b, &total) : -1;
-  printf("; entry %s: workspace plan\n", g->name);
-  printf("%-10s %-16s %10s %10s %6s %6s\n", "buffer", "name", "bytes", "offset", "first", "last");
+  char s1[64], s2[64];
+  if (m->dyn_max > 0)
+    printf("; entry %s: workspace plan at run-time batch n, 1 <= n <= %lld (bytes A*n + B)\n",
+           g->name, (long long)m->dyn_max);
+  else
+    printf("; entry %s: workspace plan\n", g->name);
+  printf("%-10s %-16s %16s %16s %6s %6s\n", "buffer", "name", "bytes", "offset", "first", "last");
   for (int i = 0; i < n; i++) {
     const Node *nd = &g->nodes[b[i].node];
-    printf("%%%-9u %-16s %10lld %10lld %6d %6d\n", b[i].node, nd->name ? nd->name : "-",
-           (long long)b[i].bytes, (long long)b[i].offset, b[i].first, b[i].last);
+    printf("%%%-9u %-16s %16s %16s %6d %6d\n", b[i].node, nd->name ? nd->name : "-",
+           affine(b[i].bytes_n, b[i].bytes, s1, sizeof s1),
+           affine(b[i].offset_n, b[i].offset, s2, sizeof s2), b[i].first, b[i].last);
   }
-  printf("arena %lld bytes; sum of %d buffers %lld bytes (%.1f%%)\n",
-         (long long)g->workspace_bytes, n, (long long)total,
-         total > 0 ? 100.0 * (double)g->workspace_bytes / (double)total : 0.0);
+  if (m->dyn_max > 0) {
+    int64_t arena = g->workspace_bytes_n * m->dyn_max + g->workspace_bytes;
+    printf("arena %s bytes (%lld at n = %lld); sum of %d buffers at the bound %lld bytes "
+           "(%.1f%%)\n",
+           affine(g->workspace_bytes_n, g->workspace_bytes, s1, sizeof s1), (long long)arena,
+           (long long)m->dyn_max, n, (long long)total,
+           total > 0 ? 100.0 * (double)arena / (double)total : 0.0);
+  } else {
+    printf("arena %lld bytes; sum of %d buffers %lld bytes (%.1f%%)\n",
+           (long long)g->workspace_bytes, n, (long long)total,
+           total > 0 ? 100.0 * (double)g->workspace_bytes / (double)total : 0.0);
+  }
   free(b);
+}
+
+/* A dynamic module's <MODEL>_<ENTRY>_WORKSPACE_BYTES(n) = A*n + B of the generated header:
+ * the plan above plus the kernels' scratch and pre-packed operands, which codegen adds; read
+ * from the compiled model's descriptor (workspace_per_n, workspace_base), so it is the
+ * header's number, not a second derivation of it. */
+static bool print_workspace_macros(const Module *m, const CliCompile *c, const char *entry) {
+  RtModel model = {0};
+  if (!cli_load(m, c, &model)) return false;
+  char upper[256], s1[64];
+  size_t k = 0;
+  for (; model.info->name[k] && k + 1 < sizeof upper; k++)
+    upper[k] = (char)toupper((unsigned char)model.info->name[k]);
+  upper[k] = '\0';
+  printf("; the generated header's workspace (the plan, kernel scratch, pre-packed operands)\n");
+  int64_t max_a = 0, max_b = 0; /* <MODEL>_WORKSPACE_BYTES(n): enough for every entry */
+  for (int i = 0; i < model.info->n_entries; i++) {
+    const lathe_entry_info *e = &model.info->entries[i];
+    if ((int64_t)e->workspace_per_n > max_a) max_a = (int64_t)e->workspace_per_n;
+    if ((int64_t)e->workspace_base > max_b) max_b = (int64_t)e->workspace_base;
+  }
+  if (!entry) printf("%s_WORKSPACE_BYTES(n) = %s\n", upper, affine(max_a, max_b, s1, sizeof s1));
+  for (int i = 0; i < model.info->n_entries; i++) {
+    const lathe_entry_info *e = &model.info->entries[i];
+    if (entry && strcmp(entry, e->name) != 0) continue;
+    printf("%s_", upper);
+    for (const char *p = e->name; *p; p++)
+      putchar(toupper((unsigned char)*p));
+    printf("_WORKSPACE_BYTES(n) = %s\n",
+           affine((int64_t)e->workspace_per_n, (int64_t)e->workspace_base, s1, sizeof s1));
+  }
+  rt_model_close(&model);
+  return true;
 }
 
 static void print_graph(const Graph *g, bool dot) {
@@ -121,7 +185,8 @@ int cmd_dump(int argc, char **argv) {
     return cli_usage_error(&a, "--kernels and --memplan show the whole pipeline: drop --after");
   if (view == VIEW_IR && after) {
     bool known = false;
-    for (int p = 0; p < passes_count(); p++) known |= strcmp(passes_name(p), after) == 0;
+    for (int p = 0; p < passes_count(); p++)
+      known |= strcmp(passes_name(p), after) == 0;
     if (!known) return cli_usage_error(&a, "--after: unknown pass '%s'", after);
     /* stop the pipeline right after the requested pass */
     bool past = false;
@@ -144,13 +209,17 @@ int cmd_dump(int argc, char **argv) {
       if (view == VIEW_KERNELS)
         print_kernels(m->entries[i]);
       else if (view == VIEW_MEMPLAN)
-        print_memplan(m->entries[i]);
+        print_memplan(m, m->entries[i]);
       else
         print_graph(m->entries[i], dot);
       shown++;
     }
     if (entry && !shown) {
       fprintf(stderr, "lathe dump: model '%s' has no entry point '%s'\n", m->name, entry);
+      module_free(m);
+      return EXIT_USER;
+    }
+    if (view == VIEW_MEMPLAN && m->dyn_max > 0 && !print_workspace_macros(m, &c, entry)) {
       module_free(m);
       return EXIT_USER;
     }

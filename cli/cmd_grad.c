@@ -83,6 +83,33 @@ static bool write_grads(const GradOptions *o, const lathe_entry_info *e, const T
   return ok;
 }
 
+/* The training-mode batch the model needs (Module.train_min_n, docs/dynamic-batch.md): a batch
+ * norm with one value per channel per sample has no variance over a batch of 1, which
+ * PyTorch refuses too; checked here, where the call's n is known, before the entry runs. */
+typedef struct MinBatch {
+  int64_t min;     /* Module.train_min_n */
+  const char *why; /* its batch norm's name ("f") */
+} MinBatch;
+
+static bool invoke_checked(void *ctx, const lathe_entry_info *e, void *const *args, double *ret,
+                           Diag *d) {
+  const MinBatch *mb = ctx;
+  for (int k = 0; k < e->n_args; k++) {
+    if (e->args[k].role != LATHE_ARG_BATCH) continue;
+    int64_t n = *(const int64_t *)args[k];
+    if (n >= mb->min) break;
+    diag_error(d, (SrcLoc){0},
+               "a batch of %lld cannot train this model: batch norm '%s' sees one value per "
+               "channel per sample, and its variance needs at least %lld samples (PyTorch: "
+               "\"Expected more than 1 value per channel when training\")",
+               (long long)n, mb->why ? mb->why : "?", (long long)mb->min);
+    return false;
+  }
+  *ret = 0;
+  e->call(args, ret);
+  return true;
+}
+
 int cmd_grad(int argc, char **argv) {
   GradOptions o;
   memset(&o, 0, sizeof o);
@@ -94,6 +121,10 @@ int cmd_grad(int argc, char **argv) {
   Module *m = cli_build_module(&o.c);
   if (!m) return EXIT_USER;
   bool has_steps = m->n_steps > 0;
+  MinBatch mb = {m->train_min_n, NULL};
+  char why[256] = "";
+  if (m->train_min_why) snprintf(why, sizeof why, "%s", m->train_min_why), mb.why = why;
+  if (strrchr(why, '.')) *strrchr(why, '.') = '\0'; /* "f.running_var": batch norm 'f' */
   RtModel model = {0};
   bool ok = has_steps && cli_load(m, &o.c, &model);
   if (!has_steps) fprintf(stderr, "%s: error: the model has no train block, so no loss to "
@@ -107,7 +138,7 @@ int cmd_grad(int argc, char **argv) {
   Tensor tensors[CLI_MAX_ARGS];
   double loss = 0;
   ok = e && cli_weights_init(&w, model.info, o.weights, o.seed, &d) &&
-       cli_call_entry(e, &w, &o.in, tensors, &loss, &d);
+       cli_call_entry_with(e, &w, &o.in, tensors, &loss, invoke_checked, &mb, &d);
   if (ok) {
     printf("loss %.9g\n", loss);
     ok = write_grads(&o, e, tensors, &d);

@@ -142,18 +142,24 @@ static bool reference_tensors(const RunOptions *o, const TensorDecl *decls, int 
       continue;
     }
     char a[200], b[200];
+    /* a float tensor of the other float type converts, as the compiled run loads it
+     * (driver/weights.c): an f32 checkpoint serves --dtype f64 and the reverse */
+    bool convert =
+        t && t->dtype != p->dtype && dtype_is_float(t->dtype) && dtype_is_float(p->dtype);
     if (!t) {
       diag_error(d, (SrcLoc){0}, "%s: no tensor '%s'", o->weights, p->name);
       ok = false;
-    } else if (t->dtype != p->dtype || !shape_equal(&t->shape, &p->shape)) {
+    } else if ((t->dtype != p->dtype && !convert) || !shape_equal(&t->shape, &p->shape)) {
       diag_error(d, (SrcLoc){0}, "%s: tensor '%s' is %s%s, but the model expects %s%s", o->weights,
                  p->name, dtype_name(t->dtype), shape_str(&t->shape, a, sizeof a),
                  dtype_name(p->dtype), shape_str(&p->shape, b, sizeof b));
       ok = false;
     } else {
-      ok = tensor_alloc(&out[i], t->dtype, &t->shape);
-      if (ok)
-        memcpy(out[i].data, t->data, (size_t)shape_numel(&t->shape) * dtype_size(t->dtype));
+      ok = tensor_alloc(&out[i], p->dtype, &t->shape);
+      int64_t numel = shape_numel(&t->shape);
+      if (ok && !convert) memcpy(out[i].data, t->data, (size_t)numel * dtype_size(t->dtype));
+      for (int64_t k = 0; ok && convert && k < numel; k++)
+        tensor_set(&out[i], k, tensor_get(t, k));
     }
   }
   rt_set_fini(&set);

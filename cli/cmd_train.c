@@ -26,9 +26,10 @@ const char cli_data_help[] =
 static const char *help_head =
     "usage: lathe train [OPTIONS] FILE --data SPEC\n"
     "\n"
-    "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size (the last\n"
-    "partial batch of an epoch is dropped), run the compiled train step, and evaluate on the\n"
-    "validation set after each epoch.\n"
+    "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size, run the\n"
+    "compiled train step, and evaluate on the validation set after each epoch. The last partial\n"
+    "batch of an epoch is dropped, unless the batch is a run-time one (-D 'N=dynamic(max=64)'):\n"
+    "then it trains too (a last batch of 1 is evened with the one before it).\n"
     "Under `mpirun -np K` it trains data-parallel on K ranks: global batch K x the batch,\n"
     "gradients averaged every step, only rank 0 prints and writes (docs/distributed.md).\n"
     "\n"
@@ -216,6 +217,7 @@ typedef struct Run {
   int start_epoch;
   const lathe_dist *dist; /* under mpirun (cli/dist_mpi.c), else NULL */
   bool quiet;             /* a rank but 0: prints and writes nothing */
+  int64_t min_batch;      /* Module.train_min_n: a batch norm needs steps of 2 samples or more */
 } Run;
 
 static bool named_dataset(const char *spec) {
@@ -441,6 +443,15 @@ static bool train(Run *r, Diag *d) {
   lathe_fit_result res;
   char *err = NULL;
   fit_options(r, &f);
+  int64_t n = lathe_dataset_len(r->train);
+  if (f.limit > 0 && f.limit < n) n = f.limit;
+  if (n < r->min_batch) { /* lathe_fit evens a last batch of 1, but one sample is all there is */
+    diag_error(d, (SrcLoc){0},
+               "%lld training sample: a batch of 1 cannot train this model (a batch norm with "
+               "one value per channel per sample needs %lld; docs/dynamic-batch.md)",
+               (long long)n, (long long)r->min_batch);
+    return false;
+  }
   if (lathe_fit(r->model.info, r->w.params, r->w.state, r->train, r->val, &f, &res, &err) != 0) {
     cli_api_error(d, err);
     return false;
@@ -466,6 +477,7 @@ static int train_command(TrainOptions *o_, const lathe_dist *dist) {
   }
   Run *r = calloc(1, sizeof *r);
   bool ok = r && cli_load(m, &o.c, &r->model);
+  if (r) r->min_batch = m->train_min_n;
   module_free(m);
   if (!ok) {
     free(r);

@@ -50,6 +50,11 @@ typedef struct ReplVar {
   char *name; /* the user's name: a param/data tensor or a binding */
   char *text; /* param/data: "TYPE = INIT"; binding: the expression */
   int kind;   /* REPL_PARAM, REPL_DATA, REPL_BINDING */
+  /* a data tensor whose axis 0 is the run-time batch (`data x: f32[N, 4]` after
+   * `const N = dynamic(max = 64)`, docs/dynamic-batch.md): an input of the synthetic model,
+   * called with the rows of its value (zeros at the bound until :set) */
+  DType dtype; /* its element type (dyn only) */
+  Shape shape; /* its shape at the bound; shape.dyn = k > 0 marks such a var (else 0) */
 } ReplVar;
 
 enum { REPL_PARAM, REPL_DATA, REPL_BINDING };

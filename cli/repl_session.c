@@ -15,6 +15,10 @@
  *     __loss = LOSS                      # only for :train / :grad, with a train block
  *   }
  *
+ * A `data` tensor whose axis 0 is a run-time batch (docs/dynamic-batch.md) is an input of the
+ * model instead (`model repl(x: f32[N, 784])`): each call passes the rows of its value, so the
+ * entry runs at that n, 1 <= n <= the bound (:set refuses more rows).
+ *
  * Invariant: a failed input changes nothing (definitions are validated before they are kept);
  * values are keyed by the model's param names ("w.value").
  */
@@ -106,7 +110,7 @@ static void model_text(const ReplSession *s, const ReplVar *extra, const char *e
   repl_text_add(t, "%s", s->defs.s);
   for (int i = 0; i <= s->n_vars; i++) {
     const ReplVar *v = i < s->n_vars ? &s->vars[i] : extra;
-    if (!v || v->kind == REPL_BINDING) continue;
+    if (!v || v->kind == REPL_BINDING || v->shape.dyn) continue;
     const char *eq = strstr(v->text, " = ");
     const char *l = var_label(v, extra, label, sizeof label);
     repl_map_add(map, t, (int)strlen(v->name) + 16, l, v->text);
@@ -114,10 +118,19 @@ static void model_text(const ReplSession *s, const ReplVar *extra, const char *e
     repl_map_add(map, t, 15, l, v->text);
     repl_text_add(t, "  param value: %s\n  return value\n}\n", v->text);
   }
-  repl_text_add(t, "model repl() {\n");
+  repl_text_add(t, "model repl(");
+  int inputs = 0; /* data with a run-time batch: inputs, `x: f32[N, 4]` */
   for (int i = 0; i <= s->n_vars; i++) {
     const ReplVar *v = i < s->n_vars ? &s->vars[i] : extra;
-    if (!v) continue;
+    if (!v || !v->shape.dyn) continue;
+    const char *eq = strstr(v->text, " = ");
+    repl_text_add(t, "%s%s: %.*s", inputs++ ? ", " : "", v->name,
+                  (int)(eq ? eq - v->text : (long)strlen(v->text)), v->text);
+  }
+  repl_text_add(t, ") {\n");
+  for (int i = 0; i <= s->n_vars; i++) {
+    const ReplVar *v = i < s->n_vars ? &s->vars[i] : extra;
+    if (!v || v->shape.dyn) continue;
     if (v->kind == REPL_BINDING) {
       repl_map_add(map, t, (int)strlen(v->name) + 5, var_label(v, extra, label, sizeof label),
                    v->text);
@@ -277,7 +290,63 @@ static lathe_model *compile(ReplSession *s, const char *expr, const ReplTrain *t
   return m;
 }
 
-/* Runs forward and returns output `_` in out (tensor_alloc'd). */
+/* The inputs of a call: the data tensors with a run-time batch (ReplVar.shape.dyn) that the
+ * entry reads, each at the rows of its value, so the call runs at that n (1..the bound,
+ * checked by :set); zeros at the bound until a :set (or when the value no longer fits a
+ * redefinition). The zeros live in zeros[] until repl_inputs_free. */
+enum { REPL_MAX_INPUTS = 16 };
+typedef struct ReplInputs {
+  lathe_tensor t[REPL_MAX_INPUTS];
+  Tensor zeros[REPL_MAX_INPUTS];
+  int n;
+  int64_t batch; /* the run-time batch of the call: rows / k of the first input; 0 if none */
+} ReplInputs;
+
+static const ReplVar *find_var(const ReplSession *s, const char *name) {
+  for (int i = 0; i < s->n_vars; i++)
+    if (strcmp(s->vars[i].name, name) == 0) return &s->vars[i];
+  return NULL;
+}
+
+/* whether value t fits dynamic data v: its dtype, trailing dims, and k * n rows, 1 <= n <= max */
+static bool fits_rows(const ReplVar *v, const Tensor *t) {
+  bool ok = t->dtype == v->dtype && t->shape.rank == v->shape.rank && t->shape.dim[0] > 0 &&
+            t->shape.dim[0] % v->shape.dyn == 0 && t->shape.dim[0] <= v->shape.dim[0];
+  for (int k = 1; ok && k < v->shape.rank; k++) ok = t->shape.dim[k] == v->shape.dim[k];
+  return ok;
+}
+
+static bool repl_inputs(ReplSession *s, lathe_model *m, const char *entry, ReplInputs *in) {
+  memset(in, 0, sizeof *in);
+  const lathe_model_info *info = lathe_info(m);
+  for (int i = 0; i < info->n_entries; i++) {
+    const lathe_entry_info *e = &info->entries[i];
+    for (int k = 0; strcmp(e->name, entry) == 0 && k < e->n_args; k++) {
+      const ReplVar *v = e->args[k].role == LATHE_ARG_INPUT ? find_var(s, e->args[k].tensor->name)
+                                                            : NULL;
+      if (!v || !v->shape.dyn || in->n == REPL_MAX_INPUTS) continue;
+      char key[300];
+      snprintf(key, sizeof key, "%s.value", v->name);
+      const Tensor *t = rt_set_find(&s->values, key);
+      if (!t || !fits_rows(v, t)) {
+        Shape at_bound = v->shape;
+        at_bound.dyn = 0;
+        if (!tensor_alloc(&in->zeros[in->n], v->dtype, &at_bound)) return false;
+        t = &in->zeros[in->n];
+      }
+      in->t[in->n++] = (lathe_tensor){v->name, (int)t->dtype, t->shape.rank, t->shape.dim, t->data};
+      if (!in->batch) in->batch = t->shape.dim[0] / v->shape.dyn;
+    }
+  }
+  return true;
+}
+
+static void repl_inputs_free(ReplInputs *in) {
+  for (int i = 0; i < in->n; i++) tensor_free(&in->zeros[i]);
+}
+
+/* Runs forward and returns output `_` in out (tensor_alloc'd); a dynamic output has the
+ * inputs' rows. */
 static bool run_forward(ReplSession *s, lathe_model *m, Tensor *out) {
   const lathe_entry_info *e = NULL;
   const lathe_model_info *info = lathe_info(m);
@@ -286,18 +355,23 @@ static bool run_forward(ReplSession *s, lathe_model *m, Tensor *out) {
   const lathe_tensor_info *ti = NULL;
   for (int k = 0; e && k < e->n_args; k++)
     if (e->args[k].role == LATHE_ARG_OUTPUT) ti = e->args[k].tensor;
+  ReplInputs in;
+  bool ok = repl_inputs(s, m, "forward", &in);
   Shape shape = ti ? shape_make(ti->rank, ti->shape) : (Shape){0};
-  if (!ti || !tensor_alloc(out, (DType)ti->dtype, &shape)) {
+  if (ti && ti->dyn && in.batch) shape.dim[0] = ti->dyn * in.batch;
+  if (!ok || !ti || !tensor_alloc(out, (DType)ti->dtype, &shape)) {
     fprintf(s->out, "error: the expression has no value to print\n");
+    repl_inputs_free(&in);
     return false;
   }
-  lathe_tensor o = {"_", ti->dtype, ti->rank, ti->shape, out->data};
-  if (lathe_call(m, "forward", NULL, 0, &o, 1, NULL) != 0) {
+  lathe_tensor o = {"_", ti->dtype, ti->rank, out->shape.dim, out->data};
+  ok = lathe_call(m, "forward", in.t, in.n, &o, 1, NULL) == 0;
+  repl_inputs_free(&in);
+  if (!ok) {
     fprintf(s->out, "%s", lathe_error(m));
     tensor_free(out);
-    return false;
   }
-  return true;
+  return ok;
 }
 
 bool repl_show(ReplSession *s, const char *expr) {
@@ -357,6 +431,36 @@ static bool mentions(const char *text, const char *name) {
   return false;
 }
 
+/* Whether data `name: TYPE` has the run-time batch as axis 0 (docs/dynamic-batch.md): TYPE
+ * elaborated as the input of a one-line model after the definitions; sets v->dtype and
+ * v->shape when it does (v->shape.dyn stays 0 otherwise, and a TYPE that does not elaborate
+ * is left to validate to report). Such a tensor starts as zeros: another init is refused. */
+static bool probe_dynamic(ReplSession *s, ReplVar *v) {
+  const char *eq = strstr(v->text, " = ");
+  ReplText src = {0};
+  repl_text_add(&src, "%smodel probe(v: %.*s) {\n  output o = v\n}\n", s->defs.s,
+                (int)(eq ? eq - v->text : (long)strlen(v->text)), v->text);
+  Diag d;
+  diag_init(&d);
+  FrontendOptions fo;
+  frontend_options_init(&fo);
+  Module *m = frontend_compile("<repl>", src.s, &fo, &d);
+  bool ok = true;
+  if (m && m->n_inputs == 1 && m->inputs[0].shape.dyn > 0) {
+    v->dtype = m->inputs[0].dtype, v->shape = m->inputs[0].shape;
+    if (eq && strcmp(eq + 3, "zeros") != 0) {
+      fprintf(s->out, "error: data '%s' has a run-time batch (%.*s): it starts as zeros, "
+              "not '%s'; give its rows with :set %s FILE.npy\n", v->name,
+              (int)(eq - v->text), v->text, eq + 3, v->name);
+      ok = false;
+    }
+  }
+  if (m) module_free(m);
+  diag_fini(&d);
+  repl_text_free(&src);
+  return ok;
+}
+
 bool repl_define_var(ReplSession *s, const char *name, const char *text, int kind) {
   if (!valid_name(s, name)) return false;
   int at = -1;
@@ -369,7 +473,8 @@ bool repl_define_var(ReplSession *s, const char *name, const char *text, int kin
             s->vars[at].text, text);
     return false;
   }
-  ReplVar v = {(char *)name, (char *)text, kind};
+  ReplVar v = {(char *)name, (char *)text, kind, DT_F32, {0}};
+  if (kind == REPL_DATA && !probe_dynamic(s, &v)) return false;
   ReplSession view = *s;
   if (at >= 0) { /* redefinition: validate without the old one, then replace it at the end */
     ReplVar *copy = malloc(sizeof *copy * (size_t)(s->n_vars + 1));
@@ -395,7 +500,7 @@ bool repl_define_var(ReplSession *s, const char *name, const char *text, int kin
     if (!vars) return false;
     s->vars = vars, s->cap_vars = cap;
   }
-  s->vars[s->n_vars++] = (ReplVar){strdup(name), strdup(text), kind};
+  s->vars[s->n_vars++] = (ReplVar){strdup(name), strdup(text), kind, v.dtype, v.shape};
   return true;
 }
 
@@ -495,10 +600,13 @@ bool repl_grad(ReplSession *s, const char *loss, const char *param) {
   double value = 0;
   bool ok = tensor_alloc(&g, (DType)ti->dtype, &shape);
   lathe_tensor out = {glob, ti->dtype, ti->rank, ti->shape, g.data};
-  if (ok && lathe_call(m, "grad", NULL, 0, &out, 1, &value) != 0) {
+  ReplInputs in;
+  ok = ok && repl_inputs(s, m, "grad", &in);
+  if (ok && lathe_call(m, "grad", in.t, in.n, &out, 1, &value) != 0) {
     fprintf(s->out, "%s", lathe_error(m));
     ok = false;
   }
+  repl_inputs_free(&in);
   if (ok) {
     fprintf(s->out, "loss = %.6g\n", value);
     char name[320];
@@ -524,13 +632,15 @@ bool repl_train(ReplSession *s, const char *loss, long steps, const char *optimi
     return false;
   }
   double loss_value = 0, t0 = now_seconds();
-  bool ok = true;
+  ReplInputs in;
+  bool ok = repl_inputs(s, m, "train", &in);
   for (long i = 0; ok && i < steps; i++) {
-    ok = lathe_call(m, "train", NULL, 0, NULL, 0, &loss_value) == 0;
+    ok = lathe_call(m, "train", in.t, in.n, NULL, 0, &loss_value) == 0;
     if (!ok) fprintf(s->out, "%s", lathe_error(m));
     else if (i == 0 || i + 1 == steps || (steps > 10 && (i + 1) % (steps / 5) == 0))
       fprintf(s->out, "step %ld: %s = %.6g\n", i + 1, loss, loss_value);
   }
+  repl_inputs_free(&in);
   if (ok) {
     sync_out(s, m);
     fprintf(s->out, "trained %ld steps with %s in %.1f ms\n", steps, tr.optimizer,
@@ -620,9 +730,25 @@ bool repl_set(ReplSession *s, const char *name, const char *path) {
   snprintf(key, sizeof key, "%s.value", name);
   bool ok = rt_npy_read(path, &t, &d);
   if (!ok) fprintf(s->out, "%s", diag_text(&d));
+  const ReplVar *v = find_var(s, name);
+  if (ok && v && v->shape.dyn && !fits_rows(v, &t)) { /* data with a run-time batch */
+    char got[200], want[200];
+    int64_t bound = v->shape.dim[0] / v->shape.dyn;
+    char rows[64] = "";
+    if (v->shape.dyn > 1) snprintf(rows, sizeof rows, "%lld * ", (long long)v->shape.dyn);
+    fprintf(s->out, "error: %s is %s%s, but '%s' is %s%s: %sn rows for a run-time batch n from "
+            "1 to %lld\n", path, dtype_name(t.dtype), shape_str(&t.shape, got, sizeof got), name,
+            dtype_name(v->dtype), shape_str(&v->shape, want, sizeof want), rows,
+            (long long)bound);
+    ok = false;
+  }
   Tensor *slot = ok ? rt_set_add(&s->values, key, t.dtype, &t.shape) : NULL;
   if (slot) memcpy(slot->data, t.data, (size_t)shape_numel(&t.shape) * dtype_size(t.dtype));
-  if (ok) fprintf(s->out, "%s <- %s (used where its type matches)\n", name, path);
+  if (ok && v && v->shape.dyn)
+    fprintf(s->out, "%s <- %s (a run-time batch of %lld)\n", name, path,
+            (long long)(t.shape.dim[0] / v->shape.dyn));
+  else if (ok)
+    fprintf(s->out, "%s <- %s (used where its type matches)\n", name, path);
   tensor_free(&t);
   diag_fini(&d);
   return ok;

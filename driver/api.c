@@ -299,6 +299,28 @@ static bool api_batch(lathe_model *m, const lathe_entry_info *e, const lathe_ten
   return true;
 }
 
+/* A training entry (train, grad) at a batch too small for the model (Module.train_min_n):
+ * a batch norm with one value per channel per sample has no variance over one sample, and
+ * the generated code would divide by n - 1 = 0 (its running variance turning NaN), so the
+ * call is refused before it changes anything, as PyTorch refuses it. A model opened from a
+ * shared object has no Module and no such check (docs/dynamic-batch.md). */
+static bool api_train_batch(lathe_model *m, const lathe_entry_info *e, int64_t batch) {
+  const Module *mod = m->module;
+  if (!mod || batch == 0 || batch >= mod->train_min_n ||
+      (e->kind != LATHE_ENTRY_TRAIN && e->kind != LATHE_ENTRY_GRAD))
+    return true;
+  const char *why = mod->train_min_why ? mod->train_min_why : "?";
+  const char *dot = strrchr(why, '.');
+  diag_error(&m->err, (SrcLoc){0},
+             "entry '%s': a batch of %lld cannot train this model: batch norm '%.*s' sees one "
+             "value per channel per sample, and its variance needs at least %lld samples "
+             "(PyTorch: \"Expected more than 1 value per channel when training\"); train on %lld "
+             "or more rows, or call forward",
+             e->name, (long long)batch, (int)(dot ? dot - why : (long)strlen(why)), why,
+             (long long)mod->train_min_n, (long long)mod->train_min_n);
+  return false;
+}
+
 /* Points args[k] at each argument's storage; outputs the caller did not ask for get scratch
  * buffers in scratch[k]. `batch` is the run-time batch (0: static), passed by address. */
 static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tensor *in, int n_in,
@@ -358,7 +380,7 @@ int lathe_call(lathe_model *m, const char *entry, const lathe_tensor *inputs, in
   int64_t batch = 0;
   bool ok = api_check_names(m, e, inputs, n_inputs, LATHE_ARG_INPUT) &&
             api_check_names(m, e, outputs, n_outputs, LATHE_ARG_OUTPUT) &&
-            api_batch(m, e, inputs, n_inputs, &batch) &&
+            api_batch(m, e, inputs, n_inputs, &batch) && api_train_batch(m, e, batch) &&
             api_bind(m, e, inputs, n_inputs, outputs, n_outputs, args, scratch, &batch);
   double ret = 0;
   ok = ok && driver_loaded_call(&m->loaded, e, args, &ret, &m->err);

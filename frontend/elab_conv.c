@@ -326,10 +326,16 @@ static void bn_update(Bn *b, NodeId run, NodeId batch, double momentum, NodeId s
 
 /* momentum * m / (m - 1), m the values per channel (PyTorch's unbiased running variance).
  * Over a dynamic batch m is known at run time only: the SUM of a splat 1 shaped like x with
- * one channel, so a partial batch updates the statistics exactly (docs/dynamic-batch.md). */
-static NodeId bn_unbias(Bn *b, NodeId x, double momentum, double m) {
+ * one channel, so a partial batch updates the statistics exactly (docs/dynamic-batch.md).
+ * When a sample holds one value per channel, m = n and a batch of 1 cannot train: recorded in
+ * Module.train_min_n for the hosts to refuse it (state: the running_var's index). */
+static NodeId bn_unbias(Bn *b, NodeId x, double momentum, double m, int32_t state) {
   Shape s = graph_node(b->E->g, x)->shape;
   if (!s.dyn) return bn_num(b, momentum * m / (m - 1));
+  if (shape_numel(&s) / s.dim[1] / (s.dim[0] / s.dyn) < 2 && b->E->m->train_min_n < 2) {
+    b->E->m->train_min_n = 2;
+    b->E->m->train_min_why = b->E->m->states[state].name;
+  }
   s.dim[1] = 1;
   NodeId ones = build_fill(&b->build, b->t, &s, 1.0);
   NodeId count = build_reduce(&b->build, OP_SUM, ones, (1u << s.rank) - 1, false);
@@ -387,7 +393,7 @@ static Value elab_batch_norm(Elab *E, Scope *s, const Expr *call, const Expr **a
   NodeId infer = bn_normalize(&b, x, bn_reshape(&b, rm, &b.kept), bn_reshape(&b, rv, &b.kept), eps);
   NodeId xhat = bn_op(&b, OP_TRAIN_SELECT, train, infer, NULL);
   bn_update(&b, rm, mean, mom, bn_num(&b, mom), im);
-  bn_update(&b, rv, var, mom, bn_unbias(&b, x, mom, n), iv);
+  bn_update(&b, rv, var, mom, bn_unbias(&b, x, mom, n, iv), iv);
   NodeId y = bn_op(&b, OP_MUL, xhat, bn_reshape(&b, gamma, &b.kept), NULL);
   return elab_tensor_value(bn_op(&b, OP_ADD, y, bn_reshape(&b, beta, &b.kept), NULL));
 }

@@ -420,6 +420,10 @@ struct Module {
   const char *name;        /* model name, a C identifier */
   int64_t dyn_max;         /* the bound of the dynamic dimension; 0: the module is static */
   const char *dyn_name;    /* its name in the source ("N"), module arena; NULL when static */
+  int64_t train_min_n;     /* the smallest run-time batch a training entry (train, grad) takes:
+                            * 2 when a batch_norm sees one value per channel per sample (its
+                            * unbiased variance needs two; PyTorch refuses one), else 0 */
+  const char *train_min_why; /* that batch_norm's running_var state name; module arena */
   const char *source_file; /* path of the .lathe file */
   bool lib_builtin;        /* an `import` was served by the copy of lib/ built into lathe: the
                             * SrcLoc files "lib/NAME.lathe" are its names, not paths */

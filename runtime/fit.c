@@ -183,6 +183,23 @@ static double sampled(const int64_t acc[2]) {
   return acc[1] ? (double)acc[0] / (double)acc[1] : -1;
 }
 
+/* The samples of step s of a one-rank epoch of a model with a run-time batch: batches of B in
+ * order, the last one partial. A last batch of 1 is never trained alone (a batch norm with
+ * one value per channel per sample has no variance over it: docs/dynamic-batch.md): the two
+ * last batches become B - 1 and 2 samples; with B <= 2 the lone sample waits for the next
+ * epoch's order (dynamic_steps leaves that step out). Returns the rows; *start the first. */
+static int64_t dynamic_step(int64_t n, int64_t b, int64_t steps, int64_t s, int64_t *start) {
+  bool lone = n % b == 1 && n > b && b >= 3;
+  *start = s * b;
+  if (lone && s == steps - 1) return *start -= 1, 2;
+  if (lone && s == steps - 2) return b - 1;
+  return n - *start < b ? n - *start : b;
+}
+
+static int64_t dynamic_steps(int64_t n, int64_t b) {
+  return n % b == 1 && n > b && b < 3 ? n / b : (n + b - 1) / b;
+}
+
 /* one epoch of training; r gets the losses and timings */
 static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   int64_t n = f->train->n;
@@ -196,7 +213,7 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   /* a model with a run-time batch trains the last partial batch too (on one rank) */
   bool dynamic = f->feeds[0].dynamic && ranks == 1;
   int64_t span = f->batch * ranks; /* the samples of one step over all ranks */
-  int64_t steps = dynamic ? (n + f->batch - 1) / f->batch : n / span;
+  int64_t steps = dynamic ? dynamic_steps(n, f->batch) : n / span;
   int64_t *order = malloc((size_t)n * sizeof *order);
   if (steps == 0) {
     rt_error(d,
@@ -210,13 +227,15 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   shuffle(order, n, f->o->seed, (uint64_t)epoch);
   uint64_t rng = rt_mix64(f->o->seed ^ rt_mix64(0x61756775ull + (uint64_t)epoch));
   RtProgress p;
-  rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, dynamic ? n : steps * span);
+  int64_t trained = !dynamic ? steps * span : steps * f->batch >= n ? n : steps * f->batch;
+  rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, trained);
   double *sum = f->step_loss + (size_t)f->n_hist * FIT_MAX_STEPS, ema = 0, t0 = rt_progress_now();
   int64_t acc[2] = {0, 0}; /* sampled targets right, seen */
   bool ok = true;
   for (int64_t s = 0; s < steps && ok; s++) {
-    const int64_t *batch = order + (s * ranks + rank) * f->batch; /* this rank's part */
-    int64_t rows = n - s * span < f->batch ? n - s * span : f->batch;
+    int64_t start = (s * ranks + rank) * f->batch, rows = f->batch; /* this rank's part */
+    if (dynamic) rows = dynamic_step(n, f->batch, steps, s, &start);
+    const int64_t *batch = order + start;
     if (s % SAMPLE_EVERY == 0 && rows == f->batch) sample(f, batch, acc);
     for (int k = 0; k < f->n_steps && ok; k++) {
       double g0 = rt_progress_now();
@@ -234,7 +253,7 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
       if (k == 0) ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
     }
     if (f->o->progress)
-      rt_progress_update(&p, dynamic ? s * f->batch + rows : (s + 1) * span, ema, sampled(acc));
+      rt_progress_update(&p, dynamic ? start + rows : (s + 1) * span, ema, sampled(acc));
   }
   r->seconds = rt_progress_now() - t0;
   for (int k = 0; k < f->n_steps; k++)

@@ -129,3 +129,61 @@ check "error: 'x' is a data tensor (f32\[2, 3\] = zeros); a binding of that name
 [ "$(grep -c 'error' out.txt)" -eq 4 ] || { echo "FAIL: not one error per mistake:"; cat out.txt; exit 1; }
 check "error: 'w' is f32\[3, 2\] in the checkpoint, but the session declares f32\[5, 2\]; not restored"
 check "restored 1 of 2 tensors from ckpt.safetensors"
+
+# a model with a run-time batch (docs/dynamic-batch.md): its inputs are data with that batch,
+# and every call runs at the rows :set gave them (zeros at the bound before); more rows than
+# the bound are refused with the bound in the message, and the last good value stays; a
+# batch of 1 trains no batch norm that sees one value per channel
+sed 's/^const N = 64 .*/const N = dynamic(max = 64)/' "$ROOT/examples/mlp.lathe" > mlpd.lathe
+/usr/bin/python3 -c "
+import numpy as np
+rng = np.random.default_rng(2)
+np.save('x5.npy', rng.random((5, 784), dtype=np.float32))
+np.save('l5.npy', np.array([1, 0, 3, 9, 2], dtype=np.int32))
+np.save('x1.npy', rng.random((1, 784), dtype=np.float32))
+np.save('l1.npy', np.array([4], dtype=np.int32))
+np.save('x70.npy', rng.random((70, 784), dtype=np.float32))
+np.save('b1.npy', rng.random((1, 3), dtype=np.float32))"
+"$LATHE" repl mlpd.lathe > out.txt <<'S'
+probs
+:set x x5.npy
+:set label l5.npy
+probs
+:grad loss wrt h1.w
+:train loss 2
+:set x x70.npy
+sum(x)
+:set x x1.npy
+:set label l1.npy
+:train loss 1
+probs
+data b: f32[N, 3] = ones
+import nn
+data v: f32[N, 3]
+z = batchnorm1d(v)
+:set v b1.npy
+zs = sum(z)
+:train zs 1
+S
+check 'f32\[64, 10\]'                                  # zeros at the bound before :set
+check 'x <- x5.npy (a run-time batch of 5)'
+check 'f32\[5, 10\]'
+check "error: x70.npy is f32\[70, 784\], but 'x' is f32\[n<=64, 784\]: n rows for a \
+run-time batch n from 1 to 64"
+check 'f32\[1, 10\]'
+check "error: data 'b' has a run-time batch (f32\[N, 3\]): it starts as zeros, not 'ones'"
+check "entry 'train': a batch of 1 cannot train this model: batch norm 'z'"
+/usr/bin/python3 - <<'PY'
+import re, sys
+text = open('out.txt').read()
+# sum(x) after the refused :set is the 5 rows of x5.npy (the value kept), not 70 rows
+import numpy as np
+want = float(np.load('x5.npy').astype(np.float64).sum())
+got = float(re.search(r'f32\[\]\n(-?[0-9.]+)', text).group(1))
+if abs(got - want) > 1e-3 * abs(want):
+    sys.exit(f"FAIL: sum(x) after refusing 70 rows: {got}, want the 5 rows' {want}")
+steps = re.findall(r'step \d+: loss = ([0-9.]+)', text)
+if len(steps) != 3 or not all(np.isfinite(float(v)) for v in steps):
+    sys.exit(f"FAIL: :train at n = 5 and n = 1: {steps}")
+print(f"ok: sum(x) = {got:.4f} over the 5 rows kept; train losses {steps}")
+PY

@@ -273,7 +273,10 @@ typedef struct lathe_fit_result {
 void lathe_fit_options_init(lathe_fit_options *o);
 /* Trains the model's train entry ("train", or every "train_<step>" in order) on train,
  * evaluating on val (may be NULL) after each epoch. The last partial batch of an epoch is
- * dropped (the batch is the model's compile-time batch dimension). */
+ * dropped (the batch is the model's compile-time batch dimension), unless the model has a
+ * run-time batch (info->dyn_max > 0) and trains on one rank: then it trains too, and a last
+ * batch of 1 is evened with the one before it (B - 1 and 2 samples; with a bound B <= 2 that
+ * sample waits for the next epoch), so no step sees a single sample (docs/dynamic-batch.md). */
 int lathe_fit(const lathe_model_info *info, void *params, void *state, const lathe_dataset *train,
               const lathe_dataset *val, const lathe_fit_options *o, lathe_fit_result *result,
               char **error);

@@ -134,3 +134,29 @@ def test_library_not_found_is_a_clear_error(tmp):
     code = "import lathe\ntry:\n lathe.library_path()\nexcept lathe.LibraryError as e:\n print(e)"
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert "LATHE_LIBRARY=" in p.stdout and "no such file" in p.stdout, p.stdout + p.stderr
+
+
+def test_a_batch_of_one_cannot_train_a_batch_norm():
+    """docs/dynamic-batch.md: with a run-time batch, a batch norm over [N, C] sees one value
+    per channel in a batch of 1; train and grad refuse it (PyTorch's words in the message)
+    and change nothing, forward runs; fit evens an epoch's last batch of 1 (9 samples at a
+    bound of 8: 7 + 2), so the running statistics stay finite."""
+    src = ("import nn\nconst N = 8\n"
+           "model bn(x: f32[N, 4], t: f32[N, 3]) {\n"
+           "  h = batchnorm1d(dense(x, 3))\n  output y = h\n  loss = mean((h - t) * (h - t))\n}\n"
+           "train bn {\n  minimize loss\n  optimizer sgd(lr = 0.1)\n}\n")
+    m = lathe.compile(src, defines={"N": "dynamic(max=8)"}, name="bn_dyn.lathe", grad=True)
+    x, t = np.linspace(-1, 1, 36, dtype=np.float32).reshape(9, 4), np.ones((9, 3), np.float32)
+    before = m.state_dict()
+    for call in (m.train_step, m.grad):
+        with pytest.raises(lathe.CallError,
+                           match=r"a batch of 1 cannot train this model: batch norm "
+                                 r"'h\.batchnorm1d0' .*Expected more than 1 value per "
+                                 r"channel when training"):
+            call(x=x[:1], t=t[:1])
+    after = m.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert m(x=x[:1]).shape == (1, 3)
+    m.fit({"x": x, "t": t}, epochs=1, task="regression", progress=False)
+    assert np.all(np.isfinite(m.state["h.batchnorm1d0.running_var"]))
+    assert m.train_step(x=x[:2], t=t[:2]) >= 0
