@@ -600,6 +600,7 @@ static void unknown_name(Elab *E, Scope *s, const Expr *e) {
 }
 
 static Value elab_name(Elab *E, Scope *s, const Expr *e) {
+  if (strchr(e->name, '.')) return elab_tensor_value(elab_param_path(E, s, e->name, e->loc));
   Binding *b = elab_lookup(s, e->name);
   if (!b) b = elab_const(E, s, e->name);
   if (b) return b->value;
