@@ -200,7 +200,9 @@ typedef struct Decl {
   Expr *value; /* DECL_CONST */
   Arg *args;   /* DECL_FN, DECL_MODEL */
   int n_args;
-  TypeExpr *ret; /* DECL_FN */
+  TypeExpr *ret; /* DECL_FN: the return type (of a tuple: its first) */
+  TypeExpr **rets; /* DECL_FN returning a tuple `-> (f32[..], f32[..])`: n_rets >= 2 types */
+  int n_rets;      /* 0: a single value */
   Stmt **body;   /* DECL_FN, DECL_MODEL */
   int n_body;
   StepAst *steps; /* DECL_TRAIN */

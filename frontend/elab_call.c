@@ -369,17 +369,17 @@ static bool bind_args(Elab *E, Scope *caller, Scope *fs, const Expr *call) {
   return ok;
 }
 
-static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
+/* One returned value v against the declared type t (of item `item` of a tuple, or -1). */
+static bool check_return_type(Elab *E, Scope *fs, const Expr *call, const TypeExpr *t, Value v,
+                              int item) {
   const Decl *fn = fs->fn;
-  const TypeExpr *t = fn->ret;
-  if (ret.kind == VAL_NONE) return false;
   if (t->is_int) {
     int64_t i;
-    return elab_int(E, ret, call->loc, arena_printf(&E->scratch, "the result of '%s'", fn->name),
+    return elab_int(E, v, call->loc, arena_printf(&E->scratch, "the result of '%s'", fn->name),
                     &i);
   }
   if (type_is_scalar(t)) {
-    diag_error(E->d, t->loc, "a fn returns a tensor or an int, not a %s",
+    diag_error(E->d, t->loc, "a fn returns tensors or an int, not a %s",
                t->is_bool ? "bool" : "float");
     return false;
   }
@@ -395,13 +395,29 @@ static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
     }
   }
   Scope probe = *fs; /* unify a copy so that the return type cannot bind anything */
-  bool ok = ret.kind == VAL_TENSOR && graph_node(E->g, ret.node)->dtype == want &&
-            unify_dims(E, &probe, t, &graph_node(E->g, ret.node)->shape);
+  bool ok = v.kind == VAL_TENSOR && graph_node(E->g, v.node)->dtype == want &&
+            unify_dims(E, &probe, t, &graph_node(E->g, v.node)->shape);
   if (!ok) {
-    diag_error(E->d, call->loc, "'%s' returns %s, but its declared return type is %s", fn->name,
-               elab_value_str(E, ret), type_str(E, fs, t));
+    const char *what = item < 0 ? "" : arena_printf(&E->scratch, " as item %d", item);
+    diag_error(E->d, call->loc, "'%s' returns %s%s, but its declared return type is %s",
+               fn->name, elab_value_str(E, v), what, type_str(E, fs, t));
     diag_note(E->d, elab_loc(E, t->loc), "return type declared here");
   }
+  return ok;
+}
+
+static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
+  const Decl *fn = fs->fn;
+  if (ret.kind == VAL_NONE) return false;
+  if (!fn->n_rets) return check_return_type(E, fs, call, fn->ret, ret, -1);
+  if (ret.kind != VAL_TUPLE || ret.n_items != fn->n_rets) {
+    diag_error(E->d, call->loc, "'%s' returns %s, but its declared return type is a tuple of %d",
+               fn->name, elab_value_str(E, ret), fn->n_rets);
+    return false;
+  }
+  bool ok = true;
+  for (int i = 0; i < fn->n_rets && ok; i++)
+    ok = check_return_type(E, fs, call, fn->rets[i], elab_tensor_value((NodeId)ret.items[i]), i);
   return ok;
 }
 

@@ -523,6 +523,27 @@ static TypeExpr *parse_type(Parser *p) {
   return ty;
 }
 
+/* ret_type = type | "(" type "," type { "," type } [ "," ] ")"     (a tuple of values) */
+static void parse_ret_type(Parser *p, Decl *decl) {
+  if (!at(p, TK_LPAREN)) {
+    decl->ret = parse_type(p);
+    return;
+  }
+  Token *open = next(p);
+  while (!at(p, TK_RPAREN)) {
+    decl->rets = parse_grow(p->arena, decl->rets, decl->n_rets, sizeof(TypeExpr *));
+    decl->rets[decl->n_rets++] = parse_type(p);
+    if (!accept(p, TK_COMMA)) break;
+  }
+  expect_close(p, TK_RPAREN, open);
+  if (decl->n_rets < 2) {
+    diag_error(p->d, open->loc, "a tuple return type needs at least two types, as in "
+               "'-> (f32[B, T, H], f32[B, H])'");
+    parse_fail(p);
+  }
+  decl->ret = decl->rets[0];
+}
+
 /* ---- statements --------------------------------------------------------------------------- */
 
 static Stmt *new_stmt(Parser *p, StmtKind kind, SrcLoc loc) {
@@ -831,7 +852,7 @@ static Decl *parse_decl(Parser *p) {
     decl->kind = DECL_FN;
     parse_args(p, decl);
     expect(p, TK_ARROW, "and the return type");
-    decl->ret = parse_type(p);
+    parse_ret_type(p, decl);
     parse_block(p, decl);
     break;
   case TK_MODEL:

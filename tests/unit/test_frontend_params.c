@@ -1,7 +1,7 @@
 /* tests/unit/test_frontend_params.c — the language features of issue 22 for params and layers:
  * `param` in a model, a param named by its path (`tok.table`, weight tying), `bool` and
- * `float` fn arguments, compile-time `if` (an optional bias declares no param), and defaults
- * that read earlier arguments and shape variables. The numerics of the layers built on them
+ * `float` fn arguments, compile-time `if` (an optional bias declares no param), defaults
+ * that read earlier arguments and shape variables, and fns returning tuples. The numerics of the layers built on them
  * are checked against PyTorch by tests/e2e_nnlib.sh. */
 #include <check.h>
 #include <stdio.h>
@@ -169,6 +169,29 @@ START_TEST(test_defaults_read_arguments) {
 }
 END_TEST
 
+/* a fn returns a tuple, destructured by the binding; the layer's params are named after the
+ * binding's first name */
+START_TEST(test_tuple_return) {
+  const char *text = "import nn\n"
+                     "model m(x: f32[2, 5, 3], mask: f32[2, 5]) {\n"
+                     "  ys, h, c = lstm_state(x, 4, mask = mask)\n"
+                     "  output ys\n"
+                     "  output h\n"
+                     "  output c\n"
+                     "}\n";
+  Diag d;
+  Module *m = compile(text, &d);
+  ck_assert_msg(m != NULL, "%s", diag_text(&d));
+  ck_assert_str_eq(param_names(m), "ys.wx ys.wh ys.b");
+  ck_assert_int_eq(m->model->n_outputs, 3);
+  const Shape *h = &graph_node(m->model, m->model->outputs[1].node)->shape;
+  ck_assert_int_eq(h->rank, 2);
+  ck_assert_int_eq(h->dim[1], 4);
+  module_free(m);
+  diag_fini(&d);
+}
+END_TEST
+
 static Suite *params_suite(void) {
   Suite *s = suite_create("frontend_params");
   TCase *t = tcase_create("params");
@@ -177,6 +200,7 @@ static Suite *params_suite(void) {
   tcase_add_test(t, test_optional_bias);
   tcase_add_test(t, test_if_branches);
   tcase_add_test(t, test_defaults_read_arguments);
+  tcase_add_test(t, test_tuple_return);
   suite_add_tcase(s, t);
   return s;
 }
