@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # End to end: the issue-22 layers of lib/nn.lathe against PyTorch (tests/fixtures/nnlib/, made
 # by tests/fixtures/make_nnlib_fixtures.py): a tied-embedding Llama block (RMSNorm, rotary,
-# causal grouped-query attention, SwiGLU), pre-/post-norm encoder blocks with a per-example
-# padding mask and a model-level param, layers with bias = false, and LSTM/GRU/RNN with initial
-# states, lengths (pack_padded_sequence) and final states. For each model: the
-# outputs (`lathe run`, compiled and with the reference evaluator), the loss and every
-# gradient (`lathe grad`), relative error <= 1e-4; the generated C builds warning-free with
-# gcc and clang at -Werror.
+# causal grouped-query attention, SwiGLU), pre-/post-norm encoder and decoder blocks with
+# per-example padding masks and a model-level param, layers with bias = false, and
+# LSTM/GRU/RNN with initial states, lengths (pack_padded_sequence) and final states. For each
+# model: the outputs (`lathe run`, compiled and with the reference evaluator), the loss and
+# every gradient (`lathe grad`), relative error <= 1e-4; the attention key biases' gradients
+# are 0; the generated C builds warning-free with gcc and clang at -Werror.
 set -euo pipefail
 LATHE=$1
 ROOT=$2
@@ -44,6 +44,9 @@ check_model tied_llama probs "ids" "ids target"
 check_model encoder_mask y "x keep" "x keep target"
 /usr/bin/python3 "$CHECK" zero "$TMP/grad-encoder_mask/grads.safetensors" enc1.attn.key.b \
   enc2.attn.key.b
+check_model decoder_mask y "x memory keep" "x memory keep target"
+/usr/bin/python3 "$CHECK" zero "$TMP/grad-decoder_mask/grads.safetensors" dec1.self_attn.key.b \
+  dec1.cross.key.b dec2.self_attn.key.b dec2.cross.key.b
 check_model nobias probs "x" "x label"
 check_model rnn_state "lstm_ys lstm_h lstm_c gru_ys gru_h rnn_ys rnn_h" "x mask h0 c0" \
   "x mask h0 c0 target"
