@@ -81,7 +81,7 @@ typedef enum ExprKind {
   EX_INT,      /* ival */
   EX_FLOAT,    /* fval */
   EX_BOOL,     /* ival 0 or 1 */
-  EX_NAME,     /* name */
+  EX_NAME,     /* name; `a.b.c` (a param by its instance path) keeps the dots in name */
   EX_ELLIPSIS, /* `...` in a shape */
   EX_UNARY,    /* op (TK_MINUS) lhs */
   EX_BINARY,   /* lhs op rhs; op is the operator token kind */
@@ -123,14 +123,22 @@ typedef bool (*AstVisit)(void *ctx, const Expr *e, int depth);
  * deep the tree. Returns false when visit stopped it (or on out of memory). */
 bool ast_walk(const Expr *root, bool bodies, AstVisit visit, void *ctx);
 
-/* A tensor type `f32[N, 784]` or the compile-time integer type `int`. */
+/* A tensor type `f32[N, 784]`, or a compile-time scalar type of a fn argument: `int`,
+ * `float` (a number) or `bool` (true/false). */
 typedef struct TypeExpr {
   bool is_int;       /* `int` */
+  bool is_float;     /* `float` */
+  bool is_bool;      /* `bool` */
   const char *dtype; /* "f32", "i32", ... (unchecked spelling) */
   SrcLoc loc;
   Expr **dims; /* EX_ELLIPSIS allowed first */
   int n_dims;
 } TypeExpr;
+
+/* int, float or bool: a compile-time value, not a tensor (dtype and dims unused) */
+static inline bool type_is_scalar(const TypeExpr *t) {
+  return t->is_int || t->is_float || t->is_bool;
+}
 
 /* ---- statements and declarations ---------------------------------------------------------- */
 
@@ -139,6 +147,7 @@ typedef enum StmtKind {
   ST_OUTPUT, /* output names[0] = value; value NULL for `output name` */
   ST_PARAM,  /* param names[0]: type = init */
   ST_RETURN, /* return value */
+  ST_IF,     /* if value { body } else { else_body }: value a compile-time bool */
   ST_COUNT
 } StmtKind;
 
@@ -148,8 +157,12 @@ typedef struct Stmt {
   const char **names;
   SrcLoc *name_locs;
   int n_names;
-  Expr *value; /* ST_PARAM: the initializer (a name or a call) */
+  Expr *value; /* ST_PARAM: the initializer (a name or a call); ST_IF: the condition */
   TypeExpr *type;
+  struct Stmt **body; /* ST_IF: the statements when the condition holds */
+  int n_body;
+  struct Stmt **else_body; /* ST_IF: else (an `else if` is one nested ST_IF), or NULL */
+  int n_else;
 } Stmt;
 
 typedef struct Arg {
@@ -187,7 +200,9 @@ typedef struct Decl {
   Expr *value; /* DECL_CONST */
   Arg *args;   /* DECL_FN, DECL_MODEL */
   int n_args;
-  TypeExpr *ret; /* DECL_FN */
+  TypeExpr *ret; /* DECL_FN: the return type (of a tuple: its first) */
+  TypeExpr **rets; /* DECL_FN returning a tuple `-> (f32[..], f32[..])`: n_rets >= 2 types */
+  int n_rets;      /* 0: a single value */
   Stmt **body;   /* DECL_FN, DECL_MODEL */
   int n_body;
   StepAst *steps; /* DECL_TRAIN */

@@ -64,6 +64,7 @@ typedef struct Scope {
   bool has_ellipsis;  /* `...` bound by unification */
   Shape ellipsis;     /* the leading dims it stands for */
   Naming naming;      /* of the statement being elaborated */
+  bool returned;      /* a fn body reached its `return` (perhaps inside an `if`) */
 } Scope;
 
 typedef struct Instance Instance;
@@ -184,5 +185,10 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn);
 bool elab_fn_is_layer(Elab *E, const Decl *fn);
 /* Elaborates one statement of a model or fn body; returns false on error. */
 bool elab_stmt(Elab *E, Scope *s, const Stmt *st, Value *ret);
+/* Elaborates statements until a `return` (then s->returned); false on error. */
+bool elab_stmts(Elab *E, Scope *s, Stmt *const *body, int n, Value *ret);
+/* The PARAM node of `path` (`tok.table`), relative to the instance of s; reports and returns
+ * IR_NONE when there is none. */
+NodeId elab_param_path(Elab *E, const Scope *s, const char *path, SrcLoc loc);
 
 #endif

@@ -60,15 +60,24 @@ static bool seen_before(LayerSearch *ls, const Decl *fn) {
   return false;
 }
 
+/* the statements of a body, and of both branches of its `if`s (nested at most 64 deep) */
+static void stmts_have_param(LayerSearch *ls, Stmt *const *body, int n) {
+  for (int i = 0; i < n && !ls->found; i++) {
+    const Stmt *st = body[i];
+    ls->found = st->kind == ST_PARAM;
+    if (!ls->found && st->value) ast_walk(st->value, false, visit_call, ls);
+    if (!ls->found && st->kind == ST_IF) {
+      stmts_have_param(ls, st->body, st->n_body);
+      stmts_have_param(ls, st->else_body, st->n_else);
+    }
+  }
+}
+
 static bool fn_has_param(LayerSearch *ls, const Decl *fn) {
   /* recursion is reported when the call is elaborated */
   if (ls->found || ls->depth >= 64 || seen_before(ls, fn)) return ls->found;
   ls->depth++;
-  for (int i = 0; i < fn->n_body && !ls->found; i++) {
-    const Stmt *st = fn->body[i];
-    ls->found = st->kind == ST_PARAM;
-    if (!ls->found && st->value) ast_walk(st->value, false, visit_call, ls);
-  }
+  stmts_have_param(ls, fn->body, fn->n_body);
   ls->depth--;
   return ls->found;
 }
@@ -177,7 +186,7 @@ static const char *dim_text(Elab *E, const Expr *d) {
 
 /* The declared type with what is known substituted: "f32[..., 784]". */
 static const char *type_str(Elab *E, Scope *fs, const TypeExpr *t) {
-  if (t->is_int) return "int";
+  if (type_is_scalar(t)) return t->is_int ? "int" : t->is_float ? "float" : "bool";
   DType dt;
   const char *dname = t->dtype;
   if (dtype_from_name(t->dtype, &dt)) {
@@ -266,6 +275,17 @@ static bool bind_arg(Elab *E, Scope *fs, const Expr *call, const Arg *arg, Value
     elab_bind(E, fs, arg->name, (Value){.kind = VAL_INT, .i = i}, arg->loc);
     return true;
   }
+  if (arg->type->is_float || arg->type->is_bool) {
+    bool ok = arg->type->is_bool ? v.kind == VAL_BOOL : v.kind == VAL_INT || v.kind == VAL_FLOAT;
+    if (!ok) {
+      diag_error(E->d, loc, "argument '%s' of '%s' must be %s, got %s", arg->name, fn->name,
+                 arg->type->is_bool ? "true or false" : "a number", elab_value_str(E, v));
+      return false;
+    }
+    if (v.kind == VAL_INT && arg->type->is_float) v = (Value){.kind = VAL_FLOAT, .f = (double)v.i};
+    elab_bind(E, fs, arg->name, v, arg->loc);
+    return true;
+  }
   DType want;
   if (!check_ellipsis_first(E, arg->type) ||
       !elab_dtype(E, arg->type->dtype, arg->type->loc, &want))
@@ -290,7 +310,30 @@ static bool bind_arg(Elab *E, Scope *fs, const Expr *call, const Arg *arg, Value
   return true;
 }
 
-/* int arguments first, so that tensor types may mention them */
+typedef struct BoundCheck {
+  Elab *E;
+  const Scope *fs;
+} BoundCheck;
+
+/* true if every name e reads is bound in fs (a default that can be evaluated now) */
+static bool names_bound(void *ctx, const Expr *e, int depth) {
+  const BoundCheck *bc = ctx;
+  (void)depth;
+  return e->kind != EX_NAME || elab_lookup(bc->fs, e->name) || elab_const(bc->E, bc->fs, e->name);
+}
+
+/* Evaluates and binds the default of argument i (omitted in the call) in the fn's scope. */
+static bool bind_default(Elab *E, Scope *fs, const Expr *call, int i) {
+  const Arg *arg = &fs->fn->args[i];
+  Value v = elab_expr(E, fs, arg->def);
+  return v.kind != VAL_NONE && bind_arg(E, fs, call, arg, v, arg->def->loc);
+}
+
+/* The given arguments are evaluated in the caller and bound: scalars first, so that tensor
+ * types may mention them, then tensors. An omitted argument's default is evaluated in the
+ * fn's scope: a scalar's before the tensors when the names it reads are bound by then (so a
+ * tensor type may mention it), else after them (so it may read a shape variable,
+ * `hidden: int = 4 * D`); a tensor's last. */
 static bool bind_args(Elab *E, Scope *caller, Scope *fs, const Expr *call) {
   const Decl *fn = fs->fn;
   const char **names = arena_alloc(&E->scratch, (size_t)(fn->n_args + 1) * sizeof *names);
@@ -301,34 +344,44 @@ static bool bind_args(Elab *E, Scope *caller, Scope *fs, const Expr *call) {
   if (!elab_match_args(E, call, names, fn->n_args, args)) return false;
   bool ok = true;
   for (int i = 0; i < fn->n_args; i++) {
-    if (!args[i] && fn->args[i].def) { /* a default is evaluated in the fn's scope */
-      args[i] = fn->args[i].def;
-      vals[i] = elab_expr(E, fs, args[i]);
-      ok &= vals[i].kind != VAL_NONE;
-      continue;
-    }
-    if (!args[i]) {
+    if (!args[i] && !fn->args[i].def) {
       diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", names[i], fn->name);
       return false;
     }
-    vals[i] = elab_expr(E, caller, args[i]);
-    ok &= vals[i].kind != VAL_NONE;
+    if (args[i]) vals[i] = elab_expr(E, caller, args[i]);
+    ok &= !args[i] || vals[i].kind != VAL_NONE;
   }
-  for (int pass = 0; ok && pass < 2; pass++)
-    for (int i = 0; ok && i < fn->n_args; i++)
-      if (fn->args[i].type->is_int == (pass == 0))
+  /* pass 0: given scalars; 1: defaulted scalars that can be evaluated now; 2: given tensors;
+   * 3: the other defaulted scalars; 4: defaulted tensors */
+  for (int pass = 0; ok && pass < 5; pass++) {
+    for (int i = 0; ok && i < fn->n_args; i++) {
+      bool scalar = type_is_scalar(fn->args[i].type), given = args[i] != NULL;
+      if (given && (pass == 0 || pass == 2) && scalar == (pass == 0)) {
         ok = bind_arg(E, fs, call, &fn->args[i], vals[i], args[i]->loc);
+      } else if (!given && !elab_lookup(fs, names[i])) {
+        BoundCheck bc = {E, fs};
+        bool now = pass == 4 || (scalar && pass == 3) ||
+                   (scalar && pass == 1 && ast_walk(fn->args[i].def, false, names_bound, &bc));
+        if (now) ok = bind_default(E, fs, call, i);
+      }
+    }
+  }
   return ok;
 }
 
-static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
+/* One returned value v against the declared type t (of item `item` of a tuple, or -1). */
+static bool check_return_type(Elab *E, Scope *fs, const Expr *call, const TypeExpr *t, Value v,
+                              int item) {
   const Decl *fn = fs->fn;
-  const TypeExpr *t = fn->ret;
-  if (ret.kind == VAL_NONE) return false;
   if (t->is_int) {
     int64_t i;
-    return elab_int(E, ret, call->loc, arena_printf(&E->scratch, "the result of '%s'", fn->name),
+    return elab_int(E, v, call->loc, arena_printf(&E->scratch, "the result of '%s'", fn->name),
                     &i);
+  }
+  if (type_is_scalar(t)) {
+    diag_error(E->d, t->loc, "a fn returns tensors or an int, not a %s",
+               t->is_bool ? "bool" : "float");
+    return false;
   }
   DType want;
   if (!check_ellipsis_first(E, t) || !elab_dtype(E, t->dtype, t->loc, &want)) return false;
@@ -342,13 +395,29 @@ static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
     }
   }
   Scope probe = *fs; /* unify a copy so that the return type cannot bind anything */
-  bool ok = ret.kind == VAL_TENSOR && graph_node(E->g, ret.node)->dtype == want &&
-            unify_dims(E, &probe, t, &graph_node(E->g, ret.node)->shape);
+  bool ok = v.kind == VAL_TENSOR && graph_node(E->g, v.node)->dtype == want &&
+            unify_dims(E, &probe, t, &graph_node(E->g, v.node)->shape);
   if (!ok) {
-    diag_error(E->d, call->loc, "'%s' returns %s, but its declared return type is %s", fn->name,
-               elab_value_str(E, ret), type_str(E, fs, t));
+    const char *what = item < 0 ? "" : arena_printf(&E->scratch, " as item %d", item);
+    diag_error(E->d, call->loc, "'%s' returns %s%s, but its declared return type is %s",
+               fn->name, elab_value_str(E, v), what, type_str(E, fs, t));
     diag_note(E->d, elab_loc(E, t->loc), "return type declared here");
   }
+  return ok;
+}
+
+static bool check_return(Elab *E, Scope *fs, const Expr *call, Value ret) {
+  const Decl *fn = fs->fn;
+  if (ret.kind == VAL_NONE) return false;
+  if (!fn->n_rets) return check_return_type(E, fs, call, fn->ret, ret, -1);
+  if (ret.kind != VAL_TUPLE || ret.n_items != fn->n_rets) {
+    diag_error(E->d, call->loc, "'%s' returns %s, but its declared return type is a tuple of %d",
+               fn->name, elab_value_str(E, ret), fn->n_rets);
+    return false;
+  }
+  bool ok = true;
+  for (int i = 0; i < fn->n_rets && ok; i++)
+    ok = check_return_type(E, fs, call, fn->rets[i], elab_tensor_value((NodeId)ret.items[i]), i);
   return ok;
 }
 
@@ -393,16 +462,8 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
     E->d->site = elab_loc(E, call->loc), E->d->site_fn = fn->name;
   E->stack[E->depth++] = fn;
   Value ret = {0};
-  bool ok = true, returned = false;
-  for (int i = 0; i < fn->n_body && !returned; i++) {
-    ok &= elab_stmt(E, &fs, fn->body[i], &ret);
-    returned = fn->body[i]->kind == ST_RETURN;
-    if (returned && i + 1 < fn->n_body) {
-      diag_error(E->d, fn->body[i + 1]->loc, "statement after 'return' in '%s'", fn->name);
-      ok = false;
-    }
-    if (diag_full(E->d)) break;
-  }
+  bool ok = elab_stmts(E, &fs, fn->body, fn->n_body, &ret);
+  bool returned = fs.returned;
   E->depth--;
   E->d->site = outer_site, E->d->site_fn = outer_fn;
   if (!returned && ok && !diag_full(E->d)) {
@@ -414,6 +475,46 @@ Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn) {
 }
 
 /* ---- statements --------------------------------------------------------------------------- */
+
+/* The statements of a fn body or of a taken `if` branch, up to a `return` (s->returned). A
+ * statement right after a `return` in the same block is an error; one after an `if` whose
+ * taken branch returned is simply not reached. */
+bool elab_stmts(Elab *E, Scope *s, Stmt *const *body, int n, Value *ret) {
+  bool ok = true;
+  for (int i = 0; i < n && !s->returned; i++) {
+    ok &= elab_stmt(E, s, body[i], ret);
+    if (body[i]->kind == ST_RETURN) s->returned = true;
+    if (body[i]->kind == ST_RETURN && i + 1 < n) {
+      diag_error(E->d, body[i + 1]->loc, "statement after 'return' in '%s'",
+                 s->fn ? s->fn->name : "the model");
+      ok = false;
+    }
+    if (diag_full(E->d)) break;
+  }
+  return ok;
+}
+
+/* `if cond { ... } else { ... }`: cond is a compile-time bool (a bool argument, a comparison
+ * of ints); only the branch taken is elaborated, in the enclosing scope, so its bindings and
+ * params are visible after the `if` and the other branch may be ill-typed for these
+ * arguments (like C's `if constexpr`). */
+static bool elab_if(Elab *E, Scope *s, const Stmt *st, Value *ret) {
+  if (E->scan_depth > 0) {
+    diag_error(E->d, st->loc, "'if' is not allowed in a scan body; choose before the scan");
+    return false;
+  }
+  Value c = elab_expr(E, s, st->value);
+  if (c.kind == VAL_NONE) return false;
+  if (c.kind != VAL_BOOL) {
+    diag_error(E->d, st->value->loc,
+               "the condition of 'if' must be a compile-time bool (true, false, a bool "
+               "argument or a comparison of numbers), got %s",
+               elab_value_str(E, c));
+    return false;
+  }
+  return c.i ? elab_stmts(E, s, st->body, st->n_body, ret)
+             : elab_stmts(E, s, st->else_body, st->n_else, ret);
+}
 
 static bool elab_init(Elab *E, Scope *s, const Expr *e, InitSpec *out) {
   static const char *const inits[] = {"zeros",         "ones",       "constant",
@@ -455,13 +556,8 @@ static bool elab_init(Elab *E, Scope *s, const Expr *e, InitSpec *out) {
   return true;
 }
 
+/* `param NAME: TYPE = INIT` in a fn (named PREFIX.NAME) or in a model (named NAME). */
 static bool elab_param(Elab *E, Scope *s, const Stmt *st) {
-  if (!s->fn) {
-    diag_error(E->d, st->loc,
-               "'param' is only allowed inside a fn; call a layer fn such as "
-               "dense() from the model");
-    return false;
-  }
   DType t;
   Shape shape;
   InitSpec init;
@@ -504,6 +600,28 @@ static bool elab_param(Elab *E, Scope *s, const Stmt *st) {
   return true;
 }
 
+NodeId elab_param_path(Elab *E, const Scope *s, const char *path, SrcLoc loc) {
+  const char *name = join(E, s->prefix, path);
+  if (E->scan_depth > 0) {
+    diag_error(E->d, loc,
+               "the param '%s' is named inside a scan body; bind it before the scan "
+               "('w = %s') and use that name inside",
+               name, path);
+    return IR_NONE;
+  }
+  int32_t idx = module_find_param(E->m, name);
+  if (idx >= 0) return E->param_nodes[idx];
+  const char **names = arena_alloc(&E->scratch, (size_t)(E->m->n_params + 1) * sizeof *names);
+  for (int i = 0; i < E->m->n_params; i++)
+    names[i] = E->m->params[i].name;
+  const char *hint = elab_suggest(name, names, E->m->n_params);
+  diag_error(E->d, loc,
+             "no param '%s' (yet): a dotted name refers to a param made by an "
+             "earlier statement, as in 'tok.table' after 'tok = embed(...)'%s%s%s",
+             name, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+  return IR_NONE;
+}
+
 /* Names the node of a binding (unless it already has a name: `a = b` keeps b's). */
 static void name_node(Elab *E, Scope *s, const char *name, Value v) {
   if (v.kind != VAL_TENSOR) return;
@@ -535,6 +653,7 @@ bool elab_stmt(Elab *E, Scope *s, const Stmt *st, Value *ret) {
 
 static bool elab_stmt_inner(Elab *E, Scope *s, const Stmt *st, Value *ret) {
   memset(&s->naming, 0, sizeof s->naming);
+  if (st->kind == ST_IF) return elab_if(E, s, st, ret);
   if (st->kind == ST_PARAM)
     return check_new_name(E, s, st->names[0], st->name_locs[0]) && elab_param(E, s, st);
   if (st->kind == ST_RETURN) {

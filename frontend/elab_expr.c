@@ -600,6 +600,7 @@ static void unknown_name(Elab *E, Scope *s, const Expr *e) {
 }
 
 static Value elab_name(Elab *E, Scope *s, const Expr *e) {
+  if (strchr(e->name, '.')) return elab_tensor_value(elab_param_path(E, s, e->name, e->loc));
   Binding *b = elab_lookup(s, e->name);
   if (!b) b = elab_const(E, s, e->name);
   if (b) return b->value;
@@ -674,6 +675,27 @@ static Value elab_list(Elab *E, Scope *s, const Expr *e) {
   return l;
 }
 
+/* (a, b, ...): of tensors a tuple (a fn's multiple results, destructured by `x, y = ...`),
+ * else a list of ints */
+static Value elab_tuple(Elab *E, Scope *s, const Expr *e) {
+  Value first = elab_expr(E, s, e->args[0]);
+  if (first.kind != VAL_TENSOR) return first.kind == VAL_NONE ? first : elab_list(E, s, e);
+  Value t = {.kind = VAL_TUPLE, .n_items = e->n_args};
+  t.items = arena_alloc(&E->scratch, (size_t)e->n_args * sizeof *t.items);
+  t.items[0] = first.node;
+  for (int i = 1; i < e->n_args; i++) {
+    Value v = elab_expr(E, s, e->args[i]);
+    if (v.kind == VAL_NONE) return v;
+    if (v.kind != VAL_TENSOR) {
+      diag_error(E->d, e->args[i]->loc, "a tuple holds tensors (or ints), got %s",
+                 elab_value_str(E, v));
+      return (Value){0};
+    }
+    t.items[i] = v.node;
+  }
+  return t;
+}
+
 /* x[1:5:2, 0], x[ids]: elab_struct.c */
 static Value elab_index(Elab *E, Scope *s, const Expr *e) {
   return elab_struct_index(E, s, e);
@@ -700,8 +722,9 @@ static Value elab_expr_kind(Elab *E, Scope *s, const Expr *e) {
   case EX_INDEX:
     return elab_index(E, s, e);
   case EX_LIST:
-  case EX_TUPLE:
     return elab_list(E, s, e);
+  case EX_TUPLE:
+    return elab_tuple(E, s, e);
   case EX_SCAN:
     return elab_scan(E, s, e);
   default:

@@ -729,8 +729,9 @@ bool elab_struct_overloads(const Decl *a, const Decl *b) {
   if (a->n_args != b->n_args) return false;
   for (int i = 0; i < a->n_args; i++) {
     const TypeExpr *x = a->args[i].type, *y = b->args[i].type;
-    if (x->is_int != y->is_int) return true;
-    if (!x->is_int && x->dtype && y->dtype && strcmp(x->dtype, y->dtype) != 0) return true;
+    if (x->is_int != y->is_int || x->is_float != y->is_float || x->is_bool != y->is_bool)
+      return true;
+    if (!type_is_scalar(x) && x->dtype && y->dtype && strcmp(x->dtype, y->dtype) != 0) return true;
   }
   return false;
 }
@@ -754,8 +755,9 @@ static bool fits(Elab *E, const Decl *fn, const Expr *const *args, const Value *
   for (int i = 0; i < fn->n_args; i++) {
     if (!args[i]) continue; /* missing or defaulted: bind_args reports */
     const TypeExpr *t = fn->args[i].type;
-    if (t->is_int) {
-      if (vals[i].kind != VAL_INT) return false;
+    if (type_is_scalar(t)) {
+      bool number = vals[i].kind == VAL_INT || (t->is_float && vals[i].kind == VAL_FLOAT);
+      if (t->is_bool ? vals[i].kind != VAL_BOOL : !number) return false;
       continue;
     }
     DType want;

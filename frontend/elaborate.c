@@ -182,8 +182,9 @@ bool elab_static_list(Elab *E, Value v, const Expr *e, const char *what) {
 }
 
 bool elab_type(Elab *E, Scope *s, const TypeExpr *t, bool allow_dyn, DType *dtype, Shape *shape) {
-  if (t->is_int) {
-    diag_error(E->d, t->loc, "expected a tensor type such as f32[N, 784], got 'int'");
+  if (type_is_scalar(t)) {
+    const char *kind = t->is_int ? "int" : t->is_float ? "float" : "bool";
+    diag_error(E->d, t->loc, "expected a tensor type such as f32[N, 784], got '%s'", kind);
     return false;
   }
   if (!elab_dtype(E, t->dtype, t->loc, dtype)) return false;

@@ -20,7 +20,7 @@
  * height of each expression tree it builds, where every operator of a chain is one level
  * (`a + a + a` leans left), so that every later walk of the tree (elaboration, diagnostics)
  * is bounded too. Both are far above what a person writes. */
-enum { PARSE_MAX_DEPTH = 256, PARSE_MAX_HEIGHT = 1000 };
+enum { PARSE_MAX_DEPTH = 256, PARSE_MAX_HEIGHT = 1000, PARSE_MAX_IF_DEPTH = 64 };
 
 typedef struct Parser {
   Program *prog;
@@ -31,6 +31,7 @@ typedef struct Parser {
   jmp_buf *recover; /* innermost recovery point */
   int depth;        /* expression nesting now, at most PARSE_MAX_DEPTH */
   int nest;         /* open ( and [: line breaks inside them are skipped */
+  int if_depth;     /* nested `if` statements now, at most PARSE_MAX_IF_DEPTH */
   bool errors;
 } Parser;
 
@@ -271,6 +272,8 @@ static Expr *parse_paren(Parser *p) {
 
 static Stmt *parse_stmt(Parser *p);
 static Expr *parse_additive(Parser *p);
+static bool at_if(Parser *p);
+static Stmt *parse_if_stmt(Parser *p);
 
 static bool scan_at_word(const Parser *p, int ahead, const char *word) {
   const Token *t = &p->toks[p->pos + ahead < p->n ? p->pos + ahead : p->n - 1];
@@ -291,6 +294,12 @@ static void parse_scan_block(Parser *p, Expr *e) {
       e->yield = parse_expr(p);
       skip_separators(p);
       break;
+    }
+    if (at_if(p)) { /* reported, parsed and dropped: the body goes on after it */
+      diag_error(p->d, peek(p)->loc, "'if' is not allowed in a scan body; choose before the scan");
+      p->errors = true;
+      parse_if_stmt(p);
+      continue;
     }
     Stmt *st = parse_stmt(p);
     e->body = parse_grow(p->arena, e->body, e->n_body, sizeof(Stmt *));
@@ -331,7 +340,8 @@ static Expr *parse_scan(Parser *p, const Token *kw) {
 }
 
 /* primary = INT | FLOAT | "true" | "false"
- *         | IDENT [ "(" call_args ")" [ "as" IDENT ] ]
+ *         | IDENT { "." IDENT }                      (a name, or a param path: tok.table)
+ *         | IDENT "(" call_args ")" [ "as" IDENT ]
  *         | "(" expr ")" | "(" expr "," [ elements ] ")"
  *         | "[" elements "]" */
 static Expr *parse_primary(Parser *p) {
@@ -359,6 +369,10 @@ static Expr *parse_primary(Parser *p) {
     if (!at(p, TK_LPAREN)) {
       Expr *e = new_expr(p, EX_NAME, t->loc);
       e->name = t->text;
+      while (at(p, TK_DOT) && !peek(p)->nl_before && peek_at(p, 1)->kind == TK_IDENT) {
+        next(p); /* a param path: tok.table */
+        e->name = arena_printf(p->arena, "%s.%s", e->name, next(p)->text);
+      }
       return e;
     }
     Token *open = next(p);
@@ -482,16 +496,16 @@ static Expr *parse_expr(Parser *p) {
 
 /* ---- types -------------------------------------------------------------------------------- */
 
-/* type = "int" | IDENT "[" [ dim { "," dim } ] "]"
+/* type = "int" | "float" | "bool" | IDENT "[" [ dim { "," dim } ] "]"
  * dim  = "..." | expr */
 static TypeExpr *parse_type(Parser *p) {
-  Token *t = expect_ident(p, "a type such as 'f32[N, 784]' or 'int'");
+  Token *t = expect_ident(p, "a type such as 'f32[N, 784]', 'int', 'float' or 'bool'");
   TypeExpr *ty = arena_alloc(p->arena, sizeof *ty);
   ty->loc = t->loc;
-  if (strcmp(t->text, "int") == 0) {
-    ty->is_int = true;
-    return ty;
-  }
+  ty->is_int = strcmp(t->text, "int") == 0;
+  ty->is_float = strcmp(t->text, "float") == 0;
+  ty->is_bool = strcmp(t->text, "bool") == 0;
+  if (type_is_scalar(ty)) return ty;
   ty->dtype = t->text;
   if (!at(p, TK_LBRACKET)) error_expected(p, "'[' and the dimensions of the tensor type");
   Token *open = next(p);
@@ -507,6 +521,27 @@ static TypeExpr *parse_type(Parser *p) {
   }
   expect_close(p, TK_RBRACKET, open);
   return ty;
+}
+
+/* ret_type = type | "(" type "," type { "," type } [ "," ] ")"     (a tuple of values) */
+static void parse_ret_type(Parser *p, Decl *decl) {
+  if (!at(p, TK_LPAREN)) {
+    decl->ret = parse_type(p);
+    return;
+  }
+  Token *open = next(p);
+  while (!at(p, TK_RPAREN)) {
+    decl->rets = parse_grow(p->arena, decl->rets, decl->n_rets, sizeof(TypeExpr *));
+    decl->rets[decl->n_rets++] = parse_type(p);
+    if (!accept(p, TK_COMMA)) break;
+  }
+  expect_close(p, TK_RPAREN, open);
+  if (decl->n_rets < 2) {
+    diag_error(p->d, open->loc, "a tuple return type needs at least two types, as in "
+               "'-> (f32[B, T, H], f32[B, H])'");
+    parse_fail(p);
+  }
+  decl->ret = decl->rets[0];
 }
 
 /* ---- statements --------------------------------------------------------------------------- */
@@ -555,10 +590,70 @@ static Stmt *parse_bind_stmt(Parser *p) {
   return s;
 }
 
-/* stmt = param_stmt | output_stmt | "return" expr | bind_stmt */
+static bool at_if(Parser *p) {
+  TokenKind k = peek_at(p, 1)->kind; /* `if = 3` and `if, b = ...` bind a name `if` */
+  return at_word(p, "if") && k != TK_ASSIGN && k != TK_COMMA;
+}
+
+/* if_block = "{" { stmt | NEWLINE | ";" } "}"
+ * Each statement is a recovery point, as in a fn body. */
+static void parse_if_block(Parser *p, Stmt ***body, int *n, const char *context) {
+  Token *open = expect(p, TK_LBRACE, context);
+  jmp_buf jb, *outer = p->recover;
+  int if_depth = p->if_depth;
+  for (;;) {
+    skip_separators(p);
+    if (at(p, TK_RBRACE) || at(p, TK_EOF)) break;
+    p->recover = &jb;
+    p->depth = 0;
+    p->if_depth = if_depth;
+    int start = p->pos;
+    if (setjmp(jb) == 0) {
+      Stmt *st = parse_stmt(p);
+      *body = parse_grow(p->arena, *body, *n, sizeof(Stmt *));
+      (*body)[(*n)++] = st;
+    } else {
+      p->errors = true;
+      if (diag_full(p->d)) break;
+      sync_stmt(p, start);
+    }
+  }
+  p->recover = outer;
+  if (diag_full(p->d)) parse_fail(p);
+  expect_close(p, TK_RBRACE, open);
+}
+
+/* if_stmt = "if" expr if_block [ "else" ( if_stmt | if_block ) ]   ("if", "else" contextual) */
+static Stmt *parse_if_stmt(Parser *p) {
+  Token *kw = next(p);
+  if (++p->if_depth > PARSE_MAX_IF_DEPTH) {
+    diag_error(p->d, kw->loc, "'if' statements nested too deeply (limit %d)", PARSE_MAX_IF_DEPTH);
+    p->if_depth = 0;
+    parse_fail(p);
+  }
+  Stmt *s = new_stmt(p, ST_IF, kw->loc);
+  s->value = parse_expr(p);
+  parse_if_block(p, &s->body, &s->n_body, "to open the body of 'if'");
+  if (at_word(p, "else")) {
+    next(p);
+    if (at_word(p, "if")) {
+      s->else_body = arena_alloc(p->arena, sizeof(Stmt *));
+      s->else_body[0] = parse_if_stmt(p);
+      s->n_else = 1;
+    } else {
+      parse_if_block(p, &s->else_body, &s->n_else, "to open the body of 'else'");
+    }
+  }
+  p->if_depth--;
+  return s;
+}
+
+/* stmt = param_stmt | output_stmt | "return" expr | if_stmt | bind_stmt */
 static Stmt *parse_stmt(Parser *p) {
   Stmt *s;
-  if (at(p, TK_PARAM)) {
+  if (at_if(p)) {
+    s = parse_if_stmt(p);
+  } else if (at(p, TK_PARAM)) {
     s = parse_param_stmt(p);
   } else if (at(p, TK_OUTPUT)) {
     s = parse_output_stmt(p);
@@ -582,6 +677,7 @@ static void parse_block(Parser *p, Decl *decl) {
     if (at(p, TK_RBRACE) || at(p, TK_EOF)) break;
     p->recover = &jb;
     p->depth = 0;
+    p->if_depth = 0;
     int start = p->pos;
     if (setjmp(jb) == 0) {
       Stmt *s = parse_stmt(p);
@@ -756,7 +852,7 @@ static Decl *parse_decl(Parser *p) {
     decl->kind = DECL_FN;
     parse_args(p, decl);
     expect(p, TK_ARROW, "and the return type");
-    decl->ret = parse_type(p);
+    parse_ret_type(p, decl);
     parse_block(p, decl);
     break;
   case TK_MODEL:

@@ -250,8 +250,8 @@ static void expect_error(const char *text, const char *message) {
 }
 
 START_TEST(test_errors) {
-  expect_error("import nn\nmodel m(x: f32[2, 3]) {\n  output y = dense(x, 4, 5)\n}\n",
-               "t.lathe:3:26: error: too many arguments to 'dense': expected at most 2, got 3");
+  expect_error("import nn\nmodel m(x: f32[2, 3]) {\n  output y = dense(x, 4, true, 5)\n}\n",
+               "t.lathe:3:32: error: too many arguments to 'dense': expected at most 3, got 4");
   expect_error("fn f(a: f32[N, K], b: f32[K, M]) -> f32[N, M] { return a @ b }\n"
                "model m(x: f32[2, 3]) {\n  output y = f(x, x)\n}\n",
                "t.lathe:3:19: error: in call to 'f': argument 'b' must be f32[3, M], got "
