@@ -72,9 +72,12 @@ def _round_half_away(v):
 
 
 def round_half_away(x):
-    """std::round elementwise (NumPy's np.round rounds half to even: not the contract)."""
+    """std::round elementwise (NumPy's np.round rounds half to even: not the contract).
+    Exact in x's own precision: x - trunc(x) is exact, so no addition of 0.5 can round up
+    (floor(|x| + 0.5) gives 1 for the float32 0.49999997 and 8388610 for 8388609)."""
     x = np.asarray(x)
-    return np.sign(x) * np.floor(np.abs(x) + x.dtype.type(0.5))
+    t = np.trunc(x)
+    return t + np.sign(x) * (np.abs(x - t) >= x.dtype.type(0.5))
 
 
 def saturating_rounding_doubling_high_mul(a, b):
@@ -314,6 +317,9 @@ def _self_test():
           [2, -2, 3, -3, 3, -3, 1, -1], "rounding_divide_by_pot halves")
     check(list(round_half_away(np.float32([0.5, -0.5, 1.5, 2.5, -2.5]))) ==
           [1, -1, 2, 3, -3], "round_half_away")
+    check(list(round_half_away(np.float32([0.49999997, -0.49999997, 8388609, -8388609]))) ==
+          [0, 0, 8388609, -8388609], "round_half_away just below a half and at 2^23 + 1")
+    check(int(round_half_away(np.float64(0.49999999999999994))) == 0, "round_half_away f64")
     check(int(saturating_rounding_doubling_high_mul(INT32_MIN, INT32_MIN)) == INT32_MAX,
           "srdhm saturation")
     check(list(quantize(np.float32([0.5, -0.5, 1000, -1000]), 1.0, 0)) == [1, -1, 127, -128],

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# int8 (issue 19, docs/int8.md): the two-layer int8 MLP of tests/int8/qmlp.lathe (qdense, a
+# fused ReLU clamp, per-channel multipliers) gives the NumPy oracle's bytes
+# (tests/int8/tflite_ref.py fully_connected, via tests/int8/qmlp_ref.py, run here):
+#   - the evaluator (lathe run --reference) and the compiled model (lathe run, cc);
+#   - the C of `lathe compile --weights W --bake`, native and --target generic, built with gcc
+#     and clang -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror and run through lathe run;
+#   - the generic C builds warning-free for Cortex-M4 (arm-none-eabi-gcc -mcpu=cortex-m4
+#     -Wall -Wextra -Werror -c, Debian gcc-arm-none-eabi);
+#   - a mutated oracle output (one byte off) is caught by the comparison.
+set -euo pipefail
+LATHE=$(realpath "$1")
+ROOT=$(realpath "$2")
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+M=$ROOT/tests/int8/qmlp.lathe
+/usr/bin/python3 "$ROOT/tests/int8/qmlp_ref.py" "$TMP/ref"
+W=$TMP/ref/weights.safetensors
+
+same() { # got.npy want.npy what
+  /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import sys
+import numpy as np
+got, want = np.load(sys.argv[1]), np.load(sys.argv[2])
+if got.dtype != want.dtype or got.shape != want.shape or not np.array_equal(got, want):
+    bad = np.argwhere(got != want) if got.shape == want.shape else "shape"
+    sys.exit(f"FAIL {sys.argv[3]}: {got.dtype}{got.shape} vs {want.dtype}{want.shape}, "
+             f"differs at {bad[:5] if not isinstance(bad, str) else bad}")
+print(f"ok: {sys.argv[3]} equals the oracle bit for bit ({got.size} int8 values)")
+PY
+}
+
+"$LATHE" run "$M" --weights "$W" --input x="$TMP/ref/x.npy" --out "$TMP/eval" --reference \
+  >/dev/null 2>&1
+same "$TMP/eval/y.npy" "$TMP/ref/y.npy" "the evaluator"
+"$LATHE" run "$M" --weights "$W" --input x="$TMP/ref/x.npy" --out "$TMP/cc" --backend cc \
+  >/dev/null 2>&1
+same "$TMP/cc/y.npy" "$TMP/ref/y.npy" "the compiled model (cc)"
+
+for target in native generic; do
+  dir=$TMP/$target
+  "$LATHE" compile "$M" --weights "$W" --bake --target "$target" -o "$dir" >/dev/null 2>&1
+  grep -q "lathe_requant(" "$dir/qmlp.c" || { echo "FAIL: no requantize call in the C"; exit 1; }
+  for cc in gcc clang; do
+    mkdir -p "$dir/$cc"
+    $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "$dir/qmlp.c" \
+      -o "$dir/$cc/qmlp.so" -lm
+    "$LATHE" run "$dir/$cc/qmlp.so" --input x="$TMP/ref/x.npy" --out "$TMP/out-$target-$cc" \
+      >/dev/null 2>&1
+    same "$TMP/out-$target-$cc/y.npy" "$TMP/ref/y.npy" "baked C, $target, $cc"
+  done
+done
+
+if ! command -v arm-none-eabi-gcc >/dev/null; then
+  echo "FAIL: arm-none-eabi-gcc missing (Debian gcc-arm-none-eabi, scripts/install-deps.sh)"
+  exit 1
+fi
+arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -std=c99 -O2 -Wall -Wextra -Werror \
+  -c "$TMP/generic/qmlp.c" -o "$TMP/qmlp-m4.o"
+echo "ok: the generic C builds warning-free for Cortex-M4 (arm-none-eabi-gcc -Werror)"
+
+# the comparison itself can fail: one output byte moved by one step
+/usr/bin/python3 -c "
+import numpy as np, sys
+y = np.load(sys.argv[1]); y.flat[7] = y.flat[7] + (1 if y.flat[7] < 127 else -1)
+np.save(sys.argv[2], y)" "$TMP/ref/y.npy" "$TMP/mutated.npy"
+if same "$TMP/cc/y.npy" "$TMP/mutated.npy" "mutant" 2>/dev/null; then
+  echo "FAIL: a one-step difference went unnoticed"; exit 1
+fi
+echo "ok: a one-step difference in one byte is caught"
