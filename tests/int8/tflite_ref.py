@@ -126,8 +126,9 @@ def quantize(x, scale, zero_point, qmin=INT8_MIN, qmax=INT8_MAX, axis=None):
         shape = [1] * x.ndim
         shape[axis] = -1
         scale, zp = scale.reshape(shape), zp.reshape(shape)
-    q = round_half_away(x / scale).astype(np.int64) + zp
-    return np.clip(q, qmin, qmax)
+    # clipped to +-2^40 first: a float beyond int64 has no defined conversion (1e30 / 0.1)
+    r = np.clip(round_half_away(x / scale), -(2.0 ** 40), 2.0 ** 40)
+    return np.clip(r.astype(np.int64) + zp, qmin, qmax)
 
 
 def dequantize(q, scale, zero_point, axis=None):
@@ -324,6 +325,8 @@ def _self_test():
           "srdhm saturation")
     check(list(quantize(np.float32([0.5, -0.5, 1000, -1000]), 1.0, 0)) == [1, -1, 127, -128],
           "quantize rounding and clamping")
+    check(list(quantize(np.float32([1e30, -1e30, 3e38]), 0.01, 5)) == [127, -128, 127],
+          "quantize clamps values beyond int64")
     # the multiplier: exact for powers of two, within 2^-31 relative otherwise
     check(quantize_multiplier(0.5) == (1 << 30, 0), "quantize_multiplier(0.5)")
     check(quantize_multiplier(1.0) == (1 << 30, 1), "quantize_multiplier(1.0)")
@@ -380,6 +383,7 @@ def _self_test():
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--self-test"]:
-        sys.exit(_self_test())
+        with np.errstate(over="ignore", invalid="ignore"):  # the infinities of the edge cases
+            sys.exit(_self_test())
     print(__doc__)
     sys.exit(2)
