@@ -13,6 +13,7 @@ LATHE=$(realpath "$1")
 ROOT=$(realpath "$2")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+quiet() { "$@" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; echo "FAIL: $*" >&2; exit 1; }; }
 M=$ROOT/tests/int8/qops.lathe
 /usr/bin/python3 "$ROOT/tests/int8/qops_ref.py" "$TMP/ref"
 IN=(--input x="$TMP/ref/x.npy" --input q="$TMP/ref/q.npy" --input s="$TMP/ref/s.npy"
@@ -38,18 +39,18 @@ print(f"ok: {what}: 8 outputs equal the oracle byte for byte")
 PY
 }
 
-"$LATHE" run "$M" "${IN[@]}" --out "$TMP/eval" --reference >/dev/null 2>&1
+quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/eval" --reference
 check "$TMP/eval" "the evaluator"
-"$LATHE" run "$M" "${IN[@]}" --out "$TMP/cc" --backend cc >/dev/null 2>&1
+quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/cc" --backend cc
 check "$TMP/cc" "the compiled model (cc)"
 for target in native generic; do
   dir=$TMP/$target
-  "$LATHE" compile "$M" --target "$target" -o "$dir" >/dev/null 2>&1
+  quiet "$LATHE" compile "$M" --target "$target" -o "$dir"
   for cc in gcc clang; do
     mkdir -p "$dir/$cc"
     $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "$dir/qops.c" \
       -o "$dir/$cc/qops.so" -lm
-    "$LATHE" run "$dir/$cc/qops.so" "${IN[@]}" --out "$TMP/out-$target-$cc" >/dev/null 2>&1
+    quiet "$LATHE" run "$dir/$cc/qops.so" "${IN[@]}" --out "$TMP/out-$target-$cc"
     check "$TMP/out-$target-$cc" "C, $target, $cc"
   done
 done

@@ -13,6 +13,7 @@ LATHE=$(realpath "$1")
 ROOT=$(realpath "$2")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+quiet() { "$@" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; echo "FAIL: $*" >&2; exit 1; }; }
 M=$ROOT/tests/int8/qmlp.lathe
 /usr/bin/python3 "$ROOT/tests/int8/qmlp_ref.py" "$TMP/ref"
 W=$TMP/ref/weights.safetensors
@@ -30,23 +31,20 @@ print(f"ok: {sys.argv[3]} equals the oracle bit for bit ({got.size} int8 values)
 PY
 }
 
-"$LATHE" run "$M" --weights "$W" --input x="$TMP/ref/x.npy" --out "$TMP/eval" --reference \
-  >/dev/null 2>&1
+quiet "$LATHE" run "$M" --weights "$W" --input x="$TMP/ref/x.npy" --out "$TMP/eval" --reference
 same "$TMP/eval/y.npy" "$TMP/ref/y.npy" "the evaluator"
-"$LATHE" run "$M" --weights "$W" --input x="$TMP/ref/x.npy" --out "$TMP/cc" --backend cc \
-  >/dev/null 2>&1
+quiet "$LATHE" run "$M" --weights "$W" --input x="$TMP/ref/x.npy" --out "$TMP/cc" --backend cc
 same "$TMP/cc/y.npy" "$TMP/ref/y.npy" "the compiled model (cc)"
 
 for target in native generic; do
   dir=$TMP/$target
-  "$LATHE" compile "$M" --weights "$W" --bake --target "$target" -o "$dir" >/dev/null 2>&1
+  quiet "$LATHE" compile "$M" --weights "$W" --bake --target "$target" -o "$dir"
   grep -q "lathe_requant(" "$dir/qmlp.c" || { echo "FAIL: no requantize call in the C"; exit 1; }
   for cc in gcc clang; do
     mkdir -p "$dir/$cc"
     $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "$dir/qmlp.c" \
       -o "$dir/$cc/qmlp.so" -lm
-    "$LATHE" run "$dir/$cc/qmlp.so" --input x="$TMP/ref/x.npy" --out "$TMP/out-$target-$cc" \
-      >/dev/null 2>&1
+    quiet "$LATHE" run "$dir/$cc/qmlp.so" --input x="$TMP/ref/x.npy" --out "$TMP/out-$target-$cc"
     same "$TMP/out-$target-$cc/y.npy" "$TMP/ref/y.npy" "baked C, $target, $cc"
   done
 done
