@@ -55,14 +55,14 @@ static const char *channel(CgFunc *f, NodeId in, const char *o) {
   return cg_at(f, in, graph_node(f->g, in)->shape.rank && o ? o : "0");
 }
 
-/* y[r, o] = lathe_requant(sum_k (x[r, k] - in_zp) * w[k, o], bias[o], mult[o], shift[o], ...):
+/* y[r, o] = lathe_requant(sum_k (x[r, k] - x_zp) * w[k, o], bias[o], mult[o], shift[o], ...):
  * the plain i-o-k loops of the portable C99 kernel */
 bool lower_qdense(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const Shape *ws = &graph_node(f->g, n->in[1])->shape;
   int64_t inner = ws->dim[0], units = ws->dim[1], rows = shape_numel(&n->shape) / units;
   cg_line(f->e, "/* int8 dense: int32 sums of (x - x_zp) * w, x_zp = %d, then bias, requantize */",
-          (int)n->attr.quant.in_zp);
+          (int)n->attr.quant.x_zp);
   const char *r = cg_loop_open(f, "r", rows), *o = cg_loop_open(f, "o", units);
   const char *acc = cg_fresh(f->e, "acc");
   cg_line(f->e, "int32_t %s = 0;", acc);
@@ -70,7 +70,7 @@ bool lower_qdense(CgFunc *f, NodeId id) {
   const char *rv[2] = {r, k}, *kv[2] = {k, o}, *ov[2] = {r, o};
   int64_t xs[2] = {inner, 1}, wst[2] = {units, 1};
   cg_line(f->e, "%s += ((int32_t)%s - (%d)) * (int32_t)%s;", acc,
-          cg_at(f, n->in[0], cg_index_expr(f->arena, 2, rv, xs)), (int)n->attr.quant.in_zp,
+          cg_at(f, n->in[0], cg_index_expr(f->arena, 2, rv, xs)), (int)n->attr.quant.x_zp,
           cg_at(f, n->in[1], cg_index_expr(f->arena, 2, kv, wst)));
   cg_loop_close(f, k);
   /* bias, multiplier, shift; out_zp, qmin, qmax */

@@ -79,7 +79,7 @@ static bool quant_attrs(Elab *E, Scope *s, const QuantBuiltin *b, const Expr **a
   memset(at, 0, sizeof *at);
   if (b->op == OP_DEQUANTIZE) return true;
   int r = b->op == OP_QDENSE ? 7 : 3;
-  if (b->op == OP_QDENSE && (!int_arg(E, s, a[5], "'x_zp' of qdense", 0, &at->quant.in_zp) ||
+  if (b->op == OP_QDENSE && (!int_arg(E, s, a[5], "'x_zp' of qdense", 0, &at->quant.x_zp) ||
                              !int_arg(E, s, a[6], "'out_zp' of qdense", 0, &at->quant.out_zp)))
     return false;
   return int_arg(E, s, a[r], "'qmin'", -128, &at->quant.qmin) &&
@@ -104,7 +104,10 @@ Value elab_quant_call(Elab *E, Scope *s, const Expr *call) {
   bool qd = b->op == OP_QDENSE;
   DType scale_t = b->op == OP_DEQUANTIZE || !dtype_is_float(xt) ? elab_float_dtype(E) : xt;
   for (int k = 1; k < (qd ? 5 : 3); k++) {
-    in[k] = operand(E, s, a[k], qd ? (k == 1 ? DT_I8 : DT_I32) : k == 1 ? scale_t : DT_I32,
+    in[k] = operand(E, s, a[k],
+                    qd       ? (k == 1 ? DT_I8 : DT_I32)
+                    : k == 1 ? scale_t
+                             : DT_I32,
                     b->name);
     if (in[k] == IR_NONE) return (Value){0};
   }

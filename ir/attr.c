@@ -612,18 +612,18 @@ static uint64_t hash_mode(const Node *n) {
   return n->attr.mode.train;
 }
 
-/* ---- ATTR_QUANT: {in_zp=A, out_zp=B, qmin=L, qmax=H}, the zero points only when not 0 ---- */
+/* ---- ATTR_QUANT: {x_zp=A, out_zp=B, qmin=L, qmax=H}, the zero points only when not 0 ---- */
 
 static void write_quant(const Node *n, IrAttrText *t) {
-  if (n->attr.quant.in_zp) put_int(t, "in_zp", n->attr.quant.in_zp);
+  if (n->attr.quant.x_zp) put_int(t, "x_zp", n->attr.quant.x_zp);
   if (n->attr.quant.out_zp) put_int(t, "out_zp", n->attr.quant.out_zp);
   put_int(t, "qmin", n->attr.quant.qmin);
   put_int(t, "qmax", n->attr.quant.qmax);
 }
 /* the ranges are checked by the infer hook (ir/quant.c), which knows the op */
 static bool read_quant(const Ctx *c, NodeAttr *out) {
-  const char *keys[4] = {"in_zp", "out_zp", "qmin", "qmax"};
-  int32_t *dst[4] = {&out->quant.in_zp, &out->quant.out_zp, &out->quant.qmin, &out->quant.qmax};
+  const char *keys[4] = {"x_zp", "out_zp", "qmin", "qmax"};
+  int32_t *dst[4] = {&out->quant.x_zp, &out->quant.out_zp, &out->quant.qmin, &out->quant.qmax};
   for (int k = 0; k < 4; k++) {
     int64_t v = INT64_MIN;
     if (!get_int(c, keys[k], INT32_MIN, INT32_MAX, &v)) return false;
@@ -633,12 +633,11 @@ static bool read_quant(const Ctx *c, NodeAttr *out) {
   return true;
 }
 static bool equal_quant(const Node *a, const Node *b) {
-  return a->attr.quant.in_zp == b->attr.quant.in_zp &&
-         a->attr.quant.out_zp == b->attr.quant.out_zp && a->attr.quant.qmin == b->attr.quant.qmin &&
-         a->attr.quant.qmax == b->attr.quant.qmax;
+  return a->attr.quant.x_zp == b->attr.quant.x_zp && a->attr.quant.out_zp == b->attr.quant.out_zp &&
+         a->attr.quant.qmin == b->attr.quant.qmin && a->attr.quant.qmax == b->attr.quant.qmax;
 }
 static uint64_t hash_quant(const Node *n) {
-  return ((uint64_t)(uint32_t)n->attr.quant.in_zp * 31u + (uint32_t)n->attr.quant.out_zp) * 961u +
+  return ((uint64_t)(uint32_t)n->attr.quant.x_zp * 31u + (uint32_t)n->attr.quant.out_zp) * 961u +
          (uint32_t)n->attr.quant.qmin * 31u + (uint32_t)n->attr.quant.qmax;
 }
 
@@ -690,7 +689,7 @@ static const KindOps kinds[] = {
                         "algo"),
                    "|nchwc|", false, write_conv, read_conv, equal_conv, hash_conv},
     [ATTR_MODE] = {KEYS("train"), "|train|", false, write_mode, read_mode, equal_mode, hash_mode},
-    [ATTR_QUANT] = {KEYS("in_zp", "out_zp", "qmin", "qmax"), "", false, write_quant, read_quant,
+    [ATTR_QUANT] = {KEYS("x_zp", "out_zp", "qmin", "qmax"), "", false, write_quant, read_quant,
                     equal_quant, hash_quant},
 };
 _Static_assert(sizeof kinds / sizeof kinds[0] == ATTR_KIND_COUNT,

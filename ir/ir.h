@@ -244,7 +244,7 @@ typedef union NodeAttr {
   } mode;
   /* int8 quantization (docs/int8.md, ir/quant.c) */
   struct {
-    int32_t in_zp;  /* QDENSE: zero point of the int8 input x; others: 0 */
+    int32_t x_zp;   /* QDENSE: zero point of the int8 input x; others: 0 */
     int32_t out_zp; /* QDENSE: zero point of the int8 result; others: 0 */
     int32_t qmin;   /* every kind: the clamp of the integer result (QUANTIZE, QDENSE: in */
     int32_t qmax;   /*   [-128, 127]; FAKE_QUANT*: any qmin <= qmax) */
@@ -322,11 +322,11 @@ typedef struct Graph {
   uint32_t n_nodes, cap_nodes;
   GraphOutput *outputs; /* malloc'd */
   int n_outputs, cap_outputs;
-  int64_t workspace_bytes;  /* planned arena size; -1 before memory planning */
+  int64_t workspace_bytes;   /* planned arena size; -1 before memory planning */
   int64_t workspace_bytes_n; /* its part per unit of the run-time batch: the arena takes
                                 workspace_bytes_n * n + workspace_bytes bytes (0: static) */
-  int32_t n_kernels;        /* kernels in the schedule (Node.kernel); -1 before planning */
-  struct Graph **subgraphs; /* SCAN bodies owned by this graph (freed and cloned with it) */
+  int32_t n_kernels;         /* kernels in the schedule (Node.kernel); -1 before planning */
+  struct Graph **subgraphs;  /* SCAN bodies owned by this graph (freed and cloned with it) */
   int n_subgraphs, cap_subgraphs;
 } Graph;
 
@@ -353,7 +353,9 @@ static inline Node *graph_node(const Graph *g, NodeId id) {
  * generated vector kernels' aligned loads assume. The caller's workspace must be as aligned. */
 #define LATHE_WORKSPACE_ALIGN 64
 /* x rounded up to a multiple of m (m > 0, x >= 0) */
-static inline int64_t ir_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static inline int64_t ir_round_up(int64_t x, int64_t m) {
+  return (x + m - 1) / m * m;
+}
 /* x rounded up to LATHE_WORKSPACE_ALIGN */
 static inline int64_t ir_workspace_align(int64_t x) {
   return ir_round_up(x, LATHE_WORKSPACE_ALIGN);

@@ -7,7 +7,7 @@
  *   dequantize(q, s, zp)       s * (q - zp), the product in double, rounded to s's dtype
  *   fake_quant(x, s, zp)       dequantize(quantize(x)) with [qmin, qmax] (QAT), in x's dtype
  *   fake_quant_mask(x, s, zp)  1 where round_half_away(x / s) + zp lies in [qmin, qmax], else 0
- *   qdense(x, w, b, M, sh)     y[r, o] = clamp(mbqm(sum_k (x[r, k] - in_zp) * w[k, o] + b[o],
+ *   qdense(x, w, b, M, sh)     y[r, o] = clamp(mbqm(sum_k (x[r, k] - x_zp) * w[k, o] + b[o],
  *                              M[o], sh[o]) + out_zp, qmin, qmax), the sum in int32
  * where mbqm is TFLite's MultiplyByQuantizedMultiplier (double rounding: a left shift for
  * sh > 0, the saturating rounding doubling high multiply, a rounding right shift for sh < 0).
@@ -20,6 +20,7 @@
  * [-31, 30]; qdense's inner size keeps the int32 sum exact (I <= 65536).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ir_internal.h"
@@ -36,19 +37,20 @@ static double const_value(const Node *c, int64_t i) {
   return c->attr.constant.data ? c->attr.constant.data[i] : c->attr.constant.value;
 }
 
-/* every element of a CONST operand lies in [lo, hi] (lo_open: > lo); other ops pass */
+/* every element of a CONST operand lies in [lo, hi] (lo_open: > lo); other ops pass. range
+ * says it in words for the message ("finite and > 0") */
 static bool const_in_range(const Graph *g, const Node *n, int k, double lo, bool lo_open, double hi,
-                           const char *what, Diag *d) {
+                           const char *what, const char *range, Diag *d) {
   const Node *c = in_node(g, n, k);
   if (c->op != OP_CONST) return true;
   int64_t count = c->attr.constant.data ? shape_numel(&c->shape) : 1;
   for (int64_t i = 0; i < count; i++) {
     double v = const_value(c, i);
-    if (!(lo_open ? v > lo : v >= lo) || !(v <= hi)) {
-      IR_ERROR(d, n->loc, "%s: %s must be %s %g and <= %g, got %g (element %lld)",
-               ir_ops[n->op].name, what, lo_open ? ">" : ">=", lo, hi, v, (long long)i);
-      return false;
-    }
+    if ((lo_open ? v > lo : v >= lo) && v <= hi && isfinite(v)) continue;
+    char at[48] = "";
+    if (c->shape.rank > 0) snprintf(at, sizeof at, " (element %lld)", (long long)i);
+    IR_ERROR(d, n->loc, "%s: %s must be %s, got %g%s", ir_ops[n->op].name, what, range, v, at);
+    return false;
   }
   return true;
 }
@@ -98,7 +100,7 @@ bool infer_quant(Graph *g, Node *n, Diag *d) {
       !fits_shape(n, x, s, "the scale", d) || !fits_shape(n, x, zp, "the zero point", d))
     return false;
   if (!deq && !check_range(n, n->op == OP_QUANTIZE, d)) return false;
-  if (!const_in_range(g, n, 1, 0, true, HUGE_VAL, "the scale", d)) return false;
+  if (!const_in_range(g, n, 1, 0, true, HUGE_VAL, "the scale", "finite and > 0", d)) return false;
   n->shape = x->shape;
   n->dtype = n->op == OP_QUANTIZE ? DT_I8 : deq ? s->dtype : x->dtype;
   return true;
@@ -137,16 +139,16 @@ bool infer_qdense(Graph *g, Node *n, Diag *d) {
                     "i32 [O] or an i32 scalar", d))
       return false;
   }
-  bool zps = n->attr.quant.in_zp >= -128 && n->attr.quant.in_zp <= 127 &&
+  bool zps = n->attr.quant.x_zp >= -128 && n->attr.quant.x_zp <= 127 &&
              n->attr.quant.out_zp >= -128 && n->attr.quant.out_zp <= 127;
   if (!zps) {
-    IR_ERROR(d, n->loc, "qdense: the zero points must lie in [-128, 127], got in_zp %d, out_zp %d",
-             (int)n->attr.quant.in_zp, (int)n->attr.quant.out_zp);
+    IR_ERROR(d, n->loc, "qdense: the zero points must lie in [-128, 127], got x_zp %d, out_zp %d",
+             (int)n->attr.quant.x_zp, (int)n->attr.quant.out_zp);
     return false;
   }
   if (!check_range(n, true, d) ||
-      !const_in_range(g, n, 3, 0, false, 2147483647.0, "the multiplier", d) ||
-      !const_in_range(g, n, 4, -31, false, 30, "the shift", d))
+      !const_in_range(g, n, 3, 0, false, 2147483647.0, "the multiplier", "in [0, 2^31)", d) ||
+      !const_in_range(g, n, 4, -31, false, 30, "the shift", "in [-31, 30]", d))
     return false;
   n->shape = x->shape;
   n->shape.dim[r - 1] = units;
@@ -234,7 +236,7 @@ void eval_qdense(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
     for (int64_t o = 0; o < units; o++) {
       int32_t acc = 0;
       for (int64_t k = 0; k < inner; k++)
-        acc += ((int32_t)x[r * inner + k] - n->attr.quant.in_zp) * (int32_t)w[k * units + o];
+        acc += ((int32_t)x[r * inner + k] - n->attr.quant.x_zp) * (int32_t)w[k * units + o];
       int64_t oi = in[2]->shape.rank ? o : 0;
       int64_t biased = (int64_t)acc + (int64_t)tensor_get(in[2], oi);
       int32_t mult = (int32_t)tensor_get(in[3], in[3]->shape.rank ? o : 0);

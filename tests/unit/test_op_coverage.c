@@ -280,9 +280,9 @@ static NodeId c_train_select(Graph *g, const NodeId *p) {
 /* ---- the table: one case per op ---- */
 
 /* int8 quantization (ir/quant.c): per-channel scales [4] and zero points over x [3, 4] */
-static NodeAttr quant_attr(int in_zp, int out_zp, int qmin, int qmax) {
+static NodeAttr quant_attr(int x_zp, int out_zp, int qmin, int qmax) {
   NodeAttr a = zero_attr();
-  a.quant.in_zp = in_zp, a.quant.out_zp = out_zp, a.quant.qmin = qmin, a.quant.qmax = qmax;
+  a.quant.x_zp = x_zp, a.quant.out_zp = out_zp, a.quant.qmin = qmin, a.quant.qmax = qmax;
   return a;
 }
 static NodeId quant_of(Graph *g, OpKind op, NodeId x, const NodeAttr *a) {
