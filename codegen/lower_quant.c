@@ -1,7 +1,7 @@
 /* codegen/lower_quant.c — C loop nests for the int8 quantization ops (docs/int8.md):
  * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK (one loop nest over x, scale and zero
- * point NumPy-broadcast) and QDENSE (int32 sums, then lathe_requant of the kernel library,
- * codegen/kernels/quant.c).
+ * point NumPy-broadcast), QDENSE and QCONV2D (int32 sums, then lathe_requant of the kernel
+ * library, codegen/kernels/quant.c).
  *
  * Semantics match ir/quant.c exactly: the division x / scale in x's dtype (float32 for f32:
  * C evaluates float / float in float), roundf/round (half away from zero), the clamp with a
@@ -80,5 +80,59 @@ bool lower_qdense(CgFunc *f, NodeId id) {
           (int)n->attr.quant.out_zp, (int)n->attr.quant.qmin, (int)n->attr.quant.qmax);
   cg_loop_close(f, o);
   cg_loop_close(f, r);
+  return true;
+}
+
+/* the input row (or column) of a tap: out * stride + k * dilation - pad */
+static const char *tap(CgFunc *f, const char *out, const char *k, int stride, int dil, int pad) {
+  const char *v[2] = {out, k};
+  int64_t st[2] = {stride, dil};
+  const char *e = cg_index_expr(f->arena, 2, v, st);
+  return pad ? arena_printf(f->arena, "%s - %d", e, pad) : e;
+}
+
+/* y[b, o, p, q] = lathe_requant(sum over c, i, j of (x - x_zp) * w, ...): plain loops, the
+ * padded taps skipped (they would add (x_zp - x_zp) * w = 0) */
+bool lower_qconv2d(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const int64_t *xd = graph_node(f->g, n->in[0])->shape.dim;
+  const int64_t *wd = graph_node(f->g, n->in[1])->shape.dim, *od = n->shape.dim;
+  const int32_t *st = n->attr.quant.stride, *dil = n->attr.quant.dilation, *pad = n->attr.quant.pad;
+  bool padded = pad[0] || pad[1] || pad[2] || pad[3];
+  cg_line(f->e, "/* int8 convolution: int32 sums of (x - x_zp) * w, x_zp = %d%s */",
+          (int)n->attr.quant.x_zp, padded ? ", padded taps skipped" : "");
+  const char *o4[4];
+  for (int k = 0; k < 4; k++)
+    o4[k] = cg_loop_open(f, (const char *[]){"b", "o", "oh", "ow"}[k], od[k]);
+  const char *acc = cg_fresh(f->e, "acc");
+  cg_line(f->e, "int32_t %s = 0;", acc);
+  const char *c = cg_loop_open(f, "c", xd[1]), *i = cg_loop_open(f, "i", wd[2]),
+             *j = cg_loop_open(f, "j", wd[3]);
+  const char *h = cg_fresh(f->e, "h"), *v = cg_fresh(f->e, "v");
+  cg_line(f->e, "const int64_t %s = %s, %s = %s;", h, tap(f, o4[2], i, st[0], dil[0], pad[0]), v,
+          tap(f, o4[3], j, st[1], dil[1], pad[1]));
+  const char *xv[4] = {o4[0], c, h, v}, *wv[4] = {o4[1], c, i, j};
+  int64_t xs[4] = {xd[1] * xd[2] * xd[3], xd[2] * xd[3], xd[3], 1};
+  int64_t ws[4] = {wd[1] * wd[2] * wd[3], wd[2] * wd[3], wd[3], 1};
+  const char *term =
+      arena_printf(f->arena, "((int32_t)%s - (%d)) * (int32_t)%s",
+                   cg_at(f, n->in[0], cg_index_expr(f->arena, 4, xv, xs)), (int)n->attr.quant.x_zp,
+                   cg_at(f, n->in[1], cg_index_expr(f->arena, 4, wv, ws)));
+  if (padded)
+    cg_open(f->e, "if (%s >= 0 && %s < %lld && %s >= 0 && %s < %lld)", h, h, (long long)xd[2], v, v,
+            (long long)xd[3]);
+  cg_line(f->e, "%s += %s;", acc, term);
+  if (padded) cg_close(f->e);
+  cg_loop_close(f, j);
+  cg_loop_close(f, i);
+  cg_loop_close(f, c);
+  int64_t ys[4] = {od[1] * od[2] * od[3], od[2] * od[3], od[3], 1};
+  cg_line(f->e, "%s = lathe_requant(%s, %s,", cg_at(f, id, cg_index_expr(f->arena, 4, o4, ys)), acc,
+          channel(f, n->in[2], o4[1]));
+  cg_line(f->e, "    %s, %s, %d, %d, %d);", channel(f, n->in[3], o4[1]),
+          channel(f, n->in[4], o4[1]), (int)n->attr.quant.out_zp, (int)n->attr.quant.qmin,
+          (int)n->attr.quant.qmax);
+  for (int k = 3; k >= 0; k--)
+    cg_loop_close(f, o4[k]);
   return true;
 }

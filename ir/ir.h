@@ -108,6 +108,7 @@ typedef enum IrAttrKind {
   ATTR_CONV,     /* conv: CONV2D, CONV_TRANSPOSE2D, CONV2D_GRAD_WEIGHT, MAX_POOL2D* */
   ATTR_MODE,     /* mode.train: TRAIN_SELECT */
   ATTR_QUANT,    /* quant: QUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE */
+  ATTR_QCONV,    /* quant with its geometry: QCONV2D */
   ATTR_KIND_COUNT
 } IrAttrKind;
 
@@ -244,10 +245,13 @@ typedef union NodeAttr {
   } mode;
   /* int8 quantization (docs/int8.md, ir/quant.c) */
   struct {
-    int32_t x_zp;   /* QDENSE: zero point of the int8 input x; others: 0 */
-    int32_t out_zp; /* QDENSE: zero point of the int8 result; others: 0 */
-    int32_t qmin;   /* every kind: the clamp of the integer result (QUANTIZE, QDENSE: in */
-    int32_t qmax;   /*   [-128, 127]; FAKE_QUANT*: any qmin <= qmax) */
+    int32_t x_zp;        /* QDENSE: zero point of the int8 input x; others: 0 */
+    int32_t out_zp;      /* QDENSE: zero point of the int8 result; others: 0 */
+    int32_t qmin;        /* every kind: the clamp of the integer result (QUANTIZE, QDENSE: in */
+    int32_t qmax;        /*   [-128, 127]; FAKE_QUANT*: any qmin <= qmax) */
+    int32_t stride[2];   /* QCONV2D: per spatial axis (h, w), >= 1 */
+    int32_t dilation[2]; /* QCONV2D: >= 1 */
+    int32_t pad[4];      /* QCONV2D: top, left, bottom, right; padded taps read x_zp (real 0) */
   } quant;
 } NodeAttr;
 

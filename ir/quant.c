@@ -1,5 +1,5 @@
 /* ir/quant.c — infer and eval hooks of the int8 quantization ops (issue 19, docs/int8.md):
- * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK and QDENSE.
+ * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE and QCONV2D.
  *
  * The arithmetic is TFLite's, bit for bit (the oracle is tests/int8/tflite_ref.py):
  *   quantize(x, s, zp)         clamp(round_half_away(x / s) + zp, qmin, qmax) as i8, the
@@ -9,6 +9,9 @@
  *   fake_quant_mask(x, s, zp)  1 where round_half_away(x / s) + zp lies in [qmin, qmax], else 0
  *   qdense(x, w, b, M, sh)     y[r, o] = clamp(mbqm(sum_k (x[r, k] - x_zp) * w[k, o] + b[o],
  *                              M[o], sh[o]) + out_zp, qmin, qmax), the sum in int32
+ *   qconv2d(x, w, b, M, sh)    the same epilogue on y[n, o, p, q] = sum over c, i, j of
+ *                              (x[n, c, p*stride + i*dil - pad, ...] - in_zp) * w[o, c, i, j],
+ *                              padded taps adding 0 (zero in real terms: they read x_zp)
  * where mbqm is TFLite's MultiplyByQuantizedMultiplier (double rounding: a left shift for
  * sh > 0, the saturating rounding doubling high multiply, a rounding right shift for sh < 0).
  * Where TFLite's int32 would overflow (the oracle raises), lathe saturates: the bias sum and
@@ -17,7 +20,7 @@
  *
  * Invariants checked by infer: scale and zp broadcast to x's shape (the result has x's shape);
  * constant scales are finite and > 0, constant multipliers in [0, 2^31), constant shifts in
- * [-31, 30]; qdense's inner size keeps the int32 sum exact (I <= 65536).
+ * [-31, 30]; the inner size keeps the int32 sum exact (I, or C * kh * kw, <= 65536).
  */
 #include <math.h>
 #include <stdio.h>
@@ -106,29 +109,13 @@ bool infer_quant(Graph *g, Node *n, Diag *d) {
   return true;
 }
 
-/* qdense(x i8 [.., I], w i8 [I, O], bias i32, mult i32, shift i32), the last three [O] or
- * scalars */
-bool infer_qdense(Graph *g, Node *n, Diag *d) {
-  const Node *x = in_node(g, n, 0), *w = in_node(g, n, 1);
-  char sx[SHAPE_BUF], sw[SHAPE_BUF];
-  if (!want_dtype(n, x, "x", x->dtype == DT_I8, "i8", d) ||
-      !want_dtype(n, w, "the weights", w->dtype == DT_I8, "i8", d))
-    return false;
-  int r = x->shape.rank;
-  if (r < 1 || w->shape.rank != 2 || x->shape.dim[r - 1] != w->shape.dim[0] || w->shape.dyn) {
-    IR_ERROR(d, n->loc, "qdense: expected x [.., I] and weights [I, O], got %s and %s",
-             shape_str(&x->shape, sx, sizeof sx), shape_str(&w->shape, sw, sizeof sw));
-    return false;
-  }
-  int64_t inner = w->shape.dim[0], units = w->shape.dim[1];
+/* the epilogue operands of QDENSE and QCONV2D (bias, mult, shift: i32 [units] or scalars), the
+ * zero points, the clamp and the inner size of the int32 sum */
+static bool check_epilogue(const Graph *g, const Node *n, int64_t inner, int64_t units, Diag *d) {
+  const char *op = ir_ops[n->op].name;
   if (inner > QDENSE_MAX_INNER) {
-    IR_ERROR(d, n->loc, "qdense: %lld inputs per output could overflow the int32 sum (at most %d)",
+    IR_ERROR(d, n->loc, "%s: %lld inputs per output could overflow the int32 sum (at most %d)", op,
              (long long)inner, QDENSE_MAX_INNER);
-    return false;
-  }
-  if (x->shape.dyn) {
-    IR_ERROR(d, n->loc, "qdense: a run-time batch is not supported yet (x is %s)",
-             shape_str(&x->shape, sx, sizeof sx));
     return false;
   }
   static const char *const what[3] = {"the bias", "the multiplier", "the shift"};
@@ -142,16 +129,73 @@ bool infer_qdense(Graph *g, Node *n, Diag *d) {
   bool zps = n->attr.quant.x_zp >= -128 && n->attr.quant.x_zp <= 127 &&
              n->attr.quant.out_zp >= -128 && n->attr.quant.out_zp <= 127;
   if (!zps) {
-    IR_ERROR(d, n->loc, "qdense: the zero points must lie in [-128, 127], got x_zp %d, out_zp %d",
+    IR_ERROR(d, n->loc, "%s: the zero points must lie in [-128, 127], got x_zp %d, out_zp %d", op,
              (int)n->attr.quant.x_zp, (int)n->attr.quant.out_zp);
     return false;
   }
-  if (!check_range(n, true, d) ||
-      !const_in_range(g, n, 3, 0, false, 2147483647.0, "the multiplier", "in [0, 2^31)", d) ||
-      !const_in_range(g, n, 4, -31, false, 30, "the shift", "in [-31, 30]", d))
+  return check_range(n, true, d) &&
+         const_in_range(g, n, 3, 0, false, 2147483647.0, "the multiplier", "in [0, 2^31)", d) &&
+         const_in_range(g, n, 4, -31, false, 30, "the shift", "in [-31, 30]", d);
+}
+
+static bool int8_operands(const Node *n, const Node *x, const Node *w, Diag *d) {
+  char sx[SHAPE_BUF];
+  if (!want_dtype(n, x, "x", x->dtype == DT_I8, "i8", d) ||
+      !want_dtype(n, w, "the weights", w->dtype == DT_I8, "i8", d))
     return false;
+  if (!x->shape.dyn && !w->shape.dyn) return true;
+  IR_ERROR(d, n->loc, "%s: a run-time batch is not supported yet (x is %s)", ir_ops[n->op].name,
+           shape_str(&x->shape, sx, sizeof sx));
+  return false;
+}
+
+/* qdense(x i8 [.., I], w i8 [I, O], bias, mult, shift) -> i8 [.., O] */
+bool infer_qdense(Graph *g, Node *n, Diag *d) {
+  const Node *x = in_node(g, n, 0), *w = in_node(g, n, 1);
+  char sx[SHAPE_BUF], sw[SHAPE_BUF];
+  if (!int8_operands(n, x, w, d)) return false;
+  int r = x->shape.rank;
+  if (r < 1 || w->shape.rank != 2 || x->shape.dim[r - 1] != w->shape.dim[0]) {
+    IR_ERROR(d, n->loc, "qdense: expected x [.., I] and weights [I, O], got %s and %s",
+             shape_str(&x->shape, sx, sizeof sx), shape_str(&w->shape, sw, sizeof sw));
+    return false;
+  }
+  if (!check_epilogue(g, n, w->shape.dim[0], w->shape.dim[1], d)) return false;
   n->shape = x->shape;
-  n->shape.dim[r - 1] = units;
+  n->shape.dim[r - 1] = w->shape.dim[1];
+  n->dtype = DT_I8;
+  return true;
+}
+
+/* the output extent of spatial axis i, or 0 when the dilated kernel does not fit */
+static int64_t qconv_extent(const Node *n, int64_t in, int64_t k, int i) {
+  const int32_t *p = n->attr.quant.pad;
+  int64_t span = in + p[i] + p[i + 2] - (int64_t)n->attr.quant.dilation[i] * (k - 1) - 1;
+  return span < 0 ? 0 : span / n->attr.quant.stride[i] + 1;
+}
+
+/* qconv2d(x i8 [N, C, H, W], w i8 [O, C, kh, kw], bias, mult, shift) -> i8 [N, O, Ho, Wo] */
+bool infer_qconv2d(Graph *g, Node *n, Diag *d) {
+  const Node *x = in_node(g, n, 0), *w = in_node(g, n, 1);
+  char sx[SHAPE_BUF], sw[SHAPE_BUF];
+  if (!int8_operands(n, x, w, d)) return false;
+  const int32_t *st = n->attr.quant.stride, *dil = n->attr.quant.dilation;
+  bool geometry = st[0] >= 1 && st[1] >= 1 && dil[0] >= 1 && dil[1] >= 1;
+  for (int i = 0; i < 4; i++)
+    geometry = geometry && n->attr.quant.pad[i] >= 0;
+  bool fits = x->shape.rank == 4 && w->shape.rank == 4 && x->shape.dim[1] == w->shape.dim[1];
+  int64_t oh = fits ? qconv_extent(n, x->shape.dim[2], w->shape.dim[2], 0) : 0;
+  int64_t ow = fits ? qconv_extent(n, x->shape.dim[3], w->shape.dim[3], 1) : 0;
+  if (!geometry || oh < 1 || ow < 1) {
+    IR_ERROR(d, n->loc,
+             "qconv2d: expected x [N, C, H, W] and weights [O, C, kh, kw] whose (dilated) "
+             "kernel fits the padded input, strides and dilations >= 1; got %s and %s",
+             shape_str(&x->shape, sx, sizeof sx), shape_str(&w->shape, sw, sizeof sw));
+    return false;
+  }
+  const int64_t *wd = w->shape.dim;
+  if (!check_epilogue(g, n, wd[1] * wd[2] * wd[3], wd[0], d)) return false;
+  n->shape = shape_make(4, (int64_t[]){x->shape.dim[0], wd[0], oh, ow});
   n->dtype = DT_I8;
   return true;
 }
@@ -228,6 +272,16 @@ static int32_t quant_mbqm(int32_t x, int32_t mult, int32_t shift) {
   return quant_rdbpot(quant_srdhm(xs, mult), s > 0 ? 0 : -s);
 }
 
+/* the epilogue of output channel o: bias, requantization, out_zp, clamp */
+static double epilogue(const Node *n, const Tensor *in[], int32_t acc, int64_t o) {
+  int64_t biased = (int64_t)acc + (int64_t)tensor_get(in[2], in[2]->shape.rank ? o : 0);
+  int32_t mult = (int32_t)tensor_get(in[3], in[3]->shape.rank ? o : 0);
+  int32_t shift = (int32_t)tensor_get(in[4], in[4]->shape.rank ? o : 0);
+  int32_t sum = (int32_t)clamp64(biased, INT32_MIN, INT32_MAX);
+  int64_t v = (int64_t)quant_mbqm(sum, mult, shift) + n->attr.quant.out_zp;
+  return (double)clamp64(v, n->attr.quant.qmin, n->attr.quant.qmax);
+}
+
 void eval_qdense(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   int64_t inner = in[1]->shape.dim[0], units = in[1]->shape.dim[1];
   int64_t rows = inner ? shape_numel(&in[0]->shape) / inner : 0;
@@ -237,13 +291,35 @@ void eval_qdense(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
       int32_t acc = 0;
       for (int64_t k = 0; k < inner; k++)
         acc += ((int32_t)x[r * inner + k] - n->attr.quant.x_zp) * (int32_t)w[k * units + o];
-      int64_t oi = in[2]->shape.rank ? o : 0;
-      int64_t biased = (int64_t)acc + (int64_t)tensor_get(in[2], oi);
-      int32_t mult = (int32_t)tensor_get(in[3], in[3]->shape.rank ? o : 0);
-      int32_t shift = (int32_t)tensor_get(in[4], in[4]->shape.rank ? o : 0);
-      int64_t v = (int64_t)quant_mbqm((int32_t)clamp64(biased, INT32_MIN, INT32_MAX), mult, shift) +
-                  n->attr.quant.out_zp;
-      tensor_set(out, r * units + o, (double)clamp64(v, n->attr.quant.qmin, n->attr.quant.qmax));
+      tensor_set(out, r * units + o, epilogue(n, in, acc, o));
     }
   }
+}
+
+/* sum over the taps of output (b, o, p, q) of (x - x_zp) * w; padded taps add 0 */
+static int32_t qconv_sum(const Node *n, const Tensor *xt, const Tensor *wt, int64_t b, int64_t o,
+                         int64_t p, int64_t q) {
+  const int64_t *xd = xt->shape.dim, *wd = wt->shape.dim;
+  const int8_t *x = xt->data, *w = wt->data;
+  const int32_t *st = n->attr.quant.stride, *dil = n->attr.quant.dilation, *pad = n->attr.quant.pad;
+  int32_t acc = 0;
+  for (int64_t c = 0; c < xd[1]; c++)
+    for (int64_t i = 0; i < wd[2]; i++)
+      for (int64_t j = 0; j < wd[3]; j++) {
+        int64_t h = p * st[0] + i * dil[0] - pad[0], v = q * st[1] + j * dil[1] - pad[1];
+        if (h < 0 || h >= xd[2] || v < 0 || v >= xd[3]) continue;
+        int32_t xv = x[((b * xd[1] + c) * xd[2] + h) * xd[3] + v];
+        acc += (xv - n->attr.quant.x_zp) * (int32_t)w[((o * wd[1] + c) * wd[2] + i) * wd[3] + j];
+      }
+  return acc;
+}
+
+void eval_qconv2d(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
+  const int64_t *od = out->shape.dim;
+  int64_t at = 0;
+  for (int64_t b = 0; b < od[0]; b++)
+    for (int64_t o = 0; o < od[1]; o++)
+      for (int64_t p = 0; p < od[2]; p++)
+        for (int64_t q = 0; q < od[3]; q++)
+          tensor_set(out, at++, epilogue(n, in, qconv_sum(n, in[0], in[1], b, o, p, q), o));
 }

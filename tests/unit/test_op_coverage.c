@@ -315,6 +315,20 @@ static NodeId c_qdense(Graph *g, const NodeId *p) { /* i8 [3, 4] x [4, 2] -> [3,
   NodeAttr a = quant_attr(-5, 7, -100, 127);
   return add(g, OP_QDENSE, (NodeId[]){c_quantize(g, p), w, b, m, sh}, 5, &a);
 }
+static NodeId c_qconv2d(Graph *g, const NodeId *p) { /* i8 [1, 3, 4, 4] by [2, 3, 3, 3] */
+  Shape ws = shape_make(4, (int64_t[]){2, 3, 3, 3}), os = shape_make(1, (int64_t[]){2});
+  double wv[54];
+  for (int i = 0; i < 54; i++)
+    wv[i] = (i * 37) % 255 - 127;
+  NodeId w = const_data(g, DT_I8, &ws, wv);
+  NodeId b = const_data(g, DT_I32, &os, (double[]){-70, 134});
+  NodeId m = const_data(g, DT_I32, &os, (double[]){1288490189, 1717986918});
+  NodeId sh = const_data(g, DT_I32, &os, (double[]){-6, -3});
+  NodeAttr a = quant_attr(-5, 7, -100, 127);
+  a.quant.stride[0] = 2, a.quant.stride[1] = 1, a.quant.dilation[0] = 1, a.quant.dilation[1] = 2;
+  a.quant.pad[0] = 1, a.quant.pad[1] = 2, a.quant.pad[2] = 0, a.quant.pad[3] = 1;
+  return add(g, OP_QCONV2D, (NodeId[]){c_quantize(g, p), w, b, m, sh}, 5, &a);
+}
 
 typedef struct OpCase {
   BuildFn build;
@@ -427,6 +441,7 @@ static const OpCase cases[OP_COUNT] = {
     [OP_FAKE_QUANT_MASK] =
         {c_fake_quant_mask, 1, U34, {R_ANY}, VJP_ZERO, "piecewise constant: 0 or 1"},
     [OP_QDENSE] = {c_qdense, 1, U34, {R_ANY}, VJP_NONE, NULL},
+    [OP_QCONV2D] = {c_qconv2d, 1, {4}, {{1, 3, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
 };
 
 /* Ops with no standalone instance here, and where they are tested instead. */
