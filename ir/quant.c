@@ -10,7 +10,7 @@
  *   qdense(x, w, b, M, sh)     y[r, o] = clamp(mbqm(sum_k (x[r, k] - x_zp) * w[k, o] + b[o],
  *                              M[o], sh[o]) + out_zp, qmin, qmax), the sum in int32
  *   qconv2d(x, w, b, M, sh)    the same epilogue on y[n, o, p, q] = sum over c, i, j of
- *                              (x[n, c, p*stride + i*dil - pad, ...] - in_zp) * w[o, c, i, j],
+ *                              (x[n, c, p*stride + i*dil - pad, ...] - x_zp) * w[o, c, i, j],
  *                              padded taps adding 0 (zero in real terms: they read x_zp)
  * where mbqm is TFLite's MultiplyByQuantizedMultiplier (double rounding: a left shift for
  * sh > 0, the saturating rounding doubling high multiply, a rounding right shift for sh < 0).
