@@ -72,6 +72,8 @@ def main(out):
     b, m, sh = requant_inputs(rng)
     one, w = np.int8([[1]]), np.zeros((1, b.size), np.int8)
     exp["rq"] = ref.fully_connected(one, 1, w, b, m, sh, 3)
+    t = q.reshape(12, 30).T
+    exp["tq"] = np.concatenate([t, t], axis=1)
     assert len(np.unique(exp["rq"])) > 200, "the requantized values are not spread over int8"
     # the halves really are halves, and half to even would give other bytes
     pow2 = [0, 2]  # the channels with a power-of-two scale
@@ -84,7 +86,7 @@ def main(out):
                     ("m", m), ("sh", sh)):
         np.save(os.path.join(out, name + ".npy"), a)
     for name, a in exp.items():
-        dtype = np.int8 if name[0] in "qr" else np.float32
+        dtype = np.int8 if name[0] in "qrt" else np.float32
         np.save(os.path.join(out, "expected", name + ".npy"), np.asarray(a).astype(dtype))
 
 
