@@ -472,7 +472,7 @@ void cg_emit_init(Backend *b, CgBuf *c) {
 /* ---- the descriptor ------------------------------------------------------------------------- */
 
 static const char *const dtype_codes[DT_COUNT] = {"LATHE_F32", "LATHE_F64", "LATHE_I32",
-                                                  "LATHE_I64", "LATHE_U8"};
+                                                  "LATHE_I64", "LATHE_U8", "LATHE_I8"};
 
 /* `static const int64_t <model>_shape_N[] = {...};`, or "NULL" for a scalar */
 static const char *shape_array(Backend *b, CgBuf *c, const Shape *s, int *counter) {

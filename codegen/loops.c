@@ -231,6 +231,9 @@ static const char *cast_expr(CgFunc *f, DType from, DType to, const char *x) {
   case DT_U8:
     lo = "0.0", hi = "255.0";
     break;
+  case DT_I8:
+    lo = "-128.0", hi = "127.0";
+    break;
   default:
     return arena_printf(f->arena, "(%s)%s", dtype_c_name(to), x);
   }
@@ -334,6 +337,8 @@ const char *cg_lowest(CgFunc *f, DType t) {
     return "INT32_MIN";
   case DT_I64:
     return "INT64_MIN";
+  case DT_I8:
+    return "INT8_MIN";
   default:
     return cg_literal(f->arena, t, 0);
   }

@@ -1,7 +1,8 @@
 /* driver/bake.c — `lathe compile FILE --weights W --bake`: the weights built into the C.
  *
  * Before the passes, every PARAM and STATE node of the elaborated model becomes a CONST
- * holding its tensor from the safetensors file W (same name, same shape; f32 or f64 values).
+ * holding its tensor from the safetensors file W (same name, same shape; f32 or f64 values for
+ * a float param, the param's own dtype for an integer one: the int8 weights of docs/int8.md).
  * The module then has no params, no states and no train block, so only the inference entry
  * is derived, its C takes no weights, and codegen writes the weights as static tables: a
  * matmul's constant operand straight in the GEMM's packed panel layout (codegen/gemm.c,
@@ -33,7 +34,8 @@ bool driver_bake_weights(Module *m, const char *path, Diag *d) {
     if (!t) {
       diag_error(d, n->loc, "--bake: %s has no tensor '%s'", path, decl ? decl->name : "?");
       ok = false;
-    } else if (!shape_equal(&t->shape, &n->shape) || !dtype_is_float(t->dtype)) {
+    } else if (!shape_equal(&t->shape, &n->shape) ||
+               !(dtype_is_float(t->dtype) ? dtype_is_float(n->dtype) : t->dtype == n->dtype)) {
       diag_error(d, n->loc, "--bake: '%s' is %s%s in %s, the model wants %s%s", decl->name,
                  dtype_name(t->dtype), shape_str(&t->shape, got, sizeof got), path,
                  dtype_name(n->dtype), shape_str(&n->shape, want, sizeof want));

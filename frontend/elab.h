@@ -177,6 +177,10 @@ Value elab_struct_fold_unary(Elab *E, OpKind op, Value x, SrcLoc loc);
 bool elab_conv_is_builtin(const char *name);
 Value elab_conv_call(Elab *E, Scope *s, const Expr *call);
 
+/* elab_quant.c: the int8 builtins (quantize, dequantize, fake_quant, qdense; docs/int8.md) */
+bool elab_quant_is_builtin(const char *name);
+Value elab_quant_call(Elab *E, Scope *s, const Expr *call);
+
 /* elab_scan.c: `scan t in 0..T with (h = init, ...) { ...; yield y }` (a SCAN node) */
 Value elab_scan(Elab *E, Scope *s, const Expr *e);
 

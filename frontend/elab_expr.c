@@ -72,7 +72,8 @@ static const Builtin *find_builtin(const char *name) {
 }
 
 bool elab_is_builtin(const char *name) {
-  return find_builtin(name) != NULL || elab_struct_is_builtin(name) || elab_conv_is_builtin(name);
+  return find_builtin(name) != NULL || elab_struct_is_builtin(name) ||
+         elab_conv_is_builtin(name) || elab_quant_is_builtin(name);
 }
 
 Value elab_tensor_value(NodeId id) {
@@ -576,7 +577,7 @@ static Value elab_builtin(Elab *E, Scope *s, const Expr *call, const Builtin *b)
 
 /* ---- names, calls, lists ------------------------------------------------------------------ */
 
-static const char *const dtype_words[] = {"f32", "f64", "i32", "i64", "u8"};
+static const char *const dtype_words[] = {"f32", "f64", "i32", "i64", "u8", "i8"};
 
 static void unknown_name(Elab *E, Scope *s, const Expr *e) {
   int n = 0, cap = 16;
@@ -638,6 +639,7 @@ static Value elab_call(Elab *E, Scope *s, const Expr *e) {
   const Builtin *b = find_builtin(e->name);
   if (!b && elab_conv_is_builtin(e->name) && !e->as_name) return elab_conv_call(E, s, e);
   if (!b && elab_struct_is_builtin(e->name) && !e->as_name) return elab_struct_call(E, s, e);
+  if (!b && elab_quant_is_builtin(e->name) && !e->as_name) return elab_quant_call(E, s, e);
   if (!b && strcmp(e->name, "dynamic") == 0) {
     diag_error(E->d, e->loc,
                "dynamic(max = M) can only be the whole value of a top-level const, "

@@ -134,10 +134,10 @@ const char *elab_suggest(const char *name, const char *const *candidates, int n)
 }
 
 bool elab_dtype(Elab *E, const char *name, SrcLoc loc, DType *out) {
-  static const char *const names[] = {"f32", "f64", "i32", "i64", "u8"};
+  static const char *const names[] = {"f32", "f64", "i32", "i64", "u8", "i8"};
   if (!dtype_from_name(name, out)) {
-    const char *hint = elab_suggest(name, names, 5);
-    diag_error(E->d, loc, "unknown dtype '%s'%s%s%s; expected f32, f64, i32, i64 or u8", name,
+    const char *hint = elab_suggest(name, names, 6);
+    diag_error(E->d, loc, "unknown dtype '%s'%s%s%s; expected f32, f64, i32, i64, u8 or i8", name,
                hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
     return false;
   }

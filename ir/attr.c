@@ -615,6 +615,83 @@ static uint64_t hash_mode(const Node *n) {
   return n->attr.mode.train;
 }
 
+/* ---- ATTR_QUANT: {x_zp=A, out_zp=B, qmin=L, qmax=H}, the zero points only when not 0 ---- */
+
+static void write_quant(const Node *n, IrAttrText *t) {
+  if (n->attr.quant.x_zp) put_int(t, "x_zp", n->attr.quant.x_zp);
+  if (n->attr.quant.out_zp) put_int(t, "out_zp", n->attr.quant.out_zp);
+  put_int(t, "qmin", n->attr.quant.qmin);
+  put_int(t, "qmax", n->attr.quant.qmax);
+}
+/* the ranges are checked by the infer hook (ir/quant.c), which knows the op */
+static bool read_quant(const Ctx *c, NodeAttr *out) {
+  const char *keys[4] = {"x_zp", "out_zp", "qmin", "qmax"};
+  int32_t *dst[4] = {&out->quant.x_zp, &out->quant.out_zp, &out->quant.qmin, &out->quant.qmax};
+  for (int k = 0; k < 4; k++) {
+    int64_t v = INT64_MIN;
+    if (!get_int(c, keys[k], INT32_MIN, INT32_MAX, &v)) return false;
+    if (v == INT64_MIN && k >= 2) return FAIL(c, c->r->at, "'%s' needs {qmin=L, qmax=H}", c->op);
+    *dst[k] = v == INT64_MIN ? 0 : (int32_t)v;
+  }
+  return true;
+}
+static bool equal_quant(const Node *a, const Node *b) {
+  return a->attr.quant.x_zp == b->attr.quant.x_zp && a->attr.quant.out_zp == b->attr.quant.out_zp &&
+         a->attr.quant.qmin == b->attr.quant.qmin && a->attr.quant.qmax == b->attr.quant.qmax;
+}
+static uint64_t hash_quant(const Node *n) {
+  return ((uint64_t)(uint32_t)n->attr.quant.x_zp * 31u + (uint32_t)n->attr.quant.out_zp) * 961u +
+         (uint32_t)n->attr.quant.qmin * 31u + (uint32_t)n->attr.quant.qmax;
+}
+
+/* ---- ATTR_QCONV: ATTR_QUANT plus {stride=[h,w], dilation=[h,w], pad=[t,l,b,r]} ----------- */
+
+static const char *const qconv_keys[3] = {"stride", "dilation", "pad"};
+static const int qconv_len[3] = {2, 2, 4};
+
+static int32_t *qconv_field(NodeAttr *a, int k) {
+  int32_t *f[3] = {a->quant.stride, a->quant.dilation, a->quant.pad};
+  return f[k];
+}
+
+static void write_qconv(const Node *n, IrAttrText *t) {
+  write_quant(n, t);
+  NodeAttr a = n->attr;
+  for (int k = 0; k < 3; k++) {
+    int64_t *v = put_list(t, qconv_keys[k], qconv_len[k]);
+    for (int i = 0; i < qconv_len[k]; i++)
+      v[i] = qconv_field(&a, k)[i];
+  }
+}
+static bool read_qconv(const Ctx *c, NodeAttr *out) {
+  if (!read_quant(c, out)) return false;
+  for (int k = 0; k < 3; k++) {
+    int64_t v[4];
+    int n;
+    if (!get_list(c, qconv_keys[k], 4, 0, INT32_MAX, v, &n)) return false;
+    if (n != qconv_len[k])
+      return FAIL(c, c->r->at, "'%s' needs {stride=[h,w], dilation=[h,w], pad=[t,l,b,r]}", c->op);
+    for (int i = 0; i < n; i++)
+      qconv_field(out, k)[i] = (int32_t)v[i];
+  }
+  return true;
+}
+static bool equal_qconv(const Node *a, const Node *b) {
+  NodeAttr x = a->attr, y = b->attr;
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < qconv_len[k]; i++)
+      if (qconv_field(&x, k)[i] != qconv_field(&y, k)[i]) return false;
+  return equal_quant(a, b);
+}
+static uint64_t hash_qconv(const Node *n) {
+  NodeAttr a = n->attr;
+  uint64_t h = hash_quant(n);
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < qconv_len[k]; i++)
+      h = h * 31u + (uint32_t)qconv_field(&a, k)[i];
+  return h;
+}
+
 /* ---- the table ------------------------------------------------------------------------------- */
 
 typedef struct KindOps {
@@ -663,6 +740,10 @@ static const KindOps kinds[] = {
                         "algo"),
                    "|nchwc|", false, write_conv, read_conv, equal_conv, hash_conv},
     [ATTR_MODE] = {KEYS("train"), "|train|", false, write_mode, read_mode, equal_mode, hash_mode},
+    [ATTR_QCONV] = {KEYS("x_zp", "out_zp", "qmin", "qmax", "stride", "dilation", "pad"), "", false,
+                    write_qconv, read_qconv, equal_qconv, hash_qconv},
+    [ATTR_QUANT] = {KEYS("x_zp", "out_zp", "qmin", "qmax"), "", false, write_quant, read_quant,
+                    equal_quant, hash_quant},
 };
 _Static_assert(sizeof kinds / sizeof kinds[0] == ATTR_KIND_COUNT,
                "one row per attribute kind of ir.h");

@@ -22,7 +22,7 @@ static const struct {
 } dtype_table[DT_COUNT] = {
     [DT_F32] = {"f32", "float", 4, true},    [DT_F64] = {"f64", "double", 8, true},
     [DT_I32] = {"i32", "int32_t", 4, false}, [DT_I64] = {"i64", "int64_t", 8, false},
-    [DT_U8] = {"u8", "uint8_t", 1, false},
+    [DT_U8] = {"u8", "uint8_t", 1, false},   [DT_I8] = {"i8", "int8_t", 1, false},
 };
 
 const char *dtype_name(DType t) {
@@ -186,6 +186,8 @@ double tensor_get(const Tensor *t, int64_t i) {
     return (double)((const int64_t *)t->data)[i];
   case DT_U8:
     return ((const uint8_t *)t->data)[i];
+  case DT_I8:
+    return ((const int8_t *)t->data)[i];
   case DT_COUNT:
     break;
   }
@@ -220,6 +222,9 @@ void tensor_set(Tensor *t, int64_t i, double v) {
   }
   case DT_U8:
     ((uint8_t *)t->data)[i] = (uint8_t)to_integer(v, 0, 255);
+    return;
+  case DT_I8:
+    ((int8_t *)t->data)[i] = (int8_t)to_integer(v, -128, 127);
     return;
   case DT_COUNT:
     break;

@@ -27,7 +27,8 @@ typedef uint32_t NodeId;
 
 /* ---- dtypes and shapes ------------------------------------------------------------------ */
 
-typedef enum DType { DT_F32, DT_F64, DT_I32, DT_I64, DT_U8, DT_COUNT } DType;
+/* DT_I8: int8 tensors of the quantized ops (docs/int8.md); codes are the descriptor's LATHE_* */
+typedef enum DType { DT_F32, DT_F64, DT_I32, DT_I64, DT_U8, DT_I8, DT_COUNT } DType;
 
 /* A shape. One dimension of a module may be dynamic (docs/dynamic-batch.md): its extent n is
  * chosen per call, 1 <= n <= Module.dyn_max. Only axis 0 of a shape can depend on it: when
@@ -39,7 +40,7 @@ typedef struct Shape {
   int64_t dyn;              /* 0: static; k >= 1: dim[0] = k * n (rank >= 1) */
 } Shape;
 
-const char *dtype_name(DType t);   /* "f32", "f64", "i32", "i64", "u8" */
+const char *dtype_name(DType t);   /* "f32", "f64", "i32", "i64", "u8", "i8" */
 size_t dtype_size(DType t);        /* bytes per element */
 const char *dtype_c_name(DType t); /* "float", "double", "int32_t", ... */
 bool dtype_is_float(DType t);
@@ -106,6 +107,8 @@ typedef enum IrAttrKind {
   ATTR_DROPOUT,  /* random.stream, p: DROPOUT */
   ATTR_CONV,     /* conv: CONV2D, CONV_TRANSPOSE2D, CONV2D_GRAD_WEIGHT, MAX_POOL2D* */
   ATTR_MODE,     /* mode.train: TRAIN_SELECT */
+  ATTR_QUANT,    /* quant: QUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE */
+  ATTR_QCONV,    /* quant with its geometry: QCONV2D */
   ATTR_KIND_COUNT
 } IrAttrKind;
 
@@ -242,6 +245,16 @@ typedef union NodeAttr {
   struct {
     bool train; /* TRAIN_SELECT: true = the first input (training), false = the second */
   } mode;
+  /* int8 quantization (docs/int8.md, ir/quant.c) */
+  struct {
+    int32_t x_zp;        /* QDENSE: zero point of the int8 input x; others: 0 */
+    int32_t out_zp;      /* QDENSE: zero point of the int8 result; others: 0 */
+    int32_t qmin;        /* every kind: the clamp of the integer result (QUANTIZE, QDENSE: in */
+    int32_t qmax;        /*   [-128, 127]; FAKE_QUANT*: any qmin <= qmax) */
+    int32_t stride[2];   /* QCONV2D: per spatial axis (h, w), >= 1 */
+    int32_t dilation[2]; /* QCONV2D: >= 1 */
+    int32_t pad[4];      /* QCONV2D: top, left, bottom, right; padded taps read x_zp (real 0) */
+  } quant;
 } NodeAttr;
 
 typedef struct Node {
@@ -315,11 +328,11 @@ typedef struct Graph {
   uint32_t n_nodes, cap_nodes;
   GraphOutput *outputs; /* malloc'd */
   int n_outputs, cap_outputs;
-  int64_t workspace_bytes;  /* planned arena size; -1 before memory planning */
+  int64_t workspace_bytes;   /* planned arena size; -1 before memory planning */
   int64_t workspace_bytes_n; /* its part per unit of the run-time batch: the arena takes
                                 workspace_bytes_n * n + workspace_bytes bytes (0: static) */
-  int32_t n_kernels;        /* kernels in the schedule (Node.kernel); -1 before planning */
-  struct Graph **subgraphs; /* SCAN bodies owned by this graph (freed and cloned with it) */
+  int32_t n_kernels;         /* kernels in the schedule (Node.kernel); -1 before planning */
+  struct Graph **subgraphs;  /* SCAN bodies owned by this graph (freed and cloned with it) */
   int n_subgraphs, cap_subgraphs;
 } Graph;
 
@@ -346,7 +359,9 @@ static inline Node *graph_node(const Graph *g, NodeId id) {
  * generated vector kernels' aligned loads assume. The caller's workspace must be as aligned. */
 #define LATHE_WORKSPACE_ALIGN 64
 /* x rounded up to a multiple of m (m > 0, x >= 0) */
-static inline int64_t ir_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static inline int64_t ir_round_up(int64_t x, int64_t m) {
+  return (x + m - 1) / m * m;
+}
 /* x rounded up to LATHE_WORKSPACE_ALIGN */
 static inline int64_t ir_workspace_align(int64_t x) {
   return ir_round_up(x, LATHE_WORKSPACE_ALIGN);

@@ -245,6 +245,8 @@ static int64_t label_of(const lathe_dataset *ds, int a, int64_t i) {
     return *(const int64_t *)p;
   case DT_U8:
     return *(const uint8_t *)p;
+  case DT_I8:
+    return *(const int8_t *)p;
   case DT_F32: /* whole floats bound to an integer input (the feed checks they are whole) */
   case DT_F64: {
     double v = ds->store->arrays[a].dtype == DT_F32 ? *(const float *)p : *(const double *)p;

@@ -86,6 +86,7 @@ static double array_value(const RtArray *a, const void *row, int64_t j) {
   return a->dtype == DT_I32   ? ((const int32_t *)row)[j]
          : a->dtype == DT_I64 ? (double)((const int64_t *)row)[j]
          : a->dtype == DT_U8  ? ((const uint8_t *)row)[j]
+         : a->dtype == DT_I8  ? ((const int8_t *)row)[j]
          : a->dtype == DT_F32 ? ((const float *)row)[j]
                               : ((const double *)row)[j];
 }
@@ -129,6 +130,8 @@ static double value_at(int dtype, const void *p, int64_t i) {
     return ((const int32_t *)p)[i];
   case LATHE_I64:
     return (double)((const int64_t *)p)[i];
+  case LATHE_I8:
+    return ((const int8_t *)p)[i];
   default:
     return ((const uint8_t *)p)[i];
   }

@@ -156,6 +156,8 @@ static double load_value(DType t, const void *p, int64_t i) {
     return (double)((const int64_t *)p)[i];
   case DT_U8:
     return ((const uint8_t *)p)[i];
+  case DT_I8:
+    return ((const int8_t *)p)[i];
   default:
     return 0;
   }
@@ -177,6 +179,9 @@ static void store_value(int t, void *p, int64_t i, double v) {
     break;
   case LATHE_U8:
     ((uint8_t *)p)[i] = (uint8_t)v;
+    break;
+  case LATHE_I8:
+    ((int8_t *)p)[i] = (int8_t)v;
     break;
   default:
     break;

@@ -208,6 +208,8 @@ static const char *npy_descr(DType t) {
     return "<i8";
   case DT_U8:
     return "|u1";
+  case DT_I8:
+    return "|i1";
   case DT_COUNT:
     break;
   }
@@ -220,10 +222,10 @@ static bool descr_dtype(const char *path, const char *descr, DType *out, Diag *d
   static const struct {
     const char *code;
     DType t;
-  } table[] = {{"f4", DT_F32}, {"f8", DT_F64}, {"i4", DT_I32}, {"i8", DT_I64}, {"u1", DT_U8}};
+  } table[] = {{"f4", DT_F32}, {"f8", DT_F64}, {"i4", DT_I32}, {"i8", DT_I64}, {"u1", DT_U8}, {"i1", DT_I8}};
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     if (strcmp(code, table[i].code) != 0) continue;
-    if (order == '>' && table[i].t != DT_U8) {
+    if (order == '>' && dtype_size(table[i].t) > 1) {
       rt_error(d,
                "%s: big-endian dtype '%s' is not supported; save it little-endian, e.g. "
                "arr.astype('<%s')",

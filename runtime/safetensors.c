@@ -83,10 +83,10 @@ const Tensor *rt_set_find(const RtTensorSet *s, const char *name) {
 
 /* ---- dtypes ------------------------------------------------------------------------------ */
 
-static const char *const st_dtype_names[DT_COUNT] = {"F32", "F64", "I32", "I64", "U8"};
-/* the reference implementation's Dtype order (U8 < I32 < F32 < F64 < I64), for sorting */
-static const int st_dtype_rank[DT_COUNT] = {2, 3, 1, 4, 0};
-_Static_assert(DT_COUNT == 5, "update the safetensors dtype tables");
+static const char *const st_dtype_names[DT_COUNT] = {"F32", "F64", "I32", "I64", "U8", "I8"};
+/* the reference implementation's Dtype order (U8 < I8 < I32 < F32 < F64 < I64), for sorting */
+static const int st_dtype_rank[DT_COUNT] = {3, 4, 2, 5, 0, 1};
+_Static_assert(DT_COUNT == 6, "update the safetensors dtype tables");
 
 static bool st_dtype_from_name(const char *name, DType *out) {
   for (int i = 0; i < DT_COUNT; i++) {

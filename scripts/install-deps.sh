@@ -32,6 +32,7 @@ pkgs=(
   python3-sklearn                          # metrics checked against scikit-learn (tests/data_*.sh)
   python3-pil                              # PNG/JPEG fixtures of the image-folder test
   dataset-fashion-mnist                    # training data (/usr/share/datasets/fashion-mnist)
+  gcc-arm-none-eabi                        # the int8 C built for Cortex-M4 (tests/int8_models.sh)
 )
 BENCH=0
 [[ "${1:-}" == "--bench" ]] && BENCH=1

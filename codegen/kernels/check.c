@@ -10,3 +10,4 @@
 #include "conv_direct.c"
 #include "conv_winograd.c"
 #include "math.c"
+#include "quant.c"

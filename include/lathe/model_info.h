@@ -14,7 +14,8 @@
 #define LATHE_MODEL_INFO_VERSION 3
 
 /* dtype codes: same order as the IR's DType */
-enum { LATHE_F32 = 0, LATHE_F64 = 1, LATHE_I32 = 2, LATHE_I64 = 3, LATHE_U8 = 4 };
+enum { LATHE_F32 = 0, LATHE_F64 = 1, LATHE_I32 = 2, LATHE_I64 = 3, LATHE_U8 = 4,
+       LATHE_I8 = 5 };
 
 /* role of an entry-point argument */
 enum {

@@ -55,7 +55,7 @@ typedef struct lathe_data_options {
 /* One array of a dataset: per-sample dtype and shape. */
 typedef struct lathe_array_info {
   const char *name;
-  int dtype;            /* LATHE_F32, LATHE_F64, LATHE_I32, LATHE_I64, LATHE_U8 */
+  int dtype;            /* LATHE_F32, LATHE_F64, LATHE_I32, LATHE_I64, LATHE_U8, LATHE_I8 */
   int rank;             /* rank of one sample (0 for a scalar per sample) */
   const int64_t *shape; /* rank dims */
   int64_t per;          /* values per sample */

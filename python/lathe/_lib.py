@@ -27,9 +27,9 @@ from .errors import LibraryError
 MODEL_INFO_VERSION = 3  # LATHE_MODEL_INFO_VERSION of the descriptor structs below
 
 # dtype codes of model_info.h, and their NumPy names
-DTYPES = {0: "float32", 1: "float64", 2: "int32", 3: "int64", 4: "uint8"}
+DTYPES = {0: "float32", 1: "float64", 2: "int32", 3: "int64", 4: "uint8", 5: "int8"}
 DTYPE_CODES = {name: code for code, name in DTYPES.items()}
-DTYPE_NAMES = {0: "f32", 1: "f64", 2: "i32", 3: "i64", 4: "u8"}
+DTYPE_NAMES = {0: "f32", 1: "f64", 2: "i32", 3: "i64", 4: "u8", 5: "i8"}
 
 ARG_PARAMS, ARG_STATE, ARG_INPUT, ARG_OUTPUT, ARG_WORKSPACE, ARG_BATCH = range(6)
 ENTRY_KINDS = {0: "forward", 1: "train", 2: "grad"}

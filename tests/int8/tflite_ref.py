@@ -72,9 +72,12 @@ def _round_half_away(v):
 
 
 def round_half_away(x):
-    """std::round elementwise (NumPy's np.round rounds half to even: not the contract)."""
+    """std::round elementwise (NumPy's np.round rounds half to even: not the contract).
+    Exact in x's own precision: x - trunc(x) is exact, so no addition of 0.5 can round up
+    (floor(|x| + 0.5) gives 1 for the float32 0.49999997 and 8388610 for 8388609)."""
     x = np.asarray(x)
-    return np.sign(x) * np.floor(np.abs(x) + x.dtype.type(0.5))
+    t = np.trunc(x)
+    return t + np.sign(x) * (np.abs(x - t) >= x.dtype.type(0.5))
 
 
 def saturating_rounding_doubling_high_mul(a, b):
@@ -123,8 +126,9 @@ def quantize(x, scale, zero_point, qmin=INT8_MIN, qmax=INT8_MAX, axis=None):
         shape = [1] * x.ndim
         shape[axis] = -1
         scale, zp = scale.reshape(shape), zp.reshape(shape)
-    q = round_half_away(x / scale).astype(np.int64) + zp
-    return np.clip(q, qmin, qmax)
+    # clipped to +-2^40 first: a float beyond int64 has no defined conversion (1e30 / 0.1)
+    r = np.clip(round_half_away(x / scale), -(2.0 ** 40), 2.0 ** 40)
+    return np.clip(r.astype(np.int64) + zp, qmin, qmax)
 
 
 def dequantize(q, scale, zero_point, axis=None):
@@ -314,10 +318,15 @@ def _self_test():
           [2, -2, 3, -3, 3, -3, 1, -1], "rounding_divide_by_pot halves")
     check(list(round_half_away(np.float32([0.5, -0.5, 1.5, 2.5, -2.5]))) ==
           [1, -1, 2, 3, -3], "round_half_away")
+    check(list(round_half_away(np.float32([0.49999997, -0.49999997, 8388609, -8388609]))) ==
+          [0, 0, 8388609, -8388609], "round_half_away just below a half and at 2^23 + 1")
+    check(int(round_half_away(np.float64(0.49999999999999994))) == 0, "round_half_away f64")
     check(int(saturating_rounding_doubling_high_mul(INT32_MIN, INT32_MIN)) == INT32_MAX,
           "srdhm saturation")
     check(list(quantize(np.float32([0.5, -0.5, 1000, -1000]), 1.0, 0)) == [1, -1, 127, -128],
           "quantize rounding and clamping")
+    check(list(quantize(np.float32([1e30, -1e30, 3e38]), 0.01, 5)) == [127, -128, 127],
+          "quantize clamps values beyond int64")
     # the multiplier: exact for powers of two, within 2^-31 relative otherwise
     check(quantize_multiplier(0.5) == (1 << 30, 0), "quantize_multiplier(0.5)")
     check(quantize_multiplier(1.0) == (1 << 30, 1), "quantize_multiplier(1.0)")
@@ -374,6 +383,7 @@ def _self_test():
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--self-test"]:
-        sys.exit(_self_test())
+        with np.errstate(over="ignore", invalid="ignore"):  # the infinities of the edge cases
+            sys.exit(_self_test())
     print(__doc__)
     sys.exit(2)

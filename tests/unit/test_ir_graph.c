@@ -29,6 +29,8 @@ START_TEST(test_dtypes) {
   ck_assert(dtype_from_name("i64", &t) && t == DT_I64);
   ck_assert(!dtype_from_name("f16", &t));
   ck_assert_str_eq(dtype_name(DT_U8), "u8");
+  ck_assert(dtype_from_name("i8", &t) && t == DT_I8 && dtype_size(DT_I8) == 1);
+  ck_assert_str_eq(dtype_c_name(DT_I8), "int8_t");
   ck_assert_str_eq(dtype_c_name(DT_F64), "double");
   ck_assert_int_eq(dtype_size(DT_I32), 4);
   ck_assert(dtype_is_float(DT_F32) && !dtype_is_float(DT_I32));

@@ -279,6 +279,57 @@ static NodeId c_train_select(Graph *g, const NodeId *p) {
 
 /* ---- the table: one case per op ---- */
 
+/* int8 quantization (ir/quant.c): per-channel scales [4] and zero points over x [3, 4] */
+static NodeAttr quant_attr(int x_zp, int out_zp, int qmin, int qmax) {
+  NodeAttr a = zero_attr();
+  a.quant.x_zp = x_zp, a.quant.out_zp = out_zp, a.quant.qmin = qmin, a.quant.qmax = qmax;
+  return a;
+}
+static NodeId quant_of(Graph *g, OpKind op, NodeId x, const NodeAttr *a) {
+  Shape c = shape_make(1, (int64_t[]){4});
+  NodeId s = const_data(g, DT_F64, &c, (double[]){0.01, 0.05, 0.2, 0.007});
+  NodeId zp = const_data(g, DT_I32, &c, (double[]){3, -7, 0, 100});
+  return add(g, op, (NodeId[]){x, s, zp}, 3, a);
+}
+static NodeId c_quantize(Graph *g, const NodeId *p) {
+  NodeAttr a = quant_attr(0, 0, -128, 127);
+  return quant_of(g, OP_QUANTIZE, p[0], &a);
+}
+static NodeId c_dequantize(Graph *g, const NodeId *p) {
+  return quant_of(g, OP_DEQUANTIZE, c_quantize(g, p), NULL);
+}
+static NodeId c_fake_quant(Graph *g, const NodeId *p) {
+  NodeAttr a = quant_attr(0, 0, -20, 90);
+  return quant_of(g, OP_FAKE_QUANT, p[0], &a);
+}
+static NodeId c_fake_quant_mask(Graph *g, const NodeId *p) {
+  NodeAttr a = quant_attr(0, 0, -20, 90);
+  return quant_of(g, OP_FAKE_QUANT_MASK, p[0], &a);
+}
+static NodeId c_qdense(Graph *g, const NodeId *p) { /* i8 [3, 4] x [4, 2] -> [3, 2] */
+  Shape ws = shape_make(2, (int64_t[]){4, 2}), os = shape_make(1, (int64_t[]){2});
+  NodeId w = const_data(g, DT_I8, &ws, (double[]){127, -127, 3, 50, -80, 0, 9, -1});
+  NodeId b = const_data(g, DT_I32, &os, (double[]){-700, 1234});
+  NodeId m = const_data(g, DT_I32, &os, (double[]){1288490189, 1717986918});
+  NodeId sh = const_data(g, DT_I32, &os, (double[]){-6, 1});
+  NodeAttr a = quant_attr(-5, 7, -100, 127);
+  return add(g, OP_QDENSE, (NodeId[]){c_quantize(g, p), w, b, m, sh}, 5, &a);
+}
+static NodeId c_qconv2d(Graph *g, const NodeId *p) { /* i8 [1, 3, 4, 4] by [2, 3, 3, 3] */
+  Shape ws = shape_make(4, (int64_t[]){2, 3, 3, 3}), os = shape_make(1, (int64_t[]){2});
+  double wv[54];
+  for (int i = 0; i < 54; i++)
+    wv[i] = (i * 37) % 255 - 127;
+  NodeId w = const_data(g, DT_I8, &ws, wv);
+  NodeId b = const_data(g, DT_I32, &os, (double[]){-70, 134});
+  NodeId m = const_data(g, DT_I32, &os, (double[]){1288490189, 1717986918});
+  NodeId sh = const_data(g, DT_I32, &os, (double[]){-6, -3});
+  NodeAttr a = quant_attr(-5, 7, -100, 127);
+  a.quant.stride[0] = 2, a.quant.stride[1] = 1, a.quant.dilation[0] = 1, a.quant.dilation[1] = 2;
+  a.quant.pad[0] = 1, a.quant.pad[1] = 2, a.quant.pad[2] = 0, a.quant.pad[3] = 1;
+  return add(g, OP_QCONV2D, (NodeId[]){c_quantize(g, p), w, b, m, sh}, 5, &a);
+}
+
 typedef struct OpCase {
   BuildFn build;
   int n; /* params p0 .. p{n-1}, all f64 */
@@ -378,6 +429,19 @@ static const OpCase cases[OP_COUNT] = {
     [OP_MAX_POOL2D_GRAD] =
         {c_pool_grad, 2, {4, 4}, {{1, 2, 4, 4}, {1, 2, 2, 2}}, {R_ANY, R_ANY}, VJP_NONE, NULL},
     [OP_TRAIN_SELECT] = {c_train_select, 2, M34, {R_ANY, R_ANY}, VJP_RULE, NULL},
+    [OP_QUANTIZE] = {c_quantize, 1, U34, {R_ANY}, VJP_ZERO, "its result is integer (i8)"},
+    [OP_DEQUANTIZE] = {c_dequantize, 1, U34, {R_ANY}, VJP_ZERO, "its input is integer (i8)"},
+    [OP_FAKE_QUANT] = {c_fake_quant,
+                       1,
+                       U34,
+                       {R_ANY},
+                       VJP_RULE,
+                       "the straight-through estimator is not the derivative; "
+                       "tests/int8_fake_quant.sh checks it against PyTorch"},
+    [OP_FAKE_QUANT_MASK] =
+        {c_fake_quant_mask, 1, U34, {R_ANY}, VJP_ZERO, "piecewise constant: 0 or 1"},
+    [OP_QDENSE] = {c_qdense, 1, U34, {R_ANY}, VJP_NONE, NULL},
+    [OP_QCONV2D] = {c_qconv2d, 1, {4}, {{1, 3, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
 };
 
 /* Ops with no standalone instance here, and where they are tested instead. */

@@ -12,7 +12,7 @@
 #include "tests/unit/test_runtime_util.h"
 #include "tests/unit/testutil.h"
 
-static const DType all_dtypes[] = {DT_F32, DT_F64, DT_I32, DT_I64, DT_U8};
+static const DType all_dtypes[] = {DT_F32, DT_F64, DT_I32, DT_I64, DT_U8, DT_I8};
 
 /* element i of the reference pattern (values representable in every dtype) */
 static double pattern(int64_t i) {

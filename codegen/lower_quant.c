@@ -1,0 +1,138 @@
+/* codegen/lower_quant.c — C loop nests for the int8 quantization ops (docs/int8.md):
+ * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK (one loop nest over x, scale and zero
+ * point NumPy-broadcast), QDENSE and QCONV2D (int32 sums, then lathe_requant of the kernel
+ * library, codegen/kernels/quant.c).
+ *
+ * Semantics match ir/quant.c exactly: the division x / scale in x's dtype (float32 for f32:
+ * C evaluates float / float in float), roundf/round (half away from zero), the clamp with a
+ * NaN giving qmin (!(r >= qmin)), dequantize's product in double. These ops are FUSE_OPAQUE,
+ * so no output shares an input's buffer. A run-time batch is refused by infer (ir/quant.c).
+ */
+#include "lower_hooks.h"
+
+/* the element expressions of x, scale and zp at the output's loop variables */
+static void operands(CgFunc *f, const Node *n, const char **vars, const char **x) {
+  for (int k = 0; k < 3; k++)
+    x[k] = cg_at(f, n->in[k],
+                 cg_broadcast_index(f, &graph_node(f->g, n->in[k])->shape, &n->shape, vars));
+}
+
+bool lower_quant(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const char *vars[IR_MAX_RANK], *x[3];
+  DType xt = graph_node(f->g, n->in[0])->dtype;
+  const char *out_t = dtype_c_name(n->dtype),
+             *lo = cg_literal(f->arena, DT_F64, n->attr.quant.qmin),
+             *hi = cg_literal(f->arena, DT_F64, n->attr.quant.qmax);
+  cg_nest_open(f, &n->shape, vars);
+  operands(f, n, vars, x);
+  const char *y = cg_at(f, id, cg_broadcast_index(f, &n->shape, &n->shape, vars));
+  if (n->op == OP_DEQUANTIZE) {
+    cg_line(f->e, "%s = (%s)((double)%s * (double)((int32_t)%s - %s));", y, out_t, x[1], x[0],
+            x[2]);
+    cg_nest_close(f, &n->shape, vars);
+    return true;
+  }
+  /* r = round_half_away(x / scale) + zp, in double (exact: an integer of at most 2^128) */
+  const char *r = cg_fresh(f->e, "r");
+  cg_line(f->e, "const double %s = (double)%s(%s / %s) + (double)%s;", r,
+          xt == DT_F32 ? "roundf" : "round", x[0], x[1], x[2]);
+  const char *clamped =
+      arena_printf(f->arena, "(!(%s >= %s) ? %s : %s > %s ? %s : %s)", r, lo, lo, r, hi, hi, r);
+  if (n->op == OP_QUANTIZE)
+    cg_line(f->e, "%s = (int8_t)%s;", y, clamped);
+  else if (n->op == OP_FAKE_QUANT)
+    cg_line(f->e, "%s = (%s)((double)%s * (%s - (double)%s));", y, out_t, x[1], clamped, x[2]);
+  else
+    cg_line(f->e, "%s = %s >= %s && %s <= %s ? %s : %s;", y, r, lo, r, hi,
+            cg_literal(f->arena, n->dtype, 1), cg_literal(f->arena, n->dtype, 0));
+  cg_nest_close(f, &n->shape, vars);
+  return true;
+}
+
+/* element o of a per-channel operand, or the scalar */
+static const char *channel(CgFunc *f, NodeId in, const char *o) {
+  return cg_at(f, in, graph_node(f->g, in)->shape.rank && o ? o : "0");
+}
+
+/* y[r, o] = lathe_requant(sum_k (x[r, k] - x_zp) * w[k, o], bias[o], mult[o], shift[o], ...):
+ * the plain i-o-k loops of the portable C99 kernel */
+bool lower_qdense(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const Shape *ws = &graph_node(f->g, n->in[1])->shape;
+  int64_t inner = ws->dim[0], units = ws->dim[1], rows = shape_numel(&n->shape) / units;
+  cg_line(f->e, "/* int8 dense: int32 sums of (x - x_zp) * w, x_zp = %d, then bias, requantize */",
+          (int)n->attr.quant.x_zp);
+  const char *r = cg_loop_open(f, "r", rows), *o = cg_loop_open(f, "o", units);
+  const char *acc = cg_fresh(f->e, "acc");
+  cg_line(f->e, "int32_t %s = 0;", acc);
+  const char *k = cg_loop_open(f, "k", inner);
+  const char *rv[2] = {r, k}, *kv[2] = {k, o}, *ov[2] = {r, o};
+  int64_t xs[2] = {inner, 1}, wst[2] = {units, 1};
+  cg_line(f->e, "%s += ((int32_t)%s - (%d)) * (int32_t)%s;", acc,
+          cg_at(f, n->in[0], cg_index_expr(f->arena, 2, rv, xs)), (int)n->attr.quant.x_zp,
+          cg_at(f, n->in[1], cg_index_expr(f->arena, 2, kv, wst)));
+  cg_loop_close(f, k);
+  /* bias, multiplier, shift; out_zp, qmin, qmax */
+  cg_line(f->e, "%s = lathe_requant(%s, %s,", cg_at(f, id, cg_index_expr(f->arena, 2, ov, wst)),
+          acc, channel(f, n->in[2], o));
+  cg_line(f->e, "    %s, %s, %d, %d, %d);", channel(f, n->in[3], o), channel(f, n->in[4], o),
+          (int)n->attr.quant.out_zp, (int)n->attr.quant.qmin, (int)n->attr.quant.qmax);
+  cg_loop_close(f, o);
+  cg_loop_close(f, r);
+  return true;
+}
+
+/* the input row (or column) of a tap: out * stride + k * dilation - pad */
+static const char *tap(CgFunc *f, const char *out, const char *k, int stride, int dil, int pad) {
+  const char *v[2] = {out, k};
+  int64_t st[2] = {stride, dil};
+  const char *e = cg_index_expr(f->arena, 2, v, st);
+  return pad ? arena_printf(f->arena, "%s - %d", e, pad) : e;
+}
+
+/* y[b, o, p, q] = lathe_requant(sum over c, i, j of (x - x_zp) * w, ...): plain loops, the
+ * padded taps skipped (they would add (x_zp - x_zp) * w = 0) */
+bool lower_qconv2d(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const int64_t *xd = graph_node(f->g, n->in[0])->shape.dim;
+  const int64_t *wd = graph_node(f->g, n->in[1])->shape.dim, *od = n->shape.dim;
+  const int32_t *st = n->attr.quant.stride, *dil = n->attr.quant.dilation, *pad = n->attr.quant.pad;
+  bool padded = pad[0] || pad[1] || pad[2] || pad[3];
+  cg_line(f->e, "/* int8 convolution: int32 sums of (x - x_zp) * w, x_zp = %d%s */",
+          (int)n->attr.quant.x_zp, padded ? ", padded taps skipped" : "");
+  const char *o4[4];
+  for (int k = 0; k < 4; k++)
+    o4[k] = cg_loop_open(f, (const char *[]){"b", "o", "oh", "ow"}[k], od[k]);
+  const char *acc = cg_fresh(f->e, "acc");
+  cg_line(f->e, "int32_t %s = 0;", acc);
+  const char *c = cg_loop_open(f, "c", xd[1]), *i = cg_loop_open(f, "i", wd[2]),
+             *j = cg_loop_open(f, "j", wd[3]);
+  const char *h = cg_fresh(f->e, "h"), *v = cg_fresh(f->e, "v");
+  cg_line(f->e, "const int64_t %s = %s, %s = %s;", h, tap(f, o4[2], i, st[0], dil[0], pad[0]), v,
+          tap(f, o4[3], j, st[1], dil[1], pad[1]));
+  const char *xv[4] = {o4[0], c, h, v}, *wv[4] = {o4[1], c, i, j};
+  int64_t xs[4] = {xd[1] * xd[2] * xd[3], xd[2] * xd[3], xd[3], 1};
+  int64_t ws[4] = {wd[1] * wd[2] * wd[3], wd[2] * wd[3], wd[3], 1};
+  const char *term =
+      arena_printf(f->arena, "((int32_t)%s - (%d)) * (int32_t)%s",
+                   cg_at(f, n->in[0], cg_index_expr(f->arena, 4, xv, xs)), (int)n->attr.quant.x_zp,
+                   cg_at(f, n->in[1], cg_index_expr(f->arena, 4, wv, ws)));
+  if (padded)
+    cg_open(f->e, "if (%s >= 0 && %s < %lld && %s >= 0 && %s < %lld)", h, h, (long long)xd[2], v, v,
+            (long long)xd[3]);
+  cg_line(f->e, "%s += %s;", acc, term);
+  if (padded) cg_close(f->e);
+  cg_loop_close(f, j);
+  cg_loop_close(f, i);
+  cg_loop_close(f, c);
+  int64_t ys[4] = {od[1] * od[2] * od[3], od[2] * od[3], od[3], 1};
+  cg_line(f->e, "%s = lathe_requant(%s, %s,", cg_at(f, id, cg_index_expr(f->arena, 4, o4, ys)), acc,
+          channel(f, n->in[2], o4[1]));
+  cg_line(f->e, "    %s, %s, %d, %d, %d);", channel(f, n->in[3], o4[1]),
+          channel(f, n->in[4], o4[1]), (int)n->attr.quant.out_zp, (int)n->attr.quant.qmin,
+          (int)n->attr.quant.qmax);
+  for (int k = 3; k >= 0; k--)
+    cg_loop_close(f, o4[k]);
+  return true;
+}

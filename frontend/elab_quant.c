@@ -1,0 +1,178 @@
+/* frontend/elab_quant.c — the int8 quantization builtins (issue 19, docs/int8.md,
+ * docs/language.md "Quantization"):
+ *
+ *   quantize(x, scale, zp, qmin = -128, qmax = 127)       f32 -> i8
+ *   dequantize(q, scale, zp)                              i8 -> f32
+ *   fake_quant(x, scale, zp, qmin = -128, qmax = 127)     f32 -> f32, straight-through grad
+ *   qdense(x, w, bias, multiplier, shift, x_zp = 0, out_zp = 0, qmin = -128, qmax = 127)
+ *   qconv2d(x, w, bias, multiplier, shift, stride = 1, padding = 0, dilation = 1, x_zp = 0,
+ *           out_zp = 0, qmin = -128, qmax = 127)       stride/dilation an int or [h, w],
+ *                                                      padding an int, [h, w] or [t, l, b, r]
+ *
+ * scale and zp are tensors NumPy-broadcast against x (a scalar per tensor, [1, C, 1, 1] per
+ * channel) or numbers (rank-0 constants: scale in x's float dtype, zp i32); qdense's bias,
+ * multiplier and shift are i32 tensors [O] or numbers. The integer attributes are
+ * compile-time ints. The checks of shapes, dtypes and ranges are the ops' infer hooks
+ * (ir/quant.c), reported at the call.
+ * Invariant, as in elab_expr.c: a VAL_NONE operand yields VAL_NONE without a new message.
+ */
+#include "frontend/elab.h"
+
+#include <string.h>
+
+enum { QB_MAX_ARGS = 12 };
+
+typedef struct QuantBuiltin {
+  const char *name;
+  OpKind op;
+  const char *params[QB_MAX_ARGS + 1];
+  int n_required;
+} QuantBuiltin;
+
+static const QuantBuiltin quant_builtins[] = {
+    {"quantize", OP_QUANTIZE, {"x", "scale", "zp", "qmin", "qmax"}, 3},
+    {"dequantize", OP_DEQUANTIZE, {"q", "scale", "zp"}, 3},
+    {"fake_quant", OP_FAKE_QUANT, {"x", "scale", "zp", "qmin", "qmax"}, 3},
+    {"qdense",
+     OP_QDENSE,
+     {"x", "w", "bias", "multiplier", "shift", "x_zp", "out_zp", "qmin", "qmax"},
+     5},
+    {"qconv2d",
+     OP_QCONV2D,
+     {"x", "w", "bias", "multiplier", "shift", "stride", "padding", "dilation", "x_zp", "out_zp",
+      "qmin", "qmax"},
+     5},
+};
+enum { N_QUANT_BUILTINS = sizeof quant_builtins / sizeof quant_builtins[0] };
+
+static const QuantBuiltin *find(const char *name) {
+  for (int i = 0; i < N_QUANT_BUILTINS; i++)
+    if (strcmp(quant_builtins[i].name, name) == 0) return &quant_builtins[i];
+  return NULL;
+}
+
+bool elab_quant_is_builtin(const char *name) {
+  return find(name) != NULL;
+}
+
+/* a tensor, or a number as a rank-0 CONST of dtype t */
+static NodeId operand(Elab *E, Scope *s, const Expr *arg, DType t, const char *fn) {
+  Value v = elab_expr(E, s, arg);
+  if (v.kind == VAL_TENSOR) return v.node;
+  if (v.kind == VAL_INT || v.kind == VAL_FLOAT) return elab_scalar_node(E, v, t, arg->loc);
+  if (v.kind != VAL_NONE)
+    diag_error(E->d, arg->loc, "'%s' expects a tensor or a number, got %s", fn,
+               elab_value_str(E, v));
+  return IR_NONE;
+}
+
+/* a compile-time int in [-2^31, 2^31) (def when the argument is absent) */
+static bool int_arg(Elab *E, Scope *s, const Expr *arg, const char *what, int32_t def,
+                    int32_t *out) {
+  *out = def;
+  if (!arg) return true;
+  Value v = elab_expr(E, s, arg);
+  if (v.kind == VAL_NONE) return false;
+  if (v.kind == VAL_INT && v.i >= INT32_MIN && v.i <= INT32_MAX) {
+    *out = (int32_t)v.i;
+    return true;
+  }
+  diag_error(E->d, arg->loc, "%s must be an int in [-2^31, 2^31), got %s", what,
+             elab_value_str(E, v));
+  return false;
+}
+
+/* an int or a list of n_max ints at most into out (an int fills `fill` entries); def if absent */
+static bool ints_arg(Elab *E, Scope *s, const Expr *e, const char *what, int fill, int n_max,
+                     int64_t def, int64_t *out, int *n) {
+  for (int i = 0; i < fill; i++)
+    out[i] = def;
+  *n = fill;
+  if (!e) return true;
+  Value v = elab_expr(E, s, e);
+  if (v.kind == VAL_INT && v.i >= 0 && v.i <= INT32_MAX) {
+    for (int i = 0; i < fill; i++)
+      out[i] = v.i;
+    return true;
+  }
+  bool ok = v.kind == VAL_LIST && v.n_items >= 1 && v.n_items <= n_max && v.dyn == 0;
+  for (int i = 0; ok && i < v.n_items; i++)
+    ok = v.items[i] >= 0 && v.items[i] <= INT32_MAX;
+  if (ok) {
+    memcpy(out, v.items, (size_t)v.n_items * sizeof *out);
+    *n = v.n_items;
+    return true;
+  }
+  if (v.kind != VAL_NONE)
+    diag_error(E->d, e->loc, "%s must be an int >= 0 or a list of up to %d of them, got %s", what,
+               n_max, elab_value_str(E, v));
+  return false;
+}
+
+/* qconv2d's stride, padding ([h, w] is top = bottom = h, left = right = w) and dilation */
+static bool conv_geometry(Elab *E, Scope *s, const Expr **a, NodeAttr *at) {
+  int64_t st[2], pd[4], dl[2];
+  int ns, np, nd;
+  if (!ints_arg(E, s, a[5], "'stride'", 2, 2, 1, st, &ns) ||
+      !ints_arg(E, s, a[6], "'padding'", 4, 4, 0, pd, &np) ||
+      !ints_arg(E, s, a[7], "'dilation'", 2, 2, 1, dl, &nd))
+    return false;
+  if (ns == 1) st[1] = st[0];
+  if (nd == 1) dl[1] = dl[0];
+  if (np == 1) pd[1] = pd[2] = pd[3] = pd[0];
+  if (np == 2) pd[2] = pd[0], pd[3] = pd[1];
+  if (np == 3) {
+    diag_error(E->d, a[6]->loc, "'padding' takes 1, 2 or 4 ints, got 3");
+    return false;
+  }
+  for (int i = 0; i < 2; i++)
+    at->quant.stride[i] = (int32_t)st[i], at->quant.dilation[i] = (int32_t)dl[i];
+  for (int i = 0; i < 4; i++)
+    at->quant.pad[i] = (int32_t)pd[i];
+  return true;
+}
+
+/* the attributes: the zero points (qdense, qconv2d) and qmin/qmax after the operands */
+static bool quant_attrs(Elab *E, Scope *s, const QuantBuiltin *b, const Expr **a, NodeAttr *at) {
+  memset(at, 0, sizeof *at);
+  if (b->op == OP_DEQUANTIZE) return true;
+  bool conv = b->op == OP_QCONV2D;
+  int z = conv ? 8 : 5, r = b->op == OP_QDENSE || conv ? z + 2 : 3;
+  if (conv && !conv_geometry(E, s, a, at)) return false;
+  if (r != 3 && (!int_arg(E, s, a[z], "'x_zp'", 0, &at->quant.x_zp) ||
+                 !int_arg(E, s, a[z + 1], "'out_zp'", 0, &at->quant.out_zp)))
+    return false;
+  return int_arg(E, s, a[r], "'qmin'", -128, &at->quant.qmin) &&
+         int_arg(E, s, a[r + 1], "'qmax'", 127, &at->quant.qmax);
+}
+
+Value elab_quant_call(Elab *E, Scope *s, const Expr *call) {
+  const QuantBuiltin *b = find(call->name);
+  const Expr *a[QB_MAX_ARGS];
+  int n = 0;
+  while (n < QB_MAX_ARGS && b->params[n])
+    n++;
+  if (!elab_match_args(E, call, b->params, n, a)) return (Value){0};
+  for (int i = 0; i < b->n_required; i++) {
+    if (a[i]) continue;
+    diag_error(E->d, call->loc, "'%s' needs argument '%s'", b->name, b->params[i]);
+    return (Value){0};
+  }
+  NodeId in[5] = {operand(E, s, a[0], elab_float_dtype(E), b->name)};
+  if (in[0] == IR_NONE) return (Value){0};
+  DType xt = graph_node(E->g, in[0])->dtype;
+  bool qd = b->op == OP_QDENSE || b->op == OP_QCONV2D;
+  DType scale_t = b->op == OP_DEQUANTIZE || !dtype_is_float(xt) ? elab_float_dtype(E) : xt;
+  for (int k = 1; k < (qd ? 5 : 3); k++) {
+    in[k] = operand(E, s, a[k],
+                    qd       ? (k == 1 ? DT_I8 : DT_I32)
+                    : k == 1 ? scale_t
+                             : DT_I32,
+                    b->name);
+    if (in[k] == IR_NONE) return (Value){0};
+  }
+  NodeAttr at;
+  if (!quant_attrs(E, s, b, a, &at)) return (Value){0};
+  Builder bl = elab_builder(E, call->loc);
+  return elab_tensor_value(build_node(&bl, b->op, in, qd ? 5 : 3, &at));
+}
