@@ -497,7 +497,7 @@ bool elab_stmts(Elab *E, Scope *s, Stmt *const *body, int n, Value *ret) {
 /* `if cond { ... } else { ... }`: cond is a compile-time bool (a bool argument, a comparison
  * of ints); only the branch taken is elaborated, in the enclosing scope, so its bindings and
  * params are visible after the `if` and the other branch may be ill-typed for these
- * arguments (like C's `if constexpr`). */
+ * arguments (like C++'s `if constexpr`). */
 static bool elab_if(Elab *E, Scope *s, const Stmt *st, Value *ret) {
   if (E->scan_depth > 0) {
     diag_error(E->d, st->loc, "'if' is not allowed in a scan body; choose before the scan");

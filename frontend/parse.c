@@ -298,7 +298,9 @@ static void parse_scan_block(Parser *p, Expr *e) {
     if (at_if(p)) { /* reported, parsed and dropped: the body goes on after it */
       diag_error(p->d, peek(p)->loc, "'if' is not allowed in a scan body; choose before the scan");
       p->errors = true;
+      int depth = p->depth; /* the if's statements restart it at 0 */
       parse_if_stmt(p);
+      p->depth = depth;
       continue;
     }
     Stmt *st = parse_stmt(p);

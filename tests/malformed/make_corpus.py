@@ -77,7 +77,8 @@ shape = {
     'duplicate_binding': model('  a = x\n  a = x\n  output y = a'),
     'output_twice': model('  output y = x\n  output y = x'),
     'no_output': model('  a = x'),
-    'param_in_model': model('  param w: f32[3] = zeros\n  output y = x'),
+    'param_path_missing': model('  param w: f32[3] = zeros\n  output y = x * m.w'),
+    'if_not_bool': model('  if 2 {\n    a = x\n  }\n  output y = x'),
     'fn_recursion': 'fn f(x: f32[2]) -> f32[2] {\n  return f(x)\n}\n' +
                     model('  output y = f(x)', sig='x: f32[2]'),
     'fn_wrong_return': 'fn f(x: f32[2]) -> f32[3] {\n  return x\n}\n' +

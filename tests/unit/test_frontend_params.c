@@ -192,6 +192,42 @@ START_TEST(test_tuple_return) {
 }
 END_TEST
 
+/* rotary_bthd on [B, T, H, Dh] is rotary on the heads-first transpose (rotary itself is checked
+ * against PyTorch by e2e_nnlib); position 0 is not rotated */
+START_TEST(test_rotary_layouts_agree) {
+  const char *text = "import nn\n"
+                     "model m(x: f32[2, 5, 3, 4]) {\n"
+                     "  output a = rotary_bthd(x)\n"
+                     "  output b = transpose(rotary(transpose(x, [0, 2, 1, 3])), [0, 2, 1, 3])\n"
+                     "}\n";
+  Diag d;
+  static char lib[4096];
+  snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
+  FrontendOptions o;
+  frontend_options_init(&o);
+  o.lib_dir = lib;
+  o.float_dtype = DT_F64;
+  diag_init(&d);
+  Module *m = frontend_compile("t.lathe", text, &o, &d);
+  ck_assert_msg(m != NULL, "%s", diag_text(&d));
+  Tensor in, outs[2];
+  ck_assert(tensor_alloc(&in, m->inputs[0].dtype, &m->inputs[0].shape));
+  int64_t n = shape_numel(&m->inputs[0].shape);
+  for (int64_t k = 0; k < n; k++) tensor_set(&in, k, (double)((k * 37) % 19) / 7.0 - 1.3);
+  ck_assert_msg(ir_eval(m->model, &in, NULL, NULL, outs, NULL, &d), "%s", diag_text(&d));
+  for (int64_t k = 0; k < n; k++) {
+    double a = tensor_get(&outs[0], k), b = tensor_get(&outs[1], k);
+    ck_assert_msg(a == b || (a - b) * (a - b) < 1e-24, "element %lld: %g vs %g", (long long)k, a,
+                  b);
+    if ((k / 12) % 5 == 0) ck_assert(a == tensor_get(&in, k)); /* t = 0: [B, T, H, Dh] */
+  }
+  for (int i = 0; i < 2; i++) tensor_free(&outs[i]);
+  tensor_free(&in);
+  module_free(m);
+  diag_fini(&d);
+}
+END_TEST
+
 static Suite *params_suite(void) {
   Suite *s = suite_create("frontend_params");
   TCase *t = tcase_create("params");
@@ -201,6 +237,7 @@ static Suite *params_suite(void) {
   tcase_add_test(t, test_if_branches);
   tcase_add_test(t, test_defaults_read_arguments);
   tcase_add_test(t, test_tuple_return);
+  tcase_add_test(t, test_rotary_layouts_agree);
   suite_add_tcase(s, t);
   return s;
 }
