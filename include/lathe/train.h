@@ -258,6 +258,10 @@ typedef struct lathe_fit_options {
    * Every rank validates (the same metrics); only rank 0 reports progress, writes checkpoints
    * and the log and calls on_epoch. */
   const lathe_dist *dist;
+  /* samples per step over all ranks; 0 = dist->size (1 without dist) x the model's batch.
+   * A multiple of the number of ranks; each rank's share must be the model's batch, or at
+   * most the bound of a run-time batch (docs/distributed.md) */
+  int64_t global_batch;
 } lathe_fit_options;
 
 typedef struct lathe_fit_result {
@@ -273,7 +277,8 @@ typedef struct lathe_fit_result {
 void lathe_fit_options_init(lathe_fit_options *o);
 /* Trains the model's train entry ("train", or every "train_<step>" in order) on train,
  * evaluating on val (may be NULL) after each epoch. The last partial batch of an epoch is
- * dropped (the batch is the model's compile-time batch dimension). */
+ * dropped (the batch is the model's compile-time batch dimension), or trained by a model with
+ * a run-time batch (docs/dynamic-batch.md; data-parallel: split over the ranks). */
 int lathe_fit(const lathe_model_info *info, void *params, void *state, const lathe_dataset *train,
               const lathe_dataset *val, const lathe_fit_options *o, lathe_fit_result *result,
               char **error);
