@@ -497,12 +497,8 @@ static bool track_best(Fit *f, const lathe_epoch_result *r, bool *stop, Diag *d)
   return true;
 }
 
-static bool end_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
-  if (f->o->dist && !rt_dist_check(&f->dist, f->params, f->state, "after an epoch", d))
-    return false;
-  if (!validate(f, r, d)) return false;
-  print_epoch(f, r);
-  f->n_hist++;
+/* the files and callbacks of epoch r: the log, the checkpoints, on_epoch */
+static bool write_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
   if (f->o->log_path && !write_log(f, d)) return false;
   if (f->o->checkpoint &&
       !save_weights(f->info, f->params, f->state, true, r->epoch, f->o->checkpoint, d))
@@ -515,6 +511,27 @@ static bool end_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
     return false;
   }
   return true;
+}
+
+/* Data-parallel: the transport may hold back the end of the job while the files are written
+ * (lathe_dist.hold: a rank died and the launcher ends the others), so that every checkpoint
+ * on disk is a complete epoch and no temp file is left. */
+static bool write_epoch_whole(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
+  const lathe_dist *dist = f->o->dist;
+  if (!dist || !dist->hold) return write_epoch(f, r, stop, d);
+  dist->hold(dist->ctx, 1);
+  bool ok = write_epoch(f, r, stop, d);
+  dist->hold(dist->ctx, 0);
+  return ok;
+}
+
+static bool end_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
+  if (f->o->dist && !rt_dist_check(&f->dist, f->params, f->state, "after an epoch", d))
+    return false;
+  if (!validate(f, r, d)) return false;
+  print_epoch(f, r);
+  f->n_hist++;
+  return write_epoch_whole(f, r, stop, d);
 }
 
 static bool fit_loop(Fit *f, lathe_fit_result *res, Diag *d) {

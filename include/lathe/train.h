@@ -216,6 +216,10 @@ typedef struct lathe_dist {
   int (*sum_f32)(void *ctx, float *data, int64_t n, char **error);
   int (*sum_f64)(void *ctx, double *data, int64_t n, char **error);
   void *ctx;
+  /* optional: hold(ctx, 1) before rank 0 writes its files after an epoch, hold(ctx, 0) after:
+   * a job ended meanwhile (the launcher's SIGTERM when a rank died) ends after the rename, so
+   * no temp file is left (cli/dist_mpi.c) */
+  void (*hold)(void *ctx, int on);
 } lathe_dist;
 
 typedef struct lathe_fit_options {
