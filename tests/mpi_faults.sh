@@ -9,7 +9,7 @@
 #     the fsync of a file takes 1.5 s here. Open MPI ends the survivors with SIGCONT, SIGTERM
 #     1 s later, SIGKILL 1 s after that (odls_base_sigkill_timeout), so SIGTERM lands inside
 #     the write and SIGKILL after it; rank 0 holds SIGTERM back until the rename
-#     (lathe_dist.hold, cli/dist_mpi.c). Without the hold a temp file is left (checked);
+#     (lathe_dist.hold, cli/dist_mpi.c). Without the hold this test fails (a temp file left);
 #   - _exit(3) without MPI_Finalize in the middle of epoch 1 (no checkpoint yet: none left).
 # Open MPI missing is a failure, never a skip (scripts/install-deps.sh installs it).
 set -euo pipefail

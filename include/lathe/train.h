@@ -256,8 +256,10 @@ typedef struct lathe_fit_options {
   void *ctx;
   /* data-parallel training, or NULL: the model needs a split train step ("grad" and
    * "apply", lathe_options.want_split); epoch e's shuffled order is cut into global batches of
-   * size x the model's batch and rank r trains on the r-th part of each; the gradients are
-   * averaged over the ranks with one sum_f32 per step, batch-norm running statistics too;
+   * size x the model's batch (or global_batch) and rank r trains on the r-th part of each (a
+   * run-time batch's last partial one is split evenly, a rank may get no rows); the gradients
+   * are averaged over the ranks with one sum per step, weighted by rows on a partial step,
+   * batch-norm running statistics too;
    * params and state are compared across ranks (a hash) at the start and after every epoch.
    * Every rank validates (the same metrics); only rank 0 reports progress, writes checkpoints
    * and the log and calls on_epoch. */
