@@ -29,9 +29,10 @@ static const char *help_head =
     "Train FILE's `train` block on a dataset: shuffle, batch to the model's batch size, run the\n"
     "compiled train step, and evaluate on the validation set after each epoch. The last partial\n"
     "batch of an epoch is dropped, unless the batch is a run-time one (-D 'N=dynamic(max=64)'):\n"
-    "then it trains too (a last batch of 1 is evened with the one before it).\n"
-    "Under `mpirun -np K` it trains data-parallel on K ranks: global batch K x the batch,\n"
-    "gradients averaged every step, only rank 0 prints and writes (docs/distributed.md).\n"
+    "then it trains too (on one rank, a last batch of 1 is evened with the one before it).\n"
+    "Under `mpirun -np K` it trains data-parallel on K ranks: global batch K x the batch (or\n"
+    "--global-batch), gradients averaged every step, only rank 0 prints and writes\n"
+    "(docs/distributed.md).\n"
     "\n"
     "options:\n";
 
@@ -43,6 +44,9 @@ static const char *help_tail =
     "  --lr X                      learning rate of every train step (overrides the train block)\n"
     "  --batch B                   batch size (overrides the `const` that is the first input's\n"
     "                              dim 0, as -D NAME=B would)\n"
+    "  --global-batch G            samples per step over all ranks (G / K per rank under\n"
+    "                              `mpirun -np K`): a multiple of K; G / K must be the model's\n"
+    "                              batch, or at most the bound of a run-time batch\n"
     "  --seed N                    init, shuffle, split and augmentation seed (default 0)\n"
     "  --limit N                   use only the first N training samples\n"
     "  --early-stop PATIENCE       stop when --monitor has not improved for PATIENCE epochs and\n"
@@ -74,6 +78,7 @@ typedef struct TrainOptions {
   const char *task;
   double val_split, min_delta, reduce_factor;
   uint64_t epochs, seed, limit, early_stop, crop_pad, batch, reduce_patience;
+  uint64_t global_batch; /* --global-batch: samples per step over all ranks; 0 = K x batch */
   bool flip, batch_set;
 } TrainOptions;
 
@@ -139,6 +144,7 @@ static bool train_option(CliArgs *a, TrainOptions *o, uint64_t **num, double **r
               {"--early-stop", offsetof(TrainOptions, early_stop), false},
               {"--crop-pad", offsetof(TrainOptions, crop_pad), false},
               {"--batch", offsetof(TrainOptions, batch), false},
+              {"--global-batch", offsetof(TrainOptions, global_batch), false},
               {"--reduce-lr-on-plateau", offsetof(TrainOptions, reduce_patience), false},
               {"--val-split", offsetof(TrainOptions, val_split), true},
               {"--min-delta", offsetof(TrainOptions, min_delta), true},
@@ -405,6 +411,7 @@ static void fit_options(Run *r, lathe_fit_options *f) {
   f->on_epoch = on_epoch;
   f->ctx = r;
   f->dist = r->dist; /* lathe_fit silences the ranks but 0 */
+  f->global_batch = (int64_t)o->global_batch;
 }
 
 static void print_final(const Run *r, const lathe_fit_result *res, const char *v) {
@@ -499,6 +506,20 @@ static int train_command(TrainOptions *o_, const lathe_dist *dist) {
   return ok ? EXIT_OK : EXIT_USER;
 }
 
+/* --global-batch G on K ranks, before the model is compiled: G a multiple of K (lathe_fit
+ * checks the per-rank share against the model) */
+static int global_batch_check(const TrainOptions *o, int ranks, int rank) {
+  uint64_t g = o->global_batch, k = (uint64_t)ranks, lo = g / k * k;
+  if (!g || g % k == 0) return EXIT_OK;
+  if (rank == 0)
+    fprintf(stderr,
+            "lathe train: --global-batch %llu on %d ranks: expected a multiple of %d (each rank "
+            "trains G / %d samples per step), e.g. %llu or %llu\n",
+            (unsigned long long)g, ranks, ranks, ranks, (unsigned long long)(lo ? lo : k),
+            (unsigned long long)(lo + k));
+  return EXIT_USAGE;
+}
+
 int cmd_train(int argc, char **argv) {
   TrainOptions o;
   memset(&o, 0, sizeof o);
@@ -516,6 +537,11 @@ int cmd_train(int argc, char **argv) {
   diag_flush(&d, stderr);
   diag_fini(&d);
   if (!started) return EXIT_USER;
+  rc = global_batch_check(&o, parallel ? dist.size : 1, dist.rank);
+  if (rc != EXIT_OK) { /* every rank decides the same: they all stop, nothing to abort */
+    cli_dist_stop(&dist, false);
+    return rc;
+  }
   rc = train_command(&o, parallel ? &dist : NULL);
   cli_dist_stop(&dist, rc != EXIT_OK);
   return rc;

@@ -4,7 +4,10 @@
  * lathe runs data-parallel when started by an MPI launcher (its environment names the job:
  * OMPI_COMM_WORLD_SIZE under Open MPI, PMI_SIZE / PMIX_RANK under MPICH and PMIx launchers).
  * Built without MPI (CMake found none), such a start is a clear error instead. MPI's default
- * error handler stays: a rank that dies ends the job with MPI's own message.
+ * error handler stays: a rank that dies ends the job with MPI's own message (mpirun names the
+ * rank and its signal or exit code, and ends the others with SIGTERM); each survivor says on
+ * stderr that it was ended so (stop_handler), after finishing any file it was writing
+ * (lathe_dist.hold around rank 0's writes).
  */
 #include "cli.h"
 
@@ -14,6 +17,9 @@
 #ifdef LATHE_HAVE_MPI
 #include <limits.h>
 #include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
 #endif
 
 static bool under_launcher(void) {
@@ -23,6 +29,52 @@ static bool under_launcher(void) {
 #ifdef LATHE_HAVE_MPI
 
 static bool started;
+static char stop_text[256]; /* what a rank ended by the launcher says, formatted at the start */
+static size_t stop_len;
+static volatile sig_atomic_t holding; /* rank 0 is writing its files (lathe_dist.hold) */
+static volatile sig_atomic_t pending; /* the signal that came meanwhile, or 0 */
+
+/* says so on stderr and ends by sig's default action, so the exit status says which signal;
+ * async-signal-safe */
+static void stop_now(int sig) {
+  ssize_t w = write(STDERR_FILENO, stop_text, stop_len);
+  (void)w;
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+/* SIGTERM or SIGINT: the launcher ends the job (a rank died or failed, or the user interrupted
+ * mpirun). It may run on any thread (Open MPI has its own), so a write in progress is
+ * protected by a flag, not a signal mask: the signal waits for hold(ctx, 0). Open MPI sends
+ * SIGKILL odls_base_sigkill_timeout (1 s) after SIGTERM: longer writes need a larger value. */
+static void stop_handler(int sig) {
+  if (holding) {
+    pending = sig;
+    return;
+  }
+  stop_now(sig);
+}
+
+static void hold(void *ctx, int on) {
+  (void)ctx;
+  holding = on != 0;
+  if (!on && pending) stop_now(pending);
+}
+
+static void catch_stop(int rank, int size) {
+  int n = snprintf(
+      stop_text, sizeof stop_text,
+      "lathe train: rank %d of %d ended by the MPI launcher (a rank died or failed, "
+      "or the job was interrupted; mpirun says which); %s\n",
+      rank, size, rank == 0 ? "every checkpoint on disk is a complete epoch" : "it wrote no files");
+  stop_len = n > 0 && (size_t)n < sizeof stop_text ? (size_t)n : 0;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = stop_handler;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+}
 
 /* MPI_Allreduce counts are int: a longer region goes in pieces */
 static int sum(void *data, int64_t n, MPI_Datatype type, size_t size, char **error) {
@@ -61,7 +113,8 @@ bool cli_dist_start(lathe_dist *dist, bool *active, Diag *d) {
   started = true;
   MPI_Comm_rank(MPI_COMM_WORLD, &dist->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &dist->size);
-  dist->sum_f32 = sum_f32, dist->sum_f64 = sum_f64;
+  if (dist->size > 1) catch_stop(dist->rank, dist->size);
+  dist->sum_f32 = sum_f32, dist->sum_f64 = sum_f64, dist->hold = hold;
   return true;
 }
 

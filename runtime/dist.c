@@ -3,7 +3,9 @@
  * Every rank holds the same params and state. A global step: each rank runs "grad" on its
  * shard of the global batch, writing every gradient into the one contiguous <model>_grads
  * region; one sum over the ranks of that region (lathe_dist.sum_f32), scaled by 1/K, is the
- * gradient of the global batch (the losses are batch means); the state tensors "grad" updated
+ * gradient of the global batch (the losses are batch means); a step whose ranks have different
+ * rows (the last partial batch of a run-time batch, some ranks perhaps with none) weights each
+ * rank's gradient by rows / total before the sum instead; the state tensors "grad" updated
  * (batch-norm running statistics) are averaged the same way; then "apply" runs the optimizer
  * update, the same on every rank. The sums give every rank the same bits, so the replicas stay
  * bitwise identical; rt_dist_check verifies it with a hash.
@@ -22,7 +24,7 @@ static bool reduce_f32(const RtDist *r, float *data, int64_t n, Diag *d) {
   return false;
 }
 
-static bool reduce_f64(const RtDist *r, double *v, int n, Diag *d) {
+static bool reduce_f64(const RtDist *r, double *v, int64_t n, Diag *d) {
   char *err = NULL;
   if (r->dist->sum_f64(r->dist->ctx, v, n, &err) == 0) return true;
   rt_error(d, "data-parallel training: %s", err ? err : "a reduction failed");
@@ -34,6 +36,29 @@ bool rt_dist_mean(const RtDist *r, double *v, int n, Diag *d) {
   if (!reduce_f64(r, v, n, d)) return false;
   for (int i = 0; i < n; i++)
     v[i] /= r->dist->size;
+  return true;
+}
+
+static bool is_gradient(const lathe_entry_info *e, int k) {
+  int role = e->args[k].role;
+  return (e->kind == LATHE_ENTRY_GRAD && role == LATHE_ARG_OUTPUT) ||
+         (e->kind == LATHE_ENTRY_APPLY && role == LATHE_ARG_INPUT);
+}
+
+/* the one dtype of every gradient (f32, or f64 under --dtype f64): the region is reduced as
+ * an array of it */
+static bool grads_dtype(RtDist *r, Diag *d) {
+  r->grads_dtype = -1;
+  for (int k = 0; k < r->grad->n_args; k++) {
+    if (!is_gradient(r->grad, k)) continue;
+    int dt = r->grad->args[k].tensor->dtype;
+    if ((dt != LATHE_F32 && dt != LATHE_F64) || (r->grads_dtype >= 0 && dt != r->grads_dtype)) {
+      rt_error(d, "data-parallel training: the gradients of '%s' are not all f32 or all f64",
+               r->info->name);
+      return false;
+    }
+    r->grads_dtype = dt;
+  }
   return true;
 }
 
@@ -55,6 +80,7 @@ bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *inf
     rt_error(d, "data-parallel training: rank %d of %d ranks", dist->rank, dist->size);
     return false;
   }
+  if (!grads_dtype(r, d)) return false;
   r->grads = rt_aligned_alloc(info->grads_bytes);
   r->apply_ws = rt_aligned_alloc(r->apply->workspace_bytes);
   r->before = rt_aligned_alloc(info->state_bytes);
@@ -70,21 +96,17 @@ void rt_dist_fini(RtDist *r) {
   memset(r, 0, sizeof *r);
 }
 
-static bool is_gradient(const lathe_entry_info *e, int k) {
-  int role = e->args[k].role;
-  return (e->kind == LATHE_ENTRY_GRAD && role == LATHE_ARG_OUTPUT) ||
-         (e->kind == LATHE_ENTRY_APPLY && role == LATHE_ARG_INPUT);
-}
-
 void rt_dist_adopt(const RtDist *r, RtFeed *feed) {
   for (int k = 0; k < r->grad->n_args; k++)
     if (is_gradient(r->grad, k)) free(feed->buf[k]), feed->buf[k] = NULL;
 }
 
-/* calls e with the gradient arguments in r->grads, the others from feed (grad) */
+/* calls e with the gradient arguments in r->grads, the others from feed (grad); a run-time
+ * batch is feed's rows for grad, the bound for apply (which has no batch-sized tensor) */
 static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *feed, void *params,
                    void *state) {
   void *args[RT_MAX_ARGS] = {0};
+  int64_t bound = r->info->dyn_max;
   for (int k = 0; k < e->n_args && k < RT_MAX_ARGS; k++) {
     int role = e->args[k].role;
     if (role == LATHE_ARG_PARAMS)
@@ -93,6 +115,8 @@ static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *fee
       args[k] = state;
     else if (role == LATHE_ARG_WORKSPACE)
       args[k] = feed ? feed->ws : r->apply_ws;
+    else if (role == LATHE_ARG_BATCH)
+      args[k] = feed ? (void *)&feed->n : (void *)&bound;
     else if (is_gradient(e, k))
       args[k] = (char *)r->grads + e->args[k].tensor->offset;
     else
@@ -103,9 +127,36 @@ static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *fee
   return ret;
 }
 
+/* v[0, n) x scale, in v's dtype */
+static void scale_values(void *v, int64_t n, int dtype, double scale) {
+  if (dtype == LATHE_F64) {
+    for (int64_t i = 0; i < n; i++)
+      ((double *)v)[i] *= scale;
+    return;
+  }
+  const float s = (float)scale;
+  for (int64_t i = 0; i < n; i++)
+    ((float *)v)[i] *= s;
+}
+
+/* The weighted mean over the ranks of the f32 or f64 values v[0, n): each rank's v x weight
+ * (its rows / the step's), summed. A step whose ranks all have the same rows (even) sums
+ * first and divides by K after, the rounding of a plain mean; the replicas get the same bits
+ * either way (the sum is one collective). */
+static bool mean_values(const RtDist *r, void *v, int64_t n, int dtype, bool even, double weight,
+                        Diag *d) {
+  if (!even) scale_values(v, n, dtype, weight);
+  bool ok = dtype == LATHE_F64 ? reduce_f64(r, v, n, d) : reduce_f32(r, v, n, d);
+  if (ok && even)
+    scale_values(v, n, dtype,
+                 dtype == LATHE_F64 ? 1.0 / r->dist->size : (double)(1.0f / (float)r->dist->size));
+  return ok;
+}
+
 /* Which state tensors grad updates, decided on the first step (the same on every rank: the
- * flags are summed), then averaged after every grad. */
-static bool average_state(RtDist *r, void *state, Diag *d) {
+ * flags are summed), then averaged after every grad like the gradients. A rank without rows
+ * did not run grad: its weight is 0. */
+static bool average_state(RtDist *r, void *state, bool even, double weight, Diag *d) {
   const lathe_model_info *info = r->info;
   if (info->n_states > 0 && r->averaged[0] < 0) {
     double *changed = calloc((size_t)info->n_states, sizeof *changed);
@@ -123,29 +174,31 @@ static bool average_state(RtDist *r, void *state, Diag *d) {
   for (int i = 0; i < info->n_states; i++) {
     const lathe_tensor_info *t = &info->states[i];
     if (!r->averaged[i]) continue;
-    if (t->dtype != LATHE_F32) {
-      rt_error(d, "data-parallel training: state '%s' updated by grad is not f32", t->name);
+    if (t->dtype != LATHE_F32 && t->dtype != LATHE_F64) {
+      rt_error(d, "data-parallel training: state '%s' updated by grad is not f32 or f64", t->name);
       return false;
     }
-    float *v = (float *)((char *)state + t->offset);
-    int64_t n = (int64_t)(t->bytes / sizeof *v);
-    if (!reduce_f32(r, v, n, d)) return false;
-    for (int64_t k = 0; k < n; k++)
-      v[k] *= 1.0f / (float)r->dist->size;
+    int64_t n = (int64_t)(t->bytes / (t->dtype == LATHE_F64 ? 8 : 4));
+    if (!mean_values(r, (char *)state + t->offset, n, t->dtype, even, weight, d)) return false;
   }
   return true;
 }
 
-bool rt_dist_step(RtDist *r, const RtFeed *feed, void *params, void *state, double *loss, Diag *d) {
+bool rt_dist_step(RtDist *r, const RtFeed *feed, int64_t rows, int64_t total, void *params,
+                  void *state, double *loss, Diag *d) {
   if (r->info->n_states > 0 && r->averaged[0] < 0) memcpy(r->before, state, r->info->state_bytes);
-  *loss = call(r, r->grad, feed, params, state);
-  float *g = r->grads;
-  int64_t n = (int64_t)(r->info->grads_bytes / sizeof *g);
-  if (!reduce_f32(r, g, n, d)) return false; /* the one collective of the step */
-  const float scale = 1.0f / (float)r->dist->size;
-  for (int64_t i = 0; i < n; i++)
-    g[i] *= scale;
-  if (!average_state(r, state, d)) return false;
+  *loss = 0;
+  if (rows > 0)
+    *loss = call(r, r->grad, feed, params, state);
+  else
+    memset(r->grads, 0, r->info->grads_bytes); /* no rows: a zero gradient, weight 0 anyway */
+  /* the losses are means over the rows: the global batch's gradient is sum_r rows_r g_r / total */
+  bool even = rows * r->dist->size == total;
+  double weight = (double)rows / (double)total;
+  int dt = r->grads_dtype;
+  int64_t n = (int64_t)(r->info->grads_bytes / (dt == LATHE_F64 ? 8 : 4));
+  if (!mean_values(r, r->grads, n, dt, even, weight, d)) return false; /* the one collective */
+  if (!average_state(r, state, even, weight, d)) return false;
   call(r, r->apply, NULL, params, state);
   return true;
 }

@@ -10,6 +10,7 @@ typedef struct RtDist {
   const lathe_model_info *info;
   const lathe_entry_info *grad, *apply; /* the split train step */
   void *grads;                          /* <model>_grads: grads_bytes, 64-byte aligned */
+  int grads_dtype;                      /* LATHE_F32 or LATHE_F64 (--dtype f64): every gradient's */
   void *apply_ws;                       /* apply's workspace */
   void *before;                         /* the state before the first step (state_bytes) */
   signed char *averaged;                /* per state tensor: 1 = grad updates it (batch-norm
@@ -21,9 +22,12 @@ bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *inf
 void rt_dist_fini(RtDist *r);
 /* the feed bound to r->grad no longer owns the gradient outputs: they live in r->grads */
 void rt_dist_adopt(const RtDist *r, RtFeed *feed);
-/* One global step: grad on this rank's batch (gathered in feed), the gradients and the
- * running statistics averaged over the ranks, apply. *loss: the mean of the ranks' losses. */
-bool rt_dist_step(RtDist *r, const RtFeed *feed, void *params, void *state, double *loss, Diag *d);
+/* One global step of `total` samples: grad on this rank's `rows` of them (gathered in feed;
+ * 0 rows: the rank takes part with a zero gradient), the gradients and the running statistics
+ * averaged over the ranks weighted by their rows, apply. *loss: this rank's loss (0 without
+ * rows); the step's loss is the sum over the ranks of *loss x rows / total. */
+bool rt_dist_step(RtDist *r, const RtFeed *feed, int64_t rows, int64_t total, void *params,
+                  void *state, double *loss, Diag *d);
 /* Every rank holds the model and weights of rank 0 (a hash compare); `when` ends the error. */
 bool rt_dist_check(const RtDist *r, const void *params, const void *state, const char *when,
                    Diag *d);

@@ -8,8 +8,9 @@
  * whole and atomically, so they only ever appear complete.
  *
  * Data-parallel (o->dist, runtime/dist.c): the same loop on every rank over the model's split
- * step, each rank taking its part of every global batch of size x batch samples of the same
- * shuffled order; only rank 0 prints and writes files.
+ * step, each rank taking its part of every global batch of the same shuffled order (size x
+ * batch samples, or global_batch); a run-time batch's last partial global batch is split
+ * evenly over the ranks. Only rank 0 prints and writes files.
  */
 #include "dist.h"
 #include "eval_internal.h"
@@ -28,7 +29,8 @@ typedef struct Fit {
   const char *step_names[FIT_MAX_STEPS];
   int n_steps;
   RtFeed feeds[FIT_MAX_STEPS];
-  int64_t batch;
+  int64_t batch;  /* the model's batch (the bound of a run-time batch) */
+  int64_t per;    /* samples per rank in a full step (global_batch / ranks, else batch) */
   RtFeed eval;    /* bound to val, when there is one */
   RtFeed sampler; /* the evaluate entry on training batches (classification): the progress
                    * bar's accuracy, sampled every SAMPLE_EVERY steps; batch 0 = off */
@@ -170,13 +172,15 @@ static bool setup_monitor(Fit *f, Diag *d) {
   return true;
 }
 
-/* the progress bar's training accuracy: the evaluate entry on the batch about to be trained */
-static void sample(Fit *f, const int64_t *index, int64_t acc[2]) {
+/* the progress bar's training accuracy: the evaluate entry on the rows about to be trained
+ * (all of the model's batch, or fewer when the entry takes its batch at run time) */
+static void sample(Fit *f, const int64_t *index, int64_t rows, int64_t acc[2]) {
   if (!f->sampler.batch || !f->o->progress) return;
-  rt_feed_gather(&f->sampler, f->train, index, f->batch);
+  if (rows != f->sampler.batch && !f->sampler.dynamic) return;
+  rt_feed_gather(&f->sampler, f->train, index, rows);
   rt_feed_call(&f->sampler, f->params, f->state);
-  acc[0] += rt_count_correct(&f->task, &f->sampler, f->batch);
-  acc[1] += f->batch * f->task.per;
+  acc[0] += rt_count_correct(&f->task, &f->sampler, rows);
+  acc[1] += rows * f->task.per;
 }
 
 static double sampled(const int64_t acc[2]) {
@@ -198,77 +202,142 @@ static int64_t dynamic_step(int64_t n, int64_t b, int64_t steps, int64_t s, int6
 
 static int64_t dynamic_steps(int64_t n, int64_t b) {
   return n % b == 1 && n > b && b < 3 ? n / b : (n + b - 1) / b;
+
+/* The samples per step (f->per per rank): a multiple of the ranks, each rank's share the
+ * model's batch or, for a run-time batch, at most its bound. */
+static bool check_global_batch(Fit *f, Diag *d) {
+  int64_t g = f->o->global_batch, ranks = f->o->dist ? f->o->dist->size : 1;
+  bool dynamic = f->feeds[0].dynamic;
+  f->per = g ? g / ranks : f->batch;
+  if (!g) return true;
+  if (g < 0 || g % ranks) {
+    int64_t lo = g / ranks * ranks;
+    rt_error(d,
+             "global batch %lld: expected a positive multiple of the %lld ranks (each rank "
+             "trains the same share), e.g. %lld or %lld",
+             (long long)g, (long long)ranks, (long long)(lo ? lo : ranks), (long long)(lo + ranks));
+    return false;
+  }
+  if (!dynamic && f->per != f->batch) {
+    rt_error(d,
+             "global batch %lld over %lld rank(s) is %lld samples per rank, but '%s' has a "
+             "fixed batch of %lld: compile it with a run-time batch (-D N='dynamic(max=M)', "
+             "docs/dynamic-batch.md) or at batch %lld (--batch)",
+             (long long)g, (long long)ranks, (long long)f->per, f->info->name, (long long)f->batch,
+             (long long)f->per);
+    return false;
+  }
+  if (f->per > f->batch) {
+    rt_error(d,
+             "global batch %lld over %lld rank(s) is %lld samples per rank, more than the "
+             "bound %lld of the run-time batch of '%s': use more ranks or a larger bound",
+             (long long)g, (long long)ranks, (long long)f->per, (long long)f->batch, f->info->name);
+    return false;
+  }
+  return true;
+}
+
+/* Step s of an epoch of n samples: this rank's first position in the order and its rows;
+ * *total: the step's samples over all ranks. A full step gives rank r the r-th f->per of it;
+ * the last, partial step (a run-time batch only) is split evenly, so some ranks may get none
+ * (on one rank, dynamic_step's rule: a last batch of 1 is evened with the one before it). */
+static int64_t shard(const Fit *f, int64_t n, int64_t s, int64_t steps, int64_t *rows,
+                     int64_t *total) {
+  int64_t ranks = f->o->dist ? f->o->dist->size : 1, rank = f->o->dist ? f->o->dist->rank : 0;
+  if (ranks == 1 && f->feeds[0].dynamic) { /* one rank: never a lone last sample */
+    int64_t start;
+    *rows = *total = dynamic_step(n, f->per, steps, s, &start);
+    return start;
+  }
+  int64_t start = s * f->per * ranks, left = n - start;
+  if (left >= f->per * ranks) {
+    *rows = f->per, *total = f->per * ranks;
+    return start + rank * f->per;
+  }
+  int64_t base = left / ranks, extra = left % ranks;
+  *rows = base + (rank < extra), *total = left;
+  return start + rank * base + (rank < extra ? rank : extra);
+}
+
+/* the step's training loss from this rank's: weighted by its rows so that the mean over the
+ * ranks (rt_dist_mean) is the loss of the whole step */
+static double step_share(const Fit *f, double loss, int64_t rows, int64_t total) {
+  int64_t ranks = f->o->dist ? f->o->dist->size : 1;
+  return rows * ranks == total ? loss : loss * (double)(rows * ranks) / (double)total;
+}
+
+/* the train step(s) on this rank's rows, index[0, rows); false (reported) on an error */
+static bool train_rows(Fit *f, const int64_t *index, int64_t rows, int64_t total, uint64_t *rng,
+                       double *sum, double *ema, bool first, lathe_epoch_result *r, Diag *d) {
+  for (int k = 0; k < f->n_steps; k++) {
+    double g0 = rt_progress_now();
+    if (f->feeds[k].batch && rows > 0) {
+      rt_feed_gather(&f->feeds[k], f->train, index, rows);
+      rt_feed_augment(&f->feeds[k], rng);
+    }
+    r->data_seconds += rt_progress_now() - g0;
+    double loss = 0;
+    if (f->o->dist) {
+      if (!rt_dist_step(&f->dist, &f->feeds[k], rows, total, f->params, f->state, &loss, d))
+        return false;
+    } else {
+      loss = rt_feed_call(&f->feeds[k], f->params, f->state);
+    }
+    sum[k] += step_share(f, loss, rows, total);
+    if (k == 0 && rows > 0) *ema = first ? loss : 0.98 * *ema + 0.02 * loss;
+  }
+  return true;
 }
 
 /* one epoch of training; r gets the losses and timings */
 static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   int64_t n = f->train->n;
   if (f->o->limit > 0 && f->o->limit < n) n = f->o->limit;
-  int ranks = f->o->dist ? f->o->dist->size : 1, rank = f->o->dist ? f->o->dist->rank : 0;
+  int ranks = f->o->dist ? f->o->dist->size : 1;
   if (n < ranks) {
     rt_error(d, "%s: %lld training samples for %d ranks: every rank needs samples",
              f->train->source, (long long)n, ranks);
     return false;
   }
-  /* a model with a run-time batch trains the last partial batch too (on one rank) */
-  bool dynamic = f->feeds[0].dynamic && ranks == 1;
-  int64_t span = f->batch * ranks; /* the samples of one step over all ranks */
-  int64_t steps = dynamic ? dynamic_steps(n, f->batch) : n / span;
-  int64_t *order = malloc((size_t)n * sizeof *order);
+  /* a model with a run-time batch trains the last partial global batch too */
+  bool dynamic = f->feeds[0].dynamic;
+  int64_t span = f->per * ranks; /* the samples of one full step over all ranks */
+  int64_t steps = !dynamic ? n / span : ranks == 1 ? dynamic_steps(n, f->per) : (n + span - 1) / span;
+  int64_t seen = !dynamic ? steps * span : ranks > 1 || steps * f->per >= n ? n : steps * f->per;
   if (steps == 0) {
     rt_error(d,
              "%s: %lld training samples make no full batch of %lld (the model's batch "
              "size x %d ranks)",
-             f->train->source, (long long)n, (long long)(f->batch * ranks), ranks);
-    free(order);
+             f->train->source, (long long)n, (long long)span, ranks);
     return false;
   }
+  int64_t *order = malloc((size_t)n * sizeof *order);
   if (!order) return false;
   shuffle(order, n, f->o->seed, (uint64_t)epoch);
   uint64_t rng = rt_mix64(f->o->seed ^ rt_mix64(0x61756775ull + (uint64_t)epoch));
   RtProgress p;
-  int64_t trained = !dynamic ? steps * span : steps * f->batch >= n ? n : steps * f->batch;
-  rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, trained);
+  rt_progress_start(&p, f->o->progress, epoch + 1, f->o->epochs, seen);
   double *sum = f->step_loss + (size_t)f->n_hist * FIT_MAX_STEPS, ema = 0, t0 = rt_progress_now();
   int64_t acc[2] = {0, 0}; /* sampled targets right, seen */
   bool ok = true;
   for (int64_t s = 0; s < steps && ok; s++) {
-    int64_t start = (s * ranks + rank) * f->batch, rows = f->batch; /* this rank's part */
-    if (dynamic) rows = dynamic_step(n, f->batch, steps, s, &start);
-    const int64_t *batch = order + start;
-    if (s % SAMPLE_EVERY == 0 && rows == f->batch) sample(f, batch, acc);
-    for (int k = 0; k < f->n_steps && ok; k++) {
-      double g0 = rt_progress_now();
-      if (f->feeds[k].batch) {
-        rt_feed_gather(&f->feeds[k], f->train, batch, rows);
-        rt_feed_augment(&f->feeds[k], &rng);
-      }
-      r->data_seconds += rt_progress_now() - g0;
-      double loss = 0;
-      if (f->o->dist)
-        ok = rt_dist_step(&f->dist, &f->feeds[k], f->params, f->state, &loss, d);
-      else
-        loss = rt_feed_call(&f->feeds[k], f->params, f->state);
-      sum[k] += loss;
-      if (k == 0) ema = s == 0 ? loss : 0.98 * ema + 0.02 * loss;
-    }
-    if (f->o->progress)
-      rt_progress_update(&p, dynamic ? start + rows : (s + 1) * span, ema, sampled(acc));
+    int64_t rows, total, at = shard(f, n, s, steps, &rows, &total);
+    if (s % SAMPLE_EVERY == 0 && rows > 0) sample(f, order + at, rows, acc);
+    ok = train_rows(f, order + at, rows, total, &rng, sum, &ema, s == 0, r, d);
+    int64_t done = ranks == 1 && dynamic ? at + rows : (s + 1) * span < seen ? (s + 1) * span : seen;
+    if (f->o->progress) rt_progress_update(&p, done, ema, sampled(acc));
   }
   r->seconds = rt_progress_now() - t0;
   for (int k = 0; k < f->n_steps; k++)
     sum[k] /= (double)steps;
   if (ok && f->o->dist) ok = rt_dist_mean(&f->dist, sum, f->n_steps, d); /* over the ranks */
-  if (!ok) {
-    free(order);
-    return false;
-  }
+  free(order);
+  if (!ok) return false;
   r->train_loss = sum[0];
   r->step_loss = sum;
   r->steps = f->step_names;
   r->n_steps = f->n_steps;
   if (f->o->progress) p.loss = sum[0], rt_progress_finish(&p);
-  free(order);
   return true;
 }
 
@@ -428,7 +497,7 @@ static bool reduce_lr(Fit *f, Diag *d) {
   f->info = info, f->params = params, f->state = state, f->lr_scale = scale;
   f->plateau.wait = 0;
   if (f->o->progress) fprintf(f->o->progress, "plateau: learning rate x%g of the model's\n", scale);
-  return bind_steps(f, d) && bind_val(f, d);
+  return bind_steps(f, d) && check_global_batch(f, d) && bind_val(f, d);
 }
 
 /* early stopping and the best checkpoint after epoch r; *stop when patience ran out */
@@ -452,12 +521,8 @@ static bool track_best(Fit *f, const lathe_epoch_result *r, bool *stop, Diag *d)
   return true;
 }
 
-static bool end_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
-  if (f->o->dist && !rt_dist_check(&f->dist, f->params, f->state, "after an epoch", d))
-    return false;
-  if (!validate(f, r, d)) return false;
-  print_epoch(f, r);
-  f->n_hist++;
+/* the files and callbacks of epoch r: the log, the checkpoints, on_epoch */
+static bool write_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
   if (f->o->log_path && !write_log(f, d)) return false;
   if (f->o->checkpoint &&
       !save_weights(f->info, f->params, f->state, true, r->epoch, f->o->checkpoint, d))
@@ -470,6 +535,27 @@ static bool end_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
     return false;
   }
   return true;
+}
+
+/* Data-parallel: the transport may hold back the end of the job while the files are written
+ * (lathe_dist.hold: a rank died and the launcher ends the others), so that every checkpoint
+ * on disk is a complete epoch and no temp file is left. */
+static bool write_epoch_whole(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
+  const lathe_dist *dist = f->o->dist;
+  if (!dist || !dist->hold) return write_epoch(f, r, stop, d);
+  dist->hold(dist->ctx, 1);
+  bool ok = write_epoch(f, r, stop, d);
+  dist->hold(dist->ctx, 0);
+  return ok;
+}
+
+static bool end_epoch(Fit *f, lathe_epoch_result *r, bool *stop, Diag *d) {
+  if (f->o->dist && !rt_dist_check(&f->dist, f->params, f->state, "after an epoch", d))
+    return false;
+  if (!validate(f, r, d)) return false;
+  print_epoch(f, r);
+  f->n_hist++;
+  return write_epoch_whole(f, r, stop, d);
 }
 
 static bool fit_loop(Fit *f, lathe_fit_result *res, Diag *d) {
@@ -521,7 +607,8 @@ int lathe_fit(const lathe_model_info *info, void *params, void *state, const lat
   bool ok = f != NULL;
   if (ok) {
     *f = (Fit){.info = info, .params = params, .state = state, .train = train, .val = val, .o = o};
-    ok = bind_steps(f, &d) && bind_val(f, &d) && setup_monitor(f, &d) &&
+    ok = bind_steps(f, &d) && check_global_batch(f, &d) && bind_val(f, &d) &&
+         setup_monitor(f, &d) &&
          (!o->dist || rt_dist_check(&f->dist, params, state, "at the start", &d)) &&
          fit_loop(f, result, &d);
   }

@@ -216,6 +216,10 @@ typedef struct lathe_dist {
   int (*sum_f32)(void *ctx, float *data, int64_t n, char **error);
   int (*sum_f64)(void *ctx, double *data, int64_t n, char **error);
   void *ctx;
+  /* optional: hold(ctx, 1) before rank 0 writes its files after an epoch, hold(ctx, 0) after:
+   * a job ended meanwhile (the launcher's SIGTERM when a rank died) ends after the rename, so
+   * no temp file is left (cli/dist_mpi.c) */
+  void (*hold)(void *ctx, int on);
 } lathe_dist;
 
 typedef struct lathe_fit_options {
@@ -252,12 +256,18 @@ typedef struct lathe_fit_options {
   void *ctx;
   /* data-parallel training, or NULL: the model needs a split train step ("grad" and
    * "apply", lathe_options.want_split); epoch e's shuffled order is cut into global batches of
-   * size x the model's batch and rank r trains on the r-th part of each; the gradients are
-   * averaged over the ranks with one sum_f32 per step, batch-norm running statistics too;
+   * size x the model's batch (or global_batch) and rank r trains on the r-th part of each (a
+   * run-time batch's last partial one is split evenly, a rank may get no rows); the gradients
+   * are averaged over the ranks with one sum per step, weighted by rows on a partial step,
+   * batch-norm running statistics too;
    * params and state are compared across ranks (a hash) at the start and after every epoch.
    * Every rank validates (the same metrics); only rank 0 reports progress, writes checkpoints
    * and the log and calls on_epoch. */
   const lathe_dist *dist;
+  /* samples per step over all ranks; 0 = dist->size (1 without dist) x the model's batch.
+   * A multiple of the number of ranks; each rank's share must be the model's batch, or at
+   * most the bound of a run-time batch (docs/distributed.md) */
+  int64_t global_batch;
 } lathe_fit_options;
 
 typedef struct lathe_fit_result {
@@ -274,9 +284,10 @@ void lathe_fit_options_init(lathe_fit_options *o);
 /* Trains the model's train entry ("train", or every "train_<step>" in order) on train,
  * evaluating on val (may be NULL) after each epoch. The last partial batch of an epoch is
  * dropped (the batch is the model's compile-time batch dimension), unless the model has a
- * run-time batch (info->dyn_max > 0) and trains on one rank: then it trains too, and a last
- * batch of 1 is evened with the one before it (B - 1 and 2 samples; with a bound B <= 2 that
- * sample waits for the next epoch), so no step sees a single sample (docs/dynamic-batch.md). */
+ * run-time batch (info->dyn_max > 0): then it trains too — data-parallel, split over the
+ * ranks; on one rank, a last batch of 1 is evened with the one before it (B - 1 and 2
+ * samples; with a bound B <= 2 that sample waits for the next epoch), so no step sees a
+ * single sample (docs/dynamic-batch.md). */
 int lathe_fit(const lathe_model_info *info, void *params, void *state, const lathe_dataset *train,
               const lathe_dataset *val, const lathe_fit_options *o, lathe_fit_result *result,
               char **error);

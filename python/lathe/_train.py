@@ -71,7 +71,8 @@ class FitOptions(ctypes.Structure):
                 ("log_path", _S), ("val_name", _S), ("reduce_lr_patience", _I),
                 ("reduce_lr_factor", _D), ("reduce_lr", _P), ("augment_flip", _I),
                 ("augment_crop_pad", _I), ("progress", _P), ("on_epoch", ON_EPOCH),
-                ("ctx", _P), ("dist", _P)]  # dist: data-parallel transport, NULL here
+                ("ctx", _P), ("dist", _P),  # dist: data-parallel transport, NULL here
+                ("global_batch", _I64)]
 
 
 class FitResult(ctypes.Structure):

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# `mpirun -np K lathe train` with a run-time batch and a fixed global batch
+# (docs/distributed.md), 2 ranks on this machine over loopback, 97 samples (not a multiple of
+# the global batch 16: every epoch ends with a partial global batch of 1 sample, so rank 0
+# trains 1 row and rank 1 none and takes part with a zero gradient):
+#   - 2 ranks at -D N=dynamic(max=8) give the params of 1 rank at dynamic(max=16) after 2
+#     epochs (relative difference <= 1e-6, f64), report the same epoch losses and the whole
+#     epoch (97/97); a run that drops the partial batch (-D N=16) differs, so the check can fail;
+#   - --global-batch 16 on a model with dynamic(max=16): 2 ranks (8 rows each) == 1 rank
+#     (<= 1e-5, f32);
+#   - --global-batch errors: not a multiple of the ranks, a share that is not the fixed batch,
+#     a share above the bound.
+# Open MPI missing is a failure, never a skip (scripts/install-deps.sh installs it).
+set -euo pipefail
+LATHE=$(realpath "$1")
+ROOT=$(realpath "$2")
+command -v mpirun >/dev/null || {
+  echo "FAIL: mpirun not found: install openmpi-bin and libopenmpi-dev (scripts/install-deps.sh)"
+  exit 1
+}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+MPIRUN="mpirun --oversubscribe"
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$ROOT/tests/lsan_mpi.supp"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP"
+MODEL=$ROOT/examples/mlp.lathe
+/usr/bin/python3 - <<'PY'
+import numpy as np
+rng = np.random.default_rng(11)
+np.save("x.npy", rng.random((97, 784), dtype=np.float32))
+np.save("label.npy", rng.integers(0, 10, 97).astype(np.int32))
+PY
+TRAIN=(train "$MODEL" --data x.npy,label.npy --seed 5 --epochs 2)
+
+# params_diff A B LIMIT: the params (not the optimizer state) of two checkpoints, per tensor
+# ||a - b|| / ||b||, the worst <= LIMIT (see tests/mpi_lathe_train.sh for why not elementwise)
+params_diff() {
+  /usr/bin/python3 - "$1" "$2" "$3" "$ROOT/tests/fixtures" <<'PY'
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[4])
+import safetensors_py
+a, b = safetensors_py.load(sys.argv[1]), safetensors_py.load(sys.argv[2])
+worst = 0.0
+for name in (n for n in b if not n.startswith(("adam.", "train.", "lathe."))):
+    x, y = a[name].astype(np.float64), b[name].astype(np.float64)
+    worst = max(worst, float(np.linalg.norm(x - y) / np.linalg.norm(y)))
+print(f"  params relative difference {worst:.3g} (limit {sys.argv[3]})")
+sys.exit(0 if worst <= float(sys.argv[3]) else 1)
+PY
+}
+
+# the partial global batch, 2 ranks x bound 8 vs 1 rank x bound 16, f64
+$MPIRUN -np 2 "$LATHE" "${TRAIN[@]}" -D 'N=dynamic(max=8)' --dtype f64 --checkpoint two.st \
+  >two.txt 2>two.err
+"$LATHE" "${TRAIN[@]}" -D 'N=dynamic(max=16)' --dtype f64 --checkpoint one.st >one.txt 2>one.err
+params_diff two.st one.st 1e-6 || { echo "FAIL: 2 ranks x 8 != 1 rank x 16 (partial batch)"; exit 1; }
+diff <(grep -o "^epoch ./2: train loss .*" two.err) <(grep -o "^epoch ./2: train loss .*" one.err) ||
+  { echo "FAIL: 2 ranks and 1 rank report different epoch losses"; exit 1; }
+[[ $(grep -c "97/97" two.err) == 2 ]] || { echo "FAIL: not the whole epoch:"; cat two.err; exit 1; }
+echo "ok: the partial global batch on 2 ranks (1 row and 0 rows) == 1 rank, f64; 97/97 reported"
+"$LATHE" "${TRAIN[@]}" -D N=16 --dtype f64 --checkpoint drop.st >/dev/null 2>&1
+if params_diff drop.st one.st 1e-4 >/dev/null; then
+  echo "FAIL: dropping the partial batch gives the same params: the check cannot fail"
+  exit 1
+fi
+echo "ok: a run that drops the partial batch differs (the check can fail)"
+
+# a fixed global batch: the same steps on 1 and 2 ranks
+$MPIRUN -np 2 "$LATHE" "${TRAIN[@]}" -D 'N=dynamic(max=16)' --global-batch 16 \
+  --checkpoint g2.st >/dev/null 2>g2.err
+"$LATHE" "${TRAIN[@]}" -D 'N=dynamic(max=16)' --global-batch 16 --checkpoint g1.st \
+  >/dev/null 2>&1
+params_diff g2.st g1.st 1e-5 || { echo "FAIL: --global-batch 16: 2 ranks != 1 rank"; exit 1; }
+echo "ok: --global-batch 16: 2 ranks x 8 rows == 1 rank x 16 rows (f32)"
+
+# expect_error TEXT COMMAND...: the command fails (not 0) and says TEXT
+expect_error() {
+  local text=$1 rc=0
+  shift
+  "$@" >err.txt 2>&1 || rc=$?
+  [[ $rc != 0 ]] && grep -qF -- "$text" err.txt ||
+    { echo "FAIL: expected an error '$text' (rc $rc):"; cat err.txt; exit 1; }
+  echo "ok: error: $(grep -oF -- "$text" err.txt | head -1)"
+}
+expect_error "--global-batch 15 on 2 ranks: expected a multiple of 2" \
+  $MPIRUN -np 2 "$LATHE" "${TRAIN[@]}" --global-batch 15
+expect_error "is 16 samples per rank, but 'mlp' has a fixed batch of 8" \
+  $MPIRUN -np 2 "$LATHE" "${TRAIN[@]}" --batch 8 --global-batch 32
+expect_error "is 32 samples per rank, more than the bound 16 of the run-time batch of 'mlp'" \
+  "$LATHE" "${TRAIN[@]}" -D 'N=dynamic(max=16)' --global-batch 32
