@@ -330,7 +330,7 @@ static Expr *parse_scan(Parser *p, const Token *kw) {
   return e;
 }
 
-/* primary = INT | FLOAT | "true" | "false"
+/* primary = INT | FLOAT | STRING | "true" | "false"
  *         | IDENT [ "(" call_args ")" [ "as" IDENT ] ]
  *         | "(" expr ")" | "(" expr "," [ elements ] ")"
  *         | "[" elements "]" */
@@ -343,6 +343,12 @@ static Expr *parse_primary(Parser *p) {
     Expr *e = new_expr(p, t->kind == TK_INT ? EX_INT : EX_FLOAT, t->loc);
     e->ival = t->ival;
     e->fval = t->kind == TK_INT ? (double)t->ival : t->fval;
+    return e;
+  }
+  case TK_STRING: {
+    next(p);
+    Expr *e = new_expr(p, EX_STRING, t->loc);
+    e->name = arena_strndup(p->arena, t->text + 1, (size_t)t->len - 2);
     return e;
   }
   case TK_TRUE:

@@ -1,0 +1,96 @@
+/* import/ops_vocab.c — ONNX ops of issue 22 that map onto lathe's einsum builtin: Einsum
+ * (one or two float operands, explicit or implicit output).
+ *
+ * Invariant: the importer computes the output shape from the equation with the rules of
+ * frontend/elab_einsum.c; an equation those rules refuse (ellipses, a repeated letter in one
+ * term, more than two operands) is refused here with the same reason, so every accepted node
+ * elaborates.
+ */
+#include "import/imp.h"
+
+#include <ctype.h>
+#include <string.h>
+
+/* the letters of the term text[0, len), blanks skipped; false on anything einsum refuses */
+static bool einsum_term(Imp *im, const char *text, size_t len, char *out, int *n) {
+  *n = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = text[i];
+    if (c == ' ') continue;
+    if (c == '.') return imp_fail(im, "ellipses in the equation are not supported");
+    if (!isalpha((unsigned char)c)) return imp_fail(im, "unexpected '%c' in the equation", c);
+    if (memchr(out, c, (size_t)*n))
+      return imp_fail(im, "a letter repeated within one term (a diagonal) is not supported");
+    if (*n == IR_MAX_RANK) return imp_fail(im, "a term has more letters than the maximum rank");
+    out[(*n)++] = c;
+  }
+  return true;
+}
+
+/* the output letters: after "->", or those occurring once, alphabetically (NumPy's rule) */
+static bool einsum_output(Imp *im, const char *eq, char terms[2][IR_MAX_RANK], const int *len,
+                          int n_in, char *out, int *n) {
+  const char *arrow = strstr(eq, "->");
+  if (arrow) return einsum_term(im, arrow + 2, strlen(arrow + 2), out, n);
+  *n = 0;
+  for (int c = 'A'; c <= 'z'; c++) {
+    int count = 0;
+    for (int i = 0; i < n_in; i++)
+      count += memchr(terms[i], c, (size_t)len[i]) != NULL;
+    if (count == 1 && *n < IR_MAX_RANK) out[(*n)++] = (char)c;
+  }
+  return true;
+}
+
+static bool map_einsum(Imp *im, const Onnx__NodeProto *n) {
+  const char *eq = imp_attr_str(im, n, "equation", NULL);
+  if (!eq) return imp_fail(im, "the equation attribute is missing");
+  if (n->n_input < 1 || n->n_input > 2) return imp_fail(im, "only 1 or 2 operands are supported");
+  int n_in = (int)n->n_input, len[2] = {0, 0}, n_out = 0;
+  char terms[2][IR_MAX_RANK], out[IR_MAX_RANK];
+  const char *p = eq, *end = strstr(eq, "->");
+  end = end ? end : eq + strlen(eq);
+  ImpVal *x[2] = {NULL, NULL};
+  int64_t size[128] = {0}, dyn[128] = {0}; /* dyn: k of a letter that is axis 0 = k * batch */
+  for (int i = 0; i < n_in; i++) {
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    if ((i + 1 < n_in) != (comma != NULL))
+      return imp_fail(im, "the equation's terms do not match the %d operands", n_in);
+    if (!einsum_term(im, p, (size_t)((comma ? comma : end) - p), terms[i], &len[i])) return false;
+    p = comma ? comma + 1 : end;
+    if (!(x[i] = imp_in(im, i))) return false;
+    if (!dtype_is_float(x[i]->dtype)) return imp_fail(im, "only float operands are supported");
+    if (x[i]->shape.rank != len[i]) return imp_fail(im, "operand %d's rank differs", i);
+    for (int a = 0; a < len[i]; a++) {
+      int64_t *s = &size[(unsigned char)terms[i][a]];
+      if (*s && *s != x[i]->shape.dim[a]) return imp_fail(im, "a letter's sizes differ");
+      *s = x[i]->shape.dim[a];
+      if (a == 0 && x[i]->shape.dyn) dyn[(unsigned char)terms[i][a]] = x[i]->shape.dyn;
+    }
+  }
+  if (!einsum_output(im, eq, terms, len, n_in, out, &n_out)) return false;
+  Shape s = {.rank = n_out};
+  for (int a = 0; a < n_out; a++)
+    if (!(s.dim[a] = size[(unsigned char)out[a]]))
+      return imp_fail(im, "output letter '%c' is in no operand", out[a]);
+  if (n_out) s.dyn = dyn[(unsigned char)out[0]];
+  const char *r0 = imp_ref_tensor(im, x[0]), *r1 = n_in > 1 ? imp_ref_tensor(im, x[1]) : "";
+  if (!r0 || !r1) return false;
+  return imp_bind(im, 0, x[0]->dtype, &s, "einsum(\"%s\", %s%s%s)", eq, r0, n_in > 1 ? ", " : "",
+                  r1);
+}
+
+typedef struct OpEntry {
+  const char *name;
+  ImpOpFn fn;
+} OpEntry;
+
+static const OpEntry ops[] = {
+    {"Einsum", map_einsum},
+};
+
+ImpOpFn imp_op_vocab(const char *op) {
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+    if (strcmp(ops[i].name, op) == 0) return ops[i].fn;
+  return NULL;
+}
