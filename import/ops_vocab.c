@@ -1,5 +1,8 @@
-/* import/ops_vocab.c — ONNX ops of issue 22 that map onto lathe's einsum builtin: Einsum
- * (one or two float operands, explicit or implicit output).
+/* import/ops_vocab.c — ONNX ops of issue 22 that map onto lathe's builtins of the same kind:
+ * Einsum (one or two float operands, explicit or implicit output) onto einsum;
+ * GatherElements onto gather(x, axis, index); ScatterElements (and the older Scatter) onto
+ * scatter_add: reduction "add" directly, "none" as where(count > 0, scattered sum, data)
+ * (ONNX leaves repeated indices under "none" undefined; lathe then sums them).
  *
  * Invariant: the importer computes the output shape from the equation with the rules of
  * frontend/elab_einsum.c; an equation those rules refuse (ellipses, a repeated letter in one
@@ -80,6 +83,43 @@ static bool map_einsum(Imp *im, const Onnx__NodeProto *n) {
                   r1);
 }
 
+static bool map_gather_elements(Imp *im, const Onnx__NodeProto *n) {
+  ImpVal *x = imp_in(im, 0), *idx = imp_in(im, 1);
+  if (!x || !idx) return false;
+  int axis = imp_axis(im, imp_attr_int(n, "axis", 0), x->shape.rank);
+  if (axis < 0) return false;
+  if (idx->shape.rank != x->shape.rank || dtype_is_float(idx->dtype))
+    return imp_fail(im, "the indices must be integers of the data's rank");
+  const char *rx = imp_ref_tensor(im, x), *ri = imp_ref_tensor(im, idx);
+  if (!rx || !ri) return false;
+  return imp_bind(im, 0, x->dtype, &idx->shape, "gather(%s, %d, %s)", rx, axis, ri);
+}
+
+static bool map_scatter_elements(Imp *im, const Onnx__NodeProto *n) {
+  ImpVal *x = imp_in(im, 0), *idx = imp_in(im, 1), *upd = imp_in(im, 2);
+  if (!x || !idx || !upd) return false;
+  int axis = imp_axis(im, imp_attr_int(n, "axis", 0), x->shape.rank);
+  if (axis < 0) return false;
+  const char *red = imp_attr_str(im, n, "reduction", "none");
+  bool add = strcmp(red, "add") == 0;
+  if (!add && strcmp(red, "none") != 0)
+    return imp_fail(im, "reduction '%s' is not supported (none and add are)", red);
+  if (!dtype_is_float(x->dtype)) return imp_fail(im, "only float data is supported");
+  if (idx->shape.rank != x->shape.rank || dtype_is_float(idx->dtype) ||
+      !shape_equal(&idx->shape, &upd->shape))
+    return imp_fail(im, "the indices must be integers of the data's rank, shaped like updates");
+  const char *rx = imp_ref_tensor(im, x), *ri = imp_ref_tensor(im, idx);
+  const char *ru = imp_ref_tensor(im, upd);
+  if (!rx || !ri || !ru) return false;
+  if (add)
+    return imp_bind(im, 0, x->dtype, &x->shape, "scatter_add(%s, %d, %s, %s)", rx, axis, ri, ru);
+  const char *zeros = imp_printf(im, "fill(%s, 0.0)", imp_dims(im, &x->shape));
+  const char *hits = imp_printf(im, "scatter_add(%s, %d, %s, fill(%s, 1.0))", zeros, axis, ri,
+                                imp_dims(im, &idx->shape));
+  return imp_bind(im, 0, x->dtype, &x->shape, "where(%s > 0, scatter_add(%s, %d, %s, %s), %s)",
+                  hits, zeros, axis, ri, ru, rx);
+}
+
 typedef struct OpEntry {
   const char *name;
   ImpOpFn fn;
@@ -87,6 +127,9 @@ typedef struct OpEntry {
 
 static const OpEntry ops[] = {
     {"Einsum", map_einsum},
+    {"GatherElements", map_gather_elements},
+    {"ScatterElements", map_scatter_elements},
+    {"Scatter", map_scatter_elements},
 };
 
 ImpOpFn imp_op_vocab(const char *op) {
