@@ -187,6 +187,8 @@ Value elab_conv1d(Elab *E, const Expr *call, OpKind op, NodeId x, NodeId w, Node
 Value elab_pool1d_call(Elab *E, Scope *s, const Expr *call);
 /* elab_gather.c: gather(x, axis, index), scatter_add(x, axis, index, src) */
 Value elab_gather_call(Elab *E, Scope *s, const Expr *call);
+/* topk(x, k, axis = -1, largest = true) → (values, indices); topk_indices(...) */
+Value elab_topk_call(Elab *E, Scope *s, const Expr *call);
 /* elab_einsum.c */
 Value elab_einsum_call(Elab *E, Scope *s, const Expr *call);
 

@@ -134,3 +134,69 @@ Value elab_gather_call(Elab *E, Scope *s, const Expr *call) {
   NodeId added = build_reshape(&b, build_node(&b, OP_SCATTER_ADD, ins, 2, &at), &xs);
   return elab_tensor_value(build_binary(&b, OP_ADD, x, added));
 }
+
+/* ---- topk ---------------------------------------------------------------------------------- */
+
+/* the i32 indices of TOPK along `axis` of x: moved last by swapping it with the last axis
+ * (a swap is its own inverse) when it is not */
+static NodeId topk_indices(Builder *b, NodeId x, int axis, int64_t k, bool largest) {
+  int rank = graph_node(b->g, x)->shape.rank;
+  int8_t perm[IR_MAX_RANK];
+  for (int i = 0; i < rank; i++)
+    perm[i] = (int8_t)i;
+  perm[axis] = (int8_t)(rank - 1);
+  perm[rank - 1] = (int8_t)axis;
+  bool moved = axis != rank - 1;
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  at.topk.k = k;
+  at.topk.smallest = !largest;
+  NodeId xt = moved ? build_transpose(b, x, perm) : x;
+  NodeId idx = build_node(b, OP_TOPK, &xt, 1, &at);
+  return moved ? build_transpose(b, idx, perm) : idx;
+}
+
+/* topk(x, k, axis = -1, largest = true) → (values, indices), like torch.topk (sorted);
+ * topk_indices(...) → the indices alone. values = gather(x, axis, indices): their gradient is
+ * the gather's (to the picked positions). */
+Value elab_topk_call(Elab *E, Scope *s, const Expr *call) {
+  static const char *const params[] = {"x", "k", "axis", "largest"};
+  const Expr *a[4];
+  if (!elab_match_args(E, call, params, 4, a)) return (Value){0};
+  if (!a[0] || !a[1]) {
+    diag_error(E->d, call->loc, "'%s' needs argument '%s'", call->name, a[0] ? "k" : "x");
+    return (Value){0};
+  }
+  NodeId x;
+  int axis = -1;
+  int64_t k;
+  bool largest = true;
+  if (!tensor_arg(E, s, a[0], call->name, &x) ||
+      !elab_int(E, elab_expr(E, s, a[1]), a[1]->loc, "'k'", &k))
+    return (Value){0};
+  int rank = graph_node(E->g, x)->shape.rank;
+  if (a[2] ? !axis_arg(E, s, a[2], x, &axis) : (axis = rank - 1) < 0) return (Value){0};
+  if (a[3]) {
+    Value v = elab_expr(E, s, a[3]);
+    if (v.kind != VAL_BOOL) {
+      if (v.kind != VAL_NONE)
+        diag_error(E->d, a[3]->loc, "'largest' must be true or false, got %s",
+                   elab_value_str(E, v));
+      return (Value){0};
+    }
+    largest = v.i != 0;
+  }
+  Builder b = elab_builder(E, call->loc);
+  NodeId idx = topk_indices(&b, x, axis, k, largest);
+  if (strcmp(call->name, "topk_indices") == 0 || idx == IR_NONE) return elab_tensor_value(idx);
+  if (!check_index(E, call, x, idx, axis)) return (Value){0};
+  Shape xs = graph_node(E->g, x)->shape, flat = {.rank = 1, .dim = {shape_numel(&xs)}};
+  NodeId in[2] = {build_reshape(&b, x, &flat), flat_positions(&b, &xs, idx, axis)};
+  NodeId values = build_node(&b, OP_GATHER, in, 2, NULL);
+  if (values == IR_NONE) return (Value){0};
+  Value t = {.kind = VAL_TUPLE, .n_items = 2};
+  t.items = arena_alloc(&E->scratch, 2 * sizeof *t.items);
+  t.items[0] = values;
+  t.items[1] = idx;
+  return t;
+}

@@ -629,6 +629,24 @@ typedef struct KindOps {
     __VA_ARGS__, NULL                                                                              \
   }
 
+/* ---- ATTR_TOPK: {k=N[, smallest]} (issue 22) ------------------------------------------------ */
+
+static void write_topk(const Node *n, IrAttrText *t) {
+  put_int(t, "k", n->attr.topk.k);
+  if (n->attr.topk.smallest) put_flag(t, "smallest");
+}
+static bool read_topk(const Ctx *c, NodeAttr *out) {
+  if (!find(c, "k")) return FAIL(c, c->r->at, "'%s' needs {k=N}", c->op);
+  out->topk.smallest = has_flag(c, "smallest");
+  return get_int(c, "k", INT64_MIN, INT64_MAX, &out->topk.k);
+}
+static bool equal_topk(const Node *a, const Node *b) {
+  return a->attr.topk.k == b->attr.topk.k && a->attr.topk.smallest == b->attr.topk.smallest;
+}
+static uint64_t hash_topk(const Node *n) {
+  return (uint64_t)n->attr.topk.k * 2u + n->attr.topk.smallest;
+}
+
 static const KindOps kinds[] = {
     [ATTR_NONE] = {KEYS(NULL), "", false, write_none, read_none, equal_none, hash_none},
     [ATTR_SOURCE] = {KEYS(NULL), "", true, write_source, read_source, equal_source, hash_source},
@@ -660,6 +678,8 @@ static const KindOps kinds[] = {
                         "algo"),
                    "|nchwc|", false, write_conv, read_conv, equal_conv, hash_conv},
     [ATTR_MODE] = {KEYS("train"), "|train|", false, write_mode, read_mode, equal_mode, hash_mode},
+    [ATTR_TOPK] = {KEYS("k", "smallest"), "|smallest|", false, write_topk, read_topk, equal_topk,
+                   hash_topk},
 };
 _Static_assert(sizeof kinds / sizeof kinds[0] == ATTR_KIND_COUNT,
                "one row per attribute kind of ir.h");

@@ -106,6 +106,7 @@ typedef enum IrAttrKind {
   ATTR_DROPOUT,  /* random.stream, p: DROPOUT */
   ATTR_CONV,     /* conv: CONV2D, CONV_TRANSPOSE2D, CONV2D_GRAD_WEIGHT, MAX_POOL2D* */
   ATTR_MODE,     /* mode.train: TRAIN_SELECT */
+  ATTR_TOPK,     /* topk: TOPK (issue 22) */
   ATTR_KIND_COUNT
 } IrAttrKind;
 
@@ -240,6 +241,10 @@ typedef union NodeAttr {
   struct {
     bool train; /* TRAIN_SELECT: true = the first input (training), false = the second */
   } mode;
+  struct {
+    int64_t k;     /* TOPK: indices per row of the last axis, 1 <= k <= its length */
+    bool smallest; /* TOPK: the k smallest, ascending (else the k largest, descending) */
+  } topk;
 } NodeAttr;
 
 typedef struct Node {

@@ -35,6 +35,7 @@ static const char *const src =
     "  g = leaf(3, 4, 5)\n"
     "  sx = leaf(3, 4, 5)\n"
     "  sv = leaf(2, 4, 3)\n"
+    "  tk = leaf(3, 4, 6)\n"
     "  output c1 = conv(x, w, stride = 2, padding = 1, dilation = 2, groups = 2)\n"
     "  output c_same = conv(x, ws, padding = same)\n"
     "  output ct = conv_transpose(x, wt, stride = 2, padding = 1, output_padding = 1)\n"
@@ -52,11 +53,18 @@ static const char *const src =
     "  output partial = einsum(equation = \"bij,bjk->ik\", a = a, b = b)\n"
     "  output ga = gather(g, 1, gi)\n"
     "  output sa = scatter_add(sx, -1, si, sv)\n"
+    "  top, top_i = topk(tk, 3, axis = 1)\n"
+    "  low, low_i = topk(tk, 2, largest = false)\n"
+    "  output tv = top\n"
+    "  output sv2 = low\n"
+    "  output ti = top_i\n"
+    "  output si2 = topk_indices(tk, 2, axis = -1, largest = false)\n"
     "  loss = (sum(c1 * c1) + sum(c_same * c_same) + sum(ct * ct) + sum(mp * mp) +\n"
     "          sum(mp_dil * mp_dil) + sum(ap * ap) + sum(ap_excl * ap_excl) + sum(bmm * bmm) +\n"
     "          sum(mixed * mixed) + sum(outer * outer) + inner * inner +\n"
     "          sum(implicit * implicit) + sum(summed * summed) + sum(perm * perm) +\n"
-    "          sum(partial * partial) + sum(ga * ga) + sum(sa * sa)) / 2\n"
+    "          sum(partial * partial) + sum(ga * ga) + sum(sa * sa) +\n"
+    "          sum(tv * tv) + sum(sv2 * sv2)) / 2\n"
     "  output total = loss\n"
     "}\n"
     "train vocab {\n  minimize loss\n  optimizer sgd(lr = 0.1)\n}\n";
@@ -163,7 +171,7 @@ START_TEST(test_vocab_matches_torch) {
   c.want_grad = true;
   ck_assert_msg(passes_run_module(m, &c), "%s", diag_text(&d));
   Tensor in[2], params[16];
-  ck_assert(m->n_inputs == 2 && m->n_params == 12);
+  ck_assert(m->n_inputs == 2 && m->n_params == 13);
   for (int i = 0; i < m->n_inputs; i++) {
     const Entry *e = find(fx, n_fx, m->inputs[i].name);
     ck_assert(tensor_alloc(&in[i], DT_I32, &m->inputs[i].shape));

@@ -230,6 +230,12 @@ static NodeId c_scatter_add(Graph *g, const NodeId *p) {
   NodeAttr a = {.gather = {5}};
   return add(g, OP_SCATTER_ADD, (NodeId[]){p[0], ids}, 2, &a); /* [2,3,2] -> [5,2] */
 }
+static NodeId c_topk(Graph *g, const NodeId *p) {
+  NodeAttr a = zero_attr();
+  a.topk.k = 3;
+  a.topk.smallest = true;
+  return add(g, OP_TOPK, p, 1, &a); /* [3,5] -> [3,3] */
+}
 static NodeId c_random(Graph *g, const NodeId *p) {
   (void)p;
   NodeAttr a = zero_attr();
@@ -378,6 +384,8 @@ static const OpCase cases[OP_COUNT] = {
     [OP_MAX_POOL2D_GRAD] =
         {c_pool_grad, 2, {4, 4}, {{1, 2, 4, 4}, {1, 2, 2, 2}}, {R_ANY, R_ANY}, VJP_NONE, NULL},
     [OP_TRAIN_SELECT] = {c_train_select, 2, M34, {R_ANY, R_ANY}, VJP_RULE, NULL},
+    [OP_TOPK] = {c_topk, 1, {2}, {{3, 5}}, {R_ANY}, VJP_ZERO,
+                 "its result is integer indices (topk's values, a gather: test_frontend_vocab)"},
 };
 
 /* Ops with no standalone instance here, and where they are tested instead. */
