@@ -110,7 +110,7 @@ ImpOpFn imp_op_shape(const char *op);
 ImpOpFn imp_op_nn(const char *op);
 ImpOpFn imp_op_rnn(const char *op);
 ImpOpFn imp_op_resize(const char *op);
-/* ops_vocab.c: Einsum, GatherElements, ScatterElements, Scatter (issue 22) */
+/* ops_vocab.c: Einsum, GatherElements, ScatterElements, Scatter, TopK (issue 22) */
 ImpOpFn imp_op_vocab(const char *op);
 
 /* shape rules shared by the mappers and the folder (ops_shape.c) */

@@ -2,7 +2,9 @@
  * Einsum (one or two float operands, explicit or implicit output) onto einsum;
  * GatherElements onto gather(x, axis, index); ScatterElements (and the older Scatter) onto
  * scatter_add: reduction "add" directly, "none" as where(count > 0, scattered sum, data)
- * (ONNX leaves repeated indices under "none" undefined; lathe then sums them).
+ * (ONNX leaves repeated indices under "none" undefined; lathe then sums them); TopK onto
+ * topk_indices, its values a gather of them (the two TOPK nodes merge in CSE), the indices
+ * cast to i64; sorted = 0 is served sorted (any order is allowed then).
  *
  * Invariant: the importer computes the output shape from the equation with the rules of
  * frontend/elab_einsum.c; an equation those rules refuse (ellipses, a repeated letter in one
@@ -120,6 +122,30 @@ static bool map_scatter_elements(Imp *im, const Onnx__NodeProto *n) {
                   hits, zeros, axis, ri, ru, rx);
 }
 
+static bool map_topk(Imp *im, const Onnx__NodeProto *n) {
+  ImpVal *x = imp_in(im, 0);
+  if (!x) return false;
+  int64_t k = imp_attr_int(n, "k", -1);
+  if (n->n_input > 1 && imp_const_ints(im, 1, &k, 1) != 1)
+    return imp_fail(im, "K must be a constant of one element");
+  int axis = imp_axis(im, imp_attr_int(n, "axis", -1), x->shape.rank);
+  if (axis < 0) return false;
+  if (k < 1 || k > x->shape.dim[axis])
+    return imp_fail(im, "K = %lld is not in [1, %lld]", (long long)k,
+                    (long long)x->shape.dim[axis]);
+  if (!dtype_is_float(x->dtype)) return imp_fail(im, "only float data is supported");
+  const char *rx = imp_ref_tensor(im, x);
+  if (!rx) return false;
+  const char *idx =
+      imp_printf(im, "topk_indices(%s, %lld, axis = %d, largest = %s)", rx, (long long)k, axis,
+                 imp_attr_int(n, "largest", 1) ? "true" : "false");
+  Shape s = x->shape;
+  s.dim[axis] = k;
+  if (!imp_bind(im, 0, x->dtype, &s, "gather(%s, %d, %s)", rx, axis, idx)) return false;
+  if (n->n_output < 2 || !n->output[1] || !*n->output[1]) return true;
+  return imp_bind(im, 1, DT_I64, &s, "cast(%s, i64)", idx) != NULL;
+}
+
 typedef struct OpEntry {
   const char *name;
   ImpOpFn fn;
@@ -130,6 +156,7 @@ static const OpEntry ops[] = {
     {"GatherElements", map_gather_elements},
     {"ScatterElements", map_scatter_elements},
     {"Scatter", map_scatter_elements},
+    {"TopK", map_topk},
 };
 
 ImpOpFn imp_op_vocab(const char *op) {

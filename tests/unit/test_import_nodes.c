@@ -36,7 +36,7 @@ static const char *const scope_ops[] = {
     "Reshape", "Flatten", "Transpose", "Concat", "Split", "Slice", "Gather", "Unsqueeze",
     "Squeeze", "Expand", "Constant", "ConstantOfShape", "Shape", "Size", "Cast", "Where",
     "Clip", "Pad", "Resize", "Identity", "Dropout",
-    "Einsum", "GatherElements", "ScatterElements", "Scatter", /* issue 22: import/ops_vocab.c */
+    "Einsum", "GatherElements", "ScatterElements", "Scatter", "TopK", /* issue 22: ops_vocab.c */
     NULL};
 
 typedef struct Case {
