@@ -189,6 +189,8 @@ Value elab_pool1d_call(Elab *E, Scope *s, const Expr *call);
 Value elab_gather_call(Elab *E, Scope *s, const Expr *call);
 /* topk(x, k, axis = -1, largest = true) → (values, indices); topk_indices(...) */
 Value elab_topk_call(Elab *E, Scope *s, const Expr *call);
+/* elab_resize.c: upsample(x, scale, ...), interpolate(x, size | scale, ...) */
+Value elab_resize_call(Elab *E, Scope *s, const Expr *call);
 /* elab_einsum.c */
 Value elab_einsum_call(Elab *E, Scope *s, const Expr *call);
 

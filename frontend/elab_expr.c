@@ -707,7 +707,7 @@ static Value elab_expr_kind(Elab *E, Scope *s, const Expr *e) {
   case EX_SCAN:
     return elab_scan(E, s, e);
   case EX_STRING:
-    diag_error(E->d, e->loc, "a string is only allowed as the equation of einsum");
+    diag_error(E->d, e->loc, "a string is only allowed as einsum's equation or a resize mode");
     return (Value){0};
   default:
     diag_error(E->d, e->loc, "'%s' is not allowed here", e->kind == EX_ELLIPSIS ? "..." : "':'");

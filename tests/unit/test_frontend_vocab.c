@@ -36,6 +36,7 @@ static const char *const src =
     "  sx = leaf(3, 4, 5)\n"
     "  sv = leaf(2, 4, 3)\n"
     "  tk = leaf(3, 4, 6)\n"
+    "  im = reshape(leaf(2, 3, 20), [2, 3, 4, 5])\n"
     "  output c1 = conv(x, w, stride = 2, padding = 1, dilation = 2, groups = 2)\n"
     "  output c_same = conv(x, ws, padding = same)\n"
     "  output ct = conv_transpose(x, wt, stride = 2, padding = 1, output_padding = 1)\n"
@@ -59,12 +60,23 @@ static const char *const src =
     "  output sv2 = low\n"
     "  output ti = top_i\n"
     "  output si2 = topk_indices(tk, 2, axis = -1, largest = false)\n"
+    "  output up_n2 = upsample(im, 2)\n"
+    "  output up_n13 = upsample(im, [1, 3], mode = \"nearest\")\n"
+    "  output up_nsize = interpolate(im, size = [7, 3])\n"
+    "  output up_n15 = upsample(im, 1.5)\n"
+    "  output up_b2 = upsample(im, 2, mode = \"bilinear\")\n"
+    "  output up_bac = upsample(im, 2, mode = \"bilinear\", align_corners = true)\n"
+    "  output up_bsize = interpolate(im, size = [3, 8], mode = \"bilinear\")\n"
+    "  output up_bsize_ac = interpolate(im, [6, 2], mode = \"bilinear\", align_corners = true)\n"
     "  loss = (sum(c1 * c1) + sum(c_same * c_same) + sum(ct * ct) + sum(mp * mp) +\n"
     "          sum(mp_dil * mp_dil) + sum(ap * ap) + sum(ap_excl * ap_excl) + sum(bmm * bmm) +\n"
     "          sum(mixed * mixed) + sum(outer * outer) + inner * inner +\n"
     "          sum(implicit * implicit) + sum(summed * summed) + sum(perm * perm) +\n"
     "          sum(partial * partial) + sum(ga * ga) + sum(sa * sa) +\n"
-    "          sum(tv * tv) + sum(sv2 * sv2)) / 2\n"
+    "          sum(tv * tv) + sum(sv2 * sv2) + sum(up_n2 * up_n2) + sum(up_n13 * up_n13) +\n"
+    "          sum(up_nsize * up_nsize) + sum(up_n15 * up_n15) + sum(up_b2 * up_b2) +\n"
+    "          sum(up_bac * up_bac) + sum(up_bsize * up_bsize) +\n"
+    "          sum(up_bsize_ac * up_bsize_ac)) / 2\n"
     "  output total = loss\n"
     "}\n"
     "train vocab {\n  minimize loss\n  optimizer sgd(lr = 0.1)\n}\n";
@@ -171,7 +183,7 @@ START_TEST(test_vocab_matches_torch) {
   c.want_grad = true;
   ck_assert_msg(passes_run_module(m, &c), "%s", diag_text(&d));
   Tensor in[2], params[16];
-  ck_assert(m->n_inputs == 2 && m->n_params == 13);
+  ck_assert(m->n_inputs == 2 && m->n_params == 14);
   for (int i = 0; i < m->n_inputs; i++) {
     const Entry *e = find(fx, n_fx, m->inputs[i].name);
     ck_assert(tensor_alloc(&in[i], DT_I32, &m->inputs[i].shape));
@@ -256,18 +268,28 @@ START_TEST(test_vocab_errors) {
       {"einsum(\"ij->q\", x)", "output letter 'q' is in no operand"},
       {"einsum(\"i+j->i\", x)", "expected letters, ',' and '->'"},
       {"einsum(x, y)", "expected einsum(\"equation\", a[, b])"},
-      {"x + \"ij\"", "a string is only allowed as the equation of einsum"},
+      {"x + \"ij\"", "a string is only allowed as einsum's equation or a resize mode"},
       {"max_pool1d(x, 2)", "expected x [N, C, L] of rank 3"},
       {"avg_pool1d(z, 2, padding = 2)", "padding must be at most half the kernel"},
       {"max_pool1d(z, 2, count_include_pad = true)", "takes no argument 'count_include_pad'"},
       {"avg_pool1d(z, 2, dilation = 2)", "takes no argument 'dilation'"},
       {"conv(z, reshape(y, [5, 1, 2, 3]))", "expected weights [O, C/groups, k] for x [N, C, L]"},
       {"conv(z, reshape(y, [5, 1, 6]), stride = [1, 2])", "must be ints"},
+      {"upsample(x, 2)", "expected a floating-point NCHW tensor"},
+      {"upsample(w, 2, mode = \"cubic\")", "'mode' must be \"nearest\" or \"bilinear\""},
+      {"upsample(w, 2, align_corners = true)", "align_corners = true needs mode"},
+      {"interpolate(w, size = [2, 2], scale = 2)", "needs x and one of size or scale"},
+      {"interpolate(w, size = [0, 2])", "'size' must be [h, w] of positive ints"},
+      {"upsample(w, 0.1)", "'scale' 0.1 gives an output of 0 from 3"},
+      {"topk(x, 4)", "topk: k = 4 must be in [1, 3]"},
+      {"topk(x, 2, axis = 2)", "'axis' must be in [-2, 2)"},
+      {"gather(x, 0, z)", "expected an integer index of x's rank"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char text[512];
     snprintf(text, sizeof text,
-             "model e(x: f32[2, 3], y: f32[5, 6], z: f32[1, 1, 8]) {\n  output r = %s\n}\n",
+             "model e(x: f32[2, 3], y: f32[5, 6], z: f32[1, 1, 8], w: f32[1, 2, 3, 3]) {\n"
+             "  output r = %s\n}\n",
              cases[i].body);
     Diag d;
     diag_init(&d);
