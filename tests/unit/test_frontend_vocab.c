@@ -1,6 +1,6 @@
 /* tests/unit/test_frontend_vocab.c — the issue-22 builtins of frontend/elab_conv1d.c,
  * elab_einsum.c and elab_gather.c (1-D conv and conv_transpose, max_pool1d, avg_pool1d, einsum,
- * gather and scatter_add along an axis) against
+ * gather and scatter_add along an axis, topk, upsample, interpolate; lib/nn.lathe conv1d) against
  * PyTorch: tests/fixtures/vocab/vocab.txt (made by tests/fixtures/make_vocab_fixtures.py)
  * holds the leaves, torch's f64 outputs and the gradients of loss = sum(out * out) / 2 over
  * all outputs. The model below is compiled at --dtype f64; its outputs are evaluated with
@@ -18,6 +18,7 @@
 #include "tests/unit/codegen_harness.h"
 
 static const char *const src =
+    "import nn\n"
     "fn leaf(a: int, b: int, c: int) -> f32[a, b, c] {\n"
     "  param v: f32[a, b, c] = zeros\n"
     "  return v\n"
@@ -60,6 +61,7 @@ static const char *const src =
     "  output sv2 = low\n"
     "  output ti = top_i\n"
     "  output si2 = topk_indices(tk, 2, axis = -1, largest = false)\n"
+    "  output cl = conv1d(x, 5, 3, stride = 2, padding = 1)\n"
     "  output up_n2 = upsample(im, 2)\n"
     "  output up_n13 = upsample(im, [1, 3], mode = \"nearest\")\n"
     "  output up_nsize = interpolate(im, size = [7, 3])\n"
@@ -76,7 +78,7 @@ static const char *const src =
     "          sum(tv * tv) + sum(sv2 * sv2) + sum(up_n2 * up_n2) + sum(up_n13 * up_n13) +\n"
     "          sum(up_nsize * up_nsize) + sum(up_n15 * up_n15) + sum(up_b2 * up_b2) +\n"
     "          sum(up_bac * up_bac) + sum(up_bsize * up_bsize) +\n"
-    "          sum(up_bsize_ac * up_bsize_ac)) / 2\n"
+    "          sum(up_bsize_ac * up_bsize_ac) + sum(cl * cl)) / 2\n"
     "  output total = loss\n"
     "}\n"
     "train vocab {\n  minimize loss\n  optimizer sgd(lr = 0.1)\n}\n";
@@ -87,7 +89,7 @@ typedef struct Entry {
   double *v;
 } Entry;
 
-enum { MAX_ENTRIES = 64 };
+enum { MAX_ENTRIES = 128 };
 
 static int read_fixture(Entry *e) {
   char *text = test_read_file("tests/fixtures/vocab/vocab.txt");
@@ -106,6 +108,7 @@ static int read_fixture(Entry *e) {
       p++;
     count++;
   }
+  ck_assert_msg(!*p, "vocab.txt has more than %d tensors", MAX_ENTRIES);
   free(text);
   return count;
 }
@@ -131,6 +134,9 @@ static Module *compile(const char *name, const char *text, DType t, Diag *d) {
   FrontendOptions o;
   frontend_options_init(&o);
   o.float_dtype = t;
+  char lib[1024];
+  snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
+  o.lib_dir = lib;
   return frontend_compile(name, text, &o, d);
 }
 
@@ -183,7 +189,7 @@ START_TEST(test_vocab_matches_torch) {
   c.want_grad = true;
   ck_assert_msg(passes_run_module(m, &c), "%s", diag_text(&d));
   Tensor in[2], params[16];
-  ck_assert(m->n_inputs == 2 && m->n_params == 14);
+  ck_assert(m->n_inputs == 2 && m->n_params == 16);
   for (int i = 0; i < m->n_inputs; i++) {
     const Entry *e = find(fx, n_fx, m->inputs[i].name);
     ck_assert(tensor_alloc(&in[i], DT_I32, &m->inputs[i].shape));
