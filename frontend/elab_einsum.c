@@ -14,8 +14,9 @@
  * in the output order. An outer product is K = 1; a full contraction M = N = 1. Identity
  * transposes and reshapes are not built. The gradient is that of these ops.
  *
- * Refused with a message: ellipses, a letter repeated within one term (a diagonal), a
- * letter's sizes that differ (no broadcasting of size 1), more than two operands.
+ * "..." stands for the axes an operand has beyond its letters, spelled out first in unused
+ * letters (expand_ellipses). Refused with a message: a letter repeated within one term (a
+ * diagonal), a letter's sizes that differ (no broadcasting of size 1), more than two operands.
  * A dynamic batch (docs/dynamic-batch.md) follows its letter when that letter stays the first
  * axis of every intermediate; otherwise the IR reports where it moved.
  */
@@ -55,7 +56,7 @@ static bool parse_term(Einsum *q, const char *text, size_t len, Term *t) {
   for (size_t i = 0; i < len; i++) {
     char c = text[i];
     if (c == ' ') continue;
-    const char *why = c == '.'                     ? "ellipses ('...') are not supported"
+    const char *why = c == '.'                     ? "a '.' outside one ellipsis '...' per term"
                       : !isalpha((unsigned char)c) ? "expected letters, ',' and '->'"
                       : has(t, c) ? "a letter repeated within one term (a diagonal) is not "
                                     "supported"
@@ -188,6 +189,61 @@ static Term concat3(const Term *a, const Term *b, const Term *c) {
   return t;
 }
 
+/* ---- ellipses ------------------------------------------------------------------------------ */
+
+/* the letters of text[0, len) (blanks and dots skipped) */
+static int count_letters(const char *text, size_t len) {
+  int n = 0;
+  for (size_t i = 0; i < len; i++)
+    n += isalpha((unsigned char)text[i]) != 0;
+  return n;
+}
+
+/* term text[0, len) with its "..." replaced by fill (text without "..." comes back whole) */
+static const char *replace_dots(Arena *a, const char *text, size_t len, const char *fill) {
+  const char *dots = NULL;
+  for (size_t i = 0; i + 3 <= len && !dots; i++)
+    if (memcmp(text + i, "...", 3) == 0) dots = text + i;
+  if (!dots) return arena_printf(a, "%.*s", (int)len, text);
+  size_t head = (size_t)(dots - text);
+  return arena_printf(a, "%.*s%s%.*s", (int)head, text, fill, (int)(len - head - 3), dots + 3);
+}
+
+/* The equation with every "..." spelled out in letters it does not use: operand i's ellipsis
+ * stands for its rank minus its letters, aligned at the right of the widest one, and the
+ * output's (or, without "->", the implicit output's, before its sorted letters) for all of
+ * them, like NumPy. Ellipsis axes are matched by size (no broadcasting of size 1). */
+static const char *expand_ellipses(Einsum *q, const char *eq, const NodeId *x, int n_ops) {
+  if (!strstr(eq, "...")) return eq;
+  Arena *a = &q->E->scratch;
+  const char *arrow = strstr(eq, "->"), *end = arrow ? arrow : eq + strlen(eq), *p = eq;
+  const char *term[2];
+  size_t len[2];
+  int span[2] = {0, 0}, widest = 0;
+  for (int i = 0; i < n_ops && p <= end; i++) {
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    term[i] = p;
+    len[i] = (size_t)((comma && i + 1 < n_ops ? comma : end) - p);
+    p += len[i] + 1;
+    span[i] = graph_node(q->E->g, x[i])->shape.rank - count_letters(term[i], len[i]);
+    if (span[i] < 0) span[i] = 0; /* bind_sizes reports the rank */
+    widest = span[i] > widest ? span[i] : widest;
+  }
+  char fill[IR_MAX_RANK + 1] = {0};
+  for (int c = 'A', k = 0; k < widest && c <= 'z'; c++)
+    if (isalpha(c) && !strchr(eq, c)) fill[k++] = (char)c;
+  const char *out = eq, *lhs = "";
+  for (int i = 0; i < n_ops; i++)
+    lhs = arena_printf(a, "%s%s%s", lhs, i ? "," : "",
+                       replace_dots(a, term[i], len[i], fill + widest - span[i]));
+  if (arrow)
+    return arena_printf(a, "%s->%s", lhs, replace_dots(a, arrow + 2, strlen(arrow + 2), fill));
+  Einsum plain = *q; /* the implicit output of the letters the user wrote */
+  if (!parse_equation(&plain, replace_dots(a, eq, strlen(eq), ""), n_ops)) return NULL;
+  out = arena_printf(a, "%s->%s%.*s", lhs, fill, plain.out.n, plain.out.l);
+  return out;
+}
+
 /* two operands: [batch, M, K] @ [batch, K, N] */
 static NodeId contract(Einsum *q, NodeId a, NodeId b) {
   Term *ta = &q->in[0], *tb = &q->in[1];
@@ -237,7 +293,8 @@ Value elab_einsum_call(Elab *E, Scope *s, const Expr *call) {
     }
     x[i] = v.node;
   }
-  if (!parse_equation(&q, arg[0]->name, n_ops)) return (Value){0};
+  const char *eq = expand_ellipses(&q, arg[0]->name, x, n_ops);
+  if (!eq || !parse_equation(&q, eq, n_ops)) return (Value){0};
   for (int i = 0; i < n_ops; i++)
     if (!bind_sizes(&q, i, x[i])) return (Value){0};
   if (n_ops == 2) return elab_tensor_value(contract(&q, x[0], x[1]));

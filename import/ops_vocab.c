@@ -7,9 +7,9 @@
  * cast to i64; sorted = 0 is served sorted (any order is allowed then).
  *
  * Invariant: the importer computes the output shape from the equation with the rules of
- * frontend/elab_einsum.c; an equation those rules refuse (ellipses, a repeated letter in one
- * term, more than two operands) is refused here with the same reason, so every accepted node
- * elaborates.
+ * frontend/elab_einsum.c; an equation those rules refuse (a repeated letter in one term, more
+ * than two operands) is refused here with the same reason, so every accepted node elaborates.
+ * Ellipses, which the builtin takes, are refused too: this shape computation lacks them.
  */
 #include "import/imp.h"
 
