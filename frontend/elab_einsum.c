@@ -220,7 +220,12 @@ static const char *expand_ellipses(Einsum *q, const char *eq, const NodeId *x, i
   const char *term[2];
   size_t len[2];
   int span[2] = {0, 0}, widest = 0;
-  for (int i = 0; i < n_ops && p <= end; i++) {
+  for (int i = 0; i < n_ops; i++) {
+    if (p > end) { /* fewer terms than operands */
+      diag_error(q->E->d, q->loc, "einsum: the equation has %d terms but %d operands are given", i,
+                 n_ops);
+      return NULL;
+    }
     const char *comma = memchr(p, ',', (size_t)(end - p));
     term[i] = p;
     len[i] = (size_t)((comma && i + 1 < n_ops ? comma : end) - p);

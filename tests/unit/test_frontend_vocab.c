@@ -273,6 +273,8 @@ START_TEST(test_vocab_errors) {
       {"einsum(\"ii->i\", x)", "a letter repeated within one term"},
       {"einsum(\"...ij..->...ji\", x)", "a '.' outside one ellipsis '...' per term"},
       {"einsum(\"ij,jk->ik\", x)", "the equation has 2 terms but 1 operands"},
+      {"einsum(\"...j->j\", x, y)", "the equation has 1 terms but 2 operands"},
+      {"einsum(\"ijk...->i\", x)", "operand 1 has 3 letters but shape [2, 3]"},
       {"einsum(\"ij,jk->ik\", x, y)", "letter 'j' is 3 in one operand but 5"},
       {"einsum(\"ijk->i\", x)", "operand 1 has 3 letters but shape [2, 3]"},
       {"einsum(\"ij->q\", x)", "output letter 'q' is in no operand"},
