@@ -19,6 +19,7 @@ typedef enum TokenKind {
   TK_IDENT,
   TK_INT,
   TK_FLOAT,
+  TK_STRING, /* "text" on one line: text holds the quotes too */
   /* keywords */
   TK_CONST,
   TK_IMPORT,
@@ -81,6 +82,7 @@ typedef enum ExprKind {
   EX_INT,      /* ival */
   EX_FLOAT,    /* fval */
   EX_BOOL,     /* ival 0 or 1 */
+  EX_STRING,   /* name: the text between the quotes (builtin arguments: einsum) */
   EX_NAME,     /* name; `a.b.c` (a param by its instance path) keeps the dots in name */
   EX_ELLIPSIS, /* `...` in a shape */
   EX_UNARY,    /* op (TK_MINUS) lhs */

@@ -180,6 +180,23 @@ Value elab_conv_call(Elab *E, Scope *s, const Expr *call);
 /* elab_quant.c: the int8 builtins (quantize, dequantize, fake_quant, qdense; docs/int8.md) */
 bool elab_quant_is_builtin(const char *name);
 Value elab_quant_call(Elab *E, Scope *s, const Expr *call);
+/* elab_vocab.c: the issue-22 builtins of one file each (max_pool1d, avg_pool1d in
+ * elab_conv1d.c; einsum in elab_einsum.c), dispatched by name */
+bool elab_vocab_is_builtin(const char *name);
+Value elab_vocab_call(Elab *E, Scope *s, const Expr *call);
+/* elab_conv1d.c: conv/conv_transpose of x [N, C, L] (at: the 2-D attributes as parsed, both
+ * axes from one int; same: padding = same), and the 1-D pools */
+Value elab_conv1d(Elab *E, const Expr *call, OpKind op, NodeId x, NodeId w, NodeAttr *at,
+                  bool same);
+Value elab_pool1d_call(Elab *E, Scope *s, const Expr *call);
+/* elab_gather.c: gather(x, axis, index), scatter_add(x, axis, index, src) */
+Value elab_gather_call(Elab *E, Scope *s, const Expr *call);
+/* topk(x, k, axis = -1, largest = true) → (values, indices); topk_indices(...) */
+Value elab_topk_call(Elab *E, Scope *s, const Expr *call);
+/* elab_resize.c: upsample(x, scale, ...), interpolate(x, size | scale, ...) */
+Value elab_resize_call(Elab *E, Scope *s, const Expr *call);
+/* elab_einsum.c */
+Value elab_einsum_call(Elab *E, Scope *s, const Expr *call);
 
 /* elab_scan.c: `scan t in 0..T with (h = init, ...) { ...; yield y }` (a SCAN node) */
 Value elab_scan(Elab *E, Scope *s, const Expr *e);

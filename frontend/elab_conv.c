@@ -1,5 +1,6 @@
 /* frontend/elab_conv.c — the convolution and pooling builtins (NCHW, PyTorch semantics):
  *   conv(x, w, stride = 1, padding = 0, dilation = 1, groups = 1)        F.conv2d
+ *     (x [N, C, L]: F.conv1d, and conv_transpose F.conv_transpose1d; elab_conv1d.c)
  *   conv_transpose(x, w, stride = 1, padding = 0, output_padding = 0, groups = 1,
  *                  dilation = 1)                                          F.conv_transpose2d
  *   max_pool2d(x, kernel, stride = kernel, padding = 0, dilation = 1)    F.max_pool2d
@@ -193,13 +194,16 @@ static Value conv_call(Elab *E, Scope *s, const Expr *call, const ConvBuiltin *b
   }
   at.conv.groups = (int32_t)groups;
   const Shape *ws = &graph_node(E->g, w)->shape;
-  int64_t k[2] = {ws->rank == 4 ? ws->dim[2] : 1, ws->rank == 4 ? ws->dim[3] : 1};
+  bool one_d = graph_node(E->g, x)->shape.rank == 3; /* F.conv1d: elab_conv1d.c */
+  int64_t k[2] = {ws->rank == 4 ? ws->dim[2] : 1, ws->rank >= 3 ? ws->dim[ws->rank - 1] : 1};
   if (!pad_arg(E, s, a[3], t ? NULL : k, &at)) return (Value){0};
   if (!t && is_same(s, a[3]) && (at.conv.stride[0] != 1 || at.conv.stride[1] != 1)) {
     diag_error(E->d, a[3]->loc, "padding = same needs stride 1 (like PyTorch)");
     return (Value){0};
   }
-  return add_node(E, t ? OP_CONV_TRANSPOSE2D : OP_CONV2D, x, w, &at, call->loc);
+  OpKind op = t ? OP_CONV_TRANSPOSE2D : OP_CONV2D;
+  if (one_d) return elab_conv1d(E, call, op, x, w, &at, is_same(s, a[3]));
+  return add_node(E, op, x, w, &at, call->loc);
 }
 
 /* max_pool2d / avg_pool2d: kernel, stride (default kernel), padding */

@@ -73,7 +73,7 @@ static const Builtin *find_builtin(const char *name) {
 
 bool elab_is_builtin(const char *name) {
   return find_builtin(name) != NULL || elab_struct_is_builtin(name) ||
-         elab_conv_is_builtin(name) || elab_quant_is_builtin(name);
+         elab_conv_is_builtin(name) || elab_quant_is_builtin(name) || elab_vocab_is_builtin(name);
 }
 
 Value elab_tensor_value(NodeId id) {
@@ -640,6 +640,7 @@ static Value elab_call(Elab *E, Scope *s, const Expr *e) {
   if (!b && elab_conv_is_builtin(e->name) && !e->as_name) return elab_conv_call(E, s, e);
   if (!b && elab_struct_is_builtin(e->name) && !e->as_name) return elab_struct_call(E, s, e);
   if (!b && elab_quant_is_builtin(e->name) && !e->as_name) return elab_quant_call(E, s, e);
+  if (!b && elab_vocab_is_builtin(e->name) && !e->as_name) return elab_vocab_call(E, s, e);
   if (!b && strcmp(e->name, "dynamic") == 0) {
     diag_error(E->d, e->loc,
                "dynamic(max = M) can only be the whole value of a top-level const, "
@@ -729,6 +730,9 @@ static Value elab_expr_kind(Elab *E, Scope *s, const Expr *e) {
     return elab_tuple(E, s, e);
   case EX_SCAN:
     return elab_scan(E, s, e);
+  case EX_STRING:
+    diag_error(E->d, e->loc, "a string is only allowed as einsum's equation or a resize mode");
+    return (Value){0};
   default:
     diag_error(E->d, e->loc, "'%s' is not allowed here", e->kind == EX_ELLIPSIS ? "..." : "':'");
     return (Value){0};

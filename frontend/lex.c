@@ -32,6 +32,7 @@ static const char *const kind_names[TK_COUNT] = {
     [TK_EOF] = "end of file",  [TK_NEWLINE] = "end of line",
     [TK_IDENT] = "identifier", [TK_INT] = "integer",
     [TK_FLOAT] = "number",     [TK_CONST] = "'const'",
+    [TK_STRING] = "string",
     [TK_IMPORT] = "'import'",  [TK_FN] = "'fn'",
     [TK_PARAM] = "'param'",    [TK_MODEL] = "'model'",
     [TK_OUTPUT] = "'output'",  [TK_RETURN] = "'return'",
@@ -139,6 +140,20 @@ static void lex_number(Lexer *l) {
   l->p = q;
 }
 
+/* string = '"' { any byte but '"' and line breaks } '"' (no escapes) */
+static void lex_string(Lexer *l) {
+  const char *q = l->p + 1;
+  while (*q && *q != '"' && *q != '\n')
+    q++;
+  if (*q != '"') {
+    diag_error(l->d, lex_loc(l, l->p), "expected '\"' to close the string on its line");
+    l->p = q;
+    return;
+  }
+  lex_push(l, TK_STRING, l->p, (size_t)(q + 1 - l->p));
+  l->p = q + 1;
+}
+
 static void lex_ident(Lexer *l) {
   const char *s = l->p, *q = s;
   while (isalnum((unsigned char)*q) || *q == '_')
@@ -201,6 +216,8 @@ Token *lex_tokenize(Arena *arena, const char *file, const char *text, int *n_tok
       lex_number(&l);
     else if (isalpha(c) || c == '_')
       lex_ident(&l);
+    else if (c == '"')
+      lex_string(&l);
     else
       lex_punct(&l);
   }

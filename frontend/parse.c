@@ -341,7 +341,7 @@ static Expr *parse_scan(Parser *p, const Token *kw) {
   return e;
 }
 
-/* primary = INT | FLOAT | "true" | "false"
+/* primary = INT | FLOAT | STRING | "true" | "false"
  *         | IDENT { "." IDENT }                      (a name, or a param path: tok.table)
  *         | IDENT "(" call_args ")" [ "as" IDENT ]
  *         | "(" expr ")" | "(" expr "," [ elements ] ")"
@@ -355,6 +355,12 @@ static Expr *parse_primary(Parser *p) {
     Expr *e = new_expr(p, t->kind == TK_INT ? EX_INT : EX_FLOAT, t->loc);
     e->ival = t->ival;
     e->fval = t->kind == TK_INT ? (double)t->ival : t->fval;
+    return e;
+  }
+  case TK_STRING: {
+    next(p);
+    Expr *e = new_expr(p, EX_STRING, t->loc);
+    e->name = arena_strndup(p->arena, t->text + 1, (size_t)t->len - 2);
     return e;
   }
   case TK_TRUE:

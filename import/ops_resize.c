@@ -51,16 +51,21 @@ const char *imp_gather_axis(Imp *im, const char *x, int rank, int ax, const int6
     pre = imp_printf(im, "%s:, ", pre);
   for (int i = ax + 1; i < rank; i++)
     post = imp_printf(im, "%s, :", post);
-  int pieces = 0;
+  int pieces = 0, groups = 0; /* concat takes at most 64 tensors: groups of 64 nest */
+  const char *all = "";
   for (int64_t o = 0; o < n; pieces++) {
     int64_t run = 1; /* consecutive indices become one slice */
     while (o + run < n && idx[o + run] == idx[o] + run)
       run++;
-    list = imp_printf(im, "%s%s%s[%s%lld:%lld%s]", list, o ? ", " : "", x, pre,
+    list = imp_printf(im, "%s%s%s[%s%lld:%lld%s]", list, pieces % 64 ? ", " : "", x, pre,
                       (long long)idx[o], (long long)(idx[o] + run), post);
     o += run;
+    if ((pieces + 1) % 64 != 0 && o < n) continue;
+    const char *g = pieces % 64 ? imp_printf(im, "concat([%s], axis = %d)", list, ax) : list;
+    all = imp_printf(im, "%s%s%s", all, groups++ ? ", " : "", g);
+    list = "";
   }
-  return pieces == 1 ? list : imp_printf(im, "concat([%s], axis = %d)", list, ax);
+  return groups == 1 ? all : imp_printf(im, "concat([%s], axis = %d)", all, ax);
 }
 
 static bool is_repeat(const int64_t *idx, int64_t n, int64_t in) {

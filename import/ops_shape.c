@@ -323,17 +323,17 @@ static bool gather_const(Imp *im, ImpVal *x, ImpVal *ind, int axis, const Shape 
   const char *pre = "";
   for (int i = 0; i < axis; i++)
     pre = imp_printf(im, "%s:, ", pre);
-  const char *list = "";
+  int64_t idx[256];
   for (int64_t i = 0; i < n; i++) {
     int64_t k = imp_get_i64(&ind->konst, i);
     k = k < 0 ? k + d : k;
     if (k < 0 || k >= d) return imp_fail(im, "gather index %lld out of range", (long long)k);
     if (ind->shape.rank == 0)
       return imp_bind(im, 0, x->dtype, s, "%s[%s%lld]", r, pre, (long long)k);
-    list = imp_printf(im, "%s%s%s[%s%lld:%lld]", list, i ? ", " : "", r, pre, (long long)k,
-                      (long long)k + 1);
+    idx[i] = k;
   }
-  const char *cat = n == 1 ? list : imp_printf(im, "concat([%s], axis = %d)", list, axis);
+  /* runs of consecutive indices as one slice, concat in groups of at most 64 */
+  const char *cat = imp_gather_axis(im, r, x->shape.rank, axis, idx, n);
   return imp_bind(im, 0, x->dtype, s, "reshape(%s, %s)", cat, imp_dims(im, s));
 }
 

@@ -709,6 +709,24 @@ typedef struct KindOps {
     __VA_ARGS__, NULL                                                                              \
   }
 
+/* ---- ATTR_TOPK: {k=N[, smallest]} (issue 22) ------------------------------------------------ */
+
+static void write_topk(const Node *n, IrAttrText *t) {
+  put_int(t, "k", n->attr.topk.k);
+  if (n->attr.topk.smallest) put_flag(t, "smallest");
+}
+static bool read_topk(const Ctx *c, NodeAttr *out) {
+  if (!find(c, "k")) return FAIL(c, c->r->at, "'%s' needs {k=N}", c->op);
+  out->topk.smallest = has_flag(c, "smallest");
+  return get_int(c, "k", INT64_MIN, INT64_MAX, &out->topk.k);
+}
+static bool equal_topk(const Node *a, const Node *b) {
+  return a->attr.topk.k == b->attr.topk.k && a->attr.topk.smallest == b->attr.topk.smallest;
+}
+static uint64_t hash_topk(const Node *n) {
+  return (uint64_t)n->attr.topk.k * 2u + n->attr.topk.smallest;
+}
+
 static const KindOps kinds[] = {
     [ATTR_NONE] = {KEYS(NULL), "", false, write_none, read_none, equal_none, hash_none},
     [ATTR_SOURCE] = {KEYS(NULL), "", true, write_source, read_source, equal_source, hash_source},
@@ -744,6 +762,8 @@ static const KindOps kinds[] = {
                     write_qconv, read_qconv, equal_qconv, hash_qconv},
     [ATTR_QUANT] = {KEYS("x_zp", "out_zp", "qmin", "qmax"), "", false, write_quant, read_quant,
                     equal_quant, hash_quant},
+    [ATTR_TOPK] = {KEYS("k", "smallest"), "|smallest|", false, write_topk, read_topk, equal_topk,
+                   hash_topk},
 };
 _Static_assert(sizeof kinds / sizeof kinds[0] == ATTR_KIND_COUNT,
                "one row per attribute kind of ir.h");

@@ -109,6 +109,7 @@ typedef enum IrAttrKind {
   ATTR_MODE,     /* mode.train: TRAIN_SELECT */
   ATTR_QUANT,    /* quant: QUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE */
   ATTR_QCONV,    /* quant with its geometry: QCONV2D */
+  ATTR_TOPK,     /* topk: TOPK (issue 22) */
   ATTR_KIND_COUNT
 } IrAttrKind;
 
@@ -255,6 +256,10 @@ typedef union NodeAttr {
     int32_t dilation[2]; /* QCONV2D: >= 1 */
     int32_t pad[4];      /* QCONV2D: top, left, bottom, right; padded taps read x_zp (real 0) */
   } quant;
+  struct {
+    int64_t k;     /* TOPK: indices per row of the last axis, 1 <= k <= its length */
+    bool smallest; /* TOPK: the k smallest, ascending (else the k largest, descending) */
+  } topk;
 } NodeAttr;
 
 typedef struct Node {

@@ -35,7 +35,9 @@ static const char *const scope_ops[] = {
     "BatchNormalization", "LayerNormalization", "InstanceNormalization", "LSTM", "GRU", "RNN",
     "Reshape", "Flatten", "Transpose", "Concat", "Split", "Slice", "Gather", "Unsqueeze",
     "Squeeze", "Expand", "Constant", "ConstantOfShape", "Shape", "Size", "Cast", "Where",
-    "Clip", "Pad", "Resize", "Identity", "Dropout", NULL};
+    "Clip", "Pad", "Resize", "Identity", "Dropout",
+    "Einsum", "GatherElements", "ScatterElements", "Scatter", "TopK", /* issue 22: ops_vocab.c */
+    NULL};
 
 typedef struct Case {
   Tensor in[MAX_IO], out[MAX_IO];

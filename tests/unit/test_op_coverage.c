@@ -230,6 +230,12 @@ static NodeId c_scatter_add(Graph *g, const NodeId *p) {
   NodeAttr a = {.gather = {5}};
   return add(g, OP_SCATTER_ADD, (NodeId[]){p[0], ids}, 2, &a); /* [2,3,2] -> [5,2] */
 }
+static NodeId c_topk(Graph *g, const NodeId *p) {
+  NodeAttr a = zero_attr();
+  a.topk.k = 3;
+  a.topk.smallest = true;
+  return add(g, OP_TOPK, p, 1, &a); /* [3,5] -> [3,3] */
+}
 static NodeId c_random(Graph *g, const NodeId *p) {
   (void)p;
   NodeAttr a = zero_attr();
@@ -442,6 +448,8 @@ static const OpCase cases[OP_COUNT] = {
         {c_fake_quant_mask, 1, U34, {R_ANY}, VJP_ZERO, "piecewise constant: 0 or 1"},
     [OP_QDENSE] = {c_qdense, 1, U34, {R_ANY}, VJP_NONE, NULL},
     [OP_QCONV2D] = {c_qconv2d, 1, {4}, {{1, 3, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
+    [OP_TOPK] = {c_topk, 1, {2}, {{3, 5}}, {R_ANY}, VJP_ZERO,
+                 "its result is integer indices (topk's values, a gather: test_frontend_vocab)"},
 };
 
 /* Ops with no standalone instance here, and where they are tested instead. */
