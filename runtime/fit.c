@@ -202,6 +202,7 @@ static int64_t dynamic_step(int64_t n, int64_t b, int64_t steps, int64_t s, int6
 
 static int64_t dynamic_steps(int64_t n, int64_t b) {
   return n % b == 1 && n > b && b < 3 ? n / b : (n + b - 1) / b;
+}
 
 /* The samples per step (f->per per rank): a multiple of the ranks, each rank's share the
  * model's batch or, for a run-time batch, at most its bound. */
@@ -302,7 +303,9 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   /* a model with a run-time batch trains the last partial global batch too */
   bool dynamic = f->feeds[0].dynamic;
   int64_t span = f->per * ranks; /* the samples of one full step over all ranks */
-  int64_t steps = !dynamic ? n / span : ranks == 1 ? dynamic_steps(n, f->per) : (n + span - 1) / span;
+  int64_t steps = !dynamic     ? n / span
+                  : ranks == 1 ? dynamic_steps(n, f->per)
+                               : (n + span - 1) / span;
   int64_t seen = !dynamic ? steps * span : ranks > 1 || steps * f->per >= n ? n : steps * f->per;
   if (steps == 0) {
     rt_error(d,
@@ -324,7 +327,9 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
     int64_t rows, total, at = shard(f, n, s, steps, &rows, &total);
     if (s % SAMPLE_EVERY == 0 && rows > 0) sample(f, order + at, rows, acc);
     ok = train_rows(f, order + at, rows, total, &rng, sum, &ema, s == 0, r, d);
-    int64_t done = ranks == 1 && dynamic ? at + rows : (s + 1) * span < seen ? (s + 1) * span : seen;
+    int64_t done = ranks == 1 && dynamic   ? at + rows
+                   : (s + 1) * span < seen ? (s + 1) * span
+                                           : seen;
     if (f->o->progress) rt_progress_update(&p, done, ema, sampled(acc));
   }
   r->seconds = rt_progress_now() - t0;
