@@ -110,6 +110,7 @@ ImpOpFn imp_op_shape(const char *op);
 ImpOpFn imp_op_nn(const char *op);
 ImpOpFn imp_op_rnn(const char *op);
 ImpOpFn imp_op_resize(const char *op);
+ImpOpFn imp_op_math(const char *op); /* ops_math.c: ArgMax, ArgMin, CumSum */
 
 /* shape rules shared by the mappers and the folder (ops_shape.c) */
 bool imp_reshape_shape(Imp *im, const Onnx__NodeProto *n, const Shape *in, Shape *out);

@@ -137,6 +137,8 @@ UN(u_sigmoid, OP_SIGMOID)
 UN(u_tanh, OP_TANH)
 UN(u_stop, OP_STOP_GRAD)
 UN(u_erf, OP_ERF)
+UN(u_sin, OP_SIN) /* issue 22 (ops1) */
+UN(u_cos, OP_COS)
 
 static NodeId c_cast(Graph *g, const NodeId *p) {
   NodeAttr a = zero_attr();
@@ -378,6 +380,9 @@ static const OpCase cases[OP_COUNT] = {
     [OP_MAX_POOL2D_GRAD] =
         {c_pool_grad, 2, {4, 4}, {{1, 2, 4, 4}, {1, 2, 2, 2}}, {R_ANY, R_ANY}, VJP_NONE, NULL},
     [OP_TRAIN_SELECT] = {c_train_select, 2, M34, {R_ANY, R_ANY}, VJP_RULE, NULL},
+    /* issue 22 (ops1) */
+    [OP_SIN] = CASE_UN(u_sin, R_ANY, VJP_RULE),
+    [OP_COS] = CASE_UN(u_cos, R_ANY, VJP_RULE),
 };
 
 /* Ops with no standalone instance here, and where they are tested instead. */
