@@ -19,8 +19,9 @@ static const Unary unaries[] = {
     {"Abs", "abs(%s)"},       {"Erf", "erf(%s)"},           {"Sign", "sign(%s)"},
     {"Neg", "-%s"},           {"Reciprocal", "1.0 / %s"},   {"Softplus", "softplus(%s)"},
     {"Softsign", "%s / (1.0 + abs(%s))"},
-    {"Sin", "sin(%s)"},
-    {"Cos", "cos(%s)"},
+    {"Sin", "sin(%s)"},       {"Cos", "cos(%s)"},           {"Tan", "sin(%s) / cos(%s)"},
+    {"Sinh", "(exp(%s) - exp(-%s)) / 2.0"},
+    {"Cosh", "(exp(%s) + exp(-%s)) / 2.0"},
 };
 
 static bool map_unary(Imp *im, const Onnx__NodeProto *n) {

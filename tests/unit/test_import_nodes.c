@@ -36,7 +36,7 @@ static const char *const scope_ops[] = {
     "Reshape", "Flatten", "Transpose", "Concat", "Split", "Slice", "Gather", "Unsqueeze",
     "Squeeze", "Expand", "Constant", "ConstantOfShape", "Shape", "Size", "Cast", "Where",
     "Clip", "Pad", "Resize", "Identity", "Dropout", "Sin", "Cos", "CumSum", "ArgMax", "ArgMin",
-    NULL};
+    "Tan", "Sinh", "Cosh", NULL};
 
 typedef struct Case {
   Tensor in[MAX_IO], out[MAX_IO];
