@@ -224,7 +224,7 @@ static bool pool_attrs(Elab *E, Scope *s, const ConvBuiltin *b, const Expr **a, 
 static NodeId pool_rescale(Elab *E, const Expr *call, DType t, const Shape *x,
                            const struct IrConvAttr *c, const Shape *out) {
   int64_t ho = out->dim[2], wo = out->dim[3], k[2] = {c->kernel[0], c->kernel[1]};
-  double *f = arena_alloc(&E->g->arena, (size_t)(ho * wo) * sizeof *f);
+  double *f = arena_alloc(&E->scratch, (size_t)(ho * wo) * sizeof *f);
   for (int64_t p = 0; p < ho; p++) {
     for (int64_t q = 0; q < wo; q++) {
       int64_t in[2], at[2] = {p, q};
@@ -235,12 +235,8 @@ static NodeId pool_rescale(Elab *E, const Expr *call, DType t, const Shape *x,
       f[p * wo + q] = (double)(k[0] * k[1]) / (double)(in[0] * in[1]);
     }
   }
-  NodeAttr a;
-  memset(&a, 0, sizeof a);
-  a.constant.dtype = t;
-  a.constant.shape = shape_make(2, (int64_t[]){ho, wo});
-  a.constant.data = f;
-  return graph_add(E->g, OP_CONST, NULL, 0, &a, elab_loc(E, call->loc), E->d);
+  Builder b = elab_builder(E, call->loc);
+  return build_const_data(&b, t, &(Shape){.rank = 2, .dim = {ho, wo}}, f);
 }
 
 /* avg_pool2d(x) = conv(x, 1/(kh*kw) everywhere, groups = C) [* pool_rescale] */

@@ -33,6 +33,9 @@
 #include <math.h>
 #include <string.h>
 
+/* the longest axis cumsum takes: its [L, L] triangle is a 32 MiB f64 constant at 2048 */
+enum { CUMSUM_MAX_LEN = 2048 };
+
 typedef Value (*MathFn)(Elab *E, Scope *s, const Expr *call, const Expr **a);
 
 typedef struct MathBuiltin {
@@ -100,19 +103,6 @@ static int64_t reduced_count(const Shape *x, uint32_t mask) {
   return count;
 }
 
-/* a CONST of shape s whose values come from vals (copied into the graph arena) */
-static NodeId const_data(Elab *E, Builder *b, DType t, const Shape *s, const double *vals) {
-  int64_t n = shape_numel(s);
-  double *data = arena_alloc(&E->g->arena, (size_t)n * sizeof *data);
-  memcpy(data, vals, (size_t)n * sizeof *data);
-  NodeAttr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.constant.dtype = t;
-  attr.constant.shape = *s;
-  attr.constant.data = data;
-  return build_node(b, OP_CONST, NULL, 0, &attr);
-}
-
 /* x, the keepdims result of a reduction of a tensor of shape xs, reshaped to drop them */
 static NodeId drop_kept(Builder *b, NodeId x, const Shape *xs, uint32_t mask, bool keep) {
   if (keep) return x;
@@ -168,8 +158,11 @@ static Value bi_min(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   uint32_t mask;
   bool keep;
   if (!reduction_args(E, s, c, a, false, &x, &mask, &keep)) return (Value){0};
+  DType t = nd(E, x)->dtype;
+  if (t == DT_U8) x = build_cast(&b, x, DT_I32); /* -x would wrap around */
   NodeId neg = build_unary(&b, OP_NEG, x);
-  return elab_tensor_value(build_unary(&b, OP_NEG, build_reduce(&b, OP_MAX, neg, mask, keep)));
+  NodeId r = build_unary(&b, OP_NEG, build_reduce(&b, OP_MAX, neg, mask, keep));
+  return elab_tensor_value(t == DT_U8 ? build_cast(&b, r, DT_U8) : r);
 }
 
 /* var(x) = sum((x - mean(x))^2) / (count - correction), as mean(d^2) * count / (count -
@@ -250,6 +243,7 @@ static Value bi_argmax(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   is.rank = ws->rank;
   for (int i = 0; i < ws->rank; i++)
     is.dim[i] = i == axis ? len : 1;
+  if (nd(E, x)->dtype == DT_U8) x = build_cast(&b, x, DT_I32); /* argmin negates x */
   DType t = nd(E, x)->dtype;
   bool is_max = strcmp(c->name, "argmax") == 0;
   uint32_t mask = 1u << axis;
@@ -258,7 +252,7 @@ static Value bi_argmax(Elab *E, Scope *s, const Expr *c, const Expr **a) {
                                   build_reduce(&b, OP_MAX, build_unary(&b, OP_NEG, x), mask, true));
   NodeId hit = build_binary(&b, OP_EQ, x, m);
   NodeId cand = build_binary(&b, OP_ADD, build_scalar(&b, t, base), /* i where hit, else base */
-                             build_binary(&b, OP_MUL, hit, const_data(E, &b, t, &is, step)));
+                             build_binary(&b, OP_MUL, hit, build_const_data(&b, t, &is, step)));
   NodeId pick =
       last ? build_reduce(&b, OP_MAX, cand, mask, true)
            : build_unary(&b, OP_NEG,
@@ -295,6 +289,13 @@ static Value bi_cumsum(Elab *E, Scope *s, const Expr *c, const Expr **a) {
     return (Value){0};
   }
   int64_t len = xs.dim[axis], outer = 1, inner = 1;
+  if (len > CUMSUM_MAX_LEN) {
+    diag_error(E->d, a[1]->loc,
+               "cumsum: axis %d has %lld elements; the running sum is a product with an "
+               "[L, L] triangle, for axes of at most %d",
+               axis, (long long)len, CUMSUM_MAX_LEN);
+    return (Value){0};
+  }
   for (int i = 0; i < xs.rank; i++)
     *(i < axis ? &outer : &inner) *= i == axis ? 1 : xs.dim[i];
   double *tri = arena_alloc(&E->scratch, (size_t)(len * len) * sizeof *tri);
@@ -305,7 +306,7 @@ static Value bi_cumsum(Elab *E, Scope *s, const Expr *c, const Expr **a) {
     }
   }
   Shape ts = shape_make(2, (int64_t[]){len, len});
-  NodeId t = const_data(E, &b, nd(E, x)->dtype, &ts, tri);
+  NodeId t = build_const_data(&b, nd(E, x)->dtype, &ts, tri);
   Shape view = {.rank = inner == 1 ? 2 : 3, .dim = {outer, len, inner}};
   view.dyn = xs.dyn ? xs.dyn * (outer / xs.dim[0]) : 0; /* axis > 0 here: outer holds dim 0 */
   NodeId v = build_reshape(&b, x, &view);
@@ -421,7 +422,7 @@ Value elab_math_literal(Elab *E, Scope *s, const Expr *e) {
   }
   double *vals = arena_alloc(&E->scratch, (size_t)numel * sizeof *vals);
   if (!literal_values(E, s, e, vals, &n)) return (Value){0};
-  return elab_tensor_value(const_data(E, &b, elab_float_dtype(E), &shape, vals));
+  return elab_tensor_value(build_const_data(&b, elab_float_dtype(E), &shape, vals));
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */

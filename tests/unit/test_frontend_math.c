@@ -242,6 +242,8 @@ START_TEST(test_math_errors) {
                "broadcast_to: size 0 at axis 2");
   expect_error("model e(x: f32[2, 3]) {\n  output y = broadcast_to(x, [4, 3])\n}\n",
                "cannot be broadcast to [4, 3]");
+  expect_error("model e(x: f32[2, 3000]) {\n  output y = cumsum(x, 1)\n}\n",
+               "cumsum: axis 1 has 3000 elements");
   expect_error("model e(x: i32[2, 3]) {\n  output y = logsumexp(x)\n}\n",
                "'logsumexp' expects a floating-point tensor");
 }
@@ -324,6 +326,37 @@ START_TEST(test_math_dynamic_batch) {
 }
 END_TEST
 
+/* integer inputs: min and argmin negate, so u8 goes through i32 (no wrap-around) */
+START_TEST(test_math_integers) {
+  Diag d;
+  diag_init(&d);
+  Module *m = compile("ints.lathe",
+                      "model i(x: u8[5], k: i32[5]) {\n"
+                      "  output a = min(x)\n  output b = argmin(x)\n  output c = argmax(x)\n"
+                      "  output e = min(k)\n  output f = argmin(k, last = true)\n}\n",
+                      DT_F32, &d);
+  ck_assert_msg(m != NULL, "%s", diag_text(&d));
+  Tensor in[2], out[5];
+  const double xs[5] = {3, 200, 0, 7, 0}, ks[5] = {4, -9, 2, -9, 5};
+  for (int i = 0; i < 2; i++)
+    ck_assert(tensor_alloc(&in[i], m->inputs[i].dtype, &m->inputs[i].shape));
+  for (int i = 0; i < 5; i++)
+    tensor_set(&in[0], i, xs[i]), tensor_set(&in[1], i, ks[i]);
+  ck_assert_msg(ir_eval(m->model, in, NULL, NULL, out, NULL, &d), "%s", diag_text(&d));
+  const double want[5] = {0, 2, 1, -9, 3};
+  ck_assert_int_eq(out[0].dtype, DT_U8);
+  for (int i = 0; i < 5; i++) {
+    ck_assert_msg(tensor_get(&out[i], 0) == want[i], "output %d: %g, want %g", i,
+                  tensor_get(&out[i], 0), want[i]);
+    tensor_free(&out[i]);
+  }
+  for (int i = 0; i < 2; i++)
+    tensor_free(&in[i]);
+  module_free(m);
+  diag_fini(&d);
+}
+END_TEST
+
 static Suite *math_suite(void) {
   Suite *s = suite_create("frontend_math");
   TCase *tc = tcase_create("math");
@@ -331,6 +364,7 @@ static Suite *math_suite(void) {
   tcase_add_test(tc, test_math_match_torch);
   tcase_add_test(tc, test_math_codegen);
   tcase_add_test(tc, test_math_fusion);
+  tcase_add_test(tc, test_math_integers);
   tcase_add_test(tc, test_math_dynamic_batch);
   tcase_add_test(tc, test_math_errors);
   suite_add_tcase(s, tc);
