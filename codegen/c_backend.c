@@ -42,7 +42,7 @@ static const char *const reserved_words[] = {
     "sin",      "cos",        "NAN",      "HUGE_VAL", "HUGE_VALF", "INT32_MIN", "INT64_MIN",
     "int8_t",   "int32_t",    "int64_t",  "uint8_t",  "uint32_t",  "uint64_t",  "size_t",
     "offsetof", "NULL",       "main",     "bool",     "true",      "false",     "errno",
-    "erf",      "erff",
+    "erf",      "erff",       "sinf",     "cosf",
 };
 
 static bool is_reserved(const char *name) {

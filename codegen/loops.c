@@ -305,6 +305,10 @@ const char *cg_ew_expr(CgFunc *f, const Node *n, const char *x, const char *y) {
     return cg_math_call(f, t, "tanh", x);
   case OP_ERF:
     return cg_math_call(f, t, "erf", x);
+  case OP_SIN:
+    return cg_math_call(f, t, "sin", x);
+  case OP_COS:
+    return cg_math_call(f, t, "cos", x);
   case OP_STOP_GRAD:
   case OP_BROADCAST:
     return x;

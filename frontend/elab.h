@@ -152,6 +152,11 @@ NodeId elab_scalar_node(Elab *E, Value v, DType dtype, SrcLoc loc);
  * out[i] is the argument for names[i] or NULL. Reports unknown/duplicate/extra args. */
 bool elab_match_args(Elab *E, const Expr *call, const char *const *names, int n, const Expr **out);
 bool elab_is_builtin(const char *name);
+/* the `axis` argument of a reduction: an int or a list/tuple of ints (negatives count from
+ * the end), absent = every axis; *axes gets the bit mask */
+bool elab_reduce_axes(Elab *E, Scope *s, const Expr *arg, int rank, const char *fn, uint32_t *axes);
+/* a true/false argument, def when absent; what names it in the error ("'keepdims'") */
+bool elab_bool_arg(Elab *E, Scope *s, const Expr *arg, const char *what, bool def, bool *out);
 /* every builtin name, NULL-terminated */
 const char *const *elab_builtin_names(void);
 
@@ -197,6 +202,13 @@ Value elab_topk_call(Elab *E, Scope *s, const Expr *call);
 Value elab_resize_call(Elab *E, Scope *s, const Expr *call);
 /* elab_einsum.c */
 Value elab_einsum_call(Elab *E, Scope *s, const Expr *call);
+/* elab_math.c: the issue-22 math builtins (silu, logsumexp, min, var, std, argmax, argmin,
+ * cumsum, broadcast_to/expand) and float tensor literals */
+bool elab_math_is_builtin(const char *name);
+Value elab_math_call(Elab *E, Scope *s, const Expr *call);
+/* e is a list literal holding a float number or a nested list: a constant tensor */
+bool elab_math_is_literal(const Expr *e);
+Value elab_math_literal(Elab *E, Scope *s, const Expr *e);
 
 /* elab_scan.c: `scan t in 0..T with (h = init, ...) { ...; yield y }` (a SCAN node) */
 Value elab_scan(Elab *E, Scope *s, const Expr *e);

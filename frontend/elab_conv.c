@@ -4,14 +4,17 @@
  *   conv_transpose(x, w, stride = 1, padding = 0, output_padding = 0, groups = 1,
  *                  dilation = 1)                                          F.conv_transpose2d
  *   max_pool2d(x, kernel, stride = kernel, padding = 0, dilation = 1)    F.max_pool2d
- *   avg_pool2d(x, kernel, stride = kernel, padding = 0)                  F.avg_pool2d
+ *   avg_pool2d(x, kernel, stride = kernel, padding = 0, count_include_pad = true)
+ *                                                                        F.avg_pool2d
  *   global_avg_pool(x)                                                   mean over H, W
  *   batch_norm(x, gamma, beta, momentum = 0.1, eps = 1e-5)               F.batch_norm
  * (the layers with parameters, conv2d and conv_transpose2d, are lathe fns in lib/nn.lathe;
  * a fn cannot share a builtin's name). Window arguments are an int (both axes) or [h, w];
  * padding may also be [top, left, bottom, right], or `same` for conv (stride 1; the odd
  * extra row/col goes at the end, like PyTorch). avg_pool2d is a depthwise conv with a
- * constant 1/(kh*kw) kernel (count_include_pad, PyTorch's default); global_avg_pool is MEAN.
+ * constant 1/(kh*kw) kernel (count_include_pad, PyTorch's default; count_include_pad = false
+ * multiplies by the constant kh*kw / (in-bounds count) per output position, an epilogue of the
+ * conv); global_avg_pool is MEAN.
  * batch_norm normalizes over every axis but 1 (x is [N, C] or [N, C, H, W]); it creates the
  * states <instance>.running_mean (zeros) and .running_var (ones), named after the layer
  * instance (or the binding), and builds both modes: TRAIN_SELECT(batch statistics, running
@@ -48,7 +51,7 @@ static const ConvBuiltin conv_builtins[] = {
      {"x", "w", "stride", "padding", "output_padding", "groups", "dilation"},
      2},
     {"max_pool2d", CK_MAX_POOL, {"x", "kernel", "stride", "padding", "dilation"}, 2},
-    {"avg_pool2d", CK_AVG_POOL, {"x", "kernel", "stride", "padding"}, 2},
+    {"avg_pool2d", CK_AVG_POOL, {"x", "kernel", "stride", "padding", "count_include_pad"}, 2},
     {"global_avg_pool", CK_GLOBAL_AVG, {"x"}, 1},
     {"batch_norm", CK_BATCH_NORM, {"x", "gamma", "beta", "momentum", "eps"}, 3},
 };
@@ -220,8 +223,29 @@ static bool pool_attrs(Elab *E, Scope *s, const ConvBuiltin *b, const Expr **a, 
          pad_arg(E, s, a[3], NULL, at);
 }
 
-/* avg_pool2d(x) = conv(x, 1/(kh*kw) everywhere, groups = C) */
-static Value avg_pool(Elab *E, const Expr *call, NodeId x, NodeAttr *at) {
+/* the [Ho, Wo] factors kh*kw / (window positions inside the image) of a padded average pool
+ * (count_include_pad = false); out is the pool's [N, C, Ho, Wo] result */
+static NodeId pool_rescale(Elab *E, const Expr *call, DType t, const Shape *x,
+                           const struct IrConvAttr *c, const Shape *out) {
+  int64_t ho = out->dim[2], wo = out->dim[3], k[2] = {c->kernel[0], c->kernel[1]};
+  double *f = arena_alloc(&E->scratch, (size_t)(ho * wo) * sizeof *f);
+  for (int64_t p = 0; p < ho; p++) {
+    for (int64_t q = 0; q < wo; q++) {
+      int64_t in[2], at[2] = {p, q};
+      for (int i = 0; i < 2; i++) {
+        int64_t lo = at[i] * c->stride[i] - c->pad[i], hi = lo + k[i];
+        in[i] = (hi < x->dim[2 + i] ? hi : x->dim[2 + i]) - (lo > 0 ? lo : 0);
+      }
+      f[p * wo + q] = (double)(k[0] * k[1]) / (double)(in[0] * in[1]);
+    }
+  }
+  Builder b = elab_builder(E, call->loc);
+  return build_const_data(&b, t, &(Shape){.rank = 2, .dim = {ho, wo}}, f);
+}
+
+/* avg_pool2d(x) = conv(x, 1/(kh*kw) everywhere, groups = C) [* pool_rescale] */
+static Value avg_pool(Elab *E, Scope *s, const Expr *call, const Expr *cip, NodeId x,
+                      NodeAttr *at) {
   const Node *xn = graph_node(E->g, x);
   if (xn->shape.rank != 4 || !dtype_is_float(xn->dtype)) {
     char buf[200];
@@ -235,9 +259,13 @@ static Value avg_pool(Elab *E, const Expr *call, NodeId x, NodeAttr *at) {
       return (Value){0};
     }
   }
+  bool include_pad;
+  if (!elab_bool_arg(E, s, cip, "'count_include_pad'", true, &include_pad)) return (Value){0};
+  struct IrConvAttr window = at->conv;
+  Shape xs = xn->shape;
   NodeAttr c;
   memset(&c, 0, sizeof c);
-  int64_t dims[4] = {xn->shape.dim[1], 1, at->conv.kernel[0], at->conv.kernel[1]};
+  int64_t dims[4] = {xs.dim[1], 1, at->conv.kernel[0], at->conv.kernel[1]};
   c.constant.dtype = xn->dtype;
   c.constant.shape = shape_make(4, dims);
   c.constant.value = 1.0 / ((double)dims[2] * (double)dims[3]);
@@ -245,7 +273,13 @@ static Value avg_pool(Elab *E, const Expr *call, NodeId x, NodeAttr *at) {
   at->conv.groups = (int32_t)dims[0];
   at->conv.kernel[0] = at->conv.kernel[1] = 0;
   if (w == IR_NONE) return (Value){0};
-  return add_node(E, OP_CONV2D, x, w, at, call->loc);
+  Value y = add_node(E, OP_CONV2D, x, w, at, call->loc);
+  bool padded = window.pad[0] || window.pad[1] || window.pad[2] || window.pad[3];
+  if (y.kind != VAL_TENSOR || include_pad || !padded) return y;
+  Shape ys = graph_node(E->g, y.node)->shape;
+  NodeId f = pool_rescale(E, call, graph_node(E->g, x)->dtype, &xs, &window, &ys);
+  if (f == IR_NONE) return (Value){0};
+  return elab_tensor_value(graph_add_binary(E->g, OP_MUL, y.node, f, elab_loc(E, call->loc), E->d));
 }
 
 static Value global_avg(Elab *E, const Expr *call, NodeId x) {
@@ -421,6 +455,6 @@ Value elab_conv_call(Elab *E, Scope *s, const Expr *call) {
   if (b->kind == CK_GLOBAL_AVG) return global_avg(E, call, x);
   NodeAttr at;
   if (!pool_attrs(E, s, b, a, &at)) return (Value){0};
-  if (b->kind == CK_AVG_POOL) return avg_pool(E, call, x, &at);
+  if (b->kind == CK_AVG_POOL) return avg_pool(E, s, call, a[4], x, &at);
   return add_node(E, OP_MAX_POOL2D, x, IR_NONE, &at, call->loc);
 }

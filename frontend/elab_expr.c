@@ -39,6 +39,8 @@ static const Builtin builtins[] = {
     {"relu", BI_UNARY, OP_RELU, {"x"}, 1},
     {"sigmoid", BI_UNARY, OP_SIGMOID, {"x"}, 1},
     {"tanh", BI_UNARY, OP_TANH, {"x"}, 1},
+    {"sin", BI_UNARY, OP_SIN, {"x"}, 1},
+    {"cos", BI_UNARY, OP_COS, {"x"}, 1},
     {"stop_gradient", BI_UNARY, OP_STOP_GRAD, {"x"}, 1},
     {"maximum", BI_BINARY, OP_MAXIMUM, {"x", "y"}, 2},
     {"minimum", BI_BINARY, OP_MINIMUM, {"x", "y"}, 2},
@@ -73,7 +75,8 @@ static const Builtin *find_builtin(const char *name) {
 
 bool elab_is_builtin(const char *name) {
   return find_builtin(name) != NULL || elab_struct_is_builtin(name) ||
-         elab_conv_is_builtin(name) || elab_quant_is_builtin(name) || elab_vocab_is_builtin(name);
+         elab_conv_is_builtin(name) || elab_quant_is_builtin(name) ||
+         elab_vocab_is_builtin(name) || elab_math_is_builtin(name);
 }
 
 Value elab_tensor_value(NodeId id) {
@@ -353,32 +356,45 @@ static Value int_list(Elab *E, Scope *s, const Expr *e, const char *what) {
   return v;
 }
 
+bool elab_reduce_axes(Elab *E, Scope *s, const Expr *arg, int rank, const char *fn,
+                      uint32_t *axes) {
+  *axes = rank ? (uint32_t)((1u << rank) - 1) : 0;
+  if (!arg) return true;
+  Value l = int_list(E, s, arg, "'axis'");
+  if (l.kind == VAL_NONE || !elab_static_list(E, l, arg, "'axis'")) return false;
+  *axes = 0;
+  for (int i = 0; i < l.n_items; i++) {
+    int ax;
+    if (!axis_arg(E, l.items[i], rank, arg->loc, fn, &ax)) return false;
+    *axes |= 1u << ax;
+  }
+  return true;
+}
+
+bool elab_bool_arg(Elab *E, Scope *s, const Expr *arg, const char *what, bool def, bool *out) {
+  *out = def;
+  if (!arg) return true;
+  Value k = elab_expr(E, s, arg);
+  if (k.kind == VAL_NONE) return false;
+  if (k.kind != VAL_BOOL) {
+    diag_error(E->d, arg->loc, "%s must be true or false, got %s", what, elab_value_str(E, k));
+    return false;
+  }
+  *out = k.i != 0;
+  return true;
+}
+
 static Value bi_reduce(Elab *E, Scope *s, const Expr *call, const Builtin *b, const Expr **a) {
   Value x;
   if (!tensor_arg(E, s, a[0], b->name, &x)) return (Value){0};
   const Node *n = node_of(E, x);
   NodeAttr attr;
   memset(&attr, 0, sizeof attr);
-  attr.reduce.axes = n->shape.rank ? (uint32_t)((1u << n->shape.rank) - 1) : 0;
-  if (a[1]) {
-    Value axes = int_list(E, s, a[1], "'axis'");
-    if (axes.kind == VAL_NONE || !elab_static_list(E, axes, a[1], "'axis'")) return (Value){0};
-    attr.reduce.axes = 0;
-    for (int i = 0; i < axes.n_items; i++) {
-      int ax;
-      if (!axis_arg(E, axes.items[i], n->shape.rank, a[1]->loc, b->name, &ax)) return (Value){0};
-      attr.reduce.axes |= 1u << ax;
-    }
-  }
-  if (a[2]) {
-    Value k = elab_expr(E, s, a[2]);
-    if (k.kind == VAL_NONE) return k;
-    if (k.kind != VAL_BOOL) {
-      diag_error(E->d, a[2]->loc, "'keepdims' must be true or false, got %s", elab_value_str(E, k));
-      return (Value){0};
-    }
-    attr.reduce.keepdims = k.i != 0;
-  }
+  bool keep;
+  if (!elab_reduce_axes(E, s, a[1], n->shape.rank, b->name, &attr.reduce.axes) ||
+      !elab_bool_arg(E, s, a[2], "'keepdims'", false, &keep))
+    return (Value){0};
+  attr.reduce.keepdims = keep;
   return elab_tensor_value(graph_add(E->g, b->op, &x.node, 1, &attr, elab_loc(E, call->loc), E->d));
 }
 
@@ -641,13 +657,14 @@ static Value elab_call(Elab *E, Scope *s, const Expr *e) {
   if (!b && elab_struct_is_builtin(e->name) && !e->as_name) return elab_struct_call(E, s, e);
   if (!b && elab_quant_is_builtin(e->name) && !e->as_name) return elab_quant_call(E, s, e);
   if (!b && elab_vocab_is_builtin(e->name) && !e->as_name) return elab_vocab_call(E, s, e);
+  if (!b && elab_math_is_builtin(e->name) && !e->as_name) return elab_math_call(E, s, e);
   if (!b && strcmp(e->name, "dynamic") == 0) {
     diag_error(E->d, e->loc,
                "dynamic(max = M) can only be the whole value of a top-level const, "
                "as in 'const N = dynamic(max = 64)'");
     return (Value){0};
   }
-  if (!b && !elab_struct_is_builtin(e->name)) {
+  if (!b && !elab_struct_is_builtin(e->name) && !elab_math_is_builtin(e->name)) {
     unknown_function(E, e);
     return (Value){0};
   }
@@ -661,6 +678,7 @@ static Value elab_call(Elab *E, Scope *s, const Expr *e) {
 
 /* [a, b, ...] of ints; the first may be k * N (a shape's first axis: l.dyn = k) */
 static Value elab_list(Elab *E, Scope *s, const Expr *e) {
+  if (elab_math_is_literal(e)) return elab_math_literal(E, s, e); /* [1.0, 2.5], [[1, 2], ...] */
   Value l = {.kind = VAL_LIST, .n_items = e->n_args};
   l.items = arena_alloc(&E->scratch, (size_t)(e->n_args + 1) * sizeof(int64_t));
   for (int i = 0; i < e->n_args; i++) {

@@ -482,6 +482,12 @@ Value elab_struct_fold_unary(Elab *E, OpKind op, Value x, SrcLoc loc) {
   case OP_SIGMOID:
     r = 1.0 / (1.0 + exp(-v));
     break;
+  case OP_SIN:
+    r = sin(v);
+    break;
+  case OP_COS:
+    r = cos(v);
+    break;
   default:
     diag_error(E->d, loc, "'%s' expects a tensor, got %s", ir_ops[op].name, elab_value_str(E, x));
     return (Value){0};
@@ -760,6 +766,8 @@ static bool fits(Elab *E, const Decl *fn, const Expr *const *args, const Value *
       if (t->is_bool ? vals[i].kind != VAL_BOOL : !number) return false;
       continue;
     }
+    bool number = vals[i].kind == VAL_INT || vals[i].kind == VAL_FLOAT;
+    if (number && t->n_dims == 0) continue; /* a number is a rank-0 tensor of any dtype */
     DType want;
     if (vals[i].kind != VAL_TENSOR || !dtype_from_name(t->dtype, &want)) return false;
     if (want == DT_F32) want = elab_float_dtype(E);

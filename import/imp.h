@@ -112,6 +112,7 @@ ImpOpFn imp_op_rnn(const char *op);
 ImpOpFn imp_op_resize(const char *op);
 /* ops_vocab.c: Einsum, GatherElements, ScatterElements, Scatter, TopK (issue 22) */
 ImpOpFn imp_op_vocab(const char *op);
+ImpOpFn imp_op_math(const char *op); /* ops_math.c: ArgMax, ArgMin, CumSum */
 
 /* shape rules shared by the mappers and the folder (ops_shape.c) */
 bool imp_reshape_shape(Imp *im, const Onnx__NodeProto *n, const Shape *in, Shape *out);

@@ -222,6 +222,7 @@ static ImpOpFn find_op(const char *op) {
   if (!f) f = imp_op_rnn(op);
   if (!f) f = imp_op_resize(op);
   if (!f) f = imp_op_vocab(op);
+  if (!f) f = imp_op_math(op);
   return f;
 }
 

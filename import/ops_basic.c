@@ -19,6 +19,9 @@ static const Unary unaries[] = {
     {"Abs", "abs(%s)"},       {"Erf", "erf(%s)"},           {"Sign", "sign(%s)"},
     {"Neg", "-%s"},           {"Reciprocal", "1.0 / %s"},   {"Softplus", "softplus(%s)"},
     {"Softsign", "%s / (1.0 + abs(%s))"},
+    {"Sin", "sin(%s)"},       {"Cos", "cos(%s)"},           {"Tan", "sin(%s) / cos(%s)"},
+    {"Sinh", "(exp(%s) - exp(-%s)) / 2.0"},
+    {"Cosh", "(exp(%s) + exp(-%s)) / 2.0"},
 };
 
 static bool map_unary(Imp *im, const Onnx__NodeProto *n) {
@@ -265,7 +268,7 @@ static bool map_reduce(Imp *im, const Onnx__NodeProto *n) {
                                               : strcmp(op, "Mean") == 0 ? "mean" : "max",
                    rx, axes, kd);
   else if (strcmp(op, "Min") == 0)
-    e = imp_printf(im, "-max(-%s, axis = %s%s)", rx, axes, kd);
+    e = imp_printf(im, "min(%s, axis = %s%s)", rx, axes, kd);
   else if (strcmp(op, "SumSquare") == 0)
     e = imp_printf(im, "sum(%s * %s, axis = %s%s)", rx, rx, axes, kd);
   else if (strcmp(op, "L2") == 0)
@@ -275,7 +278,7 @@ static bool map_reduce(Imp *im, const Onnx__NodeProto *n) {
   else if (strcmp(op, "LogSum") == 0)
     e = imp_printf(im, "log(sum(%s, axis = %s%s))", rx, axes, kd);
   else if (strcmp(op, "LogSumExp") == 0)
-    e = imp_printf(im, "log(sum(exp(%s), axis = %s%s))", rx, axes, kd);
+    e = imp_printf(im, "logsumexp(%s, axis = %s%s)", rx, axes, kd);
   else
     return imp_fail(im, "reduction '%s' is not supported", n->op_type);
   return imp_bind(im, 0, x->dtype, &s, "%s", e);

@@ -364,7 +364,7 @@ static bool map_expand(Imp *im, const Onnx__NodeProto *n) {
   const char *r = imp_ref_tensor(im, x);
   if (!r) return false;
   if (shape_equal(&s, &x->shape)) return imp_bind(im, 0, x->dtype, &s, "%s", r);
-  return imp_bind(im, 0, x->dtype, &s, "%s + fill(%s, 0.0)", r, imp_dims(im, &s));
+  return imp_bind(im, 0, x->dtype, &s, "broadcast_to(%s, %s)", r, imp_dims(im, &s));
 }
 
 static bool map_shape(Imp *im, const Onnx__NodeProto *n) {

@@ -46,6 +46,19 @@ NodeId build_fill(Builder *b, DType t, const Shape *s, double v) {
   return build_node(b, OP_CONST, NULL, 0, &attr);
 }
 
+NodeId build_const_data(Builder *b, DType t, const Shape *s, const double *values) {
+  if (b->failed) return IR_NONE;
+  size_t bytes = (size_t)shape_numel(s) * sizeof(double);
+  double *data = arena_alloc(&b->g->arena, bytes);
+  memcpy(data, values, bytes);
+  NodeAttr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.constant.data = data;
+  attr.constant.dtype = t;
+  attr.constant.shape = *s;
+  return build_node(b, OP_CONST, NULL, 0, &attr);
+}
+
 NodeId build_scalar(Builder *b, DType t, double v) {
   Shape s = shape_make(0, NULL);
   return build_fill(b, t, &s, v);

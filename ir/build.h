@@ -27,6 +27,8 @@ NodeId build_binary(Builder *b, OpKind op, NodeId x, NodeId y);
 NodeId build_ternary(Builder *b, OpKind op, NodeId x, NodeId y, NodeId z);
 NodeId build_scalar(Builder *b, DType t, double v);               /* rank-0 CONST */
 NodeId build_fill(Builder *b, DType t, const Shape *s, double v); /* CONST of shape s */
+/* a CONST of shape s holding values (numel of them, C order; copied into the graph arena) */
+NodeId build_const_data(Builder *b, DType t, const Shape *s, const double *values);
 NodeId build_scalar_like(Builder *b, NodeId like, double v);      /* rank 0, like's dtype */
 NodeId build_reduce(Builder *b, OpKind op, NodeId x, uint32_t axes, bool keepdims);
 /* x itself when it already has shape s (dtype t for build_cast) */

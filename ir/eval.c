@@ -122,6 +122,10 @@ static double unary_apply(OpKind op, double x) {
     return tanh(x);
   case OP_ERF:
     return erf(x);
+  case OP_SIN:
+    return sin(x);
+  case OP_COS:
+    return cos(x);
   case OP_STOP_GRAD:
     return x;
   case OP_CAST:

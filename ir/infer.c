@@ -103,6 +103,7 @@ bool infer_broadcast(Graph *g, Node *n, Diag *d) {
 static bool op_needs_float(OpKind op) {
   switch (op) {
   case OP_EXP: case OP_LOG: case OP_SQRT: case OP_SIGMOID: case OP_TANH: case OP_ERF:
+  case OP_SIN: case OP_COS:
   case OP_SOFTMAX: case OP_LOG_SOFTMAX:
     return true;
   default:

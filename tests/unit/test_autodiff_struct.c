@@ -250,6 +250,31 @@ static const LatheCase lathe_cases[] = {
      "  dec = transformer_decoder_block(y, enc, 2, 6, causal_mask(3))\n"
      "  norm = layer_norm(dec)\n"
      "  loss = mse(dense(norm, 4), x)\n}" TRAIN, 0},
+    /* issue 22 (ops1): the math builtins, cross_entropy's label_smoothing, avg_pool2d's
+     * count_include_pad (argmax/argmin feed a product: their own derivative is zero) */
+    {"sin cos silu logsumexp min var std",
+     "import nn\nmodel m(x: f32[3, 4]) {\n"
+     "  h = dense(x, 5)\n"
+     "  a = sin(h) * cos(2 * h) + silu(h) + logsumexp(h, axis = 1, keepdims = true)\n"
+     "  b = logsumexp(h) + min(h, 0) * var(h, 0) + std(h, axis = 1, keepdims = true)\n"
+     "  c = min(h) + var(h, (0, 1), correction = 0)\n"
+     "  loss = mean(a * b) + c\n}" TRAIN, 0},
+    {"cumsum argmax broadcast_to literals",
+     "import nn\nmodel m(x: f32[3, 4]) {\n"
+     "  h = tanh(dense(x, 5))\n"
+     "  a = cumsum(h, 1) * cumsum(h, 0, exclusive = true) + cumsum(h, 1, reverse = true)\n"
+     "  b = cumsum(h, -1, exclusive = true, reverse = true) * [1.0, -2, 0.5, 3, 1]\n"
+     "  k = cast(argmax(h, 1, keepdims = true), f32) + cast(argmin(h, axis = 0), f32)\n"
+     "  e = broadcast_to(reshape(h[:, 1], [3, 1]), [2, 3, 5]) + expand(h[0], [-1])\n"
+     "  loss = mean(a * b * k) + mean(e * e)\n}" TRAIN, 0},
+    {"label smoothing and count_include_pad",
+     "import nn\nmodel m(x: f32[4, 3], label: i32[4], img: f32[2, 1, 5, 5]) {\n"
+     "  z = dense(x, 3)\n"
+     "  t = softmax(dense(x, 3))\n"
+     "  p = avg_pool2d(tanh(conv2d(img, 2, 3, padding = 1)), 3, stride = 2, padding = 1,\n"
+     "                 count_include_pad = false)\n"
+     "  loss = (cross_entropy(z, label, label_smoothing = 0.1) +\n"
+     "          cross_entropy(z, t, label_smoothing = 0.3) + mean(p * p))\n}" TRAIN, 3},
 };
 enum { N_LATHE = sizeof lathe_cases / sizeof lathe_cases[0] };
 

@@ -35,7 +35,8 @@ static const char *const scope_ops[] = {
     "BatchNormalization", "LayerNormalization", "InstanceNormalization", "LSTM", "GRU", "RNN",
     "Reshape", "Flatten", "Transpose", "Concat", "Split", "Slice", "Gather", "Unsqueeze",
     "Squeeze", "Expand", "Constant", "ConstantOfShape", "Shape", "Size", "Cast", "Where",
-    "Clip", "Pad", "Resize", "Identity", "Dropout",
+    "Clip", "Pad", "Resize", "Identity", "Dropout", "Sin", "Cos", "CumSum", "ArgMax", "ArgMin",
+    "Tan", "Sinh", "Cosh",
     "Einsum", "GatherElements", "ScatterElements", "Scatter", "TopK", /* issue 22: ops_vocab.c */
     NULL};
 

@@ -137,6 +137,8 @@ UN(u_sigmoid, OP_SIGMOID)
 UN(u_tanh, OP_TANH)
 UN(u_stop, OP_STOP_GRAD)
 UN(u_erf, OP_ERF)
+UN(u_sin, OP_SIN) /* issue 22 (ops1) */
+UN(u_cos, OP_COS)
 
 static NodeId c_cast(Graph *g, const NodeId *p) {
   NodeAttr a = zero_attr();
@@ -450,6 +452,9 @@ static const OpCase cases[OP_COUNT] = {
     [OP_QCONV2D] = {c_qconv2d, 1, {4}, {{1, 3, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
     [OP_TOPK] = {c_topk, 1, {2}, {{3, 5}}, {R_ANY}, VJP_ZERO,
                  "its result is integer indices (topk's values, a gather: test_frontend_vocab)"},
+    /* issue 22 (ops1) */
+    [OP_SIN] = CASE_UN(u_sin, R_ANY, VJP_RULE),
+    [OP_COS] = CASE_UN(u_cos, R_ANY, VJP_RULE),
 };
 
 /* Ops with no standalone instance here, and where they are tested instead. */
