@@ -239,24 +239,20 @@ static bool check_global_batch(Fit *f, Diag *d) {
 }
 
 /* Step s of an epoch of n samples: this rank's first position in the order and its rows;
- * *total: the step's samples over all ranks. A full step gives rank r the r-th f->per of it;
- * the last, partial step (a run-time batch only) is split evenly, so some ranks may get none
- * (on one rank, dynamic_step's rule: a last batch of 1 is evened with the one before it). */
+ * *total: the step's samples over all ranks, *end: where the step ends in the order. The
+ * steps over all ranks are those of one rank at the global batch (dynamic_step for a
+ * run-time batch: the last one partial, a lone last sample evened with the step before it),
+ * so K ranks train what one rank at K times the batch trains; each step is split evenly
+ * over the ranks (a full step gives rank r the r-th f->per of it; a partial one may leave a
+ * rank none). */
 static int64_t shard(const Fit *f, int64_t n, int64_t s, int64_t steps, int64_t *rows,
-                     int64_t *total) {
+                     int64_t *total, int64_t *end) {
   int64_t ranks = f->o->dist ? f->o->dist->size : 1, rank = f->o->dist ? f->o->dist->rank : 0;
-  if (ranks == 1 && f->feeds[0].dynamic) { /* one rank: never a lone last sample */
-    int64_t start;
-    *rows = *total = dynamic_step(n, f->per, steps, s, &start);
-    return start;
-  }
-  int64_t start = s * f->per * ranks, left = n - start;
-  if (left >= f->per * ranks) {
-    *rows = f->per, *total = f->per * ranks;
-    return start + rank * f->per;
-  }
-  int64_t base = left / ranks, extra = left % ranks;
-  *rows = base + (rank < extra), *total = left;
+  int64_t span = f->per * ranks, start = s * span;
+  *total = f->feeds[0].dynamic ? dynamic_step(n, span, steps, s, &start) : span;
+  *end = start + *total;
+  int64_t base = *total / ranks, extra = *total % ranks;
+  *rows = base + (rank < extra);
   return start + rank * base + (rank < extra ? rank : extra);
 }
 
@@ -303,10 +299,8 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   /* a model with a run-time batch trains the last partial global batch too */
   bool dynamic = f->feeds[0].dynamic;
   int64_t span = f->per * ranks; /* the samples of one full step over all ranks */
-  int64_t steps = !dynamic     ? n / span
-                  : ranks == 1 ? dynamic_steps(n, f->per)
-                               : (n + span - 1) / span;
-  int64_t seen = !dynamic ? steps * span : ranks > 1 || steps * f->per >= n ? n : steps * f->per;
+  int64_t steps = !dynamic ? n / span : dynamic_steps(n, span);
+  int64_t seen = !dynamic || steps * span < n ? steps * span : n;
   if (steps == 0) {
     rt_error(d,
              "%s: %lld training samples make no full batch of %lld (the model's batch "
@@ -324,13 +318,10 @@ static bool run_epoch(Fit *f, int epoch, lathe_epoch_result *r, Diag *d) {
   int64_t acc[2] = {0, 0}; /* sampled targets right, seen */
   bool ok = true;
   for (int64_t s = 0; s < steps && ok; s++) {
-    int64_t rows, total, at = shard(f, n, s, steps, &rows, &total);
+    int64_t rows, total, end, at = shard(f, n, s, steps, &rows, &total, &end);
     if (s % SAMPLE_EVERY == 0 && rows > 0) sample(f, order + at, rows, acc);
     ok = train_rows(f, order + at, rows, total, &rng, sum, &ema, s == 0, r, d);
-    int64_t done = ranks == 1 && dynamic   ? at + rows
-                   : (s + 1) * span < seen ? (s + 1) * span
-                                           : seen;
-    if (f->o->progress) rt_progress_update(&p, done, ema, sampled(acc));
+    if (f->o->progress) rt_progress_update(&p, end, ema, sampled(acc));
   }
   r->seconds = rt_progress_now() - t0;
   for (int k = 0; k < f->n_steps; k++)
