@@ -446,13 +446,17 @@ static void kernel_scope(CgFunc *f, size_t start) {
 
 /* ---- the run-time batch ---------------------------------------------------------------------
  * The lowerings that take the run-time extent (docs/dynamic-batch.md): elementwise ops and
- * their fused groups, matmul (GEMM or loops) with its epilogue, softmax and log-softmax along
- * an axis other than the batch, one_hot, the reductions (a mean over the batch divides by
- * the run-time count), and the convolutions (every algorithm, the weight gradient summing over
- * the run-time batch) and max-pooling with its gradient (their scratch offsets affine in n).
- * Every other op that touches a dynamic shape is refused at its source line, never lowered at
- * the bound; so are scans of a module whose plan has a per-n part (their scratch offsets are
- * still static). */
+ * their fused groups, matmul (GEMM or loops, batched ones looping their dynamic batch dim to
+ * n) with its epilogue, softmax and log-softmax along an axis other than the batch, one_hot,
+ * the reductions (a mean over the batch divides by the run-time count), the convolutions
+ * (every algorithm, the weight gradient summing over the run-time batch) and max-pooling with
+ * its gradient (their scratch offsets affine in n), transpose (axis 0 stays first), where,
+ * slice and unslice (the window keeps all of axis 0), gather and scatter_add (dynamic
+ * indices into a static table), random and dropout (the counter is the flat index: rows
+ * 0 .. n-1 draw what the fixed-batch build draws for them) and train_select. Each is the
+ * static loop nest with the outermost extent at n. Every other op that touches a dynamic
+ * shape is refused at its source line, never lowered at the bound; so are scans of a module
+ * whose plan has a per-n part (their scratch offsets are still static). */
 
 static bool dyn_lowered(const Node *n) {
   switch (n->op) {
@@ -467,6 +471,15 @@ static bool dyn_lowered(const Node *n) {
   case OP_CONV2D_GRAD_WEIGHT:
   case OP_MAX_POOL2D:
   case OP_MAX_POOL2D_GRAD:
+  case OP_TRANSPOSE:
+  case OP_WHERE:
+  case OP_SLICE:
+  case OP_UNSLICE:
+  case OP_GATHER:
+  case OP_SCATTER_ADD:
+  case OP_RANDOM:
+  case OP_DROPOUT:
+  case OP_TRAIN_SELECT:
     return true;
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:

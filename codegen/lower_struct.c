@@ -7,6 +7,11 @@
  * scatter_add zero the output first; gather/scatter_add skip ids outside [0, rows), gather
  * writing zeros there). These ops are FUSE_OPAQUE, so the output never shares an input's
  * buffer (memplan only donates to elementwise outputs).
+ *
+ * A run-time batch (docs/dynamic-batch.md): these loops are the static ones with the extent
+ * of a dynamic axis 0 at n (cg_nest_open, cg_loop_open_count). Strides never depend on n, and
+ * infer keeps the dynamic axis whole and first (a window keeps all of it, a gather's table
+ * is static), so only the outermost extent changes.
  */
 #include "lower_hooks.h"
 
@@ -34,10 +39,10 @@ static const char *elem(CgFunc *f, NodeId id, const char *index) {
   return arena_printf(f->arena, "%s[%s]", v->expr, index);
 }
 
-/* out[0 .. count) = 0 */
+/* out[0 .. count) = 0 (count at n for a dynamic output) */
 static void zero_fill(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
-  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
+  const char *i = cg_loop_open_count(f, "i", &n->shape, shape_numel(&n->shape));
   cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i ? i : "0", cg_literal(f->arena, n->dtype, 0));
   cg_loop_close(f, i);
 }
@@ -111,9 +116,11 @@ bool lower_unslice(CgFunc *f, NodeId id) {
   return true;
 }
 
-/* for each index i: `r` = ids[i] as int64_t (floats never reach here: infer rejects them) */
+/* for each index i: `r` = ids[i] as int64_t (floats never reach here: infer rejects them);
+ * dynamic indices (an embedding lookup of the batch's rows) run to their count at n */
 static const char *open_rows(CgFunc *f, NodeId ids, const char **i) {
-  *i = cg_loop_open(f, "i", shape_numel(&graph_node(f->g, ids)->shape));
+  const Shape *s = &graph_node(f->g, ids)->shape;
+  *i = cg_loop_open_count(f, "i", s, shape_numel(s));
   const char *r = cg_fresh(f->e, "r");
   cg_line(f->e, "const int64_t %s = (int64_t)%s;", r, elem(f, ids, *i ? *i : "0"));
   return r;
@@ -153,7 +160,11 @@ bool lower_scatter_add(CgFunc *f, NodeId id) {
   return true;
 }
 
-/* ---- random numbers (bit-identical to ir/struct_ops.c: doubles, then one rounding) ---- */
+/* ---- random numbers (bit-identical to ir/struct_ops.c: doubles, then one rounding) ----
+ * The counter is the element's flat C-order index, which does not depend on the batch size
+ * (axis 0 is outermost): at a run-time batch n the loop draws elements 0 .. n * per-row - 1,
+ * the first n rows of the bound's stream and exactly what a fixed-batch build draws for
+ * those rows. */
 
 /* declares the seed and step keys of the node whose inputs [k, k + 1] are (seed, step) */
 static void rng_keys(CgFunc *f, const Node *n, int k, const char **seed, const char **step) {
@@ -173,7 +184,7 @@ bool lower_random(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
   const char *seed, *step;
   rng_keys(f, n, 0, &seed, &step);
-  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
+  const char *i = cg_loop_open_count(f, "i", &n->shape, shape_numel(&n->shape));
   const char *idx = i ? i : "0";
   cg_line(f->e, "%s[%s] = (%s)lathe_rng_%s(%s, %s, %uu, (uint64_t)%s);", f->val[id].expr, idx,
           dtype_c_name(n->dtype), n->attr.random.dist ? "normal" : "uniform", seed, step,
@@ -187,7 +198,7 @@ bool lower_dropout(CgFunc *f, NodeId id) {
   const char *seed, *step;
   rng_keys(f, n, 1, &seed, &step);
   double p = n->attr.random.p;
-  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
+  const char *i = cg_loop_open_count(f, "i", &n->shape, shape_numel(&n->shape));
   const char *idx = i ? i : "0";
   cg_line(f->e,
           "%s[%s] = lathe_rng_uniform(%s, %s, %uu, (uint64_t)%s) >= %s ? (%s)((double)%s * %s) "

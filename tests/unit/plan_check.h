@@ -32,7 +32,9 @@ static void plan_check_at(const Graph *g, const PlanBuffer *b, int count, int64_
     for (int j = 0; j < i; j++) {
       int64_t jat = b[j].offset_n * n + b[j].offset, jsize = b[j].bytes_n * n + b[j].bytes;
       if (!(at < jat + jsize && jat < at + size)) continue;
-      bool inplace = b[j].last == b[i].first && plan_check_elementwise(g->nodes[b[i].node].op);
+      /* either buffer may be the elementwise output written over the other as it dies */
+      bool inplace = (b[j].last == b[i].first && plan_check_elementwise(g->nodes[b[i].node].op)) ||
+                     (b[i].last == b[j].first && plan_check_elementwise(g->nodes[b[j].node].op));
       bool apart = b[j].last < b[i].first || b[i].last < b[j].first;
       ck_assert_msg(apart || inplace, "%s: %%%u [%d, %d] and %%%u [%d, %d] overlap at n = %lld",
                     g->name, b[j].node, b[j].first, b[j].last, b[i].node, b[i].first, b[i].last,
