@@ -467,6 +467,8 @@ static bool dyn_lowered(const Node *n) {
   case OP_CONV2D_GRAD_WEIGHT:
   case OP_MAX_POOL2D:
   case OP_MAX_POOL2D_GRAD:
+  case OP_SLICE: /* the window keeps axis 0 whole (infer_slice): its loop runs to n */
+  case OP_UNSLICE:
     return true;
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
@@ -485,8 +487,8 @@ static bool dyn_check(CgFunc *f, NodeId id) {
   bool touches = cg_is_dyn(f, &n->shape);
   for (int k = 0; k < n->n_in; k++)
     touches |= cg_is_dyn(f, &graph_node(f->g, n->in[k])->shape);
-  if (n->op == OP_SCAN && f->g->workspace_bytes_n > 0)
-    return cg_dyn_unsupported(f, id, ir_ops[n->op].name);
+  if (n->op == OP_SCAN || n->op == OP_PACK || n->op == OP_UNPACK)
+    return true; /* lower_scan.c: packed layouts and body buffers affine in n */
   if (touches && !dyn_lowered(n)) return cg_dyn_unsupported(f, id, ir_ops[n->op].name);
   return true;
 }

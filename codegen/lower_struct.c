@@ -34,10 +34,10 @@ static const char *elem(CgFunc *f, NodeId id, const char *index) {
   return arena_printf(f->arena, "%s[%s]", v->expr, index);
 }
 
-/* out[0 .. count) = 0 */
+/* out[0 .. count) = 0 (count at the run-time batch) */
 static void zero_fill(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
-  const char *i = cg_loop_open(f, "i", shape_numel(&n->shape));
+  const char *i = cg_loop_open_count(f, "i", &n->shape, shape_numel(&n->shape));
   cg_line(f->e, "%s[%s] = %s;", f->val[id].expr, i ? i : "0", cg_literal(f->arena, n->dtype, 0));
   cg_loop_close(f, i);
 }
