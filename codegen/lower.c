@@ -451,8 +451,7 @@ static void kernel_scope(CgFunc *f, size_t start) {
  * the run-time count), and the convolutions (every algorithm, the weight gradient summing over
  * the run-time batch) and max-pooling with its gradient (their scratch offsets affine in n).
  * Every other op that touches a dynamic shape is refused at its source line, never lowered at
- * the bound; so are scans of a module whose plan has a per-n part (their scratch offsets are
- * still static). */
+ * the bound. Scans, PACK and UNPACK take n in lower_scan.c (docs/dynamic-batch.md "Scans"). */
 
 static bool dyn_lowered(const Node *n) {
   switch (n->op) {

@@ -292,16 +292,20 @@ bool infer_pack(Graph *g, Node *n, Diag *d) {
   return true;
 }
 
-/* With a run-time batch the piece starts at offset_n * n + (offset - offset_n * max): a piece
- * of a SCAN or PACK x names its offset_n (the one x's layout gives the piece starting at
- * offset at the bound); it must fit x's packed extent at n = 1 and at the bound (affine in n
- * between). */
+/* With a run-time batch the piece starts at offset_n * n + (offset - offset_n * max). A
+ * piece of a SCAN x names its offset_n (the one x's layout gives the piece starting at
+ * offset at the bound); so does a PACK's when none is given (a builder that packed runs of
+ * pieces under one fill, the VJP of UNPACK, gives it). The piece must fit x's packed extent
+ * at n = 1 and at the bound (affine in n between). */
 static bool unpack_fits(const Graph *g, const Node *x, Node *n, const Shape *s) {
   int64_t max = scan_bound(g), off_n = n->attr.unpack.offset_n, off, a, b, total_n, total;
-  if (max && (x->op == OP_SCAN || x->op == OP_PACK)) {
-    if (!scan_packed_offset(g, x, n->attr.unpack.offset, &off_n, &off)) return false;
-    if (n->attr.unpack.offset_n && n->attr.unpack.offset_n != off_n) return false;
-    n->attr.unpack.offset_n = off_n;
+  bool derive = x->op == OP_SCAN || (x->op == OP_PACK && !off_n);
+  if (max && derive) {
+    bool found = scan_packed_offset(g, x, n->attr.unpack.offset, &off_n, &off);
+    if (!found && x->op == OP_SCAN) return false;
+    if (x->op == OP_SCAN && n->attr.unpack.offset_n && n->attr.unpack.offset_n != off_n)
+      return false;
+    if (found) n->attr.unpack.offset_n = off_n;
   }
   if (!max) max = 1;
   off = n->attr.unpack.offset - off_n * max;

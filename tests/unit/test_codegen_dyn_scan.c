@@ -1,15 +1,16 @@
 /* tests/unit/test_codegen_dyn_scan.c — recurrences (SCAN, its VJP's reverse scan, PACK,
  * UNPACK) at a run-time batch (docs/dynamic-batch.md "Scans").
  *
- * examples/lstm.lathe and examples/gru.lathe with -D N=dynamic(max=64) (and a short sequence,
- * a small hidden size, so the reference evaluator stays quick), through the frontend and the
- * passes. Checked for every entry (forward, evaluate, the Adam train step) at n = 1, 7 and the
- * bound: the generated C, built by gcc (and clang for the LSTM), run in a workspace of
- * exactly the header's <ENTRY>_WORKSPACE_BYTES(n) bytes (malloc'd: the sanitizer build sees a
- * byte past it), equals ir_eval of graph_specialize(entry, n) and the same entry of the
- * fixed-batch build (-D N=n) on the same inputs, parameters and moments. The memory plan
- * (plan_check.h) and the scan bodies' buffers (aligned, inside the arena, apart from each
- * other and from the parent's buffers) are checked at n = 1, 2, 7 and the bound.
+ * examples/lstm.lathe and examples/gru.lathe (the last state) and
+ * tests/fixtures/lstm/bilstm_seq.lathe (a forward and a reversed scan, every state stacked)
+ * with -D N=dynamic(max=64) (and a short sequence, a small hidden size, so the reference
+ * evaluator stays quick), through the frontend and the passes. Checked for every entry (forward,
+ * evaluate, the Adam train step) at n = 1, 7 and the bound: the generated C, built by gcc (and
+ * clang for the LSTM), run in a workspace of exactly the header's <ENTRY>_WORKSPACE_BYTES(n) bytes
+ * (malloc'd: the sanitizer build sees a byte past it), equals ir_eval of graph_specialize(entry, n)
+ * and the same entry of the fixed-batch build (-D N=n) on the same inputs, parameters and moments.
+ * The memory plan (plan_check.h) and the scan bodies' buffers (aligned, inside the arena, apart
+ * from each other and from the parent's buffers) are checked at n = 1, 2, 7 and the bound.
  */
 #include "codegen_harness.h"
 #include "frontend/frontend.h"
@@ -18,10 +19,10 @@
 
 enum { MAX = 64, T = 5, H = 24 };
 
-/* examples/<name>.lathe with N dynamic (n = 0) or fixed at n, T and H small */
-static Module *example(const char *name, int64_t n) {
+/* <file> (under the source root) with N dynamic (n = 0) or fixed at n, T and H small */
+static Module *example(const char *file, int64_t n) {
   char path[4096], lib[4096];
-  snprintf(path, sizeof path, "%s/examples/%s.lathe", test_source_dir(), name);
+  snprintf(path, sizeof path, "%s/%s", test_source_dir(), file);
   snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
   FILE *fp = fopen(path, "rb");
   ck_assert_msg(fp, "cannot open %s", path);
@@ -289,9 +290,11 @@ static void check_model_at(const char *name, const CghBuild *b, const Module *m,
   at_n_fini(&a, m);
 }
 
-/* _i: 0 the LSTM (gcc and clang), 1 the GRU (gcc) */
+/* _i: 0 the LSTM (gcc and clang), 1 the GRU, 2 the bidirectional LSTM stacking (gcc) */
 START_TEST(test_recurrence_at_n) {
-  const char *name = _i == 0 ? "lstm" : "gru";
+  static const char *const files[] = {"examples/lstm.lathe", "examples/gru.lathe",
+                                      "tests/fixtures/lstm/bilstm_seq.lathe"};
+  const char *name = files[_i];
   Module *m = example(name, 0);
   int scans = 0;
   for (int i = 0; i < m->n_entries; i++) {
@@ -299,7 +302,7 @@ START_TEST(test_recurrence_at_n) {
     for (NodeId id = 0; id < m->entries[i]->n_nodes; id++)
       scans += m->entries[i]->nodes[id].op == OP_SCAN;
   }
-  ck_assert_int_ge(scans, 3); /* forward, evaluate, train: the forward and reverse scans */
+  ck_assert_int_ge(scans, _i == 2 ? 6 : 3); /* forward, evaluate; train: forward and reverse */
   char *c_text, *h_text;
   cgh_emit(m, false, &c_text, &h_text);
   CghBuild b;
@@ -326,7 +329,7 @@ int main(void) {
   Suite *s = suite_create("codegen_dyn_scan");
   TCase *tc = tcase_create("dyn_scan");
   tcase_set_timeout(tc, 600);
-  tcase_add_loop_test(tc, test_recurrence_at_n, 0, 2);
+  tcase_add_loop_test(tc, test_recurrence_at_n, 0, 3);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);
