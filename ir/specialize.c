@@ -58,6 +58,19 @@ static void fix_packed(const Graph *g, const Node *o, Node *x, int64_t n) {
   }
 }
 
+/* An elementwise op over a packed value static at the bound (the VJP's sum of cotangents of
+ * a scan mixing batch-sized and static pieces) takes its operand's extent at n. */
+static void fix_packed_elementwise(Graph *c, const Graph *g, const Node *o, Node *x) {
+  if (ir_ops[x->op].fusion != FUSE_ELEMWISE || o->shape.dyn || o->shape.rank != 1) return;
+  for (int k = 0; k < o->n_in; k++) {
+    const Shape *before = &g->nodes[o->in[k]].shape, *now = &c->nodes[x->in[k]].shape;
+    if (shape_equal(before, &o->shape) && !shape_equal(before, now)) {
+      x->shape = *now;
+      return;
+    }
+  }
+}
+
 /* c (a clone of g) at batch n, its scan bodies too */
 static void fix_graph(Graph *c, const Graph *g, int64_t n) {
   for (uint32_t id = 0; id < c->n_nodes; id++) {
@@ -65,6 +78,7 @@ static void fix_graph(Graph *c, const Graph *g, int64_t n) {
     const Node *o = &g->nodes[id]; /* the original: c's inputs are fixed already */
     fix_node(x, x->op == OP_UNSLICE ? &g->nodes[o->in[0]].shape : &o->shape, n);
     fix_packed(g, o, x, n);
+    fix_packed_elementwise(c, g, o, x);
   }
   for (int i = 0; i < c->n_subgraphs && i < g->n_subgraphs; i++)
     fix_graph(c->subgraphs[i], g->subgraphs[i], n);

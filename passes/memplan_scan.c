@@ -28,10 +28,9 @@ static int64_t scan_align(int64_t n) {
 }
 
 /* b's bytes in its part of the region: per unit of the batch when dynamic, else static */
-static int64_t body_bytes(const Graph *body, const Node *b) {
+static int64_t body_bytes(const Node *b) {
   int64_t per_n, fixed;
   scan_affine(&b->shape, &per_n, &fixed);
-  (void)body;
   return scan_align((b->shape.dyn ? per_n : fixed) * (int64_t)dtype_size(b->dtype));
 }
 
@@ -67,7 +66,7 @@ static int64_t plan_body(const Node *scan, Graph *body, bool dynamic, int64_t ba
     if ((b->shape.dyn > 0) != dynamic) continue;
     b->offset_n = dynamic ? base_n + used : base_n;
     b->offset = base + (dynamic ? 0 : used);
-    used += body_bytes(body, b);
+    used += body_bytes(b);
   }
   return used;
 }
