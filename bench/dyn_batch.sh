@@ -5,7 +5,7 @@
 #   MLP inference   dynamic at n = 64 vs -D N=64     (goal: within 5%)
 #   MLP inference   dynamic at n = 1  vs -D N=1      (goal: within 15%)
 #   MLP train step  dynamic at n = 64 vs -D N=64
-#   CNN inference / train step, the same pairs (when the CNN compiles with a dynamic batch)
+#   CNN, LSTM and GRU inference / train step, the same pairs
 # Prints one line per pair: both medians and dynamic/fixed (above 1 = the dynamic build is
 # slower). Environment: BENCH_REPS (default 7), BENCH_MIN_TIME (seconds per timed run, 0.3).
 set -uo pipefail
@@ -48,7 +48,7 @@ row() { # LABEL DYN_SECONDS FIXED_SECONDS GOAL
 
 echo "CPU: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')"
 printf '%-34s %12s %12s %8s   %s\n' "row" "dynamic s" "fixed s" "dyn/fix" "goal"
-for model in mlp cnn; do
+for model in mlp cnn lstm gru; do
   file=$ROOT/examples/$model.lathe
   build "${model}_dyn" "$file" 'N=dynamic(max=64)'
   build "${model}_64" "$file" N=64

@@ -648,7 +648,8 @@ void cg_gemm_prepack(CgFunc *f, NodeId scan, CgFunc *fb, int64_t at) {
         cg_kernel_emit(f, j ? cg_kernel_gemm_prepack_b : cg_kernel_gemm_prepack_a);
       const char *name =
           cg_fresh(f->e, arena_printf(f->arena, "s%u_pack%u_%c", scan, mm, j ? 'b' : 'a'));
-      cg_decl(f->e, "float *%s = (float *)((char *)ws + %lld);", name, (long long)at);
+      cg_decl(f->e, "float *%s = (float *)((char *)ws + %s);", name,
+              cg_ws_offset(f, f->g->workspace_bytes_n, at));
       const char *src = fb->val[node->in[j]].expr;
       cg_line(f->e,
               "/* the %s operand of GEMM %%%u (%lld x %lld x %lld) of the body, the same at "

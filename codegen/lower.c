@@ -455,8 +455,8 @@ static void kernel_scope(CgFunc *f, size_t start) {
  * indices into a static table), random and dropout (the counter is the flat index: rows
  * 0 .. n-1 draw what the fixed-batch build draws for them) and train_select. Each is the
  * static loop nest with the outermost extent at n. Every other op that touches a dynamic
- * shape is refused at its source line, never lowered at the bound; so are scans of a module
- * whose plan has a per-n part (their scratch offsets are still static). */
+ * shape is refused at its source line, never lowered at the bound. Scans, PACK and UNPACK
+ * take n in lower_scan.c (docs/dynamic-batch.md "Scans"). */
 
 static bool dyn_lowered(const Node *n) {
   switch (n->op) {
@@ -498,8 +498,8 @@ static bool dyn_check(CgFunc *f, NodeId id) {
   bool touches = cg_is_dyn(f, &n->shape);
   for (int k = 0; k < n->n_in; k++)
     touches |= cg_is_dyn(f, &graph_node(f->g, n->in[k])->shape);
-  if (n->op == OP_SCAN && f->g->workspace_bytes_n > 0)
-    return cg_dyn_unsupported(f, id, ir_ops[n->op].name);
+  if (n->op == OP_SCAN || n->op == OP_PACK || n->op == OP_UNPACK)
+    return true; /* lower_scan.c: packed layouts and body buffers affine in n */
   if (touches && !dyn_lowered(n)) return cg_dyn_unsupported(f, id, ir_ops[n->op].name);
   return true;
 }

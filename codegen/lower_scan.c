@@ -33,29 +33,40 @@ static const char *elem(CgFunc *f, const CgValue *v, const char *idx) {
   return v->literal ? v->expr : arena_printf(f->arena, "%s[%s]", v->expr, idx);
 }
 
-/* dst[dst_off + i] = src[src_off + i] for i < count */
-static void copy_span(CgFunc *f, const char *dst, int64_t dst_off, const CgValue *src,
-                      int64_t src_off, int64_t count) {
+/* an element offset per_n * n + fixed as C ("fixed" in a static module) */
+static const char *at_n(CgFunc *f, int64_t per_n, int64_t fixed) {
+  return cg_ws_offset(f, per_n, fixed);
+}
+
+/* dst[dst_off + i] = src[src_off + i] for i < count (C expressions: affine in n) */
+static void copy_span(CgFunc *f, const char *dst, const char *dst_off, const CgValue *src,
+                      const char *src_off, const char *count) {
   cg_scope_push(f->e);
   const char *i = cg_fresh(f->e, "i");
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", i, i, (long long)count, i);
-  cg_line(f->e, "%s[%lld + %s] = %s;", dst, (long long)dst_off, i,
-          elem(f, src, arena_printf(f->arena, "%lld + %s", (long long)src_off, i)));
+  cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", i, i, count, i);
+  cg_line(f->e, "%s[%s + %s] = %s;", dst, dst_off, i,
+          elem(f, src, arena_printf(f->arena, "%s + %s", src_off, i)));
   cg_close(f->e);
   cg_scope_pop(f->e);
 }
 
+/* the elements of s as C: "numel", or its multiple of n */
+static const char *count_of(CgFunc *f, const Shape *s) {
+  return cg_count(f, s, shape_numel(s));
+}
+
 /* moves slice t (a C expression) along axis of a [outer, len, inner] tensor: gathers
- * seq -> step when !stack, scatters step -> seq (at element offset base) when stack */
+ * seq -> step when !stack, scatters step -> seq (at element offset base) when stack; outer
+ * holds the run-time batch of a dynamic shape (axis > 0) */
 static void move_slice(CgFunc *f, const Shape *full, int axis, const char *t, const char *seq,
-                       int64_t base, const CgValue *step, bool stack, const CgValue *src) {
+                       const char *base, const CgValue *step, bool stack, const CgValue *src) {
   int64_t outer, inner, len = full->dim[axis];
   scan_split(full, axis, &outer, &inner);
   cg_scope_push(f->e);
   const char *o = cg_fresh(f->e, "o"), *r = cg_fresh(f->e, "r");
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", o, o, (long long)outer, o);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %s; %s++)", o, o, cg_count(f, full, outer), o);
   cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", r, r, (long long)inner, r);
-  const char *at = arena_printf(f->arena, "%lld + (%s * %lld + %s) * %lld + %s", (long long)base, o,
+  const char *at = arena_printf(f->arena, "%s + (%s * %lld + %s) * %lld + %s", base, o,
                                 (long long)len, t, (long long)inner, r);
   const char *local = arena_printf(f->arena, "%s * %lld + %s", o, (long long)inner, r);
   if (stack)
@@ -65,6 +76,14 @@ static void move_slice(CgFunc *f, const Shape *full, int axis, const char *t, co
   cg_close(f->e);
   cg_close(f->e);
   cg_scope_pop(f->e);
+}
+
+/* piece k of packed value id: its shape, and its start as C */
+static Shape piece_at(CgFunc *f, NodeId id, int k, const char **start) {
+  int64_t per_n, fixed;
+  Shape piece = scan_packed_piece(f->g, graph_node(f->g, id), k, &per_n, &fixed);
+  *start = at_n(f, per_n, fixed);
+  return piece;
 }
 
 /* storage of every body node: workspace pointers, captured inputs, and literals later */
@@ -80,7 +99,8 @@ static bool body_storage(CgFunc *f, const Node *n, NodeId id, CgFunc *fb) {
     if (bn->offset < 0) continue;
     const char *name = cg_fresh(f->e, arena_printf(f->arena, "s%u_t%u", id, b));
     const char *t = dtype_c_name(bn->dtype);
-    cg_decl(f->e, "%s *%s = (%s *)((char *)ws + %lld);", t, name, t, (long long)bn->offset);
+    cg_decl(f->e, "%s *%s = (%s *)((char *)ws + %s);", t, name, t,
+            cg_ws_offset(f, bn->offset_n, bn->offset));
     fb->val[b] = (CgValue){name, false, true};
   }
   for (NodeId b = 0; b < body->n_nodes; b++)
@@ -106,13 +126,13 @@ static bool scan_step(CgFunc *f, const Node *n, NodeId id, CgFunc *fb, const cha
     NodeId a = arg_node(body, i);
     const Node *x = graph_node(f->g, n->in[i]);
     if (a != IR_NONE)
-      move_slice(f, &x->shape, axis, t, NULL, 0, &fb->val[a], false, &f->val[n->in[i]]);
+      move_slice(f, &x->shape, axis, t, NULL, "0", &fb->val[a], false, &f->val[n->in[i]]);
   }
   for (NodeId b = 0; b < body->n_nodes; b++)
     if (graph_node(body, b)->op != OP_SCAN_ARG && !cg_lower_node(fb, b)) return false;
   for (int k = nc; k < body->n_outputs; k++) {
-    int64_t off;
-    Shape full = scan_piece(f->g, n, k, &off);
+    const char *off;
+    Shape full = piece_at(f, id, k, &off);
     move_slice(f, &full, axis, t, f->val[id].expr, off, NULL, true,
                &fb->val[body->outputs[k].node]);
   }
@@ -123,7 +143,7 @@ static bool scan_step(CgFunc *f, const Node *n, NodeId id, CgFunc *fb, const cha
     if (on->op == OP_SCAN_ARG && on->attr.scan_arg.index != k &&
         scan_input_kind(n, on->attr.scan_arg.index) == 0)
       return scan_unsupported(f, n, "a new carry is another carry's argument (a swap)");
-    copy_span(f, fb->val[a].expr, 0, &fb->val[o], 0, shape_numel(&on->shape));
+    copy_span(f, fb->val[a].expr, "0", &fb->val[o], "0", count_of(f, &on->shape));
   }
   return true;
 }
@@ -133,12 +153,12 @@ static void carry_copies(CgFunc *f, const Node *n, NodeId id, CgFunc *fb, bool a
   const Graph *body = fb->g;
   for (int k = 0; k < n->attr.scan.n_carry; k++) {
     NodeId a = arg_node(body, k), o = body->outputs[k].node;
-    int64_t off;
-    Shape piece = scan_piece(f->g, n, k, &off);
+    const char *off;
+    Shape piece = piece_at(f, id, k, &off);
     if (after)
-      copy_span(f, f->val[id].expr, off, &fb->val[a != IR_NONE ? a : o], 0, shape_numel(&piece));
+      copy_span(f, f->val[id].expr, off, &fb->val[a != IR_NONE ? a : o], "0", count_of(f, &piece));
     else if (a != IR_NONE)
-      copy_span(f, fb->val[a].expr, 0, &f->val[n->in[k]], 0, shape_numel(&piece));
+      copy_span(f, fb->val[a].expr, "0", &f->val[n->in[k]], "0", count_of(f, &piece));
   }
 }
 
@@ -175,18 +195,18 @@ bool lower_scan_arg(CgFunc *f, NodeId id) {
 
 bool lower_pack(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
-  int64_t off = 0;
   for (int k = 0; k < n->n_in; k++) {
-    int64_t count = shape_numel(&graph_node(f->g, n->in[k])->shape);
-    copy_span(f, f->val[id].expr, off, &f->val[n->in[k]], 0, count);
-    off += count;
+    const char *off;
+    Shape piece = piece_at(f, id, k, &off);
+    copy_span(f, f->val[id].expr, off, &f->val[n->in[k]], "0", count_of(f, &piece));
   }
   return true;
 }
 
 bool lower_unpack(CgFunc *f, NodeId id) {
   const Node *n = graph_node(f->g, id);
-  copy_span(f, f->val[id].expr, 0, &f->val[n->in[0]], n->attr.unpack.offset,
-            shape_numel(&n->shape));
+  int64_t per_n = n->attr.unpack.offset_n, max = f->m ? f->m->dyn_max : 0;
+  copy_span(f, f->val[id].expr, "0", &f->val[n->in[0]],
+            at_n(f, per_n, n->attr.unpack.offset - per_n * max), count_of(f, &n->shape));
   return true;
 }

@@ -434,18 +434,22 @@ static uint64_t hash_scan(const Node *n) {
   return (uint64_t)n->attr.scan.body * 31u + (uint64_t)n->attr.scan.length;
 }
 
-/* ---- ATTR_UNPACK: {offset=N}; the shape is the result's ------------------------------------- */
+/* ---- ATTR_UNPACK: {offset=N} (offset_n=A with a run-time batch); the shape is the result's - */
 
 static void write_unpack(const Node *n, IrAttrText *t) {
   put_int(t, "offset", n->attr.unpack.offset);
+  if (n->attr.unpack.offset_n) put_int(t, "offset_n", n->attr.unpack.offset_n);
 }
 static bool read_unpack(const Ctx *c, NodeAttr *out) {
   if (!find(c, "offset")) return FAIL(c, c->r->at, "'%s' needs {offset=N}", c->op);
   out->unpack.shape = *c->r->shape;
-  return get_int(c, "offset", INT64_MIN, INT64_MAX, &out->unpack.offset);
+  out->unpack.offset_n = 0;
+  return get_int(c, "offset", INT64_MIN, INT64_MAX, &out->unpack.offset) &&
+         get_int(c, "offset_n", 0, INT64_MAX, &out->unpack.offset_n);
 }
 static bool equal_unpack(const Node *a, const Node *b) {
-  return a->attr.unpack.offset == b->attr.unpack.offset;
+  return a->attr.unpack.offset == b->attr.unpack.offset &&
+         a->attr.unpack.offset_n == b->attr.unpack.offset_n;
 }
 static uint64_t hash_unpack(const Node *n) {
   return (uint64_t)n->attr.unpack.offset;
@@ -745,7 +749,7 @@ static const KindOps kinds[] = {
                    write_scan, read_scan, equal_scan, hash_scan},
     [ATTR_SCAN_ARG] = {KEYS(NULL), "", true, write_scan_arg, read_scan_arg, equal_scan_arg,
                        hash_scan_arg},
-    [ATTR_UNPACK] = {KEYS("offset"), "", false, write_unpack, read_unpack, equal_unpack,
+    [ATTR_UNPACK] = {KEYS("offset", "offset_n"), "", false, write_unpack, read_unpack, equal_unpack,
                      hash_unpack},
     [ATTR_SLICE] = {KEYS("begin", "step"), "", false, write_slice, read_slice, equal_slice,
                     hash_slice},

@@ -121,10 +121,11 @@ NodeId build_matmul(Builder *b, NodeId x, NodeId y, bool trans_a, bool trans_b) 
   return build_node(b, OP_MATMUL, in, 2, &attr);
 }
 
-NodeId build_unpack(Builder *b, NodeId x, int64_t offset, const Shape *s) {
+NodeId build_unpack(Builder *b, NodeId x, int64_t offset, int64_t offset_n, const Shape *s) {
   NodeAttr attr;
   memset(&attr, 0, sizeof attr);
   attr.unpack.offset = offset;
+  attr.unpack.offset_n = offset_n;
   attr.unpack.shape = *s;
   return build_node(b, OP_UNPACK, &x, 1, &attr);
 }

@@ -38,7 +38,7 @@ NodeId build_cast(Builder *b, NodeId x, DType t);
 NodeId build_transpose(Builder *b, NodeId x, const int8_t *perm);
 NodeId build_matmul(Builder *b, NodeId x, NodeId y, bool trans_a, bool trans_b);
 /* the s-shaped run of rank-1 x that starts at element offset */
-NodeId build_unpack(Builder *b, NodeId x, int64_t offset, const Shape *s);
+NodeId build_unpack(Builder *b, NodeId x, int64_t offset, int64_t offset_n, const Shape *s);
 /* x, the broadcast result of an operand of shape s, summed back to s: SUM over the
  * broadcast axes (keepdims), then RESHAPE */
 NodeId build_unbroadcast(Builder *b, NodeId x, const Shape *s);

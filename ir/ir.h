@@ -206,8 +206,10 @@ typedef union NodeAttr {
     Shape shape;   /* SCAN_ARG: per-step shape (sliced inputs lose the sequence axis) */
   } scan_arg;
   struct {
-    int64_t offset; /* UNPACK: first element taken from the rank-1 input */
-    Shape shape;    /* UNPACK: result shape (numel elements from offset) */
+    int64_t offset;   /* UNPACK: first element taken from the rank-1 input (at the bound) */
+    int64_t offset_n; /* UNPACK: offset's part per unit of the run-time batch: the piece
+                       * starts at offset - offset_n * (max - n) at batch n (0: static) */
+    Shape shape;      /* UNPACK: result shape (numel elements from offset) */
   } unpack;
   /* strided windows (issue 4): element k of axis i of the small tensor is element
    * begin[i] + k * step[i] of the large one */

@@ -2,10 +2,12 @@
  *
  * The reference semantics of a dynamic graph at run-time batch n (docs/dynamic-batch.md) are
  * those of the same graph with every dynamic axis 0 (Shape.dyn = k) replaced by the static
- * extent k * n, in the node shapes and in every attribute that states a shape. The evaluator
+ * extent k * n, in the node shapes and in every attribute that states a shape (scan bodies
+ * included; a packed value and its UNPACK offsets take the layout at n). The evaluator
  * runs on that clone; tests compare generated code at n against it.
  */
 #include "ir_internal.h"
+#include "scan.h"
 
 /* s at batch n: dim[0] = k * n for a dynamic shape */
 static void fix_shape(Shape *s, int64_t n) {
@@ -38,6 +40,50 @@ static void fix_node(Node *x, const Shape *before, int64_t n) {
   fix_shape(&x->shape, n);
 }
 
+/* The recurrence ops (ir/scan.h): a packed value holds its pieces at n one after the other,
+ * so its extent and its pieces' offsets are the affine ones of the original o at n. */
+static void fix_packed(const Graph *g, const Node *o, Node *x, int64_t n) {
+  int64_t per_n, fixed;
+  if (x->op == OP_SCAN_ARG) fix_shape(&x->attr.scan_arg.shape, n);
+  if (x->op == OP_UNPACK) {
+    fix_shape(&x->attr.unpack.shape, n);
+    x->attr.unpack.offset =
+        o->attr.unpack.offset - o->attr.unpack.offset_n * (g->module->dyn_max - n);
+    x->attr.unpack.offset_n = 0;
+  }
+  if (x->op == OP_SCAN || x->op == OP_PACK) {
+    scan_packed_total(g, o, &per_n, &fixed);
+    int64_t total = per_n * n + fixed;
+    x->shape = shape_make(1, &total);
+  }
+}
+
+/* An elementwise op over a packed value static at the bound (the VJP's sum of cotangents of
+ * a scan mixing batch-sized and static pieces) takes its operand's extent at n. */
+static void fix_packed_elementwise(Graph *c, const Graph *g, const Node *o, Node *x) {
+  if (ir_ops[x->op].fusion != FUSE_ELEMWISE || o->shape.dyn || o->shape.rank != 1) return;
+  for (int k = 0; k < o->n_in; k++) {
+    const Shape *before = &g->nodes[o->in[k]].shape, *now = &c->nodes[x->in[k]].shape;
+    if (shape_equal(before, &o->shape) && !shape_equal(before, now)) {
+      x->shape = *now;
+      return;
+    }
+  }
+}
+
+/* c (a clone of g) at batch n, its scan bodies too */
+static void fix_graph(Graph *c, const Graph *g, int64_t n) {
+  for (uint32_t id = 0; id < c->n_nodes; id++) {
+    Node *x = &c->nodes[id];
+    const Node *o = &g->nodes[id]; /* the original: c's inputs are fixed already */
+    fix_node(x, x->op == OP_UNSLICE ? &g->nodes[o->in[0]].shape : &o->shape, n);
+    fix_packed(g, o, x, n);
+    fix_packed_elementwise(c, g, o, x);
+  }
+  for (int i = 0; i < c->n_subgraphs && i < g->n_subgraphs; i++)
+    fix_graph(c->subgraphs[i], g->subgraphs[i], n);
+}
+
 Graph *graph_specialize(const Graph *g, int64_t n, Diag *d) {
   const Module *m = g->module;
   if (!m || m->dyn_max <= 0 || n < 1 || n > m->dyn_max) {
@@ -46,11 +92,7 @@ Graph *graph_specialize(const Graph *g, int64_t n, Diag *d) {
     return NULL;
   }
   Graph *c = graph_clone(g, NULL);
-  for (uint32_t id = 0; id < c->n_nodes; id++) {
-    Node *x = &c->nodes[id];
-    const Node *o = &g->nodes[id]; /* the original: c's inputs are fixed already */
-    fix_node(x, x->op == OP_UNSLICE ? &g->nodes[o->in[0]].shape : &o->shape, n);
-  }
+  fix_graph(c, g, n);
   c->workspace_bytes = -1;
   c->workspace_bytes_n = 0;
   c->n_kernels = -1;

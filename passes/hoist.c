@@ -64,13 +64,14 @@ static NodeId hz_reshape(Hoist *h, NodeId x, const Shape *s) {
   return build_node(&h->b, OP_RESHAPE, &x, 1, &at);
 }
 
-/* x as a matrix [numel / last, last] */
+/* x as a matrix [numel / last, last] (a run-time batch stays in the rows: k * n of them) */
 static NodeId hz_rows(Hoist *h, NodeId x) {
   const Shape *s = &graph_node(h->g, x)->shape;
   int64_t d[2] = {s->dim[s->rank - 1], 0};
   d[1] = d[0];
   d[0] = shape_numel(s) / d[1];
   Shape m = shape_make(2, d);
+  if (s->dyn) m.dyn = d[0] / (s->dim[0] / s->dyn);
   return hz_reshape(h, x, &m);
 }
 
@@ -237,9 +238,7 @@ static int accum_stacked(Hoist *h, NodeId dg) {
     if (h->body->outputs[k].node == dg) return k;
   graph_add_output(h->body, "dstep", dg, OUT_VALUE, -1);
   Node *n = graph_node(h->g, h->id);
-  int64_t off;
-  Shape last = scan_piece(h->g, n, h->body->n_outputs - 1, &off);
-  n->shape.dim[0] = off + shape_numel(&last);
+  n->shape = scan_packed_shape(h->g, n);
   return h->body->n_outputs - 1;
 }
 
@@ -350,20 +349,21 @@ static bool dseq_matches(const Hoist *h, int k) {
          scan->attr.scan.axis < dg->shape.rank && dtype_is_float(m->dtype);
 }
 
-/* removes per-step output k (count elements at off): later pieces move down */
-static void drop_output(Hoist *h, int k, int64_t off, int64_t count) {
+/* removes per-step output k (count elements at off, count_n of them per unit of a run-time
+ * batch): later pieces move down */
+static void drop_output(Hoist *h, int k, int64_t off, int64_t count, int64_t count_n) {
   memmove(&h->body->outputs[k], &h->body->outputs[k + 1],
           (size_t)(h->body->n_outputs - k - 1) * sizeof h->body->outputs[0]);
   h->body->n_outputs--;
   for (NodeId j = h->id + 1; j < h->g->n_nodes; j++) {
     Node *u = graph_node(h->g, j);
-    if (u->op == OP_UNPACK && u->in[0] == h->id && u->attr.unpack.offset >= off + count)
+    if (u->op == OP_UNPACK && u->in[0] == h->id && u->attr.unpack.offset >= off + count) {
       u->attr.unpack.offset -= count;
+      u->attr.unpack.offset_n -= count_n;
+    }
   }
   Node *n = graph_node(h->g, h->id);
-  int64_t last_off;
-  Shape last = scan_piece(h->g, n, h->body->n_outputs - 1, &last_off);
-  n->shape.dim[0] = last_off + shape_numel(&last);
+  n->shape = scan_packed_shape(h->g, n);
 }
 
 /* per-step output k = dG_t @ W becomes one GEMM after the scan over the stacked dG */
@@ -376,7 +376,9 @@ static bool hoist_dseq(Hoist *h, int k, NodeId *uses) {
   Node m = *graph_node(h->body, h->body->outputs[k].node);
   NodeId w = hz_source(h, m.in[1]);
   int j = accum_stacked(h, m.in[0]);
-  drop_output(h, k, off, shape_numel(&piece));
+  int64_t per_n, fixed;
+  scan_affine(&piece, &per_n, &fixed);
+  drop_output(h, k, off, shape_numel(&piece), per_n);
   j -= j > k;
   int64_t doff;
   Shape ds = scan_piece(h->g, graph_node(h->g, h->id), j, &doff);

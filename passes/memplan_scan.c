@@ -9,8 +9,11 @@
  *   - captured SCAN_ARGs read the scan's input where it lives; CONST and RESHAPE need none
  *     (literal/table, alias); every other node gets one.
  * In a module with a run-time batch the region starts above the parent's two pools, at
- * g->workspace_bytes_n * n + (static top), and holds each body buffer at its size at the bound
- * (Node.offset_n = g->workspace_bytes_n for every body buffer).
+ * g->workspace_bytes_n * n + (static top), and has two parts like the parent's plan: first the
+ * batch-sized body buffers (Shape.dyn), each at its bytes per unit of n rounded up to the
+ * alignment, then, past the largest such part of any body, the static ones. A body buffer is
+ * then at offset_n * n + offset, and the region is (most per-n bytes) * n + (most static
+ * bytes): the workspace grows by both.
  * body->workspace_bytes(_n) is then set to the parent's whole workspace size: what follows it is
  * scratch that kernels may use (codegen's GEMM packing, codegen/gemm.c), so kernels lowered
  * inside a body find their scratch past every planned buffer, as in the parent.
@@ -24,45 +27,70 @@ static int64_t scan_align(int64_t n) {
   return ir_workspace_align(n);
 }
 
-static int64_t plan_body(const Node *scan, Graph *body, int64_t base_n, int64_t base) {
+/* b's bytes in its part of the region: per unit of the batch when dynamic, else static */
+static int64_t body_bytes(const Node *b) {
+  int64_t per_n, fixed;
+  scan_affine(&b->shape, &per_n, &fixed);
+  return scan_align((b->shape.dyn ? per_n : fixed) * (int64_t)dtype_size(b->dtype));
+}
+
+/* whether body node b has a buffer of its own (else: none, or its first SCAN_ARG's, *first) */
+static bool body_buffer(const Node *scan, const Graph *body, NodeId id, NodeId *first) {
+  const Node *b = graph_node(body, id);
+  *first = id;
+  if (b->op == OP_CONST || b->op == OP_RESHAPE) return false;
+  if (b->op != OP_SCAN_ARG) return true;
+  if (scan_input_kind(scan, b->attr.scan_arg.index) == 2) return false;
+  for (NodeId j = 0; j < id && *first == id; j++) {
+    const Node *o = graph_node(body, j);
+    if (o->op == OP_SCAN_ARG && o->attr.scan_arg.index == b->attr.scan_arg.index) *first = j;
+  }
+  return *first == id;
+}
+
+/* Places the body's buffers of one part (dynamic: per unit of n at base_n, else static at
+ * base) one after the other; returns the part's size. */
+static int64_t plan_body(const Node *scan, Graph *body, bool dynamic, int64_t base_n,
+                         int64_t base) {
   int64_t used = 0;
   for (NodeId id = 0; id < body->n_nodes; id++) {
     Node *b = graph_node(body, id);
-    b->offset = -1;
-    b->offset_n = base_n;
-    if (b->op == OP_CONST || b->op == OP_RESHAPE) continue;
-    if (b->op == OP_SCAN_ARG) {
-      if (scan_input_kind(scan, b->attr.scan_arg.index) == 2) continue;
-      NodeId first = id;
-      for (NodeId j = 0; j < id && first == id; j++) {
-        const Node *o = graph_node(body, j);
-        if (o->op == OP_SCAN_ARG && o->attr.scan_arg.index == b->attr.scan_arg.index) first = j;
-      }
+    NodeId first;
+    if (!body_buffer(scan, body, id, &first)) {
       if (first != id) {
         b->offset = graph_node(body, first)->offset;
-        continue;
+        b->offset_n = graph_node(body, first)->offset_n;
       }
+      continue;
     }
-    b->offset = base + used;
-    used += scan_align(shape_numel(&b->shape) * (int64_t)dtype_size(b->dtype));
+    if ((b->shape.dyn > 0) != dynamic) continue;
+    b->offset_n = dynamic ? base_n + used : base_n;
+    b->offset = base + (dynamic ? 0 : used);
+    used += body_bytes(b);
   }
-  body->workspace_bytes = used;
   return used;
 }
 
 bool memplan_scan_bodies(Graph *g, PassCtx *c) {
-  int64_t base = scan_align(g->workspace_bytes > 0 ? g->workspace_bytes : 0), most = 0;
+  int64_t base = scan_align(g->workspace_bytes > 0 ? g->workspace_bytes : 0), most[2] = {0, 0};
   bool any = false;
-  for (NodeId id = 0; id < g->n_nodes; id++) {
-    const Node *n = graph_node(g, id);
-    Graph *body = n->op == OP_SCAN ? scan_body(g, n) : NULL;
-    if (!body) continue;
-    int64_t used = plan_body(n, body, g->workspace_bytes_n, base);
-    most = used > most ? used : most;
-    any = true;
+  for (int dynamic = 1; dynamic >= 0; dynamic--) { /* the per-n part first: see the head */
+    for (NodeId id = 0; id < g->n_nodes; id++) {
+      const Node *n = graph_node(g, id);
+      Graph *body = n->op == OP_SCAN ? scan_body(g, n) : NULL;
+      if (!body) continue;
+      if (dynamic)
+        for (NodeId b = 0; b < body->n_nodes; b++)
+          graph_node(body, b)->offset = -1;
+      int64_t used =
+          plan_body(n, body, dynamic, g->workspace_bytes_n + (dynamic ? 0 : most[1]), base);
+      most[dynamic] = used > most[dynamic] ? used : most[dynamic];
+      any = true;
+    }
   }
   if (!any) return true;
-  g->workspace_bytes = base + most;
+  g->workspace_bytes = base + most[0];
+  g->workspace_bytes_n += most[1];
   for (NodeId id = 0; id < g->n_nodes; id++) { /* see the header comment */
     const Node *n = graph_node(g, id);
     Graph *body = n->op == OP_SCAN ? scan_body(g, n) : NULL;

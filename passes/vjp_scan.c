@@ -19,25 +19,53 @@
 
 /* ---- pack / unpack ------------------------------------------------------------------------ */
 
-bool vjp_unpack(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  int64_t total = graph_node(a->b.g, n->in[0])->shape.dim[0], off = n->attr.unpack.offset;
-  int64_t count = shape_numel(&n->shape), rest = total - off - count;
-  Shape head = shape_make(1, &off), mid = shape_make(1, &count), tail = shape_make(1, &rest);
-  NodeId parts[3];
+/* zeros of per_n * n + fixed elements into parts (two fills when both parts are there: a
+ * PACK concatenates, so the layout at n is the same) */
+static int zeros_of(AdCtx *a, DType t, int64_t per_n, int64_t fixed, NodeId *parts) {
   int np = 0;
-  if (off > 0) parts[np++] = build_fill(&a->b, n->dtype, &head, 0.0);
+  int64_t max = per_n ? a->b.g->module->dyn_max : 0;
+  if (per_n) {
+    int64_t count = per_n * max;
+    Shape s = shape_make(1, &count);
+    s.dyn = per_n;
+    parts[np++] = build_fill(&a->b, t, &s, 0.0);
+  }
+  if (fixed) {
+    Shape s = shape_make(1, &fixed);
+    parts[np++] = build_fill(&a->b, t, &s, 0.0);
+  }
+  return np;
+}
+
+/* The cotangent of x is zeros around gy, flat, at the piece: with a run-time batch the head
+ * and the tail are affine in n (ir/scan.h), each one or two fills. */
+bool vjp_unpack(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
+  const Node *x = graph_node(a->b.g, n->in[0]);
+  int64_t max = a->b.g->module ? a->b.g->module->dyn_max : 0;
+  int64_t total_n, total, count_n, count, off_n = n->attr.unpack.offset_n;
+  int64_t off = n->attr.unpack.offset - off_n * max;
+  scan_packed_total(a->b.g, x, &total_n, &total);
+  scan_affine(&n->shape, &count_n, &count);
+  int64_t flat = count_n * max + count;
+  Shape mid = shape_make(1, &flat);
+  mid.dyn = count_n;
+  NodeId parts[6];
+  int np = zeros_of(a, n->dtype, off_n, off, parts);
   parts[np++] = build_reshape(&a->b, gy, &mid);
-  if (rest > 0) parts[np++] = build_fill(&a->b, n->dtype, &tail, 0.0);
+  np += zeros_of(a, n->dtype, total_n - off_n - count_n, total - off - count, parts + np);
   ad_accumulate(a, n->in[0], build_node(&a->b, OP_PACK, parts, np, NULL));
   return true;
 }
 
 bool vjp_pack(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
-  int64_t off = 0;
+  int64_t off = 0, off_n = 0;
   for (int k = 0; k < n->n_in; k++) {
     Shape s = graph_node(a->b.g, n->in[k])->shape;
-    if (ad_wants(a, n->in[k])) ad_accumulate(a, n->in[k], build_unpack(&a->b, gy, off, &s));
+    int64_t per_n, fixed;
+    scan_affine(&s, &per_n, &fixed);
+    if (ad_wants(a, n->in[k])) ad_accumulate(a, n->in[k], build_unpack(&a->b, gy, off, off_n, &s));
     off += shape_numel(&s);
+    off_n += per_n;
   }
   return true;
 }
@@ -105,9 +133,7 @@ static bool sv_augment(ScanVjp *v) {
   }
   Node *fn = graph_node(a->b.g, v->id); /* one forward loop: re-point it; the prefix is kept */
   fn->attr = at;
-  int64_t off;
-  Shape last = scan_piece(a->b.g, fn, aug->n_outputs - 1, &off);
-  fn->shape.dim[0] = off + shape_numel(&last);
+  fn->shape = scan_packed_shape(a->b.g, fn);
   v->aug = v->id;
   return true;
 }
@@ -319,8 +345,13 @@ static bool sv_backward_body(ScanVjp *v) {
   return true;
 }
 
-static Shape sv_piece(const ScanVjp *v, NodeId scan, int k, int64_t *off) {
-  return scan_piece(v->a->b.g, graph_node(v->a->b.g, scan), k, off);
+/* piece k of scan's packed value, at element *off at the bound, *off_n of it per unit of n */
+static Shape sv_piece(const ScanVjp *v, NodeId scan, int k, int64_t *off, int64_t *off_n) {
+  const Graph *g = v->a->b.g;
+  int64_t fixed;
+  Shape s = scan_packed_piece(g, graph_node(g, scan), k, off_n, &fixed);
+  *off = *off_n * (g->module ? g->module->dyn_max : 0) + fixed;
+  return s;
 }
 
 /* the backward SCAN node */
@@ -328,18 +359,18 @@ static NodeId sv_backward_scan(ScanVjp *v, NodeId gy) {
   AdCtx *a = v->a;
   const Node *n = v->n;
   NodeId in[IR_MAX_INPUTS];
-  int64_t off;
+  int64_t off, off_n;
   for (int j = 0; j < v->C + v->Y; j++) { /* cotangents of the final carries and outputs */
-    Shape s = sv_piece(v, v->id, j, &off);
-    in[j < v->C ? j : v->dy0 + j - v->C] = build_unpack(&a->b, gy, off, &s);
+    Shape s = sv_piece(v, v->id, j, &off, &off_n);
+    in[j < v->C ? j : v->dy0 + j - v->C] = build_unpack(&a->b, gy, off, off_n, &s);
   }
   for (int k = 0; k < v->KA; k++) {
     const Node *x = graph_node(a->b.g, n->in[v->C + v->S + v->cap[k]]);
     in[v->acc0 + k] = build_fill(&a->b, x->dtype, &x->shape, 0.0);
   }
   for (int i = 0; i < v->C; i++) {
-    Shape s = sv_piece(v, v->aug, v->C + v->Y + i, &off);
-    in[v->sav0 + i] = build_unpack(&a->b, v->aug, off, &s);
+    Shape s = sv_piece(v, v->aug, v->C + v->Y + i, &off, &off_n);
+    in[v->sav0 + i] = build_unpack(&a->b, v->aug, off, off_n, &s);
   }
   for (int s = 0; s < v->S; s++)
     in[v->xs0 + s] = n->in[v->C + s];
@@ -363,13 +394,13 @@ bool vjp_scan(AdCtx *a, const Node *n, NodeId id, NodeId gy) {
   if (!v.fwd || !sv_layout(&v) || !sv_augment(&v) || !sv_backward_body(&v)) return false;
   v.fwd = scan_body(a->b.g, n); /* graph_add_subgraph may have moved the table, not the graph */
   NodeId rb = sv_backward_scan(&v, gy);
-  int64_t off;
+  int64_t off, off_n;
   for (int k = 0; k < v.C + v.KA + v.SA && !a->b.failed; k++) {
     NodeId target = k < v.C          ? n->in[k]
                     : k < v.C + v.KA ? n->in[v.C + v.S + v.cap[k - v.C]]
                                      : n->in[v.C + v.seq[k - v.C - v.KA]];
-    Shape s = sv_piece(&v, rb, k, &off);
-    if (ad_wants(a, target)) ad_accumulate(a, target, build_unpack(&a->b, rb, off, &s));
+    Shape s = sv_piece(&v, rb, k, &off, &off_n);
+    if (ad_wants(a, target)) ad_accumulate(a, target, build_unpack(&a->b, rb, off, off_n, &s));
   }
   return !a->b.failed;
 }

@@ -4,14 +4,15 @@
 #   examples/lstm.lathe (lstm_last: final state → dense → softmax), fixtures/lstm/lstm_seq,
 #   gru_seq (every state stacked by the scan) and bilstm_seq (plus a reversed scan) — outputs (`lathe run`, also with the
 #   reference evaluator), the loss and every gradient (`lathe grad`), relative error <= 1e-4.
-# Also: the generated C builds warning-free with gcc and clang at -Werror.
+# Also: the generated C builds warning-free with gcc and clang at -Werror. Each model twice:
+# with the fixed batch 8, and with a run-time batch bounded at 64 called at n = 8
+# (docs/dynamic-batch.md "Scans").
 set -euo pipefail
 LATHE=$1
 ROOT=$2
 FIX=$ROOT/tests/fixtures/lstm
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-DEFS=(-D N=8 -D T=6 -D H=16)
 
 check_model() { # model-file prefix output-name
   local model=$1 prefix=$2 out=$3
@@ -43,7 +44,11 @@ sys.exit(0 if err <= 1e-4 else 1)
 PY
 }
 
-check_model "$ROOT/examples/lstm.lathe" last_ probs
-check_model "$FIX/lstm_seq.lathe" lstm_seq_ seq
-check_model "$FIX/gru_seq.lathe" gru_seq_ seq
-check_model "$FIX/bilstm_seq.lathe" bilstm_seq_ seq
+for defs in "-D N=8 -D T=6 -D H=16" "-D N=dynamic(max=64) -D T=6 -D H=16"; do
+  IFS=" " read -r -a DEFS <<<"$defs"
+  echo "-- ${DEFS[*]}"
+  check_model "$ROOT/examples/lstm.lathe" last_ probs
+  check_model "$FIX/lstm_seq.lathe" lstm_seq_ seq
+  check_model "$FIX/gru_seq.lathe" gru_seq_ seq
+  check_model "$FIX/bilstm_seq.lathe" bilstm_seq_ seq
+done

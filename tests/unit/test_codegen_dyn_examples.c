@@ -13,9 +13,8 @@
  * structural ops no example holds, with their gradients. `test_codegen_dyn_examples NAME`
  * runs one row.
  *
- * lstm and gru hold recurrences (scans), which take a run-time batch with the scan work of
- * another branch: until the lead merges it and switches SCANS_TAKE_THE_BATCH on, their rows
- * check instead that the dynamic batch is refused at the scan's source line (never skipped).
+ * lstm and gru hold recurrences (scans), which take a run-time batch (docs/dynamic-batch.md
+ * "Scans"; SCANS_TAKE_THE_BATCH is on).
  */
 #include "codegen_harness.h"
 #include "frontend/frontend.h"
@@ -31,7 +30,7 @@ enum { MAX_OUTPUTS = 256 }; /* of an entry (the transformer's train step has 110
 
 /* Switch on (1) once recurrences take a run-time batch (the scan work, docs/dynamic-batch.md):
  * the lstm and gru rows then run like every other example. Off, they must be refused. */
-enum { SCANS_TAKE_THE_BATCH = 0 };
+enum { SCANS_TAKE_THE_BATCH = 1 };
 
 typedef struct Example {
   const char *name;      /* examples/<name>.lathe */

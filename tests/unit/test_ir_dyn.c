@@ -2,7 +2,8 @@
  * a dynamic axis 0 through inference, the IR text round-trips it, every entry derived by the
  * passes (forward, the Adam train step with its batch-averaged losses) evaluated at batch n
  * through graph_specialize equals the same module written with a fixed batch n, and the
- * uses a dynamic batch cannot take are errors at their node. */
+ * uses a dynamic batch cannot take are errors at their node. A recurrence (SCAN, its reverse
+ * scan, PACK/UNPACK) carries the batch the same way. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -261,6 +262,151 @@ START_TEST(weight_gradient_contracts_the_batch) {
 }
 END_TEST
 
+/* ---- scans (docs/dynamic-batch.md "Scans") ------------------------------------------------ */
+
+/* h' = tanh(x_t w + h u) over 4 steps of xs (axis 1) with a static counter carry k (so the
+ * packed value mixes batch-sized and static pieces: static at the bound, [15 max + 1]), the
+ * stacked h' as y; the loss is mean(y^2) * k. batch: the axis-0 text; m: the batch (the
+ * bound when dynamic). With !counter the scan has only h and y: its value is [15n]. */
+static char *scan_text(const char *batch, int64_t m, bool dyn, bool counter) {
+  char *out = malloc(4096), *o = out;
+  const char *B = batch;
+  long long P = counter ? 15 * m + 1 : 15 * m, koff = 3 * m, yoff = counter ? 3 * m + 1 : 3 * m;
+  o += sprintf(o, "module s\n%sinput xs: f32[%s, 4, 2]\n", dyn ? "dynamic N max=8\n" : "", B);
+  o += sprintf(o, "param w: f32[2, 3] = glorot_uniform\nparam u: f32[3, 3] = glorot_uniform\n");
+  o += sprintf(o, "train minimize loss %%%d optimizer adam(lr=0.1)\ngraph model {\n  body 0 {\n",
+               counter ? 12 : 10);
+  int a = 0;
+  o += sprintf(o, "    %%%d = scan_arg 0 : f32[%s, 3]\n", a++, B);
+  if (counter) o += sprintf(o, "    %%%d = scan_arg 1 : f32[1]\n", a++);
+  int c = counter;
+  o += sprintf(o, "    %%%d = scan_arg %d : f32[%s, 2]\n", a, 1 + c, B);
+  o += sprintf(o, "    %%%d = scan_arg %d : f32[2, 3]\n", a + 1, 2 + c);
+  o += sprintf(o, "    %%%d = scan_arg %d : f32[3, 3]\n", a + 2, 3 + c);
+  o += sprintf(o, "    %%%d = matmul %%%d, %%%d : f32[%s, 3]\n", a + 3, a, a + 1, B);
+  o += sprintf(o, "    %%%d = matmul %%0, %%%d : f32[%s, 3]\n", a + 4, a + 2, B);
+  o += sprintf(o, "    %%%d = add %%%d, %%%d : f32[%s, 3]\n", a + 5, a + 3, a + 4, B);
+  o += sprintf(o, "    %%%d = tanh %%%d : f32[%s, 3]\n", a + 6, a + 5, B);
+  if (counter) o += sprintf(o, "    %%9 = const 1 : f32[]\n    %%10 = add %%1, %%9 : f32[1]\n");
+  o += sprintf(o, "    output h = %%%d value\n", a + 6);
+  if (counter) o += sprintf(o, "    output k = %%10 value\n");
+  o += sprintf(o, "    output y = %%%d value\n  }\n", a + 6);
+  o += sprintf(o, "  %%0 = input 0 : f32[%s, 4, 2]\n  %%1 = param 0 : f32[2, 3]\n", B);
+  o += sprintf(o, "  %%2 = param 1 : f32[3, 3]\n  %%3 = const 0 : f32[%s, 3]\n", B);
+  o += sprintf(o, "  %%4 = const 0 : f32[1]\n");
+  o += sprintf(o,
+               "  %%5 = scan %%3, %s%%0, %%1, %%2 {body=0, length=4, carries=%d, seqs=1, "
+               "axis=1} : f32[%s%lld]\n",
+               counter ? "%4, " : "", 1 + c, dyn && !counter ? "15n<=" : "", P);
+  o += sprintf(o, "  %%6 = unpack %%5 {offset=0} : f32[%s, 3]\n", B);
+  o += sprintf(o, "  %%7 = unpack %%5 {offset=%lld} : f32[%s, 4, 3]\n", yoff, B);
+  o += sprintf(o, "  %%8 = mul %%7, %%7 : f32[%s, 4, 3]\n", B);
+  o += sprintf(o, "  %%9 = mean %%8 {axes=[0, 1, 2], keepdims=false} : f32[]\n");
+  if (counter)
+    o += sprintf(o,
+                 "  %%10 = unpack %%5 {offset=%lld} : f32[1]\n  %%11 = sum %%10 {axes=[0], "
+                 "keepdims=false} : f32[]\n  %%12 = mul %%9, %%11 : f32[]\n",
+                 koff);
+  o += sprintf(o, "  output h = %%6 value\n  output loss = %%%d loss\n}\n", counter ? 12 : 9);
+  return out;
+}
+
+/* entry `kind` of the dynamic scan module at n against the static one built for n */
+static void check_scan_entry(Module *dyn, EntryKind kind, int64_t n, Diag *d) {
+  char dim[32];
+  snprintf(dim, sizeof dim, "%lld", (long long)n);
+  char *text = scan_text(dim, n, false, true);
+  Module *fixed = parse_run(text, d);
+  free(text);
+  Graph *gs = graph_specialize(entry(dyn, kind), n, d);
+  ck_assert_msg(gs, "%s", diag_text(d));
+  Graph *gf = entry(fixed, kind);
+  Args a;
+  args_make(&a, fixed, n);
+  Tensor od[32], of[32];
+  ck_assert_int_le(gf->n_outputs, 32);
+  ck_assert_msg(ir_eval(gs, a.in, a.params, a.states, od, NULL, d), "%s", diag_text(d));
+  ck_assert_msg(ir_eval(gf, a.in, a.params, a.states, of, NULL, d), "%s", diag_text(d));
+  ck_assert_int_eq(gs->n_outputs, gf->n_outputs);
+  for (int i = 0; i < gf->n_outputs; i++) {
+    expect_close(&od[i], &of[i], gf->outputs[i].name, n);
+    tensor_free(&od[i]);
+    tensor_free(&of[i]);
+  }
+  args_free(&a);
+  graph_free(gs);
+  module_free(fixed);
+}
+
+/* the packed layout at n: piece k at offset_n * n + (offset - offset_n * max) */
+START_TEST(scan_carries_the_batch) {
+  Diag d;
+  diag_init(&d);
+  char *text = scan_text("n<=8", MAX, true, true);
+  Module *m = ir_parse(text, "s.ir", &d);
+  ck_assert_msg(m, "%s\n%s", diag_text(&d), text);
+  const Graph *g = m->model;
+  ck_assert_int_eq(g->nodes[5].shape.dyn, 0); /* mixed: static at the bound, 15 * 8 + 1 */
+  ck_assert_int_eq(g->nodes[5].shape.dim[0], 121);
+  ck_assert_int_eq(g->nodes[7].attr.unpack.offset_n, 3);  /* y after h: 3n + 1 */
+  ck_assert_int_eq(g->nodes[10].attr.unpack.offset_n, 3); /* k after h: 3n */
+  ck_assert_int_eq(g->nodes[7].shape.dyn, 1);
+  ck_assert_int_eq(g->subgraphs[0]->nodes[0].shape.dyn, 1);
+  char *once = ir_print(g);
+  ck_assert_msg(strstr(once, "unpack %5 {offset=25, offset_n=3} : f32[n<=8, 4, 3]"), "%s", once);
+  Module *again = ir_parse(once, "s2.ir", &d);
+  ck_assert_msg(again, "%s", diag_text(&d));
+  char *twice = ir_print(again->model);
+  ck_assert_str_eq(once, twice);
+  free(once);
+  free(twice);
+  module_free(again);
+  module_free(m);
+  free(text);
+  text = scan_text("n<=8", MAX, true, false); /* every piece batch-sized: [15n] */
+  m = ir_parse(text, "s3.ir", &d);
+  ck_assert_msg(m, "%s\n%s", diag_text(&d), text);
+  ck_assert_int_eq(m->model->nodes[5].shape.dyn, 15);
+  module_free(m);
+  free(text);
+  diag_fini(&d);
+}
+END_TEST
+
+/* forward, the Adam step (its reverse scan) and evaluate at n equal the fixed build at n */
+START_TEST(scan_entries_match_fixed_batch) {
+  Diag d;
+  diag_init(&d);
+  char *text = scan_text("n<=8", MAX, true, true);
+  Module *dyn = parse_run(text, &d);
+  free(text);
+  const int64_t ns[] = {1, 3, MAX};
+  for (int i = 0; i < 3; i++) {
+    check_scan_entry(dyn, ENTRY_FORWARD, ns[i], &d);
+    check_scan_entry(dyn, ENTRY_TRAIN, ns[i], &d);
+    check_scan_entry(dyn, ENTRY_EVALUATE, ns[i], &d);
+  }
+  module_free(dyn);
+  diag_fini(&d);
+}
+END_TEST
+
+START_TEST(scan_over_the_batch_is_an_error) {
+  Diag d;
+  diag_init(&d);
+  char *text = scan_text("n<=8", MAX, true, false);
+  char *axis = strstr(text, "axis=1}");
+  ck_assert_ptr_nonnull(axis);
+  axis[5] = '0'; /* the sequence axis becomes the batch */
+  Module *m = ir_parse(text, "s.ir", &d);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(diag_text(&d), "a recurrence over the batch is not supported"), "%s",
+                diag_text(&d));
+  free(text);
+  diag_fini(&d);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("ir_dyn");
   TCase *t = tcase_create("dyn");
@@ -268,6 +414,9 @@ static Suite *suite(void) {
   tcase_add_test(t, text_round_trip);
   tcase_add_test(t, unsupported_uses_are_errors);
   tcase_add_test(t, weight_gradient_contracts_the_batch);
+  tcase_add_test(t, scan_carries_the_batch);
+  tcase_add_test(t, scan_entries_match_fixed_batch);
+  tcase_add_test(t, scan_over_the_batch_is_an_error);
   suite_add_tcase(s, t);
   return s;
 }
