@@ -2,8 +2,9 @@
  * evaluate entry's inputs and outputs, a pass over a dataset collecting predictions and the
  * loss, the metrics of lathe/train.h over them, and lathe_predict.
  *
- * Batches are the model's compile-time batch; the last short batch is padded by repeating
- * samples and only its real samples count.
+ * Batches are the model's batch; the last short batch runs at its own rows when the batch is
+ * a run-time one (docs/dynamic-batch.md), else it is padded by repeating samples and only its
+ * real samples count.
  */
 #include "eval_internal.h"
 

@@ -1,5 +1,6 @@
 /* runtime/predict.c — lathe_predict: the "forward" entry over a whole dataset, in batches of
- * the model's batch size (the last one padded by repeating samples, its padding dropped), the
+ * the model's batch size (the last one at its own rows for a run-time batch, else padded by
+ * repeating samples, its padding dropped), the
  * first output of every sample written to .npy or .csv, atomically.
  */
 #include "eval_internal.h"

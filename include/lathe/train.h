@@ -171,7 +171,8 @@ int lathe_evaluate(const lathe_model_info *info, void *params, void *state, cons
                    int task, lathe_evaluation *out, char **error);
 void lathe_evaluation_free(lathe_evaluation *e);
 
-/* Runs the "forward" entry over every sample of ds, in batches (the last one padded), and
+/* Runs the "forward" entry over every sample of ds, in batches (the last one at its own
+ * rows for a run-time batch, else padded by repeating samples), and
  * writes its first output for each sample to out_path: .npy (the outputs as they are,
  * [n, ...]) or .csv (with scores [n, C], C > 1: "label,p0..p{C-1}" with the argmax label,
  * named when ds has class names; otherwise one column per output value). Atomic. */
