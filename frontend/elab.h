@@ -151,6 +151,13 @@ NodeId elab_scalar_node(Elab *E, Value v, DType dtype, SrcLoc loc);
 /* Matches call arguments to parameter names (positional first, then keywords);
  * out[i] is the argument for names[i] or NULL. Reports unknown/duplicate/extra args. */
 bool elab_match_args(Elab *E, const Expr *call, const char *const *names, int n, const Expr **out);
+/* A builtin's arguments: params (at most n_max, NULL-terminated below that) matched as
+ * elab_match_args does, then the first n_required must be present ("missing argument ...") */
+bool elab_builtin_args(Elab *E, const Expr *call, const char *const *params, int n_max,
+                       int n_required, const Expr **out);
+/* arg elaborated to a tensor (*out), else an error naming fn ("'fn' expects a tensor, got ...")
+ * and *out = IR_NONE */
+bool elab_tensor_arg(Elab *E, Scope *s, const Expr *arg, const char *fn, NodeId *out);
 bool elab_is_builtin(const char *name);
 /* the `axis` argument of a reduction: an int or a list/tuple of ints (negatives count from
  * the end), absent = every axis; *axes gets the bit mask */

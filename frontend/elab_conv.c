@@ -152,15 +152,6 @@ static bool pad_arg(Elab *E, Scope *s, const Expr *e, const int64_t *k, NodeAttr
   return true;
 }
 
-static bool tensor_of(Elab *E, Scope *s, const Expr *arg, const char *fn, NodeId *out) {
-  Value v = elab_expr(E, s, arg);
-  *out = IR_NONE;
-  if (v.kind == VAL_NONE) return false;
-  if (v.kind == VAL_TENSOR) return *out = v.node, true;
-  diag_error(E->d, arg->loc, "'%s' expects a tensor, got %s", fn, elab_value_str(E, v));
-  return false;
-}
-
 static bool number_of(Elab *E, Scope *s, const Expr *arg, const char *what, double *out) {
   Value v = elab_expr(E, s, arg);
   if (v.kind == VAL_INT || v.kind == VAL_FLOAT) {
@@ -180,7 +171,7 @@ static Value add_node(Elab *E, OpKind op, NodeId x, NodeId w, const NodeAttr *at
 
 static Value conv_call(Elab *E, Scope *s, const Expr *call, const ConvBuiltin *b, const Expr **a) {
   NodeId x, w;
-  if (!tensor_of(E, s, a[0], b->name, &x) || !tensor_of(E, s, a[1], b->name, &w)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], b->name, &x) || !elab_tensor_arg(E, s, a[1], b->name, &w)) return (Value){0};
   NodeAttr at;
   memset(&at, 0, sizeof at);
   bool t = b->kind == CK_CONV_T;
@@ -406,8 +397,8 @@ static bool bn_check(Elab *E, const Expr *call, NodeId x, NodeId gamma, NodeId b
 static Value elab_batch_norm(Elab *E, Scope *s, const Expr *call, const Expr **a) {
   NodeId x, gamma, beta;
   double mom = 0.1, eps = 1e-5;
-  if (!tensor_of(E, s, a[0], "batch_norm", &x) || !tensor_of(E, s, a[1], "batch_norm", &gamma) ||
-      !tensor_of(E, s, a[2], "batch_norm", &beta) ||
+  if (!elab_tensor_arg(E, s, a[0], "batch_norm", &x) || !elab_tensor_arg(E, s, a[1], "batch_norm", &gamma) ||
+      !elab_tensor_arg(E, s, a[2], "batch_norm", &beta) ||
       (a[3] && !number_of(E, s, a[3], "'momentum'", &mom)) ||
       (a[4] && !number_of(E, s, a[4], "'eps'", &eps)))
     return (Value){0};
@@ -439,19 +430,11 @@ static Value elab_batch_norm(Elab *E, Scope *s, const Expr *call, const Expr **a
 Value elab_conv_call(Elab *E, Scope *s, const Expr *call) {
   const ConvBuiltin *b = find(call->name);
   const Expr *a[CV_MAX_ARGS];
-  int n = 0;
-  while (n < CV_MAX_ARGS && b->params[n])
-    n++;
-  if (!elab_match_args(E, call, b->params, n, a)) return (Value){0};
-  for (int i = 0; i < b->n_required; i++) {
-    if (a[i]) continue;
-    diag_error(E->d, call->loc, "'%s' needs argument '%s'", b->name, b->params[i]);
-    return (Value){0};
-  }
+  if (!elab_builtin_args(E, call, b->params, CV_MAX_ARGS, b->n_required, a)) return (Value){0};
   if (b->kind == CK_CONV || b->kind == CK_CONV_T) return conv_call(E, s, call, b, a);
   if (b->kind == CK_BATCH_NORM) return elab_batch_norm(E, s, call, a);
   NodeId x;
-  if (!tensor_of(E, s, a[0], b->name, &x)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], b->name, &x)) return (Value){0};
   if (b->kind == CK_GLOBAL_AVG) return global_avg(E, call, x);
   NodeAttr at;
   if (!pool_attrs(E, s, b, a, &at)) return (Value){0};

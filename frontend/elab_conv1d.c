@@ -95,15 +95,6 @@ static bool int_arg(Elab *E, Scope *s, const Expr *e, const char *what, int64_t 
   return false;
 }
 
-static bool tensor_arg(Elab *E, Scope *s, const Expr *e, const char *fn, NodeId *out) {
-  Value v = elab_expr(E, s, e);
-  *out = v.node;
-  if (v.kind == VAL_TENSOR) return true;
-  if (v.kind != VAL_NONE)
-    diag_error(E->d, e->loc, "'%s' expects a tensor, got %s", fn, elab_value_str(E, v));
-  return false;
-}
-
 static bool bool_arg(Elab *E, Scope *s, const Expr *e, const char *what, bool *out) {
   if (!e) return true;
   Value v = elab_expr(E, s, e);
@@ -178,7 +169,7 @@ Value elab_pool1d_call(Elab *E, Scope *s, const Expr *call) {
     return (Value){0};
   }
   NodeId x;
-  if (!tensor_arg(E, s, a[P_X], call->name, &x) ||
+  if (!elab_tensor_arg(E, s, a[P_X], call->name, &x) ||
       !rank_is(E, a[P_X]->loc, call->name, x, 3, "x [N, C, L]"))
     return (Value){0};
   if (!dtype_is_float(graph_node(E->g, x)->dtype)) {

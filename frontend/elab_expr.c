@@ -74,9 +74,8 @@ static const Builtin *find_builtin(const char *name) {
 }
 
 bool elab_is_builtin(const char *name) {
-  return find_builtin(name) != NULL || elab_struct_is_builtin(name) ||
-         elab_conv_is_builtin(name) || elab_quant_is_builtin(name) ||
-         elab_vocab_is_builtin(name) || elab_math_is_builtin(name);
+  return find_builtin(name) != NULL || elab_struct_is_builtin(name) || elab_conv_is_builtin(name) ||
+         elab_quant_is_builtin(name) || elab_vocab_is_builtin(name) || elab_math_is_builtin(name);
 }
 
 Value elab_tensor_value(NodeId id) {
@@ -140,14 +139,28 @@ bool elab_match_args(Elab *E, const Expr *call, const char *const *names, int n,
   return ok;
 }
 
-static bool require_args(Elab *E, const Expr *call, const Builtin *b, const Expr **args) {
-  for (int i = 0; i < b->n_required; i++) {
-    if (!args[i]) {
-      diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", b->params[i], b->name);
+bool elab_builtin_args(Elab *E, const Expr *call, const char *const *params, int n_max,
+                       int n_required, const Expr **out) {
+  int n = 0;
+  while (n < n_max && params[n])
+    n++;
+  if (!elab_match_args(E, call, params, n, out)) return false;
+  for (int i = 0; i < n_required; i++) {
+    if (!out[i]) {
+      diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", params[i], call->name);
       return false;
     }
   }
   return true;
+}
+
+bool elab_tensor_arg(Elab *E, Scope *s, const Expr *arg, const char *fn, NodeId *out) {
+  Value v = elab_expr(E, s, arg);
+  *out = IR_NONE;
+  if (v.kind == VAL_NONE) return false;
+  if (v.kind == VAL_TENSOR) return *out = v.node, true;
+  diag_error(E->d, arg->loc, "'%s' expects a tensor, got %s", fn, elab_value_str(E, v));
+  return false;
 }
 
 /* ---- operators ---------------------------------------------------------------------------- */
@@ -549,10 +562,7 @@ static Value bi_one_hot(Elab *E, Scope *s, const Expr *call, const Expr **a) {
 
 static Value elab_builtin(Elab *E, Scope *s, const Expr *call, const Builtin *b) {
   const Expr *a[3];
-  int n = 0;
-  while (n < 3 && b->params[n])
-    n++;
-  if (!elab_match_args(E, call, b->params, n, a) || !require_args(E, call, b, a)) return (Value){0};
+  if (!elab_builtin_args(E, call, b->params, 3, b->n_required, a)) return (Value){0};
   Value x, y;
   switch (b->kind) {
   case BI_UNARY:
@@ -560,8 +570,7 @@ static Value elab_builtin(Elab *E, Scope *s, const Expr *call, const Builtin *b)
     if (is_number(x)) return elab_struct_fold_unary(E, b->op, x, a[0]->loc); /* sqrt(D / h) */
     if (x.kind != VAL_TENSOR) {
       if (x.kind != VAL_NONE)
-        diag_error(E->d, a[0]->loc, "'%s' expects a tensor, got %s", b->name,
-                   elab_value_str(E, x));
+        diag_error(E->d, a[0]->loc, "'%s' expects a tensor, got %s", b->name, elab_value_str(E, x));
       return (Value){0};
     }
     return elab_tensor_value(graph_add_unary(E->g, b->op, x.node, elab_loc(E, call->loc), E->d));

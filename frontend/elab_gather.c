@@ -17,15 +17,6 @@
 
 #include <string.h>
 
-static bool tensor_arg(Elab *E, Scope *s, const Expr *e, const char *fn, NodeId *out) {
-  Value v = elab_expr(E, s, e);
-  *out = v.node;
-  if (v.kind == VAL_TENSOR) return true;
-  if (v.kind != VAL_NONE)
-    diag_error(E->d, e->loc, "'%s' expects a tensor, got %s", fn, elab_value_str(E, v));
-  return false;
-}
-
 /* index fits x along every axis but `axis` (same rank, integer, static) */
 static bool check_index(Elab *E, const Expr *call, NodeId x, NodeId index, int axis) {
   const Node *xn = graph_node(E->g, x), *in = graph_node(E->g, index);
@@ -97,17 +88,12 @@ Value elab_gather_call(Elab *E, Scope *s, const Expr *call) {
   static const char *const params[] = {"x", "axis", "index", "src"};
   bool scatter = strcmp(call->name, "scatter_add") == 0;
   const Expr *a[4];
-  if (!elab_match_args(E, call, params, scatter ? 4 : 3, a)) return (Value){0};
-  for (int i = 0; i < (scatter ? 4 : 3); i++) {
-    if (a[i]) continue;
-    diag_error(E->d, call->loc, "'%s' needs argument '%s'", call->name, params[i]);
-    return (Value){0};
-  }
+  if (!elab_builtin_args(E, call, params, scatter ? 4 : 3, scatter ? 4 : 3, a)) return (Value){0};
   NodeId x, index, src = IR_NONE;
   int axis;
-  if (!tensor_arg(E, s, a[0], call->name, &x) || !axis_arg(E, s, a[1], x, &axis) ||
-      !tensor_arg(E, s, a[2], call->name, &index) ||
-      (scatter && !tensor_arg(E, s, a[3], call->name, &src)) ||
+  if (!elab_tensor_arg(E, s, a[0], call->name, &x) || !axis_arg(E, s, a[1], x, &axis) ||
+      !elab_tensor_arg(E, s, a[2], call->name, &index) ||
+      (scatter && !elab_tensor_arg(E, s, a[3], call->name, &src)) ||
       !check_index(E, call, x, index, axis))
     return (Value){0};
   Builder b = elab_builder(E, call->loc);
@@ -171,7 +157,7 @@ Value elab_topk_call(Elab *E, Scope *s, const Expr *call) {
   int axis = -1;
   int64_t k;
   bool largest = true;
-  if (!tensor_arg(E, s, a[0], call->name, &x) ||
+  if (!elab_tensor_arg(E, s, a[0], call->name, &x) ||
       !elab_int(E, elab_expr(E, s, a[1]), a[1]->loc, "'k'", &k))
     return (Value){0};
   int rank = graph_node(E->g, x)->shape.rank;

@@ -51,17 +51,8 @@ static const Node *nd(const Elab *E, NodeId id) {
   return graph_node(E->g, id);
 }
 
-static bool tensor_of(Elab *E, Scope *s, const Expr *arg, const char *fn, NodeId *out) {
-  Value v = elab_expr(E, s, arg);
-  *out = IR_NONE;
-  if (v.kind == VAL_NONE) return false;
-  if (v.kind == VAL_TENSOR) return *out = v.node, true;
-  diag_error(E->d, arg->loc, "'%s' expects a tensor, got %s", fn, elab_value_str(E, v));
-  return false;
-}
-
 static bool float_tensor_of(Elab *E, Scope *s, const Expr *arg, const char *fn, NodeId *out) {
-  if (!tensor_of(E, s, arg, fn, out)) return false;
+  if (!elab_tensor_arg(E, s, arg, fn, out)) return false;
   if (dtype_is_float(nd(E, *out)->dtype)) return true;
   diag_error(E->d, arg->loc, "'%s' expects a floating-point tensor, got %s", fn,
              elab_value_str(E, elab_tensor_value(*out)));
@@ -124,7 +115,7 @@ static Value bi_silu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
 static bool reduction_args(Elab *E, Scope *s, const Expr *c, const Expr **a, bool want_float,
                            NodeId *x, uint32_t *mask, bool *keep) {
   bool ok =
-      want_float ? float_tensor_of(E, s, a[0], c->name, x) : tensor_of(E, s, a[0], c->name, x);
+      want_float ? float_tensor_of(E, s, a[0], c->name, x) : elab_tensor_arg(E, s, a[0], c->name, x);
   return ok && elab_reduce_axes(E, s, a[1], nd(E, *x)->shape.rank, c->name, mask) &&
          elab_bool_arg(E, s, a[2], "'keepdims'", false, keep);
 }
@@ -217,7 +208,7 @@ static Value bi_argmax(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
   bool keep, last;
-  if (!tensor_of(E, s, a[0], c->name, &x) ||
+  if (!elab_tensor_arg(E, s, a[0], c->name, &x) ||
       !elab_bool_arg(E, s, a[2], "'keepdims'", false, &keep) ||
       !elab_bool_arg(E, s, a[3], "'last'", false, &last))
     return (Value){0};
@@ -322,7 +313,7 @@ static Value bi_cumsum(Elab *E, Scope *s, const Expr *c, const Expr **a) {
 static Value bi_broadcast_to(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
-  if (!tensor_of(E, s, a[0], c->name, &x)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], c->name, &x)) return (Value){0};
   Value l = elab_expr(E, s, a[1]);
   if (l.kind == VAL_NONE) return l;
   const Shape xs = nd(E, x)->shape;
@@ -454,16 +445,6 @@ bool elab_math_is_builtin(const char *name) {
 Value elab_math_call(Elab *E, Scope *s, const Expr *call) {
   const MathBuiltin *m = find(call->name);
   const Expr *a[4];
-  int n = 0;
-  while (n < 4 && m->params[n])
-    n++;
-  if (!elab_match_args(E, call, m->params, n, a)) return (Value){0};
-  for (int i = 0; i < m->n_required; i++) {
-    if (!a[i]) {
-      diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", m->params[i],
-                 call->name);
-      return (Value){0};
-    }
-  }
+  if (!elab_builtin_args(E, call, m->params, 4, m->n_required, a)) return (Value){0};
   return m->fn(E, s, call, a);
 }

@@ -149,15 +149,7 @@ static bool quant_attrs(Elab *E, Scope *s, const QuantBuiltin *b, const Expr **a
 Value elab_quant_call(Elab *E, Scope *s, const Expr *call) {
   const QuantBuiltin *b = find(call->name);
   const Expr *a[QB_MAX_ARGS];
-  int n = 0;
-  while (n < QB_MAX_ARGS && b->params[n])
-    n++;
-  if (!elab_match_args(E, call, b->params, n, a)) return (Value){0};
-  for (int i = 0; i < b->n_required; i++) {
-    if (a[i]) continue;
-    diag_error(E->d, call->loc, "'%s' needs argument '%s'", b->name, b->params[i]);
-    return (Value){0};
-  }
+  if (!elab_builtin_args(E, call, b->params, QB_MAX_ARGS, b->n_required, a)) return (Value){0};
   NodeId in[5] = {operand(E, s, a[0], elab_float_dtype(E), b->name)};
   if (in[0] == IR_NONE) return (Value){0};
   DType xt = graph_node(E->g, in[0])->dtype;

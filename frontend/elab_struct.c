@@ -27,15 +27,6 @@ static const Node *nd(const Elab *E, NodeId id) {
   return graph_node(E->g, id);
 }
 
-static bool tensor_of(Elab *E, Scope *s, const Expr *arg, const char *fn, NodeId *out) {
-  Value v = elab_expr(E, s, arg);
-  *out = IR_NONE;
-  if (v.kind == VAL_NONE) return false;
-  if (v.kind == VAL_TENSOR) return *out = v.node, true;
-  diag_error(E->d, arg->loc, "'%s' expects a tensor, got %s", fn, elab_value_str(E, v));
-  return false;
-}
-
 /* a compile-time number argument (default def when absent) */
 static bool number_of(Elab *E, Scope *s, const Expr *arg, const char *what, double def,
                       double *out) {
@@ -98,14 +89,14 @@ static bool dyn_axis_ok(Elab *E, NodeId x, int axis, SrcLoc loc, const char *wha
 static Value bi_erf(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
-  if (!tensor_of(E, s, a[0], "erf", &x)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], "erf", &x)) return (Value){0};
   return tv(build_unary(&b, OP_ERF, x));
 }
 
 static Value bi_step(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
-  if (!tensor_of(E, s, a[0], "step", &x)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], "step", &x)) return (Value){0};
   return tv(build_binary(&b, OP_GT, x, build_scalar_like(&b, x, 0))); /* gt has zero gradient */
 }
 
@@ -119,7 +110,7 @@ static Value bi_leaky_relu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
   double alpha;
-  if (!tensor_of(E, s, a[0], "leaky_relu", &x) ||
+  if (!elab_tensor_arg(E, s, a[0], "leaky_relu", &x) ||
       !number_of(E, s, a[1], "'alpha' of leaky_relu", 0.01, &alpha))
     return (Value){0};
   NodeId pos = build_binary(&b, OP_GT, x, build_scalar_like(&b, x, 0));
@@ -132,7 +123,7 @@ static Value bi_elu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
   double alpha;
-  if (!tensor_of(E, s, a[0], "elu", &x) || !number_of(E, s, a[1], "'alpha' of elu", 1.0, &alpha))
+  if (!elab_tensor_arg(E, s, a[0], "elu", &x) || !number_of(E, s, a[1], "'alpha' of elu", 1.0, &alpha))
     return (Value){0};
   SrcLoc l = c->loc;
   NodeId zero = build_scalar_like(&b, x, 0);
@@ -146,7 +137,7 @@ static Value bi_elu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
 static Value bi_gelu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
-  if (!tensor_of(E, s, a[0], "gelu", &x)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], "gelu", &x)) return (Value){0};
   bool approx = false;
   if (a[1]) {
     Value v = elab_expr(E, s, a[1]);
@@ -178,7 +169,7 @@ static Value bi_gelu(Elab *E, Scope *s, const Expr *c, const Expr **a) {
 static Value bi_softplus(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
-  if (!tensor_of(E, s, a[0], "softplus", &x)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], "softplus", &x)) return (Value){0};
   NodeId e = build_unary(&b, OP_EXP, build_unary(&b, OP_NEG, build_unary(&b, OP_ABS, x)));
   NodeId lg = build_unary(&b, OP_LOG, build_binary(&b, OP_ADD, build_scalar_like(&b, x, 1), e));
   return tv(
@@ -188,7 +179,7 @@ static Value bi_softplus(Elab *E, Scope *s, const Expr *c, const Expr **a) {
 static Value bi_clamp(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
-  if (!tensor_of(E, s, a[0], "clamp", &x)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], "clamp", &x)) return (Value){0};
   bool ok = true;
   if (a[1]) x = build_binary(&b, OP_MAXIMUM, x, operand(E, s, a[1], nd(E, x)->dtype, &ok));
   if (ok && a[2] && x != IR_NONE)
@@ -198,7 +189,7 @@ static Value bi_clamp(Elab *E, Scope *s, const Expr *c, const Expr **a) {
 
 static Value bi_where(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   NodeId cond;
-  if (!tensor_of(E, s, a[0], "where", &cond)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], "where", &cond)) return (Value){0};
   Value x = elab_expr(E, s, a[1]), y = elab_expr(E, s, a[2]);
   if (x.kind == VAL_NONE || y.kind == VAL_NONE) return (Value){0};
   DType t = x.kind == VAL_TENSOR   ? nd(E, x.node)->dtype
@@ -239,7 +230,7 @@ static int tensor_list(Elab *E, Scope *s, const Expr *arg, const char *fn, NodeI
     return -1;
   }
   for (int i = 0; i < arg->n_args; i++)
-    if (!tensor_of(E, s, arg->args[i], fn, &out[i])) return -1;
+    if (!elab_tensor_arg(E, s, arg->args[i], fn, &out[i])) return -1;
   return arg->n_args;
 }
 
@@ -318,7 +309,7 @@ static int split_sizes(Elab *E, Scope *s, const Expr *arg, int64_t dim, int axis
 /* split(x, n, axis = -1): n equal parts, or parts of the listed sizes; a tuple */
 static Value bi_split(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   NodeId x;
-  if (!tensor_of(E, s, a[0], "split", &x)) return (Value){0};
+  if (!elab_tensor_arg(E, s, a[0], "split", &x)) return (Value){0};
   Shape xs = nd(E, x)->shape;
   int axis;
   if (!axis_of(E, s, a[2], xs.rank, -1, "split", &axis)) return (Value){0};
@@ -346,7 +337,7 @@ static Value bi_pad(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
   double value;
-  if (!tensor_of(E, s, a[0], "pad", &x) || !number_of(E, s, a[2], "'value' of pad", 0, &value))
+  if (!elab_tensor_arg(E, s, a[0], "pad", &x) || !number_of(E, s, a[2], "'value' of pad", 0, &value))
     return (Value){0};
   Shape xs = nd(E, x)->shape, out = xs;
   Value l = elab_expr(E, s, a[1]);
@@ -385,7 +376,7 @@ static Value bi_pad(Elab *E, Scope *s, const Expr *c, const Expr **a) {
 static Value bi_embedding(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId ids, table;
-  if (!tensor_of(E, s, a[0], "embedding", &ids) || !tensor_of(E, s, a[1], "embedding", &table))
+  if (!elab_tensor_arg(E, s, a[0], "embedding", &ids) || !elab_tensor_arg(E, s, a[1], "embedding", &table))
     return (Value){0};
   NodeId in[2] = {table, ids};
   return tv(build_node(&b, OP_GATHER, in, 2, NULL));
@@ -568,7 +559,7 @@ static Value bi_dropout(Elab *E, Scope *s, const Expr *c, const Expr **a) {
   Builder b = elab_builder(E, c->loc);
   NodeId x;
   double p;
-  if (!tensor_of(E, s, a[0], "dropout", &x) || !number_of(E, s, a[1], "'p' of dropout", 0, &p))
+  if (!elab_tensor_arg(E, s, a[0], "dropout", &x) || !number_of(E, s, a[1], "'p' of dropout", 0, &p))
     return (Value){0};
   if (!(p >= 0 && p < 1)) {
     diag_error(E->d, a[1]->loc, "dropout: p must be in [0, 1), got %g", p);
@@ -625,16 +616,7 @@ const char *elab_struct_builtin_name(int i) {
 Value elab_struct_call(Elab *E, Scope *s, const Expr *call) {
   const StructBuiltin *b = find(call->name);
   const Expr *a[4];
-  int n = 0;
-  while (n < 4 && b->params[n])
-    n++;
-  if (!elab_match_args(E, call, b->params, n, a)) return (Value){0};
-  for (int i = 0; i < b->n_required; i++) {
-    if (!a[i]) {
-      diag_error(E->d, call->loc, "missing argument '%s' in call to '%s'", b->params[i], b->name);
-      return (Value){0};
-    }
-  }
+  if (!elab_builtin_args(E, call, b->params, 4, b->n_required, a)) return (Value){0};
   return b->fn(E, s, call, a);
 }
 
