@@ -13,7 +13,7 @@ cd "$TMP"
 
 "$LATHE" build "$ROOT/examples/mlp.lathe" -o libmymlp.so --header mlp.h
 for sym in lathe_model mlp_info mlp_forward mlp_train mlp_init; do
-  nm -D libmymlp.so | grep -q " $sym\$" || { echo "FAIL: libmymlp.so lacks $sym"; exit 1; }
+  grep -q " $sym\$" <<<"$(nm -D libmymlp.so)" || { echo "FAIL: libmymlp.so lacks $sym"; exit 1; }
 done
 grep -q 'mlp_forward' mlp.h
 echo "ok: libmymlp.so exports its descriptor, lathe_model and the entry points"
@@ -94,5 +94,5 @@ if grep -q MLP_FORWARD_WORKSPACE_BYTES mlp.h; then :; else
   sed -i 's/MLP_FORWARD_WORKSPACE_BYTES/MLP_WORKSPACE_BYTES/' main.c
 fi
 cc -std=c11 -I. main.c mlp.o -lm -o main
-./main | grep -q '^mlp 1.0000$' || { echo "FAIL: mlp.o program printed: $(./main)"; exit 1; }
+grep -q '^mlp 1.0000$' <<<"$(./main)" || { echo "FAIL: mlp.o program printed: $(./main)"; exit 1; }
 echo "ok: mlp.o links into a C program"

@@ -41,7 +41,7 @@ sleep 0.3
 kill -KILL "$pid" 2> /dev/null && echo "killed the run with SIGKILL" || true
 wait "$pid" 2> /dev/null || true
 [ -f killed.safetensors ] || { echo "FAIL: no checkpoint before the kill"; exit 1; }
-ls -A | grep -q "\.tmp-" && { echo "FAIL: a temp file was left: $(ls -A)"; exit 1; }
+grep -q "\.tmp-" <<<"$(ls -A)" && { echo "FAIL: a temp file was left: $(ls -A)"; exit 1; }
 "$LATHE" "${TRAIN[@]}" --epochs 4 --resume killed.safetensors \
   --checkpoint killed.safetensors > resumed.txt 2>&1
 cmp straight.safetensors killed.safetensors

@@ -51,7 +51,7 @@ die() {
     { echo "FAIL: $1: exit $rc after ${took}s (124: a hang)"; cat "$3"; exit 1; }
   grep -q "rank 0 of 2 ended by the MPI launcher" "$3" ||
     { echo "FAIL: $1: the survivor did not say why it ended:"; cat "$3"; exit 1; }
-  if ls -A ck | grep -q "\.tmp-"; then echo "FAIL: $1: a temp file was left: $(ls -A ck)"; exit 1; fi
+  if grep -q "\.tmp-" <<<"$(ls -A ck)"; then echo "FAIL: $1: a temp file was left: $(ls -A ck)"; exit 1; fi
 }
 
 # allreduces of rank 1 in epoch 1: 1 (hash at the start) + 40 steps + 1 (which state grad

@@ -120,13 +120,13 @@ echo "ok: without --prefix the two builds clash (multiple definition of mlp_forw
 # lathe build --prefix: default output lib<prefix>.so, found by `lathe run` through lathe_model()
 "$LATHE" build "$MODEL" -D N=64 --prefix mlp64
 for sym in lathe_model mlp64_info mlp64_forward mlp64_train mlp64_init mlp64_cpu_supported; do
-  nm -D libmlp64.so | grep -q " $sym\$" || { echo "FAIL: libmlp64.so lacks $sym"; exit 1; }
+  grep -q " $sym\$" <<<"$(nm -D libmlp64.so)" || { echo "FAIL: libmlp64.so lacks $sym"; exit 1; }
 done
 "$LATHE" run libmlp64.so --weights "$FIX/weights.safetensors" --input x="$FIX/x.npy" --out so
 /usr/bin/python3 "$ROOT/tests/compare_npy.py" so/probs.npy "$FIX/probs.npy" 1e-5
 # a .so without lathe_model(): the loader takes the prefix from the file name
 cc -std=c99 -O2 -shared -fPIC gen/mlp64.c -o libmlp64.so -lm
-if nm -D libmlp64.so | grep -q " lathe_model\$"; then
+if grep -q " lathe_model\$" <<<"$(nm -D libmlp64.so)"; then
   echo "FAIL: the plain .so has lathe_model"
   exit 1
 fi

@@ -15,8 +15,11 @@ if ! "$PY" -c "import numpy, pytest" 2>/dev/null; then
 fi
 export LATHE_LIBRARY=$LIB LATHE_BIN=$LATHE LATHE_SOURCE_DIR=$ROOT PYTHONPATH=$ROOT/python
 preload=()
+# ldd's output first, then grep: `ldd | grep -q` under pipefail fails at random when grep
+# exits before ldd has written everything (SIGPIPE), and the runtimes were then not preloaded
+deps=$(ldd "$LIB")
 for rt in asan ubsan; do
-  if ldd "$LIB" | grep -q "lib$rt"; then preload+=("$(gcc -print-file-name=lib$rt.so)"); fi
+  if grep -q "lib$rt" <<<"$deps"; then preload+=("$(gcc -print-file-name=lib$rt.so)"); fi
 done
 if [[ ${#preload[@]} -gt 0 ]]; then
   export LD_PRELOAD="${preload[*]}" ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:quarantine_size_mb=0
