@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/sparse.sh LATHE — pruned and baked against dense and baked (issue #20,
 # docs/compression.md): the MLP's fixture weights pruned by `lathe prune` to 50, 70, 80, 90
-# and 95% and baked at batch 1 (passes/sparsify.c turns weights of at most 30% nonzeros into
+# and 95% and baked at batch 1 (passes/sparsify.c turns weights of at most 15% nonzeros into
 # sparse kernels), timed by bench/drive.c in one run beside the dense bake of the unpruned
 # weights. Prints per row the median seconds, dense/pruned (above 1 = the pruned bake is
 # faster) and the object's code + data bytes. Goal (issue #20): at 90%, >= 2x faster and
