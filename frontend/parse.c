@@ -603,9 +603,9 @@ static bool at_if(Parser *p) {
   return at_word(p, "if") && k != TK_ASSIGN && k != TK_COMMA;
 }
 
-/* if_block = "{" { stmt | NEWLINE | ";" } "}"
- * Each statement is a recovery point, as in a fn body. */
-static void parse_if_block(Parser *p, Stmt ***body, int *n, const char *context) {
+/* "{" { stmt | NEWLINE | ";" } "}" into *body: a fn's, a model's or an if's body. Each
+ * statement is a recovery point; the `if` nesting depth is the one the block starts at. */
+static void parse_stmt_block(Parser *p, Stmt ***body, int *n, const char *context) {
   Token *open = expect(p, TK_LBRACE, context);
   jmp_buf jb, *outer = p->recover;
   int if_depth = p->if_depth;
@@ -641,7 +641,7 @@ static Stmt *parse_if_stmt(Parser *p) {
   }
   Stmt *s = new_stmt(p, ST_IF, kw->loc);
   s->value = parse_expr(p);
-  parse_if_block(p, &s->body, &s->n_body, "to open the body of 'if'");
+  parse_stmt_block(p, &s->body, &s->n_body, "to open the body of 'if'");
   if (at_word(p, "else")) {
     next(p);
     if (at_word(p, "if")) {
@@ -649,7 +649,7 @@ static Stmt *parse_if_stmt(Parser *p) {
       s->else_body[0] = parse_if_stmt(p);
       s->n_else = 1;
     } else {
-      parse_if_block(p, &s->else_body, &s->n_else, "to open the body of 'else'");
+      parse_stmt_block(p, &s->else_body, &s->n_else, "to open the body of 'else'");
     }
   }
   p->if_depth--;
@@ -675,31 +675,10 @@ static Stmt *parse_stmt(Parser *p) {
   return s;
 }
 
-/* block = "{" { stmt | NEWLINE | ";" } "}"
- * Each statement is a recovery point. */
+/* block = "{" { stmt | NEWLINE | ";" } "}": a fn's or model's body (parse_stmt_block) */
 static void parse_block(Parser *p, Decl *decl) {
-  Token *open = expect(p, TK_LBRACE, "to open the body");
-  jmp_buf jb, *outer = p->recover;
-  for (;;) {
-    skip_separators(p);
-    if (at(p, TK_RBRACE) || at(p, TK_EOF)) break;
-    p->recover = &jb;
-    p->depth = 0;
-    p->if_depth = 0;
-    int start = p->pos;
-    if (setjmp(jb) == 0) {
-      Stmt *s = parse_stmt(p);
-      decl->body = parse_grow(p->arena, decl->body, decl->n_body, sizeof(Stmt *));
-      decl->body[decl->n_body++] = s;
-    } else {
-      p->errors = true;
-      if (diag_full(p->d)) break;
-      sync_stmt(p, start);
-    }
-  }
-  p->recover = outer;
-  if (diag_full(p->d)) parse_fail(p);
-  expect_close(p, TK_RBRACE, open);
+  p->if_depth = 0;
+  parse_stmt_block(p, &decl->body, &decl->n_body, "to open the body");
 }
 
 /* ---- declarations ------------------------------------------------------------------------- */
