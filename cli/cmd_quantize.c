@@ -44,6 +44,7 @@ static const char *help =
     "  --keep-float NAME,...   layers (by name: the binding, as in h1.w) that stay float\n"
     "  --quantize-last         the last layer is int8 too (by default it stays float)\n"
     "  --limit N               calibrate on the first N samples (default 2048)\n"
+    "  --report-json FILE      the report as JSON: every number at full precision\n"
     "  --features COLS, --target COL   CSV columns (as in lathe train)\n"
     "  -D NAME=VALUE           override a `const` of the model\n"
     "  -h, --help              this help\n";
@@ -53,7 +54,7 @@ static const char *help =
 typedef struct QuantizeOptions {
   CliCompile c;
   lathe_data_options data;
-  const char *weights, *spec, *out, *keep[MAX_KEEP];
+  const char *weights, *spec, *out, *json, *keep[MAX_KEEP];
   char *keep_text;
   int n_keep;
   RtObserveKind observer;
@@ -93,6 +94,8 @@ static int parse_option(CliArgs *a, QuantizeOptions *o) {
   } else if (cli_option(a, "--limit", NULL)) {
     if (!cli_parse_u64(a->value, &o->limit) || o->limit == 0)
       return cli_usage_error(a, "--limit expects a positive integer, got '%s'", a->value);
+  } else if (cli_option(a, "--report-json", NULL)) {
+    o->json = a->value;
   } else if (cli_option(a, "--keep-float", NULL)) {
     return parse_keep(a, o);
   } else if (cli_flag(a, "--per-channel", NULL)) {
@@ -409,6 +412,43 @@ static void print_report(const QPlan *p, const Compare *c, int64_t samples) {
   }
 }
 
+/* the report as JSON (numbers at full precision, for tools and tests/int8/quantize_ref.py) */
+static char *report_json(const QPlan *p, const Compare *c, bool per_channel) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) return NULL;
+  fprintf(f, "{\"per_channel\": %s,\n\"tensors\": [", per_channel ? "true" : "false");
+  for (int k = 0; k < p->n_obs; k++) {
+    const QObs *q = &p->obs[k];
+    fprintf(f,
+            "%s\n  {\"name\": \"%s\", \"min\": %.17g, \"max\": %.17g, \"lo\": %.17g, "
+            "\"hi\": %.17g, \"scale\": %.9g, \"zp\": %d}",
+            k ? "," : "", q->what, q->min, q->max, q->lo, q->hi, q->scale, q->zp);
+  }
+  fprintf(f, "],\n\"layers\": [");
+  for (int l = 0; l < p->n_layers; l++) {
+    const QLayer *L = &p->layers[l];
+    fprintf(f,
+            "%s\n  {\"name\": \"%s\", \"op\": \"%s\", \"int8\": %s, \"relu\": %s, "
+            "\"weight\": \"%s\", \"bias\": \"%s\", \"x\": %d, \"y\": %d, \"rel_rms\": %.17g}",
+            l ? "," : "", L->name, L->conv ? "conv2d" : "dense", L->keep_float ? "false" : "true",
+            L->relu ? "true" : "false", p->m->params[L->w_param].name,
+            L->b_param >= 0 ? p->m->params[L->b_param].name : "", L->x_obs, L->y_obs,
+            rel_rms(&c->layer[l]));
+  }
+  fprintf(f, "],\n\"outputs\": [");
+  for (int o = 0, first = 1; o < p->n_outputs; o++)
+    if (c->output[o].rows) {
+      fprintf(f, "%s\n  {\"name\": \"%s\", \"rel_rms\": %.17g, \"top1_agreement\": %.17g}",
+              first ? "" : ",", p->m->model->outputs[o].name, rel_rms(&c->output[o]),
+              (double)c->output[o].agree / (double)c->output[o].rows);
+      first = 0;
+    }
+  fprintf(f, "]}\n");
+  return fclose(f) == 0 ? text : (free(text), NULL);
+}
+
 /* ---- the command --------------------------------------------------------------------------- */
 
 /* OUT (a trailing ".lathe" dropped) + ext */
@@ -454,11 +494,14 @@ static lathe_dataset *open_data(QuantizeOptions *o, Diag *d) {
   return view;
 }
 
-static bool write_outputs(const char *lathe_path, const char *st_path, const char *text,
-                          const RtTensorSet *set, Diag *d) {
-  if (!rt_safetensors_write(st_path, set, d)) return false;
-  if (rt_write_file_atomic(lathe_path, text, strlen(text), d)) return true;
+static bool write_outputs(const QuantizeOptions *o, const char *lathe_path, const char *st_path,
+                          const char *text, const char *json, const RtTensorSet *set, Diag *d) {
+  if (o->json && !rt_write_file_atomic(o->json, json, strlen(json), d)) return false;
+  if (rt_safetensors_write(st_path, set, d) &&
+      rt_write_file_atomic(lathe_path, text, strlen(text), d))
+    return true;
   remove(st_path); /* not half a model */
+  if (o->json) remove(o->json);
   return false;
 }
 
@@ -473,7 +516,7 @@ static bool quantize_model(QuantizeOptions *o, Module *m, Diag *d) {
   RtTensorSet fw, qw;
   rt_set_init(&fw), rt_set_init(&qw);
   char *lathe_path = out_path(o->out, ".lathe"), *st_path = out_path(o->out, ".safetensors");
-  char *header = NULL, *text = NULL;
+  char *header = NULL, *text = NULL, *json = NULL;
   lathe_dataset *ds = NULL;
   Compare c = {0};
   bool ok = lathe_path && st_path && qplan_build(&p, m, &po, d) &&
@@ -489,10 +532,15 @@ static bool quantize_model(QuantizeOptions *o, Module *m, Diag *d) {
   c.output = calloc((size_t)p.n_outputs + 1, sizeof *c.output);
   ok = ok && c.layer && c.output && check_written(&p, o, lathe_path, text, &qw, ds, &fr, &c, d);
   if (ok) print_report(&p, &c, ds->n);
-  if (ok && (ok = write_outputs(lathe_path, st_path, text, &qw, d)))
+  if (ok && o->json && !(json = report_json(&p, &c, !o->per_tensor))) {
+    diag_error(d, (SrcLoc){0}, "out of memory");
+    ok = false;
+  }
+  if (ok && (ok = write_outputs(o, lathe_path, st_path, text, json, &qw, d)))
     fprintf(stderr, "wrote %s and %s\n", lathe_path, st_path);
   runner_close(&fr);
-  free(c.layer), free(c.output), free(header), free(text), free(lathe_path), free(st_path);
+  free(c.layer), free(c.output), free(header), free(text), free(json), free(lathe_path);
+  free(st_path);
   lathe_dataset_free(ds);
   rt_set_fini(&fw), rt_set_fini(&qw);
   qplan_fini(&p);

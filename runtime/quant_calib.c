@@ -74,7 +74,9 @@ bool rt_observe_histogram(RtObserver *o, const float *x, int64_t n) {
   hist_frame(o, &origin, &width);
   for (int64_t i = 0; i < n; i++) {
     double v = o->kind == RT_OBSERVE_ENTROPY ? fabs((double)x[i]) : (double)x[i];
-    if (!isfinite(v)) continue;
+    /* entropy: exact zeros (half of a ReLU's outputs) are exact at any threshold; counted,
+     * they outweigh the tail whose clipping the divergence is meant to judge */
+    if (!isfinite(v) || (o->kind == RT_OBSERVE_ENTROPY && v == 0)) continue;
     double b = width > 0 ? floor((v - origin) / width) : 0;
     int bin = b < 0 ? 0 : b >= RT_OBSERVE_BINS ? RT_OBSERVE_BINS - 1 : (int)b;
     o->hist[bin]++;

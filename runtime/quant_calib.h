@@ -32,7 +32,8 @@ typedef struct RtObserver {
   int64_t count;     /* values seen in pass 1 */
   int64_t nonfinite; /* NaN or infinite values seen in pass 1 (they break the range) */
   int64_t *hist;     /* pass 2: RT_OBSERVE_BINS counts (PERCENTILE: x over [lo, hi];
-                      * ENTROPY: |x| over [0, max(|lo|, |hi|)]), or NULL */
+                      * ENTROPY: |x| over [0, max(|lo|, |hi|)], exact zeros left
+                      * out), or NULL */
 } RtObserver;
 
 /* "minmax", "percentile", "entropy"; rt_observe_kind_parse: false if none */
