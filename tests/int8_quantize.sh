@@ -134,6 +134,34 @@ for obs in percentile entropy; do
     "r-$obs.json" x.npy "ref-$obs"
 done
 
+# the CNN: qconv2d layers, int8 max pooling through dequantize/quantize, the flatten of an
+# int8 tensor; the oracle checks its weights, the evaluator equals the baked C
+CNN=$ROOT/examples/cnn.lathe
+quiet "$LATHE" train "$CNN" --data fashion-mnist --epochs 1 --limit 256 --checkpoint cnn.safetensors
+quiet "$LATHE" quantize "$CNN" --weights cnn.safetensors --calibrate fashion-mnist --limit 64 \
+  --observer entropy --report-json rc.json -o qc
+grep -q "^  c1 = qconv_layer(x_q, 32, 3, 3" qc.lathe
+grep -q "^  p1 = quantize(max_pool2d(c1_f, 2" qc.lathe
+sed 's/^  output probs$/  output c2\n  output p2\n  output h\n  output probs/' qc.lathe >qco.lathe
+/usr/bin/python3 -c "
+import numpy as np
+np.save('xc.npy', np.load('x.npy')[:64].reshape(64, 1, 28, 28))"
+quiet "$LATHE" run qco.lathe --weights qc.safetensors --input x=xc.npy --out cref --reference
+/usr/bin/python3 "$ROOT/tests/int8/quantize_ref.py" cnn.safetensors qc.safetensors rc.json \
+  xc.npy cref
+quiet "$LATHE" compile qco.lathe --weights qc.safetensors --bake --target generic -o cc-cnn
+mkdir -p cc-cnn/so
+gcc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC cc-cnn/cnn.c -o cc-cnn/so/cnn.so -lm
+quiet "$LATHE" run cc-cnn/so/cnn.so --input x=xc.npy --out cout
+/usr/bin/python3 - <<'PY'
+import numpy as np
+for name in ("c2", "p2", "h"):
+    got, want = np.load(f"cout/{name}.npy"), np.load(f"cref/{name}.npy")
+    assert got.dtype == np.int8 and np.array_equal(got, want), f"cnn {name} differs"
+assert np.allclose(np.load("cout/probs.npy"), np.load("cref/probs.npy"), atol=1e-5)
+print("ok: cnn: qconv2d, int8 pooling and qdense of the baked C equal the evaluator bit for bit")
+PY
+
 # bad input: nothing written
 mkdir -p wrong zeros
 /usr/bin/python3 - <<'PY'
