@@ -167,6 +167,7 @@ static bool runner_open(Runner *r, Module *m, const CliCompile *c, const NodeId 
   const lathe_entry_info *e = NULL;
   for (int k = 0; k < r->model.info->n_entries; k++)
     if (strcmp(r->model.info->entries[k].name, "forward") == 0) e = &r->model.info->entries[k];
+  if (!e) diag_error(d, (SrcLoc){0}, "internal: the probed model has no forward entry");
   if (!e || !cli_weights_init(&r->w, r->model.info, ckpt, 0, d)) return false;
   if (set &&
       !driver_weights_load(r->model.info, r->w.params, r->w.state, set, "the quantized weights", d))
@@ -237,11 +238,8 @@ static bool choose_all(QPlan *p, RtObserver *ob, Diag *d) {
     const char *why = NULL;
     o->min = ob[k].lo, o->max = ob[k].hi;
     rt_observer_range(&ob[k], &o->lo, &o->hi);
-    if (ob[k].nonfinite)
-      why = "it holds NaN or infinite values";
-    else if (!rt_quant_choose_params(o->lo, o->hi, &o->scale, &o->zp, &why))
-      (void)0;
-    if (why) {
+    if (ob[k].nonfinite) why = "it holds NaN or infinite values";
+    if (why || !rt_quant_choose_params(o->lo, o->hi, &o->scale, &o->zp, &why)) {
       diag_error(d, graph_node(p->m->model, o->node)->loc,
                  "cannot quantize '%s' (range [%g, %g] on the calibration data): %s", o->what,
                  o->min, o->max, why);

@@ -81,10 +81,10 @@ static const char *const reserved[] = {
 typedef struct Writer {
   QPlan *p;
   const Graph *g;
-  FILE *f;      /* the model body */
-  char **fname; /* per node: its float form's binding (or literal), or NULL */
-  char **qname; /* per node: its int8 form's binding, or NULL */
-  char **used;  /* binding names taken */
+  FILE *f;            /* the model body */
+  const char **fname; /* per node: its float form's binding (or literal), or NULL */
+  const char **qname; /* per node: its int8 form's binding, or NULL */
+  char **used;        /* binding names taken */
   int n_used;
   bool fn_used[FN_COUNT];
   int64_t batch; /* dim 0 of the first input: written as N */
@@ -361,7 +361,7 @@ static void write_generic(Writer *w, NodeId id) {
 static void write_layer(Writer *w, const QLayer *L) {
   const Node *op = graph_node(w->g, L->op), *wt = graph_node(w->g, op->in[1]);
   const struct IrConvAttr *c = &op->attr.conv;
-  char *name = claim(w, L->name, "", L->out);
+  const char *name = L->name; /* claimed by claim_names */
   const char *x = L->keep_float ? fform(w, L->x) : qform(w, L->x);
   int64_t units = L->conv ? wt->shape.dim[0] : wt->shape.dim[1];
   if (L->keep_float) {
@@ -510,13 +510,24 @@ static void write_signature(Writer *w, FILE *f) {
   fprintf(f, ") {\n");
 }
 
+/* the inputs' names (the data binds to them), then the layers' (their params' prefixes, which
+ * the weights are named after): a layer named like an input or a builtin is renamed */
+static void claim_names(Writer *w) {
+  for (NodeId id = 0; id < w->g->n_nodes; id++)
+    if (w->p->role[id] == QR_INPUT)
+      w->fname[id] =
+          claim(w, w->p->m->inputs[graph_node(w->g, id)->attr.source.index].name, "", id);
+  for (int l = 0; l < w->p->n_layers; l++) {
+    QLayer *L = &w->p->layers[l];
+    const char *name = claim(w, L->name, "", L->out);
+    L->name = name ? arena_strdup(&w->p->m->arena, name) : L->name;
+  }
+}
+
 static void write_body(Writer *w) {
   for (NodeId id = 0; id < w->g->n_nodes; id++) {
     int role = w->p->role[id];
-    if (role == QR_INPUT)
-      w->fname[id] =
-          claim(w, w->p->m->inputs[graph_node(w->g, id)->attr.source.index].name, "", id);
-    else if (role == QR_GENERIC)
+    if (role == QR_GENERIC)
       write_generic(w, id);
     else if (role == QR_LAYER)
       for (int l = 0; l < w->p->n_layers; l++)
@@ -569,6 +580,7 @@ bool qplan_write(QPlan *p, const QPlanOptions *o, const char *header, const RtTe
   w.used = calloc(4 * n + 1, sizeof *w.used);
   char *body = NULL;
   bool ok = w.fname && w.qname && w.used;
+  if (ok) claim_names(&w);
   for (int l = 0; ok && l < p->n_layers; l++)
     ok = layer_weights(p, &p->layers[l], o->per_channel, fw, what, out, d);
   if (ok && (w.f = open_memstream(&body, &body_len))) {
@@ -578,6 +590,6 @@ bool qplan_write(QPlan *p, const QPlanOptions *o, const char *header, const RtTe
   if (!ok && !d->n_errors) diag_error(d, (SrcLoc){0}, "out of memory writing the model");
   for (int k = 0; k < w.n_used; k++)
     free(w.used[k]);
-  free(w.fname), free(w.qname), free(w.used), free(body);
+  free((void *)w.fname), free((void *)w.qname), free(w.used), free(body);
   return ok;
 }

@@ -48,7 +48,9 @@ assert kinds == [("h1", True), ("h2", True), ("logits", False)], kinds
 print(f"ok: report: top-1 agreement {out['top1_agreement']:.4f}, rel. RMS {out['rel_rms']:.4f}")
 PY
 
-accuracy() { "$LATHE" eval "$@" --data fashion-mnist | sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p'; }
+accuracy() {
+  "$LATHE" eval "$@" --data fashion-mnist | sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p'
+}
 f32=$(accuracy "$MLP" --weights mlp.safetensors)
 i8=$(accuracy q.lathe --weights q.safetensors)
 /usr/bin/python3 -c "
