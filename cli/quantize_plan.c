@@ -178,8 +178,10 @@ static bool check_writable(const QPlan *p, const uint8_t *live, Diag *d) {
     const Node *n = graph_node(g, id);
     const char *why = NULL;
     if (!live[id] || p->role[id] != QR_GENERIC) continue;
-    if (n->op == OP_PARAM || n->op == OP_STATE)
+    if (n->op == OP_PARAM)
       why = "a param used outside a dense or conv2d layer";
+    else if (n->op == OP_STATE)
+      why = "state tensors (batch-norm running statistics) are not written";
     else
       why = qwrite_op_unsupported(g, id);
     if (why) {
@@ -188,6 +190,10 @@ static bool check_writable(const QPlan *p, const uint8_t *live, Diag *d) {
       ok = false;
     }
   }
+  if (!ok)
+    diag_note(d, (SrcLoc){0},
+              "lathe quantize writes dense and conv2d layers and the elementwise, reduction, "
+              "softmax, reshape, transpose and max-pooling ops between them (docs/int8.md)");
   for (int l = 0; l < p->n_layers; l++) {
     const Node *op = graph_node(g, p->layers[l].op);
     if (p->layers[l].conv && !conv_symmetric(op)) {
