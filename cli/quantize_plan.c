@@ -152,6 +152,7 @@ static bool choose_float_layers(QPlan *p, const QPlanOptions *o, Diag *d) {
     }
   }
   int no_int8 = 0;
+  char names[512] = "";
   for (int l = 0; l < p->n_layers; l++) {
     QLayer *L = &p->layers[l];
     L->keep_float = keep_named(o, L->name) || (l == p->n_layers - 1 && !o->quantize_last);
@@ -161,12 +162,13 @@ static bool choose_float_layers(QPlan *p, const QPlanOptions *o, Diag *d) {
                  "layer '%s': conv2d with %d groups has no int8 form (qconv2d takes one "
                  "group)",
                  L->name, op->attr.conv.groups);
-      no_int8++;
+      size_t k = strlen(names);
+      snprintf(names + k, sizeof names - k, "%s%s", no_int8++ ? "," : "", L->name);
     }
   }
   if (no_int8)
-    diag_note(d, (SrcLoc){0}, "keep %s float with --keep-float NAME,...",
-              no_int8 == 1 ? "it" : "them");
+    diag_note(d, (SrcLoc){0}, "keep %s float with --keep-float %s", no_int8 == 1 ? "it" : "them",
+              names);
   return ok && no_int8 == 0;
 }
 

@@ -370,8 +370,9 @@ static void write_layer(Writer *w, const QLayer *L) {
     fprintf(w->f, "  %s = %s%s(%s, %lld", name, L->relu ? "relu(" : "", fn_names[fn], x,
             (long long)units);
     if (L->conv)
-      fprintf(w->f, ", %lld, %lld, %d, %d, %d, %d", (long long)wt->shape.dim[2],
-              (long long)wt->shape.dim[3], c->stride[0], c->pad[0], c->dilation[0], c->groups);
+      fprintf(w->f, ", %lld, %lld, stride = %d, padding = %d, dilation = %d, groups = %d",
+              (long long)wt->shape.dim[2], (long long)wt->shape.dim[3], c->stride[0], c->pad[0],
+              c->dilation[0], c->groups);
     fprintf(w->f, ")%s  # float\n", L->relu ? ")" : "");
     w->fname[L->out] = name;
     return;

@@ -164,6 +164,34 @@ assert np.allclose(np.load("cout/probs.npy"), np.load("cref/probs.npy"), atol=1e
 print("ok: cnn: qconv2d, int8 pooling and qdense of the baked C equal the evaluator bit for bit")
 PY
 
+# a conv2d with 2 groups has no int8 form: listed with --keep-float named; kept float, it is
+# written as a float conv between int8 layers
+/usr/bin/python3 -c "
+import numpy as np
+rng = np.random.default_rng(1)
+import os
+os.makedirs('gdata', exist_ok=True)
+np.save('gdata/x.npy', rng.uniform(-1, 1, (32, 2, 8, 8)).astype(np.float32))
+np.save('gdata/label.npy', rng.integers(0, 3, 32).astype(np.int32))"
+G=$ROOT/tests/int8/grouped.lathe
+quiet "$LATHE" train "$G" --data gdata --epochs 1 --checkpoint g.safetensors
+fails "keep it float with --keep-float g" "$LATHE" quantize "$G" --weights g.safetensors \
+  --calibrate gdata -o bad
+quiet "$LATHE" quantize "$G" --weights g.safetensors --calibrate gdata \
+  --keep-float g -o qg
+grep -qF "g = relu(conv_layer(c1_f, 4, 3, 3, stride = 1, padding = 1, dilation = 1, groups = 2))" \
+  qg.lathe
+grep -q "^  h = qdense_layer(" qg.lathe
+/usr/bin/python3 -c "
+import numpy as np
+np.save('gx8.npy', np.load('gdata/x.npy')[:8])"
+quiet "$LATHE" run qg.lathe --weights qg.safetensors --input x=gx8.npy --out gref --reference
+quiet "$LATHE" run qg.lathe --weights qg.safetensors --input x=gx8.npy --out gcc --backend cc
+/usr/bin/python3 -c "
+import numpy as np
+assert np.allclose(np.load('gcc/probs.npy'), np.load('gref/probs.npy'), atol=1e-5)
+print('ok: a grouped conv kept float between int8 layers: the compiled model equals the evaluator')"
+
 # bad input: nothing written
 mkdir -p wrong zeros
 /usr/bin/python3 - <<'PY'
