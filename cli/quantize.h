@@ -1,0 +1,84 @@
+/* cli/quantize.h — `lathe quantize` (issue 19, docs/int8.md "The passes and commands"),
+ * private to cli/: the plan of a model's quantization (quantize_plan.c) and the command
+ * (cmd_quantize.c) that calibrates it and writes the int8 model.
+ *
+ * The plan is read off the elaborated model graph (Module.model, before any pass):
+ *   - a *layer* is a dense (matmul of an activation by a param [I, O], + a param bias [O]) or
+ *     a conv2d (by a param [O, C, kh, kw], one group, + a reshaped param bias), each with an
+ *     optional ReLU that is the only user of its result;
+ *   - layers are int8 (qdense / qconv2d) unless kept float (the last layer by default, and
+ *     every name of --keep-float);
+ *   - an int8 layer's output is an int8 tensor; reshape, transpose and max_pool2d of an int8
+ *     tensor stay int8 with its scale and zero point (max pooling commutes with the monotone
+ *     quantization, so quantize(max_pool2d(dequantize(q))) is exactly the int8 max pool);
+ *   - every other op computes in float: dequantize where it reads an int8 tensor, quantize
+ *     where an int8 layer reads a float tensor.
+ * Observed tensors are what that needs: each int8 layer's output and each float tensor an int8
+ * layer reads.
+ */
+#ifndef LATHE_CLI_QUANTIZE_H
+#define LATHE_CLI_QUANTIZE_H
+
+#include "cli.h"
+
+typedef struct QLayer {
+  bool conv;         /* qconv2d, else qdense */
+  bool keep_float;   /* stays float (the last layer, or --keep-float) */
+  bool relu;         /* a ReLU fused into the clamp */
+  NodeId op;         /* the matmul / conv2d */
+  NodeId x;          /* its activation input */
+  NodeId add;        /* the bias add, or IR_NONE */
+  NodeId out;        /* the layer's result: the relu, the bias add, or the op */
+  int w_param;       /* Module.params index of the weight */
+  int b_param;       /* of the bias, or -1 */
+  const char *name;  /* binding and param prefix in the written model ("h1"; module arena) */
+  int x_obs, y_obs;  /* QPlan.obs index of the input's and the output's parameters */
+  float w_scale_min; /* report: the smallest and largest weight scale */
+  float w_scale_max;
+} QLayer;
+
+/* one observed tensor: its float node, its range and the parameters chosen from it */
+typedef struct QObs {
+  NodeId node;
+  const char *what; /* for the report: the binding name, or "%<id>" (module arena) */
+  double lo, hi;    /* the chosen range (before widening to contain 0) */
+  double min, max;  /* what the observer saw */
+  float scale;
+  int32_t zp;
+} QObs;
+
+typedef struct QPlan {
+  Module *m;
+  QLayer *layers; /* in graph order */
+  int n_layers;
+  QObs *obs;
+  int n_obs;
+  int *obs_of;      /* per node: QPlan.obs index of the parameters of an int8 tensor, or -1 */
+  uint8_t *is_int8; /* per node: 1 when the written model holds it as int8 */
+  int8_t *role;     /* per node: what the node is to the writer (quantize_plan.c) */
+  int n_outputs;    /* the model's own outputs (probes are added after them) */
+} QPlan;
+
+/* what the user asked for */
+typedef struct QPlanOptions {
+  const char *const *keep; /* --keep-float names */
+  int n_keep;
+  bool quantize_last; /* --quantize-last: the last layer is int8 too */
+  bool per_channel;
+} QPlanOptions;
+
+/* Reads m->model into p: layers, int8 tensors, the tensors to observe. Every op that cannot
+ * be written, every layer with no int8 form and every unknown --keep-float name is reported
+ * (all of them) in d, with false. */
+bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d);
+void qplan_fini(QPlan *p);
+
+/* The int8 model as .lathe text (malloc'd, under the comment lines of header) and its
+ * weights (added to out) from the trained float params fw (read from the file `what`): the
+ * scales of p->obs must be chosen. Fills each QLayer's weight-scale range. False (reported)
+ * when a layer's numbers do not fit TFLite's int8 rules (a multiplier too large, a bias
+ * outside int32) or a trained param is missing or misshapen. */
+bool qplan_write(QPlan *p, const QPlanOptions *o, const char *header, const RtTensorSet *fw,
+                 const char *what, char **text, RtTensorSet *out, Diag *d);
+
+#endif

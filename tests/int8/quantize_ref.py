@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""tests/int8/quantize_ref.py — `lathe quantize`'s numbers against the oracle (issue 19).
+
+    quantize_ref.py FLOAT.safetensors INT8.safetensors REPORT.json X.npy OUTDIR
+
+With the report of `lathe quantize --report-json` (each observed tensor's chosen range, scale
+and zero point; each layer's weight and bias names and its input/output tensors):
+  - every scale and zero point is the oracle's choose_params of the chosen range;
+  - every int8 layer's weights, bias, multipliers and shifts are the oracle's
+    symmetric_weight_scales / quantize / quantize_bias / output_multipliers of the float
+    checkpoint (per output channel: the dense weight's column, the conv weight's row);
+  - the int8 layers of a chain of dense layers (an MLP), run by the oracle's fully_connected
+    from quantize(X), give exactly the int8 tensors OUTDIR/<layer>.npy that lathe computed.
+Exits 1 naming the first mismatch of each check.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+import safetensors_py  # noqa: E402
+import tflite_ref as ref  # noqa: E402
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", what)
+    return cond
+
+
+def check_params(report):
+    for t in report["tensors"]:
+        scale, zp = ref.choose_params(t["lo"], t["hi"])
+        check(np.float32(scale) == np.float32(t["scale"]) and zp == t["zp"],
+              f"{t['name']}: choose_params gives ({scale}, {zp}), lathe ({t['scale']}, {t['zp']})")
+    print(f"ok: {len(report['tensors'])} tensors' scales and zero points are choose_params'")
+
+
+def check_layer(layer, tensors, fw, qw, per_channel):
+    name, conv = layer["name"], layer["op"] == "conv2d"
+    w = fw[layer["weight"]].astype(np.float32)
+    axis = 0 if conv else 1
+    scales = ref.symmetric_weight_scales(w, axis)
+    if not per_channel:
+        scales = np.full_like(scales, ref.symmetric_weight_scales(w.reshape(1, -1), 0)[0])
+    wq = ref.quantize(w, scales, 0, ref.WEIGHT_MIN, ref.WEIGHT_MAX, axis=axis)
+    check(np.array_equal(wq, qw[name + ".w"].astype(np.int64)), f"{name}.w: not the oracle's")
+    sx, sy = tensors[layer["x"]]["scale"], tensors[layer["y"]]["scale"]
+    if layer["bias"]:
+        b = ref.quantize_bias(fw[layer["bias"]], np.float32(sx), scales)
+        check(np.array_equal(b, qw[name + ".b"].astype(np.int64)), f"{name}.b: not the oracle's")
+    m, s = ref.output_multipliers(np.float32(sx), scales, np.float32(sy))
+    check(np.array_equal(m, qw[name + ".m"].astype(np.int64)) and
+          np.array_equal(s, qw[name + ".s"].astype(np.int64)),
+          f"{name}: multipliers and shifts are not output_multipliers'")
+
+
+def check_chain(report, qw, x, outdir):
+    tensors, q = report["tensors"], None
+    layers = [L for L in report["layers"] if L["int8"]]
+    for L in layers:
+        if L["op"] != "dense":
+            return
+    t0 = tensors[layers[0]["x"]]
+    q = ref.quantize(x.reshape(x.shape[0], -1), t0["scale"], t0["zp"])
+    for L in layers:
+        tx, ty = tensors[L["x"]], tensors[L["y"]]
+        lo, hi = ref.activation_range("relu" if L["relu"] else "none", ty["scale"], ty["zp"])
+        q = ref.fully_connected(q, tx["zp"], qw[L["name"] + ".w"], qw[L["name"] + ".b"],
+                                qw[L["name"] + ".m"], qw[L["name"] + ".s"], ty["zp"], lo, hi)
+        got = np.load(os.path.join(outdir, L["name"] + ".npy"))
+        if not check(got.dtype == np.int8 and np.array_equal(got.astype(np.int64), q),
+                     f"{L['name']}: lathe's int8 values differ from the oracle's fully_connected"):
+            return
+        print(f"ok: {L['name']} equals the oracle's fully_connected bit for bit ({q.size} values)")
+
+
+def main():
+    fw, qw = safetensors_py.load(sys.argv[1]), safetensors_py.load(sys.argv[2])
+    with open(sys.argv[3]) as f:
+        report = json.load(f)
+    x = np.load(sys.argv[4])
+    check_params(report)
+    for layer in report["layers"]:
+        if layer["int8"]:
+            check_layer(layer, report["tensors"], fw, qw, report["per_channel"])
+    print(f"ok: weights, biases, multipliers and shifts checked for "
+          f"{sum(L['int8'] for L in report['layers'])} int8 layers")
+    check_chain(report, qw, x, sys.argv[5])
+    print("quantize_ref:", "FAILED" if failures else "ok", f"({failures} failures)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
