@@ -261,10 +261,10 @@ static int float_probes(const QPlan *p, NodeId *nodes) {
 
 static bool calibrate(QPlan *p, const QuantizeOptions *o, const lathe_dataset *ds, Runner *r,
                       Diag *d) {
-  NodeId *nodes = malloc((size_t)(p->n_obs + p->n_layers + 1) * sizeof *nodes);
+  NodeId *nodes = calloc((size_t)(p->n_obs + p->n_layers + 1), sizeof *nodes);
   RtObserver *ob = calloc((size_t)p->n_obs + 1, sizeof *ob);
   bool ok = nodes && ob;
-  for (int k = 0; k < p->n_obs; k++)
+  for (int k = 0; ok && k < p->n_obs; k++)
     rt_observer_init(&ob[k], o->observer, o->percentile);
   int n = ok ? float_probes(p, nodes) : 0;
   ok = ok && n <= 4096 && runner_open(r, p->m, &o->c, nodes, n, o->weights, NULL, ds, d);
