@@ -274,6 +274,7 @@ typedef struct Run {
   const lathe_dist *dist; /* under mpirun (cli/dist_mpi.c), else NULL */
   bool quiet;             /* a rank but 0: prints and writes nothing */
   int64_t min_batch;      /* Module.train_min_n: a batch norm needs steps of 2 samples or more */
+  bool beside_written;    /* CKPT.classes / CKPT.vocab are written (on_epoch) */
 } Run;
 
 static bool named_dataset(const char *spec) {
@@ -361,6 +362,30 @@ static bool read_epoch(const char *ckpt, int *epoch, Diag *d) {
   return ok;
 }
 
+/* what the ids of the training data mean, beside the checkpoint: CKPT.classes (the names of
+ * string labels, one per line) and CKPT.vocab (the bytes of a text's ids, rt_vocab_write);
+ * written with the first epoch's checkpoint (on_epoch), so that every checkpoint of the run has
+ * them and a run that fails before it writes nothing */
+static bool save_beside(Run *r, const char *ckpt, Diag *d) {
+  RtStore *s = r->all->store;
+  char vocab[4096];
+  if (ckpt && s->vocab) {
+    rt_vocab_path(vocab, sizeof vocab, ckpt);
+    if (!rt_vocab_write(s->vocab, vocab, d)) return false;
+  }
+  if (!ckpt || !s->n_classes) return true;
+  size_t len = 0, size = 1;
+  for (int i = 0; i < s->n_classes; i++)
+    size += strlen(s->classes[i]) + 1;
+  char *text = malloc(size), path[4096];
+  for (int i = 0; text && i < s->n_classes; i++)
+    len += (size_t)sprintf(text + len, "%s\n", s->classes[i]);
+  snprintf(path, sizeof path, "%s.classes", ckpt);
+  bool ok = text && rt_write_file_atomic(path, text, len, d);
+  free(text);
+  return ok;
+}
+
 static int on_epoch(void *ctx, const lathe_epoch_result *e, char **error) {
   Run *r = ctx;
   Diag d;
@@ -373,7 +398,10 @@ static int on_epoch(void *ctx, const lathe_epoch_result *e, char **error) {
       e->has_val && (e->val.task == LATHE_TASK_CLASSIFY || e->val.task == LATHE_TASK_SEQUENCE);
   const lathe_entry_info *ev = rt_model_entry(&r->model, "evaluate");
   bool ok =
-      !r->o->samples || cli_write_samples(ev, &r->w, r->val, r->o->samples, (uint64_t)e->epoch, &d);
+      r->beside_written || (save_beside(r, r->o->checkpoint, &d) && save_beside(r, r->o->best, &d));
+  r->beside_written = ok;
+  ok = ok && (!r->o->samples ||
+              cli_write_samples(ev, &r->w, r->val, r->o->samples, (uint64_t)e->epoch, &d));
   ok = ok && (!r->o->plot || rt_plot_write(r->o->plot, r->model.info->name, r->train_loss,
                                            e->has_val ? r->val_loss : NULL,
                                            r->has_acc ? r->val_acc : NULL, r->n_hist, &d));
@@ -432,29 +460,6 @@ static bool setup(Run *r, Diag *d) {
     return false;
   }
   return true;
-}
-
-/* what the ids of the training data mean, beside the checkpoint: CKPT.classes (the names of
- * string labels, one per line) and CKPT.vocab (the bytes of a text's ids, rt_vocab_write);
- * written before the first epoch, so that every checkpoint of the run has them */
-static bool save_beside(Run *r, const char *ckpt, Diag *d) {
-  RtStore *s = r->all->store;
-  char vocab[4096];
-  if (ckpt && s->vocab) {
-    rt_vocab_path(vocab, sizeof vocab, ckpt);
-    if (!rt_vocab_write(s->vocab, vocab, d)) return false;
-  }
-  if (!ckpt || !s->n_classes) return true;
-  size_t len = 0, size = 1;
-  for (int i = 0; i < s->n_classes; i++)
-    size += strlen(s->classes[i]) + 1;
-  char *text = malloc(size), path[4096];
-  for (int i = 0; text && i < s->n_classes; i++)
-    len += (size_t)sprintf(text + len, "%s\n", s->classes[i]);
-  snprintf(path, sizeof path, "%s.classes", ckpt);
-  bool ok = text && rt_write_file_atomic(path, text, len, d);
-  free(text);
-  return ok;
 }
 
 static void fit_options(Run *r, lathe_fit_options *f) {
@@ -529,8 +534,6 @@ static bool train(Run *r, Diag *d) {
                (long long)n, (long long)r->min_batch);
     return false;
   }
-  if (!r->quiet && !(save_beside(r, r->o->checkpoint, d) && save_beside(r, r->o->best, d)))
-    return false;
   if (lathe_fit(r->model.info, r->w.params, r->w.state, r->train, r->val, &f, &res, &err) != 0) {
     cli_api_error(d, err);
     return false;
