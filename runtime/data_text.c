@@ -99,8 +99,7 @@ int rt_vocab_decode(const RtVocab *v, int32_t id) {
   return id >= 0 && id < v->n ? v->byte[id] : -1;
 }
 
-/* ---- the dataset ------------------------------------------------------------------------------
- */
+/* ---- the dataset ----------------------------------------------------------------------------- */
 
 bool rt_data_is_text(const char *spec) {
   return strncmp(spec, "text=", 5) == 0;
@@ -177,8 +176,8 @@ static bool text_split(const char *name, size_t len, const lathe_data_options *o
 bool rt_data_parse_text(lathe_dataset *ds, const char *name, const unsigned char *text, size_t len,
                         const lathe_data_options *o, Diag *d) {
   size_t begin, end;
-  if (ds->store->vocab) {
-    rt_error(d, "%s: a second text source in one dataset (expected one text=FILE)", name);
+  if (ds->store->n_arrays) {
+    rt_error(d, "text=%s is a dataset of its own: expected no other source joined to it", name);
     return false;
   }
   RtVocab *v = malloc(sizeof *v);
@@ -213,8 +212,7 @@ bool rt_data_read_text(lathe_dataset *ds, const char *path, const lathe_data_opt
   return ok;
 }
 
-/* ---- the vocabulary of training ---------------------------------------------------------------
- */
+/* ---- the vocabulary of training -------------------------------------------------------------- */
 
 bool rt_data_use_vocab(lathe_dataset *ds, const RtVocab *v, const char *from, int64_t bound,
                        Diag *d) {
