@@ -70,7 +70,8 @@ head -c 3000 "$TEXT" > "$TMP/head.txt" # fewer distinct bytes: its ids are re-nu
 cat "$TMP/e.out" "$TMP/h.out"
 want=$(sed -n 's/.*val loss \([0-9.]*\).*/\1/p' "$TMP/t.out")
 got=$(sed -n 's/^test loss \([0-9.]*\) .*/\1/p' "$TMP/e.out")
-[[ -n $want && $want == "$got" ]] || { echo "eval's loss $got is not training's $want" >&2; exit 1; }
+[[ -n $want && $want == "$got" ]] ||
+  { echo "eval's loss $got is not training's $want" >&2; exit 1; }
 
 # expect_error WANT ARGS...: lathe exits 1 and says WANT
 expect_error() {
