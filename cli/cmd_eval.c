@@ -173,8 +173,10 @@ static bool evaluate(void *ctx, RtModel *model, Diag *d) {
   char *err = NULL;
   o->data.test_split = 1;
   cli_image_options(model->info, &o->data);
+  cli_text_options(model->info, &o->data);
   lathe_dataset *ds = rt_data_open(o->spec, &o->data, d);
   bool ok = ds && cli_checkpoint_classes(ds, o->weights, d) &&
+            cli_checkpoint_vocab(ds, o->weights, &o->data, d) &&
             cli_weights_init(&w, model->info, o->weights, 0, d);
   if (ok && lathe_evaluate(model->info, w.params, w.state, ds,
                            o->task ? lathe_task_parse(o->task) : LATHE_TASK_AUTO, &ev, &err)) {

@@ -90,8 +90,10 @@ static bool predict(void *ctx, RtModel *model, Diag *d) {
   char *err = NULL;
   o->data.test_split = 1;
   cli_image_options(model->info, &o->data);
+  cli_text_options(model->info, &o->data);
   lathe_dataset *ds = open_data(o, model, d);
   bool ok = ds && cli_checkpoint_classes(ds, o->weights, d) &&
+            cli_checkpoint_vocab(ds, o->weights, &o->data, d) &&
             cli_weights_init(&w, model->info, o->weights, 0, d);
   if (ok && lathe_predict(model->info, w.params, w.state, ds, o->out, &err) != 0) {
     cli_api_error(d, err);

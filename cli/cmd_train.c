@@ -3,17 +3,26 @@
  * runs lathe_fit, and draws the plot and samples from its epoch callback.
  *
  * The named datasets (fashion-mnist, reverse, sort) validate on their test split unless told
- * otherwise, and their epoch lines say "test", as before the runtime took the loop over.
+ * otherwise, and their epoch lines say "test", as before the runtime took the loop over; a
+ * text=FILE validates on its last 10% ("val").
  */
 #include "cli.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char cli_data_help[] =
     "  --data SPEC                 X.npy[,Y.npy...] | DIR of .npy | X.npz | X.csv | X.tsv |\n"
-    "                              X.safetensors | fashion-mnist[=DIR] | reverse|sort[=LEN,VOCAB]\n"
+    "                              X.safetensors | fashion-mnist[=DIR] |\n"
+    "                              reverse|sort[=LEN,VOCAB] | text=FILE\n"
     "                              arrays bind to model inputs by name (x.npy -> input x)\n"
+    "                              text=FILE: characters; x and target are windows of T bytes\n"
+    "                              (T: dim 1 of the model's first integer input) and the same\n"
+    "                              shifted by one, one every T/2 bytes; ids are the file's\n"
+    "                              sorted bytes (at most V: the model's output classes and\n"
+    "                              embed table rows), saved as CKPT.vocab (read by eval and\n"
+    "                              predict); its last 10% is the validation (--val) split\n"
     "  --features COLS             CSV: feature columns, 'a,b,c' or '0:8' (default: all but the\n"
     "                              target); they form the array x\n"
     "  --target COL                CSV: the target column (default: the last; '' for none);\n"
@@ -105,6 +114,47 @@ void cli_image_options(const lathe_model_info *info, lathe_data_options *o) {
       o->image_channels = 1, o->image_h = t->shape[1], o->image_w = t->shape[2];
     return; /* the first input only */
   }
+}
+
+/* the forward entry, else the first one */
+static const lathe_entry_info *forward_entry(const lathe_model_info *info) {
+  for (int k = 0; k < info->n_entries; k++)
+    if (strcmp(info->entries[k].name, "forward") == 0) return &info->entries[k];
+  return info->n_entries ? &info->entries[0] : NULL;
+}
+
+/* an `embed` table of lib/nn.lathe: a rank-2 param named "table" or "<path>.table" */
+static bool embed_table(const lathe_tensor_info *t) {
+  size_t n = strlen(t->name);
+  return t->rank == 2 && n >= 5 && strcmp(t->name + n - 5, "table") == 0 &&
+         (n == 5 || t->name[n - 6] == '.');
+}
+
+void cli_text_options(const lathe_model_info *info, lathe_data_options *o) {
+  const lathe_entry_info *e = forward_entry(info);
+  bool first_out = true;
+  o->seq_len = o->vocab_max = 0;
+  for (int k = 0; e && k < e->n_args; k++) {
+    const lathe_tensor_info *t = e->args[k].tensor;
+    bool integer = t && (t->dtype == LATHE_I32 || t->dtype == LATHE_I64);
+    if (e->args[k].role == LATHE_ARG_INPUT && integer && t->rank >= 2 && !o->seq_len)
+      o->seq_len = t->shape[1];
+    if (e->args[k].role == LATHE_ARG_OUTPUT && first_out && t->rank >= 2)
+      o->vocab_max = t->shape[t->rank - 1]; /* the scores over the next byte [N, T, V] */
+    first_out = first_out && e->args[k].role != LATHE_ARG_OUTPUT;
+  }
+  for (int k = 0; k < info->n_params; k++)
+    if (embed_table(&info->params[k]) && (!o->vocab_max || info->params[k].shape[0] < o->vocab_max))
+      o->vocab_max = info->params[k].shape[0];
+}
+
+bool cli_checkpoint_vocab(lathe_dataset *ds, const char *ckpt, const lathe_data_options *o,
+                          Diag *d) {
+  char path[4096];
+  rt_vocab_path(path, sizeof path, ckpt);
+  if (!ds->store->vocab || access(path, F_OK) != 0) return true;
+  RtVocab v;
+  return rt_vocab_read(&v, path, d) && rt_data_use_vocab(ds, &v, path, o->vocab_max, d);
 }
 
 static bool parse_double(const char *s, double *out) {
@@ -224,10 +274,12 @@ typedef struct Run {
   const lathe_dist *dist; /* under mpirun (cli/dist_mpi.c), else NULL */
   bool quiet;             /* a rank but 0: prints and writes nothing */
   int64_t min_batch;      /* Module.train_min_n: a batch norm needs steps of 2 samples or more */
+  bool beside_written;    /* CKPT.classes / CKPT.vocab are written (on_epoch) */
 } Run;
 
 static bool named_dataset(const char *spec) {
-  return strncmp(spec, "fashion-mnist", 13) == 0 || rt_data_is_seq_task(spec);
+  return strncmp(spec, "fashion-mnist", 13) == 0 || rt_data_is_seq_task(spec) ||
+         rt_data_is_text(spec); /* its validation split: the last 10% */
 }
 
 static lathe_dataset *open_data(const char *spec, const lathe_data_options *base, bool test,
@@ -257,16 +309,28 @@ static const char *stratify_name(Run *r) {
   return name;
 }
 
-/* --val and --test files number their string labels as the training file does */
+/* --val and --test files number their string labels (and text bytes) as the training file
+ * does */
 static bool training_classes(Run *r, lathe_dataset *ds, Diag *d) {
   RtStore *s = r->all->store;
-  return !s->classes || rt_data_use_classes(ds, s->classes, s->n_classes, r->o->spec, d);
+  return (!s->classes || rt_data_use_classes(ds, s->classes, s->n_classes, r->o->spec, d)) &&
+         (!s->vocab || rt_data_use_vocab(ds, s->vocab, r->o->spec, r->o->data.vocab_max, d));
 }
 
 static bool load_data(Run *r, Diag *d) {
   TrainOptions *o = r->o;
   cli_image_options(r->model.info, &o->data);
+  cli_text_options(r->model.info, &o->data);
+  if (o->val_split > 0 && rt_data_is_text(o->spec)) {
+    diag_error(d, (SrcLoc){0},
+               "--val-split: %s has its own validation split (its last 10%%; windows overlap, "
+               "so a random split would validate on training bytes): expected no --val-split",
+               o->spec);
+    return false;
+  }
   if (!(r->all = open_data(o->spec, &o->data, false, o->seed, d))) return false;
+  /* a resumed run keeps the ids of the run it continues */
+  if (o->resume && !cli_checkpoint_vocab(r->all, o->resume, &o->data, d)) return false;
   r->train = r->all;
   if (o->val_split > 0) {
     char *err = NULL;
@@ -298,6 +362,30 @@ static bool read_epoch(const char *ckpt, int *epoch, Diag *d) {
   return ok;
 }
 
+/* what the ids of the training data mean, beside the checkpoint: CKPT.classes (the names of
+ * string labels, one per line) and CKPT.vocab (the bytes of a text's ids, rt_vocab_write);
+ * written with the first epoch's checkpoint (on_epoch), so that every checkpoint of the run has
+ * them and a run that fails before it writes nothing */
+static bool save_beside(Run *r, const char *ckpt, Diag *d) {
+  RtStore *s = r->all->store;
+  char vocab[4096];
+  if (ckpt && s->vocab) {
+    rt_vocab_path(vocab, sizeof vocab, ckpt);
+    if (!rt_vocab_write(s->vocab, vocab, d)) return false;
+  }
+  if (!ckpt || !s->n_classes) return true;
+  size_t len = 0, size = 1;
+  for (int i = 0; i < s->n_classes; i++)
+    size += strlen(s->classes[i]) + 1;
+  char *text = malloc(size), path[4096];
+  for (int i = 0; text && i < s->n_classes; i++)
+    len += (size_t)sprintf(text + len, "%s\n", s->classes[i]);
+  snprintf(path, sizeof path, "%s.classes", ckpt);
+  bool ok = text && rt_write_file_atomic(path, text, len, d);
+  free(text);
+  return ok;
+}
+
 static int on_epoch(void *ctx, const lathe_epoch_result *e, char **error) {
   Run *r = ctx;
   Diag d;
@@ -310,7 +398,10 @@ static int on_epoch(void *ctx, const lathe_epoch_result *e, char **error) {
       e->has_val && (e->val.task == LATHE_TASK_CLASSIFY || e->val.task == LATHE_TASK_SEQUENCE);
   const lathe_entry_info *ev = rt_model_entry(&r->model, "evaluate");
   bool ok =
-      !r->o->samples || cli_write_samples(ev, &r->w, r->val, r->o->samples, (uint64_t)e->epoch, &d);
+      r->beside_written || (save_beside(r, r->o->checkpoint, &d) && save_beside(r, r->o->best, &d));
+  r->beside_written = ok;
+  ok = ok && (!r->o->samples ||
+              cli_write_samples(ev, &r->w, r->val, r->o->samples, (uint64_t)e->epoch, &d));
   ok = ok && (!r->o->plot || rt_plot_write(r->o->plot, r->model.info->name, r->train_loss,
                                            e->has_val ? r->val_loss : NULL,
                                            r->has_acc ? r->val_acc : NULL, r->n_hist, &d));
@@ -371,22 +462,6 @@ static bool setup(Run *r, Diag *d) {
   return true;
 }
 
-/* the mapping of string labels to ids, beside the checkpoint: CKPT.classes, one per line */
-static bool save_classes(Run *r, const char *ckpt, Diag *d) {
-  RtStore *s = r->all->store;
-  if (!ckpt || !s->n_classes) return true;
-  size_t len = 0, size = 1;
-  for (int i = 0; i < s->n_classes; i++)
-    size += strlen(s->classes[i]) + 1;
-  char *text = malloc(size), path[4096];
-  for (int i = 0; text && i < s->n_classes; i++)
-    len += (size_t)sprintf(text + len, "%s\n", s->classes[i]);
-  snprintf(path, sizeof path, "%s.classes", ckpt);
-  bool ok = text && rt_write_file_atomic(path, text, len, d);
-  free(text);
-  return ok;
-}
-
 static void fit_options(Run *r, lathe_fit_options *f) {
   TrainOptions *o = r->o;
   lathe_fit_options_init(f);
@@ -401,7 +476,7 @@ static void fit_options(Run *r, lathe_fit_options *f) {
   f->checkpoint = o->checkpoint;
   f->best_checkpoint = o->best;
   f->log_path = o->log;
-  f->val_name = r->val && !o->val && !o->val_split ? "test" : "val";
+  f->val_name = r->val && !o->val && !o->val_split && !rt_data_is_text(o->spec) ? "test" : "val";
   f->reduce_lr_patience = (int)o->reduce_patience;
   if (o->reduce_factor > 0) f->reduce_lr_factor = o->reduce_factor;
   f->reduce_lr = reduce_lr;
@@ -465,8 +540,7 @@ static bool train(Run *r, Diag *d) {
   }
   if (r->quiet) return true;
   print_final(r, &res, f.val_name);
-  return save_classes(r, r->o->checkpoint, d) && save_classes(r, r->o->best, d) &&
-         (!r->test || report_test(r, f.task, d));
+  return !r->test || report_test(r, f.task, d);
 }
 
 /* the command after its options: build, load, train; dist: under mpirun, else NULL */

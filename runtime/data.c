@@ -120,6 +120,7 @@ void lathe_dataset_free(lathe_dataset *ds) {
     for (int i = 0; i < s->n_classes; i++)
       free(s->classes[i]);
     free(s->classes);
+    free(s->vocab);
     free(s->arrays);
     free(s);
   }
@@ -167,10 +168,12 @@ static bool open_one(lathe_dataset *ds, const char *src, const lathe_data_option
     return rt_data_read_fashion_mnist(ds, src, o->test_split, d);
   if (rt_data_is_seq_task(src)) return rt_data_read_seq_task(ds, src, o->test_split, o->seed, d);
   if (strncmp(src, "csv:", 4) == 0) return rt_data_read_csv(ds, src + 4, o, d);
+  if (rt_data_is_text(src)) return rt_data_read_text(ds, src + 5, o, d);
   if (stat(src, &st) != 0) {
     rt_error(d,
              "dataset '%s' not found: expected a .npy, .npz, .csv, .tsv or .safetensors file, "
-             "a directory of .npy files, fashion-mnist[=DIR] or reverse|sort[=LEN,VOCAB]",
+             "a directory of .npy files, fashion-mnist[=DIR], reverse|sort[=LEN,VOCAB] or "
+             "text=FILE",
              src);
     return false;
   }
@@ -196,7 +199,8 @@ lathe_dataset *rt_data_open(const char *spec, const lathe_data_options *o, Diag 
   char *copy = dup_str(spec);
   bool ok = ds && copy;
   /* a named dataset's own parameters have commas: it is one source */
-  bool named = rt_data_is_seq_task(spec) || strncmp(spec, "fashion-mnist", 13) == 0;
+  bool named = rt_data_is_seq_task(spec) || strncmp(spec, "fashion-mnist", 13) == 0 ||
+               rt_data_is_text(spec); /* a file name may have commas too */
   const char *sep = named ? "" : ",";
   for (char *save = NULL, *src = copy ? strtok_r(copy, sep, &save) : NULL; ok && src;
        src = strtok_r(NULL, sep, &save))

@@ -34,6 +34,7 @@ typedef struct RtStore {
   int n_classes;
   int class_array; /* with classes from a CSV's string target: the array of their ids, or -1 */
   int64_t image_h, image_w; /* samples are h x w gray images (fashion-mnist), else 0 */
+  struct RtVocab *vocab;    /* text=FILE: the byte vocabulary of its ids, else NULL */
 } RtStore;
 
 struct lathe_dataset {
@@ -100,6 +101,54 @@ bool rt_data_read_fashion_mnist(lathe_dataset *ds, const char *spec, bool test_s
 bool rt_data_is_seq_task(const char *spec);
 bool rt_data_read_seq_task(lathe_dataset *ds, const char *spec, bool test_split, uint64_t seed,
                            Diag *d);
+
+/* Character-level text, text=FILE (data_text.c; docs/gpt.md, docs/training.md): windows of
+ * o->seq_len + 1 bytes every seq_len / 2 bytes, arrays "x" and "target" (i32 [T]: the ids of
+ * the window's first and last T bytes); o->test_split takes the last 10% of the file, else
+ * the first 90%. The vocabulary (the file's sorted distinct bytes, at most o->vocab_max, or
+ * 256 when that is 0) becomes ds's store->vocab. Errors name the file and what was expected:
+ * a missing or empty file, a split without a window of T + 1 bytes, too many distinct bytes. */
+bool rt_data_is_text(const char *spec); /* "text=..." */
+bool rt_data_read_text(lathe_dataset *ds, const char *path, const lathe_data_options *o, Diag *d);
+/* the same on text in memory (name for messages): what the fuzz target drives */
+bool rt_data_parse_text(lathe_dataset *ds, const char *name, const unsigned char *text, size_t len,
+                        const lathe_data_options *o, Diag *d);
+
+/* A byte vocabulary: ids 0..n-1 stand for n distinct bytes in ascending order. The one of
+ * training is saved beside the checkpoint as CKPT.vocab (rt_vocab_path): its n bytes in id
+ * order, nothing else. `lathe eval`, `predict` and `generate` read it back, so ids never
+ * depend on another file:
+ *
+ *   RtVocab v;
+ *   char path[4096];
+ *   rt_vocab_path(path, sizeof path, ckpt);
+ *   if (!rt_vocab_read(&v, path, d)) ...;                 // a missing or malformed file: d
+ *   int32_t ids[64];
+ *   if (!rt_vocab_encode(&v, "--prompt", text, len, ids, d)) ...;  // a byte not in v: d
+ *   putchar(rt_vocab_decode(&v, next_id));                // -1 for an id out of range
+ *
+ * A fixed-size value: no allocation, nothing to free. */
+typedef struct RtVocab {
+  int n;                   /* ids 0..n-1, 1 <= n <= 256 (0 for an empty text) */
+  unsigned char byte[256]; /* byte[k]: the byte of id k, ascending */
+  int16_t id[256];         /* id[b]: the id of byte b, or -1 when b is not in the vocabulary */
+} RtVocab;
+
+void rt_vocab_of_text(RtVocab *v, const unsigned char *text, size_t len); /* its sorted bytes */
+/* bytes as read from a CKPT.vocab (name for messages): 1..256 strictly ascending bytes */
+bool rt_vocab_parse(RtVocab *v, const char *name, const unsigned char *bytes, size_t len, Diag *d);
+bool rt_vocab_read(RtVocab *v, const char *path, Diag *d);
+bool rt_vocab_write(const RtVocab *v, const char *path, Diag *d); /* atomic */
+void rt_vocab_path(char *out, size_t size, const char *ckpt);     /* "CKPT.vocab" */
+/* ids[i] = the id of text[i]; a byte outside v is an error naming it, its offset and name */
+bool rt_vocab_encode(const RtVocab *v, const char *name, const unsigned char *text, size_t len,
+                     int32_t *ids, Diag *d);
+int rt_vocab_decode(const RtVocab *v, int32_t id); /* the byte of id, or -1 */
+/* re-numbers a text dataset's ids as positions in v (the vocabulary of training, read from
+ * from); a byte of ds that v lacks is an error, as is v larger than bound (0: no bound);
+ * ds's vocabulary becomes v. A dataset without a vocabulary is left alone. */
+bool rt_data_use_vocab(lathe_dataset *ds, const RtVocab *v, const char *from, int64_t bound,
+                       Diag *d);
 
 /* ---- feeding a dataset to an entry point (feed.c) ---- */
 enum { RT_MAX_ARGS = 256 };

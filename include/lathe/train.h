@@ -16,7 +16,8 @@
  * (`x.npy` → input `x`); inputs whose name no array has take the remaining arrays in order.
  * Sources: .npy files (memory-mapped) and directories of them, .npz, CSV/TSV with a header,
  * safetensors, image folders (DIR/<class>/NAME.png|jpg: arrays "x" and "label"),
- * `fashion-mnist[=DIR]` (IDX), `reverse|sort[=LEN,VOCAB]` (generated sequences);
+ * `fashion-mnist[=DIR]` (IDX), `reverse|sort[=LEN,VOCAB]` (generated sequences), `text=FILE`
+ * (character-level windows "x" and "target" of seq_len bytes, docs/training.md);
  * several sources joined with ',' form one dataset.
  *
  * The model side is the descriptor of a compiled model (lathe/model_info.h) and its params and
@@ -46,10 +47,15 @@ typedef struct lathe_data_options {
                              * range (end exclusive); NULL = every column but the target */
   const char *target;       /* CSV: the target column's name; NULL = the last column */
   const char *x_name;       /* CSV: name of the features array (default "x") */
-  int test_split;           /* fashion-mnist and sequence tasks: 1 = their test split */
+  int test_split;           /* fashion-mnist, sequence tasks: 1 = their test split; text: 1 =
+                             * its validation split (the last 10%) */
   uint64_t seed;            /* sequence tasks: generator seed */
   int image_channels;       /* image folders: 1 (gray) or 3 (RGB, default) */
   int64_t image_h, image_w; /* image folders: size to resize to; 0 = the first image's */
+  int64_t seq_len;          /* text=FILE: T, the window of x and target (the model's first
+                             * integer input [N, T]; `lathe train` sets it) */
+  int64_t vocab_max;        /* text=FILE: at most this many distinct bytes (the model's
+                             * vocabulary bound V); 0 = 256 */
 } lathe_data_options;
 
 /* One array of a dataset: per-sample dtype and shape. */

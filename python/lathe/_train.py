@@ -27,7 +27,7 @@ METRICS = ("loss", "accuracy", "precision", "recall", "f1", "mse", "rmse", "mae"
 class DataOptions(ctypes.Structure):
     _fields_ = [("features", _S), ("target", _S), ("x_name", _S), ("test_split", _I),
                 ("seed", ctypes.c_uint64), ("image_channels", _I), ("image_h", _I64),
-                ("image_w", _I64)]
+                ("image_w", _I64), ("seq_len", _I64), ("vocab_max", _I64)]
 
 
 class ArrayInfo(ctypes.Structure):
