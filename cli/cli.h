@@ -108,10 +108,6 @@ bool cli_data_option(CliArgs *a, lathe_data_options *o);
 extern const char cli_data_help[];
 /* image folders are read at the size and channels of the model's first input [N, C, H, W] */
 void cli_image_options(const lathe_model_info *info, lathe_data_options *o);
-/* text=FILE takes T (seq_len) from dim 1 of the model's first integer input, and its bound V
- * (vocab_max) from the forward entry's first output [N, ..., V] (the scores over the next
- * byte) and the rows of every `embed` table (params named table or *.table), the smallest */
-void cli_text_options(const lathe_model_info *info, lathe_data_options *o);
 /* CKPT.vocab, when training wrote one beside the checkpoint: a text dataset's ids numbered as
  * in training (eval, predict, train --resume) */
 bool cli_checkpoint_vocab(lathe_dataset *ds, const char *ckpt, const lathe_data_options *o,

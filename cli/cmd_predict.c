@@ -90,7 +90,7 @@ static bool predict(void *ctx, RtModel *model, Diag *d) {
   char *err = NULL;
   o->data.test_split = 1;
   cli_image_options(model->info, &o->data);
-  cli_text_options(model->info, &o->data);
+  lathe_data_options_for_model(&o->data, model->info);
   lathe_dataset *ds = open_data(o, model, d);
   bool ok = ds && cli_checkpoint_classes(ds, o->weights, d) &&
             cli_checkpoint_vocab(ds, o->weights, &o->data, d) &&

@@ -117,37 +117,6 @@ void cli_image_options(const lathe_model_info *info, lathe_data_options *o) {
 }
 
 /* the forward entry, else the first one */
-static const lathe_entry_info *forward_entry(const lathe_model_info *info) {
-  for (int k = 0; k < info->n_entries; k++)
-    if (strcmp(info->entries[k].name, "forward") == 0) return &info->entries[k];
-  return info->n_entries ? &info->entries[0] : NULL;
-}
-
-/* an `embed` table of lib/nn.lathe: a rank-2 param named "table" or "<path>.table" */
-static bool embed_table(const lathe_tensor_info *t) {
-  size_t n = strlen(t->name);
-  return t->rank == 2 && n >= 5 && strcmp(t->name + n - 5, "table") == 0 &&
-         (n == 5 || t->name[n - 6] == '.');
-}
-
-void cli_text_options(const lathe_model_info *info, lathe_data_options *o) {
-  const lathe_entry_info *e = forward_entry(info);
-  bool first_out = true;
-  o->seq_len = o->vocab_max = 0;
-  for (int k = 0; e && k < e->n_args; k++) {
-    const lathe_tensor_info *t = e->args[k].tensor;
-    bool integer = t && (t->dtype == LATHE_I32 || t->dtype == LATHE_I64);
-    if (e->args[k].role == LATHE_ARG_INPUT && integer && t->rank >= 2 && !o->seq_len)
-      o->seq_len = t->shape[1];
-    if (e->args[k].role == LATHE_ARG_OUTPUT && first_out && t->rank >= 2)
-      o->vocab_max = t->shape[t->rank - 1]; /* the scores over the next byte [N, T, V] */
-    first_out = first_out && e->args[k].role != LATHE_ARG_OUTPUT;
-  }
-  for (int k = 0; k < info->n_params; k++)
-    if (embed_table(&info->params[k]) && (!o->vocab_max || info->params[k].shape[0] < o->vocab_max))
-      o->vocab_max = info->params[k].shape[0];
-}
-
 bool cli_checkpoint_vocab(lathe_dataset *ds, const char *ckpt, const lathe_data_options *o,
                           Diag *d) {
   char path[4096];
@@ -320,7 +289,7 @@ static bool training_classes(Run *r, lathe_dataset *ds, Diag *d) {
 static bool load_data(Run *r, Diag *d) {
   TrainOptions *o = r->o;
   cli_image_options(r->model.info, &o->data);
-  cli_text_options(r->model.info, &o->data);
+  lathe_data_options_for_model(&o->data, r->model.info);
   if (o->val_split > 0 && rt_data_is_text(o->spec)) {
     diag_error(d, (SrcLoc){0},
                "--val-split: %s has its own validation split (its last 10%%; windows overlap, "

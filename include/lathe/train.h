@@ -68,6 +68,11 @@ typedef struct lathe_array_info {
 } lathe_array_info;
 
 void lathe_data_options_init(lathe_data_options *o);
+/* The options a model implies for its data: text=FILE takes T (seq_len) from dim 1 of the
+ * model's first integer input, and its bound V (vocab_max) from the forward entry's first
+ * output [N, ..., V] (the scores over the next byte) and the rows of every `embed` table
+ * (params named table or *.table), the smallest. */
+void lathe_data_options_for_model(lathe_data_options *o, const lathe_model_info *info);
 lathe_dataset *lathe_dataset_open(const char *spec, const lathe_data_options *o, char **error);
 /* A dataset over arrays already in memory (borrowed: they must outlive the dataset): n_arrays
  * arrays described by info (name, dtype, per-sample rank and shape), data[i] holding

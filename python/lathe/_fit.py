@@ -79,13 +79,13 @@ def _fit_options(o, kw, history, errors):
     return keep
 
 
-def _open_fit_data(model, data, val, val_split, seed):
-    """(all, train, val) Datasets; all is what must be closed."""
+def _open_fit_data(model, data, val, val_split, seed, info):
+    """(all, train, val) Datasets; all is what must be closed. info: the model's descriptor."""
     inputs = _inputs_of(model, ("train",))
     if not inputs:
         raise UnknownNameError(f"model '{model.name}' has no train entry (does it have a "
                                "train block?)\n")
-    ds = _train.dataset(data, inputs, "fit data", seed=seed)
+    ds = _train.dataset(data, inputs, "fit data", seed=seed, info=info)
     if val_split and val is not None:
         raise DataError("fit: give val or val_split, not both\n")
     if val_split:
@@ -94,7 +94,8 @@ def _open_fit_data(model, data, val, val_split, seed):
     if val is None:
         return ds, ds, None
     try:
-        v = _train.dataset(val, _eval_inputs(model), "fit val", test=True, seed=seed)
+        v = _train.dataset(val, _eval_inputs(model), "fit val", test=True, seed=seed,
+                           info=info)
     except BaseException:
         ds.close()
         raise
@@ -112,7 +113,8 @@ def fit(model, data, kw):
         lib = _train.trainer()
         info, params, state = model._lib.lathe_info(ptr), lib.lathe_params(ptr), \
             lib.lathe_state(ptr)
-        ds, train, val = _open_fit_data(model, data, kw["val"], kw["val_split"], kw["seed"])
+        ds, train, val = _open_fit_data(model, data, kw["val"], kw["val_split"], kw["seed"],
+                                        ctypes.cast(info, _P))
         progress = None
         try:
             progress = o.progress = _train.progress_file(kw["progress"])
@@ -145,9 +147,10 @@ def evaluate(model, data, task):
     with model._lock:
         ptr = model._ptr()
         lib = _train.trainer()
-        ds = _train.dataset(data, _eval_inputs(model), "evaluate data", test=True)
+        info = ctypes.cast(model._lib.lathe_info(ptr), _P)
+        ds = _train.dataset(data, _eval_inputs(model), "evaluate data", test=True, info=info)
         try:
-            rc = lib.lathe_evaluate(ctypes.cast(model._lib.lathe_info(ptr), _P),
+            rc = lib.lathe_evaluate(info,
                                     lib.lathe_params(ptr), lib.lathe_state(ptr), ds.ptr,
                                     _task(task), ctypes.byref(ev), ctypes.byref(err))
             if rc != 0:
@@ -165,10 +168,11 @@ def predict(model, data, out_path):
     with model._lock:
         ptr = model._ptr()
         lib = _train.trainer()
+        info = ctypes.cast(model._lib.lathe_info(ptr), _P)
         ds = _train.dataset(data, _inputs_of(model, ("forward",)), "predict data", test=True,
-                            required=False)
+                            required=False, info=info)
         try:
-            rc = lib.lathe_predict(ctypes.cast(model._lib.lathe_info(ptr), _P),
+            rc = lib.lathe_predict(info,
                                    lib.lathe_params(ptr), lib.lathe_state(ptr), ds.ptr,
                                    os.fsencode(os.fspath(out_path)), ctypes.byref(err))
         finally:

@@ -86,6 +86,7 @@ _PROTOTYPES = {
     "lathe_params": (_P, [_P]),
     "lathe_state": (_P, [_P]),
     "lathe_data_options_init": (None, [ctypes.POINTER(DataOptions)]),
+    "lathe_data_options_for_model": (None, [ctypes.POINTER(DataOptions), _P]),
     "lathe_dataset_open": (_P, [_S, ctypes.POINTER(DataOptions), _PERR]),
     "lathe_dataset_wrap": (_P, [ctypes.POINTER(ArrayInfo), ctypes.POINTER(_P), _I, _I64, _PERR]),
     "lathe_dataset_free": (None, [_P]),
@@ -156,9 +157,11 @@ class Dataset:
         return a, b
 
 
-def _open_spec(spec, test, seed):
+def _open_spec(spec, test, seed, info):
     lib, err, o = trainer(), _P(), DataOptions()
     lib.lathe_data_options_init(ctypes.byref(o))
+    if info:  # text=FILE: the window T and the vocabulary bound V of the model
+        lib.lathe_data_options_for_model(ctypes.byref(o), info)
     o.test_split, o.seed = int(test), int(seed)
     ptr = lib.lathe_dataset_open(os.fsencode(spec), ctypes.byref(o), ctypes.byref(err))
     if not ptr:
@@ -215,12 +218,13 @@ def _wrap(arrays, n):
     return Dataset(ptr, keep + [info, ptrs])
 
 
-def dataset(data, inputs, what, test=False, seed=0, required=True):
+def dataset(data, inputs, what, test=False, seed=0, required=True, info=None):
     """A Dataset of a dict of arrays or a spec string; inputs: the entry's input Specs (every
     one needs an array when required); test: a named dataset's test split (fashion-mnist,
-    reverse, sort); seed: of generated ones."""
+    reverse, sort, text); seed: of generated ones; info: the model's lathe_model_info pointer
+    (a spec's options that depend on the model: text=FILE's window and vocabulary bound)."""
     if isinstance(data, (str, bytes, os.PathLike)):
-        return _open_spec(os.fsdecode(data), test, seed)
+        return _open_spec(os.fsdecode(data), test, seed, info)
     if isinstance(data, Dataset):
         return data
     if not hasattr(data, "items"):

@@ -171,3 +171,36 @@ def test_progress_only_when_asked_or_on_a_terminal(data, capfd):
     m.fit(train, epochs=1, progress=True)
     out, err = capfd.readouterr()
     assert out == "" and "epoch 1" in err, err
+
+
+TEXT_MODEL = """
+import nn
+const B = 4
+const T = 8
+const V = 16
+model tiny(x: i32[B, T], target: i32[B, T]) {
+  tok    = embed(x, V, 8)
+  logits = dense(tok, V, bias = false)
+  output probs = softmax(logits)
+  loss   = cross_entropy(reshape(logits, [B * T, V]), reshape(target, [B * T]))
+}
+train tiny {
+  minimize loss
+  optimizer adam(lr = 1e-2)
+}
+"""
+
+
+def test_fit_on_text_takes_the_window_and_vocabulary_from_the_model(tmp_path):
+    # text=FILE needs the model's T (windows of T + 1 bytes) and V (the vocabulary bound):
+    # fit passes the model's descriptor, as `lathe train` does
+    text = tmp_path / "t.txt"
+    text.write_text("abcab cab abc, cabba! " * 40)
+    m = lathe.compile(TEXT_MODEL, seed=0, backend="cc")
+    hist = m.fit(f"text={text}", epochs=3, seed=1)
+    assert len(hist) == 3 and hist[-1]["loss"] < hist[0]["loss"]
+    # more distinct bytes than the model's 16 embedding rows: an error naming the bound
+    wide = tmp_path / "wide.txt"
+    wide.write_text("".join(chr(c) for c in range(33, 33 + 40)) * 4)
+    with pytest.raises(lathe.DataError, match="16"):
+        m.fit(f"text={wide}", epochs=1)
