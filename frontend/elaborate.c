@@ -371,11 +371,10 @@ static const Decl *pick_model(Elab *E, const char *main_file) {
       if (E->prog->decls[i]->loc.file == main_file) first = E->prog->decls[i];
     SrcLoc at = first ? first->loc : E->prog->main_end;
     if (!at.file) at = (SrcLoc){main_file, 0, 0};
-    diag_error(E->d, at,
-               first ? "no 'model' declaration in this file (this is its first "
-                       "declaration; a model file needs 'model NAME(inputs) { ... }')"
-                     : "no 'model' declaration in this file: expected 'model NAME("
-                       "inputs) { ... }', got end of file");
+    diag_error(E->d, at, first ? "no 'model' declaration in this file (this is its first "
+                                 "declaration; a model file needs 'model NAME(inputs) { ... }')"
+                               : "no 'model' declaration in this file: expected 'model NAME("
+                                 "inputs) { ... }', got end of file");
   }
   return NULL;
 }
@@ -433,8 +432,7 @@ static bool glob_match(const char *g, const char *s) {
       return false;
     }
   }
-  while (*g == '*')
-    g++;
+  while (*g == '*') g++;
   return *g == '\0';
 }
 

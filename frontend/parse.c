@@ -545,8 +545,7 @@ static void parse_ret_type(Parser *p, Decl *decl) {
   }
   expect_close(p, TK_RPAREN, open);
   if (decl->n_rets < 2) {
-    diag_error(p->d, open->loc,
-               "a tuple return type needs at least two types, as in "
+    diag_error(p->d, open->loc, "a tuple return type needs at least two types, as in "
                "'-> (f32[B, T, H], f32[B, H])'");
     parse_fail(p);
   }

@@ -458,12 +458,7 @@ static const OpCase cases[OP_COUNT] = {
         {c_fake_quant_mask, 1, U34, {R_ANY}, VJP_ZERO, "piecewise constant: 0 or 1"},
     [OP_QDENSE] = {c_qdense, 1, U34, {R_ANY}, VJP_NONE, NULL},
     [OP_QCONV2D] = {c_qconv2d, 1, {4}, {{1, 3, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
-    [OP_TOPK] = {c_topk,
-                 1,
-                 {2},
-                 {{3, 5}},
-                 {R_ANY},
-                 VJP_ZERO,
+    [OP_TOPK] = {c_topk, 1, {2}, {{3, 5}}, {R_ANY}, VJP_ZERO,
                  "its result is integer indices (topk's values, a gather: test_frontend_vocab)"},
     [OP_PRUNE_MASK] =
         {c_prune_mask, 1, U34, {R_ANY}, VJP_ZERO, "piecewise constant: a 0/1 mask chosen from |w|"},
