@@ -8,7 +8,8 @@
 #   2. a schedule run, one step per epoch, resumed from its checkpoint after every epoch:
 #      each mask prunes exactly round(s(t) * size) weights (channels) at the schedule's
 #      sparsity of its last update step, pruned params stay zero, a pruned weight is never
-#      revived; the resumed run equals the straight run bit for bit;
+#      revived; the resumed run, and the split step (grad + apply) under mpirun, equal the
+#      straight run bit for bit;
 #   3. checkpoints: a mask that matches no param of the model is rejected with its name; a
 #      model without the statements evaluates a pruned checkpoint;
 #   4. the IR: the train entry chooses masks (prune_mask), the forward entry reads the params
@@ -127,6 +128,26 @@ assert sorted(a) == sorted(b), (sorted(a), sorted(b))
 bad = [k for k in a if a[k].dtype != b[k].dtype or a[k].tobytes() != b[k].tobytes()]
 assert not bad, f"the resumed run differs from the straight run in {bad}"
 print("resume: ok (bit for bit)")
+PY
+
+# the split step (grad chooses the mask, apply masks the update) under mpirun, one rank: the
+# checkpoint of plain `lathe train` bit for bit (Open MPI missing is a failure, as in
+# tests/mpi_lathe_train.sh)
+command -v mpirun >/dev/null || { echo "FAIL: mpirun not found (scripts/install-deps.sh)"; exit 1; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$ROOT/tests/lsan_mpi.supp"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
+mpirun --oversubscribe -np 1 "$LATHE" train sched.lathe --data x.npy,label.npy --task none \
+  --epochs 12 --checkpoint split.safetensors > split.log 2>&1 || { cat split.log; exit 1; }
+$PY - "$ROOT" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1] + "/tests/fixtures")
+import safetensors_py as st
+a, b = st.load("straight.safetensors"), st.load("split.safetensors")
+bad = [k for k in a if k not in b or a[k].tobytes() != b[k].tobytes()]
+assert not bad, f"the split step differs from the train step in {bad}"
+print("split step: ok (bit for bit)")
 PY
 
 # ---- 3. checkpoints ----------------------------------------------------------------------------
