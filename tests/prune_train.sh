@@ -46,7 +46,8 @@ PY
 $PY "$REF" make w.safetensors
 $PY -c "
 import sys; sys.path.insert(0, '$ROOT/tests/fixtures'); import safetensors_py as s, numpy as np
-t = s.load('w.safetensors'); t['lathe.epoch'] = np.int64([0]).reshape(()); s.save('w0.safetensors', t)"
+t = s.load('w.safetensors'); t['lathe.epoch'] = np.int64([0]).reshape(())
+s.save('w0.safetensors', t)"
 train() { # train MODEL ARGS...
   "$LATHE" train "$1.lathe" --data x.npy,label.npy --task none "${@:2}" > "$1.log" 2>&1 ||
     { echo "FAIL: lathe train $*"; cat "$1.log"; exit 1; }
@@ -69,7 +70,8 @@ oracle ch_l2 'prune c1.w, d1.w channels(0.34, norm = l2)' -- channels 0.34 l2 c1
 oracle nm24 'prune d1.w, out.w n_of_m(2, 4)' -- nofm 2 4 d1.w out.w
 oracle nm13 'prune c1.w n_of_m(n = 1, m = 3)' -- nofm 1 3 c1.w
 # the oracle tells them apart
-if $PY "$REF" check w.safetensors mag_glob.safetensors magnitude 0.7 c1.w d1.w out.w >/dev/null; then
+if $PY "$REF" check w.safetensors mag_glob.safetensors magnitude 0.7 c1.w d1.w out.w \
+  > /dev/null; then
   echo "FAIL: the oracle accepts per-param pruning for global"; exit 1
 fi
 
