@@ -148,20 +148,6 @@ static bool selected(const PruneOptions *o, const TensorDecl *p) {
   return false;
 }
 
-/* The op that reads param p as its weight: a matmul's B (axis 1) or a conv2d's filter
- * (axis 0); -1 when neither (structured kinds then refuse it). */
-static int output_axis(const Module *m, int p) {
-  const Graph *g = m->model;
-  for (NodeId id = 0; g && id < g->n_nodes; id++) {
-    const Node *n = graph_node(g, id);
-    if ((n->op != OP_MATMUL && n->op != OP_CONV2D) || n->n_in < 2) continue;
-    const Node *w = graph_node(g, n->in[1]);
-    if (w->op == OP_PARAM && w->attr.source.index == p && w->shape.rank >= 2)
-      return n->op == OP_MATMUL ? 1 : 0;
-  }
-  return -1;
-}
-
 static bool check_globs(const PruneOptions *o, const Module *m, Diag *d) {
   bool ok = true;
   for (int g = 0; g < o->n_globs; g++) {
@@ -199,7 +185,7 @@ static bool bind_target(const PruneOptions *o, const Module *m, int p, RtTensorS
     return false;
   }
   int64_t numel = shape_numel(&decl->shape);
-  t->axis = o->kind == KIND_MAGNITUDE ? 1 : output_axis(m, p);
+  t->axis = o->kind == KIND_MAGNITUDE ? 1 : prune_output_axis(m->model, p);
   if (t->axis < 0) {
     diag_error(d, decl->loc,
                "--kind %s: '%s' is not the weight of a dense layer or a conv2d, "

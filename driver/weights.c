@@ -7,6 +7,7 @@
  */
 #include "driver/driver.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static Shape info_shape(const lathe_tensor_info *ti) {
@@ -41,8 +42,44 @@ static bool load_one(const lathe_tensor_info *ti, const Tensor *t, char *base, c
   return true;
 }
 
+static const lathe_tensor_info *find_info(const lathe_tensor_info *ts, int n, const char *name,
+                                          size_t len) {
+  for (int i = 0; i < n; i++)
+    if (strlen(ts[i].name) == len && strncmp(ts[i].name, name, len) == 0) return &ts[i];
+  return NULL;
+}
+
+/* The pruning masks of a checkpoint (issue 20): a tensor "<p>.mask" that is no param or state
+ * of the model must be the mask of a param p of the model, of p's shape (a mask the model
+ * does not keep, of a param it does not prune, is ignored). Otherwise the checkpoint belongs
+ * to another model: rejected, naming every such mask. */
+static bool check_masks(const lathe_model_info *info, const RtTensorSet *set, const char *what,
+                        Diag *d) {
+  char bad[1024] = "";
+  size_t used = 0;
+  for (int i = 0; i < set->n; i++) {
+    const char *name = set->items[i].name;
+    size_t len = strlen(name);
+    if (len < 6 || strcmp(name + len - 5, ".mask") != 0 ||
+        find_info(info->params, info->n_params, name, len) ||
+        find_info(info->states, info->n_states, name, len))
+      continue;
+    const lathe_tensor_info *p = find_info(info->params, info->n_params, name, len - 5);
+    Shape want = p ? info_shape(p) : (Shape){0};
+    if (p && shape_equal(&set->items[i].t.shape, &want)) continue;
+    if (used < sizeof bad)
+      used += (size_t)snprintf(bad + used, sizeof bad - used, "%s%s%s", used ? ", " : "", name,
+                               p ? " (not of its param's shape)" : "");
+  }
+  if (!used) return true;
+  diag_error(d, (SrcLoc){0}, "%s: pruning masks that match no param of the model: %s", what,
+             bad);
+  return false;
+}
+
 bool driver_weights_load(const lathe_model_info *info, void *params, void *state,
                          const RtTensorSet *set, const char *what, Diag *d) {
+  if (!check_masks(info, set, what, d)) return false;
   for (int i = 0; i < info->n_params; i++) {
     const Tensor *t = rt_set_find(set, info->params[i].name);
     if (!t) {

@@ -174,6 +174,15 @@ typedef struct Arg {
   Expr *def; /* `name: int = expr`: the default when a call omits it, or NULL */
 } Arg;
 
+/* `prune GLOB, ... KIND(args)` in a train step (issue 20, docs/compression.md) */
+typedef struct PruneAst {
+  SrcLoc loc; /* the `prune` keyword */
+  const char **globs;
+  SrcLoc *glob_locs;
+  int n_globs;
+  Expr *kind; /* magnitude(...), channels(...) or n_of_m(...): an EX_CALL or EX_NAME */
+} PruneAst;
+
 typedef struct StepAst {
   const char *name; /* NULL for a single-step train block */
   SrcLoc loc;
@@ -183,6 +192,8 @@ typedef struct StepAst {
   SrcLoc *glob_locs;
   int n_globs;
   Expr *optimizer; /* an EX_CALL or EX_NAME; NULL if missing */
+  PruneAst *prunes; /* the step's `prune` statements, in source order */
+  int n_prunes;
 } StepAst;
 
 typedef enum DeclKind {

@@ -143,6 +143,9 @@ bool elab_type(Elab *E, Scope *s, const TypeExpr *t, bool allow_dyn, DType *dtyp
 /* "did you mean" among candidates (NULL if none is close); a NULL-terminated list */
 const char *elab_suggest(const char *name, const char *const *candidates, int n);
 
+/* elab_prune.c: the step's `prune` statements into ts->prunes (issue 20) */
+bool elab_prunes(Elab *E, const StepAst *sa, TrainStep *ts);
+
 /* elab_expr.c */
 Value elab_expr(Elab *E, Scope *s, const Expr *e);
 Value elab_tensor_value(NodeId id);

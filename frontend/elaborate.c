@@ -602,6 +602,7 @@ static bool elab_train(Elab *E, Scope *s, const Decl *model) {
       ok &= elab_loss(E, s, sa, ts, t->loc);
       ok &= elab_globs(E, sa, ts);
       ok &= elab_optimizer(E, sa, ts, t->loc);
+      ok &= elab_prunes(E, sa, ts);
     }
   }
   (void)found;

@@ -720,7 +720,28 @@ static const char *parse_glob(Parser *p) {
   return buf;
 }
 
-/* step_item = "minimize" IDENT | "params" glob { [","] glob } | "optimizer" expr */
+/* prune_stmt = "prune" glob { "," glob } expr   (the "prune" already consumed) */
+static void parse_prune(Parser *p, StepAst *s, const Token *kw) {
+  s->prunes = parse_grow(p->arena, s->prunes, s->n_prunes, sizeof(PruneAst));
+  PruneAst *pr = &s->prunes[s->n_prunes++];
+  memset(pr, 0, sizeof *pr);
+  pr->loc = kw->loc;
+  do {
+    SrcLoc loc = peek(p)->loc;
+    const char *g = parse_glob(p);
+    pr->globs = parse_grow(p->arena, pr->globs, pr->n_globs, sizeof(const char *));
+    pr->glob_locs = parse_grow(p->arena, pr->glob_locs, pr->n_globs, sizeof(SrcLoc));
+    pr->globs[pr->n_globs] = g;
+    pr->glob_locs[pr->n_globs++] = loc;
+  } while (accept(p, TK_COMMA));
+  if (!at(p, TK_IDENT))
+    error_expected(p, "a pruning kind: magnitude(...), channels(...) or "
+                      "n_of_m(...)");
+  pr->kind = parse_expr(p);
+}
+
+/* step_item = "minimize" IDENT | "params" glob { [","] glob } | "optimizer" expr
+ *           | prune_stmt */
 static void parse_step_item(Parser *p, StepAst *s) {
   Token *kw = peek(p);
   if (at_word(p, "minimize")) {
@@ -745,8 +766,10 @@ static void parse_step_item(Parser *p, StepAst *s) {
     next(p);
     if (s->optimizer) diag_error(p->d, kw->loc, "'optimizer' given twice in one step");
     s->optimizer = parse_expr(p);
+  } else if (at_word(p, "prune")) {
+    parse_prune(p, s, next(p));
   } else {
-    error_expected(p, "'minimize', 'params', 'optimizer' or 'step'");
+    error_expected(p, "'minimize', 'params', 'optimizer', 'prune' or 'step'");
   }
 }
 
@@ -755,7 +778,9 @@ static void sync_step(Parser *p) {
   p->nest = 0;
   while (!at(p, TK_EOF) && !at(p, TK_RBRACE) && !at(p, TK_NEWLINE) && !at(p, TK_SEMI)) {
     next(p);
-    if (at_word(p, "minimize") || at_word(p, "params") || at_word(p, "optimizer")) return;
+    if (at_word(p, "minimize") || at_word(p, "params") || at_word(p, "optimizer") ||
+        at_word(p, "prune"))
+      return;
   }
 }
 

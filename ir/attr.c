@@ -731,6 +731,31 @@ static uint64_t hash_topk(const Node *n) {
   return (uint64_t)n->attr.topk.k * 2u + n->attr.topk.smallest;
 }
 
+/* ---- ATTR_PRUNE: {n=N, m=M[, columns]} (issue 20) --------------------------------------- */
+
+static void write_prune(const Node *n, IrAttrText *t) {
+  put_int(t, "n", n->attr.prune.n);
+  put_int(t, "m", n->attr.prune.m);
+  if (n->attr.prune.columns) put_flag(t, "columns");
+}
+static bool read_prune(const Ctx *c, NodeAttr *out) {
+  int64_t nv = 0, mv = 0;
+  if (!find(c, "n") || !find(c, "m")) return FAIL(c, c->r->at, "'%s' needs {n=N, m=M}", c->op);
+  out->prune.columns = has_flag(c, "columns");
+  bool ok = get_int(c, "n", 0, INT32_MAX, &nv) && get_int(c, "m", 0, INT32_MAX, &mv);
+  out->prune.n = (int32_t)nv;
+  out->prune.m = (int32_t)mv;
+  return ok;
+}
+static bool equal_prune(const Node *a, const Node *b) {
+  return a->attr.prune.n == b->attr.prune.n && a->attr.prune.m == b->attr.prune.m &&
+         a->attr.prune.columns == b->attr.prune.columns;
+}
+static uint64_t hash_prune(const Node *n) {
+  return ((uint64_t)n->attr.prune.n * 131u + (uint64_t)n->attr.prune.m) * 2u +
+         n->attr.prune.columns;
+}
+
 static const KindOps kinds[] = {
     [ATTR_NONE] = {KEYS(NULL), "", false, write_none, read_none, equal_none, hash_none},
     [ATTR_SOURCE] = {KEYS(NULL), "", true, write_source, read_source, equal_source, hash_source},
@@ -768,6 +793,8 @@ static const KindOps kinds[] = {
                     equal_quant, hash_quant},
     [ATTR_TOPK] = {KEYS("k", "smallest"), "|smallest|", false, write_topk, read_topk, equal_topk,
                    hash_topk},
+    [ATTR_PRUNE] = {KEYS("n", "m", "columns"), "|columns|", false, write_prune, read_prune,
+                    equal_prune, hash_prune},
 };
 _Static_assert(sizeof kinds / sizeof kinds[0] == ATTR_KIND_COUNT,
                "one row per attribute kind of ir.h");

@@ -537,6 +537,12 @@ int32_t module_find_param(const Module *m, const char *name) {
   return -1;
 }
 
+int32_t module_find_state(const Module *m, const char *name) {
+  for (int i = 0; i < m->n_states; i++)
+    if (strcmp(m->states[i].name, name) == 0) return i;
+  return -1;
+}
+
 void module_add_entry(Module *m, Graph *g) {
   if (m->n_entries == m->cap_entries) {
     m->cap_entries = m->cap_entries ? 2 * m->cap_entries : 4;

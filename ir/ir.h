@@ -110,6 +110,7 @@ typedef enum IrAttrKind {
   ATTR_QUANT,    /* quant: QUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE */
   ATTR_QCONV,    /* quant with its geometry: QCONV2D */
   ATTR_TOPK,     /* topk: TOPK (issue 22) */
+  ATTR_PRUNE,    /* prune: PRUNE_MASK (issue 20) */
   ATTR_KIND_COUNT
 } IrAttrKind;
 
@@ -262,7 +263,17 @@ typedef union NodeAttr {
     int64_t k;     /* TOPK: indices per row of the last axis, 1 <= k <= its length */
     bool smallest; /* TOPK: the k smallest, ascending (else the k largest, descending) */
   } topk;
+  struct {
+    int32_t n, m;  /* PRUNE_MASK: keep n of every m (N:M), 1 <= n <= m; m == 0: magnitude */
+    bool columns;  /* N:M: the channels are the columns of the [size / O, O] view of a dense
+                      [.., O] (groups run down a column), else the rows of the [O, size / O]
+                      view of a conv [O, C, kh, kw] (prune_mask_view) */
+  } prune;
 } NodeAttr;
+
+struct Node;
+/* PRUNE_MASK's [rows, cols] view of its weight w (NodeAttr.prune, ir/prune_mask.c) */
+void prune_mask_view(const struct Node *n, const Shape *w, int64_t *rows, int64_t *cols);
 
 typedef struct Node {
   OpKind op;
@@ -425,6 +436,28 @@ typedef struct OptimArg {
   SrcLoc loc;
 } OptimArg;
 
+/* A `prune` statement of a train step (issue 20, docs/compression.md; passes/prune_train.c) */
+typedef enum PruneKind {
+  PRUNE_MAGNITUDE, /* the smallest |w|, per param (or all matched params with global) */
+  PRUNE_CHANNELS,  /* whole output channels of smallest L1/L2 norm */
+  PRUNE_N_OF_M,    /* keep the n largest of every m along the reduction axis */
+  PRUNE_KIND_COUNT
+} PruneKind;
+
+typedef struct PruneSpec {
+  PruneKind kind;
+  int32_t *params; /* the matched param indices, in module order (at least one) */
+  int n_params;
+  double sparsity; /* the final sparsity s_f in [0, 1) (N:M: unused) */
+  double initial;  /* s_i, the sparsity at `begin` (default 0) */
+  int64_t begin, end, every; /* masks are chosen at steps t in [begin, end] with
+                                (t - begin) % every == 0, and at t == end */
+  bool global;     /* MAGNITUDE: rank every matched param together */
+  int32_t norm;    /* CHANNELS: 1 (L1) or 2 (L2) */
+  int32_t n, m;    /* N_OF_M */
+  SrcLoc loc;      /* the `prune` keyword */
+} PruneSpec;
+
 typedef struct TrainStep {
   const char *name;         /* step name, or NULL for a single-step train block */
   const char *loss;         /* binding minimized */
@@ -435,6 +468,8 @@ typedef struct TrainStep {
   OptimArg *optim_args;
   int n_optim_args;
   SrcLoc loc;
+  PruneSpec *prunes; /* the step's `prune` statements (module arena) */
+  int n_prunes;
 } TrainStep;
 
 struct Module {
@@ -472,6 +507,7 @@ int32_t module_add_param(Module *m, const char *name, DType t, const Shape *s, I
 int32_t module_add_state(Module *m, const char *name, DType t, const Shape *s, InitSpec init,
                          SrcLoc loc);
 int32_t module_find_param(const Module *m, const char *name); /* -1 if absent */
+int32_t module_find_state(const Module *m, const char *name); /* -1 if absent */
 void module_add_entry(Module *m, Graph *g);
 TrainStep *module_add_step(Module *m);
 

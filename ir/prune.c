@@ -1,6 +1,8 @@
 /* ir/prune.c — pruning masks and the sparsity schedule (see prune.h). */
 #include "prune.h"
 
+#include "ir.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,4 +100,15 @@ double prune_schedule(int64_t t, double s_i, double s_f, int64_t begin, int64_t 
   if (t >= end || end <= begin) return s_f;
   double p = 1.0 - (double)(t - begin) / (double)(end - begin);
   return s_f + (s_i - s_f) * p * p * p;
+}
+
+int prune_output_axis(const Graph *g, int32_t p) {
+  for (NodeId id = 0; g && id < g->n_nodes; id++) {
+    const Node *n = graph_node(g, id);
+    if ((n->op != OP_MATMUL && n->op != OP_CONV2D) || n->n_in < 2) continue;
+    const Node *w = graph_node(g, n->in[1]);
+    if (w->op == OP_PARAM && w->attr.source.index == p && w->shape.rank >= 2)
+      return n->op == OP_MATMUL ? 1 : 0;
+  }
+  return -1;
 }

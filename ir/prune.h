@@ -38,6 +38,13 @@ bool prune_channels(const double *w, int64_t rows, int64_t cols, int axis, int n
 void prune_n_of_m(const double *w, int64_t rows, int64_t cols, int axis, int n, int m,
                   uint8_t *mask);
 
+/* The output-channel axis of param p as the weight of the op that reads it in g: 1 when a
+ * matmul reads it as B (a dense [I, O]: the channels are the columns of the [size / O, O]
+ * view), 0 when a conv2d reads it as its filter ([O, C, kh, kw]: the rows of the
+ * [O, size / O] view); -1 when neither (structured kinds refuse it). */
+struct Graph;
+int prune_output_axis(const struct Graph *g, int32_t p);
+
 /* TF MOT's polynomial decay: the target sparsity at step t, s_i before `begin`, s_f from
  * `end` on, and s_f + (s_i - s_f) (1 - (t - begin) / (end - begin))^3 between. */
 double prune_schedule(int64_t t, double s_i, double s_f, int64_t begin, int64_t end);

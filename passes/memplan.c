@@ -272,6 +272,10 @@ static NodeId inplace_donor(const Plan *p, int32_t k, NodeId id) {
       if (p->kernel_of[r] == k || !p->needs[r] || p->donated[r] || p->last[r] != k) continue;
       if (pool_of(p->g, rn) != pool_of(p->g, out) || node_bytes(p->g, rn) != node_bytes(p->g, out))
         continue;
+      /* elements of one size only: a cast f64 -> f32 in place would overlap element i of
+       * the output with element i / 2 of the input, whose stores (another C type) the
+       * compiler may then move past the cast's under strict aliasing */
+      if (dtype_size(rn->dtype) != dtype_size(out->dtype)) continue;
       if (reads_at_shape(p, k, r, OP_COUNT, -1, &out->shape)) return r;
     }
   }

@@ -238,6 +238,14 @@ static NodeId c_topk(Graph *g, const NodeId *p) {
   a.topk.smallest = true;
   return add(g, OP_TOPK, p, 1, &a); /* [3,5] -> [3,3] */
 }
+/* issue 20: the mask of the 6 smallest |w| of 12 (the old mask is ignored on an update) */
+static NodeId c_prune_mask(Graph *g, const NodeId *p) {
+  Shape s = shape_make(2, (int64_t[]){3, 4});
+  NodeId old = const_data(g, DT_F64, &s, (double[]){1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1});
+  NodeId sparsity = graph_add_scalar(g, DT_F64, 0.5, L);
+  NodeAttr a = zero_attr();
+  return add(g, OP_PRUNE_MASK, (NodeId[]){p[0], old, sparsity}, 3, &a);
+}
 static NodeId c_random(Graph *g, const NodeId *p) {
   (void)p;
   NodeAttr a = zero_attr();
@@ -452,6 +460,8 @@ static const OpCase cases[OP_COUNT] = {
     [OP_QCONV2D] = {c_qconv2d, 1, {4}, {{1, 3, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
     [OP_TOPK] = {c_topk, 1, {2}, {{3, 5}}, {R_ANY}, VJP_ZERO,
                  "its result is integer indices (topk's values, a gather: test_frontend_vocab)"},
+    [OP_PRUNE_MASK] =
+        {c_prune_mask, 1, U34, {R_ANY}, VJP_ZERO, "piecewise constant: a 0/1 mask chosen from |w|"},
     /* issue 22 (ops1) */
     [OP_SIN] = CASE_UN(u_sin, R_ANY, VJP_RULE),
     [OP_COS] = CASE_UN(u_cos, R_ANY, VJP_RULE),
