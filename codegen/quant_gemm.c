@@ -173,11 +173,9 @@ static bool lower_dense(CgFunc *f, NodeId id, const Packed *pk, const char *pick
   int64_t k, cols;
   gemm_dims(f->g, n, &k, &cols);
   int64_t rows = shape_numel(&n->shape) / cols;
-  cg_line(f->e,
-          "/* int8 dense %lld x %lld x %lld (M x K x N), x_zp = %d, on the packed int8 GEMM: "
-          "%s */",
-          (long long)rows, (long long)k, (long long)cols, (int)n->attr.quant.x_zp,
-          tile_note(f, pk));
+  cg_line(f->e, "/* int8 dense %lld x %lld x %lld (M x K x N), x_zp = %d, on the packed int8 GEMM:",
+          (long long)rows, (long long)k, (long long)cols, (int)n->attr.quant.x_zp);
+  cg_line(f->e, " * %s */", tile_note(f, pk));
   emit_args(f, id, pk, rows, arena_printf(f->arena, "&%s", cg_at(f, n->in[0], "0")), k, cols,
             arena_printf(f->arena, "&%s", cg_at(f, id, "0")));
   cg_line(f->e, "lathe_qgemm(&qg, %s(%d));", pick, pk->risky > 0);
@@ -193,10 +191,11 @@ static bool lower_conv(CgFunc *f, NodeId id, const Packed *pk, const char *pick)
   int64_t k, cols;
   gemm_dims(f->g, n, &k, &cols);
   cg_line(f->e,
-          "/* int8 convolution, x_zp = %d: im2col rows of %d pixels on the packed int8 GEMM "
-          "(%lld x %lld x %lld per image): %s */",
-          (int)n->attr.quant.x_zp, QCONV_ROWS, (long long)(od[2] * od[3]), (long long)k,
-          (long long)cols, tile_note(f, pk));
+          "/* int8 convolution, x_zp = %d, %lld x %lld x %lld per image (pixels x K x N) in "
+          "im2col blocks of %d",
+          (int)n->attr.quant.x_zp, (long long)(od[2] * od[3]), (long long)k, (long long)cols,
+          QCONV_ROWS);
+  cg_line(f->e, " * pixels, on the packed int8 GEMM: %s */", tile_note(f, pk));
   emit_args(f, id, pk, 0, "NULL", k, cols, arena_printf(f->arena, "&%s", cg_at(f, id, "0")));
   cg_line(f->e,
           "const lathe_qconv_dims qd = {.c = %lld, .h = %lld, .w = %lld, .kh = %lld, "

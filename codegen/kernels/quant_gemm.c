@@ -32,16 +32,26 @@
  */
 /* a tile: t[r * 16 + c] = sum_p (a[r][p] + off) * B[p, c] over the panel w, p < k */
 typedef void lathe_qtile_fn(int64_t k, const int8_t *const *a, const int8_t *w, int32_t *t);
+/* a panel's 16 columns, ready for the epilogue (columns past n: zeros, their results unused) */
+typedef struct lathe_qcols {
+  int64_t fold[16];   /* (off + x_zp) * wsum: t - fold is the exact sum of (x - x_zp) * w */
+  int32_t fold32[16]; /* the same modulo 2^32 (the vector epilogues subtract in int32) */
+  int32_t bias[16], mult[16], shift[16]; /* shift clamped to [-31, 30] as lathe_mbqm does */
+  int32_t zp, lo, hi;
+} lathe_qcols;
+/* an epilogue: y[r * 16 + c] = lathe_requant(t[r * 16 + c] - fold[c], bias[c], ...), 4 x 16 */
+typedef void lathe_qepi_fn(const int32_t *t, const lathe_qcols *q, int32_t *y);
 typedef struct lathe_qkernel {
   lathe_qtile_fn *tile;
   int32_t off; /* the offset the tile adds to each input byte (128: u8 x s8, 0: s8 x s8) */
+  lathe_qepi_fn *epi;
 } lathe_qkernel;
 typedef struct lathe_qgemm_args {
-  int64_t m, k, n;                   /* rows of x, inner size, output columns */
-  const int8_t *x;                   /* x[i, p] = x[i * x_rs + p] */
-  int64_t x_rs;                      /* row stride of x */
-  const int8_t *w;                   /* B packed (see above) */
-  const int32_t *wsum;               /* the column sums of B */
+  int64_t m, k, n;                    /* rows of x, inner size, output columns */
+  const int8_t *x;                    /* x[i, p] = x[i * x_rs + p] */
+  int64_t x_rs;                       /* row stride of x */
+  const int8_t *w;                    /* B packed (see above) */
+  const int32_t *wsum;                /* the column sums of B */
   const int32_t *bias, *mult, *shift; /* element [o * *_cs] of each */
   int64_t bias_cs, mult_cs, shift_cs; /* 1: one per column, 0: one for all */
   int32_t x_zp, out_zp, lo, hi;       /* zero points, the clamp */
@@ -58,7 +68,13 @@ static void lathe_qtile_c(int64_t k, const int8_t *const *a, const int8_t *w, in
       for (int c = 0; c < 16; c++) t[r * 16 + c] += (int32_t)a[r][p] * wg[4 * c];
   }
 }
-static const lathe_qkernel lathe_qk_c = {lathe_qtile_c, 0};
+/* the portable epilogue: lathe_requant itself */
+static void lathe_qepi_c(const int32_t *t, const lathe_qcols *q, int32_t *y) {
+  for (int x = 0; x < 64; x++)
+    y[x] = lathe_requant((int32_t)(t[x] - q->fold[x % 16]), q->bias[x % 16], q->mult[x % 16],
+                         q->shift[x % 16], q->zp, q->lo, q->hi);
+}
+static const lathe_qkernel lathe_qk_c = {lathe_qtile_c, 0, lathe_qepi_c};
 
 /* the 4 bytes of x at p (zero past k), as one int32 lane */
 static inline int32_t lathe_q4(const int8_t *x, int64_t p, int64_t k) {
@@ -67,25 +83,38 @@ static inline int32_t lathe_q4(const int8_t *x, int64_t p, int64_t k) {
   return v;
 }
 
+/* the epilogue's view of columns j0 .. j0 + 15 */
+static void lathe_qcols_fill(const lathe_qgemm_args *g, int32_t off, int64_t j0, lathe_qcols *q) {
+  q->zp = g->out_zp, q->lo = g->lo, q->hi = g->hi;
+  for (int c = 0; c < 16; c++) {
+    const int64_t o = j0 + c < g->n ? j0 + c : -1;
+    const int32_t s = o < 0 ? 0 : g->shift[o * g->shift_cs];
+    q->fold[c] = o < 0 ? 0 : (int64_t)(off + g->x_zp) * g->wsum[o];
+    const uint32_t wrapped = (uint32_t)((uint64_t)q->fold[c] & 0xffffffffu);
+    memcpy(&q->fold32[c], &wrapped, 4); /* two's complement: the value modulo 2^32 */
+    q->bias[c] = o < 0 ? 0 : g->bias[o * g->bias_cs];
+    q->mult[c] = o < 0 ? 0 : g->mult[o * g->mult_cs];
+    q->shift[c] = s < -31 ? -31 : s > 30 ? 30 : s;
+  }
+}
+
 static void lathe_qgemm(const lathe_qgemm_args *g, const lathe_qkernel *kern) {
   const int64_t groups = (g->k + 3) / 4;
-  int32_t t[64];
+  int32_t t[64], y[64];
+  lathe_qcols q;
   for (int64_t j0 = 0; j0 < g->n; j0 += 16) {
     const int8_t *w = g->w + (j0 / 16) * groups * 64;
     const int64_t nc = g->n - j0 < 16 ? g->n - j0 : 16;
+    lathe_qcols_fill(g, kern->off, j0, &q);
     for (int64_t i0 = 0; i0 < g->m; i0 += 4) {
       const int64_t mr = g->m - i0 < 4 ? g->m - i0 : 4;
       const int8_t *a[4]; /* past the last row: the last row again, its sums not stored */
       for (int r = 0; r < 4; r++) a[r] = g->x + (i0 + (r < mr ? r : mr - 1)) * g->x_rs;
       kern->tile(g->k, a, w, t);
-      for (int64_t c = 0; c < nc; c++) {
-        const int64_t o = j0 + c;
-        const int64_t fold = (int64_t)(kern->off + g->x_zp) * g->wsum[o];
-        for (int64_t r = 0; r < mr; r++)
-          g->y[(i0 + r) * g->y_rs + o * g->y_cs] = lathe_requant(
-              (int32_t)(t[r * 16 + c] - fold), g->bias[o * g->bias_cs], g->mult[o * g->mult_cs],
-              g->shift[o * g->shift_cs], g->out_zp, g->lo, g->hi);
-      }
+      kern->epi(t, &q, y);
+      int8_t *out = g->y + i0 * g->y_rs + j0 * g->y_cs;
+      for (int64_t r = 0; r < mr; r++)
+        for (int64_t c = 0; c < nc; c++) out[r * g->y_rs + c * g->y_cs] = (int8_t)y[r * 16 + c];
     }
   }
 }
@@ -96,82 +125,147 @@ static void lathe_qgemm(const lathe_qgemm_args *g, const lathe_qkernel *kern) {
 #include <immintrin.h>
 #define LATHE_QAVX2 1
 #define LATHE_QAVX2_FN static __attribute__((target("avx2"), noinline))
-/* u8 x s8 (off = 128): vpmaddubsw sums the pairs of each 4-byte group into int16, vpmaddwd by
- * ones adds the two pairs into the int32 lane; only for weights no pair of which can saturate */
-#define LATHE_QU8_STEP(c0, c1, q)                                                                 \
+/* the 4 bytes of rows r = 0 .. n - 1 at p into q[r]: the full groups by one load each, the
+ * last (k not a multiple of 4) zero-padded */
+#define LATHE_Q4_ROWS(q, a, n, p, k)                                                             \
+  for (int r_ = 0; r_ < (n); r_++) {                                                             \
+    if ((p) + 4 <= (k))                                                                          \
+      memcpy(&q[r_], (a)[r_] + (p), 4);                                                          \
+    else                                                                                         \
+      q[r_] = lathe_q4((a)[r_], (p), (k));                                                       \
+  }
+/* u8 x s8 (off = 128): each row's 4 bytes, offset to u8 (x ^ 0x80 = x + 128) and repeated;
+ * vpmaddubsw sums the pairs of each group into int16, vpmaddwd by ones adds the two pairs
+ * into the column's int32 lane. Only for weights no pair of which can saturate. */
+#define LATHE_QU8_GROUP(q)                                                                       \
   do {                                                                                           \
-    const __m256i u_ = _mm256_set1_epi32((int32_t)((uint32_t)(q) ^ 0x80808080u));                 \
-    c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_maddubs_epi16(u_, b0), ones));            \
-    c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(_mm256_maddubs_epi16(u_, b1), ones));            \
+    const __m256i b0 = _mm256_loadu_si256((const __m256i *)w);                                    \
+    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(w + 32));                             \
+    for (int r_ = 0; r_ < 4; r_++) {                                                             \
+      const __m256i u_ = _mm256_xor_si256(_mm256_set1_epi32(q[r_]), flip);                       \
+      const __m256i p0_ = _mm256_madd_epi16(_mm256_maddubs_epi16(u_, b0), ones);                 \
+      const __m256i p1_ = _mm256_madd_epi16(_mm256_maddubs_epi16(u_, b1), ones);                 \
+      c[r_][0] = _mm256_add_epi32(c[r_][0], p0_), c[r_][1] = _mm256_add_epi32(c[r_][1], p1_);     \
+    }                                                                                            \
   } while (0)
 LATHE_QAVX2_FN void lathe_qtile_avx2_u8(int64_t k, const int8_t *const *a, const int8_t *w,
                                         int32_t *t) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-          c30 = c00, c31 = c00;
-  for (int64_t p = 0; p < k; p += 4, w += 64) {
-    const __m256i b0 = _mm256_loadu_si256((const __m256i *)w);
-    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(w + 32));
-    int32_t q0, q1, q2, q3;
-    if (p + 4 <= k) {
-      memcpy(&q0, a[0] + p, 4), memcpy(&q1, a[1] + p, 4);
-      memcpy(&q2, a[2] + p, 4), memcpy(&q3, a[3] + p, 4);
-    } else {
-      q0 = lathe_q4(a[0], p, k), q1 = lathe_q4(a[1], p, k);
-      q2 = lathe_q4(a[2], p, k), q3 = lathe_q4(a[3], p, k);
-    }
-    LATHE_QU8_STEP(c00, c01, q0);
-    LATHE_QU8_STEP(c10, c11, q1);
-    LATHE_QU8_STEP(c20, c21, q2);
-    LATHE_QU8_STEP(c30, c31, q3);
+  const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+  __m256i c[4][2];
+  for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
+  int32_t q[4];
+  int64_t p = 0;
+  for (; p + 4 <= k; p += 4, w += 64) { /* the full groups: no branch inside */
+    memcpy(&q[0], a[0] + p, 4), memcpy(&q[1], a[1] + p, 4);
+    memcpy(&q[2], a[2] + p, 4), memcpy(&q[3], a[3] + p, 4);
+    LATHE_QU8_GROUP(q);
   }
-  __m256i *o = (__m256i *)t;
-  _mm256_storeu_si256(o, c00), _mm256_storeu_si256(o + 1, c01);
-  _mm256_storeu_si256(o + 2, c10), _mm256_storeu_si256(o + 3, c11);
-  _mm256_storeu_si256(o + 4, c20), _mm256_storeu_si256(o + 5, c21);
-  _mm256_storeu_si256(o + 6, c30), _mm256_storeu_si256(o + 7, c31);
+  if (p < k) {
+    LATHE_Q4_ROWS(q, a, 4, p, k);
+    LATHE_QU8_GROUP(q);
+  }
+  for (int r = 0; r < 4; r++) {
+    _mm256_storeu_si256((__m256i *)(t + 16 * r), c[r][0]);
+    _mm256_storeu_si256((__m256i *)(t + 16 * r + 8), c[r][1]);
+  }
 }
-static const lathe_qkernel lathe_qk_avx2_u8 = {lathe_qtile_avx2_u8, 128};
 
-/* s16 (off = 128, exact for any weights): the 4 input bytes zero-extended to int16 and
+/* s16 (off = 0, exact for any weights): each row's 4 bytes sign-extended to int16 and
  * repeated, each 16-byte quarter of the group (4 columns x 4 weights) sign-extended, vpmaddwd
  * into 2 partial sums per column, added pairwise (vphaddd) at the end; two rows at a time */
-#define LATHE_QS16_STEP(c, q)                                                                     \
+#define LATHE_QS16_GROUP(q)                                                                      \
   do {                                                                                           \
-    const __m256i u_ = _mm256_cvtepu8_epi16(                                                     \
-        _mm_set1_epi32((int32_t)((uint32_t)(q) ^ 0x80808080u)));                                \
-    for (int h_ = 0; h_ < 4; h_++) c[h_] = _mm256_add_epi32(c[h_], _mm256_madd_epi16(u_, b[h_])); \
+    __m256i b_[4];                                                                               \
+    for (int h_ = 0; h_ < 4; h_++)                                                               \
+      b_[h_] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 16 * h_)));            \
+    for (int r_ = 0; r_ < 2; r_++) {                                                             \
+      const __m256i x_ = _mm256_cvtepi8_epi16(_mm_set1_epi32(q[r_]));                            \
+      for (int h_ = 0; h_ < 4; h_++)                                                             \
+        c[r_][h_] = _mm256_add_epi32(c[r_][h_], _mm256_madd_epi16(x_, b_[h_]));                   \
+    }                                                                                            \
   } while (0)
-LATHE_QAVX2_FN void lathe_qtile_avx2_s16_rows(int64_t k, const int8_t *a0, const int8_t *a1,
-                                              const int8_t *w, int32_t *t) {
-  __m256i c0[4], c1[4];
-  for (int h = 0; h < 4; h++) c0[h] = c1[h] = _mm256_setzero_si256();
-  for (int64_t p = 0; p < k; p += 4, w += 64) {
-    __m256i b[4];
-    for (int h = 0; h < 4; h++)
-      b[h] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 16 * h)));
-    int32_t q0, q1;
-    if (p + 4 <= k) {
-      memcpy(&q0, a0 + p, 4), memcpy(&q1, a1 + p, 4);
-    } else {
-      q0 = lathe_q4(a0, p, k), q1 = lathe_q4(a1, p, k);
-    }
-    LATHE_QS16_STEP(c0, q0);
-    LATHE_QS16_STEP(c1, q1);
+LATHE_QAVX2_FN void lathe_qtile_avx2_s16_rows(int64_t k, const int8_t *const *a, const int8_t *w,
+                                              int32_t *t) {
+  __m256i c[2][4];
+  for (int h = 0; h < 4; h++) c[0][h] = c[1][h] = _mm256_setzero_si256();
+  int32_t q[2];
+  int64_t p = 0;
+  for (; p + 4 <= k; p += 4, w += 64) {
+    memcpy(&q[0], a[0] + p, 4), memcpy(&q[1], a[1] + p, 4);
+    LATHE_QS16_GROUP(q);
+  }
+  if (p < k) {
+    LATHE_Q4_ROWS(q, a, 2, p, k);
+    LATHE_QS16_GROUP(q);
   }
   /* vphaddd gives columns 0 1 4 5 2 3 6 7 of each 8; the 64-bit permute puts them in order */
-  __m256i *o = (__m256i *)t;
-  _mm256_storeu_si256(o, _mm256_permute4x64_epi64(_mm256_hadd_epi32(c0[0], c0[1]), 0xD8));
-  _mm256_storeu_si256(o + 1, _mm256_permute4x64_epi64(_mm256_hadd_epi32(c0[2], c0[3]), 0xD8));
-  _mm256_storeu_si256(o + 2, _mm256_permute4x64_epi64(_mm256_hadd_epi32(c1[0], c1[1]), 0xD8));
-  _mm256_storeu_si256(o + 3, _mm256_permute4x64_epi64(_mm256_hadd_epi32(c1[2], c1[3]), 0xD8));
+  for (int r = 0; r < 2; r++)
+    for (int h = 0; h < 2; h++)
+      _mm256_storeu_si256((__m256i *)(t + 16 * r + 8 * h),
+                          _mm256_permute4x64_epi64(
+                              _mm256_hadd_epi32(c[r][2 * h], c[r][2 * h + 1]), 0xD8));
 }
 static void lathe_qtile_avx2_s16(int64_t k, const int8_t *const *a, const int8_t *w,
                                  int32_t *t) {
-  lathe_qtile_avx2_s16_rows(k, a[0], a[1], w, t);
-  lathe_qtile_avx2_s16_rows(k, a[2], a[3], w, t + 32);
+  lathe_qtile_avx2_s16_rows(k, a, w, t);
+  lathe_qtile_avx2_s16_rows(k, a + 2, w, t + 32);
 }
-static const lathe_qkernel lathe_qk_avx2_s16 = {lathe_qtile_avx2_s16, 128};
+
+/* The epilogue in AVX2, lane for lane lathe_requant (codegen/kernels/quant.c): the bias added
+ * with int32 saturation, the left shift saturating, gemmlowp's doubling high multiply in
+ * 64-bit lanes (even and odd lanes apart; truncating division by 2^31 as |v| >> 31 with the
+ * sign put back), the rounding right shift, the clamp (before adding zp: no overflow). */
+#define LATHE_QSRDHM4(v) /* 4 int64 products: (v + nudge) / 2^31, truncated */                  \
+  do {                                                                                           \
+    v = _mm256_add_epi64(v, _mm256_blendv_epi8(n30, n30m, _mm256_cmpgt_epi64(zero, v)));         \
+    const __m256i neg_ = _mm256_cmpgt_epi64(zero, v);                                            \
+    v = _mm256_srli_epi64(_mm256_sub_epi64(_mm256_xor_si256(v, neg_), neg_), 31);                \
+    v = _mm256_sub_epi64(_mm256_xor_si256(v, neg_), neg_);                                       \
+  } while (0)
+/* int32 lanes that are INT32_MAX where x >= 0, INT32_MIN where x < 0 */
+#define LATHE_QSAT(x) _mm256_xor_si256(_mm256_srai_epi32(x, 31), imax)
+LATHE_QAVX2_FN void lathe_qepi_avx2(const int32_t *t, const lathe_qcols *q, int32_t *y) {
+  const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+  const __m256i imax = _mm256_set1_epi32(INT32_MAX), imin = _mm256_set1_epi32(INT32_MIN);
+  const __m256i n30 = _mm256_set1_epi64x((int64_t)1 << 30);
+  const __m256i n30m = _mm256_set1_epi64x(1 - ((int64_t)1 << 30));
+  const __m256i lo = _mm256_set1_epi32(q->lo - q->zp), hi = _mm256_set1_epi32(q->hi - q->zp);
+  const __m256i zp = _mm256_set1_epi32(q->zp);
+  for (int h = 0; h < 2; h++) {
+    const __m256i fold = _mm256_loadu_si256((const __m256i *)(q->fold32 + 8 * h));
+    const __m256i bias = _mm256_loadu_si256((const __m256i *)(q->bias + 8 * h));
+    const __m256i mult = _mm256_loadu_si256((const __m256i *)(q->mult + 8 * h));
+    const __m256i mult_odd = _mm256_srli_epi64(mult, 32);
+    const __m256i shift = _mm256_loadu_si256((const __m256i *)(q->shift + 8 * h));
+    const __m256i left = _mm256_max_epi32(shift, zero);
+    const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    const __m256i half = _mm256_srli_epi32(mask, 1), mult_min = _mm256_cmpeq_epi32(mult, imin);
+    for (int r = 0; r < 4; r++) {
+      const __m256i x = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(t + 16 * r + 8 * h)),
+                                         fold);
+      __m256i s = _mm256_add_epi32(x, bias); /* overflow: x and bias of one sign, s not */
+      const __m256i ovf = _mm256_and_si256(_mm256_xor_si256(x, s), _mm256_xor_si256(bias, s));
+      s = _mm256_blendv_epi8(s, LATHE_QSAT(x), _mm256_srai_epi32(ovf, 31));
+      const __m256i v = _mm256_sllv_epi32(s, left); /* saturating: it must shift back */
+      const __m256i kept = _mm256_cmpeq_epi32(_mm256_srav_epi32(v, left), s);
+      const __m256i xs = _mm256_blendv_epi8(LATHE_QSAT(s), v, kept);
+      __m256i pe = _mm256_mul_epi32(xs, mult);
+      __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(xs, 32), mult_odd);
+      LATHE_QSRDHM4(pe);
+      LATHE_QSRDHM4(po);
+      __m256i d = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+      d = _mm256_blendv_epi8(d, imax, _mm256_and_si256(_mm256_cmpeq_epi32(xs, imin), mult_min));
+      const __m256i rem = _mm256_and_si256(d, mask);
+      const __m256i threshold = _mm256_sub_epi32(half, _mm256_srai_epi32(d, 31));
+      d = _mm256_sub_epi32(_mm256_srav_epi32(d, right), _mm256_cmpgt_epi32(rem, threshold));
+      d = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(d, lo), hi), zp);
+      _mm256_storeu_si256((__m256i *)(y + 16 * r + 8 * h), d);
+    }
+  }
+}
+static const lathe_qkernel lathe_qk_avx2_s16 = {lathe_qtile_avx2_s16, 0, lathe_qepi_avx2};
+static const lathe_qkernel lathe_qk_avx2_u8 = {lathe_qtile_avx2_u8, 128, lathe_qepi_avx2};
 #endif
 
 /* @lathe-kernel vnni */
@@ -200,7 +294,7 @@ lathe_qtile_vnni(int64_t k, const int8_t *const *a, const int8_t *w, int32_t *t)
   _mm512_storeu_si512((void *)t, c0), _mm512_storeu_si512((void *)(t + 16), c1);
   _mm512_storeu_si512((void *)(t + 32), c2), _mm512_storeu_si512((void *)(t + 48), c3);
 }
-static const lathe_qkernel lathe_qk_vnni = {lathe_qtile_vnni, 128};
+static const lathe_qkernel lathe_qk_vnni = {lathe_qtile_vnni, 128, lathe_qepi_avx2};
 #endif
 
 /* @lathe-kernel sdot */
@@ -233,7 +327,7 @@ static __attribute__((noinline)) void lathe_qtile_sdot(int64_t k, const int8_t *
   for (int r = 0; r < 4; r++)
     for (int h = 0; h < 4; h++) vst1q_s32(t + 16 * r + 4 * h, c[r][h]);
 }
-static const lathe_qkernel lathe_qk_sdot = {lathe_qtile_sdot, 0};
+static const lathe_qkernel lathe_qk_sdot = {lathe_qtile_sdot, 0, lathe_qepi_c};
 #endif
 
 /* @lathe-kernel pick_v3 */
@@ -284,16 +378,27 @@ typedef struct lathe_qconv_dims {
   int64_t sh, sw, dh, dw, pt, pl;  /* strides, dilations, the top and left padding */
 } lathe_qconv_dims;
 /* col[r, (c * kh + i) * kw + j] = the tap (c, i, j) of output pixel r0 + r, x_zp where padded
- * (real zero: (x_zp - x_zp) * w adds nothing, as a skipped tap) */
+ * (real zero: (x_zp - x_zp) * w adds nothing, as a skipped tap); a window wholly inside the
+ * image is copied without the bounds tests */
 static void lathe_qim2col(const lathe_qconv_dims *d, const int8_t *x, int8_t zp, int64_t r0,
                           int64_t m, int8_t *col) {
   for (int64_t r = 0; r < m; r++) {
     const int64_t oy = (r0 + r) / d->ow, ox = (r0 + r) % d->ow;
+    const int64_t y0 = oy * d->sh - d->pt, v0 = ox * d->sw - d->pl;
+    if (y0 >= 0 && y0 + (d->kh - 1) * d->dh < d->h && v0 >= 0 &&
+        v0 + (d->kw - 1) * d->dw < d->w) {
+      for (int64_t c = 0; c < d->c; c++)
+        for (int64_t i = 0; i < d->kh; i++) {
+          const int8_t *src = x + (c * d->h + y0 + i * d->dh) * d->w + v0;
+          for (int64_t j = 0; j < d->kw; j++) *col++ = src[j * d->dw];
+        }
+      continue;
+    }
     for (int64_t c = 0; c < d->c; c++)
       for (int64_t i = 0; i < d->kh; i++) {
-        const int64_t y = oy * d->sh + i * d->dh - d->pt;
+        const int64_t y = y0 + i * d->dh;
         for (int64_t j = 0; j < d->kw; j++) {
-          const int64_t v = ox * d->sw + j * d->dw - d->pl;
+          const int64_t v = v0 + j * d->dw;
           *col++ = y >= 0 && y < d->h && v >= 0 && v < d->w ? x[(c * d->h + y) * d->w + v] : zp;
         }
       }
