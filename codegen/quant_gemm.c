@@ -197,15 +197,23 @@ static bool lower_conv(CgFunc *f, NodeId id, const Packed *pk, const char *pick)
           QCONV_ROWS);
   cg_line(f->e, " * pixels, on the packed int8 GEMM: %s */", tile_note(f, pk));
   emit_args(f, id, pk, 0, "NULL", k, cols, arena_printf(f->arena, "&%s", cg_at(f, id, "0")));
-  cg_line(f->e,
-          "const lathe_qconv_dims qd = {.c = %lld, .h = %lld, .w = %lld, .kh = %lld, "
-          ".kw = %lld, .oh = %lld, .ow = %lld,",
-          (long long)xd[1], (long long)xd[2], (long long)xd[3], (long long)wd[2], (long long)wd[3],
-          (long long)od[2], (long long)od[3]);
-  cg_line(f->e, "    .sh = %d, .sw = %d, .dh = %d, .dw = %d, .pt = %d, .pl = %d};", st[0], st[1],
-          dil[0], dil[1], pad[0], pad[1]);
-  cg_line(f->e, "lathe_qconv(&qd, %lld, &%s, &qg, (int8_t *)((char *)ws + %s), %s(%d));",
-          (long long)xd[0], cg_at(f, n->in[0], "0"), cg_scratch_offset(f, 0), pick, pk->risky > 0);
+  const char *dims = arena_printf(
+      f->arena,
+      "{.c = %lld, .h = %lld, .w = %lld, .kh = %lld, .kw = %lld, .oh = %lld, .ow = %lld,\n"
+      "      .sh = %d, .sw = %d, .dh = %d, .dw = %d, .pt = %d, .pl = %d}",
+      (long long)xd[1], (long long)xd[2], (long long)xd[3], (long long)wd[2], (long long)wd[3],
+      (long long)od[2], (long long)od[3], st[0], st[1], dil[0], dil[1], pad[0], pad[1]);
+  const char *im2col = arena_printf(f->arena, "%s_q%u_im2col", f->symbol, id);
+  cg_buf_printf(f->globals,
+                "/* the im2col rows of qconv2d %%%u, its geometry a constant */\n"
+                "static void %s(const int8_t *x, int8_t zp, int64_t r0, int64_t m, int8_t *col) "
+                "{\n  static const lathe_qconv_dims d = %s;\n"
+                "  lathe_qim2col(&d, x, zp, r0, m, col);\n}\n\n",
+                id, im2col, dims);
+  cg_line(f->e, "static const lathe_qconv_dims qd = %s;", dims);
+  cg_line(f->e, "lathe_qconv(&qd, %s, %lld, &%s, &qg, (int8_t *)((char *)ws + %s), %s(%d));",
+          im2col, (long long)xd[0], cg_at(f, n->in[0], "0"), cg_scratch_offset(f, 0), pick,
+          pk->risky > 0);
   cg_close(f->e);
   return true;
 }

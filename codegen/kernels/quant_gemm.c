@@ -377,11 +377,19 @@ typedef struct lathe_qconv_dims {
   int64_t c, h, w, kh, kw, oh, ow; /* x [c, h, w] per image, the window, y [., oh, ow] */
   int64_t sh, sw, dh, dw, pt, pl;  /* strides, dilations, the top and left padding */
 } lathe_qconv_dims;
+/* an im2col routine: the generated code wraps lathe_qim2col per convolution with its geometry
+ * a constant, so the compiler unrolls the window and drops the divisions */
+typedef void lathe_qim2col_fn(const int8_t *x, int8_t zp, int64_t r0, int64_t m, int8_t *col);
+#if defined(__GNUC__)
+#define LATHE_QINLINE static inline __attribute__((always_inline))
+#else
+#define LATHE_QINLINE static inline
+#endif
 /* col[r, (c * kh + i) * kw + j] = the tap (c, i, j) of output pixel r0 + r, x_zp where padded
  * (real zero: (x_zp - x_zp) * w adds nothing, as a skipped tap); a window wholly inside the
  * image is copied without the bounds tests */
-static void lathe_qim2col(const lathe_qconv_dims *d, const int8_t *x, int8_t zp, int64_t r0,
-                          int64_t m, int8_t *col) {
+LATHE_QINLINE void lathe_qim2col(const lathe_qconv_dims *d, const int8_t *x, int8_t zp,
+                                 int64_t r0, int64_t m, int8_t *col) {
   for (int64_t r = 0; r < m; r++) {
     const int64_t oy = (r0 + r) / d->ow, ox = (r0 + r) % d->ow;
     const int64_t y0 = oy * d->sh - d->pt, v0 = ox * d->sw - d->pl;
@@ -405,14 +413,15 @@ static void lathe_qim2col(const lathe_qconv_dims *d, const int8_t *x, int8_t zp,
   }
 }
 /* g: k, n, the weights, the epilogue and y (image 0) set; col: 64 * k bytes of scratch */
-static void lathe_qconv(const lathe_qconv_dims *d, int64_t batch, const int8_t *x,
-                        const lathe_qgemm_args *g, int8_t *col, const lathe_qkernel *kern) {
+static void lathe_qconv(const lathe_qconv_dims *d, lathe_qim2col_fn *im2col, int64_t batch,
+                        const int8_t *x, const lathe_qgemm_args *g, int8_t *col,
+                        const lathe_qkernel *kern) {
   const int64_t pix = d->oh * d->ow;
   for (int64_t b = 0; b < batch; b++)
     for (int64_t r0 = 0; r0 < pix; r0 += 64) {
       lathe_qgemm_args a = *g;
       a.m = pix - r0 < 64 ? pix - r0 : 64;
-      lathe_qim2col(d, x + b * d->c * d->h * d->w, (int8_t)g->x_zp, r0, a.m, col);
+      im2col(x + b * d->c * d->h * d->w, (int8_t)g->x_zp, r0, a.m, col);
       a.x = col, a.x_rs = g->k;
       a.y = g->y + b * g->n * pix + r0, a.y_rs = 1, a.y_cs = pix;
       lathe_qgemm(&a, kern);
