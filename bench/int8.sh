@@ -53,7 +53,7 @@ grep -q "exact s16 tile" "$WORK/qmlp_full/m.c" && grep -q "u8 x s8 vpmaddubsw ti
   "$WORK/qmlp_7bit/m.c" || echo "note: this machine's target has no AVX2 tiles (not x86-64-v3/v4)"
 
 echo "CPU: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')"
-echo "target: $(awk '/^ \* Target:|target:/ {print; exit}' "$WORK/mlp/m.c")"
+echo "$(grep -o -m1 'Target: [^ ]*' "$WORK/mlp/m.c") (lathe's native target)"
 printf '%-30s %12s %9s\n' "batch 64, one thread" seconds f32/int8
 for net in mlp cnn; do
   f=$(seconds "$net")
