@@ -16,6 +16,7 @@
 #include "lower_conv.h"
 #include "lower_hooks.h"
 #include "lower_rows.h"
+#include "quant_gemm.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -88,7 +89,9 @@ static bool const_packed_only(const Graph *g, NodeId c, const CgOptions *o) {
     for (int k = 0; k < un->n_in; k++) {
       if (un->in[k] != c) continue;
       bool packed = un->op == OP_MATMUL ? cg_gemm_packs_operand(g, u, k)
-                                        : cg_conv_direct_packs_const(g, u, k, o);
+                    : un->op == OP_QDENSE || un->op == OP_QCONV2D
+                        ? cg_qgemm_packs_const(g, u, k, o)
+                        : cg_conv_direct_packs_const(g, u, k, o);
       if (!packed) return false;
       used = true;
     }

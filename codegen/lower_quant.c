@@ -9,6 +9,7 @@
  * so no output shares an input's buffer. A run-time batch is refused by infer (ir/quant.c).
  */
 #include "lower_hooks.h"
+#include "quant_gemm.h"
 
 /* the element expressions of x, scale and zp at the output's loop variables */
 static void operands(CgFunc *f, const Node *n, const char **vars, const char **x) {
@@ -58,6 +59,7 @@ static const char *channel(CgFunc *f, NodeId in, const char *o) {
 /* y[r, o] = lathe_requant(sum_k (x[r, k] - x_zp) * w[k, o], bias[o], mult[o], shift[o], ...):
  * the plain i-o-k loops of the portable C99 kernel */
 bool lower_qdense(CgFunc *f, NodeId id) {
+  if (cg_qgemm_applies(f->g, id, f->opt)) return cg_qgemm_lower(f, id); /* baked weights */
   const Node *n = graph_node(f->g, id);
   const Shape *ws = &graph_node(f->g, n->in[1])->shape;
   int64_t inner = ws->dim[0], units = ws->dim[1], rows = shape_numel(&n->shape) / units;
@@ -94,6 +96,7 @@ static const char *tap(CgFunc *f, const char *out, const char *k, int stride, in
 /* y[b, o, p, q] = lathe_requant(sum over c, i, j of (x - x_zp) * w, ...): plain loops, the
  * padded taps skipped (they would add (x_zp - x_zp) * w = 0) */
 bool lower_qconv2d(CgFunc *f, NodeId id) {
+  if (cg_qgemm_applies(f->g, id, f->opt)) return cg_qgemm_lower(f, id); /* baked weights */
   const Node *n = graph_node(f->g, id);
   const int64_t *xd = graph_node(f->g, n->in[0])->shape.dim;
   const int64_t *wd = graph_node(f->g, n->in[1])->shape.dim, *od = n->shape.dim;

@@ -8,6 +8,7 @@
 
 #include "conv.h"
 #include "ir/scan.h"
+#include "quant_gemm.h"
 
 int64_t cg_conv_plain_scratch(const Graph *g, NodeId id, const CgOptions *o) {
   switch (cg_conv_algo(g, id, o)) {
@@ -34,8 +35,10 @@ int64_t cg_conv_scratch(const Graph *g, NodeId id, const CgOptions *o) {
 static int64_t kernel_scratch(const Graph *g, const CgOptions *o) {
   int64_t scratch = 0;
   for (NodeId id = 0; id < g->n_nodes; id++) {
-    int64_t bytes =
-        graph_node(g, id)->op == OP_MATMUL ? cg_gemm_scratch(g, id, o) : cg_conv_scratch(g, id, o);
+    OpKind op = graph_node(g, id)->op;
+    int64_t bytes = op == OP_MATMUL    ? cg_gemm_scratch(g, id, o)
+                    : op == OP_QCONV2D ? cg_qgemm_scratch(g, id, o)
+                                       : cg_conv_scratch(g, id, o);
     if (bytes > scratch) scratch = bytes;
   }
   for (int i = 0; i < g->n_subgraphs; i++) {

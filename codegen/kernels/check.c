@@ -11,3 +11,4 @@
 #include "conv_winograd.c"
 #include "math.c"
 #include "quant.c"
+#include "quant_gemm.c"
