@@ -58,10 +58,11 @@ field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1
 
 # The lathe step: examples/gpt.lathe's gpt_step (the last model of the file) when it is there.
 if grep -q '^model gpt_step(' "$ROOT/examples/gpt.lathe"; then
-  MODEL=$ROOT/examples/gpt.lathe CACHE="the model's state (examples/gpt.lathe gpt_step)"
+  MODEL=$ROOT/examples/gpt.lathe CACHE="in the model's state (examples/gpt.lathe gpt_step)"
 else
   MODEL=$BENCH/models/gpt_step_io.lathe
-  CACHE="passed in and out (bench/models/gpt_step_io.lathe: examples/gpt.lathe has no gpt_step)"
+  CACHE="passed in and out (the stand-in bench/models/gpt_step_io.lathe: examples/gpt.lathe"
+  CACHE+=" has no gpt_step yet)"
 fi
 
 # usage: lathe_step NAME [lathe compile options]: build, check and time; prints the seconds
@@ -108,13 +109,13 @@ ort_version=$(field version "$WORK/ort.out")
 cpu=$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 echo "CPU: $cpu ($(getconf _NPROCESSORS_ONLN) CPUs, 1 thread used); load average" \
   "$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "GPT decode step, batch 1: examples/gpt.lathe's shapes (V 96, D 128, 4 blocks, GQA 4/2," \
-  "SwiGLU 352), KV cache of 64 rows in $CACHE"
-echo "attention over all 64 cache rows with the rows after pos masked, unless said otherwise;" \
-  "lathe's logits and ONNX Runtime's checked against PyTorch's at 64 positions:" \
-  "max |diff| $(field check_max_abs "$WORK/params.out") (params)," \
-  "$(field check_max_abs "$WORK/baked.out") (baked), $(field check_max_abs "$WORK/ort.out")" \
-  "(ORT), of max |logit| $(field max_logit "$WORK/params.out")"
+echo "GPT decode step, batch 1, examples/gpt.lathe's shapes (V 96, D 128, 4 blocks, GQA 4/2," \
+  "SwiGLU 352); the KV cache of 64 rows $CACHE"
+echo "attention over all 64 cache rows, the rows after pos masked (unless said otherwise)"
+echo "logits checked against PyTorch's at 64 positions: max |diff| lathe" \
+  "$(field check_max_abs "$WORK/params.out") (params), $(field check_max_abs "$WORK/baked.out")" \
+  "(baked), ONNX Runtime $(field check_max_abs "$WORK/ort.out"), of max |logit|" \
+  "$(field max_logit "$WORK/params.out")"
 printf '%-46s %14s %10s %12s\n' "" "s/token" "tokens/s" "lathe faster"
 row() {
   awk -v n="$1" -v t="$2" -v l="$lathe_params" \

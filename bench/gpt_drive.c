@@ -14,8 +14,9 @@
  * step: REF.bin (bench/torch_gpt.py weights) holds n token ids (int32) and PyTorch's logits of
  * the step at each position ([n, V] float32); the driver feeds the ids at positions 0..n-1 from
  * the freshly initialized (zero) cache and fails (exit 1) unless every logit is within
- * tol * max |logit| of PyTorch's. Timing: positions run 0..TMAX-1 and around (TMAX: axis 3
- * of the cache, [L, B, KV_HEADS, TMAX, DH]), tokens from a fixed list; warm-up, a calibration,
+ * tol * max |logit| of PyTorch's. Timing: positions run 0..TMAX-1 and around (TMAX: the
+ * cache's next-to-last axis, [L, B, KV_HEADS, TMAX, DH] or one cache per layer [B, KV_HEADS,
+ * TMAX, DH]), tokens from a fixed list; warm-up, a calibration,
  * then the median seconds per step over reps runs of --min-time seconds each, like
  * bench/drive.c. Output (stdout): `check_max_abs E max_logit M` after a check, then
  * `seconds <median per step> calls <per run> reps <r>`. Errors: a message, exit 1; usage 2.
@@ -176,11 +177,11 @@ static int bind_tensor(Step *s, int i) {
       return 0;
     }
     s->pairs[s->n_pairs][0] = i, s->pairs[s->n_pairs++][1] = j;
-    if (t->rank == 5) s->tmax = t->shape[3];
-  } else if (!(len > 4 && strcmp(name + len - 4, "_out") == 0)) {
+    if (t->rank >= 4) s->tmax = t->shape[t->rank - 2];
+  } else if (s->e->args[i].role == LATHE_ARG_INPUT) { /* other outputs are computed, unread */
     fprintf(stderr,
-            "gpt_drive: unexpected argument '%s' (expected tok i32[1], pos i32[], "
-            "logits f32[1, V] and caches)\n",
+            "gpt_drive: unexpected input '%s' (expected tok i32[1], pos i32[] and "
+            "caches NAME_in with outputs NAME_out)\n",
             name);
     return 0;
   }
@@ -192,7 +193,7 @@ static int bind(Step *s, const lathe_model_info *m, const Options *o) {
   m->init(params, state, 0);
   if (o->weights && !load_weights(m, params, o->weights)) return 0;
   for (int i = 0; i < m->n_states; i++)
-    if (m->states[i].rank == 5) s->tmax = m->states[i].shape[3];
+    if (m->states[i].rank >= 4) s->tmax = m->states[i].shape[m->states[i].rank - 2];
   for (int i = 0; i < s->e->n_args; i++) {
     switch (s->e->args[i].role) {
     case LATHE_ARG_PARAMS:
@@ -215,7 +216,7 @@ static int bind(Step *s, const lathe_model_info *m, const Options *o) {
   }
   if (!s->tok || !s->pos || !s->logits || s->tmax <= 0) {
     fprintf(stderr, "gpt_drive: the entry needs inputs tok i32[1], pos i32[], output logits "
-                    "f32[1, V] and a cache [L, B, KV_HEADS, TMAX, DH] (state or NAME_in)\n");
+                    "f32[1, V] and a cache [..., TMAX, DH] of rank >= 4 (state or NAME_in)\n");
     return 0;
   }
   return 1;

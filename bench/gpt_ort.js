@@ -86,7 +86,7 @@ async function check(step, args, vocab) {
       scale = Math.max(scale, Math.abs(w));
     }
   }
-  console.log(`check_max_abs ${err.toPrecision(3)} max_logit ${scale.toPrecision(3)}`);
+  console.log(`check_max_abs ${err.toExponential(2)} max_logit ${scale.toPrecision(3)}`);
   if (!(err <= args.tol * scale)) {
     throw new Error(`CHECK FAILED: ONNX Runtime's step logits differ from PyTorch's by ${err} ` +
                     `(tolerance ${args.tol} x max |logit| ${scale})`);
