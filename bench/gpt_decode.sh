@@ -7,12 +7,13 @@
 #   1. bench/torch_gpt.py weights: random weights from a fixed seed as safetensors with lathe's
 #      param names, and PyTorch's step logits over a random 64-token prompt (checked there
 #      against PyTorch's full causal forward);
-#   2. lathe: `model gpt_step` of examples/gpt.lathe compiled at -D B=1 (the KV cache in the
-#      model's state), or, while examples/gpt.lathe has no gpt_step, the stand-in
+#   2. lathe: `model gpt_step` of examples/gpt.lathe (`--model gpt_step`; batch 1, the KV cache
+#      in the model's state), or, while examples/gpt.lathe has no gpt_step, the stand-in
 #      bench/models/gpt_step_io.lathe (the cache passed in and out); twice: the weights as
-#      params (loaded from the safetensors file) and baked into the C (--weights --bake); each
-#      built with bench/gpt_drive.c, which CHECKS the step's logits at every position against
-#      PyTorch's (1e-4 of the largest logit; a failed check stops the run, exit 1) and times it;
+#      params (loaded from the safetensors file) and baked into the C (--weights --bake; a bake
+#      lathe cannot compile is shown as n/a with its error); each built with bench/gpt_drive.c,
+#      which CHECKS the step's logits at every position against PyTorch's (1e-4 of the largest
+#      logit; a failed check stops the run, exit 1) and times it;
 #   3. PyTorch eager, the same attention (all 64 rows, rows after pos masked); also over the
 #      first pos + 1 rows only (`--attention prefix`), what an eager user would write;
 #   4. ONNX Runtime on the step exported by torch.onnx (opset 17, caches as inputs and outputs),
@@ -59,8 +60,9 @@ field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1
 # The lathe step: examples/gpt.lathe's gpt_step (the last model of the file) when it is there.
 if grep -q '^model gpt_step(' "$ROOT/examples/gpt.lathe"; then
   MODEL=$ROOT/examples/gpt.lathe CACHE="in the model's state (examples/gpt.lathe gpt_step)"
+  MODEL_ARGS=(--model gpt_step)
 else
-  MODEL=$BENCH/models/gpt_step_io.lathe
+  MODEL=$BENCH/models/gpt_step_io.lathe MODEL_ARGS=()
   CACHE="passed in and out (the stand-in bench/models/gpt_step_io.lathe: examples/gpt.lathe"
   CACHE+=" has no gpt_step yet)"
 fi
@@ -69,8 +71,8 @@ fi
 lathe_step() {
   local name=$1 dir=$WORK/$1
   shift
-  "$LATHE" compile "$MODEL" -D B=1 -o "$dir" --prefix gpt_step "${TARGET_ARGS[@]}" "$@" \
-    >"$dir.log" 2>&1 || die "lathe compile ($name) failed" "$dir.log"
+  "$LATHE" compile "$MODEL" "${MODEL_ARGS[@]}" -o "$dir" --prefix gpt_step \
+    "${TARGET_ARGS[@]}" "$@" >"$dir.log" 2>&1 || die "lathe compile ($name) failed" "$dir.log"
   "$CC" -std=c11 -O3 -march=native -fno-math-errno -I"$dir" -DMODEL_HEADER='"gpt_step.h"' \
     -DMODEL_INFO=gpt_step_info "$BENCH/gpt_drive.c" "$dir/gpt_step.c" -o "$dir/drive" -lm \
     >>"$dir.log" 2>&1 || die "building the lathe step ($name) failed" "$dir.log"
@@ -80,12 +82,17 @@ lathe_step() {
 }
 
 log "weights and PyTorch's reference logits"
-"$PYTHON" "$BENCH/torch_gpt.py" weights -o "$W" --ref "$REF" >"$WORK/weights.log" 2>&1 ||
-  die "bench/torch_gpt.py weights failed" "$WORK/weights.log"
+"$PYTHON" "$BENCH/torch_gpt.py" weights --with-state -o "$W" --ref "$REF" \
+  >"$WORK/weights.log" 2>&1 || die "bench/torch_gpt.py weights failed" "$WORK/weights.log"
 log "lathe, weights as params ($MODEL)"
 lathe_params=$(lathe_step params) || exit 1
 log "lathe, weights baked"
-lathe_baked=$(lathe_step baked --weights "$W" --bake) || exit 1
+# a bake that does not compile is a row n/a with lathe's first error (the check stays fatal)
+if ! lathe_baked=$(lathe_step baked --weights "$W" --bake 2>"$WORK/baked.why"); then
+  grep -q 'CHECK FAILED' "$WORK/baked.why" && { cat "$WORK/baked.why" >&2; exit 1; }
+  baked_why=$(grep -m 1 'error' "$WORK/baked.why" | sed "s|^ *||; s|$ROOT/||" | cut -c1-100)
+  lathe_baked=""
+fi
 log "PyTorch eager"
 for att in masked prefix; do
   "$PYTHON" "$BENCH/torch_gpt.py" time -w "$W" --attention "$att" --reps "$REPS" \
@@ -112,17 +119,21 @@ echo "CPU: $cpu ($(getconf _NPROCESSORS_ONLN) CPUs, 1 thread used); load average
 echo "GPT decode step, batch 1, examples/gpt.lathe's shapes (V 96, D 128, 4 blocks, GQA 4/2," \
   "SwiGLU 352); the KV cache of 64 rows $CACHE"
 echo "attention over all 64 cache rows, the rows after pos masked (unless said otherwise)"
+checked() { [[ -f $1 ]] && field check_max_abs "$1" || echo n/a; }
 echo "logits checked against PyTorch's at 64 positions: max |diff| lathe" \
-  "$(field check_max_abs "$WORK/params.out") (params), $(field check_max_abs "$WORK/baked.out")" \
-  "(baked), ONNX Runtime $(field check_max_abs "$WORK/ort.out"), of max |logit|" \
-  "$(field max_logit "$WORK/params.out")"
+  "$(checked "$WORK/params.out") (params), $(checked "$WORK/baked.out") (baked)," \
+  "ONNX Runtime $(checked "$WORK/ort.out"), of max |logit| $(field max_logit "$WORK/params.out")"
 printf '%-46s %14s %10s %12s\n' "" "s/token" "tokens/s" "lathe faster"
 row() {
   awk -v n="$1" -v t="$2" -v l="$lathe_params" \
     'BEGIN { printf "%-46s %14.4g %10.0f %11.2fx\n", n, t, 1 / t, t / l }'
 }
 row "lathe (weights as params)" "$lathe_params"
-row "lathe (weights baked, --bake)" "$lathe_baked"
+if [[ -n $lathe_baked ]]; then
+  row "lathe (weights baked, --bake)" "$lathe_baked"
+else
+  printf '%-46s n/a (%s)\n' "lathe (weights baked, --bake)" "$baked_why"
+fi
 row "PyTorch $torch_version eager" "$torch_masked"
 row "PyTorch $torch_version eager, prefix attention" "$torch_prefix"
 row "ONNX Runtime $ort_version (onnxruntime-node)" "$ort"
@@ -132,7 +143,7 @@ awk -v l="$lathe_params" -v a="$torch_masked" -v b="$torch_prefix" -v c="$ort" '
 if [[ -n $RECORD ]]; then
   {
     echo "lathe_seconds $lathe_params"
-    echo "lathe_baked_seconds $lathe_baked"
+    [[ -n $lathe_baked ]] && echo "lathe_baked_seconds $lathe_baked"
     echo "torch_seconds $torch_masked"
     echo "torch_prefix_seconds $torch_prefix"
     echo "ort_seconds $ort"

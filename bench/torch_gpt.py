@@ -9,12 +9,14 @@ writes the token's key and value at row pos of a KV cache [L, B, KV_HEADS, TMAX,
 after pos masked (what lathe's step does, so every shape is static; `--attention prefix` attends
 over the first pos + 1 rows only).
 
-  torch_gpt.py weights -o W.safetensors --ref REF.bin [--seed S]
+  torch_gpt.py weights -o W.safetensors --ref REF.bin [--seed S] [--with-state]
       random weights from a fixed seed, written as safetensors with lathe's param names and
-      layouts (a dense weight is [in, out]: torch's Linear weight transposed), and REF.bin: the
-      TMAX token ids of a random prompt (int32) and the step's logits at every position
-      ([TMAX, V] float32), both little-endian. Checks first that the step fed token by token
-      gives the full-sequence causal forward's logits (max |diff| <= 1e-4 * max |logit|).
+      layouts (a dense weight is [in, out]: torch's Linear weight transposed; --with-state adds
+      the step's state k_cache and v_cache, zero, which `lathe compile --bake` reads), and
+      REF.bin: the TMAX token ids of a random prompt (int32) and the step's logits at every
+      position ([TMAX, V] float32), both little-endian. Checks first that the step fed token
+      by token gives the full-sequence causal forward's logits (max |diff| <= 1e-4 * max
+      |logit|).
   torch_gpt.py time -w W.safetensors [--attention masked|prefix] [--reps R] [--min-time S]
       median seconds per step, eager, under inference_mode, one thread; positions run
       0..TMAX-1 and around again (the cache's stale rows are masked), tokens from a fixed list
@@ -93,7 +95,7 @@ def write_atomic(path, chunks):
 
 def save_safetensors(path, weights):
     header, offset, blobs = {}, 0, []
-    for name, _ in param_shapes():
+    for name in weights:
         blob = weights[name].numpy().astype("<f4").tobytes()
         header[name] = {"dtype": "F32", "shape": list(weights[name].shape),
                         "data_offsets": [offset, offset + len(blob)]}
@@ -256,6 +258,8 @@ def cmd_weights(args):
     if not err <= 1e-4 * scale:
         sys.exit(f"torch_gpt.py: the step's logits differ from the full forward's by {err:.3g} "
                  f"(max |logit| {scale:.3g}): the PyTorch peer is wrong")
+    if args.with_state:  # the step's initial state, for `lathe compile --bake`
+        weights["k_cache"], weights["v_cache"] = empty_caches()
     save_safetensors(args.output, weights)
     write_atomic(args.ref, [tokens.numpy().astype("<i4").tobytes(),
                             steps.numpy().astype("<f4").tobytes()])
@@ -307,6 +311,7 @@ def main():
     w.add_argument("-o", "--output", required=True)
     w.add_argument("--ref", required=True)
     w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--with-state", action="store_true")
     t = sub.add_parser("time")
     t.add_argument("-w", "--weights", required=True)
     t.add_argument("--attention", choices=["masked", "prefix"], default="masked")
