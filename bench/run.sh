@@ -368,9 +368,10 @@ run_gpt() {
       record "$row" peer_error "see the lathe cell"
     fi
   done
-  record "$torch_row" peer_name "PyTorch $(field torch_version "$out.rec" 2>/dev/null) eager"
-  record "$ort_row" peer_name \
-    "ONNX Runtime $(field ort_version "$out.rec" 2>/dev/null) (onnxruntime-node, 1 thread)"
+  local v
+  v=$(field ort_version "$out.rec" 2>/dev/null)
+  record "$torch_row" peer_name "$TORCH_NAME eager"
+  record "$ort_row" peer_name "ONNX Runtime ${v:+$v }(onnxruntime-node, 1 thread)"
   if [[ $status == 0 ]]; then
     record "$torch_row" peer_seconds "$(field torch_seconds "$out.rec")"
     record "$ort_row" peer_seconds "$(field ort_seconds "$out.rec")"
