@@ -302,7 +302,7 @@ static void time_steps(Step *s, const Options *o) {
 
 static int parse_options(Options *o, int argc, char **argv) {
   *o = (Options){NULL, NULL, 1e-4, 0.2, 5};
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) { /* every option takes a value */
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return 0;
     if (strcmp(argv[i], "--weights") == 0)
@@ -317,7 +317,6 @@ static int parse_options(Options *o, int argc, char **argv) {
       o->min_time = atof(v);
     else
       return 0;
-    i++;
   }
   return o->reps >= 1 && o->reps <= MAX_REPS && o->min_time > 0 && o->tol > 0;
 }
