@@ -57,7 +57,7 @@ log() { echo "gpt_decode: $*" >&2; }
 # the value after KEY in a "KEY value ..." line of file $2
 field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }' "$2"; }
 
-# The lathe step: examples/gpt.lathe's gpt_step (the last model of the file) when it is there.
+# The lathe step: examples/gpt.lathe's gpt_step (picked with --model) when the file has one.
 if grep -q '^model gpt_step(' "$ROOT/examples/gpt.lathe"; then
   MODEL=$ROOT/examples/gpt.lathe CACHE="in the model's state (examples/gpt.lathe gpt_step)"
   MODEL_ARGS=(--model gpt_step)
