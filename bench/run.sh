@@ -9,6 +9,8 @@
 #      lathe's generated C vs PyTorch (bench/torch_models.py)
 #   4b. MLP and CNN inference at batch 1 and 64, lathe vs ONNX Runtime (npm onnxruntime-node,
 #      bench/ort_peer.js) on the same models exported to ONNX (bench/export_onnx.py)
+#   4c. the GPT decode step with its KV cache at batch 1 (bench/gpt_decode.sh): lathe vs PyTorch
+#      eager and vs ONNX Runtime, logits checked against PyTorch's
 #   5. the CNN train step on 2 threads vs 1 (when `lathe compile` has --threads)
 #   6. one Fashion-MNIST epoch of the MLP and of the CNN: `lathe train` vs the same loop in
 #      PyTorch, with test accuracy
@@ -19,9 +21,9 @@
 # environment: BENCH_REPS (timed runs per measurement, default 5), BENCH_MIN_TIME (seconds
 #   per timed run, default 0.2), BENCH_SIZES (sgemm sizes, default "64 256 512 1024"),
 #   BENCH_EPOCH=0 (skip the Fashion-MNIST epochs), BENCH_ROWS (the groups to run, default
-#   "sgemm mlp cnn ort lstm transformer threads epoch"), BENCH_TARGET (lathe compile --target of
-#   the per-call rows, e.g. x86-64-v3; default lathe's: native), CC (default cc), PYTHON (default
-#   /usr/bin/python3), FASHION_MNIST (default /usr/share/datasets/fashion-mnist),
+#   "sgemm mlp cnn ort gpt lstm transformer threads epoch"), BENCH_TARGET (lathe compile
+#   --target of the per-call rows, e.g. x86-64-v3; default lathe's: native), CC (default cc),
+#   PYTHON (default /usr/bin/python3), FASHION_MNIST (default /usr/share/datasets/fashion-mnist),
 #   ORT_NODE_MODULES (where onnxruntime-node is, default bench/node/node_modules).
 set -uo pipefail
 
@@ -40,7 +42,7 @@ SIZES=${BENCH_SIZES:-"64 256 512 1024"}
 DATA=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 # the flags `lathe train` builds models with (runtime/loader.c), for lathe's code and the C peers
 CFLAGS=(-std=c11 -O3 -march=native -fno-math-errno)
-ROWS=${BENCH_ROWS:-"sgemm mlp cnn ort lstm transformer threads epoch"}
+ROWS=${BENCH_ROWS:-"sgemm mlp cnn ort gpt lstm transformer threads epoch"}
 # lathe compile --target for every per-call row (default: lathe's own default, native)
 TARGET_ARGS=()
 [[ -n ${BENCH_TARGET:-} ]] && TARGET_ARGS=(--target "$BENCH_TARGET")
@@ -343,6 +345,39 @@ run_ort() {
   done
 }
 
+# ---- 4c. the GPT decode step: lathe vs PyTorch and ONNX Runtime (bench/gpt_decode.sh) --------
+# One run of bench/gpt_decode.sh (which checks lathe's and ORT's logits against PyTorch's and
+# times all three at batch 1, attention over the 64 masked cache rows); two rows of the table.
+# Multiply-adds per token: per block the projections D x (D + 2 x 64 + D) and the MLP 3 x D x
+# 352, attention 4 heads x 64 rows x 32 dims x 2 (scores and context); the head D x 96.
+GPT_MACS=$((4 * (128 * 384 + 3 * 128 * 352 + 4 * 64 * 32 * 2) + 128 * 96))
+
+run_gpt() {
+  local out="$WORK/gpt" torch_row="GPT decode step (KV cache), batch 1" row status=0
+  local ort_row="GPT decode step (KV cache), batch 1, vs ONNX Runtime"
+  log "GPT decode step (bench/gpt_decode.sh)"
+  BENCH_REPS=$REPS BENCH_MIN_TIME=$MIN_TIME ORT_NODE_MODULES=$ORT_MODULES \
+    bash "$BENCH/gpt_decode.sh" "$LATHE" --record "$out.rec" >"$out.out" 2>"$out.log" ||
+    status=$?
+  for row in "$torch_row" "$ort_row"; do
+    record "$row" flops $((2 * GPT_MACS))
+    if [[ $status == 0 ]]; then
+      record "$row" lathe_seconds "$(field lathe_seconds "$out.rec")"
+    else
+      record "$row" lathe_error "$(why "$out.log" "$status")"
+      record "$row" peer_error "see the lathe cell"
+    fi
+  done
+  local v
+  v=$(field ort_version "$out.rec" 2>/dev/null)
+  record "$torch_row" peer_name "$TORCH_NAME eager"
+  record "$ort_row" peer_name "ONNX Runtime ${v:+$v }(onnxruntime-node, 1 thread)"
+  if [[ $status == 0 ]]; then
+    record "$torch_row" peer_seconds "$(field torch_seconds "$out.rec")"
+    record "$ort_row" peer_seconds "$(field ort_seconds "$out.rec")"
+  fi
+}
+
 # ---- 5. threads: the CNN batch-64 train step on 2 threads vs 1 --------------------------------
 # Only when `lathe compile` has a --threads option; the generated C is then built with
 # -fopenmp -pthread and run with OMP_NUM_THREADS=2. The peer column is lathe's own 1-thread
@@ -447,6 +482,7 @@ want sgemm && run_sgemm
 want mlp && run_mlp
 want cnn && run_cnn
 want ort && run_ort
+want gpt && run_gpt
 want lstm && run_lstm
 want transformer && run_transformer
 want threads && run_threads
