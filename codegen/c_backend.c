@@ -144,13 +144,14 @@ static void plan_outputs(Backend *b, EntryPlan *ep, CgEmitter *e) {
 static void plan_args(Backend *b, EntryPlan *ep, CgEmitter *e) {
   const Graph *g = ep->g;
   const Module *m = b->m;
-  ep->args = arena_alloc(&b->arena, (size_t)(m->n_inputs + g->n_outputs + 4) * sizeof *ep->args);
+  ep->args = arena_alloc(&b->arena, (size_t)(m->n_inputs + g->n_outputs + 5) * sizeof *ep->args);
   /* the kernels say `n` for the run-time batch (cg_count): claimed before any other name */
   const char *batch = m->dyn_max > 0 ? arg_name(b, e, "n") : NULL;
   ep->output_arg = arena_alloc(&b->arena, (size_t)(g->n_outputs + 1) * sizeof *ep->output_arg);
   ArgPlan *a = add_arg(ep, LATHE_ARG_PARAMS);
   a->cname = arg_name(b, e, "p");
   const char *ws = arg_name(b, e, "ws"); /* before the inputs: kernels address `ws` */
+  const char *hooks = graph_has(g, OP_REPLICA_SUM) ? arg_name(b, e, "hooks") : NULL;
   a->is_const = !has_output(g, OUT_PARAM_UPDATE);
   bool train = ep->kind == LATHE_ENTRY_TRAIN, updates = has_output(g, OUT_STATE_UPDATE);
   if (train || ep->kind == LATHE_ENTRY_GRAD || updates || graph_has(g, OP_STATE)) {
@@ -173,6 +174,11 @@ static void plan_args(Backend *b, EntryPlan *ep, CgEmitter *e) {
   plan_outputs(b, ep, e);
   a = add_arg(ep, LATHE_ARG_WORKSPACE);
   a->cname = ws;
+  if (hooks) { /* the kernels of replica_sum say `hooks` (lower_replica.c) */
+    a = add_arg(ep, LATHE_ARG_HOOKS);
+    a->cname = hooks;
+    a->is_const = true;
+  }
   if (batch) add_arg(ep, LATHE_ARG_BATCH)->cname = batch;
 }
 

@@ -110,6 +110,7 @@ typedef enum IrAttrKind {
   ATTR_QUANT,    /* quant: QUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE */
   ATTR_QCONV,    /* quant with its geometry: QCONV2D */
   ATTR_TOPK,     /* topk: TOPK (issue 22) */
+  ATTR_REPLICA,  /* replica.cotangent: REPLICA_SUM (issue 21) */
   ATTR_KIND_COUNT
 } IrAttrKind;
 
@@ -262,6 +263,10 @@ typedef union NodeAttr {
     int64_t k;     /* TOPK: indices per row of the last axis, 1 <= k <= its length */
     bool smallest; /* TOPK: the k smallest, ascending (else the k largest, descending) */
   } topk;
+  struct {
+    bool cotangent; /* REPLICA_SUM: a sum of cotangents (made by its VJP, in the backward
+                     * pass); false: of forward values (batch-norm statistics, counts) */
+  } replica;
 } NodeAttr;
 
 typedef struct Node {

@@ -62,6 +62,46 @@ static bool grads_dtype(RtDist *r, Diag *d) {
   return true;
 }
 
+/* v[0, n) x scale, in v's dtype */
+static void scale_values(void *v, int64_t n, int dtype, double scale) {
+  if (dtype == LATHE_F64) {
+    for (int64_t i = 0; i < n; i++)
+      ((double *)v)[i] *= scale;
+    return;
+  }
+  const float s = (float)scale;
+  for (int64_t i = 0; i < n; i++)
+    ((float *)v)[i] *= s;
+}
+
+/* lathe_grad_hooks.sum_f32/_f64 of grad: the sum over the ranks in place. grad's loss is a
+ * mean over this rank's rows and its gradient is scaled by `weight` after it (rt_dist_step);
+ * on a step whose ranks have different rows the sums of cotangents must then be
+ * sum_r weight_r g_r / weight (the cotangents of the weighted loss, divided by this rank's
+ * weight again), so that the scaled gradients add up to the global batch's. Even steps sum
+ * plainly (the weights are all 1/K). A rank without rows sums zeros and ignores the result. */
+static void hook_sum(RtDistHook *h, void *buf, size_t count, int dtype, int cotangent) {
+  if (h->error) return; /* the step fails after grad; MPI's own errors abort the job */
+  bool weigh = cotangent && !h->even && h->weight > 0;
+  if (weigh) scale_values(buf, (int64_t)count, dtype, h->weight);
+  char *err = NULL;
+  int rc = dtype == LATHE_F64 ? h->dist->sum_f64(h->dist->ctx, buf, (int64_t)count, &err)
+                              : h->dist->sum_f32(h->dist->ctx, buf, (int64_t)count, &err);
+  if (rc != 0) {
+    h->error = err ? err : strdup("a batch-norm statistic's sum over the ranks failed");
+    return;
+  }
+  if (weigh) scale_values(buf, (int64_t)count, dtype, 1.0 / h->weight);
+}
+
+static void hook_sum_f32(void *ctx, float *buf, size_t count, int cotangent) {
+  hook_sum(ctx, buf, count, LATHE_F32, cotangent);
+}
+
+static void hook_sum_f64(void *ctx, double *buf, size_t count, int cotangent) {
+  hook_sum(ctx, buf, count, LATHE_F64, cotangent);
+}
+
 bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *info, Diag *d) {
   memset(r, 0, sizeof *r);
   r->dist = dist, r->info = info;
@@ -81,6 +121,8 @@ bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *inf
     return false;
   }
   if (!grads_dtype(r, d)) return false;
+  r->synced = r->grad->n_replica_sums > 0;
+  r->hooks = (lathe_grad_hooks){NULL, hook_sum_f32, hook_sum_f64};
   r->grads = rt_aligned_alloc(info->grads_bytes);
   r->apply_ws = rt_aligned_alloc(r->apply->workspace_bytes);
   r->before = rt_aligned_alloc(info->state_bytes);
@@ -103,7 +145,7 @@ void rt_dist_adopt(const RtDist *r, RtFeed *feed) {
 
 /* calls e with the gradient arguments in r->grads, the others from feed (grad); a run-time
  * batch is feed's rows for grad, the bound for apply (which has no batch-sized tensor) */
-static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *feed, void *params,
+static double call(RtDist *r, const lathe_entry_info *e, const RtFeed *feed, void *params,
                    void *state) {
   void *args[RT_MAX_ARGS] = {0};
   int64_t bound = r->info->dyn_max;
@@ -117,6 +159,8 @@ static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *fee
       args[k] = feed ? feed->ws : r->apply_ws;
     else if (role == LATHE_ARG_BATCH)
       args[k] = feed ? (void *)&feed->n : (void *)&bound;
+    else if (role == LATHE_ARG_HOOKS)
+      args[k] = (void *)&r->hooks;
     else if (is_gradient(e, k))
       args[k] = (char *)r->grads + e->args[k].tensor->offset;
     else
@@ -125,18 +169,6 @@ static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *fee
   double ret = 0;
   e->call(args, &ret);
   return ret;
-}
-
-/* v[0, n) x scale, in v's dtype */
-static void scale_values(void *v, int64_t n, int dtype, double scale) {
-  if (dtype == LATHE_F64) {
-    for (int64_t i = 0; i < n; i++)
-      ((double *)v)[i] *= scale;
-    return;
-  }
-  const float s = (float)scale;
-  for (int64_t i = 0; i < n; i++)
-    ((float *)v)[i] *= s;
 }
 
 /* The weighted mean over the ranks of the f32 or f64 values v[0, n): each rank's v x weight
@@ -184,21 +216,55 @@ static bool average_state(RtDist *r, void *state, bool even, double weight, Diag
   return true;
 }
 
-bool rt_dist_step(RtDist *r, const RtFeed *feed, int64_t rows, int64_t total, void *params,
-                  void *state, double *loss, Diag *d) {
-  if (r->info->n_states > 0 && r->averaged[0] < 0) memcpy(r->before, state, r->info->state_bytes);
+/* A rank without rows does not call grad (a run-time batch is at least 1) but takes part in
+ * its replica sums, in the descriptor's order, with zeros (a zero count, a zero share). */
+static bool absent_sums(RtDist *r, Diag *d) {
+  size_t most = 0;
+  for (int i = 0; i < r->grad->n_replica_sums; i++)
+    if (r->grad->replica_sums[i] > most) most = r->grad->replica_sums[i];
+  size_t size = r->grads_dtype == LATHE_F64 ? sizeof(double) : sizeof(float);
+  void *zeros = calloc(most + 1, size);
+  if (!zeros) return rt_error(d, "data-parallel training: out of memory"), false;
+  for (int i = 0; i < r->grad->n_replica_sums; i++) {
+    memset(zeros, 0, (most + 1) * size);
+    hook_sum(&r->hook, zeros, r->grad->replica_sums[i], r->grads_dtype, 0);
+  }
+  free(zeros);
+  return true;
+}
+
+/* grad on this rank's rows (with its replica sums), or none: a zero gradient, weight 0 */
+static bool run_grad(RtDist *r, const RtFeed *feed, int64_t rows, double weight, bool even,
+                     void *params, void *state, double *loss, Diag *d) {
+  r->hook = (RtDistHook){r->dist, even, weight, NULL};
+  r->hooks.ctx = &r->hook;
   *loss = 0;
+  bool ok = true;
   if (rows > 0)
     *loss = call(r, r->grad, feed, params, state);
   else
-    memset(r->grads, 0, r->info->grads_bytes); /* no rows: a zero gradient, weight 0 anyway */
+    memset(r->grads, 0, r->info->grads_bytes), ok = absent_sums(r, d);
+  if (r->hook.error) {
+    rt_error(d, "data-parallel training: %s", r->hook.error);
+    free(r->hook.error), r->hook.error = NULL;
+    return false;
+  }
+  return ok;
+}
+
+bool rt_dist_step(RtDist *r, const RtFeed *feed, int64_t rows, int64_t total, void *params,
+                  void *state, double *loss, Diag *d) {
+  if (r->info->n_states > 0 && r->averaged[0] < 0) memcpy(r->before, state, r->info->state_bytes);
   /* the losses are means over the rows: the global batch's gradient is sum_r rows_r g_r / total */
   bool even = rows * r->dist->size == total;
   double weight = (double)rows / (double)total;
+  if (!run_grad(r, feed, rows, weight, even, params, state, loss, d)) return false;
   int dt = r->grads_dtype;
   int64_t n = (int64_t)(r->info->grads_bytes / (dt == LATHE_F64 ? 8 : 4));
   if (!mean_values(r, r->grads, n, dt, even, weight, d)) return false; /* the one collective */
-  if (!average_state(r, state, even, weight, d)) return false;
+  /* synchronized batch norm: the running statistics are the global batch's on every rank
+   * already (the same sums), unless a rank had no rows to update them */
+  if (!(r->synced && even) && !average_state(r, state, even, weight, d)) return false;
   call(r, r->apply, NULL, params, state);
   return true;
 }

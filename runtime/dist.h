@@ -5,6 +5,14 @@
 
 #include "data.h"
 
+/* the state of the replica sums of one grad call (lathe_grad_hooks.ctx) */
+typedef struct RtDistHook {
+  const lathe_dist *dist;
+  bool even;     /* every rank has the step's rows / K */
+  double weight; /* this rank's rows / the step's rows */
+  char *error;   /* the first failed sum's message (malloc'd), or NULL */
+} RtDistHook;
+
 typedef struct RtDist {
   const lathe_dist *dist;
   const lathe_model_info *info;
@@ -15,6 +23,9 @@ typedef struct RtDist {
   void *before;                         /* the state before the first step (state_bytes) */
   signed char *averaged;                /* per state tensor: 1 = grad updates it (batch-norm
                                          * statistics: averaged too), 0 = not, -1 = unknown */
+  bool synced;            /* grad sums its batch-norm statistics over the ranks (replica sums) */
+  lathe_grad_hooks hooks; /* grad's transport: sums through dist, ctx = &hook */
+  RtDistHook hook;
 } RtDist;
 
 /* The split step of info ("grad" and "apply"), or false (reported) when it has none. */

@@ -6,9 +6,14 @@
  * from given gradients). Between them each rank sums the region across ranks with ONE
  * MPI_Allreduce and divides by the number of ranks K: the loss is a batch mean, so the mean
  * of the ranks' gradients is the gradient of the global batch of K x N samples, and every
- * rank applies the same update to the same weights. Batch-norm running statistics (state
- * that "grad" updates) are averaged the same way, so the replicas stay identical; a hash of
- * the params and state is compared across ranks after every step.
+ * rank applies the same update to the same weights. A model with batch norm normalizes by the
+ * statistics of the whole global batch (synchronized batch norm): its "grad" takes a
+ * `const lathe_grad_hooks *` (an argument of role LATHE_ARG_HOOKS) and calls its sum_f32
+ * (sum_f64) on a few per-channel buffers, which this program sums over the ranks with
+ * MPI_Allreduce; the running statistics then agree on every rank. With --no-hooks it passes
+ * NULL instead: each rank normalizes by its own batch (one replica's view) and the running
+ * statistics (state that "grad" updates) are averaged after the step. A hash of the params
+ * and state is compared across ranks after every step.
  *
  * The program drives the model through its descriptor (<model>_info, lathe/model_info.h), so
  * it runs any model compiled with --split-step: build it with -DLATHE_MODEL_H='"cnn.h"'
@@ -18,7 +23,7 @@
  * rank at batch K N sees (tests/mpi_train.sh checks that).
  *
  *   mpirun -np 2 ./lathe_mpi_example [--steps S] [--seed X] [--classes C] [--out params.bin]
- *                                    [--check-train] [--time]
+ *                                    [--check-train] [--no-hooks] [--time]
  *
  * --out writes the final params (rank 0, raw <model>_params bytes); --check-train also runs
  * the fused train entry on a copy and requires train == grad, allreduce, apply bit for bit
@@ -45,6 +50,8 @@ typedef struct Run {
   void *params, *state, *grads, *ws; /* the model's memory; grads: info->grads_bytes */
   void **inputs;                     /* per argument of grad: this rank's shard, or NULL */
   float *loss_sum;
+  lathe_grad_hooks hooks;              /* grad's replica sums: MPI_Allreduce */
+  bool use_hooks;                      /* pass them (not --no-hooks) */
   bool timed;                          /* --time */
   double reduce_seconds, step_seconds; /* --time: in the allreduces, in whole steps */
   double wait_seconds;                 /* --time: waiting for the slowest rank's grad */
@@ -94,10 +101,12 @@ static void fill_input(const Run *r, const lathe_tensor_info *t, void *data, uin
       uint64_t u = mix(base + (uint64_t)k);
       if (t->dtype == LATHE_F32)
         ((float *)data)[i * per + k] = (float)(u >> 40) / 16777216.0f;
+      else if (t->dtype == LATHE_F64) /* the same values as f32 */
+        ((double *)data)[i * per + k] = (double)((float)(u >> 40) / 16777216.0f);
       else if (t->dtype == LATHE_I32)
         ((int32_t *)data)[i * per + k] = (int32_t)(u % (uint64_t)r->classes);
       else
-        fail(r, "this example feeds f32 and i32 inputs only");
+        fail(r, "this example feeds f32, f64 and i32 inputs only");
     }
   }
 }
@@ -136,6 +145,10 @@ static void **entry_args(const Run *r, const lathe_entry_info *e, void *params, 
     if (arg->role == LATHE_ARG_PARAMS) a[i] = params;
     if (arg->role == LATHE_ARG_STATE) a[i] = state;
     if (arg->role == LATHE_ARG_WORKSPACE) a[i] = r->ws;
+    if (arg->role == LATHE_ARG_HOOKS) { /* NULL under --no-hooks: each rank its own batch norm */
+      a[i] = r->use_hooks ? (void *)&r->hooks : NULL;
+      continue;
+    }
     if (gradient) a[i] = (char *)r->grads + arg->tensor->offset;
     if (arg->role == LATHE_ARG_INPUT && !gradient) /* the shard made for grad's same input */
       for (int k = 0; k < r->grad->n_args; k++)
@@ -147,24 +160,54 @@ static void **entry_args(const Run *r, const lathe_entry_info *e, void *params, 
   return a;
 }
 
-/* sum over the ranks, then / K: the mean (in place, f32) */
-static void allreduce_mean(float *data, int64_t count, int ranks) {
+/* sum over the ranks, then / K: the mean (in place, f32 or f64) */
+static void allreduce_mean(void *data, int64_t count, int dtype, int ranks) {
+  if (dtype == LATHE_F64) {
+    MPI_Allreduce(MPI_IN_PLACE, data, (int)count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    for (int64_t i = 0; i < count; i++)
+      ((double *)data)[i] /= ranks;
+    return;
+  }
   MPI_Allreduce(MPI_IN_PLACE, data, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
   const float scale = 1.0f / (float)ranks;
   for (int64_t i = 0; i < count; i++)
-    data[i] *= scale;
+    ((float *)data)[i] *= scale;
 }
 
-/* Batch-norm running statistics: the state tensors "grad" changed (on any rank), averaged. */
+/* The hooks of "grad" for a model with batch norm (lathe_grad_hooks): its statistics, and in
+ * the backward pass two per-channel sums, summed over the ranks in place, so K ranks at batch
+ * N normalize by the statistics of the global batch of K N. Every rank has N samples here, so
+ * `cotangent` needs no weighting (runtime/dist.c weights it for ranks with different rows). */
+static void sum_f32(void *ctx, float *buf, size_t count, int cotangent) {
+  (void)ctx, (void)cotangent;
+  MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void sum_f64(void *ctx, double *buf, size_t count, int cotangent) {
+  (void)ctx, (void)cotangent;
+  MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+/* the dtype of the gradients (all f32, or all f64 for a model compiled with --dtype f64) */
+static int grads_dtype(const Run *r) {
+  for (int i = 0; i < r->grad->n_args; i++)
+    if (r->grad->args[i].role == LATHE_ARG_OUTPUT) return r->grad->args[i].tensor->dtype;
+  return LATHE_F32;
+}
+
+/* Batch-norm running statistics: the state tensors "grad" changed (on any rank), averaged.
+ * With the hooks they are the global batch's on every rank already: nothing to do. */
 static void average_updated_state(const Run *r, const void *before) {
+  if (r->use_hooks && r->grad->n_replica_sums > 0) return;
   for (int i = 0; i < r->info->n_states; i++) {
     const lathe_tensor_info *t = &r->info->states[i];
     char *now = (char *)r->state + t->offset;
     int changed = memcmp(now, (const char *)before + t->offset, t->bytes) != 0, any = 0;
     MPI_Allreduce(&changed, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
     if (!any) continue;
-    if (t->dtype != LATHE_F32) fail(r, "a non-f32 state tensor changed in grad");
-    allreduce_mean((float *)now, numel(t), r->ranks);
+    if (t->dtype != LATHE_F32 && t->dtype != LATHE_F64)
+      fail(r, "a state tensor that is not f32 or f64 changed in grad");
+    allreduce_mean(now, numel(t), t->dtype, r->ranks);
   }
 }
 
@@ -177,8 +220,10 @@ static void train_step(Run *r, void **grad_args, void **apply_args, void *before
     MPI_Barrier(MPI_COMM_WORLD);
     r->wait_seconds += MPI_Wtime() - t1, t1 = MPI_Wtime();
   }
-  /* the one collective of the step: every gradient, one contiguous f32 region */
-  allreduce_mean(r->grads, (int64_t)(r->info->grads_bytes / sizeof(float)), r->ranks);
+  /* the one collective of the step: every gradient, one contiguous region */
+  int dt = grads_dtype(r);
+  allreduce_mean(r->grads, (int64_t)(r->info->grads_bytes / (dt == LATHE_F64 ? 8 : 4)), dt,
+                 r->ranks);
   average_updated_state(r, before);
   double t2 = MPI_Wtime();
   r->apply->call(apply_args, NULL);
@@ -192,11 +237,12 @@ typedef struct Options {
   const char *out;
   bool check_train;
   int classes;
-  bool time; /* print samples/s and the allreduce time per step (bench/mpi_scaling.sh) */
+  bool time;     /* print samples/s and the allreduce time per step (bench/mpi_scaling.sh) */
+  bool no_hooks; /* call grad with NULL hooks: each rank normalizes by its own batch */
 } Options;
 
 static void parse_options(const Run *r, int argc, char **argv, Options *o) {
-  *o = (Options){20, 1, NULL, false, 10, false};
+  *o = (Options){20, 1, NULL, false, 10, false, false};
   for (int i = 1; i < argc; i++) {
     bool more = i + 1 < argc;
     if (strcmp(argv[i], "--steps") == 0 && more)
@@ -211,9 +257,11 @@ static void parse_options(const Run *r, int argc, char **argv, Options *o) {
       o->time = true;
     else if (strcmp(argv[i], "--check-train") == 0)
       o->check_train = true;
+    else if (strcmp(argv[i], "--no-hooks") == 0)
+      o->no_hooks = true;
     else
       fail(r, "usage: lathe_mpi_example [--steps S] [--seed X] [--classes C] [--out FILE] "
-              "[--check-train] [--time]");
+              "[--check-train] [--no-hooks] [--time]");
     if (o->steps < 1 || o->classes < 1) fail(r, "--steps and --classes expect positive numbers");
   }
   if (o->check_train && r->ranks != 1)
@@ -298,7 +346,8 @@ int main(int argc, char **argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &r.ranks);
   Options o;
   parse_options(&r, argc, argv, &o);
-  r.classes = o.classes, r.timed = o.time;
+  r.classes = o.classes, r.timed = o.time, r.use_hooks = !o.no_hooks;
+  r.hooks = (lathe_grad_hooks){NULL, sum_f32, sum_f64};
   setup(&r);
   r.info->init(r.params, r.state, o.seed); /* the same seed on every rank */
   check_replicas(&r, "after init (different models or seeds?)");
