@@ -16,8 +16,8 @@
  * the means already equal). That is the two-pass form: it costs a second exchange after the
  * first, but unlike sum and sum of squares (E[x^2] - E[x]^2, one exchange) it does not cancel
  * catastrophically when |mean| >> std, which f32 activations reach easily. The running
- * variance's unbiasing factor momentum * c / (c - 1) is made the global one by the factor
- * (C / (C - 1)) / (c / (c - 1)). Autodiff then differentiates through the replica sums (their
+ * variance's unbiasing factor momentum * c / (c - 1) becomes momentum * C / (C - 1)
+ * (global_unbias). Autodiff then differentiates through the replica sums (their
  * VJP is a replica sum of cotangents): the backward pass sums the two per-channel reductions
  * of batch norm's gradient over the replicas too.
  * With one replica (no hook) C == c, so w and the factor are exactly 1 and every value keeps
@@ -85,16 +85,28 @@ static bool is_variance(const Graph *g, NodeId m) {
   return sq->op == OP_MUL && sq->in[0] == sq->in[1];
 }
 
+/* The running variance's update scale over the global count `all` instead of the local `c`.
+ * Over a run-time batch it is MUL(c / (c - 1), momentum) (frontend/elab_conv.c, bn_unbias):
+ * rebuilt from `all` the same way, so a replica with one row (c / (c - 1) infinite) still gets
+ * the global factor. A constant momentum * c / (c - 1) (c >= 2, checked by the elaborator)
+ * is multiplied by (C / (C - 1)) / (c / (c - 1)). Either is exactly the old scale when C == c. */
+static NodeId global_unbias(Sync *s, NodeId scale, NodeId c, NodeId all) {
+  const Node *n = &s->g->nodes[scale];
+  if (n->op == OP_MUL && s->g->nodes[n->in[1]].op == OP_CONST && s->g->nodes[n->in[0]].op == OP_DIV)
+    return build_binary(&s->b, OP_MUL, unbias_ratio(s, all), n->in[1]);
+  NodeId fix = build_binary(&s->b, OP_DIV, unbias_ratio(s, all), unbias_ratio(s, c));
+  return build_binary(&s->b, OP_MUL, scale, fix);
+}
+
 /* Statistic m (read by the update's MUL `mul`) over the global batch: s->stat[m] = m', and a
- * variance's update scale momentum * c / (c - 1) times (C / (C - 1)) / (c / (c - 1)) */
+ * variance's update scale the global one */
 static void globalize(Sync *s, NodeId m, NodeId mul) {
   s->b.loc = s->g->nodes[m].loc;
   NodeId c = local_count(s, m), all = replica_sum(s, c);
   NodeId w = build_binary(&s->b, OP_DIV, c, all);
   s->stat[m] = replica_sum(s, build_binary(&s->b, OP_MUL, m, w));
   if (!is_variance(s->g, m)) return;
-  NodeId fix = build_binary(&s->b, OP_DIV, unbias_ratio(s, all), unbias_ratio(s, c));
-  NodeId scale = build_binary(&s->b, OP_MUL, s->g->nodes[mul].in[1], fix);
+  NodeId scale = global_unbias(s, s->g->nodes[mul].in[1], c, all);
   if (scale != IR_NONE) s->g->nodes[mul].in[1] = scale;
 }
 
