@@ -96,6 +96,16 @@ for dt in f32 f64; do
   check_bn cnnbn cnnbn "$ROOT/tests/fixtures/cnn_bn.lathe" 4 3 $dt
 done
 
+# the decision is in the IR: batch norm's statistics are replica sums in the split step's grad
+# entry (after the syncbn pass), and only there
+"$LATHE" dump --split-step --after syncbn --entry grad -D N=4 "$ROOT/tests/fixtures/cnn_bn.lathe" \
+  >grad.ir
+"$LATHE" dump --split-step --after syncbn --entry train -D N=4 "$ROOT/tests/fixtures/cnn_bn.lathe" \
+  >train.ir
+[[ $(grep -c "= replica_sum " grad.ir) == 8 && $(grep -c "replica_sum" train.ir) == 0 ]] ||
+  { echo "FAIL: expected 8 replica sums in grad after syncbn, none in train"; exit 1; }
+echo "ok: lathe dump shows the replica sums of grad (8: a count and a statistic per mean and variance)"
+
 # a model compiled without --split-step: a clear error, not a crash
 "$LATHE" compile -D N=4 "$ROOT/examples/mlp.lathe" -o gen_plain 2>/dev/null
 mpicc -std=c11 -Igen_plain "$ROOT/examples/mpi/main.c" gen_plain/mlp.c -lm -o plain
