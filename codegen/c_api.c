@@ -174,13 +174,7 @@ static void header_sizes_dyn(Backend *b, CgBuf *h) {
 
 /* The "grad" entry of a module that also has "apply" (--split-step), else NULL. */
 static const Graph *split_grad(const Module *m) {
-  const Graph *grad = NULL;
-  bool apply = false;
-  for (int i = 0; i < m->n_entries; i++) {
-    if (m->entries[i]->kind == ENTRY_GRAD) grad = m->entries[i];
-    apply = apply || m->entries[i]->kind == ENTRY_APPLY;
-  }
-  return apply ? grad : NULL;
+  return cg_split_grad(m);
 }
 
 /* <model>_grads: a field per OUT_GRAD output of "grad" (param order, the params' field names) */
@@ -218,6 +212,14 @@ static void header_grads(Backend *b, CgBuf *h) {
         " * for it to compute what one process computes on the global batch */\n"
         "enum { %s_GRAD_REPLICA_SUMS = %d };\n\n",
         b->model, sums, b->model, b->upper, sums);
+  for (int i = 0; i < b->m->n_entries; i++)
+    if (b->entries[i].g == g && b->entries[i].n_buckets > 0)
+      cg_buf_printf(h,
+                    "/* %s_grad calls hooks->ready(ctx, offset, bytes) as each of its %d buckets\n"
+                    " * of gradients is final (%s_info: the entry's buckets) */\n"
+                    "enum { %s_GRAD_BUCKETS = %d };\n\n",
+                    b->model, b->entries[i].n_buckets, b->model, b->upper,
+                    b->entries[i].n_buckets);
 }
 
 /* The param whose gradient argument `arg` of ep is (an output of a split step's "grad", an
@@ -613,6 +615,7 @@ static void entry_tables(Backend *b, CgBuf *c, const EntryPlan *ep, int *counter
   }
   cg_buf_puts(c, "};\n");
   replica_sums(b, c, ep);
+  cg_emit_bucket_table(b, c, ep);
   call_wrapper(b, c, ep);
 }
 
@@ -660,13 +663,15 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
       int sums = replica_sums(b, NULL, ep);
       cg_buf_printf(c,
                     "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s, %s__call,\n   %s, %s, %d, "
-                    "%s},\n",
+                    "%s, %d, %s},\n",
                     cg_string_safe(&b->arena, ep->g->name), ep->symbol, entry_codes[ep->kind],
                     ep->loss != IR_NONE, ep->n_args, ep->symbol,
                     cg_workspace_macro(b, ep, cg_max_macro(b)), ep->symbol,
                     cg_workspace_macro(b, ep, "0"),
                     arena_printf(&b->arena, "%lld", (long long)ep->g->workspace_bytes_n), sums,
-                    sums ? arena_printf(&b->arena, "%s_replica_sums", ep->symbol) : "NULL");
+                    sums ? arena_printf(&b->arena, "%s_replica_sums", ep->symbol) : "NULL",
+                    ep->n_buckets,
+                    ep->n_buckets ? arena_printf(&b->arena, "%s_buckets", ep->symbol) : "NULL");
     }
     cg_buf_puts(c, "};\n\n");
   }

@@ -122,7 +122,7 @@ bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *inf
   }
   if (!grads_dtype(r, d)) return false;
   r->synced = r->grad->n_replica_sums > 0;
-  r->hooks = (lathe_grad_hooks){NULL, hook_sum_f32, hook_sum_f64};
+  r->hooks = (lathe_grad_hooks){NULL, hook_sum_f32, hook_sum_f64, NULL};
   r->grads = rt_aligned_alloc(info->grads_bytes);
   r->apply_ws = rt_aligned_alloc(r->apply->workspace_bytes);
   r->before = rt_aligned_alloc(info->state_bytes);

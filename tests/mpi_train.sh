@@ -7,6 +7,7 @@
 #     batch norm also with grad's hooks NULL (--no-hooks): the replica sums of synchronized
 #     batch norm (passes/syncbn.c) leave one replica's bits unchanged;
 #   - two ranks: params and state identical on both ranks after every step (hash compare);
+#   - the per-bucket hook (--buckets): see check_buckets below;
 #   - 2 ranks at batch B give the params of 1 rank at batch 2B after 20 steps (relative
 #     difference <= 1e-5 in f32, <= 1e-6 in f64); with batch norm because its statistics are
 #     the global batch's (the hooks); without the hooks (--no-hooks: each rank normalizes by its
@@ -95,6 +96,33 @@ for dt in f32 f64; do
   check cnnbn cnnbn "$ROOT/tests/fixtures/cnn_bn.lathe" 4 3 $dt
   check_bn cnnbn cnnbn "$ROOT/tests/fixtures/cnn_bn.lathe" 4 3 $dt
 done
+
+# check_buckets NAME MODEL FILE B CLASSES BYTES: the per-bucket hook (--buckets BYTES, f32): one
+# rank with
+# a ready hook that copies each bucket when called: every byte of <model>_grads in exactly one
+# bucket, final when called, train == grad + apply bit for bit; 2 ranks reducing each bucket
+# with MPI_Iallreduce as grad calls it ready (--overlap) give the bits of 2 ranks with one
+# MPI_Allreduce after grad, with and without --buckets
+check_buckets() {
+  local name=$1 model=$2 file=$3 b=$4 classes=$5 run="$1-bk"
+  build ${run} $model "$file" $b "--buckets $6"
+  local n=$(grep -o "_GRAD_BUCKETS = [0-9]*" gen_${run}/$model.h | grep -o "[0-9]*$")
+  [[ ${n:-0} -ge 2 ]] || { echo "FAIL: $run: expected several buckets, got '${n:-}'"; exit 1; }
+  $MPIRUN -np 1 ./${run} --check-train --check-buckets --classes $classes --steps 20 >bk.txt ||
+    { echo "FAIL: $run: buckets"; cat bk.txt; exit 1; }
+  echo "ok: $run: $n buckets cover the gradients once and are final when ready; train == grad + apply"
+  $MPIRUN -np 2 ./${run} --overlap --classes $classes --steps 20 --out ${run}_ov.bin >ov.txt ||
+    { echo "FAIL: $run: 2 ranks overlapped"; cat ov.txt; exit 1; }
+  $MPIRUN -np 2 ./${run} --classes $classes --steps 20 --out ${run}_one.bin >/dev/null
+  cmp ${run}_ov.bin ${run}_one.bin && cmp ${run}_ov.bin $name-f32_2x$b.bin ||
+    { echo "FAIL: $run: 2 ranks with buckets != 2 ranks without"; exit 1; }
+  echo "ok: $run: 2 ranks reducing $n buckets during grad == one allreduce after it, bit for bit"
+}
+
+check_buckets mlp mlp "$ROOT/examples/mlp.lathe" 8 10 65536
+check_buckets cnn cnn "$ROOT/examples/cnn.lathe" 4 10 65536
+check_buckets lstm lstm_mnist "$ROOT/examples/lstm.lathe" 4 10 65536
+check_buckets cnnbn cnnbn "$ROOT/tests/fixtures/cnn_bn.lathe" 4 3 256
 
 # the decision is in the IR: batch norm's statistics are replica sums in the split step's grad
 # entry (after the syncbn pass), and only there

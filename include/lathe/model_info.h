@@ -42,7 +42,17 @@ typedef struct lathe_grad_hooks {
   void *ctx; /* passed back to every hook */
   void (*sum_f32)(void *ctx, float *buf, size_t count, int cotangent);
   void (*sum_f64)(void *ctx, double *buf, size_t count, int cotangent);
+  /* a "grad" compiled with --buckets BYTES: called as soon as the gradients in bytes
+   * [offset, offset + bytes) of <model>_grads are final (lathe_entry_info.buckets), so their
+   * reduction can start while the backward pass goes on; NULL: not called */
+  void (*ready)(void *ctx, size_t offset, size_t bytes);
 } lathe_grad_hooks;
+
+/* a bucket of a split step's gradients: a contiguous range of whole gradient tensors of
+ * <model>_grads; the buckets of an entry cover every byte of it once, in address order */
+typedef struct lathe_bucket_info {
+  size_t offset, bytes;
+} lathe_bucket_info;
 
 /* kind of entry point */
 enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2,
@@ -85,6 +95,9 @@ typedef struct lathe_entry_info {
    * on still takes part: it calls the hook with this many zeros, in this order. */
   int n_replica_sums;
   const size_t *replica_sums;
+  /* "grad" compiled with --buckets: its buckets (lathe_grad_hooks.ready), else 0 and NULL */
+  int n_buckets;
+  const lathe_bucket_info *buckets;
 } lathe_entry_info;
 
 typedef struct lathe_model_info {

@@ -66,6 +66,8 @@ class EntryInfo(ctypes.Structure):
         ("workspace_per_n", ctypes.c_size_t),
         ("n_replica_sums", ctypes.c_int),  # data-parallel sums a "grad" entry asks (issue 21)
         ("replica_sums", ctypes.POINTER(ctypes.c_size_t)),
+        ("n_buckets", ctypes.c_int),  # "grad" compiled with --buckets: lathe_bucket_info[]
+        ("buckets", ctypes.c_void_p),
     ]
 
 
