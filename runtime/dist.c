@@ -102,6 +102,21 @@ static void hook_sum_f64(void *ctx, double *buf, size_t count, int cotangent) {
   hook_sum(ctx, buf, count, LATHE_F64, cotangent);
 }
 
+/* lathe_grad_hooks.ready (--buckets, an even step): the bucket's sum over the ranks starts
+ * while grad goes on; rt_dist_step waits for all before dividing by K, the arithmetic of one
+ * sum after grad (the same bits on 2 ranks; with more, the order of a collective's additions
+ * may differ between the two, the replicas still agree). Uneven steps sum after grad on every
+ * rank, since a rank without rows calls no hook. */
+static void hook_ready(void *ctx, size_t offset, size_t bytes) {
+  RtDistHook *h = ctx;
+  if (h->error) return;
+  size_t size = h->dtype == LATHE_F64 ? sizeof(double) : sizeof(float);
+  char *err = NULL;
+  if (h->dist->start(h->dist->ctx, (char *)h->grads + offset, (int64_t)(bytes / size), h->dtype,
+                     &err) != 0)
+    h->error = err ? err : strdup("a bucket's sum over the ranks could not start");
+}
+
 bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *info, Diag *d) {
   memset(r, 0, sizeof *r);
   r->dist = dist, r->info = info;
@@ -122,6 +137,7 @@ bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *inf
   }
   if (!grads_dtype(r, d)) return false;
   r->synced = r->grad->n_replica_sums > 0;
+  r->overlap = r->grad->n_buckets > 0 && dist->start && dist->wait;
   r->hooks = (lathe_grad_hooks){NULL, hook_sum_f32, hook_sum_f64, NULL};
   r->grads = rt_aligned_alloc(info->grads_bytes);
   r->apply_ws = rt_aligned_alloc(r->apply->workspace_bytes);
@@ -236,8 +252,9 @@ static bool absent_sums(RtDist *r, Diag *d) {
 /* grad on this rank's rows (with its replica sums), or none: a zero gradient, weight 0 */
 static bool run_grad(RtDist *r, const RtFeed *feed, int64_t rows, double weight, bool even,
                      void *params, void *state, double *loss, Diag *d) {
-  r->hook = (RtDistHook){r->dist, even, weight, NULL};
+  r->hook = (RtDistHook){r->dist, even, weight, NULL, r->grads, r->grads_dtype};
   r->hooks.ctx = &r->hook;
+  r->hooks.ready = even && r->overlap ? hook_ready : NULL;
   *loss = 0;
   bool ok = true;
   if (rows > 0)
@@ -261,7 +278,18 @@ bool rt_dist_step(RtDist *r, const RtFeed *feed, int64_t rows, int64_t total, vo
   if (!run_grad(r, feed, rows, weight, even, params, state, loss, d)) return false;
   int dt = r->grads_dtype;
   int64_t n = (int64_t)(r->info->grads_bytes / (dt == LATHE_F64 ? 8 : 4));
-  if (!mean_values(r, r->grads, n, dt, even, weight, d)) return false; /* the one collective */
+  if (r->hooks.ready) { /* the buckets' sums, started inside grad: the mean once they are done */
+    char *err = NULL;
+    if (r->dist->wait(r->dist->ctx, &err) != 0) {
+      rt_error(d, "data-parallel training: %s", err ? err : "a bucket's sum failed");
+      free(err);
+      return false;
+    }
+    scale_values(r->grads, n, dt,
+                 dt == LATHE_F64 ? 1.0 / r->dist->size : (double)(1.0f / (float)r->dist->size));
+  } else if (!mean_values(r, r->grads, n, dt, even, weight, d)) { /* the one collective */
+    return false;
+  }
   /* synchronized batch norm: the running statistics are the global batch's on every rank
    * already (the same sums), unless a rank had no rows to update them */
   if (!(r->synced && even) && !average_state(r, state, even, weight, d)) return false;

@@ -11,6 +11,8 @@ typedef struct RtDistHook {
   bool even;     /* every rank has the step's rows / K */
   double weight; /* this rank's rows / the step's rows */
   char *error;   /* the first failed sum's message (malloc'd), or NULL */
+  void *grads;   /* <model>_grads, whose buckets hooks->ready starts reducing */
+  int dtype;     /* the gradients' */
 } RtDistHook;
 
 typedef struct RtDist {
@@ -24,6 +26,8 @@ typedef struct RtDist {
   signed char *averaged;                /* per state tensor: 1 = grad updates it (batch-norm
                                          * statistics: averaged too), 0 = not, -1 = unknown */
   bool synced;            /* grad sums its batch-norm statistics over the ranks (replica sums) */
+  bool overlap;           /* grad has buckets and dist can start and wait: on an even step,
+                           * each bucket's sum starts as grad calls it ready */
   lathe_grad_hooks hooks; /* grad's transport: sums through dist, ctx = &hook */
   RtDistHook hook;
 } RtDist;
