@@ -5,10 +5,14 @@
  * region; one sum over the ranks of that region (lathe_dist.sum_f32), scaled by 1/K, is the
  * gradient of the global batch (the losses are batch means); a step whose ranks have different
  * rows (the last partial batch of a run-time batch, some ranks perhaps with none) weights each
- * rank's gradient by rows / total before the sum instead; the state tensors "grad" updated
- * (batch-norm running statistics) are averaged the same way; then "apply" runs the optimizer
- * update, the same on every rank. The sums give every rank the same bits, so the replicas stay
- * bitwise identical; rt_dist_check verifies it with a hash.
+ * rank's gradient by rows / total before the sum instead; then "apply" runs the optimizer
+ * update, the same on every rank. A model with batch norm sums its statistics over the ranks
+ * inside "grad" (synchronized batch norm: lathe_grad_hooks.sum_f32 / _f64 -> lathe_dist's
+ * sums), so its running statistics agree on their own; otherwise, and on a step where a rank
+ * had no rows, the state tensors "grad" updated are averaged like the gradients. A model
+ * compiled with --buckets starts each bucket's sum as "grad" calls it ready (lathe_dist.start,
+ * waited before "apply") on full steps. The sums give every rank the same bits, so the
+ * replicas stay bitwise identical; rt_dist_check verifies it with a hash.
  * Invariant: r->grad and r->apply belong to r->info (rebound after reduce-lr-on-plateau).
  */
 #include "dist.h"

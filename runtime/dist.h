@@ -38,9 +38,10 @@ void rt_dist_fini(RtDist *r);
 /* the feed bound to r->grad no longer owns the gradient outputs: they live in r->grads */
 void rt_dist_adopt(const RtDist *r, RtFeed *feed);
 /* One global step of `total` samples: grad on this rank's `rows` of them (gathered in feed;
- * 0 rows: the rank takes part with a zero gradient), the gradients and the running statistics
- * averaged over the ranks weighted by their rows, apply. *loss: this rank's loss (0 without
- * rows); the step's loss is the sum over the ranks of *loss x rows / total. */
+ * 0 rows: the rank takes part with a zero gradient and zeros in grad's replica sums), the
+ * gradients (and the running statistics, unless batch norm is synchronized and every rank
+ * has rows / K) averaged over the ranks weighted by their rows, apply. *loss: this rank's
+ * loss (0 without rows); the step's loss is the sum over the ranks of *loss x rows / total. */
 bool rt_dist_step(RtDist *r, const RtFeed *feed, int64_t rows, int64_t total, void *params,
                   void *state, double *loss, Diag *d);
 /* Every rank holds the model and weights of rank 0 (a hash compare); `when` ends the error. */

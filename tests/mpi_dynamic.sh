@@ -136,7 +136,8 @@ $MPIRUN -np 2 "$LATHE" "${BN[@]}" --data xb.npy,lb.npy -D 'N=dynamic(max=8)' --d
 params_all own.st bn1.st 1 1e-3 ||
   { echo "FAIL: per-rank batch norm is as close to 1 rank as the synchronized one"; exit 1; }
 echo "ok: per-rank batch norm (--disable syncbn) differs (the check can fail)"
-/usr/bin/python3 -c "import numpy as np; np.save('xc.npy', np.load('xb.npy')[:26]); np.save('lc.npy', np.load('lb.npy')[:26])"
+/usr/bin/python3 -c "import numpy as np
+np.save('xc.npy', np.load('xb.npy')[:26]); np.save('lc.npy', np.load('lb.npy')[:26])"
 $MPIRUN -np 3 "$LATHE" "${BN[@]}" --data xc.npy,lc.npy -D 'N=dynamic(max=4)' --checkpoint bn3.st \
   >/dev/null 2>bn3.err || { echo "FAIL: batch norm on 3 ranks"; cat bn3.err; exit 1; }
 "$LATHE" "${BN[@]}" --data xc.npy,lc.npy -D 'N=dynamic(max=12)' --checkpoint bn1c.st >/dev/null 2>&1

@@ -48,7 +48,8 @@ a, b = (np.fromfile(f, t) for f in sys.argv[1:3])
 same = a.size == b.size
 rel = float(np.linalg.norm(a - b) / np.linalg.norm(b)) if same else float("inf")
 elem = float(np.abs(a - b).max() / np.abs(b).max()) if same else float("inf")
-print(f"  {a.size} {sys.argv[3]} params, relative difference {rel:.3g} (elementwise max {elem:.3g})")
+print(f"  {a.size} {sys.argv[3]} params, relative difference {rel:.3g} "
+      f"(elementwise max {elem:.3g})")
 if len(sys.argv) > 4:
     sys.exit(0 if same and rel >= float(sys.argv[4]) else 1)
 sys.exit(0 if rel <= (1e-6 if t == np.float64 else 1e-5) else 1)
@@ -82,10 +83,11 @@ check_bn() {
   $MPIRUN -np 1 ./${run}_b$b --check-train --no-hooks --classes $classes --steps 20 >train.txt ||
     { echo "FAIL: $run: train != grad (hooks NULL) + apply"; cat train.txt; exit 1; }
   echo "ok: $run: train == grad with NULL hooks + apply bit for bit, 20 steps"
-  $MPIRUN -np 2 ./${run}_b$b --no-hooks --classes $classes --steps 20 --out ${run}_own.bin >two.txt ||
+  $MPIRUN -np 2 ./${run}_b$b --no-hooks --classes $classes --steps 20 --out ${run}_own.bin \
+    >two.txt ||
     { echo "FAIL: $run: 2 ranks without hooks"; cat two.txt; exit 1; }
   same_params ${run}_own.bin ${run}_1x.bin $dt 1e-4 ||
-    { echo "FAIL: $run: per-rank batch norm is as close to 1 x $((2 * b)) as the synchronized"; exit 1; }
+    { echo "FAIL: $run: per-rank batch norm is as close to 1 x $((2 * b)) as synced"; exit 1; }
   echo "ok: $run: without the hooks (each rank its own batch norm) 2 x $b != 1 x $((2 * b))"
 }
 
@@ -110,7 +112,7 @@ check_buckets() {
   [[ ${n:-0} -ge 2 ]] || { echo "FAIL: $run: expected several buckets, got '${n:-}'"; exit 1; }
   $MPIRUN -np 1 ./${run} --check-train --check-buckets --classes $classes --steps 20 >bk.txt ||
     { echo "FAIL: $run: buckets"; cat bk.txt; exit 1; }
-  echo "ok: $run: $n buckets cover the gradients once and are final when ready; train == grad + apply"
+  echo "ok: $run: $n buckets cover the gradients once, final when ready; train == grad + apply"
   $MPIRUN -np 2 ./${run} --overlap --classes $classes --steps 20 --out ${run}_ov.bin >ov.txt ||
     { echo "FAIL: $run: 2 ranks overlapped"; cat ov.txt; exit 1; }
   $MPIRUN -np 2 ./${run} --classes $classes --steps 20 --out ${run}_one.bin >/dev/null
@@ -132,7 +134,7 @@ check_buckets cnnbn cnnbn "$ROOT/tests/fixtures/cnn_bn.lathe" 4 3 256
   >train.ir
 [[ $(grep -c "= replica_sum " grad.ir) == 8 && $(grep -c "replica_sum" train.ir) == 0 ]] ||
   { echo "FAIL: expected 8 replica sums in grad after syncbn, none in train"; exit 1; }
-echo "ok: lathe dump shows the replica sums of grad (8: a count and a statistic per mean and variance)"
+echo "ok: lathe dump shows grad's replica sums (8: a count and a statistic per mean and variance)"
 
 # a model compiled without --split-step: a clear error, not a crash
 "$LATHE" compile -D N=4 "$ROOT/examples/mlp.lathe" -o gen_plain 2>/dev/null
