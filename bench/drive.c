@@ -103,6 +103,7 @@ static void bind_args(const lathe_model_info *m, const lathe_entry_info *e, cons
     case LATHE_ARG_PARAMS: args[i] = params; break;
     case LATHE_ARG_STATE: args[i] = state; break;
     case LATHE_ARG_WORKSPACE: args[i] = alloc64(e->workspace_bytes); break;
+    case LATHE_ARG_HOOKS: args[i] = NULL; break; /* one replica */
     case LATHE_ARG_BATCH: /* a dynamic model: n rows of the buffers (planned at the bound) */
       args[i] = alloc64(sizeof(int64_t));
       *(int64_t *)args[i] = o->batch;

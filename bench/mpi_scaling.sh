@@ -12,6 +12,9 @@
 #   T(K) = T_c + 2 (K - 1) / K x bytes / B + 2 (K - 1) L,  speed-up S(K) = K T_c / T(K).
 # L defaults to 5 us (shared memory; LATENCY_US=50 for a 10 GbE cluster, whose B is also lower:
 # BANDWIDTH_GBS overrides the measured one).
+# BUCKETS=BYTES also compiles the model with --buckets BYTES and runs 2 ranks a third time with
+# --overlap (each bucket's MPI_Iallreduce started as grad finishes it, waited before apply;
+# its "allreduce" column is then the wait left after grad).
 set -euo pipefail
 LATHE=$(realpath "$1")
 STEPS=${2:-50}
@@ -20,17 +23,23 @@ command -v mpicc >/dev/null || { echo "mpicc not found (openmpi-bin libopenmpi-d
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-"$LATHE" compile --split-step "$ROOT/examples/cnn.lathe" -o "$TMP/gen" 2>/dev/null
+"$LATHE" compile --split-step ${BUCKETS:+--buckets "$BUCKETS"} "$ROOT/examples/cnn.lathe" \
+  -o "$TMP/gen" 2>/dev/null
 mpicc -std=c11 -O3 -march=native -fno-math-errno -I"$TMP/gen" -DLATHE_MODEL_H='"cnn.h"' \
   -DLATHE_MODEL_INFO=cnn_info "$ROOT/examples/mpi/main.c" "$TMP/gen/cnn.c" -lm -o "$TMP/cnn"
-run() { # run K: the --time line of K ranks
-  mpirun --bind-to core -np "$1" "$TMP/cnn" --steps 5 >/dev/null
-  mpirun --bind-to core -np "$1" "$TMP/cnn" --steps "$STEPS" --time | grep '^time:'
+run() { # run K [FLAGS]: the --time line of K ranks
+  local k=$1
+  shift
+  mpirun --bind-to core -np "$k" "$TMP/cnn" --steps 5 "$@" >/dev/null
+  mpirun --bind-to core -np "$k" "$TMP/cnn" --steps "$STEPS" --time "$@" | grep '^time:'
 }
 one=$(run 1)
 two=$(run 2)
 echo "$one"
 echo "$two"
+if [[ -n ${BUCKETS:-} ]]; then
+  echo "overlapped ($BUCKETS-byte buckets): $(run 2 --overlap)"
+fi
 /usr/bin/python3 - "$one" "$two" "${LATENCY_US:-5}" "${BANDWIDTH_GBS:-}" <<'PY'
 import re, sys
 def parse(line):

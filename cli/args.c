@@ -152,6 +152,16 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
     c->want_split = true;
     return true;
   }
+  if (cli_option(a, "--buckets", NULL)) { /* docs/distributed.md: the per-bucket hook */
+    uint64_t n;
+    if (!cli_parse_u64(a->value, &n) || n < 1 || n > ((uint64_t)1 << 40)) {
+      cli_usage_error(a, "--buckets expects a size in bytes from 1 to 2^40, got '%s'", a->value);
+      a->failed = true;
+    } else {
+      c->buckets = (int64_t)n;
+    }
+    return true;
+  }
   if (cli_flag(a, "--time-passes", NULL)) {
     c->time_passes = true;
     return true;

@@ -118,6 +118,7 @@ bool cli_call_entry_with(const lathe_entry_info *e, CliWeights *w, const CliInpu
     case LATHE_ARG_STATE: args[k] = w->state; break;
     case LATHE_ARG_WORKSPACE: args[k] = ws; break;
     case LATHE_ARG_BATCH: args[k] = &batch; break;
+    case LATHE_ARG_HOOKS: args[k] = NULL; break; /* one replica */
     case LATHE_ARG_INPUT: ok = cli_load_input(in, arg->tensor, &tensors[k], &batch, d); break;
     case LATHE_ARG_OUTPUT: ok = tensor_alloc(&tensors[k], (DType)arg->tensor->dtype, &s); break;
     default:

@@ -38,6 +38,8 @@ static const char *help =
     "                       different -D, then link into one program\n"
     "  --split-step         also export <model>_grad and <model>_apply (the train step\n"
     "                       split at the gradient exchange, docs/distributed.md)\n"
+    "  --buckets BYTES      with --split-step: <model>_grad calls hooks->ready as each\n"
+    "                       bucket of ~BYTES of gradients is final\n"
     "  --dtype f32|f64      compile every f32 as f64\n"
     "  -O0 .. -O3           lathe optimization level (default -O2)\n"
     "  --lib DIR            where `import` finds library files\n"

@@ -39,6 +39,8 @@ static const char *help =
     "  --split-step         also emit the train step split at the gradient exchange:\n"
     "                       <model>_grad and <model>_apply over <model>_grads\n"
     "                       (data-parallel training, docs/distributed.md)\n"
+    "  --buckets BYTES      with --split-step: <model>_grad calls hooks->ready as each\n"
+    "                       bucket of ~BYTES of gradients is final (docs/distributed.md)\n"
     "  --dump-after PASS    print the IR after PASS\n"
     "  --disable PASS       do not run PASS\n"
     "  --time-passes        print the time spent in each pass\n"

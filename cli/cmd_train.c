@@ -56,6 +56,8 @@ static const char *help_tail =
     "  --global-batch G            samples per step over all ranks (G / K per rank under\n"
     "                              `mpirun -np K`): a multiple of K; G / K must be the model's\n"
     "                              batch, or at most the bound of a run-time batch\n"
+    "  --buckets BYTES             under `mpirun`: reduce the gradients in buckets of ~BYTES\n"
+    "                              as the backward pass finishes them (MPI_Iallreduce)\n"
     "  --seed N                    init, shuffle, split and augmentation seed (default 0)\n"
     "  --limit N                   use only the first N training samples\n"
     "  --early-stop PATIENCE       stop when --monitor has not improved for PATIENCE epochs and\n"

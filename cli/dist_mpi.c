@@ -104,6 +104,45 @@ static int sum_f64(void *ctx, double *data, int64_t n, char **error) {
   return sum(data, n, MPI_DOUBLE, sizeof *data, error);
 }
 
+/* the buckets' non-blocking sums of one step (lathe_dist.start and wait, --buckets) */
+static MPI_Request *requests;
+static int n_requests, cap_requests;
+
+static int failed(int rc, char **error) {
+  char text[MPI_MAX_ERROR_STRING] = "";
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  *error = strdup(text);
+  return -1;
+}
+
+/* MPI_Iallreduce of the bucket, then MPI_Testall on those started: without an asynchronous
+ * progress thread Open MPI moves non-blocking collectives forward only inside MPI calls */
+static int start(void *ctx, void *data, int64_t n, int dtype, char **error) {
+  (void)ctx;
+  if (n > INT_MAX) return *error = strdup("a bucket of more than INT_MAX values"), -1;
+  if (n_requests == cap_requests) {
+    int cap = cap_requests ? 2 * cap_requests : 16;
+    MPI_Request *grown = realloc(requests, (size_t)cap * sizeof *grown);
+    if (!grown) return *error = strdup("out of memory"), -1;
+    requests = grown, cap_requests = cap;
+  }
+  int rc = MPI_Iallreduce(MPI_IN_PLACE, data, (int)n, dtype == LATHE_F64 ? MPI_DOUBLE : MPI_FLOAT,
+                          MPI_SUM, MPI_COMM_WORLD, &requests[n_requests]);
+  if (rc != MPI_SUCCESS) return failed(rc, error);
+  n_requests++;
+  int done = 0;
+  rc = MPI_Testall(n_requests, requests, &done, MPI_STATUSES_IGNORE);
+  return rc == MPI_SUCCESS ? 0 : failed(rc, error);
+}
+
+static int wait_all(void *ctx, char **error) {
+  (void)ctx;
+  int rc = MPI_Waitall(n_requests, requests, MPI_STATUSES_IGNORE);
+  n_requests = 0;
+  return rc == MPI_SUCCESS ? 0 : failed(rc, error);
+}
+
 bool cli_dist_start(lathe_dist *dist, bool *active, Diag *d) {
   (void)d;
   memset(dist, 0, sizeof *dist);
@@ -115,6 +154,7 @@ bool cli_dist_start(lathe_dist *dist, bool *active, Diag *d) {
   MPI_Comm_size(MPI_COMM_WORLD, &dist->size);
   if (dist->size > 1) catch_stop(dist->rank, dist->size);
   dist->sum_f32 = sum_f32, dist->sum_f64 = sum_f64, dist->hold = hold;
+  dist->start = start, dist->wait = wait_all;
   return true;
 }
 
@@ -122,6 +162,7 @@ void cli_dist_stop(const lathe_dist *dist, bool failed) {
   if (!started) return;
   if (failed && dist->size > 1) MPI_Abort(MPI_COMM_WORLD, EXIT_USER); /* no rank waits forever */
   MPI_Finalize();
+  free(requests), requests = NULL, n_requests = cap_requests = 0;
   started = false;
 }
 

@@ -19,6 +19,13 @@ typedef struct ArgPlan {
   bool is_const; /* const-qualified pointer */
 } ArgPlan;
 
+/* a bucket of a split step's gradients (buckets.c) */
+typedef struct CgBucket {
+  int first;     /* the param of its first gradient (its field in <model>_grads) */
+  int next;      /* the param of the next bucket's first gradient, or -1: the last bucket */
+  int32_t ready; /* the kernel after which it is final; Graph.n_kernels: the epilogue */
+} CgBucket;
+
 typedef struct EntryPlan {
   const Graph *g;
   const char *symbol; /* "mlp_forward" */
@@ -28,6 +35,8 @@ typedef struct EntryPlan {
   ArgPlan *args;      /* arena */
   int n_args;
   int *output_arg; /* per graph output: its ArgPlan index, or -1 */
+  CgBucket *buckets; /* --buckets, the split step's grad: in address order (arena) */
+  int n_buckets;
 } EntryPlan;
 
 typedef struct Backend {
@@ -61,6 +70,16 @@ void cg_emit_init(Backend *b, CgBuf *out);
 /* <model>_cpu_supported(): whether this CPU has the instructions of the target's kernels */
 void cg_emit_cpu_check(Backend *b, CgBuf *out);
 void cg_emit_descriptor(Backend *b, CgBuf *out);
+/* buckets.c: the per-bucket hook (--buckets). The "grad" entry of a split step, else NULL */
+const Graph *cg_split_grad(const Module *m);
+/* whether g's entry has buckets (its "grad" is the split step's and CgOptions.buckets > 0) */
+bool cg_wants_buckets(const Backend *b, const Graph *g);
+/* ep->buckets from the storage f assigned (which outputs kernels write directly) */
+void cg_plan_buckets(Backend *b, EntryPlan *ep, const CgFunc *f);
+/* the hooks->ready calls of the buckets final after `kernel` (n_kernels: the epilogue) */
+void cg_emit_ready(Backend *b, CgFunc *f, const EntryPlan *ep, int32_t kernel);
+/* the descriptor's lathe_bucket_info table of ep (nothing without buckets) */
+void cg_emit_bucket_table(Backend *b, CgBuf *c, const EntryPlan *ep);
 /* c_plan.c: the workspace plan of one entry as a header comment table plus a static assert */
 void cg_plan_comment(Backend *b, const EntryPlan *ep, CgBuf *h);
 

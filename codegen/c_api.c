@@ -74,6 +74,8 @@ static const char *arg_decl(const Backend *b, Arena *a, const ArgPlan *arg) {
     return arena_printf(a, "void *%s", arg->cname);
   case LATHE_ARG_BATCH:
     return arena_printf(a, "int64_t %s", arg->cname);
+  case LATHE_ARG_HOOKS:
+    return arena_printf(a, "const lathe_grad_hooks *%s", arg->cname);
   default:
     if (arg->shape.dyn > 0) /* the run-time batch: n, 1 <= n <= the bound, leading rows */
       return arena_printf(a, "%s%s *%s", cq, dtype_c_name(arg->dtype), arg->cname);
@@ -172,13 +174,7 @@ static void header_sizes_dyn(Backend *b, CgBuf *h) {
 
 /* The "grad" entry of a module that also has "apply" (--split-step), else NULL. */
 static const Graph *split_grad(const Module *m) {
-  const Graph *grad = NULL;
-  bool apply = false;
-  for (int i = 0; i < m->n_entries; i++) {
-    if (m->entries[i]->kind == ENTRY_GRAD) grad = m->entries[i];
-    apply = apply || m->entries[i]->kind == ENTRY_APPLY;
-  }
-  return apply ? grad : NULL;
+  return cg_split_grad(m);
 }
 
 /* <model>_grads: a field per OUT_GRAD output of "grad" (param order, the params' field names) */
@@ -205,6 +201,25 @@ static void header_grads(Backend *b, CgBuf *h) {
   cg_buf_printf(h, "} %s_grads;\n", b->model);
   cg_buf_printf(h, "enum { %s_GRADS_COUNT = %lld }; /* elements of %s_grads */\n\n", b->upper,
                 (long long)count, b->model);
+  int sums = 0;
+  for (uint32_t id = 0; id < g->n_nodes; id++)
+    sums += g->nodes[id].op == OP_REPLICA_SUM;
+  if (sums > 0)
+    cg_buf_printf(
+        h,
+        "/* batch norm over all replicas: %s_grad's `hooks` must sum %d buffers over the\n"
+        " * replicas (lathe_grad_hooks; their sizes: %s_info, the entry's replica_sums)\n"
+        " * for it to compute what one process computes on the global batch */\n"
+        "enum { %s_GRAD_REPLICA_SUMS = %d };\n\n",
+        b->model, sums, b->model, b->upper, sums);
+  for (int i = 0; i < b->m->n_entries; i++)
+    if (b->entries[i].g == g && b->entries[i].n_buckets > 0)
+      cg_buf_printf(h,
+                    "/* %s_grad calls hooks->ready(ctx, offset, bytes) as each of its %d buckets\n"
+                    " * of gradients is final (%s_info: the entry's buckets) */\n"
+                    "enum { %s_GRAD_BUCKETS = %d };\n\n",
+                    b->model, b->entries[i].n_buckets, b->model, b->upper,
+                    b->entries[i].n_buckets);
 }
 
 /* The param whose gradient argument `arg` of ep is (an output of a split step's "grad", an
@@ -245,7 +260,8 @@ static const char *entry_doc(int kind) {
     return "one training step: updates p and s in place, returns the loss";
   case LATHE_ENTRY_GRAD:
     return "gradients of the loss, one output array per parameter (of <model>_grads when the\n"
-           " * step is split; then also updates s's running statistics)";
+           " * step is split; then also updates s's running statistics; `hooks`, when it has\n"
+           " * them: the replicas' transport, lathe_grad_hooks, or NULL for one replica)";
   case LATHE_ENTRY_APPLY:
     return "the optimizer update of the train step from given gradients: train == grad, apply";
   default:
@@ -512,9 +528,25 @@ static const char *decl_table(Backend *b, CgBuf *c, const TensorDecl *decls, int
   return name;
 }
 
-static const char *const role_codes[] = {"LATHE_ARG_PARAMS",    "LATHE_ARG_STATE",
-                                         "LATHE_ARG_INPUT",     "LATHE_ARG_OUTPUT",
-                                         "LATHE_ARG_WORKSPACE", "LATHE_ARG_BATCH"};
+static const char *const role_codes[] = {
+    "LATHE_ARG_PARAMS",    "LATHE_ARG_STATE", "LATHE_ARG_INPUT", "LATHE_ARG_OUTPUT",
+    "LATHE_ARG_WORKSPACE", "LATHE_ARG_BATCH", "LATHE_ARG_HOOKS"};
+
+/* the element counts of ep's replica_sum nodes in call (node) order, as a table (none: none);
+ * returns their number */
+static int replica_sums(Backend *b, CgBuf *c, const EntryPlan *ep) {
+  int n = 0;
+  for (uint32_t id = 0; id < ep->g->n_nodes; id++) {
+    const Node *node = &ep->g->nodes[id];
+    if (node->op != OP_REPLICA_SUM) continue;
+    if (c && n == 0) cg_buf_printf(c, "static const size_t %s_replica_sums[] = {", ep->symbol);
+    if (c) cg_buf_printf(c, "%s%lld", n ? ", " : "", (long long)shape_numel(&node->shape));
+    n++;
+  }
+  if (c && n > 0) cg_buf_puts(c, "};\n");
+  (void)b;
+  return n;
+}
 
 /* `static void <symbol>__call(void *const *a, double *ret)`: casts and forwards */
 static void call_wrapper(Backend *b, CgBuf *c, const EntryPlan *ep) {
@@ -530,6 +562,8 @@ static void call_wrapper(Backend *b, CgBuf *c, const EntryPlan *ep) {
       type = arena_printf(a, "%s_state", b->model);
     else if (arg->role == LATHE_ARG_WORKSPACE)
       type = "void";
+    else if (arg->role == LATHE_ARG_HOOKS)
+      type = "lathe_grad_hooks";
     else if (arg->role == LATHE_ARG_BATCH)
       type = NULL;
     else
@@ -580,6 +614,8 @@ static void entry_tables(Backend *b, CgBuf *c, const EntryPlan *ep, int *counter
     cg_buf_printf(c, "  {%s, %s},\n", role_codes[role], ref);
   }
   cg_buf_puts(c, "};\n");
+  replica_sums(b, c, ep);
+  cg_emit_bucket_table(b, c, ep);
   call_wrapper(b, c, ep);
 }
 
@@ -624,12 +660,18 @@ void cg_emit_descriptor(Backend *b, CgBuf *c) {
     cg_buf_printf(c, "static const lathe_entry_info %s[] = {\n", entries);
     for (int i = 0; i < m->n_entries; i++) {
       const EntryPlan *ep = &b->entries[i];
-      cg_buf_printf(c, "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s, %s__call,\n   %s, %s},\n",
+      int sums = replica_sums(b, NULL, ep);
+      cg_buf_printf(c,
+                    "  {\"%s\", \"%s\", %s, %d, %d,\n   %s_args, %s, %s__call,\n   %s, %s, %d, "
+                    "%s, %d, %s},\n",
                     cg_string_safe(&b->arena, ep->g->name), ep->symbol, entry_codes[ep->kind],
                     ep->loss != IR_NONE, ep->n_args, ep->symbol,
                     cg_workspace_macro(b, ep, cg_max_macro(b)), ep->symbol,
                     cg_workspace_macro(b, ep, "0"),
-                    arena_printf(&b->arena, "%lld", (long long)ep->g->workspace_bytes_n));
+                    arena_printf(&b->arena, "%lld", (long long)ep->g->workspace_bytes_n), sums,
+                    sums ? arena_printf(&b->arena, "%s_replica_sums", ep->symbol) : "NULL",
+                    ep->n_buckets,
+                    ep->n_buckets ? arena_printf(&b->arena, "%s_buckets", ep->symbol) : "NULL");
     }
     cg_buf_puts(c, "};\n\n");
   }

@@ -27,6 +27,7 @@ void cg_options_init(CgOptions *o) {
   o->target = CG_TARGET_NATIVE;
   o->threads = 1;
   o->prefix = NULL;
+  o->buckets = 0;
 }
 
 /* Names a generated function must not take for its own: C keywords, and the library names
@@ -144,13 +145,15 @@ static void plan_outputs(Backend *b, EntryPlan *ep, CgEmitter *e) {
 static void plan_args(Backend *b, EntryPlan *ep, CgEmitter *e) {
   const Graph *g = ep->g;
   const Module *m = b->m;
-  ep->args = arena_alloc(&b->arena, (size_t)(m->n_inputs + g->n_outputs + 4) * sizeof *ep->args);
+  ep->args = arena_alloc(&b->arena, (size_t)(m->n_inputs + g->n_outputs + 5) * sizeof *ep->args);
   /* the kernels say `n` for the run-time batch (cg_count): claimed before any other name */
   const char *batch = m->dyn_max > 0 ? arg_name(b, e, "n") : NULL;
   ep->output_arg = arena_alloc(&b->arena, (size_t)(g->n_outputs + 1) * sizeof *ep->output_arg);
   ArgPlan *a = add_arg(ep, LATHE_ARG_PARAMS);
   a->cname = arg_name(b, e, "p");
   const char *ws = arg_name(b, e, "ws"); /* before the inputs: kernels address `ws` */
+  bool hooked = graph_has(g, OP_REPLICA_SUM) || cg_wants_buckets(b, g);
+  const char *hooks = hooked ? arg_name(b, e, "hooks") : NULL;
   a->is_const = !has_output(g, OUT_PARAM_UPDATE);
   bool train = ep->kind == LATHE_ENTRY_TRAIN, updates = has_output(g, OUT_STATE_UPDATE);
   if (train || ep->kind == LATHE_ENTRY_GRAD || updates || graph_has(g, OP_STATE)) {
@@ -173,6 +176,11 @@ static void plan_args(Backend *b, EntryPlan *ep, CgEmitter *e) {
   plan_outputs(b, ep, e);
   a = add_arg(ep, LATHE_ARG_WORKSPACE);
   a->cname = ws;
+  if (hooks) { /* the kernels of replica_sum say `hooks` (lower_replica.c) */
+    a = add_arg(ep, LATHE_ARG_HOOKS);
+    a->cname = hooks;
+    a->is_const = true;
+  }
   if (batch) add_arg(ep, LATHE_ARG_BATCH)->cname = batch;
 }
 
@@ -306,6 +314,7 @@ static bool emit_epilogue(Backend *b, const EntryPlan *ep, CgFunc *f) {
     cg_line(f->e, "/* output %s */", cg_comment_safe(f->arena, ep->args[arg].info));
     copy_loop(f, ep->args[arg].cname, node, &ep->args[arg].shape);
   }
+  cg_emit_ready(b, f, ep, g->n_kernels); /* buckets with a gradient copied just above */
   const char *loss = NULL;
   if (ep->loss != IR_NONE) {
     loss = cg_fresh(f->e, "loss");
@@ -361,7 +370,7 @@ static void assemble_function(Backend *b, const EntryPlan *ep, CgEmitter *e) {
  * -1: a source, constant or reshape, which only names storage) where it stands. members holds
  * each kernel's members in id order, at first[k]. False (internal error) when the graph has
  * no schedule or the walk disagrees with it. */
-static bool lower_kernels(Backend *b, CgFunc *f) {
+static bool lower_kernels(Backend *b, const EntryPlan *ep, CgFunc *f) {
   const Graph *g = f->g;
   int32_t nk = g->n_kernels;
   if (nk < 0) {
@@ -391,6 +400,7 @@ static bool lower_kernels(Backend *b, CgFunc *f) {
     bool single = seen[k] == 1 && g->nodes[id].group < 0;
     if (!(single ? cg_lower_node(f, id) : cg_lower_group(f, members + first[k], (int)seen[k])))
       return false;
+    cg_emit_ready(b, f, ep, k);
   }
   if (next == nk) return true;
   diag_error(b->diag, (SrcLoc){0}, "internal error: entry '%s' ran %d of its %d kernels", g->name,
@@ -421,7 +431,9 @@ static bool emit_entry(Backend *b, const Graph *g, EntryPlan *ep) {
   plan_args(b, ep, &e);
   CgFunc f = {&e, b->m, g, b->opt, &b->globals, ep->symbol, NULL, &b->arena, b->diag, NULL, 0};
   f.val = arena_alloc(&b->arena, (g->n_nodes + 1) * sizeof *f.val);
-  bool ok = assign_storage(b, ep, &f) && lower_kernels(b, &f);
+  bool ok = assign_storage(b, ep, &f);
+  if (ok) cg_plan_buckets(b, ep, &f);
+  ok = ok && lower_kernels(b, ep, &f);
   ok = ok && emit_epilogue(b, ep, &f);
   if (ok && !cg_emitter_ok(&e)) {
     diag_error(b->diag, (SrcLoc){0}, "out of memory while generating C for '%s'", g->name);

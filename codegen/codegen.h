@@ -35,6 +35,8 @@ typedef struct CgOptions {
                             * (<prefix>_forward, <prefix>_params, <PREFIX>_WORKSPACE_BYTES,
                             * <prefix>_info) and of the files; NULL = the model's name.
                             * Must pass cg_prefix_error. */
+  int64_t buckets;         /* --buckets: a split step's "grad" calls hooks->ready after each
+                            * bucket of about this many gradient bytes is final; 0 = never */
 } CgOptions;
 
 enum { CG_PREFIX_MAX = 100 }; /* the longest --prefix, in characters */

@@ -355,6 +355,9 @@ static bool api_bind(lathe_model *m, const lathe_entry_info *e, const lathe_tens
     case LATHE_ARG_BATCH:
       args[k] = batch;
       break;
+    case LATHE_ARG_HOOKS: /* no data-parallel transport: one replica */
+      args[k] = NULL;
+      break;
     default:
       return api_fail(m, "entry '%s': unknown argument role of '%s'", e->name, "") == 0;
     }

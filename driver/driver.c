@@ -185,5 +185,6 @@ bool driver_emit(const Module *m, const DriverOptions *o, char **c_text, char **
   co.target = o->target;
   co.threads = o->threads;
   co.prefix = o->prefix;
+  co.buckets = o->buckets;
   return cg_emit_c(m, &co, c_text, h_text, d);
 }

@@ -41,6 +41,7 @@ typedef struct DriverOptions {
   double lr_scale;            /* a factor on it (reduce-lr-on-plateau); 0 = none */
   const char *prefix;         /* --prefix: names the C symbols and files; NULL = the model's */
   bool want_split;            /* --split-step: "grad" + "apply" entries (PassCtx.want_split) */
+  int64_t buckets;            /* --buckets BYTES: CgOptions.buckets (with --split-step) */
 } DriverOptions;
 
 void driver_options_init(DriverOptions *o); /* f32, -O2, train entries, one thread */

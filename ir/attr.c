@@ -756,6 +756,22 @@ static uint64_t hash_prune(const Node *n) {
          n->attr.prune.columns;
 }
 
+/* ---- ATTR_REPLICA: {cotangent} for a sum of cotangents (issue 21) --------------------------- */
+
+static void write_replica(const Node *n, IrAttrText *t) {
+  if (n->attr.replica.cotangent) put_flag(t, "cotangent");
+}
+static bool read_replica(const Ctx *c, NodeAttr *out) {
+  out->replica.cotangent = has_flag(c, "cotangent");
+  return true;
+}
+static bool equal_replica(const Node *a, const Node *b) {
+  return a->attr.replica.cotangent == b->attr.replica.cotangent;
+}
+static uint64_t hash_replica(const Node *n) {
+  return n->attr.replica.cotangent;
+}
+
 static const KindOps kinds[] = {
     [ATTR_NONE] = {KEYS(NULL), "", false, write_none, read_none, equal_none, hash_none},
     [ATTR_SOURCE] = {KEYS(NULL), "", true, write_source, read_source, equal_source, hash_source},
@@ -795,6 +811,8 @@ static const KindOps kinds[] = {
                    hash_topk},
     [ATTR_PRUNE] = {KEYS("n", "m", "columns"), "|columns|", false, write_prune, read_prune,
                     equal_prune, hash_prune},
+    [ATTR_REPLICA] = {KEYS("cotangent"), "|cotangent|", false, write_replica, read_replica,
+                      equal_replica, hash_replica},
 };
 _Static_assert(sizeof kinds / sizeof kinds[0] == ATTR_KIND_COUNT,
                "one row per attribute kind of ir.h");

@@ -111,6 +111,7 @@ typedef enum IrAttrKind {
   ATTR_QCONV,    /* quant with its geometry: QCONV2D */
   ATTR_TOPK,     /* topk: TOPK (issue 22) */
   ATTR_PRUNE,    /* prune: PRUNE_MASK (issue 20) */
+  ATTR_REPLICA,  /* replica.cotangent: REPLICA_SUM (issue 21) */
   ATTR_KIND_COUNT
 } IrAttrKind;
 
@@ -269,6 +270,10 @@ typedef union NodeAttr {
                       [.., O] (groups run down a column), else the rows of the [O, size / O]
                       view of a conv [O, C, kh, kw] (prune_mask_view) */
   } prune;
+struct {
+    bool cotangent; /* REPLICA_SUM: a sum of cotangents (made by its VJP, in the backward
+                     * pass); false: of forward values (batch-norm statistics, counts) */
+  } replica;
 } NodeAttr;
 
 struct Node;

@@ -19,7 +19,8 @@
 enum { FOLD_MAX_EVAL = 1 << 16, FOLD_MAX_TABLE = 4096 };
 
 static bool foldable(const Graph *g, const Node *n) {
-  if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_CONST)
+  if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE || n->op == OP_CONST ||
+      n->op == OP_REPLICA_SUM) /* its value is the replicas', not the evaluator's */
     return false;
   if (shape_numel(&n->shape) > FOLD_MAX_EVAL) return false;
   for (int k = 0; k < n->n_in; k++) {

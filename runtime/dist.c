@@ -5,10 +5,14 @@
  * region; one sum over the ranks of that region (lathe_dist.sum_f32), scaled by 1/K, is the
  * gradient of the global batch (the losses are batch means); a step whose ranks have different
  * rows (the last partial batch of a run-time batch, some ranks perhaps with none) weights each
- * rank's gradient by rows / total before the sum instead; the state tensors "grad" updated
- * (batch-norm running statistics) are averaged the same way; then "apply" runs the optimizer
- * update, the same on every rank. The sums give every rank the same bits, so the replicas stay
- * bitwise identical; rt_dist_check verifies it with a hash.
+ * rank's gradient by rows / total before the sum instead; then "apply" runs the optimizer
+ * update, the same on every rank. A model with batch norm sums its statistics over the ranks
+ * inside "grad" (synchronized batch norm: lathe_grad_hooks.sum_f32 / _f64 -> lathe_dist's
+ * sums), so its running statistics agree on their own; otherwise, and on a step where a rank
+ * had no rows, the state tensors "grad" updated are averaged like the gradients. A model
+ * compiled with --buckets starts each bucket's sum as "grad" calls it ready (lathe_dist.start,
+ * waited before "apply") on full steps. The sums give every rank the same bits, so the
+ * replicas stay bitwise identical; rt_dist_check verifies it with a hash.
  * Invariant: r->grad and r->apply belong to r->info (rebound after reduce-lr-on-plateau).
  */
 #include "dist.h"
@@ -62,6 +66,61 @@ static bool grads_dtype(RtDist *r, Diag *d) {
   return true;
 }
 
+/* v[0, n) x scale, in v's dtype */
+static void scale_values(void *v, int64_t n, int dtype, double scale) {
+  if (dtype == LATHE_F64) {
+    for (int64_t i = 0; i < n; i++)
+      ((double *)v)[i] *= scale;
+    return;
+  }
+  const float s = (float)scale;
+  for (int64_t i = 0; i < n; i++)
+    ((float *)v)[i] *= s;
+}
+
+/* lathe_grad_hooks.sum_f32/_f64 of grad: the sum over the ranks in place. grad's loss is a
+ * mean over this rank's rows and its gradient is scaled by `weight` after it (rt_dist_step);
+ * on a step whose ranks have different rows the sums of cotangents must then be
+ * sum_r weight_r g_r / weight (the cotangents of the weighted loss, divided by this rank's
+ * weight again), so that the scaled gradients add up to the global batch's. Even steps sum
+ * plainly (the weights are all 1/K). A rank without rows sums zeros and ignores the result. */
+static void hook_sum(RtDistHook *h, void *buf, size_t count, int dtype, int cotangent) {
+  if (h->error) return; /* the step fails after grad; MPI's own errors abort the job */
+  bool weigh = cotangent && !h->even && h->weight > 0;
+  if (weigh) scale_values(buf, (int64_t)count, dtype, h->weight);
+  char *err = NULL;
+  int rc = dtype == LATHE_F64 ? h->dist->sum_f64(h->dist->ctx, buf, (int64_t)count, &err)
+                              : h->dist->sum_f32(h->dist->ctx, buf, (int64_t)count, &err);
+  if (rc != 0) {
+    h->error = err ? err : strdup("a batch-norm statistic's sum over the ranks failed");
+    return;
+  }
+  if (weigh) scale_values(buf, (int64_t)count, dtype, 1.0 / h->weight);
+}
+
+static void hook_sum_f32(void *ctx, float *buf, size_t count, int cotangent) {
+  hook_sum(ctx, buf, count, LATHE_F32, cotangent);
+}
+
+static void hook_sum_f64(void *ctx, double *buf, size_t count, int cotangent) {
+  hook_sum(ctx, buf, count, LATHE_F64, cotangent);
+}
+
+/* lathe_grad_hooks.ready (--buckets, an even step): the bucket's sum over the ranks starts
+ * while grad goes on; rt_dist_step waits for all before dividing by K, the arithmetic of one
+ * sum after grad (the same bits on 2 ranks; with more, the order of a collective's additions
+ * may differ between the two, the replicas still agree). Uneven steps sum after grad on every
+ * rank, since a rank without rows calls no hook. */
+static void hook_ready(void *ctx, size_t offset, size_t bytes) {
+  RtDistHook *h = ctx;
+  if (h->error) return;
+  size_t size = h->dtype == LATHE_F64 ? sizeof(double) : sizeof(float);
+  char *err = NULL;
+  if (h->dist->start(h->dist->ctx, (char *)h->grads + offset, (int64_t)(bytes / size), h->dtype,
+                     &err) != 0)
+    h->error = err ? err : strdup("a bucket's sum over the ranks could not start");
+}
+
 bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *info, Diag *d) {
   memset(r, 0, sizeof *r);
   r->dist = dist, r->info = info;
@@ -81,6 +140,9 @@ bool rt_dist_bind(RtDist *r, const lathe_dist *dist, const lathe_model_info *inf
     return false;
   }
   if (!grads_dtype(r, d)) return false;
+  r->synced = r->grad->n_replica_sums > 0;
+  r->overlap = r->grad->n_buckets > 0 && dist->start && dist->wait;
+  r->hooks = (lathe_grad_hooks){NULL, hook_sum_f32, hook_sum_f64, NULL};
   r->grads = rt_aligned_alloc(info->grads_bytes);
   r->apply_ws = rt_aligned_alloc(r->apply->workspace_bytes);
   r->before = rt_aligned_alloc(info->state_bytes);
@@ -103,7 +165,7 @@ void rt_dist_adopt(const RtDist *r, RtFeed *feed) {
 
 /* calls e with the gradient arguments in r->grads, the others from feed (grad); a run-time
  * batch is feed's rows for grad, the bound for apply (which has no batch-sized tensor) */
-static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *feed, void *params,
+static double call(RtDist *r, const lathe_entry_info *e, const RtFeed *feed, void *params,
                    void *state) {
   void *args[RT_MAX_ARGS] = {0};
   int64_t bound = r->info->dyn_max;
@@ -117,6 +179,8 @@ static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *fee
       args[k] = feed ? feed->ws : r->apply_ws;
     else if (role == LATHE_ARG_BATCH)
       args[k] = feed ? (void *)&feed->n : (void *)&bound;
+    else if (role == LATHE_ARG_HOOKS)
+      args[k] = (void *)&r->hooks;
     else if (is_gradient(e, k))
       args[k] = (char *)r->grads + e->args[k].tensor->offset;
     else
@@ -125,18 +189,6 @@ static double call(const RtDist *r, const lathe_entry_info *e, const RtFeed *fee
   double ret = 0;
   e->call(args, &ret);
   return ret;
-}
-
-/* v[0, n) x scale, in v's dtype */
-static void scale_values(void *v, int64_t n, int dtype, double scale) {
-  if (dtype == LATHE_F64) {
-    for (int64_t i = 0; i < n; i++)
-      ((double *)v)[i] *= scale;
-    return;
-  }
-  const float s = (float)scale;
-  for (int64_t i = 0; i < n; i++)
-    ((float *)v)[i] *= s;
 }
 
 /* The weighted mean over the ranks of the f32 or f64 values v[0, n): each rank's v x weight
@@ -184,21 +236,67 @@ static bool average_state(RtDist *r, void *state, bool even, double weight, Diag
   return true;
 }
 
-bool rt_dist_step(RtDist *r, const RtFeed *feed, int64_t rows, int64_t total, void *params,
-                  void *state, double *loss, Diag *d) {
-  if (r->info->n_states > 0 && r->averaged[0] < 0) memcpy(r->before, state, r->info->state_bytes);
+/* A rank without rows does not call grad (a run-time batch is at least 1) but takes part in
+ * its replica sums, in the descriptor's order, with zeros (a zero count, a zero share). */
+static bool absent_sums(RtDist *r, Diag *d) {
+  size_t most = 0;
+  for (int i = 0; i < r->grad->n_replica_sums; i++)
+    if (r->grad->replica_sums[i] > most) most = r->grad->replica_sums[i];
+  size_t size = r->grads_dtype == LATHE_F64 ? sizeof(double) : sizeof(float);
+  void *zeros = calloc(most + 1, size);
+  if (!zeros) return rt_error(d, "data-parallel training: out of memory"), false;
+  for (int i = 0; i < r->grad->n_replica_sums; i++) {
+    memset(zeros, 0, (most + 1) * size);
+    hook_sum(&r->hook, zeros, r->grad->replica_sums[i], r->grads_dtype, 0);
+  }
+  free(zeros);
+  return true;
+}
+
+/* grad on this rank's rows (with its replica sums), or none: a zero gradient, weight 0 */
+static bool run_grad(RtDist *r, const RtFeed *feed, int64_t rows, double weight, bool even,
+                     void *params, void *state, double *loss, Diag *d) {
+  r->hook = (RtDistHook){r->dist, even, weight, NULL, r->grads, r->grads_dtype};
+  r->hooks.ctx = &r->hook;
+  r->hooks.ready = even && r->overlap ? hook_ready : NULL;
   *loss = 0;
+  bool ok = true;
   if (rows > 0)
     *loss = call(r, r->grad, feed, params, state);
   else
-    memset(r->grads, 0, r->info->grads_bytes); /* no rows: a zero gradient, weight 0 anyway */
+    memset(r->grads, 0, r->info->grads_bytes), ok = absent_sums(r, d);
+  if (r->hook.error) {
+    rt_error(d, "data-parallel training: %s", r->hook.error);
+    free(r->hook.error), r->hook.error = NULL;
+    return false;
+  }
+  return ok;
+}
+
+bool rt_dist_step(RtDist *r, const RtFeed *feed, int64_t rows, int64_t total, void *params,
+                  void *state, double *loss, Diag *d) {
+  if (r->info->n_states > 0 && r->averaged[0] < 0) memcpy(r->before, state, r->info->state_bytes);
   /* the losses are means over the rows: the global batch's gradient is sum_r rows_r g_r / total */
   bool even = rows * r->dist->size == total;
   double weight = (double)rows / (double)total;
+  if (!run_grad(r, feed, rows, weight, even, params, state, loss, d)) return false;
   int dt = r->grads_dtype;
   int64_t n = (int64_t)(r->info->grads_bytes / (dt == LATHE_F64 ? 8 : 4));
-  if (!mean_values(r, r->grads, n, dt, even, weight, d)) return false; /* the one collective */
-  if (!average_state(r, state, even, weight, d)) return false;
+  if (r->hooks.ready) { /* the buckets' sums, started inside grad: the mean once they are done */
+    char *err = NULL;
+    if (r->dist->wait(r->dist->ctx, &err) != 0) {
+      rt_error(d, "data-parallel training: %s", err ? err : "a bucket's sum failed");
+      free(err);
+      return false;
+    }
+    scale_values(r->grads, n, dt,
+                 dt == LATHE_F64 ? 1.0 / r->dist->size : (double)(1.0f / (float)r->dist->size));
+  } else if (!mean_values(r, r->grads, n, dt, even, weight, d)) { /* the one collective */
+    return false;
+  }
+  /* synchronized batch norm: the running statistics are the global batch's on every rank
+   * already (the same sums), unless a rank had no rows to update them */
+  if (!(r->synced && even) && !average_state(r, state, even, weight, d)) return false;
   call(r, r->apply, NULL, params, state);
   return true;
 }

@@ -6,9 +6,14 @@
  * from given gradients). Between them each rank sums the region across ranks with ONE
  * MPI_Allreduce and divides by the number of ranks K: the loss is a batch mean, so the mean
  * of the ranks' gradients is the gradient of the global batch of K x N samples, and every
- * rank applies the same update to the same weights. Batch-norm running statistics (state
- * that "grad" updates) are averaged the same way, so the replicas stay identical; a hash of
- * the params and state is compared across ranks after every step.
+ * rank applies the same update to the same weights. A model with batch norm normalizes by the
+ * statistics of the whole global batch (synchronized batch norm): its "grad" takes a
+ * `const lathe_grad_hooks *` (an argument of role LATHE_ARG_HOOKS) and calls its sum_f32
+ * (sum_f64) on a few per-channel buffers, which this program sums over the ranks with
+ * MPI_Allreduce; the running statistics then agree on every rank. With --no-hooks it passes
+ * NULL instead: each rank normalizes by its own batch (one replica's view) and the running
+ * statistics (state that "grad" updates) are averaged after the step. A hash of the params
+ * and state is compared across ranks after every step.
  *
  * The program drives the model through its descriptor (<model>_info, lathe/model_info.h), so
  * it runs any model compiled with --split-step: build it with -DLATHE_MODEL_H='"cnn.h"'
@@ -18,7 +23,7 @@
  * rank at batch K N sees (tests/mpi_train.sh checks that).
  *
  *   mpirun -np 2 ./lathe_mpi_example [--steps S] [--seed X] [--classes C] [--out params.bin]
- *                                    [--check-train] [--time]
+ *                                    [--check-train] [--no-hooks] [--time]
  *
  * --out writes the final params (rank 0, raw <model>_params bytes); --check-train also runs
  * the fused train entry on a copy and requires train == grad, allreduce, apply bit for bit
@@ -45,6 +50,12 @@ typedef struct Run {
   void *params, *state, *grads, *ws; /* the model's memory; grads: info->grads_bytes */
   void **inputs;                     /* per argument of grad: this rank's shard, or NULL */
   float *loss_sum;
+  lathe_grad_hooks hooks; /* grad's replica sums: MPI_Allreduce */
+  bool use_hooks;         /* pass them (not --no-hooks) */
+  MPI_Request *requests;  /* --overlap: one MPI_Iallreduce per ready bucket */
+  int n_requests;
+  unsigned char *snapshot, *covered;   /* --check-buckets: the buckets' bytes when ready, and
+                                        * how many buckets each byte of <model>_grads was in */
   bool timed;                          /* --time */
   double reduce_seconds, step_seconds; /* --time: in the allreduces, in whole steps */
   double wait_seconds;                 /* --time: waiting for the slowest rank's grad */
@@ -94,10 +105,12 @@ static void fill_input(const Run *r, const lathe_tensor_info *t, void *data, uin
       uint64_t u = mix(base + (uint64_t)k);
       if (t->dtype == LATHE_F32)
         ((float *)data)[i * per + k] = (float)(u >> 40) / 16777216.0f;
+      else if (t->dtype == LATHE_F64) /* the same values as f32 */
+        ((double *)data)[i * per + k] = (double)((float)(u >> 40) / 16777216.0f);
       else if (t->dtype == LATHE_I32)
         ((int32_t *)data)[i * per + k] = (int32_t)(u % (uint64_t)r->classes);
       else
-        fail(r, "this example feeds f32 and i32 inputs only");
+        fail(r, "this example feeds f32, f64 and i32 inputs only");
     }
   }
 }
@@ -136,6 +149,10 @@ static void **entry_args(const Run *r, const lathe_entry_info *e, void *params, 
     if (arg->role == LATHE_ARG_PARAMS) a[i] = params;
     if (arg->role == LATHE_ARG_STATE) a[i] = state;
     if (arg->role == LATHE_ARG_WORKSPACE) a[i] = r->ws;
+    if (arg->role == LATHE_ARG_HOOKS) { /* NULL under --no-hooks: each rank its own batch norm */
+      a[i] = r->use_hooks ? (void *)&r->hooks : NULL;
+      continue;
+    }
     if (gradient) a[i] = (char *)r->grads + arg->tensor->offset;
     if (arg->role == LATHE_ARG_INPUT && !gradient) /* the shard made for grad's same input */
       for (int k = 0; k < r->grad->n_args; k++)
@@ -147,24 +164,100 @@ static void **entry_args(const Run *r, const lathe_entry_info *e, void *params, 
   return a;
 }
 
-/* sum over the ranks, then / K: the mean (in place, f32) */
-static void allreduce_mean(float *data, int64_t count, int ranks) {
-  MPI_Allreduce(MPI_IN_PLACE, data, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+/* x 1/K (in place, f32 or f64): the mean of the summed values */
+static void scale_mean(void *data, int64_t count, int dtype, int ranks) {
+  if (dtype == LATHE_F64) {
+    for (int64_t i = 0; i < count; i++)
+      ((double *)data)[i] /= ranks;
+    return;
+  }
   const float scale = 1.0f / (float)ranks;
   for (int64_t i = 0; i < count; i++)
-    data[i] *= scale;
+    ((float *)data)[i] *= scale;
 }
 
-/* Batch-norm running statistics: the state tensors "grad" changed (on any rank), averaged. */
+/* sum over the ranks, then / K: the mean (in place, f32 or f64) */
+static void allreduce_mean(void *data, int64_t count, int dtype, int ranks) {
+  MPI_Allreduce(MPI_IN_PLACE, data, (int)count, dtype == LATHE_F64 ? MPI_DOUBLE : MPI_FLOAT,
+                MPI_SUM, MPI_COMM_WORLD);
+  scale_mean(data, count, dtype, ranks);
+}
+
+/* The hooks of "grad" for a model with batch norm (lathe_grad_hooks): its statistics, and in
+ * the backward pass two per-channel sums, summed over the ranks in place, so K ranks at batch
+ * N normalize by the statistics of the global batch of K N. Every rank has N samples here, so
+ * `cotangent` needs no weighting (runtime/dist.c weights it for ranks with different rows). */
+static void sum_f32(void *ctx, float *buf, size_t count, int cotangent) {
+  (void)ctx, (void)cotangent;
+  MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void sum_f64(void *ctx, double *buf, size_t count, int cotangent) {
+  (void)ctx, (void)cotangent;
+  MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+/* the dtype of the gradients (all f32, or all f64 for a model compiled with --dtype f64) */
+static int grads_dtype(const Run *r) {
+  for (int i = 0; i < r->grad->n_args; i++)
+    if (r->grad->args[i].role == LATHE_ARG_OUTPUT) return r->grad->args[i].tensor->dtype;
+  return LATHE_F32;
+}
+
+/* --overlap, a model compiled with --buckets: "grad" calls this as soon as a bucket of its
+ * gradients is final; its sum over the ranks starts at once (non-blocking) while the backward
+ * pass goes on, and MPI_Testall on the requests already started lets Open MPI move them
+ * forward (it progresses non-blocking collectives only inside MPI calls). */
+static void ready_overlap(void *ctx, size_t offset, size_t bytes) {
+  Run *r = ctx;
+  int dt = grads_dtype(r);
+  size_t size = dt == LATHE_F64 ? sizeof(double) : sizeof(float);
+  if (r->n_requests >= r->grad->n_buckets) fail(r, "more ready buckets than the descriptor has");
+  MPI_Iallreduce(MPI_IN_PLACE, (char *)r->grads + offset, (int)(bytes / size),
+                 dt == LATHE_F64 ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                 &r->requests[r->n_requests++]);
+  int done = 0;
+  MPI_Testall(r->n_requests, r->requests, &done, MPI_STATUSES_IGNORE);
+}
+
+/* --check-buckets: keeps the bucket's bytes as they are when it is called ready */
+static void ready_snapshot(void *ctx, size_t offset, size_t bytes) {
+  Run *r = ctx;
+  if (offset + bytes > r->info->grads_bytes) fail(r, "a bucket outside <model>_grads");
+  memcpy(r->snapshot + offset, (char *)r->grads + offset, bytes);
+  for (size_t i = offset; i < offset + bytes; i++)
+    r->covered[i]++;
+}
+
+/* --check-buckets, after grad: every byte of <model>_grads was in exactly one bucket, whose
+ * bytes were final when it was called ready; the descriptor's table says the same */
+static void check_buckets(Run *r) {
+  size_t at = 0;
+  for (int i = 0; i < r->grad->n_buckets; i++) {
+    if (r->grad->buckets[i].offset != at) fail(r, "the descriptor's buckets leave a gap");
+    at += r->grad->buckets[i].bytes;
+  }
+  if (at != r->info->grads_bytes) fail(r, "the descriptor's buckets do not cover <model>_grads");
+  for (size_t i = 0; i < r->info->grads_bytes; i++)
+    if (r->covered[i] != 1) fail(r, "a byte of <model>_grads is not in exactly one ready bucket");
+  if (memcmp(r->snapshot, r->grads, r->info->grads_bytes) != 0)
+    fail(r, "a bucket changed after grad called it ready");
+  memset(r->covered, 0, r->info->grads_bytes);
+}
+
+/* Batch-norm running statistics: the state tensors "grad" changed (on any rank), averaged.
+ * With the hooks they are the global batch's on every rank already: nothing to do. */
 static void average_updated_state(const Run *r, const void *before) {
+  if (r->use_hooks && r->grad->n_replica_sums > 0) return;
   for (int i = 0; i < r->info->n_states; i++) {
     const lathe_tensor_info *t = &r->info->states[i];
     char *now = (char *)r->state + t->offset;
     int changed = memcmp(now, (const char *)before + t->offset, t->bytes) != 0, any = 0;
     MPI_Allreduce(&changed, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
     if (!any) continue;
-    if (t->dtype != LATHE_F32) fail(r, "a non-f32 state tensor changed in grad");
-    allreduce_mean((float *)now, numel(t), r->ranks);
+    if (t->dtype != LATHE_F32 && t->dtype != LATHE_F64)
+      fail(r, "a state tensor that is not f32 or f64 changed in grad");
+    allreduce_mean(now, numel(t), t->dtype, r->ranks);
   }
 }
 
@@ -177,8 +270,17 @@ static void train_step(Run *r, void **grad_args, void **apply_args, void *before
     MPI_Barrier(MPI_COMM_WORLD);
     r->wait_seconds += MPI_Wtime() - t1, t1 = MPI_Wtime();
   }
-  /* the one collective of the step: every gradient, one contiguous f32 region */
-  allreduce_mean(r->grads, (int64_t)(r->info->grads_bytes / sizeof(float)), r->ranks);
+  int dt = grads_dtype(r);
+  int64_t count = (int64_t)(r->info->grads_bytes / (dt == LATHE_F64 ? 8 : 4));
+  if (r->hooks.ready == ready_overlap) { /* the buckets' sums, started inside grad; then / K */
+    MPI_Waitall(r->n_requests, r->requests, MPI_STATUSES_IGNORE);
+    if (r->n_requests != r->grad->n_buckets) fail(r, "grad did not call every bucket ready");
+    r->n_requests = 0;
+    scale_mean(r->grads, count, dt, r->ranks); /* the same arithmetic as allreduce_mean's */
+  } else { /* the one collective of the step: every gradient, one contiguous region */
+    if (r->hooks.ready == ready_snapshot) check_buckets(r);
+    allreduce_mean(r->grads, count, dt, r->ranks);
+  }
   average_updated_state(r, before);
   double t2 = MPI_Wtime();
   r->apply->call(apply_args, NULL);
@@ -192,11 +294,14 @@ typedef struct Options {
   const char *out;
   bool check_train;
   int classes;
-  bool time; /* print samples/s and the allreduce time per step (bench/mpi_scaling.sh) */
+  bool time;          /* print samples/s and the allreduce time per step (bench/mpi_scaling.sh) */
+  bool no_hooks;      /* call grad with NULL hooks: each rank normalizes by its own batch */
+  bool overlap;       /* a model with buckets: reduce each as soon as grad calls it ready */
+  bool check_buckets; /* a model with buckets: check the buckets grad calls ready */
 } Options;
 
 static void parse_options(const Run *r, int argc, char **argv, Options *o) {
-  *o = (Options){20, 1, NULL, false, 10, false};
+  *o = (Options){20, 1, NULL, false, 10, false, false, false, false};
   for (int i = 1; i < argc; i++) {
     bool more = i + 1 < argc;
     if (strcmp(argv[i], "--steps") == 0 && more)
@@ -211,9 +316,15 @@ static void parse_options(const Run *r, int argc, char **argv, Options *o) {
       o->time = true;
     else if (strcmp(argv[i], "--check-train") == 0)
       o->check_train = true;
+    else if (strcmp(argv[i], "--no-hooks") == 0)
+      o->no_hooks = true;
+    else if (strcmp(argv[i], "--overlap") == 0)
+      o->overlap = true;
+    else if (strcmp(argv[i], "--check-buckets") == 0)
+      o->check_buckets = true;
     else
       fail(r, "usage: lathe_mpi_example [--steps S] [--seed X] [--classes C] [--out FILE] "
-              "[--check-train] [--time]");
+              "[--check-train] [--no-hooks] [--overlap | --check-buckets] [--time]");
     if (o->steps < 1 || o->classes < 1) fail(r, "--steps and --classes expect positive numbers");
   }
   if (o->check_train && r->ranks != 1)
@@ -298,8 +409,16 @@ int main(int argc, char **argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &r.ranks);
   Options o;
   parse_options(&r, argc, argv, &o);
-  r.classes = o.classes, r.timed = o.time;
+  r.classes = o.classes, r.timed = o.time, r.use_hooks = !o.no_hooks;
+  r.hooks = (lathe_grad_hooks){&r, sum_f32, sum_f64, NULL};
   setup(&r);
+  if ((o.overlap || o.check_buckets) && r.grad->n_buckets == 0)
+    fail(&r, "--overlap and --check-buckets need a model compiled with --buckets BYTES");
+  if (o.overlap) r.hooks.ready = ready_overlap;
+  if (o.check_buckets) r.hooks.ready = ready_snapshot;
+  r.requests = calloc((size_t)r.grad->n_buckets + 1, sizeof *r.requests);
+  r.snapshot = aligned(r.info->grads_bytes), r.covered = aligned(r.info->grads_bytes);
+  if (!r.requests || !r.snapshot || !r.covered) fail(&r, "out of memory");
   r.info->init(r.params, r.state, o.seed); /* the same seed on every rank */
   check_replicas(&r, "after init (different models or seeds?)");
   void *before = aligned(r.info->state_bytes), *p2 = aligned(r.info->params_bytes),

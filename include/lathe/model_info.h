@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LATHE_MODEL_INFO_VERSION 3
+#define LATHE_MODEL_INFO_VERSION 4
 
 /* dtype codes: same order as the IR's DType */
 enum { LATHE_F32 = 0, LATHE_F64 = 1, LATHE_I32 = 2, LATHE_I64 = 3, LATHE_U8 = 4,
@@ -24,9 +24,35 @@ enum {
   LATHE_ARG_INPUT = 2,     /* const tensor */
   LATHE_ARG_OUTPUT = 3,    /* tensor written by the call */
   LATHE_ARG_WORKSPACE = 4, /* void *, at least workspace_bytes, 64-byte aligned */
-  LATHE_ARG_BATCH = 5      /* const int64_t *: the run-time batch n of a dynamic model, passed
+  LATHE_ARG_BATCH = 5,     /* const int64_t *: the run-time batch n of a dynamic model, passed
                               by value as the entry's last parameter (docs/dynamic-batch.md) */
+  LATHE_ARG_HOOKS = 6      /* const lathe_grad_hooks *, or NULL: the data-parallel transport of
+                              an entry with replica sums (after the workspace, before the batch) */
 };
+
+/* The caller's data-parallel transport (docs/distributed.md), given to an entry that has an
+ * argument of role LATHE_ARG_HOOKS ("grad" of a split step whose model has batch norm: its
+ * statistics are sums over the replicas). The entry calls sum_f32 (sum_f64 for an f64 model)
+ * in the order of lathe_entry_info.replica_sums, each time with a buffer of that many values
+ * to be replaced, in place, by their sum over the replicas (MPI_Allreduce with MPI_SUM and
+ * MPI_IN_PLACE), the same on every replica. cotangent is 1 for the sums of the backward pass,
+ * 0 for forward statistics. A NULL hooks pointer or function: one replica (the buffer is left
+ * as it is). */
+typedef struct lathe_grad_hooks {
+  void *ctx; /* passed back to every hook */
+  void (*sum_f32)(void *ctx, float *buf, size_t count, int cotangent);
+  void (*sum_f64)(void *ctx, double *buf, size_t count, int cotangent);
+  /* a "grad" compiled with --buckets BYTES: called as soon as the gradients in bytes
+   * [offset, offset + bytes) of <model>_grads are final (lathe_entry_info.buckets), so their
+   * reduction can start while the backward pass goes on; NULL: not called */
+  void (*ready)(void *ctx, size_t offset, size_t bytes);
+} lathe_grad_hooks;
+
+/* a bucket of a split step's gradients: a contiguous range of whole gradient tensors of
+ * <model>_grads; the buckets of an entry cover every byte of it once, in address order */
+typedef struct lathe_bucket_info {
+  size_t offset, bytes;
+} lathe_bucket_info;
 
 /* kind of entry point */
 enum { LATHE_ENTRY_FORWARD = 0, LATHE_ENTRY_TRAIN = 1, LATHE_ENTRY_GRAD = 2,
@@ -64,6 +90,14 @@ typedef struct lathe_entry_info {
   /* the workspace at run-time batch n is workspace_per_n * n + workspace_base bytes
    * (workspace_per_n is 0 for a static model; workspace_bytes is the size at the bound) */
   size_t workspace_base, workspace_per_n;
+  /* the sums over the replicas the entry asks of lathe_grad_hooks, in call order: the count
+   * of values of each (0 and NULL when it has none). A replica that has no rows to compute
+   * on still takes part: it calls the hook with this many zeros, in this order. */
+  int n_replica_sums;
+  const size_t *replica_sums;
+  /* "grad" compiled with --buckets: its buckets (lathe_grad_hooks.ready), else 0 and NULL */
+  int n_buckets;
+  const lathe_bucket_info *buckets;
 } lathe_entry_info;
 
 typedef struct lathe_model_info {

@@ -232,6 +232,12 @@ typedef struct lathe_dist {
    * a job ended meanwhile (the launcher's SIGTERM when a rank died) ends after the rename, so
    * no temp file is left (cli/dist_mpi.c) */
   void (*hold)(void *ctx, int on);
+  /* optional, for a model compiled with --buckets (docs/distributed.md): start(ctx, data, n,
+   * dtype, error) begins a non-blocking sum over the ranks of data[0, n) (LATHE_F32 or
+   * LATHE_F64) in place, as grad calls a bucket ready; wait(ctx, error) completes every
+   * started one. Both return 0, or non-zero with *error (malloc'd). NULL: one sum after grad. */
+  int (*start)(void *ctx, void *data, int64_t n, int dtype, char **error);
+  int (*wait)(void *ctx, char **error);
 } lathe_dist;
 
 typedef struct lathe_fit_options {

@@ -24,7 +24,7 @@ import subprocess
 
 from .errors import LibraryError
 
-MODEL_INFO_VERSION = 3  # LATHE_MODEL_INFO_VERSION of the descriptor structs below
+MODEL_INFO_VERSION = 4  # LATHE_MODEL_INFO_VERSION of the descriptor structs below
 
 # dtype codes of model_info.h, and their NumPy names
 DTYPES = {0: "float32", 1: "float64", 2: "int32", 3: "int64", 4: "uint8", 5: "int8"}
@@ -64,6 +64,10 @@ class EntryInfo(ctypes.Structure):
         ("call", ctypes.c_void_p),
         ("workspace_base", ctypes.c_size_t),
         ("workspace_per_n", ctypes.c_size_t),
+        ("n_replica_sums", ctypes.c_int),  # data-parallel sums a "grad" entry asks (issue 21)
+        ("replica_sums", ctypes.POINTER(ctypes.c_size_t)),
+        ("n_buckets", ctypes.c_int),  # "grad" compiled with --buckets: lathe_bucket_info[]
+        ("buckets", ctypes.c_void_p),
     ]
 
 

@@ -246,6 +246,12 @@ static NodeId c_prune_mask(Graph *g, const NodeId *p) {
   NodeAttr a = zero_attr();
   return add(g, OP_PRUNE_MASK, (NodeId[]){p[0], old, sparsity}, 3, &a);
 }
+/* one replica (no hook): the identity; `cotangent` round-trips through the IR text */
+static NodeId c_replica_sum(Graph *g, const NodeId *p) {
+  NodeAttr a = zero_attr();
+  a.replica.cotangent = true;
+  return add(g, OP_REPLICA_SUM, p, 1, &a);
+}
 static NodeId c_random(Graph *g, const NodeId *p) {
   (void)p;
   NodeAttr a = zero_attr();
@@ -465,6 +471,8 @@ static const OpCase cases[OP_COUNT] = {
     /* issue 22 (ops1) */
     [OP_SIN] = CASE_UN(u_sin, R_ANY, VJP_RULE),
     [OP_COS] = CASE_UN(u_cos, R_ANY, VJP_RULE),
+    /* issue 21 (data-parallel batch norm) */
+    [OP_REPLICA_SUM] = CASE_UN(c_replica_sum, R_ANY, VJP_RULE),
 };
 
 /* Ops with no standalone instance here, and where they are tested instead. */

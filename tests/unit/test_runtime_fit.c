@@ -72,9 +72,12 @@ static const lathe_arg_info eval_args[] = {{LATHE_ARG_PARAMS, NULL},
 static const lathe_arg_info fwd_args[] = {
     {LATHE_ARG_PARAMS, NULL}, {LATHE_ARG_INPUT, &x_t}, {LATHE_ARG_OUTPUT, &pred_t}};
 static const lathe_entry_info entries[] = {
-    {"forward", "lin_forward", LATHE_ENTRY_FORWARD, 0, 3, fwd_args, 0, call_forward, 0, 0},
-    {"train", "lin_train", LATHE_ENTRY_TRAIN, 1, 3, train_args, 0, call_train, 0, 0},
-    {"evaluate", "lin_evaluate", LATHE_ENTRY_FORWARD, 1, 4, eval_args, 0, call_evaluate, 0, 0},
+    {"forward", "lin_forward", LATHE_ENTRY_FORWARD, 0, 3, fwd_args, 0, call_forward, 0, 0, 0,
+     NULL, 0, NULL},
+    {"train", "lin_train", LATHE_ENTRY_TRAIN, 1, 3, train_args, 0, call_train, 0, 0, 0, NULL,
+     0, NULL},
+    {"evaluate", "lin_evaluate", LATHE_ENTRY_FORWARD, 1, 4, eval_args, 0, call_evaluate, 0, 0,
+     0, NULL, 0, NULL},
 };
 static const lathe_model_info lin = {.version = LATHE_MODEL_INFO_VERSION,
                                      .name = "lin",
