@@ -135,5 +135,6 @@ int cmd_build(int argc, char **argv);
 int cmd_repl(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const Command commands[] = {
     {"repl", cmd_repl, "interactive session: define, evaluate (JIT), inspect, train"},
     {"import", cmd_import, "convert an ONNX model to a .lathe model and its weights"},
     {"prune", cmd_prune, "zero a fraction of a trained model's weights (one-shot pruning)"},
+    {"generate", cmd_generate, "sample text from a decode step with a KV cache (gpt_step)"},
 };
 
 static void print_help(FILE *f) {

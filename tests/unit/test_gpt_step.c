@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frontend/frontend.h"
 #include "lathe/lathe.h"
@@ -47,7 +48,7 @@ static char *gpt_text(void) {
   return out;
 }
 
-static lathe_model *compile(const char *text, const char *model, int dtype) {
+static lathe_model *compile(const char *text, const char *model, int dtype, uint64_t seed) {
   static char lib[4096];
   snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
   static const char *const defines[] = {"B=2", "STEP_B=2"};
@@ -58,7 +59,7 @@ static lathe_model *compile(const char *text, const char *model, int dtype) {
   o.dtype = dtype;
   o.defines = defines;
   o.n_defines = 2;
-  o.seed = 11;
+  o.seed = seed;
   o.want_train = 0;
   char *err = NULL;
   lathe_model *m = lathe_compile_string("gpt.lathe", text, &o, &err);
@@ -70,10 +71,22 @@ static double get(const void *data, int dtype, int64_t i) {
   return dtype == LATHE_F64 ? ((const double *)data)[i] : ((const float *)data)[i];
 }
 
-/* the step fed prompt[r][t] at pos t, t = 0 .. SEQ-1, against full[r, t, :] */
+/* the step fed prompt[r][t] at pos t, t = 0 .. SEQ-1, against full[r, t, :]; the step's
+ * params from the same seed, or (f32) from a checkpoint of the full model's (lathe_load) */
 static void check_api(int dtype, double rtol) {
   char *text = gpt_text();
-  lathe_model *full = compile(text, "gpt", dtype), *step = compile(text, "gpt_step", dtype);
+  bool load = dtype == LATHE_F32;
+  lathe_model *full = compile(text, "gpt", dtype, 11);
+  lathe_model *step = compile(text, "gpt_step", dtype, load ? 12 : 11);
+  if (load) {
+    char path[] = "/tmp/gpt_step_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_msg(lathe_save(full, path, 0) == 0, "%s", lathe_error(full));
+    ck_assert_msg(lathe_load(step, path) == 0, "%s", lathe_error(step));
+    unlink(path);
+  }
   size_t es = dtype == LATHE_F64 ? sizeof(double) : sizeof(float);
   static int32_t prompt[ROWS * SEQ];
   for (int i = 0; i < ROWS * SEQ; i++)
