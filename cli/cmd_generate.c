@@ -223,10 +223,10 @@ static int sample(const Step *s, int n, double t, int top_k, double u) {
   for (int i = 1; i < n; i++)
     if (logit(s, i) > logit(s, best)) best = i;
   if (t == 0) return best;
-  double cut = -INFINITY; /* the k-th largest logit: those below it are left out */
+  /* the k-th largest logit: those below it are left out (ties with it stay in) */
+  double cut = -INFINITY, sorted[256];
   if (top_k > 0 && top_k < n) {
-    double *sorted = malloc((size_t)n * sizeof *sorted);
-    for (int i = 0; i < n; i++) { /* insertion sort, descending: n <= 256 */
+    for (int i = 0; i < n; i++) { /* insertion sort, descending: n <= 256 (the vocabulary) */
       double v = logit(s, i);
       int j = i;
       for (; j > 0 && sorted[j - 1] < v; j--)
@@ -234,7 +234,6 @@ static int sample(const Step *s, int n, double t, int top_k, double u) {
       sorted[j] = v;
     }
     cut = sorted[top_k - 1];
-    free(sorted);
   }
   double total = 0, top = logit(s, best);
   for (int i = 0; i < n; i++)
