@@ -144,6 +144,10 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
     c->lib_dir = a->value;
     return true;
   }
+  if (cli_option(a, "--model", NULL)) { /* which model of a file with several */
+    c->model_name = a->value;
+    return true;
+  }
   if (cli_flag(a, "--line-directives", NULL)) {
     c->line_directives = true;
     return true;

@@ -21,6 +21,8 @@ static const char *help =
     "options:\n"
     "  -o, --out DIR        output directory (created if missing)\n"
     "  -D NAME=VALUE        override a `const` of the model\n"
+    "  --model NAME         which model of a file with several (default: the one its\n"
+    "                       train block names, else the last)\n"
     "  --max-batch M        a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --prefix NAME        prefix of the files and of every exported symbol, type and macro\n"
     "                       (NAME.c, NAME_forward, NAME_info, NAME_WORKSPACE_BYTES in\n"

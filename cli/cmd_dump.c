@@ -20,6 +20,8 @@ static const char *help =
     "                      run-time batch: sizes and offsets A*n + B, and each entry's\n"
     "                      <MODEL>_<ENTRY>_WORKSPACE_BYTES(n) of the generated header)\n"
     "  -D NAME=VALUE       override a `const` of the model\n"
+    "  --model NAME        which model of a file with several (default: the one its\n"
+    "                      train block names, else the last)\n"
     "  --max-batch M       a .onnx FILE's symbolic batch: dynamic, 1 to M (default 64)\n"
     "  --dtype f32|f64     compile every f32 as f64\n"
     "  -O0 .. -O3          optimization level (default -O2)\n"

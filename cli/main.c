@@ -26,6 +26,7 @@ static const Command commands[] = {
     {"import", cmd_import, "convert an ONNX model to a .lathe model and its weights"},
     {"prune", cmd_prune, "zero a fraction of a trained model's weights (one-shot pruning)"},
     {"quantize", cmd_quantize, "int8 post-training quantization of a trained model"},
+    {"generate", cmd_generate, "sample text from a decode step with a KV cache (gpt_step)"},
 };
 
 static void print_help(FILE *f) {

@@ -22,7 +22,8 @@ typedef struct DriverOptions {
   int n_defines;
   DType dtype;            /* DT_F32, or DT_F64 to compile every float as f64 */
   const char *lib_dir;    /* where `import nn` looks; NULL = found from the installation */
-  const char *model_name; /* which `model` of a file with several; NULL = the last */
+  const char *model_name; /* which `model` of a file with several; NULL = the one its train
+                             block names, else the last */
   int opt_level;          /* 0..3 */
   bool line_directives;   /* #line directives in the C */
   const char *disabled[DRIVER_MAX_DISABLED]; /* passes not to run */

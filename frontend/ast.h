@@ -150,6 +150,8 @@ typedef enum StmtKind {
   ST_PARAM,  /* param names[0]: type = init */
   ST_RETURN, /* return value */
   ST_IF,     /* if value { body } else { else_body }: value a compile-time bool */
+  ST_STATE,  /* state names[0]: type = init (a model's state, kept across calls) */
+  ST_UPDATE, /* update names[0] = value (the state's new value, written after the call) */
   ST_COUNT
 } StmtKind;
 
@@ -159,7 +161,7 @@ typedef struct Stmt {
   const char **names;
   SrcLoc *name_locs;
   int n_names;
-  Expr *value; /* ST_PARAM: the initializer (a name or a call); ST_IF: the condition */
+  Expr *value; /* ST_PARAM, ST_STATE: the initializer (a name or a call); ST_IF: the condition */
   TypeExpr *type;
   struct Stmt **body; /* ST_IF: the statements when the condition holds */
   int n_body;

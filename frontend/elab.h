@@ -212,6 +212,13 @@ Value elab_topk_call(Elab *E, Scope *s, const Expr *call);
 Value elab_resize_call(Elab *E, Scope *s, const Expr *call);
 /* elab_einsum.c */
 Value elab_einsum_call(Elab *E, Scope *s, const Expr *call);
+/* elab_call.c: an initializer (`zeros`, `normal(0, 0.02)`, ...) of a param or state */
+bool elab_init(Elab *E, Scope *s, const Expr *e, InitSpec *out);
+/* elab_state.c: a model's `state NAME: TYPE = INIT` and `update NAME = expr` (issue 22),
+ * and the write_at(x, v, axis, index) builtin */
+bool elab_state_stmt(Elab *E, Scope *s, const Stmt *st);
+bool elab_update_stmt(Elab *E, Scope *s, const Stmt *st);
+Value elab_write_at_call(Elab *E, Scope *s, const Expr *call);
 /* elab_math.c: the issue-22 math builtins (silu, logsumexp, min, var, std, argmax, argmin,
  * cumsum, broadcast_to/expand) and float tensor literals */
 bool elab_math_is_builtin(const char *name);

@@ -516,7 +516,7 @@ static bool elab_if(Elab *E, Scope *s, const Stmt *st, Value *ret) {
              : elab_stmts(E, s, st->else_body, st->n_else, ret);
 }
 
-static bool elab_init(Elab *E, Scope *s, const Expr *e, InitSpec *out) {
+bool elab_init(Elab *E, Scope *s, const Expr *e, InitSpec *out) {
   static const char *const inits[] = {"zeros",         "ones",       "constant",
                                       "uniform",       "normal",     "glorot_uniform",
                                       "glorot_normal", "he_uniform", "he_normal",
@@ -645,7 +645,8 @@ static bool elab_stmt_inner(Elab *E, Scope *s, const Stmt *st, Value *ret);
  * uses stay silent instead of reporting "unknown name". */
 bool elab_stmt(Elab *E, Scope *s, const Stmt *st, Value *ret) {
   if (elab_stmt_inner(E, s, st, ret)) return true;
-  bool binds = st->kind == ST_BIND || st->kind == ST_PARAM || (st->kind == ST_OUTPUT && st->value);
+  bool binds = st->kind == ST_BIND || st->kind == ST_PARAM || st->kind == ST_STATE ||
+               (st->kind == ST_OUTPUT && st->value);
   for (int k = 0; binds && k < st->n_names; k++)
     if (!elab_lookup(s, st->names[k])) elab_bind(E, s, st->names[k], (Value){0}, st->name_locs[k]);
   return false;
@@ -656,6 +657,9 @@ static bool elab_stmt_inner(Elab *E, Scope *s, const Stmt *st, Value *ret) {
   if (st->kind == ST_IF) return elab_if(E, s, st, ret);
   if (st->kind == ST_PARAM)
     return check_new_name(E, s, st->names[0], st->name_locs[0]) && elab_param(E, s, st);
+  if (st->kind == ST_STATE)
+    return check_new_name(E, s, st->names[0], st->name_locs[0]) && elab_state_stmt(E, s, st);
+  if (st->kind == ST_UPDATE) return elab_update_stmt(E, s, st);
   if (st->kind == ST_RETURN) {
     if (!s->fn) {
       diag_error(E->d, st->loc, "'return' is only allowed in a fn; a model uses 'output'");

@@ -1,6 +1,7 @@
 /* frontend/elab_vocab.c — the dispatch of the issue-22 builtins that live in files of their own
  * (elab_conv1d.c: max_pool1d, avg_pool1d; elab_einsum.c: einsum; elab_gather.c: gather,
- * scatter_add, topk, topk_indices; elab_resize.c: upsample, interpolate): one table of names. The
+ * scatter_add, topk, topk_indices; elab_resize.c: upsample, interpolate; elab_state.c:
+ * write_at): one table of names. The
  * 1-D convolutions are the `conv`/`conv_transpose` builtins of elab_conv.c on a rank-3 input.
  */
 #include "frontend/elab.h"
@@ -17,7 +18,7 @@ static const struct {
     {"einsum", elab_einsum_call},      {"gather", elab_gather_call},
     {"scatter_add", elab_gather_call}, {"topk", elab_topk_call},
     {"topk_indices", elab_topk_call},  {"upsample", elab_resize_call},
-    {"interpolate", elab_resize_call},
+    {"interpolate", elab_resize_call}, {"write_at", elab_write_at_call},
 };
 enum { N_VOCAB = sizeof vocab / sizeof vocab[0] };
 

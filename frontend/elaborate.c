@@ -349,8 +349,25 @@ static bool check_defines(Elab *E) {
 
 /* ---- the model ---------------------------------------------------------------------------- */
 
+/* The model a `train` block of the main file names, if any: the default of a file whose
+ * trained model is followed by others (examples/gpt.lathe: gpt, then its decode step). */
+static const char *trained_model(const Elab *E, const char *main_file) {
+  for (int i = 0; i < E->prog->n_decls; i++) {
+    const Decl *t = E->prog->decls[i];
+    if (t->kind != DECL_TRAIN || t->name_loc.file != main_file) continue;
+    for (int k = 0; k < E->prog->n_decls; k++) {
+      const Decl *d = E->prog->decls[k];
+      if (d->kind == DECL_MODEL && d->name_loc.file == main_file && strcmp(d->name, t->name) == 0)
+        return t->name;
+    }
+  }
+  return NULL;
+}
+
+/* FrontendOptions.model_name, else the model of the file's train block, else its last */
 static const Decl *pick_model(Elab *E, const char *main_file) {
   const Decl *model = NULL;
+  const char *want = E->o->model_name ? E->o->model_name : trained_model(E, main_file);
   int n = 0;
   const char **names = arena_alloc(&E->scratch, (size_t)(E->prog->n_decls + 1) * sizeof *names);
   for (int i = 0; i < E->prog->n_decls; i++) {
@@ -358,7 +375,7 @@ static const Decl *pick_model(Elab *E, const char *main_file) {
     if (d->kind != DECL_MODEL) continue;
     names[n++] = d->name;
     bool in_main = d->name_loc.file == main_file; /* imported files do not compete */
-    if (E->o->model_name ? strcmp(d->name, E->o->model_name) == 0 : in_main) model = d;
+    if (want ? strcmp(d->name, want) == 0 : in_main) model = d;
   }
   if (model) return model;
   if (E->o->model_name) {

@@ -24,7 +24,8 @@ typedef struct FrontendOptions {
   const Define *defines;  /* -D NAME=VALUE overrides */
   int n_defines;
   DType float_dtype;      /* DT_F32, or DT_F64 to compile every f32 in the model as f64 */
-  const char *model_name; /* which `model` to elaborate when a file has several; NULL = last */
+  const char *model_name; /* which `model` to elaborate when a file has several; NULL = the
+                             one its train block names, else the last */
 } FrontendOptions;
 
 void frontend_options_init(FrontendOptions *o); /* lib_dir NULL, f32, no defines */

@@ -579,6 +579,31 @@ static Stmt *parse_param_stmt(Parser *p) {
   return s;
 }
 
+/* state_stmt = "state" IDENT ":" type "=" expr   ("state" contextual) */
+static Stmt *parse_state_stmt(Parser *p) {
+  Stmt *s = new_stmt(p, ST_STATE, next(p)->loc);
+  stmt_add_name(p, s, expect_ident(p, "a state name after 'state'"));
+  expect(p, TK_COLON, "and the state's type");
+  s->type = parse_type(p);
+  expect(p, TK_ASSIGN, "and an initializer such as 'zeros'");
+  s->value = parse_expr(p);
+  return s;
+}
+
+/* update_stmt = "update" IDENT "=" expr   ("update" contextual) */
+static Stmt *parse_update_stmt(Parser *p) {
+  Stmt *s = new_stmt(p, ST_UPDATE, next(p)->loc);
+  stmt_add_name(p, s, expect_ident(p, "a state name after 'update'"));
+  expect(p, TK_ASSIGN, "after the state name");
+  s->value = parse_expr(p);
+  return s;
+}
+
+/* `state NAME :` and `update NAME =` begin those statements; `state = 3` binds a name */
+static bool at_state_word(Parser *p, const char *word, TokenKind third) {
+  return at_word(p, word) && peek_at(p, 1)->kind == TK_IDENT && peek_at(p, 2)->kind == third;
+}
+
 /* output_stmt = "output" IDENT [ "=" expr ] */
 static Stmt *parse_output_stmt(Parser *p) {
   Stmt *s = new_stmt(p, ST_OUTPUT, next(p)->loc);
@@ -656,11 +681,16 @@ static Stmt *parse_if_stmt(Parser *p) {
   return s;
 }
 
-/* stmt = param_stmt | output_stmt | "return" expr | if_stmt | bind_stmt */
+/* stmt = param_stmt | state_stmt | update_stmt | output_stmt | "return" expr | if_stmt
+ *      | bind_stmt */
 static Stmt *parse_stmt(Parser *p) {
   Stmt *s;
   if (at_if(p)) {
     s = parse_if_stmt(p);
+  } else if (at_state_word(p, "state", TK_COLON)) {
+    s = parse_state_stmt(p);
+  } else if (at_state_word(p, "update", TK_ASSIGN)) {
+    s = parse_update_stmt(p);
   } else if (at(p, TK_PARAM)) {
     s = parse_param_stmt(p);
   } else if (at(p, TK_OUTPUT)) {

@@ -368,6 +368,7 @@ Graph *graph_clone(const Graph *g, const char *name) {
   for (int i = 0; i < g->n_outputs; i++) {
     const GraphOutput *o = &g->outputs[i];
     graph_add_output(c, o->name, o->node, o->kind, o->target);
+    c->outputs[c->n_outputs - 1].inference = o->inference;
   }
   c->workspace_bytes = g->workspace_bytes;
   c->workspace_bytes_n = g->workspace_bytes_n;
@@ -462,6 +463,12 @@ void graph_add_output(Graph *g, const char *name, NodeId node, OutputKind kind, 
   o->node = node;
   o->kind = kind;
   o->target = target;
+  o->inference = false;
+}
+
+void graph_add_inference_update(Graph *g, const char *name, NodeId node, int32_t target) {
+  graph_add_output(g, name, node, OUT_STATE_UPDATE, target);
+  g->outputs[g->n_outputs - 1].inference = true;
 }
 
 int32_t graph_add_subgraph(Graph *g, Graph *body) {

@@ -94,7 +94,7 @@ typedef enum IrAttrKind {
   ATTR_SHAPE,    /* reshape.shape (the result type): RESHAPE, BROADCAST */
   ATTR_CAST,     /* cast.dtype (the result type): CAST */
   ATTR_AXES,     /* reduce: SUM, MEAN, MAX */
-  ATTR_AXIS,     /* softmax.axis: SOFTMAX, LOG_SOFTMAX */
+  ATTR_AXIS,     /* softmax.axis: SOFTMAX, LOG_SOFTMAX, WRITE_AT */
   ATTR_PERM,     /* transpose.perm: TRANSPOSE */
   ATTR_MATMUL,   /* matmul.trans_a, trans_b: MATMUL */
   ATTR_ONE_HOT,  /* one_hot: ONE_HOT */
@@ -178,7 +178,7 @@ typedef union NodeAttr {
     bool keepdims; /* keep reduced axes as size 1 */
   } reduce;
   struct {
-    int32_t axis; /* SOFTMAX, LOG_SOFTMAX: normalized axis, 0 <= axis < rank */
+    int32_t axis; /* SOFTMAX, LOG_SOFTMAX, WRITE_AT: normalized axis, 0 <= axis < rank */
   } softmax;
   struct {
     int8_t perm[IR_MAX_RANK]; /* TRANSPOSE: out.dim[i] = in.dim[perm[i]] */
@@ -320,6 +320,9 @@ typedef struct GraphOutput {
   NodeId node;
   OutputKind kind;
   int32_t target; /* param/state index for updates and grads; -1 otherwise */
+  bool inference; /* OUT_STATE_UPDATE: kept in every entry, inference ones too (a model's
+                     `update`: a KV cache), not only in training ones (batch norm's running
+                     statistics); text form: `state_update N inference` */
 } GraphOutput;
 
 typedef struct Module Module;
@@ -399,6 +402,8 @@ NodeId graph_add_binary(Graph *g, OpKind op, NodeId a, NodeId b, SrcLoc loc, Dia
 NodeId graph_add_scalar(Graph *g, DType dtype, double value, SrcLoc loc); /* rank-0 CONST */
 NodeId graph_add_source(Graph *g, OpKind op, int32_t index, SrcLoc loc);  /* INPUT/PARAM/STATE */
 void graph_add_output(Graph *g, const char *name, NodeId node, OutputKind kind, int32_t target);
+/* graph_add_output of an OUT_STATE_UPDATE that every entry keeps (GraphOutput.inference) */
+void graph_add_inference_update(Graph *g, const char *name, NodeId node, int32_t target);
 /* takes ownership of body (a graph_new'd graph of the same module); returns its index */
 int32_t graph_add_subgraph(Graph *g, Graph *body);
 

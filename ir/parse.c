@@ -596,7 +596,7 @@ static bool parse_node(Parser *p) {
   return ok;
 }
 
-/* output := 'output' name '=' node-ref kind [target] */
+/* output := 'output' name '=' node-ref kind [target] ['inference'] */
 static bool parse_output(Parser *p) {
   const char *name = parse_name(p, &p->g->arena, "an output name");
   NodeId node;
@@ -620,7 +620,11 @@ static bool parse_output(Parser *p) {
     if (!parse_int(p, &target, "an output target")) return false;
     if (target < -1 || target > INT32_MAX) return PARSE_ERROR(p, "target out of range");
   }
+  bool inference = accept_word(p, "inference");
+  if (inference && kind != OUT_STATE_UPDATE)
+    return PARSE_ERROR(p, "only a state_update output can be 'inference'");
   graph_add_output(p->g, name, node, (OutputKind)kind, (int32_t)target);
+  p->g->outputs[p->g->n_outputs - 1].inference = inference;
   return expect_eol(p);
 }
 

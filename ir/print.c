@@ -306,6 +306,7 @@ static void put_graph_lines(Buf *b, const Graph *g, int depth) {
     buf_printf(b, " = %%%u %s", (unsigned)o->node,
                (unsigned)o->kind < OUT_KIND_COUNT ? ir_output_kind_names[o->kind] : "?");
     if (o->target != -1) buf_printf(b, " %d", (int)o->target);
+    if (o->inference) buf_printf(b, " inference");
     buf_put(b, "\n", 1);
   }
 }

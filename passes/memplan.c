@@ -30,7 +30,9 @@
  *   - A parameter/state update that is the node of exactly one output and whose kernel runs
  *     after every other kernel reading the old value (and, if it reads it too, reads it
  *     elementwise at the update's shape) is written straight into the param/state: no
- *     buffer, offset -1 (codegen: update_storage in c_backend.c).
+ *     buffer, offset -1 (codegen: update_storage in c_backend.c). An elementwise kernel, or
+ *     a WRITE_AT whose x is the old value (its copy of x is then left out: a KV cache row
+ *     costs one row).
  *   - Everything else, including loss values and the other parameter/state updates (which
  *     codegen copies into params/state only after every kernel ran), gets a buffer.
  * Liveness is over the kernel schedule: a buffer is live from the kernel that writes it to the
@@ -215,8 +217,9 @@ static bool reads_at_shape(const Plan *p, int32_t k, NodeId r, OpKind op, int32_
       NodeId x = p->root[m->in[j]];
       const Node *xn = &p->g->nodes[x];
       bool hit = r != IR_NONE ? x == r : xn->op == op && xn->attr.source.index == index;
-      if (hit && (!is_elementwise(m->op) || !shape_equal(&p->g->nodes[m->in[j]].shape, s)))
-        return false;
+      /* write_at copies its x element by element before writing its window (v is read) */
+      bool at_shape = is_elementwise(m->op) || (m->op == OP_WRITE_AT && j == 0);
+      if (hit && (!at_shape || !shape_equal(&p->g->nodes[m->in[j]].shape, s))) return false;
     }
   }
   return true;
@@ -254,7 +257,8 @@ static bool update_in_place(const Plan *p, NodeId id) {
     if (upd) return false;
     upd = &g->outputs[i];
   }
-  if (!upd || !is_elementwise(g->nodes[id].op) || p->kernel_of[id] < 0) return false;
+  OpKind kind = g->nodes[id].op;
+  if (!upd || (!is_elementwise(kind) && kind != OP_WRITE_AT) || p->kernel_of[id] < 0) return false;
   if (upd->kind != OUT_PARAM_UPDATE && upd->kind != OUT_STATE_UPDATE) return false;
   OpKind op = upd->kind == OUT_PARAM_UPDATE ? OP_PARAM : OP_STATE;
   return source_dies_in(p, p->kernel_of[id], op, upd->target, &g->nodes[id].shape);

@@ -107,8 +107,9 @@ static bool run_pipeline(Graph *g, PassCtx *c) {
 
 /* Clones the model graph as entry `name` (its kind follows the name, ir.h) differentiating
  * step `step` (-1: none), keeping the OUT_VALUE outputs if `values`, the OUT_LOSS output
- * of the step's loss (of steps[0] for evaluate) and, in train entries (and a split step's
- * grad entry when `updates`), the state updates. Returns NULL when nothing is left. */
+ * of the step's loss (of steps[0] for evaluate) and the state updates: in train entries (and
+ * a split step's grad entry when `updates`) all, in the others those of a model's `update`
+ * (GraphOutput.inference). Returns NULL when nothing is left. */
 static Graph *derive_entry(Module *m, const char *name, bool values, int step, bool updates) {
   Graph *g = graph_clone(m->model, name);
   if (g->kind == ENTRY_TRAIN || g->kind == ENTRY_GRAD) g->step = step;
@@ -117,7 +118,7 @@ static Graph *derive_entry(Module *m, const char *name, bool values, int step, b
   for (int i = 0; i < g->n_outputs; i++) {
     GraphOutput o = g->outputs[i];
     bool keep = (o.kind == OUT_VALUE && values) || (o.kind == OUT_LOSS && o.node == loss) ||
-                (o.kind == OUT_STATE_UPDATE && (g->kind == ENTRY_TRAIN || updates));
+                (o.kind == OUT_STATE_UPDATE && (g->kind == ENTRY_TRAIN || updates || o.inference));
     if (keep) g->outputs[kept++] = o;
   }
   g->n_outputs = kept;

@@ -35,7 +35,8 @@ typedef struct lathe_options {
   int backend;            /* LATHE_BACKEND_AUTO (default): JIT when available, else cc */
   int opt_level;          /* 0..3 (default 2) */
   const char *lib_dir;    /* where `import nn` looks; NULL = the installed library */
-  const char *model_name; /* which `model` of a file with several; NULL = the last */
+  const char *model_name; /* which `model` of a file with several; NULL = the one its train
+                           * block names, else the last */
   int want_grad;          /* also derive a "grad" entry (d loss / d params) */
   int want_train;         /* derive train entries from the train block (default 1) */
   uint64_t seed;          /* seed of the params/state initializers (default 0) */

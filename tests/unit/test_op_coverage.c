@@ -232,6 +232,13 @@ static NodeId c_scatter_add(Graph *g, const NodeId *p) {
   NodeAttr a = {.gather = {5}};
   return add(g, OP_SCATTER_ADD, (NodeId[]){p[0], ids}, 2, &a); /* [2,3,2] -> [5,2] */
 }
+static NodeId c_write_at(Graph *g, const NodeId *p) {
+  Shape s0 = shape_make(0, NULL);
+  NodeId at = const_data(g, DT_I32, &s0, (double[]){2});
+  NodeAttr a = zero_attr();
+  a.softmax.axis = 1;
+  return add(g, OP_WRITE_AT, (NodeId[]){p[0], p[1], at}, 3, &a); /* [2,5,3] rows 2..3 of [2,2,3] */
+}
 static NodeId c_topk(Graph *g, const NodeId *p) {
   NodeAttr a = zero_attr();
   a.topk.k = 3;
@@ -468,6 +475,7 @@ static const OpCase cases[OP_COUNT] = {
                  "its result is integer indices (topk's values, a gather: test_frontend_vocab)"},
     [OP_PRUNE_MASK] =
         {c_prune_mask, 1, U34, {R_ANY}, VJP_ZERO, "piecewise constant: a 0/1 mask chosen from |w|"},
+    [OP_WRITE_AT] = {c_write_at, 2, {3, 3}, {{2, 5, 3}, {2, 2, 3}}, {R_ANY, R_ANY}, VJP_NONE, NULL},
     /* issue 22 (ops1) */
     [OP_SIN] = CASE_UN(u_sin, R_ANY, VJP_RULE),
     [OP_COS] = CASE_UN(u_cos, R_ANY, VJP_RULE),
