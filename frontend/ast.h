@@ -174,6 +174,20 @@ typedef struct Arg {
   Expr *def; /* `name: int = expr`: the default when a call omits it, or NULL */
 } Arg;
 
+/* `distill FILE [weights W] temperature T alpha A [logits NAME]` of a train step
+ * (docs/compression.md); the clauses after FILE in any order, each at most once */
+typedef struct DistillAst {
+  SrcLoc loc;          /* the `distill` keyword */
+  const char *file;    /* the teacher (.lathe or .onnx) as written, without the quotes */
+  SrcLoc file_loc;
+  const char *weights; /* the teacher's checkpoint as written, or NULL */
+  SrcLoc weights_loc;
+  Expr *temperature;   /* compile-time numbers; NULL when the clause is missing */
+  Expr *alpha;
+  const char *logits;  /* the teacher's logits binding or output, or NULL (its first output) */
+  SrcLoc logits_loc;
+} DistillAst;
+
 typedef struct StepAst {
   const char *name; /* NULL for a single-step train block */
   SrcLoc loc;
@@ -183,6 +197,7 @@ typedef struct StepAst {
   SrcLoc *glob_locs;
   int n_globs;
   Expr *optimizer; /* an EX_CALL or EX_NAME; NULL if missing */
+  DistillAst *distill; /* the step's `distill` statement, or NULL */
 } StepAst;
 
 typedef enum DeclKind {
