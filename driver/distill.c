@@ -76,22 +76,50 @@ static bool teacher_source(Teacher *t, const Module *s, const DriverOptions *o, 
   return true;
 }
 
+/* The batch that fixes a dynamic teacher (an ONNX export with a symbolic batch) for a static
+ * student: the student's axis 0 of an input the teacher shares, over its multiple k; 0 if
+ * none applies. */
+static int64_t static_batch(const Module *t, const Module *s) {
+  if (!t->dyn_max || s->dyn_max) return 0;
+  for (int i = 0; i < t->n_inputs; i++) {
+    const Shape *ts = &t->inputs[i].shape;
+    for (int j = 0; ts->dyn && j < s->n_inputs; j++)
+      if (strcmp(t->inputs[i].name, s->inputs[j].name) == 0 && s->inputs[j].shape.rank > 0 &&
+          s->inputs[j].shape.dim[0] % ts->dyn == 0)
+        return s->inputs[j].shape.dim[0] / ts->dyn;
+  }
+  return 0;
+}
+
+/* The teacher's text compiled with the student's options (-D overrides a teacher const does
+ * not declare ignored), its dynamic batch fixed to the student's static one. */
+static Module *teacher_frontend(const Teacher *t, const Module *s, const char *text,
+                                const DriverOptions *o, Diag *d) {
+  Define defines[DRIVER_MAX_DEFINES + 1];
+  memcpy(defines, o->defines, (size_t)o->n_defines * sizeof *defines);
+  FrontendOptions fo;
+  frontend_options_init(&fo);
+  fo.lib_dir = o->lib_dir;
+  fo.defines = defines;
+  fo.n_defines = o->n_defines;
+  fo.float_dtype = o->dtype;
+  fo.defines_optional = true;
+  Module *m = frontend_compile(t->td->teacher, text, &fo, d);
+  int64_t batch = m ? static_batch(m, s) : 0;
+  if (!batch) return m;
+  char name[256];
+  snprintf(name, sizeof name, "%s", m->dyn_name);
+  defines[fo.n_defines++] = (Define){.name = name, .value = batch};
+  module_free(m);
+  return frontend_compile(t->td->teacher, text, &fo, d);
+}
+
 /* Compiles and bakes the teacher into t->m. */
 static bool teacher_compile(Teacher *t, const Module *s, const DriverOptions *o, Diag *d) {
   const TrainDistill *td = t->td;
   char *text = NULL;
   bool ok = teacher_source(t, s, o, &text, d);
-  if (ok) {
-    FrontendOptions fo;
-    frontend_options_init(&fo);
-    fo.lib_dir = o->lib_dir;
-    fo.defines = o->defines;
-    fo.n_defines = o->n_defines;
-    fo.float_dtype = o->dtype;
-    fo.defines_optional = true;
-    t->m = frontend_compile(td->teacher, text, &fo, d);
-    ok = t->m != NULL;
-  }
+  if (ok) ok = (t->m = teacher_frontend(t, s, text, o, d)) != NULL;
   free(text);
   if (!ok) { /* a file that was read: its own errors are above */
     if (!t->unreadable)

@@ -2,7 +2,9 @@
 # tests/distill_grad.sh — the distillation loss and the student's gradients from the generated
 # C (`lathe grad`: the compiled grad entry) equal PyTorch (tests/fixtures/make_distill_fixture.py):
 # tests/distill/student.lathe in f32 (relative error <= 1e-5) and f64 (gradients <= 1e-9; the
-# loss as printed, 9 digits, <= 1e-8), and student_onnx.lathe (the teacher as ONNX) in f32.
+# loss as printed, 9 digits, <= 1e-8), student_onnx.lathe (the teacher as ONNX) in f32, and
+# with a run-time batch (-D N=dynamic(max=16), called at 8) and an ONNX teacher whose batch
+# is symbolic (student_onnx_dynamic.lathe).
 # Then `lathe train` of the student writes a checkpoint of the student's params alone.
 set -euo pipefail
 LATHE=$1
@@ -13,9 +15,9 @@ trap 'rm -rf "$TMP"' EXIT
 /usr/bin/python3 -c "import numpy as np, sys; np.save(sys.argv[2], np.load(sys.argv[1]).astype(np.float64))" \
   "$FIX/x.npy" "$TMP/x64.npy"
 
-check() { # MODEL DTYPE X PRECISION GRAD_TOL LOSS_TOL
-  local out=$TMP/$(basename "$1" .lathe)_$2
-  "$LATHE" grad "$ROOT/tests/distill/$1" --lib "$ROOT/lib" --dtype "$2" \
+check() { # MODEL DTYPE X PRECISION GRAD_TOL LOSS_TOL [-D ...]
+  local out=$TMP/$(basename "$1" .lathe)_$2_$#
+  "$LATHE" grad "$ROOT/tests/distill/$1" --lib "$ROOT/lib" --dtype "$2" "${@:7}" \
     --weights "$FIX/student.safetensors" --input x="$3" --input label="$FIX/label.npy" \
     --out "$out" >"$out.txt"
   cat "$out.txt"
@@ -33,6 +35,10 @@ PY
 check student.lathe f32 "$FIX/x.npy" f32 1e-5 1e-5
 check student.lathe f64 "$TMP/x64.npy" f64 1e-9 1e-8
 check student_onnx.lathe f32 "$FIX/x.npy" f32 1e-5 1e-5
+# a symbolic ONNX batch: fixed to the student's static N, or dynamic like the student's
+check student_onnx_dynamic.lathe f32 "$FIX/x.npy" f32 1e-5 1e-5
+check student_onnx_dynamic.lathe f32 "$FIX/x.npy" f32 1e-5 1e-5 -D 'N=dynamic(max=16)'
+check student.lathe f32 "$FIX/x.npy" f32 1e-5 1e-5 -D 'N=dynamic(max=16)'
 
 # a few train steps: the checkpoint holds the student's params (and optimizer state) only
 mkdir -p "$TMP/data"
