@@ -241,6 +241,119 @@ START_TEST(distill_onnx_teacher) {
 }
 END_TEST
 
+/* decls[i] from the safetensors file rel (each must be there but the optimizer's step count,
+ * 0), converted to their dtypes */
+static void tensors_from_file(const char *rel, const TensorDecl *decls, int n, Tensor *out) {
+  Diag d;
+  diag_init(&d);
+  RtTensorSet w;
+  rt_set_init(&w);
+  ck_assert_msg(rt_safetensors_read(src_path(rel), &w, &d), "%s", diag_text(&d));
+  for (int i = 0; i < n; i++) {
+    const Tensor *t = rt_set_find(&w, decls[i].name);
+    if (!t && strncmp(decls[i].name, "train.", 6) == 0) { /* the optimizer's step count */
+      ck_assert(tensor_alloc(&out[i], decls[i].dtype, &decls[i].shape));
+      continue;
+    }
+    ck_assert_msg(t != NULL, "%s lacks %s", rel, decls[i].name);
+    out[i] = as_dtype(t, decls[i].dtype);
+  }
+  rt_set_fini(&w);
+  diag_fini(&d);
+}
+
+/* A batch-norm teacher runs in inference mode (running statistics, as PyTorch's .eval()):
+ * the distillation loss of the train step equals the KL computed here from the probabilities
+ * of the teacher's own forward entry (tests/fixtures/cnn_bn.lathe, whose running statistics
+ * differ from the batch's, so the training-mode teacher would give another loss). */
+START_TEST(distill_batchnorm_teacher_in_inference_mode) {
+  static const char *student =
+      "import nn\n"
+      "model bn_student(x: f32[8, 1, 12, 12]) {\n"
+      "  output logits = dense(flatten(x), 3)\n"
+      "  loss = mean(logits * 0.0)\n"
+      "}\n"
+      "train bn_student {\n"
+      "  minimize loss\n"
+      "  optimizer sgd(lr = 0.1)\n"
+      "  distill \"../fixtures/cnn_bn.lathe\" weights \"../fixtures/cnn_bn/weights.safetensors\" "
+      "temperature 2 alpha 1 logits logits\n"
+      "}\n";
+  char lib[4096];
+  snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
+  DriverOptions o;
+  driver_options_init(&o);
+  o.file = src_path("tests/distill/bn_student.lathe"); /* names the text: paths from there */
+  o.lib_dir = lib;
+  o.dtype = DT_F64;
+  o.want_grad = true;
+  Diag d;
+  diag_init(&d);
+  DriverResult r;
+  ck_assert_msg(driver_build(&o, student, &r, &d), "%s", diag_text(&d));
+  Module *m = r.module;
+  r.module = NULL;
+  driver_result_fini(&r);
+  Module *t = build("tests/fixtures/cnn_bn.lathe", DT_F64);
+  Tensor x, tp[16], ts[8], sp[2];
+  Tensor raw;
+  ck_assert_msg(rt_npy_read(src_path("tests/fixtures/cnn_bn/x.npy"), &raw, &d), "%s",
+                diag_text(&d));
+  x = as_dtype(&raw, DT_F64);
+  tensor_free(&raw);
+  ck_assert_int_le(t->n_params, 16);
+  ck_assert_int_le(t->n_states, 8);
+  ck_assert_int_eq(m->n_params, 2);
+  tensors_from_file("tests/fixtures/cnn_bn/weights.safetensors", t->params, t->n_params, tp);
+  tensors_from_file("tests/fixtures/cnn_bn/weights.safetensors", t->states, t->n_states, ts);
+  for (int p = 0; p < 2; p++) { /* the student's weights: any numbers */
+    ck_assert(tensor_alloc(&sp[p], DT_F64, &m->params[p].shape));
+    for (int64_t i = 0; i < shape_numel(&sp[p].shape); i++)
+      tensor_set(&sp[p], i, sin(0.37 * (double)(i + 11 * p)));
+  }
+  Tensor label = {0}, inputs_t[2] = {x, label}, probs, logits, loss;
+  const Graph *tf = entry(t, ENTRY_FORWARD), *sf = entry(m, ENTRY_FORWARD);
+  const Graph *sg = entry(m, ENTRY_GRAD);
+  ck_assert_msg(ir_eval(tf, inputs_t, tp, ts, &probs, NULL, &d), "%s", diag_text(&d));
+  ck_assert_msg(ir_eval(sf, &x, sp, NULL, &logits, NULL, &d), "%s", diag_text(&d));
+  Tensor *outs = calloc((size_t)sg->n_outputs, sizeof *outs);
+  ck_assert_msg(ir_eval(sg, &x, sp, NULL, outs, NULL, &d), "%s", diag_text(&d));
+  loss = outs[0];
+  ck_assert_int_eq(sg->outputs[0].kind, OUT_LOSS);
+  double T = 2, want = 0; /* T^2 * mean over rows of sum p_t (log p_t - log softmax(s/T)) */
+  for (int row = 0; row < 8; row++) {
+    double zt = 0, zs = 0, kl = 0, smax = -INFINITY;
+    for (int c = 0; c < 3; c++) {
+      zt += pow(tensor_get(&probs, row * 3 + c), 1 / T); /* softmax(t/T) from softmax(t) */
+      smax = fmax(smax, tensor_get(&logits, row * 3 + c) / T);
+    }
+    for (int c = 0; c < 3; c++)
+      zs += exp(tensor_get(&logits, row * 3 + c) / T - smax);
+    for (int c = 0; c < 3; c++) {
+      double pt = pow(tensor_get(&probs, row * 3 + c), 1 / T) / zt;
+      double log_ps = tensor_get(&logits, row * 3 + c) / T - smax - log(zs);
+      kl += pt * (log(pt) - log_ps);
+    }
+    want += T * T * kl / 8;
+  }
+  double got = tensor_get(&loss, 0);
+  printf("batch-norm teacher: loss %.17g, from its forward entry %.17g\n", got, want);
+  ck_assert_msg(fabs(got - want) <= 1e-12 * fmax(1, fabs(want)), "%.17g vs %.17g", got, want);
+  for (int i = 0; i < sg->n_outputs; i++)
+    tensor_free(&outs[i]);
+  free(outs);
+  for (int p = 0; p < t->n_params; p++)
+    tensor_free(&tp[p]);
+  for (int p = 0; p < t->n_states; p++)
+    tensor_free(&ts[p]);
+  tensor_free(&sp[0]), tensor_free(&sp[1]);
+  tensor_free(&x), tensor_free(&probs), tensor_free(&logits);
+  module_free(t);
+  module_free(m);
+  diag_fini(&d);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   if (!cgh_parse_args(argc, argv)) return 2;
   Suite *s = suite_create("distill");
@@ -249,6 +362,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, distill_f32);
   tcase_add_test(tc, distill_f64);
   tcase_add_test(tc, distill_onnx_teacher);
+  tcase_add_test(tc, distill_batchnorm_teacher_in_inference_mode);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }
