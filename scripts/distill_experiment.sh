@@ -11,6 +11,7 @@
 #   LIMIT=                      train on the first LIMIT samples only (empty: all 60000)
 #   SEEDS="1 2 3"               the students' seeds (init and shuffle)
 #   NICE=10                     the niceness every run gets
+#   TEACHER=                    a trained teacher checkpoint to use instead of training one
 # Steps: train examples/cnn.lathe to OUTDIR/cnn.safetensors (its test accuracy printed), then
 # per seed train the distilled student and the student without its `distill` line (the same
 # file otherwise: same inputs, layers, optimizer, epochs, batch), evaluating on the test
@@ -23,6 +24,7 @@ TEACHER_EPOCHS=${TEACHER_EPOCHS:-2}
 LIMIT=${LIMIT:-}
 SEEDS=${SEEDS:-1 2 3}
 NICE=${NICE:-10}
+TEACHER=${TEACHER:-}
 OUT=${1:-$(mktemp -d)}
 mkdir -p "$OUT"
 limit=()
@@ -48,10 +50,15 @@ train() { # FILE SEED LOG [extra args]
 echo "lathe: $LATHE; students: $EPOCHS epochs, seeds $SEEDS; teacher: $TEACHER_EPOCHS epochs" \
   "${LIMIT:+; first $LIMIT training samples}"
 start=$(date +%s)
-EPOCHS=$TEACHER_EPOCHS train "$ROOT/examples/cnn.lathe" 0 "$OUT/teacher.csv" \
-  --checkpoint "$OUT/cnn.safetensors"
-echo "teacher (examples/cnn.lathe): test accuracy $(final_accuracy "$OUT/teacher.csv")%" \
-  "($(($(date +%s) - start)) s)"
+if [ -n "$TEACHER" ]; then
+  cp "$TEACHER" "$OUT/cnn.safetensors"
+  echo "teacher: $TEACHER"
+else
+  EPOCHS=$TEACHER_EPOCHS train "$ROOT/examples/cnn.lathe" 0 "$OUT/teacher.csv" \
+    --checkpoint "$OUT/cnn.safetensors"
+  echo "teacher (examples/cnn.lathe): test accuracy $(final_accuracy "$OUT/teacher.csv")%" \
+    "($(($(date +%s) - start)) s)"
+fi
 
 # the student with absolute teacher paths, and the same file without its distill statement
 sed -e "s|\"../cnn.lathe\"|\"$ROOT/examples/cnn.lathe\"|" \

@@ -354,6 +354,36 @@ START_TEST(distill_batchnorm_teacher_in_inference_mode) {
 }
 END_TEST
 
+/* Compiled without the driver (as the REPL does), a step with a `distill` statement is
+ * refused at the statement rather than trained on its hard loss alone. */
+START_TEST(distill_without_driver_is_refused) {
+  char *text = test_read_file("tests/distill/student.lathe");
+  ck_assert(text != NULL);
+  char lib[4096];
+  snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
+  FrontendOptions fo;
+  frontend_options_init(&fo);
+  fo.lib_dir = lib;
+  Diag d;
+  diag_init(&d);
+  Module *m = frontend_compile("student.lathe", text, &fo, &d);
+  ck_assert_msg(m != NULL, "%s", diag_text(&d));
+  ck_assert(m->steps[0].distill != NULL && !m->steps[0].distill->built);
+  ck_assert(fabs(m->steps[0].distill->temperature - 4) < 1e-12);
+  ck_assert(fabs(m->steps[0].distill->alpha - 0.9) < 1e-12);
+  PassCtx c;
+  pass_ctx_init(&c, &d);
+  ck_assert(!passes_run_module(m, &c));
+  ck_assert_msg(strstr(diag_text(&d), "student.lathe:16:3: error: this 'distill' statement's "
+                                      "teacher was not built") != NULL,
+                "%s", diag_text(&d));
+  pass_ctx_fini(&c);
+  module_free(m);
+  diag_fini(&d);
+  free(text);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   if (!cgh_parse_args(argc, argv)) return 2;
   Suite *s = suite_create("distill");
@@ -363,6 +393,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, distill_f64);
   tcase_add_test(tc, distill_onnx_teacher);
   tcase_add_test(tc, distill_batchnorm_teacher_in_inference_mode);
+  tcase_add_test(tc, distill_without_driver_is_refused);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }
