@@ -20,45 +20,56 @@ static const TensorDecl *decl_of(const Module *m, const Node *n) {
                            : (i < m->n_states ? &m->states[i] : NULL);
 }
 
-bool driver_bake_weights(Module *m, const char *path, Diag *d) {
-  RtTensorSet w;
-  rt_set_init(&w);
-  bool ok = rt_safetensors_read(path, &w, d);
+/* PARAM/STATE node n → a CONST of its tensor t (checked: same shape, compatible dtype) */
+static bool bake_node(Graph *g, Node *n, const TensorDecl *decl, const Tensor *t, const char *who,
+                      const char *path, Diag *d) {
+  char want[200], got[200];
+  if (!t) {
+    diag_error(d, n->loc, "%s: %s has no tensor '%s'", who, path, decl ? decl->name : "?");
+    return false;
+  }
+  if (!shape_equal(&t->shape, &n->shape) ||
+      !(dtype_is_float(t->dtype) ? dtype_is_float(n->dtype) : t->dtype == n->dtype)) {
+    diag_error(d, n->loc, "%s: '%s' is %s%s in %s, the model wants %s%s", who, decl->name,
+               dtype_name(t->dtype), shape_str(&t->shape, got, sizeof got), path,
+               dtype_name(n->dtype), shape_str(&n->shape, want, sizeof want));
+    return false;
+  }
+  int64_t count = shape_numel(&n->shape);
+  double *data = arena_alloc(&g->arena, sizeof *data * (size_t)(count > 0 ? count : 1));
+  for (int64_t i = 0; i < count; i++)
+    data[i] = tensor_get(t, i);
+  DType dtype = n->dtype;
+  Shape shape = n->shape;
+  memset(&n->attr, 0, sizeof n->attr);
+  n->op = OP_CONST;
+  n->attr.constant.dtype = dtype;
+  n->attr.constant.shape = shape;
+  n->attr.constant.data = data;
+  return true;
+}
+
+bool driver_bake_set(Module *m, const RtTensorSet *w, const char *who, const char *path, Diag *d) {
+  bool ok = true;
   Graph *g = m->model;
   for (NodeId id = 0; ok && g && id < g->n_nodes; id++) {
     Node *n = graph_node(g, id);
     if (n->op != OP_PARAM && n->op != OP_STATE) continue;
     const TensorDecl *decl = decl_of(m, n);
-    const Tensor *t = decl ? rt_set_find(&w, decl->name) : NULL;
-    char want[200], got[200];
-    if (!t) {
-      diag_error(d, n->loc, "--bake: %s has no tensor '%s'", path, decl ? decl->name : "?");
-      ok = false;
-    } else if (!shape_equal(&t->shape, &n->shape) ||
-               !(dtype_is_float(t->dtype) ? dtype_is_float(n->dtype) : t->dtype == n->dtype)) {
-      diag_error(d, n->loc, "--bake: '%s' is %s%s in %s, the model wants %s%s", decl->name,
-                 dtype_name(t->dtype), shape_str(&t->shape, got, sizeof got), path,
-                 dtype_name(n->dtype), shape_str(&n->shape, want, sizeof want));
-      ok = false;
-    } else {
-      int64_t count = shape_numel(&n->shape);
-      double *data = arena_alloc(&g->arena, sizeof *data * (size_t)(count > 0 ? count : 1));
-      for (int64_t i = 0; i < count; i++)
-        data[i] = tensor_get(t, i);
-      DType dtype = n->dtype;
-      Shape shape = n->shape;
-      memset(&n->attr, 0, sizeof n->attr);
-      n->op = OP_CONST;
-      n->attr.constant.dtype = dtype;
-      n->attr.constant.shape = shape;
-      n->attr.constant.data = data;
-    }
+    ok = bake_node(g, n, decl, decl ? rt_set_find(w, decl->name) : NULL, who, path, d);
   }
-  rt_set_fini(&w);
   if (ok) { /* nothing reads them any more: an inference-only module without weights */
     m->n_params = 0;
     m->n_states = 0;
     m->n_steps = 0;
   }
+  return ok;
+}
+
+bool driver_bake_weights(Module *m, const char *path, Diag *d) {
+  RtTensorSet w;
+  rt_set_init(&w);
+  bool ok = rt_safetensors_read(path, &w, d) && driver_bake_set(m, &w, "--bake", path, d);
+  rt_set_fini(&w);
   return ok;
 }

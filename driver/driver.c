@@ -167,9 +167,10 @@ bool driver_build(const DriverOptions *o, const char *text, DriverResult *r, Dia
   fo.model_name = driver_is_onnx(o->file) ? NULL : o->model_name;
   r->module = frontend_compile(o->file ? o->file : "<string>", text ? text : owned, &fo, d);
   free(owned); /* frontend_compile keeps its own copy for diagnostics */
-  bool ok =
-      r->module && (!o->bake || driver_bake_weights(r->module, o->bake, d)) &&
-      ((o->lr <= 0 && o->lr_scale <= 0) || set_lr(r->module, o, d)) && run_passes(o, r, d);
+  bool distill = !o->bake && (o->want_train || o->want_grad || o->want_eval || o->want_split);
+  bool ok = r->module && (!distill || driver_distill(r->module, o, d)) &&
+            (!o->bake || driver_bake_weights(r->module, o->bake, d)) &&
+            ((o->lr <= 0 && o->lr_scale <= 0) || set_lr(r->module, o, d)) && run_passes(o, r, d);
   if (!ok && r->module) module_free(r->module), r->module = NULL;
   return ok;
 }

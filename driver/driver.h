@@ -70,6 +70,15 @@ bool driver_build(const DriverOptions *o, const char *text, DriverResult *r, Dia
 /* Turns every PARAM and STATE of m's model into a CONST of its tensor in the safetensors file
  * path; m is left without params, states and train block (driver/bake.c). */
 bool driver_bake_weights(Module *m, const char *path, Diag *d);
+/* The same from tensors in memory; who and path name them in messages ("--bake", the file) */
+bool driver_bake_set(Module *m, const RtTensorSet *w, const char *who, const char *path,
+                     Diag *d);
+
+/* Carries out the `distill` statements of m's train steps (driver/distill.c): each teacher
+ * (.lathe or .onnx, compiled with o's dtype, defines and lib) is baked with its weights and
+ * merged into m->model under the prefix `teacher.`, and the step minimizes the distillation
+ * loss. Errors are reported at the statement (and the teacher's own at their locations). */
+bool driver_distill(Module *m, const DriverOptions *o, Diag *d);
 
 /* The prefix of every exported name of m's generated C (<prefix>_forward, <prefix>_info) and
  * of its files: o->prefix, else the model's name. Loaders find `<prefix>_info` by it. */

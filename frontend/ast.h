@@ -184,6 +184,19 @@ typedef struct PruneAst {
   int n_globs;
   Expr *kind; /* magnitude(...), channels(...) or n_of_m(...): an EX_CALL or EX_NAME */
 } PruneAst;
+/* `distill FILE [weights W] temperature T alpha A [logits NAME]` of a train step
+ * (docs/compression.md); the clauses after FILE in any order, each at most once */
+typedef struct DistillAst {
+  SrcLoc loc;          /* the `distill` keyword */
+  const char *file;    /* the teacher (.lathe or .onnx) as written, without the quotes */
+  SrcLoc file_loc;
+  const char *weights; /* the teacher's checkpoint as written, or NULL */
+  SrcLoc weights_loc;
+  Expr *temperature;   /* compile-time numbers; NULL when the clause is missing */
+  Expr *alpha;
+  const char *logits;  /* the teacher's logits binding or output, or NULL (its first output) */
+  SrcLoc logits_loc;
+} DistillAst;
 
 typedef struct StepAst {
   const char *name; /* NULL for a single-step train block */
@@ -196,6 +209,7 @@ typedef struct StepAst {
   Expr *optimizer; /* an EX_CALL or EX_NAME; NULL if missing */
   PruneAst *prunes; /* the step's `prune` statements, in source order */
   int n_prunes;
+  DistillAst *distill; /* the step's `distill` statement, or NULL */
 } StepAst;
 
 typedef enum DeclKind {

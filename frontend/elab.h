@@ -230,6 +230,10 @@ Value elab_math_literal(Elab *E, Scope *s, const Expr *e);
 /* elab_scan.c: `scan t in 0..T with (h = init, ...) { ...; yield y }` (a SCAN node) */
 Value elab_scan(Elab *E, Scope *s, const Expr *e);
 
+/* elab_distill.c: a step's `distill` statement into ts->distill (TrainDistill; the teacher is
+ * merged by driver/distill.c); call after the step's loss is known */
+bool elab_distill(Elab *E, Scope *s, const DistillAst *da, TrainStep *ts);
+
 /* elab_call.c */
 Value elab_fn_call(Elab *E, Scope *s, const Expr *call, const Decl *fn);
 bool elab_fn_is_layer(Elab *E, const Decl *fn);

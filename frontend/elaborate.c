@@ -337,7 +337,7 @@ static bool check_defines(Elab *E) {
     if (E->prog->decls[i]->kind == DECL_CONST) names[n++] = E->prog->decls[i]->name;
   for (int i = 0; i < E->o->n_defines; i++) {
     const char *name = E->o->defines[i].name;
-    if (elab_find_decl(E, DECL_CONST, name)) continue;
+    if (elab_find_decl(E, DECL_CONST, name) || E->o->defines_optional) continue;
     const char *hint = elab_suggest(name, names, n);
     diag_error(E->d, (SrcLoc){0}, "-D %s=%lld: the model has no const '%s'%s%s%s", name,
                (long long)E->o->defines[i].value, name, hint ? "; did you mean '" : "",
@@ -620,6 +620,7 @@ static bool elab_train(Elab *E, Scope *s, const Decl *model) {
       ok &= elab_globs(E, sa, ts);
       ok &= elab_optimizer(E, sa, ts, t->loc);
       ok &= elab_prunes(E, sa, ts);
+      if (sa->distill) ok &= elab_distill(E, s, sa->distill, ts);
     }
   }
   (void)found;

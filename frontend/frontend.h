@@ -26,6 +26,8 @@ typedef struct FrontendOptions {
   DType float_dtype;      /* DT_F32, or DT_F64 to compile every f32 in the model as f64 */
   const char *model_name; /* which `model` to elaborate when a file has several; NULL = the
                              one its train block names, else the last */
+  bool defines_optional;  /* a define naming no const is ignored, not an error (a distill
+                             teacher gets the student's -D overrides: driver/distill.c) */
 } FrontendOptions;
 
 void frontend_options_init(FrontendOptions *o); /* lib_dir NULL, f32, no defines */

@@ -2,7 +2,8 @@
  *
  * One function per grammar rule, with the rule (EBNF, as in docs/language.md) in the comment
  * above it. Statements end at a line break or `;`. Contextual words (`int`, `step`,
- * `minimize`, `params`, `optimizer`) are identifiers everywhere else.
+ * `minimize`, `params`, `optimizer`, `distill` and its clauses) are identifiers everywhere
+ * else.
  *
  * Error recovery: an error longjmps to the innermost recovery point (a statement of a block,
  * an item of a train block, or a top-level declaration), which skips to the next statement
@@ -770,8 +771,51 @@ static void parse_prune(Parser *p, StepAst *s, const Token *kw) {
   pr->kind = parse_expr(p);
 }
 
+/* A clause of `distill` given twice: an error at its keyword, naming the first. */
+static void distill_twice(Parser *p, const Token *kw, bool given) {
+  if (given) diag_error(p->d, kw->loc, "'%s' given twice in one 'distill'", kw->text);
+}
+
+/* distill = "distill" STRING { "weights" STRING | "temperature" expr | "alpha" expr
+ *                              | "logits" IDENT }     (the "distill" already consumed) */
+static void parse_distill(Parser *p, StepAst *s, const Token *kw) {
+  if (s->distill)
+    diag_error(p->d, kw->loc, "a step distills from one teacher; 'distill' given twice");
+  DistillAst *ds = arena_alloc(p->arena, sizeof *ds);
+  memset(ds, 0, sizeof *ds);
+  ds->loc = kw->loc;
+  Token *file = expect(p, TK_STRING, "naming the teacher file after 'distill'");
+  ds->file = arena_strndup(p->arena, file->text + 1, (size_t)file->len - 2);
+  ds->file_loc = file->loc;
+  while (at(p, TK_IDENT)) {
+    Token *w = peek(p);
+    bool known = strcmp(w->text, "weights") == 0 || strcmp(w->text, "temperature") == 0 ||
+                 strcmp(w->text, "alpha") == 0 || strcmp(w->text, "logits") == 0;
+    if (!known) error_expected(p, "'weights', 'temperature', 'alpha' or 'logits' in 'distill'");
+    next(p);
+    if (strcmp(w->text, "weights") == 0) {
+      distill_twice(p, w, ds->weights != NULL);
+      Token *t = expect(p, TK_STRING, "naming the teacher's checkpoint after 'weights'");
+      ds->weights = arena_strndup(p->arena, t->text + 1, (size_t)t->len - 2);
+      ds->weights_loc = t->loc;
+    } else if (strcmp(w->text, "temperature") == 0) {
+      distill_twice(p, w, ds->temperature != NULL);
+      ds->temperature = parse_expr(p);
+    } else if (strcmp(w->text, "alpha") == 0) {
+      distill_twice(p, w, ds->alpha != NULL);
+      ds->alpha = parse_expr(p);
+    } else {
+      distill_twice(p, w, ds->logits != NULL);
+      Token *t = expect_ident(p, "the teacher's logits binding after 'logits'");
+      ds->logits = t->text;
+      ds->logits_loc = t->loc;
+    }
+  }
+  s->distill = ds;
+}
+
 /* step_item = "minimize" IDENT | "params" glob { [","] glob } | "optimizer" expr
- *           | prune_stmt */
+ *           | prune_stmt | distill */
 static void parse_step_item(Parser *p, StepAst *s) {
   Token *kw = peek(p);
   if (at_word(p, "minimize")) {
@@ -798,8 +842,10 @@ static void parse_step_item(Parser *p, StepAst *s) {
     s->optimizer = parse_expr(p);
   } else if (at_word(p, "prune")) {
     parse_prune(p, s, next(p));
+  } else if (at_word(p, "distill")) {
+    parse_distill(p, s, next(p));
   } else {
-    error_expected(p, "'minimize', 'params', 'optimizer', 'prune' or 'step'");
+    error_expected(p, "'minimize', 'params', 'optimizer', 'prune', 'distill' or 'step'");
   }
 }
 
@@ -809,7 +855,7 @@ static void sync_step(Parser *p) {
   while (!at(p, TK_EOF) && !at(p, TK_RBRACE) && !at(p, TK_NEWLINE) && !at(p, TK_SEMI)) {
     next(p);
     if (at_word(p, "minimize") || at_word(p, "params") || at_word(p, "optimizer") ||
-        at_word(p, "prune"))
+        at_word(p, "prune") || at_word(p, "distill"))
       return;
   }
 }

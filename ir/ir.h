@@ -468,6 +468,23 @@ typedef struct PruneSpec {
   SrcLoc loc;      /* the `prune` keyword */
 } PruneSpec;
 
+/* A `distill` statement of a train step (docs/compression.md): recorded by the frontend,
+ * carried out before the passes by driver/distill.c, which elaborates the teacher into
+ * Module.model under the prefix `teacher.` (its weights baked as constants) and points
+ * TrainStep.loss_node at alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * hard. */
+typedef struct TrainDistill {
+  const char *teacher;   /* the teacher's file, resolved against the model file's directory */
+  const char *weights;   /* its checkpoint (resolved likewise), or NULL */
+  double temperature;    /* T > 0 */
+  double alpha;          /* in [0, 1]: the weight of the soft (teacher) term */
+  const char *logits;    /* the teacher's logits: a binding or output; NULL = its first output */
+  NodeId student_logits; /* the student's `logits` binding in Module.model */
+  NodeId hard_loss;      /* the loss the step minimized before distillation */
+  SrcLoc loc;            /* the `distill` keyword; teacher errors are reported here */
+  SrcLoc teacher_loc, weights_loc, logits_loc;
+  bool built;            /* the teacher and the loss are in Module.model (driver/distill.c) */
+} TrainDistill;
+
 typedef struct TrainStep {
   const char *name;         /* step name, or NULL for a single-step train block */
   const char *loss;         /* binding minimized */
@@ -480,6 +497,7 @@ typedef struct TrainStep {
   SrcLoc loc;
   PruneSpec *prunes; /* the step's `prune` statements (module arena) */
   int n_prunes;
+  TrainDistill *distill; /* the step's `distill` statement (module arena), or NULL */
 } TrainStep;
 
 struct Module {

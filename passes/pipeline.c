@@ -163,6 +163,17 @@ static bool add_apply(Module *m, int step, PassCtx *c) {
   return g && add_entry(m, g, c);
 }
 
+/* A step whose `distill` teacher was not built (driver/distill.c) cannot be derived: its
+ * loss would silently be the hard loss alone. */
+static bool step_ready(const Module *m, int step, PassCtx *c) {
+  const TrainDistill *td = m->steps[step].distill;
+  if (!td || td->built) return true;
+  diag_error(c->diag, td->loc,
+             "this 'distill' statement's teacher was not built: compile the model through the "
+             "driver (lathe's commands, the API), which merges the teacher");
+  return false;
+}
+
 bool passes_run_module(Module *m, PassCtx *c) {
   Graph *fwd = derive_entry(m, "forward", true, -1, false);
   if (fwd && !add_entry(m, fwd, c)) return false;
@@ -173,16 +184,19 @@ bool passes_run_module(Module *m, PassCtx *c) {
       snprintf(name, sizeof name, "train_%s", s->name);
     else
       snprintf(name, sizeof name, "train");
+    if (!step_ready(m, i, c)) return false;
     Graph *g = derive_entry(m, name, false, i, false);
     if (g && !add_entry(m, g, c)) return false;
   }
   if ((c->want_grad || c->want_split) && m->n_steps > 0) {
     const TrainStep *s = grad_step(m, c);
+    if (s && !step_ready(m, (int)(s - m->steps), c)) return false;
     Graph *g = s ? derive_entry(m, "grad", false, (int)(s - m->steps), c->want_split) : NULL;
     if (!s || (g && !add_entry(m, g, c))) return false;
     if (c->want_split && !add_apply(m, (int)(s - m->steps), c)) return false;
   }
   if (c->want_eval && m->n_steps > 0) {
+    if (!step_ready(m, 0, c)) return false;
     Graph *g = derive_entry(m, "evaluate", true, 0, false);
     if (g && !add_entry(m, g, c)) return false;
   }
