@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *help =
     "usage: lathe generate FILE --weights W --prompt TEXT --tokens N [OPTIONS]\n"
@@ -104,53 +105,22 @@ static int parse_args(GenOptions *o, int argc, char **argv) {
   return EXIT_OK;
 }
 
-/* ---- the vocabulary: W.vocab ---- */
+/* ---- the vocabulary: W.vocab (runtime/data.h's RtVocab, as training wrote it) ---- */
 
-/* The vocabulary file of a text data source: the distinct bytes of the training text,
- * sorted, one byte per id (id i is the byte at offset i); at most 256. */
-static bool vocab_read(const char *path, unsigned char *bytes, int *n, Diag *d) {
-  char *data = NULL;
-  size_t len = 0;
-  if (!rt_read_file(path, &data, &len, d)) {
+static bool vocab_read(RtVocab *v, const char *path, Diag *d) {
+  if (access(path, F_OK) != 0) {
     diag_error(d, (SrcLoc){0},
                "generate needs the vocabulary '%s' that `lathe train --data "
                "text=FILE` writes beside the checkpoint",
                path);
     return false;
   }
-  bool ok = len >= 1 && len <= 256;
-  for (size_t i = 1; ok && i < len; i++)
-    ok = (unsigned char)data[i - 1] < (unsigned char)data[i];
-  if (!ok)
-    diag_error(d, (SrcLoc){0},
-               "%s: expected 1 to 256 distinct bytes in increasing order (a "
-               "text data source's vocabulary), got %zu bytes",
-               path, len);
-  memcpy(bytes, data, ok ? len : 0);
-  *n = (int)len;
-  free(data);
-  return ok;
+  return rt_vocab_read(v, path, d);
 }
 
 /* the prompt as ids, each byte found in the vocabulary */
-static bool prompt_ids(const char *prompt, const unsigned char *vocab, int n, const char *path,
-                       int32_t *ids, Diag *d) {
-  for (size_t i = 0; prompt[i]; i++) {
-    unsigned char c = (unsigned char)prompt[i];
-    int id = 0;
-    while (id < n && vocab[id] != c)
-      id++;
-    if (id == n) {
-      char shown[8];
-      snprintf(shown, sizeof shown, c >= 0x20 && c < 0x7f ? "'%c'" : "", c);
-      diag_error(d, (SrcLoc){0},
-                 "prompt byte 0x%02x %s at position %zu is not in the vocabulary %s (%d bytes)", c,
-                 shown, i, path, n);
-      return false;
-    }
-    ids[i] = id;
-  }
-  return true;
+static bool prompt_ids(const char *prompt, const RtVocab *v, int32_t *ids, Diag *d) {
+  return rt_vocab_encode(v, "--prompt", (const unsigned char *)prompt, strlen(prompt), ids, d);
 }
 
 /* ---- the step ---- */
@@ -253,8 +223,7 @@ typedef struct Gen {
   const GenOptions *o;
   const char *vocab_path; /* W.vocab */
   int64_t tmax;
-  unsigned char vocab[256];
-  int n_vocab;
+  RtVocab vocab;
   int32_t *ids; /* the context fed so far, tmax of them */
 } Gen;
 
@@ -269,7 +238,7 @@ static bool prompt_fits(const Gen *g, Diag *d) {
     return false;
   }
   int32_t *ids = malloc((strlen(g->o->prompt) + 1) * sizeof *ids);
-  bool ok = ids && prompt_ids(g->o->prompt, g->vocab, g->n_vocab, g->vocab_path, ids, d);
+  bool ok = ids && prompt_ids(g->o->prompt, &g->vocab, ids, d);
   free(ids);
   return ok;
 }
@@ -283,14 +252,14 @@ static void feed(Step *s, const Gen *g, int64_t from, int64_t to) {
 static bool generate(Gen *g, Step *s, Diag *d) {
   const GenOptions *o = g->o;
   int64_t len = (int64_t)strlen(o->prompt);
-  if (!prompt_ids(o->prompt, g->vocab, g->n_vocab, g->vocab_path, g->ids, d)) return false;
+  if (!prompt_ids(o->prompt, &g->vocab, g->ids, d)) return false;
   fputs(o->prompt, stdout);
   fflush(stdout);
   feed(s, g, 0, len);
   for (uint64_t k = 0; k < o->tokens; k++) {
     double u = lathe_rng_uniform(o->seed, k, 0, 0);
-    int id = sample(s, g->n_vocab, o->temperature, (int)o->top_k, u);
-    fputc(g->vocab[id], stdout);
+    int id = sample(s, g->vocab.n, o->temperature, (int)o->top_k, u);
+    fputc(rt_vocab_decode(&g->vocab, id), stdout);
     fflush(stdout);
     if (k + 1 == o->tokens) break; /* its logits would go unused */
     if (len == g->tmax) {          /* slide: the last half again from position 0 */
@@ -338,11 +307,11 @@ static bool run_loaded(Gen *g, RtModel *model, Diag *d) {
   bool ok = e && cli_weights_init(&w, model->info, g->o->weights, 0, d);
   if (ok) s.ws = rt_aligned_alloc(e->workspace_bytes ? e->workspace_bytes : 64);
   ok = ok && step_bind(&s, e, &w, d);
-  if (ok && g->n_vocab > s.vocab) {
+  if (ok && g->vocab.n > s.vocab) {
     diag_error(d, (SrcLoc){0},
                "%s has %d bytes but the model's logits only %lld: not this "
                "model's vocabulary",
-               g->vocab_path, g->n_vocab, (long long)s.vocab);
+               g->vocab_path, g->vocab.n, (long long)s.vocab);
     ok = false;
   }
   g->ids = ok ? malloc((size_t)g->tmax * sizeof *g->ids) : NULL;
@@ -368,11 +337,11 @@ int cmd_generate(int argc, char **argv) {
   Diag d;
   diag_init(&d);
   char path[4096];
-  snprintf(path, sizeof path, "%s.vocab", o.weights);
+  rt_vocab_path(path, sizeof path, o.weights);
   Gen g = {.o = &o, .vocab_path = path};
   RtModel model = {0};
   /* the vocabulary and the prompt first: their errors need no compile */
-  bool ok = vocab_read(path, g.vocab, &g.n_vocab, &d) && (g.tmax = step_context(m, &d)) > 0 &&
+  bool ok = vocab_read(&g.vocab, path, &d) && (g.tmax = step_context(m, &d)) > 0 &&
             prompt_fits(&g, &d) && cli_load(m, &o.c, &model);
   module_free(m);
   ok = ok && run_loaded(&g, &model, &d);

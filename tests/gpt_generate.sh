@@ -49,7 +49,7 @@ expect_error() { # expect_error STATUS PATTERN ARGS...
   [ "$rc" -eq "$status" ] || fail "generate $* exited $rc, expected $status: $(cat err.txt)"
   grep -q -- "$pattern" err.txt || fail "generate $*: no '$pattern' in: $(cat err.txt)"
 }
-expect_error 1 "prompt byte 0x7a 'z' at position 2 is not in the vocabulary" \
+expect_error 1 "--prompt: byte 'z' at offset 2 is not in the vocabulary" \
   "$MODEL" -w w.safetensors "${SMALL[@]}" --prompt 'thz' --tokens 3
 expect_error 1 "more than the step's context of 16 positions" \
   "$MODEL" -w w.safetensors "${SMALL[@]}" --prompt 'the cat sat on the mat' --tokens 3
