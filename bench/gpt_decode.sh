@@ -8,8 +8,7 @@
 #      param names, and PyTorch's step logits over a random 64-token prompt (checked there
 #      against PyTorch's full causal forward);
 #   2. lathe: `model gpt_step` of examples/gpt.lathe (`--model gpt_step`; batch 1, the KV cache
-#      in the model's state), or, while examples/gpt.lathe has no gpt_step, the stand-in
-#      bench/models/gpt_step_io.lathe (the cache passed in and out); twice: the weights as
+#      in the model's state); twice: the weights as
 #      params (loaded from the safetensors file) and baked into the C (--weights --bake; a bake
 #      lathe cannot compile is shown as n/a with its error); each built with bench/gpt_drive.c,
 #      which CHECKS the step's logits at every position against PyTorch's (1e-4 of the largest
@@ -57,15 +56,9 @@ log() { echo "gpt_decode: $*" >&2; }
 # the value after KEY in a "KEY value ..." line of file $2
 field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }' "$2"; }
 
-# The lathe step: examples/gpt.lathe's gpt_step (picked with --model) when the file has one.
-if grep -q '^model gpt_step(' "$ROOT/examples/gpt.lathe"; then
-  MODEL=$ROOT/examples/gpt.lathe CACHE="in the model's state (examples/gpt.lathe gpt_step)"
-  MODEL_ARGS=(--model gpt_step)
-else
-  MODEL=$BENCH/models/gpt_step_io.lathe MODEL_ARGS=()
-  CACHE="passed in and out (the stand-in bench/models/gpt_step_io.lathe: examples/gpt.lathe"
-  CACHE+=" has no gpt_step yet)"
-fi
+# The lathe step: examples/gpt.lathe's gpt_step (picked with --model)
+MODEL=$ROOT/examples/gpt.lathe CACHE="in the model's state (examples/gpt.lathe gpt_step)"
+MODEL_ARGS=(--model gpt_step)
 
 # usage: lathe_step NAME [lathe compile options]: build, check and time; prints the seconds
 lathe_step() {

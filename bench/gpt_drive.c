@@ -1,8 +1,8 @@
 /* bench/gpt_drive.c — checks and times the GPT decode step compiled by `lathe compile`
  * (bench/gpt_decode.sh): the forward entry of a model with inputs tok i32[1] and pos i32[],
  * output logits [1, V], and a KV cache either in the model's state (updated by the entry: the
- * `gpt_step` of examples/gpt.lathe) or passed through (inputs NAME_in, outputs NAME_out:
- * bench/models/gpt_step_io.lathe; the driver swaps each pair's buffers after a call, so the
+ * `gpt_step` of examples/gpt.lathe) or passed through (inputs NAME_in, outputs NAME_out, a
+ * step written without state; the driver swaps each pair's buffers after a call, so the
  * cache is never copied by the driver).
  *
  *   cc -O3 -march=native -fno-math-errno -I DIR -DMODEL_HEADER='"gpt_step.h"'

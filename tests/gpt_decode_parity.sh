@@ -2,9 +2,9 @@
 # The GPT decode step against PyTorch: the checks of bench/gpt_decode.sh without its timing.
 # bench/torch_gpt.py draws random weights (fixed seed, lathe's param names) and PyTorch's step
 # logits at 64 positions of a random prompt (checked there against its own full causal
-# forward); lathe's step — `gpt_step` of examples/gpt.lathe (--model gpt_step), or the stand-in
-# bench/models/gpt_step_io.lathe while the example has none — built by `lathe compile` with the
-# weights as params, and the stand-in with the weights baked (--bake), each run by
+# forward); lathe's step — `gpt_step` of examples/gpt.lathe (--model gpt_step), its KV cache
+# in the model's state — built by `lathe compile` with the weights as params and with the
+# weights baked (--bake: the cache stays a state), each run by
 # bench/gpt_drive.c, must give every logit within 1e-4 of the largest one; a reference with
 # one logit moved by 0.01 must fail the check.
 set -euo pipefail
@@ -13,10 +13,7 @@ ROOT=$2
 PY=/usr/bin/python3
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-MODEL=$ROOT/bench/models/gpt_step_io.lathe MODEL_ARGS=()
-if grep -q '^model gpt_step(' "$ROOT/examples/gpt.lathe"; then
-  MODEL=$ROOT/examples/gpt.lathe MODEL_ARGS=(--model gpt_step)
-fi
+MODEL=$ROOT/examples/gpt.lathe MODEL_ARGS=(--model gpt_step)
 
 "$PY" "$ROOT/bench/torch_gpt.py" weights --with-state -o "$TMP/w.safetensors" --ref "$TMP/ref.bin"
 # the reference with logit 100 moved by 0.01 (after the 64 int32 ids)
@@ -28,12 +25,9 @@ raw[at:at + 4] = struct.pack("<f", struct.unpack("<f", raw[at:at + 4])[0] + 0.01
 open(sys.argv[2], "wb").write(raw)
 PY
 
-# baked: the stand-in, whose cache is an input (`lathe compile --bake` of a model updating its
-# state in the forward entry does not compile yet)
 for variant in params baked; do
   args=("$MODEL" "${MODEL_ARGS[@]}")
-  [[ $variant == baked ]] &&
-    args=("$ROOT/bench/models/gpt_step_io.lathe" --weights "$TMP/w.safetensors" --bake)
+  [[ $variant == baked ]] && args+=(--weights "$TMP/w.safetensors" --bake)
   "$LATHE" compile "${args[@]}" -o "$TMP/$variant" --prefix gpt_step
   cc -std=c11 -O2 -march=native -fno-math-errno -I"$TMP/$variant" \
     -DMODEL_HEADER='"gpt_step.h"' -DMODEL_INFO=gpt_step_info "$ROOT/bench/gpt_drive.c" \
