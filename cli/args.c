@@ -22,6 +22,17 @@ void cli_args_init(CliArgs *a, const char *cmd, int argc, char **argv) {
 
 bool cli_args_done(const CliArgs *a) { return a->i >= a->argc || a->failed; }
 
+int cli_args_parse(CliArgs *a, const char *help, int (*option)(CliArgs *a, void *o), void *o) {
+  while (!cli_args_done(a)) {
+    if (cli_flag(a, "--help", "-h")) {
+      fputs(help, stdout);
+      return -1;
+    }
+    if (option(a, o) != EXIT_OK) return EXIT_USAGE;
+  }
+  return a->failed ? EXIT_USAGE : EXIT_OK;
+}
+
 int cli_usage_error(const CliArgs *a, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

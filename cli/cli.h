@@ -29,6 +29,10 @@ typedef struct CliArgs {
 
 void cli_args_init(CliArgs *a, const char *cmd, int argc, char **argv);
 bool cli_args_done(const CliArgs *a);
+/* The option loop of a command: `--help`/`-h` prints help and returns -1; every other
+ * argument goes to option(a, o), which returns EXIT_OK or a reported EXIT_USAGE. Returns
+ * EXIT_OK when every argument was taken, EXIT_USAGE after a usage error. */
+int cli_args_parse(CliArgs *a, const char *help, int (*option)(CliArgs *a, void *o), void *o);
 /* matches a flag without value */
 bool cli_flag(CliArgs *a, const char *long_name, const char *short_name);
 /* matches an option with a value, stored in a->value */

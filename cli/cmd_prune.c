@@ -80,7 +80,8 @@ static int parse_globs(CliArgs *a, PruneOptions *o) {
   return o->n_globs ? EXIT_OK : cli_usage_error(a, "--params expects GLOB[,GLOB...]");
 }
 
-static int parse_option(CliArgs *a, PruneOptions *o) {
+static int parse_option(CliArgs *a, void *opts) {
+  PruneOptions *o = opts;
   if (cli_option(a, "--weights", "-w")) {
     o->weights = a->value;
   } else if (cli_option(a, "--out", "-o")) {
@@ -110,14 +111,8 @@ static int parse_option(CliArgs *a, PruneOptions *o) {
 static int parse_args(PruneOptions *o, int argc, char **argv) {
   CliArgs a;
   cli_args_init(&a, "prune", argc, argv);
-  while (!cli_args_done(&a)) {
-    if (cli_flag(&a, "--help", "-h")) {
-      fputs(help, stdout);
-      return -1;
-    }
-    if (parse_option(&a, o) != EXIT_OK) return EXIT_USAGE;
-  }
-  if (a.failed) return EXIT_USAGE;
+  int rc = cli_args_parse(&a, help, parse_option, o);
+  if (rc != EXIT_OK) return rc;
   if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
   if (!o->weights) return cli_usage_error(&a, "expected --weights CKPT");
   if (!o->out) return cli_usage_error(&a, "expected --out OUT");

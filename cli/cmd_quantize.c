@@ -75,7 +75,8 @@ static int parse_keep(CliArgs *a, QuantizeOptions *o) {
   return o->n_keep ? EXIT_OK : cli_usage_error(a, "--keep-float expects NAME[,NAME...]");
 }
 
-static int parse_option(CliArgs *a, QuantizeOptions *o) {
+static int parse_option(CliArgs *a, void *opts) {
+  QuantizeOptions *o = opts;
   char *end;
   if (cli_option(a, "--weights", "-w")) {
     o->weights = a->value;
@@ -113,14 +114,8 @@ static int parse_option(CliArgs *a, QuantizeOptions *o) {
 static int parse_args(QuantizeOptions *o, int argc, char **argv) {
   CliArgs a;
   cli_args_init(&a, "quantize", argc, argv);
-  while (!cli_args_done(&a)) {
-    if (cli_flag(&a, "--help", "-h")) {
-      fputs(help, stdout);
-      return -1;
-    }
-    if (parse_option(&a, o) != EXIT_OK) return EXIT_USAGE;
-  }
-  if (a.failed) return EXIT_USAGE;
+  int rc = cli_args_parse(&a, help, parse_option, o);
+  if (rc != EXIT_OK) return rc;
   if (!o->c.file) return cli_usage_error(&a, "expected a model FILE");
   if (driver_is_onnx(o->c.file))
     return cli_usage_error(&a, "expected a .lathe model (import an ONNX file first)");
