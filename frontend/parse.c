@@ -546,7 +546,8 @@ static void parse_ret_type(Parser *p, Decl *decl) {
   }
   expect_close(p, TK_RPAREN, open);
   if (decl->n_rets < 2) {
-    diag_error(p->d, open->loc, "a tuple return type needs at least two types, as in "
+    diag_error(p->d, open->loc,
+               "a tuple return type needs at least two types, as in "
                "'-> (f32[B, T, H], f32[B, H])'");
     parse_fail(p);
   }
@@ -569,24 +570,20 @@ static void stmt_add_name(Parser *p, Stmt *s, const Token *t) {
   s->name_locs[s->n_names++] = t->loc;
 }
 
-/* param_stmt = "param" IDENT ":" type "=" expr */
-static Stmt *parse_param_stmt(Parser *p) {
-  Stmt *s = new_stmt(p, ST_PARAM, next(p)->loc);
-  stmt_add_name(p, s, expect_ident(p, "a parameter name after 'param'"));
-  expect(p, TK_COLON, "and the parameter's type");
+/* param_stmt = "param" IDENT ":" type "=" expr
+ * state_stmt = "state" IDENT ":" type "=" expr   ("state" contextual)
+ * noun names the declared thing in messages; init_hint is an example initializer */
+static Stmt *parse_decl_stmt(Parser *p, StmtKind kind, const char *noun, const char *init_hint) {
+  const Token *kw = next(p);
+  Stmt *s = new_stmt(p, kind, kw->loc);
+  char want[96];
+  snprintf(want, sizeof want, "a %s name after '%s'", noun, kw->text);
+  stmt_add_name(p, s, expect_ident(p, want));
+  snprintf(want, sizeof want, "and the %s's type", noun);
+  expect(p, TK_COLON, want);
   s->type = parse_type(p);
-  expect(p, TK_ASSIGN, "and an initializer such as 'zeros' or 'normal(0, 0.02)'");
-  s->value = parse_expr(p);
-  return s;
-}
-
-/* state_stmt = "state" IDENT ":" type "=" expr   ("state" contextual) */
-static Stmt *parse_state_stmt(Parser *p) {
-  Stmt *s = new_stmt(p, ST_STATE, next(p)->loc);
-  stmt_add_name(p, s, expect_ident(p, "a state name after 'state'"));
-  expect(p, TK_COLON, "and the state's type");
-  s->type = parse_type(p);
-  expect(p, TK_ASSIGN, "and an initializer such as 'zeros'");
+  snprintf(want, sizeof want, "and an initializer such as %s", init_hint);
+  expect(p, TK_ASSIGN, want);
   s->value = parse_expr(p);
   return s;
 }
@@ -689,11 +686,11 @@ static Stmt *parse_stmt(Parser *p) {
   if (at_if(p)) {
     s = parse_if_stmt(p);
   } else if (at_state_word(p, "state", TK_COLON)) {
-    s = parse_state_stmt(p);
+    s = parse_decl_stmt(p, ST_STATE, "state", "'zeros'");
   } else if (at_state_word(p, "update", TK_ASSIGN)) {
     s = parse_update_stmt(p);
   } else if (at(p, TK_PARAM)) {
-    s = parse_param_stmt(p);
+    s = parse_decl_stmt(p, ST_PARAM, "parameter", "'zeros' or 'normal(0, 0.02)'");
   } else if (at(p, TK_OUTPUT)) {
     s = parse_output_stmt(p);
   } else if (at(p, TK_RETURN)) {
