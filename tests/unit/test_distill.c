@@ -28,8 +28,9 @@ static char *src_path(const char *rel) {
   return p;
 }
 
-/* The module of model file rel compiled through the driver with a grad entry, in dtype. */
-static Module *build(const char *rel, DType dtype) {
+/* The module of model file rel (its text, or source when not NULL) compiled through the
+ * driver with a grad entry, in dtype. */
+static Module *build_source(const char *rel, const char *source, DType dtype) {
   char lib[4096];
   snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
   DriverOptions o;
@@ -41,13 +42,17 @@ static Module *build(const char *rel, DType dtype) {
   Diag d;
   diag_init(&d);
   DriverResult r;
-  bool ok = driver_build(&o, NULL, &r, &d);
+  bool ok = driver_build(&o, source, &r, &d);
   ck_assert_msg(ok, "%s: %s", rel, diag_text(&d));
   Module *m = r.module;
   r.module = NULL;
   driver_result_fini(&r);
   diag_fini(&d);
   return m;
+}
+
+static Module *build(const char *rel, DType dtype) {
+  return build_source(rel, NULL, dtype);
 }
 
 /* t converted to dtype (a fresh tensor) */
@@ -161,22 +166,7 @@ static Module *build_without_distill(const char *rel, DType dtype) {
   ck_assert(line != NULL);
   char *end = strchr(line, '\n');
   memmove(line, end, strlen(end) + 1);
-  char lib[4096];
-  snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
-  DriverOptions o;
-  driver_options_init(&o);
-  o.file = src_path(rel);
-  o.lib_dir = lib;
-  o.dtype = dtype;
-  o.want_grad = true;
-  Diag d;
-  diag_init(&d);
-  DriverResult r;
-  ck_assert_msg(driver_build(&o, text, &r, &d), "%s", diag_text(&d));
-  Module *m = r.module;
-  r.module = NULL;
-  driver_result_fini(&r);
-  diag_fini(&d);
+  Module *m = build_source(rel, text, dtype);
   free(text);
   return m;
 }
