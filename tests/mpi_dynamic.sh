@@ -20,15 +20,7 @@
 set -euo pipefail
 LATHE=$(realpath "$1")
 ROOT=$(realpath "$2")
-command -v mpirun >/dev/null || {
-  echo "FAIL: mpirun not found: install openmpi-bin and libopenmpi-dev (scripts/install-deps.sh)"
-  exit 1
-}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPIRUN="mpirun --oversubscribe"
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$ROOT/tests/lsan_mpi.supp"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
+source "$ROOT/tests/mpi/env.bash" mpirun
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP"

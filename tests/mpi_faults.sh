@@ -15,16 +15,7 @@
 set -euo pipefail
 LATHE=$(realpath "$1")
 ROOT=$(realpath "$2")
-for tool in mpicc mpirun; do
-  command -v $tool >/dev/null || {
-    echo "FAIL: $tool not found: install openmpi-bin and libopenmpi-dev (scripts/install-deps.sh)"
-    exit 1
-  }
-done
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$ROOT/tests/lsan_mpi.supp"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0:verify_asan_link_order=0"
-export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
+source "$ROOT/tests/mpi/env.bash" mpicc mpirun
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP"

@@ -15,17 +15,7 @@
 set -euo pipefail
 LATHE=$(realpath "$1")
 ROOT=$(realpath "$2")
-command -v mpirun >/dev/null || {
-  echo "FAIL: mpirun not found: install openmpi-bin and libopenmpi-dev (scripts/install-deps.sh)"
-  exit 1
-}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPIRUN="mpirun --oversubscribe"
-# the sanitizer build: Open MPI's own allocations outlive MPI_Finalize (tests/lsan_mpi.supp);
-# its plugins stay loaded and stacks are unwound fully so that the suppressions can match
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$ROOT/tests/lsan_mpi.supp"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
+source "$ROOT/tests/mpi/env.bash" mpirun mpicc
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP"
@@ -119,9 +109,7 @@ int MPI_Finalize(void) {
 }
 EOF2
 mpicc -shared -fPIC -O2 -Wall -Wextra -Werror count.c -o count.so
-# (an ASan build of lathe refuses a preloaded library ahead of its runtime unless told)
-asan_options="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-$MPIRUN -np 2 -x LD_PRELOAD="$PWD/count.so" -x ASAN_OPTIONS="$asan_options" "$LATHE" train \
+$MPIRUN -np 2 -x LD_PRELOAD="$PWD/count.so" "$LATHE" train \
   "$MODEL" $DATA --batch 8 --buckets 65536 --checkpoint bk.st >/dev/null 2>bk.err ||
   { echo "FAIL: --buckets: lathe train failed:"; cat bk.err; exit 1; }
 [[ $(grep -c "MPI_Iallreduce calls on rank .: 60$" bk.err) == 2 ]] || {

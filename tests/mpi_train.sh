@@ -17,14 +17,7 @@
 set -euo pipefail
 LATHE=$(realpath "$1")
 ROOT=$(realpath "$2")
-for tool in mpicc mpirun; do
-  command -v $tool >/dev/null || {
-    echo "FAIL: $tool not found: install openmpi-bin and libopenmpi-dev (scripts/install-deps.sh)"
-    exit 1
-  }
-done
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPIRUN="mpirun --oversubscribe"
+source "$ROOT/tests/mpi/env.bash" mpicc mpirun
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP"

@@ -135,12 +135,8 @@ PY
 # the split step (grad chooses the mask, apply masks the update) under mpirun, one rank: the
 # checkpoint of plain `lathe train` bit for bit (Open MPI missing is a failure, as in
 # tests/mpi_lathe_train.sh)
-command -v mpirun >/dev/null || { echo "FAIL: mpirun not found (scripts/install-deps.sh)"; exit 1; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$ROOT/tests/lsan_mpi.supp"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
-mpirun --oversubscribe -np 1 "$LATHE" train sched.lathe --data x.npy,label.npy --task none \
+source "$ROOT/tests/mpi/env.bash" mpirun
+$MPIRUN -np 1 "$LATHE" train sched.lathe --data x.npy,label.npy --task none \
   --epochs 12 --checkpoint split.safetensors > split.log 2>&1 || { cat split.log; exit 1; }
 $PY - "$ROOT" <<'PY'
 import sys
