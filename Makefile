@@ -39,9 +39,9 @@ test: deps
 	@cd $(TESTBUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
 # Longer fuzzing run of every target (docs/fuzzing.md): FUZZ_SECONDS each (default 300),
-# FUZZ_TARGETS to choose (default all). clang is Debian's default clang, whose libFuzzer and
+# FUZZ_TARGETS to choose (default: every tests/fuzz/fuzz_*.c). clang is Debian's default clang, whose libFuzzer and
 # sanitizer runtimes are libclang-rt-14-dev; the JIT (C++) is off in this build.
-FUZZ_TARGETS ?= frontend ir_text npy safetensors idx import
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz: deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLATHE_FUZZ=ON -DLATHE_JIT=OFF \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -51,6 +51,7 @@ fuzz: deps
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build-fuzz/corpus/$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus/$$t/; \
 	  echo "== fuzz_$$t ($${FUZZ_SECONDS:-300}s)"; \
+	  TMPDIR=$$([ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo $${TMPDIR:-/tmp}) \
 	  build-fuzz/fuzz_$$t -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1 \
 	    -max_total_time=$${FUZZ_SECONDS:-300} build-fuzz/corpus/$$t 2>&1 | \
 	    grep -E "DONE|stat::number_of_executed_units|ERROR|SUMMARY|crash-|leak-|timeout-"; \

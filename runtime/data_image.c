@@ -18,6 +18,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* the largest image decoded, in pixels (64 Mpixel, e.g. 8192 x 8192): a header may claim up
+ * to 65535 x 65535 (JPEG) or 1000000 x 1000000 (libpng's default limit), tens of gigabytes */
+enum { IMAGE_MAX_PIXELS = 1 << 26 };
+
+static bool image_too_large(const char *path, uint64_t w, uint64_t h, Diag *d) {
+  if (w * h <= IMAGE_MAX_PIXELS) return false;
+  rt_error(d, "%s: the image is %llu x %llu pixels, more than the %d pixels lathe decodes", path,
+           (unsigned long long)w, (unsigned long long)h, IMAGE_MAX_PIXELS);
+  return true;
+}
+
 typedef struct Pixels {
   unsigned char *px; /* h * w * c bytes, interleaved */
   int64_t h, w;
@@ -37,6 +48,10 @@ static bool read_png(const char *path, int channels, Pixels *out, Diag *d) {
   img.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_file(&img, path)) {
     rt_error(d, "%s: cannot read the PNG image: %s", path, img.message);
+    return false;
+  }
+  if (image_too_large(path, img.width, img.height, d)) {
+    png_image_free(&img);
     return false;
   }
   img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
@@ -92,10 +107,19 @@ static bool read_jpeg(const char *path, int channels, Pixels *out, Diag *d) {
   jpeg_stdio_src(&c, f);
   jpeg_read_header(&c, TRUE);
   c.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  if (image_too_large(path, c.image_width, c.image_height, d)) {
+    jpeg_destroy_decompress(&c);
+    fclose(f);
+    return false;
+  }
   jpeg_start_decompress(&c);
   size_t row = (size_t)c.output_width * (size_t)channels;
   px = malloc(row * c.output_height);
-  if (!px) longjmp(err.jump, 1);
+  if (!px) {
+    snprintf(err.message, sizeof err.message, "no memory for %u x %u pixels", c.output_width,
+             c.output_height);
+    longjmp(err.jump, 1);
+  }
   while (c.output_scanline < c.output_height) {
     JSAMPROW r = px + row * c.output_scanline;
     jpeg_read_scanlines(&c, &r, 1);
@@ -203,7 +227,7 @@ static bool decode_into(Folder *f, const char *path, int32_t label, Diag *d) {
   if (!f->h) f->h = p.h, f->w = p.w;
   int64_t per = f->channels * f->h * f->w;
   if (f->n == f->cap) {
-    int64_t cap = f->cap ? 2 * f->cap : 256;
+    int64_t cap = f->cap ? 2 * f->cap : 16;
     float *x = realloc(f->x, (size_t)(cap * per) * sizeof *x);
     if (x) f->x = x;
     int32_t *y = realloc(f->y, (size_t)cap * sizeof *y);

@@ -3,7 +3,8 @@
 # ImageFolder dataset of generated 20x20 PNG and JPEG images (tests/data/make_images.py; read
 # with libpng and libjpeg, resized to the model's 16x16 input) with flip and crop
 # augmentation, and classifies the held-out images; the class names come from the
-# directories. A truncated JPEG and a file that is no PNG are errors naming the file.
+# directories. A truncated JPEG, a file that is no PNG and headers claiming 60000 x 50000
+# pixels are errors naming the file.
 set -euo pipefail
 LATHE=$1
 ROOT=$2
@@ -33,3 +34,13 @@ for bad in truncated notpng; do
     "$TMP/bad.txt" > /dev/null || { cat "$TMP/bad.txt"; exit 1; }
 done
 echo "ok: bad images rejected naming the file"
+
+for big in hugepng/dots/big.png hugejpg/dots/big.jpg; do
+  if "$LATHE" train "$M" --data "$TMP/${big%%/*}" --epochs 1 > "$TMP/bad.txt" 2>&1; then
+    echo "accepted $big"
+    exit 1
+  fi
+  grep -F "$big: the image is 60000 x 50000 pixels, more than the 67108864 pixels" \
+    "$TMP/bad.txt" > /dev/null || { cat "$TMP/bad.txt"; exit 1; }
+done
+echo "ok: an image header claiming 3 Gpixel is refused before decoding"

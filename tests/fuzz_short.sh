@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A short libFuzzer run of every fuzz target (tests/fuzz/fuzz_*.c: the frontend, the IR text
-# reader, .npy, safetensors, IDX, the ONNX importer, and the CSV and .npz dataset readers), with ASan + UBSan and every source
-# instrumented, each seeded with its corpus in tests/fuzz/corpus/<target>/. `make fuzz` runs
-# longer (docs/fuzzing.md). Fails on any crash, leak, sanitizer report or silent rejection.
+# reader, .npy, safetensors, IDX, the ONNX importer, the text, CSV, .npz and image-folder
+# dataset readers), with ASan + UBSan and every source instrumented, each seeded with its
+# corpus in tests/fuzz/corpus/<target>/. `make fuzz` runs longer (docs/fuzzing.md).
+# Fails on any crash, leak, sanitizer report or silent rejection.
 set -euo pipefail
 LATHE=$(realpath "$1")
 ROOT=$(realpath "$2")
@@ -38,6 +39,9 @@ ar rcs "$TMP/liblathe_fuzz.a" "$TMP"/obj/*.o
 LIBS="$(pkg-config --libs libcjson libprotobuf-c libffi libzip libpng) -lcsv -ljpeg -lz -ldl -lm"
 
 cd "$TMP"
+# the reader targets write each input to a scratch file: on tmpfs that is 30x faster than on
+# a journaling disk (fuzz_npy: 5,500 against 180 executions a second, docs/fuzzing.md)
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c)
   target=${name#fuzz_}

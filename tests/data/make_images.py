@@ -4,10 +4,13 @@
 OUT_DIR/train/<class>/NNN.(png|jpg) and OUT_DIR/test/...: classes 'hstripes', 'vstripes' and
 'dots', 20x20 RGB images (the test resizes them to the model's 16x16) with random colours,
 phases and noise. Also OUT_DIR/truncated/dots/cut.jpg (half a JPEG) and
-OUT_DIR/notpng/dots/fake.png (text).
+OUT_DIR/notpng/dots/fake.png (text), and OUT_DIR/huge{png,jpg}/dots/big.* (headers
+claiming 60000 x 50000 pixels).
 """
 import os
+import struct
 import sys
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -46,3 +49,20 @@ data = open(f"{out}/train/dots/001.jpg", "rb").read()
 open(f"{out}/truncated/dots/cut.jpg", "wb").write(data[: len(data) // 2])
 os.makedirs(f"{out}/notpng/dots", exist_ok=True)
 open(f"{out}/notpng/dots/fake.png", "wb").write(b"this is not a png")
+
+# headers that claim 60000 x 50000 pixels (9 GB as RGB): a PNG of its signature, IHDR and an
+# empty IDAT, a small JPEG whose SOF0 frame header is patched
+os.makedirs(f"{out}/hugepng/dots", exist_ok=True)
+
+
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 50000, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b""))
+open(f"{out}/hugepng/dots/big.png", "wb").write(png)
+os.makedirs(f"{out}/hugejpg/dots", exist_ok=True)
+jpg = bytearray(open(f"{out}/train/dots/001.jpg", "rb").read())
+sof = jpg.index(b"\xff\xc0")
+jpg[sof + 5 : sof + 9] = struct.pack(">HH", 50000, 60000)  # height, width
+open(f"{out}/hugejpg/dots/big.jpg", "wb").write(bytes(jpg))
