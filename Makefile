@@ -39,8 +39,10 @@ test: deps
 	@cd $(TESTBUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
 # Longer fuzzing run of every target (docs/fuzzing.md): FUZZ_SECONDS each (default 300),
-# FUZZ_TARGETS to choose (default: every tests/fuzz/fuzz_*.c). clang is Debian's default clang, whose libFuzzer and
-# sanitizer runtimes are libclang-rt-14-dev; the JIT (C++) is off in this build.
+# FUZZ_TARGETS to choose (default: every tests/fuzz/fuzz_*.c), FUZZ_RUNS to stop each after
+# that many executions (a campaign: FUZZ_RUNS=10000000 FUZZ_SECONDS=86400). clang is Debian's
+# default clang, whose libFuzzer and sanitizer runtimes are libclang-rt-14-dev; the JIT (C++)
+# is off in this build.
 FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz: deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLATHE_FUZZ=ON -DLATHE_JIT=OFF \
@@ -53,7 +55,8 @@ fuzz: deps
 	  echo "== fuzz_$$t ($${FUZZ_SECONDS:-300}s)"; \
 	  TMPDIR=$$([ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo $${TMPDIR:-/tmp}) \
 	  build-fuzz/fuzz_$$t -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1 \
-	    -max_total_time=$${FUZZ_SECONDS:-300} build-fuzz/corpus/$$t 2>&1 | \
+	    $${FUZZ_RUNS:+-runs=$$FUZZ_RUNS} -max_total_time=$${FUZZ_SECONDS:-300} \
+	    build-fuzz/corpus/$$t 2>&1 | \
 	    grep -E "DONE|stat::number_of_executed_units|ERROR|SUMMARY|crash-|leak-|timeout-"; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done

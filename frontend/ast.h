@@ -248,6 +248,8 @@ typedef struct Program {
 
 void program_init(Program *p);
 void program_fini(Program *p);
+/* Appends from's decls to p (the pointers: from must outlive p's use of them). */
+void program_append(Program *p, const Program *from);
 /* Parses one file's tokens and appends its decls to p; returns false if errors were reported. */
 bool parse_program(Program *p, const char *file, const char *text, Diag *d);
 

@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,35 +95,84 @@ static bool already_imported(const Program *p, int upto, const char *name) {
   return false;
 }
 
-/* the built-in copy of lib/NAME.lathe (malloc'd), or NULL */
-static char *builtin_library(const char *name) {
-  for (int i = 0; i < frontend_n_builtin_libs; i++)
-    if (strcmp(frontend_builtin_libs[i].name, name) == 0) {
-      size_t n = strlen(frontend_builtin_libs[i].text) + 1;
-      char *text = malloc(n);
-      if (text) memcpy(text, frontend_builtin_libs[i].text, n);
-      return text;
-    }
-  return NULL;
+/* The built-in libraries, each parsed once per process (the first time any is imported) and
+ * shared, read-only, by every later compile: the AST is never written after parsing, and
+ * elaboration copies what the Module keeps. Parsing lib/nn.lathe was most of the time of a
+ * small compile (a REPL line, a fuzz input). A library that does not parse (never in a
+ * release: tests/frontend) is parsed again by each import, which reports its errors. */
+typedef struct ParsedLib {
+  Program prog;
+  const char *path; /* "lib/NAME.lathe", in prog's arena */
+  bool ok;
+} ParsedLib;
+
+static ParsedLib *parsed_libs;
+static pthread_once_t parsed_libs_once = PTHREAD_ONCE_INIT;
+
+static void parse_builtin_libs(void) {
+  ParsedLib *libs = calloc((size_t)frontend_n_builtin_libs, sizeof *libs);
+  for (int i = 0; libs && i < frontend_n_builtin_libs; i++) {
+    ParsedLib *l = &libs[i];
+    program_init(&l->prog);
+    l->path = arena_printf(&l->prog.arena, "lib/%s.lathe", frontend_builtin_libs[i].name);
+    Diag quiet;
+    diag_init(&quiet);
+    l->ok = parse_program(&l->prog, l->path, frontend_builtin_libs[i].text, &quiet);
+    diag_fini(&quiet);
+  }
+  parsed_libs = libs;
 }
 
-/* Reads NAME.lathe from the search path (see the head comment); *path is where (or, when
- * nothing has it, the list of places looked in). */
-static char *read_library(Program *p, const char *lib_dir, const char *name, const char **path) {
+static int builtin_index(const char *name) {
+  for (int i = 0; i < frontend_n_builtin_libs; i++)
+    if (strcmp(frontend_builtin_libs[i].name, name) == 0) return i;
+  return -1;
+}
+
+/* The built-in lib/NAME.lathe into p: the shared parse, or the text parsed here when the
+ * shared one failed. False (nothing reported) when there is no such library. */
+static bool import_builtin(Program *p, const char *name, Diag *d, bool *ok) {
+  int i = builtin_index(name);
+  if (i < 0) return false;
+  pthread_once(&parsed_libs_once, parse_builtin_libs);
+  const char *text = frontend_builtin_libs[i].text;
+  p->lib_builtin = true;
+  if (parsed_libs && parsed_libs[i].ok) {
+    diag_add_source(d, parsed_libs[i].path, text);
+    program_append(p, &parsed_libs[i].prog);
+    return true;
+  }
+  const char *path = arena_printf(&p->arena, "lib/%s.lathe", name);
+  diag_add_source(d, path, text);
+  *ok &= parse_program(p, path, text, d);
+  return true;
+}
+
+/* `import NAME` (see the head comment): $LATHE_LIB or --lib, then the built-in copy. */
+static bool import_library(Program *p, const char *lib_dir, const Decl *imp, Diag *d) {
   const char *env = getenv("LATHE_LIB");
   const char *dir = lib_dir ? lib_dir : env && *env ? env : NULL;
   const char *tried = "";
+  bool ok = true;
   if (dir) {
-    *path = arena_printf(&p->arena, "%s/%s.lathe", dir, name);
-    char *text = frontend_read(*path);
-    if (text || lib_dir) return text; /* an explicit --lib is the only place looked in */
-    tried = arena_printf(&p->arena, "%s, ", *path);
+    const char *path = arena_printf(&p->arena, "%s/%s.lathe", dir, imp->name);
+    char *text = frontend_read(path);
+    if (text) {
+      diag_add_source(d, path, text);
+      ok = parse_program(p, path, text, d);
+      free(text);
+      return ok;
+    }
+    if (lib_dir) { /* an explicit --lib is the only place looked in */
+      diag_error(d, imp->name_loc, "cannot import '%s': no file %s", imp->name, path);
+      return false;
+    }
+    tried = arena_printf(&p->arena, "%s, ", path);
   }
-  *path = arena_printf(&p->arena, "lib/%s.lathe", name);
-  char *text = builtin_library(name);
-  p->lib_builtin |= text != NULL;
-  if (!text) *path = arena_printf(&p->arena, "%s%s (built into lathe)", tried, *path);
-  return text;
+  if (import_builtin(p, imp->name, d, &ok)) return ok;
+  diag_error(d, imp->name_loc, "cannot import '%s': no file %slib/%s.lathe (built into lathe)",
+             imp->name, tried, imp->name);
+  return false;
 }
 
 /* Loads every import, including those of imported files (the decl list grows as we go). */
@@ -131,16 +181,7 @@ static bool frontend_load_imports(Program *p, const char *lib_dir, Diag *d) {
   for (int i = 0; i < p->n_decls && !diag_full(d); i++) {
     const Decl *imp = p->decls[i];
     if (imp->kind != DECL_IMPORT || already_imported(p, i, imp->name)) continue;
-    const char *path = NULL;
-    char *text = read_library(p, lib_dir, imp->name, &path);
-    if (!text) {
-      diag_error(d, imp->name_loc, "cannot import '%s': no file %s", imp->name, path);
-      ok = false;
-      continue;
-    }
-    diag_add_source(d, path, text);
-    ok &= parse_program(p, path, text, d);
-    free(text);
+    ok &= import_library(p, lib_dir, imp, d);
   }
   return ok;
 }
@@ -178,8 +219,10 @@ bool frontend_check_text(const char *path, const char *text, size_t len, Diag *d
   if (!nul) return true;
   uint32_t line = 1, col = 1;
   for (const char *p = text; p < nul; p++) {
-    if (*p == '\n') line++, col = 1;
-    else col++;
+    if (*p == '\n')
+      line++, col = 1;
+    else
+      col++;
   }
   diag_add_source(d, path, text); /* the text up to the NUL: the caret line */
   diag_error(d, (SrcLoc){path, line, col},

@@ -986,6 +986,13 @@ void program_fini(Program *p) {
   memset(p, 0, sizeof *p);
 }
 
+void program_append(Program *p, const Program *from) {
+  for (int i = 0; i < from->n_decls; i++) {
+    p->decls = parse_grow(&p->arena, p->decls, p->n_decls, sizeof(Decl *));
+    p->decls[p->n_decls++] = from->decls[i];
+  }
+}
+
 bool parse_program(Program *prog, const char *file, const char *text, Diag *d) {
   int before = d->n_errors;
   Parser p = {.prog = prog, .arena = &prog->arena, .d = d};

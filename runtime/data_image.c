@@ -267,7 +267,7 @@ static bool add_arrays(lathe_dataset *ds, Folder *f, Diag *d) {
   RtArray x = {.name = strdup("x"),
                .file = strdup(f->dir),
                .dtype = DT_F32,
-               .sample = {3, {f->channels, f->h, f->w}},
+               .sample = {.rank = 3, .dim = {f->channels, f->h, f->w}},
                .per = f->channels * f->h * f->w,
                .n = f->n};
   RtArray y = {.name = strdup("label"),

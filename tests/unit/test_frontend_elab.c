@@ -1,6 +1,7 @@
 /* tests/unit/test_frontend_elab.c — elaboration: examples/mlp.lathe end to end (params,
  * shapes, outputs, train step), the instance naming rule, `as` sharing, -D, --dtype f64,
- * scalar constants, and errors that must name functions and shapes. */
+ * scalar constants, errors that must name functions and shapes, and the built-in lib/ shared
+ * between compiles. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +278,51 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* The built-in lib/ is parsed once per process and shared (frontend/frontend.c): a second
+ * compile gets the same model, an error inside a library fn still points at the user's call
+ * with a note on the library line (relative path, caret line), and --lib still wins. */
+static char *builtin_compile(const char *text, const char *lib, Diag *d) {
+  FrontendOptions o;
+  frontend_options_init(&o);
+  o.lib_dir = lib;
+  diag_init(d);
+  Module *m = frontend_compile("t.lathe", text, &o, d);
+  char *ir = m ? ir_print(m->model) : NULL;
+  module_free(m);
+  return ir;
+}
+
+START_TEST(test_builtin_lib_shared) {
+  unsetenv("LATHE_LIB");
+  const char *mlp = "import nn\nmodel m(x: f32[2, 3]) {\n  output y = relu(dense(x, 4))\n}\n";
+  const char *bad = "import nn\nmodel m(x: f32[1, 1, 4, 4]) {\n  output y = conv2d(x, 2, 7)\n}\n";
+  Diag d;
+  char *first = builtin_compile(mlp, NULL, &d);
+  ck_assert_ptr_nonnull(first);
+  diag_fini(&d);
+  for (int round = 0; round < 2; round++) {
+    char *again = builtin_compile(mlp, NULL, &d);
+    ck_assert_ptr_nonnull(again);
+    ck_assert_str_eq(first, again);
+    free(again);
+    diag_fini(&d);
+    ck_assert_ptr_null(builtin_compile(bad, NULL, &d));
+    const char *text = diag_text(&d);
+    ck_assert_msg(strstr(text, "t.lathe:3:14: error: conv2d: the (dilated) kernel is larger") &&
+                      strstr(text, "lib/nn.lathe:") && strstr(text, "note: inside 'conv2d'") &&
+                      strstr(text, "y = conv(x, w, stride = stride"),
+                  "round %d:\n%s", round, text);
+    diag_fini(&d);
+  }
+  char *from_dir = builtin_compile(mlp, "/nonexistent-lathe-lib", &d);
+  ck_assert_ptr_null(from_dir);
+  ck_assert_ptr_nonnull(strstr(diag_text(&d), "cannot import 'nn': no file "
+                                              "/nonexistent-lathe-lib/nn.lathe"));
+  diag_fini(&d);
+  free(first);
+}
+END_TEST
+
 static Suite *elab_suite(void) {
   Suite *s = suite_create("frontend_elab");
   TCase *t = tcase_create("core");
@@ -287,6 +333,7 @@ static Suite *elab_suite(void) {
   tcase_add_test(t, test_nested_sharing);
   tcase_add_test(t, test_builtins_and_scalars);
   tcase_add_test(t, test_errors);
+  tcase_add_test(t, test_builtin_lib_shared);
   suite_add_tcase(s, t);
   return s;
 }
