@@ -90,7 +90,7 @@ typedef struct TrainOptions {
   double val_split, min_delta, reduce_factor;
   uint64_t epochs, seed, limit, early_stop, crop_pad, batch, reduce_patience;
   uint64_t global_batch; /* --global-batch: samples per step over all ranks; 0 = K x batch */
-  bool flip, batch_set;
+  bool flip, batch_set, lr_set;
 } TrainOptions;
 
 bool cli_data_option(CliArgs *a, lathe_data_options *o) {
@@ -178,6 +178,7 @@ static bool train_option(CliArgs *a, TrainOptions *o, uint64_t **num, double **r
     else
       *num = (uint64_t *)((char *)o + nums[i].offset);
     o->batch_set = o->batch_set || strcmp(nums[i].name, "--batch") == 0;
+    o->lr_set = o->lr_set || strcmp(nums[i].name, "--lr") == 0;
     return true;
   }
   if (cli_flag(a, "--flip", NULL))
@@ -220,7 +221,7 @@ static int parse_args(TrainOptions *o, int argc, char **argv) {
                            "--task %s: expected classification, sequence, multilabel, "
                            "regression or none",
                            o->task);
-  if (o->c.lr < 0 || (o->batch_set && o->batch == 0))
+  if ((o->lr_set && !(o->c.lr > 0)) || (o->batch_set && o->batch == 0))
     return cli_usage_error(&a, "--lr and --batch must be positive");
   if (o->reduce_factor < 0 || o->reduce_factor >= 1)
     return cli_usage_error(&a, "--reduce-lr-factor must be in (0, 1)");

@@ -156,3 +156,13 @@ for d in whole ints; do
 done
 cmp "$TMP/whole.cut" "$TMP/ints.cut"
 echo "ok: f32 whole-number labels train and split as i32 labels do"
+
+# a learning rate that is not positive is a usage error (exit 2), not silently the model's
+for lr in 0 -0.1 nan; do
+  rc=0
+  "$LATHE" train "$T" --data whole --epochs 1 --lr $lr > "$TMP/msg.txt" 2>&1 || rc=$?
+  if [[ $rc -ne 2 ]] || ! grep -q -- "--lr and --batch must be positive" "$TMP/msg.txt"; then
+    echo "--lr $lr: exit status $rc"; cat "$TMP/msg.txt"; exit 1
+  fi
+done
+echo "ok: --lr 0, -0.1 and nan refused"
