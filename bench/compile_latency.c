@@ -5,8 +5,11 @@
  *   3. the CNN train step (examples/cnn.lathe)
  *   4. a one-line REPL expression (the synthetic model the REPL builds for `relu(x @ w) * 2.0`)
  *
- * For each: "jit" = jit_compile of the emitted C with the object cache off (LATHE_NO_CACHE=1:
- * Clang -O3 to LLVM IR, code generation, ORC LLJIT link, symbol lookup), "cached" = the same
+ * For each: "nothing cached" = jit_compile of the emitted C with the object cache off
+ * (LATHE_NO_CACHE=1: Clang -O3 to LLVM IR, code generation of the model and of its kernel
+ * library, ORC LLJIT link, symbol lookup), "kernels cached" = jit_compile of another model's C
+ * (the same C with a comment appended) whose kernel library is in the cache (what a new or
+ * edited model compiles; it must compile no kernel), "cached" = the same
  * call when the object is in the cache (a fresh temporary LATHE_CACHE_DIR, filled by one compile
  * first: hash the C, read and check the entry, link), and "total" = the whole path from source
  * text (frontend, passes, C emitter, JIT) through the public API, without the cache and from it
