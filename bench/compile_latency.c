@@ -5,8 +5,11 @@
  *   3. the CNN train step (examples/cnn.lathe)
  *   4. a one-line REPL expression (the synthetic model the REPL builds for `relu(x @ w) * 2.0`)
  *
- * For each: "jit" = jit_compile of the emitted C with the object cache off (LATHE_NO_CACHE=1:
- * Clang -O3 to LLVM IR, code generation, ORC LLJIT link, symbol lookup), "cached" = the same
+ * For each: "nothing cached" = jit_compile of the emitted C with the object cache off
+ * (LATHE_NO_CACHE=1: Clang -O3 to LLVM IR, code generation of the model and of its kernel
+ * library, ORC LLJIT link, symbol lookup), "kernels cached" = jit_compile of another model's C
+ * (the same C with a comment appended) whose kernel library is in the cache (what a new or
+ * edited model compiles; it must compile no kernel), "cached" = the same
  * call when the object is in the cache (a fresh temporary LATHE_CACHE_DIR, filled by one compile
  * first: hash the C, read and check the entry, link), and "total" = the whole path from source
  * text (frontend, passes, C emitter, JIT) through the public API, without the cache and from it
@@ -122,16 +125,44 @@ static bool time_total(const char *name, const char *text, bool train, double *t
   return m != NULL;
 }
 
-/* median ms of `runs` uncached and `runs` cached jit_compile calls, and of `runs` whole
- * compiles through the API, interleaved so that load changes hit all three */
+/* c with a comment that makes it another model's C (another object-cache key), the same
+ * kernel library: what a new model, or an edited one, compiles */
+static char *variant(const char *c, int i) {
+  size_t n = strlen(c) + 64;
+  char *v = malloc(n);
+  if (v) snprintf(v, n, "%s/* compile_latency variant %d */\n", c, i);
+  return v;
+}
+
+/* One jit_compile of a variant of c (a new model entry) with the kernel library from the
+ * cache: it must store the model and compile no kernel. */
+static bool time_first(const char *c, const char *hname, const char *h, const char *model,
+                       Timing *t, int i) {
+  static int serial;
+  char *v = variant(c, serial++);
+  bool ok = v && time_jit(v, hname, h, model, JIT_CACHE_STORED, t, i);
+  free(v);
+  Diag d;
+  diag_init(&d);
+  JitModel *j = ok ? jit_compile(c, hname, h, model, &d) : NULL; /* a hit: counts the kernels */
+  int compiled = -1, cached = -1;
+  if (j) jit_kernel_counts(j, &compiled, &cached);
+  jit_free(j);
+  diag_fini(&d);
+  return ok && compiled == 0 && cached >= 0;
+}
+
+/* median ms of `runs` uncached, first (kernel library cached) and cached jit_compile calls,
+ * and of `runs` whole compiles through the API, interleaved so that load changes hit all */
 static bool measure(const char *label, const char *name, const char *text, bool train, int runs,
                     const char *cache_dir) {
   char *c = NULL, *h = NULL, *model = NULL, hname[256];
   if (!emit(name, text, train, &c, &h, &model)) return false;
   snprintf(hname, sizeof hname, "%s.h", model);
   size_t n = (size_t)runs;
-  double *all = malloc(sizeof(double) * 6 * n);
+  double *all = malloc(sizeof(double) * 8 * n);
   Timing jit = {all, all + n}, cached = {all + 2 * n, all + 3 * n};
+  Timing first = {all + 6 * n, all + 7 * n};
   double *total = all + 4 * n, *total_cached = all + 5 * n;
   setenv("LATHE_CACHE_DIR", cache_dir, 1);
   bool ok = all && time_jit(c, hname, h, model, JIT_CACHE_COUNT, &cached, 0);
@@ -140,15 +171,17 @@ static bool measure(const char *label, const char *name, const char *text, bool 
     ok = time_jit(c, hname, h, model, JIT_CACHE_OFF, &jit, i) &&
          time_total(name, text, train, total, i);
     unsetenv("LATHE_NO_CACHE");
-    ok = ok && time_jit(c, hname, h, model, JIT_CACHE_HIT, &cached, i) &&
+    ok = ok && time_first(c, hname, h, model, &first, i) &&
+         time_jit(c, hname, h, model, JIT_CACHE_HIT, &cached, i) &&
          time_total(name, text, train, total_cached, i);
   }
   if (ok)
-    printf("%-26s C %6zu bytes   jit median %7.1f ms (cpu %7.1f)   cached %5.1f ms (cpu %5.1f)"
-           "   total median %7.1f ms, cached %6.1f ms   (%d runs)\n",
+    printf("%-26s C %6zu bytes   nothing cached %7.1f ms (cpu %7.1f)   kernels cached %7.1f ms"
+           " (cpu %7.1f)   cached %5.1f ms (cpu %5.1f)   total %7.1f ms, cached %6.1f ms"
+           "   (%d runs)\n",
            label, strlen(c), median(jit.wall, runs), median(jit.cpu, runs),
-           median(cached.wall, runs), median(cached.cpu, runs), median(total, runs),
-           median(total_cached, runs), runs);
+           median(first.wall, runs), median(first.cpu, runs), median(cached.wall, runs),
+           median(cached.cpu, runs), median(total, runs), median(total_cached, runs), runs);
   free(all), free(c), free(h), free(model);
   return ok;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/compile_latency.sh [BUILD_DIR] [RUNS] — compile latency of the in-process JIT:
 # the MLP train step, the MLP forward, the CNN train step and a one-line REPL expression (see
-# bench/compile_latency.c), first compile (object cache off) and from the object cache. Targets
+# bench/compile_latency.c): nothing cached (object cache off), a new model whose kernel library
+# is cached (docs/jit.md), and from the object cache. Targets
 # (issue #23): MLP train step JIT <= 150 ms, CNN <= 300 ms, either <= 20 ms from the cache.
 # BUILD_DIR (default: build, RelWithDebInfo as `make build` makes it) is configured and
 # liblathe built in it if needed; the driver links liblathe like an embedding program does.

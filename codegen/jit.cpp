@@ -1,14 +1,19 @@
 /* codegen/jit.cpp — the LLVM/Clang JIT shim behind codegen/jit.h (built when LATHE_JIT is on).
  *
  * Compile: clang::EmitLLVMOnlyAction compiles the emitted C, held in memory buffers (the .c and
- * its header are remapped files), to an llvm::Module with what `clang -O3 -march=native` passes
- * cc1 (jit_cc1_args); a TargetMachine for the host at the aggressive (-O3) code-generation level
- * turns it into a relocatable object; llvm::orc::LLJIT links that object into this process and
- * resolves libm/libc from the process. Clang's resource headers and the system include dirs are
- * passed explicitly (cc1 has no driver to find them).
+ * its header are remapped files), to an unoptimized llvm::Module with what
+ * `clang -O3 -march=native` passes cc1 (jit_cc1_args, plus -disable-llvm-passes). The kernel
+ * library (the GEMM/convolution/transpose routines the C marks noinline) is split out of it, a
+ * module per kernel, each compiled once and cached on its own (see "the kernel library" below);
+ * the model's initializer is marked optnone; then clang::EmitBackendOutput runs Clang's -O3
+ * pipeline and code generation (aggressive level, host CPU and features) on each module,
+ * giving relocatable objects that llvm::orc::LLJIT links into this process, resolving libm/libc
+ * from the process. Clang's resource headers and the system include dirs are passed explicitly
+ * (cc1 has no driver to find them).
  *
- * Cache: the object is also stored on disk under a key that hashes everything that decides its
- * bytes — the C text and header, the model name, the cc1 arguments (which name the host CPU and
+ * Cache: the objects are also stored on disk (the model's in jit/, naming the kernel entries it
+ * links against; each kernel's in jit-kernels/, keyed by its IR and the cc1 arguments) under a
+ * key that hashes everything that decides its bytes — the C text and header, the model name, the cc1 arguments (which name the host CPU and
  * each of its features), the code-generation level, LLVM's version and lathe's cache version —
  * so a second compile of the same model on the same machine only reads and links the object
  * (the system headers the C includes are not hashed: clear the cache after changing them).
@@ -29,6 +34,7 @@ extern "C" {
 #include "codegen/jit.h"
 
 #include <clang/Basic/DiagnosticOptions.h>
+#include <clang/CodeGen/BackendUtil.h>
 #include <clang/CodeGen/CodeGenAction.h>
 #include <clang/Frontend/CompilerInstance.h>
 #include <clang/Frontend/CompilerInvocation.h>
@@ -38,13 +44,16 @@ extern "C" {
 #include <llvm/ExecutionEngine/Orc/CompileUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/Module.h>
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/VirtualFileSystem.h>
 #include <llvm/Support/xxhash.h>
 #include <llvm/TargetParser/Host.h>
+#include <llvm/Transforms/Utils/Cloning.h>
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -54,17 +63,21 @@ extern "C" {
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 /* part of every key: bump it when this file changes how an object is made or stored */
-#define LATHE_JIT_CACHE_VERSION "lathe 0.1.0, jit cache format 2"
+#define LATHE_JIT_CACHE_VERSION "lathe 0.1.0, jit cache format 3"
 
 struct JitModel {
   std::unique_ptr<llvm::orc::LLJIT> jit;
   const lathe_model_info *info;
   JitCacheOutcome cache; /* what jit_compile did with the on-disk cache */
+  int kernels_compiled;  /* kernel-library objects compiled by this jit_compile */
+  int kernels_cached;    /* and those taken from the cache */
 };
 
 static void jit_init_once() {
@@ -72,6 +85,7 @@ static void jit_init_once() {
   std::call_once(once, [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
     llvm::sys::DynamicLibrary::LoadLibraryPermanently("libm.so.6"); /* expf, ... */
     /* the vectorized epilogue of every loop costs compile time for little run time here */
     const char *opts[] = {"lathe", "-enable-epilogue-vectorization=false"};
@@ -96,6 +110,7 @@ static std::vector<std::string> jit_cc1_args(const std::string &c_name) {
     a.push_back((f.getValue() ? "+" : "-") + f.getKey().str());
   }
   std::vector<std::string> rest = {"-O3",
+                                   "-disable-llvm-passes", /* run by jit_codegen, per module */
                                    "-vectorize-loops",
                                    "-vectorize-slp",
                                    "-fno-unroll-loops",
@@ -123,35 +138,67 @@ static std::vector<std::string> jit_cc1_args(const std::string &c_name) {
   return a;
 }
 
-/* Compile c_text to an LLVM module; compiler messages are appended to errors. */
-static std::unique_ptr<llvm::Module> jit_compile_module(const char *c_text, const char *h_name,
-                                                        const char *h_text,
-                                                        const std::vector<std::string> &args,
-                                                        llvm::LLVMContext *ctx,
-                                                        std::string &errors) {
-  llvm::raw_string_ostream os(errors);
+/* A parsed translation unit: Clang's instance (its options drive the -O3 pipeline and code
+ * generation later) and the unoptimized module (cc1 ran with -disable-llvm-passes). */
+struct JitFrontend {
+  std::string messages; /* what Clang printed */
+  llvm::raw_string_ostream os{messages};
   clang::CompilerInstance ci;
-  ci.createDiagnostics(new clang::TextDiagnosticPrinter(os, new clang::DiagnosticOptions()));
+  std::unique_ptr<llvm::LLVMContext> ctx = std::make_unique<llvm::LLVMContext>();
+  std::unique_ptr<llvm::Module> mod;
+};
+
+/* Compile c_text to an unoptimized LLVM module; NULL with Clang's messages in errors. */
+static std::unique_ptr<JitFrontend> jit_parse(const char *c_text, const char *h_name,
+                                              const char *h_text,
+                                              const std::vector<std::string> &args,
+                                              std::string &errors) {
+  auto fe = std::make_unique<JitFrontend>();
+  clang::CompilerInstance &ci = fe->ci;
+  ci.createDiagnostics(new clang::TextDiagnosticPrinter(fe->os, new clang::DiagnosticOptions()));
   /* "N warnings generated." goes to the verbose stream, stderr by default: keep it quiet */
   ci.setVerboseOutputStream(std::make_unique<llvm::raw_null_ostream>());
   std::vector<const char *> argv;
   for (const std::string &a : args)
     argv.push_back(a.c_str());
-  if (!clang::CompilerInvocation::CreateFromArgs(ci.getInvocation(), argv, ci.getDiagnostics()))
-    return nullptr;
-  const std::string &c_name = args.back();
-  clang::PreprocessorOptions &pp = ci.getInvocation().getPreprocessorOpts();
-  pp.addRemappedFile(c_name, llvm::MemoryBuffer::getMemBufferCopy(c_text, c_name).release());
-  std::string h_path = std::string("/lathe-jit/") + h_name;
-  pp.addRemappedFile(h_path, llvm::MemoryBuffer::getMemBufferCopy(h_text, h_path).release());
-  pp.RetainRemappedFileBuffers = false;
-  clang::EmitLLVMOnlyAction action(ctx);
-  if (!ci.ExecuteAction(action)) return nullptr;
-  return action.takeModule();
+  bool ok =
+      clang::CompilerInvocation::CreateFromArgs(ci.getInvocation(), argv, ci.getDiagnostics());
+  if (ok) {
+    const std::string &c_name = args.back();
+    clang::PreprocessorOptions &pp = ci.getInvocation().getPreprocessorOpts();
+    pp.addRemappedFile(c_name, llvm::MemoryBuffer::getMemBufferCopy(c_text, c_name).release());
+    std::string h_path = std::string("/lathe-jit/") + h_name;
+    pp.addRemappedFile(h_path, llvm::MemoryBuffer::getMemBufferCopy(h_text, h_path).release());
+    pp.RetainRemappedFileBuffers = false;
+    clang::EmitLLVMOnlyAction action(fe->ctx.get());
+    ok = ci.ExecuteAction(action) && (fe->mod = action.takeModule()) != nullptr;
+  }
+  if (ok) return fe;
+  errors += fe->messages;
+  return nullptr;
 }
 
-/* The host machine: PIC in the small code model, as LLJIT's JITLink layer wants its objects,
- * generated at the level clang -O3 uses. The same builder configures the LLJIT. */
+/* Clang's -O3 pipeline and code generation (what cc1 would have run without
+ * -disable-llvm-passes, at CodeGenOptLevel::Aggressive for the host CPU and features) on m,
+ * which belongs to fe's context; the relocatable object, or NULL with the messages in errors. */
+static std::unique_ptr<llvm::MemoryBuffer> jit_codegen(JitFrontend &fe, llvm::Module &m,
+                                                       std::string &errors) {
+  clang::CompilerInstance &ci = fe.ci;
+  ci.getCodeGenOpts().DisableLLVMPasses = false;
+  llvm::SmallVector<char, 0> buf;
+  clang::EmitBackendOutput(ci.getDiagnostics(), ci.getHeaderSearchOpts(), ci.getCodeGenOpts(),
+                           ci.getTargetOpts(), ci.getLangOpts(), m.getDataLayoutStr(), &m,
+                           clang::Backend_EmitObj, llvm::vfs::getRealFileSystem(),
+                           std::make_unique<llvm::raw_svector_ostream>(buf));
+  if (ci.getDiagnostics().hasErrorOccurred() || buf.empty()) {
+    errors += fe.messages.empty() ? std::string("code generation failed") : fe.messages;
+    return nullptr;
+  }
+  return llvm::MemoryBuffer::getMemBufferCopy(llvm::StringRef(buf.data(), buf.size()), "lathe-jit");
+}
+
+/* The host machine for the LLJIT that links the objects: PIC in the small code model, as
+ * LLJIT's JITLink layer wants its objects, at the level clang -O3 uses. */
 static llvm::Expected<llvm::orc::JITTargetMachineBuilder> jit_machine() {
   auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!jtmb) return jtmb.takeError();
@@ -161,44 +208,29 @@ static llvm::Expected<llvm::orc::JITTargetMachineBuilder> jit_machine() {
   return jtmb;
 }
 
-/* C text -> relocatable object in memory; NULL with the messages in errors. */
-static std::unique_ptr<llvm::MemoryBuffer>
-jit_compile_object(const char *c_text, const char *h_name, const char *h_text,
-                   const std::vector<std::string> &args, std::string &errors) {
-  llvm::LLVMContext ctx;
-  std::unique_ptr<llvm::Module> mod =
-      jit_compile_module(c_text, h_name, h_text, args, &ctx, errors);
-  if (!mod) return nullptr;
-  auto jtmb = jit_machine();
-  auto tm = jtmb ? jtmb->createTargetMachine()
-                 : llvm::Expected<std::unique_ptr<llvm::TargetMachine>>(jtmb.takeError());
-  if (!tm) {
-    errors += llvm::toString(tm.takeError());
-    return nullptr;
-  }
-  llvm::orc::SimpleCompiler compile(**tm);
-  auto obj = compile(*mod);
-  if (!obj) {
-    errors += llvm::toString(obj.takeError());
-    return nullptr;
-  }
-  return std::move(*obj);
-}
-
 /* ---- the on-disk cache ---- */
 
-/* entry layout: magic[8], format u32, reserved u32, key[16], object size u64, object hash[16] */
+/* entry layout: magic[8], format u32, reserved u32, key[16], body size u64, body hash[16];
+ * body: n u32, reserved u32, the keys (16 bytes each) of the n kernel-library entries the
+ * object links against, then the object */
 static const char cache_magic[8] = {'L', 'A', 'T', 'H', 'E', 'J', 'I', 'T'};
-enum : uint32_t { CACHE_FORMAT = 1 };
+enum : uint32_t { CACHE_FORMAT = 2 };
 enum : size_t { CACHE_KEY = 16, CACHE_HEADER = 8 + 4 + 4 + CACHE_KEY + 8 + 16 };
 
 struct CacheKey {
   uint8_t bytes[CACHE_KEY];
 };
 
-/* $LATHE_CACHE_DIR/jit, $XDG_CACHE_HOME/lathe/jit or ~/.cache/lathe/jit; false when the cache
- * is off (LATHE_NO_CACHE set and not "0") or there is no place for it. */
-static bool jit_cache_dir(std::string &dir) {
+/* What an entry holds: the object and the kernel entries it needs. */
+struct CacheEntry {
+  std::vector<CacheKey> deps;
+  std::unique_ptr<llvm::MemoryBuffer> obj;
+};
+
+/* $LATHE_CACHE_DIR, $XDG_CACHE_HOME/lathe or ~/.cache/lathe (models in its jit/, the kernel
+ * library in jit-kernels/); false when the cache is off (LATHE_NO_CACHE set and not "0") or
+ * there is no place for it. */
+static bool jit_cache_root(std::string &dir) {
   const char *off = getenv("LATHE_NO_CACHE");
   if (off && *off && strcmp(off, "0") != 0) return false;
   const char *env = getenv("LATHE_CACHE_DIR");
@@ -210,7 +242,6 @@ static bool jit_cache_dir(std::string &dir) {
     dir = std::string(env) + "/.cache/lathe";
   else
     return false;
-  dir += "/jit";
   return true;
 }
 
@@ -227,9 +258,10 @@ static void put_hash(uint8_t *out, llvm::StringRef bytes) {
   memcpy(out + 8, &h.high64, 8);
 }
 
-/* every input, each preceded by its length so that no two inputs can run together */
-static CacheKey jit_cache_key(const std::vector<std::string> &args, const char *c_text,
-                              const char *h_name, const char *h_text, const char *model) {
+/* every input, each preceded by its length so that no two inputs can run together; what
+ * says which compile: the model's text, or a kernel's IR */
+static CacheKey jit_cache_key(const std::vector<std::string> &args,
+                              const std::vector<llvm::StringRef> &what) {
   std::string all;
   auto add = [&all](llvm::StringRef s) {
     put_u64(all, s.size());
@@ -240,7 +272,8 @@ static CacheKey jit_cache_key(const std::vector<std::string> &args, const char *
   add("codegen -O3, pic, small code model");
   for (const std::string &a : args)
     add(a);
-  add(model), add(h_name), add(h_text), add(c_text);
+  for (llvm::StringRef s : what)
+    add(s);
   CacheKey k;
   put_hash(k.bytes, all);
   return k;
@@ -256,14 +289,13 @@ static std::string jit_cache_path(const std::string &dir, const CacheKey &k) {
 
 enum class CacheRead { MISSING, BAD, OK };
 
-/* The object of a valid entry for key k at path into *obj. */
-static CacheRead jit_cache_read(const std::string &path, const CacheKey &k,
-                                std::unique_ptr<llvm::MemoryBuffer> *obj) {
+/* The body of a valid entry for key k at path into *e. */
+static CacheRead jit_cache_read(const std::string &path, const CacheKey &k, CacheEntry *e) {
   auto file = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                           /*RequiresNullTerminator=*/false);
   if (!file) return CacheRead::MISSING;
   llvm::StringRef s = (*file)->getBuffer();
-  uint32_t format = 0;
+  uint32_t format = 0, n = 0;
   uint64_t size = 0;
   if (s.size() < CACHE_HEADER || memcmp(s.data(), cache_magic, 8) != 0) return CacheRead::BAD;
   memcpy(&format, s.data() + 8, 4);
@@ -274,8 +306,13 @@ static CacheRead jit_cache_read(const std::string &path, const CacheKey &k,
   llvm::StringRef body = s.substr(CACHE_HEADER);
   uint8_t digest[16];
   put_hash(digest, body);
-  if (memcmp(digest, s.data() + 24 + CACHE_KEY, 16) != 0) return CacheRead::BAD;
-  *obj = llvm::MemoryBuffer::getMemBufferCopy(body, path);
+  if (memcmp(digest, s.data() + 24 + CACHE_KEY, 16) != 0 || body.size() < 8) return CacheRead::BAD;
+  memcpy(&n, body.data(), 4);
+  if ((body.size() - 8) / CACHE_KEY < n) return CacheRead::BAD;
+  e->deps.resize(n);
+  for (uint32_t i = 0; i < n; i++)
+    memcpy(e->deps[i].bytes, body.data() + 8 + i * CACHE_KEY, CACHE_KEY);
+  e->obj = llvm::MemoryBuffer::getMemBufferCopy(body.substr(8 + n * CACHE_KEY), path);
   return CacheRead::OK;
 }
 
@@ -288,22 +325,28 @@ static bool write_all(int fd, const char *p, size_t n) {
   return true;
 }
 
-/* Store obj as the entry for k at path: temporary file, fsync, rename. false if it failed. */
+/* Store deps and obj as the entry for k at path: temporary file, fsync, rename. false if it
+ * failed. */
 static bool jit_cache_write(const std::string &dir, const std::string &path, const CacheKey &k,
-                            const llvm::MemoryBuffer &obj) {
+                            const std::vector<CacheKey> &deps, const llvm::MemoryBuffer &obj) {
   if (llvm::sys::fs::create_directories(dir)) return false;
+  std::string body;
+  put_u32(body, (uint32_t)deps.size()), put_u32(body, 0);
+  for (const CacheKey &d : deps)
+    body.append((const char *)d.bytes, CACHE_KEY);
+  body.append(obj.getBufferStart(), obj.getBufferSize());
   std::string head(cache_magic, 8);
   put_u32(head, CACHE_FORMAT), put_u32(head, 0);
   head.append((const char *)k.bytes, CACHE_KEY);
-  put_u64(head, obj.getBufferSize());
+  put_u64(head, body.size());
   uint8_t digest[16];
-  put_hash(digest, obj.getBuffer());
+  put_hash(digest, body);
   head.append((const char *)digest, 16);
   std::string tmp = path + ".tmp.XXXXXX";
   int fd = mkstemp(&tmp[0]);
   if (fd < 0) return false;
-  bool ok = write_all(fd, head.data(), head.size()) &&
-            write_all(fd, obj.getBufferStart(), obj.getBufferSize()) && fsync(fd) == 0;
+  bool ok = write_all(fd, head.data(), head.size()) && write_all(fd, body.data(), body.size()) &&
+            fsync(fd) == 0;
   ok = close(fd) == 0 && ok;
   ok = ok && rename(tmp.c_str(), path.c_str()) == 0;
   if (!ok) unlink(tmp.c_str());
@@ -319,11 +362,13 @@ static double jit_cache_budget() {
   return mb * 1024 * 1024;
 }
 
-/* After a store: while the entries exceed the budget, remove the least recently used (oldest
- * modification time: a hit touches its entry), never `keep`, the entry just written; temporary
- * files older than an hour (left by a crash) go too. Errors are ignored: pruning is best effort,
- * and a concurrent compile may remove or replace files under us. */
-static void jit_cache_prune(const std::string &dir, const std::string &keep) {
+/* After a store: while the entries of dirs (models and kernels together) exceed the budget,
+ * remove the least recently used (oldest modification time: a hit touches its entry), never
+ * one in `keep` (the entries this compile wrote or used); temporary files older than an hour
+ * (left by a crash) go too. Errors are ignored: pruning is best effort, and a concurrent
+ * compile may remove or replace files under us. */
+static void jit_cache_prune(const std::vector<std::string> &dirs,
+                            const std::set<std::string> &keep) {
   namespace fs = std::filesystem;
   struct Entry {
     fs::file_time_type time;
@@ -334,23 +379,176 @@ static void jit_cache_prune(const std::string &dir, const std::string &keep) {
   double total = 0;
   std::error_code ec;
   auto hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
-  for (const auto &f : fs::directory_iterator(dir, ec)) {
-    std::error_code e1, e2;
-    Entry e = {f.last_write_time(e1), f.file_size(e2), f.path()};
-    if (e1 || e2 || !f.is_regular_file(e1)) continue;
-    if (e.path.filename().string().find(".tmp.") != std::string::npos) {
-      if (e.time < hour_ago) fs::remove(e.path, e1);
-    } else if (e.path.extension() == ".o" && e.path.string() != keep) {
-      entries.push_back(e), total += (double)e.size;
-    } else if (e.path.string() == keep) {
-      total += (double)e.size;
+  for (const std::string &dir : dirs)
+    for (const auto &f : fs::directory_iterator(dir, ec)) {
+      std::error_code e1, e2;
+      Entry e = {f.last_write_time(e1), f.file_size(e2), f.path()};
+      if (e1 || e2 || !f.is_regular_file(e1)) continue;
+      bool kept = keep.count(e.path.string()) > 0;
+      if (e.path.filename().string().find(".tmp.") != std::string::npos) {
+        if (e.time < hour_ago) fs::remove(e.path, e1);
+      } else if (e.path.extension() == ".o" && !kept) {
+        entries.push_back(e), total += (double)e.size;
+      } else if (kept) {
+        total += (double)e.size;
+      }
     }
-  }
   double budget = jit_cache_budget();
   std::sort(entries.begin(), entries.end(),
             [](const Entry &a, const Entry &b) { return a.time < b.time; });
   for (size_t i = 0; i < entries.size() && total > budget; i++)
     if (fs::remove(entries[i].path, ec)) total -= (double)entries[i].size;
+}
+
+/* ---- the kernel library ---- */
+
+/* The kernel library of a model: the shared routines the generated C marks noinline (GEMM,
+ * packing, Winograd, convolution tiles, transposes: static functions named lathe_*). Each is
+ * split out of the model's unoptimized module into a module of its own — with copies of the
+ * static helpers and constant tables it uses, the other kernels it calls only declared — so
+ * that it is optimized and code-generated once per distinct IR (its own cache entry in
+ * jit-kernels/), however many models use it; the model's module keeps a declaration. The
+ * kernels are called, never inlined, either way, so the split changes no code that runs. */
+static bool jit_is_kernel(const llvm::Function &f) {
+  return !f.isDeclaration() && f.hasLocalLinkage() && f.getName().starts_with("lathe_") &&
+         f.hasFnAttribute(llvm::Attribute::NoInline);
+}
+
+/* the globals that v refers to, through constant expressions and initializers */
+static void jit_refs(const llvm::User *v, std::vector<const llvm::GlobalValue *> &out,
+                     std::set<const llvm::Constant *> &seen) {
+  for (const llvm::Use &u : v->operands()) {
+    const llvm::Value *op = u.get();
+    if (const auto *gv = llvm::dyn_cast<llvm::GlobalValue>(op))
+      out.push_back(gv);
+    else if (const auto *c = llvm::dyn_cast<llvm::Constant>(op))
+      if (seen.insert(c).second) jit_refs(c, out, seen);
+  }
+}
+
+/* What root's module must define besides root: the static helpers and constants it reaches
+ * (not other kernels, which it declares). false when it reaches something a copy cannot
+ * stand for (a mutable or external global, a model function): the kernel stays in the model. */
+static bool jit_kernel_closure(const llvm::Function *root,
+                               const std::set<const llvm::Function *> &kernels,
+                               std::set<const llvm::GlobalValue *> &closure) {
+  std::vector<const llvm::GlobalValue *> work = {root}, refs;
+  std::set<const llvm::Constant *> seen;
+  while (!work.empty()) {
+    const llvm::GlobalValue *gv = work.back();
+    work.pop_back();
+    refs.clear();
+    if (const auto *f = llvm::dyn_cast<llvm::Function>(gv))
+      for (const llvm::BasicBlock &bb : *f)
+        for (const llvm::Instruction &i : bb)
+          jit_refs(&i, refs, seen);
+    else
+      jit_refs(llvm::cast<llvm::GlobalVariable>(gv), refs, seen);
+    for (const llvm::GlobalValue *r : refs) {
+      const auto *f = llvm::dyn_cast<llvm::Function>(r);
+      const auto *var = llvm::dyn_cast<llvm::GlobalVariable>(r);
+      if ((f && f->isDeclaration()) || (f && f != root && kernels.count(f))) continue;
+      if (!r->hasLocalLinkage() || (!f && !(var && var->isConstant() && var->hasInitializer())))
+        return false;
+      if (closure.insert(r).second) work.push_back(r);
+    }
+  }
+  return true;
+}
+
+/* The kernels of m that can be split out, each with its closure. */
+static std::map<llvm::Function *, std::set<const llvm::GlobalValue *>>
+jit_find_kernels(llvm::Module &m) {
+  std::set<const llvm::Function *> kernels;
+  for (llvm::Function &f : m)
+    if (jit_is_kernel(f)) kernels.insert(&f);
+  std::map<llvm::Function *, std::set<const llvm::GlobalValue *>> out;
+  for (bool changed = true; changed;) { /* a kernel that stays may make its callers stay */
+    changed = false;
+    out.clear();
+    for (llvm::Function &f : m) {
+      if (!kernels.count(&f)) continue;
+      std::set<const llvm::GlobalValue *> closure;
+      if (jit_kernel_closure(&f, kernels, closure))
+        out[&f] = std::move(closure);
+      else
+        kernels.erase(&f), changed = true;
+    }
+  }
+  return out;
+}
+
+/* Erase the unused declarations and unused internal definitions of m (but not keep). */
+static void jit_drop_unused(llvm::Module &m, const llvm::GlobalValue *keep) {
+  for (bool again = true; again;) {
+    again = false;
+    std::vector<llvm::GlobalValue *> dead;
+    for (llvm::Function &f : m)
+      if (&f != keep && f.use_empty() && (f.isDeclaration() || f.hasLocalLinkage()))
+        dead.push_back(&f);
+    for (llvm::GlobalVariable &g : m.globals())
+      if (g.use_empty() && (g.isDeclaration() || g.hasLocalLinkage())) dead.push_back(&g);
+    for (llvm::GlobalValue *g : dead)
+      g->eraseFromParent();
+    again = !dead.empty();
+  }
+}
+
+/* root's own module: root (external), its closure (internal copies), the rest declared;
+ * functions and globals in name order, so that its text — the cache key — does not depend on
+ * the order the model's C happened to use them in. */
+static std::unique_ptr<llvm::Module>
+jit_kernel_module(const llvm::Module &m, llvm::Function *root,
+                  const std::set<const llvm::GlobalValue *> &closure) {
+  llvm::ValueToValueMapTy vmap;
+  std::unique_ptr<llvm::Module> k = llvm::CloneModule(
+      m, vmap, [&](const llvm::GlobalValue *gv) { return gv == root || closure.count(gv) > 0; });
+  auto *kr = llvm::cast<llvm::Function>(vmap[root]);
+  kr->setLinkage(llvm::GlobalValue::ExternalLinkage);
+  jit_drop_unused(*k, kr);
+  std::vector<llvm::Function *> fs;
+  for (llvm::Function &f : *k) {
+    fs.push_back(&f);
+    if (f.isDeclaration() && !f.isIntrinsic()) f.setDSOLocal(false); /* another object's */
+  }
+  std::sort(fs.begin(), fs.end(),
+            [](llvm::Function *a, llvm::Function *b) { return a->getName() < b->getName(); });
+  for (llvm::Function *f : fs)
+    f->removeFromParent(), k->getFunctionList().push_back(f);
+  std::vector<llvm::GlobalVariable *> gs;
+  for (llvm::GlobalVariable &g : k->globals())
+    gs.push_back(&g);
+  std::sort(gs.begin(), gs.end(), [](llvm::GlobalVariable *a, llvm::GlobalVariable *b) {
+    return a->getName() < b->getName();
+  });
+  for (llvm::GlobalVariable *g : gs)
+    g->removeFromParent(), k->insertGlobalVariable(g);
+  k->setModuleIdentifier("lathe-kernel");
+  k->setSourceFileName("lathe-kernel");
+  return k;
+}
+
+/* The model's module once its kernels are split out: each a declaration (external, resolved
+ * by the linker from the kernel's object). */
+static void jit_declare_kernels(llvm::Module &m, const std::vector<llvm::Function *> &kernels) {
+  for (llvm::Function *f : kernels) {
+    f->deleteBody();
+    f->setLinkage(llvm::GlobalValue::ExternalLinkage);
+    f->setDSOLocal(false);
+  }
+  jit_drop_unused(m, nullptr);
+}
+
+/* The initializer (`<model>_init`, run once per model) is compiled unoptimized: optnone
+ * gives it the -O0 IR pipeline and fast instruction selection. Its results are the same —
+ * LLVM's optimizations do not change IEEE results, and a*b+c contracted by Clang
+ * (llvm.fmuladd) becomes an FMA at -O0 as at -O3 — and it cost a tenth of the compile. */
+static void jit_cold_init(llvm::Module &m, const char *model_name) {
+  llvm::Function *f = m.getFunction(std::string(model_name) + "_init");
+  if (!f || f->isDeclaration()) return;
+  f->removeFnAttr(llvm::Attribute::AlwaysInline);
+  f->addFnAttr(llvm::Attribute::NoInline);
+  f->addFnAttr(llvm::Attribute::OptimizeNone);
 }
 
 /* ---- the CPU model of <model>_cpu_supported() ---- */
@@ -385,13 +583,21 @@ static void jit_fill_cpu_model(llvm::orc::LLJIT &) {}
 
 /* ---- linking ---- */
 
-/* Link obj into a new LLJIT and look up `<model>_info`; NULL with an error in d. */
-static JitModel *jit_link(std::unique_ptr<llvm::MemoryBuffer> obj, const char *model_name,
-                          Diag *d) {
+static std::unique_ptr<llvm::MemoryBuffer> copy_of(const llvm::MemoryBuffer &b) {
+  return llvm::MemoryBuffer::getMemBufferCopy(b.getBuffer(), b.getBufferIdentifier());
+}
+
+/* Link the model's object and its kernels' into a new LLJIT and look up `<model>_info`; NULL
+ * with an error in d. */
+static JitModel *jit_link(const llvm::MemoryBuffer &obj,
+                          const std::vector<const llvm::MemoryBuffer *> &kernels,
+                          const char *model_name, Diag *d) {
   auto jtmb = jit_machine();
   auto jit = jtmb ? llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create()
                   : llvm::Expected<std::unique_ptr<llvm::orc::LLJIT>>(jtmb.takeError());
-  llvm::Error err = jit ? (*jit)->addObjectFile(std::move(obj)) : jit.takeError();
+  llvm::Error err = jit ? (*jit)->addObjectFile(copy_of(obj)) : jit.takeError();
+  for (size_t i = 0; i < kernels.size() && !err; i++)
+    err = (*jit)->addObjectFile(copy_of(*kernels[i]));
   std::string sym = std::string(model_name) + "_info";
   llvm::Expected<llvm::orc::ExecutorAddr> addr =
       err ? llvm::Expected<llvm::orc::ExecutorAddr>(std::move(err)) : (*jit)->lookup(sym);
@@ -402,7 +608,7 @@ static JitModel *jit_link(std::unique_ptr<llvm::MemoryBuffer> obj, const char *m
   }
   jit_fill_cpu_model(**jit);
   JitModel *j =
-      new JitModel{std::move(*jit), addr->toPtr<const lathe_model_info *>(), JIT_CACHE_OFF};
+      new JitModel{std::move(*jit), addr->toPtr<const lathe_model_info *>(), JIT_CACHE_OFF, 0, 0};
   if (j->info->version != LATHE_MODEL_INFO_VERSION) {
     diag_error(d, SrcLoc{}, "JIT: '%s' has descriptor version %d, expected %d", sym.c_str(),
                j->info->version, LATHE_MODEL_INFO_VERSION);
@@ -412,13 +618,116 @@ static JitModel *jit_link(std::unique_ptr<llvm::MemoryBuffer> obj, const char *m
   return j;
 }
 
-/* A valid-looking entry that does not link is treated like a corrupt one. */
-static JitModel *jit_link_cached(std::unique_ptr<llvm::MemoryBuffer> obj, const char *model_name) {
+/* ---- compiling a model ---- */
+
+/* Where the cache is: model entries in models, kernel-library entries in kernels. */
+struct JitCache {
+  bool on = false;
+  std::string models, kernels;
+};
+
+/* The model's entry (key at path) and the kernel entries it names, linked; NULL when any of
+ * them is missing or unusable, or they do not link (*r: MISSING when the model's entry is). */
+static JitModel *jit_load(const JitCache &c, const std::string &path, const CacheKey &key,
+                          const char *model_name, CacheRead *r) {
+  CacheEntry e;
+  *r = jit_cache_read(path, key, &e);
+  if (*r != CacheRead::OK) return nullptr;
+  *r = CacheRead::BAD;
+  std::vector<CacheEntry> ks(e.deps.size());
+  std::vector<const llvm::MemoryBuffer *> objs;
+  for (size_t i = 0; i < e.deps.size(); i++) {
+    if (jit_cache_read(jit_cache_path(c.kernels, e.deps[i]), e.deps[i], &ks[i]) != CacheRead::OK ||
+        !ks[i].deps.empty())
+      return nullptr;
+    objs.push_back(ks[i].obj.get());
+  }
   Diag quiet;
   diag_init(&quiet);
-  JitModel *j = jit_link(std::move(obj), model_name, &quiet);
+  JitModel *j = jit_link(*e.obj, objs, model_name, &quiet);
   diag_fini(&quiet);
+  if (!j) return nullptr;
+  *r = CacheRead::OK;
+  utimensat(AT_FDCWD, path.c_str(), nullptr, 0); /* recently used: pruned last */
+  for (const CacheKey &k : e.deps)
+    utimensat(AT_FDCWD, jit_cache_path(c.kernels, k).c_str(), nullptr, 0);
+  j->kernels_cached = (int)e.deps.size();
   return j;
+}
+
+/* One kernel of the library: its cache key and entry, its object, whether it was compiled. */
+struct JitKernel {
+  CacheKey key{};
+  std::string path;
+  std::unique_ptr<llvm::MemoryBuffer> obj;
+  bool compiled = false;
+};
+
+/* Split the kernel library out of fe's module (which then only declares it) and get each
+ * kernel's object: from the cache when it holds one, else compiled. kargs: the cc1 arguments
+ * without the file name (the kernels' key does not depend on the model). */
+static bool jit_kernel_objects(JitFrontend &fe, const std::vector<std::string> &kargs,
+                               const JitCache &c, std::vector<JitKernel> &out,
+                               std::string &errors) {
+  auto found = jit_find_kernels(*fe.mod);
+  std::vector<llvm::Function *> roots;
+  for (llvm::Function &f : *fe.mod)
+    if (found.count(&f)) roots.push_back(&f);
+  for (llvm::Function *root : roots) {
+    std::unique_ptr<llvm::Module> km = jit_kernel_module(*fe.mod, root, found[root]);
+    JitKernel k;
+    if (c.on) {
+      std::string text;
+      llvm::raw_string_ostream os(text);
+      km->print(os, nullptr);
+      k.key = jit_cache_key(kargs, {"kernel", os.str()});
+      k.path = jit_cache_path(c.kernels, k.key);
+      CacheEntry e;
+      if (jit_cache_read(k.path, k.key, &e) == CacheRead::OK && e.deps.empty())
+        k.obj = std::move(e.obj);
+    }
+    if (!k.obj) {
+      k.obj = jit_codegen(fe, *km, errors);
+      k.compiled = true;
+    }
+    if (!k.obj) return false;
+    out.push_back(std::move(k));
+  }
+  jit_declare_kernels(*fe.mod, roots);
+  return true;
+}
+
+/* Compile the model's C (c_text already has the CPU model appended): its kernel library, then
+ * the model itself. The objects are in *obj and kernels; NULL with the messages in errors. */
+static bool jit_build(const char *c_text, const char *h_name, const char *h_text,
+                      const char *model_name, const std::vector<std::string> &args,
+                      const JitCache &c, std::unique_ptr<llvm::MemoryBuffer> *obj,
+                      std::vector<JitKernel> &kernels, std::string &errors) {
+  std::unique_ptr<JitFrontend> fe = jit_parse(c_text, h_name, h_text, args, errors);
+  if (!fe) return false;
+  std::vector<std::string> kargs(args.begin(), args.end() - 1);
+  if (!jit_kernel_objects(*fe, kargs, c, kernels, errors)) return false;
+  jit_cold_init(*fe->mod, model_name);
+  *obj = jit_codegen(*fe, *fe->mod, errors);
+  return *obj != nullptr;
+}
+
+/* Store the model's entry (after its new kernels') and prune; the outcome of the compile. */
+static JitCacheOutcome jit_store(const JitCache &c, const std::string &path, const CacheKey &key,
+                                 const llvm::MemoryBuffer &obj,
+                                 const std::vector<JitKernel> &kernels, JitCacheOutcome outcome) {
+  std::vector<CacheKey> deps;
+  std::set<std::string> keep = {path};
+  bool ok = true;
+  for (const JitKernel &k : kernels) {
+    if (k.compiled) ok = ok && jit_cache_write(c.kernels, k.path, k.key, {}, *k.obj);
+    deps.push_back(k.key);
+    keep.insert(k.path);
+  }
+  ok = ok && jit_cache_write(c.models, path, key, deps, obj);
+  if (!ok) return JIT_CACHE_UNSTORED;
+  jit_cache_prune({c.models, c.kernels}, keep);
+  return outcome;
 }
 
 extern "C" bool jit_available(void) {
@@ -429,40 +738,43 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
                                  const char *model_name, Diag *d) {
   jit_init_once();
   std::vector<std::string> args = jit_cc1_args(std::string("/lathe-jit/") + model_name + ".c");
-  std::string dir, path;
+  JitCache c;
+  std::string path;
   CacheKey key{};
   JitCacheOutcome outcome = JIT_CACHE_OFF;
-  if (jit_cache_dir(dir)) {
-    key = jit_cache_key(args, c_text, h_name, h_text, model_name);
-    path = jit_cache_path(dir, key);
-    std::unique_ptr<llvm::MemoryBuffer> cached;
-    CacheRead r = jit_cache_read(path, key, &cached);
-    JitModel *j = r == CacheRead::OK ? jit_link_cached(std::move(cached), model_name) : nullptr;
-    if (j) {
-      utimensat(AT_FDCWD, path.c_str(), nullptr, 0); /* recently used: pruned last */
-      return j->cache = JIT_CACHE_HIT, j;
-    }
+  if ((c.on = jit_cache_root(c.models))) {
+    c.kernels = c.models + "/jit-kernels";
+    c.models += "/jit";
+    key = jit_cache_key(args, {model_name, h_name, h_text, c_text});
+    path = jit_cache_path(c.models, key);
+    CacheRead r;
+    if (JitModel *j = jit_load(c, path, key, model_name, &r)) return j->cache = JIT_CACHE_HIT, j;
     outcome = r == CacheRead::MISSING ? JIT_CACHE_STORED : JIT_CACHE_REPLACED;
   }
   std::string errors;
   std::string source = std::string(c_text) + jit_cpu_model_c;
-  std::unique_ptr<llvm::MemoryBuffer> obj =
-      jit_compile_object(source.c_str(), h_name, h_text, args, errors);
-  if (!obj) {
+  std::unique_ptr<llvm::MemoryBuffer> obj;
+  std::vector<JitKernel> kernels;
+  if (!jit_build(source.c_str(), h_name, h_text, model_name, args, c, &obj, kernels, errors)) {
     diag_error(d, SrcLoc{}, "JIT: clang failed on the generated C of '%s':\n%s", model_name,
                errors.c_str());
     return nullptr;
   }
-  /* link a copy, and store the object only once it has linked */
-  JitModel *j =
-      jit_link(llvm::MemoryBuffer::getMemBufferCopy(obj->getBuffer(), "lathe-jit"), model_name, d);
+  /* link copies, and store the objects only once they have linked */
+  std::vector<const llvm::MemoryBuffer *> objs;
+  for (const JitKernel &k : kernels)
+    objs.push_back(k.obj.get());
+  JitModel *j = jit_link(*obj, objs, model_name, d);
   if (!j) return nullptr;
-  if (outcome != JIT_CACHE_OFF && !jit_cache_write(dir, path, key, *obj))
-    outcome = JIT_CACHE_UNSTORED;
-  else if (outcome != JIT_CACHE_OFF)
-    jit_cache_prune(dir, path);
-  j->cache = outcome;
+  for (const JitKernel &k : kernels)
+    (k.compiled ? j->kernels_compiled : j->kernels_cached)++;
+  j->cache = c.on ? jit_store(c, path, key, *obj, kernels, outcome) : JIT_CACHE_OFF;
   return j;
+}
+
+extern "C" void jit_kernel_counts(const JitModel *j, int *compiled, int *cached) {
+  *compiled = j->kernels_compiled;
+  *cached = j->kernels_cached;
 }
 
 extern "C" JitCacheOutcome jit_cache_outcome(const JitModel *j) {

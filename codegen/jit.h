@@ -46,6 +46,10 @@ JitModel *jit_compile(const char *c_text, const char *h_name, const char *h_text
                       const char *model_name, Diag *d);
 const lathe_model_info *jit_info(const JitModel *j);
 JitCacheOutcome jit_cache_outcome(const JitModel *j);
+/* How many objects of the kernel library (the GEMM, convolution and transpose routines the C
+ * marks noinline, compiled one by one and cached in jit-kernels/) this compile built, and how
+ * many it took from the cache. */
+void jit_kernel_counts(const JitModel *j, int *compiled, int *cached);
 /* address of a JIT'd symbol (e.g. an entry point's `symbol`), or NULL */
 void *jit_symbol(const JitModel *j, const char *name);
 void jit_free(JitModel *j);

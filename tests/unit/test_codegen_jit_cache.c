@@ -117,6 +117,8 @@ static void remove_tree(void) {
     ck_assert_int_eq(unlink(path), 0);
   snprintf(path, sizeof path, "%s/jit", cache_dir);
   rmdir(path);
+  snprintf(path, sizeof path, "rm -rf '%s/jit-kernels'", cache_dir); /* the kernel library */
+  ck_assert_int_eq(system(path), 0);
   rmdir(cache_dir);
 }
 

@@ -1,0 +1,271 @@
+/* tests/unit/test_codegen_jit_kernels.c — the JIT's kernel library (codegen/jit.cpp): the
+ * routines the C marks noinline (here the GEMM) are compiled one by one into objects cached
+ * in jit-kernels/, which another model with the same kernels links instead of compiling them;
+ * a corrupt or missing kernel entry is compiled again and replaced; two models sharing the
+ * kernels run side by side in one process, and freeing one leaves the other working. Every
+ * result is compared bit for bit with the same C compiled with the cache off. Each case runs
+ * in its own temporary LATHE_CACHE_DIR. Without LLVM the suite checks jit_kernel_counts of
+ * nothing instead.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codegen/codegen.h"
+#include "codegen/jit.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "tests/unit/testutil.h"
+
+static const char *model_text = "const N = 8\n"
+                                "fn lin(x: f32[B, I], units: int) -> f32[B, units] {\n"
+                                "  param w: f32[I, units] = glorot_uniform\n"
+                                "  param b: f32[units] = uniform(-1, 1)\n"
+                                "  return x @ w + b\n"
+                                "}\n"
+                                "model kern(x: f32[N, 40]) {\n"
+                                "  output y = lin(relu(lin(x, 48)), 16)\n"
+                                "}\n";
+
+typedef struct Emitted {
+  char *c, *h;
+} Emitted;
+
+static char cache_dir[64];
+
+/* the C of kern at batch n; `extra` appended (another model's text, the same kernels) */
+static Emitted emit(int n, const char *extra) {
+  const Define defines[] = {{.name = "N", .value = n}};
+  Diag d;
+  diag_init(&d);
+  FrontendOptions fo;
+  frontend_options_init(&fo);
+  fo.defines = defines, fo.n_defines = 1;
+  Module *m = frontend_compile("kern.lathe", model_text, &fo, &d);
+  PassCtx pc;
+  pass_ctx_init(&pc, &d);
+  CgOptions co;
+  cg_options_init(&co);
+  Emitted e = {0};
+  bool ok = m && passes_run_module(m, &pc) && cg_emit_c(m, &co, &e.c, &e.h, &d);
+  ck_assert_msg(ok, "%s", diag_text(&d));
+  pass_ctx_fini(&pc);
+  module_free(m);
+  diag_fini(&d);
+  if (extra) {
+    size_t len = strlen(e.c) + strlen(extra) + 1;
+    e.c = realloc(e.c, len);
+    strcat(e.c, extra);
+  }
+  return e;
+}
+
+static void emitted_free(Emitted *e) {
+  free(e->c), free(e->h);
+}
+
+/* compile e; its outcome must be `expected` and it must have compiled `compiled` kernels
+ * (-1: any, > 0) and taken `cached` from the cache */
+static JitModel *compile(const Emitted *e, JitCacheOutcome expected, int compiled, int cached) {
+  Diag d;
+  diag_init(&d);
+  JitModel *j = jit_compile(e->c, "kern.h", e->h, "kern", &d);
+  ck_assert_msg(j != NULL, "%s", diag_text(&d));
+  diag_fini(&d);
+  ck_assert_int_eq(jit_cache_outcome(j), expected);
+  int c = -1, k = -1;
+  jit_kernel_counts(j, &c, &k);
+  if (compiled < 0)
+    ck_assert_int_gt(c, 0);
+  else
+    ck_assert_int_eq(c, compiled);
+  ck_assert_int_eq(k, cached);
+  return j;
+}
+
+static int kernels_of(const JitModel *j) {
+  int c, k;
+  jit_kernel_counts(j, &c, &k);
+  return c + k;
+}
+
+/* run forward on a fixed input; out gets n x 16 floats */
+static void run_forward(const JitModel *j, int n, float *out) {
+  const lathe_model_info *info = jit_info(j);
+  const lathe_entry_info *e = &info->entries[0];
+  void *params = calloc(1, info->params_bytes + 1), *state = calloc(1, info->state_bytes + 1);
+  void *ws = aligned_alloc(64, (e->workspace_bytes + 63) / 64 * 64 + 64);
+  float *x = malloc(sizeof(float) * (size_t)n * 40);
+  for (int i = 0; i < n * 40; i++)
+    x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+  info->init(params, state, 7);
+  void *args[8];
+  ck_assert_int_le(e->n_args, 8);
+  for (int a = 0; a < e->n_args; a++) {
+    int role = e->args[a].role;
+    args[a] = role == LATHE_ARG_PARAMS   ? params
+              : role == LATHE_ARG_STATE  ? state
+              : role == LATHE_ARG_INPUT  ? (void *)x
+              : role == LATHE_ARG_OUTPUT ? (void *)out
+                                         : ws;
+  }
+  double ret = 0;
+  e->call(args, &ret);
+  free(params), free(state), free(ws), free(x);
+}
+
+/* the outputs of e compiled without the cache (every kernel compiled in this process) */
+static void reference(const Emitted *e, int n, float *out) {
+  setenv("LATHE_NO_CACHE", "1", 1);
+  JitModel *j = compile(e, JIT_CACHE_OFF, -1, 0);
+  run_forward(j, n, out);
+  jit_free(j);
+  unsetenv("LATHE_NO_CACHE");
+}
+
+/* the files in cache_dir/sub; path gets the name of the last one */
+static int files(const char *sub, char *path, size_t size) {
+  char dir[128], name[sizeof dir + sizeof((struct dirent *)0)->d_name + 1];
+  snprintf(dir, sizeof dir, "%s/%s", cache_dir, sub);
+  DIR *dp = opendir(dir);
+  if (!dp) return 0;
+  int count = 0;
+  for (struct dirent *de; (de = readdir(dp));) {
+    if (de->d_name[0] == '.') continue;
+    count++;
+    snprintf(name, sizeof name, "%s/%s", dir, de->d_name);
+    if (path) snprintf(path, size, "%s", name);
+  }
+  closedir(dp);
+  return count;
+}
+
+static void clear(const char *sub) {
+  char path[256];
+  while (files(sub, path, sizeof path) > 0)
+    ck_assert_int_eq(unlink(path), 0);
+  snprintf(path, sizeof path, "%s/%s", cache_dir, sub);
+  rmdir(path);
+}
+
+static void setup(void) {
+  snprintf(cache_dir, sizeof cache_dir, "/tmp/lathe-jit-kernels-test.XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(cache_dir));
+  setenv("LATHE_CACHE_DIR", cache_dir, 1);
+  unsetenv("LATHE_NO_CACHE");
+  unsetenv("LATHE_CACHE_MAX_MB");
+}
+
+static void teardown(void) {
+  clear("jit");
+  clear("jit-kernels");
+  rmdir(cache_dir);
+}
+
+/* Another model's C with the same kernels links the cached kernel objects. */
+START_TEST(kernels_cached_and_reused) {
+  Emitted a = emit(8, NULL), b = emit(8, "/* another model */\n");
+  float want[8 * 16], got_a[8 * 16], got_b[8 * 16];
+  reference(&a, 8, want);
+  JitModel *j = compile(&a, JIT_CACHE_STORED, -1, 0);
+  int k = kernels_of(j);
+  run_forward(j, 8, got_a);
+  jit_free(j);
+  ck_assert_int_eq(files("jit-kernels", NULL, 0), k);
+  ck_assert_int_eq(files("jit", NULL, 0), 1);
+  j = compile(&b, JIT_CACHE_STORED, 0, k); /* a new model entry, no kernel compiled */
+  run_forward(j, 8, got_b);
+  jit_free(j);
+  ck_assert_int_eq(files("jit-kernels", NULL, 0), k);
+  ck_assert_int_eq(files("jit", NULL, 0), 2);
+  jit_free(compile(&a, JIT_CACHE_HIT, 0, k));
+  ck_assert_mem_eq(want, got_a, sizeof want);
+  ck_assert_mem_eq(want, got_b, sizeof want);
+  emitted_free(&a), emitted_free(&b);
+}
+END_TEST
+
+/* A kernel entry that is corrupt (how 0), truncated (1) or missing (2): the model that needs
+ * it is compiled again, its kernels too, and the entries are replaced. */
+START_TEST(bad_kernel_entry_is_replaced) {
+  Emitted a = emit(8, NULL);
+  float want[8 * 16], got[8 * 16];
+  reference(&a, 8, want);
+  JitModel *j = compile(&a, JIT_CACHE_STORED, -1, 0);
+  int k = kernels_of(j);
+  jit_free(j);
+  char path[256];
+  ck_assert_int_gt(files("jit-kernels", path, sizeof path), 0);
+  if (_i == 2) {
+    ck_assert_int_eq(unlink(path), 0);
+  } else {
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    ck_assert_int_eq(fseek(f, _i == 0 ? n / 2 : 0, SEEK_SET), 0);
+    ck_assert_int_eq(fputc(0x5a, f) == EOF, 0);
+    ck_assert_int_eq(fclose(f), 0);
+    if (_i == 1) ck_assert_int_eq(truncate(path, n - 3), 0);
+  }
+  j = compile(&a, JIT_CACHE_REPLACED, -1, k - 1);
+  ck_assert_int_eq(kernels_of(j), k);
+  run_forward(j, 8, got);
+  jit_free(j);
+  ck_assert_mem_eq(want, got, sizeof want);
+  jit_free(compile(&a, JIT_CACHE_HIT, 0, k));
+  ck_assert_int_eq(files("jit-kernels", NULL, 0), k);
+  emitted_free(&a);
+}
+END_TEST
+
+/* Two models (batch 8 and 4) share the kernel objects and live side by side; freeing the
+ * first leaves the second's code intact. */
+START_TEST(two_models_share_kernels) {
+  Emitted a = emit(8, NULL), b = emit(4, NULL);
+  float want_a[8 * 16], want_b[4 * 16], got_a[8 * 16], got_b[4 * 16], again[4 * 16];
+  reference(&a, 8, want_a);
+  reference(&b, 4, want_b);
+  JitModel *ja = compile(&a, JIT_CACHE_STORED, -1, 0);
+  int k = kernels_of(ja);
+  JitModel *jb = compile(&b, JIT_CACHE_STORED, 0, k);
+  run_forward(ja, 8, got_a);
+  run_forward(jb, 4, got_b);
+  jit_free(ja);
+  run_forward(jb, 4, again);
+  jit_free(jb);
+  ck_assert_mem_eq(want_a, got_a, sizeof want_a);
+  ck_assert_mem_eq(want_b, got_b, sizeof want_b);
+  ck_assert_mem_eq(want_b, again, sizeof want_b);
+  ck_assert_int_eq(files("jit-kernels", NULL, 0), k);
+  emitted_free(&a), emitted_free(&b);
+}
+END_TEST
+
+START_TEST(without_llvm_no_kernels) {
+  ck_assert(!jit_available());
+}
+END_TEST
+
+static Suite *jit_kernels_suite(void) {
+  Suite *s = suite_create("jit_kernels");
+  TCase *tc = tcase_create("kernels");
+  tcase_set_timeout(tc, 300);
+  if (jit_available()) {
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, kernels_cached_and_reused);
+    tcase_add_loop_test(tc, bad_kernel_entry_is_replaced, 0, 3);
+    tcase_add_test(tc, two_models_share_kernels);
+  } else {
+    tcase_add_test(tc, without_llvm_no_kernels);
+  }
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return test_run_suite(jit_kernels_suite());
+}
