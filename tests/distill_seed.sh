@@ -33,7 +33,7 @@ sed -e "s|\"teacher.lathe\"|\"$ROOT/tests/distill/teacher.lathe\"|" \
 sed -e 's/alpha 0\.9/alpha 0/' "$TMP/distilled.lathe" >"$TMP/alpha0.lathe"
 sed -e '/^  distill /d' "$TMP/distilled.lathe" >"$TMP/alone.lathe"
 grep -q 'alpha 0$' "$TMP/alpha0.lathe"
-if grep -q distill "$TMP/alone.lathe"; then echo "FAIL: alone.lathe distills" && exit 1; fi
+if grep -q '^  distill ' "$TMP/alone.lathe"; then echo "FAIL: alone.lathe distills" && exit 1; fi
 
 train() { # NAME SEED OUT [args]
   local name=$1 seed=$2 out=$3
