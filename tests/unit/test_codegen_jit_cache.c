@@ -105,7 +105,9 @@ static int entries(char *path, size_t size, const char *except) {
     if (de->d_name[0] == '.') continue;
     count++;
     snprintf(name, sizeof name, "%s/%s", dir, de->d_name);
-    if (path && (!except || strcmp(name, except) != 0)) snprintf(path, size, "%s", name);
+    if (path && (!except || strcmp(name, except) != 0) &&
+        snprintf(path, size, "%s", name) >= (int)size)
+      abort(); /* path too long */
   }
   closedir(dp);
   return count;

@@ -137,7 +137,7 @@ static int files(const char *sub, char *path, size_t size) {
     if (de->d_name[0] == '.') continue;
     count++;
     snprintf(name, sizeof name, "%s/%s", dir, de->d_name);
-    if (path) snprintf(path, size, "%s", name);
+    if (path && snprintf(path, size, "%s", name) >= (int)size) abort(); /* path too long */
   }
   closedir(dp);
   return count;
