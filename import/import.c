@@ -445,8 +445,8 @@ bool onnx_import(const char *path, const uint8_t *data, size_t len, const Import
   im.opset = opset_of(m);
   im.out = open_memstream(&im.body, &im.body_len);
   bool ok = im.out != NULL;
-  if (ok && (im.opset < 7 || im.opset > 18))
-    ok = imp_fail(&im, "ONNX opset %lld is not supported (lathe imports opsets 7 to 18)",
+  if (ok && (im.opset < 7 || im.opset > 19))
+    ok = imp_fail(&im, "ONNX opset %lld is not supported (lathe imports opsets 7 to 19)",
                   (long long)im.opset);
   ok = ok && import_graph(&im, m->graph, r);
   imp_fini(&im);
