@@ -3,7 +3,7 @@
 # builds small models of QuantizeLinear, DequantizeLinear (per tensor and per axis, int8 and
 # uint8, opset 10 and 13 forms, exact halves that half-to-even decides), QLinearMatMul,
 # MatMulInteger, QLinearConv (bias, padding, stride, dilation, groups, 1-D), ConvInteger and a
-# QDQ MLP, with the expected outputs of the NumPy reference of the ONNX definitions
+# QDQ MLP, three of them also with a symbolic batch (lathe's run-time batch), with the expected outputs of the NumPy reference of the ONNX definitions
 # (tests/int8/onnx_qref.py). Each model is run as users would and must give the same bytes:
 #   - `lathe run M.onnx` (compiled, in-process JIT) and `--backend cc` (C through the system
 #     compiler);

@@ -10,7 +10,8 @@ half to even and half away differ), both saturation ends, and every zero point s
 `DIR/bad/*.onnx` are models the importer must refuse with a clear message (bad.txt lists
 `NAME expected-message-fragment`).
 
-The QDQ MLP (case qdq_mlp) is a float MLP quantized by this script's own QDQ insertion:
+Cases NAME_dyn are NAME with a symbolic batch (lathe's run-time batch, bound 64, run at the
+inputs' smaller batch). The QDQ MLP (case qdq_mlp) is a float MLP quantized by this script's own QDQ insertion:
 activations uint8 per tensor, weights int8 symmetric per output channel, biases int32 at
 s_x * s_w, power-of-two scales so every float product and sum is exact in float32 (so the
 float MatMul/Add between the QDQ pairs has one correct result whatever the summation order,
@@ -38,14 +39,23 @@ def init(name, a):
     return numpy_helper.from_array(np.asarray(a), name)
 
 
-def vinfo(name, a):
-    return helper.make_tensor_value_info(name, NP2ONNX[a.dtype.type], list(a.shape))
+def vinfo(name, a, dyn=False):
+    """dyn: axis 0 is the symbolic batch 'N' (lathe's run-time batch)"""
+    dims = (["N"] if dyn else []) + list(a.shape)[1 if dyn else 0:]
+    return helper.make_tensor_value_info(name, NP2ONNX[a.dtype.type], dims)
 
 
-def save(name, nodes, inputs, inits, y, opset=13, bad=None):
-    """inputs: {name: array}; y: the expected output (named y)"""
-    g = helper.make_graph(nodes, name, [vinfo(k, v) for k, v in inputs.items()],
-                          [vinfo("y", y)], inits)
+def save(name, nodes, inputs, inits, y, opset=13, bad=None, dyn=False):
+    """inputs: {name: array}; y: the expected output (named y); dyn: also saved as NAME_dyn,
+    the same graph with axis 0 of its inputs and output the symbolic batch 'N'"""
+    _save(name, nodes, inputs, inits, y, opset, bad, False)
+    if dyn:
+        _save(name + "_dyn", nodes, inputs, inits, y, opset, bad, True)
+
+
+def _save(name, nodes, inputs, inits, y, opset, bad, dyn):
+    g = helper.make_graph(nodes, name, [vinfo(k, v, dyn) for k, v in inputs.items()],
+                          [vinfo("y", y, dyn)], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     d = os.path.join(OUT, "bad") if bad else OUT
@@ -158,7 +168,8 @@ def qlinear_matmul_cases():
          [helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"],
                            ["y"])], {"a": a},
          [init("as", args[1]), init("az", args[2]), init("b", b), init("bs", bs),
-          init("bz", bz), init("ys", args[6]), init("yz", args[7])], ref.qlinear_matmul(*args))
+          init("bz", bz), init("ys", args[6]), init("yz", args[7])], ref.qlinear_matmul(*args),
+         dyn=True)
     # int8 a (3-D, batched), uint8 b as a runtime input, per tensor, y int8
     a3 = RNG.integers(-128, 128, size=(2, 3, 6)).astype(np.int8)
     b3 = RNG.integers(0, 256, size=(6, 5)).astype(np.uint8)
@@ -196,7 +207,7 @@ def qlinear_conv_cases():
                            strides=[2, 2])], {"x": x},
          [init("xs", p[1]), init("xz", p[2]), init("w", w), init("ws", ws),
           init("wz", p[5]), init("ys", p[6]), init("yz", p[7]), init("b", b)],
-         ref.qlinear_conv(*p, bias=b, pads=[1, 1, 1, 1], strides=[2, 2]))
+         ref.qlinear_conv(*p, bias=b, pads=[1, 1, 1, 1], strides=[2, 2]), dyn=True)
     # int8 x, per-tensor weights, dilation 2 with asymmetric pads, ties: m = 0.5
     x2 = RNG.integers(-128, 128, size=(1, 2, 8, 8)).astype(np.int8)
     w2 = RNG.integers(-128, 128, size=(3, 2, 2, 3)).astype(np.int8)
@@ -290,7 +301,7 @@ def qdq_mlp():
     # every float value above is a dyadic rational of few bits: exact in float32 in any order
     assert np.array_equal(y.astype(np.float64),
                           hd.astype(np.float64) @ w2d.astype(np.float64) + b2d)
-    save("qdq_mlp", nodes, {"x": x}, inits, y)
+    save("qdq_mlp", nodes, {"x": x}, inits, y, dyn=True)
 
 
 def bad_cases():
