@@ -39,6 +39,11 @@ test "$n" -ge 20
 # the imported text says what runs: ONNX's rounding on quantize, the uint8 shift
 grep -q "quantize(x, 0.5, 3, half_even = true)" "$TMP/q_tensor_uint8.lathe"
 grep -q "cast(cast(t_y, i32) + 128, u8)" "$TMP/q_tensor_uint8.lathe"
+# no control characters (the importer's internal value names) leak into the text
+if LC_ALL=C grep -l $'[\x01-\x08]' "$TMP"/*.lathe; then
+  echo "FAIL: control characters in the imported text"
+  exit 1
+fi
 # ... and the IR and the C carry it
 "$LATHE" dump "$TMP/q_tensor_int8.lathe" 2> /dev/null | grep -q "half_even"
 "$LATHE" compile "$TMP/qlconv_u8_axis_bias_pad_stride.lathe" -o "$TMP/c" > /dev/null
