@@ -483,6 +483,8 @@ static bool dyn_lowered(const Node *n) {
   case OP_RANDOM:
   case OP_DROPOUT:
   case OP_TRAIN_SELECT:
+  case OP_QUANTIZE:   /* lower_quant.c: one nest over the result, axis 0 to its run-time n */
+  case OP_DEQUANTIZE:
     return true;
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:

@@ -4,7 +4,8 @@
  * library, codegen/kernels/quant.c).
  *
  * Semantics match ir/quant.c exactly: the division x / scale in x's dtype (float32 for f32:
- * C evaluates float / float in float), roundf/round (half away from zero), the clamp with a
+ * C evaluates float / float in float), roundf/round (half away from zero; rintf/rint, half to
+ * even in the default rounding mode, for quantize {half_even}), the clamp with a
  * NaN giving qmin (!(r >= qmin)), dequantize's product in double. These ops are FUSE_OPAQUE,
  * so no output shares an input's buffer. A run-time batch is refused by infer (ir/quant.c).
  */
@@ -36,8 +37,9 @@ bool lower_quant(CgFunc *f, NodeId id) {
   }
   /* r = round_half_away(x / scale) + zp, in double (exact: an integer of at most 2^128) */
   const char *r = cg_fresh(f->e, "r");
-  cg_line(f->e, "const double %s = (double)%s(%s / %s) + (double)%s;", r,
-          xt == DT_F32 ? "roundf" : "round", x[0], x[1], x[2]);
+  const char *rnd = n->attr.quant.half_even ? (xt == DT_F32 ? "rintf" : "rint")
+                                            : (xt == DT_F32 ? "roundf" : "round");
+  cg_line(f->e, "const double %s = (double)%s(%s / %s) + (double)%s;", r, rnd, x[0], x[1], x[2]);
   const char *clamped =
       arena_printf(f->arena, "(!(%s >= %s) ? %s : %s > %s ? %s : %s)", r, lo, lo, r, hi, hi, r);
   if (n->op == OP_QUANTIZE)

@@ -1,7 +1,7 @@
 /* frontend/elab_quant.c — the int8 quantization builtins (issue 19, docs/int8.md,
  * docs/language.md "Quantization"):
  *
- *   quantize(x, scale, zp, qmin = -128, qmax = 127)       f32 -> i8
+ *   quantize(x, scale, zp, qmin = -128, qmax = 127, half_even = false)   f32 -> i8
  *   dequantize(q, scale, zp)                              i8 -> f32
  *   fake_quant(x, scale, zp, qmin = -128, qmax = 127)     f32 -> f32, straight-through grad
  *   qdense(x, w, bias, multiplier, shift, x_zp = 0, out_zp = 0, qmin = -128, qmax = 127)
@@ -30,7 +30,7 @@ typedef struct QuantBuiltin {
 } QuantBuiltin;
 
 static const QuantBuiltin quant_builtins[] = {
-    {"quantize", OP_QUANTIZE, {"x", "scale", "zp", "qmin", "qmax"}, 3},
+    {"quantize", OP_QUANTIZE, {"x", "scale", "zp", "qmin", "qmax", "half_even"}, 3},
     {"dequantize", OP_DEQUANTIZE, {"q", "scale", "zp"}, 3},
     {"fake_quant", OP_FAKE_QUANT, {"x", "scale", "zp", "qmin", "qmax"}, 3},
     {"qdense",
@@ -142,8 +142,11 @@ static bool quant_attrs(Elab *E, Scope *s, const QuantBuiltin *b, const Expr **a
   if (r != 3 && (!int_arg(E, s, a[z], "'x_zp'", 0, &at->quant.x_zp) ||
                  !int_arg(E, s, a[z + 1], "'out_zp'", 0, &at->quant.out_zp)))
     return false;
-  return int_arg(E, s, a[r], "'qmin'", -128, &at->quant.qmin) &&
-         int_arg(E, s, a[r + 1], "'qmax'", 127, &at->quant.qmax);
+  bool ok = int_arg(E, s, a[r], "'qmin'", -128, &at->quant.qmin) &&
+            int_arg(E, s, a[r + 1], "'qmax'", 127, &at->quant.qmax);
+  if (ok && b->op == OP_QUANTIZE) /* ONNX's QuantizeLinear rounds half to even */
+    ok = elab_bool_arg(E, s, a[5], "'half_even'", false, &at->quant.half_even);
+  return ok;
 }
 
 Value elab_quant_call(Elab *E, Scope *s, const Expr *call) {

@@ -23,6 +23,9 @@ typedef struct ImpVal {
   bool poisoned; /* produced by a node that could not be imported */
   bool initializer; /* a graph initializer: materialized as a (trainable) param */
   Tensor konst;  /* when has_const (owned) */
+  int32_t onnx_type; /* the ONNX element type where it matters and is known (initializers,
+                        graph inputs, Constant values, quantized results), else 0 */
+  bool u8_shifted;   /* an i8 value holding an ONNX uint8 q as q - 128 (ops_quant.c) */
 } ImpVal;
 
 typedef struct Imp {
@@ -113,6 +116,17 @@ ImpOpFn imp_op_resize(const char *op);
 /* ops_vocab.c: Einsum, GatherElements, ScatterElements, Scatter, TopK (issue 22) */
 ImpOpFn imp_op_vocab(const char *op);
 ImpOpFn imp_op_math(const char *op); /* ops_math.c: ArgMax, ArgMin, CumSum */
+/* ops_quant.c: QuantizeLinear, DequantizeLinear, QLinearMatMul, QLinearConv, MatMulInteger,
+ * ConvInteger (issue 19) */
+ImpOpFn imp_op_quant(const char *op);
+/* the text of a value as the graph output: a u8_shifted value converted back to u8 */
+const char *imp_quant_output(Imp *im, ImpVal *v, const char *ref);
+/* an ONNX element type's name ("float8e4m3fn"), for messages */
+const char *imp_onnx_type_name(int32_t et);
+/* ops_nn.c: the conv(...) expression of an ONNX Conv-like node n (its attributes) on operand
+ * texts rx (x: xs) and rw (w: ws), in lathe's conv argument order; the result shape in out */
+const char *imp_conv_expr(Imp *im, const Onnx__NodeProto *n, const char *rx, const Shape *xs,
+                          const char *rw, const Shape *ws, Shape *out);
 
 /* shape rules shared by the mappers and the folder (ops_shape.c) */
 bool imp_reshape_shape(Imp *im, const Onnx__NodeProto *n, const Shape *in, Shape *out);

@@ -179,9 +179,12 @@ static bool declare_inputs(Imp *im, const Onnx__GraphProto *g, FILE *args, FILE 
       ok = false;
       continue;
     }
+    int32_t et = vi->type->tensor_type->elem_type;
+    if (et == ONNX__TENSOR_PROTO__DATA_TYPE__INT8) dt = DT_I8; /* quantized: i8 as it is */
     ImpVal *v = imp_new_val(im, vi->name, dt, &s);
     if (!v) return false;
     v->ident = imp_ident(im, "", vi->name);
+    v->onnx_type = et;
     fprintf(args, "%s%s: %s%s", r->n_inputs ? ", " : "", v->ident, dtype_name(dt), dims);
     r->input_names = realloc(r->input_names, (size_t)(r->n_inputs + 1) * sizeof(char *));
     r->input_onnx = realloc(r->input_onnx, (size_t)(r->n_inputs + 1) * sizeof(char *));
@@ -211,6 +214,7 @@ static bool declare_initializers(Imp *im, const Onnx__GraphProto *g) {
     v->has_const = true;
     v->initializer = true;
     v->konst = t;
+    v->onnx_type = p->data_type;
   }
   return ok;
 }
@@ -223,6 +227,7 @@ static ImpOpFn find_op(const char *op) {
   if (!f) f = imp_op_resize(op);
   if (!f) f = imp_op_vocab(op);
   if (!f) f = imp_op_math(op);
+  if (!f) f = imp_op_quant(op);
   return f;
 }
 
@@ -306,9 +311,10 @@ static bool declare_outputs(Imp *im, const Onnx__GraphProto *g, ImportResult *r)
     if (!v) return imp_fail(im, "graph output '%s' is never computed", nm);
     if (v->poisoned) return false;
     const char *ref = imp_ref_tensor(im, v);
-    if (!ref) return false;
+    if (!ref || !(ref = imp_quant_output(im, v, ref))) return false;
     const char *id = imp_ident(im, "", nm);
-    ImpVal *o = imp_new_val(im, imp_printf(im, "\x01output:%s", nm), v->dtype, &v->shape);
+    ImpVal *o = imp_new_val(im, imp_printf(im, "\x01output:%s", nm),
+                            v->u8_shifted ? DT_U8 : v->dtype, &v->shape);
     if (!o) return false;
     o->ident = id;
     fprintf(im->out, "  output %s = %s\n", id, ref);
@@ -439,8 +445,8 @@ bool onnx_import(const char *path, const uint8_t *data, size_t len, const Import
   im.opset = opset_of(m);
   im.out = open_memstream(&im.body, &im.body_len);
   bool ok = im.out != NULL;
-  if (ok && (im.opset < 7 || im.opset > 18))
-    ok = imp_fail(&im, "ONNX opset %lld is not supported (lathe imports opsets 7 to 18)",
+  if (ok && (im.opset < 7 || im.opset > 19))
+    ok = imp_fail(&im, "ONNX opset %lld is not supported (lathe imports opsets 7 to 19)",
                   (long long)im.opset);
   ok = ok && import_graph(&im, m->graph, r);
   imp_fini(&im);

@@ -150,8 +150,9 @@ bool imp_tensor_from_proto(const Onnx__TensorProto *p, Tensor *out, Diag *d, con
   memset(out, 0, sizeof *out);
   DType dt;
   if (!p->has_data_type || !imp_dtype_from_onnx(p->data_type, &dt)) {
-    diag_error(d, (SrcLoc){0}, "%s: unsupported tensor element type %d", what,
-               p->has_data_type ? (int)p->data_type : 0);
+    diag_error(d, (SrcLoc){0}, "%s: unsupported tensor element type %d (%s)", what,
+               p->has_data_type ? (int)p->data_type : 0,
+               imp_onnx_type_name(p->has_data_type ? p->data_type : 0));
     return false;
   }
   if (p->n_external_data || (p->has_data_location && p->data_location != 0)) {

@@ -90,27 +90,39 @@ static const char *bias_term(Imp *im, ImpVal *b, int64_t c, int rank) {
   return imp_printf(im, " + reshape(%s, [%lld%s])", rb, (long long)c, rank == 4 ? ", 1, 1" : ", 1");
 }
 
+const char *imp_conv_expr(Imp *im, const Onnx__NodeProto *n, const char *rx, const Shape *xs,
+                          const char *rw, const Shape *ws, Shape *out) {
+  Window w;
+  int64_t kdef[2] = {ws->dim[2], ws->rank > 3 ? ws->dim[3] : 0};
+  if (ws->rank != xs->rank || !read_window(im, n, xs, kdef, &w)) return NULL;
+  int64_t g = imp_attr_int(n, "group", 1), o = ws->dim[0];
+  if (g < 1 || xs->dim[1] != ws->dim[1] * g || o % g != 0) {
+    imp_fail(im, "channels differ");
+    return NULL;
+  }
+  if (w.nd == 1)
+    rw = imp_printf(im, "reshape(%s, [%lld, %lld, 1, %lld])", rw, (long long)o,
+                    (long long)ws->dim[1], (long long)ws->dim[2]);
+  int64_t pad4[4] = {0, w.pb[0], 0, w.pe[0]};
+  if (w.nd == 2) pad4[0] = w.pb[0], pad4[1] = w.pb[1], pad4[2] = w.pe[0], pad4[3] = w.pe[1];
+  ImpVal xv = {.shape = *xs};
+  const char *e = imp_printf(im, "conv(%s, %s, stride = %s, padding = %s, dilation = %s%s)",
+                             as4d(im, &xv, rx), rw, pair(im, &w, w.s, 1), imp_ints(im, pad4, 4),
+                             pair(im, &w, w.d, 1),
+                             g > 1 ? imp_printf(im, ", groups = %lld", (long long)g) : "");
+  *out = out_shape(&xv, o, &w);
+  return w.nd == 1 ? imp_printf(im, "reshape(%s, %s)", e, imp_dims(im, out)) : e;
+}
+
 static bool map_conv(Imp *im, const Onnx__NodeProto *n) {
   ImpVal *x = imp_in(im, 0), *wt = imp_in(im, 1), *b = imp_in_opt(im, 2);
   if (!x || !wt) return false;
-  Window w;
-  int64_t kdef[2] = {wt->shape.dim[2], wt->shape.rank > 3 ? wt->shape.dim[3] : 0};
-  if (wt->shape.rank != x->shape.rank || !read_window(im, n, &x->shape, kdef, &w)) return false;
-  int64_t g = imp_attr_int(n, "group", 1), o = wt->shape.dim[0];
-  if (g < 1 || x->shape.dim[1] != wt->shape.dim[1] * g) return imp_fail(im, "channels differ");
   const char *rx = imp_ref_tensor(im, x), *rw = imp_ref_tensor(im, wt);
   if (!rx || !rw) return false;
-  if (w.nd == 1)
-    rw = imp_printf(im, "reshape(%s, [%lld, %lld, 1, %lld])", rw, (long long)o,
-                    (long long)wt->shape.dim[1], (long long)wt->shape.dim[2]);
-  int64_t pad4[4] = {0, w.pb[0], 0, w.pe[0]};
-  if (w.nd == 2) pad4[0] = w.pb[0], pad4[1] = w.pb[1], pad4[2] = w.pe[0], pad4[3] = w.pe[1];
-  const char *e = imp_printf(im, "conv(%s, %s, stride = %s, padding = %s, dilation = %s%s)",
-                             as4d(im, x, rx), rw, pair(im, &w, w.s, 1), imp_ints(im, pad4, 4),
-                             pair(im, &w, w.d, 1),
-                             g > 1 ? imp_printf(im, ", groups = %lld", (long long)g) : "");
-  Shape s = out_shape(x, o, &w);
-  if (w.nd == 1) e = imp_printf(im, "reshape(%s, %s)", e, imp_dims(im, &s));
+  Shape s;
+  const char *e = imp_conv_expr(im, n, rx, &x->shape, rw, &wt->shape, &s);
+  if (!e) return false;
+  int64_t o = wt->shape.dim[0];
   if (b) {
     const char *bt = bias_term(im, b, o, s.rank);
     if (!bt) return false;

@@ -219,6 +219,13 @@ static bool map_resize(Imp *im, const Onnx__NodeProto *n) {
   if (strcmp(z.ct, "tf_crop_and_resize") == 0 || imp_attr_int(n, "antialias", 0) ||
       imp_attr(n, "axes"))
     return imp_fail(im, "tf_crop_and_resize, antialias and axes are not supported");
+  static const char *const known_ct[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+                                         "tf_half_pixel_for_nn", "asymmetric"};
+  bool known = false; /* source_coord's modes; opset 19's half_pixel_symmetric is not one */
+  for (size_t i = 0; i < sizeof known_ct / sizeof *known_ct; i++)
+    known |= strcmp(z.ct, known_ct[i]) == 0;
+  if (!known)
+    return imp_fail(im, "coordinate_transformation_mode '%s' is not supported", z.ct);
   if (!dtype_is_float(x->dtype)) return imp_fail(im, "only float tensors are supported");
   if (!read_sizes(im, n, x, &z)) return false;
   const char *cur = imp_ref_tensor(im, x);

@@ -413,7 +413,9 @@ static bool const_from_attr(Imp *im, const Onnx__NodeProto *n, Tensor *t) {
 static bool map_constant(Imp *im, const Onnx__NodeProto *n) {
   Tensor t;
   if (!const_from_attr(im, n, &t)) return false;
-  imp_bind_const(im, 0, &t);
+  ImpVal *v = imp_bind_const(im, 0, &t);
+  const Onnx__AttributeProto *a = imp_attr(n, "value");
+  if (v && a && a->t) v->onnx_type = a->t->data_type; /* int8 vs int32 for the quant ops */
   return true;
 }
 

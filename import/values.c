@@ -160,7 +160,9 @@ static bool all_equal(const Tensor *t) {
 
 /* a constant as a param of the helper fn of its rank (weights keyed "<ident>.w") */
 static const char *materialize_param(Imp *im, ImpVal *v) {
-  const char *name = v->onnx + (v->onnx[0] == 3); /* "\x03": an integer constant's values */
+  /* "\x03": an integer constant's values; "\x06": a constant derived by ops_quant.c */
+  bool derived = v->onnx[0] == 6;
+  const char *name = v->onnx + (v->onnx[0] == 3 || derived);
   const char *id = imp_ident(im, "p_", name);
   int r = v->shape.rank;
   Tensor *t = rt_set_add(im->weights, imp_printf(im, "%s.w", id), v->dtype, &v->shape);
@@ -170,7 +172,7 @@ static const char *materialize_param(Imp *im, ImpVal *v) {
   args = imp_printf(im, "%.*s", (int)strlen(args) - 2, args + 1);
   const char *fn = v->dtype == DT_F64 ? "param64_" : "param_";
   fprintf(im->out, "  %s = %s%d(%s)  # %s %s\n", id, fn, r, args,
-          v->initializer ? "initializer" : "constant", name);
+          v->initializer && !derived ? "initializer" : "constant", name);
   if (v->dtype == DT_F64)
     im->param_f64 |= 1u << r;
   else

@@ -626,6 +626,7 @@ static void write_quant(const Node *n, IrAttrText *t) {
   if (n->attr.quant.out_zp) put_int(t, "out_zp", n->attr.quant.out_zp);
   put_int(t, "qmin", n->attr.quant.qmin);
   put_int(t, "qmax", n->attr.quant.qmax);
+  if (n->attr.quant.half_even) put_flag(t, "half_even");
 }
 /* the ranges are checked by the infer hook (ir/quant.c), which knows the op */
 static bool read_quant(const Ctx *c, NodeAttr *out) {
@@ -637,15 +638,18 @@ static bool read_quant(const Ctx *c, NodeAttr *out) {
     if (v == INT64_MIN && k >= 2) return FAIL(c, c->r->at, "'%s' needs {qmin=L, qmax=H}", c->op);
     *dst[k] = v == INT64_MIN ? 0 : (int32_t)v;
   }
+  out->quant.half_even = has_flag(c, "half_even");
   return true;
 }
 static bool equal_quant(const Node *a, const Node *b) {
   return a->attr.quant.x_zp == b->attr.quant.x_zp && a->attr.quant.out_zp == b->attr.quant.out_zp &&
-         a->attr.quant.qmin == b->attr.quant.qmin && a->attr.quant.qmax == b->attr.quant.qmax;
+         a->attr.quant.qmin == b->attr.quant.qmin && a->attr.quant.qmax == b->attr.quant.qmax &&
+         a->attr.quant.half_even == b->attr.quant.half_even;
 }
 static uint64_t hash_quant(const Node *n) {
   return ((uint64_t)(uint32_t)n->attr.quant.x_zp * 31u + (uint32_t)n->attr.quant.out_zp) * 961u +
-         (uint32_t)n->attr.quant.qmin * 31u + (uint32_t)n->attr.quant.qmax;
+         (uint32_t)n->attr.quant.qmin * 31u + (uint32_t)n->attr.quant.qmax +
+         (n->attr.quant.half_even ? 0x9e3779b9u : 0u);
 }
 
 /* ---- ATTR_QCONV: ATTR_QUANT plus {stride=[h,w], dilation=[h,w], pad=[t,l,b,r]} ----------- */
@@ -805,8 +809,8 @@ static const KindOps kinds[] = {
     [ATTR_MODE] = {KEYS("train"), "|train|", false, write_mode, read_mode, equal_mode, hash_mode},
     [ATTR_QCONV] = {KEYS("x_zp", "out_zp", "qmin", "qmax", "stride", "dilation", "pad"), "", false,
                     write_qconv, read_qconv, equal_qconv, hash_qconv},
-    [ATTR_QUANT] = {KEYS("x_zp", "out_zp", "qmin", "qmax"), "", false, write_quant, read_quant,
-                    equal_quant, hash_quant},
+    [ATTR_QUANT] = {KEYS("x_zp", "out_zp", "qmin", "qmax", "half_even"), "|half_even|", false,
+                    write_quant, read_quant, equal_quant, hash_quant},
     [ATTR_TOPK] = {KEYS("k", "smallest"), "|smallest|", false, write_topk, read_topk, equal_topk,
                    hash_topk},
     [ATTR_PRUNE] = {KEYS("n", "m", "columns"), "|columns|", false, write_prune, read_prune,

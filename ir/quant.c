@@ -3,7 +3,8 @@
  *
  * The arithmetic is TFLite's, bit for bit (the oracle is tests/int8/tflite_ref.py):
  *   quantize(x, s, zp)         clamp(round_half_away(x / s) + zp, qmin, qmax) as i8, the
- *                              division in x's dtype (f32: float32), a NaN giving qmin
+ *                              division in x's dtype (f32: float32), a NaN giving qmin;
+ *                              {half_even}: rounded half to even (ONNX QuantizeLinear)
  *   dequantize(q, s, zp)       s * (q - zp), the product in double, rounded to s's dtype
  *   fake_quant(x, s, zp)       dequantize(quantize(x)) with [qmin, qmax] (QAT), in x's dtype
  *   fake_quant_mask(x, s, zp)  1 where round_half_away(x / s) + zp lies in [qmin, qmax], else 0
@@ -103,6 +104,11 @@ bool infer_quant(Graph *g, Node *n, Diag *d) {
       !fits_shape(n, x, s, "the scale", d) || !fits_shape(n, x, zp, "the zero point", d))
     return false;
   if (!deq && !check_range(n, n->op == OP_QUANTIZE, d)) return false;
+  if (n->attr.quant.half_even && n->op != OP_QUANTIZE) {
+    IR_ERROR(d, n->loc, "%s: half_even rounding is an attribute of quantize only",
+             ir_ops[n->op].name);
+    return false;
+  }
   if (!const_in_range(g, n, 1, 0, true, HUGE_VAL, "the scale", "finite and > 0", d)) return false;
   n->shape = x->shape;
   n->dtype = n->op == OP_QUANTIZE ? DT_I8 : deq ? s->dtype : x->dtype;
@@ -206,10 +212,12 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* round_half_away(x / s) + zp in x's precision, as a double (NaN stays NaN) */
-static double quant_unclamped(DType t, double x, double s, double zp) {
-  if (t == DT_F32) return (double)roundf((float)x / (float)s) + zp;
-  return round(x / s) + zp;
+/* round_half_away(x / s) + zp in x's precision, as a double (NaN stays NaN); half_even:
+ * rint/rintf, which round half to even in the default rounding mode lathe never changes */
+static double quant_unclamped(DType t, double x, double s, double zp, bool half_even) {
+  if (t == DT_F32)
+    return (double)(half_even ? rintf((float)x / (float)s) : roundf((float)x / (float)s)) + zp;
+  return (half_even ? rint(x / s) : round(x / s)) + zp;
 }
 
 /* v clamped to [lo, hi]; a NaN gives lo (what the C's !(v >= lo) test does) */
@@ -220,15 +228,16 @@ static int64_t quant_clamp(double v, int64_t lo, int64_t hi) {
 /* one element of a QUANTIZE, DEQUANTIZE, FAKE_QUANT or FAKE_QUANT_MASK; t: x's dtype */
 static double quant_elem(const Node *n, DType t, double x, double s, double zp) {
   int64_t lo = n->attr.quant.qmin, hi = n->attr.quant.qmax;
+  bool even = n->attr.quant.half_even;
   switch (n->op) {
   case OP_QUANTIZE:
-    return (double)quant_clamp(quant_unclamped(t, x, s, zp), lo, hi);
+    return (double)quant_clamp(quant_unclamped(t, x, s, zp, even), lo, hi);
   case OP_DEQUANTIZE:
     return s * (x - zp);
   case OP_FAKE_QUANT:
-    return s * (double)(quant_clamp(quant_unclamped(t, x, s, zp), lo, hi) - (int64_t)zp);
+    return s * (double)(quant_clamp(quant_unclamped(t, x, s, zp, even), lo, hi) - (int64_t)zp);
   default: { /* OP_FAKE_QUANT_MASK */
-    double q = quant_unclamped(t, x, s, zp);
+    double q = quant_unclamped(t, x, s, zp, even);
     return q >= (double)lo && q <= (double)hi ? 1 : 0;
   }
   }

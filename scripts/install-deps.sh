@@ -31,6 +31,7 @@ pkgs=(
   python3-pip python3-setuptools           # `pip install --no-build-isolation ./python`, offline
   python3-sklearn                          # metrics checked against scikit-learn (tests/data_*.sh)
   python3-pil                              # PNG/JPEG fixtures of the image-folder test
+  python3-onnx                             # quantized ONNX test models (tests/onnx_quant.sh)
   dataset-fashion-mnist                    # training data (/usr/share/datasets/fashion-mnist)
   gcc-arm-none-eabi                        # the int8 C built for Cortex-M4 (tests/int8_models.sh)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross # the int8 kernels cross-built for aarch64 (sdot)

@@ -115,8 +115,17 @@ static bool in_scope(const uint8_t *data, size_t len) {
   return ok;
 }
 
-/* inputs the importer must know: integers (shapes, axes, indices), and Resize/Upsample's
- * roi/scales (float) */
+/* the scales of the quantized ops: import-time constants for lathe (import/ops_quant.c) */
+static bool quant_scale(const Onnx__NodeProto *n, size_t k) {
+  bool qdq = strcmp(n->op_type, "QuantizeLinear") == 0 ||
+             strcmp(n->op_type, "DequantizeLinear") == 0;
+  bool qlinear = strcmp(n->op_type, "QLinearMatMul") == 0 ||
+                 strcmp(n->op_type, "QLinearConv") == 0;
+  return (qdq && k == 1) || (qlinear && (k == 1 || k == 4 || k == 6));
+}
+
+/* inputs the importer must know: integers (shapes, axes, indices), Resize/Upsample's
+ * roi/scales (float) and the quantized ops' scales */
 static bool as_constant(const uint8_t *data, size_t len, const char *name, const Tensor *t) {
   if (!dtype_is_float(t->dtype)) return true;
   Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, data);
@@ -124,8 +133,8 @@ static bool as_constant(const uint8_t *data, size_t len, const char *name, const
   for (size_t i = 0; m && m->graph && i < m->graph->n_node; i++) {
     const Onnx__NodeProto *n = m->graph->node[i];
     bool resize = strcmp(n->op_type, "Resize") == 0 || strcmp(n->op_type, "Upsample") == 0;
-    for (size_t k = 1; resize && k < n->n_input; k++)
-      c |= strcmp(n->input[k], name) == 0;
+    for (size_t k = 1; k < n->n_input; k++)
+      c |= (resize || quant_scale(n, k)) && strcmp(n->input[k], name) == 0;
   }
   if (m) onnx__model_proto__free_unpacked(m, NULL);
   return c;
