@@ -47,6 +47,9 @@ bool cli_parse_u64(const char *s, uint64_t *out);
 /* train and eval of a .onnx FILE need --loss (the imported graph has no loss); EXIT_USAGE
  * (reported) without it */
 int cli_onnx_loss_check(const CliArgs *a, const CliCompile *c);
+/* the initializers of the .onnx file cli_build_module imported last; NULL when it built a
+ * .lathe model */
+const RtTensorSet *cli_onnx_weights(void);
 
 void cli_compile_init(CliCompile *c);
 /* driver_build with the diagnostics, the --dump-after text and the pass timings printed.

@@ -127,17 +127,20 @@ static bool run_forward(const RunOptions *o, DriverLoaded *l, const lathe_entry_
 }
 
 /* Params (required) and states (optional: RNG counters, running statistics) for the
- * reference evaluator, as the compiled run loads them: from the checkpoint, else the host
- * initializers (the same algorithm as the generated <model>_init). */
+ * reference evaluator, as the compiled run loads them: from the checkpoint, else an imported
+ * .onnx file's initializers, else the host initializers (the same algorithm as the generated
+ * <model>_init). */
 static bool reference_tensors(const RunOptions *o, const TensorDecl *decls, int n, bool required,
                               Tensor *out, Diag *d) {
   RtTensorSet set;
   rt_set_init(&set);
   bool ok = !o->weights || rt_safetensors_read(o->weights, &set, d);
+  const RtTensorSet *src = o->weights ? &set : cli_onnx_weights();
+  const char *from = o->weights ? o->weights : "the ONNX model";
   for (int i = 0; ok && i < n; i++) {
     const TensorDecl *p = &decls[i];
-    const Tensor *t = o->weights ? rt_set_find(&set, p->name) : NULL;
-    if (!t && (!o->weights || !required)) {
+    const Tensor *t = src ? rt_set_find(src, p->name) : NULL;
+    if (!t && (!src || !required)) {
       ir_init_tensor(p, o->seed, &out[i]);
       continue;
     }
@@ -147,10 +150,10 @@ static bool reference_tensors(const RunOptions *o, const TensorDecl *decls, int 
     bool convert =
         t && t->dtype != p->dtype && dtype_is_float(t->dtype) && dtype_is_float(p->dtype);
     if (!t) {
-      diag_error(d, (SrcLoc){0}, "%s: no tensor '%s'", o->weights, p->name);
+      diag_error(d, (SrcLoc){0}, "%s: no tensor '%s'", from, p->name);
       ok = false;
     } else if ((t->dtype != p->dtype && !convert) || !shape_equal(&t->shape, &p->shape)) {
-      diag_error(d, (SrcLoc){0}, "%s: tensor '%s' is %s%s, but the model expects %s%s", o->weights,
+      diag_error(d, (SrcLoc){0}, "%s: tensor '%s' is %s%s, but the model expects %s%s", from,
                  p->name, dtype_name(t->dtype), shape_str(&t->shape, a, sizeof a),
                  dtype_name(p->dtype), shape_str(&p->shape, b, sizeof b));
       ok = false;

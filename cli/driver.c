@@ -95,6 +95,10 @@ static bool load_checkpoint(CliWeights *w, const lathe_model_info *info, const c
   return ok;
 }
 
+const RtTensorSet *cli_onnx_weights(void) {
+  return onnx_weights.n ? &onnx_weights : NULL;
+}
+
 bool cli_weights_init(CliWeights *w, const lathe_model_info *info, const char *ckpt, uint64_t seed,
                       Diag *d) {
   w->params = rt_aligned_alloc(info->params_bytes);

@@ -3,11 +3,12 @@
 # builds small models of QuantizeLinear, DequantizeLinear (per tensor and per axis, int8 and
 # uint8, opset 10 and 13 forms, exact halves that half-to-even decides), QLinearMatMul,
 # MatMulInteger, QLinearConv (bias, padding, stride, dilation, groups, 1-D), ConvInteger and a
-# QDQ MLP, three of them also with a symbolic batch (lathe's run-time batch), with the expected outputs of the NumPy reference of the ONNX definitions
-# (tests/int8/onnx_qref.py). Each model is run as users would and must give the same bytes:
+# QDQ MLP, three of them also with a symbolic batch (lathe's run-time batch), with the expected
+# outputs of the NumPy reference of the ONNX definitions (tests/int8/onnx_qref.py). Each model is run as users would and must give the same bytes:
 #   - `lathe run M.onnx` (compiled, in-process JIT) and `--backend cc` (C through the system
 #     compiler);
-#   - `lathe import` + `lathe run M.lathe --weights W --reference` (the IR evaluator);
+#   - `lathe import` + `lathe run M.lathe --weights W --reference` (the IR evaluator), and
+#     `lathe run M.onnx --reference` (the evaluator with the file's initializers);
 #   - one model's generated C compiled warning-free by gcc and clang (-Wall -Wextra -Werror).
 # Then the bad models must be refused with their message and no output written.
 set -euo pipefail
@@ -32,6 +33,8 @@ while read -r name inputs; do
   "$LATHE" run "$TMP/$name.lathe" --weights "$TMP/$name.st" "${args[@]}" --reference \
     --out "$TMP/out-$name-ref"
   $PY "$CMP" "$TMP/out-$name-ref/y.npy" "$TMP/$name.y.npy" "$name (reference evaluator)"
+  "$LATHE" run "$TMP/$name.onnx" "${args[@]}" --reference --out "$TMP/out-$name-onnxref"
+  $PY "$CMP" "$TMP/out-$name-onnxref/y.npy" "$TMP/$name.y.npy" "$name (.onnx, reference)"
   n=$((n + 1))
 done < "$TMP/cases.txt"
 test "$n" -ge 20
