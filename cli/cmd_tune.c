@@ -181,7 +181,11 @@ static bool tune_one(Tuner *u, int index) {
   float *ref = NULL;
   size_t n_ref = 0;
   fprintf(stderr, "[%d/%d] %s\n", index + 1, u->n_kernels, kn->what);
-  for (int i = 0; i < count && (i < 2 || now() - t0 < share); i++) {
+  /* the cost model's choice and one other at least, then while this kernel's share lasts;
+   * never past the whole budget by more than the candidate under way */
+  for (int i = 0;
+       i < count && (i < 2 || now() - t0 < share) && (i == 0 || now() - u->start < u->budget);
+       i++) {
     char what[128];
     describe(kn, &cand[i], what, sizeof what);
     if (!measure(u, kn, &cand[i], &times[i], &ref, &n_ref)) {

@@ -70,6 +70,7 @@ bool tune_kernel_build(const DriverOptions *base, const char *source, const char
   o.want_train = o.want_grad = o.want_eval = o.want_split = false;
   o.bake = NULL, o.prefix = NULL, o.dump_after = NULL, o.time_passes = false;
   o.no_tune_cache = true, o.tune_key = key, o.tune_choice = *choice;
+  o.threads = 1; /* timed on one thread (thread CPU time); the key does not name threads */
   DriverResult r;
   char *c_text = NULL, *h_text = NULL;
   DriverTune t;
