@@ -5,7 +5,8 @@
 #   1. `lathe compile --no-tune-cache`: every kernel schedule from the cost model;
 #   2. `lathe tune` (into a fresh cache of this run, --budget seconds per model), then
 #      `lathe compile` again: the schedules from the tune cache;
-# each built with bench/drive.c (cc -std=c11 -O3 -march=native, as bench/run.sh) and timed (median of BENCH_REPS runs).
+# each built with bench/drive.c (cc -std=c11 -O3 -march=native, as bench/run.sh) and timed
+# (median of BENCH_REPS runs).
 # Prints a markdown table with the tuned/model ratio. The goal (issue 23): the cost model
 # within 15% of the tuned choice, i.e. model / tuned <= 1.15. Measurement only: nothing is
 # asserted; run it on a quiet machine.
@@ -68,9 +69,13 @@ for name in $MODELS; do
     m=$(seconds "$WORK/$name-model" $entry)
     t=$(seconds "$WORK/$name-tuned" $entry)
     awk -v n="$name" -v e="$entry" -v m="$m" -v t="$t" -v k="$kept" 'BEGIN {
-      if (m == "n/a" || t == "n/a") { printf "| %s | %s | %s | %s | n/a | %s |\n", n, e, m, t, k; exit }
+      if (m == "n/a" || t == "n/a") {
+        printf "| %s | %s | %s | %s | n/a | %s |\n", n, e, m, t, k
+        exit
+      }
       printf "| %s | %s | %.3f | %.3f | %.2f | %s |\n", n, e, m * 1e3, t * 1e3, m / t, k }'
   done
 done
 echo
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); tune budget ${BUDGET} s per model"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
+echo "cpu: $cpu; tune budget ${BUDGET} s per model"
