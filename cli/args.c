@@ -177,6 +177,10 @@ bool cli_compile_option(CliArgs *a, CliCompile *c) {
     }
     return true;
   }
+  if (cli_flag(a, "--no-tune-cache", NULL)) { /* docs/tuning.md: the cost model alone */
+    c->no_tune_cache = true;
+    return true;
+  }
   if (cli_flag(a, "--time-passes", NULL)) {
     c->time_passes = true;
     return true;

@@ -148,5 +148,6 @@ int cmd_import(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 #endif

@@ -35,6 +35,8 @@ static const char *help =
     "                       x86-64-v3, x86-64-v4 or aarch64\n"
     "  --threads N          large kernels run on N OpenMP threads when the C is built\n"
     "                       with -fopenmp (default 1: no pragmas)\n"
+    "  --no-tune-cache      kernel schedules from the cost model alone, not from what\n"
+    "                       `lathe tune` measured (docs/tuning.md)\n"
     "  -w, --weights W      with --bake: a safetensors checkpoint (lathe train --checkpoint)\n"
     "  --bake               build W's weights into the C, in the matmuls' packed layout:\n"
     "                       only the inference entry, which then takes no weights\n"

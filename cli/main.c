@@ -27,6 +27,7 @@ static const Command commands[] = {
     {"prune", cmd_prune, "zero a fraction of a trained model's weights (one-shot pruning)"},
     {"quantize", cmd_quantize, "int8 post-training quantization of a trained model"},
     {"generate", cmd_generate, "sample text from a decode step with a KV cache (gpt_step)"},
+    {"tune", cmd_tune, "time a model's kernel schedules on this CPU; keep the fastest (cache)"},
 };
 
 static void print_help(FILE *f) {

@@ -12,6 +12,7 @@
 #define LATHE_CODEGEN_CODEGEN_H
 
 #include "ir/ir.h"
+#include "passes/passes.h"
 
 /* What the generated matmul kernels are tuned for (codegen/gemm.c): the micro-tile and vector
  * width. NATIVE = the machine lathe runs on; GENERIC = portable C99 without extensions. */
@@ -48,6 +49,10 @@ bool cg_target_parse(const char *name, CgTarget *t);
  * CG_PREFIX_MAX characters, not a C keyword, not starting with '_' (reserved at file scope);
  * else why not, as a clause ("it is a C keyword") for the caller's message */
 const char *cg_prefix_error(const char *name);
+
+/* The target side of passes/schedule.c's cost model (SchedConfig: the resolved target's name,
+ * micro-tile and measured blocks; codegen/gemm.c); leaves cpu and lookup untouched. */
+void cg_sched_target(const CgOptions *o, SchedConfig *out);
 
 /* Emit the C translation unit and header for every entry graph of m (memory planning must
  * have run). *c_text and *h_text are malloc'd. */

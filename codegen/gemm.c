@@ -129,23 +129,36 @@ void cg_gemm_tile(const CgOptions *o, int *vec, int *mr, int *nr) {
 
 enum { GEMM_NC = 1024 }; /* widest N panel of packed B (bounds the scratch: KC x NC floats) */
 
+void cg_sched_target(const CgOptions *o, SchedConfig *out) {
+  CgTarget target = cg_target_resolve(o);
+  const GemmTile *t = &gemm_tiles[target];
+  out->target = target_names[target];
+  out->vec = t->vec, out->mr = t->mr, out->nr = t->nr;
+  out->kc_ref = t->kc_max, out->mc_ref = t->mc, out->nc_max = GEMM_NC;
+}
+
+/* p's blocks set to kc x mc x nc (each within the product, >= 1) and its scratch bytes */
+static void plan_blocks(const GemmTile *t, int64_t kc, int64_t mc, int64_t nc, CgGemmPlan *p) {
+  p->kc = kc < 1 ? 1 : kc > p->k ? p->k : kc;
+  p->mc = mc < 1 ? 1 : mc > p->m ? p->m : mc;
+  p->nc = nc < 1 ? 1 : nc > p->n ? p->n : nc;
+  if (p->kc < 1) p->kc = 1;
+  if (p->mc < 1) p->mc = 1;
+  if (p->nc < 1) p->nc = 1;
+  /* as lathe_gemm lays it out: tile, packed A block, packed B panel */
+  p->bytes = ir_workspace_align((int64_t)t->mr * t->nr * 4) +
+             ir_workspace_align(ir_round_up(p->mc, t->mr) * p->kc * 4) +
+             ir_workspace_align(ir_round_up(p->nc, t->nr) * p->kc * 4);
+}
+
 void cg_gemm_plan(const CgOptions *o, int64_t m, int64_t k, int64_t n, CgGemmPlan *p) {
   const GemmTile *t = &gemm_tiles[cg_target_resolve(o)];
   p->m = m, p->k = k, p->n = n;
   p->m_text = p->k_text = NULL;
   int64_t n_kb = (k + t->kc_max - 1) / t->kc_max;
   if (n_kb < 1) n_kb = 1;
-  p->kc = (k + n_kb - 1) / n_kb; /* balanced K blocks */
-  if (p->kc < 1) p->kc = 1;
-  p->mc = m < t->mc ? m : t->mc;
-  if (p->mc < 1) p->mc = 1;
   int64_t nc_max = GEMM_NC / t->nr * t->nr;
-  p->nc = n < nc_max ? n : nc_max;
-  if (p->nc < 1) p->nc = 1;
-  /* as lathe_gemm lays it out: tile, packed A block, packed B panel */
-  p->bytes = ir_workspace_align((int64_t)t->mr * t->nr * 4) +
-             ir_workspace_align(ir_round_up(p->mc, t->mr) * p->kc * 4) +
-             ir_workspace_align(ir_round_up(p->nc, t->nr) * p->kc * 4);
+  plan_blocks(t, (k + n_kb - 1) / n_kb /* balanced K blocks */, t->mc, nc_max, p);
 }
 
 /* A[P..., M, K] @ B[K, N] (B shared by every batch, A not transposed) is the 2-D GEMM
@@ -222,6 +235,11 @@ static void gemm_shape(const Graph *g, NodeId mm, const CgOptions *o, GemmShape 
   s->b_rs = tb ? 1 : nn;
   s->b_cs = tb ? k : 1;
   cg_gemm_plan(o, m, k, nn, &s->plan);
+  const IrSched *sc = &n->attr.matmul.sched; /* passes/schedule.c, when it ran */
+  if (sc->from != IR_SCHED_UNSET)
+    plan_blocks(&gemm_tiles[cg_target_resolve(o)], sc->kc, sc->mc, sc->nc, &s->plan);
+  bool suits = sc->from != IR_SCHED_UNSET ? sc->gemm == IR_SCHED_GEMM_DIRECT
+                                          : cg_gemm_direct_suits(m, k, nn);
   /* no operand packed at compile time: unpacked unless a large cube (a scan body's captured
    * operands are then not pre-packed either: cg_gemm_pack_bytes). A transposed B is made row-major
    * per call, unless it is a scan body's argument: a captured one (the only kind a body
@@ -229,7 +247,7 @@ static void gemm_shape(const Graph *g, NodeId mm, const CgOptions *o, GemmShape 
    * (cg_gemm_pack_bytes), which costs nothing per step; gemm_shape has no scan at hand to tell the
    * captured ones from the per-step slices, which stay packed too. */
   s->direct = (s->b_cs == 1 || graph_node(g, n->in[1])->op != OP_SCAN_ARG) &&
-              !const_packed(g, mm, 0) && !const_packed(g, mm, 1) && cg_gemm_direct_suits(m, k, nn);
+              !const_packed(g, mm, 0) && !const_packed(g, mm, 1) && suits;
   if (s->direct) s->plan.bytes = cg_gemm_direct_bytes(o, k, nn, s->b_cs != 1);
   if (n->attr.matmul.sparse_b) s->direct = false, s->plan.bytes = 0; /* packs nothing */
   s->off_acc = s->plan.bytes;
@@ -713,6 +731,19 @@ static void small_rows(CgFunc *f, const GemmShape *s, const char *a, const char 
   cg_indent(f->e);
 }
 
+/* What the generated C says about a matmul's schedule (passes/schedule.c), on a line of its
+ * own after the GEMM's: its choice and where it came from; nothing when none was recorded. */
+static void sched_note(CgFunc *f, const Node *n) {
+  const IrSched *sc = &n->attr.matmul.sched;
+  const char *from = sc->from == IR_SCHED_TUNED ? "the tune cache" : "the cost model";
+  if (sc->from == IR_SCHED_UNSET) return;
+  if (sc->gemm == IR_SCHED_GEMM_DIRECT)
+    cg_line(f->e, "/* schedule: direct (unpacked), from %s */", from);
+  else
+    cg_line(f->e, "/* schedule: packed, blocks kc x mc x nc = %d x %d x %d, from %s */", sc->kc,
+            sc->mc, sc->nc, from);
+}
+
 /* s->direct: lathe_gemm_direct reads both operands in place (gemm_direct.c) */
 static bool gemm_direct(CgFunc *f, NodeId mm, const GemmShape *s, const CgGemmStore *store) {
   const Node *node = graph_node(f->g, mm);
@@ -721,6 +752,7 @@ static bool gemm_direct(CgFunc *f, NodeId mm, const GemmShape *s, const CgGemmSt
   cg_line(f->e, "/* GEMM %lld x %lld x %lld (M x K x N), %s: %d x %d tiles, unpacked */",
           (long long)s->plan.m, (long long)s->plan.k, (long long)s->plan.n,
           target_names[cg_target_resolve(f->opt)], tile_of(f->opt)->mr, tile_of(f->opt)->nr);
+  sched_note(f, node);
   if (s->batch > 1) { /* per_batch: never fused */
     bt = plain_loop(f, "batch", s->batch, s->batch_text);
     a = arena_printf(f->arena, "%s + %s * %lld", a, bt, (long long)s->a_bs);
@@ -781,6 +813,7 @@ bool cg_gemm_lower(CgFunc *f, NodeId mm, const CgGemmStore *store) {
   cg_line(f->e, "/* GEMM %lld x %lld x %lld (M x K x N), %s: %d x %d tiles, K blocks of %lld */",
           (long long)s.plan.m, (long long)s.plan.k, (long long)s.plan.n, target_names[target],
           t->mr, t->nr, (long long)s.plan.kc);
+  sched_note(f, node);
   if (s.batch > 1) return gemm_per_batch(f, mm, &s);
   const char *gb = cg_fresh(f->e, "gemm_b");
   const char *packed_a = f->gemm_packed ? f->gemm_packed[2 * mm] : NULL;

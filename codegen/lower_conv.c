@@ -299,7 +299,18 @@ static void pool_element(CgFunc *f, const CgGemmStore *store, const char **v) {
   cg_close(f->e);
 }
 
+/* The algorithm's choice as the generated C states it, when passes/schedule.c recorded who
+ * made it (only convolutions that have a choice) */
+static void sched_note(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  if (n->attr.conv.algo_from == IR_SCHED_UNSET) return;
+  cg_line(f->e, "/* convolution %%%u: %s, from %s */", id,
+          ir_conv_algo_name(cg_conv_algo(f->g, id, f->opt)),
+          n->attr.conv.algo_from == IR_SCHED_TUNED ? "the tune cache" : "the cost model");
+}
+
 bool cg_conv_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) {
+  sched_note(f, id);
   IrConvAlgo algo = cg_conv_algo(f->g, id, f->opt);
   if (algo == IR_CONV_ALGO_DIRECT || algo == IR_CONV_ALGO_WINOGRAD)
     return cg_conv_direct_lower_fused(f, id, store);
@@ -610,6 +621,7 @@ bool lower_train_select(CgFunc *f, NodeId id) {
 
 /* the direct (or Winograd) kernel, the implicit GEMM, or the loops of this file (NAIVE) */
 static bool by_algo(CgFunc *f, NodeId id, bool (*loops)(CgFunc *, NodeId)) {
+  sched_note(f, id);
   switch (cg_conv_algo(f->g, id, f->opt)) {
   case IR_CONV_ALGO_DIRECT:
   case IR_CONV_ALGO_WINOGRAD:

@@ -6,6 +6,7 @@
  * driver_result_fini).
  */
 #include "driver/driver.h"
+#include "driver/tune.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,9 @@ static bool check_names(const DriverOptions *o, Diag *d) {
 static bool run_passes(const DriverOptions *o, DriverResult *r, Diag *d) {
   PassCtx pc;
   pass_ctx_init(&pc, d);
+  DriverTune tune; /* kernel schedules: the CPU, the target, the tune cache (driver/tune.c) */
+  driver_tune_init(&tune, o);
+  pc.sched = &tune.config;
   pc.opt_level = o->opt_level;
   pc.disabled = (const char **)o->disabled;
   pc.n_disabled = o->n_disabled;

@@ -43,6 +43,9 @@ typedef struct DriverOptions {
   const char *prefix;         /* --prefix: names the C symbols and files; NULL = the model's */
   bool want_split;            /* --split-step: "grad" + "apply" entries (PassCtx.want_split) */
   int64_t buckets;            /* --buckets BYTES: CgOptions.buckets (with --split-step) */
+  bool no_tune_cache;         /* --no-tune-cache: kernel schedules from the cost model alone */
+  const char *tune_key;       /* lathe tune: the kernel (passes_sched_key) whose schedule is */
+  SchedChoice tune_choice;    /*   tune_choice whatever the cache says (tune_key NULL: none) */
 } DriverOptions;
 
 void driver_options_init(DriverOptions *o); /* f32, -O2, train entries, one thread */

@@ -354,18 +354,60 @@ static uint64_t hash_perm(const Node *n) {
   return h;
 }
 
-/* ---- ATTR_MATMUL: {trans_a, trans_b}, each flag only when set ------------------------------- */
+/* from=model|tuned (IrSchedFrom) into *from; absent: IR_SCHED_UNSET */
+static bool read_from(const Ctx *c, IrSchedFrom *from) {
+  const IrAttrValue *v = find(c, "from");
+  *from = IR_SCHED_UNSET;
+  if (v && !(v->kind == IR_ATTR_WORD && ir_sched_from_parse(v->word, from)))
+    return FAIL(c, v->loc, "expected model or tuned after 'from='");
+  return true;
+}
+
+/* the schedule of a matmul (passes/schedule.c): gemm=packed|direct, blocks=[kc, mc, nc] and
+ * from=model|tuned, all three or none */
+static bool read_sched(const Ctx *c, IrSched *s) {
+  memset(s, 0, sizeof *s);
+  IrSchedFrom from;
+  if (!read_from(c, &from)) return false;
+  const IrAttrValue *g = find(c, "gemm");
+  int64_t b[3];
+  int n;
+  if (!get_list(c, "blocks", 3, 1, INT32_MAX, b, &n)) return false;
+  if (!g && n < 0 && from == IR_SCHED_UNSET) return true;
+  IrSchedGemm gemm;
+  if (!g || g->kind != IR_ATTR_WORD || !ir_sched_gemm_parse(g->word, &gemm) || n != 3 ||
+      from == IR_SCHED_UNSET)
+    return FAIL(c, c->r->at,
+                "'%s': a schedule needs gemm=packed|direct, blocks=[kc, mc, nc] and "
+                "from=model|tuned",
+                c->op);
+  *s = (IrSched){.gemm = (int8_t)gemm,
+                 .from = (int8_t)from,
+                 .kc = (int32_t)b[0],
+                 .mc = (int32_t)b[1],
+                 .nc = (int32_t)b[2]};
+  return true;
+}
+
+/* ---- ATTR_MATMUL: {trans_a, trans_b, sparse_b}, flags when set; the schedule
+ * ------------------------------- */
 
 static void write_matmul(const Node *n, IrAttrText *t) {
   if (n->attr.matmul.trans_a) put_flag(t, "trans_a");
   if (n->attr.matmul.trans_b) put_flag(t, "trans_b");
   if (n->attr.matmul.sparse_b) put_flag(t, "sparse_b");
+  const IrSched *s = &n->attr.matmul.sched;
+  if (s->from == IR_SCHED_UNSET) return;
+  put_word(t, "gemm", ir_sched_gemm_name((IrSchedGemm)s->gemm));
+  int64_t *b = put_list(t, "blocks", 3);
+  b[0] = s->kc, b[1] = s->mc, b[2] = s->nc;
+  put_word(t, "from", ir_sched_from_name((IrSchedFrom)s->from));
 }
 static bool read_matmul(const Ctx *c, NodeAttr *out) {
   out->matmul.trans_a = has_flag(c, "trans_a");
   out->matmul.trans_b = has_flag(c, "trans_b");
   out->matmul.sparse_b = has_flag(c, "sparse_b");
-  return true;
+  return read_sched(c, &out->matmul.sched);
 }
 static bool equal_matmul(const Node *a, const Node *b) {
   return a->attr.matmul.trans_a == b->attr.matmul.trans_a &&
@@ -555,6 +597,8 @@ static void write_conv(const Node *n, IrAttrText *t) {
   if (a->layout == IR_CONV_NCHWC) put_flag(t, "nchwc");
   const char *algo = ir_conv_algo_name((IrConvAlgo)a->algo);
   if (algo) put_word(t, "algo", algo);
+  const char *from = ir_sched_from_name((IrSchedFrom)a->algo_from);
+  if (from) put_word(t, "from", from);
 }
 
 /* algo=naive|gemm|direct|winograd (IrConvAlgo); absent: IR_CONV_ALGO_UNSET */
@@ -585,6 +629,9 @@ static bool read_conv(const Ctx *c, NodeAttr *out) {
       dst[k][i] = (int32_t)v[i];
   }
   a->layout = has_flag(c, "nchwc") ? IR_CONV_NCHWC : IR_CONV_NCHW;
+  IrSchedFrom from;
+  if (!read_from(c, &from)) return false;
+  a->algo_from = (int32_t)from;
   return read_conv_algo(c, &a->algo);
 }
 
@@ -786,8 +833,9 @@ static const KindOps kinds[] = {
                    hash_axes},
     [ATTR_AXIS] = {KEYS("axis"), "", false, write_axis, read_axis, equal_axis, hash_axis},
     [ATTR_PERM] = {KEYS("perm"), "", false, write_perm, read_perm, equal_perm, hash_perm},
-    [ATTR_MATMUL] = {KEYS("trans_a", "trans_b", "sparse_b"), "|trans_a|trans_b|sparse_b|", false, write_matmul,
-                     read_matmul, equal_matmul, hash_matmul},
+    [ATTR_MATMUL] = {KEYS("trans_a", "trans_b", "sparse_b", "gemm", "blocks", "from"),
+                     "|trans_a|trans_b|sparse_b|", false, write_matmul, read_matmul, equal_matmul,
+                     hash_matmul},
     [ATTR_ONE_HOT] = {KEYS("depth"), "", false, write_one_hot, read_one_hot, equal_one_hot,
                       hash_one_hot},
     [ATTR_SCAN] = {KEYS("body", "length", "carries", "seqs", "axis", "reverse"), "|reverse|", false,
@@ -803,8 +851,8 @@ static const KindOps kinds[] = {
                      hash_random},
     [ATTR_DROPOUT] = {KEYS("stream", "p"), "", false, write_dropout, read_random, equal_random,
                       hash_random},
-    [ATTR_CONV] = {KEYS("stride", "dilation", "pad", "out_pad", "kernel", "groups", "nchwc",
-                        "algo"),
+    [ATTR_CONV] = {KEYS("stride", "dilation", "pad", "out_pad", "kernel", "groups", "nchwc", "algo",
+                        "from"),
                    "|nchwc|", false, write_conv, read_conv, equal_conv, hash_conv},
     [ATTR_MODE] = {KEYS("train"), "|train|", false, write_mode, read_mode, equal_mode, hash_mode},
     [ATTR_QCONV] = {KEYS("x_zp", "out_zp", "qmin", "qmax", "stride", "dilation", "pad"), "", false,

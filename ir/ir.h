@@ -157,6 +157,37 @@ typedef enum IrConvAlgo {
 const char *ir_conv_algo_name(IrConvAlgo a);
 bool ir_conv_algo_parse(const char *name, IrConvAlgo *out);
 
+/* A matmul's kernel schedule (NodeAttr.matmul.sched), recorded by passes/schedule.c and obeyed
+ * by codegen/gemm.c (docs/tuning.md). from == IR_SCHED_UNSET: nothing recorded (the pass did
+ * not run or does not schedule this matmul); codegen then plans it as the cost model would
+ * for the target's reference CPU. Printed as `gemm=packed|direct, blocks=[kc, mc, nc],
+ * from=model|tuned`. */
+typedef enum IrSchedGemm {
+  IR_SCHED_GEMM_UNSET = 0,
+  IR_SCHED_GEMM_PACKED, /* lathe_gemm: A and B packed into slivers (codegen/gemm.c) */
+  IR_SCHED_GEMM_DIRECT, /* lathe_gemm_direct: both read in place (codegen/gemm_direct.c) */
+  IR_SCHED_GEMM_COUNT
+} IrSchedGemm;
+/* Where a schedule (or a convolution's algorithm) came from. */
+typedef enum IrSchedFrom {
+  IR_SCHED_UNSET = 0,
+  IR_SCHED_MODEL, /* the cost model of passes/schedule.c, from the CPU's caches */
+  IR_SCHED_TUNED, /* the tune cache: measured on this CPU by `lathe tune` */
+  IR_SCHED_FROM_COUNT
+} IrSchedFrom;
+typedef struct IrSched {
+  int8_t gemm;        /* IrSchedGemm; DIRECT is a preference: codegen packs an operand it must
+                       * (a baked constant, a scan's captured transposed B) whatever it says */
+  int8_t from;        /* IrSchedFrom */
+  int32_t kc, mc, nc; /* the packed GEMM's K block, M block and N panel (>= 1 when from is
+                       * set; kept within the product's extents by the pass) */
+} IrSched;
+/* "packed", "direct" / "model", "tuned" (NULL for UNSET); the parsers: false if none */
+const char *ir_sched_gemm_name(IrSchedGemm g);
+bool ir_sched_gemm_parse(const char *name, IrSchedGemm *out);
+const char *ir_sched_from_name(IrSchedFrom f);
+bool ir_sched_from_parse(const char *name, IrSchedFrom *out);
+
 typedef union NodeAttr {
   struct {
     int32_t index; /* INPUT: Module.inputs; PARAM: Module.params; STATE: Module.states */
@@ -187,6 +218,7 @@ typedef union NodeAttr {
     bool trans_a, trans_b; /* MATMUL: use the operand transposed in its last two dims */
     bool sparse_b;         /* B is a baked constant that is mostly zero: the kernel runs over
                             * its nonzeros (passes/sparsify.c decides, codegen/sparse.c) */
+    IrSched sched;         /* the kernel schedule (passes/schedule.c); not compared by CSE */
   } matmul;
   struct {
     int64_t depth; /* ONE_HOT: classes; input is integer indices, out adds a last axis */
@@ -246,6 +278,9 @@ typedef union NodeAttr {
                             passes/layout.c (IrConvLayout); pooling: IR_CONV_NCHW */
     int32_t algo;        /* CONV*: the algorithm, recorded by passes/layout.c (IrConvAlgo);
                             pooling: IR_CONV_ALGO_UNSET */
+    int32_t algo_from;   /* CONV*: who chose algo last (IrSchedFrom): passes/schedule.c sets
+                            MODEL when it keeps layout's choice, TUNED when the tune cache
+                            changed or confirmed it; printed `from=NAME`, not compared */
   } conv;
   struct {
     bool train; /* TRAIN_SELECT: true = the first input (training), false = the second */

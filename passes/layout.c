@@ -137,7 +137,7 @@ static bool choose_conv_layout(Graph *g, NodeId id) {
  * IR_CONV_NCHWC: single-group f32 rank-4 operands (a transposed convolution: of stride 1, as
  * the convolution it is), the image not a constant, the weights a constant only when baked
  * into a forward convolution (conv_direct.c blocks them at compile time). */
-static bool direct_takes(const Graph *g, const Node *n) {
+bool passes_conv_direct_takes(const Graph *g, const Node *n) {
   bool tr = n->op == OP_CONV_TRANSPOSE2D;
   if (n->attr.conv.layout != IR_CONV_NCHWC || n->dtype != DT_F32 || n->attr.conv.groups != 1 ||
       n->shape.rank != 4)
@@ -180,7 +180,8 @@ IrConvAlgo passes_conv_algo(const Graph *g, NodeId id) {
   const Node *n = &g->nodes[id];
   if (n->op != OP_CONV2D && n->op != OP_CONV_TRANSPOSE2D && n->op != OP_CONV2D_GRAD_WEIGHT)
     return IR_CONV_ALGO_UNSET;
-  if (direct_takes(g, n)) return winograd_suits(g, n) ? IR_CONV_ALGO_WINOGRAD : IR_CONV_ALGO_DIRECT;
+  if (passes_conv_direct_takes(g, n))
+    return winograd_suits(g, n) ? IR_CONV_ALGO_WINOGRAD : IR_CONV_ALGO_DIRECT;
   return gemm_takes(g, n) ? IR_CONV_ALGO_GEMM : IR_CONV_ALGO_NAIVE;
 }
 

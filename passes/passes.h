@@ -9,6 +9,32 @@
 
 #include "ir/ir.h"
 
+/* What passes/schedule.c chooses kernel schedules for (docs/tuning.md): the target's GEMM
+ * micro-tile and its measured blocking, the CPU's caches, and the tune cache. The driver fills
+ * it (driver/tune.c); passes/ knows neither codegen's targets nor files. */
+typedef struct SchedCpu {
+  const char *model;   /* "AMD EPYC 7B13", from /proc/cpuinfo; "" when unknown */
+  int64_t l1d, l2, l3; /* data cache bytes per level (sysfs); 0 = unknown */
+} SchedCpu;
+
+/* One kernel's choice, as the tune cache stores it. */
+typedef struct SchedChoice {
+  int32_t gemm;       /* matmul: IrSchedGemm */
+  int32_t kc, mc, nc; /* matmul: the packed GEMM's blocks */
+  int32_t algo;       /* convolution: IrConvAlgo */
+} SchedChoice;
+
+typedef struct SchedConfig {
+  const char *target;     /* codegen's resolved target name ("x86-64-v3") */
+  int vec, mr, nr;        /* floats per vector (0: scalar), the GEMM micro-tile */
+  int64_t kc_ref, mc_ref; /* the target's K and M blocks, measured on its reference CPU */
+  int64_t nc_max;         /* the widest N panel codegen packs (bounds the scratch) */
+  SchedCpu cpu;           /* this machine; zero caches: the reference CPU's */
+  /* the tuned choice for key (passes_sched_key), true when there is one; NULL: none */
+  bool (*lookup)(void *ctx, const char *key, SchedChoice *out);
+  void *lookup_ctx;
+} SchedConfig;
+
 typedef struct PassCtx {
   Diag *diag;
   int opt_level;         /* 0..3 */
@@ -28,6 +54,8 @@ typedef struct PassCtx {
   bool want_split;        /* split that step at the gradient exchange: "grad" (which then also
                            * updates the batch-norm running statistics) and "apply" (the
                            * optimizer update, gradients as inputs); needs want_train */
+  /* kernel schedules (passes/schedule.c, docs/tuning.md); NULL: none recorded */
+  const SchedConfig *sched;
 } PassCtx;
 
 void pass_ctx_init(PassCtx *c, Diag *d);
@@ -74,6 +102,21 @@ int graph_fill_buffers(const Graph *g, PlanBuffer *out, int64_t *total_bytes);
  * UNSET for any other op), from its layout and shapes: what passes/layout.c records in
  * IrConvAttr.algo, and what codegen takes when the layout pass did not run. */
 IrConvAlgo passes_conv_algo(const Graph *g, NodeId id);
+/* whether the direct NCHWc kernel takes conv node n as laid out (passes/layout.c) */
+bool passes_conv_direct_takes(const Graph *g, const Node *n);
+/* passes/schedule.c: the tune-cache key of node id's kernel under c ("matmul m=64 k=784 n=256
+ * ta=0 tb=0" and the target, CPU and tuning version), written into buf; false when the pass
+ * schedules no such node (not an f32 2-D matmul or a convolution with a choice of algorithm) */
+bool passes_sched_key(const Graph *g, NodeId id, const SchedConfig *c, char *buf, size_t size);
+/* the cost model's choice for node id (what pass_schedule records without a tuned entry);
+ * false as for passes_sched_key */
+bool passes_sched_model(const Graph *g, NodeId id, const SchedConfig *c, SchedChoice *out);
+/* the convolution algorithms node id may take (layout and operands allowing), into out[];
+ * returns their number (0 when it is no such convolution) */
+int passes_sched_conv_algos(const Graph *g, NodeId id, IrConvAlgo out[IR_CONV_ALGO_COUNT]);
+/* the version of the schedule choices: part of every tune-cache key; raise it when the
+ * kernels a choice names change meaning */
+#define LATHE_TUNE_VERSION 1
 
 /* names and descriptions, for --help and --disable checking */
 int passes_count(void);
