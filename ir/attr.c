@@ -359,12 +359,18 @@ static uint64_t hash_perm(const Node *n) {
 static void write_matmul(const Node *n, IrAttrText *t) {
   if (n->attr.matmul.trans_a) put_flag(t, "trans_a");
   if (n->attr.matmul.trans_b) put_flag(t, "trans_b");
-  if (n->attr.matmul.sparse_b) put_flag(t, "sparse_b");
+  static const char *const sparse[] = {NULL, "sparse_b", "sparse_scatter", "sparse_unrolled",
+                                       "sparse_panel"};
+  if (n->attr.matmul.sparse_b) put_flag(t, sparse[n->attr.matmul.sparse_b]);
 }
 static bool read_matmul(const Ctx *c, NodeAttr *out) {
   out->matmul.trans_a = has_flag(c, "trans_a");
   out->matmul.trans_b = has_flag(c, "trans_b");
-  out->matmul.sparse_b = has_flag(c, "sparse_b");
+  out->matmul.sparse_b = has_flag(c, "sparse_b")          ? IR_SPARSE_DOT
+                         : has_flag(c, "sparse_scatter")  ? IR_SPARSE_SCATTER
+                         : has_flag(c, "sparse_unrolled") ? IR_SPARSE_UNROLLED
+                         : has_flag(c, "sparse_panel")    ? IR_SPARSE_PANEL
+                                                          : IR_SPARSE_NONE;
   return true;
 }
 static bool equal_matmul(const Node *a, const Node *b) {
@@ -782,8 +788,10 @@ static const KindOps kinds[] = {
                    hash_axes},
     [ATTR_AXIS] = {KEYS("axis"), "", false, write_axis, read_axis, equal_axis, hash_axis},
     [ATTR_PERM] = {KEYS("perm"), "", false, write_perm, read_perm, equal_perm, hash_perm},
-    [ATTR_MATMUL] = {KEYS("trans_a", "trans_b", "sparse_b"), "|trans_a|trans_b|sparse_b|", false, write_matmul,
-                     read_matmul, equal_matmul, hash_matmul},
+    [ATTR_MATMUL] = {KEYS("trans_a", "trans_b", "sparse_b", "sparse_scatter", "sparse_unrolled",
+                          "sparse_panel"),
+                     "|trans_a|trans_b|sparse_b|sparse_scatter|sparse_unrolled|sparse_panel|",
+                     false, write_matmul, read_matmul, equal_matmul, hash_matmul},
     [ATTR_ONE_HOT] = {KEYS("depth"), "", false, write_one_hot, read_one_hot, equal_one_hot,
                       hash_one_hot},
     [ATTR_SCAN] = {KEYS("body", "length", "carries", "seqs", "axis", "reverse"), "|reverse|", false,
