@@ -249,7 +249,8 @@ static void gemm_shape(const Graph *g, NodeId mm, const CgOptions *o, GemmShape 
   s->direct = (s->b_cs == 1 || graph_node(g, n->in[1])->op != OP_SCAN_ARG) &&
               !const_packed(g, mm, 0) && !const_packed(g, mm, 1) && suits;
   if (s->direct) s->plan.bytes = cg_gemm_direct_bytes(o, k, nn, s->b_cs != 1);
-  if (n->attr.matmul.sparse_b) s->direct = false, s->plan.bytes = 0; /* packs nothing */
+  if (n->attr.matmul.sparse_b) /* packs nothing; a panel of A's rows (sparse.c) */
+    s->direct = false, s->plan.bytes = cg_sparse_scratch(g, mm, o);
   s->off_acc = s->plan.bytes;
   s->bytes = s->off_acc + (n->group >= 0 ? ir_workspace_align(m * nn * 4) : 0);
 }

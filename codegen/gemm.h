@@ -115,6 +115,9 @@ void cg_gemm_emit_tile_step(CgBuf *o, int mr, int nr, int vec, const char *bload
  * a[i][p] = a[i * a_rs + p * a_cs] */
 void cg_sparse_product(CgFunc *f, NodeId mm, const char *a, int64_t a_rs, int64_t a_cs,
                        int64_t m, const char *prod);
+/* the rows of A in one panel of IR_SPARSE_PANEL, and the scratch bytes of the panel */
+int cg_sparse_panel_rows(const CgOptions *o);
+int64_t cg_sparse_scratch(const Graph *g, NodeId mm, const CgOptions *o);
 
 /* ---- the GEMM that packs nothing (gemm_direct.c) ---- */
 /* whether an m x k x n product runs faster unpacked (all but large cubes) */

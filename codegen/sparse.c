@@ -1,92 +1,263 @@
 /* codegen/sparse.c — a matmul over the nonzeros of a baked, mostly-zero B (matmul.sparse_b,
- * decided by passes/sparsify.c; docs/compression.md "Sparse compilation").
+ * an IrSparseKernel decided by passes/sparsify.c; docs/compression.md "Sparse compilation").
  *
- * B [K, N] is written column-compressed at compile time: for output column j, its nonzeros'
- * values and row indices are contiguous (<sym>_c<id>_sp_v, _sp_r), starting at _sp_p[j]. The
- * dense table of B is never written (cg_gemm_packs_operand says it is read only from tables
- * of its own). Each output element is a dot product of the row of A with one column's
- * nonzeros, in four independent partial sums so the multiply-adds pipeline; the indices are
- * the narrowest unsigned type that holds K. Plain C99: the same code for every target.
+ * B [K, N] is written compressed at compile time, in static tables: its nonzeros' values and
+ * indices (the narrowest unsigned type that holds the indexed extent) and where each run
+ * starts. The dense table of B is never written (cg_gemm_packs_operand says it is read only
+ * from tables of its own). The kernels, plain C99, the same code for every target:
+ *   DOT       by output column: each output a dot product of a row of A with one column's
+ *             nonzeros, in four independent partial sums so the multiply-adds pipeline;
+ *   SCATTER   by input row: each nonzero A[i][k] adds A[i][k] * B[k][j] for its row's
+ *             nonzeros j, and a zero A[i][k] (a ReLU's output, a blank pixel) is skipped
+ *             (the products it would add are zeros: the pass keeps a B with an infinity or
+ *             a NaN off this kernel);
+ *   UNROLLED  each output column one expression of literals (value * A[i][k]): no tables, no
+ *             index loads, for weights of few nonzeros;
+ *   PANEL     rows of A in panels of SPARSE_PANEL_ROWS, transposed into the scratch, then
+ *             per output column each nonzero B[k][j] adds B[k][j] * panel[k][0..R) to R
+ *             accumulators (a vector multiply-add the compiler vectorizes): B is read once
+ *             per panel instead of once per row.
  */
 #include "gemm.h"
 
 #include <stdlib.h>
 
 typedef struct SparseTables {
-  const char *values, *rows, *starts; /* the table names */
+  const char *values, *index, *starts; /* the table names */
   int64_t nonzero;
 } SparseTables;
 
-static void emit_tables(CgFunc *f, NodeId b, int64_t k, int64_t n, SparseTables *t) {
+/* B's element [p][j] of a run-major walk: by rows, run p of B[p][.], else run j of B[.][j] */
+static double element(const double *w, int64_t n, bool by_rows, int64_t run, int64_t at) {
+  return by_rows ? w[run * n + at] : w[at * n + run];
+}
+
+static const char *index_type(int64_t extent) {
+  return extent <= 256 ? "uint8_t" : extent <= 65536 ? "uint16_t" : "uint32_t";
+}
+
+static void emit_list(CgFunc *f, const double *w, int64_t n, bool by_rows, int64_t runs,
+                      int64_t len, bool values) {
+  CgBuf *v = f->globals;
+  int64_t at = 0;
+  for (int64_t r = 0; r < runs; r++)
+    for (int64_t p = 0; p < len; p++) {
+      double x = element(w, n, by_rows, r, p);
+      if (x == 0.0) continue;
+      if (values)
+        cg_buf_printf(v, "%s%s,", at++ % 8 == 0 ? "\n  " : " ", cg_literal(f->arena, DT_F32, x));
+      else
+        cg_buf_printf(v, "%s%lld,", at++ % 16 == 0 ? "\n  " : " ", (long long)p);
+    }
+}
+
+/* B [k, n] compressed by input rows (by_rows: the index is the column) or by output columns
+ * (the index is the row) */
+static void emit_tables(CgFunc *f, NodeId b, bool by_rows, SparseTables *t) {
   const Node *bn = graph_node(f->g, b);
   const double *w = bn->attr.constant.data;
+  int64_t k = bn->shape.dim[0], n = bn->shape.dim[1];
+  int64_t runs = by_rows ? k : n, len = by_rows ? n : k;
   const char *base = arena_printf(f->arena, "%s_c%u_sp", f->symbol, b);
   t->values = arena_printf(f->arena, "%s_v", base);
-  t->rows = arena_printf(f->arena, "%s_r", base);
+  t->index = arena_printf(f->arena, "%s_%c", base, by_rows ? 'c' : 'r');
   t->starts = arena_printf(f->arena, "%s_p", base);
   t->nonzero = 0;
   for (int64_t i = 0; i < k * n; i++)
     t->nonzero += w[i] != 0.0;
-  const char *index_type = k <= 256 ? "uint8_t" : k <= 65536 ? "uint16_t" : "uint32_t";
   int64_t size = t->nonzero ? t->nonzero : 1; /* no zero-length arrays in C */
-  cg_buf_printf(f->globals,
-                "/* %%%u = const : f32[%lld, %lld], %lld nonzeros (%.1f%%) by output column: "
-                "values, row indices, and where each column starts */\n",
-                b, (long long)k, (long long)n, (long long)t->nonzero,
-                100.0 * (double)t->nonzero / (double)(k * n));
   CgBuf *v = f->globals;
+  cg_buf_printf(v,
+                "/* %%%u = const : f32[%lld, %lld], %lld nonzeros (%.1f%%) by %s: values, %s "
+                "indices, and where each %s starts */\n",
+                b, (long long)k, (long long)n, (long long)t->nonzero,
+                100.0 * (double)t->nonzero / (double)(k * n),
+                by_rows ? "input row" : "output column", by_rows ? "column" : "row",
+                by_rows ? "row" : "column");
   cg_buf_printf(v, "static const float %s[%lld] = {", t->values, (long long)size);
-  int64_t at = 0;
-  for (int64_t j = 0; j < n; j++)
-    for (int64_t p = 0; p < k; p++)
-      if (w[p * n + j] != 0.0)
-        cg_buf_printf(v, "%s%s,", at++ % 8 == 0 ? "\n  " : " ",
-                      cg_literal(f->arena, DT_F32, w[p * n + j]));
+  emit_list(f, w, n, by_rows, runs, len, true);
   cg_buf_printf(v, "%s\n};\nstatic const %s %s[%lld] = {", t->nonzero ? "" : "\n  0.0f,",
-                index_type, t->rows, (long long)size);
-  at = 0;
-  for (int64_t j = 0; j < n; j++)
-    for (int64_t p = 0; p < k; p++)
-      if (w[p * n + j] != 0.0)
-        cg_buf_printf(v, "%s%lld,", at++ % 16 == 0 ? "\n  " : " ", (long long)p);
+                index_type(len), t->index, (long long)size);
+  emit_list(f, w, n, by_rows, runs, len, false);
   cg_buf_printf(v, "%s\n};\nstatic const int32_t %s[%lld] = {", t->nonzero ? "" : "\n  0,",
-                t->starts, (long long)(n + 1));
-  at = 0;
-  for (int64_t j = 0; j <= n; j++) {
-    cg_buf_printf(v, "%s%lld,", j % 16 == 0 ? "\n  " : " ", (long long)at);
-    for (int64_t p = 0; j < n && p < k; p++)
-      at += w[p * n + j] != 0.0;
+                t->starts, (long long)(runs + 1));
+  int64_t at = 0;
+  for (int64_t r = 0; r <= runs; r++) {
+    cg_buf_printf(v, "%s%lld,", r % 16 == 0 ? "\n  " : " ", (long long)at);
+    for (int64_t p = 0; r < runs && p < len; p++)
+      at += element(w, n, by_rows, r, p) != 0.0;
   }
   cg_buf_puts(v, "\n};\n\n");
 }
+
+typedef struct SparseCall {
+  const char *a, *prod;
+  int64_t a_rs, a_cs, m, k, n;
+  const char *at; /* " * a_cs" or "" */
+} SparseCall;
+
+static void dot_kernel(CgFunc *f, const SparseCall *c, const SparseTables *t) {
+  const char *i = cg_fresh(f->e, "i"), *j = cg_fresh(f->e, "j"), *p = cg_fresh(f->e, "p");
+  const char *row = cg_fresh(f->e, "a_i");
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", i, i, (long long)c->m, i);
+  cg_line(f->e, "const float *const %s = %s + %s * %lld;", row, c->a, i, (long long)c->a_rs);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", j, j, (long long)c->n, j);
+  cg_line(f->e, "float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;");
+  cg_line(f->e, "int32_t %s = %s[%s];", p, t->starts, j);
+  cg_line(f->e, "const int32_t end = %s[%s + 1];", t->starts, j);
+  cg_open(f->e, "for (; %s + 4 <= end; %s += 4)", p, p);
+  for (int u = 0; u < 4; u++)
+    cg_line(f->e, "s%d += %s[%s[%s + %d]%s] * %s[%s + %d];", u, row, t->index, p, u, c->at,
+            t->values, p, u);
+  cg_close(f->e);
+  cg_line(f->e, "for (; %s < end; %s++) s0 += %s[%s[%s]%s] * %s[%s];", p, p, row, t->index, p,
+          c->at, t->values, p);
+  cg_line(f->e, "%s[%s * %lld + %s] = (s0 + s1) + (s2 + s3);", c->prod, i, (long long)c->n, j);
+  cg_close(f->e);
+  cg_close(f->e);
+}
+
+static void scatter_kernel(CgFunc *f, const SparseCall *c, const SparseTables *t) {
+  const char *i = cg_fresh(f->e, "i"), *j = cg_fresh(f->e, "j"), *k = cg_fresh(f->e, "k");
+  const char *p = cg_fresh(f->e, "p"), *row = cg_fresh(f->e, "a_i"), *out = cg_fresh(f->e, "c_i");
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", i, i, (long long)c->m, i);
+  cg_line(f->e, "const float *const %s = %s + %s * %lld;", row, c->a, i, (long long)c->a_rs);
+  cg_line(f->e, "float *const %s = %s + %s * %lld;", out, c->prod, i, (long long)c->n);
+  cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s[%s] = 0.0f;", j, j, (long long)c->n, j,
+          out, j);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", k, k, (long long)c->k, k);
+  const char *x = cg_fresh(f->e, "a_ik"), *end = cg_fresh(f->e, "end");
+  cg_line(f->e, "const float %s = %s[%s%s];", x, row, k, c->at);
+  cg_line(f->e, "if (%s == 0.0f) continue; /* adds zeros */", x);
+  cg_line(f->e, "const int32_t %s = %s[%s + 1];", end, t->starts, k);
+  cg_line(f->e, "for (int32_t %s = %s[%s]; %s < %s; %s++) %s[%s[%s]] += %s * %s[%s];", p, t->starts,
+          k, p, end, p, out, t->index, p, x, t->values, p);
+  cg_close(f->e);
+  cg_close(f->e);
+}
+
+/* one column's expression: value * a_i[k] for its nonzeros, four to a line */
+static void unrolled_column(CgFunc *f, const SparseCall *c, const double *w, int64_t j,
+                            const char *row, const char *out) {
+  int64_t terms = 0, last = -1;
+  for (int64_t p = 0; p < c->k; p++)
+    if (w[p * c->n + j] != 0.0) terms++, last = p;
+  if (terms == 0) {
+    cg_line(f->e, "%s[%lld] = 0.0f;", out, (long long)j);
+    return;
+  }
+  const char *text = arena_printf(f->arena, "%s[%lld] =", out, (long long)j);
+  int64_t on_line = 0;
+  for (int64_t p = 0; p < c->k; p++) {
+    if (w[p * c->n + j] == 0.0) continue;
+    text = arena_printf(f->arena, "%s%s %s * %s[%lld]%s", text, on_line ? " +" : "",
+                        cg_literal(f->arena, DT_F32, w[p * c->n + j]), row,
+                        (long long)(p * c->a_cs), p == last ? ";" : "");
+    if (++on_line == 4 || p == last) {
+      cg_line(f->e, "%s", text);
+      text = "   +", on_line = 0;
+    }
+  }
+}
+
+static void unrolled_kernel(CgFunc *f, NodeId b, const SparseCall *c) {
+  const double *w = graph_node(f->g, b)->attr.constant.data;
+  const char *i = cg_fresh(f->e, "i"), *row = cg_fresh(f->e, "a_i"), *out = cg_fresh(f->e, "c_i");
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", i, i, (long long)c->m, i);
+  cg_line(f->e, "const float *const %s = %s + %s * %lld;", row, c->a, i, (long long)c->a_rs);
+  cg_line(f->e, "float *const %s = %s + %s * %lld;", out, c->prod, i, (long long)c->n);
+  for (int64_t j = 0; j < c->n; j++)
+    unrolled_column(f, c, w, j, row, out);
+  cg_close(f->e);
+}
+
+int cg_sparse_panel_rows(const CgOptions *o) {
+  int vec, mr, nr;
+  cg_gemm_tile(o, &vec, &mr, &nr);
+  return vec >= 8 ? 2 * vec : 16;
+}
+
+int64_t cg_sparse_scratch(const Graph *g, NodeId mm, const CgOptions *o) {
+  const Node *n = graph_node(g, mm);
+  if (n->attr.matmul.sparse_b != IR_SPARSE_PANEL) return 0;
+  int64_t k = graph_node(g, n->in[1])->shape.dim[0];
+  return ir_workspace_align(k * cg_sparse_panel_rows(o) * (int64_t)sizeof(float));
+}
+
+/* the rows i0 .. i0 + R of A, transposed into panel[k][r] (zeros past the last row) */
+static void panel_load(CgFunc *f, const SparseCall *c, const char *panel, const char *i0, int r) {
+  const char *q = cg_fresh(f->e, "r"), *k = cg_fresh(f->e, "k");
+  cg_line(f->e, "const int64_t rows = %lld - %s < %d ? %lld - %s : %d;", (long long)c->m, i0, r,
+          (long long)c->m, i0, r);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %d; %s++)", q, q, r, q);
+  cg_line(f->e, "const float *const a_r = %s + (%s + %s) * %lld;", c->a, i0, q, (long long)c->a_rs);
+  cg_line(f->e, "if (%s < rows)", q);
+  cg_line(f->e, "  for (int64_t %s = 0; %s < %lld; %s++) %s[%s * %d + %s] = a_r[%s%s];", k, k,
+          (long long)c->k, k, panel, k, r, q, k, c->at);
+  cg_line(f->e, "else");
+  cg_line(f->e, "  for (int64_t %s = 0; %s < %lld; %s++) %s[%s * %d + %s] = 0.0f;", k, k,
+          (long long)c->k, k, panel, k, r, q);
+  cg_close(f->e);
+}
+
+static void panel_kernel(CgFunc *f, const SparseCall *c, const SparseTables *t) {
+  int r = cg_sparse_panel_rows(f->opt);
+  const char *panel = cg_fresh(f->e, "panel"), *i0 = cg_fresh(f->e, "i0");
+  const char *j = cg_fresh(f->e, "j"), *p = cg_fresh(f->e, "p"), *q = cg_fresh(f->e, "r");
+  cg_line(f->e, "float *const %s = (float *)((char *)ws + %s); /* [K][%d] */", panel,
+          cg_scratch_offset(f, 0), r);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s += %d)", i0, i0, (long long)c->m, i0, r);
+  panel_load(f, c, panel, i0, r);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", j, j, (long long)c->n, j);
+  const char *acc = cg_fresh(f->e, "acc"), *end = cg_fresh(f->e, "end");
+  const char *v = cg_fresh(f->e, "b_kj"), *x = cg_fresh(f->e, "a_k");
+  cg_line(f->e, "float %s[%d] = {0.0f};", acc, r);
+  cg_line(f->e, "const int32_t %s = %s[%s + 1];", end, t->starts, j);
+  cg_open(f->e, "for (int32_t %s = %s[%s]; %s < %s; %s++)", p, t->starts, j, p, end, p);
+  cg_line(f->e, "const float %s = %s[%s];", v, t->values, p);
+  cg_line(f->e, "const float *const %s = %s + (int64_t)%s[%s] * %d;", x, panel, t->index, p, r);
+  cg_line(f->e, "for (int %s = 0; %s < %d; %s++) %s[%s] += %s[%s] * %s;", q, q, r, q, acc, q, x, q,
+          v);
+  cg_close(f->e);
+  cg_line(f->e, "for (int64_t %s = 0; %s < rows; %s++) %s[(%s + %s) * %lld + %s] = %s[%s];", q, q,
+          q, c->prod, i0, q, (long long)c->n, j, acc, q);
+  cg_close(f->e);
+  cg_close(f->e);
+}
+
+static const char *const kernel_names[] = {"dense", "dot products over each column's nonzeros",
+                                           "scatter of each nonzero input over its row's nonzeros",
+                                           "unrolled: the nonzeros as literals",
+                                           "panels of rows, a vector multiply-add per nonzero"};
 
 void cg_sparse_product(CgFunc *f, NodeId mm, const char *a, int64_t a_rs, int64_t a_cs, int64_t m,
                        const char *prod) {
   const Node *n = graph_node(f->g, mm);
   const Shape *bs = &graph_node(f->g, n->in[1])->shape;
-  int64_t k = bs->dim[0], cols = bs->dim[1];
-  SparseTables t;
-  emit_tables(f, n->in[1], k, cols, &t);
+  IrSparseKernel kind = (IrSparseKernel)n->attr.matmul.sparse_b;
+  SparseCall c = {a,          prod,
+                  a_rs,       a_cs,
+                  m,          bs->dim[0],
+                  bs->dim[1], a_cs == 1 ? "" : arena_printf(f->arena, " * %lld", (long long)a_cs)};
+  SparseTables t = {0};
+  if (kind != IR_SPARSE_UNROLLED)
+    emit_tables(f, n->in[1], kind == IR_SPARSE_SCATTER, &t);
+  else
+    for (int64_t i = 0; i < c.k * c.n; i++)
+      t.nonzero += graph_node(f->g, n->in[1])->attr.constant.data[i] != 0.0;
   cg_line(f->e,
-          "/* sparse product %lld x %lld x %lld (M x K x N): %lld nonzeros of B, by column */",
-          (long long)m, (long long)k, (long long)cols, (long long)t.nonzero);
-  const char *i = cg_fresh(f->e, "i"), *j = cg_fresh(f->e, "j"), *p = cg_fresh(f->e, "p");
-  const char *row = cg_fresh(f->e, "a_i");
-  const char *at = a_cs == 1 ? "" : arena_printf(f->arena, " * %lld", (long long)a_cs);
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", i, i, (long long)m, i);
-  cg_line(f->e, "const float *const %s = %s + %s * %lld;", row, a, i, (long long)a_rs);
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", j, j, (long long)cols, j);
-  cg_line(f->e, "float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;");
-  cg_line(f->e, "int32_t %s = %s[%s];", p, t.starts, j);
-  cg_line(f->e, "const int32_t end = %s[%s + 1];", t.starts, j);
-  cg_open(f->e, "for (; %s + 4 <= end; %s += 4)", p, p);
-  for (int u = 0; u < 4; u++)
-    cg_line(f->e, "s%d += %s[%s[%s + %d]%s] * %s[%s + %d];", u, row, t.rows, p, u, at, t.values, p,
-            u);
-  cg_close(f->e);
-  cg_line(f->e, "for (; %s < end; %s++) s0 += %s[%s[%s]%s] * %s[%s];", p, p, row, t.rows, p, at,
-          t.values, p);
-  cg_line(f->e, "%s[%s * %lld + %s] = (s0 + s1) + (s2 + s3);", prod, i, (long long)cols, j);
-  cg_close(f->e);
+          "/* sparse product %lld x %lld x %lld (M x K x N): %lld nonzeros of B; %s "
+          "(passes/sparsify.c) */",
+          (long long)m, (long long)c.k, (long long)c.n, (long long)t.nonzero, kernel_names[kind]);
+  cg_line(f->e, "{");
+  cg_indent(f->e);
+  if (kind == IR_SPARSE_SCATTER)
+    scatter_kernel(f, &c, &t);
+  else if (kind == IR_SPARSE_UNROLLED)
+    unrolled_kernel(f, n->in[1], &c);
+  else if (kind == IR_SPARSE_PANEL)
+    panel_kernel(f, &c, &t);
+  else
+    dot_kernel(f, &c, &t);
   cg_close(f->e);
 }

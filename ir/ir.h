@@ -134,6 +134,19 @@ bool op_from_name(const char *name, OpKind *out);
  * unblocked into NCHW while it is in cache; the weight gradient blocks dY the same way and
  * sums [O/c][C*KH*KW][c] (codegen/conv_direct.c). */
 typedef enum IrConvLayout { IR_CONV_NCHW = 0, IR_CONV_NCHWC = 1 } IrConvLayout;
+/* How a MATMUL over a baked, mostly-zero B runs (IrMatmulAttr.sparse_b, recorded by
+ * passes/sparsify.c, obeyed by codegen/sparse.c; printed as the flag sparse_<name>):
+ * NONE: dense; DOT (sparse_b): each output a dot product over one column's nonzeros;
+ * SCATTER: B by input rows, each nonzero input adds its row's nonzeros (zero inputs skipped);
+ * UNROLLED: the nonzeros as literals in straight-line code (small weights);
+ * PANEL: batch > 4: panels of rows of A transposed, each column's nonzeros a vector FMA. */
+typedef enum IrSparseKernel {
+  IR_SPARSE_NONE = 0,
+  IR_SPARSE_DOT,
+  IR_SPARSE_SCATTER,
+  IR_SPARSE_UNROLLED,
+  IR_SPARSE_PANEL,
+} IrSparseKernel;
 /* Which algorithm computes a CONV2D, CONV_TRANSPOSE2D or CONV2D_GRAD_WEIGHT
  * (IrConvAttr.algo), recorded by passes/layout.c and obeyed by codegen/lower_conv.c:
  * IR_CONV_ALGO_UNSET: not chosen (no layout pass ran: -O0, -O1, --disable=layout; codegen
@@ -216,8 +229,9 @@ typedef union NodeAttr {
   } transpose;
   struct {
     bool trans_a, trans_b; /* MATMUL: use the operand transposed in its last two dims */
-    bool sparse_b;         /* B is a baked constant that is mostly zero: the kernel runs over
-                            * its nonzeros (passes/sparsify.c decides, codegen/sparse.c) */
+    uint8_t sparse_b;      /* IrSparseKernel: B is a baked constant that is mostly zero and
+                            * the kernel runs over its nonzeros, in this form (passes/sparsify.c
+                            * decides, codegen/sparse.c); IR_SPARSE_NONE: dense */
     IrSched sched;         /* the kernel schedule (passes/schedule.c); not compared by CSE */
   } matmul;
   struct {

@@ -2,25 +2,30 @@
  * docs/compression.md "Sparse compilation").
  *
  * Requires: a verified graph after layout (a matmul's operand flags are final).
- * Does:     marks a 2-D f32 MATMUL `A @ B` with matmul.sparse_b when B is a data constant (a
- *           weight baked in by `lathe compile --bake`, e.g. one pruned by `lathe prune`) of at
- *           most SPARSE_MAX_DENSITY nonzeros, read untransposed, and the product has at most
- *           SPARSE_MAX_ROWS rows at compile time (batch-1 inference: the dense kernel then
- *           streams every weight once per row, and memory traffic dominates). Codegen
- *           (codegen/sparse.c) then computes it over B's nonzeros, stored column-compressed
- *           in static tables, and never writes B's dense table. The decision is the IR's:
- *           `lathe dump` shows it, codegen only obeys.
+ * Does:     records in matmul.sparse_b which sparse kernel (IrSparseKernel, ir/ir.h) computes
+ *           a 2-D f32 MATMUL `A @ B` whose B is a data constant (a weight baked in by
+ *           `lathe compile --bake`, e.g. one pruned by `lathe prune` or the `prune`
+ *           statement) read untransposed, with few enough nonzeros that the kernel beats the
+ *           dense one, and a product of static rows. Codegen (codegen/sparse.c) then computes
+ *           it over B's nonzeros and never writes B's dense table. The decision is the IR's:
+ *           `lathe dump` shows it (sparse_b, sparse_scatter, ...), codegen only obeys.
  * Invalidates: nothing (an attribute).
  *
- * The thresholds are measured (bench/sparse.sh, README; AMD Zen 3): at batch 1 the nonzero
- * loop is 1.56x the dense row loop at 10% nonzeros and 2.87x at 5%, but 0.78x at 20% and
- * 0.51x at 30%; with more rows the dense GEMM's vector throughput wins (a sparse kernel
- * vectorized over rows is future work).
+ * The choice, measured with bench/sparse.sh (AMD Zen 3, medians; docs/compression.md):
+ *   - at most SPARSE_MAX_ROWS rows (batch-1 inference: the dense kernel streams every weight
+ *     once per row and memory traffic dominates) and at most SPARSE_MAX_DENSITY nonzeros:
+ *     UNROLLED when B has at most SPARSE_UNROLL_MAX nonzeros (literals, no index loads),
+ *     else SCATTER over B's rows, which skips the zero inputs a ReLU or a blank pixel
+ *     gives (a B holding an infinity or a NaN, where 0 * B is not 0, takes DOT instead);
+ *   - more rows: PANEL, B's column nonzeros each a multiply-add over a panel of rows of A,
+ *     when B has at most SPARSE_PANEL_DENSITY nonzeros; the dense GEMM otherwise.
  */
 #include "passes.h"
 
-enum { SPARSE_MAX_ROWS = 4 };
-static const double SPARSE_MAX_DENSITY = 0.15;
+#include <math.h>
+
+enum { SPARSE_MAX_ROWS = 4, SPARSE_UNROLL_MAX = 512 };
+static const double SPARSE_MAX_DENSITY = 0.15, SPARSE_PANEL_DENSITY = 0.25;
 
 static bool sparse_candidate(const Graph *g, const Node *n) {
   if (n->op != OP_MATMUL || n->dtype != DT_F32 || n->shape.rank != 2 || n->shape.dyn ||
@@ -28,14 +33,22 @@ static bool sparse_candidate(const Graph *g, const Node *n) {
     return false;
   const Node *a = graph_node(g, n->in[0]), *b = graph_node(g, n->in[1]);
   return a->dtype == DT_F32 && a->shape.rank == 2 && b->op == OP_CONST && b->attr.constant.data &&
-         b->shape.rank == 2 && n->shape.dim[0] <= SPARSE_MAX_ROWS;
+         b->shape.rank == 2;
 }
 
-static double density(const Node *b) {
+static IrSparseKernel choose(const Node *n, const Node *a, const Node *b) {
   int64_t count = shape_numel(&b->shape), nonzero = 0;
-  for (int64_t i = 0; i < count; i++)
+  bool finite = true;
+  for (int64_t i = 0; i < count; i++) {
     nonzero += b->attr.constant.data[i] != 0.0;
-  return count ? (double)nonzero / (double)count : 1.0;
+    finite = finite && isfinite(b->attr.constant.data[i]);
+  }
+  double density = count ? (double)nonzero / (double)count : 1.0;
+  if (n->shape.dim[0] > SPARSE_MAX_ROWS)
+    return density <= SPARSE_PANEL_DENSITY ? IR_SPARSE_PANEL : IR_SPARSE_NONE;
+  if (density > SPARSE_MAX_DENSITY) return IR_SPARSE_NONE;
+  if (nonzero <= SPARSE_UNROLL_MAX) return IR_SPARSE_UNROLLED;
+  return finite && a->op == OP_RELU ? IR_SPARSE_SCATTER : IR_SPARSE_DOT;
 }
 
 bool pass_sparsify(Graph *g, PassCtx *c) {
@@ -43,7 +56,8 @@ bool pass_sparsify(Graph *g, PassCtx *c) {
   for (NodeId id = 0; id < g->n_nodes; id++) {
     Node *n = graph_node(g, id);
     if (sparse_candidate(g, n))
-      n->attr.matmul.sparse_b = density(graph_node(g, n->in[1])) <= SPARSE_MAX_DENSITY;
+      n->attr.matmul.sparse_b =
+          (uint8_t)choose(n, graph_node(g, n->in[0]), graph_node(g, n->in[1]));
   }
   return true;
 }

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Sparse compilation of baked weights (issue #20, passes/sparsify.c, codegen/sparse.c): a
-# matmul whose baked B is at most 15% nonzero, with at most 4 rows, runs over B's nonzeros
-# from column-compressed tables, and B's dense table is not written.
-#   - the MLP fixture's weights pruned to 90% (`lathe prune`), baked at N = 1 and 4 (sparse)
-#     and N = 8 (dense GEMM), native and --target generic, built with gcc and clang -std=c99
-#     -Wall -Wextra -Wpedantic -Werror: outputs equal the unbaked model's on the same weights;
-#   - edge cases in one small model: an all-zero output column, a full column, a column with
-#     fewer than 4 nonzeros, 8-bit (K = 12) and 16-bit (K = 300) row indices, a fused ReLU;
+# matmul whose baked B is mostly zero runs over B's nonzeros from compressed tables (or
+# literals), in the kernel the pass records, and B's dense table is not written.
+#   - the MLP fixture's weights pruned to 90% (`lathe prune`), baked at N = 1 and 4 (dot,
+#     scatter and unrolled kernels) and N = 8 and 20 (panels: one partial, one full and one
+#     partial), native and --target generic, built with gcc and clang -std=c99 -Wall
+#     -Wextra -Wpedantic -Werror: outputs equal the unbaked model's (dense kernels) on the
+#     same weights; at 50% pruned every product stays dense;
+#   - edge cases in one small model, each kernel class: an all-zero output column, a full
+#     column, columns of fewer than 4 nonzeros, inputs with exact zeros (the scatter's skip),
+#     8-bit (K = 12, N = 40) and 16-bit (K = 300) indices, a fused ReLU, 20 rows (panels of
+#     16 or 32 rows: K and M not multiples of the panel), native and generic, gcc and clang;
 #   - the baked MLP's object (code + weights) is at least 3x smaller than the dense bake
-#     (the issue's goal), and weights above 15% nonzero stay dense.
+#     (the issue's goal), and weights above the thresholds stay dense.
 set -euo pipefail
 LATHE=$(realpath "$1")
 ROOT=$2
@@ -22,7 +26,11 @@ MODEL=$ROOT/examples/mlp.lathe
 "$LATHE" prune "$MODEL" -w "$FIX/weights.safetensors" -s 0.9 -o p90.safetensors >/dev/null
 "$LATHE" prune "$MODEL" -w "$FIX/weights.safetensors" -s 0.5 -o p50.safetensors >/dev/null
 
-check() { # check NAME MODEL WEIGHTS INPUT OUTPUT SPARSE-COUNT [defines...]
+kernels() { # the sparse kernel of each product in a generated C file, in order
+  { grep -o "nonzeros of B; [a-z]*" "$1" || true; } | awk '{printf "%s%s", s, $NF; s = ","}'
+}
+
+check() { # check NAME MODEL WEIGHTS INPUT OUTPUT KERNELS [defines...]
   local name=$1 model=$2 weights=$3 input=$4 out=$5 want=$6
   shift 6
   "$LATHE" run "$@" "$model" --weights "$weights" --input x="$input" --out "ref-$name" \
@@ -35,8 +43,8 @@ check() { # check NAME MODEL WEIGHTS INPUT OUTPUT SPARSE-COUNT [defines...]
     c_file=$(ls "$dir"/*.c)
     so="$dir/$(basename "$c_file" .c).so"
     local got
-    got=$(grep -c "sparse product" "$c_file" || true)
-    [ "$got" -eq "$want" ] || { echo "FAIL $name-$target: $got sparse products, want $want"; exit 1; }
+    got=$(kernels "$c_file")
+    [ "$got" = "$want" ] || { echo "FAIL $name-$target: sparse kernels '$got', want '$want'"; exit 1; }
     for cc in gcc clang; do
       $cc -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "$c_file" -o "$so" -lm
       "$LATHE" run "$so" --input x="$input" --out "out-$name-$target" >/dev/null
@@ -48,48 +56,70 @@ check() { # check NAME MODEL WEIGHTS INPUT OUTPUT SPARSE-COUNT [defines...]
 $PY -c "
 import numpy as np
 x = np.load('$FIX/x.npy')
-for n in (1, 4, 8): np.save(f'x{n}.npy', x[:n])"
-check mlp1 "$MODEL" p90.safetensors x1.npy probs 3 -D N=1
-check mlp4 "$MODEL" p90.safetensors x4.npy probs 3 -D N=4
-check mlp8 "$MODEL" p90.safetensors x8.npy probs 0 -D N=8
-check mlp1_p50 "$MODEL" p50.safetensors x1.npy probs 0 -D N=1
+for n in (1, 4, 8, 20): np.save(f'x{n}.npy', x[:n])"
+check mlp1 "$MODEL" p90.safetensors x1.npy probs dot,scatter,unrolled -D N=1
+check mlp4 "$MODEL" p90.safetensors x4.npy probs dot,scatter,unrolled -D N=4
+check mlp8 "$MODEL" p90.safetensors x8.npy probs panels,panels,panels -D N=8
+check mlp20 "$MODEL" p90.safetensors x20.npy probs panels,panels,panels -D N=20
+check mlp1_p50 "$MODEL" p50.safetensors x1.npy probs "" -D N=1
+check mlp20_p50 "$MODEL" p50.safetensors x20.npy probs "" -D N=20
 
 # no dense table of a sparse weight: only the biases' tables (one line each) remain
 if grep -q "^/\* %[0-9]* = const : f32\[784, 256\] \*/" mlp1-native/mlp.c; then
   echo "FAIL: the dense table of a sparse weight is still written"; exit 1
 fi
 
-# edge cases: a small model with crafted weights
+# edge cases: a small model with crafted weights, every kernel class
 cat > edge.lathe <<'M'
 import nn
-model edge(x: f32[3, 12], y: f32[3, 300]) {
+model edge(x: f32[3, 12], y: f32[3, 300], z: f32[20, 30]) {
   output a = relu(dense(x, 16))
-  output b = dense(y, 5)
+  output b = dense(relu(y), 40)
+  output c = dense(y, 40)
+  output d = relu(dense(z, 70))
 }
 M
 $PY -c "
 import sys; sys.path.insert(0, '$ROOT/tests/fixtures'); import safetensors_py as s
 import numpy as np
 rng = np.random.default_rng(5)
+def sparse(k, n, p):
+    w = np.where(rng.random((k, n)) < p, rng.standard_normal((k, n)), 0).astype(np.float32)
+    w[:, 0] = 0                       # an empty column
+    w[:, 1] = rng.standard_normal(k)  # a full one
+    w[:, 2] = 0; w[[0, k - 1], 2] = [1.5, -0.75]  # two nonzeros, at the ends
+    return w
 wa = np.zeros((12, 16), np.float32); wa[:, 1] = rng.standard_normal(12); wa[3, 2] = 0.5
 wa[[0, 7, 11], 3] = [1.0, -2.0, 0.25]; wa[5, 5] = -1.5
-wb = np.where(rng.random((300, 5)) < 0.1, rng.standard_normal((300, 5)), 0).astype(np.float32)
-wb[:, 0] = 0
-s.save('edge.safetensors', {'a.w': wa, 'a.b': rng.standard_normal(16).astype(np.float32),
-        'b.w': wb, 'b.b': np.zeros(5, np.float32)})
-np.save('ex.npy', rng.standard_normal((3, 12)).astype(np.float32))
-np.save('ey.npy', rng.standard_normal((3, 300)).astype(np.float32))"
-"$LATHE" run edge.lathe --weights edge.safetensors --input x=ex.npy --input y=ey.npy \
-  --out ref-edge --backend cc >/dev/null
-"$LATHE" compile edge.lathe --weights edge.safetensors --bake -o edge-bake 2>/dev/null
-[ "$(grep -c 'sparse product' edge-bake/edge.c)" -eq 2 ] || { echo "FAIL: edge not sparse"; exit 1; }
-grep -q 'static const uint8_t edge_forward_c[0-9]*_sp_r' edge-bake/edge.c ||
-  { echo "FAIL: no 8-bit indices for K = 12"; exit 1; }
-grep -q 'static const uint16_t edge_forward_c[0-9]*_sp_r' edge-bake/edge.c ||
-  { echo "FAIL: no 16-bit indices for K = 300"; exit 1; }
-gcc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC edge-bake/edge.c -o edge.so -lm
-"$LATHE" run edge.so --input x=ex.npy --input y=ey.npy --out out-edge >/dev/null
-for o in a b; do $PY "$ROOT/tests/compare_npy.py" "out-edge/$o.npy" "ref-edge/$o.npy" 1e-6; done
+t = {'a.w': wa, 'a.b': rng.standard_normal(16).astype(np.float32),
+     'b.w': sparse(300, 40, 0.08), 'b.b': rng.standard_normal(40).astype(np.float32),
+     'c.w': sparse(300, 40, 0.08), 'c.b': np.zeros(40, np.float32),
+     'd.w': sparse(30, 70, 0.1), 'd.b': rng.standard_normal(70).astype(np.float32)}
+s.save('edge.safetensors', t)
+x = rng.standard_normal((3, 12)).astype(np.float32); x[1, 3] = 0
+y = rng.standard_normal((3, 300)).astype(np.float32); y[0, :50] = 0
+z = rng.standard_normal((20, 30)).astype(np.float32); z[4, 2] = 0
+np.save('ex.npy', x); np.save('ey.npy', y); np.save('ez.npy', z)"
+edge_inputs=(--input x=ex.npy --input y=ey.npy --input z=ez.npy)
+"$LATHE" run edge.lathe --weights edge.safetensors "${edge_inputs[@]}" --out ref-edge \
+  --backend cc >/dev/null
+for target in native generic; do
+  "$LATHE" compile edge.lathe --weights edge.safetensors --bake --target "$target" \
+    -o "edge-$target" 2>/dev/null
+  got=$(kernels "edge-$target/edge.c")
+  [ "$got" = "unrolled,scatter,dot,panels" ] ||
+    { echo "FAIL: edge-$target kernels '$got', want unrolled,scatter,dot,panels"; exit 1; }
+  grep -q "static const uint8_t edge_forward_c[0-9]*_sp_c" "edge-$target/edge.c" ||
+    { echo "FAIL: no 8-bit column indices for N = 40"; exit 1; }
+  grep -q "static const uint16_t edge_forward_c[0-9]*_sp_r" "edge-$target/edge.c" ||
+    { echo "FAIL: no 16-bit row indices for K = 300"; exit 1; }
+  for cc in gcc clang; do
+    $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "edge-$target/edge.c" \
+      -o edge.so -lm
+    "$LATHE" run edge.so "${edge_inputs[@]}" --out out-edge >/dev/null
+    for o in a b c d; do $PY "$ROOT/tests/compare_npy.py" "out-edge/$o.npy" "ref-edge/$o.npy" 1e-5; done
+  done
+done
 
 # code + weight bytes: the sparse bake against the dense bake of the same weights
 "$LATHE" compile "$MODEL" -D N=1 --weights "$FIX/weights.safetensors" --bake -o dense >/dev/null 2>&1
