@@ -57,6 +57,7 @@ typedef struct QPlan {
   uint8_t *is_int8; /* per node: 1 when the written model holds it as int8 */
   int8_t *role;     /* per node: what the node is to the writer (quantize_plan.c) */
   int n_outputs;    /* the model's own outputs (probes are added after them) */
+  int32_t weight_max; /* int8 weights lie in [-weight_max, weight_max]: 127, or 63 */
 } QPlan;
 
 /* what the user asked for */
@@ -65,6 +66,7 @@ typedef struct QPlanOptions {
   int n_keep;
   bool quantize_last; /* --quantize-last: the last layer is int8 too */
   bool per_channel;
+  bool reduce_range; /* --reduce-range: 7-bit weights in [-63, 63] (AVX2's u8 tile) */
 } QPlanOptions;
 
 /* Reads m->model into p: layers, int8 tensors, the tensors to observe. Every op that cannot
