@@ -9,12 +9,14 @@
  *   - layers are int8 (qdense / qconv2d) unless kept float (the last layer by default, and
  *     every name of --keep-float);
  *   - an int8 layer's output is an int8 tensor; reshape, transpose and max_pool2d of an int8
- *     tensor stay int8 with its scale and zero point (max pooling commutes with the monotone
- *     quantization, so quantize(max_pool2d(dequantize(q))) is exactly the int8 max pool);
+ *     tensor stay int8 with its scale and zero point (max_pool2d is written on the int8
+ *     tensor: the int8 max pool);
+ *   - an add of two int8 tensors (a residual connection) is one qadd, an int8 tensor of its
+ *     own observed parameters, with a ReLU that is its only user fused into its clamp;
  *   - every other op computes in float: dequantize where it reads an int8 tensor, quantize
  *     where an int8 layer reads a float tensor.
- * Observed tensors are what that needs: each int8 layer's output and each float tensor an int8
- * layer reads.
+ * Observed tensors are what that needs: each int8 layer's and qadd's output and each float
+ * tensor an int8 layer reads.
  */
 #ifndef LATHE_CLI_QUANTIZE_H
 #define LATHE_CLI_QUANTIZE_H
