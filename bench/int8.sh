@@ -2,9 +2,8 @@
 # bench/int8.sh [LATHE] — int8 against f32 inference, both baked, one thread, one run (issue 19,
 # docs/int8.md "Kernels"): batch 64 through
 #   - the MLP: examples/mlp.lathe (f32, 784-256-128-10) against bench/models/qmlp.lathe;
-#   - the CNN: bench/models/cnn_strided.lathe (f32) against bench/models/qcnn.lathe
-#     (examples/cnn.lathe's shapes, its max pools replaced by stride-2 convolutions in both:
-#     int8 pooling is not built yet);
+#   - the CNN: examples/cnn.lathe (f32) against bench/models/qcnn.lathe (the same layers on
+#     qconv2d, int8 max pooling and qdense);
 # each int8 model twice: full-range weights (AVX2 runs the exact s16 tile) and 7-bit weights
 # (no pair can saturate vpmaddubsw: the u8 x s8 tile). Random weights (bench/int8_weights.py).
 # Timed by bench/drive.c (median of BENCH_REPS runs of BENCH_MIN_TIME seconds), built with
@@ -44,7 +43,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 /usr/bin/python3 "$ROOT/bench/int8_weights.py" "$WORK/w" || exit 1
 M=$ROOT/bench/models
 build mlp "$ROOT/examples/mlp.lathe" "$WORK/w/mlp.safetensors"
-build cnn "$M/cnn_strided.lathe" "$WORK/w/cnn.safetensors"
+build cnn "$ROOT/examples/cnn.lathe" "$WORK/w/cnn.safetensors"
 for tag in full 7bit; do
   build "qmlp_$tag" "$M/qmlp.lathe" "$WORK/w/qmlp_$tag.safetensors"
   build "qcnn_$tag" "$M/qcnn.lathe" "$WORK/w/qcnn_$tag.safetensors"

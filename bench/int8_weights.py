@@ -4,7 +4,7 @@
     int8_weights.py OUTDIR
 
 Writes OUTDIR/mlp.safetensors and OUTDIR/cnn.safetensors (f32, for examples/mlp.lathe and
-bench/models/cnn_strided.lathe) and, for bench/models/qmlp.lathe and qcnn.lathe, int8 weights
+examples/cnn.lathe) and, for bench/models/qmlp.lathe and qcnn.lathe, int8 weights
 in two ranges: qmlp_full / qcnn_full (the whole [-127, 127]: the packer finds pairs that could
 saturate vpmaddubsw, so AVX2 runs the exact s16 tile) and qmlp_7bit / qcnn_7bit ([-63, 63]:
 no pair can, so AVX2 runs the u8 x s8 tile), with int32 biases and Q31 multipliers and shifts
@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import safetensors_py  # noqa: E402
 
 MLP = {"h1": (784, 256), "h2": (256, 128), "logits": (128, 10)}  # dense: [in, units]
-CNN_CONV = {"c1": (32, 1, 3, 3), "c2": (64, 32, 3, 3), "c3": (64, 64, 3, 3)}
+CNN_CONV = {"c1": (32, 1, 3, 3), "c2": (64, 32, 3, 3)}
 CNN_DENSE = {"h": (1600, 128), "logits": (128, 10)}
 
 

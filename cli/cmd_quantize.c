@@ -41,6 +41,8 @@ static const char *help =
     "  --percentile P          the percentile observer's P, in (50, 100] (default 99.99)\n"
     "  --per-channel           weights: one scale per output channel (the default)\n"
     "  --per-tensor            weights: one scale per tensor\n"
+    "  --reduce-range          7-bit weights in [-63, 63] (as FBGEMM and oneDNN on AVX2: the\n"
+    "                          faster u8 x s8 tile cannot saturate)\n"
     "  --keep-float NAME,...   layers (by name: the binding, as in h1.w) that stay float\n"
     "  --quantize-last         the last layer is int8 too (by default it stays float)\n"
     "  --limit N               calibrate on the first N samples (default 2048)\n"
@@ -60,7 +62,7 @@ typedef struct QuantizeOptions {
   RtObserveKind observer;
   double percentile;
   uint64_t limit;
-  bool per_tensor, quantize_last;
+  bool per_tensor, quantize_last, reduce_range;
 } QuantizeOptions;
 
 static int parse_keep(CliArgs *a, QuantizeOptions *o) {
@@ -105,6 +107,8 @@ static int parse_option(CliArgs *a, void *opts) {
     o->per_tensor = true;
   } else if (cli_flag(a, "--quantize-last", NULL)) {
     o->quantize_last = true;
+  } else if (cli_flag(a, "--reduce-range", NULL)) {
+    o->reduce_range = true;
   } else if (!cli_data_option(a, &o->data) && !cli_compile_option(a, &o->c)) {
     return cli_positional(a, &o->c.file);
   }
@@ -411,7 +415,8 @@ static char *report_json(const QPlan *p, const Compare *c, bool per_channel) {
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
   if (!f) return NULL;
-  fprintf(f, "{\"per_channel\": %s,\n\"tensors\": [", per_channel ? "true" : "false");
+  fprintf(f, "{\"per_channel\": %s, \"weight_max\": %d,\n\"tensors\": [",
+          per_channel ? "true" : "false", (int)p->weight_max);
   for (int k = 0; k < p->n_obs; k++) {
     const QObs *q = &p->obs[k];
     fprintf(f,
@@ -468,7 +473,8 @@ static char *header_text(const QPlan *p, const QuantizeOptions *o, const char *l
   fprintf(f, "# calibration: %s, %lld samples, observer %s", o->spec, (long long)samples,
           rt_observe_kind_name(o->observer));
   if (o->observer == RT_OBSERVE_PERCENTILE) fprintf(f, " (%g)", o->percentile);
-  fprintf(f, "; weights symmetric per %s\n", o->per_tensor ? "tensor" : "output channel");
+  fprintf(f, "; weights symmetric per %s%s\n", o->per_tensor ? "tensor" : "output channel",
+          o->reduce_range ? ", 7-bit ([-63, 63], --reduce-range)" : "");
   fprintf(f, "# weights: %s (i8 weights, i32 biases, Q31 multipliers m and shifts s)\n", st_path);
   fprintf(f, "# float layers: %s\n", *floats ? floats : "none");
   return fclose(f) == 0 ? text : (free(text), NULL);
@@ -503,7 +509,8 @@ static bool quantize_model(QuantizeOptions *o, Module *m, Diag *d) {
   QPlanOptions po = {.keep = o->keep,
                      .n_keep = o->n_keep,
                      .quantize_last = o->quantize_last,
-                     .per_channel = !o->per_tensor};
+                     .per_channel = !o->per_tensor,
+                     .reduce_range = o->reduce_range};
   Runner fr;
   memset(&fr, 0, sizeof fr);
   RtTensorSet fw, qw;

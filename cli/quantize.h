@@ -9,12 +9,14 @@
  *   - layers are int8 (qdense / qconv2d) unless kept float (the last layer by default, and
  *     every name of --keep-float);
  *   - an int8 layer's output is an int8 tensor; reshape, transpose and max_pool2d of an int8
- *     tensor stay int8 with its scale and zero point (max pooling commutes with the monotone
- *     quantization, so quantize(max_pool2d(dequantize(q))) is exactly the int8 max pool);
+ *     tensor stay int8 with its scale and zero point (max_pool2d is written on the int8
+ *     tensor: the int8 max pool);
+ *   - an add of two int8 tensors (a residual connection) is one qadd, an int8 tensor of its
+ *     own observed parameters, with a ReLU that is its only user fused into its clamp;
  *   - every other op computes in float: dequantize where it reads an int8 tensor, quantize
  *     where an int8 layer reads a float tensor.
- * Observed tensors are what that needs: each int8 layer's output and each float tensor an int8
- * layer reads.
+ * Observed tensors are what that needs: each int8 layer's and qadd's output and each float
+ * tensor an int8 layer reads.
  */
 #ifndef LATHE_CLI_QUANTIZE_H
 #define LATHE_CLI_QUANTIZE_H
@@ -57,6 +59,7 @@ typedef struct QPlan {
   uint8_t *is_int8; /* per node: 1 when the written model holds it as int8 */
   int8_t *role;     /* per node: what the node is to the writer (quantize_plan.c) */
   int n_outputs;    /* the model's own outputs (probes are added after them) */
+  int32_t weight_max; /* int8 weights lie in [-weight_max, weight_max]: 127, or 63 */
 } QPlan;
 
 /* what the user asked for */
@@ -65,6 +68,7 @@ typedef struct QPlanOptions {
   int n_keep;
   bool quantize_last; /* --quantize-last: the last layer is int8 too */
   bool per_channel;
+  bool reduce_range; /* --reduce-range: 7-bit weights in [-63, 63] (AVX2's u8 tile) */
 } QPlanOptions;
 
 /* Reads m->model into p: layers, int8 tensors, the tensors to observe. Every op that cannot

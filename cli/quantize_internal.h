@@ -11,7 +11,8 @@ enum {
   QR_LAYER,   /* a layer's result: one call of a layer fn */
   QR_INPUT,   /* a model input */
   QR_LITERAL, /* a rank-0 constant, written as a number where it is used */
-  QR_GENERIC  /* a float op written as one binding (or an int8 reshape/transpose/pool) */
+  QR_GENERIC, /* a float op written as one binding (or an int8 reshape/transpose/pool) */
+  QR_QADD     /* an add of two int8 tensors, or the ReLU that is its only user: one qadd */
 };
 
 /* NULL when the writer can spell node id of g as a binding, else why not */

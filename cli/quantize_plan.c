@@ -223,11 +223,30 @@ bool qwrite_is_passthrough(OpKind op) {
   return op == OP_RESHAPE || op == OP_TRANSPOSE || op == OP_MAX_POOL2D;
 }
 
-static void assign_int8(QPlan *p, const int *layer_at) {
+/* an add of two int8 tensors becomes one qadd, with the ReLU that is its only user fused
+ * into its clamp; the written node (the add or the ReLU) is an int8 tensor of its own
+ * parameters */
+static void claim_qadd(QPlan *p, const int *uses, NodeId add) {
+  const Graph *g = p->m->model;
+  NodeId out = add, r = only_user(g, uses, add);
+  if (r != IR_NONE && graph_node(g, r)->op == OP_RELU && p->role[r] == QR_GENERIC)
+    p->role[add] = QR_INNER, out = r;
+  p->role[out] = QR_QADD;
+  p->is_int8[out] = 1;
+  p->obs_of[out] = add_obs(p, out);
+}
+
+static bool is_int8_add(const QPlan *p, const Node *n) {
+  return n->op == OP_ADD && n->n_in == 2 && p->is_int8[n->in[0]] && p->is_int8[n->in[1]];
+}
+
+static void assign_int8(QPlan *p, const int *layer_at, const int *uses) {
   const Graph *g = p->m->model;
   for (NodeId id = 0; id < g->n_nodes; id++) {
     const Node *n = graph_node(g, id);
-    if (p->role[id] == QR_LAYER) {
+    if (p->role[id] == QR_GENERIC && is_int8_add(p, n)) {
+      claim_qadd(p, uses, id);
+    } else if (p->role[id] == QR_LAYER) {
       QLayer *L = &p->layers[layer_at[id]];
       if (L->keep_float) continue;
       if (!p->is_int8[L->x] && p->obs_of[L->x] < 0) p->obs_of[L->x] = add_obs(p, L->x);
@@ -259,6 +278,7 @@ bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d) {
   memset(p, 0, sizeof *p);
   p->m = m;
   p->n_outputs = m->model->n_outputs;
+  p->weight_max = o->reduce_range ? 63 : 127;
   const Graph *g = m->model;
   size_t n = g->n_nodes ? g->n_nodes : 1;
   uint8_t *live = calloc(n, 1);
@@ -290,7 +310,7 @@ bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d) {
     ok = false;
   }
   ok = ok && check_writable(p, live, d) && choose_float_layers(p, o, d);
-  if (ok) assign_int8(p, layer_at);
+  if (ok) assign_int8(p, layer_at, uses);
   free(live), free(uses), free(layer_at);
   return ok;
 }

@@ -76,7 +76,7 @@ static const char *const reserved[] = {
     "conv",        "max_pool2d", "exp",       "log",        "sqrt",         "abs",
     "sign",        "sigmoid",    "tanh",      "erf",        "sin",          "cos",
     "maximum",     "minimum",    "pow",       "where",      "broadcast_to", "stop_gradient",
-    "fill"};
+    "fill",        "qadd"};
 
 typedef struct Writer {
   QPlan *p;
@@ -89,6 +89,7 @@ typedef struct Writer {
   bool fn_used[FN_COUNT];
   int64_t batch; /* dim 0 of the first input: written as N */
   bool ok;       /* false after out of memory */
+  bool failed;   /* a node's numbers do not fit TFLite's rules (reported) */
 } Writer;
 
 /* ---- names ----------------------------------------------------------------------------------- */
@@ -336,24 +337,47 @@ static void write_generic(Writer *w, NodeId id) {
   const Node *n = graph_node(w->g, id);
   char expr[1024];
   bool int8 = w->p->is_int8[id];
-  const char *in0 = n->n_in == 0                     ? ""
-                    : int8 && n->op != OP_MAX_POOL2D ? qform(w, n->in[0])
-                                                     : fform(w, n->in[0]);
+  const char *in0 = n->n_in == 0 ? "" : int8 ? qform(w, n->in[0]) : fform(w, n->in[0]);
   op_expr(w, id, in0, expr, sizeof expr);
   char *name = claim(w, base_name(w, id), "", id);
   if (int8) {
     w->qname[id] = name;
-    if (n->op == OP_MAX_POOL2D) {
-      const QObs *o = obs_of(w, id);
-      fprintf(w->f, "  %s = quantize(%s, %.9g, %d)  # int8 max pooling, exactly\n", name, expr,
-              o->scale, o->zp);
-    } else {
-      fprintf(w->f, "  %s = %s\n", name, expr);
-    }
+    fprintf(w->f, "  %s = %s%s\n", name, expr,
+            n->op == OP_MAX_POOL2D ? "  # int8 max pooling (exact: the parameters stay)" : "");
     return;
   }
   w->fname[id] = name;
   fprintf(w->f, "  %s = %s\n", name, expr);
+}
+
+/* an int8 add (QR_QADD: the add, or the ReLU after it): TFLite's ADD parameters, each input
+ * rescaled to 2 * max(s_a, s_b) with 20 bits of headroom, the sum to the output's scale
+ * (tests/int8/tflite_ref.py add_params); a fused ReLU is the clamp's lower end */
+static bool write_qadd(Writer *w, NodeId id, Diag *d) {
+  const Node *n = graph_node(w->g, id);
+  bool relu = n->op == OP_RELU;
+  const Node *add = relu ? graph_node(w->g, n->in[0]) : n;
+  const QObs *a = obs_of(w, add->in[0]), *b = obs_of(w, add->in[1]), *y = obs_of(w, id);
+  double twice_max = 2.0 * fmax((double)a->scale, (double)b->scale);
+  double real[3] = {(double)a->scale / twice_max, (double)b->scale / twice_max,
+                    twice_max / ((double)(1 << 20) * (double)y->scale)};
+  int32_t m[3], s[3];
+  for (int k = 0; k < 3; k++)
+    if (!rt_quant_multiplier(real[k], &m[k], &s[k])) {
+      diag_error(d, n->loc, "the int8 add '%s': its multiplier %g needs a shift above 30", y->what,
+                 real[k]);
+      return false;
+    }
+  const char *qa = qform(w, add->in[0]), *qb = qform(w, add->in[1]);
+  char *name = claim(w, base_name(w, id), "", id);
+  w->qname[id] = name;
+  fprintf(w->f,
+          "  %s = qadd(%s, %s, %d, %d, %d, %d, %d, %d, %d, %d, %d%s)  # %s[%.6g, %.6g]: scale "
+          "%.9g\n",
+          name, qa, qb, a->zp, b->zp, y->zp, m[0], s[0], m[1], s[1], m[2], s[2],
+          relu ? arena_printf(&w->p->m->arena, ", qmin = %d", y->zp > -128 ? y->zp : -128) : "",
+          relu ? "relu " : "", y->lo, y->hi, y->scale);
+  return true;
 }
 
 /* ---- layers -------------------------------------------------------------------------------- */
@@ -451,7 +475,8 @@ static bool quantize_layer(const QPlan *p, QLayer *L, const float *wf, const Sha
     diag_error(d, (SrcLoc){0}, "out of memory");
     return false;
   }
-  rt_quant_weight_scales(wf, outer, o, inner, per_channel, sw);
+  int32_t wmax = p->weight_max;
+  rt_quant_weight_scales_max(wf, outer, o, inner, per_channel, wmax, sw);
   for (int64_t c = 1; !per_channel && c < o; c++)
     sw[c] = sw[0];
   float sx = p->obs[L->x_obs].scale, sy = p->obs[L->y_obs].scale;
@@ -478,7 +503,7 @@ static bool quantize_layer(const QPlan *p, QLayer *L, const float *wf, const Sha
   }
   for (int64_t i = 0; ok && i < numel; i++) {
     int64_t c = L->conv ? i / inner : i % o;
-    tensor_set(qw, i, rt_quant_value(wf[i], sw[c], 0, -127, 127));
+    tensor_set(qw, i, rt_quant_value(wf[i], sw[c], 0, -wmax, wmax));
   }
   free(sw);
   return ok;
@@ -525,11 +550,13 @@ static void claim_names(Writer *w) {
   }
 }
 
-static void write_body(Writer *w) {
+static void write_body(Writer *w, Diag *d) {
   for (NodeId id = 0; id < w->g->n_nodes; id++) {
     int role = w->p->role[id];
     if (role == QR_GENERIC)
       write_generic(w, id);
+    else if (role == QR_QADD && !write_qadd(w, id, d))
+      w->failed = true;
     else if (role == QR_LAYER)
       for (int l = 0; l < w->p->n_layers; l++)
         if (w->p->layers[l].out == id) write_layer(w, &w->p->layers[l]);
@@ -585,8 +612,8 @@ bool qplan_write(QPlan *p, const QPlanOptions *o, const char *header, const RtTe
   for (int l = 0; ok && l < p->n_layers; l++)
     ok = layer_weights(p, &p->layers[l], o->per_channel, fw, what, out, d);
   if (ok && (w.f = open_memstream(&body, &body_len))) {
-    write_body(&w);
-    ok = fclose(w.f) == 0 && w.ok && assemble(&w, header, body, text);
+    write_body(&w, d);
+    ok = fclose(w.f) == 0 && w.ok && !w.failed && assemble(&w, header, body, text);
   }
   if (!ok && !d->n_errors) diag_error(d, (SrcLoc){0}, "out of memory writing the model");
   for (int k = 0; k < w.n_used; k++)

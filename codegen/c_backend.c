@@ -526,9 +526,12 @@ static char *source_text(Backend *b) {
   cg_buf_puts(&c, "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
                   "#include <string.h>\n\n");
   emit_math(&c, b->funcs.data);
-  if ((b->funcs.data && strstr(b->funcs.data, "lathe_requant(")) || /* int8 kernels */
-      (b->globals.data && strstr(b->globals.data, "lathe_requant(")))  /* (lower_quant.c) */
+  /* int8 kernels (lower_quant.c): lathe_qadd calls lathe_requant */
+  bool qadd = b->funcs.data && strstr(b->funcs.data, "lathe_qadd(");
+  if ((b->funcs.data && strstr(b->funcs.data, "lathe_requant(")) || qadd ||
+      (b->globals.data && strstr(b->globals.data, "lathe_requant(")))
     cg_buf_printf(&c, "%s\n", cg_kernel_quant_requant);
+  if (qadd) cg_buf_printf(&c, "%s\n", cg_kernel_quant_qadd);
   if (b->opt->threads > 1)
     cg_buf_printf(&c,
                   "/* Large kernels run on %d threads when built with -fopenmp; without it they\n"

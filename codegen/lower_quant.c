@@ -1,7 +1,8 @@
 /* codegen/lower_quant.c — C loop nests for the int8 quantization ops (docs/int8.md):
  * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK (one loop nest over x, scale and zero
  * point NumPy-broadcast), QDENSE and QCONV2D (int32 sums, then lathe_requant of the kernel
- * library, codegen/kernels/quant.c).
+ * library, codegen/kernels/quant.c), QMAX_POOL2D and QAVG_POOL2D (plain window loops), QADD
+ * (lathe_qadd of the kernel library per broadcast pair).
  *
  * Semantics match ir/quant.c exactly: the division x / scale in x's dtype (float32 for f32:
  * C evaluates float / float in float), roundf/round (half away from zero; rintf/rint, half to
@@ -139,5 +140,93 @@ bool lower_qconv2d(CgFunc *f, NodeId id) {
           (int)n->attr.quant.qmax);
   for (int k = 3; k >= 0; k--)
     cg_loop_close(f, o4[k]);
+  return true;
+}
+
+/* the taps of a pool window, (oh, ow) the output's loop variables: opens the i, j loops and,
+ * when the window can reach the padding, the test that the tap is inside the image; returns
+ * the element of x at the tap. The caller closes the test and the two loops. */
+static const char *qpool_tap(CgFunc *f, const Node *n, const char *plane, const char *oh,
+                             const char *ow, const char **loops, bool *padded) {
+  const struct IrConvAttr *a = &n->attr.conv;
+  const int64_t *xd = graph_node(f->g, n->in[0])->shape.dim;
+  loops[0] = cg_loop_open(f, "i", a->kernel[0]);
+  loops[1] = cg_loop_open(f, "j", a->kernel[1]);
+  const char *h = cg_fresh(f->e, "h"), *v = cg_fresh(f->e, "v");
+  cg_line(f->e, "const int64_t %s = %s, %s = %s;", h,
+          tap(f, oh, loops[0], a->stride[0], a->dilation[0], a->pad[0]), v,
+          tap(f, ow, loops[1], a->stride[1], a->dilation[1], a->pad[1]));
+  *padded = a->pad[0] || a->pad[1] || a->pad[2] || a->pad[3];
+  if (*padded)
+    cg_open(f->e, "if (%s >= 0 && %s < %lld && %s >= 0 && %s < %lld)", h, h, (long long)xd[2], v, v,
+            (long long)xd[3]);
+  const char *xv[3] = {plane, h, v};
+  int64_t xs[3] = {xd[2] * xd[3], xd[3], 1};
+  return cg_at(f, n->in[0], cg_index_expr(f->arena, 3, xv, xs));
+}
+
+/* qmax_pool2d: each window's max; qavg_pool2d: TFLite's average, the sum of the taps inside
+ * the image over their count rounded half away from zero by C's truncating division. Plain
+ * loops over the N * C planes (ir/quant.c's qpool_window) */
+bool lower_qpool2d(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const int64_t *od = n->shape.dim;
+  const struct IrConvAttr *a = &n->attr.conv;
+  bool avg = n->op == OP_QAVG_POOL2D;
+  cg_line(f->e, "/* int8 %s pool %dx%d, stride %dx%d: %s */", avg ? "average" : "max",
+          (int)a->kernel[0], (int)a->kernel[1], (int)a->stride[0], (int)a->stride[1],
+          avg ? "the sum over the count, half away from zero" : "the input's scale and zero point");
+  const char *o3[3] = {cg_loop_open(f, "plane", od[0] * od[1]), cg_loop_open(f, "oh", od[2]),
+                       cg_loop_open(f, "ow", od[3])};
+  const char *acc = cg_fresh(f->e, avg ? "sum" : "m"), *cnt = cg_fresh(f->e, "count"), *loops[2];
+  cg_line(f->e, "int32_t %s = %s;", acc, avg ? "0" : "-128");
+  bool padded;
+  const char *e = NULL;
+  if (avg && a->pad[0] + a->pad[1] + a->pad[2] + a->pad[3] > 0)
+    cg_line(f->e, "int32_t %s = 0;", cnt);
+  e = qpool_tap(f, n, o3[0], o3[1], o3[2], loops, &padded);
+  if (avg) {
+    cg_line(f->e, "%s += %s;%s", acc, e, padded ? arena_printf(f->arena, " %s += 1;", cnt) : "");
+  } else {
+    const char *t = cg_fresh(f->e, "t");
+    cg_line(f->e, "const int32_t %s = %s;", t, e);
+    cg_line(f->e, "%s = %s > %s ? %s : %s;", acc, t, acc, t, acc);
+  }
+  if (padded) cg_close(f->e);
+  cg_loop_close(f, loops[1]);
+  cg_loop_close(f, loops[0]);
+  if (!padded) cnt = arena_printf(f->arena, "%lld", (long long)a->kernel[0] * a->kernel[1]);
+  int64_t ys[3] = {od[2] * od[3], od[3], 1};
+  const char *y = cg_at(f, id, cg_index_expr(f->arena, 3, o3, ys));
+  if (avg)
+    cg_line(f->e, "%s = (int8_t)(%s > 0 ? (%s + %s / 2) / %s : (%s - %s / 2) / %s);", y, acc, acc,
+            cnt, cnt, acc, cnt, cnt);
+  else
+    cg_line(f->e, "%s = (int8_t)%s;", y, acc);
+  for (int k = 2; k >= 0; k--)
+    cg_loop_close(f, o3[k]);
+  return true;
+}
+
+/* qadd: lathe_qadd (codegen/kernels/quant.c) on each broadcast pair, its nine integer
+ * parameters (zero points, multipliers, shifts of a, b and the result) in one array */
+bool lower_qadd(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const char *p = cg_fresh(f->e, "qp"), *el[9];
+  for (int k = 0; k < 9; k++)
+    el[k] = cg_at(f, n->in[2 + k / 3], (const char *[]){"0", "1", "2"}[k % 3]);
+  cg_line(f->e, "/* int8 add (TFLite's ADD): zero points, multipliers, shifts of a, b, result */");
+  cg_line(f->e, "const int32_t %s[9] = {%s, %s, %s,", p, el[0], el[1], el[2]);
+  cg_line(f->e, "    %s, %s, %s, %s, %s, %s};", el[3], el[4], el[5], el[6], el[7], el[8]);
+  const char *vars[IR_MAX_RANK];
+  cg_nest_open(f, &n->shape, vars);
+  const char *x[2];
+  for (int k = 0; k < 2; k++)
+    x[k] = cg_at(f, n->in[k],
+                 cg_broadcast_index(f, &graph_node(f->g, n->in[k])->shape, &n->shape, vars));
+  cg_line(f->e, "%s = lathe_qadd(%s, %s, %s, %d, %d);",
+          cg_at(f, id, cg_broadcast_index(f, &n->shape, &n->shape, vars)), x[0], x[1], p,
+          (int)n->attr.quant.qmin, (int)n->attr.quant.qmax);
+  cg_nest_close(f, &n->shape, vars);
   return true;
 }

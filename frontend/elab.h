@@ -195,6 +195,9 @@ Value elab_conv_call(Elab *E, Scope *s, const Expr *call);
 /* elab_quant.c: the int8 builtins (quantize, dequantize, fake_quant, qdense; docs/int8.md) */
 bool elab_quant_is_builtin(const char *name);
 Value elab_quant_call(Elab *E, Scope *s, const Expr *call);
+/* max_pool2d or (avg) avg_pool2d of an i8 x, window at; arg4: the call's fifth argument */
+Value elab_quant_pool(Elab *E, Scope *s, const Expr *call, bool avg, const Expr *arg4, NodeId x,
+                      const NodeAttr *at);
 /* elab_vocab.c: the issue-22 builtins of one file each (max_pool1d, avg_pool1d in
  * elab_conv1d.c; einsum in elab_einsum.c), dispatched by name */
 bool elab_vocab_is_builtin(const char *name);

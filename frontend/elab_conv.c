@@ -438,6 +438,8 @@ Value elab_conv_call(Elab *E, Scope *s, const Expr *call) {
   if (b->kind == CK_GLOBAL_AVG) return global_avg(E, call, x);
   NodeAttr at;
   if (!pool_attrs(E, s, b, a, &at)) return (Value){0};
+  if (graph_node(E->g, x)->dtype == DT_I8) /* int8 pooling (elab_quant.c) */
+    return elab_quant_pool(E, s, call, b->kind == CK_AVG_POOL, a[4], x, &at);
   if (b->kind == CK_AVG_POOL) return avg_pool(E, s, call, a[4], x, &at);
   return add_node(E, OP_MAX_POOL2D, x, IR_NONE, &at, call->loc);
 }

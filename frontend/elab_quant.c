@@ -8,6 +8,9 @@
  *   qconv2d(x, w, bias, multiplier, shift, stride = 1, padding = 0, dilation = 1, x_zp = 0,
  *           out_zp = 0, qmin = -128, qmax = 127)       stride/dilation an int or [h, w],
  *                                                      padding an int, [h, w] or [t, l, b, r]
+ *   qadd(a, b, a_zp, b_zp, out_zp, a_multiplier, a_shift, b_multiplier, b_shift,
+ *        out_multiplier, out_shift, qmin = -128, qmax = 127)   TFLite's int8 ADD, all ints
+ *   max_pool2d(x i8, ...), avg_pool2d(x i8, ...)       (elab_conv.c's builtins on an i8 x)
  *
  * scale and zp are tensors NumPy-broadcast against x (a scalar per tensor, [1, C, 1, 1] per
  * channel) or numbers (rank-0 constants: scale in x's float dtype, zp i32); qdense's bias,
@@ -20,7 +23,7 @@
 
 #include <string.h>
 
-enum { QB_MAX_ARGS = 12 };
+enum { QB_MAX_ARGS = 13 };
 
 typedef struct QuantBuiltin {
   const char *name;
@@ -42,6 +45,11 @@ static const QuantBuiltin quant_builtins[] = {
      {"x", "w", "bias", "multiplier", "shift", "stride", "padding", "dilation", "x_zp", "out_zp",
       "qmin", "qmax"},
      5},
+    {"qadd",
+     OP_QADD,
+     {"a", "b", "a_zp", "b_zp", "out_zp", "a_multiplier", "a_shift", "b_multiplier", "b_shift",
+      "out_multiplier", "out_shift", "qmin", "qmax"},
+     11},
 };
 enum { N_QUANT_BUILTINS = sizeof quant_builtins / sizeof quant_builtins[0] };
 
@@ -149,10 +157,57 @@ static bool quant_attrs(Elab *E, Scope *s, const QuantBuiltin *b, const Expr **a
   return ok;
 }
 
+/* qadd(a, b, ...): the nine ints as three i32 [3] constants (zero points, multipliers,
+ * shifts of a, b and the result); their ranges are infer_qadd's */
+static Value qadd_call(Elab *E, Scope *s, const Expr *call, const Expr **a) {
+  NodeId in[5];
+  for (int k = 0; k < 2; k++)
+    if (!elab_tensor_arg(E, s, a[k], "qadd", &in[k])) return (Value){0};
+  static const char *const names[9] = {"'a_zp'",         "'b_zp'",         "'out_zp'",
+                                       "'a_multiplier'", "'b_multiplier'", "'out_multiplier'",
+                                       "'a_shift'",      "'b_shift'",      "'out_shift'"};
+  static const int arg_of[9] = {2, 3, 4, 5, 7, 9, 6, 8, 10}; /* names[k] is argument arg_of[k] */
+  double v[9];
+  for (int k = 0; k < 9; k++) {
+    int32_t i;
+    if (!int_arg(E, s, a[arg_of[k]], names[k], 0, &i)) return (Value){0};
+    v[k] = i;
+  }
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  if (!int_arg(E, s, a[11], "'qmin'", -128, &at.quant.qmin) ||
+      !int_arg(E, s, a[12], "'qmax'", 127, &at.quant.qmax))
+    return (Value){0};
+  Builder bl = elab_builder(E, call->loc);
+  Shape three = shape_make(1, (int64_t[]){3});
+  for (int k = 0; k < 3; k++)
+    in[2 + k] = build_const_data(&bl, DT_I32, &three, v + 3 * k);
+  return elab_tensor_value(build_node(&bl, OP_QADD, in, 5, &at));
+}
+
+/* the int8 forms of elab_conv.c's pools: qmax_pool2d, and qavg_pool2d, which averages over the
+ * taps inside the image as TFLite does, so a padded one needs count_include_pad = false */
+Value elab_quant_pool(Elab *E, Scope *s, const Expr *call, bool avg, const Expr *arg4, NodeId x,
+                      const NodeAttr *at) {
+  const struct IrConvAttr *c = &at->conv;
+  bool padded = c->pad[0] || c->pad[1] || c->pad[2] || c->pad[3], include_pad = false;
+  if (avg && !elab_bool_arg(E, s, arg4, "'count_include_pad'", true, &include_pad))
+    return (Value){0};
+  if (avg && padded && include_pad) {
+    diag_error(E->d, call->loc,
+               "avg_pool2d of an i8 tensor averages over the taps inside the image (TFLite's "
+               "int8 AveragePool): write count_include_pad = false");
+    return (Value){0};
+  }
+  Builder bl = elab_builder(E, call->loc);
+  return elab_tensor_value(build_node(&bl, avg ? OP_QAVG_POOL2D : OP_QMAX_POOL2D, &x, 1, at));
+}
+
 Value elab_quant_call(Elab *E, Scope *s, const Expr *call) {
   const QuantBuiltin *b = find(call->name);
   const Expr *a[QB_MAX_ARGS];
   if (!elab_builtin_args(E, call, b->params, QB_MAX_ARGS, b->n_required, a)) return (Value){0};
+  if (b->op == OP_QADD) return qadd_call(E, s, call, a);
   NodeId in[5] = {operand(E, s, a[0], elab_float_dtype(E), b->name)};
   if (in[0] == IR_NONE) return (Value){0};
   DType xt = graph_node(E->g, in[0])->dtype;

@@ -1,5 +1,6 @@
 /* ir/quant.c — infer and eval hooks of the int8 quantization ops (issue 19, docs/int8.md):
- * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE and QCONV2D.
+ * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE, QCONV2D, QMAX_POOL2D, QAVG_POOL2D
+ * and QADD.
  *
  * The arithmetic is TFLite's, bit for bit (the oracle is tests/int8/tflite_ref.py):
  *   quantize(x, s, zp)         clamp(round_half_away(x / s) + zp, qmin, qmax) as i8, the
@@ -13,6 +14,12 @@
  *   qconv2d(x, w, b, M, sh)    the same epilogue on y[n, o, p, q] = sum over c, i, j of
  *                              (x[n, c, p*stride + i*dil - pad, ...] - x_zp) * w[o, c, i, j],
  *                              padded taps adding 0 (zero in real terms: they read x_zp)
+ *   qmax_pool2d(x)             the max of each window's taps inside the image
+ *   qavg_pool2d(x)             TFLite's AveragePool: the sum S of the taps inside the image
+ *                              over their count n, (S + n/2) / n if S > 0 else (S - n/2) / n
+ *                              (C's truncating division: half away from zero)
+ *   qadd(a, b, zp, M, sh)      TFLite's int8 ADD: mbqm(mbqm((a - zp0) << 20, M0, sh0) +
+ *                              mbqm((b - zp1) << 20, M1, sh1), M2, sh2) + zp2, clamped
  * where mbqm is TFLite's MultiplyByQuantizedMultiplier (double rounding: a left shift for
  * sh > 0, the saturating rounding doubling high multiply, a rounding right shift for sh < 0).
  * Where TFLite's int32 would overflow (the oracle raises), lathe saturates: the bias sum and
@@ -331,4 +338,141 @@ void eval_qconv2d(const Graph *g, const Node *n, const Tensor *in[], Tensor *out
       for (int64_t p = 0; p < od[2]; p++)
         for (int64_t q = 0; q < od[3]; q++)
           tensor_set(out, at++, epilogue(n, in, qconv_sum(n, in[0], in[1], b, o, p, q), o));
+}
+
+/* ---- int8 pooling (QMAX_POOL2D, QAVG_POOL2D) ------------------------------------------------ */
+
+/* the window attributes of an int8 pool: strides, dilations and the window >= 1, padding at
+ * most half the window (so no window lies wholly in the padding), qavg_pool2d undilated (TFLite
+ * has no dilated average pool) */
+static bool qpool_window_ok(const Node *n) {
+  const struct IrConvAttr *a = &n->attr.conv;
+  bool ok = a->groups == 1 && a->layout == IR_CONV_NCHW && a->algo == IR_CONV_ALGO_UNSET;
+  for (int i = 0; i < 2; i++) {
+    ok = ok && a->stride[i] >= 1 && a->dilation[i] >= 1 && a->kernel[i] >= 1;
+    ok = ok && a->pad[i] >= 0 && a->pad[i + 2] >= 0 && 2 * a->pad[i] <= a->kernel[i] &&
+         2 * a->pad[i + 2] <= a->kernel[i];
+    ok = ok && (n->op == OP_QMAX_POOL2D || a->dilation[i] == 1);
+  }
+  return ok;
+}
+
+/* the output extent of spatial axis i of a pool over `in` (0 when the window does not fit) */
+static int64_t qpool_extent(const struct IrConvAttr *a, int64_t in, int i) {
+  int64_t span = in + a->pad[i] + a->pad[i + 2] - (int64_t)a->dilation[i] * (a->kernel[i] - 1) - 1;
+  return span < 0 ? 0 : span / a->stride[i] + 1;
+}
+
+/* qmax_pool2d / qavg_pool2d(x i8 [N, C, H, W]) {window} -> i8 [N, C, Ho, Wo] */
+bool infer_qpool2d(Graph *g, Node *n, Diag *d) {
+  const Node *x = in_node(g, n, 0);
+  char sx[SHAPE_BUF];
+  if (!want_dtype(n, x, "x", x->dtype == DT_I8 && x->shape.rank == 4 && !x->shape.dyn,
+                  "an i8 NCHW tensor of static shape", d))
+    return false;
+  const struct IrConvAttr *a = &n->attr.conv;
+  int64_t oh = qpool_extent(a, x->shape.dim[2], 0), ow = qpool_extent(a, x->shape.dim[3], 1);
+  if (!qpool_window_ok(n) || oh < 1 || ow < 1) {
+    IR_ERROR(d, n->loc,
+             "%s: expected a window, strides%s >= 1 that fit the padded input %s, padding at "
+             "most half the window",
+             ir_ops[n->op].name, n->op == OP_QMAX_POOL2D ? " and dilations" : " (dilation 1)",
+             shape_str(&x->shape, sx, sizeof sx));
+    return false;
+  }
+  n->shape = shape_make(4, (int64_t[]){x->shape.dim[0], x->shape.dim[1], oh, ow});
+  n->dtype = DT_I8;
+  return true;
+}
+
+/* one window of plane `plane` (b * C + c) at (p, q): its max (-128 if every tap is padding),
+ * or TFLite's average of the taps inside the image: the sum divided by their count, rounded
+ * half away from zero (C's division truncates) */
+static int8_t qpool_window(const Node *n, const Tensor *xt, int64_t plane, int64_t p, int64_t q) {
+  const struct IrConvAttr *a = &n->attr.conv;
+  const int64_t *xd = xt->shape.dim;
+  const int8_t *x = (const int8_t *)xt->data + plane * xd[2] * xd[3];
+  int32_t best = -128, sum = 0, count = 0;
+  for (int64_t i = 0; i < a->kernel[0]; i++) {
+    int64_t h = p * a->stride[0] + i * a->dilation[0] - a->pad[0];
+    if (h < 0 || h >= xd[2]) continue;
+    for (int64_t j = 0; j < a->kernel[1]; j++) {
+      int64_t v = q * a->stride[1] + j * a->dilation[1] - a->pad[1];
+      if (v < 0 || v >= xd[3]) continue;
+      int32_t e = x[h * xd[3] + v];
+      best = e > best ? e : best;
+      sum += e;
+      count++;
+    }
+  }
+  if (n->op == OP_QMAX_POOL2D) return (int8_t)best;
+  return (int8_t)(sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count);
+}
+
+void eval_qpool2d(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
+  const int64_t *od = out->shape.dim;
+  int8_t *y = out->data;
+  for (int64_t plane = 0; plane < od[0] * od[1]; plane++)
+    for (int64_t p = 0; p < od[2]; p++)
+      for (int64_t q = 0; q < od[3]; q++)
+        *y++ = qpool_window(n, in[0], plane, p, q);
+}
+
+/* ---- int8 add (QADD) ------------------------------------------------------------------------ */
+
+enum { QADD_LEFT_SHIFT = 20 }; /* TFLite's int8 ADD: 20 bits of headroom before rescaling */
+
+/* qadd(a i8, b i8, zp, mult, shift i32 [3]) {qmin, qmax} -> i8 of the broadcast shape */
+bool infer_qadd(Graph *g, Node *n, Diag *d) {
+  const Node *a = in_node(g, n, 0), *b = in_node(g, n, 1);
+  char sa[SHAPE_BUF], sb[SHAPE_BUF];
+  if (!want_dtype(n, a, "a", a->dtype == DT_I8 && !a->shape.dyn, "i8 of static shape", d) ||
+      !want_dtype(n, b, "b", b->dtype == DT_I8 && !b->shape.dyn, "i8 of static shape", d))
+    return false;
+  static const char *const what[3] = {"the zero points", "the multipliers", "the shifts"};
+  for (int k = 2; k < 5; k++) {
+    const Node *p = in_node(g, n, k);
+    if (!want_dtype(n, p, what[k - 2],
+                    p->dtype == DT_I32 && p->shape.rank == 1 && p->shape.dim[0] == 3,
+                    "i32 [3] (a's, b's, the result's)", d))
+      return false;
+  }
+  if (!shape_broadcast(&a->shape, &b->shape, &n->shape)) {
+    IR_ERROR(d, n->loc, "qadd: the shapes %s and %s do not broadcast",
+             shape_str(&a->shape, sa, sizeof sa), shape_str(&b->shape, sb, sizeof sb));
+    return false;
+  }
+  n->dtype = DT_I8;
+  return check_range(n, true, d) &&
+         const_in_range(g, n, 2, -128, false, 127, "the zero points", "in [-128, 127]", d) &&
+         const_in_range(g, n, 3, 0, false, 2147483647.0, "the multipliers", "in [0, 2^31)", d) &&
+         const_in_range(g, n, 4, -31, false, 30, "the shifts", "in [-31, 30]", d);
+}
+
+/* TFLite's AddElementwise on one pair: each input's (v - zp) << 20 rescaled by its multiplier,
+ * the sum (saturated to int32, which TFLite's parameters never reach) rescaled to the output */
+static int8_t qadd_elem(const Node *n, int32_t va, int32_t vb, const int32_t *zp, const int32_t *m,
+                        const int32_t *s) {
+  int64_t la = ((int64_t)va - zp[0]) * (INT64_C(1) << QADD_LEFT_SHIFT);
+  int64_t lb = ((int64_t)vb - zp[1]) * (INT64_C(1) << QADD_LEFT_SHIFT);
+  int32_t sa = quant_mbqm((int32_t)clamp64(la, INT32_MIN, INT32_MAX), m[0], s[0]);
+  int32_t sb = quant_mbqm((int32_t)clamp64(lb, INT32_MIN, INT32_MAX), m[1], s[1]);
+  int32_t sum = (int32_t)clamp64((int64_t)sa + sb, INT32_MIN, INT32_MAX);
+  int64_t v = (int64_t)quant_mbqm(sum, m[2], s[2]) + zp[2];
+  return (int8_t)clamp64(v, n->attr.quant.qmin, n->attr.quant.qmax);
+}
+
+void eval_qadd(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
+  int32_t p[3][3];
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < 3; i++)
+      p[k][i] = (int32_t)tensor_get(in[2 + k], i);
+  int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
+  ir_broadcast_strides(&in[0]->shape, out->shape.rank, sa);
+  ir_broadcast_strides(&in[1]->shape, out->shape.rank, sb);
+  const int8_t *a = in[0]->data, *b = in[1]->data;
+  int8_t *y = out->data;
+  for (int64_t i = 0; i < shape_numel(&out->shape); i++)
+    y[i] = qadd_elem(n, a[ir_strided_offset(i, &out->shape, sa)],
+                     b[ir_strided_offset(i, &out->shape, sb)], p[0], p[1], p[2]);
 }

@@ -200,6 +200,11 @@ bool rt_quant_choose_params(double lo, double hi, float *scale, int32_t *zp, con
 
 void rt_quant_weight_scales(const float *w, int64_t outer, int64_t channels, int64_t inner,
                             bool per_channel, float *scales) {
+  rt_quant_weight_scales_max(w, outer, channels, inner, per_channel, 127, scales);
+}
+
+void rt_quant_weight_scales_max(const float *w, int64_t outer, int64_t channels, int64_t inner,
+                                bool per_channel, int32_t wmax, float *scales) {
   int64_t n_scales = per_channel ? channels : 1;
   for (int64_t c = 0; c < n_scales; c++)
     scales[c] = 0;
@@ -210,8 +215,8 @@ void rt_quant_weight_scales(const float *w, int64_t outer, int64_t channels, int
         float *s = &scales[per_channel ? c : 0];
         *s = v > *s ? v : *s;
       }
-  for (int64_t c = 0; c < n_scales; c++) /* amax / float32(127), in float32 */
-    scales[c] = scales[c] > 0 ? scales[c] / 127.0f : 1.0f;
+  for (int64_t c = 0; c < n_scales; c++) /* amax / float32(wmax), in float32 */
+    scales[c] = scales[c] > 0 ? scales[c] / (float)wmax : 1.0f;
 }
 
 bool rt_quant_multiplier(double real, int32_t *m, int32_t *shift) {

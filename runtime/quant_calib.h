@@ -64,6 +64,9 @@ bool rt_quant_choose_params(double lo, double hi, float *scale, int32_t *zp, con
  * [O, C, kh, kw]: outer 1, inner C*kh*kw); per_channel false: one scale, in scales[0]. */
 void rt_quant_weight_scales(const float *w, int64_t outer, int64_t channels, int64_t inner,
                             bool per_channel, float *scales);
+/* the same for weights in [-wmax, wmax]: amax / float32(wmax) (63: 7-bit, --reduce-range) */
+void rt_quant_weight_scales_max(const float *w, int64_t outer, int64_t channels, int64_t inner,
+                                bool per_channel, int32_t wmax, float *scales);
 /* real >= 0 -> (M, shift), real ~ M * 2^(shift - 31), M in [2^30, 2^31) or 0 (TFLite's
  * QuantizeMultiplier: frexp, round half away, tiny values flushed to 0). false if real is
  * negative, not finite, or needs shift > 30. */

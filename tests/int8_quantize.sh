@@ -124,6 +124,42 @@ for target in native generic; do
   done
 done
 
+# --reduce-range: 7-bit weights in [-63, 63] (the oracle's, with wmax 63), so AVX2 runs the
+# u8 x s8 vpmaddubsw tile on every int8 layer (full-range weights need the exact s16 tile);
+# the x86-64-v3 C of both equals the evaluator bit for bit
+quiet "$LATHE" quantize "$MLP" --weights mlp.safetensors --calibrate fashion-mnist --limit 256 \
+  --reduce-range --report-json r7.json -o q7
+grep -q "7-bit (\[-63, 63\], --reduce-range)" q7.lathe
+sed 's/^  output probs$/  output h1\n  output h2\n  output probs/' q7.lathe >q7o.lathe
+quiet "$LATHE" run q7o.lathe --weights q7.safetensors --input x=x.npy --out ref7 --reference
+/usr/bin/python3 "$ROOT/tests/int8/quantize_ref.py" mlp.safetensors q7.safetensors r7.json \
+  x.npy ref7
+for tag in "" 7; do
+  quiet "$LATHE" compile "q${tag}o.lathe" --weights "q$tag.safetensors" --bake \
+    --target x86-64-v3 -o "v3$tag"
+done
+[ "$(grep -c "AVX2's u8 x s8 vpmaddubsw tile" v37/mlp.c)" = 2 ] ||
+  { echo "FAIL: --reduce-range weights do not run the u8 x s8 tile"; exit 1; }
+grep -q "AVX2's exact s16 tile" v3/mlp.c ||
+  { echo "FAIL: full-range weights should need the exact s16 tile"; exit 1; }
+if grep -q avx2 /proc/cpuinfo; then
+  for tag in "" 7; do
+    gcc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "v3$tag/mlp.c" \
+      -o "v3$tag/mlp.so" -lm
+    quiet "$LATHE" run "v3$tag/mlp.so" --input x=x.npy --out "o3$tag"
+  done
+  /usr/bin/python3 - <<'PY'
+import numpy as np
+for d, ref in (("o3", "ref"), ("o37", "ref7")):
+    for name in ("h1", "h2"):
+        got, want = np.load(f"{d}/{name}.npy"), np.load(f"{ref}/{name}.npy")
+        assert got.dtype == np.int8 and np.array_equal(got, want), f"{d}/{name} differs"
+print("ok: x86-64-v3 C (s16 and u8 tiles) equals the evaluator bit for bit")
+PY
+else
+  echo "note: no AVX2 on this CPU: the x86-64-v3 C was generated, not run"
+fi
+
 for obs in percentile entropy; do
   quiet "$LATHE" quantize "$MLP" --weights mlp.safetensors --calibrate fashion-mnist \
     --limit 128 --observer "$obs" --per-tensor --report-json "r-$obs.json" -o "q-$obs"
@@ -136,14 +172,18 @@ for obs in percentile entropy; do
     "r-$obs.json" x.npy "ref-$obs"
 done
 
-# the CNN: qconv2d layers, int8 max pooling through dequantize/quantize, the flatten of an
-# int8 tensor; the oracle checks its weights, the evaluator equals the baked C
+# the CNN: qconv2d layers, int8 max pooling (max_pool2d of the int8 tensor), the flatten of an
+# int8 tensor, no dequantize before the last layer; the oracle checks its weights, the
+# evaluator equals the baked C
 CNN=$ROOT/examples/cnn.lathe
 quiet "$LATHE" train "$CNN" --data fashion-mnist --epochs 1 --limit 256 --checkpoint cnn.safetensors
 quiet "$LATHE" quantize "$CNN" --weights cnn.safetensors --calibrate fashion-mnist --limit 64 \
   --observer entropy --report-json rc.json -o qc
 grep -q "^  c1 = qconv_layer(x_q, 32, 3, 3" qc.lathe
-grep -q "^  p1 = quantize(max_pool2d(c1_f, 2" qc.lathe
+grep -q "^  p1 = max_pool2d(c1, 2" qc.lathe
+if grep -q "dequantize(c\|dequantize(p" qc.lathe; then
+  echo "FAIL: a float island between the CNN's int8 layers"; exit 1
+fi
 sed 's/^  output probs$/  output c2\n  output p2\n  output h\n  output probs/' qc.lathe >qco.lathe
 /usr/bin/python3 -c "
 import numpy as np
@@ -162,6 +202,65 @@ for name in ("c2", "p2", "h"):
     assert got.dtype == np.int8 and np.array_equal(got, want), f"cnn {name} differs"
 assert np.allclose(np.load("cout/probs.npy"), np.load("cref/probs.npy"), atol=1e-5)
 print("ok: cnn: qconv2d, int8 pooling and qdense of the baked C equal the evaluator bit for bit")
+PY
+
+# residual adds: r = relu(c1 + c2) is one qadd with the ReLU in its clamp, s = pool + c3 a qadd,
+# max_pool2d of r stays int8, nothing is dequantized before the last (float) layer; the qadd
+# constants are the oracle's add_params of the report's scales, and the oracle's add and
+# max_pool2d of lathe's int8 inputs give lathe's int8 results; the baked C equals the evaluator
+/usr/bin/python3 -c "
+import numpy as np
+rng = np.random.default_rng(1)
+import os
+os.makedirs('gdata', exist_ok=True)
+np.save('gdata/x.npy', rng.uniform(-1, 1, (32, 2, 8, 8)).astype(np.float32))
+np.save('gdata/label.npy', rng.integers(0, 3, 32).astype(np.int32))"
+RES=$ROOT/tests/int8/residual.lathe
+quiet "$LATHE" train "$RES" --data gdata --epochs 1 --checkpoint res.safetensors
+quiet "$LATHE" quantize "$RES" --weights res.safetensors --calibrate gdata --report-json rr.json \
+  -o qr
+grep -q "^  r = qadd(c1, c2, .*, qmin = " qr.lathe
+grep -q "^  pool = max_pool2d(r, 2" qr.lathe
+grep -q "^  s = qadd(pool, c3, [-0-9, ]*)  #" qr.lathe
+[ "$(grep -c "dequantize(" qr.lathe)" = 1 ] && grep -q "^  h_f = dequantize(h," qr.lathe ||
+  { echo "FAIL: a float island in the residual model"; exit 1; }
+sed 's/^  output probs$/  output c1\n  output c2\n  output r\n  output pool\n  output c3\n  output s\n  output probs/' \
+  qr.lathe >qro.lathe
+/usr/bin/python3 -c "
+import numpy as np
+np.save('rx.npy', np.load('gdata/x.npy')[:8])"
+quiet "$LATHE" run qro.lathe --weights qr.safetensors --input x=rx.npy --out rref --reference
+/usr/bin/python3 - "$ROOT/tests/int8" <<'PY'
+import json, re, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import tflite_ref as ref
+t = {e["name"]: e for e in json.load(open("rr.json"))["tensors"]}
+text = open("qr.lathe").read()
+v = {n: np.load(f"rref/{n}.npy") for n in ("c1", "c2", "r", "pool", "c3", "s")}
+for out, a, b in (("r", "c1", "c2"), ("s", "pool", "c3")):
+    line = re.search(rf"^  {out} = qadd\({a}, {b}, ([-0-9, ]*)", text, re.M).group(1)
+    nums = [int(k) for k in line.split(",") if k.strip()]
+    sa, sb = (np.float32(t["r" if n == "pool" else n]["scale"]) for n in (a, b))
+    _, m1, m2, mo = ref.add_params(sa, sb, np.float32(t[out]["scale"]))
+    want = [t["r" if a == "pool" else a]["zp"], t[b]["zp"], t[out]["zp"], *m1, *m2, *mo]
+    assert nums == want, f"{out}: qadd constants {nums}, the oracle's {want}"
+    lo = max(-128, t[out]["zp"]) if out == "r" else -128
+    y = ref.add(v[a], want[0], v[b], want[1], (20, m1, m2, mo), want[2], lo, 127)
+    assert np.array_equal(y, v[out].astype(np.int64)), f"{out}: not the oracle's add"
+assert np.array_equal(ref.max_pool2d(v["r"], 2), v["pool"].astype(np.int64)), "pool: not max_pool2d"
+print("ok: residual: the qadd constants and values and the int8 max pool are the oracle's")
+PY
+quiet "$LATHE" compile qro.lathe --weights qr.safetensors --bake --target generic -o cc-res
+gcc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC cc-res/res.c -o cc-res/res.so -lm
+quiet "$LATHE" run cc-res/res.so --input x=rx.npy --out rout
+/usr/bin/python3 - <<'PY'
+import numpy as np
+for name in ("c1", "c2", "r", "pool", "c3", "s"):
+    got, want = np.load(f"rout/{name}.npy"), np.load(f"rref/{name}.npy")
+    assert got.dtype == np.int8 and np.array_equal(got, want), f"residual {name} differs"
+assert np.allclose(np.load("rout/probs.npy"), np.load("rref/probs.npy"), atol=1e-5)
+print("ok: residual: the baked C's int8 tensors equal the evaluator bit for bit")
 PY
 
 # a conv2d with 2 groups has no int8 form: listed with --keep-float named; kept float, it is

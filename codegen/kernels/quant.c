@@ -1,6 +1,7 @@
 /* codegen/kernels/quant.c — kernel library text: the integer requantization of the int8 ops
  * (docs/int8.md), TFLite's arithmetic bit for bit, emitted once into a generated file whose
- * kernels call lathe_requant (codegen/c_backend.c; codegen/lower_quant.c writes the calls).
+ * kernels call lathe_requant (codegen/c_backend.c; codegen/lower_quant.c writes the calls), and
+ * the int8 add lathe_qadd, emitted after it when a kernel calls it.
  * ir/quant.c computes the same in the evaluator; tests/int8/tflite_ref.py is the oracle.
  *
  * Portable C99: every shift is of a non-negative value or of an int64_t known not to
@@ -37,4 +38,17 @@ static inline int8_t lathe_requant(int32_t acc, int32_t bias, int32_t mult, int3
   const int32_t sum = b < INT32_MIN ? INT32_MIN : b > INT32_MAX ? INT32_MAX : (int32_t)b;
   const int64_t v = (int64_t)lathe_mbqm(sum, mult, shift) + zp;
   return (int8_t)(v < lo ? lo : v > hi ? hi : v);
+}
+/* @lathe-kernel qadd */
+/* TFLite's int8 ADD on one pair: each (v - zp) << 20 rescaled by its multiplier, the sum
+ * (saturated) rescaled to the output, plus its zero point, clamped to [lo, hi]. p holds the
+ * zero points, multipliers and shifts of a, b and the result: {zp[3], mult[3], shift[3]}. */
+static inline int8_t lathe_qadd(int8_t a, int8_t b, const int32_t *p, int32_t lo, int32_t hi) {
+  const int64_t la = ((int64_t)a - p[0]) * ((int64_t)1 << 20);
+  const int64_t lb = ((int64_t)b - p[1]) * ((int64_t)1 << 20);
+  const int32_t xa = la < INT32_MIN ? INT32_MIN : la > INT32_MAX ? INT32_MAX : (int32_t)la;
+  const int32_t xb = lb < INT32_MIN ? INT32_MIN : lb > INT32_MAX ? INT32_MAX : (int32_t)lb;
+  const int64_t s = (int64_t)lathe_mbqm(xa, p[3], p[6]) + lathe_mbqm(xb, p[4], p[7]);
+  const int32_t sum = s < INT32_MIN ? INT32_MIN : s > INT32_MAX ? INT32_MAX : (int32_t)s;
+  return lathe_requant(sum, 0, p[5], p[8], p[2], lo, hi); /* the sum is the accumulator */
 }

@@ -8,7 +8,8 @@ and zero point; each layer's weight and bias names and its input/output tensors)
   - every scale and zero point is the oracle's choose_params of the chosen range;
   - every int8 layer's weights, bias, multipliers and shifts are the oracle's
     symmetric_weight_scales / quantize / quantize_bias / output_multipliers of the float
-    checkpoint (per output channel: the dense weight's column, the conv weight's row);
+    checkpoint (per output channel: the dense weight's column, the conv weight's row; in
+    [-127, 127], or [-63, 63] when the report's weight_max says --reduce-range);
   - the int8 layers of a chain of dense layers (an MLP), run by the oracle's fully_connected
     from quantize(X), give exactly the int8 tensors OUTDIR/<layer>.npy that lathe computed.
 Exits 1 naming the first mismatch of each check.
@@ -44,14 +45,14 @@ def check_params(report):
     print(f"ok: {len(report['tensors'])} tensors' scales and zero points are choose_params'")
 
 
-def check_layer(layer, tensors, fw, qw, per_channel):
+def check_layer(layer, tensors, fw, qw, per_channel, wmax):
     name, conv = layer["name"], layer["op"] == "conv2d"
     w = fw[layer["weight"]].astype(np.float32)
     axis = 0 if conv else 1
-    scales = ref.symmetric_weight_scales(w, axis)
+    scales = ref.symmetric_weight_scales(w, axis, wmax)
     if not per_channel:
-        scales = np.full_like(scales, ref.symmetric_weight_scales(w.reshape(1, -1), 0)[0])
-    wq = ref.quantize(w, scales, 0, ref.WEIGHT_MIN, ref.WEIGHT_MAX, axis=axis)
+        scales = np.full_like(scales, ref.symmetric_weight_scales(w.reshape(1, -1), 0, wmax)[0])
+    wq = ref.quantize(w, scales, 0, -wmax, wmax, axis=axis)
     check(np.array_equal(wq, qw[name + ".w"].astype(np.int64)), f"{name}.w: not the oracle's")
     sx, sy = tensors[layer["x"]]["scale"], tensors[layer["y"]]["scale"]
     if layer["bias"]:
@@ -91,7 +92,8 @@ def main():
     check_params(report)
     for layer in report["layers"]:
         if layer["int8"]:
-            check_layer(layer, report["tensors"], fw, qw, report["per_channel"])
+            check_layer(layer, report["tensors"], fw, qw, report["per_channel"],
+                        report.get("weight_max", ref.WEIGHT_MAX))
     print(f"ok: weights, biases, multipliers and shifts checked for "
           f"{sum(L['int8'] for L in report['layers'])} int8 layers")
     check_chain(report, qw, x, sys.argv[5])

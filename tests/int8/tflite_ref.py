@@ -158,13 +158,14 @@ def choose_params(lo, hi, qmin=INT8_MIN, qmax=INT8_MAX):
     return float(np.float32(scale)), zp
 
 
-def symmetric_weight_scales(w, axis=0):
-    """Per-output-channel symmetric scales: max|w| / 127 over every axis but `axis`
-    (a channel of zeros gets scale 1, so its weights quantize to 0)."""
+def symmetric_weight_scales(w, axis=0, wmax=WEIGHT_MAX):
+    """Per-output-channel symmetric scales: max|w| / wmax over every axis but `axis`
+    (a channel of zeros gets scale 1, so its weights quantize to 0). wmax 127, or 63 for
+    7-bit weights (a reduced range, as FBGEMM and oneDNN use on AVX2)."""
     w = np.asarray(w, dtype=np.float32)
     red = tuple(i for i in range(w.ndim) if i != axis)
     amax = np.max(np.abs(w), axis=red) if red else np.abs(w)
-    return np.where(amax > 0, amax / np.float32(WEIGHT_MAX), np.float32(1)).astype(np.float32)
+    return np.where(amax > 0, amax / np.float32(wmax), np.float32(1)).astype(np.float32)
 
 
 def quantize_bias(b, input_scale, weight_scales):
@@ -234,32 +235,53 @@ def conv2d(x, x_zp, w, bias, mult, shift, out_zp, stride=1, padding=0, dilation=
     return _requantize_out(acc, m, s, out_zp, act_min, act_max)
 
 
-def max_pool2d(x, kernel, stride=None, act_min=INT8_MIN, act_max=INT8_MAX):
-    """int8 max pooling (no padding): the max of each window, clamped; scale/zp unchanged."""
+def _pair(v):
+    return (v, v) if np.ndim(v) == 0 else tuple(v)
+
+
+def _pool_windows(x, kernel, stride, padding, dilation):
+    """Every tap of every window of NCHW x: (values, inside), each [kh * kw, N, C, oh, ow].
+    kernel, stride and dilation are an int or (h, w); padding an int or (top, left, bottom,
+    right); padded taps are not inside."""
     x = _i64(x)
-    stride = stride or kernel
+    (kh, kw), (sh, sw), (dh, dw) = _pair(kernel), _pair(stride), _pair(dilation)
+    t, l, b, r = (padding,) * 4 if np.ndim(padding) == 0 else padding
     n, c, h, w = x.shape
-    oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
-    out = np.full((n, c, oh, ow), INT8_MIN, dtype=np.int64)
-    for i in range(kernel):
-        for j in range(kernel):
-            out = np.maximum(out, x[:, :, i: i + stride * (oh - 1) + 1: stride,
-                                    j: j + stride * (ow - 1) + 1: stride])
+    oh = (h + t + b - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + l + r - dw * (kw - 1) - 1) // sw + 1
+    xp = np.zeros((n, c, h + t + b, w + l + r), dtype=np.int64)
+    xp[:, :, t: t + h, l: l + w] = x
+    mask = np.zeros(xp.shape, dtype=bool)
+    mask[:, :, t: t + h, l: l + w] = True
+    vals, inside = [], []
+    for i in range(kh):
+        for j in range(kw):
+            sl = (slice(None), slice(None), slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                  slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+            vals.append(xp[sl])
+            inside.append(mask[sl])
+    return np.stack(vals), np.stack(inside)
+
+
+def max_pool2d(x, kernel, stride=None, padding=0, dilation=1, act_min=INT8_MIN,
+               act_max=INT8_MAX):
+    """int8 max pooling: the max of each window's taps inside the image (TFLite skips the
+    padding; INT8_MIN if there are none), clamped; scale/zp unchanged."""
+    vals, inside = _pool_windows(x, kernel, kernel if stride is None else stride, padding,
+                                 dilation)
+    out = np.where(inside, vals, INT8_MIN).max(axis=0)
     return np.clip(out, act_min, act_max)
 
 
-def avg_pool2d(x, kernel, stride=None, act_min=INT8_MIN, act_max=INT8_MAX):
-    """int8 average pooling (no padding): the window sum divided by its count, rounded half
-    away from zero in integers, clamped; scale/zp unchanged."""
-    x = _i64(x)
-    stride = stride or kernel
-    n, c, h, w = x.shape
-    oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
-    s = np.zeros((n, c, oh, ow), dtype=np.int64)
-    for i in range(kernel):
-        for j in range(kernel):
-            s += x[:, :, i: i + stride * (oh - 1) + 1: stride, j: j + stride * (ow - 1) + 1: stride]
-    cnt = kernel * kernel
+def avg_pool2d(x, kernel, stride=None, padding=0, act_min=INT8_MIN, act_max=INT8_MAX):
+    """int8 average pooling (TFLite's AveragePool): the sum of each window's taps inside the
+    image divided by their count, rounded half away from zero in integers, clamped;
+    scale/zp unchanged."""
+    vals, inside = _pool_windows(x, kernel, kernel if stride is None else stride, padding, 1)
+    s = _check_i32(np.where(inside, vals, 0).sum(axis=0), "average pool sum")
+    cnt = inside.sum(axis=0).astype(np.int64)
+    if cnt.size and cnt.min() < 1:
+        raise ValueError("avg_pool2d: a window lies wholly in the padding")
     avg = np.where(s > 0, (s + cnt // 2) // cnt, -((-s + cnt // 2) // cnt))
     return np.clip(avg, act_min, act_max)
 
@@ -370,6 +392,17 @@ def _self_test():
     s = add(a, 5, b, -7, p, 1)
     ref = ((a - 5) * 0.03 + (b + 7) * 0.07) / 0.1 + 1
     check(np.all(np.abs(s - np.clip(ref, -128, 127)) <= 1), "add within one step")
+    # pools: against a direct loop over the taps inside the image (padding 1, stride 2)
+    xq = rng.integers(-128, 128, (2, 3, 6, 7))
+    mx, av = max_pool2d(xq, 3, 2, padding=1), avg_pool2d(xq, 3, 2, padding=1)
+    for (b_, c_, i_, j_) in np.ndindex(*mx.shape):
+        taps = [xq[b_, c_, h, v] for h in range(2 * i_ - 1, 2 * i_ + 2)
+                for v in range(2 * j_ - 1, 2 * j_ + 2) if 0 <= h < 6 and 0 <= v < 7]
+        exact = _frac_round_half_away(Fraction(int(sum(taps)), len(taps)))
+        check(mx[b_, c_, i_, j_] == max(taps) and av[b_, c_, i_, j_] == exact,
+              f"pools at {(b_, c_, i_, j_)}")
+    check(list(avg_pool2d(_i64([[[[1, 2], [0, 0]], [[-1, -2], [0, 0]]]]), 2).ravel()) ==
+          [1, -1], "avg_pool2d rounds 3/4 and -3/4 half away from zero")
     # an int32 overflow is reported, not wrapped
     try:
         fully_connected(np.full((1, 70000), 127), -128, np.full((70000, 1), 127), None,

@@ -358,6 +358,24 @@ static NodeId c_qconv2d(Graph *g, const NodeId *p) { /* i8 [1, 3, 4, 4] by [2, 3
   a.quant.pad[0] = 1, a.quant.pad[1] = 2, a.quant.pad[2] = 0, a.quant.pad[3] = 1;
   return add(g, OP_QCONV2D, (NodeId[]){c_quantize(g, p), w, b, m, sh}, 5, &a);
 }
+/* int8 pools and add: x [1, 2, 4, 4] quantized per channel of its last axis */
+static NodeId c_qmax_pool(Graph *g, const NodeId *p) { /* window 3, stride 2, pad 1: [1,2,2,2] */
+  NodeAttr a = conv_attr(2, 1, 3);
+  return add(g, OP_QMAX_POOL2D, (NodeId[]){c_quantize(g, p)}, 1, &a);
+}
+static NodeId c_qavg_pool(Graph *g, const NodeId *p) { /* window 2, stride 1, pad 1: [1,2,5,5] */
+  NodeAttr a = conv_attr(1, 1, 2);
+  return add(g, OP_QAVG_POOL2D, (NodeId[]){c_quantize(g, p)}, 1, &a);
+}
+static NodeId c_qadd(Graph *g, const NodeId *p) { /* q + q with other zero points: [3, 4] */
+  Shape three = shape_make(1, (int64_t[]){3});
+  NodeId zp = const_data(g, DT_I32, &three, (double[]){0, 5, -9});
+  NodeId m = const_data(g, DT_I32, &three, (double[]){1073741824, 1518500250, 1789569707});
+  NodeId sh = const_data(g, DT_I32, &three, (double[]){0, -1, -19});
+  NodeId q = c_quantize(g, p);
+  NodeAttr a = quant_attr(0, 0, -128, 120);
+  return add(g, OP_QADD, (NodeId[]){q, q, zp, m, sh}, 5, &a);
+}
 
 typedef struct OpCase {
   BuildFn build;
@@ -471,6 +489,9 @@ static const OpCase cases[OP_COUNT] = {
         {c_fake_quant_mask, 1, U34, {R_ANY}, VJP_ZERO, "piecewise constant: 0 or 1"},
     [OP_QDENSE] = {c_qdense, 1, U34, {R_ANY}, VJP_NONE, NULL},
     [OP_QCONV2D] = {c_qconv2d, 1, {4}, {{1, 3, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
+    [OP_QMAX_POOL2D] = {c_qmax_pool, 1, {4}, {{1, 2, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
+    [OP_QAVG_POOL2D] = {c_qavg_pool, 1, {4}, {{1, 2, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
+    [OP_QADD] = {c_qadd, 1, U34, {R_ANY}, VJP_NONE, NULL},
     [OP_TOPK] = {c_topk, 1, {2}, {{3, 5}}, {R_ANY}, VJP_ZERO,
                  "its result is integer indices (topk's values, a gather: test_frontend_vocab)"},
     [OP_PRUNE_MASK] =
