@@ -187,6 +187,9 @@ typedef union NodeAttr {
     bool trans_a, trans_b; /* MATMUL: use the operand transposed in its last two dims */
     bool sparse_b;         /* B is a baked constant that is mostly zero: the kernel runs over
                             * its nonzeros (passes/sparsify.c decides, codegen/sparse.c) */
+    int32_t pruned[2];     /* passes/prune_channels.c removed B's all-zero output columns:
+                            * [the columns before, how many of the removed ones carried a
+                            * constant folded into the consumer's bias]; {0, 0}: untouched */
   } matmul;
   struct {
     int64_t depth; /* ONE_HOT: classes; input is integer indices, out adds a last axis */
@@ -246,6 +249,10 @@ typedef union NodeAttr {
                             passes/layout.c (IrConvLayout); pooling: IR_CONV_NCHW */
     int32_t algo;        /* CONV*: the algorithm, recorded by passes/layout.c (IrConvAlgo);
                             pooling: IR_CONV_ALGO_UNSET */
+    int32_t pruned[2];   /* CONV2D: passes/prune_channels.c removed the all-zero output
+                            channels (weight rows): [the channels before, how many of the
+                            removed ones carried a constant folded into the consumer's
+                            bias]; {0, 0}: untouched */
   } conv;
   struct {
     bool train; /* TRAIN_SELECT: true = the first input (training), false = the second */
@@ -551,6 +558,9 @@ bool ir_verify(const Graph *g, Diag *d);
 bool ir_eval(const Graph *g, const Tensor *inputs, const Tensor *params, const Tensor *states,
              Tensor *outs, Tensor **values, Diag *d);
 void ir_eval_values_free(const Graph *g, Tensor *values);
+/* The evaluator's arithmetic of one element of an elementwise op (FUSE_ELEMWISE, arity 1 or
+ * 2; b unused for a unary op), in f64 without the rounding to the node's dtype. */
+double ir_eval_elementwise(OpKind op, double a, double b);
 
 /* Initializers (ir/init.c): deterministic given (seed, decl->name), identical on every
  * machine, and identical to the generated <model>_init (codegen emits the same algorithm). */
