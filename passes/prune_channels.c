@@ -237,18 +237,20 @@ static int64_t chain_decide(const Graph *g, const Chain *ch, bool *keep, double 
   return kept;
 }
 
-/* appends a CONST of dtype t, shape s and values data (copied); IR_NONE when it fails */
-static NodeId add_const(Graph *g, DType t, const Shape *s, const double *data, SrcLoc loc,
-                        PassCtx *c) {
+/* appends a CONST of dtype t, shape s and values data (copied), with the name and source
+ * location of the constant `like` it replaces; IR_NONE when it fails */
+static NodeId add_const(Graph *g, NodeId like, const Shape *s, const double *data, PassCtx *c) {
   NodeAttr a;
   memset(&a, 0, sizeof a);
   size_t bytes = sizeof *data * (size_t)shape_numel(s);
   double *copy = arena_alloc(&g->arena, bytes ? bytes : sizeof *copy);
   memcpy(copy, data, bytes);
   a.constant.data = copy;
-  a.constant.dtype = t;
+  a.constant.dtype = graph_node(g, like)->dtype;
   a.constant.shape = *s;
-  return graph_add(g, OP_CONST, NULL, 0, &a, loc, c->diag);
+  NodeId id = graph_add(g, OP_CONST, NULL, 0, &a, graph_node(g, like)->loc, c->diag);
+  if (id != IR_NONE) graph_node(g, id)->name = graph_node(g, like)->name;
+  return id;
 }
 
 /* The constant w seen as [outer, channels, inner] along axis `axis`, keeping the channels
@@ -272,7 +274,7 @@ static NodeId shrink_const(Graph *g, NodeId w, int axis, const bool *keep, int64
       for (int64_t j = 0; keep[k] && j < inner; j++)
         out[o++] = const_at(n, (i * channels + k) * inner + j);
   s.dim[axis] = kept * (s.dim[axis] / channels);
-  NodeId id = add_const(g, n->dtype, &s, out, n->loc, c);
+  NodeId id = add_const(g, w, &s, out, c);
   free(out);
   return id;
 }
@@ -304,7 +306,7 @@ static NodeId fold_bias(Graph *g, const Chain *ch, const bool *keep, const doubl
   }
   for (int64_t o = 0; o < outs; o++)
     sum[o] = round_to(b->dtype, const_at(b, o) + sum[o]);
-  NodeId id = add_const(g, b->dtype, &b->shape, sum, b->loc, c);
+  NodeId id = add_const(g, bias, &b->shape, sum, c);
   free(sum);
   return id;
 }
