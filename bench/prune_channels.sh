@@ -45,7 +45,10 @@ seconds() {
 }
 bytes() { size -A "$WORK/$1/m.o" | awk '$1 ~ /^\.(text|data|rodata)/ {s += $2} END {print s}'; }
 workspace() { grep -oE 'M_WORKSPACE_BYTES = [0-9]+' "$WORK/$1/m.h" | grep -oE '[0-9]+$'; }
-median() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() {
+  sort -g | awk '{v[NR] = $1}
+    END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
 
 echo "CPU: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')"
 for name in dense pruned; do
@@ -65,6 +68,6 @@ d=$(median <"$WORK/dense.times")
 p=$(median <"$WORK/pruned.times")
 printf '%-8s %12s %10s %12s %12s\n' bake seconds dense/this workspace bytes
 printf '%-8s %12.4e %10.2f %12d %12d\n' dense "$d" 1 "$(workspace dense)" "$(bytes dense)"
-printf '%-8s %12.4e %10.2f %12d %12d\n' pruned "$p" "$(awk -v a="$d" -v b="$p" 'BEGIN {print a / b}')" \
-  "$(workspace pruned)" "$(bytes pruned)"
+ratio=$(awk -v a="$d" -v b="$p" 'BEGIN {print a / b}')
+printf '%-8s %12.4e %10.2f %12d %12d\n' pruned "$p" "$ratio" "$(workspace pruned)" "$(bytes pruned)"
 echo "(batch 64 forward, median of $ROUNDS rounds x $REPS reps; pruned: $PARAMS at $SPARSITY)"

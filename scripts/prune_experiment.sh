@@ -45,7 +45,8 @@ limit=()
 accuracies() {
   /usr/bin/python3 - "$1" <<'PY'
 import csv, sys
-print(" ".join("%.2f" % (100 * float(r["val_accuracy"])) for r in csv.DictReader(open(sys.argv[1]))))
+rows = csv.DictReader(open(sys.argv[1]))
+print(" ".join("%.2f" % (100 * float(r["val_accuracy"])) for r in rows))
 PY
 }
 
