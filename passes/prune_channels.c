@@ -38,6 +38,7 @@
  */
 #include "rewrite.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,9 +80,9 @@ static bool is_producer(const Graph *g, const Node *n) {
          is_const_data(g, n->in[1]);
 }
 
-/* The axis of c's shape that a constant operand k of node u (shape s) varies along: -1 when k
- * is uniform (every broadcast axis of size 1), 1 when only along the channel axis; -2 when
- * along another one (a positional table), which the chain cannot follow. */
+/* The axis of the chain's shape s that a constant operand k varies along once broadcast: -1
+ * when k is uniform (every axis of size 1), 1 when only along the channel axis; -2 when along
+ * another one (a positional table), which the chain cannot follow. */
 static int const_axis(const Node *k, const Shape *s) {
   int axis = -1;
   for (int j = 0; j < k->shape.rank; j++) {
@@ -228,7 +229,8 @@ static int64_t chain_decide(const Graph *g, const Chain *ch, bool *keep, double 
   *folded = 0;
   for (int64_t k = 0; k < ch->channels; k++) {
     value[k] = weight_zero(g, ch, k) ? chain_value(g, ch, k) : 0.0;
-    keep[k] = !weight_zero(g, ch, k) || (value[k] != 0.0 && !fold);
+    /* an infinite or NaN constant (log(0)...) stays: 0 * inf in the consumer is not 0 */
+    keep[k] = !weight_zero(g, ch, k) || (value[k] != 0.0 && (!fold || !isfinite(value[k])));
     kept += keep[k];
   }
   if (kept == 0) keep[0] = true, kept = 1; /* no empty axis: channel 0 stays */
