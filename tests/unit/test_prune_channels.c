@@ -8,8 +8,8 @@
  * exact zeros), within 1e-6 relative when one was (the folded bias is rounded once). Cases:
  * conv -> bias -> batch-norm scale/shift -> relu -> max_pool -> flatten -> dense; conv into
  * conv (a folded constant; kept instead when the second conv pads); an MLP; a sigmoid that
- * makes a zero channel 0.5; a residual add; a second reader; nothing to remove (the IR text
- * unchanged); every channel zero (one stays).
+ * makes a zero channel 0.5; a residual add, a second reader and a concat (kept); nothing to
+ * remove (the IR text unchanged); every channel zero (one stays).
  */
 #include <check.h>
 #include <math.h>
@@ -306,24 +306,40 @@ START_TEST(test_sigmoid_folds) {
 }
 END_TEST
 
-/* h = relu(x @ w1 + b1) with zero columns, then h + x @ w2 (a residual add of two computed
- * values) or h read twice: the channels would have to leave both, so they stay */
-START_TEST(test_residual_and_two_readers_kept) {
-  for (int kind = 0; kind < 2; kind++) {
+/* columns [at, at + 4) of a [2, 8] zero tensor hold x [2, 4] (concat's unslice) */
+static NodeId unslice(Case *t, NodeId x, int at) {
+  NodeAttr a;
+  memset(&a, 0, sizeof a);
+  a.slice.begin[1] = at;
+  a.slice.step[0] = a.slice.step[1] = 1;
+  a.slice.dim[0] = 2;
+  a.slice.dim[1] = 8;
+  return build_node(&t->b, OP_UNSLICE, &x, 1, &a);
+}
+
+/* h = relu(x @ w1) with a zero column, then h + x @ w2 (a residual add of two computed
+ * values), h + h (read twice), or concat([h, x @ w2]) (the frontend's unslice + add): the
+ * channels would have to leave every branch, so they stay */
+START_TEST(test_residual_concat_kept) {
+  for (int kind = 0; kind < 3; kind++) {
     Case t;
     int64_t xd[2] = {2, 4};
     case_init(&t, 2, xd);
     Builder *b = &t.b;
     NodeId x = graph_add_source(b->g, OP_INPUT, 0, (SrcLoc){0});
-    double *w1 = pattern(16, 1), *w2 = pattern(16, 2), *w3 = pattern(8, 3);
+    double *w1 = pattern(16, 1), *w2 = pattern(16, 2), *w3 = pattern(16, 3);
     for (int r = 0; r < 4; r++)
       w1[r * 4 + 2] = 0;
     NodeId h = build_matmul(b, x, constant(&t, 2, (int64_t[]){4, 4}, w1), false, false);
     h = build_unary(b, OP_RELU, h);
-    NodeId other =
-        kind == 0 ? build_matmul(b, x, constant(&t, 2, (int64_t[]){4, 4}, w2), false, false) : h;
-    NodeId y = build_binary(b, OP_ADD, h, other);
-    y = build_matmul(b, y, constant(&t, 2, (int64_t[]){4, 2}, w3), false, false);
+    NodeId xw = kind == 1
+                    ? IR_NONE /* unused: dce would remove it */
+                    : build_matmul(b, x, constant(&t, 2, (int64_t[]){4, 4}, w2), false, false);
+    NodeId y = kind == 0   ? build_binary(b, OP_ADD, h, xw)
+               : kind == 1 ? build_binary(b, OP_ADD, h, h)
+                           : build_binary(b, OP_ADD, unslice(&t, h, 0), unslice(&t, xw, 4));
+    int64_t rows = kind == 2 ? 8 : 4;
+    y = build_matmul(b, y, constant(&t, 2, (int64_t[]){rows, 2}, w3), false, false);
     graph_add_output(b->g, "y", y, OUT_VALUE, -1);
     free(w1);
     free(w2);
@@ -407,7 +423,7 @@ static Suite *prune_channels_suite(void) {
   tcase_add_test(tc, test_conv_into_conv);
   tcase_add_test(tc, test_mlp_exact);
   tcase_add_test(tc, test_sigmoid_folds);
-  tcase_add_test(tc, test_residual_and_two_readers_kept);
+  tcase_add_test(tc, test_residual_concat_kept);
   tcase_add_test(tc, test_nothing_to_remove);
   tcase_add_test(tc, test_all_zero_keeps_one);
   tcase_add_test(tc, test_decision_round_trips);
