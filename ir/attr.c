@@ -389,8 +389,29 @@ static bool read_sched(const Ctx *c, IrSched *s) {
   return true;
 }
 
-/* ---- ATTR_MATMUL: {trans_a, trans_b, sparse_b}, flags when set; the schedule
- * ------------------------------- */
+/* ---- pruned=[before, folded]: the decision of passes/prune_channels.c on a MATMUL or CONV2D,
+ * written only when it removed channels ------------------------------------------------------ */
+
+static void write_pruned(const int32_t *pruned, IrAttrText *t) {
+  if (!pruned[0]) return;
+  int64_t *v = put_list(t, "pruned", 2);
+  v[0] = pruned[0];
+  v[1] = pruned[1];
+}
+static bool read_pruned(const Ctx *c, int32_t *pruned) {
+  int64_t v[2];
+  int n;
+  if (!get_list(c, "pruned", 2, 0, INT32_MAX, v, &n)) return false;
+  if (n >= 0 && (n != 2 || v[0] < 1 || v[1] > v[0]))
+    return FAIL(c, c->r->at, "'%s' needs pruned=[channels before, folded] (folded <= before)",
+                c->op);
+  pruned[0] = n == 2 ? (int32_t)v[0] : 0;
+  pruned[1] = n == 2 ? (int32_t)v[1] : 0;
+  return true;
+}
+
+/* ---- ATTR_MATMUL: {trans_a, trans_b, sparse_b, pruned=[..]}, each only when set; the
+ * schedule ------------------------------------------------------------------------------- */
 
 static void write_matmul(const Node *n, IrAttrText *t) {
   if (n->attr.matmul.trans_a) put_flag(t, "trans_a");
@@ -398,6 +419,7 @@ static void write_matmul(const Node *n, IrAttrText *t) {
   static const char *const sparse[] = {NULL, "sparse_b", "sparse_scatter", "sparse_unrolled",
                                        "sparse_panel"};
   if (n->attr.matmul.sparse_b) put_flag(t, sparse[n->attr.matmul.sparse_b]);
+  write_pruned(n->attr.matmul.pruned, t);
   const IrSched *s = &n->attr.matmul.sched;
   if (s->from == IR_SCHED_UNSET) return;
   put_word(t, "gemm", ir_sched_gemm_name((IrSchedGemm)s->gemm));
@@ -413,12 +435,13 @@ static bool read_matmul(const Ctx *c, NodeAttr *out) {
                          : has_flag(c, "sparse_unrolled") ? IR_SPARSE_UNROLLED
                          : has_flag(c, "sparse_panel")    ? IR_SPARSE_PANEL
                                                           : IR_SPARSE_NONE;
-  return read_sched(c, &out->matmul.sched);
+  return read_pruned(c, out->matmul.pruned) && read_sched(c, &out->matmul.sched);
 }
 static bool equal_matmul(const Node *a, const Node *b) {
   return a->attr.matmul.trans_a == b->attr.matmul.trans_a &&
          a->attr.matmul.trans_b == b->attr.matmul.trans_b &&
-         a->attr.matmul.sparse_b == b->attr.matmul.sparse_b;
+         a->attr.matmul.sparse_b == b->attr.matmul.sparse_b &&
+         memcmp(a->attr.matmul.pruned, b->attr.matmul.pruned, sizeof a->attr.matmul.pruned) == 0;
 }
 static uint64_t hash_matmul(const Node *n) {
   return n->attr.matmul.trans_a * 4u + n->attr.matmul.trans_b * 2u + n->attr.matmul.sparse_b;
@@ -581,7 +604,7 @@ static uint64_t hash_random(const Node *n) {
 }
 
 /* ---- ATTR_CONV: {stride=[h, w], dilation=[h, w], pad=[t, l, b, r], out_pad=[h, w],
- * kernel=[h, w], groups=[g][, nchwc][, algo=NAME]} ----------------------------------------- */
+ * kernel=[h, w], groups=[g][, nchwc][, algo=NAME][, pruned=[before, folded]]} ------------------ */
 
 static const char *const conv_keys[6] = {"stride",  "dilation", "pad",
                                          "out_pad", "kernel",   "groups"};
@@ -605,6 +628,7 @@ static void write_conv(const Node *n, IrAttrText *t) {
   if (algo) put_word(t, "algo", algo);
   const char *from = ir_sched_from_name((IrSchedFrom)a->algo_from);
   if (from) put_word(t, "from", from);
+  write_pruned(a->pruned, t);
 }
 
 /* algo=naive|gemm|direct|winograd (IrConvAlgo); absent: IR_CONV_ALGO_UNSET */
@@ -638,7 +662,7 @@ static bool read_conv(const Ctx *c, NodeAttr *out) {
   IrSchedFrom from;
   if (!read_from(c, &from)) return false;
   a->algo_from = (int32_t)from;
-  return read_conv_algo(c, &a->algo);
+  return read_conv_algo(c, &a->algo) && read_pruned(c, a->pruned);
 }
 
 static bool equal_conv(const Node *a, const Node *b) {
@@ -646,7 +670,8 @@ static bool equal_conv(const Node *a, const Node *b) {
   for (int k = 0; k < 6; k++)
     for (int i = 0; i < conv_len[k]; i++)
       if (conv_field(x, k)[i] != conv_field(y, k)[i]) return false;
-  return x->layout == y->layout && x->algo == y->algo;
+  return x->layout == y->layout && x->algo == y->algo &&
+         memcmp(x->pruned, y->pruned, sizeof x->pruned) == 0;
 }
 static uint64_t hash_conv(const Node *n) {
   uint64_t h = 0;
@@ -840,7 +865,7 @@ static const KindOps kinds[] = {
     [ATTR_AXIS] = {KEYS("axis"), "", false, write_axis, read_axis, equal_axis, hash_axis},
     [ATTR_PERM] = {KEYS("perm"), "", false, write_perm, read_perm, equal_perm, hash_perm},
     [ATTR_MATMUL] = {KEYS("trans_a", "trans_b", "sparse_b", "sparse_scatter", "sparse_unrolled",
-                          "sparse_panel", "gemm", "blocks", "from"),
+                          "sparse_panel", "gemm", "blocks", "from", "pruned"),
                      "|trans_a|trans_b|sparse_b|sparse_scatter|sparse_unrolled|sparse_panel|",
                      false, write_matmul, read_matmul, equal_matmul, hash_matmul},
     [ATTR_ONE_HOT] = {KEYS("depth"), "", false, write_one_hot, read_one_hot, equal_one_hot,
@@ -859,7 +884,7 @@ static const KindOps kinds[] = {
     [ATTR_DROPOUT] = {KEYS("stream", "p"), "", false, write_dropout, read_random, equal_random,
                       hash_random},
     [ATTR_CONV] = {KEYS("stride", "dilation", "pad", "out_pad", "kernel", "groups", "nchwc", "algo",
-                        "from"),
+                        "from", "pruned"),
                    "|nchwc|", false, write_conv, read_conv, equal_conv, hash_conv},
     [ATTR_MODE] = {KEYS("train"), "|train|", false, write_mode, read_mode, equal_mode, hash_mode},
     [ATTR_QCONV] = {KEYS("x_zp", "out_zp", "qmin", "qmax", "stride", "dilation", "pad"), "", false,

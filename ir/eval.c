@@ -137,6 +137,11 @@ static double unary_apply(OpKind op, double x) {
   return 0;
 }
 
+double ir_eval_elementwise(OpKind op, double a, double b) {
+  IR_ASSERT(ir_ops[op].fusion == FUSE_ELEMWISE && (ir_ops[op].arity == 1 || ir_ops[op].arity == 2));
+  return ir_ops[op].arity == 1 ? unary_apply(op, a) : binary_apply(op, a, b);
+}
+
 void eval_unary(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   int64_t count = shape_numel(&out->shape);
   for (int64_t i = 0; i < count; i++)

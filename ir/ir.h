@@ -233,6 +233,9 @@ typedef union NodeAttr {
                             * the kernel runs over its nonzeros, in this form (passes/sparsify.c
                             * decides, codegen/sparse.c); IR_SPARSE_NONE: dense */
     IrSched sched;         /* the kernel schedule (passes/schedule.c); not compared by CSE */
+    int32_t pruned[2];     /* passes/prune_channels.c removed B's all-zero output columns:
+                            * [the columns before, how many of the removed ones carried a
+                            * constant folded into the consumer's bias]; {0, 0}: untouched */
   } matmul;
   struct {
     int64_t depth; /* ONE_HOT: classes; input is integer indices, out adds a last axis */
@@ -295,6 +298,10 @@ typedef union NodeAttr {
     int32_t algo_from;   /* CONV*: who chose algo last (IrSchedFrom): passes/schedule.c sets
                             MODEL when it keeps layout's choice, TUNED when the tune cache
                             changed or confirmed it; printed `from=NAME`, not compared */
+    int32_t pruned[2];   /* CONV2D: passes/prune_channels.c removed the all-zero output
+                            channels (weight rows): [the channels before, how many of the
+                            removed ones carried a constant folded into the consumer's
+                            bias]; {0, 0}: untouched */
   } conv;
   struct {
     bool train; /* TRAIN_SELECT: true = the first input (training), false = the second */
@@ -602,6 +609,9 @@ bool ir_verify(const Graph *g, Diag *d);
 bool ir_eval(const Graph *g, const Tensor *inputs, const Tensor *params, const Tensor *states,
              Tensor *outs, Tensor **values, Diag *d);
 void ir_eval_values_free(const Graph *g, Tensor *values);
+/* The evaluator's arithmetic of one element of an elementwise op (FUSE_ELEMWISE, arity 1 or
+ * 2; b unused for a unary op), in f64 without the rounding to the node's dtype. */
+double ir_eval_elementwise(OpKind op, double a, double b);
 
 /* Initializers (ir/init.c): deterministic given (seed, decl->name), identical on every
  * machine, and identical to the generated <model>_init (codegen emits the same algorithm). */
