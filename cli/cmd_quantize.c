@@ -518,9 +518,10 @@ static bool write_outputs(const QuantizeOptions *o, const char *lathe_path, cons
 /* A model with a `quantize` statement: the statement chose the float layers and the weight
  * scales; the options that choose them are refused rather than silently overruled. */
 static bool qat_options(const QuantizeOptions *o, Module *m, QPlanOptions *po, Diag *d) {
-  const char *given = o->n_keep ? "--keep-float" : o->quantize_last ? "--quantize-last"
-                                                 : o->per_tensor    ? "--per-tensor"
-                                                                    : NULL;
+  const char *given = o->n_keep          ? "--keep-float"
+                      : o->quantize_last ? "--quantize-last"
+                      : o->per_tensor    ? "--per-tensor"
+                                         : NULL;
   if (given) {
     diag_error(d, m->qat->loc,
                "%s: this model's quantize statement chooses the float layers and the weight "
@@ -542,8 +543,10 @@ static bool qat_options(const QuantizeOptions *o, Module *m, QPlanOptions *po, D
 /* QAT: the ranges from the checkpoint; with data, the fake-quantized model runs as fr */
 static bool qat_ranges(QPlan *p, const QuantizeOptions *o, const RtTensorSet *fw,
                        const lathe_dataset *ds, Runner *fr, Diag *d) {
-  fprintf(stderr, "taking the ranges of %d tensors of %d layers from %s (quantization-aware "
-                  "training)\n", p->n_obs, p->n_layers, o->weights);
+  fprintf(stderr,
+          "taking the ranges of %d tensors of %d layers from %s (quantization-aware "
+          "training)\n",
+          p->n_obs, p->n_layers, o->weights);
   if (!qplan_qat_ranges(p, fw, o->weights, d)) return false;
   if (!ds) return true;
   NodeId *nodes = calloc((size_t)(p->n_obs + p->n_layers + 1), sizeof *nodes);
@@ -569,8 +572,9 @@ static bool quantize_model(QuantizeOptions *o, Module *m, Diag *d) {
   Compare c = {0};
   bool qat = m->qat != NULL;
   if (!qat && !o->spec)
-    diag_error(d, (SrcLoc){0}, "expected --calibrate SPEC (see lathe train --help): %s has no "
-                               "quantize statement, so its ranges must be observed",
+    diag_error(d, (SrcLoc){0},
+               "expected --calibrate SPEC (see lathe train --help): %s has no "
+               "quantize statement, so its ranges must be observed",
                o->c.file);
   bool ok = (qat || o->spec) && (!qat || qat_options(o, m, &po, d)) && lathe_path && st_path &&
             qplan_build(&p, m, &po, d) && rt_safetensors_read(o->weights, &fw, d) &&

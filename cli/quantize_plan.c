@@ -322,8 +322,10 @@ static bool qat_same_layers(const QPlan *p, const QatSpec *qs, Diag *d) {
     for (int k = 0; k < qs->n_layers; k++)
       found |= qs->layers[k].w_param == p->layers[l].w_param;
     if (!found) {
-      diag_error(d, qs->loc, "internal: layer '%s' is int8 in lathe quantize's plan but not in "
-                             "the quantize statement", p->layers[l].name);
+      diag_error(d, qs->loc,
+                 "internal: layer '%s' is int8 in lathe quantize's plan but not in "
+                 "the quantize statement",
+                 p->layers[l].name);
       return false;
     }
   }
@@ -354,8 +356,8 @@ bool qplan_qat_ranges(QPlan *p, const RtTensorSet *ckpt, const char *what, Diag 
       o->min = o->lo = tensor_get(t, 0), o->max = o->hi = tensor_get(t, 1);
       const char *why = NULL;
       if (rt_quant_choose_params(o->lo, o->hi, &o->scale, &o->zp, &why)) continue;
-      diag_error(d, m->qat->loc, "cannot quantize '%s' (range '%s' of %s is [%g, %g]): %s",
-                 o->what, name, what, o->min, o->max, why);
+      diag_error(d, m->qat->loc, "cannot quantize '%s' (range '%s' of %s is [%g, %g]): %s", o->what,
+                 name, what, o->min, o->max, why);
     }
     ok = false;
   }

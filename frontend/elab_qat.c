@@ -64,10 +64,16 @@ static bool match_layer(const QatMatch *q, NodeId id, QatLayer *L) {
   const Node *w = graph_node(q->g, n->in[1]);
   if (w->op != OP_PARAM || w->shape.rank != (conv ? 4 : 2) || q->uses[n->in[1]] != 1) return false;
   int64_t o = conv ? w->shape.dim[0] : w->shape.dim[1];
-  *L = (QatLayer){.w_param = w->attr.source.index, .conv = conv, .op = id, .x = n->in[0],
-                  .out = id, .x_state = -1, .y_state = -1};
+  *L = (QatLayer){.w_param = w->attr.source.index,
+                  .conv = conv,
+                  .op = id,
+                  .x = n->in[0],
+                  .out = id,
+                  .x_state = -1,
+                  .y_state = -1};
   NodeId next = only_user(q, id);
-  if (next != IR_NONE && is_bias_add(q, next, id, conv, o)) L->out = next, next = only_user(q, next);
+  if (next != IR_NONE && is_bias_add(q, next, id, conv, o))
+    L->out = next, next = only_user(q, next);
   if (next != IR_NONE && graph_node(q->g, next)->op == OP_RELU) L->out = next;
   return true;
 }
@@ -198,8 +204,9 @@ static bool keep_int8(Elab *E, QatSpec *qs, const QatLayer *all, int n, const bo
 bool elab_qat(Elab *E, const QuantizeAst *qa) {
   SrcLoc loc = elab_loc(E, qa->loc);
   if (E->m->qat) {
-    diag_error(E->d, loc, "'quantize' given twice in the train block (first at %u:%u): one "
-                          "statement quantizes the whole model",
+    diag_error(E->d, loc,
+               "'quantize' given twice in the train block (first at %u:%u): one "
+               "statement quantizes the whole model",
                E->m->qat->loc.line, E->m->qat->loc.col);
     return false;
   }

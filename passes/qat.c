@@ -59,9 +59,9 @@ static NodeId weight_fq(Qat *q, const QatLayer *L, NodeId w) {
   uint32_t all = (1u << wn->shape.rank) - 1;
   uint32_t axes = q->spec->per_tensor ? all : L->conv ? all & ~1u : 1u; /* keep O */
   NodeId amax = build_reduce(&q->b, OP_MAX, build_unary(&q->b, OP_ABS, w), axes, L->conv);
-  NodeId scale = build_ternary(&q->b, OP_WHERE, bin(q, OP_GT, amax, build_scalar(&q->b, t, 0)),
-                               bin(q, OP_DIV, amax, build_scalar(&q->b, t, 127)),
-                               build_scalar(&q->b, t, 1));
+  NodeId scale =
+      build_ternary(&q->b, OP_WHERE, bin(q, OP_GT, amax, build_scalar(&q->b, t, 0)),
+                    bin(q, OP_DIV, amax, build_scalar(&q->b, t, 127)), build_scalar(&q->b, t, 1));
   return fake_quant(q, w, scale, build_scalar(&q->b, DT_I32, 0), -127, 127);
 }
 
@@ -76,11 +76,10 @@ static void batch_range(Qat *q, NodeId t, int32_t state, NodeId old, NodeId *lo,
   Graph *g = q->b.g;
   uint32_t all = (1u << graph_node(g, t)->shape.rank) - 1;
   NodeId bmax = build_cast(&q->b, build_reduce(&q->b, OP_MAX, t, all, false), DT_F64);
-  NodeId bmin = build_unary(&q->b, OP_NEG,
-                            build_cast(&q->b,
-                                       build_reduce(&q->b, OP_MAX,
-                                                    build_unary(&q->b, OP_NEG, t), all, false),
-                                       DT_F64));
+  NodeId bmin = build_unary(
+      &q->b, OP_NEG,
+      build_cast(&q->b, build_reduce(&q->b, OP_MAX, build_unary(&q->b, OP_NEG, t), all, false),
+                 DT_F64));
   NodeId omin = element(q, old, 0), omax = element(q, old, 1);
   NodeId empty = bin(q, OP_MUL, bin(q, OP_EQ, omin, num(q, 0)), bin(q, OP_EQ, omax, num(q, 0)));
   NodeId k = num(q, q->spec->momentum);
@@ -109,10 +108,9 @@ static NodeId activation_fq(Qat *q, NodeId t, int32_t state) {
   NodeId s = build_ternary(&q->b, OP_WHERE, bin(q, OP_GT, hi, lo),
                            bin(q, OP_DIV, bin(q, OP_SUB, hi, lo), num(q, 255)), num(q, 1));
   NodeId z = bin(q, OP_SUB, num(q, -128), bin(q, OP_DIV, lo, s));
-  NodeId away = build_cast(&q->b, build_cast(&q->b, bin(q, OP_ADD, build_unary(&q->b, OP_ABS, z),
-                                                        num(q, 0.5)),
-                                             DT_I64),
-                           DT_F64); /* trunc(|z| + 0.5) */
+  NodeId away = build_cast(
+      &q->b, build_cast(&q->b, bin(q, OP_ADD, build_unary(&q->b, OP_ABS, z), num(q, 0.5)), DT_I64),
+      DT_F64); /* trunc(|z| + 0.5) */
   NodeId zr = bin(q, OP_MUL, build_unary(&q->b, OP_SIGN, z), away);
   zr = bin(q, OP_MINIMUM, bin(q, OP_MAXIMUM, zr, num(q, -128)), num(q, 127));
   DType dt = graph_node(q->b.g, t)->dtype;
