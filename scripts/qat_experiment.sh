@@ -16,6 +16,7 @@
 #   EPOCHS=3                f32 epochs;  QAT_EPOCHS=1, QAT_LR=1e-4: the fine-tuning
 #   SEEDS="1 2 3"  MODELS="mlp cnn"  NICE=10  LIMIT= (first LIMIT training samples only)
 #   STAGE=all | f32         f32: only the float runs (a rerun skips runs whose files exist)
+#   PARALLEL=0              1: the control (2.) and QAT (3.) of a seed run at the same time
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LATHE=${LATHE:-$ROOT/build-rel/lathe}
@@ -27,6 +28,7 @@ MODELS=${MODELS:-mlp cnn}
 NICE=${NICE:-10}
 LIMIT=${LIMIT:-}
 STAGE=${STAGE:-all}
+PARALLEL=${PARALLEL:-0}
 OUT=${1:-$(mktemp -d)}
 mkdir -p "$OUT"
 limit=()
@@ -75,14 +77,20 @@ for model in $MODELS; do
     t0=$(date +%s)
     train "$src" "$seed" "$EPOCHS" "$base.f32.csv" --checkpoint "$base.f32.safetensors"
     f32=$(final_accuracy "$base.f32.csv")
-    [ "$STAGE" = f32 ] && { echo "$model seed $seed: f32 $f32% ($(($(date +%s) - t0)) s)"; continue; }
+    if [ "$STAGE" = f32 ]; then
+      echo "$model seed $seed: f32 $f32% ($(($(date +%s) - t0)) s)"
+      continue
+    fi
     more=$((EPOCHS + QAT_EPOCHS))
     cp "$base.f32.safetensors" "$base.ft.start.safetensors"
-    train "$src" "$seed" "$more" "$base.ft.csv" --resume "$base.ft.start.safetensors" \
-      --lr "$QAT_LR" --checkpoint "$base.ft.safetensors"
     cp "$base.f32.safetensors" "$base.qat.start.safetensors"
+    train "$src" "$seed" "$more" "$base.ft.csv" --resume "$base.ft.start.safetensors" \
+      --lr "$QAT_LR" --checkpoint "$base.ft.safetensors" &
+    ft=$!
+    [ "$PARALLEL" = 1 ] || wait "$ft" # its exit status: a failed run stops the script
     train "$OUT/$model-qat.lathe" "$seed" "$more" "$base.qat.csv" \
       --resume "$base.qat.start.safetensors" --lr "$QAT_LR" --checkpoint "$base.qat.safetensors"
+    [ "$PARALLEL" != 1 ] || wait "$ft"
     run "$base.convert" "$LATHE" quantize "$OUT/$model-qat.lathe" \
       --weights "$base.qat.safetensors" -o "$base.int8"
     ft=$(final_accuracy "$base.ft.csv")
@@ -99,6 +107,7 @@ stats() { /usr/bin/python3 -c 'import statistics as s,sys; v=[float(x) for x in 
 print("%.2f ± %.2f" % (s.mean(v), s.stdev(v) if len(v) > 1 else 0))' "$@"; }
 for model in $MODELS; do
   # shellcheck disable=SC2086
-  echo "$model mean ± sd: f32 $(stats ${col[$model.f32]})  f32+$QAT_EPOCHS $(stats ${col[$model.ft]})" \
-    " QAT $(stats ${col[$model.qat]})  int8 $(stats ${col[$model.int8]})"
+  echo "$model mean ± sd: f32 $(stats ${col[$model.f32]})" \
+    " f32+$QAT_EPOCHS $(stats ${col[$model.ft]})  QAT $(stats ${col[$model.qat]})" \
+    " int8 $(stats ${col[$model.int8]})"
 done
