@@ -12,6 +12,9 @@
  *    one over the calibration data: the report's per-layer error and output agreement;
  * 5. only then OUT.lathe and OUT.safetensors are written, each atomically. Any error before
  *    leaves no output.
+ * A model with a `quantize` statement (quantization-aware training) skips step 2: the ranges
+ * are the checkpoint's range states (qplan_qat_ranges), and the reference of step 4 (run only
+ * when --calibrate names data) is the model's own fake-quantized forward (passes/qat.c).
  */
 #include "quantize.h"
 
@@ -31,6 +34,9 @@ static const char *help =
     "each observed tensor's range, scale and zero point, and each layer's error against float\n"
     "on the calibration data. `lathe compile --bake OUT.lathe --weights OUT.safetensors` then\n"
     "gives integer-only C for the int8 layers.\n"
+    "A model trained with a `quantize` statement (quantization-aware training) needs no\n"
+    "calibration: the ranges are CKPT's, tracked in training; --calibrate SPEC then only gives\n"
+    "the data the int8 model is compared on (against the fake-quantized model).\n"
     "\n"
     "options:\n"
     "  -w, --weights CKPT      the trained float params (safetensors)\n"
@@ -124,7 +130,6 @@ static int parse_args(QuantizeOptions *o, int argc, char **argv) {
   if (driver_is_onnx(o->c.file))
     return cli_usage_error(&a, "expected a .lathe model (import an ONNX file first)");
   if (!o->weights) return cli_usage_error(&a, "expected --weights CKPT");
-  if (!o->spec) return cli_usage_error(&a, "expected --calibrate SPEC (see lathe train --help)");
   if (!o->out) return cli_usage_error(&a, "expected --out OUT");
   return EXIT_OK;
 }
@@ -280,6 +285,7 @@ static bool calibrate(QPlan *p, const QuantizeOptions *o, const lathe_dataset *d
 
 typedef struct ErrStat {
   double err2, ref2; /* sums of squared error and squared float value */
+  double max_err;    /* the largest absolute error */
   int64_t agree, rows;
 } ErrStat;
 
@@ -287,6 +293,7 @@ static void add_error(ErrStat *s, const float *ref, const void *got, const QObs 
   for (int64_t i = 0; i < n; i++) {
     double g = q ? (double)q->scale * (((const int8_t *)got)[i] - q->zp) : ((const float *)got)[i];
     s->err2 += (g - ref[i]) * (g - ref[i]);
+    s->max_err = fmax(s->max_err, fabs(g - ref[i]));
     s->ref2 += (double)ref[i] * ref[i];
   }
 }
@@ -397,8 +404,10 @@ static void print_report(const QPlan *p, const Compare *c, int64_t samples) {
     const QLayer *L = &p->layers[l];
     char ws[64] = "-";
     if (!L->keep_float) snprintf(ws, sizeof ws, "[%.3g, %.3g]", L->w_scale_min, L->w_scale_max);
-    printf("%-20s %-7s %-6s %-26s %14.6f\n", L->name, L->conv ? "conv2d" : "dense",
-           L->keep_float ? "float" : "int8", ws, rel_rms(&c->layer[l]));
+    char err[32] = "-"; /* not compared without data */
+    if (samples) snprintf(err, sizeof err, "%.6f", rel_rms(&c->layer[l]));
+    printf("%-20s %-7s %-6s %-26s %14s\n", L->name, L->conv ? "conv2d" : "dense",
+           L->keep_float ? "float" : "int8", ws, err);
   }
   for (int o = 0; o < p->n_outputs; o++) {
     const ErrStat *s = &c->output[o];
@@ -429,18 +438,21 @@ static char *report_json(const QPlan *p, const Compare *c, bool per_channel) {
     const QLayer *L = &p->layers[l];
     fprintf(f,
             "%s\n  {\"name\": \"%s\", \"op\": \"%s\", \"int8\": %s, \"relu\": %s, "
-            "\"weight\": \"%s\", \"bias\": \"%s\", \"x\": %d, \"y\": %d, \"rel_rms\": %.17g}",
+            "\"weight\": \"%s\", \"bias\": \"%s\", \"x\": %d, \"y\": %d, \"rel_rms\": %.17g, "
+            "\"max_abs_err\": %.17g}",
             l ? "," : "", L->name, L->conv ? "conv2d" : "dense", L->keep_float ? "false" : "true",
             L->relu ? "true" : "false", p->m->params[L->w_param].name,
             L->b_param >= 0 ? p->m->params[L->b_param].name : "", L->x_obs, L->y_obs,
-            rel_rms(&c->layer[l]));
+            rel_rms(&c->layer[l]), c->layer[l].max_err);
   }
   fprintf(f, "],\n\"outputs\": [");
   for (int o = 0, first = 1; o < p->n_outputs; o++)
     if (c->output[o].rows) {
-      fprintf(f, "%s\n  {\"name\": \"%s\", \"rel_rms\": %.17g, \"top1_agreement\": %.17g}",
+      fprintf(f,
+              "%s\n  {\"name\": \"%s\", \"rel_rms\": %.17g, \"max_abs_err\": %.17g, "
+              "\"top1_agreement\": %.17g}",
               first ? "" : ",", p->m->model->outputs[o].name, rel_rms(&c->output[o]),
-              (double)c->output[o].agree / (double)c->output[o].rows);
+              c->output[o].max_err, (double)c->output[o].agree / (double)c->output[o].rows);
       first = 0;
     }
   fprintf(f, "]}\n");
@@ -470,10 +482,15 @@ static char *header_text(const QPlan *p, const QuantizeOptions *o, const char *l
   if (!f) return NULL;
   fprintf(f, "# %s — the int8 model of %s, written by `lathe quantize` (docs/int8.md)\n",
           lathe_path, o->c.file);
-  fprintf(f, "# calibration: %s, %lld samples, observer %s", o->spec, (long long)samples,
-          rt_observe_kind_name(o->observer));
-  if (o->observer == RT_OBSERVE_PERCENTILE) fprintf(f, " (%g)", o->percentile);
-  fprintf(f, "; weights symmetric per %s%s\n", o->per_tensor ? "tensor" : "output channel",
+  if (p->m->qat)
+    fprintf(f, "# ranges: tracked by quantization-aware training (the range states of %s)",
+            o->weights);
+  else
+    fprintf(f, "# calibration: %s, %lld samples, observer %s", o->spec, (long long)samples,
+            rt_observe_kind_name(o->observer));
+  if (!p->m->qat && o->observer == RT_OBSERVE_PERCENTILE) fprintf(f, " (%g)", o->percentile);
+  bool per_tensor = p->m->qat ? p->m->qat->per_tensor : o->per_tensor;
+  fprintf(f, "; weights symmetric per %s%s\n", per_tensor ? "tensor" : "output channel",
           o->reduce_range ? ", 7-bit ([-63, 63], --reduce-range)" : "");
   fprintf(f, "# weights: %s (i8 weights, i32 biases, Q31 multipliers m and shifts s)\n", st_path);
   fprintf(f, "# float layers: %s\n", *floats ? floats : "none");
@@ -504,6 +521,48 @@ static bool write_outputs(const QuantizeOptions *o, const char *lathe_path, cons
   return false;
 }
 
+/* A model with a `quantize` statement: the statement chose the float layers and the weight
+ * scales; the options that choose them are refused rather than silently overruled. */
+static bool qat_options(const QuantizeOptions *o, Module *m, QPlanOptions *po, Diag *d) {
+  const char *given = o->n_keep          ? "--keep-float"
+                      : o->quantize_last ? "--quantize-last"
+                      : o->per_tensor    ? "--per-tensor"
+                      : o->reduce_range  ? "--reduce-range"
+                                         : NULL;
+  if (given) {
+    diag_error(d, m->qat->loc,
+               "%s: this model's quantize statement chooses the float layers and the weight "
+               "scales (edit it: 'quantize [per_tensor] [except NAME, ...]')",
+               given);
+    return false;
+  }
+  const char **keep = arena_alloc(&m->arena, sizeof *keep * (size_t)(m->qat->n_float + 1));
+  for (int k = 0; k < m->qat->n_float; k++) { /* quantize_plan.c's names: "enc.q" -> "enc_q" */
+    char *name = arena_strdup(&m->arena, m->qat->float_layers[k]);
+    for (char *c = name; *c; c++)
+      *c = *c == '.' ? '_' : *c;
+    keep[k] = name;
+  }
+  *po = (QPlanOptions){.keep = keep, .n_keep = m->qat->n_float, .per_channel = !m->qat->per_tensor};
+  return true;
+}
+
+/* QAT: the ranges from the checkpoint; with data, the fake-quantized model runs as fr */
+static bool qat_ranges(QPlan *p, const QuantizeOptions *o, const RtTensorSet *fw,
+                       const lathe_dataset *ds, Runner *fr, Diag *d) {
+  fprintf(stderr,
+          "taking the ranges of %d tensors of %d layers from %s (quantization-aware "
+          "training)\n",
+          p->n_obs, p->n_layers, o->weights);
+  if (!qplan_qat_ranges(p, fw, o->weights, d)) return false;
+  if (!ds) return true;
+  NodeId *nodes = calloc((size_t)(p->n_obs + p->n_layers + 1), sizeof *nodes);
+  int n = nodes ? float_probes(p, nodes) : 0;
+  bool ok = nodes && n <= 4096 && runner_open(fr, p->m, &o->c, nodes, n, o->weights, NULL, ds, d);
+  free(nodes);
+  return ok;
+}
+
 static bool quantize_model(QuantizeOptions *o, Module *m, Diag *d) {
   QPlan p = {0};
   QPlanOptions po = {.keep = o->keep,
@@ -519,9 +578,20 @@ static bool quantize_model(QuantizeOptions *o, Module *m, Diag *d) {
   char *header = NULL, *text = NULL, *json = NULL;
   lathe_dataset *ds = NULL;
   Compare c = {0};
-  bool ok = lathe_path && st_path && qplan_build(&p, m, &po, d) &&
-            rt_safetensors_read(o->weights, &fw, d) && (ds = open_data(o, d)) != NULL;
-  if (ok) {
+  bool qat = m->qat != NULL;
+  if (!qat && !o->spec)
+    diag_error(d, (SrcLoc){0},
+               "expected --calibrate SPEC (see lathe train --help): %s has no "
+               "quantize statement, so its ranges must be observed",
+               o->c.file);
+  bool ok = (qat || o->spec) && (!qat || qat_options(o, m, &po, d)) && lathe_path && st_path &&
+            qplan_build(&p, m, &po, d) && rt_safetensors_read(o->weights, &fw, d) &&
+            (!o->spec || (ds = open_data(o, d)) != NULL);
+  if (ok && qat) {
+    ok = qat_ranges(&p, o, &fw, ds, &fr, d) &&
+         (header = header_text(&p, o, lathe_path, st_path, 0)) != NULL &&
+         qplan_write(&p, &po, header, &fw, o->weights, &text, &qw, d);
+  } else if (ok) {
     fprintf(stderr, "calibrating %d tensors of %d layers on %lld samples of %s (%s)\n", p.n_obs,
             p.n_layers, (long long)ds->n, o->spec, rt_observe_kind_name(o->observer));
     ok = calibrate(&p, o, ds, &fr, d) &&
@@ -530,9 +600,10 @@ static bool quantize_model(QuantizeOptions *o, Module *m, Diag *d) {
   }
   c.layer = calloc((size_t)p.n_layers + 1, sizeof *c.layer);
   c.output = calloc((size_t)p.n_outputs + 1, sizeof *c.output);
-  ok = ok && c.layer && c.output && check_written(&p, o, lathe_path, text, &qw, ds, &fr, &c, d);
-  if (ok) print_report(&p, &c, ds->n);
-  if (ok && o->json && !(json = report_json(&p, &c, !o->per_tensor))) {
+  ok = ok && c.layer && c.output &&
+       (!ds || check_written(&p, o, lathe_path, text, &qw, ds, &fr, &c, d));
+  if (ok) print_report(&p, &c, ds ? ds->n : 0);
+  if (ok && o->json && !(json = report_json(&p, &c, po.per_channel))) {
     diag_error(d, (SrcLoc){0}, "out of memory");
     ok = false;
   }

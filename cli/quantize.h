@@ -85,4 +85,11 @@ void qplan_fini(QPlan *p);
 bool qplan_write(QPlan *p, const QPlanOptions *o, const char *header, const RtTensorSet *fw,
                  const char *what, char **text, RtTensorSet *out, Diag *d);
 
+/* Quantization-aware training (docs/int8.md "Quantization-aware training"): the scales and
+ * zero points of p->obs from the range states of the model's `quantize` statement (Module.qat)
+ * in the checkpoint ckpt (read from the file `what`), instead of calibration. False (reported)
+ * when the plan's int8 layers are not the statement's, a range is missing or misshapen, or a
+ * range cannot be quantized (all zero: never trained). */
+bool qplan_qat_ranges(QPlan *p, const RtTensorSet *ckpt, const char *what, Diag *d);
+
 #endif

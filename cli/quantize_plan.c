@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "quantize_internal.h"
+#include "runtime/quant_calib.h"
 
 /* ---- matching ------------------------------------------------------------------------------ */
 
@@ -318,4 +319,67 @@ bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d) {
 void qplan_fini(QPlan *p) {
   free(p->layers), free(p->obs), free(p->obs_of), free(p->is_int8), free(p->role);
   memset(p, 0, sizeof *p);
+}
+
+/* ---- quantization-aware training: the ranges from the checkpoint ----------------------------- */
+
+/* the range state of observed tensor `node` in the model's `quantize` statement, or -1 */
+static int32_t qat_state_of(const QatSpec *qs, NodeId node) {
+  for (int l = 0; l < qs->n_layers; l++) {
+    if (qs->layers[l].out == node) return qs->layers[l].y_state;
+    if (qs->layers[l].x == node && qs->layers[l].x_state >= 0) return qs->layers[l].x_state;
+  }
+  return -1;
+}
+
+/* every int8 layer of the plan is one of the statement's, and the other way round */
+static bool qat_same_layers(const QPlan *p, const QatSpec *qs, Diag *d) {
+  int int8 = 0;
+  for (int l = 0; l < p->n_layers; l++) {
+    if (p->layers[l].keep_float) continue;
+    int8++;
+    bool found = false;
+    for (int k = 0; k < qs->n_layers; k++)
+      found |= qs->layers[k].w_param == p->layers[l].w_param;
+    if (!found) {
+      diag_error(d, qs->loc,
+                 "internal: layer '%s' is int8 in lathe quantize's plan but not in "
+                 "the quantize statement",
+                 p->layers[l].name);
+      return false;
+    }
+  }
+  if (int8 == qs->n_layers) return true;
+  diag_error(d, qs->loc, "internal: the quantize statement has %d int8 layers, the plan %d",
+             qs->n_layers, int8);
+  return false;
+}
+
+bool qplan_qat_ranges(QPlan *p, const RtTensorSet *ckpt, const char *what, Diag *d) {
+  const Module *m = p->m;
+  if (!qat_same_layers(p, m->qat, d)) return false;
+  bool ok = true;
+  for (int k = 0; k < p->n_obs; k++) {
+    QObs *o = &p->obs[k];
+    int32_t s = qat_state_of(m->qat, o->node);
+    const char *name = s >= 0 ? m->states[s].name : "?";
+    const Tensor *t = s >= 0 ? rt_set_find(ckpt, name) : NULL;
+    if (s < 0) {
+      diag_error(d, m->qat->loc, "internal: no range state for the int8 tensor '%s'", o->what);
+    } else if (!t || t->shape.rank != 1 || t->shape.dim[0] != 2) {
+      diag_error(d, m->qat->loc,
+                 "%s has no range '%s' (f32[2], min and max) for '%s': train the model with "
+                 "its quantize statement first (lathe train ... --checkpoint), or calibrate the "
+                 "float model with --calibrate",
+                 what, name, o->what);
+    } else {
+      o->min = o->lo = tensor_get(t, 0), o->max = o->hi = tensor_get(t, 1);
+      const char *why = NULL;
+      if (rt_quant_choose_params(o->lo, o->hi, &o->scale, &o->zp, &why)) continue;
+      diag_error(d, m->qat->loc, "cannot quantize '%s' (range '%s' of %s is [%g, %g]): %s", o->what,
+                 name, what, o->min, o->max, why);
+    }
+    ok = false;
+  }
+  return ok;
 }

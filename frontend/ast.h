@@ -198,6 +198,16 @@ typedef struct DistillAst {
   SrcLoc logits_loc;
 } DistillAst;
 
+/* `quantize [per_channel | per_tensor] [except NAME {, NAME}]` of a train step: quantization-
+ * aware training (issue 19, docs/int8.md "Quantization-aware training") */
+typedef struct QuantizeAst {
+  SrcLoc loc;          /* the `quantize` keyword */
+  bool per_tensor;     /* `per_tensor`: one weight scale per tensor (default per channel) */
+  const char **except; /* layers kept float, by name (a param prefix or a glob of one) */
+  SrcLoc *except_locs;
+  int n_except;
+} QuantizeAst;
+
 typedef struct StepAst {
   const char *name; /* NULL for a single-step train block */
   SrcLoc loc;
@@ -210,6 +220,7 @@ typedef struct StepAst {
   PruneAst *prunes; /* the step's `prune` statements, in source order */
   int n_prunes;
   DistillAst *distill; /* the step's `distill` statement, or NULL */
+  QuantizeAst *quantize; /* the step's `quantize` statement, or NULL */
 } StepAst;
 
 typedef enum DeclKind {

@@ -145,6 +145,8 @@ const char *elab_suggest(const char *name, const char *const *candidates, int n)
 
 /* elab_prune.c: the step's `prune` statements into ts->prunes (issue 20) */
 bool elab_prunes(Elab *E, const StepAst *sa, TrainStep *ts);
+/* elab_qat.c: the train block's `quantize` statement into Module.qat (issue 19) */
+bool elab_qat(Elab *E, const QuantizeAst *qa);
 
 /* elab_expr.c */
 Value elab_expr(Elab *E, Scope *s, const Expr *e);

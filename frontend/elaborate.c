@@ -621,6 +621,7 @@ static bool elab_train(Elab *E, Scope *s, const Decl *model) {
       ok &= elab_optimizer(E, sa, ts, t->loc);
       ok &= elab_prunes(E, sa, ts);
       if (sa->distill) ok &= elab_distill(E, s, sa->distill, ts);
+      if (sa->quantize) ok &= elab_qat(E, sa->quantize);
     }
   }
   (void)found;

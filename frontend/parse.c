@@ -679,10 +679,26 @@ static Stmt *parse_if_stmt(Parser *p) {
   return s;
 }
 
+/* `quantize` the QAT statement (not a call or a binding of the builtin) in a model or fn body:
+ * an error at it, pointing to the train block */
+static void refuse_quantize_stmt(Parser *p) {
+  if (!scan_at_word(p, 0, "quantize")) return;
+  const Token *t = &p->toks[p->pos + 1 < p->n ? p->pos + 1 : p->n - 1];
+  bool stmt = t->kind == TK_NEWLINE || t->kind == TK_SEMI || t->kind == TK_RBRACE ||
+              t->kind == TK_EOF || scan_at_word(p, 1, "per_channel") ||
+              scan_at_word(p, 1, "per_tensor") || scan_at_word(p, 1, "except");
+  if (!stmt) return;
+  diag_error(p->d, peek(p)->loc,
+             "'quantize' (quantization-aware training) is a statement of a train block: "
+             "write it beside 'minimize' in 'train NAME { ... }'");
+  parse_fail(p);
+}
+
 /* stmt = param_stmt | state_stmt | update_stmt | output_stmt | "return" expr | if_stmt
  *      | bind_stmt */
 static Stmt *parse_stmt(Parser *p) {
   Stmt *s;
+  refuse_quantize_stmt(p);
   if (at_if(p)) {
     s = parse_if_stmt(p);
   } else if (at_state_word(p, "state", TK_COLON)) {
@@ -811,8 +827,34 @@ static void parse_distill(Parser *p, StepAst *s, const Token *kw) {
   s->distill = ds;
 }
 
+/* quantize = "quantize" [ "per_channel" | "per_tensor" ] [ "except" glob { "," glob } ]
+ * (the "quantize" already consumed; elab_qat.c checks the names) */
+static void parse_quantize(Parser *p, StepAst *s, const Token *kw) {
+  if (s->quantize) diag_error(p->d, kw->loc, "'quantize' given twice in one step");
+  QuantizeAst *q = arena_alloc(p->arena, sizeof *q);
+  memset(q, 0, sizeof *q);
+  q->loc = kw->loc;
+  if (at_word(p, "per_channel") || at_word(p, "per_tensor"))
+    q->per_tensor = strcmp(next(p)->text, "per_tensor") == 0;
+  if (at_word(p, "except")) {
+    next(p);
+    do {
+      SrcLoc loc = peek(p)->loc;
+      const char *g = parse_glob(p);
+      q->except = parse_grow(p->arena, q->except, q->n_except, sizeof(const char *));
+      q->except_locs = parse_grow(p->arena, q->except_locs, q->n_except, sizeof(SrcLoc));
+      q->except[q->n_except] = g;
+      q->except_locs[q->n_except++] = loc;
+    } while (accept(p, TK_COMMA));
+  }
+  if (at(p, TK_IDENT) && !at_word(p, "minimize") && !at_word(p, "params") &&
+      !at_word(p, "optimizer") && !at_word(p, "prune") && !at_word(p, "distill"))
+    error_expected(p, "'per_channel', 'per_tensor' or 'except NAME, ...' after 'quantize'");
+  s->quantize = q;
+}
+
 /* step_item = "minimize" IDENT | "params" glob { [","] glob } | "optimizer" expr
- *           | prune_stmt | distill */
+ *           | prune_stmt | distill | quantize */
 static void parse_step_item(Parser *p, StepAst *s) {
   Token *kw = peek(p);
   if (at_word(p, "minimize")) {
@@ -841,8 +883,11 @@ static void parse_step_item(Parser *p, StepAst *s) {
     parse_prune(p, s, next(p));
   } else if (at_word(p, "distill")) {
     parse_distill(p, s, next(p));
+  } else if (at_word(p, "quantize")) {
+    parse_quantize(p, s, next(p));
   } else {
-    error_expected(p, "'minimize', 'params', 'optimizer', 'prune', 'distill' or 'step'");
+    error_expected(p,
+                   "'minimize', 'params', 'optimizer', 'prune', 'distill', 'quantize' or 'step'");
   }
 }
 
@@ -852,7 +897,7 @@ static void sync_step(Parser *p) {
   while (!at(p, TK_EOF) && !at(p, TK_RBRACE) && !at(p, TK_NEWLINE) && !at(p, TK_SEMI)) {
     next(p);
     if (at_word(p, "minimize") || at_word(p, "params") || at_word(p, "optimizer") ||
-        at_word(p, "prune") || at_word(p, "distill"))
+        at_word(p, "prune") || at_word(p, "distill") || at_word(p, "quantize"))
       return;
   }
 }

@@ -543,6 +543,32 @@ typedef struct TrainDistill {
   bool built;            /* the teacher and the loss are in Module.model (driver/distill.c) */
 } TrainDistill;
 
+/* One int8 layer of quantization-aware training (a `quantize` statement, docs/int8.md
+ * "Quantization-aware training"): the layers and tensors `lathe quantize` would make int8,
+ * matched on Module.model by frontend/elab_qat.c. Node ids are Module.model's, which every
+ * entry graph keeps until its first pass (graph_clone; pass_qat runs first). */
+typedef struct QatLayer {
+  int32_t w_param; /* the weight: fake-quantized symmetric [-127, 127], per output channel */
+  bool conv;       /* conv2d (weight [O, C, kh, kw]), else a dense matmul (weight [I, O]) */
+  NodeId op;       /* the matmul / conv2d */
+  NodeId x;        /* its activation input */
+  NodeId out;      /* the layer's result: its ReLU, its bias add, or the op */
+  int32_t x_state; /* the range state of x ([min, max]), or -1: x is an int8 tensor already
+                      (an int8 layer's output, through reshape/transpose/max_pool2d) */
+  int32_t y_state; /* the range state of out */
+} QatLayer;
+
+/* The model's `quantize` statement (at most one per train block) */
+typedef struct QatSpec {
+  bool per_tensor;   /* one weight scale per tensor (default: per output channel) */
+  double momentum;   /* the ranges' moving-average constant (0.01, PyTorch's) */
+  QatLayer *layers;  /* the int8 layers, in graph order (module arena) */
+  int n_layers;
+  const char **float_layers; /* the layers kept float, by param prefix ("h1"; module arena) */
+  int n_float;
+  SrcLoc loc; /* the `quantize` keyword */
+} QatSpec;
+
 typedef struct TrainStep {
   const char *name;         /* step name, or NULL for a single-step train block */
   const char *loss;         /* binding minimized */
@@ -581,6 +607,7 @@ struct Module {
   int n_steps, cap_steps;
   Graph **entries; /* derived entry points, in emission order; malloc'd */
   int n_entries, cap_entries;
+  QatSpec *qat; /* the train block's `quantize` statement (module arena), or NULL */
 };
 
 /* module_new leaves model NULL: the creator sets m->model = graph_new(m, "model").
