@@ -172,6 +172,14 @@ static bool assign_states(Elab *E, QatSpec *qs, const QatMatch *q) {
       ok = L->y_state >= 0 && (int8[L->x] || L->x_state >= 0);
     } else if (q->live[id] && is_passthrough(n->op) && int8[n->in[0]]) {
       int8[id] = 1;
+    } else if (q->live[id] && n->op == OP_ADD && n->n_in == 2 && int8[n->in[0]] &&
+               int8[n->in[1]]) { /* lathe quantize would write a qadd: no QAT form yet */
+      diag_error(E->d, n->loc,
+                 "quantize: this add of two int8 layers' results (a residual connection) has "
+                 "no quantization-aware form yet; keep a layer of one branch float with "
+                 "'except NAME' at %u:%u",
+                 qs->loc.line, qs->loc.col);
+      ok = false;
     }
   }
   free(state_of), free(layer_at), free(int8);
