@@ -335,13 +335,34 @@ static bool emit_epilogue(Backend *b, const EntryPlan *ep, CgFunc *f) {
 
 /* ---- one entry function ---------------------------------------------------------------------- */
 
+/* true when C text uses the identifier name outside comments and string literals (a node
+ * named `p` in a comment is no use of the params pointer p) */
 static bool mentions(const char *text, const char *name) {
   size_t n = strlen(name);
-  for (const char *p = text ? strstr(text, name) : NULL; p; p = strstr(p + 1, name)) {
-    /* an apostrophe before: a comment's "window's", not a use */
-    bool before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '\'');
-    bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
-    if (!before && !after) return true;
+  for (const char *p = text; p && *p;) {
+    if (p[0] == '/' && p[1] == '*') {
+      const char *end = strstr(p + 2, "*/");
+      p = end ? end + 2 : p + strlen(p);
+    } else if (p[0] == '/' && p[1] == '/') {
+      p += strcspn(p, "\n");
+    } else if (*p == '"' || *p == '\'') {
+      char quote = *p++;
+      while (*p && *p != quote)
+        p += p[0] == '\\' && p[1] ? 2 : 1;
+      p += *p != 0;
+    } else if (isdigit((unsigned char)*p)) { /* a number: 1e-5f, 0x1p3 name nothing */
+      for (p++; isalnum((unsigned char)*p) || *p == '.' ||
+                ((*p == '+' || *p == '-') && strchr("eEpP", p[-1]));
+           p++) {
+      }
+    } else if (isalpha((unsigned char)*p) || *p == '_') {
+      const char *start = p;
+      while (isalnum((unsigned char)*p) || *p == '_')
+        p++;
+      if ((size_t)(p - start) == n && memcmp(start, name, n) == 0) return true;
+    } else {
+      p++;
+    }
   }
   return false;
 }
