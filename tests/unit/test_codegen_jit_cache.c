@@ -14,11 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codegen/codegen.h"
-#include "codegen/jit.h"
-#include "frontend/frontend.h"
-#include "passes/passes.h"
-#include "tests/unit/testutil.h"
+#include "tests/unit/jit_testutil.h"
 
 static const char *model_text = "const N = 8\n"
                                 "fn lin(x: f32[B, I], units: int) -> f32[B, units] {\n"
@@ -30,32 +26,11 @@ static const char *model_text = "const N = 8\n"
                                 "  output y = softmax(relu(lin(x, 16)))\n"
                                 "}\n";
 
-typedef struct Emitted {
-  char *c, *h;
-} Emitted;
-
 static char cache_dir[64];
 
 /* the C of cachet at batch n, as `lathe compile -D N=n` writes it */
 static Emitted emit(int n) {
-  const Define defines[] = {{.name = "N", .value = n}};
-  Diag d;
-  diag_init(&d);
-  FrontendOptions fo;
-  frontend_options_init(&fo);
-  fo.defines = defines, fo.n_defines = 1;
-  Module *m = frontend_compile("cachet.lathe", model_text, &fo, &d);
-  PassCtx pc;
-  pass_ctx_init(&pc, &d);
-  CgOptions co;
-  cg_options_init(&co);
-  Emitted e = {0};
-  bool ok = m && passes_run_module(m, &pc) && cg_emit_c(m, &co, &e.c, &e.h, &d);
-  ck_assert_msg(ok, "%s", diag_text(&d));
-  pass_ctx_fini(&pc);
-  module_free(m);
-  diag_fini(&d);
-  return e;
+  return jit_test_emit("cachet.lathe", model_text, n);
 }
 
 static JitModel *compile(const Emitted *e, JitCacheOutcome expected) {
@@ -70,47 +45,12 @@ static JitModel *compile(const Emitted *e, JitCacheOutcome expected) {
 
 /* run forward on a fixed input; out gets n x 16 floats */
 static void run_forward(const JitModel *j, int n, float *out) {
-  const lathe_model_info *info = jit_info(j);
-  ck_assert_int_eq(info->n_entries, 1);
-  const lathe_entry_info *e = &info->entries[0];
-  void *params = calloc(1, info->params_bytes + 1), *state = calloc(1, info->state_bytes + 1);
-  void *ws = aligned_alloc(64, (e->workspace_bytes + 63) / 64 * 64 + 64);
-  float *x = malloc(sizeof(float) * (size_t)n * 24);
-  for (int i = 0; i < n * 24; i++)
-    x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
-  info->init(params, state, 42);
-  void *args[8];
-  ck_assert_int_le(e->n_args, 8);
-  for (int a = 0; a < e->n_args; a++) {
-    int role = e->args[a].role;
-    args[a] = role == LATHE_ARG_PARAMS   ? params
-              : role == LATHE_ARG_STATE  ? state
-              : role == LATHE_ARG_INPUT  ? (void *)x
-              : role == LATHE_ARG_OUTPUT ? (void *)out
-                                         : ws;
-  }
-  double ret = 0;
-  e->call(args, &ret);
-  free(params), free(state), free(ws), free(x);
+  jit_test_run(j, n, 24, 42, out);
 }
 
 /* how many files cache_dir/jit holds; path gets the name of one that is not `except` */
 static int entries(char *path, size_t size, const char *except) {
-  char dir[128], name[sizeof dir + sizeof((struct dirent *)0)->d_name + 1];
-  snprintf(dir, sizeof dir, "%s/jit", cache_dir);
-  DIR *dp = opendir(dir);
-  if (!dp) return 0;
-  int count = 0;
-  for (struct dirent *de; (de = readdir(dp));) {
-    if (de->d_name[0] == '.') continue;
-    count++;
-    snprintf(name, sizeof name, "%s/%s", dir, de->d_name);
-    if (path && (!except || strcmp(name, except) != 0) &&
-        snprintf(path, size, "%s", name) >= (int)size)
-      abort(); /* path too long */
-  }
-  closedir(dp);
-  return count;
+  return jit_test_files(cache_dir, "jit", path, size, except);
 }
 
 static void remove_tree(void) {
