@@ -14,31 +14,13 @@ LATHE=$(realpath "$1")
 ROOT=$(realpath "$2")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-quiet() { "$@" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; echo "FAIL: $*" >&2; exit 1; }; }
+# shellcheck source=tests/int8/oracle_check.bash
+source "$ROOT/tests/int8/oracle_check.bash"
 M=$ROOT/tests/int8/qops.lathe
 /usr/bin/python3 "$ROOT/tests/int8/qops_ref.py" "$TMP/ref"
 IN=(--input x="$TMP/ref/x.npy" --input q="$TMP/ref/q.npy" --input s="$TMP/ref/s.npy"
   --input zp="$TMP/ref/zp.npy" --input one="$TMP/ref/one.npy" --input w="$TMP/ref/w.npy"
   --input b="$TMP/ref/b.npy" --input m="$TMP/ref/m.npy" --input sh="$TMP/ref/sh.npy")
-
-check() { # dir what
-  /usr/bin/python3 - "$1" "$TMP/ref/expected" "$2" <<'PY'
-import os, sys
-import numpy as np
-got_dir, want_dir, what = sys.argv[1:]
-bad = []
-for name in sorted(os.listdir(want_dir)):
-    want, got = np.load(os.path.join(want_dir, name)), np.load(os.path.join(got_dir, name))
-    same = got.dtype == want.dtype and got.shape == want.shape and \
-        got.tobytes() == want.tobytes()
-    if not same:
-        bad.append(f"{name}: {got.dtype}{got.shape} vs {want.dtype}{want.shape}, "
-                   f"{np.sum(got != want) if got.shape == want.shape else '?'} differ")
-if bad:
-    sys.exit(f"FAIL {what}: " + "; ".join(bad))
-print(f"ok: {what}: {len(os.listdir(want_dir))} outputs equal the oracle byte for byte")
-PY
-}
 
 quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/eval" --reference
 check "$TMP/eval" "the evaluator"

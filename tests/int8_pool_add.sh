@@ -12,27 +12,11 @@ LATHE=$(realpath "$1")
 ROOT=$(realpath "$2")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-quiet() { "$@" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; echo "FAIL: $*" >&2; exit 1; }; }
+# shellcheck source=tests/int8/oracle_check.bash
+source "$ROOT/tests/int8/oracle_check.bash"
 M=$ROOT/tests/int8/qpool.lathe
 /usr/bin/python3 "$ROOT/tests/int8/qpool_ref.py" "$TMP/ref"
 IN=(--input q="$TMP/ref/q.npy" --input r="$TMP/ref/r.npy" --input row="$TMP/ref/row.npy")
-
-check() { # dir what [want_dir]
-  /usr/bin/python3 - "$1" "${3:-$TMP/ref/expected}" "$2" <<'PY'
-import os, sys
-import numpy as np
-got_dir, want_dir, what = sys.argv[1:]
-bad = []
-for name in sorted(os.listdir(want_dir)):
-    want, got = np.load(os.path.join(want_dir, name)), np.load(os.path.join(got_dir, name))
-    if got.dtype != want.dtype or got.shape != want.shape or got.tobytes() != want.tobytes():
-        bad.append(f"{name}: {got.dtype}{got.shape} vs {want.dtype}{want.shape}, "
-                   f"{np.sum(got != want) if got.shape == want.shape else '?'} differ")
-if bad:
-    sys.exit(f"FAIL {what}: " + "; ".join(bad))
-print(f"ok: {what}: {len(os.listdir(want_dir))} outputs equal the oracle byte for byte")
-PY
-}
 
 quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/eval" --reference
 check "$TMP/eval" "the evaluator"
