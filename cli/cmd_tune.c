@@ -273,7 +273,7 @@ int cmd_tune(int argc, char **argv) {
   c.no_tune_cache = true; /* start from the cost model, whatever was tuned before */
   c.want_eval = false;
   u.o = &c;
-  driver_tune_init(&u.t, &c);
+  driver_tune_init(&u.t, c.target, c.no_tune_cache, c.tune_key, c.tune_choice);
   if (!driver_tune_dir(u.t.dir, sizeof u.t.dir)) {
     fprintf(stderr, "lathe tune: the tune cache is off (LATHE_NO_TUNE_CACHE or LATHE_NO_CACHE "
                     "set, or no HOME): nothing to write to\n");

@@ -74,7 +74,7 @@ bool tune_kernel_build(const DriverOptions *base, const char *source, const char
   DriverResult r;
   char *c_text = NULL, *h_text = NULL;
   DriverTune t;
-  driver_tune_init(&t, &o);
+  driver_tune_init(&t, o.target, o.no_tune_cache, o.tune_key, o.tune_choice);
   bool ok = driver_build(&o, source, &r, d);
   if (ok && !applied(r.module, &t, key)) {
     diag_error(d, (SrcLoc){0}, "internal error: the micro-program of '%s' lost its schedule", key);

@@ -103,7 +103,7 @@ static bool run_passes(const DriverOptions *o, DriverResult *r, Diag *d) {
   PassCtx pc;
   pass_ctx_init(&pc, d);
   DriverTune tune; /* kernel schedules: the CPU, the target, the tune cache (driver/tune.c) */
-  driver_tune_init(&tune, o);
+  driver_tune_init(&tune, o->target, o->no_tune_cache, o->tune_key, o->tune_choice);
   pc.sched = &tune.config;
   pc.opt_level = o->opt_level;
   pc.disabled = (const char **)o->disabled;

@@ -10,6 +10,8 @@
  */
 #include "tune.h"
 
+#include "runtime/runtime.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,16 +107,17 @@ void driver_tune_path(const char *dir, const char *key, char *buf, size_t size) 
   snprintf(buf, size, "%s/%016llx.tune", dir, (unsigned long long)h);
 }
 
-void driver_tune_init(DriverTune *t, const DriverOptions *o) {
+void driver_tune_init(DriverTune *t, CgTarget target, bool no_cache, const char *override_key,
+                      SchedChoice override) {
   memset(t, 0, sizeof *t);
   CgOptions co;
   cg_options_init(&co);
-  co.target = o->target;
+  co.target = target;
   cg_sched_target(&co, &t->config);
   driver_tune_cpu(&t->config.cpu, t->model, sizeof t->model);
-  if (o->no_tune_cache || !driver_tune_dir(t->dir, sizeof t->dir)) t->dir[0] = 0;
-  t->override_key = o->tune_key;
-  t->override = o->tune_choice;
+  if (no_cache || !driver_tune_dir(t->dir, sizeof t->dir)) t->dir[0] = 0;
+  t->override_key = override_key;
+  t->override = override;
   t->config.lookup = driver_tune_lookup;
   t->config.lookup_ctx = t;
 }

@@ -13,7 +13,8 @@
 #ifndef LATHE_DRIVER_TUNE_H
 #define LATHE_DRIVER_TUNE_H
 
-#include "driver.h"
+#include "codegen/codegen.h"
+#include "passes/passes.h"
 
 enum { DRIVER_TUNE_MODEL_MAX = 128, DRIVER_TUNE_PATH_MAX = 4096 };
 
@@ -31,9 +32,13 @@ typedef struct DriverTune {
 void driver_tune_cpu(SchedCpu *cpu, char *model, size_t size);
 /* The cache directory into buf; false when the cache is off (the environment) or has no home */
 bool driver_tune_dir(char *buf, size_t size);
-/* Fills t for o: codegen's target, this CPU, the cache (unless o->no_tune_cache), o's
- * override. t must stay where it is while t->config is in use (config points into it). */
-void driver_tune_init(DriverTune *t, const DriverOptions *o);
+/* Fills t: the target's kernels (codegen), this CPU, the cache (unless no_cache: the
+ * DriverOptions.no_tune_cache of a compile), and override for the kernel override_key
+ * (DriverOptions.tune_key, tune_choice; NULL: none). t must stay where it is while t->config
+ * is in use (config points into it). The driver's own header is not included here: driver.c
+ * includes this one. */
+void driver_tune_init(DriverTune *t, CgTarget target, bool no_cache, const char *override_key,
+                      SchedChoice override);
 /* SchedConfig.lookup: the override, else the valid cache entry for key (ctx: a DriverTune) */
 bool driver_tune_lookup(void *ctx, const char *key, SchedChoice *out);
 /* Reads the entry for key from directory dir; false when missing, foreign or damaged. */
