@@ -731,9 +731,31 @@ static Value elab_index(Elab *E, Scope *s, const Expr *e) {
   return elab_struct_index(E, s, e);
 }
 
+/* A top-level const is elaborated before any model exists (E->m is NULL): its value may be
+ * numbers, earlier consts and arithmetic on them, nothing that makes a tensor. */
+static bool const_expr_refused(Elab *E, const Expr *e) {
+  if (E->m) return false;
+  bool dotted = e->kind == EX_NAME && strchr(e->name, '.');
+  if (!dotted && (e->kind == EX_INT || e->kind == EX_FLOAT || e->kind == EX_BOOL ||
+                  e->kind == EX_NAME || e->kind == EX_UNARY || e->kind == EX_BINARY))
+    return false;
+  const char *what = dotted                ? "a param path"
+                     : e->kind == EX_CALL  ? "a call"
+                     : e->kind == EX_LIST  ? "a list"
+                     : e->kind == EX_INDEX ? "an index"
+                     : e->kind == EX_TUPLE ? "a tuple"
+                                           : "a tensor expression";
+  diag_error(E->d, e->loc,
+             "a const's value is a number: numbers, earlier consts and + - * / on them; "
+             "this is %s (compute tensors inside a model or fn)",
+             what);
+  return true;
+}
+
 static Value elab_expr_kind(Elab *E, Scope *s, const Expr *e) {
   Value cached;
   if (E->n_arg_cache && elab_struct_cached(E, e, &cached)) return cached;
+  if (const_expr_refused(E, e)) return (Value){0};
   switch (e->kind) {
   case EX_INT:
     return (Value){.kind = VAL_INT, .i = e->ival};

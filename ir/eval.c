@@ -13,10 +13,21 @@
 
 #include "ir_internal.h"
 
+/* out[i] = src[j]: the bytes when the dtypes agree (an i64 beyond 2^53 survives the copy),
+ * else through double like every other op */
+static void copy_element(Tensor *out, int64_t i, const Tensor *src, int64_t j) {
+  if (out->dtype == src->dtype) {
+    size_t size = dtype_size(out->dtype);
+    memcpy((char *)out->data + (size_t)i * size, (const char *)src->data + (size_t)j * size, size);
+  } else {
+    tensor_set(out, i, tensor_get(src, j));
+  }
+}
+
 static void copy_elements(const Tensor *src, Tensor *out) {
   int64_t count = shape_numel(&out->shape);
   for (int64_t i = 0; i < count; i++)
-    tensor_set(out, i, tensor_get(src, i));
+    copy_element(out, i, src, i);
 }
 
 /* ---- sources ----------------------------------------------------------------------------- */
@@ -82,15 +93,42 @@ static double binary_apply(OpKind op, double a, double b) {
   return 0;
 }
 
+/* Integer + - * wrap (two's complement, like NumPy and PyTorch) and / truncates toward zero,
+ * with x / 0 = 0 and MIN / -1 = MIN (wrapped): exact in uint64, the low bits stored. The
+ * generated C computes the same in the unsigned type of the element's width (loops.c). */
+static bool int_wraps(const Node *n) {
+  return !dtype_is_float(n->dtype) &&
+         (n->op == OP_ADD || n->op == OP_SUB || n->op == OP_MUL || n->op == OP_DIV);
+}
+
+static uint64_t int_binary(OpKind op, int64_t a, int64_t b) {
+  uint64_t ua = (uint64_t)a, ub = (uint64_t)b;
+  switch (op) {
+  case OP_ADD:
+    return ua + ub;
+  case OP_SUB:
+    return ua - ub;
+  case OP_MUL:
+    return ua * ub;
+  default: /* OP_DIV */
+    return b == 0 ? 0 : b == -1 ? 0 - ua : (uint64_t)(a / b);
+  }
+}
+
 void eval_binary(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
   ir_broadcast_strides(&in[0]->shape, out->shape.rank, sa);
   ir_broadcast_strides(&in[1]->shape, out->shape.rank, sb);
   int64_t count = shape_numel(&out->shape);
+  bool wraps = int_wraps(n);
   for (int64_t i = 0; i < count; i++) {
-    double a = tensor_get(in[0], ir_strided_offset(i, &out->shape, sa));
-    double b = tensor_get(in[1], ir_strided_offset(i, &out->shape, sb));
-    tensor_set(out, i, binary_apply(n->op, a, b));
+    int64_t ia = ir_strided_offset(i, &out->shape, sa);
+    int64_t ib = ir_strided_offset(i, &out->shape, sb);
+    if (wraps)
+      tensor_set_wrap(out, i, int_binary(n->op, tensor_get_int(in[0], ia),
+                                         tensor_get_int(in[1], ib)));
+    else
+      tensor_set(out, i, binary_apply(n->op, tensor_get(in[0], ia), tensor_get(in[1], ib)));
   }
 }
 
@@ -144,6 +182,14 @@ double ir_eval_elementwise(OpKind op, double a, double b) {
 
 void eval_unary(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   int64_t count = shape_numel(&out->shape);
+  if (!dtype_is_float(n->dtype) && (n->op == OP_NEG || n->op == OP_ABS)) {
+    /* -MIN and |MIN| wrap to MIN, as in the generated C */
+    for (int64_t i = 0; i < count; i++) {
+      int64_t x = tensor_get_int(in[0], i);
+      tensor_set_wrap(out, i, n->op == OP_NEG || x < 0 ? 0 - (uint64_t)x : (uint64_t)x);
+    }
+    return;
+  }
   for (int64_t i = 0; i < count; i++)
     tensor_set(out, i, unary_apply(n->op, tensor_get(in[0], i)));
 }
@@ -253,7 +299,7 @@ void eval_transpose(const Graph *g, const Node *n, const Tensor *in[], Tensor *o
     str[i] = own[n->attr.transpose.perm[i]];
   int64_t count = shape_numel(&out->shape);
   for (int64_t i = 0; i < count; i++)
-    tensor_set(out, i, tensor_get(in[0], ir_strided_offset(i, &out->shape, str)));
+    copy_element(out, i, in[0], ir_strided_offset(i, &out->shape, str));
 }
 
 void eval_broadcast_to(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
@@ -261,7 +307,7 @@ void eval_broadcast_to(const Graph *g, const Node *n, const Tensor *in[], Tensor
   ir_broadcast_strides(&in[0]->shape, out->shape.rank, str);
   int64_t count = shape_numel(&out->shape);
   for (int64_t i = 0; i < count; i++)
-    tensor_set(out, i, tensor_get(in[0], ir_strided_offset(i, &out->shape, str)));
+    copy_element(out, i, in[0], ir_strided_offset(i, &out->shape, str));
 }
 
 void eval_one_hot(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {

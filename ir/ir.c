@@ -195,6 +195,43 @@ double tensor_get(const Tensor *t, int64_t i) {
   return 0;
 }
 
+int64_t tensor_get_int(const Tensor *t, int64_t i) {
+  switch (t->dtype) {
+  case DT_I32:
+    return ((const int32_t *)t->data)[i];
+  case DT_I64:
+    return ((const int64_t *)t->data)[i];
+  case DT_U8:
+    return ((const uint8_t *)t->data)[i];
+  case DT_I8:
+    return ((const int8_t *)t->data)[i];
+  default:
+    break;
+  }
+  IR_ASSERT(!"tensor_get_int: not an integer tensor");
+  return 0;
+}
+
+/* the low bits of v in the element's width, as two's complement (what the generated C's
+ * unsigned arithmetic gives) */
+void tensor_set_wrap(Tensor *t, int64_t i, uint64_t v) {
+  switch (t->dtype) {
+  case DT_I32:
+    ((uint32_t *)t->data)[i] = (uint32_t)v;
+    return;
+  case DT_I64:
+    ((uint64_t *)t->data)[i] = v;
+    return;
+  case DT_U8:
+  case DT_I8:
+    ((uint8_t *)t->data)[i] = (uint8_t)v;
+    return;
+  default:
+    break;
+  }
+  IR_ASSERT(!"tensor_set_wrap: not an integer tensor");
+}
+
 /* float -> integer: truncate toward zero like a C cast, saturate out-of-range values and map
  * NaN to 0 (a C cast of those is undefined; generated code never relies on them) */
 static double to_integer(double v, double lo, double hi) {

@@ -65,6 +65,9 @@ bool tensor_alloc(Tensor *t, DType dtype, const Shape *shape); /* zero-filled */
 void tensor_free(Tensor *t);
 double tensor_get(const Tensor *t, int64_t i); /* element i (C order) as double */
 void tensor_set(Tensor *t, int64_t i, double v);
+/* integer tensors only: element i exactly, and element i set to v's low bits (wrapping) */
+int64_t tensor_get_int(const Tensor *t, int64_t i);
+void tensor_set_wrap(Tensor *t, int64_t i, uint64_t v);
 
 /* ---- ops ---------------------------------------------------------------------------------- */
 
