@@ -2,7 +2,8 @@
  * private to cli/: the plan of a model's quantization (quantize_plan.c) and the command
  * (cmd_quantize.c) that calibrates it and writes the int8 model.
  *
- * The plan is read off the elaborated model graph (Module.model, before any pass):
+ * The plan is read off the elaborated model graph (Module.model, before any pass) by the rule
+ * of ir/quant_match.h, which the `quantize` statement of QAT shares:
  *   - a *layer* is a dense (matmul of an activation by a param [I, O], + a param bias [O]) or
  *     a conv2d (by a param [O, C, kh, kw], one group, + a reshaped param bias), each with an
  *     optional ReLU that is the only user of its result;

@@ -558,12 +558,21 @@ typedef struct QatLayer {
   int32_t y_state; /* the range state of out */
 } QatLayer;
 
+/* An add of two int8 tensors (a residual connection), which `lathe quantize` writes as a qadd:
+ * its result (the add, or the ReLU fused after it) is fake-quantized with a range of its own */
+typedef struct QatAdd {
+  NodeId out;    /* the add, or the ReLU that is its only user */
+  int32_t state; /* the range state of out */
+} QatAdd;
+
 /* The model's `quantize` statement (at most one per train block) */
 typedef struct QatSpec {
   bool per_tensor;   /* one weight scale per tensor (default: per output channel) */
   double momentum;   /* the ranges' moving-average constant (0.01, PyTorch's) */
   QatLayer *layers;  /* the int8 layers, in graph order (module arena) */
   int n_layers;
+  QatAdd *adds;      /* the qadds, in graph order (module arena) */
+  int n_adds;
   const char **float_layers; /* the layers kept float, by param prefix ("h1"; module arena) */
   int n_float;
   SrcLoc loc; /* the `quantize` keyword */
