@@ -27,7 +27,10 @@
 /* the layers `except` keeps float (and the last one); false on a name matching none */
 static bool choose_float(Elab *E, const QuantizeAst *qa, QMatch *q) {
   bool *hit = calloc((size_t)qa->n_except + 1, sizeof *hit), ok = hit != NULL;
-  if (!ok) return false;
+  if (!ok) {
+    diag_error(E->d, elab_loc(E, qa->loc), "out of memory");
+    return false;
+  }
   qmatch_keep_float(q, (const char *const *)qa->except, qa->n_except, false, hit);
   for (int k = 0; k < qa->n_except; k++) {
     if (hit[k]) continue;
@@ -77,6 +80,7 @@ static bool fill_spec(Elab *E, QatSpec *qs, const QMatch *q) {
   qs->float_layers = arena_alloc(&E->m->arena, sizeof *qs->float_layers * (size_t)n);
   qs->adds = arena_alloc(&E->m->arena, sizeof *qs->adds * (size_t)(q->n_ranges + 1));
   bool ok = state != NULL;
+  if (!ok) diag_error(E->d, qs->loc, "out of memory");
   for (int k = 0; ok && k < q->n_ranges; k++) /* in the rule's order: ids stay as before */
     ok = (state[k] = make_state(E, q, &q->ranges[k], qs->loc)) >= 0;
   for (int k = 0; ok && k < q->n_ranges; k++)

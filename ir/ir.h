@@ -545,8 +545,9 @@ typedef struct TrainDistill {
 
 /* One int8 layer of quantization-aware training (a `quantize` statement, docs/int8.md
  * "Quantization-aware training"): the layers and tensors `lathe quantize` would make int8,
- * matched on Module.model by frontend/elab_qat.c. Node ids are Module.model's, which every
- * entry graph keeps until its first pass (graph_clone; pass_qat runs first). */
+ * matched on Module.model by ir/quant_match.c (for frontend/elab_qat.c). Node ids are
+ * Module.model's, which every entry graph keeps until its first pass (graph_clone; pass_qat
+ * runs first). */
 typedef struct QatLayer {
   int32_t w_param; /* the weight: fake-quantized symmetric [-127, 127], per output channel */
   bool conv;       /* conv2d (weight [O, C, kh, kw]), else a dense matmul (weight [I, O]) */
