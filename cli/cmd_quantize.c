@@ -319,6 +319,8 @@ static double rel_rms(const ErrStat *s) {
 typedef struct Compare {
   ErrStat *layer;  /* per layer */
   ErrStat *output; /* per model value output */
+  ErrStat *tensor; /* per observed tensor (QPlan.obs): its int8 form against its float one */
+  int *probe;      /* per observed tensor: its probe of the written model, or -1 */
 } Compare;
 
 static void compare_batch(const QPlan *p, Runner *fr, Runner *qr, int64_t count, Compare *c) {
@@ -328,6 +330,10 @@ static void compare_batch(const QPlan *p, Runner *fr, Runner *qr, int64_t count,
     add_error(&c->layer[l], probe(fr, fk), probe(qr, l), L->keep_float ? NULL : &p->obs[L->y_obs],
               count * probe_per(qr, l));
   }
+  for (int k = 0; k < p->n_obs; k++)
+    if (c->probe[k] >= 0)
+      add_error(&c->tensor[k], probe(fr, k), probe(qr, c->probe[k]), &p->obs[k],
+                count * probe_per(qr, c->probe[k]));
   const lathe_entry_info *fe = fr->feed.e, *qe = qr->feed.e;
   for (int o = 0; o < p->n_outputs; o++) {
     const GraphOutput *out = &p->m->model->outputs[o];
@@ -369,17 +375,23 @@ static bool check_written(const QPlan *p, const QuantizeOptions *o, const char *
   frontend_options_init(&fo);
   fo.lib_dir = o->c.lib_dir;
   Module *qm = frontend_compile(path, text, &fo, d);
-  NodeId *nodes = malloc((size_t)(p->n_layers + 1) * sizeof *nodes);
+  NodeId *nodes = malloc((size_t)(p->n_layers + p->n_obs + 1) * sizeof *nodes);
   bool ok = qm && nodes;
+  int n = 0;
   for (int l = 0; ok && l < p->n_layers; l++)
-    if ((nodes[l] = bound_node(qm->model, p->layers[l].name)) == IR_NONE) {
+    if ((nodes[n++] = bound_node(qm->model, p->layers[l].name)) == IR_NONE) {
       diag_error(d, (SrcLoc){0}, "internal: no binding '%s' in the written model",
                  p->layers[l].name);
       ok = false;
     }
+  for (int k = 0; ok && k < p->n_obs; k++) { /* each int8 tensor's binding, when it has one */
+    NodeId id = p->obs[k].binding ? bound_node(qm->model, p->obs[k].binding) : IR_NONE;
+    c->probe[k] = id == IR_NONE ? -1 : n;
+    if (id != IR_NONE) nodes[n++] = id;
+  }
   Runner qr;
   memset(&qr, 0, sizeof qr);
-  ok = ok && runner_open(&qr, qm, &o->c, nodes, p->n_layers, NULL, set, ds, d) &&
+  ok = ok && n <= 4096 && runner_open(&qr, qm, &o->c, nodes, n, NULL, set, ds, d) &&
        compare_all(p, fr, &qr, ds, c);
   runner_close(&qr);
   if (qm) module_free(qm);
@@ -430,8 +442,9 @@ static char *report_json(const QPlan *p, const Compare *c, bool per_channel) {
     const QObs *q = &p->obs[k];
     fprintf(f,
             "%s\n  {\"name\": \"%s\", \"min\": %.17g, \"max\": %.17g, \"lo\": %.17g, "
-            "\"hi\": %.17g, \"scale\": %.9g, \"zp\": %d}",
-            k ? "," : "", q->what, q->min, q->max, q->lo, q->hi, q->scale, q->zp);
+            "\"hi\": %.17g, \"scale\": %.9g, \"zp\": %d, \"max_abs_err\": %.17g}",
+            k ? "," : "", q->what, q->min, q->max, q->lo, q->hi, q->scale, q->zp,
+            c->tensor[k].max_err);
   }
   fprintf(f, "],\n\"layers\": [");
   for (int l = 0; l < p->n_layers; l++) {
@@ -600,7 +613,9 @@ static bool quantize_model(QuantizeOptions *o, Module *m, Diag *d) {
   }
   c.layer = calloc((size_t)p.n_layers + 1, sizeof *c.layer);
   c.output = calloc((size_t)p.n_outputs + 1, sizeof *c.output);
-  ok = ok && c.layer && c.output &&
+  c.tensor = calloc((size_t)p.n_obs + 1, sizeof *c.tensor);
+  c.probe = calloc((size_t)p.n_obs + 1, sizeof *c.probe);
+  ok = ok && c.layer && c.output && c.tensor && c.probe &&
        (!ds || check_written(&p, o, lathe_path, text, &qw, ds, &fr, &c, d));
   if (ok) print_report(&p, &c, ds ? ds->n : 0);
   if (ok && o->json && !(json = report_json(&p, &c, po.per_channel))) {
@@ -610,7 +625,8 @@ static bool quantize_model(QuantizeOptions *o, Module *m, Diag *d) {
   if (ok && (ok = write_outputs(o, lathe_path, st_path, text, json, &qw, d)))
     fprintf(stderr, "wrote %s and %s\n", lathe_path, st_path);
   runner_close(&fr);
-  free(c.layer), free(c.output), free(header), free(text), free(json), free(lathe_path);
+  free(c.layer), free(c.output), free(c.tensor), free(c.probe), free(header), free(text),
+      free(json), free(lathe_path);
   free(st_path);
   lathe_dataset_free(ds);
   rt_set_fini(&fw), rt_set_fini(&qw);

@@ -2,7 +2,8 @@
  * private to cli/: the plan of a model's quantization (quantize_plan.c) and the command
  * (cmd_quantize.c) that calibrates it and writes the int8 model.
  *
- * The plan is read off the elaborated model graph (Module.model, before any pass):
+ * The plan is read off the elaborated model graph (Module.model, before any pass) by the rule
+ * of ir/quant_match.h, which the `quantize` statement of QAT shares:
  *   - a *layer* is a dense (matmul of an activation by a param [I, O], + a param bias [O]) or
  *     a conv2d (by a param [O, C, kh, kw], one group, + a reshaped param bias), each with an
  *     optional ReLU that is the only user of its result;
@@ -47,6 +48,7 @@ typedef struct QObs {
   double min, max;  /* what the observer saw */
   float scale;
   int32_t zp;
+  const char *binding; /* its int8 form's binding in the written model (qplan_write), or NULL */
 } QObs;
 
 typedef struct QPlan {
@@ -55,10 +57,10 @@ typedef struct QPlan {
   int n_layers;
   QObs *obs;
   int n_obs;
-  int *obs_of;      /* per node: QPlan.obs index of the parameters of an int8 tensor, or -1 */
-  uint8_t *is_int8; /* per node: 1 when the written model holds it as int8 */
-  int8_t *role;     /* per node: what the node is to the writer (quantize_plan.c) */
-  int n_outputs;    /* the model's own outputs (probes are added after them) */
+  int *obs_of;        /* per node: QPlan.obs index of the parameters of an int8 tensor, or -1 */
+  uint8_t *is_int8;   /* per node: 1 when the written model holds it as int8 */
+  int8_t *role;       /* per node: what the node is to the writer (quantize_plan.c) */
+  int n_outputs;      /* the model's own outputs (probes are added after them) */
   int32_t weight_max; /* int8 weights lie in [-weight_max, weight_max]: 127, or 63 */
 } QPlan;
 

@@ -1,6 +1,7 @@
-/* cli/quantize_plan.c — which tensors of a model `lathe quantize` makes int8 (see quantize.h
- * for the rules): layers matched on the elaborated model graph, int8 tensors propagated in
- * id order (a topological order), the tensors to observe listed once each.
+/* cli/quantize_plan.c — which tensors of a model `lathe quantize` makes int8: the layers, the
+ * int8 tensors and the ranges to observe are ir/quant_match.c's (the rule the `quantize`
+ * statement of QAT follows too, so the two cannot disagree); this adds what the writer needs
+ * (binding names, the ops it can spell) and the options (--keep-float, --quantize-last).
  *
  * Invariant: after qplan_build, every live node has a role; QLayer.x_obs/y_obs of an int8
  * layer and obs_of of every int8 node name an entry of QPlan.obs.
@@ -13,118 +14,6 @@
 #include "quantize_internal.h"
 #include "runtime/quant_calib.h"
 
-/* ---- matching ------------------------------------------------------------------------------ */
-
-static int *use_counts(const Graph *g) {
-  int *uses = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *uses);
-  for (NodeId id = 0; uses && id < g->n_nodes; id++)
-    for (int k = 0; k < graph_node(g, id)->n_in; k++)
-      uses[graph_node(g, id)->in[k]]++;
-  for (int o = 0; uses && o < g->n_outputs; o++)
-    uses[g->outputs[o].node]++;
-  return uses;
-}
-
-/* the single node that reads id (uses[id] == 1), or IR_NONE */
-static NodeId only_user(const Graph *g, const int *uses, NodeId id) {
-  if (uses[id] != 1) return IR_NONE;
-  for (int o = 0; o < g->n_outputs; o++)
-    if (g->outputs[o].node == id) return IR_NONE;
-  for (NodeId u = id + 1; u < g->n_nodes; u++)
-    for (int k = 0; k < graph_node(g, u)->n_in; k++)
-      if (graph_node(g, u)->in[k] == id) return u;
-  return IR_NONE;
-}
-
-/* the bias param that `add` adds to `y` ([O], or reshaped to [O, 1, 1] for a conv), or -1 */
-static int bias_param(const Graph *g, const int *uses, NodeId add, NodeId y, bool conv, int64_t o) {
-  const Node *a = graph_node(g, add);
-  if (a->op != OP_ADD || a->n_in != 2) return -1;
-  NodeId b = a->in[0] == y ? a->in[1] : a->in[0];
-  if (conv) {
-    const Node *r = graph_node(g, b);
-    if (r->op != OP_RESHAPE || uses[b] != 1 || r->shape.rank != 3 || r->shape.dim[0] != o)
-      return -1;
-    b = r->in[0];
-  }
-  const Node *p = graph_node(g, b);
-  return p->op == OP_PARAM && p->shape.rank == 1 && p->shape.dim[0] == o && uses[b] == 1
-             ? p->attr.source.index
-             : -1;
-}
-
-/* a matmul or conv2d by a param weight: a layer (its bias and ReLU taken when they are the
- * only users); false for anything else */
-static bool match_layer(const Graph *g, const int *uses, NodeId id, QLayer *L) {
-  const Node *n = graph_node(g, id);
-  bool conv = n->op == OP_CONV2D;
-  if ((n->op != OP_MATMUL && !conv) || n->n_in != 2 || !dtype_is_float(n->dtype)) return false;
-  if (!conv && (n->attr.matmul.trans_a || n->attr.matmul.trans_b)) return false;
-  const Node *w = graph_node(g, n->in[1]);
-  if (w->op != OP_PARAM || w->shape.rank != (conv ? 4 : 2) || uses[n->in[1]] != 1) return false;
-  int64_t o = conv ? w->shape.dim[0] : w->shape.dim[1];
-  *L = (QLayer){.conv = conv,
-                .op = id,
-                .x = n->in[0],
-                .out = id,
-                .add = IR_NONE,
-                .b_param = -1,
-                .x_obs = -1,
-                .y_obs = -1,
-                .w_param = w->attr.source.index};
-  NodeId next = only_user(g, uses, id);
-  if (next != IR_NONE && (L->b_param = bias_param(g, uses, next, id, conv, o)) >= 0)
-    L->out = L->add = next, next = only_user(g, uses, next);
-  if (next != IR_NONE && graph_node(g, next)->op == OP_RELU) L->out = next, L->relu = true;
-  return true;
-}
-
-/* "h1.w" -> "h1", "enc.q.w" -> "enc_q": a binding name for the layer's params */
-static const char *layer_name(Module *m, int w_param) {
-  const char *full = m->params[w_param].name;
-  const char *dot = strrchr(full, '.');
-  char *s = arena_strndup(&m->arena, full, dot ? (size_t)(dot - full) : strlen(full));
-  for (char *c = s; c && *c; c++)
-    if (*c == '.') *c = '_';
-  return s;
-}
-
-/* ---- roles ---------------------------------------------------------------------------------- */
-
-static void mark_live(const Graph *g, int n_outputs, uint8_t *live) {
-  for (int o = 0; o < n_outputs; o++)
-    live[g->outputs[o].node] = 1;
-  for (NodeId id = g->n_nodes; id-- > 0;)
-    for (int k = 0; live[id] && k < graph_node(g, id)->n_in; k++)
-      live[graph_node(g, id)->in[k]] = 1;
-}
-
-static void claim_layer(QPlan *p, const QLayer *L) {
-  const Graph *g = p->m->model;
-  p->role[L->op] = p->role[graph_node(g, L->op)->in[1]] = QR_INNER;
-  if (L->add != IR_NONE) {
-    const Node *add = graph_node(g, L->add);
-    NodeId b = add->in[0] == L->op ? add->in[1] : add->in[0];
-    p->role[L->add] = p->role[b] = QR_INNER;
-    if (graph_node(g, b)->op == OP_RESHAPE) p->role[graph_node(g, b)->in[0]] = QR_INNER;
-  }
-  p->role[L->out] = QR_LAYER;
-}
-
-static bool find_layers(QPlan *p, const uint8_t *live, const int *uses) {
-  const Graph *g = p->m->model;
-  p->layers = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *p->layers);
-  if (!p->layers) return false;
-  for (NodeId id = 0; id < g->n_nodes; id++) {
-    QLayer L;
-    if (!live[id] || !match_layer(g, uses, id, &L)) continue;
-    L.name = layer_name(p->m, L.w_param);
-    p->layers[p->n_layers++] = L;
-    claim_layer(p, &L);
-  }
-  return true;
-}
-
 /* ---- the checks ------------------------------------------------------------------------------ */
 
 static bool conv_symmetric(const Node *n) {
@@ -133,32 +22,25 @@ static bool conv_symmetric(const Node *n) {
          c->pad[0] == c->pad[1] && c->pad[1] == c->pad[2] && c->pad[2] == c->pad[3];
 }
 
-static bool keep_named(const QPlanOptions *o, const char *name) {
-  for (int k = 0; k < o->n_keep; k++)
-    if (strcmp(o->keep[k], name) == 0) return true;
-  return false;
-}
-
 /* --keep-float names that are no layer; layers kept float; layers with no int8 form */
-static bool choose_float_layers(QPlan *p, const QPlanOptions *o, Diag *d) {
-  bool ok = true;
-  for (int k = 0; k < o->n_keep; k++) {
-    bool hit = false;
-    for (int l = 0; l < p->n_layers; l++)
-      hit |= strcmp(p->layers[l].name, o->keep[k]) == 0;
-    if (!hit) {
+static bool choose_float_layers(QPlan *p, QMatch *q, const QPlanOptions *o, Diag *d) {
+  bool *hit = calloc((size_t)o->n_keep + 1, sizeof *hit), ok = hit != NULL;
+  if (!ok) diag_error(d, (SrcLoc){0}, "out of memory");
+  if (ok) qmatch_keep_float(q, o->keep, o->n_keep, o->quantize_last, hit);
+  for (int k = 0; ok && k < o->n_keep; k++)
+    if (!hit[k]) {
       diag_error(d, (SrcLoc){0}, "--keep-float: '%s' is not a dense or conv2d layer of %s",
                  o->keep[k], p->m->name);
       ok = false;
     }
-  }
+  free(hit);
   int no_int8 = 0;
   char names[512] = "";
   for (int l = 0; l < p->n_layers; l++) {
     QLayer *L = &p->layers[l];
-    L->keep_float = keep_named(o, L->name) || (l == p->n_layers - 1 && !o->quantize_last);
+    L->keep_float = q->layers[l].keep_float;
     const Node *op = graph_node(p->m->model, L->op);
-    if (!L->keep_float && L->conv && op->attr.conv.groups != 1) {
+    if (!L->keep_float && qmatch_no_int8_form(q, &q->layers[l])) {
       diag_error(d, op->loc,
                  "layer '%s': conv2d with %d groups has no int8 form (qconv2d takes one "
                  "group)",
@@ -212,67 +94,43 @@ static bool check_writable(const QPlan *p, const uint8_t *live, Diag *d) {
 
 /* ---- int8 tensors and observations ----------------------------------------------------------- */
 
-static int add_obs(QPlan *p, NodeId id) {
-  const Node *n = graph_node(p->m->model, id);
-  QObs *o = &p->obs[p->n_obs];
-  *o = (QObs){.node = id};
-  o->what = n->name ? n->name : arena_printf(&p->m->arena, "%%%u", id);
-  return p->n_obs++;
-}
-
-bool qwrite_is_passthrough(OpKind op) {
-  return op == OP_RESHAPE || op == OP_TRANSPOSE || op == OP_MAX_POOL2D;
-}
-
-/* an add of two int8 tensors becomes one qadd, with the ReLU that is its only user fused
- * into its clamp; the written node (the add or the ReLU) is an int8 tensor of its own
- * parameters */
-static void claim_qadd(QPlan *p, const int *uses, NodeId add) {
-  const Graph *g = p->m->model;
-  NodeId out = add, r = only_user(g, uses, add);
-  if (r != IR_NONE && graph_node(g, r)->op == OP_RELU && p->role[r] == QR_GENERIC)
-    p->role[add] = QR_INNER, out = r;
-  p->role[out] = QR_QADD;
-  p->is_int8[out] = 1;
-  p->obs_of[out] = add_obs(p, out);
-}
-
-static bool is_int8_add(const QPlan *p, const Node *n) {
-  return n->op == OP_ADD && n->n_in == 2 && p->is_int8[n->in[0]] && p->is_int8[n->in[1]];
-}
-
-static void assign_int8(QPlan *p, const int *layer_at, const int *uses) {
-  const Graph *g = p->m->model;
-  for (NodeId id = 0; id < g->n_nodes; id++) {
-    const Node *n = graph_node(g, id);
-    if (p->role[id] == QR_GENERIC && is_int8_add(p, n)) {
-      claim_qadd(p, uses, id);
-    } else if (p->role[id] == QR_LAYER) {
-      QLayer *L = &p->layers[layer_at[id]];
-      if (L->keep_float) continue;
-      if (!p->is_int8[L->x] && p->obs_of[L->x] < 0) p->obs_of[L->x] = add_obs(p, L->x);
-      L->x_obs = p->obs_of[L->x];
-      p->is_int8[id] = 1;
-      p->obs_of[id] = L->y_obs = add_obs(p, id);
-    } else if (p->role[id] == QR_GENERIC && qwrite_is_passthrough(n->op) && p->is_int8[n->in[0]]) {
-      p->is_int8[id] = 1;
-      p->obs_of[id] = p->obs_of[n->in[0]];
-    }
+/* the plan's layers from the shared rule's (their binding names for the written model) */
+static bool copy_layers(QPlan *p, const QMatch *q) {
+  p->layers = calloc((size_t)q->n_layers + 1, sizeof *p->layers);
+  if (!p->layers) return false;
+  for (int l = 0; l < q->n_layers; l++) {
+    const QMatchLayer *M = &q->layers[l];
+    p->layers[p->n_layers++] = (QLayer){.conv = M->conv,
+                                        .relu = M->relu,
+                                        .op = M->op,
+                                        .x = M->x,
+                                        .add = M->add,
+                                        .out = M->out,
+                                        .w_param = M->w_param,
+                                        .b_param = M->b_param,
+                                        .name = qmatch_binding_name(p->m, M),
+                                        .x_obs = -1,
+                                        .y_obs = -1};
   }
+  return true;
 }
 
-static void assign_roles(QPlan *p, const uint8_t *live) {
-  const Graph *g = p->m->model;
-  for (NodeId id = 0; id < g->n_nodes; id++) {
-    const Node *n = graph_node(g, id);
-    if (!live[id] || p->role[id] != QR_DEAD) continue;
-    if (n->op == OP_INPUT)
-      p->role[id] = QR_INPUT;
-    else if (n->op == OP_CONST && n->shape.rank == 0)
-      p->role[id] = QR_LITERAL;
-    else
-      p->role[id] = QR_GENERIC;
+/* the observations are the shared rule's ranges; the per-node tables are taken over from q */
+static bool take_int8(QPlan *p, QMatch *q) {
+  if (!qmatch_assign_int8(q)) return false;
+  p->obs = calloc((size_t)q->n_ranges + 1, sizeof *p->obs);
+  if (!p->obs) return false;
+  for (int k = 0; k < q->n_ranges; k++) {
+    const Node *n = graph_node(p->m->model, q->ranges[k].node);
+    p->obs[k] = (QObs){.node = q->ranges[k].node};
+    p->obs[k].what = n->name ? n->name : arena_printf(&p->m->arena, "%%%u", q->ranges[k].node);
   }
+  p->n_obs = q->n_ranges;
+  for (int l = 0; l < p->n_layers; l++)
+    p->layers[l].x_obs = q->layers[l].x_range, p->layers[l].y_obs = q->layers[l].y_range;
+  p->obs_of = q->range_of, p->is_int8 = q->is_int8;
+  q->range_of = NULL, q->is_int8 = NULL;
+  return true;
 }
 
 bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d) {
@@ -280,39 +138,28 @@ bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d) {
   p->m = m;
   p->n_outputs = m->model->n_outputs;
   p->weight_max = o->reduce_range ? 63 : 127;
-  const Graph *g = m->model;
-  size_t n = g->n_nodes ? g->n_nodes : 1;
-  uint8_t *live = calloc(n, 1);
-  int *uses = use_counts(g), *layer_at = malloc(n * sizeof *layer_at);
-  p->obs = calloc(n, sizeof *p->obs);
-  p->obs_of = malloc(n * sizeof *p->obs_of);
-  p->is_int8 = calloc(n, 1);
-  p->role = calloc(n, 1);
-  bool ok = live && uses && layer_at && p->obs && p->obs_of && p->is_int8 && p->role;
+  QMatch q;
+  bool ok = qmatch_find(&q, m, m->model) && copy_layers(p, &q);
   if (!ok) diag_error(d, (SrcLoc){0}, "out of memory");
   if (ok && m->dyn_max) {
     diag_error(d, (SrcLoc){m->source_file, 1, 1},
                "lathe quantize needs a static batch; compile with -D %s=<batch>", m->dyn_name);
     ok = false;
   }
-  if (ok) {
-    for (size_t i = 0; i < n; i++)
-      p->obs_of[i] = -1, layer_at[i] = -1;
-    mark_live(g, p->n_outputs, live);
-    ok = find_layers(p, live, uses);
-  }
-  for (int l = 0; ok && l < p->n_layers; l++)
-    layer_at[p->layers[l].out] = l;
-  if (ok) assign_roles(p, live);
   if (ok && p->n_layers == 0) {
     diag_error(d, (SrcLoc){m->source_file, 1, 1},
                "%s has no dense or conv2d layer (a matmul or conv2d by a param) to quantize",
                m->name);
     ok = false;
   }
-  ok = ok && check_writable(p, live, d) && choose_float_layers(p, o, d);
-  if (ok) assign_int8(p, layer_at, uses);
-  free(live), free(uses), free(layer_at);
+  p->role = q.role; /* the plan's from here: qmatch_fini leaves it */
+  ok = ok && check_writable(p, q.live, d) && choose_float_layers(p, &q, o, d);
+  if (ok && !take_int8(p, &q)) {
+    diag_error(d, (SrcLoc){0}, "out of memory");
+    ok = false;
+  }
+  q.role = NULL;
+  qmatch_fini(&q);
   return ok;
 }
 
@@ -329,6 +176,8 @@ static int32_t qat_state_of(const QatSpec *qs, NodeId node) {
     if (qs->layers[l].out == node) return qs->layers[l].y_state;
     if (qs->layers[l].x == node && qs->layers[l].x_state >= 0) return qs->layers[l].x_state;
   }
+  for (int a = 0; a < qs->n_adds; a++)
+    if (qs->adds[a].out == node) return qs->adds[a].state;
   return -1;
 }
 

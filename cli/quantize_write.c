@@ -613,6 +613,9 @@ bool qplan_write(QPlan *p, const QPlanOptions *o, const char *header, const RtTe
     ok = layer_weights(p, &p->layers[l], o->per_channel, fw, what, out, d);
   if (ok && (w.f = open_memstream(&body, &body_len))) {
     write_body(&w, d);
+    for (int k = 0; k < p->n_obs; k++) /* where the report finds each int8 tensor */
+      p->obs[k].binding =
+          w.qname[p->obs[k].node] ? arena_strdup(&p->m->arena, w.qname[p->obs[k].node]) : NULL;
     ok = fclose(w.f) == 0 && w.ok && !w.failed && assemble(&w, header, body, text);
   }
   if (!ok && !d->n_errors) diag_error(d, (SrcLoc){0}, "out of memory writing the model");

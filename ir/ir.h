@@ -548,8 +548,9 @@ typedef struct TrainDistill {
 
 /* One int8 layer of quantization-aware training (a `quantize` statement, docs/int8.md
  * "Quantization-aware training"): the layers and tensors `lathe quantize` would make int8,
- * matched on Module.model by frontend/elab_qat.c. Node ids are Module.model's, which every
- * entry graph keeps until its first pass (graph_clone; pass_qat runs first). */
+ * matched on Module.model by ir/quant_match.c (for frontend/elab_qat.c). Node ids are
+ * Module.model's, which every entry graph keeps until its first pass (graph_clone; pass_qat
+ * runs first). */
 typedef struct QatLayer {
   int32_t w_param; /* the weight: fake-quantized symmetric [-127, 127], per output channel */
   bool conv;       /* conv2d (weight [O, C, kh, kw]), else a dense matmul (weight [I, O]) */
@@ -561,12 +562,21 @@ typedef struct QatLayer {
   int32_t y_state; /* the range state of out */
 } QatLayer;
 
+/* An add of two int8 tensors (a residual connection), which `lathe quantize` writes as a qadd:
+ * its result (the add, or the ReLU fused after it) is fake-quantized with a range of its own */
+typedef struct QatAdd {
+  NodeId out;    /* the add, or the ReLU that is its only user */
+  int32_t state; /* the range state of out */
+} QatAdd;
+
 /* The model's `quantize` statement (at most one per train block) */
 typedef struct QatSpec {
   bool per_tensor;   /* one weight scale per tensor (default: per output channel) */
   double momentum;   /* the ranges' moving-average constant (0.01, PyTorch's) */
   QatLayer *layers;  /* the int8 layers, in graph order (module arena) */
   int n_layers;
+  QatAdd *adds;      /* the qadds, in graph order (module arena) */
+  int n_adds;
   const char **float_layers; /* the layers kept float, by param prefix ("h1"; module arena) */
   int n_float;
   SrcLoc loc; /* the `quantize` keyword */

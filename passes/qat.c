@@ -12,6 +12,10 @@
  *     as rt_quant_choose_params does (in f64: [lo, hi] widened to contain 0, s = (hi - lo) /
  *     255, zp = round_half_away(-128 - lo / s) clamped to [-128, 127]; s = 1 while the range is
  *     [0, 0]).
+ * For each qadd of Module.qat (an add of two int8 tensors, a residual connection, which
+ * `lathe quantize` writes as TFLite's int8 ADD): its inputs are int8 layers' results, read
+ * fake-quantized already; every reader of its result (the add, or the ReLU fused after it)
+ * reads fake_quant(y, s, zp) of its own range, as for a layer's result.
  * The range is the tensor's state [min, max]. Training entries (train, grad) take the batch's
  * min and max b and move the state as PyTorch's MovingAverageMinMaxObserver does: the first
  * batch's range as it is (a state of [0, 0] has seen nothing), then state + 0.01 (b - state);
@@ -141,6 +145,23 @@ static bool qat_layer(Qat *q, const QatLayer *L, NodeId *repl) {
   return true;
 }
 
+/* one qadd (a residual add of two int8 tensors): every reader of its result (the add, or the
+ * ReLU fused after it) reads it fake-quantized with its own range; its inputs already are */
+static bool qat_add(Qat *q, const QatAdd *a, NodeId *repl) {
+  Graph *g = q->b.g;
+  const Node *n = a->out < g->n_nodes ? graph_node(g, a->out) : NULL;
+  if (!n || (n->op != OP_ADD && n->op != OP_RELU)) {
+    diag_error(q->c->diag, q->spec->loc,
+               "internal: entry '%s' no longer has the residual add of range '%s' where the "
+               "model had it",
+               g->name, g->module->states[a->state].name);
+    return false;
+  }
+  q->b.loc = n->loc;
+  repl[a->out] = activation_fq(q, a->out, a->state);
+  return !q->b.failed;
+}
+
 bool pass_qat(Graph *g, PassCtx *c) {
   Module *m = g->module;
   if (!m->qat || g->kind == ENTRY_NONE || g->kind == ENTRY_APPLY) return true;
@@ -157,6 +178,8 @@ bool pass_qat(Graph *g, PassCtx *c) {
     q.done[i] = IR_NONE;
   for (int l = 0; ok && l < m->qat->n_layers; l++)
     ok = qat_layer(&q, &m->qat->layers[l], repl);
+  for (int a = 0; ok && a < m->qat->n_adds; a++)
+    ok = qat_add(&q, &m->qat->adds[a], repl);
   for (uint32_t id = 0; ok && id < n_fwd; id++) /* the new nodes read what they were built on */
     for (int k = 0; k < g->nodes[id].n_in; k++)
       if (g->nodes[id].in[k] < n_fwd) g->nodes[id].in[k] = repl[g->nodes[id].in[k]];

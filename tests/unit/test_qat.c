@@ -6,9 +6,12 @@
  *     evaluator — outputs, loss, updated params and the updated range states — with the
  *     ranges not yet observed (zeros: the train step takes the batch's) and observed (the
  *     moving average);
+ *   - the same for tests/int8/qat_residual.lathe (two residual adds of int8 tensors, each
+ *     fake-quantized with a range of its own);
  *   - the rewrite: the fake_quant ops of each entry (two weights, three activation ranges),
  *     the range updates only in the train entry, the states lathe quantize reads (an `except`
- *     layer's float input gets a range of its own), and none of it without the statement.
+ *     layer's float input gets a range of its own), and none of it without the statement;
+ *     the residual model's qadd ranges, and none for an add one of whose branches is float.
  * Its values against PyTorch: tests/int8_qat.sh.
  */
 #include "codegen_harness.h"
@@ -18,9 +21,12 @@
 
 static const double RTOL = 1e-4;
 
-/* qat_small.lathe's text with `quantize` replaced by `repl` */
-static char *model_text(const char *repl) {
-  char *text = test_read_file("tests/int8/qat_small.lathe");
+static const char *const SMALL = "tests/int8/qat_small.lathe";
+static const char *const RESIDUAL = "tests/int8/qat_residual.lathe";
+
+/* the model file's text with `quantize` replaced by `repl` */
+static char *model_text(const char *file, const char *repl) {
+  char *text = test_read_file(file);
   ck_assert_ptr_nonnull(text);
   char *at = strstr(text, "  quantize\n");
   ck_assert_ptr_nonnull(at);
@@ -33,15 +39,15 @@ static char *model_text(const char *repl) {
   return out;
 }
 
-static Module *compile(const char *repl) {
-  char lib[4096], *text = model_text(repl);
+static Module *compile(const char *file, const char *repl) {
+  char lib[4096], *text = model_text(file, repl);
   snprintf(lib, sizeof lib, "%s/lib", test_source_dir());
   Diag d;
   diag_init(&d);
   FrontendOptions o;
   frontend_options_init(&o);
   o.lib_dir = lib;
-  Module *m = frontend_compile("qat_small.lathe", text, &o, &d);
+  Module *m = frontend_compile(strrchr(file, '/') + 1, text, &o, &d);
   ck_assert_msg(m != NULL, "frontend: %s", diag_text(&d));
   PassCtx c;
   pass_ctx_init(&c, &d);
@@ -85,7 +91,7 @@ static void check_states(const Module *m, const char *const *names, int n) {
 }
 
 START_TEST(test_rewrite) {
-  Module *m = compile("  quantize\n");
+  Module *m = compile(SMALL, "  quantize\n");
   static const char *const states[] = {"c1.qat_in", "c1.qat_out", "h.qat_out"};
   check_states(m, states, 3);
   ck_assert_int_eq(m->qat->n_layers, 2);
@@ -98,14 +104,14 @@ START_TEST(test_rewrite) {
   ck_assert_int_eq(range_updates(entry(m, "evaluate")), 0);
   module_free(m);
 
-  m = compile("  quantize per_tensor except c1\n"); /* h's input is float now */
+  m = compile(SMALL, "  quantize per_tensor except c1\n"); /* h's input is float now */
   static const char *const except[] = {"h.qat_in", "h.qat_out"};
   check_states(m, except, 2);
   ck_assert_int_eq(m->qat->n_layers, 1);
   ck_assert_int_eq(count_op(entry(m, "forward"), OP_FAKE_QUANT), 3);
   module_free(m);
 
-  m = compile("");
+  m = compile(SMALL, "");
   ck_assert_ptr_null(m->qat);
   check_states(m, NULL, 0);
   ck_assert_int_eq(count_op(entry(m, "train"), OP_FAKE_QUANT), 0);
@@ -113,9 +119,33 @@ START_TEST(test_rewrite) {
 }
 END_TEST
 
+/* residual adds: each qadd's result fake-quantized once, with a range of its own; with one
+ * branch's layer kept float the add is a float add and has none */
+START_TEST(test_rewrite_residual) {
+  Module *m = compile(RESIDUAL, "  quantize\n");
+  static const char *const states[] = {"c1.qat_in",  "c1.qat_out", "c2.qat_out", "r.qat_add",
+                                       "c3.qat_out", "s.qat_add",  "h.qat_out"};
+  check_states(m, states, 7);
+  ck_assert_int_eq(m->qat->n_layers, 4);
+  ck_assert_int_eq(m->qat->n_adds, 2);
+  ck_assert_int_eq(count_op(entry(m, "forward"), OP_FAKE_QUANT), 4 + 7);
+  ck_assert_int_eq(count_op(entry(m, "train"), OP_FAKE_QUANT), 4 + 7);
+  ck_assert_int_eq(range_updates(entry(m, "train")), 7);
+  ck_assert_int_eq(range_updates(entry(m, "evaluate")), 0);
+  module_free(m);
+
+  m = compile(RESIDUAL, "  quantize except c2\n"); /* c2 float: both adds are float adds */
+  static const char *const except[] = {"c1.qat_in",  "c1.qat_out", "c3.qat_in",
+                                       "c3.qat_out", "h.qat_in",   "h.qat_out"};
+  check_states(m, except, 6);
+  ck_assert_int_eq(m->qat->n_adds, 0);
+  module_free(m);
+}
+END_TEST
+
 /* every entry's C against the evaluator; observed: the range states hold earlier ranges */
-static void check_codegen(const char *repl, bool observed) {
-  Module *m = compile(repl);
+static void check_codegen(const char *file, const char *repl, bool observed) {
+  Module *m = compile(file, repl);
   Tensor *in = calloc((size_t)m->n_inputs, sizeof *in);
   Tensor *p = calloc((size_t)m->n_params, sizeof *p);
   Tensor *s = calloc((size_t)m->n_states + 1, sizeof *s);
@@ -146,13 +176,15 @@ static void check_codegen(const char *repl, bool observed) {
 }
 
 START_TEST(test_codegen_first_step) {
-  check_codegen("  quantize\n", false);
+  check_codegen(SMALL, "  quantize\n", false);
+  check_codegen(RESIDUAL, "  quantize\n", false);
 }
 END_TEST
 
 START_TEST(test_codegen_observed) {
-  check_codegen("  quantize\n", true);
-  check_codegen("  quantize per_tensor except c1\n", true);
+  check_codegen(SMALL, "  quantize\n", true);
+  check_codegen(SMALL, "  quantize per_tensor except c1\n", true);
+  check_codegen(RESIDUAL, "  quantize\n", true);
 }
 END_TEST
 
@@ -162,6 +194,7 @@ int main(int argc, char **argv) {
   TCase *tc = tcase_create("qat");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_rewrite);
+  tcase_add_test(tc, test_rewrite_residual);
   tcase_add_test(tc, test_codegen_first_step);
   tcase_add_test(tc, test_codegen_observed);
   suite_add_tcase(s, tc);
