@@ -486,7 +486,8 @@ static void independent_prelude(CgFunc *f) {
  * (and with `arg`, `k`: the index in the window, row-major, of its first maximum, in x's type) for
  * window (p, oh, ow) of x, branch-free so the ow loop vectorizes: m stays when it is NaN or v <= m,
  * else v replaces it (the first NaN wins, ties keep the first maximum, as in pool_argmax). GCC 12
- * vectorizes exactly this form of the select (not `(m == m) & !(v <= m)`, nor an int k). *xr
+ * vectorizes exactly this form of the select (not `(m == m) & !(v <= m)`, nor an int k); Clang
+ * too, given LATHE_INDEPENDENT (independent_prelude). *xr
  * receives the name of the window row start offset into x, *ow the column. The caller closes 4
  * loops. */
 static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs, const Shape *ps,
