@@ -466,12 +466,28 @@ static bool pool_tiles(CgFunc *f, const Node *n, NodeId x, const Shape *ps, cons
   return !f->val[x].literal && pool_tiles_attrs(n, ps, xs);
 }
 
+/* LATHE_INDEPENDENT, once per file: before a loop whose iterations read and write disjoint
+ * elements, Clang's vectorizer may skip its dependence test. The tiled pooling loops need it:
+ * x and the result are both in the workspace (one pointer), their distance is not a constant
+ * and the accesses have stride KW, so Clang's loop-access analysis gives up ("unsafe dependent
+ * memory operations") where GCC vectorizes with a run-time alias check; the loops stayed
+ * scalar in Clang and the JIT (docs/jit.md). Safe: the result never shares an input's buffer
+ * (FUSE_OPAQUE) and each window writes only its own elements. */
+static void independent_prelude(CgFunc *f) {
+  if (cg_gemm_once(f, "LATHE_INDEPENDENT (codegen/lower_conv.c)"))
+    cg_buf_puts(f->globals,
+                "#if defined(__clang__)\n"
+                "#define LATHE_INDEPENDENT _Pragma(\"clang loop vectorize(assume_safety)\")\n"
+                "#else\n#define LATHE_INDEPENDENT\n#endif\n\n");
+}
+
 /* Opens the loops over the images b, channels c (bc receives both; *p the plane b * C + c)
  * and pooled rows oh, with the pooled columns ow innermost, and declares the window's maximum `m`
  * (and with `arg`, `k`: the index in the window, row-major, of its first maximum, in x's type) for
  * window (p, oh, ow) of x, branch-free so the ow loop vectorizes: m stays when it is NaN or v <= m,
  * else v replaces it (the first NaN wins, ties keep the first maximum, as in pool_argmax). GCC 12
- * vectorizes exactly this form of the select (not `(m == m) & !(v <= m)`, nor an int k). *xr
+ * vectorizes exactly this form of the select (not `(m == m) & !(v <= m)`, nor an int k); Clang
+ * too, given LATHE_INDEPENDENT (independent_prelude). *xr
  * receives the name of the window row start offset into x, *ow the column. The caller closes 4
  * loops. */
 static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs, const Shape *ps,
@@ -488,7 +504,10 @@ static const char *tile_max(CgFunc *f, const Node *n, NodeId x, const Shape *xs,
   *xr = fresh(f, "xr");
   cg_line(f->e, "const int64_t %s = (%s * %lld + %s * %lld) * %lld;", *xr, *p,
           (long long)xs->dim[2], *oh, (long long)kh, (long long)w);
-  *ow = loop(f, "ow", "0", ps->dim[3]);
+  independent_prelude(f);
+  *ow = fresh(f, "ow");
+  cg_open(f->e, "LATHE_INDEPENDENT for (int64_t %s = 0; %s < %lld; %s++)", *ow, *ow,
+          (long long)ps->dim[3], *ow);
   const char *m = fresh(f, "m");
   cg_line(f->e, "%s %s = %s[%s + %s * %lld];", t, m, X, *xr, *ow, (long long)kw);
   *k = NULL;
