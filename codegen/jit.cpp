@@ -6,10 +6,11 @@
  * library (the GEMM/convolution/transpose routines the C marks noinline) is split out of it, a
  * module per kernel, each compiled once and cached on its own (see "the kernel library" below);
  * the model's initializer is marked optnone; then clang::EmitBackendOutput runs Clang's -O3
- * pipeline and code generation (aggressive level, host CPU and features) on each module,
- * giving relocatable objects that llvm::orc::LLJIT links into this process, resolving libm/libc
- * from the process. Clang's resource headers and the system include dirs are passed explicitly
- * (cc1 has no driver to find them).
+ * pipeline and code generation (aggressive level, host CPU and features) on each kernel's
+ * module and the cheaper entry pipeline (jit_entry_pipeline) on the model's, giving relocatable
+ * objects that llvm::orc::LLJIT links into this process, resolving libm/libc from the process.
+ * Clang's resource headers and the system include dirs are passed explicitly (cc1 has no driver to
+ * find them).
  *
  * Cache: the objects are also stored on disk (the model's in jit/, naming the kernel entries it
  * links against; each kernel's in jit-kernels/, keyed by its IR and the cc1 arguments) under a
