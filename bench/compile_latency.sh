@@ -4,6 +4,8 @@
 # bench/compile_latency.c): nothing cached (object cache off), a new model whose kernel library
 # is cached (docs/jit.md), and from the object cache. Targets
 # (issue #23): MLP train step JIT <= 150 ms, CNN <= 300 ms, either <= 20 ms from the cache.
+# LATHE_JIT_ENTRY_OPT=3 in the environment compiles the entry points at -O3 instead of the
+# JIT's cheaper entry pipeline (docs/jit.md), for an A/B of the two.
 # BUILD_DIR (default: build, RelWithDebInfo as `make build` makes it) is configured and
 # liblathe built in it if needed; the driver links liblathe like an embedding program does.
 set -euo pipefail

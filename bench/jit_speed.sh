@@ -3,7 +3,9 @@
 # (bench/jit_speed.c): a 256^3 and a 512^3 matmul, the MLP's forward (batch 64) and train step,
 # the CNN's train step. BUILD_DIR (default: build) is configured RelWithDebInfo and liblathe
 # built in it if needed. Environment: BENCH_REPS (default 5), BENCH_MIN_TIME (default 0.2).
-# CC (default cc) is the compiler of the cc side. Prints one line per row; measurement only.
+# CC (default cc) is the compiler of the cc side; LATHE_JIT_ENTRY_OPT=3 compiles the JIT's entry
+# points at -O3 instead of its entry pipeline (docs/jit.md). Prints one line per row;
+# measurement only.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}

@@ -6,24 +6,26 @@
  * library (the GEMM/convolution/transpose routines the C marks noinline) is split out of it, a
  * module per kernel, each compiled once and cached on its own (see "the kernel library" below);
  * the model's initializer is marked optnone; then clang::EmitBackendOutput runs Clang's -O3
- * pipeline and code generation (aggressive level, host CPU and features) on each module,
- * giving relocatable objects that llvm::orc::LLJIT links into this process, resolving libm/libc
- * from the process. Clang's resource headers and the system include dirs are passed explicitly
- * (cc1 has no driver to find them).
+ * pipeline and code generation (aggressive level, host CPU and features) on each kernel's
+ * module and the cheaper entry pipeline (jit_entry_pipeline) on the model's, giving relocatable
+ * objects that llvm::orc::LLJIT links into this process, resolving libm/libc from the process.
+ * Clang's resource headers and the system include dirs are passed explicitly (cc1 has no driver to
+ * find them).
  *
  * Cache: the objects are also stored on disk (the model's in jit/, naming the kernel entries it
  * links against; each kernel's in jit-kernels/, keyed by its IR and the cc1 arguments) under a
- * key that hashes everything that decides its bytes — the C text and header, the model name, the cc1 arguments (which name the host CPU and
- * each of its features), the code-generation level, LLVM's version and lathe's cache version —
- * so a second compile of the same model on the same machine only reads and links the object
- * (the system headers the C includes are not hashed: clear the cache after changing them).
- * The directory is $LATHE_CACHE_DIR, else $XDG_CACHE_HOME/lathe, else ~/.cache/lathe (its jit/
- * subdirectory); LATHE_NO_CACHE=1 turns the cache off. An entry is a header (magic, format,
- * key, object size, object hash) and the object; one whose header, size or hash does not match
- * is ignored and replaced. Entries are written to a temporary file, fsync'ed and renamed into
- * place, so concurrent compiles and crashes never leave a partial entry under a valid name. After
- * each store the least recently used entries (a hit touches its entry) are removed while the
- * directory exceeds LATHE_CACHE_MAX_MB (default 256); `rm -rf ~/.cache/lathe/jit` is always safe.
+ * key that hashes everything that decides its bytes — the C text and header, the model name, the
+ * cc1 arguments (which name the host CPU and each of its features), the code-generation level,
+ * LLVM's version and lathe's cache version — so a second compile of the same model on the same
+ * machine only reads and links the object (the system headers the C includes are not hashed: clear
+ * the cache after changing them). The directory is $LATHE_CACHE_DIR, else $XDG_CACHE_HOME/lathe,
+ * else ~/.cache/lathe (its jit/ subdirectory); LATHE_NO_CACHE=1 turns the cache off. An entry is a
+ * header (magic, format, key, object size, object hash) and the object; one whose header, size or
+ * hash does not match is ignored and replaced. Entries are written to a temporary file, fsync'ed
+ * and renamed into place, so concurrent compiles and crashes never leave a partial entry under a
+ * valid name. After each store the least recently used entries (a hit touches its entry) are
+ * removed while the directory exceeds LATHE_CACHE_MAX_MB (default 256); `rm -rf ~/.cache/lathe/jit`
+ * is always safe.
  *
  * Invariant: no exception or abort escapes to C; every failure becomes a Diag error. A cache
  * that cannot be read or written is not an error: the model is compiled as without it.
@@ -45,6 +47,7 @@ extern "C" {
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/IR/Module.h>
+#include <llvm/IR/OptBisect.h>
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Support/FileSystem.h>
@@ -138,12 +141,46 @@ static std::vector<std::string> jit_cc1_args(const std::string &c_name) {
   return a;
 }
 
+/* The pipeline of the model's own module — its entry points (`<model>_forward`, `_train`, ...),
+ * descriptors and wrappers; the kernel library always gets -O3. FAST (the default): Clang's -O1
+ * pipeline with the loop vectorizer, without the SLP vectorizer, code generation at -O1 without
+ * loop strength reduction — about a fifth less compile time for the MLP's and the CNN's train
+ * steps and no measurable run time (docs/jit.md, "The entry pipeline"). O3: the -O3 pipeline
+ * and code generation, as for the kernels (LATHE_JIT_ENTRY_OPT=3). Part of the model's cache
+ * key. */
+enum class JitEntryPipeline { FAST, O3 };
+
+static JitEntryPipeline jit_entry_pipeline() {
+  const char *env = getenv("LATHE_JIT_ENTRY_OPT");
+  return env && strcmp(env, "3") == 0 ? JitEntryPipeline::O3 : JitEntryPipeline::FAST;
+}
+
+static const char *jit_entry_pipeline_name(JitEntryPipeline p) {
+  return p == JitEntryPipeline::O3 ? "entries -O3"
+                                   : "entries -O1, loop vectorizer, no SLP, codegen -O1, no LSR";
+}
+
+/* Loop strength reduction is a pass of code generation that no cc1 option turns off (only
+ * LLVM's process-wide -disable-lsr, which would reach the kernels and other threads' compiles
+ * too); a gate on the model's LLVMContext skips it, and the freeze canonicalization that only
+ * prepares it, for the model's module alone. On the fused elementwise loops of the entries it
+ * was a fifth of code generation and bought no measurable run time. */
+struct JitSkipLsr : llvm::OptPassGate {
+  bool isEnabled() const override {
+    return true;
+  }
+  bool shouldRunPass(const llvm::StringRef pass, llvm::StringRef) override {
+    return pass != "Loop Strength Reduction" && pass != "Canonicalize Freeze Instructions in Loops";
+  }
+};
+
 /* A parsed translation unit: Clang's instance (its options drive the -O3 pipeline and code
  * generation later) and the unoptimized module (cc1 ran with -disable-llvm-passes). */
 struct JitFrontend {
   std::string messages; /* what Clang printed */
   llvm::raw_string_ostream os{messages};
   clang::CompilerInstance ci;
+  JitSkipLsr skip_lsr; /* set on ctx for the model's module; declared first: outlives ctx */
   std::unique_ptr<llvm::LLVMContext> ctx = std::make_unique<llvm::LLVMContext>();
   std::unique_ptr<llvm::Module> mod;
 };
@@ -697,17 +734,30 @@ static bool jit_kernel_objects(JitFrontend &fe, const std::vector<std::string> &
   return true;
 }
 
+/* The FAST entry pipeline (jit_entry_pipeline) for what fe compiles next: the model's module,
+ * after its kernels. */
+static void jit_fast_entries(JitFrontend &fe) {
+  clang::CodeGenOptions &o = fe.ci.getCodeGenOpts();
+  o.OptimizationLevel = 1; /* the IR pipeline and CodeGenOptLevel::Less */
+  o.VectorizeLoop = true;  /* as -O3: the fused elementwise loops are where entries spend time */
+  o.VectorizeSLP = false;
+  fe.ctx->setOptPassGate(fe.skip_lsr);
+}
+
 /* Compile the model's C (c_text already has the CPU model appended): its kernel library, then
- * the model itself. The objects are in *obj and kernels; NULL with the messages in errors. */
+ * the model itself (entries: its pipeline). The objects are in *obj and kernels; NULL with the
+ * messages in errors. */
 static bool jit_build(const char *c_text, const char *h_name, const char *h_text,
                       const char *model_name, const std::vector<std::string> &args,
-                      const JitCache &c, std::unique_ptr<llvm::MemoryBuffer> *obj,
-                      std::vector<JitKernel> &kernels, std::string &errors) {
+                      const JitCache &c, JitEntryPipeline entries,
+                      std::unique_ptr<llvm::MemoryBuffer> *obj, std::vector<JitKernel> &kernels,
+                      std::string &errors) {
   std::unique_ptr<JitFrontend> fe = jit_parse(c_text, h_name, h_text, args, errors);
   if (!fe) return false;
   std::vector<std::string> kargs(args.begin(), args.end() - 1);
   if (!jit_kernel_objects(*fe, kargs, c, kernels, errors)) return false;
   jit_cold_init(*fe->mod, model_name);
+  if (entries == JitEntryPipeline::FAST) jit_fast_entries(*fe);
   *obj = jit_codegen(*fe, *fe->mod, errors);
   return *obj != nullptr;
 }
@@ -738,6 +788,7 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
                                  const char *model_name, Diag *d) {
   jit_init_once();
   std::vector<std::string> args = jit_cc1_args(std::string("/lathe-jit/") + model_name + ".c");
+  JitEntryPipeline entries = jit_entry_pipeline();
   JitCache c;
   std::string path;
   CacheKey key{};
@@ -745,7 +796,8 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
   if ((c.on = jit_cache_root(c.models))) {
     c.kernels = c.models + "/jit-kernels";
     c.models += "/jit";
-    key = jit_cache_key(args, {model_name, h_name, h_text, c_text});
+    key =
+        jit_cache_key(args, {model_name, h_name, h_text, c_text, jit_entry_pipeline_name(entries)});
     path = jit_cache_path(c.models, key);
     CacheRead r;
     if (JitModel *j = jit_load(c, path, key, model_name, &r)) return j->cache = JIT_CACHE_HIT, j;
@@ -755,7 +807,8 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
   std::string source = std::string(c_text) + jit_cpu_model_c;
   std::unique_ptr<llvm::MemoryBuffer> obj;
   std::vector<JitKernel> kernels;
-  if (!jit_build(source.c_str(), h_name, h_text, model_name, args, c, &obj, kernels, errors)) {
+  if (!jit_build(source.c_str(), h_name, h_text, model_name, args, c, entries, &obj, kernels,
+                 errors)) {
     diag_error(d, SrcLoc{}, "JIT: clang failed on the generated C of '%s':\n%s", model_name,
                errors.c_str());
     return nullptr;

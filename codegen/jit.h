@@ -1,5 +1,6 @@
 /* codegen/jit.h — in-process JIT of emitted C: Clang compiles the C text from memory to an
- * LLVM module as `clang -O3 -march=native` would, LLVM makes an object of it for the host CPU,
+ * LLVM module as `clang -O3 -march=native` would (the entry points with a cheaper pipeline,
+ * docs/jit.md; LATHE_JIT_ENTRY_OPT=3: -O3 too), LLVM makes an object of it for the host CPU,
  * LLVM ORC LLJIT links it into this process, and the model's `<model>_info` descriptor is
  * returned. Objects are cached on disk (~/.cache/lathe/jit, see jit.cpp), so compiling the same
  * C again on the same machine only loads and links. C-callable; implemented in jit.cpp when

@@ -3,7 +3,8 @@
  * what the first did; other C is another entry; a corrupt, truncated, foreign or empty entry is
  * ignored, compiled over and replaced by a valid one; over its budget a store keeps the entry it
  * wrote and drops others; an unwritable cache directory and
- * LATHE_NO_CACHE=1 compile as without a cache. Every case runs in its own temporary
+ * LATHE_NO_CACHE=1 compile as without a cache; the entry points' pipeline (LATHE_JIT_ENTRY_OPT)
+ * is part of the key and does not change a result. Every case runs in its own temporary
  * LATHE_CACHE_DIR. In a build without LLVM the suite checks instead that jit_compile refuses
  * with the "built without LLVM" error.
  */
@@ -70,6 +71,7 @@ static void setup(void) {
   setenv("LATHE_CACHE_DIR", cache_dir, 1);
   unsetenv("LATHE_NO_CACHE");
   unsetenv("LATHE_CACHE_MAX_MB");
+  unsetenv("LATHE_JIT_ENTRY_OPT");
 }
 
 static void teardown(void) {
@@ -128,6 +130,33 @@ START_TEST(other_c_is_another_entry) {
   jit_free(compile(&a, JIT_CACHE_HIT));
   jit_free(compile(&b, JIT_CACHE_HIT));
   free(a.c), free(a.h), free(b.c), free(b.h);
+}
+END_TEST
+
+/* The entry points' pipeline (the fast default, or -O3 with LATHE_JIT_ENTRY_OPT=3) is part of
+ * the model's key, the kernels' entries are shared, and both compute bit-identical results. */
+START_TEST(entry_pipeline_is_in_the_key) {
+  Emitted e = emit(8);
+  float fast[8 * 16], o3[8 * 16];
+  JitModel *j = compile(&e, JIT_CACHE_STORED);
+  int compiled = 0, cached = 0;
+  jit_kernel_counts(j, &compiled, &cached);
+  ck_assert_int_gt(compiled, 0);
+  run_forward(j, 8, fast);
+  jit_free(j);
+  setenv("LATHE_JIT_ENTRY_OPT", "3", 1);
+  j = compile(&e, JIT_CACHE_STORED); /* not the fast pipeline's object */
+  jit_kernel_counts(j, &compiled, &cached);
+  ck_assert_int_eq(compiled, 0); /* the kernels are -O3 either way: their entries are reused */
+  ck_assert_int_gt(cached, 0);
+  run_forward(j, 8, o3);
+  jit_free(j);
+  ck_assert_int_eq(entries(NULL, 0, NULL), 2);
+  jit_free(compile(&e, JIT_CACHE_HIT));
+  unsetenv("LATHE_JIT_ENTRY_OPT");
+  jit_free(compile(&e, JIT_CACHE_HIT));
+  ck_assert_mem_eq(fast, o3, sizeof fast);
+  free(e.c), free(e.h);
 }
 END_TEST
 
@@ -229,6 +258,7 @@ static Suite *jit_cache_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, second_compile_hits);
     tcase_add_test(tc, other_c_is_another_entry);
+    tcase_add_test(tc, entry_pipeline_is_in_the_key);
     tcase_add_loop_test(tc, damaged_entries_are_replaced, 0, 7);
     tcase_add_test(tc, budget_keeps_the_newest);
     tcase_add_test(tc, unwritable_dir_still_compiles);
