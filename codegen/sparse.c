@@ -101,6 +101,11 @@ typedef struct SparseCall {
   const char *at; /* " * a_cs" or "" */
 } SparseCall;
 
+static void emit_finite(CgFunc *f) {
+  if (cg_gemm_once(f, "lathe_sparse_finite (codegen/kernels/sparse.c)"))
+    cg_kernel_emit(f, cg_kernel_sparse_finite);
+}
+
 /* ---- DOT: B's columns 8 at a time (lathe_sparse_dot8, codegen/kernels/sparse.c) ---- */
 
 typedef struct GroupLayout {
@@ -203,8 +208,9 @@ static void emit_group_tables(CgFunc *f, NodeId b, int64_t a_cs, const GroupLayo
 
 static void dot_kernel(CgFunc *f, NodeId b, const SparseCall *c, SparseTables *t) {
   cg_vector_prelude(f);
+  emit_finite(f);
   if (cg_gemm_once(f, "lathe_sparse_dot8 (codegen/kernels/sparse.c)"))
-    cg_kernel_emit(f, cg_kernel_sparse_dot8);
+    cg_kernel_emit(f, cg_kernel_sparse_dot8), cg_kernel_emit(f, cg_kernel_sparse_dot8_nonfinite);
   GroupLayout l;
   const char *cols;
   group_layout(f, graph_node(f->g, b)->attr.constant.data, c->k, c->n, &l);
@@ -331,6 +337,32 @@ static void panel_kernel(CgFunc *f, const SparseCall *c, const SparseTables *t) 
   cg_close(f->e);
 }
 
+/* after the panels: a row of A holding an infinity or a NaN adds each column's A[i][k] * 0
+ * terms that B's tables leave out (NaN there, as in the dense product; a cold path) */
+static void panel_nonfinite(CgFunc *f, const SparseCall *c, const SparseTables *t) {
+  emit_finite(f);
+  const char *i = cg_fresh(f->e, "i"), *j = cg_fresh(f->e, "j"), *k = cg_fresh(f->e, "k");
+  const char *p = cg_fresh(f->e, "p"), *row = cg_fresh(f->e, "a_i");
+  cg_line(f->e, "/* a row of A with an infinity or a NaN: the dense product's A[i][k] * 0 terms "
+                "at B's zeros (NaN there) */");
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", i, i, (long long)c->m, i);
+  cg_line(f->e, "const float *const %s = %s + %s * %lld;", row, c->a, i, (long long)c->a_rs);
+  cg_line(f->e, "if (lathe_sparse_finite(%s, %lld, %lld)) continue;", row, (long long)c->k,
+          (long long)c->a_cs);
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", j, j, (long long)c->n, j);
+  cg_line(f->e, "int32_t %s = %s[%s];", p, t->starts, j);
+  cg_line(f->e, "float zero_terms = 0.0f;");
+  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", k, k, (long long)c->k, k);
+  cg_line(f->e, "if (%s < %s[%s + 1] && %s[%s] == %s)", p, t->starts, j, t->index, p, k);
+  cg_line(f->e, "  %s++;", p);
+  cg_line(f->e, "else");
+  cg_line(f->e, "  zero_terms += %s[%s%s] * 0.0f;", row, k, c->at);
+  cg_close(f->e);
+  cg_line(f->e, "%s[%s * %lld + %s] += zero_terms;", c->prod, i, (long long)c->n, j);
+  cg_close(f->e);
+  cg_close(f->e);
+}
+
 static const char *const kernel_names[] = {
     "dense", "dot products over each column's nonzeros, 8 columns at a time",
     "scatter of each nonzero input over its row's nonzeros", "unrolled: the nonzeros as literals",
@@ -362,7 +394,7 @@ void cg_sparse_product(CgFunc *f, NodeId mm, const char *a, int64_t a_rs, int64_
   else if (kind == IR_SPARSE_UNROLLED)
     unrolled_kernel(f, n->in[1], &c);
   else if (kind == IR_SPARSE_PANEL)
-    panel_kernel(f, &c, &t);
+    panel_kernel(f, &c, &t), panel_nonfinite(f, &c, &t);
   else
     dot_kernel(f, n->in[1], &c, &t);
   cg_close(f->e);

@@ -12,8 +12,9 @@
 #     8-bit indices (the panels' K = 30), the dot kernel's row offsets in pairs over K = 300 and
 #     N = 37 (a partial group of 8 columns), a fused ReLU, 20 rows (panels of 16 or 32 rows:
 #     K and M not multiples of the panel), native and generic, gcc and clang; the dot
-#     kernel on an all-zero row of A, a NaN and a -inf (NaN and +-inf exactly where the
-#     dense product has them: 0 * inf is NaN; tests/compare_nonfinite.py);
+#     kernel on an all-zero row of A, a NaN and a -inf, the panels on a +inf and a NaN (NaN
+#     and +-inf exactly where the dense product has them: 0 * inf is NaN;
+#     tests/compare_nonfinite.py);
 #   - the baked MLP's object (code + weights) is at least 3x smaller than the dense bake
 #     (the issue's goal), and weights above the thresholds stay dense.
 set -euo pipefail
@@ -107,17 +108,23 @@ y2 = rng.standard_normal((3, 300)).astype(np.float32)
 y2[0] = 0                        # an all-zero row of A
 y2[1, 5] = np.nan                # a NaN: every output of the dense product is NaN
 y2[2, 299] = -np.inf             # B[299][2] != 0: -inf there, NaN where B[299][j] == 0
-np.save('ey2.npy', y2)"
+np.save('ey2.npy', y2)
+z2 = z.copy()
+z2[3, 7] = np.inf                # the panels: +inf in one row, a NaN in another
+z2[17, 0] = np.nan
+np.save('ez2.npy', z2)"
 edge_inputs=(--input x=ex.npy --input y=ey.npy --input z=ez.npy)
 "$LATHE" run edge.lathe --weights edge.safetensors "${edge_inputs[@]}" --out ref-edge \
   --backend cc >/dev/null
 "$LATHE" run edge.lathe --weights edge.safetensors --input x=ex.npy --input y=ey2.npy \
-  --input z=ez.npy --out ref-edge2 --backend cc >/dev/null
+  --input z=ez2.npy --out ref-edge2 --backend cc >/dev/null
 $PY -c "
 import numpy as np
 c = np.load('ref-edge2/c.npy')
 assert np.isnan(c[1]).all() and np.isnan(c[2]).any() and np.isinf(c[2]).any(), c[1:]
-assert (c[0] == 0).all(), c[0]"
+assert (c[0] == 0).all(), c[0]
+d = np.load('ref-edge2/d.npy')
+assert (d[17] == 0).all() and not np.isfinite(d[3]).all(), d[3]  # ReLU(NaN) is 0"
 for target in native generic; do
   "$LATHE" compile edge.lathe --weights edge.safetensors --bake --target "$target" \
     -o "edge-$target" 2>/dev/null
@@ -133,11 +140,12 @@ for target in native generic; do
       -o edge.so -lm
     "$LATHE" run edge.so "${edge_inputs[@]}" --out out-edge >/dev/null
     for o in a b c d; do $PY "$ROOT/tests/compare_npy.py" "out-edge/$o.npy" "ref-edge/$o.npy" 1e-5; done
-    # the dot kernel on an all-zero row, a NaN and an infinity: NaN and +-inf where the dense
-    # product has them (0 * inf is NaN), the finite outputs within 1e-5
-    "$LATHE" run edge.so --input x=ex.npy --input y=ey2.npy --input z=ez.npy --out out-edge2 \
+    # the dot kernel on an all-zero row, a NaN and an infinity, the panels on an infinity and
+    # a NaN: NaN and +-inf where the dense product has them (0 * inf is NaN), the finite
+    # outputs within 1e-5
+    "$LATHE" run edge.so --input x=ex.npy --input y=ey2.npy --input z=ez2.npy --out out-edge2 \
       >/dev/null
-    for o in b c; do
+    for o in b c d; do
       $PY "$ROOT/tests/compare_nonfinite.py" "out-edge2/$o.npy" "ref-edge2/$o.npy" 1e-5
     done
   done

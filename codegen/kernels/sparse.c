@@ -53,13 +53,15 @@ static void lathe_sparse_dot8(const float *a, const float *v, const uint64_t *ix
   }
 }
 #endif
+/* @lathe-kernel finite */
 /* 1 when the k elements a[0], a[cs], ... a[(k - 1) cs] are all finite (x - x is 0 then, and
- * NaN for an infinity or a NaN) */
+ * NaN for an infinity or a NaN): a sparse product's check of a row of A (codegen/sparse.c) */
 static int lathe_sparse_finite(const float *a, ptrdiff_t k, ptrdiff_t cs) {
   int finite = 1;
   for (ptrdiff_t i = 0; i < k; i++) finite &= a[i * cs] - a[i * cs] == 0.0f;
   return finite;
 }
+/* @lathe-kernel dot8_nonfinite */
 /* entry e's row offset: the low half of pair e / 2 for an even e, the high half for an odd */
 static uint64_t lathe_sparse_row(const uint64_t *ix, int32_t e) {
   return e % 2 ? ix[e / 2] >> 32 : (uint32_t)ix[e / 2];
