@@ -13,6 +13,12 @@
  * --min-time each; prints the median seconds per call. Train entries
  * update params and state in place on every call, as a training loop would.
  *
+ * --images FILE feeds the first f32 input real images instead: FILE is an IDX image file
+ * (uncompressed, e.g. Fashion-MNIST's t10k-images-idx3-ubyte), its pixels scaled as
+ * `lathe train --data` scales them (an f32 division by 255), and every call reads the next
+ * batch of them (the input's element count / rows x cols images), cycling through the file:
+ * the entry sees the zeros real images have, in a different pattern at every call.
+ *
  * --check-matmul verifies a forward entry `c = a @ b` (inputs [M, K] and [K, N], output
  * [M, N]) on 256 sampled elements against a double-precision dot product, so a wrong kernel
  * is reported instead of timed. Exit status 1 on a failed check or bad entry, 2 on usage.
@@ -39,7 +45,16 @@ typedef struct Options {
   int int_range;
   int check_matmul;
   int64_t batch; /* --batch: the run-time batch n of a dynamic model (0: its bound) */
+  const char *images; /* --images: an IDX image file for the first f32 input, or NULL */
 } Options;
+
+/* --images: batches of real images, one after another, for the argument `arg` */
+typedef struct ImagePool {
+  int arg;          /* the argument they feed (-1: none) */
+  float *pixels;    /* batches * per_call floats */
+  long batches;     /* whole batches in the file */
+  int64_t per_call; /* floats per call: the input's element count */
+} ImagePool;
 
 static double now_seconds(void) {
   struct timespec ts;
@@ -80,6 +95,55 @@ static void fill_input(void *data, const lathe_tensor_info *t, int int_range, ui
     default: ((uint8_t *)data)[i] = (uint8_t)(r % (uint64_t)int_range); break;
     }
   }
+}
+
+static uint32_t big_endian32(const unsigned char *b) {
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Reads the IDX image file for the first f32 input of e; 0 (and a message) on bad input. */
+static int load_images(const char *path, const lathe_entry_info *e, ImagePool *pool) {
+  pool->arg = -1;
+  for (int i = 0; i < e->n_args && pool->arg < 0; i++)
+    if (e->args[i].role == LATHE_ARG_INPUT && e->args[i].tensor->dtype == LATHE_F32) pool->arg = i;
+  FILE *f = fopen(path, "rb");
+  unsigned char head[16];
+  if (pool->arg < 0 || !f || fread(head, 1, 16, f) != 16 || big_endian32(head) != 0x803) {
+    fprintf(stderr, "drive: %s: %s\n", path,
+            pool->arg < 0 ? "the entry has no f32 input"
+                          : "expected an uncompressed IDX image file (magic 0x00000803)");
+    if (f) fclose(f);
+    return 0;
+  }
+  int64_t count = big_endian32(head + 4);
+  int64_t image = (int64_t)big_endian32(head + 8) * big_endian32(head + 12);
+  pool->per_call = elements(e->args[pool->arg].tensor);
+  if (image > 0 && pool->per_call % image == 0)
+    pool->batches = (long)(count / (pool->per_call / image));
+  size_t bytes_n = (size_t)(count * image);
+  unsigned char *bytes = malloc(bytes_n);
+  int ok = pool->batches > 0 && bytes && fread(bytes, 1, bytes_n, f) == bytes_n;
+  fclose(f);
+  if (!ok) {
+    fprintf(stderr,
+            "drive: %s: expected %lld images of %lld pixels, a whole number per call of %lld "
+            "floats\n",
+            path, (long long)count, (long long)image, (long long)pool->per_call);
+    free(bytes);
+    return 0;
+  }
+  int64_t n = pool->batches * pool->per_call;
+  pool->pixels = alloc64(sizeof(float) * (size_t)n);
+  for (int64_t i = 0; i < n; i++) pool->pixels[i] = (float)bytes[i] / 255.0f;
+  free(bytes);
+  return 1;
+}
+
+/* call number i of the entry: with --images, the input points at the next batch */
+static void call(const lathe_entry_info *e, void **args, double *loss, const ImagePool *pool,
+                 long i) {
+  if (pool->arg >= 0) args[pool->arg] = pool->pixels + (i % pool->batches) * pool->per_call;
+  e->call(args, loss);
 }
 
 static const lathe_entry_info *find_entry(const lathe_model_info *m, const char *name) {
@@ -148,11 +212,11 @@ static int check_matmul(const lathe_entry_info *e, void *const *args) {
 
 /* Doubles the number of calls (all warm-up) until a batch lasts min_time / 4; returns the
  * number of calls that lasts about min_time. */
-static long calibrate(const lathe_entry_info *e, void *const *args, double *loss,
-                      double min_time) {
+static long calibrate(const lathe_entry_info *e, void **args, double *loss, double min_time,
+                      const ImagePool *pool) {
   for (long calls = 1;; calls *= 2) {
     double t0 = now_seconds();
-    for (long i = 0; i < calls; i++) e->call(args, loss);
+    for (long i = 0; i < calls; i++) call(e, args, loss, pool, i);
     double elapsed = now_seconds() - t0;
     if (elapsed >= min_time / 4 || calls >= (1L << 40)) {
       long n = (long)((double)calls * min_time / (elapsed > 1e-9 ? elapsed : 1e-9));
@@ -167,7 +231,7 @@ static int compare_doubles(const void *a, const void *b) {
 }
 
 static int parse_options(Options *o, int argc, char **argv) {
-  *o = (Options){NULL, 5, 0.2, 10, 0, 0};
+  *o = (Options){NULL, 5, 0.2, 10, 0, 0, NULL};
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(argv[i], "--check-matmul") == 0) o->check_matmul = 1;
@@ -175,6 +239,7 @@ static int parse_options(Options *o, int argc, char **argv) {
     else if (strcmp(argv[i], "--min-time") == 0 && v) o->min_time = atof(v), i++;
     else if (strcmp(argv[i], "--int-range") == 0 && v) o->int_range = atoi(v), i++;
     else if (strcmp(argv[i], "--batch") == 0 && v) o->batch = atoll(v), i++;
+    else if (strcmp(argv[i], "--images") == 0 && v) o->images = v, i++;
     else if (argv[i][0] != '-' && !o->entry) o->entry = argv[i];
     else return 0;
   }
@@ -185,7 +250,7 @@ int main(int argc, char **argv) {
   Options o;
   if (!parse_options(&o, argc, argv)) {
     fprintf(stderr, "usage: drive ENTRY [--reps 1..64] [--min-time SECONDS] "
-                    "[--int-range K] [--check-matmul] [--batch N]\n");
+                    "[--int-range K] [--check-matmul] [--batch N] [--images IDX]\n");
     return 2;
   }
   const lathe_model_info *m = &MODEL_INFO;
@@ -199,14 +264,16 @@ int main(int argc, char **argv) {
   if (!e || e->n_args > MAX_ARGS) return 1;
   void *args[MAX_ARGS];
   bind_args(m, e, &o, args);
+  ImagePool pool = {-1, NULL, 0, 0};
+  if (o.images && !load_images(o.images, e, &pool)) return 1;
   double loss = 0;
   e->call(args, &loss); /* first warm-up call: page faults, cold caches */
   if (o.check_matmul && !check_matmul(e, args)) return 1;
-  long calls = calibrate(e, args, &loss, o.min_time);
+  long calls = calibrate(e, args, &loss, o.min_time, &pool);
   double per_call[MAX_REPS];
   for (int r = 0; r < o.reps; r++) {
     double t0 = now_seconds();
-    for (long i = 0; i < calls; i++) e->call(args, &loss);
+    for (long i = 0; i < calls; i++) call(e, args, &loss, &pool, i);
     per_call[r] = (now_seconds() - t0) / (double)calls;
   }
   qsort(per_call, (size_t)o.reps, sizeof per_call[0], compare_doubles);

@@ -11,18 +11,21 @@
  *           `lathe dump` shows it (sparse_b, sparse_scatter, ...), codegen only obeys.
  * Invalidates: nothing (an attribute).
  *
- * The choice, measured with bench/sparse.sh (AMD Zen 3, medians; docs/compression.md):
+ * The choice, measured with bench/sparse.sh and CPU-time A/B runs (AMD Zen 3;
+ * docs/compression.md):
  *   - at most SPARSE_MAX_ROWS rows (batch-1 inference: the dense kernel streams every weight
  *     once per row and memory traffic dominates) and at most SPARSE_MAX_DENSITY nonzeros:
  *     UNROLLED when B has at most SPARSE_UNROLL_MAX nonzeros (literals, no index loads),
- *     else SCATTER over B's rows, which skips the zero inputs a ReLU or a blank pixel
- *     gives (a B holding an infinity or a NaN, where 0 * B is not 0, takes DOT instead);
+ *     else DOT, 8 columns at a time. SCATTER over B's rows, which skips the zero inputs a
+ *     ReLU or a blank pixel gives, is no longer chosen: it wins only above about 65% zero
+ *     inputs (each nonzero costs a load and a store of the output besides its index and
+ *     value), and the 8-column dot beat it on the MLP's hidden layer, ReLU zeros included
+ *     (6.5 against 7.1 us for the whole MLP on random inputs, 6.7 against 8.0 on real
+ *     images). Codegen still writes it for an IR that asks for it (sparse_scatter);
  *   - more rows: PANEL, B's column nonzeros each a multiply-add over a panel of rows of A,
  *     when B has at most SPARSE_PANEL_DENSITY nonzeros; the dense GEMM otherwise.
  */
 #include "passes.h"
-
-#include <math.h>
 
 enum { SPARSE_MAX_ROWS = 4, SPARSE_UNROLL_MAX = 512 };
 static const double SPARSE_MAX_DENSITY = 0.15, SPARSE_PANEL_DENSITY = 0.25;
@@ -36,19 +39,15 @@ static bool sparse_candidate(const Graph *g, const Node *n) {
          b->shape.rank == 2;
 }
 
-static IrSparseKernel choose(const Node *n, const Node *a, const Node *b) {
+static IrSparseKernel choose(const Node *n, const Node *b) {
   int64_t count = shape_numel(&b->shape), nonzero = 0;
-  bool finite = true;
-  for (int64_t i = 0; i < count; i++) {
+  for (int64_t i = 0; i < count; i++)
     nonzero += b->attr.constant.data[i] != 0.0;
-    finite = finite && isfinite(b->attr.constant.data[i]);
-  }
   double density = count ? (double)nonzero / (double)count : 1.0;
   if (n->shape.dim[0] > SPARSE_MAX_ROWS)
     return density <= SPARSE_PANEL_DENSITY ? IR_SPARSE_PANEL : IR_SPARSE_NONE;
   if (density > SPARSE_MAX_DENSITY) return IR_SPARSE_NONE;
-  if (nonzero <= SPARSE_UNROLL_MAX) return IR_SPARSE_UNROLLED;
-  return finite && a->op == OP_RELU ? IR_SPARSE_SCATTER : IR_SPARSE_DOT;
+  return nonzero <= SPARSE_UNROLL_MAX ? IR_SPARSE_UNROLLED : IR_SPARSE_DOT;
 }
 
 bool pass_sparsify(Graph *g, PassCtx *c) {
@@ -56,8 +55,7 @@ bool pass_sparsify(Graph *g, PassCtx *c) {
   for (NodeId id = 0; id < g->n_nodes; id++) {
     Node *n = graph_node(g, id);
     if (sparse_candidate(g, n))
-      n->attr.matmul.sparse_b =
-          (uint8_t)choose(n, graph_node(g, n->in[0]), graph_node(g, n->in[1]));
+      n->attr.matmul.sparse_b = (uint8_t)choose(n, graph_node(g, n->in[1]));
   }
   return true;
 }

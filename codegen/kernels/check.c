@@ -12,3 +12,4 @@
 #include "math.c"
 #include "quant.c"
 #include "quant_gemm.c"
+#include "sparse.c"
