@@ -165,6 +165,7 @@ static void lathe_qgemm(const lathe_qgemm_args *g, const lathe_qkernel *kern) {
       const __m256i p0_ = _mm256_madd_epi16(_mm256_maddubs_epi16(u_, b0), ones);                 \
       const __m256i p1_ = _mm256_madd_epi16(_mm256_maddubs_epi16(u_, b1), ones);                 \
       c[r_][0] = _mm256_add_epi32(c[r_][0], p0_), c[r_][1] = _mm256_add_epi32(c[r_][1], p1_);     \
+      __asm__("" : "+x"(c[r_][0]), "+x"(c[r_][1])); /* gcc: keep each sum in its register */     \
     }                                                                                            \
   } while (0)
 LATHE_QAVX2_IN void lathe_qtile_avx2_u8_in(int64_t k, const int8_t *const *a, const int8_t *w,
@@ -194,13 +195,13 @@ LATHE_QAVX2_IN void lathe_qtile_avx2_u8_in(int64_t k, const int8_t *const *a, co
  * into 2 partial sums per column, added pairwise (vphaddd) at the end; two rows at a time */
 #define LATHE_QS16_GROUP(q)                                                                      \
   do {                                                                                           \
-    __m256i b_[4];                                                                               \
-    for (int h_ = 0; h_ < 4; h_++)                                                               \
-      b_[h_] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 16 * h_)));            \
-    for (int r_ = 0; r_ < 2; r_++) {                                                             \
-      const __m256i x_ = _mm256_cvtepi8_epi16(_mm_set1_epi32(q[r_]));                            \
-      for (int h_ = 0; h_ < 4; h_++)                                                             \
-        c[r_][h_] = _mm256_add_epi32(c[r_][h_], _mm256_madd_epi16(x_, b_[h_]));                   \
+    const __m256i x0_ = _mm256_cvtepi8_epi16(_mm_set1_epi32(q[0]));                              \
+    const __m256i x1_ = _mm256_cvtepi8_epi16(_mm_set1_epi32(q[1]));                              \
+    for (int h_ = 0; h_ < 4; h_++) { /* one quarter live at a time: no spill, no copies */       \
+      const __m256i b_ = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 16 * h_)));  \
+      c[0][h_] = _mm256_add_epi32(c[0][h_], _mm256_madd_epi16(x0_, b_));                         \
+      c[1][h_] = _mm256_add_epi32(c[1][h_], _mm256_madd_epi16(x1_, b_));                         \
+      __asm__("" : "+x"(c[0][h_]), "+x"(c[1][h_])); /* gcc: keep each sum in its register */     \
     }                                                                                            \
   } while (0)
 LATHE_QAVX2_IN void lathe_qtile_avx2_s16_rows(int64_t k, const int8_t *const *a, const int8_t *w,
@@ -209,7 +210,7 @@ LATHE_QAVX2_IN void lathe_qtile_avx2_s16_rows(int64_t k, const int8_t *const *a,
   for (int h = 0; h < 4; h++) c[0][h] = c[1][h] = _mm256_setzero_si256();
   int32_t q[2];
   int64_t p = 0;
-  for (; p + 4 <= k; p += 4, w += 64) {
+  for (; p + 4 <= k; p += 4, w += 64) { /* the full groups: no branch inside */
     memcpy(&q[0], a[0] + p, 4), memcpy(&q[1], a[1] + p, 4);
     LATHE_QS16_GROUP(q);
   }
