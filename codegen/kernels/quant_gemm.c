@@ -23,7 +23,8 @@
  * passes exact = 1 when one could: that layer then runs the s16 tile (vpmovzxbw/vpmovsxbw to
  * int16, vpmaddwd, which cannot saturate), never a changed weight.
  *
- * Sections: driver (the portable tile, the row x panel loops and the epilogue), avx2, vnni,
+ * Sections: driver (the portable tile, the row x panel loops and the epilogue), avx2 (the
+ * tiles, the epilogues, the panel routines that run tile, epilogue and stores in one call), vnni,
  * sdot (each a tile under its compiler and ISA guard), and pick_v3, pick_v4, pick_aarch64
  * (which tile a target's file runs). Embedded as in gemm.c (scripts/embed-kernels.py).
  */
