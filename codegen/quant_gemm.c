@@ -48,7 +48,7 @@ int64_t cg_qgemm_scratch(const Graph *g, NodeId id, const CgOptions *o) {
   if (!cg_qgemm_applies(g, id, o) || graph_node(g, id)->op != OP_QCONV2D) return 0;
   int64_t k, cols;
   gemm_dims(g, graph_node(g, id), &k, &cols);
-  return QCONV_ROWS * k;
+  return QCONV_ROWS * ((k + 3) / 4 * 4); /* rows of k rounded up to whole groups */
 }
 
 /* B[p, o] of node n's weights: qdense w [K, N] as it is, qconv2d w [O, C, kh, kw] as [O, K] */

@@ -165,6 +165,12 @@ CASES = [  # name, expected AVX2 tile, builder
     ("c_s2_p1", "s16", lambda r: conv(r, 2, 3, 9, 7, 5, 3, 3, "full", 2, 1, 1)),
     ("c_1x1_limit", "u8", lambda r: conv(r, 1, 17, 5, 5, 17, 1, 1, "limit", 1, 0, 1)),
     ("c_pix144_d2", "s16", lambda r: conv(r, 3, 8, 12, 12, 19, 3, 3, "full", 1, 2, 2)),
+    # the panel routines' stores: 16-byte rows with a last block of 2 rows (qdense), and the
+    # first convolution of a CNN (one channel, K = 9 read as 12, 32 output channels) over
+    # 49 and 100 pixels (a last block of 1 and of 4 rows), padded and not
+    ("d_m6_k40_o32", "s16", lambda r: dense(r, 6, 40, 32, "full")),
+    ("c_k9_o32", "s16", lambda r: conv(r, 2, 1, 9, 9, 32, 3, 3, "full", 1, 0, 1)),
+    ("c_k9_o32_p1_limit", "u8", lambda r: conv(r, 1, 1, 10, 10, 32, 3, 3, "limit", 1, 1, 1)),
 ]
 
 
