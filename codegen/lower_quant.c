@@ -2,7 +2,8 @@
  * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK (one loop nest over x, scale and zero
  * point NumPy-broadcast), QDENSE and QCONV2D (int32 sums, then lathe_requant of the kernel
  * library, codegen/kernels/quant.c), QMAX_POOL2D and QAVG_POOL2D (plain window loops), QADD
- * (lathe_qadd of the kernel library per broadcast pair).
+ * (lathe_qadd of the kernel library per broadcast pair), QSOFTMAX (lathe_qsoftmax per row of
+ * the last axis) and REQUANTIZE (lathe_requant per element).
  *
  * Semantics match ir/quant.c exactly: the division x / scale in x's dtype (float32 for f32:
  * C evaluates float / float in float), roundf/round (half away from zero; rintf/rint, half to
@@ -227,6 +228,40 @@ bool lower_qadd(CgFunc *f, NodeId id) {
   cg_line(f->e, "%s = lathe_qadd(%s, %s, %s, %d, %d);",
           cg_at(f, id, cg_broadcast_index(f, &n->shape, &n->shape, vars)), x[0], x[1], p,
           (int)n->attr.quant.qmin, (int)n->attr.quant.qmax);
+  cg_nest_close(f, &n->shape, vars);
+  return true;
+}
+
+/* qsoftmax: lathe_qsoftmax (codegen/kernels/quant.c) on each row of the last axis, its three
+ * parameters (multiplier, left shift, diff_min) in one array */
+bool lower_qsoftmax(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  int64_t depth = n->shape.dim[n->shape.rank - 1], rows = shape_numel(&n->shape) / depth;
+  const char *p = cg_fresh(f->e, "sp");
+  cg_line(f->e, "/* int8 softmax (TFLite's), rows of %lld: scale 1/256, zero point -128 */",
+          (long long)depth);
+  cg_line(f->e, "const int32_t %s[3] = {%s, %s, %s}; /* multiplier, left shift, diff_min */", p,
+          cg_at(f, n->in[1], "0"), cg_at(f, n->in[1], "1"), cg_at(f, n->in[1], "2"));
+  const char *r = cg_loop_open(f, "r", rows);
+  const char *row = cg_index_expr(f->arena, 1, &r, &depth);
+  cg_line(f->e, "lathe_qsoftmax(&%s, &%s, %lld, %s);", cg_at(f, n->in[0], row), cg_at(f, id, row),
+          (long long)depth, p);
+  cg_loop_close(f, r);
+  return true;
+}
+
+/* requantize: int8 to int8 at other parameters, lathe_requant of x - x_zp per element */
+bool lower_requantize(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const char *vars[IR_MAX_RANK];
+  cg_line(f->e, "/* int8 requantize (TFLite's QUANTIZE of an int8 tensor): x_zp %d -> %d */",
+          (int)n->attr.quant.x_zp, (int)n->attr.quant.out_zp);
+  cg_nest_open(f, &n->shape, vars);
+  const char *at = cg_broadcast_index(f, &n->shape, &n->shape, vars);
+  cg_line(f->e, "%s = lathe_requant((int32_t)%s - (%d), 0,", cg_at(f, id, at),
+          cg_at(f, n->in[0], at), (int)n->attr.quant.x_zp);
+  cg_line(f->e, "    %s, %s, %d, %d, %d);", cg_at(f, n->in[1], "0"), cg_at(f, n->in[2], "0"),
+          (int)n->attr.quant.out_zp, (int)n->attr.quant.qmin, (int)n->attr.quant.qmax);
   cg_nest_close(f, &n->shape, vars);
   return true;
 }
