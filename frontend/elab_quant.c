@@ -6,8 +6,9 @@
  *   fake_quant(x, scale, zp, qmin = -128, qmax = 127)     f32 -> f32, straight-through grad
  *   qdense(x, w, bias, multiplier, shift, x_zp = 0, out_zp = 0, qmin = -128, qmax = 127)
  *   qconv2d(x, w, bias, multiplier, shift, stride = 1, padding = 0, dilation = 1, x_zp = 0,
- *           out_zp = 0, qmin = -128, qmax = 127)       stride/dilation an int or [h, w],
- *                                                      padding an int, [h, w] or [t, l, b, r]
+ *           out_zp = 0, qmin = -128, qmax = 127, groups = 1)   stride/dilation an int or
+ *                                                      [h, w], padding an int, [h, w] or
+ *                                                      [t, l, b, r]; w [O, C / groups, kh, kw]
  *   qadd(a, b, a_zp, b_zp, out_zp, a_multiplier, a_shift, b_multiplier, b_shift,
  *        out_multiplier, out_shift, qmin = -128, qmax = 127)   TFLite's int8 ADD, all ints
  *   qsoftmax(x, multiplier, left_shift, diff_min)      TFLite's int8 softmax, last axis; the
@@ -48,7 +49,7 @@ static const QuantBuiltin quant_builtins[] = {
     {"qconv2d",
      OP_QCONV2D,
      {"x", "w", "bias", "multiplier", "shift", "stride", "padding", "dilation", "x_zp", "out_zp",
-      "qmin", "qmax"},
+      "qmin", "qmax", "groups"},
      5},
     {"qadd",
      OP_QADD,
@@ -157,6 +158,11 @@ static bool quant_attrs(Elab *E, Scope *s, const QuantBuiltin *b, const Expr **a
   bool conv = b->op == OP_QCONV2D;
   int z = conv ? 8 : 5, r = b->op == OP_QDENSE || conv ? z + 2 : 3;
   if (conv && !conv_geometry(E, s, a, at)) return false;
+  if (conv && !int_arg(E, s, a[12], "'groups'", 1, &at->quant.groups)) return false;
+  if (conv && at->quant.groups < 1) {
+    diag_error(E->d, a[12]->loc, "'groups' must be an int >= 1, got %d", (int)at->quant.groups);
+    return false;
+  }
   if (r != 3 && (!int_arg(E, s, a[z], "'x_zp'", 0, &at->quant.x_zp) ||
                  !int_arg(E, s, a[z + 1], "'out_zp'", 0, &at->quant.out_zp)))
     return false;

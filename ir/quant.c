@@ -190,7 +190,29 @@ static int64_t qconv_extent(const Node *n, int64_t in, int64_t k, int i) {
   return span < 0 ? 0 : span / n->attr.quant.stride[i] + 1;
 }
 
-/* qconv2d(x i8 [N, C, H, W], w i8 [O, C, kh, kw], bias, mult, shift) -> i8 [N, O, Ho, Wo] */
+/* the channel groups of a QCONV2D (0 and 1: one) */
+static int64_t qconv_groups(const Node *n) {
+  return n->attr.quant.groups > 1 ? n->attr.quant.groups : 1;
+}
+
+/* groups >= 1 divides O, and x's C is groups times w's C / groups */
+static bool qconv_groups_ok(const Node *n, const Node *x, const Node *w, Diag *d) {
+  int64_t G = qconv_groups(n);
+  if (n->attr.quant.groups >= 0 && x->shape.rank == 4 && w->shape.rank == 4 &&
+      w->shape.dim[0] % G == 0 && x->shape.dim[1] == w->shape.dim[1] * G)
+    return true;
+  char sx[SHAPE_BUF], sw[SHAPE_BUF];
+  IR_ERROR(d, n->loc,
+           "qconv2d: groups = %d must divide the output channels O, and x's channels C must be "
+           "groups times the weights' C / groups; got x %s and weights [O, C / groups, kh, kw] "
+           "= %s",
+           (int)n->attr.quant.groups, shape_str(&x->shape, sx, sizeof sx),
+           shape_str(&w->shape, sw, sizeof sw));
+  return false;
+}
+
+/* qconv2d(x i8 [N, C, H, W], w i8 [O, C / groups, kh, kw], bias, mult, shift) -> i8 [N, O, Ho,
+ * Wo]; output channel o reads the input channels of its group o / (O / groups) */
 bool infer_qconv2d(Graph *g, Node *n, Diag *d) {
   const Node *x = in_node(g, n, 0), *w = in_node(g, n, 1);
   char sx[SHAPE_BUF], sw[SHAPE_BUF];
@@ -199,7 +221,8 @@ bool infer_qconv2d(Graph *g, Node *n, Diag *d) {
   bool geometry = st[0] >= 1 && st[1] >= 1 && dil[0] >= 1 && dil[1] >= 1;
   for (int i = 0; i < 4; i++)
     geometry = geometry && n->attr.quant.pad[i] >= 0;
-  bool fits = x->shape.rank == 4 && w->shape.rank == 4 && x->shape.dim[1] == w->shape.dim[1];
+  if (x->shape.rank == 4 && w->shape.rank == 4 && !qconv_groups_ok(n, x, w, d)) return false;
+  bool fits = x->shape.rank == 4 && w->shape.rank == 4;
   int64_t oh = fits ? qconv_extent(n, x->shape.dim[2], w->shape.dim[2], 0) : 0;
   int64_t ow = fits ? qconv_extent(n, x->shape.dim[3], w->shape.dim[3], 1) : 0;
   if (!geometry || oh < 1 || ow < 1) {
@@ -320,19 +343,21 @@ void eval_qdense(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
   }
 }
 
-/* sum over the taps of output (b, o, p, q) of (x - x_zp) * w; padded taps add 0 */
+/* sum over the taps of output (b, o, p, q) of (x - x_zp) * w, the input channels those of o's
+ * group; padded taps add 0 */
 static int32_t qconv_sum(const Node *n, const Tensor *xt, const Tensor *wt, int64_t b, int64_t o,
                          int64_t p, int64_t q) {
   const int64_t *xd = xt->shape.dim, *wd = wt->shape.dim;
   const int8_t *x = xt->data, *w = wt->data;
   const int32_t *st = n->attr.quant.stride, *dil = n->attr.quant.dilation, *pad = n->attr.quant.pad;
   int32_t acc = 0;
-  for (int64_t c = 0; c < xd[1]; c++)
+  int64_t c0 = o / (wd[0] / qconv_groups(n)) * wd[1]; /* the group's first input channel */
+  for (int64_t c = 0; c < wd[1]; c++)
     for (int64_t i = 0; i < wd[2]; i++)
       for (int64_t j = 0; j < wd[3]; j++) {
         int64_t h = p * st[0] + i * dil[0] - pad[0], v = q * st[1] + j * dil[1] - pad[1];
         if (h < 0 || h >= xd[2] || v < 0 || v >= xd[3]) continue;
-        int32_t xv = x[((b * xd[1] + c) * xd[2] + h) * xd[3] + v];
+        int32_t xv = x[((b * xd[1] + c0 + c) * xd[2] + h) * xd[3] + v];
         acc += (xv - n->attr.quant.x_zp) * (int32_t)w[((o * wd[1] + c) * wd[2] + i) * wd[3] + j];
       }
   return acc;
