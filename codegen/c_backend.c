@@ -547,12 +547,15 @@ static char *source_text(Backend *b) {
   cg_buf_puts(&c, "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
                   "#include <string.h>\n\n");
   emit_math(&c, b->funcs.data);
-  /* int8 kernels (lower_quant.c): lathe_qadd calls lathe_requant */
+  /* int8 kernels (lower_quant.c): lathe_qadd and lathe_qsoftmax call lathe_requant's steps */
   bool qadd = b->funcs.data && strstr(b->funcs.data, "lathe_qadd(");
-  if ((b->funcs.data && strstr(b->funcs.data, "lathe_requant(")) || qadd ||
-      (b->globals.data && strstr(b->globals.data, "lathe_requant(")))
-    cg_buf_printf(&c, "%s\n", cg_kernel_quant_requant);
+  bool qsoftmax = b->funcs.data && strstr(b->funcs.data, "lathe_qsoftmax(");
+  bool requant = (b->funcs.data && strstr(b->funcs.data, "lathe_requant(")) || qadd ||
+                 (b->globals.data && strstr(b->globals.data, "lathe_requant("));
+  if (requant || qsoftmax) cg_buf_printf(&c, "%s\n", cg_kernel_quant_fixedpoint);
+  if (requant) cg_buf_printf(&c, "%s\n", cg_kernel_quant_requant);
   if (qadd) cg_buf_printf(&c, "%s\n", cg_kernel_quant_qadd);
+  if (qsoftmax) cg_buf_printf(&c, "%s\n", cg_kernel_quant_qsoftmax);
   if (b->opt->threads > 1)
     cg_buf_printf(&c,
                   "/* Large kernels run on %d threads when built with -fopenmp; without it they\n"

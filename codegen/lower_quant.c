@@ -2,7 +2,8 @@
  * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK (one loop nest over x, scale and zero
  * point NumPy-broadcast), QDENSE and QCONV2D (int32 sums, then lathe_requant of the kernel
  * library, codegen/kernels/quant.c), QMAX_POOL2D and QAVG_POOL2D (plain window loops), QADD
- * (lathe_qadd of the kernel library per broadcast pair).
+ * (lathe_qadd of the kernel library per broadcast pair), QSOFTMAX (lathe_qsoftmax per row of
+ * the last axis) and REQUANTIZE (lathe_requant per element).
  *
  * Semantics match ir/quant.c exactly: the division x / scale in x's dtype (float32 for f32:
  * C evaluates float / float in float), roundf/round (half away from zero; rintf/rint, half to
@@ -96,8 +97,21 @@ static const char *tap(CgFunc *f, const char *out, const char *k, int stride, in
   return pad ? arena_printf(f->arena, "%s - %d", e, pad) : e;
 }
 
+/* the input channel of tap channel c (NULL: 0) of output channel o (NULL: 0): c, or with
+ * groups, (o / (O / groups)) * (C / groups) + c; NULL when it is always 0 */
+static const char *qconv_channel(CgFunc *f, const Node *n, const int64_t *wd, const char *o,
+                                 const char *c) {
+  int64_t G = n->attr.quant.groups > 1 ? n->attr.quant.groups : 1, per = wd[0] / G;
+  if (G == 1 || !o) return c;
+  const char *group = per == 1 ? o : arena_printf(f->arena, "%s / %lld", o, (long long)per);
+  const char *first =
+      wd[1] == 1 ? group : arena_printf(f->arena, "%s * %lld", group, (long long)wd[1]);
+  return arena_printf(f->arena, c ? "(%s + %s)" : "(%s)", first, c);
+}
+
 /* y[b, o, p, q] = lathe_requant(sum over c, i, j of (x - x_zp) * w, ...): plain loops, the
- * padded taps skipped (they would add (x_zp - x_zp) * w = 0) */
+ * padded taps skipped (they would add (x_zp - x_zp) * w = 0); with groups, c runs over the
+ * C / groups channels of o's group */
 bool lower_qconv2d(CgFunc *f, NodeId id) {
   if (cg_qgemm_applies(f->g, id, f->opt)) return cg_qgemm_lower(f, id); /* baked weights */
   const Node *n = graph_node(f->g, id);
@@ -105,19 +119,22 @@ bool lower_qconv2d(CgFunc *f, NodeId id) {
   const int64_t *wd = graph_node(f->g, n->in[1])->shape.dim, *od = n->shape.dim;
   const int32_t *st = n->attr.quant.stride, *dil = n->attr.quant.dilation, *pad = n->attr.quant.pad;
   bool padded = pad[0] || pad[1] || pad[2] || pad[3];
-  cg_line(f->e, "/* int8 convolution: int32 sums of (x - x_zp) * w, x_zp = %d%s */",
+  cg_line(f->e, "/* int8 convolution%s: int32 sums of (x - x_zp) * w, x_zp = %d%s */",
+          n->attr.quant.groups > 1
+              ? arena_printf(f->arena, ", %d groups", (int)n->attr.quant.groups)
+              : "",
           (int)n->attr.quant.x_zp, padded ? ", padded taps skipped" : "");
   const char *o4[4];
   for (int k = 0; k < 4; k++)
     o4[k] = cg_loop_open(f, (const char *[]){"b", "o", "oh", "ow"}[k], od[k]);
   const char *acc = cg_fresh(f->e, "acc");
   cg_line(f->e, "int32_t %s = 0;", acc);
-  const char *c = cg_loop_open(f, "c", xd[1]), *i = cg_loop_open(f, "i", wd[2]),
+  const char *c = cg_loop_open(f, "c", wd[1]), *i = cg_loop_open(f, "i", wd[2]),
              *j = cg_loop_open(f, "j", wd[3]);
   const char *h = cg_fresh(f->e, "h"), *v = cg_fresh(f->e, "v");
   cg_line(f->e, "const int64_t %s = %s, %s = %s;", h, tap(f, o4[2], i, st[0], dil[0], pad[0]), v,
           tap(f, o4[3], j, st[1], dil[1], pad[1]));
-  const char *xv[4] = {o4[0], c, h, v}, *wv[4] = {o4[1], c, i, j};
+  const char *xv[4] = {o4[0], qconv_channel(f, n, wd, o4[1], c), h, v}, *wv[4] = {o4[1], c, i, j};
   int64_t xs[4] = {xd[1] * xd[2] * xd[3], xd[2] * xd[3], xd[3], 1};
   int64_t ws[4] = {wd[1] * wd[2] * wd[3], wd[2] * wd[3], wd[3], 1};
   const char *term =
@@ -227,6 +244,40 @@ bool lower_qadd(CgFunc *f, NodeId id) {
   cg_line(f->e, "%s = lathe_qadd(%s, %s, %s, %d, %d);",
           cg_at(f, id, cg_broadcast_index(f, &n->shape, &n->shape, vars)), x[0], x[1], p,
           (int)n->attr.quant.qmin, (int)n->attr.quant.qmax);
+  cg_nest_close(f, &n->shape, vars);
+  return true;
+}
+
+/* qsoftmax: lathe_qsoftmax (codegen/kernels/quant.c) on each row of the last axis, its three
+ * parameters (multiplier, left shift, diff_min) in one array */
+bool lower_qsoftmax(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  int64_t depth = n->shape.dim[n->shape.rank - 1], rows = shape_numel(&n->shape) / depth;
+  const char *p = cg_fresh(f->e, "sp");
+  cg_line(f->e, "/* int8 softmax (TFLite's), rows of %lld: scale 1/256, zero point -128 */",
+          (long long)depth);
+  cg_line(f->e, "const int32_t %s[3] = {%s, %s, %s}; /* multiplier, left shift, diff_min */", p,
+          cg_at(f, n->in[1], "0"), cg_at(f, n->in[1], "1"), cg_at(f, n->in[1], "2"));
+  const char *r = cg_loop_open(f, "r", rows);
+  const char *row = cg_index_expr(f->arena, 1, &r, &depth);
+  cg_line(f->e, "lathe_qsoftmax(&%s, &%s, %lld, %s);", cg_at(f, n->in[0], row), cg_at(f, id, row),
+          (long long)depth, p);
+  cg_loop_close(f, r);
+  return true;
+}
+
+/* requantize: int8 to int8 at other parameters, lathe_requant of x - x_zp per element */
+bool lower_requantize(CgFunc *f, NodeId id) {
+  const Node *n = graph_node(f->g, id);
+  const char *vars[IR_MAX_RANK];
+  cg_line(f->e, "/* int8 requantize (TFLite's QUANTIZE of an int8 tensor): x_zp %d -> %d */",
+          (int)n->attr.quant.x_zp, (int)n->attr.quant.out_zp);
+  cg_nest_open(f, &n->shape, vars);
+  const char *at = cg_broadcast_index(f, &n->shape, &n->shape, vars);
+  cg_line(f->e, "%s = lathe_requant((int32_t)%s - (%d), 0,", cg_at(f, id, at),
+          cg_at(f, n->in[0], at), (int)n->attr.quant.x_zp);
+  cg_line(f->e, "    %s, %s, %d, %d, %d);", cg_at(f, n->in[1], "0"), cg_at(f, n->in[2], "0"),
+          (int)n->attr.quant.out_zp, (int)n->attr.quant.qmin, (int)n->attr.quant.qmax);
   cg_nest_close(f, &n->shape, vars);
   return true;
 }

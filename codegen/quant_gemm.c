@@ -26,6 +26,7 @@ enum { QCONV_ROWS = 64 };
 bool cg_qgemm_applies(const Graph *g, NodeId id, const CgOptions *o) {
   const Node *n = graph_node(g, id);
   if (n->op != OP_QDENSE && n->op != OP_QCONV2D) return false;
+  if (n->op == OP_QCONV2D && n->attr.quant.groups > 1) return false; /* grouped: plain loops */
   const Node *w = graph_node(g, n->in[1]);
   return cg_gemm_vec(o) > 0 && w->op == OP_CONST && w->attr.constant.data;
 }

@@ -6,10 +6,15 @@
  *   fake_quant(x, scale, zp, qmin = -128, qmax = 127)     f32 -> f32, straight-through grad
  *   qdense(x, w, bias, multiplier, shift, x_zp = 0, out_zp = 0, qmin = -128, qmax = 127)
  *   qconv2d(x, w, bias, multiplier, shift, stride = 1, padding = 0, dilation = 1, x_zp = 0,
- *           out_zp = 0, qmin = -128, qmax = 127)       stride/dilation an int or [h, w],
- *                                                      padding an int, [h, w] or [t, l, b, r]
+ *           out_zp = 0, qmin = -128, qmax = 127, groups = 1)   stride/dilation an int or
+ *                                                      [h, w], padding an int, [h, w] or
+ *                                                      [t, l, b, r]; w [O, C / groups, kh, kw]
  *   qadd(a, b, a_zp, b_zp, out_zp, a_multiplier, a_shift, b_multiplier, b_shift,
  *        out_multiplier, out_shift, qmin = -128, qmax = 127)   TFLite's int8 ADD, all ints
+ *   qsoftmax(x, multiplier, left_shift, diff_min)      TFLite's int8 softmax, last axis; the
+ *                                                      result's scale 1/256, zero point -128
+ *   requantize(x, multiplier, shift, x_zp = 0, out_zp = 0, qmin = -128, qmax = 127)
+ *                                                      int8 to int8 at other parameters
  *   max_pool2d(x i8, ...), avg_pool2d(x i8, ...)       (elab_conv.c's builtins on an i8 x)
  *
  * scale and zp are tensors NumPy-broadcast against x (a scalar per tensor, [1, C, 1, 1] per
@@ -21,6 +26,7 @@
  */
 #include "frontend/elab.h"
 
+#include <stdio.h>
 #include <string.h>
 
 enum { QB_MAX_ARGS = 13 };
@@ -43,13 +49,18 @@ static const QuantBuiltin quant_builtins[] = {
     {"qconv2d",
      OP_QCONV2D,
      {"x", "w", "bias", "multiplier", "shift", "stride", "padding", "dilation", "x_zp", "out_zp",
-      "qmin", "qmax"},
+      "qmin", "qmax", "groups"},
      5},
     {"qadd",
      OP_QADD,
      {"a", "b", "a_zp", "b_zp", "out_zp", "a_multiplier", "a_shift", "b_multiplier", "b_shift",
       "out_multiplier", "out_shift", "qmin", "qmax"},
      11},
+    {"qsoftmax", OP_QSOFTMAX, {"x", "multiplier", "left_shift", "diff_min"}, 4},
+    {"requantize",
+     OP_REQUANTIZE,
+     {"x", "multiplier", "shift", "x_zp", "out_zp", "qmin", "qmax"},
+     3},
 };
 enum { N_QUANT_BUILTINS = sizeof quant_builtins / sizeof quant_builtins[0] };
 
@@ -147,6 +158,11 @@ static bool quant_attrs(Elab *E, Scope *s, const QuantBuiltin *b, const Expr **a
   bool conv = b->op == OP_QCONV2D;
   int z = conv ? 8 : 5, r = b->op == OP_QDENSE || conv ? z + 2 : 3;
   if (conv && !conv_geometry(E, s, a, at)) return false;
+  if (conv && !int_arg(E, s, a[12], "'groups'", 1, &at->quant.groups)) return false;
+  if (conv && at->quant.groups < 1) {
+    diag_error(E->d, a[12]->loc, "'groups' must be an int >= 1, got %d", (int)at->quant.groups);
+    return false;
+  }
   if (r != 3 && (!int_arg(E, s, a[z], "'x_zp'", 0, &at->quant.x_zp) ||
                  !int_arg(E, s, a[z + 1], "'out_zp'", 0, &at->quant.out_zp)))
     return false;
@@ -185,6 +201,39 @@ static Value qadd_call(Elab *E, Scope *s, const Expr *call, const Expr **a) {
   return elab_tensor_value(build_node(&bl, OP_QADD, in, 5, &at));
 }
 
+/* qsoftmax(x, multiplier, left_shift, diff_min): the three ints as one i32 [3] constant;
+ * requantize(x, multiplier, shift, ...): two i32 scalars and the zero points and clamp as
+ * attributes. Their ranges are infer_qsoftmax's and infer_requantize's */
+static Value qsoftmax_requantize_call(Elab *E, Scope *s, const QuantBuiltin *b, const Expr *call,
+                                      const Expr **a) {
+  NodeId in[2];
+  if (!elab_tensor_arg(E, s, a[0], b->name, &in[0])) return (Value){0};
+  bool soft = b->op == OP_QSOFTMAX;
+  double v[3];
+  for (int k = 0; k < (soft ? 3 : 2); k++) {
+    int32_t i;
+    char what[32];
+    snprintf(what, sizeof what, "'%s'", b->params[k + 1]);
+    if (!int_arg(E, s, a[k + 1], what, 0, &i)) return (Value){0};
+    v[k] = i;
+  }
+  NodeAttr at;
+  memset(&at, 0, sizeof at);
+  if (!soft && !(int_arg(E, s, a[3], "'x_zp'", 0, &at.quant.x_zp) &&
+                 int_arg(E, s, a[4], "'out_zp'", 0, &at.quant.out_zp) &&
+                 int_arg(E, s, a[5], "'qmin'", -128, &at.quant.qmin) &&
+                 int_arg(E, s, a[6], "'qmax'", 127, &at.quant.qmax)))
+    return (Value){0};
+  Builder bl = elab_builder(E, call->loc);
+  if (soft) {
+    Shape three = shape_make(1, (int64_t[]){3});
+    in[1] = build_const_data(&bl, DT_I32, &three, v);
+    return elab_tensor_value(build_node(&bl, OP_QSOFTMAX, in, 2, &at));
+  }
+  NodeId r[3] = {in[0], build_scalar(&bl, DT_I32, v[0]), build_scalar(&bl, DT_I32, v[1])};
+  return elab_tensor_value(build_node(&bl, OP_REQUANTIZE, r, 3, &at));
+}
+
 /* the int8 forms of elab_conv.c's pools: qmax_pool2d, and qavg_pool2d, which averages over the
  * taps inside the image as TFLite does, so a padded one needs count_include_pad = false */
 Value elab_quant_pool(Elab *E, Scope *s, const Expr *call, bool avg, const Expr *arg4, NodeId x,
@@ -208,6 +257,8 @@ Value elab_quant_call(Elab *E, Scope *s, const Expr *call) {
   const Expr *a[QB_MAX_ARGS];
   if (!elab_builtin_args(E, call, b->params, QB_MAX_ARGS, b->n_required, a)) return (Value){0};
   if (b->op == OP_QADD) return qadd_call(E, s, call, a);
+  if (b->op == OP_QSOFTMAX || b->op == OP_REQUANTIZE)
+    return qsoftmax_requantize_call(E, s, b, call, a);
   NodeId in[5] = {operand(E, s, a[0], elab_float_dtype(E), b->name)};
   if (in[0] == IR_NONE) return (Value){0};
   DType xt = graph_node(E->g, in[0])->dtype;

@@ -742,6 +742,7 @@ static int32_t *qconv_field(NodeAttr *a, int k) {
 
 static void write_qconv(const Node *n, IrAttrText *t) {
   write_quant(n, t);
+  if (n->attr.quant.groups > 1) put_int(t, "groups", n->attr.quant.groups);
   NodeAttr a = n->attr;
   for (int k = 0; k < 3; k++) {
     int64_t *v = put_list(t, qconv_keys[k], qconv_len[k]);
@@ -751,6 +752,9 @@ static void write_qconv(const Node *n, IrAttrText *t) {
 }
 static bool read_qconv(const Ctx *c, NodeAttr *out) {
   if (!read_quant(c, out)) return false;
+  int64_t groups = 0;
+  if (!get_int(c, "groups", 1, INT32_MAX, &groups)) return false;
+  out->quant.groups = (int32_t)groups;
   for (int k = 0; k < 3; k++) {
     int64_t v[4];
     int n;
@@ -767,11 +771,12 @@ static bool equal_qconv(const Node *a, const Node *b) {
   for (int k = 0; k < 3; k++)
     for (int i = 0; i < qconv_len[k]; i++)
       if (qconv_field(&x, k)[i] != qconv_field(&y, k)[i]) return false;
-  return equal_quant(a, b);
+  return (x.quant.groups > 1 ? x.quant.groups : 1) == (y.quant.groups > 1 ? y.quant.groups : 1) &&
+         equal_quant(a, b);
 }
 static uint64_t hash_qconv(const Node *n) {
   NodeAttr a = n->attr;
-  uint64_t h = hash_quant(n);
+  uint64_t h = hash_quant(n) * 31u + (uint32_t)(a.quant.groups > 1 ? a.quant.groups : 1);
   for (int k = 0; k < 3; k++)
     for (int i = 0; i < qconv_len[k]; i++)
       h = h * 31u + (uint32_t)qconv_field(&a, k)[i];
@@ -887,8 +892,8 @@ static const KindOps kinds[] = {
                         "from", "pruned"),
                    "|nchwc|", false, write_conv, read_conv, equal_conv, hash_conv},
     [ATTR_MODE] = {KEYS("train"), "|train|", false, write_mode, read_mode, equal_mode, hash_mode},
-    [ATTR_QCONV] = {KEYS("x_zp", "out_zp", "qmin", "qmax", "stride", "dilation", "pad"), "", false,
-                    write_qconv, read_qconv, equal_qconv, hash_qconv},
+    [ATTR_QCONV] = {KEYS("x_zp", "out_zp", "qmin", "qmax", "groups", "stride", "dilation", "pad"),
+                    "", false, write_qconv, read_qconv, equal_qconv, hash_qconv},
     [ATTR_QUANT] = {KEYS("x_zp", "out_zp", "qmin", "qmax", "half_even"), "|half_even|", false,
                     write_quant, read_quant, equal_quant, hash_quant},
     [ATTR_TOPK] = {KEYS("k", "smallest"), "|smallest|", false, write_topk, read_topk, equal_topk,

@@ -318,6 +318,8 @@ typedef union NodeAttr {
     int32_t stride[2];   /* QCONV2D: per spatial axis (h, w), >= 1 */
     int32_t dilation[2]; /* QCONV2D: >= 1 */
     int32_t pad[4];      /* QCONV2D: top, left, bottom, right; padded taps read x_zp (real 0) */
+    int32_t groups;      /* QCONV2D: channel groups, 0 or 1 = one (x [N, C], w [O, C / groups]);
+                            depthwise: groups = C; others: 0 */
     bool half_even;      /* QUANTIZE: round x / scale half to even (ONNX QuantizeLinear)
                             instead of half away from zero (TFLite); others: false */
   } quant;

@@ -1,6 +1,6 @@
 /* ir/quant.c — infer and eval hooks of the int8 quantization ops (issue 19, docs/int8.md):
- * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE, QCONV2D, QMAX_POOL2D, QAVG_POOL2D
- * and QADD.
+ * QUANTIZE, DEQUANTIZE, FAKE_QUANT, FAKE_QUANT_MASK, QDENSE, QCONV2D, QMAX_POOL2D, QAVG_POOL2D,
+ * QADD and REQUANTIZE (QSOFTMAX: ir/quant_softmax.c).
  *
  * The arithmetic is TFLite's, bit for bit (the oracle is tests/int8/tflite_ref.py):
  *   quantize(x, s, zp)         clamp(round_half_away(x / s) + zp, qmin, qmax) as i8, the
@@ -20,6 +20,8 @@
  *                              (C's truncating division: half away from zero)
  *   qadd(a, b, zp, M, sh)      TFLite's int8 ADD: mbqm(mbqm((a - zp0) << 20, M0, sh0) +
  *                              mbqm((b - zp1) << 20, M1, sh1), M2, sh2) + zp2, clamped
+ *   requantize(x, M, sh)       clamp(mbqm(x - x_zp, M, sh) + out_zp, qmin, qmax): TFLite's
+ *                              QUANTIZE of an int8 tensor (int8 to int8 at other parameters)
  * where mbqm is TFLite's MultiplyByQuantizedMultiplier (double rounding: a left shift for
  * sh > 0, the saturating rounding doubling high multiply, a rounding right shift for sh < 0).
  * Where TFLite's int32 would overflow (the oracle raises), lathe saturates: the bias sum and
@@ -35,6 +37,7 @@
 #include <string.h>
 
 #include "ir_internal.h"
+#include "quant.h"
 
 #define SHAPE_BUF 200
 
@@ -187,7 +190,29 @@ static int64_t qconv_extent(const Node *n, int64_t in, int64_t k, int i) {
   return span < 0 ? 0 : span / n->attr.quant.stride[i] + 1;
 }
 
-/* qconv2d(x i8 [N, C, H, W], w i8 [O, C, kh, kw], bias, mult, shift) -> i8 [N, O, Ho, Wo] */
+/* the channel groups of a QCONV2D (0 and 1: one) */
+static int64_t qconv_groups(const Node *n) {
+  return n->attr.quant.groups > 1 ? n->attr.quant.groups : 1;
+}
+
+/* groups >= 1 divides O, and x's C is groups times w's C / groups */
+static bool qconv_groups_ok(const Node *n, const Node *x, const Node *w, Diag *d) {
+  int64_t G = qconv_groups(n);
+  if (n->attr.quant.groups >= 0 && x->shape.rank == 4 && w->shape.rank == 4 &&
+      w->shape.dim[0] % G == 0 && x->shape.dim[1] == w->shape.dim[1] * G)
+    return true;
+  char sx[SHAPE_BUF], sw[SHAPE_BUF];
+  IR_ERROR(d, n->loc,
+           "qconv2d: groups = %d must divide the output channels O, and x's channels C must be "
+           "groups times the weights' C / groups; got x %s and weights [O, C / groups, kh, kw] "
+           "= %s",
+           (int)n->attr.quant.groups, shape_str(&x->shape, sx, sizeof sx),
+           shape_str(&w->shape, sw, sizeof sw));
+  return false;
+}
+
+/* qconv2d(x i8 [N, C, H, W], w i8 [O, C / groups, kh, kw], bias, mult, shift) -> i8 [N, O, Ho,
+ * Wo]; output channel o reads the input channels of its group o / (O / groups) */
 bool infer_qconv2d(Graph *g, Node *n, Diag *d) {
   const Node *x = in_node(g, n, 0), *w = in_node(g, n, 1);
   char sx[SHAPE_BUF], sw[SHAPE_BUF];
@@ -196,7 +221,8 @@ bool infer_qconv2d(Graph *g, Node *n, Diag *d) {
   bool geometry = st[0] >= 1 && st[1] >= 1 && dil[0] >= 1 && dil[1] >= 1;
   for (int i = 0; i < 4; i++)
     geometry = geometry && n->attr.quant.pad[i] >= 0;
-  bool fits = x->shape.rank == 4 && w->shape.rank == 4 && x->shape.dim[1] == w->shape.dim[1];
+  if (x->shape.rank == 4 && w->shape.rank == 4 && !qconv_groups_ok(n, x, w, d)) return false;
+  bool fits = x->shape.rank == 4 && w->shape.rank == 4;
   int64_t oh = fits ? qconv_extent(n, x->shape.dim[2], w->shape.dim[2], 0) : 0;
   int64_t ow = fits ? qconv_extent(n, x->shape.dim[3], w->shape.dim[3], 1) : 0;
   if (!geometry || oh < 1 || ow < 1) {
@@ -217,6 +243,10 @@ bool infer_qconv2d(Graph *g, Node *n, Diag *d) {
 
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
   return v < lo ? lo : v > hi ? hi : v;
+}
+
+int32_t ir_quant_sat32(int64_t v) {
+  return (int32_t)clamp64(v, INT32_MIN, INT32_MAX);
 }
 
 /* round_half_away(x / s) + zp in x's precision, as a double (NaN stays NaN); half_even:
@@ -264,15 +294,16 @@ void eval_quant(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) 
 }
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b * 2 / 2^32), C division */
-static int32_t quant_srdhm(int32_t a, int32_t b) {
+int32_t ir_quant_srdhm(int32_t a, int32_t b) {
   if (a == b && a == INT32_MIN) return INT32_MAX;
   int64_t ab = (int64_t)a * b;
   int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : 1 - (INT64_C(1) << 30);
   return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
 }
 
-/* gemmlowp's RoundingDivideByPOT: x / 2^e rounded half away from zero, e in [0, 31] */
-static int32_t quant_rdbpot(int32_t x, int e) {
+/* gemmlowp's RoundingDivideByPOT: x / 2^e rounded half away from zero, e in [0, 62] (TFLite's
+ * stops at 31; beyond, the exact rounding qsoftmax needs) */
+int32_t ir_quant_rdbpot(int32_t x, int e) {
   int64_t mask = (INT64_C(1) << e) - 1, rem = (int64_t)x & mask;
   int64_t threshold = (mask >> 1) + (x < 0);
   int64_t floor_div = x >= 0 ? (int64_t)x >> e : -((-(int64_t)x + mask) >> e);
@@ -281,11 +312,11 @@ static int32_t quant_rdbpot(int32_t x, int e) {
 
 /* TFLite's MultiplyByQuantizedMultiplier; the left shift saturates, the shift is clamped to
  * [-31, 30] (infer rejects other constant shifts) */
-static int32_t quant_mbqm(int32_t x, int32_t mult, int32_t shift) {
+int32_t ir_quant_mbqm(int32_t x, int32_t mult, int32_t shift) {
   int s = shift < -31 ? -31 : shift > 30 ? 30 : (int)shift;
   int64_t left = (int64_t)x * (INT64_C(1) << (s > 0 ? s : 0));
   int32_t xs = (int32_t)clamp64(left, INT32_MIN, INT32_MAX);
-  return quant_rdbpot(quant_srdhm(xs, mult), s > 0 ? 0 : -s);
+  return ir_quant_rdbpot(ir_quant_srdhm(xs, mult), s > 0 ? 0 : -s);
 }
 
 /* the epilogue of output channel o: bias, requantization, out_zp, clamp */
@@ -294,7 +325,7 @@ static double epilogue(const Node *n, const Tensor *in[], int32_t acc, int64_t o
   int32_t mult = (int32_t)tensor_get(in[3], in[3]->shape.rank ? o : 0);
   int32_t shift = (int32_t)tensor_get(in[4], in[4]->shape.rank ? o : 0);
   int32_t sum = (int32_t)clamp64(biased, INT32_MIN, INT32_MAX);
-  int64_t v = (int64_t)quant_mbqm(sum, mult, shift) + n->attr.quant.out_zp;
+  int64_t v = (int64_t)ir_quant_mbqm(sum, mult, shift) + n->attr.quant.out_zp;
   return (double)clamp64(v, n->attr.quant.qmin, n->attr.quant.qmax);
 }
 
@@ -312,19 +343,21 @@ void eval_qdense(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
   }
 }
 
-/* sum over the taps of output (b, o, p, q) of (x - x_zp) * w; padded taps add 0 */
+/* sum over the taps of output (b, o, p, q) of (x - x_zp) * w, the input channels those of o's
+ * group; padded taps add 0 */
 static int32_t qconv_sum(const Node *n, const Tensor *xt, const Tensor *wt, int64_t b, int64_t o,
                          int64_t p, int64_t q) {
   const int64_t *xd = xt->shape.dim, *wd = wt->shape.dim;
   const int8_t *x = xt->data, *w = wt->data;
   const int32_t *st = n->attr.quant.stride, *dil = n->attr.quant.dilation, *pad = n->attr.quant.pad;
   int32_t acc = 0;
-  for (int64_t c = 0; c < xd[1]; c++)
+  int64_t c0 = o / (wd[0] / qconv_groups(n)) * wd[1]; /* the group's first input channel */
+  for (int64_t c = 0; c < wd[1]; c++)
     for (int64_t i = 0; i < wd[2]; i++)
       for (int64_t j = 0; j < wd[3]; j++) {
         int64_t h = p * st[0] + i * dil[0] - pad[0], v = q * st[1] + j * dil[1] - pad[1];
         if (h < 0 || h >= xd[2] || v < 0 || v >= xd[3]) continue;
-        int32_t xv = x[((b * xd[1] + c) * xd[2] + h) * xd[3] + v];
+        int32_t xv = x[((b * xd[1] + c0 + c) * xd[2] + h) * xd[3] + v];
         acc += (xv - n->attr.quant.x_zp) * (int32_t)w[((o * wd[1] + c) * wd[2] + i) * wd[3] + j];
       }
   return acc;
@@ -455,10 +488,10 @@ static int8_t qadd_elem(const Node *n, int32_t va, int32_t vb, const int32_t *zp
                         const int32_t *s) {
   int64_t la = ((int64_t)va - zp[0]) * (INT64_C(1) << QADD_LEFT_SHIFT);
   int64_t lb = ((int64_t)vb - zp[1]) * (INT64_C(1) << QADD_LEFT_SHIFT);
-  int32_t sa = quant_mbqm((int32_t)clamp64(la, INT32_MIN, INT32_MAX), m[0], s[0]);
-  int32_t sb = quant_mbqm((int32_t)clamp64(lb, INT32_MIN, INT32_MAX), m[1], s[1]);
+  int32_t sa = ir_quant_mbqm((int32_t)clamp64(la, INT32_MIN, INT32_MAX), m[0], s[0]);
+  int32_t sb = ir_quant_mbqm((int32_t)clamp64(lb, INT32_MIN, INT32_MAX), m[1], s[1]);
   int32_t sum = (int32_t)clamp64((int64_t)sa + sb, INT32_MIN, INT32_MAX);
-  int64_t v = (int64_t)quant_mbqm(sum, m[2], s[2]) + zp[2];
+  int64_t v = (int64_t)ir_quant_mbqm(sum, m[2], s[2]) + zp[2];
   return (int8_t)clamp64(v, n->attr.quant.qmin, n->attr.quant.qmax);
 }
 
@@ -475,4 +508,46 @@ void eval_qadd(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   for (int64_t i = 0; i < shape_numel(&out->shape); i++)
     y[i] = qadd_elem(n, a[ir_strided_offset(i, &out->shape, sa)],
                      b[ir_strided_offset(i, &out->shape, sb)], p[0], p[1], p[2]);
+}
+
+/* ---- int8 to int8 (REQUANTIZE) -------------------------------------------------------------- */
+
+/* requantize(x i8, mult i32, shift i32) {x_zp, out_zp, qmin, qmax} -> i8 of x's shape:
+ * TFLite's QUANTIZE of an int8 tensor to other parameters (its Requantize) */
+bool infer_requantize(Graph *g, Node *n, Diag *d) {
+  const Node *x = in_node(g, n, 0);
+  if (!want_dtype(n, x, "x", x->dtype == DT_I8 && !x->shape.dyn, "i8 of static shape", d))
+    return false;
+  static const char *const what[2] = {"the multiplier", "the shift"};
+  for (int k = 1; k < 3; k++) {
+    const Node *a = in_node(g, n, k);
+    if (!want_dtype(n, a, what[k - 1], a->dtype == DT_I32 && a->shape.rank == 0, "an i32 scalar",
+                    d))
+      return false;
+  }
+  bool zps = n->attr.quant.x_zp >= -128 && n->attr.quant.x_zp <= 127 &&
+             n->attr.quant.out_zp >= -128 && n->attr.quant.out_zp <= 127;
+  if (!zps) {
+    IR_ERROR(d, n->loc,
+             "requantize: the zero points must lie in [-128, 127], got x_zp %d, "
+             "out_zp %d",
+             (int)n->attr.quant.x_zp, (int)n->attr.quant.out_zp);
+    return false;
+  }
+  n->shape = x->shape;
+  n->dtype = DT_I8;
+  return check_range(n, true, d) &&
+         const_in_range(g, n, 1, 0, false, 2147483647.0, "the multiplier", "in [0, 2^31)", d) &&
+         const_in_range(g, n, 2, -31, false, 30, "the shift", "in [-31, 30]", d);
+}
+
+void eval_requantize(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
+  int32_t mult = (int32_t)tensor_get(in[1], 0), shift = (int32_t)tensor_get(in[2], 0);
+  const int8_t *x = in[0]->data;
+  int8_t *y = out->data;
+  for (int64_t i = 0; i < shape_numel(&out->shape); i++) {
+    int64_t v = (int64_t)ir_quant_mbqm((int32_t)x[i] - n->attr.quant.x_zp, mult, shift) +
+                n->attr.quant.out_zp;
+    y[i] = (int8_t)clamp64(v, n->attr.quant.qmin, n->attr.quant.qmax);
+  }
 }

@@ -5,6 +5,9 @@
 #     left shift), against the oracle's fully_connected;
 #   - qcnn.lathe: two qconv2d layers (stride 2 and padding 1 with a ReLU clamp; dilation 2 and
 #     padding 2), against the oracle's conv2d;
+#   - qgroup.lathe: grouped and depthwise qconv2d (2 groups with a ReLU clamp; depthwise with 2
+#     outputs per channel, stride 2; depthwise, dilation 2), against the oracle's conv2d per
+#     group (its baked weights stay in the portable loops: the packed GEMM takes one group);
 # each through the evaluator (lathe run --reference), the compiled model (lathe run, cc) and
 # the C of `lathe compile --weights W --bake`, native and --target generic, built with gcc and
 # clang -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror and run through lathe run; the generic
@@ -62,6 +65,7 @@ check_model() { # name
 
 check_model qmlp
 check_model qcnn
+check_model qgroup
 
 # the comparison itself can fail: one output byte moved by one step
 /usr/bin/python3 -c "

@@ -376,6 +376,20 @@ static NodeId c_qadd(Graph *g, const NodeId *p) { /* q + q with other zero point
   NodeAttr a = quant_attr(0, 0, -128, 120);
   return add(g, OP_QADD, (NodeId[]){q, q, zp, m, sh}, 5, &a);
 }
+/* int8 softmax at input scale 0.1 (TFLite's parameters of it) and a requantize from (1, zp 5)
+ * to (0.5, zp -3) with a clamp, over the quantized [3, 4] */
+static NodeId c_qsoftmax(Graph *g, const NodeId *p) {
+  Shape three = shape_make(1, (int64_t[]){3});
+  NodeId sp = const_data(g, DT_I32, &three, (double[]){1717986944, 23, -248});
+  return add(g, OP_QSOFTMAX, (NodeId[]){c_quantize(g, p), sp}, 2, NULL);
+}
+static NodeId c_requantize(Graph *g, const NodeId *p) {
+  Shape one = shape_make(0, NULL);
+  NodeId m = const_data(g, DT_I32, &one, (double[]){1073741824});
+  NodeId sh = const_data(g, DT_I32, &one, (double[]){2});
+  NodeAttr a = quant_attr(5, -3, -128, 100);
+  return add(g, OP_REQUANTIZE, (NodeId[]){c_quantize(g, p), m, sh}, 3, &a);
+}
 
 typedef struct OpCase {
   BuildFn build;
@@ -492,6 +506,8 @@ static const OpCase cases[OP_COUNT] = {
     [OP_QMAX_POOL2D] = {c_qmax_pool, 1, {4}, {{1, 2, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
     [OP_QAVG_POOL2D] = {c_qavg_pool, 1, {4}, {{1, 2, 4, 4}}, {R_ANY}, VJP_NONE, NULL},
     [OP_QADD] = {c_qadd, 1, U34, {R_ANY}, VJP_NONE, NULL},
+    [OP_QSOFTMAX] = {c_qsoftmax, 1, U34, {R_ANY}, VJP_NONE, NULL},
+    [OP_REQUANTIZE] = {c_requantize, 1, U34, {R_ANY}, VJP_NONE, NULL},
     [OP_TOPK] = {c_topk, 1, {2}, {{3, 5}}, {R_ANY}, VJP_ZERO,
                  "its result is integer indices (topk's values, a gather: test_frontend_vocab)"},
     [OP_PRUNE_MASK] =

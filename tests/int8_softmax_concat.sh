@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# int8 (issue 19, docs/int8.md): qsoftmax (TFLite's int8 softmax) and requantize / concat of
+# int8 tensors with different parameters, tests/int8/qsoftmax.lathe, equal the oracle
+# (tests/int8/tflite_softmax.py via tests/int8/qsoftmax_ref.py) bit for bit: softmax at five
+# input scales (one-hot rows, ties, equal rows, differences below diff_min, 300 and 700
+# elements per row, a 3-D tensor), requantize to other and to equal parameters, concats along
+# axes 1 and 2 whose inputs are copied or requantized (clamping at both ends), and a softmax
+# of a concat; through the evaluator, the compiled model (cc), and the C of `lathe compile` for
+# the native and generic targets built by gcc and clang (-std=c99 -O2 -Wall -Wextra -Wpedantic
+# -Werror); the generic C also builds for Cortex-M4 (arm-none-eabi-gcc -Werror). The oracle's
+# self-test (against float softmax, exp and 1/(1+x)) runs first; a one-step mutation of the
+# oracle's output is caught.
+set -euo pipefail
+LATHE=$(realpath "$1")
+ROOT=$(realpath "$2")
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+# shellcheck source=tests/int8/oracle_check.bash
+source "$ROOT/tests/int8/oracle_check.bash"
+M=$ROOT/tests/int8/qsoftmax.lathe
+/usr/bin/python3 "$ROOT/tests/int8/tflite_softmax.py" --self-test
+/usr/bin/python3 "$ROOT/tests/int8/qsoftmax_ref.py" "$TMP/ref"
+IN=()
+for x in q wide big a b c; do IN+=(--input "$x=$TMP/ref/$x.npy"); done
+
+quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/eval" --reference
+check "$TMP/eval" "the evaluator"
+quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/cc" --backend cc
+check "$TMP/cc" "the compiled model (cc)"
+for target in native generic; do
+  dir=$TMP/$target
+  quiet "$LATHE" compile "$M" --target "$target" -o "$dir"
+  for fn in lathe_qsoftmax lathe_requant; do
+    grep -q "$fn(" "$dir/qsm.c" || { echo "FAIL: no $fn call in the C"; exit 1; }
+  done
+  for cc in gcc clang; do
+    mkdir -p "$dir/$cc"
+    $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "$dir/qsm.c" \
+      -o "$dir/$cc/qsm.so" -lm
+    quiet "$LATHE" run "$dir/$cc/qsm.so" "${IN[@]}" --out "$TMP/out-$target-$cc"
+    check "$TMP/out-$target-$cc" "C, $target, $cc"
+  done
+done
+command -v arm-none-eabi-gcc >/dev/null ||
+  { echo "FAIL: arm-none-eabi-gcc missing (scripts/install-deps.sh)"; exit 1; }
+arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -std=c99 -O2 -Wall -Wextra -Werror \
+  -c "$TMP/generic/qsm.c" -o "$TMP/qsm-m4.o"
+echo "ok: the generic C builds warning-free for Cortex-M4 (arm-none-eabi-gcc -Werror)"
+
+# the comparison itself can fail: one byte of one softmax output moved by one step
+cp -r "$TMP/ref/expected" "$TMP/mutant"
+/usr/bin/python3 -c "
+import numpy as np, sys
+y = np.load(sys.argv[1]); y.flat[3] = y.flat[3] + (1 if y.flat[3] < 127 else -1)
+np.save(sys.argv[1], y)" "$TMP/mutant/s1.npy"
+if check "$TMP/cc" "mutant" "$TMP/mutant" 2>/dev/null; then
+  echo "FAIL: a one-step difference went unnoticed"; exit 1
+fi
+echo "ok: a one-step difference in one byte is caught"
