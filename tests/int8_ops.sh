@@ -22,23 +22,4 @@ IN=(--input x="$TMP/ref/x.npy" --input q="$TMP/ref/q.npy" --input s="$TMP/ref/s.
   --input zp="$TMP/ref/zp.npy" --input one="$TMP/ref/one.npy" --input w="$TMP/ref/w.npy"
   --input b="$TMP/ref/b.npy" --input m="$TMP/ref/m.npy" --input sh="$TMP/ref/sh.npy")
 
-quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/eval" --reference
-check "$TMP/eval" "the evaluator"
-quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/cc" --backend cc
-check "$TMP/cc" "the compiled model (cc)"
-for target in native generic; do
-  dir=$TMP/$target
-  quiet "$LATHE" compile "$M" --target "$target" -o "$dir"
-  for cc in gcc clang; do
-    mkdir -p "$dir/$cc"
-    $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "$dir/qops.c" \
-      -o "$dir/$cc/qops.so" -lm
-    quiet "$LATHE" run "$dir/$cc/qops.so" "${IN[@]}" --out "$TMP/out-$target-$cc"
-    check "$TMP/out-$target-$cc" "C, $target, $cc"
-  done
-done
-command -v arm-none-eabi-gcc >/dev/null ||
-  { echo "FAIL: arm-none-eabi-gcc missing (scripts/install-deps.sh)"; exit 1; }
-arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -std=c99 -O2 -Wall -Wextra -Werror \
-  -c "$TMP/generic/qops.c" -o "$TMP/qops-m4.o"
-echo "ok: the generic C builds warning-free for Cortex-M4 (arm-none-eabi-gcc -Werror)"
+check_everywhere "$M" qops

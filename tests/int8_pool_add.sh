@@ -18,27 +18,7 @@ M=$ROOT/tests/int8/qpool.lathe
 /usr/bin/python3 "$ROOT/tests/int8/qpool_ref.py" "$TMP/ref"
 IN=(--input q="$TMP/ref/q.npy" --input r="$TMP/ref/r.npy" --input row="$TMP/ref/row.npy")
 
-quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/eval" --reference
-check "$TMP/eval" "the evaluator"
-quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/cc" --backend cc
-check "$TMP/cc" "the compiled model (cc)"
-for target in native generic; do
-  dir=$TMP/$target
-  quiet "$LATHE" compile "$M" --target "$target" -o "$dir"
-  grep -q "lathe_qadd(" "$dir/qpool.c" || { echo "FAIL: no lathe_qadd call in the C"; exit 1; }
-  for cc in gcc clang; do
-    mkdir -p "$dir/$cc"
-    $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "$dir/qpool.c" \
-      -o "$dir/$cc/qpool.so" -lm
-    quiet "$LATHE" run "$dir/$cc/qpool.so" "${IN[@]}" --out "$TMP/out-$target-$cc"
-    check "$TMP/out-$target-$cc" "C, $target, $cc"
-  done
-done
-command -v arm-none-eabi-gcc >/dev/null ||
-  { echo "FAIL: arm-none-eabi-gcc missing (scripts/install-deps.sh)"; exit 1; }
-arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -std=c99 -O2 -Wall -Wextra -Werror \
-  -c "$TMP/generic/qpool.c" -o "$TMP/qpool-m4.o"
-echo "ok: the generic C builds warning-free for Cortex-M4 (arm-none-eabi-gcc -Werror)"
+check_everywhere "$M" qpool lathe_qadd
 
 # the comparison itself can fail: one byte of one output moved by one step
 cp -r "$TMP/ref/expected" "$TMP/mutant"

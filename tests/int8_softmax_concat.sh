@@ -23,29 +23,7 @@ M=$ROOT/tests/int8/qsoftmax.lathe
 IN=()
 for x in q wide big a b c; do IN+=(--input "$x=$TMP/ref/$x.npy"); done
 
-quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/eval" --reference
-check "$TMP/eval" "the evaluator"
-quiet "$LATHE" run "$M" "${IN[@]}" --out "$TMP/cc" --backend cc
-check "$TMP/cc" "the compiled model (cc)"
-for target in native generic; do
-  dir=$TMP/$target
-  quiet "$LATHE" compile "$M" --target "$target" -o "$dir"
-  for fn in lathe_qsoftmax lathe_requant; do
-    grep -q "$fn(" "$dir/qsm.c" || { echo "FAIL: no $fn call in the C"; exit 1; }
-  done
-  for cc in gcc clang; do
-    mkdir -p "$dir/$cc"
-    $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "$dir/qsm.c" \
-      -o "$dir/$cc/qsm.so" -lm
-    quiet "$LATHE" run "$dir/$cc/qsm.so" "${IN[@]}" --out "$TMP/out-$target-$cc"
-    check "$TMP/out-$target-$cc" "C, $target, $cc"
-  done
-done
-command -v arm-none-eabi-gcc >/dev/null ||
-  { echo "FAIL: arm-none-eabi-gcc missing (scripts/install-deps.sh)"; exit 1; }
-arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -std=c99 -O2 -Wall -Wextra -Werror \
-  -c "$TMP/generic/qsm.c" -o "$TMP/qsm-m4.o"
-echo "ok: the generic C builds warning-free for Cortex-M4 (arm-none-eabi-gcc -Werror)"
+check_everywhere "$M" qsm lathe_qsoftmax lathe_requant
 
 # the comparison itself can fail: one byte of one softmax output moved by one step
 cp -r "$TMP/ref/expected" "$TMP/mutant"

@@ -1,5 +1,6 @@
 # tests/int8/oracle_check.bash — sourced by the int8 script tests that compare a model's
-# outputs with the oracle's byte for byte (int8_ops.sh, int8_pool_add.sh); needs TMP set.
+# outputs with the oracle's byte for byte (int8_ops.sh, int8_pool_add.sh,
+# int8_softmax_concat.sh); needs TMP, LATHE and (for check_everywhere) IN set.
 #   quiet CMD...            runs CMD, showing its output only when it fails
 #   check DIR WHAT [WANT]   every WANT/NAME.npy (default $TMP/ref/expected) equals DIR/NAME.npy:
 #                           dtype, shape and bytes
@@ -20,4 +21,37 @@ if bad:
     sys.exit(f"FAIL {what}: " + "; ".join(bad))
 print(f"ok: {what}: {len(os.listdir(want_dir))} outputs equal the oracle byte for byte")
 PY
+}
+
+# check_everywhere MODEL NAME [KERNEL ...]: MODEL's outputs on the inputs "${IN[@]}" equal the
+# oracle's through the evaluator, cc, and the C of `lathe compile` for the native and generic
+# targets built by gcc and clang (-std=c99 -O2 -Wall -Wextra -Wpedantic -Werror); the C calls
+# each KERNEL; the generic C builds warning-free for Cortex-M4 (arm-none-eabi-gcc -Werror).
+# NAME is the model's name (its C file NAME.c); the outputs stay in $TMP/cc for a mutant check.
+check_everywhere() {
+  local m=$1 name=$2 target cc dir fn
+  shift 2
+  quiet "$LATHE" run "$m" "${IN[@]}" --out "$TMP/eval" --reference
+  check "$TMP/eval" "the evaluator"
+  quiet "$LATHE" run "$m" "${IN[@]}" --out "$TMP/cc" --backend cc
+  check "$TMP/cc" "the compiled model (cc)"
+  for target in native generic; do
+    dir=$TMP/$target
+    quiet "$LATHE" compile "$m" --target "$target" -o "$dir"
+    for fn in "$@"; do
+      grep -q "$fn(" "$dir/$name.c" || { echo "FAIL: no $fn call in the C"; exit 1; }
+    done
+    for cc in gcc clang; do
+      mkdir -p "$dir/$cc"
+      $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -shared -fPIC "$dir/$name.c" \
+        -o "$dir/$cc/$name.so" -lm
+      quiet "$LATHE" run "$dir/$cc/$name.so" "${IN[@]}" --out "$TMP/out-$target-$cc"
+      check "$TMP/out-$target-$cc" "C, $target, $cc"
+    done
+  done
+  command -v arm-none-eabi-gcc >/dev/null ||
+    { echo "FAIL: arm-none-eabi-gcc missing (scripts/install-deps.sh)"; exit 1; }
+  arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -std=c99 -O2 -Wall -Wextra -Werror \
+    -c "$TMP/generic/$name.c" -o "$TMP/$name-m4.o"
+  echo "ok: the generic C builds warning-free for Cortex-M4 (arm-none-eabi-gcc -Werror)"
 }
