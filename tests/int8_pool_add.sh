@@ -20,13 +20,4 @@ IN=(--input q="$TMP/ref/q.npy" --input r="$TMP/ref/r.npy" --input row="$TMP/ref/
 
 check_everywhere "$M" qpool lathe_qadd
 
-# the comparison itself can fail: one byte of one output moved by one step
-cp -r "$TMP/ref/expected" "$TMP/mutant"
-/usr/bin/python3 -c "
-import numpy as np, sys
-y = np.load(sys.argv[1]); y.flat[3] = y.flat[3] + (1 if y.flat[3] < 127 else -1)
-np.save(sys.argv[1], y)" "$TMP/mutant/app.npy"
-if check "$TMP/cc" "mutant" "$TMP/mutant" 2>/dev/null; then
-  echo "FAIL: a one-step difference went unnoticed"; exit 1
-fi
-echo "ok: a one-step difference in one byte is caught"
+check_mutant app

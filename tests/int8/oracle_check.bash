@@ -55,3 +55,17 @@ check_everywhere() {
     -c "$TMP/generic/$name.c" -o "$TMP/$name-m4.o"
   echo "ok: the generic C builds warning-free for Cortex-M4 (arm-none-eabi-gcc -Werror)"
 }
+
+# check_mutant NAME: the comparison itself can fail — NAME.npy of the expected outputs with one
+# byte moved by one step must not equal $TMP/cc (check_everywhere's cc outputs)
+check_mutant() {
+  cp -r "$TMP/ref/expected" "$TMP/mutant"
+  /usr/bin/python3 -c "
+import numpy as np, sys
+y = np.load(sys.argv[1]); y.flat[3] = y.flat[3] + (1 if y.flat[3] < 127 else -1)
+np.save(sys.argv[1], y)" "$TMP/mutant/$1.npy"
+  if check "$TMP/cc" "mutant" "$TMP/mutant" 2>/dev/null; then
+    echo "FAIL: a one-step difference went unnoticed"; exit 1
+  fi
+  echo "ok: a one-step difference in one byte is caught"
+}
