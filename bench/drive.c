@@ -67,9 +67,9 @@ static uint64_t rng_next(uint64_t *s) {
   return *s;
 }
 
-static void *alloc64(size_t bytes) {
-  void *p = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
-  if (!p) {
+static void *alloc64(size_t bytes) { /* posix_memalign: C99 builds have no aligned_alloc */
+  void *p = NULL;
+  if (posix_memalign(&p, 64, (bytes + 63) / 64 * 64 + 64) != 0) {
     fprintf(stderr, "drive: out of memory (%zu bytes)\n", bytes);
     exit(1);
   }

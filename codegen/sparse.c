@@ -11,10 +11,6 @@
  *             one vector of 8 gathered elements of A times 8 values; the rows' offsets two
  *             to a uint64_t. A row of A holding an infinity or a NaN then adds the dense
  *             product's 0 * inf terms (a cold path, lathe_sparse_dot8_nonfinite);
- *   SCATTER   by input row: each nonzero A[i][k] adds A[i][k] * B[k][j] for its row's
- *             nonzeros j, and a zero A[i][k] (a ReLU's output, a blank pixel) is skipped
- *             (the products it would add are zeros: the pass keeps a B with an infinity or
- *             a NaN off this kernel);
  *   UNROLLED  each output column one expression of literals (value * A[i][k]): no tables, no
  *             index loads, for weights of few nonzeros;
  *   PANEL     rows of A in panels of SPARSE_PANEL_ROWS, transposed into the scratch, then
@@ -32,22 +28,17 @@ typedef struct SparseTables {
   int64_t nonzero;
 } SparseTables;
 
-/* B's element [p][j] of a run-major walk: by rows, run p of B[p][.], else run j of B[.][j] */
-static double element(const double *w, int64_t n, bool by_rows, int64_t run, int64_t at) {
-  return by_rows ? w[run * n + at] : w[at * n + run];
-}
-
 static const char *index_type(int64_t extent) {
   return extent <= 256 ? "uint8_t" : extent <= 65536 ? "uint16_t" : "uint32_t";
 }
 
-static void emit_list(CgFunc *f, const double *w, int64_t n, bool by_rows, int64_t runs,
-                      int64_t len, bool values) {
+/* the nonzeros of B [k, n] column by column: their values, or their row indices */
+static void emit_list(CgFunc *f, const double *w, int64_t k, int64_t n, bool values) {
   CgBuf *v = f->globals;
   int64_t at = 0;
-  for (int64_t r = 0; r < runs; r++)
-    for (int64_t p = 0; p < len; p++) {
-      double x = element(w, n, by_rows, r, p);
+  for (int64_t j = 0; j < n; j++)
+    for (int64_t p = 0; p < k; p++) {
+      double x = w[p * n + j];
       if (x == 0.0) continue;
       if (values)
         cg_buf_printf(v, "%s%s,", at++ % 8 == 0 ? "\n  " : " ", cg_literal(f->arena, DT_F32, x));
@@ -56,16 +47,14 @@ static void emit_list(CgFunc *f, const double *w, int64_t n, bool by_rows, int64
     }
 }
 
-/* B [k, n] compressed by input rows (by_rows: the index is the column) or by output columns
- * (the index is the row) */
-static void emit_tables(CgFunc *f, NodeId b, bool by_rows, SparseTables *t) {
+/* B [k, n] compressed by output columns: values, row indices, where each column starts */
+static void emit_tables(CgFunc *f, NodeId b, SparseTables *t) {
   const Node *bn = graph_node(f->g, b);
   const double *w = bn->attr.constant.data;
   int64_t k = bn->shape.dim[0], n = bn->shape.dim[1];
-  int64_t runs = by_rows ? k : n, len = by_rows ? n : k;
   const char *base = arena_printf(f->arena, "%s_c%u_sp", f->symbol, b);
   t->values = arena_printf(f->arena, "%s_v", base);
-  t->index = arena_printf(f->arena, "%s_%c", base, by_rows ? 'c' : 'r');
+  t->index = arena_printf(f->arena, "%s_r", base);
   t->starts = arena_printf(f->arena, "%s_p", base);
   t->nonzero = 0;
   for (int64_t i = 0; i < k * n; i++)
@@ -73,24 +62,22 @@ static void emit_tables(CgFunc *f, NodeId b, bool by_rows, SparseTables *t) {
   int64_t size = t->nonzero ? t->nonzero : 1; /* no zero-length arrays in C */
   CgBuf *v = f->globals;
   cg_buf_printf(v,
-                "/* %%%u = const : f32[%lld, %lld], %lld nonzeros (%.1f%%) by %s: values, %s "
-                "indices, and where each %s starts */\n",
+                "/* %%%u = const : f32[%lld, %lld], %lld nonzeros (%.1f%%) by output column: "
+                "values, row indices, and where each column starts */\n",
                 b, (long long)k, (long long)n, (long long)t->nonzero,
-                100.0 * (double)t->nonzero / (double)(k * n),
-                by_rows ? "input row" : "output column", by_rows ? "column" : "row",
-                by_rows ? "row" : "column");
+                100.0 * (double)t->nonzero / (double)(k * n));
   cg_buf_printf(v, "static const float %s[%lld] = {", t->values, (long long)size);
-  emit_list(f, w, n, by_rows, runs, len, true);
+  emit_list(f, w, k, n, true);
   cg_buf_printf(v, "%s\n};\nstatic const %s %s[%lld] = {", t->nonzero ? "" : "\n  0.0f,",
-                index_type(len), t->index, (long long)size);
-  emit_list(f, w, n, by_rows, runs, len, false);
+                index_type(k), t->index, (long long)size);
+  emit_list(f, w, k, n, false);
   cg_buf_printf(v, "%s\n};\nstatic const int32_t %s[%lld] = {", t->nonzero ? "" : "\n  0,",
-                t->starts, (long long)(runs + 1));
+                t->starts, (long long)(n + 1));
   int64_t at = 0;
-  for (int64_t r = 0; r <= runs; r++) {
-    cg_buf_printf(v, "%s%lld,", r % 16 == 0 ? "\n  " : " ", (long long)at);
-    for (int64_t p = 0; r < runs && p < len; p++)
-      at += element(w, n, by_rows, r, p) != 0.0;
+  for (int64_t j = 0; j <= n; j++) {
+    cg_buf_printf(v, "%s%lld,", j % 16 == 0 ? "\n  " : " ", (long long)at);
+    for (int64_t p = 0; j < n && p < k; p++)
+      at += w[p * n + j] != 0.0;
   }
   cg_buf_puts(v, "\n};\n\n");
 }
@@ -229,25 +216,6 @@ static void dot_kernel(CgFunc *f, NodeId b, const SparseCall *c, SparseTables *t
   cg_close(f->e);
 }
 
-static void scatter_kernel(CgFunc *f, const SparseCall *c, const SparseTables *t) {
-  const char *i = cg_fresh(f->e, "i"), *j = cg_fresh(f->e, "j"), *k = cg_fresh(f->e, "k");
-  const char *p = cg_fresh(f->e, "p"), *row = cg_fresh(f->e, "a_i"), *out = cg_fresh(f->e, "c_i");
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", i, i, (long long)c->m, i);
-  cg_line(f->e, "const float *const %s = %s + %s * %lld;", row, c->a, i, (long long)c->a_rs);
-  cg_line(f->e, "float *const %s = %s + %s * %lld;", out, c->prod, i, (long long)c->n);
-  cg_line(f->e, "for (int64_t %s = 0; %s < %lld; %s++) %s[%s] = 0.0f;", j, j, (long long)c->n, j,
-          out, j);
-  cg_open(f->e, "for (int64_t %s = 0; %s < %lld; %s++)", k, k, (long long)c->k, k);
-  const char *x = cg_fresh(f->e, "a_ik"), *end = cg_fresh(f->e, "end");
-  cg_line(f->e, "const float %s = %s[%s%s];", x, row, k, c->at);
-  cg_line(f->e, "if (%s == 0.0f) continue; /* adds zeros */", x);
-  cg_line(f->e, "const int32_t %s = %s[%s + 1];", end, t->starts, k);
-  cg_line(f->e, "for (int32_t %s = %s[%s]; %s < %s; %s++) %s[%s[%s]] += %s * %s[%s];", p, t->starts,
-          k, p, end, p, out, t->index, p, x, t->values, p);
-  cg_close(f->e);
-  cg_close(f->e);
-}
-
 /* one column's expression: value * a_i[k] for its nonzeros, four to a line */
 static void unrolled_column(CgFunc *f, const SparseCall *c, const double *w, int64_t j,
                             const char *row, const char *out) {
@@ -365,8 +333,7 @@ static void panel_nonfinite(CgFunc *f, const SparseCall *c, const SparseTables *
 
 static const char *const kernel_names[] = {
     "dense", "dot products over each column's nonzeros, 8 columns at a time",
-    "scatter of each nonzero input over its row's nonzeros", "unrolled: the nonzeros as literals",
-    "panels of rows, a vector multiply-add per nonzero"};
+    "unrolled: the nonzeros as literals", "panels of rows, a vector multiply-add per nonzero"};
 
 void cg_sparse_product(CgFunc *f, NodeId mm, const char *a, int64_t a_rs, int64_t a_cs, int64_t m,
                        const char *prod) {
@@ -378,8 +345,8 @@ void cg_sparse_product(CgFunc *f, NodeId mm, const char *a, int64_t a_rs, int64_
                   m,          bs->dim[0],
                   bs->dim[1], a_cs == 1 ? "" : arena_printf(f->arena, " * %lld", (long long)a_cs)};
   SparseTables t = {0};
-  if (kind == IR_SPARSE_SCATTER || kind == IR_SPARSE_PANEL)
-    emit_tables(f, n->in[1], kind == IR_SPARSE_SCATTER, &t);
+  if (kind == IR_SPARSE_PANEL)
+    emit_tables(f, n->in[1], &t);
   else
     for (int64_t i = 0; i < c.k * c.n; i++)
       t.nonzero += graph_node(f->g, n->in[1])->attr.constant.data[i] != 0.0;
@@ -389,9 +356,7 @@ void cg_sparse_product(CgFunc *f, NodeId mm, const char *a, int64_t a_rs, int64_
           (long long)m, (long long)c.k, (long long)c.n, (long long)t.nonzero, kernel_names[kind]);
   cg_line(f->e, "{");
   cg_indent(f->e);
-  if (kind == IR_SPARSE_SCATTER)
-    scatter_kernel(f, &c, &t);
-  else if (kind == IR_SPARSE_UNROLLED)
+  if (kind == IR_SPARSE_UNROLLED)
     unrolled_kernel(f, n->in[1], &c);
   else if (kind == IR_SPARSE_PANEL)
     panel_kernel(f, &c, &t), panel_nonfinite(f, &c, &t);

@@ -416,8 +416,7 @@ static bool read_pruned(const Ctx *c, int32_t *pruned) {
 static void write_matmul(const Node *n, IrAttrText *t) {
   if (n->attr.matmul.trans_a) put_flag(t, "trans_a");
   if (n->attr.matmul.trans_b) put_flag(t, "trans_b");
-  static const char *const sparse[] = {NULL, "sparse_b", "sparse_scatter", "sparse_unrolled",
-                                       "sparse_panel"};
+  static const char *const sparse[] = {NULL, "sparse_b", "sparse_unrolled", "sparse_panel"};
   if (n->attr.matmul.sparse_b) put_flag(t, sparse[n->attr.matmul.sparse_b]);
   write_pruned(n->attr.matmul.pruned, t);
   const IrSched *s = &n->attr.matmul.sched;
@@ -431,7 +430,6 @@ static bool read_matmul(const Ctx *c, NodeAttr *out) {
   out->matmul.trans_a = has_flag(c, "trans_a");
   out->matmul.trans_b = has_flag(c, "trans_b");
   out->matmul.sparse_b = has_flag(c, "sparse_b")          ? IR_SPARSE_DOT
-                         : has_flag(c, "sparse_scatter")  ? IR_SPARSE_SCATTER
                          : has_flag(c, "sparse_unrolled") ? IR_SPARSE_UNROLLED
                          : has_flag(c, "sparse_panel")    ? IR_SPARSE_PANEL
                                                           : IR_SPARSE_NONE;
@@ -869,10 +867,10 @@ static const KindOps kinds[] = {
                    hash_axes},
     [ATTR_AXIS] = {KEYS("axis"), "", false, write_axis, read_axis, equal_axis, hash_axis},
     [ATTR_PERM] = {KEYS("perm"), "", false, write_perm, read_perm, equal_perm, hash_perm},
-    [ATTR_MATMUL] = {KEYS("trans_a", "trans_b", "sparse_b", "sparse_scatter", "sparse_unrolled",
-                          "sparse_panel", "gemm", "blocks", "from", "pruned"),
-                     "|trans_a|trans_b|sparse_b|sparse_scatter|sparse_unrolled|sparse_panel|",
-                     false, write_matmul, read_matmul, equal_matmul, hash_matmul},
+    [ATTR_MATMUL] = {KEYS("trans_a", "trans_b", "sparse_b", "sparse_unrolled", "sparse_panel",
+                          "gemm", "blocks", "from", "pruned"),
+                     "|trans_a|trans_b|sparse_b|sparse_unrolled|sparse_panel|", false, write_matmul,
+                     read_matmul, equal_matmul, hash_matmul},
     [ATTR_ONE_HOT] = {KEYS("depth"), "", false, write_one_hot, read_one_hot, equal_one_hot,
                       hash_one_hot},
     [ATTR_SCAN] = {KEYS("body", "length", "carries", "seqs", "axis", "reverse"), "|reverse|", false,

@@ -140,13 +140,11 @@ typedef enum IrConvLayout { IR_CONV_NCHW = 0, IR_CONV_NCHWC = 1 } IrConvLayout;
 /* How a MATMUL over a baked, mostly-zero B runs (IrMatmulAttr.sparse_b, recorded by
  * passes/sparsify.c, obeyed by codegen/sparse.c; printed as the flag sparse_<name>):
  * NONE: dense; DOT (sparse_b): each output a dot product over one column's nonzeros;
- * SCATTER: B by input rows, each nonzero input adds its row's nonzeros (zero inputs skipped);
  * UNROLLED: the nonzeros as literals in straight-line code (small weights);
  * PANEL: batch > 4: panels of rows of A transposed, each column's nonzeros a vector FMA. */
 typedef enum IrSparseKernel {
   IR_SPARSE_NONE = 0,
   IR_SPARSE_DOT,
-  IR_SPARSE_SCATTER,
   IR_SPARSE_UNROLLED,
   IR_SPARSE_PANEL,
 } IrSparseKernel;

@@ -8,7 +8,7 @@
  *           statement) read untransposed, with few enough nonzeros that the kernel beats the
  *           dense one, and a product of static rows. Codegen (codegen/sparse.c) then computes
  *           it over B's nonzeros and never writes B's dense table. The decision is the IR's:
- *           `lathe dump` shows it (sparse_b, sparse_scatter, ...), codegen only obeys.
+ *           `lathe dump` shows it (sparse_b, sparse_unrolled, sparse_panel), codegen only obeys.
  * Invalidates: nothing (an attribute).
  *
  * The choice, measured with bench/sparse.sh and CPU-time A/B runs (AMD Zen 3;
@@ -21,7 +21,7 @@
  *     inputs (each nonzero costs a load and a store of the output besides its index and
  *     value), and the 8-column dot beat it on the MLP's hidden layer, ReLU zeros included
  *     (6.5 against 7.1 us for the whole MLP on random inputs, 6.7 against 8.0 on real
- *     images). Codegen still writes it for an IR that asks for it (sparse_scatter);
+ *     images), and its kernel was removed;
  *   - more rows: PANEL, B's column nonzeros each a multiply-add over a panel of rows of A,
  *     when B has at most SPARSE_PANEL_DENSITY nonzeros; the dense GEMM otherwise.
  */
