@@ -161,8 +161,8 @@ static bool dim_known(Elab *E, Scope *fs, const Expr *d) {
   switch (d->kind) {
   case EX_INT:
     return true;
-  case EX_NAME:
-    return !is_shape_var(E, fs, d);
+  case EX_NAME: /* a dotted name is a param's path, never an int: evaluating it fails */
+    return !strchr(d->name, '.') && !is_shape_var(E, fs, d);
   case EX_UNARY:
     return dim_known(E, fs, d->lhs);
   case EX_BINARY:
@@ -210,8 +210,9 @@ static const char *type_str(Elab *E, Scope *fs, const TypeExpr *t) {
   return arena_printf(&E->scratch, "%s]", out);
 }
 
-static bool is_shape_var(Elab *E, Scope *fs, const Expr *d) {
-  return d->kind == EX_NAME && !elab_lookup(fs, d->name) && !elab_const(E, fs, d->name);
+static bool is_shape_var(Elab *E, Scope *fs, const Expr *d) { /* dotted: a param's path */
+  return d->kind == EX_NAME && !strchr(d->name, '.') && !elab_lookup(fs, d->name) &&
+         !elab_const(E, fs, d->name);
 }
 
 /* One declared dim d against the actual size (dyn: the actual is dyn * n, at the bound). A

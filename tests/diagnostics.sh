@@ -7,6 +7,7 @@
 # A test file starts with comment lines (any order):
 #   # EXPECT: 3:12: error: expected ')' to close '(' at 3:7
 #   # ARGS: -D N=0            (optional extra arguments for `lathe check`)
+#   # ERRORS: 2               (optional: exactly this many error lines, so none is repeated)
 # Every EXPECT text must appear in the output (stderr) as a substring of one line; line:col
 # refer to the file itself. The output must not contain sanitizer reports.
 set -uo pipefail
@@ -19,6 +20,7 @@ for file in "$DIR"/*.lathe; do
   name=$(basename "$file")
   mapfile -t expects < <(sed -n 's/^# EXPECT: //p' "$file")
   args=$(sed -n 's/^# ARGS: //p' "$file" | head -n 1)
+  errors=$(sed -n 's/^# ERRORS: //p' "$file" | head -n 1)
   if [ ${#expects[@]} -eq 0 ]; then
     echo "FAIL $name: no '# EXPECT:' line"
     fail=$((fail + 1))
@@ -38,6 +40,10 @@ for file in "$DIR"/*.lathe; do
       ok=0
     fi
   done
+  if [ -n "$errors" ] && [ "$(grep -c ': error: ' <<<"$out")" -ne "$errors" ]; then
+    echo "FAIL $name: expected exactly $errors error lines"
+    ok=0
+  fi
   if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' <<<"$out"; then
     echo "FAIL $name: sanitizer report"
     ok=0
