@@ -266,6 +266,13 @@ static NodeId as_node(Elab *E, Value v, DType dtype, SrcLoc loc, bool *ok) {
 /* Tensor (op) tensor-or-number; numbers take the tensor's dtype. */
 static Value elab_binary_op(Elab *E, OpKind op, Value a, Value b, SrcLoc loc) {
   if (a.kind == VAL_NONE || b.kind == VAL_NONE) return (Value){0};
+  for (int i = 0; i < 2; i++) { /* both checked before a number becomes a node: a const's */
+    Value v = i ? b : a;        /* `2 - i64` has no graph to put it in */
+    if (v.kind != VAL_TENSOR && !is_number(v)) {
+      diag_error(E->d, loc, "expected a tensor or a number, got %s", elab_value_str(E, v));
+      return (Value){0};
+    }
+  }
   DType t = a.kind == VAL_TENSOR   ? node_of(E, a)->dtype
             : b.kind == VAL_TENSOR ? node_of(E, b)->dtype
                                    : elab_float_dtype(E);
