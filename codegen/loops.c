@@ -248,7 +248,7 @@ static const char *cast_expr(CgFunc *f, DType from, DType to, const char *x) {
  * overflow is undefined), converted back (modulo, as gcc and clang define it). A narrower
  * type's result is converted at once, so a fused chain wraps at every node as the evaluator
  * does. */
-static const char *int_wrap(CgFunc *f, DType t, const char *x, const char *op, const char *y) {
+const char *cg_int_wrap(CgFunc *f, DType t, const char *x, const char *op, const char *y) {
   const char *u = t == DT_I64 ? "uint64_t" : "uint32_t";
   if (t == DT_I64 || t == DT_I32)
     return arena_printf(f->arena, "(%s)((%s)%s %s (%s)%s)", dtype_c_name(t), u, x, op, u, y);
@@ -261,7 +261,7 @@ static const char *int_wrap(CgFunc *f, DType t, const char *x, const char *op, c
 static const char *int_div(CgFunc *f, DType t, const char *x, const char *y) {
   if (t == DT_U8) return arena_printf(f->arena, "(%s == 0 ? 0 : (uint8_t)(%s / %s))", y, x, y);
   return arena_printf(f->arena, "(%s == 0 ? 0 : %s == -1 ? %s : (%s)(%s / %s))", y, y,
-                      int_wrap(f, t, "0", "-", x), dtype_c_name(t), x, y);
+                      cg_int_wrap(f, t, "0", "-", x), dtype_c_name(t), x, y);
 }
 
 /* The expression for one element of node n (dtype t) from operand elements x, y. This is a
@@ -273,11 +273,11 @@ const char *cg_ew_expr(CgFunc *f, const Node *n, const char *x, const char *y) {
   bool fl = dtype_is_float(t);
   switch (n->op) {
   case OP_ADD:
-    return fl ? arena_printf(a, "%s + %s", x, y) : int_wrap(f, t, x, "+", y);
+    return fl ? arena_printf(a, "%s + %s", x, y) : cg_int_wrap(f, t, x, "+", y);
   case OP_SUB:
-    return fl ? arena_printf(a, "%s - %s", x, y) : int_wrap(f, t, x, "-", y);
+    return fl ? arena_printf(a, "%s - %s", x, y) : cg_int_wrap(f, t, x, "-", y);
   case OP_MUL:
-    return fl ? arena_printf(a, "%s * %s", x, y) : int_wrap(f, t, x, "*", y);
+    return fl ? arena_printf(a, "%s * %s", x, y) : cg_int_wrap(f, t, x, "*", y);
   case OP_DIV:
     return fl ? arena_printf(a, "%s / %s", x, y) : int_div(f, t, x, y);
   /* NaN propagates (like torch.maximum): a NaN x is kept by `x != x`, a NaN y by the else */
@@ -300,7 +300,7 @@ const char *cg_ew_expr(CgFunc *f, const Node *n, const char *x, const char *y) {
   case OP_NE:
     return compare(f, t, x, "!=", y);
   case OP_NEG:
-    return fl ? arena_printf(a, "-%s", x) : int_wrap(f, t, "0", "-", x);
+    return fl ? arena_printf(a, "-%s", x) : cg_int_wrap(f, t, "0", "-", x);
   case OP_EXP:
     return cg_math_call(f, t, "exp", x);
   case OP_LOG:
@@ -310,7 +310,7 @@ const char *cg_ew_expr(CgFunc *f, const Node *n, const char *x, const char *y) {
   case OP_ABS:
     if (fl) return cg_math_call(f, t, "fabs", x);
     if (t == DT_U8) return x;
-    return arena_printf(a, "(%s < 0 ? %s : %s)", x, int_wrap(f, t, "0", "-", x), x);
+    return arena_printf(a, "(%s < 0 ? %s : %s)", x, cg_int_wrap(f, t, "0", "-", x), x);
   case OP_SIGN:
     return arena_printf(a, "(%s > %s ? %s : %s < %s ? -%s : %s)", x, zero, one, x, zero, one, x);
   case OP_RELU:

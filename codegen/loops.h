@@ -104,6 +104,9 @@ const char *cg_at(CgFunc *f, NodeId id, const char *index);
 const char *cg_index_expr(Arena *a, int n, const char *const *vars, const int64_t *stride);
 const char *cg_broadcast_index(CgFunc *f, const Shape *in, const Shape *out, const char **vars);
 const char *cg_ew_expr(CgFunc *f, const Node *n, const char *x, const char *y);
+/* x op y (+ - *) of integer type t, wrapping in t's width (the unsigned type of the width: no
+ * undefined signed overflow), converted back to t */
+const char *cg_int_wrap(CgFunc *f, DType t, const char *x, const char *op, const char *y);
 const char *cg_math_call(CgFunc *f, DType t, const char *fn, const char *x);
 const char *cg_is_nan(CgFunc *f, DType t, const char *x);
 const char *cg_lowest(CgFunc *f, DType t);

@@ -233,6 +233,15 @@ static const char *mat_index(CgFunc *f, const char *base, const char *v1, int64_
 
 /* C[i, j] (+)= A[i, k] * B[k, j]: i-k-j order (unit-stride inner loop over B and C rows), or
  * i-j-k with an accumulator when B is transposed (then B's rows are contiguous in k). */
+/* acc += a * b of a matmul of dtype t as a statement: an integer one wraps in t's width at
+ * every step (as + and * do; docs/language.md), so no signed overflow is undefined */
+static void mm_accumulate(CgFunc *f, DType t, const char *acc, const char *a, const char *b) {
+  if (dtype_is_float(t))
+    cg_line(f->e, "%s += %s * %s;", acc, a, b);
+  else
+    cg_line(f->e, "%s = %s;", acc, cg_int_wrap(f, t, acc, "+", cg_int_wrap(f, t, a, "*", b)));
+}
+
 static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab, const char *bb,
                         const char *cb) {
   const Node *n = graph_node(f->g, id);
@@ -248,7 +257,7 @@ static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab,
     av = cg_at(f, n->in[0],
                ta ? mat_index(f, ab, k, md->m, i, 1) : mat_index(f, ab, i, md->k, k, 1));
     bv = cg_at(f, n->in[1], mat_index(f, bb, j, md->k, k, 1));
-    cg_line(f->e, "%s += %s * %s;", acc, av, bv);
+    mm_accumulate(f, n->dtype, acc, av, bv);
     cg_loop_close(f, k);
     cg_line(f->e, "%s[%s] = %s;", out, mat_index(f, cb, i, md->n, j, 1), acc);
     cg_loop_close(f, j);
@@ -263,7 +272,9 @@ static void matmul_body(CgFunc *f, NodeId id, const MatDims *md, const char *ab,
     cg_line(f->e, "const %s %s = %s;", dtype_c_name(n->dtype), a_ik, av);
     j = cg_loop_open(f, "j", md->n);
     bv = cg_at(f, n->in[1], mat_index(f, bb, k, md->n, j, 1));
-    cg_line(f->e, "%s[%s] += %s * %s;", out, mat_index(f, cb, i, md->n, j, 1), a_ik, bv);
+    mm_accumulate(f, n->dtype,
+                  arena_printf(f->arena, "%s[%s]", out, mat_index(f, cb, i, md->n, j, 1)), a_ik,
+                  bv);
     cg_loop_close(f, j);
     cg_loop_close(f, k);
   }
@@ -483,7 +494,7 @@ static bool dyn_lowered(const Node *n) {
   case OP_RANDOM:
   case OP_DROPOUT:
   case OP_TRAIN_SELECT:
-  case OP_QUANTIZE:   /* lower_quant.c: one nest over the result, axis 0 to its run-time n */
+  case OP_QUANTIZE: /* lower_quant.c: one nest over the result, axis 0 to its run-time n */
   case OP_DEQUANTIZE:
     return true;
   case OP_SOFTMAX:
@@ -693,10 +704,10 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
     const char *acc = cg_fresh(f->e, "acc");
     cg_line(f->e, "%s %s = %s;", dtype_c_name(n->dtype), acc, zero);
     const char *k = mm_loop_k(f, f->g, n, &md);
-    cg_line(f->e, "%s += %s * %s;", acc,
-            cg_at(f, n->in[0],
-                  ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)),
-            cg_at(f, n->in[1], mat_index(f, "0", vars[1], md.k, k, 1)));
+    mm_accumulate(f, n->dtype, acc,
+                  cg_at(f, n->in[0],
+                        ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)),
+                  cg_at(f, n->in[1], mat_index(f, "0", vars[1], md.k, k, 1)));
     cg_loop_close(f, k);
     u->skip = NULL;
     if (!emit_members(f, u, vars, mat_index(f, "0", i, md.n, vars[1], 1), false, acc)) return false;
@@ -713,8 +724,9 @@ static bool lower_mm_group(CgFunc *f, Fused *u) {
             cg_at(f, n->in[0],
                   ta ? mat_index(f, "0", k, md.m, i, 1) : mat_index(f, "0", i, md.k, k, 1)));
     j = cg_loop_open(f, "j", md.n);
-    cg_line(f->e, "%s[%s] += %s * %s;", buf, mat_index(f, row_i, j, 1, NULL, 0), a_ik,
-            cg_at(f, n->in[1], mat_index(f, "0", k, md.n, j, 1)));
+    mm_accumulate(f, n->dtype,
+                  arena_printf(f->arena, "%s[%s]", buf, mat_index(f, row_i, j, 1, NULL, 0)), a_ik,
+                  cg_at(f, n->in[1], mat_index(f, "0", k, md.n, j, 1)));
     cg_loop_close(f, j);
     cg_loop_close(f, k);
     vars[1] = cg_loop_open(f, "j", md.n);

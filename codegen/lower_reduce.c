@@ -2,7 +2,9 @@
  * lower column of ir/ops.def; row-wise groups reduce in codegen/lower_rows.c instead).
  *
  * The output is set to the identity (0, or the lowest value for MAX), then one loop nest over
- * the input accumulates into it; MEAN divides at the end. A float sum whose reduced axes
+ * the input accumulates into it; MEAN divides at the end. An integer sum wraps in the
+ * element's width like + (docs/language.md), and an integer MEAN is that sum / the count,
+ * truncated toward zero. A float sum whose reduced axes
  * include a long contiguous run at the end takes reduce_rows: lane-wise partial sums that
  * vectorize without -ffast-math. With --threads N, a large one shares its outermost loop out:
  * when that dim is kept, each thread writes its own outputs; when it is reduced (a bias
@@ -126,8 +128,10 @@ bool lower_reduce(CgFunc *f, NodeId id) {
         arena_printf(f->arena, "%s[%s]", out, cg_index_expr(f->arena, in->rank, vars, ost));
     if (n->op == OP_MAX)
       cg_line(f->e, "if (%s > %s%s) %s = %s;", x, o, cg_is_nan(f, t, x), o, x);
-    else
+    else if (dtype_is_float(t))
       cg_line(f->e, "%s += %s;", o, x);
+    else /* an integer sum wraps, as + does */
+      cg_line(f->e, "%s = %s;", o, cg_int_wrap(f, t, o, "+", x));
     cg_nest_close(f, in, vars);
   }
   bool batch = (axes & 1u) && cg_is_dyn(f, in); /* a mean over the run-time batch */
@@ -135,8 +139,15 @@ bool lower_reduce(CgFunc *f, NodeId id) {
     const char *by =
         batch ? arena_printf(f->arena, "(%s)(%s)", dtype_c_name(t), cg_count(f, in, count))
               : cg_literal(f->arena, t, (double)count);
+    if (!dtype_is_float(t)) /* truncated toward zero; the count may not fit in t */
+      by = batch ? arena_printf(f->arena, "(int64_t)(%s)", cg_count(f, in, count))
+                 : arena_printf(f->arena, "(int64_t)%lld", (long long)count);
     i = cg_loop_open_count(f, "i", &n->shape, shape_numel(&n->shape));
-    cg_line(f->e, "%s[%s] /= %s;", out, i ? i : "0", by);
+    const char *o = arena_printf(f->arena, "%s[%s]", out, i ? i : "0");
+    if (dtype_is_float(t))
+      cg_line(f->e, "%s /= %s;", o, by);
+    else
+      cg_line(f->e, "%s = (%s)((int64_t)%s / %s);", o, dtype_c_name(t), o, by);
     cg_loop_close(f, i);
   }
   return true;

@@ -125,8 +125,8 @@ void eval_binary(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
     int64_t ia = ir_strided_offset(i, &out->shape, sa);
     int64_t ib = ir_strided_offset(i, &out->shape, sb);
     if (wraps)
-      tensor_set_wrap(out, i, int_binary(n->op, tensor_get_int(in[0], ia),
-                                         tensor_get_int(in[1], ib)));
+      tensor_set_wrap(out, i,
+                      int_binary(n->op, tensor_get_int(in[0], ia), tensor_get_int(in[1], ib)));
     else
       tensor_set(out, i, binary_apply(n->op, tensor_get(in[0], ia), tensor_get(in[1], ib)));
   }
@@ -217,17 +217,26 @@ void eval_matmul(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
   matmul_batch_strides(bs, &batch, bb);
   bool ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
   int64_t batches = shape_numel(&batch);
+  bool integer =
+      !dtype_is_float(out->dtype) && in[0]->dtype == out->dtype && in[1]->dtype == out->dtype;
   for (int64_t p = 0; p < batches; p++) {
     int64_t a0 = ir_strided_offset(p, &batch, ab), b0 = ir_strided_offset(p, &batch, bb);
     for (int64_t i = 0; i < M; i++) {
       for (int64_t j = 0; j < N; j++) {
         double acc = 0;
+        uint64_t iacc = 0; /* integers: exact, wrapping (the low bits stored) */
         for (int64_t k = 0; k < K; k++) {
-          int64_t ai = ta ? k * a_cols + i : i * a_cols + k;
-          int64_t bi = tb ? j * b_cols + k : k * b_cols + j;
-          acc += tensor_get(in[0], a0 + ai) * tensor_get(in[1], b0 + bi);
+          int64_t ai = a0 + (ta ? k * a_cols + i : i * a_cols + k);
+          int64_t bi = b0 + (tb ? j * b_cols + k : k * b_cols + j);
+          if (integer)
+            iacc += (uint64_t)tensor_get_int(in[0], ai) * (uint64_t)tensor_get_int(in[1], bi);
+          else
+            acc += tensor_get(in[0], ai) * tensor_get(in[1], bi);
         }
-        tensor_set(out, (p * M + i) * N + j, acc);
+        if (integer)
+          tensor_set_wrap(out, (p * M + i) * N + j, iacc);
+        else
+          tensor_set(out, (p * M + i) * N + j, acc);
       }
     }
   }
@@ -258,6 +267,30 @@ void eval_softmax(const Graph *g, const Node *n, const Tensor *in[], Tensor *out
   }
 }
 
+/* An integer reduction, exactly: SUM wraps in the element's width (as + does: accumulated in
+ * uint64, its low bits stored), MEAN is that sum divided by the count, truncated toward zero
+ * (NumPy's mean with the element's dtype), MAX compares the values themselves (an i64 above
+ * 2^53 has no exact double). */
+static void reduce_int(const Node *n, const Tensor *in, Tensor *out, const int64_t *ostr,
+                       int64_t reduced) {
+  int64_t count_out = shape_numel(&out->shape), count_in = shape_numel(&in->shape);
+  bool sign = out->dtype != DT_U8;
+  uint64_t lowest = n->op == OP_MAX && sign ? 1ull << (8 * dtype_size(out->dtype) - 1) : 0;
+  for (int64_t o = 0; o < count_out; o++)
+    tensor_set_wrap(out, o, lowest); /* 0, or the smallest value (its bits) */
+  for (int64_t i = 0; i < count_in; i++) {
+    int64_t o = ir_strided_offset(i, &in->shape, ostr), x = tensor_get_int(in, i);
+    int64_t acc = tensor_get_int(out, o);
+    if (n->op != OP_MAX)
+      tensor_set_wrap(out, o, (uint64_t)acc + (uint64_t)x);
+    else if (x > acc)
+      tensor_set_wrap(out, o, (uint64_t)x);
+  }
+  if (n->op == OP_MEAN && reduced > 0)
+    for (int64_t o = 0; o < count_out; o++)
+      tensor_set_wrap(out, o, (uint64_t)(tensor_get_int(out, o) / reduced));
+}
+
 void eval_reduce(const Graph *g, const Node *n, const Tensor *in[], Tensor *out) {
   const Shape *is = &in[0]->shape;
   uint32_t axes = n->attr.reduce.axes;
@@ -272,6 +305,10 @@ void eval_reduce(const Graph *g, const Node *n, const Tensor *in[], Tensor *out)
       ostr[i] = st;
       st *= is->dim[i];
     }
+  }
+  if (!dtype_is_float(out->dtype)) {
+    reduce_int(n, in[0], out, ostr, reduced);
+    return;
   }
   int64_t count_out = shape_numel(&out->shape), count_in = shape_numel(is);
   double *acc = malloc((size_t)(count_out ? count_out : 1) * sizeof *acc);

@@ -3,7 +3,9 @@
 
 Integer arithmetic in lathe follows two's complement, like NumPy: + - * and unary - wrap in
 the element's width, abs(MIN) is MIN. Division truncates toward zero (C's rule, not NumPy's
-floor), x / 0 is 0 and MIN / -1 wraps to MIN; computed here with Python integers.
+floor), x / 0 is 0 and MIN / -1 wraps to MIN. sum and matmul wrap too, mean is that wrapped sum divided
+by the count, truncated toward zero (NumPy's mean with the element's dtype), max is exact;
+computed here with Python integers.
 usage: ref.py DIR   (writes DIR/in/*.npy and DIR/want/*.npy)
 """
 import os
@@ -57,6 +59,25 @@ def main():
         }
         for op, vals in ops.items():
             np.save(f"{out}/want/{op}_{name}.npy", np.array([wrap(v, dt) for v in vals], dtype=dt))
+        rows_a = [A[r * 4:(r + 1) * 4] for r in range(3)]
+        rows_b = [B[r * 4:(r + 1) * 4] for r in range(3)]
+        cols_b = [[B[r * 4 + c] for r in range(3)] for c in range(4)]
+        reductions = {  # name: (values, shape)
+            "sum": ([sum(A)], ()),
+            "mean": ([tdiv(wrap(sum(A), dt), 12)], ()),
+            "max": ([max(B)], ()),
+            "rsum": ([sum(r) for r in rows_b], (3,)),
+            "rmean": ([tdiv(wrap(sum(c), dt), 3) for c in cols_b], (4,)),
+            "rmax": ([max(r) for r in rows_a], (3,)),
+        }
+        def mm(x, y):  # [3, 4] @ [4, 3], every step wrapped (the same bits at the end)
+            return [sum(x[i * 4 + k] * y[k * 3 + j] for k in range(4)) for i in range(3) for j in range(3)]
+        reductions["mm"] = (mm(A, B), (3, 3))
+        bt = [B[c * 4 + r] for r in range(4) for c in range(3)]  # reshape(b, [3, 4]) transposed
+        reductions["mmt"] = (mm(A, bt), (3, 3))
+        for op, (vals, shape) in reductions.items():
+            want = np.array([wrap(v, dt) for v in vals], dtype=dt).reshape(shape)
+            np.save(f"{out}/want/{op}_{name}.npy", want)
 
 
 if __name__ == "__main__":
