@@ -425,7 +425,10 @@ static bool concat_input(Writer *w, NodeId in, const QObs *y, FILE *f, Diag *d) 
   const QObs *x = obs_of(w, in);
   const char *qx = qform(w, in);
   int32_t m, shift;
-  if (x->scale == y->scale && x->zp == y->zp) return fputs(qx, f) >= 0 || true;
+  if (x->scale == y->scale && x->zp == y->zp) {
+    fputs(qx, f);
+    return true;
+  }
   if (!rt_quant_multiplier((double)x->scale / (double)y->scale, &m, &shift)) {
     diag_error(d, graph_node(w->g, y->node)->loc,
                "the int8 concat '%s': requantizing '%s' (scale %g) to %g needs a shift above 30",
