@@ -14,6 +14,7 @@
 #     model from quantize(x) gives expected outputs that the evaluator, cc, and the C of native
 #     and generic targets under gcc and clang equal byte for byte (oracle_check.bash's
 #     check_everywhere, with the Cortex-M4 build); a one-step mutation is caught;
+#   - the percentile observer: the same checks through the evaluator;
 #   - without --quantize-last: the last softmax stays float (its input is float) and the inner
 #     one is still qsoftmax;
 #   - a model with a `quantize` statement (QAT) converts with its softmax and concat float (QAT
@@ -83,6 +84,29 @@ need "^  output att$" qo.lathe
 IN=(--weights "$TMP/q.safetensors" --input "x=$TMP/x.npy")
 check_everywhere qo.lathe sc lathe_qsoftmax lathe_requant
 check_mutant att
+
+# the percentile observer clips each input's range: a concat's is the union of the clipped ones;
+# the evaluator equals the oracle's model; a concat's zero point off by one is caught
+quiet "$LATHE" quantize "$M" --weights sc.safetensors --calibrate data --quantize-last \
+  --observer percentile --percentile 99 --report-json rp.json -o qp
+/usr/bin/python3 "$ROOT/tests/int8/quantize_ref.py" sc.safetensors qp.safetensors rp.json x.npy .
+/usr/bin/python3 "$ROOT/tests/int8/quantize_softcat_ref.py" qp.safetensors rp.json qp.lathe \
+  x.npy "$TMP/refp"
+sed 's/^  output probs = /  output a\n  output b\n  output c\n  output d\n  output e\n  output h\n  output z\n  output att\n  output g\n  output logits\n  output probs = /' \
+  qp.lathe >qpo.lathe
+quiet "$LATHE" run qpo.lathe --weights qp.safetensors --input x=x.npy --out evp --reference
+check evp "percentile: the evaluator" "$TMP/refp/expected"
+/usr/bin/python3 -c "
+import json
+r = json.load(open('rp.json'))
+[c] = [t for t in r['tensors'] if t['name'] == 'c']
+c['zp'] += 1
+json.dump(r, open('bad.json', 'w'))"
+if /usr/bin/python3 "$ROOT/tests/int8/quantize_ref.py" sc.safetensors qp.safetensors bad.json \
+  x.npy . >"$TMP/mut" 2>&1; then
+  cat "$TMP/mut"; echo "FAIL: a concat's zero point off by one passed"; exit 1
+fi
+echo "ok: a concat's zero point off by one is caught"
 
 # the last layer float: its softmax too, the inner one int8
 quiet "$LATHE" quantize "$M" --weights sc.safetensors --calibrate data -o qf
