@@ -87,13 +87,12 @@ START_TEST(test_concat_found) {
 }
 END_TEST
 
-static const char *const three_text =
-    "import nn\n"
-    "model t(x: f32[2, 4]) {\n"
-    "  a = dense(x, 3)\n  b = dense(x, 5)\n"
-    "  output y = dense(concat([b, a, b], axis = 1), 2)\n"
-    "  output o = pad(a, [0, 0, 0, 2]) + pad(a, [0, 0, 1, 1])\n"
-    "}\n";
+static const char *const three_text = "import nn\n"
+                                      "model t(x: f32[2, 4]) {\n"
+                                      "  a = dense(x, 3)\n  b = dense(x, 5)\n"
+                                      "  output y = dense(concat([b, a, b], axis = 1), 2)\n"
+                                      "  output o = pad(a, [0, 0, 0, 2]) + pad(a, [0, 0, 1, 1])\n"
+                                      "}\n";
 
 START_TEST(test_concat_three_and_overlap) {
   Module *m = compile_text("three.lathe", three_text);
@@ -110,7 +109,7 @@ START_TEST(test_concat_three_and_overlap) {
   ck_assert(n == 3 && axis == 1);
   ck_assert(in[0] == bound(m, "b") && in[1] == bound(m, "a") && in[2] == bound(m, "b"));
   ck_assert_int_eq(q.role[graph_node(m->model, cat)->in[0]], QM_INNER); /* the inner add */
-  NodeId o = output(m, "o");                                           /* overlapping pads */
+  NodeId o = output(m, "o");                                            /* overlapping pads */
   ck_assert_int_eq(q.role[o], QM_OTHER);
   ck_assert_int_eq(qmatch_concat_inputs(m->model, q.uses, o, in, 8, &axis), -1);
   qmatch_keep_float(&q, NULL, 0, true, NULL);
