@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/quant_match.h"
 #include "runtime/quant_calib.h"
 
 static const char *help =
@@ -241,6 +242,10 @@ static bool choose_all(QPlan *p, RtObserver *ob, Diag *d) {
     QObs *o = &p->obs[k];
     const char *why = NULL;
     o->min = ob[k].lo, o->max = ob[k].hi;
+    if (o->rule != QMR_OBSERVED) { /* a softmax's or concat's: by its rule, from the ones before */
+      ok = qplan_derive(p, k, d) && ok;
+      continue;
+    }
     rt_observer_range(&ob[k], &o->lo, &o->hi);
     if (ob[k].nonfinite) why = "it holds NaN or infinite values";
     if (why || !rt_quant_choose_params(o->lo, o->hi, &o->scale, &o->zp, &why)) {
@@ -408,8 +413,14 @@ static void print_report(const QPlan *p, const Compare *c, int64_t samples) {
     char seen[64], used[64];
     snprintf(seen, sizeof seen, "[%.6g, %.6g]", q->min, q->max);
     snprintf(used, sizeof used, "[%.6g, %.6g]", fmin(q->lo, 0), fmax(q->hi, 0));
-    printf("%-20s %-28s %-28s %12.6g %5d\n", q->what, seen, used, q->scale, q->zp);
+    printf("%-20s %-28s %-28s %12.6g %5d%s\n", q->what, seen, used, q->scale, q->zp,
+           q->rule == QMR_SOFTMAX  ? "  (int8 softmax: fixed)"
+           : q->rule == QMR_CONCAT ? "  (int8 concat: its inputs' union)"
+                                   : "");
   }
+  for (int k = 0; k < p->n_float_ops; k++)
+    printf("%s %s stays float: %s\n", p->float_ops[k].op, p->float_ops[k].what,
+           p->float_ops[k].why);
   printf("\n%-20s %-7s %-6s %-26s %14s\n", "layer", "op", "kind", "weight scales",
          "rel. RMS error");
   for (int l = 0; l < p->n_layers; l++) {
@@ -430,6 +441,22 @@ static void print_report(const QPlan *p, const Compare *c, int64_t samples) {
   }
 }
 
+/* the rest of a tensor's JSON object: its rule, and the tensors a softmax's or concat's
+ * parameters follow (indices into "tensors") */
+static void json_rule(FILE *f, const QPlan *p, const QObs *q) {
+  NodeId in[64];
+  int axis, n = 0;
+  if (q->rule == QMR_SOFTMAX) in[n++] = graph_node(p->m->model, q->node)->in[0];
+  if (q->rule == QMR_CONCAT) n = qmatch_concat_inputs(p->m->model, NULL, q->node, in, 64, &axis);
+  fprintf(f, ", \"rule\": \"%s\", \"inputs\": [",
+          q->rule == QMR_SOFTMAX  ? "softmax"
+          : q->rule == QMR_CONCAT ? "concat"
+                                  : "observed");
+  for (int k = 0; k < n; k++)
+    fprintf(f, "%s%d", k ? ", " : "", p->obs_of[in[k]]);
+  fprintf(f, "]}");
+}
+
 /* the report as JSON (numbers at full precision, for tools and tests/int8/quantize_ref.py) */
 static char *report_json(const QPlan *p, const Compare *c, bool per_channel) {
   char *text = NULL;
@@ -442,10 +469,15 @@ static char *report_json(const QPlan *p, const Compare *c, bool per_channel) {
     const QObs *q = &p->obs[k];
     fprintf(f,
             "%s\n  {\"name\": \"%s\", \"min\": %.17g, \"max\": %.17g, \"lo\": %.17g, "
-            "\"hi\": %.17g, \"scale\": %.9g, \"zp\": %d, \"max_abs_err\": %.17g}",
+            "\"hi\": %.17g, \"scale\": %.9g, \"zp\": %d, \"max_abs_err\": %.17g",
             k ? "," : "", q->what, q->min, q->max, q->lo, q->hi, q->scale, q->zp,
             c->tensor[k].max_err);
+    json_rule(f, p, q);
   }
+  fprintf(f, "],\n\"float_ops\": [");
+  for (int k = 0; k < p->n_float_ops; k++)
+    fprintf(f, "%s\n  {\"name\": \"%s\", \"op\": \"%s\", \"why\": \"%s\"}", k ? "," : "",
+            p->float_ops[k].what, p->float_ops[k].op, p->float_ops[k].why);
   fprintf(f, "],\n\"layers\": [");
   for (int l = 0; l < p->n_layers; l++) {
     const QLayer *L = &p->layers[l];

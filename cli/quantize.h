@@ -14,6 +14,10 @@
  *     tensor: the int8 max pool);
  *   - an add of two int8 tensors (a residual connection) is one qadd, an int8 tensor of its
  *     own observed parameters, with a ReLU that is its only user fused into its clamp;
+ *   - a softmax of an int8 tensor over its last axis (rows of at most 4095) is one qsoftmax,
+ *     scale 1/256 and zero point -128; a concat of int8 tensors is int8 at choose_params of
+ *     the union of its inputs' ranges, each input with other parameters requantized (not for
+ *     a model with a `quantize` statement: QAT does not model them, so they stay float);
  *   - every other op computes in float: dequantize where it reads an int8 tensor, quantize
  *     where an int8 layer reads a float tensor.
  * Observed tensors are what that needs: each int8 layer's and qadd's output and each float
@@ -49,7 +53,17 @@ typedef struct QObs {
   float scale;
   int32_t zp;
   const char *binding; /* its int8 form's binding in the written model (qplan_write), or NULL */
+  int8_t rule;         /* a QMatchRule (ir/quant_match.h): observed, or a softmax's or concat's
+                          parameters by their rule (qplan_derive) */
 } QObs;
+
+/* a softmax or concat that reads an int8 tensor but computes in float, for the report */
+typedef struct QFloatOp {
+  NodeId node;
+  const char *what; /* the binding name, or "%<id>" (module arena) */
+  const char *op;   /* "softmax" or "concat" */
+  const char *why;  /* static text */
+} QFloatOp;
 
 typedef struct QPlan {
   Module *m;
@@ -57,11 +71,13 @@ typedef struct QPlan {
   int n_layers;
   QObs *obs;
   int n_obs;
-  int *obs_of;        /* per node: QPlan.obs index of the parameters of an int8 tensor, or -1 */
-  uint8_t *is_int8;   /* per node: 1 when the written model holds it as int8 */
-  int8_t *role;       /* per node: what the node is to the writer (quantize_plan.c) */
-  int n_outputs;      /* the model's own outputs (probes are added after them) */
-  int32_t weight_max; /* int8 weights lie in [-weight_max, weight_max]: 127, or 63 */
+  int *obs_of;         /* per node: QPlan.obs index of the parameters of an int8 tensor, or -1 */
+  uint8_t *is_int8;    /* per node: 1 when the written model holds it as int8 */
+  int8_t *role;        /* per node: what the node is to the writer (quantize_plan.c) */
+  int n_outputs;       /* the model's own outputs (probes are added after them) */
+  int32_t weight_max;  /* int8 weights lie in [-weight_max, weight_max]: 127, or 63 */
+  QFloatOp *float_ops; /* softmaxes and concats of int8 tensors kept float, and why */
+  int n_float_ops;
 } QPlan;
 
 /* what the user asked for */
@@ -78,6 +94,11 @@ typedef struct QPlanOptions {
  * (all of them) in d, with false. */
 bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d);
 void qplan_fini(QPlan *p);
+
+/* The parameters of p->obs[k] whose rule is not QMR_OBSERVED, from the ones it follows (chosen
+ * before it): a softmax's 1/256 and -128 (its range [0, 255/256]), a concat's choose_params of
+ * the union of its inputs' ranges. False (reported) when they cannot be chosen. */
+bool qplan_derive(QPlan *p, int k, Diag *d);
 
 /* The int8 model as .lathe text (malloc'd, under the comment lines of header) and its
  * weights (added to out) from the trained float params fw (read from the file `what`): the

@@ -14,7 +14,8 @@ enum {
   QR_INPUT = QM_INPUT, /* a model input */
   QR_LITERAL = QM_LITERAL, /* a rank-0 constant, written as a number where it is used */
   QR_GENERIC = QM_OTHER, /* a float op written as one binding (or an int8 reshape/transpose/pool) */
-  QR_QADD = QM_QADD /* an add of two int8 tensors, or the ReLU that is its only user: one qadd */
+  QR_QADD = QM_QADD, /* an add of two int8 tensors, or the ReLU that is its only user: one qadd */
+  QR_CONCAT = QM_CONCAT /* a concat (its unslices and adds are inner): one concat([...]) */
 };
 
 /* NULL when the writer can spell node id of g as a binding, else why not */

@@ -8,6 +8,7 @@
  */
 #include "quantize.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,9 +77,10 @@ static bool check_writable(const QPlan *p, const uint8_t *live, Diag *d) {
     }
   }
   if (!ok)
-    diag_note(d, (SrcLoc){0},
-              "lathe quantize writes dense and conv2d layers and the elementwise, reduction, "
-              "softmax, reshape, transpose and max-pooling ops between them (docs/int8.md)");
+    diag_note(
+        d, (SrcLoc){0},
+        "lathe quantize writes dense and conv2d layers and the elementwise, reduction, "
+        "softmax, concat, reshape, transpose and max-pooling ops between them (docs/int8.md)");
   for (int l = 0; l < p->n_layers; l++) {
     const Node *op = graph_node(g, p->layers[l].op);
     if (p->layers[l].conv && !conv_symmetric(op)) {
@@ -122,7 +124,7 @@ static bool take_int8(QPlan *p, QMatch *q) {
   if (!p->obs) return false;
   for (int k = 0; k < q->n_ranges; k++) {
     const Node *n = graph_node(p->m->model, q->ranges[k].node);
-    p->obs[k] = (QObs){.node = q->ranges[k].node};
+    p->obs[k] = (QObs){.node = q->ranges[k].node, .rule = (int8_t)q->ranges[k].rule};
     p->obs[k].what = n->name ? n->name : arena_printf(&p->m->arena, "%%%u", q->ranges[k].node);
   }
   p->n_obs = q->n_ranges;
@@ -131,6 +133,68 @@ static bool take_int8(QPlan *p, QMatch *q) {
   p->obs_of = q->range_of, p->is_int8 = q->is_int8;
   q->range_of = NULL, q->is_int8 = NULL;
   return true;
+}
+
+/* ---- softmax and concat ---------------------------------------------------------------------- */
+
+/* why softmax or concat `id`, which reads an int8 tensor, stays float; NULL when it does not
+ * read one or is int8 */
+static const char *float_why(const QPlan *p, const QMatch *q, NodeId id) {
+  const Node *n = graph_node(p->m->model, id);
+  NodeId in[64];
+  int axis,
+      count = p->role[id] == QR_CONCAT ? qmatch_concat_inputs(q->g, NULL, id, in, 64, &axis) : 0;
+  bool reads_int8 = false, reads_float = false;
+  for (int k = 0; k < count; k++)
+    reads_int8 |= p->is_int8[in[k]], reads_float |= !p->is_int8[in[k]];
+  if (n->op == OP_SOFTMAX && p->role[id] == QR_GENERIC) reads_int8 = p->is_int8[n->in[0]];
+  if (p->is_int8[id] || !reads_int8) return NULL;
+  if (!q->softmax_concat)
+    return "the quantize statement (QAT) does not model an int8 softmax or concat yet";
+  if (n->op == OP_SOFTMAX) return qmatch_softmax_no_int8(p->m->model, id);
+  return reads_float ? "an input is float (the concat of int8 tensors takes only int8 inputs)"
+                     : NULL;
+}
+
+/* the softmaxes and concats that read an int8 tensor but stay float, for the report */
+static bool note_float_ops(QPlan *p, const QMatch *q) {
+  const Graph *g = p->m->model;
+  p->float_ops = calloc(g->n_nodes + 1, sizeof *p->float_ops);
+  if (!p->float_ops) return false;
+  for (NodeId id = 0; id < g->n_nodes; id++) {
+    const Node *n = graph_node(g, id);
+    const char *why =
+        p->role[id] == QR_CONCAT || p->role[id] == QR_GENERIC ? float_why(p, q, id) : NULL;
+    if (why)
+      p->float_ops[p->n_float_ops++] =
+          (QFloatOp){.node = id,
+                     .what = n->name ? n->name : arena_printf(&p->m->arena, "%%%u", id),
+                     .op = p->role[id] == QR_CONCAT ? "concat" : ir_ops[n->op].name,
+                     .why = why};
+  }
+  return true;
+}
+
+bool qplan_derive(QPlan *p, int k, Diag *d) {
+  QObs *o = &p->obs[k];
+  if (o->rule == QMR_SOFTMAX) { /* TFLite's fixed output: [0, 255/256] is choose_params' */
+    o->lo = 0, o->hi = 255.0 / 256.0, o->scale = 1.0f / 256.0f, o->zp = -128;
+    return true;
+  }
+  NodeId in[64];
+  int axis;
+  int n = qmatch_concat_inputs(p->m->model, NULL, o->node, in, 64, &axis);
+  o->lo = INFINITY, o->hi = -INFINITY;
+  for (int j = 0; j < n; j++) {
+    const QObs *x = &p->obs[p->obs_of[in[j]]];
+    o->lo = fmin(o->lo, x->lo), o->hi = fmax(o->hi, x->hi);
+  }
+  const char *why = n < 1 ? "internal: not a concat" : NULL;
+  if (!why && rt_quant_choose_params(o->lo, o->hi, &o->scale, &o->zp, &why)) return true;
+  diag_error(d, graph_node(p->m->model, o->node)->loc,
+             "cannot quantize the concat '%s' (the union of its inputs' ranges, [%g, %g]): %s",
+             o->what, o->lo, o->hi, why);
+  return false;
 }
 
 bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d) {
@@ -152,9 +216,10 @@ bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d) {
                m->name);
     ok = false;
   }
-  p->role = q.role; /* the plan's from here: qmatch_fini leaves it */
+  p->role = q.role;                  /* the plan's from here: qmatch_fini leaves it */
+  q.softmax_concat = m->qat == NULL; /* QAT does not model them: its conversion keeps them float */
   ok = ok && check_writable(p, q.live, d) && choose_float_layers(p, &q, o, d);
-  if (ok && !take_int8(p, &q)) {
+  if (ok && (!take_int8(p, &q) || !note_float_ops(p, &q))) {
     diag_error(d, (SrcLoc){0}, "out of memory");
     ok = false;
   }
@@ -164,6 +229,7 @@ bool qplan_build(QPlan *p, Module *m, const QPlanOptions *o, Diag *d) {
 }
 
 void qplan_fini(QPlan *p) {
+  free(p->float_ops);
   free(p->layers), free(p->obs), free(p->obs_of), free(p->is_int8), free(p->role);
   memset(p, 0, sizeof *p);
 }

@@ -76,7 +76,7 @@ static const char *const reserved[] = {
     "conv",        "max_pool2d", "exp",       "log",        "sqrt",         "abs",
     "sign",        "sigmoid",    "tanh",      "erf",        "sin",          "cos",
     "maximum",     "minimum",    "pow",       "where",      "broadcast_to", "stop_gradient",
-    "fill",        "qadd"};
+    "fill",        "qadd",       "concat",    "qsoftmax",   "requantize"};
 
 typedef struct Writer {
   QPlan *p;
@@ -380,6 +380,92 @@ static bool write_qadd(Writer *w, NodeId id, Diag *d) {
   return true;
 }
 
+/* ---- softmax and concat of int8 tensors ---------------------------------------------------- */
+
+/* TFLite's int8 softmax parameters of input scale s, beta 1 (softmax_params of
+ * tests/int8/tflite_softmax.py): the Q31 multiplier and left shift of min(s * 2^26, 2^31 - 1),
+ * and diff_min = -floor(31 * 2^26 / 2^shift); false when s * 2^26 <= 1 */
+static bool softmax_params(float s, int32_t p[3]) {
+  double real = fmin((double)s * 67108864.0, 2147483647.0);
+  int32_t m, shift; /* the left shift may be 31: real / 2 has the same multiplier, shift - 1 */
+  if (!(real > 1.0) || !rt_quant_multiplier(real / 2, &m, &shift)) return false;
+  p[0] = m, p[1] = shift + 1;
+  p[2] = -(int32_t)floor(31.0 * 67108864.0 / ldexp(1.0, p[1]));
+  return true;
+}
+
+/* the int8 name of node id: its binding, `<output>_q` for a model output (whose name the
+ * dequantized value takes) */
+static char *int8_name(Writer *w, NodeId id) {
+  for (int o = 0; o < w->p->n_outputs; o++)
+    if (w->g->outputs[o].node == id) return claim(w, w->g->outputs[o].name, "_q", id);
+  return claim(w, base_name(w, id), "", id);
+}
+
+/* an int8 softmax (its input int8, the last axis): qsoftmax, TFLite's reference kernel */
+static bool write_qsoftmax(Writer *w, NodeId id, Diag *d) {
+  const Node *n = graph_node(w->g, id);
+  const QObs *x = obs_of(w, n->in[0]), *y = obs_of(w, id);
+  int32_t p[3];
+  if (!softmax_params(x->scale, p)) {
+    diag_error(d, n->loc, "the int8 softmax '%s': its input scale %g is below 2^-26", y->what,
+               (double)x->scale);
+    return false;
+  }
+  const char *qx = qform(w, n->in[0]);
+  w->qname[id] = int8_name(w, id);
+  fprintf(w->f, "  %s = qsoftmax(%s, %d, %d, %d)  # int8 softmax: scale 1/256, zp -128\n",
+          w->qname[id], qx, p[0], p[1], p[2]);
+  return true;
+}
+
+/* one input of an int8 concat: copied when its parameters are the output's, else requantized
+ * (TFLite's converter puts an int8 QUANTIZE before it); false when the ratio needs a shift > 30 */
+static bool concat_input(Writer *w, NodeId in, const QObs *y, FILE *f, Diag *d) {
+  const QObs *x = obs_of(w, in);
+  const char *qx = qform(w, in);
+  int32_t m, shift;
+  if (x->scale == y->scale && x->zp == y->zp) {
+    fputs(qx, f);
+    return true;
+  }
+  if (!rt_quant_multiplier((double)x->scale / (double)y->scale, &m, &shift)) {
+    diag_error(d, graph_node(w->g, y->node)->loc,
+               "the int8 concat '%s': requantizing '%s' (scale %g) to %g needs a shift above 30",
+               y->what, x->what, (double)x->scale, (double)y->scale);
+    return false;
+  }
+  fprintf(f, "requantize(%s, %d, %d, x_zp = %d, out_zp = %d)", qx, m, shift, x->zp, y->zp);
+  return true;
+}
+
+/* a concat: of int8 inputs (an int8 concat, is_int8) or of their float forms */
+static bool write_concat(Writer *w, NodeId id, Diag *d) {
+  NodeId in[64];
+  int axis, n = qmatch_concat_inputs(w->g, NULL, id, in, 64, &axis);
+  bool int8 = w->p->is_int8[id], ok = n >= 2;
+  const QObs *y = int8 ? obs_of(w, id) : NULL;
+  char *list = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&list, &len);
+  if (!f) return w->ok = false;
+  for (int k = 0; ok && k < n; k++) {
+    fputs(k ? ", " : "", f);
+    ok = int8 ? concat_input(w, in[k], y, f, d) : fputs(fform(w, in[k]), f) >= 0;
+  }
+  if (fclose(f) != 0) ok = w->ok = false;
+  if (ok && int8) {
+    w->qname[id] = int8_name(w, id);
+    fprintf(w->f, "  %s = concat([%s], axis = %d)  # int8 [%.6g, %.6g]: scale %.9g\n", w->qname[id],
+            list, axis, y->lo, y->hi, y->scale);
+  } else if (ok) {
+    w->fname[id] = claim(w, base_name(w, id), "", id);
+    fprintf(w->f, "  %s = concat([%s], axis = %d)\n", w->fname[id], list, axis);
+  }
+  free(list);
+  return ok;
+}
+
 /* ---- layers -------------------------------------------------------------------------------- */
 
 static void write_layer(Writer *w, const QLayer *L) {
@@ -553,7 +639,11 @@ static void claim_names(Writer *w) {
 static void write_body(Writer *w, Diag *d) {
   for (NodeId id = 0; id < w->g->n_nodes; id++) {
     int role = w->p->role[id];
-    if (role == QR_GENERIC)
+    if (role == QR_GENERIC && w->p->is_int8[id] && graph_node(w->g, id)->op == OP_SOFTMAX)
+      w->failed |= !write_qsoftmax(w, id, d);
+    else if (role == QR_CONCAT)
+      w->failed |= !write_concat(w, id, d);
+    else if (role == QR_GENERIC)
       write_generic(w, id);
     else if (role == QR_QADD && !write_qadd(w, id, d))
       w->failed = true;
@@ -564,6 +654,12 @@ static void write_body(Writer *w, Diag *d) {
   for (int o = 0; o < w->p->n_outputs; o++) {
     const GraphOutput *out = &w->g->outputs[o];
     if (out->kind != OUT_VALUE) continue;
+    if (w->p->is_int8[out->node] && !w->fname[out->node]) { /* dequantized as the output */
+      const QObs *q = obs_of(w, out->node);
+      fprintf(w->f, "  output %s = dequantize(%s, %.9g, %d)\n", out->name, w->qname[out->node],
+              q->scale, q->zp);
+      continue;
+    }
     const char *f = fform(w, out->node);
     if (strcmp(f, out->name) == 0)
       fprintf(w->f, "  output %s\n", out->name);

@@ -3,7 +3,8 @@
  * order), the ranges listed once each.
  *
  * Invariant: after qmatch_assign_int8, every int8 node has range_of >= 0, and so does every
- * float node an int8 layer reads; QMatchLayer.y_range of an int8 layer is its out's range.
+ * float node an int8 layer reads; QMatchLayer.y_range of an int8 layer is its out's range; a
+ * range of rule QMR_CONCAT comes after the ranges of its concat's inputs (id order).
  */
 #include "quant_match.h"
 
@@ -84,6 +85,87 @@ static void claim_layer(QMatch *q, const QMatchLayer *L) {
   q->role[L->out] = QM_LAYER;
 }
 
+/* ---- concat: unslices tiling the result along one axis, summed ------------------------------ */
+
+/* the unslices of the add chain ending at `id` (each read by the chain alone, the inner adds
+ * too) into u, at most max; their count, or -1 when id is no such chain */
+static int concat_chain(const Graph *g, const int *uses, NodeId id, NodeId *u, int max) {
+  int n = 0;
+  NodeId cur = id;
+  while (graph_node(g, cur)->op == OP_ADD && graph_node(g, cur)->n_in == 2) {
+    const Node *a = graph_node(g, cur);
+    if (n == max || (cur != id && uses && uses[cur] != 1)) return -1;
+    u[n++] = a->in[1];
+    cur = a->in[0];
+  }
+  if (cur == id || n == max) return -1;
+  u[n++] = cur;
+  for (int k = 0; k < n; k++) {
+    const Node *x = graph_node(g, u[k]);
+    if (x->op != OP_UNSLICE || (uses && uses[u[k]] != 1) ||
+        !shape_equal(&x->shape, &graph_node(g, id)->shape))
+      return -1;
+  }
+  return n;
+}
+
+/* the axis along which unslice u places its input into the result, or -1 (several, or a step) */
+static int placed_axis(const Graph *g, NodeId u) {
+  const Node *n = graph_node(g, u), *x = graph_node(g, n->in[0]);
+  int axis = -1;
+  for (int d = 0; d < n->shape.rank; d++) {
+    if (n->attr.slice.step[d] != 1) return -1;
+    if (x->shape.dim[d] == n->shape.dim[d] && n->attr.slice.begin[d] == 0) continue;
+    if (axis >= 0) return -1;
+    axis = d;
+  }
+  return axis;
+}
+
+int qmatch_concat_inputs(const Graph *g, const int *uses, NodeId id, NodeId *pieces, int max,
+                         int *axis) {
+  NodeId u[64];
+  int n = concat_chain(g, uses, id, u, 64);
+  if (n < 2 || n > max || (*axis = placed_axis(g, u[0])) < 0) return -1;
+  int64_t at = 0, total = graph_node(g, id)->shape.dim[*axis];
+  for (int k = 0; k < n; k++) { /* the piece that starts where the ones before end */
+    int found = -1;
+    for (int j = 0; j < n && found < 0; j++) {
+      const Node *uj = graph_node(g, u[j]);
+      if (placed_axis(g, u[j]) == *axis && uj->attr.slice.begin[*axis] == at) found = j;
+    }
+    if (found < 0) return -1;
+    pieces[k] = graph_node(g, u[found])->in[0];
+    at += graph_node(g, pieces[k])->shape.dim[*axis];
+  }
+  return at == total ? n : -1;
+}
+
+/* a concat at id: its unslices and inner adds are inner */
+static bool claim_concat(QMatch *q, NodeId id) {
+  NodeId pieces[64], u[64];
+  int axis;
+  if (qmatch_concat_inputs(q->g, q->uses, id, pieces, 64, &axis) < 0) return false;
+  int n = concat_chain(q->g, q->uses, id, u, 64);
+  for (NodeId cur = id; cur != u[n - 1]; cur = graph_node(q->g, cur)->in[0])
+    q->role[cur] = QM_INNER;
+  for (int k = 0; k < n; k++)
+    q->role[u[k]] = QM_INNER;
+  q->role[id] = QM_CONCAT;
+  return true;
+}
+
+const char *qmatch_softmax_no_int8(const Graph *g, NodeId id) {
+  const Node *n = graph_node(g, id), *x = graph_node(g, n->in[0]);
+  if (n->op != OP_SOFTMAX) return "only softmax has an int8 form (qsoftmax)";
+  int axis = n->attr.softmax.axis < 0 ? n->attr.softmax.axis + x->shape.rank : n->attr.softmax.axis;
+  if (axis != x->shape.rank - 1)
+    return "its axis is not the last one (qsoftmax normalizes rows of the last axis)";
+  if (x->shape.dim[axis] > QMATCH_SOFTMAX_MAX_DEPTH)
+    return "its rows have more than 4095 elements (qsoftmax's limit)";
+  return NULL;
+}
+
 static void count_uses(QMatch *q) {
   const Graph *g = q->g;
   for (NodeId id = 0; id < g->n_nodes; id++)
@@ -111,6 +193,9 @@ bool qmatch_find(QMatch *q, Module *m, const Graph *g) {
     if (q->live[id] && match_layer(q, id, &q->layers[q->n_layers]))
       claim_layer(q, &q->layers[q->n_layers++]);
   }
+  for (NodeId id = 0; id < g->n_nodes; id++) /* ascending: an inner add does not tile */
+    if (q->live[id] && q->role[id] == QM_DEAD && graph_node(g, id)->op == OP_ADD)
+      claim_concat(q, id);
   for (NodeId id = 0; id < g->n_nodes; id++) {
     const Node *n = graph_node(g, id);
     if (!q->live[id] || q->role[id] != QM_DEAD) continue;
@@ -183,6 +268,28 @@ static void int8_layer(QMatch *q, int32_t l) {
   q->range_of[L->out] = L->y_range = add_range(q, L->out, l);
 }
 
+/* with softmax_concat: a concat of int8 inputs, a softmax of an int8 tensor that qsoftmax can
+ * compute: int8, parameters by their rule */
+static void assign_softmax_concat(QMatch *q, NodeId id) {
+  const Node *n = graph_node(q->g, id);
+  NodeId pieces[64];
+  int axis, k = 0, count = -1;
+  QMatchRule rule = QMR_OBSERVED;
+  if (q->role[id] == QM_CONCAT &&
+      (count = qmatch_concat_inputs(q->g, NULL, id, pieces, 64, &axis)) > 0) {
+    while (k < count && q->is_int8[pieces[k]])
+      k++;
+    rule = k == count ? QMR_CONCAT : QMR_OBSERVED;
+  } else if (q->role[id] == QM_OTHER && n->op == OP_SOFTMAX && q->is_int8[n->in[0]] &&
+             !qmatch_softmax_no_int8(q->g, id)) {
+    rule = QMR_SOFTMAX;
+  }
+  if (rule == QMR_OBSERVED) return;
+  q->is_int8[id] = 1;
+  q->range_of[id] = add_range(q, id, -1);
+  q->ranges[q->range_of[id]].rule = rule;
+}
+
 bool qmatch_assign_int8(QMatch *q) {
   const Graph *g = q->g;
   int32_t *layer_at = malloc((g->n_nodes ? g->n_nodes : 1) * sizeof *layer_at);
@@ -201,6 +308,8 @@ bool qmatch_assign_int8(QMatch *q) {
     } else if (q->role[id] == QM_OTHER && qmatch_is_passthrough(n->op) && q->is_int8[n->in[0]]) {
       q->is_int8[id] = 1;
       q->range_of[id] = q->range_of[n->in[0]];
+    } else if (q->softmax_concat) {
+      assign_softmax_concat(q, id);
     }
   }
   free(layer_at);

@@ -16,10 +16,18 @@
  *   - an add of two int8 tensors (a residual connection) is a *qadd*, an int8 tensor of its
  *     own parameters; a ReLU that is the add's only user is fused into its clamp (the ReLU is
  *     then the qadd's result);
+ *   - with QMatch.softmax_concat (lathe quantize's PTQ; the QAT statement leaves it off): a
+ *     softmax of an int8 tensor over its last axis, rows of at most 4095, is int8 (qsoftmax,
+ *     parameters fixed at 1/256, -128), and a concat whose inputs are all int8 is int8
+ *     (parameters from the union of the inputs' ranges; inputs with others requantized);
  *   - every other op computes in float.
+ * A *concat* is how the frontend elaborates concat([a, b, ...], axis): unslices of the inputs
+ * into the result's shape, tiling it along one axis, summed by a chain of adds; the last add is
+ * the concat (QM_CONCAT), its unslices and other adds inner.
  * The *ranges* are the tensors whose range sets quantization parameters: each int8 layer's and
  * each qadd's result and each float tensor an int8 layer reads, once each, in graph order (a
- * layer's float input before its result).
+ * layer's float input before its result); with softmax_concat also each int8 softmax's and
+ * concat's result, whose parameters follow from a rule (QMatchRange.rule), not an observation.
  */
 #ifndef LATHE_IR_QUANT_MATCH_H
 #define LATHE_IR_QUANT_MATCH_H
@@ -34,8 +42,16 @@ typedef enum QMatchRole {
   QM_INPUT,   /* a model input */
   QM_LITERAL, /* a rank-0 constant */
   QM_OTHER,   /* any other live node: a float op, or an int8 reshape/transpose/max_pool2d */
-  QM_QADD     /* a qadd's result: the add of two int8 tensors, or the ReLU fused after it */
+  QM_QADD,    /* a qadd's result: the add of two int8 tensors, or the ReLU fused after it */
+  QM_CONCAT   /* a concat's result (int8 or float); its unslices and inner adds are QM_INNER */
 } QMatchRole;
+
+/* QMatchRange.rule: where a range's quantization parameters come from */
+typedef enum QMatchRule {
+  QMR_OBSERVED, /* the observed (or QAT-tracked) range of the tensor */
+  QMR_SOFTMAX,  /* an int8 softmax's result: scale 1/256, zero point -128 (TFLite's) */
+  QMR_CONCAT    /* an int8 concat's result: choose_params of the union of its inputs' ranges */
+} QMatchRule;
 
 typedef struct QMatchLayer {
   bool conv;          /* conv2d, else dense */
@@ -55,7 +71,9 @@ typedef struct QMatchLayer {
 
 typedef struct QMatchRange {
   NodeId node;   /* the tensor: an int8 layer's or qadd's result, or an int8 layer's float input */
-  int32_t layer; /* the int8 layer that makes it, or the first that reads it float; -1: a qadd */
+  int32_t layer; /* the int8 layer that makes it, or the first that reads it float; -1: a qadd,
+                    a softmax or a concat */
+  QMatchRule rule;
 } QMatchRange;
 
 typedef struct QMatch {
@@ -71,6 +89,7 @@ typedef struct QMatch {
                           its quantization where int8 layers read it (a float one), else -1 */
   QMatchRange *ranges; /* qmatch_assign_int8 */
   int n_ranges;
+  bool softmax_concat; /* set before qmatch_assign_int8: int8 softmax and concat (see above) */
 } QMatch;
 
 /* The layers of g (a graph of m) and each live node's role (qmatch_assign_int8 adds the
@@ -95,5 +114,16 @@ bool qmatch_assign_int8(QMatch *q);
 
 /* reshape, transpose, max_pool2d: an int8 input stays int8 with its parameters */
 bool qmatch_is_passthrough(OpKind op);
+
+enum { QMATCH_SOFTMAX_MAX_DEPTH = 4095 }; /* qsoftmax's longest row (ir/quant_softmax.c) */
+
+/* The inputs of a concat at node id of g, in order along its axis (*axis), at most max of them,
+ * into pieces; their count, or -1 when id is no concat. uses (QMatch.uses) also requires each
+ * unslice and inner add to be read by the chain alone; NULL for a node known to be QM_CONCAT. */
+int qmatch_concat_inputs(const Graph *g, const int *uses, NodeId id, NodeId *pieces, int max,
+                         int *axis);
+
+/* softmax node id of an int8 tensor: NULL when it can be int8 (qsoftmax), else why not */
+const char *qmatch_softmax_no_int8(const Graph *g, NodeId id);
 
 #endif

@@ -10,6 +10,7 @@
 #     gives exactly lathe's int8 layer values;
 #   - the written model gives the same int8 bytes through the evaluator, the compiled model
 #     and `lathe compile --bake` C (native and generic, gcc and clang, -Werror);
+#   - --quantize-last: the MLP's softmax is a qsoftmax, the oracle's;
 #   - every observer and --per-tensor write a model; bad input (calibration data that does
 #     not fit, all-zero activations, an unknown --keep-float name) is a clear error and
 #     writes nothing.
@@ -171,6 +172,42 @@ for obs in percentile entropy; do
   /usr/bin/python3 "$ROOT/tests/int8/quantize_ref.py" mlp.safetensors "q-$obs.safetensors" \
     "r-$obs.json" x.npy "ref-$obs"
 done
+
+# --quantize-last: the last layer int8 too, and its softmax a qsoftmax (1/256, -128) whose
+# probabilities are dequantized; its constants and values are the oracle's (softmax_params of
+# the logits' scale, softmax of lathe's int8 logits), top-1 agreement >= 95% and accuracy within
+# 1.5 points of float
+quiet "$LATHE" quantize "$MLP" --weights mlp.safetensors --calibrate fashion-mnist --limit 256 \
+  --quantize-last --report-json rl.json -o ql
+grep -q "^  probs_q = qsoftmax(logits, " ql.lathe
+grep -q "^  output probs = dequantize(probs_q, 0.00390625, -128)$" ql.lathe
+sed 's/^  output probs = /  output h1\n  output h2\n  output logits\n  output pq = probs_q\n  output probs = /' \
+  ql.lathe >qlo.lathe
+quiet "$LATHE" run qlo.lathe --weights ql.safetensors --input x=x.npy --out refl --reference
+/usr/bin/python3 "$ROOT/tests/int8/quantize_ref.py" mlp.safetensors ql.safetensors rl.json \
+  x.npy refl
+/usr/bin/python3 - "$ROOT/tests/int8" <<'PY'
+import json, re, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import tflite_softmax as sm
+r = json.load(open("rl.json"))
+t = {e["name"]: e for e in r["tensors"]}
+assert t["probs"]["rule"] == "softmax" and r["outputs"][0]["top1_agreement"] >= 0.95, r["outputs"]
+p = sm.softmax_params(np.float32(t["logits"]["scale"]))
+assert re.search(r"^  probs_q = qsoftmax\(logits, %d, %d, %d\)" % p, open("ql.lathe").read(), re.M)
+got, logits = np.load("refl/pq.npy"), np.load("refl/logits.npy")
+assert got.dtype == np.int8 and np.array_equal(got, sm.softmax(logits, *p)), "not the oracle's"
+assert np.array_equal(np.load("refl/probs.npy"), (got.astype(np.float64) + 128) / 256)
+print(f"ok: --quantize-last: qsoftmax {p} equals the oracle's softmax, top-1 agreement "
+      f"{r['outputs'][0]['top1_agreement']:.4f}")
+PY
+il=$(accuracy ql.lathe --weights ql.safetensors)
+/usr/bin/python3 -c "
+import sys
+f, q = float(sys.argv[1]), float(sys.argv[2])
+assert f - q <= 1.5, f'int8 accuracy {q} (--quantize-last) is more than 1.5 points below {f}'
+print(f'ok: --quantize-last: test accuracy f32 {f}%, int8 with qsoftmax {q}%')" "$f32" "$il"
 
 # the CNN: qconv2d layers, int8 max pooling (max_pool2d of the int8 tensor), the flatten of an
 # int8 tensor, no dequantize before the last layer; the oracle checks its weights, the

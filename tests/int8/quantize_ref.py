@@ -5,7 +5,9 @@
 
 With the report of `lathe quantize --report-json` (each observed tensor's chosen range, scale
 and zero point; each layer's weight and bias names and its input/output tensors):
-  - every scale and zero point is the oracle's choose_params of the chosen range;
+  - every scale and zero point is the oracle's choose_params of the chosen range; an int8
+    softmax's range is [0, 255/256] (1/256, -128) and an int8 concat's the union of its
+    inputs' ranges (concat_params);
   - every int8 layer's weights, bias, multipliers and shifts are the oracle's
     symmetric_weight_scales / quantize / quantize_bias / output_multipliers of the float
     checkpoint (per output channel: the dense weight's column, the conv weight's row; in
@@ -25,6 +27,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 import safetensors_py  # noqa: E402
 import tflite_ref as ref  # noqa: E402
+import tflite_softmax as sm  # noqa: E402
 
 failures = 0
 
@@ -37,12 +40,34 @@ def check(cond, what):
     return cond
 
 
+def check_rule(t, tensors):
+    """an int8 softmax's range is [0, 255/256] (scale 1/256, zero point -128: TFLite's); an
+    int8 concat's the union of its inputs' ranges (concat_params of tflite_softmax.py)"""
+    rule = t.get("rule", "observed")
+    if rule == "softmax":
+        check((t["lo"], t["hi"]) == (0, 255 / 256) and np.float32(t["scale"]) == np.float32(1 / 256)
+              and t["zp"] == -128, f"{t['name']}: an int8 softmax's parameters are not 1/256, -128")
+    elif rule == "concat":
+        ins = [tensors[k] for k in t["inputs"]]
+        check(len(ins) >= 2 and t["lo"] == min(i["lo"] for i in ins) and
+              t["hi"] == max(i["hi"] for i in ins),
+              f"{t['name']}: the concat's range is not the union of its inputs' ranges")
+        scale, zp = sm.concat_params([(i["lo"], i["hi"]) for i in ins])
+        check(np.float32(scale) == np.float32(t["scale"]) and zp == t["zp"],
+              f"{t['name']}: concat_params gives ({scale}, {zp}), lathe ({t['scale']}, {t['zp']})")
+    else:
+        check(rule == "observed" and not t.get("inputs"), f"{t['name']}: rule {rule}")
+
+
 def check_params(report):
     for t in report["tensors"]:
         scale, zp = ref.choose_params(t["lo"], t["hi"])
         check(np.float32(scale) == np.float32(t["scale"]) and zp == t["zp"],
               f"{t['name']}: choose_params gives ({scale}, {zp}), lathe ({t['scale']}, {t['zp']})")
-    print(f"ok: {len(report['tensors'])} tensors' scales and zero points are choose_params'")
+        check_rule(t, report["tensors"])
+    rules = sorted({t.get("rule", "observed") for t in report["tensors"]})
+    print(f"ok: {len(report['tensors'])} tensors' scales and zero points are choose_params' "
+          f"(rules: {', '.join(rules)})")
 
 
 def check_layer(layer, tensors, fw, qw, per_channel, wmax):
