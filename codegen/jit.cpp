@@ -34,6 +34,8 @@ extern "C" {
 #include "ir/diag.h"
 }
 #include "codegen/jit.h"
+#include "codegen/jit_cache.h"
+#include "codegen/jit_pch.h"
 
 #include <clang/Basic/DiagnosticOptions.h>
 #include <clang/CodeGen/BackendUtil.h>
@@ -73,9 +75,6 @@ extern "C" {
 #include <set>
 #include <string>
 #include <vector>
-
-/* part of every key: bump it when this file changes how an object is made or stored */
-#define LATHE_JIT_CACHE_VERSION "lathe 0.1.0, jit cache format 3"
 
 struct JitModel {
   std::unique_ptr<llvm::orc::LLJIT> jit;
@@ -195,11 +194,12 @@ struct JitFrontend {
   std::unique_ptr<llvm::Module> mod;
 };
 
-/* Compile c_text to an unoptimized LLVM module; NULL with Clang's messages in errors. */
+/* Compile c_text to an unoptimized LLVM module, with the precompiled header pch unless it is
+ * NULL; NULL with Clang's messages in errors. */
 static std::unique_ptr<JitFrontend> jit_parse(const char *c_text, const char *h_name,
                                               const char *h_text,
                                               const std::vector<std::string> &args,
-                                              std::string &errors) {
+                                              const llvm::MemoryBuffer *pch, std::string &errors) {
   auto fe = std::make_unique<JitFrontend>();
   clang::CompilerInstance &ci = fe->ci;
   ci.createDiagnostics(new clang::TextDiagnosticPrinter(fe->os, new clang::DiagnosticOptions()));
@@ -216,6 +216,7 @@ static std::unique_ptr<JitFrontend> jit_parse(const char *c_text, const char *h_
     pp.addRemappedFile(c_name, llvm::MemoryBuffer::getMemBufferCopy(c_text, c_name).release());
     std::string h_path = std::string("/lathe-jit/") + h_name;
     pp.addRemappedFile(h_path, llvm::MemoryBuffer::getMemBufferCopy(h_text, h_path).release());
+    if (pch) jit_pch_use(ci, *pch);
     pp.RetainRemappedFileBuffers = false;
     clang::EmitLLVMOnlyAction action(fe->ctx.get());
     ok = ci.ExecuteAction(action) && (fe->mod = action.takeModule()) != nullptr;
@@ -273,198 +274,6 @@ static llvm::Expected<llvm::orc::JITTargetMachineBuilder> jit_machine() {
   jtmb->setRelocationModel(llvm::Reloc::PIC_);
   jtmb->setCodeModel(llvm::CodeModel::Small);
   return jtmb;
-}
-
-/* ---- the on-disk cache ---- */
-
-/* entry layout: magic[8], format u32, reserved u32, key[16], body size u64, body hash[16];
- * body: n u32, reserved u32, the keys (16 bytes each) of the n kernel-library entries the
- * object links against, then the object */
-static const char cache_magic[8] = {'L', 'A', 'T', 'H', 'E', 'J', 'I', 'T'};
-enum : uint32_t { CACHE_FORMAT = 2 };
-enum : size_t { CACHE_KEY = 16, CACHE_HEADER = 8 + 4 + 4 + CACHE_KEY + 8 + 16 };
-
-struct CacheKey {
-  uint8_t bytes[CACHE_KEY];
-};
-
-/* What an entry holds: the object and the kernel entries it needs. */
-struct CacheEntry {
-  std::vector<CacheKey> deps;
-  std::unique_ptr<llvm::MemoryBuffer> obj;
-};
-
-/* $LATHE_CACHE_DIR, $XDG_CACHE_HOME/lathe or ~/.cache/lathe (models in its jit/, the kernel
- * library in jit-kernels/); false when the cache is off (LATHE_NO_CACHE set and not "0") or
- * there is no place for it. */
-static bool jit_cache_root(std::string &dir) {
-  const char *off = getenv("LATHE_NO_CACHE");
-  if (off && *off && strcmp(off, "0") != 0) return false;
-  const char *env = getenv("LATHE_CACHE_DIR");
-  if (env && *env)
-    dir = env;
-  else if ((env = getenv("XDG_CACHE_HOME")) && env[0] == '/')
-    dir = std::string(env) + "/lathe";
-  else if ((env = getenv("HOME")) && *env)
-    dir = std::string(env) + "/.cache/lathe";
-  else
-    return false;
-  return true;
-}
-
-static void put_u32(std::string &s, uint32_t v) {
-  s.append((const char *)&v, sizeof v);
-}
-static void put_u64(std::string &s, uint64_t v) {
-  s.append((const char *)&v, sizeof v);
-}
-
-static void put_hash(uint8_t *out, llvm::StringRef bytes) {
-  llvm::XXH128_hash_t h = llvm::xxh3_128bits(llvm::arrayRefFromStringRef(bytes));
-  memcpy(out, &h.low64, 8);
-  memcpy(out + 8, &h.high64, 8);
-}
-
-/* every input, each preceded by its length so that no two inputs can run together; what
- * says which compile: the model's text, or a kernel's IR */
-static CacheKey jit_cache_key(const std::vector<std::string> &args,
-                              const std::vector<llvm::StringRef> &what) {
-  std::string all;
-  auto add = [&all](llvm::StringRef s) {
-    put_u64(all, s.size());
-    all.append(s.data(), s.size());
-  };
-  add(LATHE_JIT_CACHE_VERSION);
-  add(LLVM_VERSION_STRING);
-  add("codegen -O3, pic, small code model");
-  for (const std::string &a : args)
-    add(a);
-  for (llvm::StringRef s : what)
-    add(s);
-  CacheKey k;
-  put_hash(k.bytes, all);
-  return k;
-}
-
-static std::string jit_cache_path(const std::string &dir, const CacheKey &k) {
-  static const char hex[] = "0123456789abcdef";
-  std::string name;
-  for (uint8_t b : k.bytes)
-    name += hex[b >> 4], name += hex[b & 15];
-  return dir + "/" + name + ".o";
-}
-
-enum class CacheRead { MISSING, BAD, OK };
-
-/* The body of a valid entry for key k at path into *e. */
-static CacheRead jit_cache_read(const std::string &path, const CacheKey &k, CacheEntry *e) {
-  auto file = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                          /*RequiresNullTerminator=*/false);
-  if (!file) return CacheRead::MISSING;
-  llvm::StringRef s = (*file)->getBuffer();
-  uint32_t format = 0, n = 0;
-  uint64_t size = 0;
-  if (s.size() < CACHE_HEADER || memcmp(s.data(), cache_magic, 8) != 0) return CacheRead::BAD;
-  memcpy(&format, s.data() + 8, 4);
-  memcpy(&size, s.data() + 16 + CACHE_KEY, 8);
-  if (format != CACHE_FORMAT || memcmp(s.data() + 16, k.bytes, CACHE_KEY) != 0 ||
-      size != s.size() - CACHE_HEADER)
-    return CacheRead::BAD;
-  llvm::StringRef body = s.substr(CACHE_HEADER);
-  uint8_t digest[16];
-  put_hash(digest, body);
-  if (memcmp(digest, s.data() + 24 + CACHE_KEY, 16) != 0 || body.size() < 8) return CacheRead::BAD;
-  memcpy(&n, body.data(), 4);
-  if ((body.size() - 8) / CACHE_KEY < n) return CacheRead::BAD;
-  e->deps.resize(n);
-  for (uint32_t i = 0; i < n; i++)
-    memcpy(e->deps[i].bytes, body.data() + 8 + i * CACHE_KEY, CACHE_KEY);
-  e->obj = llvm::MemoryBuffer::getMemBufferCopy(body.substr(8 + n * CACHE_KEY), path);
-  return CacheRead::OK;
-}
-
-static bool write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) return false;
-    p += w, n -= (size_t)w;
-  }
-  return true;
-}
-
-/* Store deps and obj as the entry for k at path: temporary file, fsync, rename. false if it
- * failed. */
-static bool jit_cache_write(const std::string &dir, const std::string &path, const CacheKey &k,
-                            const std::vector<CacheKey> &deps, const llvm::MemoryBuffer &obj) {
-  if (llvm::sys::fs::create_directories(dir)) return false;
-  std::string body;
-  put_u32(body, (uint32_t)deps.size()), put_u32(body, 0);
-  for (const CacheKey &d : deps)
-    body.append((const char *)d.bytes, CACHE_KEY);
-  body.append(obj.getBufferStart(), obj.getBufferSize());
-  std::string head(cache_magic, 8);
-  put_u32(head, CACHE_FORMAT), put_u32(head, 0);
-  head.append((const char *)k.bytes, CACHE_KEY);
-  put_u64(head, body.size());
-  uint8_t digest[16];
-  put_hash(digest, body);
-  head.append((const char *)digest, 16);
-  std::string tmp = path + ".tmp.XXXXXX";
-  int fd = mkstemp(&tmp[0]);
-  if (fd < 0) return false;
-  bool ok = write_all(fd, head.data(), head.size()) && write_all(fd, body.data(), body.size()) &&
-            fsync(fd) == 0;
-  ok = close(fd) == 0 && ok;
-  ok = ok && rename(tmp.c_str(), path.c_str()) == 0;
-  if (!ok) unlink(tmp.c_str());
-  return ok;
-}
-
-/* The cache's budget in bytes: LATHE_CACHE_MAX_MB (a decimal number), default 256 MB. */
-static double jit_cache_budget() {
-  const char *env = getenv("LATHE_CACHE_MAX_MB");
-  char *end = nullptr;
-  double mb = env && *env ? strtod(env, &end) : 256;
-  if (env && *env && (*end != '\0' || !(mb >= 0))) mb = 256; /* not a number: the default */
-  return mb * 1024 * 1024;
-}
-
-/* After a store: while the entries of dirs (models and kernels together) exceed the budget,
- * remove the least recently used (oldest modification time: a hit touches its entry), never
- * one in `keep` (the entries this compile wrote or used); temporary files older than an hour
- * (left by a crash) go too. Errors are ignored: pruning is best effort, and a concurrent
- * compile may remove or replace files under us. */
-static void jit_cache_prune(const std::vector<std::string> &dirs,
-                            const std::set<std::string> &keep) {
-  namespace fs = std::filesystem;
-  struct Entry {
-    fs::file_time_type time;
-    uintmax_t size;
-    fs::path path;
-  };
-  std::vector<Entry> entries;
-  double total = 0;
-  std::error_code ec;
-  auto hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
-  for (const std::string &dir : dirs)
-    for (const auto &f : fs::directory_iterator(dir, ec)) {
-      std::error_code e1, e2;
-      Entry e = {f.last_write_time(e1), f.file_size(e2), f.path()};
-      if (e1 || e2 || !f.is_regular_file(e1)) continue;
-      bool kept = keep.count(e.path.string()) > 0;
-      if (e.path.filename().string().find(".tmp.") != std::string::npos) {
-        if (e.time < hour_ago) fs::remove(e.path, e1);
-      } else if (e.path.extension() == ".o" && !kept) {
-        entries.push_back(e), total += (double)e.size;
-      } else if (kept) {
-        total += (double)e.size;
-      }
-    }
-  double budget = jit_cache_budget();
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry &a, const Entry &b) { return a.time < b.time; });
-  for (size_t i = 0; i < entries.size() && total > budget; i++)
-    if (fs::remove(entries[i].path, ec)) total -= (double)entries[i].size;
 }
 
 /* ---- the kernel library ---- */
@@ -697,10 +506,12 @@ static JitModel *jit_link(const llvm::MemoryBuffer &obj,
 
 /* ---- compiling a model ---- */
 
-/* Where the cache is: model entries in models, kernel-library entries in kernels. */
+/* Where the cache is: model entries in models, kernel-library entries in kernels, the
+ * precompiled header (jit_pch.h) in pch_dir, its entry at pch under pch_key. */
 struct JitCache {
   bool on = false;
-  std::string models, kernels;
+  std::string models, kernels, pch_dir, pch;
+  CacheKey pch_key{};
 };
 
 /* The model's entry (key at path) and the kernel entries it names, linked; NULL when any of
@@ -786,6 +597,25 @@ static void jit_fast_entries(JitFrontend &fe) {
   fe.ctx->setOptPassGate(fe.skip_lsr);
 }
 
+/* jit_parse with the cache's precompiled header (jit_pch.h), made first when the cache has
+ * none. A PCH that does not load (a system header it was made from has changed) fails the
+ * parse: then the C is parsed without it and, when that works, the PCH's entry is removed, so
+ * the next compile makes it again. Without the cache, no PCH. */
+static std::unique_ptr<JitFrontend> jit_parse_pch(const char *c_text, const char *h_name,
+                                                  const char *h_text,
+                                                  const std::vector<std::string> &args,
+                                                  const JitCache &c, std::string &errors) {
+  bool made = false;
+  std::unique_ptr<llvm::MemoryBuffer> pch =
+      c.on ? jit_pch_get(args, c.pch_dir, c.pch, c.pch_key, &made) : nullptr;
+  std::string ignored;
+  std::unique_ptr<JitFrontend> fe;
+  if (pch && (fe = jit_parse(c_text, h_name, h_text, args, pch.get(), ignored))) return fe;
+  fe = jit_parse(c_text, h_name, h_text, args, nullptr, errors);
+  if (fe && pch) unlink(c.pch.c_str());
+  return fe;
+}
+
 /* Compile the model's C (c_text already has the CPU model appended): its kernel library, then
  * the model itself (entries: its pipeline). The objects are in *obj and kernels; NULL with the
  * messages in errors. */
@@ -795,7 +625,7 @@ static bool jit_build(const char *c_text, const char *h_name, const char *h_text
                       std::unique_ptr<llvm::MemoryBuffer> *obj, std::vector<JitKernel> &kernels,
                       JitPhaseTimes &t, std::string &errors) {
   double t0 = jit_cpu_ms();
-  std::unique_ptr<JitFrontend> fe = jit_parse(c_text, h_name, h_text, args, errors);
+  std::unique_ptr<JitFrontend> fe = jit_parse_pch(c_text, h_name, h_text, args, c, errors);
   t.parse += jit_cpu_ms() - t0;
   if (!fe) return false;
   std::vector<std::string> kargs(args.begin(), args.end() - 1);
@@ -813,7 +643,7 @@ static JitCacheOutcome jit_store(const JitCache &c, const std::string &path, con
                                  const llvm::MemoryBuffer &obj,
                                  const std::vector<JitKernel> &kernels, JitCacheOutcome outcome) {
   std::vector<CacheKey> deps;
-  std::set<std::string> keep = {path};
+  std::set<std::string> keep = {path, c.pch};
   bool ok = true;
   for (const JitKernel &k : kernels) {
     if (k.compiled) ok = ok && jit_cache_write(c.kernels, k.path, k.key, {}, *k.obj);
@@ -822,7 +652,7 @@ static JitCacheOutcome jit_store(const JitCache &c, const std::string &path, con
   }
   ok = ok && jit_cache_write(c.models, path, key, deps, obj);
   if (!ok) return JIT_CACHE_UNSTORED;
-  jit_cache_prune({c.models, c.kernels}, keep);
+  jit_cache_prune({c.models, c.kernels, c.pch_dir}, keep);
   return outcome;
 }
 
@@ -843,6 +673,10 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
   double t0 = jit_cpu_ms();
   if ((c.on = jit_cache_root(c.models))) {
     c.kernels = c.models + "/jit-kernels";
+    std::vector<std::string> kargs(args.begin(), args.end() - 1);
+    c.pch_dir = c.models + "/jit-pch";
+    c.pch_key = jit_cache_key(kargs, {"pch", jit_pch_prelude});
+    c.pch = jit_cache_path(c.pch_dir, c.pch_key);
     c.models += "/jit";
     key =
         jit_cache_key(args, {model_name, h_name, h_text, c_text, jit_entry_pipeline_name(entries)});
