@@ -15,7 +15,8 @@
  * text (frontend, passes, C emitter, JIT) through the public API, without the cache and from it
  * (the frontend, passes and emitter run either way); "cpu" = the thread CPU time of jit_compile
  * (a busy machine inflates wall time far more than it). The first compile of the process (LLVM
- * initialization) is reported separately as "cold".
+ * initialization) is reported separately as "cold". Under each model: the medians of each phase
+ * of the "nothing cached" and "kernels cached" compiles (jit_phase_times, thread CPU time).
  * Usage: compile_latency ROOT [RUNS]
  */
 #define _POSIX_C_SOURCE 200809L

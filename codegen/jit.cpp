@@ -10,10 +10,11 @@
  * module and the cheaper entry pipeline (jit_entry_pipeline) on the model's, giving relocatable
  * objects that llvm::orc::LLJIT links into this process, resolving libm/libc from the process.
  * Clang's resource headers and the system include dirs are passed explicitly (cc1 has no driver to
- * find them).
+ * find them); the standard headers come from a precompiled header kept in the cache
+ * (jit_pch.cpp). jit_phase_times says where a compile's CPU time went.
  *
  * Cache: the objects are also stored on disk (the model's in jit/, naming the kernel entries it
- * links against; each kernel's in jit-kernels/, keyed by its IR and the cc1 arguments) under a
+ * links against; each kernel's in jit-kernels/, keyed by its bitcode and the cc1 arguments) under a
  * key that hashes everything that decides its bytes — the C text and header, the model name, the
  * cc1 arguments (which name the host CPU and each of its features), the code-generation level,
  * LLVM's version and lathe's cache version — so a second compile of the same model on the same
@@ -25,7 +26,7 @@
  * and renamed into place, so concurrent compiles and crashes never leave a partial entry under a
  * valid name. After each store the least recently used entries (a hit touches its entry) are
  * removed while the directory exceeds LATHE_CACHE_MAX_MB (default 256); `rm -rf ~/.cache/lathe/jit`
- * is always safe.
+ * is always safe. The cache's format, reads, writes and budget: jit_cache.cpp.
  *
  * Invariant: no exception or abort escapes to C; every failure becomes a Diag error. A cache
  * that cannot be read or written is not an error: the model is compiled as without it.
