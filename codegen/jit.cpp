@@ -639,6 +639,22 @@ static bool jit_build(const char *c_text, const char *h_name, const char *h_text
   return *obj != nullptr;
 }
 
+/* Link what jit_build made (copies: the objects are stored only once they have linked), the
+ * time into t.load; NULL with an error in d. */
+static JitModel *jit_link_built(const llvm::MemoryBuffer &obj,
+                                const std::vector<JitKernel> &kernels, const char *model_name,
+                                JitPhaseTimes &t, Diag *d) {
+  std::vector<const llvm::MemoryBuffer *> objs;
+  for (const JitKernel &k : kernels)
+    objs.push_back(k.obj.get());
+  double t0 = jit_cpu_ms();
+  JitModel *j = jit_link(obj, objs, model_name, d);
+  t.load += jit_cpu_ms() - t0;
+  for (const JitKernel &k : kernels)
+    if (j) (k.compiled ? j->kernels_compiled : j->kernels_cached)++;
+  return j;
+}
+
 /* Store the model's entry (after its new kernels') and prune; the outcome of the compile. */
 static JitCacheOutcome jit_store(const JitCache &c, const std::string &path, const CacheKey &key,
                                  const llvm::MemoryBuffer &obj,
@@ -657,6 +673,19 @@ static JitCacheOutcome jit_store(const JitCache &c, const std::string &path, con
   return outcome;
 }
 
+/* Where the cache's entries go (c.on: false when the cache is off); the PCH's key. */
+static bool jit_cache_places(const std::vector<std::string> &args, JitCache &c) {
+  std::string root;
+  if (!jit_cache_root(root)) return false;
+  c.models = root + "/jit";
+  c.kernels = root + "/jit-kernels";
+  c.pch_dir = root + "/jit-pch";
+  std::vector<std::string> kargs(args.begin(), args.end() - 1);
+  c.pch_key = jit_cache_key(kargs, {"pch", jit_pch_prelude});
+  c.pch = jit_cache_path(c.pch_dir, c.pch_key);
+  return true;
+}
+
 extern "C" bool jit_available(void) {
   return true;
 }
@@ -672,13 +701,7 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
   JitCacheOutcome outcome = JIT_CACHE_OFF;
   JitPhaseTimes t = {};
   double t0 = jit_cpu_ms();
-  if ((c.on = jit_cache_root(c.models))) {
-    c.kernels = c.models + "/jit-kernels";
-    std::vector<std::string> kargs(args.begin(), args.end() - 1);
-    c.pch_dir = c.models + "/jit-pch";
-    c.pch_key = jit_cache_key(kargs, {"pch", jit_pch_prelude});
-    c.pch = jit_cache_path(c.pch_dir, c.pch_key);
-    c.models += "/jit";
+  if ((c.on = jit_cache_places(args, c))) {
     key =
         jit_cache_key(args, {model_name, h_name, h_text, c_text, jit_entry_pipeline_name(entries)});
     path = jit_cache_path(c.models, key);
@@ -700,17 +723,9 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
                errors.c_str());
     return nullptr;
   }
-  /* link copies, and store the objects only once they have linked */
-  std::vector<const llvm::MemoryBuffer *> objs;
-  for (const JitKernel &k : kernels)
-    objs.push_back(k.obj.get());
-  double t1 = jit_cpu_ms();
-  JitModel *j = jit_link(*obj, objs, model_name, d);
+  JitModel *j = jit_link_built(*obj, kernels, model_name, t, d);
   if (!j) return nullptr;
-  t.load += jit_cpu_ms() - t1;
-  for (const JitKernel &k : kernels)
-    (k.compiled ? j->kernels_compiled : j->kernels_cached)++;
-  t1 = jit_cpu_ms();
+  double t1 = jit_cpu_ms();
   j->cache = c.on ? jit_store(c, path, key, *obj, kernels, outcome) : JIT_CACHE_OFF;
   t.store = jit_cpu_ms() - t1;
   j->times = t;
