@@ -15,7 +15,8 @@
  * text (frontend, passes, C emitter, JIT) through the public API, without the cache and from it
  * (the frontend, passes and emitter run either way); "cpu" = the thread CPU time of jit_compile
  * (a busy machine inflates wall time far more than it). The first compile of the process (LLVM
- * initialization) is reported separately as "cold".
+ * initialization) is reported separately as "cold". Under each model: the medians of each phase
+ * of the "nothing cached" and "kernels cached" compiles (jit_phase_times, thread CPU time).
  * Usage: compile_latency ROOT [RUNS]
  */
 #define _POSIX_C_SOURCE 200809L
@@ -85,7 +86,8 @@ static bool emit(const char *name, const char *text, bool train, char **c, char 
 }
 
 typedef struct Timing {
-  double *wall, *cpu; /* per run, ms */
+  double *wall, *cpu;    /* per run, ms */
+  JitPhaseTimes *phases; /* per run, as jit_phase_times reports them; NULL: not kept */
 } Timing;
 
 /* One jit_compile, timed into run i of t; its cache outcome must be `want` (JIT_CACHE_COUNT:
@@ -98,6 +100,7 @@ static bool time_jit(const char *c, const char *hname, const char *h, const char
   JitModel *j = jit_compile(c, hname, h, model, &d);
   t->wall[i] = now_ms() - t0;
   t->cpu[i] = cpu_ms() - c0;
+  if (j && t->phases) jit_phase_times(j, &t->phases[i]);
   bool ok = j != NULL;
   if (!j)
     fprintf(stderr, "%s", diag_text(&d));
@@ -152,6 +155,24 @@ static bool time_first(const char *c, const char *hname, const char *h, const ch
   return ok && compiled == 0 && cached >= 0;
 }
 
+static double phase(const JitPhaseTimes *p, int k) {
+  const double v[] = {p->parse, p->split, p->kernels, p->pipeline, p->codegen, p->load, p->store};
+  return v[k];
+}
+
+/* the median of each phase over runs, on one line */
+static void print_phases(const char *what, const JitPhaseTimes *p, int runs, double *tmp) {
+  static const char *names[] = {"parse",   "split", "kernels", "pipeline",
+                                "codegen", "load",  "store"};
+  printf("  %-16s", what);
+  for (int k = 0; k < 7; k++) {
+    for (int i = 0; i < runs; i++)
+      tmp[i] = phase(&p[i], k);
+    printf(" %s %6.1f", names[k], median(tmp, runs));
+  }
+  printf("  (cpu ms, medians)\n");
+}
+
 /* median ms of `runs` uncached, first (kernel library cached) and cached jit_compile calls,
  * and of `runs` whole compiles through the API, interleaved so that load changes hit all */
 static bool measure(const char *label, const char *name, const char *text, bool train, int runs,
@@ -160,12 +181,13 @@ static bool measure(const char *label, const char *name, const char *text, bool 
   if (!emit(name, text, train, &c, &h, &model)) return false;
   snprintf(hname, sizeof hname, "%s.h", model);
   size_t n = (size_t)runs;
-  double *all = malloc(sizeof(double) * 8 * n);
-  Timing jit = {all, all + n}, cached = {all + 2 * n, all + 3 * n};
-  Timing first = {all + 6 * n, all + 7 * n};
+  double *all = malloc(sizeof(double) * 9 * n);
+  JitPhaseTimes *phases = calloc(2 * n, sizeof *phases);
+  Timing jit = {all, all + n, phases}, cached = {all + 2 * n, all + 3 * n, NULL};
+  Timing first = {all + 6 * n, all + 7 * n, phases + n};
   double *total = all + 4 * n, *total_cached = all + 5 * n;
   setenv("LATHE_CACHE_DIR", cache_dir, 1);
-  bool ok = all && time_jit(c, hname, h, model, JIT_CACHE_COUNT, &cached, 0);
+  bool ok = all && phases && time_jit(c, hname, h, model, JIT_CACHE_COUNT, &cached, 0);
   for (int i = 0; ok && i < runs; i++) {
     setenv("LATHE_NO_CACHE", "1", 1);
     ok = time_jit(c, hname, h, model, JIT_CACHE_OFF, &jit, i) &&
@@ -182,7 +204,9 @@ static bool measure(const char *label, const char *name, const char *text, bool 
            label, strlen(c), median(jit.wall, runs), median(jit.cpu, runs),
            median(first.wall, runs), median(first.cpu, runs), median(cached.wall, runs),
            median(cached.cpu, runs), median(total, runs), median(total_cached, runs), runs);
-  free(all), free(c), free(h), free(model);
+  if (ok) print_phases("nothing cached:", jit.phases, runs, all + 8 * n);
+  if (ok) print_phases("kernels cached:", first.phases, runs, all + 8 * n);
+  free(all), free(phases), free(c), free(h), free(model);
   return ok;
 }
 

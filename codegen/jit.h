@@ -51,6 +51,19 @@ JitCacheOutcome jit_cache_outcome(const JitModel *j);
  * marks noinline, compiled one by one and cached in jit-kernels/) this compile built, and how
  * many it took from the cache. */
 void jit_kernel_counts(const JitModel *j, int *compiled, int *cached);
+
+/* Where the jit_compile that made a JitModel spent its time: CPU time of the calling thread, in
+ * ms, per phase (zero for a phase it skipped: a cache hit only loads). */
+typedef struct JitPhaseTimes {
+  double parse;    /* Clang: the C text to an unoptimized LLVM module */
+  double split;    /* the kernel library split out of it, hashed, cached kernels read */
+  double kernels;  /* the kernels not in the cache: -O3 pipeline and code generation */
+  double pipeline; /* the model's own module: its IR pipeline (the entry pipeline) */
+  double codegen;  /* the model's own module: code generation to an object */
+  double load;     /* reading the cache entries (a hit), linking by LLJIT, the lookup */
+  double store;    /* writing the cache entries and pruning */
+} JitPhaseTimes;
+void jit_phase_times(const JitModel *j, JitPhaseTimes *t);
 /* address of a JIT'd symbol (e.g. an entry point's `symbol`), or NULL */
 void *jit_symbol(const JitModel *j, const char *name);
 void jit_free(JitModel *j);

@@ -60,7 +60,8 @@ static void remove_tree(void) {
     ck_assert_int_eq(unlink(path), 0);
   snprintf(path, sizeof path, "%s/jit", cache_dir);
   rmdir(path);
-  snprintf(path, sizeof path, "rm -rf '%s/jit-kernels'", cache_dir); /* the kernel library */
+  snprintf(path, sizeof path, "rm -rf '%s/jit-kernels' '%s/jit-pch'", cache_dir,
+           cache_dir); /* the kernel library, the PCH */
   ck_assert_int_eq(system(path), 0);
   rmdir(cache_dir);
 }

@@ -1,6 +1,7 @@
 /* tests/unit/test_codegen_jit_kernels.c — the JIT's kernel library (codegen/jit.cpp): the
  * routines the C marks noinline (here the GEMM) are compiled one by one into objects cached
- * in jit-kernels/, which another model with the same kernels links instead of compiling them;
+ * in jit-kernels/, which another model with the same kernels links instead of compiling them
+ * (and the precompiled header of the standard headers in jit-pch/, made once and reused);
  * a corrupt or missing kernel entry is compiled again and replaced; two models sharing the
  * kernels run side by side in one process, and freeing one leaves the other working. Every
  * result is compared bit for bit with the same C compiled with the cache off. Each case runs
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/unit/jit_testutil.h"
@@ -106,6 +108,7 @@ static void setup(void) {
 static void teardown(void) {
   clear("jit");
   clear("jit-kernels");
+  clear("jit-pch");
   rmdir(cache_dir);
 }
 
@@ -189,6 +192,66 @@ START_TEST(two_models_share_kernels) {
 }
 END_TEST
 
+/* the inode of the one entry in jit-pch/ (a new PCH is a new file, renamed into place) */
+static ino_t pch_inode(void) {
+  char path[256];
+  ck_assert_int_eq(files("jit-pch", path, sizeof path), 1);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  return st.st_ino;
+}
+
+/* The first compile makes the precompiled header of the standard headers; another model's
+ * compile uses it (not made again), and both compute what the C does without it. */
+START_TEST(pch_made_and_reused) {
+  Emitted a = emit(8, NULL), b = emit(8, "/* another model */\n");
+  float want[8 * 16], got_a[8 * 16], got_b[8 * 16];
+  reference(&a, 8, want); /* cache off: no PCH */
+  ck_assert_int_eq(files("jit-pch", NULL, 0), 0);
+  JitModel *j = compile(&a, JIT_CACHE_STORED, -1, 0);
+  int k = kernels_of(j);
+  run_forward(j, 8, got_a);
+  jit_free(j);
+  ino_t made = pch_inode();
+  j = compile(&b, JIT_CACHE_STORED, 0, k);
+  run_forward(j, 8, got_b);
+  jit_free(j);
+  ck_assert_uint_eq(pch_inode(), made);
+  ck_assert_mem_eq(want, got_a, sizeof want);
+  ck_assert_mem_eq(want, got_b, sizeof want);
+  emitted_free(&a), emitted_free(&b);
+}
+END_TEST
+
+/* A PCH entry that is corrupt (how 0) or truncated (1) is never handed to Clang: the next
+ * compile makes the PCH again (a new file) and computes the same results. */
+START_TEST(bad_pch_is_remade) {
+  Emitted a = emit(8, NULL), b = emit(8, "/* another model */\n");
+  float want[8 * 16], got[8 * 16];
+  reference(&a, 8, want);
+  JitModel *j = compile(&a, JIT_CACHE_STORED, -1, 0);
+  int k = kernels_of(j);
+  jit_free(j);
+  ino_t made = pch_inode();
+  char path[256];
+  ck_assert_int_eq(files("jit-pch", path, sizeof path), 1);
+  FILE *f = fopen(path, "r+b");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  ck_assert_int_eq(fseek(f, n / 2, SEEK_SET), 0);
+  ck_assert_int_eq(fputc(0x5a, f) == EOF, 0);
+  ck_assert_int_eq(fclose(f), 0);
+  if (_i == 1) ck_assert_int_eq(truncate(path, n / 3), 0);
+  j = compile(&b, JIT_CACHE_STORED, 0, k);
+  run_forward(j, 8, got);
+  jit_free(j);
+  ck_assert_uint_ne(pch_inode(), made);
+  ck_assert_mem_eq(want, got, sizeof want);
+  emitted_free(&a), emitted_free(&b);
+}
+END_TEST
+
 START_TEST(without_llvm_no_kernels) {
   ck_assert(!jit_available());
 }
@@ -203,6 +266,8 @@ static Suite *jit_kernels_suite(void) {
     tcase_add_test(tc, kernels_cached_and_reused);
     tcase_add_loop_test(tc, bad_kernel_entry_is_replaced, 0, 3);
     tcase_add_test(tc, two_models_share_kernels);
+    tcase_add_test(tc, pch_made_and_reused);
+    tcase_add_loop_test(tc, bad_pch_is_remade, 0, 2);
   } else {
     tcase_add_test(tc, without_llvm_no_kernels);
   }
