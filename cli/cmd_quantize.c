@@ -406,6 +406,15 @@ static bool check_written(const QPlan *p, const QuantizeOptions *o, const char *
 
 /* ---- the report ---------------------------------------------------------------------------- */
 
+/* the report's op of a layer: dense, conv2d, or a grouped conv2d (depthwise: groups = C) */
+static const char *layer_op(const QPlan *p, const QLayer *L) {
+  if (!L->conv) return "dense";
+  const Node *op = graph_node(p->m->model, L->op);
+  int groups = op->attr.conv.groups;
+  if (groups == 1) return "conv2d";
+  return groups == graph_node(p->m->model, op->in[0])->shape.dim[1] ? "dwconv" : "gconv";
+}
+
 static void print_report(const QPlan *p, const Compare *c, int64_t samples) {
   printf("%-20s %-28s %-28s %12s %5s\n", "tensor", "observed", "range", "scale", "zp");
   for (int k = 0; k < p->n_obs; k++) {
@@ -429,7 +438,7 @@ static void print_report(const QPlan *p, const Compare *c, int64_t samples) {
     if (!L->keep_float) snprintf(ws, sizeof ws, "[%.3g, %.3g]", L->w_scale_min, L->w_scale_max);
     char err[32] = "-"; /* not compared without data */
     if (samples) snprintf(err, sizeof err, "%.6f", rel_rms(&c->layer[l]));
-    printf("%-20s %-7s %-6s %-26s %14s\n", L->name, L->conv ? "conv2d" : "dense",
+    printf("%-20s %-7s %-6s %-26s %14s\n", L->name, layer_op(p, L),
            L->keep_float ? "float" : "int8", ws, err);
   }
   for (int o = 0; o < p->n_outputs; o++) {
@@ -455,6 +464,13 @@ static void json_rule(FILE *f, const QPlan *p, const QObs *q) {
   for (int k = 0; k < n; k++)
     fprintf(f, "%s%d", k ? ", " : "", p->obs_of[in[k]]);
   fprintf(f, "]}");
+}
+
+/* a conv2d layer's geometry in the JSON report (the oracle runs it; groups: depthwise = C) */
+static void conv_json(FILE *f, const Node *op) {
+  const struct IrConvAttr *c = &op->attr.conv;
+  fprintf(f, ", \"groups\": %d, \"stride\": %d, \"padding\": %d, \"dilation\": %d", c->groups,
+          c->stride[0], c->pad[0], c->dilation[0]);
 }
 
 /* the report as JSON (numbers at full precision, for tools and tests/int8/quantize_ref.py) */
@@ -484,11 +500,14 @@ static char *report_json(const QPlan *p, const Compare *c, bool per_channel) {
     fprintf(f,
             "%s\n  {\"name\": \"%s\", \"op\": \"%s\", \"int8\": %s, \"relu\": %s, "
             "\"weight\": \"%s\", \"bias\": \"%s\", \"x\": %d, \"y\": %d, \"rel_rms\": %.17g, "
-            "\"max_abs_err\": %.17g}",
+            "\"max_abs_err\": %.17g",
             l ? "," : "", L->name, L->conv ? "conv2d" : "dense", L->keep_float ? "false" : "true",
             L->relu ? "true" : "false", p->m->params[L->w_param].name,
             L->b_param >= 0 ? p->m->params[L->b_param].name : "", L->x_obs, L->y_obs,
             rel_rms(&c->layer[l]), c->layer[l].max_err);
+    fprintf(f, ", \"x_name\": \"%s\"", L->x_name ? L->x_name : "");
+    if (L->conv) conv_json(f, graph_node(p->m->model, L->op));
+    fputc('}', f);
   }
   fprintf(f, "],\n\"outputs\": [");
   for (int o = 0, first = 1; o < p->n_outputs; o++)

@@ -5,8 +5,8 @@
  * The plan is read off the elaborated model graph (Module.model, before any pass) by the rule
  * of ir/quant_match.h, which the `quantize` statement of QAT shares:
  *   - a *layer* is a dense (matmul of an activation by a param [I, O], + a param bias [O]) or
- *     a conv2d (by a param [O, C, kh, kw], one group, + a reshaped param bias), each with an
- *     optional ReLU that is the only user of its result;
+ *     a conv2d (by a param [O, C / groups, kh, kw], any groups, + a reshaped param bias), each
+ *     with an optional ReLU that is the only user of its result;
  *   - layers are int8 (qdense / qconv2d) unless kept float (the last layer by default, and
  *     every name of --keep-float);
  *   - an int8 layer's output is an int8 tensor; reshape, transpose and max_pool2d of an int8
@@ -42,6 +42,8 @@ typedef struct QLayer {
   int x_obs, y_obs;  /* QPlan.obs index of the input's and the output's parameters */
   float w_scale_min; /* report: the smallest and largest weight scale */
   float w_scale_max;
+  const char *x_name; /* report: its input's binding in the written model, the int8 form when
+                         the layer is int8 ("x_q", "p1"; qplan_write; module arena) */
 } QLayer;
 
 /* one observed tensor: its float node, its range and the parameters chosen from it */

@@ -41,11 +41,9 @@ static bool choose_float_layers(QPlan *p, QMatch *q, const QPlanOptions *o, Diag
     QLayer *L = &p->layers[l];
     L->keep_float = q->layers[l].keep_float;
     const Node *op = graph_node(p->m->model, L->op);
-    if (!L->keep_float && qmatch_no_int8_form(q, &q->layers[l])) {
-      diag_error(d, op->loc,
-                 "layer '%s': conv2d with %d groups has no int8 form (qconv2d takes one "
-                 "group)",
-                 L->name, op->attr.conv.groups);
+    const char *why = L->keep_float ? NULL : qmatch_no_int8_form(q, &q->layers[l]);
+    if (why) {
+      diag_error(d, op->loc, "layer '%s' has no int8 form: %s", L->name, why);
       size_t k = strlen(names);
       snprintf(names + k, sizeof names - k, "%s%s", no_int8++ ? "," : "", L->name);
     }

@@ -1,13 +1,13 @@
 /* cli/quantize_write.c — the int8 model of a QPlan as readable .lathe text, and its weights.
  *
  * The text is the model graph written back one binding per node, in id order: a layer is
- * one call of a small fn defined at the top of the file (qdense_layer, qconv_layer for int8
- * layers; dense_layer, conv_layer for float ones), bound to the layer's name so its params
- * are `<name>.w`, `<name>.b` (and the int8 layers' `<name>.m`, `<name>.s`: the Q31
- * multipliers and shifts); every other op is its builtin. Rank-0 constants are written as
- * numbers where they are used. A node's float and int8 forms are made when first needed:
- * `<name>_f = dequantize(...)` after an int8 tensor, `<name>_q = quantize(...)` before an
- * int8 layer that reads a float one.
+ * one call of a small fn defined at the top of the file (qdense_layer, qconv_layer,
+ * qconv_group_layer for int8 layers; dense_layer, conv_layer for float ones), bound to the
+ * layer's name so its params are `<name>.w`, `<name>.b` (and the int8 layers' `<name>.m`,
+ * `<name>.s`: the Q31 multipliers and shifts); every other op is its builtin. Rank-0
+ * constants are written as numbers where they are used. A node's float and int8 forms are
+ * made when first needed: `<name>_f = dequantize(...)` after an int8 tensor, `<name>_q =
+ * quantize(...)` before an int8 layer that reads a float one.
  *
  * Invariant: fname/qname of a node are set before any later node is written (id order is a
  * topological order), so every operand a line names is bound above it.
@@ -20,7 +20,16 @@
 
 #include "runtime/quant_calib.h"
 
-enum { FN_QDENSE, FN_QCONV, FN_DENSE, FN_DENSE_NOBIAS, FN_CONV, FN_CONV_NOBIAS, FN_COUNT };
+enum {
+  FN_QDENSE,
+  FN_QCONV,
+  FN_DENSE,
+  FN_DENSE_NOBIAS,
+  FN_CONV,
+  FN_CONV_NOBIAS,
+  FN_QCONV_GROUPS,
+  FN_COUNT
+};
 
 static const char *const fn_text[FN_COUNT] = {
     "# An int8 dense layer, TFLite's arithmetic (docs/int8.md): w i8 [K, units] (symmetric),\n"
@@ -58,11 +67,20 @@ static const char *const fn_text[FN_COUNT] = {
     "  return conv(x, w, stride = stride, padding = padding, dilation = dilation, groups = "
     "groups)\n"
     "}\n",
+    "# An int8 grouped convolution (depthwise when groups = C): output channel o reads the\n"
+    "# C / groups input channels of its group o / (filters / groups); the same epilogue.\n"
+    "fn qconv_group_layer(x: i8[B, C, H, W], filters: int, kh: int, kw: int, stride: int,\n"
+    "                     padding: int, dilation: int, groups: int, x_zp: int, out_zp: int,\n"
+    "                     qmin: int) -> i8[...] {\n"
+    "  param w: i8[filters, C / groups, kh, kw] = zeros\n  param b: i32[filters] = zeros\n"
+    "  param m: i32[filters] = zeros\n  param s: i32[filters] = zeros\n"
+    "  return qconv2d(x, w, b, m, s, stride = stride, padding = padding, dilation = dilation,\n"
+    "                 groups = groups, x_zp = x_zp, out_zp = out_zp, qmin = qmin)\n}\n",
 };
 
-static const char *const fn_names[FN_COUNT] = {"qdense_layer", "qconv_layer",
-                                               "dense_layer",  "dense_layer_nobias",
-                                               "conv_layer",   "conv_layer_nobias"};
+static const char *const fn_names[FN_COUNT] = {
+    "qdense_layer", "qconv_layer",       "dense_layer",      "dense_layer_nobias",
+    "conv_layer",   "conv_layer_nobias", "qconv_group_layer"};
 
 /* names a binding must not take: keywords, builtins the text calls, the fns above */
 static const char *const reserved[] = {
@@ -468,11 +486,12 @@ static bool write_concat(Writer *w, NodeId id, Diag *d) {
 
 /* ---- layers -------------------------------------------------------------------------------- */
 
-static void write_layer(Writer *w, const QLayer *L) {
+static void write_layer(Writer *w, QLayer *L) {
   const Node *op = graph_node(w->g, L->op), *wt = graph_node(w->g, op->in[1]);
   const struct IrConvAttr *c = &op->attr.conv;
   const char *name = L->name; /* claimed by claim_names */
   const char *x = L->keep_float ? fform(w, L->x) : qform(w, L->x);
+  L->x_name = arena_strdup(&w->p->m->arena, x);
   int64_t units = L->conv ? wt->shape.dim[0] : wt->shape.dim[1];
   if (L->keep_float) {
     int fn = (L->conv ? FN_CONV : FN_DENSE) + (L->b_param < 0);
@@ -489,13 +508,14 @@ static void write_layer(Writer *w, const QLayer *L) {
   }
   const QObs *xo = &w->p->obs[L->x_obs], *yo = &w->p->obs[L->y_obs];
   int qmin = L->relu ? (yo->zp > -128 ? yo->zp : -128) : -128;
-  w->fn_used[L->conv ? FN_QCONV : FN_QDENSE] = true;
-  fprintf(w->f, "  %s = %s(%s, %lld, ", name, fn_names[L->conv ? FN_QCONV : FN_QDENSE], x,
-          (long long)units);
+  int fn = !L->conv ? FN_QDENSE : c->groups != 1 ? FN_QCONV_GROUPS : FN_QCONV;
+  w->fn_used[fn] = true;
+  fprintf(w->f, "  %s = %s(%s, %lld, ", name, fn_names[fn], x, (long long)units);
   if (L->conv)
     fprintf(w->f, "%lld, %lld, stride = %d, padding = %d, dilation = %d, ",
             (long long)wt->shape.dim[2], (long long)wt->shape.dim[3], c->stride[0], c->pad[0],
             c->dilation[0]);
+  if (fn == FN_QCONV_GROUPS) fprintf(w->f, "groups = %d, ", c->groups);
   fprintf(w->f, "x_zp = %d, out_zp = %d, qmin = %d)  # %s[%.6g, %.6g]: scale %.9g\n", xo->zp,
           yo->zp, qmin, L->relu ? "relu " : "", yo->lo, yo->hi, yo->scale);
   w->qname[L->out] = name;

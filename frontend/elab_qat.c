@@ -14,7 +14,9 @@
  * that reads or makes it, and "<binding>.qat_add" for a qadd ("add<id>.qat_add" when its
  * result has no name). passes/qat.c builds the fake quantization.
  * Reported at the statement: a second `quantize`, an `except` name that names no layer, a
- * model with no layer to quantize, a grouped conv2d left int8.
+ * model with no layer to quantize, a layer left int8 with no int8 form (a sum over more than
+ * 65536 inputs per output). A grouped or depthwise conv2d is int8 like any other (qconv2d's
+ * groups); its weight is fake-quantized per output channel.
  */
 #include "elab.h"
 
@@ -103,16 +105,17 @@ static bool fill_spec(Elab *E, QatSpec *qs, const QMatch *q) {
   return ok;
 }
 
-/* a layer left int8 with no int8 form (a grouped conv2d): reported, false */
+/* a layer left int8 with no int8 form (a sum too long for int32): reported, false */
 static bool check_int8_form(Elab *E, const QatSpec *qs, const QMatch *q) {
   bool ok = true;
   for (int l = 0; l < q->n_layers; l++) {
     const QMatchLayer *L = &q->layers[l];
-    if (L->keep_float || !qmatch_no_int8_form(q, L)) continue;
+    const char *why = L->keep_float ? NULL : qmatch_no_int8_form(q, L);
+    if (!why) continue;
     diag_error(E->d, qs->loc,
-               "quantize: layer '%s' is a conv2d with %d groups, which has no int8 form "
-               "(qconv2d takes one group); keep it float with 'except %s'",
-               L->prefix, graph_node(q->g, L->op)->attr.conv.groups, L->prefix);
+               "quantize: layer '%s' has no int8 form: %s; keep it float with "
+               "'except %s'",
+               L->prefix, why, L->prefix);
     ok = false;
   }
   return ok;

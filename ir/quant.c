@@ -41,8 +41,6 @@
 
 #define SHAPE_BUF 200
 
-enum { QDENSE_MAX_INNER = 65536 }; /* 65536 * 255 * 128 < 2^31: the int32 sum cannot overflow */
-
 static const Node *in_node(const Graph *g, const Node *n, int i) {
   return &g->nodes[n->in[i]];
 }
@@ -129,9 +127,9 @@ bool infer_quant(Graph *g, Node *n, Diag *d) {
  * zero points, the clamp and the inner size of the int32 sum */
 static bool check_epilogue(const Graph *g, const Node *n, int64_t inner, int64_t units, Diag *d) {
   const char *op = ir_ops[n->op].name;
-  if (inner > QDENSE_MAX_INNER) {
+  if (inner > IR_QUANT_MAX_INNER) {
     IR_ERROR(d, n->loc, "%s: %lld inputs per output could overflow the int32 sum (at most %d)", op,
-             (long long)inner, QDENSE_MAX_INNER);
+             (long long)inner, IR_QUANT_MAX_INNER);
     return false;
   }
   static const char *const what[3] = {"the bias", "the multiplier", "the shift"};

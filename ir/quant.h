@@ -6,6 +6,10 @@
 
 #include <stdint.h>
 
+/* the most inputs per output of qdense / qconv2d: 65536 * 255 * 128 < 2^31, so the int32 sum
+ * cannot overflow (ir/quant.c checks it; ir/quant_match.c keeps such layers float) */
+enum { IR_QUANT_MAX_INNER = 65536 };
+
 /* gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b * 2 / 2^32), C division */
 int32_t ir_quant_srdhm(int32_t a, int32_t b);
 /* gemmlowp's RoundingDivideByPOT: x / 2^e rounded half away from zero, e in [0, 62] */

@@ -8,6 +8,8 @@
  */
 #include "quant_match.h"
 
+#include "quant.h"
+
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,9 +235,15 @@ void qmatch_keep_float(QMatch *q, const char *const *names, int n_names, bool qu
   }
 }
 
+/* a grouped conv2d is int8 too (qconv2d's groups): only the int32 sum's bound is left */
 const char *qmatch_no_int8_form(const QMatch *q, const QMatchLayer *L) {
-  if (L->conv && graph_node(q->g, L->op)->attr.conv.groups != 1)
-    return "a conv2d with groups has no int8 form (qconv2d takes one group)";
+  const Shape *w = &graph_node(q->g, graph_node(q->g, L->op)->in[1])->shape;
+  int64_t inner = L->conv ? w->dim[1] * w->dim[2] * w->dim[3] : w->dim[0];
+  if (inner > IR_QUANT_MAX_INNER)
+    return arena_printf(&q->m->arena,
+                        "%lld inputs per output could overflow qdense/qconv2d's int32 sum (at "
+                        "most %d)",
+                        (long long)inner, IR_QUANT_MAX_INNER);
   return NULL;
 }
 

@@ -6,7 +6,8 @@
  *
  * Read off an elaborated model graph (Module.model, before any pass):
  *   - a *layer* is a dense (a matmul, untransposed, of an activation by a param [I, O]) or a
- *     conv2d by a param [O, C, kh, kw], the weight read by the op alone; with its param bias
+ *     conv2d by a param [O, C / groups, kh, kw] (any groups: qconv2d's `groups`; depthwise
+ *     is groups = C), the weight read by the op alone; with its param bias
  *     ([O]; a conv's reshaped to [O, 1, 1]) when the bias add is the op's only user, and its
  *     ReLU when that is the only user of the result before it;
  *   - every live layer is int8 except those kept float: the last one (unless quantize_last)
@@ -106,7 +107,8 @@ void qmatch_keep_float(QMatch *q, const char *const *names, int n_names, bool qu
 /* "enc_q" for the prefix "enc.q": the layer's binding name in the int8 model (module arena) */
 const char *qmatch_binding_name(Module *m, const QMatchLayer *L);
 
-/* NULL when layer L can be int8, else why not (a conv2d with groups: qconv2d takes one) */
+/* NULL when layer L can be int8, else why not (module arena): a sum over more inputs per
+ * output than the int32 accumulator allows; any groups are fine (qconv2d's `groups`) */
 const char *qmatch_no_int8_form(const QMatch *q, const QMatchLayer *L);
 
 /* The int8 tensors, the qadds and the ranges, once the float layers are chosen */

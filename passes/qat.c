@@ -4,9 +4,9 @@
  * For each int8 layer of Module.qat (frontend/elab_qat.c: the layers and tensors `lathe
  * quantize` would make int8):
  *   - its weight w is read as fake_quant(w, s_w, 0) {-127, 127}, s_w = max|w| / 127 per
- *     output channel (a dense [I, O]: per column; a conv2d [O, C, kh, kw]: per O; one scale
- *     with `per_tensor`), an all-zero channel 1 — rt_quant_weight_scales, recomputed from the
- *     current weights every step;
+ *     output channel (a dense [I, O]: per column; a conv2d [O, C / groups, kh, kw], grouped
+ *     or depthwise alike: per O; one scale with `per_tensor`), an all-zero channel 1 —
+ *     rt_quant_weight_scales, recomputed from the current weights every step;
  *   - its input (when float) is read as fake_quant(x, s, zp) {-128, 127} and every reader of
  *     its result reads fake_quant(y, s, zp), (s, zp) chosen from the tensor's range [lo, hi]
  *     as rt_quant_choose_params does (in f64: [lo, hi] widened to contain 0, s = (hi - lo) /

@@ -300,8 +300,9 @@ assert np.allclose(np.load("rout/probs.npy"), np.load("rref/probs.npy"), atol=1e
 print("ok: residual: the baked C's int8 tensors equal the evaluator bit for bit")
 PY
 
-# a conv2d with 2 groups has no int8 form: listed with --keep-float named; kept float, it is
-# written as a float conv between int8 layers
+# a conv2d with 2 groups is int8 by default (a qconv2d with groups: tests/int8_quantize_grouped.sh
+# checks the numbers); kept float with --keep-float, it is written as a float conv between int8
+# layers
 /usr/bin/python3 -c "
 import numpy as np
 rng = np.random.default_rng(1)
@@ -311,8 +312,9 @@ np.save('gdata/x.npy', rng.uniform(-1, 1, (32, 2, 8, 8)).astype(np.float32))
 np.save('gdata/label.npy', rng.integers(0, 3, 32).astype(np.int32))"
 G=$ROOT/tests/int8/grouped.lathe
 quiet "$LATHE" train "$G" --data gdata --epochs 1 --checkpoint g.safetensors
-fails "keep it float with --keep-float g" "$LATHE" quantize "$G" --weights g.safetensors \
-  --calibrate gdata -o bad
+quiet "$LATHE" quantize "$G" --weights g.safetensors --calibrate gdata -o qgi
+grep -qF "g = qconv_group_layer(c1, 4, 3, 3, stride = 1, padding = 1, dilation = 1, groups = 2," \
+  qgi.lathe || { cat qgi.lathe; echo "FAIL: the grouped conv is not a grouped qconv2d"; exit 1; }
 quiet "$LATHE" quantize "$G" --weights g.safetensors --calibrate gdata \
   --keep-float g -o qg
 grep -qF "g = relu(conv_layer(c1_f, 4, 3, 3, stride = 1, padding = 1, dilation = 1, groups = 2))" \

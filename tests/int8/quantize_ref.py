@@ -12,8 +12,14 @@ and zero point; each layer's weight and bias names and its input/output tensors)
     symmetric_weight_scales / quantize / quantize_bias / output_multipliers of the float
     checkpoint (per output channel: the dense weight's column, the conv weight's row; in
     [-127, 127], or [-63, 63] when the report's weight_max says --reduce-range);
-  - the int8 layers of a chain of dense layers (an MLP), run by the oracle's fully_connected
-    from quantize(X), give exactly the int8 tensors OUTDIR/<layer>.npy that lathe computed.
+  - the int8 layers of a chain (each reading quantize(X) or the layer before it directly, as
+    the report's x_name says: an MLP's dense layers, a CNN's convolutions with no pooling
+    between), run by the oracle's fully_connected and conv2d (per group for a grouped or
+    depthwise conv2d: tests/int8/qgroup_ref.py's grouped_conv2d) from quantize(X), give
+    exactly the int8 tensors OUTDIR/<layer>.npy that lathe computed; the chain stops at the
+    first layer whose input is something else (a pooled or flattened tensor).
+With --expected DIR (after the five arguments), the oracle's int8 chain is also saved there
+as DIR/<layer>.npy, for tests/int8/oracle_check.bash's `check` of every backend.
 Exits 1 naming the first mismatch of each check.
 """
 import json
@@ -28,6 +34,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 import safetensors_py  # noqa: E402
 import tflite_ref as ref  # noqa: E402
 import tflite_softmax as sm  # noqa: E402
+from qgroup_ref import grouped_conv2d  # noqa: E402
 
 failures = 0
 
@@ -89,24 +96,42 @@ def check_layer(layer, tensors, fw, qw, per_channel, wmax):
           f"{name}: multipliers and shifts are not output_multipliers'")
 
 
-def check_chain(report, qw, x, outdir):
-    tensors, q = report["tensors"], None
+def run_layer(L, q, tx, ty, qw):
+    """The oracle's int8 layer L on its int8 input q."""
+    lo, hi = ref.activation_range("relu" if L["relu"] else "none", ty["scale"], ty["zp"])
+    p = [qw[L["name"] + k] for k in (".w", ".b", ".m", ".s")]
+    if L["op"] == "dense":
+        return ref.fully_connected(q.reshape(q.shape[0], -1), tx["zp"], *p, ty["zp"], lo, hi)
+    return grouped_conv2d(q, tx["zp"], L["groups"], *p, ty["zp"], stride=L["stride"],
+                          padding=L["padding"], dilation=L["dilation"], act_min=lo, act_max=hi)
+
+
+def check_chain(report, qw, x, outdir, expected):
+    tensors, prev = report["tensors"], None
     layers = [L for L in report["layers"] if L["int8"]]
-    for L in layers:
-        if L["op"] != "dense":
-            return
     t0 = tensors[layers[0]["x"]]
-    q = ref.quantize(x.reshape(x.shape[0], -1), t0["scale"], t0["zp"])
-    for L in layers:
-        tx, ty = tensors[L["x"]], tensors[L["y"]]
-        lo, hi = ref.activation_range("relu" if L["relu"] else "none", ty["scale"], ty["zp"])
-        q = ref.fully_connected(q, tx["zp"], qw[L["name"] + ".w"], qw[L["name"] + ".b"],
-                                qw[L["name"] + ".m"], qw[L["name"] + ".s"], ty["zp"], lo, hi)
-        got = np.load(os.path.join(outdir, L["name"] + ".npy"))
-        if not check(got.dtype == np.int8 and np.array_equal(got.astype(np.int64), q),
-                     f"{L['name']}: lathe's int8 values differ from the oracle's fully_connected"):
+    q = ref.quantize(x if layers[0]["op"] != "dense" else x.reshape(x.shape[0], -1),
+                     t0["scale"], t0["zp"])
+    for k, L in enumerate(layers):
+        if k and L["x_name"] != prev:
+            print(f"note: the chain stops at {L['name']} (its input {L['x_name']} is not "
+                  f"{prev})")
             return
-        print(f"ok: {L['name']} equals the oracle's fully_connected bit for bit ({q.size} values)")
+        q = run_layer(L, q, tensors[L["x"]], tensors[L["y"]], qw)
+        prev = L["name"]
+        if expected:
+            np.save(os.path.join(expected, L["name"] + ".npy"), q.astype(np.int8))
+        path = os.path.join(outdir, L["name"] + ".npy")
+        if not os.path.exists(path):
+            print(f"note: the chain stops at {L['name']} (not among lathe's outputs)")
+            return
+        got = np.load(path)
+        kind = ("fully_connected" if L["op"] == "dense" else "conv2d" if L["groups"] == 1
+                else f"conv2d ({L['groups']} groups)")
+        if not check(got.dtype == np.int8 and np.array_equal(got.astype(np.int64), q),
+                     f"{L['name']}: lathe's int8 values differ from the oracle's {kind}"):
+            return
+        print(f"ok: {L['name']} equals the oracle's {kind} bit for bit ({q.size} values)")
 
 
 def main():
@@ -121,7 +146,10 @@ def main():
                         report.get("weight_max", ref.WEIGHT_MAX))
     print(f"ok: weights, biases, multipliers and shifts checked for "
           f"{sum(L['int8'] for L in report['layers'])} int8 layers")
-    check_chain(report, qw, x, sys.argv[5])
+    expected = sys.argv[7] if len(sys.argv) == 8 and sys.argv[6] == "--expected" else None
+    if expected:
+        os.makedirs(expected, exist_ok=True)
+    check_chain(report, qw, x, sys.argv[5], expected)
     print("quantize_ref:", "FAILED" if failures else "ok", f"({failures} failures)")
     return 1 if failures else 0
 
