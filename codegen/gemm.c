@@ -550,9 +550,12 @@ static void plain_close(CgFunc *f) {
   cg_scope_pop(f->e);
 }
 
-/* the fused epilogue: one pass over the finished product prod (M x N, row-major) */
+/* the fused epilogue: one pass over the finished product prod (M x N, row-major); its
+ * elements are independent, so with --threads a large one (an optimizer's update of a dense
+ * layer's weights after dW = Xᵀ dY) shares its rows out like an elementwise kernel */
 static bool epilogue(CgFunc *f, const GemmShape *s, const char *prod, const CgGemmStore *store) {
   const char *ij[2];
+  cg_omp_for(f, s->plan.m * s->plan.n * CG_OMP_ELEMENT_COST);
   ij[0] = plain_loop(f, "i", s->plan.m, s->plan.m_text);
   ij[1] = plain_loop(f, "j", s->plan.n, NULL);
   const char *idx = arena_printf(f->arena, "%s * %lld + %s", ij[0], (long long)s->plan.n, ij[1]);
