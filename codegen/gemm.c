@@ -320,23 +320,25 @@ static void tile_lines(const GemmTile *t, int threads, char *par, char *decl, si
 
 /* The one template mechanism of the kernel library (codegen/kernels/): appends text to o
  * with its LT_* identifiers replaced by t's numbers: LT_MR and LT_NR (the micro-tile), LT_TILE
- * (the tile's floats, rounded to the workspace alignment), LT_V (floats per vector), and the
- * line-valued LT_PAR and LT_TILEDECL (lathe_gemm's lines that --threads changes: tile_lines),
- * which stand alone on a line that their lines replace. */
+ * (the tile's floats, rounded to the workspace alignment), LT_V (floats per vector), LT_THREADS
+ * (--threads), and the line-valued LT_PAR and LT_TILEDECL (lathe_gemm's lines that --threads
+ * changes: tile_lines), which stand alone on a line that their lines replace. */
 static void kernel_text(CgBuf *o, const char *text, const GemmTile *t, int threads) {
-  static const char *const keys[6] = {"LT_MR", "LT_NR", "LT_TILE", "LT_PAR", "LT_TILEDECL", "LT_V"};
-  char vals[6][256];
+  static const char *const keys[7] = {"LT_MR",       "LT_NR", "LT_TILE",   "LT_PAR",
+                                      "LT_TILEDECL", "LT_V",  "LT_THREADS"};
+  char vals[7][256];
   snprintf(vals[0], sizeof vals[0], "%d", t->mr);
   snprintf(vals[1], sizeof vals[1], "%d", t->nr);
   snprintf(vals[2], sizeof vals[2], "%d",
            (int)(ir_workspace_align((int64_t)t->mr * t->nr * 4) / 4));
   tile_lines(t, threads, vals[3], vals[4], sizeof vals[3]);
   snprintf(vals[5], sizeof vals[5], "%d", t->vec);
+  snprintf(vals[6], sizeof vals[6], "%d", threads > 1 ? threads : 1);
   for (const char *p = text; *p;) {
     const char *at = strstr(p, "LT_");
     size_t len = at ? strspn(at, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") : 0;
     int key = -1;
-    for (int i = 0; at && i < 6 && key < 0; i++)
+    for (int i = 0; at && i < 7 && key < 0; i++)
       if (strlen(keys[i]) == len && strncmp(at, keys[i], len) == 0) key = i;
     if (key < 0) { /* no template: up to and including the LT_ that was none */
       size_t n = at ? (size_t)(at - p) + 3 : strlen(p);
@@ -548,9 +550,12 @@ static void plain_close(CgFunc *f) {
   cg_scope_pop(f->e);
 }
 
-/* the fused epilogue: one pass over the finished product prod (M x N, row-major) */
+/* the fused epilogue: one pass over the finished product prod (M x N, row-major); its
+ * elements are independent, so with --threads a large one (an optimizer's update of a dense
+ * layer's weights after dW = Xᵀ dY) shares its rows out like an elementwise kernel */
 static bool epilogue(CgFunc *f, const GemmShape *s, const char *prod, const CgGemmStore *store) {
   const char *ij[2];
+  cg_omp_for(f, s->plan.m * s->plan.n * CG_OMP_ELEMENT_COST);
   ij[0] = plain_loop(f, "i", s->plan.m, s->plan.m_text);
   ij[1] = plain_loop(f, "j", s->plan.n, NULL);
   const char *idx = arena_printf(f->arena, "%s * %lld + %s", ij[0], (long long)s->plan.n, ij[1]);

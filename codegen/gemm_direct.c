@@ -5,11 +5,15 @@
  * forward product of every layer, and dW = Xᵀ dY's dY are) and A through any strides (a
  * transposed A is read in place too):
  *
- *   for each block of B, about 256 columns x up to 64K floats (256 KB, kept in L2):
- *     for each block of MR rows of C:       (shared out by OpenMP with --threads)
- *       for each sliver of NR columns of the block:
+ *   for each thread t of --threads N (one OpenMP parallel region per call; 1 without):
+ *     for each block of B, about 256 columns x up to 64K floats (256 KB, kept in L2):
+ *       for thread t's run of the block's MR x NR tiles (the t-th of N equal runs, row-major):
  *         MR x NR accumulators = A rows (MR broadcasts per k) x B row p (NR / V vector loads)
  *         stored straight into C (or added: a K block after the first, or acc)
+ *
+ * The tiles, not the row blocks, are shared out, so that a 64-row batch (11 row blocks of 6)
+ * splits evenly, and each thread takes the same tiles in every K block: a tile is computed by
+ * one thread in the order one thread computes it (bit for bit the result of one thread).
  *
  * A B stored transposed (dX = dY Wᵀ, attention's Q Kᵀ) is first made row-major in the call's
  * scratch by lathe_gemm_transpose (16 x 16 blocks transposed in registers on AVX-512): k n
@@ -201,8 +205,10 @@ void cg_gemm_transpose_emit(CgFunc *f) {
   cg_buf_puts(o, cg_kernel_gemm_direct_transpose_rest);
 }
 
-/* the row-block loops shared out by OpenMP with --threads N */
-static void emit_omp(CgFunc *f) {
+/* the loop over the threads' shares of the tiles (one parallel region per call), after the
+ * OpenMP line of --threads N: below about a million flops, one thread runs every share */
+static void emit_driver(CgFunc *f) {
+  cg_kernel_emit(f, cg_kernel_gemm_direct_driver);
   if (f->opt->threads > 1)
     cg_buf_printf(
         f->globals,
@@ -210,16 +216,7 @@ static void emit_omp(CgFunc *f) {
         "#pragma omp parallel for num_threads(%d) schedule(static) if(m * n * k >= %lld)\n"
         "#endif\n",
         f->opt->threads, (long long)(CG_OMP_MIN_FLOPS / 2));
-}
-
-/* cg_kernel_gemm_direct_driver, cg_kernel_gemm_direct_loop, cg_kernel_gemm_direct_edge, each loop
- * over row blocks after the OpenMP line */
-static void emit_driver(CgFunc *f) {
-  cg_kernel_emit(f, cg_kernel_gemm_direct_driver);
-  emit_omp(f);
   cg_kernel_emit(f, cg_kernel_gemm_direct_loop);
-  emit_omp(f);
-  cg_kernel_emit(f, cg_kernel_gemm_direct_edge);
 }
 
 static void emit_routines(CgFunc *f) {

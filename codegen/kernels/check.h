@@ -20,6 +20,7 @@
 #define LT_NR 16
 #define LT_TILE 96
 #define LT_V 8
+#define LT_THREADS 1 /* --threads N: N (lathe_gemm_direct's shares of the tiles) */
 /* the lines of lathe_gemm that --threads changes (one thread: a tile in the scratch) */
 #define LT_PAR
 #define LT_TILEDECL float *const tile = ws;

@@ -245,8 +245,9 @@ START_TEST(test_epilogue_n_panels) {
 }
 END_TEST
 
-/* --threads 2: the row blocks of the unpacked GEMM (x @ w) and the B slivers of the packed
- * one (h @ w2ᵀ) shared out by OpenMP, every call large enough to run in parallel */
+/* --threads 2: the tiles of the unpacked GEMM (x @ w: 7 row blocks x 6 slivers, 21 tiles each,
+ * split inside a row block, and the column edge's row blocks 3 + 4) and the B slivers of the
+ * packed one (h @ w2ᵀ) shared out by OpenMP, every call large enough to run in parallel */
 START_TEST(test_threads) {
   epilogue_case(40, 300, 100, 1e-4, 2);
 }
