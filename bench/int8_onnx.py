@@ -298,7 +298,7 @@ def compare(args):
     worst = int(diff.max())
     print(f"{worst} {int((diff > 0).sum())} {diff.size}")
     if worst > args.max_quanta:
-        print(f"FAIL: ORT's {args.name} is {worst} quanta from lathe's (at most "
+        print(f"FAIL: the ONNX model's {args.name} is {worst} quanta from lathe's (at most "
               f"{args.max_quanta} expected)", file=sys.stderr)
         sys.exit(1)
 
