@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/int8.sh [LATHE] — int8 inference against lathe's f32 and against ONNX Runtime's int8,
-# one thread, batch 64, one run (issue 19; docs/int8.md "Benchmark"). For the MLP and the CNN
-# (examples/mlp.lathe, examples/cnn.lathe, random f32 weights of bench/int8_weights.py):
+# one thread, batch 64, one run (issue 19; docs/int8.md, "Against ONNX Runtime's int8"). For
+# the MLP and the CNN (examples/mlp.lathe, examples/cnn.lathe, random f32 weights of
+# bench/int8_weights.py):
 #   - lathe f32: the example, baked;
 #   - lathe int8: the model `lathe quantize --quantize-last` writes (calibrated on 256 random
 #     inputs), baked, twice: full-range weights (AVX2 runs the exact s16 tile) and

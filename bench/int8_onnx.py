@@ -151,7 +151,7 @@ class Builder:
         self.params[name] = (scale, zp)
 
 
-def layer_scales(w, m, s, s_x, s_y):
+def layer_scales(m, s, s_x, s_y):
     """Each output channel's weight scale from lathe's Q31 multiplier and shift (docstring)."""
     mult = m.astype(np.float64) * np.exp2(s.astype(np.float64) - 31)
     return (mult * s_y / s_x).astype(np.float32)
@@ -173,7 +173,7 @@ def emit_layer(b, name, form, m, weights, report):
     if qmin not in (-128, out_zp):
         raise ExportError(f"{name}: a clamp at {qmin} that is neither none nor a ReLU")
     axis = 0 if form == "qconv" else 1
-    sw = layer_scales(w, weights[f"{name}.m"], weights[f"{name}.s"], s_x, rep["scale"])
+    sw = layer_scales(weights[f"{name}.m"], weights[f"{name}.s"], s_x, rep["scale"])
     if b.weights_u8:
         wq = b.const(f"{name}.w", (w.astype(np.int16) + 128).astype(np.uint8))
         wzp = b.const(f"{name}.w.zp", np.full(sw.shape, 128, np.uint8))

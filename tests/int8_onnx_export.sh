@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench/int8_onnx.py end to end (issue 19; docs/int8.md "Benchmark"): the ONNX form of lathe's
-# int8 models, which bench/int8.sh gives ONNX Runtime, computes what lathe's int8 models do.
+# bench/int8_onnx.py end to end (issue 19; docs/int8.md, "Against ONNX Runtime's int8"): the
+# ONNX form of lathe's int8 models, which bench/int8.sh gives ONNX Runtime, computes what
+# lathe's int8 models do.
 # For the MLP and the CNN (random f32 weights of bench/int8_weights.py), `lathe quantize
 # --quantize-last` (full-range weights; the CNN also --reduce-range) writes the int8 model; the
 # exporter translates it (uint8 activations with int8 weights, and for the MLP also uint8
