@@ -12,7 +12,9 @@
 #     bench/ort_peer.js): the same int8 models exported by bench/int8_onnx.py (QDQ form, uint8
 #     activations, the same int8 weights, int32 biases, scales and zero points), as
 #     full-range U8U8 (weights + 128: ORT's exact kernels), full-range U8S8 (its vpmaddubsw
-#     kernels, which saturate with full-range weights) and 7-bit U8S8.
+#     kernels, which saturate with full-range weights) and 7-bit U8S8; the 7-bit models also
+#     as a QOperator file (QLinearConv, com.microsoft's QGemm), which ORT runs with the same
+#     kernels as the QDQ one after its fusions: the row shows that the form costs nothing.
 # Before timing, each ORT model's int8 logits on one batch (bench/int8_ort.js) are compared with
 # lathe's (`lathe run` of the int8 model with its logits as an output): the largest difference
 # in quanta is printed, and above BENCH_INT8_MAX_QUANTA (default 3) the run stops with exit 1,
@@ -58,12 +60,14 @@ quantize() { # NET TAG [--reduce-range]: lathe quantize's int8 model, built; its
   "$LATHE" run "${q}_check.lathe" --weights "$q.safetensors" --input "x=$WORK/w/check_$1.npy" \
     --out "$q.out" >"$q.rlog" 2>&1 || { cat "$q.rlog" >&2; fail "lathe run of $1 ($2)"; }
 }
-ort_model() { # NET TAG KIND(u8u8|u8s8) LIMIT: export, check fusions and outputs; print quanta
-  local q=$WORK/q$1_$2 o=$WORK/ort_$1_$2_$3 type=int8 d
+ort_model() { # NET TAG KIND(u8u8|u8s8|u8s8qop) LIMIT: export, check fusions, outputs
+  local q=$WORK/q$1_$2 o=$WORK/ort_$1_$2_$3 type=int8 form=qdq d
   [ "$3" = u8u8 ] && type=uint8
+  [ "$3" = u8s8qop ] && form=qop
   for d in "" "_check"; do
     $PY "$ROOT/bench/int8_onnx.py" export "$q.lathe" "$q.safetensors" "$q.json" \
-      -o "$o$d.onnx" --weight-type "$type" ${d:+--int8-output logits} || fail "export of $o$d"
+      -o "$o$d.onnx" --weight-type "$type" --form "$form" ${d:+--int8-output logits} ||
+      fail "export of $o$d"
   done
   NODE_PATH="$ORT_MODULES" node "$ROOT/bench/int8_ort.js" "${o}_check.onnx" \
     --input "$WORK/w/check_$1.npy" --out "$o.out" --log >/dev/null 2>"$o.log" ||
@@ -103,6 +107,7 @@ for net in mlp cnn; do
   ort_model "$net" full u8u8 "$MAXQ"
   ort_model "$net" full u8s8 127
   ort_model "$net" 7bit u8s8 "$MAXQ"
+  ort_model "$net" 7bit u8s8qop "$MAXQ"
 done
 grep -q "exact s16 tile" "$WORK/qmlp_full/m.c" && grep -q "u8 x s8 vpmaddubsw tile" \
   "$WORK/qmlp_7bit/m.c" || echo "note: this machine's target has no AVX2 tiles (not x86-64-v3/v4)"
@@ -111,7 +116,8 @@ for net in mlp cnn; do
   shape=64,784
   [ "$net" = cnn ] && shape=64,1,28,28
   runs=("$net" "q${net}_full" "q${net}_7bit")
-  [ "$ORT" = 1 ] && runs+=("ort_${net}_full_u8u8" "ort_${net}_full_u8s8" "ort_${net}_7bit_u8s8")
+  [ "$ORT" = 1 ] && runs+=("ort_${net}_full_u8u8" "ort_${net}_full_u8s8" "ort_${net}_7bit_u8s8"
+                          "ort_${net}_7bit_u8s8qop")
   for ((r = 0; r < REPS; r++)); do
     for b in "${runs[@]}"; do once "$b" "$shape"; done
   done
@@ -132,13 +138,14 @@ for net in mlp cnn; do
 done
 if [ "$ORT" = 1 ]; then
   v=$(NODE_PATH="$ORT_MODULES" node -p "require('onnxruntime-node/package.json').version")
-  printf '\n%-34s %11s %11s %9s %10s\n' "vs ONNX Runtime $v int8" "ORT s" "lathe s" \
+  printf '\n%-42s %11s %11s %9s %10s\n' "vs ONNX Runtime $v int8" "ORT s" "lathe s" \
     ORT/lathe "max quanta"
   for net in mlp cnn; do
-    for run in full_u8u8 full_u8s8 7bit_u8s8; do
+    for run in full_u8u8 full_u8s8 7bit_u8s8 7bit_u8s8qop; do
       tag=${run%_*} kind=${run#*_}
+      kind=${kind^^} && kind=${kind/QOP/, QOperator file}
       read -r q n all <"$WORK/ort_${net}_$run.cmp"
-      printf '%-34s %11.3e %11.3e %9s %10s\n' "$net $tag weights, ORT ${kind^^}" \
+      printf '%-42s %11.3e %11.3e %9s %10s\n' "$net $tag weights, ORT $kind" \
         "$(t "ort_${net}_$run")" "$(t "q${net}_$tag")" \
         "$(ratio "$(t "ort_${net}_$run")" "$(t "q${net}_$tag")")" "$q ($n/$all)"
     done

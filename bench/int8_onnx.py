@@ -2,7 +2,8 @@
 """bench/int8_onnx.py — lathe's int8 models as ONNX, for ONNX Runtime (issue 19, bench/int8.sh).
 
     int8_onnx.py export Q.lathe Q.safetensors REPORT.json -o OUT.onnx
-                 [--act uint8|int8] [--weight-type int8|uint8] [--int8-output NAME]
+                 [--act uint8|int8] [--weight-type int8|uint8] [--form qdq|qop]
+                 [--int8-output NAME]
     int8_onnx.py fused MODEL.onnx ORT.log
     int8_onnx.py compare LATHE_DIR ORT_DIR NAME --max-quanta Q [--act uint8|int8]
 
@@ -117,9 +118,9 @@ def order(output, inp, lines):
 class Builder:
     """The ONNX graph under construction: nodes, initializers, each int8 tensor's params."""
 
-    def __init__(self, onnx, act_signed, weights_u8):
+    def __init__(self, onnx, act_signed, weights_u8, qop):
         self.onnx, self.h = onnx, onnx.helper
-        self.act_signed, self.weights_u8 = act_signed, weights_u8
+        self.act_signed, self.weights_u8, self.qop = act_signed, weights_u8, qop
         self.nodes, self.inits, self.params = [], [], {}  # params: name -> (scale, lathe zp)
         self.dequantized = set()  # the int8 tensors whose DequantizeLinear exists
         self.alias = {}  # a dequantize binding -> its DequantizeLinear's output
@@ -133,9 +134,17 @@ class Builder:
             return self.const(name, np.array(zp, np.int8))
         return self.const(name, np.array(zp + 128, np.uint8))
 
-    def node(self, op, inputs, output, **attrs):
-        self.nodes.append(self.h.make_node(op, inputs, [output], name=output, **attrs))
+    def node(self, op, inputs, output, domain=None, **attrs):
+        self.nodes.append(self.h.make_node(op, inputs, [output], name=output, domain=domain,
+                                           **attrs))
         return output
+
+    def declare(self, name, scale, zp):
+        """The scale and zero point initializers of int8 tensor name."""
+        self.const(f"{name}.scale", np.array(scale, np.float32))
+        self.act_zp(f"{name}.zp", zp)
+        self.params[name] = (scale, zp)
+        return [f"{name}.scale", f"{name}.zp"]
 
     def dq(self, name):
         """The float value of int8 tensor name (one DequantizeLinear per tensor)."""
@@ -146,9 +155,7 @@ class Builder:
 
     def q(self, value, name, scale, zp):
         """QuantizeLinear of the float value to the int8 tensor name at (scale, zp)."""
-        s = self.const(f"{name}.scale", np.array(scale, np.float32))
-        self.node("QuantizeLinear", [value, s, self.act_zp(f"{name}.zp", zp)], name)
-        self.params[name] = (scale, zp)
+        self.node("QuantizeLinear", [value] + self.declare(name, scale, zp), name)
 
 
 def layer_scales(m, s, s_x, s_y):
@@ -157,22 +164,21 @@ def layer_scales(m, s, s_x, s_y):
     return (mult * s_y / s_x).astype(np.float32)
 
 
-def emit_layer(b, name, form, m, weights, report):
-    """DequantizeLinear on input, weights and bias; Conv or Gemm; Relu; QuantizeLinear."""
+def layer_operands(b, name, form, m, weights, report):
+    """Checks a layer; its int8 weights, their scales and zero points, its bias, its clamp."""
     src = m[2]
     w, bias = weights[f"{name}.w"], weights[f"{name}.b"]
     if w.dtype != np.int8 or bias.dtype != np.int32:
         raise ExportError(f"{name}: expected i8 weights and i32 biases")
-    s_x, _ = b.params[src]
+    s_x, zp_x = b.params[src]
     rep = report[name]
     x_zp, out_zp, qmin = (int(m[i]) for i in ((4, 5, 6) if form == "qdense" else (9, 10, 11)))
-    if x_zp != b.params[src][1]:
-        raise ExportError(f"{name}: x_zp = {x_zp}, but {src}'s zero point is {b.params[src][1]}")
+    if x_zp != zp_x:
+        raise ExportError(f"{name}: x_zp = {x_zp}, but {src}'s zero point is {zp_x}")
     if rep["zp"] != out_zp:
         raise ExportError(f"{name}: the report's zero point {rep['zp']} is not {out_zp}")
     if qmin not in (-128, out_zp):
         raise ExportError(f"{name}: a clamp at {qmin} that is neither none nor a ReLU")
-    axis = 0 if form == "qconv" else 1
     sw = layer_scales(weights[f"{name}.m"], weights[f"{name}.s"], s_x, rep["scale"])
     if b.weights_u8:
         wq = b.const(f"{name}.w", (w.astype(np.int16) + 128).astype(np.uint8))
@@ -180,24 +186,47 @@ def emit_layer(b, name, form, m, weights, report):
     else:
         wq = b.const(f"{name}.w", w)
         wzp = b.const(f"{name}.w.zp", np.zeros(sw.shape, np.int8))
-    wf = b.node("DequantizeLinear", [wq, b.const(f"{name}.w.scale", sw), wzp], f"{name}.w.f",
-                axis=axis)
+    relu = bool(rep.get("relu")) or qmin == out_zp and out_zp > -128
+    return wq, b.const(f"{name}.w.scale", sw), wzp, bias, sw, relu, (rep["scale"], out_zp)
+
+
+def conv_attrs(name, m):
+    k, st, pad, dil = int(m[4]), int(m[6]), int(m[7]), int(m[8])
+    if int(m[5]) != k:
+        raise ExportError(f"{name}: only square kernels are translated")
+    return dict(kernel_shape=[k, k], strides=[st, st], pads=[pad] * 4, dilations=[dil, dil])
+
+
+def emit_layer(b, name, form, m, weights, report):
+    """QDQ: DequantizeLinear on input, weights and bias; Conv or Gemm; Relu; QuantizeLinear.
+    QOperator: QLinearConv, or com.microsoft's QGemm (QLinearMatMul takes no bias)."""
+    wq, ws, wzp, bias, sw, relu, out = layer_operands(b, name, form, m, weights, report)
+    s_x = b.params[m[2]][0]
+    if b.qop:
+        if relu and out[1] > -128:
+            raise ExportError(f"{name}: a ReLU above the output's zero point (QOperator form)")
+        x = [m[2], f"{m[2]}.scale", f"{m[2]}.zp"]
+        bq = b.const(f"{name}.b", bias)
+        if form == "qconv":
+            b.node("QLinearConv", x + [wq, ws, wzp] + b.declare(name, *out) + [bq], name,
+                   **conv_attrs(name, m))
+        else:
+            b.node("QGemm", x + [wq, ws, wzp, bq] + b.declare(name, *out), name,
+                   domain="com.microsoft")
+        return
+    axis = 0 if form == "qconv" else 1
+    wf = b.node("DequantizeLinear", [wq, ws, wzp], f"{name}.w.f", axis=axis)
     bs = (np.float64(s_x) * sw.astype(np.float64)).astype(np.float32)
     bf = b.node("DequantizeLinear", [b.const(f"{name}.b", bias), b.const(f"{name}.b.scale", bs),
                                      b.const(f"{name}.b.zp", np.zeros(bs.shape, np.int32))],
                 f"{name}.b.f", axis=0)
-    xf = b.dq(src)
     if form == "qconv":
-        k, st, pad, dil = int(m[4]), int(m[6]), int(m[7]), int(m[8])
-        if int(m[5]) != k:
-            raise ExportError(f"{name}: only square kernels are translated")
-        y = b.node("Conv", [xf, wf, bf], f"{name}.y", kernel_shape=[k, k], strides=[st, st],
-                   pads=[pad] * 4, dilations=[dil, dil])
+        y = b.node("Conv", [b.dq(m[2]), wf, bf], f"{name}.y", **conv_attrs(name, m))
     else:
-        y = b.node("Gemm", [xf, wf, bf], f"{name}.y")
-    if rep.get("relu") or qmin == out_zp and out_zp > -128:
+        y = b.node("Gemm", [b.dq(m[2]), wf, bf], f"{name}.y")
+    if relu:
         y = b.node("Relu", [y], f"{name}.relu")
-    b.q(y, name, rep["scale"], out_zp)
+    b.q(y, name, *out)
 
 
 def emit(b, name, form, m, weights, report, consts):
@@ -206,15 +235,21 @@ def emit(b, name, form, m, weights, report, consts):
         b.q(m[2], name, float(m[3]), int(m[4]))
     elif form in ("qdense", "qconv"):
         emit_layer(b, name, form, m, weights, report)
-    elif form == "maxpool":
-        k, st, pad, dil = (int(v) for v in m.groups()[2:6])
-        y = b.node("MaxPool", [b.dq(m[2])], f"{name}.y", kernel_shape=[k, k],
-                   strides=[st, st], pads=[pad] * 4, dilations=[dil, dil])
-        b.q(y, name, *b.params[m[2]])
-    elif form == "reshape":
-        dims = [consts[d] if d in consts else int(d) for d in m[3].split(", ")]
-        shape = b.const(f"{name}.shape", np.array(dims, np.int64))
-        b.q(b.node("Reshape", [b.dq(m[2]), shape], f"{name}.y"), name, *b.params[m[2]])
+    elif form in ("maxpool", "reshape"):  # QOperator: on the int8 tensor, parameters kept
+        if form == "maxpool":
+            k, st, pad, dil = (int(v) for v in m.groups()[2:6])
+            op, extra = "MaxPool", {"kernel_shape": [k, k], "strides": [st, st],
+                                    "pads": [pad] * 4, "dilations": [dil, dil]}
+            inputs = []
+        else:
+            dims = [consts[d] if d in consts else int(d) for d in m[3].split(", ")]
+            op, extra = "Reshape", {}
+            inputs = [b.const(f"{name}.shape", np.array(dims, np.int64))]
+        if b.qop:
+            b.node(op, [m[2]] + inputs, name, **extra)
+            b.declare(name, *b.params[m[2]])
+        else:
+            b.q(b.node(op, [b.dq(m[2])] + inputs, f"{name}.y", **extra), name, *b.params[m[2]])
     elif form == "dequantize":
         scale, zp = b.params[m[2]]
         if abs(float(m[3]) - scale) > 1e-6 * scale or int(m[4]) != zp:
@@ -237,7 +272,7 @@ def export(args):
     for layer in rep["layers"]:
         if layer["name"] in report:
             report[layer["name"]]["relu"] = layer["relu"]
-    b = Builder(onnx, args.act == "int8", args.weights_kind == "uint8")
+    b = Builder(onnx, args.act == "int8", args.weights_kind == "uint8", args.form == "qop")
     for name in order(output, inp, lines):
         form, m = lines[name]
         emit(b, name, form, m, weights, report, consts)
@@ -253,13 +288,18 @@ def export(args):
     graph = h.make_graph(b.nodes, "lathe_int8", [h.make_tensor_value_info(inp, elem.FLOAT,
                                                                           dims)],
                          outputs, b.inits)
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)],
+    opsets = [h.make_opsetid("", 13)] + ([h.make_opsetid("com.microsoft", 1)] if b.qop else [])
+    model = h.make_model(graph, opset_imports=opsets,
                          producer_name="lathe bench/int8_onnx.py")
     model.ir_version = 7
     graph = onnx.shape_inference.infer_shapes(model).graph
     inferred = {v.name: v for v in list(graph.value_info) + list(graph.output)}
     for out in model.graph.output:  # the outputs' shapes, from ONNX's shape inference
-        out.type.CopyFrom(inferred[out.name].type)
+        if out.name in inferred and inferred[out.name].type.tensor_type.HasField("shape"):
+            out.type.CopyFrom(inferred[out.name].type)
+        else:  # behind com.microsoft's QGemm, which ONNX cannot infer: [batch, classes]
+            kind = out.type.tensor_type.elem_type
+            out.CopyFrom(h.make_tensor_value_info(out.name, kind, [None, None]))
     onnx.checker.check_model(model)
     tmp = args.out + ".tmp"
     with open(tmp, "wb") as f:
@@ -315,6 +355,7 @@ def main():
     e.add_argument("--weight-type", dest="weights_kind", choices=("int8", "uint8"),
                    default="int8")
     e.add_argument("--int8-output")
+    e.add_argument("--form", choices=("qdq", "qop"), default="qdq")
     o = sub.add_parser("fused")
     o.add_argument("model")
     o.add_argument("log")
