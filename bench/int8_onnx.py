@@ -5,7 +5,7 @@
                  [--act uint8|int8] [--weight-type int8|uint8] [--form qdq|qop]
                  [--int8-output NAME]
     int8_onnx.py fused MODEL.onnx ORT.log
-    int8_onnx.py compare LATHE_DIR ORT_DIR NAME --max-quanta Q [--act uint8|int8]
+    int8_onnx.py compare LATHE_DIR ORT_DIR NAME --max-quanta Q
 
 export: translates the model `lathe quantize` writes (Q.lathe, its weights Q.safetensors and
 its `--report-json` REPORT.json) into an ONNX model (opset 13) in QDQ form: every int8 layer is
@@ -29,6 +29,10 @@ The two still differ by rounding: lathe requantizes in Q31 fixed point rounding 
 from zero (TFLite's arithmetic), ORT in float32 rounding half to even, so an output can move
 by a quantum, and a quantum per layer can add up.
 
+`--form qop` writes the QOperator form instead: QLinearConv, com.microsoft's QGemm (standard
+ONNX has no int8 dense layer with a bias), MaxPool and Reshape on the uint8 tensors; ORT runs
+it as the same kernels (bench/int8.sh times both), lathe's importer does not take QGemm.
+
 Only what `lathe quantize` writes for chains of layers is translated (quantize, qdense_layer,
 qconv_layer, max_pool2d, reshape, dequantize, softmax); any other line the output depends on
 is an error naming it. `--int8-output NAME` adds the int8 tensor NAME as a second output (for
@@ -38,7 +42,7 @@ fused: reads ORT's verbose session log (bench/int8_ort.js --log) and exits 1 unl
 optimizer matched every Conv and Gemm of MODEL.onnx (each match replaces the group by an
 integer kernel: QLinearConv, QGemm); prints the counts and the node count ORT runs.
 
-compare: NAME.npy of lathe's run (int8) against ORT's (uint8 or int8 per --act): prints the
+compare: NAME.npy of lathe's run (int8) against ORT's (uint8 shifted by 128, or int8): prints the
 largest difference in quanta and how many elements differ; exits 1 above --max-quanta.
 """
 import argparse
@@ -328,10 +332,13 @@ def fused(args):
 
 
 def compare(args):
-    ours = np.load(os.path.join(args.lathe_dir, args.name + ".npy")).astype(np.int32)
-    theirs = np.load(os.path.join(args.ort_dir, args.name + ".npy")).astype(np.int32)
-    if theirs.dtype == np.uint8 or args.act == "uint8":
-        theirs = theirs - 128
+    ours = np.load(os.path.join(args.lathe_dir, args.name + ".npy"))
+    theirs = np.load(os.path.join(args.ort_dir, args.name + ".npy"))
+    if ours.dtype != np.int8 or theirs.dtype not in (np.int8, np.uint8):
+        raise ExportError(f"{args.name}: expected lathe's int8 and ONNX's int8 or uint8, got "
+                          f"{ours.dtype} and {theirs.dtype}")
+    ours = ours.astype(np.int32)
+    theirs = theirs.astype(np.int32) - (128 if theirs.dtype == np.uint8 else 0)
     if ours.shape != theirs.shape:
         raise ExportError(f"{args.name}: lathe's shape {ours.shape}, ORT's {theirs.shape}")
     diff = np.abs(ours - theirs)
@@ -364,7 +371,6 @@ def main():
     c.add_argument("ort_dir")
     c.add_argument("name")
     c.add_argument("--max-quanta", type=int, required=True)
-    c.add_argument("--act", choices=("uint8", "int8"), default="uint8")
     args = p.parse_args()
     try:
         if args.cmd == "export":

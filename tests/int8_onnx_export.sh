@@ -31,12 +31,10 @@ quantize() { # NET OUT [flags]: the int8 model and a twin with its int8 logits a
     --input "x=$TMP/w/check_$1.npy" --out "$TMP/$2.lathe_out" > /dev/null
 }
 check() { # NET Q NAME [export flags]: export, import and run, compare with lathe's int8 run
-  local act=uint8
-  [[ " ${*:4} " == *" --act int8 "* ]] && act=int8
   $PY "$EXP" export "$TMP/$2.lathe" "$TMP/$2.safetensors" "$TMP/$2.json" -o "$TMP/$3.onnx" \
     --int8-output logits "${@:4}"
   "$LATHE" run "$TMP/$3.onnx" --input "x=$TMP/w/check_$1.npy" --out "$TMP/$3.out" > /dev/null
-  $PY "$EXP" compare "$TMP/$2.lathe_out" "$TMP/$3.out" logits --max-quanta 1 --act "$act"
+  $PY "$EXP" compare "$TMP/$2.lathe_out" "$TMP/$3.out" logits --max-quanta 1
   $PY - "$TMP/$2.lathe_out/probs.npy" "$TMP/$3.out/probs.npy" "$3" <<'EOF'
 import sys
 import numpy as np
