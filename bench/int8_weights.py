@@ -1,14 +1,14 @@
 #!/usr/bin/python3
-"""bench/int8_weights.py — random weights for bench/int8.sh (issue 19).
+"""bench/int8_weights.py — random weights and inputs for bench/int8.sh (issue 19).
 
     int8_weights.py OUTDIR
 
-Writes OUTDIR/mlp.safetensors and OUTDIR/cnn.safetensors (f32, for examples/mlp.lathe and
-examples/cnn.lathe) and, for bench/models/qmlp.lathe and qcnn.lathe, int8 weights
-in two ranges: qmlp_full / qcnn_full (the whole [-127, 127]: the packer finds pairs that could
-saturate vpmaddubsw, so AVX2 runs the exact s16 tile) and qmlp_7bit / qcnn_7bit ([-63, 63]:
-no pair can, so AVX2 runs the u8 x s8 tile), with int32 biases and Q31 multipliers and shifts
-in the ranges real models have. Fixed seed. Only speed and bytes are measured with them.
+Writes OUTDIR/mlp.safetensors and OUTDIR/cnn.safetensors (f32 weights for examples/mlp.lathe
+and examples/cnn.lathe, fan-in scaled normals, small biases) and, for `lathe quantize`,
+calibration sets OUTDIR/cal_mlp/ and OUTDIR/cal_cnn/ (256 samples: x.npy uniform in [0, 1),
+label.npy) and one batch of 64 other inputs OUTDIR/check_mlp.npy and check_cnn.npy, on which
+lathe's and ONNX Runtime's int8 outputs are compared. Fixed seed. Only speed, bytes and the
+agreement of the two int8 runtimes are measured with them, not accuracy.
 """
 import os
 import sys
@@ -34,26 +34,19 @@ def f32_params(rng, layers):
     return out
 
 
-def int8_params(rng, layers, wmax):
-    out = {}
-    for name, shape in layers.items():
-        units = shape[0] if len(shape) == 4 else shape[1]
-        out[f"{name}.w"] = rng.integers(-wmax, wmax + 1, shape).astype(np.int8)
-        out[f"{name}.b"] = rng.integers(-5000, 5000, units).astype(np.int32)
-        out[f"{name}.m"] = rng.integers(1 << 30, (1 << 31) - 1, units).astype(np.int32)
-        out[f"{name}.s"] = rng.integers(-12, -7, units).astype(np.int32)
-    return out
-
-
 def main(out):
     rng = np.random.default_rng(19)
     os.makedirs(out, exist_ok=True)
     save = lambda name, t: safetensors_py.save(os.path.join(out, name + ".safetensors"), t)
     save("mlp", f32_params(rng, MLP))
     save("cnn", f32_params(rng, {**CNN_CONV, **CNN_DENSE}))
-    for tag, wmax in (("full", 127), ("7bit", 63)):
-        save(f"qmlp_{tag}", int8_params(rng, MLP, wmax))
-        save(f"qcnn_{tag}", int8_params(rng, {**CNN_CONV, **CNN_DENSE}, wmax))
+    for net, shape in (("mlp", (784,)), ("cnn", (1, 28, 28))):
+        os.makedirs(os.path.join(out, f"cal_{net}"), exist_ok=True)
+        np.save(os.path.join(out, f"cal_{net}", "x.npy"),
+                rng.random((256,) + shape, dtype=np.float32))
+        np.save(os.path.join(out, f"cal_{net}", "label.npy"),
+                rng.integers(0, 10, 256).astype(np.int32))
+        np.save(os.path.join(out, f"check_{net}.npy"), rng.random((64,) + shape, np.float32))
 
 
 if __name__ == "__main__":
