@@ -56,7 +56,7 @@ quantize() { # NET TAG [--reduce-range]: lathe quantize's int8 model, built; its
     --calibrate "$WORK/w/cal_$1" --quantize-last "${@:3}" -o "$q" --report-json "$q.json" \
     >"$q.qlog" 2>&1 || { cat "$q.qlog" >&2; fail "lathe quantize of $1 ($2)"; }
   build "q$1_$2" "$q.lathe" "$q.safetensors"
-  sed 's/^  output probs$/  output probs\n  output logits/' "$q.lathe" >"${q}_check.lathe"
+  sed -E 's/^(  output probs( = .*)?)$/\1\n  output logits/' "$q.lathe" >"${q}_check.lathe"
   "$LATHE" run "${q}_check.lathe" --weights "$q.safetensors" --input "x=$WORK/w/check_$1.npy" \
     --out "$q.out" >"$q.rlog" 2>&1 || { cat "$q.rlog" >&2; fail "lathe run of $1 ($2)"; }
 }

@@ -72,6 +72,8 @@ FORMS = {
                           rf"{KW('padding')}, {KW('dilation')}\)"),
     "reshape": re.compile(r"^(\w+) = reshape\((\w+), \[([\w, ]+)\]\)"),
     "softmax": re.compile(r"^(\w+) = softmax\((\w+), axis = (-?\d+)\)"),
+    # TFLite's int8 softmax over the last axis: output scale 1/256, zero point -128
+    "qsoftmax": re.compile(r"^(\w+) = qsoftmax\((\w+), (-?\d+), (-?\d+), (-?\d+)\)"),
 }
 
 
@@ -84,13 +86,15 @@ def parse_model(path):
     text = open(path).read()
     consts = {m[1]: int(m[2]) for m in re.finditer(r"^const (\w+) = (\d+)$", text, re.M)}
     head = re.search(r"^model \w+\((\w+): f32\[([\w, ]+)\]", text, re.M)
-    outs = re.findall(r"^  output (\w+)$", text, re.M)
+    outs = re.findall(r"^  output (\w+)(?: = .*)?$", text, re.M)
     if not head or len(outs) != 1:
         raise ExportError(f"{path}: expected a model with an f32 first input and one output")
     dims = [consts[d] if d in consts else int(d) for d in head[2].split(", ")]
     lines = {}
     for line in text.splitlines():
         line = line.split("#")[0].strip()
+        if line.startswith("output ") and " = " in line:  # `output probs = dequantize(...)`
+            line = line[len("output "):]
         name = re.match(r"^(\w+) = ", line)
         if not name:
             continue
@@ -259,6 +263,9 @@ def emit(b, name, form, m, weights, report, consts):
         if abs(float(m[3]) - scale) > 1e-6 * scale or int(m[4]) != zp:
             raise ExportError(f"{name}: dequantize at parameters other than {m[2]}'s")
         b.alias[name] = b.dq(m[2])
+    elif form == "qsoftmax":  # QDQ around a float Softmax (ORT's own int8 softmax rounds its way)
+        y = b.node("Softmax", [b.dq(m[2])], f"{name}.y", axis=-1)
+        b.q(y, name, 1.0 / 256.0, -128)
     elif form == "softmax":
         b.node("Softmax", [b.alias.get(m[2], m[2])], name, axis=int(m[3]))
     else:

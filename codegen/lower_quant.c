@@ -6,8 +6,10 @@
  * the last axis) and REQUANTIZE (lathe_requant per element).
  *
  * Semantics match ir/quant.c exactly: the division x / scale in x's dtype (float32 for f32:
- * C evaluates float / float in float), roundf/round (half away from zero; rintf/rint, half to
- * even in the default rounding mode, for quantize {half_even}), the clamp with a
+ * C evaluates float / float in float), roundf/round (half away from zero, computed inline as
+ * trunc(q) + copysign(|q - trunc(q)| >= 0.5, q), the same value for every float including
+ * NaN and infinities; rintf/rint, half to even in the default rounding mode, for quantize
+ * {half_even}), the clamp with a
  * NaN giving qmin (!(r >= qmin)), dequantize's product in double. These ops are FUSE_OPAQUE,
  * so no output shares an input's buffer. A run-time batch is refused by infer (ir/quant.c).
  */
@@ -39,9 +41,19 @@ bool lower_quant(CgFunc *f, NodeId id) {
   }
   /* r = round_half_away(x / scale) + zp, in double (exact: an integer of at most 2^128) */
   const char *r = cg_fresh(f->e, "r");
-  const char *rnd = n->attr.quant.half_even ? (xt == DT_F32 ? "rintf" : "rint")
-                                            : (xt == DT_F32 ? "roundf" : "round");
-  cg_line(f->e, "const double %s = (double)%s(%s / %s) + (double)%s;", r, rnd, x[0], x[1], x[2]);
+  if (n->attr.quant.half_even) {
+    cg_line(f->e, "const double %s = (double)%s(%s / %s) + (double)%s;", r,
+            xt == DT_F32 ? "rintf" : "rint", x[0], x[1], x[2]);
+  } else { /* roundf's result, inline: truncf is one instruction (SSE4.1, NEON), roundf a call */
+    const char *q = cg_fresh(f->e, "q"), *t = cg_fresh(f->e, "t");
+    const char *ft = xt == DT_F32 ? "float" : "double", *sfx = xt == DT_F32 ? "f" : "";
+    cg_line(f->e, "const %s %s = %s / %s, %s = trunc%s(%s); /* |q - t| < 1 is exact */", ft, q,
+            x[0], x[1], t, sfx, q);
+    cg_line(f->e,
+            "const double %s = (double)(%s + copysign%s((%s)(fabs%s(%s - %s) >= 0.5%s), %s)) + "
+            "(double)%s;",
+            r, t, sfx, ft, sfx, q, t, sfx, q, x[2]);
+  }
   const char *clamped =
       arena_printf(f->arena, "(!(%s >= %s) ? %s : %s > %s ? %s : %s)", r, lo, lo, r, hi, hi, r);
   if (n->op == OP_QUANTIZE)

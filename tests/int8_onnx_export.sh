@@ -25,7 +25,7 @@ quantize() { # NET OUT [flags]: the int8 model and a twin with its int8 logits a
   "$LATHE" quantize "$ROOT/examples/$1.lathe" --weights "$TMP/w/$1.safetensors" \
     --calibrate "$TMP/w/cal_$1" --limit 128 -o "$TMP/$2" --report-json "$TMP/$2.json" \
     "${@:3}" > "$TMP/$2.log" 2>&1 || { cat "$TMP/$2.log"; exit 1; }
-  sed 's/^  output probs$/  output probs\n  output logits/' "$TMP/$2.lathe" > "$TMP/$2_check.lathe"
+  sed -E 's/^(  output probs( = .*)?)$/\1\n  output logits/' "$TMP/$2.lathe" > "$TMP/$2_check.lathe"
   grep -q "^  output logits$" "$TMP/$2_check.lathe"
   "$LATHE" run "$TMP/$2_check.lathe" --weights "$TMP/$2.safetensors" \
     --input "x=$TMP/w/check_$1.npy" --out "$TMP/$2.lathe_out" > /dev/null
