@@ -19,17 +19,10 @@
 #      the depthwise layer's finer scale turns c1's one quantum into three) and the predictions
 #      agree.
 set -euo pipefail
-LATHE=$(realpath "$1")
-ROOT=$(realpath "$2")
-PY=/usr/bin/python3
+# shellcheck source=tests/int8/qat_check.bash
+source "$(realpath "$2")/tests/int8/qat_check.bash" # LATHE, ROOT, PY, TMP (the cwd)
 M=$ROOT/tests/int8/qat_grouped.lathe
 F=$ROOT/tests/fixtures/qat_grouped
-TMP=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
-cd "$TMP"
-$PY -c 'import numpy' || { echo "int8_qat_grouped: python3-numpy is missing" >&2; exit 1; }
-# shellcheck source=tests/int8/qat_check.bash
-source "$ROOT/tests/int8/qat_check.bash"
 
 # ---- 1. gradients ---------------------------------------------------------------------------
 qat_grad "$M" "$F"

@@ -16,17 +16,10 @@
 #      agree.
 # The generated C of every entry against the evaluator: tests/unit/test_qat.c.
 set -euo pipefail
-LATHE=$(realpath "$1")
-ROOT=$(realpath "$2")
-PY=/usr/bin/python3
+# shellcheck source=tests/int8/qat_check.bash
+source "$(realpath "$2")/tests/int8/qat_check.bash" # LATHE, ROOT, PY, TMP (the cwd)
 M=$ROOT/tests/int8/qat_residual.lathe
 F=$ROOT/tests/fixtures/qat_residual
-TMP=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
-cd "$TMP"
-$PY -c 'import numpy' || { echo "int8_qat_residual: python3-numpy is missing" >&2; exit 1; }
-# shellcheck source=tests/int8/qat_check.bash
-source "$ROOT/tests/int8/qat_check.bash"
 
 # ---- 1. gradients ---------------------------------------------------------------------------
 qat_grad "$M" "$F"

@@ -1,7 +1,8 @@
 # tests/int8/qat_check.bash — sourced by the quantization-aware training tests (int8_qat.sh,
-# int8_qat_residual.sh): a model with a `quantize` statement against its PyTorch fixture
-# (tests/fixtures/make_qat_fixture.py). Needs LATHE, ROOT, PY, TMP set and the current
-# directory a scratch one.
+# int8_qat_residual.sh, int8_qat_grouped.sh) with their arguments LATHE ROOT: sets LATHE,
+# ROOT, PY and TMP (the current directory, removed at exit unless KEEP is set), then checks a
+# model with a `quantize` statement against its PyTorch fixture
+# (tests/fixtures/make_qat_fixture.py).
 #   quiet CMD...                 runs CMD, showing its output only when it fails
 #   close A B RTOL WHAT          every tensor of safetensors B is in A, within RTOL (relative)
 #   qat_grad M F                 `lathe grad` of model M on fixture F's batch and weights: the
@@ -20,6 +21,16 @@
 #                                each int8 layer's result is within QUANTA (default 1) quanta of
 #                                the fake-quantized model's; the predictions agree
 quiet() { "$@" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; echo "FAIL: $*" >&2; exit 1; }; }
+
+# the set-up every QAT test shares: sourced as `source ROOT/tests/int8/qat_check.bash` by a
+# script called with LATHE and ROOT as its arguments
+LATHE=$(realpath "$1")
+ROOT=$(realpath "$2")
+PY=/usr/bin/python3
+TMP=$(mktemp -d)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
+cd "$TMP"
+$PY -c 'import numpy' || { echo "$(basename "$0" .sh): python3-numpy is missing" >&2; exit 1; }
 
 close() {
   $PY - "$ROOT/tests/fixtures" "$@" <<'PY'
