@@ -11,36 +11,15 @@
  * stops. All AST memory comes from the Program arena, so abandoning a half-built statement
  * leaks nothing.
  */
-#include "frontend/ast.h"
+#include "frontend/parse_internal.h"
 
-#include <setjmp.h>
 #include <string.h>
-
-/* Hostile input must not blow the stack. PARSE_MAX_DEPTH bounds the parser's own recursion
- * (nested parentheses, calls, indexing, unary minus, scans); PARSE_MAX_HEIGHT bounds the
- * height of each expression tree it builds, where every operator of a chain is one level
- * (`a + a + a` leans left), so that every later walk of the tree (elaboration, diagnostics)
- * is bounded too. Both are far above what a person writes. */
-enum { PARSE_MAX_DEPTH = 256, PARSE_MAX_HEIGHT = 1000, PARSE_MAX_IF_DEPTH = 64 };
-
-typedef struct Parser {
-  Program *prog;
-  Arena *arena;
-  Token *toks;
-  int pos, n;
-  Diag *d;
-  jmp_buf *recover; /* innermost recovery point */
-  int depth;        /* expression nesting now, at most PARSE_MAX_DEPTH */
-  int nest;         /* open ( and [: line breaks inside them are skipped */
-  int if_depth;     /* nested `if` statements now, at most PARSE_MAX_IF_DEPTH */
-  bool errors;
-} Parser;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 /* Grows an arena array so that index n fits; returns the (possibly moved) array. The
  * capacity is implicit (4, 8, 16, ...), so no counter can go stale across a longjmp. */
-static void *parse_grow(Arena *a, void *items, int n, size_t elem) {
+void *parse_grow(Arena *a, void *items, int n, size_t elem) {
   if (n > 0 && (n < 4 || (n & (n - 1)) != 0)) return items;
   size_t cap = n < 4 ? 4 : 2 * (size_t)n;
   void *p = arena_alloc(a, cap * elem);
@@ -48,40 +27,40 @@ static void *parse_grow(Arena *a, void *items, int n, size_t elem) {
   return p;
 }
 
-static Token *peek(Parser *p) {
+Token *parse_peek(Parser *p) {
   while (p->nest > 0 && p->toks[p->pos].kind == TK_NEWLINE)
     p->pos++;
   return &p->toks[p->pos];
 }
 static Token *peek_at(Parser *p, int k) {
-  int i = (int)(peek(p) - p->toks) + k;
+  int i = (int)(parse_peek(p) - p->toks) + k;
   return &p->toks[i < p->n ? i : p->n - 1];
 }
-static bool at(Parser *p, TokenKind k) {
-  return peek(p)->kind == k;
+bool parse_at(Parser *p, TokenKind k) {
+  return parse_peek(p)->kind == k;
 }
-static bool at_word(Parser *p, const char *word) {
-  return at(p, TK_IDENT) && strcmp(peek(p)->text, word) == 0;
+bool parse_at_word(Parser *p, const char *word) {
+  return parse_at(p, TK_IDENT) && strcmp(parse_peek(p)->text, word) == 0;
 }
 
-static Token *next(Parser *p) {
-  Token *t = peek(p);
+Token *parse_next(Parser *p) {
+  Token *t = parse_peek(p);
   if (t->kind != TK_EOF) p->pos++;
   if (t->kind == TK_LPAREN || t->kind == TK_LBRACKET) p->nest++;
   if ((t->kind == TK_RPAREN || t->kind == TK_RBRACKET) && p->nest > 0) p->nest--;
   return t;
 }
 
-static bool accept(Parser *p, TokenKind k) {
-  if (!at(p, k)) return false;
-  next(p);
+bool parse_accept(Parser *p, TokenKind k) {
+  if (!parse_at(p, k)) return false;
+  parse_next(p);
   return true;
 }
 
 /* Where an "expected ..." error goes: just after the previous token when a line break
  * intervenes (the user forgot something at the end of that line), else at the token. */
 static SrcLoc parse_error_loc(Parser *p) {
-  Token *t = peek(p);
+  Token *t = parse_peek(p);
   if ((t->nl_before && p->nest > 0) || t->kind == TK_NEWLINE || t->kind == TK_EOF) {
     int i = p->pos - 1;
     while (i >= 0 && p->toks[i].kind == TK_NEWLINE)
@@ -103,7 +82,7 @@ static const char *describe(Parser *p, const Token *t) {
   return lex_kind_name(t->kind);
 }
 
-static _Noreturn void parse_fail(Parser *p) {
+_Noreturn void parse_fail(Parser *p) {
   longjmp(*p->recover, 1);
 }
 
@@ -114,45 +93,45 @@ static void parse_descend(Parser *p, const Token *t) {
   parse_fail(p);
 }
 
-static _Noreturn void error_expected(Parser *p, const char *what) {
-  diag_error(p->d, parse_error_loc(p), "expected %s, got %s", what, describe(p, peek(p)));
+_Noreturn void parse_error_expected(Parser *p, const char *what) {
+  diag_error(p->d, parse_error_loc(p), "expected %s, got %s", what, describe(p, parse_peek(p)));
   parse_fail(p);
 }
 
-static Token *expect(Parser *p, TokenKind k, const char *context) {
-  if (at(p, k)) return next(p);
+Token *parse_expect(Parser *p, TokenKind k, const char *context) {
+  if (parse_at(p, k)) return parse_next(p);
   const char *what = lex_kind_name(k);
   if (context) what = arena_printf(p->arena, "%s %s", what, context);
-  error_expected(p, what);
+  parse_error_expected(p, what);
 }
 
-static Token *expect_ident(Parser *p, const char *what) {
-  if (at(p, TK_IDENT)) return next(p);
-  error_expected(p, what);
+Token *parse_expect_ident(Parser *p, const char *what) {
+  if (parse_at(p, TK_IDENT)) return parse_next(p);
+  parse_error_expected(p, what);
 }
 
 /* `expected ')' to close '(' at 3:7` */
-static void expect_close(Parser *p, TokenKind close, const Token *open) {
-  if (accept(p, close)) return;
+void parse_expect_close(Parser *p, TokenKind close, const Token *open) {
+  if (parse_accept(p, close)) return;
   diag_error(p->d, parse_error_loc(p), "expected %s to close %s at %u:%u, got %s",
              lex_kind_name(close), lex_kind_name(open->kind), open->loc.line, open->loc.col,
-             describe(p, peek(p)));
+             describe(p, parse_peek(p)));
   parse_fail(p);
 }
 
-static void skip_separators(Parser *p) {
-  while (at(p, TK_NEWLINE) || at(p, TK_SEMI))
-    next(p);
+void parse_skip_separators(Parser *p) {
+  while (parse_at(p, TK_NEWLINE) || parse_at(p, TK_SEMI))
+    parse_next(p);
 }
 
 /* Statement end: a line break, `;`, or the `}` closing the block (not consumed). */
 static void expect_stmt_end(Parser *p) {
-  if (at(p, TK_NEWLINE) || at(p, TK_SEMI)) {
-    next(p);
+  if (parse_at(p, TK_NEWLINE) || parse_at(p, TK_SEMI)) {
+    parse_next(p);
     return;
   }
-  if (at(p, TK_RBRACE) || at(p, TK_EOF)) return;
-  error_expected(p, "end of statement");
+  if (parse_at(p, TK_RBRACE) || parse_at(p, TK_EOF)) return;
+  parse_error_expected(p, "end of statement");
 }
 
 /* Recovery: skip to just after the end of the statement that began at token `start`, or
@@ -162,15 +141,15 @@ static void sync_stmt(Parser *p, int start) {
   p->nest = 0;
   /* a missing ')' was noticed on the next line: that line is the next statement */
   if (p->pos > start && p->toks[p->pos - 1].kind == TK_NEWLINE) return;
-  while (!at(p, TK_EOF)) {
-    if (depth == 0 && (at(p, TK_NEWLINE) || at(p, TK_SEMI))) {
-      next(p);
+  while (!parse_at(p, TK_EOF)) {
+    if (depth == 0 && (parse_at(p, TK_NEWLINE) || parse_at(p, TK_SEMI))) {
+      parse_next(p);
       return;
     }
-    if (depth == 0 && at(p, TK_RBRACE)) return;
-    if (at(p, TK_LBRACE)) depth++;
-    if (at(p, TK_RBRACE)) depth--;
-    next(p);
+    if (depth == 0 && parse_at(p, TK_RBRACE)) return;
+    if (parse_at(p, TK_LBRACE)) depth++;
+    if (parse_at(p, TK_RBRACE)) depth--;
+    parse_next(p);
   }
 }
 
@@ -182,9 +161,9 @@ static bool is_decl_start(const Token *t) {
 /* Recovery at top level: skip to the next declaration keyword that starts a line. */
 static void sync_decl(Parser *p) {
   p->nest = 0;
-  if (!at(p, TK_EOF)) next(p);
-  while (!at(p, TK_EOF) && !(is_decl_start(peek(p)) && peek(p)->nl_before))
-    next(p);
+  if (!parse_at(p, TK_EOF)) parse_next(p);
+  while (!parse_at(p, TK_EOF) && !(is_decl_start(parse_peek(p)) && parse_peek(p)->nl_before))
+    parse_next(p);
 }
 
 static Expr *new_expr(Parser *p, ExprKind kind, SrcLoc loc) {
@@ -196,17 +175,15 @@ static Expr *new_expr(Parser *p, ExprKind kind, SrcLoc loc) {
 
 /* ---- expressions -------------------------------------------------------------------------- */
 
-static Expr *parse_expr(Parser *p);
-
 /* call_args = [ call_arg { "," call_arg } [","] ]
  * call_arg  = [ IDENT "=" ] expr */
 static void parse_call_args(Parser *p, Expr *call, const Token *open) {
-  while (!at(p, TK_RPAREN)) {
+  while (!parse_at(p, TK_RPAREN)) {
     const char *kw = NULL;
-    SrcLoc loc = peek(p)->loc;
-    if (at(p, TK_IDENT) && peek_at(p, 1)->kind == TK_ASSIGN) {
-      kw = next(p)->text;
-      next(p);
+    SrcLoc loc = parse_peek(p)->loc;
+    if (parse_at(p, TK_IDENT) && peek_at(p, 1)->kind == TK_ASSIGN) {
+      kw = parse_next(p)->text;
+      parse_next(p);
     }
     Expr *arg = parse_expr(p);
     call->args = parse_grow(p->arena, call->args, call->n_args, sizeof(Expr *));
@@ -216,29 +193,31 @@ static void parse_call_args(Parser *p, Expr *call, const Token *open) {
     call->arg_names[call->n_args] = kw;
     call->arg_locs[call->n_args] = loc;
     call->n_args++;
-    if (!accept(p, TK_COMMA)) break;
+    if (!parse_accept(p, TK_COMMA)) break;
   }
-  expect_close(p, TK_RPAREN, open);
+  parse_expect_close(p, TK_RPAREN, open);
 }
 
 /* elements = [ element { "," element } [","] ]  — for lists, tuples and index lists;
  * with_slices allows `[expr] ":" [expr]` elements (inside an index). */
 static void parse_elements(Parser *p, Expr *e, TokenKind close, const Token *open,
                            bool with_slices) {
-  while (!at(p, close)) {
+  while (!parse_at(p, close)) {
     Expr *item = NULL;
-    SrcLoc loc = peek(p)->loc;
-    if (with_slices && at(p, TK_COLON)) {
+    SrcLoc loc = parse_peek(p)->loc;
+    if (with_slices && parse_at(p, TK_COLON)) {
       item = NULL;
     } else {
       item = parse_expr(p);
     }
-    if (with_slices && at(p, TK_COLON)) {
+    if (with_slices && parse_at(p, TK_COLON)) {
       Expr *s = new_expr(p, EX_SLICE, loc);
-      next(p);
+      parse_next(p);
       s->lhs = item;
-      if (!at(p, TK_COMMA) && !at(p, close) && !at(p, TK_COLON)) s->rhs = parse_expr(p);
-      if (accept(p, TK_COLON) && !at(p, TK_COMMA) && !at(p, close)) { /* start:end:step */
+      if (!parse_at(p, TK_COMMA) && !parse_at(p, close) && !parse_at(p, TK_COLON))
+        s->rhs = parse_expr(p);
+      if (parse_accept(p, TK_COLON) && !parse_at(p, TK_COMMA) &&
+          !parse_at(p, close)) { /* start:end:step */
         s->args = arena_alloc(p->arena, sizeof(Expr *));
         s->args[0] = parse_expr(p);
         s->n_args = 1;
@@ -247,20 +226,20 @@ static void parse_elements(Parser *p, Expr *e, TokenKind close, const Token *ope
     }
     e->args = parse_grow(p->arena, e->args, e->n_args, sizeof(Expr *));
     e->args[e->n_args++] = item;
-    if (!accept(p, TK_COMMA)) break;
+    if (!parse_accept(p, TK_COMMA)) break;
   }
-  expect_close(p, close, open);
+  parse_expect_close(p, close, open);
 }
 
 /* paren = "(" expr ")" | "(" expr "," [ elements ] ")" */
 static Expr *parse_paren(Parser *p) {
-  Token *open = next(p);
+  Token *open = parse_next(p);
   Expr *first = parse_expr(p);
-  if (!at(p, TK_COMMA)) {
-    expect_close(p, TK_RPAREN, open);
+  if (!parse_at(p, TK_COMMA)) {
+    parse_expect_close(p, TK_RPAREN, open);
     return first;
   }
-  next(p);
+  parse_next(p);
   Expr *rest = new_expr(p, EX_TUPLE, open->loc);
   parse_elements(p, rest, TK_RPAREN, open, false);
   Expr *e = new_expr(p, EX_TUPLE, open->loc);
@@ -285,19 +264,20 @@ static bool scan_at_word(const Parser *p, int ahead, const char *word) {
 static void parse_scan_block(Parser *p, Expr *e) {
   int nest = p->nest;
   p->nest = 0; /* statements end at line breaks even inside ( ) */
-  Token *open = expect(p, TK_LBRACE, "to open the scan body");
+  Token *open = parse_expect(p, TK_LBRACE, "to open the scan body");
   for (;;) {
-    skip_separators(p);
-    if (at(p, TK_RBRACE) || at(p, TK_EOF)) break;
+    parse_skip_separators(p);
+    if (parse_at(p, TK_RBRACE) || parse_at(p, TK_EOF)) break;
     if (scan_at_word(p, 0, "yield") && p->toks[p->pos + 1].kind != TK_ASSIGN &&
         p->toks[p->pos + 1].kind != TK_COMMA) {
-      next(p);
+      parse_next(p);
       e->yield = parse_expr(p);
-      skip_separators(p);
+      parse_skip_separators(p);
       break;
     }
     if (at_if(p)) { /* reported, parsed and dropped: the body goes on after it */
-      diag_error(p->d, peek(p)->loc, "'if' is not allowed in a scan body; choose before the scan");
+      diag_error(p->d, parse_peek(p)->loc,
+                 "'if' is not allowed in a scan body; choose before the scan");
       p->errors = true;
       int depth = p->depth; /* the if's statements restart it at 0 */
       parse_if_stmt(p);
@@ -308,7 +288,7 @@ static void parse_scan_block(Parser *p, Expr *e) {
     e->body = parse_grow(p->arena, e->body, e->n_body, sizeof(Stmt *));
     e->body[e->n_body++] = st;
   }
-  expect_close(p, TK_RBRACE, open);
+  parse_expect_close(p, TK_RBRACE, open);
   p->nest = nest;
 }
 
@@ -316,28 +296,28 @@ static void parse_scan_block(Parser *p, Expr *e) {
  *        { "," IDENT "=" expr } ")" scan_block */
 static Expr *parse_scan(Parser *p, const Token *kw) {
   Expr *e = new_expr(p, EX_SCAN, kw->loc);
-  e->name = expect_ident(p, "a step variable after 'scan'")->text;
-  next(p); /* "in" */
+  e->name = parse_expect_ident(p, "a step variable after 'scan'")->text;
+  parse_next(p); /* "in" */
   e->lhs = parse_additive(p);
-  expect(p, TK_DOT, "in the range 'start..end'");
-  expect(p, TK_DOT, "in the range 'start..end'");
+  parse_expect(p, TK_DOT, "in the range 'start..end'");
+  parse_expect(p, TK_DOT, "in the range 'start..end'");
   e->rhs = parse_additive(p);
-  if (scan_at_word(p, 0, "reversed")) e->ival = 1, next(p); /* steps T-1 down to 0 */
-  if (!scan_at_word(p, 0, "with")) error_expected(p, "'with (name = initial value, ...)'");
-  next(p);
-  Token *open = expect(p, TK_LPAREN, "after 'with'");
-  while (!at(p, TK_RPAREN)) {
-    Token *name = expect_ident(p, "a carried value's name");
-    expect(p, TK_ASSIGN, "and its initial value");
+  if (scan_at_word(p, 0, "reversed")) e->ival = 1, parse_next(p); /* steps T-1 down to 0 */
+  if (!scan_at_word(p, 0, "with")) parse_error_expected(p, "'with (name = initial value, ...)'");
+  parse_next(p);
+  Token *open = parse_expect(p, TK_LPAREN, "after 'with'");
+  while (!parse_at(p, TK_RPAREN)) {
+    Token *name = parse_expect_ident(p, "a carried value's name");
+    parse_expect(p, TK_ASSIGN, "and its initial value");
     e->args = parse_grow(p->arena, e->args, e->n_args, sizeof(Expr *));
     e->arg_names = parse_grow(p->arena, e->arg_names, e->n_args, sizeof(char *));
     e->arg_locs = parse_grow(p->arena, e->arg_locs, e->n_args, sizeof(SrcLoc));
     e->arg_names[e->n_args] = name->text;
     e->arg_locs[e->n_args] = name->loc;
     e->args[e->n_args++] = parse_expr(p);
-    if (!accept(p, TK_COMMA)) break;
+    if (!parse_accept(p, TK_COMMA)) break;
   }
-  expect_close(p, TK_RPAREN, open);
+  parse_expect_close(p, TK_RPAREN, open);
   parse_scan_block(p, e);
   return e;
 }
@@ -348,48 +328,48 @@ static Expr *parse_scan(Parser *p, const Token *kw) {
  *         | "(" expr ")" | "(" expr "," [ elements ] ")"
  *         | "[" elements "]" */
 static Expr *parse_primary(Parser *p) {
-  Token *t = peek(p);
+  Token *t = parse_peek(p);
   switch (t->kind) {
   case TK_INT:
   case TK_FLOAT: {
-    next(p);
+    parse_next(p);
     Expr *e = new_expr(p, t->kind == TK_INT ? EX_INT : EX_FLOAT, t->loc);
     e->ival = t->ival;
     e->fval = t->kind == TK_INT ? (double)t->ival : t->fval;
     return e;
   }
   case TK_STRING: {
-    next(p);
+    parse_next(p);
     Expr *e = new_expr(p, EX_STRING, t->loc);
     e->name = arena_strndup(p->arena, t->text + 1, (size_t)t->len - 2);
     return e;
   }
   case TK_TRUE:
   case TK_FALSE: {
-    next(p);
+    parse_next(p);
     Expr *e = new_expr(p, EX_BOOL, t->loc);
     e->ival = t->kind == TK_TRUE;
     return e;
   }
   case TK_IDENT: {
-    next(p);
-    if (strcmp(t->text, "scan") == 0 && at(p, TK_IDENT) && scan_at_word(p, 1, "in"))
+    parse_next(p);
+    if (strcmp(t->text, "scan") == 0 && parse_at(p, TK_IDENT) && scan_at_word(p, 1, "in"))
       return parse_scan(p, t);
-    if (!at(p, TK_LPAREN)) {
+    if (!parse_at(p, TK_LPAREN)) {
       Expr *e = new_expr(p, EX_NAME, t->loc);
       e->name = t->text;
-      while (at(p, TK_DOT) && !peek(p)->nl_before && peek_at(p, 1)->kind == TK_IDENT) {
-        next(p); /* a param path: tok.table */
-        e->name = arena_printf(p->arena, "%s.%s", e->name, next(p)->text);
+      while (parse_at(p, TK_DOT) && !parse_peek(p)->nl_before && peek_at(p, 1)->kind == TK_IDENT) {
+        parse_next(p); /* a param path: tok.table */
+        e->name = arena_printf(p->arena, "%s.%s", e->name, parse_next(p)->text);
       }
       return e;
     }
-    Token *open = next(p);
+    Token *open = parse_next(p);
     Expr *e = new_expr(p, EX_CALL, t->loc);
     e->name = t->text;
     parse_call_args(p, e, open);
-    if (accept(p, TK_AS)) {
-      Token *n = expect_ident(p, "an instance name after 'as'");
+    if (parse_accept(p, TK_AS)) {
+      Token *n = parse_expect_ident(p, "an instance name after 'as'");
       e->as_name = n->text;
       e->as_loc = n->loc;
     }
@@ -398,36 +378,36 @@ static Expr *parse_primary(Parser *p) {
   case TK_LPAREN:
     return parse_paren(p);
   case TK_LBRACKET: {
-    Token *open = next(p);
+    Token *open = parse_next(p);
     Expr *e = new_expr(p, EX_LIST, open->loc);
     parse_elements(p, e, TK_RBRACKET, open, false);
     return e;
   }
   default:
-    error_expected(p, "an expression");
+    parse_error_expected(p, "an expression");
   }
 }
 
 /* postfix = primary { "[" elements "]" } */
 static Expr *parse_postfix(Parser *p) {
   Expr *e = parse_primary(p);
-  while (at(p, TK_LBRACKET) && !peek(p)->nl_before) {
-    Token *open = next(p);
+  while (parse_at(p, TK_LBRACKET) && !parse_peek(p)->nl_before) {
+    Token *open = parse_next(p);
     Expr *ix = new_expr(p, EX_INDEX, open->loc);
     ix->lhs = e;
     parse_elements(p, ix, TK_RBRACKET, open, true);
     e = ix;
   }
-  if (at(p, TK_AS))
-    diag_error(p->d, peek(p)->loc, "'as NAME' must follow a call, as in 'f(x) as NAME'");
-  if (at(p, TK_AS)) parse_fail(p);
+  if (parse_at(p, TK_AS))
+    diag_error(p->d, parse_peek(p)->loc, "'as NAME' must follow a call, as in 'f(x) as NAME'");
+  if (parse_at(p, TK_AS)) parse_fail(p);
   return e;
 }
 
 /* unary = "-" unary | postfix */
 static Expr *parse_unary(Parser *p) {
-  if (at(p, TK_MINUS)) {
-    Token *t = next(p);
+  if (parse_at(p, TK_MINUS)) {
+    Token *t = parse_next(p);
     parse_descend(p, t);
     Expr *e = new_expr(p, EX_UNARY, t->loc);
     e->op = TK_MINUS;
@@ -449,8 +429,8 @@ static Expr *new_binary(Parser *p, Token *op, Expr *lhs, Expr *rhs) {
 /* multiplicative = unary { ( "*" | "/" | "@" ) unary } */
 static Expr *parse_multiplicative(Parser *p) {
   Expr *e = parse_unary(p);
-  while (at(p, TK_STAR) || at(p, TK_SLASH) || at(p, TK_AT)) {
-    Token *op = next(p);
+  while (parse_at(p, TK_STAR) || parse_at(p, TK_SLASH) || parse_at(p, TK_AT)) {
+    Token *op = parse_next(p);
     e = new_binary(p, op, e, parse_unary(p));
   }
   return e;
@@ -459,8 +439,8 @@ static Expr *parse_multiplicative(Parser *p) {
 /* additive = multiplicative { ( "+" | "-" ) multiplicative } */
 static Expr *parse_additive(Parser *p) {
   Expr *e = parse_multiplicative(p);
-  while (at(p, TK_PLUS) || at(p, TK_MINUS)) {
-    Token *op = next(p);
+  while (parse_at(p, TK_PLUS) || parse_at(p, TK_MINUS)) {
+    Token *op = parse_next(p);
     e = new_binary(p, op, e, parse_multiplicative(p));
   }
   return e;
@@ -488,14 +468,14 @@ static void check_height(Parser *p, const Expr *root) {
 }
 
 /* expr = additive [ ( "<" | "<=" | ">" | ">=" | "==" | "!=" ) additive ] */
-static Expr *parse_expr(Parser *p) {
-  parse_descend(p, peek(p));
+Expr *parse_expr(Parser *p) {
+  parse_descend(p, parse_peek(p));
   Expr *e = parse_additive(p);
-  if (is_comparison(peek(p)->kind)) {
-    Token *op = next(p);
+  if (is_comparison(parse_peek(p)->kind)) {
+    Token *op = parse_next(p);
     e = new_binary(p, op, e, parse_additive(p));
-    if (is_comparison(peek(p)->kind)) {
-      diag_error(p->d, peek(p)->loc, "comparisons do not chain; add parentheses");
+    if (is_comparison(parse_peek(p)->kind)) {
+      diag_error(p->d, parse_peek(p)->loc, "comparisons do not chain; add parentheses");
       parse_fail(p);
     }
   }
@@ -508,7 +488,7 @@ static Expr *parse_expr(Parser *p) {
 /* type = "int" | "float" | "bool" | IDENT "[" [ dim { "," dim } ] "]"
  * dim  = "..." | expr */
 static TypeExpr *parse_type(Parser *p) {
-  Token *t = expect_ident(p, "a type such as 'f32[N, 784]', 'int', 'float' or 'bool'");
+  Token *t = parse_expect_ident(p, "a type such as 'f32[N, 784]', 'int', 'float' or 'bool'");
   TypeExpr *ty = arena_alloc(p->arena, sizeof *ty);
   ty->loc = t->loc;
   ty->is_int = strcmp(t->text, "int") == 0;
@@ -516,35 +496,36 @@ static TypeExpr *parse_type(Parser *p) {
   ty->is_bool = strcmp(t->text, "bool") == 0;
   if (type_is_scalar(ty)) return ty;
   ty->dtype = t->text;
-  if (!at(p, TK_LBRACKET)) error_expected(p, "'[' and the dimensions of the tensor type");
-  Token *open = next(p);
-  while (!at(p, TK_RBRACKET)) {
+  if (!parse_at(p, TK_LBRACKET))
+    parse_error_expected(p, "'[' and the dimensions of the tensor type");
+  Token *open = parse_next(p);
+  while (!parse_at(p, TK_RBRACKET)) {
     Expr *dim;
-    if (at(p, TK_ELLIPSIS))
-      dim = new_expr(p, EX_ELLIPSIS, next(p)->loc);
+    if (parse_at(p, TK_ELLIPSIS))
+      dim = new_expr(p, EX_ELLIPSIS, parse_next(p)->loc);
     else
       dim = parse_expr(p);
     ty->dims = parse_grow(p->arena, ty->dims, ty->n_dims, sizeof(Expr *));
     ty->dims[ty->n_dims++] = dim;
-    if (!accept(p, TK_COMMA)) break;
+    if (!parse_accept(p, TK_COMMA)) break;
   }
-  expect_close(p, TK_RBRACKET, open);
+  parse_expect_close(p, TK_RBRACKET, open);
   return ty;
 }
 
 /* ret_type = type | "(" type "," type { "," type } [ "," ] ")"     (a tuple of values) */
 static void parse_ret_type(Parser *p, Decl *decl) {
-  if (!at(p, TK_LPAREN)) {
+  if (!parse_at(p, TK_LPAREN)) {
     decl->ret = parse_type(p);
     return;
   }
-  Token *open = next(p);
-  while (!at(p, TK_RPAREN)) {
+  Token *open = parse_next(p);
+  while (!parse_at(p, TK_RPAREN)) {
     decl->rets = parse_grow(p->arena, decl->rets, decl->n_rets, sizeof(TypeExpr *));
     decl->rets[decl->n_rets++] = parse_type(p);
-    if (!accept(p, TK_COMMA)) break;
+    if (!parse_accept(p, TK_COMMA)) break;
   }
-  expect_close(p, TK_RPAREN, open);
+  parse_expect_close(p, TK_RPAREN, open);
   if (decl->n_rets < 2) {
     diag_error(p->d, open->loc,
                "a tuple return type needs at least two types, as in "
@@ -574,67 +555,67 @@ static void stmt_add_name(Parser *p, Stmt *s, const Token *t) {
  * state_stmt = "state" IDENT ":" type "=" expr   ("state" contextual)
  * noun names the declared thing in messages; init_hint is an example initializer */
 static Stmt *parse_decl_stmt(Parser *p, StmtKind kind, const char *noun, const char *init_hint) {
-  const Token *kw = next(p);
+  const Token *kw = parse_next(p);
   Stmt *s = new_stmt(p, kind, kw->loc);
   char want[96];
   snprintf(want, sizeof want, "a %s name after '%s'", noun, kw->text);
-  stmt_add_name(p, s, expect_ident(p, want));
+  stmt_add_name(p, s, parse_expect_ident(p, want));
   snprintf(want, sizeof want, "and the %s's type", noun);
-  expect(p, TK_COLON, want);
+  parse_expect(p, TK_COLON, want);
   s->type = parse_type(p);
   snprintf(want, sizeof want, "and an initializer such as %s", init_hint);
-  expect(p, TK_ASSIGN, want);
+  parse_expect(p, TK_ASSIGN, want);
   s->value = parse_expr(p);
   return s;
 }
 
 /* update_stmt = "update" IDENT "=" expr   ("update" contextual) */
 static Stmt *parse_update_stmt(Parser *p) {
-  Stmt *s = new_stmt(p, ST_UPDATE, next(p)->loc);
-  stmt_add_name(p, s, expect_ident(p, "a state name after 'update'"));
-  expect(p, TK_ASSIGN, "after the state name");
+  Stmt *s = new_stmt(p, ST_UPDATE, parse_next(p)->loc);
+  stmt_add_name(p, s, parse_expect_ident(p, "a state name after 'update'"));
+  parse_expect(p, TK_ASSIGN, "after the state name");
   s->value = parse_expr(p);
   return s;
 }
 
 /* `state NAME :` and `update NAME =` begin those statements; `state = 3` binds a name */
 static bool at_state_word(Parser *p, const char *word, TokenKind third) {
-  return at_word(p, word) && peek_at(p, 1)->kind == TK_IDENT && peek_at(p, 2)->kind == third;
+  return parse_at_word(p, word) && peek_at(p, 1)->kind == TK_IDENT && peek_at(p, 2)->kind == third;
 }
 
 /* output_stmt = "output" IDENT [ "=" expr ] */
 static Stmt *parse_output_stmt(Parser *p) {
-  Stmt *s = new_stmt(p, ST_OUTPUT, next(p)->loc);
-  stmt_add_name(p, s, expect_ident(p, "an output name after 'output'"));
-  if (accept(p, TK_ASSIGN)) s->value = parse_expr(p);
+  Stmt *s = new_stmt(p, ST_OUTPUT, parse_next(p)->loc);
+  stmt_add_name(p, s, parse_expect_ident(p, "an output name after 'output'"));
+  if (parse_accept(p, TK_ASSIGN)) s->value = parse_expr(p);
   return s;
 }
 
 /* bind_stmt = IDENT { "," IDENT } "=" expr */
 static Stmt *parse_bind_stmt(Parser *p) {
-  Stmt *s = new_stmt(p, ST_BIND, peek(p)->loc);
-  stmt_add_name(p, s, expect_ident(p, "a statement"));
-  while (accept(p, TK_COMMA))
-    stmt_add_name(p, s, expect_ident(p, "a name"));
-  expect(p, TK_ASSIGN, s->n_names > 1 ? "after the names" : "after the binding name");
+  Stmt *s = new_stmt(p, ST_BIND, parse_peek(p)->loc);
+  stmt_add_name(p, s, parse_expect_ident(p, "a statement"));
+  while (parse_accept(p, TK_COMMA))
+    stmt_add_name(p, s, parse_expect_ident(p, "a name"));
+  parse_expect(p, TK_ASSIGN, s->n_names > 1 ? "after the names" : "after the binding name");
   s->value = parse_expr(p);
   return s;
 }
 
 static bool at_if(Parser *p) {
   TokenKind k = peek_at(p, 1)->kind; /* `if = 3` and `if, b = ...` bind a name `if` */
-  return at_word(p, "if") && k != TK_ASSIGN && k != TK_COMMA;
+  return parse_at_word(p, "if") && k != TK_ASSIGN && k != TK_COMMA;
 }
 
 /* "{" { stmt | NEWLINE | ";" } "}" into *body: a fn's, a model's or an if's body. Each
  * statement is a recovery point; the `if` nesting depth is the one the block starts at. */
 static void parse_stmt_block(Parser *p, Stmt ***body, int *n, const char *context) {
-  Token *open = expect(p, TK_LBRACE, context);
+  Token *open = parse_expect(p, TK_LBRACE, context);
   jmp_buf jb, *outer = p->recover;
   int if_depth = p->if_depth;
   for (;;) {
-    skip_separators(p);
-    if (at(p, TK_RBRACE) || at(p, TK_EOF)) break;
+    parse_skip_separators(p);
+    if (parse_at(p, TK_RBRACE) || parse_at(p, TK_EOF)) break;
     p->recover = &jb;
     p->depth = 0;
     p->if_depth = if_depth;
@@ -651,12 +632,12 @@ static void parse_stmt_block(Parser *p, Stmt ***body, int *n, const char *contex
   }
   p->recover = outer;
   if (diag_full(p->d)) parse_fail(p);
-  expect_close(p, TK_RBRACE, open);
+  parse_expect_close(p, TK_RBRACE, open);
 }
 
 /* if_stmt = "if" expr if_block [ "else" ( if_stmt | if_block ) ]   ("if", "else" contextual) */
 static Stmt *parse_if_stmt(Parser *p) {
-  Token *kw = next(p);
+  Token *kw = parse_next(p);
   if (++p->if_depth > PARSE_MAX_IF_DEPTH) {
     diag_error(p->d, kw->loc, "'if' statements nested too deeply (limit %d)", PARSE_MAX_IF_DEPTH);
     p->if_depth = 0;
@@ -665,9 +646,9 @@ static Stmt *parse_if_stmt(Parser *p) {
   Stmt *s = new_stmt(p, ST_IF, kw->loc);
   s->value = parse_expr(p);
   parse_stmt_block(p, &s->body, &s->n_body, "to open the body of 'if'");
-  if (at_word(p, "else")) {
-    next(p);
-    if (at_word(p, "if")) {
+  if (parse_at_word(p, "else")) {
+    parse_next(p);
+    if (parse_at_word(p, "if")) {
       s->else_body = arena_alloc(p->arena, sizeof(Stmt *));
       s->else_body[0] = parse_if_stmt(p);
       s->n_else = 1;
@@ -688,7 +669,7 @@ static void refuse_quantize_stmt(Parser *p) {
               t->kind == TK_EOF || scan_at_word(p, 1, "per_channel") ||
               scan_at_word(p, 1, "per_tensor") || scan_at_word(p, 1, "except");
   if (!stmt) return;
-  diag_error(p->d, peek(p)->loc,
+  diag_error(p->d, parse_peek(p)->loc,
              "'quantize' (quantization-aware training) is a statement of a train block: "
              "write it beside 'minimize' in 'train NAME { ... }'");
   parse_fail(p);
@@ -705,12 +686,12 @@ static Stmt *parse_stmt(Parser *p) {
     s = parse_decl_stmt(p, ST_STATE, "state", "'zeros'");
   } else if (at_state_word(p, "update", TK_ASSIGN)) {
     s = parse_update_stmt(p);
-  } else if (at(p, TK_PARAM)) {
+  } else if (parse_at(p, TK_PARAM)) {
     s = parse_decl_stmt(p, ST_PARAM, "parameter", "'zeros' or 'normal(0, 0.02)'");
-  } else if (at(p, TK_OUTPUT)) {
+  } else if (parse_at(p, TK_OUTPUT)) {
     s = parse_output_stmt(p);
-  } else if (at(p, TK_RETURN)) {
-    s = new_stmt(p, ST_RETURN, next(p)->loc);
+  } else if (parse_at(p, TK_RETURN)) {
+    s = new_stmt(p, ST_RETURN, parse_next(p)->loc);
     s->value = parse_expr(p);
   } else {
     s = parse_bind_stmt(p);
@@ -729,230 +710,16 @@ static void parse_block(Parser *p, Decl *decl) {
 
 /* args = "(" [ IDENT ":" type [ "=" expr ] { "," ... } ] ")" */
 static void parse_args(Parser *p, Decl *decl) {
-  Token *open = expect(p, TK_LPAREN, "to open the argument list");
-  while (!at(p, TK_RPAREN)) {
-    Token *name = expect_ident(p, "an argument name");
-    expect(p, TK_COLON, "and the argument's type");
+  Token *open = parse_expect(p, TK_LPAREN, "to open the argument list");
+  while (!parse_at(p, TK_RPAREN)) {
+    Token *name = parse_expect_ident(p, "an argument name");
+    parse_expect(p, TK_COLON, "and the argument's type");
     decl->args = parse_grow(p->arena, decl->args, decl->n_args, sizeof(Arg));
     decl->args[decl->n_args++] = (Arg){name->text, name->loc, parse_type(p), NULL};
-    if (accept(p, TK_ASSIGN)) decl->args[decl->n_args - 1].def = parse_expr(p);
-    if (!accept(p, TK_COMMA)) break;
+    if (parse_accept(p, TK_ASSIGN)) decl->args[decl->n_args - 1].def = parse_expr(p);
+    if (!parse_accept(p, TK_COMMA)) break;
   }
-  expect_close(p, TK_RPAREN, open);
-}
-
-/* glob = ( IDENT | "*" ) { "." ( IDENT | "*" ) } */
-static const char *parse_glob(Parser *p) {
-  size_t cap = 64, len = 0;
-  char *buf = arena_alloc(p->arena, cap);
-  do {
-    Token *t = peek(p);
-    if (t->kind != TK_IDENT && t->kind != TK_STAR) error_expected(p, "a parameter pattern");
-    next(p);
-    size_t n = strlen(t->text);
-    if (len + n + 2 > cap) {
-      char *nb = arena_alloc(p->arena, 2 * (len + n + 2));
-      memcpy(nb, buf, len);
-      buf = nb;
-      cap = 2 * (len + n + 2);
-    }
-    if (len) buf[len++] = '.';
-    memcpy(buf + len, t->text, n);
-    len += n;
-    buf[len] = '\0';
-  } while (accept(p, TK_DOT));
-  return buf;
-}
-
-/* prune_stmt = "prune" glob { "," glob } expr   (the "prune" already consumed) */
-static void parse_prune(Parser *p, StepAst *s, const Token *kw) {
-  s->prunes = parse_grow(p->arena, s->prunes, s->n_prunes, sizeof(PruneAst));
-  PruneAst *pr = &s->prunes[s->n_prunes++];
-  memset(pr, 0, sizeof *pr);
-  pr->loc = kw->loc;
-  do {
-    SrcLoc loc = peek(p)->loc;
-    const char *g = parse_glob(p);
-    pr->globs = parse_grow(p->arena, pr->globs, pr->n_globs, sizeof(const char *));
-    pr->glob_locs = parse_grow(p->arena, pr->glob_locs, pr->n_globs, sizeof(SrcLoc));
-    pr->globs[pr->n_globs] = g;
-    pr->glob_locs[pr->n_globs++] = loc;
-  } while (accept(p, TK_COMMA));
-  if (!at(p, TK_IDENT))
-    error_expected(p, "a pruning kind: magnitude(...), channels(...) or "
-                      "n_of_m(...)");
-  pr->kind = parse_expr(p);
-}
-
-/* A clause of `distill` given twice: an error at its keyword, naming the first. */
-static void distill_twice(Parser *p, const Token *kw, bool given) {
-  if (given) diag_error(p->d, kw->loc, "'%s' given twice in one 'distill'", kw->text);
-}
-
-/* distill = "distill" STRING { "weights" STRING | "temperature" expr | "alpha" expr
- *                              | "logits" IDENT }     (the "distill" already consumed) */
-static void parse_distill(Parser *p, StepAst *s, const Token *kw) {
-  if (s->distill)
-    diag_error(p->d, kw->loc, "a step distills from one teacher; 'distill' given twice");
-  DistillAst *ds = arena_alloc(p->arena, sizeof *ds);
-  memset(ds, 0, sizeof *ds);
-  ds->loc = kw->loc;
-  Token *file = expect(p, TK_STRING, "naming the teacher file after 'distill'");
-  ds->file = arena_strndup(p->arena, file->text + 1, (size_t)file->len - 2);
-  ds->file_loc = file->loc;
-  while (at(p, TK_IDENT)) {
-    Token *w = peek(p);
-    bool known = strcmp(w->text, "weights") == 0 || strcmp(w->text, "temperature") == 0 ||
-                 strcmp(w->text, "alpha") == 0 || strcmp(w->text, "logits") == 0;
-    if (!known) error_expected(p, "'weights', 'temperature', 'alpha' or 'logits' in 'distill'");
-    next(p);
-    if (strcmp(w->text, "weights") == 0) {
-      distill_twice(p, w, ds->weights != NULL);
-      Token *t = expect(p, TK_STRING, "naming the teacher's checkpoint after 'weights'");
-      ds->weights = arena_strndup(p->arena, t->text + 1, (size_t)t->len - 2);
-      ds->weights_loc = t->loc;
-    } else if (strcmp(w->text, "temperature") == 0) {
-      distill_twice(p, w, ds->temperature != NULL);
-      ds->temperature = parse_expr(p);
-    } else if (strcmp(w->text, "alpha") == 0) {
-      distill_twice(p, w, ds->alpha != NULL);
-      ds->alpha = parse_expr(p);
-    } else {
-      distill_twice(p, w, ds->logits != NULL);
-      Token *t = expect_ident(p, "the teacher's logits binding after 'logits'");
-      ds->logits = t->text;
-      ds->logits_loc = t->loc;
-    }
-  }
-  s->distill = ds;
-}
-
-/* quantize = "quantize" [ "per_channel" | "per_tensor" ] [ "except" glob { "," glob } ]
- * (the "quantize" already consumed; elab_qat.c checks the names) */
-static void parse_quantize(Parser *p, StepAst *s, const Token *kw) {
-  if (s->quantize) diag_error(p->d, kw->loc, "'quantize' given twice in one step");
-  QuantizeAst *q = arena_alloc(p->arena, sizeof *q);
-  memset(q, 0, sizeof *q);
-  q->loc = kw->loc;
-  if (at_word(p, "per_channel") || at_word(p, "per_tensor"))
-    q->per_tensor = strcmp(next(p)->text, "per_tensor") == 0;
-  if (at_word(p, "except")) {
-    next(p);
-    do {
-      SrcLoc loc = peek(p)->loc;
-      const char *g = parse_glob(p);
-      q->except = parse_grow(p->arena, q->except, q->n_except, sizeof(const char *));
-      q->except_locs = parse_grow(p->arena, q->except_locs, q->n_except, sizeof(SrcLoc));
-      q->except[q->n_except] = g;
-      q->except_locs[q->n_except++] = loc;
-    } while (accept(p, TK_COMMA));
-  }
-  if (at(p, TK_IDENT) && !at_word(p, "minimize") && !at_word(p, "params") &&
-      !at_word(p, "optimizer") && !at_word(p, "prune") && !at_word(p, "distill"))
-    error_expected(p, "'per_channel', 'per_tensor' or 'except NAME, ...' after 'quantize'");
-  s->quantize = q;
-}
-
-/* step_item = "minimize" IDENT | "params" glob { [","] glob } | "optimizer" expr
- *           | prune_stmt | distill | quantize */
-static void parse_step_item(Parser *p, StepAst *s) {
-  Token *kw = peek(p);
-  if (at_word(p, "minimize")) {
-    next(p);
-    if (s->loss) diag_error(p->d, kw->loc, "a step minimizes one loss; 'minimize' given twice");
-    s->loss = expect_ident(p, "the name of the loss binding after 'minimize'")->text;
-    s->loss_loc = kw->loc;
-  } else if (at_word(p, "params")) {
-    next(p);
-    do {
-      SrcLoc loc = peek(p)->loc;
-      const char *g = parse_glob(p);
-      s->globs = parse_grow(p->arena, s->globs, s->n_globs, sizeof(const char *));
-      s->glob_locs = parse_grow(p->arena, s->glob_locs, s->n_globs, sizeof(SrcLoc));
-      s->globs[s->n_globs] = g;
-      s->glob_locs[s->n_globs++] = loc;
-      if (!accept(p, TK_COMMA)) break;
-      while (at(p, TK_NEWLINE))
-        next(p);
-    } while (true);
-  } else if (at_word(p, "optimizer")) {
-    next(p);
-    if (s->optimizer) diag_error(p->d, kw->loc, "'optimizer' given twice in one step");
-    s->optimizer = parse_expr(p);
-  } else if (at_word(p, "prune")) {
-    parse_prune(p, s, next(p));
-  } else if (at_word(p, "distill")) {
-    parse_distill(p, s, next(p));
-  } else if (at_word(p, "quantize")) {
-    parse_quantize(p, s, next(p));
-  } else {
-    error_expected(p,
-                   "'minimize', 'params', 'optimizer', 'prune', 'distill', 'quantize' or 'step'");
-  }
-}
-
-/* Skips to the next step item keyword, a line break, or the closing brace. */
-static void sync_step(Parser *p) {
-  p->nest = 0;
-  while (!at(p, TK_EOF) && !at(p, TK_RBRACE) && !at(p, TK_NEWLINE) && !at(p, TK_SEMI)) {
-    next(p);
-    if (at_word(p, "minimize") || at_word(p, "params") || at_word(p, "optimizer") ||
-        at_word(p, "prune") || at_word(p, "distill") || at_word(p, "quantize"))
-      return;
-  }
-}
-
-/* step_body = "{" { step_item | NEWLINE | ";" } "}"  (the "{" already consumed) */
-static void parse_step_body(Parser *p, StepAst *s, const Token *open) {
-  jmp_buf jb, *outer = p->recover;
-  for (;;) {
-    skip_separators(p);
-    if (at(p, TK_RBRACE) || at(p, TK_EOF) || at_word(p, "step")) break;
-    p->recover = &jb;
-    p->depth = 0;
-    if (setjmp(jb) == 0) {
-      parse_step_item(p, s);
-    } else {
-      p->errors = true;
-      if (diag_full(p->d)) break;
-      sync_step(p);
-    }
-  }
-  p->recover = outer;
-  if (diag_full(p->d)) parse_fail(p);
-  if (open) expect_close(p, TK_RBRACE, open);
-}
-
-/* train_decl = "train" IDENT "{" ( { step_item } | { "step" IDENT step_body } ) "}" */
-static void parse_train(Parser *p, Decl *decl) {
-  Token *open = expect(p, TK_LBRACE, "to open the train block");
-  skip_separators(p);
-  if (!at_word(p, "step")) {
-    decl->steps = arena_alloc(p->arena, sizeof(StepAst));
-    decl->n_steps = 1;
-    decl->steps[0].loc = decl->loc;
-    parse_step_body(p, &decl->steps[0], NULL);
-    if (at_word(p, "step"))
-      diag_error(p->d, peek(p)->loc,
-                 "a train block has either steps or one set of "
-                 "'minimize'/'params'/'optimizer', not both");
-    if (at_word(p, "step")) parse_fail(p);
-    expect_close(p, TK_RBRACE, open);
-    return;
-  }
-  while (at_word(p, "step")) {
-    Token *kw = next(p);
-    Token *name = expect_ident(p, "a step name after 'step'");
-    Token *sopen = expect(p, TK_LBRACE, "to open the step");
-    decl->steps = parse_grow(p->arena, decl->steps, decl->n_steps, sizeof(StepAst));
-    StepAst *s = &decl->steps[decl->n_steps++];
-    memset(s, 0, sizeof *s);
-    s->name = name->text;
-    s->loc = kw->loc;
-    parse_step_body(p, s, sopen);
-    skip_separators(p);
-  }
-  expect_close(p, TK_RBRACE, open);
+  parse_expect_close(p, TK_RPAREN, open);
 }
 
 /* decl = "const" IDENT "=" expr
@@ -961,18 +728,19 @@ static void parse_train(Parser *p, Decl *decl) {
  *      | "model" IDENT args block
  *      | "train" IDENT train_body */
 static Decl *parse_decl(Parser *p) {
-  Token *kw = peek(p);
-  if (!is_decl_start(kw)) error_expected(p, "'const', 'import', 'fn', 'model' or 'train'");
-  next(p);
+  Token *kw = parse_peek(p);
+  if (!is_decl_start(kw)) parse_error_expected(p, "'const', 'import', 'fn', 'model' or 'train'");
+  parse_next(p);
   Decl *decl = arena_alloc(p->arena, sizeof *decl);
   decl->loc = kw->loc;
-  Token *name = expect_ident(p, arena_printf(p->arena, "a name after %s", lex_kind_name(kw->kind)));
+  Token *name =
+      parse_expect_ident(p, arena_printf(p->arena, "a name after %s", lex_kind_name(kw->kind)));
   decl->name = name->text;
   decl->name_loc = name->loc;
   switch (kw->kind) {
   case TK_CONST:
     decl->kind = DECL_CONST;
-    expect(p, TK_ASSIGN, "after the const name");
+    parse_expect(p, TK_ASSIGN, "after the const name");
     decl->value = parse_expr(p);
     break;
   case TK_IMPORT:
@@ -981,7 +749,7 @@ static Decl *parse_decl(Parser *p) {
   case TK_FN:
     decl->kind = DECL_FN;
     parse_args(p, decl);
-    expect(p, TK_ARROW, "and the return type");
+    parse_expect(p, TK_ARROW, "and the return type");
     parse_ret_type(p, decl);
     parse_block(p, decl);
     break;
@@ -1003,8 +771,8 @@ static Decl *parse_decl(Parser *p) {
 static void parse_decls(Parser *p) {
   jmp_buf jb, *outer = p->recover;
   for (;;) {
-    skip_separators(p);
-    if (at(p, TK_EOF)) break;
+    parse_skip_separators(p);
+    if (parse_at(p, TK_EOF)) break;
     p->recover = &jb;
     p->depth = 0;
     if (setjmp(jb) == 0) {

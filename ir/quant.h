@@ -10,6 +10,10 @@
  * cannot overflow (ir/quant.c checks it; ir/quant_match.c keeps such layers float) */
 enum { IR_QUANT_MAX_INNER = 65536 };
 
+/* the longest row of qsoftmax: 4096 exps of 2^19 (Q12.19) would leave int32 (ir/quant_softmax.c
+ * checks it; ir/quant_match.c keeps longer softmaxes float) */
+#define IR_QSOFTMAX_MAX_DEPTH 4095
+
 /* gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b * 2 / 2^32), C division */
 int32_t ir_quant_srdhm(int32_t a, int32_t b);
 /* gemmlowp's RoundingDivideByPOT: x / 2^e rounded half away from zero, e in [0, 62] */

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define QMATCH_STR_(x) #x
+#define QMATCH_STR(x) QMATCH_STR_(x) /* a macro's value as a string literal */
+
 /* the single node that reads id, or IR_NONE (a graph output is a reader too) */
 static NodeId only_user(const QMatch *q, NodeId id) {
   if (q->uses[id] != 1) return IR_NONE;
@@ -163,8 +166,8 @@ const char *qmatch_softmax_no_int8(const Graph *g, NodeId id) {
   int axis = n->attr.softmax.axis < 0 ? n->attr.softmax.axis + x->shape.rank : n->attr.softmax.axis;
   if (axis != x->shape.rank - 1)
     return "its axis is not the last one (qsoftmax normalizes rows of the last axis)";
-  if (x->shape.dim[axis] > QMATCH_SOFTMAX_MAX_DEPTH)
-    return "its rows have more than 4095 elements (qsoftmax's limit)";
+  if (x->shape.dim[axis] > IR_QSOFTMAX_MAX_DEPTH)
+    return "its rows have more than " QMATCH_STR(IR_QSOFTMAX_MAX_DEPTH) " elements (qsoftmax's limit)";
   return NULL;
 }
 

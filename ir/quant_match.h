@@ -117,8 +117,6 @@ bool qmatch_assign_int8(QMatch *q);
 /* reshape, transpose, max_pool2d: an int8 input stays int8 with its parameters */
 bool qmatch_is_passthrough(OpKind op);
 
-enum { QMATCH_SOFTMAX_MAX_DEPTH = 4095 }; /* qsoftmax's longest row (ir/quant_softmax.c) */
-
 /* The inputs of a concat at node id of g, in order along its axis (*axis), at most max of them,
  * into pieces; their count, or -1 when id is no concat. uses (QMatch.uses) also requires each
  * unslice and inner add to be read by the chain alone; NULL for a node known to be QM_CONCAT. */

@@ -24,10 +24,7 @@
 #include "ir_internal.h"
 #include "quant.h"
 
-enum {
-  QSOFTMAX_MAX_DEPTH = 4095, /* 4096 exps of 2^19 would leave int32 */
-  QSOFTMAX_ACCUM_BITS = 12,  /* the sum of exps in Q12.19 */
-};
+enum { QSOFTMAX_ACCUM_BITS = 12 }; /* the sum of exps in Q12.19 */
 
 /* the constant p's {M, ls, diff_min} checked against TFLite's ranges */
 static bool qsoftmax_params_ok(const Node *n, const Node *p, Diag *d) {
@@ -56,11 +53,11 @@ bool infer_qsoftmax(Graph *g, Node *n, Diag *d) {
   char sx[200];
   int r = x->shape.rank;
   if (x->dtype != DT_I8 || x->shape.dyn || r < 1 || x->shape.dim[r - 1] < 1 ||
-      x->shape.dim[r - 1] > QSOFTMAX_MAX_DEPTH) {
+      x->shape.dim[r - 1] > IR_QSOFTMAX_MAX_DEPTH) {
     IR_ERROR(d, n->loc,
              "qsoftmax: x must be i8 of static shape with 1 to %d elements along its last "
              "axis (the Q12.19 sum of TFLite's kernel), got %s%s",
-             QSOFTMAX_MAX_DEPTH, dtype_name(x->dtype), shape_str(&x->shape, sx, sizeof sx));
+             IR_QSOFTMAX_MAX_DEPTH, dtype_name(x->dtype), shape_str(&x->shape, sx, sizeof sx));
     return false;
   }
   if (p->op != OP_CONST || p->dtype != DT_I32 || p->shape.rank != 1 || p->shape.dim[0] != 3) {
