@@ -41,6 +41,8 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 ORT_MODULES=${ORT_NODE_MODULES:-$BENCH/node/node_modules}
 TARGET_ARGS=()
 [[ -n ${BENCH_TARGET:-} ]] && TARGET_ARGS=(--target "$BENCH_TARGET")
+MARCH=native # lathe's C is built for the target's x86-64 level when it names one
+[[ ${BENCH_TARGET:-} == x86-64-v[34] ]] && MARCH=$BENCH_TARGET
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lathe-gpt.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -66,7 +68,7 @@ lathe_step() {
   shift
   "$LATHE" compile "$MODEL" "${MODEL_ARGS[@]}" -o "$dir" --prefix gpt_step \
     "${TARGET_ARGS[@]}" "$@" >"$dir.log" 2>&1 || die "lathe compile ($name) failed" "$dir.log"
-  "$CC" -std=c11 -O3 -march=native -fno-math-errno -I"$dir" -DMODEL_HEADER='"gpt_step.h"' \
+  "$CC" -std=c11 -O3 -march="$MARCH" -fno-math-errno -I"$dir" -DMODEL_HEADER='"gpt_step.h"' \
     -DMODEL_INFO=gpt_step_info "$BENCH/gpt_drive.c" "$dir/gpt_step.c" -o "$dir/drive" -lm \
     >>"$dir.log" 2>&1 || die "building the lathe step ($name) failed" "$dir.log"
   "$dir/drive" --weights "$W" --ref "$REF" --reps "$REPS" --min-time "$MIN_TIME" \

@@ -17,7 +17,14 @@
 # and prints a markdown table (bench/table.py). Measurement only: no timing is ever asserted;
 # a step that fails is shown as n/a with the reason, and the run goes on.
 #
-# usage: bench/run.sh PATH/TO/lathe
+# usage: bench/run.sh [--target TARGET] PATH/TO/lathe
+#   --target T: lathe compile --target for every per-call row (native, generic, x86-64-v3,
+#     x86-64-v4, aarch64; default native), and, for x86-64-v3 / x86-64-v4, lathe's C built with
+#     -march=T instead of -march=native and the peers restricted to the same instructions where
+#     they allow it: OpenBLAS (OPENBLAS_CORETYPE=Haswell for v3, SkylakeX for v4), PyTorch's
+#     own kernels (ATEN_CPU_CAPABILITY=avx2 / avx512) and its oneDNN (ONEDNN_MAX_CPU_ISA).
+#     ONNX Runtime (onnxruntime-node) has no such switch (MLAS picks its kernels by CPUID);
+#     the table says whether its rows are comparable on this CPU. Same as BENCH_TARGET=T.
 # environment: BENCH_REPS (timed runs per measurement, default 5), BENCH_MIN_TIME (seconds
 #   per timed run, default 0.2), BENCH_SIZES (sgemm sizes, default "64 256 512 1024"),
 #   BENCH_EPOCH=0 (skip the Fashion-MNIST epochs), BENCH_ROWS (the groups to run, default
@@ -27,8 +34,18 @@
 #   ORT_NODE_MODULES (where onnxruntime-node is, default bench/node/node_modules).
 set -uo pipefail
 
+usage() { echo "usage: bench/run.sh [--target TARGET] PATH/TO/lathe   (an executable lathe binary)"; }
+while [[ $# -gt 0 ]]; do
+  case $1 in
+  -h | --help) usage; sed -n '2,/^set -uo pipefail/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
+  --target) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; BENCH_TARGET=$2; shift 2 ;;
+  --target=*) BENCH_TARGET=${1#--target=}; shift ;;
+  -*) echo "bench/run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  *) break ;;
+  esac
+done
 if [[ $# -ne 1 || ! -x "$1" ]]; then
-  echo "usage: bench/run.sh PATH/TO/lathe   (an executable lathe binary)" >&2
+  usage >&2
   exit 2
 fi
 LATHE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -42,10 +59,23 @@ SIZES=${BENCH_SIZES:-"64 256 512 1024"}
 DATA=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 # the flags `lathe train` builds models with (runtime/loader.c), for lathe's code and the C peers
 CFLAGS=(-std=c11 -O3 -march=native -fno-math-errno)
+# what lathe's generated C is built with: the same, but for an x86-64 level --target, that level
+LATHE_CFLAGS=("${CFLAGS[@]}")
 ROWS=${BENCH_ROWS:-"sgemm mlp cnn ort gpt lstm transformer threads epoch"}
 # lathe compile --target for every per-call row (default: lathe's own default, native)
 TARGET_ARGS=()
-[[ -n ${BENCH_TARGET:-} ]] && TARGET_ARGS=(--target "$BENCH_TARGET")
+[[ -n ${BENCH_TARGET:-} ]] && TARGET_ARGS=(--target "$BENCH_TARGET") && export BENCH_TARGET
+# the peers held to the same instructions where they have a switch for it (the header above)
+case ${BENCH_TARGET:-} in
+x86-64-v3)
+  LATHE_CFLAGS=(-std=c11 -O3 -march=x86-64-v3 -fno-math-errno)
+  export OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \
+    DNNL_MAX_CPU_ISA=AVX2 ;;
+x86-64-v4)
+  LATHE_CFLAGS=(-std=c11 -O3 -march=x86-64-v4 -fno-math-errno)
+  export OPENBLAS_CORETYPE=SkylakeX ATEN_CPU_CAPABILITY=avx512 ONEDNN_MAX_CPU_ISA=AVX512_CORE \
+    DNNL_MAX_CPU_ISA=AVX512_CORE ;;
+esac
 
 # one thread everywhere
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -120,7 +150,7 @@ build_lathe_driver() {
   local name=$1 file=$2 dir=$3
   shift 3
   "$LATHE" compile "$file" -o "$dir" "${TARGET_ARGS[@]}" "$@" >"$dir.log" 2>&1 &&
-    "$CC" "${CFLAGS[@]}" -I"$dir" -DMODEL_HEADER="\"$name.h\"" -DMODEL_INFO="${name}_info" \
+    "$CC" "${LATHE_CFLAGS[@]}" -I"$dir" -DMODEL_HEADER="\"$name.h\"" -DMODEL_INFO="${name}_info" \
       "$BENCH/drive.c" "$dir/$name.c" -o "$dir/drive" -lm >>"$dir.log" 2>&1
 }
 
@@ -398,7 +428,7 @@ run_threads() {
     record "$row" lathe_error "$(why "$dir.log" $?)"
   elif ! grep -q 'Pragma("omp' "$dir/cnn.c"; then
     record "$row" lathe_error "lathe compile --threads 2 wrote no OpenMP pragma for this model"
-  elif "$CC" "${CFLAGS[@]}" -fopenmp -pthread -I"$dir" -DMODEL_HEADER='"cnn.h"' \
+  elif "$CC" "${LATHE_CFLAGS[@]}" -fopenmp -pthread -I"$dir" -DMODEL_HEADER='"cnn.h"' \
        -DMODEL_INFO=cnn_info "$BENCH/drive.c" "$dir/cnn.c" -o "$dir/drive" -lm >>"$dir.log" 2>&1
   then
     OMP_NUM_THREADS=2 run_driver "$row" "$dir" train --int-range 10
@@ -474,6 +504,16 @@ echo "# lathe benchmark — $(date -u '+%Y-%m-%d %H:%M UTC') — ${machine:-unkn
   "$(getconf _NPROCESSORS_ONLN) CPUs, 1 thread used, $("$CC" --version | head -n 1)"
 echo
 record run loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+record run target "${BENCH_TARGET:-native}"
+# ONNX Runtime cannot be restricted: its rows compare like with like only when the target is
+# native or the CPU has no wider vectors than the target allows
+ort_isa=comparable
+if [[ ${BENCH_TARGET:-native} == x86-64-v3 ]] && grep -qw avx512f /proc/cpuinfo; then
+  ort_isa="not comparable: this CPU has AVX-512, which ONNX Runtime uses and x86-64-v3 lacks"
+elif [[ ${BENCH_TARGET:-native} == generic ]]; then
+  ort_isa="not comparable: ONNX Runtime uses this CPU's vector instructions, generic C none"
+fi
+record run ort_isa "$ort_isa"
 run_peak start
 record peak code_lanes "$(code_lanes)"
 TORCH_NAME="PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)"

@@ -95,6 +95,13 @@ def notes(rows, peak):
     if run:
         out.append(f"load average (1, 5, 15 min) at start: {run.get('loadavg_start', '?')}, "
                    f"at end: {run.get('loadavg_end', '?')}")
+        if run.get("target", "native") != "native":
+            out.append(f"lathe's code compiled for --target {run['target']} (its C built with "
+                       f"that -march); OpenBLAS and PyTorch held to the same instructions where "
+                       f"they have a switch (bench/run.sh --help)")
+        if "ort_isa" in run:
+            out.append(f"ONNX Runtime rows: {run['ort_isa']} (ONNX Runtime picks its kernels "
+                       f"by CPUID and has no switch to restrict them)")
     for when in ("start", "end"):
         if "detail_" + when in rows.get("peak", {}):
             out.append(f"FMA peak by vector width at the {when} of the run (GFLOP/s): "
