@@ -33,7 +33,8 @@ pkgs=(
   python3-pil                              # PNG/JPEG fixtures of the image-folder test
   python3-onnx                             # quantized ONNX test models (tests/onnx_quant.sh)
   dataset-fashion-mnist                    # training data (/usr/share/datasets/fashion-mnist)
-  gcc-arm-none-eabi                        # the int8 C built for Cortex-M4 (tests/int8_models.sh)
+  gcc-arm-none-eabi libnewlib-arm-none-eabi # the int8 C built for Cortex-M4 (tests/int8_models.sh;
+                                           # newlib: its <math.h>, <stdint.h>)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross # the int8 kernels cross-built for aarch64 (sdot)
   qemu-user                                # ... and run under qemu-aarch64 (tests/int8_kernels.sh)
 )
