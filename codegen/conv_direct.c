@@ -65,7 +65,7 @@ typedef struct Direct {
  * two weight vectors, the loop) over 6 FMAs instead of 10: on AVX2 (Zen 3, the 13 x 13 input
  * gradient of the CNN example, 576 taps) 22.5 flops per cycle against 38 for the 5-pixel
  * kernel, and two sets of accumulators (latency) do not help. The last blocks of two rows, 6
- * pixels in one call, run at 38.6. As many rows as the registers take (pb_max pixels), at
+ * pixels in one call, run at 38.7. As many rows as the registers take (pb_max pixels), at
  * most the image's. */
 static int64_t last_rows(const Direct *d, int64_t pb_max) {
   int64_t rows = d->pb_last < d->pb ? pb_max / d->pb_last : 1;
@@ -79,7 +79,8 @@ static int64_t last_rows(const Direct *d, int64_t pb_max) {
  * rows. One row left only, and as many channels as the groups take (pb), dividing C. */
 static int64_t last_channels(const Direct *d) {
   int64_t n = d->pb_last == 1 && d->pb > 1 ? d->pb : 1;
-  while (n > 1 && d->c % n) n--;
+  while (n > 1 && d->c % n)
+    n--;
   return n;
 }
 
@@ -284,8 +285,8 @@ static void emit_stores(CgBuf *o, const KernelPixels *px, int64_t v, const char 
                         const char *stride, const char *op, bool pairs) {
   int64_t n = px->pb * px->rows;
   for (int64_t i = 0; i < n; i++)
-    cg_buf_printf(o, "  *(lathe_vf *)(%s + %lld) %s a%lld;\n", dst,
-                  (long long)pixel_out(px, i, v), op, (long long)i);
+    cg_buf_printf(o, "  *(lathe_vf *)(%s + %lld) %s a%lld;\n", dst, (long long)pixel_out(px, i, v),
+                  op, (long long)i);
   cg_buf_puts(o, pairs ? "  {\n" : "  if (nb == 2) {\n");
   for (int64_t i = 0; i < n; i++)
     cg_buf_printf(o, "    *(lathe_vf *)(%s + %s + %lld) %s b%lld;\n", dst, stride,
@@ -467,12 +468,11 @@ static void emit_driver(CgFunc *f, bool grad, bool unblock, bool transposed) {
 /* the geometry table of d, g[LATHE_DC_PB] = pb, by designated initializers naming each entry
  * (cg_kernel_conv_direct_image's LATHE_DC_* indices), four to a line */
 static const char *geometry(CgFunc *f, const Direct *d) {
-  static const char *const names[] = {"C",  "H",  "W",  "O",  "HO", "WO", "KH", "KW", "SH",
-                                      "SW", "DH", "DW", "PT", "PL", "HP", "WP", "PB", "PAD",
-                                      "RL"};
-  const int64_t v[] = {d->c,  d->h,  d->w,  d->o,  d->ho, d->wo, d->kh,         d->kw,
-                       d->sh, d->sw, d->dh, d->dw, d->pt, d->pl, d->hp,         d->wp,
-                       d->pb, d->pad ? 1 : 0,      d->rows_last};
+  static const char *const names[] = {"C",  "H",  "W",  "O",  "HO", "WO", "KH", "KW",  "SH", "SW",
+                                      "DH", "DW", "PT", "PL", "HP", "WP", "PB", "PAD", "RL"};
+  const int64_t v[] = {d->c,  d->h,  d->w,  d->o,           d->ho,       d->wo, d->kh,
+                       d->kw, d->sh, d->sw, d->dh,          d->dw,       d->pt, d->pl,
+                       d->hp, d->wp, d->pb, d->pad ? 1 : 0, d->rows_last};
   _Static_assert(sizeof names / sizeof names[0] == sizeof v / sizeof v[0], "one name per entry");
   const char *geo = cg_fresh(f->e, "dconv_g");
   cg_line(f->e, "static const ptrdiff_t %s[] = {", geo);
@@ -518,12 +518,11 @@ static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
   const char *k_main =
       emit_grad_kernel(f, (KernelPixels){d->kw, d->dw, d->pb, row, sums}, d->sw, pairs);
   const char *k_last = /* the last kernel rows, of rows_last channels at once */
-      d->rows_last > 1 ? emit_grad_kernel(f,
-                                          (KernelPixels){d->kw, d->dw, d->rows_last,
-                                                         d->hp * d->wp, d->kh * sums},
-                                          d->sw, pairs)
-                       : emit_grad_kernel(f, (KernelPixels){d->kw, d->dw, d->pb_last, row, sums},
-                                          d->sw, pairs);
+      d->rows_last > 1
+          ? emit_grad_kernel(
+                f, (KernelPixels){d->kw, d->dw, d->rows_last, d->hp * d->wp, d->kh * sums}, d->sw,
+                pairs)
+          : emit_grad_kernel(f, (KernelPixels){d->kw, d->dw, d->pb_last, row, sums}, d->sw, pairs);
   const char *x = f->val[n->in[0]].expr, *dy = f->val[n->in[1]].expr, *dw = f->val[id].expr;
   int64_t base = cg_scratch_base(f->g), per = grad_thread_bytes(d);
   cg_line(f->e,
