@@ -11,7 +11,8 @@
  *   tile     for each output row oh, pair of channel vectors and block of PB pixels of the row:
  *              acc[b][i] (a vector of V output channels) += x[koff[k] + i*SW] * wp[ob+b][k]
  *            over every k, the PB x 2 accumulators in registers (the micro-kernel,
- *            lathe_dconv_k<PB>s<SW>), stored to the blocked tile tmp[ob][q][l]
+ *            lathe_dconv_k<PB>s<SW>), stored to the blocked tile tmp[ob][q][l]; the short
+ *            last blocks of RL rows in one call (last_rows, lathe_dconv_k<PB>s<SW>_r...)
  *   unblock  y[o][q] = tmp[o/V][q][o%V] while the image is in cache (through a small
  *            local block, so both sides stay in L1); a conv2d heading a fused group
  *            (passes/fuse.c) applies its epilogue here instead, one output row of a channel
@@ -50,12 +51,38 @@ typedef struct Direct {
   int64_t pb, pb_last; /* pixels per row block; the last block of a row (weight gradient:
                           kernel rows per group of taps; the last group; Winograd: tiles
                           per block, the last block) */
+  int64_t rows_last;   /* output rows whose last blocks one micro-kernel call computes (1:
+                          each row's alone; see last_rows) */
   bool wino;           /* by Winograd's F(2x2, 3x3) (conv_winograd.c) */
   int64_t xpad;        /* bytes of the zero-bordered copy of the image (0: none) */
   int64_t tiles;       /* Winograd: 2x2 output tiles per image */
   int threads;
   const Shape *xs; /* the image read: its axis 0 is the batch (cg_count) */
 } Direct;
+
+/* The rows whose last (short) blocks one micro-kernel call takes together. A row of 13
+ * pixels is cut 5 + 5 + 3, and the 3-pixel kernel spreads each tap's fixed work (its offset,
+ * two weight vectors, the loop) over 6 FMAs instead of 10: on AVX2 (Zen 3, the 13 x 13 input
+ * gradient of the CNN example, 576 taps) 22.5 flops per cycle against 38 for the 5-pixel
+ * kernel, and two sets of accumulators (latency) do not help. The last blocks of two rows, 6
+ * pixels in one call, run at 38.7. As many rows as the registers take (pb_max pixels), at
+ * most the image's. */
+static int64_t last_rows(const Direct *d, int64_t pb_max) {
+  int64_t rows = d->pb_last < d->pb ? pb_max / d->pb_last : 1;
+  return rows < d->ho ? (rows > 1 ? rows : 1) : d->ho;
+}
+
+/* The weight gradient's channels whose last kernel row one micro-kernel call takes
+ * together: a 3 x 3 kernel's taps go in groups of 2 rows and 1 (6 and 3 taps a call); with
+ * 3 taps, 6 accumulators for each pixel's two dY vectors and 6 broadcasts. The last rows of
+ * 2 channels in one call (when the channels pair up) fill the registers like the first 2
+ * rows. One row left only, and as many channels as the groups take (pb), dividing C. */
+static int64_t last_channels(const Direct *d) {
+  int64_t n = d->pb_last == 1 && d->pb > 1 ? d->pb : 1;
+  while (n > 1 && d->c % n)
+    n--;
+  return n;
+}
 
 /* accumulator registers of the target: 32 vector registers (AVX-512, NEON), else 16 (AVX2) */
 static int vector_registers(const CgOptions *o) {
@@ -166,6 +193,9 @@ static Direct direct(const Graph *g, NodeId id, const CgOptions *o) {
     d.pb = rows < d.kh ? rows : d.kh;
     d.pb_last = d.kh - (d.kh - 1) / d.pb * d.pb;
   }
+  d.rows_last = d.wino                           ? 1
+                : n->op == OP_CONV2D_GRAD_WEIGHT ? last_channels(&d)
+                                                 : last_rows(&d, pb_max);
   d.threads = 1;
   if (o->threads > 1 && d.n > 1 && 2 * d.n * d.o * d.k * d.pix >= CG_OMP_MIN_FLOPS)
     d.threads = d.n < o->threads ? (int)d.n : o->threads;
@@ -231,17 +261,36 @@ static void emit_accumulators(CgBuf *o, int64_t n) {
   }
 }
 
-/* dst[i * V] `op` a_i, and dst[stride + i * V] `op` b_i for the second channel vector (when
- * nb == 2, always with pairs), for i < n; then the end of the vector kernel */
-static void emit_stores(CgBuf *o, int64_t n, int64_t v, const char *dst, const char *stride,
-                        const char *op, bool pairs) {
+/* The pixels of a micro-kernel: pb of a row at column stride sw, in `rows` rows xrs floats
+ * apart in the image and ors floats apart in the tile (one row: xrs and ors unused). Pixel i:
+ * row i / pb, column i % pb. A weight-gradient kernel's taps likewise: pb = KW taps of a
+ * kernel row dw apart, its rows (kernel rows, or one row of consecutive channels) xrs apart
+ * in the image and ors apart in the sums. */
+typedef struct KernelPixels {
+  int64_t pb, sw, rows, xrs, ors;
+} KernelPixels;
+
+static int64_t pixel_x(const KernelPixels *k, int64_t i) {
+  return i / k->pb * k->xrs + i % k->pb * k->sw;
+}
+
+static int64_t pixel_out(const KernelPixels *k, int64_t i, int64_t v) {
+  return i / k->pb * k->ors + i % k->pb * v;
+}
+
+/* dst[pixel i] `op` a_i, and dst[stride + pixel i] `op` b_i for the second channel vector
+ * (when nb == 2, always with pairs), pixel i at its row and column of px; then the end of the
+ * vector kernel */
+static void emit_stores(CgBuf *o, const KernelPixels *px, int64_t v, const char *dst,
+                        const char *stride, const char *op, bool pairs) {
+  int64_t n = px->pb * px->rows;
   for (int64_t i = 0; i < n; i++)
-    cg_buf_printf(o, "  *(lathe_vf *)(%s + %lld) %s a%lld;\n", dst, (long long)(i * v), op,
-                  (long long)i);
+    cg_buf_printf(o, "  *(lathe_vf *)(%s + %lld) %s a%lld;\n", dst, (long long)pixel_out(px, i, v),
+                  op, (long long)i);
   cg_buf_puts(o, pairs ? "  {\n" : "  if (nb == 2) {\n");
   for (int64_t i = 0; i < n; i++)
     cg_buf_printf(o, "    *(lathe_vf *)(%s + %s + %lld) %s b%lld;\n", dst, stride,
-                  (long long)(i * v), op, (long long)i);
+                  (long long)pixel_out(px, i, v), op, (long long)i);
   cg_buf_puts(o, "  }\n}\n#else\n");
 }
 
@@ -252,17 +301,19 @@ static const char *pairs_suffix(bool pairs) {
   return pairs ? "_pairs" : "";
 }
 
-/* the weight-gradient micro-kernel for groups of `rows` kernel rows of kw taps (rows rowoff
- * floats apart in the image, taps dw apart), output columns sw apart, once per file */
-static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t rowoff, int64_t dw,
-                                    int64_t sw, bool pairs) {
-  const char *name = arena_printf(f->arena, "lathe_dconv_w%lldx%lld_%lld_%lld_%lld%s",
+/* the weight-gradient micro-kernel for the taps tp (groups of tp.rows rows of tp.pb = kw
+ * taps: rows tp.xrs floats apart in the image, taps tp.sw apart; their sums tp.ors floats
+ * apart), output columns sw apart, once per file */
+static const char *emit_grad_kernel(CgFunc *f, KernelPixels tp, int64_t sw, bool pairs) {
+  int64_t rows = tp.rows, kw = tp.pb, rowoff = tp.xrs, dw = tp.sw, v = cg_gemm_vec(f->opt);
+  const char *sums = tp.ors == kw * v ? "" : arena_printf(f->arena, "_a%lld", (long long)tp.ors);
+  const char *name = arena_printf(f->arena, "lathe_dconv_w%lldx%lld_%lld_%lld_%lld%s%s",
                                   (long long)rows, (long long)kw, (long long)rowoff, (long long)dw,
-                                  (long long)sw, pairs_suffix(pairs));
+                                  (long long)sw, sums, pairs_suffix(pairs));
   const char *mark = arena_printf(f->arena, "%s (codegen/conv_direct.c)", name);
   if (!cg_gemm_once(f, mark)) return name;
   CgBuf *o = f->globals;
-  int64_t v = cg_gemm_vec(f->opt), taps = rows * kw;
+  int64_t taps = rows * kw;
   const char *params = "(const float *restrict x, const float *restrict dy,\n"
                        "    ptrdiff_t pstride, int nb, ptrdiff_t ho, ptrdiff_t wo, ptrdiff_t rs,\n"
                        "    float *restrict acc, ptrdiff_t astride)";
@@ -271,9 +322,11 @@ static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t
       "/* A direct convolution's weight gradient over %lld kernel row(s) of %lld taps:\n"
       " * acc[b][t][l] += sum over pixels (oh, ow) of x[oh * rs + ow * %lld + t / %lld *\n"
       " * %lld + t %% %lld * %lld] * dy[b][oh][ow][l], for %s channel vector(s) b of %lld\n"
-      " * lanes l; the sums stay in registers. Then its scalar C99 twin. */\n",
+      " * lanes l, the sums of taps t / %lld %lld floats apart; the sums stay in registers.\n"
+      " * Then its scalar C99 twin. */\n",
       (long long)rows, (long long)kw, (long long)sw, (long long)kw, (long long)rowoff,
-      (long long)kw, (long long)dw, pairs ? "2" : "nb = 1 or 2", (long long)v);
+      (long long)kw, (long long)dw, pairs ? "2" : "nb = 1 or 2", (long long)v, (long long)kw,
+      (long long)tp.ors);
   cg_buf_printf(o, "#ifdef LATHE_VECTOR\nLATHE_GEMM_FN void %s%s {\n", name, params);
   emit_accumulators(o, taps);
   cg_buf_printf(o,
@@ -301,7 +354,7 @@ static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t
     cg_buf_puts(o, "      }\n    }\n");
   }
   cg_buf_puts(o, "  }\n");
-  emit_stores(o, taps, v, "acc", "astride", "+=", pairs);
+  emit_stores(o, &tp, v, "acc", "astride", "+=", pairs);
   /* the scalar twin: the same sums in plain C99 */
   cg_buf_printf(o,
                 "LATHE_GEMM_SHARED void %s%s {\n"
@@ -314,18 +367,24 @@ static const char *emit_grad_kernel(CgFunc *f, int64_t rows, int64_t kw, int64_t
                 "          for (ptrdiff_t ow = 0; ow < wo; ow++)\n"
                 "            s += x[oh * rs + ow * %lld + off] *\n"
                 "                 dy[b * pstride + (oh * wo + ow) * %lld + l];\n"
-                "        acc[b * astride + i * %lld + l] += s;\n"
+                "        acc[b * astride + i / %lld * %lld + i %% %lld * %lld + l] += s;\n"
                 "      }\n"
                 "}\n#endif\n\n",
                 name, params, (long long)taps, (long long)v, (long long)kw, (long long)rowoff,
-                (long long)kw, (long long)dw, (long long)sw, (long long)v, (long long)v);
+                (long long)kw, (long long)dw, (long long)sw, (long long)v, (long long)kw,
+                (long long)tp.ors, (long long)kw, (long long)v);
   return name;
 }
 
-/* the micro-kernel for row blocks of pb pixels at column stride sw, once per file */
-static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw, bool pairs) {
-  const char *name = arena_printf(f->arena, "lathe_dconv_k%llds%lld%s", (long long)pb,
-                                  (long long)sw, pairs_suffix(pairs));
+/* the micro-kernel for the pixels px (row blocks of px.pb pixels, or the last blocks of
+ * px.rows rows), once per file */
+static const char *emit_kernel(CgFunc *f, KernelPixels px, bool pairs) {
+  int64_t pb = px.pb, sw = px.sw, n = px.pb * px.rows;
+  const char *rows = px.rows == 1 ? ""
+                                  : arena_printf(f->arena, "_r%lldx%lld_%lld", (long long)px.rows,
+                                                 (long long)px.xrs, (long long)px.ors);
+  const char *name = arena_printf(f->arena, "lathe_dconv_k%llds%lld%s%s", (long long)pb,
+                                  (long long)sw, rows, pairs_suffix(pairs));
   const char *mark = arena_printf(f->arena, "%s (codegen/conv_direct.c)", name);
   if (!cg_gemm_once(f, mark)) return name;
   CgBuf *o = f->globals;
@@ -333,15 +392,26 @@ static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw, bool pairs) {
   const char *params = "(const float *restrict x, const ptrdiff_t *restrict koff,\n"
                        "    ptrdiff_t kn, const float *restrict w, ptrdiff_t wbs, int nb,\n"
                        "    float *restrict out, ptrdiff_t obs)";
-  cg_buf_printf(
-      o,
-      "/* The direct convolution's micro-kernel for %lld output pixels at column stride\n"
-      " * %lld: out[b][i][l] = sum over taps k < kn of x[koff[k] + i * %lld] * w[b][k][l],\n"
-      " * for %s channel vector(s) b of %lld lanes l; the sums stay in registers.\n"
-      " * Then its scalar C99 twin. */\n",
-      (long long)pb, (long long)sw, (long long)sw, pairs ? "2" : "nb = 1 or 2", (long long)v);
+  if (px.rows == 1)
+    cg_buf_printf(
+        o,
+        "/* The direct convolution's micro-kernel for %lld output pixels at column stride\n"
+        " * %lld: out[b][i][l] = sum over taps k < kn of x[koff[k] + i * %lld] * w[b][k][l],\n"
+        " * for %s channel vector(s) b of %lld lanes l; the sums stay in registers.\n"
+        " * Then its scalar C99 twin. */\n",
+        (long long)pb, (long long)sw, (long long)sw, pairs ? "2" : "nb = 1 or 2", (long long)v);
+  else
+    cg_buf_printf(
+        o,
+        "/* The direct convolution's micro-kernel for the last blocks of %lld output rows, %lld\n"
+        " * pixels each at column stride %lld: pixel i is column i %% %lld of row i / %lld, the\n"
+        " * rows %lld floats apart in x and %lld in out: out[b][pixel i][l] = sum over taps\n"
+        " * k < kn of x[koff[k] + pixel i] * w[b][k][l], for %s channel vector(s) b of %lld\n"
+        " * lanes l; the sums stay in registers. Then its scalar C99 twin. */\n",
+        (long long)px.rows, (long long)pb, (long long)sw, (long long)pb, (long long)pb,
+        (long long)px.xrs, (long long)px.ors, pairs ? "2" : "nb = 1 or 2", (long long)v);
   cg_buf_printf(o, "#ifdef LATHE_VECTOR\nLATHE_GEMM_FN void %s%s {\n", name, params);
-  emit_accumulators(o, pb);
+  emit_accumulators(o, n);
   if (pairs) cg_buf_puts(o, "  (void)nb; /* always 2 */\n");
   for (int nb = 2; nb >= (pairs ? 2 : 1); nb--) { /* two channel vectors, or the last alone */
     cg_buf_printf(o, "  %s{\n", pairs ? "" : nb == 2 ? "if (nb == 2) " : "else ");
@@ -352,29 +422,30 @@ static const char *emit_kernel(CgFunc *f, int64_t pb, int64_t sw, bool pairs) {
     if (nb == 2)
       cg_buf_printf(o, "      const lathe_vf w1 = *(const lathe_vf *)(w + wbs + k * %lld);\n",
                     (long long)v);
-    for (int64_t i = 0; i < pb; i++) {
-      cg_buf_printf(o, "      { const float s = xk[%lld]; a%lld += s * w0;", (long long)(i * sw),
-                    (long long)i);
+    for (int64_t i = 0; i < n; i++) {
+      cg_buf_printf(o, "      { const float s = xk[%lld]; a%lld += s * w0;",
+                    (long long)pixel_x(&px, i), (long long)i);
       if (nb == 2) cg_buf_printf(o, " b%lld += s * w1;", (long long)i);
       cg_buf_puts(o, " }\n");
     }
     cg_buf_puts(o, "    }\n  }\n");
   }
-  emit_stores(o, pb, v, "out", "obs", "=", pairs);
-  /* the scalar twin: the same sums in plain C99 */
+  emit_stores(o, &px, v, "out", "obs", "=", pairs);
+  /* the scalar twin: the same sums in plain C99 (pixel i at row r, column c) */
   cg_buf_printf(o,
                 "LATHE_GEMM_SHARED void %s%s {\n"
                 "  for (int b = 0; b < nb; b++)\n"
                 "    for (ptrdiff_t i = 0; i < %lld; i++)\n"
                 "      for (ptrdiff_t l = 0; l < %lld; l++) {\n"
+                "        const ptrdiff_t r = i / %lld, c = i %% %lld;\n"
                 "        float acc = 0.0f;\n"
                 "        for (ptrdiff_t k = 0; k < kn; k++)\n"
-                "          acc += x[koff[k] + i * %lld] * w[b * wbs + k * %lld + l];\n"
-                "        out[b * obs + i * %lld + l] = acc;\n"
+                "          acc += x[koff[k] + r * %lld + c * %lld] * w[b * wbs + k * %lld + l];\n"
+                "        out[b * obs + r * %lld + c * %lld + l] = acc;\n"
                 "      }\n"
                 "}\n#endif\n\n",
-                name, params, (long long)pb, (long long)v, (long long)sw, (long long)v,
-                (long long)v);
+                name, params, (long long)n, (long long)v, (long long)pb, (long long)pb,
+                (long long)px.xrs, (long long)sw, (long long)v, (long long)px.ors, (long long)v);
   return name;
 }
 
@@ -397,10 +468,11 @@ static void emit_driver(CgFunc *f, bool grad, bool unblock, bool transposed) {
 /* the geometry table of d, g[LATHE_DC_PB] = pb, by designated initializers naming each entry
  * (cg_kernel_conv_direct_image's LATHE_DC_* indices), four to a line */
 static const char *geometry(CgFunc *f, const Direct *d) {
-  static const char *const names[] = {"C",  "H",  "W",  "O",  "HO", "WO", "KH", "KW", "SH",
-                                      "SW", "DH", "DW", "PT", "PL", "HP", "WP", "PB", "PAD"};
-  const int64_t v[] = {d->c,  d->h,  d->w,  d->o,  d->ho, d->wo, d->kh, d->kw, d->sh,
-                       d->sw, d->dh, d->dw, d->pt, d->pl, d->hp, d->wp, d->pb, d->pad ? 1 : 0};
+  static const char *const names[] = {"C",  "H",  "W",  "O",  "HO", "WO", "KH", "KW",  "SH", "SW",
+                                      "DH", "DW", "PT", "PL", "HP", "WP", "PB", "PAD", "RL"};
+  const int64_t v[] = {d->c,  d->h,  d->w,  d->o,           d->ho,       d->wo, d->kh,
+                       d->kw, d->sh, d->sw, d->dh,          d->dw,       d->pt, d->pl,
+                       d->hp, d->wp, d->pb, d->pad ? 1 : 0, d->rows_last};
   _Static_assert(sizeof names / sizeof names[0] == sizeof v / sizeof v[0], "one name per entry");
   const char *geo = cg_fresh(f->e, "dconv_g");
   cg_line(f->e, "static const ptrdiff_t %s[] = {", geo);
@@ -442,8 +514,15 @@ static bool lower_grad(CgFunc *f, NodeId id, const Direct *d) {
   const Node *n = graph_node(f->g, id);
   emit_driver(f, true, false, false);
   bool pairs = d->ob % 2 == 0;
-  const char *k_main = emit_grad_kernel(f, d->pb, d->kw, d->dh * d->wp, d->dw, d->sw, pairs);
-  const char *k_last = emit_grad_kernel(f, d->pb_last, d->kw, d->dh * d->wp, d->dw, d->sw, pairs);
+  int64_t row = d->dh * d->wp, sums = d->kw * d->vec;
+  const char *k_main =
+      emit_grad_kernel(f, (KernelPixels){d->kw, d->dw, d->pb, row, sums}, d->sw, pairs);
+  const char *k_last = /* the last kernel rows, of rows_last channels at once */
+      d->rows_last > 1
+          ? emit_grad_kernel(
+                f, (KernelPixels){d->kw, d->dw, d->rows_last, d->hp * d->wp, d->kh * sums}, d->sw,
+                pairs)
+          : emit_grad_kernel(f, (KernelPixels){d->kw, d->dw, d->pb_last, row, sums}, d->sw, pairs);
   const char *x = f->val[n->in[0]].expr, *dy = f->val[n->in[1]].expr, *dw = f->val[id].expr;
   int64_t base = cg_scratch_base(f->g), per = grad_thread_bytes(d);
   cg_line(f->e,
@@ -582,8 +661,9 @@ bool cg_conv_direct_lower_fused(CgFunc *f, NodeId id, const CgGemmStore *store) 
     emit_pack_w(f);
     cg_conv_winograd_emit(f);
   }
-  const char *k_main = emit_kernel(f, d.pb, d.sw, d.ob % 2 == 0);
-  const char *k_last = emit_kernel(f, d.pb_last, d.sw, d.ob % 2 == 0);
+  const char *k_main = emit_kernel(f, (KernelPixels){d.pb, d.sw, 1, 0, 0}, d.ob % 2 == 0);
+  const char *k_last = emit_kernel(
+      f, (KernelPixels){d.pb_last, d.sw, d.rows_last, d.sh * d.wp, d.wo * d.vec}, d.ob % 2 == 0);
   const char *x = f->val[n->in[0]].expr, *w = f->val[n->in[1]].expr, *y = f->val[id].expr;
   int64_t base = cg_scratch_base(f->g);
   if (d.wino)

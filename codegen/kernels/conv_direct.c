@@ -51,7 +51,8 @@ LATHE_GEMM_SHARED void lathe_dconv_pack_wt(const float *w, lathe_dconv_pack_wt_d
 /* @lathe-kernel tile */
 /* the micro-kernel of a direct convolution (codegen/conv_direct.c): for the nb (1 or 2)
  * vectors b of output channels and the pixels i of a row block, out[b * obs + i * V + l]
- * = sum over k < kn of x[koff[k] + i * SW] * w[b * wbs + k * V + l] */
+ * = sum over k < kn of x[koff[k] + i * SW] * w[b * wbs + k * V + l]; or the same for the
+ * last blocks of RL rows (lathe_dconv_tile), each row's pixels at its row's offsets */
 typedef void (*lathe_dconv_fn)(const float *restrict x, const ptrdiff_t *restrict koff,
                                ptrdiff_t kn, const float *restrict w, ptrdiff_t wbs,
                                int nb, float *restrict out, ptrdiff_t obs);
@@ -61,7 +62,7 @@ typedef void (*lathe_dconv_fn)(const float *restrict x, const ptrdiff_t *restric
 enum {
   LATHE_DC_C, LATHE_DC_H, LATHE_DC_W, LATHE_DC_O, LATHE_DC_HO, LATHE_DC_WO, LATHE_DC_KH,
   LATHE_DC_KW, LATHE_DC_SH, LATHE_DC_SW, LATHE_DC_DH, LATHE_DC_DW, LATHE_DC_PT,
-  LATHE_DC_PL, LATHE_DC_HP, LATHE_DC_WP, LATHE_DC_PB, LATHE_DC_PAD
+  LATHE_DC_PL, LATHE_DC_HP, LATHE_DC_WP, LATHE_DC_PB, LATHE_DC_PAD, LATHE_DC_RL
 };
 
 /* koff[(c * KH + kh) * KW + kw]: where tap (c, kh, kw) of output pixel (0, 0) reads */
@@ -89,7 +90,10 @@ LATHE_GEMM_SHARED const float *lathe_dconv_border(const float *x, const ptrdiff_
 }
 
 /* the convolution of one image x [C][H][W] into the blocked tile tmp [OB][HO * WO][LT_V];
- * wp and koff as packed above; xpad: [C][HP][WP] when g[LATHE_DC_PAD] */
+ * wp and koff as packed above; xpad: [C][HP][WP] when g[LATHE_DC_PAD]. k_main computes the
+ * row blocks of PB pixels, k_last the last (shorter) blocks of RL rows at once: of rows oh to
+ * oh + RL - 1 for each multiple oh of RL, the last group moved up to end at row HO - 1 (it
+ * then computes a row or more again, the same sums in the same order). */
 LATHE_GEMM_SHARED void lathe_dconv_tile(const float *x, const ptrdiff_t *g,
                                         const float *wp, const ptrdiff_t *koff,
                                         lathe_dconv_fn k_main, lathe_dconv_fn k_last,
@@ -98,13 +102,20 @@ LATHE_GEMM_SHARED void lathe_dconv_tile(const float *x, const ptrdiff_t *g,
   const ptrdiff_t WO = g[LATHE_DC_WO], WP = g[LATHE_DC_WP], PB = g[LATHE_DC_PB];
   const ptrdiff_t K = C * g[LATHE_DC_KH] * g[LATHE_DC_KW], P = HO * WO;
   const ptrdiff_t OB = (O + LT_V - 1) / LT_V, SH = g[LATHE_DC_SH], SW = g[LATHE_DC_SW];
+  const ptrdiff_t RL = g[LATHE_DC_RL], last = (WO - 1) / PB * PB; /* the last block's column */
   const float *src = lathe_dconv_border(x, g, xpad);
   for (ptrdiff_t oh = 0; oh < HO; oh++)
-    for (ptrdiff_t ob = 0; ob < OB; ob += 2)
-      for (ptrdiff_t ow = 0; ow < WO; ow += PB)
-        (ow + PB < WO ? k_main : k_last)(src + oh * SH * WP + ow * SW, koff, K,
-                                         wp + ob * K * LT_V, K * LT_V, OB - ob < 2 ? 1 : 2,
-                                         tmp + (ob * P + oh * WO + ow) * LT_V, P * LT_V);
+    for (ptrdiff_t ob = 0; ob < OB; ob += 2) {
+      const int nb = OB - ob < 2 ? 1 : 2;
+      for (ptrdiff_t ow = 0; ow < last; ow += PB)
+        k_main(src + oh * SH * WP + ow * SW, koff, K, wp + ob * K * LT_V, K * LT_V, nb,
+               tmp + (ob * P + oh * WO + ow) * LT_V, P * LT_V);
+      if (oh % RL == 0) {
+        const ptrdiff_t r = oh + RL <= HO ? oh : HO - RL;
+        k_last(src + r * SH * WP + last * SW, koff, K, wp + ob * K * LT_V, K * LT_V, nb,
+               tmp + (ob * P + r * WO + last) * LT_V, P * LT_V);
+      }
+    }
 }
 
 /* lathe_dconv_tile, or another way to the same tile (lathe_wino_tile) */
@@ -148,7 +159,8 @@ typedef void (*lathe_dconv_wfn)(const float *restrict x, const float *restrict d
 
 /* one image's share of a direct weight gradient: x [C][H][W], dy [O][HO][WO]; acc: the
  * blocked sums [OB][C * KH * KW][LT_V], dyb: dy blocked [OB][HO * WO][LT_V], xpad as for
- * lathe_dconv_border; g[LATHE_DC_PB]: kernel rows per group of taps */
+ * lathe_dconv_border; g[LATHE_DC_PB]: kernel rows per group of taps (k_main); the last
+ * (shorter) group of kernel rows by k_last, of g[LATHE_DC_RL] channels (dividing C) a call */
 LATHE_GEMM_SHARED void lathe_dconv_wimage(const float *x, const float *dy,
                                           const ptrdiff_t *g, lathe_dconv_wfn k_main,
                                           lathe_dconv_wfn k_last, float *acc, float *dyb,
@@ -156,6 +168,7 @@ LATHE_GEMM_SHARED void lathe_dconv_wimage(const float *x, const float *dy,
   const ptrdiff_t C = g[LATHE_DC_C], O = g[LATHE_DC_O], HO = g[LATHE_DC_HO];
   const ptrdiff_t WO = g[LATHE_DC_WO], KH = g[LATHE_DC_KH], KW = g[LATHE_DC_KW];
   const ptrdiff_t HP = g[LATHE_DC_HP], WP = g[LATHE_DC_WP], RB = g[LATHE_DC_PB];
+  const ptrdiff_t RL = g[LATHE_DC_RL];
   const ptrdiff_t K = C * KH * KW, P = HO * WO, OB = (O + LT_V - 1) / LT_V;
   const float *src = lathe_dconv_border(x, g, xpad);
   float r[LT_V * 32]; /* block: NCHW -> NCHWc, 32 pixels at a time through r */
@@ -173,11 +186,12 @@ LATHE_GEMM_SHARED void lathe_dconv_wimage(const float *x, const float *dy,
   }
   for (ptrdiff_t c = 0; c < C; c++)
     for (ptrdiff_t kh = 0; kh < KH; kh += RB)
-      for (ptrdiff_t ob = 0; ob < OB; ob += 2)
-        (kh + RB <= KH ? k_main : k_last)(
-            src + (c * HP + kh * g[LATHE_DC_DH]) * WP, dyb + ob * P * LT_V, P * LT_V,
-            OB - ob < 2 ? 1 : 2, HO, WO, g[LATHE_DC_SH] * WP,
-            acc + (ob * K + (c * KH + kh) * KW) * LT_V, K * LT_V);
+      if (kh + RB <= KH || c % RL == 0)
+        for (ptrdiff_t ob = 0; ob < OB; ob += 2)
+          (kh + RB <= KH ? k_main : k_last)(
+              src + (c * HP + kh * g[LATHE_DC_DH]) * WP, dyb + ob * P * LT_V, P * LT_V,
+              OB - ob < 2 ? 1 : 2, HO, WO, g[LATHE_DC_SH] * WP,
+              acc + (ob * K + (c * KH + kh) * KW) * LT_V, K * LT_V);
 }
 
 /* The integers of a lathe_dconv_wfinish call: dw [o][k], threads blocked sums stride floats

@@ -30,7 +30,8 @@ static NodeId ew(Fixture *fx, OpKind op, NodeId a, NodeId b) {
 static void direct_outputs(Fixture *fx) {
   DType t = DT_F32;
   /* 20 output channels: a vector and a partial one (16 lanes) or three of 8; 31 columns:
-   * rows of two or more blocks */
+   * rows of two or more blocks (on 16 registers 6 + ... + 1: the last columns of 6 rows a
+   * call, of rows 0-5 and 1-6, lathe_dconv_tile's g[LATHE_DC_RL]) */
   NodeId x = input(fx, "x", t, s4(3, 5, 9, 33));
   NodeId w = param(fx, "w", t, s4(20, 5, 3, 3));
   out(fx, "ragged", add(fx, OP_CONV2D, x, w, (Attr){0}));
@@ -53,6 +54,10 @@ static void direct_outputs(Fixture *fx) {
   /* weight gradients: of "ragged" (20 channels, two groups of tap rows on 16 registers), and
    * of the padded, strided, dilated one (8 channels, a partial vector) */
   out(fx, "ragged_dw", add(fx, OP_CONV2D_GRAD_WEIGHT, x, gy, (Attr){.kernel = {3, 3}}));
+  /* and of 4 input channels (on 16 registers the last kernel row of two channels a call,
+   * lathe_dconv_wimage's g[LATHE_DC_RL]) */
+  NodeId xc = input(fx, "xc", t, s4(2, 4, 8, 10)), gc = input(fx, "gc", t, s4(2, 20, 6, 8));
+  out(fx, "paired_dw", add(fx, OP_CONV2D_GRAD_WEIGHT, xc, gc, (Attr){.kernel = {3, 3}}));
   NodeId gs = input(fx, "gs", t, s4(2, 8, 7, 12));
   out(fx, "strided_dw", add(fx, OP_CONV2D_GRAD_WEIGHT, xs, gs,
                             (Attr){.stride = {2, 2}, .pad = {1, 2, 0, 1}, .dil = {2, 1},
@@ -138,6 +143,10 @@ static void check_target(Module *m, const Tensor *inputs, const Tensor *params, 
   ck_assert(!direct || strstr(c_text, "lathe_dconv_image(lathe_wino_tile, xq + "));
   ck_assert(!direct || strstr(c_text, "lathe_wino_tile(xq + "));
   ck_assert(t != CG_TARGET_GENERIC || strstr(c_text, "__attribute__") == NULL);
+  /* on 16 registers: the last columns of 6 rows of "ragged" (33 floats apart in x, 31 pixels
+   * in the tile) and the last kernel rows of 2 of paired_dw's channels (80 floats apart) */
+  ck_assert(t != CG_TARGET_X86_64_V3 || strstr(c_text, "lathe_dconv_k1s1_r6x33_248("));
+  ck_assert(t != CG_TARGET_X86_64_V3 || strstr(c_text, "lathe_dconv_w2x3_80_1_1_a72("));
   ck_assert((strstr(c_text, "LATHE_OMP_FOR") != NULL) == (threads > 1));
   /* the scalar twins too, as a compiler without vector extensions builds them */
   fx_check_builds(m, inputs, params, c_text, h_text, direct && threads == 1, threads);
