@@ -148,17 +148,6 @@ static void emit_scalar_kernel(CgBuf *o, int mr, int nr) {
 
 /* the column edge's row blocks, after the OpenMP line */
 
-/* lathe_vfu, once per file (the micro-kernel and the transpose use it) */
-static void emit_vfu(CgFunc *f, int vec) {
-  if (vec <= 0 || !cg_gemm_once(f, "lathe_vfu (codegen/gemm_direct.c)")) return;
-  cg_buf_printf(f->globals,
-                "#ifdef LATHE_VECTOR\n"
-                "/* a vector read or written at any float boundary (rows of B and C in place) */\n"
-                "typedef float lathe_vfu __attribute__((vector_size(%d), aligned(4), may_alias));\n"
-                "#endif\n",
-                vec * 4);
-}
-
 /* B (k x n, B[p][j] = b[p * rs + j * cs]) copied row-major, for a B that is stored
  * transposed (dX = dY Wᵀ, attention's Q Kᵀ): k n floats, a small fraction of the k m n
  * multiply-adds, where packing would copy it and A as well. Vector targets transpose V x V
@@ -172,7 +161,6 @@ void cg_gemm_transpose_emit(CgFunc *f) {
   if (!cg_gemm_once(f, "lathe_gemm_transpose (codegen/gemm_direct.c)")) return;
   int vec, mr, nr;
   cg_gemm_tile(f->opt, &vec, &mr, &nr);
-  emit_vfu(f, vec);
   CgBuf *o = f->globals;
   if (vec > 0)
     cg_buf_puts(o, "#if defined(LATHE_VECTOR) && defined(__has_builtin)\n"
@@ -248,7 +236,6 @@ static void emit_routines(CgFunc *f) {
   int vec, mr, nr;
   cg_gemm_tile(f->opt, &vec, &mr, &nr);
   CgBuf *o = f->globals;
-  emit_vfu(f, vec);
   if (vec > 0) {
     cg_buf_puts(o, "#ifdef LATHE_VECTOR\n");
     emit_vector_kernel(o, vec, mr, nr);
