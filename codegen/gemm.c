@@ -442,9 +442,10 @@ void cg_gemm_emit_tile_step(CgBuf *o, int mr, int nr, int vec, const char *bload
 static void emit_vector_kernel(CgBuf *o, const GemmTile *t) {
   int nv = t->nr / t->vec;
   cg_buf_printf(o, kernel_doc, t->mr, t->nr, t->mr, t->nr);
-  cg_buf_puts(o, "LATHE_GEMM_FN void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
-                 "                                     const float *restrict b, float *restrict c,\n"
-                 "                                     ptrdiff_t ldc, int add) {\n");
+  cg_buf_puts(o,
+              "LATHE_GEMM_FN void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
+              "                                     const float *restrict b, float *restrict c,\n"
+              "                                     ptrdiff_t ldc, int add) {\n");
   cg_buf_printf(o,
                 "  for (int i = 0; i < %d; i++) {\n"
                 "    __builtin_prefetch(c + i * ldc, 1);\n"
@@ -493,16 +494,17 @@ void cg_vector_prelude(CgFunc *f) {
   cg_buf_puts(o, cg_kernel_gemm_dims);
   cg_buf_puts(o, t->vec > 0 ? cg_kernel_gemm_shared : "#define LATHE_GEMM_SHARED static\n\n");
   if (t->vec > 0) {
-    cg_buf_printf(o,
-                  "/* the micro-kernels use GCC/Clang vector extensions; their scalar C99 twins\n"
-                  " * run elsewhere, or when built with -DLATHE_NO_VECTOR_EXTENSIONS */\n"
-                  "#if defined(__GNUC__) && !defined(LATHE_NO_VECTOR_EXTENSIONS)\n"
-                  "#define LATHE_VECTOR 1\n"
-                  "typedef float lathe_vf __attribute__((vector_size(%d), may_alias));\n"
-                  "/* a vector read or written at any float boundary (rows of B and C in place) */\n"
-                  "typedef float lathe_vfu __attribute__((vector_size(%d), aligned(4), "
-                  "may_alias));\n",
-                  t->vec * 4, t->vec * 4);
+    cg_buf_printf(
+        o,
+        "/* the micro-kernels use GCC/Clang vector extensions; their scalar C99 twins\n"
+        " * run elsewhere, or when built with -DLATHE_NO_VECTOR_EXTENSIONS */\n"
+        "#if defined(__GNUC__) && !defined(LATHE_NO_VECTOR_EXTENSIONS)\n"
+        "#define LATHE_VECTOR 1\n"
+        "typedef float lathe_vf __attribute__((vector_size(%d), may_alias));\n"
+        "/* a vector read or written at any float boundary (rows of B and C in place) */\n"
+        "typedef float lathe_vfu __attribute__((vector_size(%d), aligned(4), "
+        "may_alias));\n",
+        t->vec * 4, t->vec * 4);
     emit_kernel_attributes(o, t);
     cg_buf_puts(o, "#endif\n\n");
   }
