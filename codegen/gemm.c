@@ -357,14 +357,17 @@ void cg_kernel_emit(CgFunc *f, const char *text) {
 }
 
 static const char kernel_doc[] =
-    "/* tile (%d x %d, row-major) = A sliver (%d x kc) * B sliver (kc x %d), both packed */\n";
+    "/* C tile (%d x %d, row stride ldc) = A sliver (%d x kc) * B sliver (kc x %d), both packed,\n"
+    " * or C tile += it when add */\n";
 
 static void emit_scalar_kernel(CgBuf *o, const GemmTile *t) {
   cg_buf_printf(o, kernel_doc, t->mr, t->nr, t->mr, t->nr);
   cg_buf_printf(o,
                 "LATHE_GEMM_SHARED void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
                 "                                         const float *restrict b,\n"
-                "                                         float *restrict t) {\n"
+                "                                         float *restrict c, ptrdiff_t ldc,\n"
+                "                                         int add) {\n"
+                "  float t[%d];\n"
                 "  for (int x = 0; x < %d; x++) t[x] = 0.0f;\n"
                 "  for (ptrdiff_t p = 0; p < kc; p++) {\n"
                 "    for (int i = 0; i < %d; i++) {\n"
@@ -374,8 +377,12 @@ static void emit_scalar_kernel(CgBuf *o, const GemmTile *t) {
                 "    a += %d;\n"
                 "    b += %d;\n"
                 "  }\n"
+                "  for (int i = 0; i < %d; i++)\n"
+                "    for (int j = 0; j < %d; j++)\n"
+                "      c[i * ldc + j] = add ? c[i * ldc + j] + t[i * %d + j] : t[i * %d + j];\n"
                 "}\n",
-                t->mr * t->nr, t->mr, t->nr, t->nr, t->mr, t->nr);
+                t->mr * t->nr, t->mr * t->nr, t->mr, t->nr, t->nr, t->mr, t->nr, t->mr, t->nr,
+                t->nr, t->nr);
 }
 
 /* The function attributes of the vector kernel: the target's ISA on x86-64 (so it is fast
@@ -411,7 +418,7 @@ void cg_gemm_emit_tile_step(CgBuf *o, int mr, int nr, int vec, const char *bload
       cg_buf_printf(o, "%s c%d_%d = {0}", v ? "," : "", i, v);
     cg_buf_puts(o, ";\n");
   }
-  cg_buf_puts(o, "  for (ptrdiff_t p = 0; p < kc; p++) {\n");
+  cg_buf_puts(o, "  LATHE_UNROLL_K\n  for (ptrdiff_t p = 0; p < kc; p++) {\n");
   for (int v = 0; v < nv; v++) {
     cg_buf_printf(o, "    const lathe_vf b%d = ", v);
     cg_buf_printf(o, bload, v * vec);
@@ -427,18 +434,37 @@ void cg_gemm_emit_tile_step(CgBuf *o, int mr, int nr, int vec, const char *bload
   }
 }
 
+/* The vector micro-kernel writes its tile straight into C (stored, or added after the first K
+ * block), where an earlier version stored it to a scratch tile that lathe_gemm then copied or
+ * added into C: at 512^3 on Zen 3 the copy pass cost about an eighth of the time (docs/perf.md,
+ * 2026-12-07). The tile's rows of C are prefetched first, for writing, so that their misses
+ * overlap the k loop. */
 static void emit_vector_kernel(CgBuf *o, const GemmTile *t) {
   int nv = t->nr / t->vec;
   cg_buf_printf(o, kernel_doc, t->mr, t->nr, t->mr, t->nr);
-  cg_buf_puts(o, "LATHE_GEMM_FN void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
-                 "                                     const float *restrict b, float *restrict t) "
-                 "{\n");
+  cg_buf_puts(o,
+              "LATHE_GEMM_FN void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a,\n"
+              "                                     const float *restrict b, float *restrict c,\n"
+              "                                     ptrdiff_t ldc, int add) {\n");
+  cg_buf_printf(o,
+                "  for (int i = 0; i < %d; i++) {\n"
+                "    __builtin_prefetch(c + i * ldc, 1);\n"
+                "    __builtin_prefetch(c + i * ldc + %d, 1);\n"
+                "  }\n",
+                t->mr, t->nr - 1);
   cg_gemm_emit_tile_step(o, t->mr, t->nr, t->vec, "*(const lathe_vf *)(b + %d)", "a[%d]");
   cg_buf_printf(o, "    a += %d;\n    b += %d;\n  }\n", t->mr, t->nr);
-  for (int i = 0; i < t->mr; i++)
-    for (int v = 0; v < nv; v++)
-      cg_buf_printf(o, "  *(lathe_vf *)(t + %d) = c%d_%d;\n", i * t->nr + v * t->vec, i, v);
-  cg_buf_puts(o, "}\n");
+  for (int add = 1; add >= 0; add--) {
+    cg_buf_puts(o, add ? "  if (add) {\n" : "  } else {\n");
+    for (int i = 0; i < t->mr; i++) {
+      cg_buf_puts(o, "   ");
+      for (int v = 0; v < nv; v++)
+        cg_buf_printf(o, " *(lathe_vfu *)(c + %d * ldc + %d) %s= c%d_%d;", i, v * t->vec,
+                      add ? "+" : "", i, v);
+      cg_buf_puts(o, "\n");
+    }
+  }
+  cg_buf_puts(o, "  }\n}\n");
 }
 
 /* Every GEMM of the file calls these few routines; inlining them into each call site would
@@ -457,6 +483,18 @@ bool cg_gemm_once(CgFunc *f, const char *mark) {
   return true;
 }
 
+/* The micro-kernels' k loops are unrolled by 4 under GCC on x86-64: one pointer step and loop
+ * test per 4 steps, and no spill (AVX2 6 x 16 on Zen 3: the packed loops over a block in L2 5 to
+ * 28% faster, the unpacked kernel 14% on the MLP; docs/perf.md). Clang unrolls the packed loop
+ * by 8 on its own and, told to unroll the unpacked one, spills accumulators: left alone. */
+static const char unroll_k[] =
+    "/* the micro-kernels' k loops: unrolled by 4 under GCC on x86-64 (codegen/gemm.c) */\n"
+    "#if defined(__x86_64__) && !defined(__clang__)\n"
+    "#define LATHE_UNROLL_K _Pragma(\"GCC unroll 4\")\n"
+    "#else\n"
+    "#define LATHE_UNROLL_K\n"
+    "#endif\n";
+
 static const char vector_mark[] = "/* ---- vector types and function attributes (codegen/gemm.c)";
 
 void cg_vector_prelude(CgFunc *f) {
@@ -468,14 +506,19 @@ void cg_vector_prelude(CgFunc *f) {
   cg_buf_puts(o, cg_kernel_gemm_dims);
   cg_buf_puts(o, t->vec > 0 ? cg_kernel_gemm_shared : "#define LATHE_GEMM_SHARED static\n\n");
   if (t->vec > 0) {
-    cg_buf_printf(o,
-                  "/* the micro-kernels use GCC/Clang vector extensions; their scalar C99 twins\n"
-                  " * run elsewhere, or when built with -DLATHE_NO_VECTOR_EXTENSIONS */\n"
-                  "#if defined(__GNUC__) && !defined(LATHE_NO_VECTOR_EXTENSIONS)\n"
-                  "#define LATHE_VECTOR 1\n"
-                  "typedef float lathe_vf __attribute__((vector_size(%d), may_alias));\n",
-                  t->vec * 4);
+    cg_buf_printf(
+        o,
+        "/* the micro-kernels use GCC/Clang vector extensions; their scalar C99 twins\n"
+        " * run elsewhere, or when built with -DLATHE_NO_VECTOR_EXTENSIONS */\n"
+        "#if defined(__GNUC__) && !defined(LATHE_NO_VECTOR_EXTENSIONS)\n"
+        "#define LATHE_VECTOR 1\n"
+        "typedef float lathe_vf __attribute__((vector_size(%d), may_alias));\n"
+        "/* a vector read or written at any float boundary (rows of B and C in place) */\n"
+        "typedef float lathe_vfu __attribute__((vector_size(%d), aligned(4), "
+        "may_alias));\n",
+        t->vec * 4, t->vec * 4);
     emit_kernel_attributes(o, t);
+    cg_buf_puts(o, unroll_k);
     cg_buf_puts(o, "#endif\n\n");
   }
 }

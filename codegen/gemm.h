@@ -103,9 +103,9 @@ void cg_target_info(const CgOptions *o, CgTargetInfo *out);
 /* the micro-tile of o's target: floats per vector (0: scalar), rows of A, columns of B */
 void cg_gemm_tile(const CgOptions *o, int *vec, int *mr, int *nr);
 /* The body of a vector micro-kernel up to its k loop's pointer steps: the mr x nr / vec
- * accumulators c<i>_<v>, then, in `for (ptrdiff_t p = 0; p < kc; p++) {` (left open), the
- * B vectors b<v> (bload: a printf format of the float offset) and per row the A element
- * x<i> (aload: a format of the row) and its multiply-adds. */
+ * accumulators c<i>_<v>, then, in `LATHE_UNROLL_K for (ptrdiff_t p = 0; p < kc; p++) {`
+ * (left open), the B vectors b<v> (bload: a printf format of the float offset) and per row
+ * the A element x<i> (aload: a format of the row) and its multiply-adds. */
 void cg_gemm_emit_tile_step(CgBuf *o, int mr, int nr, int vec, const char *bload,
                             const char *aload);
 

@@ -42,6 +42,8 @@
 #include "gemm.h"
 #include "kernels_text.h"
 
+#include <stdio.h>
+
 bool cg_gemm_direct_suits(int64_t m, int64_t k, int64_t n) {
   return !(m >= 512 && k >= 512 && n >= 512);
 }
@@ -66,12 +68,15 @@ static const char kernel_doc[] =
 /* The k loop: B's row p as NR / V vector loads, A's column p as MR scalar broadcasts, MR x NR / V
  * FMAs. The MR rows of A are read at one offset from their row pointers (a_i[off], off += cs):
  * one add per k for all of them, where a pointer per row costs MR adds; on AVX2 (6 x 16: 12
- * FMAs, 6 broadcasts, 2 loads) that is 24 instructions per k instead of 30. The loop is not
- * unrolled: with 16 vector registers both GCC and Clang then interleave the steps and spill
- * accumulators (measured: 25 to 29 instructions per k). */
+ * FMAs, 6 broadcasts, 2 loads) that is 24 instructions per k instead of 30. Unrolled by hand,
+ * with 16 vector registers both GCC and Clang interleaved the steps and spilled accumulators
+ * (25 to 29 instructions per k); GCC's own unrolling by 4 (LATHE_UNROLL_K, codegen/gemm.c)
+ * keeps the steps apart and spills nothing, and is 14% faster on the MLP's layers on Zen 3;
+ * Clang still spills when asked, so it is asked only under GCC. */
 static void emit_vector_step(CgBuf *o, int vec, int mr, int nr) {
   int nv = nr / vec;
   cg_buf_puts(o, "  const ptrdiff_t end = kc * cs;\n"
+                 "  LATHE_UNROLL_K\n"
                  "  for (ptrdiff_t off = 0; off != end; off += cs) {\n");
   for (int v = 0; v < nv; v++)
     cg_buf_printf(o, "    const lathe_vf b%d = *(const lathe_vfu *)(b + %d);\n", v, v * vec);
@@ -84,29 +89,43 @@ static void emit_vector_step(CgBuf *o, int vec, int mr, int nr) {
   cg_buf_puts(o, "    b += ldb;\n  }\n");
 }
 
-static void emit_vector_kernel(CgBuf *o, int vec, int mr, int nr) {
+/* The kernel of `rows` rows (the name's suffix _ROWS, or none for the full MR): the edge
+ * kernels of 2 and 4 rows (emit_vector_kernels) serve a last row block of at most that many rows,
+ * which the full kernel would compute whole and store in part: a 64-row batch is 10 x 6 + 4 rows,
+ * the LSTM's 32 rows 5 x 6 + 2, so 3% and 11% of their FMAs were spent on rows never stored.
+ * Each row's sum runs in the same order in every kernel: the results are the same bits. */
+static void emit_vector_kernel(CgBuf *o, int vec, int rows, int nr, int mr) {
   int nv = nr / vec;
-  cg_buf_printf(o, kernel_doc, mr, nr, mr, nr);
-  cg_buf_puts(
-      o, "LATHE_GEMM_FN void lathe_gemm_direct_kernel(ptrdiff_t kc, const float *restrict a,\n"
-         "                                            ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mr,\n"
-         "                                            const float *restrict b, ptrdiff_t ldb,\n"
-         "                                            float *restrict c, ptrdiff_t ldc, int acc) "
-         "{\n");
-  for (int i = 0; i < mr; i++) {
+  char suffix[16] = "";
+  if (rows != mr) snprintf(suffix, sizeof suffix, "_%d", rows);
+  cg_buf_printf(o, kernel_doc, rows, nr, rows, nr);
+  cg_buf_printf(o,
+                "LATHE_GEMM_FN void lathe_gemm_direct_kernel%s(ptrdiff_t kc,\n"
+                "    const float *restrict a, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mr,\n"
+                "    const float *restrict b, ptrdiff_t ldb, float *restrict c, ptrdiff_t ldc,\n"
+                "    int acc) {\n",
+                suffix);
+  for (int e = 2; rows == mr && e < mr; e *= 2) /* the edge kernels, emitted before */
+    cg_buf_printf(o,
+                  "  if (mr <= %d) {\n"
+                  "    lathe_gemm_direct_kernel_%d(kc, a, rs, cs, mr, b, ldb, c, ldc, acc);\n"
+                  "    return;\n"
+                  "  }\n",
+                  e, e);
+  for (int i = 0; i < rows; i++) {
     if (i == 0)
       cg_buf_puts(o, "  const float *a0 = a;\n");
     else
       cg_buf_printf(o, "  const float *a%d = a + (%d < mr ? %d : mr - 1) * rs;\n", i, i, i);
   }
-  for (int i = 0; i < mr; i++) {
+  for (int i = 0; i < rows; i++) {
     cg_buf_puts(o, "  lathe_vf");
     for (int v = 0; v < nv; v++)
       cg_buf_printf(o, "%s c%d_%d = {0}", v ? "," : "", i, v);
     cg_buf_puts(o, ";\n");
   }
-  emit_vector_step(o, vec, mr, nr);
-  for (int i = 0; i < mr; i++) {
+  emit_vector_step(o, vec, rows, nr);
+  for (int i = 0; i < rows; i++) {
     if (i) cg_buf_printf(o, "  if (mr <= %d) return;\n  c += ldc;\n", i);
     for (int add = 1; add >= 0; add--) {
       cg_buf_puts(o, add ? "  if (acc) {\n   " : "  } else {\n   ");
@@ -117,6 +136,13 @@ static void emit_vector_kernel(CgBuf *o, int vec, int mr, int nr) {
     cg_buf_puts(o, "  }\n");
   }
   cg_buf_puts(o, "}\n");
+}
+
+/* the full kernel and, before it, its edge kernels of 2, 4, ... rows (fewer than MR) */
+static void emit_vector_kernels(CgBuf *o, int vec, int mr, int nr) {
+  for (int e = 2; e < mr; e *= 2)
+    emit_vector_kernel(o, vec, e, nr, mr);
+  emit_vector_kernel(o, vec, mr, nr, mr);
 }
 
 static void emit_scalar_kernel(CgBuf *o, int mr, int nr) {
@@ -148,17 +174,6 @@ static void emit_scalar_kernel(CgBuf *o, int mr, int nr) {
 
 /* the column edge's row blocks, after the OpenMP line */
 
-/* lathe_vfu, once per file (the micro-kernel and the transpose use it) */
-static void emit_vfu(CgFunc *f, int vec) {
-  if (vec <= 0 || !cg_gemm_once(f, "lathe_vfu (codegen/gemm_direct.c)")) return;
-  cg_buf_printf(f->globals,
-                "#ifdef LATHE_VECTOR\n"
-                "/* a vector read or written at any float boundary (rows of B and C in place) */\n"
-                "typedef float lathe_vfu __attribute__((vector_size(%d), aligned(4), may_alias));\n"
-                "#endif\n",
-                vec * 4);
-}
-
 /* B (k x n, B[p][j] = b[p * rs + j * cs]) copied row-major, for a B that is stored
  * transposed (dX = dY Wᵀ, attention's Q Kᵀ): k n floats, a small fraction of the k m n
  * multiply-adds, where packing would copy it and A as well. Vector targets transpose V x V
@@ -172,7 +187,6 @@ void cg_gemm_transpose_emit(CgFunc *f) {
   if (!cg_gemm_once(f, "lathe_gemm_transpose (codegen/gemm_direct.c)")) return;
   int vec, mr, nr;
   cg_gemm_tile(f->opt, &vec, &mr, &nr);
-  emit_vfu(f, vec);
   CgBuf *o = f->globals;
   if (vec > 0)
     cg_buf_puts(o, "#if defined(LATHE_VECTOR) && defined(__has_builtin)\n"
@@ -248,10 +262,9 @@ static void emit_routines(CgFunc *f) {
   int vec, mr, nr;
   cg_gemm_tile(f->opt, &vec, &mr, &nr);
   CgBuf *o = f->globals;
-  emit_vfu(f, vec);
   if (vec > 0) {
     cg_buf_puts(o, "#ifdef LATHE_VECTOR\n");
-    emit_vector_kernel(o, vec, mr, nr);
+    emit_vector_kernels(o, vec, mr, nr);
     cg_buf_puts(o, "#else\n");
   }
   emit_scalar_kernel(o, mr, nr);

@@ -37,7 +37,7 @@ typedef float lathe_vfu __attribute__((vector_size(32), aligned(4), may_alias));
 
 /* generated per target and shape (codegen/gemm.c, gemm_direct.c, conv_direct.c) */
 void lathe_gemm_kernel(ptrdiff_t kc, const float *restrict a, const float *restrict b,
-                       float *restrict t);
+                       float *restrict c, ptrdiff_t ldc, int add);
 void lathe_gemm_direct_kernel(ptrdiff_t k, const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs,
                               ptrdiff_t mr, const float *b, ptrdiff_t ldb, float *c,
                               ptrdiff_t ldc, int acc);

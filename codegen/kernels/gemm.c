@@ -83,7 +83,7 @@ LATHE_GEMM_SHARED void lathe_gemm_pack_strided(const lathe_gemm_b *b, ptrdiff_t 
 }
 
 /* @lathe-kernel driver */
-/* c (mr x nr, row stride ldc) += the tile */
+/* c (mr x nr, row stride ldc) += the tile (an edge tile: whole ones go straight into C) */
 LATHE_GEMM_SHARED void lathe_gemm_add(ptrdiff_t mr, ptrdiff_t nr, const float *restrict t,
                                       float *restrict c, ptrdiff_t ldc) {
   for (ptrdiff_t i = 0; i < mr; i++)
@@ -92,7 +92,8 @@ LATHE_GEMM_SHARED void lathe_gemm_add(ptrdiff_t mr, ptrdiff_t nr, const float *r
 
 /* C (m x n, row stride ldc) = A B, or C += A B when acc, A[i][p] = a[i * a_rs + p * a_cs].
  * BLIS loop order: N panels of nc_max, K blocks of kc_max (B block packed), M blocks of
- * mc_max (A block packed), then LT_MR x LT_NR tiles. ws: 64-byte aligned scratch holding
+ * mc_max (A block packed), then LT_MR x LT_NR tiles, each written into C by the micro-kernel;
+ * one at the edge of C goes through the scratch tile. ws: 64-byte aligned scratch holding
  * the tile, the packed A block and the packed B panel (codegen/gemm.c sizes it).
  * Pre-packed operands (lathe_gemm_prepack_a/_b, same k, kc_max, mc_max, nc_max) are read
  * in place: A when a_rs = a_cs = 0, B when b->pack is NULL (b->p holds the panels). */
@@ -125,7 +126,11 @@ LT_TILEDECL
           for (ptrdiff_t ir = 0; ir < mc; ir += LT_MR) {
             const ptrdiff_t mr = mc - ir < LT_MR ? mc - ir : LT_MR;
             float *const cp = c + (ic + ir) * ldc + jc + jr;
-            lathe_gemm_kernel(kc, ap + ir * kc, bp + jr * kc, tile);
+            if (mr == LT_MR && nr == LT_NR) { /* a whole tile: straight into C */
+              lathe_gemm_kernel(kc, ap + ir * kc, bp + jr * kc, cp, ldc, add);
+              continue;
+            }
+            lathe_gemm_kernel(kc, ap + ir * kc, bp + jr * kc, tile, LT_NR, 0);
             if (add) {
               lathe_gemm_add(mr, nr, tile, cp, ldc);
             } else {
