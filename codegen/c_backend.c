@@ -386,47 +386,15 @@ static void assemble_function(Backend *b, const EntryPlan *ep, CgEmitter *e) {
   cg_buf_puts(&b->funcs, "}\n\n");
 }
 
-/* Lowers every kernel in the schedule memory planning stored (Node.kernel, Graph.n_kernels;
- * passes/kernels.c), in its order: kernel k once its last member is reached, a view (kernel
- * -1: a source, constant or reshape, which only names storage) where it stands. members holds
- * each kernel's members in id order, at first[k]. False (internal error) when the graph has
- * no schedule or the walk disagrees with it. */
-static bool lower_kernels(Backend *b, const EntryPlan *ep, CgFunc *f) {
-  const Graph *g = f->g;
-  int32_t nk = g->n_kernels;
-  if (nk < 0) {
-    diag_error(b->diag, (SrcLoc){0}, "internal error: entry '%s' has no kernel schedule", g->name);
-    return false;
-  }
-  uint32_t *first = arena_alloc(&b->arena, ((size_t)nk + 1) * sizeof *first);
-  uint32_t *seen = arena_alloc(&b->arena, ((size_t)nk + 1) * sizeof *seen);
-  NodeId *members = arena_alloc(&b->arena, (g->n_nodes + 1) * sizeof *members);
-  memset(first, 0, ((size_t)nk + 1) * sizeof *first);
-  memset(seen, 0, ((size_t)nk + 1) * sizeof *seen);
-  for (NodeId id = 0; id < g->n_nodes; id++) /* first[k + 1]: members of kernel k, then sums */
-    if (g->nodes[id].kernel >= 0 && g->nodes[id].kernel < nk) first[g->nodes[id].kernel + 1]++;
-  for (int32_t k = 0; k < nk; k++)
-    first[k + 1] += first[k];
-  int32_t next = 0; /* the kernel the schedule runs next */
-  for (NodeId id = 0; id < g->n_nodes; id++) {
-    int32_t k = g->nodes[id].kernel;
-    if (k < 0 && g->nodes[id].group < 0) {
-      if (!cg_lower_node(f, id)) return false;
-      continue;
-    }
-    if (k < 0 || k >= nk) return cg_unsupported(f, id, "node outside the kernel schedule");
-    members[first[k] + seen[k]++] = id;
-    if (first[k] + seen[k] < first[k + 1]) continue; /* not the kernel's last member yet */
-    if (k != next++) return cg_unsupported(f, id, "kernel out of schedule order");
-    bool single = seen[k] == 1 && g->nodes[id].group < 0;
-    if (!(single ? cg_lower_node(f, id) : cg_lower_group(f, members + first[k], (int)seen[k])))
-      return false;
-    cg_emit_ready(b, f, ep, k);
-  }
-  if (next == nk) return true;
-  diag_error(b->diag, (SrcLoc){0}, "internal error: entry '%s' ran %d of its %d kernels", g->name,
-             (int)next, (int)nk);
-  return false;
+/* after kernel k of an entry: the gradient buckets ready by then (buckets.c) */
+typedef struct ReadyHook {
+  Backend *b;
+  const EntryPlan *ep;
+} ReadyHook;
+
+static void emit_ready(CgFunc *f, int32_t kernel, void *ctx) {
+  ReadyHook *r = ctx;
+  cg_emit_ready(r->b, f, r->ep, kernel);
 }
 
 static bool emit_entry(Backend *b, const Graph *g, EntryPlan *ep) {
@@ -454,7 +422,8 @@ static bool emit_entry(Backend *b, const Graph *g, EntryPlan *ep) {
   f.val = arena_alloc(&b->arena, (g->n_nodes + 1) * sizeof *f.val);
   bool ok = assign_storage(b, ep, &f);
   if (ok) cg_plan_buckets(b, ep, &f);
-  ok = ok && lower_kernels(b, ep, &f);
+  ReadyHook ready = {b, ep};
+  ok = ok && cg_lower_kernels(&f, emit_ready, &ready);
   ok = ok && emit_epilogue(b, ep, &f);
   if (ok && !cg_emitter_ok(&e)) {
     diag_error(b->diag, (SrcLoc){0}, "out of memory while generating C for '%s'", g->name);

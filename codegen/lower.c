@@ -796,3 +796,45 @@ bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members) {
   if (line) cg_raw(f->e, "%s", CG_LINE_RESYNC);
   return ok;
 }
+
+/* ---- the kernel schedule ---------------------------------------------------------------- */
+
+bool cg_lower_kernels(CgFunc *f, CgKernelHook after, void *ctx) {
+  const Graph *g = f->g;
+  int32_t nk = g->n_kernels;
+  if (nk < 0) {
+    diag_error(f->diag, (SrcLoc){0}, "internal error: '%s' has no kernel schedule",
+               g->name ? g->name : "a scan body");
+    return false;
+  }
+  uint32_t *first = arena_alloc(f->arena, ((size_t)nk + 1) * sizeof *first);
+  uint32_t *seen = arena_alloc(f->arena, ((size_t)nk + 1) * sizeof *seen);
+  NodeId *members = arena_alloc(f->arena, (g->n_nodes + 1) * sizeof *members);
+  memset(first, 0, ((size_t)nk + 1) * sizeof *first);
+  memset(seen, 0, ((size_t)nk + 1) * sizeof *seen);
+  for (NodeId id = 0; id < g->n_nodes; id++) /* first[k + 1]: members of kernel k, then sums */
+    if (g->nodes[id].kernel >= 0 && g->nodes[id].kernel < nk) first[g->nodes[id].kernel + 1]++;
+  for (int32_t k = 0; k < nk; k++)
+    first[k + 1] += first[k];
+  int32_t next = 0; /* the kernel the schedule runs next */
+  for (NodeId id = 0; id < g->n_nodes; id++) {
+    int32_t k = g->nodes[id].kernel;
+    if (k < 0 && g->nodes[id].op == OP_SCAN_ARG) continue; /* filled by the scan */
+    if (k < 0 && g->nodes[id].group < 0) {
+      if (!cg_lower_node(f, id)) return false;
+      continue;
+    }
+    if (k < 0 || k >= nk) return cg_unsupported(f, id, "node outside the kernel schedule");
+    members[first[k] + seen[k]++] = id;
+    if (first[k] + seen[k] < first[k + 1]) continue; /* not the kernel's last member yet */
+    if (k != next++) return cg_unsupported(f, id, "kernel out of schedule order");
+    bool single = seen[k] == 1 && g->nodes[id].group < 0;
+    if (!(single ? cg_lower_node(f, id) : cg_lower_group(f, members + first[k], (int)seen[k])))
+      return false;
+    if (after) after(f, k, ctx);
+  }
+  if (next == nk) return true;
+  diag_error(f->diag, (SrcLoc){0}, "internal error: '%s' ran %d of its %d kernels",
+             g->name ? g->name : "a scan body", (int)next, (int)nk);
+  return false;
+}

@@ -17,4 +17,15 @@ bool cg_lower_node(CgFunc *f, NodeId id);
  * are stored; the others live in registers. */
 bool cg_lower_group(CgFunc *f, const NodeId *members, int n_members);
 
+/* Called after kernel k is lowered (c_backend.c: the gradient buckets ready then). */
+typedef void (*CgKernelHook)(CgFunc *f, int32_t kernel, void *ctx);
+
+/* Lowers every kernel of f->g in the schedule memory planning stored (Node.kernel,
+ * Graph.n_kernels; passes/kernels.c), in its order: kernel k once its last member is reached
+ * (a group through cg_lower_group), a view (kernel -1: a source, constant or reshape, which
+ * only names storage) where it stands; a scan body's SCAN_ARGs (kernel -1) are skipped, the
+ * scan fills them (lower_scan.c). The same walk for an entry (c_backend.c) and for a scan's
+ * step. False (internal error) when the graph has no schedule or the walk disagrees with it. */
+bool cg_lower_kernels(CgFunc *f, CgKernelHook after, void *ctx);
+
 #endif

@@ -2,13 +2,15 @@
  *
  * A SCAN becomes one `for` loop over the steps around its body's kernels, so the generated
  * code does not depend on the sequence length (only the loop bound does). Body nodes live at
- * the absolute workspace offsets passes/memplan_scan.c gave them; captured arguments read the
+ * the absolute workspace offsets passes/memplan_scan.c gave them (a fused member that is not
+ * stored has none: it lives in a register of its kernel); captured arguments read the
  * scan's inputs in place. Per scan:
  *   before the loop: each carry's initial value is copied into its SCAN_ARG buffer, and
  *                    the body GEMMs' captured operands (weights) are packed once
  *                    (cg_gemm_prepack, codegen/gemm.c);
  *   each step t:     sequence slices are gathered into their SCAN_ARG buffers, the body's
- *                    kernels run in node order (cg_lower_node on the body), per-step outputs
+ *                    kernels run in the body's schedule (cg_lower_kernels: fused groups as
+ *                    one loop, passes/fuse.c and memplan_scan.c), per-step outputs
  *                    are scattered into the packed result at index t, and the new carries are
  *                    copied into the carry buffers (the body never writes those buffers, so
  *                    the copy after the body is the double buffering);
@@ -128,8 +130,7 @@ static bool scan_step(CgFunc *f, const Node *n, NodeId id, CgFunc *fb, const cha
     if (a != IR_NONE)
       move_slice(f, &x->shape, axis, t, NULL, "0", &fb->val[a], false, &f->val[n->in[i]]);
   }
-  for (NodeId b = 0; b < body->n_nodes; b++)
-    if (graph_node(body, b)->op != OP_SCAN_ARG && !cg_lower_node(fb, b)) return false;
+  if (!cg_lower_kernels(fb, NULL, NULL)) return false;
   for (int k = nc; k < body->n_outputs; k++) {
     const char *off;
     Shape full = piece_at(f, id, k, &off);

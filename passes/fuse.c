@@ -37,8 +37,14 @@
  *           see passes/kernels.c for the schedule it implies.
  * Also:     relu masks `x > 0` read relu(x) when it exists (mask_from_relu), so x need not be
  *           kept for the backward pass.
+ * Scans:    the body of each SCAN of the graph is fused by the same rules, as a graph of its
+ *           own: a step's elementwise chains (the LSTM's gates, their backward) become one
+ *           loop per step (codegen/lower_scan.c lowers a body's kernels by group, and
+ *           passes/memplan_scan.c gives its unstored members no buffer). Bodies of bodies
+ *           are left alone (nested scans get no body plan either).
  * Invalidates: the memory plan (memplan must run after: fused intermediates need no buffer).
  */
+#include "ir/scan.h"
 #include "passes.h"
 #include "rewrite.h"
 
@@ -332,7 +338,10 @@ static void fuse_run(Fuser *f) {
   for (NodeId id = 0; id < g->n_nodes; id++) {
     const Node *n = &g->nodes[id];
     f->group[id] = -1;
-    if (is_elementwise(n->op)) {
+    if (f->uses[id] == 0) {
+      /* read by nothing (a scan body is not dead-code eliminated): a kernel of its own, as
+       * before fusion; inside a group it would be a local nobody reads */
+    } else if (is_elementwise(n->op)) {
       place_elementwise(f, id);
     } else if (matmul_seeds(g, n) || conv_seeds(n)) {
       f->group[id] = (int32_t)id;
@@ -354,7 +363,8 @@ static void fuse_run(Fuser *f) {
   }
 }
 
-bool pass_fuse(Graph *g, PassCtx *c) {
+/* Groups the nodes of one graph (an entry, or a scan body). */
+static bool fuse_graph(Graph *g, PassCtx *c) {
   uint32_t n = g->n_nodes + 1;
   Fuser f = {g,
              calloc(n, sizeof(int32_t)),
@@ -386,5 +396,15 @@ bool pass_fuse(Graph *g, PassCtx *c) {
   free(f.pooled);
   free(f.uses);
   g->workspace_bytes = -1;
+  return ok;
+}
+
+bool pass_fuse(Graph *g, PassCtx *c) {
+  bool ok = fuse_graph(g, c);
+  for (NodeId id = 0; ok && id < g->n_nodes; id++) { /* each step's kernels: see the head */
+    const Node *n = &g->nodes[id];
+    Graph *body = n->op == OP_SCAN ? scan_body(g, n) : NULL;
+    if (body) ok = fuse_graph(body, c);
+  }
   return ok;
 }
