@@ -156,16 +156,17 @@ static bool time_first(const char *c, const char *hname, const char *h, const ch
 }
 
 static double phase(const JitPhaseTimes *p, int k) {
-  const double v[] = {p->parse, p->split, p->kernels, p->pipeline, p->codegen, p->load, p->store};
+  const double v[] = {p->parse,   p->split, p->kernels, p->baseline,  p->pipeline,
+                      p->codegen, p->load,  p->store,   p->background};
   return v[k];
 }
 
 /* the median of each phase over runs, on one line */
 static void print_phases(const char *what, const JitPhaseTimes *p, int runs, double *tmp) {
-  static const char *names[] = {"parse",   "split", "kernels", "pipeline",
-                                "codegen", "load",  "store"};
+  static const char *names[] = {"parse",   "split", "kernels", "baseline",  "pipeline",
+                                "codegen", "load",  "store",   "background"};
   printf("  %-16s", what);
-  for (int k = 0; k < 7; k++) {
+  for (int k = 0; k < 9; k++) {
     for (int i = 0; i < runs; i++)
       tmp[i] = phase(&p[i], k);
     printf(" %s %6.1f", names[k], median(tmp, runs));
