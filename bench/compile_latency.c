@@ -17,6 +17,11 @@
  * (a busy machine inflates wall time far more than it). The first compile of the process (LLVM
  * initialization) is reported separately as "cold". Under each model: the medians of each phase
  * of the "nothing cached" and "kernels cached" compiles (jit_phase_times, thread CPU time).
+ * A compile that misses the cache is tiered (docs/jit.md, "The tiered compile"): its time is
+ * until the baseline tier runs, its "baseline" phase the model's module at -O0; "pipeline",
+ * "codegen", "store" and "background" (all of it) are the background thread's, which compiles
+ * the optimized tier after jit_compile returned (jit_free waits for it, outside the timing).
+ * LATHE_JIT_TIERED=0 in the environment: one tier, as before.
  * Usage: compile_latency ROOT [RUNS]
  */
 #define _POSIX_C_SOURCE 200809L
