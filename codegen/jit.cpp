@@ -13,6 +13,11 @@
  * find them); the standard headers come from a precompiled header kept in the cache
  * (jit_pch.cpp). jit_phase_times says where a compile's CPU time went.
  *
+ * Tiers: a compile that misses the cache links the model's module compiled at -O0 (the
+ * baseline, its functions stubs that call through slots) and returns; a background thread
+ * compiles the module with the entry pipeline, stores it and swaps it in by setting the slots
+ * ("the tiered compile" below; docs/jit.md). LATHE_JIT_TIERED=0: one tier.
+ *
  * Cache: the objects are also stored on disk (the model's in jit/, naming the kernel entries it
  * links against; each kernel's in jit-kernels/, keyed by its bitcode and the cc1 arguments) under a
  * key that hashes everything that decides its bytes — the C text and header, the model name, the
@@ -797,6 +802,7 @@ struct JitTier {
   JitEntryPipeline entries = JitEntryPipeline::FAST;
   std::vector<std::pair<std::string, void **>> slots; /* function name, its baseline slot */
   bool released = false; /* jit_free or exit waits for it: jit_tier_hold no longer holds it */
+  pid_t pid = 0;         /* the process whose thread it is: a fork's child has no such thread */
 };
 
 /* jit_tier_hold: while held, a background compile waits before it starts, unless its model is
@@ -843,7 +849,7 @@ static void jit_tier_run(JitTier *t) {
     to.push_back(jit_symbol(opt, t->slots[i].first.c_str()));
     if (!to.back()) errors += "no optimized " + t->slots[i].first, delete opt, opt = nullptr;
   }
-  JitCacheOutcome cache = JIT_CACHE_OFF;
+  JitCacheOutcome cache = t->c.on ? JIT_CACHE_UNSTORED : JIT_CACHE_OFF;
   double t1 = jit_cpu_ms();
   if (opt && t->c.on) cache = jit_store(t->c, t->path, t->key, *obj, t->kernels, t->outcome);
   t->times.store = jit_cpu_ms() - t1;
@@ -864,10 +870,20 @@ static void jit_tier_run(JitTier *t) {
 static std::mutex jit_tiers_mu;
 static std::set<JitTier *> jit_tiers_live;
 
+/* Join t's thread; in a fork's child, which only has a copy of the thread's handle, forget it
+ * instead (the child keeps the tier it had when it was forked). */
+static void jit_tier_end(JitTier *t) {
+  if (!t->thread.joinable()) return;
+  if (getpid() == t->pid)
+    t->thread.join();
+  else
+    t->thread.detach();
+}
+
 static void jit_tier_join(JitTier *t) {
   jit_tier_release(t);
   std::lock_guard<std::mutex> lock(jit_tiers_mu);
-  if (t->thread.joinable()) t->thread.join();
+  jit_tier_end(t);
   jit_tiers_live.erase(t);
 }
 
@@ -876,7 +892,7 @@ static void jit_tiers_join_all() {
   for (JitTier *t : jit_tiers_live)
     jit_tier_release(t);
   for (JitTier *t : jit_tiers_live)
-    if (t->thread.joinable()) t->thread.join();
+    jit_tier_end(t);
   jit_tiers_live.clear();
 }
 
@@ -885,10 +901,12 @@ static void jit_tier_start(JitTier *t) {
   std::call_once(once, [] { atexit(jit_tiers_join_all); });
   std::lock_guard<std::mutex> lock(jit_tiers_mu);
   jit_tiers_live.insert(t);
+  t->pid = getpid();
   t->thread = std::thread(jit_tier_run, t);
 }
 
 static void jit_tier_wait(JitTier *t) {
+  if (getpid() != t->pid) return; /* a fork's child: no thread to wait for */
   std::unique_lock<std::mutex> lock(t->mu);
   t->cv.wait(lock, [t] { return t->done; });
 }

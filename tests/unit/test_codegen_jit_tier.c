@@ -5,7 +5,8 @@
  * the same C compiled in one tier (LATHE_JIT_TIERED=0) computes; the object the background
  * thread stores is byte for byte the one-tier compile's, and the next compile loads it from the
  * cache (a hit, no tier); a model freed while its background compile runs, or a process that
- * exits then, finishes and stores it; two tiered models side by side. jit_tier_hold keeps the
+ * exits then, finishes and stores it; a forked child keeps the baseline without hanging; two
+ * tiered models side by side. jit_tier_hold keeps the
  * background compiles from starting, so that the baseline is what runs when a test says so.
  * Each case runs in its own temporary LATHE_CACHE_DIR. Without LLVM the suite checks that the
  * model counts as optimized.
@@ -240,6 +241,36 @@ START_TEST(exit_during_background) {
 }
 END_TEST
 
+/* A process forked while its background compile is held: the child has no such thread, so it
+ * keeps the baseline (it neither waits for nor joins the parent's thread: no hang) and computes
+ * the same results; the parent's tier goes on. */
+START_TEST(fork_during_background) {
+  Emitted a = emit(8, NULL);
+  float want[8 * 16], got[8 * 16];
+  reference(&a, 8, want);
+  jit_tier_hold(true);
+  JitModel *j = compile(&a);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    bool waited = jit_wait_optimized(j); /* returns at once: false */
+    run_forward(j, 8, got);
+    jit_free(j);
+    exit(!waited && memcmp(want, got, sizeof got) == 0 ? 0 : 3);
+  }
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status));
+  ck_assert_int_eq(WEXITSTATUS(status), 0);
+  jit_tier_hold(false);
+  ck_assert(jit_wait_optimized(j));
+  run_forward(j, 8, got);
+  jit_free(j);
+  ck_assert_mem_eq(want, got, sizeof want);
+  emitted_free(&a);
+}
+END_TEST
+
 /* Two models (batch 8 and 4) tiered side by side, each background compile running while the
  * other model computes; freed in the order they were made. */
 START_TEST(two_tiered_models) {
@@ -279,6 +310,7 @@ static Suite *jit_tier_suite(void) {
     tcase_add_test(tc, stored_object_is_the_one_tier_object);
     tcase_add_loop_test(tc, free_during_background, 0, 2);
     tcase_add_loop_test(tc, exit_during_background, 0, 2);
+    tcase_add_test(tc, fork_during_background);
     tcase_add_test(tc, two_tiered_models);
   } else {
     tcase_add_test(tc, without_llvm_always_optimized);
