@@ -17,6 +17,11 @@
  * (a busy machine inflates wall time far more than it). The first compile of the process (LLVM
  * initialization) is reported separately as "cold". Under each model: the medians of each phase
  * of the "nothing cached" and "kernels cached" compiles (jit_phase_times, thread CPU time).
+ * A compile that misses the cache is tiered (docs/jit.md, "The tiered compile"): its time is
+ * until the baseline tier runs, its "baseline" phase the model's module at -O0; "pipeline",
+ * "codegen", "store" and "background" (all of it) are the background thread's, which compiles
+ * the optimized tier after jit_compile returned (jit_free waits for it, outside the timing).
+ * LATHE_JIT_TIERED=0 in the environment: one tier, as before.
  * Usage: compile_latency ROOT [RUNS]
  */
 #define _POSIX_C_SOURCE 200809L
@@ -156,16 +161,17 @@ static bool time_first(const char *c, const char *hname, const char *h, const ch
 }
 
 static double phase(const JitPhaseTimes *p, int k) {
-  const double v[] = {p->parse, p->split, p->kernels, p->pipeline, p->codegen, p->load, p->store};
+  const double v[] = {p->parse,   p->split, p->kernels, p->baseline,  p->pipeline,
+                      p->codegen, p->load,  p->store,   p->background};
   return v[k];
 }
 
 /* the median of each phase over runs, on one line */
 static void print_phases(const char *what, const JitPhaseTimes *p, int runs, double *tmp) {
-  static const char *names[] = {"parse",   "split", "kernels", "pipeline",
-                                "codegen", "load",  "store"};
+  static const char *names[] = {"parse",   "split", "kernels", "baseline",  "pipeline",
+                                "codegen", "load",  "store",   "background"};
   printf("  %-16s", what);
-  for (int k = 0; k < 7; k++) {
+  for (int k = 0; k < 9; k++) {
     for (int i = 0; i < runs; i++)
       tmp[i] = phase(&p[i], k);
     printf(" %s %6.1f", names[k], median(tmp, runs));

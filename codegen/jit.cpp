@@ -13,6 +13,11 @@
  * find them); the standard headers come from a precompiled header kept in the cache
  * (jit_pch.cpp). jit_phase_times says where a compile's CPU time went.
  *
+ * Tiers: a compile that misses the cache links the model's module compiled at -O0 (the
+ * baseline, its functions stubs that call through slots) and returns; a background thread
+ * compiles the module with the entry pipeline, stores it and swaps it in by setting the slots
+ * ("the tiered compile" below; docs/jit.md). LATHE_JIT_TIERED=0: one tier.
+ *
  * Cache: the objects are also stored on disk (the model's in jit/, naming the kernel entries it
  * links against; each kernel's in jit-kernels/, keyed by its bitcode and the cc1 arguments) under a
  * key that hashes everything that decides its bytes — the C text and header, the model name, the
@@ -50,6 +55,7 @@ extern "C" {
 #include <llvm/ExecutionEngine/Orc/CompileUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/OptBisect.h>
 #include <llvm/Support/CommandLine.h>
@@ -70,12 +76,16 @@ extern "C" {
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
+
+struct JitTier;
 
 struct JitModel {
   std::unique_ptr<llvm::orc::LLJIT> jit;
@@ -84,6 +94,7 @@ struct JitModel {
   int kernels_compiled;  /* kernel-library objects compiled by this jit_compile */
   int kernels_cached;    /* and those taken from the cache */
   JitPhaseTimes times;   /* where jit_compile spent its time */
+  JitTier *tier;         /* a tiered compile's optimized tier (NULL: the code is final) */
 };
 
 /* CPU time of the calling thread, ms: a busy machine inflates it far less than wall time */
@@ -495,7 +506,7 @@ static JitModel *jit_link(const llvm::MemoryBuffer &obj,
   }
   jit_fill_cpu_model(**jit);
   JitModel *j = new JitModel{
-      std::move(*jit), addr->toPtr<const lathe_model_info *>(), JIT_CACHE_OFF, 0, 0, {}};
+      std::move(*jit), addr->toPtr<const lathe_model_info *>(), JIT_CACHE_OFF, 0, 0, {}, nullptr};
   if (j->info->version != LATHE_MODEL_INFO_VERSION) {
     diag_error(d, SrcLoc{}, "JIT: '%s' has descriptor version %d, expected %d", sym.c_str(),
                j->info->version, LATHE_MODEL_INFO_VERSION);
@@ -617,26 +628,32 @@ static std::unique_ptr<JitFrontend> jit_parse_pch(const char *c_text, const char
   return fe;
 }
 
-/* Compile the model's C (c_text already has the CPU model appended): its kernel library, then
- * the model itself (entries: its pipeline). The objects are in *obj and kernels; NULL with the
- * messages in errors. */
-static bool jit_build(const char *c_text, const char *h_name, const char *h_text,
-                      const char *model_name, const std::vector<std::string> &args,
-                      const JitCache &c, JitEntryPipeline entries,
-                      std::unique_ptr<llvm::MemoryBuffer> *obj, std::vector<JitKernel> &kernels,
-                      JitPhaseTimes &t, std::string &errors) {
+/* Parse the model's C (c_text already has the CPU model appended) and get its kernel library's
+ * objects (jit_kernel_objects): the model's own module is then what is left to compile (its
+ * initializer marked optnone). NULL with the messages in errors. */
+static std::unique_ptr<JitFrontend>
+jit_front(const char *c_text, const char *h_name, const char *h_text, const char *model_name,
+          const std::vector<std::string> &args, const JitCache &c,
+          std::vector<JitKernel> &kernels, JitPhaseTimes &t, std::string &errors) {
   double t0 = jit_cpu_ms();
   std::unique_ptr<JitFrontend> fe = jit_parse_pch(c_text, h_name, h_text, args, c, errors);
   t.parse += jit_cpu_ms() - t0;
-  if (!fe) return false;
+  if (!fe) return nullptr;
   std::vector<std::string> kargs(args.begin(), args.end() - 1);
-  if (!jit_kernel_objects(*fe, kargs, c, kernels, t, errors)) return false;
+  if (!jit_kernel_objects(*fe, kargs, c, kernels, t, errors)) return nullptr;
   jit_cold_init(*fe->mod, model_name);
-  if (entries == JitEntryPipeline::FAST) jit_fast_entries(*fe);
+  return fe;
+}
+
+/* The model's own module (fe's, after jit_front) compiled with the entry pipeline: its object,
+ * or NULL with the messages in errors. */
+static std::unique_ptr<llvm::MemoryBuffer> jit_build(JitFrontend &fe, JitEntryPipeline entries,
+                                                     JitPhaseTimes &t, std::string &errors) {
+  if (entries == JitEntryPipeline::FAST) jit_fast_entries(fe);
   double ms[2] = {0, 0};
-  *obj = jit_codegen(*fe, *fe->mod, errors, ms);
+  std::unique_ptr<llvm::MemoryBuffer> obj = jit_codegen(fe, *fe.mod, errors, ms);
   t.pipeline += ms[0], t.codegen += ms[1];
-  return *obj != nullptr;
+  return obj;
 }
 
 /* Link what jit_build made (copies: the objects are stored only once they have linked), the
@@ -671,6 +688,275 @@ static JitCacheOutcome jit_store(const JitCache &c, const std::string &path, con
   if (!ok) return JIT_CACHE_UNSTORED;
   jit_cache_prune({c.models, c.kernels, c.pch_dir}, keep);
   return outcome;
+}
+
+/* ---- the tiered compile ---- */
+
+/* A tiered compile (the default; LATHE_JIT_TIERED=0 turns it off) returns the model as soon as
+ * its own module is compiled at -O0 with fast instruction selection — the baseline tier, whose
+ * entry points run the cached or -O3 kernels but the model's fused loops unoptimized — and
+ * compiles the optimized tier (the entry pipeline, the same object a compile without tiers
+ * makes and caches) on a background thread. Each externally visible function F of the baseline
+ * (the entry points, the initializer, cpu_supported) is a stub that loads the address of the
+ * code to run from a slot, `__lathe_tier_slot.F` (an acquire load per call), and calls it; the
+ * slot starts at the baseline body (renamed F.lathe_baseline) and is set, once, to the
+ * optimized F when that is linked. The descriptor and every pointer reached from it stay the
+ * baseline's: they are valid until jit_free whichever tier runs. The optimized code has its
+ * own LLJIT (its own copy of the descriptor, never handed out) and lives until jit_free. */
+static bool jit_tiered() {
+  const char *env = getenv("LATHE_JIT_TIERED");
+  return !(env && strcmp(env, "0") == 0);
+}
+
+static const char jit_slot_prefix[] = "__lathe_tier_slot.";
+
+/* Whether m can run in two tiers: the two objects each have their own copy of every global,
+ * so a model with mutable globals (none of the C lathe emits today, apart from the CPU model
+ * filled in per object) is compiled in one tier. */
+static bool jit_tierable(const llvm::Module &m) {
+  for (const llvm::GlobalVariable &g : m.globals())
+    if (!g.isDeclaration() && !g.isConstant() && g.getName() != "__cpu_model" &&
+        g.getName() != "__cpu_features2")
+      return false;
+  return true;
+}
+
+/* Make every externally visible function of m (the baseline tier's module) a stub that calls
+ * through its slot; returns their names. */
+static std::vector<std::string> jit_tier_stubs(llvm::Module &m) {
+  std::vector<llvm::Function *> fs;
+  for (llvm::Function &f : m)
+    if (!f.isDeclaration() && !f.hasLocalLinkage() && !f.isVarArg() &&
+        f.getName() != "__cpu_indicator_init")
+      fs.push_back(&f);
+  llvm::LLVMContext &ctx = m.getContext();
+  llvm::PointerType *ptr = llvm::PointerType::getUnqual(ctx);
+  std::vector<std::string> names;
+  for (llvm::Function *f : fs) {
+    llvm::Function *stub = llvm::Function::Create(f->getFunctionType(), f->getLinkage(),
+                                                  f->getAddressSpace(), "", &m);
+    stub->copyAttributesFrom(f);
+    f->replaceAllUsesWith(stub); /* the descriptor, the __call wrappers */
+    stub->takeName(f);
+    names.push_back(stub->getName().str());
+    f->setName(names.back() + ".lathe_baseline");
+    f->setLinkage(llvm::GlobalValue::InternalLinkage);
+    auto *slot = new llvm::GlobalVariable(m, ptr, false, llvm::GlobalValue::ExternalLinkage, f,
+                                          jit_slot_prefix + names.back());
+    slot->setAlignment(llvm::Align(8));
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "", stub));
+    llvm::LoadInst *to = b.CreateAlignedLoad(ptr, slot, llvm::Align(8));
+    to->setAtomic(llvm::AtomicOrdering::Acquire);
+    std::vector<llvm::Value *> args;
+    std::vector<llvm::AttributeSet> arg_attrs;
+    for (llvm::Argument &a : stub->args()) {
+      args.push_back(&a);
+      arg_attrs.push_back(f->getAttributes().getParamAttrs(a.getArgNo()));
+    }
+    llvm::CallInst *call = b.CreateCall(f->getFunctionType(), to, args);
+    call->setCallingConv(f->getCallingConv());
+    call->setAttributes(llvm::AttributeList::get(ctx, llvm::AttributeSet(),
+                                                 f->getAttributes().getRetAttrs(), arg_attrs));
+    if (call->getType()->isVoidTy())
+      b.CreateRetVoid();
+    else
+      b.CreateRet(call);
+  }
+  return names;
+}
+
+/* The baseline tier's object: m at -O0 (Clang's -O0 pipeline, fast instruction selection);
+ * fe's code-generation options are left as they were. */
+static std::unique_ptr<llvm::MemoryBuffer> jit_codegen_baseline(JitFrontend &fe, llvm::Module &m,
+                                                                std::string &errors) {
+  clang::CodeGenOptions &o = fe.ci.getCodeGenOpts();
+  unsigned level = o.OptimizationLevel;
+  bool loop = o.VectorizeLoop, slp = o.VectorizeSLP;
+  o.OptimizationLevel = 0;
+  o.VectorizeLoop = o.VectorizeSLP = false;
+  std::unique_ptr<llvm::MemoryBuffer> obj = jit_codegen(fe, m, errors);
+  o.OptimizationLevel = level;
+  o.VectorizeLoop = loop, o.VectorizeSLP = slp;
+  return obj;
+}
+
+/* The background compile of the optimized tier and what it reports. Everything it reads is its
+ * own (moved here by jit_compile) until done; mu guards done and what it reports. */
+struct JitTier {
+  std::thread thread;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;      /* the background compile has finished (swapped in or failed) */
+  bool optimized = false; /* the optimized code was swapped in */
+  std::string errors;     /* why not, when it failed (the baseline then stays) */
+  JitCacheOutcome cache = JIT_CACHE_OFF; /* what the store did */
+  JitPhaseTimes times = {};              /* the background thread's CPU time, per phase */
+  JitModel *opt = nullptr;               /* the optimized code (its LLJIT), once linked */
+  /* the background compile's inputs */
+  std::unique_ptr<JitFrontend> fe; /* the parsed C, kernels split out: the model's module */
+  std::vector<JitKernel> kernels;  /* their objects (already linked into the baseline) */
+  JitCache c;
+  std::string path, model_name;
+  CacheKey key{};
+  JitCacheOutcome outcome = JIT_CACHE_OFF; /* STORED or REPLACED, when the cache is on */
+  JitEntryPipeline entries = JitEntryPipeline::FAST;
+  std::vector<std::pair<std::string, void **>> slots; /* function name, its baseline slot */
+  bool released = false; /* jit_free or exit waits for it: jit_tier_hold no longer holds it */
+  pid_t pid = 0;         /* the process whose thread it is: a fork's child has no such thread */
+};
+
+/* jit_tier_hold: while held, a background compile waits before it starts, unless its model is
+ * being freed or the process exits (released). */
+static std::mutex jit_hold_mu;
+static std::condition_variable jit_hold_cv;
+static bool jit_hold = false;
+
+extern "C" void jit_tier_hold(bool hold) {
+  std::lock_guard<std::mutex> lock(jit_hold_mu);
+  jit_hold = hold;
+  jit_hold_cv.notify_all();
+}
+
+static void jit_tier_release(JitTier *t) {
+  std::lock_guard<std::mutex> lock(jit_hold_mu);
+  t->released = true;
+  jit_hold_cv.notify_all();
+}
+
+/* The background thread: the optimized tier compiled, linked, stored and swapped in. */
+static void jit_tier_run(JitTier *t) {
+  {
+    std::unique_lock<std::mutex> lock(jit_hold_mu);
+    jit_hold_cv.wait(lock, [t] { return !jit_hold || t->released; });
+  }
+  double t0 = jit_cpu_ms();
+  std::string errors;
+  JitFrontend &fe = *t->fe;
+  if (t->entries == JitEntryPipeline::FAST) jit_fast_entries(fe);
+  double ms[2] = {0, 0};
+  std::unique_ptr<llvm::MemoryBuffer> obj = jit_codegen(fe, *fe.mod, errors, ms);
+  t->times.pipeline = ms[0], t->times.codegen = ms[1];
+  JitModel *opt = nullptr;
+  if (obj) {
+    Diag d;
+    diag_init(&d);
+    opt = jit_link_built(*obj, t->kernels, t->model_name.c_str(), t->times, &d);
+    if (!opt) errors += diag_text(&d);
+    diag_fini(&d);
+  }
+  std::vector<void *> to;
+  for (size_t i = 0; opt && i < t->slots.size(); i++) {
+    to.push_back(jit_symbol(opt, t->slots[i].first.c_str()));
+    if (!to.back()) errors += "no optimized " + t->slots[i].first, delete opt, opt = nullptr;
+  }
+  JitCacheOutcome cache = t->c.on ? JIT_CACHE_UNSTORED : JIT_CACHE_OFF;
+  double t1 = jit_cpu_ms();
+  if (opt && t->c.on) cache = jit_store(t->c, t->path, t->key, *obj, t->kernels, t->outcome);
+  t->times.store = jit_cpu_ms() - t1;
+  for (size_t i = 0; opt && i < t->slots.size(); i++)
+    __atomic_store_n(t->slots[i].second, to[i], __ATOMIC_RELEASE);
+  t->fe.reset(); /* the parsed C and its context: freed on this thread, as they were used */
+  t->kernels.clear();
+  std::lock_guard<std::mutex> lock(t->mu);
+  t->times.background = jit_cpu_ms() - t0;
+  t->opt = opt, t->optimized = opt != nullptr, t->cache = cache, t->errors = errors;
+  t->done = true;
+  t->cv.notify_all();
+}
+
+/* The tiers whose background thread has not been joined: process exit joins them (atexit, so
+ * before LLVM's static objects are destroyed), so that an optimized object is always finished
+ * and stored, never cut off mid-compile by exit(). */
+static std::mutex jit_tiers_mu;
+static std::set<JitTier *> jit_tiers_live;
+
+/* Join t's thread; in a fork's child, which only has a copy of the thread's handle, forget it
+ * instead (the child keeps the tier it had when it was forked). */
+static void jit_tier_end(JitTier *t) {
+  if (!t->thread.joinable()) return;
+  if (getpid() == t->pid)
+    t->thread.join();
+  else
+    t->thread.detach();
+}
+
+static void jit_tier_join(JitTier *t) {
+  jit_tier_release(t);
+  std::lock_guard<std::mutex> lock(jit_tiers_mu);
+  jit_tier_end(t);
+  jit_tiers_live.erase(t);
+}
+
+static void jit_tiers_join_all() {
+  std::lock_guard<std::mutex> lock(jit_tiers_mu);
+  for (JitTier *t : jit_tiers_live)
+    jit_tier_release(t);
+  for (JitTier *t : jit_tiers_live)
+    jit_tier_end(t);
+  jit_tiers_live.clear();
+}
+
+static void jit_tier_start(JitTier *t) {
+  static std::once_flag once;
+  std::call_once(once, [] { atexit(jit_tiers_join_all); });
+  std::lock_guard<std::mutex> lock(jit_tiers_mu);
+  jit_tiers_live.insert(t);
+  t->pid = getpid();
+  t->thread = std::thread(jit_tier_run, t);
+}
+
+static void jit_tier_wait(JitTier *t) {
+  if (getpid() != t->pid) return; /* a fork's child: no thread to wait for */
+  std::unique_lock<std::mutex> lock(t->mu);
+  t->cv.wait(lock, [t] { return t->done; });
+}
+
+/* A tiered compile of fe's module (its kernels split out into kernels): the baseline linked and
+ * returned, the optimized tier started on a background thread that then owns fe and kernels.
+ * NULL with *fallback set when m cannot be tiered (fe and kernels untouched: compile it in one
+ * tier), NULL with the error in d when the baseline fails. */
+static JitModel *jit_compile_tiered(std::unique_ptr<JitFrontend> &fe,
+                                    std::vector<JitKernel> &kernels, const char *model_name,
+                                    const JitCache &c, const std::string &path,
+                                    const CacheKey &key, JitCacheOutcome outcome,
+                                    JitEntryPipeline entries, JitPhaseTimes &t, bool *fallback,
+                                    Diag *d) {
+  *fallback = !jit_tierable(*fe->mod);
+  if (*fallback) return nullptr;
+  double t0 = jit_cpu_ms();
+  std::unique_ptr<llvm::Module> base = llvm::CloneModule(*fe->mod);
+  std::vector<std::string> names = jit_tier_stubs(*base);
+  std::string errors;
+  std::unique_ptr<llvm::MemoryBuffer> obj = jit_codegen_baseline(*fe, *base, errors);
+  base.reset();
+  t.baseline = jit_cpu_ms() - t0;
+  if (!obj) {
+    diag_error(d, SrcLoc{}, "JIT: clang failed on the generated C of '%s':\n%s", model_name,
+               errors.c_str());
+    return nullptr;
+  }
+  JitModel *j = jit_link_built(*obj, kernels, model_name, t, d);
+  if (!j) return nullptr;
+  auto *tier = new JitTier;
+  for (const std::string &n : names) {
+    void **slot = (void **)jit_symbol(j, (jit_slot_prefix + n).c_str());
+    if (!slot) {
+      diag_error(d, SrcLoc{}, "JIT: the baseline of '%s' has no slot for %s", model_name,
+                 n.c_str());
+      delete tier;
+      jit_free(j);
+      return nullptr;
+    }
+    tier->slots.emplace_back(n, slot);
+  }
+  tier->fe = std::move(fe);
+  tier->kernels = std::move(kernels);
+  tier->c = c, tier->path = path, tier->key = key, tier->outcome = outcome;
+  tier->model_name = model_name;
+  tier->entries = entries;
+  j->tier = tier;
+  jit_tier_start(tier);
+  return j;
 }
 
 /* Where the cache's entries go (c.on: false when the cache is off); the PCH's key. */
@@ -715,10 +1001,18 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
   t.load = jit_cpu_ms() - t0; /* the key, and the entry looked for */
   std::string errors;
   std::string source = std::string(c_text) + jit_cpu_model_c;
-  std::unique_ptr<llvm::MemoryBuffer> obj;
   std::vector<JitKernel> kernels;
-  if (!jit_build(source.c_str(), h_name, h_text, model_name, args, c, entries, &obj, kernels, t,
-                 errors)) {
+  std::unique_ptr<JitFrontend> fe =
+      jit_front(source.c_str(), h_name, h_text, model_name, args, c, kernels, t, errors);
+  bool one_tier = !fe || !jit_tiered();
+  if (!one_tier) {
+    JitModel *j = jit_compile_tiered(fe, kernels, model_name, c, path, key, outcome, entries, t,
+                                     &one_tier, d);
+    if (j) j->times = t;
+    if (!one_tier) return j;
+  }
+  std::unique_ptr<llvm::MemoryBuffer> obj = fe ? jit_build(*fe, entries, t, errors) : nullptr;
+  if (!obj) {
     diag_error(d, SrcLoc{}, "JIT: clang failed on the generated C of '%s':\n%s", model_name,
                errors.c_str());
     return nullptr;
@@ -732,6 +1026,18 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
   return j;
 }
 
+extern "C" bool jit_wait_optimized(JitModel *j) {
+  if (!j->tier) return true;
+  jit_tier_wait(j->tier);
+  return j->tier->optimized;
+}
+
+extern "C" bool jit_optimized(const JitModel *j) {
+  if (!j->tier) return true;
+  std::lock_guard<std::mutex> lock(j->tier->mu);
+  return j->tier->optimized;
+}
+
 extern "C" void jit_kernel_counts(const JitModel *j, int *compiled, int *cached) {
   *compiled = j->kernels_compiled;
   *cached = j->kernels_cached;
@@ -739,10 +1045,17 @@ extern "C" void jit_kernel_counts(const JitModel *j, int *compiled, int *cached)
 
 extern "C" void jit_phase_times(const JitModel *j, JitPhaseTimes *t) {
   *t = j->times;
+  if (!j->tier) return;
+  jit_tier_wait(j->tier);
+  const JitPhaseTimes &b = j->tier->times;
+  t->pipeline = b.pipeline, t->codegen = b.codegen, t->store = b.store;
+  t->background = b.background;
 }
 
 extern "C" JitCacheOutcome jit_cache_outcome(const JitModel *j) {
-  return j->cache;
+  if (!j->tier) return j->cache;
+  jit_tier_wait(j->tier);
+  return j->tier->cache;
 }
 
 extern "C" const lathe_model_info *jit_info(const JitModel *j) {
@@ -759,5 +1072,11 @@ extern "C" void *jit_symbol(const JitModel *j, const char *name) {
 }
 
 extern "C" void jit_free(JitModel *j) {
+  if (!j) return;
+  if (JitTier *t = j->tier) {
+    jit_tier_join(t); /* finished and stored, never cut off (docs/jit.md, "The tiered compile") */
+    delete t->opt;
+    delete t;
+  }
   delete j;
 }

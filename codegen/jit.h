@@ -9,6 +9,14 @@
  *
  * No subprocess; the only files are the cache's. A JitModel owns the JIT'd code: every pointer
  * reached from jit_info() (names, shapes, entry functions) is valid until jit_free().
+ *
+ * Tiers: a compile that misses the cache returns as soon as the model's own code is compiled
+ * at -O0 (the baseline tier; the kernel library is always optimized) and compiles the
+ * optimized tier on a background thread, which stores it in the cache and swaps it in: the
+ * descriptor's entry points call the optimized code from then on (a call already running
+ * finishes in the baseline). Both tiers compute the same results. LATHE_JIT_TIERED=0 compiles
+ * the optimized code before returning. jit_free and process exit wait for the background
+ * compile to finish and store its object (docs/jit.md, "The tiered compile").
  */
 #ifndef LATHE_CODEGEN_JIT_H
 #define LATHE_CODEGEN_JIT_H
@@ -46,6 +54,7 @@ bool jit_available(void);
 JitModel *jit_compile(const char *c_text, const char *h_name, const char *h_text,
                       const char *model_name, Diag *d);
 const lathe_model_info *jit_info(const JitModel *j);
+/* (waits for a tiered compile's background thread, which stores the object) */
 JitCacheOutcome jit_cache_outcome(const JitModel *j);
 /* How many objects of the kernel library (the GEMM, convolution and transpose routines the C
  * marks noinline, compiled one by one and cached in jit-kernels/) this compile built, and how
@@ -62,8 +71,21 @@ typedef struct JitPhaseTimes {
   double codegen;  /* the model's own module: code generation to an object */
   double load;     /* reading the cache entries (a hit), linking by LLJIT, the lookup */
   double store;    /* writing the cache entries and pruning */
+  double baseline; /* a tiered compile: the model's module at -O0, on the calling thread */
+  double background; /* a tiered compile: all of the background thread's CPU time */
 } JitPhaseTimes;
+/* For a tiered compile, pipeline, codegen and store are the background thread's (and wait for
+ * it to finish); the others are the calling thread's. */
 void jit_phase_times(const JitModel *j, JitPhaseTimes *t);
+/* Wait until the optimized tier runs (at once when the compile was not tiered: a cache hit,
+ * LATHE_JIT_TIERED=0); false when it failed to compile and the baseline stays. Thread-safe. */
+bool jit_wait_optimized(JitModel *j);
+/* Whether the optimized tier runs now (no waiting). Thread-safe. */
+bool jit_optimized(const JitModel *j);
+/* For tests: while held, background compiles (of this process's later and earlier tiered
+ * compiles) wait before they start, so the baseline is what runs; jit_free and process exit
+ * still finish their model's. */
+void jit_tier_hold(bool hold);
 /* address of a JIT'd symbol (e.g. an entry point's `symbol`), or NULL */
 void *jit_symbol(const JitModel *j, const char *name);
 void jit_free(JitModel *j);

@@ -189,6 +189,10 @@ const char *lathe_backend(const lathe_model *m) {
   return driver_backend_name(m->loaded.backend);
 }
 
+int lathe_wait_optimized(lathe_model *m) {
+  return m->loaded.jit && !jit_wait_optimized(m->loaded.jit) ? -1 : 0;
+}
+
 /* The whole params and state buffers, laid out as lathe_info(m) says: what the runtime
  * trainer of lathe/train.h (lathe_fit, lathe_evaluate, lathe_predict) takes beside the info.
  * Accessors rather than lathe_model_fit/... wrappers, so train.h stays the one trainer API

@@ -85,6 +85,12 @@ void lathe_string_free(char *s);
 /* The descriptor: names, dtypes and shapes of inputs, outputs, params, state; entry points. */
 const lathe_model_info *lathe_info(const lathe_model *m);
 const char *lathe_backend(const lathe_model *m); /* "jit" or "cc" */
+/* A model the JIT compiled (not from its cache) first runs its own code unoptimized while the
+ * optimized code compiles on a background thread, then switches to it by itself (the results
+ * are the same; LATHE_JIT_TIERED=0: optimized before lathe_compile_* returns). This waits until
+ * the optimized code runs: for benchmarks. 0 (at once for cc, a cached model or a model from
+ * lathe_open), or -1 when the optimized code failed to compile (the model keeps working). */
+int lathe_wait_optimized(lathe_model *m);
 /* The diagnostics of the last failed call on m ("" if none). */
 const char *lathe_error(const lathe_model *m);
 
