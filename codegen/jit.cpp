@@ -631,10 +631,11 @@ static std::unique_ptr<JitFrontend> jit_parse_pch(const char *c_text, const char
 /* Parse the model's C (c_text already has the CPU model appended) and get its kernel library's
  * objects (jit_kernel_objects): the model's own module is then what is left to compile (its
  * initializer marked optnone). NULL with the messages in errors. */
-static std::unique_ptr<JitFrontend>
-jit_front(const char *c_text, const char *h_name, const char *h_text, const char *model_name,
-          const std::vector<std::string> &args, const JitCache &c,
-          std::vector<JitKernel> &kernels, JitPhaseTimes &t, std::string &errors) {
+static std::unique_ptr<JitFrontend> jit_front(const char *c_text, const char *h_name,
+                                              const char *h_text, const char *model_name,
+                                              const std::vector<std::string> &args,
+                                              const JitCache &c, std::vector<JitKernel> &kernels,
+                                              JitPhaseTimes &t, std::string &errors) {
   double t0 = jit_cpu_ms();
   std::unique_ptr<JitFrontend> fe = jit_parse_pch(c_text, h_name, h_text, args, c, errors);
   t.parse += jit_cpu_ms() - t0;
@@ -657,15 +658,20 @@ static std::unique_ptr<llvm::MemoryBuffer> jit_build(JitFrontend &fe, JitEntryPi
 }
 
 /* Link what jit_build made (copies: the objects are stored only once they have linked), the
- * time into t.load; NULL with an error in d. */
-static JitModel *jit_link_built(const llvm::MemoryBuffer &obj,
+ * time into t.load; NULL with an error in d, also when there is no object (Clang's errors). */
+static JitModel *jit_link_built(const llvm::MemoryBuffer *obj,
                                 const std::vector<JitKernel> &kernels, const char *model_name,
-                                JitPhaseTimes &t, Diag *d) {
+                                JitPhaseTimes &t, const std::string &errors, Diag *d) {
+  if (!obj) {
+    diag_error(d, SrcLoc{}, "JIT: clang failed on the generated C of '%s':\n%s", model_name,
+               errors.c_str());
+    return nullptr;
+  }
   std::vector<const llvm::MemoryBuffer *> objs;
   for (const JitKernel &k : kernels)
     objs.push_back(k.obj.get());
   double t0 = jit_cpu_ms();
-  JitModel *j = jit_link(obj, objs, model_name, d);
+  JitModel *j = jit_link(*obj, objs, model_name, d);
   t.load += jit_cpu_ms() - t0;
   for (const JitKernel &k : kernels)
     if (j) (k.compiled ? j->kernels_compiled : j->kernels_cached)++;
@@ -733,8 +739,8 @@ static std::vector<std::string> jit_tier_stubs(llvm::Module &m) {
   llvm::PointerType *ptr = llvm::PointerType::getUnqual(ctx);
   std::vector<std::string> names;
   for (llvm::Function *f : fs) {
-    llvm::Function *stub = llvm::Function::Create(f->getFunctionType(), f->getLinkage(),
-                                                  f->getAddressSpace(), "", &m);
+    llvm::Function *stub =
+        llvm::Function::Create(f->getFunctionType(), f->getLinkage(), f->getAddressSpace(), "", &m);
     stub->copyAttributesFrom(f);
     f->replaceAllUsesWith(stub); /* the descriptor, the __call wrappers */
     stub->takeName(f);
@@ -840,7 +846,7 @@ static void jit_tier_run(JitTier *t) {
   if (obj) {
     Diag d;
     diag_init(&d);
-    opt = jit_link_built(*obj, t->kernels, t->model_name.c_str(), t->times, &d);
+    opt = jit_link_built(obj.get(), t->kernels, t->model_name.c_str(), t->times, errors, &d);
     if (!opt) errors += diag_text(&d);
     diag_fini(&d);
   }
@@ -917,10 +923,9 @@ static void jit_tier_wait(JitTier *t) {
  * tier), NULL with the error in d when the baseline fails. */
 static JitModel *jit_compile_tiered(std::unique_ptr<JitFrontend> &fe,
                                     std::vector<JitKernel> &kernels, const char *model_name,
-                                    const JitCache &c, const std::string &path,
-                                    const CacheKey &key, JitCacheOutcome outcome,
-                                    JitEntryPipeline entries, JitPhaseTimes &t, bool *fallback,
-                                    Diag *d) {
+                                    const JitCache &c, const std::string &path, const CacheKey &key,
+                                    JitCacheOutcome outcome, JitEntryPipeline entries,
+                                    JitPhaseTimes &t, bool *fallback, Diag *d) {
   *fallback = !jit_tierable(*fe->mod);
   if (*fallback) return nullptr;
   double t0 = jit_cpu_ms();
@@ -930,12 +935,7 @@ static JitModel *jit_compile_tiered(std::unique_ptr<JitFrontend> &fe,
   std::unique_ptr<llvm::MemoryBuffer> obj = jit_codegen_baseline(*fe, *base, errors);
   base.reset();
   t.baseline = jit_cpu_ms() - t0;
-  if (!obj) {
-    diag_error(d, SrcLoc{}, "JIT: clang failed on the generated C of '%s':\n%s", model_name,
-               errors.c_str());
-    return nullptr;
-  }
-  JitModel *j = jit_link_built(*obj, kernels, model_name, t, d);
+  JitModel *j = jit_link_built(obj.get(), kernels, model_name, t, errors, d);
   if (!j) return nullptr;
   auto *tier = new JitTier;
   for (const std::string &n : names) {
@@ -1012,12 +1012,7 @@ extern "C" JitModel *jit_compile(const char *c_text, const char *h_name, const c
     if (!one_tier) return j;
   }
   std::unique_ptr<llvm::MemoryBuffer> obj = fe ? jit_build(*fe, entries, t, errors) : nullptr;
-  if (!obj) {
-    diag_error(d, SrcLoc{}, "JIT: clang failed on the generated C of '%s':\n%s", model_name,
-               errors.c_str());
-    return nullptr;
-  }
-  JitModel *j = jit_link_built(*obj, kernels, model_name, t, d);
+  JitModel *j = jit_link_built(obj.get(), kernels, model_name, t, errors, d);
   if (!j) return nullptr;
   double t1 = jit_cpu_ms();
   j->cache = c.on ? jit_store(c, path, key, *obj, kernels, outcome) : JIT_CACHE_OFF;

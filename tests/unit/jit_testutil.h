@@ -1,6 +1,7 @@
-/* tests/unit/jit_testutil.h — what the JIT cache tests (test_codegen_jit_cache.c,
- * test_codegen_jit_kernels.c) share: a model's C as `lathe compile -D N=n` writes it, a run of
- * its one entry on a fixed input, and the files of a cache directory.
+/* tests/unit/jit_testutil.h — what the JIT tests (test_codegen_jit_cache.c,
+ * test_codegen_jit_kernels.c, test_codegen_jit_tier.c) share: a model's C as `lathe compile
+ * -D N=n` writes it, a run of its one entry on a fixed input, and the files of a cache
+ * directory.
  */
 #ifndef LATHE_TESTS_UNIT_JIT_TESTUTIL_H
 #define LATHE_TESTS_UNIT_JIT_TESTUTIL_H
@@ -40,6 +41,22 @@ static inline Emitted jit_test_emit(const char *file, const char *text, int n) {
   module_free(m);
   diag_fini(&d);
   return e;
+}
+
+/* jit_test_emit with `extra` (another model's text, or NULL) appended to the C */
+static inline Emitted jit_test_emit_with(const char *file, const char *text, int n,
+                                         const char *extra) {
+  Emitted e = jit_test_emit(file, text, n);
+  if (extra) {
+    size_t len = strlen(e.c) + strlen(extra) + 1;
+    e.c = realloc(e.c, len);
+    strcat(e.c, extra);
+  }
+  return e;
+}
+
+static inline void jit_test_emitted_free(Emitted *e) {
+  free(e->c), free(e->h);
 }
 
 /* the model's one entry on a fixed input of n x features floats, params from its init at

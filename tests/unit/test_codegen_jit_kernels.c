@@ -32,17 +32,7 @@ static char cache_dir[64];
 
 /* the C of kern at batch n; `extra` appended (another model's text, the same kernels) */
 static Emitted emit(int n, const char *extra) {
-  Emitted e = jit_test_emit("kern.lathe", model_text, n);
-  if (extra) {
-    size_t len = strlen(e.c) + strlen(extra) + 1;
-    e.c = realloc(e.c, len);
-    strcat(e.c, extra);
-  }
-  return e;
-}
-
-static void emitted_free(Emitted *e) {
-  free(e->c), free(e->h);
+  return jit_test_emit_with("kern.lathe", model_text, n, extra);
 }
 
 /* compile e; its outcome must be `expected` and it must have compiled `compiled` kernels
@@ -131,7 +121,7 @@ START_TEST(kernels_cached_and_reused) {
   jit_free(compile(&a, JIT_CACHE_HIT, 0, k));
   ck_assert_mem_eq(want, got_a, sizeof want);
   ck_assert_mem_eq(want, got_b, sizeof want);
-  emitted_free(&a), emitted_free(&b);
+  jit_test_emitted_free(&a), jit_test_emitted_free(&b);
 }
 END_TEST
 
@@ -165,7 +155,7 @@ START_TEST(bad_kernel_entry_is_replaced) {
   ck_assert_mem_eq(want, got, sizeof want);
   jit_free(compile(&a, JIT_CACHE_HIT, 0, k));
   ck_assert_int_eq(files("jit-kernels", NULL, 0), k);
-  emitted_free(&a);
+  jit_test_emitted_free(&a);
 }
 END_TEST
 
@@ -188,7 +178,7 @@ START_TEST(two_models_share_kernels) {
   ck_assert_mem_eq(want_b, got_b, sizeof want_b);
   ck_assert_mem_eq(want_b, again, sizeof want_b);
   ck_assert_int_eq(files("jit-kernels", NULL, 0), k);
-  emitted_free(&a), emitted_free(&b);
+  jit_test_emitted_free(&a), jit_test_emitted_free(&b);
 }
 END_TEST
 
@@ -219,7 +209,7 @@ START_TEST(pch_made_and_reused) {
   ck_assert_uint_eq(pch_inode(), made);
   ck_assert_mem_eq(want, got_a, sizeof want);
   ck_assert_mem_eq(want, got_b, sizeof want);
-  emitted_free(&a), emitted_free(&b);
+  jit_test_emitted_free(&a), jit_test_emitted_free(&b);
 }
 END_TEST
 
@@ -248,7 +238,7 @@ START_TEST(bad_pch_is_remade) {
   jit_free(j);
   ck_assert_uint_ne(pch_inode(), made);
   ck_assert_mem_eq(want, got, sizeof want);
-  emitted_free(&a), emitted_free(&b);
+  jit_test_emitted_free(&a), jit_test_emitted_free(&b);
 }
 END_TEST
 

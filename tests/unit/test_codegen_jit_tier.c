@@ -37,17 +37,7 @@ static char cache_dir[64];
 
 /* the C of tier at batch n; `extra` appended (another model's text) */
 static Emitted emit(int n, const char *extra) {
-  Emitted e = jit_test_emit("tier.lathe", model_text, n);
-  if (extra) {
-    size_t len = strlen(e.c) + strlen(extra) + 1;
-    e.c = realloc(e.c, len);
-    strcat(e.c, extra);
-  }
-  return e;
-}
-
-static void emitted_free(Emitted *e) {
-  free(e->c), free(e->h);
+  return jit_test_emit_with("tier.lathe", model_text, n, extra);
 }
 
 static JitModel *compile(const Emitted *e) {
@@ -153,7 +143,7 @@ START_TEST(baseline_then_optimized) {
   ck_assert_mem_eq(want, opt, sizeof want);
   ck_assert_int_eq(files(cache_dir, "jit", NULL, 0), 1);
   expect_hit(&a, want);
-  emitted_free(&a);
+  jit_test_emitted_free(&a);
 }
 END_TEST
 
@@ -196,7 +186,7 @@ START_TEST(stored_object_is_the_one_tier_object) {
   ck_assert_mem_eq(tiered, one, (size_t)size);
   free(tiered), free(one);
   clear_all(one_dir);
-  emitted_free(&a);
+  jit_test_emitted_free(&a);
 }
 END_TEST
 
@@ -213,7 +203,7 @@ START_TEST(free_during_background) {
   ck_assert_mem_eq(want, got, sizeof want);
   jit_tier_hold(false);
   expect_hit(&a, want);
-  emitted_free(&a);
+  jit_test_emitted_free(&a);
 }
 END_TEST
 
@@ -237,7 +227,7 @@ START_TEST(exit_during_background) {
   ck_assert(WIFEXITED(status));
   ck_assert_int_eq(WEXITSTATUS(status), 0);
   expect_hit(&a, want);
-  emitted_free(&a);
+  jit_test_emitted_free(&a);
 }
 END_TEST
 
@@ -269,7 +259,7 @@ START_TEST(fork_during_background) {
   run_forward(j, 8, got);
   jit_free(j);
   ck_assert_mem_eq(want, got, sizeof want);
-  emitted_free(&a);
+  jit_test_emitted_free(&a);
 }
 END_TEST
 
@@ -292,7 +282,7 @@ START_TEST(two_tiered_models) {
   ck_assert_mem_eq(want_b, got_b, sizeof want_b);
   ck_assert_mem_eq(want_b, again, sizeof want_b);
   ck_assert_int_eq(files(cache_dir, "jit", NULL, 0), 2);
-  emitted_free(&a), emitted_free(&b);
+  jit_test_emitted_free(&a), jit_test_emitted_free(&b);
 }
 END_TEST
 
