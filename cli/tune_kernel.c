@@ -83,6 +83,11 @@ bool tune_kernel_build(const DriverOptions *base, const char *source, const char
   ok = ok && driver_emit(r.module, &o, &c_text, &h_text, d) &&
        driver_loaded_open_source(l, DRIVER_BACKEND_AUTO, driver_prefix(r.module, &o), c_text,
                                  h_text, d);
+  /* time the JIT's optimized tier, never its -O0 baseline (docs/jit.md "The tiered compile") */
+  if (ok && l->jit && !jit_wait_optimized(l->jit)) {
+    diag_error(d, (SrcLoc){0}, "the micro-program of '%s' did not compile optimized", key);
+    ok = false;
+  }
   free(c_text);
   free(h_text);
   driver_result_fini(&r);
