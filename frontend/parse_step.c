@@ -29,6 +29,16 @@ static const char *parse_glob(Parser *p) {
   return buf;
 }
 
+/* One glob appended to a list of globs and their locations (*n of them so far). */
+static void parse_glob_into(Parser *p, const char ***globs, SrcLoc **locs, int *n) {
+  SrcLoc loc = parse_peek(p)->loc;
+  const char *g = parse_glob(p);
+  *globs = parse_grow(p->arena, *globs, *n, sizeof(const char *));
+  *locs = parse_grow(p->arena, *locs, *n, sizeof(SrcLoc));
+  (*globs)[*n] = g;
+  (*locs)[(*n)++] = loc;
+}
+
 /* prune_stmt = "prune" glob { "," glob } expr   (the "prune" already consumed) */
 static void parse_prune(Parser *p, StepAst *s, const Token *kw) {
   s->prunes = parse_grow(p->arena, s->prunes, s->n_prunes, sizeof(PruneAst));
@@ -36,12 +46,7 @@ static void parse_prune(Parser *p, StepAst *s, const Token *kw) {
   memset(pr, 0, sizeof *pr);
   pr->loc = kw->loc;
   do {
-    SrcLoc loc = parse_peek(p)->loc;
-    const char *g = parse_glob(p);
-    pr->globs = parse_grow(p->arena, pr->globs, pr->n_globs, sizeof(const char *));
-    pr->glob_locs = parse_grow(p->arena, pr->glob_locs, pr->n_globs, sizeof(SrcLoc));
-    pr->globs[pr->n_globs] = g;
-    pr->glob_locs[pr->n_globs++] = loc;
+    parse_glob_into(p, &pr->globs, &pr->glob_locs, &pr->n_globs);
   } while (parse_accept(p, TK_COMMA));
   if (!parse_at(p, TK_IDENT))
     parse_error_expected(p, "a pruning kind: magnitude(...), channels(...) or "
@@ -105,12 +110,7 @@ static void parse_quantize(Parser *p, StepAst *s, const Token *kw) {
   if (parse_at_word(p, "except")) {
     parse_next(p);
     do {
-      SrcLoc loc = parse_peek(p)->loc;
-      const char *g = parse_glob(p);
-      q->except = parse_grow(p->arena, q->except, q->n_except, sizeof(const char *));
-      q->except_locs = parse_grow(p->arena, q->except_locs, q->n_except, sizeof(SrcLoc));
-      q->except[q->n_except] = g;
-      q->except_locs[q->n_except++] = loc;
+      parse_glob_into(p, &q->except, &q->except_locs, &q->n_except);
     } while (parse_accept(p, TK_COMMA));
   }
   if (parse_at(p, TK_IDENT) && !parse_at_word(p, "minimize") && !parse_at_word(p, "params") &&
@@ -131,12 +131,7 @@ static void parse_step_item(Parser *p, StepAst *s) {
   } else if (parse_at_word(p, "params")) {
     parse_next(p);
     do {
-      SrcLoc loc = parse_peek(p)->loc;
-      const char *g = parse_glob(p);
-      s->globs = parse_grow(p->arena, s->globs, s->n_globs, sizeof(const char *));
-      s->glob_locs = parse_grow(p->arena, s->glob_locs, s->n_globs, sizeof(SrcLoc));
-      s->globs[s->n_globs] = g;
-      s->glob_locs[s->n_globs++] = loc;
+      parse_glob_into(p, &s->globs, &s->glob_locs, &s->n_globs);
       if (!parse_accept(p, TK_COMMA)) break;
       while (parse_at(p, TK_NEWLINE))
         parse_next(p);
